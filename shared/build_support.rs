@@ -1,0 +1,18 @@
+// Included by each image's build.rs (`include!("../shared/build_support.rs")`):
+// writes the image's linker script and passes it to the linker, for bare-metal
+// builds only, so host `cargo test` builds stay ordinary binaries.
+#[allow(dead_code)]
+fn quadrant_link(base: u64, stacks: u64) {
+    println!("cargo:rerun-if-changed=build.rs");
+    let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    if target_os != "none" {
+        return;
+    }
+    let template = include_str!("link.ld.in");
+    let script = template
+        .replace("@BASE@", &format!("{base:#x}"))
+        .replace("@STACKS@", &format!("{stacks:#x}"));
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("image.ld");
+    std::fs::write(&out, script).unwrap();
+    println!("cargo:rustc-link-arg-bins=-T{}", out.display());
+}

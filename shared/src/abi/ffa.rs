@@ -1,0 +1,109 @@
+//! FF-A (DEN0077) definitions.  Calls and descriptors come from the `arm-ffa`
+//! crate; this module adds the few constants that the crate does not name and
+//! that both the SPMC and its clients need.
+pub use arm_ffa::*;
+
+/// The FF-A version Quadrant implements: v1.2 (DEN0077 §13.2.1 encoding:
+/// bit 31 zero, major in 30:16, minor in 15:0).
+pub const QUADRANT_FFA_VERSION: u32 = 0x0001_0002;
+
+pub const fn version_major(v: u32) -> u16 {
+    ((v >> 16) & 0x7fff) as u16
+}
+pub const fn version_minor(v: u32) -> u16 {
+    (v & 0xffff) as u16
+}
+
+/// Function ids, for code paths (logging, dispatch tables) that want the raw value.
+pub mod fid {
+    pub const FFA_ERROR: u32 = 0x8400_0060;
+    pub const FFA_SUCCESS_32: u32 = 0x8400_0061;
+    pub const FFA_SUCCESS_64: u32 = 0xC400_0061;
+    pub const FFA_INTERRUPT: u32 = 0x8400_0062;
+    pub const FFA_VERSION: u32 = 0x8400_0063;
+    pub const FFA_FEATURES: u32 = 0x8400_0064;
+    pub const FFA_RX_RELEASE: u32 = 0x8400_0065;
+    pub const FFA_RXTX_MAP_32: u32 = 0x8400_0066;
+    pub const FFA_RXTX_MAP_64: u32 = 0xC400_0066;
+    pub const FFA_RXTX_UNMAP: u32 = 0x8400_0067;
+    pub const FFA_PARTITION_INFO_GET: u32 = 0x8400_0068;
+    pub const FFA_ID_GET: u32 = 0x8400_0069;
+    pub const FFA_MSG_WAIT: u32 = 0x8400_006B;
+    pub const FFA_YIELD: u32 = 0x8400_006C;
+    pub const FFA_RUN: u32 = 0x8400_006D;
+    pub const FFA_MSG_SEND_DIRECT_REQ_32: u32 = 0x8400_006F;
+    pub const FFA_MSG_SEND_DIRECT_REQ_64: u32 = 0xC400_006F;
+    pub const FFA_MSG_SEND_DIRECT_RESP_32: u32 = 0x8400_0070;
+    pub const FFA_MSG_SEND_DIRECT_RESP_64: u32 = 0xC400_0070;
+    pub const FFA_SPM_ID_GET: u32 = 0x8400_0085;
+    pub const FFA_SECONDARY_EP_REGISTER_64: u32 = 0xC400_0087;
+    pub const FFA_PARTITION_INFO_GET_REGS: u32 = 0xC400_008B;
+    pub const FFA_CONSOLE_LOG_32: u32 = 0x8400_008A;
+    pub const FFA_CONSOLE_LOG_64: u32 = 0xC400_008A;
+    pub const FFA_MSG_SEND_DIRECT_REQ2: u32 = 0xC400_008D;
+    pub const FFA_MSG_SEND_DIRECT_RESP2: u32 = 0xC400_008E;
+    pub const FFA_RX_ACQUIRE: u32 = 0x8400_0084;
+
+    /// The FF-A range: owner 4 (standard secure), function numbers 0x60..=0xFF.
+    pub const fn is_ffa(fid: u32) -> bool {
+        (fid & 0xBFFF_FF00) == 0x8400_0000 && (fid & 0xff) >= 0x60
+    }
+}
+
+/// Framework messages carried in direct requests/responses (DEN0077 §18.3):
+/// bit 31 of w2 marks a framework message, bits 7:0 its type.
+pub mod framework {
+    pub const FLAG: u64 = 1 << 31;
+    pub const TYPE_MASK: u64 = 0xff;
+    pub const PSCI_REQ: u64 = 0x0;
+    pub const VM_CREATED_REQ: u64 = 0x4;
+    pub const VM_DESTROYED_REQ: u64 = 0x6;
+    pub const VERSION_REQ: u64 = 0x8;
+    pub const VERSION_RESP: u64 = 0x9;
+
+    /// w2 of an FFA_VERSION framework request as the SPMD sends it.
+    pub const VERSION_REQ_W2: u64 = FLAG | VERSION_REQ;
+    pub const VERSION_RESP_W2: u64 = FLAG | VERSION_RESP;
+}
+
+/// Id the SPMD uses as the sender of framework messages (TF-A `SPMD_DIRECT_MSG_ENDPOINT_ID`).
+pub const SPMD_ENDPOINT_ID: u16 = 0xFFFF;
+
+/// Bit 15 of an endpoint id marks a secure endpoint (DEN0077 §2.9).
+pub const fn is_secure_endpoint(id: u16) -> bool {
+    id & 0x8000 != 0
+}
+
+/// Packs/unpacks the w1 "source/destination" field of a direct message.
+pub const fn pack_endpoints(src: u16, dst: u16) -> u64 {
+    ((src as u64) << 16) | dst as u64
+}
+pub const fn unpack_endpoints(w1: u64) -> (u16, u16) {
+    (((w1 >> 16) & 0xffff) as u16, (w1 & 0xffff) as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_round_trip() {
+        assert_eq!(unpack_endpoints(pack_endpoints(0x8001, 0x0000)), (0x8001, 0));
+        assert!(is_secure_endpoint(0x8000));
+        assert!(!is_secure_endpoint(0x0001));
+    }
+
+    #[test]
+    fn ffa_range() {
+        assert!(fid::is_ffa(fid::FFA_VERSION));
+        assert!(fid::is_ffa(fid::FFA_MSG_SEND_DIRECT_REQ_64));
+        assert!(!fid::is_ffa(0x8400_0000)); // PSCI_VERSION
+        assert!(!fid::is_ffa(0xC400_0150)); // RMI_VERSION
+    }
+
+    #[test]
+    fn version_encoding() {
+        assert_eq!(version_major(QUADRANT_FFA_VERSION), 1);
+        assert_eq!(version_minor(QUADRANT_FFA_VERSION), 2);
+    }
+}

@@ -1,0 +1,132 @@
+//! Saved state of a lower-EL execution context (an SP's vCPU, a guest vCPU, a REC).
+
+/// Registers saved and restored by the enter/exit assembly.  The layout is fixed:
+/// the offsets below are used by `exceptions.rs`.
+#[repr(C, align(16))]
+#[derive(Clone)]
+pub struct GuestRegs {
+    /// x0..x30.
+    pub x: [u64; 31],
+    /// Where the guest resumes (ELR_EL2).
+    pub elr: u64,
+    /// Its PSTATE (SPSR_EL2).
+    pub spsr: u64,
+    /// Host stack pointer while the guest runs (private to the assembly).
+    host_sp: u64,
+    /// q0..q31.
+    pub q: [u128; 32],
+    pub fpsr: u64,
+    pub fpcr: u64,
+}
+
+pub(crate) const OFF_ELR: usize = 248;
+pub(crate) const OFF_HOST_SP: usize = 264;
+pub(crate) const OFF_Q: usize = 272;
+pub(crate) const OFF_FPSR: usize = 784;
+pub(crate) const SIZE: usize = 800;
+
+const _: () = {
+    assert!(core::mem::offset_of!(GuestRegs, elr) == OFF_ELR);
+    assert!(core::mem::offset_of!(GuestRegs, host_sp) == OFF_HOST_SP);
+    assert!(core::mem::offset_of!(GuestRegs, q) == OFF_Q);
+    assert!(core::mem::offset_of!(GuestRegs, fpsr) == OFF_FPSR);
+    assert!(core::mem::size_of::<GuestRegs>() == SIZE);
+};
+
+/// SPSR for entering AArch64 EL1h with DAIF masked (DDI0487 C5.2.19).
+pub const SPSR_EL1H_DAIF_MASKED: u64 = 0x3c5;
+
+impl GuestRegs {
+    pub const fn new() -> Self {
+        Self { x: [0; 31], elr: 0, spsr: SPSR_EL1H_DAIF_MASKED, host_sp: 0, q: [0; 32], fpsr: 0, fpcr: 0 }
+    }
+
+    /// A context that starts at `entry` in EL1h with `x0 = arg0`.
+    pub const fn at_entry(entry: u64, arg0: u64) -> Self {
+        let mut r = Self::new();
+        r.elr = entry;
+        r.x[0] = arg0;
+        r
+    }
+}
+
+impl Default for GuestRegs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// EL1 system registers of a context, switched in Rust around `enter_guest`
+/// when more than one context shares a CPU.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct El1SysRegs {
+    pub sctlr: u64,
+    pub ttbr0: u64,
+    pub ttbr1: u64,
+    pub tcr: u64,
+    pub mair: u64,
+    pub amair: u64,
+    pub vbar: u64,
+    pub sp_el1: u64,
+    pub sp_el0: u64,
+    pub elr: u64,
+    pub spsr: u64,
+    pub esr: u64,
+    pub far: u64,
+    pub afsr0: u64,
+    pub afsr1: u64,
+    pub contextidr: u64,
+    pub tpidr_el1: u64,
+    pub tpidr_el0: u64,
+    pub tpidrro_el0: u64,
+    pub cpacr: u64,
+    pub par: u64,
+    pub cntkctl: u64,
+    pub csselr: u64,
+    pub mdscr: u64,
+    pub cntv_ctl: u64,
+    pub cntv_cval: u64,
+}
+
+macro_rules! sysregs {
+    ($m:ident) => {
+        $m!(sctlr, sctlr_el1); $m!(ttbr0, ttbr0_el1); $m!(ttbr1, ttbr1_el1); $m!(tcr, tcr_el1);
+        $m!(mair, mair_el1); $m!(amair, amair_el1); $m!(vbar, vbar_el1); $m!(sp_el1, sp_el1);
+        $m!(sp_el0, sp_el0); $m!(elr, elr_el1); $m!(spsr, spsr_el1); $m!(esr, esr_el1);
+        $m!(far, far_el1); $m!(afsr0, afsr0_el1); $m!(afsr1, afsr1_el1);
+        $m!(contextidr, contextidr_el1); $m!(tpidr_el1, tpidr_el1); $m!(tpidr_el0, tpidr_el0);
+        $m!(tpidrro_el0, tpidrro_el0); $m!(cpacr, cpacr_el1); $m!(par, par_el1);
+        $m!(cntkctl, cntkctl_el1); $m!(csselr, csselr_el1); $m!(mdscr, mdscr_el1);
+        $m!(cntv_ctl, cntv_ctl_el0); $m!(cntv_cval, cntv_cval_el0);
+    };
+}
+
+impl El1SysRegs {
+    /// Reset values for a fresh EL1 context: MMU off, caches off (SCTLR_EL1 RES1 bits only).
+    pub const fn reset() -> Self {
+        let mut r = Self {
+            sctlr: 0x30d0_0800, ttbr0: 0, ttbr1: 0, tcr: 0, mair: 0, amair: 0, vbar: 0, sp_el1: 0,
+            sp_el0: 0, elr: 0, spsr: 0, esr: 0, far: 0, afsr0: 0, afsr1: 0, contextidr: 0,
+            tpidr_el1: 0, tpidr_el0: 0, tpidrro_el0: 0, cpacr: 0, par: 0, cntkctl: 0, csselr: 0,
+            mdscr: 0, cntv_ctl: 0, cntv_cval: 0,
+        };
+        r.cpacr = 3 << 20; // FPEN: no FP/SIMD traps at EL1/EL0
+        r
+    }
+
+    /// Captures the current EL1 state.
+    pub fn save(&mut self) {
+        macro_rules! rd { ($f:ident, $r:ident) => { self.$f = crate::read_sysreg!($r); }; }
+        sysregs!(rd);
+    }
+
+    /// Loads this state into the EL1 registers.
+    ///
+    /// # Safety
+    /// Only while no EL1 code of another context is meant to run on this CPU.
+    pub unsafe fn restore(&self) {
+        macro_rules! wr { ($f:ident, $r:ident) => { unsafe { crate::write_sysreg!($r, self.$f) }; }; }
+        sysregs!(wr);
+        crate::arch::regs::isb();
+    }
+}

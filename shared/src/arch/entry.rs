@@ -1,0 +1,50 @@
+//! Common cold/warm entry path.  Each image's `_start` (in `.text.entry`) keeps
+//! its boot arguments in x0..x4, puts its linear CPU index in x6 and, on the
+//! one CPU that must clear `.bss`, a non-zero x7, then branches here.  We set up
+//! that CPU's stack, clear `.bss`, allow FP/SIMD at EL2, install the vectors and
+//! call `quadrant_main(x0, x1, x2, x3, x4, cpu_index)`, which never returns.
+
+use crate::percpu::MAX_CPUS;
+
+/// Stack per CPU; the linker script reserves `MAX_CPUS` of them.
+pub const STACK_SIZE: usize = 0x8000;
+/// Total stack reservation, for build scripts.
+pub const STACKS_TOTAL: usize = STACK_SIZE * MAX_CPUS;
+
+core::arch::global_asm!(
+    ".section .text.quadrant_entry, \"ax\"",
+    ".global quadrant_entry_common",
+    "quadrant_entry_common:",
+    // Refuse CPU indices we have no stack for.
+    "cmp x6, #{max_cpus}",
+    "b.hs 9f",
+    "adrp x8, __stacks_end",
+    "add x8, x8, :lo12:__stacks_end",
+    "mov x9, #{stack_size}",
+    "msub x8, x6, x9, x8",
+    "mov sp, x8",
+    "cbz x7, 2f",
+    "adrp x8, __bss_start",
+    "add x8, x8, :lo12:__bss_start",
+    "adrp x9, __bss_end",
+    "add x9, x9, :lo12:__bss_end",
+    "1: cmp x8, x9",
+    "b.hs 2f",
+    "stp xzr, xzr, [x8], #16",
+    "b 1b",
+    "2:",
+    // CPTR_EL2 (E2H=0 layout): RES1 bits 13:12, 9:0; TFP (bit 10) = 0 so EL2 and
+    // lower ELs may use FP/SIMD (Rust code does).  TZ (bit 8) stays set: no SVE.
+    "mov x8, #0x33ff",
+    "msr cptr_el2, x8",
+    "adrp x8, quadrant_el2_vectors",
+    "add x8, x8, :lo12:quadrant_el2_vectors",
+    "msr vbar_el2, x8",
+    "isb",
+    "mov x5, x6",
+    "bl quadrant_main",
+    "9: wfe",
+    "b 9b",
+    max_cpus = const MAX_CPUS,
+    stack_size = const STACK_SIZE,
+);

@@ -1,0 +1,153 @@
+//! Serial console: a PL011 driver (transmit side) and the `log` backend every
+//! image uses.  Lines look like `[spmc] message` so that tests can tell the
+//! worlds apart on the one shared UART.
+
+use core::fmt::{self, Write};
+use spin::Mutex;
+
+/// Anything that can take bytes of console output.
+pub trait ConsoleOut: Send {
+    fn put_byte(&mut self, byte: u8);
+}
+
+/// The transmit half of an Arm PL011 UART (DDI0183).
+pub struct Pl011 {
+    base: usize,
+}
+
+/// Data register (DDI0183 §3.3.1) and flag register with TXFF (§3.3.3).
+const UARTDR: usize = 0x000;
+const UARTFR: usize = 0x018;
+const UARTFR_TXFF: u32 = 1 << 5;
+
+impl Pl011 {
+    /// # Safety
+    /// `base` must be the address of a PL011's registers, mapped as device memory (or
+    /// accessed with the MMU off) for as long as this value is used.
+    pub const unsafe fn new(base: usize) -> Self {
+        Self { base }
+    }
+
+    pub fn base(&self) -> usize {
+        self.base
+    }
+}
+
+impl ConsoleOut for Pl011 {
+    fn put_byte(&mut self, byte: u8) {
+        // SAFETY: `new`'s contract says `base` points at PL011 registers.
+        unsafe {
+            let fr = (self.base + UARTFR) as *const u32;
+            while core::ptr::read_volatile(fr) & UARTFR_TXFF != 0 {
+                core::hint::spin_loop();
+            }
+            core::ptr::write_volatile((self.base + UARTDR) as *mut u32, byte as u32);
+        }
+    }
+}
+
+/// Adapter so `core::fmt` can drive any `ConsoleOut`, turning `\n` into `\r\n`.
+pub struct Writer<'a, C: ConsoleOut + ?Sized>(pub &'a mut C);
+
+impl<C: ConsoleOut + ?Sized> Write for Writer<'_, C> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for b in s.bytes() {
+            if b == b'\n' {
+                self.0.put_byte(b'\r');
+            }
+            self.0.put_byte(b);
+        }
+        Ok(())
+    }
+}
+
+struct Console {
+    out: Option<Pl011>,
+    prefix: &'static str,
+}
+
+static CONSOLE: Mutex<Console> = Mutex::new(Console { out: None, prefix: "" });
+
+struct Logger;
+static LOGGER: Logger = Logger;
+
+impl log::Log for Logger {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record) {
+        let mut console = CONSOLE.lock();
+        let prefix = console.prefix;
+        if let Some(out) = console.out.as_mut() {
+            let mut w = Writer(out);
+            let _ = match record.level() {
+                log::Level::Info => writeln!(w, "[{}] {}", prefix, record.args()),
+                level => writeln!(w, "[{}] {}: {}", prefix, level, record.args()),
+            };
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Installs `out` as the console and the `log` backend.  `prefix` names the
+/// image on every line.  Calling it again only replaces the output.
+pub fn init(out: Pl011, prefix: &'static str, level: log::LevelFilter) {
+    {
+        let mut console = CONSOLE.lock();
+        console.out = Some(out);
+        console.prefix = prefix;
+    }
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(level);
+}
+
+/// Writes pre-formatted text straight to the console (used for lines that a
+/// test parses verbatim, and for messages relayed from other endpoints).
+pub fn write_fmt(args: fmt::Arguments) {
+    let mut console = CONSOLE.lock();
+    if let Some(out) = console.out.as_mut() {
+        let _ = Writer(out).write_fmt(args);
+    }
+}
+
+/// Last words: prints a panic message even if the console lock is held by the
+/// code that panicked (we never return from a panic, so breaking the lock is safe).
+pub fn panic_print(info: &core::panic::PanicInfo) {
+    // SAFETY: called only on the panic path, after which this CPU never runs
+    // normal code again; another CPU holding the lock may interleave output, which
+    // is acceptable for a fatal message.
+    unsafe { CONSOLE.force_unlock() };
+    let mut console = CONSOLE.lock();
+    let prefix = console.prefix;
+    if let Some(out) = console.out.as_mut() {
+        let _ = writeln!(Writer(out), "[{}] PANIC: {}", prefix, info);
+    }
+}
+
+#[macro_export]
+macro_rules! println {
+    ($($arg:tt)*) => {
+        $crate::console::write_fmt(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Buf(Vec<u8>);
+    impl ConsoleOut for Buf {
+        fn put_byte(&mut self, b: u8) {
+            self.0.push(b);
+        }
+    }
+
+    #[test]
+    fn writer_expands_newlines() {
+        let mut b = Buf(Vec::new());
+        write!(Writer(&mut b), "a\nb").unwrap();
+        assert_eq!(b.0, b"a\r\nb");
+    }
+}

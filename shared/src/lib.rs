@@ -1,0 +1,18 @@
+//! Quadrant's floor: everything the three products (ns-hyp, spmc, rmm) and the
+//! payloads they run share below the level of product logic.
+//!
+//! Hardware-touching code lives under [`arch`] and compiles only for
+//! `target_os = "none"`; every other module is plain logic that `cargo test`
+//! runs on the host.
+#![cfg_attr(not(test), no_std)]
+
+pub mod abi;
+#[cfg(target_os = "none")]
+pub mod arch;
+pub mod console;
+pub mod fdt;
+pub mod mm;
+pub mod percpu;
+pub mod smccc;
+
+pub use spin;
