@@ -33,7 +33,12 @@ _start:
 	print_reg " x3=", x22
 	mrs	x23, CurrentEL
 	print_reg " CurrentEL=", x23
-	print_str "\r\n"
+	/* x0 = DTB (0x40000000) when built with ARM_LINUX_KERNEL_AS_BL33=1 */
+	cbz	x19, 1f
+	ldr	w23, [x19]
+	rev	w23, w23
+	print_reg " [x0]=", x23
+1:	print_str "\r\n"
 
 	/* FFA_VERSION(1.2) */
 	mov32	x0, FFA_VERSION

@@ -28,9 +28,14 @@ _start:
 	print_reg " x2=", x21
 	print_reg " x3=", x22
 	cbz	x22, 1f
-	/* boot manifest: version (u32) at +0, console base at +80 (v0.3) */
+	/* boot manifest v0.3: version u32 @0, dram bank[0] base/size @64/@72,
+	 * console[0] base @80 */
 	ldr	w23, [x22]
 	print_reg " manifest.version=", x23
+	ldr	x23, [x22, #64]
+	print_reg " dram0.base=", x23
+	ldr	x23, [x22, #72]
+	print_reg " dram0.size=", x23
 	ldr	x23, [x22, #80]
 	print_reg " console.base=", x23
 1:	print_str "\r\n"

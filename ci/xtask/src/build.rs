@@ -1,0 +1,166 @@
+//! `cargo xtask build`: the Rust images as raw binaries, then TF-A around them
+//! (our patches and flags, from tfa-integration/), the FIP and the QEMU bios.
+
+use crate::setup::Paths;
+use crate::util::{self, Result, run, run_logged};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Bare-metal images: (cargo package, output binary name).
+pub const IMAGES: &[(&str, &str)] = &[("ns-hyp", "ns-hyp"), ("spmc", "spmc"), ("rmm", "rmm"), ("echo", "echo")];
+
+pub struct Outputs {
+    pub images: PathBuf,
+    pub bios: PathBuf,
+}
+
+pub fn images_dir() -> PathBuf {
+    util::out_dir().join("images")
+}
+
+pub fn build(p: &Paths) -> Result<Outputs> {
+    build_images()?;
+    let bios = build_tfa(p)?;
+    Ok(Outputs { images: images_dir(), bios })
+}
+
+pub fn build_images() -> Result {
+    let root = util::repo_root();
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(&root).args(["build", "--release", "--target", "aarch64-unknown-none"]);
+    for (pkg, _) in IMAGES {
+        cmd.args(["-p", pkg]);
+    }
+    run(&mut cmd)?;
+    let dir = images_dir();
+    util::mkdirs(&dir)?;
+    for (_, bin) in IMAGES {
+        let elf = root.join("target/aarch64-unknown-none/release").join(bin);
+        run(Command::new("aarch64-linux-gnu-objcopy").arg("-O").arg("binary").arg(&elf).arg(dir.join(format!("{bin}.bin"))))?;
+    }
+    Ok(())
+}
+
+/// Hash of our patches, to know when the patched tree must be redone.
+fn patches_stamp(patches: &[PathBuf]) -> Result<String> {
+    // FNV-1a over names and contents: only change detection, no security role.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for p in patches {
+        let data = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        for b in p.file_name().unwrap().as_encoded_bytes().iter().chain(data.iter()) {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+    }
+    Ok(format!("{h:016x}"))
+}
+
+/// A copy of Debian's TF-A tree with our patches applied, redone when they change.
+fn patched_tree(p: &Paths) -> Result<PathBuf> {
+    let integ = util::repo_root().join("tfa-integration");
+    let mut patches: Vec<PathBuf> = std::fs::read_dir(integ.join("patches"))
+        .map_err(|e| format!("tfa-integration/patches: {e}"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "patch"))
+        .collect();
+    patches.sort();
+    let stamp = patches_stamp(&patches)?;
+    let tree = util::out_dir().join("tfa-src");
+    let marker = tree.join(".quadrant-patches");
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(stamp.as_str()) {
+        return Ok(tree);
+    }
+    let _ = std::fs::remove_dir_all(&tree);
+    util::mkdirs(tree.parent().unwrap())?;
+    run(Command::new("cp").arg("-a").arg(&p.tfa_src).arg(&tree))?;
+    for patch in &patches {
+        let f = std::fs::File::open(patch).map_err(|e| format!("{}: {e}", patch.display()))?;
+        run(Command::new("patch").args(["-p1", "-s", "-d"]).arg(&tree).stdin(f))?;
+    }
+    // Stale objects from an earlier patch set must not survive.
+    let _ = std::fs::remove_dir_all(util::out_dir().join("tfa-build"));
+    util::write_atomic(&marker, stamp.as_bytes())?;
+    Ok(tree)
+}
+
+/// Stages sp_layout.json with the partition manifests and SP images beside it
+/// (sptool resolves their paths relative to the json file).
+fn stage_sps() -> Result<PathBuf> {
+    let integ = util::repo_root().join("tfa-integration");
+    let dir = util::out_dir().join("sp");
+    util::mkdirs(&dir)?;
+    copy(&integ.join("sp_layout.json"), &dir.join("sp_layout.json"))?;
+    for entry in std::fs::read_dir(integ.join("sp")).map_err(|e| format!("tfa-integration/sp: {e}"))? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.extension().is_some_and(|x| x == "dts") {
+            copy(&path, &dir.join(path.file_name().unwrap()))?;
+        }
+    }
+    copy(&images_dir().join("echo.bin"), &dir.join("echo.bin"))?;
+    Ok(dir)
+}
+
+/// Copies only when the content differs: TF-A's make regenerates `sp_gen.mk` (on
+/// which every object depends) whenever `sp_layout.json` is newer than it, so a
+/// needless copy would turn every build into a full rebuild.
+fn copy(from: &Path, to: &Path) -> Result {
+    let data = std::fs::read(from).map_err(|e| format!("reading {}: {e}", from.display()))?;
+    if std::fs::read(to).ok().as_deref() == Some(data.as_slice()) {
+        return Ok(());
+    }
+    std::fs::write(to, data).map_err(|e| format!("writing {}: {e}", to.display()))
+}
+
+/// TF-A with SPMD (SPMC at S-EL2) and RMMD, our three images and the echo SP.
+/// Returns the QEMU bios (bl1.bin with fip.bin at 256 KiB).
+pub fn build_tfa(p: &Paths) -> Result<PathBuf> {
+    let tree = patched_tree(p)?;
+    let integ = util::repo_root().join("tfa-integration");
+    let sp = stage_sps()?;
+    let imgs = images_dir();
+    let build_base = util::out_dir().join("tfa-build");
+    let plat = build_base.join("qemu").join("release");
+    let arg = |k: &str, v: &Path| format!("{k}={}", v.display());
+    let mut cmd = Command::new("make");
+    cmd.arg("-C").arg(&tree).arg(format!("-j{}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)));
+    cmd.args([
+        "CROSS_COMPILE=aarch64-linux-gnu-",
+        "PLAT=qemu",
+        // The default GICv2 driver asserts on QEMU's GICv3 machine.
+        "QEMU_USE_GIC_DRIVER=QEMU_GICV3",
+        // Realm world: the RMMD at EL3 and our RMM at R-EL2.
+        "ENABLE_RME=1",
+        // The SPMD at EL3 with the SPMC (ours) at S-EL2.
+        "SPD=spmd",
+        "SPMD_SPM_AT_SEL2=1",
+        // BL2 passes the DTB in x0 to BL33, as Linux's boot protocol wants.
+        "ARM_LINUX_KERNEL_AS_BL33=1",
+        // Release build, NOTICE-level logs: TF-A's banners, not its chatter.
+        "DEBUG=0",
+        "LOG_LEVEL=20",
+    ]);
+    cmd.arg(arg("BL32", &imgs.join("spmc.bin")));
+    cmd.arg(arg("RMM", &imgs.join("rmm.bin")));
+    cmd.arg(arg("BL33", &imgs.join("ns-hyp.bin")));
+    cmd.arg(arg("QEMU_TOS_FW_CONFIG_DTS", &integ.join("spmc_manifest.dts")));
+    cmd.arg(arg("QEMU_TB_FW_CONFIG_DTS", &integ.join("tb_fw_config.dts")));
+    cmd.arg(arg("SP_LAYOUT_FILE", &sp.join("sp_layout.json")));
+    cmd.arg(arg("ARM_BL2_SP_LIST_DTS", &plat.join("sp_list_fragment.dts")));
+    cmd.arg(arg("BUILD_BASE", &build_base));
+    cmd.args(["all", "fip"]);
+    // TF-A's make does not notice changed flags: start from an empty build
+    // directory whenever the command line differs from the last build's.
+    let flags = util::show(&cmd);
+    let flags_marker = build_base.join(".quadrant-flags");
+    if std::fs::read_to_string(&flags_marker).ok().as_deref() != Some(flags.as_str()) {
+        let _ = std::fs::remove_dir_all(&build_base);
+    }
+    util::mkdirs(&build_base)?;
+    run_logged(&mut cmd, &util::out_dir().join("tfa-make.log"))?;
+    util::write_atomic(&flags_marker, flags.as_bytes())?;
+    let bios = plat.join("qemu_fw.bios");
+    if !bios.exists() {
+        return Err(format!("TF-A build produced no {}", bios.display()));
+    }
+    Ok(bios)
+}

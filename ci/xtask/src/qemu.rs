@@ -1,0 +1,132 @@
+//! QEMU command lines (design notes §2) and a runner that captures the serial
+//! console with a timeout.
+
+use crate::util::{self, Result};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How the machine boots.
+#[derive(Clone, Debug)]
+pub enum Boot {
+    /// All four worlds: TF-A's bl1+fip as the bios; `dtb` replaces QEMU's own DTB.
+    Tfa { bios: PathBuf, dtb: Option<PathBuf> },
+    /// ns-hyp alone, loaded like a Linux Image with `-kernel`; `append` goes to /chosen/bootargs.
+    NoTfa { kernel: PathBuf, append: Option<String> },
+}
+
+pub const SMP: u32 = 4;
+pub const MEM: &str = "2G";
+
+fn machine(boot: &Boot) -> Vec<String> {
+    let m = match boot {
+        Boot::Tfa { .. } => "virt,secure=on,virtualization=on,gic-version=3",
+        Boot::NoTfa { .. } => "virt,virtualization=on,gic-version=3",
+    };
+    let cpu = match boot {
+        // x-rme=on: FEAT_RME, which TF-A's ENABLE_RME build requires.
+        Boot::Tfa { .. } => "max,x-rme=on",
+        Boot::NoTfa { .. } => "max",
+    };
+    vec!["-machine".into(), m.into(), "-cpu".into(), cpu.into(), "-smp".into(), SMP.to_string(), "-m".into(), MEM.into()]
+}
+
+/// The full argument list (without the console options).
+pub fn args(boot: &Boot) -> Vec<String> {
+    let mut a = machine(boot);
+    match boot {
+        Boot::Tfa { bios, dtb } => {
+            a.extend(["-bios".into(), bios.display().to_string()]);
+            if let Some(d) = dtb {
+                a.extend(["-dtb".into(), d.display().to_string()]);
+            }
+            // SYSTEM_OFF: TF-A's qemu platform pulls the secure PL061 GPIO line that
+            // QEMU's virt machine wires to power-off, so QEMU exits with status 0.
+        }
+        Boot::NoTfa { kernel, append } => {
+            a.extend(["-kernel".into(), kernel.display().to_string()]);
+            if let Some(s) = append {
+                a.extend(["-append".into(), s.clone()]);
+            }
+        }
+    }
+    a
+}
+
+/// Interactive run: serial (and QEMU's monitor, Ctrl-A c) on this terminal.
+pub fn run_interactive(boot: &Boot, gdb: bool) -> Result {
+    let mut cmd = Command::new("qemu-system-aarch64");
+    cmd.args(args(boot)).arg("-nographic");
+    if gdb {
+        eprintln!("xtask: QEMU waits for gdb on tcp::1234 (gdb-multiarch -ex 'target remote :1234')");
+        cmd.args(["-s", "-S"]);
+    }
+    eprintln!("xtask: $ {}", util::show(&cmd));
+    let status = cmd.status().map_err(|e| format!("cannot start QEMU: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("QEMU exited with {status}")) }
+}
+
+/// What a captured run printed and how it ended.
+pub struct Capture {
+    pub output: String,
+    /// QEMU's exit code; `None` if it was killed at the timeout.
+    pub exit: Option<i32>,
+    pub elapsed: Duration,
+}
+
+/// Boots, captures serial output until QEMU exits or `timeout` passes.
+pub fn capture(boot: &Boot, timeout: Duration, log: &Path) -> Result<Capture> {
+    let mut cmd = Command::new("qemu-system-aarch64");
+    cmd.args(args(boot)).args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start QEMU: {e}"))?;
+    let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let mut readers = Vec::new();
+    for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>)]
+        .into_iter()
+        .flatten()
+    {
+        let buf = buf.clone();
+        readers.push(std::thread::spawn(move || {
+            let mut stream = stream;
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = stream.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                buf.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        }));
+    }
+    let exit = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status.code();
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for r in readers {
+        let _ = r.join();
+    }
+    let raw = buf.lock().unwrap().clone();
+    let _ = std::fs::write(log, &raw);
+    let output = String::from_utf8_lossy(&raw).replace('\r', "");
+    Ok(Capture { output, exit, elapsed: start.elapsed() })
+}
+
+/// QEMU's own DTB for the four-world machine with `/chosen/bootargs` set, for
+/// passing options to ns-hyp under TF-A (QEMU ignores `-append` with `-bios`).
+pub fn dtb_with_bootargs(bios: &Path, bootargs: &str, out: &Path) -> Result {
+    let boot = Boot::Tfa { bios: bios.to_path_buf(), dtb: None };
+    let mut a = machine(&boot);
+    a[1] = format!("{},dumpdtb={}", a[1], out.display());
+    util::run(Command::new("qemu-system-aarch64").args(&a).args(["-display", "none"]))?;
+    util::run(Command::new("fdtput").args(["-t", "s"]).arg(out).args(["/chosen", "bootargs", bootargs]))
+}
