@@ -122,7 +122,12 @@ pub fn panic_print(info: &core::panic::PanicInfo) {
     let mut console = CONSOLE.lock();
     let prefix = console.prefix;
     if let Some(out) = console.out.as_mut() {
-        let _ = writeln!(Writer(out), "[{}] PANIC: {}", prefix, info);
+        // One line, so it carries the prefix (PanicInfo's Display puts the
+        // message on a second, unprefixed line).
+        let _ = match info.location() {
+            Some(l) => writeln!(Writer(out), "[{}] PANIC: {} (at {}:{})", prefix, info.message(), l.file(), l.line()),
+            None => writeln!(Writer(out), "[{}] PANIC: {}", prefix, info.message()),
+        };
     }
 }
 

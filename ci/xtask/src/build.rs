@@ -133,6 +133,9 @@ pub fn build_tfa(p: &Paths) -> Result<PathBuf> {
         // The SPMD at EL3 with the SPMC (ours) at S-EL2.
         "SPD=spmd",
         "SPMD_SPM_AT_SEL2=1",
+        // Without it TF-A traps FP/SIMD from the Secure world (CPTR_EL3.TFP) on
+        // -cpu max, and Rust code at S-EL2/S-EL1 uses SIMD registers.
+        "ENABLE_SVE_FOR_SWD=1",
         // BL2 passes the DTB in x0 to BL33, as Linux's boot protocol wants.
         "ARM_LINUX_KERNEL_AS_BL33=1",
         // Release build, NOTICE-level logs: TF-A's banners, not its chatter.

@@ -1,7 +1,10 @@
 //! Entry (with an arm64 Linux Image header so QEMU's `-kernel` and bootloaders
 //! load us like a kernel), panic handler, and the EL2 exception hook.
 
-use shared::arch::ExceptionFrame;
+pub mod mailbox;
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use shared::arch::{ExceptionFrame, ExceptionKind};
 
 core::arch::global_asm!(
     ".section .text.entry, \"ax\"",
@@ -27,16 +30,50 @@ core::arch::global_asm!(
     "b quadrant_entry_common",
 );
 
-
 #[unsafe(no_mangle)]
 extern "C" fn quadrant_main(x0: u64, _x1: u64, _x2: u64, _x3: u64, _x4: u64, cpu: u64) -> ! {
-    crate::hyp_main(x0, cpu)
+    crate::hyp::hyp_main(x0, cpu)
+}
+
+/// How many `smc`s the trap completed as NOT_SUPPORTED (`--no-tfa`).
+static SMC_TRAPS: AtomicU64 = AtomicU64::new(0);
+
+pub fn smc_traps() -> u64 {
+    SMC_TRAPS.load(Ordering::Relaxed)
+}
+
+/// Whether `addr` is a 4-byte aligned address inside our own code.
+fn in_text(addr: u64) -> bool {
+    let (start, text_end, _, _) = shared::arch::image::layout();
+    addr.is_multiple_of(4) && addr >= start as u64 && addr + 4 <= text_end as u64
 }
 
 #[unsafe(no_mangle)]
 extern "C" fn quadrant_el2_exception(frame: &mut ExceptionFrame, vector: u64) {
     let esr = shared::read_sysreg!(esr_el2);
-    panic!("unexpected EL2 exception: vector {vector} esr {esr:#x} elr {:#x} far {:#x}", frame.elr, shared::read_sysreg!(far_el2));
+    if ExceptionKind::from_vector(vector).0 == ExceptionKind::Sync {
+        let insn = if in_text(frame.elr) {
+            // SAFETY: ELR is 4-byte aligned and inside our text, which is mapped
+            // (and readable) both with the MMU off and on.
+            Some(unsafe { core::ptr::read_volatile(frame.elr as *const u32) })
+        } else {
+            None
+        };
+        if crate::trap::classify_sync(esr, insn) == crate::trap::TrapAction::CompleteSmcNotSupported {
+            frame.x[0] = shared::abi::smccc_id::NOT_SUPPORTED;
+            frame.elr += 4;
+            SMC_TRAPS.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    }
+    // The panic path prints even if the console lock is held by the code we interrupted.
+    panic!(
+        "unexpected EL2 exception: vector {} esr {:#x} elr {:#x} far {:#x}",
+        vector,
+        esr,
+        frame.elr,
+        shared::read_sysreg!(far_el2)
+    );
 }
 
 #[panic_handler]

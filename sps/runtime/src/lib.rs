@@ -1,1 +1,17 @@
+//! sp-runtime: a small runtime for S-EL1 secure partitions run by Quadrant's
+//! spmc (or Hafnium): entry and stack, an identity Stage-1 MMU, exception
+//! vectors, a panic handler, FF-A calls through `smc` (trapped to the SPMC by
+//! HCR_EL2.TSC), console output through FFA_CONSOLE_LOG, and the
+//! `FFA_MSG_WAIT` → direct request → handler → direct response loop.
+//!
+//! An SP crate defines `#[unsafe(no_mangle)] extern "C" fn sp_main() -> !` and
+//! links at its manifest's load-address + entrypoint-offset (see sps/echo/build.rs).
 #![cfg_attr(not(test), no_std)]
+
+pub mod console;
+pub mod ffa;
+
+#[cfg(target_os = "none")]
+mod entry;
+
+pub use ffa::{DirectRequest, run};

@@ -1,0 +1,106 @@
+//! The boot CPU's path on the target: console, DTB, MMU, firmware detection,
+//! then the probes or the bench, then PSCI SYSTEM_OFF.
+
+use crate::arch::mailbox::StaticMailbox;
+use crate::boot;
+use crate::firmware::Firmware;
+use crate::report::Console;
+use shared::mm::{self, FramePool, MemKind, PageArea, PAGE_SIZE};
+use shared::smccc::Smc;
+
+/// QEMU virt's PL011 (also what TF-A and the other worlds print on).
+const UART_BASE: usize = 0x0900_0000;
+
+/// Looks for a DTB at x0, then at the fallback address; returns (address, totalsize).
+/// Runs with the MMU off, so any RAM address can be read.
+fn find_dtb(x0: u64) -> Option<(usize, usize)> {
+    for addr in boot::dtb_candidates(x0).into_iter().flatten() {
+        // SAFETY: `dtb_candidates` only returns 8-byte aligned addresses inside
+        // QEMU virt's RAM, readable with the MMU off; nothing else runs yet.
+        let header = unsafe { core::ptr::read_volatile(addr as *const [u8; 8]) };
+        match shared::fdt::total_size(&header) {
+            Some(size) if (40..=boot::DTB_MAX_SIZE).contains(&size) => return Some((addr as usize, size)),
+            _ => {}
+        }
+    }
+    None
+}
+
+pub fn hyp_main(x0: u64, cpu: u64) -> ! {
+    static TABLE_MEM: PageArea<64> = PageArea::new();
+    static POOL: spin::Once<spin::Mutex<FramePool>> = spin::Once::new();
+    static MAP: spin::Once<spin::Mutex<mm::El2Map>> = spin::Once::new();
+
+    // SAFETY: 0x09000000 is QEMU virt's PL011; the MMU is off, so it is device
+    // memory, and it is mapped as Device below before the MMU goes on.
+    shared::console::init(unsafe { shared::console::Pl011::new(UART_BASE) }, "ns-hyp", log::LevelFilter::Info);
+    log::info!("NS-EL2 up on cpu {}, x0 {:#x}", cpu, x0);
+    let dtb = find_dtb(x0);
+
+    let pool = POOL.call_once(|| {
+        let (s, e) = TABLE_MEM.range();
+        // SAFETY: the area is ours alone and handed to the pool once.
+        spin::Mutex::new(unsafe { FramePool::new(s, e) })
+    });
+    let mut dtb_mapped = None;
+    let map = MAP.call_once(|| {
+        let mut t = mm::new_table(pool, mm::El2);
+        // The image includes .bss, and so our RX/TX buffers.
+        shared::arch::image::map_self(&mut t).expect("map image");
+        mm::map(&mut t, UART_BASE, UART_BASE, PAGE_SIZE, mm::el2_attributes(MemKind::Device, false)).expect("map UART");
+        if let Some((addr, size)) = dtb {
+            let start = addr & !(PAGE_SIZE - 1);
+            let end = (addr + size).next_multiple_of(PAGE_SIZE);
+            match mm::map(&mut t, start, start, end - start, mm::el2_attributes(MemKind::ReadOnly, false)) {
+                Ok(()) => dtb_mapped = Some((addr, size)),
+                Err(e) => log::warn!("cannot map the DTB at {:#x}: {:?}", addr, e),
+            }
+        }
+        spin::Mutex::new(t)
+    });
+    // SAFETY: the table identity-maps the image (code, data, stacks, RX/TX
+    // buffers), the UART and the DTB, and lives in a static.
+    unsafe { shared::arch::mmu::enable_el2(&map.lock()) };
+    log::info!("MMU on");
+
+    let mut cfg = boot::BootConfig::default();
+    match dtb_mapped {
+        Some((addr, size)) => {
+            // SAFETY: [addr, addr + size) was mapped read-only just above and
+            // nothing writes the DTB.
+            let blob = unsafe { core::slice::from_raw_parts(addr as *const u8, size) };
+            match boot::read_config(blob) {
+                Ok(c) => {
+                    cfg = c;
+                    log::info!("dtb at {:#x} ({} bytes), bootargs \"{}\"", addr, size, cfg.bootargs);
+                    for (base, len) in &cfg.banks[..cfg.nbanks] {
+                        log::info!("memory {:#x}-{:#x}", base, base + len);
+                    }
+                }
+                Err(e) => log::warn!("DTB at {:#x} is malformed ({:?}): default settings", addr, e),
+            }
+        }
+        None => log::warn!("no DTB found (x0 {:#x}, fallback {:#x}): default settings", x0, boot::DTB_FALLBACK),
+    }
+
+    let firmware = Firmware::detect(&Smc);
+    log::info!("firmware: {}", firmware.describe());
+
+    let mut out = Console;
+    if cfg.bench {
+        log::info!("mode: bench");
+        let counter = shared::arch::timer::cntvct;
+        crate::bench::run(&Smc, &mut out, firmware, &counter, shared::arch::timer::cntfrq());
+    } else {
+        log::info!("mode: probes");
+        let mailbox = StaticMailbox::get();
+        crate::probe::Prober::new(&Smc, mailbox, &mut out, firmware).run_all();
+    }
+    let traps = crate::arch::smc_traps();
+    if traps != 0 {
+        log::info!("{} smc(s) completed as NOT_SUPPORTED by the EL2 trap", traps);
+    }
+    let r = shared::smccc::smc(shared::abi::psci::PSCI_SYSTEM_OFF, &[]);
+    log::error!("SYSTEM_OFF returned {:#x}", r[0]);
+    shared::arch::halt()
+}

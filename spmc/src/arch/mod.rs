@@ -1,0 +1,287 @@
+//! Target-only half of the SPMC: entry points, the EL2 MMU, Stage-2 for SPs,
+//! running an SP's execution context at S-EL1, and the main loop with the SPMD.
+
+mod platform;
+
+use crate::ffa::{Partition, Regs, SpMemory, Spmc};
+use crate::manifest::SpmcManifest;
+use crate::partition::{PartitionManifest, SpPackage};
+use platform::HwPlatform;
+use shared::abi::ffa::{FfaError, fid};
+use shared::arch::ExceptionFrame;
+use shared::mm::{self, FramePool, MemKind, PageArea};
+
+/// Size of each SP's package region: sptool's default package size
+/// (`sp_layout.json` "size", 1 MiB).  The SP's image, data, stack and RX/TX
+/// buffers all live inside it; Stage-2 maps exactly this range.
+pub const SP_REGION_SIZE: u64 = 0x10_0000;
+/// The SPMC manifest must fit in 4 KiB (TF-A secure-partition-manager.rst).
+const MANIFEST_MAX: usize = 0x1000;
+const UART: usize = 0x0900_0000;
+
+core::arch::global_asm!(
+    ".section .text.entry, \"ax\"",
+    ".global _start",
+    "_start:",
+    // Cold boot from the SPMD: x0 = manifest, x4 = linear core id.
+    // x1 = 1 tells quadrant_main this is the cold (primary) path.
+    "mov x6, x4",
+    "mov x7, #1",
+    "mov x1, #1",
+    "b quadrant_entry_common",
+    ".global spmc_secondary_entry",
+    "spmc_secondary_entry:",
+    // Registered with FFA_SECONDARY_EP_REGISTER: x4 = core id; never clear .bss.
+    "mov x6, x4",
+    "mov x7, #0",
+    "mov x1, #0",
+    "b quadrant_entry_common",
+);
+
+unsafe extern "C" {
+    fn spmc_secondary_entry();
+}
+
+static TABLE_MEM: PageArea<96> = PageArea::new();
+static POOL: spin::Once<spin::Mutex<FramePool>> = spin::Once::new();
+static MAP: spin::Once<spin::Mutex<mm::El2Map>> = spin::Once::new();
+static SPMC: spin::Once<spin::Mutex<Spmc>> = spin::Once::new();
+static PLATFORM: spin::Once<spin::Mutex<HwPlatform>> = spin::Once::new();
+
+fn pool() -> &'static spin::Mutex<FramePool> {
+    POOL.call_once(|| {
+        let (s, e) = TABLE_MEM.range();
+        // SAFETY: the area is ours alone and handed to the pool once.
+        spin::Mutex::new(unsafe { FramePool::new(s, e) })
+    })
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn quadrant_main(x0: u64, cold: u64, _x2: u64, _x3: u64, x4: u64, cpu: u64) -> ! {
+    if cold != 0 {
+        // SAFETY: QEMU virt's PL011; MMU off, so device memory.
+        shared::console::init(unsafe { shared::console::Pl011::new(UART) }, "spmc", log::LevelFilter::Info);
+        let answer = match cold_boot(x0 as usize) {
+            Ok(()) => {
+                log::info!("init done, FFA_MSG_WAIT to SPMD");
+                msg_wait()
+            }
+            Err(e) => {
+                log::error!("init failed: {}", e);
+                // DEN0077 / TF-A SPMD: FFA_ERROR at init = SPMC failed to initialise.
+                crate::ffa::error(FfaError::InvalidParameters)
+            }
+        };
+        main_loop(cpu as usize, answer)
+    } else {
+        secondary_boot(cpu, x4);
+        main_loop(cpu as usize, msg_wait())
+    }
+}
+
+fn msg_wait() -> Regs {
+    let mut r = [0; 18];
+    r[0] = fid::FFA_MSG_WAIT as u64;
+    r
+}
+
+fn cold_boot(manifest_addr: usize) -> Result<(), &'static str> {
+    // Copy the manifest out first: it is read with the MMU off, never again.
+    if manifest_addr == 0 || manifest_addr % 8 != 0 {
+        return Err("no manifest in x0");
+    }
+    // SAFETY: the SPMD hands us a manifest page at x0 (at most 4 KiB), readable Secure memory.
+    let page = unsafe { core::slice::from_raw_parts(manifest_addr as *const u8, MANIFEST_MAX) };
+    let size = shared::fdt::total_size(page).ok_or("manifest is not a DTB")?;
+    if size > MANIFEST_MAX {
+        return Err("manifest larger than 4 KiB");
+    }
+    let m = match SpmcManifest::parse(&page[..size]) {
+        Ok(m) => m,
+        Err(e) => {
+            log::error!("SPMC manifest: {}", e);
+            return Err("bad SPMC manifest");
+        }
+    };
+    log::info!(
+        "manifest: spmc_id {:#06x}, FF-A v{}.{}, {} partition(s)",
+        m.spmc_id, m.maj_ver, m.min_ver, m.sps().len()
+    );
+
+    // EL2 Stage-1: the image, the UART, every SP package region (Secure).
+    let map = MAP.call_once(|| spin::Mutex::new(mm::new_table(pool(), mm::El2)));
+    {
+        let mut t = map.lock();
+        shared::arch::image::map_self(&mut t).map_err(|_| "map image")?;
+        mm::map(&mut t, UART, UART, 0x1000, mm::el2_attributes(MemKind::Device, false)).map_err(|_| "map uart")?;
+        for sp in m.sps() {
+            mm::map(&mut t, sp.load_address as usize, sp.load_address as usize, SP_REGION_SIZE as usize, mm::el2_attributes(MemKind::ReadWrite, false))
+                .map_err(|_| "map SP region")?;
+        }
+        // SAFETY: the table maps the image, stacks, UART and everything touched later; it lives in a static.
+        unsafe { shared::arch::mmu::enable_el2(&t) };
+    }
+
+    let mut spmc = Spmc::new(m.spmc_id, m.ns_memory);
+    let mut hw = HwPlatform::new(pool());
+    for sp in m.sps() {
+        match load_partition(sp.load_address, sp.debug_name.as_str(), &m) {
+            Ok((pm, entry)) => {
+                let mem = SpMemory { base: sp.load_address, size: SP_REGION_SIZE };
+                let idx = spmc.add_partition(Partition::new(pm, mem))?;
+                hw.add_vcpu(idx, entry, mem).map_err(|_| "SP Stage-2")?;
+            }
+            // A bad SP package is skipped, not fatal: the others still run.
+            Err(e) => log::error!("SP {} at {:#x}: {}", sp.debug_name, sp.load_address, e),
+        }
+    }
+    platform::setup_cpu_virt(hw.ns_root());
+    let plat = PLATFORM.call_once(|| spin::Mutex::new(hw));
+
+    // Secondary cores enter at our secondary entry (DEN0077 §18.2 FFA_SECONDARY_EP_REGISTER).
+    let r = shared::smccc::smc(fid::FFA_SECONDARY_EP_REGISTER_64, &[spmc_secondary_entry as *const () as u64]);
+    if r[0] != fid::FFA_SUCCESS_64 as u64 && r[0] != fid::FFA_SUCCESS_32 as u64 {
+        log::warn!("FFA_SECONDARY_EP_REGISTER failed: {:#x} {:#x}", r[0], r[2]);
+    }
+
+    let spmc = SPMC.call_once(|| spin::Mutex::new(spmc));
+    let mut s = spmc.lock();
+    let mut p = plat.lock();
+    for i in s.boot_sequence().into_iter().flatten() {
+        if let Err(e) = s.init_partition(i, &mut *p) {
+            log::error!("SP {:#06x}: {}", s.partition(i).map_or(0, |p| p.manifest.id), e);
+        }
+    }
+    Ok(())
+}
+
+/// Checks SP package at `base` and parses its manifest; returns it and the entry point.
+fn load_partition(base: u64, name: &str, m: &SpmcManifest) -> Result<(PartitionManifest, u64), &'static str> {
+    if !m.secure_memory.as_slice().is_empty() && !m.secure_memory.contains(base, SP_REGION_SIZE) {
+        return Err("package outside Secure memory");
+    }
+    // SAFETY: the region was mapped (Secure, RW) above and BL2 loaded the package there.
+    let region = unsafe { core::slice::from_raw_parts(base as *const u8, SP_REGION_SIZE as usize) };
+    let pkg = SpPackage::parse(region).map_err(|e| {
+        log::error!("SP {}: {}", name, e);
+        "bad SP package"
+    })?;
+    let pm = PartitionManifest::parse(pkg.manifest(region), shared::percpu::MAX_CPUS).map_err(|e| {
+        log::error!("SP {}: partition manifest: {}", name, e);
+        "bad partition manifest"
+    })?;
+    if pm.load_address.is_some_and(|a| a != base) {
+        return Err("partition manifest load-address differs from the package address");
+    }
+    let offset = pm.entrypoint_offset.unwrap_or(pkg.img_offset as u64);
+    if offset < pkg.img_offset as u64 || offset >= SP_REGION_SIZE {
+        return Err("entrypoint-offset outside the image");
+    }
+    let entry = base + offset;
+    log::info!(
+        "SP {}: uuid {}, id {:#06x}, load address {:#x}, entry {:#x}",
+        pm.description, pm.uuid, pm.id, base, entry
+    );
+    Ok((pm, entry))
+}
+
+fn secondary_boot(cpu: u64, x4: u64) {
+    if let Some(map) = MAP.get() {
+        // SAFETY: the same table as the primary's, complete by now.
+        unsafe { shared::arch::mmu::enable_el2(&map.lock()) };
+    }
+    if let Some(p) = PLATFORM.get() {
+        platform::setup_cpu_virt(p.lock().ns_root());
+    }
+    log::info!("cpu {} (core id {}) up", cpu, x4);
+}
+
+/// The Normal world's FP/SIMD registers while the SPMC runs on a core.
+///
+/// With the SPMC at S-EL2 TF-A does not switch FP/SIMD state between worlds
+/// (CTX_INCLUDE_FPREGS=0; the SPMC "must ensure the FPU register contexts are
+/// properly managed", lib/el3_runtime/aarch64/context_mgmt.c), and Rust code
+/// uses the SIMD registers, so each request from the SPMD saves them on
+/// arrival and restores them just before the answering SMC.
+/// Not handled yet: the SVE Z/P/FFR state beyond the low 128 bits.
+#[repr(C, align(16))]
+struct NsFpState {
+    q: [u128; 32],
+    fpsr: u64,
+    fpcr: u64,
+}
+
+struct PerCpuFp([core::cell::UnsafeCell<NsFpState>; shared::percpu::MAX_CPUS]);
+// SAFETY: each CPU only touches its own slot, from its own main loop.
+unsafe impl Sync for PerCpuFp {}
+
+static NS_FP: PerCpuFp = PerCpuFp([const { core::cell::UnsafeCell::new(NsFpState { q: [0; 32], fpsr: 0, fpcr: 0 }) }; shared::percpu::MAX_CPUS]);
+
+/// One SMC to the SPMD carrying `answer`; returns the next request.  The
+/// Normal world's FP/SIMD state is restored just before and saved just after.
+fn smc_to_spmd(cpu: usize, answer: &Regs) -> Regs {
+    let fp = NS_FP.0[cpu.min(shared::percpu::MAX_CPUS - 1)].get();
+    let mut r = *answer;
+    // SAFETY: `fp` is this CPU's save area; x0..x17 follow SMCCC v1.2; every
+    // SIMD register is declared clobbered, x18..x30 are preserved by EL3.
+    unsafe {
+        core::arch::asm!(
+            "ldp q0, q1, [x21, #0]", "ldp q2, q3, [x21, #32]", "ldp q4, q5, [x21, #64]",
+            "ldp q6, q7, [x21, #96]", "ldp q8, q9, [x21, #128]", "ldp q10, q11, [x21, #160]",
+            "ldp q12, q13, [x21, #192]", "ldp q14, q15, [x21, #224]", "ldp q16, q17, [x21, #256]",
+            "ldp q18, q19, [x21, #288]", "ldp q20, q21, [x21, #320]", "ldp q22, q23, [x21, #352]",
+            "ldp q24, q25, [x21, #384]", "ldp q26, q27, [x21, #416]", "ldp q28, q29, [x21, #448]",
+            "ldp q30, q31, [x21, #480]",
+            "ldr x22, [x21, #512]", "msr fpsr, x22",
+            "ldr x22, [x21, #520]", "msr fpcr, x22",
+            "smc #0",
+            "stp q0, q1, [x21, #0]", "stp q2, q3, [x21, #32]", "stp q4, q5, [x21, #64]",
+            "stp q6, q7, [x21, #96]", "stp q8, q9, [x21, #128]", "stp q10, q11, [x21, #160]",
+            "stp q12, q13, [x21, #192]", "stp q14, q15, [x21, #224]", "stp q16, q17, [x21, #256]",
+            "stp q18, q19, [x21, #288]", "stp q20, q21, [x21, #320]", "stp q22, q23, [x21, #352]",
+            "stp q24, q25, [x21, #384]", "stp q26, q27, [x21, #416]", "stp q28, q29, [x21, #448]",
+            "stp q30, q31, [x21, #480]",
+            "mrs x22, fpsr", "str x22, [x21, #512]",
+            "mrs x22, fpcr", "str x22, [x21, #520]",
+            in("x21") fp,
+            out("x22") _,
+            inout("x0") r[0], inout("x1") r[1], inout("x2") r[2], inout("x3") r[3],
+            inout("x4") r[4], inout("x5") r[5], inout("x6") r[6], inout("x7") r[7],
+            inout("x8") r[8], inout("x9") r[9], inout("x10") r[10], inout("x11") r[11],
+            inout("x12") r[12], inout("x13") r[13], inout("x14") r[14], inout("x15") r[15],
+            inout("x16") r[16], inout("x17") r[17],
+            out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v5") _,
+            out("v6") _, out("v7") _, out("v8") _, out("v9") _, out("v10") _, out("v11") _,
+            out("v12") _, out("v13") _, out("v14") _, out("v15") _, out("v16") _, out("v17") _,
+            out("v18") _, out("v19") _, out("v20") _, out("v21") _, out("v22") _, out("v23") _,
+            out("v24") _, out("v25") _, out("v26") _, out("v27") _, out("v28") _, out("v29") _,
+            out("v30") _, out("v31") _,
+            options(nostack),
+        );
+    }
+    r
+}
+
+/// `req = smc(answer)` forever: each SMC to the SPMD carries our answer to the
+/// previous request and returns with the next one (TF-A `spmd_smc_forward`).
+fn main_loop(cpu: usize, mut answer: Regs) -> ! {
+    loop {
+        let req = smc_to_spmd(cpu, &answer);
+        answer = match (SPMC.get(), PLATFORM.get()) {
+            (Some(s), Some(p)) => s.lock().handle_ns(&req, &mut *p.lock()),
+            _ => crate::ffa::error(FfaError::NotSupported),
+        };
+    }
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn quadrant_el2_exception(frame: &mut ExceptionFrame, vector: u64) {
+    let esr = shared::read_sysreg!(esr_el2);
+    panic!("unexpected EL2 exception: vector {vector} esr {esr:#x} elr {:#x} far {:#x}", frame.elr, shared::read_sysreg!(far_el2));
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    shared::console::panic_print(info);
+    shared::arch::halt()
+}

@@ -1,0 +1,570 @@
+//! The FF-A dispatcher of the SPMC: one [`Spmc`] value holds every partition's
+//! state; [`Spmc::handle_ns`] answers one request that the SPMD forwarded from
+//! the Normal world, running SPs as needed through a [`Platform`].  All of it is
+//! plain logic: the host tests drive it with a fake platform and fake SPs.
+//!
+//! What really reaches us from NS (TF-A 2.12.1 `services/std_svc/spmd/spmd_main.c`,
+//! `spmd_smc_handler`): the SPMD itself answers FFA_ID_GET (NS id 0),
+//! FFA_SPM_ID_GET (our spmc_id), FFA_SECONDARY_EP_REGISTER (secure only),
+//! FFA_CONSOLE_LOG (refused) and any unknown id (NOT_SUPPORTED).  It forwards:
+//! FFA_VERSION (as a framework direct request, when the manifest's min_ver >= 1),
+//! FFA_FEATURES, FFA_RXTX_MAP/UNMAP, FFA_RX_RELEASE, FFA_PARTITION_INFO_GET(_REGS),
+//! FFA_MSG_SEND_DIRECT_REQ(2), memory sharing, notifications, FFA_RUN, FFA_MSG_SEND2.
+//! Calls made by SPs trap to us (HCR_EL2.TSC) and never reach the SPMD.
+
+pub mod partition_info;
+pub mod rxtx;
+
+use crate::manifest::Ranges;
+use crate::partition::PartitionManifest;
+use crate::partition::manifest::MSG_DIRECT_REQ_RECV;
+use rxtx::Mailbox;
+use shared::abi::ffa::{self as ffa, FfaError, fid, framework};
+
+/// x0..x17 of a call or of its answer (SMCCC v1.2, DEN0028 §2.6).
+pub type Regs = [u64; 18];
+
+/// Most partitions, as in the manifest.
+pub const MAX_PARTITIONS: usize = crate::manifest::MAX_SPS;
+/// Endpoint id of the Normal world (the hypervisor, or the OS without one): DEN0077 §2.9.
+pub const NS_ENDPOINT_ID: u16 = 0;
+
+/// How an SP run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpExit {
+    /// The SP made an FF-A call (a trapped `smc`/`hvc`); x0..x17 as it left them.
+    Call(Regs),
+    /// Any other exception (abort, undefined instruction, ...): the SP is dead.
+    Fault { esr: u64, far: u64, elr: u64 },
+}
+
+/// What the dispatcher needs from the machine.
+pub trait Platform {
+    /// Maps `[pa, pa + size)` of the Non-secure PAS into the SPMC's address space.
+    fn map_ns(&mut self, pa: u64, size: u64) -> Result<(), ()>;
+    /// Undoes `map_ns`.
+    fn unmap_ns(&mut self, pa: u64, size: u64);
+    /// Writes `bytes` at `pa`, which is inside a range mapped by `map_ns` or an SP's memory.
+    fn write(&mut self, pa: u64, bytes: &[u8]);
+    /// Runs SP `index`'s execution context until its next FF-A call or fault.
+    /// `answer` is what its last call returns (None: the first run from its entry point).
+    fn run_sp(&mut self, index: usize, answer: Option<&Regs>) -> SpExit;
+    /// Prints one line of an SP's console output under its own prefix.
+    fn sp_log(&mut self, prefix: &str, line: &str);
+}
+
+/// Life cycle of a partition's (single) execution context.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpState {
+    /// Loaded, not yet run.
+    Created,
+    /// Blocked in FFA_MSG_WAIT: may receive a direct request.
+    Waiting,
+    /// Handling a direct request from `from`.
+    Running { from: u16 },
+    /// Faulted or failed its init: never run again (DEN0077 v1.2 ABORTED).
+    Aborted,
+}
+
+/// Where a partition's memory is: its package region, identity mapped at Stage-2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpMemory {
+    pub base: u64,
+    pub size: u64,
+}
+
+/// Console characters of one SP not yet ended by a newline.
+#[derive(Clone, Copy)]
+struct LineBuf {
+    bytes: [u8; 128],
+    len: usize,
+}
+
+impl LineBuf {
+    const fn new() -> Self {
+        Self { bytes: [0; 128], len: 0 }
+    }
+}
+
+pub struct Partition {
+    pub manifest: PartitionManifest,
+    pub memory: SpMemory,
+    pub state: SpState,
+    /// FF-A version the SP asked for (its manifest's until it calls FFA_VERSION).
+    pub version: u32,
+    mailbox: Option<Mailbox>,
+    line: LineBuf,
+}
+
+impl Partition {
+    pub fn new(manifest: PartitionManifest, memory: SpMemory) -> Self {
+        Self { version: manifest.ffa_version, manifest, memory, state: SpState::Created, mailbox: None, line: LineBuf::new() }
+    }
+}
+
+/// Who made a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    Ns,
+    Sp(usize),
+}
+
+pub struct Spmc {
+    pub id: u16,
+    ns_memory: Ranges,
+    partitions: [Option<Partition>; MAX_PARTITIONS],
+    count: usize,
+    /// FF-A version the Normal world negotiated through the SPMD (DEN0077 §13.2).
+    ns_version: u32,
+    ns_mailbox: Option<Mailbox>,
+}
+
+/// FFA_ERROR with `code` in w2 (DEN0077 §13.x FFA_ERROR).
+pub fn error(code: FfaError) -> Regs {
+    let mut r = [0; 18];
+    r[0] = fid::FFA_ERROR as u64;
+    r[2] = code as i32 as u32 as u64;
+    r
+}
+
+/// FFA_SUCCESS_32 with w2.. = `args`.
+pub fn success(args: &[u64]) -> Regs {
+    let mut r = [0; 18];
+    r[0] = fid::FFA_SUCCESS_32 as u64;
+    for (d, s) in r[2..].iter_mut().zip(args) {
+        *d = *s & 0xffff_ffff;
+    }
+    r
+}
+
+/// Name of a function id for log lines.
+pub fn fid_name(f: u32) -> &'static str {
+    match f {
+        fid::FFA_VERSION => "FFA_VERSION",
+        fid::FFA_FEATURES => "FEATURES",
+        fid::FFA_RXTX_MAP_32 | fid::FFA_RXTX_MAP_64 => "RXTX_MAP",
+        fid::FFA_RXTX_UNMAP => "RXTX_UNMAP",
+        fid::FFA_RX_RELEASE => "RX_RELEASE",
+        fid::FFA_PARTITION_INFO_GET => "PARTITION_INFO_GET",
+        fid::FFA_MSG_SEND_DIRECT_REQ_32 | fid::FFA_MSG_SEND_DIRECT_REQ_64 => "DIRECT_REQ",
+        _ => "call",
+    }
+}
+
+fn error_name(code: u64) -> &'static str {
+    match code as u32 as i32 {
+        -1 => "NOT_SUPPORTED",
+        -2 => "INVALID_PARAMETERS",
+        -3 => "NO_MEMORY",
+        -4 => "BUSY",
+        -5 => "INTERRUPTED",
+        -6 => "DENIED",
+        -7 => "RETRY",
+        -8 => "ABORTED",
+        -9 => "NO_DATA",
+        _ => "?",
+    }
+}
+
+/// Short text for an answer, for the one log line per NS request.
+pub struct Outcome<'a>(pub &'a Regs);
+
+impl core::fmt::Display for Outcome<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        let r = self.0;
+        if r[0] == fid::FFA_ERROR as u64 {
+            write!(f, "error {}", error_name(r[2]))
+        } else {
+            write!(f, "ok")
+        }
+    }
+}
+
+const fn version_str(v: u32) -> (u16, u16) {
+    (ffa::version_major(v), ffa::version_minor(v))
+}
+
+/// Functions this SPMC implements, for FFA_FEATURES (DEN0077 v1.2 FFA_FEATURES).
+const SUPPORTED: &[u32] = &[
+    fid::FFA_ERROR,
+    fid::FFA_SUCCESS_32,
+    fid::FFA_VERSION,
+    fid::FFA_FEATURES,
+    fid::FFA_RX_RELEASE,
+    fid::FFA_RXTX_MAP_32,
+    fid::FFA_RXTX_MAP_64,
+    fid::FFA_RXTX_UNMAP,
+    fid::FFA_PARTITION_INFO_GET,
+    fid::FFA_ID_GET,
+    fid::FFA_SPM_ID_GET,
+    fid::FFA_MSG_WAIT,
+    fid::FFA_MSG_SEND_DIRECT_REQ_32,
+    fid::FFA_MSG_SEND_DIRECT_REQ_64,
+    fid::FFA_MSG_SEND_DIRECT_RESP_32,
+    fid::FFA_MSG_SEND_DIRECT_RESP_64,
+    fid::FFA_CONSOLE_LOG_32,
+    fid::FFA_CONSOLE_LOG_64,
+];
+
+/// What to do after an SP's call was handled.
+enum SpStep {
+    /// Resume the SP with this answer.
+    Resume(Regs),
+    /// The SP blocked in FFA_MSG_WAIT.
+    Waited,
+    /// The SP answered a direct request (the response registers).
+    Responded(Regs),
+    /// The SP reported an init failure (FFA_ERROR) or misbehaved fatally.
+    Failed,
+}
+
+impl Spmc {
+    pub fn new(id: u16, ns_memory: Ranges) -> Self {
+        Self {
+            id,
+            ns_memory,
+            partitions: [const { None }; MAX_PARTITIONS],
+            count: 0,
+            ns_version: ffa::QUADRANT_FFA_VERSION,
+            ns_mailbox: None,
+        }
+    }
+
+    /// Adds a partition; its id must be new.  Returns its index.
+    pub fn add_partition(&mut self, p: Partition) -> Result<usize, &'static str> {
+        if p.manifest.id == self.id || self.find(p.manifest.id).is_some() {
+            return Err("duplicate partition id");
+        }
+        let i = self.count;
+        *self.partitions.get_mut(i).ok_or("too many partitions")? = Some(p);
+        self.count += 1;
+        Ok(i)
+    }
+
+    pub fn partitions(&self) -> impl Iterator<Item = &Partition> {
+        self.partitions[..self.count].iter().flatten()
+    }
+
+    pub fn partition(&self, i: usize) -> Option<&Partition> {
+        self.partitions.get(i)?.as_ref()
+    }
+
+    fn part_mut(&mut self, i: usize) -> &mut Partition {
+        self.partitions[i].as_mut().expect("index from find/add_partition")
+    }
+
+    fn find(&self, id: u16) -> Option<usize> {
+        (0..self.count).find(|&i| self.partitions[i].as_ref().is_some_and(|p| p.manifest.id == id))
+    }
+
+    /// Boot order (DEN0077 §5.3 / binding `boot-order`): lowest first, then manifest order.
+    pub fn boot_sequence(&self) -> [Option<usize>; MAX_PARTITIONS] {
+        let mut order: [Option<usize>; MAX_PARTITIONS] = [None; MAX_PARTITIONS];
+        let mut idx: [usize; MAX_PARTITIONS] = core::array::from_fn(|i| i);
+        let n = self.count;
+        let key = |i: usize| (self.partitions[i].as_ref().map_or(0xffff, |p| p.manifest.boot_order), i);
+        // Insertion sort: no `alloc` for `sort_by_key`, and n <= MAX_PARTITIONS.
+        for a in 1..n {
+            let mut b = a;
+            while b > 0 && key(idx[b - 1]) > key(idx[b]) {
+                idx.swap(b - 1, b);
+                b -= 1;
+            }
+        }
+        for (o, i) in order.iter_mut().zip(&idx[..n]) {
+            *o = Some(*i);
+        }
+        order
+    }
+
+    /// Runs SP `i` from its entry point until it calls FFA_MSG_WAIT (init done).
+    pub fn init_partition(&mut self, i: usize, platform: &mut dyn Platform) -> Result<(), &'static str> {
+        let mut answer: Option<Regs> = None;
+        loop {
+            let exit = platform.run_sp(i, answer.as_ref());
+            match self.sp_exit(i, exit, platform) {
+                SpStep::Resume(r) => answer = Some(r),
+                SpStep::Waited => {
+                    self.part_mut(i).state = SpState::Waiting;
+                    return Ok(());
+                }
+                SpStep::Responded(_) => {
+                    // A response with no request: tell the SP and let it go on.
+                    answer = Some(error(FfaError::Denied));
+                }
+                SpStep::Failed => {
+                    self.part_mut(i).state = SpState::Aborted;
+                    return Err("partition failed its initialisation");
+                }
+            }
+        }
+    }
+
+    fn sp_exit(&mut self, i: usize, exit: SpExit, platform: &mut dyn Platform) -> SpStep {
+        match exit {
+            SpExit::Fault { esr, far, elr } => {
+                log::error!(
+                    "SP {:#06x} fault: esr {:#x} far {:#x} elr {:#x}",
+                    self.part_mut(i).manifest.id, esr, far, elr
+                );
+                SpStep::Failed
+            }
+            SpExit::Call(regs) => self.handle_sp_call(i, &regs, platform),
+        }
+    }
+
+    fn handle_sp_call(&mut self, i: usize, r: &Regs, platform: &mut dyn Platform) -> SpStep {
+        let f = r[0] as u32;
+        let sp_id = self.part_mut(i).manifest.id;
+        match f {
+            fid::FFA_MSG_WAIT => match self.part_mut(i).state {
+                // During a direct request the SP must answer it first (DEN0077 §15.2).
+                SpState::Running { .. } => SpStep::Resume(error(FfaError::Denied)),
+                _ => SpStep::Waited,
+            },
+            fid::FFA_MSG_SEND_DIRECT_RESP_32 | fid::FFA_MSG_SEND_DIRECT_RESP_64 => {
+                let SpState::Running { from } = self.part_mut(i).state else {
+                    return SpStep::Responded(*r);
+                };
+                let (src, dst) = ffa::unpack_endpoints(r[1]);
+                if src != sp_id || dst != from {
+                    return SpStep::Resume(error(FfaError::InvalidParameters));
+                }
+                SpStep::Responded(*r)
+            }
+            fid::FFA_ERROR if self.part_mut(i).state == SpState::Created => {
+                log::error!("SP {:#06x} reported init failure {}", sp_id, error_name(r[2]));
+                SpStep::Failed
+            }
+            fid::FFA_CONSOLE_LOG_32 | fid::FFA_CONSOLE_LOG_64 => SpStep::Resume(self.console_log(i, r, platform)),
+            fid::FFA_VERSION => {
+                let (answer, negotiated) = version_answer(r[1] as u32);
+                if let Some(v) = negotiated {
+                    self.part_mut(i).version = v;
+                }
+                SpStep::Resume(answer)
+            }
+            fid::FFA_ID_GET => SpStep::Resume(success(&[sp_id as u64])),
+            fid::FFA_SPM_ID_GET => SpStep::Resume(success(&[self.id as u64])),
+            _ => SpStep::Resume(self.common_call(Caller::Sp(i), r, platform)),
+        }
+    }
+
+    /// FFA_CONSOLE_LOG (DEN0077 v1.2 §13.x FFA_CONSOLE_LOG): w1 = character
+    /// count, characters packed little-endian from w2 (SMC32: w2..w7, at most
+    /// 24) or x2 (SMC64: x2..x17, at most 128).
+    fn console_log(&mut self, i: usize, r: &Regs, platform: &mut dyn Platform) -> Regs {
+        let is64 = r[0] as u32 == fid::FFA_CONSOLE_LOG_64;
+        let (regs, per) = if is64 { (&r[2..18], 8) } else { (&r[2..8], 4) };
+        let count = r[1] as usize;
+        if count == 0 || count > regs.len() * per {
+            return error(FfaError::InvalidParameters);
+        }
+        let p = self.partitions[i].as_mut().expect("valid index");
+        let prefix = p.manifest.description;
+        for n in 0..count {
+            let c = regs[n / per].to_le_bytes()[n % per];
+            if c == b'\n' || c == 0 || p.line.len == p.line.bytes.len() {
+                flush_line(&prefix, &mut p.line, platform);
+                if c == b'\n' || c == 0 {
+                    continue;
+                }
+            }
+            p.line.bytes[p.line.len] = c;
+            p.line.len += 1;
+        }
+        success(&[])
+    }
+
+    /// Calls that both worlds make the same way.
+    fn common_call(&mut self, caller: Caller, r: &Regs, platform: &mut dyn Platform) -> Regs {
+        match r[0] as u32 {
+            fid::FFA_FEATURES => features(r[1] as u32),
+            fid::FFA_RXTX_MAP_32 | fid::FFA_RXTX_MAP_64 => self.rxtx_map(caller, r, platform),
+            fid::FFA_RXTX_UNMAP => self.rxtx_unmap(caller, r, platform),
+            fid::FFA_RX_RELEASE => self.rx_release(caller, r),
+            fid::FFA_PARTITION_INFO_GET => self.partition_info_get(caller, r, platform),
+            _ => error(FfaError::NotSupported),
+        }
+    }
+
+    /// Answers one request from the Normal world (relayed by the SPMD) and
+    /// logs one line about it.
+    pub fn handle_ns(&mut self, r: &Regs, platform: &mut dyn Platform) -> Regs {
+        let f = r[0] as u32;
+        let answer = match f {
+            fid::FFA_MSG_SEND_DIRECT_REQ_32 | fid::FFA_MSG_SEND_DIRECT_REQ_64 => {
+                let (src, dst) = ffa::unpack_endpoints(r[1]);
+                if src == ffa::SPMD_ENDPOINT_ID && dst == self.id {
+                    return self.framework_message(r);
+                }
+                let a = self.direct_request(src, dst, r, platform);
+                log::info!("DIRECT_REQ {:#06x} -> {:#06x}: {}", src, dst, Outcome(&a));
+                return a;
+            }
+            fid::FFA_PARTITION_INFO_GET => {
+                let a = self.partition_info_get(Caller::Ns, r, platform);
+                if a[0] == fid::FFA_SUCCESS_32 as u64 {
+                    log::info!("PARTITION_INFO_GET: {} partition(s)", a[2]);
+                } else {
+                    log::info!("PARTITION_INFO_GET: {}", Outcome(&a));
+                }
+                return a;
+            }
+            fid::FFA_FEATURES | fid::FFA_RXTX_MAP_32 | fid::FFA_RXTX_MAP_64 | fid::FFA_RXTX_UNMAP | fid::FFA_RX_RELEASE => {
+                self.common_call(Caller::Ns, r, platform)
+            }
+            _ => error(FfaError::NotSupported),
+        };
+        log::info!("{} from NS ({:#x}): {}", fid_name(f), f, Outcome(&answer));
+        answer
+    }
+
+    /// Framework messages from the SPMD (DEN0077 §18.3; TF-A `spmd_build_spmc_message`).
+    fn framework_message(&mut self, r: &Regs) -> Regs {
+        let mut a = [0u64; 18];
+        a[0] = fid::FFA_MSG_SEND_DIRECT_RESP_32 as u64;
+        a[1] = ffa::pack_endpoints(self.id, ffa::SPMD_ENDPOINT_ID);
+        match r[2] {
+            framework::VERSION_REQ_W2 => {
+                let asked = r[3] as u32;
+                let (v, negotiated) = version_answer(asked);
+                if let Some(n) = negotiated {
+                    self.ns_version = n;
+                }
+                a[2] = framework::VERSION_RESP_W2;
+                a[3] = v[0] & 0xffff_ffff;
+                let (am, an) = version_str(asked);
+                if negotiated.is_some() {
+                    let (rm, rn) = version_str(v[0] as u32);
+                    log::info!("FFA_VERSION from NS: {}.{} -> {}.{}", am, an, rm, rn);
+                } else {
+                    log::info!("FFA_VERSION from NS: {:#x} -> NOT_SUPPORTED", asked);
+                }
+            }
+            w2 if w2 == framework::FLAG | framework::PSCI_REQ => {
+                // PSCI power messages (CPU_OFF on this core): nothing to tear down
+                // yet; answer PSCI SUCCESS (DEN0077 §18.3.2, PSCI_RESP = 0x2).
+                log::info!("PSCI framework message {:#x} from SPMD", r[3]);
+                a[2] = framework::FLAG | 0x2;
+                a[3] = 0;
+            }
+            other => {
+                log::warn!("unknown framework message {:#x} from SPMD", other);
+                return error(FfaError::InvalidParameters);
+            }
+        }
+        a
+    }
+
+    /// FFA_MSG_SEND_DIRECT_REQ_{32,64} from `src` to partition `dst`
+    /// (DEN0077 v1.2 §15.2): runs the SP until its direct response.
+    fn direct_request(&mut self, src: u16, dst: u16, r: &Regs, platform: &mut dyn Platform) -> Regs {
+        let Some(i) = self.find(dst) else {
+            return error(FfaError::InvalidParameters);
+        };
+        if r[2] & framework::FLAG != 0 {
+            // Framework messages to SPs (VM created/destroyed) are not supported.
+            return error(FfaError::InvalidParameters);
+        }
+        let p = self.part_mut(i);
+        if p.manifest.messaging_method & MSG_DIRECT_REQ_RECV == 0 {
+            return error(FfaError::Denied);
+        }
+        match p.state {
+            SpState::Waiting => {}
+            SpState::Aborted => return error(FfaError::Aborted),
+            SpState::Running { .. } | SpState::Created => return error(FfaError::Busy),
+        }
+        p.state = SpState::Running { from: src };
+        let is64 = r[0] as u32 == fid::FFA_MSG_SEND_DIRECT_REQ_64;
+        let mut req = *r;
+        if !is64 {
+            // SMC32: only w0..w7 are defined (DEN0028 §2.6); upper halves and x8.. MBZ.
+            for (n, x) in req.iter_mut().enumerate() {
+                *x = if n < 8 { *x & 0xffff_ffff } else { 0 };
+            }
+        }
+        let mut answer = req;
+        loop {
+            let exit = platform.run_sp(i, Some(&answer));
+            match self.sp_exit(i, exit, platform) {
+                SpStep::Resume(a) => answer = a,
+                SpStep::Responded(resp) => {
+                    let resp_is64 = resp[0] as u32 == fid::FFA_MSG_SEND_DIRECT_RESP_64;
+                    if resp_is64 != is64 {
+                        // The response must use the request's convention (§15.2).
+                        answer = error(FfaError::InvalidParameters);
+                        continue;
+                    }
+                    self.part_mut(i).state = SpState::Waiting;
+                    let mut out = resp;
+                    if !is64 {
+                        for x in out[8..].iter_mut() {
+                            *x = 0;
+                        }
+                    }
+                    return out;
+                }
+                SpStep::Waited => unreachable!("MSG_WAIT while running is answered with DENIED"),
+                SpStep::Failed => {
+                    self.part_mut(i).state = SpState::Aborted;
+                    return error(FfaError::Aborted);
+                }
+            }
+        }
+    }
+
+    fn mailbox(&mut self, caller: Caller) -> &mut Option<Mailbox> {
+        match caller {
+            Caller::Ns => &mut self.ns_mailbox,
+            Caller::Sp(i) => &mut self.part_mut(i).mailbox,
+        }
+    }
+
+    fn caller_id(&self, caller: Caller) -> u16 {
+        match caller {
+            Caller::Ns => NS_ENDPOINT_ID,
+            Caller::Sp(i) => self.partitions[i].as_ref().map_or(0, |p| p.manifest.id),
+        }
+    }
+}
+
+fn flush_line(prefix: &crate::name::Name, line: &mut LineBuf, platform: &mut dyn Platform) {
+    if line.len == 0 {
+        return;
+    }
+    let text = match core::str::from_utf8(&line.bytes[..line.len]) {
+        Ok(s) => s,
+        Err(e) => core::str::from_utf8(&line.bytes[..e.valid_up_to()]).unwrap_or(""),
+    };
+    platform.sp_log(prefix.as_str(), text);
+    line.len = 0;
+}
+
+/// FFA_VERSION (DEN0077 v1.2 §13.2): bit 31 of the input MBZ; a caller of the
+/// same major version gets our version and may use min(its, ours).  Returns the
+/// answer and the version the caller will use, if compatible.
+pub fn version_answer(asked: u32) -> (Regs, Option<u32>) {
+    let mut a = [0u64; 18];
+    if asked & 0x8000_0000 != 0 || ffa::version_major(asked) != ffa::version_major(ffa::QUADRANT_FFA_VERSION) {
+        a[0] = FfaError::NotSupported as i32 as u32 as u64;
+        return (a, None);
+    }
+    a[0] = ffa::QUADRANT_FFA_VERSION as u64;
+    (a, Some(asked.min(ffa::QUADRANT_FFA_VERSION)))
+}
+
+/// FFA_FEATURES (DEN0077 v1.2 §13.3): w1 bit 31 set = a function id, clear = a
+/// feature id (none of which we implement yet).
+pub fn features(id: u32) -> Regs {
+    if id & 0x8000_0000 != 0 && SUPPORTED.contains(&id) {
+        // For RXTX_MAP w2 bits 1:0 = 0: 4 KiB minimum buffer size and alignment.
+        success(&[0])
+    } else {
+        error(FfaError::NotSupported)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,88 @@
+//! FFA_PARTITION_INFO_GET (DEN0077 v1.2 §13.8 FFA_PARTITION_INFO_GET and
+//! §6.2.1 partition information descriptor).
+//!
+//! Descriptor (little-endian): u16 partition id, u16 execution context count,
+//! u32 properties, and from v1.1 a 16-byte UUID: 24 bytes (v1.0: 8 bytes).
+//! Properties: bit 0 receives direct requests, bit 1 sends them, bit 2
+//! indirect messages, bits 5:4 id type (0: PE endpoint), bit 8 AArch64,
+//! bit 9/10 receives/sends direct request 2 (v1.2).
+
+use super::{Caller, Platform, Regs, Spmc, error, success};
+use crate::partition::{PartitionManifest, Uuid};
+use shared::abi::ffa::FfaError;
+
+pub const DESC_SIZE_V1_0: usize = 8;
+pub const DESC_SIZE_V1_1: usize = 24;
+/// w5 bit 0: return only the count (v1.1+).
+pub const FLAG_COUNT_ONLY: u64 = 1;
+const PROP_AARCH64: u32 = 1 << 8;
+
+/// The descriptor of `m` in the layout a caller of FF-A `version` expects;
+/// returns the bytes and how many of them are used.
+pub fn descriptor(m: &PartitionManifest, version: u32) -> ([u8; DESC_SIZE_V1_1], usize) {
+    let v1_0 = version < 0x1_0001;
+    let msg_bits = if v1_0 { 0x7 } else { 0x7 | (1 << 9) | (1 << 10) };
+    let mut props = m.messaging_method & msg_bits;
+    if !v1_0 {
+        props |= PROP_AARCH64;
+    }
+    let mut d = [0u8; DESC_SIZE_V1_1];
+    d[0..2].copy_from_slice(&m.id.to_le_bytes());
+    d[2..4].copy_from_slice(&m.execution_ctx_count.to_le_bytes());
+    d[4..8].copy_from_slice(&props.to_le_bytes());
+    if v1_0 {
+        (d, DESC_SIZE_V1_0)
+    } else {
+        d[8..24].copy_from_slice(&m.uuid.to_bytes());
+        (d, DESC_SIZE_V1_1)
+    }
+}
+
+impl Spmc {
+    pub(super) fn partition_info_get(&mut self, caller: Caller, r: &Regs, platform: &mut dyn Platform) -> Regs {
+        let uuid = Uuid([r[1] as u32, r[2] as u32, r[3] as u32, r[4] as u32]);
+        let flags = r[5] & 0xffff_ffff;
+        let version = match caller {
+            Caller::Ns => self.ns_version,
+            Caller::Sp(i) => self.part_mut(i).version,
+        };
+        // Flags other than bit 0 are reserved (MBZ); v1.0 has no flags at all.
+        if flags & !FLAG_COUNT_ONLY != 0 || (version < 0x1_0001 && flags != 0) {
+            return error(FfaError::InvalidParameters);
+        }
+        let matches = |m: &PartitionManifest| uuid.is_nil() || m.uuid == uuid;
+        let count = self.partitions().filter(|p| matches(&p.manifest)).count();
+        if count == 0 {
+            // No partition with that UUID.
+            return error(FfaError::InvalidParameters);
+        }
+        if flags & FLAG_COUNT_ONLY != 0 {
+            return success(&[count as u64, 0]);
+        }
+        // The descriptors go into the caller's RX buffer, which must be
+        // mapped and free; otherwise BUSY, as Hafnium answers
+        // (`vm_mailbox_state_busy`: no RX buffer or RX not released).
+        let Some(mb) = *self.mailbox(caller) else {
+            return error(FfaError::Busy);
+        };
+        if mb.rx_full {
+            return error(FfaError::Busy);
+        }
+        let size = if version < 0x1_0001 { DESC_SIZE_V1_0 } else { DESC_SIZE_V1_1 };
+        if (count * size) as u64 > mb.size {
+            return error(FfaError::NoMemory);
+        }
+        let mut off = 0u64;
+        for p in self.partitions().filter(|p| matches(&p.manifest)) {
+            let (d, n) = descriptor(&p.manifest, version);
+            platform.write(mb.rx + off, &d[..n]);
+            off += n as u64;
+        }
+        if let Some(m) = self.mailbox(caller) {
+            m.rx_full = true;
+        }
+        // w3: descriptor size (v1.1+; MBZ for v1.0 callers).
+        let w3 = if version < 0x1_0001 { 0 } else { size as u64 };
+        success(&[count as u64, w3])
+    }
+}

@@ -1,0 +1,285 @@
+//! The SPMC manifest (TF-A's TOS_FW_CONFIG), read once at cold boot.
+//!
+//! Layout (TF-A `docs/components/secure-partition-manager.rst` "SPMC manifest",
+//! and the Hafnium conventions for the parts only the SPMC reads):
+//! - `/` compatible `"arm,ffa-core-manifest-1.0"`;
+//! - `/attribute`: `spmc_id` (bit 15 set: a secure endpoint, DEN0077 §2.9),
+//!   `maj_ver`, `min_ver` (the FF-A version the SPMC was configured for);
+//! - `/hypervisor/*` with `is_ffa_partition`: one node per SP package with its
+//!   `load_address` (and an optional `debug_name`);
+//! - `memory@*` nodes: `device_type = "memory"` (Secure DRAM) or `"ns-memory"`
+//!   (Normal-world DRAM, where NS RX/TX buffers may live).
+//!
+//! Everything is copied into plain data ([`SpmcManifest`]); the DTB is not
+//! looked at again.  Malformed input gives a [`ManifestError`], never a panic.
+
+use crate::name::Name;
+use shared::fdt::{self, FdtNode};
+
+/// Most SPs this SPMC loads.
+pub const MAX_SPS: usize = 8;
+/// Most memory ranges of each kind kept from the manifest.
+pub const MAX_RANGES: usize = 4;
+
+/// A physical address range `[base, base + size)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Range {
+    pub base: u64,
+    pub size: u64,
+}
+
+impl Range {
+    pub fn end(&self) -> u64 {
+        self.base.saturating_add(self.size)
+    }
+
+    /// Whether `[base, base + size)` lies entirely inside this range.
+    pub fn contains(&self, base: u64, size: u64) -> bool {
+        match base.checked_add(size) {
+            Some(end) => base >= self.base && end <= self.end(),
+            None => false,
+        }
+    }
+
+    pub fn overlaps(&self, other: &Range) -> bool {
+        self.base < other.end() && other.base < self.end()
+    }
+}
+
+/// Up to `MAX_RANGES` ranges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ranges {
+    items: [Range; MAX_RANGES],
+    len: usize,
+}
+
+impl Ranges {
+    pub fn push(&mut self, r: Range) -> Result<(), ManifestError> {
+        let slot = self.items.get_mut(self.len).ok_or(ManifestError::TooMany("memory ranges"))?;
+        *slot = r;
+        self.len += 1;
+        Ok(())
+    }
+
+    pub fn as_slice(&self) -> &[Range] {
+        &self.items[..self.len]
+    }
+
+    /// Whether `[base, base + size)` is inside one of the ranges.
+    pub fn contains(&self, base: u64, size: u64) -> bool {
+        self.as_slice().iter().any(|r| r.contains(base, size))
+    }
+}
+
+/// One SP package the SPMC must load, from the `hypervisor` node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpEntry {
+    pub debug_name: Name,
+    /// Physical address of the SP package (its "SPKG" header).
+    pub load_address: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpmcManifest {
+    pub spmc_id: u16,
+    pub maj_ver: u16,
+    pub min_ver: u16,
+    sps: [SpEntry; MAX_SPS],
+    sp_count: usize,
+    pub secure_memory: Ranges,
+    pub ns_memory: Ranges,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ManifestError {
+    /// The blob is not a well-formed DTB.
+    BadDtb,
+    /// Root `compatible` is not the one the binding requires.
+    NotCompatible,
+    /// A mandatory node or property is missing.
+    Missing(&'static str),
+    /// A property has a value outside what the binding allows.
+    Invalid(&'static str),
+    /// More entries than this implementation supports.
+    TooMany(&'static str),
+}
+
+impl core::fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        match self {
+            Self::BadDtb => write!(f, "not a valid DTB"),
+            Self::NotCompatible => write!(f, "wrong or missing compatible"),
+            Self::Missing(what) => write!(f, "missing {what}"),
+            Self::Invalid(what) => write!(f, "invalid {what}"),
+            Self::TooMany(what) => write!(f, "too many {what}"),
+        }
+    }
+}
+
+/// A u32 property (one cell).
+pub(crate) fn prop_u32(node: &FdtNode, name: &'static str) -> Result<Option<u32>, ManifestError> {
+    match node.property(name) {
+        None => Ok(None),
+        Some(p) => match p.value.try_into() {
+            Ok(b) => Ok(Some(u32::from_be_bytes(b))),
+            Err(_) => Err(ManifestError::Invalid(name)),
+        },
+    }
+}
+
+/// A u64 property of one or two cells.
+pub(crate) fn prop_addr(node: &FdtNode, name: &'static str) -> Result<Option<u64>, ManifestError> {
+    match node.property(name) {
+        None => Ok(None),
+        Some(_) => fdt::prop_u64(node, name).map(Some).ok_or(ManifestError::Invalid(name)),
+    }
+}
+
+pub(crate) fn prop_str<'a>(node: &FdtNode<'_, 'a>, name: &'static str) -> Result<Option<&'a str>, ManifestError> {
+    match node.property(name) {
+        None => Ok(None),
+        Some(p) => p.as_str().map(Some).ok_or(ManifestError::Invalid(name)),
+    }
+}
+
+fn be_cells(bytes: &[u8], cells: usize) -> Option<u64> {
+    match cells {
+        1 => Some(u32::from_be_bytes(bytes.try_into().ok()?) as u64),
+        2 => Some(u64::from_be_bytes(bytes.try_into().ok()?)),
+        _ => None,
+    }
+}
+
+impl SpmcManifest {
+    /// Parses a manifest blob (already copied or mapped by the caller).
+    pub fn parse(blob: &[u8]) -> Result<Self, ManifestError> {
+        let dt = fdt::parse(blob).map_err(|_| ManifestError::BadDtb)?;
+        let root = dt.find_node("/").ok_or(ManifestError::BadDtb)?;
+        match prop_str(&root, "compatible")? {
+            Some(c) if c == "arm,ffa-core-manifest-1.0" => {}
+            _ => return Err(ManifestError::NotCompatible),
+        }
+        let attr = dt.find_node("/attribute").ok_or(ManifestError::Missing("attribute node"))?;
+        let spmc_id = prop_u32(&attr, "spmc_id")?.ok_or(ManifestError::Missing("spmc_id"))?;
+        // DEN0077 §2.9: secure endpoint ids have bit 15 set; ids are 16 bits.
+        if spmc_id > 0xffff || spmc_id & 0x8000 == 0 {
+            return Err(ManifestError::Invalid("spmc_id"));
+        }
+        let maj_ver = prop_u32(&attr, "maj_ver")?.ok_or(ManifestError::Missing("maj_ver"))?;
+        let min_ver = prop_u32(&attr, "min_ver")?.ok_or(ManifestError::Missing("min_ver"))?;
+        if maj_ver != 1 || min_ver > 0xffff {
+            return Err(ManifestError::Invalid("maj_ver/min_ver"));
+        }
+        let mut m = SpmcManifest {
+            spmc_id: spmc_id as u16,
+            maj_ver: maj_ver as u16,
+            min_ver: min_ver as u16,
+            sps: [SpEntry::default(); MAX_SPS],
+            sp_count: 0,
+            secure_memory: Ranges::default(),
+            ns_memory: Ranges::default(),
+        };
+        if let Some(hyp) = dt.find_node("/hypervisor") {
+            for vm in hyp.children() {
+                if vm.property("is_ffa_partition").is_none() {
+                    continue;
+                }
+                let load_address = prop_addr(&vm, "load_address")?.ok_or(ManifestError::Missing("load_address"))?;
+                if load_address % 0x1000 != 0 {
+                    return Err(ManifestError::Invalid("load_address"));
+                }
+                let name = prop_str(&vm, "debug_name")?.unwrap_or(vm.name);
+                let slot = m.sps.get_mut(m.sp_count).ok_or(ManifestError::TooMany("partitions"))?;
+                *slot = SpEntry { debug_name: Name::new(name), load_address };
+                m.sp_count += 1;
+            }
+        }
+        let cells = root.cell_sizes();
+        let (ac, sc) = (cells.address_cells, cells.size_cells);
+        if !(1..=2).contains(&ac) || !(1..=2).contains(&sc) {
+            return Err(ManifestError::Invalid("#address-cells/#size-cells"));
+        }
+        for node in root.children() {
+            let kind = match prop_str(&node, "device_type")? {
+                Some("memory") => &mut m.secure_memory,
+                Some("ns-memory") => &mut m.ns_memory,
+                _ => continue,
+            };
+            let reg = node.property("reg").ok_or(ManifestError::Missing("memory reg"))?;
+            let entry = (ac + sc) * 4;
+            if reg.value.is_empty() || reg.value.len() % entry != 0 {
+                return Err(ManifestError::Invalid("memory reg"));
+            }
+            for chunk in reg.value.chunks_exact(entry) {
+                let base = be_cells(&chunk[..ac * 4], ac).ok_or(ManifestError::Invalid("memory reg"))?;
+                let size = be_cells(&chunk[ac * 4..], sc).ok_or(ManifestError::Invalid("memory reg"))?;
+                if base.checked_add(size).is_none() {
+                    return Err(ManifestError::Invalid("memory reg"));
+                }
+                kind.push(Range { base, size })?;
+            }
+        }
+        Ok(m)
+    }
+
+    pub fn sps(&self) -> &[SpEntry] {
+        &self.sps[..self.sp_count]
+    }
+
+    /// The FF-A version encoding of `maj_ver.min_ver` (DEN0077 §13.2.1).
+    pub fn version(&self) -> u32 {
+        ((self.maj_ver as u32) << 16) | self.min_ver as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &[u8] = include_bytes!("../tests/data/spmc_manifest.dtb");
+
+    #[test]
+    fn parses_the_project_manifest() {
+        let m = SpmcManifest::parse(GOOD).unwrap();
+        assert_eq!(m.spmc_id, 0x8000);
+        assert_eq!((m.maj_ver, m.min_ver), (1, 2));
+        assert_eq!(m.sps().len(), 1);
+        assert_eq!(m.sps()[0].debug_name.as_str(), "echo");
+        assert_eq!(m.sps()[0].load_address, 0x0e30_0000);
+        assert!(m.secure_memory.contains(0x0e30_0000, 0x10_0000));
+        assert!(m.ns_memory.contains(0x6000_0000, 0x1000));
+        assert!(!m.ns_memory.contains(0x4010_0000, 0x1000), "realm PAS is not NS memory");
+    }
+
+    #[test]
+    fn missing_attribute_is_an_error() {
+        let b = include_bytes!("../tests/data/spmc_no_attribute.dtb");
+        assert_eq!(SpmcManifest::parse(b), Err(ManifestError::Missing("attribute node")));
+    }
+
+    #[test]
+    fn non_secure_spmc_id_is_rejected() {
+        let b = include_bytes!("../tests/data/spmc_bad_id.dtb");
+        assert_eq!(SpmcManifest::parse(b), Err(ManifestError::Invalid("spmc_id")));
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert_eq!(SpmcManifest::parse(&[0u8; 64]), Err(ManifestError::BadDtb));
+        assert_eq!(SpmcManifest::parse(&GOOD[..100]), Err(ManifestError::BadDtb));
+    }
+
+    #[test]
+    fn every_truncation_and_bit_flip_is_handled() {
+        for len in 0..GOOD.len() {
+            let _ = SpmcManifest::parse(&GOOD[..len]);
+        }
+        for i in 0..GOOD.len() {
+            for bit in 0..8 {
+                let mut c = GOOD.to_vec();
+                c[i] ^= 1 << bit;
+                let _ = SpmcManifest::parse(&c);
+            }
+        }
+    }
+}

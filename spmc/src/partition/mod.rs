@@ -1,0 +1,8 @@
+//! Secure partitions as the SPMC sees them before running them: the SP
+//! package in memory ([`package`]) and its partition manifest ([`manifest`]),
+//! both turned into plain data once at boot.
+pub mod manifest;
+pub mod package;
+
+pub use manifest::{PartitionManifest, Uuid};
+pub use package::SpPackage;

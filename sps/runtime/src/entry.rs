@@ -1,0 +1,103 @@
+//! S-EL1 entry: stack, .bss, an identity Stage-1 MMU, vectors, then `sp_main`.
+//!
+//! The MMU is turned on because with it off every EL1 data access is
+//! Device-nGnRnE, where unaligned accesses fault and exclusives/atomics are
+//! not guaranteed.  One level-1 block maps the first GiB (where the SP lives)
+//! as Normal write-back memory; the SPMC's Stage-2 decides what of it really
+//! exists (only the SP's own package region).
+
+core::arch::global_asm!(
+    ".section .text.entry, \"ax\"",
+    ".global _start",
+    "_start:",
+    "adrp x8, __stacks_end",
+    "add x8, x8, :lo12:__stacks_end",
+    "mov sp, x8",
+    // Clear .bss (8-byte stores, aligned: fine on Device memory).
+    "adrp x8, __bss_start",
+    "add x8, x8, :lo12:__bss_start",
+    "adrp x9, __bss_end",
+    "add x9, x9, :lo12:__bss_end",
+    "1: cmp x8, x9",
+    "b.hs 2f",
+    "str xzr, [x8], #8",
+    "b 1b",
+    "2:",
+    // Level-1 table: entry 0 = 1 GiB block at 0, AttrIndx 1 (Normal WB), SH inner, AF.
+    "adrp x8, sp_runtime_l1_table",
+    "mov x9, #0x705",
+    "str x9, [x8]",
+    "dc civac, x8",
+    "dsb sy",
+    // MAIR_EL1: attr0 Device-nGnRE, attr1 Normal WB RA/WA.
+    "mov x9, #0xff04",
+    "msr mair_el1, x9",
+    // TCR_EL1: T0SZ=25, IRGN0/ORGN0 WB, SH0 inner, TG0 4K, EPD1 (no TTBR1 walks), IPS from PARange.
+    "mrs x10, id_aa64mmfr0_el1",
+    "and x10, x10, #7",
+    "mov x9, #0x3519",
+    "orr x9, x9, #(1 << 23)",
+    "orr x9, x9, x10, lsl #32",
+    "msr tcr_el1, x9",
+    "msr ttbr0_el1, x8",
+    "isb",
+    "tlbi vmalle1",
+    "dsb nsh",
+    "isb",
+    // SCTLR_EL1: RES1 bits, M, C, I (A = 0: unaligned accesses allowed on Normal memory).
+    "movz x9, #0x0800",
+    "movk x9, #0x30d0, lsl #16",
+    "orr x9, x9, #(1 << 0)",
+    "orr x9, x9, #(1 << 2)",
+    "orr x9, x9, #(1 << 12)",
+    "msr sctlr_el1, x9",
+    "isb",
+    "adrp x8, sp_runtime_vectors",
+    "add x8, x8, :lo12:sp_runtime_vectors",
+    "msr vbar_el1, x8",
+    "isb",
+    "bl sp_main",
+    "3: b 3b",
+
+    ".section .text.sp_runtime_vectors, \"ax\"",
+    ".balign 0x800",
+    "sp_runtime_vectors:",
+    ".set n, 0",
+    ".rept 16",
+    ".balign 0x80",
+    "mov x0, #n",
+    "b sp_runtime_exception_asm",
+    ".set n, n + 1",
+    ".endr",
+    "sp_runtime_exception_asm:",
+    "mrs x1, esr_el1",
+    "mrs x2, elr_el1",
+    "mrs x3, far_el1",
+    "b sp_runtime_exception",
+
+    ".section .bss.sp_runtime_l1_table, \"aw\", %nobits",
+    ".balign 4096",
+    "sp_runtime_l1_table:",
+    ".space 4096",
+);
+
+/// Gives up: an access to IPA 0, which no SP Stage-2 maps, traps to the SPMC
+/// as a Stage-2 fault, and the SPMC marks the partition aborted.
+fn abort() -> ! {
+    loop {
+        // SAFETY: deliberately faulting read; the SPMC never resumes us after it.
+        unsafe { core::arch::asm!("mov {t}, xzr", "ldr {t}, [{t}]", t = out(reg) _, options(nostack, readonly)) };
+    }
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn sp_runtime_exception(vector: u64, esr: u64, elr: u64, far: u64) -> ! {
+    crate::println!("exception: vector {} esr {:#x} elr {:#x} far {:#x}", vector, esr, elr, far);
+    abort()
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    crate::println!("PANIC: {}", info);
+    abort()
+}
