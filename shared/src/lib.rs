@@ -15,4 +15,5 @@ pub mod mm;
 pub mod percpu;
 pub mod smccc;
 
+pub use log;
 pub use spin;

@@ -77,9 +77,12 @@ fn four_world_expects() -> Vec<Expect> {
 
 fn spmc_bad_input_expects() -> Vec<Expect> {
     vec![
-        expect("unknown FF-A id refused", &["[ns-hyp] probe bad_unknown_ffa_id: ok"]),
-        expect("direct request to a missing partition refused", &["[ns-hyp] probe bad_direct_req_missing_partition: ok"]),
-        expect("PARTITION_INFO_GET before RXTX_MAP refused", &["[ns-hyp] probe bad_partition_info_before_rxtx: ok"]),
+        expect("unknown FF-A id refused", &["[ns-hyp] probe bad_unknown_ffa_id: ok", "then FFA_VERSION ok"]),
+        expect("spmc itself says the id is not supported", &["[spmc] FEATURES from NS", "error NOT_SUPPORTED"]),
+        expect("spmc refused PARTITION_INFO_GET without an RX buffer", &["[spmc] PARTITION_INFO_GET: error BUSY"]),
+        expect("spmc refused the missing partition", &["[spmc] DIRECT_REQ", "0x8123: error INVALID_PARAMETERS"]),
+        expect("direct request to a missing partition refused", &["[ns-hyp] probe bad_direct_req_missing_partition: ok", "INVALID_PARAMETERS", "then FFA_VERSION ok"]),
+        expect("PARTITION_INFO_GET before RXTX_MAP refused", &["[ns-hyp] probe bad_partition_info_before_rxtx: ok", "BUSY", "then FFA_VERSION ok"]),
         expect("valid calls still answered after the errors", &["[ns-hyp] probe ffa_direct_req_echo: ok"]),
         expect("no probe failed", &["[ns-hyp] probes: ", " 0 failed"]),
     ]

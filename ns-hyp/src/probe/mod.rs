@@ -199,21 +199,31 @@ impl<'a, C: Conduit, M: Mailbox, S: Sink> Prober<'a, C, M, S> {
 
     fn bad_unknown_ffa_id(&mut self) -> Outcome {
         // DEN0077 v1.2: an unimplemented FF-A function returns FFA_ERROR
-        // NOT_SUPPORTED; if the SPMD refuses it before any SPMC sees it, the
-        // SMCCC NOT_SUPPORTED (-1) in x0 is also a correct rejection.
-        let d = match self.ffa.raw(UNKNOWN_FFA_FID, &[]) {
-            Err(CallError::Ffa(FfaError::NotSupported)) => {
-                detail!("{:#x} -> FFA_ERROR NOT_SUPPORTED (-1)", UNKNOWN_FFA_FID)
-            }
+        // NOT_SUPPORTED; if the SPMD refuses it before any SPMC sees it (TF-A
+        // routes only the allocated FF-A range to the SPMD), the SMCCC
+        // NOT_SUPPORTED (-1) in x0 is also a correct rejection.
+        let first = match self.ffa.raw(UNKNOWN_FFA_FID, &[]) {
+            Err(CallError::Ffa(FfaError::NotSupported)) => "FFA_ERROR NOT_SUPPORTED (-1)",
             Err(CallError::SmcccNotSupported) if self.firmware == Firmware::None => {
                 return Ok(detail!("no SPMC (NOT_SUPPORTED)"));
             }
-            Err(CallError::SmcccNotSupported) => {
-                detail!("{:#x} -> SMCCC NOT_SUPPORTED (rejected before the SPMC)", UNKNOWN_FFA_FID)
-            }
+            Err(CallError::SmcccNotSupported) => "SMCCC NOT_SUPPORTED (rejected before the SPMC)",
             Err(e) => return Err(detail!("{:#x} -> {} (expected NOT_SUPPORTED)", UNKNOWN_FFA_FID, e)),
             Ok(_) => return Err(detail!("{:#x} -> success (expected NOT_SUPPORTED)", UNKNOWN_FFA_FID)),
         };
+        // The same id asked through FFA_FEATURES, which the SPMD forwards, so the
+        // SPMC itself must say it does not implement it (DEN0077 v1.2 §13.3).
+        match self.ffa.raw(shared::abi::ffa::fid::FFA_FEATURES, &[UNKNOWN_FFA_FID as u64]) {
+            Err(CallError::Ffa(FfaError::NotSupported)) => {}
+            Err(e) => return Err(detail!("FFA_FEATURES({:#x}) -> {} (expected FFA_ERROR NOT_SUPPORTED)", UNKNOWN_FFA_FID, e)),
+            Ok(_) => return Err(detail!("FFA_FEATURES({:#x}) -> success (expected NOT_SUPPORTED)", UNKNOWN_FFA_FID)),
+        }
+        let d = detail!(
+            "{:#x} -> {}; FFA_FEATURES({:#x}) -> FFA_ERROR NOT_SUPPORTED (-1)",
+            UNKNOWN_FFA_FID,
+            first,
+            UNKNOWN_FFA_FID
+        );
         self.follow_up(d)
     }
 

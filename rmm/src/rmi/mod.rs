@@ -110,8 +110,8 @@ pub fn handle(call: &RmiCall, ctx: &RmiContext) -> RmiReturn {
             ret.regs[2] = n.higher;
             let (lower, higher) = (version::Display(n.lower), version::Display(n.higher));
             match n.status {
-                RmiStatus::Success => log::info!("RMI_VERSION req {} -> lower {lower} higher {higher}", version::Display(req)),
-                _ => log::info!("RMI_VERSION req {} -> ERROR_INPUT lower {lower} higher {higher}", version::Display(req)),
+                RmiStatus::Success => shared::request_log!("RMI_VERSION req {} -> lower {lower} higher {higher}", version::Display(req)),
+                _ => shared::request_log!("RMI_VERSION req {} -> ERROR_INPUT lower {lower} higher {higher}", version::Display(req)),
             }
         }
         rmi::RMI_FEATURES => {
@@ -119,13 +119,13 @@ pub fn handle(call: &RmiCall, ctx: &RmiContext) -> RmiReturn {
             let (status, value) = features::read(index, &ctx.hw);
             ret.regs[0] = return_code(status, 0);
             ret.regs[1] = value;
-            log::info!("RMI_FEATURES index {index} -> {value:#x}");
+            shared::request_log!("RMI_FEATURES index {index} -> {value:#x}");
         }
         fid => {
             ret.regs[0] = NOT_SUPPORTED;
             match name(fid) {
-                Some(n) => log::info!("{n} ({fid:#x}) not supported"),
-                None => log::info!("RMI function {fid:#x} not supported"),
+                Some(n) => shared::request_log!("{n} ({fid:#x}) not supported"),
+                None => shared::request_log!("RMI function {fid:#x} not supported"),
             }
         }
     }

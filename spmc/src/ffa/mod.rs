@@ -399,15 +399,15 @@ impl Spmc {
                     return self.framework_message(r);
                 }
                 let a = self.direct_request(src, dst, r, platform);
-                log::info!("DIRECT_REQ {:#06x} -> {:#06x}: {}", src, dst, Outcome(&a));
+                shared::request_log!("DIRECT_REQ {:#06x} -> {:#06x}: {}", src, dst, Outcome(&a));
                 return a;
             }
             fid::FFA_PARTITION_INFO_GET => {
                 let a = self.partition_info_get(Caller::Ns, r, platform);
                 if a[0] == fid::FFA_SUCCESS_32 as u64 {
-                    log::info!("PARTITION_INFO_GET: {} partition(s)", a[2]);
+                    shared::request_log!("PARTITION_INFO_GET: {} partition(s)", a[2]);
                 } else {
-                    log::info!("PARTITION_INFO_GET: {}", Outcome(&a));
+                    shared::request_log!("PARTITION_INFO_GET: {}", Outcome(&a));
                 }
                 return a;
             }
@@ -416,7 +416,7 @@ impl Spmc {
             }
             _ => error(FfaError::NotSupported),
         };
-        log::info!("{} from NS ({:#x}): {}", fid_name(f), f, Outcome(&answer));
+        shared::request_log!("{} from NS ({:#x}): {}", fid_name(f), f, Outcome(&answer));
         answer
     }
 
@@ -437,15 +437,15 @@ impl Spmc {
                 let (am, an) = version_str(asked);
                 if negotiated.is_some() {
                     let (rm, rn) = version_str(v[0] as u32);
-                    log::info!("FFA_VERSION from NS: {}.{} -> {}.{}", am, an, rm, rn);
+                    shared::request_log!("FFA_VERSION from NS: {}.{} -> {}.{}", am, an, rm, rn);
                 } else {
-                    log::info!("FFA_VERSION from NS: {:#x} -> NOT_SUPPORTED", asked);
+                    shared::request_log!("FFA_VERSION from NS: {:#x} -> NOT_SUPPORTED", asked);
                 }
             }
             w2 if w2 == framework::FLAG | framework::PSCI_REQ => {
                 // PSCI power messages (CPU_OFF on this core): nothing to tear down
                 // yet; answer PSCI SUCCESS (DEN0077 §18.3.2, PSCI_RESP = 0x2).
-                log::info!("PSCI framework message {:#x} from SPMD", r[3]);
+                shared::request_log!("PSCI framework message {:#x} from SPMD", r[3]);
                 a[2] = framework::FLAG | 0x2;
                 a[3] = 0;
             }

@@ -1,0 +1,107 @@
+//! The Realm Execution Context (DEN0137 RMM 1.0, A2.3 "Realm Execution
+//! Context"), kept in the REC granule itself: the vCPU's registers while it
+//! is not running and the requests it has pending with the Host.
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// EL1 system registers saved per REC, in `shared::arch::El1SysRegs` field order.
+pub const NUM_SYSREGS: usize = 26;
+
+/// What a REC waits for from the Host (at most one at a time).
+pub mod pending {
+    pub const NONE: u64 = 0;
+    /// RSI_IPA_STATE_SET: a RIPAS change ([ripas_base, ripas_top) to ripas_value).
+    pub const RIPAS: u64 = 1;
+    /// RSI_HOST_CALL: the RsiHostCall at `host_call` (a PA).
+    pub const HOST_CALL: u64 = 2;
+    /// A PSCI call forwarded to the Host (`psci_fid`).
+    pub const PSCI: u64 = 3;
+    /// An emulatable MMIO read into x[`mmio_reg`].
+    pub const MMIO_READ: u64 = 4;
+    /// An emulatable MMIO write (only the PC advances).
+    pub const MMIO_WRITE: u64 = 5;
+}
+
+#[repr(C, align(16))]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct Rec {
+    /// PA of the owning RD.
+    pub owner: u64,
+    pub mpidr: u64,
+    /// RecIndex within the Realm.
+    pub index: u64,
+    /// 1 when runnable (RecRunnable, A2.3.x).
+    pub runnable: u64,
+    pub x: [u64; 31],
+    pub pc: u64,
+    pub pstate: u64,
+    pub fpsr: u64,
+    pub fpcr: u64,
+    pub _pad0: u64,
+    pub q: [u128; 32],
+    pub sysregs: [u64; NUM_SYSREGS],
+    pub cntp_ctl: u64,
+    pub cntp_cval: u64,
+    /// GICv3 virtual CPU interface state.
+    pub gic_hcr: u64,
+    pub gic_vmcr: u64,
+    pub gic_lrs: [u64; 16],
+    pub pending: u64,
+    pub ripas_base: u64,
+    pub ripas_top: u64,
+    pub ripas_value: u64,
+    pub ripas_destroyed: u64,
+    pub host_call: u64,
+    pub psci_fid: u64,
+    pub psci_target: u64,
+    pub mmio_reg: u64,
+    /// Attestation token generation in progress (never, until attestation exists).
+    pub attest_in_progress: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<Rec>() <= 4096);
+
+/// SPSR for a REC's first entry: AArch64 EL1h, DAIF masked (A2.3.x "REC
+/// initial state" asks for EL1h with exceptions masked).
+pub const INITIAL_PSTATE: u64 = 0x3c5;
+
+/// SCTLR_EL1 reset value: MMU and caches off, RES1 bits (DDI0487 D19.2.x).
+pub const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
+/// CPACR_EL1 FPEN = 0b11: FP/SIMD not trapped.
+pub const CPACR_EL1_FPEN: u64 = 3 << 20;
+
+/// RecIndex from an MPIDR (A2.3.x "MPIDR_EL1 of a REC"): Aff0[3:0] + Aff1,
+/// Aff2, Aff3 above it; other bits must be zero.
+pub fn mpidr_to_index(mpidr: u64) -> Option<u64> {
+    const AFF: u64 = 0xff_00ff_ff0f;
+    if mpidr & !AFF != 0 {
+        return None;
+    }
+    let aff0 = mpidr & 0xf;
+    let aff1 = (mpidr >> 8) & 0xff;
+    let aff2 = (mpidr >> 16) & 0xff;
+    let aff3 = (mpidr >> 32) & 0xff;
+    Some(aff0 | aff1 << 4 | aff2 << 12 | aff3 << 20)
+}
+
+impl Rec {
+    /// Index in `sysregs` of the registers the RMM itself sets.
+    pub const SCTLR: usize = 0;
+    pub const CPACR: usize = 19;
+    pub const CNTV_CTL: usize = 24;
+    pub const CNTV_CVAL: usize = 25;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mpidr_encoding() {
+        assert_eq!(mpidr_to_index(0), Some(0));
+        assert_eq!(mpidr_to_index(3), Some(3));
+        assert_eq!(mpidr_to_index(0x100), Some(16));
+        assert_eq!(mpidr_to_index(0x10), None);
+        assert_eq!(mpidr_to_index(1 << 31), None);
+    }
+}
