@@ -10,8 +10,24 @@ use std::process::Command;
 pub const IMAGES: &[(&str, &str)] = &[("ns-hyp", "ns-hyp"), ("spmc", "spmc"), ("rmm", "rmm"), ("echo", "echo")];
 
 pub struct Outputs {
+    pub paths: Paths,
     pub images: PathBuf,
+    /// TF-A with ns-hyp as BL33.
     pub bios: PathBuf,
+    /// TF-A with a preloaded Linux as BL33 (QEMU loads the Image at [`LINUX_BL33_BASE`]).
+    pub linux_bios: PathBuf,
+}
+
+/// Where the Linux-as-BL33 configuration expects the kernel Image.
+pub const LINUX_BL33_BASE: u64 = 0x6000_0000;
+
+/// Which BL33 a TF-A build carries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Bl33 {
+    /// ns-hyp from the FIP.
+    NsHyp,
+    /// A Linux Image that QEMU preloads at LINUX_BL33_BASE (pKVM / FF-A driver setup).
+    PreloadedLinux,
 }
 
 pub fn images_dir() -> PathBuf {
@@ -20,8 +36,9 @@ pub fn images_dir() -> PathBuf {
 
 pub fn build(p: &Paths) -> Result<Outputs> {
     build_images()?;
-    let bios = build_tfa(p)?;
-    Ok(Outputs { images: images_dir(), bios })
+    let bios = build_tfa(p, Bl33::NsHyp)?;
+    let linux_bios = build_tfa(p, Bl33::PreloadedLinux)?;
+    Ok(Outputs { paths: p.clone(), images: images_dir(), bios, linux_bios })
 }
 
 pub fn build_images() -> Result {
@@ -111,14 +128,17 @@ fn copy(from: &Path, to: &Path) -> Result {
     std::fs::write(to, data).map_err(|e| format!("writing {}: {e}", to.display()))
 }
 
-/// TF-A with SPMD (SPMC at S-EL2) and RMMD, our three images and the echo SP.
+/// TF-A with SPMD (SPMC at S-EL2) and RMMD, our images and the SPs.
 /// Returns the QEMU bios (bl1.bin with fip.bin at 256 KiB).
-pub fn build_tfa(p: &Paths) -> Result<PathBuf> {
+pub fn build_tfa(p: &Paths, bl33: Bl33) -> Result<PathBuf> {
     let tree = patched_tree(p)?;
     let integ = util::repo_root().join("tfa-integration");
     let sp = stage_sps()?;
     let imgs = images_dir();
-    let build_base = util::out_dir().join("tfa-build");
+    let build_base = util::out_dir().join(match bl33 {
+        Bl33::NsHyp => "tfa-build",
+        Bl33::PreloadedLinux => "tfa-build-linux",
+    });
     let plat = build_base.join("qemu").join("release");
     let arg = |k: &str, v: &Path| format!("{k}={}", v.display());
     let mut cmd = Command::new("make");
@@ -144,13 +164,22 @@ pub fn build_tfa(p: &Paths) -> Result<PathBuf> {
     ]);
     cmd.arg(arg("BL32", &imgs.join("spmc.bin")));
     cmd.arg(arg("RMM", &imgs.join("rmm.bin")));
-    cmd.arg(arg("BL33", &imgs.join("ns-hyp.bin")));
+    match bl33 {
+        Bl33::NsHyp => {
+            cmd.arg(arg("BL33", &imgs.join("ns-hyp.bin")));
+        }
+        Bl33::PreloadedLinux => {
+            // BL2 jumps to the preloaded Image with x0 = DTB; without BL33 in the
+            // FIP, `all` no longer builds the bios, so name it.
+            cmd.arg(format!("PRELOADED_BL33_BASE={LINUX_BL33_BASE:#x}"));
+        }
+    }
     cmd.arg(arg("QEMU_TOS_FW_CONFIG_DTS", &integ.join("spmc_manifest.dts")));
     cmd.arg(arg("QEMU_TB_FW_CONFIG_DTS", &integ.join("tb_fw_config.dts")));
     cmd.arg(arg("SP_LAYOUT_FILE", &sp.join("sp_layout.json")));
     cmd.arg(arg("ARM_BL2_SP_LIST_DTS", &plat.join("sp_list_fragment.dts")));
     cmd.arg(arg("BUILD_BASE", &build_base));
-    cmd.args(["all", "fip"]);
+    cmd.args(["all", "fip", "qemu_fw.bios"]);
     // TF-A's make does not notice changed flags: start from an empty build
     // directory whenever the command line differs from the last build's.
     let flags = util::show(&cmd);
@@ -159,7 +188,8 @@ pub fn build_tfa(p: &Paths) -> Result<PathBuf> {
         let _ = std::fs::remove_dir_all(&build_base);
     }
     util::mkdirs(&build_base)?;
-    run_logged(&mut cmd, &util::out_dir().join("tfa-make.log"))?;
+    let log_name = format!("{}.log", build_base.file_name().unwrap().to_string_lossy());
+    run_logged(&mut cmd, &util::out_dir().join(log_name))?;
     util::write_atomic(&flags_marker, flags.as_bytes())?;
     let bios = plat.join("qemu_fw.bios");
     if !bios.exists() {

@@ -3,6 +3,7 @@
 
 mod bench;
 mod build;
+mod guest;
 mod qemu;
 mod setup;
 mod tests;

@@ -15,21 +15,19 @@ pub enum Boot {
     Tfa { bios: PathBuf, dtb: Option<PathBuf> },
     /// ns-hyp alone, loaded like a Linux Image with `-kernel`; `append` goes to /chosen/bootargs.
     NoTfa { kernel: PathBuf, append: Option<String> },
+    /// The four-world machine (`tfa = true`, with `-bios`) or the plain EL2 one,
+    /// plus any further QEMU arguments (loaders, devices, `-dtb`).
+    Custom { tfa: bool, args: Vec<String> },
 }
 
 pub const SMP: u32 = 4;
 pub const MEM: &str = "2G";
 
 fn machine(boot: &Boot) -> Vec<String> {
-    let m = match boot {
-        Boot::Tfa { .. } => "virt,secure=on,virtualization=on,gic-version=3",
-        Boot::NoTfa { .. } => "virt,virtualization=on,gic-version=3",
-    };
-    let cpu = match boot {
-        // x-rme=on: FEAT_RME, which TF-A's ENABLE_RME build requires.
-        Boot::Tfa { .. } => "max,x-rme=on",
-        Boot::NoTfa { .. } => "max",
-    };
+    let tfa = matches!(boot, Boot::Tfa { .. } | Boot::Custom { tfa: true, .. });
+    let m = if tfa { "virt,secure=on,virtualization=on,gic-version=3" } else { "virt,virtualization=on,gic-version=3" };
+    // x-rme=on: FEAT_RME, which TF-A's ENABLE_RME build requires.
+    let cpu = if tfa { "max,x-rme=on" } else { "max" };
     vec!["-machine".into(), m.into(), "-cpu".into(), cpu.into(), "-smp".into(), SMP.to_string(), "-m".into(), MEM.into()]
 }
 
@@ -51,6 +49,7 @@ pub fn args(boot: &Boot) -> Vec<String> {
                 a.extend(["-append".into(), s.clone()]);
             }
         }
+        Boot::Custom { args, .. } => a.extend(args.iter().cloned()),
     }
     a
 }
@@ -124,9 +123,28 @@ pub fn capture(boot: &Boot, timeout: Duration, log: &Path) -> Result<Capture> {
 /// QEMU's own DTB for the four-world machine with `/chosen/bootargs` set, for
 /// passing options to ns-hyp under TF-A (QEMU ignores `-append` with `-bios`).
 pub fn dtb_with_bootargs(bios: &Path, bootargs: &str, out: &Path) -> Result {
-    let boot = Boot::Tfa { bios: bios.to_path_buf(), dtb: None };
+    dump_dtb(true, out)?;
+    let _ = bios;
+    util::run(Command::new("fdtput").args(["-t", "s"]).arg(out).args(["/chosen", "bootargs", bootargs]))
+}
+
+/// Writes QEMU's generated DTB for the four-world (`tfa`) or plain machine to `out`.
+pub fn dump_dtb(tfa: bool, out: &Path) -> Result {
+    let boot = Boot::Custom { tfa, args: vec![] };
     let mut a = machine(&boot);
     a[1] = format!("{},dumpdtb={}", a[1], out.display());
-    util::run(Command::new("qemu-system-aarch64").args(&a).args(["-display", "none"]))?;
-    util::run(Command::new("fdtput").args(["-t", "s"]).arg(out).args(["/chosen", "bootargs", bootargs]))
+    util::run(Command::new("qemu-system-aarch64").args(&a).args(["-display", "none"]))
+}
+
+/// Adds `/chosen` bootargs and an initrd range to a DTB (what a bootloader
+/// would do; QEMU does not when it boots firmware with `-bios`).
+pub fn set_chosen(dtb: &Path, bootargs: &str, initrd: Option<(u64, u64)>) -> Result {
+    util::run(Command::new("fdtput").args(["-t", "s"]).arg(dtb).args(["/chosen", "bootargs", bootargs]))?;
+    if let Some((start, end)) = initrd {
+        for (name, v) in [("linux,initrd-start", start), ("linux,initrd-end", end)] {
+            let (hi, lo) = (format!("{:x}", v >> 32), format!("{:x}", v & 0xffff_ffff));
+            util::run(Command::new("fdtput").args(["-t", "x"]).arg(dtb).args(["/chosen", name, &hi, &lo]))?;
+        }
+    }
+    Ok(())
 }

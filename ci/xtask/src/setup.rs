@@ -56,6 +56,7 @@ const HOST_TOOLS: &[(&str, &str)] = &[
     ("xz", "xz-utils"),
 ];
 
+#[derive(Clone)]
 pub struct Paths {
     pub tfa_src: PathBuf,
     pub guest: PathBuf,

@@ -60,6 +60,15 @@ pub fn output(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Runs a command and returns its raw stdout.
+pub fn output_bytes(cmd: &mut Command) -> Result<Vec<u8>> {
+    let out = cmd.stdin(Stdio::null()).output().map_err(|e| format!("cannot start {}: {e}", show(cmd)))?;
+    if !out.status.success() {
+        return Err(format!("`{}` failed: {}", show(cmd), String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(out.stdout)
+}
+
 pub fn have(program: &str) -> bool {
     Command::new("sh").args(["-c", &format!("command -v {program} >/dev/null 2>&1")]).status().map(|s| s.success()).unwrap_or(false)
 }

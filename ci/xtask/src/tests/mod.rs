@@ -1,0 +1,134 @@
+//! `cargo xtask test [FILTER]`: host unit tests, then QEMU integration tests.
+//! Each integration test boots QEMU, captures the serial console with a timeout
+//! and checks for the lines that prove each hand-shake.  One line per test, a
+//! closing `N passed, N failed`, and a non-zero exit on any failure.
+
+use crate::build::Outputs;
+use crate::qemu::{self, Boot};
+pub use crate::util::Result as XResult;
+use crate::util::{self, Result};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+mod foundation;
+mod spmc;
+
+/// A line that must appear: every fragment on the same line.
+pub struct Expect {
+    pub what: &'static str,
+    pub all_of: Vec<String>,
+}
+
+pub fn expect(what: &'static str, all_of: &[&str]) -> Expect {
+    Expect { what, all_of: all_of.iter().map(|s| s.to_string()).collect() }
+}
+
+/// One QEMU integration test: boot, capture the console, check it.
+pub struct IntegrationTest {
+    pub name: &'static str,
+    pub boot: fn(&Outputs) -> Result<Boot>,
+    pub timeout: Duration,
+    pub expects: fn() -> Vec<Expect>,
+    /// Further checks on the whole output; each returned string is a failure.
+    pub extra: Option<fn(&str) -> Vec<String>>,
+    /// Fragments that must NOT appear anywhere (panics, aborts).
+    pub forbid: &'static [&'static str],
+}
+
+/// Every integration test, in the order they run.  Each area keeps its tests
+/// in its own file.
+fn integration_tests() -> Vec<IntegrationTest> {
+    let mut all = Vec::new();
+    all.extend(foundation::tests());
+    all.extend(spmc::tests());
+    all
+}
+
+/// TF-A reports errors as `ERROR:` lines; the one expected line is qemu's
+/// SYSTEM_OFF, which TF-A logs at ERROR level ("QEMU System Power off: with GPIO.").
+pub const FORBID_ALWAYS: &[&str] = &["PANIC", "panicked", "Unhandled Exception", "ERROR:", "BL31: Error"];
+const ALLOWED_ERROR_LINES: &[&str] = &["QEMU System Power off"];
+
+/// Checks one capture; returns the failures.
+fn check(t: &IntegrationTest, cap: &qemu::Capture) -> Vec<String> {
+    let mut fails = Vec::new();
+    let lines: Vec<&str> = cap.output.lines().collect();
+    for e in (t.expects)() {
+        if !lines.iter().any(|l| e.all_of.iter().all(|f| l.contains(f.as_str()))) {
+            fails.push(format!("missing: {} (a line with {:?})", e.what, e.all_of));
+        }
+    }
+    if let Some(extra) = t.extra {
+        fails.extend(extra(&cap.output));
+    }
+    for f in t.forbid {
+        if let Some(l) = lines.iter().find(|l| l.contains(f) && !ALLOWED_ERROR_LINES.iter().any(|a| l.contains(a))) {
+            fails.push(format!("forbidden output: {l}"));
+        }
+    }
+    match cap.exit {
+        Some(0) => {}
+        Some(c) => fails.push(format!("QEMU exited with status {c}")),
+        None => fails.push(format!("timeout: QEMU still running after {:?}", t.timeout)),
+    }
+    fails
+}
+
+/// Runs `cargo test --workspace` on the host, streaming its output; returns (passed, failed).
+fn host_tests() -> Result<(u32, u32)> {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(util::repo_root()).args(["test", "--workspace", "--color", "never"]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null());
+    eprintln!("xtask: $ {}", util::show(&cmd));
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run cargo test: {e}"))?;
+    let (mut passed, mut failed) = (0, 0);
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let num = |key: &str| -> u32 {
+                rest.split(';').find(|p| p.trim().ends_with(key)).and_then(|p| p.trim().split_whitespace().rev().nth(1)).and_then(|n| n.parse().ok()).unwrap_or(0)
+            };
+            // "ok. 18 passed; 0 failed; ..." — the first field carries the status word.
+            let first = rest.split(';').next().unwrap_or("");
+            passed += first.split_whitespace().rev().nth(1).and_then(|n| n.parse::<u32>().ok()).unwrap_or(0);
+            failed += num("failed");
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() && failed == 0 {
+        failed += 1; // a build failure counts as a failure
+        println!("test host::cargo_test ... FAILED (cargo test exited with {status})");
+    }
+    Ok((passed, failed))
+}
+
+pub fn test(outputs: &Outputs, filter: Option<&str>) -> Result<bool> {
+    let (mut passed, mut failed) = host_tests()?;
+    println!("host unit tests: {passed} passed, {failed} failed");
+    let logs = util::out_dir().join("logs");
+    util::mkdirs(&logs)?;
+    for t in integration_tests().into_iter().filter(|t| filter.is_none_or(|f| t.name.contains(f))) {
+        let log = logs.join(format!("{}.log", t.name));
+        let cap = qemu::capture(&(t.boot)(outputs)?, t.timeout, &log)?;
+        let fails = check(&t, &cap);
+        if fails.is_empty() {
+            passed += 1;
+            println!("test integration::{} ... ok ({:.1} s)", t.name, cap.elapsed.as_secs_f64());
+        } else {
+            failed += 1;
+            println!("test integration::{} ... FAILED ({:.1} s, serial log: {})", t.name, cap.elapsed.as_secs_f64(), log.display());
+            for f in &fails {
+                println!("    {f}");
+            }
+            println!("    --- last lines of the serial log ---");
+            let lines: Vec<&str> = cap.output.lines().collect();
+            for l in &lines[lines.len().saturating_sub(25)..] {
+                println!("    | {l}");
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(failed == 0)
+}

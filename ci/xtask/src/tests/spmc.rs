@@ -1,0 +1,169 @@
+//! Issue C (spmc): real Normal-world clients of the SPMC.
+
+use super::{Expect, FORBID_ALWAYS, IntegrationTest, XResult, expect};
+use crate::build::{LINUX_BL33_BASE, Outputs};
+use crate::guest::{self, InitramfsSpec};
+use crate::qemu::{self, Boot};
+use crate::util;
+use std::time::Duration;
+
+/// Where QEMU preloads the initramfs for Linux-as-BL33 boots (well past the
+/// ~55 MiB Image at LINUX_BL33_BASE).
+const INITRD_BASE: u64 = 0x7000_0000;
+
+/// Linux as BL33 over all four worlds: QEMU preloads the Image and the
+/// initramfs; the DTB carries bootargs and the initrd range (QEMU does not
+/// write them when it boots firmware with `-bios`).
+pub fn linux_bl33_boot(o: &Outputs, initrd: &std::path::Path, name: &str, bootargs: &str) -> XResult<Boot> {
+    let kernel = guest::kernel_image(&o.paths)?;
+    let dtb = util::out_dir().join(format!("{name}.dtb"));
+    qemu::dump_dtb(true, &dtb)?;
+    let size = std::fs::metadata(initrd).map_err(|e| format!("{}: {e}", initrd.display()))?.len();
+    qemu::set_chosen(&dtb, bootargs, Some((INITRD_BASE, INITRD_BASE + size)))?;
+    let loader = |file: &std::path::Path, addr: u64| format!("loader,file={},addr={addr:#x},force-raw=on", file.display());
+    Ok(Boot::Custom {
+        tfa: true,
+        args: vec![
+            "-bios".into(),
+            o.linux_bios.display().to_string(),
+            "-dtb".into(),
+            dtb.display().to_string(),
+            "-device".into(),
+            loader(&kernel, LINUX_BL33_BASE),
+            "-device".into(),
+            loader(initrd, INITRD_BASE),
+        ],
+    })
+}
+
+const FFA_SCRIPT: &str = "\
+dmesg | grep -i -E 'ffa|arm_ffa' | sed 's/^/quadrant-dmesg: /'
+for d in /sys/bus/arm_ffa/devices/*; do
+  [ -e \"$d\" ] || continue
+  echo \"quadrant-ffa-device: $(basename $d) uuid=$(cat $d/uuid 2>/dev/null) id=$(cat $d/device_id 2>/dev/null)\"
+done
+echo \"quadrant-ffa-devices: $(ls /sys/bus/arm_ffa/devices 2>/dev/null | wc -l)\"
+";
+
+fn linux_ffa_boot(o: &Outputs) -> XResult<Boot> {
+    let initrd = guest::initramfs(
+        &o.paths,
+        &InitramfsSpec { name: "linux-ffa", modules: &["ffa-core", "ffa-module"], script: Some(FFA_SCRIPT), files: &[] },
+    )?;
+    linux_bl33_boot(o, &initrd, "linux-ffa", "console=ttyAMA0 earlycon rdinit=/init")
+}
+
+fn linux_ffa_expects() -> Vec<Expect> {
+    vec![
+        expect("Linux reached its init", &["quadrant-init: up"]),
+        expect("the FF-A driver loaded", &["quadrant-init: loaded ffa-module"]),
+        expect("the driver agreed a version with spmc", &["quadrant-dmesg: ", "ARM FF-A", "Version"]),
+        expect("the script finished", &["quadrant-init: script done"]),
+    ]
+}
+
+/// One /sys/bus/arm_ffa device per SP in sp_layout.json, with the manifest's UUID.
+fn ffa_devices_match_layout(output: &str) -> Vec<String> {
+    let mut fails = Vec::new();
+    let sps = sp_uuids();
+    let listed: Vec<&str> = output.lines().filter(|l| l.starts_with("quadrant-ffa-device: ")).collect();
+    if listed.len() != sps.len() {
+        fails.push(format!("{} FF-A device(s) in sysfs, {} SP(s) in sp_layout.json: {listed:?}", listed.len(), sps.len()));
+    }
+    for (name, uuid) in &sps {
+        if !listed.iter().any(|l| l.contains(uuid.as_str())) {
+            fails.push(format!("no FF-A device with {name}'s UUID {uuid}"));
+        }
+    }
+    fails
+}
+
+/// (SP name, UUID string) of every SP in tfa-integration/sp_layout.json, read
+/// from its partition manifest's `uuid` cells (each cell is one byte-swapped
+/// 4-byte group of the RFC 4122 string, the Hafnium/TF-A convention).
+pub fn sp_uuids() -> Vec<(String, String)> {
+    let integ = util::repo_root().join("tfa-integration");
+    let layout = std::fs::read_to_string(integ.join("sp_layout.json")).unwrap_or_default();
+    let mut out = Vec::new();
+    // The layout is a flat object of objects; the SP names are the top-level keys
+    // and each has a "pm" file next to it under sp/.
+    for (name, pm) in json_sp_entries(&layout) {
+        let dts = std::fs::read_to_string(integ.join("sp").join(&pm)).unwrap_or_default();
+        let cells: Vec<u32> = dts
+            .lines()
+            .find(|l| l.trim_start().starts_with("uuid"))
+            .map(|l| l.split(['<', '>']).nth(1).unwrap_or("").split_whitespace().filter_map(|c| u32::from_str_radix(c.trim_start_matches("0x"), 16).ok()).collect())
+            .unwrap_or_default();
+        if cells.len() == 4 {
+            let b: Vec<u8> = cells.iter().flat_map(|c| c.to_le_bytes()).collect();
+            let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            out.push((name, format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])));
+        }
+    }
+    out
+}
+
+/// Minimal reader for sp_layout.json: `{"name": {"image": .., "pm": "x.dts", ..}, ..}`.
+fn json_sp_entries(json: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = json.trim().trim_start_matches('{');
+    while let Some(q) = rest.find('"') {
+        let after = &rest[q + 1..];
+        let Some(end) = after.find('"') else { break };
+        let name = after[..end].to_owned();
+        let Some(open) = after.find('{') else { break };
+        // The matching close brace (values may hold nested objects).
+        let mut depth = 0usize;
+        let mut close = None;
+        for (i, c) in after[open..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        close = Some(i);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(close) = close else { break };
+        let body = &after[open..open + close];
+        let pm = body
+            .split("\"pm\"")
+            .nth(1)
+            .and_then(|t| t.split('"').nth(1))
+            .map(|s| s.rsplit('/').next().unwrap_or(s).to_owned())
+            .unwrap_or_default();
+        out.push((name, pm));
+        rest = &after[open + close + 1..];
+    }
+    out
+}
+
+pub fn tests() -> Vec<IntegrationTest> {
+    vec![IntegrationTest {
+        name: "linux_ffa_driver",
+        boot: linux_ffa_boot,
+        timeout: Duration::from_secs(240),
+        expects: linux_ffa_expects,
+        extra: Some(ffa_devices_match_layout),
+        forbid: FORBID_ALWAYS,
+    }]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn layout_entries() {
+        let j = r#"{ "echo": { "image": "echo.bin", "pm": "echo.dts", "owner": "SiP" }, "mp": {"image": {"file": "mp.bin"}, "pm": "sp/mp.dts"} }"#;
+        assert_eq!(super::json_sp_entries(j), [("echo".to_owned(), "echo.dts".to_owned()), ("mp".to_owned(), "mp.dts".to_owned())]);
+    }
+
+    #[test]
+    fn echo_uuid_string() {
+        let uuids = super::sp_uuids();
+        assert!(uuids.iter().any(|(n, u)| n == "echo" && u == "d4ff1955-d086-4722-8923-d8bd89eb38b3"), "{uuids:?}");
+    }
+}
