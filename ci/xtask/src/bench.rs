@@ -50,7 +50,7 @@ pub fn bench(outputs: &Outputs) -> Result<bool> {
     qemu::dtb_with_bootargs(&outputs.bios, "quadrant.bench", &dtb)?;
     let boot = Boot::Tfa { bios: outputs.bios.clone(), dtb: Some(dtb) };
     let log = out.join("bench.log");
-    let cap = qemu::capture(&boot, Duration::from_secs(600), &log)?;
+    let cap = qemu::capture(&boot, Duration::from_secs(600), &log, &["PANIC:"])?;
     let (rows, freq, done) = parse(&cap.output);
     if !done || cap.exit != Some(0) {
         return Err(format!("bench run did not complete (exit {:?}); serial log: {}", cap.exit, log.display()));

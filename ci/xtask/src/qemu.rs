@@ -75,8 +75,9 @@ pub struct Capture {
     pub elapsed: Duration,
 }
 
-/// Boots, captures serial output until QEMU exits or `timeout` passes.
-pub fn capture(boot: &Boot, timeout: Duration, log: &Path) -> Result<Capture> {
+/// Boots, captures serial output until QEMU exits, `timeout` passes, or a line
+/// containing one of `stop_on` appears (a panic: waiting longer shows nothing new).
+pub fn capture(boot: &Boot, timeout: Duration, log: &Path, stop_on: &[&str]) -> Result<Capture> {
     let mut cmd = Command::new("qemu-system-aarch64");
     cmd.args(args(boot)).args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -104,7 +105,16 @@ pub fn capture(boot: &Boot, timeout: Duration, log: &Path) -> Result<Capture> {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
             break status.code();
         }
-        if start.elapsed() > timeout {
+        let stop = !stop_on.is_empty() && {
+            let b = buf.lock().unwrap();
+            let text = String::from_utf8_lossy(&b);
+            stop_on.iter().any(|s| text.contains(s))
+        };
+        if stop {
+            // Let the rest of the message reach the log, then end the run.
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        if stop || start.elapsed() > timeout {
             let _ = child.kill();
             let _ = child.wait();
             break None;
@@ -123,16 +133,22 @@ pub fn capture(boot: &Boot, timeout: Duration, log: &Path) -> Result<Capture> {
 /// QEMU's own DTB for the four-world machine with `/chosen/bootargs` set, for
 /// passing options to ns-hyp under TF-A (QEMU ignores `-append` with `-bios`).
 pub fn dtb_with_bootargs(bios: &Path, bootargs: &str, out: &Path) -> Result {
-    dump_dtb(true, out)?;
-    let _ = bios;
+    dump_dtb(Some(bios), out)?;
     util::run(Command::new("fdtput").args(["-t", "s"]).arg(out).args(["/chosen", "bootargs", bootargs]))
 }
 
-/// Writes QEMU's generated DTB for the four-world (`tfa`) or plain machine to `out`.
-pub fn dump_dtb(tfa: bool, out: &Path) -> Result {
-    let boot = Boot::Custom { tfa, args: vec![] };
+/// Writes the DTB QEMU generates for the four-world machine booting `bios`
+/// (or the plain EL2 machine when `None`) to `out`.  The bios matters: with
+/// firmware loaded, `virt` swaps the NS PL061 GPIO for an ACPI GED, so a DTB
+/// dumped without it describes a device that is not there (and Linux takes an
+/// external abort probing it).
+pub fn dump_dtb(bios: Option<&Path>, out: &Path) -> Result {
+    let boot = Boot::Custom { tfa: bios.is_some(), args: vec![] };
     let mut a = machine(&boot);
     a[1] = format!("{},dumpdtb={}", a[1], out.display());
+    if let Some(b) = bios {
+        a.extend(["-bios".into(), b.display().to_string()]);
+    }
     util::run(Command::new("qemu-system-aarch64").args(&a).args(["-display", "none"]))
 }
 

@@ -48,6 +48,8 @@ fn integration_tests() -> Vec<IntegrationTest> {
 /// TF-A reports errors as `ERROR:` lines; the one expected line is qemu's
 /// SYSTEM_OFF, which TF-A logs at ERROR level ("QEMU System Power off: with GPIO.").
 pub const FORBID_ALWAYS: &[&str] = &["PANIC", "panicked", "Unhandled Exception", "ERROR:", "BL31: Error"];
+/// Output after which a run cannot recover: stop waiting for it.
+const STOP_ON: &[&str] = &["Kernel panic", "PANIC:", "Unhandled Exception"];
 const ALLOWED_ERROR_LINES: &[&str] = &["QEMU System Power off"];
 
 /// Checks one capture; returns the failures.
@@ -70,7 +72,7 @@ fn check(t: &IntegrationTest, cap: &qemu::Capture) -> Vec<String> {
     match cap.exit {
         Some(0) => {}
         Some(c) => fails.push(format!("QEMU exited with status {c}")),
-        None => fails.push(format!("timeout: QEMU still running after {:?}", t.timeout)),
+        None => fails.push(format!("QEMU did not power off (stopped at a panic, or timed out after {:?})", t.timeout)),
     }
     fails
 }
@@ -111,7 +113,7 @@ pub fn test(outputs: &Outputs, filter: Option<&str>) -> Result<bool> {
     util::mkdirs(&logs)?;
     for t in integration_tests().into_iter().filter(|t| filter.is_none_or(|f| t.name.contains(f))) {
         let log = logs.join(format!("{}.log", t.name));
-        let cap = qemu::capture(&(t.boot)(outputs)?, t.timeout, &log)?;
+        let cap = qemu::capture(&(t.boot)(outputs)?, t.timeout, &log, STOP_ON)?;
         let fails = check(&t, &cap);
         if fails.is_empty() {
             passed += 1;

@@ -17,7 +17,7 @@ const INITRD_BASE: u64 = 0x7000_0000;
 pub fn linux_bl33_boot(o: &Outputs, initrd: &std::path::Path, name: &str, bootargs: &str) -> XResult<Boot> {
     let kernel = guest::kernel_image(&o.paths)?;
     let dtb = util::out_dir().join(format!("{name}.dtb"));
-    qemu::dump_dtb(true, &dtb)?;
+    qemu::dump_dtb(Some(&o.linux_bios), &dtb)?;
     let size = std::fs::metadata(initrd).map_err(|e| format!("{}: {e}", initrd.display()))?.len();
     qemu::set_chosen(&dtb, bootargs, Some((INITRD_BASE, INITRD_BASE + size)))?;
     let loader = |file: &std::path::Path, addr: u64| format!("loader,file={},addr={addr:#x},force-raw=on", file.display());
