@@ -3,7 +3,7 @@
 //! to the floor (a null SMC answered by EL3) measured in the same run, write
 //! `target/bench.json`, and list the images' sizes.
 
-use crate::build::{IMAGES, Outputs};
+use crate::build::{self, Outputs};
 use crate::qemu::{self, Boot};
 use crate::util::{self, Result};
 use std::fmt::Write as _;
@@ -60,7 +60,7 @@ pub fn bench(outputs: &Outputs) -> Result<bool> {
     let mut json = String::from("{\n");
     println!("{:<22} {:>10} {:>14} {:>10}  {}", "row", "calls", "ticks/call", "÷ floor", "what");
     let mut ok = true;
-    for (i, (name, what)) in ROWS.iter().enumerate() {
+    for (name, what) in ROWS {
         let row = rows.iter().find(|r| r.name == *name);
         let (calls, tpc, ratio) = match row {
             Some(r) => (r.iterations, per_call(r), per_call(r) / floor),
@@ -73,20 +73,18 @@ pub fn bench(outputs: &Outputs) -> Result<bool> {
             ok = false;
         }
         println!("{:<22} {:>10} {:>14.1} {:>10.2}  {}", name, calls, tpc, ratio, what);
-        let _ = write!(
+        let _ = writeln!(
             json,
-            "  \"{name}\": {{\"calls\": {calls}, \"ticks_per_call\": {}, \"ratio_to_floor\": {}}}{}\n",
+            "  \"{name}\": {{\"calls\": {calls}, \"ticks_per_call\": {}, \"ratio_to_floor\": {}}},",
             num(tpc),
-            num(ratio),
-            ","
+            num(ratio)
         );
-        let _ = i;
     }
     let _ = writeln!(json, "  \"cntfrq_hz\": {},", freq.map(|f| f.to_string()).unwrap_or("null".into()));
     println!();
     println!("{:<22} {:>10}", "image", "bytes");
     let mut sizes = Vec::new();
-    for (_, bin) in IMAGES {
+    for (_, bin) in build::images() {
         let p = outputs.images.join(format!("{bin}.bin"));
         let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
         println!("{:<22} {:>10}", format!("{bin}.bin"), size);

@@ -6,8 +6,35 @@ use crate::util::{self, Result, run, run_logged};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Bare-metal images: (cargo package, output binary name).
-pub const IMAGES: &[(&str, &str)] = &[("ns-hyp", "ns-hyp"), ("spmc", "spmc"), ("rmm", "rmm"), ("echo", "echo")];
+/// The three products: (cargo package, output binary name).
+pub const PRODUCTS: &[(&str, &str)] = &[("ns-hyp", "ns-hyp"), ("spmc", "spmc"), ("rmm", "rmm")];
+
+/// Every bare-metal image: the products, then each secure partition named in
+/// tfa-integration/sp_layout.json (its `image` is `<crate>.bin`, built from
+/// the crate of that name under sps/).
+pub fn images() -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = PRODUCTS.iter().map(|(p, b)| (p.to_string(), b.to_string())).collect();
+    for bin in sp_images() {
+        v.push((bin.clone(), bin));
+    }
+    v
+}
+
+/// Image names (without `.bin`) that sp_layout.json refers to.
+fn sp_images() -> Vec<String> {
+    let layout = std::fs::read_to_string(util::repo_root().join("tfa-integration/sp_layout.json")).unwrap_or_default();
+    let mut out = Vec::new();
+    for part in layout.split("\"image\"").skip(1) {
+        // "image": "x.bin"  or  "image": {"file": "x.bin", ...}
+        if let Some(file) = part.split('"').find(|t| t.ends_with(".bin")) {
+            let name = file.rsplit('/').next().unwrap_or(file).trim_end_matches(".bin").to_owned();
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
 
 pub struct Outputs {
     pub paths: Paths,
@@ -45,13 +72,14 @@ pub fn build_images() -> Result {
     let root = util::repo_root();
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(&root).args(["build", "--release", "--target", "aarch64-unknown-none"]);
-    for (pkg, _) in IMAGES {
+    let images = images();
+    for (pkg, _) in &images {
         cmd.args(["-p", pkg]);
     }
     run(&mut cmd)?;
     let dir = images_dir();
     util::mkdirs(&dir)?;
-    for (_, bin) in IMAGES {
+    for (_, bin) in &images {
         let elf = root.join("target/aarch64-unknown-none/release").join(bin);
         run(Command::new("aarch64-linux-gnu-objcopy").arg("-O").arg("binary").arg(&elf).arg(dir.join(format!("{bin}.bin"))))?;
     }
@@ -113,7 +141,9 @@ fn stage_sps() -> Result<PathBuf> {
             copy(&path, &dir.join(path.file_name().unwrap()))?;
         }
     }
-    copy(&images_dir().join("echo.bin"), &dir.join("echo.bin"))?;
+    for bin in sp_images() {
+        copy(&images_dir().join(format!("{bin}.bin")), &dir.join(format!("{bin}.bin")))?;
+    }
     Ok(dir)
 }
 
