@@ -416,7 +416,11 @@ impl Spmc {
             }
             _ => error(FfaError::NotSupported),
         };
-        shared::request_log!("{} from NS ({:#x}): {}", fid_name(f), f, Outcome(&answer));
+        if f == fid::FFA_FEATURES {
+            shared::request_log!("FEATURES from NS ({:#x}) for {:#x}: {}", f, r[1] as u32, Outcome(&answer));
+        } else {
+            shared::request_log!("{} from NS ({:#x}): {}", fid_name(f), f, Outcome(&answer));
+        }
         answer
     }
 
