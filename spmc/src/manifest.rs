@@ -102,6 +102,8 @@ pub enum ManifestError {
     Invalid(&'static str),
     /// More entries than this implementation supports.
     TooMany(&'static str),
+    /// A property or node the binding does not define (or we do not implement).
+    Unknown(Name),
 }
 
 impl core::fmt::Display for ManifestError {
@@ -112,6 +114,7 @@ impl core::fmt::Display for ManifestError {
             Self::Missing(what) => write!(f, "missing {what}"),
             Self::Invalid(what) => write!(f, "invalid {what}"),
             Self::TooMany(what) => write!(f, "too many {what}"),
+            Self::Unknown(name) => write!(f, "unknown or unsupported field `{name}`"),
         }
     }
 }
@@ -243,9 +246,9 @@ mod tests {
         let m = SpmcManifest::parse(GOOD).unwrap();
         assert_eq!(m.spmc_id, 0x8000);
         assert_eq!((m.maj_ver, m.min_ver), (1, 2));
-        assert_eq!(m.sps().len(), 1);
-        assert_eq!(m.sps()[0].debug_name.as_str(), "echo");
-        assert_eq!(m.sps()[0].load_address, 0x0e30_0000);
+        assert_eq!(m.sps().len(), 3);
+        let names: Vec<(&str, u64)> = m.sps().iter().map(|s| (s.debug_name.as_str(), s.load_address)).collect();
+        assert_eq!(names, [("echo", 0x0e30_0000), ("mp", 0x0e40_0000), ("isolation", 0x0e50_0000)]);
         assert!(m.secure_memory.contains(0x0e30_0000, 0x10_0000));
         assert!(m.ns_memory.contains(0x6000_0000, 0x1000));
         assert!(!m.ns_memory.contains(0x4010_0000, 0x1000), "realm PAS is not NS memory");

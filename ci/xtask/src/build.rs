@@ -134,7 +134,18 @@ fn stage_sps() -> Result<PathBuf> {
     let integ = util::repo_root().join("tfa-integration");
     let dir = util::out_dir().join("sp");
     util::mkdirs(&dir)?;
+    let layout_changed = std::fs::read(integ.join("sp_layout.json")).ok() != std::fs::read(dir.join("sp_layout.json")).ok();
     copy(&integ.join("sp_layout.json"), &dir.join("sp_layout.json"))?;
+    if layout_changed {
+        // TF-A's make does not know that tb_fw_config.dtb includes the SP list
+        // generated from sp_layout.json (ARM_BL2_SP_LIST_DTS): drop the stale
+        // DTB and its preprocessed source so BL2 learns about added or removed SPs.
+        for build in ["tfa-build", "tfa-build-linux"] {
+            for f in ["tb_fw_config.dtb", "tb_fw_config.pre.dts"] {
+                let _ = std::fs::remove_file(util::out_dir().join(build).join("qemu/release/fdts").join(f));
+            }
+        }
+    }
     for entry in std::fs::read_dir(integ.join("sp")).map_err(|e| format!("tfa-integration/sp: {e}"))? {
         let path = entry.map_err(|e| e.to_string())?.path();
         if path.extension().is_some_and(|x| x == "dts") {

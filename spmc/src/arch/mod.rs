@@ -4,7 +4,8 @@
 mod platform;
 
 use crate::ffa::{Partition, Regs, SpMemory, Spmc};
-use crate::manifest::SpmcManifest;
+use crate::manifest::{Range, SpmcManifest};
+use crate::partition::layout::{self, Taken};
 use crate::partition::{PartitionManifest, SpPackage};
 use platform::HwPlatform;
 use shared::abi::ffa::{FfaError, fid};
@@ -18,6 +19,9 @@ pub const SP_REGION_SIZE: u64 = 0x10_0000;
 /// The SPMC manifest must fit in 4 KiB (TF-A secure-partition-manager.rst).
 const MANIFEST_MAX: usize = 0x1000;
 const UART: usize = 0x0900_0000;
+/// The SPMC's own image region (BL32_BASE, at most 2 MiB: the manifest's binary_size).
+const SPMC_BASE: u64 = 0x0e10_0000;
+const SPMC_SIZE: u64 = 0x20_0000;
 
 core::arch::global_asm!(
     ".section .text.entry, \"ax\"",
@@ -61,7 +65,7 @@ extern "C" fn quadrant_main(x0: u64, cold: u64, _x2: u64, _x3: u64, x4: u64, cpu
     if cold != 0 {
         // SAFETY: QEMU virt's PL011; MMU off, so device memory.
         shared::console::init(unsafe { shared::console::Pl011::new(UART) }, "spmc", log::LevelFilter::Info);
-        let answer = match cold_boot(x0 as usize) {
+        let answer = match cold_boot(x0 as usize, cpu as usize) {
             Ok(()) => {
                 log::info!("init done, FFA_MSG_WAIT to SPMD");
                 msg_wait()
@@ -75,6 +79,9 @@ extern "C" fn quadrant_main(x0: u64, cold: u64, _x2: u64, _x3: u64, x4: u64, cpu
         main_loop(cpu as usize, answer)
     } else {
         secondary_boot(cpu, x4);
+        if let (Some(s), Some(p)) = (SPMC.get(), PLATFORM.get()) {
+            s.lock().init_secondary(cpu as usize, &mut *p.lock());
+        }
         main_loop(cpu as usize, msg_wait())
     }
 }
@@ -85,7 +92,7 @@ fn msg_wait() -> Regs {
     r
 }
 
-fn cold_boot(manifest_addr: usize) -> Result<(), &'static str> {
+fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
     // Copy the manifest out first: it is read with the MMU off, never again.
     if manifest_addr == 0 || manifest_addr % 8 != 0 {
         return Err("no manifest in x0");
@@ -124,15 +131,27 @@ fn cold_boot(manifest_addr: usize) -> Result<(), &'static str> {
 
     let mut spmc = Spmc::new(m.spmc_id, m.ns_memory);
     let mut hw = HwPlatform::new(pool());
+    // What is already owned: the SPMC image and every SP package region.
+    let mut taken = Taken::default();
+    taken.push(Range { base: SPMC_BASE, size: SPMC_SIZE })?;
     for sp in m.sps() {
-        match load_partition(sp.load_address, sp.debug_name.as_str(), &m) {
+        taken.push(Range { base: sp.load_address, size: SP_REGION_SIZE })?;
+    }
+    for sp in m.sps() {
+        let own = Range { base: sp.load_address, size: SP_REGION_SIZE };
+        let loaded = load_partition(sp.load_address, sp.debug_name.as_str(), &m).and_then(|(pm, entry)| {
+            layout::check_regions(&pm, own, &taken, &m.secure_memory, &m.ns_memory)?;
+            Ok((pm, entry))
+        });
+        match loaded {
             Ok((pm, entry)) => {
                 let mem = SpMemory { base: sp.load_address, size: SP_REGION_SIZE };
                 let idx = spmc.add_partition(Partition::new(pm, mem))?;
-                hw.add_vcpu(idx, entry, mem).map_err(|_| "SP Stage-2")?;
+                hw.add_partition(idx, entry, mem, &pm).map_err(|_| "SP Stage-2")?;
+                let _ = layout::take(&pm, own, &mut taken);
             }
-            // A bad SP package is skipped, not fatal: the others still run.
-            Err(e) => log::error!("SP {} at {:#x}: {}", sp.debug_name, sp.load_address, e),
+            // A bad SP is skipped, not fatal: the others still run.
+            Err(e) => log::error!("SP {} at {:#x} refused: {}", sp.debug_name, sp.load_address, e),
         }
     }
     platform::setup_cpu_virt(hw.ns_root());
@@ -148,7 +167,8 @@ fn cold_boot(manifest_addr: usize) -> Result<(), &'static str> {
     let mut s = spmc.lock();
     let mut p = plat.lock();
     for i in s.boot_sequence().into_iter().flatten() {
-        if let Err(e) = s.init_partition(i, &mut *p) {
+        let ctx = s.partition(i).map_or(0, |p| p.ctx_for(cpu));
+        if let Err(e) = s.init_partition(i, ctx, cpu, &mut *p) {
             log::error!("SP {:#06x}: {}", s.partition(i).map_or(0, |p| p.manifest.id), e);
         }
     }
@@ -170,6 +190,11 @@ fn load_partition(base: u64, name: &str, m: &SpmcManifest) -> Result<(PartitionM
         log::error!("SP {}: partition manifest: {}", name, e);
         "bad partition manifest"
     })?;
+    if pm.boot_info.is_some() {
+        // Parsed, but the FF-A boot information blob is not built yet: refuse
+        // rather than start the SP with a register it expects to be valid.
+        return Err("boot-info (gp-register-num) requested: not supported yet");
+    }
     if pm.load_address.is_some_and(|a| a != base) {
         return Err("partition manifest load-address differs from the package address");
     }
@@ -268,7 +293,7 @@ fn main_loop(cpu: usize, mut answer: Regs) -> ! {
     loop {
         let req = smc_to_spmd(cpu, &answer);
         answer = match (SPMC.get(), PLATFORM.get()) {
-            (Some(s), Some(p)) => s.lock().handle_ns(&req, &mut *p.lock()),
+            (Some(s), Some(p)) => s.lock().handle_ns(&req, cpu, &mut *p.lock()),
             _ => crate::ffa::error(FfaError::NotSupported),
         };
     }

@@ -16,8 +16,8 @@ pub mod partition_info;
 pub mod rxtx;
 
 use crate::manifest::Ranges;
-use crate::partition::PartitionManifest;
-use crate::partition::manifest::MSG_DIRECT_REQ_RECV;
+use crate::partition::manifest::{MSG_DIRECT_REQ_RECV, MSG_DIRECT_REQ_SEND, MSG_DIRECT_REQ2_RECV, MSG_DIRECT_REQ2_SEND};
+use crate::partition::{PartitionManifest, Uuid};
 use rxtx::Mailbox;
 use shared::abi::ffa::{self as ffa, FfaError, fid, framework};
 
@@ -29,13 +29,17 @@ pub const MAX_PARTITIONS: usize = crate::manifest::MAX_SPS;
 /// Endpoint id of the Normal world (the hypervisor, or the OS without one): DEN0077 §2.9.
 pub const NS_ENDPOINT_ID: u16 = 0;
 
+/// Most execution contexts of one partition: one per PE.
+pub const MAX_CONTEXTS: usize = shared::percpu::MAX_CPUS;
+
 /// How an SP run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SpExit {
     /// The SP made an FF-A call (a trapped `smc`/`hvc`); x0..x17 as it left them.
     Call(Regs),
     /// Any other exception (abort, undefined instruction, ...): the SP is dead.
-    Fault { esr: u64, far: u64, elr: u64 },
+    /// `ipa`: the faulting IPA of a Stage-2 abort (HPFAR_EL2), if any.
+    Fault { esr: u64, far: u64, elr: u64, ipa: Option<u64> },
 }
 
 /// What the dispatcher needs from the machine.
@@ -46,24 +50,39 @@ pub trait Platform {
     fn unmap_ns(&mut self, pa: u64, size: u64);
     /// Writes `bytes` at `pa`, which is inside a range mapped by `map_ns` or an SP's memory.
     fn write(&mut self, pa: u64, bytes: &[u8]);
-    /// Runs SP `index`'s execution context until its next FF-A call or fault.
-    /// `answer` is what its last call returns (None: the first run from its entry point).
-    fn run_sp(&mut self, index: usize, answer: Option<&Regs>) -> SpExit;
+    /// Runs execution context `ctx` of SP `index` until its next FF-A call or
+    /// fault.  `answer` is what its last call returns (None: the first run
+    /// from its entry point).
+    fn run_sp(&mut self, index: usize, ctx: usize, answer: Option<&Regs>) -> SpExit;
+    /// Puts context `ctx` of SP `index` back at an entry point: `entry`, or
+    /// the partition's own entry point when None (DEN0077 §18.2: secondary
+    /// contexts start at the FFA_SECONDARY_EP_REGISTER address).
+    fn reset_ctx(&mut self, index: usize, ctx: usize, entry: Option<u64>);
     /// Prints one line of an SP's console output under its own prefix.
     fn sp_log(&mut self, prefix: &str, line: &str);
 }
 
-/// Life cycle of a partition's (single) execution context.
+/// Which direct message ABI a request used; its response must match
+/// (DEN0077 v1.2 §15.2, §15.4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SpState {
-    /// Loaded, not yet run.
-    Created,
+pub enum ReqKind {
+    Req32,
+    Req64,
+    Req2,
+}
+
+/// Life cycle of one execution context (DEN0077 v1.2 §4.1, runtime states).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CtxState {
+    /// Not initialised on its PE (yet, or again after CPU_OFF).
+    Off,
     /// Blocked in FFA_MSG_WAIT: may receive a direct request.
     Waiting,
-    /// Handling a direct request from `from`.
-    Running { from: u16 },
-    /// Faulted or failed its init: never run again (DEN0077 v1.2 ABORTED).
-    Aborted,
+    /// Handling a direct request from `from` (and maybe calling further SPs).
+    Running { from: u16, kind: ReqKind },
+    /// Gave the CPU back with FFA_YIELD while handling a request from the
+    /// Normal world; resumed by FFA_RUN.
+    Preempted { from: u16, kind: ReqKind },
 }
 
 /// Where a partition's memory is: its package region, identity mapped at Stage-2.
@@ -89,16 +108,39 @@ impl LineBuf {
 pub struct Partition {
     pub manifest: PartitionManifest,
     pub memory: SpMemory,
-    pub state: SpState,
+    pub contexts: [CtxState; MAX_CONTEXTS],
+    /// Faulted or failed: never run again; callers get ABORTED (DEN0077 v1.2).
+    pub aborted: bool,
     /// FF-A version the SP asked for (its manifest's until it calls FFA_VERSION).
     pub version: u32,
+    /// Entry of secondary contexts (FFA_SECONDARY_EP_REGISTER), if registered.
+    pub secondary_ep: Option<u64>,
     mailbox: Option<Mailbox>,
     line: LineBuf,
 }
 
 impl Partition {
     pub fn new(manifest: PartitionManifest, memory: SpMemory) -> Self {
-        Self { version: manifest.ffa_version, manifest, memory, state: SpState::Created, mailbox: None, line: LineBuf::new() }
+        Self {
+            version: manifest.ffa_version,
+            manifest,
+            memory,
+            contexts: [CtxState::Off; MAX_CONTEXTS],
+            aborted: false,
+            secondary_ep: None,
+            mailbox: None,
+            line: LineBuf::new(),
+        }
+    }
+
+    pub fn context_count(&self) -> usize {
+        (self.manifest.execution_ctx_count as usize).min(MAX_CONTEXTS)
+    }
+
+    /// The context that serves a call on `cpu`: an MP partition's context is
+    /// pinned to its PE; a UP partition's one context migrates (DEN0077 §4.1.1).
+    pub fn ctx_for(&self, cpu: usize) -> usize {
+        if self.manifest.is_mp() { cpu.min(self.context_count() - 1) } else { 0 }
     }
 }
 
@@ -145,13 +187,17 @@ pub fn fid_name(f: u32) -> &'static str {
         fid::FFA_RXTX_MAP_32 | fid::FFA_RXTX_MAP_64 => "RXTX_MAP",
         fid::FFA_RXTX_UNMAP => "RXTX_UNMAP",
         fid::FFA_RX_RELEASE => "RX_RELEASE",
+        fid::FFA_RX_ACQUIRE => "RX_ACQUIRE",
         fid::FFA_PARTITION_INFO_GET => "PARTITION_INFO_GET",
+        fid::FFA_PARTITION_INFO_GET_REGS => "PARTITION_INFO_GET_REGS",
         fid::FFA_MSG_SEND_DIRECT_REQ_32 | fid::FFA_MSG_SEND_DIRECT_REQ_64 => "DIRECT_REQ",
+        fid::FFA_MSG_SEND_DIRECT_REQ2 => "DIRECT_REQ2",
+        fid::FFA_RUN => "RUN",
         _ => "call",
     }
 }
 
-fn error_name(code: u64) -> &'static str {
+pub fn error_name(code: u64) -> &'static str {
     match code as u32 as i32 {
         -1 => "NOT_SUPPORTED",
         -2 => "INVALID_PARAMETERS",
@@ -174,6 +220,8 @@ impl core::fmt::Display for Outcome<'_> {
         let r = self.0;
         if r[0] == fid::FFA_ERROR as u64 {
             write!(f, "error {}", error_name(r[2]))
+        } else if r[0] == fid::FFA_YIELD as u64 {
+            write!(f, "yielded")
         } else {
             write!(f, "ok")
         }
@@ -188,20 +236,28 @@ const fn version_str(v: u32) -> (u16, u16) {
 const SUPPORTED: &[u32] = &[
     fid::FFA_ERROR,
     fid::FFA_SUCCESS_32,
+    fid::FFA_INTERRUPT,
     fid::FFA_VERSION,
     fid::FFA_FEATURES,
     fid::FFA_RX_RELEASE,
+    fid::FFA_RX_ACQUIRE,
     fid::FFA_RXTX_MAP_32,
     fid::FFA_RXTX_MAP_64,
     fid::FFA_RXTX_UNMAP,
     fid::FFA_PARTITION_INFO_GET,
+    fid::FFA_PARTITION_INFO_GET_REGS,
     fid::FFA_ID_GET,
     fid::FFA_SPM_ID_GET,
     fid::FFA_MSG_WAIT,
+    fid::FFA_YIELD,
+    fid::FFA_RUN,
     fid::FFA_MSG_SEND_DIRECT_REQ_32,
     fid::FFA_MSG_SEND_DIRECT_REQ_64,
     fid::FFA_MSG_SEND_DIRECT_RESP_32,
     fid::FFA_MSG_SEND_DIRECT_RESP_64,
+    fid::FFA_MSG_SEND_DIRECT_REQ2,
+    fid::FFA_MSG_SEND_DIRECT_RESP2,
+    fid::FFA_SECONDARY_EP_REGISTER_64,
     fid::FFA_CONSOLE_LOG_32,
     fid::FFA_CONSOLE_LOG_64,
 ];
@@ -214,8 +270,19 @@ enum SpStep {
     Waited,
     /// The SP answered a direct request (the response registers).
     Responded(Regs),
-    /// The SP reported an init failure (FFA_ERROR) or misbehaved fatally.
+    /// The SP gave the CPU back to the Normal world caller (FFA_YIELD).
+    Yielded,
+    /// The SP reported a failure (FFA_ERROR) or faulted: it is aborted.
     Failed,
+}
+
+/// The direct response function id that answers a request of `kind`.
+fn response_fid(kind: ReqKind) -> u32 {
+    match kind {
+        ReqKind::Req32 => fid::FFA_MSG_SEND_DIRECT_RESP_32,
+        ReqKind::Req64 => fid::FFA_MSG_SEND_DIRECT_RESP_64,
+        ReqKind::Req2 => fid::FFA_MSG_SEND_DIRECT_RESP2,
+    }
 }
 
 impl Spmc {
@@ -253,6 +320,10 @@ impl Spmc {
         self.partitions[i].as_mut().expect("index from find/add_partition")
     }
 
+    fn part(&self, i: usize) -> &Partition {
+        self.partitions[i].as_ref().expect("index from find/add_partition")
+    }
+
     fn find(&self, id: u16) -> Option<usize> {
         (0..self.count).find(|&i| self.partitions[i].as_ref().is_some_and(|p| p.manifest.id == id))
     }
@@ -277,53 +348,99 @@ impl Spmc {
         order
     }
 
-    /// Runs SP `i` from its entry point until it calls FFA_MSG_WAIT (init done).
-    pub fn init_partition(&mut self, i: usize, platform: &mut dyn Platform) -> Result<(), &'static str> {
+    /// Runs context `ctx` of SP `i` from its entry point until it calls
+    /// FFA_MSG_WAIT (init done on that PE).
+    pub fn init_partition(&mut self, i: usize, ctx: usize, cpu: usize, platform: &mut dyn Platform) -> Result<(), &'static str> {
+        if self.part(i).aborted {
+            return Err("partition is aborted");
+        }
         let mut answer: Option<Regs> = None;
         loop {
-            let exit = platform.run_sp(i, answer.as_ref());
-            match self.sp_exit(i, exit, platform) {
+            let exit = platform.run_sp(i, ctx, answer.as_ref());
+            match self.sp_exit(i, ctx, cpu, exit, platform) {
                 SpStep::Resume(r) => answer = Some(r),
                 SpStep::Waited => {
-                    self.part_mut(i).state = SpState::Waiting;
+                    self.part_mut(i).contexts[ctx] = CtxState::Waiting;
                     return Ok(());
                 }
-                SpStep::Responded(_) => {
-                    // A response with no request: tell the SP and let it go on.
-                    answer = Some(error(FfaError::Denied));
-                }
+                // A response with no request, or a yield with no caller: refuse and go on.
+                SpStep::Responded(_) | SpStep::Yielded => answer = Some(error(FfaError::Denied)),
                 SpStep::Failed => {
-                    self.part_mut(i).state = SpState::Aborted;
+                    self.abort(i, "failed its initialisation");
                     return Err("partition failed its initialisation");
                 }
             }
         }
     }
 
-    fn sp_exit(&mut self, i: usize, exit: SpExit, platform: &mut dyn Platform) -> SpStep {
-        match exit {
-            SpExit::Fault { esr, far, elr } => {
-                log::error!(
-                    "SP {:#06x} fault: esr {:#x} far {:#x} elr {:#x}",
-                    self.part_mut(i).manifest.id, esr, far, elr
-                );
-                SpStep::Failed
+    /// Secondary-core boot (cold or warm): initialise each MP partition's
+    /// context for this PE at its secondary entry point, in boot order
+    /// (DEN0077 §18.2 FFA_SECONDARY_EP_REGISTER; Hafnium does the same).
+    pub fn init_secondary(&mut self, cpu: usize, platform: &mut dyn Platform) {
+        for i in self.boot_sequence().into_iter().flatten() {
+            let p = self.part(i);
+            if !p.manifest.is_mp() || p.aborted || cpu >= p.context_count() {
+                continue;
             }
-            SpExit::Call(regs) => self.handle_sp_call(i, &regs, platform),
+            let ep = p.secondary_ep;
+            platform.reset_ctx(i, cpu, ep);
+            self.part_mut(i).contexts[cpu] = CtxState::Off;
+            match self.init_partition(i, cpu, cpu, platform) {
+                Ok(()) => log::info!("SP {} ({:#06x}): context {} ready on cpu {}", self.part(i).manifest.description, self.part(i).manifest.id, cpu, cpu),
+                Err(e) => log::error!("SP {:#06x} context {}: {}", self.part(i).manifest.id, cpu, e),
+            }
         }
     }
 
-    fn handle_sp_call(&mut self, i: usize, r: &Regs, platform: &mut dyn Platform) -> SpStep {
+    /// Marks partition `i` aborted (DEN0077 v1.2 "aborted" partition state):
+    /// it never runs again and every caller gets FFA_ERROR(ABORTED).
+    fn abort(&mut self, i: usize, why: &str) {
+        let p = self.part_mut(i);
+        if !p.aborted {
+            p.aborted = true;
+            log::error!("SP {} ({:#06x}) aborted: {}", p.manifest.description, p.manifest.id, why);
+        }
+    }
+
+    fn sp_exit(&mut self, i: usize, ctx: usize, cpu: usize, exit: SpExit, platform: &mut dyn Platform) -> SpStep {
+        match exit {
+            SpExit::Fault { esr, far, elr, ipa } => {
+                let ec = esr >> 26;
+                let what = match ec {
+                    0x20 | 0x21 => "instruction abort",
+                    0x24 | 0x25 => "data abort",
+                    _ => "exception",
+                };
+                let p = self.part(i);
+                match ipa {
+                    Some(ipa) => log::error!(
+                        "SP {} ({:#06x}) ctx {}: Stage-2 {} at IPA {:#x} (far {:#x}, esr {:#x}, elr {:#x})",
+                        p.manifest.description, p.manifest.id, ctx, what, ipa, far, esr, elr
+                    ),
+                    None => log::error!(
+                        "SP {} ({:#06x}) ctx {}: {} (esr {:#x}, far {:#x}, elr {:#x})",
+                        p.manifest.description, p.manifest.id, ctx, what, esr, far, elr
+                    ),
+                }
+                self.abort(i, what);
+                SpStep::Failed
+            }
+            SpExit::Call(regs) => self.handle_sp_call(i, ctx, cpu, &regs, platform),
+        }
+    }
+
+    fn handle_sp_call(&mut self, i: usize, ctx: usize, cpu: usize, r: &Regs, platform: &mut dyn Platform) -> SpStep {
         let f = r[0] as u32;
-        let sp_id = self.part_mut(i).manifest.id;
+        let sp_id = self.part(i).manifest.id;
+        let state = self.part(i).contexts[ctx];
         match f {
-            fid::FFA_MSG_WAIT => match self.part_mut(i).state {
+            fid::FFA_MSG_WAIT => match state {
                 // During a direct request the SP must answer it first (DEN0077 §15.2).
-                SpState::Running { .. } => SpStep::Resume(error(FfaError::Denied)),
+                CtxState::Running { .. } | CtxState::Preempted { .. } => SpStep::Resume(error(FfaError::Denied)),
                 _ => SpStep::Waited,
             },
-            fid::FFA_MSG_SEND_DIRECT_RESP_32 | fid::FFA_MSG_SEND_DIRECT_RESP_64 => {
-                let SpState::Running { from } = self.part_mut(i).state else {
+            fid::FFA_MSG_SEND_DIRECT_RESP_32 | fid::FFA_MSG_SEND_DIRECT_RESP_64 | fid::FFA_MSG_SEND_DIRECT_RESP2 => {
+                let CtxState::Running { from, .. } = state else {
                     return SpStep::Responded(*r);
                 };
                 let (src, dst) = ffa::unpack_endpoints(r[1]);
@@ -332,8 +449,14 @@ impl Spmc {
                 }
                 SpStep::Responded(*r)
             }
-            fid::FFA_ERROR if self.part_mut(i).state == SpState::Created => {
-                log::error!("SP {:#06x} reported init failure {}", sp_id, error_name(r[2]));
+            fid::FFA_YIELD => match state {
+                // Only a Normal-world caller can resume us with FFA_RUN.
+                CtxState::Running { from, .. } if !ffa::is_secure_endpoint(from) => SpStep::Yielded,
+                _ => SpStep::Resume(error(FfaError::Denied)),
+            },
+            fid::FFA_ERROR => {
+                log::error!("SP {:#06x} reported error {}", sp_id, error_name(r[2]));
+                self.abort(i, "reported FFA_ERROR");
                 SpStep::Failed
             }
             fid::FFA_CONSOLE_LOG_32 | fid::FFA_CONSOLE_LOG_64 => SpStep::Resume(self.console_log(i, r, platform)),
@@ -346,8 +469,31 @@ impl Spmc {
             }
             fid::FFA_ID_GET => SpStep::Resume(success(&[sp_id as u64])),
             fid::FFA_SPM_ID_GET => SpStep::Resume(success(&[self.id as u64])),
+            fid::FFA_SECONDARY_EP_REGISTER_64 => SpStep::Resume(self.secondary_ep_register(i, state, r[1])),
+            fid::FFA_MSG_SEND_DIRECT_REQ_32 | fid::FFA_MSG_SEND_DIRECT_REQ_64 | fid::FFA_MSG_SEND_DIRECT_REQ2 => {
+                if !matches!(state, CtxState::Running { .. }) {
+                    // Direct requests only from a running context (not during init or waiting).
+                    return SpStep::Resume(error(FfaError::Denied));
+                }
+                SpStep::Resume(self.direct_request(Caller::Sp(i), cpu, r, platform))
+            }
             _ => SpStep::Resume(self.common_call(Caller::Sp(i), r, platform)),
         }
+    }
+
+    /// FFA_SECONDARY_EP_REGISTER from an SP (DEN0077 v1.2 §18.2): only during
+    /// its initialisation, only for an MP partition, inside its own memory.
+    fn secondary_ep_register(&mut self, i: usize, state: CtxState, entry: u64) -> Regs {
+        let p = self.part_mut(i);
+        if state != CtxState::Off || !p.manifest.is_mp() {
+            return error(FfaError::Denied);
+        }
+        let m = p.memory;
+        if entry % 4 != 0 || entry < m.base || entry >= m.base + m.size {
+            return error(FfaError::InvalidParameters);
+        }
+        p.secondary_ep = Some(entry);
+        success(&[])
     }
 
     /// FFA_CONSOLE_LOG (DEN0077 v1.2 §13.x FFA_CONSOLE_LOG): w1 = character
@@ -384,22 +530,28 @@ impl Spmc {
             fid::FFA_RXTX_UNMAP => self.rxtx_unmap(caller, r, platform),
             fid::FFA_RX_RELEASE => self.rx_release(caller, r),
             fid::FFA_PARTITION_INFO_GET => self.partition_info_get(caller, r, platform),
+            fid::FFA_PARTITION_INFO_GET_REGS => self.partition_info_get_regs(caller, r),
             _ => error(FfaError::NotSupported),
         }
     }
 
-    /// Answers one request from the Normal world (relayed by the SPMD) and
-    /// logs one line about it.
-    pub fn handle_ns(&mut self, r: &Regs, platform: &mut dyn Platform) -> Regs {
+    /// Answers one request from the Normal world (relayed by the SPMD) on
+    /// PE `cpu` and logs one line about it.
+    pub fn handle_ns(&mut self, r: &Regs, cpu: usize, platform: &mut dyn Platform) -> Regs {
         let f = r[0] as u32;
         let answer = match f {
-            fid::FFA_MSG_SEND_DIRECT_REQ_32 | fid::FFA_MSG_SEND_DIRECT_REQ_64 => {
+            fid::FFA_MSG_SEND_DIRECT_REQ_32 | fid::FFA_MSG_SEND_DIRECT_REQ_64 | fid::FFA_MSG_SEND_DIRECT_REQ2 => {
                 let (src, dst) = ffa::unpack_endpoints(r[1]);
-                if src == ffa::SPMD_ENDPOINT_ID && dst == self.id {
+                if f != fid::FFA_MSG_SEND_DIRECT_REQ2 && src == ffa::SPMD_ENDPOINT_ID && dst == self.id {
                     return self.framework_message(r);
                 }
-                let a = self.direct_request(src, dst, r, platform);
-                shared::request_log!("DIRECT_REQ {:#06x} -> {:#06x}: {}", src, dst, Outcome(&a));
+                let a = self.direct_request(Caller::Ns, cpu, r, platform);
+                shared::request_log!("{} {:#06x} -> {:#06x}: {}", fid_name(f), src, dst, Outcome(&a));
+                return a;
+            }
+            fid::FFA_RUN => {
+                let a = self.run(r, cpu, platform);
+                shared::request_log!("RUN {:#06x} vcpu {}: {}", (r[1] >> 16) & 0xffff, r[1] & 0xffff, Outcome(&a));
                 return a;
             }
             fid::FFA_PARTITION_INFO_GET => {
@@ -411,12 +563,20 @@ impl Spmc {
                 }
                 return a;
             }
-            fid::FFA_FEATURES | fid::FFA_RXTX_MAP_32 | fid::FFA_RXTX_MAP_64 | fid::FFA_RXTX_UNMAP | fid::FFA_RX_RELEASE => {
-                self.common_call(Caller::Ns, r, platform)
-            }
+            fid::FFA_RX_ACQUIRE => self.rx_acquire(r),
+            fid::FFA_FEATURES
+            | fid::FFA_RXTX_MAP_32
+            | fid::FFA_RXTX_MAP_64
+            | fid::FFA_RXTX_UNMAP
+            | fid::FFA_RX_RELEASE
+            | fid::FFA_PARTITION_INFO_GET_REGS => self.common_call(Caller::Ns, r, platform),
             _ => error(FfaError::NotSupported),
         };
-        shared::request_log!("{} from NS ({:#x}): {}", fid_name(f), f, Outcome(&answer));
+        if f == fid::FFA_FEATURES {
+            shared::request_log!("FEATURES from NS ({:#x}) for {:#x}: {}", f, r[1] as u32, Outcome(&answer));
+        } else {
+            shared::request_log!("{} from NS ({:#x}): {}", fid_name(f), f, Outcome(&answer));
+        }
         answer
     }
 
@@ -457,61 +617,165 @@ impl Spmc {
         a
     }
 
-    /// FFA_MSG_SEND_DIRECT_REQ_{32,64} from `src` to partition `dst`
-    /// (DEN0077 v1.2 §15.2): runs the SP until its direct response.
-    fn direct_request(&mut self, src: u16, dst: u16, r: &Regs, platform: &mut dyn Platform) -> Regs {
+    /// FFA_MSG_SEND_DIRECT_REQ_{32,64} and FFA_MSG_SEND_DIRECT_REQ2 from the
+    /// Normal world or an SP on PE `cpu` (DEN0077 v1.2 §15.2, §15.4): checks
+    /// the endpoints, then runs the receiver until its direct response.
+    ///
+    /// Call chains (SP to SP) nest: the caller's context stays Running while
+    /// the callee runs, so a request to any context already in the chain (a
+    /// cycle) or otherwise busy gets BUSY, as Hafnium answers.
+    fn direct_request(&mut self, caller: Caller, cpu: usize, r: &Regs, platform: &mut dyn Platform) -> Regs {
+        let f = r[0] as u32;
+        let kind = match f {
+            fid::FFA_MSG_SEND_DIRECT_REQ_32 => ReqKind::Req32,
+            fid::FFA_MSG_SEND_DIRECT_REQ_64 => ReqKind::Req64,
+            _ => ReqKind::Req2,
+        };
+        let (src, dst) = ffa::unpack_endpoints(r[1]);
+        let version = match caller {
+            Caller::Ns => {
+                // The SPMD checks this too; a secure source id from NS is a lie.
+                if ffa::is_secure_endpoint(src) {
+                    return error(FfaError::InvalidParameters);
+                }
+                self.ns_version
+            }
+            Caller::Sp(ci) => {
+                let p = self.part(ci);
+                if src != p.manifest.id {
+                    return error(FfaError::InvalidParameters);
+                }
+                let send = if kind == ReqKind::Req2 { MSG_DIRECT_REQ2_SEND } else { MSG_DIRECT_REQ_SEND };
+                if p.manifest.messaging_method & send == 0 {
+                    return error(FfaError::Denied);
+                }
+                p.version
+            }
+        };
+        // FFA_MSG_SEND_DIRECT_REQ2 is a v1.2 interface (DEN0077 v1.2 §15.4).
+        if kind == ReqKind::Req2 && version < 0x1_0002 {
+            return error(FfaError::NotSupported);
+        }
         let Some(i) = self.find(dst) else {
             return error(FfaError::InvalidParameters);
         };
-        if r[2] & framework::FLAG != 0 {
+        if kind != ReqKind::Req2 && r[2] & framework::FLAG != 0 {
             // Framework messages to SPs (VM created/destroyed) are not supported.
             return error(FfaError::InvalidParameters);
         }
-        let p = self.part_mut(i);
-        if p.manifest.messaging_method & MSG_DIRECT_REQ_RECV == 0 {
+        let p = self.part(i);
+        if kind == ReqKind::Req2 {
+            // x2/x3: the UUID of the service; Nil = the partition's (first) one.
+            let uuid = Uuid([r[2] as u32, (r[2] >> 32) as u32, r[3] as u32, (r[3] >> 32) as u32]);
+            if !uuid.is_nil() && !p.manifest.uuids().contains(&uuid) {
+                return error(FfaError::InvalidParameters);
+            }
+        }
+        let recv = if kind == ReqKind::Req2 { MSG_DIRECT_REQ2_RECV } else { MSG_DIRECT_REQ_RECV };
+        if p.manifest.messaging_method & recv == 0 {
             return error(FfaError::Denied);
         }
-        match p.state {
-            SpState::Waiting => {}
-            SpState::Aborted => return error(FfaError::Aborted),
-            SpState::Running { .. } | SpState::Created => return error(FfaError::Busy),
+        if p.aborted {
+            return error(FfaError::Aborted);
         }
-        p.state = SpState::Running { from: src };
-        let is64 = r[0] as u32 == fid::FFA_MSG_SEND_DIRECT_REQ_64;
+        let ctx = p.ctx_for(cpu);
+        match p.contexts[ctx] {
+            CtxState::Waiting => {}
+            CtxState::Running { .. } | CtxState::Preempted { .. } | CtxState::Off => return error(FfaError::Busy),
+        }
+        self.part_mut(i).contexts[ctx] = CtxState::Running { from: src, kind };
         let mut req = *r;
-        if !is64 {
+        if kind == ReqKind::Req32 {
             // SMC32: only w0..w7 are defined (DEN0028 §2.6); upper halves and x8.. MBZ.
             for (n, x) in req.iter_mut().enumerate() {
                 *x = if n < 8 { *x & 0xffff_ffff } else { 0 };
             }
+        } else if kind == ReqKind::Req64 {
+            for x in req[8..].iter_mut() {
+                *x = 0;
+            }
         }
-        let mut answer = req;
+        self.run_until_response(i, ctx, cpu, req, platform)
+    }
+
+    /// Runs context `ctx` of SP `i`, handling its calls, until it answers the
+    /// request it is Running for, yields, or dies.
+    fn run_until_response(&mut self, i: usize, ctx: usize, cpu: usize, first: Regs, platform: &mut dyn Platform) -> Regs {
+        let mut answer = first;
         loop {
-            let exit = platform.run_sp(i, Some(&answer));
-            match self.sp_exit(i, exit, platform) {
+            let exit = platform.run_sp(i, ctx, Some(&answer));
+            match self.sp_exit(i, ctx, cpu, exit, platform) {
                 SpStep::Resume(a) => answer = a,
                 SpStep::Responded(resp) => {
-                    let resp_is64 = resp[0] as u32 == fid::FFA_MSG_SEND_DIRECT_RESP_64;
-                    if resp_is64 != is64 {
-                        // The response must use the request's convention (§15.2).
+                    let CtxState::Running { kind, .. } = self.part(i).contexts[ctx] else {
+                        answer = error(FfaError::Denied);
+                        continue;
+                    };
+                    if resp[0] as u32 != response_fid(kind) {
+                        // The response must use the request's ABI and width (§15.2, §15.4).
                         answer = error(FfaError::InvalidParameters);
                         continue;
                     }
-                    self.part_mut(i).state = SpState::Waiting;
+                    self.part_mut(i).contexts[ctx] = CtxState::Waiting;
                     let mut out = resp;
-                    if !is64 {
-                        for x in out[8..].iter_mut() {
-                            *x = 0;
+                    match kind {
+                        ReqKind::Req32 => out.iter_mut().skip(8).for_each(|x| *x = 0),
+                        ReqKind::Req64 => out.iter_mut().skip(8).for_each(|x| *x = 0),
+                        // RESP2: x4..x17 carry the payload; x2/x3 MBZ.
+                        ReqKind::Req2 => {
+                            out[2] = 0;
+                            out[3] = 0;
                         }
                     }
                     return out;
                 }
-                SpStep::Waited => unreachable!("MSG_WAIT while running is answered with DENIED"),
+                SpStep::Yielded => {
+                    let CtxState::Running { from, kind } = self.part(i).contexts[ctx] else {
+                        answer = error(FfaError::Denied);
+                        continue;
+                    };
+                    self.part_mut(i).contexts[ctx] = CtxState::Preempted { from, kind };
+                    // FFA_YIELD to the caller: w1 = SP id [31:16] | vCPU [15:0] (DEN0077 §13.x FFA_YIELD).
+                    let mut y = [0u64; 18];
+                    y[0] = fid::FFA_YIELD as u64;
+                    y[1] = ((self.part(i).manifest.id as u64) << 16) | ctx as u64;
+                    return y;
+                }
+                SpStep::Waited => answer = error(FfaError::Denied),
                 SpStep::Failed => {
-                    self.part_mut(i).state = SpState::Aborted;
+                    // The context is gone with its partition; the caller learns why.
+                    self.part_mut(i).contexts[ctx] = CtxState::Off;
                     return error(FfaError::Aborted);
                 }
             }
+        }
+    }
+
+    /// FFA_RUN from the Normal world (DEN0077 v1.2 §13.x FFA_RUN): w1 = target
+    /// id [31:16] | vCPU [15:0].  Resumes a context that yielded.
+    fn run(&mut self, r: &Regs, cpu: usize, platform: &mut dyn Platform) -> Regs {
+        let id = ((r[1] >> 16) & 0xffff) as u16;
+        let vcpu = (r[1] & 0xffff) as usize;
+        let Some(i) = self.find(id) else {
+            return error(FfaError::InvalidParameters);
+        };
+        let p = self.part(i);
+        if vcpu >= p.context_count() || (p.manifest.is_mp() && vcpu != cpu) {
+            // An MP partition's context runs only on its own PE.
+            return error(FfaError::InvalidParameters);
+        }
+        if p.aborted {
+            return error(FfaError::Aborted);
+        }
+        match p.contexts[vcpu] {
+            CtxState::Preempted { from, kind } => {
+                self.part_mut(i).contexts[vcpu] = CtxState::Running { from, kind };
+                // FFA_YIELD returns FFA_SUCCESS to the SP when it is run again.
+                self.run_until_response(i, vcpu, cpu, success(&[]), platform)
+            }
+            CtxState::Running { .. } => error(FfaError::Busy),
+            // Nothing to run: it waits for a message.
+            CtxState::Waiting | CtxState::Off => error(FfaError::Denied),
         }
     }
 
@@ -556,7 +820,8 @@ pub fn version_answer(asked: u32) -> (Regs, Option<u32>) {
 }
 
 /// FFA_FEATURES (DEN0077 v1.2 §13.3): w1 bit 31 set = a function id, clear = a
-/// feature id (none of which we implement yet).
+/// feature id (none of which we implement yet: notification and managed-exit
+/// interrupt ids get NOT_SUPPORTED).
 pub fn features(id: u32) -> Regs {
     if id & 0x8000_0000 != 0 && SUPPORTED.contains(&id) {
         // For RXTX_MAP w2 bits 1:0 = 0: 4 KiB minimum buffer size and alignment.

@@ -9,7 +9,7 @@
 
 use super::{Caller, Platform, Regs, Spmc, error, success};
 use crate::partition::{PartitionManifest, Uuid};
-use shared::abi::ffa::FfaError;
+use shared::abi::ffa::{FfaError, fid};
 
 pub const DESC_SIZE_V1_0: usize = 8;
 pub const DESC_SIZE_V1_1: usize = 24;
@@ -17,9 +17,9 @@ pub const DESC_SIZE_V1_1: usize = 24;
 pub const FLAG_COUNT_ONLY: u64 = 1;
 const PROP_AARCH64: u32 = 1 << 8;
 
-/// The descriptor of `m` in the layout a caller of FF-A `version` expects;
-/// returns the bytes and how many of them are used.
-pub fn descriptor(m: &PartitionManifest, version: u32) -> ([u8; DESC_SIZE_V1_1], usize) {
+/// The descriptor of `m` (reporting `uuid`, one of its UUIDs) in the layout a
+/// caller of FF-A `version` expects; returns the bytes and how many of them are used.
+pub fn descriptor(m: &PartitionManifest, uuid: Uuid, version: u32) -> ([u8; DESC_SIZE_V1_1], usize) {
     let v1_0 = version < 0x1_0001;
     let msg_bits = if v1_0 { 0x7 } else { 0x7 | (1 << 9) | (1 << 10) };
     let mut props = m.messaging_method & msg_bits;
@@ -33,12 +33,40 @@ pub fn descriptor(m: &PartitionManifest, version: u32) -> ([u8; DESC_SIZE_V1_1],
     if v1_0 {
         (d, DESC_SIZE_V1_0)
     } else {
-        d[8..24].copy_from_slice(&m.uuid.to_bytes());
+        d[8..24].copy_from_slice(&uuid.to_bytes());
         (d, DESC_SIZE_V1_1)
     }
 }
 
+/// Most descriptors one PARTITION_INFO_GET can report.
+const MAX_ENTRIES: usize = super::MAX_PARTITIONS * crate::partition::manifest::MAX_UUIDS;
+/// FFA_PARTITION_INFO_GET_REGS: descriptors per call (x3..x17, 3 registers each).
+const REGS_PER_CALL: usize = 5;
+
 impl Spmc {
+    /// The (partition index, UUID) pairs a query for `uuid` reports, in
+    /// partition order: the Nil UUID matches every partition, and a v1.1+
+    /// caller gets one descriptor per UUID of a multi-service partition
+    /// (DEN0077 v1.2 §13.8); a v1.0 caller one per partition.
+    fn info_entries(&self, uuid: Uuid, version: u32) -> ([(usize, Uuid); MAX_ENTRIES], usize) {
+        let mut out = [(0, Uuid::NIL); MAX_ENTRIES];
+        let mut n = 0;
+        for i in 0..self.count {
+            let Some(p) = self.partition(i) else { continue };
+            let uuids = if version < 0x1_0001 { &p.manifest.uuids()[..1] } else { p.manifest.uuids() };
+            for u in uuids {
+                if (uuid.is_nil() || *u == uuid) && n < MAX_ENTRIES {
+                    out[n] = (i, *u);
+                    n += 1;
+                    if !uuid.is_nil() {
+                        break;
+                    }
+                }
+            }
+        }
+        (out, n)
+    }
+
     pub(super) fn partition_info_get(&mut self, caller: Caller, r: &Regs, platform: &mut dyn Platform) -> Regs {
         let uuid = Uuid([r[1] as u32, r[2] as u32, r[3] as u32, r[4] as u32]);
         let flags = r[5] & 0xffff_ffff;
@@ -50,8 +78,7 @@ impl Spmc {
         if flags & !FLAG_COUNT_ONLY != 0 || (version < 0x1_0001 && flags != 0) {
             return error(FfaError::InvalidParameters);
         }
-        let matches = |m: &PartitionManifest| uuid.is_nil() || m.uuid == uuid;
-        let count = self.partitions().filter(|p| matches(&p.manifest)).count();
+        let (entries, count) = self.info_entries(uuid, version);
         if count == 0 {
             // No partition with that UUID.
             return error(FfaError::InvalidParameters);
@@ -73,8 +100,9 @@ impl Spmc {
             return error(FfaError::NoMemory);
         }
         let mut off = 0u64;
-        for p in self.partitions().filter(|p| matches(&p.manifest)) {
-            let (d, n) = descriptor(&p.manifest, version);
+        for &(i, u) in &entries[..count] {
+            let Some(p) = self.partition(i) else { continue };
+            let (d, n) = descriptor(&p.manifest, u, version);
             platform.write(mb.rx + off, &d[..n]);
             off += n as u64;
         }
@@ -84,5 +112,46 @@ impl Spmc {
         // w3: descriptor size (v1.1+; MBZ for v1.0 callers).
         let w3 = if version < 0x1_0001 { 0 } else { size as u64 };
         success(&[count as u64, w3])
+    }
+
+    /// FFA_PARTITION_INFO_GET_REGS (DEN0077 v1.2 §13.9): the descriptors in
+    /// registers, no RX buffer.  x1/x2: UUID (words 0|1, 2|3), x3 [15:0]
+    /// start index, [31:16] UUID info tag (0: we never hand out tags).
+    /// Answer FFA_SUCCESS_64 with x2 = last index [15:0] | current index
+    /// [31:16] | tag [47:32] | descriptor size [63:48], then up to five
+    /// descriptors of three registers each from x3.
+    pub(super) fn partition_info_get_regs(&mut self, caller: Caller, r: &Regs) -> Regs {
+        let version = match caller {
+            Caller::Ns => self.ns_version,
+            Caller::Sp(i) => self.part_mut(i).version,
+        };
+        if version < 0x1_0002 {
+            return error(FfaError::NotSupported);
+        }
+        let uuid = Uuid([r[1] as u32, (r[1] >> 32) as u32, r[2] as u32, (r[2] >> 32) as u32]);
+        let start = (r[3] & 0xffff) as usize;
+        let tag = (r[3] >> 16) & 0xffff;
+        if tag != 0 {
+            // A tag we never handed out: the caller must start again (RETRY, §13.9).
+            return error(FfaError::Retry);
+        }
+        let (entries, count) = self.info_entries(uuid, version);
+        if count == 0 || start >= count {
+            return error(FfaError::InvalidParameters);
+        }
+        let last = count - 1;
+        let current = (start + REGS_PER_CALL - 1).min(last);
+        let mut a = [0u64; 18];
+        a[0] = fid::FFA_SUCCESS_64 as u64;
+        a[2] = last as u64 | (current as u64) << 16 | (DESC_SIZE_V1_1 as u64) << 48;
+        for (n, &(i, u)) in entries[start..=current].iter().enumerate() {
+            let Some(p) = self.partition(i) else { continue };
+            let (d, _) = descriptor(&p.manifest, u, version);
+            let word = |k: usize| u64::from_le_bytes(d[k * 8..k * 8 + 8].try_into().expect("24-byte descriptor"));
+            a[3 + 3 * n] = word(0);
+            a[4 + 3 * n] = word(1);
+            a[5 + 3 * n] = word(2);
+        }
+        a
     }
 }

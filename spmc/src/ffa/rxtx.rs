@@ -100,4 +100,24 @@ impl Spmc {
             _ => error(FfaError::Denied),
         }
     }
+
+    /// FFA_RX_ACQUIRE from the Normal world (DEN0077 v1.2 §13.x, buffer
+    /// ownership as v1.1 defines it): the hypervisor takes the RX buffer of
+    /// endpoint w1[15:0] from its producer (the SPMC) to write into it; it
+    /// gives it back with FFA_RX_RELEASE.  We only know the Normal world's own
+    /// buffer pair (endpoint 0; no VMs yet).
+    pub(super) fn rx_acquire(&mut self, r: &Regs) -> Regs {
+        if (r[1] & 0xffff) as u16 != super::NS_ENDPOINT_ID {
+            return error(FfaError::InvalidParameters);
+        }
+        match &mut self.ns_mailbox {
+            None => error(FfaError::Denied),
+            // The consumer owns it already (a message not yet released).
+            Some(mb) if mb.rx_full => error(FfaError::Busy),
+            Some(mb) => {
+                mb.rx_full = true;
+                success(&[])
+            }
+        }
+    }
 }

@@ -6,7 +6,7 @@ use crate::manifest::Range;
 use crate::name::Name;
 use std::collections::HashMap;
 
-type SpFn = Box<dyn FnMut(Option<&Regs>) -> SpExit>;
+type SpFn = Box<dyn FnMut(usize, Option<&Regs>) -> SpExit>;
 
 struct Fake {
     sps: Vec<SpFn>,
@@ -14,11 +14,13 @@ struct Fake {
     mapped: Vec<(u64, u64)>,
     logs: Vec<String>,
     fail_map: bool,
+    runs: Vec<(usize, usize)>,
+    resets: Vec<(usize, usize, Option<u64>)>,
 }
 
 impl Fake {
     fn new() -> Self {
-        Self { sps: Vec::new(), mem: HashMap::new(), mapped: Vec::new(), logs: Vec::new(), fail_map: false }
+        Self { sps: Vec::new(), mem: HashMap::new(), mapped: Vec::new(), logs: Vec::new(), fail_map: false, runs: Vec::new(), resets: Vec::new() }
     }
     fn read(&self, pa: u64, n: usize) -> Vec<u8> {
         (0..n as u64).map(|i| *self.mem.get(&(pa + i)).unwrap_or(&0)).collect()
@@ -42,8 +44,12 @@ impl Platform for Fake {
             self.mem.insert(pa + i as u64, *b);
         }
     }
-    fn run_sp(&mut self, index: usize, answer: Option<&Regs>) -> SpExit {
-        (self.sps[index])(answer)
+    fn run_sp(&mut self, index: usize, ctx: usize, answer: Option<&Regs>) -> SpExit {
+        self.runs.push((index, ctx));
+        (self.sps[index])(ctx, answer)
+    }
+    fn reset_ctx(&mut self, index: usize, ctx: usize, entry: Option<u64>) {
+        self.resets.push((index, ctx, entry));
     }
     fn sp_log(&mut self, prefix: &str, line: &str) {
         self.logs.push(format!("[{prefix}] {line}"));
@@ -71,7 +77,7 @@ fn log32(text: &str) -> SpExit {
 /// An echo SP: logs "ready", waits, then answers each request with x3..x7.
 fn echo_sp(id: u16) -> SpFn {
     let mut step = 0;
-    Box::new(move |answer| {
+    Box::new(move |_ctx, answer| {
         step += 1;
         match step {
             1 => log32("ready\n"),
@@ -93,18 +99,7 @@ fn echo_sp(id: u16) -> SpFn {
 const ECHO_UUID: Uuid = Uuid([0x5519ffd4, 0x224786d0, 0xbdd82389, 0xb338eb89]);
 
 fn manifest(id: u16, uuid: Uuid) -> PartitionManifest {
-    PartitionManifest {
-        description: Name::new("echo"),
-        ffa_version: 0x10002,
-        uuid,
-        id,
-        execution_ctx_count: 1,
-        exception_level: 2,
-        load_address: Some(0x0e30_0000),
-        entrypoint_offset: Some(0x4000),
-        boot_order: 0,
-        messaging_method: 0x603,
-    }
+    PartitionManifest::for_test("echo", id, uuid, 1, 0x603)
 }
 
 fn ns_mem() -> Ranges {
@@ -120,7 +115,7 @@ fn booted() -> (Spmc, Fake) {
     let mut f = Fake::new();
     let i = s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     f.sps.push(echo_sp(0x8001));
-    s.init_partition(i, &mut f).unwrap();
+    s.init_partition(i, 0, 0, &mut f).unwrap();
     (s, f)
 }
 
@@ -132,7 +127,7 @@ const RX: u64 = 0x6100_0000;
 const TX: u64 = 0x6100_1000;
 
 fn map_ns(s: &mut Spmc, f: &mut Fake) {
-    let a = s.handle_ns(&regs(&[fid::FFA_RXTX_MAP_64 as u64, TX, RX, 1]), f);
+    let a = s.handle_ns(&regs(&[fid::FFA_RXTX_MAP_64 as u64, TX, RX, 1]), 0, f);
     assert_eq!(a[0], fid::FFA_SUCCESS_32 as u64);
 }
 
@@ -140,19 +135,19 @@ fn map_ns(s: &mut Spmc, f: &mut Fake) {
 fn init_logs_ready_and_waits() {
     let (s, f) = booted();
     assert_eq!(f.logs, vec!["[echo] ready".to_string()]);
-    assert_eq!(s.partition(0).unwrap().state, SpState::Waiting);
+    assert_eq!(s.partition(0).unwrap().contexts[0], CtxState::Waiting);
 }
 
 #[test]
 fn version_framework_message() {
     let (mut s, mut f) = booted();
-    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::VERSION_REQ_W2, 0x10001]), &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::VERSION_REQ_W2, 0x10001]), 0, &mut f);
     assert_eq!(&a[..4], &[fid::FFA_MSG_SEND_DIRECT_RESP_32 as u64, 0x8000_ffff, framework::VERSION_RESP_W2, 0x10002]);
     assert_eq!(s.ns_version, 0x10001);
     // bit 31 set: NOT_SUPPORTED in w3 of the framework response
-    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::VERSION_REQ_W2, 0x8001_0002]), &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::VERSION_REQ_W2, 0x8001_0002]), 0, &mut f);
     assert_eq!(a[3], 0xffff_ffff);
-    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::VERSION_REQ_W2, 0x20000]), &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::VERSION_REQ_W2, 0x20000]), 0, &mut f);
     assert_eq!(a[3], 0xffff_ffff);
     assert_eq!(s.ns_version, 0x10001, "a refused request changes nothing");
 }
@@ -160,44 +155,44 @@ fn version_framework_message() {
 #[test]
 fn unknown_framework_message_is_invalid() {
     let (mut s, mut f) = booted();
-    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::FLAG | 0x55]), &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::FLAG | 0x55]), 0, &mut f);
     assert!(is_error(&a, FfaError::InvalidParameters));
 }
 
 #[test]
 fn direct_request_round_trip_32_and_64() {
     let (mut s, mut f) = booted();
-    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8001, 0, 1, 2, 3, 4, 5]), &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8001, 0, 1, 2, 3, 4, 5]), 0, &mut f);
     assert_eq!(&a[..8], &[fid::FFA_MSG_SEND_DIRECT_RESP_32 as u64, 0x8001_0000, 0, 1, 2, 3, 4, 5]);
     let big = 0x1234_5678_9abc_def0;
-    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_64 as u64, 0x0000_8001, 0, big, 2, 3, 4, big]), &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_64 as u64, 0x0000_8001, 0, big, 2, 3, 4, big]), 0, &mut f);
     assert_eq!(&a[..8], &[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x8001_0000, 0, big, 2, 3, 4, big]);
-    assert_eq!(s.partition(0).unwrap().state, SpState::Waiting);
+    assert_eq!(s.partition(0).unwrap().contexts[0], CtxState::Waiting);
 }
 
 #[test]
 fn direct_request_32_truncates_arguments() {
     let (mut s, mut f) = booted();
-    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8001, 0, 0xdead_0000_0000_0001]), &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8001, 0, 0xdead_0000_0000_0001]), 0, &mut f);
     assert_eq!(a[3], 1);
 }
 
 #[test]
 fn direct_request_to_missing_partition_then_valid_call() {
     let (mut s, mut f) = booted();
-    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8009, 0, 7]), &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8009, 0, 7]), 0, &mut f);
     assert!(is_error(&a, FfaError::InvalidParameters));
     // to the SPMC itself (not a framework message)
-    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8000, 0, 7]), &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8000, 0, 7]), 0, &mut f);
     assert!(is_error(&a, FfaError::InvalidParameters));
-    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8001, 0, 7]), &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8001, 0, 7]), 0, &mut f);
     assert_eq!(a[3], 7);
 }
 
 #[test]
 fn framework_bit_to_sp_is_refused() {
     let (mut s, mut f) = booted();
-    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8001, framework::FLAG | 4]), &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8001, framework::FLAG | 4]), 0, &mut f);
     assert!(is_error(&a, FfaError::InvalidParameters));
 }
 
@@ -208,9 +203,9 @@ fn sp_that_cannot_receive_is_denied() {
     let mut m = manifest(0x8002, ECHO_UUID);
     m.messaging_method = 0x2;
     s.add_partition(Partition::new(m, SpMemory { base: 0x0e40_0000, size: 0x10_0000 })).unwrap();
-    f.sps.push(Box::new(|_| call(&[fid::FFA_MSG_WAIT as u64])));
-    s.init_partition(0, &mut f).unwrap();
-    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8002]), &mut f);
+    f.sps.push(Box::new(|_, _| call(&[fid::FFA_MSG_WAIT as u64])));
+    s.init_partition(0, 0, 0, &mut f).unwrap();
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8002]), 0, &mut f);
     assert!(is_error(&a, FfaError::Denied));
 }
 
@@ -220,14 +215,14 @@ fn faulting_sp_is_aborted() {
     let mut f = Fake::new();
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     let mut n = 0;
-    f.sps.push(Box::new(move |_| {
+    f.sps.push(Box::new(move |_, _| {
         n += 1;
-        if n == 1 { call(&[fid::FFA_MSG_WAIT as u64]) } else { SpExit::Fault { esr: 0x9600_0000, far: 0, elr: 0 } }
+        if n == 1 { call(&[fid::FFA_MSG_WAIT as u64]) } else { SpExit::Fault { esr: 0x9600_0000, far: 0, elr: 0, ipa: None } }
     }));
-    s.init_partition(0, &mut f).unwrap();
-    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8001]), &mut f);
+    s.init_partition(0, 0, 0, &mut f).unwrap();
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8001]), 0, &mut f);
     assert!(is_error(&a, FfaError::Aborted));
-    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8001]), &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8001]), 0, &mut f);
     assert!(is_error(&a, FfaError::Aborted));
 }
 
@@ -236,9 +231,9 @@ fn sp_init_failure_is_reported() {
     let mut s = Spmc::new(0x8000, ns_mem());
     let mut f = Fake::new();
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
-    f.sps.push(Box::new(|_| call(&[fid::FFA_ERROR as u64, 0, FfaError::Aborted as i32 as u32 as u64])));
-    assert!(s.init_partition(0, &mut f).is_err());
-    assert_eq!(s.partition(0).unwrap().state, SpState::Aborted);
+    f.sps.push(Box::new(|_, _| call(&[fid::FFA_ERROR as u64, 0, FfaError::Aborted as i32 as u32 as u64])));
+    assert!(s.init_partition(0, 0, 0, &mut f).is_err());
+    assert!(s.partition(0).unwrap().aborted);
 }
 
 #[test]
@@ -249,7 +244,7 @@ fn sp_bad_response_and_early_wait_are_refused_then_good_response_works() {
     let mut n = 0;
     let seen: std::rc::Rc<std::cell::RefCell<Vec<Regs>>> = Default::default();
     let seen2 = seen.clone();
-    f.sps.push(Box::new(move |a| {
+    f.sps.push(Box::new(move |_, a| {
         n += 1;
         if let Some(a) = a {
             seen2.borrow_mut().push(*a);
@@ -262,8 +257,8 @@ fn sp_bad_response_and_early_wait_are_refused_then_good_response_works() {
             _ => call(&[fid::FFA_MSG_SEND_DIRECT_RESP_32 as u64, 0x8001_0000, 0, 42]),
         }
     }));
-    s.init_partition(0, &mut f).unwrap();
-    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8001]), &mut f);
+    s.init_partition(0, 0, 0, &mut f).unwrap();
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8001]), 0, &mut f);
     assert_eq!(a[3], 42);
     let seen = seen.borrow();
     assert!(is_error(&seen[1], FfaError::InvalidParameters));
@@ -294,14 +289,14 @@ fn sp_calls_during_init() {
         call(&[fid::FFA_MSG_WAIT as u64]),
     ];
     let mut it = script.into_iter();
-    f.sps.push(Box::new(move |a| {
+    f.sps.push(Box::new(move |_, a| {
         if let Some(a) = a {
             seen2.borrow_mut().push(*a);
         }
         it.next().unwrap()
     }));
     f.mapped.push((0x0e30_0000, 0x10_0000)); // SP memory is always writable by the SPMC
-    s.init_partition(0, &mut f).unwrap();
+    s.init_partition(0, 0, 0, &mut f).unwrap();
     let seen = seen.borrow();
     assert_eq!(seen[0][0], 0x10002);
     assert_eq!(s.partition(0).unwrap().version, 0x10001);
@@ -333,18 +328,18 @@ fn console_log_64_and_partial_lines() {
     }
     let script = vec![SpExit::Call(r), SpExit::Call(r2), call(&[fid::FFA_MSG_WAIT as u64])];
     let mut it = script.into_iter();
-    f.sps.push(Box::new(move |_| it.next().unwrap()));
-    s.init_partition(0, &mut f).unwrap();
+    f.sps.push(Box::new(move |_, _| it.next().unwrap()));
+    s.init_partition(0, 0, 0, &mut f).unwrap();
     assert_eq!(f.logs, vec!["[echo] part1hello, this is a longer line".to_string()]);
 }
 
 #[test]
 fn partition_info_get_before_rxtx_map_is_busy() {
     let (mut s, mut f) = booted();
-    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64]), &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64]), 0, &mut f);
     assert!(is_error(&a, FfaError::Busy));
     // count only needs no buffer
-    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64, 0, 0, 0, 0, 1]), &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64, 0, 0, 0, 0, 1]), 0, &mut f);
     assert_eq!(&a[..4], &[fid::FFA_SUCCESS_32 as u64, 0, 1, 0]);
 }
 
@@ -353,33 +348,33 @@ fn partition_info_get_full_flow() {
     let (mut s, mut f) = booted();
     map_ns(&mut s, &mut f);
     let [w1, w2, w3, w4] = ECHO_UUID.0.map(|w| w as u64);
-    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64, w1, w2, w3, w4, 0]), &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64, w1, w2, w3, w4, 0]), 0, &mut f);
     assert_eq!(&a[..4], &[fid::FFA_SUCCESS_32 as u64, 0, 1, 24]);
     let d = f.read(RX, 24);
     assert_eq!(&d[..8], &[0x01, 0x80, 0x01, 0x00, 0x03, 0x07, 0x00, 0x00]);
     assert_eq!(&d[8..12], &[0xd4, 0xff, 0x19, 0x55]);
     // RX now belongs to the caller: BUSY until released
-    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64]), &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64]), 0, &mut f);
     assert!(is_error(&a, FfaError::Busy));
-    let a = s.handle_ns(&regs(&[fid::FFA_RX_RELEASE as u64]), &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_RX_RELEASE as u64]), 0, &mut f);
     assert_eq!(a[0], fid::FFA_SUCCESS_32 as u64);
-    let a = s.handle_ns(&regs(&[fid::FFA_RX_RELEASE as u64]), &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_RX_RELEASE as u64]), 0, &mut f);
     assert!(is_error(&a, FfaError::Denied), "nothing to release");
     // unknown UUID, reserved flags
-    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64, 1, 2, 3, 4, 0]), &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64, 1, 2, 3, 4, 0]), 0, &mut f);
     assert!(is_error(&a, FfaError::InvalidParameters));
-    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64, 0, 0, 0, 0, 2]), &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64, 0, 0, 0, 0, 2]), 0, &mut f);
     assert!(is_error(&a, FfaError::InvalidParameters));
-    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64]), &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64]), 0, &mut f);
     assert_eq!(a[2], 1);
 }
 
 #[test]
 fn partition_info_get_v1_0_caller() {
     let (mut s, mut f) = booted();
-    s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::VERSION_REQ_W2, 0x10000]), &mut f);
+    s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::VERSION_REQ_W2, 0x10000]), 0, &mut f);
     map_ns(&mut s, &mut f);
-    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64]), &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64]), 0, &mut f);
     assert_eq!(&a[..4], &[fid::FFA_SUCCESS_32 as u64, 0, 1, 0]);
     assert_eq!(&f.read(RX, 8), &[0x01, 0x80, 0x01, 0x00, 0x03, 0x00, 0x00, 0x00]);
 }
@@ -398,30 +393,30 @@ fn rxtx_map_errors() {
         m(0x4010_0000, RX, 1),               // realm memory
         m(u64::MAX & !0xfff, RX, 1),         // wraps
     ] {
-        let a = s.handle_ns(&bad, &mut f);
+        let a = s.handle_ns(&bad, 0, &mut f);
         assert!(is_error(&a, FfaError::InvalidParameters), "{bad:x?}");
     }
     f.fail_map = true;
-    assert!(is_error(&s.handle_ns(&m(TX, RX, 1), &mut f), FfaError::NoMemory));
+    assert!(is_error(&s.handle_ns(&m(TX, RX, 1), 0, &mut f), FfaError::NoMemory));
     f.fail_map = false;
     map_ns(&mut s, &mut f);
-    assert!(is_error(&s.handle_ns(&m(TX, RX, 1), &mut f), FfaError::Denied));
+    assert!(is_error(&s.handle_ns(&m(TX, RX, 1), 0, &mut f), FfaError::Denied));
     // 32-bit form ignores upper halves
     assert_eq!(f.mapped.len(), 2);
     // unmap: wrong id, then right, then nothing left
-    assert!(is_error(&s.handle_ns(&regs(&[fid::FFA_RXTX_UNMAP as u64, 5 << 16]), &mut f), FfaError::InvalidParameters));
-    assert_eq!(s.handle_ns(&regs(&[fid::FFA_RXTX_UNMAP as u64]), &mut f)[0], fid::FFA_SUCCESS_32 as u64);
+    assert!(is_error(&s.handle_ns(&regs(&[fid::FFA_RXTX_UNMAP as u64, 5 << 16]), 0, &mut f), FfaError::InvalidParameters));
+    assert_eq!(s.handle_ns(&regs(&[fid::FFA_RXTX_UNMAP as u64]), 0, &mut f)[0], fid::FFA_SUCCESS_32 as u64);
     assert!(f.mapped.is_empty());
-    assert!(is_error(&s.handle_ns(&regs(&[fid::FFA_RXTX_UNMAP as u64]), &mut f), FfaError::InvalidParameters));
+    assert!(is_error(&s.handle_ns(&regs(&[fid::FFA_RXTX_UNMAP as u64]), 0, &mut f), FfaError::InvalidParameters));
     map_ns(&mut s, &mut f);
 }
 
 #[test]
 fn unknown_ns_call_is_not_supported_and_next_call_works() {
     let (mut s, mut f) = booted();
-    assert!(is_error(&s.handle_ns(&regs(&[0x8400_0071]), &mut f), FfaError::NotSupported)); // FFA_MEM_DONATE
-    assert!(is_error(&s.handle_ns(&regs(&[0xC400_008D]), &mut f), FfaError::NotSupported)); // DIRECT_REQ2
-    assert_eq!(s.handle_ns(&regs(&[fid::FFA_FEATURES as u64, fid::FFA_PARTITION_INFO_GET as u64]), &mut f)[0], fid::FFA_SUCCESS_32 as u64);
+    assert!(is_error(&s.handle_ns(&regs(&[0x8400_0071]), 0, &mut f), FfaError::NotSupported)); // FFA_MEM_DONATE
+    assert!(is_error(&s.handle_ns(&regs(&[0x8400_0086]), 0, &mut f), FfaError::NotSupported)); // FFA_MSG_SEND2
+    assert_eq!(s.handle_ns(&regs(&[fid::FFA_FEATURES as u64, fid::FFA_PARTITION_INFO_GET as u64]), 0, &mut f)[0], fid::FFA_SUCCESS_32 as u64);
 }
 
 #[test]

@@ -52,12 +52,70 @@ pub const MSG_DIRECT_REQ_SEND: u32 = 1 << 1;
 pub const MSG_INDIRECT: u32 = 1 << 2;
 pub const MSG_DIRECT_REQ2_RECV: u32 = 1 << 9;
 pub const MSG_DIRECT_REQ2_SEND: u32 = 1 << 10;
+const MSG_KNOWN: u32 = MSG_DIRECT_REQ_RECV | MSG_DIRECT_REQ_SEND | MSG_INDIRECT | MSG_DIRECT_REQ2_RECV | MSG_DIRECT_REQ2_SEND;
+
+/// Region `attributes` bits (binding "Memory Regions" / "Device Regions").
+pub const ATTR_READ: u32 = 0x1;
+pub const ATTR_WRITE: u32 = 0x2;
+pub const ATTR_EXEC: u32 = 0x4;
+/// Set: the region is in the Non-secure PAS.
+pub const ATTR_NS: u32 = 0x8;
+
+/// `ns-interrupts-action` (binding; DEN0077 v1.2 §8.3.1.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NsInterruptsAction {
+    Queued = 0,
+    ManagedExit = 1,
+    Signaled = 2,
+}
+
+/// Most UUIDs, memory regions, device regions and interrupts kept per partition.
+pub const MAX_UUIDS: usize = 4;
+pub const MAX_MEMORY_REGIONS: usize = 8;
+pub const MAX_DEVICE_REGIONS: usize = 4;
+pub const MAX_INTERRUPTS: usize = 4;
+
+/// One `memory-regions` child: a physical range the SP gets at the same IPA.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryRegion {
+    pub base: u64,
+    pub pages: u32,
+    pub attributes: u32,
+}
+
+impl MemoryRegion {
+    pub fn size(&self) -> u64 {
+        self.pages as u64 * 0x1000
+    }
+}
+
+/// One `device-regions` child: MMIO mapped at the same IPA, and the
+/// interrupts (id, attributes) it owns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceRegion {
+    pub region: MemoryRegion,
+    pub interrupts: [(u32, u32); MAX_INTERRUPTS],
+    pub interrupt_count: usize,
+}
+
+/// Where and how the SP wants its FF-A boot information (DEN0077 §5.4,
+/// binding `gp-register-num` + `boot-info` node).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BootInfo {
+    /// The register (x0..x3) that carries the boot information blob's address.
+    pub gp_register: u8,
+    /// The blob lists the partition manifest (`boot-info { ffa_manifest; }`).
+    pub ffa_manifest: bool,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PartitionManifest {
     pub description: Name,
     pub ffa_version: u32,
+    /// The first UUID (the one FFA_PARTITION_INFO_GET reports for the partition).
     pub uuid: Uuid,
+    uuids: [Uuid; MAX_UUIDS],
+    uuid_count: usize,
     pub id: u16,
     pub execution_ctx_count: u16,
     pub exception_level: u32,
@@ -66,6 +124,72 @@ pub struct PartitionManifest {
     pub entrypoint_offset: Option<u64>,
     pub boot_order: u16,
     pub messaging_method: u32,
+    pub ns_interrupts_action: NsInterruptsAction,
+    pub notification_support: bool,
+    pub power_management_messages: u32,
+    pub boot_info: Option<BootInfo>,
+    memory_regions: [MemoryRegion; MAX_MEMORY_REGIONS],
+    memory_region_count: usize,
+    device_regions: [DeviceRegion; MAX_DEVICE_REGIONS],
+    device_region_count: usize,
+}
+
+/// Root properties of the binding this SPMC understands.  Any other is
+/// refused: a property we silently ignored could be a promise we break.
+const KNOWN_ROOT_PROPERTIES: &[&str] = &[
+    "compatible", "description", "ffa-version", "uuid", "id", "auxiliary-id",
+    "execution-ctx-count", "exception-level", "execution-state", "load-address",
+    "entrypoint-offset", "xlat-granule", "boot-order", "messaging-method",
+    "managed-exit", "managed-exit-virq", "ns-interrupts-action",
+    "other-s-interrupts-action", "time-slice-mem", "gp-register-num",
+    "power-management-messages", "vm-availability-messages", "notification-support",
+    "#address-cells", "#size-cells",
+];
+const KNOWN_REGION_PROPERTIES: &[&str] = &[
+    "description", "pages-count", "attributes", "base-address", "load-address-relative-offset",
+    "interrupts", "interrupts-target", "exclusive-access", "compatible", "phandle",
+];
+
+fn unknown(name: &str) -> ManifestError {
+    ManifestError::Unknown(Name::new(name))
+}
+
+fn check_known(node: &fdt::FdtNode, known: &[&str]) -> Result<(), ManifestError> {
+    match node.properties().find(|p| !known.contains(&p.name)) {
+        Some(p) => Err(unknown(p.name)),
+        None => Ok(()),
+    }
+}
+
+/// A region node's common part.  `load_address` resolves
+/// `load-address-relative-offset`; `device` regions need `base-address`.
+fn parse_region(node: &fdt::FdtNode, load_address: Option<u64>, device: bool) -> Result<MemoryRegion, ManifestError> {
+    check_known(node, KNOWN_REGION_PROPERTIES)?;
+    if !device && (node.property("interrupts").is_some() || node.property("interrupts-target").is_some() || node.property("exclusive-access").is_some()) {
+        return Err(ManifestError::Invalid("memory region with device properties"));
+    }
+    let pages = prop_u32(node, "pages-count")?.ok_or(ManifestError::Missing("pages-count"))?;
+    let attributes = prop_u32(node, "attributes")?.ok_or(ManifestError::Missing("attributes"))?;
+    if pages == 0 || pages > 0x4_0000 {
+        return Err(ManifestError::Invalid("pages-count"));
+    }
+    if attributes & !(ATTR_READ | ATTR_WRITE | ATTR_EXEC | ATTR_NS) != 0 || attributes & ATTR_READ == 0 {
+        return Err(ManifestError::Invalid("region attributes"));
+    }
+    if device && attributes & ATTR_EXEC != 0 {
+        return Err(ManifestError::Invalid("executable device region"));
+    }
+    let base = match (prop_addr(node, "base-address")?, prop_addr(node, "load-address-relative-offset")?) {
+        (Some(b), None) => b,
+        (None, Some(off)) if !device => load_address.ok_or(ManifestError::Missing("load-address (for a relative region)"))?.checked_add(off).ok_or(ManifestError::Invalid("load-address-relative-offset"))?,
+        (Some(_), Some(_)) => return Err(ManifestError::Invalid("both base-address and load-address-relative-offset")),
+        // The binding lets the SPMC choose an address; we do not allocate yet.
+        (None, _) => return Err(ManifestError::Missing("base-address")),
+    };
+    if base % 0x1000 != 0 || base.checked_add(pages as u64 * 0x1000).is_none() {
+        return Err(ManifestError::Invalid("region base-address"));
+    }
+    Ok(MemoryRegion { base, pages, attributes })
 }
 
 impl PartitionManifest {
@@ -76,23 +200,32 @@ impl PartitionManifest {
             Some("arm,ffa-manifest-1.0") => {}
             _ => return Err(ManifestError::NotCompatible),
         }
+        check_known(&root, KNOWN_ROOT_PROPERTIES)?;
         let description = Name::new(prop_str(&root, "description")?.unwrap_or("sp"));
         let ffa_version = prop_u32(&root, "ffa-version")?.ok_or(ManifestError::Missing("ffa-version"))?;
         if ffa_version >> 16 != 1 || ffa_version & 0x8000_0000 != 0 {
             return Err(ManifestError::Invalid("ffa-version"));
         }
-        // The binding allows a list of UUIDs (v1.2 multi-UUID partitions); we use the first.
+        // One or more UUIDs (v1.2 multi-service partitions: binding `uuid`
+        // holds several groups of 4 cells).
         let uuid_prop = root.property("uuid").ok_or(ManifestError::Missing("uuid"))?;
         if uuid_prop.value.is_empty() || uuid_prop.value.len() % 16 != 0 {
             return Err(ManifestError::Invalid("uuid"));
         }
-        let mut words = [0u32; 4];
-        for (i, w) in words.iter_mut().enumerate() {
-            *w = u32::from_be_bytes(uuid_prop.value[i * 4..i * 4 + 4].try_into().map_err(|_| ManifestError::Invalid("uuid"))?);
+        let mut uuids = [Uuid::NIL; MAX_UUIDS];
+        let uuid_count = uuid_prop.value.len() / 16;
+        if uuid_count > MAX_UUIDS {
+            return Err(ManifestError::TooMany("uuids"));
         }
-        let uuid = Uuid(words);
-        if uuid.is_nil() {
-            return Err(ManifestError::Invalid("uuid"));
+        for (u, chunk) in uuids.iter_mut().zip(uuid_prop.value.chunks_exact(16)) {
+            let mut words = [0u32; 4];
+            for (i, w) in words.iter_mut().enumerate() {
+                *w = u32::from_be_bytes(chunk[i * 4..i * 4 + 4].try_into().map_err(|_| ManifestError::Invalid("uuid"))?);
+            }
+            *u = Uuid(words);
+            if u.is_nil() {
+                return Err(ManifestError::Invalid("uuid"));
+            }
         }
         let id = prop_u32(&root, "id")?.ok_or(ManifestError::Missing("id"))?;
         // An SP's id is a secure endpoint id (bit 15, DEN0077 §2.9); 0xffff is the SPMD's.
@@ -100,6 +233,8 @@ impl PartitionManifest {
             return Err(ManifestError::Invalid("id"));
         }
         let ctx = prop_u32(&root, "execution-ctx-count")?.ok_or(ManifestError::Missing("execution-ctx-count"))?;
+        // 1: UP (migratable); more: MP, one context per PE (binding), so at
+        // most as many as this SPMC supports PEs.
         if ctx == 0 || ctx as usize > max_cpus {
             return Err(ManifestError::Invalid("execution-ctx-count"));
         }
@@ -108,13 +243,16 @@ impl PartitionManifest {
             // S-EL0 partitions need an S-EL1 shim; only S-EL1 SPs are supported.
             return Err(ManifestError::Invalid("exception-level (only S-EL1 = 2 supported)"));
         }
-        if prop_u32(&root, "execution-state")?.unwrap_or(0) != 0 {
+        if prop_u32(&root, "execution-state")?.ok_or(ManifestError::Missing("execution-state"))? != 0 {
             return Err(ManifestError::Invalid("execution-state (only AArch64 supported)"));
         }
         if prop_u32(&root, "xlat-granule")?.unwrap_or(0) != 0 {
             return Err(ManifestError::Invalid("xlat-granule (only 4 KiB supported)"));
         }
         let load_address = prop_addr(&root, "load-address")?;
+        if load_address.is_some_and(|a| a % 0x1000 != 0) {
+            return Err(ManifestError::Invalid("load-address"));
+        }
         let entrypoint_offset = prop_addr(&root, "entrypoint-offset")?;
         if entrypoint_offset.is_some_and(|o| o % 4 != 0) {
             return Err(ManifestError::Invalid("entrypoint-offset"));
@@ -124,10 +262,38 @@ impl PartitionManifest {
             return Err(ManifestError::Invalid("boot-order"));
         }
         let messaging_method = prop_u32(&root, "messaging-method")?.ok_or(ManifestError::Missing("messaging-method"))?;
-        Ok(Self {
+        if messaging_method & !MSG_KNOWN != 0 {
+            return Err(ManifestError::Invalid("messaging-method"));
+        }
+        let ns_interrupts_action = match prop_u32(&root, "ns-interrupts-action")?.ok_or(ManifestError::Missing("ns-interrupts-action"))? {
+            0 => NsInterruptsAction::Queued,
+            1 => NsInterruptsAction::ManagedExit,
+            2 => NsInterruptsAction::Signaled,
+            _ => return Err(ManifestError::Invalid("ns-interrupts-action")),
+        };
+        if prop_u32(&root, "other-s-interrupts-action")?.unwrap_or(0) > 1 {
+            return Err(ManifestError::Invalid("other-s-interrupts-action"));
+        }
+        let notification_support = match root.property("notification-support") {
+            None => false,
+            Some(p) if p.value.is_empty() => true,
+            Some(_) => return Err(ManifestError::Invalid("notification-support (an empty property)")),
+        };
+        let power_management_messages = prop_u32(&root, "power-management-messages")?.unwrap_or(0);
+        if power_management_messages & !0x7 != 0 {
+            return Err(ManifestError::Invalid("power-management-messages"));
+        }
+        let gp_register = prop_u32(&root, "gp-register-num")?;
+        if gp_register.is_some_and(|g| g > 3) {
+            return Err(ManifestError::Invalid("gp-register-num (x0..x3)"));
+        }
+
+        let mut m = Self {
             description,
             ffa_version,
-            uuid,
+            uuid: uuids[0],
+            uuids,
+            uuid_count,
             id: id as u16,
             execution_ctx_count: ctx as u16,
             exception_level,
@@ -135,7 +301,129 @@ impl PartitionManifest {
             entrypoint_offset,
             boot_order: boot_order as u16,
             messaging_method,
-        })
+            ns_interrupts_action,
+            notification_support,
+            power_management_messages,
+            boot_info: None,
+            memory_regions: [MemoryRegion::default(); MAX_MEMORY_REGIONS],
+            memory_region_count: 0,
+            device_regions: [DeviceRegion::default(); MAX_DEVICE_REGIONS],
+            device_region_count: 0,
+        };
+        let mut ffa_manifest = false;
+        let mut boot_info_node = false;
+        for node in root.children() {
+            match node.name {
+                "memory-regions" => {
+                    if prop_str(&node, "compatible")? != Some("arm,ffa-manifest-memory-regions") {
+                        return Err(ManifestError::Invalid("memory-regions compatible"));
+                    }
+                    for r in node.children() {
+                        let region = parse_region(&r, load_address, false)?;
+                        let slot = m.memory_regions.get_mut(m.memory_region_count).ok_or(ManifestError::TooMany("memory regions"))?;
+                        *slot = region;
+                        m.memory_region_count += 1;
+                    }
+                }
+                "device-regions" => {
+                    if prop_str(&node, "compatible")? != Some("arm,ffa-manifest-device-regions") {
+                        return Err(ManifestError::Invalid("device-regions compatible"));
+                    }
+                    for r in node.children() {
+                        let region = parse_region(&r, load_address, true)?;
+                        let mut d = DeviceRegion { region, ..Default::default() };
+                        if let Some(p) = r.property("interrupts") {
+                            if p.value.len() % 8 != 0 {
+                                return Err(ManifestError::Invalid("interrupts"));
+                            }
+                            let cells: [u32; 2 * MAX_INTERRUPTS] = {
+                                let mut c = [0; 2 * MAX_INTERRUPTS];
+                                if p.value.len() / 4 > c.len() {
+                                    return Err(ManifestError::TooMany("interrupts"));
+                                }
+                                for (d, v) in c.iter_mut().zip(p.cells()) {
+                                    *d = v;
+                                }
+                                c
+                            };
+                            d.interrupt_count = p.value.len() / 8;
+                            for (n, irq) in d.interrupts[..d.interrupt_count].iter_mut().enumerate() {
+                                *irq = (cells[2 * n], cells[2 * n + 1]);
+                                // GIC INTIDs below 1020; attributes use bits 11:0.
+                                if irq.0 >= 1020 || irq.1 & !0xfff != 0 {
+                                    return Err(ManifestError::Invalid("interrupts"));
+                                }
+                            }
+                        }
+                        let slot = m.device_regions.get_mut(m.device_region_count).ok_or(ManifestError::TooMany("device regions"))?;
+                        *slot = d;
+                        m.device_region_count += 1;
+                    }
+                }
+                "boot-info" => {
+                    if prop_str(&node, "compatible")? != Some("arm,ffa-manifest-boot-info") {
+                        return Err(ManifestError::Invalid("boot-info compatible"));
+                    }
+                    check_known(&node, &["compatible", "ffa_manifest"])?;
+                    boot_info_node = true;
+                    ffa_manifest = node.property("ffa_manifest").is_some();
+                }
+                other => return Err(unknown(other)),
+            }
+        }
+        m.boot_info = match (gp_register, boot_info_node) {
+            (Some(g), _) => Some(BootInfo { gp_register: g as u8, ffa_manifest }),
+            (None, true) => return Err(ManifestError::Missing("gp-register-num (boot-info needs it)")),
+            (None, false) => None,
+        };
+        Ok(m)
+    }
+
+    /// Every UUID of the partition (one per service it implements).
+    pub fn uuids(&self) -> &[Uuid] {
+        &self.uuids[..self.uuid_count]
+    }
+
+    pub fn memory_regions(&self) -> &[MemoryRegion] {
+        &self.memory_regions[..self.memory_region_count]
+    }
+
+    pub fn device_regions(&self) -> &[DeviceRegion] {
+        &self.device_regions[..self.device_region_count]
+    }
+
+    /// Whether this is an MP partition (one execution context per PE).
+    pub fn is_mp(&self) -> bool {
+        self.execution_ctx_count > 1
+    }
+
+    /// A manifest for host tests of the dispatcher.
+    #[cfg(test)]
+    pub fn for_test(description: &str, id: u16, uuid: Uuid, ctx: u16, messaging_method: u32) -> Self {
+        let mut uuids = [Uuid::NIL; MAX_UUIDS];
+        uuids[0] = uuid;
+        Self {
+            description: Name::new(description),
+            ffa_version: 0x10002,
+            uuid,
+            uuids,
+            uuid_count: 1,
+            id,
+            execution_ctx_count: ctx,
+            exception_level: EL_S_EL1,
+            load_address: None,
+            entrypoint_offset: None,
+            boot_order: 0,
+            messaging_method,
+            ns_interrupts_action: NsInterruptsAction::Queued,
+            notification_support: false,
+            power_management_messages: 0,
+            boot_info: None,
+            memory_regions: [MemoryRegion::default(); MAX_MEMORY_REGIONS],
+            memory_region_count: 0,
+            device_regions: [DeviceRegion::default(); MAX_DEVICE_REGIONS],
+            device_region_count: 0,
+        }
     }
 }
 
@@ -156,6 +444,68 @@ mod tests {
         assert_eq!(m.entrypoint_offset, Some(0x4000));
         assert_eq!(m.messaging_method, 0x603);
         assert_eq!(m.uuid.to_string(), "d4ff1955-d086-4722-8923-d8bd89eb38b3");
+    }
+
+    fn parse(b: &[u8]) -> Result<PartitionManifest, ManifestError> {
+        PartitionManifest::parse(b, 4)
+    }
+
+    #[test]
+    fn parses_the_mp_and_isolation_manifests() {
+        let m = parse(include_bytes!("../../tests/data/mp.dtb")).unwrap();
+        assert_eq!((m.id, m.execution_ctx_count, m.boot_order), (0x8002, 4, 1));
+        assert!(m.is_mp());
+        assert_eq!(m.ns_interrupts_action, NsInterruptsAction::Queued);
+        assert_eq!(m.power_management_messages, 1);
+        assert_eq!(m.memory_regions(), &[MemoryRegion { base: 0x0e60_0000, pages: 4, attributes: 3 }]);
+        assert!(m.device_regions().is_empty() && m.boot_info.is_none() && !m.notification_support);
+        let i = parse(include_bytes!("../../tests/data/isolation.dtb")).unwrap();
+        assert_eq!((i.id, i.execution_ctx_count, i.boot_order, i.messaging_method), (0x8003, 1, 2, 1));
+    }
+
+    #[test]
+    fn every_field_of_the_binding() {
+        let m = parse(include_bytes!("../../tests/data/sp_full.dtb")).unwrap();
+        assert_eq!(m.uuids().len(), 2);
+        assert_eq!(m.uuids()[1], Uuid([0x11111111, 0x22222222, 0x33333333, 0x44444444]));
+        assert_eq!(m.uuid, m.uuids()[0]);
+        assert!(m.notification_support);
+        assert_eq!(m.boot_info, Some(BootInfo { gp_register: 0, ffa_manifest: true }));
+        let d = m.device_regions();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].region, MemoryRegion { base: 0x0904_0000, pages: 1, attributes: 3 });
+        assert_eq!(&d[0].interrupts[..d[0].interrupt_count], &[(40, 0x900)]);
+    }
+
+    #[test]
+    fn malformed_or_unknown_fields_refuse_the_partition() {
+        let cases: &[(&[u8], ManifestError)] = &[
+            (include_bytes!("../../tests/data/sp_unknown_prop.dtb"), ManifestError::Unknown(Name::new("fancy-feature"))),
+            (include_bytes!("../../tests/data/sp_unknown_node.dtb"), ManifestError::Unknown(Name::new("frobnicators"))),
+            (include_bytes!("../../tests/data/sp_bad_ns_action.dtb"), ManifestError::Invalid("ns-interrupts-action")),
+            (include_bytes!("../../tests/data/sp_bad_messaging.dtb"), ManifestError::Invalid("messaging-method")),
+            (include_bytes!("../../tests/data/sp_region_no_pages.dtb"), ManifestError::Missing("pages-count")),
+            (include_bytes!("../../tests/data/sp_region_two_bases.dtb"), ManifestError::Invalid("both base-address and load-address-relative-offset")),
+            (include_bytes!("../../tests/data/sp_bad_ctx_count.dtb"), ManifestError::Invalid("execution-ctx-count")),
+        ];
+        for (blob, want) in cases {
+            assert_eq!(parse(blob), Err(*want));
+        }
+    }
+
+    #[test]
+    fn full_manifest_survives_truncation_and_bit_flips() {
+        let full = include_bytes!("../../tests/data/sp_full.dtb");
+        for len in 0..full.len() {
+            let _ = parse(&full[..len]);
+        }
+        for i in 0..full.len() {
+            for bit in 0..8 {
+                let mut c = full.to_vec();
+                c[i] ^= 1 << bit;
+                let _ = parse(&c);
+            }
+        }
     }
 
     #[test]

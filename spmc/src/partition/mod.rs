@@ -1,6 +1,7 @@
 //! Secure partitions as the SPMC sees them before running them: the SP
 //! package in memory ([`package`]) and its partition manifest ([`manifest`]),
 //! both turned into plain data once at boot.
+pub mod layout;
 pub mod manifest;
 pub mod package;
 

@@ -16,7 +16,7 @@ pub fn echo(req: &sp_runtime::DirectRequest) -> [u64; 5] {
 
 #[cfg(target_os = "none")]
 #[unsafe(no_mangle)]
-extern "C" fn sp_main() -> ! {
+extern "C" fn sp_main(_secondary: u64) -> ! {
     sp_runtime::println!("ready");
     sp_runtime::run(echo)
 }

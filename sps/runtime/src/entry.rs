@@ -1,4 +1,7 @@
-//! S-EL1 entry: stack, .bss, an identity Stage-1 MMU, vectors, then `sp_main`.
+//! S-EL1 entry: stack, .bss, an identity Stage-1 MMU, vectors, then
+//! `sp_main(secondary)`: 0 on the primary (or only) context, 1 on a secondary
+//! context of an MP partition entered at `sp_runtime_secondary_entry`.
+//! Each context has its own 16 KiB stack (link the SP with 0x4000 per context).
 //!
 //! The MMU is turned on because with it off every EL1 data access is
 //! Device-nGnRnE, where unaligned accesses fault and exclusives/atomics are
@@ -10,9 +13,9 @@ core::arch::global_asm!(
     ".section .text.entry, \"ax\"",
     ".global _start",
     "_start:",
-    "adrp x8, __stacks_end",
-    "add x8, x8, :lo12:__stacks_end",
-    "mov sp, x8",
+    // Primary context (or the only one): x19 = 0.
+    "mov x19, #0",
+    "bl sp_runtime_stack",
     // Clear .bss (8-byte stores, aligned: fine on Device memory).
     "adrp x8, __bss_start",
     "add x8, x8, :lo12:__bss_start",
@@ -29,6 +32,18 @@ core::arch::global_asm!(
     "str x9, [x8]",
     "dc civac, x8",
     "dsb sy",
+    "b sp_runtime_mmu",
+
+    // Secondary contexts of an MP partition start here (the address the
+    // primary registered with FFA_SECONDARY_EP_REGISTER): own stack, the
+    // shared .bss and table are already set up.  x19 = 1.
+    ".global sp_runtime_secondary_entry",
+    "sp_runtime_secondary_entry:",
+    "mov x19, #1",
+    "bl sp_runtime_stack",
+
+    "sp_runtime_mmu:",
+    "adrp x8, sp_runtime_l1_table",
     // MAIR_EL1: attr0 Device-nGnRE, attr1 Normal WB RA/WA.
     "mov x9, #0xff04",
     "msr mair_el1, x9",
@@ -56,8 +71,23 @@ core::arch::global_asm!(
     "add x8, x8, :lo12:sp_runtime_vectors",
     "msr vbar_el1, x8",
     "isb",
+    "mov x0, x19",
     "bl sp_main",
     "3: b 3b",
+
+    // sp = __stacks_end - context index * STACK_SIZE; the context index is
+    // MPIDR_EL1.Aff0 as the SPMC presents it (VMPIDR_EL2).  Stacks beyond
+    // the image's stack area are a link-time sizing error of the SP crate.
+    "sp_runtime_stack:",
+    "mrs x9, mpidr_el1",
+    "and x9, x9, #0xff",
+    "mov x10, #0x4000",
+    "mul x9, x9, x10",
+    "adrp x8, __stacks_end",
+    "add x8, x8, :lo12:__stacks_end",
+    "sub x8, x8, x9",
+    "mov sp, x8",
+    "ret",
 
     ".section .text.sp_runtime_vectors, \"ax\"",
     ".balign 0x800",

@@ -18,44 +18,66 @@ pub fn call(_regs: &Regs) -> Regs {
     unimplemented!("FF-A calls only exist on the target")
 }
 
-/// A direct request as the SP receives it (DEN0077 v1.2 §15.2).
+/// Which ABI a direct request came with (its response must use the matching one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Req32,
+    Req64,
+    /// FFA_MSG_SEND_DIRECT_REQ2 (v1.2 §15.4); the UUID words of x2/x3.
+    Req2 { uuid: [u64; 2] },
+}
+
+/// A direct request as the SP receives it (DEN0077 v1.2 §15.2, §15.4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DirectRequest {
     pub src: u16,
     pub dst: u16,
     pub is64: bool,
-    /// x3..x7 (w3..w7 for the 32-bit form).
+    pub kind: Kind,
+    /// x3..x7 (w3..w7 for the 32-bit form; x4..x8 for REQ2).
     pub args: [u64; 5],
 }
 
 impl DirectRequest {
     pub fn from_regs(r: &Regs) -> Option<Self> {
-        let is64 = match r[0] as u32 {
-            fid::FFA_MSG_SEND_DIRECT_REQ_32 => false,
-            fid::FFA_MSG_SEND_DIRECT_REQ_64 => true,
+        let kind = match r[0] as u32 {
+            fid::FFA_MSG_SEND_DIRECT_REQ_32 => Kind::Req32,
+            fid::FFA_MSG_SEND_DIRECT_REQ_64 => Kind::Req64,
+            fid::FFA_MSG_SEND_DIRECT_REQ2 => Kind::Req2 { uuid: [r[2], r[3]] },
             _ => return None,
         };
         // Framework messages (w2 bit 31) are not for the partition's handler.
-        if r[2] & abi::framework::FLAG != 0 {
+        if kind != (Kind::Req2 { uuid: [r[2], r[3]] }) && r[2] & abi::framework::FLAG != 0 {
             return None;
         }
         let (src, dst) = abi::unpack_endpoints(r[1]);
         let mut args = [0; 5];
-        args.copy_from_slice(&r[3..8]);
-        if !is64 {
+        let first = if matches!(kind, Kind::Req2 { .. }) { 4 } else { 3 };
+        args.copy_from_slice(&r[first..first + 5]);
+        if kind == Kind::Req32 {
             args.iter_mut().for_each(|a| *a &= 0xffff_ffff);
         }
-        Some(Self { src, dst, is64, args })
+        Some(Self { src, dst, is64: kind != Kind::Req32, kind, args })
     }
 
-    /// The direct response carrying `args` back to the sender, same width.
+    /// The direct response carrying `args` back to the sender, same ABI and width.
     pub fn response(&self, args: [u64; 5]) -> Regs {
         let mut r = [0; 18];
-        r[0] = if self.is64 { fid::FFA_MSG_SEND_DIRECT_RESP_64 } else { fid::FFA_MSG_SEND_DIRECT_RESP_32 } as u64;
         r[1] = abi::pack_endpoints(self.dst, self.src);
-        r[3..8].copy_from_slice(&args);
-        if !self.is64 {
-            r[3..8].iter_mut().for_each(|a| *a &= 0xffff_ffff);
+        match self.kind {
+            Kind::Req32 => {
+                r[0] = fid::FFA_MSG_SEND_DIRECT_RESP_32 as u64;
+                r[3..8].copy_from_slice(&args);
+                r[3..8].iter_mut().for_each(|a| *a &= 0xffff_ffff);
+            }
+            Kind::Req64 => {
+                r[0] = fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64;
+                r[3..8].copy_from_slice(&args);
+            }
+            Kind::Req2 { .. } => {
+                r[0] = fid::FFA_MSG_SEND_DIRECT_RESP2 as u64;
+                r[4..9].copy_from_slice(&args);
+            }
         }
         r
     }
@@ -65,6 +87,73 @@ fn msg_wait() -> Regs {
     let mut r = [0; 18];
     r[0] = fid::FFA_MSG_WAIT as u64;
     r
+}
+
+/// FFA_ERROR's code (w2) if `r` is an FFA_ERROR.
+pub fn error_code(r: &Regs) -> Option<i32> {
+    (r[0] as u32 == fid::FFA_ERROR).then_some(r[2] as u32 as i32)
+}
+
+/// FFA_ID_GET: this partition's id.
+pub fn id_get() -> u16 {
+    let mut r = [0; 18];
+    r[0] = fid::FFA_ID_GET as u64;
+    call(&r)[2] as u16
+}
+
+/// FFA_SECONDARY_EP_REGISTER_64 (DEN0077 v1.2 §18.2): where the SPMC starts
+/// this MP partition's secondary contexts.
+pub fn secondary_ep_register(entry: u64) -> Regs {
+    let mut r = [0; 18];
+    r[0] = fid::FFA_SECONDARY_EP_REGISTER_64 as u64;
+    r[1] = entry;
+    call(&r)
+}
+
+/// FFA_MSG_SEND_DIRECT_REQ_64 from `src` to `dst`: the response's x3..x7, or the error code.
+pub fn direct_req64(src: u16, dst: u16, args: [u64; 5]) -> Result<[u64; 5], i32> {
+    let mut r = [0; 18];
+    r[0] = fid::FFA_MSG_SEND_DIRECT_REQ_64 as u64;
+    r[1] = abi::pack_endpoints(src, dst);
+    r[3..8].copy_from_slice(&args);
+    let a = call(&r);
+    if let Some(e) = error_code(&a) {
+        return Err(e);
+    }
+    let mut out = [0; 5];
+    out.copy_from_slice(&a[3..8]);
+    Ok(out)
+}
+
+/// FFA_MSG_SEND_DIRECT_REQ2 from `src` to `dst` for service `uuid` (x2/x3 words).
+pub fn direct_req2(src: u16, dst: u16, uuid: [u64; 2], args: [u64; 5]) -> Result<[u64; 5], i32> {
+    let mut r = [0; 18];
+    r[0] = fid::FFA_MSG_SEND_DIRECT_REQ2 as u64;
+    r[1] = abi::pack_endpoints(src, dst);
+    r[2] = uuid[0];
+    r[3] = uuid[1];
+    r[4..9].copy_from_slice(&args);
+    let a = call(&r);
+    if let Some(e) = error_code(&a) {
+        return Err(e);
+    }
+    let mut out = [0; 5];
+    out.copy_from_slice(&a[4..9]);
+    Ok(out)
+}
+
+/// This execution context's index: MPIDR_EL1.Aff0 as the SPMC presents it.
+#[cfg(target_arch = "aarch64")]
+pub fn context_index() -> usize {
+    let v: u64;
+    // SAFETY: reading MPIDR_EL1 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    (v & 0xff) as usize
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+pub fn context_index() -> usize {
+    0
 }
 
 /// The partition's message loop: `FFA_MSG_WAIT` (end of init / ready for the
@@ -107,5 +196,20 @@ mod tests {
         assert!(DirectRequest::from_regs(&r).is_none());
         r[0] = fid::FFA_ERROR as u64;
         assert!(DirectRequest::from_regs(&r).is_none());
+    }
+
+    #[test]
+    fn req2_round_trip() {
+        let mut r = [0; 18];
+        r[0] = fid::FFA_MSG_SEND_DIRECT_REQ2 as u64;
+        r[1] = 0x8002_8001;
+        r[2] = 0xffff_ffff_ffff_ffff; // UUID words, not a framework flag
+        r[4..9].copy_from_slice(&[1, 2, 3, 4, 5]);
+        let q = DirectRequest::from_regs(&r).unwrap();
+        assert_eq!(q.args, [1, 2, 3, 4, 5]);
+        let resp = q.response(q.args);
+        assert_eq!(resp[0], fid::FFA_MSG_SEND_DIRECT_RESP2 as u64);
+        assert_eq!(resp[1], 0x8001_8002);
+        assert_eq!(&resp[4..9], &[1, 2, 3, 4, 5]);
     }
 }

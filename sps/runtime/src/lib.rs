@@ -14,4 +14,4 @@ pub mod ffa;
 #[cfg(target_os = "none")]
 mod entry;
 
-pub use ffa::{DirectRequest, run};
+pub use ffa::{DirectRequest, Kind, run};

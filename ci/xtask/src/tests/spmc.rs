@@ -40,7 +40,7 @@ const FFA_SCRIPT: &str = "\
 dmesg | grep -i -E 'ff-?a' | sed 's/^/quadrant-dmesg: /'
 for d in /sys/bus/arm_ffa/devices/*; do
   [ -e \"$d\" ] || continue
-  echo \"quadrant-ffa-device: $(basename $d) uuid=$(cat $d/uuid 2>/dev/null) id=$(cat $d/device_id 2>/dev/null)\"
+  echo \"quadrant-ffa-device: $(basename $d) uuid=$(cat $d/uuid 2>/dev/null) id=$(cat $d/partition_id 2>/dev/null)\"
 done
 echo \"quadrant-ffa-devices: $(ls /sys/bus/arm_ffa/devices 2>/dev/null | wc -l)\"
 ";
@@ -63,15 +63,31 @@ fn linux_ffa_expects() -> Vec<Expect> {
 }
 
 /// One /sys/bus/arm_ffa device per SP in sp_layout.json, with the manifest's UUID.
+///
+/// Linux 7.3's driver also registers a device for itself (`ffa_setup_host_partition`
+/// in drivers/firmware/arm_ffa/driver.c: partition id = its own FFA_ID_GET id,
+/// 0 here, nil UUID) whatever the SPMC reports, so devices are told apart by
+/// partition id: secure endpoint ids have bit 15 set (DEN0077 §2.9).  The one
+/// device allowed besides the SPs' is that host device.
 fn ffa_devices_match_layout(output: &str) -> Vec<String> {
     let mut fails = Vec::new();
     let sps = sp_uuids();
     let listed: Vec<&str> = output.lines().filter(|l| l.starts_with("quadrant-ffa-device: ")).collect();
-    if listed.len() != sps.len() {
-        fails.push(format!("{} FF-A device(s) in sysfs, {} SP(s) in sp_layout.json: {listed:?}", listed.len(), sps.len()));
+    let id_of = |l: &str| -> Option<u16> {
+        let id = l.split(" id=").nth(1)?.trim();
+        u16::from_str_radix(id.trim_start_matches("0x"), 16).ok()
+    };
+    let (secure, other): (Vec<&str>, Vec<&str>) = listed.iter().partition(|l| id_of(l).is_some_and(|id| id & 0x8000 != 0));
+    if secure.len() != sps.len() {
+        fails.push(format!("{} secure-partition FF-A device(s) in sysfs, {} SP(s) in sp_layout.json: {listed:?}", secure.len(), sps.len()));
+    }
+    for l in &other {
+        if !(id_of(l) == Some(0) && l.contains("uuid=00000000-0000-0000-0000-000000000000")) {
+            fails.push(format!("unexpected FF-A device (neither an SP nor the driver's own host device): {l}"));
+        }
     }
     for (name, uuid) in &sps {
-        if !listed.iter().any(|l| l.contains(uuid.as_str())) {
+        if !secure.iter().any(|l| l.contains(uuid.as_str())) {
             fails.push(format!("no FF-A device with {name}'s UUID {uuid}"));
         }
     }
@@ -143,13 +159,6 @@ fn json_sp_entries(json: &str) -> Vec<(String, String)> {
 }
 
 pub fn tests() -> Vec<IntegrationTest> {
-    // Registered in tests/mod.rs once it passes (issue C).
-    vec![]
-}
-
-/// Issue C's tests that do not pass yet; `cargo xtask test` runs them only
-/// when named exactly in FILTER.
-pub fn pending() -> Vec<IntegrationTest> {
     vec![IntegrationTest {
         name: "linux_ffa_driver",
         boot: linux_ffa_boot,
@@ -160,12 +169,29 @@ pub fn pending() -> Vec<IntegrationTest> {
     }]
 }
 
+/// Issue C's tests that do not pass yet; `cargo xtask test` runs them only
+/// when named exactly in FILTER.
+pub fn pending() -> Vec<IntegrationTest> {
+    vec![]
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn layout_entries() {
         let j = r#"{ "echo": { "image": "echo.bin", "pm": "echo.dts", "owner": "SiP" }, "mp": {"image": {"file": "mp.bin"}, "pm": "sp/mp.dts"} }"#;
         assert_eq!(super::json_sp_entries(j), [("echo".to_owned(), "echo.dts".to_owned()), ("mp".to_owned(), "mp.dts".to_owned())]);
+    }
+
+    #[test]
+    fn host_device_is_not_counted_as_an_sp() {
+        let uuids = super::sp_uuids();
+        let mut out: String = uuids.iter().enumerate().map(|(i, (_, u))| format!("quadrant-ffa-device: arm-ffa-{} uuid={u} id=0x{:04x}\n", i + 1, 0x8001 + i)).collect();
+        assert!(super::ffa_devices_match_layout(&out).is_empty());
+        out.push_str("quadrant-ffa-device: arm-ffa-9 uuid=00000000-0000-0000-0000-000000000000 id=0x0000\n");
+        assert!(super::ffa_devices_match_layout(&out).is_empty());
+        out.push_str("quadrant-ffa-device: arm-ffa-10 uuid=00000000-0000-0000-0000-000000000000 id=0x8009\n");
+        assert!(!super::ffa_devices_match_layout(&out).is_empty(), "an extra secure partition");
     }
 
     #[test]

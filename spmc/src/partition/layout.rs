@@ -1,0 +1,128 @@
+//! Where a partition may live: checks a partition manifest's memory and
+//! device regions against the machine (the SPMC manifest's memory ranges)
+//! and against everything already given out, so that each SP's Stage-2 maps
+//! only its own memory: never the SPMC, never another SP (issue C, DEN0077
+//! §4.2 isolation of partitions).
+
+use super::PartitionManifest;
+use super::manifest::ATTR_NS;
+use crate::manifest::{Range, Ranges};
+
+/// Most ranges remembered as taken (the SPMC image, SP packages, SP regions).
+pub const MAX_TAKEN: usize = 48;
+
+/// Physical ranges already owned by someone.
+#[derive(Clone, Copy, Debug)]
+pub struct Taken {
+    items: [Range; MAX_TAKEN],
+    len: usize,
+}
+
+impl Default for Taken {
+    fn default() -> Self {
+        Self { items: [Range::default(); MAX_TAKEN], len: 0 }
+    }
+}
+
+impl Taken {
+    pub fn push(&mut self, r: Range) -> Result<(), &'static str> {
+        let slot = self.items.get_mut(self.len).ok_or("too many memory ranges")?;
+        *slot = r;
+        self.len += 1;
+        Ok(())
+    }
+
+    pub fn as_slice(&self) -> &[Range] {
+        &self.items[..self.len]
+    }
+
+    fn overlaps(&self, r: &Range) -> bool {
+        self.as_slice().iter().any(|t| t.overlaps(r))
+    }
+}
+
+/// Checks `pm`'s regions.  `own`: the SP's package region (it may put
+/// regions inside it); `taken`: ranges of the SPMC and of other SPs;
+/// `secure`/`ns`: the SPMC manifest's DRAM ranges.
+pub fn check_regions(pm: &PartitionManifest, own: Range, taken: &Taken, secure: &Ranges, ns: &Ranges) -> Result<(), &'static str> {
+    for r in pm.memory_regions() {
+        let range = Range { base: r.base, size: r.size() };
+        if r.attributes & ATTR_NS != 0 {
+            // Non-secure memory in a Secure Stage-2 needs the NS descriptor bit; not done yet.
+            return Err("memory region in the Non-secure PAS (not supported yet)");
+        }
+        if own.contains(range.base, range.size) {
+            continue;
+        }
+        if !secure.contains(range.base, range.size) {
+            return Err("memory region outside Secure memory");
+        }
+        if taken.overlaps(&range) {
+            return Err("memory region overlaps the SPMC or another partition");
+        }
+    }
+    for d in pm.device_regions() {
+        let range = Range { base: d.region.base, size: d.region.size() };
+        let in_dram = secure.as_slice().iter().chain(ns.as_slice()).any(|m| m.overlaps(&range));
+        if in_dram {
+            return Err("device region in DRAM");
+        }
+        if taken.overlaps(&range) {
+            return Err("device region already given to another partition");
+        }
+    }
+    Ok(())
+}
+
+/// Records what `pm` now owns (its package region and its regions).
+pub fn take(pm: &PartitionManifest, own: Range, taken: &mut Taken) -> Result<(), &'static str> {
+    taken.push(own)?;
+    for r in pm.memory_regions() {
+        let range = Range { base: r.base, size: r.size() };
+        if !own.contains(range.base, range.size) {
+            taken.push(range)?;
+        }
+    }
+    for d in pm.device_regions() {
+        taken.push(Range { base: d.region.base, size: d.region.size() })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partition::PartitionManifest;
+
+    const MP: &[u8] = include_bytes!("../../tests/data/mp.dtb");
+
+    fn machine() -> (Ranges, Ranges) {
+        let mut s = Ranges::default();
+        s.push(Range { base: 0x0e10_0000, size: 0xdf_b000 }).unwrap();
+        let mut n = Ranges::default();
+        n.push(Range { base: 0x4000_0000, size: 0x10_0000 }).unwrap();
+        (s, n)
+    }
+
+    #[test]
+    fn regions_are_checked_against_others() {
+        let pm = PartitionManifest::parse(MP, 4).unwrap();
+        let (s, n) = machine();
+        let own = Range { base: 0x0e40_0000, size: 0x10_0000 };
+        let mut taken = Taken::default();
+        taken.push(Range { base: 0x0e10_0000, size: 0x20_0000 }).unwrap(); // the SPMC
+        taken.push(Range { base: 0x0e30_0000, size: 0x10_0000 }).unwrap(); // echo
+        assert_eq!(check_regions(&pm, own, &taken, &s, &n), Ok(()));
+        take(&pm, own, &mut taken).unwrap();
+        // The same manifest again (another SP claiming the same regions) is refused.
+        assert!(check_regions(&pm, Range { base: 0x0e50_0000, size: 0x10_0000 }, &taken, &s, &n).is_err());
+        // A region over the SPMC's image.
+        let mut t2 = Taken::default();
+        t2.push(Range { base: 0x0e60_0000, size: 0x1000 }).unwrap();
+        assert_eq!(check_regions(&pm, own, &t2, &s, &n), Err("memory region overlaps the SPMC or another partition"));
+        // Outside Secure memory.
+        let mut tiny = Ranges::default();
+        tiny.push(Range { base: 0x0e10_0000, size: 0x1000 }).unwrap();
+        assert_eq!(check_regions(&pm, own, &Taken::default(), &tiny, &n), Err("memory region outside Secure memory"));
+    }
+}

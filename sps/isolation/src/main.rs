@@ -1,0 +1,52 @@
+//! isolation: a secure partition that tries to break out.  On `CMD_READ`
+//! (x3 = 1) it reads the 8 bytes at the physical address in x4 (another SP's
+//! memory, or the SPMC's): its Stage-2 does not map them, so the access must
+//! fault to the SPMC, which marks this partition aborted.  Any other command
+//! is a ping answered with the payload (to show it is alive before).
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+use sp_runtime as _;
+
+#[cfg(not(target_os = "none"))]
+fn main() {}
+
+pub const CMD_PING: u64 = 0;
+pub const CMD_READ: u64 = 1;
+
+/// The handler; `read` performs the (forbidden) access.
+pub fn handle(req: &sp_runtime::DirectRequest, read: &mut dyn FnMut(u64) -> u64) -> [u64; 5] {
+    let a = req.args;
+    match a[0] {
+        // Reaching the answer means isolation failed: report the value read.
+        CMD_READ => [0xbad, read(a[1]), 0, 0, 0],
+        _ => a,
+    }
+}
+
+#[cfg(target_os = "none")]
+#[unsafe(no_mangle)]
+extern "C" fn sp_main(_secondary: u64) -> ! {
+    sp_runtime::println!("ready");
+    let mut read = |pa: u64| {
+        sp_runtime::println!("reading {:#x}", pa);
+        // SAFETY: deliberately touching memory we do not own: the point of this SP.
+        unsafe { core::ptr::read_volatile(pa as *const u64) }
+    };
+    sp_runtime::run(|req| handle(req, &mut read))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ping_and_read() {
+        let mut r = [0u64; 18];
+        r[0] = 0xC400_006F;
+        r[3..8].copy_from_slice(&[0, 1, 2, 3, 4]);
+        let q = sp_runtime::DirectRequest::from_regs(&r).unwrap();
+        assert_eq!(super::handle(&q, &mut |_| 0), [0, 1, 2, 3, 4]);
+        r[3] = super::CMD_READ;
+        let q = sp_runtime::DirectRequest::from_regs(&r).unwrap();
+        assert_eq!(super::handle(&q, &mut |pa| pa + 1)[..2], [0xbad, 2]);
+    }
+}
