@@ -1,4 +1,154 @@
+//! realm-guest: a tiny Realm payload for R-EL1 (DEN0137 RMM 1.0, RSI,
+//! chapter B5).  It asks the RMM for its RSI version and configuration,
+//! prints its RIM, changes the RIPAS of one of its pages, makes a host call,
+//! and powers off through PSCI.  It prints through a PL011 data register the
+//! Host emulates at the unprotected alias of QEMU's UART0:
+//! `(1 << (ipa_width - 1)) | 0x0900_0000`.
+//!
+//! Load contract (for the Host): the flat binary is loaded at IPA
+//! 0x4000_0000 (all of it measured, it holds its own stack), entered at its
+//! first byte in EL1h with the MMU off.  Every line starts with `[realm] `.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(not(target_os = "none"))]
 fn main() {}
+
+/// Where the image is linked and must be loaded (build.rs).
+pub const LOAD_IPA: u64 = 0x4000_0000;
+/// QEMU virt UART0, reached through the unprotected IPA alias.
+pub const UART_OFFSET: u64 = 0x0900_0000;
+
+/// Hex digits of a measurement, for the RIM line.
+pub fn hex_digit(n: u8) -> u8 {
+    b"0123456789abcdef"[(n & 0xf) as usize]
+}
+
+#[cfg(target_os = "none")]
+mod realm {
+    use core::fmt::{self, Write};
+    use shared::abi::{psci, rsi};
+
+    core::arch::global_asm!(
+        ".section .text.entry, \"ax\"",
+        ".global _start",
+        "_start:",
+        "adrp x9, {stack}",
+        "add x9, x9, :lo12:{stack}",
+        "add sp, x9, #{size}",
+        // FP/SIMD on at EL1 (CPACR_EL1.FPEN): Rust code may use it.
+        "mov x9, #(3 << 20)",
+        "msr cpacr_el1, x9",
+        "isb",
+        "bl realm_main",
+        "1: wfi",
+        "b 1b",
+        stack = sym STACK,
+        size = const STACK_SIZE,
+    );
+
+    const STACK_SIZE: usize = 0x4000;
+    #[repr(C, align(16))]
+    struct Stack([u8; STACK_SIZE]);
+    // In .data so the loaded image holds it (see build.rs).
+    #[unsafe(link_section = ".data.stack")]
+    #[unsafe(no_mangle)]
+    static mut STACK: Stack = Stack([0; STACK_SIZE]);
+
+    /// A page RSI_REALM_CONFIG writes into.
+    #[repr(C, align(4096))]
+    struct Page([u8; 4096]);
+    #[unsafe(link_section = ".data.config")]
+    static mut CONFIG: Page = Page([0; 4096]);
+    /// A page whose RIPAS we ask to change.
+    #[unsafe(link_section = ".data.scratch")]
+    static mut SCRATCH: Page = Page([0; 4096]);
+    /// RsiHostCall buffer (0x100 bytes, 256-aligned).
+    #[repr(C, align(256))]
+    struct HostCall([u64; 32]);
+    #[unsafe(link_section = ".data.hostcall")]
+    static mut HOST_CALL: HostCall = HostCall([0; 32]);
+
+    fn smc(fid: u32, args: &[u64]) -> [u64; 18] {
+        shared::smccc::smc(fid, args)
+    }
+
+    struct Uart(u64);
+    impl Write for Uart {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            for b in s.bytes() {
+                // SAFETY: the PL011 data register the Host emulates; each
+                // store is one emulatable MMIO exit.
+                unsafe { core::ptr::write_volatile(self.0 as *mut u32, b as u32) };
+            }
+            Ok(())
+        }
+    }
+
+    #[unsafe(no_mangle)]
+    extern "C" fn realm_main() -> ! {
+        let v = smc(rsi::RSI_VERSION, &[rsi::RSI_ABI_VERSION]);
+        let cfg_ipa = &raw const CONFIG as u64;
+        let c = smc(rsi::RSI_REALM_CONFIG, &[cfg_ipa]);
+        // SAFETY: the RMM wrote the page; reads of our own memory.
+        let (ipa_width, algo) = unsafe {
+            (core::ptr::read_volatile(cfg_ipa as *const u64), core::ptr::read_volatile((cfg_ipa + 8) as *const u64))
+        };
+        // Without a configuration there is no way to reach the UART: stop.
+        if c[0] != 0 || !(32..=48).contains(&ipa_width) {
+            off();
+        }
+        let mut out = Uart((1 << (ipa_width - 1)) | super::UART_OFFSET);
+        let _ = writeln!(out, "[realm] RSI_VERSION status {} lower {:#x} higher {:#x}", v[0], v[1], v[2]);
+        let _ = writeln!(out, "[realm] REALM_CONFIG ipa_width {ipa_width} hash_algo {algo}");
+
+        let m = smc(rsi::RSI_MEASUREMENT_READ, &[0]);
+        let len = if algo == rsi::RSI_HASH_SHA_512 as u64 { 64 } else { 32 };
+        let mut hex = [0u8; 128];
+        for i in 0..len {
+            let byte = (m[1 + i / 8] >> (8 * (i % 8))) as u8;
+            hex[2 * i] = super::hex_digit(byte >> 4);
+            hex[2 * i + 1] = super::hex_digit(byte);
+        }
+        let _ = writeln!(out, "[realm] RIM {}", core::str::from_utf8(&hex[..2 * len]).unwrap_or("?"));
+
+        let base = &raw const SCRATCH as u64;
+        let s = smc(rsi::RSI_IPA_STATE_SET, &[base, base + 0x1000, rsi::RSI_RAM, 0]);
+        let g = smc(rsi::RSI_IPA_STATE_GET, &[base, base + 0x1000]);
+        let _ = writeln!(out, "[realm] IPA_STATE_SET {base:#x} RAM: status {} next {:#x} response {}; IPA_STATE_GET ripas {}", s[0], s[1], s[2], g[2]);
+
+        let hc = &raw mut HOST_CALL;
+        // SAFETY: our own buffer; the RMM reads and writes it during the call.
+        unsafe {
+            core::ptr::write_volatile(&raw mut (*hc).0[0], 1);
+            core::ptr::write_volatile(&raw mut (*hc).0[1], 0x1234);
+        }
+        let h = smc(rsi::RSI_HOST_CALL, &[hc as u64]);
+        // SAFETY: as above.
+        let x0 = unsafe { core::ptr::read_volatile(&raw const (*hc).0[1]) };
+        let _ = writeln!(out, "[realm] HOST_CALL imm 1 status {} x0 {x0:#x}", h[0]);
+        let _ = writeln!(out, "[realm] done");
+        off()
+    }
+
+    fn off() -> ! {
+        smc(psci::PSCI_SYSTEM_OFF, &[]);
+        loop {
+            // SAFETY: waiting for nothing; the Realm is off.
+            unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+        }
+    }
+
+    #[panic_handler]
+    fn panic(_: &core::panic::PanicInfo) -> ! {
+        off()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex() {
+        assert_eq!(super::hex_digit(0xab >> 4), b'a');
+        assert_eq!(super::hex_digit(0x0f), b'f');
+    }
+}

@@ -105,11 +105,6 @@ impl<'a> GranuleTable<'a> {
         self.banks[..self.nbanks].iter().map(|b| ((b.end - b.base) >> GRANULE_SHIFT) as usize).sum()
     }
 
-    /// The tracked ranges.
-    pub fn ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.banks[..self.nbanks].iter().map(|b| (b.base, b.end))
-    }
-
     fn index(&self, addr: u64) -> Result<usize, GranuleError> {
         if addr & (GRANULE_SIZE - 1) != 0 {
             return Err(GranuleError::Align);
@@ -121,11 +116,13 @@ impl<'a> GranuleTable<'a> {
             .ok_or(GranuleError::Bound)
     }
 
+    #[cfg_attr(not(test), allow(dead_code))]
     /// Whether `addr` is an aligned, tracked granule (the `*_align` and `*_bound` checks).
     pub fn check(&self, addr: u64) -> Result<(), GranuleError> {
         self.index(addr).map(|_| ())
     }
 
+    #[cfg_attr(not(test), allow(dead_code))]
     /// The state of `addr` without locking it (diagnostics and tests only).
     pub fn state(&self, addr: u64) -> Option<GranuleState> {
         self.index(addr).ok().map(|i| GranuleState::from_bits(self.entries[i].load(Acquire)))
@@ -156,6 +153,16 @@ impl<'a> GranuleTable<'a> {
             s if s == expected => Ok(g),
             s => Err(GranuleError::State(s)),
         }
+    }
+
+    /// Locks `addr` in state `expected` while this CPU already holds `held`:
+    /// a granule named twice by one command fails its state check (it cannot
+    /// be in both states) instead of waiting for itself forever.
+    pub fn lock_also(&self, addr: u64, expected: GranuleState, held: &[&Guard]) -> Result<Guard<'_, 'a>, GranuleError> {
+        if let Some(g) = held.iter().find(|g| g.addr == addr) {
+            return Err(GranuleError::State(g.state()));
+        }
+        self.lock(addr, expected)
     }
 
     /// Locks two distinct granules in ascending address order, each in its
@@ -306,6 +313,14 @@ mod tests {
         assert_eq!(t.lock_two((0x8000_2000, Rd), (0x8000_0010, Delegated)).err(), Some((1, GranuleError::Align)));
         // Everything unlocked again.
         assert!(t.lock(0x8000_2000, Rd).is_ok() && t.lock(0x8000_1000, Delegated).is_ok());
+    }
+
+    #[test]
+    fn lock_also_refuses_held_granules() {
+        let t = table();
+        let a = t.lock(0x8000_0000, Undelegated).unwrap();
+        assert_eq!(t.lock_also(0x8000_0000, Undelegated, &[&a]).err(), Some(GranuleError::State(Undelegated)));
+        assert!(t.lock_also(0x8000_1000, Undelegated, &[&a]).is_ok());
     }
 
     #[test]

@@ -11,9 +11,17 @@
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
 mod boot;
+mod el3;
+mod granule;
 mod manifest;
+mod measurement;
+mod mem;
 mod platform;
+mod realm;
+mod rec;
 mod rmi;
+mod rsi;
+mod rtt;
 
 #[cfg(target_os = "none")]
 mod arch;

@@ -98,9 +98,9 @@ impl VmidSet {
         Self { bits: [const { AtomicU64::new(0) }; 1024] }
     }
 
-    /// Takes `vmid` if it is valid (16 bits; 0 stays reserved for no Realm) and free.
+    /// Takes `vmid` if it is valid (16 bits) and free.
     pub fn reserve(&self, vmid: u64) -> bool {
-        if vmid == 0 || vmid > 0xffff {
+        if vmid > 0xffff {
             return false;
         }
         let bit = 1u64 << (vmid % 64);
@@ -108,7 +108,7 @@ impl VmidSet {
     }
 
     pub fn release(&self, vmid: u64) {
-        if vmid != 0 && vmid <= 0xffff {
+        if vmid <= 0xffff {
             self.bits[(vmid / 64) as usize].fetch_and(!(1u64 << (vmid % 64)), Relaxed);
         }
     }
@@ -129,7 +129,7 @@ mod tests {
         let v = VmidSet::new();
         assert!(v.reserve(5));
         assert!(!v.reserve(5));
-        assert!(!v.reserve(0));
+        assert!(v.reserve(0));
         assert!(!v.reserve(0x1_0000));
         v.release(5);
         assert!(v.reserve(5));

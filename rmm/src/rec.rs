@@ -32,12 +32,14 @@ pub struct Rec {
     pub index: u64,
     /// 1 when runnable (RecRunnable, A2.3.x).
     pub runnable: u64,
+    /// 1 while a CPU runs it (RMI_REC_ENTER in progress): other commands
+    /// that find it running fail with RMI_ERROR_REC.
+    pub running: u64,
     pub x: [u64; 31],
     pub pc: u64,
     pub pstate: u64,
     pub fpsr: u64,
     pub fpcr: u64,
-    pub _pad0: u64,
     pub q: [u128; 32],
     pub sysregs: [u64; NUM_SYSREGS],
     pub cntp_ctl: u64,

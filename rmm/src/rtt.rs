@@ -185,7 +185,8 @@ impl RttConfig {
     pub fn vtcr(&self, pa_range: u64) -> u64 {
         let t0sz = 64 - self.ipa_bits;
         let sl0 = (2 - self.level_start) as u64;
-        t0sz | sl0 << 6 | 1 << 8 | 1 << 10 | 3 << 12 | (pa_range & 7) << 16 | 1 << 31
+        // VS (bit 19): 16-bit VMIDs.
+        t0sz | sl0 << 6 | 1 << 8 | 1 << 10 | 3 << 12 | (pa_range & 7) << 16 | 1 << 19 | 1 << 31
     }
 }
 

@@ -6,21 +6,33 @@ use crate::arch::{host::HostFpRegs, mmu as warm};
 use crate::boot::{self, ColdBoot};
 use crate::manifest::{self, BootManifest};
 use crate::platform::{FALLBACK_UART, SHARED_BUFFER_SIZE};
+use crate::granule::{GranuleTable, MAX_GRANULES};
+use crate::mem::{IdentityMemory, NS_ALIAS_OFFSET};
+use crate::realm::VmidSet;
 use crate::rmi::{self, RmiCall, RmiContext, features::HwFeatures};
+use core::sync::atomic::AtomicU32;
 use shared::abi::rmm_el3::{self, E_RMM_BOOT_SUCCESS, E_RMM_BOOT_UNKNOWN};
 use shared::console::{self, Pl011};
 use shared::mm::{self, El2Map, FramePool, MemKind, PageArea};
 use spin::{Mutex, Once};
 
-/// Frames for the EL2 table (image, shared buffer, console: a handful).
-static TABLE_MEM: PageArea<16> = PageArea::new();
+/// Frames for the EL2 table: image, shared buffer, console, and the NS DRAM
+/// banks twice (Realm PAS identity, Non-secure alias), mostly in blocks.
+static TABLE_MEM: PageArea<48> = PageArea::new();
+/// One entry per tracked granule (4 MiB of .bss for 4 GiB of NS DRAM).
+static GRANULE_STORAGE: [AtomicU32; MAX_GRANULES] = [const { AtomicU32::new(0) }; MAX_GRANULES];
+static GRANULES: Once<GranuleTable<'static>> = Once::new();
+static VMIDS: VmidSet = VmidSet::new();
+static MEMORY: IdentityMemory = IdentityMemory;
+static EL3: crate::el3::Smc = crate::el3::Smc;
+static CPU: crate::arch::realm::Cpu = crate::arch::realm::Cpu;
 static POOL: Once<Mutex<FramePool>> = Once::new();
 static MAP: Once<Mutex<El2Map>> = Once::new();
 
 /// What the cold boot learnt, read by every CPU afterwards.
 struct RmmState {
     boot: ColdBoot,
-    rmi: RmiContext,
+    rmi: RmiContext<'static>,
 }
 static STATE: Once<RmmState> = Once::new();
 
@@ -81,7 +93,17 @@ fn cold_boot(cpu: u64, version: u64, cpus: u64, shared_buffer: u64) -> Result<()
         let mapped = shared::arch::image::map_self(&mut t)
             .and_then(|_| mm::map(&mut t, sb, sb, SHARED_BUFFER_SIZE, mm::el2_attributes(MemKind::ReadWrite, false)))
             // The UART is in the Non-secure PAS: NS = 1 in the descriptor.
-            .and_then(|_| mm::map(&mut t, uart as usize, uart as usize, uart_size as usize, mm::el2_attributes(MemKind::Device, true)));
+            .and_then(|_| mm::map(&mut t, uart as usize, uart as usize, uart_size as usize, mm::el2_attributes(MemKind::Device, true)))
+            .and_then(|_| {
+                // Granule contents: Realm PAS at the identity address, the
+                // Host's (NS) memory at the alias (crate::mem).
+                for &(base, size) in tracked_banks(&manifest).as_slice() {
+                    let (base, size) = (base as usize, size as usize);
+                    mm::map(&mut t, base, base, size, mm::el2_attributes(MemKind::ReadWrite, false))?;
+                    mm::map(&mut t, base + NS_ALIAS_OFFSET as usize, base, size, mm::el2_attributes(MemKind::ReadWrite, true))?;
+                }
+                Ok(())
+            });
         if let Err(e) = mapped {
             panic!("cannot build the EL2 table: {e:?}");
         }
@@ -92,10 +114,71 @@ fn cold_boot(cpu: u64, version: u64, cpus: u64, shared_buffer: u64) -> Result<()
     unsafe { shared::arch::mmu::enable_el2(&map.lock()) };
     log::info!("MMU on");
 
-    STATE.call_once(|| RmmState { boot: cold, rmi: RmiContext { hw } });
+    let banks = tracked_banks(&manifest);
+    let granules = GRANULES.call_once(|| GranuleTable::new(banks.as_slice(), &GRANULE_STORAGE));
+    for &(base, size) in banks.as_slice() {
+        log::info!("granules tracked: {:#x}..{:#x}", base, base + size);
+    }
+    log::info!("tracking {} granules", granules.len());
+    STATE.call_once(|| RmmState {
+        boot: cold,
+        rmi: RmiContext { hw, granules, mem: &MEMORY, el3: &EL3, vmids: &VMIDS, cpu: &CPU },
+    });
     warm::publish_for_warm_boot();
     log::info!("boot complete");
     Ok(())
+}
+
+/// The NS DRAM we track and map: the manifest's banks minus our own Realm
+/// region (TF-A's qemu lists all of DRAM as one bank, our carve-out
+/// included; those granules are never the Host's to delegate).
+fn tracked_banks(m: &BootManifest) -> heapless_banks::Banks {
+    use crate::platform::{REALM_REGION_END, RMM_BASE};
+    let mut out = heapless_banks::Banks::default();
+    for b in m.dram_banks() {
+        if b.end() <= RMM_BASE || b.base >= REALM_REGION_END {
+            out.push((b.base, b.size));
+            continue;
+        }
+        if b.base < RMM_BASE {
+            out.push((b.base, RMM_BASE - b.base));
+        }
+        if b.end() > REALM_REGION_END {
+            out.push((REALM_REGION_END, b.end() - REALM_REGION_END));
+        }
+    }
+    out
+}
+
+mod heapless_banks {
+    use crate::manifest::MAX_DRAM_BANKS;
+    /// A fixed-capacity list of (base, size).
+    #[derive(Default)]
+    pub struct Banks {
+        v: [(u64, u64); MAX_DRAM_BANKS],
+        n: usize,
+    }
+    impl Banks {
+        pub fn as_slice(&self) -> &[(u64, u64)] {
+            &self.v[..self.n]
+        }
+        pub fn push(&mut self, x: (u64, u64)) {
+            if self.n < MAX_DRAM_BANKS {
+                self.v[self.n] = x;
+                self.n += 1;
+            }
+        }
+    }
+    impl FromIterator<(u64, u64)> for Banks {
+        fn from_iter<I: IntoIterator<Item = (u64, u64)>>(it: I) -> Self {
+            let mut b = Self::default();
+            for x in it.into_iter().take(MAX_DRAM_BANKS) {
+                b.v[b.n] = x;
+                b.n += 1;
+            }
+            b
+        }
+    }
 }
 
 /// The first PL011 the manifest lists, or QEMU's UART0 if it lists none.

@@ -1,6 +1,7 @@
 //! R-EL2 entry, the EL2 exception hook, the panic handler, and the door to the Host.
 
 pub mod host;
+pub mod realm;
 pub mod mmu;
 
 use shared::abi::rmm_el3::{E_RMM_BOOT_CPU_ID_OUT_OF_RANGE, RMM_BOOT_COMPLETE};

@@ -7,7 +7,12 @@
 //! previous SMC with x0 = function id and x1..x7 = the Host's x1..x7; we answer
 //! with `RMM_RMI_REQ_COMPLETE` and x1..x5, which the Host sees as its x0..x4.
 
+pub mod data;
 pub mod features;
+pub mod granule;
+pub mod realm;
+pub mod rec;
+pub mod rtt;
 pub mod version;
 
 use shared::abi::rmi::{self, RmiStatus, return_code};
@@ -61,10 +66,72 @@ impl RmiReturn {
     }
 }
 
-/// What the RMM knows that RMI answers depend on.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RmiContext {
+/// What the RMM knows that RMI answers depend on, and the services the
+/// commands use: granule tracking, memory access, EL3, and (for REC_ENTER)
+/// the CPU that runs Realms.  Traits, so every command runs on the host.
+pub struct RmiContext<'a> {
     pub hw: features::HwFeatures,
+    pub granules: &'a crate::granule::GranuleTable<'a>,
+    pub mem: &'a dyn crate::mem::Memory,
+    pub el3: &'a dyn crate::el3::El3,
+    pub vmids: &'a crate::realm::VmidSet,
+    pub cpu: &'a dyn rec::RealmCpu,
+}
+
+/// A command's outcome: x0 and the result registers it defines (x1..x4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Out {
+    pub x0: u64,
+    pub vals: [u64; 4],
+    pub n: usize,
+}
+
+impl Out {
+    pub fn ok(vals: &[u64]) -> Self {
+        let mut v = [0; 4];
+        v[..vals.len()].copy_from_slice(vals);
+        Self { x0: 0, vals: v, n: vals.len() }
+    }
+    pub fn err(status: RmiStatus, index: u8) -> Self {
+        Self { x0: return_code(status, index), vals: [0; 4], n: 0 }
+    }
+    /// An error that still defines result registers (e.g. `top` of RTT_DESTROY).
+    pub fn err_with(status: RmiStatus, index: u8, vals: &[u64]) -> Self {
+        let mut o = Self::ok(vals);
+        o.x0 = return_code(status, index);
+        o
+    }
+    pub fn input() -> Self {
+        Self::err(RmiStatus::ErrorInput, 0)
+    }
+    pub fn realm() -> Self {
+        Self::err(RmiStatus::ErrorRealm, 0)
+    }
+    pub fn rec() -> Self {
+        Self::err(RmiStatus::ErrorRec, 0)
+    }
+    pub fn rtt(level: i64) -> Self {
+        Self::err(RmiStatus::ErrorRtt, level as u8)
+    }
+}
+
+/// `?` on a granule lock failure: ERROR_INPUT.
+impl From<crate::granule::GranuleError> for Out {
+    fn from(_: crate::granule::GranuleError) -> Self {
+        Out::input()
+    }
+}
+impl From<(usize, crate::granule::GranuleError)> for Out {
+    fn from(_: (usize, crate::granule::GranuleError)) -> Self {
+        Out::input()
+    }
+}
+
+/// Runs a command written as `Result<Out, Out>` (errors by `?`).
+fn run(r: Result<Out, Out>) -> Out {
+    match r {
+        Ok(o) | Err(o) => o,
+    }
 }
 
 /// The name of an RMI function id, for log lines.
@@ -101,6 +168,46 @@ pub fn name(fid: u32) -> Option<&'static str> {
 /// not implement gets SMCCC NOT_SUPPORTED (DEN0028 §5.2) in x0.
 pub fn handle(call: &RmiCall, ctx: &RmiContext) -> RmiReturn {
     let mut ret = RmiReturn::for_call(call);
+    let x = |n| call.x(n);
+    let out = match call.fid {
+        rmi::RMI_GRANULE_DELEGATE => Some(run(granule::delegate(ctx, x(1)))),
+        rmi::RMI_GRANULE_UNDELEGATE => Some(run(granule::undelegate(ctx, x(1)))),
+        rmi::RMI_REALM_CREATE => Some(run(realm::create(ctx, x(1), x(2)))),
+        rmi::RMI_REALM_ACTIVATE => Some(run(realm::activate(ctx, x(1)))),
+        rmi::RMI_REALM_DESTROY => Some(run(realm::destroy(ctx, x(1)))),
+        rmi::RMI_REC_CREATE => Some(run(rec::create(ctx, x(1), x(2), x(3)))),
+        rmi::RMI_REC_DESTROY => Some(run(rec::destroy(ctx, x(1)))),
+        rmi::RMI_REC_AUX_COUNT => Some(run(rec::aux_count(ctx, x(1)))),
+        rmi::RMI_REC_ENTER => Some(run(rec::enter(ctx, x(1), x(2)))),
+        rmi::RMI_PSCI_COMPLETE => Some(run(rec::psci_complete(ctx, x(1), x(2), x(3)))),
+        rmi::RMI_RTT_CREATE => Some(run(rtt::create(ctx, x(1), x(2), x(3), x(4) as i64))),
+        rmi::RMI_RTT_DESTROY => Some(run(rtt::destroy(ctx, x(1), x(2), x(3) as i64))),
+        rmi::RMI_RTT_FOLD => Some(run(rtt::fold(ctx, x(1), x(2), x(3) as i64))),
+        rmi::RMI_RTT_READ_ENTRY => Some(run(rtt::read_entry(ctx, x(1), x(2), x(3) as i64))),
+        rmi::RMI_RTT_MAP_UNPROTECTED => Some(run(rtt::map_unprotected(ctx, x(1), x(2), x(3) as i64, x(4)))),
+        rmi::RMI_RTT_UNMAP_UNPROTECTED => Some(run(rtt::unmap_unprotected(ctx, x(1), x(2), x(3) as i64))),
+        rmi::RMI_RTT_INIT_RIPAS => Some(run(rtt::init_ripas(ctx, x(1), x(2), x(3)))),
+        rmi::RMI_RTT_SET_RIPAS => Some(run(rtt::set_ripas(ctx, x(1), x(2), x(3), x(4)))),
+        rmi::RMI_DATA_CREATE => Some(run(data::create(ctx, x(1), x(2), x(3), x(4), x(5)))),
+        rmi::RMI_DATA_CREATE_UNKNOWN => Some(run(data::create_unknown(ctx, x(1), x(2), x(3)))),
+        rmi::RMI_DATA_DESTROY => Some(run(data::destroy(ctx, x(1), x(2)))),
+        _ => None,
+    };
+    if let Some(o) = out {
+        ret.regs[0] = o.x0;
+        ret.regs[1..1 + o.n].copy_from_slice(&o.vals[..o.n]);
+        let name = name(call.fid).unwrap_or("?");
+        if o.x0 == 0 {
+            // Successes are routine (a Realm build makes thousands): debug only,
+            // except REC_ENTER which is the hot path and logs nothing.
+            if call.fid != rmi::RMI_REC_ENTER {
+                log::debug!("{name}({:#x}, {:#x}, {:#x}) -> ok", x(1), x(2), x(3));
+            }
+        } else {
+            log::info!("{name}({:#x}, {:#x}, {:#x}, {:#x}) -> {} index {}", x(1), x(2), x(3), x(4), status_name(o.x0), (o.x0 >> 8) & 0xff);
+        }
+        return ret;
+    }
     match call.fid {
         rmi::RMI_VERSION => {
             let req = call.x(1);
@@ -132,17 +239,35 @@ pub fn handle(call: &RmiCall, ctx: &RmiContext) -> RmiReturn {
     ret
 }
 
+/// The spec's name of an RmiStatusCode status, for log lines.
+pub fn status_name(x0: u64) -> &'static str {
+    match x0 & 0xff {
+        0 => "RMI_SUCCESS",
+        1 => "RMI_ERROR_INPUT",
+        2 => "RMI_ERROR_REALM",
+        3 => "RMI_ERROR_REC",
+        4 => "RMI_ERROR_RTT",
+        _ => "?",
+    }
+}
+
+#[cfg(test)]
+pub mod test_support;
+#[cfg(test)]
+mod tests_commands;
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use shared::abi::rmi::version as ver;
 
-    fn ctx() -> RmiContext {
-        RmiContext { hw: features::HwFeatures { pa_range: 5, brps: 5, wrps: 3 } }
+    fn call(regs: &[u64]) -> RmiReturn {
+        let w = test_support::World::new();
+        handle(&RmiCall::from_regs(regs), &w.ctx())
     }
 
-    fn call(regs: &[u64]) -> RmiReturn {
-        handle(&RmiCall::from_regs(regs), &ctx())
+    fn ctx_hw() -> features::HwFeatures {
+        test_support::HW
     }
 
     #[test]
@@ -158,7 +283,7 @@ mod tests {
     fn features() {
         let r = call(&[rmi::RMI_FEATURES as u64, 0]);
         assert_eq!(r.regs[0], 0);
-        assert_eq!(r.regs[1], features::register0(&ctx().hw));
+        assert_eq!(r.regs[1], features::register0(&ctx_hw()));
         assert_eq!(r.regs[1] & 0xff, 48);
         let r = call(&[rmi::RMI_FEATURES as u64, 7]);
         assert_eq!(r.regs[..2], [0, 0]);
@@ -166,7 +291,7 @@ mod tests {
 
     #[test]
     fn unknown_and_unimplemented_ids_are_not_supported() {
-        for fid in [rmi::RMI_GRANULE_DELEGATE, rmi::RMI_REC_ENTER, 0xC400_0170, 0xC400_018E, 0x8400_0000, 0, u32::MAX] {
+        for fid in [0xC400_0156, 0xC400_0160, 0xC400_0163, 0xC400_0170, 0xC400_018E, 0x8400_0000, 0, u32::MAX] {
             let r = call(&[fid as u64, 1, 2, 3, 0x4444, 5, 6, 7]);
             assert_eq!(r.regs, [NOT_SUPPORTED, 0, 0, 0, 0x4444], "{fid:#x}");
         }
@@ -177,7 +302,8 @@ mod tests {
         let c = RmiCall::from_regs(&[0xdead_0000_0000_0000 | (rmi::RMI_VERSION | SVE_HINT) as u64, ver(1, 0)]);
         assert_eq!(c.fid, rmi::RMI_VERSION);
         assert!(c.sve_hint);
-        assert_eq!(handle(&c, &ctx()).regs[0], 0);
+        let w = test_support::World::new();
+        assert_eq!(handle(&c, &w.ctx()).regs[0], 0);
     }
 
     #[test]

@@ -1,0 +1,159 @@
+//! The R-EL2 world switch into a REC and back (DEN0137 RMM 1.0, A4 "Realm
+//! execution"): the Host's EL1 state is set aside, the REC's loaded, its
+//! Stage-2 (VTTBR/VTCR), HCR_EL2, timers and GIC virtual interface
+//! installed, and `shared::arch::enter_guest` runs it until it traps.
+
+use crate::rec::{NUM_SYSREGS, Rec};
+use crate::rmi::rec::{ExitKind, RawExit, RealmCpu, RunConfig};
+use shared::arch::{El1SysRegs, ExceptionKind, GuestRegs};
+use shared::{read_sysreg, write_sysreg};
+
+pub struct Cpu;
+
+fn to_array(r: &El1SysRegs) -> [u64; NUM_SYSREGS] {
+    [
+        r.sctlr, r.ttbr0, r.ttbr1, r.tcr, r.mair, r.amair, r.vbar, r.sp_el1, r.sp_el0, r.elr, r.spsr, r.esr, r.far,
+        r.afsr0, r.afsr1, r.contextidr, r.tpidr_el1, r.tpidr_el0, r.tpidrro_el0, r.cpacr, r.par, r.cntkctl, r.csselr,
+        r.mdscr, r.cntv_ctl, r.cntv_cval,
+    ]
+}
+
+fn from_array(a: &[u64; NUM_SYSREGS]) -> El1SysRegs {
+    El1SysRegs {
+        sctlr: a[0], ttbr0: a[1], ttbr1: a[2], tcr: a[3], mair: a[4], amair: a[5], vbar: a[6], sp_el1: a[7],
+        sp_el0: a[8], elr: a[9], spsr: a[10], esr: a[11], far: a[12], afsr0: a[13], afsr1: a[14],
+        contextidr: a[15], tpidr_el1: a[16], tpidr_el0: a[17], tpidrro_el0: a[18], cpacr: a[19], par: a[20],
+        cntkctl: a[21], csselr: a[22], mdscr: a[23], cntv_ctl: a[24], cntv_cval: a[25],
+    }
+}
+
+/// Number of GIC list registers (ICH_VTR_EL2.ListRegs + 1), at most 16.
+fn num_lrs() -> usize {
+    ((read_sysreg!(ich_vtr_el2) & 0x1f) as usize + 1).min(16)
+}
+
+macro_rules! each_lr {
+    ($n:expr, $m:ident) => {
+        match $n {
+            0 => $m!(ich_lr0_el2), 1 => $m!(ich_lr1_el2), 2 => $m!(ich_lr2_el2), 3 => $m!(ich_lr3_el2),
+            4 => $m!(ich_lr4_el2), 5 => $m!(ich_lr5_el2), 6 => $m!(ich_lr6_el2), 7 => $m!(ich_lr7_el2),
+            8 => $m!(ich_lr8_el2), 9 => $m!(ich_lr9_el2), 10 => $m!(ich_lr10_el2), 11 => $m!(ich_lr11_el2),
+            12 => $m!(ich_lr12_el2), 13 => $m!(ich_lr13_el2), 14 => $m!(ich_lr14_el2), _ => $m!(ich_lr15_el2),
+        }
+    };
+}
+
+/// ICH_LR<n>_EL2.
+fn read_lr(n: usize) -> u64 {
+    macro_rules! rd { ($r:ident) => { read_sysreg!($r) }; }
+    each_lr!(n, rd)
+}
+
+/// Writes ICH_LR<n>_EL2.
+///
+/// # Safety
+/// Only while the list registers belong to the REC about to run (or to nobody).
+unsafe fn write_lr(n: usize, v: u64) {
+    // SAFETY: per the contract.
+    macro_rules! wr { ($r:ident) => { unsafe { write_sysreg!($r, v) } }; }
+    each_lr!(n, wr)
+}
+
+/// HCR_EL2 while the RMM itself runs: RW (lower EL is AArch64), nothing trapped.
+const HCR_RMM: u64 = 1 << 31;
+
+impl RealmCpu for Cpu {
+    fn run(&self, rec: &mut Rec, cfg: &RunConfig) -> RawExit {
+        let mut host = El1SysRegs::default();
+        host.save();
+        let host_cntp = (read_sysreg!(cntp_ctl_el0), read_sysreg!(cntp_cval_el0));
+        let mut g = GuestRegs::new();
+        g.x = rec.x;
+        g.elr = rec.pc;
+        g.spsr = rec.pstate;
+        g.q = rec.q;
+        g.fpsr = rec.fpsr;
+        g.fpcr = rec.fpcr;
+        let lrs = num_lrs();
+        // SAFETY: the REC's own EL1 state and the Realm's Stage-2 (RTTs the RMM
+        // validated) confine it to its memory; interrupts are masked at EL2.
+        let vector = unsafe {
+            from_array(&rec.sysregs).restore();
+            write_sysreg!(cntp_cval_el0, rec.cntp_cval);
+            write_sysreg!(cntp_ctl_el0, rec.cntp_ctl);
+            write_sysreg!(vttbr_el2, cfg.vttbr);
+            write_sysreg!(vtcr_el2, cfg.vtcr);
+            write_sysreg!(vmpidr_el2, rec.mpidr | 1 << 31);
+            write_sysreg!(vpidr_el2, read_sysreg!(midr_el1));
+            write_sysreg!(cntvoff_el2, 0);
+            // CNTHCTL_EL2 (E2H = 0): EL1PCTEN, EL1PCEN: the EL1 physical counter and timer.
+            write_sysreg!(cnthctl_el2, 0b11);
+            // GICv3 system register interface at EL2 (SRE, Enable for EL1).
+            write_sysreg!(icc_sre_el2, 0b1001);
+            core::arch::asm!("isb", options(nostack));
+            for n in 0..lrs {
+                write_lr(n, rec.gic_lrs[n]);
+            }
+            write_sysreg!(ich_vmcr_el2, rec.gic_vmcr);
+            write_sysreg!(ich_hcr_el2, rec.gic_hcr);
+            write_sysreg!(hcr_el2, cfg.hcr);
+            core::arch::asm!("isb", options(nostack));
+            shared::arch::enter_guest(&mut g)
+        };
+        let (esr, far, hpfar) = (read_sysreg!(esr_el2), read_sysreg!(far_el2), read_sysreg!(hpfar_el2));
+        let misr = read_sysreg!(ich_misr_el2);
+        for n in 0..lrs {
+            rec.gic_lrs[n] = read_lr(n);
+        }
+        rec.gic_hcr = read_sysreg!(ich_hcr_el2);
+        rec.gic_vmcr = read_sysreg!(ich_vmcr_el2);
+        rec.x = g.x;
+        rec.pc = g.elr;
+        rec.pstate = g.spsr;
+        rec.q = g.q;
+        rec.fpsr = g.fpsr;
+        rec.fpcr = g.fpcr;
+        let mut mine = El1SysRegs::default();
+        mine.save();
+        rec.sysregs = to_array(&mine);
+        rec.cntp_ctl = read_sysreg!(cntp_ctl_el0);
+        rec.cntp_cval = read_sysreg!(cntp_cval_el0);
+        // SAFETY: back to the Host's EL1 state; nothing runs at EL1 until the Host does.
+        unsafe {
+            write_sysreg!(ich_hcr_el2, 0);
+            write_sysreg!(hcr_el2, HCR_RMM);
+            write_sysreg!(cntp_ctl_el0, host_cntp.0);
+            write_sysreg!(cntp_cval_el0, host_cntp.1);
+            host.restore();
+        }
+        let (kind, _) = ExceptionKind::from_vector(vector);
+        let kind = match kind {
+            ExceptionKind::Sync => ExitKind::Sync,
+            ExceptionKind::Irq => ExitKind::Irq,
+            ExceptionKind::Fiq => ExitKind::Fiq,
+            ExceptionKind::SError => ExitKind::SError,
+        };
+        RawExit { kind, esr, far, hpfar, gic_misr: misr }
+    }
+
+    fn invalidate_ipa(&self, vttbr: u64, ipa: u64) {
+        // SAFETY: TLB maintenance for the Realm's VMID only; VTTBR is ours and restored.
+        unsafe {
+            let prev = read_sysreg!(vttbr_el2);
+            write_sysreg!(vttbr_el2, vttbr);
+            core::arch::asm!("isb", "dsb ishst", "tlbi ipas2e1is, {ipa}", "dsb ish", "tlbi vmalle1is", "dsb ish", "isb",
+                ipa = in(reg) ipa >> 12, options(nostack));
+            write_sysreg!(vttbr_el2, prev);
+        }
+    }
+
+    fn invalidate_vmid(&self, vmid: u64) {
+        // SAFETY: as above.
+        unsafe {
+            let prev = read_sysreg!(vttbr_el2);
+            write_sysreg!(vttbr_el2, vmid << 48);
+            core::arch::asm!("isb", "dsb ishst", "tlbi vmalls12e1is", "dsb ish", "isb", options(nostack));
+            write_sysreg!(vttbr_el2, prev);
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! What a REC's exits to R-EL2 mean (DEN0137 RMM 1.0, A4.3 "REC exit", A5.x
+//! "Realm data abort") and the Realm Services Interface (B5.3 "RSI
+//! commands"), the SMCs a Realm makes to us.  Plain logic over the
+//! [`RealmCpu`](crate::rmi::rec::RealmCpu)'s raw exits, so it runs on the host.
+//!
+//! Commands answered here and the REC resumes: RSI_VERSION, RSI_FEATURES,
+//! RSI_MEASUREMENT_READ/EXTEND, RSI_REALM_CONFIG, RSI_IPA_STATE_GET,
+//! RSI_ATTESTATION_TOKEN_INIT/CONTINUE (errors: attestation is not
+//! implemented yet), PSCI_VERSION/FEATURES.  Commands that need the Host end
+//! RMI_REC_ENTER: RSI_IPA_STATE_SET (RIPAS_CHANGE), RSI_HOST_CALL
+//! (HOST_CALL), PSCI CPU_ON/AFFINITY_INFO/CPU_OFF/SYSTEM_OFF/SYSTEM_RESET/
+//! CPU_SUSPEND (PSCI).
+
+use crate::granule::GranuleState;
+use crate::mem::{self, Memory};
+use crate::measurement;
+use crate::realm::{Rd, RealmState};
+use crate::rec::{Rec, pending};
+use crate::rmi::RmiContext;
+use crate::rmi::rec::{ExitKind, RawExit};
+use crate::rtt::{self, Entry, Ripas, block_size};
+use shared::abi::psci as p;
+use shared::abi::rmi::*;
+use shared::abi::rsi::*;
+
+pub enum Action {
+    /// Back into the Realm.
+    Resume,
+    /// End RMI_REC_ENTER with this exit (the caller adds GIC and timer state).
+    Exit(RmiRecExit),
+}
+
+const EC_WFX: u64 = 0x01;
+const EC_HVC64: u64 = 0x16;
+const EC_SMC64: u64 = 0x17;
+const EC_IABT_LOW: u64 = 0x20;
+const EC_DABT_LOW: u64 = 0x24;
+const ESR_ISV: u64 = 1 << 24;
+const ESR_WNR: u64 = 1 << 6;
+/// ESR bits a Host may see for an emulatable data abort: EC, IL, ISV, SAS,
+/// SSE, SF, AR, WnR, DFSC (SRT is hidden: the value travels in gprs[0]).
+const ESR_DABT_EMUL_MASK: u64 = (0x3f << 26) | (1 << 25) | ESR_ISV | (3 << 22) | (1 << 21) | (1 << 15) | (1 << 14) | ESR_WNR | 0x3f;
+/// ... and for any other data/instruction abort: EC, IL, WnR?, the fault status.
+const ESR_ABORT_MASK: u64 = (0x3f << 26) | (1 << 25) | 0x3f;
+
+const NOT_SUPPORTED: u64 = u64::MAX;
+
+fn exit(reason: u64) -> RmiRecExit {
+    let mut e = RmiRecExit::new_zeroed_exit();
+    e.exit_reason = reason;
+    e
+}
+
+trait NewExit {
+    fn new_zeroed_exit() -> Self;
+}
+impl NewExit for RmiRecExit {
+    fn new_zeroed_exit() -> Self {
+        RmiRecRun::zeroed().exit
+    }
+}
+
+/// Decides what an exit of `rec` (of the Realm whose RD is `rd`) means.
+pub fn handle_exit(ctx: &RmiContext, rd: u64, rec: &mut Rec, raw: &RawExit) -> Action {
+    match raw.kind {
+        ExitKind::Irq => Action::Exit(exit(RMI_EXIT_IRQ)),
+        ExitKind::Fiq => Action::Exit(exit(RMI_EXIT_FIQ)),
+        ExitKind::SError => {
+            let mut e = exit(RMI_EXIT_SERROR);
+            e.esr = raw.esr;
+            Action::Exit(e)
+        }
+        ExitKind::Sync => match raw.esr >> 26 {
+            EC_SMC64 => {
+                // A trapped SMC returns to the SMC itself (DDI0487 D1.x): step over it.
+                rec.pc += 4;
+                handle_smc(ctx, rd, rec)
+            }
+            EC_HVC64 => {
+                rec.x[0] = NOT_SUPPORTED;
+                Action::Resume
+            }
+            EC_DABT_LOW => data_abort(ctx, rd, rec, raw),
+            EC_IABT_LOW => {
+                let mut e = exit(RMI_EXIT_SYNC);
+                e.esr = raw.esr & ESR_ABORT_MASK;
+                e.hpfar = raw.hpfar;
+                Action::Exit(e)
+            }
+            EC_WFX => {
+                rec.pc += 4;
+                let mut e = exit(RMI_EXIT_SYNC);
+                e.esr = raw.esr;
+                Action::Exit(e)
+            }
+            _ => {
+                let mut e = exit(RMI_EXIT_SYNC);
+                e.esr = raw.esr & (0x3f << 26 | 1 << 25);
+                Action::Exit(e)
+            }
+        },
+    }
+}
+
+fn with_rd<T>(ctx: &RmiContext, rd: u64, f: impl FnOnce(&mut Rd) -> T) -> T {
+    let _g = ctx.granules.lock(rd, GranuleState::Rd).expect("a running REC's RD exists");
+    // SAFETY: RD lock held.
+    f(unsafe { mem::realm::<Rd>(ctx.mem, rd) })
+}
+
+/// A5.x: an abort at an unprotected IPA with a valid syndrome is an
+/// emulatable MMIO access for the Host; any other Stage-2 abort goes to the
+/// Host without the syndrome details.
+fn data_abort(ctx: &RmiContext, rd: u64, rec: &mut Rec, raw: &RawExit) -> Action {
+    let ipa = ((raw.hpfar >> 4) << 12) | (raw.far & 0xfff);
+    let unprotected = with_rd(ctx, rd, |r| r.rtt().is_unprotected(ipa));
+    let mut e = exit(RMI_EXIT_SYNC);
+    e.hpfar = raw.hpfar;
+    if unprotected && raw.esr & ESR_ISV != 0 {
+        e.esr = raw.esr & ESR_DABT_EMUL_MASK;
+        e.far = raw.far & 0xfff;
+        let srt = (raw.esr >> 16) & 0x1f;
+        if raw.esr & ESR_WNR != 0 {
+            e.gprs[0] = if srt == 31 { 0 } else { rec.x[srt as usize] };
+            rec.pending = pending::MMIO_WRITE;
+        } else {
+            rec.pending = pending::MMIO_READ;
+            rec.mmio_reg = srt;
+        }
+    } else {
+        e.esr = raw.esr & ESR_ABORT_MASK;
+    }
+    Action::Exit(e)
+}
+
+/// The PA behind a protected, RAM-assigned `ipa` (RD lock held).
+fn ram_pa(m: &dyn Memory, r: &Rd, ipa: u64) -> Option<u64> {
+    let cfg = r.rtt();
+    if !cfg.ipa_in_range(ipa) || cfg.is_unprotected(ipa) {
+        return None;
+    }
+    // SAFETY: RD lock held by the caller; ipa in range.
+    let w = unsafe { rtt::walk(m, &cfg, ipa, 3) };
+    match w.entry {
+        Entry::Assigned { pa, ripas: Ripas::Ram } => Some(pa + (ipa & (block_size(w.level) - 1))),
+        _ => None,
+    }
+}
+
+fn handle_smc(ctx: &RmiContext, rd: u64, rec: &mut Rec) -> Action {
+    let fid = rec.x[0] as u32;
+    let a = |n: usize| rec.x[n];
+    let status = |s: RsiStatus| s as u64;
+    match fid {
+        RSI_VERSION => {
+            rec.x[0] = if a(1) == RSI_ABI_VERSION { 0 } else { status(RsiStatus::ErrorInput) };
+            rec.x[1] = RSI_ABI_VERSION;
+            rec.x[2] = RSI_ABI_VERSION;
+        }
+        RSI_FEATURES => {
+            rec.x[0] = 0;
+            rec.x[1] = 0;
+        }
+        RSI_MEASUREMENT_READ => {
+            let idx = a(1);
+            if idx as usize >= MEASUREMENT_SLOTS {
+                rec.x[0] = status(RsiStatus::ErrorInput);
+            } else {
+                let m = with_rd(ctx, rd, |r| r.measurements[idx as usize]);
+                rec.x[0] = 0;
+                for (i, chunk) in m.chunks_exact(8).enumerate() {
+                    rec.x[1 + i] = u64::from_le_bytes(chunk.try_into().unwrap());
+                }
+            }
+        }
+        RSI_MEASUREMENT_EXTEND => {
+            let (idx, size) = (a(1), a(2));
+            if idx == 0 || idx as usize >= MEASUREMENT_SLOTS || size > 64 {
+                rec.x[0] = status(RsiStatus::ErrorInput);
+            } else {
+                let mut value = [0u8; 64];
+                for i in 0..8 {
+                    value[8 * i..8 * i + 8].copy_from_slice(&rec.x[3 + i].to_le_bytes());
+                }
+                with_rd(ctx, rd, |r| {
+                    let algo = r.algo();
+                    measurement::extend_rem(algo, &mut r.measurements[idx as usize], &value[..size as usize])
+                });
+                rec.x[0] = 0;
+            }
+        }
+        RSI_ATTESTATION_TOKEN_INIT => {
+            // Attestation is a later issue: no token can be produced.
+            rec.x[0] = status(RsiStatus::ErrorUnknown);
+        }
+        RSI_ATTESTATION_TOKEN_CONTINUE => {
+            // No token generation in progress (B5.3.x `state`).
+            rec.x[0] = status(RsiStatus::ErrorState);
+        }
+        RSI_REALM_CONFIG => {
+            let addr = a(1);
+            let ok = addr % 0x1000 == 0
+                && with_rd(ctx, rd, |r| match ram_pa(ctx.mem, r, addr) {
+                    Some(pa) => {
+                        // SAFETY: a DATA granule of this Realm; the RD lock keeps it mapped.
+                        let c: &mut RsiRealmConfig = unsafe { mem::realm(ctx.mem, pa) };
+                        c.ipa_width = r.ipa_bits;
+                        c.hash_algo = r.hash_algo;
+                        c.rpv = r.rpv;
+                        true
+                    }
+                    None => false,
+                });
+            rec.x[0] = if ok { 0 } else { status(RsiStatus::ErrorInput) };
+        }
+        RSI_IPA_STATE_GET => {
+            let (base, top) = (a(1), a(2));
+            match with_rd(ctx, rd, |r| ipa_state_get(ctx.mem, r, base, top)) {
+                Some((reached, ripas)) => {
+                    rec.x[0] = 0;
+                    rec.x[1] = reached;
+                    rec.x[2] = ripas;
+                }
+                None => rec.x[0] = status(RsiStatus::ErrorInput),
+            }
+        }
+        RSI_IPA_STATE_SET => {
+            let (base, top, ripas, flags) = (a(1), a(2), a(3), a(4));
+            let prot_end = with_rd(ctx, rd, |r| 1u64 << (r.ipa_bits - 1));
+            if base % 0x1000 != 0 || top % 0x1000 != 0 || top <= base || top > prot_end || ripas > RSI_RAM || flags & !RSI_CHANGE_DESTROYED != 0 {
+                rec.x[0] = status(RsiStatus::ErrorInput);
+            } else {
+                rec.pending = pending::RIPAS;
+                rec.ripas_base = base;
+                rec.ripas_top = top;
+                rec.ripas_value = ripas;
+                rec.ripas_destroyed = flags & RSI_CHANGE_DESTROYED;
+                let mut e = exit(RMI_EXIT_RIPAS_CHANGE);
+                e.ripas_base = base;
+                e.ripas_top = top;
+                e.ripas_value = ripas;
+                return Action::Exit(e);
+            }
+        }
+        RSI_HOST_CALL => {
+            let addr = a(1);
+            let call = with_rd(ctx, rd, |r| {
+                let pa = ram_pa(ctx.mem, r, addr).filter(|_| addr % 0x100 == 0)?;
+                // SAFETY: inside a DATA granule of this Realm (0x100-aligned,
+                // 0x100 long); the RD lock keeps it mapped.
+                let c: &mut RsiHostCall = unsafe { &mut *(ctx.mem.realm_va(pa) as *mut RsiHostCall) };
+                Some(c.clone())
+            });
+            match call {
+                None => rec.x[0] = status(RsiStatus::ErrorInput),
+                Some(c) => {
+                    rec.pending = pending::HOST_CALL;
+                    rec.host_call = addr;
+                    let mut e = exit(RMI_EXIT_HOST_CALL);
+                    e.imm = c.imm & 0xffff;
+                    e.gprs = c.gprs;
+                    return Action::Exit(e);
+                }
+            }
+        }
+        _ if is_psci(fid) => return psci(ctx, rd, rec, fid),
+        _ => rec.x[0] = NOT_SUPPORTED,
+    }
+    Action::Resume
+}
+
+fn ipa_state_get(m: &dyn Memory, r: &Rd, base: u64, top: u64) -> Option<(u64, u64)> {
+    let cfg = r.rtt();
+    let prot_end = 1u64 << (cfg.ipa_bits - 1);
+    if base % 0x1000 != 0 || top % 0x1000 != 0 || top <= base || top > prot_end {
+        return None;
+    }
+    // SAFETY (both walks): RD lock held by the caller; addresses in range.
+    let first = unsafe { rtt::walk(m, &cfg, base, 3) };
+    let ripas = first.entry.ripas();
+    let mut addr = first.base(base) + block_size(first.level);
+    while addr < top {
+        let w = unsafe { rtt::walk(m, &cfg, addr, 3) };
+        if w.entry.ripas() != ripas {
+            break;
+        }
+        addr = w.base(addr) + block_size(w.level);
+    }
+    Some((addr.min(top), ripas as u64))
+}
+
+/// RSI_HOST_CALL completion at the next REC_ENTER: the Host's x0..x30 go
+/// back into the Realm's RsiHostCall (RD lock held by the caller).
+pub fn complete_host_call(ctx: &RmiContext, r: &mut Rd, rec: &mut Rec, gprs: &[u64; 31]) {
+    if let Some(pa) = ram_pa(ctx.mem, r, rec.host_call) {
+        // SAFETY: as in RSI_HOST_CALL.
+        let c: &mut RsiHostCall = unsafe { &mut *(ctx.mem.realm_va(pa) as *mut RsiHostCall) };
+        c.gprs = *gprs;
+    }
+    rec.x[0] = 0;
+}
+
+fn is_psci(fid: u32) -> bool {
+    (0x8400_0000..=0x8400_001f).contains(&fid) || (0xc400_0000..=0xc400_001f).contains(&fid)
+}
+
+/// PSCI from a Realm (A6.x "Realm PSCI"): answered here when we can,
+/// otherwise a PSCI exit with the call's x0..x3 for the Host.
+fn psci(ctx: &RmiContext, rd: u64, rec: &mut Rec, fid: u32) -> Action {
+    let psci_exit = |rec: &mut Rec| {
+        let mut e = exit(RMI_EXIT_PSCI);
+        e.gprs[..4].copy_from_slice(&rec.x[..4]);
+        Action::Exit(e)
+    };
+    match fid {
+        p::PSCI_VERSION => rec.x[0] = 0x1_0001,
+        p::PSCI_FEATURES => {
+            let f = rec.x[1] as u32;
+            let known = [p::PSCI_VERSION, p::PSCI_FEATURES, p::PSCI_CPU_ON_64, p::PSCI_CPU_OFF, p::PSCI_AFFINITY_INFO_64, p::PSCI_SYSTEM_OFF, p::PSCI_SYSTEM_RESET, p::PSCI_CPU_SUSPEND_64];
+            rec.x[0] = if known.contains(&f) { 0 } else { NOT_SUPPORTED };
+        }
+        p::PSCI_CPU_ON_64 | p::PSCI_AFFINITY_INFO_64 => {
+            rec.pending = pending::PSCI;
+            rec.psci_fid = fid as u64;
+            rec.psci_target = rec.x[1];
+            return psci_exit(rec);
+        }
+        p::PSCI_CPU_OFF => {
+            rec.runnable = 0;
+            return psci_exit(rec);
+        }
+        p::PSCI_SYSTEM_OFF | p::PSCI_SYSTEM_RESET => {
+            with_rd(ctx, rd, |r| r.set_state(RealmState::SystemOff));
+            rec.runnable = 0;
+            return psci_exit(rec);
+        }
+        p::PSCI_CPU_SUSPEND_64 => {
+            let e = psci_exit(rec);
+            rec.x[0] = 0;
+            return e;
+        }
+        _ => rec.x[0] = NOT_SUPPORTED,
+    }
+    Action::Resume
+}
