@@ -11,6 +11,7 @@ pub mod abi;
 pub mod arch;
 pub mod console;
 pub mod fdt;
+pub mod ffa_client;
 pub mod mm;
 pub mod percpu;
 pub mod smccc;

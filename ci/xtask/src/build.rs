@@ -17,6 +17,8 @@ pub fn images() -> Vec<(String, String)> {
     for bin in sp_images() {
         v.push((bin.clone(), bin));
     }
+    // The Normal-world FF-A test payload (issue C), BL33 of `Bl33::FfaPayload`.
+    v.push(("ffa-payload".into(), "ffa-payload".into()));
     v
 }
 
@@ -43,6 +45,8 @@ pub struct Outputs {
     pub bios: PathBuf,
     /// TF-A with a preloaded Linux as BL33 (QEMU loads the Image at [`LINUX_BL33_BASE`]).
     pub linux_bios: PathBuf,
+    /// TF-A with the FF-A test payload (ci/ffa-payload) as BL33.
+    pub ffa_bios: PathBuf,
 }
 
 /// Where the Linux-as-BL33 configuration expects the kernel Image.
@@ -55,6 +59,8 @@ pub enum Bl33 {
     NsHyp,
     /// A Linux Image that QEMU preloads at LINUX_BL33_BASE (pKVM / FF-A driver setup).
     PreloadedLinux,
+    /// ci/ffa-payload from the FIP (spmc's Normal-world test client).
+    FfaPayload,
 }
 
 pub fn images_dir() -> PathBuf {
@@ -65,7 +71,8 @@ pub fn build(p: &Paths) -> Result<Outputs> {
     build_images()?;
     let bios = build_tfa(p, Bl33::NsHyp)?;
     let linux_bios = build_tfa(p, Bl33::PreloadedLinux)?;
-    Ok(Outputs { paths: p.clone(), images: images_dir(), bios, linux_bios })
+    let ffa_bios = build_tfa(p, Bl33::FfaPayload)?;
+    Ok(Outputs { paths: p.clone(), images: images_dir(), bios, linux_bios, ffa_bios })
 }
 
 pub fn build_images() -> Result {
@@ -140,7 +147,7 @@ fn stage_sps() -> Result<PathBuf> {
         // TF-A's make does not know that tb_fw_config.dtb includes the SP list
         // generated from sp_layout.json (ARM_BL2_SP_LIST_DTS): drop the stale
         // DTB and its preprocessed source so BL2 learns about added or removed SPs.
-        for build in ["tfa-build", "tfa-build-linux"] {
+        for build in ["tfa-build", "tfa-build-linux", "tfa-build-ffa"] {
             for f in ["tb_fw_config.dtb", "tb_fw_config.pre.dts"] {
                 let _ = std::fs::remove_file(util::out_dir().join(build).join("qemu/release/fdts").join(f));
             }
@@ -179,6 +186,7 @@ pub fn build_tfa(p: &Paths, bl33: Bl33) -> Result<PathBuf> {
     let build_base = util::out_dir().join(match bl33 {
         Bl33::NsHyp => "tfa-build",
         Bl33::PreloadedLinux => "tfa-build-linux",
+        Bl33::FfaPayload => "tfa-build-ffa",
     });
     let plat = build_base.join("qemu").join("release");
     let arg = |k: &str, v: &Path| format!("{k}={}", v.display());
@@ -208,6 +216,9 @@ pub fn build_tfa(p: &Paths, bl33: Bl33) -> Result<PathBuf> {
     match bl33 {
         Bl33::NsHyp => {
             cmd.arg(arg("BL33", &imgs.join("ns-hyp.bin")));
+        }
+        Bl33::FfaPayload => {
+            cmd.arg(arg("BL33", &imgs.join("ffa-payload.bin")));
         }
         Bl33::PreloadedLinux => {
             // BL2 jumps to the preloaded Image with x0 = DTB; without BL33 in the

@@ -440,3 +440,403 @@ fn boot_order_sorts() {
     s.add_partition(Partition::new(b, mem)).unwrap();
     assert_eq!(&s.boot_sequence()[..3], &[Some(1), Some(0), None]);
 }
+
+// ---- SP-to-SP, REQ2, YIELD/RUN, RX_ACQUIRE, PARTITION_INFO_GET_REGS, MP contexts ----
+
+const MP_UUID: Uuid = Uuid([0x2c3d1a5e, 0x4a8f7b61, 0x9a0c27e3, 0x5d6b1f40]);
+
+/// A forwarding SP (like sps/mp): on a request with x3 = 1 it sends a 64-bit
+/// direct request [x5, x6, x7] to partition x4 (x3 = 2: the same with REQ2,
+/// Nil UUID), then answers its caller with [0 or the error code, reply x3..];
+/// x3 = 0 answers [context, x4..x7]; x3 = 3 yields once before answering.
+fn forwarder_sp(id: u16) -> SpFn {
+    // Per context: the request being served (src, kind of request).
+    let mut serving: HashMap<usize, (u16, u32)> = HashMap::new();
+    let mut yielded: HashMap<usize, bool> = HashMap::new();
+    Box::new(move |ctx, answer| {
+        let Some(a) = answer else { return call(&[fid::FFA_MSG_WAIT as u64]) };
+        let f = a[0] as u32;
+        let respond = |src: u16, kind: u32, words: [u64; 5]| {
+            let mut r = regs(&[0, ffa::pack_endpoints(id, src)]);
+            if kind == fid::FFA_MSG_SEND_DIRECT_REQ2 {
+                r[0] = fid::FFA_MSG_SEND_DIRECT_RESP2 as u64;
+                r[4..9].copy_from_slice(&words);
+            } else {
+                r[0] = if kind == fid::FFA_MSG_SEND_DIRECT_REQ_64 { fid::FFA_MSG_SEND_DIRECT_RESP_64 } else { fid::FFA_MSG_SEND_DIRECT_RESP_32 } as u64;
+                r[3..8].copy_from_slice(&words);
+            }
+            SpExit::Call(r)
+        };
+        match f {
+            fid::FFA_MSG_SEND_DIRECT_REQ_32 | fid::FFA_MSG_SEND_DIRECT_REQ_64 | fid::FFA_MSG_SEND_DIRECT_REQ2 => {
+                let (src, _) = ffa::unpack_endpoints(a[1]);
+                let p = if f == fid::FFA_MSG_SEND_DIRECT_REQ2 { &a[4..9] } else { &a[3..8] };
+                serving.insert(ctx, (src, f));
+                match p[0] {
+                    1 | 2 => {
+                        let mut r = regs(&[0, ffa::pack_endpoints(id, p[1] as u16)]);
+                        if p[0] == 1 {
+                            r[0] = fid::FFA_MSG_SEND_DIRECT_REQ_64 as u64;
+                            r[3..6].copy_from_slice(&p[2..5]);
+                        } else {
+                            r[0] = fid::FFA_MSG_SEND_DIRECT_REQ2 as u64;
+                            r[4..7].copy_from_slice(&p[2..5]);
+                        }
+                        SpExit::Call(r)
+                    }
+                    3 if !yielded.get(&ctx).copied().unwrap_or(false) => {
+                        yielded.insert(ctx, true);
+                        call(&[fid::FFA_YIELD as u64])
+                    }
+                    _ => respond(src, f, [ctx as u64, p[1], p[2], p[3], p[4]]),
+                }
+            }
+            // The answer to our own request, or FFA_SUCCESS after a yield.
+            _ => {
+                let (src, kind) = serving[&ctx];
+                if f == fid::FFA_SUCCESS_32 {
+                    yielded.insert(ctx, false);
+                    return respond(src, kind, [ctx as u64, 0x1e1d, 0, 0, 0]);
+                }
+                let words = if f == fid::FFA_ERROR {
+                    [a[2] as u32 as i32 as i64 as u64, 0, 0, 0, 0]
+                } else if f == fid::FFA_MSG_SEND_DIRECT_RESP2 {
+                    [0, a[4], a[5], a[6], a[7]]
+                } else {
+                    [0, a[3], a[4], a[5], a[6]]
+                };
+                respond(src, kind, words)
+            }
+        }
+    })
+}
+
+/// echo (0x8001, UP) and a forwarding MP partition (0x8002, 4 contexts), both booted on cpu 0.
+fn booted_pair() -> (Spmc, Fake) {
+    let (mut s, mut f) = booted();
+    let i = s.add_partition(Partition::new(PartitionManifest::for_test("mp", 0x8002, MP_UUID, 4, 0x603), SpMemory { base: 0x0e40_0000, size: 0x10_0000 })).unwrap();
+    f.sps.push(forwarder_sp(0x8002));
+    s.init_partition(i, 0, 0, &mut f).unwrap();
+    for cpu in 1..4 {
+        s.init_secondary(cpu, &mut f);
+    }
+    (s, f)
+}
+
+fn req64(src: u16, dst: u16, p: &[u64]) -> Regs {
+    let mut r = regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_64 as u64, ffa::pack_endpoints(src, dst)]);
+    r[3..3 + p.len()].copy_from_slice(p);
+    r
+}
+
+fn req2(src: u16, dst: u16, uuid: Uuid, p: &[u64]) -> Regs {
+    let b = uuid.to_bytes();
+    let mut r = regs(&[
+        fid::FFA_MSG_SEND_DIRECT_REQ2 as u64,
+        ffa::pack_endpoints(src, dst),
+        u64::from_le_bytes(b[..8].try_into().unwrap()),
+        u64::from_le_bytes(b[8..].try_into().unwrap()),
+    ]);
+    r[4..4 + p.len()].copy_from_slice(p);
+    r
+}
+
+fn echo_ok(s: &mut Spmc, f: &mut Fake) {
+    let a = s.handle_ns(&req64(0, 0x8001, &[0x600d]), 0, f);
+    assert_eq!((a[0], a[3]), (fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x600d), "valid call after an error");
+}
+
+#[test]
+fn sp_to_sp_request_nests_and_returns() {
+    let (mut s, mut f) = booted_pair();
+    let a = s.handle_ns(&req64(0, 0x8002, &[1, 0x8001, 7, 8, 9]), 0, &mut f);
+    assert_eq!(&a[..8], &[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x8002_0000, 0, 0, 7, 8, 9, 0]);
+    // Both contexts are free again.
+    assert_eq!(s.partition(0).unwrap().contexts[0], CtxState::Waiting);
+    assert_eq!(s.partition(1).unwrap().contexts[0], CtxState::Waiting);
+    // REQ2 from SP to SP (Nil UUID: the partition's own service).
+    let a = s.handle_ns(&req64(0, 0x8002, &[2, 0x8002, 1, 2, 3]), 1, &mut f);
+    assert_eq!(a[3], FfaError::Busy as i32 as i64 as u64, "mp's own context 1 is in the chain");
+}
+
+#[test]
+fn sp_to_sp_cycles_are_busy_and_chain_recovers() {
+    let (mut s, mut f) = booted_pair();
+    // mp -> mp on the same PE: its context is Running (a cycle).
+    let a = s.handle_ns(&req64(0, 0x8002, &[1, 0x8002, 1]), 0, &mut f);
+    assert_eq!(a[3], FfaError::Busy as i32 as i64 as u64);
+    echo_ok(&mut s, &mut f);
+    // A longer chain: NS -> mp -> (mp forwards to) a third forwarder -> back to mp.
+    let k = s.add_partition(Partition::new(PartitionManifest::for_test("fwd", 0x8004, Uuid([4, 4, 4, 4]), 1, 0x603), SpMemory { base: 0x0e70_0000, size: 0x10_0000 })).unwrap();
+    f.sps.push(forwarder_sp(0x8004));
+    s.init_partition(k, 0, 0, &mut f).unwrap();
+    let a = s.handle_ns(&req64(0, 0x8002, &[1, 0x8004, 1, 0x8002, 5]), 0, &mut f);
+    // mp got fwd's answer: fwd's own request to mp came back BUSY.
+    assert_eq!(&a[3..5], &[0, FfaError::Busy as i32 as i64 as u64]);
+    for p in s.partitions() {
+        assert!(p.contexts.iter().all(|c| matches!(c, CtxState::Waiting | CtxState::Off)), "{:?}", p.contexts);
+    }
+    echo_ok(&mut s, &mut f);
+}
+
+#[test]
+fn sp_request_rules() {
+    let (mut s, mut f) = booted_pair();
+    // A request that names a source other than the SP itself.
+    let mut bad_src = req64(0x8001, 0x8002, &[0]);
+    bad_src[1] = ffa::pack_endpoints(0x8001, 0x8002);
+    let a = s.direct_request(Caller::Sp(1), 0, &bad_src, &mut f);
+    assert!(is_error(&a, FfaError::InvalidParameters));
+    // An SP whose manifest does not allow sending direct requests.
+    let mut m = PartitionManifest::for_test("mute", 0x8005, Uuid([5, 5, 5, 5]), 1, 0x1);
+    m.boot_order = 9;
+    let k = s.add_partition(Partition::new(m, SpMemory { base: 0x0e80_0000, size: 0x10_0000 })).unwrap();
+    f.sps.push(forwarder_sp(0x8005));
+    s.init_partition(k, 0, 0, &mut f).unwrap();
+    let a = s.handle_ns(&req64(0, 0x8005, &[1, 0x8001, 1]), 0, &mut f);
+    assert_eq!(a[3], FfaError::Denied as i32 as i64 as u64);
+    // REQ2 to a partition that does not receive REQ2: DENIED.
+    let a = s.handle_ns(&req2(0, 0x8005, Uuid::NIL, &[0]), 0, &mut f);
+    assert!(is_error(&a, FfaError::Denied));
+    echo_ok(&mut s, &mut f);
+}
+
+#[test]
+fn direct_request_from_sp_outside_a_request_is_denied() {
+    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut f = Fake::new();
+    s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
+    let seen: std::rc::Rc<std::cell::RefCell<Vec<Regs>>> = Default::default();
+    let seen2 = seen.clone();
+    let mut it = vec![SpExit::Call(req64(0x8001, 0x8001, &[0])), call(&[fid::FFA_MSG_WAIT as u64])].into_iter();
+    f.sps.push(Box::new(move |_, a| {
+        if let Some(a) = a {
+            seen2.borrow_mut().push(*a);
+        }
+        it.next().unwrap()
+    }));
+    s.init_partition(0, 0, 0, &mut f).unwrap();
+    assert!(is_error(&seen.borrow()[0], FfaError::Denied));
+}
+
+#[test]
+fn req2_by_uuid() {
+    let (mut s, mut f) = booted_pair();
+    let a = s.handle_ns(&req2(0, 0x8002, MP_UUID, &[0, 4, 5]), 2, &mut f);
+    assert_eq!(a[0], fid::FFA_MSG_SEND_DIRECT_RESP2 as u64);
+    assert_eq!(&a[1..7], &[0x8002_0000, 0, 0, 2, 4, 5], "x2/x3 MBZ, payload from x4; context 2 on cpu 2");
+    let a = s.handle_ns(&req2(0, 0x8002, Uuid::NIL, &[0, 6]), 1, &mut f);
+    assert_eq!(&a[4..6], &[1, 6]);
+    // A UUID the partition does not implement.
+    let a = s.handle_ns(&req2(0, 0x8002, ECHO_UUID, &[0]), 0, &mut f);
+    assert!(is_error(&a, FfaError::InvalidParameters));
+    echo_ok(&mut s, &mut f);
+    // A v1.1 caller has no REQ2 (DEN0077 v1.2 §15.4).
+    s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::VERSION_REQ_W2, 0x10001]), 0, &mut f);
+    let a = s.handle_ns(&req2(0, 0x8002, MP_UUID, &[0]), 0, &mut f);
+    assert!(is_error(&a, FfaError::NotSupported));
+    echo_ok(&mut s, &mut f);
+    s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::VERSION_REQ_W2, 0x10002]), 0, &mut f);
+    let a = s.handle_ns(&req2(0, 0x8002, MP_UUID, &[0]), 0, &mut f);
+    assert_eq!(a[0], fid::FFA_MSG_SEND_DIRECT_RESP2 as u64);
+    // A Normal-world caller may not claim a secure source id.
+    let a = s.handle_ns(&req64(0x8001, 0x8002, &[0]), 0, &mut f);
+    assert!(is_error(&a, FfaError::InvalidParameters));
+}
+
+#[test]
+fn yield_then_run() {
+    let (mut s, mut f) = booted_pair();
+    let a = s.handle_ns(&req64(0, 0x8002, &[3]), 1, &mut f);
+    assert_eq!(&a[..2], &[fid::FFA_YIELD as u64, 0x8002_0001]);
+    assert!(matches!(s.partition(1).unwrap().contexts[1], CtxState::Preempted { from: 0, .. }));
+    // The preempted context takes no new request; other contexts do.
+    assert!(is_error(&s.handle_ns(&req64(0, 0x8002, &[0]), 1, &mut f), FfaError::Busy));
+    assert_eq!(s.handle_ns(&req64(0, 0x8002, &[0]), 0, &mut f)[3], 0);
+    // RUN: wrong id, wrong PE for an MP context, a context with nothing to run.
+    assert!(is_error(&s.handle_ns(&regs(&[fid::FFA_RUN as u64, 0x8009_0000]), 1, &mut f), FfaError::InvalidParameters));
+    assert!(is_error(&s.handle_ns(&regs(&[fid::FFA_RUN as u64, 0x8002_0001]), 0, &mut f), FfaError::InvalidParameters));
+    assert!(is_error(&s.handle_ns(&regs(&[fid::FFA_RUN as u64, 0x8002_0005]), 1, &mut f), FfaError::InvalidParameters));
+    assert!(is_error(&s.handle_ns(&regs(&[fid::FFA_RUN as u64, 0x8001_0000]), 0, &mut f), FfaError::Denied));
+    let a = s.handle_ns(&regs(&[fid::FFA_RUN as u64, 0x8002_0001]), 1, &mut f);
+    assert_eq!(&a[..5], &[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x8002_0000, 0, 1, 0x1e1d]);
+    assert_eq!(s.partition(1).unwrap().contexts[1], CtxState::Waiting);
+    assert!(is_error(&s.handle_ns(&regs(&[fid::FFA_RUN as u64, 0x8002_0001]), 1, &mut f), FfaError::Denied));
+}
+
+#[test]
+fn yield_to_a_secure_caller_is_denied() {
+    let (mut s, mut f) = booted_pair();
+    // echo-like forwarder 0x8004 asks mp (x3 = 3: yield first): mp's caller is secure.
+    let k = s.add_partition(Partition::new(PartitionManifest::for_test("fwd", 0x8004, Uuid([4, 4, 4, 4]), 1, 0x603), SpMemory { base: 0x0e70_0000, size: 0x10_0000 })).unwrap();
+    f.sps.push(forwarder_sp(0x8004));
+    s.init_partition(k, 0, 0, &mut f).unwrap();
+    let a = s.handle_ns(&req64(0, 0x8004, &[1, 0x8002, 3]), 0, &mut f);
+    // mp's FFA_YIELD got DENIED, which the forwarder script treats as the
+    // answer to resume with: it then answers with its error code.
+    assert_eq!(a[0], fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64);
+    assert_eq!(a[3], 0);
+    assert_eq!(a[4], FfaError::Denied as i32 as i64 as u64);
+}
+
+#[test]
+fn rx_acquire_ownership() {
+    let (mut s, mut f) = booted();
+    let acq = |id: u64| regs(&[fid::FFA_RX_ACQUIRE as u64, id]);
+    assert!(is_error(&s.handle_ns(&acq(0), 0, &mut f), FfaError::Denied), "no buffers mapped");
+    map_ns(&mut s, &mut f);
+    assert!(is_error(&s.handle_ns(&acq(5), 0, &mut f), FfaError::InvalidParameters), "unknown VM");
+    assert_eq!(s.handle_ns(&acq(0), 0, &mut f)[0], fid::FFA_SUCCESS_32 as u64);
+    assert!(is_error(&s.handle_ns(&acq(0), 0, &mut f), FfaError::Busy));
+    // The SPMC may not write an RX buffer it does not own.
+    assert!(is_error(&s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64]), 0, &mut f), FfaError::Busy));
+    assert_eq!(s.handle_ns(&regs(&[fid::FFA_RX_RELEASE as u64]), 0, &mut f)[0], fid::FFA_SUCCESS_32 as u64);
+    assert_eq!(s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64]), 0, &mut f)[2], 1);
+}
+
+#[test]
+fn partition_info_get_regs() {
+    let (mut s, mut f) = booted_pair();
+    let get = |uuid: Uuid, start: u64| {
+        let b = uuid.to_bytes();
+        regs(&[
+            fid::FFA_PARTITION_INFO_GET_REGS as u64,
+            u64::from_le_bytes(b[..8].try_into().unwrap()),
+            u64::from_le_bytes(b[8..].try_into().unwrap()),
+            start,
+        ])
+    };
+    let a = s.handle_ns(&get(Uuid::NIL, 0), 0, &mut f);
+    assert_eq!(a[0], fid::FFA_SUCCESS_64 as u64);
+    assert_eq!(a[2], 1 | 1 << 16 | 24 << 48, "last index 1, current 1, 24-byte descriptors");
+    assert_eq!(a[3] & 0xffff_ffff, 0x0001_8001);
+    assert_eq!(a[6] & 0xffff_ffff, 0x0004_8002);
+    assert_eq!(a[7], u64::from_le_bytes(MP_UUID.to_bytes()[..8].try_into().unwrap()));
+    assert_eq!(a[9], 0, "no third descriptor");
+    // Start at the second; filter by UUID.
+    let a = s.handle_ns(&get(Uuid::NIL, 1), 0, &mut f);
+    assert_eq!((a[2] & 0xffff_ffff, a[3] & 0xffff), (1 | 1 << 16, 0x8002));
+    let a = s.handle_ns(&get(MP_UUID, 0), 0, &mut f);
+    assert_eq!((a[2] & 0xffff, a[3] & 0xffff), (0, 0x8002));
+    // Bad start index, unknown UUID, a tag we never gave out.
+    assert!(is_error(&s.handle_ns(&get(Uuid::NIL, 2), 0, &mut f), FfaError::InvalidParameters));
+    assert!(is_error(&s.handle_ns(&get(Uuid([9, 9, 9, 9]), 0), 0, &mut f), FfaError::InvalidParameters));
+    assert!(is_error(&s.handle_ns(&get(Uuid::NIL, 7 << 16), 0, &mut f), FfaError::Retry));
+    // v1.1 callers do not have it.
+    s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::VERSION_REQ_W2, 0x10001]), 0, &mut f);
+    assert!(is_error(&s.handle_ns(&get(Uuid::NIL, 0), 0, &mut f), FfaError::NotSupported));
+}
+
+/// An MP SP whose primary context registers `ep` and whose every context logs
+/// its start and waits; then answers requests with its context index.
+fn mp_sp(id: u16, ep: u64) -> SpFn {
+    let mut started: HashMap<usize, u32> = HashMap::new();
+    Box::new(move |ctx, answer| {
+        let n = started.entry(ctx).or_insert(0);
+        *n += 1;
+        match (answer, *n) {
+            (None, _) if ctx == 0 => call(&[fid::FFA_SECONDARY_EP_REGISTER_64 as u64, ep]),
+            (None, _) => {
+                *n = 10; // secondary: straight to wait
+                log32(&format!("ctx {ctx}\n"))
+            }
+            (Some(a), _) if a[0] as u32 == fid::FFA_MSG_SEND_DIRECT_REQ_64 => {
+                let (src, _) = ffa::unpack_endpoints(a[1]);
+                call(&[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, ffa::pack_endpoints(id, src), 0, ctx as u64])
+            }
+            _ => call(&[fid::FFA_MSG_WAIT as u64]),
+        }
+    })
+}
+
+#[test]
+fn mp_contexts_start_on_their_cores() {
+    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut f = Fake::new();
+    let mem = SpMemory { base: 0x0e40_0000, size: 0x10_0000 };
+    let ep = 0x0e40_4100;
+    s.add_partition(Partition::new(PartitionManifest::for_test("mp", 0x8002, MP_UUID, 4, 0x603), mem)).unwrap();
+    f.sps.push(mp_sp(0x8002, ep));
+    s.init_partition(0, 0, 0, &mut f).unwrap();
+    assert_eq!(s.partition(0).unwrap().secondary_ep, Some(ep));
+    // Before its core is up, a context takes no request.
+    assert!(is_error(&s.handle_ns(&req64(0, 0x8002, &[0]), 2, &mut f), FfaError::Busy));
+    for cpu in 1..4 {
+        s.init_secondary(cpu, &mut f);
+        assert_eq!(s.partition(0).unwrap().contexts[cpu], CtxState::Waiting);
+        assert!(f.resets.contains(&(0, cpu, Some(ep))));
+        let a = s.handle_ns(&req64(0, 0x8002, &[0]), cpu, &mut f);
+        assert_eq!(a[3], cpu as u64, "context {cpu} serves cpu {cpu}");
+    }
+    assert_eq!(f.logs, vec!["[mp] ctx 1", "[mp] ctx 2", "[mp] ctx 3"]);
+    // Warm boot of a core again: its context restarts at the secondary entry.
+    s.init_secondary(2, &mut f);
+    assert_eq!(f.resets.iter().filter(|r| **r == (0, 2, Some(ep))).count(), 2);
+    assert_eq!(s.handle_ns(&req64(0, 0x8002, &[0]), 2, &mut f)[3], 2);
+}
+
+#[test]
+fn secondary_ep_register_rules() {
+    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut f = Fake::new();
+    let mem = SpMemory { base: 0x0e40_0000, size: 0x10_0000 };
+    s.add_partition(Partition::new(PartitionManifest::for_test("mp", 0x8002, MP_UUID, 4, 0x603), mem)).unwrap();
+    s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
+    let seen: std::rc::Rc<std::cell::RefCell<Vec<Regs>>> = Default::default();
+    let seen2 = seen.clone();
+    let mut it = vec![
+        call(&[fid::FFA_SECONDARY_EP_REGISTER_64 as u64, 0x0e30_4000]), // outside its memory
+        call(&[fid::FFA_SECONDARY_EP_REGISTER_64 as u64, 0x0e40_4002]), // misaligned
+        call(&[fid::FFA_SECONDARY_EP_REGISTER_64 as u64, 0x0e40_4000]),
+        call(&[fid::FFA_MSG_WAIT as u64]),
+        call(&[fid::FFA_SECONDARY_EP_REGISTER_64 as u64, 0x0e40_4000]), // after init
+        call(&[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x8002_0000]),
+    ]
+    .into_iter();
+    f.sps.push(Box::new(move |_, a| {
+        if let Some(a) = a {
+            seen2.borrow_mut().push(*a);
+        }
+        it.next().unwrap()
+    }));
+    let seen3: std::rc::Rc<std::cell::RefCell<Vec<Regs>>> = Default::default();
+    let seen4 = seen3.clone();
+    let mut it2 = vec![call(&[fid::FFA_SECONDARY_EP_REGISTER_64 as u64, 0x0e30_4000]), call(&[fid::FFA_MSG_WAIT as u64])].into_iter();
+    f.sps.push(Box::new(move |_, a| {
+        if let Some(a) = a {
+            seen4.borrow_mut().push(*a);
+        }
+        it2.next().unwrap()
+    }));
+    s.init_partition(0, 0, 0, &mut f).unwrap();
+    s.init_partition(1, 0, 0, &mut f).unwrap();
+    s.handle_ns(&req64(0, 0x8002, &[0]), 0, &mut f);
+    let seen = seen.borrow();
+    assert!(is_error(&seen[0], FfaError::InvalidParameters));
+    assert!(is_error(&seen[1], FfaError::InvalidParameters));
+    assert_eq!(seen[2][0], fid::FFA_SUCCESS_32 as u64);
+    assert!(is_error(&seen[4], FfaError::Denied), "only during initialisation");
+    assert!(is_error(&seen3.borrow()[0], FfaError::Denied), "a UP partition has no secondary contexts");
+    assert_eq!(s.partition(0).unwrap().secondary_ep, Some(0x0e40_4000));
+}
+
+#[test]
+fn aborted_partition_in_a_chain() {
+    let (mut s, mut f) = booted_pair();
+    // A third SP that faults on its first request.
+    let k = s.add_partition(Partition::new(PartitionManifest::for_test("isolation", 0x8003, Uuid([3, 3, 3, 3]), 1, 0x1), SpMemory { base: 0x0e50_0000, size: 0x10_0000 })).unwrap();
+    let mut n = 0;
+    f.sps.push(Box::new(move |_, _| {
+        n += 1;
+        if n == 1 { call(&[fid::FFA_MSG_WAIT as u64]) } else { SpExit::Fault { esr: 0x9200_0007, far: 0x0e30_0000, elr: 0x0e50_4abc, ipa: Some(0x0e30_0000) } }
+    }));
+    s.init_partition(k, 0, 0, &mut f).unwrap();
+    assert!(is_error(&s.handle_ns(&req64(0, 0x8003, &[1, 0x0e30_0000]), 0, &mut f), FfaError::Aborted));
+    assert!(s.partition(k).unwrap().aborted);
+    // An SP caller also learns ABORTED; everyone else keeps working.
+    let a = s.handle_ns(&req64(0, 0x8002, &[1, 0x8003, 0]), 0, &mut f);
+    assert_eq!(a[3], FfaError::Aborted as i32 as i64 as u64);
+    assert!(is_error(&s.handle_ns(&regs(&[fid::FFA_RUN as u64, 0x8003_0000]), 0, &mut f), FfaError::Aborted));
+    echo_ok(&mut s, &mut f);
+    assert_eq!(s.handle_ns(&req64(0, 0x8002, &[0]), 3, &mut f)[0], fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64);
+}

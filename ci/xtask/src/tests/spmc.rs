@@ -159,20 +159,155 @@ fn json_sp_entries(json: &str) -> Vec<(String, String)> {
 }
 
 pub fn tests() -> Vec<IntegrationTest> {
-    vec![IntegrationTest {
+    let mut v = vec![IntegrationTest {
         name: "linux_ffa_driver",
         boot: linux_ffa_boot,
         timeout: Duration::from_secs(240),
         expects: linux_ffa_expects,
         extra: Some(ffa_devices_match_layout),
         forbid: FORBID_ALWAYS,
-    }]
+    }];
+    v.extend(ffa_payload_tests());
+    v
+}
+
+/// The ci/ffa-payload tests (BL33 = the FF-A test payload).
+fn ffa_payload_tests() -> Vec<IntegrationTest> {
+    vec![
+        IntegrationTest {
+            name: "spmc_direct_messaging",
+            boot: ffa_payload_boot,
+            timeout: Duration::from_secs(180),
+            expects: direct_messaging_expects,
+            extra: Some(no_failed_check),
+            forbid: FORBID_ALWAYS,
+        },
+        IntegrationTest {
+            name: "spmc_isolation",
+            boot: isolation_sp_boot,
+            timeout: Duration::from_secs(180),
+            expects: isolation_expects,
+            extra: Some(only_isolation_errors),
+            forbid: FORBID_ISOLATION,
+        },
+        IntegrationTest {
+            name: "spmc_isolation_spmc",
+            boot: isolation_spmc_boot,
+            timeout: Duration::from_secs(180),
+            expects: isolation_expects,
+            extra: Some(only_isolation_errors),
+            forbid: FORBID_ISOLATION,
+        },
+    ]
 }
 
 /// Issue C's tests that do not pass yet; `cargo xtask test` runs them only
 /// when named exactly in FILTER.
 pub fn pending() -> Vec<IntegrationTest> {
     vec![]
+}
+
+/// ci/ffa-payload as BL33 (checks mode: no bootargs).
+fn ffa_payload_boot(o: &Outputs) -> XResult<Boot> {
+    Ok(Boot::Tfa { bios: o.ffa_bios.clone(), dtb: None })
+}
+
+/// ci/ffa-payload in isolation mode: the isolation SP reads `target`.
+fn ffa_payload_isolation(o: &Outputs, name: &str, target: u64) -> XResult<Boot> {
+    let dtb = util::out_dir().join(format!("{name}.dtb"));
+    qemu::dtb_with_bootargs(&o.ffa_bios, &format!("quadrant.isolation={target:#x}"), &dtb)?;
+    Ok(Boot::Tfa { bios: o.ffa_bios.clone(), dtb: Some(dtb) })
+}
+
+/// Another SP's memory: echo's package (tfa-integration/sp/echo.dts load-address).
+fn isolation_sp_boot(o: &Outputs) -> XResult<Boot> {
+    ffa_payload_isolation(o, "spmc-isolation", 0x0e30_0000)
+}
+
+/// spmc's own image (BL32_BASE).
+fn isolation_spmc_boot(o: &Outputs) -> XResult<Boot> {
+    ffa_payload_isolation(o, "spmc-isolation-spmc", 0x0e10_0000)
+}
+
+/// Checks the payload must report ok (names from ci/ffa-payload/src/checks.rs).
+const DIRECT_MESSAGING_CHECKS: &[(&str, &str)] = &[
+    ("FFA_VERSION 1.2 agreed", "ffa_version"),
+    ("PARTITION_INFO_GET lists echo, mp (4 contexts), isolation", "ffa_partition_info_get"),
+    ("core 0 -> mp context 0", "core0_mp_direct_req"),
+    ("core 1 -> mp context 1", "core1_mp_direct_req"),
+    ("core 2 -> mp context 2", "core2_mp_direct_req"),
+    ("core 3 -> mp context 3", "core3_mp_direct_req"),
+    ("core 0 -> echo", "core0_echo_direct_req"),
+    ("core 1 -> echo", "core1_echo_direct_req"),
+    ("core 2 -> echo", "core2_echo_direct_req"),
+    ("core 3 -> echo", "core3_echo_direct_req"),
+    ("core 3 -> echo (32-bit)", "core3_echo_direct_req32"),
+    ("core 3 -> mp REQ2 by UUID", "core3_mp_req2_by_uuid"),
+    ("SP to SP (mp -> echo)", "sp_to_sp_direct_req"),
+    ("SP to SP with REQ2", "sp_to_sp_req2"),
+    ("REQ2 by UUID to echo", "req2_by_uuid_echo"),
+    ("PARTITION_INFO_GET_REGS", "partition_info_get_regs"),
+    ("invalid endpoint", "err_invalid_endpoint"),
+    ("BUSY on an SP request loop", "err_busy_sp_loop"),
+    ("BUSY while the RX buffer is not released", "err_busy_rx_not_released"),
+    ("DENIED: REQ2 to an SP that does not take it", "err_denied_req2_not_accepted"),
+    ("DENIED: RUN of a context that did not yield", "err_denied_run_not_preempted"),
+    ("NOT_SUPPORTED feature", "err_not_supported_feature"),
+    ("NOT_SUPPORTED function", "err_not_supported_function"),
+    ("wrong FF-A major version", "err_wrong_version_major"),
+    ("REQ2 from a v1.1 caller", "err_wrong_version_req2_v1_1"),
+    ("bad parameters: wrong UUID", "err_bad_params_wrong_uuid"),
+    ("bad parameters: secure source id from NS", "err_bad_params_secure_source"),
+    ("bad parameters: reserved flags", "err_bad_params_info_flags"),
+    ("bad parameters: unmap of another endpoint", "err_bad_params_unmap_other"),
+    ("RETRY: unknown PARTITION_INFO_GET_REGS tag", "err_retry_info_regs_tag"),
+    ("SP to SP after all errors", "sp_to_sp_after_errors"),
+];
+
+fn direct_messaging_expects() -> Vec<Expect> {
+    let mut v: Vec<Expect> = DIRECT_MESSAGING_CHECKS
+        .iter()
+        .map(|(what, name)| Expect { what, all_of: vec![format!("[ffa-payload] check {name}: ok")] })
+        .collect();
+    v.extend([
+        expect("spmc answered the missing endpoint itself", &["[spmc] DIRECT_REQ 0x0000 -> 0x8123: error INVALID_PARAMETERS"]),
+        expect("mp context 1 initialised on cpu 1", &["[spmc] SP mp (0x8002): context 1 ready on cpu 1"]),
+        expect("mp context 3 initialised on cpu 3", &["[spmc] SP mp (0x8002): context 3 ready on cpu 3"]),
+        expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
+    ]);
+    v
+}
+
+fn no_failed_check(output: &str) -> Vec<String> {
+    output.lines().filter(|l| l.contains("[ffa-payload] check ") && l.contains(": FAIL")).map(|l| format!("failed: {l}")).collect()
+}
+
+/// spmc's abort report is an ERROR line; TF-A's must still not appear.
+const FORBID_ISOLATION: &[&str] = &["PANIC", "panicked", "Unhandled Exception", "BL31: Error"];
+
+fn isolation_expects() -> Vec<Expect> {
+    vec![
+        expect("the isolation SP answered before", &["[ffa-payload] check isolation_alive: ok"]),
+        expect("spmc logged the Stage-2 fault", &["[spmc] ERROR: SP isolation (0x8003) ctx 0: Stage-2 data abort at IPA"]),
+        expect("spmc aborted the SP", &["[spmc] ERROR: SP isolation (0x8003) aborted"]),
+        expect("the caller got ABORTED", &["[ffa-payload] check isolation_read_faults: ok", "ABORTED"]),
+        expect("later callers get ABORTED too", &["[ffa-payload] check isolation_stays_aborted: ok"]),
+        expect("SP callers get ABORTED", &["[ffa-payload] check isolation_aborted_for_sp_callers: ok"]),
+        expect("echo and mp keep working", &["[ffa-payload] check sp_to_sp_after_abort: ok"]),
+        expect("other cores keep working", &["[ffa-payload] check core2_mp_direct_req: ok"]),
+        expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
+    ]
+}
+
+/// The only ERROR lines allowed are spmc's about the isolation SP.
+fn only_isolation_errors(output: &str) -> Vec<String> {
+    let mut fails = no_failed_check(output);
+    for l in output.lines().filter(|l| l.contains("ERROR:") && !l.contains("QEMU System Power off")) {
+        if !l.contains("[spmc] ERROR: SP isolation (0x8003)") {
+            fails.push(format!("unexpected error line: {l}"));
+        }
+    }
+    fails
 }
 
 #[cfg(test)]

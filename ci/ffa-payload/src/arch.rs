@@ -1,0 +1,226 @@
+//! Target half: entry (boot CPU from TF-A, secondaries from PSCI CPU_ON),
+//! MMU, the RX/TX pages, the machine for the checks, panic and exception hooks.
+
+use crate::checks::{self, Job, Machine};
+use crate::mode::{self, Mode};
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use shared::mm::{self, FramePool, MemKind, PAGE_SIZE, PageArea};
+use shared::percpu::MAX_CPUS;
+use shared::smccc::Smc;
+
+/// QEMU virt's PL011.
+const UART_BASE: usize = 0x0900_0000;
+/// TF-A (ARM_LINUX_KERNEL_AS_BL33) passes the DTB in x0; on qemu it is at the
+/// base of Non-secure DRAM.
+const DTB_DEFAULT: u64 = 0x4000_0000;
+const DTB_MAX: usize = 1 << 20;
+/// PSCI (DEN0022) CPU_ON_64 / CPU_OFF / SYSTEM_OFF.
+const PSCI_CPU_ON_64: u32 = 0xC400_0003;
+const PSCI_CPU_OFF: u32 = 0x8400_0002;
+const PSCI_SYSTEM_OFF: u32 = 0x8400_0008;
+
+core::arch::global_asm!(
+    ".section .text.entry, \"ax\"",
+    ".global _start",
+    "_start:",
+    // Boot CPU: x0 = DTB.  Secondaries (PSCI CPU_ON): x0 = context id.
+    // CPU index from MPIDR_EL1 Aff0/Aff1 (QEMU virt: 16 CPUs per cluster);
+    // only CPU 0 clears .bss.
+    "mrs x6, mpidr_el1",
+    "and x8, x6, #0xff",
+    "ubfx x9, x6, #8, #8",
+    "add x6, x8, x9, lsl #4",
+    "cmp x6, #0",
+    "cset x7, eq",
+    "b quadrant_entry_common",
+);
+
+unsafe extern "C" {
+    fn _start();
+}
+
+/// Our FF-A RX/TX pair (DEN0077 v1.2 FFA_RXTX_MAP: page aligned, whole pages).
+#[repr(C, align(4096))]
+struct Mailbox {
+    rx: UnsafeCell<[u8; 4096]>,
+    tx: UnsafeCell<[u8; 4096]>,
+}
+
+// SAFETY: only core 0 uses the mailbox; the SPMC writes RX between our calls
+// (while it owns the buffer) and we read it after the call that handed it over.
+unsafe impl Sync for Mailbox {}
+
+static MAILBOX: Mailbox = Mailbox { rx: UnsafeCell::new([0; 4096]), tx: UnsafeCell::new([0; 4096]) };
+static TABLE_MEM: PageArea<32> = PageArea::new();
+static POOL: spin::Once<spin::Mutex<FramePool>> = spin::Once::new();
+static MAP: spin::Once<spin::Mutex<mm::El2Map>> = spin::Once::new();
+
+/// Per secondary core: its job (0 none, 1 checks, 2 bench), done flag, bench ticks.
+static JOB: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+static DONE: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+static TICKS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// mp's UUID for the secondaries' REQ2 checks (two halves).
+static MP_UUID: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+
+fn enable_mmu() {
+    let map = MAP.get().expect("core 0 builds the map before starting others");
+    // SAFETY: the table identity-maps the image (code, data, stacks, the
+    // mailbox), the UART and the DTB, and lives in a static.
+    unsafe { shared::arch::mmu::enable_el2(&map.lock()) };
+}
+
+/// The DTB's (address, size) if x0 or the default address holds one (MMU off).
+fn find_dtb(x0: u64) -> Option<(usize, usize)> {
+    for addr in [x0, DTB_DEFAULT] {
+        if addr % 8 != 0 || !(0x4000_0000..0x1_0000_0000).contains(&addr) {
+            continue;
+        }
+        // SAFETY: 8-byte aligned, inside QEMU virt's RAM below 4 GiB, read with
+        // the MMU off before anything else runs.
+        let header = unsafe { core::ptr::read_volatile(addr as *const [u8; 8]) };
+        if let Some(size) = shared::fdt::total_size(&header).filter(|s| (40..=DTB_MAX).contains(s)) {
+            return Some((addr as usize, size));
+        }
+    }
+    None
+}
+
+struct Hw;
+
+impl Machine for Hw {
+    fn run_on(&mut self, cpu: usize, job: Job) -> Result<u64, &'static str> {
+        match job {
+            Job::Checks(uuid) => {
+                set_mp_uuid(uuid);
+                JOB[cpu].store(1, Ordering::SeqCst);
+            }
+            Job::BenchEcho => JOB[cpu].store(2, Ordering::SeqCst),
+        }
+        DONE[cpu].store(0, Ordering::SeqCst);
+        // QEMU virt: MPIDR Aff0 = CPU index for the first 16 CPUs.
+        let r = shared::smccc::smc(PSCI_CPU_ON_64, &[cpu as u64, _start as *const () as u64, 0]);
+        if r[0] != 0 {
+            return Err("PSCI CPU_ON failed");
+        }
+        let freq = shared::arch::timer::cntfrq().max(1);
+        let start = shared::arch::timer::cntvct();
+        while DONE[cpu].load(Ordering::SeqCst) == 0 {
+            if shared::arch::timer::cntvct() - start > 120 * freq {
+                return Err("core did not finish in 120 s");
+            }
+            core::hint::spin_loop();
+        }
+        Ok(TICKS[cpu].load(Ordering::SeqCst))
+    }
+    fn counter(&self) -> u64 {
+        shared::arch::timer::cntvct()
+    }
+    fn counter_freq(&self) -> u64 {
+        shared::arch::timer::cntfrq()
+    }
+    fn rx_tx(&self) -> (u64, u64) {
+        (MAILBOX.rx.get() as u64, MAILBOX.tx.get() as u64)
+    }
+    fn read_rx(&self, out: &mut [u8]) {
+        // SAFETY: see `Mailbox`: we own RX after PARTITION_INFO_GET returned.
+        let rx = unsafe { &*MAILBOX.rx.get() };
+        let n = out.len().min(rx.len());
+        out[..n].copy_from_slice(&rx[..n]);
+    }
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn quadrant_main(x0: u64, _x1: u64, _x2: u64, _x3: u64, _x4: u64, cpu: u64) -> ! {
+    if cpu != 0 {
+        secondary(cpu as usize)
+    }
+    // SAFETY: QEMU virt's PL011; MMU off (device memory), mapped as Device below.
+    shared::console::init(unsafe { shared::console::Pl011::new(UART_BASE) }, "ffa-payload", log::LevelFilter::Info);
+    let dtb = find_dtb(x0);
+    let pool = POOL.call_once(|| {
+        let (s, e) = TABLE_MEM.range();
+        // SAFETY: the area is ours alone and handed to the pool once.
+        spin::Mutex::new(unsafe { FramePool::new(s, e) })
+    });
+    let mut dtb_mapped = None;
+    MAP.call_once(|| {
+        let mut t = mm::new_table(pool, mm::El2);
+        shared::arch::image::map_self(&mut t).expect("map image");
+        mm::map(&mut t, UART_BASE, UART_BASE, PAGE_SIZE, mm::el2_attributes(MemKind::Device, false)).expect("map UART");
+        if let Some((addr, size)) = dtb {
+            let start = addr & !(PAGE_SIZE - 1);
+            let end = (addr + size).next_multiple_of(PAGE_SIZE);
+            if mm::map(&mut t, start, start, end - start, mm::el2_attributes(MemKind::ReadOnly, false)).is_ok() {
+                dtb_mapped = Some((addr, size));
+            }
+        }
+        spin::Mutex::new(t)
+    });
+    enable_mmu();
+    let mut bootargs = "";
+    if let Some((addr, size)) = dtb_mapped {
+        // SAFETY: mapped read-only just above; nothing writes the DTB.
+        let blob = unsafe { core::slice::from_raw_parts(addr as *const u8, size) };
+        if let Ok(fdt) = shared::fdt::parse(blob) {
+            bootargs = fdt.find_node("/chosen").and_then(|n| n.property("bootargs")).and_then(|p| p.as_str()).unwrap_or("");
+        }
+    }
+    let mode = mode::from_bootargs(bootargs);
+    log::info!("NS-EL2 FF-A test payload up, bootargs \"{}\", mode {:?}", bootargs, mode);
+    let mut hw = Hw;
+    match mode {
+        Mode::Checks => checks::run_checks(&Smc, &mut hw),
+        Mode::Isolation(addr) => checks::run_isolation(&Smc, &mut hw, addr),
+        Mode::Bench => checks::run_bench(&Smc, &mut hw),
+    }
+    if mode != Mode::Bench {
+        let (ok, failed) = checks::TALLY.counts();
+        log::info!("checks: {} ok, {} failed", ok, failed);
+    }
+    let r = shared::smccc::smc(PSCI_SYSTEM_OFF, &[]);
+    log::error!("SYSTEM_OFF returned {:#x}", r[0]);
+    shared::arch::halt()
+}
+
+/// A secondary core, started by PSCI CPU_ON: its job, then CPU_OFF.
+fn secondary(cpu: usize) -> ! {
+    enable_mmu();
+    match JOB[cpu].load(Ordering::SeqCst) {
+        1 => {
+            let mut uuid = [0u8; 16];
+            uuid[..8].copy_from_slice(&MP_UUID[0].load(Ordering::SeqCst).to_le_bytes());
+            uuid[8..].copy_from_slice(&MP_UUID[1].load(Ordering::SeqCst).to_le_bytes());
+            checks::core_checks(&Smc, cpu, uuid);
+        }
+        2 => TICKS[cpu].store(checks::bench_echo(&Smc, &shared::arch::timer::cntvct), Ordering::SeqCst),
+        _ => {}
+    }
+    DONE[cpu].store(1, Ordering::SeqCst);
+    let r = shared::smccc::smc(PSCI_CPU_OFF, &[]);
+    log::error!("cpu {}: CPU_OFF returned {:#x}", cpu, r[0]);
+    shared::arch::halt()
+}
+
+/// Makes mp's UUID known to the secondaries.
+fn set_mp_uuid(uuid: [u8; 16]) {
+    MP_UUID[0].store(u64::from_le_bytes(uuid[..8].try_into().unwrap_or([0; 8])), Ordering::SeqCst);
+    MP_UUID[1].store(u64::from_le_bytes(uuid[8..].try_into().unwrap_or([0; 8])), Ordering::SeqCst);
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn quadrant_el2_exception(frame: &mut shared::arch::ExceptionFrame, vector: u64) {
+    panic!(
+        "unexpected EL2 exception: vector {} esr {:#x} elr {:#x} far {:#x}",
+        vector,
+        shared::read_sysreg!(esr_el2),
+        frame.elr,
+        shared::read_sysreg!(far_el2)
+    );
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    shared::console::panic_print(info);
+    shared::arch::halt()
+}

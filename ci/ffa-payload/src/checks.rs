@@ -1,0 +1,388 @@
+//! The checks, the isolation scenario and the bench, over any SMC conduit and
+//! a [`Machine`] (secondary cores, counter, RX buffer), so the logic is plain
+//! Rust; `arch.rs` supplies the real machine.
+
+use core::fmt;
+use shared::abi::ffa::{FfaError, Version};
+use shared::ffa_client::{CallError, FfaClient, HYPERVISOR_ID, REQUESTED_VERSION};
+use shared::smccc::Conduit;
+
+/// Partition ids from tfa-integration/sp/*.dts.
+pub const ECHO: u16 = 0x8001;
+pub const MP: u16 = 0x8002;
+pub const ISOLATION: u16 = 0x8003;
+/// No partition has this id.
+pub const MISSING: u16 = 0x8123;
+/// sps/mp commands (x3): per-core work, forward (64-bit), forward with REQ2.
+pub const MP_WORK: u64 = 0;
+pub const MP_FORWARD: u64 = 1;
+pub const MP_FORWARD_REQ2: u64 = 2;
+/// sps/isolation commands.
+pub const ISO_PING: u64 = 0;
+pub const ISO_READ: u64 = 1;
+/// FFA_MSG_SEND2 (DEN0077 v1.2 §14): indirect messaging, which spmc does not implement.
+pub const FFA_MSG_SEND2: u32 = 0x8400_0086;
+/// SMCCC_VERSION (DEN0028 §7.2): answered by EL3 itself, the floor of an `smc`.
+pub const SMCCC_VERSION: u32 = 0x8000_0000;
+pub const BENCH_ITERATIONS: u64 = 10_000;
+
+/// Work for a secondary core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Job {
+    /// Round trips from this core ([`core_checks`]) with mp's UUID.
+    Checks([u8; 16]),
+    /// Time BENCH_ITERATIONS direct requests to echo; the machine keeps the ticks.
+    BenchEcho,
+}
+
+pub trait Machine {
+    /// Powers `cpu` on (PSCI CPU_ON through TF-A), runs `job` there and waits
+    /// for it to finish; returns the bench ticks for `Job::BenchEcho`.
+    fn run_on(&mut self, cpu: usize, job: Job) -> Result<u64, &'static str>;
+    fn counter(&self) -> u64;
+    fn counter_freq(&self) -> u64;
+    /// (RX, TX) physical addresses of our one-page buffer pair.
+    fn rx_tx(&self) -> (u64, u64);
+    /// Copies the start of our RX buffer.
+    fn read_rx(&self, out: &mut [u8]);
+}
+
+/// Tally of check results, shared by all cores.
+pub struct Tally {
+    ok: core::sync::atomic::AtomicU32,
+    failed: core::sync::atomic::AtomicU32,
+}
+
+pub static TALLY: Tally = Tally::new();
+
+impl Tally {
+    pub const fn new() -> Self {
+        Self { ok: core::sync::atomic::AtomicU32::new(0), failed: core::sync::atomic::AtomicU32::new(0) }
+    }
+    pub fn counts(&self) -> (u32, u32) {
+        use core::sync::atomic::Ordering::Relaxed;
+        (self.ok.load(Relaxed), self.failed.load(Relaxed))
+    }
+}
+
+/// Prints `check <name>: ok|FAIL <detail>` and counts it.
+pub fn check(name: fmt::Arguments, ok: bool, detail: fmt::Arguments) {
+    use core::sync::atomic::Ordering::Relaxed;
+    if ok {
+        TALLY.ok.fetch_add(1, Relaxed);
+        log::info!("check {}: ok {}", name, detail);
+    } else {
+        TALLY.failed.fetch_add(1, Relaxed);
+        log::info!("check {}: FAIL {}", name, detail);
+    }
+}
+
+/// Debug text of a call's outcome, for detail fields.
+struct Shown<'a, T: fmt::Debug>(&'a Result<T, CallError>);
+
+impl<T: fmt::Debug> fmt::Display for Shown<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self.0 {
+            Ok(v) => write!(f, "{v:x?}"),
+            Err(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// A partition info descriptor (DEN0077 v1.2 §6.2.1, 24 bytes for v1.1+).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PartInfo {
+    pub id: u16,
+    pub contexts: u16,
+    pub props: u32,
+    pub uuid: [u8; 16],
+}
+
+pub fn parse_descriptors(rx: &[u8], count: usize, size: usize, out: &mut [PartInfo]) -> usize {
+    let mut n = 0;
+    if size < 24 {
+        return 0;
+    }
+    for (k, slot) in out.iter_mut().enumerate().take(count) {
+        let Some(d) = rx.get(k * size..k * size + 24) else { break };
+        *slot = PartInfo {
+            id: u16::from_le_bytes([d[0], d[1]]),
+            contexts: u16::from_le_bytes([d[2], d[3]]),
+            props: u32::from_le_bytes([d[4], d[5], d[6], d[7]]),
+            uuid: d[8..24].try_into().unwrap_or([0; 16]),
+        };
+        n += 1;
+    }
+    n
+}
+
+/// UUID bytes as RFC 4122 text needs them (as Linux prints them: the
+/// descriptor's 16 bytes in order).
+pub struct UuidText(pub [u8; 16]);
+
+impl fmt::Display for UuidText {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        for (i, b) in self.0.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                f.write_str("-")?;
+            }
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+fn payload(seed: u64) -> [u64; 5] {
+    core::array::from_fn(|i| 0x5eed_0000_0000 | seed << 8 | i as u64)
+}
+
+/// One echo round trip (the "valid call after an error").
+fn echo_ok<C: Conduit>(ffa: &FfaClient<C>, seed: u64) -> bool {
+    matches!(ffa.direct_req64(HYPERVISOR_ID, ECHO, payload(seed)), Ok(w) if w == payload(seed))
+}
+
+/// An error case: `got` must be FFA_ERROR `want`, and a valid call right after must work.
+fn error_case<C: Conduit, T: fmt::Debug>(ffa: &FfaClient<C>, name: &str, got: Result<T, CallError>, want: CallError, seed: u64) {
+    let after = echo_ok(ffa, seed);
+    check(
+        format_args!("{name}"),
+        got.as_ref().err() == Some(&want) && after,
+        format_args!("{} (want {}), then echo {}", Shown(&got), want, if after { "ok" } else { "FAILED" }),
+    );
+}
+
+/// Round trips from the calling core `cpu`: the MP SP's context for this core
+/// (its answer names the context), echo (UP, migrates here), and REQ2 by UUID.
+pub fn core_checks<C: Conduit>(c: &C, cpu: usize, mp_uuid: [u8; 16]) {
+    let ffa = FfaClient::new(c);
+    let r = ffa.direct_req64(HYPERVISOR_ID, MP, [MP_WORK, 0, 0xc0de, cpu as u64, 0x77]);
+    check(
+        format_args!("core{cpu}_mp_direct_req"),
+        matches!(r, Ok(w) if w[0] == cpu as u64 && w[1] >= 1 && w[2..] == [0xc0de, cpu as u64, 0x77]),
+        format_args!("context/served/payload {}", Shown(&r)),
+    );
+    let r = ffa.direct_req64(HYPERVISOR_ID, ECHO, payload(cpu as u64));
+    check(format_args!("core{cpu}_echo_direct_req"), r == Ok(payload(cpu as u64)), format_args!("{}", Shown(&r)));
+    let r = ffa.direct_req32(HYPERVISOR_ID, ECHO, [1, 2, 3, cpu as u32, 0xffff_ffff]);
+    check(format_args!("core{cpu}_echo_direct_req32"), r == Ok([1, 2, 3, cpu as u32, 0xffff_ffff]), format_args!("{}", Shown(&r)));
+    let r = ffa.direct_req2(HYPERVISOR_ID, MP, mp_uuid, [MP_WORK, 0, 5, 6, 7]);
+    check(
+        format_args!("core{cpu}_mp_req2_by_uuid"),
+        matches!(r, Ok(w) if w[0] == cpu as u64 && w[2..] == [5, 6, 7]),
+        format_args!("{}", Shown(&r)),
+    );
+}
+
+/// Looks the partitions up; returns (echo UUID, mp UUID) from their descriptors.
+fn discover<C: Conduit, M: Machine>(ffa: &FfaClient<C>, m: &mut M) -> ([u8; 16], [u8; 16]) {
+    let (rx, tx) = m.rx_tx();
+    let r = ffa.rxtx_map(rx, tx, 1);
+    check(format_args!("ffa_rxtx_map"), r.is_ok(), format_args!("rx {rx:#x} tx {tx:#x}: {}", Shown(&r)));
+    let r = ffa.partition_info_get_all();
+    let mut infos = [PartInfo::default(); 8];
+    let mut n = 0;
+    if let Ok((count, size)) = r {
+        let mut buf = [0u8; 8 * 24];
+        m.read_rx(&mut buf);
+        n = parse_descriptors(&buf, count as usize, size as usize, &mut infos);
+    }
+    let released = ffa.rx_release();
+    let ids_ok = [ECHO, MP, ISOLATION].iter().all(|id| infos[..n].iter().any(|p| p.id == *id));
+    let mp_ctx = infos[..n].iter().find(|p| p.id == MP).map_or(0, |p| p.contexts);
+    check(
+        format_args!("ffa_partition_info_get"),
+        ids_ok && mp_ctx == 4 && released.is_ok(),
+        format_args!("{} partition(s), mp has {} contexts, release {}", n, mp_ctx, Shown(&released)),
+    );
+    for p in &infos[..n] {
+        log::info!("partition {:#06x}: {} context(s), properties {:#x}, uuid {}", p.id, p.contexts, p.props, UuidText(p.uuid));
+    }
+    let uuid = |id| infos[..n].iter().find(|p| p.id == id).map_or([0; 16], |p| p.uuid);
+    (uuid(ECHO), uuid(MP))
+}
+
+fn negotiate<C: Conduit>(ffa: &FfaClient<C>) -> bool {
+    let v = ffa.version(REQUESTED_VERSION);
+    let ok = matches!(v, Ok(Version(1, 2)));
+    check(format_args!("ffa_version"), ok, format_args!("asked 1.2, spmc says {}", Shown(&v)));
+    ok
+}
+
+/// `spmc_direct_messaging`.
+pub fn run_checks<C: Conduit, M: Machine>(c: &C, m: &mut M) {
+    let ffa = FfaClient::new(c);
+    if !negotiate(&ffa) {
+        return;
+    }
+    let id = ffa.id_get();
+    check(format_args!("ffa_id_get"), id == Ok(HYPERVISOR_ID), format_args!("{}", Shown(&id)));
+    let (echo_uuid, mp_uuid) = discover(&ffa, m);
+
+    // Every core: core 0 here, the others powered on one after the other.
+    core_checks(c, 0, mp_uuid);
+    for cpu in 1..4 {
+        let r = m.run_on(cpu, Job::Checks(mp_uuid));
+        check(format_args!("core{cpu}_cpu_on"), r.is_ok(), format_args!("{r:?}"));
+    }
+
+    // SP to SP: mp forwards to echo (64-bit request, then REQ2).
+    let r = ffa.direct_req64(HYPERVISOR_ID, MP, [MP_FORWARD, ECHO as u64, 7, 8, 9]);
+    check(format_args!("sp_to_sp_direct_req"), r == Ok([0, 7, 8, 9, 0]), format_args!("mp -> echo: {}", Shown(&r)));
+    let r = ffa.direct_req64(HYPERVISOR_ID, MP, [MP_FORWARD_REQ2, ECHO as u64, 10, 11, 12]);
+    check(format_args!("sp_to_sp_req2"), r == Ok([0, 10, 11, 12, 0]), format_args!("mp -> echo: {}", Shown(&r)));
+
+    // REQ2 by UUID to echo; PARTITION_INFO_GET_REGS.
+    let r = ffa.direct_req2(HYPERVISOR_ID, ECHO, echo_uuid, payload(0x22));
+    check(format_args!("req2_by_uuid_echo"), r == Ok(payload(0x22)), format_args!("{}", Shown(&r)));
+    let r = ffa.partition_info_get_regs([0; 16], 0, 0);
+    let count = r.as_ref().map_or(0, |a| (a[2] & 0xffff) + 1);
+    check(
+        format_args!("partition_info_get_regs"),
+        count == 3 && r.as_ref().is_ok_and(|a| a[3] & 0xffff == ECHO as u64),
+        format_args!("{count} descriptor(s)"),
+    );
+
+    // One case per DEN0077 error of these ABIs, each followed by a valid call.
+    use CallError::Ffa;
+    error_case(&ffa, "err_invalid_endpoint", ffa.direct_req64(HYPERVISOR_ID, MISSING, payload(1)), Ffa(FfaError::InvalidParameters), 1);
+    // A request loop (mp -> mp on this core): spmc answers mp BUSY, mp reports it in x3.
+    let r = ffa.direct_req64(HYPERVISOR_ID, MP, [MP_FORWARD, MP as u64, 0, 0, 0]);
+    let after = echo_ok(&ffa, 2);
+    let busy = (-4i64) as u64; // FF-A BUSY as mp reports it in x3
+    check(
+        format_args!("err_busy_sp_loop"),
+        matches!(r, Ok(w) if w[0] == busy) && after,
+        format_args!("mp -> mp: {} (want x3 = BUSY), then echo {}", Shown(&r), if after { "ok" } else { "FAILED" }),
+    );
+    // RX buffer still owned by us: spmc may not write it.
+    let first = ffa.partition_info_get_all();
+    let second = ffa.partition_info_get_all();
+    let _ = ffa.rx_release();
+    error_case(&ffa, "err_busy_rx_not_released", second, Ffa(FfaError::Busy), 3);
+    let _ = first;
+    error_case(&ffa, "err_denied_req2_not_accepted", ffa.direct_req2(HYPERVISOR_ID, ISOLATION, [0; 16], payload(4)), Ffa(FfaError::Denied), 4);
+    error_case(&ffa, "err_denied_run_not_preempted", ffa.run(ECHO, 0), Ffa(FfaError::Denied), 5);
+    error_case(&ffa, "err_not_supported_feature", ffa.features(FFA_MSG_SEND2), Ffa(FfaError::NotSupported), 6);
+    // Indirect messaging: the SPMD forwards it, spmc does not implement it.
+    error_case(&ffa, "err_not_supported_function", ffa.raw(FFA_MSG_SEND2, &[0, 0]), Ffa(FfaError::NotSupported), 7);
+    error_case(&ffa, "err_wrong_version_major", ffa.version(Version(2, 0)), CallError::SmcccNotSupported, 8);
+    // A v1.1 caller has no REQ2 (§15.4); back to 1.2 and REQ2 works again.
+    let v11 = ffa.version(Version(1, 1));
+    let r = ffa.direct_req2(HYPERVISOR_ID, ECHO, echo_uuid, payload(9));
+    let v12 = ffa.version(REQUESTED_VERSION);
+    let again = ffa.direct_req2(HYPERVISOR_ID, ECHO, echo_uuid, payload(9));
+    check(
+        format_args!("err_wrong_version_req2_v1_1"),
+        v11.is_ok() && r == Err(Ffa(FfaError::NotSupported)) && v12.is_ok() && again == Ok(payload(9)),
+        format_args!("as 1.1: {}, back to 1.2: REQ2 {}", Shown(&r), Shown(&again)),
+    );
+    error_case(&ffa, "err_bad_params_wrong_uuid", ffa.direct_req2(HYPERVISOR_ID, MP, echo_uuid, payload(10)), Ffa(FfaError::InvalidParameters), 10);
+    error_case(&ffa, "err_bad_params_secure_source", ffa.direct_req64(ECHO, MP, payload(11)), Ffa(FfaError::InvalidParameters), 11);
+    error_case(&ffa, "err_bad_params_info_flags", ffa.partition_info_get([0; 16], 2), Ffa(FfaError::InvalidParameters), 12);
+    error_case(&ffa, "err_bad_params_unmap_other", ffa.rxtx_unmap(ECHO), Ffa(FfaError::InvalidParameters), 13);
+    error_case(&ffa, "err_retry_info_regs_tag", ffa.partition_info_get_regs([0; 16], 0, 5), Ffa(FfaError::Retry), 14);
+    // Last: the SP-to-SP path still works after all of it.
+    let r = ffa.direct_req64(HYPERVISOR_ID, MP, [MP_FORWARD, ECHO as u64, 1, 2, 3]);
+    check(format_args!("sp_to_sp_after_errors"), r == Ok([0, 1, 2, 3, 0]), format_args!("{}", Shown(&r)));
+}
+
+/// `spmc_isolation`: the isolation SP reads `target` (another SP's or spmc's
+/// memory) and must be aborted; everything else keeps working.
+pub fn run_isolation<C: Conduit, M: Machine>(c: &C, m: &mut M, target: u64) {
+    let ffa = FfaClient::new(c);
+    if !negotiate(&ffa) {
+        return;
+    }
+    let (_, mp_uuid) = discover(&ffa, m);
+    let r = ffa.direct_req64(HYPERVISOR_ID, ISOLATION, [ISO_PING, 1, 2, 3, 4]);
+    check(format_args!("isolation_alive"), r == Ok([ISO_PING, 1, 2, 3, 4]), format_args!("{}", Shown(&r)));
+    let r = ffa.direct_req64(HYPERVISOR_ID, ISOLATION, [ISO_READ, target, 0, 0, 0]);
+    check(
+        format_args!("isolation_read_faults"),
+        r == Err(CallError::Ffa(FfaError::Aborted)),
+        format_args!("read of {target:#x}: {}", Shown(&r)),
+    );
+    error_case(&ffa, "isolation_stays_aborted", ffa.direct_req64(HYPERVISOR_ID, ISOLATION, [ISO_PING, 0, 0, 0, 0]), CallError::Ffa(FfaError::Aborted), 1);
+    // An SP caller learns it too.
+    let r = ffa.direct_req64(HYPERVISOR_ID, MP, [MP_FORWARD, ISOLATION as u64, 0, 0, 0]);
+    check(
+        format_args!("isolation_aborted_for_sp_callers"),
+        matches!(r, Ok(w) if w[0] as i64 == i32::from(FfaError::Aborted) as i64),
+        format_args!("mp -> isolation: {}", Shown(&r)),
+    );
+    core_checks(c, 0, mp_uuid);
+    let r = m.run_on(2, Job::Checks(mp_uuid));
+    check(format_args!("core2_cpu_on"), r.is_ok(), format_args!("{r:?}"));
+    let r = ffa.direct_req64(HYPERVISOR_ID, MP, [MP_FORWARD, ECHO as u64, 7, 8, 9]);
+    check(format_args!("sp_to_sp_after_abort"), r == Ok([0, 7, 8, 9, 0]), format_args!("{}", Shown(&r)));
+}
+
+fn bench_row(name: &str, m: &dyn Machine, mut call: impl FnMut() -> bool) {
+    let mut bad = 0u64;
+    let start = m.counter();
+    for _ in 0..BENCH_ITERATIONS {
+        if !call() {
+            bad += 1;
+        }
+    }
+    let ticks = m.counter() - start;
+    log::info!("bench {} {} {}", name, BENCH_ITERATIONS, ticks);
+    if bad != 0 {
+        log::info!("bench {} had {} wrong answers", name, bad);
+    }
+}
+
+/// Times BENCH_ITERATIONS echo round trips on this core (core 3's job).
+pub fn bench_echo<C: Conduit>(c: &C, counter: &dyn Fn() -> u64) -> u64 {
+    let ffa = FfaClient::new(c);
+    let start = counter();
+    for _ in 0..BENCH_ITERATIONS {
+        let _ = ffa.direct_req64(HYPERVISOR_ID, ECHO, payload(3));
+    }
+    counter() - start
+}
+
+/// Bench rows (issue C): NS->echo on core 0 and core 3, SP->SP, with the
+/// null-SMC floor of the same run.
+pub fn run_bench<C: Conduit, M: Machine>(c: &C, m: &mut M) {
+    let ffa = FfaClient::new(c);
+    log::info!("bench cntfrq {}", m.counter_freq());
+    bench_row("smc_floor", &*m, || c.call(SMCCC_VERSION, [0; 17])[0] as u32 & (1 << 31) == 0);
+    if ffa.version(REQUESTED_VERSION).is_err() {
+        log::info!("bench skipped: no SPMC");
+        log::info!("bench done");
+        return;
+    }
+    bench_row("ffa_direct_req_echo_core0", &*m, || echo_ok(&ffa, 0));
+    bench_row("ffa_direct_req_mp_core0", &*m, || ffa.direct_req64(HYPERVISOR_ID, MP, [MP_WORK, 0, 0, 0, 0]).is_ok());
+    bench_row("ffa_sp_to_sp", &*m, || ffa.direct_req64(HYPERVISOR_ID, MP, [MP_FORWARD, ECHO as u64, 1, 2, 3]) == Ok([0, 1, 2, 3, 0]));
+    match m.run_on(3, Job::BenchEcho) {
+        Ok(ticks) => log::info!("bench ffa_direct_req_echo_core3 {} {}", BENCH_ITERATIONS, ticks),
+        Err(e) => log::info!("bench ffa_direct_req_echo_core3 skipped: {}", e),
+    }
+    log::info!("bench done");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptors_and_uuid_text() {
+        let mut rx = [0u8; 48];
+        rx[..8].copy_from_slice(&[0x01, 0x80, 0x01, 0x00, 0x03, 0x07, 0, 0]);
+        rx[8..12].copy_from_slice(&[0xd4, 0xff, 0x19, 0x55]);
+        rx[24..28].copy_from_slice(&[0x02, 0x80, 0x04, 0x00]);
+        let mut out = [PartInfo::default(); 4];
+        assert_eq!(parse_descriptors(&rx, 2, 24, &mut out), 2);
+        assert_eq!((out[0].id, out[0].contexts, out[0].props), (0x8001, 1, 0x703));
+        assert_eq!((out[1].id, out[1].contexts), (0x8002, 4));
+        assert_eq!(parse_descriptors(&rx, 3, 24, &mut out), 2, "no third descriptor in the buffer");
+        assert_eq!(parse_descriptors(&rx, 2, 8, &mut out), 0, "v1.0 descriptors carry no UUID");
+        let mut u = [0u8; 16];
+        u[..4].copy_from_slice(&[0xd4, 0xff, 0x19, 0x55]);
+        extern crate std;
+        use std::string::ToString;
+        assert_eq!(UuidText(u).to_string(), "d4ff1955-0000-0000-0000-000000000000");
+    }
+}

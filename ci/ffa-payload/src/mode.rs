@@ -1,0 +1,45 @@
+//! The run mode, from the words of /chosen/bootargs.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `spmc_direct_messaging`: every check.
+    Checks,
+    /// `spmc_isolation`: the isolation SP reads this physical address.
+    Isolation(u64),
+    /// Timed round trips.
+    Bench,
+}
+
+/// Another SP's memory: the echo SP's package (tfa-integration/sp/echo.dts).
+pub const DEFAULT_ISOLATION_TARGET: u64 = 0x0e30_0000;
+
+pub fn from_bootargs(args: &str) -> Mode {
+    for w in args.split_ascii_whitespace() {
+        if w == "quadrant.bench" {
+            return Mode::Bench;
+        }
+        if w == "quadrant.isolation" {
+            return Mode::Isolation(DEFAULT_ISOLATION_TARGET);
+        }
+        if let Some(a) = w.strip_prefix("quadrant.isolation=") {
+            let hex = a.trim_start_matches("0x");
+            return Mode::Isolation(u64::from_str_radix(hex, 16).unwrap_or(DEFAULT_ISOLATION_TARGET));
+        }
+    }
+    Mode::Checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes() {
+        assert_eq!(from_bootargs(""), Mode::Checks);
+        assert_eq!(from_bootargs("console=x quadrant.bench"), Mode::Bench);
+        assert_eq!(from_bootargs("quadrant.isolation"), Mode::Isolation(DEFAULT_ISOLATION_TARGET));
+        assert_eq!(from_bootargs("quadrant.isolation=0x0e100000"), Mode::Isolation(0x0e10_0000));
+        assert_eq!(from_bootargs("quadrant.isolation=zz"), Mode::Isolation(DEFAULT_ISOLATION_TARGET));
+        assert_eq!(from_bootargs("quadrant.benchmark"), Mode::Checks);
+    }
+}
