@@ -9,13 +9,37 @@ use crate::util::{self, Result};
 use std::fmt::Write as _;
 use std::time::Duration;
 
-/// (row name in ns-hyp's output, what it measures).
-const ROWS: &[(&str, &str)] = &[
-    ("smc_floor", "null SMC answered by EL3 (SMCCC_VERSION) — the floor"),
-    ("ffa_version", "FFA_VERSION answered by spmc"),
-    ("ffa_direct_req_echo", "direct request round trip to the echo SP"),
-    ("rmi_version", "RMI_VERSION answered by rmm"),
-];
+/// A bench run: which BL33 measures, its line prefix, and its rows (name in the
+/// output, what it measures).  Each run measures its own null-SMC floor, so
+/// every ratio divides two numbers taken in the same boot.
+struct Run {
+    label: &'static str,
+    prefix: &'static str,
+    rows: &'static [(&'static str, &'static str)],
+}
+
+const NS_HYP: Run = Run {
+    label: "ns-hyp",
+    prefix: "[ns-hyp] bench ",
+    rows: &[
+        ("smc_floor", "null SMC answered by EL3 (SMCCC_VERSION) — the floor"),
+        ("ffa_version", "FFA_VERSION answered by spmc"),
+        ("ffa_direct_req_echo", "direct request round trip to the echo SP"),
+        ("rmi_version", "RMI_VERSION answered by rmm"),
+    ],
+};
+
+const FFA_PAYLOAD: Run = Run {
+    label: "ffa-payload",
+    prefix: "[ffa-payload] bench ",
+    rows: &[
+        ("smc_floor", "null SMC answered by EL3 — this run's floor"),
+        ("ffa_direct_req_echo_core0", "NS -> echo direct request, core 0"),
+        ("ffa_direct_req_echo_core3", "NS -> echo direct request, core 3"),
+        ("ffa_direct_req_mp_core0", "NS -> mp direct request, core 0"),
+        ("ffa_sp_to_sp", "NS -> mp -> echo (SP-to-SP) and back"),
+    ],
+};
 
 struct Row {
     name: String,
@@ -23,12 +47,12 @@ struct Row {
     ticks: u64,
 }
 
-fn parse(output: &str) -> (Vec<Row>, Option<u64>, bool) {
+fn parse(output: &str, prefix: &str) -> (Vec<Row>, Option<u64>, bool) {
     let mut rows = Vec::new();
     let mut freq = None;
     let mut done = false;
     for line in output.lines() {
-        let Some(rest) = line.trim().strip_prefix("[ns-hyp] bench ") else { continue };
+        let Some(rest) = line.trim().strip_prefix(prefix) else { continue };
         let f: Vec<&str> = rest.split_whitespace().collect();
         match f.as_slice() {
             ["done"] => done = true,
@@ -44,50 +68,56 @@ fn parse(output: &str) -> (Vec<Row>, Option<u64>, bool) {
     (rows, freq, done)
 }
 
-pub fn bench(outputs: &Outputs) -> Result<bool> {
+/// Boots `bios` with `quadrant.bench`, returns the rows as (key, calls,
+/// ticks/call, ratio) and the counter frequency.
+fn measure(run: &Run, bios: &std::path::Path) -> Result<(Vec<(String, u64, f64, f64, &'static str)>, Option<u64>)> {
     let out = util::out_dir();
-    let dtb = out.join("bench.dtb");
-    qemu::dtb_with_bootargs(&outputs.bios, "quadrant.bench", &dtb)?;
-    let boot = Boot::Tfa { bios: outputs.bios.clone(), dtb: Some(dtb) };
-    let log = out.join("bench.log");
+    let dtb = out.join(format!("bench-{}.dtb", run.label));
+    qemu::dtb_with_bootargs(bios, "quadrant.bench", &dtb)?;
+    let boot = Boot::Tfa { bios: bios.to_path_buf(), dtb: Some(dtb) };
+    let log = out.join(format!("bench-{}.log", run.label));
     let cap = qemu::capture(&boot, Duration::from_secs(600), &log, &["PANIC:"])?;
-    let (rows, freq, done) = parse(&cap.output);
+    let (rows, freq, done) = parse(&cap.output, run.prefix);
     if !done || cap.exit != Some(0) {
-        return Err(format!("bench run did not complete (exit {:?}); serial log: {}", cap.exit, log.display()));
+        return Err(format!("{} bench run did not complete (exit {:?}); serial log: {}", run.label, cap.exit, log.display()));
     }
     let per_call = |r: &Row| r.ticks as f64 / r.iterations.max(1) as f64;
-    let floor = rows.iter().find(|r| r.name == "smc_floor").map(per_call).ok_or("no smc_floor row in the bench output")?;
-    let mut json = String::from("{\n");
-    println!("{:<22} {:>10} {:>14} {:>10}  {}", "row", "calls", "ticks/call", "÷ floor", "what");
-    let mut ok = true;
-    for (name, what) in ROWS {
-        let row = rows.iter().find(|r| r.name == *name);
-        let (calls, tpc, ratio) = match row {
-            Some(r) => (r.iterations, per_call(r), per_call(r) / floor),
-            None => {
-                ok = false;
-                (0, f64::NAN, f64::NAN)
-            }
-        };
-        if !ratio.is_finite() {
-            ok = false;
+    let floor = rows.iter().find(|r| r.name == "smc_floor").map(per_call).ok_or(format!("no smc_floor row in the {} bench output", run.label))?;
+    let mut table = Vec::new();
+    for (name, what) in run.rows {
+        let key = if *name == "smc_floor" { format!("{}_smc_floor", run.label.replace('-', "_")) } else { name.to_string() };
+        match rows.iter().find(|r| r.name == *name) {
+            Some(r) => table.push((key, r.iterations, per_call(r), per_call(r) / floor, *what)),
+            None => table.push((key, 0, f64::NAN, f64::NAN, *what)),
         }
-        println!("{:<22} {:>10} {:>14.1} {:>10.2}  {}", name, calls, tpc, ratio, what);
-        let _ = writeln!(
-            json,
-            "  \"{name}\": {{\"calls\": {calls}, \"ticks_per_call\": {}, \"ratio_to_floor\": {}}},",
-            num(tpc),
-            num(ratio)
-        );
+    }
+    Ok((table, freq))
+}
+
+pub fn bench(outputs: &Outputs) -> Result<bool> {
+    let mut all = Vec::new();
+    let mut freq = None;
+    for (run, bios) in [(&NS_HYP, &outputs.bios), (&FFA_PAYLOAD, &outputs.ffa_bios)] {
+        let (rows, f) = measure(run, bios)?;
+        all.extend(rows);
+        freq = freq.or(f);
+    }
+    let mut ok = true;
+    let mut json = String::from("{\n");
+    println!("{:<28} {:>8} {:>14} {:>9}  {}", "row", "calls", "ticks/call", "÷ floor", "what");
+    for (key, calls, tpc, ratio, what) in &all {
+        ok &= ratio.is_finite();
+        println!("{:<28} {:>8} {:>14.1} {:>9.2}  {}", key, calls, tpc, ratio, what);
+        let _ = writeln!(json, "  \"{key}\": {{\"calls\": {calls}, \"ticks_per_call\": {}, \"ratio_to_floor\": {}}},", num(*tpc), num(*ratio));
     }
     let _ = writeln!(json, "  \"cntfrq_hz\": {},", freq.map(|f| f.to_string()).unwrap_or("null".into()));
     println!();
-    println!("{:<22} {:>10}", "image", "bytes");
+    println!("{:<28} {:>8}", "image", "bytes");
     let mut sizes = Vec::new();
     for (_, bin) in build::images() {
         let p = outputs.images.join(format!("{bin}.bin"));
         let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-        println!("{:<22} {:>10}", format!("{bin}.bin"), size);
+        println!("{:<28} {:>8}", format!("{bin}.bin"), size);
         sizes.push(format!("\"{bin}\": {size}"));
     }
     let _ = writeln!(json, "  \"image_bytes\": {{{}}}\n}}", sizes.join(", "));
