@@ -12,7 +12,6 @@
 
 mod bench;
 mod boot;
-mod ffa;
 mod firmware;
 mod line;
 mod probe;
@@ -24,6 +23,9 @@ mod trap;
 mod arch;
 #[cfg(target_os = "none")]
 mod hyp;
+
+// The FF-A caller side lives in `shared` (also used by ci/ffa-payload).
+use shared::ffa_client as ffa;
 
 #[cfg(not(target_os = "none"))]
 fn main() {}
