@@ -16,6 +16,7 @@ mod ffa;
 mod firmware;
 mod line;
 mod probe;
+mod realm;
 mod report;
 mod rmi;
 mod trap;

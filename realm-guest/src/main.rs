@@ -7,7 +7,12 @@
 //!
 //! Load contract (for the Host): the flat binary is loaded at IPA
 //! 0x4000_0000 (all of it measured, it holds its own stack), entered at its
-//! first byte in EL1h with the MMU off.  Every line starts with `[realm] `.
+//! first byte in EL1h with the MMU off.  The Host prints each line it
+//! receives with a `[realm] ` prefix.
+//!
+//! Host calls (RSI_HOST_CALL immediates, a protocol with ns-hyp): 1 echo
+//! (x0 in, x0 + 1 back), 2 "run the isolation probes?" (x0 = 1: yes),
+//! 3 "how many timed host calls?" (x0 = N), 4 one timed call.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(not(target_os = "none"))]
@@ -72,7 +77,7 @@ mod realm {
         shared::smccc::smc(fid, args)
     }
 
-    struct Uart(u64);
+    pub struct Uart(u64);
     impl Write for Uart {
         fn write_str(&mut self, s: &str) -> fmt::Result {
             for b in s.bytes() {
@@ -98,8 +103,8 @@ mod realm {
             off();
         }
         let mut out = Uart((1 << (ipa_width - 1)) | super::UART_OFFSET);
-        let _ = writeln!(out, "[realm] RSI_VERSION status {} lower {:#x} higher {:#x}", v[0], v[1], v[2]);
-        let _ = writeln!(out, "[realm] REALM_CONFIG ipa_width {ipa_width} hash_algo {algo}");
+        let _ = writeln!(out, "RSI_VERSION status {} lower {:#x} higher {:#x}", v[0], v[1], v[2]);
+        let _ = writeln!(out, "REALM_CONFIG ipa_width {ipa_width} hash_algo {algo}");
 
         let m = smc(rsi::RSI_MEASUREMENT_READ, &[0]);
         let len = if algo == rsi::RSI_HASH_SHA_512 as u64 { 64 } else { 32 };
@@ -109,12 +114,12 @@ mod realm {
             hex[2 * i] = super::hex_digit(byte >> 4);
             hex[2 * i + 1] = super::hex_digit(byte);
         }
-        let _ = writeln!(out, "[realm] RIM {}", core::str::from_utf8(&hex[..2 * len]).unwrap_or("?"));
+        let _ = writeln!(out, "RIM {}", core::str::from_utf8(&hex[..2 * len]).unwrap_or("?"));
 
         let base = &raw const SCRATCH as u64;
         let s = smc(rsi::RSI_IPA_STATE_SET, &[base, base + 0x1000, rsi::RSI_RAM, 0]);
         let g = smc(rsi::RSI_IPA_STATE_GET, &[base, base + 0x1000]);
-        let _ = writeln!(out, "[realm] IPA_STATE_SET {base:#x} RAM: status {} next {:#x} response {}; IPA_STATE_GET ripas {}", s[0], s[1], s[2], g[2]);
+        let _ = writeln!(out, "IPA_STATE_SET {base:#x} RAM: status {} next {:#x} response {}; IPA_STATE_GET ripas {}", s[0], s[1], s[2], g[2]);
 
         let hc = &raw mut HOST_CALL;
         // SAFETY: our own buffer; the RMM reads and writes it during the call.
@@ -125,9 +130,36 @@ mod realm {
         let h = smc(rsi::RSI_HOST_CALL, &[hc as u64]);
         // SAFETY: as above.
         let x0 = unsafe { core::ptr::read_volatile(&raw const (*hc).0[1]) };
-        let _ = writeln!(out, "[realm] HOST_CALL imm 1 status {} x0 {x0:#x}", h[0]);
-        let _ = writeln!(out, "[realm] done");
+        let _ = writeln!(out, "HOST_CALL imm 1 status {} x0 {x0:#x}", h[0]);
+
+        if host_call(2, 0) == 1 {
+            crate::isolation::probes(&mut out);
+        }
+        let rounds = host_call(3, 0);
+        for _ in 0..rounds {
+            host_call(4, 0);
+        }
+        if rounds != 0 {
+            let _ = writeln!(out, "bench {rounds} timed host calls");
+        }
+        let _ = writeln!(out, "done");
         off()
+    }
+
+    /// RSI_HOST_CALL with immediate `imm` and x0; returns the Host's x0.
+    pub fn host_call(imm: u64, x0: u64) -> u64 {
+        let hc = &raw mut HOST_CALL;
+        // SAFETY: our own buffer; the RMM reads and writes it during the call.
+        unsafe {
+            core::ptr::write_volatile(&raw mut (*hc).0[0], imm);
+            core::ptr::write_volatile(&raw mut (*hc).0[1], x0);
+        }
+        let h = smc(rsi::RSI_HOST_CALL, &[hc as u64]);
+        if h[0] != 0 {
+            return 0;
+        }
+        // SAFETY: as above.
+        unsafe { core::ptr::read_volatile(&raw const (*hc).0[1]) }
     }
 
     fn off() -> ! {
@@ -141,6 +173,16 @@ mod realm {
     #[panic_handler]
     fn panic(_: &core::panic::PanicInfo) -> ! {
         off()
+    }
+}
+
+#[cfg(target_os = "none")]
+mod isolation {
+    use core::fmt::Write;
+
+    /// The isolation probes (filled in below).
+    pub fn probes(out: &mut super::realm::Uart) {
+        let _ = writeln!(out, "isolation: no probes yet");
     }
 }
 

@@ -17,6 +17,8 @@ pub fn images() -> Vec<(String, String)> {
     for bin in sp_images() {
         v.push((bin.clone(), bin));
     }
+    // The Realm payload ns-hyp loads in realm modes (docs/rmm.md).
+    v.push(("realm-guest".into(), "realm-guest".into()));
     v
 }
 

@@ -1,0 +1,1 @@
+//! Fake RMM for host tests (below).
