@@ -78,11 +78,13 @@ pub struct Realm {
     /// Granules delegated so far (undelegated at teardown).
     pub delegated: [u64; MAX_PAGES + 8],
     pub ndelegated: usize,
+    /// REALM_CREATE succeeded (so REALM_DESTROY is due).
+    pub created: bool,
 }
 
 impl Default for Realm {
     fn default() -> Self {
-        Realm { rd: 0, rtt: [0; 3], rec: 0, data: [0; MAX_PAGES], pages: 0, params: 0, run: 0, delegated: [0; MAX_PAGES + 8], ndelegated: 0 }
+        Realm { rd: 0, rtt: [0; 3], rec: 0, data: [0; MAX_PAGES], pages: 0, params: 0, run: 0, delegated: [0; MAX_PAGES + 8], ndelegated: 0, created: false }
     }
 }
 
@@ -154,6 +156,7 @@ impl Realm {
         self.rtt[0] = self.delegate(rmi, pages, "GRANULE_DELEGATE rtt")?;
         mem.write(self.params, &realm_params(self.rtt[0]));
         check("REALM_CREATE", rmi.realm_create(self.rd, self.params))?;
+        self.created = true;
         for level in 2..=3 {
             let t = self.delegate(rmi, pages, "GRANULE_DELEGATE rtt")?;
             check("RTT_CREATE", rmi.rtt_create(self.rd, t, IPA_BASE, level))?;
@@ -207,7 +210,7 @@ impl Realm {
                 note("RTT_DESTROY", rmi.rtt_destroy(self.rd, IPA_BASE, level));
             }
         }
-        if self.rd != 0 && self.rtt[0] != 0 {
+        if self.created {
             note("REALM_DESTROY", rmi.realm_destroy(self.rd));
         }
         for &g in &self.delegated[..self.ndelegated] {

@@ -103,7 +103,8 @@ fn isolation_expects() -> Vec<Expect> {
     vec![
         expect("GPF reported by ns-hyp", &["[ns-hyp] granule protection fault: "]),
         expect("Normal world survived the GPF", &["[ns-hyp] isolation ns_touch_delegated: ok 2 fault(s)"]),
-        expect("realm probes ran", &["[realm] isolation: "]),
+        expect("protected EMPTY IPA: the Realm took the SEA rmm injects", &["[realm] isolation protected_empty ipa 0x60000000: ok expected Sea"]),
+        expect("unmapped unprotected IPA: the Host answered, not NS memory", &["[realm] isolation unprotected_unmapped", ": ok expected HostEmulatedZero"]),
         expect("realm ran to the end", &["[realm] done"]),
         expect("realm torn down", &["[ns-hyp] realm_boot: ok"]),
     ]
@@ -113,15 +114,22 @@ fn isolation_extra(output: &str) -> Vec<String> {
     output.lines().filter(|l| l.starts_with("[realm] isolation") && l.contains("FAIL")).map(|l| format!("realm isolation probe failed: {l}")).collect()
 }
 
-pub fn tests() -> Vec<IntegrationTest> {
-    vec![]
+/// `quadrant.realm-bench` (for `cargo xtask bench`): prints `bench smc_floor`,
+/// `bench rmi_version` and `bench rec_enter_host_call` rows, then `bench done`.
+#[allow(dead_code)]
+pub fn realm_bench_boot(o: &Outputs) -> XResult<Boot> {
+    realm_mode_boot(o, "quadrant.realm-bench")
 }
 
-/// Work in progress: run only when named in full (`cargo xtask test realm_boot`).
-pub fn pending() -> Vec<IntegrationTest> {
+pub fn tests() -> Vec<IntegrationTest> {
     vec![
         IntegrationTest { name: "realm_boot", boot: realm_boot, timeout: Duration::from_secs(120), expects: realm_boot_expects, extra: Some(rim_matches), forbid: FORBID_ALWAYS },
         IntegrationTest { name: "rmi_bad_input", boot: rmi_tests_boot, timeout: Duration::from_secs(120), expects: rmi_bad_input_expects, extra: Some(no_failed_case), forbid: FORBID_ALWAYS },
         IntegrationTest { name: "realm_isolation", boot: isolation_boot, timeout: Duration::from_secs(120), expects: isolation_expects, extra: Some(isolation_extra), forbid: FORBID_ALWAYS },
     ]
+}
+
+/// Work in progress: run only when named in full.
+pub fn pending() -> Vec<IntegrationTest> {
+    vec![]
 }
