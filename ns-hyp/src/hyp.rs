@@ -87,7 +87,9 @@ pub fn hyp_main(x0: u64, cpu: u64) -> ! {
     log::info!("firmware: {}", firmware.describe());
 
     let mut out = Console;
-    if cfg.bench {
+    if let Some(m) = crate::realm::mode::mode(cfg.bootargs.as_str()) {
+        crate::realm::target::run(m, cfg.bootargs.as_str());
+    } else if cfg.bench {
         log::info!("mode: bench");
         let counter = shared::arch::timer::cntvct;
         crate::bench::run(&Smc, &mut out, firmware, &counter, shared::arch::timer::cntfrq());

@@ -15,6 +15,7 @@ mod boot;
 mod firmware;
 mod line;
 mod probe;
+mod realm;
 mod report;
 mod rmi;
 mod trap;

@@ -7,7 +7,12 @@
 //!
 //! Load contract (for the Host): the flat binary is loaded at IPA
 //! 0x4000_0000 (all of it measured, it holds its own stack), entered at its
-//! first byte in EL1h with the MMU off.  Every line starts with `[realm] `.
+//! first byte in EL1h with the MMU off.  The Host prints each line it
+//! receives with a `[realm] ` prefix.
+//!
+//! Host calls (RSI_HOST_CALL immediates, a protocol with ns-hyp): 1 echo
+//! (x0 in, x0 + 1 back), 2 "run the isolation probes?" (x0 = 1: yes),
+//! 3 "how many timed host calls?" (x0 = N), 4 one timed call.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(not(target_os = "none"))]
@@ -38,6 +43,10 @@ mod realm {
         // FP/SIMD on at EL1 (CPACR_EL1.FPEN): Rust code may use it.
         "mov x9, #(3 << 20)",
         "msr cpacr_el1, x9",
+        // Our vectors: the isolation probes expect an injected abort.
+        "adrp x9, realm_vectors",
+        "add x9, x9, :lo12:realm_vectors",
+        "msr vbar_el1, x9",
         "isb",
         "bl realm_main",
         "1: wfi",
@@ -72,7 +81,7 @@ mod realm {
         shared::smccc::smc(fid, args)
     }
 
-    struct Uart(u64);
+    pub struct Uart(u64);
     impl Write for Uart {
         fn write_str(&mut self, s: &str) -> fmt::Result {
             for b in s.bytes() {
@@ -98,8 +107,8 @@ mod realm {
             off();
         }
         let mut out = Uart((1 << (ipa_width - 1)) | super::UART_OFFSET);
-        let _ = writeln!(out, "[realm] RSI_VERSION status {} lower {:#x} higher {:#x}", v[0], v[1], v[2]);
-        let _ = writeln!(out, "[realm] REALM_CONFIG ipa_width {ipa_width} hash_algo {algo}");
+        let _ = writeln!(out, "RSI_VERSION status {} lower {:#x} higher {:#x}", v[0], v[1], v[2]);
+        let _ = writeln!(out, "REALM_CONFIG ipa_width {ipa_width} hash_algo {algo}");
 
         let m = smc(rsi::RSI_MEASUREMENT_READ, &[0]);
         let len = if algo == rsi::RSI_HASH_SHA_512 as u64 { 64 } else { 32 };
@@ -109,12 +118,12 @@ mod realm {
             hex[2 * i] = super::hex_digit(byte >> 4);
             hex[2 * i + 1] = super::hex_digit(byte);
         }
-        let _ = writeln!(out, "[realm] RIM {}", core::str::from_utf8(&hex[..2 * len]).unwrap_or("?"));
+        let _ = writeln!(out, "RIM {}", core::str::from_utf8(&hex[..2 * len]).unwrap_or("?"));
 
         let base = &raw const SCRATCH as u64;
         let s = smc(rsi::RSI_IPA_STATE_SET, &[base, base + 0x1000, rsi::RSI_RAM, 0]);
         let g = smc(rsi::RSI_IPA_STATE_GET, &[base, base + 0x1000]);
-        let _ = writeln!(out, "[realm] IPA_STATE_SET {base:#x} RAM: status {} next {:#x} response {}; IPA_STATE_GET ripas {}", s[0], s[1], s[2], g[2]);
+        let _ = writeln!(out, "IPA_STATE_SET {base:#x} RAM: status {} next {:#x} response {}; IPA_STATE_GET ripas {}", s[0], s[1], s[2], g[2]);
 
         let hc = &raw mut HOST_CALL;
         // SAFETY: our own buffer; the RMM reads and writes it during the call.
@@ -125,9 +134,36 @@ mod realm {
         let h = smc(rsi::RSI_HOST_CALL, &[hc as u64]);
         // SAFETY: as above.
         let x0 = unsafe { core::ptr::read_volatile(&raw const (*hc).0[1]) };
-        let _ = writeln!(out, "[realm] HOST_CALL imm 1 status {} x0 {x0:#x}", h[0]);
-        let _ = writeln!(out, "[realm] done");
+        let _ = writeln!(out, "HOST_CALL imm 1 status {} x0 {x0:#x}", h[0]);
+
+        if host_call(2, 0) == 1 {
+            crate::isolation::probes(&mut out, ipa_width);
+        }
+        let rounds = host_call(3, 0);
+        for _ in 0..rounds {
+            host_call(4, 0);
+        }
+        if rounds != 0 {
+            let _ = writeln!(out, "bench {rounds} timed host calls");
+        }
+        let _ = writeln!(out, "done");
         off()
+    }
+
+    /// RSI_HOST_CALL with immediate `imm` and x0; returns the Host's x0.
+    pub fn host_call(imm: u64, x0: u64) -> u64 {
+        let hc = &raw mut HOST_CALL;
+        // SAFETY: our own buffer; the RMM reads and writes it during the call.
+        unsafe {
+            core::ptr::write_volatile(&raw mut (*hc).0[0], imm);
+            core::ptr::write_volatile(&raw mut (*hc).0[1], x0);
+        }
+        let h = smc(rsi::RSI_HOST_CALL, &[hc as u64]);
+        if h[0] != 0 {
+            return 0;
+        }
+        // SAFETY: as above.
+        unsafe { core::ptr::read_volatile(&raw const (*hc).0[1]) }
     }
 
     fn off() -> ! {
@@ -144,8 +180,116 @@ mod realm {
     }
 }
 
+/// What a probe expects of a load from NS memory it must not reach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// A Synchronous External Abort injected by the RMM (DEN0137 A5.2.x:
+    /// protected IPA, RIPAS EMPTY): ESR_EL1 EC 0x25, DFSC 0b010000.
+    Sea,
+    /// An emulated MMIO read the Host answers (unprotected IPA the Host did
+    /// not map: UNASSIGNED_NS, a REC exit): the value is the Host's (0), not
+    /// the NS memory's.
+    HostEmulatedZero,
+}
+
+/// Judges a probe: (ok, what happened).
+pub fn judge(expect: Expect, esr: u64, value: u64) -> bool {
+    match expect {
+        Expect::Sea => esr >> 26 == 0x25 && esr & 0x3f == 0b01_0000 && value == PROBE_POISON,
+        Expect::HostEmulatedZero => esr == 0 && value == 0,
+    }
+}
+
+/// What a probe's destination register holds before the load.
+pub const PROBE_POISON: u64 = 0xdead_beef;
+
+#[cfg(target_os = "none")]
+mod isolation {
+    use super::{Expect, PROBE_POISON, judge};
+    use core::fmt::Write;
+
+    // Vectors (DDI0487 D1.x): only "current EL with SP_ELx, synchronous"
+    // (+0x200) is expected, from a probe's load: it hands ESR/FAR back in
+    // x9/x10 and skips the load.  Anything else powers the Realm off.
+    core::arch::global_asm!(
+        ".section .text.vectors, \"ax\"",
+        ".balign 2048",
+        ".global realm_vectors",
+        "realm_vectors:",
+        ".rept 4",
+        "b 9f",
+        ".balign 128",
+        ".endr",
+        "mrs x9, esr_el1",
+        "mrs x10, far_el1",
+        "mrs x11, elr_el1",
+        "add x11, x11, #4",
+        "msr elr_el1, x11",
+        "eret",
+        ".balign 128",
+        ".rept 10",
+        "b 9f",
+        ".balign 128",
+        ".endr",
+        "9:",
+        "movz x0, #0x0008",
+        "movk x0, #0x8400, lsl #16",
+        "smc #0",
+        "b 9b",
+    );
+
+    /// Loads from `ipa`; returns (ESR_EL1 if it faulted else 0, FAR, value).
+    fn probe(ipa: u64) -> (u64, u64, u64) {
+        let (esr, far, value): (u64, u64, u64);
+        // SAFETY: a load the RMM or the Host must refuse; the vector above
+        // skips it if it faults.
+        unsafe {
+            core::arch::asm!(
+                "mov x9, xzr",
+                "mov x10, xzr",
+                "ldr {v}, [{a}]",
+                a = in(reg) ipa,
+                v = inout(reg) PROBE_POISON => value,
+                out("x9") esr,
+                out("x10") far,
+                out("x11") _,
+                options(nostack),
+            );
+        }
+        (esr, far, value)
+    }
+
+    /// Loads the Realm must not be able to turn into NS memory reads.
+    pub fn probes(out: &mut super::realm::Uart, ipa_width: u64) {
+        let unprot = 1u64 << (ipa_width - 1);
+        // 0x60000000 is ns-hyp's own image in NS PA space.
+        for (name, ipa, expect) in [
+            ("protected_empty", 0x6000_0000u64, Expect::Sea),
+            ("unprotected_unmapped", unprot | 0x6000_0000, Expect::HostEmulatedZero),
+        ] {
+            let (esr, far, v) = probe(ipa);
+            let ok = judge(expect, esr, v);
+            let _ = writeln!(
+                out,
+                "isolation {name} ipa {ipa:#x}: {} expected {expect:?}: esr {esr:#x} far {far:#x} value {v:#x}",
+                if ok { "ok" } else { "FAIL" }
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn probe_judgement() {
+        use super::{Expect, PROBE_POISON, judge};
+        assert!(judge(Expect::Sea, 0x9600_0010, PROBE_POISON));
+        assert!(!judge(Expect::Sea, 0, 0));
+        assert!(!judge(Expect::Sea, 0x9600_0010, 0));
+        assert!(judge(Expect::HostEmulatedZero, 0, 0));
+        assert!(!judge(Expect::HostEmulatedZero, 0, 0x1400_0010));
+    }
+
     #[test]
     fn hex() {
         assert_eq!(super::hex_digit(0xab >> 4), b'a');

@@ -89,6 +89,11 @@ pub fn mpidr_to_index(mpidr: u64) -> Option<u64> {
 impl Rec {
     /// Index in `sysregs` of the registers the RMM itself sets.
     pub const SCTLR: usize = 0;
+    pub const VBAR: usize = 6;
+    pub const ELR: usize = 9;
+    pub const SPSR: usize = 10;
+    pub const ESR: usize = 11;
+    pub const FAR: usize = 12;
     pub const CPACR: usize = 19;
     pub const CNTV_CTL: usize = 24;
     pub const CNTV_CVAL: usize = 25;

@@ -19,6 +19,8 @@ pub fn images() -> Vec<(String, String)> {
     }
     // The Normal-world FF-A test payload (issue C), BL33 of `Bl33::FfaPayload`.
     v.push(("ffa-payload".into(), "ffa-payload".into()));
+    // The Realm payload ns-hyp loads in realm modes (docs/rmm.md).
+    v.push(("realm-guest".into(), "realm-guest".into()));
     v
 }
 

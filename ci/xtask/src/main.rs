@@ -4,6 +4,7 @@
 mod bench;
 mod build;
 mod guest;
+mod measure;
 mod qemu;
 mod setup;
 mod tests;

@@ -65,6 +65,9 @@ extern "C" fn quadrant_el2_exception(frame: &mut ExceptionFrame, vector: u64) {
             SMC_TRAPS.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        if crate::realm::target::on_el2_sync(frame, esr, shared::read_sysreg!(far_el2)) {
+            return;
+        }
     }
     // The panic path prints even if the console lock is held by the code we interrupted.
     panic!(

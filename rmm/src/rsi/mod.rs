@@ -109,11 +109,25 @@ fn with_rd<T>(ctx: &RmiContext, rd: u64, f: impl FnOnce(&mut Rd) -> T) -> T {
 }
 
 /// A5.x: an abort at an unprotected IPA with a valid syndrome is an
-/// emulatable MMIO access for the Host; any other Stage-2 abort goes to the
-/// Host without the syndrome details.
+/// emulatable MMIO access for the Host; a data access to a protected IPA
+/// whose RIPAS is EMPTY takes a Synchronous External Abort in the Realm
+/// (A5.2.x "Realm data access": the Host is not involved); any other
+/// Stage-2 abort goes to the Host without the syndrome details.
 fn data_abort(ctx: &RmiContext, rd: u64, rec: &mut Rec, raw: &RawExit) -> Action {
     let ipa = ((raw.hpfar >> 4) << 12) | (raw.far & 0xfff);
-    let unprotected = with_rd(ctx, rd, |r| r.rtt().is_unprotected(ipa));
+    let (unprotected, empty) = with_rd(ctx, rd, |r| {
+        let cfg = r.rtt();
+        if !cfg.ipa_in_range(ipa) || cfg.is_unprotected(ipa) {
+            return (cfg.is_unprotected(ipa), false);
+        }
+        // SAFETY: RD lock held; ipa in range.
+        let w = unsafe { rtt::walk(ctx.mem, &cfg, ipa, 3) };
+        (false, matches!(w.entry, Entry::Unassigned(Ripas::Empty) | Entry::Assigned { ripas: Ripas::Empty, .. }))
+    });
+    if empty {
+        inject_sea(rec, raw.far);
+        return Action::Resume;
+    }
     let mut e = exit(RMI_EXIT_SYNC);
     e.hpfar = raw.hpfar;
     if unprotected && raw.esr & ESR_ISV != 0 {
@@ -131,6 +145,25 @@ fn data_abort(ctx: &RmiContext, rd: u64, rec: &mut Rec, raw: &RawExit) -> Action
         e.esr = raw.esr & ESR_ABORT_MASK;
     }
     Action::Exit(e)
+}
+
+/// Takes a Synchronous External Abort on a data access at R-EL1 (or EL0):
+/// what the hardware would do (DDI0487 D1.x "Exception entry"): ESR_EL1 =
+/// data abort (EC 0x25 from EL1, 0x24 from EL0), IL, DFSC 0b010000 (SEA not
+/// on a walk); FAR_EL1 = the VA; ELR/SPSR_EL1 = where it happened; the REC
+/// continues at VBAR_EL1 + the vector offset in EL1h with DAIF masked.
+pub fn inject_sea(rec: &mut Rec, far: u64) {
+    let (ec, offset) = match rec.pstate & 0xf {
+        0 => (0x24u64, 0x400u64),  // EL0t: lower EL, AArch64
+        0b0100 => (0x25, 0x000), // EL1t: current EL, SP_EL0
+        _ => (0x25, 0x200),      // EL1h: current EL, SP_ELx
+    };
+    rec.sysregs[Rec::ESR] = ec << 26 | 1 << 25 | 0b01_0000;
+    rec.sysregs[Rec::FAR] = far;
+    rec.sysregs[Rec::ELR] = rec.pc;
+    rec.sysregs[Rec::SPSR] = rec.pstate;
+    rec.pc = rec.sysregs[Rec::VBAR] + offset;
+    rec.pstate = crate::rec::INITIAL_PSTATE;
 }
 
 /// The PA behind a protected, RAM-assigned `ipa` (RD lock held).
@@ -342,4 +375,31 @@ fn psci(ctx: &RmiContext, rd: u64, rec: &mut Rec, fid: u32) -> Action {
         _ => rec.x[0] = NOT_SUPPORTED,
     }
     Action::Resume
+}
+
+#[cfg(test)]
+mod sea_tests {
+    use super::*;
+    use zerocopy::FromZeros;
+
+    #[test]
+    fn sea_goes_to_the_current_el_vector() {
+        let mut rec = Rec::new_zeroed();
+        rec.pc = 0x4000_1234;
+        rec.pstate = 0x3c5; // EL1h
+        rec.sysregs[Rec::VBAR] = 0x4000_0800;
+        inject_sea(&mut rec, 0x6000_0000);
+        assert_eq!(rec.pc, 0x4000_0a00);
+        assert_eq!(rec.sysregs[Rec::ELR], 0x4000_1234);
+        assert_eq!(rec.sysregs[Rec::SPSR], 0x3c5);
+        assert_eq!(rec.sysregs[Rec::ESR], 0x9600_0010);
+        assert_eq!(rec.sysregs[Rec::FAR], 0x6000_0000);
+        assert_eq!(rec.pstate, crate::rec::INITIAL_PSTATE);
+        // From EL0: the lower-EL vector and EC.
+        rec.pstate = 0;
+        rec.pc = 0x1000;
+        inject_sea(&mut rec, 0);
+        assert_eq!(rec.pc, 0x4000_0c00);
+        assert_eq!(rec.sysregs[Rec::ESR] >> 26, 0x24);
+    }
 }

@@ -1,0 +1,117 @@
+//! xtask's own Realm Initial Measurement (DEN0137 RMM 1.0, A7.1 "Realm
+//! measurements"), written from the rules (see docs/rmm.md "Measurement")
+//! and NOT from rmm's code, so `realm_boot` checks rmm against an
+//! independent implementation: the RIM realm-guest reads with
+//! RSI_MEASUREMENT_READ must equal what this computes from the same image
+//! and the Realm parameters ns-hyp uses (ns-hyp/src/realm/host.rs).
+//!
+//! The rules:
+//! - REALM_CREATE: RIM = H(P), P a 4096-byte RmiRealmParams copy holding only
+//!   flags (u64 at 0x0), s2sz, sve_vl, num_bps, num_wps, pmu_num_ctrs (u32 at
+//!   0x8, 0x10, 0x18, 0x20, 0x28) and hash_algo (u8 at 0x30).
+//! - Every measurement step: RIM = H(D), D a 256-byte descriptor: desc_type
+//!   (u8 at 0x0), len = 0x100 (u64 at 0x8), the current RIM (digest bytes at
+//!   0x10, zero padded to 64), then per type:
+//!   DATA (0): ipa u64 at 0x50, flags u64 at 0x58, content at 0x60 =
+//!   H(granule) if flags bit 0 (measure content) else zero;
+//!   REC (1): content at 0x50 = H(R), R a 4096-byte RmiRecParams copy
+//!   holding only flags (0x0), pc (0x200), gprs x0..x7 (0x300);
+//!   RIPAS (2): base u64 at 0x50, top u64 at 0x58, one per RTT entry made RAM.
+//! Little-endian; SHA-256 digests are 32 bytes.
+
+use sha2::{Digest, Sha256};
+
+/// What ns-hyp's realm modes use (ns-hyp/src/realm/host.rs).
+pub struct RealmParams {
+    pub flags: u64,
+    pub s2sz: u32,
+    pub ipa_base: u64,
+    pub rec_flags: u64,
+    pub pc: u64,
+    pub gprs: [u64; 8],
+}
+
+pub const NS_HYP_REALM: RealmParams =
+    RealmParams { flags: 0, s2sz: 39, ipa_base: 0x4000_0000, rec_flags: 1, pc: 0x4000_0000, gprs: [0; 8] };
+
+fn h(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+fn descriptor(kind: u8, rim: &[u8; 32]) -> [u8; 0x100] {
+    let mut d = [0u8; 0x100];
+    d[0] = kind;
+    d[8..16].copy_from_slice(&0x100u64.to_le_bytes());
+    d[0x10..0x30].copy_from_slice(rim);
+    d
+}
+
+/// The RIM of a Realm built as ns-hyp builds it around `image` (padded to
+/// whole pages with zeros): REALM_CREATE, RTT_INIT_RIPAS of the image's
+/// pages (one 4 KiB level-3 entry each), DATA_CREATE of each page with its
+/// content measured, REC_CREATE.  SHA-256 (hash_algo 0).
+pub fn rim(p: &RealmParams, image: &[u8]) -> [u8; 32] {
+    let mut params = [0u8; 0x1000];
+    params[0..8].copy_from_slice(&p.flags.to_le_bytes());
+    params[8..12].copy_from_slice(&p.s2sz.to_le_bytes());
+    params[0x30] = 0; // SHA-256
+    let mut rim = h(&params);
+    let pages = image.len().div_ceil(0x1000);
+    for i in 0..pages as u64 {
+        let base = p.ipa_base + i * 0x1000;
+        let mut d = descriptor(2, &rim);
+        d[0x50..0x58].copy_from_slice(&base.to_le_bytes());
+        d[0x58..0x60].copy_from_slice(&(base + 0x1000).to_le_bytes());
+        rim = h(&d);
+    }
+    for i in 0..pages {
+        let mut page = [0u8; 0x1000];
+        let chunk = &image[i * 0x1000..image.len().min((i + 1) * 0x1000)];
+        page[..chunk.len()].copy_from_slice(chunk);
+        let mut d = descriptor(0, &rim);
+        d[0x50..0x58].copy_from_slice(&(p.ipa_base + i as u64 * 0x1000).to_le_bytes());
+        d[0x58..0x60].copy_from_slice(&1u64.to_le_bytes());
+        d[0x60..0x80].copy_from_slice(&h(&page));
+        rim = h(&d);
+    }
+    let mut rec = [0u8; 0x1000];
+    rec[0..8].copy_from_slice(&p.rec_flags.to_le_bytes());
+    rec[0x200..0x208].copy_from_slice(&p.pc.to_le_bytes());
+    for (i, g) in p.gprs.iter().enumerate() {
+        rec[0x300 + 8 * i..0x308 + 8 * i].copy_from_slice(&g.to_le_bytes());
+    }
+    let mut d = descriptor(1, &rim);
+    d[0x50..0x70].copy_from_slice(&h(&rec));
+    h(&d)
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_known_answer() {
+        assert_eq!(hex(&h(b"abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn rim_depends_on_every_input() {
+        let img = vec![1u8; 0x1800];
+        let base = rim(&NS_HYP_REALM, &img);
+        // Padding to a page does not change it (the last page is zero-filled).
+        let mut padded = img.clone();
+        padded.resize(0x2000, 0);
+        assert_eq!(rim(&NS_HYP_REALM, &padded), base);
+        let mut other = img.clone();
+        other[0x1700] ^= 1;
+        assert_ne!(rim(&NS_HYP_REALM, &other), base);
+        let p = RealmParams { pc: 0x4000_1000, ..NS_HYP_REALM };
+        assert_ne!(rim(&p, &img), base);
+        let p = RealmParams { s2sz: 40, ..NS_HYP_REALM };
+        assert_ne!(rim(&p, &img), base);
+    }
+}

@@ -1,0 +1,135 @@
+//! Issue E (rmm): ns-hyp as the RMI host creates Realms under rmm.
+//!
+//! Each boot is the four-world machine with ns-hyp's mode in /chosen/bootargs
+//! and realm-guest (padded to whole pages) preloaded in NS memory at
+//! [`REALM_IMAGE_BASE`] by QEMU's loader, named by `quadrant.realm-image=`.
+
+use super::{Expect, FORBID_ALWAYS, IntegrationTest, XResult, expect};
+use crate::build::Outputs;
+use crate::measure;
+use crate::qemu::{self, Boot};
+use crate::util;
+use std::time::Duration;
+
+/// NS DRAM nobody else uses: above the RMM's carve-out (0x40100000..0x41900000),
+/// below BL33 (0x60000000).
+pub const REALM_IMAGE_BASE: u64 = 0x4800_0000;
+
+/// realm-guest.bin zero-padded to whole pages (what ns-hyp loads and xtask measures).
+fn padded_guest(o: &Outputs) -> XResult<(std::path::PathBuf, Vec<u8>)> {
+    let src = o.images.join("realm-guest.bin");
+    let mut img = std::fs::read(&src).map_err(|e| format!("{}: {e}", src.display()))?;
+    img.resize(img.len().next_multiple_of(0x1000), 0);
+    let out = util::out_dir().join("realm-guest.padded.bin");
+    std::fs::write(&out, &img).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok((out, img))
+}
+
+/// The boot for a realm mode (`quadrant.realm`, `quadrant.rmi-tests`, ...).
+pub fn realm_mode_boot(o: &Outputs, mode: &str) -> XResult<Boot> {
+    let (guest, img) = padded_guest(o)?;
+    let name = mode.trim_start_matches("quadrant.");
+    let dtb = util::out_dir().join(format!("{name}.dtb"));
+    let bootargs = format!("{mode} quadrant.realm-image={REALM_IMAGE_BASE:#x},{:#x}", img.len());
+    qemu::dtb_with_bootargs(&o.bios, &bootargs, &dtb)?;
+    Ok(Boot::Custom {
+        tfa: true,
+        args: vec![
+            "-bios".into(),
+            o.bios.display().to_string(),
+            "-dtb".into(),
+            dtb.display().to_string(),
+            "-device".into(),
+            format!("loader,file={},addr={REALM_IMAGE_BASE:#x},force-raw=on", guest.display()),
+        ],
+    })
+}
+
+fn realm_boot(o: &Outputs) -> XResult<Boot> {
+    realm_mode_boot(o, "quadrant.realm")
+}
+fn rmi_tests_boot(o: &Outputs) -> XResult<Boot> {
+    realm_mode_boot(o, "quadrant.rmi-tests")
+}
+fn isolation_boot(o: &Outputs) -> XResult<Boot> {
+    realm_mode_boot(o, "quadrant.realm-isolation")
+}
+
+fn realm_boot_expects() -> Vec<Expect> {
+    vec![
+        expect("rmm booted", &["[rmm] ", "boot complete"]),
+        expect("ns-hyp in realm mode", &["[ns-hyp] mode: realm (Boot)"]),
+        expect("realm created", &["[ns-hyp] realm: created rd"]),
+        expect("RSI_VERSION answered", &["[realm] RSI_VERSION status 0 lower 0x10000 higher 0x10000"]),
+        expect("REALM_CONFIG answered", &["[realm] REALM_CONFIG ipa_width 39 hash_algo 0"]),
+        expect("RIM printed", &["[realm] RIM "]),
+        expect("RIPAS change accepted", &["[realm] IPA_STATE_SET ", "status 0", "response 0"]),
+        expect("host call answered", &["[realm] HOST_CALL imm 1 status 0 x0 0x1235"]),
+        expect("realm finished", &["[realm] done"]),
+        expect("realm powered off and torn down", &["[ns-hyp] realm_boot: ok", "torn down"]),
+    ]
+}
+
+/// The RIM the Realm printed equals xtask's own computation.
+fn rim_matches(output: &str) -> Vec<String> {
+    let img = match std::fs::read(util::out_dir().join("realm-guest.padded.bin")) {
+        Ok(i) => i,
+        Err(e) => return vec![format!("cannot read the padded realm-guest image: {e}")],
+    };
+    let want = measure::hex(&measure::rim(&measure::NS_HYP_REALM, &img));
+    match output.lines().find_map(|l| l.strip_prefix("[realm] RIM ")) {
+        Some(got) if got.trim() == want => vec![],
+        Some(got) => vec![format!("RIM mismatch: realm read {}, xtask computed {want}", got.trim())],
+        None => vec!["no RIM line".into()],
+    }
+}
+
+fn rmi_bad_input_expects() -> Vec<Expect> {
+    vec![
+        expect("ns-hyp in rmi-tests mode", &["[ns-hyp] mode: realm (RmiTests)"]),
+        expect("a granule case ran", &["[ns-hyp] rmi_bad_input delegate_delegated: ok"]),
+        expect("an RTT case ran", &["[ns-hyp] rmi_bad_input rtt_create_exists: ok", "ERROR_RTT(2)"]),
+        expect("a live-object destroy case ran", &["[ns-hyp] rmi_bad_input realm_destroy_live: ok", "ERROR_REALM"]),
+        expect("fixture torn down", &["[ns-hyp] rmi_bad_input teardown: ok"]),
+        expect("no case failed", &["[ns-hyp] rmi_bad_input: ", " passed, 0 failed"]),
+    ]
+}
+
+fn no_failed_case(output: &str) -> Vec<String> {
+    output.lines().filter(|l| l.starts_with("[ns-hyp] rmi_bad_input") && l.contains(": FAIL")).map(|l| format!("failed case: {l}")).collect()
+}
+
+fn isolation_expects() -> Vec<Expect> {
+    vec![
+        expect("GPF reported by ns-hyp", &["[ns-hyp] granule protection fault: "]),
+        expect("Normal world survived the GPF", &["[ns-hyp] isolation ns_touch_delegated: ok 2 fault(s)"]),
+        expect("protected EMPTY IPA: the Realm took the SEA rmm injects", &["[realm] isolation protected_empty ipa 0x60000000: ok expected Sea"]),
+        expect("unmapped unprotected IPA: the Host answered, not NS memory", &["[realm] isolation unprotected_unmapped", ": ok expected HostEmulatedZero"]),
+        expect("realm ran to the end", &["[realm] done"]),
+        expect("realm torn down", &["[ns-hyp] realm_boot: ok"]),
+    ]
+}
+
+fn isolation_extra(output: &str) -> Vec<String> {
+    output.lines().filter(|l| l.starts_with("[realm] isolation") && l.contains("FAIL")).map(|l| format!("realm isolation probe failed: {l}")).collect()
+}
+
+/// `quadrant.realm-bench` (for `cargo xtask bench`): prints `bench smc_floor`,
+/// `bench rmi_version` and `bench rec_enter_host_call` rows, then `bench done`.
+#[allow(dead_code)]
+pub fn realm_bench_boot(o: &Outputs) -> XResult<Boot> {
+    realm_mode_boot(o, "quadrant.realm-bench")
+}
+
+pub fn tests() -> Vec<IntegrationTest> {
+    vec![
+        IntegrationTest { name: "realm_boot", boot: realm_boot, timeout: Duration::from_secs(120), expects: realm_boot_expects, extra: Some(rim_matches), forbid: FORBID_ALWAYS },
+        IntegrationTest { name: "rmi_bad_input", boot: rmi_tests_boot, timeout: Duration::from_secs(120), expects: rmi_bad_input_expects, extra: Some(no_failed_case), forbid: FORBID_ALWAYS },
+        IntegrationTest { name: "realm_isolation", boot: isolation_boot, timeout: Duration::from_secs(120), expects: isolation_expects, extra: Some(isolation_extra), forbid: FORBID_ALWAYS },
+    ]
+}
+
+/// Work in progress: run only when named in full.
+pub fn pending() -> Vec<IntegrationTest> {
+    vec![]
+}

@@ -1,0 +1,72 @@
+//! The realm modes' switches in /chosen/bootargs.
+
+/// Which realm mode a boot asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Boot,
+    RmiTests,
+    Isolation,
+    Bench,
+}
+
+pub const REALM: &str = "quadrant.realm";
+pub const RMI_TESTS: &str = "quadrant.rmi-tests";
+pub const ISOLATION: &str = "quadrant.realm-isolation";
+pub const BENCH: &str = "quadrant.realm-bench";
+pub const IMAGE: &str = "quadrant.realm-image=";
+
+/// The realm mode named in `bootargs`, if any (whole words only).
+pub fn mode(bootargs: &str) -> Option<Mode> {
+    bootargs.split_ascii_whitespace().find_map(|w| match w {
+        REALM => Some(Mode::Boot),
+        RMI_TESTS => Some(Mode::RmiTests),
+        ISOLATION => Some(Mode::Isolation),
+        BENCH => Some(Mode::Bench),
+        _ => None,
+    })
+}
+
+fn number(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// `quadrant.realm-image=<addr>,<bytes>`: the image's NS address (page
+/// aligned) and length, rounded up to pages.
+pub fn image(bootargs: &str) -> Option<(u64, usize)> {
+    let v = bootargs.split_ascii_whitespace().find_map(|w| w.strip_prefix(IMAGE))?;
+    let (a, l) = v.split_once(',')?;
+    let (addr, len) = (number(a)?, number(l)?);
+    if addr % 0x1000 != 0 || len == 0 || len > (1 << 24) || addr.checked_add(len).is_none() {
+        return None;
+    }
+    Some((addr, len.div_ceil(0x1000) as usize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes() {
+        assert_eq!(mode("console=x quadrant.realm"), Some(Mode::Boot));
+        assert_eq!(mode("quadrant.rmi-tests"), Some(Mode::RmiTests));
+        assert_eq!(mode("quadrant.realm-isolation"), Some(Mode::Isolation));
+        assert_eq!(mode("quadrant.realm-bench"), Some(Mode::Bench));
+        assert_eq!(mode("quadrant.bench"), None);
+        assert_eq!(mode("quadrant.realmx quadrant.realm-image=0x48000000,10"), None);
+    }
+
+    #[test]
+    fn image_arg() {
+        assert_eq!(image("quadrant.realm quadrant.realm-image=0x48000000,0x9000"), Some((0x4800_0000, 9)));
+        assert_eq!(image("quadrant.realm-image=0x48000000,4097"), Some((0x4800_0000, 2)));
+        assert_eq!(image("quadrant.realm-image=0x48000010,4097"), None);
+        assert_eq!(image("quadrant.realm-image=0x48000000,0"), None);
+        assert_eq!(image("quadrant.realm-image=0x48000000"), None);
+        assert_eq!(image("quadrant.realm-image=0xfffffffffffff000,0x2000"), None);
+        assert_eq!(image("quadrant.realm"), None);
+    }
+}

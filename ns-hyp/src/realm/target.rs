@@ -1,0 +1,138 @@
+//! The realm modes on the target: NS pages in our .bss (identity-mapped by
+//! `map_self`), the console, the counter, the granule-protection-fault hook.
+
+use super::host::{Image, RunOptions};
+use super::mode::{self, Mode};
+use super::{NsMemory, Pages, Report};
+use core::sync::atomic::{AtomicU64, Ordering};
+use shared::arch::ExceptionFrame;
+use shared::mm::PageArea;
+use shared::smccc::Smc;
+
+/// NS pages for RMI parameters, RmiRecRun and the granules we delegate.
+const NS_PAGES: usize = 80;
+static PAGES: PageArea<NS_PAGES> = PageArea::new();
+
+/// Identity-mapped Normal-world memory.
+struct Identity;
+
+impl NsMemory for Identity {
+    fn write(&self, pa: u64, data: &[u8]) {
+        for (i, b) in data.iter().enumerate() {
+            // SAFETY: callers pass pages of PAGES (ours, mapped, Undelegated);
+            // volatile so each store happens before the SMC that reads them.
+            unsafe { core::ptr::write_volatile((pa as usize + i) as *mut u8, *b) };
+        }
+    }
+    fn read(&self, pa: u64, data: &mut [u8]) {
+        for (i, b) in data.iter_mut().enumerate() {
+            // SAFETY: as in `write`; the RMM wrote the page during the SMC.
+            *b = unsafe { core::ptr::read_volatile((pa as usize + i) as *const u8) };
+        }
+    }
+}
+
+struct Console;
+
+impl Report for Console {
+    fn line(&mut self, args: core::fmt::Arguments) {
+        log::info!("{}", args);
+    }
+    fn raw(&mut self, args: core::fmt::Arguments) {
+        shared::println!("{}", args);
+    }
+}
+
+/// Granule protection faults taken (and skipped) by the exception hook.
+static GPFS: AtomicU64 = AtomicU64::new(0);
+
+/// Called by ns-hyp's EL2 exception handler for a synchronous exception;
+/// true if it was a granule protection fault on a data access, which is
+/// logged and skipped (the load or store does not happen) so we carry on.
+pub fn on_el2_sync(frame: &mut ExceptionFrame, esr: u64, far: u64) -> bool {
+    if !super::isolation::is_gpf(esr) {
+        return false;
+    }
+    GPFS.fetch_add(1, Ordering::Relaxed);
+    log::info!("granule protection fault: esr {:#x} far {:#x} elr {:#x}; access skipped", esr, far, frame.elr);
+    frame.elr += 4;
+    true
+}
+
+fn image(bootargs: &str, out: &mut dyn Report) -> Option<Image> {
+    match mode::image(bootargs) {
+        Some((pa, pages)) => Some(Image { pa, pages }),
+        None => {
+            out.line(format_args!("realm: no valid {}<addr>,<bytes> in bootargs", mode::IMAGE));
+            None
+        }
+    }
+}
+
+/// Runs the mode, then returns (the caller powers off).
+pub fn run(m: Mode, bootargs: &str) {
+    let mut out = Console;
+    let (start, _) = PAGES.range();
+    let mut pages = Pages::new(start as u64, NS_PAGES);
+    let counter = shared::arch::timer::cntvct;
+    log::info!("mode: realm ({:?})", m);
+    match m {
+        Mode::Boot => {
+            if let Some(img) = image(bootargs, &mut out) {
+                super::realm_boot(&Smc, &Identity, &mut pages, img, RunOptions::default(), &counter, &mut out);
+            }
+        }
+        Mode::RmiTests => {
+            super::bad_input::run(&Smc, &Identity, &mut pages, &mut out);
+        }
+        Mode::Isolation => {
+            touch_delegated(&mut pages, &mut out);
+            if let Some(img) = image(bootargs, &mut out) {
+                let opts = RunOptions { isolation: true, bench_rounds: 0 };
+                super::realm_boot(&Smc, &Identity, &mut pages, img, opts, &counter, &mut out);
+            }
+        }
+        Mode::Bench => {
+            if let Some(img) = image(bootargs, &mut out) {
+                super::bench::run(&Smc, &Identity, &mut pages, img, &counter, shared::arch::timer::cntfrq(), &mut out);
+            }
+        }
+    }
+}
+
+/// Delegates one of our pages, reads and writes it (each access must take a
+/// GPF that the hook skips), undelegates it and reads it again (no fault).
+fn touch_delegated(pages: &mut Pages, out: &mut dyn Report) {
+    let rmi = super::rmi::Rmi::new(&Smc);
+    let Some(pa) = pages.take() else { return };
+    Identity.write(pa, &[0x5a; 8]);
+    let d = rmi.granule_delegate(pa);
+    if !d.ok() {
+        out.line(format_args!("isolation: FAIL GRANULE_DELEGATE {:#x} -> {:#x}", pa, d.x0));
+        return;
+    }
+    let before = GPFS.load(Ordering::Relaxed);
+    // SAFETY: a page of ours, mapped; the GPF each access takes is skipped by
+    // `on_el2_sync` (the load's destination keeps its value, the store does nothing).
+    let v = unsafe {
+        let p = pa as *mut u64;
+        let mut v: u64 = 0xdead;
+        core::arch::asm!("ldr {v}, [{p}]", p = in(reg) p, v = inout(reg) v, options(nostack));
+        core::arch::asm!("str {v}, [{p}]", p = in(reg) p, v = in(reg) 0x1111u64, options(nostack));
+        v
+    };
+    let faults = GPFS.load(Ordering::Relaxed) - before;
+    let u = rmi.granule_undelegate(pa);
+    let mut back = [0u8; 8];
+    Identity.read(pa, &mut back);
+    let ok = faults == 2 && v == 0xdead && u.ok();
+    out.line(format_args!(
+        "isolation ns_touch_delegated: {} {} fault(s) on load+store of delegated {:#x}, load gave {:#x}; after UNDELEGATE ({:#x}) it reads {:#x}",
+        if ok { "ok" } else { "FAIL" },
+        faults,
+        pa,
+        v,
+        u.x0,
+        u64::from_le_bytes(back)
+    ));
+}
