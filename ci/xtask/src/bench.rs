@@ -16,6 +16,15 @@ struct Run {
     label: &'static str,
     prefix: &'static str,
     rows: &'static [(&'static str, &'static str)],
+    /// The boot that runs this bench.
+    boot: fn(&Outputs, &'static str) -> Result<Boot>,
+}
+
+/// TF-A boot of `bios` with `quadrant.bench` in /chosen/bootargs.
+fn bench_dtb_boot(bios: &std::path::Path, label: &str) -> Result<Boot> {
+    let dtb = util::out_dir().join(format!("bench-{label}.dtb"));
+    qemu::dtb_with_bootargs(bios, "quadrant.bench", &dtb)?;
+    Ok(Boot::Tfa { bios: bios.to_path_buf(), dtb: Some(dtb) })
 }
 
 const NS_HYP: Run = Run {
@@ -27,6 +36,18 @@ const NS_HYP: Run = Run {
         ("ffa_direct_req_echo", "direct request round trip to the echo SP"),
         ("rmi_version", "RMI_VERSION answered by rmm"),
     ],
+    boot: |o, label| bench_dtb_boot(&o.bios, label),
+};
+
+const REALM: Run = Run {
+    label: "realm",
+    prefix: "[ns-hyp] bench ",
+    rows: &[
+        ("smc_floor", "null SMC answered by EL3 — this run's floor"),
+        ("rmi_version", "RMI_VERSION answered by rmm (with a realm built)"),
+        ("rec_enter_host_call", "REC_ENTER -> RSI_HOST_CALL exit round trip"),
+    ],
+    boot: |o, _| crate::tests::realm_bench_boot(o),
 };
 
 const FFA_PAYLOAD: Run = Run {
@@ -39,6 +60,7 @@ const FFA_PAYLOAD: Run = Run {
         ("ffa_direct_req_mp_core0", "NS -> mp direct request, core 0"),
         ("ffa_sp_to_sp", "NS -> mp -> echo (SP-to-SP) and back"),
     ],
+    boot: |o, label| bench_dtb_boot(&o.ffa_bios, label),
 };
 
 struct Row {
@@ -70,11 +92,9 @@ fn parse(output: &str, prefix: &str) -> (Vec<Row>, Option<u64>, bool) {
 
 /// Boots `bios` with `quadrant.bench`, returns the rows as (key, calls,
 /// ticks/call, ratio) and the counter frequency.
-fn measure(run: &Run, bios: &std::path::Path) -> Result<(Vec<(String, u64, f64, f64, &'static str)>, Option<u64>)> {
+fn measure(run: &Run, outputs: &Outputs) -> Result<(Vec<(String, u64, f64, f64, &'static str)>, Option<u64>)> {
     let out = util::out_dir();
-    let dtb = out.join(format!("bench-{}.dtb", run.label));
-    qemu::dtb_with_bootargs(bios, "quadrant.bench", &dtb)?;
-    let boot = Boot::Tfa { bios: bios.to_path_buf(), dtb: Some(dtb) };
+    let boot = (run.boot)(outputs, run.label)?;
     let log = out.join(format!("bench-{}.log", run.label));
     let cap = qemu::capture(&boot, Duration::from_secs(600), &log, &["PANIC:"])?;
     let (rows, freq, done) = parse(&cap.output, run.prefix);
@@ -85,7 +105,12 @@ fn measure(run: &Run, bios: &std::path::Path) -> Result<(Vec<(String, u64, f64, 
     let floor = rows.iter().find(|r| r.name == "smc_floor").map(per_call).ok_or(format!("no smc_floor row in the {} bench output", run.label))?;
     let mut table = Vec::new();
     for (name, what) in run.rows {
-        let key = if *name == "smc_floor" { format!("{}_smc_floor", run.label.replace('-', "_")) } else { name.to_string() };
+        // Keys are unique across runs: the realm run's rows carry its label.
+        let key = match (*name, run.label) {
+            ("smc_floor", l) => format!("{}_smc_floor", l.replace('-', "_")),
+            (n, "realm") => format!("realm_{n}"),
+            (n, _) => n.to_string(),
+        };
         match rows.iter().find(|r| r.name == *name) {
             Some(r) => table.push((key, r.iterations, per_call(r), per_call(r) / floor, *what)),
             None => table.push((key, 0, f64::NAN, f64::NAN, *what)),
@@ -97,8 +122,8 @@ fn measure(run: &Run, bios: &std::path::Path) -> Result<(Vec<(String, u64, f64, 
 pub fn bench(outputs: &Outputs) -> Result<bool> {
     let mut all = Vec::new();
     let mut freq = None;
-    for (run, bios) in [(&NS_HYP, &outputs.bios), (&FFA_PAYLOAD, &outputs.ffa_bios)] {
-        let (rows, f) = measure(run, bios)?;
+    for run in [&NS_HYP, &FFA_PAYLOAD, &REALM] {
+        let (rows, f) = measure(run, outputs)?;
         all.extend(rows);
         freq = freq.or(f);
     }

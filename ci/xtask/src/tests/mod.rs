@@ -13,6 +13,7 @@ use std::time::Duration;
 
 mod foundation;
 mod rmm;
+pub use rmm::realm_bench_boot;
 mod spmc;
 
 /// A line that must appear: every fragment on the same line.
