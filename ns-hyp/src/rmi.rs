@@ -16,17 +16,7 @@ pub enum RmiError {
     Status(u64),
 }
 
-/// Spec name of an RmiStatusCode's status field.
-pub fn status_name(x0: u64) -> &'static str {
-    match x0 & 0xff {
-        0 => "RMI_SUCCESS",
-        1 => "RMI_ERROR_INPUT",
-        2 => "RMI_ERROR_REALM",
-        3 => "RMI_ERROR_REC",
-        4 => "RMI_ERROR_RTT",
-        _ => "unknown status",
-    }
-}
+pub use shared::abi::rmi::status_name;
 
 impl fmt::Display for RmiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

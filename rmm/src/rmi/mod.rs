@@ -134,35 +134,7 @@ fn run(r: Result<Out, Out>) -> Out {
     }
 }
 
-/// The name of an RMI function id, for log lines.
-pub fn name(fid: u32) -> Option<&'static str> {
-    Some(match fid {
-        rmi::RMI_VERSION => "RMI_VERSION",
-        rmi::RMI_GRANULE_DELEGATE => "RMI_GRANULE_DELEGATE",
-        rmi::RMI_GRANULE_UNDELEGATE => "RMI_GRANULE_UNDELEGATE",
-        rmi::RMI_DATA_CREATE => "RMI_DATA_CREATE",
-        rmi::RMI_DATA_CREATE_UNKNOWN => "RMI_DATA_CREATE_UNKNOWN",
-        rmi::RMI_DATA_DESTROY => "RMI_DATA_DESTROY",
-        rmi::RMI_REALM_ACTIVATE => "RMI_REALM_ACTIVATE",
-        rmi::RMI_REALM_CREATE => "RMI_REALM_CREATE",
-        rmi::RMI_REALM_DESTROY => "RMI_REALM_DESTROY",
-        rmi::RMI_REC_CREATE => "RMI_REC_CREATE",
-        rmi::RMI_REC_DESTROY => "RMI_REC_DESTROY",
-        rmi::RMI_REC_ENTER => "RMI_REC_ENTER",
-        rmi::RMI_RTT_CREATE => "RMI_RTT_CREATE",
-        rmi::RMI_RTT_DESTROY => "RMI_RTT_DESTROY",
-        rmi::RMI_RTT_MAP_UNPROTECTED => "RMI_RTT_MAP_UNPROTECTED",
-        rmi::RMI_RTT_READ_ENTRY => "RMI_RTT_READ_ENTRY",
-        rmi::RMI_RTT_UNMAP_UNPROTECTED => "RMI_RTT_UNMAP_UNPROTECTED",
-        rmi::RMI_PSCI_COMPLETE => "RMI_PSCI_COMPLETE",
-        rmi::RMI_FEATURES => "RMI_FEATURES",
-        rmi::RMI_RTT_FOLD => "RMI_RTT_FOLD",
-        rmi::RMI_REC_AUX_COUNT => "RMI_REC_AUX_COUNT",
-        rmi::RMI_RTT_INIT_RIPAS => "RMI_RTT_INIT_RIPAS",
-        rmi::RMI_RTT_SET_RIPAS => "RMI_RTT_SET_RIPAS",
-        _ => return None,
-    })
-}
+pub use shared::abi::rmi::fn_name as name;
 
 /// Handles one request and logs one line about it.  Never fails: an id we do
 /// not implement gets SMCCC NOT_SUPPORTED (DEN0028 §5.2) in x0.
@@ -239,17 +211,7 @@ pub fn handle(call: &RmiCall, ctx: &RmiContext) -> RmiReturn {
     ret
 }
 
-/// The spec's name of an RmiStatusCode status, for log lines.
-pub fn status_name(x0: u64) -> &'static str {
-    match x0 & 0xff {
-        0 => "RMI_SUCCESS",
-        1 => "RMI_ERROR_INPUT",
-        2 => "RMI_ERROR_REALM",
-        3 => "RMI_ERROR_REC",
-        4 => "RMI_ERROR_RTT",
-        _ => "?",
-    }
-}
+pub use shared::abi::rmi::status_name;
 
 #[cfg(test)]
 pub mod test_support;

@@ -46,6 +46,48 @@ pub const fn return_code(status: RmiStatus, index: u8) -> u64 {
     (status as u64) | ((index as u64) << 8)
 }
 
+/// The spec's name of an RMI function id, for log lines.
+pub fn fn_name(fid: u32) -> Option<&'static str> {
+    Some(match fid {
+        RMI_VERSION => "RMI_VERSION",
+        RMI_GRANULE_DELEGATE => "RMI_GRANULE_DELEGATE",
+        RMI_GRANULE_UNDELEGATE => "RMI_GRANULE_UNDELEGATE",
+        RMI_DATA_CREATE => "RMI_DATA_CREATE",
+        RMI_DATA_CREATE_UNKNOWN => "RMI_DATA_CREATE_UNKNOWN",
+        RMI_DATA_DESTROY => "RMI_DATA_DESTROY",
+        RMI_REALM_ACTIVATE => "RMI_REALM_ACTIVATE",
+        RMI_REALM_CREATE => "RMI_REALM_CREATE",
+        RMI_REALM_DESTROY => "RMI_REALM_DESTROY",
+        RMI_REC_CREATE => "RMI_REC_CREATE",
+        RMI_REC_DESTROY => "RMI_REC_DESTROY",
+        RMI_REC_ENTER => "RMI_REC_ENTER",
+        RMI_RTT_CREATE => "RMI_RTT_CREATE",
+        RMI_RTT_DESTROY => "RMI_RTT_DESTROY",
+        RMI_RTT_MAP_UNPROTECTED => "RMI_RTT_MAP_UNPROTECTED",
+        RMI_RTT_READ_ENTRY => "RMI_RTT_READ_ENTRY",
+        RMI_RTT_UNMAP_UNPROTECTED => "RMI_RTT_UNMAP_UNPROTECTED",
+        RMI_PSCI_COMPLETE => "RMI_PSCI_COMPLETE",
+        RMI_FEATURES => "RMI_FEATURES",
+        RMI_RTT_FOLD => "RMI_RTT_FOLD",
+        RMI_REC_AUX_COUNT => "RMI_REC_AUX_COUNT",
+        RMI_RTT_INIT_RIPAS => "RMI_RTT_INIT_RIPAS",
+        RMI_RTT_SET_RIPAS => "RMI_RTT_SET_RIPAS",
+        _ => return None,
+    })
+}
+
+/// The spec's name of the status field (bits 7:0) of an RmiStatusCode in x0.
+pub fn status_name(x0: u64) -> &'static str {
+    match x0 & 0xff {
+        0 => "RMI_SUCCESS",
+        1 => "RMI_ERROR_INPUT",
+        2 => "RMI_ERROR_REALM",
+        3 => "RMI_ERROR_REC",
+        4 => "RMI_ERROR_RTT",
+        _ => "unknown status",
+    }
+}
+
 /// RmiInterfaceVersion: major in 30:16, minor in 15:0.
 pub const fn version(major: u16, minor: u16) -> u64 {
     ((major as u64) << 16) | minor as u64
