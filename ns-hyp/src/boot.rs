@@ -36,7 +36,7 @@ pub const MAX_BANKS: usize = 8;
 
 #[derive(Debug, Default)]
 pub struct BootConfig {
-    pub bootargs: Line<256>,
+    pub bootargs: Line<1024>,
     pub bench: bool,
     /// (base, size) of each RAM bank from `device_type = "memory"` nodes.
     pub banks: [(u64, u64); MAX_BANKS],
