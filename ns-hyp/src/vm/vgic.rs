@@ -153,6 +153,14 @@ impl Vgic {
         self.raise(vcpu, intid)
     }
 
+    /// The vCPU is descheduled and its physical timer interrupt deactivated:
+    /// a pending HW-linked interrupt waiting for an LR is delivered as a software one.
+    pub fn unlink_hw(&mut self, vcpu: usize, intid: u32) {
+        if let Some(i) = self.irq_mut(vcpu, intid) {
+            i.hw = false;
+        }
+    }
+
     /// ICC_SGI1R_EL1 written by `from` (IHI0069H §12.2.x): returns the vCPUs to kick.
     pub fn send_sgi(&mut self, from: usize, v: u64) -> Kick {
         let intid = ((v >> 24) & 0xf) as u32;
@@ -192,7 +200,10 @@ impl Vgic {
             self.lr_intid[vcpu][n] = None;
             if let Some(i) = self.irq_mut(vcpu, intid) {
                 i.in_lr = false;
-                i.hw = false;
+                // A HW-linked interrupt raised again while in the LR keeps its link.
+                if !i.pending {
+                    i.hw = false;
+                }
                 if !i.edge && i.level {
                     i.pending = true;
                 }
