@@ -424,12 +424,27 @@ fn handle_irqs(c: &mut Cpu) {
                     core::ptr::write_volatile((UART_BASE + 0x44) as *mut u32, 0x50);
                 }
                 drop(vm);
+
+                gic::eoi(i);
+                gic::deactivate(i);
+            }
+            gic::PPI_MAINTENANCE => {
+                // The maintenance interrupt is a level: clear its causes now
+                // (ICH_MISR_EL2: EOI of an LR with the EOI bit, underflow).
+                // The vCPU's LR values were saved at its exit; the next
+                // entry's sync sees these LRs as free.
+                for n in 0..c.nlrs {
+                    if lr::state(gic::read_lr(n)) == 0 {
+                        gic::write_lr(n, 0);
+                    }
+                }
+                // SAFETY: the virtual CPU interface; UIE is re-armed at the next entry if needed.
+                unsafe { write_sysreg!(ich_hcr_el2, 1) };
                 gic::eoi(i);
                 gic::deactivate(i);
             }
             _ => {
-                // SGI kick, maintenance (the LR sync before the next entry
-                // clears its cause), or anything unexpected.
+                // SGI kick, or anything unexpected.
                 gic::eoi(i);
                 gic::deactivate(i);
             }
@@ -694,6 +709,7 @@ fn data_abort(v: usize, r: &mut GuestRegs, iss: u64) {
         let a = first + k as u64 * access.size as u64;
         let value = if access.write { decode::store_value(&access, reg(r, rt)) } else { 0 };
         let res = vm().mmio(a, access.size, access.write, value);
+
         match res {
             Mmio::Ok { value, kick: k2, tx } => {
                 kick |= k2;
