@@ -214,7 +214,7 @@ fn run_cpu(cpu: usize) -> ! {
         log::info!("vGIC: {} list registers; starting vCPU 0", c.nlrs);
     }
     loop {
-        handle_irqs(&mut c);
+        let _ = handle_irqs(&mut c);
         // Pick the next runnable vCPU of this CPU, round robin.
         let mut pick = None;
         for k in 0..count {
@@ -389,8 +389,10 @@ fn save(c: &mut Cpu, v: usize) {
     c.loaded = None;
 }
 
-/// Acknowledges every pending physical interrupt.
-fn handle_irqs(c: &mut Cpu) {
+/// Acknowledges every pending physical interrupt.  Returns whether the hyp
+/// timer (end of a quantum, or a waiting vCPU's deadline) fired.
+fn handle_irqs(c: &mut Cpu) -> bool {
+    let mut tick = false;
     let mut kick = 0;
     loop {
         let i = gic::ack();
@@ -409,6 +411,7 @@ fn handle_irqs(c: &mut Cpu) {
                 }
             }
             gic::PPI_HYP_TIMER => {
+                tick = true;
                 set_hyp_timer(None);
                 gic::eoi(i);
                 gic::deactivate(i);
@@ -451,6 +454,7 @@ fn handle_irqs(c: &mut Cpu) {
         }
     }
     deliver(kick, c.id);
+    tick
 }
 
 /// Runs vCPU `v` (loaded) until one exit, and handles it.
@@ -483,9 +487,8 @@ fn run_once(c: &mut Cpu, v: usize) -> Exit {
         8 => sync_exit(c, v, &mut vc),
         9 => {
             drop(vc);
-            handle_irqs(c);
-            // The hyp timer ends a quantum: rotate.
-            Exit::Continue
+            // The hyp timer ends a quantum: let the next vCPU of this CPU run.
+            if handle_irqs(c) { Exit::Yield } else { Exit::Continue }
         }
         _ => {
             log::warn!("vCPU {}: exception vector {} from the guest, esr {:#x}", v, vector, read_sysreg!(esr_el2));
