@@ -15,7 +15,6 @@ pub const SGI_KICK: u32 = 8;
 pub const PPI_MAINTENANCE: u32 = 25;
 pub const PPI_HYP_TIMER: u32 = 26;
 pub const PPI_VTIMER: u32 = 27;
-pub const SPURIOUS: u32 = 1023;
 
 const PRIORITY: u32 = 0xa0;
 

@@ -9,7 +9,7 @@ mod sysreg;
 
 use crate::vm::config::{GuestConfig, MAX_VCPUS};
 use crate::vm::decode::{self, Access};
-use crate::vm::layout::{self, *};
+use crate::vm::layout::*;
 use crate::vm::psci::{self, Power};
 use crate::vm::vgic::{lr, Kick};
 use crate::vm::{Mmio, Vm};
@@ -103,7 +103,7 @@ pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FrameP
     );
     log::info!("guest cmdline: {}", cfg.cmdline);
 
-    let mut vm = Vm::new(cfg.vcpus, cfg.ram_size);
+    let mut vm = Vm::new(cfg.vcpus);
     vm.power[0] = Power::OnPending { entry: cfg.kernel.ipa, context: DTB_IPA };
     VM.call_once(|| spin::Mutex::new(vm));
 
@@ -123,7 +123,7 @@ pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FrameP
         fn _start();
     }
     for p in 1..npcpus {
-        let r = shared::smccc::smc(shared::abi::psci::PSCI_CPU_ON_64, &[p as u64, _start as usize as u64, 0]);
+        let r = shared::smccc::smc(shared::abi::psci::PSCI_CPU_ON_64, &[p as u64, _start as *const () as usize as u64, 0]);
         if r[0] != 0 {
             log::warn!("CPU_ON of cpu {} returned {:#x}", p, r[0]);
         }
@@ -417,17 +417,7 @@ fn handle_irqs(c: &mut Cpu) -> bool {
                 gic::deactivate(i);
             }
             UART_INTID => {
-                let mut vm = vm();
-                // SAFETY: the real PL011, mapped as Device memory.
-                unsafe {
-                    while core::ptr::read_volatile((UART_BASE + 0x18) as *const u32) & (1 << 4) == 0 {
-                        let b = core::ptr::read_volatile(UART_BASE as *const u32) as u8;
-                        kick |= vm.uart_rx(b);
-                    }
-                    core::ptr::write_volatile((UART_BASE + 0x44) as *mut u32, 0x50);
-                }
-                drop(vm);
-
+                kick |= drain_uart();
                 gic::eoi(i);
                 gic::deactivate(i);
             }
@@ -726,12 +716,34 @@ fn data_abort(v: usize, r: &mut GuestRegs, iss: u64) {
             Mmio::Abort => return abort(r, "no device"),
         }
     }
+    // A read of the guest's data register may have made room for more input.
+    if !access.write && first & !0xfff == UART_IPA && first & 0xfff == 0 {
+        kick |= drain_uart();
+    }
     if let Some(wb) = access.writeback {
         let b = base_reg(r, wb.rn);
         set_base_reg(r, wb.rn, b.wrapping_add(wb.offset as u64));
     }
     r.elr += 4;
     deliver(kick, pcpu_of(v));
+}
+
+/// Moves received bytes from the real UART into the guest's PL011 while they
+/// fit.  If the guest's FIFO is full, the real UART's receive interrupt is
+/// masked (the bytes wait in its FIFO) until the guest reads.
+fn drain_uart() -> Kick {
+    let mut vm = vm();
+    let mut kick = 0;
+    // SAFETY: the real PL011, mapped as Device memory.
+    unsafe {
+        while vm.uart_rx_room() && core::ptr::read_volatile((UART_BASE + 0x18) as *const u32) & (1 << 4) == 0 {
+            let b = core::ptr::read_volatile(UART_BASE as *const u32) as u8;
+            kick |= vm.uart_rx(b);
+        }
+        core::ptr::write_volatile((UART_BASE + 0x44) as *mut u32, 0x50);
+        core::ptr::write_volatile((UART_BASE + 0x38) as *mut u32, if vm.uart_rx_room() { 0x50 } else { 0 });
+    }
+    kick
 }
 
 fn uart_tx(b: u8) {

@@ -20,7 +20,6 @@ use vgic::{Kick, Vgic};
 /// The emulated machine, shared by every vCPU (one lock).
 pub struct Vm {
     pub nvcpus: usize,
-    pub ram_size: u64,
     pub vgic: Vgic,
     pub uart: pl011::Pl011,
     pub power: [Power; MAX_VCPUS],
@@ -37,10 +36,10 @@ pub enum Mmio {
 }
 
 impl Vm {
-    pub fn new(nvcpus: usize, ram_size: u64) -> Self {
+    pub fn new(nvcpus: usize) -> Self {
         let mut power = [Power::Off; MAX_VCPUS];
         power[0] = Power::On;
-        Vm { nvcpus, ram_size, vgic: Vgic::new(nvcpus), uart: pl011::Pl011::new(), power }
+        Vm { nvcpus, vgic: Vgic::new(nvcpus), uart: pl011::Pl011::new(), power }
     }
 
     fn uart_line(&mut self) -> Kick {
@@ -49,6 +48,10 @@ impl Vm {
     }
 
     /// A byte arrived on the real UART for the guest.
+    pub fn uart_rx_room(&self) -> bool {
+        self.uart.has_room()
+    }
+
     pub fn uart_rx(&mut self, b: u8) -> Kick {
         self.uart.receive(b);
         self.uart_line()
@@ -106,7 +109,7 @@ mod tests {
 
     #[test]
     fn routes_accesses() {
-        let mut vm = Vm::new(2, DEFAULT_RAM_SIZE);
+        let mut vm = Vm::new(2);
         assert!(matches!(vm.mmio(GICD_IPA + 0xffe8, 4, false, 0), Mmio::Ok { value: 0x3b, .. }));
         assert!(matches!(vm.mmio(GICR_IPA + GICR_STRIDE + 8, 8, false, 0), Mmio::Ok { value: v, .. } if v >> 32 == 1));
         assert_eq!(vm.mmio(GICR_IPA + 2 * GICR_STRIDE, 4, false, 0), Mmio::Abort, "no third redistributor");
@@ -122,7 +125,7 @@ mod tests {
 
     #[test]
     fn uart_rx_interrupt_reaches_the_vgic() {
-        let mut vm = Vm::new(1, DEFAULT_RAM_SIZE);
+        let mut vm = Vm::new(1);
         vm.mmio(GICD_IPA, 4, true, 2);
         vm.mmio(GICD_IPA + 0x84, 4, true, !0);
         vm.mmio(GICD_IPA + 0x104, 4, true, 1 << 1);

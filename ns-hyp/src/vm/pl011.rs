@@ -1,6 +1,7 @@
 //! The guest's PL011 UART (Arm DDI0183G), emulated: transmit goes straight to
 //! the real UART, receive comes from the real UART's RX interrupt through a
 //! small FIFO, and the interrupt line is (RIS & IMSC) != 0 (§3.3.x UARTRIS/UARTMIS).
+#![cfg_attr(target_os = "none", allow(dead_code))] // the register map is complete; not every name is used
 
 pub const DR: u64 = 0x000;
 pub const RSR: u64 = 0x004;
@@ -26,7 +27,9 @@ pub const INT_RT: u32 = 1 << 6;
 /// PeriphID0..3 and PCellID0..3 at 0xfe0..0xffc (§4.3): a PL011 r1p5.
 const ID: [u32; 8] = [0x11, 0x10, 0x34, 0x00, 0x0d, 0xf0, 0x05, 0xb1];
 
-const FIFO: usize = 64;
+/// Receive buffer: larger than the PL011's 32 entries so a pasted line fits;
+/// when it is full ns-hyp leaves bytes in the real UART (backpressure).
+const FIFO: usize = 256;
 
 pub struct Pl011 {
     rx: [u8; FIFO],
@@ -66,6 +69,11 @@ impl Pl011 {
     /// The level of the UART's interrupt line.
     pub fn line(&self) -> bool {
         self.ris() & self.imsc != 0
+    }
+
+    /// Whether another received byte fits.
+    pub fn has_room(&self) -> bool {
+        self.len < FIFO
     }
 
     /// A byte arrived on the real UART.  Returns false if the FIFO was full (dropped).

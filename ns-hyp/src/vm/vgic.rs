@@ -14,6 +14,7 @@ pub const NR_IRQS: usize = 32 + NR_SPIS;
 pub const MAX_LRS: usize = 16;
 
 /// ICH_LR<n>_EL2 fields (IHI0069H §12.5.x).
+#[cfg_attr(target_os = "none", allow(dead_code))]
 pub mod lr {
     pub const STATE_SHIFT: u32 = 62;
     pub const PENDING: u64 = 1 << 62;

@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod foundation;
+mod nshyp;
 mod spmc;
 
 /// A line that must appear: every fragment on the same line.
@@ -42,6 +43,7 @@ fn integration_tests() -> Vec<IntegrationTest> {
     let mut all = Vec::new();
     all.extend(foundation::tests());
     all.extend(spmc::tests());
+    all.extend(nshyp::tests());
     all
 }
 
@@ -114,6 +116,7 @@ pub fn test(outputs: &Outputs, filter: Option<&str>) -> Result<bool> {
     let mut selected: Vec<IntegrationTest> = integration_tests().into_iter().filter(|t| filter.is_none_or(|f| t.name.contains(f))).collect();
     // Work-in-progress tests run only when asked for by their full name.
     selected.extend(spmc::pending().into_iter().filter(|t| filter == Some(t.name)));
+    selected.extend(nshyp::pending().into_iter().filter(|t| filter == Some(t.name)));
     for t in selected {
         let log = logs.join(format!("{}.log", t.name));
         let cap = qemu::capture(&(t.boot)(outputs)?, t.timeout, &log, STOP_ON)?;
