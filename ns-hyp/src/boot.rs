@@ -36,11 +36,13 @@ pub const MAX_BANKS: usize = 8;
 
 #[derive(Debug, Default)]
 pub struct BootConfig {
-    pub bootargs: Line<256>,
+    pub bootargs: Line<1024>,
     pub bench: bool,
     /// (base, size) of each RAM bank from `device_type = "memory"` nodes.
     pub banks: [(u64, u64); MAX_BANKS],
     pub nbanks: usize,
+    /// `cpu@` nodes under /cpus.
+    pub ncpus: usize,
 }
 
 /// Reads one big-endian number of `cells` 32-bit cells from `b`.
@@ -149,10 +151,13 @@ pub fn read_config(blob: &[u8]) -> Result<BootConfig, shared::fdt::FdtError> {
     });
     // Pass 2: /chosen/bootargs and the root's `device_type = "memory"` children.
     let mut in_chosen = false;
+    let mut in_cpus = false;
     let mut node = (false, true, None::<&[u8]>); // (is memory, enabled, reg)
     walk(blob, |e| match e {
+        Event::Begin { depth: 3, name } if in_cpus && name.starts_with("cpu@") => cfg.ncpus += 1,
         Event::Begin { depth: 2, name } => {
             in_chosen = name == "chosen";
+            in_cpus = name == "cpus";
             node = (false, true, None);
         }
         Event::Prop { depth: 2, name, value } => match name {
@@ -171,6 +176,7 @@ pub fn read_config(blob: &[u8]) -> Result<BootConfig, shared::fdt::FdtError> {
         },
         Event::End { depth: 2 } => {
             in_chosen = false;
+            in_cpus = false;
             if let (true, true, Some(reg)) = node {
                 add_banks(&mut cfg, reg, ac, sc);
             }

@@ -4,6 +4,7 @@
 use crate::arch::mailbox::StaticMailbox;
 use crate::boot;
 use crate::firmware::Firmware;
+use crate::guest;
 use crate::report::Console;
 use shared::mm::{self, FramePool, MemKind, PageArea, PAGE_SIZE};
 use shared::smccc::Smc;
@@ -31,6 +32,14 @@ pub fn hyp_main(x0: u64, cpu: u64) -> ! {
     static POOL: spin::Once<spin::Mutex<FramePool>> = spin::Once::new();
     static MAP: spin::Once<spin::Mutex<mm::El2Map>> = spin::Once::new();
 
+    if cpu != 0 {
+        // A secondary CPU started for the guest's vCPUs (PSCI CPU_ON by the boot CPU).
+        let map = MAP.get().expect("secondary before the boot CPU's map");
+        // SAFETY: the same identity map as the boot CPU's, complete by now.
+        unsafe { shared::arch::mmu::enable_el2(&map.lock()) };
+        crate::guest::secondary(cpu as usize)
+    }
+
     // SAFETY: 0x09000000 is QEMU virt's PL011; the MMU is off, so it is device
     // memory, and it is mapped as Device below before the MMU goes on.
     shared::console::init(unsafe { shared::console::Pl011::new(UART_BASE) }, "ns-hyp", log::LevelFilter::Info);
@@ -48,6 +57,13 @@ pub fn hyp_main(x0: u64, cpu: u64) -> ! {
         // The image includes .bss, and so our RX/TX buffers.
         shared::arch::image::map_self(&mut t).expect("map image");
         mm::map(&mut t, UART_BASE, UART_BASE, PAGE_SIZE, mm::el2_attributes(MemKind::Device, false)).expect("map UART");
+        // The physical GIC (distributor and every CPU's redistributor) and the
+        // guest's RAM (for its DTB, instruction reads on MMIO decode, and virtio DMA).
+        let gic = mm::el2_attributes(MemKind::Device, false);
+        mm::map(&mut t, guest::gic::GICD, guest::gic::GICD, guest::gic::GICD_SIZE, gic).expect("map GICD");
+        mm::map(&mut t, guest::gic::GICR, guest::gic::GICR, guest::gic::GICR_STRIDE * 8, gic).expect("map GICR");
+        let ram = (crate::vm::layout::RAM_PA as usize, crate::vm::layout::DEFAULT_RAM_SIZE as usize);
+        mm::map(&mut t, ram.0, ram.0, ram.1, mm::el2_attributes(MemKind::ReadWrite, false)).expect("map guest RAM");
         if let Some((addr, size)) = dtb {
             let start = addr & !(PAGE_SIZE - 1);
             let end = (addr + size).next_multiple_of(PAGE_SIZE);
@@ -102,7 +118,19 @@ pub fn hyp_main(x0: u64, cpu: u64) -> ! {
     if traps != 0 {
         log::info!("{} smc(s) completed as NOT_SUPPORTED by the EL2 trap", traps);
     }
+    if !cfg.bench {
+        match crate::vm::config::parse(cfg.bootargs.as_str()) {
+            Ok(g) => crate::guest::start(&g, count_cpus(&cfg), pool),
+            Err(crate::vm::config::ConfigError::NoGuest) => {}
+            Err(crate::vm::config::ConfigError::Bad(w)) => log::error!("guest: bad {} in bootargs: no guest", w),
+        }
+    }
     let r = shared::smccc::smc(shared::abi::psci::PSCI_SYSTEM_OFF, &[]);
     log::error!("SYSTEM_OFF returned {:#x}", r[0]);
     shared::arch::halt()
+}
+
+/// Physical CPUs available for vCPUs: from the DTB's /cpus when we read it, else 1.
+fn count_cpus(cfg: &boot::BootConfig) -> usize {
+    cfg.ncpus.max(1)
 }

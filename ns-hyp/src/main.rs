@@ -19,9 +19,12 @@ mod realm;
 mod report;
 mod rmi;
 mod trap;
+mod vm;
 
 #[cfg(target_os = "none")]
 mod arch;
+#[cfg(target_os = "none")]
+mod guest;
 #[cfg(target_os = "none")]
 mod hyp;
 

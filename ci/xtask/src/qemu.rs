@@ -18,12 +18,19 @@ pub enum Boot {
     /// The four-world machine (`tfa = true`, with `-bios`) or the plain EL2 one,
     /// plus any further QEMU arguments (loaders, devices, `-dtb`).
     Custom { tfa: bool, args: Vec<String> },
+    /// `boot`, with input typed on the console: for each (wait_for, send) in
+    /// order, once the output (after the previous match) contains `wait_for`,
+    /// `send` is written to QEMU's serial input.  Only `capture` types.
+    Scripted { boot: Box<Boot>, input: Vec<(String, String)> },
 }
 
 pub const SMP: u32 = 4;
 pub const MEM: &str = "2G";
 
 fn machine(boot: &Boot) -> Vec<String> {
+    if let Boot::Scripted { boot, .. } = boot {
+        return machine(boot);
+    }
     let tfa = matches!(boot, Boot::Tfa { .. } | Boot::Custom { tfa: true, .. });
     let m = if tfa { "virt,secure=on,virtualization=on,gic-version=3" } else { "virt,virtualization=on,gic-version=3" };
     // x-rme=on: FEAT_RME, which TF-A's ENABLE_RME build requires.
@@ -50,6 +57,7 @@ pub fn args(boot: &Boot) -> Vec<String> {
             }
         }
         Boot::Custom { args, .. } => a.extend(args.iter().cloned()),
+        Boot::Scripted { boot, .. } => return args(boot),
     }
     a
 }
@@ -80,9 +88,15 @@ pub struct Capture {
 pub fn capture(boot: &Boot, timeout: Duration, log: &Path, stop_on: &[&str]) -> Result<Capture> {
     let mut cmd = Command::new("qemu-system-aarch64");
     cmd.args(args(boot)).args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let input: Vec<(String, String)> = match boot {
+        Boot::Scripted { input, .. } => input.clone(),
+        _ => vec![],
+    };
+    cmd.stdin(if input.is_empty() { Stdio::null() } else { Stdio::piped() }).stdout(Stdio::piped()).stderr(Stdio::piped());
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(|e| format!("cannot start QEMU: {e}"))?;
+    let mut stdin = child.stdin.take();
+    let (mut next_input, mut seen) = (0usize, 0usize);
     let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
     let mut readers = Vec::new();
     for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>)]
@@ -104,6 +118,20 @@ pub fn capture(boot: &Boot, timeout: Duration, log: &Path, stop_on: &[&str]) -> 
     let exit = loop {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
             break status.code();
+        }
+        if next_input < input.len() {
+            let b = buf.lock().unwrap();
+            let text = String::from_utf8_lossy(&b[seen.min(b.len())..]).into_owned();
+            let (wait_for, send) = &input[next_input];
+            if let Some(at) = text.find(wait_for.as_str()) {
+                seen += text[..at + wait_for.len()].len();
+                if let Some(s) = stdin.as_mut() {
+                    use std::io::Write;
+                    let _ = s.write_all(send.as_bytes());
+                    let _ = s.flush();
+                }
+                next_input += 1;
+            }
         }
         let stop = !stop_on.is_empty() && {
             let b = buf.lock().unwrap();

@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod foundation;
+mod nshyp;
 mod rmm;
 pub use rmm::realm_bench_boot;
 mod spmc;
@@ -45,6 +46,7 @@ fn integration_tests() -> Vec<IntegrationTest> {
     all.extend(foundation::tests());
     all.extend(spmc::tests());
     all.extend(rmm::tests());
+    all.extend(nshyp::tests());
     all
 }
 
@@ -118,6 +120,7 @@ pub fn test(outputs: &Outputs, filter: Option<&str>) -> Result<bool> {
     // Work-in-progress tests run only when asked for by their full name.
     selected.extend(spmc::pending().into_iter().filter(|t| filter == Some(t.name)));
     selected.extend(rmm::pending().into_iter().filter(|t| filter == Some(t.name)));
+    selected.extend(nshyp::pending().into_iter().filter(|t| filter == Some(t.name)));
     for t in selected {
         let log = logs.join(format!("{}.log", t.name));
         let cap = qemu::capture(&(t.boot)(outputs)?, t.timeout, &log, STOP_ON)?;

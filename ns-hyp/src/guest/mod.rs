@@ -1,0 +1,787 @@
+//! Running the guest on the hardware: Stage-2, the EL2 trap configuration,
+//! vCPU contexts and their scheduler (vCPU `v` runs on physical CPU
+//! `v % npcpus`; several vCPUs on one CPU share it with a timer quantum),
+//! exits (WFI/WFE, HVC/SMC, system registers, data aborts) and physical
+//! interrupts.  The device model is `crate::vm`.
+
+pub mod gic;
+mod sysreg;
+
+use crate::vm::config::{GuestConfig, MAX_VCPUS};
+use crate::vm::decode::{self, Access};
+use crate::vm::layout::*;
+use crate::vm::psci::{self, Power};
+use crate::vm::vgic::{lr, Kick};
+use crate::vm::{Mmio, Vm};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use shared::arch::{El1SysRegs, GuestRegs};
+use shared::mm::{self, FramePool, MemKind};
+use shared::{read_sysreg, write_sysreg};
+
+/// HCR_EL2 for a Linux guest (DDI0487 D19.2.x): Stage-2 on (VM), set/way
+/// invalidation as clean+invalidate (SWIO), physical FIQ/IRQ/SError to EL2
+/// (FMO/IMO/AMO, which also enables the virtual interrupts), broadcast TLB and
+/// cache maintenance (FB, BSU = inner shareable), trap WFI/WFE (TWI/TWE), ID
+/// group 3 (TID3), SMC (TSC), ACTLR (TACR); EL1 is AArch64 (RW); pointer
+/// authentication instructions and keys not trapped (API/APK).
+const HCR: u64 = 1 | 1 << 1 | 1 << 3 | 1 << 4 | 1 << 5 | 1 << 9 | 1 << 10 | 1 << 13 | 1 << 14 | 1 << 18 | 1 << 19 | 1 << 21 | 1 << 31 | 1 << 40 | 1 << 41;
+const VMID: u64 = 1;
+/// Scheduler quantum when vCPUs share a physical CPU.
+const QUANTUM_US: u64 = 4000;
+const UART_BASE: usize = 0x0900_0000;
+
+static VM: spin::Once<spin::Mutex<Vm>> = spin::Once::new();
+static VTTBR: AtomicU64 = AtomicU64::new(0);
+static NPCPUS: AtomicUsize = AtomicUsize::new(1);
+static NVCPUS: AtomicUsize = AtomicUsize::new(1);
+static READY: AtomicBool = AtomicBool::new(false);
+static RAM_SIZE: AtomicU64 = AtomicU64::new(DEFAULT_RAM_SIZE);
+
+struct Vcpu {
+    regs: GuestRegs,
+    el1: El1SysRegs,
+    gicif: gic::VcpuIf,
+    /// WFI: not runnable until an interrupt or its timer.
+    waiting: bool,
+}
+
+impl Vcpu {
+    const fn new() -> Self {
+        Vcpu { regs: GuestRegs::new(), el1: El1SysRegs::reset(), gicif: gic::VcpuIf { lrs: [0; 16], vmcr: 0, ap0r0: 0, ap1r0: 0 }, waiting: false }
+    }
+}
+
+/// Only the physical CPU a vCPU is pinned to touches its context; the lock
+/// makes the static shareable.
+static VCPUS: [spin::Mutex<Vcpu>; MAX_VCPUS] = [const { spin::Mutex::new(Vcpu::new()) }; MAX_VCPUS];
+
+fn pcpu_of(v: usize) -> usize {
+    v % NPCPUS.load(Ordering::Relaxed)
+}
+
+/// Sends physical kicks for `kick` (a vCPU mask) to the CPUs running those vCPUs.
+fn deliver(kick: Kick, me: usize) {
+    let mut cpus = 0u32;
+    for v in 0..MAX_VCPUS {
+        if kick & (1 << v) != 0 {
+            cpus |= 1 << pcpu_of(v);
+        }
+    }
+    for c in 0..32 {
+        if cpus & (1 << c) != 0 && c != me {
+            gic::send_sgi(c, gic::SGI_KICK);
+        }
+    }
+}
+
+fn vm() -> spin::MutexGuard<'static, Vm> {
+    VM.get().expect("vm").lock()
+}
+
+/// Everything the boot CPU does to start the guest; does not return.
+pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FramePool>) -> ! {
+    let npcpus = npcpus.clamp(1, cfg.vcpus);
+    NPCPUS.store(npcpus, Ordering::Relaxed);
+    NVCPUS.store(cfg.vcpus, Ordering::Relaxed);
+    RAM_SIZE.store(cfg.ram_size, Ordering::Relaxed);
+
+    // Stage-2: guest RAM only, 2 MiB blocks (the map function picks blocks
+    // where alignment allows); every device access faults to us.
+    let mut s2 = mm::new_table(pool, mm::Stage2);
+    mm::map(&mut s2, RAM_IPA as usize, RAM_PA as usize, cfg.ram_size as usize, mm::stage2_attributes(MemKind::ReadWriteExec)).expect("map guest RAM");
+    VTTBR.store(s2.root_address().0 as u64 | VMID << 48, Ordering::Relaxed);
+    core::mem::forget(s2); // lives as long as the guest
+
+    // The guest's DTB at the start of its RAM.
+    // SAFETY: guest RAM is mapped RW at EL2 (identity) and the guest does not run yet.
+    let dtb = unsafe { core::slice::from_raw_parts_mut(RAM_PA as *mut u8, DTB_MAX) };
+    let n = crate::vm::dtb::build(dtb, cfg).expect("guest DTB fits");
+    clean_dcache(RAM_PA as usize, n);
+    log::info!(
+        "guest: {} vCPU(s) on {} CPU(s), {} MiB RAM at PA {:#x}, kernel IPA {:#x} ({} bytes), initrd {:?}, dtb {} bytes",
+        cfg.vcpus, npcpus, cfg.ram_size >> 20, RAM_PA, cfg.kernel.ipa, cfg.kernel.size, cfg.initrd.map(|i| (i.ipa, i.size)), n
+    );
+    log::info!("guest cmdline: {}", cfg.cmdline);
+
+    let mut vm = Vm::new(cfg.vcpus);
+    vm.power[0] = Power::OnPending { entry: cfg.kernel.ipa, context: DTB_IPA };
+    VM.call_once(|| spin::Mutex::new(vm));
+
+    gic::init_distributor();
+    gic::enable_spi(UART_INTID, 0);
+    // Real UART: receive interrupts on (RX, RX timeout), UART/TX/RX enabled.
+    // SAFETY: the PL011 is mapped as Device memory at EL2.
+    unsafe {
+        core::ptr::write_volatile((UART_BASE + 0x44) as *mut u32, 0x7ff);
+        core::ptr::write_volatile((UART_BASE + 0x38) as *mut u32, 0x50);
+        let cr = core::ptr::read_volatile((UART_BASE + 0x30) as *const u32);
+        core::ptr::write_volatile((UART_BASE + 0x30) as *mut u32, cr | 0x301);
+    }
+    READY.store(true, Ordering::Release);
+
+    unsafe extern "C" {
+        fn _start();
+    }
+    for p in 1..npcpus {
+        let r = shared::smccc::smc(shared::abi::psci::PSCI_CPU_ON_64, &[p as u64, _start as *const () as usize as u64, 0]);
+        if r[0] != 0 {
+            log::warn!("CPU_ON of cpu {} returned {:#x}", p, r[0]);
+        }
+    }
+    run_cpu(0)
+}
+
+/// A secondary physical CPU (started by `start` with PSCI CPU_ON).
+pub fn secondary(cpu: usize) -> ! {
+    while !READY.load(Ordering::Acquire) {
+        core::hint::spin_loop();
+    }
+    run_cpu(cpu)
+}
+
+/// `dc cvac` over a range, so the guest sees it with its MMU and caches off.
+fn clean_dcache(start: usize, len: usize) {
+    let mut a = start & !63;
+    while a < start + len {
+        // SAFETY: cache maintenance by VA on mapped memory.
+        unsafe { core::arch::asm!("dc cvac, {}", in(reg) a, options(nostack, preserves_flags)) };
+        a += 64;
+    }
+    // SAFETY: barrier.
+    unsafe { core::arch::asm!("dsb sy", options(nostack, preserves_flags)) };
+}
+
+/// EL2 state for running guests on this CPU.
+fn setup_el2(cpu: usize) {
+    let mmfr0 = read_sysreg!(id_aa64mmfr0_el1);
+    let mmfr1 = read_sysreg!(id_aa64mmfr1_el1);
+    let pmcr_n = (read_sysreg!(pmcr_el0) >> 11) & 0x1f;
+    // SAFETY: these registers only configure how lower ELs run; no guest runs yet on this CPU.
+    unsafe {
+        write_sysreg!(vtcr_el2, shared::arch::mmu::vtcr());
+        write_sysreg!(vttbr_el2, VTTBR.load(Ordering::Relaxed));
+        write_sysreg!(hcr_el2, HCR);
+        // EL1 may read the physical counter, not program the physical timer (CNTHCTL_EL2.EL1PCTEN only).
+        write_sysreg!(cnthctl_el2, 1);
+        write_sysreg!(cntvoff_el2, 0);
+        write_sysreg!(cnthp_ctl_el2, 0);
+        write_sysreg!(vpidr_el2, read_sysreg!(midr_el1));
+        // All event counters to EL1 (HPMN = PMCR_EL0.N), no debug/PMU traps.
+        write_sysreg!(mdcr_el2, pmcr_n);
+        if (mmfr0 >> 56) & 0xf != 0 {
+            // FEAT_FGT: no fine-grained traps.
+            core::arch::asm!("msr S3_4_C1_C1_4, xzr", "msr S3_4_C1_C1_5, xzr", "msr S3_4_C1_C1_6, xzr", "msr S3_4_C3_C1_4, xzr", "msr S3_4_C3_C1_5, xzr", options(nostack));
+        }
+        if (mmfr1 >> 40) & 0xf != 0 {
+            core::arch::asm!("msr S3_4_C1_C2_2, xzr", options(nostack)); // HCRX_EL2
+        }
+        core::arch::asm!("dsb ish", "tlbi vmalls12e1is", "dsb ish", "isb", options(nostack));
+    }
+    gic::init_cpu(cpu);
+}
+
+/// Per physical CPU scheduler state.
+struct Cpu {
+    id: usize,
+    loaded: Option<usize>,
+    /// The physical vtimer interrupt was acknowledged (priority dropped) and
+    /// left active for the guest to deactivate through a HW-linked LR.
+    vtimer_active: bool,
+    nlrs: usize,
+    next: usize,
+    quantum: u64,
+}
+
+enum Exit {
+    /// Keep running this vCPU.
+    Continue,
+    /// WFI/CPU_SUSPEND: wait for an interrupt.
+    Wait,
+    /// WFE or quantum end: let another vCPU of this CPU run.
+    Yield,
+    /// CPU_OFF.
+    Off,
+}
+
+fn run_cpu(cpu: usize) -> ! {
+    setup_el2(cpu);
+    let mut c = Cpu { id: cpu, loaded: None, vtimer_active: false, nlrs: gic::num_lrs().min(16), next: cpu, quantum: shared::arch::timer::cntfrq() * QUANTUM_US / 1_000_000 };
+    let npcpus = NPCPUS.load(Ordering::Relaxed);
+    let nvcpus = NVCPUS.load(Ordering::Relaxed);
+    let mine = |k: usize| cpu + k * npcpus;
+    let count = (nvcpus - cpu).div_ceil(npcpus);
+    if cpu == 0 {
+        log::info!("vGIC: {} list registers; starting vCPU 0", c.nlrs);
+    }
+    loop {
+        let _ = handle_irqs(&mut c);
+        // Pick the next runnable vCPU of this CPU, round robin.
+        let mut pick = None;
+        for k in 0..count {
+            let v = mine((c.next / npcpus + k) % count);
+            if runnable(&mut c, v) {
+                pick = Some(v);
+                break;
+            }
+        }
+        let Some(v) = pick else {
+            idle(&mut c, count, &mine);
+            continue;
+        };
+        if c.loaded != Some(v) {
+            if let Some(o) = c.loaded {
+                save(&mut c, o);
+            }
+            load(&mut c, v);
+        }
+        arm_quantum(&mut c, v, count, &mine);
+        match run_once(&mut c, v) {
+            Exit::Continue => {}
+            Exit::Wait => {
+                VCPUS[v].lock().waiting = true;
+                c.next = v + npcpus;
+            }
+            Exit::Yield => c.next = v + npcpus,
+            Exit::Off => {
+                save(&mut c, v);
+                c.loaded = None;
+                c.next = v + npcpus;
+            }
+        }
+    }
+}
+
+/// The virtual timer of a vCPU would fire now (CNTV_CTL: ENABLE and not IMASK, CVAL reached).
+fn timer_due(ctl: u64, cval: u64) -> bool {
+    ctl & 3 == 1 && cval <= shared::arch::timer::cntpct()
+}
+
+fn timer_deadline(ctl: u64, cval: u64) -> Option<u64> {
+    (ctl & 3 == 1).then_some(cval)
+}
+
+fn runnable(c: &mut Cpu, v: usize) -> bool {
+    let mut vm = vm();
+    match vm.power[v] {
+        Power::Off => false,
+        Power::OnPending { entry, context } => {
+            vm.power[v] = Power::On;
+            vm.vgic.reset_lrs(v);
+            drop(vm);
+            let mut vc = VCPUS[v].lock();
+            vc.regs = GuestRegs::at_entry(entry, context);
+            vc.el1 = El1SysRegs::reset();
+            vc.gicif = gic::VcpuIf::default();
+            vc.waiting = false;
+            if c.loaded == Some(v) {
+                c.loaded = None; // reload the fresh EL1 state
+            }
+            true
+        }
+        Power::On => {
+            let mut vc = VCPUS[v].lock();
+            if !vc.waiting {
+                return true;
+            }
+            let (ctl, cval) = if c.loaded == Some(v) { (read_sysreg!(cntv_ctl_el0), read_sysreg!(cntv_cval_el0)) } else { (vc.el1.cntv_ctl, vc.el1.cntv_cval) };
+            let lr_pending = vc.gicif.lrs[..c.nlrs].iter().any(|&l| lr::state(l) & 1 != 0);
+            if vm.vgic.has_deliverable(v) || lr_pending || timer_due(ctl, cval) {
+                vc.waiting = false;
+                true
+            } else {
+                false
+            }
+        }
+    }
+}
+
+/// No vCPU of this CPU can run: sleep until an interrupt, with the hyp timer
+/// set for the earliest virtual-timer deadline of a vCPU that is not loaded
+/// (the loaded one's timer is live in the hardware).
+fn idle(c: &mut Cpu, count: usize, mine: &dyn Fn(usize) -> usize) {
+    let mut deadline = None::<u64>;
+    for k in 0..count {
+        let v = mine(k);
+        if c.loaded == Some(v) {
+            continue;
+        }
+        let vc = VCPUS[v].lock();
+        if let Some(d) = timer_deadline(vc.el1.cntv_ctl, vc.el1.cntv_cval) {
+            deadline = Some(deadline.map_or(d, |x: u64| x.min(d)));
+        }
+    }
+    set_hyp_timer(deadline);
+    // SAFETY: waits for an interrupt (taken at the next unmask point: never,
+    // as EL2 runs with IRQs masked; `wfi` still wakes on a pending one).
+    unsafe { core::arch::asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
+}
+
+fn set_hyp_timer(at: Option<u64>) {
+    // SAFETY: the EL2 physical timer is ns-hyp's own.
+    unsafe {
+        match at {
+            Some(t) => {
+                write_sysreg!(cnthp_cval_el2, t);
+                write_sysreg!(cnthp_ctl_el2, 1);
+            }
+            None => write_sysreg!(cnthp_ctl_el2, 0),
+        }
+    }
+    shared::arch::regs::isb();
+}
+
+/// While `v` runs, the hyp timer ends its quantum if another vCPU of this
+/// CPU could run, or wakes a waiting one at its timer deadline.
+fn arm_quantum(c: &mut Cpu, v: usize, count: usize, mine: &dyn Fn(usize) -> usize) {
+    if count == 1 {
+        return;
+    }
+    let now = shared::arch::timer::cntpct();
+    let mut at = None::<u64>;
+    for k in 0..count {
+        let o = mine(k);
+        if o == v {
+            continue;
+        }
+        let power = vm().power[o];
+        if power == Power::Off {
+            continue;
+        }
+        let vc = VCPUS[o].lock();
+        let t = if !vc.waiting || !matches!(power, Power::On) { Some(now + c.quantum) } else { timer_deadline(vc.el1.cntv_ctl, vc.el1.cntv_cval) };
+        if let Some(t) = t {
+            at = Some(at.map_or(t, |x: u64| x.min(t)));
+        }
+    }
+    set_hyp_timer(at);
+}
+
+fn load(c: &mut Cpu, v: usize) {
+    let vc = VCPUS[v].lock();
+    // SAFETY: this CPU now runs vCPU `v`'s EL1 context.
+    unsafe {
+        vc.el1.restore();
+        write_sysreg!(vmpidr_el2, 0x8000_0000 | v as u64);
+    }
+    vc.gicif.restore_aprs();
+    c.loaded = Some(v);
+}
+
+/// Saves the loaded vCPU `v` and parks its timer: the physical vtimer
+/// interrupt is deactivated and any HW-linked LR becomes a software one.
+fn save(c: &mut Cpu, v: usize) {
+    let mut vc = VCPUS[v].lock();
+    vc.el1.save();
+    vc.gicif.save_aprs();
+    // SAFETY: the timer belongs to the vCPU being descheduled (saved above).
+    unsafe { write_sysreg!(cntv_ctl_el0, 0) };
+    shared::arch::regs::isb();
+    if c.vtimer_active {
+        gic::deactivate(gic::PPI_VTIMER);
+        c.vtimer_active = false;
+    }
+    for l in vc.gicif.lrs.iter_mut() {
+        if *l & lr::HW != 0 {
+            *l &= !(lr::HW | 0x3ff << lr::PINTID_SHIFT);
+        }
+    }
+    vm().vgic.unlink_hw(v, VTIMER_INTID);
+    c.loaded = None;
+}
+
+/// Acknowledges every pending physical interrupt.  Returns whether the hyp
+/// timer (end of a quantum, or a waiting vCPU's deadline) fired.
+fn handle_irqs(c: &mut Cpu) -> bool {
+    let mut tick = false;
+    let mut kick = 0;
+    loop {
+        let i = gic::ack();
+        if i >= 1020 {
+            break;
+        }
+        match i {
+            gic::PPI_VTIMER => {
+                gic::eoi(i);
+                match c.loaded {
+                    Some(v) => {
+                        c.vtimer_active = true;
+                        kick |= vm().vgic.raise_hw(v, VTIMER_INTID);
+                    }
+                    None => gic::deactivate(i),
+                }
+            }
+            gic::PPI_HYP_TIMER => {
+                tick = true;
+                set_hyp_timer(None);
+                gic::eoi(i);
+                gic::deactivate(i);
+            }
+            UART_INTID => {
+                kick |= drain_uart();
+                gic::eoi(i);
+                gic::deactivate(i);
+            }
+            gic::PPI_MAINTENANCE => {
+                // The maintenance interrupt is a level: clear its causes now
+                // (ICH_MISR_EL2: EOI of an LR with the EOI bit, underflow).
+                // The vCPU's LR values were saved at its exit; the next
+                // entry's sync sees these LRs as free.
+                for n in 0..c.nlrs {
+                    if lr::state(gic::read_lr(n)) == 0 {
+                        gic::write_lr(n, 0);
+                    }
+                }
+                // SAFETY: the virtual CPU interface; UIE is re-armed at the next entry if needed.
+                unsafe { write_sysreg!(ich_hcr_el2, 1) };
+                gic::eoi(i);
+                gic::deactivate(i);
+            }
+            _ => {
+                // SGI kick, or anything unexpected.
+                gic::eoi(i);
+                gic::deactivate(i);
+            }
+        }
+    }
+    deliver(kick, c.id);
+    tick
+}
+
+/// Runs vCPU `v` (loaded) until one exit, and handles it.
+fn run_once(c: &mut Cpu, v: usize) -> Exit {
+    let mut vc = VCPUS[v].lock();
+    let n = c.nlrs;
+    {
+        let mut vm = vm();
+        vm.vgic.sync_lrs(v, &vc.gicif.lrs[..n]);
+        for l in vc.gicif.lrs[..n].iter_mut() {
+            if lr::state(*l) == 0 {
+                *l = 0;
+            }
+        }
+        let overflow = vm.vgic.fill_lrs(v, &mut vc.gicif.lrs[..n]);
+        // ICH_HCR_EL2: En, and UIE (maintenance when the LRs run nearly empty) if some wait.
+        // SAFETY: the virtual CPU interface of the vCPU about to run.
+        unsafe { write_sysreg!(ich_hcr_el2, 1 | if overflow { 2 } else { 0 }) };
+    }
+    for (i, &l) in vc.gicif.lrs[..n].iter().enumerate() {
+        gic::write_lr(i, l);
+    }
+    // SAFETY: Stage-2 confines the guest to its RAM, HCR_EL2 traps what we
+    // emulate; EL2 interrupts are masked.
+    let vector = unsafe { shared::arch::enter_guest(&mut vc.regs) };
+    for i in 0..n {
+        vc.gicif.lrs[i] = gic::read_lr(i);
+    }
+    match vector {
+        8 => sync_exit(c, v, &mut vc),
+        9 => {
+            drop(vc);
+            // The hyp timer ends a quantum: let the next vCPU of this CPU run.
+            if handle_irqs(c) { Exit::Yield } else { Exit::Continue }
+        }
+        _ => {
+            log::warn!("vCPU {}: exception vector {} from the guest, esr {:#x}", v, vector, read_sysreg!(esr_el2));
+            Exit::Continue
+        }
+    }
+}
+
+fn reg(r: &GuestRegs, n: u8) -> u64 {
+    if n == 31 { 0 } else { r.x[n as usize] }
+}
+
+fn set_reg(r: &mut GuestRegs, n: u8, v: u64) {
+    if n != 31 {
+        r.x[n as usize] = v;
+    }
+}
+
+/// A base register of a load/store: 31 is the stack pointer of the guest's current EL.
+fn base_reg(r: &GuestRegs, n: u8) -> u64 {
+    if n != 31 {
+        r.x[n as usize]
+    } else if r.spsr & 1 != 0 {
+        read_sysreg!(sp_el1)
+    } else {
+        read_sysreg!(sp_el0)
+    }
+}
+
+fn set_base_reg(r: &mut GuestRegs, n: u8, v: u64) {
+    if n != 31 {
+        r.x[n as usize] = v;
+    } else if r.spsr & 1 != 0 {
+        // SAFETY: the guest's own stack pointer (its EL1 state is loaded).
+        unsafe { write_sysreg!(sp_el1, v) };
+    } else {
+        // SAFETY: as above.
+        unsafe { write_sysreg!(sp_el0, v) };
+    }
+}
+
+fn sync_exit(c: &mut Cpu, v: usize, vc: &mut Vcpu) -> Exit {
+    let esr = read_sysreg!(esr_el2);
+    let ec = (esr >> 26) & 0x3f;
+    let iss = esr & 0x1ff_ffff;
+    let r = &mut vc.regs;
+    match ec {
+        0x01 => {
+            r.elr += 4;
+            if iss & 1 == 0 { Exit::Wait } else { Exit::Yield }
+        }
+        0x16 | 0x17 => {
+            if ec == 0x17 {
+                r.elr += 4; // SMC: the preferred return is the SMC itself
+            }
+            firmware_call(c, v, r)
+        }
+        0x18 => {
+            sysreg_trap(c, v, r, iss);
+            Exit::Continue
+        }
+        0x24 => {
+            data_abort(v, r, iss);
+            Exit::Continue
+        }
+        0x20 => {
+            // Instruction fetch from an IPA with nothing mapped: the guest gets
+            // an external abort on the fetch (EC 0x20/0x21, IFSC 0x10).
+            let from_el0 = r.spsr & 0xf == 0;
+            inject_sync(r, (if from_el0 { 0x20 } else { 0x21 }) << 26 | 1 << 25 | 0x10, Some(read_sysreg!(far_el2)));
+            Exit::Continue
+        }
+        _ => {
+            log::warn!("vCPU {}: unhandled trap esr {:#x} at {:#x}: UNDEFINED to the guest", v, esr, r.elr);
+            inject_undef(r);
+            Exit::Continue
+        }
+    }
+}
+
+fn firmware_call(c: &mut Cpu, v: usize, r: &mut GuestRegs) -> Exit {
+    let mut vm = vm();
+    let nv = vm.nvcpus;
+    let action = psci::handle(r.x[0], [r.x[1], r.x[2], r.x[3]], &vm.power[..nv]);
+    match action {
+        psci::Action::Return(x) => {
+            r.x[..4].copy_from_slice(&x);
+            Exit::Continue
+        }
+        psci::Action::Start { target, entry, context } => {
+            vm.power[target] = Power::OnPending { entry, context };
+            drop(vm);
+            r.x[0] = psci::SUCCESS as u64;
+            deliver(1 << target, c.id);
+            Exit::Continue
+        }
+        psci::Action::Suspend => {
+            r.x[0] = psci::SUCCESS as u64;
+            Exit::Wait
+        }
+        psci::Action::CpuOff => {
+            vm.power[v] = Power::Off;
+            vm.vgic.reset_lrs(v);
+            Exit::Off
+        }
+        psci::Action::SystemOff => {
+            drop(vm);
+            log::info!("guest: SYSTEM_OFF");
+            let _ = shared::smccc::smc(shared::abi::psci::PSCI_SYSTEM_OFF, &[]);
+            shared::arch::halt()
+        }
+        psci::Action::SystemReset => {
+            drop(vm);
+            log::info!("guest: SYSTEM_RESET");
+            let _ = shared::smccc::smc(shared::abi::psci::PSCI_SYSTEM_RESET, &[]);
+            shared::arch::halt()
+        }
+    }
+}
+
+fn sysreg_trap(c: &mut Cpu, v: usize, r: &mut GuestRegs, iss: u64) {
+    let op0 = (iss >> 20) & 3;
+    let op2 = ((iss >> 17) & 7) as u8;
+    let op1 = (iss >> 14) & 7;
+    let crn = (iss >> 10) & 0xf;
+    let rt = ((iss >> 5) & 0x1f) as u8;
+    let crm = ((iss >> 1) & 0xf) as u8;
+    let read = iss & 1 == 1;
+    match (op0, op1, crn, crm, op2, read) {
+        // ICC_SGI1R_EL1 (IHI0069H §12.2.x): SGIs between vCPUs.
+        (3, 0, 12, 11, 5, false) => {
+            let kick = vm().vgic.send_sgi(v, reg(r, rt));
+            deliver(kick, c.id);
+        }
+        // ICC_ASGI1R_EL1 / ICC_SGI0R_EL1: Group 0 SGIs do not exist in a DS=1 guest using Group 1 only.
+        (3, 0, 12, 11, 6 | 7, false) => {}
+        (3, 0, 0, 1..=7, _, true) => {
+            let val = crate::vm::idregs::sanitize(crm, op2, sysreg::read_id(crm, op2));
+            set_reg(r, rt, val);
+        }
+        // CNTP_TVAL/CTL/CVAL_EL0: the guest uses the virtual timer; the physical one reads as off.
+        (3, 3, 14, 2, 0..=2, _) => {
+            if read {
+                set_reg(r, rt, 0);
+            }
+        }
+        // ACTLR_EL1 (HCR_EL2.TACR): IMPLEMENTATION DEFINED, nothing to offer.
+        (3, 0, 1, 0, 1, _) => {
+            if read {
+                set_reg(r, rt, 0);
+            }
+        }
+        _ => {
+            log::warn!("vCPU {}: system register trap op0 {} op1 {} CRn {} CRm {} op2 {} ({}): UNDEFINED", v, op0, op1, crn, crm, op2, if read { "read" } else { "write" });
+            inject_undef(r);
+            return;
+        }
+    }
+    r.elr += 4;
+}
+
+/// Translates a guest VA with the guest's own Stage-1 and our Stage-2 (AT S12E1R).
+fn guest_va_to_pa(va: u64) -> Option<u64> {
+    let saved = read_sysreg!(par_el1);
+    // SAFETY: address translation writes only PAR_EL1, restored below.
+    let par = unsafe {
+        core::arch::asm!("at s12e1r, {}", "isb", in(reg) va, options(nostack, preserves_flags));
+        let p = read_sysreg!(par_el1);
+        write_sysreg!(par_el1, saved);
+        p
+    };
+    (par & 1 == 0).then(|| (par & 0x000f_ffff_ffff_f000) | (va & 0xfff))
+}
+
+fn data_abort(v: usize, r: &mut GuestRegs, iss: u64) {
+    let far = read_sysreg!(far_el2);
+    let hpfar = read_sysreg!(hpfar_el2);
+    let ipa = ((hpfar >> 4) & 0xff_ffff_ffff) << 12 | (far & 0xfff);
+    let write = iss & (1 << 6) != 0;
+    let from_el0 = r.spsr & 0xf == 0;
+    let abort = |r: &mut GuestRegs, why: &str| {
+        log::info!("vCPU {}: data abort at IPA {:#x} (pc {:#x}, {}): external abort to the guest", v, ipa, r.elr, why);
+        let ec = if from_el0 { 0x24 } else { 0x25 };
+        inject_sync(r, ec << 26 | 1 << 25 | if write { 1 << 6 } else { 0 } | 0x10, Some(far));
+    };
+    // Stage-2 fault on the guest's own table walk (S1PTW): its tables are outside RAM.
+    if iss & (1 << 7) != 0 {
+        return abort(r, "stage-1 walk");
+    }
+    let access: Access = match decode::from_syndrome(iss) {
+        Some(a) => a,
+        None => {
+            let ram = RAM_SIZE.load(Ordering::Relaxed);
+            let insn = guest_va_to_pa(r.elr).filter(|&pa| pa >= RAM_PA && pa + 4 <= RAM_PA + ram).map(|pa| {
+                // SAFETY: inside guest RAM, mapped at EL2.
+                unsafe { core::ptr::read_volatile(pa as *const u32) }
+            });
+            match insn.map(decode::from_instruction) {
+                Some(Ok(a)) => a,
+                Some(Err(e)) => return abort(r, if e == decode::DecodeError::Malformed { "malformed instruction" } else { "instruction not emulated" }),
+                None => return abort(r, "instruction unreadable"),
+            }
+        }
+    };
+    // First element's IPA: a pair's is computed from its base register and
+    // must lie in the faulting page, as must the second element.
+    let first = if access.rt2.is_some() {
+        let va = base_reg(r, access.base.rn).wrapping_add(access.base.offset as u64);
+        let span = 2 * access.size as u64;
+        if va & !0xfff != far & !0xfff || (va + span - 1) & !0xfff != va & !0xfff {
+            return abort(r, "pair across pages");
+        }
+        (ipa & !0xfff) | (va & 0xfff)
+    } else {
+        ipa
+    };
+    let regs = [Some(access.rt), access.rt2];
+    let mut kick = 0;
+    for (k, rt) in regs.iter().enumerate() {
+        let Some(rt) = *rt else { continue };
+        let a = first + k as u64 * access.size as u64;
+        let value = if access.write { decode::store_value(&access, reg(r, rt)) } else { 0 };
+        let res = vm().mmio(a, access.size, access.write, value);
+
+        match res {
+            Mmio::Ok { value, kick: k2, tx } => {
+                kick |= k2;
+                if let Some(b) = tx {
+                    uart_tx(b);
+                }
+                if !access.write {
+                    set_reg(r, rt, decode::load_value(&access, value));
+                }
+            }
+            Mmio::Abort => return abort(r, "no device"),
+        }
+    }
+    // A read of the guest's data register may have made room for more input.
+    if !access.write && first & !0xfff == UART_IPA && first & 0xfff == 0 {
+        kick |= drain_uart();
+    }
+    if let Some(wb) = access.writeback {
+        let b = base_reg(r, wb.rn);
+        set_base_reg(r, wb.rn, b.wrapping_add(wb.offset as u64));
+    }
+    r.elr += 4;
+    deliver(kick, pcpu_of(v));
+}
+
+/// Moves received bytes from the real UART into the guest's PL011 while they
+/// fit.  If the guest's FIFO is full, the real UART's receive interrupt is
+/// masked (the bytes wait in its FIFO) until the guest reads.
+fn drain_uart() -> Kick {
+    let mut vm = vm();
+    let mut kick = 0;
+    // SAFETY: the real PL011, mapped as Device memory.
+    unsafe {
+        while vm.uart_rx_room() && core::ptr::read_volatile((UART_BASE + 0x18) as *const u32) & (1 << 4) == 0 {
+            let b = core::ptr::read_volatile(UART_BASE as *const u32) as u8;
+            kick |= vm.uart_rx(b);
+        }
+        core::ptr::write_volatile((UART_BASE + 0x44) as *mut u32, 0x50);
+        core::ptr::write_volatile((UART_BASE + 0x38) as *mut u32, if vm.uart_rx_room() { 0x50 } else { 0 });
+    }
+    kick
+}
+
+fn uart_tx(b: u8) {
+    // SAFETY: the real PL011's data and flag registers.
+    unsafe {
+        while core::ptr::read_volatile((UART_BASE + 0x18) as *const u32) & (1 << 5) != 0 {
+            core::hint::spin_loop();
+        }
+        core::ptr::write_volatile(UART_BASE as *mut u32, b as u32);
+    }
+}
+
+/// Takes a synchronous exception to the guest's EL1 (DDI0487 D1.10: vector
+/// offset by the EL and stack pointer it came from, PSTATE to EL1h with DAIF masked).
+fn inject_sync(r: &mut GuestRegs, esr: u64, far: Option<u64>) {
+    let vbar = read_sysreg!(vbar_el1);
+    let offset = match r.spsr & 0xf {
+        0b0000 => 0x400, // from EL0 (AArch64)
+        0b0100 => 0x000, // EL1t
+        _ => 0x200,      // EL1h
+    };
+    let sctlr = read_sysreg!(sctlr_el1);
+    // SAFETY: the guest's EL1 exception registers (its EL1 state is loaded).
+    unsafe {
+        write_sysreg!(elr_el1, r.elr);
+        write_sysreg!(spsr_el1, r.spsr);
+        write_sysreg!(esr_el1, esr);
+        if let Some(f) = far {
+            write_sysreg!(far_el1, f);
+        }
+    }
+    r.elr = vbar + offset;
+    // PAN is set on exception entry unless SCTLR_EL1.SPAN (bit 23) says otherwise.
+    let pan = if sctlr & (1 << 23) == 0 { 1 << 22 } else { r.spsr & (1 << 22) };
+    r.spsr = 0x3c5 | pan;
+}
+
+fn inject_undef(r: &mut GuestRegs) {
+    inject_sync(r, 1 << 25, None);
+}
+

@@ -1,0 +1,127 @@
+//! What guest to run, from ns-hyp's own /chosen/bootargs.
+//!
+//! Convention (xtask preloads the payloads with QEMU `-device loader` at
+//! physical addresses inside the guest's RAM and writes these words):
+//!
+//! ```text
+//! quadrant.guest=<pa>,<size>  quadrant.initrd=<pa>,<size>  quadrant.vcpus=<n>
+//! quadrant.mem=<MiB>  -- <guest kernel command line>
+//! ```
+//!
+//! Without `quadrant.guest` ns-hyp runs no guest (probe or bench mode only).
+
+use super::layout::{self, DEFAULT_RAM_SIZE, RAM_IPA, RAM_PA};
+use crate::line::Line;
+
+pub const MAX_VCPUS: usize = 8;
+pub const DEFAULT_VCPUS: usize = 4;
+pub const DEFAULT_CMDLINE: &str = "console=ttyAMA0 earlycon=pl011,0x9000000 rdinit=/init";
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Blob {
+    /// IPA in the guest (the payload is preloaded in the guest's RAM).
+    pub ipa: u64,
+    pub size: u64,
+}
+
+#[derive(Debug)]
+pub struct GuestConfig {
+    pub kernel: Blob,
+    pub initrd: Option<Blob>,
+    pub vcpus: usize,
+    pub ram_size: u64,
+    pub cmdline: Line<256>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `quadrant.guest` absent: no guest to run.
+    NoGuest,
+    /// A word we know with a value we cannot use; the word is given.
+    Bad(&'static str),
+}
+
+fn num(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// `<pa>,<size>` of a payload that must lie inside guest RAM; returns its IPA.
+fn blob(v: &str, ram_size: u64) -> Option<Blob> {
+    let (a, s) = v.split_once(',')?;
+    let (pa, size) = (num(a)?, num(s)?);
+    let ipa = pa.checked_sub(RAM_PA)? + RAM_IPA;
+    layout::ram_pa(ipa, size, ram_size)?;
+    (size != 0).then_some(Blob { ipa, size })
+}
+
+pub fn parse(bootargs: &str) -> Result<GuestConfig, ConfigError> {
+    let (ours, guest) = match bootargs.split_once(" -- ") {
+        Some((o, g)) => (o, Some(g.trim())),
+        None => (bootargs.strip_suffix(" --").unwrap_or(bootargs), None),
+    };
+    let mut ram_size = DEFAULT_RAM_SIZE;
+    for w in ours.split_ascii_whitespace() {
+        if let Some(v) = w.strip_prefix("quadrant.mem=") {
+            // MiB, at least 64 MiB, at most 1 GiB (the top half of QEMU virt's 2 GiB).
+            ram_size = num(v).filter(|m| (64..=1024).contains(m)).ok_or(ConfigError::Bad("quadrant.mem"))? << 20;
+        }
+    }
+    let (mut kernel, mut initrd, mut vcpus) = (None, None, DEFAULT_VCPUS);
+    for w in ours.split_ascii_whitespace() {
+        if let Some(v) = w.strip_prefix("quadrant.guest=") {
+            kernel = Some(blob(v, ram_size).ok_or(ConfigError::Bad("quadrant.guest"))?);
+        } else if let Some(v) = w.strip_prefix("quadrant.initrd=") {
+            initrd = Some(blob(v, ram_size).ok_or(ConfigError::Bad("quadrant.initrd"))?);
+        } else if let Some(v) = w.strip_prefix("quadrant.vcpus=") {
+            vcpus = num(v).filter(|n| (1..=MAX_VCPUS as u64).contains(n)).ok_or(ConfigError::Bad("quadrant.vcpus"))? as usize;
+        }
+    }
+    let kernel = kernel.ok_or(ConfigError::NoGuest)?;
+    // The arm64 boot protocol wants the Image 2 MiB aligned (booting.rst).
+    if kernel.ipa % (2 << 20) != 0 {
+        return Err(ConfigError::Bad("quadrant.guest"));
+    }
+    let mut cmdline = Line::<256>::default();
+    let _ = core::fmt::Write::write_str(&mut cmdline, guest.filter(|g| !g.is_empty()).unwrap_or(DEFAULT_CMDLINE));
+    Ok(GuestConfig { kernel, initrd, vcpus, ram_size, cmdline })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_line() {
+        let c = parse("quadrant.guest=0x80200000,0x3000000 quadrant.initrd=0x88000000,4096 quadrant.vcpus=2 -- console=ttyAMA0 rdinit=/init").unwrap();
+        assert_eq!(c.kernel, Blob { ipa: 0x4020_0000, size: 0x300_0000 });
+        assert_eq!(c.initrd, Some(Blob { ipa: 0x4800_0000, size: 4096 }));
+        assert_eq!(c.vcpus, 2);
+        assert_eq!(c.ram_size, 1 << 30);
+        assert_eq!(c.cmdline.as_str(), "console=ttyAMA0 rdinit=/init");
+    }
+
+    #[test]
+    fn defaults_and_errors() {
+        let c = parse("quadrant.guest=0x80200000,16").unwrap();
+        assert_eq!(c.vcpus, DEFAULT_VCPUS);
+        assert_eq!(c.cmdline.as_str(), DEFAULT_CMDLINE);
+        assert!(c.initrd.is_none());
+        assert_eq!(parse("quadrant.bench").unwrap_err(), ConfigError::NoGuest);
+        assert_eq!(parse("").unwrap_err(), ConfigError::NoGuest);
+        // Outside guest RAM, misaligned, zero size, garbage.
+        assert_eq!(parse("quadrant.guest=0x60000000,16").unwrap_err(), ConfigError::Bad("quadrant.guest"));
+        assert_eq!(parse("quadrant.guest=0xbfff0000,0x20000").unwrap_err(), ConfigError::Bad("quadrant.guest"));
+        assert_eq!(parse("quadrant.guest=0x80201000,16").unwrap_err(), ConfigError::Bad("quadrant.guest"));
+        assert_eq!(parse("quadrant.guest=0x80200000,0").unwrap_err(), ConfigError::Bad("quadrant.guest"));
+        assert_eq!(parse("quadrant.guest=zz").unwrap_err(), ConfigError::Bad("quadrant.guest"));
+        assert_eq!(parse("quadrant.guest=0x80200000,16 quadrant.vcpus=9").unwrap_err(), ConfigError::Bad("quadrant.vcpus"));
+        assert_eq!(parse("quadrant.guest=0x80200000,16 quadrant.vcpus=0").unwrap_err(), ConfigError::Bad("quadrant.vcpus"));
+        // Smaller RAM moves the limit.
+        assert_eq!(parse("quadrant.mem=64 quadrant.guest=0x88000000,16").unwrap_err(), ConfigError::Bad("quadrant.guest"));
+        assert_eq!(parse("quadrant.mem=64 quadrant.guest=0x80200000,16").unwrap().ram_size, 64 << 20);
+        assert_eq!(parse("quadrant.mem=2048 quadrant.guest=0x80200000,16").unwrap_err(), ConfigError::Bad("quadrant.mem"));
+    }
+}

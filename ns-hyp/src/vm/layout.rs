@@ -1,0 +1,54 @@
+//! The guest's physical (IPA) address map and where its RAM lives in PA.
+//!
+//! The guest sees a small QEMU-virt-like machine, so an unmodified distribution
+//! kernel finds familiar addresses: GICv3 distributor and redistributors at
+//! QEMU virt's addresses, the PL011 at 0x09000000, one virtio-mmio slot at
+//! 0x0a000000, RAM from 1 GiB.  Nothing but RAM is mapped at Stage-2: every
+//! device access faults to ns-hyp, which emulates it.
+
+/// Guest RAM starts at this IPA (as on QEMU virt).
+pub const RAM_IPA: u64 = 0x4000_0000;
+/// Default guest RAM size (`quadrant.mem=` in ns-hyp's bootargs changes it).
+pub const DEFAULT_RAM_SIZE: u64 = 1 << 30;
+/// Physical base of guest RAM: the top half of QEMU virt's 2 GiB (0x80000000),
+/// above ns-hyp (0x60000000) and TF-A's NS DTB / the RMM carve-out (0x40000000..).
+pub const RAM_PA: u64 = 0x8000_0000;
+/// The guest DTB ns-hyp writes, at the start of guest RAM (the kernel is loaded 2 MiB in).
+pub const DTB_IPA: u64 = RAM_IPA;
+pub const DTB_MAX: usize = 64 << 10;
+
+pub const GICD_IPA: u64 = 0x0800_0000;
+pub const GICD_SIZE: u64 = 0x1_0000;
+pub const GICR_IPA: u64 = 0x080a_0000;
+/// One RD_base + SGI_base frame pair per vCPU (GICv3 §12.10).
+pub const GICR_STRIDE: u64 = 0x2_0000;
+pub const UART_IPA: u64 = 0x0900_0000;
+pub const UART_SIZE: u64 = 0x1000;
+pub const VIRTIO_IPA: u64 = 0x0a00_0000;
+pub const VIRTIO_SIZE: u64 = 0x200;
+
+/// Guest INTIDs of the virtual devices.
+pub const UART_INTID: u32 = 33; // SPI 1, as on QEMU virt
+pub const VIRTIO_INTID: u32 = 48; // SPI 16
+/// Virtual timer PPI (GICv3 / BSA: INTID 27), HW-linked to the physical one.
+pub const VTIMER_INTID: u32 = 27;
+
+/// IPA → PA for guest RAM, or `None` outside it.
+pub fn ram_pa(ipa: u64, len: u64, ram_size: u64) -> Option<u64> {
+    let end = ipa.checked_add(len)?;
+    (ipa >= RAM_IPA && end <= RAM_IPA + ram_size).then(|| ipa - RAM_IPA + RAM_PA)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ram_translation() {
+        assert_eq!(ram_pa(RAM_IPA, 4, DEFAULT_RAM_SIZE), Some(RAM_PA));
+        assert_eq!(ram_pa(RAM_IPA + DEFAULT_RAM_SIZE - 4, 4, DEFAULT_RAM_SIZE), Some(RAM_PA + DEFAULT_RAM_SIZE - 4));
+        assert_eq!(ram_pa(RAM_IPA + DEFAULT_RAM_SIZE - 4, 8, DEFAULT_RAM_SIZE), None);
+        assert_eq!(ram_pa(RAM_IPA - 1, 1, DEFAULT_RAM_SIZE), None);
+        assert_eq!(ram_pa(u64::MAX, 2, DEFAULT_RAM_SIZE), None);
+    }
+}

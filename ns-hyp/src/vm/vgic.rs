@@ -1,0 +1,607 @@
+//! The guest's GICv3 (IHI0069H): an emulated distributor (GICD) and one
+//! emulated redistributor (GICR) per vCPU, behind Stage-2 faults, feeding the
+//! hardware's virtual CPU interface through the ICH_LR<n>_EL2 list registers
+//! (§12.5 "GIC virtualization").  This module is the state and the register
+//! semantics; `guest/` moves list-register values to and from the hardware.
+//!
+//! The guest sees a GIC with one Security state (GICD_CTLR.DS = 1), affinity
+//! routing always on, no LPIs, `NR_SPIS` SPIs.
+
+use super::config::MAX_VCPUS;
+
+pub const NR_SPIS: usize = 64;
+pub const NR_IRQS: usize = 32 + NR_SPIS;
+pub const MAX_LRS: usize = 16;
+
+/// ICH_LR<n>_EL2 fields (IHI0069H §12.5.x).
+#[cfg_attr(target_os = "none", allow(dead_code))]
+pub mod lr {
+    pub const STATE_SHIFT: u32 = 62;
+    pub const PENDING: u64 = 1 << 62;
+    pub const ACTIVE: u64 = 2 << 62;
+    pub const HW: u64 = 1 << 61;
+    pub const GROUP1: u64 = 1 << 60;
+    pub const PRIORITY_SHIFT: u32 = 48;
+    pub const PINTID_SHIFT: u32 = 32;
+    /// With HW = 0: raise a maintenance interrupt when the guest deactivates it.
+    pub const EOI: u64 = 1 << 41;
+
+    pub fn state(v: u64) -> u64 {
+        v >> STATE_SHIFT
+    }
+    pub fn vintid(v: u64) -> u32 {
+        v as u32
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Irq {
+    pub enabled: bool,
+    /// Latched pending state (edge, software-set, or a level line seen high).
+    pub pending: bool,
+    /// Input line, for level-sensitive interrupts a device drives.
+    pub level: bool,
+    pub priority: u8,
+    pub group1: bool,
+    pub edge: bool,
+    /// Currently held in one of the target vCPU's list registers.
+    pub in_lr: bool,
+    /// Deliver HW-linked to the physical INTID of the same number (the virtual timer).
+    pub hw: bool,
+    /// GICD_IROUTER<n> (SPIs only).
+    pub route: u64,
+}
+
+impl Irq {
+    const fn new(edge: bool) -> Self {
+        Irq { enabled: false, pending: false, level: false, priority: 0, group1: false, edge, in_lr: false, hw: false, route: 0 }
+    }
+}
+
+pub struct Vgic {
+    nvcpus: usize,
+    /// GICD_CTLR EnableGrp0 (bit 0) / EnableGrp1 (bit 1).
+    ctlr: u32,
+    spi: [Irq; NR_SPIS],
+    private: [[Irq; 32]; MAX_VCPUS],
+    sleep: [bool; MAX_VCPUS],
+    /// Which INTID each list register holds, per vCPU.
+    lr_intid: [[Option<u32>; MAX_LRS]; MAX_VCPUS],
+}
+
+/// Bit mask of vCPUs that got a new deliverable interrupt (to be kicked).
+pub type Kick = u32;
+
+impl Vgic {
+    pub fn new(nvcpus: usize) -> Self {
+        let mut private = [[Irq::new(false); 32]; MAX_VCPUS];
+        for p in private.iter_mut() {
+            for sgi in p.iter_mut().take(16) {
+                sgi.edge = true; // SGIs are always edge (GICR_ICFGR0 RO)
+            }
+        }
+        Vgic {
+            nvcpus: nvcpus.min(MAX_VCPUS),
+            ctlr: 0,
+            spi: [Irq::new(false); NR_SPIS],
+            private,
+            sleep: [true; MAX_VCPUS],
+            lr_intid: [[None; MAX_LRS]; MAX_VCPUS],
+        }
+    }
+
+    pub fn irq(&self, vcpu: usize, intid: u32) -> Option<&Irq> {
+        match intid {
+            0..=31 => self.private.get(vcpu)?.get(intid as usize),
+            _ => self.spi.get(intid as usize - 32),
+        }
+    }
+
+    fn irq_mut(&mut self, vcpu: usize, intid: u32) -> Option<&mut Irq> {
+        match intid {
+            0..=31 => self.private.get_mut(vcpu)?.get_mut(intid as usize),
+            _ => self.spi.get_mut(intid as usize - 32),
+        }
+    }
+
+    /// The vCPU an SPI is routed to (IROUTER Aff0; IRM = 1 "any" picks vCPU 0).
+    pub fn spi_target(&self, intid: u32) -> usize {
+        let r = self.spi.get(intid.wrapping_sub(32) as usize).map_or(0, |i| i.route);
+        let aff0 = (r & 0xff) as usize;
+        if r & (1 << 31) != 0 || r & 0xff_00ff_ff00 != 0 || aff0 >= self.nvcpus { 0 } else { aff0 }
+    }
+
+    fn deliverable(&self, i: &Irq) -> bool {
+        let group_on = if i.group1 { self.ctlr & 2 != 0 } else { self.ctlr & 1 != 0 };
+        i.enabled && i.pending && !i.in_lr && group_on
+    }
+
+    fn kick_if_deliverable(&self, vcpu: usize, intid: u32) -> Kick {
+        match self.irq(vcpu, intid) {
+            Some(i) if self.deliverable(i) => 1 << vcpu,
+            _ => 0,
+        }
+    }
+
+    /// A device drives an SPI's line (level-sensitive) to `level`.
+    pub fn set_level(&mut self, intid: u32, level: bool) -> Kick {
+        let t = self.spi_target(intid);
+        let Some(i) = self.irq_mut(t, intid) else { return 0 };
+        i.level = level;
+        if level && !i.in_lr {
+            i.pending = true;
+        } else if !level && !i.edge && !i.in_lr {
+            i.pending = false;
+        }
+        self.kick_if_deliverable(t, intid)
+    }
+
+    /// An edge on an SPI, or a private interrupt of `vcpu` made pending.
+    pub fn raise(&mut self, vcpu: usize, intid: u32) -> Kick {
+        let t = if intid >= 32 { self.spi_target(intid) } else { vcpu };
+        let Some(i) = self.irq_mut(t, intid) else { return 0 };
+        i.pending = true;
+        self.kick_if_deliverable(t, intid)
+    }
+
+    /// The physical virtual-timer interrupt fired while `vcpu` was loaded: make
+    /// the virtual one pending, HW-linked (the guest's deactivation deactivates
+    /// the physical interrupt, IHI0069H §12.5.x ICH_LR.HW).
+    pub fn raise_hw(&mut self, vcpu: usize, intid: u32) -> Kick {
+        if let Some(i) = self.irq_mut(vcpu, intid) {
+            i.hw = true;
+        }
+        self.raise(vcpu, intid)
+    }
+
+    /// The vCPU is descheduled and its physical timer interrupt deactivated:
+    /// a pending HW-linked interrupt waiting for an LR is delivered as a software one.
+    pub fn unlink_hw(&mut self, vcpu: usize, intid: u32) {
+        if let Some(i) = self.irq_mut(vcpu, intid) {
+            i.hw = false;
+        }
+    }
+
+    /// ICC_SGI1R_EL1 written by `from` (IHI0069H §12.2.x): returns the vCPUs to kick.
+    pub fn send_sgi(&mut self, from: usize, v: u64) -> Kick {
+        let intid = ((v >> 24) & 0xf) as u32;
+        let irm = v & (1 << 40) != 0;
+        let mut targets: u32 = 0;
+        if irm {
+            targets = ((1u32 << self.nvcpus) - 1) & !(1 << from);
+        } else {
+            let aff_upper = (v >> 16) & 0xff | ((v >> 32) & 0xff) << 8 | ((v >> 48) & 0xff) << 16;
+            let rs = (v >> 44) & 0xf;
+            if aff_upper == 0 && rs == 0 {
+                targets = (v & 0xffff) as u32 & ((1u32 << self.nvcpus) - 1);
+            }
+        }
+        let mut kick = 0;
+        for t in 0..self.nvcpus {
+            if targets & (1 << t) != 0 {
+                kick |= self.raise(t, intid);
+            }
+        }
+        kick
+    }
+
+    /// Whether `vcpu` has an interrupt waiting that is not yet in a list register.
+    pub fn has_deliverable(&self, vcpu: usize) -> bool {
+        (0..NR_IRQS as u32).any(|n| self.irq(vcpu, n).is_some_and(|i| self.deliverable(i) && (n >= 32 && self.spi_target(n) == vcpu || n < 32)))
+    }
+
+    /// Takes back the list registers after the guest ran: interrupts whose LR
+    /// went invalid are done (a level-sensitive one still asserted pends again).
+    pub fn sync_lrs(&mut self, vcpu: usize, lrs: &[u64]) {
+        for (n, &v) in lrs.iter().enumerate().take(MAX_LRS) {
+            let Some(intid) = self.lr_intid[vcpu][n] else { continue };
+            if lr::state(v) != 0 {
+                continue;
+            }
+            self.lr_intid[vcpu][n] = None;
+            if let Some(i) = self.irq_mut(vcpu, intid) {
+                i.in_lr = false;
+                // A HW-linked interrupt raised again while in the LR keeps its link.
+                if !i.pending {
+                    i.hw = false;
+                }
+                if !i.edge && i.level {
+                    i.pending = true;
+                }
+            }
+        }
+    }
+
+    /// Fills free list registers (state invalid) with the highest-priority
+    /// deliverable interrupts.  Returns true if some remain pending (the caller
+    /// asks for an underflow maintenance interrupt, ICH_HCR_EL2.UIE).
+    pub fn fill_lrs(&mut self, vcpu: usize, lrs: &mut [u64]) -> bool {
+        for n in 0..lrs.len().min(MAX_LRS) {
+            if self.lr_intid[vcpu][n].is_some() {
+                continue;
+            }
+            let Some(intid) = self.best(vcpu) else { return false };
+            let i = self.irq_mut(vcpu, intid).unwrap();
+            i.pending = false;
+            i.in_lr = true;
+            let mut v = lr::PENDING | (i.priority as u64) << lr::PRIORITY_SHIFT | intid as u64;
+            if i.group1 {
+                v |= lr::GROUP1;
+            }
+            if i.hw {
+                v |= lr::HW | (intid as u64) << lr::PINTID_SHIFT;
+            } else if !i.edge {
+                // Level-sensitive: learn when it is deactivated, to re-sample the line.
+                v |= lr::EOI;
+            }
+            lrs[n] = v;
+            self.lr_intid[vcpu][n] = Some(intid);
+        }
+        self.best(vcpu).is_some()
+    }
+
+    fn best(&self, vcpu: usize) -> Option<u32> {
+        let mut best: Option<(u8, u32)> = None;
+        for n in 0..NR_IRQS as u32 {
+            if n >= 32 && self.spi_target(n) != vcpu {
+                continue;
+            }
+            let i = self.irq(vcpu, n).unwrap();
+            if self.deliverable(i) && best.is_none_or(|(p, _)| i.priority < p) {
+                best = Some((i.priority, n));
+            }
+        }
+        best.map(|(_, n)| n)
+    }
+
+    /// Forgets the list registers of `vcpu` (it is being reset / powered on).
+    pub fn reset_lrs(&mut self, vcpu: usize) {
+        for n in 0..MAX_LRS {
+            if let Some(intid) = self.lr_intid[vcpu][n].take() {
+                if let Some(i) = self.irq_mut(vcpu, intid) {
+                    i.in_lr = false;
+                }
+            }
+        }
+    }
+
+    // ---- MMIO ----
+
+    /// Bit-per-interrupt register bank access (IGROUPR, ISENABLER, ...):
+    /// returns the bits of INTIDs base..base+32 of `vcpu`'s view.
+    fn bits_read(&self, vcpu: usize, base: u32, f: impl Fn(&Irq) -> bool) -> u64 {
+        let mut v = 0u64;
+        for b in 0..32 {
+            if let Some(i) = self.irq(vcpu, base + b) {
+                if f(i) {
+                    v |= 1 << b;
+                }
+            }
+        }
+        v
+    }
+
+    fn bits_write(&mut self, vcpu: usize, base: u32, val: u64, f: impl Fn(&mut Irq, bool)) -> Kick {
+        let mut kick = 0;
+        for b in 0..32 {
+            let intid = base + b;
+            if let Some(i) = self.irq_mut(vcpu, intid) {
+                f(i, val & (1 << b) != 0);
+                let t = if intid >= 32 { self.spi_target(intid) } else { vcpu };
+                kick |= self.kick_if_deliverable(t, intid);
+            }
+        }
+        kick
+    }
+
+    /// Shared register layout of GICD (for SPIs, `vcpu` unused) and GICR's SGI frame (private).
+    fn bank_read(&self, vcpu: usize, off: u64, size: u8, first: u32) -> Option<u64> {
+        let n = |o: u64| first + ((off - o) * 8) as u32;
+        Some(match off {
+            0x080..=0x0ff => self.bits_read(vcpu, n(0x080), |i| i.group1),
+            0x100..=0x17f => self.bits_read(vcpu, n(0x100), |i| i.enabled),
+            0x180..=0x1ff => self.bits_read(vcpu, n(0x180), |i| i.enabled),
+            0x200..=0x27f => self.bits_read(vcpu, n(0x200), |i| i.pending || i.in_lr),
+            0x280..=0x2ff => self.bits_read(vcpu, n(0x280), |i| i.pending || i.in_lr),
+            0x300..=0x3ff => 0, // active state lives in the list registers
+            0x400..=0x7ff => {
+                let mut v = 0;
+                for b in 0..size as u64 {
+                    let intid = first + (off - 0x400 + b) as u32;
+                    v |= (self.irq(vcpu, intid).map_or(0, |i| i.priority) as u64) << (8 * b);
+                }
+                v
+            }
+            0xc00..=0xcff => {
+                let base = first + ((off - 0xc00) * 4) as u32;
+                let mut v = 0;
+                for b in 0..16 {
+                    if self.irq(vcpu, base + b).is_some_and(|i| i.edge) {
+                        v |= 2 << (2 * b);
+                    }
+                }
+                v
+            }
+            0xd00..=0xd7f => 0, // IGRPMODR: one Security state
+            _ => return None,
+        })
+    }
+
+    fn bank_write(&mut self, vcpu: usize, off: u64, size: u8, val: u64, first: u32) -> Option<Kick> {
+        let n = |o: u64| first + ((off - o) * 8) as u32;
+        Some(match off {
+            0x080..=0x0ff => self.bits_write(vcpu, n(0x080), val, |i, b| i.group1 = b),
+            0x100..=0x17f => self.bits_write(vcpu, n(0x100), val, |i, b| i.enabled |= b),
+            0x180..=0x1ff => self.bits_write(vcpu, n(0x180), val, |i, b| i.enabled &= !b),
+            0x200..=0x27f => self.bits_write(vcpu, n(0x200), val, |i, b| i.pending |= b),
+            0x280..=0x2ff => self.bits_write(vcpu, n(0x280), val, |i, b| if b { i.pending = false }),
+            0x300..=0x3ff => 0,
+            0x400..=0x7ff => {
+                for b in 0..size as u64 {
+                    let intid = first + (off - 0x400 + b) as u32;
+                    if let Some(i) = self.irq_mut(vcpu, intid) {
+                        i.priority = (val >> (8 * b)) as u8;
+                    }
+                }
+                0
+            }
+            0xc00..=0xcff => {
+                let base = first + ((off - 0xc00) * 4) as u32;
+                for b in 0..16 {
+                    if base + b < 16 {
+                        continue; // SGIs: RO edge
+                    }
+                    if let Some(i) = self.irq_mut(vcpu, base + b) {
+                        i.edge = val & (2 << (2 * b)) != 0;
+                    }
+                }
+                0
+            }
+            0xd00..=0xd7f => 0,
+            _ => return None,
+        })
+    }
+
+    /// A guest read of the distributor at offset `off`.
+    pub fn dist_read(&self, off: u64, size: u8) -> u64 {
+        match off {
+            0x0000 => (self.ctlr as u64) | 1 << 4 | 1 << 6, // ARE, DS
+            0x0004 => {
+                // ITLinesNumber, CPUNumber, IDbits = 9 (10-bit INTIDs), no LPIs/MBIS/security.
+                (NR_IRQS as u64 / 32 - 1) | ((self.nvcpus as u64 - 1) << 5) | (9 << 19)
+            }
+            0x0008 => 0x0000_043b, // IIDR: Arm implementer code, product 0
+            0x000c | 0x0010 => 0,
+            0x6100..=0x7fd8 => {
+                let intid = ((off - 0x6000) / 8) as u32;
+                let r = self.spi.get(intid as usize - 32).map_or(0, |i| i.route);
+                if off % 8 == 4 { r >> 32 } else if size == 8 { r } else { r & 0xffff_ffff }
+            }
+            0xffe8 => 0x3b, // PIDR2: ArchRev 3 (GICv3)
+            // SGI/PPI rows of the banked registers are RAZ/WI with affinity routing.
+            0x080..=0x083 | 0x100..=0x103 | 0x180..=0x183 | 0x200..=0x203 | 0x280..=0x283 | 0x400..=0x41f | 0xc00..=0xc07 => 0,
+            _ => self.bank_read(0, off, size, 0).unwrap_or(0),
+        }
+    }
+
+    pub fn dist_write(&mut self, off: u64, size: u8, val: u64) -> Kick {
+        match off {
+            0x0000 => {
+                self.ctlr = val as u32 & 3;
+                (0..self.nvcpus).filter(|&c| self.has_deliverable(c)).fold(0, |k, c| k | 1 << c)
+            }
+            0x6100..=0x7fd8 => {
+                let intid = ((off - 0x6000) / 8) as u32;
+                let Some(i) = self.spi.get_mut(intid as usize - 32) else { return 0 };
+                i.route = match (size, off % 8) {
+                    (8, 0) => val,
+                    (4, 0) => (i.route & !0xffff_ffff) | (val & 0xffff_ffff),
+                    (4, 4) => (i.route & 0xffff_ffff) | (val << 32),
+                    _ => i.route,
+                };
+                // Re-routing a pending SPI: its new target may need a kick.
+                let t = self.spi_target(intid);
+                self.kick_if_deliverable(t, intid)
+            }
+            0x080..=0x083 | 0x100..=0x103 | 0x180..=0x183 | 0x200..=0x203 | 0x280..=0x283 | 0x400..=0x41f | 0xc00..=0xc07 => 0,
+            _ => self.bank_write(0, off, size, val, 0).unwrap_or(0),
+        }
+    }
+
+    /// Only row 0 (INTIDs 0..31) of each bank exists in the SGI frame.
+    fn beyond_row0(o: u64) -> bool {
+        matches!(o, 0x084..=0x0ff | 0x104..=0x17f | 0x184..=0x1ff | 0x204..=0x27f | 0x284..=0x2ff | 0x420..=0x7ff | 0xc08..=0xcff)
+    }
+
+    /// A guest read of the redistributor region at offset `off` (all vCPUs' frames).
+    pub fn redist_read(&self, off: u64, size: u8) -> u64 {
+        let vcpu = (off / super::layout::GICR_STRIDE) as usize;
+        if vcpu >= self.nvcpus {
+            return 0;
+        }
+        let o = off % super::layout::GICR_STRIDE;
+        match o {
+            0x0000 => 0, // CTLR: no LPIs, RWP = 0
+            0x0004 => 0x0000_043b,
+            0x0008 | 0x000c => {
+                let last = if vcpu + 1 == self.nvcpus { 1 << 4 } else { 0 };
+                let typer = (vcpu as u64) << 32 | (vcpu as u64) << 8 | last;
+                if o == 0x8 { if size == 8 { typer } else { typer & 0xffff_ffff } } else { typer >> 32 }
+            }
+            0x0014 => {
+                let s = self.sleep[vcpu] as u64;
+                (s << 1) | (s << 2) // ProcessorSleep, ChildrenAsleep
+            }
+            0xffe8 => 0x3b,
+            0x1_0000.. => {
+                let o = o - 0x1_0000;
+                if Self::beyond_row0(o) {
+                    return 0;
+                }
+                self.bank_read(vcpu, o, size, 0).unwrap_or(0)
+            }
+            _ => 0,
+        }
+    }
+
+    pub fn redist_write(&mut self, off: u64, size: u8, val: u64) -> Kick {
+        let vcpu = (off / super::layout::GICR_STRIDE) as usize;
+        if vcpu >= self.nvcpus {
+            return 0;
+        }
+        let o = off % super::layout::GICR_STRIDE;
+        match o {
+            0x0014 => {
+                self.sleep[vcpu] = val & 2 != 0;
+                0
+            }
+            0x1_0000.. => {
+                let o = o - 0x1_0000;
+                if Self::beyond_row0(o) {
+                    return 0;
+                }
+                self.bank_write(vcpu, o, size, val, 0).unwrap_or(0)
+            }
+            _ => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enabled(nv: usize) -> Vgic {
+        let mut g = Vgic::new(nv);
+        g.dist_write(0, 4, 2); // EnableGrp1
+        g.dist_write(0x84, 4, !0); // SPIs 32..63 group 1
+        g.dist_write(0x88, 4, !0);
+        for c in 0..nv as u64 {
+            g.redist_write(c * 0x20000 + 0x1_0080, 4, !0);
+        }
+        g
+    }
+
+    #[test]
+    fn ids_and_typer() {
+        let g = Vgic::new(4);
+        assert_eq!(g.dist_read(0xffe8, 4) & 0xf0, 0x30);
+        assert_eq!(g.dist_read(4, 4) & 0x1f, 2);
+        assert_eq!(g.dist_read(0, 4) & (1 << 4), 1 << 4);
+        assert_eq!(g.redist_read(0x8, 8), 0);
+        assert_eq!(g.redist_read(3 * 0x20000 + 0x8, 8), 3 << 32 | 3 << 8 | 1 << 4);
+        assert_eq!(g.redist_read(3 * 0x20000 + 0xc, 4), 3);
+        assert_eq!(g.redist_read(4 * 0x20000 + 0x8, 8), 0); // beyond the last vCPU
+    }
+
+    #[test]
+    fn waker() {
+        let mut g = Vgic::new(2);
+        assert_eq!(g.redist_read(0x14, 4), 6);
+        g.redist_write(0x14, 4, 0);
+        assert_eq!(g.redist_read(0x14, 4), 0);
+    }
+
+    #[test]
+    fn level_spi_flows_through_lrs() {
+        let mut g = enabled(2);
+        g.dist_write(0x100 + 4, 4, 1 << 1); // enable INTID 33
+        g.dist_write(0x400 + 33, 1, 0xa0);
+        assert_eq!(g.set_level(33, true), 1); // routed to vCPU 0 by default
+        let mut lrs = [0u64; 4];
+        assert!(!g.fill_lrs(0, &mut lrs));
+        assert_eq!(lr::vintid(lrs[0]), 33);
+        assert_eq!(lr::state(lrs[0]), 1);
+        assert_ne!(lrs[0] & lr::EOI, 0);
+        assert_eq!((lrs[0] >> lr::PRIORITY_SHIFT) & 0xff, 0xa0);
+        // Still in the LR: no second copy.
+        assert!(!g.fill_lrs(0, &mut lrs));
+        assert_eq!(lrs[1], 0);
+        // Guest deactivated it while the line is still high: pending again.
+        lrs[0] &= !(3 << 62);
+        g.sync_lrs(0, &lrs);
+        assert!(g.irq(0, 33).unwrap().pending);
+        g.set_level(33, false);
+        assert!(!g.irq(0, 33).unwrap().pending);
+    }
+
+    #[test]
+    fn overflow_and_priority_order() {
+        let mut g = enabled(1);
+        for n in 16..22u32 {
+            g.redist_write(0x1_0100, 4, 1 << n);
+            g.redist_write(0x1_0400 + n as u64, 1, (0x80 - n) as u64);
+            g.raise(0, n);
+        }
+        let mut lrs = [0u64; 4];
+        assert!(g.fill_lrs(0, &mut lrs), "two remain");
+        let got: Vec<u32> = lrs.iter().map(|&v| lr::vintid(v)).collect();
+        assert_eq!(got, [21, 20, 19, 18]);
+        lrs[1] = 0;
+        g.sync_lrs(0, &lrs);
+        assert!(g.fill_lrs(0, &mut lrs));
+        assert_eq!(lr::vintid(lrs[1]), 17);
+    }
+
+    #[test]
+    fn disabled_or_group_off_is_not_delivered() {
+        let mut g = Vgic::new(1);
+        g.redist_write(0x1_0080, 4, !0);
+        g.redist_write(0x1_0100, 4, 1 << 20);
+        assert_eq!(g.raise(0, 20), 0, "EnableGrp1 is off");
+        g.dist_write(0, 4, 2);
+        assert!(g.has_deliverable(0));
+        g.redist_write(0x1_0180, 4, 1 << 20);
+        assert!(!g.has_deliverable(0));
+    }
+
+    #[test]
+    fn sgis_between_vcpus() {
+        let mut g = enabled(4);
+        for c in 0..4u64 {
+            g.redist_write(c * 0x20000 + 0x1_0100, 4, 0xffff);
+        }
+        // INTID 3 to vCPUs 1 and 2.
+        assert_eq!(g.send_sgi(0, 3 << 24 | 0b110), 0b110);
+        assert!(g.irq(1, 3).unwrap().pending && g.irq(2, 3).unwrap().pending && !g.irq(0, 3).unwrap().pending);
+        // IRM: everyone but the sender.
+        assert_eq!(g.send_sgi(1, 5 << 24 | 1 << 40), 0b1101);
+        // Affinity we do not have: nobody.
+        assert_eq!(g.send_sgi(0, 1 << 24 | 1 << 16 | 1), 0);
+    }
+
+    #[test]
+    fn spi_routing() {
+        let mut g = enabled(4);
+        g.dist_write(0x100 + 4, 4, 1 << 16); // INTID 48
+        g.dist_write(0x6000 + 48 * 8, 8, 2);
+        assert_eq!(g.spi_target(48), 2);
+        assert_eq!(g.raise(0, 48), 1 << 2);
+        g.dist_write(0x6000 + 48 * 8, 8, 9); // no such vCPU: falls back to 0
+        assert_eq!(g.spi_target(48), 0);
+    }
+
+    #[test]
+    fn hw_timer_lr() {
+        let mut g = enabled(1);
+        g.redist_write(0x1_0100, 4, 1 << 27);
+        g.raise_hw(0, 27);
+        let mut lrs = [0u64; 4];
+        g.fill_lrs(0, &mut lrs);
+        assert_ne!(lrs[0] & lr::HW, 0);
+        assert_eq!((lrs[0] >> lr::PINTID_SHIFT) & 0x3ff, 27);
+    }
+
+    #[test]
+    fn garbage_offsets_do_not_panic() {
+        let mut g = Vgic::new(4);
+        for off in (0..0x1_0000u64).step_by(4) {
+            let _ = g.dist_read(off, 4);
+            g.dist_write(off, 4, !0);
+        }
+        for off in (0..0x8_0000u64).step_by(4) {
+            let _ = g.redist_read(off, 4);
+            g.redist_write(off, 4, !0);
+        }
+    }
+}
