@@ -1,7 +1,7 @@
 //! The real machine behind [`crate::ffa::Platform`]: SP execution contexts at
 //! S-EL1 under a Secure Stage-2, and the SPMC's own Stage-1 for NS buffers.
 
-use crate::ffa::interrupts::SPURIOUS_INTID;
+use crate::ffa::interrupts::{SEL2_PHYS_TIMER_INTID, SPURIOUS_INTID};
 use crate::ffa::{MAX_CONTEXTS, MAX_PARTITIONS, Platform, Regs, RunFlags, SpExit, SpMemory};
 use crate::gic::{SecureInterrupt, SecureInterruptController};
 use crate::partition::PartitionManifest;
@@ -70,40 +70,70 @@ fn program_host_timer() {
     }
 }
 
+/// This PE's index (QEMU virt: MPIDR_EL1.Aff0).
+fn this_cpu() -> usize {
+    (shared::read_sysreg!(mpidr_el1) & 0xff) as usize
+}
+
 /// Acknowledges the highest-priority pending Group 1 (Secure, from S-EL2)
-/// interrupt and drops its priority; deactivation is separate (EOImode 1).
+/// interrupt and ends it in the GIC (EOImode 0: drop and deactivate).
+///
+/// Not EOImode 1 with ICC_DIR_EL1 when the SP is done: QEMU (10.0) ignores
+/// DIR writes at Secure EL2 for Secure interrupts (its GICv3 CPU interface
+/// predates Secure EL2), so the first interrupt would stay active forever.
+/// Instead a device interrupt is disabled (GICD/GICR ICENABLER) until its SP
+/// calls HF_INTERRUPT_DEACTIVATE, so a level-triggered device cannot storm;
+/// our timer needs neither (the dispatcher stops it when it fires).
 fn acknowledge() -> u32 {
     let intid: u64;
-    // SAFETY: ICC_IAR1_EL1 / ICC_EOIR1_EL1 (S3_0_C12_C12_{0,1}) of our own CPU interface.
-    unsafe {
-        core::arch::asm!("mrs {}, S3_0_C12_C12_0", out(reg) intid, options(nostack));
-        if (intid as u32) < 1020 {
-            core::arch::asm!("msr S3_0_C12_C12_1, {}", "isb", in(reg) intid, options(nostack));
+    // SAFETY: ICC_IAR1_EL1 (S3_0_C12_C12_0) of our own CPU interface.
+    unsafe { core::arch::asm!("mrs {}, S3_0_C12_C12_0", out(reg) intid, options(nostack)) };
+    let intid = intid as u32;
+    if intid < 1020 {
+        if intid != SEL2_PHYS_TIMER_INTID {
+            let _ = HwGic.set_enabled(intid, this_cpu(), false);
         }
+        // SAFETY: ICC_EOIR1_EL1 (S3_0_C12_C12_1) for the interrupt just acknowledged.
+        unsafe { core::arch::asm!("msr S3_0_C12_C12_1, {}", "isb", in(reg) intid as u64, options(nostack)) };
     }
-    intid as u32
+    intid
 }
 
 /// The GICv3 through the `arm-gic` crate, for Secure interrupt configuration.
 pub struct HwGic;
 
+fn int_id(intid: u32) -> Result<arm_gic::IntId, ()> {
+    use arm_gic::IntId;
+    match intid {
+        n @ 0..16 => Ok(IntId::sgi(n)),
+        n @ 16..32 => Ok(IntId::ppi(n - 16)),
+        n @ 32..1020 => Ok(IntId::spi(n - 32)),
+        _ => Err(()),
+    }
+}
+
+fn gic() -> Result<arm_gic::gicv3::GicV3<'static>, ()> {
+    // SAFETY: the GIC distributor and redistributors are mapped (Device) in
+    // our Stage-1; each driver value lives for one operation, under the SPMC
+    // lock, so the SPMC has no other user of these registers meanwhile.
+    unsafe {
+        let gicd = arm_gic::UniqueMmioPointer::new(core::ptr::NonNull::new(GICD_BASE as *mut _).ok_or(())?);
+        arm_gic::gicv3::GicV3::new(gicd, core::ptr::NonNull::new(GICR_BASE as *mut _).ok_or(())?, shared::percpu::MAX_CPUS).map_err(|_| ())
+    }
+}
+
+impl HwGic {
+    fn set_enabled(&mut self, intid: u32, cpu: usize, enable: bool) -> Result<(), ()> {
+        gic()?.enable_interrupt(int_id(intid)?, Some(cpu), enable).map_err(|_| ())
+    }
+}
+
 impl SecureInterruptController for HwGic {
     fn configure_secure(&mut self, irq: SecureInterrupt, cpu: usize) -> Result<(), ()> {
-        use arm_gic::gicv3::{GicV3, Group, SecureIntGroup};
-        use arm_gic::{IntId, Trigger};
-        let id = match irq.intid {
-            n @ 0..16 => IntId::sgi(n),
-            n @ 16..32 => IntId::ppi(n - 16),
-            n @ 32..1020 => IntId::spi(n - 32),
-            _ => return Err(()),
-        };
-        // SAFETY: the GIC distributor and redistributors are mapped (Device)
-        // in our Stage-1; the driver lives only for this call, under the
-        // SPMC lock, so there is no other user of these registers in the SPMC.
-        let mut gic = unsafe {
-            let gicd = arm_gic::UniqueMmioPointer::new(core::ptr::NonNull::new(GICD_BASE as *mut _).ok_or(())?);
-            GicV3::new(gicd, core::ptr::NonNull::new(GICR_BASE as *mut _).ok_or(())?, shared::percpu::MAX_CPUS).map_err(|_| ())?
-        };
+        use arm_gic::Trigger;
+        use arm_gic::gicv3::{Group, SecureIntGroup};
+        let id = int_id(irq.intid)?;
+        let mut gic = gic()?;
         let cpu_opt = Some(cpu);
         gic.enable_interrupt(id, cpu_opt, false).map_err(|_| ())?;
         gic.set_group(id, cpu_opt, Group::Secure(SecureIntGroup::Group1S)).map_err(|_| ())?;
@@ -182,11 +212,7 @@ pub fn setup_cpu_virt(ns_root: u64) {
         shared::write_sysreg!(hcr_el2, HCR_EL2_SP);
         shared::write_sysreg!(cnthctl_el2, CNTHCTL_EL2_SP);
         shared::write_sysreg!(cntvoff_el2, 0);
-        // ICC_CTLR_EL1 (Secure bank) EOImode = 1: EOIR only drops priority;
-        // a device interrupt is deactivated (ICC_DIR_EL1) when its SP says so.
-        let ctlr: u64;
-        core::arch::asm!("mrs {}, S3_0_C12_C12_4", out(reg) ctlr, options(nostack));
-        core::arch::asm!("msr S3_0_C12_C12_4, {}", in(reg) ctlr | (1 << 1), options(nostack));
+
         core::arch::asm!("isb", "tlbi vmalls12e1", "dsb nsh", "isb", options(nostack));
     }
 }
@@ -264,8 +290,11 @@ impl Platform for HwPlatform {
     }
 
     fn deactivate_interrupt(&mut self, intid: u32) {
-        // SAFETY: ICC_DIR_EL1 (S3_0_C12_C11_1) of an interrupt we acknowledged.
-        unsafe { core::arch::asm!("msr S3_0_C12_C11_1, {}", "isb", in(reg) intid as u64, options(nostack)) };
+        // Ended in the GIC at acknowledge time; a device interrupt was
+        // disabled until now (see `acknowledge`).
+        if intid != SEL2_PHYS_TIMER_INTID {
+            let _ = HwGic.set_enabled(intid, this_cpu(), true);
+        }
     }
 
     fn timer_expired(&mut self, out: &mut [(usize, usize)]) -> usize {
