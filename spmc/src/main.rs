@@ -8,9 +8,11 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 pub mod ffa;
+pub mod gic;
 pub mod manifest;
 pub mod name;
 pub mod partition;
+pub mod vtimer;
 
 #[cfg(target_os = "none")]
 mod arch;

@@ -11,6 +11,11 @@ use shared::smccc::Smc;
 
 /// QEMU virt's PL011.
 const UART_BASE: usize = 0x0900_0000;
+/// QEMU virt's GICv3 distributor and core 0's redistributor SGI/PPI frame.
+const GICD_BASE: usize = 0x0800_0000;
+const GICR0_SGI_BASE: usize = 0x080a_0000 + 0x1_0000;
+/// PPI of the Non-secure EL2 physical timer (CNTHP): our NS interrupt source.
+pub const NS_TIMER_INTID: u32 = 26;
 /// TF-A (ARM_LINUX_KERNEL_AS_BL33) passes the DTB in x0; on qemu it is at the
 /// base of Non-secure DRAM.
 const DTB_DEFAULT: u64 = 0x4000_0000;
@@ -122,6 +127,48 @@ impl Machine for Hw {
     fn rx_tx(&self) -> (u64, u64) {
         (MAILBOX.rx.get() as u64, MAILBOX.tx.get() as u64)
     }
+    fn ns_interrupts_init(&mut self) {
+        // SAFETY: GICD / core 0's GICR SGI frame, mapped Device above; we are
+        // the Normal world's only GIC user.  Non-secure accesses: TF-A made
+        // the PPI Group 1 Non-secure; we set its priority and enable it, enable
+        // Group 1 NS in the distributor (GICD_CTLR.EnableGrp1A, bit 1) and the
+        // CPU interface, and unmask every priority.  PSTATE.I stays masked:
+        // the interrupt is polled with ICC_IAR1_EL1.
+        unsafe {
+            let prio = (GICR0_SGI_BASE + 0x400 + NS_TIMER_INTID as usize) as *mut u8;
+            core::ptr::write_volatile(prio, 0xa0);
+            core::ptr::write_volatile((GICR0_SGI_BASE + 0x100) as *mut u32, 1 << NS_TIMER_INTID);
+            let ctlr = core::ptr::read_volatile(GICD_BASE as *const u32);
+            core::ptr::write_volatile(GICD_BASE as *mut u32, ctlr | (1 << 1));
+            core::arch::asm!("msr S3_0_C4_C6_0, {}", in(reg) 0xffu64, options(nostack)); // ICC_PMR_EL1
+            core::arch::asm!("msr S3_0_C12_C12_7, {}", "isb", in(reg) 1u64, options(nostack)); // ICC_IGRPEN1_EL1
+        }
+    }
+    fn ns_timer_arm(&mut self, ticks: u64) {
+        // SAFETY: CNTHP_TVAL_EL2 / CNTHP_CTL_EL2: the NS EL2 physical timer, ours.
+        unsafe { core::arch::asm!("msr cnthp_tval_el2, {}", "msr cnthp_ctl_el2, {}", "isb", in(reg) ticks, in(reg) 1u64, options(nostack)) };
+    }
+    fn ns_timer_stop(&mut self) {
+        // SAFETY: as above.
+        unsafe { core::arch::asm!("msr cnthp_ctl_el2, xzr", "isb", options(nostack)) };
+    }
+    fn ns_interrupt_ack(&mut self, timeout_ticks: u64) -> Option<u32> {
+        let start = shared::arch::timer::cntvct();
+        loop {
+            let id: u64;
+            // SAFETY: ICC_IAR1_EL1 of our CPU interface (Group 1 NS from NS-EL2).
+            unsafe { core::arch::asm!("mrs {}, S3_0_C12_C12_0", out(reg) id, options(nostack)) };
+            if id < 1020 {
+                // SAFETY: ICC_EOIR1_EL1 (EOImode 0: drop and deactivate).
+                unsafe { core::arch::asm!("msr S3_0_C12_C12_1, {}", "isb", in(reg) id, options(nostack)) };
+                return Some(id as u32);
+            }
+            if shared::arch::timer::cntvct() - start > timeout_ticks {
+                return None;
+            }
+            core::hint::spin_loop();
+        }
+    }
     fn read_rx(&self, out: &mut [u8]) {
         // SAFETY: see `Mailbox`: we own RX after PARTITION_INFO_GET returned.
         let rx = unsafe { &*MAILBOX.rx.get() };
@@ -148,6 +195,8 @@ extern "C" fn quadrant_main(x0: u64, _x1: u64, _x2: u64, _x3: u64, _x4: u64, cpu
         let mut t = mm::new_table(pool, mm::El2);
         shared::arch::image::map_self(&mut t).expect("map image");
         mm::map(&mut t, UART_BASE, UART_BASE, PAGE_SIZE, mm::el2_attributes(MemKind::Device, false)).expect("map UART");
+        mm::map(&mut t, GICD_BASE, GICD_BASE, 0x1_0000, mm::el2_attributes(MemKind::Device, false)).expect("map GICD");
+        mm::map(&mut t, GICR0_SGI_BASE, GICR0_SGI_BASE, 0x1_0000, mm::el2_attributes(MemKind::Device, false)).expect("map GICR");
         if let Some((addr, size)) = dtb {
             let start = addr & !(PAGE_SIZE - 1);
             let end = (addr + size).next_multiple_of(PAGE_SIZE);
@@ -173,6 +222,7 @@ extern "C" fn quadrant_main(x0: u64, _x1: u64, _x2: u64, _x3: u64, _x4: u64, cpu
         Mode::Checks => checks::run_checks(&Smc, &mut hw),
         Mode::Isolation(addr) => checks::run_isolation(&Smc, &mut hw, addr),
         Mode::Bench => checks::run_bench(&Smc, &mut hw),
+        Mode::Interrupts => checks::run_interrupts(&Smc, &mut hw),
     }
     if mode != Mode::Bench {
         let (ok, failed) = checks::TALLY.counts();

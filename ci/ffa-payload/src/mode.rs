@@ -8,6 +8,8 @@ pub enum Mode {
     Isolation(u64),
     /// Timed round trips.
     Bench,
+    /// `spmc_interrupts`: NS interrupts per ns-interrupts-action, the SP's timer.
+    Interrupts,
 }
 
 /// Another SP's memory: the echo SP's package (tfa-integration/sp/echo.dts).
@@ -17,6 +19,9 @@ pub fn from_bootargs(args: &str) -> Mode {
     for w in args.split_ascii_whitespace() {
         if w == "quadrant.bench" {
             return Mode::Bench;
+        }
+        if w == "quadrant.interrupts" {
+            return Mode::Interrupts;
         }
         if w == "quadrant.isolation" {
             return Mode::Isolation(DEFAULT_ISOLATION_TARGET);
@@ -37,6 +42,7 @@ mod tests {
     fn modes() {
         assert_eq!(from_bootargs(""), Mode::Checks);
         assert_eq!(from_bootargs("console=x quadrant.bench"), Mode::Bench);
+        assert_eq!(from_bootargs("quadrant.interrupts"), Mode::Interrupts);
         assert_eq!(from_bootargs("quadrant.isolation"), Mode::Isolation(DEFAULT_ISOLATION_TARGET));
         assert_eq!(from_bootargs("quadrant.isolation=0x0e100000"), Mode::Isolation(0x0e10_0000));
         assert_eq!(from_bootargs("quadrant.isolation=zz"), Mode::Isolation(DEFAULT_ISOLATION_TARGET));

@@ -80,7 +80,9 @@ extern "C" fn quadrant_main(x0: u64, cold: u64, _x2: u64, _x3: u64, x4: u64, cpu
     } else {
         secondary_boot(cpu, x4);
         if let (Some(s), Some(p)) = (SPMC.get(), PLATFORM.get()) {
-            s.lock().init_secondary(cpu as usize, &mut *p.lock());
+            let mut s = s.lock();
+            crate::gic::configure(s.partitions().map(|p| &p.manifest), cpu as usize, false, &mut platform::HwGic);
+            s.init_secondary(cpu as usize, &mut *p.lock());
         }
         main_loop(cpu as usize, msg_wait())
     }
@@ -121,6 +123,8 @@ fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
         let mut t = map.lock();
         shared::arch::image::map_self(&mut t).map_err(|_| "map image")?;
         mm::map(&mut t, UART, UART, 0x1000, mm::el2_attributes(MemKind::Device, false)).map_err(|_| "map uart")?;
+        mm::map(&mut t, platform::GICD_BASE, platform::GICD_BASE, 0x1_0000, mm::el2_attributes(MemKind::Device, false)).map_err(|_| "map GICD")?;
+        mm::map(&mut t, platform::GICR_BASE, platform::GICR_BASE, platform::GICR_SIZE, mm::el2_attributes(MemKind::Device, false)).map_err(|_| "map GICR")?;
         for sp in m.sps() {
             mm::map(&mut t, sp.load_address as usize, sp.load_address as usize, SP_REGION_SIZE as usize, mm::el2_attributes(MemKind::ReadWrite, false))
                 .map_err(|_| "map SP region")?;
@@ -163,6 +167,9 @@ fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
         log::warn!("FFA_SECONDARY_EP_REGISTER failed: {:#x} {:#x}", r[0], r[2]);
     }
 
+    // Secure interrupts: our timer and every Secure interrupt of the manifests.
+    let n = crate::gic::configure(spmc.partitions().map(|p| &p.manifest), cpu, true, &mut platform::HwGic);
+    log::info!("{} Secure interrupt(s) configured (Group 1 Secure)", n);
     let spmc = SPMC.call_once(|| spin::Mutex::new(spmc));
     let mut s = spmc.lock();
     let mut p = plat.lock();

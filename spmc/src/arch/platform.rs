@@ -1,8 +1,12 @@
 //! The real machine behind [`crate::ffa::Platform`]: SP execution contexts at
 //! S-EL1 under a Secure Stage-2, and the SPMC's own Stage-1 for NS buffers.
 
-use crate::ffa::{MAX_CONTEXTS, MAX_PARTITIONS, Platform, Regs, SpExit, SpMemory};
+use crate::ffa::interrupts::{SEL2_PHYS_TIMER_INTID, SPURIOUS_INTID};
+use crate::ffa::{MAX_CONTEXTS, MAX_PARTITIONS, Platform, Regs, RunFlags, SpExit, SpMemory};
+use crate::gic::{SecureInterrupt, SecureInterruptController};
 use crate::partition::PartitionManifest;
+use crate::vtimer::{self, VTimer};
+use core::sync::atomic::{AtomicU64, Ordering};
 use crate::partition::manifest::{ATTR_EXEC, ATTR_WRITE};
 use shared::arch::{El1SysRegs, GuestRegs};
 use shared::mm::{self, FramePool, MemKind};
@@ -11,13 +15,137 @@ use shared::mm::{self, FramePool, MemKind};
 /// - VM (bit 0): Stage-2 translation for EL1&0 (Secure IPA space via VSTTBR_EL2);
 /// - SWIO (bit 1): set/way invalidates become clean+invalidate, so an SP
 ///   cannot discard other worlds' dirty lines;
-/// - FMO/IMO/AMO (bits 3..5) = 0: physical interrupts are not taken to S-EL2;
-///   SPs run with DAIF masked and interrupts stay pending until EL3 routes
-///   them (interrupt handling is not implemented yet);
+/// - FMO/IMO (bits 3, 4): set per run by [`HCR_EL2_IMO`] / [`HCR_EL2_FMO`]
+///   (see `crate::ffa::interrupts`); AMO (bit 5) = 0: SErrors stay with EL1/EL3;
 /// - TSC (bit 19): an SMC at EL1 traps to us (ESR EC 0x17): FF-A calls of SPs;
 /// - RW (bit 31): EL1 is AArch64;
 /// - APK/API (bits 40, 41): no traps on pointer authentication keys/instructions.
 pub const HCR_EL2_SP: u64 = (1 << 0) | (1 << 1) | (1 << 19) | (1 << 31) | (1 << 40) | (1 << 41);
+/// HCR_EL2.FMO: physical FIQs at EL1 go to EL2.  In Secure state with GICv3
+/// a FIQ is a Non-secure Group 1 (or Group 0) interrupt; set only while the
+/// running SP's `ns-interrupts-action` needs us to act (not "queued").
+pub const HCR_EL2_FMO: u64 = 1 << 3;
+/// HCR_EL2.IMO: physical IRQs at EL1 go to EL2 (Secure Group 1 interrupts
+/// in Secure state: always ours); it also enables virtual IRQs (VI).
+pub const HCR_EL2_IMO: u64 = 1 << 4;
+/// HCR_EL2.VI: a virtual IRQ is pending for the SP (how we deliver virtual
+/// interrupts; the id is read with HF_INTERRUPT_GET).
+pub const HCR_EL2_VI: u64 = 1 << 7;
+
+/// CNTHCTL_EL2 for SPs: EL1PCTEN (bit 0) = 1, the SP reads the physical
+/// counter freely; EL1PCEN (bit 1) = 0, its EL1 physical timer registers trap
+/// to us and are emulated (`crate::vtimer`).
+const CNTHCTL_EL2_SP: u64 = 1;
+/// ESR_EL2.EC of a trapped MSR/MRS.
+const EC_SYSREG: u64 = 0x18;
+/// QEMU virt GICv3: distributor and redistributors (one 128 KiB RD+SGI pair per PE).
+pub const GICD_BASE: usize = 0x0800_0000;
+pub const GICR_BASE: usize = 0x080a_0000;
+pub const GICR_SIZE: usize = 0x2_0000 * shared::percpu::MAX_CPUS;
+
+/// Armed deadline (physical count) of each context's emulated timer; u64::MAX = none.
+/// Atomics, not in the context slots: the Secure interrupt path scans them
+/// while no context is running.
+static DEADLINES: [[AtomicU64; MAX_CONTEXTS]; MAX_PARTITIONS] =
+    [const { [const { AtomicU64::new(u64::MAX) }; MAX_CONTEXTS] }; MAX_PARTITIONS];
+
+fn cntpct() -> u64 {
+    let v: u64;
+    // SAFETY: reading the physical counter has no side effects.
+    unsafe { core::arch::asm!("isb", "mrs {}, cntpct_el0", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Programs this PE's Secure EL2 physical timer (CNTHPS) to the earliest
+/// armed deadline of all contexts, or stops it.
+fn program_host_timer() {
+    let min = DEADLINES.iter().flatten().map(|d| d.load(Ordering::Relaxed)).min().unwrap_or(u64::MAX);
+    // SAFETY: CNTHPS_{CVAL,CTL}_EL2 (S3_4_C14_C5_{2,1}) are the SPMC's own timer.
+    unsafe {
+        if min == u64::MAX {
+            core::arch::asm!("msr S3_4_C14_C5_1, xzr", options(nostack, preserves_flags));
+        } else {
+            core::arch::asm!("msr S3_4_C14_C5_2, {}", "msr S3_4_C14_C5_1, {}", "isb", in(reg) min, in(reg) 1u64, options(nostack, preserves_flags));
+        }
+    }
+}
+
+/// This PE's index (QEMU virt: MPIDR_EL1.Aff0).
+fn this_cpu() -> usize {
+    (shared::read_sysreg!(mpidr_el1) & 0xff) as usize
+}
+
+/// Acknowledges the highest-priority pending Group 1 (Secure, from S-EL2)
+/// interrupt and ends it in the GIC (EOImode 0: drop and deactivate).
+///
+/// Not EOImode 1 with ICC_DIR_EL1 when the SP is done: QEMU (10.0) ignores
+/// DIR writes at Secure EL2 for Secure interrupts (its GICv3 CPU interface
+/// predates Secure EL2), so the first interrupt would stay active forever.
+/// Instead a device interrupt is disabled (GICD/GICR ICENABLER) until its SP
+/// calls HF_INTERRUPT_DEACTIVATE, so a level-triggered device cannot storm;
+/// our timer needs neither (the dispatcher stops it when it fires).
+fn acknowledge() -> u32 {
+    let intid: u64;
+    // SAFETY: ICC_IAR1_EL1 (S3_0_C12_C12_0) of our own CPU interface.
+    unsafe { core::arch::asm!("mrs {}, S3_0_C12_C12_0", out(reg) intid, options(nostack)) };
+    let intid = intid as u32;
+    if intid < 1020 {
+        if intid != SEL2_PHYS_TIMER_INTID {
+            let _ = HwGic.set_enabled(intid, this_cpu(), false);
+        }
+        // SAFETY: ICC_EOIR1_EL1 (S3_0_C12_C12_1) for the interrupt just acknowledged.
+        unsafe { core::arch::asm!("msr S3_0_C12_C12_1, {}", "isb", in(reg) intid as u64, options(nostack)) };
+    }
+    intid
+}
+
+/// The GICv3 through the `arm-gic` crate, for Secure interrupt configuration.
+pub struct HwGic;
+
+fn int_id(intid: u32) -> Result<arm_gic::IntId, ()> {
+    use arm_gic::IntId;
+    match intid {
+        n @ 0..16 => Ok(IntId::sgi(n)),
+        n @ 16..32 => Ok(IntId::ppi(n - 16)),
+        n @ 32..1020 => Ok(IntId::spi(n - 32)),
+        _ => Err(()),
+    }
+}
+
+fn gic() -> Result<arm_gic::gicv3::GicV3<'static>, ()> {
+    // SAFETY: the GIC distributor and redistributors are mapped (Device) in
+    // our Stage-1; each driver value lives for one operation, under the SPMC
+    // lock, so the SPMC has no other user of these registers meanwhile.
+    unsafe {
+        let gicd = arm_gic::UniqueMmioPointer::new(core::ptr::NonNull::new(GICD_BASE as *mut _).ok_or(())?);
+        arm_gic::gicv3::GicV3::new(gicd, core::ptr::NonNull::new(GICR_BASE as *mut _).ok_or(())?, shared::percpu::MAX_CPUS).map_err(|_| ())
+    }
+}
+
+impl HwGic {
+    fn set_enabled(&mut self, intid: u32, cpu: usize, enable: bool) -> Result<(), ()> {
+        gic()?.enable_interrupt(int_id(intid)?, Some(cpu), enable).map_err(|_| ())
+    }
+}
+
+impl SecureInterruptController for HwGic {
+    fn configure_secure(&mut self, irq: SecureInterrupt, cpu: usize) -> Result<(), ()> {
+        use arm_gic::Trigger;
+        use arm_gic::gicv3::{Group, SecureIntGroup};
+        let id = int_id(irq.intid)?;
+        let mut gic = gic()?;
+        let cpu_opt = Some(cpu);
+        gic.enable_interrupt(id, cpu_opt, false).map_err(|_| ())?;
+        gic.set_group(id, cpu_opt, Group::Secure(SecureIntGroup::Group1S)).map_err(|_| ())?;
+        gic.set_interrupt_priority(id, cpu_opt, irq.priority).map_err(|_| ())?;
+        gic.set_trigger(id, cpu_opt, if irq.level { Trigger::Level } else { Trigger::Edge }).map_err(|_| ())?;
+        if !irq.is_private() {
+            // QEMU virt: MPIDR Aff0 = linear PE index.
+            gic.distributor().set_routing(id, Some(cpu as u64)).map_err(|_| ())?;
+        }
+        gic.enable_interrupt(id, cpu_opt, true).map_err(|_| ())
+    }
+}
 
 /// ESR_EL2 exception classes (DDI0487 D19.2.x ESR_EL2.EC).
 const EC_HVC64: u64 = 0x16;
@@ -26,6 +154,8 @@ const EC_SMC64: u64 = 0x17;
 struct Vcpu {
     regs: GuestRegs,
     el1: El1SysRegs,
+    /// Its emulated EL1 physical timer.
+    timer: VTimer,
 }
 
 /// One slot per (partition, execution context).  A static, not a field of
@@ -80,9 +210,9 @@ pub fn setup_cpu_virt(ns_root: u64) {
         core::arch::asm!("msr S3_4_C2_C6_2, {}" /* VSTCR_EL2 */, in(reg) vstcr, options(nostack, preserves_flags));
         shared::write_sysreg!(vttbr_el2, ns_root | (1u64 << 48));
         shared::write_sysreg!(hcr_el2, HCR_EL2_SP);
-        // EL1 may read the physical counter and timer without trapping.
-        shared::write_sysreg!(cnthctl_el2, 3);
+        shared::write_sysreg!(cnthctl_el2, CNTHCTL_EL2_SP);
         shared::write_sysreg!(cntvoff_el2, 0);
+
         core::arch::asm!("isb", "tlbi vmalls12e1", "dsb nsh", "isb", options(nostack));
     }
 }
@@ -117,7 +247,7 @@ impl HwPlatform {
         self.sps[idx] = Some(SpHw { s2_root: root, vmid: idx as u64 + 2, entry });
         for ctx in 0..(pm.execution_ctx_count as usize).min(MAX_CONTEXTS) {
             // x0 = 0: no boot information blob is passed (DEN0077 §5.4).
-            *VCPUS[idx][ctx].lock() = Some(Vcpu { regs: GuestRegs::at_entry(entry, 0), el1: El1SysRegs::reset() });
+            *VCPUS[idx][ctx].lock() = Some(Vcpu { regs: GuestRegs::at_entry(entry, 0), el1: El1SysRegs::reset(), timer: VTimer::default() });
         }
         Ok(())
     }
@@ -151,11 +281,41 @@ impl Platform for HwPlatform {
     fn reset_ctx(&mut self, index: usize, ctx: usize, entry: Option<u64>) {
         let Some(hw) = self.sps.get(index).copied().flatten() else { return };
         if let Some(slot) = VCPUS.get(index).and_then(|c| c.get(ctx)) {
-            *slot.lock() = Some(Vcpu { regs: GuestRegs::at_entry(entry.unwrap_or(hw.entry), 0), el1: El1SysRegs::reset() });
+            *slot.lock() = Some(Vcpu { regs: GuestRegs::at_entry(entry.unwrap_or(hw.entry), 0), el1: El1SysRegs::reset(), timer: VTimer::default() });
         }
     }
 
-    fn run_sp(&mut self, index: usize, ctx: usize, answer: Option<&Regs>) -> SpExit {
+    fn acknowledge_interrupt(&mut self) -> u32 {
+        acknowledge()
+    }
+
+    fn deactivate_interrupt(&mut self, intid: u32) {
+        // Ended in the GIC at acknowledge time; a device interrupt was
+        // disabled until now (see `acknowledge`).
+        if intid != SEL2_PHYS_TIMER_INTID {
+            let _ = HwGic.set_enabled(intid, this_cpu(), true);
+        }
+    }
+
+    fn timer_expired(&mut self, out: &mut [(usize, usize)]) -> usize {
+        let now = cntpct();
+        let mut n = 0;
+        for (i, row) in DEADLINES.iter().enumerate() {
+            for (c, d) in row.iter().enumerate() {
+                let v = d.load(Ordering::Relaxed);
+                if v <= now && n < out.len() {
+                    // One interrupt per arming: the SP re-arms by writing its timer.
+                    d.store(u64::MAX, Ordering::Relaxed);
+                    out[n] = (i, c);
+                    n += 1;
+                }
+            }
+        }
+        program_host_timer();
+        n
+    }
+
+    fn run_sp(&mut self, index: usize, ctx: usize, answer: Option<&Regs>, flags: RunFlags) -> SpExit {
         let dead = SpExit::Fault { esr: 0, far: 0, elr: 0, ipa: None };
         let Some(hw) = self.sps.get(index).copied().flatten() else { return dead };
         let Some(slot) = VCPUS.get(index).and_then(|c| c.get(ctx)) else { return dead };
@@ -176,6 +336,8 @@ impl Platform for HwPlatform {
             core::arch::asm!("msr S3_4_C2_C6_0, {}" /* VSTTBR_EL2 */, in(reg) hw.s2_root, options(nostack, preserves_flags));
             shared::write_sysreg!(vttbr_el2, self.ns_root | (hw.vmid << 48));
             shared::write_sysreg!(vmpidr_el2, (1u64 << 31) | ctx as u64);
+            let hcr = HCR_EL2_SP | HCR_EL2_IMO | if flags.trap_ns { HCR_EL2_FMO } else { 0 } | if flags.virq { HCR_EL2_VI } else { 0 };
+            shared::write_sysreg!(hcr_el2, hcr);
             core::arch::asm!("isb", options(nostack));
         }
         let fault = |esr: u64, elr: u64| {
@@ -197,10 +359,35 @@ impl Platform for HwPlatform {
                         break SpExit::Call(call_regs(&v.regs));
                     }
                     EC_HVC64 => break SpExit::Call(call_regs(&v.regs)),
+                    EC_SYSREG => match vtimer::decode(esr & 0x1ff_ffff) {
+                        Some((reg, rt, read)) => {
+                            let now = cntpct();
+                            if read {
+                                if rt < 31 {
+                                    v.regs.x[rt] = v.timer.read(reg, now);
+                                }
+                            } else {
+                                let val = if rt < 31 { v.regs.x[rt] } else { 0 };
+                                v.timer.write(reg, val, now);
+                                let d = v.timer.deadline().unwrap_or(u64::MAX);
+                                DEADLINES[index][ctx].store(d, Ordering::Relaxed);
+                                program_host_timer();
+                            }
+                            v.regs.elr += 4;
+                            continue;
+                        }
+                        None => break fault(esr, v.regs.elr),
+                    },
                     _ => break fault(esr, v.regs.elr),
                 },
-                // An interrupt while HCR_EL2.IMO/FMO are clear cannot be ours: resume.
-                9 | 10 => continue,
+                // IRQ (HCR_EL2.IMO): a Secure Group 1 interrupt.
+                9 => match acknowledge() {
+                    SPURIOUS_INTID | 1020..=1022 => continue,
+                    intid => break SpExit::SecureInterrupt(intid),
+                },
+                // FIQ (HCR_EL2.FMO, set only when we act on them): a Non-secure interrupt.
+                10 if flags.trap_ns => break SpExit::NsInterrupt,
+                10 => continue,
                 _ => break fault(esr, v.regs.elr),
             }
         };

@@ -12,12 +12,14 @@
 //! FFA_MSG_SEND_DIRECT_REQ(2), memory sharing, notifications, FFA_RUN, FFA_MSG_SEND2.
 //! Calls made by SPs trap to us (HCR_EL2.TSC) and never reach the SPMD.
 
+pub mod interrupts;
 pub mod partition_info;
 pub mod rxtx;
 
 use crate::manifest::Ranges;
 use crate::partition::manifest::{MSG_DIRECT_REQ_RECV, MSG_DIRECT_REQ_SEND, MSG_DIRECT_REQ2_RECV, MSG_DIRECT_REQ2_SEND};
 use crate::partition::{PartitionManifest, Uuid};
+use interrupts::{NsAction, SecureAction, Serving, TargetState, VirqQueue};
 use rxtx::Mailbox;
 use shared::abi::ffa::{self as ffa, FfaError, fid, framework};
 
@@ -40,6 +42,23 @@ pub enum SpExit {
     /// Any other exception (abort, undefined instruction, ...): the SP is dead.
     /// `ipa`: the faulting IPA of a Stage-2 abort (HPFAR_EL2), if any.
     Fault { esr: u64, far: u64, elr: u64, ipa: Option<u64> },
+    /// A Non-secure interrupt (FIQ in Secure state) stopped the SP; its
+    /// registers are saved as they were, resuming continues where it was.
+    NsInterrupt,
+    /// A Secure interrupt (IRQ in Secure state) stopped the SP; the platform
+    /// acknowledged it (priority dropped, not yet deactivated).  Resuming
+    /// continues where the SP was.
+    SecureInterrupt(u32),
+}
+
+/// How to run a context, decided by the dispatcher for each `run_sp`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunFlags {
+    /// Non-secure interrupts trap to the SPMC (HCR_EL2.FMO); else they stay
+    /// pending while the SP runs.
+    pub trap_ns: bool,
+    /// A virtual IRQ is pending for the context (HCR_EL2.VI).
+    pub virq: bool,
 }
 
 /// What the dispatcher needs from the machine.
@@ -53,7 +72,20 @@ pub trait Platform {
     /// Runs execution context `ctx` of SP `index` until its next FF-A call or
     /// fault.  `answer` is what its last call returns (None: the first run
     /// from its entry point).
-    fn run_sp(&mut self, index: usize, ctx: usize, answer: Option<&Regs>) -> SpExit;
+    /// With `answer` None the context resumes exactly where it stopped (its
+    /// first run, or after an interrupt).
+    fn run_sp(&mut self, index: usize, ctx: usize, answer: Option<&Regs>, flags: RunFlags) -> SpExit;
+    /// Acknowledges the highest-priority pending Secure Group 1 interrupt and
+    /// drops its priority (GICv3 ICC_IAR1_EL1, ICC_EOIR1_EL1 with EOImode 1);
+    /// [`interrupts::SPURIOUS_INTID`] if none.  Used when the SPMD enters us
+    /// with FFA_INTERRUPT.
+    fn acknowledge_interrupt(&mut self) -> u32;
+    /// Deactivates a physical interrupt acknowledged earlier (ICC_DIR_EL1).
+    fn deactivate_interrupt(&mut self, intid: u32);
+    /// After the Secure EL2 physical timer fired: the SP contexts whose
+    /// emulated timer expired (each reported once per arming), into `out`;
+    /// returns how many.  Stops or re-arms the physical timer for the rest.
+    fn timer_expired(&mut self, out: &mut [(usize, usize)]) -> usize;
     /// Puts context `ctx` of SP `index` back at an entry point: `entry`, or
     /// the partition's own entry point when None (DEN0077 §18.2: secondary
     /// contexts start at the FFA_SECONDARY_EP_REGISTER address).
@@ -83,6 +115,13 @@ pub enum CtxState {
     /// Gave the CPU back with FFA_YIELD while handling a request from the
     /// Normal world; resumed by FFA_RUN.
     Preempted { from: u16, kind: ReqKind },
+    /// Preempted by a Non-secure interrupt (`ns-interrupts-action` 2) while
+    /// handling a request from the Normal world; FFA_RUN resumes it where it
+    /// was (DEN0077 v1.2 §8.3.1.1).
+    Interrupted { from: u16, kind: ReqKind },
+    /// Resumed from FFA_MSG_WAIT with FFA_INTERRUPT to handle a virtual
+    /// interrupt; back to Waiting at its next FFA_MSG_WAIT.
+    HandlingInterrupt,
 }
 
 /// Where a partition's memory is: its package region, identity mapped at Stage-2.
@@ -117,6 +156,12 @@ pub struct Partition {
     pub secondary_ep: Option<u64>,
     mailbox: Option<Mailbox>,
     line: LineBuf,
+    /// Virtual interrupts pending per context.
+    pub virqs: [VirqQueue; MAX_CONTEXTS],
+    /// A managed exit was signalled to the context and not answered yet.
+    pub managed_exit: [bool; MAX_CONTEXTS],
+    /// Physical device interrupts of this SP acknowledged and not yet deactivated.
+    active: [Option<u32>; 4],
 }
 
 impl Partition {
@@ -130,6 +175,9 @@ impl Partition {
             secondary_ep: None,
             mailbox: None,
             line: LineBuf::new(),
+            virqs: [VirqQueue::default(); MAX_CONTEXTS],
+            managed_exit: [false; MAX_CONTEXTS],
+            active: [None; 4],
         }
     }
 
@@ -160,6 +208,10 @@ pub struct Spmc {
     ns_version: u32,
     ns_mailbox: Option<Mailbox>,
 }
+
+/// FFA_NORMAL_WORLD_RESUME (TF-A ffa_svc.h, function number 0x7C): the SPMC
+/// is done with a secure interrupt the SPMD gave it with FFA_INTERRUPT.
+pub const FFA_NORMAL_WORLD_RESUME: u32 = 0x8400_007C;
 
 /// FFA_ERROR with `code` in w2 (DEN0077 §13.x FFA_ERROR).
 pub fn error(code: FfaError) -> Regs {
@@ -266,6 +318,10 @@ const SUPPORTED: &[u32] = &[
 enum SpStep {
     /// Resume the SP with this answer.
     Resume(Regs),
+    /// Resume the SP exactly where it stopped (after an interrupt).
+    Continue,
+    /// A Non-secure interrupt stopped it (only when trapped: see [`RunFlags`]).
+    NsInterrupt,
     /// The SP blocked in FFA_MSG_WAIT.
     Waited,
     /// The SP answered a direct request (the response registers).
@@ -356,9 +412,11 @@ impl Spmc {
         }
         let mut answer: Option<Regs> = None;
         loop {
-            let exit = platform.run_sp(i, ctx, answer.as_ref());
+            let flags = self.run_flags(i, ctx);
+            let exit = platform.run_sp(i, ctx, answer.as_ref(), flags);
             match self.sp_exit(i, ctx, cpu, exit, platform) {
                 SpStep::Resume(r) => answer = Some(r),
+                SpStep::Continue | SpStep::NsInterrupt => answer = None,
                 SpStep::Waited => {
                     self.part_mut(i).contexts[ctx] = CtxState::Waiting;
                     return Ok(());
@@ -426,6 +484,125 @@ impl Spmc {
                 SpStep::Failed
             }
             SpExit::Call(regs) => self.handle_sp_call(i, ctx, cpu, &regs, platform),
+            SpExit::NsInterrupt => SpStep::NsInterrupt,
+            SpExit::SecureInterrupt(intid) => {
+                self.secure_interrupt(intid, cpu, Some((i, ctx)), platform);
+                SpStep::Continue
+            }
+        }
+    }
+
+    /// Who context `ctx` of SP `i` serves, for the NS interrupt decision.
+    fn serving(&self, i: usize, ctx: usize) -> Serving {
+        match self.part(i).contexts[ctx] {
+            CtxState::Running { from, .. } if !ffa::is_secure_endpoint(from) => Serving::Normal,
+            CtxState::Running { .. } => Serving::Secure,
+            _ => Serving::Nobody,
+        }
+    }
+
+    /// How to run context `ctx` of SP `i` now (see [`interrupts::trap_ns_interrupts`]).
+    fn run_flags(&self, i: usize, ctx: usize) -> RunFlags {
+        let p = self.part(i);
+        RunFlags {
+            trap_ns: interrupts::trap_ns_interrupts(p.manifest.ns_interrupts_action, self.serving(i, ctx), p.managed_exit[ctx]),
+            virq: !p.virqs[ctx].is_empty(),
+        }
+    }
+
+    /// The partition whose manifest claims physical interrupt `intid` (device-regions).
+    fn interrupt_owner(&self, intid: u32) -> Option<usize> {
+        (0..self.count).find(|&i| {
+            self.partitions[i].as_ref().is_some_and(|p| {
+                !p.aborted && p.manifest.device_regions().iter().any(|d| d.interrupts[..d.interrupt_count].iter().any(|irq| irq.0 == intid))
+            })
+        })
+    }
+
+    /// A Secure interrupt `intid` (acknowledged, priority dropped) on PE
+    /// `cpu`; `current` is the context it stopped, if an SP was running.
+    /// Turns it into a virtual interrupt for its SP (DEN0077 v1.2 §8.3.2).
+    pub fn secure_interrupt(&mut self, intid: u32, cpu: usize, current: Option<(usize, usize)>, platform: &mut dyn Platform) {
+        if intid == interrupts::SEL2_PHYS_TIMER_INTID {
+            // Our own timer, backing the SPs' emulated EL1 physical timers.
+            let mut expired = [(0usize, 0usize); 8];
+            let n = platform.timer_expired(&mut expired);
+            platform.deactivate_interrupt(intid);
+            for &(i, ctx) in &expired[..n] {
+                if i < self.count {
+                    self.deliver(i, ctx, interrupts::VIRTUAL_TIMER_INTID, cpu, current, platform);
+                }
+            }
+            return;
+        }
+        let Some(i) = self.interrupt_owner(intid) else {
+            log::warn!("secure interrupt {} has no partition: ignored", intid);
+            platform.deactivate_interrupt(intid);
+            return;
+        };
+        // Deactivated when the SP says it is done (HF_INTERRUPT_DEACTIVATE).
+        let p = self.part_mut(i);
+        if let Some(slot) = p.active.iter_mut().find(|a| a.is_none() || **a == Some(intid)) {
+            *slot = Some(intid);
+        } else {
+            platform.deactivate_interrupt(intid);
+        }
+        let ctx = self.part(i).ctx_for(cpu);
+        self.deliver(i, ctx, intid, cpu, current, platform);
+    }
+
+    /// Makes virtual interrupt `vint` pending for context `ctx` of SP `i`
+    /// and acts on the context's state.
+    fn deliver(&mut self, i: usize, ctx: usize, vint: u32, cpu: usize, current: Option<(usize, usize)>, platform: &mut dyn Platform) {
+        let state = self.part(i).contexts[ctx];
+        let target = if current == Some((i, ctx)) {
+            TargetState::Current
+        } else {
+            match state {
+                CtxState::Waiting => TargetState::Waiting,
+                CtxState::Off => TargetState::Off,
+                _ => TargetState::Busy,
+            }
+        };
+        let action = interrupts::secure_action(target);
+        if action == SecureAction::Drop || self.part(i).aborted {
+            log::warn!("virtual interrupt {} for SP {:#06x} ctx {} dropped: context not running", vint, self.part(i).manifest.id, ctx);
+            return;
+        }
+        if !self.part_mut(i).virqs[ctx].push(vint) {
+            log::warn!("virtual interrupt {} for SP {:#06x} lost: too many pending", vint, self.part(i).manifest.id);
+        }
+        if action == SecureAction::RunWithFfaInterrupt {
+            self.run_interrupt_handler(i, ctx, cpu, platform);
+        }
+    }
+
+    /// Runs a waiting context with FFA_INTERRUPT (DEN0077 v1.2 §8.4.x: the
+    /// SP's handling of a virtual interrupt while it waits) until its next
+    /// FFA_MSG_WAIT.
+    fn run_interrupt_handler(&mut self, i: usize, ctx: usize, cpu: usize, platform: &mut dyn Platform) {
+        self.part_mut(i).contexts[ctx] = CtxState::HandlingInterrupt;
+        let mut first = [0u64; 18];
+        first[0] = fid::FFA_INTERRUPT as u64;
+        // w1: target information, endpoint id [31:16] | vCPU id [15:0].
+        first[1] = ((self.part(i).manifest.id as u64) << 16) | ctx as u64;
+        let mut answer = Some(first);
+        loop {
+            let flags = self.run_flags(i, ctx);
+            let exit = platform.run_sp(i, ctx, answer.as_ref(), flags);
+            match self.sp_exit(i, ctx, cpu, exit, platform) {
+                SpStep::Resume(r) => answer = Some(r),
+                SpStep::Continue | SpStep::NsInterrupt => answer = None,
+                SpStep::Waited => {
+                    self.part_mut(i).contexts[ctx] = CtxState::Waiting;
+                    return;
+                }
+                SpStep::Responded(_) | SpStep::Yielded => answer = Some(error(FfaError::Denied)),
+                SpStep::Failed => {
+                    self.part_mut(i).contexts[ctx] = CtxState::Off;
+                    return;
+                }
+            }
         }
     }
 
@@ -436,9 +613,35 @@ impl Spmc {
         match f {
             fid::FFA_MSG_WAIT => match state {
                 // During a direct request the SP must answer it first (DEN0077 §15.2).
-                CtxState::Running { .. } | CtxState::Preempted { .. } => SpStep::Resume(error(FfaError::Denied)),
+                CtxState::Running { .. } | CtxState::Preempted { .. } | CtxState::Interrupted { .. } => SpStep::Resume(error(FfaError::Denied)),
                 _ => SpStep::Waited,
             },
+            interrupts::HF_INTERRUPT_GET => {
+                let mut a = [0u64; 18];
+                a[0] = self.part_mut(i).virqs[ctx].pop().map_or(interrupts::HF_INVALID_INTID, u64::from);
+                SpStep::Resume(a)
+            }
+            interrupts::HF_INTERRUPT_DEACTIVATE => {
+                // x1 = virtual id, x2 = physical id (Hafnium); only an active
+                // interrupt of this SP is deactivated physically.
+                let mut a = [0u64; 18];
+                let phys = r[2] as u32;
+                let p = self.part_mut(i);
+                match p.active.iter_mut().find(|s| **s == Some(phys)) {
+                    Some(slot) => {
+                        *slot = None;
+                        platform.deactivate_interrupt(phys);
+                    }
+                    // Virtual-only interrupts (timer, managed exit) need nothing.
+                    None if r[1] as u32 == interrupts::VIRTUAL_TIMER_INTID || r[1] as u32 == interrupts::MANAGED_EXIT_INTID => {}
+                    None => a[0] = u64::MAX, // -1: not an active interrupt of this SP
+                }
+                SpStep::Resume(a)
+            }
+            interrupts::HF_INTERRUPT_ENABLE => {
+                // Interrupts are enabled from the manifest at boot; accept the call.
+                SpStep::Resume([0u64; 18])
+            }
             fid::FFA_MSG_SEND_DIRECT_RESP_32 | fid::FFA_MSG_SEND_DIRECT_RESP_64 | fid::FFA_MSG_SEND_DIRECT_RESP2 => {
                 let CtxState::Running { from, .. } = state else {
                     return SpStep::Responded(*r);
@@ -564,6 +767,19 @@ impl Spmc {
                 return a;
             }
             fid::FFA_RX_ACQUIRE => self.rx_acquire(r),
+            fid::FFA_INTERRUPT => {
+                // Only the SPMD sends this (it refuses it from NS): a Secure
+                // interrupt fired while the Normal world ran (TF-A
+                // spmd_secure_interrupt_handler).  Handle it, then let NS go on.
+                let intid = platform.acknowledge_interrupt();
+                if intid != interrupts::SPURIOUS_INTID {
+                    self.secure_interrupt(intid, cpu, None, platform);
+                }
+                shared::request_log!("secure interrupt {} while NS ran: handled", intid);
+                let mut a = [0u64; 18];
+                a[0] = FFA_NORMAL_WORLD_RESUME as u64;
+                return a;
+            }
             fid::FFA_FEATURES
             | fid::FFA_RXTX_MAP_32
             | fid::FFA_RXTX_MAP_64
@@ -681,7 +897,9 @@ impl Spmc {
         let ctx = p.ctx_for(cpu);
         match p.contexts[ctx] {
             CtxState::Waiting => {}
-            CtxState::Running { .. } | CtxState::Preempted { .. } | CtxState::Off => return error(FfaError::Busy),
+            CtxState::Running { .. } | CtxState::Preempted { .. } | CtxState::Interrupted { .. } | CtxState::HandlingInterrupt | CtxState::Off => {
+                return error(FfaError::Busy);
+            }
         }
         self.part_mut(i).contexts[ctx] = CtxState::Running { from: src, kind };
         let mut req = *r;
@@ -695,28 +913,58 @@ impl Spmc {
                 *x = 0;
             }
         }
-        self.run_until_response(i, ctx, cpu, req, platform)
+        self.run_until_response(i, ctx, cpu, Some(req), platform)
     }
 
     /// Runs context `ctx` of SP `i`, handling its calls, until it answers the
     /// request it is Running for, yields, or dies.
-    fn run_until_response(&mut self, i: usize, ctx: usize, cpu: usize, first: Regs, platform: &mut dyn Platform) -> Regs {
+    fn run_until_response(&mut self, i: usize, ctx: usize, cpu: usize, first: Option<Regs>, platform: &mut dyn Platform) -> Regs {
         let mut answer = first;
         loop {
-            let exit = platform.run_sp(i, ctx, Some(&answer));
+            let flags = self.run_flags(i, ctx);
+            let exit = platform.run_sp(i, ctx, answer.as_ref(), flags);
             match self.sp_exit(i, ctx, cpu, exit, platform) {
-                SpStep::Resume(a) => answer = a,
+                SpStep::Resume(a) => answer = Some(a),
+                SpStep::Continue => answer = None,
+                SpStep::NsInterrupt => {
+                    answer = None;
+                    let CtxState::Running { from, kind } = self.part(i).contexts[ctx] else { continue };
+                    let p = self.part(i);
+                    match interrupts::ns_action(p.manifest.ns_interrupts_action, self.serving(i, ctx), p.managed_exit[ctx]) {
+                        // Not trapped for these (RunFlags); if one comes anyway, go on.
+                        NsAction::Queue => {}
+                        NsAction::ManagedExit => {
+                            // The SP answers its caller itself (direct response);
+                            // NS interrupts stay pending until then.
+                            let p = self.part_mut(i);
+                            p.managed_exit[ctx] = true;
+                            p.virqs[ctx].push(interrupts::MANAGED_EXIT_INTID);
+                            log::info!("NS interrupt: managed exit for SP {:#06x} ctx {}", p.manifest.id, ctx);
+                        }
+                        NsAction::Signal => {
+                            self.part_mut(i).contexts[ctx] = CtxState::Interrupted { from, kind };
+                            log::info!("NS interrupt: SP {:#06x} ctx {} preempted, FFA_INTERRUPT to NS", self.part(i).manifest.id, ctx);
+                            // FFA_INTERRUPT to the caller: w1 = SP id [31:16] | vCPU [15:0];
+                            // it resumes the SP with FFA_RUN (DEN0077 v1.2 §8.3.1.1).
+                            let mut y = [0u64; 18];
+                            y[0] = fid::FFA_INTERRUPT as u64;
+                            y[1] = ((self.part(i).manifest.id as u64) << 16) | ctx as u64;
+                            return y;
+                        }
+                    }
+                }
                 SpStep::Responded(resp) => {
                     let CtxState::Running { kind, .. } = self.part(i).contexts[ctx] else {
-                        answer = error(FfaError::Denied);
+                        answer = Some(error(FfaError::Denied));
                         continue;
                     };
                     if resp[0] as u32 != response_fid(kind) {
                         // The response must use the request's ABI and width (§15.2, §15.4).
-                        answer = error(FfaError::InvalidParameters);
+                        answer = Some(error(FfaError::InvalidParameters));
                         continue;
                     }
                     self.part_mut(i).contexts[ctx] = CtxState::Waiting;
+                    self.part_mut(i).managed_exit[ctx] = false;
                     let mut out = resp;
                     match kind {
                         ReqKind::Req32 => out.iter_mut().skip(8).for_each(|x| *x = 0),
@@ -731,7 +979,7 @@ impl Spmc {
                 }
                 SpStep::Yielded => {
                     let CtxState::Running { from, kind } = self.part(i).contexts[ctx] else {
-                        answer = error(FfaError::Denied);
+                        answer = Some(error(FfaError::Denied));
                         continue;
                     };
                     self.part_mut(i).contexts[ctx] = CtxState::Preempted { from, kind };
@@ -741,7 +989,7 @@ impl Spmc {
                     y[1] = ((self.part(i).manifest.id as u64) << 16) | ctx as u64;
                     return y;
                 }
-                SpStep::Waited => answer = error(FfaError::Denied),
+                SpStep::Waited => answer = Some(error(FfaError::Denied)),
                 SpStep::Failed => {
                     // The context is gone with its partition; the caller learns why.
                     self.part_mut(i).contexts[ctx] = CtxState::Off;
@@ -771,9 +1019,14 @@ impl Spmc {
             CtxState::Preempted { from, kind } => {
                 self.part_mut(i).contexts[vcpu] = CtxState::Running { from, kind };
                 // FFA_YIELD returns FFA_SUCCESS to the SP when it is run again.
-                self.run_until_response(i, vcpu, cpu, success(&[]), platform)
+                self.run_until_response(i, vcpu, cpu, Some(success(&[])), platform)
             }
-            CtxState::Running { .. } => error(FfaError::Busy),
+            CtxState::Interrupted { from, kind } => {
+                self.part_mut(i).contexts[vcpu] = CtxState::Running { from, kind };
+                // Preempted asynchronously: it continues where it was, registers untouched.
+                self.run_until_response(i, vcpu, cpu, None, platform)
+            }
+            CtxState::Running { .. } | CtxState::HandlingInterrupt => error(FfaError::Busy),
             // Nothing to run: it waits for a message.
             CtxState::Waiting | CtxState::Off => error(FfaError::Denied),
         }

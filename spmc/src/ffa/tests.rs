@@ -16,11 +16,30 @@ struct Fake {
     fail_map: bool,
     runs: Vec<(usize, usize)>,
     resets: Vec<(usize, usize, Option<u64>)>,
+    /// The flags of each run, in order.
+    flags: Vec<RunFlags>,
+    /// What acknowledge_interrupt returns next.
+    pending_intid: u32,
+    deactivated: Vec<u32>,
+    /// What timer_expired reports next.
+    expired: Vec<(usize, usize)>,
 }
 
 impl Fake {
     fn new() -> Self {
-        Self { sps: Vec::new(), mem: HashMap::new(), mapped: Vec::new(), logs: Vec::new(), fail_map: false, runs: Vec::new(), resets: Vec::new() }
+        Self {
+            sps: Vec::new(),
+            mem: HashMap::new(),
+            mapped: Vec::new(),
+            logs: Vec::new(),
+            fail_map: false,
+            runs: Vec::new(),
+            resets: Vec::new(),
+            flags: Vec::new(),
+            pending_intid: interrupts::SPURIOUS_INTID,
+            deactivated: Vec::new(),
+            expired: Vec::new(),
+        }
     }
     fn read(&self, pa: u64, n: usize) -> Vec<u8> {
         (0..n as u64).map(|i| *self.mem.get(&(pa + i)).unwrap_or(&0)).collect()
@@ -44,9 +63,22 @@ impl Platform for Fake {
             self.mem.insert(pa + i as u64, *b);
         }
     }
-    fn run_sp(&mut self, index: usize, ctx: usize, answer: Option<&Regs>) -> SpExit {
+    fn run_sp(&mut self, index: usize, ctx: usize, answer: Option<&Regs>, flags: RunFlags) -> SpExit {
         self.runs.push((index, ctx));
+        self.flags.push(flags);
         (self.sps[index])(ctx, answer)
+    }
+    fn acknowledge_interrupt(&mut self) -> u32 {
+        core::mem::replace(&mut self.pending_intid, interrupts::SPURIOUS_INTID)
+    }
+    fn deactivate_interrupt(&mut self, intid: u32) {
+        self.deactivated.push(intid);
+    }
+    fn timer_expired(&mut self, out: &mut [(usize, usize)]) -> usize {
+        let n = self.expired.len().min(out.len());
+        out[..n].copy_from_slice(&self.expired[..n]);
+        self.expired.clear();
+        n
     }
     fn reset_ctx(&mut self, index: usize, ctx: usize, entry: Option<u64>) {
         self.resets.push((index, ctx, entry));
@@ -839,4 +871,177 @@ fn aborted_partition_in_a_chain() {
     assert!(is_error(&s.handle_ns(&regs(&[fid::FFA_RUN as u64, 0x8003_0000]), 0, &mut f), FfaError::Aborted));
     echo_ok(&mut s, &mut f);
     assert_eq!(s.handle_ns(&req64(0, 0x8002, &[0]), 3, &mut f)[0], fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64);
+}
+
+// ---- Interrupts (DEN0077 v1.2 §8) ----
+
+use crate::partition::manifest::NsInterruptsAction;
+
+/// An SP (id 0x8005, UP) with `action` whose request handler is `script`.
+fn irq_sp_spmc(action: NsInterruptsAction, script: SpFn) -> (Spmc, Fake) {
+    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut f = Fake::new();
+    let mut m = PartitionManifest::for_test("irq", 0x8005, Uuid([5, 5, 5, 5]), 1, 0x603).with_device_interrupt_for_test(0x0910_0000, 60);
+    m.ns_interrupts_action = action;
+    let i = s.add_partition(Partition::new(m, SpMemory { base: 0x0e70_0000, size: 0x10_0000 })).unwrap();
+    f.sps.push(script);
+    s.init_partition(i, 0, 0, &mut f).unwrap();
+    (s, f)
+}
+
+/// Waits, then on a request: one NS interrupt arrives mid-request (`NsInterrupt`);
+/// when resumed with no answer it asks HF_INTERRUPT_GET and answers with that id in x4.
+fn interrupted_sp() -> SpFn {
+    let mut step = 0;
+    Box::new(move |_ctx, answer| {
+        step += 1;
+        match step {
+            1 => call(&[fid::FFA_MSG_WAIT as u64]),
+            2 => {
+                assert_eq!(answer.unwrap()[0], fid::FFA_MSG_SEND_DIRECT_REQ_64 as u64);
+                SpExit::NsInterrupt
+            }
+            3 => {
+                assert!(answer.is_none(), "an interrupted SP resumes with its registers untouched");
+                call(&[interrupts::HF_INTERRUPT_GET as u64])
+            }
+            4 => call(&[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x8005_0000, 0, 0x600d, answer.unwrap()[0]]),
+            _ => call(&[fid::FFA_MSG_WAIT as u64]),
+        }
+    })
+}
+
+#[test]
+fn ns_interrupt_signalled_returns_ffa_interrupt_and_run_resumes() {
+    let (mut s, mut f) = irq_sp_spmc(NsInterruptsAction::Signaled, interrupted_sp());
+    let a = s.handle_ns(&req64(0, 0x8005, &[1]), 0, &mut f);
+    assert!(f.flags.last().unwrap().trap_ns, "NS interrupts trap while it serves NS");
+    assert_eq!(&a[..2], &[fid::FFA_INTERRUPT as u64, 0x8005_0000]);
+    assert!(matches!(s.partition(0).unwrap().contexts[0], CtxState::Interrupted { from: 0, .. }));
+    // Busy until resumed; RUN resumes it where it was.
+    assert!(is_error(&s.handle_ns(&req64(0, 0x8005, &[1]), 0, &mut f), FfaError::Busy));
+    let a = s.handle_ns(&regs(&[fid::FFA_RUN as u64, 0x8005_0000]), 0, &mut f);
+    assert_eq!(&a[..5], &[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x8005_0000, 0, 0x600d, interrupts::HF_INVALID_INTID]);
+    assert_eq!(s.partition(0).unwrap().contexts[0], CtxState::Waiting);
+}
+
+#[test]
+fn ns_interrupt_managed_exit_injects_virtual_interrupt() {
+    let (mut s, mut f) = irq_sp_spmc(NsInterruptsAction::ManagedExit, interrupted_sp());
+    let a = s.handle_ns(&req64(0, 0x8005, &[1]), 0, &mut f);
+    // The SP answered its caller itself, with the managed-exit id it got.
+    assert_eq!(&a[..5], &[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x8005_0000, 0, 0x600d, interrupts::MANAGED_EXIT_INTID as u64]);
+    let fl = &f.flags[f.flags.len() - 2..];
+    assert!(fl[0].virq && !fl[0].trap_ns, "after the managed exit: vIRQ pending, NS interrupts held: {fl:?}");
+    assert!(!s.partition(0).unwrap().managed_exit[0], "cleared by the response");
+    assert_eq!(s.partition(0).unwrap().contexts[0], CtxState::Waiting);
+}
+
+#[test]
+fn ns_interrupt_queued_does_not_trap() {
+    let (mut s, mut f) = irq_sp_spmc(NsInterruptsAction::Queued, echo_sp(0x8005));
+    let a = s.handle_ns(&req64(0, 0x8005, &[1, 2]), 0, &mut f);
+    assert_eq!(a[0], fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64);
+    assert!(f.flags.iter().all(|fl| !fl.trap_ns));
+}
+
+/// Waits; each FFA_INTERRUPT: HF_INTERRUPT_GET, HF_INTERRUPT_DEACTIVATE, then
+/// FFA_MSG_WAIT; records the ids it got in `got`.
+fn waiting_handler_sp(got: std::rc::Rc<std::cell::RefCell<Vec<u64>>>) -> SpFn {
+    let mut step = 0;
+    let mut asked = false;
+    Box::new(move |_ctx, answer| {
+        step += 1;
+        match step {
+            1 => call(&[fid::FFA_MSG_WAIT as u64]),
+            _ => {
+                let a = answer.unwrap();
+                if a[0] == fid::FFA_INTERRUPT as u64 {
+                    assert_eq!(a[1], 0x8005_0000);
+                    asked = true;
+                    return call(&[interrupts::HF_INTERRUPT_GET as u64]);
+                }
+                if a[0] == fid::FFA_MSG_SEND_DIRECT_REQ_64 as u64 {
+                    return call(&[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x8005_0000, 0, got.borrow().len() as u64]);
+                }
+                if core::mem::take(&mut asked) {
+                    // The answer of HF_INTERRUPT_GET: deactivate it.
+                    got.borrow_mut().push(a[0]);
+                    return call(&[interrupts::HF_INTERRUPT_DEACTIVATE as u64, a[0], a[0]]);
+                }
+                call(&[fid::FFA_MSG_WAIT as u64])
+            }
+        }
+    })
+}
+
+#[test]
+fn secure_interrupt_from_spmd_runs_the_waiting_sp() {
+    let got = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let (mut s, mut f) = irq_sp_spmc(NsInterruptsAction::Queued, waiting_handler_sp(got.clone()));
+    // A device interrupt declared in the manifest (INTID 60).
+    f.pending_intid = 60;
+    let a = s.handle_ns(&regs(&[fid::FFA_INTERRUPT as u64]), 0, &mut f);
+    assert_eq!(a[0], FFA_NORMAL_WORLD_RESUME as u64);
+    assert_eq!(*got.borrow(), vec![60]);
+    assert_eq!(f.deactivated, vec![60], "deactivated when the SP said so");
+    assert!(f.flags.iter().all(|fl| !fl.trap_ns));
+    assert_eq!(s.partition(0).unwrap().contexts[0], CtxState::Waiting);
+    // The emulated timer: the SPMC's timer PPI, delivered as the virtual timer id.
+    f.pending_intid = interrupts::SEL2_PHYS_TIMER_INTID;
+    f.expired = vec![(0, 0)];
+    let a = s.handle_ns(&regs(&[fid::FFA_INTERRUPT as u64]), 0, &mut f);
+    assert_eq!(a[0], FFA_NORMAL_WORLD_RESUME as u64);
+    assert_eq!(*got.borrow(), vec![60, interrupts::VIRTUAL_TIMER_INTID as u64]);
+    assert_eq!(f.deactivated, vec![60, interrupts::SEL2_PHYS_TIMER_INTID]);
+    // Nothing pending (spurious) and an interrupt nobody owns: NS just resumes.
+    let a = s.handle_ns(&regs(&[fid::FFA_INTERRUPT as u64]), 0, &mut f);
+    assert_eq!(a[0], FFA_NORMAL_WORLD_RESUME as u64);
+    f.pending_intid = 61;
+    let a = s.handle_ns(&regs(&[fid::FFA_INTERRUPT as u64]), 0, &mut f);
+    assert_eq!(a[0], FFA_NORMAL_WORLD_RESUME as u64);
+    assert_eq!(f.deactivated.last(), Some(&61));
+    // The SP still answers requests (and counted two interrupts).
+    assert_eq!(s.handle_ns(&req64(0, 0x8005, &[0]), 0, &mut f)[3], 2);
+}
+
+#[test]
+fn secure_interrupt_while_its_sp_runs_is_injected() {
+    let mut step = 0;
+    let script: SpFn = Box::new(move |_ctx, answer| {
+        step += 1;
+        match step {
+            1 => call(&[fid::FFA_MSG_WAIT as u64]),
+            2 => SpExit::SecureInterrupt(60),
+            3 => {
+                assert!(answer.is_none());
+                call(&[interrupts::HF_INTERRUPT_GET as u64])
+            }
+            4 => call(&[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x8005_0000, 0, answer.unwrap()[0]]),
+            _ => call(&[fid::FFA_MSG_WAIT as u64]),
+        }
+    });
+    let (mut s, mut f) = irq_sp_spmc(NsInterruptsAction::Queued, script);
+    let a = s.handle_ns(&req64(0, 0x8005, &[0]), 0, &mut f);
+    assert_eq!(a[3], 60);
+    // The run right after the interrupt had the vIRQ pending.
+    assert!(f.flags[f.flags.len() - 2].virq);
+    assert!(f.deactivated.is_empty(), "the SP has not deactivated it");
+}
+
+#[test]
+fn hf_interrupt_deactivate_of_a_foreign_interrupt_fails() {
+    let mut step = 0;
+    let script: SpFn = Box::new(move |_ctx, answer| {
+        step += 1;
+        match step {
+            1 => call(&[fid::FFA_MSG_WAIT as u64]),
+            2 => call(&[interrupts::HF_INTERRUPT_DEACTIVATE as u64, 77, 77]),
+            3 => call(&[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x8005_0000, 0, answer.unwrap()[0]]),
+            _ => call(&[fid::FFA_MSG_WAIT as u64]),
+        }
+    });
+    let (mut s, mut f) = irq_sp_spmc(NsInterruptsAction::Queued, script);
+    assert_eq!(s.handle_ns(&req64(0, 0x8005, &[0]), 0, &mut f)[3], u64::MAX);
+    assert!(f.deactivated.is_empty());
 }

@@ -397,6 +397,24 @@ impl PartitionManifest {
         self.execution_ctx_count > 1
     }
 
+    /// Host tests: adds a device region at `base` owning interrupt `intid`.
+    #[cfg(test)]
+    pub fn with_device_interrupt_for_test(mut self, base: u64, intid: u32) -> Self {
+        let mut d = DeviceRegion { region: MemoryRegion { base, pages: 1, attributes: ATTR_READ | ATTR_WRITE }, ..Default::default() };
+        d.interrupts[0] = (intid, 0);
+        d.interrupt_count = 1;
+        self.device_regions[self.device_region_count] = d;
+        self.device_region_count += 1;
+        self
+    }
+
+    /// Host tests: sets the attributes of the last device region's interrupt `n`.
+    #[cfg(test)]
+    pub fn with_attributes_for_test(mut self, n: usize, attributes: u32) -> Self {
+        self.device_regions[self.device_region_count - 1].interrupts[n].1 = attributes;
+        self
+    }
+
     /// A manifest for host tests of the dispatcher.
     #[cfg(test)]
     pub fn for_test(description: &str, id: u16, uuid: Uuid, ctx: u16, messaging_method: u32) -> Self {

@@ -13,11 +13,15 @@ fn main() {}
 
 pub const CMD_PING: u64 = 0;
 pub const CMD_READ: u64 = 1;
+/// Busy work for x4 counter ticks: `[0, ticks spent, ..]`.  Its manifest says
+/// `ns-interrupts-action = <0>` (queued): an NS interrupt meanwhile waits.
+pub const CMD_SPIN: u64 = 2;
 
 /// The handler; `read` performs the (forbidden) access.
-pub fn handle(req: &sp_runtime::DirectRequest, read: &mut dyn FnMut(u64) -> u64) -> [u64; 5] {
+pub fn handle(req: &sp_runtime::DirectRequest, read: &mut dyn FnMut(u64) -> u64, spin: &mut dyn FnMut(u64) -> u64) -> [u64; 5] {
     let a = req.args;
     match a[0] {
+        CMD_SPIN => [0, spin(a[1]), 0, 0, 0],
         // Reaching the answer means isolation failed: report the value read.
         CMD_READ => [0xbad, read(a[1]), 0, 0, 0],
         _ => a,
@@ -33,7 +37,8 @@ extern "C" fn sp_main(_secondary: u64) -> ! {
         // SAFETY: deliberately touching memory we do not own: the point of this SP.
         unsafe { core::ptr::read_volatile(pa as *const u64) }
     };
-    sp_runtime::run(|req| handle(req, &mut read))
+    let mut spin = |ticks| sp_runtime::interrupts::spin(ticks, |_| false).0;
+    sp_runtime::run(|req| handle(req, &mut read, &mut spin))
 }
 
 #[cfg(test)]
@@ -44,9 +49,9 @@ mod tests {
         r[0] = 0xC400_006F;
         r[3..8].copy_from_slice(&[0, 1, 2, 3, 4]);
         let q = sp_runtime::DirectRequest::from_regs(&r).unwrap();
-        assert_eq!(super::handle(&q, &mut |_| 0), [0, 1, 2, 3, 4]);
+        assert_eq!(super::handle(&q, &mut |_| 0, &mut |t| t), [0, 1, 2, 3, 4]);
         r[3] = super::CMD_READ;
         let q = sp_runtime::DirectRequest::from_regs(&r).unwrap();
-        assert_eq!(super::handle(&q, &mut |pa| pa + 1)[..2], [0xbad, 2]);
+        assert_eq!(super::handle(&q, &mut |pa| pa + 1, &mut |t| t)[..2], [0xbad, 2]);
     }
 }

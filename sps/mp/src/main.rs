@@ -8,7 +8,11 @@
 //! - `CMD_WORK` (0): answers `[context index, requests served by this context, x5, x6, x7]`;
 //! - `CMD_FORWARD` (1): sends a 64-bit direct request with `[x5, x6, x7, 0, 0]`
 //!   to partition x4 and answers `[0, its x3..x6]`, or `[error code as u64, 0..]`;
-//! - `CMD_FORWARD_REQ2` (2): the same with FFA_MSG_SEND_DIRECT_REQ2 (Nil UUID).
+//! - `CMD_FORWARD_REQ2` (2): the same with FFA_MSG_SEND_DIRECT_REQ2 (Nil UUID);
+//! - `CMD_SPIN` (3): busy work for x4 counter ticks, answers `[context, ticks
+//!   spent, x5, x6, x7]`.  Its manifest says `ns-interrupts-action = <2>`
+//!   (signalled): an NS interrupt meanwhile preempts it, the Normal world gets
+//!   FFA_INTERRUPT and resumes it with FFA_RUN, and the work goes on.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -20,6 +24,7 @@ fn main() {}
 pub const CMD_WORK: u64 = 0;
 pub const CMD_FORWARD: u64 = 1;
 pub const CMD_FORWARD_REQ2: u64 = 2;
+pub const CMD_SPIN: u64 = 3;
 /// The `mp-scratch` region of tfa-integration/sp/mp.dts.
 pub const SCRATCH: u64 = 0x0e60_0000;
 
@@ -34,9 +39,11 @@ pub fn handle(
     ctx: usize,
     counters: &mut dyn Counters,
     send: &mut dyn FnMut(bool, u16, [u64; 5]) -> Result<[u64; 5], i32>,
+    spin: &mut dyn FnMut(u64) -> u64,
 ) -> [u64; 5] {
     let a = req.args;
     match a[0] {
+        CMD_SPIN => [ctx as u64, spin(a[1]), a[2], a[3], a[4]],
         CMD_WORK => [ctx as u64, counters.bump(ctx), a[2], a[3], a[4]],
         CMD_FORWARD | CMD_FORWARD_REQ2 => match send(a[0] == CMD_FORWARD_REQ2, a[1] as u16, [a[2], a[3], a[4], 0, 0]) {
             Ok(r) => [0, r[0], r[1], r[2], r[3]],
@@ -90,7 +97,8 @@ extern "C" fn sp_main(secondary: u64) -> ! {
     let mut send = |req2: bool, dst: u16, args: [u64; 5]| {
         if req2 { ffa::direct_req2(id, dst, [0, 0], args) } else { ffa::direct_req64(id, dst, args) }
     };
-    sp_runtime::run(|req| handle(req, ctx, &mut Scratch, &mut send))
+    let mut spin = |ticks| sp_runtime::interrupts::spin(ticks, |_| false).0;
+    sp_runtime::run(|req| handle(req, ctx, &mut Scratch, &mut send, &mut spin))
 }
 
 #[cfg(test)]
@@ -117,10 +125,11 @@ mod tests {
     fn per_context_work_and_forwarding() {
         let mut m = Mem([0; 4]);
         let mut send = |req2: bool, dst: u16, a: [u64; 5]| if dst == 0x8001 && !req2 { Ok(a) } else { Err(-4) };
-        assert_eq!(handle(&req([CMD_WORK, 0, 7, 8, 9]), 2, &mut m, &mut send), [2, 1, 7, 8, 9]);
-        assert_eq!(handle(&req([CMD_WORK, 0, 7, 8, 9]), 2, &mut m, &mut send)[1], 2);
-        assert_eq!(handle(&req([CMD_WORK, 0, 0, 0, 0]), 1, &mut m, &mut send)[1], 1);
-        assert_eq!(handle(&req([CMD_FORWARD, 0x8001, 5, 6, 7]), 0, &mut m, &mut send), [0, 5, 6, 7, 0]);
-        assert_eq!(handle(&req([CMD_FORWARD, 0x8002, 5, 6, 7]), 0, &mut m, &mut send)[0], -4i64 as u64);
+        assert_eq!(handle(&req([CMD_WORK, 0, 7, 8, 9]), 2, &mut m, &mut send, &mut |t| t), [2, 1, 7, 8, 9]);
+        assert_eq!(handle(&req([CMD_WORK, 0, 7, 8, 9]), 2, &mut m, &mut send, &mut |t| t)[1], 2);
+        assert_eq!(handle(&req([CMD_WORK, 0, 0, 0, 0]), 1, &mut m, &mut send, &mut |t| t)[1], 1);
+        assert_eq!(handle(&req([CMD_FORWARD, 0x8001, 5, 6, 7]), 0, &mut m, &mut send, &mut |t| t), [0, 5, 6, 7, 0]);
+        assert_eq!(handle(&req([CMD_FORWARD, 0x8002, 5, 6, 7]), 0, &mut m, &mut send, &mut |t| t)[0], -4i64 as u64);
+        assert_eq!(handle(&req([CMD_SPIN, 500, 1, 2, 3]), 3, &mut m, &mut send, &mut |t| t + 1), [3, 501, 1, 2, 3]);
     }
 }

@@ -159,11 +159,28 @@ pub fn context_index() -> usize {
 /// The partition's message loop: `FFA_MSG_WAIT` (end of init / ready for the
 /// next message), then for each direct request call `handler` and send its
 /// result as the direct response, which returns with the next request.
-pub fn run(mut handler: impl FnMut(&DirectRequest) -> [u64; 5]) -> ! {
+pub fn run(handler: impl FnMut(&DirectRequest) -> [u64; 5]) -> ! {
+    run_with_interrupts(handler, |id| {
+        crate::println!("virtual interrupt {} not handled", id);
+    })
+}
+
+/// [`run`], and when the SPMC resumes the waiting SP with FFA_INTERRUPT
+/// (DEN0077 v1.2 §8: a virtual interrupt for it), each pending interrupt id
+/// (HF_INTERRUPT_GET) goes to `on_interrupt`, is ended
+/// (HF_INTERRUPT_DEACTIVATE), and the SP waits again (FFA_MSG_WAIT).
+pub fn run_with_interrupts(mut handler: impl FnMut(&DirectRequest) -> [u64; 5], mut on_interrupt: impl FnMut(u32)) -> ! {
     let mut r = call(&msg_wait());
     loop {
         r = match DirectRequest::from_regs(&r) {
             Some(req) => call(&req.response(handler(&req))),
+            None if r[0] as u32 == fid::FFA_INTERRUPT => {
+                while let Some(id) = crate::interrupts::interrupt_get() {
+                    on_interrupt(id);
+                    crate::interrupts::interrupt_deactivate(id);
+                }
+                call(&msg_wait())
+            }
             None => {
                 crate::println!("unexpected message {:#x}", r[0]);
                 call(&msg_wait())

@@ -10,8 +10,9 @@
 
 pub mod console;
 pub mod ffa;
+pub mod interrupts;
 
 #[cfg(target_os = "none")]
 mod entry;
 
-pub use ffa::{DirectRequest, Kind, run};
+pub use ffa::{DirectRequest, Kind, run, run_with_interrupts};

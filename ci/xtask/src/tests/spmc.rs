@@ -183,6 +183,14 @@ fn ffa_payload_tests() -> Vec<IntegrationTest> {
             forbid: FORBID_ALWAYS,
         },
         IntegrationTest {
+            name: "spmc_interrupts",
+            boot: interrupts_boot,
+            timeout: Duration::from_secs(180),
+            expects: interrupts_expects,
+            extra: Some(no_failed_check),
+            forbid: FORBID_ALWAYS,
+        },
+        IntegrationTest {
             name: "spmc_isolation",
             boot: isolation_sp_boot,
             timeout: Duration::from_secs(180),
@@ -205,6 +213,29 @@ fn ffa_payload_tests() -> Vec<IntegrationTest> {
 /// when named exactly in FILTER.
 pub fn pending() -> Vec<IntegrationTest> {
     vec![]
+}
+
+/// ci/ffa-payload in interrupts mode.
+fn interrupts_boot(o: &Outputs) -> XResult<Boot> {
+    let dtb = util::out_dir().join("spmc-interrupts.dtb");
+    qemu::dtb_with_bootargs(&o.ffa_bios, "quadrant.interrupts", &dtb)?;
+    Ok(Boot::Tfa { bios: o.ffa_bios.clone(), dtb: Some(dtb) })
+}
+
+fn interrupts_expects() -> Vec<Expect> {
+    vec![
+        expect("signalled (mp): FFA_INTERRUPT, then FFA_RUN finishes the work", &["[ffa-payload] check ns_interrupt_signalled: ok"]),
+        expect("spmc preempted mp", &["[spmc] NS interrupt: SP 0x8002 ctx 0 preempted, FFA_INTERRUPT to NS"]),
+        expect("managed exit (irq): early direct response", &["[ffa-payload] check ns_interrupt_managed_exit: ok"]),
+        expect("spmc gave irq a managed exit", &["[spmc] NS interrupt: managed exit for SP 0x8004 ctx 0"]),
+        expect("irq still answers", &["[ffa-payload] check irq_alive_after_managed_exit: ok"]),
+        expect("queued (isolation): work undisturbed, interrupt pending after", &["[ffa-payload] check ns_interrupt_queued: ok"]),
+        expect("the SP's timer while it waits (through the SPMD)", &["[ffa-payload] check secure_timer_while_waiting: ok"]),
+        expect("irq got its virtual timer interrupt", &["[irq] virtual interrupt 3"]),
+        expect("the SP's timer while it runs", &["[ffa-payload] check secure_timer_while_running: ok"]),
+        expect("messaging still works", &["[ffa-payload] check interrupts_then_messaging: ok"]),
+        expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
+    ]
 }
 
 /// ci/ffa-payload as BL33 (checks mode: no bootargs).
