@@ -260,17 +260,7 @@ fn set_mp_uuid(uuid: [u8; 16]) {
 
 #[unsafe(no_mangle)]
 extern "C" fn quadrant_el2_exception(frame: &mut shared::arch::ExceptionFrame, vector: u64) {
-    panic!(
-        "unexpected EL2 exception: vector {} esr {:#x} elr {:#x} far {:#x}",
-        vector,
-        shared::read_sysreg!(esr_el2),
-        frame.elr,
-        shared::read_sysreg!(far_el2)
-    );
+    shared::arch::unexpected_el2_exception(frame, vector)
 }
 
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    shared::console::panic_print(info);
-    shared::arch::halt()
-}
+shared::quadrant_panic_handler!();

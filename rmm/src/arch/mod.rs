@@ -44,12 +44,7 @@ extern "C" fn quadrant_main(x0: u64, x1: u64, x2: u64, x3: u64, _x4: u64, _cpu: 
 
 #[unsafe(no_mangle)]
 extern "C" fn quadrant_el2_exception(frame: &mut ExceptionFrame, vector: u64) {
-    let esr = shared::read_sysreg!(esr_el2);
-    panic!("unexpected EL2 exception: vector {vector} esr {esr:#x} elr {:#x} far {:#x}", frame.elr, shared::read_sysreg!(far_el2));
+    shared::arch::unexpected_el2_exception(frame, vector)
 }
 
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    shared::console::panic_print(info);
-    shared::arch::halt()
-}
+shared::quadrant_panic_handler!();

@@ -54,6 +54,15 @@ impl ExceptionKind {
     }
 }
 
+/// How an image ends on an exception at EL2 it does not expect: one line with
+/// the syndrome, then the panic path (which prints even if the console lock is
+/// held by the interrupted code) parks the CPU.
+pub fn unexpected_el2_exception(frame: &ExceptionFrame, vector: u64) -> ! {
+    let esr = crate::read_sysreg!(esr_el2);
+    let far = crate::read_sysreg!(far_el2);
+    panic!("unexpected EL2 exception: vector {vector} esr {esr:#x} elr {:#x} far {far:#x}", frame.elr)
+}
+
 unsafe extern "C" {
     fn quadrant_enter_guest(regs: *mut GuestRegs) -> u64;
 }

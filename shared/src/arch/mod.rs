@@ -11,7 +11,19 @@ pub mod regs;
 pub mod timer;
 
 pub use context::{El1SysRegs, GuestRegs};
-pub use exceptions::{ExceptionFrame, ExceptionKind, enter_guest};
+pub use exceptions::{ExceptionFrame, ExceptionKind, enter_guest, unexpected_el2_exception};
+
+/// Defines an image's panic handler: the message on the console, then the CPU parks.
+#[macro_export]
+macro_rules! quadrant_panic_handler {
+    () => {
+        #[panic_handler]
+        fn panic(info: &core::panic::PanicInfo) -> ! {
+            $crate::console::panic_print(info);
+            $crate::arch::halt()
+        }
+    };
+}
 
 /// Parks this CPU forever.
 pub fn halt() -> ! {

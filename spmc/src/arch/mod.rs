@@ -308,12 +308,7 @@ fn main_loop(cpu: usize, mut answer: Regs) -> ! {
 
 #[unsafe(no_mangle)]
 extern "C" fn quadrant_el2_exception(frame: &mut ExceptionFrame, vector: u64) {
-    let esr = shared::read_sysreg!(esr_el2);
-    panic!("unexpected EL2 exception: vector {vector} esr {esr:#x} elr {:#x} far {:#x}", frame.elr, shared::read_sysreg!(far_el2));
+    shared::arch::unexpected_el2_exception(frame, vector)
 }
 
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    shared::console::panic_print(info);
-    shared::arch::halt()
-}
+shared::quadrant_panic_handler!();
