@@ -11,6 +11,7 @@ use crate::vm::config::{GuestConfig, MAX_VCPUS};
 use crate::vm::decode::{self, Access};
 use crate::vm::layout::*;
 use crate::vm::psci::{self, Power};
+use crate::vm::sched;
 use crate::vm::vgic::{lr, Kick};
 use crate::vm::{Mmio, Vm};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -188,16 +189,18 @@ struct Cpu {
     /// left active for the guest to deactivate through a HW-linked LR.
     vtimer_active: bool,
     nlrs: usize,
-    next: usize,
+    /// The vCPU that ran last (round robin goes on after it) and the end of its slice.
+    current: Option<usize>,
+    slice_end: u64,
     quantum: u64,
 }
 
 enum Exit {
-    /// Keep running this vCPU.
+    /// Keep running this vCPU (the scheduler still decides at every exit).
     Continue,
     /// WFI/CPU_SUSPEND: wait for an interrupt.
     Wait,
-    /// WFE or quantum end: let another vCPU of this CPU run.
+    /// WFE: give up the rest of the slice.
     Yield,
     /// CPU_OFF.
     Off,
@@ -205,65 +208,84 @@ enum Exit {
 
 fn run_cpu(cpu: usize) -> ! {
     setup_el2(cpu);
-    let mut c = Cpu { id: cpu, loaded: None, vtimer_active: false, nlrs: gic::num_lrs().min(16), next: cpu, quantum: shared::arch::timer::cntfrq() * QUANTUM_US / 1_000_000 };
+    let mut c = Cpu { id: cpu, loaded: None, vtimer_active: false, nlrs: gic::num_lrs().min(16), current: None, slice_end: 0, quantum: shared::arch::timer::cntfrq() * QUANTUM_US / 1_000_000 };
     let npcpus = NPCPUS.load(Ordering::Relaxed);
     let nvcpus = NVCPUS.load(Ordering::Relaxed);
+    // This CPU's vCPUs: slot k is vCPU cpu + k * npcpus.
     let mine = |k: usize| cpu + k * npcpus;
     let count = (nvcpus - cpu).div_ceil(npcpus);
     if cpu == 0 {
         log::info!("vGIC: {} list registers; starting vCPU 0", c.nlrs);
     }
+    let mut states = [sched::State::Off; MAX_VCPUS];
     loop {
-        let _ = handle_irqs(&mut c);
-        // Pick the next runnable vCPU of this CPU, round robin.
-        let mut pick = None;
+        handle_irqs(&mut c);
+        let now = shared::arch::timer::cntpct();
         for k in 0..count {
-            let v = mine((c.next / npcpus + k) % count);
-            if runnable(&mut c, v) {
-                pick = Some(v);
-                break;
-            }
+            states[k] = state(&c, mine(k));
         }
-        let Some(v) = pick else {
-            idle(&mut c, count, &mine);
+        let d = sched::decide(&states[..count], c.current, c.slice_end, now, c.quantum);
+        set_hyp_timer(d.timer);
+        c.slice_end = d.slice_end;
+        let Some(k) = d.run else {
+            // SAFETY: waits for an interrupt (EL2 runs with IRQs masked; `wfi`
+            // still wakes on a pending one, which the loop then handles).
+            unsafe { core::arch::asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
             continue;
         };
+        let v = mine(k);
+        c.current = Some(k);
+        prepare(&mut c, v);
         if c.loaded != Some(v) {
             if let Some(o) = c.loaded {
                 save(&mut c, o);
             }
             load(&mut c, v);
         }
-        arm_quantum(&mut c, v, count, &mine);
         match run_once(&mut c, v) {
             Exit::Continue => {}
             Exit::Wait => {
                 VCPUS[v].lock().waiting = true;
-                c.next = v + npcpus;
+                c.slice_end = 0;
             }
-            Exit::Yield => c.next = v + npcpus,
+            Exit::Yield => c.slice_end = 0,
             Exit::Off => {
                 save(&mut c, v);
-                c.loaded = None;
-                c.next = v + npcpus;
+                c.slice_end = 0;
             }
         }
     }
 }
 
-/// The virtual timer of a vCPU would fire now (CNTV_CTL: ENABLE and not IMASK, CVAL reached).
-fn timer_due(ctl: u64, cval: u64) -> bool {
-    ctl & 3 == 1 && cval <= shared::arch::timer::cntpct()
-}
-
+/// The virtual timer of a vCPU would fire at this deadline (CNTV_CTL: ENABLE and not IMASK).
 fn timer_deadline(ctl: u64, cval: u64) -> Option<u64> {
     (ctl & 3 == 1).then_some(cval)
 }
 
-fn runnable(c: &mut Cpu, v: usize) -> bool {
+/// What the scheduler needs to know of vCPU `v` (of this CPU) now.
+fn state(c: &Cpu, v: usize) -> sched::State {
+    let vm = vm();
+    match vm.power[v] {
+        Power::Off => sched::State::Off,
+        Power::OnPending { .. } => sched::State::Ready,
+        Power::On => {
+            let vc = VCPUS[v].lock();
+            if !vc.waiting {
+                return sched::State::Ready;
+            }
+            // The loaded vCPU's timer is live in the hardware.
+            let (ctl, cval) = if c.loaded == Some(v) { (read_sysreg!(cntv_ctl_el0), read_sysreg!(cntv_cval_el0)) } else { (vc.el1.cntv_ctl, vc.el1.cntv_cval) };
+            let lr_pending = vc.gicif.lrs[..c.nlrs].iter().any(|&l| lr::state(l) & 1 != 0);
+            sched::State::Waiting { wake: vm.vgic.has_deliverable(v) || lr_pending, deadline: timer_deadline(ctl, cval) }
+        }
+    }
+}
+
+/// vCPU `v` was picked: a pending power-on resets its context; a waiting
+/// vCPU picked to run has its wake-up (interrupt or timer).
+fn prepare(c: &mut Cpu, v: usize) {
     let mut vm = vm();
     match vm.power[v] {
-        Power::Off => false,
         Power::OnPending { entry, context } => {
             vm.power[v] = Power::On;
             vm.vgic.reset_lrs(v);
@@ -276,44 +298,12 @@ fn runnable(c: &mut Cpu, v: usize) -> bool {
             if c.loaded == Some(v) {
                 c.loaded = None; // reload the fresh EL1 state
             }
-            true
         }
-        Power::On => {
-            let mut vc = VCPUS[v].lock();
-            if !vc.waiting {
-                return true;
-            }
-            let (ctl, cval) = if c.loaded == Some(v) { (read_sysreg!(cntv_ctl_el0), read_sysreg!(cntv_cval_el0)) } else { (vc.el1.cntv_ctl, vc.el1.cntv_cval) };
-            let lr_pending = vc.gicif.lrs[..c.nlrs].iter().any(|&l| lr::state(l) & 1 != 0);
-            if vm.vgic.has_deliverable(v) || lr_pending || timer_due(ctl, cval) {
-                vc.waiting = false;
-                true
-            } else {
-                false
-            }
+        _ => {
+            drop(vm);
+            VCPUS[v].lock().waiting = false;
         }
     }
-}
-
-/// No vCPU of this CPU can run: sleep until an interrupt, with the hyp timer
-/// set for the earliest virtual-timer deadline of a vCPU that is not loaded
-/// (the loaded one's timer is live in the hardware).
-fn idle(c: &mut Cpu, count: usize, mine: &dyn Fn(usize) -> usize) {
-    let mut deadline = None::<u64>;
-    for k in 0..count {
-        let v = mine(k);
-        if c.loaded == Some(v) {
-            continue;
-        }
-        let vc = VCPUS[v].lock();
-        if let Some(d) = timer_deadline(vc.el1.cntv_ctl, vc.el1.cntv_cval) {
-            deadline = Some(deadline.map_or(d, |x: u64| x.min(d)));
-        }
-    }
-    set_hyp_timer(deadline);
-    // SAFETY: waits for an interrupt (taken at the next unmask point: never,
-    // as EL2 runs with IRQs masked; `wfi` still wakes on a pending one).
-    unsafe { core::arch::asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
 }
 
 fn set_hyp_timer(at: Option<u64>) {
@@ -328,32 +318,6 @@ fn set_hyp_timer(at: Option<u64>) {
         }
     }
     shared::arch::regs::isb();
-}
-
-/// While `v` runs, the hyp timer ends its quantum if another vCPU of this
-/// CPU could run, or wakes a waiting one at its timer deadline.
-fn arm_quantum(c: &mut Cpu, v: usize, count: usize, mine: &dyn Fn(usize) -> usize) {
-    if count == 1 {
-        return;
-    }
-    let now = shared::arch::timer::cntpct();
-    let mut at = None::<u64>;
-    for k in 0..count {
-        let o = mine(k);
-        if o == v {
-            continue;
-        }
-        let power = vm().power[o];
-        if power == Power::Off {
-            continue;
-        }
-        let vc = VCPUS[o].lock();
-        let t = if !vc.waiting || !matches!(power, Power::On) { Some(now + c.quantum) } else { timer_deadline(vc.el1.cntv_ctl, vc.el1.cntv_cval) };
-        if let Some(t) = t {
-            at = Some(at.map_or(t, |x: u64| x.min(t)));
-        }
-    }
-    set_hyp_timer(at);
 }
 
 fn load(c: &mut Cpu, v: usize) {
@@ -389,10 +353,10 @@ fn save(c: &mut Cpu, v: usize) {
     c.loaded = None;
 }
 
-/// Acknowledges every pending physical interrupt.  Returns whether the hyp
-/// timer (end of a quantum, or a waiting vCPU's deadline) fired.
-fn handle_irqs(c: &mut Cpu) -> bool {
-    let mut tick = false;
+/// Acknowledges every pending physical interrupt.  The hyp timer (end of a
+/// slice, or a waiting vCPU's deadline) needs nothing more: the scheduler
+/// decides again after every exit.
+fn handle_irqs(c: &mut Cpu) {
     let mut kick = 0;
     loop {
         let i = gic::ack();
@@ -411,7 +375,6 @@ fn handle_irqs(c: &mut Cpu) -> bool {
                 }
             }
             gic::PPI_HYP_TIMER => {
-                tick = true;
                 set_hyp_timer(None);
                 gic::eoi(i);
                 gic::deactivate(i);
@@ -444,7 +407,6 @@ fn handle_irqs(c: &mut Cpu) -> bool {
         }
     }
     deliver(kick, c.id);
-    tick
 }
 
 /// Runs vCPU `v` (loaded) until one exit, and handles it.
@@ -477,8 +439,8 @@ fn run_once(c: &mut Cpu, v: usize) -> Exit {
         8 => sync_exit(c, v, &mut vc),
         9 => {
             drop(vc);
-            // The hyp timer ends a quantum: let the next vCPU of this CPU run.
-            if handle_irqs(c) { Exit::Yield } else { Exit::Continue }
+            handle_irqs(c);
+            Exit::Continue
         }
         _ => {
             log::warn!("vCPU {}: exception vector {} from the guest, esr {:#x}", v, vector, read_sysreg!(esr_el2));

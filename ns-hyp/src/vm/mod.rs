@@ -10,6 +10,7 @@ pub mod idregs;
 pub mod layout;
 pub mod pl011;
 pub mod psci;
+pub mod sched;
 pub mod vgic;
 
 use config::MAX_VCPUS;
