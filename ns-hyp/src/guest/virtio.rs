@@ -88,6 +88,14 @@ impl GuestMemory for GuestRam {
         unsafe { core::ptr::copy_nonoverlapping(buf.as_ptr(), pa as *mut u8, buf.len()) };
         true
     }
+    fn slice_mut(&mut self, ipa: u64, len: usize) -> Option<&mut [u8]> {
+        let pa = ram_pa(ipa, len as u64, self.0)?;
+        // SAFETY: inside guest RAM, identity-mapped RW at EL2, so the VA is
+        // the PA the device DMAs to; used only as the buffer of one polled
+        // disk request while the requesting vCPU is stopped in its trap
+        // (other vCPUs touching it concurrently is the guest's own race, as with real DMA).
+        Some(unsafe { core::slice::from_raw_parts_mut(pa as *mut u8, len) })
+    }
 }
 
 struct Device {

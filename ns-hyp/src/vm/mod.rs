@@ -12,8 +12,6 @@ pub mod pl011;
 pub mod psci;
 pub mod sched;
 pub mod vgic;
-// Host-tested; not wired to `Vm::mmio` on the target yet.
-#[cfg_attr(target_os = "none", allow(dead_code))]
 pub mod virtio_blk;
 
 use config::MAX_VCPUS;

@@ -8,7 +8,6 @@ const HDR: u64 = BASE + 0x4000;
 const DATA: u64 = BASE + 0x5000;
 const STATUS: u64 = BASE + 0x8000;
 
-struct Mem(Vec<u8>);
 impl GuestMemory for Mem {
     fn read(&self, ipa: u64, buf: &mut [u8]) -> bool {
         let Some(o) = ipa.checked_sub(BASE) else { return false };
@@ -29,6 +28,22 @@ impl GuestMemory for Mem {
             }
             None => false,
         }
+    }
+}
+/// Guest memory that only copies (the disk goes through the bounce buffer).
+struct Mem(Vec<u8>);
+/// Guest memory the disk can transfer into directly.
+struct DirectMem(Mem);
+impl GuestMemory for DirectMem {
+    fn read(&self, ipa: u64, buf: &mut [u8]) -> bool {
+        self.0.read(ipa, buf)
+    }
+    fn write(&mut self, ipa: u64, buf: &[u8]) -> bool {
+        self.0.write(ipa, buf)
+    }
+    fn slice_mut(&mut self, ipa: u64, len: usize) -> Option<&mut [u8]> {
+        let o = ipa.checked_sub(BASE)? as usize;
+        self.0 .0.get_mut(o..o + len)
     }
 }
 impl Mem {
@@ -163,6 +178,28 @@ fn write_then_read_round_trip() {
     let mut e = [0u8; 8];
     m.read(USED + 4 + 8, &mut e);
     assert_eq!(u32::from_le_bytes(e[4..].try_into().unwrap()), 1537);
+}
+
+#[test]
+fn direct_transfers_round_trip() {
+    let (mut d, m, mut disk) = setup();
+    let mut m = DirectMem(m);
+    m.0.put(DATA, &[0x5a; 2048]);
+    three(&mut m.0, T_OUT, 10, 2048, false);
+    d.process(&mut m, &mut disk);
+    assert_eq!(m.0 .0[(STATUS - BASE) as usize], S_OK);
+    assert_eq!(&disk.data[10 * SECTOR..14 * SECTOR], &[0x5a; 2048][..]);
+    m.0.put(DATA, &[0; 2048]);
+    three(&mut m.0, T_IN, 9, 2048, true);
+    d.process(&mut m, &mut disk);
+    assert_eq!(m.0 .0[(STATUS - BASE) as usize], S_OK);
+    assert_eq!(&m.0 .0[(DATA - BASE) as usize..][..512], &[9u8; 512][..]);
+    assert_eq!(&m.0 .0[(DATA - BASE) as usize + 512..][..1536], &[0x5a; 1536][..]);
+    // Outside guest RAM: no slice, no bounce either.
+    three(&mut m.0, T_IN, 0, 512, true);
+    m.0.desc(1, 0x1000, 512, DESC_F_NEXT | DESC_F_WRITE, 2);
+    d.process(&mut m, &mut disk);
+    assert_eq!(m.0 .0[(STATUS - BASE) as usize], S_IOERR);
 }
 
 #[test]
