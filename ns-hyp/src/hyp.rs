@@ -57,6 +57,9 @@ pub fn hyp_main(x0: u64, cpu: u64) -> ! {
         // The image includes .bss, and so our RX/TX buffers.
         shared::arch::image::map_self(&mut t).expect("map image");
         mm::map(&mut t, UART_BASE, UART_BASE, PAGE_SIZE, mm::el2_attributes(MemKind::Device, false)).expect("map UART");
+        // QEMU's virtio-mmio slots: ns-hyp drives the virtio-blk device behind the guest's disk.
+        let slots = guest::virtio::SLOTS_BASE;
+        mm::map(&mut t, slots, slots, guest::virtio::SLOTS_SIZE.next_multiple_of(PAGE_SIZE), mm::el2_attributes(MemKind::Device, false)).expect("map virtio-mmio");
         // The physical GIC (distributor and every CPU's redistributor) and the
         // guest's RAM (for its DTB, instruction reads on MMIO decode, and virtio DMA).
         let gic = mm::el2_attributes(MemKind::Device, false);

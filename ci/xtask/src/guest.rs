@@ -106,3 +106,23 @@ pub fn initramfs(p: &Paths, spec: &InitramfsSpec) -> Result<PathBuf> {
     )))?;
     Ok(out)
 }
+
+/// An ext2 file system image of `size_mib` MiB holding `files` (path
+/// relative to its root, contents), built with `mke2fs -d` (e2fsprogs) as
+/// `target/quadrant/disks/<name>.img`; rebuilt on every call, so a test
+/// always starts from the same contents.
+pub fn ext2_image(name: &str, size_mib: u32, files: &[(&str, &[u8])]) -> Result<PathBuf> {
+    let dir = util::out_dir().join("disks");
+    let stage = dir.join(format!("{name}.d"));
+    let _ = std::fs::remove_dir_all(&stage);
+    util::mkdirs(&stage)?;
+    for (path, data) in files {
+        let dst = stage.join(path.trim_start_matches('/'));
+        util::mkdirs(dst.parent().unwrap())?;
+        std::fs::write(&dst, data).map_err(|e| format!("{}: {e}", dst.display()))?;
+    }
+    let img = dir.join(format!("{name}.img"));
+    let _ = std::fs::remove_file(&img);
+    run(Command::new("mke2fs").args(["-q", "-F", "-t", "ext2", "-L", name, "-d"]).arg(&stage).arg(&img).arg(format!("{size_mib}M")))?;
+    Ok(img)
+}

@@ -31,13 +31,9 @@ fn main() -> ExitCode {
             let no_tfa = args.iter().any(|a| a == "--no-tfa");
             let gdb = args.iter().any(|a| a == "--gdb");
             setup::setup().and_then(|p| {
-                let boot = if no_tfa {
-                    build::build_images()?;
-                    qemu::Boot::NoTfa { kernel: build::images_dir().join("ns-hyp.bin"), append: None }
-                } else {
-                    let o = build::build(&p)?;
-                    qemu::Boot::Tfa { bios: o.bios, dtb: None }
-                };
+                // Issue B1: ns-hyp runs the Debian guest (4 vCPUs, virtio disk) to its shell.
+                let o = build::build(&p)?;
+                let boot = tests::nshyp::interactive_guest_boot(&o, !no_tfa)?;
                 qemu::run_interactive(&boot, gdb).map(|_| true)
             })
         }

@@ -10,8 +10,10 @@ pub const GICD_SIZE: usize = 0x1_0000;
 pub const GICR: usize = 0x080a_0000;
 pub const GICR_STRIDE: usize = 0x2_0000;
 
-/// Physical INTIDs ns-hyp takes.
-pub const SGI_KICK: u32 = 8;
+/// Physical INTIDs ns-hyp takes.  The kick is SGI 7: TF-A's qemu platform
+/// makes SGIs 8-15 Secure (QEMU_IRQ_SEC_SGI_*), so under TF-A a Non-secure
+/// SGI 8 never arrives (secondary vCPUs never started); 0-7 are Non-secure.
+pub const SGI_KICK: u32 = 7;
 pub const PPI_MAINTENANCE: u32 = 25;
 pub const PPI_HYP_TIMER: u32 = 26;
 pub const PPI_VTIMER: u32 = 27;

@@ -6,6 +6,7 @@
 
 pub mod gic;
 mod sysreg;
+pub mod virtio;
 
 use crate::vm::config::{GuestConfig, MAX_VCPUS};
 use crate::vm::decode::{self, Access};
@@ -108,6 +109,7 @@ pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FrameP
     vm.power[0] = Power::OnPending { entry: cfg.kernel.ipa, context: DTB_IPA };
     VM.call_once(|| spin::Mutex::new(vm));
 
+    virtio::init();
     gic::init_distributor();
     gic::enable_spi(UART_INTID, 0);
     // Real UART: receive interrupts on (RX, RX timeout), UART/TX/RX enabled.
@@ -663,7 +665,14 @@ fn data_abort(v: usize, r: &mut GuestRegs, iss: u64) {
         let Some(rt) = *rt else { continue };
         let a = first + k as u64 * access.size as u64;
         let value = if access.write { decode::store_value(&access, reg(r, rt)) } else { 0 };
-        let res = vm().mmio(a, access.size, access.write, value);
+        let res = if virtio::contains(a) {
+            match virtio::access(a, access.size, access.write, value, RAM_SIZE.load(Ordering::Relaxed)) {
+                Some((value, irq)) => Mmio::Ok { value, kick: if irq { vm().vgic.raise(0, VIRTIO_INTID) } else { 0 }, tx: None },
+                None => Mmio::Abort,
+            }
+        } else {
+            vm().mmio(a, access.size, access.write, value)
+        };
 
         match res {
             Mmio::Ok { value, kick: k2, tx } => {

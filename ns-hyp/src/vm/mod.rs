@@ -12,6 +12,7 @@ pub mod pl011;
 pub mod psci;
 pub mod sched;
 pub mod vgic;
+pub mod virtio_blk;
 
 use config::MAX_VCPUS;
 use layout::*;

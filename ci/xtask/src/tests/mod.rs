@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod foundation;
-mod nshyp;
+pub mod nshyp;
 mod rmm;
 pub use rmm::realm_bench_boot;
 mod spmc;

@@ -22,9 +22,9 @@ fn size(p: &std::path::Path) -> XResult<u64> {
 }
 
 /// ns-hyp as `-kernel` (no TF-A) with the guest preloaded; `smp` physical CPUs.
-pub fn no_tfa_guest_boot(o: &Outputs, name: &str, vcpus: usize, smp: u32) -> XResult<Boot> {
+pub fn no_tfa_guest_boot(o: &Outputs, name: &str, modules: &[&str], vcpus: usize, smp: u32) -> XResult<Boot> {
     let kernel = guest::kernel_image(&o.paths)?;
-    let initrd = guest::initramfs(&o.paths, &InitramfsSpec { name, modules: &[], script: None, files: &[] })?;
+    let initrd = guest::initramfs(&o.paths, &InitramfsSpec { name, modules, script: None, files: &[] })?;
     let loader = |file: &std::path::Path, addr: u64| format!("loader,file={},addr={addr:#x},force-raw=on", file.display());
     Ok(Boot::Custom {
         tfa: false,
@@ -49,7 +49,11 @@ fn shell_input() -> Vec<(String, String)> {
         ("quadrant-init: shell", ""),
         // Each command after the shell's prompt, so none is typed before the shell reads.
         ("/ # ", "echo NPROC=$(nproc)\n"),
-        ("/ # ", "for i in 1 2; do grep arch_timer /proc/interrupts | sed \"s/^/TIMER$i:/\"; sleep 1; done\n"),
+        // A busy loop pinned to each CPU for the measurement: an idle CPU of a
+        // tickless kernel may take no timer interrupt for over a second (seen
+        // once: CPU 3 stayed at the same count), which says nothing about ns-hyp.
+        ("/ # ", "for m in 1 2 4 8; do busybox taskset $m busybox timeout 3 sh -c 'while :; do :; done' & done; for i in 1 2; do grep arch_timer /proc/interrupts | sed \"s/^/TIMER$i:/\"; sleep 1; done; wait\n"),
+        ("/ # ", "mount -t ext2 -o ro /dev/vda /mnt && sha256sum /mnt/known.bin | sed \"s/^/SHA256=/\"\n"),
         ("/ # ", "poweroff -f\n"),
     ]
     .iter()
@@ -57,12 +61,53 @@ fn shell_input() -> Vec<(String, String)> {
     .collect()
 }
 
+/// The file xtask puts on the guest's disk: 256 KiB from a fixed xorshift
+/// sequence, so its sha256 is known on the host.
+fn known_file() -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    (0..256 * 1024 / 8)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .collect()
+}
+
+fn known_sha256() -> String {
+    use sha2::{Digest, Sha256};
+    crate::measure::hex(&Sha256::digest(known_file()))
+}
+
+/// Modules the guest needs for its disk, in load order (ext4 mounts ext2).
+const DISK_MODULES: &[&str] = &["virtio_mmio", "virtio_blk", "crc16", "mbcache", "jbd2", "ext4"];
+
+/// The guest's disk: a QEMU virtio-blk device (on QEMU's virtio-mmio slots,
+/// driven by ns-hyp) backed by `image`.
+fn disk_args(image: &std::path::Path) -> Vec<String> {
+    vec![
+        "-drive".into(),
+        format!("file={},if=none,format=raw,id=hd0", image.display()),
+        "-device".into(),
+        "virtio-blk-device,drive=hd0".into(),
+    ]
+}
+
+/// ns-hyp --no-tfa with the shell initramfs (disk modules loaded) and a disk holding the known file.
+fn shell_boot(o: &Outputs, name: &str, smp: u32) -> XResult<Boot> {
+    let disk = guest::ext2_image(name, 8, &[("known.bin", &known_file())])?;
+    let Boot::Custom { tfa, mut args } = no_tfa_guest_boot(o, "nshyp-shell-disk", DISK_MODULES, 4, smp)? else { unreachable!() };
+    args.extend(disk_args(&disk));
+    Ok(Boot::Scripted { boot: Box::new(Boot::Custom { tfa, args }), input: shell_input() })
+}
+
 fn linux_shell_boot(o: &Outputs) -> XResult<Boot> {
-    Ok(Boot::Scripted { boot: Box::new(no_tfa_guest_boot(o, "nshyp-shell", 4, 4)?), input: shell_input() })
+    shell_boot(o, "nshyp-shell", 4)
 }
 
 fn linux_shell_1pcpu_boot(o: &Outputs) -> XResult<Boot> {
-    Ok(Boot::Scripted { boot: Box::new(no_tfa_guest_boot(o, "nshyp-shell", 4, 1)?), input: shell_input() })
+    shell_boot(o, "nshyp-shell-1pcpu", 1)
 }
 
 fn shell_expects() -> Vec<Expect> {
@@ -72,6 +117,8 @@ fn shell_expects() -> Vec<Expect> {
         expect("Linux booted on ns-hyp", &["Booting Linux on physical CPU"]),
         expect("the guest's init ran", &["quadrant-init: up, 4 cpu(s)"]),
         expect("nproc typed on the console prints 4", &["NPROC=4"]),
+        expect("ns-hyp drives QEMU's virtio-blk device", &["[ns-hyp] virtio-blk backend: "]),
+        expect("the file on the virtio disk has the host's sha256", &[&format!("SHA256={}  /mnt/known.bin", known_sha256())]),
         expect("the guest powered off through PSCI", &["[ns-hyp] guest: SYSTEM_OFF"]),
     ]
 }
@@ -115,7 +162,164 @@ pub fn tests() -> Vec<IntegrationTest> {
             extra: Some(timer_counts_rise),
             forbid: FORBID_GUEST,
         },
+        IntegrationTest {
+            name: "guest_fault_containment",
+            boot: fault_boot,
+            timeout: Duration::from_secs(200),
+            expects: fault_expects,
+            extra: Some(fault_extra),
+            forbid: FORBID_GUEST,
+        },
+        IntegrationTest {
+            name: "linux_shell_tfa",
+            boot: tfa_shell_boot,
+            timeout: Duration::from_secs(300),
+            expects: shell_expects,
+            extra: Some(timer_counts_rise),
+            forbid: FORBID_GUEST,
+        },
+        IntegrationTest {
+            name: "linux_disk_persistence",
+            boot: persist_boot,
+            timeout: Duration::from_secs(300),
+            expects: persist_expects,
+            extra: Some(persist_extra),
+            forbid: FORBID_GUEST,
+        },
     ]
+}
+
+/// An IPA where the guest has nothing (not in its DTB, not RAM).
+const UNMAPPED_IPA: &str = "0x0c000000";
+
+/// guest_fault_containment: a user program reads an unmapped IPA through
+/// /dev/mem; it must die of SIGBUS/SIGSEGV, the kernel must go on, and every
+/// vCPU must keep being served (the timer rows still rise on every CPU).
+fn fault_input() -> Vec<(String, String)> {
+    let mut i: Vec<_> = shell_input().into_iter().filter(|(_, send)| !send.starts_with("mount")).collect();
+    let poweroff = i.pop().unwrap();
+    i.insert(2, ("/ # ".into(), format!("devmem {UNMAPPED_IPA} 32; echo DEVMEM_STATUS=$?\n")));
+    i.push(("/ # ".into(), "echo STILL=$(nproc)\n".into()));
+    i.push(poweroff);
+    i
+}
+
+fn fault_boot(o: &Outputs) -> XResult<Boot> {
+    let Boot::Custom { tfa, args } = no_tfa_guest_boot(o, "nshyp-shell", &[], 4, 4)? else { unreachable!() };
+    Ok(Boot::Scripted { boot: Box::new(Boot::Custom { tfa, args }), input: fault_input() })
+}
+
+fn fault_expects() -> Vec<Expect> {
+    vec![
+        expect("the guest's init ran", &["quadrant-init: up, 4 cpu(s)"]),
+        expect("ns-hyp injected an abort for the unmapped IPA", &["[ns-hyp] vCPU ", ": data abort at IPA 0xc000000", "external abort to the guest"]),
+        // busybox sh reports the signal: 128 + SIGBUS (7) = 135, or + SIGSEGV (11) = 139.
+        expect("devmem died of a signal", &["DEVMEM_STATUS=13"]),
+        expect("the kernel and every vCPU went on", &["STILL=4"]),
+        expect("the guest powered off through PSCI", &["[ns-hyp] guest: SYSTEM_OFF"]),
+    ]
+}
+
+fn fault_extra(output: &str) -> Vec<String> {
+    let mut f = timer_counts_rise(output);
+    if !output.contains("DEVMEM_STATUS=135") && !output.contains("DEVMEM_STATUS=139") {
+        f.push("devmem did not die of SIGBUS (135) or SIGSEGV (139)".into());
+    }
+    f
+}
+
+const PERSIST_IMAGE: &str = "nshyp-persist";
+
+/// linux_disk_persistence: boot 1 writes a 16 MiB random file and its sha256,
+/// syncs and resets the machine (PSCI SYSTEM_RESET: QEMU reloads ns-hyp and
+/// the guest, the disk image stays); boot 2 checks both and powers off.
+fn persist_input() -> Vec<(String, String)> {
+    [
+        ("quadrant-init: shell", ""),
+        ("/ # ", "mount -t ext2 /dev/vda /mnt && head -c 16777216 /dev/urandom > /mnt/random.bin && sha256sum /mnt/random.bin > /mnt/random.sha256 && sync && umount /mnt && echo WROTE=ok\n"),
+        ("WROTE=ok", ""),
+        ("/ # ", "reboot -f\n"),
+        ("quadrant-init: shell", ""),
+        ("/ # ", "mount -t ext2 -o ro /dev/vda /mnt && sed \"s/^/GUESTSHA=/\" /mnt/random.sha256 && sha256sum -c /mnt/random.sha256 | sed \"s/^/CHECK=/\"\n"),
+        ("CHECK=", ""),
+        ("/ # ", "poweroff -f\n"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect()
+}
+
+fn persist_boot(o: &Outputs) -> XResult<Boot> {
+    let disk = guest::ext2_image(PERSIST_IMAGE, 40, &[("README", b"linux_disk_persistence\n")])?;
+    let Boot::Custom { tfa, mut args } = no_tfa_guest_boot(o, "nshyp-shell-disk", DISK_MODULES, 4, 4)? else { unreachable!() };
+    args.extend(disk_args(&disk));
+    Ok(Boot::Scripted { boot: Box::new(Boot::Custom { tfa, args }), input: persist_input() })
+}
+
+fn persist_expects() -> Vec<Expect> {
+    vec![
+        expect("boot 1 wrote the file and synced", &["WROTE=ok"]),
+        expect("the guest reset through PSCI", &["[ns-hyp] guest: SYSTEM_RESET"]),
+        expect("boot 2 read the file back and its sha256 matches", &["CHECK=/mnt/random.bin: OK"]),
+        expect("the guest powered off through PSCI", &["[ns-hyp] guest: SYSTEM_OFF"]),
+    ]
+}
+
+/// The host reads the file from the image with debugfs (no mount) and
+/// compares its sha256 with what the guest wrote.
+fn persist_extra(output: &str) -> Vec<String> {
+    use sha2::{Digest, Sha256};
+    let Some(guest_sha) = output.lines().find_map(|l| l.strip_prefix("GUESTSHA=")).and_then(|l| l.split_whitespace().next()) else {
+        return vec!["no GUESTSHA= line".into()];
+    };
+    let img = crate::util::out_dir().join("disks").join(format!("{PERSIST_IMAGE}.img"));
+    match std::process::Command::new("debugfs").args(["-R", "cat /random.bin"]).arg(&img).output() {
+        Ok(out) if out.status.success() && out.stdout.len() == 16 << 20 => {
+            let host = crate::measure::hex(&Sha256::digest(&out.stdout));
+            if host == guest_sha { vec![] } else { vec![format!("debugfs reads sha256 {host}, the guest wrote {guest_sha}")] }
+        }
+        Ok(out) => vec![format!("debugfs cat /random.bin: status {}, {} bytes", out.status, out.stdout.len())],
+        Err(e) => vec![format!("debugfs: {e}")],
+    }
+}
+
+/// The same shell under TF-A (four worlds): ns-hyp is BL33 and gets the
+/// guest from /chosen/bootargs in an fdtput-edited copy of QEMU's DTB.
+fn tfa_shell_boot(o: &Outputs) -> XResult<Boot> {
+    Ok(Boot::Scripted { boot: Box::new(tfa_guest_boot(o, "nshyp-shell-tfa")?), input: shell_input() })
+}
+
+/// What `cargo xtask run` boots: the guest with its disk (`disk` names the
+/// image), under TF-A or (`tfa` false) with ns-hyp as `-kernel`.
+pub fn interactive_guest_boot(o: &Outputs, tfa: bool) -> XResult<Boot> {
+    if tfa {
+        return tfa_guest_boot(o, "nshyp-run");
+    }
+    let disk = guest::ext2_image("nshyp-run", 8, &[("known.bin", &known_file())])?;
+    let Boot::Custom { tfa, mut args } = no_tfa_guest_boot(o, "nshyp-shell-disk", DISK_MODULES, 4, 4)? else { unreachable!() };
+    args.extend(disk_args(&disk));
+    Ok(Boot::Custom { tfa, args })
+}
+
+fn tfa_guest_boot(o: &Outputs, disk_name: &str) -> XResult<Boot> {
+    let disk = guest::ext2_image(disk_name, 8, &[("known.bin", &known_file())])?;
+    let kernel = guest::kernel_image(&o.paths)?;
+    let initrd = guest::initramfs(&o.paths, &InitramfsSpec { name: "nshyp-shell-disk", modules: DISK_MODULES, script: None, files: &[] })?;
+    let dtb = crate::util::out_dir().join("nshyp-tfa-guest.dtb");
+    crate::qemu::dtb_with_bootargs(&o.bios, &guest_bootargs(size(&kernel)?, size(&initrd)?, 4), &dtb)?;
+    let loader = |file: &std::path::Path, addr: u64| format!("loader,file={},addr={addr:#x},force-raw=on", file.display());
+    let mut args: Vec<String> = vec![
+        "-bios".into(),
+        o.bios.display().to_string(),
+        "-dtb".into(),
+        dtb.display().to_string(),
+        "-device".into(),
+        loader(&kernel, GUEST_KERNEL_PA),
+        "-device".into(),
+        loader(&initrd, GUEST_INITRD_PA),
+    ];
+    args.extend(disk_args(&disk));
+    Ok(Boot::Custom { tfa: true, args })
 }
 
 /// Issue B1's tests that do not pass yet; run only when named exactly.

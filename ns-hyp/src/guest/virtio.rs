@@ -1,0 +1,183 @@
+//! The guest's virtio-blk (`crate::vm::virtio_blk`) on the hardware: guest
+//! RAM as its memory, and as its disk the real virtio-blk device QEMU
+//! provides on one of its virtio-mmio slots, driven by ns-hyp with the
+//! `virtio-drivers` crate (polled, one request at a time).
+
+use crate::vm::layout::{ram_pa, VIRTIO_IPA, VIRTIO_SIZE};
+use crate::vm::virtio_blk::{Disk, Effect, GuestMemory, VirtioBlk, SECTOR};
+use core::cell::UnsafeCell;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use virtio_drivers::device::blk::VirtIOBlk;
+use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
+use virtio_drivers::{BufferDirection, Hal, PhysAddr};
+
+/// QEMU virt's virtio-mmio transports: 32 slots of 0x200 bytes (hw/arm/virt.c's memory map).
+pub const SLOTS_BASE: usize = 0x0a00_0000;
+pub const SLOTS_SIZE: usize = 32 * 0x200;
+
+/// Memory for the driver's virtqueues: identity-mapped (it is in our image),
+/// so its VA is the PA the device uses.  Never freed (the device lives as long as ns-hyp).
+#[repr(C, align(4096))]
+struct DmaArea(UnsafeCell<[u8; DMA_SIZE]>);
+const DMA_SIZE: usize = 64 * 1024;
+// SAFETY: pages are handed out once each by the bump allocator below.
+unsafe impl Sync for DmaArea {}
+static DMA: DmaArea = DmaArea(UnsafeCell::new([0; DMA_SIZE]));
+static DMA_NEXT: AtomicUsize = AtomicUsize::new(0);
+
+struct HalImpl;
+
+// SAFETY: dma_alloc returns zeroed, page-aligned, identity-mapped memory
+// owned by nobody else; share/unshare are identity (coherent DMA on QEMU, and
+// every buffer we pass is identity-mapped: our image or guest RAM).
+unsafe impl Hal for HalImpl {
+    fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
+        let off = DMA_NEXT.fetch_add(pages * 4096, Ordering::Relaxed);
+        assert!(off + pages * 4096 <= DMA_SIZE, "virtio DMA area exhausted");
+        let p = DMA.0.get() as *mut u8;
+        // SAFETY: within the static area (checked above).
+        let v = unsafe { p.add(off) };
+        (v as PhysAddr, NonNull::new(v).unwrap())
+    }
+
+    unsafe fn dma_dealloc(_paddr: PhysAddr, _vaddr: NonNull<u8>, _pages: usize) -> i32 {
+        0
+    }
+
+    unsafe fn mmio_phys_to_virt(paddr: PhysAddr, _size: usize) -> NonNull<u8> {
+        NonNull::new(paddr as *mut u8).unwrap()
+    }
+
+    unsafe fn share(buffer: NonNull<[u8]>, _direction: BufferDirection) -> PhysAddr {
+        buffer.as_ptr() as *mut u8 as PhysAddr
+    }
+
+    unsafe fn unshare(_paddr: PhysAddr, _buffer: NonNull<[u8]>, _direction: BufferDirection) {}
+}
+
+struct RealDisk(VirtIOBlk<HalImpl, MmioTransport<'static>>);
+
+impl Disk for RealDisk {
+    fn sectors(&self) -> u64 {
+        self.0.capacity()
+    }
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> bool {
+        self.0.read_blocks(sector as usize, buf).is_ok()
+    }
+    fn write(&mut self, sector: u64, buf: &[u8]) -> bool {
+        self.0.write_blocks(sector as usize, buf).is_ok()
+    }
+    fn flush(&mut self) -> bool {
+        self.0.flush().is_ok()
+    }
+}
+
+struct GuestRam(u64);
+
+impl GuestMemory for GuestRam {
+    fn read(&self, ipa: u64, buf: &mut [u8]) -> bool {
+        let Some(pa) = ram_pa(ipa, buf.len() as u64, self.0) else { return false };
+        // SAFETY: inside guest RAM, identity-mapped RW at EL2.
+        unsafe { core::ptr::copy_nonoverlapping(pa as *const u8, buf.as_mut_ptr(), buf.len()) };
+        true
+    }
+    fn write(&mut self, ipa: u64, buf: &[u8]) -> bool {
+        let Some(pa) = ram_pa(ipa, buf.len() as u64, self.0) else { return false };
+        // SAFETY: as above.
+        unsafe { core::ptr::copy_nonoverlapping(buf.as_ptr(), pa as *mut u8, buf.len()) };
+        true
+    }
+    fn slice_mut(&mut self, ipa: u64, len: usize) -> Option<&mut [u8]> {
+        let pa = ram_pa(ipa, len as u64, self.0)?;
+        // SAFETY: inside guest RAM, identity-mapped RW at EL2, so the VA is
+        // the PA the device DMAs to; used only as the buffer of one polled
+        // disk request while the requesting vCPU is stopped in its trap
+        // (other vCPUs touching it concurrently is the guest's own race, as with real DMA).
+        Some(unsafe { core::slice::from_raw_parts_mut(pa as *mut u8, len) })
+    }
+}
+
+struct Device {
+    model: VirtioBlk,
+    disk: RealDisk,
+}
+
+// SAFETY: the MMIO transport points at device memory that exists for the
+// life of the machine; the mutex serialises every use.
+unsafe impl Send for Device {}
+
+static DEVICE: spin::Once<Option<spin::Mutex<Device>>> = spin::Once::new();
+
+/// Finds QEMU's virtio-blk device (`-device virtio-blk-device`) and brings it
+/// up.  None: the guest's slot stays empty.
+pub fn init() {
+    DEVICE.call_once(|| {
+        for slot in 0..32 {
+            let base = SLOTS_BASE + slot * 0x200;
+            // SAFETY: the slots are mapped as Device memory at EL2; magic and
+            // DeviceID are read-only registers with no side effects.
+            let (magic, id) = unsafe { (core::ptr::read_volatile(base as *const u32), core::ptr::read_volatile((base + 8) as *const u32)) };
+            if magic != crate::vm::virtio_blk::MAGIC || id != crate::vm::virtio_blk::DEVICE_ID_BLOCK {
+                continue;
+            }
+            // SAFETY: a virtio-mmio register block of 0x200 bytes, mapped for ns-hyp's lifetime and used only here.
+            let t = match unsafe { MmioTransport::new(NonNull::new(base as *mut VirtIOHeader).unwrap(), 0x200) } {
+                Ok(t) => t,
+                Err(e) => {
+                    log::warn!("virtio slot {}: {:?}", slot, e);
+                    continue;
+                }
+            };
+            match VirtIOBlk::<HalImpl, _>::new(t) {
+                Ok(b) => {
+                    log::info!("virtio-blk backend: slot {} at {:#x}, {} sectors", slot, base, b.capacity());
+                    return Some(spin::Mutex::new(Device { model: VirtioBlk::new(), disk: RealDisk(b) }));
+                }
+                Err(e) => log::warn!("virtio-blk at slot {}: {:?}", slot, e),
+            }
+        }
+        log::info!("no virtio-blk backend: the guest gets none");
+        None
+    });
+}
+
+/// Whether the guest's virtio-mmio slot has a device behind it.
+pub fn present() -> bool {
+    matches!(DEVICE.get(), Some(Some(_)))
+}
+
+pub fn contains(ipa: u64) -> bool {
+    present() && (VIRTIO_IPA..VIRTIO_IPA + VIRTIO_SIZE).contains(&ipa)
+}
+
+/// A guest access to its virtio-mmio slot.  Returns the value read and
+/// whether the device's interrupt (an edge) must be raised.  None: an access
+/// the transport does not allow (not 32-bit outside the config space).
+pub fn access(ipa: u64, size: u8, write: bool, value: u64, ram_size: u64) -> Option<(u64, bool)> {
+    let Some(Some(dev)) = DEVICE.get() else { return None };
+    let mut d = dev.lock();
+    let off = ipa - VIRTIO_IPA;
+    if off < 0x100 && size != 4 {
+        return None;
+    }
+    if !write {
+        let sectors = d.disk.sectors();
+        return Some((d.model.read(off, size, sectors), false));
+    }
+    if off >= 0x100 {
+        return Some((0, false)); // the config space is read-only for a block device without features
+    }
+    match d.model.write(off, value as u32) {
+        Effect::Notify => {
+            let Device { model, disk } = &mut *d;
+            // An extra edge while the status is still set is harmless (the
+            // driver finds nothing new); a missing one would stall it.
+            let irq = model.process(&mut GuestRam(ram_size), disk);
+            Some((0, irq))
+        }
+        Effect::None | Effect::Line => Some((0, false)),
+    }
+}
+
+const _: () = assert!(SECTOR == virtio_drivers::device::blk::SECTOR_SIZE);

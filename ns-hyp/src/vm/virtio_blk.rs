@@ -1,0 +1,353 @@
+//! virtio-mmio version 2 ("modern") transport with a virtio-blk device, as
+//! the guest sees it (Virtio 1.2: §4.2.2 MMIO registers, §2.7 split
+//! virtqueues, §5.2 block device).  Plain state and logic, host-tested: the
+//! guest's memory and the disk behind it are traits, so `crate::guest` plugs
+//! in guest RAM and the real (QEMU) virtio-blk device ns-hyp drives.
+//!
+//! Bad input from the guest (descriptors outside its RAM, loops, chains
+//! longer than the queue, short headers, unknown request types) completes the
+//! request with an error status, or is ignored when not even that can be
+//! written — never a panic.
+//!
+//! `crate::guest::virtio` routes the guest slot (VIRTIO_IPA) here when QEMU has a virtio-blk device.
+
+/// Guest memory by IPA.  `false`: (part of) the range is not guest RAM.
+pub trait GuestMemory {
+    fn read(&self, ipa: u64, buf: &mut [u8]) -> bool;
+    fn write(&mut self, ipa: u64, buf: &[u8]) -> bool;
+    /// The range as one slice the disk can transfer into/from directly
+    /// (None: not possible, go through a bounce buffer).
+    fn slice_mut(&mut self, _ipa: u64, _len: usize) -> Option<&mut [u8]> {
+        None
+    }
+}
+
+/// The disk behind the device, in 512-byte sectors.
+pub trait Disk {
+    fn sectors(&self) -> u64;
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> bool;
+    fn write(&mut self, sector: u64, buf: &[u8]) -> bool;
+    fn flush(&mut self) -> bool;
+}
+
+pub const MAGIC: u32 = 0x7472_6976; // "virt"
+pub const VERSION: u32 = 2;
+pub const DEVICE_ID_BLOCK: u32 = 2;
+pub const VENDOR_ID: u32 = 0x5141_5544; // "QUAD"
+pub const QUEUE_SIZE: u16 = 128;
+pub const SECTOR: usize = 512;
+
+/// Feature bits offered (§6 VIRTIO_F_VERSION_1; §5.2.3 VIRTIO_BLK_F_FLUSH).
+const F_VERSION_1: u64 = 1 << 32;
+const F_BLK_FLUSH: u64 = 1 << 9;
+const FEATURES: u64 = F_VERSION_1 | F_BLK_FLUSH;
+
+/// Device status bits (§2.1).
+const STATUS_DRIVER_OK: u32 = 4;
+const STATUS_FEATURES_OK: u32 = 8;
+const STATUS_NEEDS_RESET: u32 = 64;
+
+/// Descriptor flags (§2.7.5).
+const DESC_F_NEXT: u16 = 1;
+const DESC_F_WRITE: u16 = 2;
+const DESC_F_INDIRECT: u16 = 4;
+
+/// Request types and status values (§5.2.6).
+const T_IN: u32 = 0;
+const T_OUT: u32 = 1;
+const T_FLUSH: u32 = 4;
+const T_GET_ID: u32 = 8;
+const S_OK: u8 = 0;
+const S_IOERR: u8 = 1;
+const S_UNSUPP: u8 = 2;
+
+/// Interrupt status bit: used buffer notification (§4.2.2).
+const INT_VRING: u32 = 1;
+
+/// The device's state (one queue).
+#[derive(Debug, Default)]
+pub struct VirtioBlk {
+    pub status: u32,
+    device_features_sel: u32,
+    driver_features_sel: u32,
+    driver_features: u64,
+    queue_sel: u32,
+    queue_num: u16,
+    queue_ready: bool,
+    desc: u64,
+    avail: u64,
+    used: u64,
+    /// Next avail ring index the device will read.
+    last_avail: u16,
+    pub interrupt_status: u32,
+}
+
+/// What a register write asks of the caller.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Effect {
+    None,
+    /// QueueNotify: process the queue (then raise the interrupt if `interrupt_status` says so).
+    Notify,
+    /// InterruptACK or reset: the interrupt line is now `interrupt_status != 0`.
+    Line,
+}
+
+fn lo(v: &mut u64, w: u32) {
+    *v = (*v & !0xffff_ffff) | w as u64;
+}
+fn hi(v: &mut u64, w: u32) {
+    *v = (*v & 0xffff_ffff) | (w as u64) << 32;
+}
+
+impl VirtioBlk {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A 32-bit register read (the transport's registers are 32-bit; the
+    /// config space also accepts narrower reads, passed with `size`).
+    pub fn read(&self, off: u64, size: u8, sectors: u64) -> u64 {
+        if off >= 0x100 {
+            // virtio_blk_config (§5.2.4): capacity (le64) then fields we do not offer.
+            let cfg = sectors.to_le_bytes();
+            let o = (off - 0x100) as usize;
+            let mut v = 0u64;
+            for b in 0..size as usize {
+                v |= (*cfg.get(o + b).unwrap_or(&0) as u64) << (8 * b);
+            }
+            return v;
+        }
+        let q = self.queue_sel == 0;
+        (match off {
+            0x000 => MAGIC,
+            0x004 => VERSION,
+            0x008 => DEVICE_ID_BLOCK,
+            0x00c => VENDOR_ID,
+            0x010 => match self.device_features_sel {
+                0 => FEATURES as u32,
+                1 => (FEATURES >> 32) as u32,
+                _ => 0,
+            },
+            0x034 => if q { QUEUE_SIZE as u32 } else { 0 },
+            0x044 => (q && self.queue_ready) as u32,
+            0x060 => self.interrupt_status,
+            0x070 => self.status,
+            0x0fc => 0, // ConfigGeneration: the config never changes
+            _ => 0,
+        }) as u64
+    }
+
+    pub fn write(&mut self, off: u64, val: u32) -> Effect {
+        let q = self.queue_sel == 0;
+        // Queue registers are only writable while the queue is not ready (§4.2.2.2).
+        let qw = q && !self.queue_ready;
+        match off {
+            0x014 => self.device_features_sel = val,
+            0x020 => match self.driver_features_sel {
+                0 => lo(&mut self.driver_features, val),
+                1 => hi(&mut self.driver_features, val),
+                _ => {}
+            },
+            0x024 => self.driver_features_sel = val,
+            0x030 => self.queue_sel = val,
+            0x038 if qw => self.queue_num = val.min(QUEUE_SIZE as u32) as u16,
+            0x044 if q => {
+                self.queue_ready = val & 1 != 0;
+                if self.queue_ready {
+                    self.last_avail = 0;
+                }
+            }
+            0x050 => return if val == 0 && self.running() { Effect::Notify } else { Effect::None },
+            0x064 => {
+                self.interrupt_status &= !val;
+                return Effect::Line;
+            }
+            0x070 => {
+                if val == 0 {
+                    *self = Self::default();
+                    return Effect::Line;
+                }
+                let mut s = val;
+                // FEATURES_OK only for a subset of what we offer that includes VERSION_1 (§3.1.1).
+                if s & STATUS_FEATURES_OK != 0 && (self.driver_features & !FEATURES != 0 || self.driver_features & F_VERSION_1 == 0) {
+                    s &= !STATUS_FEATURES_OK;
+                }
+                self.status = s;
+            }
+            0x080 if qw => lo(&mut self.desc, val),
+            0x084 if qw => hi(&mut self.desc, val),
+            0x090 if qw => lo(&mut self.avail, val),
+            0x094 if qw => hi(&mut self.avail, val),
+            0x0a0 if qw => lo(&mut self.used, val),
+            0x0a4 if qw => hi(&mut self.used, val),
+            _ => {}
+        }
+        Effect::None
+    }
+
+    fn running(&self) -> bool {
+        self.status & STATUS_DRIVER_OK != 0 && self.status & STATUS_NEEDS_RESET == 0 && self.queue_ready && self.queue_num.is_power_of_two()
+    }
+
+    /// Processes every request the driver made available.  Returns whether a
+    /// used-buffer interrupt is now pending.
+    pub fn process(&mut self, mem: &mut dyn GuestMemory, disk: &mut dyn Disk) -> bool {
+        if !self.running() {
+            return false;
+        }
+        let n = self.queue_num;
+        let Some(avail_idx) = read_u16(mem, self.avail + 2) else { return self.broken() };
+        let mut done = 0;
+        while self.last_avail != avail_idx {
+            // A driver cannot have more than `n` requests outstanding.
+            if done >= n {
+                return self.broken();
+            }
+            let slot = (self.last_avail % n) as u64;
+            let Some(head) = read_u16(mem, self.avail + 4 + 2 * slot) else { return self.broken() };
+            let Some(len) = self.request(mem, disk, head) else { return self.broken() };
+            let used_idx = match read_u16(mem, self.used + 2) {
+                Some(i) => i,
+                None => return self.broken(),
+            };
+            let elem = self.used + 4 + 8 * (used_idx % n) as u64;
+            let mut e = [0u8; 8];
+            e[..4].copy_from_slice(&(head as u32).to_le_bytes());
+            e[4..].copy_from_slice(&len.to_le_bytes());
+            if !mem.write(elem, &e) || !mem.write(self.used + 2, &used_idx.wrapping_add(1).to_le_bytes()) {
+                return self.broken();
+            }
+            self.last_avail = self.last_avail.wrapping_add(1);
+            done += 1;
+        }
+        if done > 0 {
+            self.interrupt_status |= INT_VRING;
+        }
+        self.interrupt_status != 0
+    }
+
+    /// The driver broke the queue's rules: DEVICE_NEEDS_RESET (§2.1.1), no more processing.
+    fn broken(&mut self) -> bool {
+        self.status |= STATUS_NEEDS_RESET;
+        self.interrupt_status |= 2; // configuration change notification
+        true
+    }
+
+    /// One request from descriptor `head`.  Returns the bytes written into
+    /// the driver's buffers, or None if the chain itself is unusable.
+    fn request(&self, mem: &mut dyn GuestMemory, disk: &mut dyn Disk, head: u16) -> Option<u32> {
+        let n = self.queue_num;
+        let mut chain = [(0u64, 0u32, false); QUEUE_SIZE as usize];
+        let mut len = 0;
+        let mut i = head;
+        loop {
+            if i >= n || len >= n as usize {
+                return None; // out of range, or a loop
+            }
+            let mut d = [0u8; 16];
+            if !mem.read(self.desc + 16 * i as u64, &mut d) {
+                return None;
+            }
+            let addr = u64::from_le_bytes(d[0..8].try_into().unwrap());
+            let dlen = u32::from_le_bytes(d[8..12].try_into().unwrap());
+            let flags = u16::from_le_bytes(d[12..14].try_into().unwrap());
+            let next = u16::from_le_bytes(d[14..16].try_into().unwrap());
+            if flags & DESC_F_INDIRECT != 0 {
+                return None; // VIRTIO_F_INDIRECT_DESC is not offered
+            }
+            chain[len] = (addr, dlen, flags & DESC_F_WRITE != 0);
+            len += 1;
+            if flags & DESC_F_NEXT == 0 {
+                break;
+            }
+            i = next;
+        }
+        let chain = &chain[..len];
+        // Header (device-readable, 16 bytes), data, status (device-writable, last byte of the last descriptor).
+        let (st_addr, st_len, st_w) = *chain.last()?;
+        if !st_w || st_len == 0 {
+            return None;
+        }
+        let status_at = st_addr + st_len as u64 - 1;
+        let mut hdr = [0u8; 16];
+        let (h_addr, h_len, h_w) = chain[0];
+        // Linux gives the status byte a descriptor of its own; a header must be readable and whole.
+        if len < 2 || h_w || h_len < 16 || st_len != 1 || !mem.read(h_addr, &mut hdr) {
+            return Some(finish(mem, status_at, S_IOERR, 0));
+        }
+        let ty = u32::from_le_bytes(hdr[0..4].try_into().unwrap());
+        let sector = u64::from_le_bytes(hdr[8..16].try_into().unwrap());
+        let data = &chain[1..len - 1];
+        let mut written = 0u32;
+        let status = match ty {
+            T_IN | T_OUT => {
+                let to_guest = ty == T_IN; // IN: the device writes the driver's buffers
+                let mut sec = sector;
+                let mut st = S_OK;
+                for &(a, l, w) in data {
+                    let count = l as u64 / SECTOR as u64;
+                    let fits = sec.checked_add(count).is_some_and(|e| e <= disk.sectors());
+                    if w != to_guest || l as usize % SECTOR != 0 || !fits || !transfer(mem, disk, to_guest, a, l, sec) {
+                        st = S_IOERR;
+                        break;
+                    }
+                    if to_guest {
+                        written += l;
+                    }
+                    sec += count;
+                }
+                st
+            }
+            T_FLUSH => {
+                if disk.flush() { S_OK } else { S_IOERR }
+            }
+            T_GET_ID => {
+                // 20 bytes, NUL-padded (§5.2.6.1).
+                let id = b"quadrant-ns-hyp\0\0\0\0\0";
+                match data.first() {
+                    Some(&(a, l, true)) if l >= 20 && mem.write(a, id) => {
+                        written = 20;
+                        S_OK
+                    }
+                    _ => S_IOERR,
+                }
+            }
+            _ => S_UNSUPP,
+        };
+        Some(finish(mem, status_at, status, written))
+    }
+}
+
+/// Writes the status byte; the used length counts it.
+fn finish(mem: &mut dyn GuestMemory, status_at: u64, status: u8, written: u32) -> u32 {
+    if mem.write(status_at, &[status]) { written + 1 } else { written }
+}
+
+/// Moves `len` bytes between guest memory at `ipa` and the disk from
+/// `sector`: in one disk request when the memory allows, else a sector at a time.
+fn transfer(mem: &mut dyn GuestMemory, disk: &mut dyn Disk, to_guest: bool, ipa: u64, len: u32, sector: u64) -> bool {
+    if let Some(s) = mem.slice_mut(ipa, len as usize) {
+        return if to_guest { disk.read(sector, s) } else { disk.write(sector, s) };
+    }
+    let mut buf = [0u8; SECTOR];
+    for k in 0..(len as usize / SECTOR) {
+        let a = ipa + (k * SECTOR) as u64;
+        let ok = if to_guest {
+            disk.read(sector + k as u64, &mut buf) && mem.write(a, &buf)
+        } else {
+            mem.read(a, &mut buf) && disk.write(sector + k as u64, &buf)
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+fn read_u16(mem: &dyn GuestMemory, ipa: u64) -> Option<u16> {
+    let mut b = [0u8; 2];
+    mem.read(ipa, &mut b).then(|| u16::from_le_bytes(b))
+}
+
+#[cfg(test)]
+mod tests;
