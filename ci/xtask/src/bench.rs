@@ -119,6 +119,36 @@ fn measure(run: &Run, outputs: &Outputs) -> Result<(Vec<(String, u64, f64, f64, 
     Ok((table, freq))
 }
 
+/// Wall-clock time from QEMU's start to the guest's `/init` reaching its shell.
+fn time_to_prompt(boot: &Boot, label: &str) -> Result<f64> {
+    let log = util::out_dir().join(format!("bench-{label}.log"));
+    let cap = qemu::capture(boot, Duration::from_secs(300), &log, &["quadrant-init: shell", "PANIC:", "Kernel panic"])?;
+    match cap.stopped_at {
+        Some(t) if cap.output.contains("quadrant-init: shell") => Ok(t.as_secs_f64()),
+        _ => Err(format!("{label}: the guest did not reach its shell; serial log: {}", log.display())),
+    }
+}
+
+/// Linux boot-to-prompt under ns-hyp (no TF-A, 4 vCPUs on 4 CPUs) ÷ the same
+/// kernel and initramfs on bare QEMU `-kernel` (issue B1's goal: ≤ 1.5×).
+fn guest_boot_ratio(o: &Outputs) -> Result<(f64, f64)> {
+    let under = crate::tests::nshyp::no_tfa_guest_boot(o, "bench-guest", &[], 4, qemu::SMP)?;
+    let kernel = crate::guest::kernel_image(&o.paths)?;
+    let initrd = util::out_dir().join("initramfs").join("bench-guest.cpio");
+    let bare = Boot::Custom {
+        tfa: false,
+        args: vec![
+            "-kernel".into(),
+            kernel.display().to_string(),
+            "-initrd".into(),
+            initrd.display().to_string(),
+            "-append".into(),
+            "console=ttyAMA0 earlycon=pl011,0x9000000 rdinit=/init".into(),
+        ],
+    };
+    Ok((time_to_prompt(&under, "guest-under-ns-hyp")?, time_to_prompt(&bare, "guest-bare-qemu")?))
+}
+
 pub fn bench(outputs: &Outputs) -> Result<bool> {
     let mut all = Vec::new();
     let mut freq = None;
@@ -136,6 +166,12 @@ pub fn bench(outputs: &Outputs) -> Result<bool> {
         let _ = writeln!(json, "  \"{key}\": {{\"calls\": {calls}, \"ticks_per_call\": {}, \"ratio_to_floor\": {}}},", num(*tpc), num(*ratio));
     }
     let _ = writeln!(json, "  \"cntfrq_hz\": {},", freq.map(|f| f.to_string()).unwrap_or("null".into()));
+    let (under, bare) = guest_boot_ratio(outputs)?;
+    let ratio = under / bare;
+    ok &= ratio.is_finite();
+    println!();
+    println!("{:<28} {:>8} {:>14} {:>9}  {}", "guest_boot_to_prompt", "", format!("{under:.1} s"), format!("{ratio:.2}"), format!("Linux to its shell under ns-hyp ÷ bare QEMU -kernel ({bare:.1} s)"));
+    let _ = writeln!(json, "  \"guest_boot_to_prompt\": {{\"under_ns_hyp_s\": {}, \"bare_qemu_s\": {}, \"ratio\": {}}},", num(under), num(bare), num(ratio));
     println!();
     println!("{:<28} {:>8}", "image", "bytes");
     let mut sizes = Vec::new();

@@ -81,6 +81,8 @@ pub struct Capture {
     /// QEMU's exit code; `None` if it was killed at the timeout.
     pub exit: Option<i32>,
     pub elapsed: Duration,
+    /// When a `stop_on` text first appeared, if one did.
+    pub stopped_at: Option<Duration>,
 }
 
 /// Boots, captures serial output until QEMU exits, `timeout` passes, or a line
@@ -94,6 +96,7 @@ pub fn capture(boot: &Boot, timeout: Duration, log: &Path, stop_on: &[&str]) -> 
     };
     cmd.stdin(if input.is_empty() { Stdio::null() } else { Stdio::piped() }).stdout(Stdio::piped()).stderr(Stdio::piped());
     let start = Instant::now();
+    let mut stopped_at: Option<Duration> = None;
     let mut child = cmd.spawn().map_err(|e| format!("cannot start QEMU: {e}"))?;
     let mut stdin = child.stdin.take();
     let (mut next_input, mut seen) = (0usize, 0usize);
@@ -139,6 +142,7 @@ pub fn capture(boot: &Boot, timeout: Duration, log: &Path, stop_on: &[&str]) -> 
             stop_on.iter().any(|s| text.contains(s))
         };
         if stop {
+            stopped_at.get_or_insert(start.elapsed());
             // Let the rest of the message reach the log, then end the run.
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -155,7 +159,7 @@ pub fn capture(boot: &Boot, timeout: Duration, log: &Path, stop_on: &[&str]) -> 
     let raw = buf.lock().unwrap().clone();
     let _ = std::fs::write(log, &raw);
     let output = String::from_utf8_lossy(&raw).replace('\r', "");
-    Ok(Capture { output, exit, elapsed: start.elapsed() })
+    Ok(Capture { output, exit, elapsed: start.elapsed(), stopped_at })
 }
 
 /// QEMU's own DTB for the four-world machine with `/chosen/bootargs` set, for
