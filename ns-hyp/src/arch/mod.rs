@@ -69,18 +69,7 @@ extern "C" fn quadrant_el2_exception(frame: &mut ExceptionFrame, vector: u64) {
             return;
         }
     }
-    // The panic path prints even if the console lock is held by the code we interrupted.
-    panic!(
-        "unexpected EL2 exception: vector {} esr {:#x} elr {:#x} far {:#x}",
-        vector,
-        esr,
-        frame.elr,
-        shared::read_sysreg!(far_el2)
-    );
+    shared::arch::unexpected_el2_exception(frame, vector)
 }
 
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    shared::console::panic_print(info);
-    shared::arch::halt()
-}
+shared::quadrant_panic_handler!();
