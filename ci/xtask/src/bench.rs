@@ -16,6 +16,8 @@ struct Run {
     label: &'static str,
     prefix: &'static str,
     rows: &'static [(&'static str, &'static str)],
+    /// The row every ratio of this run divides by (measured in the same boot).
+    floor: &'static str,
     /// The boot that runs this bench.
     boot: fn(&Outputs, &'static str) -> Result<Boot>,
 }
@@ -36,6 +38,7 @@ const NS_HYP: Run = Run {
         ("ffa_direct_req_echo", "direct request round trip to the echo SP"),
         ("rmi_version", "RMI_VERSION answered by rmm"),
     ],
+    floor: "smc_floor",
     boot: |o, label| bench_dtb_boot(&o.bios, label),
 };
 
@@ -47,6 +50,7 @@ const REALM: Run = Run {
         ("rmi_version", "RMI_VERSION answered by rmm (with a realm built)"),
         ("rec_enter_host_call", "REC_ENTER -> RSI_HOST_CALL exit round trip"),
     ],
+    floor: "smc_floor",
     boot: |o, _| crate::tests::realm_bench_boot(o),
 };
 
@@ -60,7 +64,21 @@ const FFA_PAYLOAD: Run = Run {
         ("ffa_direct_req_mp_core0", "NS -> mp direct request, core 0"),
         ("ffa_sp_to_sp", "NS -> mp -> echo (SP-to-SP) and back"),
     ],
+    floor: "smc_floor",
     boot: |o, label| bench_dtb_boot(&o.ffa_bios, label),
+};
+
+/// A bare EL1 guest under ns-hyp (--no-tfa, 1 vCPU): there is no null SMC to
+/// EL3 inside a guest, so its floor is a plain loop it also times.
+const GUEST_HVC: Run = Run {
+    label: "guest-hvc",
+    prefix: "[hvc-bench] bench ",
+    rows: &[
+        ("guest_floor", "isb + CNTVCT read inside the guest — this run's floor"),
+        ("guest_null_hvc", "guest null-HVC round trip in ticks (EL1 -> ns-hyp -> EL1)"),
+    ],
+    floor: "guest_floor",
+    boot: |o, _| crate::tests::nshyp::hvc_bench_guest_boot(o),
 };
 
 struct Row {
@@ -102,7 +120,7 @@ fn measure(run: &Run, outputs: &Outputs) -> Result<(Vec<(String, u64, f64, f64, 
         return Err(format!("{} bench run did not complete (exit {:?}); serial log: {}", run.label, cap.exit, log.display()));
     }
     let per_call = |r: &Row| r.ticks as f64 / r.iterations.max(1) as f64;
-    let floor = rows.iter().find(|r| r.name == "smc_floor").map(per_call).ok_or(format!("no smc_floor row in the {} bench output", run.label))?;
+    let floor = rows.iter().find(|r| r.name == run.floor).map(per_call).ok_or(format!("no {} row in the {} bench output", run.floor, run.label))?;
     let mut table = Vec::new();
     for (name, what) in run.rows {
         // Keys are unique across runs: the realm run's rows carry its label.
@@ -152,7 +170,7 @@ fn guest_boot_ratio(o: &Outputs) -> Result<(f64, f64)> {
 pub fn bench(outputs: &Outputs) -> Result<bool> {
     let mut all = Vec::new();
     let mut freq = None;
-    for run in [&NS_HYP, &FFA_PAYLOAD, &REALM] {
+    for run in [&NS_HYP, &FFA_PAYLOAD, &REALM, &GUEST_HVC] {
         let (rows, f) = measure(run, outputs)?;
         all.extend(rows);
         freq = freq.or(f);

@@ -21,6 +21,8 @@ pub fn images() -> Vec<(String, String)> {
     v.push(("ffa-payload".into(), "ffa-payload".into()));
     // The Realm payload ns-hyp loads in realm modes (docs/rmm.md).
     v.push(("realm-guest".into(), "realm-guest".into()));
+    // The bare EL1 guest timing null HVCs under ns-hyp (`cargo xtask bench`).
+    v.push(("hvc-bench-guest".into(), "hvc-bench-guest".into()));
     v
 }
 

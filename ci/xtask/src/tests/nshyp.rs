@@ -43,6 +43,25 @@ pub fn no_tfa_guest_boot(o: &Outputs, name: &str, modules: &[&str], vcpus: usize
     })
 }
 
+/// ns-hyp as `-kernel` (no TF-A) running ci/hvc-bench-guest (no initramfs:
+/// it needs none) on 1 vCPU, 1 CPU: the guest null-HVC bench of `cargo xtask bench`.
+pub fn hvc_bench_guest_boot(o: &Outputs) -> XResult<Boot> {
+    let kernel = o.images.join("hvc-bench-guest.bin");
+    Ok(Boot::Custom {
+        tfa: false,
+        args: vec![
+            "-smp".into(),
+            "1".into(),
+            "-kernel".into(),
+            o.images.join("ns-hyp.bin").display().to_string(),
+            "-append".into(),
+            format!("quadrant.guest={GUEST_KERNEL_PA:#x},{} quadrant.vcpus=1", size(&kernel)?),
+            "-device".into(),
+            format!("loader,file={},addr={GUEST_KERNEL_PA:#x},force-raw=on", kernel.display()),
+        ],
+    })
+}
+
 /// What the shell tests type, each after the previous answer appeared.
 fn shell_input() -> Vec<(String, String)> {
     [

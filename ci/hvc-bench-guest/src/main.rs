@@ -1,0 +1,159 @@
+//! hvc-bench-guest: a bare-metal EL1 guest for `cargo xtask bench` that times
+//! guest -> ns-hyp null-HVC round trips (issue B1's bench row).
+//!
+//! Load contract: the flat binary (with an arm64 Image header, booting.rst)
+//! is preloaded at guest IPA 0x40200000 and entered at its first byte in EL1h
+//! with the MMU off, x0 = DTB (unused).  It prints through the PL011 data
+//! register ns-hyp emulates at 0x09000000:
+//!
+//! ```text
+//! [hvc-bench] bench guest_floor 10000 <ticks>      isb + CNTVCT read
+//! [hvc-bench] bench guest_null_hvc 10000 <ticks>   hvc #0, x0 = 0xc6000000
+//! [hvc-bench] bench cntfrq <hz>
+//! [hvc-bench] bench done
+//! ```
+//!
+//! then asks for PSCI SYSTEM_OFF (DEN0022 §5.10) over HVC.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(not(target_os = "none"))]
+fn main() {}
+
+/// Round trips per row.
+pub const ITERATIONS: u64 = 10_000;
+/// ns-hyp's null call: answered at once with SUCCESS (ns-hyp/src/vm/psci.rs).
+pub const QUADRANT_NULL_HVC: u64 = 0xc600_0000;
+/// PSCI SYSTEM_OFF (DEN0022 §5.1).
+pub const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
+/// QEMU virt UART0, emulated by ns-hyp for the guest.
+pub const UART_DR: u64 = 0x0900_0000;
+
+#[cfg(target_os = "none")]
+mod guest {
+    use core::fmt::{self, Write};
+
+    core::arch::global_asm!(
+        ".section .text.entry, \"ax\"",
+        ".global _start",
+        "_start:",
+        // arm64 Image header (Linux Documentation/arch/arm64/booting.rst).
+        "b 1f",                       // code0
+        ".long 0",                    // code1
+        ".quad 0",                    // text_offset
+        ".quad __image_end - _start", // image_size
+        ".quad 0xa",                  // flags: LE, 4 KiB pages, anywhere in RAM
+        ".quad 0, 0, 0",
+        ".ascii \"ARM\\x64\"",
+        ".long 0",
+        "1:",
+        "adrp x9, {stack}",
+        "add x9, x9, :lo12:{stack}",
+        "add sp, x9, #{size}",
+        // FP/SIMD on at EL1 (CPACR_EL1.FPEN): Rust code may use it.
+        "mov x9, #(3 << 20)",
+        "msr cpacr_el1, x9",
+        "isb",
+        "bl guest_main",
+        "2: wfi",
+        "b 2b",
+        stack = sym STACK,
+        size = const STACK_SIZE,
+    );
+
+    const STACK_SIZE: usize = 0x4000;
+    #[repr(C, align(16))]
+    struct Stack([u8; STACK_SIZE]);
+    // In .data so the loaded image holds it (see build.rs).
+    #[unsafe(link_section = ".data.stack")]
+    #[unsafe(no_mangle)]
+    static mut STACK: Stack = Stack([0; STACK_SIZE]);
+
+    struct Uart;
+    impl Write for Uart {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            for b in s.bytes() {
+                // SAFETY: the PL011 data register ns-hyp emulates; each store
+                // is one MMIO exit (identity IPA, MMU off: Device memory).
+                unsafe { core::ptr::write_volatile(super::UART_DR as *mut u32, b as u32) };
+            }
+            Ok(())
+        }
+    }
+
+    fn cntvct() -> u64 {
+        let v: u64;
+        // SAFETY: reads the virtual counter, always accessible at EL1.
+        unsafe { core::arch::asm!("isb", "mrs {}, cntvct_el0", out(reg) v, options(nomem, nostack)) };
+        v
+    }
+
+    /// `n` iterations of `isb` + CNTVCT read: the floor this run divides by.
+    fn floor(n: u64) -> u64 {
+        let t0 = cntvct();
+        // SAFETY: only the counter and our own registers.
+        unsafe {
+            core::arch::asm!(
+                "3: isb",
+                "mrs {t}, cntvct_el0",
+                "subs {n}, {n}, #1",
+                "b.ne 3b",
+                n = inout(reg) n => _,
+                t = out(reg) _,
+                options(nomem, nostack),
+            )
+        };
+        cntvct() - t0
+    }
+
+    /// `n` null HVCs (x0 = QUADRANT_NULL_HVC), each a full trap to ns-hyp and back.
+    fn null_hvc(n: u64) -> u64 {
+        let t0 = cntvct();
+        // SAFETY: an SMCCC call (DEN0028 §2.6): x0-x17 may be clobbered.
+        unsafe {
+            core::arch::asm!(
+                "3: mov x0, {fid}",
+                "hvc #0",
+                "subs {n}, {n}, #1",
+                "b.ne 3b",
+                fid = in(reg) super::QUADRANT_NULL_HVC,
+                n = inout(reg) n => _,
+                out("x0") _, out("x1") _, out("x2") _, out("x3") _, out("x4") _, out("x5") _,
+                out("x6") _, out("x7") _, out("x8") _, out("x9") _, out("x10") _, out("x11") _,
+                out("x12") _, out("x13") _, out("x14") _, out("x15") _, out("x16") _, out("x17") _,
+                options(nostack),
+            )
+        };
+        cntvct() - t0
+    }
+
+    #[unsafe(no_mangle)]
+    extern "C" fn guest_main() -> ! {
+        let n = super::ITERATIONS;
+        let mut out = Uart;
+        let f = floor(n);
+        let h = null_hvc(n);
+        let hz: u64;
+        // SAFETY: reads the counter frequency register.
+        unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) hz, options(nomem, nostack)) };
+        let _ = writeln!(out, "[hvc-bench] bench guest_floor {n} {f}");
+        let _ = writeln!(out, "[hvc-bench] bench guest_null_hvc {n} {h}");
+        let _ = writeln!(out, "[hvc-bench] bench cntfrq {hz}");
+        let _ = writeln!(out, "[hvc-bench] bench done");
+        off()
+    }
+
+    fn off() -> ! {
+        // SAFETY: PSCI SYSTEM_OFF over HVC; does not return when ns-hyp honours it.
+        unsafe { core::arch::asm!("hvc #0", in("x0") super::PSCI_SYSTEM_OFF, options(nostack)) };
+        loop {
+            // SAFETY: nothing left to do.
+            unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+        }
+    }
+
+    #[panic_handler]
+    fn panic(_: &core::panic::PanicInfo) -> ! {
+        let _ = writeln!(Uart, "[hvc-bench] PANIC");
+        off()
+    }
+}
