@@ -23,6 +23,9 @@ const DTB_MAX: usize = 1 << 20;
 /// PSCI (DEN0022) CPU_ON_64 / CPU_OFF / SYSTEM_OFF.
 const PSCI_CPU_ON_64: u32 = 0xC400_0003;
 const PSCI_CPU_OFF: u32 = 0x8400_0002;
+/// PSCI AFFINITY_INFO_64: 1 = OFF (DEN0022 §5.1.8).
+const PSCI_AFFINITY_INFO_64: u32 = 0xC400_0004;
+const AFFINITY_OFF: u64 = 1;
 const PSCI_SYSTEM_OFF: u32 = 0x8400_0008;
 
 core::arch::global_asm!(
@@ -113,6 +116,15 @@ impl Machine for Hw {
         while DONE[cpu].load(Ordering::SeqCst) == 0 {
             if shared::arch::timer::cntvct() - start > 120 * freq {
                 return Err("core did not finish in 120 s");
+            }
+            core::hint::spin_loop();
+        }
+        // Wait until the core is really off: its CPU_OFF passes through the SPMD,
+        // spmc and rmm, which print on the shared UART; printing from here while
+        // they do would interleave the two lines.
+        while shared::smccc::smc(PSCI_AFFINITY_INFO_64, &[cpu as u64, 0])[0] != AFFINITY_OFF {
+            if shared::arch::timer::cntvct() - start > 120 * freq {
+                return Err("core did not power off in 120 s");
             }
             core::hint::spin_loop();
         }
