@@ -56,26 +56,34 @@ mod realm {
     );
 
     const STACK_SIZE: usize = 0x4000;
+    /// The stack, written only by the code running on it (never through Rust references).
     #[repr(C, align(16))]
-    struct Stack([u8; STACK_SIZE]);
+    struct Stack(core::cell::UnsafeCell<[u8; STACK_SIZE]>);
+    // SAFETY: only the single CPU this payload runs on uses it, as its stack.
+    unsafe impl Sync for Stack {}
     // In .data so the loaded image holds it (see build.rs).
     #[unsafe(link_section = ".data.stack")]
     #[unsafe(no_mangle)]
-    static mut STACK: Stack = Stack([0; STACK_SIZE]);
+    static STACK: Stack = Stack(core::cell::UnsafeCell::new([0; STACK_SIZE]));
 
-    /// A page RSI_REALM_CONFIG writes into.
+    /// A page the RMM writes (RSI_REALM_CONFIG) or whose RIPAS we change; only
+    /// its address is handed out, Rust never references its contents.
     #[repr(C, align(4096))]
-    struct Page([u8; 4096]);
+    struct Page(core::cell::UnsafeCell<[u8; 4096]>);
+    // SAFETY: one CPU; the contents are touched only by the RMM during a call.
+    unsafe impl Sync for Page {}
     #[unsafe(link_section = ".data.config")]
-    static mut CONFIG: Page = Page([0; 4096]);
+    static CONFIG: Page = Page(core::cell::UnsafeCell::new([0; 4096]));
     /// A page whose RIPAS we ask to change.
     #[unsafe(link_section = ".data.scratch")]
-    static mut SCRATCH: Page = Page([0; 4096]);
+    static SCRATCH: Page = Page(core::cell::UnsafeCell::new([0; 4096]));
     /// RsiHostCall buffer (0x100 bytes, 256-aligned).
     #[repr(C, align(256))]
-    struct HostCall([u64; 32]);
+    struct HostCall(core::cell::UnsafeCell<[u64; 32]>);
+    // SAFETY: one CPU; accessed only through volatile reads/writes around RSI calls.
+    unsafe impl Sync for HostCall {}
     #[unsafe(link_section = ".data.hostcall")]
-    static mut HOST_CALL: HostCall = HostCall([0; 32]);
+    static HOST_CALL: HostCall = HostCall(core::cell::UnsafeCell::new([0; 32]));
 
     fn smc(fid: u32, args: &[u64]) -> [u64; 18] {
         shared::smccc::smc(fid, args)
@@ -125,15 +133,15 @@ mod realm {
         let g = smc(rsi::RSI_IPA_STATE_GET, &[base, base + 0x1000]);
         let _ = writeln!(out, "IPA_STATE_SET {base:#x} RAM: status {} next {:#x} response {}; IPA_STATE_GET ripas {}", s[0], s[1], s[2], g[2]);
 
-        let hc = &raw mut HOST_CALL;
+        let hc = HOST_CALL.0.get();
         // SAFETY: our own buffer; the RMM reads and writes it during the call.
         unsafe {
-            core::ptr::write_volatile(&raw mut (*hc).0[0], 1);
-            core::ptr::write_volatile(&raw mut (*hc).0[1], 0x1234);
+            core::ptr::write_volatile(&raw mut (*hc)[0], 1);
+            core::ptr::write_volatile(&raw mut (*hc)[1], 0x1234);
         }
         let h = smc(rsi::RSI_HOST_CALL, &[hc as u64]);
         // SAFETY: as above.
-        let x0 = unsafe { core::ptr::read_volatile(&raw const (*hc).0[1]) };
+        let x0 = unsafe { core::ptr::read_volatile(&raw const (*hc)[1]) };
         let _ = writeln!(out, "HOST_CALL imm 1 status {} x0 {x0:#x}", h[0]);
 
         if host_call(2, 0) == 1 {
@@ -152,18 +160,18 @@ mod realm {
 
     /// RSI_HOST_CALL with immediate `imm` and x0; returns the Host's x0.
     pub fn host_call(imm: u64, x0: u64) -> u64 {
-        let hc = &raw mut HOST_CALL;
+        let hc = HOST_CALL.0.get();
         // SAFETY: our own buffer; the RMM reads and writes it during the call.
         unsafe {
-            core::ptr::write_volatile(&raw mut (*hc).0[0], imm);
-            core::ptr::write_volatile(&raw mut (*hc).0[1], x0);
+            core::ptr::write_volatile(&raw mut (*hc)[0], imm);
+            core::ptr::write_volatile(&raw mut (*hc)[1], x0);
         }
         let h = smc(rsi::RSI_HOST_CALL, &[hc as u64]);
         if h[0] != 0 {
             return 0;
         }
         // SAFETY: as above.
-        unsafe { core::ptr::read_volatile(&raw const (*hc).0[1]) }
+        unsafe { core::ptr::read_volatile(&raw const (*hc)[1]) }
     }
 
     fn off() -> ! {
