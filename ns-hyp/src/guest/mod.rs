@@ -13,6 +13,7 @@ use crate::vm::decode::{self, Access};
 use crate::vm::layout::*;
 use crate::vm::psci::{self, Power};
 use crate::vm::sched;
+use crate::vm::stats::{ExitKind, ExitStats, Phase, Snapshot};
 use crate::vm::vgic::{lr, Kick};
 use crate::vm::{Mmio, Vm};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -38,6 +39,8 @@ static NPCPUS: AtomicUsize = AtomicUsize::new(1);
 static NVCPUS: AtomicUsize = AtomicUsize::new(1);
 static READY: AtomicBool = AtomicBool::new(false);
 static RAM_SIZE: AtomicU64 = AtomicU64::new(DEFAULT_RAM_SIZE);
+static STATS: ExitStats = ExitStats::new();
+static PRINT_STATS: AtomicBool = AtomicBool::new(false);
 
 struct Vcpu {
     regs: GuestRegs,
@@ -86,6 +89,7 @@ pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FrameP
     NPCPUS.store(npcpus, Ordering::Relaxed);
     NVCPUS.store(cfg.vcpus, Ordering::Relaxed);
     RAM_SIZE.store(cfg.ram_size, Ordering::Relaxed);
+    PRINT_STATS.store(cfg.exit_stats, Ordering::Relaxed);
 
     // Stage-2: guest RAM only, 2 MiB blocks (the map function picks blocks
     // where alignment allows); every device access faults to us.
@@ -195,6 +199,8 @@ struct Cpu {
     current: Option<usize>,
     slice_end: u64,
     quantum: u64,
+    /// Counter value when the current phase (guest, hyp, idle) began.
+    mark: u64,
 }
 
 enum Exit {
@@ -210,7 +216,7 @@ enum Exit {
 
 fn run_cpu(cpu: usize) -> ! {
     setup_el2(cpu);
-    let mut c = Cpu { id: cpu, loaded: None, vtimer_active: false, nlrs: gic::num_lrs().min(16), current: None, slice_end: 0, quantum: shared::arch::timer::cntfrq() * QUANTUM_US / 1_000_000 };
+    let mut c = Cpu { id: cpu, loaded: None, vtimer_active: false, nlrs: gic::num_lrs().min(16), current: None, slice_end: 0, quantum: shared::arch::timer::cntfrq() * QUANTUM_US / 1_000_000, mark: shared::arch::timer::cntpct() };
     let npcpus = NPCPUS.load(Ordering::Relaxed);
     let nvcpus = NVCPUS.load(Ordering::Relaxed);
     // This CPU's vCPUs: slot k is vCPU cpu + k * npcpus.
@@ -220,9 +226,17 @@ fn run_cpu(cpu: usize) -> ! {
         log::info!("vGIC: {} list registers; starting vCPU 0", c.nlrs);
     }
     let mut states = [sched::State::Off; MAX_VCPUS];
+    let print_stats = cpu == 0 && PRINT_STATS.load(Ordering::Relaxed);
+    let second = shared::arch::timer::cntfrq();
+    let (mut last_print, mut printed) = (shared::arch::timer::cntpct(), Snapshot::default());
     loop {
         handle_irqs(&mut c);
         let now = shared::arch::timer::cntpct();
+        if print_stats && now.wrapping_sub(last_print) >= second {
+            let s = STATS.snapshot();
+            log::info!("{}", s.since(&printed));
+            (last_print, printed) = (now, s);
+        }
         for k in 0..count {
             states[k] = state(&c, mine(k));
         }
@@ -233,6 +247,12 @@ fn run_cpu(cpu: usize) -> ! {
             // SAFETY: waits for an interrupt (EL2 runs with IRQs masked; `wfi`
             // still wakes on a pending one, which the loop then handles).
             unsafe { core::arch::asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
+            if PRINT_STATS.load(Ordering::Relaxed) {
+                let after = shared::arch::timer::cntpct();
+                STATS.time(Phase::Hyp, now.saturating_sub(c.mark));
+                STATS.time(Phase::Idle, after.saturating_sub(now));
+                c.mark = after;
+            }
             continue;
         };
         let v = mine(k);
@@ -365,6 +385,14 @@ fn handle_irqs(c: &mut Cpu) {
         if i >= 1020 {
             break;
         }
+        STATS.exit(match i {
+            gic::PPI_VTIMER => ExitKind::IrqVtimer,
+            gic::PPI_HYP_TIMER => ExitKind::IrqHypTimer,
+            gic::PPI_MAINTENANCE => ExitKind::IrqMaintenance,
+            UART_INTID => ExitKind::IrqUart,
+            gic::SGI_KICK => ExitKind::IrqKick,
+            _ => ExitKind::Other,
+        });
         match i {
             gic::PPI_VTIMER => {
                 gic::eoi(i);
@@ -417,12 +445,6 @@ fn run_once(c: &mut Cpu, v: usize) -> Exit {
     let n = c.nlrs;
     {
         let mut vm = vm();
-        vm.vgic.sync_lrs(v, &vc.gicif.lrs[..n]);
-        for l in vc.gicif.lrs[..n].iter_mut() {
-            if lr::state(*l) == 0 {
-                *l = 0;
-            }
-        }
         let overflow = vm.vgic.fill_lrs(v, &mut vc.gicif.lrs[..n]);
         // ICH_HCR_EL2: En, and UIE (maintenance when the LRs run nearly empty) if some wait.
         // SAFETY: the virtual CPU interface of the vCPU about to run.
@@ -431,11 +453,29 @@ fn run_once(c: &mut Cpu, v: usize) -> Exit {
     for (i, &l) in vc.gicif.lrs[..n].iter().enumerate() {
         gic::write_lr(i, l);
     }
+    // Where the time goes is measured only when it is printed (two counter
+    // reads per exit are a visible part of a null HVC's round trip).
+    let timed = PRINT_STATS.load(Ordering::Relaxed);
+    let entry = if timed { shared::arch::timer::cntpct() } else { 0 };
     // SAFETY: Stage-2 confines the guest to its RAM, HCR_EL2 traps what we
     // emulate; EL2 interrupts are masked.
     let vector = unsafe { shared::arch::enter_guest(&mut vc.regs) };
+    if timed {
+        let exit = shared::arch::timer::cntpct();
+        STATS.time(Phase::Hyp, entry.saturating_sub(c.mark));
+        STATS.time(Phase::Guest, exit.saturating_sub(entry));
+        c.mark = exit;
+    }
     for i in 0..n {
         vc.gicif.lrs[i] = gic::read_lr(i);
+    }
+    // The model learns at once what the guest did with its LRs: deciding
+    // whether a vCPU that exits on WFI has something to wake for needs it.
+    vm().vgic.sync_lrs(v, &vc.gicif.lrs[..n]);
+    for l in vc.gicif.lrs[..n].iter_mut() {
+        if lr::state(*l) == 0 {
+            *l = 0;
+        }
     }
     match vector {
         8 => sync_exit(c, v, &mut vc),
@@ -489,6 +529,14 @@ fn sync_exit(c: &mut Cpu, v: usize, vc: &mut Vcpu) -> Exit {
     let ec = (esr >> 26) & 0x3f;
     let iss = esr & 0x1ff_ffff;
     let r = &mut vc.regs;
+    match ec {
+        0x01 => STATS.exit(if iss & 1 == 0 { ExitKind::Wfi } else { ExitKind::Wfe }),
+        0x16 => STATS.exit(ExitKind::Hvc),
+        0x17 => STATS.exit(ExitKind::Smc),
+        0x18 => STATS.exit(ExitKind::SysReg),
+        0x24 => {}
+        _ => STATS.exit(ExitKind::Other),
+    }
     match ec {
         0x01 => {
             r.elr += 4;
@@ -659,6 +707,20 @@ fn data_abort(v: usize, r: &mut GuestRegs, iss: u64) {
     } else {
         ipa
     };
+    STATS.exit(if virtio::contains(first) {
+        ExitKind::MmioVirtio
+    } else {
+        let inside = |base: u64, len: u64| (base..base + len).contains(&first);
+        if inside(GICD_IPA, GICD_SIZE) {
+            ExitKind::MmioGicd
+        } else if inside(GICR_IPA, GICR_STRIDE * MAX_VCPUS as u64) {
+            ExitKind::MmioGicr
+        } else if inside(UART_IPA, UART_SIZE) {
+            ExitKind::MmioUart
+        } else {
+            ExitKind::MmioOther
+        }
+    });
     let regs = [Some(access.rt), access.rt2];
     let mut kick = 0;
     for (k, rt) in regs.iter().enumerate() {
@@ -707,11 +769,15 @@ fn drain_uart() -> Kick {
     let mut kick = 0;
     // SAFETY: the real PL011, mapped as Device memory.
     unsafe {
+        // Clear the receive interrupts (UARTICR RXIC|RTIC) BEFORE emptying the
+        // FIFO: a byte that lands after the last RXFE check raises them again.
+        // Cleared after the loop, that byte's interrupt would be lost and it
+        // would sit in the FIFO while the guest waits for input.
+        core::ptr::write_volatile((UART_BASE + 0x44) as *mut u32, 0x50);
         while vm.uart_rx_room() && core::ptr::read_volatile((UART_BASE + 0x18) as *const u32) & (1 << 4) == 0 {
             let b = core::ptr::read_volatile(UART_BASE as *const u32) as u8;
             kick |= vm.uart_rx(b);
         }
-        core::ptr::write_volatile((UART_BASE + 0x44) as *mut u32, 0x50);
         core::ptr::write_volatile((UART_BASE + 0x38) as *mut u32, if vm.uart_rx_room() { 0x50 } else { 0 });
     }
     kick

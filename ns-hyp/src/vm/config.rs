@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! quadrant.guest=<pa>,<size>  quadrant.initrd=<pa>,<size>  quadrant.vcpus=<n>
-//! quadrant.mem=<MiB>  -- <guest kernel command line>
+//! quadrant.mem=<MiB>  quadrant.exit-stats  -- <guest kernel command line>
 //! ```
 //!
 //! Without `quadrant.guest` ns-hyp runs no guest (probe or bench mode only).
@@ -31,6 +31,8 @@ pub struct GuestConfig {
     pub vcpus: usize,
     pub ram_size: u64,
     pub cmdline: Line<256>,
+    /// Print exit statistics once a second (`crate::vm::stats`).
+    pub exit_stats: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -86,7 +88,8 @@ pub fn parse(bootargs: &str) -> Result<GuestConfig, ConfigError> {
     }
     let mut cmdline = Line::<256>::default();
     let _ = core::fmt::Write::write_str(&mut cmdline, guest.filter(|g| !g.is_empty()).unwrap_or(DEFAULT_CMDLINE));
-    Ok(GuestConfig { kernel, initrd, vcpus, ram_size, cmdline })
+    let exit_stats = ours.split_ascii_whitespace().any(|w| w == "quadrant.exit-stats");
+    Ok(GuestConfig { kernel, initrd, vcpus, ram_size, cmdline, exit_stats })
 }
 
 #[cfg(test)]
@@ -101,6 +104,8 @@ mod tests {
         assert_eq!(c.vcpus, 2);
         assert_eq!(c.ram_size, 1 << 30);
         assert_eq!(c.cmdline.as_str(), "console=ttyAMA0 rdinit=/init");
+        assert!(!c.exit_stats);
+        assert!(parse("quadrant.guest=0x80200000,16 quadrant.exit-stats -- quadrant.exit-stats=no").unwrap().exit_stats);
     }
 
     #[test]

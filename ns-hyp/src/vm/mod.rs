@@ -11,6 +11,7 @@ pub mod layout;
 pub mod pl011;
 pub mod psci;
 pub mod sched;
+pub mod stats;
 pub mod vgic;
 pub mod virtio_blk;
 

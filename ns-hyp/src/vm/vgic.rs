@@ -116,9 +116,20 @@ impl Vgic {
         i.enabled && i.pending && !i.in_lr && group_on
     }
 
+    /// Pending again while its previous instance is still in a list register
+    /// (typically active: the guest is handling it).  An edge-triggered
+    /// software interrupt is then made pending+active in that LR at the next
+    /// entry (IHI0069H §12.5.x: state 0b11), so it is taken right after the
+    /// guest deactivates the first one; without that it would wait for the
+    /// vCPU's next exit, which for an idle vCPU is its next timer tick.
+    fn repending(&self, i: &Irq) -> bool {
+        let group_on = if i.group1 { self.ctlr & 2 != 0 } else { self.ctlr & 1 != 0 };
+        i.enabled && i.pending && i.in_lr && i.edge && !i.hw && group_on
+    }
+
     fn kick_if_deliverable(&self, vcpu: usize, intid: u32) -> Kick {
         match self.irq(vcpu, intid) {
-            Some(i) if self.deliverable(i) => 1 << vcpu,
+            Some(i) if self.deliverable(i) || self.repending(i) => 1 << vcpu,
             _ => 0,
         }
     }
@@ -185,9 +196,11 @@ impl Vgic {
         kick
     }
 
-    /// Whether `vcpu` has an interrupt waiting that is not yet in a list register.
+    /// Whether `vcpu` has an interrupt waiting that is not yet in a list
+    /// register (or pending again behind its active instance): a reason to
+    /// wake it from WFI.
     pub fn has_deliverable(&self, vcpu: usize) -> bool {
-        (0..NR_IRQS as u32).any(|n| self.irq(vcpu, n).is_some_and(|i| self.deliverable(i) && (n >= 32 && self.spi_target(n) == vcpu || n < 32)))
+        (0..NR_IRQS as u32).any(|n| self.irq(vcpu, n).is_some_and(|i| (self.deliverable(i) || self.repending(i)) && (n >= 32 && self.spi_target(n) == vcpu || n < 32)))
     }
 
     /// Takes back the list registers after the guest ran: interrupts whose LR
@@ -217,7 +230,14 @@ impl Vgic {
     /// asks for an underflow maintenance interrupt, ICH_HCR_EL2.UIE).
     pub fn fill_lrs(&mut self, vcpu: usize, lrs: &mut [u64]) -> bool {
         for n in 0..lrs.len().min(MAX_LRS) {
-            if self.lr_intid[vcpu][n].is_some() {
+            if let Some(intid) = self.lr_intid[vcpu][n] {
+                // Pending again behind an active instance: pending+active.
+                if lr::state(lrs[n]) == 2 && self.irq(vcpu, intid).is_some_and(|i| self.repending(i)) {
+                    lrs[n] |= lr::PENDING;
+                    if let Some(i) = self.irq_mut(vcpu, intid) {
+                        i.pending = false;
+                    }
+                }
                 continue;
             }
             let Some(intid) = self.best(vcpu) else { return false };
@@ -568,6 +588,54 @@ mod tests {
         assert_eq!(g.send_sgi(1, 5 << 24 | 1 << 40), 0b1101);
         // Affinity we do not have: nobody.
         assert_eq!(g.send_sgi(0, 1 << 24 | 1 << 16 | 1), 0);
+    }
+
+    /// An IPI sent again while the target handles the previous one (active in
+    /// its LR) must not wait for the target's next exit: the target is kicked,
+    /// and the LR becomes pending+active at its next entry; if the guest
+    /// deactivated first, the model sees it after the exit's sync and the
+    /// vCPU is woken from WFI.
+    #[test]
+    fn sgi_pending_again_while_active() {
+        let mut g = enabled(2);
+        g.redist_write(0x20000 + 0x1_0100, 4, 0xffff);
+        assert_eq!(g.send_sgi(0, 1 << 24 | 0b10), 0b10);
+        let mut lrs = [0u64; 4];
+        g.fill_lrs(1, &mut lrs);
+        assert_eq!(lr::state(lrs[0]), 1);
+        // The guest acknowledged it: active.
+        lrs[0] = lrs[0] & !(3 << 62) | lr::ACTIVE;
+        g.sync_lrs(1, &lrs);
+        assert!(!g.has_deliverable(1));
+        assert_eq!(g.send_sgi(0, 1 << 24 | 0b10), 0b10, "the target is kicked");
+        assert!(g.has_deliverable(1), "a reason to leave WFI");
+        g.fill_lrs(1, &mut lrs);
+        assert_eq!(lr::state(lrs[0]), 3, "pending+active");
+        assert_eq!(lrs[1], 0, "no second LR for the same INTID");
+        assert!(!g.has_deliverable(1));
+        // Other order: the guest deactivates, then the SGI comes again.
+        lrs[0] = 0;
+        g.sync_lrs(1, &lrs);
+        g.send_sgi(0, 1 << 24 | 0b10);
+        lrs[0] = 0;
+        assert!(g.has_deliverable(1));
+        assert!(!g.fill_lrs(1, &mut lrs));
+        assert_eq!(lr::state(lrs[0]), 1);
+    }
+
+    /// A HW-linked or level interrupt is never made pending+active.
+    #[test]
+    fn hw_and_level_are_not_repended() {
+        let mut g = enabled(1);
+        g.redist_write(0x1_0100, 4, 1 << 27);
+        g.raise_hw(0, 27);
+        let mut lrs = [0u64; 4];
+        g.fill_lrs(0, &mut lrs);
+        lrs[0] = lrs[0] & !(3 << 62) | lr::ACTIVE;
+        g.sync_lrs(0, &lrs);
+        g.raise_hw(0, 27);
+        g.fill_lrs(0, &mut lrs);
+        assert_eq!(lr::state(lrs[0]), 2);
     }
 
     #[test]
