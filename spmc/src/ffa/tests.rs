@@ -3,7 +3,6 @@
 use super::*;
 use crate::partition::Uuid;
 use crate::manifest::Range;
-use crate::name::Name;
 use std::collections::HashMap;
 
 type SpFn = Box<dyn FnMut(usize, Option<&Regs>) -> SpExit>;
