@@ -599,12 +599,14 @@ fn firmware_call(c: &mut Cpu, v: usize, r: &mut GuestRegs) -> Exit {
         psci::Action::SystemOff => {
             drop(vm);
             log::info!("guest: SYSTEM_OFF");
+            log::info!("guest {}", STATS.snapshot());
             let _ = shared::smccc::smc(shared::abi::psci::PSCI_SYSTEM_OFF, &[]);
             shared::arch::halt()
         }
         psci::Action::SystemReset => {
             drop(vm);
             log::info!("guest: SYSTEM_RESET");
+            log::info!("guest {}", STATS.snapshot());
             let _ = shared::smccc::smc(shared::abi::psci::PSCI_SYSTEM_RESET, &[]);
             shared::arch::halt()
         }
