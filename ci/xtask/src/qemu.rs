@@ -22,14 +22,20 @@ pub enum Boot {
     /// order, once the output (after the previous match) contains `wait_for`,
     /// `send` is written to QEMU's serial input.  Only `capture` types.
     Scripted { boot: Box<Boot>, input: Vec<(String, String)> },
+    /// Separate QEMU processes one after the other (e.g. a disk written by
+    /// the first and read by the second).  Only `capture` runs a sequence: it
+    /// stops at the first run that does not exit with status 0.
+    Sequence(Vec<Boot>),
 }
 
 pub const SMP: u32 = 4;
 pub const MEM: &str = "2G";
 
 fn machine(boot: &Boot) -> Vec<String> {
-    if let Boot::Scripted { boot, .. } = boot {
-        return machine(boot);
+    match boot {
+        Boot::Scripted { boot, .. } => return machine(boot),
+        Boot::Sequence(runs) if !runs.is_empty() => return machine(&runs[0]),
+        _ => {}
     }
     let tfa = matches!(boot, Boot::Tfa { .. } | Boot::Custom { tfa: true, .. });
     let m = if tfa { "virt,secure=on,virtualization=on,gic-version=3" } else { "virt,virtualization=on,gic-version=3" };
@@ -58,6 +64,7 @@ pub fn args(boot: &Boot) -> Vec<String> {
         }
         Boot::Custom { args, .. } => a.extend(args.iter().cloned()),
         Boot::Scripted { boot, .. } => return args(boot),
+        Boot::Sequence(runs) => return runs.first().map(args).unwrap_or_default(),
     }
     a
 }
@@ -88,6 +95,9 @@ pub struct Capture {
 /// Boots, captures serial output until QEMU exits, `timeout` passes, or a line
 /// containing one of `stop_on` appears (a panic: waiting longer shows nothing new).
 pub fn capture(boot: &Boot, timeout: Duration, log: &Path, stop_on: &[&str]) -> Result<Capture> {
+    if let Boot::Sequence(runs) = boot {
+        return capture_sequence(runs, timeout, log, stop_on);
+    }
     let mut cmd = Command::new("qemu-system-aarch64");
     cmd.args(args(boot)).args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
     let input: Vec<(String, String)> = match boot {
@@ -160,6 +170,30 @@ pub fn capture(boot: &Boot, timeout: Duration, log: &Path, stop_on: &[&str]) -> 
     let _ = std::fs::write(log, &raw);
     let output = String::from_utf8_lossy(&raw).replace('\r', "");
     Ok(Capture { output, exit, elapsed: start.elapsed(), stopped_at })
+}
+
+/// Each run of a sequence in turn, sharing `timeout`; the outputs are joined
+/// with a line `xtask: QEMU run k of n` before each.
+fn capture_sequence(runs: &[Boot], timeout: Duration, log: &Path, stop_on: &[&str]) -> Result<Capture> {
+    let start = Instant::now();
+    let mut all = Capture { output: String::new(), exit: Some(0), elapsed: Duration::ZERO, stopped_at: None };
+    for (k, run) in runs.iter().enumerate() {
+        let left = timeout.saturating_sub(start.elapsed());
+        let part = log.with_extension(format!("run{}.log", k + 1));
+        let cap = capture(run, left, &part, stop_on)?;
+        all.output.push_str(&format!("xtask: QEMU run {} of {}\n", k + 1, runs.len()));
+        all.output.push_str(&cap.output);
+        all.exit = cap.exit;
+        if let Some(t) = cap.stopped_at {
+            all.stopped_at = Some(start.elapsed() - cap.elapsed + t);
+        }
+        if cap.exit != Some(0) {
+            break;
+        }
+    }
+    all.elapsed = start.elapsed();
+    let _ = std::fs::write(log, &all.output);
+    Ok(all)
 }
 
 /// QEMU's own DTB for the four-world machine with `/chosen/bootargs` set, for

@@ -249,15 +249,27 @@ fn fault_extra(output: &str) -> Vec<String> {
 
 const PERSIST_IMAGE: &str = "nshyp-persist";
 
-/// linux_disk_persistence: boot 1 writes a 16 MiB random file and its sha256,
-/// syncs and resets the machine (PSCI SYSTEM_RESET: QEMU reloads ns-hyp and
-/// the guest, the disk image stays); boot 2 checks both and powers off.
-fn persist_input() -> Vec<(String, String)> {
+/// linux_disk_persistence: a first QEMU run writes a 16 MiB random file and
+/// its sha256 to the virtio disk and syncs, resets the guest (PSCI
+/// SYSTEM_RESET: QEMU reloads everything), and powers off at the next shell
+/// (QEMU exits); a second QEMU run, a new process with the same image file,
+/// reads both back and checks.
+fn persist_write_input() -> Vec<(String, String)> {
     [
         ("quadrant-init: shell", ""),
         ("/ # ", "mount -t ext2 /dev/vda /mnt && head -c 16777216 /dev/urandom > /mnt/random.bin && sha256sum /mnt/random.bin > /mnt/random.sha256 && sync && umount /mnt && echo WROTE=ok\n"),
         ("WROTE=ok", ""),
         ("/ # ", "reboot -f\n"),
+        ("quadrant-init: shell", ""),
+        ("/ # ", "poweroff -f\n"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect()
+}
+
+fn persist_read_input() -> Vec<(String, String)> {
+    [
         ("quadrant-init: shell", ""),
         ("/ # ", "mount -t ext2 -o ro /dev/vda /mnt && sed \"s/^/GUESTSHA=/\" /mnt/random.sha256 && sha256sum -c /mnt/random.sha256 | sed \"s/^/CHECK=/\"\n"),
         ("CHECK=", ""),
@@ -272,14 +284,16 @@ fn persist_boot(o: &Outputs) -> XResult<Boot> {
     let disk = guest::ext2_image(PERSIST_IMAGE, 40, &[("README", b"linux_disk_persistence\n")])?;
     let Boot::Custom { tfa, mut args } = no_tfa_guest_boot(o, "nshyp-shell-disk", DISK_MODULES, 4, 4)? else { unreachable!() };
     args.extend(disk_args(&disk));
-    Ok(Boot::Scripted { boot: Box::new(Boot::Custom { tfa, args }), input: persist_input() })
+    let run = |input| Boot::Scripted { boot: Box::new(Boot::Custom { tfa, args: args.clone() }), input };
+    Ok(Boot::Sequence(vec![run(persist_write_input()), run(persist_read_input())]))
 }
 
 fn persist_expects() -> Vec<Expect> {
     vec![
-        expect("boot 1 wrote the file and synced", &["WROTE=ok"]),
+        expect("run 1 wrote the file and synced", &["WROTE=ok"]),
         expect("the guest reset through PSCI", &["[ns-hyp] guest: SYSTEM_RESET"]),
-        expect("boot 2 read the file back and its sha256 matches", &["CHECK=/mnt/random.bin: OK"]),
+        expect("a second QEMU process booted the guest", &["xtask: QEMU run 2 of 2"]),
+        expect("run 2 read the file back and its sha256 matches", &["CHECK=/mnt/random.bin: OK"]),
         expect("the guest powered off through PSCI", &["[ns-hyp] guest: SYSTEM_OFF"]),
     ]
 }
