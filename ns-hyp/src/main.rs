@@ -1,11 +1,13 @@
 //! ns-hyp: Quadrant's Non-secure EL2 hypervisor (BL33 under TF-A, or a
 //! `-kernel` image with `--no-tfa`).
 //!
-//! This first cut is the Normal world's firmware probe client: at boot it
-//! checks each service above it (SMCCC, FF-A via the SPMD and spmc, RMI via the
-//! RMMD and rmm), one `probe` line each, or times them in bench mode, then
-//! powers the machine off.  All logic is target-independent and host-tested;
-//! `arch/` and `hyp.rs` hold what only runs on the hardware.
+//! At boot it probes the services above it (SMCCC, FF-A via the SPMD and
+//! spmc, RMI via the RMMD and rmm; or times them in bench mode), can act as a
+//! Realm host over RMI (`realm/`), and runs a Linux guest when its bootargs
+//! name one: vCPUs and their scheduler, Stage-2, vGICv3, PL011, virtio-blk,
+//! PSCI (`vm/` holds the device models and logic, host-tested; `guest/` runs
+//! them on the hardware).  `arch/`, `guest/` and `hyp.rs` only build for the
+//! target.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 // On the host only `cargo test` uses the logic modules.
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
