@@ -67,7 +67,7 @@ fn shell_input() -> Vec<(String, String)> {
     [
         ("quadrant-init: shell", ""),
         // Each command after the shell's prompt, so none is typed before the shell reads.
-        ("/ # ", "echo NPROC=$(nproc)\n"),
+        ("/ # ", "echo NPROC=$(nproc); grep MemTotal /proc/meminfo | sed \"s/^/MEMTOTAL=/\"\n"),
         // A busy loop pinned to each CPU for the measurement: an idle CPU of a
         // tickless kernel may take no timer interrupt for over a second (seen
         // once: CPU 3 stayed at the same count), which says nothing about ns-hyp.
@@ -113,20 +113,55 @@ fn disk_args(image: &std::path::Path) -> Vec<String> {
     ]
 }
 
-/// ns-hyp --no-tfa with the shell initramfs (disk modules loaded) and a disk holding the known file.
-fn shell_boot(o: &Outputs, name: &str, smp: u32) -> XResult<Boot> {
+/// Adds words to ns-hyp's own bootargs (the `-append` of a `--no-tfa` boot).
+fn with_hyp_args(boot: Boot, words: &str) -> Boot {
+    let Boot::Custom { tfa, mut args } = boot else { return boot };
+    if let Some(i) = args.iter().position(|a| a == "-append") {
+        if let Some(a) = args.get_mut(i + 1) {
+            a.push(' ');
+            a.push_str(words);
+        }
+    }
+    Boot::Custom { tfa, args }
+}
+
+/// ns-hyp --no-tfa with the shell initramfs (disk modules loaded) and a disk
+/// holding the known file; `hyp_args` go to ns-hyp's bootargs.
+fn shell_boot(o: &Outputs, name: &str, smp: u32, hyp_args: &str) -> XResult<Boot> {
     let disk = guest::ext2_image(name, 8, &[("known.bin", &known_file())])?;
-    let Boot::Custom { tfa, mut args } = no_tfa_guest_boot(o, "nshyp-shell-disk", DISK_MODULES, 4, smp)? else { unreachable!() };
+    let Boot::Custom { tfa, mut args } = with_hyp_args(no_tfa_guest_boot(o, "nshyp-shell-disk", DISK_MODULES, 4, smp)?, hyp_args) else { unreachable!() };
     args.extend(disk_args(&disk));
     Ok(Boot::Scripted { boot: Box::new(Boot::Custom { tfa, args }), input: shell_input() })
 }
 
 fn linux_shell_boot(o: &Outputs) -> XResult<Boot> {
-    shell_boot(o, "nshyp-shell", 4)
+    shell_boot(o, "nshyp-shell", 4, "")
 }
 
+/// RAM for the 1-CPU run: not the default, so `quadrant.mem` (what
+/// `cargo xtask run --mem` sets) is exercised.
+const SHELL_1PCPU_MEM_MIB: u32 = 512;
+
 fn linux_shell_1pcpu_boot(o: &Outputs) -> XResult<Boot> {
-    shell_boot(o, "nshyp-shell-1pcpu", 1)
+    shell_boot(o, "nshyp-shell-1pcpu", 1, &format!("quadrant.mem={SHELL_1PCPU_MEM_MIB}"))
+}
+
+fn shell_1pcpu_expects() -> Vec<Expect> {
+    let mut e = shell_expects();
+    e.push(expect("ns-hyp gave the guest the RAM quadrant.mem asked for", &[&format!("[ns-hyp] guest: 4 vCPU(s) on 1 CPU(s), {SHELL_1PCPU_MEM_MIB} MiB RAM")]));
+    e
+}
+
+/// The guest's own count of its memory (the shell prints MemTotal): below the
+/// RAM ns-hyp gave it and above what the kernel keeps for itself.
+fn shell_1pcpu_extra(output: &str) -> Vec<String> {
+    let mut f = timer_counts_rise(output);
+    let kib = output.lines().find_map(|l| l.strip_prefix("MEMTOTAL=MemTotal:")).and_then(|l| l.split_whitespace().next()).and_then(|n| n.parse::<u64>().ok());
+    match kib {
+        Some(k) if k <= SHELL_1PCPU_MEM_MIB as u64 * 1024 && k >= SHELL_1PCPU_MEM_MIB as u64 * 1024 / 2 => {}
+        other => f.push(format!("MemTotal in the guest is {other:?} KiB for {SHELL_1PCPU_MEM_MIB} MiB of RAM")),
+    }
+    f
 }
 
 fn shell_expects() -> Vec<Expect> {
@@ -175,10 +210,10 @@ pub fn tests() -> Vec<IntegrationTest> {
         IntegrationTest {
             name: "linux_shell_1pcpu",
             boot: linux_shell_1pcpu_boot,
-            // ~16 s alone, ~40 s under load since the scheduler fix (was 82-400 s).
+            // ~11 s alone since the vGIC wake-up fix (16-40 s before, 82-400 s before the scheduler fix).
             timeout: Duration::from_secs(150),
-            expects: shell_expects,
-            extra: Some(timer_counts_rise),
+            expects: shell_1pcpu_expects,
+            extra: Some(shell_1pcpu_extra),
             forbid: FORBID_GUEST,
         },
         IntegrationTest {
@@ -319,27 +354,29 @@ fn persist_extra(output: &str) -> Vec<String> {
 /// The same shell under TF-A (four worlds): ns-hyp is BL33 and gets the
 /// guest from /chosen/bootargs in an fdtput-edited copy of QEMU's DTB.
 fn tfa_shell_boot(o: &Outputs) -> XResult<Boot> {
-    Ok(Boot::Scripted { boot: Box::new(tfa_guest_boot(o, "nshyp-shell-tfa")?), input: shell_input() })
+    Ok(Boot::Scripted { boot: Box::new(tfa_guest_boot(o, "nshyp-shell-tfa", "")?), input: shell_input() })
 }
 
-/// What `cargo xtask run` boots: the guest with its disk (`disk` names the
-/// image), under TF-A or (`tfa` false) with ns-hyp as `-kernel`.
-pub fn interactive_guest_boot(o: &Outputs, tfa: bool) -> XResult<Boot> {
+/// What `cargo xtask run` boots: the guest with its disk, under TF-A or
+/// (`tfa` false) with ns-hyp as `-kernel`; `mem_mib`: the guest's RAM
+/// (`--mem`; ns-hyp's default, 1 GiB, without it).
+pub fn interactive_guest_boot(o: &Outputs, tfa: bool, mem_mib: Option<u32>) -> XResult<Boot> {
+    let hyp_args = mem_mib.map(|m| format!("quadrant.mem={m}")).unwrap_or_default();
     if tfa {
-        return tfa_guest_boot(o, "nshyp-run");
+        return tfa_guest_boot(o, "nshyp-run", &hyp_args);
     }
     let disk = guest::ext2_image("nshyp-run", 8, &[("known.bin", &known_file())])?;
-    let Boot::Custom { tfa, mut args } = no_tfa_guest_boot(o, "nshyp-shell-disk", DISK_MODULES, 4, 4)? else { unreachable!() };
+    let Boot::Custom { tfa, mut args } = with_hyp_args(no_tfa_guest_boot(o, "nshyp-shell-disk", DISK_MODULES, 4, 4)?, &hyp_args) else { unreachable!() };
     args.extend(disk_args(&disk));
     Ok(Boot::Custom { tfa, args })
 }
 
-fn tfa_guest_boot(o: &Outputs, disk_name: &str) -> XResult<Boot> {
+fn tfa_guest_boot(o: &Outputs, disk_name: &str, hyp_args: &str) -> XResult<Boot> {
     let disk = guest::ext2_image(disk_name, 8, &[("known.bin", &known_file())])?;
     let kernel = guest::kernel_image(&o.paths)?;
     let initrd = guest::initramfs(&o.paths, &InitramfsSpec { name: "nshyp-shell-disk", modules: DISK_MODULES, script: None, files: &[] })?;
     let dtb = crate::util::out_dir().join("nshyp-tfa-guest.dtb");
-    crate::qemu::dtb_with_bootargs(&o.bios, &guest_bootargs(size(&kernel)?, size(&initrd)?, 4), &dtb)?;
+    crate::qemu::dtb_with_bootargs(&o.bios, &format!("{} {hyp_args}", guest_bootargs(size(&kernel)?, size(&initrd)?, 4)), &dtb)?;
     let loader = |file: &std::path::Path, addr: u64| format!("loader,file={},addr={addr:#x},force-raw=on", file.display());
     let mut args: Vec<String> = vec![
         "-bios".into(),
