@@ -410,7 +410,20 @@ impl Spmc {
         if self.part(i).aborted {
             return Err("partition is aborted");
         }
-        let mut answer: Option<Regs> = None;
+        if self.run_until_wait(i, ctx, cpu, None, platform) {
+            Ok(())
+        } else {
+            self.abort(i, "failed its initialisation");
+            Err("partition failed its initialisation")
+        }
+    }
+
+    /// Runs context `ctx` of SP `i` (first with `answer` in its registers, if
+    /// any) until it calls FFA_MSG_WAIT, which leaves the context Waiting.  A
+    /// response with no request or a yield with no caller is refused with
+    /// DENIED and the SP goes on.  Returns false if the SP failed (its fault or
+    /// an invalid exit); the caller decides what that means.
+    fn run_until_wait(&mut self, i: usize, ctx: usize, cpu: usize, mut answer: Option<Regs>, platform: &mut dyn Platform) -> bool {
         loop {
             let flags = self.run_flags(i, ctx);
             let exit = platform.run_sp(i, ctx, answer.as_ref(), flags);
@@ -419,14 +432,10 @@ impl Spmc {
                 SpStep::Continue | SpStep::NsInterrupt => answer = None,
                 SpStep::Waited => {
                     self.part_mut(i).contexts[ctx] = CtxState::Waiting;
-                    return Ok(());
+                    return true;
                 }
-                // A response with no request, or a yield with no caller: refuse and go on.
                 SpStep::Responded(_) | SpStep::Yielded => answer = Some(error(FfaError::Denied)),
-                SpStep::Failed => {
-                    self.abort(i, "failed its initialisation");
-                    return Err("partition failed its initialisation");
-                }
+                SpStep::Failed => return false,
             }
         }
     }
@@ -586,23 +595,8 @@ impl Spmc {
         first[0] = fid::FFA_INTERRUPT as u64;
         // w1: target information, endpoint id [31:16] | vCPU id [15:0].
         first[1] = ((self.part(i).manifest.id as u64) << 16) | ctx as u64;
-        let mut answer = Some(first);
-        loop {
-            let flags = self.run_flags(i, ctx);
-            let exit = platform.run_sp(i, ctx, answer.as_ref(), flags);
-            match self.sp_exit(i, ctx, cpu, exit, platform) {
-                SpStep::Resume(r) => answer = Some(r),
-                SpStep::Continue | SpStep::NsInterrupt => answer = None,
-                SpStep::Waited => {
-                    self.part_mut(i).contexts[ctx] = CtxState::Waiting;
-                    return;
-                }
-                SpStep::Responded(_) | SpStep::Yielded => answer = Some(error(FfaError::Denied)),
-                SpStep::Failed => {
-                    self.part_mut(i).contexts[ctx] = CtxState::Off;
-                    return;
-                }
-            }
+        if !self.run_until_wait(i, ctx, cpu, Some(first), platform) {
+            self.part_mut(i).contexts[ctx] = CtxState::Off;
         }
     }
 
