@@ -17,7 +17,7 @@ use crate::vm::stats::{ExitKind, ExitStats, Phase, Snapshot};
 use crate::vm::vgic::{lr, Kick};
 use crate::vm::{Mmio, Vm};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use shared::arch::{El1SysRegs, GuestRegs};
+use shared::arch::{El1SysRegs, GuestRegs, PacKeys};
 use shared::mm::{self, FramePool, MemKind};
 use shared::{read_sysreg, write_sysreg};
 
@@ -41,10 +41,14 @@ static READY: AtomicBool = AtomicBool::new(false);
 static RAM_SIZE: AtomicU64 = AtomicU64::new(DEFAULT_RAM_SIZE);
 static STATS: ExitStats = ExitStats::new();
 static PRINT_STATS: AtomicBool = AtomicBool::new(false);
+/// The CPUs implement pointer authentication: the guest sees it
+/// (`vm::idregs`) and each vCPU has its own keys.
+static PAC: AtomicBool = AtomicBool::new(false);
 
 struct Vcpu {
     regs: GuestRegs,
     el1: El1SysRegs,
+    pac: PacKeys,
     gicif: gic::VcpuIf,
     /// WFI: not runnable until an interrupt or its timer.
     waiting: bool,
@@ -52,7 +56,7 @@ struct Vcpu {
 
 impl Vcpu {
     const fn new() -> Self {
-        Vcpu { regs: GuestRegs::new(), el1: El1SysRegs::reset(), gicif: gic::VcpuIf { lrs: [0; 16], vmcr: 0, ap0r0: 0, ap1r0: 0 }, waiting: false }
+        Vcpu { regs: GuestRegs::new(), el1: El1SysRegs::reset(), pac: PacKeys { keys: [0; 10] }, gicif: gic::VcpuIf { lrs: [0; 16], vmcr: 0, ap0r0: 0, ap1r0: 0 }, waiting: false }
     }
 }
 
@@ -90,6 +94,7 @@ pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FrameP
     NVCPUS.store(cfg.vcpus, Ordering::Relaxed);
     RAM_SIZE.store(cfg.ram_size, Ordering::Relaxed);
     PRINT_STATS.store(cfg.exit_stats, Ordering::Relaxed);
+    PAC.store(PacKeys::implemented(), Ordering::Relaxed);
 
     // Stage-2: guest RAM only, 2 MiB blocks (the map function picks blocks
     // where alignment allows); every device access faults to us.
@@ -315,6 +320,7 @@ fn prepare(c: &mut Cpu, v: usize) {
             let mut vc = VCPUS[v].lock();
             vc.regs = GuestRegs::at_entry(entry, context);
             vc.el1 = El1SysRegs::reset();
+            vc.pac = PacKeys::default();
             vc.gicif = gic::VcpuIf::default();
             vc.waiting = false;
             if c.loaded == Some(v) {
@@ -347,6 +353,9 @@ fn load(c: &mut Cpu, v: usize) {
     // SAFETY: this CPU now runs vCPU `v`'s EL1 context.
     unsafe {
         vc.el1.restore();
+        if PAC.load(Ordering::Relaxed) {
+            vc.pac.restore();
+        }
         write_sysreg!(vmpidr_el2, 0x8000_0000 | v as u64);
     }
     vc.gicif.restore_aprs();
@@ -358,6 +367,9 @@ fn load(c: &mut Cpu, v: usize) {
 fn save(c: &mut Cpu, v: usize) {
     let mut vc = VCPUS[v].lock();
     vc.el1.save();
+    if PAC.load(Ordering::Relaxed) {
+        vc.pac.save();
+    }
     vc.gicif.save_aprs();
     // SAFETY: the timer belongs to the vCPU being descheduled (saved above).
     unsafe { write_sysreg!(cntv_ctl_el0, 0) };

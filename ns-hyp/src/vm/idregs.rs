@@ -2,10 +2,12 @@
 //! the ID group 3 registers (op0=3, op1=0, CRn=0, CRm=1..7; DDI0487 D19.2);
 //! we return the hardware value with the features ns-hyp does not virtualise
 //! (yet) hidden, so an unmodified kernel never touches their registers:
-//! SVE/SME (state we do not switch), pointer authentication (keys we do not
-//! switch), MTE, AMU, MPAM, RAS, SPE/TRBE/BRBE/PMU/trace, nested
+//! SVE/SME (state we do not switch), MTE, AMU, MPAM, RAS,
+//! SPE/TRBE/BRBE/PMU/trace, nested
 //! virtualisation, and the features that need HCRX_EL2/FGT enables
-//! (TCR2, S1PIE/POE, MOPS, LS64, GCS, NMI, THE, FPMR).
+//! (TCR2, S1PIE/POE, MOPS, LS64, GCS, NMI, THE, FPMR).  Pointer
+//! authentication is shown as the hardware has it: ns-hyp switches each
+//! vCPU's keys (`shared::arch::PacKeys`) and does not trap their use.
 
 /// Fields kept from the hardware value, per register (op2 index within CRm).
 /// A zero field means "not implemented" for every field we clear.
@@ -24,10 +26,10 @@ pub fn sanitize(crm: u8, op2: u8, hw: u64) -> u64 {
         (5, 0) => hw & (f(0) | f(12) | f(20) | f(28) | f(36)),
         (5, _) => 0,
         (6, 0) => hw,
-        // ID_AA64ISAR1_EL1: without APA/API/GPA/GPI (PAC), XS, LS64.
-        (6, 1) => hw & !(f(4) | f(8) | f(24) | f(28) | f(56) | f(60)),
-        // ID_AA64ISAR2_EL1: RPRES, BC, CLRBHB, CSSC only.
-        (6, 2) => hw & (f(4) | f(20) | f(28) | f(52)),
+        // ID_AA64ISAR1_EL1: without XS, LS64.
+        (6, 1) => hw & !(f(56) | f(60)),
+        // ID_AA64ISAR2_EL1: RPRES, GPA3/APA3 (PAC with QARMA3), BC, CLRBHB, CSSC only.
+        (6, 2) => hw & (f(4) | f(8) | f(12) | f(20) | f(28) | f(52)),
         (6, _) => 0,
         // ID_AA64MMFR0_EL1: PARange 40 bits (our Stage-2 covers 39).
         (7, 0) => (hw & !0xf) | 2,
@@ -58,8 +60,10 @@ mod tests {
         // PFR1: SME (27:24), MTE (11:8) go; BT stays.
         assert_eq!(sanitize(4, 1, 1 << 24 | 1 << 8 | 1), 1);
         assert_eq!(sanitize(4, 4, u64::MAX), 0, "ZFR0");
-        // ISAR1: PAC fields go, others stay.
-        assert_eq!(sanitize(6, 1, 0x1111_1111), 0x0011_1001);
+        // ISAR1: PAC fields (APA, API, GPA, GPI) stay, LS64 and XS go.
+        assert_eq!(sanitize(6, 1, 0x1100_0000_1111_1111), 0x1111_1111);
+        // ISAR2: APA3/GPA3 stay, MOPS (19:16) goes.
+        assert_eq!(sanitize(6, 2, 0x1_1100), 0x1100);
         assert_eq!(sanitize(7, 0, 0x5) & 0xf, 2);
         assert_eq!(sanitize(7, 3, u64::MAX), 0, "MMFR3: TCR2, S1PIE, ...");
         assert_eq!(sanitize(5, 0, 0x0000_0000_0000_0f00), 0, "PMUVer");

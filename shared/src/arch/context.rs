@@ -130,3 +130,49 @@ impl El1SysRegs {
         crate::arch::regs::isb();
     }
 }
+
+/// Pointer authentication keys of an EL1 context (DDI0487 D8.x: APIAKey,
+/// APIBKey, APDAKey, APDBKey, APGAKey, Lo/Hi each).  The registers exist only
+/// when the CPU implements FEAT_PAuth: check [`PacKeys::implemented`] first.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct PacKeys {
+    /// APIAKeyLo/Hi, APIBKeyLo/Hi, APDAKeyLo/Hi, APDBKeyLo/Hi, APGAKeyLo/Hi.
+    pub keys: [u64; 10],
+}
+
+macro_rules! pac_keys {
+    ($m:ident) => {
+        $m!(0, S3_0_C2_C1_0); $m!(1, S3_0_C2_C1_1); $m!(2, S3_0_C2_C1_2); $m!(3, S3_0_C2_C1_3);
+        $m!(4, S3_0_C2_C2_0); $m!(5, S3_0_C2_C2_1); $m!(6, S3_0_C2_C2_2); $m!(7, S3_0_C2_C2_3);
+        $m!(8, S3_0_C2_C3_0); $m!(9, S3_0_C2_C3_1);
+    };
+}
+
+impl PacKeys {
+    /// Whether this CPU has the key registers: any of ID_AA64ISAR1_EL1.APA,
+    /// API, GPA, GPI or ID_AA64ISAR2_EL1.APA3, GPA3 non-zero.
+    pub fn implemented() -> bool {
+        let isar1 = crate::read_sysreg!(id_aa64isar1_el1);
+        // ID_AA64ISAR2_EL1 (S3_0_C0_C6_2) reads as zero where it is not implemented.
+        let isar2 = crate::read_sysreg!(S3_0_C0_C6_2);
+        let f = |v: u64, shift: u32| (v >> shift) & 0xf != 0;
+        f(isar1, 4) || f(isar1, 8) || f(isar1, 24) || f(isar1, 28) || f(isar2, 8) || f(isar2, 12)
+    }
+
+    /// Captures the current keys.  Only where [`PacKeys::implemented`].
+    pub fn save(&mut self) {
+        macro_rules! rd { ($i:expr, $r:ident) => { self.keys[$i] = crate::read_sysreg!($r); }; }
+        pac_keys!(rd);
+    }
+
+    /// Loads these keys.  Only where [`PacKeys::implemented`].
+    ///
+    /// # Safety
+    /// Only while no EL1/EL0 code of another context is meant to run on this
+    /// CPU (its signed pointers would no longer authenticate).
+    pub unsafe fn restore(&self) {
+        macro_rules! wr { ($i:expr, $r:ident) => { unsafe { crate::write_sysreg!($r, self.keys[$i]) }; }; }
+        pac_keys!(wr);
+        crate::arch::regs::isb();
+    }
+}

@@ -169,6 +169,10 @@ fn shell_expects() -> Vec<Expect> {
         expect("ns-hyp ran its probes first", &["[ns-hyp] probes: ", " 0 failed"]),
         expect("ns-hyp started the guest", &["[ns-hyp] guest: 4 vCPU(s)"]),
         expect("Linux booted on ns-hyp", &["Booting Linux on physical CPU"]),
+        // ns-hyp shows pointer authentication and switches each vCPU's keys
+        // (with 4 vCPUs on one CPU, a key left from another vCPU would fail
+        // the kernel's own return-address checks).
+        expect("the guest uses pointer authentication", &["CPU features: detected: Address authentication"]),
         expect("the guest's init ran", &["quadrant-init: up, 4 cpu(s)"]),
         expect("nproc typed on the console prints 4", &["NPROC=4"]),
         expect("ns-hyp drives QEMU's virtio-blk device", &["[ns-hyp] virtio-blk backend: "]),
