@@ -105,6 +105,8 @@ pub fn capture(boot: &Boot, timeout: Duration, log: &Path, stop_on: &[&str]) -> 
         _ => vec![],
     };
     cmd.stdin(if input.is_empty() { Stdio::null() } else { Stdio::piped() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // The exact command, so a failing run can be repeated by hand.
+    eprintln!("xtask: $ {}", util::show(&cmd));
     let start = Instant::now();
     let mut stopped_at: Option<Duration> = None;
     let mut child = cmd.spawn().map_err(|e| format!("cannot start QEMU: {e}"))?;
