@@ -148,7 +148,8 @@ fn time_to_prompt(boot: &Boot, label: &str) -> Result<f64> {
 }
 
 /// Linux boot-to-prompt under ns-hyp (no TF-A, 4 vCPUs on 4 CPUs) ÷ the same
-/// kernel and initramfs on bare QEMU `-kernel` (issue B1's goal: ≤ 1.5×).
+/// kernel and initramfs on bare QEMU `-kernel` with the same machine options
+/// (issue B1's goal: ≤ 1.5×); each the best of `BOOT_RUNS`.
 fn guest_boot_ratio(o: &Outputs) -> Result<(f64, f64)> {
     let under = crate::tests::nshyp::no_tfa_guest_boot(o, "bench-guest", &[], 4, qemu::SMP)?;
     let kernel = crate::guest::kernel_image(&o.paths)?;
@@ -164,8 +165,17 @@ fn guest_boot_ratio(o: &Outputs) -> Result<(f64, f64)> {
             "console=ttyAMA0 earlycon=pl011,0x9000000 rdinit=/init".into(),
         ],
     };
-    Ok((time_to_prompt(&under, "guest-under-ns-hyp")?, time_to_prompt(&bare, "guest-bare-qemu")?))
+    // Best of BOOT_RUNS, alternating, so a slow moment of the host hits both
+    // sides alike and a single hiccup does not set the ratio.
+    let (mut u, mut b) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..BOOT_RUNS {
+        u = u.min(time_to_prompt(&under, "guest-under-ns-hyp")?);
+        b = b.min(time_to_prompt(&bare, "guest-bare-qemu")?);
+    }
+    Ok((u, b))
 }
+
+const BOOT_RUNS: usize = 3;
 
 pub fn bench(outputs: &Outputs) -> Result<bool> {
     let mut all = Vec::new();
