@@ -116,6 +116,10 @@ pub fn hyp_main(x0: u64, cpu: u64) -> ! {
         log::info!("mode: probes");
         let mailbox = StaticMailbox::get();
         crate::probe::Prober::new(&Smc, mailbox, &mut out, firmware).run_all();
+        match crate::guest::selftest::stage2_break_before_make(pool) {
+            Ok(()) => log::info!("self-test stage2_break_before_make: ok (live 2 MiB block split, page remapped, no stale TLB entry)"),
+            Err(why) => log::error!("self-test stage2_break_before_make: FAIL: {}", why),
+        }
     }
     let traps = crate::arch::smc_traps();
     if traps != 0 {

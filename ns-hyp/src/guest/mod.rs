@@ -5,6 +5,7 @@
 //! interrupts.  The device model is `crate::vm`.
 
 pub mod gic;
+pub mod selftest;
 mod sysreg;
 pub mod virtio;
 
@@ -34,6 +35,9 @@ const QUANTUM_US: u64 = 4000;
 const UART_BASE: usize = 0x0900_0000;
 
 static VM: spin::Once<spin::Mutex<Vm>> = spin::Once::new();
+/// The guest's Stage-2 table.  Marked active: a change to it goes through
+/// `mm::remap_stage2_live` (break-before-make) under this lock.
+static STAGE2: spin::Once<spin::Mutex<mm::NsStage2>> = spin::Once::new();
 static VTTBR: AtomicU64 = AtomicU64::new(0);
 static NPCPUS: AtomicUsize = AtomicUsize::new(1);
 static NVCPUS: AtomicUsize = AtomicUsize::new(1);
@@ -101,7 +105,8 @@ pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FrameP
     let mut s2 = mm::new_table(pool, mm::Stage2);
     mm::map(&mut s2, RAM_IPA as usize, RAM_PA as usize, cfg.ram_size as usize, mm::stage2_attributes(MemKind::ReadWriteExec)).expect("map guest RAM");
     VTTBR.store(s2.root_address().0 as u64 | VMID << 48, Ordering::Relaxed);
-    core::mem::forget(s2); // lives as long as the guest
+    s2.mark_active();
+    STAGE2.call_once(|| spin::Mutex::new(s2));
 
     // The guest's DTB at the start of its RAM.
     // SAFETY: guest RAM is mapped RW at EL2 (identity) and the guest does not run yet.
@@ -569,6 +574,9 @@ fn sync_exit(c: &mut Cpu, v: usize, vc: &mut Vcpu) -> Exit {
             Exit::Continue
         }
         0x20 => {
+            if transient_fault() {
+                return Exit::Continue;
+            }
             // Instruction fetch from an IPA with nothing mapped: the guest gets
             // an external abort on the fetch (EC 0x20/0x21, IFSC 0x10).
             let from_el0 = r.spsr & 0xf == 0;
@@ -679,7 +687,24 @@ fn guest_va_to_pa(va: u64) -> Option<u64> {
     (par & 1 == 0).then(|| (par & 0x000f_ffff_ffff_f000) | (va & 0xfff))
 }
 
+/// A Stage-2 fault on an IPA that Stage-2 maps (now): it was taken while a
+/// break-before-make on the guest's table had the leaf invalid.  Waiting for
+/// the table's lock lets that change finish; the guest then retries the
+/// access (ELR unchanged).
+/// Only a translation fault (DFSC/IFSC 0b0001xx) can be one: a permission
+/// fault on a mapped page would retry forever.
+fn transient_fault() -> bool {
+    let translation_fault = read_sysreg!(esr_el2) & 0x3c == 0x04;
+    let ipa = (read_sysreg!(hpfar_el2) >> 4 & 0xff_ffff_ffff) << 12;
+    translation_fault
+        && (RAM_IPA..RAM_IPA + RAM_SIZE.load(Ordering::Relaxed)).contains(&ipa)
+        && STAGE2.get().is_some_and(|t| mm::translate(&t.lock(), ipa as usize).is_some())
+}
+
 fn data_abort(v: usize, r: &mut GuestRegs, iss: u64) {
+    if transient_fault() {
+        return;
+    }
     let far = read_sysreg!(far_el2);
     let hpfar = read_sysreg!(hpfar_el2);
     let ipa = ((hpfar >> 4) & 0xff_ffff_ffff) << 12 | (far & 0xfff);

@@ -164,6 +164,84 @@ pub fn map<R: TranslationRegime>(
     table.map_range(&MemoryRegion::new(va, end), PhysicalAddress(pa), attrs, Constraints::empty())
 }
 
+/// One leaf descriptor of a table: the region it covers, where to, how.
+#[derive(Clone, Copy, Debug)]
+struct Leaf<A> {
+    start: usize,
+    end: usize,
+    pa: usize,
+    flags: A,
+    valid: bool,
+}
+
+/// Changes `[ipa, ipa + size)` of a Stage-2 table that a guest may be using
+/// to map `pa` (or to nothing, with `pa` None) with `attrs`, by
+/// break-before-make (DDI0487 D8.14.1): every leaf that overlaps the range
+/// — including a 2 MiB or 1 GiB block that only partly does — is made
+/// invalid and its TLB entries removed first; then the parts of those
+/// leaves outside the range are mapped again as they were (pages where a
+/// block was split) and the range gets its new mapping.  Guest accesses to
+/// the affected leaves in between take a Stage-2 translation fault, which
+/// the caller must treat as "retry" (it holds the table's lock meanwhile).
+///
+/// `aarch64-paging` refuses to split a live block, and its Stage-2 TLB
+/// maintenance is `TLBI IPAS2E1IS` alone, which removes stage-2-only
+/// entries but not combined stage 1+2 ones (DDI0487 D8.13.5); after the
+/// break, `invalidate_stage1` must run `TLBI VMALLE1IS; DSB ISH` for the
+/// table's VMID (a no-op on the host, or for a table no CPU uses).  The table
+/// must be marked active (`Mapping::mark_active`) while in use, so that the
+/// crate does its own per-leaf invalidation.
+pub fn remap_stage2_live<R: TranslationRegime<Attributes = Stage2Attributes>>(
+    table: &mut Mapping<PoolTranslation, R>,
+    ipa: usize,
+    pa: Option<usize>,
+    size: usize,
+    attrs: Stage2Attributes,
+    invalidate_stage1: &dyn Fn(),
+) -> Result<(), MapError> {
+    const PAGE: usize = aarch64_paging::paging::PAGE_SIZE;
+    let end = ipa.checked_add(size).ok_or(MapError::AddressRange(VirtualAddress(ipa)))?;
+    if ipa % PAGE != 0 || size % PAGE != 0 || size == 0 || pa.is_some_and(|p| p % PAGE != 0) {
+        return Err(MapError::AddressRange(VirtualAddress(ipa)));
+    }
+    // The leaves holding the first and the last page of the range: only they
+    // can reach outside it.
+    let leaf_at = |table: &Mapping<PoolTranslation, R>, a: usize| -> Result<Option<Leaf<Stage2Attributes>>, MapError> {
+        let mut leaf = None;
+        table.walk_range(&MemoryRegion::new(a, a + PAGE), &mut |region, desc, level| {
+            let is_table = level < 3 && desc.flags().contains(Stage2Attributes::TABLE_OR_PAGE);
+            if !is_table {
+                // The walk reports the part of the leaf inside the range it
+                // was asked about; the leaf itself is a whole granule.
+                let granule = PAGE << (9 * (3 - level));
+                let start = region.start().0 & !(granule - 1);
+                leaf = Some(Leaf { start, end: start + granule, pa: desc.output_address().0, flags: desc.flags(), valid: desc.is_valid() });
+            }
+            Ok(())
+        })?;
+        Ok(leaf)
+    };
+    let first = leaf_at(table, ipa)?;
+    let last = leaf_at(table, end - PAGE)?;
+    let break_start = first.map_or(ipa, |l| l.start.min(ipa));
+    let break_end = last.map_or(end, |l| l.end.max(end));
+
+    // Break.
+    table.map_range(&MemoryRegion::new(break_start, break_end), PhysicalAddress(0), Stage2Attributes::empty(), Constraints::empty())?;
+    invalidate_stage1();
+    // Make: what lay outside the range as it was, then the range itself.
+    for (leaf, from, to) in [(first, break_start, ipa), (last, end, break_end)] {
+        if let Some(l) = leaf.filter(|l| l.valid && from < to) {
+            let flags = l.flags - Stage2Attributes::TABLE_OR_PAGE;
+            table.map_range(&MemoryRegion::new(from, to), PhysicalAddress(l.pa + (from - l.start)), flags, Constraints::empty())?;
+        }
+    }
+    if let Some(pa) = pa {
+        table.map_range(&MemoryRegion::new(ipa, end), PhysicalAddress(pa), attrs, Constraints::empty())?;
+    }
+    Ok(())
+}
+
 /// Looks up the output address of `va` (for tests and fault reports).
 pub fn translate<R: TranslationRegime>(table: &Mapping<PoolTranslation, R>, va: usize) -> Option<usize> {
     let mut out = None;
@@ -222,6 +300,53 @@ mod tests {
         // a 2 MiB aligned range becomes one block: root + one level-2 table for the RAM,
         // plus level-2 and level-3 tables for the UART page.
         assert!(pool.lock().frames_in_use() <= 4, "used {}", pool.lock().frames_in_use());
+    }
+
+    /// A page remapped inside a live 2 MiB block: the block is broken
+    /// (stage-1 invalidation requested once, after the break), the rest of it
+    /// maps as before at page granularity, the page goes to its new PA.
+    #[test]
+    fn remap_splits_a_block_by_break_before_make() {
+        let pool = leaked_pool(16);
+        let mut t = new_table(pool, Stage2);
+        let rw = stage2_attributes(MemKind::ReadWrite);
+        map(&mut t, 0x4000_0000, 0x8000_0000, 0x40_0000, rw).unwrap();
+        t.mark_active();
+        let flushes = core::cell::Cell::new(0);
+        remap_stage2_live(&mut t, 0x4020_3000, Some(0x9000_0000), 0x1000, stage2_attributes(MemKind::ReadOnly), &|| flushes.set(flushes.get() + 1)).unwrap();
+        assert_eq!(flushes.get(), 1);
+        assert_eq!(translate(&t, 0x4020_3010), Some(0x9000_0010));
+        assert_eq!(translate(&t, 0x4020_2ff8), Some(0x8020_2ff8));
+        assert_eq!(translate(&t, 0x4020_4000), Some(0x8020_4000));
+        assert_eq!(translate(&t, 0x4020_0000), Some(0x8020_0000));
+        assert_eq!(translate(&t, 0x403f_f000), Some(0x803f_f000));
+        // The other block is untouched (still one block: no level-3 walk).
+        assert_eq!(translate(&t, 0x4010_0000), Some(0x8010_0000));
+        // Unmapping a page leaves a hole and nothing else.
+        remap_stage2_live(&mut t, 0x4010_0000, None, 0x1000, rw, &|| ()).unwrap();
+        assert_eq!(translate(&t, 0x4010_0000), None);
+        assert_eq!(translate(&t, 0x4010_1000), Some(0x8010_1000));
+        assert_eq!(translate(&t, 0x400f_f000), Some(0x800f_f000));
+        // Back again: a range across the two former blocks.
+        remap_stage2_live(&mut t, 0x401f_f000, Some(0xa000_0000), 0x2000, rw, &|| ()).unwrap();
+        assert_eq!(translate(&t, 0x401f_f000), Some(0xa000_0000));
+        assert_eq!(translate(&t, 0x4020_0000), Some(0xa000_1000));
+        assert_eq!(translate(&t, 0x4020_1000), Some(0x8020_1000));
+        t.mark_inactive();
+    }
+
+    #[test]
+    fn remap_refuses_unaligned_or_empty() {
+        let pool = leaked_pool(8);
+        let mut t = new_table(pool, Stage2);
+        let rw = stage2_attributes(MemKind::ReadWrite);
+        assert!(remap_stage2_live(&mut t, 0x4000_0800, Some(0x8000_0000), 0x1000, rw, &|| ()).is_err());
+        assert!(remap_stage2_live(&mut t, 0x4000_0000, Some(0x8000_0800), 0x1000, rw, &|| ()).is_err());
+        assert!(remap_stage2_live(&mut t, 0x4000_0000, Some(0x8000_0000), 0, rw, &|| ()).is_err());
+        assert!(remap_stage2_live(&mut t, usize::MAX & !0xfff, Some(0x8000_0000), 0x2000, rw, &|| ()).is_err());
+        // Into an empty table: a plain map.
+        remap_stage2_live(&mut t, 0x4000_0000, Some(0x8000_0000), 0x1000, rw, &|| ()).unwrap();
+        assert_eq!(translate(&t, 0x4000_0000), Some(0x8000_0000));
     }
 
     #[test]

@@ -44,7 +44,14 @@ fn four_world_expects() -> Vec<Expect> {
         expect("RMI_VERSION answered", &["[ns-hyp] probe rmi_version: ok"]),
         expect("RMI_VERSION reached rmm", &["[rmm] ", "RMI_VERSION"]),
         expect("no probe failed", &["[ns-hyp] probes: ", " 0 failed"]),
+        stage2_selftest(),
     ]
+}
+
+/// ns-hyp's boot-time check of live Stage-2 changes (guest/selftest.rs): a
+/// block split by break-before-make, a page remapped, no stale TLB entry.
+fn stage2_selftest() -> Expect {
+    expect("Stage-2 break-before-make works on this CPU", &["[ns-hyp] self-test stage2_break_before_make: ok"])
 }
 
 fn spmc_bad_input_expects() -> Vec<Expect> {
@@ -66,6 +73,7 @@ fn direct_kernel_expects() -> Vec<Expect> {
         expect("FFA_VERSION reports no SPMC", &["[ns-hyp] probe ffa_version: ok", "no SPMC"]),
         expect("RMI_VERSION reports no RMM", &["[ns-hyp] probe rmi_version: ok", "no RMM"]),
         expect("no probe failed", &["[ns-hyp] probes: ", " 0 failed"]),
+        stage2_selftest(),
     ]
 }
 
