@@ -13,6 +13,7 @@ pub mod console;
 pub mod fdt;
 pub mod ffa_client;
 pub mod mm;
+pub mod payload;
 pub mod percpu;
 pub mod smccc;
 

@@ -61,15 +61,10 @@ mod guest {
     );
 
     const STACK_SIZE: usize = 0x4000;
-    /// The stack, written only by the code running on it (never through Rust references).
-    #[repr(C, align(16))]
-    struct Stack(core::cell::UnsafeCell<[u8; STACK_SIZE]>);
-    // SAFETY: only the single CPU this payload runs on uses it, as its stack.
-    unsafe impl Sync for Stack {}
     // In .data so the loaded image holds it (see build.rs).
     #[unsafe(link_section = ".data.stack")]
     #[unsafe(no_mangle)]
-    static STACK: Stack = Stack(core::cell::UnsafeCell::new([0; STACK_SIZE]));
+    static STACK: shared::payload::PayloadStack<STACK_SIZE> = shared::payload::PayloadStack::new();
 
     struct Uart;
     impl Write for Uart {
