@@ -64,6 +64,11 @@ impl Vcpu {
     }
 }
 
+/// `Vm::power[v] == Power::On`, readable without the VM lock.  Only vCPU `v`
+/// itself leaves On (CPU_OFF) and only its own CPU enters it (`prepare`), so
+/// its CPU may trust a true here without the lock — the hot path of every exit.
+static POWERED_ON: [AtomicBool; MAX_VCPUS] = [const { AtomicBool::new(false) }; MAX_VCPUS];
+
 /// Only the physical CPU a vCPU is pinned to touches its context; the lock
 /// makes the static shareable.
 static VCPUS: [spin::Mutex<Vcpu>; MAX_VCPUS] = [const { spin::Mutex::new(Vcpu::new()) }; MAX_VCPUS];
@@ -211,6 +216,12 @@ struct Cpu {
     quantum: u64,
     /// Counter value when the current phase (guest, hyp, idle) began.
     mark: u64,
+    /// What this CPU's ICH_LR<n>_EL2 and ICH_HCR_EL2 hold.  Each access to
+    /// them is a system-register access (under QEMU's TCG, one that takes its
+    /// global lock): entry writes only the LRs that change, exit reads only
+    /// the ones that were not empty (only software fills an LR).
+    hw_lrs: [u64; 16],
+    hw_hcr: u64,
 }
 
 enum Exit {
@@ -226,7 +237,10 @@ enum Exit {
 
 fn run_cpu(cpu: usize) -> ! {
     setup_el2(cpu);
-    let mut c = Cpu { id: cpu, loaded: None, vtimer_active: false, nlrs: gic::num_lrs().min(16), current: None, slice_end: 0, quantum: shared::arch::timer::cntfrq() * QUANTUM_US / 1_000_000, mark: shared::arch::timer::cntpct() };
+    let mut c = Cpu { id: cpu, loaded: None, vtimer_active: false, nlrs: gic::num_lrs().min(16), current: None, slice_end: 0, quantum: shared::arch::timer::cntfrq() * QUANTUM_US / 1_000_000, mark: shared::arch::timer::cntpct(), hw_lrs: [0; 16], hw_hcr: 1 };
+    for n in 0..c.nlrs {
+        gic::write_lr(n, 0);
+    }
     let npcpus = NPCPUS.load(Ordering::Relaxed);
     let nvcpus = NVCPUS.load(Ordering::Relaxed);
     // This CPU's vCPUs: slot k is vCPU cpu + k * npcpus.
@@ -259,8 +273,8 @@ fn run_cpu(cpu: usize) -> ! {
             unsafe { core::arch::asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
             if PRINT_STATS.load(Ordering::Relaxed) {
                 let after = shared::arch::timer::cntpct();
-                STATS.time(Phase::Hyp, now.saturating_sub(c.mark));
-                STATS.time(Phase::Idle, after.saturating_sub(now));
+                STATS.time(c.id, Phase::Hyp, now.saturating_sub(c.mark));
+                STATS.time(c.id, Phase::Idle, after.saturating_sub(now));
                 c.mark = after;
             }
             continue;
@@ -296,6 +310,9 @@ fn timer_deadline(ctl: u64, cval: u64) -> Option<u64> {
 
 /// What the scheduler needs to know of vCPU `v` (of this CPU) now.
 fn state(c: &Cpu, v: usize) -> sched::State {
+    if POWERED_ON[v].load(Ordering::Relaxed) && !VCPUS[v].lock().waiting {
+        return sched::State::Ready;
+    }
     let vm = vm();
     match vm.power[v] {
         Power::Off => sched::State::Off,
@@ -316,10 +333,15 @@ fn state(c: &Cpu, v: usize) -> sched::State {
 /// vCPU `v` was picked: a pending power-on resets its context; a waiting
 /// vCPU picked to run has its wake-up (interrupt or timer).
 fn prepare(c: &mut Cpu, v: usize) {
+    if POWERED_ON[v].load(Ordering::Relaxed) {
+        VCPUS[v].lock().waiting = false;
+        return;
+    }
     let mut vm = vm();
     match vm.power[v] {
         Power::OnPending { entry, context } => {
             vm.power[v] = Power::On;
+            POWERED_ON[v].store(true, Ordering::Relaxed);
             vm.vgic.reset_lrs(v);
             drop(vm);
             let mut vc = VCPUS[v].lock();
@@ -397,12 +419,15 @@ fn save(c: &mut Cpu, v: usize) {
 /// decides again after every exit.
 fn handle_irqs(c: &mut Cpu) {
     let mut kick = 0;
-    loop {
+    // ISR_EL1.I: a physical IRQ is pending (DDI0487 D19.2.x).  Reading it is
+    // cheap where an ICC_IAR1_EL1 read that finds nothing is not (under
+    // QEMU's TCG every GIC system register access takes its global lock).
+    while read_sysreg!(isr_el1) & (1 << 7) != 0 {
         let i = gic::ack();
         if i >= 1020 {
             break;
         }
-        STATS.exit(match i {
+        STATS.exit(c.id, match i {
             gic::PPI_VTIMER => ExitKind::IrqVtimer,
             gic::PPI_HYP_TIMER => ExitKind::IrqHypTimer,
             gic::PPI_MAINTENANCE => ExitKind::IrqMaintenance,
@@ -437,12 +462,17 @@ fn handle_irqs(c: &mut Cpu) {
                 // The vCPU's LR values were saved at its exit; the next
                 // entry's sync sees these LRs as free.
                 for n in 0..c.nlrs {
-                    if lr::state(gic::read_lr(n)) == 0 {
-                        gic::write_lr(n, 0);
+                    if c.hw_lrs[n] != 0 {
+                        c.hw_lrs[n] = gic::read_lr(n);
+                        if lr::state(c.hw_lrs[n]) == 0 {
+                            gic::write_lr(n, 0);
+                            c.hw_lrs[n] = 0;
+                        }
                     }
                 }
                 // SAFETY: the virtual CPU interface; UIE is re-armed at the next entry if needed.
                 unsafe { write_sysreg!(ich_hcr_el2, 1) };
+                c.hw_hcr = 1;
                 gic::eoi(i);
                 gic::deactivate(i);
             }
@@ -464,11 +494,18 @@ fn run_once(c: &mut Cpu, v: usize) -> Exit {
         let mut vm = vm();
         let overflow = vm.vgic.fill_lrs(v, &mut vc.gicif.lrs[..n]);
         // ICH_HCR_EL2: En, and UIE (maintenance when the LRs run nearly empty) if some wait.
-        // SAFETY: the virtual CPU interface of the vCPU about to run.
-        unsafe { write_sysreg!(ich_hcr_el2, 1 | if overflow { 2 } else { 0 }) };
+        let hcr = 1 | if overflow { 2 } else { 0 };
+        if hcr != c.hw_hcr {
+            // SAFETY: the virtual CPU interface of the vCPU about to run.
+            unsafe { write_sysreg!(ich_hcr_el2, hcr) };
+            c.hw_hcr = hcr;
+        }
     }
     for (i, &l) in vc.gicif.lrs[..n].iter().enumerate() {
-        gic::write_lr(i, l);
+        if l != c.hw_lrs[i] {
+            gic::write_lr(i, l);
+            c.hw_lrs[i] = l;
+        }
     }
     // Where the time goes is measured only when it is printed (two counter
     // reads per exit are a visible part of a null HVC's round trip).
@@ -479,19 +516,26 @@ fn run_once(c: &mut Cpu, v: usize) -> Exit {
     let vector = unsafe { shared::arch::enter_guest(&mut vc.regs) };
     if timed {
         let exit = shared::arch::timer::cntpct();
-        STATS.time(Phase::Hyp, entry.saturating_sub(c.mark));
-        STATS.time(Phase::Guest, exit.saturating_sub(entry));
+        STATS.time(c.id, Phase::Hyp, entry.saturating_sub(c.mark));
+        STATS.time(c.id, Phase::Guest, exit.saturating_sub(entry));
         c.mark = exit;
     }
-    for i in 0..n {
-        vc.gicif.lrs[i] = gic::read_lr(i);
-    }
-    // The model learns at once what the guest did with its LRs: deciding
-    // whether a vCPU that exits on WFI has something to wake for needs it.
-    vm().vgic.sync_lrs(v, &vc.gicif.lrs[..n]);
-    for l in vc.gicif.lrs[..n].iter_mut() {
-        if lr::state(*l) == 0 {
-            *l = 0;
+    // With no LR in use there is nothing to read back or sync (the model
+    // holds nothing in this vCPU's LRs either), and no VM lock to take.
+    if c.hw_lrs[..n].iter().any(|&l| l != 0) {
+        for i in 0..n {
+            if c.hw_lrs[i] != 0 {
+                c.hw_lrs[i] = gic::read_lr(i);
+            }
+            vc.gicif.lrs[i] = c.hw_lrs[i];
+        }
+        // The model learns at once what the guest did with its LRs: deciding
+        // whether a vCPU that exits on WFI has something to wake for needs it.
+        vm().vgic.sync_lrs(v, &vc.gicif.lrs[..n]);
+        for l in vc.gicif.lrs[..n].iter_mut() {
+            if lr::state(*l) == 0 {
+                *l = 0;
+            }
         }
     }
     match vector {
@@ -547,12 +591,12 @@ fn sync_exit(c: &mut Cpu, v: usize, vc: &mut Vcpu) -> Exit {
     let iss = esr & 0x1ff_ffff;
     let r = &mut vc.regs;
     match ec {
-        0x01 => STATS.exit(if iss & 1 == 0 { ExitKind::Wfi } else { ExitKind::Wfe }),
-        0x16 => STATS.exit(ExitKind::Hvc),
-        0x17 => STATS.exit(ExitKind::Smc),
-        0x18 => STATS.exit(ExitKind::SysReg),
+        0x01 => STATS.exit(c.id, if iss & 1 == 0 { ExitKind::Wfi } else { ExitKind::Wfe }),
+        0x16 => STATS.exit(c.id, ExitKind::Hvc),
+        0x17 => STATS.exit(c.id, ExitKind::Smc),
+        0x18 => STATS.exit(c.id, ExitKind::SysReg),
         0x24 => {}
-        _ => STATS.exit(ExitKind::Other),
+        _ => STATS.exit(c.id, ExitKind::Other),
     }
     match ec {
         0x01 => {
@@ -613,6 +657,7 @@ fn firmware_call(c: &mut Cpu, v: usize, r: &mut GuestRegs) -> Exit {
         }
         psci::Action::CpuOff => {
             vm.power[v] = Power::Off;
+            POWERED_ON[v].store(false, Ordering::Relaxed);
             vm.vgic.reset_lrs(v);
             Exit::Off
         }
@@ -746,7 +791,7 @@ fn data_abort(v: usize, r: &mut GuestRegs, iss: u64) {
     } else {
         ipa
     };
-    STATS.exit(if virtio::contains(first) {
+    STATS.exit(pcpu_of(v), if virtio::contains(first) {
         ExitKind::MmioVirtio
     } else {
         let inside = |base: u64, len: u64| (base..base + len).contains(&first);

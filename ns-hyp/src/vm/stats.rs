@@ -44,9 +44,16 @@ pub enum Phase {
     Idle,
 }
 
+/// Physical CPUs whose last exit kind is remembered (to charge ns-hyp's time to it).
+const CPUS: usize = 8;
+
 pub struct ExitStats {
     exits: [AtomicU64; KINDS],
     ticks: [AtomicU64; 3],
+    /// ns-hyp's ticks charged to the exit kind that caused them.
+    hyp_ticks: [AtomicU64; KINDS],
+    /// Per physical CPU: the kind of its last exit.
+    last: [AtomicU64; CPUS],
 }
 
 /// A copy of the counters at one moment.
@@ -54,23 +61,42 @@ pub struct ExitStats {
 pub struct Snapshot {
     pub exits: [u64; KINDS],
     pub ticks: [u64; 3],
+    pub hyp_ticks: [u64; KINDS],
 }
 
 impl ExitStats {
     pub const fn new() -> Self {
-        ExitStats { exits: [const { AtomicU64::new(0) }; KINDS], ticks: [const { AtomicU64::new(0) }; 3] }
+        ExitStats {
+            exits: [const { AtomicU64::new(0) }; KINDS],
+            ticks: [const { AtomicU64::new(0) }; 3],
+            hyp_ticks: [const { AtomicU64::new(0) }; KINDS],
+            last: [const { AtomicU64::new(ExitKind::Other as u64) }; CPUS],
+        }
     }
 
-    pub fn exit(&self, k: ExitKind) {
+    /// Physical CPU `cpu` handles an exit of kind `k`.
+    pub fn exit(&self, cpu: usize, k: ExitKind) {
         self.exits[k as usize].fetch_add(1, Ordering::Relaxed);
+        if let Some(l) = self.last.get(cpu) {
+            l.store(k as u64, Ordering::Relaxed);
+        }
     }
 
-    pub fn time(&self, p: Phase, ticks: u64) {
+    /// Ticks spent in phase `p` on `cpu`; ns-hyp's are charged to that CPU's last exit kind.
+    pub fn time(&self, cpu: usize, p: Phase, ticks: u64) {
         self.ticks[p as usize].fetch_add(ticks, Ordering::Relaxed);
+        if p == Phase::Hyp {
+            let k = self.last.get(cpu).map_or(ExitKind::Other as usize, |l| l.load(Ordering::Relaxed) as usize);
+            self.hyp_ticks[k.min(KINDS - 1)].fetch_add(ticks, Ordering::Relaxed);
+        }
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot { exits: core::array::from_fn(|i| self.exits[i].load(Ordering::Relaxed)), ticks: core::array::from_fn(|i| self.ticks[i].load(Ordering::Relaxed)) }
+        Snapshot {
+            exits: core::array::from_fn(|i| self.exits[i].load(Ordering::Relaxed)),
+            ticks: core::array::from_fn(|i| self.ticks[i].load(Ordering::Relaxed)),
+            hyp_ticks: core::array::from_fn(|i| self.hyp_ticks[i].load(Ordering::Relaxed)),
+        }
     }
 }
 
@@ -86,6 +112,7 @@ impl Snapshot {
         Snapshot {
             exits: core::array::from_fn(|i| self.exits[i].wrapping_sub(earlier.exits[i])),
             ticks: core::array::from_fn(|i| self.ticks[i].wrapping_sub(earlier.ticks[i])),
+            hyp_ticks: core::array::from_fn(|i| self.hyp_ticks[i].wrapping_sub(earlier.hyp_ticks[i])),
         }
     }
 
@@ -94,7 +121,8 @@ impl Snapshot {
     }
 }
 
-/// One line: `exits N (guest G% hyp H% idle I%): kind n, ...` (non-zero kinds only).
+/// One line: `exits N (guest G% hyp H% idle I%): kind n, ...` (non-zero kinds
+/// only), each `kind n/t` when time was measured: t = ns-hyp's mean ticks per exit.
 impl core::fmt::Display for Snapshot {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let all: u64 = self.ticks.iter().sum::<u64>().max(1);
@@ -104,6 +132,9 @@ impl core::fmt::Display for Snapshot {
         for (i, &n) in self.exits.iter().enumerate() {
             if n != 0 {
                 write!(f, "{} {} {}", if first { ":" } else { "," }, NAMES[i], n)?;
+                if self.hyp_ticks[i] != 0 {
+                    write!(f, "/{}", self.hyp_ticks[i] / n)?;
+                }
                 first = false;
             }
         }
@@ -119,14 +150,16 @@ mod tests {
     fn counts_and_formats_the_difference() {
         let s = ExitStats::new();
         let before = s.snapshot();
-        s.exit(ExitKind::Wfi);
-        s.exit(ExitKind::MmioUart);
-        s.exit(ExitKind::MmioUart);
-        s.time(Phase::Guest, 75);
-        s.time(Phase::Hyp, 25);
+        s.exit(0, ExitKind::Wfi);
+        s.exit(1, ExitKind::MmioUart);
+        s.exit(1, ExitKind::MmioUart);
+        s.time(0, Phase::Guest, 75);
+        s.time(1, Phase::Hyp, 20);
+        s.time(0, Phase::Hyp, 5);
+        s.time(9, Phase::Idle, 0); // a CPU beyond those tracked: counted, no panic
         let d = s.snapshot().since(&before);
         assert_eq!(d.total_exits(), 3);
-        assert_eq!(format!("{d}"), "exits 3 (guest 75% hyp 25% idle 0%): wfi 1, uart 2");
+        assert_eq!(format!("{d}"), "exits 3 (guest 75% hyp 25% idle 0%): wfi 1/5, uart 2/10");
         assert_eq!(format!("{}", Snapshot::default()), "exits 0 (guest 0% hyp 0% idle 0%)");
     }
 
