@@ -222,6 +222,10 @@ struct Cpu {
     /// the ones that were not empty (only software fills an LR).
     hw_lrs: [u64; 16],
     hw_hcr: u64,
+    /// What CNTHP_CVAL/CTL_EL2 are set to (`None`: off).  The scheduler
+    /// decides the hyp timer after every exit but it rarely changes; a timer
+    /// register write is costly (in QEMU: its global lock and a host timer).
+    hyp_timer: Option<u64>,
 }
 
 enum Exit {
@@ -237,7 +241,7 @@ enum Exit {
 
 fn run_cpu(cpu: usize) -> ! {
     setup_el2(cpu);
-    let mut c = Cpu { id: cpu, loaded: None, vtimer_active: false, nlrs: gic::num_lrs().min(16), current: None, slice_end: 0, quantum: shared::arch::timer::cntfrq() * QUANTUM_US / 1_000_000, mark: shared::arch::timer::cntpct(), hw_lrs: [0; 16], hw_hcr: 1 };
+    let mut c = Cpu { id: cpu, loaded: None, vtimer_active: false, nlrs: gic::num_lrs().min(16), current: None, slice_end: 0, quantum: shared::arch::timer::cntfrq() * QUANTUM_US / 1_000_000, mark: shared::arch::timer::cntpct(), hw_lrs: [0; 16], hw_hcr: 1, hyp_timer: Some(0) };
     for n in 0..c.nlrs {
         gic::write_lr(n, 0);
     }
@@ -265,7 +269,7 @@ fn run_cpu(cpu: usize) -> ! {
             states[k] = state(&c, mine(k));
         }
         let d = sched::decide(&states[..count], c.current, c.slice_end, now, c.quantum);
-        set_hyp_timer(d.timer);
+        set_hyp_timer(&mut c, d.timer);
         c.slice_end = d.slice_end;
         let Some(k) = d.run else {
             // SAFETY: waits for an interrupt (EL2 runs with IRQs masked; `wfi`
@@ -361,7 +365,11 @@ fn prepare(c: &mut Cpu, v: usize) {
     }
 }
 
-fn set_hyp_timer(at: Option<u64>) {
+fn set_hyp_timer(c: &mut Cpu, at: Option<u64>) {
+    if c.hyp_timer == at {
+        return;
+    }
+    c.hyp_timer = at;
     // SAFETY: the EL2 physical timer is ns-hyp's own.
     unsafe {
         match at {
@@ -447,7 +455,7 @@ fn handle_irqs(c: &mut Cpu) {
                 }
             }
             gic::PPI_HYP_TIMER => {
-                set_hyp_timer(None);
+                set_hyp_timer(c, None);
                 gic::eoi(i);
                 gic::deactivate(i);
             }

@@ -200,7 +200,17 @@ impl Vgic {
     /// register (or pending again behind its active instance): a reason to
     /// wake it from WFI.
     pub fn has_deliverable(&self, vcpu: usize) -> bool {
-        (0..NR_IRQS as u32).any(|n| self.irq(vcpu, n).is_some_and(|i| (self.deliverable(i) || self.repending(i)) && (n >= 32 && self.spi_target(n) == vcpu || n < 32)))
+        self.candidates(vcpu).any(|(_, i)| self.deliverable(i) || self.repending(i))
+    }
+
+    /// The pending interrupts of `vcpu` (its SGIs/PPIs, and the SPIs routed
+    /// to it), with their INTIDs.  Runs at every guest entry: the cheap test
+    /// (pending) comes before the routing lookup.
+    fn candidates(&self, vcpu: usize) -> impl Iterator<Item = (u32, &Irq)> {
+        let private = self.private.get(vcpu).map(|p| &p[..]).unwrap_or(&[]);
+        let private = private.iter().enumerate().filter(|(_, i)| i.pending).map(|(n, i)| (n as u32, i));
+        let spis = self.spi.iter().enumerate().filter(|(_, i)| i.pending).map(|(k, i)| (32 + k as u32, i));
+        private.chain(spis.filter(move |&(n, _)| self.spi_target(n) == vcpu))
     }
 
     /// Takes back the list registers after the guest ran: interrupts whose LR
@@ -262,11 +272,7 @@ impl Vgic {
 
     fn best(&self, vcpu: usize) -> Option<u32> {
         let mut best: Option<(u8, u32)> = None;
-        for n in 0..NR_IRQS as u32 {
-            if n >= 32 && self.spi_target(n) != vcpu {
-                continue;
-            }
-            let i = self.irq(vcpu, n).unwrap();
+        for (n, i) in self.candidates(vcpu) {
             if self.deliverable(i) && best.is_none_or(|(p, _)| i.priority < p) {
                 best = Some((i.priority, n));
             }
