@@ -41,7 +41,12 @@ fn machine(boot: &Boot) -> Vec<String> {
     let m = if tfa { "virt,secure=on,virtualization=on,gic-version=3" } else { "virt,virtualization=on,gic-version=3" };
     // x-rme=on: FEAT_RME, which TF-A's ENABLE_RME build requires.
     let cpu = if tfa { "max,x-rme=on" } else { "max" };
-    vec!["-machine".into(), m.into(), "-cpu".into(), cpu.into(), "-smp".into(), SMP.to_string(), "-m".into(), MEM.into()]
+    let mut a: Vec<String> = vec!["-machine".into(), m.into(), "-cpu".into(), cpu.into(), "-m".into(), MEM.into()];
+    // A boot that picks its own CPU count (e.g. `-smp 1`) says so once.
+    if !matches!(boot, Boot::Custom { args, .. } if args.iter().any(|x| x == "-smp")) {
+        a.extend(["-smp".into(), SMP.to_string()]);
+    }
+    a
 }
 
 /// The full argument list (without the console options).
