@@ -187,7 +187,8 @@ mod realm {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expect {
     /// A Synchronous External Abort injected by the RMM (DEN0137 A5.2.x:
-    /// protected IPA, RIPAS EMPTY): ESR_EL1 EC 0x25, DFSC 0b010000.
+    /// protected IPA, RIPAS EMPTY; or the Host's inject_sea after an
+    /// unprotected access): ESR_EL1 EC 0x25, DFSC 0b010000.
     Sea,
     /// An emulated MMIO read the Host answers (unprotected IPA the Host did
     /// not map: UNASSIGNED_NS, a REC exit): the value is the Host's (0), not
@@ -269,6 +270,8 @@ mod isolation {
         for (name, ipa, expect) in [
             ("protected_empty", 0x6000_0000u64, Expect::Sea),
             ("unprotected_unmapped", unprot | 0x6000_0000, Expect::HostEmulatedZero),
+            // ns-hyp answers reads of this page with RmiRecEnter.flags.inject_sea.
+            ("unprotected_host_sea", unprot | 0x6000_1000, Expect::Sea),
         ] {
             let (esr, far, v) = probe(ipa);
             let ok = judge(expect, esr, v);

@@ -57,6 +57,11 @@ pub struct Rec {
     pub psci_fid: u64,
     pub psci_target: u64,
     pub mmio_reg: u64,
+    /// 1 when the last exit to the Host was a Data Abort at an Unprotected
+    /// IPA: only then may the Host ask for a Synchronous External Abort
+    /// (RmiRecEnter.flags.inject_sea); `sea_far` is that abort's VA.
+    pub sea_allowed: u64,
+    pub sea_far: u64,
     /// Attestation token generation in progress (never, until attestation exists).
     pub attest_in_progress: u64,
 }

@@ -29,6 +29,10 @@ pub const MAX_PAGES: usize = 32;
 /// "Protected and unprotected IPA"): an UNASSIGNED_NS address, so the
 /// Realm's accesses exit to us as emulatable MMIO.
 pub const UART_IPA: u64 = (1 << (S2SZ - 1)) | 0x0900_0000;
+/// An unprotected IPA where the Host has no device: a Realm read there is
+/// answered with RmiRecEnter.flags.inject_sea (what a KVM host does for an
+/// access it cannot emulate), which realm-guest's isolation probes expect.
+pub const NO_DEVICE_IPA: u64 = (1 << (S2SZ - 1)) | 0x6000_1000;
 /// Host call immediates realm-guest uses (its own protocol with us).
 #[allow(dead_code)]
 pub const HOST_CALL_ECHO: u64 = 1;
@@ -362,6 +366,9 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, r: &Realm, opts: RunO
                         line.push(e.gprs[0] as u8, out);
                     }
                     enter = rec_enter(RMI_REC_ENTER_EMUL_MMIO, &[]);
+                } else if ipa & !0xfff == NO_DEVICE_IPA {
+                    out.line(format_args!("realm: read at ipa {:#x}, no device there: inject_sea", ipa));
+                    enter = rec_enter(RMI_REC_ENTER_INJECT_SEA, &[]);
                 } else {
                     // Reads: 0 (for UARTFR: transmit FIFO not full).
                     enter = rec_enter(RMI_REC_ENTER_EMUL_MMIO, &[0]);

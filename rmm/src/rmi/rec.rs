@@ -225,6 +225,17 @@ pub fn enter(ctx: &RmiContext, rec_pa: u64, run_pa: u64) -> Result<Out, Out> {
     if run.enter.gicv3_hcr & !GICV3_HCR_ALLOWED != 0 {
         return Err(Out::rec());
     }
+    // The Host may complete an MMIO access only after an Emulatable Data
+    // Abort exit, and ask for a Synchronous External Abort only after a Data
+    // Abort at an Unprotected IPA (DEN0137 A4.3.x; TF-RMM answers both with
+    // RMI_ERROR_REC).  Checked before anything changes.
+    let mmio_pending = matches!(rc.pending, pending::MMIO_READ | pending::MMIO_WRITE);
+    if run.enter.flags & RMI_REC_ENTER_EMUL_MMIO != 0 && !mmio_pending {
+        return Err(Out::rec());
+    }
+    if run.enter.flags & RMI_REC_ENTER_INJECT_SEA != 0 && rc.sea_allowed == 0 {
+        return Err(Out::rec());
+    }
     complete_pending(ctx, r, rc, &run.enter);
     rc.gic_hcr = run.enter.gicv3_hcr;
     rc.gic_lrs = run.enter.gicv3_lrs;
@@ -296,4 +307,10 @@ fn complete_pending(ctx: &RmiContext, r: &mut Rd, rc: &mut Rec, e: &RmiRecEnter)
         _ => {}
     }
     rc.pending = pending::NONE;
+    // After an emulated access the abort is taken at the next instruction,
+    // as TF-RMM does; without emulation, at the access itself.
+    if e.flags & RMI_REC_ENTER_INJECT_SEA != 0 {
+        rsi::inject_sea(rc, rc.sea_far);
+    }
+    rc.sea_allowed = 0;
 }

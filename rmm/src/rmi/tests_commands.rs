@@ -465,6 +465,38 @@ fn rec_enter_rsi_and_exits() {
     let pc = rec_of(&w, rec).pc;
     w.cpu.script.lock().unwrap().push(check(move |r| assert_eq!(r.pc, pc + 4)));
     w.ok(RMI_REC_ENTER, &[rec, g(5)]);
+
+    // Emulation or an SEA only after the exit that allows it; nothing changes otherwise.
+    let mut bad = RmiRecEnter::new_zeroed_enter();
+    bad.flags = RMI_REC_ENTER_EMUL_MMIO;
+    w.host_write(g(5), &bad);
+    table(&w, &[("emul_mmio after an IRQ exit", RMI_REC_ENTER, vec![rec, g(5)], REC)]);
+    bad.flags = RMI_REC_ENTER_INJECT_SEA;
+    w.host_write(g(5), &bad);
+    table(&w, &[("inject_sea after an IRQ exit", RMI_REC_ENTER, vec![rec, g(5)], REC)]);
+    w.host_write(g(5), &RmiRecEnter::new_zeroed_enter());
+
+    // MMIO read at an unprotected IPA, answered with inject_sea: a Synchronous
+    // External Abort at the access (ELR = its PC), to the EL1h vector, with
+    // FAR_EL1 = the VA and the destination register untouched.
+    w.cpu.script.lock().unwrap().push(Box::new(|r: &mut Rec| {
+        r.x[5] = 7;
+        // EC 0x24, IL, ISV, SAS=2 (32-bit), SRT=5, read; DFSC translation fault level 3.
+        RawExit { kind: crate::rmi::rec::ExitKind::Sync, esr: 0x24 << 26 | 1 << 25 | 1 << 24 | 2 << 22 | 5 << 16 | 7, far: 0x456, hpfar: ((1u64 << 38) >> 12) << 4, gic_misr: 0 }
+    }));
+    w.ok(RMI_REC_ENTER, &[rec, g(5)]);
+    assert_eq!(run_exit(&w).exit_reason, RMI_EXIT_SYNC);
+    let (pc, vbar) = (rec_of(&w, rec).pc, rec_of(&w, rec).sysregs[Rec::VBAR]);
+    let mut enter = RmiRecEnter::new_zeroed_enter();
+    enter.flags = RMI_REC_ENTER_INJECT_SEA;
+    w.host_write(g(5), &enter);
+    w.cpu.script.lock().unwrap().push(check(move |r| {
+        assert_eq!(r.pc, vbar + 0x200);
+        assert_eq!((r.sysregs[Rec::ELR], r.sysregs[Rec::FAR], r.sysregs[Rec::ESR] >> 26, r.sysregs[Rec::ESR] & 0x3f), (pc, 0x456, 0x25, 0x10));
+        assert_eq!(r.x[5], 7);
+    }));
+    w.ok(RMI_REC_ENTER, &[rec, g(5)]);
+    table(&w, &[("inject_sea twice", RMI_REC_ENTER, vec![rec, g(5)], REC)]);
     w.host_write(g(5), &RmiRecEnter::new_zeroed_enter());
 
     // RIPAS change: exit, the Host applies it with RTT_SET_RIPAS, the Realm sees the answer.

@@ -130,6 +130,10 @@ fn data_abort(ctx: &RmiContext, rd: u64, rec: &mut Rec, raw: &RawExit) -> Action
     }
     let mut e = exit(RMI_EXIT_SYNC);
     e.hpfar = raw.hpfar;
+    if unprotected {
+        rec.sea_allowed = 1;
+        rec.sea_far = raw.far;
+    }
     if unprotected && raw.esr & ESR_ISV != 0 {
         e.esr = raw.esr & ESR_DABT_EMUL_MASK;
         e.far = raw.far & 0xfff;

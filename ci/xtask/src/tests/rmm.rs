@@ -105,6 +105,8 @@ fn isolation_expects() -> Vec<Expect> {
         expect("Normal world survived the GPF", &["[ns-hyp] isolation ns_touch_delegated: ok 2 fault(s)"]),
         expect("protected EMPTY IPA: the Realm took the SEA rmm injects", &["[realm] isolation protected_empty ipa 0x60000000: ok expected Sea"]),
         expect("unmapped unprotected IPA: the Host answered, not NS memory", &["[realm] isolation unprotected_unmapped", ": ok expected HostEmulatedZero"]),
+        expect("the Host asked rmm for an SEA (RmiRecEnter.flags.inject_sea)", &["[ns-hyp] realm: read at ipa ", "no device there: inject_sea"]),
+        expect("unprotected IPA with no device: the Realm took the SEA the Host asked for", &["[realm] isolation unprotected_host_sea", ": ok expected Sea"]),
         expect("realm ran to the end", &["[realm] done"]),
         expect("realm torn down", &["[ns-hyp] realm_boot: ok"]),
     ]
