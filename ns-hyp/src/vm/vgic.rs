@@ -239,15 +239,26 @@ impl Vgic {
     /// deliverable interrupts.  Returns true if some remain pending (the caller
     /// asks for an underflow maintenance interrupt, ICH_HCR_EL2.UIE).
     pub fn fill_lrs(&mut self, vcpu: usize, lrs: &mut [u64]) -> bool {
-        for n in 0..lrs.len().min(MAX_LRS) {
-            if let Some(intid) = self.lr_intid[vcpu][n] {
-                // Pending again behind an active instance: pending+active.
-                if lr::state(lrs[n]) == 2 && self.irq(vcpu, intid).is_some_and(|i| self.repending(i)) {
-                    lrs[n] |= lr::PENDING;
-                    if let Some(i) = self.irq_mut(vcpu, intid) {
-                        i.pending = false;
-                    }
+        let nlrs = lrs.len().min(MAX_LRS);
+        // Interrupts raised again while in an LR: behind an active instance
+        // the LR becomes pending+active; one still pending there merges with
+        // it (a GIC holds one pending state per interrupt).
+        for n in 0..nlrs {
+            let Some(intid) = self.lr_intid[vcpu][n] else { continue };
+            if !self.irq(vcpu, intid).is_some_and(|i| self.repending(i)) {
+                continue;
+            }
+            if lr::state(lrs[n]) == 2 {
+                lrs[n] |= lr::PENDING;
+            }
+            if lr::state(lrs[n]) & 1 != 0 {
+                if let Some(i) = self.irq_mut(vcpu, intid) {
+                    i.pending = false;
                 }
+            }
+        }
+        for n in 0..nlrs {
+            if self.lr_intid[vcpu][n].is_some() {
                 continue;
             }
             let Some(intid) = self.best(vcpu) else { return false };
@@ -627,6 +638,49 @@ mod tests {
         assert!(g.has_deliverable(1));
         assert!(!g.fill_lrs(1, &mut lrs));
         assert_eq!(lr::state(lrs[0]), 1);
+    }
+
+    /// The re-raised interrupt's LR need not be the first: a free LR before
+    /// it must not stop the promotion (and a WFI wake-up must then not spin).
+    #[test]
+    fn repending_behind_a_free_lr() {
+        let mut g = enabled(2);
+        g.redist_write(0x20000 + 0x1_0100, 4, 0xffff);
+        g.send_sgi(0, 1 << 24 | 0b10);
+        g.send_sgi(0, 2 << 24 | 0b10);
+        let mut lrs = [0u64; 4];
+        g.fill_lrs(1, &mut lrs);
+        assert_eq!((lr::vintid(lrs[0]), lr::vintid(lrs[1])), (1, 2));
+        // SGI 1 done, SGI 2 active; SGI 2 comes again.
+        lrs[0] = 0;
+        lrs[1] = lrs[1] & !(3 << 62) | lr::ACTIVE;
+        g.sync_lrs(1, &lrs);
+        lrs[0] = 0;
+        g.send_sgi(0, 2 << 24 | 0b10);
+        assert!(g.has_deliverable(1));
+        assert!(!g.fill_lrs(1, &mut lrs));
+        assert_eq!(lr::state(lrs[1]), 3, "pending+active in LR1");
+        assert_eq!(lrs[0], 0);
+        assert!(!g.has_deliverable(1), "nothing left to wake for");
+    }
+
+    /// An edge raised again while its instance is still pending in an LR
+    /// merges with it: one delivery, not two.
+    #[test]
+    fn re_raise_while_pending_merges() {
+        let mut g = enabled(2);
+        g.redist_write(0x20000 + 0x1_0100, 4, 0xffff);
+        g.send_sgi(0, 3 << 24 | 0b10);
+        let mut lrs = [0u64; 4];
+        g.fill_lrs(1, &mut lrs);
+        g.send_sgi(0, 3 << 24 | 0b10);
+        g.fill_lrs(1, &mut lrs);
+        assert_eq!(lr::state(lrs[0]), 1);
+        assert_eq!(lrs[1], 0);
+        // The guest takes and completes it: nothing more to deliver.
+        lrs[0] = 0;
+        g.sync_lrs(1, &lrs);
+        assert!(!g.has_deliverable(1));
     }
 
     /// A HW-linked or level interrupt is never made pending+active.
