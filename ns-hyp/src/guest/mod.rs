@@ -875,29 +875,15 @@ fn drain_uart() -> Kick {
     kick
 }
 
-/// Bytes the real PL011's transmit FIFO can still take without a look at
-/// UARTFR.  Each flag read is a device access (in QEMU, one under its global
-/// lock); after seeing the FIFO empty (TXFE) we may send 16 bytes unchecked,
-/// half of a PL011's 32-entry FIFO (DDI0183G §2.4.2), so the guest's console
-/// costs one flag read per 16 bytes instead of one per byte.
-static TX_CREDIT: AtomicUsize = AtomicUsize::new(0);
-const TX_CREDIT_AFTER_TXFE: usize = 16;
-
+/// One byte of the guest's console to the real PL011.  UARTFR is checked
+/// before every byte: the UART is shared (ns-hyp's own log on every CPU, and
+/// under TF-A the other worlds), so no earlier look at its FIFO stays true.
 fn uart_tx(b: u8) {
     const FR_TXFF: u32 = 1 << 5;
-    const FR_TXFE: u32 = 1 << 7;
-    let took_credit = TX_CREDIT.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_sub(1)).is_ok();
     // SAFETY: the real PL011's data and flag registers.
     unsafe {
-        if !took_credit {
-            let mut fr = core::ptr::read_volatile((UART_BASE + 0x18) as *const u32);
-            while fr & FR_TXFF != 0 {
-                core::hint::spin_loop();
-                fr = core::ptr::read_volatile((UART_BASE + 0x18) as *const u32);
-            }
-            if fr & FR_TXFE != 0 {
-                TX_CREDIT.store(TX_CREDIT_AFTER_TXFE - 1, Ordering::Relaxed);
-            }
+        while core::ptr::read_volatile((UART_BASE + 0x18) as *const u32) & FR_TXFF != 0 {
+            core::hint::spin_loop();
         }
         core::ptr::write_volatile(UART_BASE as *mut u32, b as u32);
     }
