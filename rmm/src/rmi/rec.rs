@@ -225,15 +225,17 @@ pub fn enter(ctx: &RmiContext, rec_pa: u64, run_pa: u64) -> Result<Out, Out> {
     if run.enter.gicv3_hcr & !GICV3_HCR_ALLOWED != 0 {
         return Err(Out::rec());
     }
-    // The Host may complete an MMIO access only after an Emulatable Data
-    // Abort exit, and ask for a Synchronous External Abort only after a Data
-    // Abort at an Unprotected IPA (DEN0137 A4.3.x; TF-RMM answers both with
+    // The Host may ask for a Synchronous External Abort only after a Data
+    // Abort at an Unprotected IPA, and (unless it asks for that abort, which
+    // takes precedence) complete an MMIO access only after an Emulatable
+    // Data Abort exit (DEN0137 A4.3.x; TF-RMM answers both with
     // RMI_ERROR_REC).  Checked before anything changes.
+    let inject_sea = run.enter.flags & RMI_REC_ENTER_INJECT_SEA != 0;
     let mmio_pending = matches!(rc.pending, pending::MMIO_READ | pending::MMIO_WRITE);
-    if run.enter.flags & RMI_REC_ENTER_EMUL_MMIO != 0 && !mmio_pending {
+    if inject_sea && rc.sea_allowed == 0 {
         return Err(Out::rec());
     }
-    if run.enter.flags & RMI_REC_ENTER_INJECT_SEA != 0 && rc.sea_allowed == 0 {
+    if run.enter.flags & RMI_REC_ENTER_EMUL_MMIO != 0 && !inject_sea && !mmio_pending {
         return Err(Out::rec());
     }
     complete_pending(ctx, r, rc, &run.enter);
@@ -280,6 +282,14 @@ pub fn enter(ctx: &RmiContext, rec_pa: u64, run_pa: u64) -> Result<Out, Out> {
 
 /// The Host's answer to the previous exit, applied before the REC runs again.
 fn complete_pending(ctx: &RmiContext, r: &mut Rd, rc: &mut Rec, e: &RmiRecEnter) {
+    if e.flags & RMI_REC_ENTER_INJECT_SEA != 0 {
+        // The abort is taken at the access itself: no emulation, the
+        // destination register and the PC stay as they were.
+        rsi::inject_sea(rc, rc.sea_far);
+        rc.pending = pending::NONE;
+        rc.sea_allowed = 0;
+        return;
+    }
     match rc.pending {
         pending::MMIO_READ => {
             if e.flags & RMI_REC_ENTER_EMUL_MMIO != 0 {
@@ -307,10 +317,5 @@ fn complete_pending(ctx: &RmiContext, r: &mut Rd, rc: &mut Rec, e: &RmiRecEnter)
         _ => {}
     }
     rc.pending = pending::NONE;
-    // After an emulated access the abort is taken at the next instruction,
-    // as TF-RMM does; without emulation, at the access itself.
-    if e.flags & RMI_REC_ENTER_INJECT_SEA != 0 {
-        rsi::inject_sea(rc, rc.sea_far);
-    }
     rc.sea_allowed = 0;
 }

@@ -488,7 +488,9 @@ fn rec_enter_rsi_and_exits() {
     assert_eq!(run_exit(&w).exit_reason, RMI_EXIT_SYNC);
     let (pc, vbar) = (rec_of(&w, rec).pc, rec_of(&w, rec).sysregs[Rec::VBAR]);
     let mut enter = RmiRecEnter::new_zeroed_enter();
-    enter.flags = RMI_REC_ENTER_INJECT_SEA;
+    // With emul_mmio too: the abort wins, nothing is emulated (as TF-RMM).
+    enter.flags = RMI_REC_ENTER_INJECT_SEA | RMI_REC_ENTER_EMUL_MMIO;
+    enter.gprs[0] = 0x99;
     w.host_write(g(5), &enter);
     w.cpu.script.lock().unwrap().push(check(move |r| {
         assert_eq!(r.pc, vbar + 0x200);
@@ -497,6 +499,20 @@ fn rec_enter_rsi_and_exits() {
     }));
     w.ok(RMI_REC_ENTER, &[rec, g(5)]);
     table(&w, &[("inject_sea twice", RMI_REC_ENTER, vec![rec, g(5)], REC)]);
+
+    // A non-emulatable abort (ISV = 0) at an unprotected IPA: inject_sea is
+    // allowed (with emul_mmio ignored), emul_mmio alone is not.
+    w.host_write(g(5), &RmiRecEnter::new_zeroed_enter());
+    w.cpu.script.lock().unwrap().push(Box::new(|_: &mut Rec| RawExit { kind: crate::rmi::rec::ExitKind::Sync, esr: 0x24 << 26 | 1 << 25 | 7, far: 0x789, hpfar: ((1u64 << 38) >> 12) << 4, gic_misr: 0 }));
+    w.ok(RMI_REC_ENTER, &[rec, g(5)]);
+    let mut enter = RmiRecEnter::new_zeroed_enter();
+    enter.flags = RMI_REC_ENTER_EMUL_MMIO;
+    w.host_write(g(5), &enter);
+    table(&w, &[("emul_mmio after a non-emulatable abort", RMI_REC_ENTER, vec![rec, g(5)], REC)]);
+    enter.flags = RMI_REC_ENTER_EMUL_MMIO | RMI_REC_ENTER_INJECT_SEA;
+    w.host_write(g(5), &enter);
+    w.cpu.script.lock().unwrap().push(check(move |r| assert_eq!((r.pc, r.sysregs[Rec::FAR]), (vbar + 0x200, 0x789))));
+    w.ok(RMI_REC_ENTER, &[rec, g(5)]);
     w.host_write(g(5), &RmiRecEnter::new_zeroed_enter());
 
     // RIPAS change: exit, the Host applies it with RTT_SET_RIPAS, the Realm sees the answer.
