@@ -134,6 +134,9 @@ impl El1SysRegs {
 /// Pointer authentication keys of an EL1 context (DDI0487 D8.x: APIAKey,
 /// APIBKey, APDAKey, APDBKey, APGAKey, Lo/Hi each).  The registers exist only
 /// when the CPU implements FEAT_PAuth: check [`PacKeys::implemented`] first.
+/// EL3 must leave their use untrapped (SCR_EL3.APK/API, as TF-A does and
+/// Linux's boot protocol asks).  Note: spmc switches the Normal world's other
+/// EL1 registers around an SP but not these keys; our SPs do not use them.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub struct PacKeys {
     /// APIAKeyLo/Hi, APIBKeyLo/Hi, APDAKeyLo/Hi, APDBKeyLo/Hi, APGAKeyLo/Hi.

@@ -87,6 +87,11 @@ impl PoolTranslation {
     pub const fn new(pool: &'static Mutex<FramePool>) -> Self {
         Self { pool }
     }
+
+    /// Frames the pool can still hand out.
+    pub fn frames_left(&self) -> usize {
+        self.pool.lock().frames_left()
+    }
 }
 
 impl<A: PagingAttributes> Translation<A> for PoolTranslation {

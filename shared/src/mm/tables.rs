@@ -225,21 +225,39 @@ pub fn remap_stage2_live<R: TranslationRegime<Attributes = Stage2Attributes>>(
     let last = leaf_at(table, end - PAGE)?;
     let break_start = first.map_or(ipa, |l| l.start.min(ipa));
     let break_end = last.map_or(end, |l| l.end.max(end));
+    // The make step may need new tables: splitting a block down to pages at
+    // each end of the range takes at most one table per level below it, and
+    // the new range as much again.  Refuse before breaking anything if the
+    // pool cannot cover that (the crate's allocator cannot fail gracefully).
+    const WORST_CASE_TABLES: usize = 2 * 2 + 2;
+    if table.translation().frames_left() < WORST_CASE_TABLES {
+        return Err(MapError::AddressRange(VirtualAddress(ipa)));
+    }
 
     // Break.
     table.map_range(&MemoryRegion::new(break_start, break_end), PhysicalAddress(0), Stage2Attributes::empty(), Constraints::empty())?;
     invalidate_stage1();
-    // Make: what lay outside the range as it was, then the range itself.
-    for (leaf, from, to) in [(first, break_start, ipa), (last, end, break_end)] {
-        if let Some(l) = leaf.filter(|l| l.valid && from < to) {
-            let flags = l.flags - Stage2Attributes::TABLE_OR_PAGE;
-            table.map_range(&MemoryRegion::new(from, to), PhysicalAddress(l.pa + (from - l.start)), flags, Constraints::empty())?;
+    // Make: what lay outside the range as it was, then the range itself.  If
+    // that fails, the broken leaves get their old mappings back (whole
+    // granules again: no new table needed) and the error is returned.
+    let make = |table: &mut Mapping<PoolTranslation, R>| -> Result<(), MapError> {
+        for (leaf, from, to) in [(first, break_start, ipa), (last, end, break_end)] {
+            if let Some(l) = leaf.filter(|l| l.valid && from < to) {
+                let flags = l.flags - Stage2Attributes::TABLE_OR_PAGE;
+                table.map_range(&MemoryRegion::new(from, to), PhysicalAddress(l.pa + (from - l.start)), flags, Constraints::empty())?;
+            }
         }
-    }
-    if let Some(pa) = pa {
-        table.map_range(&MemoryRegion::new(ipa, end), PhysicalAddress(pa), attrs, Constraints::empty())?;
-    }
-    Ok(())
+        if let Some(pa) = pa {
+            table.map_range(&MemoryRegion::new(ipa, end), PhysicalAddress(pa), attrs, Constraints::empty())?;
+        }
+        Ok(())
+    };
+    make(table).inspect_err(|_| {
+        for l in [first, last].into_iter().flatten().filter(|l| l.valid) {
+            let flags = l.flags - Stage2Attributes::TABLE_OR_PAGE;
+            let _ = table.map_range(&MemoryRegion::new(l.start, l.end), PhysicalAddress(l.pa), flags, Constraints::empty());
+        }
+    })
 }
 
 /// Looks up the output address of `va` (for tests and fault reports).
@@ -332,6 +350,19 @@ mod tests {
         assert_eq!(translate(&t, 0x401f_f000), Some(0xa000_0000));
         assert_eq!(translate(&t, 0x4020_0000), Some(0xa000_1000));
         assert_eq!(translate(&t, 0x4020_1000), Some(0x8020_1000));
+        t.mark_inactive();
+    }
+
+    /// Too few frames for the worst case: refused before anything changes.
+    #[test]
+    fn remap_refuses_when_the_pool_is_short() {
+        let pool = leaked_pool(3);
+        let mut t = new_table(pool, Stage2);
+        let rw = stage2_attributes(MemKind::ReadWrite);
+        map(&mut t, 0x4000_0000, 0x8000_0000, 0x20_0000, rw).unwrap();
+        t.mark_active();
+        assert!(remap_stage2_live(&mut t, 0x4000_1000, Some(0x9000_0000), 0x1000, rw, &|| panic!("broke a mapping")).is_err());
+        assert_eq!(translate(&t, 0x4000_1000), Some(0x8000_1000));
         t.mark_inactive();
     }
 
