@@ -6,8 +6,12 @@
 
 use crate::percpu::MAX_CPUS;
 
-/// Stack per CPU; the linker script reserves `MAX_CPUS` of them.
-pub const STACK_SIZE: usize = 0x8000;
+/// Stack per CPU; the linker script reserves `MAX_CPUS` of them (each
+/// image's build.rs passes `0x1_0000 * 8`; the entry refuses to run if the
+/// reservation is smaller).  32 KiB was too little for ns-hyp's boot CPU:
+/// `hyp_main` + `guest::start` + `run_cpu` frames alone took ~37 KiB, so the
+/// secondary CPU started by `start` wrote over the boot CPU's frames.
+pub const STACK_SIZE: usize = 0x1_0000;
 /// Total stack reservation, for build scripts.
 pub const STACKS_TOTAL: usize = STACK_SIZE * MAX_CPUS;
 
@@ -15,11 +19,19 @@ core::arch::global_asm!(
     ".section .text.quadrant_entry, \"ax\"",
     ".global quadrant_entry_common",
     "quadrant_entry_common:",
-    // Refuse CPU indices we have no stack for.
+    // Refuse CPU indices we have no stack for, and a linker reservation
+    // smaller than MAX_CPUS stacks.
     "cmp x6, #{max_cpus}",
     "b.hs 9f",
     "adrp x8, __stacks_end",
     "add x8, x8, :lo12:__stacks_end",
+    "adrp x9, __stacks_start",
+    "add x9, x9, :lo12:__stacks_start",
+    "sub x9, x8, x9",
+    "mov x10, #{stacks_total_hi}",
+    "lsl x10, x10, #16",
+    "cmp x9, x10",
+    "b.lo 9f",
     "mov x9, #{stack_size}",
     "msub x8, x6, x9, x8",
     "mov sp, x8",
@@ -47,4 +59,6 @@ core::arch::global_asm!(
     "b 9b",
     max_cpus = const MAX_CPUS,
     stack_size = const STACK_SIZE,
+    stacks_total_hi = const STACKS_TOTAL >> 16,
 );
+const _: () = assert!(STACKS_TOTAL % (1 << 16) == 0 && STACKS_TOTAL >> 16 < 1 << 16);

@@ -60,7 +60,9 @@ impl ExceptionKind {
 pub fn unexpected_el2_exception(frame: &ExceptionFrame, vector: u64) -> ! {
     let esr = crate::read_sysreg!(esr_el2);
     let far = crate::read_sysreg!(far_el2);
-    panic!("unexpected EL2 exception: vector {vector} esr {esr:#x} elr {:#x} far {far:#x}", frame.elr)
+    let mpidr = crate::read_sysreg!(mpidr_el1);
+    // x30 usually says where a jump to a bad address came from.
+    panic!("unexpected EL2 exception: vector {vector} esr {esr:#x} elr {:#x} far {far:#x} lr {:#x} spsr {:#x} mpidr {:#x}", frame.elr, frame.x[30], frame.spsr, mpidr)
 }
 
 unsafe extern "C" {
