@@ -308,6 +308,35 @@ pub fn run<C: Conduit, M: NsMemory>(c: &C, mem: &M, pages: &mut Pages, out: &mut
             }
         }
     }
+    // The same Realm made Active: REC_ENTER with answers no exit asked for
+    // (its first entry: there was no exit yet), and a GIC state the Host may
+    // not set.  RMI_ERROR_REC each, and the REC never runs.
+    let act = rmi.call(RMI_REALM_ACTIVATE, &[f.rd]);
+    if act.x0 != 0 {
+        failed += 1;
+        out.line(format_args!("rmi_bad_input realm_activate: FAIL REALM_ACTIVATE -> {}", StatusName(act.x0)));
+    } else {
+        before = snapshot(&rmi, &f);
+        for (name, flags, gicv3_hcr) in [
+            ("rec_enter_emul_mmio_without_mmio_exit", RMI_REC_ENTER_EMUL_MMIO, 0),
+            ("rec_enter_inject_sea_without_abort_exit", RMI_REC_ENTER_INJECT_SEA, 0),
+            ("rec_enter_both_without_abort_exit", RMI_REC_ENTER_INJECT_SEA | RMI_REC_ENTER_EMUL_MMIO, 0),
+            ("rec_enter_gicv3_hcr_reserved_bits", 0, 1u64 << 31),
+        ] {
+            let mut enter = super::host::rec_enter(flags, &[]);
+            put(&mut enter, 0x300, gicv3_hcr);
+            mem.write(f.run, &enter);
+            let r = rmi.rec_enter(f.rec, f.run);
+            let same = snapshot(&rmi, &f) == before;
+            if r.x0 == REC && same {
+                passed += 1;
+                out.line(format_args!("rmi_bad_input {}: ok REC_ENTER -> {}, state unchanged", name, StatusName(r.x0)));
+            } else {
+                failed += 1;
+                out.line(format_args!("rmi_bad_input {}: FAIL REC_ENTER -> {} (expected {}){}", name, StatusName(r.x0), StatusName(REC), if same { "" } else { ", state CHANGED" }));
+            }
+        }
+    }
     match teardown(&rmi, &f) {
         Ok(()) => out.line(format_args!("rmi_bad_input teardown: ok")),
         Err((step, r)) => {

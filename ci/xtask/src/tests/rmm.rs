@@ -90,6 +90,7 @@ fn rmi_bad_input_expects() -> Vec<Expect> {
         expect("a granule case ran", &["[ns-hyp] rmi_bad_input delegate_delegated: ok"]),
         expect("an RTT case ran", &["[ns-hyp] rmi_bad_input rtt_create_exists: ok", "ERROR_RTT(2)"]),
         expect("a live-object destroy case ran", &["[ns-hyp] rmi_bad_input realm_destroy_live: ok", "ERROR_REALM"]),
+        expect("an Active-Realm REC_ENTER case ran", &["[ns-hyp] rmi_bad_input rec_enter_inject_sea_without_abort_exit: ok", "ERROR_REC"]),
         expect("fixture torn down", &["[ns-hyp] rmi_bad_input teardown: ok"]),
         expect("no case failed", &["[ns-hyp] rmi_bad_input: ", " passed, 0 failed"]),
     ]
