@@ -63,6 +63,9 @@ fn run_to_hvc(regs: &mut GuestRegs) -> Result<u64, &'static str> {
 }
 
 /// Runs the test; leaves HCR_EL2 and VTTBR_EL2 as they were.
+// Not inlined: its frame (tables, closures) must not stay in the boot CPU's
+// caller frame for the life of the guest (see shared::arch::entry::STACK_SIZE).
+#[inline(never)]
 pub fn stage2_break_before_make(pool: &'static spin::Mutex<FramePool>) -> Result<(), &'static str> {
     let code = core::ptr::addr_of!(quadrant_stage2_selftest_guest) as usize;
     let base = code & !(BLOCK - 1);

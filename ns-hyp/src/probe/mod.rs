@@ -92,6 +92,7 @@ impl<'a, C: Conduit, M: Mailbox, S: Sink> Prober<'a, C, M, S> {
     }
 
     /// Runs every probe in order; returns (ok, failed).
+    #[inline(never)]
     pub fn run_all(&mut self) -> (u32, u32) {
         self.run("smccc_version", Self::smccc_version);
         self.run("ffa_version", Self::ffa_version);

@@ -70,6 +70,7 @@ fn image(bootargs: &str, out: &mut dyn Report) -> Option<Image> {
 }
 
 /// Runs the mode, then returns (the caller powers off).
+#[inline(never)]
 pub fn run(m: Mode, bootargs: &str) {
     let mut out = Console;
     let (start, _) = PAGES.range();
