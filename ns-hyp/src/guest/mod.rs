@@ -124,9 +124,7 @@ pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FrameP
     );
     log::info!("guest cmdline: {}", cfg.cmdline);
 
-    let mut vm = Vm::new(cfg.vcpus);
-    vm.power[0] = Power::OnPending { entry: cfg.kernel.ipa, context: DTB_IPA };
-    VM.call_once(|| spin::Mutex::new(vm));
+    init_vm(cfg);
 
     virtio::init();
     gic::init_distributor();
@@ -151,6 +149,18 @@ pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FrameP
         }
     }
     run_cpu(0)
+}
+
+/// The emulated machine, vCPU 0 about to power on at the kernel.  Not
+/// inlined: the `Vm` is built on the stack before it moves into its lock, and
+/// `start`'s frame stays live under the guest for good.
+#[inline(never)]
+fn init_vm(cfg: &GuestConfig) {
+    VM.call_once(|| {
+        let mut vm = Vm::new(cfg.vcpus);
+        vm.power[0] = Power::OnPending { entry: cfg.kernel.ipa, context: DTB_IPA };
+        spin::Mutex::new(vm)
+    });
 }
 
 /// A secondary physical CPU (started by `start` with PSCI CPU_ON).

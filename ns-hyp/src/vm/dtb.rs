@@ -164,6 +164,8 @@ fn reg(w: &mut FdtWriter, base: u64, size: u64) {
 }
 
 /// Writes the guest's DTB into `out`; returns its size.
+// Not inlined into `guest::start`, whose frame lives as long as the guest.
+#[inline(never)]
 pub fn build(out: &mut [u8], cfg: &GuestConfig) -> Result<usize, TooSmall> {
     let mut w = FdtWriter::new(out);
     macro_rules! node {
