@@ -56,10 +56,7 @@ mod realm {
     );
 
     const STACK_SIZE: usize = 0x4000;
-    // In .data so the loaded image holds it (see build.rs).
-    #[unsafe(link_section = ".data.stack")]
-    #[unsafe(no_mangle)]
-    static STACK: shared::payload::PayloadStack<STACK_SIZE> = shared::payload::PayloadStack::new();
+    shared::payload_stack!(STACK, STACK_SIZE);
 
     /// A page the RMM writes (RSI_REALM_CONFIG) or whose RIPAS we change; only
     /// its address is handed out, Rust never references its contents.

@@ -27,3 +27,36 @@ impl<const N: usize> Default for PayloadStack<N> {
         Self::new()
     }
 }
+
+/// Defines a payload's stack `$name` of `$size` bytes in `.data` (so the
+/// loaded image holds it: a Host that measures the image measures the stack
+/// too), under its own symbol name for the entry code's `sym` operand.
+#[macro_export]
+macro_rules! payload_stack {
+    ($name:ident, $size:expr) => {
+        #[unsafe(link_section = ".data.stack")]
+        #[unsafe(no_mangle)]
+        static $name: $crate::payload::PayloadStack<{ $size }> = $crate::payload::PayloadStack::new();
+    };
+}
+
+/// The arm64 Linux Image header (Linux Documentation/arch/arm64/booting.rst)
+/// as assembler lines for an image's `_start`: `b 1f` over the header, then
+/// `text_offset`, `image_size` (`__image_end - _start`) and `flags`; the code
+/// continues at the local label `1:`.
+#[macro_export]
+macro_rules! arm64_image_header {
+    ($text_offset:literal, $flags:literal) => {
+        concat!(
+            "b 1f\n",
+            ".long 0\n",
+            ".quad ", $text_offset, "\n",
+            ".quad __image_end - _start\n",
+            ".quad ", $flags, "\n",
+            ".quad 0, 0, 0\n",
+            ".ascii \"ARM\\x64\"\n",
+            ".long 0\n",
+            "1:\n"
+        )
+    };
+}

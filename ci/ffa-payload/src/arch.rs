@@ -20,28 +20,16 @@ pub const NS_TIMER_INTID: u32 = 26;
 /// base of Non-secure DRAM.
 const DTB_DEFAULT: u64 = 0x4000_0000;
 const DTB_MAX: usize = 1 << 20;
-/// PSCI (DEN0022) CPU_ON_64 / CPU_OFF / SYSTEM_OFF.
-const PSCI_CPU_ON_64: u32 = 0xC400_0003;
-const PSCI_CPU_OFF: u32 = 0x8400_0002;
+use shared::abi::psci::{PSCI_AFFINITY_INFO_64, PSCI_CPU_OFF, PSCI_CPU_ON_64, PSCI_SYSTEM_OFF};
 /// PSCI AFFINITY_INFO_64: 1 = OFF (DEN0022 §5.1.8).
-const PSCI_AFFINITY_INFO_64: u32 = 0xC400_0004;
 const AFFINITY_OFF: u64 = 1;
-const PSCI_SYSTEM_OFF: u32 = 0x8400_0008;
 
 core::arch::global_asm!(
     ".section .text.entry, \"ax\"",
     ".global _start",
     "_start:",
     // Boot CPU: x0 = DTB.  Secondaries (PSCI CPU_ON): x0 = context id.
-    // CPU index from MPIDR_EL1 Aff0/Aff1 (QEMU virt: 16 CPUs per cluster);
-    // only CPU 0 clears .bss.
-    "mrs x6, mpidr_el1",
-    "and x8, x6, #0xff",
-    "ubfx x9, x6, #8, #8",
-    "add x6, x8, x9, lsl #4",
-    "cmp x6, #0",
-    "cset x7, eq",
-    "b quadrant_entry_common",
+    "b quadrant_entry_mpidr",
 );
 
 unsafe extern "C" {

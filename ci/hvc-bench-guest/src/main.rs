@@ -36,16 +36,8 @@ mod guest {
         ".section .text.entry, \"ax\"",
         ".global _start",
         "_start:",
-        // arm64 Image header (Linux Documentation/arch/arm64/booting.rst).
-        "b 1f",                       // code0
-        ".long 0",                    // code1
-        ".quad 0",                    // text_offset
-        ".quad __image_end - _start", // image_size
-        ".quad 0xa",                  // flags: LE, 4 KiB pages, anywhere in RAM
-        ".quad 0, 0, 0",
-        ".ascii \"ARM\\x64\"",
-        ".long 0",
-        "1:",
+        // Flags 0xa: little endian, 4 KiB pages, anywhere in RAM.
+        shared::arm64_image_header!("0", "0xa"),
         "adrp x9, {stack}",
         "add x9, x9, :lo12:{stack}",
         "add sp, x9, #{size}",
@@ -61,10 +53,7 @@ mod guest {
     );
 
     const STACK_SIZE: usize = 0x4000;
-    // In .data so the loaded image holds it (see build.rs).
-    #[unsafe(link_section = ".data.stack")]
-    #[unsafe(no_mangle)]
-    static STACK: shared::payload::PayloadStack<STACK_SIZE> = shared::payload::PayloadStack::new();
+    shared::payload_stack!(STACK, STACK_SIZE);
 
     struct Uart;
     impl Write for Uart {

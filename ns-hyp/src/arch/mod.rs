@@ -10,24 +10,11 @@ core::arch::global_asm!(
     ".section .text.entry, \"ax\"",
     ".global _start",
     "_start:",
-    // arm64 Image header (Linux Documentation/arch/arm64/booting.rst).
-    "b 1f",                   // code0
-    ".long 0",                // code1
-    ".quad 0x20000000",       // text_offset: RAM base 0x40000000 + this = 0x60000000
-    ".quad __image_end - _start", // image_size
-    ".quad 0x2",              // flags: little endian, 4 KiB pages, 2 MiB aligned base
-    ".quad 0, 0, 0",
-    ".ascii \"ARM\\x64\"",
-    ".long 0",
-    "1:",
-    // x0 = DTB.  CPU index from MPIDR_EL1 Aff0/Aff1 (QEMU virt: 16 CPUs per cluster).
-    "mrs x6, mpidr_el1",
-    "and x8, x6, #0xff",
-    "ubfx x9, x6, #8, #8",
-    "add x6, x8, x9, lsl #4",
-    "cmp x6, #0",
-    "cset x7, eq",
-    "b quadrant_entry_common",
+    // text_offset: RAM base 0x40000000 + this = 0x60000000; flags 0x2:
+    // little endian, 4 KiB pages, 2 MiB aligned base.
+    shared::arm64_image_header!("0x20000000", "0x2"),
+    // x0 = DTB (boot CPU) or the CPU_ON context (secondaries).
+    "b quadrant_entry_mpidr",
 );
 
 #[unsafe(no_mangle)]

@@ -17,6 +17,17 @@ pub const STACKS_TOTAL: usize = STACK_SIZE * MAX_CPUS;
 
 core::arch::global_asm!(
     ".section .text.quadrant_entry, \"ax\"",
+    // For images entered on every CPU with nothing but x0..x4 (Normal world
+    // EL2 under QEMU's or TF-A's PSCI): the CPU index from MPIDR_EL1
+    // Aff0 + 16 * Aff1 (QEMU virt: 16 CPUs per cluster); CPU 0 clears .bss.
+    ".global quadrant_entry_mpidr",
+    "quadrant_entry_mpidr:",
+    "mrs x6, mpidr_el1",
+    "and x8, x6, #0xff",
+    "ubfx x9, x6, #8, #8",
+    "add x6, x8, x9, lsl #4",
+    "cmp x6, #0",
+    "cset x7, eq",
     ".global quadrant_entry_common",
     "quadrant_entry_common:",
     // Refuse CPU indices we have no stack for, and a linker reservation
