@@ -151,7 +151,7 @@ fn time_to_prompt(boot: &Boot, label: &str) -> Result<f64> {
 /// kernel and initramfs on bare QEMU `-kernel` with the same machine options
 /// (issue B1's goal: ≤ 1.5×); each the best of `BOOT_RUNS`.
 fn guest_boot_ratio(o: &Outputs) -> Result<(f64, f64)> {
-    let under = crate::tests::nshyp::no_tfa_guest_boot(o, "bench-guest", &[], 4, qemu::SMP)?;
+    let under = crate::tests::nshyp::no_tfa_guest_boot(o, "bench-guest", &[], 4, qemu::SMP, "")?;
     let kernel = crate::guest::kernel_image(&o.paths)?;
     let initrd = util::out_dir().join("initramfs").join("bench-guest.cpio");
     let bare = Boot::Custom {

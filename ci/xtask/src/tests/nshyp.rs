@@ -13,8 +13,10 @@ pub const GUEST_KERNEL_PA: u64 = 0x8020_0000;
 pub const GUEST_INITRD_PA: u64 = 0x8800_0000;
 
 /// ns-hyp's bootargs naming the guest payloads (ns-hyp/src/vm/config.rs).
-pub fn guest_bootargs(kernel_size: u64, initrd_size: u64, vcpus: usize) -> String {
-    format!("quadrant.guest={GUEST_KERNEL_PA:#x},{kernel_size} quadrant.initrd={GUEST_INITRD_PA:#x},{initrd_size} quadrant.vcpus={vcpus}")
+/// ns-hyp's bootargs for the preloaded guest; `hyp_args`: more words for ns-hyp (e.g. `quadrant.mem=512`).
+pub fn guest_bootargs(kernel_size: u64, initrd_size: u64, vcpus: usize, hyp_args: &str) -> String {
+    let args = format!("quadrant.guest={GUEST_KERNEL_PA:#x},{kernel_size} quadrant.initrd={GUEST_INITRD_PA:#x},{initrd_size} quadrant.vcpus={vcpus}");
+    if hyp_args.is_empty() { args } else { format!("{args} {hyp_args}") }
 }
 
 fn size(p: &std::path::Path) -> XResult<u64> {
@@ -22,7 +24,7 @@ fn size(p: &std::path::Path) -> XResult<u64> {
 }
 
 /// ns-hyp as `-kernel` (no TF-A) with the guest preloaded; `smp` physical CPUs.
-pub fn no_tfa_guest_boot(o: &Outputs, name: &str, modules: &[&str], vcpus: usize, smp: u32) -> XResult<Boot> {
+pub fn no_tfa_guest_boot(o: &Outputs, name: &str, modules: &[&str], vcpus: usize, smp: u32, hyp_args: &str) -> XResult<Boot> {
     let kernel = guest::kernel_image(&o.paths)?;
     let initrd = guest::initramfs(&o.paths, &InitramfsSpec { name, modules, script: None, files: &[] })?;
     let loader = |file: &std::path::Path, addr: u64| format!("loader,file={},addr={addr:#x},force-raw=on", file.display());
@@ -34,7 +36,7 @@ pub fn no_tfa_guest_boot(o: &Outputs, name: &str, modules: &[&str], vcpus: usize
             "-kernel".into(),
             o.images.join("ns-hyp.bin").display().to_string(),
             "-append".into(),
-            guest_bootargs(size(&kernel)?, size(&initrd)?, vcpus),
+            guest_bootargs(size(&kernel)?, size(&initrd)?, vcpus, hyp_args),
             "-device".into(),
             loader(&kernel, GUEST_KERNEL_PA),
             "-device".into(),
@@ -113,23 +115,11 @@ fn disk_args(image: &std::path::Path) -> Vec<String> {
     ]
 }
 
-/// Adds words to ns-hyp's own bootargs (the `-append` of a `--no-tfa` boot).
-fn with_hyp_args(boot: Boot, words: &str) -> Boot {
-    let Boot::Custom { tfa, mut args } = boot else { return boot };
-    if let Some(i) = args.iter().position(|a| a == "-append") {
-        if let Some(a) = args.get_mut(i + 1) {
-            a.push(' ');
-            a.push_str(words);
-        }
-    }
-    Boot::Custom { tfa, args }
-}
-
 /// ns-hyp --no-tfa with the shell initramfs (disk modules loaded) and a disk
 /// holding the known file; `hyp_args` go to ns-hyp's bootargs.
 fn shell_boot(o: &Outputs, name: &str, smp: u32, hyp_args: &str) -> XResult<Boot> {
     let disk = guest::ext2_image(name, 8, &[("known.bin", &known_file())])?;
-    let Boot::Custom { tfa, mut args } = with_hyp_args(no_tfa_guest_boot(o, "nshyp-shell-disk", DISK_MODULES, 4, smp)?, hyp_args) else { unreachable!() };
+    let Boot::Custom { tfa, mut args } = no_tfa_guest_boot(o, "nshyp-shell-disk", DISK_MODULES, 4, smp, hyp_args)? else { unreachable!() };
     args.extend(disk_args(&disk));
     Ok(Boot::Scripted { boot: Box::new(Boot::Custom { tfa, args }), input: shell_input() })
 }
@@ -263,7 +253,7 @@ fn fault_input() -> Vec<(String, String)> {
 }
 
 fn fault_boot(o: &Outputs) -> XResult<Boot> {
-    let Boot::Custom { tfa, args } = no_tfa_guest_boot(o, "nshyp-shell", &[], 4, 4)? else { unreachable!() };
+    let Boot::Custom { tfa, args } = no_tfa_guest_boot(o, "nshyp-shell", &[], 4, 4, "")? else { unreachable!() };
     Ok(Boot::Scripted { boot: Box::new(Boot::Custom { tfa, args }), input: fault_input() })
 }
 
@@ -321,7 +311,7 @@ fn persist_read_input() -> Vec<(String, String)> {
 
 fn persist_boot(o: &Outputs) -> XResult<Boot> {
     let disk = guest::ext2_image(PERSIST_IMAGE, 40, &[("README", b"linux_disk_persistence\n")])?;
-    let Boot::Custom { tfa, mut args } = no_tfa_guest_boot(o, "nshyp-shell-disk", DISK_MODULES, 4, 4)? else { unreachable!() };
+    let Boot::Custom { tfa, mut args } = no_tfa_guest_boot(o, "nshyp-shell-disk", DISK_MODULES, 4, 4, "")? else { unreachable!() };
     args.extend(disk_args(&disk));
     let run = |input| Boot::Scripted { boot: Box::new(Boot::Custom { tfa, args: args.clone() }), input };
     Ok(Boot::Sequence(vec![run(persist_write_input()), run(persist_read_input())]))
@@ -370,7 +360,7 @@ pub fn interactive_guest_boot(o: &Outputs, tfa: bool, mem_mib: Option<u32>) -> X
         return tfa_guest_boot(o, "nshyp-run", &hyp_args);
     }
     let disk = guest::ext2_image("nshyp-run", 8, &[("known.bin", &known_file())])?;
-    let Boot::Custom { tfa, mut args } = with_hyp_args(no_tfa_guest_boot(o, "nshyp-shell-disk", DISK_MODULES, 4, 4)?, &hyp_args) else { unreachable!() };
+    let Boot::Custom { tfa, mut args } = no_tfa_guest_boot(o, "nshyp-shell-disk", DISK_MODULES, 4, 4, &hyp_args)? else { unreachable!() };
     args.extend(disk_args(&disk));
     Ok(Boot::Custom { tfa, args })
 }
@@ -380,7 +370,7 @@ fn tfa_guest_boot(o: &Outputs, disk_name: &str, hyp_args: &str) -> XResult<Boot>
     let kernel = guest::kernel_image(&o.paths)?;
     let initrd = guest::initramfs(&o.paths, &InitramfsSpec { name: "nshyp-shell-disk", modules: DISK_MODULES, script: None, files: &[] })?;
     let dtb = crate::util::out_dir().join("nshyp-tfa-guest.dtb");
-    crate::qemu::dtb_with_bootargs(&o.bios, &format!("{} {hyp_args}", guest_bootargs(size(&kernel)?, size(&initrd)?, 4)), &dtb)?;
+    crate::qemu::dtb_with_bootargs(&o.bios, &guest_bootargs(size(&kernel)?, size(&initrd)?, 4, hyp_args), &dtb)?;
     let loader = |file: &std::path::Path, addr: u64| format!("loader,file={},addr={addr:#x},force-raw=on", file.display());
     let mut args: Vec<String> = vec![
         "-bios".into(),
