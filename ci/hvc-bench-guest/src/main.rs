@@ -23,8 +23,6 @@ fn main() {}
 pub const ITERATIONS: u64 = 10_000;
 /// ns-hyp's null call: answered at once with SUCCESS (ns-hyp/src/vm/psci.rs).
 pub const QUADRANT_NULL_HVC: u64 = 0xc600_0000;
-/// PSCI SYSTEM_OFF (DEN0022 §5.1).
-pub const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
 /// QEMU virt UART0, emulated by ns-hyp for the guest.
 pub const UART_DR: u64 = 0x0900_0000;
 
@@ -131,7 +129,7 @@ mod guest {
 
     fn off() -> ! {
         // SAFETY: PSCI SYSTEM_OFF over HVC; does not return when ns-hyp honours it.
-        unsafe { core::arch::asm!("hvc #0", in("x0") super::PSCI_SYSTEM_OFF, options(nostack)) };
+        unsafe { core::arch::asm!("hvc #0", in("x0") shared::abi::psci::PSCI_SYSTEM_OFF as u64, options(nostack)) };
         loop {
             // SAFETY: nothing left to do.
             unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
