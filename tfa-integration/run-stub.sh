@@ -94,9 +94,9 @@ ls -l "$BIOS"
 
 # 5. Boot. SYSTEM_OFF ends QEMU via the secure PL061 GPIO (exit status 0).
 QEMU=(qemu-system-aarch64
-	-machine virt,secure=on,virtualization=on,gic-version=3
+	-nodefaults -machine virt,secure=on,virtualization=on,gic-version=3
 	-cpu max,x-rme=on -smp 4 -m 2G
-	-bios "$BIOS" -nographic
+	-bios "$BIOS" -nographic -serial mon:stdio
 	-semihosting-config enable=on,target=native)
 log "${QEMU[*]}"
 set +e

@@ -41,7 +41,12 @@ fn machine(boot: &Boot) -> Vec<String> {
     let m = if tfa { "virt,secure=on,virtualization=on,gic-version=3" } else { "virt,virtualization=on,gic-version=3" };
     // x-rme=on: FEAT_RME, which TF-A's ENABLE_RME build requires.
     let cpu = if tfa { "max,x-rme=on" } else { "max" };
-    let mut a: Vec<String> = vec!["-machine".into(), m.into(), "-cpu".into(), cpu.into(), "-m".into(), MEM.into()];
+    // -nodefaults: QEMU adds no device we did not name.  Its implicit NIC
+    // needs a ROM (efi-virtio.rom from ipxe-qemu, a Recommends that setup's
+    // --no-install-recommends skips), so a default device made every boot
+    // fail at once on a fresh machine.  The serial port is named by the
+    // caller (`serial_args`), the rest by each boot.
+    let mut a: Vec<String> = vec!["-nodefaults".into(), "-machine".into(), m.into(), "-cpu".into(), cpu.into(), "-m".into(), MEM.into()];
     // A boot that picks its own CPU count (e.g. `-smp 1`) says so once.
     if !matches!(boot, Boot::Custom { args, .. } if args.iter().any(|x| x == "-smp")) {
         a.extend(["-smp".into(), SMP.to_string()]);
@@ -74,10 +79,19 @@ pub fn args(boot: &Boot) -> Vec<String> {
     a
 }
 
+/// The arguments of an interactive run: -nographic adds no serial port under
+/// -nodefaults, so it is named (with QEMU's monitor multiplexed on it,
+/// Ctrl-A c), as `-nographic` alone would.
+pub fn interactive_args(boot: &Boot) -> Vec<String> {
+    let mut a = args(boot);
+    a.extend(["-nographic", "-serial", "mon:stdio"].map(String::from));
+    a
+}
+
 /// Interactive run: serial (and QEMU's monitor, Ctrl-A c) on this terminal.
 pub fn run_interactive(boot: &Boot, gdb: bool) -> Result {
     let mut cmd = Command::new("qemu-system-aarch64");
-    cmd.args(args(boot)).arg("-nographic");
+    cmd.args(interactive_args(boot));
     if gdb {
         eprintln!("xtask: QEMU waits for gdb on tcp::1234 (gdb-multiarch -ex 'target remote :1234')");
         cmd.args(["-s", "-S"]);
@@ -218,7 +232,8 @@ pub fn dtb_with_bootargs(bios: &Path, bootargs: &str, out: &Path) -> Result {
 pub fn dump_dtb(bios: Option<&Path>, out: &Path) -> Result {
     let boot = Boot::Custom { tfa: bios.is_some(), args: vec![] };
     let mut a = machine(&boot);
-    a[1] = format!("{},dumpdtb={}", a[1], out.display());
+    let m = a.iter().position(|x| x == "-machine").map(|i| i + 1).ok_or("no -machine in the QEMU arguments")?;
+    a[m] = format!("{},dumpdtb={}", a[m], out.display());
     if let Some(b) = bios {
         a.extend(["-bios".into(), b.display().to_string()]);
     }
