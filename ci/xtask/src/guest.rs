@@ -59,7 +59,9 @@ pub fn initramfs(p: &Paths, spec: &InitramfsSpec) -> Result<PathBuf> {
     let out_dir = util::out_dir().join("initramfs");
     let stage = out_dir.join(format!("{}.d", spec.name));
     let _ = std::fs::remove_dir_all(&stage);
-    for d in ["bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "lib/modules", "mnt", "root"] {
+    // usr/bin and usr/sbin: `busybox --install -s` puts half its links there
+    // (without them the console opened with ~140 "No such file" lines).
+    for d in ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "lib/modules", "mnt", "root"] {
         util::mkdirs(&stage.join(d))?;
     }
     let busybox = p.guest.join("root/bin/busybox");
@@ -85,6 +87,14 @@ pub fn initramfs(p: &Paths, spec: &InitramfsSpec) -> Result<PathBuf> {
     let tail = match spec.script {
         Some(script) => format!("{script}\necho \"quadrant-init: script done\"\nsync\npoweroff -f\n"),
         None => "echo \"quadrant-init: shell\"\nexec setsid cttyhack /bin/sh\n".to_owned(),
+    };
+    // The modules are Debian's kernel's: a user's own kernel (`cargo xtask
+    // run --kernel/--bl33` without --initrd) gets the shell without them.
+    let release = mods.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let loads = if loads.is_empty() {
+        loads
+    } else {
+        format!("if [ \"$(uname -r)\" = \"{release}\" ]; then\n{loads}else\n  echo \"quadrant-init: kernel $(uname -r) is not {release}: modules not loaded\"\nfi\n")
     };
     let init = format!(
         "#!/bin/busybox sh\n\

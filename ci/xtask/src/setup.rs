@@ -42,6 +42,28 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 const APT_SOURCES_FILE: &str = "/etc/apt/sources.list.d/quadrant.sources";
 
+/// Apt preferences for the suites above.  An `Architectures: arm64` suite
+/// still offers its `Architecture: all` packages to the host (trixie-backports
+/// once offered qemu-system-data 11 over the installed 10), so trixie and
+/// trixie-backports get priority -1: never a candidate for installing or
+/// upgrading anything, while `apt-get download PKG/trixie-backports` and
+/// `apt-get source PKG=VERSION`, which name the release or version, still work.
+/// bookworm-backports keeps Debian's default for backports (100: only what
+/// was installed from it, i.e. QEMU, follows it).
+const APT_PREFERENCES: &str = "\
+# Added by Quadrant's `cargo xtask setup`: nothing on the host comes from
+# trixie or trixie-backports (they serve only arm64 guest downloads and sources).
+Package: *
+Pin: release n=trixie
+Pin-Priority: -1
+
+Package: *
+Pin: release n=trixie-backports
+Pin-Priority: -1
+";
+
+const APT_PREFERENCES_FILE: &str = "/etc/apt/preferences.d/quadrant.pref";
+
 /// Host tools and the Debian package that provides each.
 const HOST_TOOLS: &[(&str, &str)] = &[
     ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
@@ -77,16 +99,16 @@ pub fn setup() -> Result<Paths> {
     Ok(p)
 }
 
-fn rust_target() -> Result {
+pub fn rust_target() -> Result {
     // rust-toolchain.toml makes rustup install the pinned toolchain with the
     // target and rust-src; this only repairs a toolchain that lacks them.
     let installed = output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
     if !installed.lines().any(|l| l.trim() == "aarch64-unknown-none") {
-        run(Command::new("rustup").args(["target", "add", "aarch64-unknown-none"]))?;
+        util::step("rust: target aarch64-unknown-none", || run(Command::new("rustup").args(["target", "add", "aarch64-unknown-none"])))?;
     }
     let comps = output(Command::new("rustup").args(["component", "list", "--installed"])).unwrap_or_default();
     if !comps.lines().any(|l| l.starts_with("rust-src")) {
-        run(Command::new("rustup").args(["component", "add", "rust-src"]))?;
+        util::step("rust: component rust-src", || run(Command::new("rustup").args(["component", "add", "rust-src"])))?;
     }
     Ok(())
 }
@@ -100,6 +122,7 @@ fn qemu_major() -> Option<u32> {
 
 fn sources_configured() -> bool {
     std::fs::read_to_string(APT_SOURCES_FILE).map(|s| s == APT_SOURCES).unwrap_or(false)
+        && std::fs::read_to_string(APT_PREFERENCES_FILE).map(|s| s == APT_PREFERENCES).unwrap_or(false)
         && output(Command::new("dpkg").arg("--print-foreign-architectures")).map(|s| s.contains("arm64")).unwrap_or(false)
 }
 
@@ -107,10 +130,13 @@ fn configure_sources() -> Result {
     if sources_configured() {
         return Ok(());
     }
-    eprintln!("xtask: adding apt sources ({APT_SOURCES_FILE}) and the arm64 foreign architecture");
-    std::fs::write(APT_SOURCES_FILE, APT_SOURCES).map_err(|e| format!("writing {APT_SOURCES_FILE} (are you root?): {e}"))?;
-    run(Command::new("dpkg").args(["--add-architecture", "arm64"]))?;
-    apt_update()
+    util::step("apt: sources, pins and the arm64 foreign architecture", || {
+        // Preferences first: no apt run may see trixie without its pin.
+        std::fs::write(APT_PREFERENCES_FILE, APT_PREFERENCES).map_err(|e| format!("writing {APT_PREFERENCES_FILE} (are you root?): {e}"))?;
+        std::fs::write(APT_SOURCES_FILE, APT_SOURCES).map_err(|e| format!("writing {APT_SOURCES_FILE} (are you root?): {e}"))?;
+        run(Command::new("dpkg").args(["--add-architecture", "arm64"]))?;
+        apt_update()
+    })
 }
 
 fn apt_update() -> Result {
@@ -137,18 +163,22 @@ fn apt_packages() -> Result {
     configure_sources()?;
     if !qemu_ok {
         // bookworm's QEMU 7.2 has no RME (`x-rme`); bookworm-backports has 10.x.
-        apt_install(&["-t", "bookworm-backports", "qemu-system-arm", "qemu-utils"])?;
+        // Every QEMU command line is -nodefaults (qemu.rs), so none of QEMU's
+        // Recommends (ROMs, firmware) is needed.
+        util::step("apt: QEMU 10 from bookworm-backports", || apt_install(&["-t", "bookworm-backports", "qemu-system-arm", "qemu-utils"]))?;
     }
     if !missing.is_empty() {
         let mut pkgs = missing.clone();
         pkgs.sort();
         pkgs.dedup();
-        if let Err(e) = apt_install(&pkgs) {
-            // Stale package lists are the usual cause: refresh once and retry.
-            eprintln!("xtask: {e}; refreshing package lists and retrying");
-            apt_update()?;
-            apt_install(&pkgs)?;
-        }
+        util::step(&format!("apt: {}", pkgs.join(" ")), || {
+            apt_install(&pkgs).or_else(|e| {
+                // Stale package lists are the usual cause: refresh once and retry.
+                eprintln!("xtask: {e}; refreshing package lists and retrying");
+                apt_update()?;
+                apt_install(&pkgs)
+            })
+        })?;
     }
     match qemu_major() {
         Some(m) if m >= 8 => Ok(()),
@@ -162,6 +192,10 @@ fn tfa_source(dest: &Path) -> Result {
         return Ok(());
     }
     configure_sources()?;
+    util::step(&format!("TF-A source: apt-get source arm-trusted-firmware={TFA_DEBIAN_VERSION} (trixie)"), || tfa_source_fetch(dest))
+}
+
+fn tfa_source_fetch(dest: &Path) -> Result {
     let work = dest.with_extension("partial");
     let _ = std::fs::remove_dir_all(&work);
     util::mkdirs(&work)?;
@@ -187,6 +221,10 @@ fn guest_packages(dir: &Path) -> Result {
         return Ok(());
     }
     configure_sources()?;
+    util::step("guest: Debian arm64 kernel, its modules and busybox-static (apt-get download)", || guest_packages_fetch(dir))
+}
+
+fn guest_packages_fetch(dir: &Path) -> Result {
     let dl = dir.join("debs");
     let _ = std::fs::remove_dir_all(&dl);
     util::mkdirs(&dl)?;

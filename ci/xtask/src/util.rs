@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 pub type Result<T = ()> = std::result::Result<T, String>;
 
@@ -33,22 +34,53 @@ pub fn run(cmd: &mut Command) -> Result {
 }
 
 /// Runs a command quietly; its output goes to `log`, shown only if it fails.
+/// A line every [`HEARTBEAT`] says it is still running, so a long build is
+/// never silent.
 pub fn run_logged(cmd: &mut Command, log: &Path) -> Result {
     eprintln!("xtask: $ {}  (log: {})", show(cmd), log.display());
-    let out = cmd.stdin(Stdio::null()).output().map_err(|e| format!("cannot start {}: {e}", show(cmd)))?;
-    let mut text = out.stdout.clone();
-    text.extend_from_slice(&out.stderr);
-    let _ = std::fs::write(log, &text);
-    if out.status.success() {
-        Ok(())
-    } else {
-        let s = String::from_utf8_lossy(&text);
-        let tail: Vec<&str> = s.lines().rev().take(30).collect();
-        for l in tail.iter().rev() {
-            eprintln!("    {l}");
+    let file = std::fs::File::create(log).map_err(|e| format!("creating {}: {e}", log.display()))?;
+    let err = file.try_clone().map_err(|e| e.to_string())?;
+    let mut child = cmd.stdin(Stdio::null()).stdout(file).stderr(err).spawn().map_err(|e| format!("cannot start {}: {e}", show(cmd)))?;
+    let start = Instant::now();
+    let mut next = HEARTBEAT;
+    let status = loop {
+        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+            break st;
         }
-        Err(format!("`{}` failed ({}); full log in {}", show(cmd), out.status, log.display()))
+        if start.elapsed() >= next {
+            eprintln!("xtask:   … still running ({} s)", start.elapsed().as_secs());
+            next += HEARTBEAT;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    if status.success() {
+        return Ok(());
     }
+    let text = std::fs::read(log).unwrap_or_default();
+    let s = String::from_utf8_lossy(&text);
+    let tail: Vec<&str> = s.lines().rev().take(30).collect();
+    for l in tail.iter().rev() {
+        eprintln!("    {l}");
+    }
+    Err(format!("`{}` failed ({status}); full log in {}", show(cmd), log.display()))
+}
+
+/// How often a long quiet command reports that it is still running.
+pub const HEARTBEAT: Duration = Duration::from_secs(20);
+
+/// Runs one step of setup or build that does real work, with a line before
+/// and a line after saying how long it took (issue K: a first run shows
+/// what it downloads or builds, and is never silent for long).
+pub fn step<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    eprintln!("xtask: ▶ {what}");
+    let start = Instant::now();
+    let r = f();
+    let secs = start.elapsed().as_secs_f64();
+    match &r {
+        Ok(_) => eprintln!("xtask: ✓ {what} ({secs:.1} s)"),
+        Err(_) => eprintln!("xtask: ✗ {what} failed after {secs:.1} s"),
+    }
+    r
 }
 
 /// Runs a command and returns its stdout.
