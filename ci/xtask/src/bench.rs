@@ -177,6 +177,80 @@ fn guest_boot_ratio(o: &Outputs) -> Result<(f64, f64)> {
 
 const BOOT_RUNS: usize = 3;
 
+/// Each row's goal as a ratio to its floor (issue P's targets; B1's for the
+/// guest boot).  The SVG draws them as goal lines.
+fn goal(key: &str) -> Option<f64> {
+    Some(match key {
+        "ffa_version" => 5.0,
+        k if k.starts_with("ffa_direct_req") => 18.0,
+        "ffa_sp_to_sp" => 28.0,
+        "rmi_version" | "realm_rmi_version" => 3.5,
+        "realm_rec_enter_host_call" => 90.0,
+        "guest_null_hvc" => 10.0,
+        "guest_boot_to_prompt" => 1.1,
+        _ => return None,
+    })
+}
+
+/// One bar of `target/bench.svg`.
+pub struct Bar {
+    pub key: String,
+    pub ratio: f64,
+    pub goal: Option<f64>,
+}
+
+/// A horizontal bar chart of every row's ratio to its floor, on a log scale
+/// (the rows span 1× to a few hundred ×), with each row's goal as a red line.
+/// Green: at or under the goal; orange: over it; grey: a floor (no goal).
+pub fn svg(bars: &[Bar]) -> String {
+    let (label_w, plot_w, row_h, top) = (250.0, 560.0, 22.0, 40.0);
+    let max = bars.iter().flat_map(|b| [b.ratio, b.goal.unwrap_or(1.0)]).filter(|x| x.is_finite()).fold(2.0f64, f64::max) * 1.3;
+    let x = |v: f64| label_w + plot_w * (v.max(1.0).ln() / max.ln());
+    let height = top + row_h * bars.len() as f64 + 40.0;
+    let width = label_w + plot_w + 90.0;
+    let mut o = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"10\" y=\"20\" font-size=\"14\">cargo xtask bench: each row ÷ its floor (log scale; red line = goal)</text>\n"
+    );
+    for t in [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0].into_iter().filter(|t| *t <= max) {
+        let _ = write!(
+            o,
+            "<line x1=\"{0:.1}\" y1=\"{top}\" x2=\"{0:.1}\" y2=\"{1:.1}\" stroke=\"#ddd\"/><text x=\"{0:.1}\" y=\"{2:.1}\" text-anchor=\"middle\" fill=\"#666\">{t}×</text>\n",
+            x(t),
+            height - 30.0,
+            height - 15.0
+        );
+    }
+    for (i, b) in bars.iter().enumerate() {
+        let y = top + row_h * i as f64;
+        let colour = match b.goal {
+            None => "#999",
+            Some(g) if b.ratio <= g => "#3a3",
+            Some(_) => "#e80",
+        };
+        let w = if b.ratio.is_finite() { x(b.ratio) - label_w } else { 0.0 };
+        let _ = write!(
+            o,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text><rect class=\"bar\" x=\"{label_w}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{colour}\"/><text x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
+            label_w - 8.0,
+            y + 15.0,
+            b.key,
+            y + 3.0,
+            w.max(1.0),
+            row_h - 6.0,
+            label_w + w.max(1.0) + 4.0,
+            y + 15.0,
+            if b.ratio.is_finite() { format!("{:.2}×", b.ratio) } else { "—".into() }
+        );
+        if let Some(g) = b.goal {
+            let _ = write!(o, "<line class=\"goal\" x1=\"{0:.1}\" y1=\"{1:.1}\" x2=\"{0:.1}\" y2=\"{2:.1}\" stroke=\"red\" stroke-width=\"2\"/>\n", x(g), y + 1.0, y + row_h - 1.0);
+        }
+    }
+    o.push_str("</svg>\n");
+    o
+}
+
 pub fn bench(outputs: &Outputs) -> Result<bool> {
     let mut all = Vec::new();
     let mut freq = None;
@@ -186,12 +260,14 @@ pub fn bench(outputs: &Outputs) -> Result<bool> {
         freq = freq.or(f);
     }
     let mut ok = true;
+    let mut bars = Vec::new();
     let mut json = String::from("{\n");
     println!("{:<28} {:>8} {:>14} {:>9}  {}", "row", "calls", "ticks/call", "÷ floor", "what");
     for (key, calls, tpc, ratio, what) in &all {
         ok &= ratio.is_finite();
         println!("{:<28} {:>8} {:>14.1} {:>9.2}  {}", key, calls, tpc, ratio, what);
-        let _ = writeln!(json, "  \"{key}\": {{\"calls\": {calls}, \"ticks_per_call\": {}, \"ratio_to_floor\": {}}},", num(*tpc), num(*ratio));
+        let _ = writeln!(json, "  \"{key}\": {{\"calls\": {calls}, \"ticks_per_call\": {}, \"ratio_to_floor\": {}, \"goal\": {}}},", num(*tpc), num(*ratio), goal(key).map(num).unwrap_or("null".into()));
+        bars.push(Bar { key: key.clone(), ratio: *ratio, goal: goal(key) });
     }
     let _ = writeln!(json, "  \"cntfrq_hz\": {},", freq.map(|f| f.to_string()).unwrap_or("null".into()));
     let (under, bare) = guest_boot_ratio(outputs)?;
@@ -199,7 +275,15 @@ pub fn bench(outputs: &Outputs) -> Result<bool> {
     ok &= ratio.is_finite();
     println!();
     println!("{:<28} {:>8} {:>14} {:>9}  {}", "guest_boot_to_prompt", "", format!("{under:.1} s"), format!("{ratio:.2}"), format!("Linux to its shell under ns-hyp ÷ bare QEMU -kernel ({bare:.1} s)"));
-    let _ = writeln!(json, "  \"guest_boot_to_prompt\": {{\"under_ns_hyp_s\": {}, \"bare_qemu_s\": {}, \"ratio\": {}}},", num(under), num(bare), num(ratio));
+    let _ = writeln!(
+        json,
+        "  \"guest_boot_to_prompt\": {{\"under_ns_hyp_s\": {}, \"bare_qemu_s\": {}, \"ratio\": {}, \"goal\": {}}},",
+        num(under),
+        num(bare),
+        num(ratio),
+        goal("guest_boot_to_prompt").map(num).unwrap_or("null".into())
+    );
+    bars.push(Bar { key: "guest_boot_to_prompt".into(), ratio, goal: goal("guest_boot_to_prompt") });
     println!();
     println!("{:<28} {:>8}", "image", "bytes");
     let mut sizes = Vec::new();
@@ -212,10 +296,31 @@ pub fn bench(outputs: &Outputs) -> Result<bool> {
     let _ = writeln!(json, "  \"image_bytes\": {{{}}}\n}}", sizes.join(", "));
     let path = util::repo_root().join("target").join("bench.json");
     util::write_atomic(&path, json.as_bytes())?;
-    println!("\nwrote {}", path.display());
+    let chart = path.with_extension("svg");
+    util::write_atomic(&chart, svg(&bars).as_bytes())?;
+    println!("\nwrote {} and {} (open the SVG in any web browser)", path.display(), chart.display());
     Ok(ok)
 }
 
 fn num(x: f64) -> String {
     if x.is_finite() { format!("{x:.3}") } else { "null".into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_bar_per_row_with_its_goal() {
+        let bars = vec![
+            Bar { key: "ns_hyp_smc_floor".into(), ratio: 1.0, goal: goal("ns_hyp_smc_floor") },
+            Bar { key: "ffa_version".into(), ratio: 7.5, goal: goal("ffa_version") },
+            Bar { key: "realm_rec_enter_host_call".into(), ratio: 202.8, goal: goal("realm_rec_enter_host_call") },
+            Bar { key: "guest_boot_to_prompt".into(), ratio: f64::NAN, goal: goal("guest_boot_to_prompt") },
+        ];
+        let s = svg(&bars);
+        assert_eq!(s.matches("class=\"bar\"").count(), 4);
+        assert_eq!(s.matches("class=\"goal\"").count(), 3);
+        assert!(s.contains("#e80") && s.contains("#999") && !s.contains("NaN") && !s.contains("inf"));
+    }
 }
