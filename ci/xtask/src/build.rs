@@ -1,6 +1,7 @@
 //! `cargo xtask build`: the Rust images as raw binaries, then TF-A around them
 //! (our patches and flags, from tfa-integration/), the FIP and the QEMU bios.
 
+use crate::layout::{self, SpSet};
 use crate::setup::Paths;
 use crate::util::{self, Result, run, run_logged};
 use std::path::{Path, PathBuf};
@@ -73,9 +74,9 @@ pub fn images_dir() -> PathBuf {
 
 pub fn build(p: &Paths) -> Result<Outputs> {
     build_images()?;
-    let bios = build_tfa(p, Bl33::NsHyp)?;
-    let linux_bios = build_tfa(p, Bl33::PreloadedLinux)?;
-    let ffa_bios = build_tfa(p, Bl33::FfaPayload)?;
+    let bios = build_tfa(p, Bl33::NsHyp, &SpSet::Ours)?;
+    let linux_bios = build_tfa(p, Bl33::PreloadedLinux, &SpSet::Ours)?;
+    let ffa_bios = build_tfa(p, Bl33::FfaPayload, &SpSet::Ours)?;
     Ok(Outputs { paths: p.clone(), images: images_dir(), bios, linux_bios, ffa_bios })
 }
 
@@ -87,7 +88,7 @@ pub fn build_images() -> Result {
     for (pkg, _) in &images {
         cmd.args(["-p", pkg]);
     }
-    run(&mut cmd)?;
+    util::step("Rust images (cargo build --release --target aarch64-unknown-none)", || run(&mut cmd))?;
     let dir = images_dir();
     util::mkdirs(&dir)?;
     for (_, bin) in &images {
@@ -152,9 +153,7 @@ fn stage_sps() -> Result<PathBuf> {
         // generated from sp_layout.json (ARM_BL2_SP_LIST_DTS): drop the stale
         // DTB and its preprocessed source so BL2 learns about added or removed SPs.
         for build in ["tfa-build", "tfa-build-linux", "tfa-build-ffa"] {
-            for f in ["tb_fw_config.dtb", "tb_fw_config.pre.dts"] {
-                let _ = std::fs::remove_file(util::out_dir().join(build).join("qemu/release/fdts").join(f));
-            }
+            drop_sp_list_dtb(&util::out_dir().join(build));
         }
     }
     for entry in std::fs::read_dir(integ.join("sp")).map_err(|e| format!("tfa-integration/sp: {e}"))? {
@@ -180,23 +179,14 @@ fn copy(from: &Path, to: &Path) -> Result {
     std::fs::write(to, data).map_err(|e| format!("writing {}: {e}", to.display()))
 }
 
-/// TF-A with SPMD (SPMC at S-EL2) and RMMD, our images and the SPs.
-/// Returns the QEMU bios (bl1.bin with fip.bin at 256 KiB).
-pub fn build_tfa(p: &Paths, bl33: Bl33) -> Result<PathBuf> {
-    let tree = patched_tree(p)?;
-    let integ = util::repo_root().join("tfa-integration");
-    let sp = stage_sps()?;
-    let imgs = images_dir();
-    let build_base = util::out_dir().join(match bl33 {
-        Bl33::NsHyp => "tfa-build",
-        Bl33::PreloadedLinux => "tfa-build-linux",
-        Bl33::FfaPayload => "tfa-build-ffa",
-    });
-    let plat = build_base.join("qemu").join("release");
-    let arg = |k: &str, v: &Path| format!("{k}={}", v.display());
-    let mut cmd = Command::new("make");
-    cmd.arg("-C").arg(&tree).arg(format!("-j{}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)));
-    cmd.args([
+/// TF-A's make variables for the four-world QEMU build: the flags a platform
+/// team puts on its own TF-A command line to run our spmc and rmm (the quick
+/// starts in docs/ quote this list; a test keeps them equal).  `img(name)`
+/// gives an image's path, `cfg(name)` a tfa-integration file's path, `bl33`
+/// which BL33 goes into the FIP (or none: preloaded at LINUX_BL33_BASE),
+/// `plat` the build's platform directory (`<BUILD_BASE>/qemu/release`).
+pub fn tfa_make_vars(bl33: Bl33, img: &dyn Fn(&str) -> String, cfg: &dyn Fn(&str) -> String, plat: &str) -> Vec<String> {
+    let mut v: Vec<String> = [
         "CROSS_COMPILE=aarch64-linux-gnu-",
         "PLAT=qemu",
         // The default GICv2 driver asserts on QEMU's GICv3 machine.
@@ -214,28 +204,71 @@ pub fn build_tfa(p: &Paths, bl33: Bl33) -> Result<PathBuf> {
         // Release build, NOTICE-level logs: TF-A's banners, not its chatter.
         "DEBUG=0",
         "LOG_LEVEL=20",
-    ]);
-    cmd.arg(arg("BL32", &imgs.join("spmc.bin")));
-    cmd.arg(arg("RMM", &imgs.join("rmm.bin")));
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.push(format!("BL32={}", img("spmc.bin")));
+    v.push(format!("RMM={}", img("rmm.bin")));
     match bl33 {
-        Bl33::NsHyp => {
-            cmd.arg(arg("BL33", &imgs.join("ns-hyp.bin")));
-        }
-        Bl33::FfaPayload => {
-            cmd.arg(arg("BL33", &imgs.join("ffa-payload.bin")));
-        }
-        Bl33::PreloadedLinux => {
-            // BL2 jumps to the preloaded Image with x0 = DTB; without BL33 in the
-            // FIP, `all` no longer builds the bios, so name it.
-            cmd.arg(format!("PRELOADED_BL33_BASE={LINUX_BL33_BASE:#x}"));
-        }
+        Bl33::NsHyp => v.push(format!("BL33={}", img("ns-hyp.bin"))),
+        Bl33::FfaPayload => v.push(format!("BL33={}", img("ffa-payload.bin"))),
+        // BL2 jumps to the preloaded Image with x0 = DTB; without BL33 in the
+        // FIP, `all` no longer builds the bios, so the targets name it.
+        Bl33::PreloadedLinux => v.push(format!("PRELOADED_BL33_BASE={LINUX_BL33_BASE:#x}")),
     }
-    cmd.arg(arg("QEMU_TOS_FW_CONFIG_DTS", &integ.join("spmc_manifest.dts")));
-    cmd.arg(arg("QEMU_TB_FW_CONFIG_DTS", &integ.join("tb_fw_config.dts")));
-    cmd.arg(arg("SP_LAYOUT_FILE", &sp.join("sp_layout.json")));
-    cmd.arg(arg("ARM_BL2_SP_LIST_DTS", &plat.join("sp_list_fragment.dts")));
-    cmd.arg(arg("BUILD_BASE", &build_base));
-    cmd.args(["all", "fip", "qemu_fw.bios"]);
+    v.push(format!("QEMU_TOS_FW_CONFIG_DTS={}", cfg("spmc_manifest.dts")));
+    v.push(format!("QEMU_TB_FW_CONFIG_DTS={}", cfg("tb_fw_config.dts")));
+    v.push(format!("SP_LAYOUT_FILE={}", cfg("sp_layout.json")));
+    // BL2 learns the SP packages from TB_FW_CONFIG; sptool writes their list
+    // from the layout into this fragment, which tb_fw_config.dts includes.
+    v.push(format!("ARM_BL2_SP_LIST_DTS={plat}/sp_list_fragment.dts"));
+    v
+}
+
+/// The make targets: the FIP and QEMU's bios (bl1.bin with fip.bin at 256 KiB).
+pub const TFA_TARGETS: &[&str] = &["all", "fip", "qemu_fw.bios"];
+
+/// TF-A with SPMD (SPMC at S-EL2) and RMMD, our images and the SPs of `sps`.
+/// Returns the QEMU bios (bl1.bin with fip.bin at 256 KiB).
+pub fn build_tfa(p: &Paths, bl33: Bl33, sps: &SpSet) -> Result<PathBuf> {
+    let tree = patched_tree(p)?;
+    let integ = util::repo_root().join("tfa-integration");
+    let imgs = images_dir();
+    let (layout, manifest) = match sps {
+        SpSet::Ours => (stage_sps()?.join("sp_layout.json"), layout::spmc_manifest_file(sps)?),
+        SpSet::User(f) => {
+            let f = std::fs::canonicalize(f).map_err(|e| format!("--sp-layout {}: {e}", f.display()))?;
+            (f.clone(), layout::spmc_manifest_file(&SpSet::User(f))?)
+        }
+    };
+    let mut dir = match bl33 {
+        Bl33::NsHyp => "tfa-build",
+        Bl33::PreloadedLinux => "tfa-build-linux",
+        Bl33::FfaPayload => "tfa-build-ffa",
+    }
+    .to_owned();
+    if let SpSet::User(_) = sps {
+        dir.push_str("-user-sp");
+    }
+    let build_base = util::out_dir().join(dir);
+    let plat = build_base.join("qemu").join("release");
+    if let SpSet::User(_) = sps {
+        // A user's layout and manifests may change between runs under the same
+        // path; TF-A's make does not see that tb_fw_config includes the SP list.
+        drop_sp_list_dtb(&build_base);
+    }
+    let mut cmd = Command::new("make");
+    cmd.arg("-C").arg(&tree).arg(format!("-j{}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)));
+    let img = |n: &str| imgs.join(n).display().to_string();
+    let cfg = |n: &str| match n {
+        "sp_layout.json" => layout.display().to_string(),
+        "spmc_manifest.dts" => manifest.display().to_string(),
+        _ => integ.join(n).display().to_string(),
+    };
+    cmd.args(tfa_make_vars(bl33, &img, &cfg, &plat.display().to_string()));
+    cmd.arg(format!("BUILD_BASE={}", build_base.display()));
+    cmd.args(TFA_TARGETS);
     // TF-A's make does not notice changed flags: start from an empty build
     // directory whenever the command line differs from the last build's.
     let flags = util::show(&cmd);
@@ -245,11 +278,32 @@ pub fn build_tfa(p: &Paths, bl33: Bl33) -> Result<PathBuf> {
     }
     util::mkdirs(&build_base)?;
     let log_name = format!("{}.log", build_base.file_name().unwrap().to_string_lossy());
-    run_logged(&mut cmd, &util::out_dir().join(log_name))?;
+    util::step(&format!("TF-A {} (BL33: {})", build_base.file_name().unwrap().to_string_lossy(), bl33.name()), || {
+        run_logged(&mut cmd, &util::out_dir().join(log_name))
+    })?;
     util::write_atomic(&flags_marker, flags.as_bytes())?;
     let bios = plat.join("qemu_fw.bios");
     if !bios.exists() {
         return Err(format!("TF-A build produced no {}", bios.display()));
     }
     Ok(bios)
+}
+
+/// Drops a build's tb_fw_config DTB and its preprocessed source, so BL2
+/// learns about added or removed SPs (ARM_BL2_SP_LIST_DTS is generated from
+/// the layout, and make does not know tb_fw_config.dtb depends on it).
+fn drop_sp_list_dtb(build_base: &Path) {
+    for f in ["tb_fw_config.dtb", "tb_fw_config.pre.dts"] {
+        let _ = std::fs::remove_file(build_base.join("qemu/release/fdts").join(f));
+    }
+}
+
+impl Bl33 {
+    pub fn name(self) -> &'static str {
+        match self {
+            Bl33::NsHyp => "ns-hyp",
+            Bl33::PreloadedLinux => "preloaded at 0x60000000",
+            Bl33::FfaPayload => "ffa-payload",
+        }
+    }
 }

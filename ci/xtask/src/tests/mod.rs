@@ -14,8 +14,9 @@ use std::time::Duration;
 mod foundation;
 pub mod nshyp;
 mod rmm;
+mod run;
 pub use rmm::realm_bench_boot;
-mod spmc;
+pub mod spmc;
 
 /// A line that must appear: every fragment on the same line.
 pub struct Expect {
@@ -47,6 +48,7 @@ fn integration_tests() -> Vec<IntegrationTest> {
     all.extend(spmc::tests());
     all.extend(rmm::tests());
     all.extend(nshyp::tests());
+    all.extend(run::tests());
     all
 }
 

@@ -4,6 +4,7 @@ use super::{Expect, IntegrationTest, XResult, expect};
 use crate::build::Outputs;
 use crate::guest::{self, InitramfsSpec};
 use crate::qemu::Boot;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Where xtask preloads the guest payloads: inside the guest's RAM as ns-hyp
@@ -12,37 +13,82 @@ use std::time::Duration;
 pub const GUEST_KERNEL_PA: u64 = 0x8020_0000;
 pub const GUEST_INITRD_PA: u64 = 0x8800_0000;
 
-/// ns-hyp's bootargs naming the guest payloads (ns-hyp/src/vm/config.rs).
-/// ns-hyp's bootargs for the preloaded guest; `hyp_args`: more words for ns-hyp (e.g. `quadrant.mem=512`).
-pub fn guest_bootargs(kernel_size: u64, initrd_size: u64, vcpus: usize, hyp_args: &str) -> String {
-    let args = format!("quadrant.guest={GUEST_KERNEL_PA:#x},{kernel_size} quadrant.initrd={GUEST_INITRD_PA:#x},{initrd_size} quadrant.vcpus={vcpus}");
-    if hyp_args.is_empty() { args } else { format!("{args} {hyp_args}") }
+/// ns-hyp's bootargs naming the preloaded guest payloads (ns-hyp/src/vm/config.rs);
+/// `hyp_args`: more words for ns-hyp (e.g. `quadrant.mem=512`); `cmdline`: the
+/// guest kernel's command line (after ` -- `; ns-hyp's default without it).
+pub fn guest_bootargs(kernel_size: u64, initrd_size: Option<u64>, vcpus: usize, hyp_args: &str, cmdline: Option<&str>) -> String {
+    let mut args = format!("quadrant.guest={GUEST_KERNEL_PA:#x},{kernel_size}");
+    if let Some(n) = initrd_size {
+        args.push_str(&format!(" quadrant.initrd={GUEST_INITRD_PA:#x},{n}"));
+    }
+    args.push_str(&format!(" quadrant.vcpus={vcpus}"));
+    if !hyp_args.is_empty() {
+        args.push(' ');
+        args.push_str(hyp_args);
+    }
+    if let Some(c) = cmdline {
+        args.push_str(" -- ");
+        args.push_str(c);
+    }
+    args
 }
+
+/// The longest guest command line ns-hyp keeps (`GuestConfig::cmdline`, a `Line<256>`).
+const GUEST_CMDLINE_MAX: usize = 255;
 
 fn size(p: &std::path::Path) -> XResult<u64> {
     std::fs::metadata(p).map(|m| m.len()).map_err(|e| format!("{}: {e}", p.display()))
 }
 
-/// ns-hyp as `-kernel` (no TF-A) with the guest preloaded; `smp` physical CPUs.
+/// What ns-hyp runs as its guest: an arm64 Image, an optional initramfs and
+/// an optional kernel command line.
+pub struct GuestPayload {
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub cmdline: Option<String>,
+}
+
+/// ns-hyp running `g` on `vcpus` vCPUs, the payloads preloaded by QEMU into
+/// the guest's RAM.  With `bios`, ns-hyp is TF-A's BL33 and gets its bootargs
+/// from an fdtput-edited copy of QEMU's DTB (`target/quadrant/<dtb_name>.dtb`);
+/// without, ns-hyp is `-kernel` (no TF-A).  `smp`: physical CPUs (default
+/// [`crate::qemu::SMP`]).
+pub fn hyp_guest_boot(o: &Outputs, bios: Option<&Path>, dtb_name: &str, g: &GuestPayload, vcpus: usize, smp: Option<u32>, hyp_args: &str) -> XResult<Boot> {
+    let kernel_size = size(&g.kernel)?;
+    let initrd_size = g.initrd.as_deref().map(size).transpose()?;
+    if initrd_size.is_some() && kernel_size > GUEST_INITRD_PA - GUEST_KERNEL_PA {
+        return Err(format!("{}: {kernel_size} bytes does not fit below the initramfs ({} MiB at most)", g.kernel.display(), (GUEST_INITRD_PA - GUEST_KERNEL_PA) >> 20));
+    }
+    if g.cmdline.as_ref().is_some_and(|c| c.len() > GUEST_CMDLINE_MAX) {
+        return Err(format!("the guest command line is longer than ns-hyp's {GUEST_CMDLINE_MAX} bytes"));
+    }
+    let bootargs = guest_bootargs(kernel_size, initrd_size, vcpus, hyp_args, g.cmdline.as_deref());
+    let loader = |file: &Path, addr: u64| format!("loader,file={},addr={addr:#x},force-raw=on", file.display());
+    let mut args: Vec<String> = Vec::new();
+    if let Some(n) = smp {
+        args.extend(["-smp".into(), n.to_string()]);
+    }
+    match bios {
+        Some(bios) => {
+            let dtb = crate::util::out_dir().join(format!("{dtb_name}.dtb"));
+            crate::qemu::dtb_with_bootargs(bios, &bootargs, &dtb)?;
+            args.extend(["-bios".into(), bios.display().to_string(), "-dtb".into(), dtb.display().to_string()]);
+        }
+        None => args.extend(["-kernel".into(), o.images.join("ns-hyp.bin").display().to_string(), "-append".into(), bootargs]),
+    }
+    args.extend(["-device".into(), loader(&g.kernel, GUEST_KERNEL_PA)]);
+    if let Some(i) = &g.initrd {
+        args.extend(["-device".into(), loader(i, GUEST_INITRD_PA)]);
+    }
+    Ok(Boot::Custom { tfa: bios.is_some(), args })
+}
+
+/// ns-hyp as `-kernel` (no TF-A) with Debian's kernel and a BusyBox shell
+/// initramfs (`name`, loading `modules`) preloaded; `smp` physical CPUs.
 pub fn no_tfa_guest_boot(o: &Outputs, name: &str, modules: &[&str], vcpus: usize, smp: u32, hyp_args: &str) -> XResult<Boot> {
     let kernel = guest::kernel_image(&o.paths)?;
     let initrd = guest::initramfs(&o.paths, &InitramfsSpec { name, modules, script: None, files: &[] })?;
-    let loader = |file: &std::path::Path, addr: u64| format!("loader,file={},addr={addr:#x},force-raw=on", file.display());
-    Ok(Boot::Custom {
-        tfa: false,
-        args: vec![
-            "-smp".into(),
-            smp.to_string(),
-            "-kernel".into(),
-            o.images.join("ns-hyp.bin").display().to_string(),
-            "-append".into(),
-            guest_bootargs(size(&kernel)?, size(&initrd)?, vcpus, hyp_args),
-            "-device".into(),
-            loader(&kernel, GUEST_KERNEL_PA),
-            "-device".into(),
-            loader(&initrd, GUEST_INITRD_PA),
-        ],
-    })
+    hyp_guest_boot(o, None, "", &GuestPayload { kernel, initrd: Some(initrd), cmdline: None }, vcpus, Some(smp), hyp_args)
 }
 
 /// ns-hyp as `-kernel` (no TF-A) running ci/hvc-bench-guest (no initramfs:
@@ -57,7 +103,7 @@ pub fn hvc_bench_guest_boot(o: &Outputs) -> XResult<Boot> {
             "-kernel".into(),
             o.images.join("ns-hyp.bin").display().to_string(),
             "-append".into(),
-            format!("quadrant.guest={GUEST_KERNEL_PA:#x},{} quadrant.vcpus=1", size(&kernel)?),
+            guest_bootargs(size(&kernel)?, None, 1, "", None),
             "-device".into(),
             format!("loader,file={},addr={GUEST_KERNEL_PA:#x},force-raw=on", kernel.display()),
         ],
@@ -351,39 +397,24 @@ fn tfa_shell_boot(o: &Outputs) -> XResult<Boot> {
     Ok(Boot::Scripted { boot: Box::new(tfa_guest_boot(o, "nshyp-shell-tfa", "")?), input: shell_input() })
 }
 
-/// What `cargo xtask run` boots: the guest with its disk, under TF-A or
-/// (`tfa` false) with ns-hyp as `-kernel`; `mem_mib`: the guest's RAM
-/// (`--mem`; ns-hyp's default, 1 GiB, without it).
-pub fn interactive_guest_boot(o: &Outputs, tfa: bool, mem_mib: Option<u32>) -> XResult<Boot> {
-    let hyp_args = mem_mib.map(|m| format!("quadrant.mem={m}")).unwrap_or_default();
-    if tfa {
-        return tfa_guest_boot(o, "nshyp-run", &hyp_args);
-    }
-    let disk = guest::ext2_image("nshyp-run", 8, &[("known.bin", &known_file())])?;
-    let Boot::Custom { tfa, mut args } = no_tfa_guest_boot(o, "nshyp-shell-disk", DISK_MODULES, 4, 4, &hyp_args)? else { unreachable!() };
+/// Debian's kernel with the shell initramfs and a disk holding the known
+/// file, under TF-A (ns-hyp as BL33); `hyp_args` go to ns-hyp.
+fn tfa_guest_boot(o: &Outputs, disk_name: &str, hyp_args: &str) -> XResult<Boot> {
+    let disk = guest::ext2_image(disk_name, 8, &[("known.bin", &known_file())])?;
+    let g = GuestPayload { kernel: guest::kernel_image(&o.paths)?, initrd: Some(shell_initramfs(o)?), cmdline: None };
+    let Boot::Custom { tfa, mut args } = hyp_guest_boot(o, Some(&o.bios), "nshyp-tfa-guest", &g, 4, None, hyp_args)? else { unreachable!() };
     args.extend(disk_args(&disk));
     Ok(Boot::Custom { tfa, args })
 }
 
-fn tfa_guest_boot(o: &Outputs, disk_name: &str, hyp_args: &str) -> XResult<Boot> {
-    let disk = guest::ext2_image(disk_name, 8, &[("known.bin", &known_file())])?;
-    let kernel = guest::kernel_image(&o.paths)?;
-    let initrd = guest::initramfs(&o.paths, &InitramfsSpec { name: "nshyp-shell-disk", modules: DISK_MODULES, script: None, files: &[] })?;
-    let dtb = crate::util::out_dir().join("nshyp-tfa-guest.dtb");
-    crate::qemu::dtb_with_bootargs(&o.bios, &guest_bootargs(size(&kernel)?, size(&initrd)?, 4, hyp_args), &dtb)?;
-    let loader = |file: &std::path::Path, addr: u64| format!("loader,file={},addr={addr:#x},force-raw=on", file.display());
-    let mut args: Vec<String> = vec![
-        "-bios".into(),
-        o.bios.display().to_string(),
-        "-dtb".into(),
-        dtb.display().to_string(),
-        "-device".into(),
-        loader(&kernel, GUEST_KERNEL_PA),
-        "-device".into(),
-        loader(&initrd, GUEST_INITRD_PA),
-    ];
-    args.extend(disk_args(&disk));
-    Ok(Boot::Custom { tfa: true, args })
+/// The BusyBox shell initramfs with the disk modules (what `cargo xtask run` gives the guest).
+pub fn shell_initramfs(o: &Outputs) -> XResult<PathBuf> {
+    guest::initramfs(&o.paths, &InitramfsSpec { name: "nshyp-shell-disk", modules: DISK_MODULES, script: None, files: &[] })
+}
+
+/// The disk `cargo xtask run` attaches (an ext2 image holding `known.bin`), as QEMU arguments.
+pub fn run_disk_args() -> XResult<Vec<String>> {
+    Ok(disk_args(&guest::ext2_image("nshyp-run", 8, &[("known.bin", &known_file())])?))
 }
 
 /// Issue B1's tests that do not pass yet; run only when named exactly.

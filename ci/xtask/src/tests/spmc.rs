@@ -4,36 +4,45 @@ use super::{Expect, FORBID_ALWAYS, IntegrationTest, XResult, expect};
 use crate::build::{LINUX_BL33_BASE, Outputs};
 use crate::guest::{self, InitramfsSpec};
 use crate::qemu::{self, Boot};
-use crate::util;
+use crate::{layout, util};
+use std::path::Path;
 use std::time::Duration;
 
 /// Where QEMU preloads the initramfs for Linux-as-BL33 boots (well past the
 /// ~55 MiB Image at LINUX_BL33_BASE).
 const INITRD_BASE: u64 = 0x7000_0000;
 
-/// Linux as BL33 over all four worlds: QEMU preloads the Image and the
-/// initramfs; the DTB carries bootargs and the initrd range (QEMU does not
-/// write them when it boots firmware with `-bios`).
-pub fn linux_bl33_boot(o: &Outputs, initrd: &std::path::Path, name: &str, bootargs: &str) -> XResult<Boot> {
-    let kernel = guest::kernel_image(&o.paths)?;
+/// Debian's Linux as BL33 over all four worlds with `initrd`.
+pub fn linux_bl33_boot(o: &Outputs, initrd: &Path, name: &str, bootargs: &str) -> XResult<Boot> {
+    bl33_boot(&o.linux_bios, &guest::kernel_image(&o.paths)?, Some(initrd), name, bootargs)
+}
+
+/// `image` (a Linux Image or any NS-EL2 payload) as BL33 over all four worlds:
+/// `bios` is a TF-A build with PRELOADED_BL33_BASE, QEMU preloads the image
+/// there and the initramfs at [`INITRD_BASE`]; the DTB BL2 hands over carries
+/// the bootargs and the initrd range (QEMU writes neither when it boots
+/// firmware with `-bios`).
+pub fn bl33_boot(bios: &Path, image: &Path, initrd: Option<&Path>, name: &str, bootargs: &str) -> XResult<Boot> {
     let dtb = util::out_dir().join(format!("{name}.dtb"));
-    qemu::dump_dtb(Some(&o.linux_bios), &dtb)?;
-    let size = std::fs::metadata(initrd).map_err(|e| format!("{}: {e}", initrd.display()))?.len();
-    qemu::set_chosen(&dtb, bootargs, Some((INITRD_BASE, INITRD_BASE + size)))?;
-    let loader = |file: &std::path::Path, addr: u64| format!("loader,file={},addr={addr:#x},force-raw=on", file.display());
-    Ok(Boot::Custom {
-        tfa: true,
-        args: vec![
-            "-bios".into(),
-            o.linux_bios.display().to_string(),
-            "-dtb".into(),
-            dtb.display().to_string(),
-            "-device".into(),
-            loader(&kernel, LINUX_BL33_BASE),
-            "-device".into(),
-            loader(initrd, INITRD_BASE),
-        ],
-    })
+    qemu::dump_dtb(Some(bios), &dtb)?;
+    let range = match initrd {
+        Some(i) => {
+            let size = std::fs::metadata(i).map_err(|e| format!("{}: {e}", i.display()))?.len();
+            Some((INITRD_BASE, INITRD_BASE + size))
+        }
+        None => None,
+    };
+    let image_size = std::fs::metadata(image).map_err(|e| format!("{}: {e}", image.display()))?.len();
+    if range.is_some() && image_size > INITRD_BASE - LINUX_BL33_BASE {
+        return Err(format!("{}: {image_size} bytes does not fit below the initramfs at {INITRD_BASE:#x}", image.display()));
+    }
+    qemu::set_chosen(&dtb, bootargs, range)?;
+    let loader = |file: &Path, addr: u64| format!("loader,file={},addr={addr:#x},force-raw=on", file.display());
+    let mut args = vec!["-bios".into(), bios.display().to_string(), "-dtb".into(), dtb.display().to_string(), "-device".into(), loader(image, LINUX_BL33_BASE)];
+    if let Some(i) = initrd {
+        args.extend(["-device".into(), loader(i, INITRD_BASE)]);
+    }
+    Ok(Boot::Custom { tfa: true, args })
 }
 
 const FFA_SCRIPT: &str = "\
@@ -99,61 +108,15 @@ fn ffa_devices_match_layout(output: &str) -> Vec<String> {
 /// 4-byte group of the RFC 4122 string, the Hafnium/TF-A convention).
 pub fn sp_uuids() -> Vec<(String, String)> {
     let integ = util::repo_root().join("tfa-integration");
-    let layout = std::fs::read_to_string(integ.join("sp_layout.json")).unwrap_or_default();
+    let json = std::fs::read_to_string(integ.join("sp_layout.json")).unwrap_or_default();
     let mut out = Vec::new();
-    // The layout is a flat object of objects; the SP names are the top-level keys
-    // and each has a "pm" file next to it under sp/.
-    for (name, pm) in json_sp_entries(&layout) {
-        let dts = std::fs::read_to_string(integ.join("sp").join(&pm)).unwrap_or_default();
-        let cells: Vec<u32> = dts
-            .lines()
-            .find(|l| l.trim_start().starts_with("uuid"))
-            .map(|l| l.split(['<', '>']).nth(1).unwrap_or("").split_whitespace().filter_map(|c| u32::from_str_radix(c.trim_start_matches("0x"), 16).ok()).collect())
-            .unwrap_or_default();
-        if cells.len() == 4 {
+    for e in layout::entries(&json) {
+        let dts = std::fs::read_to_string(integ.join("sp").join(&e.pm)).unwrap_or_default();
+        if let Some(cells) = layout::dts_cells(&dts, "uuid").filter(|c| c.len() == 4) {
             let b: Vec<u8> = cells.iter().flat_map(|c| c.to_le_bytes()).collect();
             let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-            out.push((name, format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])));
+            out.push((e.name, format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])));
         }
-    }
-    out
-}
-
-/// Minimal reader for sp_layout.json: `{"name": {"image": .., "pm": "x.dts", ..}, ..}`.
-fn json_sp_entries(json: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut rest = json.trim().trim_start_matches('{');
-    while let Some(q) = rest.find('"') {
-        let after = &rest[q + 1..];
-        let Some(end) = after.find('"') else { break };
-        let name = after[..end].to_owned();
-        let Some(open) = after.find('{') else { break };
-        // The matching close brace (values may hold nested objects).
-        let mut depth = 0usize;
-        let mut close = None;
-        for (i, c) in after[open..].char_indices() {
-            match c {
-                '{' => depth += 1,
-                '}' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        close = Some(i);
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        let Some(close) = close else { break };
-        let body = &after[open..open + close];
-        let pm = body
-            .split("\"pm\"")
-            .nth(1)
-            .and_then(|t| t.split('"').nth(1))
-            .map(|s| s.rsplit('/').next().unwrap_or(s).to_owned())
-            .unwrap_or_default();
-        out.push((name, pm));
-        rest = &after[open + close + 1..];
     }
     out
 }
@@ -343,12 +306,6 @@ fn only_isolation_errors(output: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn layout_entries() {
-        let j = r#"{ "echo": { "image": "echo.bin", "pm": "echo.dts", "owner": "SiP" }, "mp": {"image": {"file": "mp.bin"}, "pm": "sp/mp.dts"} }"#;
-        assert_eq!(super::json_sp_entries(j), [("echo".to_owned(), "echo.dts".to_owned()), ("mp".to_owned(), "mp.dts".to_owned())]);
-    }
-
     #[test]
     fn host_device_is_not_counted_as_an_sp() {
         let uuids = super::sp_uuids();

@@ -1,0 +1,162 @@
+//! `cargo xtask run`: its options, and the boot it makes from them.  The
+//! integration tests of the options call [`boot`] too, so what they check is
+//! what a user gets.
+
+use crate::build::{self, Bl33, Outputs};
+use crate::guest::{self, InitramfsSpec};
+use crate::layout::SpSet;
+use crate::qemu::Boot;
+use crate::tests::nshyp::{self, GuestPayload};
+use crate::tests::spmc;
+use crate::util::{self, Result};
+use std::path::{Path, PathBuf};
+
+pub const USAGE: &str = "\
+  run [--no-tfa] [--gdb] [--mem MiB] [--kernel IMAGE [--initrd FILE] [--append ARGS]]
+      [--bl33 IMAGE [--initrd FILE] [--append ARGS]] [--sp-layout FILE]
+                   build, then boot all four worlds in QEMU (serial on this terminal)
+                   with Debian's Linux as ns-hyp's guest, to a BusyBox shell;
+                   --no-tfa: ns-hyp alone with -kernel; --gdb: wait for gdb on :1234;
+                   --mem: the guest's RAM in MiB (64..1024, default 1024);
+                   --kernel: your arm64 Image (gzip is unpacked) as ns-hyp's guest,
+                     --initrd its initramfs (default: ours), --append its command line;
+                   --bl33: your NS-EL2 payload (e.g. a Linux Image with KVM) in place
+                     of ns-hyp, over our spmc and rmm (Linux: --initrd, --append);
+                   --sp-layout: your sp_layout.json (TF-A's format) instead of ours";
+
+/// What `cargo xtask run` was asked for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    pub no_tfa: bool,
+    pub gdb: bool,
+    pub mem: Option<u32>,
+    pub kernel: Option<PathBuf>,
+    pub bl33: Option<PathBuf>,
+    pub initrd: Option<PathBuf>,
+    pub append: Option<String>,
+    pub sp_layout: Option<PathBuf>,
+}
+
+/// Parses the words after `run` and checks that the files named exist.
+pub fn parse(args: &[String]) -> Result<RunOptions> {
+    let o = parse_words(args)?;
+    for p in [&o.kernel, &o.bl33, &o.initrd, &o.sp_layout].into_iter().flatten() {
+        if !p.is_file() {
+            return Err(format!("{}: no such file", p.display()));
+        }
+    }
+    Ok(o)
+}
+
+/// Parses the words after `run` (the options and how they combine).
+pub fn parse_words(args: &[String]) -> Result<RunOptions> {
+    let mut o = RunOptions::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} wants a value"));
+        match a.as_str() {
+            "--no-tfa" => o.no_tfa = true,
+            "--gdb" => o.gdb = true,
+            "--mem" => {
+                let v = value("--mem")?;
+                o.mem = Some(v.parse().ok().filter(|m| (64..=1024).contains(m)).ok_or("--mem wants a size in MiB from 64 to 1024")?);
+            }
+            "--kernel" => o.kernel = Some(PathBuf::from(value("--kernel")?)),
+            "--bl33" => o.bl33 = Some(PathBuf::from(value("--bl33")?)),
+            "--initrd" => o.initrd = Some(PathBuf::from(value("--initrd")?)),
+            "--append" => o.append = Some(value("--append")?),
+            "--sp-layout" => o.sp_layout = Some(PathBuf::from(value("--sp-layout")?)),
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    if o.bl33.is_some() && (o.kernel.is_some() || o.no_tfa || o.mem.is_some()) {
+        return Err("--bl33 replaces ns-hyp: it goes with neither --kernel, --no-tfa nor --mem".into());
+    }
+    if o.no_tfa && o.sp_layout.is_some() {
+        return Err("--sp-layout needs TF-A (no --no-tfa)".into());
+    }
+    if (o.initrd.is_some() || o.append.is_some()) && o.kernel.is_none() && o.bl33.is_none() {
+        return Err("--initrd and --append go with --kernel or --bl33".into());
+    }
+    Ok(o)
+}
+
+/// The Linux command line a --bl33 Linux gets without --append.
+pub const BL33_DEFAULT_CMDLINE: &str = "console=ttyAMA0 earlycon rdinit=/init";
+
+/// The boot `cargo xtask run` makes of `opts` (building the TF-A variant a
+/// user's SP layout needs first).
+pub fn boot(o: &Outputs, opts: &RunOptions) -> Result<Boot> {
+    let sps = opts.sp_layout.clone().map(SpSet::User).unwrap_or(SpSet::Ours);
+    let hyp_args = opts.mem.map(|m| format!("quadrant.mem={m}")).unwrap_or_default();
+    if let Some(image) = &opts.bl33 {
+        let bios = if sps == SpSet::Ours { o.linux_bios.clone() } else { build::build_tfa(&o.paths, Bl33::PreloadedLinux, &sps)? };
+        let image = unpacked(image, "bl33")?;
+        let initrd = match &opts.initrd {
+            Some(i) => i.clone(),
+            // The FF-A driver is what a Linux over our spmc wants first.
+            None => guest::initramfs(&o.paths, &InitramfsSpec { name: "run-bl33", modules: &["ffa-core", "ffa-module"], script: None, files: &[] })?,
+        };
+        return spmc::bl33_boot(&bios, &image, Some(&initrd), "run-bl33", opts.append.as_deref().unwrap_or(BL33_DEFAULT_CMDLINE));
+    }
+    let kernel = match &opts.kernel {
+        Some(k) => unpacked(k, "guest")?,
+        None => guest::kernel_image(&o.paths)?,
+    };
+    let initrd = match &opts.initrd {
+        Some(i) => i.clone(),
+        None => nshyp::shell_initramfs(o)?,
+    };
+    let g = GuestPayload { kernel, initrd: Some(initrd), cmdline: opts.append.clone() };
+    let bios = match (opts.no_tfa, &sps) {
+        (true, _) => None,
+        (false, SpSet::Ours) => Some(o.bios.clone()),
+        (false, user) => Some(build::build_tfa(&o.paths, Bl33::NsHyp, user)?),
+    };
+    let Boot::Custom { tfa, mut args } = nshyp::hyp_guest_boot(o, bios.as_deref(), "run-guest", &g, 4, None, &hyp_args)? else { unreachable!() };
+    args.extend(nshyp::run_disk_args()?);
+    Ok(Boot::Custom { tfa, args })
+}
+
+/// `image` as a raw arm64 Image: a gzip-compressed one (Debian's
+/// /boot/vmlinuz on some releases, what QEMU's -kernel accepts) is unpacked
+/// into target/quadrant/run/ first, since ns-hyp and BL2 jump straight to it.
+fn unpacked(image: &Path, name: &str) -> Result<PathBuf> {
+    let mut magic = [0u8; 2];
+    use std::io::Read;
+    std::fs::File::open(image).and_then(|mut f| f.read_exact(&mut magic)).map_err(|e| format!("{}: {e}", image.display()))?;
+    if magic != [0x1f, 0x8b] {
+        return Ok(image.to_path_buf());
+    }
+    let dir = util::out_dir().join("run");
+    util::mkdirs(&dir)?;
+    let out = dir.join(format!("{name}.Image"));
+    let data = util::output_bytes(std::process::Command::new("gzip").arg("-dc").arg(image))?;
+    std::fs::write(&out, data).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn options() {
+        let file = util::repo_root().join("Cargo.toml");
+        let f = file.display();
+        let o = parse(&words(&format!("--kernel {f} --initrd {f} --append x --mem 256"))).unwrap();
+        assert_eq!((o.kernel.as_deref(), o.mem, o.append.as_deref()), (Some(file.as_path()), Some(256), Some("x")));
+        assert!(parse(&words(&format!("--bl33 {f} --kernel {f}"))).is_err());
+        assert!(parse(&words(&format!("--bl33 {f} --no-tfa"))).is_err());
+        assert!(parse(&words(&format!("--initrd {f}"))).is_err());
+        assert!(parse(&words("--kernel /nonexistent")).is_err());
+        assert!(parse(&words("--mem 4096")).is_err());
+        assert!(parse(&words("--mem")).is_err());
+        assert!(parse(&words("--frobnicate")).is_err());
+        assert_eq!(parse(&[]).unwrap(), RunOptions::default());
+    }
+}
