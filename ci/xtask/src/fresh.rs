@@ -73,8 +73,20 @@ pub fn fresh_check() -> Result<bool> {
     }
     util::mkdirs(&root.join("root/.rustup"))?;
     let _ = std::fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf"));
+    // The network's own trust: a site whose egress re-signs TLS installs its
+    // CA in /usr/local/share/ca-certificates on every machine, fresh or not.
+    // That is the place, not this project's state, so the root gets it too.
+    let local_ca = Path::new("/usr/local/share/ca-certificates");
+    if let Ok(list) = std::fs::read_dir(local_ca) {
+        let dest = root.join("usr/local/share/ca-certificates");
+        util::mkdirs(&dest)?;
+        for e in list.flatten() {
+            let _ = std::fs::copy(e.path(), dest.join(e.file_name()));
+        }
+    }
     let inner = "set -e
 apt_candidates() { apt-get -s -q dist-upgrade 2>/dev/null | grep '^Inst' | grep -c -E 'trixie' || true; }
+update-ca-certificates >/dev/null 2>&1 || true
 cd /root/quadrant
 echo \"fresh-check: $(. /etc/os-release; echo $PRETTY_NAME), $(dpkg -l | grep -c '^ii') packages, $(cargo --version)\"
 status=0
@@ -133,6 +145,9 @@ exec chroot '{root}' /usr/bin/env -i HOME=/root TERM=dumb CI=true LANG=C.UTF-8 \
     println!("fresh-check: ran {mins:.1} min in {} (log: {})", root.display(), log.display());
     for l in closing.lock().unwrap().iter() {
         println!("{l}");
+    }
+    if !closing.lock().unwrap().iter().any(|l| is_closing_line(l)) {
+        println!("fresh-check: FAILED: `cargo xtask test` printed no closing `N passed, N failed` line");
     }
     let from_trixie_ok = closing.lock().unwrap().iter().any(|l| l.ends_with("trixie or trixie-backports: 0"));
     if !from_trixie_ok {
