@@ -76,7 +76,14 @@ const HOST_TOOLS: &[(&str, &str)] = &[
     ("python3", "python3"),
     ("mke2fs", "e2fsprogs"),
     ("xz", "xz-utils"),
+    ("debugfs", "e2fsprogs"),
+    ("patch", "patch"),
+    ("gzip", "gzip"),
 ];
+
+/// Files (headers, mostly) the builds need, and the package that provides each:
+/// TF-A's host tools (fiptool) include OpenSSL's headers.
+const HOST_FILES: &[(&str, &str)] = &[("/usr/include/openssl/sha.h", "libssl-dev")];
 
 #[derive(Clone)]
 pub struct Paths {
@@ -155,7 +162,12 @@ fn apt_install(args: &[&str]) -> Result {
 }
 
 fn apt_packages() -> Result {
-    let missing: Vec<&str> = HOST_TOOLS.iter().filter(|(t, _)| !have(t)).map(|(_, p)| *p).collect();
+    let missing: Vec<&str> = HOST_TOOLS
+        .iter()
+        .filter(|(t, _)| !have(t))
+        .map(|(_, p)| *p)
+        .chain(HOST_FILES.iter().filter(|(f, _)| !Path::new(f).exists()).map(|(_, p)| *p))
+        .collect();
     let qemu_ok = qemu_major().is_some_and(|m| m >= 8);
     if missing.is_empty() && qemu_ok && sources_configured() {
         return Ok(());
