@@ -103,6 +103,19 @@ mod tests {
         out
     }
 
+    /// A QEMU command line written out by hand in the docs names its devices
+    /// (an implicit default NIC once needed a ROM a fresh machine lacks).
+    #[test]
+    fn hand_written_qemu_lines_are_nodefaults() {
+        let root = util::repo_root();
+        for f in doc_files().into_iter().chain([root.join("tfa-integration/README.md")]) {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for l in text.lines().filter(|l| l.trim_start().starts_with("qemu-system-aarch64 ")) {
+                assert!(l.contains("-nodefaults"), "{}: {l}", f.display());
+            }
+        }
+    }
+
     #[test]
     fn words() {
         assert_eq!(shell_words(" --kernel a  --append \"x y\""), ["--kernel", "a", "--append", "x y"]);
