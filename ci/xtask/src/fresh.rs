@@ -29,6 +29,9 @@ use std::time::Instant;
 /// The packages of a "fresh Debian 12 machine with rustup" beyond minbase.
 const BASE_INCLUDE: &str = "ca-certificates,gcc,libc6-dev";
 
+/// The tools rustup's installer links to the rustup binary.
+const PROXIES: &[&str] = &["cargo", "cargo-clippy", "cargo-fmt", "clippy-driver", "rustc", "rustdoc", "rustfmt", "rust-gdb", "rust-lldb"];
+
 /// A fresh bookworm machine's apt sources.
 const BASE_SOURCES: &[&str] = &[
     "deb http://deb.debian.org/debian bookworm main",
@@ -64,12 +67,14 @@ pub fn fresh_check() -> Result<bool> {
     util::step("git clone of this repository's HEAD into the root", || {
         run(Command::new("git").args(["clone", "-q", "--no-hardlinks"]).arg(util::repo_root()).arg(&clone))
     })?;
-    // rustup's proxies: the rustup binary under each tool's name.
+    // rustup and its proxies (cargo, rustc, rustdoc, clippy, ...): links to
+    // the rustup binary named after each tool, as rustup's installer makes them.
     let bin = root.join("root/.cargo/bin");
     util::mkdirs(&bin)?;
     let rustup_bin = which("rustup")?;
-    for name in ["rustup", "cargo", "rustc"] {
-        std::fs::copy(&rustup_bin, bin.join(name)).map_err(|e| format!("copying {}: {e}", rustup_bin.display()))?;
+    std::fs::copy(&rustup_bin, bin.join("rustup")).map_err(|e| format!("copying {}: {e}", rustup_bin.display()))?;
+    for name in PROXIES {
+        std::os::unix::fs::symlink("rustup", bin.join(name)).map_err(|e| format!("linking {name}: {e}"))?;
     }
     util::mkdirs(&root.join("root/.rustup"))?;
     let _ = std::fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf"));
