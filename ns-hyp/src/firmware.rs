@@ -41,6 +41,7 @@ impl Firmware {
 }
 
 /// Major/minor of an SMCCC version word.
+#[cfg(any(test, feature = "test-modes"))]
 pub fn smccc_major_minor(v: u32) -> (u32, u32) {
     ((v >> 16) & 0x7fff, v & 0xffff)
 }

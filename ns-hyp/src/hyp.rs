@@ -1,11 +1,10 @@
 //! The boot CPU's path on the target: console, DTB, MMU, firmware detection,
-//! then the probes or the bench, then PSCI SYSTEM_OFF.
+//! then a Realm (`quadrant.realm`) or the guest, then PSCI SYSTEM_OFF.  The
+//! test flavour (`test-modes`) runs its probes or bench first.
 
-use crate::arch::mailbox::StaticMailbox;
 use crate::boot;
 use crate::firmware::Firmware;
 use crate::guest;
-use crate::report::Console;
 use shared::mm::{self, FramePool, MemKind, PageArea, PAGE_SIZE};
 use shared::smccc::Smc;
 
@@ -105,27 +104,17 @@ pub fn hyp_main(x0: u64, cpu: u64) -> ! {
     let firmware = Firmware::detect(&Smc);
     log::info!("firmware: {}", firmware.describe());
 
-    let mut out = Console;
-    if let Some(m) = crate::realm::mode::mode(cfg.bootargs.as_str()) {
+    let bench = if let Some(m) = crate::realm::mode::mode(cfg.bootargs.as_str()) {
         crate::realm::target::run(m, cfg.bootargs.as_str());
-    } else if cfg.bench {
-        log::info!("mode: bench");
-        let counter = shared::arch::timer::cntvct;
-        crate::bench::run(&Smc, &mut out, firmware, &counter, shared::arch::timer::cntfrq());
+        false
     } else {
-        log::info!("mode: probes");
-        let mailbox = StaticMailbox::get();
-        crate::probe::Prober::new(&Smc, mailbox, &mut out, firmware).run_all();
-        match crate::guest::selftest::stage2_break_before_make(pool) {
-            Ok(()) => log::info!("self-test stage2_break_before_make: ok (live 2 MiB block split, page remapped, no stale TLB entry)"),
-            Err(why) => log::error!("self-test stage2_break_before_make: FAIL: {}", why),
-        }
-    }
+        test_modes(&cfg, firmware, pool)
+    };
     let traps = crate::arch::smc_traps();
     if traps != 0 {
         log::info!("{} smc(s) completed as NOT_SUPPORTED by the EL2 trap", traps);
     }
-    if !cfg.bench {
+    if !bench {
         match crate::vm::config::parse(cfg.bootargs.as_str()) {
             Ok(g) => crate::guest::start(&g, count_cpus(&cfg), pool),
             Err(crate::vm::config::ConfigError::NoGuest) => {}
@@ -135,6 +124,34 @@ pub fn hyp_main(x0: u64, cpu: u64) -> ! {
     let r = shared::smccc::smc(shared::abi::psci::PSCI_SYSTEM_OFF, &[]);
     log::error!("SYSTEM_OFF returned {:#x}", r[0]);
     shared::arch::halt()
+}
+
+/// The test flavour's boot-time modes: the bench (then no guest: returns
+/// true), or the FF-A/RMI probes and the Stage-2 self-test before the guest.
+#[cfg(feature = "test-modes")]
+#[inline(never)]
+fn test_modes(cfg: &boot::BootConfig, firmware: Firmware, pool: &'static spin::Mutex<FramePool>) -> bool {
+    let mut out = crate::report::Console;
+    if cfg.bench {
+        log::info!("mode: bench");
+        let counter = shared::arch::timer::cntvct;
+        crate::bench::run(&Smc, &mut out, firmware, &counter, shared::arch::timer::cntfrq());
+        return true;
+    }
+    log::info!("mode: probes");
+    let mailbox = crate::arch::mailbox::StaticMailbox::get();
+    crate::probe::Prober::new(&Smc, mailbox, &mut out, firmware).run_all();
+    match crate::guest::selftest::stage2_break_before_make(pool) {
+        Ok(()) => log::info!("self-test stage2_break_before_make: ok (live 2 MiB block split, page remapped, no stale TLB entry)"),
+        Err(why) => log::error!("self-test stage2_break_before_make: FAIL: {}", why),
+    }
+    false
+}
+
+/// The product image has no test modes: `quadrant.bench` and the probes do not exist.
+#[cfg(not(feature = "test-modes"))]
+fn test_modes(_: &boot::BootConfig, _: Firmware, _: &'static spin::Mutex<FramePool>) -> bool {
+    false
 }
 
 /// Physical CPUs available for vCPUs: from the DTB's /cpus when we read it, else 1.

@@ -7,18 +7,23 @@
 //! name one: vCPUs and their scheduler, Stage-2, vGICv3, PL011, virtio-blk,
 //! PSCI (`vm/` holds the device models and logic, host-tested; `guest/` runs
 //! them on the hardware).  `arch/`, `guest/` and `hyp.rs` only build for the
-//! target.
+//! target.  The probes, the bench and the realm test modes are test code:
+//! only the `test-modes` feature builds them into an image.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 // On the host only `cargo test` uses the logic modules.
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
+#[cfg(any(test, feature = "test-modes"))]
 mod bench;
 mod boot;
 mod firmware;
 mod line;
+#[cfg(any(test, feature = "test-modes"))]
 mod probe;
 mod realm;
+#[cfg(any(test, feature = "test-modes"))]
 mod report;
+#[cfg(any(test, feature = "test-modes"))]
 mod rmi;
 mod trap;
 mod vm;
@@ -31,6 +36,7 @@ mod guest;
 mod hyp;
 
 // The FF-A caller side lives in `shared` (also used by ci/ffa-payload).
+#[cfg(any(test, feature = "test-modes"))]
 use shared::ffa_client as ffa;
 
 #[cfg(not(target_os = "none"))]

@@ -18,6 +18,19 @@ pub const EC_UNKNOWN: u64 = 0x00;
 /// The encoding of `smc #0`.
 pub const SMC_0: u32 = 0xd400_0003;
 
+/// ESR_EL2.EC of a data abort taken at EL2 from EL2.
+const EC_DABT_SAME: u64 = 0x25;
+
+/// Whether `esr` is a granule protection fault on a data access at EL2
+/// (RME, DDI0615; TF-A leaves SCR_EL3.GPF = 0 so it is reported at our EL):
+/// EC 0x25 with DFSC 0b101000 (GPF not on a walk) or 0b100011..0b100111
+/// (GPF on a translation table walk, levels -1..3), DDI0487 D19 ESR_ELx.ISS.
+/// Always fatal in the product image, with its own report.
+pub fn is_gpf(esr: u64) -> bool {
+    let dfsc = esr & 0x3f;
+    esr_ec(esr) == EC_DABT_SAME && (dfsc == 0b10_1000 || (0b10_0011..=0b10_0111).contains(&dfsc))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TrapAction {
     /// Return SMCCC NOT_SUPPORTED in x0 and skip the 4-byte `smc`.
@@ -56,5 +69,8 @@ mod tests {
         assert_eq!(classify_sync(0x9600_0045, Some(SMC_0)), TrapAction::Fatal);
         // A trapped SMC (EC 0x17) is not expected at EL2 from EL2.
         assert_eq!(classify_sync(0x5e00_0000, Some(SMC_0)), TrapAction::Fatal);
+        // A granule protection fault is fatal too (reported as such by the hook).
+        assert_eq!(classify_sync(0x9600_0028, None), TrapAction::Fatal);
+        assert!(is_gpf(0x9600_0028));
     }
 }

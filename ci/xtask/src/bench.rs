@@ -39,7 +39,7 @@ const NS_HYP: Run = Run {
         ("rmi_version", "RMI_VERSION answered by rmm"),
     ],
     floor: "smc_floor",
-    boot: |o, label| bench_dtb_boot(&o.bios, label),
+    boot: |o, label| bench_dtb_boot(&o.test_bios, label),
 };
 
 const REALM: Run = Run {

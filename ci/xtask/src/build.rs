@@ -46,8 +46,11 @@ fn sp_images() -> Vec<String> {
 pub struct Outputs {
     pub paths: Paths,
     pub images: PathBuf,
-    /// TF-A with ns-hyp as BL33.
+    /// TF-A with ns-hyp (the product image) as BL33.
     pub bios: PathBuf,
+    /// TF-A with ns-hyp's test flavour (`test-modes`: probes, bench, realm
+    /// test modes) as BL33.
+    pub test_bios: PathBuf,
     /// TF-A with a preloaded Linux as BL33 (QEMU loads the Image at [`LINUX_BL33_BASE`]).
     pub linux_bios: PathBuf,
     /// TF-A with the FF-A test payload (ci/ffa-payload) as BL33.
@@ -62,6 +65,8 @@ pub const LINUX_BL33_BASE: u64 = 0x6000_0000;
 pub enum Bl33 {
     /// ns-hyp from the FIP.
     NsHyp,
+    /// ns-hyp's test flavour (`ns-hyp-test.bin`) from the FIP.
+    NsHypTest,
     /// A Linux Image that QEMU preloads at LINUX_BL33_BASE (pKVM / FF-A driver setup).
     PreloadedLinux,
     /// ci/ffa-payload from the FIP (spmc's Normal-world test client).
@@ -75,9 +80,10 @@ pub fn images_dir() -> PathBuf {
 pub fn build(p: &Paths) -> Result<Outputs> {
     build_images()?;
     let bios = build_tfa(p, Bl33::NsHyp, &SpSet::Ours)?;
+    let test_bios = build_tfa(p, Bl33::NsHypTest, &SpSet::Ours)?;
     let linux_bios = build_tfa(p, Bl33::PreloadedLinux, &SpSet::Ours)?;
     let ffa_bios = build_tfa(p, Bl33::FfaPayload, &SpSet::Ours)?;
-    Ok(Outputs { paths: p.clone(), images: images_dir(), bios, linux_bios, ffa_bios })
+    Ok(Outputs { paths: p.clone(), images: images_dir(), bios, test_bios, linux_bios, ffa_bios })
 }
 
 pub fn build_images() -> Result {
@@ -89,13 +95,37 @@ pub fn build_images() -> Result {
         cmd.args(["-p", pkg]);
     }
     util::step("Rust images (cargo build --release --target aarch64-unknown-none)", || run(&mut cmd))?;
+    // ns-hyp's test flavour: the same crate with `test-modes`, in its own
+    // target directory (one cargo invocation unifies a package's features).
+    let mut test = Command::new(env!("CARGO"));
+    test.current_dir(&root).args(["build", "--release", "--target", "aarch64-unknown-none", "-p", "ns-hyp", "--features", "test-modes"]);
+    test.arg("--target-dir").arg(test_target_dir());
+    util::step("ns-hyp test flavour (--features test-modes)", || run(&mut test))?;
     let dir = images_dir();
     util::mkdirs(&dir)?;
-    for (_, bin) in &images {
-        let elf = root.join("target/aarch64-unknown-none/release").join(bin);
+    let release = root.join("target/aarch64-unknown-none/release");
+    let elves = images.iter().map(|(_, bin)| (release.join(bin), bin.clone())).chain([(ns_hyp_test_elf(), NS_HYP_TEST.to_owned())]);
+    for (elf, bin) in elves {
         run(Command::new("aarch64-linux-gnu-objcopy").arg("-O").arg("binary").arg(&elf).arg(dir.join(format!("{bin}.bin"))))?;
     }
     Ok(())
+}
+
+/// The image name of ns-hyp's test flavour (`images/ns-hyp-test.bin`).
+pub const NS_HYP_TEST: &str = "ns-hyp-test";
+
+fn test_target_dir() -> PathBuf {
+    util::repo_root().join("target").join("test-modes")
+}
+
+/// The ELF of ns-hyp's test flavour.
+pub fn ns_hyp_test_elf() -> PathBuf {
+    test_target_dir().join("aarch64-unknown-none/release/ns-hyp")
+}
+
+/// The ELF of ns-hyp's product image.
+pub fn ns_hyp_elf() -> PathBuf {
+    util::repo_root().join("target/aarch64-unknown-none/release/ns-hyp")
 }
 
 /// Hash of our patches, to know when the patched tree must be redone.
@@ -152,7 +182,7 @@ fn stage_sps() -> Result<PathBuf> {
         // TF-A's make does not know that tb_fw_config.dtb includes the SP list
         // generated from sp_layout.json (ARM_BL2_SP_LIST_DTS): drop the stale
         // DTB and its preprocessed source so BL2 learns about added or removed SPs.
-        for build in ["tfa-build", "tfa-build-linux", "tfa-build-ffa"] {
+        for build in ["tfa-build", "tfa-build-test", "tfa-build-linux", "tfa-build-ffa"] {
             drop_sp_list_dtb(&util::out_dir().join(build));
         }
     }
@@ -212,6 +242,7 @@ pub fn tfa_make_vars(bl33: Bl33, img: &dyn Fn(&str) -> String, cfg: &dyn Fn(&str
     v.push(format!("RMM={}", img("rmm.bin")));
     match bl33 {
         Bl33::NsHyp => v.push(format!("BL33={}", img("ns-hyp.bin"))),
+        Bl33::NsHypTest => v.push(format!("BL33={}", img("ns-hyp-test.bin"))),
         Bl33::FfaPayload => v.push(format!("BL33={}", img("ffa-payload.bin"))),
         // BL2 jumps to the preloaded Image with x0 = DTB; without BL33 in the
         // FIP, `all` no longer builds the bios, so the targets name it.
@@ -244,6 +275,7 @@ pub fn build_tfa(p: &Paths, bl33: Bl33, sps: &SpSet) -> Result<PathBuf> {
     };
     let mut dir = match bl33 {
         Bl33::NsHyp => "tfa-build",
+        Bl33::NsHypTest => "tfa-build-test",
         Bl33::PreloadedLinux => "tfa-build-linux",
         Bl33::FfaPayload => "tfa-build-ffa",
     }
@@ -302,6 +334,7 @@ impl Bl33 {
     pub fn name(self) -> &'static str {
         match self {
             Bl33::NsHyp => "ns-hyp",
+            Bl33::NsHypTest => "ns-hyp test flavour",
             Bl33::PreloadedLinux => "preloaded at 0x60000000",
             Bl33::FfaPayload => "ffa-payload",
         }

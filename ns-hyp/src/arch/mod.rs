@@ -1,6 +1,7 @@
 //! Entry (with an arm64 Linux Image header so QEMU's `-kernel` and bootloaders
 //! load us like a kernel), panic handler, and the EL2 exception hook.
 
+#[cfg(feature = "test-modes")]
 pub mod mailbox;
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -52,8 +53,21 @@ extern "C" fn quadrant_el2_exception(frame: &mut ExceptionFrame, vector: u64) {
             SMC_TRAPS.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        // Only the realm isolation test touches a delegated granule on purpose.
+        #[cfg(feature = "test-modes")]
         if crate::realm::target::on_el2_sync(frame, esr, shared::read_sysreg!(far_el2)) {
             return;
+        }
+        if crate::trap::is_gpf(esr) {
+            // A bug, never skipped: ns-hyp touched memory that is not in the
+            // Non-secure PAS (a granule delegated to a Realm, or Secure).
+            log::error!(
+                "granule protection fault at EL2: {} {:#x} at pc {:#x} (esr {:#x}): that page is not Non-secure (delegated to a Realm?); halting",
+                if esr & (1 << 6) != 0 { "write to" } else { "read of" },
+                shared::read_sysreg!(far_el2),
+                frame.elr,
+                esr
+            );
         }
     }
     shared::arch::unexpected_el2_exception(frame, vector)

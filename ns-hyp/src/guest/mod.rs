@@ -5,6 +5,7 @@
 //! interrupts.  The device model is `crate::vm`.
 
 pub mod gic;
+#[cfg(feature = "test-modes")]
 pub mod selftest;
 mod sysreg;
 pub mod virtio;

@@ -7,14 +7,7 @@
 //! (DDI0487 D19 ESR_ELx.ISS.DFSC: 0b101000, not on a translation table walk;
 //! 0b100011..0b100111 on a walk, levels -1..3).
 
-/// ESR_EL2.EC of a data abort taken at EL2 from EL2.
-const EC_DABT_SAME: u64 = 0x25;
-
-/// Whether `esr` is a granule protection fault on a data access at EL2.
-pub fn is_gpf(esr: u64) -> bool {
-    let dfsc = esr & 0x3f;
-    (esr >> 26) & 0x3f == EC_DABT_SAME && (dfsc == 0b10_1000 || (0b10_0011..=0b10_0111).contains(&dfsc))
-}
+pub use crate::trap::is_gpf;
 
 #[cfg(test)]
 mod tests {

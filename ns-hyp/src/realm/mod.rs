@@ -15,9 +15,12 @@
 //! Everything here but `target` is plain logic over [`shared::smccc::Conduit`]
 //! and [`NsMemory`], tested on the host against a fake RMM.
 
+#[cfg(any(test, feature = "test-modes"))]
 pub mod bad_input;
+#[cfg(any(test, feature = "test-modes"))]
 pub mod bench;
 pub mod host;
+#[cfg(any(test, feature = "test-modes"))]
 pub mod isolation;
 pub mod mode;
 pub mod rmi;

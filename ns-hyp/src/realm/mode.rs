@@ -3,15 +3,22 @@
 /// Which realm mode a boot asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
+    /// Build, run and tear down a Realm around the image (the CCA host).
     Boot,
+    #[cfg(any(test, feature = "test-modes"))]
     RmiTests,
+    #[cfg(any(test, feature = "test-modes"))]
     Isolation,
+    #[cfg(any(test, feature = "test-modes"))]
     Bench,
 }
 
 pub const REALM: &str = "quadrant.realm";
+#[cfg(any(test, feature = "test-modes"))]
 pub const RMI_TESTS: &str = "quadrant.rmi-tests";
+#[cfg(any(test, feature = "test-modes"))]
 pub const ISOLATION: &str = "quadrant.realm-isolation";
+#[cfg(any(test, feature = "test-modes"))]
 pub const BENCH: &str = "quadrant.realm-bench";
 pub const IMAGE: &str = "quadrant.realm-image=";
 
@@ -19,8 +26,11 @@ pub const IMAGE: &str = "quadrant.realm-image=";
 pub fn mode(bootargs: &str) -> Option<Mode> {
     bootargs.split_ascii_whitespace().find_map(|w| match w {
         REALM => Some(Mode::Boot),
+        #[cfg(any(test, feature = "test-modes"))]
         RMI_TESTS => Some(Mode::RmiTests),
+        #[cfg(any(test, feature = "test-modes"))]
         ISOLATION => Some(Mode::Isolation),
+        #[cfg(any(test, feature = "test-modes"))]
         BENCH => Some(Mode::Bench),
         _ => None,
     })

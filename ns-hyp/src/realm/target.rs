@@ -4,7 +4,9 @@
 use super::host::{Image, RunOptions};
 use super::mode::{self, Mode};
 use super::{NsMemory, Pages, Report};
+#[cfg(feature = "test-modes")]
 use core::sync::atomic::{AtomicU64, Ordering};
+#[cfg(feature = "test-modes")]
 use shared::arch::ExceptionFrame;
 use shared::mm::PageArea;
 use shared::smccc::Smc;
@@ -44,8 +46,10 @@ impl Report for Console {
 }
 
 /// Granule protection faults taken (and skipped) by the exception hook.
+#[cfg(feature = "test-modes")]
 static GPFS: AtomicU64 = AtomicU64::new(0);
 
+#[cfg(feature = "test-modes")]
 /// Called by ns-hyp's EL2 exception handler for a synchronous exception;
 /// true if it was a granule protection fault on a data access, which is
 /// logged and skipped (the load or store does not happen) so we carry on.
@@ -83,9 +87,11 @@ pub fn run(m: Mode, bootargs: &str) {
                 super::realm_boot(&Smc, &Identity, &mut pages, img, RunOptions::default(), &counter, &mut out);
             }
         }
+        #[cfg(feature = "test-modes")]
         Mode::RmiTests => {
             super::bad_input::run(&Smc, &Identity, &mut pages, &mut out);
         }
+        #[cfg(feature = "test-modes")]
         Mode::Isolation => {
             touch_delegated(&mut pages, &mut out);
             if let Some(img) = image(bootargs, &mut out) {
@@ -93,6 +99,7 @@ pub fn run(m: Mode, bootargs: &str) {
                 super::realm_boot(&Smc, &Identity, &mut pages, img, opts, &counter, &mut out);
             }
         }
+        #[cfg(feature = "test-modes")]
         Mode::Bench => {
             if let Some(img) = image(bootargs, &mut out) {
                 super::bench::run(&Smc, &Identity, &mut pages, img, &counter, shared::arch::timer::cntfrq(), &mut out);
@@ -101,6 +108,7 @@ pub fn run(m: Mode, bootargs: &str) {
     }
 }
 
+#[cfg(feature = "test-modes")]
 /// Delegates one of our pages, reads and writes it (each access must take a
 /// GPF that the hook skips), undelegates it and reads it again (no fault).
 fn touch_delegated(pages: &mut Pages, out: &mut dyn Report) {

@@ -20,6 +20,7 @@ pub const PSCI_FEATURES: u32 = 0x8400_000a;
 pub const SMCCC_VERSION: u32 = 0x8000_0000;
 pub const SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
 /// The null call ns-hyp answers at once (bench: guest null-HVC round trip).
+#[cfg(any(test, feature = "test-modes"))]
 pub const QUADRANT_NULL_HVC: u32 = 0xc600_0000;
 
 /// PSCI return codes (DEN0022E §5.2.2).
@@ -117,6 +118,8 @@ pub fn handle(fid: u64, x: [u64; 3], power: &[Power]) -> Action {
             // CPU_SUSPEND: flags 0 = original power_state format, no OS-initiated mode (§5.15.2).
             ret(if known { SUCCESS } else { NOT_SUPPORTED as i64 })
         }
+        // The bench's null call exists only in the test flavour.
+        #[cfg(any(test, feature = "test-modes"))]
         QUADRANT_NULL_HVC => ret(SUCCESS),
         // FF-A (DEN0077 §13: 0x84000060..0x840000FF and their SMC64 forms).
         f if (0x60..=0xff).contains(&(f & 0xffff)) && (f & !0x4000_0000) >> 16 == 0x8400 => {

@@ -7,11 +7,12 @@ use crate::util;
 use std::time::Duration;
 
 fn tfa_boot(o: &Outputs) -> XResult<Boot> {
-    Ok(Boot::Tfa { bios: o.bios.clone(), dtb: None })
+    // The probes and the Stage-2 self-test are in ns-hyp's test flavour.
+    Ok(Boot::Tfa { bios: o.test_bios.clone(), dtb: None })
 }
 
 fn no_tfa_boot(o: &Outputs) -> XResult<Boot> {
-    Ok(Boot::NoTfa { kernel: o.images.join("ns-hyp.bin"), append: None })
+    Ok(Boot::NoTfa { kernel: o.images.join(format!("{}.bin", crate::build::NS_HYP_TEST)), append: None })
 }
 
 /// The echo SP's UUID as written in its partition manifest (first cell, as hex),

@@ -123,6 +123,21 @@ pub fn test(outputs: &Outputs, filter: Option<&str>) -> Result<bool> {
     selected.extend(spmc::pending().into_iter().filter(|t| filter == Some(t.name)));
     selected.extend(rmm::pending().into_iter().filter(|t| filter == Some(t.name)));
     selected.extend(nshyp::pending().into_iter().filter(|t| filter == Some(t.name)));
+    // Checks on the built images themselves (no QEMU).
+    let image_checks: &[(&str, fn(&Outputs) -> Vec<String>)] = &[("ns_hyp_product_image_has_no_test_code", nshyp::product_image_has_no_test_code)];
+    for (name, check) in image_checks.iter().filter(|(n, _)| filter.is_none_or(|f| n.contains(f))) {
+        let fails = check(outputs);
+        if fails.is_empty() {
+            passed += 1;
+            println!("test image::{name} ... ok");
+        } else {
+            failed += 1;
+            println!("test image::{name} ... FAILED");
+            for f in &fails {
+                println!("    {f}");
+            }
+        }
+    }
     for t in selected {
         let log = logs.join(format!("{}.log", t.name));
         let cap = qemu::capture(&(t.boot)(outputs)?, t.timeout, &log, STOP_ON)?;
