@@ -61,6 +61,11 @@ pub enum GranuleError {
     State(GranuleState),
 }
 
+/// Why [`GranuleTable::lock_two`] failed: which granule (0 for the first
+/// named, 1 for the second) and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PairError(pub usize, pub GranuleError);
+
 #[derive(Clone, Copy, Debug, Default)]
 struct Bank {
     base: u64,
@@ -173,13 +178,13 @@ impl<'a> GranuleTable<'a> {
         &self,
         a: (u64, GranuleState),
         b: (u64, GranuleState),
-    ) -> Result<(Guard<'_, 'a>, Guard<'_, 'a>), (usize, GranuleError)> {
-        let ia = self.index(a.0).map_err(|e| (0, e))?;
-        let ib = self.index(b.0).map_err(|e| (1, e))?;
+    ) -> Result<(Guard<'_, 'a>, Guard<'_, 'a>), PairError> {
+        let ia = self.index(a.0).map_err(|e| PairError(0, e))?;
+        let ib = self.index(b.0).map_err(|e| PairError(1, e))?;
         if ia == ib {
             // The granule cannot be in both states: report as the state check of `b`.
             let s = GranuleState::from_bits(self.entries[ia].load(Acquire));
-            return Err(if s != a.1 { (0, GranuleError::State(s)) } else { (1, GranuleError::State(s)) });
+            return Err(if s != a.1 { PairError(0, GranuleError::State(s)) } else { PairError(1, GranuleError::State(s)) });
         }
         let (first, second) = if ia < ib { (ia, ib) } else { (ib, ia) };
         self.lock_index(first);
@@ -187,10 +192,10 @@ impl<'a> GranuleTable<'a> {
         let ga = Guard { table: self, idx: ia, addr: a.0 };
         let gb = Guard { table: self, idx: ib, addr: b.0 };
         if ga.state() != a.1 {
-            return Err((0, GranuleError::State(ga.state())));
+            return Err(PairError(0, GranuleError::State(ga.state())));
         }
         if gb.state() != b.1 {
-            return Err((1, GranuleError::State(gb.state())));
+            return Err(PairError(1, GranuleError::State(gb.state())));
         }
         Ok((ga, gb))
     }
@@ -308,9 +313,9 @@ mod tests {
         let (a, b) = t.lock_two((0x8000_2000, Rd), (0x8000_1000, Delegated)).unwrap();
         assert_eq!((a.addr(), b.addr()), (0x8000_2000, 0x8000_1000));
         drop((a, b));
-        assert_eq!(t.lock_two((0x8000_2000, Rd), (0x8000_2000, Delegated)).err(), Some((1, GranuleError::State(Rd))));
-        assert_eq!(t.lock_two((0x8000_1000, Rd), (0x8000_2000, Delegated)).err(), Some((0, GranuleError::State(Delegated))));
-        assert_eq!(t.lock_two((0x8000_2000, Rd), (0x8000_0010, Delegated)).err(), Some((1, GranuleError::Align)));
+        assert_eq!(t.lock_two((0x8000_2000, Rd), (0x8000_2000, Delegated)).err(), Some(PairError(1, GranuleError::State(Rd))));
+        assert_eq!(t.lock_two((0x8000_1000, Rd), (0x8000_2000, Delegated)).err(), Some(PairError(0, GranuleError::State(Delegated))));
+        assert_eq!(t.lock_two((0x8000_2000, Rd), (0x8000_0010, Delegated)).err(), Some(PairError(1, GranuleError::Align)));
         // Everything unlocked again.
         assert!(t.lock(0x8000_2000, Rd).is_ok() && t.lock(0x8000_1000, Delegated).is_ok());
     }

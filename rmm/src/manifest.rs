@@ -17,6 +17,9 @@
 //! touches the shared buffer for boot information again.
 
 use core::fmt;
+use core::mem::size_of;
+use zerocopy::little_endian::{U32, U64};
+use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 
 /// The manifest major version we understand.  Minor revisions only add fields
 /// at the end, so any minor >= [`MIN_MINOR`] is read as far as we know it.
@@ -27,12 +30,73 @@ pub const MIN_MINOR: u32 = 2;
 const CONSOLES_MINOR: u32 = 3;
 
 /// Size of the fixed part of a v0.3 manifest; the arrays follow it.
-pub const HEADER_SIZE: usize = 64;
-const DRAM_INFO_OFFSET: usize = 16;
-const CONSOLE_LIST_OFFSET: usize = 40;
-const BANK_SIZE: usize = 16;
-const CONSOLE_INFO_SIZE: usize = 48;
+pub const HEADER_SIZE: usize = size_of::<RawManifest>();
 const PAGE_SIZE: u64 = 0x1000;
+
+// The structures EL3 writes, as the rmm-el3-comms-spec "RMM-EL3 Boot Manifest
+// structure" lays them out (TF-A `rmm_core_manifest.h`).  Fields are
+// little-endian (EL3 runs little-endian) and byte-aligned, so a buffer at any
+// address can be read in place and the layout is the same on the host.
+
+/// `struct rmm_manifest` v0.3, the fixed part.
+#[repr(C)]
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
+struct RawManifest {
+    /// Major in bits 30:16, minor in 15:0; bit 31 is RES0.
+    version: U32,
+    padding: U32,
+    /// Platform data (opaque to the RMM).
+    plat_data: U64,
+    /// `struct ns_dram_info` (v0.2).
+    plat_dram: RawList,
+    /// `struct console_list` (v0.3).
+    plat_console: RawList,
+}
+
+/// `struct ns_dram_info` / `struct console_list`: a count, a pointer to that
+/// many entries, and a checksum chosen so that the count, the pointer, the
+/// entries' summed fields and the checksum add up to zero.
+#[repr(C)]
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
+struct RawList {
+    num: U64,
+    ptr: U64,
+    checksum: U64,
+}
+
+/// `struct ns_dram_bank`.
+#[repr(C)]
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
+struct RawBank {
+    base: U64,
+    size: U64,
+}
+
+/// `struct console_info`.
+#[repr(C)]
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
+struct RawConsole {
+    base: U64,
+    map_pages: U64,
+    name: [u8; CONSOLE_NAME_LEN],
+    clk_in_hz: U64,
+    baud_rate: U64,
+    /// RES0 in v0.3.
+    flags: U64,
+}
+
+const _: () = {
+    use core::mem::offset_of;
+    assert!(size_of::<RawManifest>() == 64);
+    assert!(offset_of!(RawManifest, plat_data) == 8);
+    assert!(offset_of!(RawManifest, plat_dram) == 16);
+    assert!(offset_of!(RawManifest, plat_console) == 40);
+    assert!(size_of::<RawBank>() == 16);
+    assert!(size_of::<RawConsole>() == 48);
+    assert!(offset_of!(RawConsole, name) == 16);
+    assert!(offset_of!(RawConsole, clk_in_hz) == 24);
+    assert!(offset_of!(RawConsole, flags) == 40);
+};
 
 /// Most NS DRAM banks we keep (QEMU has one).
 pub const MAX_DRAM_BANKS: usize = 16;
@@ -177,35 +241,30 @@ impl fmt::Display for ManifestError {
     }
 }
 
-fn u64_at(buf: &[u8], off: usize) -> u64 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&buf[off..off + 8]);
-    u64::from_le_bytes(b)
-}
-
-/// Turns an EL3 pointer to `count` elements of `elem` bytes into an offset in
-/// `buf` (which EL3 placed at physical address `buf_pa`), or refuses it.
-fn array_offset(list: List, ptr: u64, count: u64, elem: usize, buf: &[u8], buf_pa: u64) -> Result<usize, ManifestError> {
+/// Turns an EL3 pointer to `count` elements of `T` into those elements of
+/// `buf` (which EL3 placed at physical address `buf_pa`), or refuses it: the
+/// array must be 8-byte aligned, after the fixed part and wholly inside the
+/// buffer.
+fn array<T: FromBytes + KnownLayout + Immutable + Unaligned>(list: List, ptr: u64, count: u64, buf: &[u8], buf_pa: u64) -> Result<&[T], ManifestError> {
     let bad = ManifestError::Pointer(list, ptr);
     let off = ptr.checked_sub(buf_pa).ok_or(bad)?;
     if !ptr.is_multiple_of(8) || off < HEADER_SIZE as u64 {
         return Err(bad);
     }
-    let len = count.checked_mul(elem as u64).ok_or(bad)?;
+    let len = count.checked_mul(size_of::<T>() as u64).ok_or(bad)?;
     let end = off.checked_add(len).ok_or(bad)?;
     if end > buf.len() as u64 {
         return Err(bad);
     }
-    Ok(off as usize)
+    let bytes = buf.get(off as usize..end as usize).ok_or(bad)?;
+    <[T]>::ref_from_bytes_with_elems(bytes, count as usize).map_err(|_| bad)
 }
 
 /// Parses and validates the manifest in `buf`, a copy of the shared buffer
 /// that EL3 placed at physical address `buf_pa`.
 pub fn parse(buf: &[u8], buf_pa: u64) -> Result<BootManifest, ManifestError> {
-    if buf.len() < HEADER_SIZE {
-        return Err(ManifestError::Truncated);
-    }
-    let version = u64_at(buf, 0) as u32;
+    let (raw, _) = RawManifest::ref_from_prefix(buf).map_err(|_| ManifestError::Truncated)?;
+    let version = raw.version.get();
     let (major, minor) = ((version >> 16) & 0x7fff, version & 0xffff);
     if version & (1 << 31) != 0 || major != SUPPORTED_MAJOR || minor < MIN_MINOR {
         return Err(ManifestError::Version(version));
@@ -219,25 +278,24 @@ pub fn parse(buf: &[u8], buf_pa: u64) -> Result<BootManifest, ManifestError> {
     };
 
     // Platform data: opaque to us, but the spec says it lives in the buffer too.
-    let plat_data = u64_at(buf, 8);
+    let plat_data = raw.plat_data.get();
     if plat_data != 0 {
-        array_offset(List::PlatData, plat_data, 1, 8, buf, buf_pa)?;
+        array::<U64>(List::PlatData, plat_data, 1, buf, buf_pa)?;
     }
 
     // NS DRAM layout: checksum over num_banks, the pointer and every bank's
     // base and size must be zero (two's complement).
-    let num = u64_at(buf, DRAM_INFO_OFFSET);
-    let ptr = u64_at(buf, DRAM_INFO_OFFSET + 8);
-    let mut sum = num.wrapping_add(ptr).wrapping_add(u64_at(buf, DRAM_INFO_OFFSET + 16));
+    let (num, ptr) = (raw.plat_dram.num.get(), raw.plat_dram.ptr.get());
+    let mut sum = num.wrapping_add(ptr).wrapping_add(raw.plat_dram.checksum.get());
     if num > MAX_DRAM_BANKS as u64 {
         return Err(ManifestError::TooMany(List::Dram, num));
     }
     if num > 0 {
-        let off = array_offset(List::Dram, ptr, num, BANK_SIZE, buf, buf_pa)?;
-        for i in 0..num as usize {
-            let bank = DramBank { base: u64_at(buf, off + i * BANK_SIZE), size: u64_at(buf, off + i * BANK_SIZE + 8) };
+        let banks = array::<RawBank>(List::Dram, ptr, num, buf, buf_pa)?;
+        for (dst, b) in m.banks.iter_mut().zip(banks) {
+            let bank = DramBank { base: b.base.get(), size: b.size.get() };
             sum = sum.wrapping_add(bank.base).wrapping_add(bank.size);
-            m.banks[i] = bank;
+            *dst = bank;
         }
     }
     if sum != 0 {
@@ -257,27 +315,23 @@ pub fn parse(buf: &[u8], buf_pa: u64) -> Result<BootManifest, ManifestError> {
         // Console list: checksum over num_consoles, the pointer and each
         // console's base, map_pages, clk_in_hz and baud_rate (the name and the
         // RES0 flags are not summed; that is what TF-A's qemu platform writes).
-        let num = u64_at(buf, CONSOLE_LIST_OFFSET);
-        let ptr = u64_at(buf, CONSOLE_LIST_OFFSET + 8);
-        let mut sum = num.wrapping_add(ptr).wrapping_add(u64_at(buf, CONSOLE_LIST_OFFSET + 16));
+        let (num, ptr) = (raw.plat_console.num.get(), raw.plat_console.ptr.get());
+        let mut sum = num.wrapping_add(ptr).wrapping_add(raw.plat_console.checksum.get());
         if num > MAX_CONSOLES as u64 {
             return Err(ManifestError::TooMany(List::Consoles, num));
         }
         if num > 0 {
-            let off = array_offset(List::Consoles, ptr, num, CONSOLE_INFO_SIZE, buf, buf_pa)?;
-            for i in 0..num as usize {
-                let at = off + i * CONSOLE_INFO_SIZE;
-                let mut name = [0u8; CONSOLE_NAME_LEN];
-                name.copy_from_slice(&buf[at + 16..at + 16 + CONSOLE_NAME_LEN]);
+            let consoles = array::<RawConsole>(List::Consoles, ptr, num, buf, buf_pa)?;
+            for (dst, c) in m.consoles.iter_mut().zip(consoles) {
                 let c = ConsoleInfo {
-                    base: u64_at(buf, at),
-                    map_pages: u64_at(buf, at + 8),
-                    name,
-                    clk_in_hz: u64_at(buf, at + 24),
-                    baud_rate: u64_at(buf, at + 32),
+                    base: c.base.get(),
+                    map_pages: c.map_pages.get(),
+                    name: c.name,
+                    clk_in_hz: c.clk_in_hz.get(),
+                    baud_rate: c.baud_rate.get(),
                 };
                 sum = sum.wrapping_add(c.base).wrapping_add(c.map_pages).wrapping_add(c.clk_in_hz).wrapping_add(c.baud_rate);
-                m.consoles[i] = c;
+                *dst = c;
             }
         }
         if sum != 0 {
@@ -309,7 +363,7 @@ mod tests {
     }
 
     fn get(buf: &[u8], off: usize) -> u64 {
-        u64_at(buf, off)
+        u64::from_le_bytes(buf[off..off + 8].try_into().unwrap())
     }
 
     /// Recomputes both checksums the way EL3 does, after a test edited fields.
@@ -505,6 +559,64 @@ mod tests {
             put(&mut b, 88, pages);
             fix_checksums(&mut b);
             assert_eq!(parse(&b, PA), Err(ManifestError::Console(0)), "{base:#x} x{pages}");
+        }
+    }
+
+    #[test]
+    fn buffer_alignment_does_not_matter() {
+        // The fields are read in place as byte-aligned little-endian values.
+        let b = qemu_manifest();
+        let mut shifted = vec![0u8; b.len() + 1];
+        shifted[1..].copy_from_slice(&b);
+        assert_eq!(parse(&shifted[1..], PA), parse(&b, PA));
+        assert!(parse(&shifted[1..], PA).is_ok());
+    }
+
+    #[test]
+    fn arrays_must_fit_in_a_short_buffer() {
+        let b = qemu_manifest();
+        // The console array is at 80..128: a buffer ending inside it is refused...
+        assert_eq!(parse(&b[..127], PA), Err(ManifestError::Pointer(List::Consoles, PA + 80)));
+        // ...as is one ending inside the bank array, before the consoles.
+        assert_eq!(parse(&b[..79], PA), Err(ManifestError::Pointer(List::Dram, PA + 64)));
+        // An array that ends exactly at the end of the buffer is fine.
+        assert!(parse(&b[..128], PA).is_ok());
+        let mut b = qemu_manifest();
+        put(&mut b, 24, PA + 4096 - 16);
+        put(&mut b, 4096 - 16, 0x4000_0000);
+        put(&mut b, 4096 - 8, 0x1000);
+        fix_checksums(&mut b);
+        assert_eq!(parse(&b, PA).unwrap().dram_banks(), &[DramBank { base: 0x4000_0000, size: 0x1000 }]);
+    }
+
+    #[test]
+    fn malformed_manifests_are_refused_not_panicked_on() {
+        // A fixed-seed xorshift: header words and array entries set to values
+        // near the edges of the buffer and of u64, checksums sometimes fixed,
+        // the buffer sometimes cut short.  Every outcome must be a Result.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let interesting = [0, 1, 2, 3, 4, 5, 16, 17, PA, PA + 8, PA + 64, PA + 72, PA + 4080, PA + 4088, PA + 4096, u64::MAX, u64::MAX - 7, 1 << 63];
+        for _ in 0..20_000 {
+            let mut b = qemu_manifest();
+            for _ in 0..1 + next() % 4 {
+                let word = (next() % 16) as usize * 8;
+                let r = next();
+                let v = if r % 3 == 0 { r } else { interesting[(r >> 8) as usize % interesting.len()] };
+                put(&mut b, word, v);
+            }
+            if next() % 2 == 0 {
+                fix_checksums(&mut b);
+            }
+            let len = if next() % 4 == 0 { (next() % 4097) as usize } else { b.len() };
+            if let Ok(m) = parse(&b[..len], PA) {
+                assert!(m.dram_banks().len() <= MAX_DRAM_BANKS && m.consoles().len() <= MAX_CONSOLES);
+            }
         }
     }
 

@@ -1,36 +1,36 @@
 //! RMI_DATA_CREATE / DATA_CREATE_UNKNOWN / DATA_DESTROY (DEN0137 RMM 1.0,
 //! B4.3.x): Realm memory at protected IPAs, always 4 KiB pages at level 3.
 
-use super::{Out, RmiContext};
+use super::{ErrorOut, Out, RmiContext};
 use crate::granule::GranuleState::*;
 use crate::mem::{self, Page};
 use crate::measurement;
 use crate::realm::{Rd, RealmState};
 use crate::rtt::{self, Entry, Ripas};
-use shared::abi::rmi::{RMI_MEASURE_CONTENT, RmiStatus};
+use shared::abi::rmi::{RMI_MEASURE_CONTENT, RmiError};
 
-fn check_ipa(r: &Rd, ipa: u64) -> Result<(), Out> {
+fn check_ipa(r: &Rd, ipa: u64) -> Result<(), RmiError> {
     let cfg = r.rtt();
     if ipa % 0x1000 != 0 || !cfg.ipa_in_range(ipa) || cfg.is_unprotected(ipa) {
-        return Err(Out::input());
+        return Err(RmiError::Input);
     }
     Ok(())
 }
 
 /// Shared part of the two creates: checks from ipa_align on, then maps.
-fn create_common(ctx: &RmiContext, r: &mut Rd, data: u64, ipa: u64, need_new: bool) -> Result<rtt::Walk, Out> {
+fn create_common(ctx: &RmiContext, r: &mut Rd, data: u64, ipa: u64, need_new: bool) -> Result<rtt::Walk, RmiError> {
     check_ipa(r, ipa)?;
     if need_new && r.state() != RealmState::New {
-        return Err(Out::realm());
+        return Err(RmiError::Realm);
     }
     let cfg = r.rtt();
     // SAFETY: the caller holds the RD lock; ipa is in range.
     let w = unsafe { rtt::walk(ctx.mem, &cfg, ipa, 3) };
     if w.level != 3 {
-        return Err(Out::rtt(w.level));
+        return Err(RmiError::rtt(w.level));
     }
     let Entry::Unassigned(_) = w.entry else {
-        return Err(Out::rtt(3));
+        return Err(RmiError::rtt(3));
     };
     let _ = data;
     Ok(w)
@@ -43,11 +43,11 @@ fn create_common(ctx: &RmiContext, r: &mut Rd, data: u64, ipa: u64, need_new: bo
 /// ERROR_RTT at that level); rtte_state (not UNASSIGNED: ERROR_RTT(3)).
 /// Copies the source into the granule, maps it ASSIGNED with the entry's
 /// RIPAS kept, and extends the RIM.
-pub fn create(ctx: &RmiContext, rd: u64, data: u64, ipa: u64, src: u64, flags: u64) -> Result<Out, Out> {
+pub fn create(ctx: &RmiContext, rd: u64, data: u64, ipa: u64, src: u64, flags: u64) -> Result<Out, RmiError> {
     let (grd, gdata) = ctx.granules.lock_two((rd, Rd), (data, Delegated))?;
     let gsrc = ctx.granules.lock_also(src, Undelegated, &[&grd, &gdata])?;
     if flags & !RMI_MEASURE_CONTENT != 0 {
-        return Err(Out::input());
+        return Err(RmiError::Input);
     }
     // SAFETY: we hold the RD lock.
     let r = unsafe { mem::realm::<Rd>(ctx.mem, grd.addr()) };
@@ -66,7 +66,7 @@ pub fn create(ctx: &RmiContext, rd: u64, data: u64, ipa: u64, src: u64, flags: u
 
 /// As [`create`] without src/flags, measurement, or the realm_state check;
 /// the granule is zeroed.
-pub fn create_unknown(ctx: &RmiContext, rd: u64, data: u64, ipa: u64) -> Result<Out, Out> {
+pub fn create_unknown(ctx: &RmiContext, rd: u64, data: u64, ipa: u64) -> Result<Out, RmiError> {
     let (grd, gdata) = ctx.granules.lock_two((rd, Rd), (data, Delegated))?;
     // SAFETY: we hold the RD lock.
     let r = unsafe { mem::realm::<Rd>(ctx.mem, grd.addr()) };
@@ -83,7 +83,7 @@ pub fn create_unknown(ctx: &RmiContext, rd: u64, data: u64, ipa: u64) -> Result<
 /// rtte_state (not ASSIGNED: ERROR_RTT(3), x2 = top).  The entry becomes
 /// UNASSIGNED, RIPAS DESTROYED if it was RAM (else kept); the granule is
 /// scrubbed and Delegated.  x1 = the granule, x2 = top of the non-live range.
-pub fn destroy(ctx: &RmiContext, rd: u64, ipa: u64) -> Result<Out, Out> {
+pub fn destroy(ctx: &RmiContext, rd: u64, ipa: u64) -> Result<Out, ErrorOut> {
     let (grd, r) = super::rtt::lock_rd(ctx, rd)?;
     check_ipa(r, ipa)?;
     let cfg = r.rtt();
@@ -91,10 +91,10 @@ pub fn destroy(ctx: &RmiContext, rd: u64, ipa: u64) -> Result<Out, Out> {
     let w = unsafe { rtt::walk(ctx.mem, &cfg, ipa, 3) };
     let top = w.base(ipa) + rtt::block_size(w.level);
     if w.level != 3 {
-        return Err(Out::err_with(RmiStatus::ErrorRtt, w.level as u8, &[0, top]));
+        return Err(ErrorOut::new(RmiError::rtt(w.level), &[0, top]));
     }
     let Entry::Assigned { pa, ripas } = w.entry else {
-        return Err(Out::err_with(RmiStatus::ErrorRtt, 3, &[0, top]));
+        return Err(ErrorOut::new(RmiError::rtt(3), &[0, top]));
     };
     let gdata = ctx.granules.lock(pa, Data)?;
     let after = if ripas == Ripas::Ram { Ripas::Destroyed } else { ripas };

@@ -5,13 +5,14 @@
 use super::{Out, RmiContext};
 use crate::granule::GranuleState::{Delegated, Undelegated};
 use crate::mem::{self, Page};
+use shared::abi::rmi::RmiError;
 
 /// Failure conditions, in order: gran_align, gran_bound, gran_state
 /// (all ERROR_INPUT); a GPT change EL3 refuses is ERROR_INPUT too.
-pub fn delegate(ctx: &RmiContext, addr: u64) -> Result<Out, Out> {
+pub fn delegate(ctx: &RmiContext, addr: u64) -> Result<Out, RmiError> {
     let g = ctx.granules.lock(addr, Undelegated)?;
     if ctx.el3.delegate(addr) != 0 {
-        return Err(Out::input());
+        return Err(RmiError::Input);
     }
     g.set_state(Delegated);
     Ok(Out::ok(&[]))
@@ -19,12 +20,12 @@ pub fn delegate(ctx: &RmiContext, addr: u64) -> Result<Out, Out> {
 
 /// Failure conditions: gran_align, gran_bound, gran_state.  The contents are
 /// scrubbed before the Host gets the granule back.
-pub fn undelegate(ctx: &RmiContext, addr: u64) -> Result<Out, Out> {
+pub fn undelegate(ctx: &RmiContext, addr: u64) -> Result<Out, RmiError> {
     let g = ctx.granules.lock(addr, Delegated)?;
     // SAFETY: we hold the lock of this Delegated (Realm PAS) granule.
     unsafe { mem::realm::<Page>(ctx.mem, addr) }.fill(0);
     if ctx.el3.undelegate(addr) != 0 {
-        return Err(Out::input());
+        return Err(RmiError::Input);
     }
     g.set_state(Undelegated);
     Ok(Out::ok(&[]))

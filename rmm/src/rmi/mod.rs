@@ -15,7 +15,8 @@ pub mod rec;
 pub mod rtt;
 pub mod version;
 
-use shared::abi::rmi::{self, RmiStatus, return_code};
+use crate::granule::{GranuleError, PairError};
+use shared::abi::rmi::{self, RmiError, RmiStatus, return_code};
 use shared::abi::smccc_id::NOT_SUPPORTED;
 
 /// SMCCC v1.3 SVE live-state hint: bit 16 of the function id (DEN0028 §2.5),
@@ -78,10 +79,9 @@ pub struct RmiContext<'a> {
     pub cpu: &'a dyn rec::RealmCpu,
 }
 
-/// A command's outcome: x0 and the result registers it defines (x1..x4).
+/// A command's successful outcome: the result registers it defines (x1..x4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Out {
-    pub x0: u64,
     pub vals: [u64; 4],
     pub n: usize,
 }
@@ -90,47 +90,59 @@ impl Out {
     pub fn ok(vals: &[u64]) -> Self {
         let mut v = [0; 4];
         v[..vals.len()].copy_from_slice(vals);
-        Self { x0: 0, vals: v, n: vals.len() }
-    }
-    pub fn err(status: RmiStatus, index: u8) -> Self {
-        Self { x0: return_code(status, index), vals: [0; 4], n: 0 }
-    }
-    /// An error that still defines result registers (e.g. `top` of RTT_DESTROY).
-    pub fn err_with(status: RmiStatus, index: u8, vals: &[u64]) -> Self {
-        let mut o = Self::ok(vals);
-        o.x0 = return_code(status, index);
-        o
-    }
-    pub fn input() -> Self {
-        Self::err(RmiStatus::ErrorInput, 0)
-    }
-    pub fn realm() -> Self {
-        Self::err(RmiStatus::ErrorRealm, 0)
-    }
-    pub fn rec() -> Self {
-        Self::err(RmiStatus::ErrorRec, 0)
-    }
-    pub fn rtt(level: i64) -> Self {
-        Self::err(RmiStatus::ErrorRtt, level as u8)
+        Self { vals: v, n: vals.len() }
     }
 }
 
-/// `?` on a granule lock failure: ERROR_INPUT.
-impl From<crate::granule::GranuleError> for Out {
-    fn from(_: crate::granule::GranuleError) -> Self {
-        Out::input()
-    }
+/// A failure after which the command still defines result registers: with
+/// RMI_ERROR_RTT, RMI_RTT_DESTROY and RMI_DATA_DESTROY return `top` in x2 and
+/// RMI_RTT_UNMAP_UNPROTECTED returns it in x1 (DEN0137 B4.3.x, the commands'
+/// output values; TF-RMM does the same).  Every other failure returns only x0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrorOut {
+    pub error: RmiError,
+    pub out: Out,
 }
-impl From<(usize, crate::granule::GranuleError)> for Out {
-    fn from(_: (usize, crate::granule::GranuleError)) -> Self {
-        Out::input()
+
+impl ErrorOut {
+    pub fn new(error: RmiError, vals: &[u64]) -> Self {
+        Self { error, out: Out::ok(vals) }
     }
 }
 
-/// Runs a command written as `Result<Out, Out>` (errors by `?`).
-fn run(r: Result<Out, Out>) -> Out {
+impl From<RmiError> for ErrorOut {
+    fn from(error: RmiError) -> Self {
+        Self::new(error, &[])
+    }
+}
+
+/// `?` on a granule lock failure: ERROR_INPUT (the `*_align`, `*_bound` and
+/// `*_state` failure conditions of the granule's command).
+impl From<GranuleError> for RmiError {
+    fn from(_: GranuleError) -> Self {
+        RmiError::Input
+    }
+}
+impl From<PairError> for RmiError {
+    fn from(_: PairError) -> Self {
+        RmiError::Input
+    }
+}
+impl From<GranuleError> for ErrorOut {
+    fn from(e: GranuleError) -> Self {
+        RmiError::from(e).into()
+    }
+}
+
+/// The one place a command's outcome becomes an RmiStatusCode (DEN0137
+/// B4.4.x: status in bits 7:0, index in 15:8 of x0) and result registers.
+fn pack<E: Into<ErrorOut>>(r: Result<Out, E>) -> (u64, Out) {
     match r {
-        Ok(o) | Err(o) => o,
+        Ok(o) => (return_code(RmiStatus::Success, 0), o),
+        Err(e) => {
+            let e = e.into();
+            (e.error.return_code(), e.out)
+        }
     }
 }
 
@@ -142,41 +154,41 @@ pub fn handle(call: &RmiCall, ctx: &RmiContext) -> RmiReturn {
     let mut ret = RmiReturn::for_call(call);
     let x = |n| call.x(n);
     let out = match call.fid {
-        rmi::RMI_GRANULE_DELEGATE => Some(run(granule::delegate(ctx, x(1)))),
-        rmi::RMI_GRANULE_UNDELEGATE => Some(run(granule::undelegate(ctx, x(1)))),
-        rmi::RMI_REALM_CREATE => Some(run(realm::create(ctx, x(1), x(2)))),
-        rmi::RMI_REALM_ACTIVATE => Some(run(realm::activate(ctx, x(1)))),
-        rmi::RMI_REALM_DESTROY => Some(run(realm::destroy(ctx, x(1)))),
-        rmi::RMI_REC_CREATE => Some(run(rec::create(ctx, x(1), x(2), x(3)))),
-        rmi::RMI_REC_DESTROY => Some(run(rec::destroy(ctx, x(1)))),
-        rmi::RMI_REC_AUX_COUNT => Some(run(rec::aux_count(ctx, x(1)))),
-        rmi::RMI_REC_ENTER => Some(run(rec::enter(ctx, x(1), x(2)))),
-        rmi::RMI_PSCI_COMPLETE => Some(run(rec::psci_complete(ctx, x(1), x(2), x(3)))),
-        rmi::RMI_RTT_CREATE => Some(run(rtt::create(ctx, x(1), x(2), x(3), x(4) as i64))),
-        rmi::RMI_RTT_DESTROY => Some(run(rtt::destroy(ctx, x(1), x(2), x(3) as i64))),
-        rmi::RMI_RTT_FOLD => Some(run(rtt::fold(ctx, x(1), x(2), x(3) as i64))),
-        rmi::RMI_RTT_READ_ENTRY => Some(run(rtt::read_entry(ctx, x(1), x(2), x(3) as i64))),
-        rmi::RMI_RTT_MAP_UNPROTECTED => Some(run(rtt::map_unprotected(ctx, x(1), x(2), x(3) as i64, x(4)))),
-        rmi::RMI_RTT_UNMAP_UNPROTECTED => Some(run(rtt::unmap_unprotected(ctx, x(1), x(2), x(3) as i64))),
-        rmi::RMI_RTT_INIT_RIPAS => Some(run(rtt::init_ripas(ctx, x(1), x(2), x(3)))),
-        rmi::RMI_RTT_SET_RIPAS => Some(run(rtt::set_ripas(ctx, x(1), x(2), x(3), x(4)))),
-        rmi::RMI_DATA_CREATE => Some(run(data::create(ctx, x(1), x(2), x(3), x(4), x(5)))),
-        rmi::RMI_DATA_CREATE_UNKNOWN => Some(run(data::create_unknown(ctx, x(1), x(2), x(3)))),
-        rmi::RMI_DATA_DESTROY => Some(run(data::destroy(ctx, x(1), x(2)))),
+        rmi::RMI_GRANULE_DELEGATE => Some(pack(granule::delegate(ctx, x(1)))),
+        rmi::RMI_GRANULE_UNDELEGATE => Some(pack(granule::undelegate(ctx, x(1)))),
+        rmi::RMI_REALM_CREATE => Some(pack(realm::create(ctx, x(1), x(2)))),
+        rmi::RMI_REALM_ACTIVATE => Some(pack(realm::activate(ctx, x(1)))),
+        rmi::RMI_REALM_DESTROY => Some(pack(realm::destroy(ctx, x(1)))),
+        rmi::RMI_REC_CREATE => Some(pack(rec::create(ctx, x(1), x(2), x(3)))),
+        rmi::RMI_REC_DESTROY => Some(pack(rec::destroy(ctx, x(1)))),
+        rmi::RMI_REC_AUX_COUNT => Some(pack(rec::aux_count(ctx, x(1)))),
+        rmi::RMI_REC_ENTER => Some(pack(rec::enter(ctx, x(1), x(2)))),
+        rmi::RMI_PSCI_COMPLETE => Some(pack(rec::psci_complete(ctx, x(1), x(2), x(3)))),
+        rmi::RMI_RTT_CREATE => Some(pack(rtt::create(ctx, x(1), x(2), x(3), x(4) as i64))),
+        rmi::RMI_RTT_DESTROY => Some(pack(rtt::destroy(ctx, x(1), x(2), x(3) as i64))),
+        rmi::RMI_RTT_FOLD => Some(pack(rtt::fold(ctx, x(1), x(2), x(3) as i64))),
+        rmi::RMI_RTT_READ_ENTRY => Some(pack(rtt::read_entry(ctx, x(1), x(2), x(3) as i64))),
+        rmi::RMI_RTT_MAP_UNPROTECTED => Some(pack(rtt::map_unprotected(ctx, x(1), x(2), x(3) as i64, x(4)))),
+        rmi::RMI_RTT_UNMAP_UNPROTECTED => Some(pack(rtt::unmap_unprotected(ctx, x(1), x(2), x(3) as i64))),
+        rmi::RMI_RTT_INIT_RIPAS => Some(pack(rtt::init_ripas(ctx, x(1), x(2), x(3)))),
+        rmi::RMI_RTT_SET_RIPAS => Some(pack(rtt::set_ripas(ctx, x(1), x(2), x(3), x(4)))),
+        rmi::RMI_DATA_CREATE => Some(pack(data::create(ctx, x(1), x(2), x(3), x(4), x(5)))),
+        rmi::RMI_DATA_CREATE_UNKNOWN => Some(pack(data::create_unknown(ctx, x(1), x(2), x(3)))),
+        rmi::RMI_DATA_DESTROY => Some(pack(data::destroy(ctx, x(1), x(2)))),
         _ => None,
     };
-    if let Some(o) = out {
-        ret.regs[0] = o.x0;
+    if let Some((x0, o)) = out {
+        ret.regs[0] = x0;
         ret.regs[1..1 + o.n].copy_from_slice(&o.vals[..o.n]);
         let name = name(call.fid).unwrap_or("?");
-        if o.x0 == 0 {
+        if x0 == 0 {
             // Successes are routine (a Realm build makes thousands): debug only,
             // except REC_ENTER which is the hot path and logs nothing.
             if call.fid != rmi::RMI_REC_ENTER {
                 log::debug!("{name}({:#x}, {:#x}, {:#x}) -> ok", x(1), x(2), x(3));
             }
         } else {
-            log::info!("{name}({:#x}, {:#x}, {:#x}, {:#x}) -> {} index {}", x(1), x(2), x(3), x(4), status_name(o.x0), (o.x0 >> 8) & 0xff);
+            log::info!("{name}({:#x}, {:#x}, {:#x}, {:#x}) -> {} index {}", x(1), x(2), x(3), x(4), status_name(x0), (x0 >> 8) & 0xff);
         }
         return ret;
     }

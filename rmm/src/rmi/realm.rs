@@ -6,7 +6,7 @@ use crate::mem::{self, Page};
 use crate::measurement;
 use crate::realm::{self, Rd, RealmState};
 use crate::rtt::{self, Entry, Table};
-use shared::abi::rmi::RmiRealmParams;
+use shared::abi::rmi::{RmiError, RmiRealmParams};
 
 /// Failure conditions, in order (all ERROR_INPUT): rd_align, rd_bound,
 /// rd_state (Delegated), params_align, params_bound, params_pas (the params
@@ -14,29 +14,29 @@ use shared::abi::rmi::RmiRealmParams;
 /// (RttConfigIsValid), rtt_align (rtt_base aligned to the starting tables'
 /// size), rtt_alias (RD among the starting tables), rtt_state (each starting
 /// table Delegated), vmid_valid (VMID valid and free).
-pub fn create(ctx: &RmiContext, rd: u64, params_ptr: u64) -> Result<Out, Out> {
+pub fn create(ctx: &RmiContext, rd: u64, params_ptr: u64) -> Result<Out, RmiError> {
     let (grd, gp) = ctx.granules.lock_two((rd, Delegated), (params_ptr, Undelegated))?;
     let mut p = RmiRealmParams::zeroed();
     // SAFETY: the params granule is locked and Undelegated (Non-secure PAS).
     unsafe { mem::read_ns(ctx.mem, params_ptr, &mut p) };
     drop(gp);
     if !realm::params_supported(&p, &ctx.hw) {
-        return Err(Out::input());
+        return Err(RmiError::Input);
     }
-    let cfg = realm::rtt_config(&p).ok_or(Out::input())?;
+    let cfg = realm::rtt_config(&p).ok_or(RmiError::Input)?;
     let span = cfg.num_start * 0x1000;
     if cfg.base % span != 0 {
-        return Err(Out::input());
+        return Err(RmiError::Input);
     }
     if rd >= cfg.base && rd < cfg.base + span {
-        return Err(Out::input());
+        return Err(RmiError::Input);
     }
     let mut rtts: [Option<Guard>; rtt::MAX_START_TABLES as usize] = Default::default();
     for (i, slot) in rtts.iter_mut().take(cfg.num_start as usize).enumerate() {
         *slot = Some(ctx.granules.lock(cfg.base + i as u64 * 0x1000, Delegated)?);
     }
     if !ctx.vmids.reserve(p.vmid) {
-        return Err(Out::input());
+        return Err(RmiError::Input);
     }
     // Success: nothing below can fail.
     for (i, g) in rtts.iter().flatten().enumerate() {
@@ -68,12 +68,12 @@ pub fn create(ctx: &RmiContext, rd: u64, params_ptr: u64) -> Result<Out, Out> {
 
 /// Failure conditions: rd_align, rd_bound, rd_state (ERROR_INPUT);
 /// realm_state: not New (ERROR_REALM).
-pub fn activate(ctx: &RmiContext, rd: u64) -> Result<Out, Out> {
+pub fn activate(ctx: &RmiContext, rd: u64) -> Result<Out, RmiError> {
     let _g = ctx.granules.lock(rd, Rd)?;
     // SAFETY: locked RD granule.
     let r: &mut Rd = unsafe { mem::realm(ctx.mem, rd) };
     if r.state() != RealmState::New {
-        return Err(Out::realm());
+        return Err(RmiError::Realm);
     }
     r.set_state(RealmState::Active);
     log::info!("realm {rd:#x} activated");
@@ -83,19 +83,19 @@ pub fn activate(ctx: &RmiContext, rd: u64) -> Result<Out, Out> {
 /// Failure conditions: rd_align, rd_bound, rd_state (ERROR_INPUT);
 /// realm_live: the Realm has RECs or a live starting-level RTT entry
 /// (ERROR_REALM).  The RD and starting tables go back to Delegated, scrubbed.
-pub fn destroy(ctx: &RmiContext, rd: u64) -> Result<Out, Out> {
+pub fn destroy(ctx: &RmiContext, rd: u64) -> Result<Out, RmiError> {
     let grd = ctx.granules.lock(rd, Rd)?;
     // SAFETY: locked RD granule.
     let r: &mut Rd = unsafe { mem::realm(ctx.mem, rd) };
     let cfg = r.rtt();
     if grd.refcount() != 0 {
-        return Err(Out::realm());
+        return Err(RmiError::Realm);
     }
     for i in 0..cfg.num_start {
         // SAFETY: the RD lock protects the Realm's RTTs.
         let t = unsafe { rtt::table(ctx.mem, cfg.base + i * 0x1000) };
         if t.iter().any(|&e| Entry::decode(e, cfg.level_start).is_live()) {
-            return Err(Out::realm());
+            return Err(RmiError::Realm);
         }
     }
     for i in 0..cfg.num_start {

@@ -73,7 +73,7 @@ fn rec_ref<'m>(ctx: &'m RmiContext, pa: u64) -> &'m mut Rec {
 /// (Delegated), params_align/bound/pas (ERROR_INPUT); realm_state (not New:
 /// ERROR_REALM); num_aux (not RecAuxCount, 0 here), mpidr_index (the MPIDR is
 /// not the Realm's next RecIndex), flags (only RUNNABLE) (ERROR_INPUT).
-pub fn create(ctx: &RmiContext, rd: u64, rec_pa: u64, params_ptr: u64) -> Result<Out, Out> {
+pub fn create(ctx: &RmiContext, rd: u64, rec_pa: u64, params_ptr: u64) -> Result<Out, RmiError> {
     let (grd, grec) = ctx.granules.lock_two((rd, Rd), (rec_pa, Delegated))?;
     let gp = ctx.granules.lock_also(params_ptr, Undelegated, &[&grd, &grec])?;
     let mut p = RmiRecParams::zeroed();
@@ -83,10 +83,10 @@ pub fn create(ctx: &RmiContext, rd: u64, rec_pa: u64, params_ptr: u64) -> Result
     // SAFETY: RD lock held.
     let r = unsafe { mem::realm::<Rd>(ctx.mem, rd) };
     if r.state() != RealmState::New {
-        return Err(Out::realm());
+        return Err(RmiError::Realm);
     }
     if p.num_aux != 0 || rec::mpidr_to_index(p.mpidr) != Some(r.rec_index) || p.flags & !RMI_REC_FLAG_RUNNABLE != 0 {
-        return Err(Out::input());
+        return Err(RmiError::Input);
     }
     // SAFETY: locked Delegated granule, becoming the REC.
     unsafe { mem::realm::<Page>(ctx.mem, rec_pa) }.fill(0);
@@ -110,7 +110,7 @@ pub fn create(ctx: &RmiContext, rd: u64, rec_pa: u64, params_ptr: u64) -> Result
 
 /// Failure conditions: rec_align/bound/state (ERROR_INPUT); rec running
 /// (ERROR_REC).  The REC is scrubbed and Delegated; its Realm loses a REC.
-pub fn destroy(ctx: &RmiContext, rec_pa: u64) -> Result<Out, Out> {
+pub fn destroy(ctx: &RmiContext, rec_pa: u64) -> Result<Out, RmiError> {
     let owner = {
         let _g = ctx.granules.lock(rec_pa, Rec)?;
         rec_ref(ctx, rec_pa).owner
@@ -119,10 +119,10 @@ pub fn destroy(ctx: &RmiContext, rec_pa: u64) -> Result<Out, Out> {
     let (grd, grec) = ctx.granules.lock_two((owner, Rd), (rec_pa, Rec))?;
     let rc = rec_ref(ctx, rec_pa);
     if rc.owner != owner {
-        return Err(Out::input());
+        return Err(RmiError::Input);
     }
     if rc.running != 0 {
-        return Err(Out::rec());
+        return Err(RmiError::Rec);
     }
     // SAFETY: locked REC granule leaving the Realm.
     unsafe { mem::realm::<Page>(ctx.mem, rec_pa) }.fill(0);
@@ -133,7 +133,7 @@ pub fn destroy(ctx: &RmiContext, rec_pa: u64) -> Result<Out, Out> {
 
 /// Failure conditions: rd_align/bound/state (ERROR_INPUT).  x1 = 0: a REC's
 /// state fits in its own granule.
-pub fn aux_count(ctx: &RmiContext, rd: u64) -> Result<Out, Out> {
+pub fn aux_count(ctx: &RmiContext, rd: u64) -> Result<Out, RmiError> {
     let _g = ctx.granules.lock(rd, Rd)?;
     Ok(Out::ok(&[0]))
 }
@@ -144,15 +144,15 @@ pub fn aux_count(ctx: &RmiContext, rd: u64) -> Result<Out, Out> {
 /// MPIDR the request named, a status the request cannot complete with
 /// (ERROR_INPUT).  Completes CPU_ON (making the target runnable at the
 /// requested entry point, or ALREADY_ON) and AFFINITY_INFO.
-pub fn psci_complete(ctx: &RmiContext, calling: u64, target: u64, status: u64) -> Result<Out, Out> {
+pub fn psci_complete(ctx: &RmiContext, calling: u64, target: u64, status: u64) -> Result<Out, RmiError> {
     use shared::abi::psci::{PSCI_AFFINITY_INFO_64, PSCI_CPU_ON_64};
     let (_gc, _gt) = ctx.granules.lock_two((calling, Rec), (target, Rec))?;
     let (c, t) = (rec_ref(ctx, calling), rec_ref(ctx, target));
     if c.running != 0 || t.running != 0 {
-        return Err(Out::rec());
+        return Err(RmiError::Rec);
     }
     if c.pending != pending::PSCI || c.owner != t.owner || t.mpidr != c.psci_target {
-        return Err(Out::input());
+        return Err(RmiError::Input);
     }
     const PSCI_SUCCESS: u64 = 0;
     const PSCI_DENIED: u64 = (-3i64) as u64;
@@ -160,7 +160,7 @@ pub fn psci_complete(ctx: &RmiContext, calling: u64, target: u64, status: u64) -
     match c.psci_fid as u32 {
         PSCI_CPU_ON_64 => {
             if status != PSCI_SUCCESS && status != PSCI_DENIED {
-                return Err(Out::input());
+                return Err(RmiError::Input);
             }
             if status != PSCI_SUCCESS {
                 c.x[0] = status;
@@ -181,11 +181,11 @@ pub fn psci_complete(ctx: &RmiContext, calling: u64, target: u64, status: u64) -
         }
         PSCI_AFFINITY_INFO_64 => {
             if status != PSCI_SUCCESS {
-                return Err(Out::input());
+                return Err(RmiError::Input);
             }
             c.x[0] = if t.runnable != 0 { 0 } else { 1 };
         }
-        _ => return Err(Out::input()),
+        _ => return Err(RmiError::Input),
     }
     c.pending = pending::NONE;
     Ok(Out::ok(&[]))
@@ -198,7 +198,7 @@ pub fn psci_complete(ctx: &RmiContext, calling: u64, target: u64, status: u64) -
 /// Then completes what the last exit asked the Host for (emulated MMIO read,
 /// host call results, RIPAS change response), runs the REC until an exit the
 /// Host must see, and writes RmiRecExit.
-pub fn enter(ctx: &RmiContext, rec_pa: u64, run_pa: u64) -> Result<Out, Out> {
+pub fn enter(ctx: &RmiContext, rec_pa: u64, run_pa: u64) -> Result<Out, RmiError> {
     let owner = {
         let _g = ctx.granules.lock(rec_pa, Rec)?;
         rec_ref(ctx, rec_pa).owner
@@ -214,16 +214,16 @@ pub fn enter(ctx: &RmiContext, rec_pa: u64, run_pa: u64) -> Result<Out, Out> {
     let r = unsafe { mem::realm::<Rd>(ctx.mem, owner) };
     let rc = rec_ref(ctx, rec_pa);
     if rc.owner != owner {
-        return Err(Out::input());
+        return Err(RmiError::Input);
     }
     if r.state() != RealmState::Active {
-        return Err(Out::realm());
+        return Err(RmiError::Realm);
     }
     if rc.runnable == 0 || rc.running != 0 || rc.pending == pending::PSCI {
-        return Err(Out::rec());
+        return Err(RmiError::Rec);
     }
     if run.enter.gicv3_hcr & !GICV3_HCR_ALLOWED != 0 {
-        return Err(Out::rec());
+        return Err(RmiError::Rec);
     }
     // The Host may ask for a Synchronous External Abort only after a Data
     // Abort at an Unprotected IPA, and (unless it asks for that abort, which
@@ -233,10 +233,10 @@ pub fn enter(ctx: &RmiContext, rec_pa: u64, run_pa: u64) -> Result<Out, Out> {
     let inject_sea = run.enter.flags & RMI_REC_ENTER_INJECT_SEA != 0;
     let mmio_pending = matches!(rc.pending, pending::MMIO_READ | pending::MMIO_WRITE);
     if inject_sea && rc.sea_allowed == 0 {
-        return Err(Out::rec());
+        return Err(RmiError::Rec);
     }
     if run.enter.flags & RMI_REC_ENTER_EMUL_MMIO != 0 && !inject_sea && !mmio_pending {
-        return Err(Out::rec());
+        return Err(RmiError::Rec);
     }
     complete_pending(ctx, r, rc, &run.enter);
     rc.gic_hcr = run.enter.gicv3_hcr;

@@ -192,6 +192,12 @@ fn rtt_failures() {
         ("init ripas unprotected", RMI_RTT_INIT_RIPAS, vec![rd, 1 << 38, (1 << 38) + 0x1000], INPUT),
         ("init ripas not covering an entry", RMI_RTT_INIT_RIPAS, vec![rd, 0, 0x1000], rtt_err(2)),
     ]);
+    // Failures the spec gives result registers return them (`top`); every
+    // other failure returns x0 alone.  x4 is the Host's either way.
+    assert_eq!(w.call(RMI_RTT_DESTROY, &[rd, 0, 3, 0x4444]), [rtt_err(2), 0, L2, 0, 0x4444]);
+    assert_eq!(w.call(RMI_RTT_UNMAP_UNPROTECTED, &[rd, 1 << 38, 1, 0x4444]), [rtt_err(1), (1 << 38) + L1, 0, 0, 0x4444]);
+    assert_eq!(w.call(RMI_RTT_FOLD, &[rd, L2, 3, 0x4444]), [rtt_err(2), 0, 0, 0, 0x4444]);
+    assert_eq!(w.call(RMI_RTT_CREATE, &[rd, g(10), 0x1000, 2, 0x4444]), [INPUT, 0, 0, 0, 2]);
     // The unprotected path: tables down to level 3 at 1 << 38, then map/unmap.
     let ns = 1u64 << 38;
     w.ok(RMI_RTT_CREATE, &[rd, g(12), ns, 2]);
@@ -295,6 +301,9 @@ fn data_failures() {
     let (rd, rec) = build(&w, &[[1u8; 4096]]);
     w.delegate(30);
     w.delegate(31);
+    // Failures of DATA_DESTROY still return `top` in x2.
+    assert_eq!(w.call(RMI_DATA_DESTROY, &[rd, 0x1000, 0, 0x4444]), [rtt_err(3), 0, 0x2000, 0, 0x4444]);
+    assert_eq!(w.call(RMI_DATA_DESTROY, &[rd, 1 << 30, 0, 0x4444]), [rtt_err(1), 0, 1 << 31, 0, 0x4444]);
     table(&w, &[
         ("data undelegated", RMI_DATA_CREATE, vec![rd, g(40), 0x1000, g(3), 0], INPUT),
         ("data is the rd", RMI_DATA_CREATE, vec![rd, rd, 0x1000, g(3), 0], INPUT),

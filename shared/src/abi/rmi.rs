@@ -46,6 +46,55 @@ pub const fn return_code(status: RmiStatus, index: u8) -> u64 {
     (status as u64) | ((index as u64) << 8)
 }
 
+/// Why an RMI command failed: the non-SUCCESS RmiStatusCode values
+/// (DEN0137 B4.4.x "RmiStatusCode"), in the spec's words, with the index the
+/// spec gives each (status in bits 7:0 of x0, index in bits 15:8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RmiError {
+    /// RMI_ERROR_INPUT: an input value caused the command to fail.  Index 0.
+    Input,
+    /// RMI_ERROR_REALM: an attribute of a Realm does not match the expected
+    /// value.  Index 0 (the only one RMM 1.0 uses).
+    Realm,
+    /// RMI_ERROR_REC: an attribute of a REC does not match the expected
+    /// value.  Index 0.
+    Rec,
+    /// RMI_ERROR_RTT: an RTT walk ended at, or the entry at fault is in, the
+    /// RTT of this level.  The index is the level's low 8 bits (level -1,
+    /// possible with LPA2, reads 0xff).
+    Rtt(u8),
+}
+
+impl RmiError {
+    /// RMI_ERROR_RTT at RTT `level`.
+    pub const fn rtt(level: i64) -> Self {
+        RmiError::Rtt(level as u8)
+    }
+
+    /// The status field.
+    pub const fn status(self) -> RmiStatus {
+        match self {
+            RmiError::Input => RmiStatus::ErrorInput,
+            RmiError::Realm => RmiStatus::ErrorRealm,
+            RmiError::Rec => RmiStatus::ErrorRec,
+            RmiError::Rtt(_) => RmiStatus::ErrorRtt,
+        }
+    }
+
+    /// The index field.
+    pub const fn index(self) -> u8 {
+        match self {
+            RmiError::Rtt(level) => level,
+            _ => 0,
+        }
+    }
+
+    /// The x0 value of the RMI return that reports this error.
+    pub const fn return_code(self) -> u64 {
+        return_code(self.status(), self.index())
+    }
+}
+
 /// The spec's name of an RMI function id, for log lines.
 pub fn fn_name(fid: u32) -> Option<&'static str> {
     Some(match fid {
@@ -103,6 +152,21 @@ mod tests {
         assert_eq!(return_code(RmiStatus::ErrorRtt, 2), 0x204);
         assert_eq!(return_code(RmiStatus::Success, 0), 0);
         assert_eq!(RMI_ABI_VERSION, 0x10000);
+    }
+
+    #[test]
+    fn error_packing() {
+        assert_eq!(RmiError::Input.return_code(), 1);
+        assert_eq!(RmiError::Realm.return_code(), 2);
+        assert_eq!(RmiError::Rec.return_code(), 3);
+        assert_eq!(RmiError::rtt(2).return_code(), 0x204);
+        assert_eq!(RmiError::rtt(3), RmiError::Rtt(3));
+        assert_eq!(RmiError::rtt(-1).return_code(), 0xff04);
+        for e in [RmiError::Input, RmiError::Realm, RmiError::Rec, RmiError::rtt(1)] {
+            assert_eq!(e.return_code() & 0xff, e.status() as u64);
+            assert_eq!(e.return_code() >> 8, e.index() as u64);
+            assert_ne!(status_name(e.return_code()), "unknown status");
+        }
     }
 
     #[test]
