@@ -26,6 +26,7 @@ pub trait Memory: Sync {
 /// # Safety
 /// The caller holds the lock of granule `pa` (tracked, so mapped) and no other
 /// reference into it is alive.
+#[allow(clippy::mut_from_ref, reason = "exclusivity comes from the granule lock the caller holds (# Safety), not from `mem`")]
 pub unsafe fn realm<'m, T: FromBytes + IntoBytes + KnownLayout + Immutable>(mem: &'m dyn Memory, pa: u64) -> &'m mut T {
     const { assert!(core::mem::size_of::<T>() <= GRANULE_SIZE as usize) };
     const { assert!(core::mem::align_of::<T>() <= 16) };

@@ -247,6 +247,7 @@ pub unsafe fn set(m: &dyn Memory, w: &Walk, e: Entry) {
 ///
 /// # Safety
 /// As [`walk`], and `pa` is one of the Realm's RTTs.
+#[allow(clippy::mut_from_ref, reason = "exclusivity comes from the RD/RTT locks the caller holds (# Safety), not from `m`")]
 pub unsafe fn table<'m>(m: &'m dyn Memory, pa: u64) -> &'m mut Table {
     // SAFETY: per the contract.
     unsafe { mem::realm(m, pa) }

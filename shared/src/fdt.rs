@@ -362,7 +362,7 @@ pub unsafe fn from_addr(addr: usize, max_size: usize) -> Result<Fdt<'static>, Fd
     if addr == 0 {
         return Err(FdtError::BadPtr);
     }
-    // SAFETY: the caller promises at least 8 readable bytes at addr (max_size >= 8 checked below).
+    // SAFETY: the caller promises addr..addr + max_size readable; we read min(8, max_size) of it.
     let header = unsafe { core::slice::from_raw_parts(addr as *const u8, 8.min(max_size)) };
     let size = total_size(header).ok_or(FdtError::BadMagic)?;
     if size > max_size || size < 40 {

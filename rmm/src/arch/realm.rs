@@ -54,8 +54,15 @@ fn read_lr(n: usize) -> u64 {
 /// # Safety
 /// Only while the list registers belong to the REC about to run (or to nobody).
 unsafe fn write_lr(n: usize, v: u64) {
-    // SAFETY: per the contract.
-    macro_rules! wr { ($r:ident) => { unsafe { write_sysreg!($r, v) } }; }
+    macro_rules! wr {
+        ($r:ident) => {
+            // SAFETY: ICH_LR<n>_EL2 is writable at EL2 (GICv3 with the
+            // virtual CPU interface); the caller guarantees the list
+            // registers belong to the REC about to run, so no other
+            // context's pending virtual interrupts are overwritten.
+            unsafe { write_sysreg!($r, v) }
+        };
+    }
     each_lr!(n, wr)
 }
 

@@ -54,6 +54,9 @@ pub fn create(ctx: &RmiContext, rd: u64, data: u64, ipa: u64, src: u64, flags: u
     let w = create_common(ctx, r, data, ipa, true)?;
     // SAFETY: data is locked and Delegated; src is locked and Undelegated.
     let page = unsafe { mem::realm::<Page>(ctx.mem, data) };
+    // SAFETY: `gsrc` holds src's lock and lock_also saw it Undelegated, so it
+    // stays in the Non-secure PAS for the whole copy; `page` is the distinct
+    // Realm granule `data`, so the copy does not alias it.
     unsafe { mem::read_ns(ctx.mem, src, page) };
     drop(gsrc);
     let algo = r.algo();
@@ -73,6 +76,8 @@ pub fn create_unknown(ctx: &RmiContext, rd: u64, data: u64, ipa: u64) -> Result<
     let w = create_common(ctx, r, data, ipa, false)?;
     // SAFETY: data is locked and Delegated.
     unsafe { mem::realm::<Page>(ctx.mem, data) }.fill(0);
+    // SAFETY: `grd` holds the RD lock, which protects this Realm's RTTs, and
+    // `w` is a walk of those RTTs made under the same lock.
     unsafe { rtt::set(ctx.mem, &w, Entry::Assigned { pa: data, ripas: w.entry.ripas() }) };
     gdata.set_state(Data);
     Ok(Out::ok(&[]))

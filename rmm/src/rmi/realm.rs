@@ -47,6 +47,8 @@ pub fn create(ctx: &RmiContext, rd: u64, params_ptr: u64) -> Result<Out, RmiErro
     }
     // SAFETY: locked Delegated granule, becoming the RD.
     unsafe { mem::realm::<Page>(ctx.mem, rd) }.fill(0);
+    // SAFETY: still the locked granule `rd`; the `Page` reference above was a
+    // temporary, so this is the only reference into it.
     let r: &mut Rd = unsafe { mem::realm(ctx.mem, rd) };
     let algo = measurement::HashAlgo::from_rmi(p.hash_algo as u8 as u64).unwrap_or(measurement::HashAlgo::Sha256);
     r.state = RealmState::New as u64;

@@ -64,6 +64,7 @@ pub const HCR_TWE: u64 = 1 << 14;
 /// virtual CPU interface"): En, UIE, LRENPIE, NPIE, VGrp0EIE/DIE, VGrp1EIE/DIE.
 pub const GICV3_HCR_ALLOWED: u64 = 0xff;
 
+#[allow(clippy::mut_from_ref, reason = "callers hold the REC's lock or own it through `running`")]
 fn rec_ref<'m>(ctx: &'m RmiContext, pa: u64) -> &'m mut Rec {
     // SAFETY: callers hold the REC's lock, or own it through `running`.
     unsafe { mem::realm::<Rec>(ctx.mem, pa) }

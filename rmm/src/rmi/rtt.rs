@@ -12,6 +12,7 @@ use crate::rtt::{self, Entry, Ripas, RttConfig, Walk, block_size};
 use shared::abi::rmi::{RMI_DESTROYED, RmiError};
 
 /// The locked RD and its contents.
+#[allow(clippy::mut_from_ref, reason = "the RD lock (the returned guard) makes the reference exclusive")]
 pub(super) fn lock_rd<'c>(ctx: &'c RmiContext, rd: u64) -> Result<(Guard<'c, 'c>, &'c mut Rd), RmiError> {
     let g = ctx.granules.lock(rd, Rd)?;
     // SAFETY: we hold the RD lock.

@@ -312,11 +312,13 @@ fn ipa_state_get(m: &dyn Memory, r: &Rd, base: u64, top: u64) -> Option<(u64, u6
     if base % 0x1000 != 0 || top % 0x1000 != 0 || top <= base || top > prot_end {
         return None;
     }
-    // SAFETY (both walks): RD lock held by the caller; addresses in range.
+    // SAFETY: the caller holds the RD lock (protecting the RTTs); `base` is
+    // below `prot_end`, so in range.
     let first = unsafe { rtt::walk(m, &cfg, base, 3) };
     let ripas = first.entry.ripas();
     let mut addr = first.base(base) + block_size(first.level);
     while addr < top {
+        // SAFETY: RD lock held as above; `addr < top <= prot_end`, so in range.
         let w = unsafe { rtt::walk(m, &cfg, addr, 3) };
         if w.entry.ripas() != ripas {
             break;

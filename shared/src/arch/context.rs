@@ -125,7 +125,14 @@ impl El1SysRegs {
     /// # Safety
     /// Only while no EL1 code of another context is meant to run on this CPU.
     pub unsafe fn restore(&self) {
-        macro_rules! wr { ($f:ident, $r:ident) => { unsafe { crate::write_sysreg!($r, self.$f) }; }; }
+        macro_rules! wr {
+            ($f:ident, $r:ident) => {
+                // SAFETY: each register in `sysregs!` is an EL1 register that
+                // EL2 may write; the new values only take effect for EL1/EL0,
+                // which the caller guarantees belong to this context now.
+                unsafe { crate::write_sysreg!($r, self.$f) };
+            };
+        }
         sysregs!(wr);
         crate::arch::regs::isb();
     }
@@ -171,10 +178,19 @@ impl PacKeys {
     /// Loads these keys.  Only where [`PacKeys::implemented`].
     ///
     /// # Safety
-    /// Only while no EL1/EL0 code of another context is meant to run on this
-    /// CPU (its signed pointers would no longer authenticate).
+    /// Only where [`PacKeys::implemented`] (the key registers are UNDEFINED
+    /// otherwise), and only while no EL1/EL0 code of another context is meant
+    /// to run on this CPU (its signed pointers would no longer authenticate).
     pub unsafe fn restore(&self) {
-        macro_rules! wr { ($i:expr, $r:ident) => { unsafe { crate::write_sysreg!($r, self.keys[$i]) }; }; }
+        macro_rules! wr {
+            ($i:expr, $r:ident) => {
+                // SAFETY: the caller checked FEAT_PAuth (the key registers
+                // exist) and guarantees no other context's EL1/EL0 code will
+                // use the old keys; the keys only affect EL1/EL0 pointer
+                // authentication, not this EL2 code.
+                unsafe { crate::write_sysreg!($r, self.keys[$i]) };
+            };
+        }
         pac_keys!(wr);
         crate::arch::regs::isb();
     }

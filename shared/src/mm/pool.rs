@@ -140,6 +140,7 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a % super::PAGE_SIZE, 0);
         assert!(p.alloc().is_none(), "pool of two frames gives two");
+        // SAFETY: `a` came from `alloc` on this pool and the test never uses it again.
         unsafe { p.free_frame(a) };
         assert_eq!(p.frames_left(), 1);
         assert_eq!(p.alloc(), Some(a));
