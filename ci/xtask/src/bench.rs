@@ -108,12 +108,24 @@ fn parse(output: &str, prefix: &str) -> (Vec<Row>, Option<u64>, bool) {
     (rows, freq, done)
 }
 
+/// QEMU's instruction counting: the virtual clock (and so CNTVCT) advances
+/// with the instructions executed, one per ns (`shift=0`), and never while
+/// idle (`sleep=off`): a row's ticks are then an exact count, the same run to
+/// run, where wall-clock rows move with the host's load (issue P).
+pub const ICOUNT: &[&str] = &["-icount", "shift=0,sleep=off"];
+
 /// Boots `bios` with `quadrant.bench`, returns the rows as (key, calls,
-/// ticks/call, ratio) and the counter frequency.
-fn measure(run: &Run, outputs: &Outputs) -> Result<(Vec<(String, u64, f64, f64, &'static str)>, Option<u64>)> {
+/// ticks/call, ratio) and the counter frequency.  `icount`: under
+/// [`ICOUNT`]; the keys then end in `_icount`.
+fn measure(run: &Run, outputs: &Outputs, icount: bool) -> Result<(Vec<(String, u64, f64, f64, &'static str)>, Option<u64>)> {
     let out = util::out_dir();
-    let boot = (run.boot)(outputs, run.label)?;
-    let log = out.join(format!("bench-{}.log", run.label));
+    let mut boot = (run.boot)(outputs, run.label)?;
+    let mut label = run.label.to_owned();
+    if icount {
+        boot = Boot::Extra { boot: Box::new(boot), args: ICOUNT.iter().map(|s| s.to_string()).collect() };
+        label.push_str("-icount");
+    }
+    let log = out.join(format!("bench-{label}.log"));
     let cap = qemu::capture(&boot, Duration::from_secs(600), &log, &["PANIC:"])?;
     let (rows, freq, done) = parse(&cap.output, run.prefix);
     if !done || cap.exit != Some(0) {
@@ -124,11 +136,14 @@ fn measure(run: &Run, outputs: &Outputs) -> Result<(Vec<(String, u64, f64, f64, 
     let mut table = Vec::new();
     for (name, what) in run.rows {
         // Keys are unique across runs: the realm run's rows carry its label.
-        let key = match (*name, run.label) {
+        let mut key = match (*name, run.label) {
             ("smc_floor", l) => format!("{}_smc_floor", l.replace('-', "_")),
             (n, "realm") => format!("realm_{n}"),
             (n, _) => n.to_string(),
         };
+        if icount {
+            key.push_str("_icount");
+        }
         match rows.iter().find(|r| r.name == *name) {
             Some(r) => table.push((key, r.iterations, per_call(r), per_call(r) / floor, *what)),
             None => table.push((key, 0, f64::NAN, f64::NAN, *what)),
@@ -180,6 +195,7 @@ const BOOT_RUNS: usize = 3;
 /// Each row's goal as a ratio to its floor (issue P's targets; B1's for the
 /// guest boot).  The SVG draws them as goal lines.
 fn goal(key: &str) -> Option<f64> {
+    let key = key.strip_suffix("_icount").unwrap_or(key);
     Some(match key {
         "ffa_version" => 5.0,
         k if k.starts_with("ffa_direct_req") => 18.0,
@@ -254,18 +270,24 @@ pub fn svg(bars: &[Bar]) -> String {
 pub fn bench(outputs: &Outputs) -> Result<bool> {
     let mut all = Vec::new();
     let mut freq = None;
-    for run in [&NS_HYP, &FFA_PAYLOAD, &REALM, &GUEST_HVC] {
-        let (rows, f) = measure(run, outputs)?;
-        all.extend(rows);
-        freq = freq.or(f);
+    // Wall-clock rows first, then the same rows counted in instructions.
+    for icount in [false, true] {
+        for run in [&NS_HYP, &FFA_PAYLOAD, &REALM, &GUEST_HVC] {
+            let (rows, f) = measure(run, outputs, icount)?;
+            all.extend(rows);
+            if !icount {
+                freq = freq.or(f);
+            }
+        }
     }
     let mut ok = true;
     let mut bars = Vec::new();
     let mut json = String::from("{\n");
-    println!("{:<28} {:>8} {:>14} {:>9}  {}", "row", "calls", "ticks/call", "÷ floor", "what");
+    println!("{:<36} {:>8} {:>14} {:>9}  {}", "row", "calls", "ticks/call", "÷ floor", "what");
     for (key, calls, tpc, ratio, what) in &all {
         ok &= ratio.is_finite();
-        println!("{:<28} {:>8} {:>14.1} {:>9.2}  {}", key, calls, tpc, ratio, what);
+        let how = if key.ends_with("_icount") { " [instructions, -icount shift=0]" } else { "" };
+        println!("{:<36} {:>8} {:>14.1} {:>9.2}  {what}{how}", key, calls, tpc, ratio);
         let _ = writeln!(json, "  \"{key}\": {{\"calls\": {calls}, \"ticks_per_call\": {}, \"ratio_to_floor\": {}, \"goal\": {}}},", num(*tpc), num(*ratio), goal(key).map(num).unwrap_or("null".into()));
         bars.push(Bar { key: key.clone(), ratio: *ratio, goal: goal(key) });
     }
@@ -274,7 +296,7 @@ pub fn bench(outputs: &Outputs) -> Result<bool> {
     let ratio = under / bare;
     ok &= ratio.is_finite();
     println!();
-    println!("{:<28} {:>8} {:>14} {:>9}  {}", "guest_boot_to_prompt", "", format!("{under:.1} s"), format!("{ratio:.2}"), format!("Linux to its shell under ns-hyp ÷ bare QEMU -kernel ({bare:.1} s)"));
+    println!("{:<36} {:>8} {:>14} {:>9}  {}", "guest_boot_to_prompt", "", format!("{under:.1} s"), format!("{ratio:.2}"), format!("Linux to its shell under ns-hyp ÷ bare QEMU -kernel ({bare:.1} s)"));
     let _ = writeln!(
         json,
         "  \"guest_boot_to_prompt\": {{\"under_ns_hyp_s\": {}, \"bare_qemu_s\": {}, \"ratio\": {}, \"goal\": {}}},",
@@ -285,12 +307,12 @@ pub fn bench(outputs: &Outputs) -> Result<bool> {
     );
     bars.push(Bar { key: "guest_boot_to_prompt".into(), ratio, goal: goal("guest_boot_to_prompt") });
     println!();
-    println!("{:<28} {:>8}", "image", "bytes");
+    println!("{:<36} {:>8}", "image", "bytes");
     let mut sizes = Vec::new();
     for (_, bin) in build::images() {
         let p = outputs.images.join(format!("{bin}.bin"));
         let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-        println!("{:<28} {:>8}", format!("{bin}.bin"), size);
+        println!("{:<36} {:>8}", format!("{bin}.bin"), size);
         sizes.push(format!("\"{bin}\": {size}"));
     }
     let _ = writeln!(json, "  \"image_bytes\": {{{}}}\n}}", sizes.join(", "));

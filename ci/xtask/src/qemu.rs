@@ -22,6 +22,8 @@ pub enum Boot {
     /// order, once the output (after the previous match) contains `wait_for`,
     /// `send` is written to QEMU's serial input.  Only `capture` types.
     Scripted { boot: Box<Boot>, input: Vec<(String, String)> },
+    /// `boot` with further QEMU arguments after its own (e.g. `-icount`).
+    Extra { boot: Box<Boot>, args: Vec<String> },
     /// Separate QEMU processes one after the other (e.g. a disk written by
     /// the first and read by the second).  Only `capture` runs a sequence: it
     /// stops at the first run that does not exit with status 0.
@@ -33,7 +35,7 @@ pub const MEM: &str = "2G";
 
 fn machine(boot: &Boot) -> Vec<String> {
     match boot {
-        Boot::Scripted { boot, .. } => return machine(boot),
+        Boot::Scripted { boot, .. } | Boot::Extra { boot, .. } => return machine(boot),
         Boot::Sequence(runs) if !runs.is_empty() => return machine(&runs[0]),
         _ => {}
     }
@@ -74,6 +76,11 @@ pub fn args(boot: &Boot) -> Vec<String> {
         }
         Boot::Custom { args, .. } => a.extend(args.iter().cloned()),
         Boot::Scripted { boot, .. } => return args(boot),
+        Boot::Extra { boot, args: more } => {
+            let mut a = args(boot);
+            a.extend(more.iter().cloned());
+            return a;
+        }
         Boot::Sequence(runs) => return runs.first().map(args).unwrap_or_default(),
     }
     a
