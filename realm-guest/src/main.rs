@@ -183,7 +183,7 @@ mod realm {
 /// What a probe expects of a load from NS memory it must not reach.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expect {
-    /// A Synchronous External Abort injected by the RMM (DEN0137 A5.2.x:
+    /// A Synchronous External Abort injected by the RMM (DEN0137 "Realm data access":
     /// protected IPA, RIPAS EMPTY; or the Host's inject_sea after an
     /// unprotected access): ESR_EL1 EC 0x25, DFSC 0b010000.
     Sea,
@@ -209,7 +209,7 @@ mod isolation {
     use super::{Expect, PROBE_POISON, judge};
     use core::fmt::Write;
 
-    // Vectors (DDI0487 D1.x): only "current EL with SP_ELx, synchronous"
+    // Vectors (DDI0487, "Vector tables"): only "current EL with SP_ELx, synchronous"
     // (+0x200) is expected, from a probe's load: it hands ESR/FAR back in
     // x9/x10 and skips the load.  Anything else powers the Realm off.
     core::arch::global_asm!(

@@ -1,4 +1,4 @@
-//! Granule tracking (DEN0137 RMM 1.0, A2.2 "Granule", A2.2.x "Granule
+//! Granule tracking (DEN0137 RMM 1.0, A2.2 "Granule", its "Granule
 //! ownership" and B2 "GranuleState"): one entry per 4 KiB granule of the NS
 //! DRAM banks the boot manifest lists, holding the granule's state, a lock bit
 //! and a reference count.
@@ -16,7 +16,7 @@ use core::sync::atomic::{AtomicU32, Ordering::{Acquire, Relaxed, Release}};
 pub const GRANULE_SIZE: u64 = 0x1000;
 pub const GRANULE_SHIFT: u32 = 12;
 
-/// GranuleState (A2.2.x).  The encoding is ours.
+/// GranuleState (DEN0137 RMM 1.0).  The encoding is ours.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum GranuleState {

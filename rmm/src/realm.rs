@@ -1,6 +1,6 @@
-//! The Realm Descriptor (DEN0137 RMM 1.0, A2.1 "Realm", A2.1.x "Realm
+//! The Realm Descriptor (DEN0137 RMM 1.0, A2.1 "Realm", its "Realm
 //! attributes"), kept in the RD granule itself, and the checks on the Host's
-//! Realm parameters (B4.3.x RMI_REALM_CREATE, `params_supp`).
+//! Realm parameters (DEN0137 RMM 1.0, RMI_REALM_CREATE, `params_supp`).
 
 use crate::measurement::{HashAlgo, MAX_MEASUREMENT};
 use crate::rmi::features::HwFeatures;
@@ -10,7 +10,7 @@ use shared::abi::rmi::{RMI_REALM_FLAGS_LPA2, RMI_REALM_FLAGS_PMU, RMI_REALM_FLAG
 use shared::abi::rsi::MEASUREMENT_SLOTS;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-/// RealmState (A2.1.x).
+/// RealmState (DEN0137 RMM 1.0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RealmState {
     New = 0,
@@ -32,7 +32,7 @@ pub struct Rd {
     pub flags: u64,
     pub num_bps: u64,
     pub num_wps: u64,
-    /// RecIndex the next REC_CREATE must use (A2.3.x, `mpidr_index`).
+    /// RecIndex the next REC_CREATE must use (DEN0137 REC index, `mpidr_index`).
     pub rec_index: u64,
     pub measurements: [[u8; MAX_MEASUREMENT]; MEASUREMENT_SLOTS],
     pub rpv: [u8; 64],
@@ -88,7 +88,7 @@ pub fn rtt_config(p: &RmiRealmParams) -> Option<RttConfig> {
     })
 }
 
-/// VMIDs in use (VmidIsFree, A2.1.x): one bit per 16-bit VMID.
+/// VMIDs in use (DEN0137 VmidIsFree): one bit per 16-bit VMID.
 pub struct VmidSet {
     bits: [AtomicU64; 1024],
 }

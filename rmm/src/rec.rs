@@ -30,7 +30,7 @@ pub struct Rec {
     pub mpidr: u64,
     /// RecIndex within the Realm.
     pub index: u64,
-    /// 1 when runnable (RecRunnable, A2.3.x).
+    /// 1 when runnable (DEN0137 RecRunnable).
     pub runnable: u64,
     /// 1 while a CPU runs it (RMI_REC_ENTER in progress): other commands
     /// that find it running fail with RMI_ERROR_REC.
@@ -68,16 +68,16 @@ pub struct Rec {
 
 const _: () = assert!(core::mem::size_of::<Rec>() <= 4096);
 
-/// SPSR for a REC's first entry: AArch64 EL1h, DAIF masked (A2.3.x "REC
+/// SPSR for a REC's first entry: AArch64 EL1h, DAIF masked (DEN0137 "REC
 /// initial state" asks for EL1h with exceptions masked).
 pub const INITIAL_PSTATE: u64 = 0x3c5;
 
-/// SCTLR_EL1 reset value: MMU and caches off, RES1 bits (DDI0487 D19.2.x).
+/// SCTLR_EL1 reset value: MMU and caches off, RES1 bits (DDI0487, the register's own description).
 pub const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
 /// CPACR_EL1 FPEN = 0b11: FP/SIMD not trapped.
 pub const CPACR_EL1_FPEN: u64 = 3 << 20;
 
-/// RecIndex from an MPIDR (A2.3.x "MPIDR_EL1 of a REC"): Aff0[3:0] + Aff1,
+/// RecIndex from an MPIDR (DEN0137 "MPIDR_EL1 of a REC"): Aff0[3:0] + Aff1,
 /// Aff2, Aff3 above it; other bits must be zero.
 pub fn mpidr_to_index(mpidr: u64) -> Option<u64> {
     const AFF: u64 = 0xff_00ff_ff0f;

@@ -20,10 +20,10 @@ pub type Table = [u64; ENTRIES];
 
 pub const MIN_IPA_BITS: u64 = 32;
 pub const MAX_IPA_BITS: u64 = 48;
-/// Most concatenated starting-level tables the architecture allows (DDI0487 D8.2.x).
+/// Most concatenated starting-level tables the architecture allows (DDI0487, VTCR_EL2.SL0 and concatenated translation tables).
 pub const MAX_START_TABLES: u64 = 16;
 
-/// RIPAS (A5.2.x).
+/// RIPAS (DEN0137 RMM 1.0, Realm IPA state).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ripas {
     Empty = 0,
@@ -42,7 +42,7 @@ impl Ripas {
     }
 }
 
-/// One RTT entry, decoded (HIPAS A5.5.x).
+/// One RTT entry, decoded (DEN0137 HIPAS).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Entry {
     Unassigned(Ripas),
@@ -106,7 +106,7 @@ impl Entry {
     }
 
     /// "Live" entries keep their RTT from being destroyed or the Realm from
-    /// being destroyed (A5.5.x): anything but UNASSIGNED(_NS).
+    /// being destroyed (DEN0137 RMI_RTT_DESTROY): anything but UNASSIGNED(_NS).
     pub fn is_live(self) -> bool {
         !matches!(self, Self::Unassigned(_) | Self::UnassignedNs)
     }
@@ -254,7 +254,7 @@ pub unsafe fn table<'m>(m: &'m dyn Memory, pa: u64) -> &'m mut Table {
 }
 
 /// Contents of a new RTT at `level` that replaces the parent entry `parent`
-/// covering `base` (A5.5.x "RTT unfold"): the parent's state in every entry,
+/// covering `base` (DEN0137 "RTT unfold"): the parent's state in every entry,
 /// a block split into contiguous pages.
 pub fn unfold(parent: Entry, level: i64, t: &mut Table) {
     let size = block_size(level);
@@ -270,7 +270,7 @@ pub fn unfold(parent: Entry, level: i64, t: &mut Table) {
 }
 
 /// The single entry that can replace RTT `t` at `level` in its parent
-/// (A5.5.x "RTT fold"): all entries the same unassigned state, or all
+/// (DEN0137 "RTT fold"): all entries the same unassigned state, or all
 /// assigned to contiguous, aligned memory with the same RIPAS/attributes.
 pub fn fold(t: &Table, level: i64) -> Option<Entry> {
     let first = Entry::decode(t[0], level);

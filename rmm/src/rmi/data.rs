@@ -1,5 +1,5 @@
 //! RMI_DATA_CREATE / DATA_CREATE_UNKNOWN / DATA_DESTROY (DEN0137 RMM 1.0,
-//! B4.3.x): Realm memory at protected IPAs, always 4 KiB pages at level 3.
+//! the commands' own sections): Realm memory at protected IPAs, always 4 KiB pages at level 3.
 
 use super::{ErrorOut, Out, RmiContext};
 use crate::granule::GranuleState::*;

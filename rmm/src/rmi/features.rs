@@ -1,5 +1,5 @@
-//! RMI_FEATURES (DEN0137 RMM 1.0, B4.3.x "RMI_FEATURES"; register layout in
-//! B4.4.x "RmiFeatureRegister0"): what this RMM supports, for the Host to pick
+//! RMI_FEATURES (DEN0137 RMM 1.0, RMI_FEATURES; register layout in
+//! its RmiFeatureRegister0 type): what this RMM supports, for the Host to pick
 //! Realm parameters from.  Index 0 is RmiFeatureRegister0; every other index
 //! reads as zero.
 
@@ -21,7 +21,7 @@ pub const PMU_EN: u64 = 1 << 26;
 pub const HASH_SHA_256: u64 = 1 << 32;
 pub const HASH_SHA_512: u64 = 1 << 33;
 
-/// Largest Realm IPA width without LPA2 (4 KiB granule, DDI0487 D8.1.x).
+/// Largest Realm IPA width without LPA2 (4 KiB granule, DDI0487 VTCR_EL2.T0SZ).
 const MAX_S2SZ_WITHOUT_LPA2: u64 = 48;
 
 /// The hardware facts RmiFeatureRegister0 depends on, read once at boot from

@@ -1,4 +1,4 @@
-//! RMI_GRANULE_DELEGATE / RMI_GRANULE_UNDELEGATE (DEN0137 RMM 1.0, B4.3.x):
+//! RMI_GRANULE_DELEGATE / RMI_GRANULE_UNDELEGATE (DEN0137 RMM 1.0, the commands' own sections):
 //! move a granule between the Host (Undelegated, Non-secure PAS) and the RMM
 //! (Delegated, Realm PAS) through EL3's GTSI service.
 

@@ -96,7 +96,7 @@ impl Out {
 
 /// A failure after which the command still defines result registers: with
 /// RMI_ERROR_RTT, RMI_RTT_DESTROY and RMI_DATA_DESTROY return `top` in x2 and
-/// RMI_RTT_UNMAP_UNPROTECTED returns it in x1 (DEN0137 B4.3.x, the commands'
+/// RMI_RTT_UNMAP_UNPROTECTED returns it in x1 (DEN0137 RMM 1.0, each command's
 /// output values; TF-RMM does the same).  Every other failure returns only x0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ErrorOut {
@@ -135,7 +135,7 @@ impl From<GranuleError> for ErrorOut {
 }
 
 /// The one place a command's outcome becomes an RmiStatusCode (DEN0137
-/// B4.4.x: status in bits 7:0, index in 15:8 of x0) and result registers.
+/// DEN0137 RmiStatusCode: status in bits 7:0, index in 15:8 of x0) and result registers.
 fn pack<E: Into<ErrorOut>>(r: Result<Out, E>) -> (u64, Out) {
     match r {
         Ok(o) => (return_code(RmiStatus::Success, 0), o),

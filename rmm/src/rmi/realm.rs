@@ -1,4 +1,4 @@
-//! RMI_REALM_CREATE / ACTIVATE / DESTROY (DEN0137 RMM 1.0, B4.3.x).
+//! RMI_REALM_CREATE / ACTIVATE / DESTROY (DEN0137 RMM 1.0, the commands' own sections).
 
 use super::{Out, RmiContext};
 use crate::granule::{Guard, GranuleState::*};

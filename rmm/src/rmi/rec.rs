@@ -1,4 +1,4 @@
-//! REC commands (DEN0137 RMM 1.0, B4.3.x): RMI_REC_CREATE / DESTROY /
+//! REC commands (DEN0137 RMM 1.0, the commands' own sections): RMI_REC_CREATE / DESTROY /
 //! AUX_COUNT / ENTER and RMI_PSCI_COMPLETE.  REC_ENTER runs the REC through
 //! the [`RealmCpu`] (the R-EL2 world switch on the target, a script in tests)
 //! and turns what stops it into an RmiRecExit (A4.3 "REC exit").
@@ -52,7 +52,7 @@ pub trait RealmCpu: Sync {
     fn invalidate_vmid(&self, vmid: u64);
 }
 
-/// HCR_EL2 while a Realm runs (DDI0487 D19.2.x): VM, SWIO, FMO/IMO/AMO
+/// HCR_EL2 while a Realm runs (DDI0487, HCR_EL2): VM, SWIO, FMO/IMO/AMO
 /// (physical interrupts come to us, virtual ones go to the Realm), FB, BSU
 /// inner-shareable, TSC (SMCs are RSI/PSCI calls for us), TID3? no, TWI/TWE on
 /// the Host's request, RW (EL1 is AArch64).
@@ -60,7 +60,7 @@ pub const HCR_REALM: u64 = 1 << 0 | 1 << 1 | 1 << 3 | 1 << 4 | 1 << 5 | 1 << 9 |
 pub const HCR_TWI: u64 = 1 << 13;
 pub const HCR_TWE: u64 = 1 << 14;
 
-/// ICH_HCR_EL2 bits a Host may set (RmiRecEnter.gicv3_hcr, A4.x "GIC
+/// ICH_HCR_EL2 bits a Host may set (RmiRecEnter.gicv3_hcr, DEN0137 "GIC
 /// virtual CPU interface"): En, UIE, LRENPIE, NPIE, VGrp0EIE/DIE, VGrp1EIE/DIE.
 pub const GICV3_HCR_ALLOWED: u64 = 0xff;
 
@@ -168,7 +168,7 @@ pub fn psci_complete(ctx: &RmiContext, calling: u64, target: u64, status: u64) -
             } else if t.runnable != 0 {
                 c.x[0] = PSCI_ALREADY_ON;
             } else {
-                // A2.3.x: the target starts at the entry point with x0 = context id.
+                // DEN0137 PSCI_CPU_ON from a Realm: the target starts at the entry point with x0 = context id.
                 t.runnable = 1;
                 t.pc = c.x[2];
                 t.x = [0; 31];
@@ -229,7 +229,7 @@ pub fn enter(ctx: &RmiContext, rec_pa: u64, run_pa: u64) -> Result<Out, RmiError
     // The Host may ask for a Synchronous External Abort only after a Data
     // Abort at an Unprotected IPA, and (unless it asks for that abort, which
     // takes precedence) complete an MMIO access only after an Emulatable
-    // Data Abort exit (DEN0137 A4.3.x; TF-RMM answers both with
+    // Data Abort exit (DEN0137 "REC exit"; TF-RMM answers both with
     // RMI_ERROR_REC).  Checked before anything changes.
     let inject_sea = run.enter.flags & RMI_REC_ENTER_INJECT_SEA != 0;
     let mmio_pending = matches!(rc.pending, pending::MMIO_READ | pending::MMIO_WRITE);

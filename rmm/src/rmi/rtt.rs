@@ -1,4 +1,4 @@
-//! RTT commands (DEN0137 RMM 1.0, B4.3.x): RMI_RTT_CREATE / DESTROY / FOLD /
+//! RTT commands (DEN0137 RMM 1.0, the commands' own sections): RMI_RTT_CREATE / DESTROY / FOLD /
 //! READ_ENTRY / MAP_UNPROTECTED / UNMAP_UNPROTECTED / INIT_RIPAS / SET_RIPAS.
 //! Every one holds the RD lock, which protects the Realm's RTT tree.
 

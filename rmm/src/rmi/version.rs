@@ -1,4 +1,4 @@
-//! RMI_VERSION (DEN0137 RMM 1.0, B4.3.x "RMI_VERSION" and A3.x "RMI version
+//! RMI_VERSION (DEN0137 RMM 1.0, RMI_VERSION and its "RMI version
 //! negotiation"): the Host asks for a revision; we say whether we implement it
 //! and which range of revisions we do implement.
 

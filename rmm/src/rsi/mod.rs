@@ -1,4 +1,4 @@
-//! What a REC's exits to R-EL2 mean (DEN0137 RMM 1.0, A4.3 "REC exit", A5.x
+//! What a REC's exits to R-EL2 mean (DEN0137 RMM 1.0, A4.3 "REC exit", and its
 //! "Realm data abort") and the Realm Services Interface (B5.3 "RSI
 //! commands"), the SMCs a Realm makes to us.  Plain logic over the
 //! [`RealmCpu`](crate::rmi::rec::RealmCpu)'s raw exits, so it runs on the host.
@@ -72,7 +72,7 @@ pub fn handle_exit(ctx: &RmiContext, rd: u64, rec: &mut Rec, raw: &RawExit) -> A
         }
         ExitKind::Sync => match raw.esr >> 26 {
             EC_SMC64 => {
-                // A trapped SMC returns to the SMC itself (DDI0487 D1.x): step over it.
+                // A trapped SMC returns to the SMC itself (DDI0487, "SMC" when trapped by HCR_EL2.TSC): step over it.
                 rec.pc += 4;
                 handle_smc(ctx, rd, rec)
             }
@@ -108,10 +108,10 @@ fn with_rd<T>(ctx: &RmiContext, rd: u64, f: impl FnOnce(&mut Rd) -> T) -> T {
     f(unsafe { mem::realm::<Rd>(ctx.mem, rd) })
 }
 
-/// A5.x: an abort at an unprotected IPA with a valid syndrome is an
+/// DEN0137 "Realm memory access": an abort at an unprotected IPA with a valid syndrome is an
 /// emulatable MMIO access for the Host; a data access to a protected IPA
 /// whose RIPAS is EMPTY takes a Synchronous External Abort in the Realm
-/// (A5.2.x "Realm data access": the Host is not involved); any other
+/// (DEN0137 "Realm data access": the Host is not involved); any other
 /// Stage-2 abort goes to the Host without the syndrome details.
 fn data_abort(ctx: &RmiContext, rd: u64, rec: &mut Rec, raw: &RawExit) -> Action {
     let ipa = ((raw.hpfar >> 4) << 12) | (raw.far & 0xfff);
@@ -152,7 +152,7 @@ fn data_abort(ctx: &RmiContext, rd: u64, rec: &mut Rec, raw: &RawExit) -> Action
 }
 
 /// Takes a Synchronous External Abort on a data access at R-EL1 (or EL0):
-/// what the hardware would do (DDI0487 D1.x "Exception entry"): ESR_EL1 =
+/// what the hardware would do (DDI0487, "Exception entry"): ESR_EL1 =
 /// data abort (EC 0x25 from EL1, 0x24 from EL0), IL, DFSC 0b010000 (SEA not
 /// on a walk); FAR_EL1 = the VA; ELR/SPSR_EL1 = where it happened; the REC
 /// continues at VBAR_EL1 + the vector offset in EL1h with DAIF masked.
@@ -231,7 +231,7 @@ fn handle_smc(ctx: &RmiContext, rd: u64, rec: &mut Rec) -> Action {
             rec.x[0] = status(RsiStatus::ErrorUnknown);
         }
         RSI_ATTESTATION_TOKEN_CONTINUE => {
-            // No token generation in progress (B5.3.x `state`).
+            // No token generation in progress (DEN0137 RSI_ATTESTATION_TOKEN_CONTINUE, `state`).
             rec.x[0] = status(RsiStatus::ErrorState);
         }
         RSI_REALM_CONFIG => {
@@ -343,7 +343,7 @@ fn is_psci(fid: u32) -> bool {
     (0x8400_0000..=0x8400_001f).contains(&fid) || (0xc400_0000..=0xc400_001f).contains(&fid)
 }
 
-/// PSCI from a Realm (A6.x "Realm PSCI"): answered here when we can,
+/// PSCI from a Realm (DEN0137 "Realm PSCI"): answered here when we can,
 /// otherwise a PSCI exit with the call's x0..x3 for the Host.
 fn psci(ctx: &RmiContext, rd: u64, rec: &mut Rec, fid: u32) -> Action {
     let psci_exit = |rec: &mut Rec| {

@@ -30,7 +30,7 @@ pub const fn is_rmi(fid: u32) -> bool {
     fid >= 0xC400_0150 && fid <= 0xC400_018F
 }
 
-/// RmiStatusCode (DEN0137 B4.4.x): low byte status, next byte index.
+/// RmiStatusCode (DEN0137 RMM 1.0): low byte status, next byte index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum RmiStatus {
@@ -47,7 +47,7 @@ pub const fn return_code(status: RmiStatus, index: u8) -> u64 {
 }
 
 /// Why an RMI command failed: the non-SUCCESS RmiStatusCode values
-/// (DEN0137 B4.4.x "RmiStatusCode"), in the spec's words, with the index the
+/// (DEN0137 RMM 1.0, RmiStatusCode), in the spec's words, with the index the
 /// spec gives each (status in bits 7:0 of x0, index in bits 15:8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RmiError {
@@ -239,7 +239,7 @@ pub const REC_GIC_NUM_LRS: usize = 16;
 pub const REC_CREATE_NR_GPRS: usize = 8;
 pub const REC_EXIT_NR_GPRS: usize = 31;
 
-/// RmiRealmParams (B4.4.x), the RMI_REALM_CREATE input, 4 KiB.
+/// RmiRealmParams (DEN0137 RMM 1.0), the RMI_REALM_CREATE input, 4 KiB.
 #[repr(C)]
 #[derive(Clone, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct RmiRealmParams {
@@ -272,7 +272,7 @@ pub struct RmiRealmParams {
     pub _res2: [u8; 0x1000 - 0x820],
 }
 
-/// RmiRecParams (B4.4.x), the RMI_REC_CREATE input, 4 KiB.
+/// RmiRecParams (DEN0137 RMM 1.0), the RMI_REC_CREATE input, 4 KiB.
 #[repr(C)]
 #[derive(Clone, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct RmiRecParams {
@@ -295,7 +295,7 @@ pub struct RmiRecParams {
     pub _res4: [u8; 0x1000 - 0x888],
 }
 
-/// RmiRecEnter (B4.4.x), the first half of RmiRecRun.
+/// RmiRecEnter (DEN0137 RMM 1.0), the first half of RmiRecRun.
 #[repr(C)]
 #[derive(Clone, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct RmiRecEnter {
@@ -312,7 +312,7 @@ pub struct RmiRecEnter {
     pub _res2: [u8; 0x800 - 0x388],
 }
 
-/// RmiRecExit (B4.4.x), the second half of RmiRecRun.
+/// RmiRecExit (DEN0137 RMM 1.0), the second half of RmiRecRun.
 #[repr(C)]
 #[derive(Clone, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct RmiRecExit {

@@ -138,7 +138,7 @@ impl El1SysRegs {
     }
 }
 
-/// Pointer authentication keys of an EL1 context (DDI0487 D8.x: APIAKey,
+/// Pointer authentication keys of an EL1 context (DDI0487, pointer authentication: APIAKey,
 /// APIBKey, APDAKey, APDBKey, APGAKey, Lo/Hi each).  The registers exist only
 /// when the CPU implements FEAT_PAuth: check [`PacKeys::implemented`] first.
 /// EL3 must leave their use untrapped (SCR_EL3.APK/API, as TF-A does and

@@ -99,7 +99,7 @@ impl TranslationRegime for SecureStage2 {
     fn invalidate_va(va: VirtualAddress) {
         #[cfg(target_os = "none")]
         // SAFETY: TLB maintenance has no effect on memory the program can observe.
-        // Operand bit 63 (NS) = 0 selects the Secure IPA space (DDI0487 C5.5.x TLBI IPAS2E1IS).
+        // Operand bit 63 (NS) = 0 selects the Secure IPA space (DDI0487, TLBI IPAS2E1IS).
         unsafe {
             core::arch::asm!("tlbi ipas2e1is, {}", in(reg) (va.0 >> 12) as u64, options(nostack, preserves_flags));
         }
@@ -275,7 +275,7 @@ pub fn translate<R: TranslationRegime>(table: &Mapping<PoolTranslation, R>, va: 
 
 /// TCR_EL2 for the EL2 (non-VHE) regime with the conventions above: T0SZ=25,
 /// 4 KiB granule, inner-shareable write-back walks, PS from the caller
-/// (ID_AA64MMFR0_EL1.PARange, DDI0487 D19.2.x).
+/// (DDI0487, ID_AA64MMFR0_EL1.PARange).
 pub const fn tcr_el2(pa_range: u64) -> u64 {
     let t0sz = 64 - VA_BITS as u64;
     let irgn0 = 1 << 8; // WB RA WA
