@@ -43,6 +43,9 @@ pub mod fid {
     pub const FFA_MSG_SEND_DIRECT_REQ2: u32 = 0xC400_008D;
     pub const FFA_MSG_SEND_DIRECT_RESP2: u32 = 0xC400_008E;
     pub const FFA_RX_ACQUIRE: u32 = 0x8400_0084;
+    /// The SPMC is done with a secure interrupt the SPMD gave it with
+    /// FFA_INTERRUPT (DEN0077 v1.2, FFA_NORMAL_WORLD_RESUME; TF-A ffa_svc.h).
+    pub const FFA_NORMAL_WORLD_RESUME: u32 = 0x8400_007C;
 
     /// The FF-A range: owner 4 (standard secure), function numbers 0x60..=0xFF.
     pub const fn is_ffa(fid: u32) -> bool {

@@ -1,7 +1,9 @@
 //! Host tests of the dispatcher with a fake machine and scripted SPs.
 
 use super::*;
-use crate::partition::Uuid;
+use crate::manifest::Ranges;
+use crate::partition::{PartitionManifest, Uuid};
+use shared::abi::ffa::{self as ffa, framework};
 use crate::manifest::Range;
 use std::collections::HashMap;
 
@@ -981,7 +983,7 @@ fn secure_interrupt_from_spmd_runs_the_waiting_sp() {
     // A device interrupt declared in the manifest (INTID 60).
     f.pending_intid = 60;
     let a = s.handle_ns(&regs(&[fid::FFA_INTERRUPT as u64]), 0, &mut f);
-    assert_eq!(a[0], FFA_NORMAL_WORLD_RESUME as u64);
+    assert_eq!(a[0], fid::FFA_NORMAL_WORLD_RESUME as u64);
     assert_eq!(*got.borrow(), vec![60]);
     assert_eq!(f.deactivated, vec![60], "deactivated when the SP said so");
     assert!(f.flags.iter().all(|fl| !fl.trap_ns));
@@ -990,15 +992,15 @@ fn secure_interrupt_from_spmd_runs_the_waiting_sp() {
     f.pending_intid = interrupts::SEL2_PHYS_TIMER_INTID;
     f.expired = vec![(0, 0)];
     let a = s.handle_ns(&regs(&[fid::FFA_INTERRUPT as u64]), 0, &mut f);
-    assert_eq!(a[0], FFA_NORMAL_WORLD_RESUME as u64);
+    assert_eq!(a[0], fid::FFA_NORMAL_WORLD_RESUME as u64);
     assert_eq!(*got.borrow(), vec![60, interrupts::VIRTUAL_TIMER_INTID as u64]);
     assert_eq!(f.deactivated, vec![60, interrupts::SEL2_PHYS_TIMER_INTID]);
     // Nothing pending (spurious) and an interrupt nobody owns: NS just resumes.
     let a = s.handle_ns(&regs(&[fid::FFA_INTERRUPT as u64]), 0, &mut f);
-    assert_eq!(a[0], FFA_NORMAL_WORLD_RESUME as u64);
+    assert_eq!(a[0], fid::FFA_NORMAL_WORLD_RESUME as u64);
     f.pending_intid = 61;
     let a = s.handle_ns(&regs(&[fid::FFA_INTERRUPT as u64]), 0, &mut f);
-    assert_eq!(a[0], FFA_NORMAL_WORLD_RESUME as u64);
+    assert_eq!(a[0], fid::FFA_NORMAL_WORLD_RESUME as u64);
     assert_eq!(f.deactivated.last(), Some(&61));
     // The SP still answers requests (and counted two interrupts).
     assert_eq!(s.handle_ns(&req64(0, 0x8005, &[0]), 0, &mut f)[3], 2);
@@ -1043,4 +1045,63 @@ fn hf_interrupt_deactivate_of_a_foreign_interrupt_fails() {
     let (mut s, mut f) = irq_sp_spmc(NsInterruptsAction::Queued, script);
     assert_eq!(s.handle_ns(&req64(0, 0x8005, &[0]), 0, &mut f)[3], u64::MAX);
     assert!(f.deactivated.is_empty());
+}
+
+// The call table.
+
+#[test]
+fn call_table_ids_and_names_are_unique() {
+    for (n, a) in CALLS.iter().enumerate() {
+        for b in &CALLS[n + 1..] {
+            assert_ne!(a.id, b.id, "{} and {} share an id", a.name, b.name);
+            assert_ne!(a.name, b.name);
+        }
+    }
+}
+
+#[test]
+fn call_table_drives_features() {
+    let (mut s, mut f) = booted();
+    for c in CALLS {
+        let a = s.handle_ns(&regs(&[fid::FFA_FEATURES as u64, c.id as u64]), 0, &mut f);
+        match c.abi {
+            calls::Abi::Ffa => assert_eq!(a[0], fid::FFA_SUCCESS_32 as u64, "{} must be reported", c.name),
+            calls::Abi::Hafnium => assert!(is_error(&a, FfaError::NotSupported), "{} is not FF-A", c.name),
+        }
+    }
+    // Ids the table does not know, FF-A or not.
+    for id in [0x8400_0071u32, 0xC400_0073, 0x8400_0086, 0x8400_007D, 0xC400_0060, 0x8400_00FF, 0x1234] {
+        assert!(calls::lookup(id).is_none());
+        let a = s.handle_ns(&regs(&[fid::FFA_FEATURES as u64, id as u64]), 0, &mut f);
+        assert!(is_error(&a, FfaError::NotSupported), "{:#x}", id);
+    }
+}
+
+#[test]
+fn call_table_worlds_are_enforced() {
+    let (mut s, mut f) = booted();
+    // Unknown ids from the Normal world, then a valid call still works.
+    for id in [0x8400_0071u64, 0xC400_00FF, 0, u64::MAX, 0x8400_0060 | 0x4000_0000] {
+        let a = s.handle_ns(&regs(&[id]), 0, &mut f);
+        assert!(is_error(&a, FfaError::NotSupported), "{:#x}", id);
+    }
+    // Rows the Normal world may not call answer NOT_SUPPORTED without running anything.
+    let runs = f.runs.len();
+    for c in CALLS.iter().filter(|c| !c.from.ns) {
+        let a = s.handle_ns(&regs(&[c.id as u64]), 0, &mut f);
+        assert!(is_error(&a, FfaError::NotSupported), "{} from NS", c.name);
+    }
+    assert_eq!(f.runs.len(), runs);
+    echo_ok(&mut s, &mut f);
+}
+
+#[test]
+fn log_names_come_from_the_table() {
+    assert_eq!(fid_name(fid::FFA_MSG_SEND_DIRECT_REQ_32), "DIRECT_REQ");
+    assert_eq!(fid_name(fid::FFA_MSG_SEND_DIRECT_REQ_64), "DIRECT_REQ");
+    assert_eq!(fid_name(fid::FFA_MSG_SEND_DIRECT_REQ2), "DIRECT_REQ2");
+    assert_eq!(fid_name(fid::FFA_RXTX_MAP_64), "RXTX_MAP");
+    assert_eq!(fid_name(fid::FFA_PARTITION_INFO_GET_REGS), "PARTITION_INFO_GET_REGS");
+    assert_eq!(fid_name(fid::FFA_FEATURES), "FEATURES");
+    assert_eq!(fid_name(0x8400_0071), "call");
 }

@@ -7,7 +7,8 @@
 //! indirect messages, bits 5:4 id type (0: PE endpoint), bit 8 AArch64,
 //! bit 9/10 receives/sends direct request 2 (v1.2).
 
-use super::{Caller, Platform, Regs, Spmc, error, success};
+use crate::ffa::calls::Call;
+use crate::ffa::{Caller, MAX_PARTITIONS, Platform, Regs, Spmc, error, success};
 use crate::partition::{PartitionManifest, Uuid};
 use shared::abi::ffa::{FfaError, fid};
 
@@ -39,7 +40,7 @@ pub fn descriptor(m: &PartitionManifest, uuid: Uuid, version: u32) -> ([u8; DESC
 }
 
 /// Most descriptors one PARTITION_INFO_GET can report.
-const MAX_ENTRIES: usize = super::MAX_PARTITIONS * crate::partition::manifest::MAX_UUIDS;
+const MAX_ENTRIES: usize = MAX_PARTITIONS * crate::partition::manifest::MAX_UUIDS;
 /// FFA_PARTITION_INFO_GET_REGS: descriptors per call (x3..x17, 3 registers each).
 const REGS_PER_CALL: usize = 5;
 
@@ -67,13 +68,10 @@ impl Spmc {
         (out, n)
     }
 
-    pub(super) fn partition_info_get(&mut self, caller: Caller, r: &Regs, platform: &mut dyn Platform) -> Regs {
+    pub(crate) fn partition_info_get(&mut self, caller: Caller, r: &Regs, platform: &mut dyn Platform) -> Regs {
         let uuid = Uuid([r[1] as u32, r[2] as u32, r[3] as u32, r[4] as u32]);
         let flags = r[5] & 0xffff_ffff;
-        let version = match caller {
-            Caller::Ns => self.ns_version,
-            Caller::Sp(i) => self.part_mut(i).version,
-        };
+        let version = self.version_of(caller);
         // Flags other than bit 0 are reserved (MBZ); v1.0 has no flags at all.
         if flags & !FLAG_COUNT_ONLY != 0 || (version < 0x1_0001 && flags != 0) {
             return error(FfaError::InvalidParameters);
@@ -120,11 +118,8 @@ impl Spmc {
     /// Answer FFA_SUCCESS_64 with x2 = last index [15:0] | current index
     /// [31:16] | tag [47:32] | descriptor size [63:48], then up to five
     /// descriptors of three registers each from x3.
-    pub(super) fn partition_info_get_regs(&mut self, caller: Caller, r: &Regs) -> Regs {
-        let version = match caller {
-            Caller::Ns => self.ns_version,
-            Caller::Sp(i) => self.part_mut(i).version,
-        };
+    pub(crate) fn partition_info_get_regs(&mut self, caller: Caller, r: &Regs) -> Regs {
+        let version = self.version_of(caller);
         if version < 0x1_0002 {
             return error(FfaError::NotSupported);
         }
@@ -154,4 +149,12 @@ impl Spmc {
         }
         a
     }
+}
+
+pub(crate) fn ffa_partition_info_get(s: &mut Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
+    s.partition_info_get(c.caller, c.regs, platform)
+}
+
+pub(crate) fn ffa_partition_info_get_regs(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
+    s.partition_info_get_regs(c.caller, c.regs)
 }

@@ -4,7 +4,8 @@
 //! Non-secure PAS and get mapped into the SPMC's Stage-1 with the NS bit) and
 //! one per SP (inside the SP's own memory, which the SPMC maps already).
 
-use super::{Caller, Platform, Regs, Spmc, error, success};
+use crate::ffa::calls::Call;
+use crate::ffa::{Caller, NS_ENDPOINT_ID, Platform, Regs, Spmc, error, success};
 use crate::manifest::Range;
 use shared::abi::ffa::{FfaError, fid};
 
@@ -23,7 +24,7 @@ pub struct Mailbox {
 }
 
 impl Spmc {
-    pub(super) fn rxtx_map(&mut self, caller: Caller, r: &Regs, platform: &mut dyn Platform) -> Regs {
+    pub(crate) fn rxtx_map(&mut self, caller: Caller, r: &Regs, platform: &mut dyn Platform) -> Regs {
         let is32 = r[0] as u32 == fid::FFA_RXTX_MAP_32;
         let mask = if is32 { 0xffff_ffff } else { u64::MAX };
         let (tx, rx) = (r[1] & mask, r[2] & mask);
@@ -69,7 +70,7 @@ impl Spmc {
         success(&[])
     }
 
-    pub(super) fn rxtx_unmap(&mut self, caller: Caller, r: &Regs, platform: &mut dyn Platform) -> Regs {
+    pub(crate) fn rxtx_unmap(&mut self, caller: Caller, r: &Regs, platform: &mut dyn Platform) -> Regs {
         // w1 bits 31:16: the endpoint whose buffers go; only the caller's own
         // (0 means "the caller" for a non-hypervisor caller) are accepted.
         let id = ((r[1] >> 16) & 0xffff) as u16;
@@ -86,7 +87,7 @@ impl Spmc {
         success(&[])
     }
 
-    pub(super) fn rx_release(&mut self, caller: Caller, r: &Regs) -> Regs {
+    pub(crate) fn rx_release(&mut self, caller: Caller, r: &Regs) -> Regs {
         let id = (r[1] & 0xffff) as u16;
         if id != 0 && id != self.caller_id(caller) {
             return error(FfaError::InvalidParameters);
@@ -101,13 +102,13 @@ impl Spmc {
         }
     }
 
-    /// FFA_RX_ACQUIRE from the Normal world (DEN0077 v1.2 §13.x, buffer
+    /// FFA_RX_ACQUIRE from the Normal world (DEN0077 v1.2, FFA_RX_ACQUIRE; buffer
     /// ownership as v1.1 defines it): the hypervisor takes the RX buffer of
     /// endpoint w1[15:0] from its producer (the SPMC) to write into it; it
     /// gives it back with FFA_RX_RELEASE.  We only know the Normal world's own
     /// buffer pair (endpoint 0; no VMs yet).
-    pub(super) fn rx_acquire(&mut self, r: &Regs) -> Regs {
-        if (r[1] & 0xffff) as u16 != super::NS_ENDPOINT_ID {
+    pub(crate) fn rx_acquire(&mut self, r: &Regs) -> Regs {
+        if (r[1] & 0xffff) as u16 != NS_ENDPOINT_ID {
             return error(FfaError::InvalidParameters);
         }
         match &mut self.ns_mailbox {
@@ -120,4 +121,21 @@ impl Spmc {
             }
         }
     }
+}
+
+pub(crate) fn ffa_rxtx_map(s: &mut Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
+    s.rxtx_map(c.caller, c.regs, platform)
+}
+
+pub(crate) fn ffa_rxtx_unmap(s: &mut Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
+    s.rxtx_unmap(c.caller, c.regs, platform)
+}
+
+pub(crate) fn ffa_rx_release(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
+    s.rx_release(c.caller, c.regs)
+}
+
+/// FFA_RX_ACQUIRE: the Normal world only (its row says so).
+pub(crate) fn ffa_rx_acquire(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
+    s.rx_acquire(c.regs)
 }
