@@ -7,7 +7,7 @@
 
 use super::cpu_cycles::SpStep;
 use super::interrupts::{HF_INTERRUPT_DEACTIVATE, HF_INTERRUPT_ENABLE, HF_INTERRUPT_GET};
-use super::{Caller, Outcome, Platform, Regs, Spmc, console, cpu_cycles, direct_messaging, error, interrupts, lifecycle, setup};
+use super::{Caller, Outcome, Platform, Regs, Spmc, codec, console, cpu_cycles, direct_messaging, error, interrupts, lifecycle, setup};
 use shared::abi::ffa::{self as ffa, FfaError, fid};
 
 /// Which worlds may make a call.
@@ -83,15 +83,26 @@ pub struct CallDef {
     pub name: &'static str,
     pub abi: Abi,
     pub from: Worlds,
+    /// The dispatcher decodes the call with [`codec::decode`] first and
+    /// answers its decode error as FFA_ERROR; false where the spec answers a
+    /// malformed call otherwise (see the rows).
+    pub decoded: bool,
     pub handler: Handler,
 }
 
 const fn ffa(id: u32, name: &'static str, from: Worlds, handler: Handler) -> CallDef {
-    CallDef { id, name, abi: Abi::Ffa, from, handler }
+    CallDef { id, name, abi: Abi::Ffa, from, decoded: true, handler }
 }
 
 const fn hafnium(id: u32, name: &'static str, handler: Handler) -> CallDef {
-    CallDef { id, name, abi: Abi::Hafnium, from: SP, handler }
+    CallDef { id, name, abi: Abi::Hafnium, from: SP, decoded: false, handler }
+}
+
+impl CallDef {
+    /// The handler reads the raw registers; no FFA_ERROR for a decode error.
+    const fn raw(self) -> Self {
+        Self { decoded: false, ..self }
+    }
 }
 
 use Handler::{Reply, Step};
@@ -100,11 +111,13 @@ use Handler::{Reply, Step};
 /// so does a row's id from a world its row does not allow.
 pub const CALLS: &[CallDef] = &[
     // Status reporting.
-    ffa(fid::FFA_ERROR, "FFA_ERROR", SP, Step(lifecycle::ffa_error)),
+    // An SP that reports FFA_ERROR is aborted whatever its error code.
+    ffa(fid::FFA_ERROR, "FFA_ERROR", SP, Step(lifecycle::ffa_error)).raw(),
     ffa(fid::FFA_SUCCESS_32, "FFA_SUCCESS_32", NONE, Handler::None),
     ffa(fid::FFA_INTERRUPT, "FFA_INTERRUPT", NS, Reply(cpu_cycles::ffa_interrupt)),
     // Setup and discovery.
-    ffa(fid::FFA_VERSION, "FFA_VERSION", SP, Reply(setup::ffa_version)),
+    // A bad FFA_VERSION input is answered NOT_SUPPORTED in w0, not FFA_ERROR.
+    ffa(fid::FFA_VERSION, "FFA_VERSION", SP, Reply(setup::ffa_version)).raw(),
     ffa(fid::FFA_FEATURES, "FFA_FEATURES", BOTH, Reply(setup::ffa_features)),
     ffa(fid::FFA_RX_ACQUIRE, "FFA_RX_ACQUIRE", NS, Reply(setup::rxtx::ffa_rx_acquire)),
     ffa(fid::FFA_RX_RELEASE, "FFA_RX_RELEASE", BOTH, Reply(setup::rxtx::ffa_rx_release)),
@@ -154,13 +167,26 @@ pub fn fid_name(f: u32) -> &'static str {
 
 impl Spmc {
     /// The one dispatcher: finds the call's row, checks the caller's world
-    /// may make it, and runs its handler.
+    /// may make it, decodes it ([`codec::decode`]: unknown or too new ids get
+    /// NOT_SUPPORTED, malformed arguments INVALID_PARAMETERS), and runs its
+    /// handler.
     pub fn dispatch(&mut self, call: &Call, platform: &mut dyn Platform) -> SpStep {
-        let row = lookup(call.fid()).filter(|row| row.from.allows(call.caller));
-        match row.map(|r| r.handler) {
-            Some(Reply(h)) => SpStep::Resume(h(self, call, platform)),
-            Some(Step(h)) => h(self, call, platform),
-            Some(Handler::None) | None => SpStep::Resume(error(FfaError::NotSupported)),
+        let Some(row) = lookup(call.fid()).filter(|row| row.from.allows(call.caller)) else {
+            return SpStep::Resume(error(FfaError::NotSupported));
+        };
+        // A framework message's own answers say what was wrong with it
+        // (an FFA_VERSION request it carries, for one): see `framework`.
+        let framework = call.caller == Caller::Ns && direct_messaging::is_framework_message(self, call.regs);
+        if row.decoded
+            && !framework
+            && let Err(e) = codec::decode(self.version_of(call.caller), call.regs)
+        {
+            return SpStep::Resume(error(e));
+        }
+        match row.handler {
+            Reply(h) => SpStep::Resume(h(self, call, platform)),
+            Step(h) => h(self, call, platform),
+            Handler::None => SpStep::Resume(error(FfaError::NotSupported)),
         }
     }
 

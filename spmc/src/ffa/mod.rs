@@ -21,6 +21,9 @@
 //!   aborts and faults;
 //! - [`memory`] — memory management (nothing yet).
 //!
+//! [`codec`] decodes incoming calls and encodes the common replies with the
+//! `arm-ffa` crate, never panicking on hostile registers.
+//!
 //! What really reaches us from NS (TF-A 2.12.1 `services/std_svc/spmd/spmd_main.c`,
 //! `spmd_smc_handler`): the SPMD itself answers FFA_ID_GET (NS id 0),
 //! FFA_SPM_ID_GET (our spmc_id), FFA_SECONDARY_EP_REGISTER (secure only),
@@ -31,6 +34,7 @@
 //! Calls made by SPs trap to us (HCR_EL2.TSC) and never reach the SPMD.
 
 pub mod calls;
+pub mod codec;
 pub mod console;
 pub mod cpu_cycles;
 pub mod direct_messaging;
@@ -48,7 +52,7 @@ pub use setup::{features, version_answer};
 
 use crate::manifest::Ranges;
 use setup::rxtx::Mailbox;
-use shared::abi::ffa::{FfaError, fid};
+use shared::abi::ffa::fid;
 
 /// x0..x17 of a call or of its answer (SMCCC v1.2, DEN0028 §2.6).
 pub type Regs = [u64; 18];
@@ -139,23 +143,7 @@ pub struct Spmc {
     ns_mailbox: Option<Mailbox>,
 }
 
-/// FFA_ERROR with `code` in w2 (DEN0077 v1.2, FFA_ERROR).
-pub fn error(code: FfaError) -> Regs {
-    let mut r = [0; 18];
-    r[0] = fid::FFA_ERROR as u64;
-    r[2] = code as i32 as u32 as u64;
-    r
-}
-
-/// FFA_SUCCESS_32 with w2.. = `args`.
-pub fn success(args: &[u64]) -> Regs {
-    let mut r = [0; 18];
-    r[0] = fid::FFA_SUCCESS_32 as u64;
-    for (d, s) in r[2..].iter_mut().zip(args) {
-        *d = *s & 0xffff_ffff;
-    }
-    r
-}
+pub use codec::{error, success};
 
 pub fn error_name(code: u64) -> &'static str {
     match code as u32 as i32 {

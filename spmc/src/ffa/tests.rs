@@ -3,7 +3,7 @@
 use super::*;
 use crate::manifest::Ranges;
 use crate::partition::{PartitionManifest, Uuid};
-use shared::abi::ffa::{self as ffa, framework};
+use shared::abi::ffa::{self as ffa, FfaError, framework};
 use crate::manifest::Range;
 use std::collections::HashMap;
 
@@ -1104,4 +1104,172 @@ fn log_names_come_from_the_table() {
     assert_eq!(fid_name(fid::FFA_PARTITION_INFO_GET_REGS), "PARTITION_INFO_GET_REGS");
     assert_eq!(fid_name(fid::FFA_FEATURES), "FEATURES");
     assert_eq!(fid_name(0x8400_0071), "call");
+}
+
+// Decoding through arm-ffa: hostile registers never panic.
+
+/// xorshift64*: a fixed-seed source of hostile register values.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A random value, often a small or boundary one.
+    fn value(&mut self) -> u64 {
+        match self.next() % 6 {
+            0 => 0,
+            1 => u64::MAX,
+            2 => self.next() & 0xffff_ffff,
+            3 => self.next() & 0xff,
+            4 => 1 << (self.next() % 64),
+            _ => self.next(),
+        }
+    }
+
+    /// A function id: any FF-A one (32 or 64-bit), a table row's, or garbage.
+    fn fid(&mut self) -> u64 {
+        match self.next() % 4 {
+            0 => 0x8400_0060 + self.next() % 0xa0,
+            1 => 0xC400_0060 + self.next() % 0xa0,
+            2 => CALLS[(self.next() % CALLS.len() as u64) as usize].id as u64,
+            _ => self.value(),
+        }
+    }
+
+    fn regs(&mut self) -> Regs {
+        let mut r: Regs = core::array::from_fn(|_| self.value());
+        r[0] = self.fid();
+        r
+    }
+}
+
+const SOME_VERSIONS: [u32; 6] = [0x1_0000, 0x1_0001, 0x1_0002, 0x1_0003, 0x2_0000, 0xffff_ffff];
+
+#[test]
+fn decode_never_panics_on_random_registers() {
+    let mut rng = Rng(0x5eed_0ffa);
+    for _ in 0..50_000 {
+        let r = rng.regs();
+        let v = if rng.next().is_multiple_of(4) { rng.next() as u32 } else { SOME_VERSIONS[(rng.next() % 6) as usize] };
+        if let Err(e) = codec::decode(v, &r) {
+            assert!(matches!(e, FfaError::NotSupported | FfaError::InvalidParameters | FfaError::Retry), "{:#x?}: {:?}", r, e);
+        }
+    }
+}
+
+#[test]
+fn decode_targeted_cases() {
+    let mut r = [0u64; 18];
+    // The crate asserts on the 18-register layouts below v1.2.
+    for f in [fid::FFA_MSG_SEND_DIRECT_REQ_64, fid::FFA_MSG_SEND_DIRECT_RESP_64, fid::FFA_SUCCESS_64, fid::FFA_CONSOLE_LOG_64] {
+        r[0] = f as u64;
+        r[1] = 0x0000_8001;
+        for v in [0x1_0000, 0x1_0001] {
+            assert!(codec::decode(v, &r).is_ok(), "{:#x} at {:#x}", f, v);
+        }
+    }
+    // Unknown ids: NOT_SUPPORTED.
+    for f in [0u64, 0x8400_005F, 0x8400_00FF, 0xC400_0069, 0xff04, u64::MAX] {
+        r[0] = f;
+        assert_eq!(codec::decode(0x1_0002, &r), Err(FfaError::NotSupported), "{:#x}", f);
+    }
+    // Reserved PARTITION_INFO_GET flags: INVALID_PARAMETERS (the crate's own
+    // error conversion recurses forever on this one).
+    let r = regs(&[fid::FFA_PARTITION_INFO_GET as u64, 0, 0, 0, 0, 1 << 5]);
+    assert_eq!(codec::decode(0x1_0002, &r), Err(FfaError::InvalidParameters));
+    // An unknown framework message: INVALID_PARAMETERS.
+    let r = regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8001, framework::FLAG | 0x55]);
+    assert_eq!(codec::decode(0x1_0002, &r), Err(FfaError::InvalidParameters));
+    // A tag with start index 0: RETRY.
+    let r = regs(&[fid::FFA_PARTITION_INFO_GET_REGS as u64, 0, 0, 1 << 16]);
+    assert_eq!(codec::decode(0x1_0002, &r), Err(FfaError::Retry));
+}
+
+#[test]
+fn common_replies_encode_as_the_spec_says() {
+    for code in [FfaError::NotSupported, FfaError::InvalidParameters, FfaError::NoMemory, FfaError::Busy, FfaError::Interrupted, FfaError::Denied, FfaError::Retry, FfaError::Aborted, FfaError::NoData] {
+        let mut want = [0u64; 18];
+        want[0] = fid::FFA_ERROR as u64;
+        want[2] = code as i32 as u32 as u64;
+        assert_eq!(error(code), want);
+    }
+    let mut want = [0u64; 18];
+    want[0] = fid::FFA_SUCCESS_32 as u64;
+    want[2] = 0x8001;
+    want[3] = 0xffff_ffff;
+    assert_eq!(success(&[0x8001, u64::MAX]), want);
+}
+
+/// An SP that answers any direct request correctly (and repeats its answer
+/// if the SPMC refused something), whatever the request held.
+fn sturdy_sp(id: u16) -> SpFn {
+    let mut last: Option<Regs> = None;
+    Box::new(move |_ctx, answer| {
+        let Some(a) = answer else { return call(&[fid::FFA_MSG_WAIT as u64]) };
+        let f = a[0] as u32;
+        if matches!(f, fid::FFA_MSG_SEND_DIRECT_REQ_32 | fid::FFA_MSG_SEND_DIRECT_REQ_64 | fid::FFA_MSG_SEND_DIRECT_REQ2) {
+            last = Some(*a);
+        }
+        let Some(req) = last else { return call(&[fid::FFA_MSG_WAIT as u64]) };
+        let (src, _) = ffa::unpack_endpoints(req[1]);
+        let resp = match req[0] as u32 {
+            fid::FFA_MSG_SEND_DIRECT_REQ_32 => fid::FFA_MSG_SEND_DIRECT_RESP_32,
+            fid::FFA_MSG_SEND_DIRECT_REQ_64 => fid::FFA_MSG_SEND_DIRECT_RESP_64,
+            _ => fid::FFA_MSG_SEND_DIRECT_RESP2,
+        };
+        call(&[resp as u64, ffa::pack_endpoints(id, src), 0, 0, req[4]])
+    })
+}
+
+#[test]
+fn hostile_normal_world_registers_never_panic() {
+    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut f = Fake::new();
+    let i = s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
+    f.sps.push(sturdy_sp(0x8001));
+    s.init_partition(i, 0, 0, &mut f).unwrap();
+    let mut rng = Rng(0xbad_5eed);
+    for n in 0..20_000 {
+        let mut r = rng.regs();
+        if n % 3 == 0 {
+            // Aim at the partition or at the SPMD's framework endpoint now and then.
+            r[1] = if rng.next().is_multiple_of(2) { 0x0000_8001 } else { 0xffff_8000 };
+        }
+        let a = s.handle_ns(&r, 0, &mut f);
+        if a[0] == fid::FFA_ERROR as u64 {
+            assert!((1..=9).contains(&(a[2] as u32 as i32).unsigned_abs()), "{:#x?} -> {:#x?}", r, a);
+        }
+    }
+    // Still serving.
+    let a = s.handle_ns(&req64(0, 0x8001, &[0x600d]), 0, &mut f);
+    assert_eq!(a[0], fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64);
+}
+
+#[test]
+fn hostile_sp_registers_never_panic() {
+    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut f = Fake::new();
+    let i = s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
+    let mut rng = Rng(0x0005_5eed_0001);
+    let mut left = 20_000;
+    f.sps.push(Box::new(move |_, _| {
+        left -= 1;
+        if left == 0 {
+            return call(&[fid::FFA_MSG_WAIT as u64]);
+        }
+        let mut r = rng.regs();
+        // Not FFA_ERROR (it ends the SP, tested elsewhere) nor FFA_MSG_WAIT (it ends init).
+        if r[0] as u32 == fid::FFA_ERROR || r[0] as u32 == fid::FFA_MSG_WAIT {
+            r[0] = fid::FFA_FEATURES as u64;
+        }
+        SpExit::Call(r)
+    }));
+    f.mapped.push((0x0e30_0000, 0x10_0000));
+    s.init_partition(i, 0, 0, &mut f).unwrap();
+    assert_eq!(s.partition(i).unwrap().contexts[0], CtxState::Waiting);
 }
