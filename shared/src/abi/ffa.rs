@@ -3,7 +3,7 @@
 //! that both the SPMC and its clients need.
 pub use arm_ffa::*;
 
-/// The FF-A version Quadrant implements: v1.2 (DEN0077 §13.2.1 encoding:
+/// The FF-A version Quadrant implements: v1.2 (DEN0077 v1.2, FFA_VERSION encoding:
 /// bit 31 zero, major in 30:16, minor in 15:0).
 pub const QUADRANT_FFA_VERSION: u32 = 0x0001_0002;
 
@@ -29,6 +29,7 @@ pub mod fid {
     pub const FFA_PARTITION_INFO_GET: u32 = 0x8400_0068;
     pub const FFA_ID_GET: u32 = 0x8400_0069;
     pub const FFA_MSG_WAIT: u32 = 0x8400_006B;
+    pub const FFA_MSG_SEND2: u32 = 0x8400_0086;
     pub const FFA_YIELD: u32 = 0x8400_006C;
     pub const FFA_RUN: u32 = 0x8400_006D;
     pub const FFA_MSG_SEND_DIRECT_REQ_32: u32 = 0x8400_006F;
@@ -53,7 +54,7 @@ pub mod fid {
     }
 }
 
-/// Framework messages carried in direct requests/responses (DEN0077 §18.3):
+/// Framework messages carried in direct requests/responses (DEN0077 v1.2, framework messages):
 /// bit 31 of w2 marks a framework message, bits 7:0 its type.
 pub mod framework {
     pub const FLAG: u64 = 1 << 31;
@@ -72,7 +73,7 @@ pub mod framework {
 /// Id the SPMD uses as the sender of framework messages (TF-A `SPMD_DIRECT_MSG_ENDPOINT_ID`).
 pub const SPMD_ENDPOINT_ID: u16 = 0xFFFF;
 
-/// Bit 15 of an endpoint id marks a secure endpoint (DEN0077 §2.9).
+/// Bit 15 of an endpoint id marks a secure endpoint (DEN0077 partition identification).
 pub const fn is_secure_endpoint(id: u16) -> bool {
     id & 0x8000 != 0
 }

@@ -161,7 +161,7 @@ fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
     platform::setup_cpu_virt(hw.ns_root());
     let plat = PLATFORM.call_once(|| spin::Mutex::new(hw));
 
-    // Secondary cores enter at our secondary entry (DEN0077 §18.2 FFA_SECONDARY_EP_REGISTER).
+    // Secondary cores enter at our secondary entry (DEN0077 v1.2, FFA_SECONDARY_EP_REGISTER).
     let r = shared::smccc::smc(fid::FFA_SECONDARY_EP_REGISTER_64, &[spmc_secondary_entry as *const () as u64]);
     if r[0] != fid::FFA_SUCCESS_64 as u64 && r[0] != fid::FFA_SUCCESS_32 as u64 {
         log::warn!("FFA_SECONDARY_EP_REGISTER failed: {:#x} {:#x}", r[0], r[2]);

@@ -246,7 +246,7 @@ impl HwPlatform {
         *self._s2.get_mut(idx).ok_or(())? = Some(t);
         self.sps[idx] = Some(SpHw { s2_root: root, vmid: idx as u64 + 2, entry });
         for ctx in 0..(pm.execution_ctx_count as usize).min(MAX_CONTEXTS) {
-            // x0 = 0: no boot information blob is passed (DEN0077 §5.4).
+            // x0 = 0: no boot information blob is passed (DEN0077, boot information protocol).
             *VCPUS[idx][ctx].lock() = Some(Vcpu { regs: GuestRegs::at_entry(entry, 0), el1: El1SysRegs::reset(), timer: VTimer::default() });
         }
         Ok(())

@@ -9,7 +9,7 @@ use super::interrupts::{self, NsAction};
 use super::{Caller, Platform, Regs, SpExit, Spmc, error, success};
 use shared::abi::ffa::{self as ffa, FfaError, fid};
 
-/// Life cycle of one execution context (DEN0077 v1.2 §4.1, runtime states).
+/// Life cycle of one execution context (DEN0077 v1.2, execution context runtime states).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CtxState {
     /// Not initialised on its PE (yet, or again after CPU_OFF).
@@ -23,7 +23,7 @@ pub enum CtxState {
     Preempted { from: u16, kind: ReqKind },
     /// Preempted by a Non-secure interrupt (`ns-interrupts-action` 2) while
     /// handling a request from the Normal world; FFA_RUN resumes it where it
-    /// was (DEN0077 v1.2 §8.3.1.1).
+    /// was (DEN0077 v1.2, Non-secure interrupt actions).
     Interrupted { from: u16, kind: ReqKind },
     /// Resumed from FFA_MSG_WAIT with FFA_INTERRUPT to handle a virtual
     /// interrupt; back to Waiting at its next FFA_MSG_WAIT.
@@ -117,7 +117,7 @@ impl Spmc {
                             self.part_mut(i).contexts[ctx] = CtxState::Interrupted { from, kind };
                             log::info!("NS interrupt: SP {:#06x} ctx {} preempted, FFA_INTERRUPT to NS", self.part(i).manifest.id, ctx);
                             // FFA_INTERRUPT to the caller: w1 = SP id [31:16] | vCPU [15:0];
-                            // it resumes the SP with FFA_RUN (DEN0077 v1.2 §8.3.1.1).
+                            // it resumes the SP with FFA_RUN (DEN0077 v1.2, Non-secure interrupt actions).
                             let mut y = [0u64; 18];
                             y[0] = fid::FFA_INTERRUPT as u64;
                             y[1] = target_info(self.part(i).manifest.id, ctx);

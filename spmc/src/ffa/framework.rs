@@ -1,4 +1,4 @@
-//! Framework messages from the SPMD (DEN0077 v1.2 §18.3, "Framework
+//! Framework messages from the SPMD (DEN0077 v1.2, "Framework
 //! messages"; TF-A `spmd_build_spmc_message`): direct requests from the SPMD's
 //! endpoint to the SPMC itself, carrying FFA_VERSION for the Normal world and
 //! PSCI power messages.
@@ -31,7 +31,7 @@ impl Spmc {
             }
             w2 if w2 == framework::FLAG | framework::PSCI_REQ => {
                 // PSCI power messages (CPU_OFF on this core): nothing to tear down
-                // yet; answer PSCI SUCCESS (DEN0077 §18.3.2, PSCI_RESP = 0x2).
+                // yet; answer PSCI SUCCESS (DEN0077 v1.2, power management framework messages: PSCI_RESP = 0x2).
                 shared::request_log!("PSCI framework message {:#x} from SPMD", r[3]);
                 a[2] = framework::FLAG | 0x2;
                 a[3] = 0;

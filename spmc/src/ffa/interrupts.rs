@@ -1,4 +1,4 @@
-//! Interrupt decisions of the SPMC (DEN0077 v1.2 §8, "Interrupt management"),
+//! Interrupt decisions of the SPMC (DEN0077 v1.2, "Interrupt management"),
 //! as plain functions of the partition's manifest and its context's state, so
 //! they are host-tested.  The hardware half (what traps where) is in
 //! `arch/platform.rs`; this is what to do once an interrupt got to us.
@@ -28,18 +28,7 @@ use super::{Caller, Platform, Regs, RunFlags, Spmc};
 use crate::partition::manifest::NsInterruptsAction;
 use shared::abi::ffa as ffa;
 
-/// Hafnium's paravirtualised interrupt interface (Hafnium docs, "Paravirtualized
-/// interfaces"; same numbers as its `vmapi/hf/call.h`), called with `smc`/`hvc`.
-pub const HF_INTERRUPT_ENABLE: u32 = 0xff03;
-pub const HF_INTERRUPT_GET: u32 = 0xff04;
-pub const HF_INTERRUPT_DEACTIVATE: u32 = 0xff08;
-/// HF_INTERRUPT_GET when nothing is pending.
-pub const HF_INVALID_INTID: u64 = 0xffff_ffff;
-/// The virtual interrupt id of a managed exit (Hafnium's HF_MANAGED_EXIT_INTID).
-pub const MANAGED_EXIT_INTID: u32 = 4;
-/// The virtual interrupt id of an SP's (emulated) EL1 physical timer
-/// (Hafnium's HF_VIRTUAL_TIMER_INTID).
-pub const VIRTUAL_TIMER_INTID: u32 = 3;
+pub use shared::abi::hafnium::{HF_INTERRUPT_DEACTIVATE, HF_INTERRUPT_ENABLE, HF_INTERRUPT_GET, HF_INVALID_INTID, MANAGED_EXIT_INTID, VIRTUAL_TIMER_INTID};
 /// PPI of the Secure EL2 physical timer (CNTHPS; Arm BSA / QEMU virt): the
 /// SPMC's own timer, which backs the SPs' emulated EL1 physical timers.
 pub const SEL2_PHYS_TIMER_INTID: u32 = 20;
@@ -47,7 +36,7 @@ pub const SEL2_PHYS_TIMER_INTID: u32 = 20;
 pub const SPURIOUS_INTID: u32 = 1023;
 
 /// What the SPMC does with a Non-secure interrupt that arrives while an SP
-/// context runs (DEN0077 v1.2 §8.3.1.1, per the SP's `ns-interrupts-action`).
+/// context runs (DEN0077 v1.2, Non-secure interrupt actions, per the SP's `ns-interrupts-action`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NsAction {
     /// Keep running the SP; the interrupt stays pending in the GIC until the
@@ -115,8 +104,8 @@ pub enum TargetState {
     Off,
 }
 
-/// What to do with a secure interrupt for an SP context (DEN0077 v1.2 §8.3.2,
-/// §8.4: the SPMC signals it to the SP as a virtual interrupt; a waiting SP is
+/// What to do with a secure interrupt for an SP context (DEN0077 v1.2,
+/// secure interrupt handling: the SPMC signals it to the SP as a virtual interrupt; a waiting SP is
 /// resumed with FFA_INTERRUPT).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SecureAction {
@@ -208,7 +197,7 @@ impl Spmc {
 
     /// A Secure interrupt `intid` (acknowledged, priority dropped) on PE
     /// `cpu`; `current` is the context it stopped, if an SP was running.
-    /// Turns it into a virtual interrupt for its SP (DEN0077 v1.2 §8.3.2).
+    /// Turns it into a virtual interrupt for its SP (DEN0077 v1.2, secure interrupt handling).
     pub fn secure_interrupt(&mut self, intid: u32, cpu: usize, current: Option<(usize, usize)>, platform: &mut dyn Platform) {
         if intid == SEL2_PHYS_TIMER_INTID {
             // Our own timer, backing the SPs' emulated EL1 physical timers.

@@ -61,14 +61,14 @@ impl Partition {
     }
 
     /// The context that serves a call on `cpu`: an MP partition's context is
-    /// pinned to its PE; a UP partition's one context migrates (DEN0077 §4.1.1).
+    /// pinned to its PE; a UP partition's one context migrates (DEN0077, UP and MP partitions).
     pub fn ctx_for(&self, cpu: usize) -> usize {
         if self.manifest.is_mp() { cpu.min(self.context_count() - 1) } else { 0 }
     }
 }
 
 impl Spmc {
-    /// Boot order (DEN0077 §5.3 / binding `boot-order`): lowest first, then manifest order.
+    /// Boot order (binding `boot-order`; DEN0077 boot order): lowest first, then manifest order.
     pub fn boot_sequence(&self) -> [Option<usize>; MAX_PARTITIONS] {
         let mut order: [Option<usize>; MAX_PARTITIONS] = [None; MAX_PARTITIONS];
         let mut idx: [usize; MAX_PARTITIONS] = core::array::from_fn(|i| i);
@@ -104,7 +104,7 @@ impl Spmc {
 
     /// Secondary-core boot (cold or warm): initialise each MP partition's
     /// context for this PE at its secondary entry point, in boot order
-    /// (DEN0077 §18.2 FFA_SECONDARY_EP_REGISTER; Hafnium does the same).
+    /// (DEN0077 v1.2, FFA_SECONDARY_EP_REGISTER; Hafnium does the same).
     pub fn init_secondary(&mut self, cpu: usize, platform: &mut dyn Platform) {
         for i in self.boot_sequence().into_iter().flatten() {
             let p = self.part(i);
@@ -155,7 +155,7 @@ impl Spmc {
         SpStep::Failed
     }
 
-    /// FFA_SECONDARY_EP_REGISTER from an SP (DEN0077 §18.2): only during
+    /// FFA_SECONDARY_EP_REGISTER from an SP (DEN0077 v1.2, FFA_SECONDARY_EP_REGISTER): only during
     /// its initialisation, only for an MP partition, inside its own memory.
     fn secondary_ep_register(&mut self, i: usize, state: CtxState, entry: u64) -> Regs {
         let p = self.part_mut(i);

@@ -59,7 +59,7 @@ pub type Regs = [u64; 18];
 
 /// Most partitions, as in the manifest.
 pub const MAX_PARTITIONS: usize = crate::manifest::MAX_SPS;
-/// Endpoint id of the Normal world (the hypervisor, or the OS without one): DEN0077 §2.9.
+/// Endpoint id of the Normal world (the hypervisor, or the OS without one): DEN0077, partition identification (endpoint ids).
 pub const NS_ENDPOINT_ID: u16 = 0;
 
 /// Most execution contexts of one partition: one per PE.
@@ -119,7 +119,7 @@ pub trait Platform {
     /// returns how many.  Stops or re-arms the physical timer for the rest.
     fn timer_expired(&mut self, out: &mut [(usize, usize)]) -> usize;
     /// Puts context `ctx` of SP `index` back at an entry point: `entry`, or
-    /// the partition's own entry point when None (DEN0077 §18.2: secondary
+    /// the partition's own entry point when None (DEN0077 v1.2, FFA_SECONDARY_EP_REGISTER: secondary
     /// contexts start at the FFA_SECONDARY_EP_REGISTER address).
     fn reset_ctx(&mut self, index: usize, ctx: usize, entry: Option<u64>);
     /// Prints one line of an SP's console output under its own prefix.

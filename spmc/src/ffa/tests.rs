@@ -664,7 +664,7 @@ fn req2_by_uuid() {
     let a = s.handle_ns(&req2(0, 0x8002, ECHO_UUID, &[0]), 0, &mut f);
     assert!(is_error(&a, FfaError::InvalidParameters));
     echo_ok(&mut s, &mut f);
-    // A v1.1 caller has no REQ2 (DEN0077 v1.2 §15.4).
+    // A v1.1 caller has no REQ2 (DEN0077 v1.2, FFA_MSG_SEND_DIRECT_REQ2).
     s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::VERSION_REQ_W2, 0x10001]), 0, &mut f);
     let a = s.handle_ns(&req2(0, 0x8002, MP_UUID, &[0]), 0, &mut f);
     assert!(is_error(&a, FfaError::NotSupported));
@@ -874,7 +874,7 @@ fn aborted_partition_in_a_chain() {
     assert_eq!(s.handle_ns(&req64(0, 0x8002, &[0]), 3, &mut f)[0], fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64);
 }
 
-// ---- Interrupts (DEN0077 v1.2 §8) ----
+// ---- Interrupts (DEN0077 v1.2, interrupt management) ----
 
 use crate::partition::manifest::NsInterruptsAction;
 

@@ -23,11 +23,11 @@ pub fn call(_regs: &Regs) -> Regs {
 pub enum Kind {
     Req32,
     Req64,
-    /// FFA_MSG_SEND_DIRECT_REQ2 (v1.2 §15.4); the UUID words of x2/x3.
+    /// FFA_MSG_SEND_DIRECT_REQ2 (DEN0077 v1.2); the UUID words of x2/x3.
     Req2 { uuid: [u64; 2] },
 }
 
-/// A direct request as the SP receives it (DEN0077 v1.2 §15.2, §15.4).
+/// A direct request as the SP receives it (DEN0077 v1.2, FFA_MSG_SEND_DIRECT_REQ and FFA_MSG_SEND_DIRECT_REQ2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DirectRequest {
     pub src: u16,
@@ -101,7 +101,7 @@ pub fn id_get() -> u16 {
     call(&r)[2] as u16
 }
 
-/// FFA_SECONDARY_EP_REGISTER_64 (DEN0077 v1.2 §18.2): where the SPMC starts
+/// FFA_SECONDARY_EP_REGISTER_64 (DEN0077 v1.2): where the SPMC starts
 /// this MP partition's secondary contexts.
 pub fn secondary_ep_register(entry: u64) -> Regs {
     let mut r = [0; 18];
@@ -166,7 +166,7 @@ pub fn run(handler: impl FnMut(&DirectRequest) -> [u64; 5]) -> ! {
 }
 
 /// [`run`], and when the SPMC resumes the waiting SP with FFA_INTERRUPT
-/// (DEN0077 v1.2 §8: a virtual interrupt for it), each pending interrupt id
+/// (DEN0077 v1.2, interrupt management: a virtual interrupt for it), each pending interrupt id
 /// (HF_INTERRUPT_GET) goes to `on_interrupt`, is ended
 /// (HF_INTERRUPT_DEACTIVATE), and the SP waits again (FFA_MSG_WAIT).
 pub fn run_with_interrupts(mut handler: impl FnMut(&DirectRequest) -> [u64; 5], mut on_interrupt: impl FnMut(u32)) -> ! {

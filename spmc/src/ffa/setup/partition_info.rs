@@ -1,5 +1,5 @@
-//! FFA_PARTITION_INFO_GET (DEN0077 v1.2 §13.8 FFA_PARTITION_INFO_GET and
-//! §6.2.1 partition information descriptor).
+//! FFA_PARTITION_INFO_GET (DEN0077 v1.2, FFA_PARTITION_INFO_GET and
+//! the partition information descriptor).
 //!
 //! Descriptor (little-endian): u16 partition id, u16 execution context count,
 //! u32 properties, and from v1.1 a 16-byte UUID: 24 bytes (v1.0: 8 bytes).
@@ -48,7 +48,7 @@ impl Spmc {
     /// The (partition index, UUID) pairs a query for `uuid` reports, in
     /// partition order: the Nil UUID matches every partition, and a v1.1+
     /// caller gets one descriptor per UUID of a multi-service partition
-    /// (DEN0077 v1.2 §13.8); a v1.0 caller one per partition.
+    /// (DEN0077 v1.2, FFA_PARTITION_INFO_GET); a v1.0 caller one per partition.
     fn info_entries(&self, uuid: Uuid, version: u32) -> ([(usize, Uuid); MAX_ENTRIES], usize) {
         let mut out = [(0, Uuid::NIL); MAX_ENTRIES];
         let mut n = 0;
@@ -112,7 +112,7 @@ impl Spmc {
         success(&[count as u64, w3])
     }
 
-    /// FFA_PARTITION_INFO_GET_REGS (DEN0077 v1.2 §13.9): the descriptors in
+    /// FFA_PARTITION_INFO_GET_REGS (DEN0077 v1.2, FFA_PARTITION_INFO_GET_REGS): the descriptors in
     /// registers, no RX buffer.  x1/x2: UUID (words 0|1, 2|3), x3 [15:0]
     /// start index, [31:16] UUID info tag (0: we never hand out tags).
     /// Answer FFA_SUCCESS_64 with x2 = last index [15:0] | current index
@@ -127,7 +127,7 @@ impl Spmc {
         let start = (r[3] & 0xffff) as usize;
         let tag = (r[3] >> 16) & 0xffff;
         if tag != 0 {
-            // A tag we never handed out: the caller must start again (RETRY, §13.9).
+            // A tag we never handed out: the caller must start again (RETRY, as FFA_PARTITION_INFO_GET_REGS says).
             return error(FfaError::Retry);
         }
         let (entries, count) = self.info_entries(uuid, version);

@@ -19,7 +19,7 @@ pub struct Mailbox {
     pub rx: u64,
     pub size: u64,
     /// The RX buffer holds a message the owner has not released: the
-    /// producer (us) may not write it (DEN0077 §7.2 buffer ownership).
+    /// producer (us) may not write it (DEN0077, RX/TX buffer ownership).
     pub rx_full: bool,
 }
 
