@@ -8,7 +8,7 @@
 use super::cpu_cycles::SpStep;
 use super::interrupts::{HF_INTERRUPT_DEACTIVATE, HF_INTERRUPT_ENABLE, HF_INTERRUPT_GET};
 use super::{Caller, Outcome, Platform, Regs, Spmc, codec, console, cpu_cycles, direct_messaging, error, interrupts, lifecycle, setup};
-use shared::abi::ffa::{self as ffa, FfaError, fid};
+use shared::abi::ffa::{self as ffa, FfaError, Interface, fid};
 
 /// Which worlds may make a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +47,7 @@ pub enum Abi {
 }
 
 /// One call as the dispatcher hands it to its handler.
+#[derive(Clone, Copy)]
 pub struct Call<'a> {
     pub caller: Caller,
     /// The calling context of an SP caller (0 for the Normal world).
@@ -55,6 +56,10 @@ pub struct Call<'a> {
     pub cpu: usize,
     /// x0..x17 as the caller left them.
     pub regs: &'a Regs,
+    /// The call as `arm-ffa` decodes it ([`codec::decode`]); None for the
+    /// rows that are not decoded (see [`CallDef::decoded`]) and for
+    /// framework messages.
+    pub decoded: Option<Interface>,
 }
 
 impl Call<'_> {
@@ -177,12 +182,14 @@ impl Spmc {
         // A framework message's own answers say what was wrong with it
         // (an FFA_VERSION request it carries, for one): see `framework`.
         let framework = call.caller == Caller::Ns && direct_messaging::is_framework_message(self, call.regs);
-        if row.decoded
-            && !framework
-            && let Err(e) = codec::decode(self.version_of(call.caller), call.regs)
-        {
-            return SpStep::Resume(error(e));
+        let mut call = Call { decoded: None, ..*call };
+        if row.decoded && !framework {
+            match codec::decode(self.version_of(call.caller), call.regs) {
+                Ok(i) => call.decoded = Some(i),
+                Err(e) => return SpStep::Resume(error(e)),
+            }
         }
+        let call = &call;
         match row.handler {
             Reply(h) => SpStep::Resume(h(self, call, platform)),
             Step(h) => h(self, call, platform),
@@ -192,13 +199,13 @@ impl Spmc {
 
     /// A call made by context `ctx` of SP `i` on PE `cpu`.
     pub(super) fn handle_sp_call(&mut self, i: usize, ctx: usize, cpu: usize, r: &Regs, platform: &mut dyn Platform) -> SpStep {
-        self.dispatch(&Call { caller: Caller::Sp(i), ctx, cpu, regs: r }, platform)
+        self.dispatch(&Call { caller: Caller::Sp(i), ctx, cpu, regs: r, decoded: None }, platform)
     }
 
     /// Answers one request from the Normal world (relayed by the SPMD) on
     /// PE `cpu` and logs one line about it.
     pub fn handle_ns(&mut self, r: &Regs, cpu: usize, platform: &mut dyn Platform) -> Regs {
-        let answer = match self.dispatch(&Call { caller: Caller::Ns, ctx: 0, cpu, regs: r }, platform) {
+        let answer = match self.dispatch(&Call { caller: Caller::Ns, ctx: 0, cpu, regs: r, decoded: None }, platform) {
             SpStep::Resume(a) => a,
             // Only SP-only rows decide anything else.
             _ => error(FfaError::NotSupported),

@@ -49,10 +49,15 @@ fn has_regs18_layout(f: FuncId) -> bool {
 /// handlers (FFA_MSG_SEND_DIRECT_REQ2 and FFA_PARTITION_INFO_GET_REGS need
 /// v1.2; FFA_CONSOLE_LOG is served from v1.1, as Hafnium does, where the crate
 /// says v1.2): a call below the crate's minimum version for it is decoded at
-/// that minimum.
+/// that minimum.  FFA_PARTITION_INFO_GET_REGS below v1.2 is NOT_SUPPORTED
+/// here already, as its handler answers before it looks at the arguments.
 pub fn decode(caller_version: u32, regs: &Regs) -> Result<Interface, FfaError> {
     let f = FuncId::try_from(regs[0] as u32).map_err(|_| FfaError::NotSupported)?;
-    let v = version(caller_version).max(f.minimum_ffa_version());
+    let caller = version(caller_version);
+    if f == FuncId::PartitionInfoGetRegs && caller < f.minimum_ffa_version() {
+        return Err(FfaError::NotSupported);
+    }
+    let v = caller.max(f.minimum_ffa_version());
     let v = if has_regs18_layout(f) { v.max(Version(1, 2)) } else { v };
     Interface::from_regs(v, regs).map_err(|e| error_code(&e))
 }
@@ -66,12 +71,14 @@ pub fn error_code(e: &Error) -> FfaError {
     }
 }
 
-/// The registers of a reply.  Only for the replies the SPMC builds itself
-/// (FFA_ERROR, FFA_SUCCESS_32), which exist since v1.0 and use 8 registers:
-/// nothing the crate asserts on.
-fn encode(reply: Interface) -> Regs {
+/// The registers of a message the SPMC sends: a reply, or FFA_INTERRUPT to
+/// an SP.  Encoded at v1.2, the version we implement, so the crate's
+/// assertions (an interface newer than the version, an 18-register layout
+/// below v1.2) cannot fire for the interfaces of v1.0..v1.2 the SPMC sends;
+/// v1.3-only ids (FFA_ERROR_64, FFA_INTERRUPT_64, ...) must not be passed.
+pub fn encode(msg: Interface) -> Regs {
     let mut r = [0u64; 18];
-    reply.to_regs(Version(1, 2), &mut r);
+    msg.to_regs(Version(1, 2), &mut r);
     r
 }
 

@@ -6,8 +6,9 @@
 use super::calls::Call;
 use super::direct_messaging::{ReqKind, response_fid};
 use super::interrupts::{self, NsAction};
-use super::{Caller, Platform, Regs, SpExit, Spmc, error, success};
-use shared::abi::ffa::{self as ffa, FfaError, fid};
+use super::{Caller, Platform, Regs, SpExit, Spmc, codec, error, success};
+use shared::abi::ffa::interface_args::TargetInfo;
+use shared::abi::ffa::{self as ffa, FfaError, Interface, fid};
 
 /// Life cycle of one execution context (DEN0077 v1.2, execution context runtime states).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +52,12 @@ pub enum SpStep {
 /// w1 of FFA_YIELD, FFA_INTERRUPT and FFA_RUN: endpoint id [31:16] | vCPU id [15:0].
 fn target_info(id: u16, ctx: usize) -> u64 {
     ((id as u64) << 16) | ctx as u64
+}
+
+/// FFA_INTERRUPT for context `ctx` of endpoint `id` (w1: target information;
+/// w2, the interrupt id, 0: the SP gets it with HF_INTERRUPT_GET).
+fn ffa_interrupt_to(id: u16, ctx: usize) -> Interface {
+    Interface::Interrupt { target_info: TargetInfo { endpoint_id: id, vcpu_id: ctx as u16 }, interrupt_id: 0, is_32bit: true }
 }
 
 impl Spmc {
@@ -118,10 +125,7 @@ impl Spmc {
                             log::info!("NS interrupt: SP {:#06x} ctx {} preempted, FFA_INTERRUPT to NS", self.part(i).manifest.id, ctx);
                             // FFA_INTERRUPT to the caller: w1 = SP id [31:16] | vCPU [15:0];
                             // it resumes the SP with FFA_RUN (DEN0077 v1.2, Non-secure interrupt actions).
-                            let mut y = [0u64; 18];
-                            y[0] = fid::FFA_INTERRUPT as u64;
-                            y[1] = target_info(self.part(i).manifest.id, ctx);
-                            return y;
+                            return codec::encode(ffa_interrupt_to(self.part(i).manifest.id, ctx));
                         }
                     }
                 }
@@ -175,9 +179,7 @@ impl Spmc {
 
     /// FFA_RUN from the Normal world (DEN0077 v1.2, FFA_RUN): w1 = target
     /// id [31:16] | vCPU [15:0].  Resumes a context that yielded.
-    fn run(&mut self, r: &Regs, cpu: usize, platform: &mut dyn Platform) -> Regs {
-        let id = ((r[1] >> 16) & 0xffff) as u16;
-        let vcpu = (r[1] & 0xffff) as usize;
+    fn run(&mut self, id: u16, vcpu: usize, cpu: usize, platform: &mut dyn Platform) -> Regs {
         let Some(i) = self.find(id) else {
             return error(FfaError::InvalidParameters);
         };
@@ -211,10 +213,7 @@ impl Spmc {
     /// FFA_MSG_WAIT.
     pub(super) fn run_interrupt_handler(&mut self, i: usize, ctx: usize, cpu: usize, platform: &mut dyn Platform) {
         self.part_mut(i).contexts[ctx] = CtxState::HandlingInterrupt;
-        let mut first = [0u64; 18];
-        first[0] = fid::FFA_INTERRUPT as u64;
-        // w1: target information, endpoint id [31:16] | vCPU id [15:0].
-        first[1] = target_info(self.part(i).manifest.id, ctx);
+        let first = codec::encode(ffa_interrupt_to(self.part(i).manifest.id, ctx));
         if !self.run_until_wait(i, ctx, cpu, Some(first), platform) {
             self.part_mut(i).contexts[ctx] = CtxState::Off;
         }
@@ -242,7 +241,8 @@ pub(super) fn ffa_yield(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> SpStep 
 }
 
 pub(super) fn ffa_run(s: &mut Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
-    s.run(c.regs, c.cpu, platform)
+    let Some(Interface::Run { target_info, .. }) = c.decoded else { return error(FfaError::InvalidParameters) };
+    s.run(target_info.endpoint_id, target_info.vcpu_id as usize, c.cpu, platform)
 }
 
 /// FFA_INTERRUPT from the SPMD (it refuses it from NS): a Secure interrupt
@@ -254,7 +254,5 @@ pub(super) fn ffa_interrupt(s: &mut Spmc, c: &Call, platform: &mut dyn Platform)
         s.secure_interrupt(intid, c.cpu, None, platform);
     }
     shared::request_log!("secure interrupt {} while NS ran: handled", intid);
-    let mut a = [0u64; 18];
-    a[0] = fid::FFA_NORMAL_WORLD_RESUME as u64;
-    a
+    codec::encode(Interface::NormalWorldResume { is_32bit: true })
 }

@@ -10,7 +10,8 @@ use super::interrupts::VirqQueue;
 use super::setup::rxtx::Mailbox;
 use super::{Caller, MAX_CONTEXTS, MAX_PARTITIONS, Platform, Regs, Spmc, error, error_name, success};
 use crate::partition::PartitionManifest;
-use shared::abi::ffa::FfaError;
+use shared::abi::ffa::interface_args::SecondaryEpRegisterAddr;
+use shared::abi::ffa::{FfaError, Interface};
 
 /// Where a partition's memory is: its package region, identity mapped at Stage-2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,8 +174,13 @@ impl Spmc {
 
 pub(super) fn ffa_secondary_ep_register(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
     let Caller::Sp(i) = c.caller else { return error(FfaError::NotSupported) };
+    let Some(Interface::SecondaryEpRegister { entrypoint }) = c.decoded else { return error(FfaError::InvalidParameters) };
+    let entry = match entrypoint {
+        SecondaryEpRegisterAddr::Addr32(a) => a as u64,
+        SecondaryEpRegisterAddr::Addr64(a) => a,
+    };
     let state = s.part(i).contexts[c.ctx];
-    s.secondary_ep_register(i, state, c.regs[1])
+    s.secondary_ep_register(i, state, entry)
 }
 
 /// FFA_ERROR from an SP: it failed (DEN0077 v1.2, FFA_ERROR); it is aborted.

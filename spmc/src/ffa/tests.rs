@@ -1188,6 +1188,11 @@ fn decode_targeted_cases() {
     // A tag with start index 0: RETRY.
     let r = regs(&[fid::FFA_PARTITION_INFO_GET_REGS as u64, 0, 0, 1 << 16]);
     assert_eq!(codec::decode(0x1_0002, &r), Err(FfaError::Retry));
+    // ... but below v1.2 the call itself is NOT_SUPPORTED first, as before.
+    assert_eq!(codec::decode(0x1_0001, &r), Err(FfaError::NotSupported));
+    // FFA_CONSOLE_LOG is served to v1.1 callers (the crate says v1.2).
+    let r = regs(&[fid::FFA_CONSOLE_LOG_32 as u64, 3, 0x0a_6968]);
+    assert!(codec::decode(0x1_0001, &r).is_ok());
 }
 
 #[test]

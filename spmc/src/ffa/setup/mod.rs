@@ -8,7 +8,7 @@ pub mod rxtx;
 
 use super::calls::{Abi, Call, lookup};
 use super::{Caller, Platform, Regs, Spmc, error, success};
-use shared::abi::ffa::{self as ffa, FfaError};
+use shared::abi::ffa::{self as ffa, FfaError, Interface};
 
 /// FFA_VERSION (DEN0077 v1.2, FFA_VERSION): bit 31 of the input MBZ; a caller
 /// of the same major version gets our version and may use min(its, ours).
@@ -47,7 +47,8 @@ pub(super) fn ffa_version(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> Regs 
 }
 
 pub(super) fn ffa_features(_: &mut Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
-    features(c.regs[1] as u32)
+    let Some(Interface::Features { feat_id, .. }) = c.decoded else { return error(FfaError::InvalidParameters) };
+    features(u32::from(feat_id))
 }
 
 /// FFA_ID_GET from an SP: its own id.

@@ -8,14 +8,13 @@
 //! bit 9/10 receives/sends direct request 2 (v1.2).
 
 use crate::ffa::calls::Call;
-use crate::ffa::{Caller, MAX_PARTITIONS, Platform, Regs, Spmc, error, success};
+use crate::ffa::{Caller, MAX_PARTITIONS, Platform, Regs, Spmc, codec, error, success};
 use crate::partition::{PartitionManifest, Uuid};
-use shared::abi::ffa::{FfaError, fid};
+use shared::abi::ffa::interface_args::{SuccessArgs, TargetInfo};
+use shared::abi::ffa::{FfaError, Interface, UuidHelper};
 
 pub const DESC_SIZE_V1_0: usize = 8;
 pub const DESC_SIZE_V1_1: usize = 24;
-/// w5 bit 0: return only the count (v1.1+).
-pub const FLAG_COUNT_ONLY: u64 = 1;
 const PROP_AARCH64: u32 = 1 << 8;
 
 /// The descriptor of `m` (reporting `uuid`, one of its UUIDs) in the layout a
@@ -68,12 +67,13 @@ impl Spmc {
         (out, n)
     }
 
-    pub(crate) fn partition_info_get(&mut self, caller: Caller, r: &Regs, platform: &mut dyn Platform) -> Regs {
-        let uuid = Uuid([r[1] as u32, r[2] as u32, r[3] as u32, r[4] as u32]);
-        let flags = r[5] & 0xffff_ffff;
+    /// FFA_PARTITION_INFO_GET for `uuid` (Nil: all), only the count if
+    /// `count_only` (w5 bit 0; the other flags are reserved, which decoding
+    /// checked).
+    fn partition_info_get(&mut self, caller: Caller, uuid: Uuid, count_only: bool, platform: &mut dyn Platform) -> Regs {
         let version = self.version_of(caller);
-        // Flags other than bit 0 are reserved (MBZ); v1.0 has no flags at all.
-        if flags & !FLAG_COUNT_ONLY != 0 || (version < 0x1_0001 && flags != 0) {
+        // v1.0 has no flags at all.
+        if version < 0x1_0001 && count_only {
             return error(FfaError::InvalidParameters);
         }
         let (entries, count) = self.info_entries(uuid, version);
@@ -81,7 +81,7 @@ impl Spmc {
             // No partition with that UUID.
             return error(FfaError::InvalidParameters);
         }
-        if flags & FLAG_COUNT_ONLY != 0 {
+        if count_only {
             return success(&[count as u64, 0]);
         }
         // The descriptors go into the caller's RX buffer, which must be
@@ -118,14 +118,11 @@ impl Spmc {
     /// Answer FFA_SUCCESS_64 with x2 = last index [15:0] | current index
     /// [31:16] | tag [47:32] | descriptor size [63:48], then up to five
     /// descriptors of three registers each from x3.
-    pub(crate) fn partition_info_get_regs(&mut self, caller: Caller, r: &Regs) -> Regs {
+    fn partition_info_get_regs(&mut self, caller: Caller, uuid: Uuid, start: usize, tag: u16) -> Regs {
         let version = self.version_of(caller);
         if version < 0x1_0002 {
             return error(FfaError::NotSupported);
         }
-        let uuid = Uuid([r[1] as u32, (r[1] >> 32) as u32, r[2] as u32, (r[2] >> 32) as u32]);
-        let start = (r[3] & 0xffff) as usize;
-        let tag = (r[3] >> 16) & 0xffff;
         if tag != 0 {
             // A tag we never handed out: the caller must start again (RETRY, as FFA_PARTITION_INFO_GET_REGS says).
             return error(FfaError::Retry);
@@ -136,25 +133,34 @@ impl Spmc {
         }
         let last = count - 1;
         let current = (start + REGS_PER_CALL - 1).min(last);
-        let mut a = [0u64; 18];
-        a[0] = fid::FFA_SUCCESS_64 as u64;
-        a[2] = last as u64 | (current as u64) << 16 | (DESC_SIZE_V1_1 as u64) << 48;
+        // x2.. of the FFA_SUCCESS_64.
+        let mut args = [0u64; 16];
+        args[0] = last as u64 | (current as u64) << 16 | (DESC_SIZE_V1_1 as u64) << 48;
         for (n, &(i, u)) in entries[start..=current].iter().enumerate() {
             let Some(p) = self.partition(i) else { continue };
             let (d, _) = descriptor(&p.manifest, u, version);
             let word = |k: usize| u64::from_le_bytes(d[k * 8..k * 8 + 8].try_into().expect("24-byte descriptor"));
-            a[3 + 3 * n] = word(0);
-            a[4 + 3 * n] = word(1);
-            a[5 + 3 * n] = word(2);
+            args[1 + 3 * n] = word(0);
+            args[2 + 3 * n] = word(1);
+            args[3 + 3 * n] = word(2);
         }
-        a
+        codec::encode(Interface::Success { target_info: TargetInfo::default(), args: SuccessArgs::Args64(args) })
     }
 }
 
+/// Our [`Uuid`] (the four 32-bit words of w1..w4) of the crate's.
+fn uuid_of(u: shared::abi::ffa::Uuid) -> Uuid {
+    Uuid(UuidHelper::to_u32_regs(u))
+}
+
 pub(crate) fn ffa_partition_info_get(s: &mut Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
-    s.partition_info_get(c.caller, c.regs, platform)
+    let Some(Interface::PartitionInfoGet { uuid, flags }) = c.decoded else { return error(FfaError::InvalidParameters) };
+    s.partition_info_get(c.caller, uuid_of(uuid), flags.count_only, platform)
 }
 
 pub(crate) fn ffa_partition_info_get_regs(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
-    s.partition_info_get_regs(c.caller, c.regs)
+    let Some(Interface::PartitionInfoGetRegs { uuid, start_index, info_tag }) = c.decoded else {
+        return error(FfaError::InvalidParameters);
+    };
+    s.partition_info_get_regs(c.caller, uuid_of(uuid), start_index as usize, info_tag)
 }
