@@ -222,7 +222,7 @@ impl<'a, C: Conduit> FfaClient<'a, C> {
         Err(CallError::Unexpected(first4(&r)))
     }
 
-    /// FFA_MSG_SEND_DIRECT_REQ_32 (DEN0077 v1.2 §15.2): w3..w7 out, the
+    /// FFA_MSG_SEND_DIRECT_REQ_32 (DEN0077 v1.2, FFA_MSG_SEND_DIRECT_REQ_32): w3..w7 out, the
     /// response's w3..w7 back (it must come from `dst` to `src`).
     pub fn direct_req32(&self, src: u16, dst: u16, payload: [u32; 5]) -> Result<[u32; 5], CallError> {
         let mut r = [0u64; 18];
@@ -238,7 +238,7 @@ impl<'a, C: Conduit> FfaClient<'a, C> {
         Ok(core::array::from_fn(|i| a[3 + i] as u32))
     }
 
-    /// FFA_MSG_SEND_DIRECT_REQ2 (DEN0077 v1.2 §15.4) to the service `uuid`
+    /// FFA_MSG_SEND_DIRECT_REQ2 (DEN0077 v1.2) to the service `uuid`
     /// (16 bytes as in the partition info descriptor; x2 = bytes 0..8, x3 =
     /// bytes 8..16, little-endian) of `dst`: payload in x4..x8, the response's
     /// x4..x8 back.
@@ -256,7 +256,7 @@ impl<'a, C: Conduit> FfaClient<'a, C> {
         Ok(core::array::from_fn(|i| a[4 + i]))
     }
 
-    /// FFA_FEATURES (DEN0077 v1.2 §13.3) for a function or feature id: w2 of the success.
+    /// FFA_FEATURES (DEN0077 v1.2, FFA_FEATURES) for a function or feature id: w2 of the success.
     pub fn features(&self, id: u32) -> Result<u32, CallError> {
         let mut r = [0u64; 18];
         r[0] = fid::FFA_FEATURES as u64;
@@ -264,7 +264,7 @@ impl<'a, C: Conduit> FfaClient<'a, C> {
         self.expect_fid(self.call_regs(&r), fid::FFA_SUCCESS_32).map(|a| a[2] as u32)
     }
 
-    /// FFA_RUN (DEN0077 v1.2 §13.x): resumes vCPU `vcpu` of partition `id`.
+    /// FFA_RUN (DEN0077 v1.2, FFA_RUN): resumes vCPU `vcpu` of partition `id`.
     /// Returns the raw reply (a direct response, FFA_YIELD, ...) unless it is an error.
     pub fn run(&self, id: u16, vcpu: u16) -> Result<SmcResult, CallError> {
         let mut r = [0u64; 18];
@@ -277,7 +277,7 @@ impl<'a, C: Conduit> FfaClient<'a, C> {
         })
     }
 
-    /// FFA_PARTITION_INFO_GET (DEN0077 v1.2 §13.8) with a UUID filter and
+    /// FFA_PARTITION_INFO_GET (DEN0077 v1.2, FFA_PARTITION_INFO_GET) with a UUID filter and
     /// raw flags (w5): (count, descriptor size).
     pub fn partition_info_get(&self, uuid: [u8; 16], flags: u32) -> Result<(u32, u32), CallError> {
         let mut r = [0u64; 18];
@@ -289,7 +289,7 @@ impl<'a, C: Conduit> FfaClient<'a, C> {
         self.expect_fid(self.call_regs(&r), fid::FFA_SUCCESS_32).map(|a| (a[2] as u32, a[3] as u32))
     }
 
-    /// FFA_PARTITION_INFO_GET_REGS (DEN0077 v1.2 §13.9) from descriptor
+    /// FFA_PARTITION_INFO_GET_REGS (DEN0077 v1.2, FFA_PARTITION_INFO_GET_REGS) from descriptor
     /// `start` with UUID info tag `tag`: the FFA_SUCCESS_64 registers.
     pub fn partition_info_get_regs(&self, uuid: [u8; 16], start: u16, tag: u16) -> Result<SmcResult, CallError> {
         let mut r = [0u64; 18];
@@ -300,7 +300,7 @@ impl<'a, C: Conduit> FfaClient<'a, C> {
         self.expect_fid(self.call_regs(&r), fid::FFA_SUCCESS_64)
     }
 
-    /// FFA_RXTX_UNMAP (DEN0077 v1.2 §13.x) of endpoint `id`'s buffers (w1[31:16]).
+    /// FFA_RXTX_UNMAP (DEN0077 v1.2, FFA_RXTX_UNMAP) of endpoint `id`'s buffers (w1[31:16]).
     pub fn rxtx_unmap(&self, id: u16) -> Result<(), CallError> {
         let mut r = [0u64; 18];
         r[0] = fid::FFA_RXTX_UNMAP as u64;

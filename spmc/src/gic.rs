@@ -32,6 +32,7 @@ impl SecureInterrupt {
 pub trait SecureInterruptController {
     /// Makes `irq` Group 1 Secure, with its priority and trigger, enabled;
     /// a private interrupt on PE `cpu`'s redistributor, an SPI routed to `cpu`.
+    #[allow(clippy::result_unit_err)]
     fn configure_secure(&mut self, irq: SecureInterrupt, cpu: usize) -> Result<(), ()>;
 }
 

@@ -1,18 +1,7 @@
-//! spmc: Quadrant's S-EL2 Secure Partition Manager Core, a drop-in for
-//! Hafnium as TF-A's BL32 with `SPD=spmd SPMD_SPM_AT_SEL2=1`.
-//!
-//! - [`manifest`]: the SPMC manifest (TOS_FW_CONFIG) in plain data;
-//! - [`partition`]: SP packages and partition manifests;
-//! - [`ffa`]: the FF-A dispatcher (host-tested with fake SPs);
-//! - `arch` (target only): entry, Stage-2 and running SPs at S-EL1.
+//! The SPMC's target binary: entry points, exception vectors, the world switch
+//! with the SPMD and the hardware [`spmc::ffa::Platform`] (`arch/`), around the
+//! host-tested core in the `spmc` library.  On the host it is an empty program.
 #![cfg_attr(target_os = "none", no_std, no_main)]
-
-pub mod ffa;
-pub mod gic;
-pub mod manifest;
-pub mod name;
-pub mod partition;
-pub mod vtimer;
 
 #[cfg(target_os = "none")]
 mod arch;

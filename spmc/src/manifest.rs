@@ -3,7 +3,7 @@
 //! Layout (TF-A `docs/components/secure-partition-manager.rst` "SPMC manifest",
 //! and the Hafnium conventions for the parts only the SPMC reads):
 //! - `/` compatible `"arm,ffa-core-manifest-1.0"`;
-//! - `/attribute`: `spmc_id` (bit 15 set: a secure endpoint, DEN0077 §2.9),
+//! - `/attribute`: `spmc_id` (bit 15 set: a secure endpoint, DEN0077 partition identification),
 //!   `maj_ver`, `min_ver` (the FF-A version the SPMC was configured for);
 //! - `/hypervisor/*` with `is_ffa_partition`: one node per SP package with its
 //!   `load_address` (and an optional `debug_name`);
@@ -164,7 +164,7 @@ impl SpmcManifest {
         }
         let attr = dt.find_node("/attribute").ok_or(ManifestError::Missing("attribute node"))?;
         let spmc_id = prop_u32(&attr, "spmc_id")?.ok_or(ManifestError::Missing("spmc_id"))?;
-        // DEN0077 §2.9: secure endpoint ids have bit 15 set; ids are 16 bits.
+        // DEN0077 partition identification: secure endpoint ids have bit 15 set; ids are 16 bits.
         if spmc_id > 0xffff || spmc_id & 0x8000 == 0 {
             return Err(ManifestError::Invalid("spmc_id"));
         }
@@ -229,7 +229,7 @@ impl SpmcManifest {
         &self.sps[..self.sp_count]
     }
 
-    /// The FF-A version encoding of `maj_ver.min_ver` (DEN0077 §13.2.1).
+    /// The FF-A version encoding of `maj_ver.min_ver` (DEN0077 v1.2, FFA_VERSION).
     pub fn version(&self) -> u32 {
         ((self.maj_ver as u32) << 16) | self.min_ver as u32
     }

@@ -3,7 +3,7 @@
 //! Rust; `arch.rs` supplies the real machine.
 
 use core::fmt;
-use shared::abi::ffa::{FfaError, Version};
+use shared::abi::ffa::{FfaError, Version, fid};
 use shared::ffa_client::{CallError, FfaClient, HYPERVISOR_ID, REQUESTED_VERSION};
 use shared::smccc::Conduit;
 
@@ -21,8 +21,8 @@ pub const MP_FORWARD_REQ2: u64 = 2;
 /// sps/isolation commands.
 pub const ISO_PING: u64 = 0;
 pub const ISO_READ: u64 = 1;
-/// FFA_MSG_SEND2 (DEN0077 v1.2 §14): indirect messaging, which spmc does not implement.
-pub const FFA_MSG_SEND2: u32 = 0x8400_0086;
+/// FFA_MSG_SEND2 (DEN0077 v1.2, FFA_MSG_SEND2): indirect messaging, which spmc does not implement.
+pub use shared::abi::ffa::fid::FFA_MSG_SEND2;
 /// SMCCC_VERSION (DEN0028 §7.2): answered by EL3 itself, the floor of an `smc`.
 pub const SMCCC_VERSION: u32 = 0x8000_0000;
 pub const BENCH_ITERATIONS: u64 = 10_000;
@@ -100,7 +100,7 @@ impl<T: fmt::Debug> fmt::Display for Shown<'_, T> {
     }
 }
 
-/// A partition info descriptor (DEN0077 v1.2 §6.2.1, 24 bytes for v1.1+).
+/// A partition info descriptor (DEN0077 v1.2, partition information descriptor: 24 bytes for v1.1+).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PartInfo {
     pub id: u16,
@@ -277,7 +277,7 @@ pub fn run_checks<C: Conduit, M: Machine>(c: &C, m: &mut M) {
     // Indirect messaging: the SPMD forwards it, spmc does not implement it.
     error_case(&ffa, "err_not_supported_function", ffa.raw(FFA_MSG_SEND2, &[0, 0]), Ffa(FfaError::NotSupported), 7);
     error_case(&ffa, "err_wrong_version_major", ffa.version(Version(2, 0)), CallError::SmcccNotSupported, 8);
-    // A v1.1 caller has no REQ2 (§15.4); back to 1.2 and REQ2 works again.
+    // A v1.1 caller has no REQ2 (DEN0077 v1.2, FFA_MSG_SEND_DIRECT_REQ2); back to 1.2 and REQ2 works again.
     let v11 = ffa.version(Version(1, 1));
     let r = ffa.direct_req2(HYPERVISOR_ID, ECHO, echo_uuid, payload(9));
     let v12 = ffa.version(REQUESTED_VERSION);
@@ -409,15 +409,15 @@ pub const IRQ_TIMER_COUNT: u64 = 3;
 pub const IRQ_TIMER_WAIT: u64 = 4;
 /// sps/irq's managed-exit response marker (x3) and the managed-exit virtual id.
 pub const MANAGED_EXIT_RESP: u64 = 0x4d45;
-pub const MANAGED_EXIT_INTID: u64 = 4;
+pub const MANAGED_EXIT_INTID: u64 = shared::abi::hafnium::MANAGED_EXIT_INTID as u64;
 /// The virtual id of an SP's timer (Hafnium's HF_VIRTUAL_TIMER_INTID).
-pub const VIRTUAL_TIMER_INTID: u64 = 3;
+pub const VIRTUAL_TIMER_INTID: u64 = shared::abi::hafnium::VIRTUAL_TIMER_INTID as u64;
 /// The NS EL2 physical timer's PPI.
 pub const NS_TIMER_INTID: u32 = 26;
-const FFA_INTERRUPT: u64 = 0x8400_0062;
-const FFA_RUN: u64 = 0x8400_006D;
-const DIRECT_REQ_64: u64 = 0xC400_006F;
-const DIRECT_RESP_64: u64 = 0xC400_0070;
+const FFA_INTERRUPT: u64 = fid::FFA_INTERRUPT as u64;
+const FFA_RUN: u64 = fid::FFA_RUN as u64;
+const DIRECT_REQ_64: u64 = fid::FFA_MSG_SEND_DIRECT_REQ_64 as u64;
+const DIRECT_RESP_64: u64 = fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64;
 
 fn direct_req_regs(dst: u16, args: [u64; 5]) -> [u64; 18] {
     let mut r = [0u64; 18];

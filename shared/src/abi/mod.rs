@@ -2,6 +2,7 @@
 //! host tests) use the same function ids, error codes and layouts.
 
 pub mod ffa;
+pub mod hafnium;
 pub mod psci;
 pub mod rmi;
 pub mod rmm_el3;

@@ -3,10 +3,10 @@
 
 mod platform;
 
-use crate::ffa::{Partition, Regs, SpMemory, Spmc};
-use crate::manifest::{Range, SpmcManifest};
-use crate::partition::layout::{self, Taken};
-use crate::partition::{PartitionManifest, SpPackage};
+use spmc::ffa::{Partition, Regs, SpMemory, Spmc};
+use spmc::manifest::{Range, SpmcManifest};
+use spmc::partition::layout::{self, Taken};
+use spmc::partition::{PartitionManifest, SpPackage};
 use platform::HwPlatform;
 use shared::abi::ffa::{FfaError, fid};
 use shared::arch::ExceptionFrame;
@@ -73,7 +73,7 @@ extern "C" fn quadrant_main(x0: u64, cold: u64, _x2: u64, _x3: u64, x4: u64, cpu
             Err(e) => {
                 log::error!("init failed: {}", e);
                 // DEN0077 / TF-A SPMD: FFA_ERROR at init = SPMC failed to initialise.
-                crate::ffa::error(FfaError::InvalidParameters)
+                spmc::ffa::error(FfaError::InvalidParameters)
             }
         };
         main_loop(cpu as usize, answer)
@@ -81,7 +81,7 @@ extern "C" fn quadrant_main(x0: u64, cold: u64, _x2: u64, _x3: u64, x4: u64, cpu
         secondary_boot(cpu, x4);
         if let (Some(s), Some(p)) = (SPMC.get(), PLATFORM.get()) {
             let mut s = s.lock();
-            crate::gic::configure(s.partitions().map(|p| &p.manifest), cpu as usize, false, &mut platform::HwGic);
+            spmc::gic::configure(s.partitions().map(|p| &p.manifest), cpu as usize, false, &mut platform::HwGic);
             s.init_secondary(cpu as usize, &mut *p.lock());
         }
         main_loop(cpu as usize, msg_wait())
@@ -161,14 +161,14 @@ fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
     platform::setup_cpu_virt(hw.ns_root());
     let plat = PLATFORM.call_once(|| spin::Mutex::new(hw));
 
-    // Secondary cores enter at our secondary entry (DEN0077 §18.2 FFA_SECONDARY_EP_REGISTER).
+    // Secondary cores enter at our secondary entry (DEN0077 v1.2, FFA_SECONDARY_EP_REGISTER).
     let r = shared::smccc::smc(fid::FFA_SECONDARY_EP_REGISTER_64, &[spmc_secondary_entry as *const () as u64]);
     if r[0] != fid::FFA_SUCCESS_64 as u64 && r[0] != fid::FFA_SUCCESS_32 as u64 {
         log::warn!("FFA_SECONDARY_EP_REGISTER failed: {:#x} {:#x}", r[0], r[2]);
     }
 
     // Secure interrupts: our timer and every Secure interrupt of the manifests.
-    let n = crate::gic::configure(spmc.partitions().map(|p| &p.manifest), cpu, true, &mut platform::HwGic);
+    let n = spmc::gic::configure(spmc.partitions().map(|p| &p.manifest), cpu, true, &mut platform::HwGic);
     log::info!("{} Secure interrupt(s) configured (Group 1 Secure)", n);
     let spmc = SPMC.call_once(|| spin::Mutex::new(spmc));
     let mut s = spmc.lock();
@@ -301,7 +301,7 @@ fn main_loop(cpu: usize, mut answer: Regs) -> ! {
         let req = smc_to_spmd(cpu, &answer);
         answer = match (SPMC.get(), PLATFORM.get()) {
             (Some(s), Some(p)) => s.lock().handle_ns(&req, cpu, &mut *p.lock()),
-            _ => crate::ffa::error(FfaError::NotSupported),
+            _ => spmc::ffa::error(FfaError::NotSupported),
         };
     }
 }

@@ -1,13 +1,13 @@
-//! The real machine behind [`crate::ffa::Platform`]: SP execution contexts at
+//! The real machine behind [`spmc::ffa::Platform`]: SP execution contexts at
 //! S-EL1 under a Secure Stage-2, and the SPMC's own Stage-1 for NS buffers.
 
-use crate::ffa::interrupts::{SEL2_PHYS_TIMER_INTID, SPURIOUS_INTID};
-use crate::ffa::{MAX_CONTEXTS, MAX_PARTITIONS, Platform, Regs, RunFlags, SpExit, SpMemory};
-use crate::gic::{SecureInterrupt, SecureInterruptController};
-use crate::partition::PartitionManifest;
-use crate::vtimer::{self, VTimer};
+use spmc::ffa::interrupts::{SEL2_PHYS_TIMER_INTID, SPURIOUS_INTID};
+use spmc::ffa::{MAX_CONTEXTS, MAX_PARTITIONS, Platform, Regs, RunFlags, SpExit, SpMemory};
+use spmc::gic::{SecureInterrupt, SecureInterruptController};
+use spmc::partition::PartitionManifest;
+use spmc::vtimer::{self, VTimer};
 use core::sync::atomic::{AtomicU64, Ordering};
-use crate::partition::manifest::{ATTR_EXEC, ATTR_WRITE};
+use spmc::partition::manifest::{ATTR_EXEC, ATTR_WRITE};
 use shared::arch::{El1SysRegs, GuestRegs};
 use shared::mm::{self, FramePool, MemKind};
 
@@ -16,7 +16,7 @@ use shared::mm::{self, FramePool, MemKind};
 /// - SWIO (bit 1): set/way invalidates become clean+invalidate, so an SP
 ///   cannot discard other worlds' dirty lines;
 /// - FMO/IMO (bits 3, 4): set per run by [`HCR_EL2_IMO`] / [`HCR_EL2_FMO`]
-///   (see `crate::ffa::interrupts`); AMO (bit 5) = 0: SErrors stay with EL1/EL3;
+///   (see `spmc::ffa::interrupts`); AMO (bit 5) = 0: SErrors stay with EL1/EL3;
 /// - TSC (bit 19): an SMC at EL1 traps to us (ESR EC 0x17): FF-A calls of SPs;
 /// - RW (bit 31): EL1 is AArch64;
 /// - APK/API (bits 40, 41): no traps on pointer authentication keys/instructions.
@@ -34,7 +34,7 @@ pub const HCR_EL2_VI: u64 = 1 << 7;
 
 /// CNTHCTL_EL2 for SPs: EL1PCTEN (bit 0) = 1, the SP reads the physical
 /// counter freely; EL1PCEN (bit 1) = 0, its EL1 physical timer registers trap
-/// to us and are emulated (`crate::vtimer`).
+/// to us and are emulated (`spmc::vtimer`).
 const CNTHCTL_EL2_SP: u64 = 1;
 /// ESR_EL2.EC of a trapped MSR/MRS.
 const EC_SYSREG: u64 = 0x18;
@@ -246,7 +246,7 @@ impl HwPlatform {
         *self._s2.get_mut(idx).ok_or(())? = Some(t);
         self.sps[idx] = Some(SpHw { s2_root: root, vmid: idx as u64 + 2, entry });
         for ctx in 0..(pm.execution_ctx_count as usize).min(MAX_CONTEXTS) {
-            // x0 = 0: no boot information blob is passed (DEN0077 §5.4).
+            // x0 = 0: no boot information blob is passed (DEN0077, boot information protocol).
             *VCPUS[idx][ctx].lock() = Some(Vcpu { regs: GuestRegs::at_entry(entry, 0), el1: El1SysRegs::reset(), timer: VTimer::default() });
         }
         Ok(())

@@ -1,4 +1,4 @@
-//! Interrupt decisions of the SPMC (DEN0077 v1.2 §8, "Interrupt management"),
+//! Interrupt decisions of the SPMC (DEN0077 v1.2, "Interrupt management"),
 //! as plain functions of the partition's manifest and its context's state, so
 //! they are host-tested.  The hardware half (what traps where) is in
 //! `arch/platform.rs`; this is what to do once an interrupt got to us.
@@ -22,20 +22,13 @@
 //! paravirtualised HF_INTERRUPT_GET, which also clears it; HF_INTERRUPT_DEACTIVATE
 //! ends a physical (device) interrupt.
 
+use super::calls::Call;
+use super::cpu_cycles::CtxState;
+use super::{Caller, Platform, Regs, RunFlags, Spmc};
 use crate::partition::manifest::NsInterruptsAction;
+use shared::abi::ffa as ffa;
 
-/// Hafnium's paravirtualised interrupt interface (Hafnium docs, "Paravirtualized
-/// interfaces"; same numbers as its `vmapi/hf/call.h`), called with `smc`/`hvc`.
-pub const HF_INTERRUPT_ENABLE: u32 = 0xff03;
-pub const HF_INTERRUPT_GET: u32 = 0xff04;
-pub const HF_INTERRUPT_DEACTIVATE: u32 = 0xff08;
-/// HF_INTERRUPT_GET when nothing is pending.
-pub const HF_INVALID_INTID: u64 = 0xffff_ffff;
-/// The virtual interrupt id of a managed exit (Hafnium's HF_MANAGED_EXIT_INTID).
-pub const MANAGED_EXIT_INTID: u32 = 4;
-/// The virtual interrupt id of an SP's (emulated) EL1 physical timer
-/// (Hafnium's HF_VIRTUAL_TIMER_INTID).
-pub const VIRTUAL_TIMER_INTID: u32 = 3;
+pub use shared::abi::hafnium::{HF_INTERRUPT_DEACTIVATE, HF_INTERRUPT_ENABLE, HF_INTERRUPT_GET, HF_INVALID_INTID, MANAGED_EXIT_INTID, VIRTUAL_TIMER_INTID};
 /// PPI of the Secure EL2 physical timer (CNTHPS; Arm BSA / QEMU virt): the
 /// SPMC's own timer, which backs the SPs' emulated EL1 physical timers.
 pub const SEL2_PHYS_TIMER_INTID: u32 = 20;
@@ -43,7 +36,7 @@ pub const SEL2_PHYS_TIMER_INTID: u32 = 20;
 pub const SPURIOUS_INTID: u32 = 1023;
 
 /// What the SPMC does with a Non-secure interrupt that arrives while an SP
-/// context runs (DEN0077 v1.2 §8.3.1.1, per the SP's `ns-interrupts-action`).
+/// context runs (DEN0077 v1.2, Non-secure interrupt actions, per the SP's `ns-interrupts-action`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NsAction {
     /// Keep running the SP; the interrupt stays pending in the GIC until the
@@ -111,8 +104,8 @@ pub enum TargetState {
     Off,
 }
 
-/// What to do with a secure interrupt for an SP context (DEN0077 v1.2 §8.3.2,
-/// §8.4: the SPMC signals it to the SP as a virtual interrupt; a waiting SP is
+/// What to do with a secure interrupt for an SP context (DEN0077 v1.2,
+/// secure interrupt handling: the SPMC signals it to the SP as a virtual interrupt; a waiting SP is
 /// resumed with FFA_INTERRUPT).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SecureAction {
@@ -173,6 +166,130 @@ impl VirqQueue {
         self.len == 0
     }
 }
+
+impl Spmc {
+    /// Who context `ctx` of SP `i` serves, for the NS interrupt decision.
+    pub(super) fn serving(&self, i: usize, ctx: usize) -> Serving {
+        match self.part(i).contexts[ctx] {
+            CtxState::Running { from, .. } if !ffa::is_secure_endpoint(from) => Serving::Normal,
+            CtxState::Running { .. } => Serving::Secure,
+            _ => Serving::Nobody,
+        }
+    }
+
+    /// How to run context `ctx` of SP `i` now (see [`trap_ns_interrupts`]).
+    pub(super) fn run_flags(&self, i: usize, ctx: usize) -> RunFlags {
+        let p = self.part(i);
+        RunFlags {
+            trap_ns: trap_ns_interrupts(p.manifest.ns_interrupts_action, self.serving(i, ctx), p.managed_exit[ctx]),
+            virq: !p.virqs[ctx].is_empty(),
+        }
+    }
+
+    /// The partition whose manifest claims physical interrupt `intid` (device-regions).
+    fn interrupt_owner(&self, intid: u32) -> Option<usize> {
+        (0..self.count).find(|&i| {
+            self.partitions[i].as_ref().is_some_and(|p| {
+                !p.aborted && p.manifest.device_regions().iter().any(|d| d.interrupts[..d.interrupt_count].iter().any(|irq| irq.0 == intid))
+            })
+        })
+    }
+
+    /// A Secure interrupt `intid` (acknowledged, priority dropped) on PE
+    /// `cpu`; `current` is the context it stopped, if an SP was running.
+    /// Turns it into a virtual interrupt for its SP (DEN0077 v1.2, secure interrupt handling).
+    pub fn secure_interrupt(&mut self, intid: u32, cpu: usize, current: Option<(usize, usize)>, platform: &mut dyn Platform) {
+        if intid == SEL2_PHYS_TIMER_INTID {
+            // Our own timer, backing the SPs' emulated EL1 physical timers.
+            let mut expired = [(0usize, 0usize); 8];
+            let n = platform.timer_expired(&mut expired);
+            platform.deactivate_interrupt(intid);
+            for &(i, ctx) in &expired[..n] {
+                if i < self.count {
+                    self.deliver(i, ctx, VIRTUAL_TIMER_INTID, cpu, current, platform);
+                }
+            }
+            return;
+        }
+        let Some(i) = self.interrupt_owner(intid) else {
+            log::warn!("secure interrupt {} has no partition: ignored", intid);
+            platform.deactivate_interrupt(intid);
+            return;
+        };
+        // Deactivated when the SP says it is done (HF_INTERRUPT_DEACTIVATE).
+        let p = self.part_mut(i);
+        if let Some(slot) = p.active.iter_mut().find(|a| a.is_none() || **a == Some(intid)) {
+            *slot = Some(intid);
+        } else {
+            platform.deactivate_interrupt(intid);
+        }
+        let ctx = self.part(i).ctx_for(cpu);
+        self.deliver(i, ctx, intid, cpu, current, platform);
+    }
+
+    /// Makes virtual interrupt `vint` pending for context `ctx` of SP `i`
+    /// and acts on the context's state.
+    fn deliver(&mut self, i: usize, ctx: usize, vint: u32, cpu: usize, current: Option<(usize, usize)>, platform: &mut dyn Platform) {
+        let state = self.part(i).contexts[ctx];
+        let target = if current == Some((i, ctx)) {
+            TargetState::Current
+        } else {
+            match state {
+                CtxState::Waiting => TargetState::Waiting,
+                CtxState::Off => TargetState::Off,
+                _ => TargetState::Busy,
+            }
+        };
+        let action = secure_action(target);
+        if action == SecureAction::Drop || self.part(i).aborted {
+            log::warn!("virtual interrupt {} for SP {:#06x} ctx {} dropped: context not running", vint, self.part(i).manifest.id, ctx);
+            return;
+        }
+        if !self.part_mut(i).virqs[ctx].push(vint) {
+            log::warn!("virtual interrupt {} for SP {:#06x} lost: too many pending", vint, self.part(i).manifest.id);
+        }
+        if action == SecureAction::RunWithFfaInterrupt {
+            self.run_interrupt_handler(i, ctx, cpu, platform);
+        }
+    }
+}
+
+/// HF_INTERRUPT_GET: the next pending virtual interrupt of the calling
+/// context (and clears it), or [`HF_INVALID_INTID`].
+pub(super) fn hf_interrupt_get(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
+    let mut a = [0u64; 18];
+    if let Caller::Sp(i) = c.caller {
+        a[0] = s.part_mut(i).virqs[c.ctx].pop().map_or(HF_INVALID_INTID, u64::from);
+    }
+    a
+}
+
+/// HF_INTERRUPT_DEACTIVATE: x1 = virtual id, x2 = physical id (Hafnium);
+/// only an active interrupt of this SP is deactivated physically.
+pub(super) fn hf_interrupt_deactivate(s: &mut Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
+    let mut a = [0u64; 18];
+    let Caller::Sp(i) = c.caller else { return a };
+    let r = c.regs;
+    let phys = r[2] as u32;
+    let p = s.part_mut(i);
+    match p.active.iter_mut().find(|s| **s == Some(phys)) {
+        Some(slot) => {
+            *slot = None;
+            platform.deactivate_interrupt(phys);
+        }
+        // Virtual-only interrupts (timer, managed exit) need nothing.
+        None if r[1] as u32 == VIRTUAL_TIMER_INTID || r[1] as u32 == MANAGED_EXIT_INTID => {}
+        None => a[0] = u64::MAX, // -1: not an active interrupt of this SP
+    }
+    a
+}
+
+/// HF_INTERRUPT_ENABLE: interrupts are enabled from the manifest at boot;
+/// the call is accepted.
+pub(super) fn hf_interrupt_enable(_: &mut Spmc, _: &Call, _: &mut dyn Platform) -> Regs {
+    [0u64; 18]
+}
+
 
 #[cfg(test)]
 mod tests {

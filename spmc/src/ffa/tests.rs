@@ -1,7 +1,9 @@
 //! Host tests of the dispatcher with a fake machine and scripted SPs.
 
 use super::*;
-use crate::partition::Uuid;
+use crate::manifest::Ranges;
+use crate::partition::{PartitionManifest, Uuid};
+use shared::abi::ffa::{self as ffa, FfaError, framework};
 use crate::manifest::Range;
 use std::collections::HashMap;
 
@@ -662,7 +664,7 @@ fn req2_by_uuid() {
     let a = s.handle_ns(&req2(0, 0x8002, ECHO_UUID, &[0]), 0, &mut f);
     assert!(is_error(&a, FfaError::InvalidParameters));
     echo_ok(&mut s, &mut f);
-    // A v1.1 caller has no REQ2 (DEN0077 v1.2 §15.4).
+    // A v1.1 caller has no REQ2 (DEN0077 v1.2, FFA_MSG_SEND_DIRECT_REQ2).
     s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::VERSION_REQ_W2, 0x10001]), 0, &mut f);
     let a = s.handle_ns(&req2(0, 0x8002, MP_UUID, &[0]), 0, &mut f);
     assert!(is_error(&a, FfaError::NotSupported));
@@ -872,7 +874,7 @@ fn aborted_partition_in_a_chain() {
     assert_eq!(s.handle_ns(&req64(0, 0x8002, &[0]), 3, &mut f)[0], fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64);
 }
 
-// ---- Interrupts (DEN0077 v1.2 §8) ----
+// ---- Interrupts (DEN0077 v1.2, interrupt management) ----
 
 use crate::partition::manifest::NsInterruptsAction;
 
@@ -981,7 +983,7 @@ fn secure_interrupt_from_spmd_runs_the_waiting_sp() {
     // A device interrupt declared in the manifest (INTID 60).
     f.pending_intid = 60;
     let a = s.handle_ns(&regs(&[fid::FFA_INTERRUPT as u64]), 0, &mut f);
-    assert_eq!(a[0], FFA_NORMAL_WORLD_RESUME as u64);
+    assert_eq!(a[0], fid::FFA_NORMAL_WORLD_RESUME as u64);
     assert_eq!(*got.borrow(), vec![60]);
     assert_eq!(f.deactivated, vec![60], "deactivated when the SP said so");
     assert!(f.flags.iter().all(|fl| !fl.trap_ns));
@@ -990,15 +992,15 @@ fn secure_interrupt_from_spmd_runs_the_waiting_sp() {
     f.pending_intid = interrupts::SEL2_PHYS_TIMER_INTID;
     f.expired = vec![(0, 0)];
     let a = s.handle_ns(&regs(&[fid::FFA_INTERRUPT as u64]), 0, &mut f);
-    assert_eq!(a[0], FFA_NORMAL_WORLD_RESUME as u64);
+    assert_eq!(a[0], fid::FFA_NORMAL_WORLD_RESUME as u64);
     assert_eq!(*got.borrow(), vec![60, interrupts::VIRTUAL_TIMER_INTID as u64]);
     assert_eq!(f.deactivated, vec![60, interrupts::SEL2_PHYS_TIMER_INTID]);
     // Nothing pending (spurious) and an interrupt nobody owns: NS just resumes.
     let a = s.handle_ns(&regs(&[fid::FFA_INTERRUPT as u64]), 0, &mut f);
-    assert_eq!(a[0], FFA_NORMAL_WORLD_RESUME as u64);
+    assert_eq!(a[0], fid::FFA_NORMAL_WORLD_RESUME as u64);
     f.pending_intid = 61;
     let a = s.handle_ns(&regs(&[fid::FFA_INTERRUPT as u64]), 0, &mut f);
-    assert_eq!(a[0], FFA_NORMAL_WORLD_RESUME as u64);
+    assert_eq!(a[0], fid::FFA_NORMAL_WORLD_RESUME as u64);
     assert_eq!(f.deactivated.last(), Some(&61));
     // The SP still answers requests (and counted two interrupts).
     assert_eq!(s.handle_ns(&req64(0, 0x8005, &[0]), 0, &mut f)[3], 2);
@@ -1043,4 +1045,236 @@ fn hf_interrupt_deactivate_of_a_foreign_interrupt_fails() {
     let (mut s, mut f) = irq_sp_spmc(NsInterruptsAction::Queued, script);
     assert_eq!(s.handle_ns(&req64(0, 0x8005, &[0]), 0, &mut f)[3], u64::MAX);
     assert!(f.deactivated.is_empty());
+}
+
+// The call table.
+
+#[test]
+fn call_table_ids_and_names_are_unique() {
+    for (n, a) in CALLS.iter().enumerate() {
+        for b in &CALLS[n + 1..] {
+            assert_ne!(a.id, b.id, "{} and {} share an id", a.name, b.name);
+            assert_ne!(a.name, b.name);
+        }
+    }
+}
+
+#[test]
+fn call_table_drives_features() {
+    let (mut s, mut f) = booted();
+    for c in CALLS {
+        let a = s.handle_ns(&regs(&[fid::FFA_FEATURES as u64, c.id as u64]), 0, &mut f);
+        match c.abi {
+            calls::Abi::Ffa => assert_eq!(a[0], fid::FFA_SUCCESS_32 as u64, "{} must be reported", c.name),
+            calls::Abi::Hafnium => assert!(is_error(&a, FfaError::NotSupported), "{} is not FF-A", c.name),
+        }
+    }
+    // Ids the table does not know, FF-A or not.
+    for id in [0x8400_0071u32, 0xC400_0073, 0x8400_0086, 0x8400_007D, 0xC400_0060, 0x8400_00FF, 0x1234] {
+        assert!(calls::lookup(id).is_none());
+        let a = s.handle_ns(&regs(&[fid::FFA_FEATURES as u64, id as u64]), 0, &mut f);
+        assert!(is_error(&a, FfaError::NotSupported), "{:#x}", id);
+    }
+}
+
+#[test]
+fn call_table_worlds_are_enforced() {
+    let (mut s, mut f) = booted();
+    // Unknown ids from the Normal world, then a valid call still works.
+    for id in [0x8400_0071u64, 0xC400_00FF, 0, u64::MAX, 0x8400_0060 | 0x4000_0000] {
+        let a = s.handle_ns(&regs(&[id]), 0, &mut f);
+        assert!(is_error(&a, FfaError::NotSupported), "{:#x}", id);
+    }
+    // Rows the Normal world may not call answer NOT_SUPPORTED without running anything.
+    let runs = f.runs.len();
+    for c in CALLS.iter().filter(|c| !c.from.ns) {
+        let a = s.handle_ns(&regs(&[c.id as u64]), 0, &mut f);
+        assert!(is_error(&a, FfaError::NotSupported), "{} from NS", c.name);
+    }
+    assert_eq!(f.runs.len(), runs);
+    echo_ok(&mut s, &mut f);
+}
+
+#[test]
+fn log_names_come_from_the_table() {
+    assert_eq!(fid_name(fid::FFA_MSG_SEND_DIRECT_REQ_32), "DIRECT_REQ");
+    assert_eq!(fid_name(fid::FFA_MSG_SEND_DIRECT_REQ_64), "DIRECT_REQ");
+    assert_eq!(fid_name(fid::FFA_MSG_SEND_DIRECT_REQ2), "DIRECT_REQ2");
+    assert_eq!(fid_name(fid::FFA_RXTX_MAP_64), "RXTX_MAP");
+    assert_eq!(fid_name(fid::FFA_PARTITION_INFO_GET_REGS), "PARTITION_INFO_GET_REGS");
+    assert_eq!(fid_name(fid::FFA_FEATURES), "FEATURES");
+    assert_eq!(fid_name(0x8400_0071), "call");
+}
+
+// Decoding through arm-ffa: hostile registers never panic.
+
+/// xorshift64*: a fixed-seed source of hostile register values.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A random value, often a small or boundary one.
+    fn value(&mut self) -> u64 {
+        match self.next() % 6 {
+            0 => 0,
+            1 => u64::MAX,
+            2 => self.next() & 0xffff_ffff,
+            3 => self.next() & 0xff,
+            4 => 1 << (self.next() % 64),
+            _ => self.next(),
+        }
+    }
+
+    /// A function id: any FF-A one (32 or 64-bit), a table row's, or garbage.
+    fn fid(&mut self) -> u64 {
+        match self.next() % 4 {
+            0 => 0x8400_0060 + self.next() % 0xa0,
+            1 => 0xC400_0060 + self.next() % 0xa0,
+            2 => CALLS[(self.next() % CALLS.len() as u64) as usize].id as u64,
+            _ => self.value(),
+        }
+    }
+
+    fn regs(&mut self) -> Regs {
+        let mut r: Regs = core::array::from_fn(|_| self.value());
+        r[0] = self.fid();
+        r
+    }
+}
+
+const SOME_VERSIONS: [u32; 6] = [0x1_0000, 0x1_0001, 0x1_0002, 0x1_0003, 0x2_0000, 0xffff_ffff];
+
+#[test]
+fn decode_never_panics_on_random_registers() {
+    let mut rng = Rng(0x5eed_0ffa);
+    for _ in 0..50_000 {
+        let r = rng.regs();
+        let v = if rng.next().is_multiple_of(4) { rng.next() as u32 } else { SOME_VERSIONS[(rng.next() % 6) as usize] };
+        if let Err(e) = codec::decode(v, &r) {
+            assert!(matches!(e, FfaError::NotSupported | FfaError::InvalidParameters | FfaError::Retry), "{:#x?}: {:?}", r, e);
+        }
+    }
+}
+
+#[test]
+fn decode_targeted_cases() {
+    let mut r = [0u64; 18];
+    // The crate asserts on the 18-register layouts below v1.2.
+    for f in [fid::FFA_MSG_SEND_DIRECT_REQ_64, fid::FFA_MSG_SEND_DIRECT_RESP_64, fid::FFA_SUCCESS_64, fid::FFA_CONSOLE_LOG_64] {
+        r[0] = f as u64;
+        r[1] = 0x0000_8001;
+        for v in [0x1_0000, 0x1_0001] {
+            assert!(codec::decode(v, &r).is_ok(), "{:#x} at {:#x}", f, v);
+        }
+    }
+    // Unknown ids: NOT_SUPPORTED.
+    for f in [0u64, 0x8400_005F, 0x8400_00FF, 0xC400_0069, 0xff04, u64::MAX] {
+        r[0] = f;
+        assert_eq!(codec::decode(0x1_0002, &r), Err(FfaError::NotSupported), "{:#x}", f);
+    }
+    // Reserved PARTITION_INFO_GET flags: INVALID_PARAMETERS (the crate's own
+    // error conversion recurses forever on this one).
+    let r = regs(&[fid::FFA_PARTITION_INFO_GET as u64, 0, 0, 0, 0, 1 << 5]);
+    assert_eq!(codec::decode(0x1_0002, &r), Err(FfaError::InvalidParameters));
+    // An unknown framework message: INVALID_PARAMETERS.
+    let r = regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8001, framework::FLAG | 0x55]);
+    assert_eq!(codec::decode(0x1_0002, &r), Err(FfaError::InvalidParameters));
+    // A tag with start index 0: RETRY.
+    let r = regs(&[fid::FFA_PARTITION_INFO_GET_REGS as u64, 0, 0, 1 << 16]);
+    assert_eq!(codec::decode(0x1_0002, &r), Err(FfaError::Retry));
+    // ... but below v1.2 the call itself is NOT_SUPPORTED first, as before.
+    assert_eq!(codec::decode(0x1_0001, &r), Err(FfaError::NotSupported));
+    // FFA_CONSOLE_LOG is served to v1.1 callers (the crate says v1.2).
+    let r = regs(&[fid::FFA_CONSOLE_LOG_32 as u64, 3, 0x0a_6968]);
+    assert!(codec::decode(0x1_0001, &r).is_ok());
+}
+
+#[test]
+fn common_replies_encode_as_the_spec_says() {
+    for code in [FfaError::NotSupported, FfaError::InvalidParameters, FfaError::NoMemory, FfaError::Busy, FfaError::Interrupted, FfaError::Denied, FfaError::Retry, FfaError::Aborted, FfaError::NoData] {
+        let mut want = [0u64; 18];
+        want[0] = fid::FFA_ERROR as u64;
+        want[2] = code as i32 as u32 as u64;
+        assert_eq!(error(code), want);
+    }
+    let mut want = [0u64; 18];
+    want[0] = fid::FFA_SUCCESS_32 as u64;
+    want[2] = 0x8001;
+    want[3] = 0xffff_ffff;
+    assert_eq!(success(&[0x8001, u64::MAX]), want);
+}
+
+/// An SP that answers any direct request correctly (and repeats its answer
+/// if the SPMC refused something), whatever the request held.
+fn sturdy_sp(id: u16) -> SpFn {
+    let mut last: Option<Regs> = None;
+    Box::new(move |_ctx, answer| {
+        let Some(a) = answer else { return call(&[fid::FFA_MSG_WAIT as u64]) };
+        let f = a[0] as u32;
+        if matches!(f, fid::FFA_MSG_SEND_DIRECT_REQ_32 | fid::FFA_MSG_SEND_DIRECT_REQ_64 | fid::FFA_MSG_SEND_DIRECT_REQ2) {
+            last = Some(*a);
+        }
+        let Some(req) = last else { return call(&[fid::FFA_MSG_WAIT as u64]) };
+        let (src, _) = ffa::unpack_endpoints(req[1]);
+        let resp = match req[0] as u32 {
+            fid::FFA_MSG_SEND_DIRECT_REQ_32 => fid::FFA_MSG_SEND_DIRECT_RESP_32,
+            fid::FFA_MSG_SEND_DIRECT_REQ_64 => fid::FFA_MSG_SEND_DIRECT_RESP_64,
+            _ => fid::FFA_MSG_SEND_DIRECT_RESP2,
+        };
+        call(&[resp as u64, ffa::pack_endpoints(id, src), 0, 0, req[4]])
+    })
+}
+
+#[test]
+fn hostile_normal_world_registers_never_panic() {
+    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut f = Fake::new();
+    let i = s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
+    f.sps.push(sturdy_sp(0x8001));
+    s.init_partition(i, 0, 0, &mut f).unwrap();
+    let mut rng = Rng(0xbad_5eed);
+    for n in 0..20_000 {
+        let mut r = rng.regs();
+        if n % 3 == 0 {
+            // Aim at the partition or at the SPMD's framework endpoint now and then.
+            r[1] = if rng.next().is_multiple_of(2) { 0x0000_8001 } else { 0xffff_8000 };
+        }
+        let a = s.handle_ns(&r, 0, &mut f);
+        if a[0] == fid::FFA_ERROR as u64 {
+            assert!((1..=9).contains(&(a[2] as u32 as i32).unsigned_abs()), "{:#x?} -> {:#x?}", r, a);
+        }
+    }
+    // Still serving.
+    let a = s.handle_ns(&req64(0, 0x8001, &[0x600d]), 0, &mut f);
+    assert_eq!(a[0], fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64);
+}
+
+#[test]
+fn hostile_sp_registers_never_panic() {
+    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut f = Fake::new();
+    let i = s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
+    let mut rng = Rng(0x0005_5eed_0001);
+    let mut left = 20_000;
+    f.sps.push(Box::new(move |_, _| {
+        left -= 1;
+        if left == 0 {
+            return call(&[fid::FFA_MSG_WAIT as u64]);
+        }
+        let mut r = rng.regs();
+        // Not FFA_ERROR (it ends the SP, tested elsewhere) nor FFA_MSG_WAIT (it ends init).
+        if r[0] as u32 == fid::FFA_ERROR || r[0] as u32 == fid::FFA_MSG_WAIT {
+            r[0] = fid::FFA_FEATURES as u64;
+        }
+        SpExit::Call(r)
+    }));
+    f.mapped.push((0x0e30_0000, 0x10_0000));
+    s.init_partition(i, 0, 0, &mut f).unwrap();
+    assert_eq!(s.partition(i).unwrap().contexts[0], CtxState::Waiting);
 }

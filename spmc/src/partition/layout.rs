@@ -2,7 +2,7 @@
 //! device regions against the machine (the SPMC manifest's memory ranges)
 //! and against everything already given out, so that each SP's Stage-2 maps
 //! only its own memory: never the SPMC, never another SP (issue C, DEN0077
-//! §4.2 isolation of partitions).
+//! partition isolation).
 
 use super::PartitionManifest;
 use super::manifest::ATTR_NS;

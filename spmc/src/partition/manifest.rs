@@ -7,7 +7,7 @@ use crate::name::Name;
 use shared::fdt;
 
 /// A partition UUID as the four 32-bit words that FFA_PARTITION_INFO_GET
-/// carries in w1..w4 (DEN0077 §13.8) and the manifest's `uuid` cells hold.
+/// carries in w1..w4 (DEN0077 v1.2, FFA_PARTITION_INFO_GET) and the manifest's `uuid` cells hold.
 /// In memory (partition info descriptors) each word is stored little-endian,
 /// which gives the RFC 4122 byte order of the UUID string.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,7 +46,7 @@ impl core::fmt::Display for Uuid {
 /// `exception-level` values of the binding.
 pub const EL_S_EL1: u32 = 2;
 /// `messaging-method` bits (binding; same positions as the partition
-/// properties of DEN0077 §6.2.1 table 6.2 for bits 0, 1, 2, 9, 10).
+/// properties of the DEN0077 partition information descriptor for bits 0, 1, 2, 9, 10).
 pub const MSG_DIRECT_REQ_RECV: u32 = 1 << 0;
 pub const MSG_DIRECT_REQ_SEND: u32 = 1 << 1;
 pub const MSG_INDIRECT: u32 = 1 << 2;
@@ -61,7 +61,7 @@ pub const ATTR_EXEC: u32 = 0x4;
 /// Set: the region is in the Non-secure PAS.
 pub const ATTR_NS: u32 = 0x8;
 
-/// `ns-interrupts-action` (binding; DEN0077 v1.2 §8.3.1.1).
+/// `ns-interrupts-action` (binding; DEN0077 v1.2, Non-secure interrupt actions).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NsInterruptsAction {
     Queued = 0,
@@ -98,7 +98,7 @@ pub struct DeviceRegion {
     pub interrupt_count: usize,
 }
 
-/// Where and how the SP wants its FF-A boot information (DEN0077 §5.4,
+/// Where and how the SP wants its FF-A boot information (DEN0077, boot information protocol,
 /// binding `gp-register-num` + `boot-info` node).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BootInfo {
@@ -228,7 +228,7 @@ impl PartitionManifest {
             }
         }
         let id = prop_u32(&root, "id")?.ok_or(ManifestError::Missing("id"))?;
-        // An SP's id is a secure endpoint id (bit 15, DEN0077 §2.9); 0xffff is the SPMD's.
+        // An SP's id is a secure endpoint id (bit 15, DEN0077 partition identification); 0xffff is the SPMD's.
         if id > 0xffff || id & 0x8000 == 0 || id == 0xffff {
             return Err(ManifestError::Invalid("id"));
         }

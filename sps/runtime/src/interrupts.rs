@@ -11,17 +11,12 @@
 //! [`virq_pending`]), which needs no exception frame juggling; a waiting SP
 //! is resumed with FFA_INTERRUPT instead (see [`crate::ffa::run_with_interrupts`]).
 
-/// Hafnium paravirtualised calls (same numbers as Hafnium's vmapi).
-pub const HF_INTERRUPT_GET: u64 = 0xff04;
-pub const HF_INTERRUPT_DEACTIVATE: u64 = 0xff08;
-pub const HF_INVALID_INTID: u64 = 0xffff_ffff;
-pub const MANAGED_EXIT_INTID: u32 = 4;
-pub const VIRTUAL_TIMER_INTID: u32 = 3;
+pub use shared::abi::hafnium::{HF_INTERRUPT_DEACTIVATE, HF_INTERRUPT_GET, HF_INVALID_INTID, MANAGED_EXIT_INTID, VIRTUAL_TIMER_INTID};
 
 /// The next pending virtual interrupt's id, no longer pending; None if none.
 pub fn interrupt_get() -> Option<u32> {
     let mut r = [0u64; 18];
-    r[0] = HF_INTERRUPT_GET;
+    r[0] = HF_INTERRUPT_GET as u64;
     let a = crate::ffa::call(&r);
     (a[0] != HF_INVALID_INTID && a[0] < 1024).then_some(a[0] as u32)
 }
@@ -29,7 +24,7 @@ pub fn interrupt_get() -> Option<u32> {
 /// Ends interrupt `id` (for a device interrupt: deactivates it in the GIC).
 pub fn interrupt_deactivate(id: u32) {
     let mut r = [0u64; 18];
-    r[0] = HF_INTERRUPT_DEACTIVATE;
+    r[0] = HF_INTERRUPT_DEACTIVATE as u64;
     r[1] = id as u64;
     r[2] = id as u64;
     let _ = crate::ffa::call(&r);

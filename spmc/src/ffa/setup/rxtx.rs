@@ -4,9 +4,11 @@
 //! Non-secure PAS and get mapped into the SPMC's Stage-1 with the NS bit) and
 //! one per SP (inside the SP's own memory, which the SPMC maps already).
 
-use super::{Caller, Platform, Regs, Spmc, error, success};
+use crate::ffa::calls::Call;
+use crate::ffa::{Caller, NS_ENDPOINT_ID, Platform, Regs, Spmc, error, success};
 use crate::manifest::Range;
-use shared::abi::ffa::{FfaError, fid};
+use shared::abi::ffa::interface_args::RxTxAddr;
+use shared::abi::ffa::{FfaError, Interface};
 
 pub const PAGE: u64 = 0x1000;
 /// FFA_RXTX_MAP w3 bits 5:0: page count; 6 bits, so at most 63 pages.
@@ -18,16 +20,13 @@ pub struct Mailbox {
     pub rx: u64,
     pub size: u64,
     /// The RX buffer holds a message the owner has not released: the
-    /// producer (us) may not write it (DEN0077 §7.2 buffer ownership).
+    /// producer (us) may not write it (DEN0077, RX/TX buffer ownership).
     pub rx_full: bool,
 }
 
 impl Spmc {
-    pub(super) fn rxtx_map(&mut self, caller: Caller, r: &Regs, platform: &mut dyn Platform) -> Regs {
-        let is32 = r[0] as u32 == fid::FFA_RXTX_MAP_32;
-        let mask = if is32 { 0xffff_ffff } else { u64::MAX };
-        let (tx, rx) = (r[1] & mask, r[2] & mask);
-        let pages = r[3] & 0xffff_ffff;
+    /// FFA_RXTX_MAP: `tx`, `rx` buffer addresses of `pages` 4 KiB pages each.
+    fn rxtx_map(&mut self, caller: Caller, tx: u64, rx: u64, pages: u64, platform: &mut dyn Platform) -> Regs {
         // w3 bits 31:6 are reserved (MBZ).
         if pages == 0 || pages > MAX_PAGES || tx % PAGE != 0 || rx % PAGE != 0 {
             return error(FfaError::InvalidParameters);
@@ -69,10 +68,9 @@ impl Spmc {
         success(&[])
     }
 
-    pub(super) fn rxtx_unmap(&mut self, caller: Caller, r: &Regs, platform: &mut dyn Platform) -> Regs {
-        // w1 bits 31:16: the endpoint whose buffers go; only the caller's own
-        // (0 means "the caller" for a non-hypervisor caller) are accepted.
-        let id = ((r[1] >> 16) & 0xffff) as u16;
+    /// FFA_RXTX_UNMAP of endpoint `id`'s buffers (w1 bits 31:16): only the
+    /// caller's own (0 means "the caller" for a non-hypervisor caller) are accepted.
+    fn rxtx_unmap(&mut self, caller: Caller, id: u16, platform: &mut dyn Platform) -> Regs {
         if id != 0 && id != self.caller_id(caller) {
             return error(FfaError::InvalidParameters);
         }
@@ -86,8 +84,8 @@ impl Spmc {
         success(&[])
     }
 
-    pub(super) fn rx_release(&mut self, caller: Caller, r: &Regs) -> Regs {
-        let id = (r[1] & 0xffff) as u16;
+    /// FFA_RX_RELEASE of endpoint `id`'s RX buffer (w1 bits 15:0).
+    fn rx_release(&mut self, caller: Caller, id: u16) -> Regs {
         if id != 0 && id != self.caller_id(caller) {
             return error(FfaError::InvalidParameters);
         }
@@ -101,13 +99,13 @@ impl Spmc {
         }
     }
 
-    /// FFA_RX_ACQUIRE from the Normal world (DEN0077 v1.2 §13.x, buffer
+    /// FFA_RX_ACQUIRE from the Normal world (DEN0077 v1.2, FFA_RX_ACQUIRE; buffer
     /// ownership as v1.1 defines it): the hypervisor takes the RX buffer of
     /// endpoint w1[15:0] from its producer (the SPMC) to write into it; it
     /// gives it back with FFA_RX_RELEASE.  We only know the Normal world's own
     /// buffer pair (endpoint 0; no VMs yet).
-    pub(super) fn rx_acquire(&mut self, r: &Regs) -> Regs {
-        if (r[1] & 0xffff) as u16 != super::NS_ENDPOINT_ID {
+    fn rx_acquire(&mut self, id: u16) -> Regs {
+        if id != NS_ENDPOINT_ID {
             return error(FfaError::InvalidParameters);
         }
         match &mut self.ns_mailbox {
@@ -120,4 +118,29 @@ impl Spmc {
             }
         }
     }
+}
+
+pub(crate) fn ffa_rxtx_map(s: &mut Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
+    let Some(Interface::RxTxMap { addr, page_cnt }) = c.decoded else { return error(FfaError::InvalidParameters) };
+    let (tx, rx) = match addr {
+        RxTxAddr::Addr32 { rx, tx } => (tx as u64, rx as u64),
+        RxTxAddr::Addr64 { rx, tx } => (tx, rx),
+    };
+    s.rxtx_map(c.caller, tx, rx, page_cnt as u64, platform)
+}
+
+pub(crate) fn ffa_rxtx_unmap(s: &mut Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
+    let Some(Interface::RxTxUnmap { id }) = c.decoded else { return error(FfaError::InvalidParameters) };
+    s.rxtx_unmap(c.caller, id, platform)
+}
+
+pub(crate) fn ffa_rx_release(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
+    let Some(Interface::RxRelease { vm_id }) = c.decoded else { return error(FfaError::InvalidParameters) };
+    s.rx_release(c.caller, vm_id)
+}
+
+/// FFA_RX_ACQUIRE: the Normal world only (its row says so).
+pub(crate) fn ffa_rx_acquire(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
+    let Some(Interface::RxAcquire { vm_id }) = c.decoded else { return error(FfaError::InvalidParameters) };
+    s.rx_acquire(vm_id)
 }

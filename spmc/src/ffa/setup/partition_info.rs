@@ -1,5 +1,5 @@
-//! FFA_PARTITION_INFO_GET (DEN0077 v1.2 §13.8 FFA_PARTITION_INFO_GET and
-//! §6.2.1 partition information descriptor).
+//! FFA_PARTITION_INFO_GET (DEN0077 v1.2, FFA_PARTITION_INFO_GET and
+//! the partition information descriptor).
 //!
 //! Descriptor (little-endian): u16 partition id, u16 execution context count,
 //! u32 properties, and from v1.1 a 16-byte UUID: 24 bytes (v1.0: 8 bytes).
@@ -7,14 +7,14 @@
 //! indirect messages, bits 5:4 id type (0: PE endpoint), bit 8 AArch64,
 //! bit 9/10 receives/sends direct request 2 (v1.2).
 
-use super::{Caller, Platform, Regs, Spmc, error, success};
+use crate::ffa::calls::Call;
+use crate::ffa::{Caller, MAX_PARTITIONS, Platform, Regs, Spmc, codec, error, success};
 use crate::partition::{PartitionManifest, Uuid};
-use shared::abi::ffa::{FfaError, fid};
+use shared::abi::ffa::interface_args::{SuccessArgs, TargetInfo};
+use shared::abi::ffa::{FfaError, Interface, UuidHelper};
 
 pub const DESC_SIZE_V1_0: usize = 8;
 pub const DESC_SIZE_V1_1: usize = 24;
-/// w5 bit 0: return only the count (v1.1+).
-pub const FLAG_COUNT_ONLY: u64 = 1;
 const PROP_AARCH64: u32 = 1 << 8;
 
 /// The descriptor of `m` (reporting `uuid`, one of its UUIDs) in the layout a
@@ -39,7 +39,7 @@ pub fn descriptor(m: &PartitionManifest, uuid: Uuid, version: u32) -> ([u8; DESC
 }
 
 /// Most descriptors one PARTITION_INFO_GET can report.
-const MAX_ENTRIES: usize = super::MAX_PARTITIONS * crate::partition::manifest::MAX_UUIDS;
+const MAX_ENTRIES: usize = MAX_PARTITIONS * crate::partition::manifest::MAX_UUIDS;
 /// FFA_PARTITION_INFO_GET_REGS: descriptors per call (x3..x17, 3 registers each).
 const REGS_PER_CALL: usize = 5;
 
@@ -47,7 +47,7 @@ impl Spmc {
     /// The (partition index, UUID) pairs a query for `uuid` reports, in
     /// partition order: the Nil UUID matches every partition, and a v1.1+
     /// caller gets one descriptor per UUID of a multi-service partition
-    /// (DEN0077 v1.2 §13.8); a v1.0 caller one per partition.
+    /// (DEN0077 v1.2, FFA_PARTITION_INFO_GET); a v1.0 caller one per partition.
     fn info_entries(&self, uuid: Uuid, version: u32) -> ([(usize, Uuid); MAX_ENTRIES], usize) {
         let mut out = [(0, Uuid::NIL); MAX_ENTRIES];
         let mut n = 0;
@@ -67,15 +67,13 @@ impl Spmc {
         (out, n)
     }
 
-    pub(super) fn partition_info_get(&mut self, caller: Caller, r: &Regs, platform: &mut dyn Platform) -> Regs {
-        let uuid = Uuid([r[1] as u32, r[2] as u32, r[3] as u32, r[4] as u32]);
-        let flags = r[5] & 0xffff_ffff;
-        let version = match caller {
-            Caller::Ns => self.ns_version,
-            Caller::Sp(i) => self.part_mut(i).version,
-        };
-        // Flags other than bit 0 are reserved (MBZ); v1.0 has no flags at all.
-        if flags & !FLAG_COUNT_ONLY != 0 || (version < 0x1_0001 && flags != 0) {
+    /// FFA_PARTITION_INFO_GET for `uuid` (Nil: all), only the count if
+    /// `count_only` (w5 bit 0; the other flags are reserved, which decoding
+    /// checked).
+    fn partition_info_get(&mut self, caller: Caller, uuid: Uuid, count_only: bool, platform: &mut dyn Platform) -> Regs {
+        let version = self.version_of(caller);
+        // v1.0 has no flags at all.
+        if version < 0x1_0001 && count_only {
             return error(FfaError::InvalidParameters);
         }
         let (entries, count) = self.info_entries(uuid, version);
@@ -83,7 +81,7 @@ impl Spmc {
             // No partition with that UUID.
             return error(FfaError::InvalidParameters);
         }
-        if flags & FLAG_COUNT_ONLY != 0 {
+        if count_only {
             return success(&[count as u64, 0]);
         }
         // The descriptors go into the caller's RX buffer, which must be
@@ -114,25 +112,19 @@ impl Spmc {
         success(&[count as u64, w3])
     }
 
-    /// FFA_PARTITION_INFO_GET_REGS (DEN0077 v1.2 §13.9): the descriptors in
+    /// FFA_PARTITION_INFO_GET_REGS (DEN0077 v1.2, FFA_PARTITION_INFO_GET_REGS): the descriptors in
     /// registers, no RX buffer.  x1/x2: UUID (words 0|1, 2|3), x3 [15:0]
     /// start index, [31:16] UUID info tag (0: we never hand out tags).
     /// Answer FFA_SUCCESS_64 with x2 = last index [15:0] | current index
     /// [31:16] | tag [47:32] | descriptor size [63:48], then up to five
     /// descriptors of three registers each from x3.
-    pub(super) fn partition_info_get_regs(&mut self, caller: Caller, r: &Regs) -> Regs {
-        let version = match caller {
-            Caller::Ns => self.ns_version,
-            Caller::Sp(i) => self.part_mut(i).version,
-        };
+    fn partition_info_get_regs(&mut self, caller: Caller, uuid: Uuid, start: usize, tag: u16) -> Regs {
+        let version = self.version_of(caller);
         if version < 0x1_0002 {
             return error(FfaError::NotSupported);
         }
-        let uuid = Uuid([r[1] as u32, (r[1] >> 32) as u32, r[2] as u32, (r[2] >> 32) as u32]);
-        let start = (r[3] & 0xffff) as usize;
-        let tag = (r[3] >> 16) & 0xffff;
         if tag != 0 {
-            // A tag we never handed out: the caller must start again (RETRY, §13.9).
+            // A tag we never handed out: the caller must start again (RETRY, as FFA_PARTITION_INFO_GET_REGS says).
             return error(FfaError::Retry);
         }
         let (entries, count) = self.info_entries(uuid, version);
@@ -141,17 +133,34 @@ impl Spmc {
         }
         let last = count - 1;
         let current = (start + REGS_PER_CALL - 1).min(last);
-        let mut a = [0u64; 18];
-        a[0] = fid::FFA_SUCCESS_64 as u64;
-        a[2] = last as u64 | (current as u64) << 16 | (DESC_SIZE_V1_1 as u64) << 48;
+        // x2.. of the FFA_SUCCESS_64.
+        let mut args = [0u64; 16];
+        args[0] = last as u64 | (current as u64) << 16 | (DESC_SIZE_V1_1 as u64) << 48;
         for (n, &(i, u)) in entries[start..=current].iter().enumerate() {
             let Some(p) = self.partition(i) else { continue };
             let (d, _) = descriptor(&p.manifest, u, version);
             let word = |k: usize| u64::from_le_bytes(d[k * 8..k * 8 + 8].try_into().expect("24-byte descriptor"));
-            a[3 + 3 * n] = word(0);
-            a[4 + 3 * n] = word(1);
-            a[5 + 3 * n] = word(2);
+            args[1 + 3 * n] = word(0);
+            args[2 + 3 * n] = word(1);
+            args[3 + 3 * n] = word(2);
         }
-        a
+        codec::encode(Interface::Success { target_info: TargetInfo::default(), args: SuccessArgs::Args64(args) })
     }
+}
+
+/// Our [`Uuid`] (the four 32-bit words of w1..w4) of the crate's.
+fn uuid_of(u: shared::abi::ffa::Uuid) -> Uuid {
+    Uuid(UuidHelper::to_u32_regs(u))
+}
+
+pub(crate) fn ffa_partition_info_get(s: &mut Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
+    let Some(Interface::PartitionInfoGet { uuid, flags }) = c.decoded else { return error(FfaError::InvalidParameters) };
+    s.partition_info_get(c.caller, uuid_of(uuid), flags.count_only, platform)
+}
+
+pub(crate) fn ffa_partition_info_get_regs(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
+    let Some(Interface::PartitionInfoGetRegs { uuid, start_index, info_tag }) = c.decoded else {
+        return error(FfaError::InvalidParameters);
+    };
+    s.partition_info_get_regs(c.caller, uuid_of(uuid), start_index as usize, info_tag)
 }

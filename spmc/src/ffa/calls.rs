@@ -1,0 +1,245 @@
+//! The FF-A call table: one row per function id the SPMC knows, with its
+//! spec name (DEN0077 v1.2, the interface's own section), which worlds may call
+//! it and its handler.  [`Spmc::dispatch`] is the one dispatcher for both
+//! worlds; FFA_FEATURES ([`super::features`]) and the log names
+//! ([`fid_name`]) come from this table too.  (The shape of TF-RMM's
+//! `runtime/core/handler.c` table: to add a call, add a row.)
+
+use super::cpu_cycles::SpStep;
+use super::interrupts::{HF_INTERRUPT_DEACTIVATE, HF_INTERRUPT_ENABLE, HF_INTERRUPT_GET};
+use super::{Caller, Outcome, Platform, Regs, Spmc, codec, console, cpu_cycles, direct_messaging, error, interrupts, lifecycle, setup};
+use shared::abi::ffa::{self as ffa, FfaError, Interface, fid};
+
+/// Which worlds may make a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Worlds {
+    /// The Normal world, through the SPMD (or the SPMD itself).
+    pub ns: bool,
+    /// A secure partition (its `smc`/`hvc` traps to us).
+    pub sp: bool,
+}
+
+/// Callable by the Normal world (via the SPMD) only.
+pub const NS: Worlds = Worlds { ns: true, sp: false };
+/// Callable by SPs only.
+pub const SP: Worlds = Worlds { ns: false, sp: true };
+/// Callable by both.
+pub const BOTH: Worlds = Worlds { ns: true, sp: true };
+/// Not a request anybody makes to the SPMC: a reply, listed for FFA_FEATURES.
+pub const NONE: Worlds = Worlds { ns: false, sp: false };
+
+impl Worlds {
+    pub const fn allows(self, caller: Caller) -> bool {
+        match caller {
+            Caller::Ns => self.ns,
+            Caller::Sp(_) => self.sp,
+        }
+    }
+}
+
+/// Which ABI a function id belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Abi {
+    /// FF-A (DEN0077): FFA_FEATURES reports it.
+    Ffa,
+    /// Hafnium's paravirtualised interface (not FF-A; FFA_FEATURES does not know it).
+    Hafnium,
+}
+
+/// One call as the dispatcher hands it to its handler.
+#[derive(Clone, Copy)]
+pub struct Call<'a> {
+    pub caller: Caller,
+    /// The calling context of an SP caller (0 for the Normal world).
+    pub ctx: usize,
+    /// The PE the call was made on.
+    pub cpu: usize,
+    /// x0..x17 as the caller left them.
+    pub regs: &'a Regs,
+    /// The call as `arm-ffa` decodes it ([`codec::decode`]); None for the
+    /// rows that are not decoded (see [`CallDef::decoded`]) and for
+    /// framework messages.
+    pub decoded: Option<Interface>,
+}
+
+impl Call<'_> {
+    /// x0 as a function id.
+    pub fn fid(&self) -> u32 {
+        self.regs[0] as u32
+    }
+}
+
+/// What a handler does.
+#[derive(Clone, Copy)]
+pub enum Handler {
+    /// Answers the caller with these registers.
+    Reply(fn(&mut Spmc, &Call, &mut dyn Platform) -> Regs),
+    /// Decides what happens to the calling SP (block, respond, abort, ...).
+    Step(fn(&mut Spmc, &Call, &mut dyn Platform) -> SpStep),
+    /// Nothing to handle: see [`NONE`].
+    None,
+}
+
+/// One row of the call table.
+#[derive(Clone, Copy)]
+pub struct CallDef {
+    pub id: u32,
+    /// The interface's name as DEN0077 (or Hafnium) spells it.
+    pub name: &'static str,
+    pub abi: Abi,
+    pub from: Worlds,
+    /// The dispatcher decodes the call with [`codec::decode`] first and
+    /// answers its decode error as FFA_ERROR; false where the spec answers a
+    /// malformed call otherwise (see the rows).
+    pub decoded: bool,
+    pub handler: Handler,
+}
+
+const fn ffa(id: u32, name: &'static str, from: Worlds, handler: Handler) -> CallDef {
+    CallDef { id, name, abi: Abi::Ffa, from, decoded: true, handler }
+}
+
+const fn hafnium(id: u32, name: &'static str, handler: Handler) -> CallDef {
+    CallDef { id, name, abi: Abi::Hafnium, from: SP, decoded: false, handler }
+}
+
+impl CallDef {
+    /// The handler reads the raw registers; no FFA_ERROR for a decode error.
+    const fn raw(self) -> Self {
+        Self { decoded: false, ..self }
+    }
+}
+
+use Handler::{Reply, Step};
+
+/// Every call the SPMC knows.  Ids not here get FFA_ERROR(NOT_SUPPORTED), and
+/// so does a row's id from a world its row does not allow.
+pub const CALLS: &[CallDef] = &[
+    // Status reporting.
+    // An SP that reports FFA_ERROR is aborted whatever its error code.
+    ffa(fid::FFA_ERROR, "FFA_ERROR", SP, Step(lifecycle::ffa_error)).raw(),
+    ffa(fid::FFA_SUCCESS_32, "FFA_SUCCESS_32", NONE, Handler::None),
+    ffa(fid::FFA_INTERRUPT, "FFA_INTERRUPT", NS, Reply(cpu_cycles::ffa_interrupt)),
+    // Setup and discovery.
+    // A bad FFA_VERSION input is answered NOT_SUPPORTED in w0, not FFA_ERROR.
+    ffa(fid::FFA_VERSION, "FFA_VERSION", SP, Reply(setup::ffa_version)).raw(),
+    ffa(fid::FFA_FEATURES, "FFA_FEATURES", BOTH, Reply(setup::ffa_features)),
+    ffa(fid::FFA_RX_ACQUIRE, "FFA_RX_ACQUIRE", NS, Reply(setup::rxtx::ffa_rx_acquire)),
+    ffa(fid::FFA_RX_RELEASE, "FFA_RX_RELEASE", BOTH, Reply(setup::rxtx::ffa_rx_release)),
+    ffa(fid::FFA_RXTX_MAP_32, "FFA_RXTX_MAP_32", BOTH, Reply(setup::rxtx::ffa_rxtx_map)),
+    ffa(fid::FFA_RXTX_MAP_64, "FFA_RXTX_MAP_64", BOTH, Reply(setup::rxtx::ffa_rxtx_map)),
+    ffa(fid::FFA_RXTX_UNMAP, "FFA_RXTX_UNMAP", BOTH, Reply(setup::rxtx::ffa_rxtx_unmap)),
+    ffa(fid::FFA_PARTITION_INFO_GET, "FFA_PARTITION_INFO_GET", BOTH, Reply(setup::partition_info::ffa_partition_info_get)),
+    ffa(fid::FFA_PARTITION_INFO_GET_REGS, "FFA_PARTITION_INFO_GET_REGS", BOTH, Reply(setup::partition_info::ffa_partition_info_get_regs)),
+    ffa(fid::FFA_ID_GET, "FFA_ID_GET", SP, Reply(setup::ffa_id_get)),
+    ffa(fid::FFA_SPM_ID_GET, "FFA_SPM_ID_GET", SP, Reply(setup::ffa_spm_id_get)),
+    ffa(fid::FFA_SECONDARY_EP_REGISTER_64, "FFA_SECONDARY_EP_REGISTER_64", SP, Reply(lifecycle::ffa_secondary_ep_register)),
+    // CPU cycle management.
+    ffa(fid::FFA_MSG_WAIT, "FFA_MSG_WAIT", SP, Step(cpu_cycles::ffa_msg_wait)),
+    ffa(fid::FFA_YIELD, "FFA_YIELD", SP, Step(cpu_cycles::ffa_yield)),
+    ffa(fid::FFA_RUN, "FFA_RUN", NS, Reply(cpu_cycles::ffa_run)),
+    // Direct messaging.
+    ffa(fid::FFA_MSG_SEND_DIRECT_REQ_32, "FFA_MSG_SEND_DIRECT_REQ_32", BOTH, Reply(direct_messaging::ffa_msg_send_direct_req)),
+    ffa(fid::FFA_MSG_SEND_DIRECT_REQ_64, "FFA_MSG_SEND_DIRECT_REQ_64", BOTH, Reply(direct_messaging::ffa_msg_send_direct_req)),
+    ffa(fid::FFA_MSG_SEND_DIRECT_RESP_32, "FFA_MSG_SEND_DIRECT_RESP_32", SP, Step(direct_messaging::ffa_msg_send_direct_resp)),
+    ffa(fid::FFA_MSG_SEND_DIRECT_RESP_64, "FFA_MSG_SEND_DIRECT_RESP_64", SP, Step(direct_messaging::ffa_msg_send_direct_resp)),
+    ffa(fid::FFA_MSG_SEND_DIRECT_REQ2, "FFA_MSG_SEND_DIRECT_REQ2", BOTH, Reply(direct_messaging::ffa_msg_send_direct_req)),
+    ffa(fid::FFA_MSG_SEND_DIRECT_RESP2, "FFA_MSG_SEND_DIRECT_RESP2", SP, Step(direct_messaging::ffa_msg_send_direct_resp)),
+    // Console.
+    ffa(fid::FFA_CONSOLE_LOG_32, "FFA_CONSOLE_LOG_32", SP, Reply(console::ffa_console_log)),
+    ffa(fid::FFA_CONSOLE_LOG_64, "FFA_CONSOLE_LOG_64", SP, Reply(console::ffa_console_log)),
+    // Hafnium's paravirtualised interrupt interface.
+    hafnium(HF_INTERRUPT_ENABLE, "HF_INTERRUPT_ENABLE", Reply(interrupts::hf_interrupt_enable)),
+    hafnium(HF_INTERRUPT_GET, "HF_INTERRUPT_GET", Reply(interrupts::hf_interrupt_get)),
+    hafnium(HF_INTERRUPT_DEACTIVATE, "HF_INTERRUPT_DEACTIVATE", Reply(interrupts::hf_interrupt_deactivate)),
+];
+
+/// The row of function id `id`, if any.
+pub fn lookup(id: u32) -> Option<&'static CallDef> {
+    CALLS.iter().find(|c| c.id == id)
+}
+
+/// Name of a function id for log lines: its spec name without the `FFA_`
+/// and `MSG_SEND_` prefixes and the `_32`/`_64` width ("DIRECT_REQ",
+/// "RXTX_MAP"); "call" for an id the table does not know.
+pub fn fid_name(f: u32) -> &'static str {
+    let Some(c) = lookup(f) else { return "call" };
+    let n = c.name;
+    let n = n.strip_prefix("FFA_").unwrap_or(n);
+    let n = n.strip_prefix("MSG_SEND_").unwrap_or(n);
+    n.strip_suffix("_32").or_else(|| n.strip_suffix("_64")).unwrap_or(n)
+}
+
+impl Spmc {
+    /// The one dispatcher: finds the call's row, checks the caller's world
+    /// may make it, decodes it ([`codec::decode`]: unknown or too new ids get
+    /// NOT_SUPPORTED, malformed arguments INVALID_PARAMETERS), and runs its
+    /// handler.
+    pub fn dispatch(&mut self, call: &Call, platform: &mut dyn Platform) -> SpStep {
+        let Some(row) = lookup(call.fid()).filter(|row| row.from.allows(call.caller)) else {
+            return SpStep::Resume(error(FfaError::NotSupported));
+        };
+        // A framework message's own answers say what was wrong with it
+        // (an FFA_VERSION request it carries, for one): see `framework`.
+        let framework = call.caller == Caller::Ns && direct_messaging::is_framework_message(self, call.regs);
+        let mut call = Call { decoded: None, ..*call };
+        if row.decoded && !framework {
+            match codec::decode(self.version_of(call.caller), call.regs) {
+                Ok(i) => call.decoded = Some(i),
+                Err(e) => return SpStep::Resume(error(e)),
+            }
+        }
+        let call = &call;
+        match row.handler {
+            Reply(h) => SpStep::Resume(h(self, call, platform)),
+            Step(h) => h(self, call, platform),
+            Handler::None => SpStep::Resume(error(FfaError::NotSupported)),
+        }
+    }
+
+    /// A call made by context `ctx` of SP `i` on PE `cpu`.
+    pub(super) fn handle_sp_call(&mut self, i: usize, ctx: usize, cpu: usize, r: &Regs, platform: &mut dyn Platform) -> SpStep {
+        self.dispatch(&Call { caller: Caller::Sp(i), ctx, cpu, regs: r, decoded: None }, platform)
+    }
+
+    /// Answers one request from the Normal world (relayed by the SPMD) on
+    /// PE `cpu` and logs one line about it.
+    pub fn handle_ns(&mut self, r: &Regs, cpu: usize, platform: &mut dyn Platform) -> Regs {
+        let answer = match self.dispatch(&Call { caller: Caller::Ns, ctx: 0, cpu, regs: r, decoded: None }, platform) {
+            SpStep::Resume(a) => a,
+            // Only SP-only rows decide anything else.
+            _ => error(FfaError::NotSupported),
+        };
+        self.log_ns(r, &answer);
+        answer
+    }
+
+    /// The one log line about a Normal-world request and its answer.
+    fn log_ns(&self, r: &Regs, answer: &Regs) {
+        let f = r[0] as u32;
+        match f {
+            fid::FFA_MSG_SEND_DIRECT_REQ_32 | fid::FFA_MSG_SEND_DIRECT_REQ_64 | fid::FFA_MSG_SEND_DIRECT_REQ2 => {
+                let (src, dst) = ffa::unpack_endpoints(r[1]);
+                if !direct_messaging::is_framework_message(self, r) {
+                    shared::request_log!("{} {:#06x} -> {:#06x}: {}", fid_name(f), src, dst, Outcome(answer));
+                }
+            }
+            fid::FFA_RUN => {
+                shared::request_log!("RUN {:#06x} vcpu {}: {}", (r[1] >> 16) & 0xffff, r[1] & 0xffff, Outcome(answer));
+            }
+            fid::FFA_PARTITION_INFO_GET => {
+                if answer[0] == fid::FFA_SUCCESS_32 as u64 {
+                    shared::request_log!("PARTITION_INFO_GET: {} partition(s)", answer[2]);
+                } else {
+                    shared::request_log!("PARTITION_INFO_GET: {}", Outcome(answer));
+                }
+            }
+            // Its handler says what happened.
+            fid::FFA_INTERRUPT => {}
+            fid::FFA_FEATURES => {
+                shared::request_log!("FEATURES from NS ({:#x}) for {:#x}: {}", f, r[1] as u32, Outcome(answer));
+            }
+            _ => shared::request_log!("{} from NS ({:#x}): {}", fid_name(f), f, Outcome(answer)),
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! CPU cycle management (DEN0077 v1.2 chapter "CPU cycle management
+//! interfaces"): FFA_MSG_WAIT, FFA_YIELD, FFA_RUN and FFA_INTERRUPT, the
+//! runtime states of an execution context, and the loops that run an SP
+//! until it gives the CPU back.
+
+use super::calls::Call;
+use super::direct_messaging::{ReqKind, response_fid};
+use super::interrupts::{self, NsAction};
+use super::{Caller, Platform, Regs, SpExit, Spmc, codec, error, success};
+use shared::abi::ffa::interface_args::TargetInfo;
+use shared::abi::ffa::{self as ffa, FfaError, Interface, fid};
+
+/// Life cycle of one execution context (DEN0077 v1.2, execution context runtime states).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CtxState {
+    /// Not initialised on its PE (yet, or again after CPU_OFF).
+    Off,
+    /// Blocked in FFA_MSG_WAIT: may receive a direct request.
+    Waiting,
+    /// Handling a direct request from `from` (and maybe calling further SPs).
+    Running { from: u16, kind: ReqKind },
+    /// Gave the CPU back with FFA_YIELD while handling a request from the
+    /// Normal world; resumed by FFA_RUN.
+    Preempted { from: u16, kind: ReqKind },
+    /// Preempted by a Non-secure interrupt (`ns-interrupts-action` 2) while
+    /// handling a request from the Normal world; FFA_RUN resumes it where it
+    /// was (DEN0077 v1.2, Non-secure interrupt actions).
+    Interrupted { from: u16, kind: ReqKind },
+    /// Resumed from FFA_MSG_WAIT with FFA_INTERRUPT to handle a virtual
+    /// interrupt; back to Waiting at its next FFA_MSG_WAIT.
+    HandlingInterrupt,
+}
+
+/// What to do after an SP's call was handled.
+pub enum SpStep {
+    /// Resume the SP with this answer.
+    Resume(Regs),
+    /// Resume the SP exactly where it stopped (after an interrupt).
+    Continue,
+    /// A Non-secure interrupt stopped it (only when trapped: see [`super::RunFlags`]).
+    NsInterrupt,
+    /// The SP blocked in FFA_MSG_WAIT.
+    Waited,
+    /// The SP answered a direct request (the response registers).
+    Responded(Regs),
+    /// The SP gave the CPU back to the Normal world caller (FFA_YIELD).
+    Yielded,
+    /// The SP reported a failure (FFA_ERROR) or faulted: it is aborted.
+    Failed,
+}
+
+/// w1 of FFA_YIELD, FFA_INTERRUPT and FFA_RUN: endpoint id [31:16] | vCPU id [15:0].
+fn target_info(id: u16, ctx: usize) -> u64 {
+    ((id as u64) << 16) | ctx as u64
+}
+
+/// FFA_INTERRUPT for context `ctx` of endpoint `id` (w1: target information;
+/// w2, the interrupt id, 0: the SP gets it with HF_INTERRUPT_GET).
+fn ffa_interrupt_to(id: u16, ctx: usize) -> Interface {
+    Interface::Interrupt { target_info: TargetInfo { endpoint_id: id, vcpu_id: ctx as u16 }, interrupt_id: 0, is_32bit: true }
+}
+
+impl Spmc {
+    /// Runs context `ctx` of SP `i` (first with `answer` in its registers, if
+    /// any) until it calls FFA_MSG_WAIT, which leaves the context Waiting.  A
+    /// response with no request or a yield with no caller is refused with
+    /// DENIED and the SP goes on.  Returns false if the SP failed (its fault or
+    /// an invalid exit); the caller decides what that means.
+    pub(super) fn run_until_wait(&mut self, i: usize, ctx: usize, cpu: usize, mut answer: Option<Regs>, platform: &mut dyn Platform) -> bool {
+        loop {
+            let flags = self.run_flags(i, ctx);
+            let exit = platform.run_sp(i, ctx, answer.as_ref(), flags);
+            match self.sp_exit(i, ctx, cpu, exit, platform) {
+                SpStep::Resume(r) => answer = Some(r),
+                SpStep::Continue | SpStep::NsInterrupt => answer = None,
+                SpStep::Waited => {
+                    self.part_mut(i).contexts[ctx] = CtxState::Waiting;
+                    return true;
+                }
+                SpStep::Responded(_) | SpStep::Yielded => answer = Some(error(FfaError::Denied)),
+                SpStep::Failed => return false,
+            }
+        }
+    }
+
+    fn sp_exit(&mut self, i: usize, ctx: usize, cpu: usize, exit: SpExit, platform: &mut dyn Platform) -> SpStep {
+        match exit {
+            SpExit::Fault { esr, far, elr, ipa } => self.fault(i, ctx, esr, far, elr, ipa),
+            SpExit::Call(regs) => self.handle_sp_call(i, ctx, cpu, &regs, platform),
+            SpExit::NsInterrupt => SpStep::NsInterrupt,
+            SpExit::SecureInterrupt(intid) => {
+                self.secure_interrupt(intid, cpu, Some((i, ctx)), platform);
+                SpStep::Continue
+            }
+        }
+    }
+
+    /// Runs context `ctx` of SP `i`, handling its calls, until it answers the
+    /// request it is Running for, yields, or dies.
+    pub(super) fn run_until_response(&mut self, i: usize, ctx: usize, cpu: usize, first: Option<Regs>, platform: &mut dyn Platform) -> Regs {
+        let mut answer = first;
+        loop {
+            let flags = self.run_flags(i, ctx);
+            let exit = platform.run_sp(i, ctx, answer.as_ref(), flags);
+            match self.sp_exit(i, ctx, cpu, exit, platform) {
+                SpStep::Resume(a) => answer = Some(a),
+                SpStep::Continue => answer = None,
+                SpStep::NsInterrupt => {
+                    answer = None;
+                    let CtxState::Running { from, kind } = self.part(i).contexts[ctx] else { continue };
+                    let p = self.part(i);
+                    match interrupts::ns_action(p.manifest.ns_interrupts_action, self.serving(i, ctx), p.managed_exit[ctx]) {
+                        // Not trapped for these (RunFlags); if one comes anyway, go on.
+                        NsAction::Queue => {}
+                        NsAction::ManagedExit => {
+                            // The SP answers its caller itself (direct response);
+                            // NS interrupts stay pending until then.
+                            let p = self.part_mut(i);
+                            p.managed_exit[ctx] = true;
+                            p.virqs[ctx].push(interrupts::MANAGED_EXIT_INTID);
+                            log::info!("NS interrupt: managed exit for SP {:#06x} ctx {}", p.manifest.id, ctx);
+                        }
+                        NsAction::Signal => {
+                            self.part_mut(i).contexts[ctx] = CtxState::Interrupted { from, kind };
+                            log::info!("NS interrupt: SP {:#06x} ctx {} preempted, FFA_INTERRUPT to NS", self.part(i).manifest.id, ctx);
+                            // FFA_INTERRUPT to the caller: w1 = SP id [31:16] | vCPU [15:0];
+                            // it resumes the SP with FFA_RUN (DEN0077 v1.2, Non-secure interrupt actions).
+                            return codec::encode(ffa_interrupt_to(self.part(i).manifest.id, ctx));
+                        }
+                    }
+                }
+                SpStep::Responded(resp) => {
+                    let CtxState::Running { kind, .. } = self.part(i).contexts[ctx] else {
+                        answer = Some(error(FfaError::Denied));
+                        continue;
+                    };
+                    if resp[0] as u32 != response_fid(kind) {
+                        // The response must use the request's ABI and width
+                        // (DEN0077 v1.2, FFA_MSG_SEND_DIRECT_RESP / _RESP2).
+                        answer = Some(error(FfaError::InvalidParameters));
+                        continue;
+                    }
+                    self.part_mut(i).contexts[ctx] = CtxState::Waiting;
+                    self.part_mut(i).managed_exit[ctx] = false;
+                    let mut out = resp;
+                    match kind {
+                        ReqKind::Req32 => out.iter_mut().skip(8).for_each(|x| *x = 0),
+                        ReqKind::Req64 => out.iter_mut().skip(8).for_each(|x| *x = 0),
+                        // RESP2: x4..x17 carry the payload; x2/x3 MBZ.
+                        ReqKind::Req2 => {
+                            out[2] = 0;
+                            out[3] = 0;
+                        }
+                    }
+                    return out;
+                }
+                SpStep::Yielded => {
+                    let CtxState::Running { from, kind } = self.part(i).contexts[ctx] else {
+                        answer = Some(error(FfaError::Denied));
+                        continue;
+                    };
+                    self.part_mut(i).contexts[ctx] = CtxState::Preempted { from, kind };
+                    // FFA_YIELD to the caller: w1 = SP id [31:16] | vCPU [15:0]
+                    // (DEN0077 v1.2, FFA_YIELD).
+                    let mut y = [0u64; 18];
+                    y[0] = fid::FFA_YIELD as u64;
+                    y[1] = target_info(self.part(i).manifest.id, ctx);
+                    return y;
+                }
+                SpStep::Waited => answer = Some(error(FfaError::Denied)),
+                SpStep::Failed => {
+                    // The context is gone with its partition; the caller learns why.
+                    self.part_mut(i).contexts[ctx] = CtxState::Off;
+                    return error(FfaError::Aborted);
+                }
+            }
+        }
+    }
+
+    /// FFA_RUN from the Normal world (DEN0077 v1.2, FFA_RUN): w1 = target
+    /// id [31:16] | vCPU [15:0].  Resumes a context that yielded.
+    fn run(&mut self, id: u16, vcpu: usize, cpu: usize, platform: &mut dyn Platform) -> Regs {
+        let Some(i) = self.find(id) else {
+            return error(FfaError::InvalidParameters);
+        };
+        let p = self.part(i);
+        if vcpu >= p.context_count() || (p.manifest.is_mp() && vcpu != cpu) {
+            // An MP partition's context runs only on its own PE.
+            return error(FfaError::InvalidParameters);
+        }
+        if p.aborted {
+            return error(FfaError::Aborted);
+        }
+        match p.contexts[vcpu] {
+            CtxState::Preempted { from, kind } => {
+                self.part_mut(i).contexts[vcpu] = CtxState::Running { from, kind };
+                // FFA_YIELD returns FFA_SUCCESS to the SP when it is run again.
+                self.run_until_response(i, vcpu, cpu, Some(success(&[])), platform)
+            }
+            CtxState::Interrupted { from, kind } => {
+                self.part_mut(i).contexts[vcpu] = CtxState::Running { from, kind };
+                // Preempted asynchronously: it continues where it was, registers untouched.
+                self.run_until_response(i, vcpu, cpu, None, platform)
+            }
+            CtxState::Running { .. } | CtxState::HandlingInterrupt => error(FfaError::Busy),
+            // Nothing to run: it waits for a message.
+            CtxState::Waiting | CtxState::Off => error(FfaError::Denied),
+        }
+    }
+
+    /// Runs a waiting context with FFA_INTERRUPT (DEN0077 v1.2, FFA_INTERRUPT:
+    /// the SP's handling of a virtual interrupt while it waits) until its next
+    /// FFA_MSG_WAIT.
+    pub(super) fn run_interrupt_handler(&mut self, i: usize, ctx: usize, cpu: usize, platform: &mut dyn Platform) {
+        self.part_mut(i).contexts[ctx] = CtxState::HandlingInterrupt;
+        let first = codec::encode(ffa_interrupt_to(self.part(i).manifest.id, ctx));
+        if !self.run_until_wait(i, ctx, cpu, Some(first), platform) {
+            self.part_mut(i).contexts[ctx] = CtxState::Off;
+        }
+    }
+}
+
+/// FFA_MSG_WAIT from an SP: it blocks until a message (or an interrupt)
+/// comes.  During a direct request it must answer it first (DEN0077 v1.2,
+/// FFA_MSG_SEND_DIRECT_REQ).
+pub(super) fn ffa_msg_wait(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> SpStep {
+    let Caller::Sp(i) = c.caller else { return SpStep::Resume(error(FfaError::NotSupported)) };
+    match s.part(i).contexts[c.ctx] {
+        CtxState::Running { .. } | CtxState::Preempted { .. } | CtxState::Interrupted { .. } => SpStep::Resume(error(FfaError::Denied)),
+        _ => SpStep::Waited,
+    }
+}
+
+/// FFA_YIELD from an SP: only a Normal-world caller can resume it with FFA_RUN.
+pub(super) fn ffa_yield(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> SpStep {
+    let Caller::Sp(i) = c.caller else { return SpStep::Resume(error(FfaError::NotSupported)) };
+    match s.part(i).contexts[c.ctx] {
+        CtxState::Running { from, .. } if !ffa::is_secure_endpoint(from) => SpStep::Yielded,
+        _ => SpStep::Resume(error(FfaError::Denied)),
+    }
+}
+
+pub(super) fn ffa_run(s: &mut Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
+    let Some(Interface::Run { target_info, .. }) = c.decoded else { return error(FfaError::InvalidParameters) };
+    s.run(target_info.endpoint_id, target_info.vcpu_id as usize, c.cpu, platform)
+}
+
+/// FFA_INTERRUPT from the SPMD (it refuses it from NS): a Secure interrupt
+/// fired while the Normal world ran (TF-A `spmd_secure_interrupt_handler`).
+/// Handle it, then let NS go on with FFA_NORMAL_WORLD_RESUME.
+pub(super) fn ffa_interrupt(s: &mut Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
+    let intid = platform.acknowledge_interrupt();
+    if intid != interrupts::SPURIOUS_INTID {
+        s.secure_interrupt(intid, c.cpu, None, platform);
+    }
+    shared::request_log!("secure interrupt {} while NS ran: handled", intid);
+    codec::encode(Interface::NormalWorldResume { is_32bit: true })
+}

@@ -1,0 +1,152 @@
+//! Direct messaging (DEN0077 v1.2 chapter "Direct messaging interfaces"):
+//! FFA_MSG_SEND_DIRECT_REQ_{32,64} / FFA_MSG_SEND_DIRECT_RESP_{32,64} and
+//! FFA_MSG_SEND_DIRECT_REQ2 / FFA_MSG_SEND_DIRECT_RESP2, from the Normal
+//! world or between SPs.
+
+use super::calls::Call;
+use super::cpu_cycles::{CtxState, SpStep};
+use super::{Caller, Platform, Regs, Spmc, error};
+use crate::partition::Uuid;
+use crate::partition::manifest::{MSG_DIRECT_REQ_RECV, MSG_DIRECT_REQ_SEND, MSG_DIRECT_REQ2_RECV, MSG_DIRECT_REQ2_SEND};
+use shared::abi::ffa::{self as ffa, FfaError, fid, framework};
+
+/// Which direct message ABI a request used; its response must match
+/// (DEN0077 v1.2, FFA_MSG_SEND_DIRECT_RESP and FFA_MSG_SEND_DIRECT_RESP2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReqKind {
+    Req32,
+    Req64,
+    Req2,
+}
+
+/// The direct response function id that answers a request of `kind`.
+pub(super) fn response_fid(kind: ReqKind) -> u32 {
+    match kind {
+        ReqKind::Req32 => fid::FFA_MSG_SEND_DIRECT_RESP_32,
+        ReqKind::Req64 => fid::FFA_MSG_SEND_DIRECT_RESP_64,
+        ReqKind::Req2 => fid::FFA_MSG_SEND_DIRECT_RESP2,
+    }
+}
+
+/// A direct request from the SPMD's endpoint to the SPMC itself: a framework
+/// message ([`super::framework`]), not a request to an SP.
+pub(super) fn is_framework_message(s: &Spmc, r: &Regs) -> bool {
+    let (src, dst) = ffa::unpack_endpoints(r[1]);
+    r[0] as u32 != fid::FFA_MSG_SEND_DIRECT_REQ2 && src == ffa::SPMD_ENDPOINT_ID && dst == s.id
+}
+
+impl Spmc {
+    /// FFA_MSG_SEND_DIRECT_REQ_{32,64} and FFA_MSG_SEND_DIRECT_REQ2 from the
+    /// Normal world or an SP on PE `cpu`: checks the endpoints, then runs the
+    /// receiver until its direct response.
+    ///
+    /// Call chains (SP to SP) nest: the caller's context stays Running while
+    /// the callee runs, so a request to any context already in the chain (a
+    /// cycle) or otherwise busy gets BUSY, as Hafnium answers.
+    pub(super) fn direct_request(&mut self, caller: Caller, cpu: usize, r: &Regs, platform: &mut dyn Platform) -> Regs {
+        let f = r[0] as u32;
+        let kind = match f {
+            fid::FFA_MSG_SEND_DIRECT_REQ_32 => ReqKind::Req32,
+            fid::FFA_MSG_SEND_DIRECT_REQ_64 => ReqKind::Req64,
+            _ => ReqKind::Req2,
+        };
+        let (src, dst) = ffa::unpack_endpoints(r[1]);
+        let version = match caller {
+            Caller::Ns => {
+                // The SPMD checks this too; a secure source id from NS is a lie.
+                if ffa::is_secure_endpoint(src) {
+                    return error(FfaError::InvalidParameters);
+                }
+                self.ns_version
+            }
+            Caller::Sp(ci) => {
+                let p = self.part(ci);
+                if src != p.manifest.id {
+                    return error(FfaError::InvalidParameters);
+                }
+                let send = if kind == ReqKind::Req2 { MSG_DIRECT_REQ2_SEND } else { MSG_DIRECT_REQ_SEND };
+                if p.manifest.messaging_method & send == 0 {
+                    return error(FfaError::Denied);
+                }
+                p.version
+            }
+        };
+        // FFA_MSG_SEND_DIRECT_REQ2 is a v1.2 interface (DEN0077 v1.2, FFA_MSG_SEND_DIRECT_REQ2).
+        if kind == ReqKind::Req2 && version < 0x1_0002 {
+            return error(FfaError::NotSupported);
+        }
+        let Some(i) = self.find(dst) else {
+            return error(FfaError::InvalidParameters);
+        };
+        if kind != ReqKind::Req2 && r[2] & framework::FLAG != 0 {
+            // Framework messages to SPs (VM created/destroyed) are not supported.
+            return error(FfaError::InvalidParameters);
+        }
+        let p = self.part(i);
+        if kind == ReqKind::Req2 {
+            // x2/x3: the UUID of the service; Nil = the partition's (first) one.
+            let uuid = Uuid([r[2] as u32, (r[2] >> 32) as u32, r[3] as u32, (r[3] >> 32) as u32]);
+            if !uuid.is_nil() && !p.manifest.uuids().contains(&uuid) {
+                return error(FfaError::InvalidParameters);
+            }
+        }
+        let recv = if kind == ReqKind::Req2 { MSG_DIRECT_REQ2_RECV } else { MSG_DIRECT_REQ_RECV };
+        if p.manifest.messaging_method & recv == 0 {
+            return error(FfaError::Denied);
+        }
+        if p.aborted {
+            return error(FfaError::Aborted);
+        }
+        let ctx = p.ctx_for(cpu);
+        match p.contexts[ctx] {
+            CtxState::Waiting => {}
+            CtxState::Running { .. } | CtxState::Preempted { .. } | CtxState::Interrupted { .. } | CtxState::HandlingInterrupt | CtxState::Off => {
+                return error(FfaError::Busy);
+            }
+        }
+        self.part_mut(i).contexts[ctx] = CtxState::Running { from: src, kind };
+        let mut req = *r;
+        if kind == ReqKind::Req32 {
+            // SMC32: only w0..w7 are defined (DEN0028 §2.6); upper halves and x8.. MBZ.
+            for (n, x) in req.iter_mut().enumerate() {
+                *x = if n < 8 { *x & 0xffff_ffff } else { 0 };
+            }
+        } else if kind == ReqKind::Req64 {
+            for x in req[8..].iter_mut() {
+                *x = 0;
+            }
+        }
+        self.run_until_response(i, ctx, cpu, Some(req), platform)
+    }
+}
+
+/// FFA_MSG_SEND_DIRECT_REQ_{32,64} / FFA_MSG_SEND_DIRECT_REQ2.  From the
+/// Normal world, a request from the SPMD's endpoint to us is a framework
+/// message; from an SP, only a context that is handling a request may send
+/// one (not during its initialisation, not while it waits).
+pub(super) fn ffa_msg_send_direct_req(s: &mut Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
+    match c.caller {
+        Caller::Ns if is_framework_message(s, c.regs) => s.framework_message(c.regs),
+        Caller::Ns => s.direct_request(Caller::Ns, c.cpu, c.regs, platform),
+        Caller::Sp(i) => {
+            if !matches!(s.part(i).contexts[c.ctx], CtxState::Running { .. }) {
+                return error(FfaError::Denied);
+            }
+            s.direct_request(c.caller, c.cpu, c.regs, platform)
+        }
+    }
+}
+
+/// FFA_MSG_SEND_DIRECT_RESP_{32,64} / FFA_MSG_SEND_DIRECT_RESP2 from an SP:
+/// from itself to the endpoint whose request it handles.
+pub(super) fn ffa_msg_send_direct_resp(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> SpStep {
+    let Caller::Sp(i) = c.caller else { return SpStep::Resume(error(FfaError::NotSupported)) };
+    let CtxState::Running { from, .. } = s.part(i).contexts[c.ctx] else {
+        return SpStep::Responded(*c.regs);
+    };
+    let (src, dst) = ffa::unpack_endpoints(c.regs[1]);
+    if src != s.part(i).manifest.id || dst != from {
+        return SpStep::Resume(error(FfaError::InvalidParameters));
+    }
+    SpStep::Responded(*c.regs)
+}

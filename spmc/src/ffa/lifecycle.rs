@@ -1,0 +1,192 @@
+//! Partition lifecycle: the partitions and their execution contexts, boot
+//! order, initialisation on each PE (FFA_SECONDARY_EP_REGISTER), and what
+//! ends a partition: faults and FFA_ERROR from it make it "aborted" (DEN0077
+//! v1.2, partition runtime model).
+
+use super::calls::Call;
+use super::console::LineBuf;
+use super::cpu_cycles::{CtxState, SpStep};
+use super::interrupts::VirqQueue;
+use super::setup::rxtx::Mailbox;
+use super::{Caller, MAX_CONTEXTS, MAX_PARTITIONS, Platform, Regs, Spmc, error, error_name, success};
+use crate::partition::PartitionManifest;
+use shared::abi::ffa::interface_args::SecondaryEpRegisterAddr;
+use shared::abi::ffa::{FfaError, Interface};
+
+/// Where a partition's memory is: its package region, identity mapped at Stage-2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpMemory {
+    pub base: u64,
+    pub size: u64,
+}
+
+pub struct Partition {
+    pub manifest: PartitionManifest,
+    pub memory: SpMemory,
+    pub contexts: [CtxState; MAX_CONTEXTS],
+    /// Faulted or failed: never run again; callers get ABORTED (DEN0077 v1.2).
+    pub aborted: bool,
+    /// FF-A version the SP asked for (its manifest's until it calls FFA_VERSION).
+    pub version: u32,
+    /// Entry of secondary contexts (FFA_SECONDARY_EP_REGISTER), if registered.
+    pub secondary_ep: Option<u64>,
+    pub(super) mailbox: Option<Mailbox>,
+    pub(super) line: LineBuf,
+    /// Virtual interrupts pending per context.
+    pub virqs: [VirqQueue; MAX_CONTEXTS],
+    /// A managed exit was signalled to the context and not answered yet.
+    pub managed_exit: [bool; MAX_CONTEXTS],
+    /// Physical device interrupts of this SP acknowledged and not yet deactivated.
+    pub(super) active: [Option<u32>; 4],
+}
+
+impl Partition {
+    pub fn new(manifest: PartitionManifest, memory: SpMemory) -> Self {
+        Self {
+            version: manifest.ffa_version,
+            manifest,
+            memory,
+            contexts: [CtxState::Off; MAX_CONTEXTS],
+            aborted: false,
+            secondary_ep: None,
+            mailbox: None,
+            line: LineBuf::new(),
+            virqs: [VirqQueue::default(); MAX_CONTEXTS],
+            managed_exit: [false; MAX_CONTEXTS],
+            active: [None; 4],
+        }
+    }
+
+    pub fn context_count(&self) -> usize {
+        (self.manifest.execution_ctx_count as usize).min(MAX_CONTEXTS)
+    }
+
+    /// The context that serves a call on `cpu`: an MP partition's context is
+    /// pinned to its PE; a UP partition's one context migrates (DEN0077, UP and MP partitions).
+    pub fn ctx_for(&self, cpu: usize) -> usize {
+        if self.manifest.is_mp() { cpu.min(self.context_count() - 1) } else { 0 }
+    }
+}
+
+impl Spmc {
+    /// Boot order (binding `boot-order`; DEN0077 boot order): lowest first, then manifest order.
+    pub fn boot_sequence(&self) -> [Option<usize>; MAX_PARTITIONS] {
+        let mut order: [Option<usize>; MAX_PARTITIONS] = [None; MAX_PARTITIONS];
+        let mut idx: [usize; MAX_PARTITIONS] = core::array::from_fn(|i| i);
+        let n = self.count;
+        let key = |i: usize| (self.partitions[i].as_ref().map_or(0xffff, |p| p.manifest.boot_order), i);
+        // Insertion sort: no `alloc` for `sort_by_key`, and n <= MAX_PARTITIONS.
+        for a in 1..n {
+            let mut b = a;
+            while b > 0 && key(idx[b - 1]) > key(idx[b]) {
+                idx.swap(b - 1, b);
+                b -= 1;
+            }
+        }
+        for (o, i) in order.iter_mut().zip(&idx[..n]) {
+            *o = Some(*i);
+        }
+        order
+    }
+
+    /// Runs context `ctx` of SP `i` from its entry point until it calls
+    /// FFA_MSG_WAIT (init done on that PE).
+    pub fn init_partition(&mut self, i: usize, ctx: usize, cpu: usize, platform: &mut dyn Platform) -> Result<(), &'static str> {
+        if self.part(i).aborted {
+            return Err("partition is aborted");
+        }
+        if self.run_until_wait(i, ctx, cpu, None, platform) {
+            Ok(())
+        } else {
+            self.abort(i, "failed its initialisation");
+            Err("partition failed its initialisation")
+        }
+    }
+
+    /// Secondary-core boot (cold or warm): initialise each MP partition's
+    /// context for this PE at its secondary entry point, in boot order
+    /// (DEN0077 v1.2, FFA_SECONDARY_EP_REGISTER; Hafnium does the same).
+    pub fn init_secondary(&mut self, cpu: usize, platform: &mut dyn Platform) {
+        for i in self.boot_sequence().into_iter().flatten() {
+            let p = self.part(i);
+            if !p.manifest.is_mp() || p.aborted || cpu >= p.context_count() {
+                continue;
+            }
+            let ep = p.secondary_ep;
+            platform.reset_ctx(i, cpu, ep);
+            self.part_mut(i).contexts[cpu] = CtxState::Off;
+            match self.init_partition(i, cpu, cpu, platform) {
+                Ok(()) => log::info!("SP {} ({:#06x}): context {} ready on cpu {}", self.part(i).manifest.description, self.part(i).manifest.id, cpu, cpu),
+                Err(e) => log::error!("SP {:#06x} context {}: {}", self.part(i).manifest.id, cpu, e),
+            }
+        }
+    }
+
+    /// Marks partition `i` aborted (DEN0077 v1.2 "aborted" partition state):
+    /// it never runs again and every caller gets FFA_ERROR(ABORTED).
+    pub(super) fn abort(&mut self, i: usize, why: &str) {
+        let p = self.part_mut(i);
+        if !p.aborted {
+            p.aborted = true;
+            log::error!("SP {} ({:#06x}) aborted: {}", p.manifest.description, p.manifest.id, why);
+        }
+    }
+
+    /// Context `ctx` of SP `i` took an exception that is not a call: report
+    /// it and abort the partition.
+    pub(super) fn fault(&mut self, i: usize, ctx: usize, esr: u64, far: u64, elr: u64, ipa: Option<u64>) -> SpStep {
+        let ec = esr >> 26;
+        let what = match ec {
+            0x20 | 0x21 => "instruction abort",
+            0x24 | 0x25 => "data abort",
+            _ => "exception",
+        };
+        let p = self.part(i);
+        match ipa {
+            Some(ipa) => log::error!(
+                "SP {} ({:#06x}) ctx {}: Stage-2 {} at IPA {:#x} (far {:#x}, esr {:#x}, elr {:#x})",
+                p.manifest.description, p.manifest.id, ctx, what, ipa, far, esr, elr
+            ),
+            None => log::error!(
+                "SP {} ({:#06x}) ctx {}: {} (esr {:#x}, far {:#x}, elr {:#x})",
+                p.manifest.description, p.manifest.id, ctx, what, esr, far, elr
+            ),
+        }
+        self.abort(i, what);
+        SpStep::Failed
+    }
+
+    /// FFA_SECONDARY_EP_REGISTER from an SP (DEN0077 v1.2, FFA_SECONDARY_EP_REGISTER): only during
+    /// its initialisation, only for an MP partition, inside its own memory.
+    fn secondary_ep_register(&mut self, i: usize, state: CtxState, entry: u64) -> Regs {
+        let p = self.part_mut(i);
+        if state != CtxState::Off || !p.manifest.is_mp() {
+            return error(FfaError::Denied);
+        }
+        let m = p.memory;
+        if entry % 4 != 0 || entry < m.base || entry >= m.base + m.size {
+            return error(FfaError::InvalidParameters);
+        }
+        p.secondary_ep = Some(entry);
+        success(&[])
+    }
+}
+
+pub(super) fn ffa_secondary_ep_register(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
+    let Caller::Sp(i) = c.caller else { return error(FfaError::NotSupported) };
+    let Some(Interface::SecondaryEpRegister { entrypoint }) = c.decoded else { return error(FfaError::InvalidParameters) };
+    let entry = match entrypoint {
+        SecondaryEpRegisterAddr::Addr32(a) => a as u64,
+        SecondaryEpRegisterAddr::Addr64(a) => a,
+    };
+    let state = s.part(i).contexts[c.ctx];
+    s.secondary_ep_register(i, state, entry)
+}
+
+/// FFA_ERROR from an SP: it failed (DEN0077 v1.2, FFA_ERROR); it is aborted.
+pub(super) fn ffa_error(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> SpStep {
+    let Caller::Sp(i) = c.caller else { return SpStep::Resume(error(FfaError::NotSupported)) };
+    log::error!("SP {:#06x} reported error {}", s.part(i).manifest.id, error_name(c.regs[2]));
+    s.abort(i, "reported FFA_ERROR");
+    SpStep::Failed
+}
