@@ -26,7 +26,7 @@ use shared::mm::{self, FramePool, MemKind};
 use aarch64_cpu::registers::{Readable, ESR_EL2, FAR_EL2, HPFAR_EL2};
 use shared::{read_sysreg, write_sysreg};
 
-/// HCR_EL2 for a Linux guest (DDI0487 D19.2.x): Stage-2 on (VM), set/way
+/// HCR_EL2 for a Linux guest (DDI0487, HCR_EL2): Stage-2 on (VM), set/way
 /// invalidation as clean+invalidate (SWIO), physical FIQ/IRQ/SError to EL2
 /// (FMO/IMO/AMO, which also enables the virtual interrupts), broadcast TLB and
 /// cache maintenance (FB, BSU = inner shareable), trap WFI/WFE (TWI/TWE), ID
@@ -441,7 +441,7 @@ fn save(c: &mut Cpu, v: usize) {
 /// decides again after every exit.
 fn handle_irqs(c: &mut Cpu) {
     let mut kick = 0;
-    // ISR_EL1.I: a physical IRQ is pending (DDI0487 D19.2.x).  Reading it is
+    // ISR_EL1.I: a physical IRQ is pending (DDI0487, ISR_EL1).  Reading it is
     // cheap where an ICC_IAR1_EL1 read that finds nothing is not (under
     // QEMU's TCG every GIC system register access takes its global lock).
     while read_sysreg!(isr_el1) & (1 << 7) != 0 {

@@ -20,7 +20,8 @@ pub const DTB_MAX: usize = 64 << 10;
 pub const GICD_IPA: u64 = 0x0800_0000;
 pub const GICD_SIZE: u64 = 0x1_0000;
 pub const GICR_IPA: u64 = 0x080a_0000;
-/// One RD_base + SGI_base frame pair per vCPU (GICv3 §12.10).
+/// One RD_base + SGI_base frame pair per vCPU (IHI0069H, the redistributor
+/// memory map: two 64 KiB frames).
 pub const GICR_STRIDE: u64 = 0x2_0000;
 pub const UART_IPA: u64 = 0x0900_0000;
 pub const UART_SIZE: u64 = 0x1000;

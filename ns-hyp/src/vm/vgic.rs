@@ -1,7 +1,7 @@
 //! The guest's GICv3 (IHI0069H): an emulated distributor (GICD) and one
 //! emulated redistributor (GICR) per vCPU, behind Stage-2 faults, feeding the
 //! hardware's virtual CPU interface through the ICH_LR<n>_EL2 list registers
-//! (§12.5 "GIC virtualization").  This module is the state and the register
+//! (IHI0069H, "GIC support for virtualization", ICH_LR<n>_EL2).  This module is the state and the register
 //! semantics; `guest/` moves list-register values to and from the hardware.
 //!
 //! The guest sees a GIC with one Security state (GICD_CTLR.DS = 1), affinity
@@ -15,7 +15,7 @@ pub const NR_SPIS: usize = 64;
 pub const NR_IRQS: usize = 32 + NR_SPIS;
 pub const MAX_LRS: usize = 16;
 
-/// ICH_LR<n>_EL2 fields (IHI0069H §12.5.x).
+/// ICH_LR<n>_EL2 fields (IHI0069H, ICH_LR<n>_EL2).
 #[cfg_attr(target_os = "none", allow(dead_code))]
 pub mod lr {
     pub const STATE_SHIFT: u32 = 62;
@@ -121,7 +121,7 @@ impl Vgic {
     /// Pending again while its previous instance is still in a list register
     /// (typically active: the guest is handling it).  An edge-triggered
     /// software interrupt is then made pending+active in that LR at the next
-    /// entry (IHI0069H §12.5.x: state 0b11), so it is taken right after the
+    /// entry (IHI0069H, ICH_LR<n>_EL2.State 0b11: pending and active), so it is taken right after the
     /// guest deactivates the first one; without that it would wait for the
     /// vCPU's next exit, which for an idle vCPU is its next timer tick.
     fn repending(&self, i: &Irq) -> bool {
@@ -159,7 +159,7 @@ impl Vgic {
 
     /// The physical virtual-timer interrupt fired while `vcpu` was loaded: make
     /// the virtual one pending, HW-linked (the guest's deactivation deactivates
-    /// the physical interrupt, IHI0069H §12.5.x ICH_LR.HW).
+    /// the physical interrupt, IHI0069H, ICH_LR<n>_EL2.HW).
     pub fn raise_hw(&mut self, vcpu: usize, intid: u32) -> Kick {
         if let Some(i) = self.irq_mut(vcpu, intid) {
             i.hw = true;
@@ -175,7 +175,7 @@ impl Vgic {
         }
     }
 
-    /// ICC_SGI1R_EL1 written by `from` (IHI0069H §12.2.x): returns the vCPUs to kick.
+    /// ICC_SGI1R_EL1 written by `from` (IHI0069H, ICC_SGI1R_EL1): returns the vCPUs to kick.
     pub fn send_sgi(&mut self, from: usize, v: u64) -> Kick {
         let intid = ((v >> 24) & 0xf) as u32;
         let irm = v & (1 << 40) != 0;
