@@ -5,10 +5,7 @@
 
 use shared::{read_sysreg, write_sysreg};
 
-pub const GICD: usize = 0x0800_0000;
-pub const GICD_SIZE: usize = 0x1_0000;
-pub const GICR: usize = 0x080a_0000;
-pub const GICR_STRIDE: usize = 0x2_0000;
+use crate::platform::{self, GICR_STRIDE};
 
 /// Physical INTIDs ns-hyp takes.  The kick is SGI 7: TF-A's qemu platform
 /// makes SGIs 8-15 Secure (QEMU_IRQ_SEC_SGI_*), so under TF-A a Non-secure
@@ -44,27 +41,29 @@ fn wait_rwp(a: usize) {
 /// Distributor: Group 1 (NS) on with affinity routing.  Under TF-A, EL3 has
 /// configured the Secure side already; from NS this touches only our bits.
 pub fn init_distributor() {
-    let c = rd(GICD);
-    wr(GICD, c | 1 << 1 | 1 << 4); // EnableGrp1(A), ARE(_NS)
-    wait_rwp(GICD);
+    let gicd = platform::get().gicd;
+    let c = rd(gicd);
+    wr(gicd, c | 1 << 1 | 1 << 4); // EnableGrp1(A), ARE(_NS)
+    wait_rwp(gicd);
 }
 
 /// One SPI for ns-hyp: Group 1, level, routed to physical CPU `aff0`, enabled.
 pub fn enable_spi(intid: u32, aff0: u64) {
+    let gicd = platform::get().gicd;
     let n = intid as usize;
-    wr(GICD + 0x80 + n / 32 * 4, rd(GICD + 0x80 + n / 32 * 4) | 1 << (n % 32));
-    let pr = GICD + 0x400 + n / 4 * 4;
+    wr(gicd + 0x80 + n / 32 * 4, rd(gicd + 0x80 + n / 32 * 4) | 1 << (n % 32));
+    let pr = gicd + 0x400 + n / 4 * 4;
     wr(pr, (rd(pr) & !(0xff << (n % 4 * 8))) | PRIORITY << (n % 4 * 8));
-    let cfg = GICD + 0xc00 + n / 16 * 4;
+    let cfg = gicd + 0xc00 + n / 16 * 4;
     wr(cfg, rd(cfg) & !(2 << (n % 16 * 2)));
-    wr64(GICD + 0x6000 + n * 8, aff0);
-    wr(GICD + 0x100 + n / 32 * 4, 1 << (n % 32));
-    wait_rwp(GICD);
+    wr64(gicd + 0x6000 + n * 8, aff0);
+    wr(gicd + 0x100 + n / 32 * 4, 1 << (n % 32));
+    wait_rwp(gicd);
 }
 
 /// This CPU's redistributor and CPU interface.
 pub fn init_cpu(cpu: usize) {
-    let rdb = GICR + cpu * GICR_STRIDE;
+    let rdb = platform::get().gicr + cpu * GICR_STRIDE;
     let sgi = rdb + 0x1_0000;
     // GICR_WAKER: ProcessorSleep off, wait for ChildrenAsleep to clear.
     wr(rdb + 0x14, rd(rdb + 0x14) & !(1 << 1));

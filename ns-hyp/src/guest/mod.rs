@@ -22,6 +22,7 @@ use crate::vm::vgic::{lr, Kick};
 use crate::vm::{Mmio, Vm};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use shared::arch::{El1SysRegs, GuestRegs, PacKeys};
+use shared::console::{ConsoleOut, Pl011, PL011_INT_ALL, PL011_INT_RX};
 use shared::mm::{self, FramePool, MemKind};
 use aarch64_cpu::registers::{Readable, ESR_EL2, FAR_EL2, HPFAR_EL2};
 use shared::{read_sysreg, write_sysreg};
@@ -36,7 +37,6 @@ const HCR: u64 = 1 | 1 << 1 | 1 << 3 | 1 << 4 | 1 << 5 | 1 << 9 | 1 << 10 | 1 <<
 const VMID: u64 = 1;
 /// Scheduler quantum when vCPUs share a physical CPU.
 const QUANTUM_US: u64 = 4000;
-const UART_BASE: usize = 0x0900_0000;
 
 static VM: spin::Once<spin::Mutex<Vm>> = spin::Once::new();
 /// The guest's Stage-2 table.  Marked active: a change to it goes through
@@ -134,13 +134,10 @@ pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FrameP
     gic::init_distributor();
     gic::enable_spi(UART_INTID, 0);
     // Real UART: receive interrupts on (RX, RX timeout), UART/TX/RX enabled.
-    // SAFETY: the PL011 is mapped as Device memory at EL2.
-    unsafe {
-        core::ptr::write_volatile((UART_BASE + 0x44) as *mut u32, 0x7ff);
-        core::ptr::write_volatile((UART_BASE + 0x38) as *mut u32, 0x50);
-        let cr = core::ptr::read_volatile((UART_BASE + 0x30) as *const u32);
-        core::ptr::write_volatile((UART_BASE + 0x30) as *mut u32, cr | 0x301);
-    }
+    let uart = real_uart();
+    uart.clear_interrupts(PL011_INT_ALL);
+    uart.set_interrupt_mask(PL011_INT_RX);
+    uart.enable_tx_rx();
     READY.store(true, Ordering::Release);
 
     unsafe extern "C" {
@@ -880,34 +877,31 @@ fn data_abort(v: usize, r: &mut GuestRegs, iss: u64) {
 fn drain_uart() -> Kick {
     let mut vm = vm();
     let mut kick = 0;
-    // SAFETY: the real PL011, mapped as Device memory.
-    unsafe {
-        // Clear the receive interrupts (UARTICR RXIC|RTIC) BEFORE emptying the
-        // FIFO: a byte that lands after the last RXFE check raises them again.
-        // Cleared after the loop, that byte's interrupt would be lost and it
-        // would sit in the FIFO while the guest waits for input.
-        core::ptr::write_volatile((UART_BASE + 0x44) as *mut u32, 0x50);
-        while vm.uart_rx_room() && core::ptr::read_volatile((UART_BASE + 0x18) as *const u32) & (1 << 4) == 0 {
-            let b = core::ptr::read_volatile(UART_BASE as *const u32) as u8;
-            kick |= vm.uart_rx(b);
-        }
-        core::ptr::write_volatile((UART_BASE + 0x38) as *mut u32, if vm.uart_rx_room() { 0x50 } else { 0 });
+    let uart = real_uart();
+    // Clear the receive interrupts (UARTICR RXIC|RTIC) BEFORE emptying the
+    // FIFO: a byte that lands after the last RXFE check raises them again.
+    // Cleared after the loop, that byte's interrupt would be lost and it
+    // would sit in the FIFO while the guest waits for input.
+    uart.clear_interrupts(PL011_INT_RX);
+    while vm.uart_rx_room() {
+        let Some(b) = uart.read_byte() else { break };
+        kick |= vm.uart_rx(b);
     }
+    uart.set_interrupt_mask(if vm.uart_rx_room() { PL011_INT_RX } else { 0 });
     kick
+}
+
+/// The real PL011 (`platform`), shared with ns-hyp's console.
+fn real_uart() -> Pl011 {
+    // SAFETY: the platform's PL011, mapped as Device memory at EL2 (hyp.rs).
+    unsafe { Pl011::new(crate::platform::get().uart) }
 }
 
 /// One byte of the guest's console to the real PL011.  UARTFR is checked
 /// before every byte: the UART is shared (ns-hyp's own log on every CPU, and
 /// under TF-A the other worlds), so no earlier look at its FIFO stays true.
 fn uart_tx(b: u8) {
-    const FR_TXFF: u32 = 1 << 5;
-    // SAFETY: the real PL011's data and flag registers.
-    unsafe {
-        while core::ptr::read_volatile((UART_BASE + 0x18) as *const u32) & FR_TXFF != 0 {
-            core::hint::spin_loop();
-        }
-        core::ptr::write_volatile(UART_BASE as *mut u32, b as u32);
-    }
+    real_uart().put_byte(b);
 }
 
 /// Takes a synchronous exception to the guest's EL1 (DDI0487 D1.10: vector

@@ -28,7 +28,7 @@ pub const MAX_PAGES: usize = 32;
 /// QEMU's UART0 at the unprotected alias (the top IPA bit, DEN0137
 /// "Protected and unprotected IPA"): an UNASSIGNED_NS address, so the
 /// Realm's accesses exit to us as emulatable MMIO.
-pub const UART_IPA: u64 = (1 << (S2SZ - 1)) | 0x0900_0000;
+pub const UART_IPA: u64 = (1 << (S2SZ - 1)) | crate::platform::qemu_virt::UART as u64;
 /// An unprotected IPA where the Host has no device: a Realm read there is
 /// answered with RmiRecEnter.flags.inject_sea (what a KVM host does for an
 /// access it cannot emulate), which realm-guest's isolation probes expect.
