@@ -5,7 +5,11 @@
 
 use shared::{read_sysreg, write_sysreg};
 
-use crate::platform::{self, GICR_STRIDE};
+use crate::platform;
+use arm_gic::gicv3::registers::GicdCtlr;
+use arm_gic::gicv3::{GicCpuInterface, GicV3, Group, SgiTarget, SgiTargetGroup};
+use arm_gic::{IntId, InterruptGroup, Trigger, UniqueMmioPointer};
+use core::ptr::NonNull;
 
 /// Physical INTIDs ns-hyp takes.  The kick is SGI 7: TF-A's qemu platform
 /// makes SGIs 8-15 Secure (QEMU_IRQ_SEC_SGI_*), so under TF-A a Non-secure
@@ -15,70 +19,82 @@ pub const PPI_MAINTENANCE: u32 = 25;
 pub const PPI_HYP_TIMER: u32 = 26;
 pub const PPI_VTIMER: u32 = 27;
 
-const PRIORITY: u32 = 0xa0;
+const PRIORITY: u8 = 0xa0;
 
-fn rd(a: usize) -> u32 {
-    // SAFETY: `a` is a GIC register in the EL2 map (Device memory).
-    unsafe { core::ptr::read_volatile(a as *const u32) }
+/// Redistributor frames mapped at EL2 (hyp.rs `map_devices`).
+const GICR_FRAMES: usize = 8;
+
+/// Serialises use of the GIC's memory-mapped registers: the `arm-gic`
+/// driver value is made for one operation and must be its only user.
+static GIC_LOCK: spin::Mutex<()> = spin::Mutex::new(());
+
+/// Runs `f` with the `arm-gic` driver for the platform's distributor and
+/// redistributors.
+fn with_gic<R>(f: impl FnOnce(&mut GicV3<'static>) -> R) -> R {
+    let _lock = GIC_LOCK.lock();
+    let p = platform::get();
+    // SAFETY: the distributor and GICR_FRAMES redistributor frames are mapped
+    // as Device memory at EL2 for ns-hyp's lifetime (hyp.rs `map_devices`);
+    // GIC_LOCK makes this driver value their only user while it lives.
+    let mut gic = unsafe {
+        let gicd = UniqueMmioPointer::new(NonNull::new(p.gicd as *mut _).expect("GICD address"));
+        GicV3::new(gicd, NonNull::new(p.gicr as *mut _).expect("GICR address"), GICR_FRAMES).expect("GICv3 redistributors")
+    };
+    f(&mut gic)
 }
 
-fn wr(a: usize, v: u32) {
-    // SAFETY: as in `rd`.
-    unsafe { core::ptr::write_volatile(a as *mut u32, v) }
-}
-
-fn wr64(a: usize, v: u64) {
-    // SAFETY: as in `rd`.
-    unsafe { core::ptr::write_volatile(a as *mut u64, v) }
-}
-
-fn wait_rwp(a: usize) {
-    while rd(a) & (1 << 31) != 0 {
-        core::hint::spin_loop();
+/// An INTID ns-hyp programs (SGI, PPI or SPI).
+fn int_id(intid: u32) -> IntId {
+    match intid {
+        0..16 => IntId::sgi(intid),
+        16..32 => IntId::ppi(intid - 16),
+        _ => IntId::spi(intid - 32),
     }
 }
 
 /// Distributor: Group 1 (NS) on with affinity routing.  Under TF-A, EL3 has
 /// configured the Secure side already; from NS this touches only our bits.
 pub fn init_distributor() {
-    let gicd = platform::get().gicd;
-    let c = rd(gicd);
-    wr(gicd, c | 1 << 1 | 1 << 4); // EnableGrp1(A), ARE(_NS)
-    wait_rwp(gicd);
+    // GICD_CTLR bits 1 and 4 as Non-secure software sees them: EnableGrp1A
+    // and ARE_NS (with one Security state, EnableGrp1 and ARE).  `GicdCtlr`
+    // names the bits in the Secure (or DS = 1) view, where bit 4 is ARE_S
+    // and bit 5 ARE_NS, so the value is given by bit here.
+    with_gic(|g| g.gicd_set_control(GicdCtlr::from_bits_retain(1 << 1 | 1 << 4)));
 }
 
 /// One SPI for ns-hyp: Group 1, level, routed to physical CPU `aff0`, enabled.
 pub fn enable_spi(intid: u32, aff0: u64) {
-    let gicd = platform::get().gicd;
-    let n = intid as usize;
-    wr(gicd + 0x80 + n / 32 * 4, rd(gicd + 0x80 + n / 32 * 4) | 1 << (n % 32));
-    let pr = gicd + 0x400 + n / 4 * 4;
-    wr(pr, (rd(pr) & !(0xff << (n % 4 * 8))) | PRIORITY << (n % 4 * 8));
-    let cfg = gicd + 0xc00 + n / 16 * 4;
-    wr(cfg, rd(cfg) & !(2 << (n % 16 * 2)));
-    wr64(gicd + 0x6000 + n * 8, aff0);
-    wr(gicd + 0x100 + n / 32 * 4, 1 << (n % 32));
-    wait_rwp(gicd);
+    let i = int_id(intid);
+    with_gic(|g| {
+        let configured = g
+            .set_group(i, None, Group::Group1NS)
+            .and_then(|()| g.set_interrupt_priority(i, None, PRIORITY))
+            .and_then(|()| g.set_trigger(i, None, Trigger::Level))
+            .and_then(|()| g.distributor().set_routing(i, Some(aff0)))
+            .and_then(|()| g.enable_interrupt(i, None, true));
+        configured.expect("SPI configuration");
+        g.gicd_barrier();
+    });
 }
 
 /// This CPU's redistributor and CPU interface.
 pub fn init_cpu(cpu: usize) {
-    let rdb = platform::get().gicr + cpu * GICR_STRIDE;
-    let sgi = rdb + 0x1_0000;
-    // GICR_WAKER: ProcessorSleep off, wait for ChildrenAsleep to clear.
-    wr(rdb + 0x14, rd(rdb + 0x14) & !(1 << 1));
-    while rd(rdb + 0x14) & (1 << 2) != 0 {
-        core::hint::spin_loop();
-    }
-    let ours = [SGI_KICK, PPI_MAINTENANCE, PPI_HYP_TIMER, PPI_VTIMER];
-    let mask = ours.iter().fold(0u32, |m, i| m | 1 << i);
-    wr(sgi + 0x80, rd(sgi + 0x80) | mask);
-    for i in ours {
-        let pr = sgi + 0x400 + (i as usize) / 4 * 4;
-        wr(pr, (rd(pr) & !(0xff << (i % 4 * 8))) | PRIORITY << (i % 4 * 8));
-    }
-    wr(sgi + 0x100, mask);
-    wait_rwp(rdb);
+    with_gic(|g| {
+        // GICR_WAKER: ProcessorSleep off, wait for ChildrenAsleep to clear
+        // (already awake, e.g. woken by EL3, is fine).
+        let _ = g.redistributor_mark_core_awake(cpu);
+        for i in [SGI_KICK, PPI_MAINTENANCE, PPI_HYP_TIMER, PPI_VTIMER].map(int_id) {
+            let configured = g
+                .set_group(i, Some(cpu), Group::Group1NS)
+                .and_then(|()| g.set_interrupt_priority(i, Some(cpu), PRIORITY))
+                .and_then(|()| g.enable_interrupt(i, Some(cpu), true));
+            configured.expect("PPI/SGI configuration");
+        }
+        g.gicr_barrier(cpu).expect("redistributor");
+    });
+    // The CPU interface through system registers (IHI0069H, ICC_SRE_EL2,
+    // ICC_CTLR_EL1, ICC_DIR_EL1; not covered by `arm-gic`'s EL1/EL3-oriented
+    // helpers, see docs/ns-hyp.md).
     // SAFETY: enabling the system-register interface at EL2 (and for EL1, SRE
     // Enable), then this CPU interface's Group 1 with split priority drop /
     // deactivation (EOImode).  Interrupts stay masked in PSTATE at EL2.
@@ -95,27 +111,32 @@ pub fn init_cpu(cpu: usize) {
     shared::arch::regs::isb();
 }
 
+/// Acknowledges the highest-priority pending Group 1 interrupt (ICC_IAR1_EL1);
+/// 1023 (no interrupt) if none.
 pub fn ack() -> u32 {
-    (read_sysreg!(icc_iar1_el1) & 0xff_ffff) as u32
+    GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1).map_or(1023, u32::from)
 }
 
-/// Priority drop.
+/// Priority drop (ICC_EOIR1_EL1; with EOImode = 1 it does not deactivate).
 pub fn eoi(intid: u32) {
-    // SAFETY: ends the priority of an interrupt this CPU acknowledged.
-    unsafe { write_sysreg!(icc_eoir1_el1, intid as u64) };
+    GicCpuInterface::end_interrupt(int_id_any(intid), InterruptGroup::Group1);
 }
 
-/// Deactivation (EOImode = 1).
+/// Any INTID the CPU interface acknowledged (also the special ones).
+fn int_id_any(intid: u32) -> IntId {
+    if intid < 1020 { int_id(intid) } else { IntId::SPECIAL_NONE }
+}
+
+/// Deactivation (EOImode = 1): ICC_DIR_EL1, which `arm-gic` does not write.
 pub fn deactivate(intid: u32) {
     // SAFETY: deactivates an interrupt ns-hyp owns.
     unsafe { write_sysreg!(icc_dir_el1, intid as u64) };
 }
 
-/// A physical SGI to one CPU (QEMU virt: Aff0 = index < 16, Aff1 = 0).
+/// A physical SGI to one CPU (QEMU virt: Aff0 = index < 16, Aff1 = index / 16).
 pub fn send_sgi(cpu: usize, intid: u32) {
-    let v = (intid as u64) << 24 | 1 << (cpu % 16) | ((cpu / 16) as u64) << 16;
-    // SAFETY: generating an SGI has no memory effect.
-    unsafe { write_sysreg!(icc_sgi1r_el1, v) };
+    let target = SgiTarget::List { affinity3: 0, affinity2: 0, affinity1: (cpu / 16) as u8, target_list: 1 << (cpu % 16) };
+    GicCpuInterface::send_sgi(int_id(intid), target, SgiTargetGroup::CurrentGroup1).expect("SGI INTID");
     shared::arch::regs::isb();
 }
 
