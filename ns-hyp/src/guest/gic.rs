@@ -3,7 +3,8 @@
 //! interrupt's deactivation by the guest deactivates the physical one), and
 //! the virtual CPU interface (ICH_*_EL2) that delivers the guest's interrupts.
 
-use shared::{read_sysreg, write_sysreg};
+use aarch64_cpu::registers::*;
+use shared::write_sysreg;
 
 use crate::platform;
 use arm_gic::gicv3::registers::GicdCtlr;
@@ -92,9 +93,9 @@ pub fn init_cpu(cpu: usize) {
         }
         g.gicr_barrier(cpu).expect("redistributor");
     });
-    // The CPU interface through system registers (IHI0069H, ICC_SRE_EL2,
-    // ICC_CTLR_EL1, ICC_DIR_EL1; not covered by `arm-gic`'s EL1/EL3-oriented
-    // helpers, see docs/ns-hyp.md).
+    // The CPU interface, written here rather than through `arm-gic`: its
+    // `init_cpu` sets ICC_CTLR_EL1.EOImode = 0 where ns-hyp needs 1
+    // (deactivation by ICC_DIR_EL1, which it does not write either).
     // SAFETY: enabling the system-register interface at EL2 (and for EL1, SRE
     // Enable), then this CPU interface's Group 1 with split priority drop /
     // deactivation (EOImode).  Interrupts stay masked in PSTATE at EL2.
@@ -105,9 +106,9 @@ pub fn init_cpu(cpu: usize) {
         write_sysreg!(icc_bpr1_el1, 0);
         write_sysreg!(icc_ctlr_el1, 1 << 1);
         write_sysreg!(icc_igrpen1_el1, 1);
-        write_sysreg!(ich_vmcr_el2, 0);
-        write_sysreg!(ich_hcr_el2, 1);
     }
+    ICH_VMCR_EL2.set(0);
+    ICH_HCR_EL2.set(1);
     shared::arch::regs::isb();
 }
 
@@ -142,30 +143,29 @@ pub fn send_sgi(cpu: usize, intid: u32) {
 
 /// Number of list registers (ICH_VTR_EL2.ListRegs + 1).
 pub fn num_lrs() -> usize {
-    ((read_sysreg!(ich_vtr_el2) & 0x1f) + 1) as usize
+    ICH_VTR_EL2.read(ICH_VTR_EL2::ListRegs) as usize + 1
 }
 
+/// ICH_LR<n>_EL2 by index: `aarch64-cpu` has one register value per `n`.
 macro_rules! lr_op {
     ($n:expr, $f:ident) => {
         match $n {
-            0 => $f!(ich_lr0_el2), 1 => $f!(ich_lr1_el2), 2 => $f!(ich_lr2_el2), 3 => $f!(ich_lr3_el2),
-            4 => $f!(ich_lr4_el2), 5 => $f!(ich_lr5_el2), 6 => $f!(ich_lr6_el2), 7 => $f!(ich_lr7_el2),
-            8 => $f!(ich_lr8_el2), 9 => $f!(ich_lr9_el2), 10 => $f!(ich_lr10_el2), 11 => $f!(ich_lr11_el2),
-            12 => $f!(ich_lr12_el2), 13 => $f!(ich_lr13_el2), 14 => $f!(ich_lr14_el2), _ => $f!(ich_lr15_el2),
+            0 => $f!(ICH_LR0_EL2), 1 => $f!(ICH_LR1_EL2), 2 => $f!(ICH_LR2_EL2), 3 => $f!(ICH_LR3_EL2),
+            4 => $f!(ICH_LR4_EL2), 5 => $f!(ICH_LR5_EL2), 6 => $f!(ICH_LR6_EL2), 7 => $f!(ICH_LR7_EL2),
+            8 => $f!(ICH_LR8_EL2), 9 => $f!(ICH_LR9_EL2), 10 => $f!(ICH_LR10_EL2), 11 => $f!(ICH_LR11_EL2),
+            12 => $f!(ICH_LR12_EL2), 13 => $f!(ICH_LR13_EL2), 14 => $f!(ICH_LR14_EL2), _ => $f!(ICH_LR15_EL2),
         }
     };
 }
 
 pub fn read_lr(n: usize) -> u64 {
-    macro_rules! r { ($r:ident) => { read_sysreg!($r) }; }
+    macro_rules! r { ($r:ident) => { $r.get() }; }
     lr_op!(n, r)
 }
 
+/// List registers only affect the guest's virtual CPU interface.
 pub fn write_lr(n: usize, v: u64) {
-    macro_rules! w { ($r:ident) => {
-        // SAFETY: list registers only affect the virtual CPU interface of the guest.
-        unsafe { write_sysreg!($r, v) }
-    }; }
+    macro_rules! w { ($r:ident) => { $r.set(v) }; }
     lr_op!(n, w)
 }
 
@@ -180,17 +180,15 @@ pub struct VcpuIf {
 
 impl VcpuIf {
     pub fn save_aprs(&mut self) {
-        self.vmcr = read_sysreg!(ich_vmcr_el2);
-        self.ap0r0 = read_sysreg!(ich_ap0r0_el2);
-        self.ap1r0 = read_sysreg!(ich_ap1r0_el2);
+        self.vmcr = ICH_VMCR_EL2.get();
+        self.ap0r0 = ICH_AP0R0_EL2.get();
+        self.ap1r0 = ICH_AP1R0_EL2.get();
     }
 
+    /// The virtual CPU interface of the vCPU about to run.
     pub fn restore_aprs(&self) {
-        // SAFETY: the virtual CPU interface of the vCPU about to run.
-        unsafe {
-            write_sysreg!(ich_vmcr_el2, self.vmcr);
-            write_sysreg!(ich_ap0r0_el2, self.ap0r0);
-            write_sysreg!(ich_ap1r0_el2, self.ap1r0);
-        }
+        ICH_VMCR_EL2.set(self.vmcr);
+        ICH_AP0R0_EL2.set(self.ap0r0);
+        ICH_AP1R0_EL2.set(self.ap1r0);
     }
 }

@@ -24,7 +24,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use shared::arch::{El1SysRegs, GuestRegs, PacKeys};
 use shared::console::{ConsoleOut, Pl011, PL011_INT_ALL, PL011_INT_RX};
 use shared::mm::{self, FramePool, MemKind};
-use aarch64_cpu::registers::{Readable, ESR_EL2, FAR_EL2, HPFAR_EL2};
+use aarch64_cpu::registers::{Readable, Writeable, ESR_EL2, FAR_EL2, HPFAR_EL2, ICH_HCR_EL2};
 use shared::{read_sysreg, write_sysreg};
 
 /// HCR_EL2 for a Linux guest (DDI0487, HCR_EL2): Stage-2 on (VM), set/way
@@ -489,8 +489,8 @@ fn handle_irqs(c: &mut Cpu) {
                         }
                     }
                 }
-                // SAFETY: the virtual CPU interface; UIE is re-armed at the next entry if needed.
-                unsafe { write_sysreg!(ich_hcr_el2, 1) };
+                // The virtual CPU interface; UIE is re-armed at the next entry if needed.
+                ICH_HCR_EL2.set(1);
                 c.hw_hcr = 1;
                 gic::eoi(i);
                 gic::deactivate(i);
@@ -515,8 +515,8 @@ fn run_once(c: &mut Cpu, v: usize) -> Exit {
         // ICH_HCR_EL2: En, and UIE (maintenance when the LRs run nearly empty) if some wait.
         let hcr = 1 | if overflow { 2 } else { 0 };
         if hcr != c.hw_hcr {
-            // SAFETY: the virtual CPU interface of the vCPU about to run.
-            unsafe { write_sysreg!(ich_hcr_el2, hcr) };
+            // The virtual CPU interface of the vCPU about to run.
+            ICH_HCR_EL2.set(hcr);
             c.hw_hcr = hcr;
         }
     }
