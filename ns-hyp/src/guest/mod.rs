@@ -10,6 +10,7 @@ pub mod selftest;
 mod id_regs;
 pub mod virtio;
 
+use aarch64_cpu::registers::{Readable, Writeable, ESR_EL2, FAR_EL2, HCR_EL2, HPFAR_EL2, ICH_HCR_EL2};
 use crate::vm::config::{GuestConfig, MAX_VCPUS};
 use crate::vm::decode::{self, Access};
 use crate::vm::exit::{Esr, ExceptionClass, ExitHandler, ExitStat, ExitTable, ESR_IL};
@@ -24,16 +25,8 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use shared::arch::{El1SysRegs, GuestRegs, PacKeys};
 use shared::console::{ConsoleOut, Pl011, PL011_INT_ALL, PL011_INT_RX};
 use shared::mm::{self, FramePool, MemKind};
-use aarch64_cpu::registers::{Readable, Writeable, ESR_EL2, FAR_EL2, HPFAR_EL2, ICH_HCR_EL2};
 use shared::{read_sysreg, write_sysreg};
 
-/// HCR_EL2 for a Linux guest (DDI0487, HCR_EL2): Stage-2 on (VM), set/way
-/// invalidation as clean+invalidate (SWIO), physical FIQ/IRQ/SError to EL2
-/// (FMO/IMO/AMO, which also enables the virtual interrupts), broadcast TLB and
-/// cache maintenance (FB, BSU = inner shareable), trap WFI/WFE (TWI/TWE), ID
-/// group 3 (TID3), SMC (TSC), ACTLR (TACR); EL1 is AArch64 (RW); pointer
-/// authentication instructions and keys not trapped (API/APK).
-const HCR: u64 = 1 | 1 << 1 | 1 << 3 | 1 << 4 | 1 << 5 | 1 << 9 | 1 << 10 | 1 << 13 | 1 << 14 | 1 << 18 | 1 << 19 | 1 << 21 | 1 << 31 | 1 << 40 | 1 << 41;
 const VMID: u64 = 1;
 /// Scheduler quantum when vCPUs share a physical CPU.
 const QUANTUM_US: u64 = 4000;
@@ -193,7 +186,7 @@ fn setup_el2(cpu: usize) {
     unsafe {
         write_sysreg!(vtcr_el2, shared::arch::mmu::vtcr());
         write_sysreg!(vttbr_el2, VTTBR.load(Ordering::Relaxed));
-        write_sysreg!(hcr_el2, HCR);
+        HCR_EL2.set(crate::vm::el2::hcr());
         // EL1 may read the physical counter, not program the physical timer (CNTHCTL_EL2.EL1PCTEN only).
         write_sysreg!(cnthctl_el2, 1);
         write_sysreg!(cntvoff_el2, 0);

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod decode;
 pub mod dtb;
+pub mod el2;
 pub mod exit;
 pub mod idregs;
 pub mod layout;
