@@ -21,6 +21,10 @@ pub mod qemu_virt {
     pub const VIRTIO_MMIO_SIZE: usize = 32 * 0x200;
     /// RAM starts at 1 GiB; TF-A leaves the NS DTB at its base.
     pub const RAM_BASE: u64 = 0x4000_0000;
+    /// Where the guest's RAM lives: the top half of QEMU virt's 2 GiB (`-m 2G`),
+    /// above ns-hyp (0x60000000) and TF-A's NS DTB / the RMM carve-out
+    /// (0x40000000..).
+    pub const GUEST_RAM: u64 = 0x8000_0000;
 }
 
 /// The GICv3 register frames (IHI0069H): a 64 KiB distributor, and per CPU

@@ -10,9 +10,8 @@
 pub const RAM_IPA: u64 = 0x4000_0000;
 /// Default guest RAM size (`quadrant.mem=` in ns-hyp's bootargs changes it).
 pub const DEFAULT_RAM_SIZE: u64 = 1 << 30;
-/// Physical base of guest RAM: the top half of QEMU virt's 2 GiB (0x80000000),
-/// above ns-hyp (0x60000000) and TF-A's NS DTB / the RMM carve-out (0x40000000..).
-pub const RAM_PA: u64 = 0x8000_0000;
+/// Physical base of guest RAM (`platform::qemu_virt::GUEST_RAM`).
+pub const RAM_PA: u64 = crate::platform::qemu_virt::GUEST_RAM;
 /// The guest DTB ns-hyp writes, at the start of guest RAM (the kernel is loaded 2 MiB in).
 pub const DTB_IPA: u64 = RAM_IPA;
 pub const DTB_MAX: usize = 64 << 10;
