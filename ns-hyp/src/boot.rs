@@ -8,7 +8,7 @@
 use crate::line::Line;
 
 /// QEMU virt: RAM starts at 1 GiB; TF-A leaves the DTB at its base.
-pub const RAM_BASE: u64 = 0x4000_0000;
+pub const RAM_BASE: u64 = crate::platform::qemu_virt::RAM_BASE;
 /// Fallback DTB address when x0 does not hold one (TF-A qemu's NS DTB).
 pub const DTB_FALLBACK: u64 = RAM_BASE;
 /// Upper bound for any DTB we accept (QEMU's is < 1 MiB).
@@ -43,6 +43,19 @@ pub struct BootConfig {
     pub nbanks: usize,
     /// `cpu@` nodes under /cpus.
     pub ncpus: usize,
+    /// The devices ns-hyp drives (`crate::platform`).
+    pub devices: DtbDevices,
+}
+
+/// Physical addresses of the root's enabled device nodes ns-hyp drives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DtbDevices {
+    /// The first `arm,pl011`.
+    pub uart: Option<u64>,
+    /// `arm,gic-v3`: reg[0] the distributor, reg[1] the redistributors.
+    pub gic: Option<(u64, u64)>,
+    /// `virtio,mmio` transports: lowest base, highest end.
+    pub virtio_mmio: Option<(u64, u64)>,
 }
 
 /// Reads one big-endian number of `cells` 32-bit cells from `b`.
@@ -153,12 +166,14 @@ pub fn read_config(blob: &[u8]) -> Result<BootConfig, shared::fdt::FdtError> {
     let mut in_chosen = false;
     let mut in_cpus = false;
     let mut node = (false, true, None::<&[u8]>); // (is memory, enabled, reg)
+    let mut compatible: Option<&[u8]> = None;
     walk(blob, |e| match e {
         Event::Begin { depth: 3, name } if in_cpus && name.starts_with("cpu@") => cfg.ncpus += 1,
         Event::Begin { depth: 2, name } => {
             in_chosen = name == "chosen";
             in_cpus = name == "cpus";
             node = (false, true, None);
+            compatible = None;
         }
         Event::Prop { depth: 2, name, value } => match name {
             "bootargs" if in_chosen => {
@@ -172,6 +187,7 @@ pub fn read_config(blob: &[u8]) -> Result<BootConfig, shared::fdt::FdtError> {
             // status = "disabled" (devicetree spec §2.3.4): not ours.
             "status" => node.1 = matches!(prop_str(value), Some("okay" | "ok")),
             "reg" => node.2 = Some(value),
+            "compatible" => compatible = Some(value),
             _ => {}
         },
         Event::End { depth: 2 } => {
@@ -179,6 +195,9 @@ pub fn read_config(blob: &[u8]) -> Result<BootConfig, shared::fdt::FdtError> {
             in_cpus = false;
             if let (true, true, Some(reg)) = node {
                 add_banks(&mut cfg, reg, ac, sc);
+            }
+            if let (Some(c), true, Some(reg)) = (compatible, node.1, node.2) {
+                add_device(&mut cfg.devices, c, reg, ac, sc);
             }
         }
         _ => {}
@@ -196,6 +215,35 @@ fn add_banks(cfg: &mut BootConfig, reg: &[u8], ac: usize, sc: usize) {
             cfg.banks[cfg.nbanks] = (base, size);
             cfg.nbanks += 1;
         }
+    }
+}
+
+/// Whether a `compatible` string list names `what`.
+fn is_compatible(list: &[u8], what: &str) -> bool {
+    list.split(|&b| b == 0).any(|s| s == what.as_bytes())
+}
+
+/// The `n`th (base, size) of a `reg` with `ac` address and `sc` size cells.
+fn reg_entry(reg: &[u8], n: usize, ac: usize, sc: usize) -> Option<(u64, u64)> {
+    if ac == 0 || ac > 2 || sc == 0 || sc > 2 {
+        return None;
+    }
+    let e = reg.chunks_exact((ac + sc) * 4).nth(n)?;
+    Some((read_cells(e, ac)?, read_cells(&e[ac * 4..], sc)?))
+}
+
+fn add_device(d: &mut DtbDevices, compatible: &[u8], reg: &[u8], ac: usize, sc: usize) {
+    if is_compatible(compatible, "arm,pl011") && d.uart.is_none() {
+        d.uart = reg_entry(reg, 0, ac, sc).map(|r| r.0);
+    } else if is_compatible(compatible, "arm,gic-v3") && d.gic.is_none() {
+        if let (Some(gicd), Some(gicr)) = (reg_entry(reg, 0, ac, sc), reg_entry(reg, 1, ac, sc)) {
+            d.gic = Some((gicd.0, gicr.0));
+        }
+    } else if is_compatible(compatible, "virtio,mmio")
+        && let Some((base, size)) = reg_entry(reg, 0, ac, sc)
+    {
+        let end = base.saturating_add(size);
+        d.virtio_mmio = Some(d.virtio_mmio.map_or((base, end), |(s, e)| (s.min(base), e.max(end))));
     }
 }
 
@@ -315,6 +363,12 @@ mod tests {
         assert!(c.bench);
         assert_eq!(c.bootargs.as_str(), "quadrant.bench");
         assert_eq!(&c.banks[..c.nbanks], &[(0x4000_0000, 0x8000_0000)]);
+        // QEMU virt's devices; the Secure UART (status = "disabled") is not ours.
+        let d = DtbDevices { uart: Some(0x0900_0000), gic: Some((0x0800_0000, 0x080a_0000)), virtio_mmio: Some((0x0a00_0000, 0x0a00_4000)) };
+        assert_eq!(c.devices, d);
+        let p = crate::platform::Platform::from_dtb(&c.devices);
+        assert_eq!(p, crate::platform::Platform::QEMU_VIRT);
+        assert_eq!(crate::platform::Platform::from_dtb(&DtbDevices::default()), crate::platform::Platform::QEMU_VIRT);
         // Truncations never panic.
         for len in (0..b.len()).step_by(7) {
             let _ = read_config(&b[..len]);

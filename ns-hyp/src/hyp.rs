@@ -4,12 +4,13 @@
 
 use crate::boot;
 use crate::firmware::Firmware;
-use crate::guest;
+use crate::platform::Platform;
 use shared::mm::{self, FramePool, MemKind, PageArea, PAGE_SIZE};
 use shared::smccc::Smc;
 
-/// QEMU virt's PL011 (also what TF-A and the other worlds print on).
-const UART_BASE: usize = 0x0900_0000;
+/// The console before any DTB is read: QEMU virt's PL011 (also what TF-A
+/// and the other worlds print on).
+const EARLY_UART: usize = crate::platform::qemu_virt::UART;
 
 /// Looks for a DTB at x0, then at the fallback address; returns (address, totalsize).
 /// Runs with the MMU off, so any RAM address can be read.
@@ -41,7 +42,7 @@ pub fn hyp_main(x0: u64, cpu: u64) -> ! {
 
     // SAFETY: 0x09000000 is QEMU virt's PL011; the MMU is off, so it is device
     // memory, and it is mapped as Device below before the MMU goes on.
-    shared::console::init(unsafe { shared::console::Pl011::new(UART_BASE) }, "ns-hyp", log::LevelFilter::Info);
+    shared::console::init(unsafe { shared::console::Pl011::new(EARLY_UART) }, "ns-hyp", log::LevelFilter::Info);
     log::info!("NS-EL2 up on cpu {}, x0 {:#x}", cpu, x0);
     let dtb = find_dtb(x0);
 
@@ -55,15 +56,10 @@ pub fn hyp_main(x0: u64, cpu: u64) -> ! {
         let mut t = mm::new_table(pool, mm::El2);
         // The image includes .bss, and so our RX/TX buffers.
         shared::arch::image::map_self(&mut t).expect("map image");
-        mm::map(&mut t, UART_BASE, UART_BASE, PAGE_SIZE, mm::el2_attributes(MemKind::Device, false)).expect("map UART");
-        // QEMU's virtio-mmio slots: ns-hyp drives the virtio-blk device behind the guest's disk.
-        let slots = guest::virtio::SLOTS_BASE;
-        mm::map(&mut t, slots, slots, guest::virtio::SLOTS_SIZE.next_multiple_of(PAGE_SIZE), mm::el2_attributes(MemKind::Device, false)).expect("map virtio-mmio");
-        // The physical GIC (distributor and every CPU's redistributor) and the
-        // guest's RAM (for its DTB, instruction reads on MMIO decode, and virtio DMA).
-        let gic = mm::el2_attributes(MemKind::Device, false);
-        mm::map(&mut t, guest::gic::GICD, guest::gic::GICD, guest::gic::GICD_SIZE, gic).expect("map GICD");
-        mm::map(&mut t, guest::gic::GICR, guest::gic::GICR, guest::gic::GICR_STRIDE * 8, gic).expect("map GICR");
+        mm::map(&mut t, EARLY_UART, EARLY_UART, PAGE_SIZE, mm::el2_attributes(MemKind::Device, false)).expect("map UART");
+        // The guest's RAM (for its DTB, instruction reads on MMIO decode, and
+        // virtio DMA).  The other devices are mapped once the DTB says where
+        // they are (`map_devices`).
         let ram = (crate::vm::layout::RAM_PA as usize, crate::vm::layout::DEFAULT_RAM_SIZE as usize);
         mm::map(&mut t, ram.0, ram.0, ram.1, mm::el2_attributes(MemKind::ReadWrite, false)).expect("map guest RAM");
         if let Some((addr, size)) = dtb {
@@ -100,6 +96,7 @@ pub fn hyp_main(x0: u64, cpu: u64) -> ! {
         }
         None => log::warn!("no DTB found (x0 {:#x}, fallback {:#x}): default settings", x0, boot::DTB_FALLBACK),
     }
+    map_devices(&mut map.lock(), crate::platform::init(Platform::from_dtb(&cfg.devices)));
 
     let firmware = Firmware::detect(&Smc);
     log::info!("firmware: {}", firmware.describe());
@@ -152,6 +149,24 @@ fn test_modes(cfg: &boot::BootConfig, firmware: Firmware, pool: &'static spin::M
 #[cfg(not(feature = "test-modes"))]
 fn test_modes(_: &boot::BootConfig, _: Firmware, _: &'static spin::Mutex<FramePool>) -> bool {
     false
+}
+
+/// Maps the platform's devices (identity, Device memory) into the live EL2
+/// map: each range is new, so no break-before-make is needed (aarch64-paging
+/// maps unmapped ranges of an active table).  A UART other than the early one
+/// becomes the console.
+fn map_devices(map: &mut mm::El2Map, p: &Platform) {
+    let dev = mm::el2_attributes(MemKind::Device, false);
+    if p.uart != EARLY_UART {
+        mm::map(map, p.uart, p.uart, PAGE_SIZE, dev).expect("map UART");
+        // SAFETY: the DTB's PL011, mapped as Device memory just above.
+        shared::console::init(unsafe { shared::console::Pl011::new(p.uart) }, "ns-hyp", log::LevelFilter::Info);
+    }
+    // The virtio-mmio slots: ns-hyp drives the virtio-blk device behind the guest's disk.
+    mm::map(map, p.virtio_mmio, p.virtio_mmio, p.virtio_mmio_size.next_multiple_of(PAGE_SIZE), dev).expect("map virtio-mmio");
+    // The physical GIC: the distributor and 8 CPUs' redistributors.
+    mm::map(map, p.gicd, p.gicd, crate::platform::GICD_SIZE, dev).expect("map GICD");
+    mm::map(map, p.gicr, p.gicr, crate::platform::GICR_STRIDE * 8, dev).expect("map GICR");
 }
 
 /// Physical CPUs available for vCPUs: from the DTB's /cpus when we read it, else 1.

@@ -18,6 +18,7 @@ mod bench;
 mod boot;
 mod firmware;
 mod line;
+mod platform;
 #[cfg(any(test, feature = "test-modes"))]
 mod probe;
 mod realm;

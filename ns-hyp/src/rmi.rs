@@ -63,14 +63,14 @@ fn check_not_supported(x0: u64) -> Result<(), RmiError> {
     }
 }
 
-/// RMI_VERSION with the requested interface version in x1 (DEN0137 B4.3.x RMI_VERSION).
+/// RMI_VERSION with the requested interface version in x1 (DEN0137, RMI_VERSION).
 pub fn version<C: Conduit>(c: &C, requested: u64) -> Result<VersionReply, RmiError> {
     let r = c.call(rmi::RMI_VERSION, shared::smccc::args(&[requested]));
     check_not_supported(r[0])?;
     Ok(VersionReply { status: r[0], lower: RmiVersion::from_reg(r[1]), higher: RmiVersion::from_reg(r[2]) })
 }
 
-/// RMI_FEATURES(index): the feature register in x1 (DEN0137 B4.3.x RMI_FEATURES).
+/// RMI_FEATURES(index): the feature register in x1 (DEN0137, RMI_FEATURES).
 pub fn features<C: Conduit>(c: &C, index: u64) -> Result<u64, RmiError> {
     let r = c.call(rmi::RMI_FEATURES, shared::smccc::args(&[index]));
     check_not_supported(r[0])?;

@@ -10,7 +10,9 @@ pub trait ConsoleOut: Send {
     fn put_byte(&mut self, byte: u8);
 }
 
-/// The transmit half of an Arm PL011 UART (DDI0183).
+/// An Arm PL011 UART (DDI0183): transmit for the console, and the receive
+/// side and interrupt control for a driver that takes input (ns-hyp's guest
+/// console).
 pub struct Pl011 {
     base: usize,
 }
@@ -19,6 +21,20 @@ pub struct Pl011 {
 const UARTDR: usize = 0x000;
 const UARTFR: usize = 0x018;
 const UARTFR_TXFF: u32 = 1 << 5;
+/// UARTFR.RXFE: the receive FIFO is empty.
+const UARTFR_RXFE: u32 = 1 << 4;
+/// Control, interrupt mask set/clear and interrupt clear registers (DDI0183,
+/// UARTCR, UARTIMSC, UARTICR).
+const UARTCR: usize = 0x030;
+const UARTIMSC: usize = 0x038;
+const UARTICR: usize = 0x044;
+/// UARTCR: UARTEN, TXE, RXE.
+const UARTCR_UARTEN_TXE_RXE: u32 = 1 | 1 << 8 | 1 << 9;
+/// The receive interrupt (RXIM/RXIC) and receive timeout interrupt (RTIM/RTIC)
+/// bits of UARTIMSC and UARTICR.
+pub const PL011_INT_RX: u32 = 1 << 4 | 1 << 6;
+/// Every interrupt bit of UARTICR.
+pub const PL011_INT_ALL: u32 = 0x7ff;
 
 impl Pl011 {
     /// # Safety
@@ -30,6 +46,37 @@ impl Pl011 {
 
     pub fn base(&self) -> usize {
         self.base
+    }
+
+    fn read(&self, off: usize) -> u32 {
+        // SAFETY: `new`'s contract says `base` points at PL011 registers.
+        unsafe { core::ptr::read_volatile((self.base + off) as *const u32) }
+    }
+
+    fn write(&self, off: usize, v: u32) {
+        // SAFETY: as in `read`.
+        unsafe { core::ptr::write_volatile((self.base + off) as *mut u32, v) }
+    }
+
+    /// Sets UARTCR's UARTEN, TXE and RXE, keeping its other bits.
+    pub fn enable_tx_rx(&self) {
+        let cr = self.read(UARTCR);
+        self.write(UARTCR, cr | UARTCR_UARTEN_TXE_RXE);
+    }
+
+    /// UARTIMSC: which interrupts are unmasked.
+    pub fn set_interrupt_mask(&self, mask: u32) {
+        self.write(UARTIMSC, mask);
+    }
+
+    /// UARTICR: clears these interrupts.
+    pub fn clear_interrupts(&self, bits: u32) {
+        self.write(UARTICR, bits);
+    }
+
+    /// One received byte, if the receive FIFO holds one (UARTFR.RXFE clear).
+    pub fn read_byte(&self) -> Option<u8> {
+        (self.read(UARTFR) & UARTFR_RXFE == 0).then(|| self.read(UARTDR) as u8)
     }
 }
 

@@ -7,33 +7,29 @@
 pub mod gic;
 #[cfg(feature = "test-modes")]
 pub mod selftest;
-mod sysreg;
+mod id_regs;
 pub mod virtio;
 
+use aarch64_cpu::registers::{Readable, Writeable, ESR_EL2, FAR_EL2, HCR_EL2, HPFAR_EL2, ICH_HCR_EL2};
 use crate::vm::config::{GuestConfig, MAX_VCPUS};
 use crate::vm::decode::{self, Access};
+use crate::vm::exit::{Esr, ExceptionClass, ExitHandler, ExitStat, ExitTable, ESR_IL};
 use crate::vm::layout::*;
 use crate::vm::psci::{self, Power};
 use crate::vm::sched;
 use crate::vm::stats::{ExitKind, ExitStats, Phase, Snapshot};
+use crate::vm::sysreg::{self, SysRegAccess, SysRegIss};
 use crate::vm::vgic::{lr, Kick};
 use crate::vm::{Mmio, Vm};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use shared::arch::{El1SysRegs, GuestRegs, PacKeys};
+use shared::console::{ConsoleOut, Pl011, PL011_INT_ALL, PL011_INT_RX};
 use shared::mm::{self, FramePool, MemKind};
 use shared::{read_sysreg, write_sysreg};
 
-/// HCR_EL2 for a Linux guest (DDI0487 D19.2.x): Stage-2 on (VM), set/way
-/// invalidation as clean+invalidate (SWIO), physical FIQ/IRQ/SError to EL2
-/// (FMO/IMO/AMO, which also enables the virtual interrupts), broadcast TLB and
-/// cache maintenance (FB, BSU = inner shareable), trap WFI/WFE (TWI/TWE), ID
-/// group 3 (TID3), SMC (TSC), ACTLR (TACR); EL1 is AArch64 (RW); pointer
-/// authentication instructions and keys not trapped (API/APK).
-const HCR: u64 = 1 | 1 << 1 | 1 << 3 | 1 << 4 | 1 << 5 | 1 << 9 | 1 << 10 | 1 << 13 | 1 << 14 | 1 << 18 | 1 << 19 | 1 << 21 | 1 << 31 | 1 << 40 | 1 << 41;
 const VMID: u64 = 1;
 /// Scheduler quantum when vCPUs share a physical CPU.
 const QUANTUM_US: u64 = 4000;
-const UART_BASE: usize = 0x0900_0000;
 
 static VM: spin::Once<spin::Mutex<Vm>> = spin::Once::new();
 /// The guest's Stage-2 table.  Marked active: a change to it goes through
@@ -131,13 +127,10 @@ pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FrameP
     gic::init_distributor();
     gic::enable_spi(UART_INTID, 0);
     // Real UART: receive interrupts on (RX, RX timeout), UART/TX/RX enabled.
-    // SAFETY: the PL011 is mapped as Device memory at EL2.
-    unsafe {
-        core::ptr::write_volatile((UART_BASE + 0x44) as *mut u32, 0x7ff);
-        core::ptr::write_volatile((UART_BASE + 0x38) as *mut u32, 0x50);
-        let cr = core::ptr::read_volatile((UART_BASE + 0x30) as *const u32);
-        core::ptr::write_volatile((UART_BASE + 0x30) as *mut u32, cr | 0x301);
-    }
+    let uart = real_uart();
+    uart.clear_interrupts(PL011_INT_ALL);
+    uart.set_interrupt_mask(PL011_INT_RX);
+    uart.enable_tx_rx();
     READY.store(true, Ordering::Release);
 
     unsafe extern "C" {
@@ -193,7 +186,7 @@ fn setup_el2(cpu: usize) {
     unsafe {
         write_sysreg!(vtcr_el2, shared::arch::mmu::vtcr());
         write_sysreg!(vttbr_el2, VTTBR.load(Ordering::Relaxed));
-        write_sysreg!(hcr_el2, HCR);
+        HCR_EL2.set(crate::vm::el2::hcr());
         // EL1 may read the physical counter, not program the physical timer (CNTHCTL_EL2.EL1PCTEN only).
         write_sysreg!(cnthctl_el2, 1);
         write_sysreg!(cntvoff_el2, 0);
@@ -438,7 +431,7 @@ fn save(c: &mut Cpu, v: usize) {
 /// decides again after every exit.
 fn handle_irqs(c: &mut Cpu) {
     let mut kick = 0;
-    // ISR_EL1.I: a physical IRQ is pending (DDI0487 D19.2.x).  Reading it is
+    // ISR_EL1.I: a physical IRQ is pending (DDI0487, ISR_EL1).  Reading it is
     // cheap where an ICC_IAR1_EL1 read that finds nothing is not (under
     // QEMU's TCG every GIC system register access takes its global lock).
     while read_sysreg!(isr_el1) & (1 << 7) != 0 {
@@ -489,8 +482,8 @@ fn handle_irqs(c: &mut Cpu) {
                         }
                     }
                 }
-                // SAFETY: the virtual CPU interface; UIE is re-armed at the next entry if needed.
-                unsafe { write_sysreg!(ich_hcr_el2, 1) };
+                // The virtual CPU interface; UIE is re-armed at the next entry if needed.
+                ICH_HCR_EL2.set(1);
                 c.hw_hcr = 1;
                 gic::eoi(i);
                 gic::deactivate(i);
@@ -515,8 +508,8 @@ fn run_once(c: &mut Cpu, v: usize) -> Exit {
         // ICH_HCR_EL2: En, and UIE (maintenance when the LRs run nearly empty) if some wait.
         let hcr = 1 | if overflow { 2 } else { 0 };
         if hcr != c.hw_hcr {
-            // SAFETY: the virtual CPU interface of the vCPU about to run.
-            unsafe { write_sysreg!(ich_hcr_el2, hcr) };
+            // The virtual CPU interface of the vCPU about to run.
+            ICH_HCR_EL2.set(hcr);
             c.hw_hcr = hcr;
         }
     }
@@ -565,7 +558,7 @@ fn run_once(c: &mut Cpu, v: usize) -> Exit {
             Exit::Continue
         }
         _ => {
-            log::warn!("vCPU {}: exception vector {} from the guest, esr {:#x}", v, vector, read_sysreg!(esr_el2));
+            log::warn!("vCPU {}: exception vector {} from the guest, esr {:#x}", v, vector, ESR_EL2.get());
             Exit::Continue
         }
     }
@@ -604,54 +597,75 @@ fn set_base_reg(r: &mut GuestRegs, n: u8, v: u64) {
     }
 }
 
+/// A guest exit handler: the vCPU's context and the exit's syndrome.
+type ExitFn = fn(&mut Cpu, usize, &mut Vcpu, Esr) -> Exit;
+
+/// ESR_EL2.EC → handler and exit counter (KVM's `arm_exit_handlers[]`).  The
+/// statistics and the handling both read this one table.
+static EXIT_HANDLERS: ExitTable<ExitFn> = ExitTable::new(
+    &[
+        ExitHandler { ec: ExceptionClass::WFx, stat: ExitStat::WfiOrWfe, handle: handle_wfx },
+        ExitHandler { ec: ExceptionClass::HVC64, stat: ExitStat::Kind(ExitKind::Hvc), handle: handle_hvc },
+        ExitHandler { ec: ExceptionClass::SMC64, stat: ExitStat::Kind(ExitKind::Smc), handle: handle_smc },
+        ExitHandler { ec: ExceptionClass::SysReg, stat: ExitStat::Kind(ExitKind::SysReg), handle: handle_sysreg },
+        // Counted by the device the access hits (`data_abort`).
+        ExitHandler { ec: ExceptionClass::DataAbortLowerEL, stat: ExitStat::ByHandler, handle: handle_data_abort },
+        ExitHandler { ec: ExceptionClass::InstrAbortLowerEL, stat: ExitStat::Kind(ExitKind::Other), handle: handle_instr_abort },
+    ],
+    handle_unknown,
+);
+
 fn sync_exit(c: &mut Cpu, v: usize, vc: &mut Vcpu) -> Exit {
-    let esr = read_sysreg!(esr_el2);
-    let ec = (esr >> 26) & 0x3f;
-    let iss = esr & 0x1ff_ffff;
+    let esr = Esr(ESR_EL2.get());
+    let row = EXIT_HANDLERS.get(esr);
+    if let Some(k) = row.stat.kind(esr.iss()) {
+        STATS.exit(c.id, k);
+    }
+    (row.handle)(c, v, vc, esr)
+}
+
+/// WFI/WFE (ISS.TI bit 0): wait for an interrupt, or give up the slice.
+fn handle_wfx(_: &mut Cpu, _: usize, vc: &mut Vcpu, esr: Esr) -> Exit {
+    vc.regs.elr += 4;
+    if esr.iss() & 1 == 0 { Exit::Wait } else { Exit::Yield }
+}
+
+fn handle_hvc(c: &mut Cpu, v: usize, vc: &mut Vcpu, _: Esr) -> Exit {
+    firmware_call(c, v, &mut vc.regs)
+}
+
+fn handle_smc(c: &mut Cpu, v: usize, vc: &mut Vcpu, _: Esr) -> Exit {
+    vc.regs.elr += 4; // SMC: the preferred return is the SMC itself
+    firmware_call(c, v, &mut vc.regs)
+}
+
+fn handle_sysreg(c: &mut Cpu, v: usize, vc: &mut Vcpu, esr: Esr) -> Exit {
+    sysreg_trap(c, v, &mut vc.regs, esr.iss());
+    Exit::Continue
+}
+
+fn handle_data_abort(_: &mut Cpu, v: usize, vc: &mut Vcpu, esr: Esr) -> Exit {
+    data_abort(v, &mut vc.regs, esr.iss());
+    Exit::Continue
+}
+
+fn handle_instr_abort(_: &mut Cpu, _: usize, vc: &mut Vcpu, _: Esr) -> Exit {
+    if transient_fault() {
+        return Exit::Continue;
+    }
+    // Instruction fetch from an IPA with nothing mapped: the guest gets an
+    // external abort on the fetch (Instruction Abort, IFSC 0b010000).
     let r = &mut vc.regs;
-    match ec {
-        0x01 => STATS.exit(c.id, if iss & 1 == 0 { ExitKind::Wfi } else { ExitKind::Wfe }),
-        0x16 => STATS.exit(c.id, ExitKind::Hvc),
-        0x17 => STATS.exit(c.id, ExitKind::Smc),
-        0x18 => STATS.exit(c.id, ExitKind::SysReg),
-        0x24 => {}
-        _ => STATS.exit(c.id, ExitKind::Other),
-    }
-    match ec {
-        0x01 => {
-            r.elr += 4;
-            if iss & 1 == 0 { Exit::Wait } else { Exit::Yield }
-        }
-        0x16 | 0x17 => {
-            if ec == 0x17 {
-                r.elr += 4; // SMC: the preferred return is the SMC itself
-            }
-            firmware_call(c, v, r)
-        }
-        0x18 => {
-            sysreg_trap(c, v, r, iss);
-            Exit::Continue
-        }
-        0x24 => {
-            data_abort(v, r, iss);
-            Exit::Continue
-        }
-        0x20 => {
-            if transient_fault() {
-                return Exit::Continue;
-            }
-            // Instruction fetch from an IPA with nothing mapped: the guest gets
-            // an external abort on the fetch (EC 0x20/0x21, IFSC 0x10).
-            let from_el0 = r.spsr & 0xf == 0;
-            inject_sync(r, (if from_el0 { 0x20 } else { 0x21 }) << 26 | 1 << 25 | 0x10, Some(read_sysreg!(far_el2)));
-            Exit::Continue
-        }
-        _ => {
-            log::warn!("vCPU {}: unhandled trap esr {:#x} at {:#x}: UNDEFINED to the guest", v, esr, r.elr);
-            inject_undef(r);
-            Exit::Continue
-        }
-    }
+    let from_el0 = r.spsr & 0xf == 0;
+    let ec = if from_el0 { ExceptionClass::InstrAbortLowerEL } else { ExceptionClass::InstrAbortSameEL };
+    inject_sync(r, ec.esr() | ESR_IL | 0x10, Some(FAR_EL2.get()));
+    Exit::Continue
+}
+
+fn handle_unknown(_: &mut Cpu, v: usize, vc: &mut Vcpu, esr: Esr) -> Exit {
+    log::warn!("vCPU {}: unhandled trap esr {:#x} ({:?}) at {:#x}: UNDEFINED to the guest", v, esr.0, ExceptionClass::from_ec(esr.ec()), vc.regs.elr);
+    inject_undef(&mut vc.regs);
+    Exit::Continue
 }
 
 fn firmware_call(c: &mut Cpu, v: usize, r: &mut GuestRegs) -> Exit {
@@ -697,42 +711,28 @@ fn firmware_call(c: &mut Cpu, v: usize, r: &mut GuestRegs) -> Exit {
     }
 }
 
+/// A trapped MSR/MRS, emulated by its row in `vm::sysreg::SYS_REGS`.
 fn sysreg_trap(c: &mut Cpu, v: usize, r: &mut GuestRegs, iss: u64) {
-    let op0 = (iss >> 20) & 3;
-    let op2 = ((iss >> 17) & 7) as u8;
-    let op1 = (iss >> 14) & 7;
-    let crn = (iss >> 10) & 0xf;
-    let rt = ((iss >> 5) & 0x1f) as u8;
-    let crm = ((iss >> 1) & 0xf) as u8;
-    let read = iss & 1 == 1;
-    match (op0, op1, crn, crm, op2, read) {
-        // ICC_SGI1R_EL1 (IHI0069H §12.2.x): SGIs between vCPUs.
-        (3, 0, 12, 11, 5, false) => {
-            let kick = vm().vgic.send_sgi(v, reg(r, rt));
+    let i = SysRegIss::decode(iss);
+    let Some(row) = sysreg::find(&i) else {
+        log::warn!("vCPU {}: system register trap op0 {} op1 {} CRn {} CRm {} op2 {} ({}): UNDEFINED", v, i.op0, i.op1, i.crn, i.crm, i.op2, if i.read { "read" } else { "write" });
+        inject_undef(r);
+        return;
+    };
+    match row.access {
+        SysRegAccess::GenerateSgi1 => {
+            let kick = vm().vgic.send_sgi(v, reg(r, i.rt));
             deliver(kick, c.id);
         }
-        // ICC_ASGI1R_EL1 / ICC_SGI0R_EL1: Group 0 SGIs do not exist in a DS=1 guest using Group 1 only.
-        (3, 0, 12, 11, 6 | 7, false) => {}
-        (3, 0, 0, 1..=7, _, true) => {
-            let val = crate::vm::idregs::sanitize(crm, op2, sysreg::read_id(crm, op2));
-            set_reg(r, rt, val);
+        SysRegAccess::WriteIgnored => {}
+        SysRegAccess::IdRegister => {
+            let val = crate::vm::idregs::sanitize(i.crm, i.op2, id_regs::read_id(i.crm, i.op2));
+            set_reg(r, i.rt, val);
         }
-        // CNTP_TVAL/CTL/CVAL_EL0: the guest uses the virtual timer; the physical one reads as off.
-        (3, 3, 14, 2, 0..=2, _) => {
-            if read {
-                set_reg(r, rt, 0);
+        SysRegAccess::Raz => {
+            if i.read {
+                set_reg(r, i.rt, 0);
             }
-        }
-        // ACTLR_EL1 (HCR_EL2.TACR): IMPLEMENTATION DEFINED, nothing to offer.
-        (3, 0, 1, 0, 1, _) => {
-            if read {
-                set_reg(r, rt, 0);
-            }
-        }
-        _ => {
-            log::warn!("vCPU {}: system register trap op0 {} op1 {} CRn {} CRm {} op2 {} ({}): UNDEFINED", v, op0, op1, crn, crm, op2, if read { "read" } else { "write" });
-            inject_undef(r);
-            return;
         }
     }
     r.elr += 4;
@@ -758,8 +758,8 @@ fn guest_va_to_pa(va: u64) -> Option<u64> {
 /// Only a translation fault (DFSC/IFSC 0b0001xx) can be one: a permission
 /// fault on a mapped page would retry forever.
 fn transient_fault() -> bool {
-    let translation_fault = read_sysreg!(esr_el2) & 0x3c == 0x04;
-    let ipa = (read_sysreg!(hpfar_el2) >> 4 & 0xff_ffff_ffff) << 12;
+    let translation_fault = ESR_EL2.get() & 0x3c == 0x04;
+    let ipa = (HPFAR_EL2.get() >> 4 & 0xff_ffff_ffff) << 12;
     translation_fault
         && (RAM_IPA..RAM_IPA + RAM_SIZE.load(Ordering::Relaxed)).contains(&ipa)
         && STAGE2.get().is_some_and(|t| mm::translate(&t.lock(), ipa as usize).is_some())
@@ -769,15 +769,15 @@ fn data_abort(v: usize, r: &mut GuestRegs, iss: u64) {
     if transient_fault() {
         return;
     }
-    let far = read_sysreg!(far_el2);
-    let hpfar = read_sysreg!(hpfar_el2);
+    let far = FAR_EL2.get();
+    let hpfar = HPFAR_EL2.get();
     let ipa = ((hpfar >> 4) & 0xff_ffff_ffff) << 12 | (far & 0xfff);
     let write = iss & (1 << 6) != 0;
     let from_el0 = r.spsr & 0xf == 0;
     let abort = |r: &mut GuestRegs, why: &str| {
         log::info!("vCPU {}: data abort at IPA {:#x} (pc {:#x}, {}): external abort to the guest", v, ipa, r.elr, why);
-        let ec = if from_el0 { 0x24 } else { 0x25 };
-        inject_sync(r, ec << 26 | 1 << 25 | if write { 1 << 6 } else { 0 } | 0x10, Some(far));
+        let ec = if from_el0 { ExceptionClass::DataAbortLowerEL } else { ExceptionClass::DataAbortSameEL };
+        inject_sync(r, ec.esr() | ESR_IL | if write { 1 << 6 } else { 0 } | 0x10, Some(far));
     };
     // Stage-2 fault on the guest's own table walk (S1PTW): its tables are outside RAM.
     if iss & (1 << 7) != 0 {
@@ -870,34 +870,31 @@ fn data_abort(v: usize, r: &mut GuestRegs, iss: u64) {
 fn drain_uart() -> Kick {
     let mut vm = vm();
     let mut kick = 0;
-    // SAFETY: the real PL011, mapped as Device memory.
-    unsafe {
-        // Clear the receive interrupts (UARTICR RXIC|RTIC) BEFORE emptying the
-        // FIFO: a byte that lands after the last RXFE check raises them again.
-        // Cleared after the loop, that byte's interrupt would be lost and it
-        // would sit in the FIFO while the guest waits for input.
-        core::ptr::write_volatile((UART_BASE + 0x44) as *mut u32, 0x50);
-        while vm.uart_rx_room() && core::ptr::read_volatile((UART_BASE + 0x18) as *const u32) & (1 << 4) == 0 {
-            let b = core::ptr::read_volatile(UART_BASE as *const u32) as u8;
-            kick |= vm.uart_rx(b);
-        }
-        core::ptr::write_volatile((UART_BASE + 0x38) as *mut u32, if vm.uart_rx_room() { 0x50 } else { 0 });
+    let uart = real_uart();
+    // Clear the receive interrupts (UARTICR RXIC|RTIC) BEFORE emptying the
+    // FIFO: a byte that lands after the last RXFE check raises them again.
+    // Cleared after the loop, that byte's interrupt would be lost and it
+    // would sit in the FIFO while the guest waits for input.
+    uart.clear_interrupts(PL011_INT_RX);
+    while vm.uart_rx_room() {
+        let Some(b) = uart.read_byte() else { break };
+        kick |= vm.uart_rx(b);
     }
+    uart.set_interrupt_mask(if vm.uart_rx_room() { PL011_INT_RX } else { 0 });
     kick
+}
+
+/// The real PL011 (`platform`), shared with ns-hyp's console.
+fn real_uart() -> Pl011 {
+    // SAFETY: the platform's PL011, mapped as Device memory at EL2 (hyp.rs).
+    unsafe { Pl011::new(crate::platform::get().uart) }
 }
 
 /// One byte of the guest's console to the real PL011.  UARTFR is checked
 /// before every byte: the UART is shared (ns-hyp's own log on every CPU, and
 /// under TF-A the other worlds), so no earlier look at its FIFO stays true.
 fn uart_tx(b: u8) {
-    const FR_TXFF: u32 = 1 << 5;
-    // SAFETY: the real PL011's data and flag registers.
-    unsafe {
-        while core::ptr::read_volatile((UART_BASE + 0x18) as *const u32) & FR_TXFF != 0 {
-            core::hint::spin_loop();
-        }
-        core::ptr::write_volatile(UART_BASE as *mut u32, b as u32);
-    }
+    real_uart().put_byte(b);
 }
 
 /// Takes a synchronous exception to the guest's EL1 (DDI0487 D1.10: vector
@@ -926,6 +923,6 @@ fn inject_sync(r: &mut GuestRegs, esr: u64, far: Option<u64>) {
 }
 
 fn inject_undef(r: &mut GuestRegs) {
-    inject_sync(r, 1 << 25, None);
+    inject_sync(r, ExceptionClass::Unknown.esr() | ESR_IL, None);
 }
 

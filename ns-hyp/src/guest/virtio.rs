@@ -12,9 +12,9 @@ use virtio_drivers::device::blk::VirtIOBlk;
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 
-/// QEMU virt's virtio-mmio transports: 32 slots of 0x200 bytes (hw/arm/virt.c's memory map).
-pub const SLOTS_BASE: usize = 0x0a00_0000;
-pub const SLOTS_SIZE: usize = 32 * 0x200;
+/// Each virtio-mmio transport's register block (QEMU virt: 0x200 bytes apart,
+/// from `platform::get().virtio_mmio`).
+const SLOT_SIZE: usize = 0x200;
 
 /// Memory for the driver's virtqueues: identity-mapped (it is in our image),
 /// so its VA is the PA the device uses.  Never freed (the device lives as long as ns-hyp).
@@ -113,8 +113,9 @@ static DEVICE: spin::Once<Option<spin::Mutex<Device>>> = spin::Once::new();
 /// up.  None: the guest's slot stays empty.
 pub fn init() {
     DEVICE.call_once(|| {
-        for slot in 0..32 {
-            let base = SLOTS_BASE + slot * 0x200;
+        let p = crate::platform::get();
+        for slot in 0..p.virtio_mmio_size / SLOT_SIZE {
+            let base = p.virtio_mmio + slot * SLOT_SIZE;
             // SAFETY: the slots are mapped as Device memory at EL2; magic and
             // DeviceID are read-only registers with no side effects.
             let (magic, id) = unsafe { (core::ptr::read_volatile(base as *const u32), core::ptr::read_volatile((base + 8) as *const u32)) };

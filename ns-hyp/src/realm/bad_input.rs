@@ -1,7 +1,7 @@
 //! `quadrant.rmi-tests`: every RMI command given input that must fail, each
 //! answer checked against the exact RmiStatusCode (status and index,
-//! DEN0137 RMM 1.0 B4.4.x) the command's failure conditions (B4.3.x, in the
-//! spec's order) give, then a look at the state that must not have changed.
+//! DEN0137 RMM 1.0, RmiStatusCode) the command's failure conditions (its
+//! "Failure conditions" in DEN0137, in the spec's order) give, then a look at the state that must not have changed.
 //!
 //! Fixture: a Realm in state New with RTTs at level 2 and 3 for
 //! [`IPA_BASE`], one DATA granule at `IPA_BASE`, one REC; two spare

@@ -25,10 +25,10 @@ pub const RTT_LEVEL_START: i64 = 1;
 pub const PAGE: u64 = 0x1000;
 /// Most image pages we load.
 pub const MAX_PAGES: usize = 32;
-/// QEMU's UART0 at the unprotected alias (the top IPA bit, A2.2.x
+/// QEMU's UART0 at the unprotected alias (the top IPA bit, DEN0137
 /// "Protected and unprotected IPA"): an UNASSIGNED_NS address, so the
 /// Realm's accesses exit to us as emulatable MMIO.
-pub const UART_IPA: u64 = (1 << (S2SZ - 1)) | 0x0900_0000;
+pub const UART_IPA: u64 = (1 << (S2SZ - 1)) | crate::platform::qemu_virt::UART as u64;
 /// An unprotected IPA where the Host has no device: a Realm read there is
 /// answered with RmiRecEnter.flags.inject_sea (what a KVM host does for an
 /// access it cannot emulate), which realm-guest's isolation probes expect.
@@ -101,7 +101,7 @@ fn get(buf: &[u8], off: usize) -> u64 {
     u64::from_le_bytes(buf[off..off + 8].try_into().unwrap())
 }
 
-/// RmiRealmParams (B4.4.x) as this Host fills it in.
+/// RmiRealmParams (DEN0137, RmiRealmParams type) as this Host fills it in.
 pub fn realm_params(rtt_base: u64) -> [u8; 4096] {
     let mut p = [0u8; 4096];
     put(&mut p, 0x000, 0); // flags
@@ -114,7 +114,7 @@ pub fn realm_params(rtt_base: u64) -> [u8; 4096] {
     p
 }
 
-/// RmiRecParams (B4.4.x): runnable, MPIDR 0, entry at the image's first byte.
+/// RmiRecParams (DEN0137, RmiRecParams type): runnable, MPIDR 0, entry at the image's first byte.
 pub fn rec_params() -> [u8; 4096] {
     let mut p = [0u8; 4096];
     put(&mut p, 0x000, RMI_REC_FLAG_RUNNABLE);
@@ -225,7 +225,7 @@ impl Realm {
     }
 }
 
-/// The part of RmiRecExit (B4.4.x) a Host acts on.
+/// The part of RmiRecExit (DEN0137, RmiRecExit type) a Host acts on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Exit {
     pub reason: u64,
@@ -260,14 +260,14 @@ impl Exit {
     }
 
     /// The faulting IPA of a data abort exit: HPFAR_EL2.FIPA (bits 43:4 =
-    /// IPA 55:12) and the page offset from FAR (A4.3.x: the RMM exposes
+    /// IPA 55:12) and the page offset from FAR (DEN0137, RmiRecExit.hpfar/far: the RMM exposes
     /// FAR[11:0] only).
     pub fn fault_ipa(&self) -> u64 {
         ((self.hpfar >> 4) << 12) | (self.far & 0xfff)
     }
 }
 
-/// RmiRecEnter (B4.4.x): flags and x0..x7 (the rest zero: no GIC list
+/// RmiRecEnter (DEN0137, RmiRecEnter type): flags and x0..x7 (the rest zero: no GIC list
 /// registers in use, ICH_HCR 0).
 pub fn rec_enter(flags: u64, gprs: &[u64]) -> [u8; 0x800] {
     let mut b = [0u8; 0x800];
@@ -358,7 +358,7 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, r: &Realm, opts: RunO
         enter = rec_enter(0, &[]);
         match e.reason {
             RMI_EXIT_SYNC if (e.esr >> 26) == EC_DABT_LOWER && e.esr & ESR_ISV != 0 => {
-                // An emulatable access at an unprotected IPA (A5.2.x).
+                // An emulatable access at an unprotected IPA (DEN0137, Realm memory: unprotected IPA space).
                 let ipa = e.fault_ipa();
                 s.mmio += 1;
                 if e.esr & ESR_WNR != 0 {

@@ -1,10 +1,10 @@
 //! Decoding a guest's MMIO access from a Stage-2 data abort.
 //!
 //! With ESR_EL2.ISS.ISV = 1 the syndrome describes the access (DDI0487
-//! D24.2.x ESR_EL2, ISS encoding for a Data Abort: SAS, SSE, SRT, SF, WnR).
+//! ESR_EL2, ISS encoding for a Data Abort: SAS, SSE, SRT, SF, WnR).
 //! With ISV = 0 (e.g. LDP/STP, or an access with base writeback) we decode the
 //! instruction ourselves, for the general-purpose load/store forms of
-//! DDI0487 C4.1.x "Loads and Stores" that a kernel's MMIO accessors can
+//! DDI0487 "Loads and Stores" (A64 instruction set encoding) that a kernel's MMIO accessors can
 //! produce; anything else (SIMD/FP registers, exclusives, atomics, prefetch,
 //! unallocated or CONSTRAINED UNPREDICTABLE encodings) is refused, and the
 //! caller injects an abort into the guest rather than guess.
@@ -141,7 +141,7 @@ pub fn from_instruction(insn: u32) -> Result<Access, DecodeError> {
         }
         _ => return Err(DecodeError::Unsupported),
     }
-    // Writeback with Rt == Rn (not XZR/SP) is CONSTRAINED UNPREDICTABLE (DDI0487 K1.2.x).
+    // Writeback with Rt == Rn (not XZR/SP) is CONSTRAINED UNPREDICTABLE (DDI0487, the load/store writeback cases of "CONSTRAINED UNPREDICTABLE behaviors").
     if a.writeback.is_some() && rt == rn && rn != 31 {
         return Err(DecodeError::Malformed);
     }

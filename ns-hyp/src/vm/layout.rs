@@ -10,9 +10,8 @@
 pub const RAM_IPA: u64 = 0x4000_0000;
 /// Default guest RAM size (`quadrant.mem=` in ns-hyp's bootargs changes it).
 pub const DEFAULT_RAM_SIZE: u64 = 1 << 30;
-/// Physical base of guest RAM: the top half of QEMU virt's 2 GiB (0x80000000),
-/// above ns-hyp (0x60000000) and TF-A's NS DTB / the RMM carve-out (0x40000000..).
-pub const RAM_PA: u64 = 0x8000_0000;
+/// Physical base of guest RAM (`platform::qemu_virt::GUEST_RAM`).
+pub const RAM_PA: u64 = crate::platform::qemu_virt::GUEST_RAM;
 /// The guest DTB ns-hyp writes, at the start of guest RAM (the kernel is loaded 2 MiB in).
 pub const DTB_IPA: u64 = RAM_IPA;
 pub const DTB_MAX: usize = 64 << 10;
@@ -20,7 +19,8 @@ pub const DTB_MAX: usize = 64 << 10;
 pub const GICD_IPA: u64 = 0x0800_0000;
 pub const GICD_SIZE: u64 = 0x1_0000;
 pub const GICR_IPA: u64 = 0x080a_0000;
-/// One RD_base + SGI_base frame pair per vCPU (GICv3 §12.10).
+/// One RD_base + SGI_base frame pair per vCPU (IHI0069H, the redistributor
+/// memory map: two 64 KiB frames).
 pub const GICR_STRIDE: u64 = 0x2_0000;
 pub const UART_IPA: u64 = 0x0900_0000;
 pub const UART_SIZE: u64 = 0x1000;

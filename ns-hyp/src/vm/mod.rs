@@ -6,12 +6,15 @@
 pub mod config;
 pub mod decode;
 pub mod dtb;
+pub mod el2;
+pub mod exit;
 pub mod idregs;
 pub mod layout;
 pub mod pl011;
 pub mod psci;
 pub mod sched;
 pub mod stats;
+pub mod sysreg;
 pub mod vgic;
 pub mod virtio_blk;
 

@@ -1,6 +1,6 @@
 //! The guest's PL011 UART (Arm DDI0183G), emulated: transmit goes straight to
 //! the real UART, receive comes from the real UART's RX interrupt through a
-//! small FIFO, and the interrupt line is (RIS & IMSC) != 0 (§3.3.x UARTRIS/UARTMIS).
+//! small FIFO, and the interrupt line is (RIS & IMSC) != 0 (PL011 TRM, UARTRIS and UARTMIS).
 #![cfg_attr(target_os = "none", allow(dead_code))] // the register map is complete; not every name is used
 
 pub const DR: u64 = 0x000;

@@ -3,37 +3,32 @@
 //! guest are refused for now (FF-A with FFA_ERROR NOT_SUPPORTED, DEN0077 §7.2;
 //! everything else with SMCCC NOT_SUPPORTED).
 
-use shared::abi::smccc_id::NOT_SUPPORTED;
+use shared::abi::ffa::{FfaError, FuncId};
+use shared::abi::psci::status;
+pub use shared::abi::psci::{
+    PSCI_AFFINITY_INFO_32 as AFFINITY_INFO_32, PSCI_AFFINITY_INFO_64 as AFFINITY_INFO_64, PSCI_CPU_OFF as CPU_OFF,
+    PSCI_CPU_ON_32 as CPU_ON_32, PSCI_CPU_ON_64 as CPU_ON_64, PSCI_CPU_SUSPEND_32 as CPU_SUSPEND_32,
+    PSCI_CPU_SUSPEND_64 as CPU_SUSPEND_64, PSCI_FEATURES, PSCI_MIGRATE_INFO_TYPE as MIGRATE_INFO_TYPE,
+    PSCI_SYSTEM_OFF as SYSTEM_OFF, PSCI_SYSTEM_RESET as SYSTEM_RESET, PSCI_VERSION,
+};
+use shared::abi::smccc_id::{NOT_SUPPORTED, SMCCC_ARCH_FEATURES, SMCCC_VERSION};
 
-pub const PSCI_VERSION: u32 = 0x8400_0000;
-pub const CPU_SUSPEND_32: u32 = 0x8400_0001;
-pub const CPU_SUSPEND_64: u32 = 0xc400_0001;
-pub const CPU_OFF: u32 = 0x8400_0002;
-pub const CPU_ON_32: u32 = 0x8400_0003;
-pub const CPU_ON_64: u32 = 0xc400_0003;
-pub const AFFINITY_INFO_32: u32 = 0x8400_0004;
-pub const AFFINITY_INFO_64: u32 = 0xc400_0004;
-pub const MIGRATE_INFO_TYPE: u32 = 0x8400_0006;
-pub const SYSTEM_OFF: u32 = 0x8400_0008;
-pub const SYSTEM_RESET: u32 = 0x8400_0009;
-pub const PSCI_FEATURES: u32 = 0x8400_000a;
-pub const SMCCC_VERSION: u32 = 0x8000_0000;
-pub const SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
 /// The null call ns-hyp answers at once (bench: guest null-HVC round trip).
 #[cfg(any(test, feature = "test-modes"))]
 pub const QUADRANT_NULL_HVC: u32 = 0xc600_0000;
 
-/// PSCI return codes (DEN0022E §5.2.2).
-pub const SUCCESS: i64 = 0;
-pub const INVALID_PARAMETERS: i64 = -2;
-pub const ALREADY_ON: i64 = -4;
-pub const ON_PENDING: i64 = -5;
+/// PSCI return codes (DEN0022E §5.2.2), as the 64-bit values x0 carries.
+pub const SUCCESS: i64 = status::SUCCESS as i64;
+pub const INVALID_PARAMETERS: i64 = status::INVALID_PARAMETERS as i64;
+pub const ALREADY_ON: i64 = status::ALREADY_ON as i64;
+pub const ON_PENDING: i64 = status::ON_PENDING as i64;
 /// MIGRATE_INFO_TYPE: "Trusted OS is either not present or does not require migration".
 const MIGRATE_NOT_REQUIRED: i64 = 2;
 
-pub const FFA_ERROR: u64 = 0x8400_0060;
-/// FF-A NOT_SUPPORTED (DEN0077 Table 7.x error codes).
-pub const FFA_NOT_SUPPORTED: u64 = (-1i64) as u64;
+/// FFA_ERROR (SMC32 form).
+pub const FFA_ERROR: u64 = FuncId::Error32 as u64;
+/// FF-A NOT_SUPPORTED (DEN0077, FF-A status codes), sign-extended as x2 carries it.
+pub const FFA_NOT_SUPPORTED: u64 = FfaError::NotSupported as i64 as u64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Power {

@@ -1,7 +1,7 @@
 //! The guest's GICv3 (IHI0069H): an emulated distributor (GICD) and one
 //! emulated redistributor (GICR) per vCPU, behind Stage-2 faults, feeding the
 //! hardware's virtual CPU interface through the ICH_LR<n>_EL2 list registers
-//! (§12.5 "GIC virtualization").  This module is the state and the register
+//! (IHI0069H, "GIC support for virtualization", ICH_LR<n>_EL2).  This module is the state and the register
 //! semantics; `guest/` moves list-register values to and from the hardware.
 //!
 //! The guest sees a GIC with one Security state (GICD_CTLR.DS = 1), affinity
@@ -9,11 +9,13 @@
 
 use super::config::MAX_VCPUS;
 
+pub mod mmio;
+
 pub const NR_SPIS: usize = 64;
 pub const NR_IRQS: usize = 32 + NR_SPIS;
 pub const MAX_LRS: usize = 16;
 
-/// ICH_LR<n>_EL2 fields (IHI0069H §12.5.x).
+/// ICH_LR<n>_EL2 fields (IHI0069H, ICH_LR<n>_EL2).
 #[cfg_attr(target_os = "none", allow(dead_code))]
 pub mod lr {
     pub const STATE_SHIFT: u32 = 62;
@@ -34,7 +36,7 @@ pub mod lr {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Irq {
     pub enabled: bool,
     /// Latched pending state (edge, software-set, or a level line seen high).
@@ -119,7 +121,7 @@ impl Vgic {
     /// Pending again while its previous instance is still in a list register
     /// (typically active: the guest is handling it).  An edge-triggered
     /// software interrupt is then made pending+active in that LR at the next
-    /// entry (IHI0069H §12.5.x: state 0b11), so it is taken right after the
+    /// entry (IHI0069H, ICH_LR<n>_EL2.State 0b11: pending and active), so it is taken right after the
     /// guest deactivates the first one; without that it would wait for the
     /// vCPU's next exit, which for an idle vCPU is its next timer tick.
     fn repending(&self, i: &Irq) -> bool {
@@ -157,7 +159,7 @@ impl Vgic {
 
     /// The physical virtual-timer interrupt fired while `vcpu` was loaded: make
     /// the virtual one pending, HW-linked (the guest's deactivation deactivates
-    /// the physical interrupt, IHI0069H §12.5.x ICH_LR.HW).
+    /// the physical interrupt, IHI0069H, ICH_LR<n>_EL2.HW).
     pub fn raise_hw(&mut self, vcpu: usize, intid: u32) -> Kick {
         if let Some(i) = self.irq_mut(vcpu, intid) {
             i.hw = true;
@@ -173,7 +175,7 @@ impl Vgic {
         }
     }
 
-    /// ICC_SGI1R_EL1 written by `from` (IHI0069H §12.2.x): returns the vCPUs to kick.
+    /// ICC_SGI1R_EL1 written by `from` (IHI0069H, ICC_SGI1R_EL1): returns the vCPUs to kick.
     pub fn send_sgi(&mut self, from: usize, v: u64) -> Kick {
         let intid = ((v >> 24) & 0xf) as u32;
         let irm = v & (1 << 40) != 0;
@@ -299,207 +301,6 @@ impl Vgic {
                     i.in_lr = false;
                 }
             }
-        }
-    }
-
-    // ---- MMIO ----
-
-    /// Bit-per-interrupt register bank access (IGROUPR, ISENABLER, ...):
-    /// returns the bits of INTIDs base..base+32 of `vcpu`'s view.
-    fn bits_read(&self, vcpu: usize, base: u32, f: impl Fn(&Irq) -> bool) -> u64 {
-        let mut v = 0u64;
-        for b in 0..32 {
-            if let Some(i) = self.irq(vcpu, base + b) {
-                if f(i) {
-                    v |= 1 << b;
-                }
-            }
-        }
-        v
-    }
-
-    fn bits_write(&mut self, vcpu: usize, base: u32, val: u64, f: impl Fn(&mut Irq, bool)) -> Kick {
-        let mut kick = 0;
-        for b in 0..32 {
-            let intid = base + b;
-            if let Some(i) = self.irq_mut(vcpu, intid) {
-                f(i, val & (1 << b) != 0);
-                let t = if intid >= 32 { self.spi_target(intid) } else { vcpu };
-                kick |= self.kick_if_deliverable(t, intid);
-            }
-        }
-        kick
-    }
-
-    /// Shared register layout of GICD (for SPIs, `vcpu` unused) and GICR's SGI frame (private).
-    fn bank_read(&self, vcpu: usize, off: u64, size: u8, first: u32) -> Option<u64> {
-        let n = |o: u64| first + ((off - o) * 8) as u32;
-        Some(match off {
-            0x080..=0x0ff => self.bits_read(vcpu, n(0x080), |i| i.group1),
-            0x100..=0x17f => self.bits_read(vcpu, n(0x100), |i| i.enabled),
-            0x180..=0x1ff => self.bits_read(vcpu, n(0x180), |i| i.enabled),
-            0x200..=0x27f => self.bits_read(vcpu, n(0x200), |i| i.pending || i.in_lr),
-            0x280..=0x2ff => self.bits_read(vcpu, n(0x280), |i| i.pending || i.in_lr),
-            0x300..=0x3ff => 0, // active state lives in the list registers
-            0x400..=0x7ff => {
-                let mut v = 0;
-                for b in 0..size as u64 {
-                    let intid = first + (off - 0x400 + b) as u32;
-                    v |= (self.irq(vcpu, intid).map_or(0, |i| i.priority) as u64) << (8 * b);
-                }
-                v
-            }
-            0xc00..=0xcff => {
-                let base = first + ((off - 0xc00) * 4) as u32;
-                let mut v = 0;
-                for b in 0..16 {
-                    if self.irq(vcpu, base + b).is_some_and(|i| i.edge) {
-                        v |= 2 << (2 * b);
-                    }
-                }
-                v
-            }
-            0xd00..=0xd7f => 0, // IGRPMODR: one Security state
-            _ => return None,
-        })
-    }
-
-    fn bank_write(&mut self, vcpu: usize, off: u64, size: u8, val: u64, first: u32) -> Option<Kick> {
-        let n = |o: u64| first + ((off - o) * 8) as u32;
-        Some(match off {
-            0x080..=0x0ff => self.bits_write(vcpu, n(0x080), val, |i, b| i.group1 = b),
-            0x100..=0x17f => self.bits_write(vcpu, n(0x100), val, |i, b| i.enabled |= b),
-            0x180..=0x1ff => self.bits_write(vcpu, n(0x180), val, |i, b| i.enabled &= !b),
-            0x200..=0x27f => self.bits_write(vcpu, n(0x200), val, |i, b| i.pending |= b),
-            0x280..=0x2ff => self.bits_write(vcpu, n(0x280), val, |i, b| if b { i.pending = false }),
-            0x300..=0x3ff => 0,
-            0x400..=0x7ff => {
-                for b in 0..size as u64 {
-                    let intid = first + (off - 0x400 + b) as u32;
-                    if let Some(i) = self.irq_mut(vcpu, intid) {
-                        i.priority = (val >> (8 * b)) as u8;
-                    }
-                }
-                0
-            }
-            0xc00..=0xcff => {
-                let base = first + ((off - 0xc00) * 4) as u32;
-                for b in 0..16 {
-                    if base + b < 16 {
-                        continue; // SGIs: RO edge
-                    }
-                    if let Some(i) = self.irq_mut(vcpu, base + b) {
-                        i.edge = val & (2 << (2 * b)) != 0;
-                    }
-                }
-                0
-            }
-            0xd00..=0xd7f => 0,
-            _ => return None,
-        })
-    }
-
-    /// A guest read of the distributor at offset `off`.
-    pub fn dist_read(&self, off: u64, size: u8) -> u64 {
-        match off {
-            0x0000 => (self.ctlr as u64) | 1 << 4 | 1 << 6, // ARE, DS
-            0x0004 => {
-                // ITLinesNumber, CPUNumber, IDbits = 9 (10-bit INTIDs), no LPIs/MBIS/security.
-                (NR_IRQS as u64 / 32 - 1) | ((self.nvcpus as u64 - 1) << 5) | (9 << 19)
-            }
-            0x0008 => 0x0000_043b, // IIDR: Arm implementer code, product 0
-            0x000c | 0x0010 => 0,
-            0x6100..=0x7fd8 => {
-                let intid = ((off - 0x6000) / 8) as u32;
-                let r = self.spi.get(intid as usize - 32).map_or(0, |i| i.route);
-                if off % 8 == 4 { r >> 32 } else if size == 8 { r } else { r & 0xffff_ffff }
-            }
-            0xffe8 => 0x3b, // PIDR2: ArchRev 3 (GICv3)
-            // SGI/PPI rows of the banked registers are RAZ/WI with affinity routing.
-            0x080..=0x083 | 0x100..=0x103 | 0x180..=0x183 | 0x200..=0x203 | 0x280..=0x283 | 0x400..=0x41f | 0xc00..=0xc07 => 0,
-            _ => self.bank_read(0, off, size, 0).unwrap_or(0),
-        }
-    }
-
-    pub fn dist_write(&mut self, off: u64, size: u8, val: u64) -> Kick {
-        match off {
-            0x0000 => {
-                self.ctlr = val as u32 & 3;
-                (0..self.nvcpus).filter(|&c| self.has_deliverable(c)).fold(0, |k, c| k | 1 << c)
-            }
-            0x6100..=0x7fd8 => {
-                let intid = ((off - 0x6000) / 8) as u32;
-                let Some(i) = self.spi.get_mut(intid as usize - 32) else { return 0 };
-                i.route = match (size, off % 8) {
-                    (8, 0) => val,
-                    (4, 0) => (i.route & !0xffff_ffff) | (val & 0xffff_ffff),
-                    (4, 4) => (i.route & 0xffff_ffff) | (val << 32),
-                    _ => i.route,
-                };
-                // Re-routing a pending SPI: its new target may need a kick.
-                let t = self.spi_target(intid);
-                self.kick_if_deliverable(t, intid)
-            }
-            0x080..=0x083 | 0x100..=0x103 | 0x180..=0x183 | 0x200..=0x203 | 0x280..=0x283 | 0x400..=0x41f | 0xc00..=0xc07 => 0,
-            _ => self.bank_write(0, off, size, val, 0).unwrap_or(0),
-        }
-    }
-
-    /// Only row 0 (INTIDs 0..31) of each bank exists in the SGI frame.
-    fn beyond_row0(o: u64) -> bool {
-        matches!(o, 0x084..=0x0ff | 0x104..=0x17f | 0x184..=0x1ff | 0x204..=0x27f | 0x284..=0x2ff | 0x420..=0x7ff | 0xc08..=0xcff)
-    }
-
-    /// A guest read of the redistributor region at offset `off` (all vCPUs' frames).
-    pub fn redist_read(&self, off: u64, size: u8) -> u64 {
-        let vcpu = (off / super::layout::GICR_STRIDE) as usize;
-        if vcpu >= self.nvcpus {
-            return 0;
-        }
-        let o = off % super::layout::GICR_STRIDE;
-        match o {
-            0x0000 => 0, // CTLR: no LPIs, RWP = 0
-            0x0004 => 0x0000_043b,
-            0x0008 | 0x000c => {
-                let last = if vcpu + 1 == self.nvcpus { 1 << 4 } else { 0 };
-                let typer = (vcpu as u64) << 32 | (vcpu as u64) << 8 | last;
-                if o == 0x8 { if size == 8 { typer } else { typer & 0xffff_ffff } } else { typer >> 32 }
-            }
-            0x0014 => {
-                let s = self.sleep[vcpu] as u64;
-                (s << 1) | (s << 2) // ProcessorSleep, ChildrenAsleep
-            }
-            0xffe8 => 0x3b,
-            0x1_0000.. => {
-                let o = o - 0x1_0000;
-                if Self::beyond_row0(o) {
-                    return 0;
-                }
-                self.bank_read(vcpu, o, size, 0).unwrap_or(0)
-            }
-            _ => 0,
-        }
-    }
-
-    pub fn redist_write(&mut self, off: u64, size: u8, val: u64) -> Kick {
-        let vcpu = (off / super::layout::GICR_STRIDE) as usize;
-        if vcpu >= self.nvcpus {
-            return 0;
-        }
-        let o = off % super::layout::GICR_STRIDE;
-        match o {
-            0x0014 => {
-                self.sleep[vcpu] = val & 2 != 0;
-                0
-            }
-            0x1_0000.. => {
-                let o = o - 0x1_0000;
-                if Self::beyond_row0(o) {
-                    return 0;
-                }
-                self.bank_write(vcpu, o, size, val, 0).unwrap_or(0)
-            }
-            _ => 0,
         }
     }
 }

@@ -25,4 +25,7 @@ pub mod smccc_id {
     /// The value every SMCCC implementation returns in x0 for an id it does not
     /// implement (DEN0028 §5.2).
     pub const NOT_SUPPORTED: u64 = u64::MAX; // -1
+
+    /// SMCCC_VERSION and SMCCC_ARCH_FEATURES (DEN0028), from the `smccc` crate.
+    pub use smccc::arch::{SMCCC_ARCH_FEATURES, SMCCC_VERSION};
 }
