@@ -1,7 +1,6 @@
 //! FF-A calls of an SP (DEN0077 v1.2), made with `smc #0` (SMCCC v1.2, x0..x17).
 
-use shared::abi::ffa::interface_args::{DirectMsg2Args, DirectMsgArgs};
-use shared::abi::ffa::{self as abi, Interface, UuidHelper, Version, fid};
+use shared::abi::ffa::{self as abi, fid};
 
 pub type Regs = [u64; 18];
 
@@ -39,56 +38,47 @@ pub struct DirectRequest {
     pub args: [u64; 5],
 }
 
-/// The FF-A version this runtime speaks, for the `arm-ffa` codec.
-const VERSION: Version = Version(1, 2);
-
 impl DirectRequest {
-    /// Decodes a direct request with `arm-ffa`; None for anything else
-    /// (other calls, framework messages, malformed requests).
     pub fn from_regs(r: &Regs) -> Option<Self> {
-        // Only the three request ids reach the decoder, at v1.2: nothing it asserts on.
-        if !matches!(r[0] as u32, fid::FFA_MSG_SEND_DIRECT_REQ_32 | fid::FFA_MSG_SEND_DIRECT_REQ_64 | fid::FFA_MSG_SEND_DIRECT_REQ2) {
-            return None;
-        }
-        let mut args = [0u64; 5];
-        let (src, dst, kind) = match Interface::from_regs(VERSION, r).ok()? {
-            Interface::MsgSendDirectReq { src_id, dst_id, args: DirectMsgArgs::Args32(a) } => {
-                args.iter_mut().zip(a).for_each(|(d, s)| *d = s.into());
-                (src_id, dst_id, Kind::Req32)
-            }
-            Interface::MsgSendDirectReq { src_id, dst_id, args: DirectMsgArgs::Args64(a) } => {
-                args.copy_from_slice(&a[..5]);
-                (src_id, dst_id, Kind::Req64)
-            }
-            Interface::MsgSendDirectReq2 { src_id, dst_id, uuid, args: a } => {
-                args.copy_from_slice(&a.0[..5]);
-                (src_id, dst_id, Kind::Req2 { uuid: UuidHelper::to_u64_regs(uuid) })
-            }
-            // Framework messages are not for the partition's handler.
+        let kind = match r[0] as u32 {
+            fid::FFA_MSG_SEND_DIRECT_REQ_32 => Kind::Req32,
+            fid::FFA_MSG_SEND_DIRECT_REQ_64 => Kind::Req64,
+            fid::FFA_MSG_SEND_DIRECT_REQ2 => Kind::Req2 { uuid: [r[2], r[3]] },
             _ => return None,
         };
+        // Framework messages (w2 bit 31) are not for the partition's handler.
+        if kind != (Kind::Req2 { uuid: [r[2], r[3]] }) && r[2] & abi::framework::FLAG != 0 {
+            return None;
+        }
+        let (src, dst) = abi::unpack_endpoints(r[1]);
+        let mut args = [0; 5];
+        let first = if matches!(kind, Kind::Req2 { .. }) { 4 } else { 3 };
+        args.copy_from_slice(&r[first..first + 5]);
+        if kind == Kind::Req32 {
+            args.iter_mut().for_each(|a| *a &= 0xffff_ffff);
+        }
         Some(Self { src, dst, is64: kind != Kind::Req32, kind, args })
     }
 
-    /// The direct response carrying `args` back to the sender, same ABI and
-    /// width, encoded by `arm-ffa`.
+    /// The direct response carrying `args` back to the sender, same ABI and width.
     pub fn response(&self, args: [u64; 5]) -> Regs {
-        let (src_id, dst_id) = (self.dst, self.src);
-        let resp = match self.kind {
-            Kind::Req32 => Interface::MsgSendDirectResp { src_id, dst_id, args: DirectMsgArgs::Args32(args.map(|a| a as u32)) },
+        let mut r = [0; 18];
+        r[1] = abi::pack_endpoints(self.dst, self.src);
+        match self.kind {
+            Kind::Req32 => {
+                r[0] = fid::FFA_MSG_SEND_DIRECT_RESP_32 as u64;
+                r[3..8].copy_from_slice(&args);
+                r[3..8].iter_mut().for_each(|a| *a &= 0xffff_ffff);
+            }
             Kind::Req64 => {
-                let mut a = [0u64; 15];
-                a[..5].copy_from_slice(&args);
-                Interface::MsgSendDirectResp { src_id, dst_id, args: DirectMsgArgs::Args64(a) }
+                r[0] = fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64;
+                r[3..8].copy_from_slice(&args);
             }
             Kind::Req2 { .. } => {
-                let mut a = [0u64; 14];
-                a[..5].copy_from_slice(&args);
-                Interface::MsgSendDirectResp2 { src_id, dst_id, args: DirectMsg2Args(a) }
+                r[0] = fid::FFA_MSG_SEND_DIRECT_RESP2 as u64;
+                r[4..9].copy_from_slice(&args);
             }
-        };
-        let mut r = [0; 18];
-        resp.to_regs(VERSION, &mut r);
+        }
         r
     }
 }
@@ -238,33 +228,5 @@ mod tests {
         assert_eq!(resp[0], fid::FFA_MSG_SEND_DIRECT_RESP2 as u64);
         assert_eq!(resp[1], 0x8001_8002);
         assert_eq!(&resp[4..9], &[1, 2, 3, 4, 5]);
-    }
-
-    #[test]
-    fn req64_round_trip_and_hostile_registers() {
-        let mut r = [0; 18];
-        r[0] = fid::FFA_MSG_SEND_DIRECT_REQ_64 as u64;
-        r[1] = 0x0000_8001;
-        r[3..8].copy_from_slice(&[1, 2, 3, 4, u64::MAX]);
-        r[8..].iter_mut().for_each(|x| *x = 0xdead);
-        let q = DirectRequest::from_regs(&r).unwrap();
-        assert_eq!((q.kind, q.args), (Kind::Req64, [1, 2, 3, 4, u64::MAX]));
-        let resp = q.response(q.args);
-        assert_eq!(&resp[..8], &[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x8001_0000, 0, 1, 2, 3, 4, u64::MAX]);
-        assert!(resp[8..].iter().all(|&x| x == 0));
-        // Hostile registers (fixed-seed xorshift): no panic.
-        let mut s = 0x5eed_u64;
-        for n in 0..20_000u64 {
-            for x in r.iter_mut() {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                *x = s;
-            }
-            r[0] = [fid::FFA_MSG_SEND_DIRECT_REQ_32, fid::FFA_MSG_SEND_DIRECT_REQ_64, fid::FFA_MSG_SEND_DIRECT_REQ2][(n % 3) as usize] as u64;
-            if let Some(q) = DirectRequest::from_regs(&r) {
-                let _ = q.response(q.args);
-            }
-        }
     }
 }
