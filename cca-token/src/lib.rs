@@ -30,7 +30,9 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use ciborium::value::{Integer, Value};
-use coset::{CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable, iana};
+use coset::{
+    CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable, iana,
+};
 use p384::ecdsa::signature::{Signer, Verifier};
 use p384::ecdsa::{Signature, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
@@ -167,16 +169,36 @@ fn to_vec(v: &Value) -> Result<Vec<u8>, Error> {
 pub fn encode_realm_claims(c: &RealmClaims, rak: &RealmAttestationKey) -> Result<Vec<u8>, Error> {
     let size = c.hash_algo.size();
     if c.rim.len() != size || c.rems.iter().any(|r| r.len() != size) {
-        return Err(Error::Claim("measurement size differs from the hash algorithm's"));
+        return Err(Error::Claim(
+            "measurement size differs from the hash algorithm's",
+        ));
     }
     let map = Value::Map(vec![
         (int(CCA_REALM_CHALLENGE), Value::Bytes(c.challenge.to_vec())),
-        (int(CCA_REALM_PERSONALIZATION_VALUE), Value::Bytes(c.personalization_value.to_vec())),
-        (int(CCA_REALM_INITIAL_MEASUREMENT), Value::Bytes(c.rim.to_vec())),
-        (int(CCA_REALM_EXTENSIBLE_MEASUREMENTS), Value::Array(c.rems.iter().map(|r| Value::Bytes(r.to_vec())).collect())),
-        (int(CCA_REALM_HASH_ALGO_ID), Value::Text(c.hash_algo.name().into())),
-        (int(CCA_REALM_PUBLIC_KEY), Value::Bytes(rak.public_key().to_vec())),
-        (int(CCA_REALM_PUBLIC_KEY_HASH_ALGO_ID), Value::Text(RealmAttestationKey::PUBLIC_KEY_HASH_ALGO.name().into())),
+        (
+            int(CCA_REALM_PERSONALIZATION_VALUE),
+            Value::Bytes(c.personalization_value.to_vec()),
+        ),
+        (
+            int(CCA_REALM_INITIAL_MEASUREMENT),
+            Value::Bytes(c.rim.to_vec()),
+        ),
+        (
+            int(CCA_REALM_EXTENSIBLE_MEASUREMENTS),
+            Value::Array(c.rems.iter().map(|r| Value::Bytes(r.to_vec())).collect()),
+        ),
+        (
+            int(CCA_REALM_HASH_ALGO_ID),
+            Value::Text(c.hash_algo.name().into()),
+        ),
+        (
+            int(CCA_REALM_PUBLIC_KEY),
+            Value::Bytes(rak.public_key().to_vec()),
+        ),
+        (
+            int(CCA_REALM_PUBLIC_KEY_HASH_ALGO_ID),
+            Value::Text(RealmAttestationKey::PUBLIC_KEY_HASH_ALGO.name().into()),
+        ),
     ]);
     to_vec(&map)
 }
@@ -184,7 +206,9 @@ pub fn encode_realm_claims(c: &RealmClaims, rak: &RealmAttestationKey) -> Result
 /// The Realm token: tagged COSE_Sign1, ES384, signed with the RAK.
 pub fn realm_token(c: &RealmClaims, rak: &RealmAttestationKey) -> Result<Vec<u8>, Error> {
     let payload = encode_realm_claims(c, rak)?;
-    let protected = HeaderBuilder::new().algorithm(iana::Algorithm::ES384).build();
+    let protected = HeaderBuilder::new()
+        .algorithm(iana::Algorithm::ES384)
+        .build();
     let sign1 = CoseSign1Builder::new()
         .protected(protected)
         .payload(payload)
@@ -199,14 +223,20 @@ pub fn realm_token(c: &RealmClaims, rak: &RealmAttestationKey) -> Result<Vec<u8>
 /// The CCA token collection around the platform and Realm tokens.
 pub fn collection(platform_token: &[u8], realm_token: &[u8]) -> Result<Vec<u8>, Error> {
     let map = Value::Map(vec![
-        (int(CCA_PLATFORM_TOKEN), Value::Bytes(platform_token.to_vec())),
-        (int(CCA_REALM_DELEGATED_TOKEN), Value::Bytes(realm_token.to_vec())),
+        (
+            int(CCA_PLATFORM_TOKEN),
+            Value::Bytes(platform_token.to_vec()),
+        ),
+        (
+            int(CCA_REALM_DELEGATED_TOKEN),
+            Value::Bytes(realm_token.to_vec()),
+        ),
     ]);
     to_vec(&Value::Tag(CCA_TOKEN_COLLECTION_TAG, Box::new(map)))
 }
 
 /// An upper bound of the collection's size for a platform token of `platform_len` bytes.
-pub fn token_size_bound(platform_len: usize) -> usize {
+pub const fn token_size_bound(platform_len: usize) -> usize {
     platform_len + REALM_TOKEN_MAX + COLLECTION_OVERHEAD
 }
 
@@ -244,7 +274,9 @@ pub fn decode_collection(bytes: &[u8]) -> Result<Collection, Error> {
     let Value::Tag(CCA_TOKEN_COLLECTION_TAG, inner) = from_slice(bytes)? else {
         return Err(Error::Decode);
     };
-    let Value::Map(entries) = *inner else { return Err(Error::Decode) };
+    let Value::Map(entries) = *inner else {
+        return Err(Error::Decode);
+    };
     let (mut platform_token, mut realm_token) = (None, None);
     for (k, v) in entries {
         let slot = match key_of(&k)? {
@@ -252,13 +284,18 @@ pub fn decode_collection(bytes: &[u8]) -> Result<Collection, Error> {
             CCA_REALM_DELEGATED_TOKEN => &mut realm_token,
             _ => return Err(Error::Decode),
         };
-        let Value::Bytes(b) = v else { return Err(Error::Decode) };
+        let Value::Bytes(b) = v else {
+            return Err(Error::Decode);
+        };
         if slot.replace(b).is_some() {
             return Err(Error::Decode);
         }
     }
     match (platform_token, realm_token) {
-        (Some(platform_token), Some(realm_token)) => Ok(Collection { platform_token, realm_token }),
+        (Some(platform_token), Some(realm_token)) => Ok(Collection {
+            platform_token,
+            realm_token,
+        }),
         _ => Err(Error::Decode),
     }
 }
@@ -279,7 +316,9 @@ pub struct DecodedRealmClaims {
 /// the sizes the CDDL allows (challenge and personalization value 64, RIM
 /// and each of the 4 REMs 32, 48 or 64, public key 97), text hash ids.
 pub fn decode_realm_claims(payload: &[u8]) -> Result<DecodedRealmClaims, Error> {
-    let Value::Map(entries) = from_slice(payload)? else { return Err(Error::Decode) };
+    let Value::Map(entries) = from_slice(payload)? else {
+        return Err(Error::Decode);
+    };
     let mut seen = 0u32;
     let mut c = DecodedRealmClaims {
         challenge: Vec::new(),
@@ -322,16 +361,29 @@ pub fn decode_realm_claims(payload: &[u8]) -> Result<DecodedRealmClaims, Error> 
             3 => c.public_key = bytes(v, name, &[RAK_PUBLIC_KEY_SIZE])?,
             4 => c.rim = bytes(v, name, DIGEST)?,
             5 => {
-                let Value::Array(a) = v else { return Err(Error::Claim(name)) };
+                let Value::Array(a) = v else {
+                    return Err(Error::Claim(name));
+                };
                 if a.len() != REM_COUNT {
                     return Err(Error::Claim(name));
                 }
-                c.rems = a.into_iter().map(|r| bytes(r, name, DIGEST)).collect::<Result<_, _>>()?;
+                c.rems = a
+                    .into_iter()
+                    .map(|r| bytes(r, name, DIGEST))
+                    .collect::<Result<_, _>>()?;
             }
             _ => c.public_key_hash_algo_id = text(v, name)?,
         }
     }
-    const NAMES: [&str; 7] = ["challenge", "personalization value", "hash algorithm id", "public key", "initial measurement", "extensible measurements", "public key hash algorithm id"];
+    const NAMES: [&str; 7] = [
+        "challenge",
+        "personalization value",
+        "hash algorithm id",
+        "public key",
+        "initial measurement",
+        "extensible measurements",
+        "public key hash algorithm id",
+    ];
     if let Some(missing) = (0..7).find(|b| seen & (1 << b) == 0) {
         return Err(Error::Claim(NAMES[missing]));
     }
@@ -339,11 +391,16 @@ pub fn decode_realm_claims(payload: &[u8]) -> Result<DecodedRealmClaims, Error> 
 }
 
 fn decode_sign1(token: &[u8]) -> Result<CoseSign1, Error> {
-    CoseSign1::from_tagged_slice(token).or_else(|_| CoseSign1::from_slice(token)).map_err(|_| Error::Decode)
+    CoseSign1::from_tagged_slice(token)
+        .or_else(|_| CoseSign1::from_slice(token))
+        .map_err(|_| Error::Decode)
 }
 
 fn is_es384(s: &CoseSign1) -> bool {
-    s.protected.header.alg == Some(coset::RegisteredLabelWithPrivate::Assigned(iana::Algorithm::ES384))
+    s.protected.header.alg
+        == Some(coset::RegisteredLabelWithPrivate::Assigned(
+            iana::Algorithm::ES384,
+        ))
 }
 
 /// Checks an ES384 COSE_Sign1 against a SEC1-encoded P-384 public key;
@@ -383,7 +440,9 @@ pub fn platform_challenge(platform_token: &[u8]) -> Result<Vec<u8>, Error> {
     let mut found = None;
     for (k, v) in entries {
         if key_of(&k)? == CCA_PLATFORM_CHALLENGE {
-            let Value::Bytes(b) = v else { return Err(Error::Claim("platform challenge")) };
+            let Value::Bytes(b) = v else {
+                return Err(Error::Claim("platform challenge"));
+            };
             if found.replace(b).is_some() {
                 return Err(Error::Claim("platform challenge"));
             }

@@ -4,13 +4,25 @@ use std::vec::Vec;
 /// The Realm Attestation Key TF-A 2.12's qemu platform hands out (48-byte
 /// P-384 scalar; see docs/rmm.md, "Attestation").
 pub const QEMU_SAMPLE_RAK: [u8; 48] = [
-    0x20, 0x11, 0xC7, 0xF0, 0x3C, 0xEE, 0x43, 0x25, 0x17, 0x6E, 0x52, 0x4F, 0x03, 0x3C, 0x0C, 0xE1, 0xE2, 0x1A, 0x76, 0xE6, 0xC1, 0xA4, 0xF0, 0xB8, 0x39, 0xAA, 0x1D, 0xF6, 0x1E, 0x0E, 0x8A, 0x5C, 0x8A, 0x05,
-    0x74, 0x0F, 0x9B, 0x69, 0xEF, 0xA7, 0xEB, 0x1A, 0x41, 0x85, 0xBD, 0x11, 0x7F, 0x68,
+    0x20, 0x11, 0xC7, 0xF0, 0x3C, 0xEE, 0x43, 0x25, 0x17, 0x6E, 0x52, 0x4F, 0x03, 0x3C, 0x0C, 0xE1,
+    0xE2, 0x1A, 0x76, 0xE6, 0xC1, 0xA4, 0xF0, 0xB8, 0x39, 0xAA, 0x1D, 0xF6, 0x1E, 0x0E, 0x8A, 0x5C,
+    0x8A, 0x05, 0x74, 0x0F, 0x9B, 0x69, 0xEF, 0xA7, 0xEB, 0x1A, 0x41, 0x85, 0xBD, 0x11, 0x7F, 0x68,
 ];
 
-fn claims<'a>(algo: HashAlgo, ch: &'a [u8; 64], rpv: &'a [u8; 64], m: &'a [[u8; 64]; 5]) -> RealmClaims<'a> {
+fn claims<'a>(
+    algo: HashAlgo,
+    ch: &'a [u8; 64],
+    rpv: &'a [u8; 64],
+    m: &'a [[u8; 64]; 5],
+) -> RealmClaims<'a> {
     let n = algo.size();
-    RealmClaims { challenge: ch, personalization_value: rpv, hash_algo: algo, rim: &m[0][..n], rems: [&m[1][..n], &m[2][..n], &m[3][..n], &m[4][..n]] }
+    RealmClaims {
+        challenge: ch,
+        personalization_value: rpv,
+        hash_algo: algo,
+        rim: &m[0][..n],
+        rems: [&m[1][..n], &m[2][..n], &m[3][..n], &m[4][..n]],
+    }
 }
 
 fn inputs() -> ([u8; 64], [u8; 64], [[u8; 64]; 5]) {
@@ -24,9 +36,20 @@ fn inputs() -> ([u8; 64], [u8; 64], [[u8; 64]; 5]) {
 /// A stand-in platform token: an ES384 COSE_Sign1 whose challenge is `challenge`.
 fn platform_token(challenge: &[u8]) -> Vec<u8> {
     let key = SigningKey::from_slice(&[0x42; 48]).unwrap();
-    let payload = to_vec(&Value::Map(vec![(int(265), Value::Text("tag:arm.com,2023:cca_platform#1.0.0".into())), (int(10), Value::Bytes(challenge.to_vec()))])).unwrap();
+    let payload = to_vec(&Value::Map(vec![
+        (
+            int(265),
+            Value::Text("tag:arm.com,2023:cca_platform#1.0.0".into()),
+        ),
+        (int(10), Value::Bytes(challenge.to_vec())),
+    ]))
+    .unwrap();
     CoseSign1Builder::new()
-        .protected(HeaderBuilder::new().algorithm(iana::Algorithm::ES384).build())
+        .protected(
+            HeaderBuilder::new()
+                .algorithm(iana::Algorithm::ES384)
+                .build(),
+        )
         .payload(payload)
         .create_signature(&[], |tbs| {
             let s: Signature = key.sign(tbs);
@@ -45,7 +68,9 @@ fn claims_decode_as_encoded_with_the_cddl_types() {
         let c = claims(algo, &ch, &rpv, &m);
         let payload = encode_realm_claims(&c, &rak).unwrap();
         // Raw CBOR: a map of 7 integer keys.
-        let Value::Map(entries) = from_slice(&payload).unwrap() else { panic!("not a map") };
+        let Value::Map(entries) = from_slice(&payload).unwrap() else {
+            panic!("not a map")
+        };
         let keys: Vec<i64> = entries.iter().map(|(k, _)| key_of(k).unwrap()).collect();
         assert_eq!(keys, [10, 44235, 44238, 44239, 44236, 44237, 44240]);
         let d = decode_realm_claims(&payload).unwrap();
@@ -69,7 +94,10 @@ fn measurement_size_must_match_the_algorithm() {
     let (ch, rpv, m) = inputs();
     let mut c = claims(HashAlgo::Sha256, &ch, &rpv, &m);
     c.rim = &m[0][..48];
-    assert!(matches!(encode_realm_claims(&c, &rak), Err(Error::Claim(_))));
+    assert!(matches!(
+        encode_realm_claims(&c, &rak),
+        Err(Error::Claim(_))
+    ));
 }
 
 #[test]
@@ -106,7 +134,10 @@ fn collection_round_trips_and_binds() {
     assert_eq!(c.realm_token, realm);
     let d = verify_realm_token(&c.realm_token).unwrap();
     let pch = platform_challenge(&c.platform_token).unwrap();
-    assert_eq!(hash_by_name(&d.public_key_hash_algo_id, &d.public_key).unwrap(), pch);
+    assert_eq!(
+        hash_by_name(&d.public_key_hash_algo_id, &d.public_key).unwrap(),
+        pch
+    );
     // Trailing bytes and wrong tags are refused.
     let mut longer = token.clone();
     longer.push(0);
@@ -134,11 +165,27 @@ fn every_flipped_byte_of_the_realm_token_is_caught() {
 
 #[test]
 fn malformed_keys_from_el3_are_errors() {
-    assert_eq!(RealmAttestationKey::from_el3(&[]).err(), Some(Error::KeySize));
-    assert_eq!(RealmAttestationKey::from_el3(&[1; 47]).err(), Some(Error::KeySize));
-    assert_eq!(RealmAttestationKey::from_el3(&[1; 49]).err(), Some(Error::KeySize));
-    assert_eq!(RealmAttestationKey::from_el3(&[0; 48]).err(), Some(Error::KeyInvalid));
-    assert_eq!(RealmAttestationKey::from_el3(&[0xff; 48]).err(), Some(Error::KeyInvalid), ">= group order");
+    assert_eq!(
+        RealmAttestationKey::from_el3(&[]).err(),
+        Some(Error::KeySize)
+    );
+    assert_eq!(
+        RealmAttestationKey::from_el3(&[1; 47]).err(),
+        Some(Error::KeySize)
+    );
+    assert_eq!(
+        RealmAttestationKey::from_el3(&[1; 49]).err(),
+        Some(Error::KeySize)
+    );
+    assert_eq!(
+        RealmAttestationKey::from_el3(&[0; 48]).err(),
+        Some(Error::KeyInvalid)
+    );
+    assert_eq!(
+        RealmAttestationKey::from_el3(&[0xff; 48]).err(),
+        Some(Error::KeyInvalid),
+        ">= group order"
+    );
     assert!(RealmAttestationKey::from_el3(&[1; 48]).is_ok());
 }
 
@@ -147,12 +194,20 @@ fn bad_claims_maps_are_refused() {
     let rak = RealmAttestationKey::from_el3(&QEMU_SAMPLE_RAK).unwrap();
     let (ch, rpv, m) = inputs();
     let good = encode_realm_claims(&claims(HashAlgo::Sha256, &ch, &rpv, &m), &rak).unwrap();
-    let Value::Map(entries) = from_slice(&good).unwrap() else { unreachable!() };
+    let Value::Map(entries) = from_slice(&good).unwrap() else {
+        unreachable!()
+    };
     // Each claim missing in turn.
     for i in 0..entries.len() {
         let mut e = entries.clone();
         e.remove(i);
-        assert!(matches!(decode_realm_claims(&to_vec(&Value::Map(e)).unwrap()), Err(Error::Claim(_))), "without claim {i}");
+        assert!(
+            matches!(
+                decode_realm_claims(&to_vec(&Value::Map(e)).unwrap()),
+                Err(Error::Claim(_))
+            ),
+            "without claim {i}"
+        );
     }
     // Duplicated challenge; challenge of 63 bytes; 3 REMs; text RIM.
     let mut e = entries.clone();
