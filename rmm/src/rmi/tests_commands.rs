@@ -640,6 +640,17 @@ fn attestation_token_in_parts_is_one_verifiable_token() {
         c.platform_token,
         crate::el3::test_support::platform_token_for(&rak.public_key_hash())
     );
+    // Byte for byte what cca-token makes from the same inputs (the code
+    // xtask's verify-token tests round-trip).
+    let claims_in = cca_token::RealmClaims {
+        challenge: &challenge_bytes(),
+        personalization_value: &r.rpv,
+        hash_algo: cca_token::HashAlgo::Sha256,
+        rim: &r.measurements[0][..32],
+        rems: [&[0; 32], &[0; 32], &[0; 32], &[0; 32]],
+    };
+    let direct = cca_token::collection(&c.platform_token, &cca_token::realm_token(&claims_in, &rak).unwrap()).unwrap();
+    assert_eq!(whole, direct);
     // EL3 was asked once for the key and the platform token, however many tokens.
     let asked = w
         .el3
