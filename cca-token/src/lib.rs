@@ -9,13 +9,19 @@
 //!   `{alg: ES384}` (ECDSA P-384 with SHA-384), signed with the Realm
 //!   Attestation Key (RAK).  ECDSA nonces follow RFC 6979, so the same claims
 //!   and key give the same bytes.
-//! - The Realm claims (a CBOR map, integer keys): challenge (10, 64 bytes),
+//! - The Realm claims (a CBOR map, integer keys): profile (265, text
+//!   "tag:arm.com,2023:realm#1.0.0"), challenge (10, 64 bytes),
 //!   personalization value (44235, 64 bytes), hash algorithm id (44236, text,
 //!   "sha-256" or "sha-512": the Realm's measurement algorithm), RAK public
-//!   key (44237, the 97-byte uncompressed SEC1 point 0x04 || X || Y), RIM
-//!   (44238, a digest), REMs (44239, an array of 4 digests) and the RAK public
-//!   key hash algorithm id (44240, text: the algorithm of the platform token's
-//!   challenge, which is that hash of the RAK public key).
+//!   key (44237, a byte string holding the RAK as a CBOR COSE_Key: EC2,
+//!   P-384, `{1: 2, -1: 2, -2: x, -3: y}`, 107 bytes), RIM (44238, a digest),
+//!   REMs (44239, an array of 4 digests) and the RAK public key hash
+//!   algorithm id (44240, text: the algorithm of the platform token's
+//!   challenge, which is that hash of the 44237 bytes).  TF-A qemu's sample
+//!   platform token has as challenge exactly SHA-256 of this encoding of
+//!   TF-A qemu's sample RAK (a test checks it), so the binding holds there.
+//!   (Earlier drafts, and Veraison's ccatoken 0.1, put the 97-byte SEC1
+//!   point 0x04 || X || Y in 44237 and had no profile.)
 //!
 //! The platform token is opaque here: EL3 provides it, already signed.
 //! Everything needs `alloc` (coset and ciborium build values on the heap).
@@ -45,6 +51,7 @@ pub const CCA_PLATFORM_TOKEN: i64 = 44234;
 pub const CCA_REALM_DELEGATED_TOKEN: i64 = 44241;
 
 /// Realm claim keys.
+pub const CCA_REALM_PROFILE: i64 = 265;
 pub const CCA_REALM_CHALLENGE: i64 = 10;
 pub const CCA_REALM_PERSONALIZATION_VALUE: i64 = 44235;
 pub const CCA_REALM_HASH_ALGO_ID: i64 = 44236;
@@ -57,8 +64,12 @@ pub const CCA_PLATFORM_CHALLENGE: i64 = 10;
 
 /// Size of the RAK as EL3 hands it over: the raw P-384 private scalar, big-endian.
 pub const RAK_PRIVATE_KEY_SIZE: usize = 48;
-/// Size of the RAK public key claim: SEC1 uncompressed point.
+/// The Realm token profile (claim 265).
+pub const REALM_PROFILE: &str = "tag:arm.com,2023:realm#1.0.0";
+/// Size of the RAK public key as a SEC1 uncompressed point (0x04 || X || Y).
 pub const RAK_PUBLIC_KEY_SIZE: usize = 97;
+/// Size of the RAK public key claim: the COSE_Key encoding.
+pub const RAK_COSE_KEY_SIZE: usize = 107;
 /// Challenge and personalization value sizes.
 pub const CHALLENGE_SIZE: usize = 64;
 /// The number of REMs.
@@ -115,6 +126,42 @@ impl HashAlgo {
 pub struct RealmAttestationKey {
     key: SigningKey,
     public: [u8; RAK_PUBLIC_KEY_SIZE],
+    cose_key: [u8; RAK_COSE_KEY_SIZE],
+}
+
+/// COSE_Key (RFC 9052/9053) of a P-384 public key, deterministic encoding:
+/// map(4) {1 (kty): 2 (EC2), -1 (crv): 2 (P-384), -2 (x): bstr 48, -3 (y): bstr 48}.
+pub fn cose_key_p384(sec1: &[u8; RAK_PUBLIC_KEY_SIZE]) -> [u8; RAK_COSE_KEY_SIZE] {
+    let mut k = [0u8; RAK_COSE_KEY_SIZE];
+    k[..8].copy_from_slice(&[0xa4, 0x01, 0x02, 0x20, 0x02, 0x21, 0x58, 0x30]);
+    k[8..56].copy_from_slice(&sec1[1..49]);
+    k[56..59].copy_from_slice(&[0x22, 0x58, 0x30]);
+    k[59..].copy_from_slice(&sec1[49..]);
+    k
+}
+
+/// The SEC1 point of a COSE_Key claim: any well-formed EC2 P-384 COSE_Key
+/// with 48-byte x and y (the point itself is checked when verifying).
+pub fn cose_key_to_sec1(bytes: &[u8]) -> Result<[u8; RAK_PUBLIC_KEY_SIZE], Error> {
+    use coset::{KeyType, Label};
+    let bad = Error::Claim("public key");
+    let k = coset::CoseKey::from_slice(bytes).map_err(|_| bad)?;
+    if k.kty != KeyType::Assigned(iana::KeyType::EC2) {
+        return Err(bad);
+    }
+    let param = |l: i64| k.params.iter().find(|(label, _)| *label == Label::Int(l)).map(|(_, v)| v);
+    let crv_ok = matches!(param(-1), Some(Value::Integer(i)) if i64::try_from(*i) == Ok(iana::EllipticCurve::P_384 as i64));
+    let (Some(Value::Bytes(x)), Some(Value::Bytes(y))) = (param(-2), param(-3)) else {
+        return Err(bad);
+    };
+    if !crv_ok || x.len() != 48 || y.len() != 48 || k.alg.as_ref().is_some_and(|a| *a != coset::RegisteredLabelWithPrivate::Assigned(iana::Algorithm::ES384)) {
+        return Err(bad);
+    }
+    let mut p = [0u8; RAK_PUBLIC_KEY_SIZE];
+    p[0] = 0x04;
+    p[1..49].copy_from_slice(x);
+    p[49..].copy_from_slice(y);
+    Ok(p)
 }
 
 impl RealmAttestationKey {
@@ -127,11 +174,16 @@ impl RealmAttestationKey {
         let key = SigningKey::from_slice(bytes).map_err(|_| Error::KeyInvalid)?;
         let point = key.verifying_key().to_encoded_point(false);
         let public = point.as_bytes().try_into().map_err(|_| Error::KeyInvalid)?;
-        Ok(Self { key, public })
+        Ok(Self { key, public, cose_key: cose_key_p384(&public) })
     }
 
-    /// The RAK public key claim: 0x04 || X || Y.
-    pub fn public_key(&self) -> &[u8; RAK_PUBLIC_KEY_SIZE] {
+    /// The RAK public key claim: its COSE_Key encoding.
+    pub fn public_key(&self) -> &[u8; RAK_COSE_KEY_SIZE] {
+        &self.cose_key
+    }
+
+    /// The RAK public key as a SEC1 point: 0x04 || X || Y.
+    pub fn public_key_sec1(&self) -> &[u8; RAK_PUBLIC_KEY_SIZE] {
         &self.public
     }
 
@@ -140,7 +192,7 @@ impl RealmAttestationKey {
 
     /// SHA-256 of the public key claim: the platform token's challenge.
     pub fn public_key_hash(&self) -> [u8; 32] {
-        Sha256::digest(self.public).into()
+        Sha256::digest(self.cose_key).into()
     }
 }
 
@@ -174,6 +226,7 @@ pub fn encode_realm_claims(c: &RealmClaims, rak: &RealmAttestationKey) -> Result
         ));
     }
     let map = Value::Map(vec![
+        (int(CCA_REALM_PROFILE), Value::Text(REALM_PROFILE.into())),
         (int(CCA_REALM_CHALLENGE), Value::Bytes(c.challenge.to_vec())),
         (
             int(CCA_REALM_PERSONALIZATION_VALUE),
@@ -308,13 +361,19 @@ pub struct DecodedRealmClaims {
     pub hash_algo_id: String,
     pub rim: Vec<u8>,
     pub rems: Vec<Vec<u8>>,
+    /// The claim's bytes (a COSE_Key), which the binding hashes.
     pub public_key: Vec<u8>,
+    /// The same key as a SEC1 point.
+    pub public_key_sec1: Vec<u8>,
     pub public_key_hash_algo_id: String,
+    /// The profile claim, when present (it must then be [`REALM_PROFILE`]).
+    pub profile: Option<String>,
 }
 
 /// Decodes a Realm claims map: every claim present once, byte strings of
 /// the sizes the CDDL allows (challenge and personalization value 64, RIM
-/// and each of the 4 REMs 32, 48 or 64, public key 97), text hash ids.
+/// and each of the 4 REMs 32, 48 or 64), the public key an EC2 P-384
+/// COSE_Key, text hash ids; the profile, if there, ours.
 pub fn decode_realm_claims(payload: &[u8]) -> Result<DecodedRealmClaims, Error> {
     let Value::Map(entries) = from_slice(payload)? else {
         return Err(Error::Decode);
@@ -327,7 +386,9 @@ pub fn decode_realm_claims(payload: &[u8]) -> Result<DecodedRealmClaims, Error> 
         rim: Vec::new(),
         rems: Vec::new(),
         public_key: Vec::new(),
+        public_key_sec1: Vec::new(),
         public_key_hash_algo_id: String::new(),
+        profile: None,
     };
     let bytes = |v: Value, name: &'static str, sizes: &[usize]| match v {
         Value::Bytes(b) if sizes.contains(&b.len()) => Ok(b),
@@ -348,6 +409,7 @@ pub fn decode_realm_claims(payload: &[u8]) -> Result<DecodedRealmClaims, Error> 
             CCA_REALM_INITIAL_MEASUREMENT => (4, "initial measurement"),
             CCA_REALM_EXTENSIBLE_MEASUREMENTS => (5, "extensible measurements"),
             CCA_REALM_PUBLIC_KEY_HASH_ALGO_ID => (6, "public key hash algorithm id"),
+            CCA_REALM_PROFILE => (7, "profile"),
             _ => continue, // unknown claims are allowed by the CDDL's extension point
         };
         if seen & (1 << bit) != 0 {
@@ -358,7 +420,17 @@ pub fn decode_realm_claims(payload: &[u8]) -> Result<DecodedRealmClaims, Error> 
             0 => c.challenge = bytes(v, name, &[CHALLENGE_SIZE])?,
             1 => c.personalization_value = bytes(v, name, &[CHALLENGE_SIZE])?,
             2 => c.hash_algo_id = text(v, name)?,
-            3 => c.public_key = bytes(v, name, &[RAK_PUBLIC_KEY_SIZE])?,
+            3 => {
+                let Value::Bytes(b) = v else {
+                    return Err(Error::Claim(name));
+                };
+                c.public_key_sec1 = cose_key_to_sec1(&b)?.to_vec();
+                c.public_key = b;
+            }
+            7 => match v {
+                Value::Text(t) if t == REALM_PROFILE => c.profile = Some(t),
+                _ => return Err(Error::Claim(name)),
+            },
             4 => c.rim = bytes(v, name, DIGEST)?,
             5 => {
                 let Value::Array(a) = v else {
@@ -423,7 +495,7 @@ pub fn verify_es384(token: &[u8], public_key: &[u8]) -> Result<Vec<u8>, Error> {
 pub fn verify_realm_token(token: &[u8]) -> Result<DecodedRealmClaims, Error> {
     let s = decode_sign1(token)?;
     let claims = decode_realm_claims(s.payload.as_deref().ok_or(Error::Decode)?)?;
-    verify_es384(token, &claims.public_key)?;
+    verify_es384(token, &claims.public_key_sec1)?;
     Ok(claims)
 }
 

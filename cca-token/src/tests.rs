@@ -72,7 +72,7 @@ fn claims_decode_as_encoded_with_the_cddl_types() {
             panic!("not a map")
         };
         let keys: Vec<i64> = entries.iter().map(|(k, _)| key_of(k).unwrap()).collect();
-        assert_eq!(keys, [10, 44235, 44238, 44239, 44236, 44237, 44240]);
+        assert_eq!(keys, [265, 10, 44235, 44238, 44239, 44236, 44237, 44240]);
         let d = decode_realm_claims(&payload).unwrap();
         assert_eq!(d.challenge, ch);
         assert_eq!(d.personalization_value, rpv);
@@ -83,7 +83,9 @@ fn claims_decode_as_encoded_with_the_cddl_types() {
         }
         assert_eq!(d.hash_algo_id, algo.name());
         assert_eq!(d.public_key, rak.public_key());
-        assert_eq!(d.public_key[0], 0x04);
+        assert_eq!(d.public_key_sec1, rak.public_key_sec1());
+        assert_eq!(d.public_key_sec1[0], 0x04);
+        assert_eq!(d.profile.as_deref(), Some(REALM_PROFILE));
         assert_eq!(d.public_key_hash_algo_id, "sha-256");
     }
 }
@@ -198,7 +200,8 @@ fn bad_claims_maps_are_refused() {
         unreachable!()
     };
     // Each claim missing in turn.
-    for i in 0..entries.len() {
+    // Each mandatory claim missing in turn (entry 0, the profile, is optional).
+    for i in 1..entries.len() {
         let mut e = entries.clone();
         e.remove(i);
         assert!(
@@ -211,18 +214,53 @@ fn bad_claims_maps_are_refused() {
     }
     // Duplicated challenge; challenge of 63 bytes; 3 REMs; text RIM.
     let mut e = entries.clone();
-    e.push(e[0].clone());
+    e.push(e[1].clone());
     assert!(decode_realm_claims(&to_vec(&Value::Map(e)).unwrap()).is_err());
     let mut e = entries.clone();
-    e[0].1 = Value::Bytes(vec![0; 63]);
+    e[1].1 = Value::Bytes(vec![0; 63]);
     assert!(decode_realm_claims(&to_vec(&Value::Map(e)).unwrap()).is_err());
     let mut e = entries.clone();
-    e[3].1 = Value::Array(vec![Value::Bytes(vec![0; 32]); 3]);
+    e[4].1 = Value::Array(vec![Value::Bytes(vec![0; 32]); 3]);
     assert!(decode_realm_claims(&to_vec(&Value::Map(e)).unwrap()).is_err());
     let mut e = entries.clone();
-    e[2].1 = Value::Text("rim".into());
+    e[3].1 = Value::Text("rim".into());
+    assert!(decode_realm_claims(&to_vec(&Value::Map(e)).unwrap()).is_err());
+    // Without the profile: accepted; another profile: refused.
+    let mut e = entries.clone();
+    e.remove(0);
+    assert_eq!(decode_realm_claims(&to_vec(&Value::Map(e)).unwrap()).unwrap().profile, None);
+    let mut e = entries.clone();
+    e[0].1 = Value::Text("http://arm.com/CCA-SSD/1.0.0".into());
     assert!(decode_realm_claims(&to_vec(&Value::Map(e)).unwrap()).is_err());
     // Not CBOR at all, and truncated.
     assert!(decode_realm_claims(&[0xff, 0x00]).is_err());
     assert!(decode_realm_claims(&good[..good.len() - 1]).is_err());
+}
+
+#[test]
+fn rak_cose_key_binds_to_qemus_sample_platform_token() {
+    // TF-A 2.12 qemu's sample platform token carries this challenge: SHA-256
+    // of the COSE_Key of qemu's sample RAK, as this crate encodes it.
+    let rak = RealmAttestationKey::from_el3(&QEMU_SAMPLE_RAK).unwrap();
+    let hex: std::string::String = rak.public_key_hash().iter().map(|b| std::format!("{b:02x}")).collect();
+    assert_eq!(hex, "0d22e08a98469058486318283489bdb36f09dbefeb1864df433fa6e54ea2d711");
+    // coset reads our encoding back as the same key.
+    assert_eq!(&cose_key_to_sec1(rak.public_key()).unwrap(), rak.public_key_sec1());
+    let k = coset::CoseKey::from_slice(rak.public_key()).unwrap();
+    assert_eq!(k.to_vec().unwrap(), rak.public_key().to_vec(), "canonical: coset re-encodes the same bytes");
+}
+
+#[test]
+fn malformed_cose_keys_are_refused() {
+    let rak = RealmAttestationKey::from_el3(&QEMU_SAMPLE_RAK).unwrap();
+    let good = *rak.public_key();
+    let mut p256 = good;
+    p256[4] = 0x01; // crv P-256
+    let mut okp = good;
+    okp[2] = 0x01; // kty OKP
+    let mut short = good.to_vec();
+    short.truncate(100);
+    for bad in [&p256[..], &okp[..], &short[..], &[][..], &[0xa0][..], rak.public_key_sec1()] {
+        assert!(cose_key_to_sec1(bad).is_err(), "{bad:02x?}");
+    }
 }

@@ -97,8 +97,8 @@ fn attestation_expects() -> Vec<Expect> {
 
 /// The token the Realm printed (base64 on `[realm] ATTEST ` lines) passes
 /// `verify-token` with realm-guest's challenge and the RIM xtask computes.
-/// The platform token is TF-A qemu's fixed sample: its signature cannot be
-/// checked (no key) and it is not bound to the RAK (docs/rmm.md).
+/// The platform token is TF-A qemu's fixed sample: bound to qemu's sample
+/// RAK, but its signature cannot be checked (no key; docs/rmm.md).
 fn attestation_verified(output: &str) -> Vec<String> {
     let img = match std::fs::read(util::out_dir().join("realm-guest.padded.bin")) {
         Ok(i) => i,
@@ -115,7 +115,7 @@ fn attestation_verified(output: &str) -> Vec<String> {
     }
     let challenge: String = (0..64u8).map(|i| format!("{i:02x}")).collect();
     let rim = measure::hex(&measure::rim(&measure::NS_HYP_REALM, &img));
-    let args: Vec<String> = [path.to_string_lossy().as_ref(), "--challenge", &challenge, "--expect-rim", &rim, "--allow-sample-platform-token"].iter().map(|s| s.to_string()).collect();
+    let args: Vec<String> = [path.to_string_lossy().as_ref(), "--challenge", &challenge, "--expect-rim", &rim].iter().map(|s| s.to_string()).collect();
     println!("xtask: $ cargo xtask verify-token {}", args.join(" "));
     match crate::verify_token::main(&args) {
         Ok(true) => vec![],
