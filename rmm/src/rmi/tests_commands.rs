@@ -748,6 +748,14 @@ fn attestation_token_continue_refuses_bad_input_and_state() {
     // Errors did not end the token in progress.
     let [st, len] = rsi_call(&w, rec, vec![CONTINUE, 0x1000, 0, 0x10]);
     assert_eq!((st, len), (R_INCOMPLETE, 0x10));
+    let first = w.mem.page(g(21))[..0x10].to_vec();
+    // INIT in the middle restarts the token from its first byte.
+    assert_eq!(rsi_call(&w, rec, vec![INIT, 1, 2, 3, 4, 5, 6, 7, 8])[0], 0);
+    let [st, len] = rsi_call(&w, rec, vec![CONTINUE, 0x1000, 0x800, 0x10]);
+    assert_eq!((st, len), (R_INCOMPLETE, 0x10));
+    assert_eq!(w.mem.page(g(21))[0x800..0x810], first[..]);
+    // A zero size writes nothing and keeps the token in progress.
+    assert_eq!(rsi_call(&w, rec, vec![CONTINUE, 0x1000, 0, 0]), [R_INCOMPLETE, 0]);
 }
 
 #[test]
