@@ -1,7 +1,10 @@
 //! realm-guest: a tiny Realm payload for R-EL1 (DEN0137 RMM 1.0, RSI,
 //! chapter B5).  It asks the RMM for its RSI version and configuration,
 //! prints its RIM, changes the RIPAS of one of its pages, makes a host call,
-//! and powers off through PSCI.  It prints through a PL011 data register the
+//! reads its attestation token (RSI_ATTESTATION_TOKEN_INIT with the challenge
+//! [`ATTEST_CHALLENGE`], then RSI_ATTESTATION_TOKEN_CONTINUE into two
+//! granules of its own) and prints it in base64 on `ATTEST ` lines, and
+//! powers off through PSCI.  It prints through a PL011 data register the
 //! Host emulates at the unprotected alias of QEMU's UART0:
 //! `(1 << (ipa_width - 1)) | 0x0900_0000`.
 //!
@@ -22,6 +25,33 @@ fn main() {}
 pub const LOAD_IPA: u64 = 0x4000_0000;
 /// QEMU virt UART0, reached through the unprotected IPA alias.
 pub const UART_OFFSET: u64 = 0x0900_0000;
+
+/// The attestation challenge: byte i is i (x1..x8 little-endian), so
+/// xtask knows it.
+pub const ATTEST_CHALLENGE: [u8; 64] = {
+    let mut c = [0u8; 64];
+    let mut i = 0;
+    while i < 64 {
+        c[i] = i as u8;
+        i += 1;
+    }
+    c
+};
+
+/// Base64 (RFC 4648, with padding) of `src` into `dst` (at least
+/// `4 * src.len().div_ceil(3)` bytes); returns the length written.
+pub fn base64(src: &[u8], dst: &mut [u8]) -> usize {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut n = 0;
+    for c in src.chunks(3) {
+        let v = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        for k in 0..4 {
+            dst[n + k] = if k <= c.len() { A[(v >> (18 - 6 * k)) as usize & 63] } else { b'=' };
+        }
+        n += 4;
+    }
+    n
+}
 
 /// Hex digits of a measurement, for the RIM line.
 pub fn hex_digit(n: u8) -> u8 {
@@ -76,6 +106,58 @@ mod realm {
     unsafe impl Sync for HostCall {}
     #[unsafe(link_section = ".data.hostcall")]
     static HOST_CALL: HostCall = HostCall(core::cell::UnsafeCell::new([0; 32]));
+    /// Two granules RSI_ATTESTATION_TOKEN_CONTINUE writes the token into.
+    #[repr(C, align(4096))]
+    struct TokenBuf(core::cell::UnsafeCell<[u8; TOKEN_BUF]>);
+    const TOKEN_BUF: usize = 0x2000;
+    // SAFETY: one CPU; the RMM writes it during a call, we read it after with volatile reads.
+    unsafe impl Sync for TokenBuf {}
+    #[unsafe(link_section = ".data.attest")]
+    static TOKEN: TokenBuf = TokenBuf(core::cell::UnsafeCell::new([0; TOKEN_BUF]));
+
+    /// Reads the attestation token and prints it: `ATTEST size N bound B`,
+    /// base64 lines `ATTEST <76 characters at most>`, `ATTEST end`.
+    fn attest(out: &mut Uart) {
+        let ch: [u64; 8] = core::array::from_fn(|i| u64::from_le_bytes(core::array::from_fn(|j| super::ATTEST_CHALLENGE[8 * i + j])));
+        let init = smc(rsi::RSI_ATTESTATION_TOKEN_INIT, &ch);
+        if init[0] != 0 {
+            let _ = writeln!(out, "ATTEST INIT status {}", init[0]);
+            return;
+        }
+        let base = TOKEN.0.get() as u64;
+        let mut len = 0u64;
+        loop {
+            if len >= TOKEN_BUF as u64 {
+                let _ = writeln!(out, "ATTEST token longer than {TOKEN_BUF:#x} (bound {:#x})", init[1]);
+                return;
+            }
+            let (addr, offset) = (base + (len & !0xfff), len & 0xfff);
+            let r = smc(rsi::RSI_ATTESTATION_TOKEN_CONTINUE, &[addr, offset, 0x1000 - offset]);
+            if (r[0] != 0 && r[0] != rsi::RsiStatus::Incomplete as u64) || r[1] > 0x1000 - offset {
+                let _ = writeln!(out, "ATTEST CONTINUE status {} len {:#x}", r[0], r[1]);
+                return;
+            }
+            len += r[1];
+            if r[0] == 0 {
+                break;
+            }
+        }
+        let _ = writeln!(out, "ATTEST size {len} bound {}", init[1]);
+        let mut at = 0;
+        while at < len as usize {
+            let n = (len as usize - at).min(57);
+            let mut chunk = [0u8; 57];
+            for (i, b) in chunk[..n].iter_mut().enumerate() {
+                // SAFETY: inside our own token buffer (at + i < len <= TOKEN_BUF).
+                *b = unsafe { core::ptr::read_volatile((base as usize + at + i) as *const u8) };
+            }
+            let mut line = [0u8; 76];
+            let k = super::base64(&chunk[..n], &mut line);
+            let _ = writeln!(out, "ATTEST {}", core::str::from_utf8(&line[..k]).unwrap_or("?"));
+            at += n;
+        }
+        let _ = writeln!(out, "ATTEST end");
+    }
 
     fn smc(fid: u32, args: &[u64]) -> [u64; 18] {
         shared::smccc::smc(fid, args)
@@ -135,6 +217,8 @@ mod realm {
         // SAFETY: as above.
         let x0 = unsafe { core::ptr::read_volatile(&raw const (*hc)[1]) };
         let _ = writeln!(out, "HOST_CALL imm 1 status {} x0 {x0:#x}", h[0]);
+
+        attest(&mut out);
 
         if host_call(2, 0) == 1 {
             crate::isolation::probes(&mut out, ipa_width);
@@ -297,5 +381,15 @@ mod tests {
     fn hex() {
         assert_eq!(super::hex_digit(0xab >> 4), b'a');
         assert_eq!(super::hex_digit(0x0f), b'f');
+    }
+
+    #[test]
+    fn base64_rfc4648_vectors() {
+        let mut out = [0u8; 8];
+        for (src, want) in [(&b""[..], ""), (b"f", "Zg=="), (b"fo", "Zm8="), (b"foo", "Zm9v"), (b"foob", "Zm9vYg=="), (b"fooba", "Zm9vYmE="), (b"foobar", "Zm9vYmFy")] {
+            let n = super::base64(src, &mut out);
+            assert_eq!(&out[..n], want.as_bytes());
+        }
+        assert_eq!(super::ATTEST_CHALLENGE[63], 63);
     }
 }

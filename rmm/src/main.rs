@@ -10,6 +10,9 @@
 // On the host only the unit tests use the logic modules.
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
+extern crate alloc;
+
+mod attest;
 mod boot;
 mod el3;
 mod granule;
@@ -25,6 +28,8 @@ mod rtt;
 
 #[cfg(target_os = "none")]
 mod arch;
+#[cfg(target_os = "none")]
+mod heap;
 #[cfg(target_os = "none")]
 mod run;
 

@@ -62,8 +62,18 @@ pub struct Rec {
     /// (RmiRecEnter.flags.inject_sea); `sea_far` is that abort's VA.
     pub sea_allowed: u64,
     pub sea_far: u64,
-    /// Attestation token generation in progress (never, until attestation exists).
+    /// 1 between RSI_ATTESTATION_TOKEN_INIT and the CONTINUE that hands out
+    /// the token's last byte (DEN0137: the REC's attestation token state).
     pub attest_in_progress: u64,
+    /// Token bytes already handed out by RSI_ATTESTATION_TOKEN_CONTINUE.
+    pub attest_offset: u64,
+    /// INIT's challenge: x1..x8, each little-endian, in order.
+    pub attest_challenge: [u8; 64],
+    /// The Realm's measurements when INIT was called (RIM, then the REMs):
+    /// every part of one token shows the same values.
+    pub attest_measurements: [[u8; 64]; 5],
+    /// Keeps the size a multiple of the 16-byte alignment (no padding for zerocopy).
+    pub _res_attest: u64,
 }
 
 const _: () = assert!(core::mem::size_of::<Rec>() <= 4096);

@@ -24,7 +24,8 @@ static GRANULE_STORAGE: [AtomicU32; MAX_GRANULES] = [const { AtomicU32::new(0) }
 static GRANULES: Once<GranuleTable<'static>> = Once::new();
 static VMIDS: VmidSet = VmidSet::new();
 static MEMORY: IdentityMemory = IdentityMemory;
-static EL3: crate::el3::Smc = crate::el3::Smc;
+static EL3: crate::el3::Smc = crate::el3::Smc::new();
+static ATTEST: crate::attest::Attest = crate::attest::Attest::new();
 static CPU: crate::arch::realm::Cpu = crate::arch::realm::Cpu;
 static POOL: Once<Mutex<FramePool>> = Once::new();
 static MAP: Once<Mutex<El2Map>> = Once::new();
@@ -120,9 +121,11 @@ fn cold_boot(cpu: u64, version: u64, cpus: u64, shared_buffer: u64) -> Result<()
         log::info!("granules tracked: {:#x}..{:#x}", base, base + size);
     }
     log::info!("tracking {} granules", granules.len());
+    crate::heap::init();
+    EL3.set_shared_buffer(shared_buffer as usize);
     STATE.call_once(|| RmmState {
         boot: cold,
-        rmi: RmiContext { hw, granules, mem: &MEMORY, el3: &EL3, vmids: &VMIDS, cpu: &CPU },
+        rmi: RmiContext { hw, granules, mem: &MEMORY, el3: &EL3, vmids: &VMIDS, cpu: &CPU, attest: &ATTEST },
     });
     warm::publish_for_warm_boot();
     log::info!("boot complete");

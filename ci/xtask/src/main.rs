@@ -13,6 +13,7 @@ mod fresh;
 mod setup;
 mod tests;
 mod util;
+mod verify_token;
 
 use std::process::ExitCode;
 
@@ -25,9 +26,11 @@ fn usage() -> String {
   test [FILTER]    host unit tests, then QEMU integration tests whose name contains FILTER
   bench            FF-A/RMI/guest round trips as ratios to their floors;
                    writes target/bench.json and target/bench.svg
+{}
   fresh-check      the README's `cargo xtask test` in a clean Debian 12 root (mmdebstrap),
                    with this machine's Rust toolchain: proves the fresh-machine path",
-        run::USAGE
+        run::USAGE,
+        verify_token::USAGE
     )
 }
 
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
             }
         },
         Some("test") => setup::setup().and_then(|p| build::build(&p)).and_then(|o| tests::test(&o, args.get(1).map(String::as_str))),
+        Some("verify-token") => verify_token::main(&args[1..]),
         Some("fresh-check") => fresh::fresh_check(),
         Some("bench") => setup::setup().and_then(|p| build::build(&p)).and_then(|o| bench::bench(&o)),
         _ => {

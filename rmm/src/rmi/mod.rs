@@ -77,6 +77,7 @@ pub struct RmiContext<'a> {
     pub el3: &'a dyn crate::el3::El3,
     pub vmids: &'a crate::realm::VmidSet,
     pub cpu: &'a dyn rec::RealmCpu,
+    pub attest: &'a crate::attest::Attest,
 }
 
 /// A command's successful outcome: the result registers it defines (x1..x4).

@@ -55,6 +55,7 @@ pub struct World {
     pub el3: &'static FakeEl3,
     pub vmids: &'static VmidSet,
     pub cpu: &'static FakeCpu,
+    pub attest: &'static crate::attest::Attest,
 }
 
 impl World {
@@ -66,11 +67,12 @@ impl World {
             el3: Box::leak(Box::default()),
             vmids: Box::leak(Box::new(VmidSet::new())),
             cpu: Box::leak(Box::default()),
+            attest: Box::leak(Box::new(crate::attest::Attest::new())),
         }
     }
 
     pub fn ctx(&self) -> RmiContext<'static> {
-        RmiContext { hw: HW, granules: self.granules, mem: self.mem, el3: self.el3, vmids: self.vmids, cpu: self.cpu }
+        RmiContext { hw: HW, granules: self.granules, mem: self.mem, el3: self.el3, vmids: self.vmids, cpu: self.cpu, attest: self.attest }
     }
 
     /// Granule `n` of the bank.

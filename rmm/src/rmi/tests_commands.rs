@@ -427,7 +427,7 @@ fn rec_enter_rsi_and_exits() {
         s.push(smc(&[rsi::RSI_IPA_STATE_GET as u64, 0, 0x10000]));
         s.push(check(|r| assert_eq!(r.x[..3], [0, 0x2000, rsi::RSI_RAM])));
         s.push(smc(&[rsi::RSI_ATTESTATION_TOKEN_INIT as u64]));
-        s.push(check(|r| assert_eq!(r.x[0], rsi::RsiStatus::ErrorUnknown as u64)));
+        s.push(check(|r| assert_eq!(r.x[..2], [0, crate::attest::TOKEN_SIZE_BOUND as u64])));
         s.push(smc(&[0xC400_01FF]));
         s.push(check(|r| assert_eq!(r.x[0], u64::MAX)));
     }
@@ -563,5 +563,233 @@ trait NewEnter {
 impl NewEnter for RmiRecEnter {
     fn new_zeroed_enter() -> Self {
         RmiRecRun::zeroed().enter
+    }
+}
+
+/// One RSI call from the Realm in its own RMI_REC_ENTER; returns x0, x1.
+fn rsi_call(w: &World, rec: u64, args: Vec<u64>) -> [u64; 2] {
+    let out = std::sync::Arc::new(std::sync::Mutex::new([0u64; 2]));
+    let o = out.clone();
+    {
+        let mut s = w.cpu.script.lock().unwrap();
+        s.push(Box::new(move |r: &mut Rec| {
+            r.x[..args.len()].copy_from_slice(&args);
+            sync(ESR_SMC)
+        }));
+        s.push(check(move |r| *o.lock().unwrap() = [r.x[0], r.x[1]]));
+    }
+    w.ok(RMI_REC_ENTER, &[rec, g(5)]);
+    *out.lock().unwrap()
+}
+
+const INIT: u64 = rsi::RSI_ATTESTATION_TOKEN_INIT as u64;
+const CONTINUE: u64 = rsi::RSI_ATTESTATION_TOKEN_CONTINUE as u64;
+const R_INPUT: u64 = rsi::RsiStatus::ErrorInput as u64;
+const R_STATE: u64 = rsi::RsiStatus::ErrorState as u64;
+const R_INCOMPLETE: u64 = rsi::RsiStatus::Incomplete as u64;
+const R_UNKNOWN: u64 = rsi::RsiStatus::ErrorUnknown as u64;
+
+/// The challenge x1..x8 = 1..=8 as bytes.
+fn challenge_bytes() -> [u8; 64] {
+    let mut c = [0u8; 64];
+    for i in 0..8 {
+        c[8 * i..8 * i + 8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+    }
+    c
+}
+
+/// INIT then CONTINUE into the granule at IPA 0x1000 (PA g(21)), `chunk`
+/// bytes at offset `off` per call; the whole token.
+fn read_token(w: &World, rec: u64, off: u64, chunk: u64) -> Vec<u8> {
+    let init = rsi_call(w, rec, vec![INIT, 1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(init, [0, crate::attest::TOKEN_SIZE_BOUND as u64]);
+    let mut token = Vec::new();
+    for _ in 0..100 {
+        let [st, len] = rsi_call(w, rec, vec![CONTINUE, 0x1000, off, chunk]);
+        assert!(st == 0 || st == R_INCOMPLETE, "CONTINUE: {st}");
+        assert!(len <= chunk);
+        token.extend_from_slice(&w.mem.page(g(21))[off as usize..(off + len) as usize]);
+        if st == 0 {
+            assert!(token.len() <= crate::attest::TOKEN_SIZE_BOUND);
+            return token;
+        }
+    }
+    panic!("token never completed");
+}
+
+#[test]
+fn attestation_token_in_parts_is_one_verifiable_token() {
+    let w = World::new();
+    let (rd, rec) = build(&w, &[[0u8; 4096], [0u8; 4096]]);
+    w.ok(RMI_REALM_ACTIVATE, &[rd]);
+    let whole = read_token(&w, rec, 0, 0x1000);
+    let parts = read_token(&w, rec, 0xf00, 0x100);
+    assert_eq!(whole, parts, "same inputs, same token, however it is read");
+    let c = cca_token::decode_collection(&whole).unwrap();
+    let claims = cca_token::verify_realm_token(&c.realm_token).unwrap();
+    let r = rd_of(&w, rd);
+    assert_eq!(claims.challenge, challenge_bytes());
+    assert_eq!(claims.rim, r.measurements[0][..32]);
+    assert_eq!(claims.rems, vec![vec![0u8; 32]; 4]);
+    assert_eq!(claims.personalization_value, r.rpv);
+    assert_eq!(claims.hash_algo_id, "sha-256");
+    let rak = cca_token::RealmAttestationKey::from_el3(&crate::el3::test_support::QEMU_SAMPLE_RAK)
+        .unwrap();
+    assert_eq!(claims.public_key, rak.public_key());
+    assert_eq!(
+        c.platform_token,
+        crate::el3::test_support::platform_token_for(&rak.public_key_hash())
+    );
+    // Byte for byte what cca-token makes from the same inputs (the code
+    // xtask's verify-token tests round-trip).
+    let claims_in = cca_token::RealmClaims {
+        challenge: &challenge_bytes(),
+        personalization_value: &r.rpv,
+        hash_algo: cca_token::HashAlgo::Sha256,
+        rim: &r.measurements[0][..32],
+        rems: [&[0; 32], &[0; 32], &[0; 32], &[0; 32]],
+    };
+    let direct = cca_token::collection(&c.platform_token, &cca_token::realm_token(&claims_in, &rak).unwrap()).unwrap();
+    assert_eq!(whole, direct);
+    // EL3 was asked once for the key and the platform token, however many tokens.
+    let asked = w
+        .el3
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(n, _)| *n != "delegate")
+        .count();
+    assert_eq!(asked, 2);
+    // After the last part: no token in progress.
+    assert_eq!(
+        rsi_call(&w, rec, vec![CONTINUE, 0x1000, 0, 0x1000])[0],
+        R_STATE
+    );
+}
+
+#[test]
+fn attestation_token_keeps_the_measurements_of_init() {
+    let w = World::new();
+    let (rd, rec) = build(&w, &[[0u8; 4096]; 2]);
+    w.ok(RMI_REALM_ACTIVATE, &[rd]);
+    assert_eq!(rsi_call(&w, rec, vec![INIT, 1, 2, 3, 4, 5, 6, 7, 8])[0], 0);
+    let [st, len] = rsi_call(&w, rec, vec![CONTINUE, 0x1000, 0, 0x100]);
+    assert_eq!((st, len), (R_INCOMPLETE, 0x100));
+    let mut token = w.mem.page(g(21))[..0x100].to_vec();
+    // REM 1 changes mid-token: the token still shows the value at INIT.
+    assert_eq!(
+        rsi_call(
+            &w,
+            rec,
+            vec![rsi::RSI_MEASUREMENT_EXTEND as u64, 1, 1, 0x55]
+        )[0],
+        0
+    );
+    loop {
+        let [st, len] = rsi_call(&w, rec, vec![CONTINUE, 0x1000, 0, 0x1000]);
+        token.extend_from_slice(&w.mem.page(g(21))[..len as usize]);
+        if st == 0 {
+            break;
+        }
+        assert_eq!(st, R_INCOMPLETE);
+    }
+    let c = cca_token::decode_collection(&token).unwrap();
+    assert_eq!(
+        cca_token::verify_realm_token(&c.realm_token).unwrap().rems[0],
+        vec![0u8; 32]
+    );
+    // A new token shows the new value.
+    let again = read_token(&w, rec, 0, 0x1000);
+    let c = cca_token::decode_collection(&again).unwrap();
+    assert_eq!(
+        cca_token::verify_realm_token(&c.realm_token).unwrap().rems[0],
+        rd_of(&w, rd).measurements[1][..32]
+    );
+}
+
+#[test]
+fn attestation_token_continue_refuses_bad_input_and_state() {
+    let w = World::new();
+    let (rd, rec) = build(&w, &[[0u8; 4096]; 2]);
+    w.ok(RMI_REALM_ACTIVATE, &[rd]);
+    // No INIT yet.
+    assert_eq!(
+        rsi_call(&w, rec, vec![CONTINUE, 0x1000, 0, 0x1000])[0],
+        R_STATE
+    );
+    assert_eq!(rsi_call(&w, rec, vec![INIT, 1, 2, 3, 4, 5, 6, 7, 8])[0], 0);
+    let before = w.mem.page(g(21)).to_vec();
+    let unprotected = 1u64 << 38;
+    for (addr, off, size) in [
+        (0x1001, 0, 0x100),               // unaligned
+        (0x3000, 0, 0x100),               // protected, not RAM (unassigned)
+        (unprotected, 0, 0x100),          // unprotected
+        (unprotected + 0x1000, 0, 0x100), // unprotected
+        (1 << 39, 0, 0x100),              // outside the IPA space
+        (!0xfff, 0, 0x100),               // far outside
+        (0x1000, 0x1000, 0),              // offset past the granule
+        (0x1000, 0x800, 0x801),           // offset + size past the granule
+        (0x1000, 0, 0x1001),              // size past the granule
+        (0x1000, 8, u64::MAX),            // offset + size overflows
+        (0x1000, u64::MAX, 2),            // offset overflows
+    ] {
+        assert_eq!(
+            rsi_call(&w, rec, vec![CONTINUE, addr, off, size])[0],
+            R_INPUT,
+            "{addr:#x} {off:#x} {size:#x}"
+        );
+    }
+    assert_eq!(
+        w.mem.page(g(21)).to_vec(),
+        before,
+        "nothing written on errors"
+    );
+    // Errors did not end the token in progress.
+    let [st, len] = rsi_call(&w, rec, vec![CONTINUE, 0x1000, 0, 0x10]);
+    assert_eq!((st, len), (R_INCOMPLETE, 0x10));
+    let first = w.mem.page(g(21))[..0x10].to_vec();
+    // INIT in the middle restarts the token from its first byte.
+    assert_eq!(rsi_call(&w, rec, vec![INIT, 1, 2, 3, 4, 5, 6, 7, 8])[0], 0);
+    let [st, len] = rsi_call(&w, rec, vec![CONTINUE, 0x1000, 0x800, 0x10]);
+    assert_eq!((st, len), (R_INCOMPLETE, 0x10));
+    assert_eq!(w.mem.page(g(21))[0x800..0x810], first[..]);
+    // A zero size writes nothing and keeps the token in progress.
+    assert_eq!(rsi_call(&w, rec, vec![CONTINUE, 0x1000, 0, 0]), [R_INCOMPLETE, 0]);
+}
+
+#[test]
+fn attestation_with_a_bad_key_from_el3_is_an_error_not_a_panic() {
+    for (rak, plat) in [
+        (Ok(vec![0u8; 48]), None),
+        (Ok(vec![0xffu8; 48]), None),
+        (Ok(vec![1u8; 47]), None),
+        (Ok(vec![]), None),
+        (Err(shared::abi::rmm_el3::E_RMM_UNK), None),
+        (
+            Ok(crate::el3::test_support::QEMU_SAMPLE_RAK.to_vec()),
+            Some(shared::abi::rmm_el3::E_RMM_INVAL),
+        ),
+    ] {
+        let w = World::new();
+        let (rd, rec) = build(&w, &[[0u8; 4096]; 2]);
+        w.ok(RMI_REALM_ACTIVATE, &[rd]);
+        *w.el3.rak.lock().unwrap() = rak.clone();
+        *w.el3.platform_error.lock().unwrap() = plat;
+        assert_eq!(rsi_call(&w, rec, vec![INIT, 1, 2, 3, 4, 5, 6, 7, 8])[0], 0);
+        assert_eq!(
+            rsi_call(&w, rec, vec![CONTINUE, 0x1000, 0, 0x1000])[0],
+            R_UNKNOWN,
+            "{rak:?} {plat:?}"
+        );
+        // The token was abandoned; a fixed EL3 is asked again.
+        assert_eq!(
+            rsi_call(&w, rec, vec![CONTINUE, 0x1000, 0, 0x1000])[0],
+            R_STATE
+        );
+        *w.el3.rak.lock().unwrap() = Ok(crate::el3::test_support::QEMU_SAMPLE_RAK.to_vec());
+        *w.el3.platform_error.lock().unwrap() = None;
+        let t = read_token(&w, rec, 0, 0x1000);
+        assert!(cca_token::decode_collection(&t).is_ok());
     }
 }

@@ -5,8 +5,7 @@
 //!
 //! Commands answered here and the REC resumes: RSI_VERSION, RSI_FEATURES,
 //! RSI_MEASUREMENT_READ/EXTEND, RSI_REALM_CONFIG, RSI_IPA_STATE_GET,
-//! RSI_ATTESTATION_TOKEN_INIT/CONTINUE (errors: attestation is not
-//! implemented yet), PSCI_VERSION/FEATURES.  Commands that need the Host end
+//! RSI_ATTESTATION_TOKEN_INIT/CONTINUE (crate::attest), PSCI_VERSION/FEATURES.  Commands that need the Host end
 //! RMI_REC_ENTER: RSI_IPA_STATE_SET (RIPAS_CHANGE), RSI_HOST_CALL
 //! (HOST_CALL), PSCI CPU_ON/AFFINITY_INFO/CPU_OFF/SYSTEM_OFF/SYSTEM_RESET/
 //! CPU_SUSPEND (PSCI).
@@ -226,14 +225,8 @@ fn handle_smc(ctx: &RmiContext, rd: u64, rec: &mut Rec) -> Action {
                 rec.x[0] = 0;
             }
         }
-        RSI_ATTESTATION_TOKEN_INIT => {
-            // Attestation is a later issue: no token can be produced.
-            rec.x[0] = status(RsiStatus::ErrorUnknown);
-        }
-        RSI_ATTESTATION_TOKEN_CONTINUE => {
-            // No token generation in progress (DEN0137 RSI_ATTESTATION_TOKEN_CONTINUE, `state`).
-            rec.x[0] = status(RsiStatus::ErrorState);
-        }
+        RSI_ATTESTATION_TOKEN_INIT => attestation_token_init(ctx, rd, rec),
+        RSI_ATTESTATION_TOKEN_CONTINUE => attestation_token_continue(ctx, rd, rec),
         RSI_REALM_CONFIG => {
             let addr = a(1);
             let ok = addr % 0x1000 == 0
@@ -304,6 +297,94 @@ fn handle_smc(ctx: &RmiContext, rd: u64, rec: &mut Rec) -> Action {
         _ => rec.x[0] = NOT_SUPPORTED,
     }
     Action::Resume
+}
+
+/// RSI_ATTESTATION_TOKEN_INIT(x1..x8 = challenge): starts (or restarts) a
+/// token for this REC and returns in x1 an upper bound of its size.  The
+/// measurements are captured now; EL3 is not involved until CONTINUE.
+fn attestation_token_init(ctx: &RmiContext, rd: u64, rec: &mut Rec) {
+    for i in 0..8 {
+        rec.attest_challenge[8 * i..8 * i + 8].copy_from_slice(&rec.x[1 + i].to_le_bytes());
+    }
+    rec.attest_measurements = with_rd(ctx, rd, |r| r.measurements);
+    rec.attest_offset = 0;
+    rec.attest_in_progress = 1;
+    rec.x[0] = RsiStatus::Success as u64;
+    rec.x[1] = crate::attest::TOKEN_SIZE_BOUND as u64;
+}
+
+/// RSI_ATTESTATION_TOKEN_CONTINUE(x1 = addr, x2 = offset, x3 = size):
+/// writes the token's next bytes (at most `size`) to the Realm granule at
+/// IPA `addr`, from byte `offset` of that granule; x1 = bytes written.
+/// RSI_INCOMPLETE while bytes remain, RSI_SUCCESS with the last ones.
+///
+/// RSI_ERROR_INPUT: `addr` not granule-aligned, outside the protected IPA
+/// space, or not RAM-backed (we answer this one too: no Host exit to map
+/// it); `offset` not inside the granule or `offset + size` past its end.
+/// RSI_ERROR_STATE: no INIT before.  RSI_ERROR_UNKNOWN: EL3 gave no usable
+/// key or platform token (the token in progress is abandoned).
+fn attestation_token_continue(ctx: &RmiContext, rd: u64, rec: &mut Rec) {
+    const GRANULE: u64 = 0x1000;
+    let (addr, offset, size) = (rec.x[1], rec.x[2], rec.x[3]);
+    let input_ok = addr.is_multiple_of(GRANULE) && offset < GRANULE && size <= GRANULE - offset;
+    let protected = input_ok && with_rd(ctx, rd, |r| ram_pa(ctx.mem, r, addr).is_some());
+    if !protected {
+        rec.x[0] = RsiStatus::ErrorInput as u64;
+        return;
+    }
+    if rec.attest_in_progress != 1 {
+        rec.x[0] = RsiStatus::ErrorState as u64;
+        return;
+    }
+    let (algo, rpv) = with_rd(ctx, rd, |r| (r.algo(), r.rpv));
+    let algo = match algo {
+        measurement::HashAlgo::Sha256 => cca_token::HashAlgo::Sha256,
+        measurement::HashAlgo::Sha512 => cca_token::HashAlgo::Sha512,
+    };
+    let m = &rec.attest_measurements;
+    let n = algo.size();
+    let claims = cca_token::RealmClaims {
+        challenge: &rec.attest_challenge,
+        personalization_value: &rpv,
+        hash_algo: algo,
+        rim: &m[0][..n],
+        rems: [&m[1][..n], &m[2][..n], &m[3][..n], &m[4][..n]],
+    };
+    let token = match ctx.attest.token(ctx.el3, &claims) {
+        Ok(t) => t,
+        Err(e) => {
+            log::error!("attestation token: {e:?}");
+            rec.attest_in_progress = 0;
+            rec.x[0] = RsiStatus::ErrorUnknown as u64;
+            return;
+        }
+    };
+    // The token cannot change between calls (see crate::attest), so the offset stays valid.
+    let done = (rec.attest_offset as usize).min(token.len());
+    let part = &token[done..token.len().min(done + size as usize)];
+    let written = with_rd(ctx, rd, |r| {
+        // Checked again under this lock: the RTT may have changed while we signed.
+        let pa = ram_pa(ctx.mem, r, addr)?;
+        let dst = ctx.mem.realm_va(pa) + offset as usize;
+        for (i, b) in part.iter().enumerate() {
+            // SAFETY: a DATA granule of this Realm, mapped, kept by the RD
+            // lock; offset + part.len() <= offset + size <= the granule size.
+            unsafe { core::ptr::write_volatile((dst + i) as *mut u8, *b) };
+        }
+        Some(part.len())
+    });
+    let Some(written) = written else {
+        rec.x[0] = RsiStatus::ErrorInput as u64;
+        return;
+    };
+    rec.attest_offset = (done + written) as u64;
+    rec.x[1] = written as u64;
+    if done + written == token.len() {
+        rec.attest_in_progress = 0;
+        rec.x[0] = RsiStatus::Success as u64;
+    } else {
+        rec.x[0] = RsiStatus::Incomplete as u64;
+    }
 }
 
 fn ipa_state_get(m: &dyn Memory, r: &Rd, base: u64, top: u64) -> Option<(u64, u64)> {

@@ -43,3 +43,6 @@ pub const E_RMM_BAD_PAS: i64 = -3;
 pub const E_RMM_NOMEM: i64 = -4;
 pub const E_RMM_INVAL: i64 = -5;
 pub const E_RMM_AGAIN: i64 = -6;
+
+/// RMM_ATTEST_GET_REALM_KEY's `ecc_curve` (x3): the only curve of the interface.
+pub const ATTEST_KEY_CURVE_ECC_SECP384R1: u64 = 0;

@@ -87,6 +87,43 @@ fn rim_matches(output: &str) -> Vec<String> {
     }
 }
 
+fn attestation_expects() -> Vec<Expect> {
+    vec![
+        expect("token read", &["[realm] ATTEST size "]),
+        expect("token printed", &["[realm] ATTEST end"]),
+        expect("realm finished", &["[realm] done"]),
+    ]
+}
+
+/// The token the Realm printed (base64 on `[realm] ATTEST ` lines) passes
+/// `verify-token` with realm-guest's challenge and the RIM xtask computes.
+/// The platform token is TF-A qemu's fixed sample: bound to qemu's sample
+/// RAK, but its signature cannot be checked (no key; docs/rmm.md).
+fn attestation_verified(output: &str) -> Vec<String> {
+    let img = match std::fs::read(util::out_dir().join("realm-guest.padded.bin")) {
+        Ok(i) => i,
+        Err(e) => return vec![format!("cannot read the padded realm-guest image: {e}")],
+    };
+    let b64: String = output
+        .lines()
+        .filter_map(|l| l.strip_prefix("[realm] ATTEST "))
+        .filter(|l| !l.starts_with("size ") && !l.starts_with("end") && !l.contains(' '))
+        .collect();
+    let path = util::out_dir().join("realm-attestation-token.b64");
+    if let Err(e) = std::fs::write(&path, &b64) {
+        return vec![format!("cannot write {}: {e}", path.display())];
+    }
+    let challenge: String = (0..64u8).map(|i| format!("{i:02x}")).collect();
+    let rim = measure::hex(&measure::rim(&measure::NS_HYP_REALM, &img));
+    let args: Vec<String> = [path.to_string_lossy().as_ref(), "--challenge", &challenge, "--expect-rim", &rim].iter().map(|s| s.to_string()).collect();
+    println!("xtask: $ cargo xtask verify-token {}", args.join(" "));
+    match crate::verify_token::main(&args) {
+        Ok(true) => vec![],
+        Ok(false) => vec!["verify-token refused the realm's token (see above)".into()],
+        Err(e) => vec![format!("verify-token: {e}")],
+    }
+}
+
 fn rmi_bad_input_expects() -> Vec<Expect> {
     vec![
         expect("ns-hyp in rmi-tests mode", &["[ns-hyp] mode: realm (RmiTests)"]),
@@ -131,6 +168,7 @@ pub fn tests() -> Vec<IntegrationTest> {
     vec![
         IntegrationTest { name: "realm_boot", boot: realm_boot, timeout: Duration::from_secs(120), expects: realm_boot_expects, extra: Some(rim_matches), forbid: FORBID_ALWAYS },
         IntegrationTest { name: "rmi_bad_input", boot: rmi_tests_boot, timeout: Duration::from_secs(120), expects: rmi_bad_input_expects, extra: Some(no_failed_case), forbid: FORBID_ALWAYS },
+        IntegrationTest { name: "realm_attestation", boot: realm_boot, timeout: Duration::from_secs(180), expects: attestation_expects, extra: Some(attestation_verified), forbid: FORBID_ALWAYS },
         IntegrationTest { name: "realm_isolation", boot: isolation_boot, timeout: Duration::from_secs(120), expects: isolation_expects, extra: Some(isolation_extra), forbid: FORBID_ALWAYS },
     ]
 }
