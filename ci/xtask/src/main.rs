@@ -51,7 +51,7 @@ fn main() -> ExitCode {
             }
         },
         Some("test") => setup::setup().and_then(|p| build::build(&p)).and_then(|o| tests::test(&o, args.get(1).map(String::as_str))),
-        Some("verify-token") => verify_token::main(&args[1..]),
+        Some("verify-token") => setup::setup().and_then(|_| verify_token::main(&args[1..])),
         Some("fresh-check") => fresh::fresh_check(),
         Some("bench") => setup::setup().and_then(|p| build::build(&p)).and_then(|o| bench::bench(&o)),
         _ => {

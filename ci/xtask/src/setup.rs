@@ -81,6 +81,14 @@ const HOST_TOOLS: &[(&str, &str)] = &[
     ("gzip", "gzip"),
 ];
 
+/// Packages needed whole: minbase has perl-base (`/usr/bin/perl`) but not the
+/// modules OpenSSL's Configure uses (the verify-token build compiles OpenSSL).
+const HOST_PACKAGES: &[&str] = &["perl"];
+
+fn package_installed(p: &str) -> bool {
+    output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p])).is_ok_and(|s| s.contains("install ok installed"))
+}
+
 /// Files (headers, mostly) the builds need, and the package that provides each:
 /// TF-A's host tools (fiptool) include OpenSSL's headers.
 const HOST_FILES: &[(&str, &str)] = &[("/usr/include/openssl/sha.h", "libssl-dev")];
@@ -167,6 +175,7 @@ fn apt_packages() -> Result {
         .filter(|(t, _)| !have(t))
         .map(|(_, p)| *p)
         .chain(HOST_FILES.iter().filter(|(f, _)| !Path::new(f).exists()).map(|(_, p)| *p))
+        .chain(HOST_PACKAGES.iter().copied().filter(|p| !package_installed(p)))
         .collect();
     let qemu_ok = qemu_major().is_some_and(|m| m >= 8);
     if missing.is_empty() && qemu_ok && sources_configured() {

@@ -1,0 +1,294 @@
+//! `cargo xtask verify-token FILE [...]` (this binary, which xtask runs): checks a CCA attestation token on
+//! the host, twice over: with Veraison's `ccatoken` crate and with our own
+//! `cca-token` + `p384` code.
+//!
+//! What is checked: the collection (tag 399, keys 44234 and 44241); the
+//! Realm token's claims (types and sizes) and its ES384 signature with the
+//! RAK it carries (ccatoken, then p384); the platform token's signature when
+//! `--platform-key` gives its key; the binding (platform challenge = hash of
+//! the RAK public key, with the Realm's claim 44240 algorithm); and the
+//! claims `--challenge` / `--expect-rim` name.
+//!
+//! Where ccatoken 0.1 falls short (it follows an early draft of the token):
+//! it accepts only the platform profile "http://arm.com/CCA-SSD/1.0.0", so
+//! it refuses the whole collection of a token whose platform token uses
+//! "tag:arm.com,2023:cca_platform#1.0.0", as TF-A qemu's sample does; and
+//! it wants the RAK claim (44237) as a 97-byte SEC1 point, not the COSE_Key
+//! rmm puts there, so it refuses our Realm claims too.  What it can still
+//! do is check the Realm token's COSE_Sign1 signature (cose-rust + openssl)
+//! once given the RAK, which we take from the claim.  It cannot verify the
+//! platform signature without the platform key (CPAK), and TF-A does not ship
+//! the key of qemu's sample platform token.  The binding does hold on qemu:
+//! the sample's challenge is SHA-256 of qemu's sample RAK as a COSE_Key.
+
+use base64::Engine as _;
+
+const USAGE: &str = "FILE [--challenge HEX] [--expect-rim HEX] [--platform-key HEX]";
+
+#[derive(Default, Debug)]
+pub struct Options {
+    /// The challenge the Realm passed (zero-padded to 64 bytes).
+    pub challenge: Option<Vec<u8>>,
+    pub expect_rim: Option<Vec<u8>>,
+    /// SEC1 public key of the platform token's signer.
+    pub platform_key: Option<Vec<u8>>,
+}
+
+pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+    let s = s.trim();
+    if !s.len().is_multiple_of(2) {
+        return Err(format!("odd number of hex digits in {s:?}"));
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| format!("not hex: {s:?}"))).collect()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn parse(args: &[String]) -> Result<(String, Options), String> {
+    let mut file = None;
+    let mut o = Options::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value")).and_then(|v| parse_hex(v));
+        match a.as_str() {
+            "--challenge" => o.challenge = Some(value("--challenge")?),
+            "--expect-rim" => o.expect_rim = Some(value("--expect-rim")?),
+            "--platform-key" => o.platform_key = Some(value("--platform-key")?),
+            f if file.is_none() && !f.starts_with("--") => file = Some(f.to_string()),
+            other => return Err(format!("unexpected argument {other:?}")),
+        }
+    }
+    if o.challenge.as_ref().is_some_and(|c| c.len() > 64) {
+        return Err("--challenge is at most 64 bytes".into());
+    }
+    Ok((file.ok_or("no token file given")?, o))
+}
+
+/// The token's bytes: binary CBOR as is, anything else as base64 text
+/// (whitespace ignored).
+pub fn token_bytes(raw: &[u8]) -> Result<Vec<u8>, String> {
+    if raw.first() == Some(&0xd9) {
+        return Ok(raw.to_vec());
+    }
+    let text: String = String::from_utf8_lossy(raw).chars().filter(|c| !c.is_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| format!("neither CBOR (tag 399) nor base64: {e}"))
+}
+
+/// Every check; the notes say what was verified and what could not be.
+pub fn verify(token: &[u8], o: &Options) -> Result<Vec<String>, String> {
+    let mut notes = Vec::new();
+    let c = cca_token::decode_collection(token).map_err(|e| format!("collection: {e:?}"))?;
+
+    // Our own checks first: ccatoken's COSE layer (cose-rust 0.1.9) panics
+    // on some malformed tokens (a slice past a short signature), so it only
+    // sees tokens that passed these.
+    let claims = cca_token::verify_realm_token(&c.realm_token).map_err(|e| format!("realm token: {e:?}"))?;
+    notes.push("p384: realm token ES384 signature verified with the RAK (claim 44237)".into());
+    let size = match claims.hash_algo_id.as_str() {
+        "sha-256" => 32,
+        "sha-512" => 64,
+        other => return Err(format!("hash algorithm id {other:?} is not one a Realm can have")),
+    };
+    if claims.rim.len() != size || claims.rems.iter().any(|r| r.len() != size) {
+        return Err(format!("measurements are not {size} bytes as {} says", claims.hash_algo_id));
+    }
+    match &o.platform_key {
+        Some(k) => {
+            cca_token::verify_es384(&c.platform_token, k).map_err(|e| format!("platform token signature: {e:?}"))?;
+            notes.push("p384: platform token ES384 signature verified with --platform-key".into());
+        }
+        None => notes.push("platform token signature NOT verified: no --platform-key (TF-A does not ship the key of qemu's sample)".into()),
+    }
+    let platform_challenge = cca_token::platform_challenge(&c.platform_token).map_err(|e| format!("platform token: {e:?}"))?;
+    let rak_hash = cca_token::hash_by_name(&claims.public_key_hash_algo_id, &claims.public_key).ok_or(format!("unknown RAK hash algorithm {:?}", claims.public_key_hash_algo_id))?;
+    if platform_challenge == rak_hash {
+        notes.push(format!("binding: platform challenge = {}(RAK public key)", claims.public_key_hash_algo_id));
+    } else {
+        return Err(format!("binding: platform challenge {} != {}(RAK public key) {}", hex(&platform_challenge), claims.public_key_hash_algo_id, hex(&rak_hash)));
+    }
+    if let Some(ch) = &o.challenge {
+        let mut want = ch.clone();
+        want.resize(64, 0);
+        if claims.challenge != want {
+            return Err(format!("challenge {} != expected {}", hex(&claims.challenge), hex(&want)));
+        }
+        notes.push("claims: challenge as expected".into());
+    }
+    if let Some(rim) = &o.expect_rim {
+        if &claims.rim != rim {
+            return Err(format!("RIM {} != expected {}", hex(&claims.rim), hex(rim)));
+        }
+        notes.push("claims: RIM as expected".into());
+    }
+    // Veraison ccatoken, as a second opinion.
+    notes.extend(ccatoken_check(token, &c.realm_token, &claims.public_key_sec1)?);
+    notes.push(format!("claims: RIM {} ({}), personalization value {}", hex(&claims.rim), claims.hash_algo_id, hex(&claims.personalization_value)));
+    Ok(notes)
+}
+
+/// ccatoken's view: the whole collection if it accepts it, else the Realm
+/// token alone: its claims if it can read them, and its signature with the
+/// RAK `rak_sec1` (from our reading of the claims when it cannot).
+fn ccatoken_check(token: &[u8], realm_token: &[u8], rak_sec1: &[u8]) -> Result<Vec<String>, String> {
+    let mut notes = Vec::new();
+    match ccatoken::token::Evidence::decode(&token.to_vec()) {
+        Ok(mut e) => {
+            e.verify_realm_token().map_err(|e| format!("ccatoken: realm token: {e:?}"))?;
+            notes.push("ccatoken: collection and both claim sets decoded; realm token signature verified".into());
+        }
+        Err(err) => {
+            notes.push(format!("ccatoken: refuses the collection ({err:?}); checking the realm token alone"));
+            let mut e = ccatoken::token::Evidence::new();
+            e.realm.bytes = realm_token.to_vec();
+            e.realm.init_decoder(None).map_err(|e| format!("ccatoken: realm token COSE: {e:?}"))?;
+            match ccatoken::token::Realm::decode(&e.realm.payload) {
+                Ok(claims) => {
+                    e.realm_claims = claims;
+                    notes.push("ccatoken: realm claims decoded".into());
+                }
+                Err(err) => {
+                    notes.push(format!("ccatoken: refuses the realm claims ({err:?}); giving it the RAK from claim 44237"));
+                    e.realm_claims.rak = rak_sec1.try_into().map_err(|_| "RAK is not a 97-byte SEC1 point".to_string())?;
+                }
+            }
+            e.verify_realm_token().map_err(|e| format!("ccatoken: realm token: {e:?}"))?;
+            notes.push("ccatoken: realm token ES384 signature verified".into());
+        }
+    }
+    Ok(notes)
+}
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("verify-token: {e}\nusage: verify-token {USAGE}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+/// Prints what was verified; false when the token fails.
+pub fn run(args: &[String]) -> Result<bool, String> {
+    let (file, o) = parse(args)?;
+    let raw = std::fs::read(&file).map_err(|e| format!("{file}: {e}"))?;
+    let token = token_bytes(&raw)?;
+    match verify(&token, &o) {
+        Ok(notes) => {
+            for n in notes {
+                println!("verify-token: {n}");
+            }
+            println!("verify-token: ok");
+            Ok(true)
+        }
+        Err(e) => {
+            println!("verify-token: FAILED: {e}");
+            Ok(false)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coset::{CoseSign1Builder, HeaderBuilder, TaggedCborSerializable, iana};
+    use p384::ecdsa::signature::Signer;
+
+    const QEMU_SAMPLE_RAK: [u8; 48] = [
+        0x20, 0x11, 0xC7, 0xF0, 0x3C, 0xEE, 0x43, 0x25, 0x17, 0x6E, 0x52, 0x4F, 0x03, 0x3C, 0x0C, 0xE1, 0xE2, 0x1A, 0x76, 0xE6, 0xC1, 0xA4, 0xF0, 0xB8, 0x39, 0xAA, 0x1D, 0xF6, 0x1E, 0x0E, 0x8A, 0x5C, 0x8A, 0x05,
+        0x74, 0x0F, 0x9B, 0x69, 0xEF, 0xA7, 0xEB, 0x1A, 0x41, 0x85, 0xBD, 0x11, 0x7F, 0x68,
+    ];
+
+    /// A platform token signed by a test key, challenge = `challenge`; its public key.
+    fn platform_token(challenge: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        use ciborium::value::Value;
+        let key = p384::ecdsa::SigningKey::from_slice(&[0x42; 48]).unwrap();
+        let map = Value::Map(vec![(Value::Integer(265.into()), Value::Text("tag:arm.com,2023:cca_platform#1.0.0".into())), (Value::Integer(10.into()), Value::Bytes(challenge.to_vec()))]);
+        let mut payload = Vec::new();
+        ciborium::ser::into_writer(&map, &mut payload).unwrap();
+        let t = CoseSign1Builder::new()
+            .protected(HeaderBuilder::new().algorithm(iana::Algorithm::ES384).build())
+            .payload(payload)
+            .create_signature(&[], |tbs| {
+                let s: p384::ecdsa::Signature = key.sign(tbs);
+                s.to_bytes().to_vec()
+            })
+            .build()
+            .to_tagged_vec()
+            .unwrap();
+        (t, key.verifying_key().to_encoded_point(false).as_bytes().to_vec())
+    }
+
+    /// A token as rmm makes it (cca-token, the same code), with its platform key.
+    fn token() -> (Vec<u8>, Vec<u8>, [u8; 64], Vec<u8>) {
+        let rak = cca_token::RealmAttestationKey::from_el3(&QEMU_SAMPLE_RAK).unwrap();
+        let ch = [0x33u8; 64];
+        let rpv = [0u8; 64];
+        let m = [[7u8; 32], [0; 32], [0; 32], [0; 32], [0; 32]];
+        let claims = cca_token::RealmClaims { challenge: &ch, personalization_value: &rpv, hash_algo: cca_token::HashAlgo::Sha256, rim: &m[0], rems: [&m[1], &m[2], &m[3], &m[4]] };
+        let realm = cca_token::realm_token(&claims, &rak).unwrap();
+        let (plat, pkey) = platform_token(&rak.public_key_hash());
+        (cca_token::collection(&plat, &realm).unwrap(), pkey, ch, m[0].to_vec())
+    }
+
+    #[test]
+    fn valid_token_is_accepted_and_every_flipped_byte_rejected() {
+        let (t, pkey, ch, rim) = token();
+        let o = Options { challenge: Some(ch.to_vec()), expect_rim: Some(rim), platform_key: Some(pkey) };
+        let notes = verify(&t, &o).unwrap();
+        assert!(notes.iter().any(|n| n.starts_with("binding: platform challenge")), "{notes:?}");
+        assert!(notes.iter().any(|n| n == "ccatoken: realm token ES384 signature verified"), "{notes:?}");
+        for i in 0..t.len() {
+            let mut bad = t.clone();
+            bad[i] ^= 0x01;
+            assert!(verify(&bad, &o).is_err(), "byte {i} of {} flipped, still accepted", t.len());
+        }
+    }
+
+    #[test]
+    fn ccatoken_alone_rejects_a_bad_realm_signature() {
+        let (t, ..) = token();
+        let c = cca_token::decode_collection(&t).unwrap();
+        let rak = cca_token::RealmAttestationKey::from_el3(&QEMU_SAMPLE_RAK).unwrap();
+        let sec1 = rak.public_key_sec1();
+        assert!(ccatoken_check(&t, &c.realm_token, sec1).is_ok());
+        // Another key: ccatoken's signature check fails.
+        let other = cca_token::RealmAttestationKey::from_el3(&[7; 48]).unwrap();
+        assert!(ccatoken_check(&t, &c.realm_token, other.public_key_sec1()).is_err());
+        for i in [1, 20, 48] {
+            let mut realm = c.realm_token.clone();
+            let n = realm.len();
+            realm[n - i] ^= 0x80; // inside the 96-byte signature
+            assert!(ccatoken_check(&cca_token::collection(&c.platform_token, &realm).unwrap(), &realm, sec1).is_err());
+        }
+    }
+
+    #[test]
+    fn wrong_expectations_are_rejected() {
+        let (t, pkey, ch, rim) = token();
+        let base = || Options { challenge: Some(ch.to_vec()), expect_rim: Some(rim.clone()), platform_key: Some(pkey.clone()) };
+        assert!(verify(&t, &Options { challenge: Some(vec![0x34; 64]), ..base() }).is_err());
+        assert!(verify(&t, &Options { expect_rim: Some(vec![0; 32]), ..base() }).is_err());
+        assert!(verify(&t, &Options { platform_key: Some(p384::ecdsa::SigningKey::from_slice(&[0x43; 48]).unwrap().verifying_key().to_encoded_point(false).as_bytes().to_vec()), ..base() }).is_err());
+        // A platform token not bound to the RAK is refused.
+        let c = cca_token::decode_collection(&t).unwrap();
+        let (plat, pkey2) = platform_token(&[0u8; 32]);
+        let unbound = cca_token::collection(&plat, &c.realm_token).unwrap();
+        let o = Options { platform_key: Some(pkey2), ..Default::default() };
+        assert!(verify(&unbound, &o).unwrap_err().starts_with("binding"));
+    }
+
+    #[test]
+    fn base64_and_binary_inputs() {
+        let (t, ..) = token();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&t);
+        let wrapped: String = b64.as_bytes().chunks(64).map(|l| format!("{}\n", std::str::from_utf8(l).unwrap())).collect();
+        assert_eq!(token_bytes(wrapped.as_bytes()).unwrap(), t);
+        assert_eq!(token_bytes(&t).unwrap(), t);
+        assert!(token_bytes(b"not base64 !").is_err());
+    }
+}
