@@ -52,7 +52,8 @@ static TABLE_MEM: PageArea<32> = PageArea::new();
 static POOL: spin::Once<spin::Mutex<FramePool>> = spin::Once::new();
 static MAP: spin::Once<spin::Mutex<mm::El2Map>> = spin::Once::new();
 
-/// Per secondary core: its job (0 none, 1 checks, 2 bench), done flag, bench ticks.
+/// Per secondary core: its job (0 none, 1 checks, 2 bench, 3 mp spin), done
+/// flag, ticks (bench result; mp spin: ticks asked, then ticks spent).
 static JOB: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
 static DONE: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
 static TICKS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
@@ -85,13 +86,17 @@ fn find_dtb(x0: u64) -> Option<(usize, usize)> {
 struct Hw;
 
 impl Machine for Hw {
-    fn run_on(&mut self, cpu: usize, job: Job) -> Result<u64, &'static str> {
+    fn start_on(&mut self, cpu: usize, job: Job) -> Result<(), &'static str> {
         match job {
             Job::Checks(uuid) => {
                 set_mp_uuid(uuid);
                 JOB[cpu].store(1, Ordering::SeqCst);
             }
             Job::BenchEcho => JOB[cpu].store(2, Ordering::SeqCst),
+            Job::MpSpin(ticks) => {
+                TICKS[cpu].store(ticks, Ordering::SeqCst);
+                JOB[cpu].store(3, Ordering::SeqCst);
+            }
         }
         DONE[cpu].store(0, Ordering::SeqCst);
         // QEMU virt: MPIDR Aff0 = CPU index for the first 16 CPUs.
@@ -99,6 +104,9 @@ impl Machine for Hw {
         if r[0] != 0 {
             return Err("PSCI CPU_ON failed");
         }
+        Ok(())
+    }
+    fn wait_on(&mut self, cpu: usize) -> Result<u64, &'static str> {
         let freq = shared::arch::timer::cntfrq().max(1);
         let start = shared::arch::timer::cntvct();
         while DONE[cpu].load(Ordering::SeqCst) == 0 {
@@ -223,6 +231,7 @@ extern "C" fn quadrant_main(x0: u64, _x1: u64, _x2: u64, _x3: u64, _x4: u64, cpu
         Mode::Isolation(addr) => checks::run_isolation(&Smc, &mut hw, addr),
         Mode::Bench => checks::run_bench(&Smc, &mut hw),
         Mode::Interrupts => checks::run_interrupts(&Smc, &mut hw),
+        Mode::Concurrency => checks::run_concurrency(&Smc, &mut hw),
     }
     if mode != Mode::Bench {
         let (ok, failed) = checks::TALLY.counts();
@@ -244,6 +253,7 @@ fn secondary(cpu: usize) -> ! {
             checks::core_checks(&Smc, cpu, uuid);
         }
         2 => TICKS[cpu].store(checks::bench_echo(&Smc, &shared::arch::timer::cntvct), Ordering::SeqCst),
+        3 => TICKS[cpu].store(checks::mp_spin_job(&Smc, TICKS[cpu].load(Ordering::SeqCst)), Ordering::SeqCst),
         _ => {}
     }
     DONE[cpu].store(1, Ordering::SeqCst);

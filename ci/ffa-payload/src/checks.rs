@@ -3,6 +3,7 @@
 //! Rust; `arch.rs` supplies the real machine.
 
 use core::fmt;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use shared::abi::ffa::{FfaError, Version, fid};
 use shared::ffa_client::{CallError, FfaClient, HYPERVISOR_ID, REQUESTED_VERSION};
 use shared::smccc::Conduit;
@@ -34,12 +35,23 @@ pub enum Job {
     Checks([u8; 16]),
     /// Time BENCH_ITERATIONS direct requests to echo; the machine keeps the ticks.
     BenchEcho,
+    /// One long request to mp ([`mp_spin_job`]: this many ticks of its work);
+    /// the machine keeps the ticks mp reports spent (u64::MAX if it failed).
+    MpSpin(u64),
 }
 
 pub trait Machine {
-    /// Powers `cpu` on (PSCI CPU_ON through TF-A), runs `job` there and waits
-    /// for it to finish; returns the bench ticks for `Job::BenchEcho`.
-    fn run_on(&mut self, cpu: usize, job: Job) -> Result<u64, &'static str>;
+    /// Powers `cpu` on (PSCI CPU_ON through TF-A) to run `job` there, and
+    /// returns without waiting for it.
+    fn start_on(&mut self, cpu: usize, job: Job) -> Result<(), &'static str>;
+    /// Waits until the job started on `cpu` is done and the core is off;
+    /// returns the ticks its job keeps (`Job::BenchEcho`, `Job::MpSpin`).
+    fn wait_on(&mut self, cpu: usize) -> Result<u64, &'static str>;
+    /// [`Machine::start_on`], then [`Machine::wait_on`].
+    fn run_on(&mut self, cpu: usize, job: Job) -> Result<u64, &'static str> {
+        self.start_on(cpu, job)?;
+        self.wait_on(cpu)
+    }
     fn counter(&self) -> u64;
     fn counter_freq(&self) -> u64;
     /// (RX, TX) physical addresses of our one-page buffer pair.
@@ -326,6 +338,66 @@ pub fn run_isolation<C: Conduit, M: Machine>(c: &C, m: &mut M, target: u64) {
     check(format_args!("core2_cpu_on"), r.is_ok(), format_args!("{r:?}"));
     let r = ffa.direct_req64(HYPERVISOR_ID, MP, [MP_FORWARD, ECHO as u64, 7, 8, 9]);
     check(format_args!("sp_to_sp_after_abort"), r == Ok([0, 7, 8, 9, 0]), format_args!("{}", Shown(&r)));
+}
+
+/// Completions of the concurrency scenario's requests, in order.
+static COMPLETED: AtomicU32 = AtomicU32::new(0);
+/// [`mp_spin_job`] is about to make its call / its completion rank.
+static SPIN_CALLING: AtomicBool = AtomicBool::new(false);
+static SPIN_RANK: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// Core 1's job in [`run_concurrency`]: one direct request to mp that keeps
+/// its context busy for `ticks`; returns the ticks mp says it spent
+/// (u64::MAX if the request failed).
+pub fn mp_spin_job<C: Conduit>(c: &C, ticks: u64) -> u64 {
+    let ffa = FfaClient::new(c);
+    SPIN_CALLING.store(true, Ordering::SeqCst);
+    let r = ffa.direct_req64(HYPERVISOR_ID, MP, [MP_SPIN, ticks, 0, 0, 0]);
+    SPIN_RANK.store(COMPLETED.fetch_add(1, Ordering::SeqCst), Ordering::SeqCst);
+    match r {
+        Ok(a) if a[0] == 1 => a[1],
+        _ => u64::MAX,
+    }
+}
+
+/// `spmc_concurrency` (issue R): while mp's context 1 is busy in a long
+/// direct request on core 1, a direct request to echo on core 0 completes
+/// first.  The verdict is the order of the two completions; with one lock
+/// for the whole SPMC core 0's request would wait for core 1's to end.
+pub fn run_concurrency<C: Conduit, M: Machine>(c: &C, m: &mut M) {
+    let ffa = FfaClient::new(c);
+    if !negotiate(&ffa) {
+        return;
+    }
+    let freq = m.counter_freq().max(1);
+    // Three seconds of mp's work: far longer than an echo round trip, even
+    // under emulation.
+    let spin = 3 * freq;
+    let started = m.start_on(1, Job::MpSpin(spin));
+    check(format_args!("core1_cpu_on"), started.is_ok(), format_args!("{started:?}"));
+    if started.is_err() {
+        return;
+    }
+    // Core 1 is about to call mp; give it a fifth of a second to be inside it,
+    // so that the check below would fail with one lock for everything.
+    while !SPIN_CALLING.load(Ordering::SeqCst) {
+        core::hint::spin_loop();
+    }
+    let t = m.counter();
+    while m.counter() - t < freq / 5 {
+        core::hint::spin_loop();
+    }
+    let r = ffa.direct_req64(HYPERVISOR_ID, ECHO, payload(0x77));
+    let echo_rank = COMPLETED.fetch_add(1, Ordering::SeqCst);
+    let spent = m.wait_on(1);
+    let mp_rank = SPIN_RANK.load(Ordering::SeqCst);
+    check(format_args!("concurrency_echo_answered"), r == Ok(payload(0x77)), format_args!("{}", Shown(&r)));
+    check(format_args!("concurrency_mp_answered"), spent.is_ok_and(|t| t != u64::MAX && t >= spin), format_args!("{spent:?} ticks of {spin}"));
+    check(
+        format_args!("concurrency_echo_completed_first"),
+        echo_rank < mp_rank,
+        format_args!("completions: echo on core 0 #{echo_rank}, mp on core 1 #{mp_rank}"),
+    );
 }
 
 fn bench_row(name: &str, m: &dyn Machine, mut call: impl FnMut() -> bool) {

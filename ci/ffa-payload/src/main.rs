@@ -7,7 +7,9 @@
 //!
 //! Mode from /chosen/bootargs: none = the checks (`spmc_direct_messaging`),
 //! `quadrant.isolation[=<hex address>]` = the isolation SP reads that address
-//! (`spmc_isolation`), `quadrant.bench` = timed round trips.
+//! (`spmc_isolation`), `quadrant.bench` = timed round trips,
+//! `quadrant.interrupts` (`spmc_interrupts`), `quadrant.concurrency`
+//! (`spmc_concurrency`: requests on two cores at once).
 //!
 //! Output: `[ffa-payload] check <name>: ok|FAIL <detail>` per check,
 //! `[ffa-payload] checks: <N> ok, <M> failed`, then PSCI SYSTEM_OFF; in bench

@@ -10,6 +10,8 @@ pub enum Mode {
     Bench,
     /// `spmc_interrupts`: NS interrupts per ns-interrupts-action, the SP's timer.
     Interrupts,
+    /// `spmc_concurrency`: requests on two cores to two SPs at once.
+    Concurrency,
 }
 
 /// Another SP's memory: the echo SP's package (tfa-integration/sp/echo.dts).
@@ -22,6 +24,9 @@ pub fn from_bootargs(args: &str) -> Mode {
         }
         if w == "quadrant.interrupts" {
             return Mode::Interrupts;
+        }
+        if w == "quadrant.concurrency" {
+            return Mode::Concurrency;
         }
         if w == "quadrant.isolation" {
             return Mode::Isolation(DEFAULT_ISOLATION_TARGET);
@@ -43,6 +48,7 @@ mod tests {
         assert_eq!(from_bootargs(""), Mode::Checks);
         assert_eq!(from_bootargs("console=x quadrant.bench"), Mode::Bench);
         assert_eq!(from_bootargs("quadrant.interrupts"), Mode::Interrupts);
+        assert_eq!(from_bootargs("quadrant.concurrency"), Mode::Concurrency);
         assert_eq!(from_bootargs("quadrant.isolation"), Mode::Isolation(DEFAULT_ISOLATION_TARGET));
         assert_eq!(from_bootargs("quadrant.isolation=0x0e100000"), Mode::Isolation(0x0e10_0000));
         assert_eq!(from_bootargs("quadrant.isolation=zz"), Mode::Isolation(DEFAULT_ISOLATION_TARGET));

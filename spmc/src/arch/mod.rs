@@ -7,7 +7,7 @@ use spmc::ffa::{Partition, Regs, SpMemory, Spmc};
 use spmc::manifest::{Range, SpmcManifest};
 use spmc::partition::layout::{self, Taken};
 use spmc::partition::{PartitionManifest, SpPackage};
-use platform::HwPlatform;
+use platform::{HwPe, HwPlatform};
 use shared::abi::ffa::{FfaError, fid};
 use shared::arch::ExceptionFrame;
 use shared::mm::{self, FramePool, MemKind, PageArea};
@@ -49,8 +49,11 @@ unsafe extern "C" {
 static TABLE_MEM: PageArea<96> = PageArea::new();
 static POOL: spin::Once<spin::Mutex<FramePool>> = spin::Once::new();
 static MAP: spin::Once<spin::Mutex<mm::El2Map>> = spin::Once::new();
-static SPMC: spin::Once<spin::Mutex<Spmc>> = spin::Once::new();
-static PLATFORM: spin::Once<spin::Mutex<HwPlatform>> = spin::Once::new();
+/// Shared by every PE, unlocked: the SPMC locks per execution context and
+/// per endpoint inside ([`spmc::ffa::context`]); nothing is held while an SP runs.
+static SPMC: spin::Once<Spmc> = spin::Once::new();
+/// Fixed once booted; each PE drives it through its own [`HwPe`].
+static PLATFORM: spin::Once<HwPlatform> = spin::Once::new();
 
 fn pool() -> &'static spin::Mutex<FramePool> {
     POOL.call_once(|| {
@@ -80,9 +83,8 @@ extern "C" fn quadrant_main(x0: u64, cold: u64, _x2: u64, _x3: u64, x4: u64, cpu
     } else {
         secondary_boot(cpu, x4);
         if let (Some(s), Some(p)) = (SPMC.get(), PLATFORM.get()) {
-            let mut s = s.lock();
             spmc::gic::configure(s.partitions().map(|p| &p.manifest), cpu as usize, false, &mut platform::HwGic);
-            s.init_secondary(cpu as usize, &mut *p.lock());
+            s.init_secondary(cpu as usize, &mut HwPe(p));
         }
         main_loop(cpu as usize, msg_wait())
     }
@@ -159,7 +161,7 @@ fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
         }
     }
     platform::setup_cpu_virt(hw.ns_root());
-    let plat = PLATFORM.call_once(|| spin::Mutex::new(hw));
+    let plat = PLATFORM.call_once(|| hw);
 
     // Secondary cores enter at our secondary entry (DEN0077 v1.2, FFA_SECONDARY_EP_REGISTER).
     let r = shared::smccc::smc(fid::FFA_SECONDARY_EP_REGISTER_64, &[spmc_secondary_entry as *const () as u64]);
@@ -170,12 +172,11 @@ fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
     // Secure interrupts: our timer and every Secure interrupt of the manifests.
     let n = spmc::gic::configure(spmc.partitions().map(|p| &p.manifest), cpu, true, &mut platform::HwGic);
     log::info!("{} Secure interrupt(s) configured (Group 1 Secure)", n);
-    let spmc = SPMC.call_once(|| spin::Mutex::new(spmc));
-    let mut s = spmc.lock();
-    let mut p = plat.lock();
+    let s = SPMC.call_once(|| spmc);
+    let mut p = HwPe(plat);
     for i in s.boot_sequence().into_iter().flatten() {
         let ctx = s.partition(i).map_or(0, |p| p.ctx_for(cpu));
-        if let Err(e) = s.init_partition(i, ctx, cpu, &mut *p) {
+        if let Err(e) = s.init_partition(i, ctx, cpu, &mut p) {
             log::error!("SP {:#06x}: {}", s.partition(i).map_or(0, |p| p.manifest.id), e);
         }
     }
@@ -223,7 +224,7 @@ fn secondary_boot(cpu: u64, x4: u64) {
         unsafe { shared::arch::mmu::enable_el2(&map.lock()) };
     }
     if let Some(p) = PLATFORM.get() {
-        platform::setup_cpu_virt(p.lock().ns_root());
+        platform::setup_cpu_virt(p.ns_root());
     }
     log::info!("cpu {} (core id {}) up", cpu, x4);
 }
@@ -297,12 +298,17 @@ fn smc_to_spmd(cpu: usize, answer: &Regs) -> Regs {
 /// `req = smc(answer)` forever: each SMC to the SPMD carries our answer to the
 /// previous request and returns with the next one (TF-A `spmd_smc_forward`).
 fn main_loop(cpu: usize, mut answer: Regs) -> ! {
+    let (Some(s), Some(p)) = (SPMC.get(), PLATFORM.get()) else {
+        // Init failed: refuse everything.
+        loop {
+            let _ = smc_to_spmd(cpu, &answer);
+            answer = spmc::ffa::error(FfaError::NotSupported);
+        }
+    };
+    let mut pe = HwPe(p);
     loop {
         let req = smc_to_spmd(cpu, &answer);
-        answer = match (SPMC.get(), PLATFORM.get()) {
-            (Some(s), Some(p)) => s.lock().handle_ns(&req, cpu, &mut *p.lock()),
-            _ => spmc::ffa::error(FfaError::NotSupported),
-        };
+        answer = s.handle_ns(&req, cpu, &mut pe);
     }
 }
 

@@ -114,8 +114,11 @@ fn int_id(intid: u32) -> Result<arm_gic::IntId, ()> {
 
 fn gic() -> Result<arm_gic::gicv3::GicV3<'static>, ()> {
     // SAFETY: the GIC distributor and redistributors are mapped (Device) in
-    // our Stage-1; each driver value lives for one operation, under the SPMC
-    // lock, so the SPMC has no other user of these registers meanwhile.
+    // our Stage-1; each driver value lives for one operation.  Several PEs may
+    // hold one at once: what they do concurrently is enabling and disabling
+    // (GICD/GICR I[SC]ENABLER, write-one registers that the GIC applies
+    // atomically); read-modify-write configuration is serialised by
+    // `GIC_CONFIG`.
     unsafe {
         let gicd = arm_gic::UniqueMmioPointer::new(core::ptr::NonNull::new(GICD_BASE as *mut _).ok_or(())?);
         arm_gic::gicv3::GicV3::new(gicd, core::ptr::NonNull::new(GICR_BASE as *mut _).ok_or(())?, shared::percpu::MAX_CPUS).map_err(|_| ())
@@ -128,10 +131,16 @@ impl HwGic {
     }
 }
 
+/// Interrupt configuration rewrites shared distributor registers
+/// (GICD_IGROUPR, IGRPMODR, IPRIORITYR, ICFGR) field by field; PEs coming
+/// up together take turns.
+static GIC_CONFIG: spin::Mutex<()> = spin::Mutex::new(());
+
 impl SecureInterruptController for HwGic {
     fn configure_secure(&mut self, irq: SecureInterrupt, cpu: usize) -> Result<(), ()> {
         use arm_gic::Trigger;
         use arm_gic::gicv3::{Group, SecureIntGroup};
+        let _turn = GIC_CONFIG.lock();
         let id = int_id(irq.intid)?;
         let mut gic = gic()?;
         let cpu_opt = Some(cpu);
@@ -160,7 +169,9 @@ struct Vcpu {
 
 /// One slot per (partition, execution context).  A static, not a field of
 /// `HwPlatform`: 32 contexts of ~1 KiB each would not fit the boot stack the
-/// platform value is built on.  Only touched with the SPMC lock held.
+/// platform value is built on.  Locked by the PE that runs the context, for
+/// the run; the dispatcher lets one PE at a time run a context (its state is
+/// Running), so the lock is never contended.
 static VCPUS: [[spin::Mutex<Option<Vcpu>>; MAX_CONTEXTS]; MAX_PARTITIONS] =
     [const { [const { spin::Mutex::new(None) }; MAX_CONTEXTS] }; MAX_PARTITIONS];
 
@@ -253,7 +264,12 @@ impl HwPlatform {
     }
 }
 
-impl Platform for HwPlatform {
+/// The machine as one PE drives it: what [`HwPlatform`] holds is fixed once
+/// booted, and what a PE changes is its own (its CPU interface, its timer)
+/// or behind a lock (each context's registers, the SPMC's Stage-1 table).
+pub struct HwPe(pub &'static HwPlatform);
+
+impl Platform for HwPe {
     fn map_ns(&mut self, pa: u64, size: u64) -> Result<(), ()> {
         let map = super::MAP.get().ok_or(())?;
         let mut t = map.lock();
@@ -279,7 +295,7 @@ impl Platform for HwPlatform {
     }
 
     fn reset_ctx(&mut self, index: usize, ctx: usize, entry: Option<u64>) {
-        let Some(hw) = self.sps.get(index).copied().flatten() else { return };
+        let Some(hw) = self.0.sps.get(index).copied().flatten() else { return };
         if let Some(slot) = VCPUS.get(index).and_then(|c| c.get(ctx)) {
             *slot.lock() = Some(Vcpu { regs: GuestRegs::at_entry(entry.unwrap_or(hw.entry), 0), el1: El1SysRegs::reset(), timer: VTimer::default() });
         }
@@ -303,9 +319,10 @@ impl Platform for HwPlatform {
         for (i, row) in DEADLINES.iter().enumerate() {
             for (c, d) in row.iter().enumerate() {
                 let v = d.load(Ordering::Relaxed);
-                if v <= now && n < out.len() {
-                    // One interrupt per arming: the SP re-arms by writing its timer.
-                    d.store(u64::MAX, Ordering::Relaxed);
+                // One interrupt per arming: the SP re-arms by writing its
+                // timer.  Taken with a compare-and-swap, so of two PEs whose
+                // timers fired together only one reports it.
+                if v <= now && n < out.len() && d.compare_exchange(v, u64::MAX, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
                     out[n] = (i, c);
                     n += 1;
                 }
@@ -317,7 +334,7 @@ impl Platform for HwPlatform {
 
     fn run_sp(&mut self, index: usize, ctx: usize, answer: Option<&Regs>, flags: RunFlags) -> SpExit {
         let dead = SpExit::Fault { esr: 0, far: 0, elr: 0, ipa: None };
-        let Some(hw) = self.sps.get(index).copied().flatten() else { return dead };
+        let Some(hw) = self.0.sps.get(index).copied().flatten() else { return dead };
         let Some(slot) = VCPUS.get(index).and_then(|c| c.get(ctx)) else { return dead };
         let mut guard = slot.lock();
         let Some(v) = guard.as_mut() else { return dead };
@@ -334,7 +351,7 @@ impl Platform for HwPlatform {
         unsafe {
             v.el1.restore();
             core::arch::asm!("msr S3_4_C2_C6_0, {}" /* VSTTBR_EL2 */, in(reg) hw.s2_root, options(nostack, preserves_flags));
-            shared::write_sysreg!(vttbr_el2, self.ns_root | (hw.vmid << 48));
+            shared::write_sysreg!(vttbr_el2, self.0.ns_root | (hw.vmid << 48));
             shared::write_sysreg!(vmpidr_el2, (1u64 << 31) | ctx as u64);
             let hcr = HCR_EL2_SP | HCR_EL2_IMO | if flags.trap_ns { HCR_EL2_FMO } else { 0 } | if flags.virq { HCR_EL2_VI } else { 0 };
             shared::write_sysreg!(hcr_el2, hcr);

@@ -73,9 +73,9 @@ impl Call<'_> {
 #[derive(Clone, Copy)]
 pub enum Handler {
     /// Answers the caller with these registers.
-    Reply(fn(&mut Spmc, &Call, &mut dyn Platform) -> Regs),
+    Reply(fn(&Spmc, &Call, &mut dyn Platform) -> Regs),
     /// Decides what happens to the calling SP (block, respond, abort, ...).
-    Step(fn(&mut Spmc, &Call, &mut dyn Platform) -> SpStep),
+    Step(fn(&Spmc, &Call, &mut dyn Platform) -> SpStep),
     /// Nothing to handle: see [`NONE`].
     None,
 }
@@ -182,7 +182,7 @@ impl Spmc {
     /// may make it, decodes it ([`codec::decode`]: unknown or too new ids get
     /// NOT_SUPPORTED, malformed arguments INVALID_PARAMETERS), and runs its
     /// handler.
-    pub fn dispatch(&mut self, call: &Call, platform: &mut dyn Platform) -> SpStep {
+    pub fn dispatch(&self, call: &Call, platform: &mut dyn Platform) -> SpStep {
         let Some(row) = lookup(call.fid()).filter(|row| row.from.allows(call.caller)) else {
             return SpStep::Resume(error(FfaError::NotSupported));
         };
@@ -205,13 +205,13 @@ impl Spmc {
     }
 
     /// A call made by context `ctx` of SP `i` on PE `cpu`.
-    pub(super) fn handle_sp_call(&mut self, i: usize, ctx: usize, cpu: usize, r: &Regs, platform: &mut dyn Platform) -> SpStep {
+    pub(super) fn handle_sp_call(&self, i: usize, ctx: usize, cpu: usize, r: &Regs, platform: &mut dyn Platform) -> SpStep {
         self.dispatch(&Call { caller: Caller::Sp(i), ctx, cpu, regs: r, decoded: None }, platform)
     }
 
     /// Answers one request from the Normal world (relayed by the SPMD) on
     /// PE `cpu` and logs one line about it.
-    pub fn handle_ns(&mut self, r: &Regs, cpu: usize, platform: &mut dyn Platform) -> Regs {
+    pub fn handle_ns(&self, r: &Regs, cpu: usize, platform: &mut dyn Platform) -> Regs {
         // A framework message is the SPMD's own request to us (FFA_VERSION on
         // the Normal world's behalf), not a call of the table's worlds: it is
         // answered here, before the table (going through the dispatcher cost

@@ -33,31 +33,34 @@ fn flush_line(prefix: &crate::name::Name, line: &mut LineBuf, platform: &mut dyn
 impl Spmc {
     /// w1 = character count, characters packed little-endian from w2 (SMC32:
     /// w2..w7, at most 24) or x2 (SMC64: x2..x17, at most 128).
-    fn console_log(&mut self, i: usize, r: &Regs, platform: &mut dyn Platform) -> Regs {
+    fn console_log(&self, i: usize, r: &Regs, platform: &mut dyn Platform) -> Regs {
         let is64 = r[0] as u32 == fid::FFA_CONSOLE_LOG_64;
         let (regs, per) = if is64 { (&r[2..18], 8) } else { (&r[2..8], 4) };
         let count = r[1] as usize;
         if count == 0 || count > regs.len() * per {
             return error(FfaError::InvalidParameters);
         }
-        let p = self.part_mut(i);
+        let p = self.part(i);
         let prefix = p.manifest.description;
+        // A UP partition's context may print from any PE: one line buffer, locked.
+        let mut line = p.line.lock();
         for n in 0..count {
             let c = regs[n / per].to_le_bytes()[n % per];
-            if c == b'\n' || c == 0 || p.line.len == p.line.bytes.len() {
-                flush_line(&prefix, &mut p.line, platform);
+            if c == b'\n' || c == 0 || line.len == line.bytes.len() {
+                flush_line(&prefix, &mut line, platform);
                 if c == b'\n' || c == 0 {
                     continue;
                 }
             }
-            p.line.bytes[p.line.len] = c;
-            p.line.len += 1;
+            let at = line.len;
+            line.bytes[at] = c;
+            line.len += 1;
         }
         success(&[])
     }
 }
 
-pub(super) fn ffa_console_log(s: &mut Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
+pub(super) fn ffa_console_log(s: &Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
     let Caller::Sp(i) = c.caller else { return error(FfaError::NotSupported) };
     s.console_log(i, c.regs, platform)
 }

@@ -66,15 +66,15 @@ impl Spmc {
     /// response with no request or a yield with no caller is refused with
     /// DENIED and the SP goes on.  Returns false if the SP failed (its fault or
     /// an invalid exit); the caller decides what that means.
-    pub(super) fn run_until_wait(&mut self, i: usize, ctx: usize, cpu: usize, mut answer: Option<Regs>, platform: &mut dyn Platform) -> bool {
+    pub(super) fn run_until_wait(&self, i: usize, ctx: usize, cpu: usize, mut answer: Option<Regs>, platform: &mut dyn Platform) -> bool {
         loop {
-            let flags = self.run_flags(i, ctx);
+            let flags = self.run_flags(&self.lock_context(i, ctx));
             let exit = platform.run_sp(i, ctx, answer.as_ref(), flags);
             match self.sp_exit(i, ctx, cpu, exit, platform) {
                 SpStep::Resume(r) => answer = Some(r),
                 SpStep::Continue | SpStep::NsInterrupt => answer = None,
                 SpStep::Waited => {
-                    self.part_mut(i).contexts[ctx] = CtxState::Waiting;
+                    self.lock_context(i, ctx).state = CtxState::Waiting;
                     return true;
                 }
                 SpStep::Responded(_) | SpStep::Yielded => answer = Some(error(FfaError::Denied)),
@@ -83,7 +83,7 @@ impl Spmc {
         }
     }
 
-    fn sp_exit(&mut self, i: usize, ctx: usize, cpu: usize, exit: SpExit, platform: &mut dyn Platform) -> SpStep {
+    fn sp_exit(&self, i: usize, ctx: usize, cpu: usize, exit: SpExit, platform: &mut dyn Platform) -> SpStep {
         match exit {
             SpExit::Fault { esr, far, elr, ipa } => self.fault(i, ctx, esr, far, elr, ipa),
             SpExit::Call(regs) => self.handle_sp_call(i, ctx, cpu, &regs, platform),
@@ -96,32 +96,37 @@ impl Spmc {
     }
 
     /// Runs context `ctx` of SP `i`, handling its calls, until it answers the
-    /// request it is Running for, yields, or dies.
-    pub(super) fn run_until_response(&mut self, i: usize, ctx: usize, cpu: usize, first: Option<Regs>, platform: &mut dyn Platform) -> Regs {
+    /// request it is Running for, yields, or dies.  The context is Running
+    /// for this PE (set under its lock by whoever gave it the request), so no
+    /// other PE runs it meanwhile; its lock is taken only around each
+    /// decision, never across a run.
+    pub(super) fn run_until_response(&self, i: usize, ctx: usize, cpu: usize, first: Option<Regs>, platform: &mut dyn Platform) -> Regs {
         let mut answer = first;
         loop {
-            let flags = self.run_flags(i, ctx);
+            let flags = self.run_flags(&self.lock_context(i, ctx));
             let exit = platform.run_sp(i, ctx, answer.as_ref(), flags);
             match self.sp_exit(i, ctx, cpu, exit, platform) {
                 SpStep::Resume(a) => answer = Some(a),
                 SpStep::Continue => answer = None,
                 SpStep::NsInterrupt => {
                     answer = None;
-                    let CtxState::Running { from, kind } = self.part(i).contexts[ctx] else { continue };
+                    let mut c = self.lock_context(i, ctx);
+                    let CtxState::Running { from, kind } = c.state else { continue };
                     let p = self.part(i);
-                    match interrupts::ns_action(p.manifest.ns_interrupts_action, self.serving(i, ctx), p.managed_exit[ctx]) {
+                    match interrupts::ns_action(p.manifest.ns_interrupts_action, interrupts::serving(c.state), c.managed_exit) {
                         // Not trapped for these (RunFlags); if one comes anyway, go on.
                         NsAction::Queue => {}
                         NsAction::ManagedExit => {
                             // The SP answers its caller itself (direct response);
                             // NS interrupts stay pending until then.
-                            let p = self.part_mut(i);
-                            p.managed_exit[ctx] = true;
-                            p.virqs[ctx].push(interrupts::MANAGED_EXIT_INTID);
+                            c.managed_exit = true;
+                            c.virqs.push(interrupts::MANAGED_EXIT_INTID);
+                            drop(c);
                             log::info!("NS interrupt: managed exit for SP {:#06x} ctx {}", p.manifest.id, ctx);
                         }
                         NsAction::Signal => {
-                            self.part_mut(i).contexts[ctx] = CtxState::Interrupted { from, kind };
+                            c.state = CtxState::Interrupted { from, kind };
+                            drop(c);
                             log::info!("NS interrupt: SP {:#06x} ctx {} preempted, FFA_INTERRUPT to NS", self.part(i).manifest.id, ctx);
                             // FFA_INTERRUPT to the caller: w1 = SP id [31:16] | vCPU [15:0];
                             // it resumes the SP with FFA_RUN (DEN0077 v1.2, Non-secure interrupt actions).
@@ -130,7 +135,8 @@ impl Spmc {
                     }
                 }
                 SpStep::Responded(resp) => {
-                    let CtxState::Running { kind, .. } = self.part(i).contexts[ctx] else {
+                    let mut c = self.lock_context(i, ctx);
+                    let CtxState::Running { kind, .. } = c.state else {
                         answer = Some(error(FfaError::Denied));
                         continue;
                     };
@@ -140,8 +146,9 @@ impl Spmc {
                         answer = Some(error(FfaError::InvalidParameters));
                         continue;
                     }
-                    self.part_mut(i).contexts[ctx] = CtxState::Waiting;
-                    self.part_mut(i).managed_exit[ctx] = false;
+                    c.state = CtxState::Waiting;
+                    c.managed_exit = false;
+                    drop(c);
                     let mut out = resp;
                     match kind {
                         ReqKind::Req32 => out.iter_mut().skip(8).for_each(|x| *x = 0),
@@ -155,11 +162,13 @@ impl Spmc {
                     return out;
                 }
                 SpStep::Yielded => {
-                    let CtxState::Running { from, kind } = self.part(i).contexts[ctx] else {
+                    let mut c = self.lock_context(i, ctx);
+                    let CtxState::Running { from, kind } = c.state else {
                         answer = Some(error(FfaError::Denied));
                         continue;
                     };
-                    self.part_mut(i).contexts[ctx] = CtxState::Preempted { from, kind };
+                    c.state = CtxState::Preempted { from, kind };
+                    drop(c);
                     // FFA_YIELD to the caller: w1 = SP id [31:16] | vCPU [15:0]
                     // (DEN0077 v1.2, FFA_YIELD).
                     let mut y = [0u64; 18];
@@ -170,7 +179,7 @@ impl Spmc {
                 SpStep::Waited => answer = Some(error(FfaError::Denied)),
                 SpStep::Failed => {
                     // The context is gone with its partition; the caller learns why.
-                    self.part_mut(i).contexts[ctx] = CtxState::Off;
+                    self.lock_context(i, ctx).state = CtxState::Off;
                     return error(FfaError::Aborted);
                 }
             }
@@ -179,7 +188,7 @@ impl Spmc {
 
     /// FFA_RUN from the Normal world (DEN0077 v1.2, FFA_RUN): w1 = target
     /// id [31:16] | vCPU [15:0].  Resumes a context that yielded.
-    fn run(&mut self, id: u16, vcpu: usize, cpu: usize, platform: &mut dyn Platform) -> Regs {
+    fn run(&self, id: u16, vcpu: usize, cpu: usize, platform: &mut dyn Platform) -> Regs {
         let Some(i) = self.find(id) else {
             return error(FfaError::InvalidParameters);
         };
@@ -188,34 +197,39 @@ impl Spmc {
             // An MP partition's context runs only on its own PE.
             return error(FfaError::InvalidParameters);
         }
-        if p.aborted {
+        if p.is_aborted() {
             return error(FfaError::Aborted);
         }
-        match p.contexts[vcpu] {
+        // Checked and taken under one lock: two PEs cannot both resume it.
+        let mut c = self.lock_context(i, vcpu);
+        let first = match c.state {
             CtxState::Preempted { from, kind } => {
-                self.part_mut(i).contexts[vcpu] = CtxState::Running { from, kind };
+                c.state = CtxState::Running { from, kind };
                 // FFA_YIELD returns FFA_SUCCESS to the SP when it is run again.
-                self.run_until_response(i, vcpu, cpu, Some(success(&[])), platform)
+                Some(success(&[]))
             }
             CtxState::Interrupted { from, kind } => {
-                self.part_mut(i).contexts[vcpu] = CtxState::Running { from, kind };
+                c.state = CtxState::Running { from, kind };
                 // Preempted asynchronously: it continues where it was, registers untouched.
-                self.run_until_response(i, vcpu, cpu, None, platform)
+                None
             }
-            CtxState::Running { .. } | CtxState::HandlingInterrupt => error(FfaError::Busy),
+            CtxState::Running { .. } | CtxState::HandlingInterrupt => return error(FfaError::Busy),
             // Nothing to run: it waits for a message.
-            CtxState::Waiting | CtxState::Off => error(FfaError::Denied),
-        }
+            CtxState::Waiting | CtxState::Off => return error(FfaError::Denied),
+        };
+        drop(c);
+        self.run_until_response(i, vcpu, cpu, first, platform)
     }
 
     /// Runs a waiting context with FFA_INTERRUPT (DEN0077 v1.2, FFA_INTERRUPT:
     /// the SP's handling of a virtual interrupt while it waits) until its next
     /// FFA_MSG_WAIT.
-    pub(super) fn run_interrupt_handler(&mut self, i: usize, ctx: usize, cpu: usize, platform: &mut dyn Platform) {
-        self.part_mut(i).contexts[ctx] = CtxState::HandlingInterrupt;
+    /// The context was Waiting and is HandlingInterrupt now, set under its
+    /// lock by the caller.
+    pub(super) fn run_interrupt_handler(&self, i: usize, ctx: usize, cpu: usize, platform: &mut dyn Platform) {
         let first = codec::encode(ffa_interrupt_to(self.part(i).manifest.id, ctx));
         if !self.run_until_wait(i, ctx, cpu, Some(first), platform) {
-            self.part_mut(i).contexts[ctx] = CtxState::Off;
+            self.lock_context(i, ctx).state = CtxState::Off;
         }
     }
 }
@@ -223,24 +237,24 @@ impl Spmc {
 /// FFA_MSG_WAIT from an SP: it blocks until a message (or an interrupt)
 /// comes.  During a direct request it must answer it first (DEN0077 v1.2,
 /// FFA_MSG_SEND_DIRECT_REQ).
-pub(super) fn ffa_msg_wait(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> SpStep {
+pub(super) fn ffa_msg_wait(s: &Spmc, c: &Call, _: &mut dyn Platform) -> SpStep {
     let Caller::Sp(i) = c.caller else { return SpStep::Resume(error(FfaError::NotSupported)) };
-    match s.part(i).contexts[c.ctx] {
+    match s.part(i).ctx_state(c.ctx) {
         CtxState::Running { .. } | CtxState::Preempted { .. } | CtxState::Interrupted { .. } => SpStep::Resume(error(FfaError::Denied)),
         _ => SpStep::Waited,
     }
 }
 
 /// FFA_YIELD from an SP: only a Normal-world caller can resume it with FFA_RUN.
-pub(super) fn ffa_yield(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> SpStep {
+pub(super) fn ffa_yield(s: &Spmc, c: &Call, _: &mut dyn Platform) -> SpStep {
     let Caller::Sp(i) = c.caller else { return SpStep::Resume(error(FfaError::NotSupported)) };
-    match s.part(i).contexts[c.ctx] {
+    match s.part(i).ctx_state(c.ctx) {
         CtxState::Running { from, .. } if !ffa::is_secure_endpoint(from) => SpStep::Yielded,
         _ => SpStep::Resume(error(FfaError::Denied)),
     }
 }
 
-pub(super) fn ffa_run(s: &mut Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
+pub(super) fn ffa_run(s: &Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
     let Some(Interface::Run { target_info, .. }) = c.decoded else { return error(FfaError::InvalidParameters) };
     s.run(target_info.endpoint_id, target_info.vcpu_id as usize, c.cpu, platform)
 }
@@ -248,7 +262,7 @@ pub(super) fn ffa_run(s: &mut Spmc, c: &Call, platform: &mut dyn Platform) -> Re
 /// FFA_INTERRUPT from the SPMD (it refuses it from NS): a Secure interrupt
 /// fired while the Normal world ran (TF-A `spmd_secure_interrupt_handler`).
 /// Handle it, then let NS go on with FFA_NORMAL_WORLD_RESUME.
-pub(super) fn ffa_interrupt(s: &mut Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
+pub(super) fn ffa_interrupt(s: &Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
     let intid = platform.acknowledge_interrupt();
     if intid != interrupts::SPURIOUS_INTID {
         s.secure_interrupt(intid, c.cpu, None, platform);

@@ -4,6 +4,7 @@
 //! world or between SPs.
 
 use super::calls::Call;
+use super::context::ContextLocked;
 use super::cpu_cycles::{CtxState, SpStep};
 use super::{Caller, Platform, Regs, Spmc, error};
 use crate::partition::Uuid;
@@ -43,7 +44,12 @@ impl Spmc {
     /// Call chains (SP to SP) nest: the caller's context stays Running while
     /// the callee runs, so a request to any context already in the chain (a
     /// cycle) or otherwise busy gets BUSY, as Hafnium answers.
-    pub(super) fn direct_request(&mut self, caller: Caller, cpu: usize, r: &Regs, platform: &mut dyn Platform) -> Regs {
+    ///
+    /// The receiver's context is checked and made Running under its lock (for
+    /// an SP caller, with the caller's context locked too, in the global
+    /// order: [`Spmc::lock_two`]), then unlocked before it runs: a request on
+    /// another PE for another context never waits for this one.
+    pub(super) fn direct_request(&self, caller: Caller, caller_ctx: usize, cpu: usize, r: &Regs, platform: &mut dyn Platform) -> Regs {
         let f = r[0] as u32;
         let kind = match f {
             fid::FFA_MSG_SEND_DIRECT_REQ_32 => ReqKind::Req32,
@@ -57,7 +63,7 @@ impl Spmc {
                 if ffa::is_secure_endpoint(src) {
                     return error(FfaError::InvalidParameters);
                 }
-                self.ns_version
+                self.ns_version()
             }
             Caller::Sp(ci) => {
                 let p = self.part(ci);
@@ -68,7 +74,7 @@ impl Spmc {
                 if p.manifest.messaging_method & send == 0 {
                     return error(FfaError::Denied);
                 }
-                p.version
+                p.version()
             }
         };
         // FFA_MSG_SEND_DIRECT_REQ2 is a v1.2 interface (DEN0077 v1.2, FFA_MSG_SEND_DIRECT_REQ2).
@@ -94,17 +100,22 @@ impl Spmc {
         if p.manifest.messaging_method & recv == 0 {
             return error(FfaError::Denied);
         }
-        if p.aborted {
+        if p.is_aborted() {
             return error(FfaError::Aborted);
         }
         let ctx = p.ctx_for(cpu);
-        match p.contexts[ctx] {
-            CtxState::Waiting => {}
-            CtxState::Running { .. } | CtxState::Preempted { .. } | CtxState::Interrupted { .. } | CtxState::HandlingInterrupt | CtxState::Off => {
-                return error(FfaError::Busy);
-            }
+        let taken = match caller {
+            Caller::Ns => take_receiver(&mut self.lock_context(i, ctx), src, kind),
+            Caller::Sp(ci) => match self.lock_two((ci, caller_ctx), (i, ctx)) {
+                Some((sender, mut receiver)) if matches!(sender.state, CtxState::Running { .. }) => take_receiver(&mut receiver, src, kind),
+                Some(_) => Err(FfaError::Denied),
+                // The sender's own context: it is running, so busy.
+                None => Err(FfaError::Busy),
+            },
+        };
+        if let Err(e) = taken {
+            return error(e);
         }
-        self.part_mut(i).contexts[ctx] = CtxState::Running { from: src, kind };
         let mut req = *r;
         if kind == ReqKind::Req32 {
             // SMC32: only w0..w7 are defined (DEN0028 §2.6); upper halves and x8.. MBZ.
@@ -120,28 +131,42 @@ impl Spmc {
     }
 }
 
+/// Gives the locked receiver context a direct request from `src`: only a
+/// context that waits for one takes it (DEN0077 v1.2, FFA_MSG_SEND_DIRECT_REQ:
+/// BUSY when the receiver's context cannot take it now).
+fn take_receiver(receiver: &mut ContextLocked, src: u16, kind: ReqKind) -> Result<(), FfaError> {
+    match receiver.state {
+        CtxState::Waiting => {
+            receiver.state = CtxState::Running { from: src, kind };
+            Ok(())
+        }
+        CtxState::Running { .. } | CtxState::Preempted { .. } | CtxState::Interrupted { .. } | CtxState::HandlingInterrupt | CtxState::Off => Err(FfaError::Busy),
+    }
+}
+
 /// FFA_MSG_SEND_DIRECT_REQ_{32,64} / FFA_MSG_SEND_DIRECT_REQ2.  From the
 /// Normal world, a request from the SPMD's endpoint to us is a framework
 /// message; from an SP, only a context that is handling a request may send
 /// one (not during its initialisation, not while it waits).
-pub(super) fn ffa_msg_send_direct_req(s: &mut Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
+pub(super) fn ffa_msg_send_direct_req(s: &Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
     match c.caller {
         Caller::Ns if is_framework_message(s, c.regs) => s.framework_message(c.regs),
-        Caller::Ns => s.direct_request(Caller::Ns, c.cpu, c.regs, platform),
+        Caller::Ns => s.direct_request(Caller::Ns, 0, c.cpu, c.regs, platform),
         Caller::Sp(i) => {
-            if !matches!(s.part(i).contexts[c.ctx], CtxState::Running { .. }) {
+            // The calling context runs on this PE: a copy of its state is current.
+            if !matches!(s.part(i).ctx_state(c.ctx), CtxState::Running { .. }) {
                 return error(FfaError::Denied);
             }
-            s.direct_request(c.caller, c.cpu, c.regs, platform)
+            s.direct_request(c.caller, c.ctx, c.cpu, c.regs, platform)
         }
     }
 }
 
 /// FFA_MSG_SEND_DIRECT_RESP_{32,64} / FFA_MSG_SEND_DIRECT_RESP2 from an SP:
 /// from itself to the endpoint whose request it handles.
-pub(super) fn ffa_msg_send_direct_resp(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> SpStep {
+pub(super) fn ffa_msg_send_direct_resp(s: &Spmc, c: &Call, _: &mut dyn Platform) -> SpStep {
     let Caller::Sp(i) = c.caller else { return SpStep::Resume(error(FfaError::NotSupported)) };
-    let CtxState::Running { from, .. } = s.part(i).contexts[c.ctx] else {
+    let CtxState::Running { from, .. } = s.part(i).ctx_state(c.ctx) else {
         return SpStep::Responded(*c.regs);
     };
     let (src, dst) = ffa::unpack_endpoints(c.regs[1]);

@@ -8,7 +8,7 @@ use super::{Regs, Spmc, error};
 use shared::abi::ffa::{self as ffa, FfaError, fid, framework};
 
 impl Spmc {
-    pub(super) fn framework_message(&mut self, r: &Regs) -> Regs {
+    pub(super) fn framework_message(&self, r: &Regs) -> Regs {
         let mut a = [0u64; 18];
         a[0] = fid::FFA_MSG_SEND_DIRECT_RESP_32 as u64;
         a[1] = ffa::pack_endpoints(self.id, ffa::SPMD_ENDPOINT_ID);
@@ -17,7 +17,7 @@ impl Spmc {
                 let asked = r[3] as u32;
                 let (v, negotiated) = version_answer(asked);
                 if let Some(n) = negotiated {
-                    self.ns_version = n;
+                    self.ns_version.store(n, core::sync::atomic::Ordering::Relaxed);
                 }
                 a[2] = framework::VERSION_RESP_W2;
                 a[3] = v[0] & 0xffff_ffff;

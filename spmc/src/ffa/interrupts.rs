@@ -23,6 +23,7 @@
 //! ends a physical (device) interrupt.
 
 use super::calls::Call;
+use super::context::ContextLocked;
 use super::cpu_cycles::CtxState;
 use super::{Caller, Platform, Regs, RunFlags, Spmc};
 use crate::partition::manifest::NsInterruptsAction;
@@ -82,6 +83,15 @@ pub fn ns_action(action: NsInterruptsAction, serving: Serving, managed_exit_pend
     }
 }
 
+/// Who a context in `state` serves, for the NS interrupt decision.
+pub fn serving(state: CtxState) -> Serving {
+    match state {
+        CtxState::Running { from, .. } if !ffa::is_secure_endpoint(from) => Serving::Normal,
+        CtxState::Running { .. } => Serving::Secure,
+        _ => Serving::Nobody,
+    }
+}
+
 /// Whether Non-secure interrupts must trap to the SPMC (HCR_EL2.FMO) while
 /// this context runs: only when we would act on them.  Otherwise FIQs stay
 /// with S-EL1, where the SP keeps them masked (PSTATE.F), so they wait
@@ -137,6 +147,10 @@ pub struct VirqQueue {
 }
 
 impl VirqQueue {
+    pub const fn new() -> Self {
+        Self { ids: [0; 4], len: 0 }
+    }
+
     /// Adds `id` unless it is already pending (a virtual interrupt is either
     /// pending or not; a second assertion before it was taken is the same one).
     pub fn push(&mut self, id: u32) -> bool {
@@ -168,21 +182,12 @@ impl VirqQueue {
 }
 
 impl Spmc {
-    /// Who context `ctx` of SP `i` serves, for the NS interrupt decision.
-    pub(super) fn serving(&self, i: usize, ctx: usize) -> Serving {
-        match self.part(i).contexts[ctx] {
-            CtxState::Running { from, .. } if !ffa::is_secure_endpoint(from) => Serving::Normal,
-            CtxState::Running { .. } => Serving::Secure,
-            _ => Serving::Nobody,
-        }
-    }
-
-    /// How to run context `ctx` of SP `i` now (see [`trap_ns_interrupts`]).
-    pub(super) fn run_flags(&self, i: usize, ctx: usize) -> RunFlags {
-        let p = self.part(i);
+    /// How to run the locked context now (see [`trap_ns_interrupts`]).
+    pub(super) fn run_flags(&self, c: &ContextLocked) -> RunFlags {
+        let p = self.part(c.index);
         RunFlags {
-            trap_ns: trap_ns_interrupts(p.manifest.ns_interrupts_action, self.serving(i, ctx), p.managed_exit[ctx]),
-            virq: !p.virqs[ctx].is_empty(),
+            trap_ns: trap_ns_interrupts(p.manifest.ns_interrupts_action, serving(c.state), c.managed_exit),
+            virq: !c.virqs.is_empty(),
         }
     }
 
@@ -190,7 +195,7 @@ impl Spmc {
     fn interrupt_owner(&self, intid: u32) -> Option<usize> {
         (0..self.count).find(|&i| {
             self.partitions[i].as_ref().is_some_and(|p| {
-                !p.aborted && p.manifest.device_regions().iter().any(|d| d.interrupts[..d.interrupt_count].iter().any(|irq| irq.0 == intid))
+                !p.is_aborted() && p.manifest.device_regions().iter().any(|d| d.interrupts[..d.interrupt_count].iter().any(|irq| irq.0 == intid))
             })
         })
     }
@@ -198,7 +203,7 @@ impl Spmc {
     /// A Secure interrupt `intid` (acknowledged, priority dropped) on PE
     /// `cpu`; `current` is the context it stopped, if an SP was running.
     /// Turns it into a virtual interrupt for its SP (DEN0077 v1.2, secure interrupt handling).
-    pub fn secure_interrupt(&mut self, intid: u32, cpu: usize, current: Option<(usize, usize)>, platform: &mut dyn Platform) {
+    pub fn secure_interrupt(&self, intid: u32, cpu: usize, current: Option<(usize, usize)>, platform: &mut dyn Platform) {
         if intid == SEL2_PHYS_TIMER_INTID {
             // Our own timer, backing the SPs' emulated EL1 physical timers.
             let mut expired = [(0usize, 0usize); 8];
@@ -217,10 +222,11 @@ impl Spmc {
             return;
         };
         // Deactivated when the SP says it is done (HF_INTERRUPT_DEACTIVATE).
-        let p = self.part_mut(i);
-        if let Some(slot) = p.active.iter_mut().find(|a| a.is_none() || **a == Some(intid)) {
-            *slot = Some(intid);
-        } else {
+        let noted = {
+            let mut active = self.part(i).active.lock();
+            active.iter_mut().find(|a| a.is_none() || **a == Some(intid)).map(|slot| *slot = Some(intid)).is_some()
+        };
+        if !noted {
             platform.deactivate_interrupt(intid);
         }
         let ctx = self.part(i).ctx_for(cpu);
@@ -229,26 +235,32 @@ impl Spmc {
 
     /// Makes virtual interrupt `vint` pending for context `ctx` of SP `i`
     /// and acts on the context's state.
-    fn deliver(&mut self, i: usize, ctx: usize, vint: u32, cpu: usize, current: Option<(usize, usize)>, platform: &mut dyn Platform) {
-        let state = self.part(i).contexts[ctx];
+    fn deliver(&self, i: usize, ctx: usize, vint: u32, cpu: usize, current: Option<(usize, usize)>, platform: &mut dyn Platform) {
+        // The state is read, the interrupt pended and a waiting context taken
+        // (HandlingInterrupt) under one lock: a direct request on another PE
+        // then finds it busy instead of racing us to run it.
+        let mut c = self.lock_context(i, ctx);
         let target = if current == Some((i, ctx)) {
             TargetState::Current
         } else {
-            match state {
+            match c.state {
                 CtxState::Waiting => TargetState::Waiting,
                 CtxState::Off => TargetState::Off,
                 _ => TargetState::Busy,
             }
         };
         let action = secure_action(target);
-        if action == SecureAction::Drop || self.part(i).aborted {
+        if action == SecureAction::Drop || self.part(i).is_aborted() {
+            drop(c);
             log::warn!("virtual interrupt {} for SP {:#06x} ctx {} dropped: context not running", vint, self.part(i).manifest.id, ctx);
             return;
         }
-        if !self.part_mut(i).virqs[ctx].push(vint) {
+        if !c.virqs.push(vint) {
             log::warn!("virtual interrupt {} for SP {:#06x} lost: too many pending", vint, self.part(i).manifest.id);
         }
         if action == SecureAction::RunWithFfaInterrupt {
+            c.state = CtxState::HandlingInterrupt;
+            drop(c);
             self.run_interrupt_handler(i, ctx, cpu, platform);
         }
     }
@@ -256,23 +268,23 @@ impl Spmc {
 
 /// HF_INTERRUPT_GET: the next pending virtual interrupt of the calling
 /// context (and clears it), or [`HF_INVALID_INTID`].
-pub(super) fn hf_interrupt_get(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
+pub(super) fn hf_interrupt_get(s: &Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
     let mut a = [0u64; 18];
     if let Caller::Sp(i) = c.caller {
-        a[0] = s.part_mut(i).virqs[c.ctx].pop().map_or(HF_INVALID_INTID, u64::from);
+        a[0] = s.lock_context(i, c.ctx).virqs.pop().map_or(HF_INVALID_INTID, u64::from);
     }
     a
 }
 
 /// HF_INTERRUPT_DEACTIVATE: x1 = virtual id, x2 = physical id (Hafnium);
 /// only an active interrupt of this SP is deactivated physically.
-pub(super) fn hf_interrupt_deactivate(s: &mut Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
+pub(super) fn hf_interrupt_deactivate(s: &Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
     let mut a = [0u64; 18];
     let Caller::Sp(i) = c.caller else { return a };
     let r = c.regs;
     let phys = r[2] as u32;
-    let p = s.part_mut(i);
-    match p.active.iter_mut().find(|s| **s == Some(phys)) {
+    let mut active = s.part(i).active.lock();
+    match active.iter_mut().find(|s| **s == Some(phys)) {
         Some(slot) => {
             *slot = None;
             platform.deactivate_interrupt(phys);
@@ -286,7 +298,7 @@ pub(super) fn hf_interrupt_deactivate(s: &mut Spmc, c: &Call, platform: &mut dyn
 
 /// HF_INTERRUPT_ENABLE: interrupts are enabled from the manifest at boot;
 /// the call is accepted.
-pub(super) fn hf_interrupt_enable(_: &mut Spmc, _: &Call, _: &mut dyn Platform) -> Regs {
+pub(super) fn hf_interrupt_enable(_: &Spmc, _: &Call, _: &mut dyn Platform) -> Regs {
     [0u64; 18]
 }
 

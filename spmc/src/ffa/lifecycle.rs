@@ -6,9 +6,10 @@
 use super::calls::Call;
 use super::console::LineBuf;
 use super::cpu_cycles::{CtxState, SpStep};
-use super::interrupts::VirqQueue;
+use super::context::ExecutionContext;
 use super::setup::rxtx::Mailbox;
 use super::{Caller, MAX_CONTEXTS, MAX_PARTITIONS, Platform, Regs, Spmc, error, error_name, success};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use crate::partition::PartitionManifest;
 use shared::abi::ffa::interface_args::SecondaryEpRegisterAddr;
 use shared::abi::ffa::{FfaError, Interface};
@@ -23,37 +24,32 @@ pub struct SpMemory {
 pub struct Partition {
     pub manifest: PartitionManifest,
     pub memory: SpMemory,
-    pub contexts: [CtxState; MAX_CONTEXTS],
+    /// One lock per execution context ([`super::context`]).
+    pub(super) contexts: [spin::Mutex<ExecutionContext>; MAX_CONTEXTS],
     /// Faulted or failed: never run again; callers get ABORTED (DEN0077 v1.2).
-    pub aborted: bool,
+    aborted: AtomicBool,
     /// FF-A version the SP asked for (its manifest's until it calls FFA_VERSION).
-    pub version: u32,
+    version: AtomicU32,
     /// Entry of secondary contexts (FFA_SECONDARY_EP_REGISTER), if registered.
-    pub secondary_ep: Option<u64>,
-    pub(super) mailbox: Option<Mailbox>,
-    pub(super) line: LineBuf,
-    /// Virtual interrupts pending per context.
-    pub virqs: [VirqQueue; MAX_CONTEXTS],
-    /// A managed exit was signalled to the context and not answered yet.
-    pub managed_exit: [bool; MAX_CONTEXTS],
+    secondary_ep: spin::Mutex<Option<u64>>,
+    pub(super) mailbox: spin::Mutex<Option<Mailbox>>,
+    pub(super) line: spin::Mutex<LineBuf>,
     /// Physical device interrupts of this SP acknowledged and not yet deactivated.
-    pub(super) active: [Option<u32>; 4],
+    pub(super) active: spin::Mutex<[Option<u32>; 4]>,
 }
 
 impl Partition {
     pub fn new(manifest: PartitionManifest, memory: SpMemory) -> Self {
         Self {
-            version: manifest.ffa_version,
+            version: AtomicU32::new(manifest.ffa_version),
             manifest,
             memory,
-            contexts: [CtxState::Off; MAX_CONTEXTS],
-            aborted: false,
-            secondary_ep: None,
-            mailbox: None,
-            line: LineBuf::new(),
-            virqs: [VirqQueue::default(); MAX_CONTEXTS],
-            managed_exit: [false; MAX_CONTEXTS],
-            active: [None; 4],
+            contexts: [const { spin::Mutex::new(ExecutionContext::new()) }; MAX_CONTEXTS],
+            aborted: AtomicBool::new(false),
+            secondary_ep: spin::Mutex::new(None),
+            mailbox: spin::Mutex::new(None),
+            line: spin::Mutex::new(LineBuf::new()),
+            active: spin::Mutex::new([None; 4]),
         }
     }
 
@@ -65,6 +61,30 @@ impl Partition {
     /// pinned to its PE; a UP partition's one context migrates (DEN0077, UP and MP partitions).
     pub fn ctx_for(&self, cpu: usize) -> usize {
         if self.manifest.is_mp() { cpu.min(self.context_count() - 1) } else { 0 }
+    }
+
+    /// The runtime state of context `ctx` now.
+    pub fn ctx_state(&self, ctx: usize) -> CtxState {
+        self.contexts[ctx].lock().state
+    }
+
+    /// Aborted: it never runs again (DEN0077 v1.2, partition runtime model).
+    pub fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Acquire)
+    }
+
+    /// The FF-A version it negotiated (its manifest's until it calls FFA_VERSION).
+    pub fn version(&self) -> u32 {
+        self.version.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn set_version(&self, v: u32) {
+        self.version.store(v, Ordering::Relaxed);
+    }
+
+    /// Where its secondary contexts start (FFA_SECONDARY_EP_REGISTER), if registered.
+    pub fn secondary_ep(&self) -> Option<u64> {
+        *self.secondary_ep.lock()
     }
 }
 
@@ -91,8 +111,8 @@ impl Spmc {
 
     /// Runs context `ctx` of SP `i` from its entry point until it calls
     /// FFA_MSG_WAIT (init done on that PE).
-    pub fn init_partition(&mut self, i: usize, ctx: usize, cpu: usize, platform: &mut dyn Platform) -> Result<(), &'static str> {
-        if self.part(i).aborted {
+    pub fn init_partition(&self, i: usize, ctx: usize, cpu: usize, platform: &mut dyn Platform) -> Result<(), &'static str> {
+        if self.part(i).is_aborted() {
             return Err("partition is aborted");
         }
         if self.run_until_wait(i, ctx, cpu, None, platform) {
@@ -106,15 +126,14 @@ impl Spmc {
     /// Secondary-core boot (cold or warm): initialise each MP partition's
     /// context for this PE at its secondary entry point, in boot order
     /// (DEN0077 v1.2, FFA_SECONDARY_EP_REGISTER; Hafnium does the same).
-    pub fn init_secondary(&mut self, cpu: usize, platform: &mut dyn Platform) {
+    pub fn init_secondary(&self, cpu: usize, platform: &mut dyn Platform) {
         for i in self.boot_sequence().into_iter().flatten() {
             let p = self.part(i);
-            if !p.manifest.is_mp() || p.aborted || cpu >= p.context_count() {
+            if !p.manifest.is_mp() || p.is_aborted() || cpu >= p.context_count() {
                 continue;
             }
-            let ep = p.secondary_ep;
-            platform.reset_ctx(i, cpu, ep);
-            self.part_mut(i).contexts[cpu] = CtxState::Off;
+            platform.reset_ctx(i, cpu, p.secondary_ep());
+            self.lock_context(i, cpu).state = CtxState::Off;
             match self.init_partition(i, cpu, cpu, platform) {
                 Ok(()) => log::info!("SP {} ({:#06x}): context {} ready on cpu {}", self.part(i).manifest.description, self.part(i).manifest.id, cpu, cpu),
                 Err(e) => log::error!("SP {:#06x} context {}: {}", self.part(i).manifest.id, cpu, e),
@@ -124,17 +143,17 @@ impl Spmc {
 
     /// Marks partition `i` aborted (DEN0077 v1.2 "aborted" partition state):
     /// it never runs again and every caller gets FFA_ERROR(ABORTED).
-    pub(super) fn abort(&mut self, i: usize, why: &str) {
-        let p = self.part_mut(i);
-        if !p.aborted {
-            p.aborted = true;
+    pub(super) fn abort(&self, i: usize, why: &str) {
+        let p = self.part(i);
+        // Once, whichever PE sees its failure first.
+        if !p.aborted.swap(true, Ordering::AcqRel) {
             log::error!("SP {} ({:#06x}) aborted: {}", p.manifest.description, p.manifest.id, why);
         }
     }
 
     /// Context `ctx` of SP `i` took an exception that is not a call: report
     /// it and abort the partition.
-    pub(super) fn fault(&mut self, i: usize, ctx: usize, esr: u64, far: u64, elr: u64, ipa: Option<u64>) -> SpStep {
+    pub(super) fn fault(&self, i: usize, ctx: usize, esr: u64, far: u64, elr: u64, ipa: Option<u64>) -> SpStep {
         let ec = esr >> 26;
         let what = match ec {
             0x20 | 0x21 => "instruction abort",
@@ -158,8 +177,8 @@ impl Spmc {
 
     /// FFA_SECONDARY_EP_REGISTER from an SP (DEN0077 v1.2, FFA_SECONDARY_EP_REGISTER): only during
     /// its initialisation, only for an MP partition, inside its own memory.
-    fn secondary_ep_register(&mut self, i: usize, state: CtxState, entry: u64) -> Regs {
-        let p = self.part_mut(i);
+    fn secondary_ep_register(&self, i: usize, state: CtxState, entry: u64) -> Regs {
+        let p = self.part(i);
         if state != CtxState::Off || !p.manifest.is_mp() {
             return error(FfaError::Denied);
         }
@@ -167,24 +186,25 @@ impl Spmc {
         if entry % 4 != 0 || entry < m.base || entry >= m.base + m.size {
             return error(FfaError::InvalidParameters);
         }
-        p.secondary_ep = Some(entry);
+        *p.secondary_ep.lock() = Some(entry);
         success(&[])
     }
 }
 
-pub(super) fn ffa_secondary_ep_register(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
+pub(super) fn ffa_secondary_ep_register(s: &Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
     let Caller::Sp(i) = c.caller else { return error(FfaError::NotSupported) };
     let Some(Interface::SecondaryEpRegister { entrypoint }) = c.decoded else { return error(FfaError::InvalidParameters) };
     let entry = match entrypoint {
         SecondaryEpRegisterAddr::Addr32(a) => a as u64,
         SecondaryEpRegisterAddr::Addr64(a) => a,
     };
-    let state = s.part(i).contexts[c.ctx];
+    // The calling context is this PE's alone while it runs: a copy of its state is current.
+    let state = s.part(i).ctx_state(c.ctx);
     s.secondary_ep_register(i, state, entry)
 }
 
 /// FFA_ERROR from an SP: it failed (DEN0077 v1.2, FFA_ERROR); it is aborted.
-pub(super) fn ffa_error(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> SpStep {
+pub(super) fn ffa_error(s: &Spmc, c: &Call, _: &mut dyn Platform) -> SpStep {
     let Caller::Sp(i) = c.caller else { return SpStep::Resume(error(FfaError::NotSupported)) };
     log::error!("SP {:#06x} reported error {}", s.part(i).manifest.id, error_name(c.regs[2]));
     s.abort(i, "reported FFA_ERROR");

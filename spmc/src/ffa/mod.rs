@@ -36,6 +36,7 @@
 pub mod calls;
 pub mod codec;
 pub mod console;
+pub mod context;
 pub mod cpu_cycles;
 pub mod direct_messaging;
 pub mod framework;
@@ -45,12 +46,14 @@ pub mod memory;
 pub mod setup;
 
 pub use calls::{CALLS, fid_name};
+pub use context::{ContextLocked, ExecutionContext};
 pub use cpu_cycles::CtxState;
 pub use direct_messaging::ReqKind;
 pub use lifecycle::{Partition, SpMemory};
 pub use setup::{features, version_answer};
 
 use crate::manifest::Ranges;
+use core::sync::atomic::{AtomicU32, Ordering};
 use setup::rxtx::Mailbox;
 use shared::abi::ffa::fid;
 
@@ -92,7 +95,9 @@ pub struct RunFlags {
     pub virq: bool,
 }
 
-/// What the dispatcher needs from the machine.
+/// What the dispatcher needs from the machine, as seen from one PE: each PE
+/// hands the dispatcher its own value (`&mut`), so nothing here needs a lock
+/// of the SPMC's; what PEs share behind it is the platform's to guard.
 pub trait Platform {
     /// Maps `[pa, pa + size)` of the Non-secure PAS into the SPMC's address space.
     #[allow(clippy::result_unit_err)]
@@ -133,14 +138,18 @@ pub enum Caller {
     Sp(usize),
 }
 
+/// The SPMC: every partition and the Normal world as endpoints.  Shared by
+/// all PEs (`&self`): partitions and their manifests are fixed once booted,
+/// and what changes is behind per-context and per-endpoint locks
+/// ([`context`] says which, and in what order).
 pub struct Spmc {
     pub id: u16,
     ns_memory: Ranges,
     partitions: [Option<Partition>; MAX_PARTITIONS],
     count: usize,
     /// FF-A version the Normal world negotiated through the SPMD (DEN0077 v1.2, FFA_VERSION).
-    ns_version: u32,
-    ns_mailbox: Option<Mailbox>,
+    ns_version: AtomicU32,
+    ns_mailbox: spin::Mutex<Option<Mailbox>>,
 }
 
 pub use codec::{error, success};
@@ -183,8 +192,8 @@ impl Spmc {
             ns_memory,
             partitions: [const { None }; MAX_PARTITIONS],
             count: 0,
-            ns_version: shared::abi::ffa::QUADRANT_FFA_VERSION,
-            ns_mailbox: None,
+            ns_version: AtomicU32::new(shared::abi::ffa::QUADRANT_FFA_VERSION),
+            ns_mailbox: spin::Mutex::new(None),
         }
     }
 
@@ -207,10 +216,6 @@ impl Spmc {
         self.partitions.get(i)?.as_ref()
     }
 
-    fn part_mut(&mut self, i: usize) -> &mut Partition {
-        self.partitions[i].as_mut().expect("index from find/add_partition")
-    }
-
     fn part(&self, i: usize) -> &Partition {
         self.partitions[i].as_ref().expect("index from find/add_partition")
     }
@@ -219,10 +224,11 @@ impl Spmc {
         (0..self.count).find(|&i| self.partitions[i].as_ref().is_some_and(|p| p.manifest.id == id))
     }
 
-    fn mailbox(&mut self, caller: Caller) -> &mut Option<Mailbox> {
+    /// The caller's RX/TX pair, behind its own (leaf) lock.
+    fn mailbox(&self, caller: Caller) -> &spin::Mutex<Option<Mailbox>> {
         match caller {
-            Caller::Ns => &mut self.ns_mailbox,
-            Caller::Sp(i) => &mut self.part_mut(i).mailbox,
+            Caller::Ns => &self.ns_mailbox,
+            Caller::Sp(i) => &self.part(i).mailbox,
         }
     }
 
@@ -236,9 +242,14 @@ impl Spmc {
     /// The FF-A version `caller` negotiated (its manifest's until it calls FFA_VERSION).
     fn version_of(&self, caller: Caller) -> u32 {
         match caller {
-            Caller::Ns => self.ns_version,
-            Caller::Sp(i) => self.part(i).version,
+            Caller::Ns => self.ns_version(),
+            Caller::Sp(i) => self.part(i).version(),
         }
+    }
+
+    /// The FF-A version the Normal world negotiated.
+    pub fn ns_version(&self) -> u32 {
+        self.ns_version.load(Ordering::Relaxed)
     }
 }
 

@@ -7,7 +7,7 @@ use shared::abi::ffa::{self as ffa, FfaError, framework};
 use crate::manifest::Range;
 use std::collections::HashMap;
 
-type SpFn = Box<dyn FnMut(usize, Option<&Regs>) -> SpExit>;
+type SpFn = Box<dyn FnMut(usize, Option<&Regs>) -> SpExit + Send>;
 
 struct Fake {
     sps: Vec<SpFn>,
@@ -168,51 +168,51 @@ fn map_ns(s: &mut Spmc, f: &mut Fake) {
 fn init_logs_ready_and_waits() {
     let (s, f) = booted();
     assert_eq!(f.logs, vec!["[echo] ready".to_string()]);
-    assert_eq!(s.partition(0).unwrap().contexts[0], CtxState::Waiting);
+    assert_eq!(s.partition(0).unwrap().ctx_state(0), CtxState::Waiting);
 }
 
 #[test]
 fn version_framework_message() {
-    let (mut s, mut f) = booted();
+    let (s, mut f) = booted();
     let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::VERSION_REQ_W2, 0x10001]), 0, &mut f);
     assert_eq!(&a[..4], &[fid::FFA_MSG_SEND_DIRECT_RESP_32 as u64, 0x8000_ffff, framework::VERSION_RESP_W2, 0x10002]);
-    assert_eq!(s.ns_version, 0x10001);
+    assert_eq!(s.ns_version(), 0x10001);
     // bit 31 set: NOT_SUPPORTED in w3 of the framework response
     let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::VERSION_REQ_W2, 0x8001_0002]), 0, &mut f);
     assert_eq!(a[3], 0xffff_ffff);
     let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::VERSION_REQ_W2, 0x20000]), 0, &mut f);
     assert_eq!(a[3], 0xffff_ffff);
-    assert_eq!(s.ns_version, 0x10001, "a refused request changes nothing");
+    assert_eq!(s.ns_version(), 0x10001, "a refused request changes nothing");
 }
 
 #[test]
 fn unknown_framework_message_is_invalid() {
-    let (mut s, mut f) = booted();
+    let (s, mut f) = booted();
     let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::FLAG | 0x55]), 0, &mut f);
     assert!(is_error(&a, FfaError::InvalidParameters));
 }
 
 #[test]
 fn direct_request_round_trip_32_and_64() {
-    let (mut s, mut f) = booted();
+    let (s, mut f) = booted();
     let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8001, 0, 1, 2, 3, 4, 5]), 0, &mut f);
     assert_eq!(&a[..8], &[fid::FFA_MSG_SEND_DIRECT_RESP_32 as u64, 0x8001_0000, 0, 1, 2, 3, 4, 5]);
     let big = 0x1234_5678_9abc_def0;
     let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_64 as u64, 0x0000_8001, 0, big, 2, 3, 4, big]), 0, &mut f);
     assert_eq!(&a[..8], &[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x8001_0000, 0, big, 2, 3, 4, big]);
-    assert_eq!(s.partition(0).unwrap().contexts[0], CtxState::Waiting);
+    assert_eq!(s.partition(0).unwrap().ctx_state(0), CtxState::Waiting);
 }
 
 #[test]
 fn direct_request_32_truncates_arguments() {
-    let (mut s, mut f) = booted();
+    let (s, mut f) = booted();
     let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8001, 0, 0xdead_0000_0000_0001]), 0, &mut f);
     assert_eq!(a[3], 1);
 }
 
 #[test]
 fn direct_request_to_missing_partition_then_valid_call() {
-    let (mut s, mut f) = booted();
+    let (s, mut f) = booted();
     let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8009, 0, 7]), 0, &mut f);
     assert!(is_error(&a, FfaError::InvalidParameters));
     // to the SPMC itself (not a framework message)
@@ -224,7 +224,7 @@ fn direct_request_to_missing_partition_then_valid_call() {
 
 #[test]
 fn framework_bit_to_sp_is_refused() {
-    let (mut s, mut f) = booted();
+    let (s, mut f) = booted();
     let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8001, framework::FLAG | 4]), 0, &mut f);
     assert!(is_error(&a, FfaError::InvalidParameters));
 }
@@ -266,7 +266,7 @@ fn sp_init_failure_is_reported() {
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     f.sps.push(Box::new(|_, _| call(&[fid::FFA_ERROR as u64, 0, FfaError::Aborted as i32 as u32 as u64])));
     assert!(s.init_partition(0, 0, 0, &mut f).is_err());
-    assert!(s.partition(0).unwrap().aborted);
+    assert!(s.partition(0).unwrap().is_aborted());
 }
 
 #[test]
@@ -275,12 +275,12 @@ fn sp_bad_response_and_early_wait_are_refused_then_good_response_works() {
     let mut f = Fake::new();
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     let mut n = 0;
-    let seen: std::rc::Rc<std::cell::RefCell<Vec<Regs>>> = Default::default();
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<Regs>>> = Default::default();
     let seen2 = seen.clone();
     f.sps.push(Box::new(move |_, a| {
         n += 1;
         if let Some(a) = a {
-            seen2.borrow_mut().push(*a);
+            seen2.lock().unwrap().push(*a);
         }
         match n {
             1 => call(&[fid::FFA_MSG_WAIT as u64]),
@@ -293,7 +293,7 @@ fn sp_bad_response_and_early_wait_are_refused_then_good_response_works() {
     s.init_partition(0, 0, 0, &mut f).unwrap();
     let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8001]), 0, &mut f);
     assert_eq!(a[3], 42);
-    let seen = seen.borrow();
+    let seen = seen.lock().unwrap();
     assert!(is_error(&seen[1], FfaError::InvalidParameters));
     assert!(is_error(&seen[2], FfaError::Denied));
     assert!(is_error(&seen[3], FfaError::InvalidParameters));
@@ -304,7 +304,7 @@ fn sp_calls_during_init() {
     let mut s = Spmc::new(0x8000, ns_mem());
     let mut f = Fake::new();
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
-    let seen: std::rc::Rc<std::cell::RefCell<Vec<Regs>>> = Default::default();
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<Regs>>> = Default::default();
     let seen2 = seen.clone();
     let script = vec![
         call(&[fid::FFA_VERSION as u64, 0x10001]),
@@ -324,15 +324,15 @@ fn sp_calls_during_init() {
     let mut it = script.into_iter();
     f.sps.push(Box::new(move |_, a| {
         if let Some(a) = a {
-            seen2.borrow_mut().push(*a);
+            seen2.lock().unwrap().push(*a);
         }
         it.next().unwrap()
     }));
     f.mapped.push((0x0e30_0000, 0x10_0000)); // SP memory is always writable by the SPMC
     s.init_partition(0, 0, 0, &mut f).unwrap();
-    let seen = seen.borrow();
+    let seen = seen.lock().unwrap();
     assert_eq!(seen[0][0], 0x10002);
-    assert_eq!(s.partition(0).unwrap().version, 0x10001);
+    assert_eq!(s.partition(0).unwrap().version(), 0x10001);
     assert_eq!(&seen[1][..3], &[fid::FFA_SUCCESS_32 as u64, 0, 0x8001]);
     assert_eq!(&seen[2][..3], &[fid::FFA_SUCCESS_32 as u64, 0, 0x8000]);
     assert_eq!(seen[3][0], fid::FFA_SUCCESS_32 as u64);
@@ -368,7 +368,7 @@ fn console_log_64_and_partial_lines() {
 
 #[test]
 fn partition_info_get_before_rxtx_map_is_busy() {
-    let (mut s, mut f) = booted();
+    let (s, mut f) = booted();
     let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64]), 0, &mut f);
     assert!(is_error(&a, FfaError::Busy));
     // count only needs no buffer
@@ -446,7 +446,7 @@ fn rxtx_map_errors() {
 
 #[test]
 fn unknown_ns_call_is_not_supported_and_next_call_works() {
-    let (mut s, mut f) = booted();
+    let (s, mut f) = booted();
     assert!(is_error(&s.handle_ns(&regs(&[0x8400_0071]), 0, &mut f), FfaError::NotSupported)); // FFA_MEM_DONATE
     assert!(is_error(&s.handle_ns(&regs(&[0x8400_0086]), 0, &mut f), FfaError::NotSupported)); // FFA_MSG_SEND2
     assert_eq!(s.handle_ns(&regs(&[fid::FFA_FEATURES as u64, fid::FFA_PARTITION_INFO_GET as u64]), 0, &mut f)[0], fid::FFA_SUCCESS_32 as u64);
@@ -581,12 +581,12 @@ fn echo_ok(s: &mut Spmc, f: &mut Fake) {
 
 #[test]
 fn sp_to_sp_request_nests_and_returns() {
-    let (mut s, mut f) = booted_pair();
+    let (s, mut f) = booted_pair();
     let a = s.handle_ns(&req64(0, 0x8002, &[1, 0x8001, 7, 8, 9]), 0, &mut f);
     assert_eq!(&a[..8], &[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x8002_0000, 0, 0, 7, 8, 9, 0]);
     // Both contexts are free again.
-    assert_eq!(s.partition(0).unwrap().contexts[0], CtxState::Waiting);
-    assert_eq!(s.partition(1).unwrap().contexts[0], CtxState::Waiting);
+    assert_eq!(s.partition(0).unwrap().ctx_state(0), CtxState::Waiting);
+    assert_eq!(s.partition(1).unwrap().ctx_state(0), CtxState::Waiting);
     // REQ2 from SP to SP (Nil UUID: the partition's own service).
     let a = s.handle_ns(&req64(0, 0x8002, &[2, 0x8002, 1, 2, 3]), 1, &mut f);
     assert_eq!(a[3], FfaError::Busy as i32 as i64 as u64, "mp's own context 1 is in the chain");
@@ -607,7 +607,8 @@ fn sp_to_sp_cycles_are_busy_and_chain_recovers() {
     // mp got fwd's answer: fwd's own request to mp came back BUSY.
     assert_eq!(&a[3..5], &[0, FfaError::Busy as i32 as i64 as u64]);
     for p in s.partitions() {
-        assert!(p.contexts.iter().all(|c| matches!(c, CtxState::Waiting | CtxState::Off)), "{:?}", p.contexts);
+        let states: Vec<CtxState> = (0..p.context_count()).map(|c| p.ctx_state(c)).collect();
+        assert!(states.iter().all(|c| matches!(c, CtxState::Waiting | CtxState::Off)), "{states:?}");
     }
     echo_ok(&mut s, &mut f);
 }
@@ -618,7 +619,7 @@ fn sp_request_rules() {
     // A request that names a source other than the SP itself.
     let mut bad_src = req64(0x8001, 0x8002, &[0]);
     bad_src[1] = ffa::pack_endpoints(0x8001, 0x8002);
-    let a = s.direct_request(Caller::Sp(1), 0, &bad_src, &mut f);
+    let a = s.direct_request(Caller::Sp(1), 0, 0, &bad_src, &mut f);
     assert!(is_error(&a, FfaError::InvalidParameters));
     // An SP whose manifest does not allow sending direct requests.
     let mut m = PartitionManifest::for_test("mute", 0x8005, Uuid([5, 5, 5, 5]), 1, 0x1);
@@ -639,17 +640,17 @@ fn direct_request_from_sp_outside_a_request_is_denied() {
     let mut s = Spmc::new(0x8000, ns_mem());
     let mut f = Fake::new();
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
-    let seen: std::rc::Rc<std::cell::RefCell<Vec<Regs>>> = Default::default();
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<Regs>>> = Default::default();
     let seen2 = seen.clone();
     let mut it = vec![SpExit::Call(req64(0x8001, 0x8001, &[0])), call(&[fid::FFA_MSG_WAIT as u64])].into_iter();
     f.sps.push(Box::new(move |_, a| {
         if let Some(a) = a {
-            seen2.borrow_mut().push(*a);
+            seen2.lock().unwrap().push(*a);
         }
         it.next().unwrap()
     }));
     s.init_partition(0, 0, 0, &mut f).unwrap();
-    assert!(is_error(&seen.borrow()[0], FfaError::Denied));
+    assert!(is_error(&seen.lock().unwrap()[0], FfaError::Denied));
 }
 
 #[test]
@@ -679,10 +680,10 @@ fn req2_by_uuid() {
 
 #[test]
 fn yield_then_run() {
-    let (mut s, mut f) = booted_pair();
+    let (s, mut f) = booted_pair();
     let a = s.handle_ns(&req64(0, 0x8002, &[3]), 1, &mut f);
     assert_eq!(&a[..2], &[fid::FFA_YIELD as u64, 0x8002_0001]);
-    assert!(matches!(s.partition(1).unwrap().contexts[1], CtxState::Preempted { from: 0, .. }));
+    assert!(matches!(s.partition(1).unwrap().ctx_state(1), CtxState::Preempted { from: 0, .. }));
     // The preempted context takes no new request; other contexts do.
     assert!(is_error(&s.handle_ns(&req64(0, 0x8002, &[0]), 1, &mut f), FfaError::Busy));
     assert_eq!(s.handle_ns(&req64(0, 0x8002, &[0]), 0, &mut f)[3], 0);
@@ -693,7 +694,7 @@ fn yield_then_run() {
     assert!(is_error(&s.handle_ns(&regs(&[fid::FFA_RUN as u64, 0x8001_0000]), 0, &mut f), FfaError::Denied));
     let a = s.handle_ns(&regs(&[fid::FFA_RUN as u64, 0x8002_0001]), 1, &mut f);
     assert_eq!(&a[..5], &[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x8002_0000, 0, 1, 0x1e1d]);
-    assert_eq!(s.partition(1).unwrap().contexts[1], CtxState::Waiting);
+    assert_eq!(s.partition(1).unwrap().ctx_state(1), CtxState::Waiting);
     assert!(is_error(&s.handle_ns(&regs(&[fid::FFA_RUN as u64, 0x8002_0001]), 1, &mut f), FfaError::Denied));
 }
 
@@ -729,7 +730,7 @@ fn rx_acquire_ownership() {
 
 #[test]
 fn partition_info_get_regs() {
-    let (mut s, mut f) = booted_pair();
+    let (s, mut f) = booted_pair();
     let get = |uuid: Uuid, start: u64| {
         let b = uuid.to_bytes();
         regs(&[
@@ -791,12 +792,12 @@ fn mp_contexts_start_on_their_cores() {
     s.add_partition(Partition::new(PartitionManifest::for_test("mp", 0x8002, MP_UUID, 4, 0x603), mem)).unwrap();
     f.sps.push(mp_sp(0x8002, ep));
     s.init_partition(0, 0, 0, &mut f).unwrap();
-    assert_eq!(s.partition(0).unwrap().secondary_ep, Some(ep));
+    assert_eq!(s.partition(0).unwrap().secondary_ep(), Some(ep));
     // Before its core is up, a context takes no request.
     assert!(is_error(&s.handle_ns(&req64(0, 0x8002, &[0]), 2, &mut f), FfaError::Busy));
     for cpu in 1..4 {
         s.init_secondary(cpu, &mut f);
-        assert_eq!(s.partition(0).unwrap().contexts[cpu], CtxState::Waiting);
+        assert_eq!(s.partition(0).unwrap().ctx_state(cpu), CtxState::Waiting);
         assert!(f.resets.contains(&(0, cpu, Some(ep))));
         let a = s.handle_ns(&req64(0, 0x8002, &[0]), cpu, &mut f);
         assert_eq!(a[3], cpu as u64, "context {cpu} serves cpu {cpu}");
@@ -815,7 +816,7 @@ fn secondary_ep_register_rules() {
     let mem = SpMemory { base: 0x0e40_0000, size: 0x10_0000 };
     s.add_partition(Partition::new(PartitionManifest::for_test("mp", 0x8002, MP_UUID, 4, 0x603), mem)).unwrap();
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
-    let seen: std::rc::Rc<std::cell::RefCell<Vec<Regs>>> = Default::default();
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<Regs>>> = Default::default();
     let seen2 = seen.clone();
     let mut it = vec![
         call(&[fid::FFA_SECONDARY_EP_REGISTER_64 as u64, 0x0e30_4000]), // outside its memory
@@ -828,29 +829,29 @@ fn secondary_ep_register_rules() {
     .into_iter();
     f.sps.push(Box::new(move |_, a| {
         if let Some(a) = a {
-            seen2.borrow_mut().push(*a);
+            seen2.lock().unwrap().push(*a);
         }
         it.next().unwrap()
     }));
-    let seen3: std::rc::Rc<std::cell::RefCell<Vec<Regs>>> = Default::default();
+    let seen3: std::sync::Arc<std::sync::Mutex<Vec<Regs>>> = Default::default();
     let seen4 = seen3.clone();
     let mut it2 = vec![call(&[fid::FFA_SECONDARY_EP_REGISTER_64 as u64, 0x0e30_4000]), call(&[fid::FFA_MSG_WAIT as u64])].into_iter();
     f.sps.push(Box::new(move |_, a| {
         if let Some(a) = a {
-            seen4.borrow_mut().push(*a);
+            seen4.lock().unwrap().push(*a);
         }
         it2.next().unwrap()
     }));
     s.init_partition(0, 0, 0, &mut f).unwrap();
     s.init_partition(1, 0, 0, &mut f).unwrap();
     s.handle_ns(&req64(0, 0x8002, &[0]), 0, &mut f);
-    let seen = seen.borrow();
+    let seen = seen.lock().unwrap();
     assert!(is_error(&seen[0], FfaError::InvalidParameters));
     assert!(is_error(&seen[1], FfaError::InvalidParameters));
     assert_eq!(seen[2][0], fid::FFA_SUCCESS_32 as u64);
     assert!(is_error(&seen[4], FfaError::Denied), "only during initialisation");
-    assert!(is_error(&seen3.borrow()[0], FfaError::Denied), "a UP partition has no secondary contexts");
-    assert_eq!(s.partition(0).unwrap().secondary_ep, Some(0x0e40_4000));
+    assert!(is_error(&seen3.lock().unwrap()[0], FfaError::Denied), "a UP partition has no secondary contexts");
+    assert_eq!(s.partition(0).unwrap().secondary_ep(), Some(0x0e40_4000));
 }
 
 #[test]
@@ -865,7 +866,7 @@ fn aborted_partition_in_a_chain() {
     }));
     s.init_partition(k, 0, 0, &mut f).unwrap();
     assert!(is_error(&s.handle_ns(&req64(0, 0x8003, &[1, 0x0e30_0000]), 0, &mut f), FfaError::Aborted));
-    assert!(s.partition(k).unwrap().aborted);
+    assert!(s.partition(k).unwrap().is_aborted());
     // An SP caller also learns ABORTED; everyone else keeps working.
     let a = s.handle_ns(&req64(0, 0x8002, &[1, 0x8003, 0]), 0, &mut f);
     assert_eq!(a[3], FfaError::Aborted as i32 as i64 as u64);
@@ -914,33 +915,33 @@ fn interrupted_sp() -> SpFn {
 
 #[test]
 fn ns_interrupt_signalled_returns_ffa_interrupt_and_run_resumes() {
-    let (mut s, mut f) = irq_sp_spmc(NsInterruptsAction::Signaled, interrupted_sp());
+    let (s, mut f) = irq_sp_spmc(NsInterruptsAction::Signaled, interrupted_sp());
     let a = s.handle_ns(&req64(0, 0x8005, &[1]), 0, &mut f);
     assert!(f.flags.last().unwrap().trap_ns, "NS interrupts trap while it serves NS");
     assert_eq!(&a[..2], &[fid::FFA_INTERRUPT as u64, 0x8005_0000]);
-    assert!(matches!(s.partition(0).unwrap().contexts[0], CtxState::Interrupted { from: 0, .. }));
+    assert!(matches!(s.partition(0).unwrap().ctx_state(0), CtxState::Interrupted { from: 0, .. }));
     // Busy until resumed; RUN resumes it where it was.
     assert!(is_error(&s.handle_ns(&req64(0, 0x8005, &[1]), 0, &mut f), FfaError::Busy));
     let a = s.handle_ns(&regs(&[fid::FFA_RUN as u64, 0x8005_0000]), 0, &mut f);
     assert_eq!(&a[..5], &[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x8005_0000, 0, 0x600d, interrupts::HF_INVALID_INTID]);
-    assert_eq!(s.partition(0).unwrap().contexts[0], CtxState::Waiting);
+    assert_eq!(s.partition(0).unwrap().ctx_state(0), CtxState::Waiting);
 }
 
 #[test]
 fn ns_interrupt_managed_exit_injects_virtual_interrupt() {
-    let (mut s, mut f) = irq_sp_spmc(NsInterruptsAction::ManagedExit, interrupted_sp());
+    let (s, mut f) = irq_sp_spmc(NsInterruptsAction::ManagedExit, interrupted_sp());
     let a = s.handle_ns(&req64(0, 0x8005, &[1]), 0, &mut f);
     // The SP answered its caller itself, with the managed-exit id it got.
     assert_eq!(&a[..5], &[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x8005_0000, 0, 0x600d, interrupts::MANAGED_EXIT_INTID as u64]);
     let fl = &f.flags[f.flags.len() - 2..];
     assert!(fl[0].virq && !fl[0].trap_ns, "after the managed exit: vIRQ pending, NS interrupts held: {fl:?}");
-    assert!(!s.partition(0).unwrap().managed_exit[0], "cleared by the response");
-    assert_eq!(s.partition(0).unwrap().contexts[0], CtxState::Waiting);
+    assert!(!s.context(0, 0).managed_exit, "cleared by the response");
+    assert_eq!(s.partition(0).unwrap().ctx_state(0), CtxState::Waiting);
 }
 
 #[test]
 fn ns_interrupt_queued_does_not_trap() {
-    let (mut s, mut f) = irq_sp_spmc(NsInterruptsAction::Queued, echo_sp(0x8005));
+    let (s, mut f) = irq_sp_spmc(NsInterruptsAction::Queued, echo_sp(0x8005));
     let a = s.handle_ns(&req64(0, 0x8005, &[1, 2]), 0, &mut f);
     assert_eq!(a[0], fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64);
     assert!(f.flags.iter().all(|fl| !fl.trap_ns));
@@ -948,7 +949,7 @@ fn ns_interrupt_queued_does_not_trap() {
 
 /// Waits; each FFA_INTERRUPT: HF_INTERRUPT_GET, HF_INTERRUPT_DEACTIVATE, then
 /// FFA_MSG_WAIT; records the ids it got in `got`.
-fn waiting_handler_sp(got: std::rc::Rc<std::cell::RefCell<Vec<u64>>>) -> SpFn {
+fn waiting_handler_sp(got: std::sync::Arc<std::sync::Mutex<Vec<u64>>>) -> SpFn {
     let mut step = 0;
     let mut asked = false;
     Box::new(move |_ctx, answer| {
@@ -963,11 +964,11 @@ fn waiting_handler_sp(got: std::rc::Rc<std::cell::RefCell<Vec<u64>>>) -> SpFn {
                     return call(&[interrupts::HF_INTERRUPT_GET as u64]);
                 }
                 if a[0] == fid::FFA_MSG_SEND_DIRECT_REQ_64 as u64 {
-                    return call(&[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x8005_0000, 0, got.borrow().len() as u64]);
+                    return call(&[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x8005_0000, 0, got.lock().unwrap().len() as u64]);
                 }
                 if core::mem::take(&mut asked) {
                     // The answer of HF_INTERRUPT_GET: deactivate it.
-                    got.borrow_mut().push(a[0]);
+                    got.lock().unwrap().push(a[0]);
                     return call(&[interrupts::HF_INTERRUPT_DEACTIVATE as u64, a[0], a[0]]);
                 }
                 call(&[fid::FFA_MSG_WAIT as u64])
@@ -978,22 +979,22 @@ fn waiting_handler_sp(got: std::rc::Rc<std::cell::RefCell<Vec<u64>>>) -> SpFn {
 
 #[test]
 fn secure_interrupt_from_spmd_runs_the_waiting_sp() {
-    let got = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-    let (mut s, mut f) = irq_sp_spmc(NsInterruptsAction::Queued, waiting_handler_sp(got.clone()));
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (s, mut f) = irq_sp_spmc(NsInterruptsAction::Queued, waiting_handler_sp(got.clone()));
     // A device interrupt declared in the manifest (INTID 60).
     f.pending_intid = 60;
     let a = s.handle_ns(&regs(&[fid::FFA_INTERRUPT as u64]), 0, &mut f);
     assert_eq!(a[0], fid::FFA_NORMAL_WORLD_RESUME as u64);
-    assert_eq!(*got.borrow(), vec![60]);
+    assert_eq!(*got.lock().unwrap(), vec![60]);
     assert_eq!(f.deactivated, vec![60], "deactivated when the SP said so");
     assert!(f.flags.iter().all(|fl| !fl.trap_ns));
-    assert_eq!(s.partition(0).unwrap().contexts[0], CtxState::Waiting);
+    assert_eq!(s.partition(0).unwrap().ctx_state(0), CtxState::Waiting);
     // The emulated timer: the SPMC's timer PPI, delivered as the virtual timer id.
     f.pending_intid = interrupts::SEL2_PHYS_TIMER_INTID;
     f.expired = vec![(0, 0)];
     let a = s.handle_ns(&regs(&[fid::FFA_INTERRUPT as u64]), 0, &mut f);
     assert_eq!(a[0], fid::FFA_NORMAL_WORLD_RESUME as u64);
-    assert_eq!(*got.borrow(), vec![60, interrupts::VIRTUAL_TIMER_INTID as u64]);
+    assert_eq!(*got.lock().unwrap(), vec![60, interrupts::VIRTUAL_TIMER_INTID as u64]);
     assert_eq!(f.deactivated, vec![60, interrupts::SEL2_PHYS_TIMER_INTID]);
     // Nothing pending (spurious) and an interrupt nobody owns: NS just resumes.
     let a = s.handle_ns(&regs(&[fid::FFA_INTERRUPT as u64]), 0, &mut f);
@@ -1022,7 +1023,7 @@ fn secure_interrupt_while_its_sp_runs_is_injected() {
             _ => call(&[fid::FFA_MSG_WAIT as u64]),
         }
     });
-    let (mut s, mut f) = irq_sp_spmc(NsInterruptsAction::Queued, script);
+    let (s, mut f) = irq_sp_spmc(NsInterruptsAction::Queued, script);
     let a = s.handle_ns(&req64(0, 0x8005, &[0]), 0, &mut f);
     assert_eq!(a[3], 60);
     // The run right after the interrupt had the vIRQ pending.
@@ -1042,7 +1043,7 @@ fn hf_interrupt_deactivate_of_a_foreign_interrupt_fails() {
             _ => call(&[fid::FFA_MSG_WAIT as u64]),
         }
     });
-    let (mut s, mut f) = irq_sp_spmc(NsInterruptsAction::Queued, script);
+    let (s, mut f) = irq_sp_spmc(NsInterruptsAction::Queued, script);
     assert_eq!(s.handle_ns(&req64(0, 0x8005, &[0]), 0, &mut f)[3], u64::MAX);
     assert!(f.deactivated.is_empty());
 }
@@ -1061,7 +1062,7 @@ fn call_table_ids_and_names_are_unique() {
 
 #[test]
 fn call_table_drives_features() {
-    let (mut s, mut f) = booted();
+    let (s, mut f) = booted();
     for c in CALLS {
         let a = s.handle_ns(&regs(&[fid::FFA_FEATURES as u64, c.id as u64]), 0, &mut f);
         match c.abi {
@@ -1276,5 +1277,111 @@ fn hostile_sp_registers_never_panic() {
     }));
     f.mapped.push((0x0e30_0000, 0x10_0000));
     s.init_partition(i, 0, 0, &mut f).unwrap();
-    assert_eq!(s.partition(i).unwrap().contexts[0], CtxState::Waiting);
+    assert_eq!(s.partition(i).unwrap().ctx_state(0), CtxState::Waiting);
+}
+
+/// A fake machine for one PE of a multi-PE test: SP `index` runs `sp`, the
+/// others must not run on this PE.
+fn pe_platform(index: usize, sp: SpFn) -> Fake {
+    let mut f = Fake::new();
+    for i in 0..index {
+        f.sps.push(Box::new(move |_, _| panic!("SP {i} must not run on this PE")));
+    }
+    f.sps.push(sp);
+    f
+}
+
+/// An SP context that answers one direct request with `[x3 + 1]`.
+fn answer_once(id: u16) -> SpFn {
+    Box::new(move |_, a| {
+        let a = a.expect("a request");
+        let (src, _) = ffa::unpack_endpoints(a[1]);
+        call(&[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, ffa::pack_endpoints(id, src), 0, a[3] + 1])
+    })
+}
+
+/// Issue R: locks per execution context, none held while an SP runs.  PE 1
+/// sends mp (context 1) a request that does not finish until PE 0's request
+/// to echo has completed; with one SPMC-wide lock PE 0 would wait behind PE 1
+/// and this test would time out instead (the order of completions is the
+/// verdict, not a time).
+#[test]
+fn requests_on_two_pes_to_different_sps_run_in_parallel() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let (s, _) = booted_pair();
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let order = std::sync::Mutex::new(Vec::new());
+    // mp on PE 1: says it runs, then waits for PE 0's completion (or gives up).
+    let slow: SpFn = Box::new(move |ctx, a| {
+        let a = a.expect("a request");
+        assert_eq!(ctx, 1, "mp's context for PE 1");
+        started_tx.send(()).unwrap();
+        let waited = go_rx.recv_timeout(Duration::from_secs(20)).is_ok();
+        let (src, _) = ffa::unpack_endpoints(a[1]);
+        call(&[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, ffa::pack_endpoints(0x8002, src), 0, waited as u64])
+    });
+    std::thread::scope(|t| {
+        let (s, order) = (&s, &order);
+        t.spawn(move || {
+            let mut pe1 = pe_platform(1, slow);
+            let a = s.handle_ns(&req64(0, 0x8002, &[7]), 1, &mut pe1);
+            order.lock().unwrap().push(("mp on PE 1", a));
+        });
+        started_rx.recv_timeout(Duration::from_secs(20)).expect("mp started on PE 1");
+        // mp's context 1 is running on PE 1 now (inside run_sp).
+        let mut pe0 = pe_platform(0, answer_once(0x8001));
+        let a = s.handle_ns(&req64(0, 0x8001, &[41]), 0, &mut pe0);
+        order.lock().unwrap().push(("echo on PE 0", a));
+        go_tx.send(()).unwrap();
+    });
+    let order = order.into_inner().unwrap();
+    let names: Vec<&str> = order.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["echo on PE 0", "mp on PE 1"]);
+    assert_eq!(order[0].1[3], 42, "echo answered");
+    assert_eq!(order[1].1[3], 1, "mp was released by PE 0's completion, not by its timeout");
+    // While it ran, a request for the same context from elsewhere was BUSY,
+    // and now both wait again.
+    assert_eq!(s.partition(0).unwrap().ctx_state(0), CtxState::Waiting);
+    assert_eq!(s.partition(1).unwrap().ctx_state(1), CtxState::Waiting);
+}
+
+/// A request for a context that another PE is running gets BUSY at once
+/// (DEN0077 v1.2, FFA_MSG_SEND_DIRECT_REQ: BUSY), as Hafnium answers: echo
+/// is a UP partition, so PE 1 finds its one context taken by PE 0.
+#[test]
+fn request_for_a_context_running_on_another_pe_is_busy() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let (s, _) = booted_pair();
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let held: SpFn = Box::new(move |_, a| {
+        let a = a.expect("a request");
+        started_tx.send(()).unwrap();
+        go_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+        let (src, _) = ffa::unpack_endpoints(a[1]);
+        call(&[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, ffa::pack_endpoints(0x8001, src), 0, a[3]])
+    });
+    std::thread::scope(|t| {
+        let s = &s;
+        let h = t.spawn(move || s.handle_ns(&req64(0, 0x8001, &[5]), 0, &mut pe_platform(0, held)));
+        started_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+        let mut pe1 = pe_platform(0, Box::new(|_, _| panic!("echo is running on PE 0")));
+        let a = s.handle_ns(&req64(0, 0x8001, &[6]), 1, &mut pe1);
+        assert!(is_error(&a, FfaError::Busy), "{a:x?}");
+        go_tx.send(()).unwrap();
+        assert_eq!(h.join().unwrap()[3], 5);
+    });
+    assert_eq!(s.partition(0).unwrap().ctx_state(0), CtxState::Waiting);
+}
+
+#[test]
+fn two_contexts_lock_in_one_order_and_never_the_same_twice() {
+    let (s, _) = booted_pair();
+    let (a, b) = s.lock_two((1, 2), (0, 0)).unwrap();
+    assert_eq!((a.index, a.ctx, b.index, b.ctx), (1, 2, 0, 0), "returned in the order asked");
+    drop((a, b));
+    assert!(s.lock_two((1, 1), (1, 1)).is_none());
 }

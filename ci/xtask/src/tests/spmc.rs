@@ -154,6 +154,14 @@ fn ffa_payload_tests() -> Vec<IntegrationTest> {
             forbid: FORBID_ALWAYS,
         },
         IntegrationTest {
+            name: "spmc_concurrency",
+            boot: concurrency_boot,
+            timeout: Duration::from_secs(180),
+            expects: concurrency_expects,
+            extra: Some(no_failed_check),
+            forbid: FORBID_ALWAYS,
+        },
+        IntegrationTest {
             name: "spmc_isolation",
             boot: isolation_sp_boot,
             timeout: Duration::from_secs(180),
@@ -197,6 +205,24 @@ fn interrupts_expects() -> Vec<Expect> {
         expect("irq got its virtual timer interrupt", &["[irq] virtual interrupt 3"]),
         expect("the SP's timer while it runs", &["[ffa-payload] check secure_timer_while_running: ok"]),
         expect("messaging still works", &["[ffa-payload] check interrupts_then_messaging: ok"]),
+        expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
+    ]
+}
+
+/// ci/ffa-payload in concurrency mode (issue R: spmc locks per context).
+fn concurrency_boot(o: &Outputs) -> XResult<Boot> {
+    let dtb = util::out_dir().join("spmc-concurrency.dtb");
+    qemu::dtb_with_bootargs(&o.ffa_bios, "quadrant.concurrency", &dtb)?;
+    Ok(Boot::Tfa { bios: o.ffa_bios.clone(), dtb: Some(dtb) })
+}
+
+/// Judged by the order of completions the payload saw, never by time.
+fn concurrency_expects() -> Vec<Expect> {
+    vec![
+        expect("core 1 up for the long request", &["[ffa-payload] check core1_cpu_on: ok"]),
+        expect("echo answered on core 0", &["[ffa-payload] check concurrency_echo_answered: ok"]),
+        expect("mp finished its long request on core 1", &["[ffa-payload] check concurrency_mp_answered: ok"]),
+        expect("echo on core 0 completed while mp was busy on core 1", &["[ffa-payload] check concurrency_echo_completed_first: ok"]),
         expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
     ]
 }

@@ -38,25 +38,25 @@ pub fn features(id: u32) -> Regs {
 
 /// FFA_VERSION from an SP (the Normal world's comes as a framework message,
 /// see [`super::framework`]).
-pub(super) fn ffa_version(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
+pub(super) fn ffa_version(s: &Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
     let (answer, negotiated) = version_answer(c.regs[1] as u32);
     if let (Some(v), Caller::Sp(i)) = (negotiated, c.caller) {
-        s.part_mut(i).version = v;
+        s.part(i).set_version(v);
     }
     answer
 }
 
-pub(super) fn ffa_features(_: &mut Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
+pub(super) fn ffa_features(_: &Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
     let Some(Interface::Features { feat_id, .. }) = c.decoded else { return error(FfaError::InvalidParameters) };
     features(u32::from(feat_id))
 }
 
 /// FFA_ID_GET from an SP: its own id.
-pub(super) fn ffa_id_get(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
+pub(super) fn ffa_id_get(s: &Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
     success(&[s.caller_id(c.caller) as u64])
 }
 
 /// FFA_SPM_ID_GET from an SP: the SPMC's id.
-pub(super) fn ffa_spm_id_get(s: &mut Spmc, _: &Call, _: &mut dyn Platform) -> Regs {
+pub(super) fn ffa_spm_id_get(s: &Spmc, _: &Call, _: &mut dyn Platform) -> Regs {
     success(&[s.id as u64])
 }

@@ -70,7 +70,7 @@ impl Spmc {
     /// FFA_PARTITION_INFO_GET for `uuid` (Nil: all), only the count if
     /// `count_only` (w5 bit 0; the other flags are reserved, which decoding
     /// checked).
-    fn partition_info_get(&mut self, caller: Caller, uuid: Uuid, count_only: bool, platform: &mut dyn Platform) -> Regs {
+    fn partition_info_get(&self, caller: Caller, uuid: Uuid, count_only: bool, platform: &mut dyn Platform) -> Regs {
         let version = self.version_of(caller);
         // v1.0 has no flags at all.
         if version < 0x1_0001 && count_only {
@@ -87,7 +87,10 @@ impl Spmc {
         // The descriptors go into the caller's RX buffer, which must be
         // mapped and free; otherwise BUSY, as Hafnium answers
         // (`vm_mailbox_state_busy`: no RX buffer or RX not released).
-        let Some(mb) = *self.mailbox(caller) else {
+        // Held until the buffer is written and marked full: another PE's call
+        // for the same endpoint waits, then finds it full (BUSY).
+        let mut mailbox = self.mailbox(caller).lock();
+        let Some(mb) = *mailbox else {
             return error(FfaError::Busy);
         };
         if mb.rx_full {
@@ -104,7 +107,7 @@ impl Spmc {
             platform.write(mb.rx + off, &d[..n]);
             off += n as u64;
         }
-        if let Some(m) = self.mailbox(caller) {
+        if let Some(m) = &mut *mailbox {
             m.rx_full = true;
         }
         // w3: descriptor size (v1.1+; MBZ for v1.0 callers).
@@ -118,7 +121,7 @@ impl Spmc {
     /// Answer FFA_SUCCESS_64 with x2 = last index [15:0] | current index
     /// [31:16] | tag [47:32] | descriptor size [63:48], then up to five
     /// descriptors of three registers each from x3.
-    fn partition_info_get_regs(&mut self, caller: Caller, uuid: Uuid, start: usize, tag: u16) -> Regs {
+    fn partition_info_get_regs(&self, caller: Caller, uuid: Uuid, start: usize, tag: u16) -> Regs {
         let version = self.version_of(caller);
         if version < 0x1_0002 {
             return error(FfaError::NotSupported);
@@ -153,12 +156,12 @@ fn uuid_of(u: shared::abi::ffa::Uuid) -> Uuid {
     Uuid(UuidHelper::to_u32_regs(u))
 }
 
-pub(crate) fn ffa_partition_info_get(s: &mut Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
+pub(crate) fn ffa_partition_info_get(s: &Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
     let Some(Interface::PartitionInfoGet { uuid, flags }) = c.decoded else { return error(FfaError::InvalidParameters) };
     s.partition_info_get(c.caller, uuid_of(uuid), flags.count_only, platform)
 }
 
-pub(crate) fn ffa_partition_info_get_regs(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
+pub(crate) fn ffa_partition_info_get_regs(s: &Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
     let Some(Interface::PartitionInfoGetRegs { uuid, start_index, info_tag }) = c.decoded else {
         return error(FfaError::InvalidParameters);
     };

@@ -26,7 +26,7 @@ pub struct Mailbox {
 
 impl Spmc {
     /// FFA_RXTX_MAP: `tx`, `rx` buffer addresses of `pages` 4 KiB pages each.
-    fn rxtx_map(&mut self, caller: Caller, tx: u64, rx: u64, pages: u64, platform: &mut dyn Platform) -> Regs {
+    fn rxtx_map(&self, caller: Caller, tx: u64, rx: u64, pages: u64, platform: &mut dyn Platform) -> Regs {
         // w3 bits 31:6 are reserved (MBZ).
         if pages == 0 || pages > MAX_PAGES || tx % PAGE != 0 || rx % PAGE != 0 {
             return error(FfaError::InvalidParameters);
@@ -38,7 +38,8 @@ impl Spmc {
         if (Range { base: tx, size }).overlaps(&Range { base: rx, size }) {
             return error(FfaError::InvalidParameters);
         }
-        if self.mailbox(caller).is_some() {
+        let mut mailbox = self.mailbox(caller).lock();
+        if mailbox.is_some() {
             // A pair is already registered for this endpoint.
             return error(FfaError::Denied);
         }
@@ -57,24 +58,24 @@ impl Spmc {
                 }
             }
             Caller::Sp(i) => {
-                let m = self.part_mut(i).memory;
+                let m = self.part(i).memory;
                 let mem = Range { base: m.base, size: m.size };
                 if !mem.contains(tx, size) || !mem.contains(rx, size) {
                     return error(FfaError::InvalidParameters);
                 }
             }
         }
-        *self.mailbox(caller) = Some(Mailbox { tx, rx, size, rx_full: false });
+        *mailbox = Some(Mailbox { tx, rx, size, rx_full: false });
         success(&[])
     }
 
     /// FFA_RXTX_UNMAP of endpoint `id`'s buffers (w1 bits 31:16): only the
     /// caller's own (0 means "the caller" for a non-hypervisor caller) are accepted.
-    fn rxtx_unmap(&mut self, caller: Caller, id: u16, platform: &mut dyn Platform) -> Regs {
+    fn rxtx_unmap(&self, caller: Caller, id: u16, platform: &mut dyn Platform) -> Regs {
         if id != 0 && id != self.caller_id(caller) {
             return error(FfaError::InvalidParameters);
         }
-        let Some(mb) = self.mailbox(caller).take() else {
+        let Some(mb) = self.mailbox(caller).lock().take() else {
             return error(FfaError::InvalidParameters);
         };
         if caller == Caller::Ns {
@@ -85,11 +86,11 @@ impl Spmc {
     }
 
     /// FFA_RX_RELEASE of endpoint `id`'s RX buffer (w1 bits 15:0).
-    fn rx_release(&mut self, caller: Caller, id: u16) -> Regs {
+    fn rx_release(&self, caller: Caller, id: u16) -> Regs {
         if id != 0 && id != self.caller_id(caller) {
             return error(FfaError::InvalidParameters);
         }
-        match self.mailbox(caller) {
+        match &mut *self.mailbox(caller).lock() {
             Some(mb) if mb.rx_full => {
                 mb.rx_full = false;
                 success(&[])
@@ -104,11 +105,11 @@ impl Spmc {
     /// endpoint w1[15:0] from its producer (the SPMC) to write into it; it
     /// gives it back with FFA_RX_RELEASE.  We only know the Normal world's own
     /// buffer pair (endpoint 0; no VMs yet).
-    fn rx_acquire(&mut self, id: u16) -> Regs {
+    fn rx_acquire(&self, id: u16) -> Regs {
         if id != NS_ENDPOINT_ID {
             return error(FfaError::InvalidParameters);
         }
-        match &mut self.ns_mailbox {
+        match &mut *self.ns_mailbox.lock() {
             None => error(FfaError::Denied),
             // The consumer owns it already (a message not yet released).
             Some(mb) if mb.rx_full => error(FfaError::Busy),
@@ -120,7 +121,7 @@ impl Spmc {
     }
 }
 
-pub(crate) fn ffa_rxtx_map(s: &mut Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
+pub(crate) fn ffa_rxtx_map(s: &Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
     let Some(Interface::RxTxMap { addr, page_cnt }) = c.decoded else { return error(FfaError::InvalidParameters) };
     let (tx, rx) = match addr {
         RxTxAddr::Addr32 { rx, tx } => (tx as u64, rx as u64),
@@ -129,18 +130,18 @@ pub(crate) fn ffa_rxtx_map(s: &mut Spmc, c: &Call, platform: &mut dyn Platform) 
     s.rxtx_map(c.caller, tx, rx, page_cnt as u64, platform)
 }
 
-pub(crate) fn ffa_rxtx_unmap(s: &mut Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
+pub(crate) fn ffa_rxtx_unmap(s: &Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
     let Some(Interface::RxTxUnmap { id }) = c.decoded else { return error(FfaError::InvalidParameters) };
     s.rxtx_unmap(c.caller, id, platform)
 }
 
-pub(crate) fn ffa_rx_release(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
+pub(crate) fn ffa_rx_release(s: &Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
     let Some(Interface::RxRelease { vm_id }) = c.decoded else { return error(FfaError::InvalidParameters) };
     s.rx_release(c.caller, vm_id)
 }
 
 /// FFA_RX_ACQUIRE: the Normal world only (its row says so).
-pub(crate) fn ffa_rx_acquire(s: &mut Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
+pub(crate) fn ffa_rx_acquire(s: &Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
     let Some(Interface::RxAcquire { vm_id }) = c.decoded else { return error(FfaError::InvalidParameters) };
     s.rx_acquire(vm_id)
 }
