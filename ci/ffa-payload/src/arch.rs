@@ -113,7 +113,12 @@ impl Machine for Hw {
             if shared::arch::timer::cntvct() - start > 120 * freq {
                 return Err("core did not finish in 120 s");
             }
-            core::hint::spin_loop();
+            // YIELD, not `spin_loop()` (an ISB on aarch64): QEMU's single-threaded
+            // TCG (the bench's -icount runs) switches to the next vCPU on a YIELD,
+            // so our waiting costs a few instructions per slice instead of a
+            // whole slice that the other core's measured time would include.
+            // SAFETY: a hint instruction, no effect on state.
+            unsafe { core::arch::asm!("yield", options(nomem, nostack, preserves_flags)) };
         }
         // Wait until the core is really off: its CPU_OFF passes through the SPMD,
         // spmc and rmm, which print on the shared UART; printing from here while
