@@ -206,7 +206,17 @@ impl Spmc {
 
     /// A call made by context `ctx` of SP `i` on PE `cpu`.
     pub(super) fn handle_sp_call(&self, i: usize, ctx: usize, cpu: usize, r: &Regs, platform: &mut dyn Platform) -> SpStep {
-        self.dispatch(&Call { caller: Caller::Sp(i), ctx, cpu, regs: r, decoded: None }, platform)
+        let call = Call { caller: Caller::Sp(i), ctx, cpu, regs: r, decoded: None };
+        match r[0] as u32 {
+            // The round trip's fast path, as in `handle_ns`: the rows' own handler.
+            fid::FFA_MSG_SEND_DIRECT_RESP_32 | fid::FFA_MSG_SEND_DIRECT_RESP_64 | fid::FFA_MSG_SEND_DIRECT_RESP2 => {
+                direct_messaging::ffa_msg_send_direct_resp(self, &call, platform)
+            }
+            fid::FFA_MSG_SEND_DIRECT_REQ_32 | fid::FFA_MSG_SEND_DIRECT_REQ_64 | fid::FFA_MSG_SEND_DIRECT_REQ2 => {
+                SpStep::Resume(direct_messaging::ffa_msg_send_direct_req(self, &call, platform))
+            }
+            _ => self.dispatch(&call, platform),
+        }
     }
 
     /// Answers one request from the Normal world (relayed by the SPMD) on
@@ -217,13 +227,20 @@ impl Spmc {
         // answered here, before the table (going through the dispatcher cost
         // FFA_VERSION ~420 more instructions in the -icount bench).
         let f = r[0] as u32;
-        if (f == fid::FFA_MSG_SEND_DIRECT_REQ_32 || f == fid::FFA_MSG_SEND_DIRECT_REQ_64) && direct_messaging::is_framework_message(self, r) {
-            return self.framework_message(r);
-        }
-        let answer = match self.dispatch(&Call { caller: Caller::Ns, ctx: 0, cpu, regs: r, decoded: None }, platform) {
-            SpStep::Resume(a) => a,
-            // Only SP-only rows decide anything else.
-            _ => error(FfaError::NotSupported),
+        let answer = match f {
+            fid::FFA_MSG_SEND_DIRECT_REQ_32 | fid::FFA_MSG_SEND_DIRECT_REQ_64 if direct_messaging::is_framework_message(self, r) => {
+                return self.framework_message(r);
+            }
+            // The round trip's fast path: straight to the handler that
+            // `dispatch` would find in these rows (raw, callable from NS;
+            // `fast_paths_are_the_rows_handlers` checks it), without the
+            // table walk and the `Call` it builds.
+            fid::FFA_MSG_SEND_DIRECT_REQ_32 | fid::FFA_MSG_SEND_DIRECT_REQ_64 | fid::FFA_MSG_SEND_DIRECT_REQ2 => self.direct_request(Caller::Ns, 0, cpu, r, platform),
+            _ => match self.dispatch(&Call { caller: Caller::Ns, ctx: 0, cpu, regs: r, decoded: None }, platform) {
+                SpStep::Resume(a) => a,
+                // Only SP-only rows decide anything else.
+                _ => error(FfaError::NotSupported),
+            },
         };
         self.log_ns(r, &answer);
         answer

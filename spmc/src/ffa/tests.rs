@@ -1060,6 +1060,27 @@ fn call_table_ids_and_names_are_unique() {
     }
 }
 
+/// `handle_ns` and `handle_sp_call` take the round trip's calls straight to
+/// a handler: it must be the one their table rows name, with the rows raw
+/// (no decode) and allowing those callers, so the shortcut answers exactly
+/// what `dispatch` would.
+#[test]
+fn fast_paths_are_the_rows_handlers() {
+    use calls::{Handler, lookup};
+    for f in [fid::FFA_MSG_SEND_DIRECT_REQ_32, fid::FFA_MSG_SEND_DIRECT_REQ_64, fid::FFA_MSG_SEND_DIRECT_REQ2] {
+        let row = lookup(f).unwrap();
+        assert!(row.from.ns && row.from.sp && !row.decoded, "{}", row.name);
+        let Handler::Reply(h) = row.handler else { panic!("{}", row.name) };
+        assert_eq!(h as usize, direct_messaging::ffa_msg_send_direct_req as usize, "{}", row.name);
+    }
+    for f in [fid::FFA_MSG_SEND_DIRECT_RESP_32, fid::FFA_MSG_SEND_DIRECT_RESP_64, fid::FFA_MSG_SEND_DIRECT_RESP2] {
+        let row = lookup(f).unwrap();
+        assert!(row.from.sp && !row.decoded, "{}", row.name);
+        let Handler::Step(h) = row.handler else { panic!("{}", row.name) };
+        assert_eq!(h as usize, direct_messaging::ffa_msg_send_direct_resp as usize, "{}", row.name);
+    }
+}
+
 #[test]
 fn call_table_drives_features() {
     let (s, mut f) = booted();
