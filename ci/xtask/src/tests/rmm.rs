@@ -57,6 +57,9 @@ fn rmi_tests_boot(o: &Outputs) -> XResult<Boot> {
 fn isolation_boot(o: &Outputs) -> XResult<Boot> {
     realm_mode_boot(o, "quadrant.realm-isolation")
 }
+fn rsi_tests_boot(o: &Outputs) -> XResult<Boot> {
+    realm_mode_boot(o, "quadrant.rsi-tests")
+}
 
 fn realm_boot_expects() -> Vec<Expect> {
     vec![
@@ -140,6 +143,52 @@ fn no_failed_case(output: &str) -> Vec<String> {
     output.lines().filter(|l| l.starts_with("[ns-hyp] rmi_bad_input") && l.contains(": FAIL")).map(|l| format!("failed case: {l}")).collect()
 }
 
+/// realm-guest's RSI bad-input cases (its `rsi_cases` module; ns-hyp's
+/// `quadrant.rsi-tests` says yes to its host call 5): one `[realm]
+/// rsi_bad_input <case>: ok|FAIL ...` line per case, the tally, then the
+/// Realm carries on with its usual run to `done` and is torn down.
+fn rsi_bad_input_expects() -> Vec<Expect> {
+    vec![
+        expect("ns-hyp in rsi-tests mode", &["[ns-hyp] mode: realm (RsiTests)"]),
+        expect("TOKEN_CONTINUE without INIT", &["[realm] rsi_bad_input token_continue_without_init: ok", "RSI_ERROR_STATE"]),
+        expect("an out-of-range REM index", &["[realm] rsi_bad_input measurement_extend_index_5: ok", "RSI_ERROR_INPUT"]),
+        expect("an oversized extend", &["[realm] rsi_bad_input measurement_extend_size_65: ok"]),
+        expect("REALM_CONFIG unaligned", &["[realm] rsi_bad_input realm_config_unaligned: ok"]),
+        expect("IPA_STATE_SET outside the realm's range", &["[realm] rsi_bad_input ipa_state_set_outside_ipa_space: ok"]),
+        expect("IPA_STATE_GET unaligned", &["[realm] rsi_bad_input ipa_state_get_unaligned_base: ok"]),
+        expect("HOST_CALL at an unprotected address", &["[realm] rsi_bad_input host_call_unprotected: ok"]),
+        expect("token continue offset out of range", &["[realm] rsi_bad_input token_continue_offset_plus_size_4097: ok"]),
+        expect("a 32-byte challenge", &["[realm] rsi_bad_input token_init_32_byte_challenge: ok"]),
+        expect("an unknown RSI function id", &["[realm] rsi_bad_input unknown_rsi_fid_0xc400019a: ok", "NOT_SUPPORTED"]),
+        expect("no case failed", &["[realm] rsi_bad_input: ", " passed, 0 failed"]),
+        expect("the realm kept running", &["[realm] done"]),
+        expect("realm torn down", &["[ns-hyp] realm_boot: ok"]),
+    ]
+}
+
+/// No FAIL line; every case line before the tally.
+fn rsi_bad_input_extra(output: &str) -> Vec<String> {
+    let mut errs: Vec<String> = output.lines().filter(|l| l.starts_with("[realm] rsi_bad_input") && l.contains(": FAIL")).map(|l| format!("failed case: {l}")).collect();
+    let cases = output.lines().filter(|l| l.starts_with("[realm] rsi_bad_input ") && l.contains(": ok ")).count();
+    match output.lines().find_map(|l| l.strip_prefix("[realm] rsi_bad_input: ")) {
+        Some(t) if t.starts_with(&format!("{cases} passed")) => {}
+        Some(t) => errs.push(format!("tally {t:?} but {cases} ok lines")),
+        None => errs.push("no tally line".into()),
+    }
+    // A refused call makes no REC exit: the Host sees realm-guest's own
+    // RIPAS change (one) and host calls (immediates 1..=7) only.
+    let ripas = output.lines().filter(|l| l.starts_with("[ns-hyp] realm: RIPAS change")).count();
+    if ripas != 1 {
+        errs.push(format!("{ripas} RIPAS changes reached the Host (realm-guest asks for one; a refused RSI_IPA_STATE_SET must not exit)"));
+    }
+    for l in output.lines().filter_map(|l| l.strip_prefix("[ns-hyp] realm: host call imm ")) {
+        if !l.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| (1..=7).contains(&n)) {
+            errs.push(format!("a host call realm-guest does not make reached the Host: {l}"));
+        }
+    }
+    errs
+}
+
 fn isolation_expects() -> Vec<Expect> {
     vec![
         expect("GPF reported by ns-hyp", &["[ns-hyp] granule protection fault: "]),
@@ -169,6 +218,7 @@ pub fn tests() -> Vec<IntegrationTest> {
         IntegrationTest { name: "realm_boot", boot: realm_boot, timeout: Duration::from_secs(120), expects: realm_boot_expects, extra: Some(rim_matches), forbid: FORBID_ALWAYS },
         IntegrationTest { name: "rmi_bad_input", boot: rmi_tests_boot, timeout: Duration::from_secs(120), expects: rmi_bad_input_expects, extra: Some(no_failed_case), forbid: FORBID_ALWAYS },
         IntegrationTest { name: "realm_attestation", boot: realm_boot, timeout: Duration::from_secs(180), expects: attestation_expects, extra: Some(attestation_verified), forbid: FORBID_ALWAYS },
+        IntegrationTest { name: "rsi_bad_input", boot: rsi_tests_boot, timeout: Duration::from_secs(120), expects: rsi_bad_input_expects, extra: Some(rsi_bad_input_extra), forbid: FORBID_ALWAYS },
         IntegrationTest { name: "realm_isolation", boot: isolation_boot, timeout: Duration::from_secs(120), expects: isolation_expects, extra: Some(isolation_extra), forbid: FORBID_ALWAYS },
     ]
 }
