@@ -94,12 +94,23 @@ fn attestation_expects() -> Vec<Expect> {
     vec![
         expect("token read", &["[realm] ATTEST size "]),
         expect("token printed", &["[realm] ATTEST end"]),
+        expect("REM 1 extended from inside the realm", &["[realm] REM_EXTEND index 1 size 20 status 0"]),
+        expect("second token read", &["[realm] ATTEST2 size "]),
+        expect("second token printed", &["[realm] ATTEST2 end"]),
         expect("realm finished", &["[realm] done"]),
     ]
 }
 
-/// The token the Realm printed (base64 on `[realm] ATTEST ` lines) passes
-/// `verify-token` with realm-guest's challenge and the RIM xtask computes.
+/// What realm-guest extends REM 1 with between its two tokens (its
+/// `REM_EXTEND_DATA`).
+const REM_EXTEND_DATA: &[u8] = b"quadrant: rem extend";
+
+/// The tokens the Realm printed (base64 on `[realm] ATTEST ` and `[realm]
+/// ATTEST2 ` lines) pass `verify-token` with realm-guest's challenge and the
+/// RIM xtask computes; between them the Realm extended REM 1, so the first
+/// token must show REM 1 = 0 (REMs start zero) and the second H(0 || data)
+/// (xtask's own `measure::rem_extend`), which the Realm's own
+/// RSI_MEASUREMENT_READ (`[realm] REM1`) must also give.
 /// The platform token is TF-A qemu's fixed sample: bound to qemu's sample
 /// RAK, but its signature cannot be checked (no key; docs/rmm.md).
 fn attestation_verified(output: &str) -> Vec<String> {
@@ -107,24 +118,38 @@ fn attestation_verified(output: &str) -> Vec<String> {
         Ok(i) => i,
         Err(e) => return vec![format!("cannot read the padded realm-guest image: {e}")],
     };
-    let b64: String = output
-        .lines()
-        .filter_map(|l| l.strip_prefix("[realm] ATTEST "))
-        .filter(|l| !l.starts_with("size ") && !l.starts_with("end") && !l.contains(' '))
-        .collect();
-    let path = util::out_dir().join("realm-attestation-token.b64");
-    if let Err(e) = std::fs::write(&path, &b64) {
-        return vec![format!("cannot write {}: {e}", path.display())];
-    }
-    let challenge: String = (0..64u8).map(|i| format!("{i:02x}")).collect();
     let rim = measure::hex(&measure::rim(&measure::NS_HYP_REALM, &img));
-    let args: Vec<String> = [path.to_string_lossy().as_ref(), "--challenge", &challenge, "--expect-rim", &rim].iter().map(|s| s.to_string()).collect();
-    println!("xtask: $ cargo xtask verify-token {}", args.join(" "));
-    match crate::verify_token::main(&args) {
-        Ok(true) => vec![],
-        Ok(false) => vec!["verify-token refused the realm's token (see above)".into()],
-        Err(e) => vec![format!("verify-token: {e}")],
+    let rem0 = [0u8; 32];
+    let rem1 = measure::rem_extend(&rem0, REM_EXTEND_DATA);
+    let mut errs = Vec::new();
+    match output.lines().find_map(|l| l.strip_prefix("[realm] REM1 ")) {
+        Some(got) if got.trim() == measure::hex(&rem1) => {}
+        Some(got) => errs.push(format!("REM 1 read by the realm {} != H(0 || data) {}", got.trim(), measure::hex(&rem1))),
+        None => errs.push("no REM1 line".into()),
     }
+    for (tag, file, rem) in [("ATTEST", "realm-attestation-token.b64", rem0), ("ATTEST2", "realm-attestation-token2.b64", rem1)] {
+        let prefix = format!("[realm] {tag} ");
+        let b64: String = output
+            .lines()
+            .filter_map(|l| l.strip_prefix(prefix.as_str()))
+            .filter(|l| !l.starts_with("size ") && !l.starts_with("end") && !l.contains(' '))
+            .collect();
+        let path = util::out_dir().join(file);
+        if let Err(e) = std::fs::write(&path, &b64) {
+            errs.push(format!("cannot write {}: {e}", path.display()));
+            continue;
+        }
+        let challenge: String = (0..64u8).map(|i| format!("{i:02x}")).collect();
+        let rem_arg = format!("1:{}", measure::hex(&rem));
+        let args: Vec<String> = [path.to_string_lossy().as_ref(), "--challenge", &challenge, "--expect-rim", &rim, "--expect-rem", &rem_arg].iter().map(|s| s.to_string()).collect();
+        println!("xtask: $ cargo xtask verify-token {}", args.join(" "));
+        match crate::verify_token::main(&args) {
+            Ok(true) => {}
+            Ok(false) => errs.push(format!("verify-token refused the realm's {tag} token (see above)")),
+            Err(e) => errs.push(format!("verify-token: {e}")),
+        }
+    }
+    errs
 }
 
 fn rmi_bad_input_expects() -> Vec<Expect> {
