@@ -539,17 +539,67 @@ fn rec_enter_rsi_and_exits() {
     w.cpu.script.lock().unwrap().push(check(|r| assert_eq!(r.x[..3], [0, 0x2000, rsi::RSI_ACCEPT])));
     w.ok(RMI_REC_ENTER, &[rec, g(5)]);
 
-    // PSCI CPU_ON of a second REC that does not exist as runnable: PSCI exit, then completion.
-    let rec2 = w.delegate(13);
-    // (REC_CREATE needs a New Realm: build a second REC before activation in a real flow;
-    // here check AFFINITY_INFO on the same Realm's only REC instead.)
-    let _ = rec2;
+    // PSCI naming the caller itself is answered by rmm (psci_from_the_realm
+    // covers the calls that reach the Host).
     w.cpu.script.lock().unwrap().push(smc(&[shared::abi::psci::PSCI_AFFINITY_INFO_64 as u64, 0, 0]));
+    w.cpu.script.lock().unwrap().push(check(|r| assert_eq!(r.x[0], 0)));
+    w.ok(RMI_REC_ENTER, &[rec, g(5)]);
+    table(&w, &[("psci complete on itself", RMI_PSCI_COMPLETE, vec![rec, rec, 0], INPUT)]);
+}
+
+/// A Realm of two RECs (MPIDR 0 runnable, MPIDR 1 not), activated.
+fn build_two_recs(w: &World) -> (u64, u64, u64) {
+    let (rd, rec) = build(w, &[[0u8; 4096]; 2]);
+    let mut p = RmiRecParams::zeroed();
+    p.mpidr = 1;
+    w.host_write(g(3), &p);
+    let rec2 = w.delegate(13);
+    w.ok(RMI_REC_CREATE, &[rd, rec2, g(3)]);
+    w.ok(RMI_REALM_ACTIVATE, &[rd]);
+    (rd, rec, rec2)
+}
+
+#[test]
+fn psci_from_the_realm() {
+    use shared::abi::psci::{self as p, status};
+    let st = |c: i32| c as i64 as u64;
+    let w = World::new();
+    let (_rd, rec, rec2) = build_two_recs(&w);
+    let unprotected = 1u64 << 38;
+    // Answered by rmm, no exit (DEN0137 PSCI_CPU_ON / PSCI_AFFINITY_INFO failure conditions).
+    for (what, args, want) in [
+        ("cpu_on entry unprotected", vec![p::PSCI_CPU_ON_64 as u64, 1, unprotected, 0], st(status::INVALID_ADDRESS)),
+        ("cpu_on entry outside the IPA space", vec![p::PSCI_CPU_ON_64 as u64, 1, u64::MAX, 0], st(status::INVALID_ADDRESS)),
+        ("cpu_on no such REC", vec![p::PSCI_CPU_ON_64 as u64, 2, 0x1000, 0], st(status::INVALID_PARAMETERS)),
+        ("cpu_on not an MPIDR", vec![p::PSCI_CPU_ON_64 as u64, 1 << 40, 0x1000, 0], st(status::INVALID_PARAMETERS)),
+        ("cpu_on itself", vec![p::PSCI_CPU_ON_64 as u64, 0, 0x1000, 0], st(status::ALREADY_ON)),
+        ("affinity_info level 1", vec![p::PSCI_AFFINITY_INFO_64 as u64, 1, 1], st(status::INVALID_PARAMETERS)),
+        ("affinity_info no such REC", vec![p::PSCI_AFFINITY_INFO_64 as u64, 0x100, 0], st(status::INVALID_PARAMETERS)),
+        ("affinity_info itself", vec![p::PSCI_AFFINITY_INFO_64 as u64, 0, 0], 0),
+        ("unknown psci fid", vec![0x8400_001f, 0, 0], u64::MAX),
+    ] {
+        assert_eq!(rsi_call(&w, rec, args)[0], want, "{what}");
+        assert_eq!(run_exit(&w).exit_reason, RMI_EXIT_IRQ, "{what}: no PSCI exit");
+        assert_eq!((rec_of(&w, rec).pending, rec_of(&w, rec2).runnable), (0, 0), "{what}: nothing pending, nothing started");
+    }
+    // The other REC: a PSCI exit, completed by the Host.
+    w.cpu.script.lock().unwrap().push(smc(&[p::PSCI_AFFINITY_INFO_64 as u64, 1, 0]));
     w.ok(RMI_REC_ENTER, &[rec, g(5)]);
     let e = run_exit(&w);
-    assert_eq!((e.exit_reason, e.gprs[0] as u32), (RMI_EXIT_PSCI, shared::abi::psci::PSCI_AFFINITY_INFO_64));
+    assert_eq!((e.exit_reason, e.gprs[0] as u32, e.gprs[1]), (RMI_EXIT_PSCI, p::PSCI_AFFINITY_INFO_64, 1));
     table(&w, &[("enter with PSCI pending", RMI_REC_ENTER, vec![rec, g(5)], REC)]);
-    table(&w, &[("psci complete on itself", RMI_PSCI_COMPLETE, vec![rec, rec, 0], INPUT)]);
+    w.ok(RMI_PSCI_COMPLETE, &[rec, rec2, 0]);
+    w.cpu.script.lock().unwrap().push(check(|r| assert_eq!(r.x[0], 1))); // OFF
+    w.ok(RMI_REC_ENTER, &[rec, g(5)]);
+    // CPU_ON of it: exit, completion, and it starts where asked.
+    w.cpu.script.lock().unwrap().push(smc(&[p::PSCI_CPU_ON_64 as u64, 1, 0x1000, 0x77]));
+    w.ok(RMI_REC_ENTER, &[rec, g(5)]);
+    assert_eq!(run_exit(&w).exit_reason, RMI_EXIT_PSCI);
+    w.ok(RMI_PSCI_COMPLETE, &[rec, rec2, 0]);
+    w.cpu.script.lock().unwrap().push(check(|r| assert_eq!(r.x[0], 0)));
+    w.ok(RMI_REC_ENTER, &[rec, g(5)]);
+    let t = rec_of(&w, rec2);
+    assert_eq!((t.runnable, t.pc, t.x[0]), (1, 0x1000, 0x77));
 }
 
 fn rec_of(w: &World, rec: u64) -> &'static mut Rec {
