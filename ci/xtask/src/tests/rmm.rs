@@ -232,7 +232,7 @@ fn isolation_extra(output: &str) -> Vec<String> {
 }
 
 /// `quadrant.realm-bench` (for `cargo xtask bench`): prints `bench smc_floor`,
-/// `bench rmi_version` and `bench rec_enter_host_call` rows, then `bench done`.
+/// `bench rmi_version`, `bench rec_enter_host_call` and `bench attest_token` rows, then `bench done`.
 #[allow(dead_code)]
 pub fn realm_bench_boot(o: &Outputs) -> XResult<Boot> {
     realm_mode_boot(o, "quadrant.realm-bench")
