@@ -24,6 +24,13 @@
 //!   `offset + size > 4096`; RSI_ERROR_STATE with no token in progress.
 //! - RSI_VERSION(req): RSI_ERROR_INPUT for a version we do not implement,
 //!   with lower = higher = 1.0.
+//! - PSCI_CPU_ON(target, entry, context) (DEN0137's PSCI_CPU_ON): PSCI
+//!   INVALID_PARAMETERS if `target` is not the MPIDR of a REC of the Realm,
+//!   ALREADY_ON for the caller itself, INVALID_ADDRESS for an `entry` outside
+//!   the protected IPA range (host-tested in rmm only: with one REC every such
+//!   call has a second failure, and the order is not ours to pick);
+//!   PSCI_AFFINITY_INFO(target, level): INVALID_PARAMETERS for `level != 0`
+//!   or no such REC, ON (0) for the caller.  All answered without the Host.
 //! - Any other function id in the RSI range (0xC4000190..=0xC40001AF) or an
 //!   SMC32 form: SMCCC NOT_SUPPORTED (-1).
 
@@ -53,8 +60,11 @@ pub struct Layout {
 pub const SUCCESS: u64 = rsi::RsiStatus::Success as u64;
 pub const INPUT: u64 = rsi::RsiStatus::ErrorInput as u64;
 pub const STATE: u64 = rsi::RsiStatus::ErrorState as u64;
-/// SMCCC NOT_SUPPORTED (-1).
+/// SMCCC NOT_SUPPORTED (-1), also PSCI's.
 pub const NOT_SUPPORTED: u64 = u64::MAX;
+/// PSCI INVALID_PARAMETERS (-2) and ALREADY_ON (-4) as register values.
+pub const PSCI_INVALID_PARAMETERS: u64 = -2i64 as u64;
+pub const PSCI_ALREADY_ON: u64 = -4i64 as u64;
 
 /// A protected IPA whose RIPAS is EMPTY: in the Realm's RTTs (the same
 /// 1 GiB as the image) but never given to the Realm.
@@ -69,11 +79,13 @@ pub fn status_name(s: u64) -> &'static str {
         3 => "RSI_INCOMPLETE",
         4 => "RSI_ERROR_UNKNOWN",
         NOT_SUPPORTED => "NOT_SUPPORTED",
+        PSCI_INVALID_PARAMETERS => "PSCI_INVALID_PARAMETERS",
+        PSCI_ALREADY_ON => "PSCI_ALREADY_ON",
         _ => "?",
     }
 }
 
-pub const CASES: usize = 42;
+pub const CASES: usize = 49;
 
 /// The table: every row must return `expect` and leave the Realm running.
 /// RSI_ATTESTATION_TOKEN_CONTINUE rows run with a token in progress (so
@@ -130,6 +142,13 @@ pub fn cases(l: &Layout) -> [Case; CASES] {
         c("host_call_protected_empty", RSI_HOST_CALL, &[EMPTY_IPA], INPUT),
         c("host_call_unprotected", RSI_HOST_CALL, &[prot_end | l.host_call], INPUT),
         c("host_call_outside_ipa_space", RSI_HOST_CALL, &[outside], INPUT),
+        c("psci_cpu_on_itself", shared::abi::psci::PSCI_CPU_ON_64, &[0, p, 0], PSCI_ALREADY_ON),
+        c("psci_cpu_on_no_such_rec", shared::abi::psci::PSCI_CPU_ON_64, &[1, p, 0], PSCI_INVALID_PARAMETERS),
+        c("psci_cpu_on_not_an_mpidr", shared::abi::psci::PSCI_CPU_ON_64, &[1 << 40, p, 0], PSCI_INVALID_PARAMETERS),
+        c("psci_affinity_info_level_1", shared::abi::psci::PSCI_AFFINITY_INFO_64, &[0, 1], PSCI_INVALID_PARAMETERS),
+        c("psci_affinity_info_no_such_rec", shared::abi::psci::PSCI_AFFINITY_INFO_64, &[1, 0], PSCI_INVALID_PARAMETERS),
+        c("psci_affinity_info_itself_is_on", shared::abi::psci::PSCI_AFFINITY_INFO_64, &[0, 0], SUCCESS),
+        c("psci_unknown_fid_0x8400001f", 0x8400_001f, &[], NOT_SUPPORTED),
         c("unknown_rsi_fid_0xc400019a", 0xC400_019A, &[], NOT_SUPPORTED),
         c("rsi_version_smc32_0x84000190", 0x8400_0190, &[rsi::RSI_ABI_VERSION], NOT_SUPPORTED),
     ]
