@@ -18,18 +18,22 @@
 //! do is check the Realm token's COSE_Sign1 signature (cose-rust + openssl)
 //! once given the RAK, which we take from the claim.  It cannot verify the
 //! platform signature without the platform key (CPAK), and TF-A does not ship
-//! the key of qemu's sample platform token.  The binding does hold on qemu:
+//! the key of qemu's sample platform token.  `--expect-rem I:HEX` (I = 1..4,
+//! the RSI_MEASUREMENT_EXTEND index; repeatable) checks a REM claim.
+//! The binding does hold on qemu:
 //! the sample's challenge is SHA-256 of qemu's sample RAK as a COSE_Key.
 
 use base64::Engine as _;
 
-const USAGE: &str = "FILE [--challenge HEX] [--expect-rim HEX] [--platform-key HEX]";
+const USAGE: &str = "FILE [--challenge HEX] [--expect-rim HEX] [--expect-rem I:HEX]... [--platform-key HEX]";
 
 #[derive(Default, Debug)]
 pub struct Options {
     /// The challenge the Realm passed (zero-padded to 64 bytes).
     pub challenge: Option<Vec<u8>>,
     pub expect_rim: Option<Vec<u8>>,
+    /// (RSI index 1..=4, value) of REMs to check.
+    pub expect_rems: Vec<(usize, Vec<u8>)>,
     /// SEC1 public key of the platform token's signer.
     pub platform_key: Option<Vec<u8>>,
 }
@@ -56,6 +60,12 @@ pub fn parse(args: &[String]) -> Result<(String, Options), String> {
             "--challenge" => o.challenge = Some(value("--challenge")?),
             "--expect-rim" => o.expect_rim = Some(value("--expect-rim")?),
             "--platform-key" => o.platform_key = Some(value("--platform-key")?),
+            "--expect-rem" => {
+                let v = it.next().ok_or("--expect-rem needs I:HEX")?;
+                let (i, h) = v.split_once(':').ok_or(format!("--expect-rem {v:?}: not I:HEX"))?;
+                let i: usize = i.parse().ok().filter(|i| (1..=4).contains(i)).ok_or(format!("--expect-rem {v:?}: the index is 1..4"))?;
+                o.expect_rems.push((i, parse_hex(h)?));
+            }
             f if file.is_none() && !f.starts_with("--") => file = Some(f.to_string()),
             other => return Err(format!("unexpected argument {other:?}")),
         }
@@ -122,9 +132,19 @@ pub fn verify(token: &[u8], o: &Options) -> Result<Vec<String>, String> {
         }
         notes.push("claims: RIM as expected".into());
     }
+    for (i, want) in &o.expect_rems {
+        let got = &claims.rems[i - 1];
+        if got != want {
+            return Err(format!("REM {i} {} != expected {}", hex(got), hex(want)));
+        }
+        notes.push(format!("claims: REM {i} as expected"));
+    }
     // Veraison ccatoken, as a second opinion.
     notes.extend(ccatoken_check(token, &c.realm_token, &claims.public_key_sec1)?);
     notes.push(format!("claims: RIM {} ({}), personalization value {}", hex(&claims.rim), claims.hash_algo_id, hex(&claims.personalization_value)));
+    for (i, r) in claims.rems.iter().enumerate() {
+        notes.push(format!("claims: REM {} {}", i + 1, hex(r)));
+    }
     Ok(notes)
 }
 
@@ -228,7 +248,7 @@ mod tests {
         let rak = cca_token::RealmAttestationKey::from_el3(&QEMU_SAMPLE_RAK).unwrap();
         let ch = [0x33u8; 64];
         let rpv = [0u8; 64];
-        let m = [[7u8; 32], [0; 32], [0; 32], [0; 32], [0; 32]];
+        let m = [[7u8; 32], [0; 32], [0; 32], [9; 32], [0; 32]];
         let claims = cca_token::RealmClaims { challenge: &ch, personalization_value: &rpv, hash_algo: cca_token::HashAlgo::Sha256, rim: &m[0], rems: [&m[1], &m[2], &m[3], &m[4]] };
         let realm = cca_token::realm_token(&claims, &rak).unwrap();
         let (plat, pkey) = platform_token(&rak.public_key_hash());
@@ -238,7 +258,7 @@ mod tests {
     #[test]
     fn valid_token_is_accepted_and_every_flipped_byte_rejected() {
         let (t, pkey, ch, rim) = token();
-        let o = Options { challenge: Some(ch.to_vec()), expect_rim: Some(rim), platform_key: Some(pkey) };
+        let o = Options { challenge: Some(ch.to_vec()), expect_rim: Some(rim), expect_rems: vec![(1, vec![0; 32]), (3, vec![9; 32])], platform_key: Some(pkey) };
         let notes = verify(&t, &o).unwrap();
         assert!(notes.iter().any(|n| n.starts_with("binding: platform challenge")), "{notes:?}");
         assert!(notes.iter().any(|n| n == "ccatoken: realm token ES384 signature verified"), "{notes:?}");
@@ -270,7 +290,10 @@ mod tests {
     #[test]
     fn wrong_expectations_are_rejected() {
         let (t, pkey, ch, rim) = token();
-        let base = || Options { challenge: Some(ch.to_vec()), expect_rim: Some(rim.clone()), platform_key: Some(pkey.clone()) };
+        let base = || Options { challenge: Some(ch.to_vec()), expect_rim: Some(rim.clone()), expect_rems: vec![(3, vec![9; 32])], platform_key: Some(pkey.clone()) };
+        assert!(verify(&t, &base()).is_ok());
+        assert!(verify(&t, &Options { expect_rems: vec![(3, vec![0; 32])], ..base() }).unwrap_err().starts_with("REM 3"));
+        assert!(verify(&t, &Options { expect_rems: vec![(1, vec![9; 32])], ..base() }).unwrap_err().starts_with("REM 1"));
         assert!(verify(&t, &Options { challenge: Some(vec![0x34; 64]), ..base() }).is_err());
         assert!(verify(&t, &Options { expect_rim: Some(vec![0; 32]), ..base() }).is_err());
         assert!(verify(&t, &Options { platform_key: Some(p384::ecdsa::SigningKey::from_slice(&[0x43; 48]).unwrap().verifying_key().to_encoded_point(false).as_bytes().to_vec()), ..base() }).is_err());
@@ -280,6 +303,17 @@ mod tests {
         let unbound = cca_token::collection(&plat, &c.realm_token).unwrap();
         let o = Options { platform_key: Some(pkey2), ..Default::default() };
         assert!(verify(&unbound, &o).unwrap_err().starts_with("binding"));
+    }
+
+    #[test]
+    fn expect_rem_arguments() {
+        let a = |v: &[&str]| parse(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let (_, o) = a(&["t", "--expect-rem", "1:00ff", "--expect-rem", "4:01"]).unwrap();
+        assert_eq!(o.expect_rems, vec![(1, vec![0, 0xff]), (4, vec![1])]);
+        for bad in ["0:00", "5:00", "1", "x:00", "1:0"] {
+            assert!(a(&["t", "--expect-rem", bad]).is_err(), "{bad}");
+        }
+        assert!(a(&["t", "--expect-rem"]).is_err());
     }
 
     #[test]

@@ -49,6 +49,7 @@ const REALM: Run = Run {
         ("smc_floor", "null SMC answered by EL3 — this run's floor"),
         ("rmi_version", "RMI_VERSION answered by rmm (with a realm built)"),
         ("rec_enter_host_call", "REC_ENTER -> RSI_HOST_CALL exit round trip"),
+        ("attest_token", "RSI_ATTESTATION_TOKEN_INIT + CONTINUE to completion, timed in the Realm"),
     ],
     floor: "smc_floor",
     boot: |o, _| crate::tests::realm_bench_boot(o),

@@ -17,6 +17,10 @@
 //!   REC (1): content at 0x50 = H(R), R a 4096-byte RmiRecParams copy
 //!   holding only flags (0x0), pc (0x200), gprs x0..x7 (0x300);
 //!   RIPAS (2): base u64 at 0x50, top u64 at 0x58, one per RTT entry made RAM.
+//! - REMs start as zero (REALM_CREATE); RSI_MEASUREMENT_EXTEND(i, size,
+//!   value): REM[i] = H(REM[i] || value[..size]), the old REM as its digest
+//!   bytes (the rule as TF-RMM's `measurement_extend` applies it: one hash
+//!   over the current measurement then the new bytes).
 //! Little-endian; SHA-256 digests are 32 bytes.
 
 use sha2::{Digest, Sha256};
@@ -85,6 +89,13 @@ pub fn rim(p: &RealmParams, image: &[u8]) -> [u8; 32] {
     h(&d)
 }
 
+/// A SHA-256 REM after RSI_MEASUREMENT_EXTEND with `data`.
+pub fn rem_extend(old: &[u8; 32], data: &[u8]) -> [u8; 32] {
+    let mut m = old.to_vec();
+    m.extend_from_slice(data);
+    h(&m)
+}
+
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -96,6 +107,13 @@ mod tests {
     #[test]
     fn sha256_known_answer() {
         assert_eq!(hex(&h(b"abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn rem_extend_is_one_hash_of_old_then_data() {
+        // sha256(32 zero bytes || "abc"), computed independently (Python hashlib).
+        assert_eq!(hex(&rem_extend(&[0; 32], b"abc")), "365aa7d8f7f9402c4b9434502b4cc89ddb09fe50d7cd95b493b834c62d5a5370");
+        assert_ne!(rem_extend(&[0; 32], b"abc"), rem_extend(&rem_extend(&[0; 32], b"abc"), b"abc"));
     }
 
     #[test]

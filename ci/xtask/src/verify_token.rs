@@ -5,7 +5,7 @@
 use crate::util::{self, Result};
 use std::process::Command;
 
-pub const USAGE: &str = "  verify-token FILE [--challenge HEX] [--expect-rim HEX] [--platform-key HEX]
+pub const USAGE: &str = "  verify-token FILE [--challenge HEX] [--expect-rim HEX] [--expect-rem I:HEX]... [--platform-key HEX]
                    check a CCA attestation token (binary CBOR, or base64 text) with
                    ccatoken and p384: signatures, binding, claims (docs/rmm.md)";
 

@@ -3,6 +3,13 @@
 //! Realm → rmm → Host), against the null-SMC floor (SMCCC_VERSION, answered
 //! by EL3).  Lines as in the other bench mode: `bench cntfrq <hz>`,
 //! `bench <name> <iterations> <ticks>` per row, `bench done`.
+//!
+//! `bench attest_token`: [`TOKEN_ROUNDS`] whole attestation tokens
+//! (RSI_ATTESTATION_TOKEN_INIT, then RSI_ATTESTATION_TOKEN_CONTINUE until
+//! RSI_SUCCESS), timed by the Realm itself with CNTVCT (the same counter)
+//! around its calls and reported by a host call: no Host round trip is in
+//! it.  The Realm reads a token before (its `ATTEST` lines), so EL3's key and
+//! platform token are already fetched: rows are the steady state.
 
 use super::host::{self, Image, Realm, RunOptions};
 use super::rmi::Rmi;
@@ -12,6 +19,8 @@ use shared::smccc::Conduit;
 pub const ITERATIONS: u32 = 10_000;
 /// Host-call rounds: each is a full world switch into the Realm and back.
 pub const REC_ROUNDS: u64 = 1_000;
+/// Whole attestation tokens the Realm times (each one signs: ECDSA P-384).
+pub const TOKEN_ROUNDS: u64 = 10;
 const SMCCC_VERSION: u32 = 0x8000_0000;
 
 pub fn run<C: Conduit, M: NsMemory>(c: &C, mem: &M, pages: &mut Pages, image: Image, counter: &dyn Fn() -> u64, cntfrq: u64, out: &mut dyn Report) -> bool {
@@ -35,12 +44,18 @@ pub fn run<C: Conduit, M: NsMemory>(c: &C, mem: &M, pages: &mut Pages, image: Im
     if bad != 0 {
         out.line(format_args!("bench rmi_version errors {}", bad));
     }
-    let opts = RunOptions { isolation: false, bench_rounds: REC_ROUNDS };
+    let opts = RunOptions { bench_rounds: REC_ROUNDS, token_rounds: TOKEN_ROUNDS, ..RunOptions::default() };
     match Realm::create(&rmi, mem, pages, image, out) {
         Ok(mut realm) => {
             match host::run(&rmi, mem, &realm, opts, counter, out) {
                 Ok(s) if s.bench_rounds == REC_ROUNDS => {
                     out.line(format_args!("bench rec_enter_host_call {} {}", REC_ROUNDS, s.bench_ticks));
+                    if s.token_rounds == TOKEN_ROUNDS && s.token_ticks != 0 {
+                        out.line(format_args!("bench attest_token {} {}", s.token_rounds, s.token_ticks));
+                    } else {
+                        ok = false;
+                        out.line(format_args!("bench attest_token skipped: the Realm reported {} token(s), {} ticks", s.token_rounds, s.token_ticks));
+                    }
                 }
                 Ok(s) => {
                     ok = false;

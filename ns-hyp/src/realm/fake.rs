@@ -328,12 +328,43 @@ fn bench_rounds_are_timed_from_the_answer_to_the_last_round() {
         t.set(t.get() + 10);
         t.get()
     };
-    let s = host::run(&rmi, &f, &realm, RunOptions { isolation: false, bench_rounds: 3 }, &counter, &mut out).unwrap();
+    let s = host::run(&rmi, &f, &realm, RunOptions { bench_rounds: 3, ..RunOptions::default() }, &counter, &mut out).unwrap();
     // Two counter reads: at the answer (10) and at the third round's exit (20).
     assert_eq!((s.bench_rounds, s.bench_ticks), (3, 10));
     // The answer to HOST_CALL_BENCH carried the round count.
     let enters = f.enters.borrow();
     assert_eq!(u64::from_le_bytes(enters[1][0x200..0x208].try_into().unwrap()), 3);
+}
+
+#[test]
+fn rsi_tests_and_token_bench_host_calls_are_answered_from_the_options() {
+    let f = FakeRmm::default();
+    let hc = |imm: u64, x0: u64, x1: u64| {
+        move |e: &mut [u8; 0x800]| {
+            put(e, 0, RMI_EXIT_HOST_CALL);
+            put(e, 0x600, imm);
+            put(e, 0x200, x0);
+            put(e, 0x208, x1);
+        }
+    };
+    f.exit(hc(host::HOST_CALL_RSI_TESTS, 0, 0));
+    f.exit(hc(host::HOST_CALL_TOKEN_BENCH, 0, 0));
+    f.exit(hc(host::HOST_CALL_TOKEN_RESULT, 4, 12345));
+    f.exit(|e| {
+        put(e, 0, RMI_EXIT_PSCI);
+        put(e, 0x200, shared::abi::psci::PSCI_SYSTEM_OFF as u64);
+    });
+    let rmi = super::rmi::Rmi::new(&f);
+    let mut pages = Pages::new(PAGES_BASE, 40);
+    let mut out = Lines::default();
+    let realm = host::Realm::create(&rmi, &f, &mut pages, IMAGE, &mut out).unwrap();
+    let opts = RunOptions { rsi_tests: true, token_rounds: 4, ..RunOptions::default() };
+    let s = host::run(&rmi, &f, &realm, opts, &|| 0, &mut out).unwrap();
+    assert_eq!((s.token_rounds, s.token_ticks), (4, 12345));
+    let enters = f.enters.borrow();
+    let x0 = |i: usize| u64::from_le_bytes(enters[i][0x200..0x208].try_into().unwrap());
+    // Answers: "yes" to the RSI cases, 4 tokens, 0 to the report.
+    assert_eq!((x0(1), x0(2), x0(3)), (1, 4, 0));
 }
 
 #[test]

@@ -298,6 +298,9 @@ pub struct RunSummary {
     /// Timed REC_ENTER -> host-call exit round trips and their counter ticks.
     pub bench_rounds: u64,
     pub bench_ticks: u64,
+    /// What the Realm reported with HOST_CALL_TOKEN_RESULT: tokens, ticks.
+    pub token_rounds: u64,
+    pub token_ticks: u64,
 }
 
 /// Collects the Realm's UART bytes into lines.
@@ -331,6 +334,12 @@ impl LineBuf {
 pub const HOST_CALL_BENCH: u64 = 3;
 /// ... one timed host call.
 pub const HOST_CALL_BENCH_ROUND: u64 = 4;
+/// ... asks whether to run the RSI bad-input cases: x0 = 1 yes.
+pub const HOST_CALL_RSI_TESTS: u64 = 5;
+/// ... asks how many attestation tokens to time (x0 = N, 0 = none).
+pub const HOST_CALL_TOKEN_BENCH: u64 = 6;
+/// ... reports them: x0 = N tokens took x1 counter ticks (0: one failed).
+pub const HOST_CALL_TOKEN_RESULT: u64 = 7;
 
 /// Options of one run.
 #[derive(Clone, Copy, Debug, Default)]
@@ -339,6 +348,10 @@ pub struct RunOptions {
     pub isolation: bool,
     /// Answer HOST_CALL_BENCH with this many rounds.
     pub bench_rounds: u64,
+    /// Answer HOST_CALL_RSI_TESTS with "yes".
+    pub rsi_tests: bool,
+    /// Answer HOST_CALL_TOKEN_BENCH with this many tokens.
+    pub token_rounds: u64,
 }
 
 /// Enters the REC until the Realm powers off (PSCI SYSTEM_OFF/RESET), handling
@@ -407,6 +420,13 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, r: &Realm, opts: RunO
                 let x0 = match e.imm {
                     HOST_CALL_ISOLATION => opts.isolation as u64,
                     HOST_CALL_BENCH => opts.bench_rounds,
+                    HOST_CALL_RSI_TESTS => opts.rsi_tests as u64,
+                    HOST_CALL_TOKEN_BENCH => opts.token_rounds,
+                    HOST_CALL_TOKEN_RESULT => {
+                        s.token_rounds = e.gprs[0];
+                        s.token_ticks = e.gprs[1];
+                        0
+                    }
                     // HOST_CALL_ECHO and anything else: x0 + 1.
                     _ => e.gprs[0].wrapping_add(1),
                 };

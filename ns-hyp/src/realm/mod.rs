@@ -8,7 +8,10 @@
 //! - `quadrant.realm-isolation`: touch a delegated granule from the Normal
 //!   world (a granule protection fault we report and survive), then run the
 //!   Realm with its isolation probes on;
-//! - `quadrant.realm-bench`: RMI_VERSION and REC enter → host-call exit round trips.
+//! - `quadrant.realm-bench`: RMI_VERSION and REC enter → host-call exit round
+//!   trips, and attestation tokens timed by the Realm;
+//! - `quadrant.rsi-tests`: `quadrant.realm` with realm-guest's RSI bad-input
+//!   cases on (it asks with host call 5).
 //!
 //! realm-guest's image is put in NS memory by the loader (QEMU `-device
 //! loader`), named by `quadrant.realm-image=<addr>,<bytes>` (docs/rmm.md).

@@ -11,6 +11,8 @@ pub enum Mode {
     Isolation,
     #[cfg(any(test, feature = "test-modes"))]
     Bench,
+    #[cfg(any(test, feature = "test-modes"))]
+    RsiTests,
 }
 
 pub const REALM: &str = "quadrant.realm";
@@ -20,6 +22,8 @@ pub const RMI_TESTS: &str = "quadrant.rmi-tests";
 pub const ISOLATION: &str = "quadrant.realm-isolation";
 #[cfg(any(test, feature = "test-modes"))]
 pub const BENCH: &str = "quadrant.realm-bench";
+#[cfg(any(test, feature = "test-modes"))]
+pub const RSI_TESTS: &str = "quadrant.rsi-tests";
 pub const IMAGE: &str = "quadrant.realm-image=";
 
 /// The realm mode named in `bootargs`, if any (whole words only).
@@ -32,6 +36,8 @@ pub fn mode(bootargs: &str) -> Option<Mode> {
         ISOLATION => Some(Mode::Isolation),
         #[cfg(any(test, feature = "test-modes"))]
         BENCH => Some(Mode::Bench),
+        #[cfg(any(test, feature = "test-modes"))]
+        RSI_TESTS => Some(Mode::RsiTests),
         _ => None,
     })
 }
@@ -65,6 +71,7 @@ mod tests {
         assert_eq!(mode("quadrant.rmi-tests"), Some(Mode::RmiTests));
         assert_eq!(mode("quadrant.realm-isolation"), Some(Mode::Isolation));
         assert_eq!(mode("quadrant.realm-bench"), Some(Mode::Bench));
+        assert_eq!(mode("quadrant.rsi-tests"), Some(Mode::RsiTests));
         assert_eq!(mode("quadrant.bench"), None);
         assert_eq!(mode("quadrant.realmx quadrant.realm-image=0x48000000,10"), None);
     }

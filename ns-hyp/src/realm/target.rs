@@ -95,7 +95,14 @@ pub fn run(m: Mode, bootargs: &str) {
         Mode::Isolation => {
             touch_delegated(&mut pages, &mut out);
             if let Some(img) = image(bootargs, &mut out) {
-                let opts = RunOptions { isolation: true, bench_rounds: 0 };
+                let opts = RunOptions { isolation: true, ..RunOptions::default() };
+                super::realm_boot(&Smc, &Identity, &mut pages, img, opts, &counter, &mut out);
+            }
+        }
+        #[cfg(feature = "test-modes")]
+        Mode::RsiTests => {
+            if let Some(img) = image(bootargs, &mut out) {
+                let opts = RunOptions { rsi_tests: true, ..RunOptions::default() };
                 super::realm_boot(&Smc, &Identity, &mut pages, img, opts, &counter, &mut out);
             }
         }

@@ -539,17 +539,70 @@ fn rec_enter_rsi_and_exits() {
     w.cpu.script.lock().unwrap().push(check(|r| assert_eq!(r.x[..3], [0, 0x2000, rsi::RSI_ACCEPT])));
     w.ok(RMI_REC_ENTER, &[rec, g(5)]);
 
-    // PSCI CPU_ON of a second REC that does not exist as runnable: PSCI exit, then completion.
-    let rec2 = w.delegate(13);
-    // (REC_CREATE needs a New Realm: build a second REC before activation in a real flow;
-    // here check AFFINITY_INFO on the same Realm's only REC instead.)
-    let _ = rec2;
+    // PSCI naming the caller itself is answered by rmm (psci_from_the_realm
+    // covers the calls that reach the Host).
     w.cpu.script.lock().unwrap().push(smc(&[shared::abi::psci::PSCI_AFFINITY_INFO_64 as u64, 0, 0]));
+    w.cpu.script.lock().unwrap().push(check(|r| assert_eq!(r.x[0], 0)));
+    w.ok(RMI_REC_ENTER, &[rec, g(5)]);
+    table(&w, &[("psci complete on itself", RMI_PSCI_COMPLETE, vec![rec, rec, 0], INPUT)]);
+}
+
+/// A Realm of two RECs (MPIDR 0 runnable, MPIDR 1 runnable if asked), activated.
+fn build_two_recs(w: &World, second_runnable: bool) -> (u64, u64, u64) {
+    let (rd, rec) = build(w, &[[0u8; 4096]; 2]);
+    let mut p = RmiRecParams::zeroed();
+    p.mpidr = 1;
+    if second_runnable {
+        p.flags = RMI_REC_FLAG_RUNNABLE;
+    }
+    w.host_write(g(3), &p);
+    let rec2 = w.delegate(13);
+    w.ok(RMI_REC_CREATE, &[rd, rec2, g(3)]);
+    w.ok(RMI_REALM_ACTIVATE, &[rd]);
+    (rd, rec, rec2)
+}
+
+#[test]
+fn psci_from_the_realm() {
+    use shared::abi::psci::{self as p, status};
+    let st = |c: i32| c as i64 as u64;
+    let w = World::new();
+    let (_rd, rec, rec2) = build_two_recs(&w, false);
+    let unprotected = 1u64 << 38;
+    // Answered by rmm, no exit (DEN0137 PSCI_CPU_ON / PSCI_AFFINITY_INFO failure conditions).
+    for (what, args, want) in [
+        ("cpu_on entry unprotected", vec![p::PSCI_CPU_ON_64 as u64, 1, unprotected, 0], st(status::INVALID_ADDRESS)),
+        ("cpu_on entry outside the IPA space", vec![p::PSCI_CPU_ON_64 as u64, 1, u64::MAX, 0], st(status::INVALID_ADDRESS)),
+        ("cpu_on no such REC", vec![p::PSCI_CPU_ON_64 as u64, 2, 0x1000, 0], st(status::INVALID_PARAMETERS)),
+        ("cpu_on not an MPIDR", vec![p::PSCI_CPU_ON_64 as u64, 1 << 40, 0x1000, 0], st(status::INVALID_PARAMETERS)),
+        ("cpu_on itself", vec![p::PSCI_CPU_ON_64 as u64, 0, 0x1000, 0], st(status::ALREADY_ON)),
+        ("affinity_info level 1", vec![p::PSCI_AFFINITY_INFO_64 as u64, 1, 1], st(status::INVALID_PARAMETERS)),
+        ("affinity_info no such REC", vec![p::PSCI_AFFINITY_INFO_64 as u64, 0x100, 0], st(status::INVALID_PARAMETERS)),
+        ("affinity_info itself", vec![p::PSCI_AFFINITY_INFO_64 as u64, 0, 0], 0),
+        ("unknown psci fid", vec![0x8400_001f, 0, 0], u64::MAX),
+    ] {
+        assert_eq!(rsi_call(&w, rec, args)[0], want, "{what}");
+        assert_eq!(run_exit(&w).exit_reason, RMI_EXIT_IRQ, "{what}: no PSCI exit");
+        assert_eq!((rec_of(&w, rec).pending, rec_of(&w, rec2).runnable), (0, 0), "{what}: nothing pending, nothing started");
+    }
+    // The other REC: a PSCI exit, completed by the Host.
+    w.cpu.script.lock().unwrap().push(smc(&[p::PSCI_AFFINITY_INFO_64 as u64, 1, 0]));
     w.ok(RMI_REC_ENTER, &[rec, g(5)]);
     let e = run_exit(&w);
-    assert_eq!((e.exit_reason, e.gprs[0] as u32), (RMI_EXIT_PSCI, shared::abi::psci::PSCI_AFFINITY_INFO_64));
+    assert_eq!((e.exit_reason, e.gprs[0] as u32, e.gprs[1]), (RMI_EXIT_PSCI, p::PSCI_AFFINITY_INFO_64, 1));
     table(&w, &[("enter with PSCI pending", RMI_REC_ENTER, vec![rec, g(5)], REC)]);
-    table(&w, &[("psci complete on itself", RMI_PSCI_COMPLETE, vec![rec, rec, 0], INPUT)]);
+    w.ok(RMI_PSCI_COMPLETE, &[rec, rec2, 0]);
+    w.cpu.script.lock().unwrap().push(check(|r| assert_eq!(r.x[0], 1))); // OFF
+    w.ok(RMI_REC_ENTER, &[rec, g(5)]);
+    // CPU_ON of it: exit, completion, and it starts where asked.
+    w.cpu.script.lock().unwrap().push(smc(&[p::PSCI_CPU_ON_64 as u64, 1, 0x1000, 0x77]));
+    w.ok(RMI_REC_ENTER, &[rec, g(5)]);
+    assert_eq!(run_exit(&w).exit_reason, RMI_EXIT_PSCI);
+    w.ok(RMI_PSCI_COMPLETE, &[rec, rec2, 0]);
+    w.cpu.script.lock().unwrap().push(check(|r| assert_eq!(r.x[0], 0)));
+    w.ok(RMI_REC_ENTER, &[rec, g(5)]);
+    let t = rec_of(&w, rec2);
+    assert_eq!((t.runnable, t.pc, t.x[0]), (1, 0x1000, 0x77));
 }
 
 fn rec_of(w: &World, rec: u64) -> &'static mut Rec {
@@ -756,6 +809,50 @@ fn attestation_token_continue_refuses_bad_input_and_state() {
     assert_eq!(w.mem.page(g(21))[0x800..0x810], first[..]);
     // A zero size writes nothing and keeps the token in progress.
     assert_eq!(rsi_call(&w, rec, vec![CONTINUE, 0x1000, 0, 0]), [R_INCOMPLETE, 0]);
+}
+
+#[test]
+fn attestation_token_state_is_per_rec_and_parts_may_move() {
+    let w = World::new();
+    let (_rd, rec, rec2) = build_two_recs(&w, true);
+    let whole = read_token(&w, rec, 0, 0x1000);
+    // Input is checked before state (TF-RMM's order too): no token, bad address.
+    assert_eq!(rsi_call(&w, rec, vec![CONTINUE, 0x1008, 0, 0x10])[0], R_INPUT);
+    assert_eq!(rsi_call(&w, rec, vec![CONTINUE, 0x1000, 0, 0x10])[0], R_STATE);
+    // A token in progress on one REC is not the other's.
+    assert_eq!(rsi_call(&w, rec, vec![INIT, 1, 2, 3, 4, 5, 6, 7, 8])[0], 0);
+    assert_eq!(rsi_call(&w, rec2, vec![CONTINUE, 0x1000, 0, 0x10])[0], R_STATE);
+    // ... and the other's INIT (another challenge) does not disturb it.
+    assert_eq!(rsi_call(&w, rec2, vec![INIT, 9, 9, 9, 9, 9, 9, 9, 9])[0], 0);
+    // Each part may go to another granule and offset: the parts still make the one token.
+    let mut parts = Vec::new();
+    for i in 0.. {
+        let (addr, off, size) = if i % 2 == 0 { (0x1000, 0xf00, 0x100) } else { (0, 0x10, 0x300) };
+        let [st, len] = rsi_call(&w, rec, vec![CONTINUE, addr, off, size]);
+        let page = if addr == 0 { g(20) } else { g(21) };
+        parts.extend_from_slice(&w.mem.page(page)[off as usize..(off + len) as usize]);
+        if st == 0 {
+            break;
+        }
+        assert_eq!((st, len), (R_INCOMPLETE, size));
+        assert!(i < 100);
+    }
+    assert_eq!(parts, whole);
+    // The second REC's token carries its own challenge.
+    let mut t2 = Vec::new();
+    loop {
+        let [st, len] = rsi_call(&w, rec2, vec![CONTINUE, 0x1000, 0, 0x1000]);
+        t2.extend_from_slice(&w.mem.page(g(21))[..len as usize]);
+        if st == 0 {
+            break;
+        }
+        assert_eq!(st, R_INCOMPLETE);
+    }
+    let c = cca_token::decode_collection(&t2).unwrap();
+    assert_eq!(cca_token::verify_realm_token(&c.realm_token).unwrap().challenge, [9u8, 0, 0, 0, 0, 0, 0, 0].repeat(8));
+    // Both done: neither has a token in progress.
+    assert_eq!(rsi_call(&w, rec, vec![CONTINUE, 0x1000, 0, 0x10])[0], R_STATE);
+    assert_eq!(rsi_call(&w, rec2, vec![CONTINUE, 0x1000, 0, 0x10])[0], R_STATE);
 }
 
 #[test]

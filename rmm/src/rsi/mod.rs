@@ -420,6 +420,49 @@ pub fn complete_host_call(ctx: &RmiContext, r: &mut Rd, rec: &mut Rec, gprs: &[u
     rec.x[0] = 0;
 }
 
+/// PSCI status codes (DEN0022) as the 64-bit register values a Realm reads.
+fn psci_status(code: i32) -> u64 {
+    code as i64 as u64
+}
+
+/// The answers to PSCI_CPU_ON / PSCI_AFFINITY_INFO that need no Host (the
+/// failure conditions of DEN0137's PSCI_CPU_ON and PSCI_AFFINITY_INFO, as
+/// TF-RMM's `runtime/rsi/psci.c` also applies them), or None: exit to the
+/// Host, which completes the call with RMI_PSCI_COMPLETE.
+/// - CPU_ON(target, entry, context): PSCI_INVALID_ADDRESS if `entry` is not
+///   a protected IPA of the Realm; PSCI_INVALID_PARAMETERS if `target` is
+///   not the MPIDR of a REC of this Realm; PSCI_ALREADY_ON if it is the
+///   caller's own.
+/// - AFFINITY_INFO(target, lowest_level): PSCI_INVALID_PARAMETERS if
+///   `lowest_level` is not 0 or `target` is not a REC of this Realm; ON (0)
+///   for the caller itself.
+///
+/// Without these a Realm naming itself would wait for a completion the Host
+/// cannot give (RMI_PSCI_COMPLETE refuses a REC as its own target), and one
+/// naming no REC would leave the Host nothing to complete it with.
+pub fn psci_answer_here(ctx: &RmiContext, rd: u64, rec: &Rec, fid: u32) -> Option<u64> {
+    let (target, arg2) = (rec.x[1], rec.x[2]);
+    let (recs, par_end) = with_rd(ctx, rd, |r| (r.rec_index, 1u64 << (r.ipa_bits - 1)));
+    if fid == p::PSCI_CPU_ON_64 && arg2 >= par_end {
+        return Some(psci_status(p::status::INVALID_ADDRESS));
+    }
+    if fid == p::PSCI_AFFINITY_INFO_64 && arg2 != 0 {
+        return Some(psci_status(p::status::INVALID_PARAMETERS));
+    }
+    match crate::rec::mpidr_to_index(target) {
+        Some(i) if i < recs => {
+            if i != rec.index {
+                None
+            } else if fid == p::PSCI_CPU_ON_64 {
+                Some(psci_status(p::status::ALREADY_ON))
+            } else {
+                Some(0) // AFFINITY_INFO: ON
+            }
+        }
+        _ => Some(psci_status(p::status::INVALID_PARAMETERS)),
+    }
+}
+
 fn is_psci(fid: u32) -> bool {
     (0x8400_0000..=0x8400_001f).contains(&fid) || (0xc400_0000..=0xc400_001f).contains(&fid)
 }
@@ -440,6 +483,10 @@ fn psci(ctx: &RmiContext, rd: u64, rec: &mut Rec, fid: u32) -> Action {
             rec.x[0] = if known.contains(&f) { 0 } else { NOT_SUPPORTED };
         }
         p::PSCI_CPU_ON_64 | p::PSCI_AFFINITY_INFO_64 => {
+            if let Some(answer) = psci_answer_here(ctx, rd, rec, fid) {
+                rec.x[0] = answer;
+                return Action::Resume;
+            }
             rec.pending = pending::PSCI;
             rec.psci_fid = fid as u64;
             rec.psci_target = rec.x[1];

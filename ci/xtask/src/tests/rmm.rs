@@ -57,6 +57,9 @@ fn rmi_tests_boot(o: &Outputs) -> XResult<Boot> {
 fn isolation_boot(o: &Outputs) -> XResult<Boot> {
     realm_mode_boot(o, "quadrant.realm-isolation")
 }
+fn rsi_tests_boot(o: &Outputs) -> XResult<Boot> {
+    realm_mode_boot(o, "quadrant.rsi-tests")
+}
 
 fn realm_boot_expects() -> Vec<Expect> {
     vec![
@@ -91,12 +94,23 @@ fn attestation_expects() -> Vec<Expect> {
     vec![
         expect("token read", &["[realm] ATTEST size "]),
         expect("token printed", &["[realm] ATTEST end"]),
+        expect("REM 1 extended from inside the realm", &["[realm] REM_EXTEND index 1 size 20 status 0"]),
+        expect("second token read", &["[realm] ATTEST2 size "]),
+        expect("second token printed", &["[realm] ATTEST2 end"]),
         expect("realm finished", &["[realm] done"]),
     ]
 }
 
-/// The token the Realm printed (base64 on `[realm] ATTEST ` lines) passes
-/// `verify-token` with realm-guest's challenge and the RIM xtask computes.
+/// What realm-guest extends REM 1 with between its two tokens (its
+/// `REM_EXTEND_DATA`).
+const REM_EXTEND_DATA: &[u8] = b"quadrant: rem extend";
+
+/// The tokens the Realm printed (base64 on `[realm] ATTEST ` and `[realm]
+/// ATTEST2 ` lines) pass `verify-token` with realm-guest's challenge and the
+/// RIM xtask computes; between them the Realm extended REM 1, so the first
+/// token must show REM 1 = 0 (REMs start zero) and the second H(0 || data)
+/// (xtask's own `measure::rem_extend`), which the Realm's own
+/// RSI_MEASUREMENT_READ (`[realm] REM1`) must also give.
 /// The platform token is TF-A qemu's fixed sample: bound to qemu's sample
 /// RAK, but its signature cannot be checked (no key; docs/rmm.md).
 fn attestation_verified(output: &str) -> Vec<String> {
@@ -104,24 +118,38 @@ fn attestation_verified(output: &str) -> Vec<String> {
         Ok(i) => i,
         Err(e) => return vec![format!("cannot read the padded realm-guest image: {e}")],
     };
-    let b64: String = output
-        .lines()
-        .filter_map(|l| l.strip_prefix("[realm] ATTEST "))
-        .filter(|l| !l.starts_with("size ") && !l.starts_with("end") && !l.contains(' '))
-        .collect();
-    let path = util::out_dir().join("realm-attestation-token.b64");
-    if let Err(e) = std::fs::write(&path, &b64) {
-        return vec![format!("cannot write {}: {e}", path.display())];
-    }
-    let challenge: String = (0..64u8).map(|i| format!("{i:02x}")).collect();
     let rim = measure::hex(&measure::rim(&measure::NS_HYP_REALM, &img));
-    let args: Vec<String> = [path.to_string_lossy().as_ref(), "--challenge", &challenge, "--expect-rim", &rim].iter().map(|s| s.to_string()).collect();
-    println!("xtask: $ cargo xtask verify-token {}", args.join(" "));
-    match crate::verify_token::main(&args) {
-        Ok(true) => vec![],
-        Ok(false) => vec!["verify-token refused the realm's token (see above)".into()],
-        Err(e) => vec![format!("verify-token: {e}")],
+    let rem0 = [0u8; 32];
+    let rem1 = measure::rem_extend(&rem0, REM_EXTEND_DATA);
+    let mut errs = Vec::new();
+    match output.lines().find_map(|l| l.strip_prefix("[realm] REM1 ")) {
+        Some(got) if got.trim() == measure::hex(&rem1) => {}
+        Some(got) => errs.push(format!("REM 1 read by the realm {} != H(0 || data) {}", got.trim(), measure::hex(&rem1))),
+        None => errs.push("no REM1 line".into()),
     }
+    for (tag, file, rem) in [("ATTEST", "realm-attestation-token.b64", rem0), ("ATTEST2", "realm-attestation-token2.b64", rem1)] {
+        let prefix = format!("[realm] {tag} ");
+        let b64: String = output
+            .lines()
+            .filter_map(|l| l.strip_prefix(prefix.as_str()))
+            .filter(|l| !l.starts_with("size ") && !l.starts_with("end") && !l.contains(' '))
+            .collect();
+        let path = util::out_dir().join(file);
+        if let Err(e) = std::fs::write(&path, &b64) {
+            errs.push(format!("cannot write {}: {e}", path.display()));
+            continue;
+        }
+        let challenge: String = (0..64u8).map(|i| format!("{i:02x}")).collect();
+        let rem_arg = format!("1:{}", measure::hex(&rem));
+        let args: Vec<String> = [path.to_string_lossy().as_ref(), "--challenge", &challenge, "--expect-rim", &rim, "--expect-rem", &rem_arg].iter().map(|s| s.to_string()).collect();
+        println!("xtask: $ cargo xtask verify-token {}", args.join(" "));
+        match crate::verify_token::main(&args) {
+            Ok(true) => {}
+            Ok(false) => errs.push(format!("verify-token refused the realm's {tag} token (see above)")),
+            Err(e) => errs.push(format!("verify-token: {e}")),
+        }
+    }
+    errs
 }
 
 fn rmi_bad_input_expects() -> Vec<Expect> {
@@ -138,6 +166,52 @@ fn rmi_bad_input_expects() -> Vec<Expect> {
 
 fn no_failed_case(output: &str) -> Vec<String> {
     output.lines().filter(|l| l.starts_with("[ns-hyp] rmi_bad_input") && l.contains(": FAIL")).map(|l| format!("failed case: {l}")).collect()
+}
+
+/// realm-guest's RSI bad-input cases (its `rsi_cases` module; ns-hyp's
+/// `quadrant.rsi-tests` says yes to its host call 5): one `[realm]
+/// rsi_bad_input <case>: ok|FAIL ...` line per case, the tally, then the
+/// Realm carries on with its usual run to `done` and is torn down.
+fn rsi_bad_input_expects() -> Vec<Expect> {
+    vec![
+        expect("ns-hyp in rsi-tests mode", &["[ns-hyp] mode: realm (RsiTests)"]),
+        expect("TOKEN_CONTINUE without INIT", &["[realm] rsi_bad_input token_continue_without_init: ok", "RSI_ERROR_STATE"]),
+        expect("an out-of-range REM index", &["[realm] rsi_bad_input measurement_extend_index_5: ok", "RSI_ERROR_INPUT"]),
+        expect("an oversized extend", &["[realm] rsi_bad_input measurement_extend_size_65: ok"]),
+        expect("REALM_CONFIG unaligned", &["[realm] rsi_bad_input realm_config_unaligned: ok"]),
+        expect("IPA_STATE_SET outside the realm's range", &["[realm] rsi_bad_input ipa_state_set_outside_ipa_space: ok"]),
+        expect("IPA_STATE_GET unaligned", &["[realm] rsi_bad_input ipa_state_get_unaligned_base: ok"]),
+        expect("HOST_CALL at an unprotected address", &["[realm] rsi_bad_input host_call_unprotected: ok"]),
+        expect("token continue offset out of range", &["[realm] rsi_bad_input token_continue_offset_plus_size_4097: ok"]),
+        expect("a 32-byte challenge", &["[realm] rsi_bad_input token_init_32_byte_challenge: ok"]),
+        expect("an unknown RSI function id", &["[realm] rsi_bad_input unknown_rsi_fid_0xc400019a: ok", "NOT_SUPPORTED"]),
+        expect("no case failed", &["[realm] rsi_bad_input: ", " passed, 0 failed"]),
+        expect("the realm kept running", &["[realm] done"]),
+        expect("realm torn down", &["[ns-hyp] realm_boot: ok"]),
+    ]
+}
+
+/// No FAIL line; every case line before the tally.
+fn rsi_bad_input_extra(output: &str) -> Vec<String> {
+    let mut errs: Vec<String> = output.lines().filter(|l| l.starts_with("[realm] rsi_bad_input") && l.contains(": FAIL")).map(|l| format!("failed case: {l}")).collect();
+    let cases = output.lines().filter(|l| l.starts_with("[realm] rsi_bad_input ") && l.contains(": ok ")).count();
+    match output.lines().find_map(|l| l.strip_prefix("[realm] rsi_bad_input: ")) {
+        Some(t) if t.starts_with(&format!("{cases} passed")) => {}
+        Some(t) => errs.push(format!("tally {t:?} but {cases} ok lines")),
+        None => errs.push("no tally line".into()),
+    }
+    // A refused call makes no REC exit: the Host sees realm-guest's own
+    // RIPAS change (one) and host calls (immediates 1..=7) only.
+    let ripas = output.lines().filter(|l| l.starts_with("[ns-hyp] realm: RIPAS change")).count();
+    if ripas != 1 {
+        errs.push(format!("{ripas} RIPAS changes reached the Host (realm-guest asks for one; a refused RSI_IPA_STATE_SET must not exit)"));
+    }
+    for l in output.lines().filter_map(|l| l.strip_prefix("[ns-hyp] realm: host call imm ")) {
+        if !l.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| (1..=7).contains(&n)) {
+            errs.push(format!("a host call realm-guest does not make reached the Host: {l}"));
+        }
+    }
+    errs
 }
 
 fn isolation_expects() -> Vec<Expect> {
@@ -158,7 +232,7 @@ fn isolation_extra(output: &str) -> Vec<String> {
 }
 
 /// `quadrant.realm-bench` (for `cargo xtask bench`): prints `bench smc_floor`,
-/// `bench rmi_version` and `bench rec_enter_host_call` rows, then `bench done`.
+/// `bench rmi_version`, `bench rec_enter_host_call` and `bench attest_token` rows, then `bench done`.
 #[allow(dead_code)]
 pub fn realm_bench_boot(o: &Outputs) -> XResult<Boot> {
     realm_mode_boot(o, "quadrant.realm-bench")
@@ -169,6 +243,7 @@ pub fn tests() -> Vec<IntegrationTest> {
         IntegrationTest { name: "realm_boot", boot: realm_boot, timeout: Duration::from_secs(120), expects: realm_boot_expects, extra: Some(rim_matches), forbid: FORBID_ALWAYS },
         IntegrationTest { name: "rmi_bad_input", boot: rmi_tests_boot, timeout: Duration::from_secs(120), expects: rmi_bad_input_expects, extra: Some(no_failed_case), forbid: FORBID_ALWAYS },
         IntegrationTest { name: "realm_attestation", boot: realm_boot, timeout: Duration::from_secs(180), expects: attestation_expects, extra: Some(attestation_verified), forbid: FORBID_ALWAYS },
+        IntegrationTest { name: "rsi_bad_input", boot: rsi_tests_boot, timeout: Duration::from_secs(120), expects: rsi_bad_input_expects, extra: Some(rsi_bad_input_extra), forbid: FORBID_ALWAYS },
         IntegrationTest { name: "realm_isolation", boot: isolation_boot, timeout: Duration::from_secs(120), expects: isolation_expects, extra: Some(isolation_extra), forbid: FORBID_ALWAYS },
     ]
 }
