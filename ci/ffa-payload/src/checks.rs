@@ -68,6 +68,16 @@ pub trait Machine {
     fn ns_interrupt_ack(&mut self, _timeout_ticks: u64) -> Option<u32> {
         None
     }
+    /// Writes `data` into our TX buffer at `offset`.
+    fn write_tx(&mut self, _offset: usize, _data: &[u8]) {}
+    /// Physical address of a page of ours that we share and lend.
+    fn shared_page(&self) -> u64 {
+        0
+    }
+    fn read_u64(&self, _pa: u64) -> u64 {
+        0
+    }
+    fn write_u64(&mut self, _pa: u64, _v: u64) {}
 }
 
 /// Tally of check results, shared by all cores.

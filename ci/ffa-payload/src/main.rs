@@ -9,7 +9,8 @@
 //! `quadrant.isolation[=<hex address>]` = the isolation SP reads that address
 //! (`spmc_isolation`), `quadrant.bench` = timed round trips,
 //! `quadrant.interrupts` (`spmc_interrupts`), `quadrant.concurrency`
-//! (`spmc_concurrency`: requests on two cores at once).
+//! (`spmc_concurrency`: requests on two cores at once), `quadrant.memory`
+//! (`spmc_memory_sharing`).
 //!
 //! Output: `[ffa-payload] check <name>: ok|FAIL <detail>` per check,
 //! `[ffa-payload] checks: <N> ok, <M> failed`, then PSCI SYSTEM_OFF; in bench
@@ -19,6 +20,7 @@
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
 mod checks;
+mod memory;
 mod mode;
 
 #[cfg(target_os = "none")]

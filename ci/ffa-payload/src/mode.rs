@@ -12,6 +12,8 @@ pub enum Mode {
     Interrupts,
     /// `spmc_concurrency`: requests on two cores to two SPs at once.
     Concurrency,
+    /// `spmc_memory_sharing`: FFA_MEM_* with mp.
+    Memory,
 }
 
 /// Another SP's memory: the echo SP's package (tfa-integration/sp/echo.dts).
@@ -27,6 +29,9 @@ pub fn from_bootargs(args: &str) -> Mode {
         }
         if w == "quadrant.concurrency" {
             return Mode::Concurrency;
+        }
+        if w == "quadrant.memory" {
+            return Mode::Memory;
         }
         if w == "quadrant.isolation" {
             return Mode::Isolation(DEFAULT_ISOLATION_TARGET);

@@ -223,6 +223,11 @@ pub fn setup_cpu_virt(ns_root: u64) {
     let vstcr = vtcr & (0x3f | (3 << 6) | (3 << 14));
     // SAFETY: Stage-2 only applies to EL1&0, which runs nothing until we enter
     // an SP with the matching VSTTBR/VTTBR written by `run_sp`.
+    // VTCR_EL2.NSA (bit 30) = 1: what the Non-secure IPA space translates to
+    // is in the Non-secure PAS (Normal-world memory an SP retrieved); NSW
+    // (bit 29) = 0: its tables, ours, are walked in the Secure PAS.  Without
+    // NSA the output would be Secure and the GPT would fault the access.
+    let vtcr = vtcr | (1 << 30);
     unsafe {
         shared::write_sysreg!(vtcr_el2, vtcr);
         core::arch::asm!("msr S3_4_C2_C6_2, {}" /* VSTCR_EL2 */, in(reg) vstcr, options(nostack, preserves_flags));

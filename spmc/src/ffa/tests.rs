@@ -1546,12 +1546,16 @@ mod memory_sharing {
             ("no data access", build(0, 0x2f, 0, &[(0x8001, 0)], 16, &[(0x6000_0000, 1)]), FfaError::InvalidParameters),
             ("reserved flags", build(0, 0x2f, 1 << 7, &[(0x8001, RW)], 16, &[(0x6000_0000, 1)]), FfaError::InvalidParameters),
             ("NS bit from the sender", build(0, 0x6f, 0, &[(0x8001, RW)], 16, &[(0x6000_0000, 1)]), FfaError::InvalidParameters),
+            ("zero flag on a share", build(0, 0x2f, 1, &[(0x8001, RW)], 16, &[(0x6000_0000, 1)]), FfaError::InvalidParameters),
         ];
         for (what, d, want) in cases {
             let a = send(&s, &mut f, FFA_MEM_SHARE_64, &d);
             assert!(is_error(&a, want), "{what}: {a:x?}");
             assert_eq!(s.memory.lock().transactions().count(), 0, "{what}: no state");
         }
+        // Zeroing a lend is not offered: refused, not ignored.
+        let d = build(0, 0x2f, 1, &[(0x8001, RW)], 16, &[(0x6000_0000, 1)]);
+        assert!(is_error(&send(&s, &mut f, FFA_MEM_LEND_64, &d), FfaError::Denied));
         // Donation of Normal-world memory is refused.
         let d = build(0, 0x2f, 0, &[(0x8001, 0)], 16, &[(0x6000_0000, 1)]);
         assert!(is_error(&send(&s, &mut f, FFA_MEM_DONATE_64, &d), FfaError::Denied));

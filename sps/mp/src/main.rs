@@ -13,6 +13,11 @@
 //!   spent, x5, x6, x7]`.  Its manifest says `ns-interrupts-action = <2>`
 //!   (signalled): an NS interrupt meanwhile preempts it, the Normal world gets
 //!   FFA_INTERRUPT and resumes it with FFA_RUN, and the work goes on.
+//! - `CMD_MEM` (4): memory a sender shared or lent (x4 = handle, x5 = sender,
+//!   x6 = mode, x7 = value). Modes: 0 retrieve RW, read the first u64, write
+//!   x7 there, relinquish; 1 retrieve read-only, read, relinquish; 2 retrieve
+//!   RW and keep it; 3 relinquish only. Answers `[0, value read, pages of the
+//!   first constituent, constituents, NS]` or `[error code as u64, ..]`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -25,6 +30,7 @@ pub const CMD_WORK: u64 = 0;
 pub const CMD_FORWARD: u64 = 1;
 pub const CMD_FORWARD_REQ2: u64 = 2;
 pub const CMD_SPIN: u64 = 3;
+pub const CMD_MEM: u64 = 4;
 /// The `mp-scratch` region of tfa-integration/sp/mp.dts.
 pub const SCRATCH: u64 = 0x0e60_0000;
 
@@ -43,6 +49,8 @@ pub fn handle(
 ) -> [u64; 5] {
     let a = req.args;
     match a[0] {
+        #[cfg(target_os = "none")]
+        CMD_MEM => memory_command(a[1], a[2] as u16, a[3], a[4]),
         CMD_SPIN => [ctx as u64, spin(a[1]), a[2], a[3], a[4]],
         CMD_WORK => [ctx as u64, counters.bump(ctx), a[2], a[3], a[4]],
         CMD_FORWARD | CMD_FORWARD_REQ2 => match send(a[0] == CMD_FORWARD_REQ2, a[1] as u16, [a[2], a[3], a[4], 0, 0]) {
@@ -52,6 +60,38 @@ pub fn handle(
         // Unknown command: say so in x3 (all ones) and echo the rest.
         _ => [u64::MAX, a[1], a[2], a[3], a[4]],
     }
+}
+
+/// `CMD_MEM` (see the crate docs).
+#[cfg(target_os = "none")]
+fn memory_command(handle: u64, sender: u16, mode: u64, value: u64) -> [u64; 5] {
+    use sp_runtime::memory::{self, Access};
+    let fail = |e: i32| [e as i64 as u64, 0, 0, 0, 0];
+    if mode == 3 {
+        return match memory::relinquish(handle) {
+            Ok(()) => [0; 5],
+            Err(e) => fail(e),
+        };
+    }
+    let access = if mode == 1 { Access::ReadOnly } else { Access::ReadWrite };
+    let r = match memory::retrieve(handle, sender, access) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let p = r.address as *mut u64;
+    // SAFETY: the SPMC mapped the region into our Stage-2 (the NS IPA space
+    // for Normal-world memory, which our Stage-1 maps with NS = 1) at IPA == PA.
+    let read = unsafe { core::ptr::read_volatile(p) };
+    if mode == 0 || mode == 2 {
+        // SAFETY: as above, retrieved read-write.
+        unsafe { core::ptr::write_volatile(p, value) };
+    }
+    if mode != 2 {
+        if let Err(e) = memory::relinquish(handle) {
+            return fail(e);
+        }
+    }
+    [0, read, r.pages as u64, r.constituents as u64, r.non_secure as u64]
 }
 
 #[cfg(target_os = "none")]

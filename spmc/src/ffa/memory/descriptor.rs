@@ -211,7 +211,7 @@ pub fn parse(buf: &[u8], version: u32, need_composite: bool) -> Result<Transacti
         }
         let offset = u32_at(buf, 32).ok_or(Invalid)? as usize;
         // The EMAD array starts after the header, 16-byte aligned.
-        if offset < HEADER_V1_1 || offset % 16 != 0 {
+        if offset < HEADER_V1_1 || !offset.is_multiple_of(16) {
             return Err(Invalid);
         }
         (u16_at(buf, 2).ok_or(Invalid)?, size, u32_at(buf, 28).ok_or(Invalid)? as usize, offset)
@@ -322,7 +322,7 @@ impl Constituent {
 /// Reads the whole constituents in `buf[from..]`: a multiple of 16 bytes,
 /// each page aligned, non-empty and not wrapping.
 pub fn constituents(buf: &[u8]) -> Result<impl Iterator<Item = Constituent> + '_, DescError> {
-    if buf.len() % CONSTITUENT_SIZE != 0 {
+    if !buf.len().is_multiple_of(CONSTITUENT_SIZE) {
         return Err(DescError::Invalid);
     }
     for c in buf.chunks_exact(CONSTITUENT_SIZE) {

@@ -64,6 +64,8 @@ use ids::*;
 /// Flags of FFA_MEM_SHARE/LEND/DONATE: bit 0 zero memory (not for share),
 /// bit 1 operation time slicing; the rest MBZ.
 const SEND_FLAGS: u32 = 0b11;
+/// Bit 0 of the send, reclaim and relinquish flags: zero the memory.
+const ZERO_MEMORY: u32 = 1;
 /// Flags of a retrieve request: zero before retrieve [0], time slicing [1],
 /// zero after relinquish [2], transaction type [4:3], alignment hint [8:5],
 /// hint valid [9]; the rest MBZ.
@@ -248,6 +250,10 @@ impl Spmc {
         if d.flags & reserved != 0 {
             return Err(FfaError::InvalidParameters);
         }
+        if d.flags & ZERO_MEMORY != 0 {
+            // Zeroing is not offered yet: refused rather than ignored.
+            return Err(FfaError::Denied);
+        }
         if d.attributes.0 & MemRegionAttributes::NS != 0 || d.attributes.0 >> 7 != 0 {
             return Err(FfaError::InvalidParameters);
         }
@@ -289,13 +295,12 @@ impl Spmc {
     /// access), then the handle goes back to the sender.
     fn send_complete(&self, store: &mut MemoryStore, h: u64, platform: &mut dyn Platform) -> Regs {
         let Some(t) = store.get(h).copied() else { return error(FfaError::InvalidParameters) };
-        if t.op != MemOp::Share {
-            if let Some(i) = self.find(t.sender) {
+        if t.op != MemOp::Share
+            && let Some(i) = self.find(t.sender) {
                 for c in store.constituents(&t) {
                     platform.unmap_borrowed(i, c.address, c.size(), false);
                 }
             }
-        }
         let (lo, hi) = handle_regs(h);
         success(&[lo, hi])
     }
@@ -308,7 +313,7 @@ impl Spmc {
             Ok(m) => m,
             Err(e) => return error(e),
         };
-        if frag == 0 || frag as u64 > mb.size || frag % CONSTITUENT_SIZE != 0 {
+        if frag == 0 || frag as u64 > mb.size || !frag.is_multiple_of(CONSTITUENT_SIZE) {
             return error(FfaError::InvalidParameters);
         }
         let sender_id = self.caller_id(caller);
@@ -364,6 +369,10 @@ impl Spmc {
         };
         if d.flags & !RETRIEVE_FLAGS != 0 {
             return error(FfaError::InvalidParameters);
+        }
+        // Zero before retrieve [0] or after relinquish [2]: not offered yet.
+        if d.flags & 0b101 != 0 {
+            return error(FfaError::Denied);
         }
         let mut store = self.memory.lock();
         let Some(t) = store.get(d.handle).copied() else { return error(FfaError::InvalidParameters) };
@@ -457,6 +466,9 @@ impl Spmc {
         if d.endpoint != me || d.flags & !0b11 != 0 {
             return error(FfaError::InvalidParameters);
         }
+        if d.flags & ZERO_MEMORY != 0 {
+            return error(FfaError::Denied);
+        }
         let mut store = self.memory.lock();
         let t = match store.relinquish(d.handle, me) {
             Ok(t) => t,
@@ -474,6 +486,9 @@ impl Spmc {
         // Zero memory [0], time slicing [1]; the rest MBZ.
         if r[3] as u32 & !0b11 != 0 {
             return error(FfaError::InvalidParameters);
+        }
+        if r[3] as u32 & ZERO_MEMORY != 0 {
+            return error(FfaError::Denied);
         }
         let me = self.caller_id(caller);
         let mut store = self.memory.lock();
@@ -526,7 +541,7 @@ fn write_response(store: &MemoryStore, t: &Transaction, receiver: &EndpointMemAc
     if offset == 0 {
         platform.write(rx.rx, &head[..hlen]);
         at = hlen;
-    } else if offset < hlen || (offset - hlen) % CONSTITUENT_SIZE != 0 {
+    } else if offset < hlen || !(offset - hlen).is_multiple_of(CONSTITUENT_SIZE) {
         return (total, 0);
     }
     let first = if offset == 0 { 0 } else { (offset - hlen) / CONSTITUENT_SIZE };

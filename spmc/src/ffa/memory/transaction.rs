@@ -313,25 +313,23 @@ impl MemoryStore {
 
     /// Undoes a retrieve whose mapping failed.
     pub fn unretrieve(&mut self, handle: u64, receiver: u16) {
-        if let Some(slot) = self.slot(handle) {
-            if let Some(r) = self.transactions[slot].as_mut().and_then(|t| t.receiver_mut(receiver)) {
+        if let Some(slot) = self.slot(handle)
+            && let Some(r) = self.transactions[slot].as_mut().and_then(|t| t.receiver_mut(receiver)) {
                 r.retrieved = false;
             }
-        }
     }
 
     /// A donation's receiver retrieved (and mapped) it: the pages are its
     /// own now, and the handle is gone (DEN0077 v1.2, FFA_MEM_DONATE).
     pub fn finish_donation(&mut self, handle: u64) {
-        if let Some(slot) = self.slot(handle) {
-            if let Some(t) = self.transactions[slot].as_mut() {
+        if let Some(slot) = self.slot(handle)
+            && let Some(t) = self.transactions[slot].as_mut() {
                 let new_owner = t.receivers().find(|r| r.retrieved).map(|r| r.access.receiver);
                 if let Some(r) = new_owner {
                     t.sender = r;
                     t.donated = true;
                 }
             }
-        }
     }
 
     /// FFA_MEM_RELINQUISH by `receiver`: it gives up its access.

@@ -79,7 +79,8 @@ fn v1_0_layout() {
 fn hostile_descriptors_are_refused_never_panicking() {
     let good = build(0, 0x2f, 0, &[(0x8001, RW)], 16, &[(0x6000_0000, 1)]);
     let set32 = |b: &mut Vec<u8>, o: usize, v: u32| b[o..o + 4].copy_from_slice(&v.to_le_bytes());
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
+    type Edit = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(&str, Edit)> = vec![
         ("truncated header", Box::new(|b: &mut Vec<u8>| b.truncate(20))),
         ("no receivers", Box::new(move |b: &mut Vec<u8>| set32(b, 28, 0))),
         ("huge receiver count", Box::new(move |b: &mut Vec<u8>| set32(b, 28, u32::MAX))),
@@ -135,7 +136,7 @@ fn hostile_constituents() {
     assert!(constituents(&one(0x1000, 1, 0)).is_ok());
     assert!(constituents(&one(0x1001, 1, 0)).is_err(), "unaligned");
     assert!(constituents(&one(0x1000, 0, 0)).is_err(), "no pages");
-    assert!(constituents(&one(u64::MAX & !0xfff, 2, 0)).is_err(), "wraps");
+    assert!(constituents(&one(!0xfff, 2, 0)).is_err(), "wraps");
     assert!(constituents(&one(0x1000, 1, 1)).is_err(), "reserved");
     assert!(constituents(&[0u8; 15]).is_err(), "partial");
     let a = Constituent { address: 0x1000, page_count: 2 };
