@@ -25,7 +25,7 @@ const HEADER: usize = 48;
 const EMAD: usize = 16;
 /// Pages nobody else uses, for the 1,200-constituent case (inside the
 /// manifest's NS memory, above where TF-A loads BL33 and its DTB).
-const FAR_PAGES: u64 = 0x9000_0000;
+pub const FAR_PAGES: u64 = 0x9000_0000;
 
 /// Writes a descriptor header, one receiver and the composite header for
 /// `ranges` constituents of `pages` pages in total; returns its length.
@@ -84,6 +84,19 @@ fn reclaim<C: Conduit>(c: &C, h: u64) -> Result<(), i32> {
 
 fn mp<C: Conduit>(ffa: &FfaClient<C>, h: u64, mode: u64, value: u64) -> [u64; 5] {
     ffa.direct_req64(HYPERVISOR_ID, MP, [CMD_MEM, h, 0, mode, value]).unwrap_or([u64::MAX; 5])
+}
+
+/// One bench round: share `pages` pages at `pa` (one constituent) with mp,
+/// mp retrieves RW, touches the first word and relinquishes, we reclaim.
+pub fn share_round_trip<C: Conduit, M: Machine>(c: &C, m: &mut M, ffa: &FfaClient<C>, pa: u64, pages: u32) -> bool {
+    let mut d = [0u8; 128];
+    let n = header(&mut d, MP, RW, NORMAL_WB, pages, 1);
+    constituent(&mut d[n..], pa, pages);
+    m.write_tx(0, &d[..n + 16]);
+    let Ok(r) = call(c, FuncId::MemShare64 as u32, &[(n + 16) as u64, (n + 16) as u64]) else { return false };
+    let h = r[2] | r[3] << 32;
+    let a = mp(ffa, h, MODE_RW, 1);
+    reclaim(c, h).is_ok() && a[0] == 0
 }
 
 pub fn run_memory<C: Conduit, M: Machine>(c: &C, m: &mut M) {
