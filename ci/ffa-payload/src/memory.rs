@@ -5,7 +5,7 @@
 //! changed.  Descriptors are FF-A v1.1+ layout (DEN0077 v1.2, memory
 //! transaction descriptor), built here by hand as a Normal-world driver does.
 
-use crate::checks::{MP, Machine, check};
+use crate::checks::{ISOLATION, ISO_READ, MP, Machine, check};
 use shared::abi::ffa::{FfaError, FuncId, fid};
 use shared::ffa_client::{FfaClient, HYPERVISOR_ID};
 use shared::smccc::Conduit;
@@ -67,8 +67,13 @@ fn code(e: FfaError) -> i32 {
 
 /// Shares (or lends) one page at `pa` with mp; the handle.
 fn send_one<C: Conduit, M: Machine>(c: &C, m: &mut M, op: FuncId, pa: u64, perm: u8) -> Result<u64, i32> {
+    send_one_to(c, m, op, MP, pa, perm)
+}
+
+/// Shares (or lends) one page at `pa` with `receiver`; the handle.
+fn send_one_to<C: Conduit, M: Machine>(c: &C, m: &mut M, op: FuncId, receiver: u16, pa: u64, perm: u8) -> Result<u64, i32> {
     let mut d = [0u8; 128];
-    let n = header(&mut d, MP, perm, NORMAL_WB, 1, 1);
+    let n = header(&mut d, receiver, perm, NORMAL_WB, 1, 1);
     constituent(&mut d[n..], pa, 1);
     m.write_tx(0, &d[..n + 16]);
     let r = call(c, op as u32, &[(n + 16) as u64, (n + 16) as u64])?;
@@ -171,6 +176,76 @@ pub fn run_memory<C: Conduit, M: Machine>(c: &C, m: &mut M) {
     check(format_args!("memory_state_unchanged_after_errors"), rec.is_ok(), format_args!("{h:x?} {rec:?}"));
 
     fragmented(c, m, &ffa);
+    two_borrowers(c, m, &ffa, page);
+    sp_to_sp(&ffa);
+    // Last: it leaves the isolation SP aborted.
+    fault_after_relinquish(c, m, &ffa, page);
+}
+
+/// sps/isolation's `CMD_MEM` (the same command as mp's).
+fn iso<C: Conduit>(ffa: &FfaClient<C>, h: u64, mode: u64, value: u64) -> [u64; 5] {
+    ffa.direct_req64(HYPERVISOR_ID, ISOLATION, [CMD_MEM, h, 0, mode, value]).unwrap_or([u64::MAX; 5])
+}
+
+/// One share with two receivers (mp and isolation): reclaim waits for both.
+fn two_borrowers<C: Conduit, M: Machine>(c: &C, m: &mut M, ffa: &FfaClient<C>, page: u64) {
+    let mut d = [0u8; 160];
+    let n = header(&mut d, MP, RW, NORMAL_WB, 1, 1);
+    // A second receiver descriptor: shift the composite behind it.
+    d.copy_within(HEADER + EMAD..n, HEADER + 2 * EMAD);
+    d[HEADER + EMAD..HEADER + 2 * EMAD].fill(0);
+    d[HEADER + EMAD..HEADER + EMAD + 2].copy_from_slice(&ISOLATION.to_le_bytes());
+    d[HEADER + EMAD + 2] = RW;
+    let comp = (HEADER + 2 * EMAD) as u32;
+    d[HEADER + 4..HEADER + 8].copy_from_slice(&comp.to_le_bytes());
+    d[HEADER + EMAD + 4..HEADER + EMAD + 8].copy_from_slice(&comp.to_le_bytes());
+    d[28..32].copy_from_slice(&2u32.to_le_bytes());
+    let n = n + EMAD;
+    constituent(&mut d[n..], page, 1);
+    m.write_tx(0, &d[..n + 16]);
+    m.write_u64(page, 0x6666);
+    let h = call(c, FuncId::MemShare64 as u32, &[(n + 16) as u64, (n + 16) as u64]).map(|r| r[2] | r[3] << 32);
+    let a = h.map(|h| mp(ffa, h, MODE_KEEP, 0x7777));
+    let b = h.map(|h| iso(ffa, h, MODE_KEEP, 0x8888));
+    let r1 = h.and_then(|h| reclaim(c, h));
+    let g1 = h.map(|h| mp(ffa, h, MODE_RELINQUISH, 0));
+    let r2 = h.and_then(|h| reclaim(c, h));
+    let g2 = h.map(|h| iso(ffa, h, MODE_RELINQUISH, 0));
+    let r3 = h.and_then(|h| reclaim(c, h));
+    let seen = m.read_u64(page);
+    let denied = Err(code(FfaError::Denied));
+    check(
+        format_args!("memory_two_borrowers"),
+        matches!(a, Ok([0, 0x6666, ..])) && matches!(b, Ok([0, 0x7777, ..])) && r1 == denied && matches!(g1, Ok([0, ..])) && r2 == denied && matches!(g2, Ok([0, ..])) && r3.is_ok() && seen == 0x8888,
+        format_args!("mp {a:x?}, isolation {b:x?}, reclaims {r1:?} {r2:?} {r3:?}, page {seen:#x}"),
+    );
+}
+
+/// SP to SP: mp shares a page of its own Secure memory with isolation,
+/// which reads mp's value and writes its own; mp reads it back and reclaims.
+fn sp_to_sp<C: Conduit>(ffa: &FfaClient<C>) {
+    const CMD_MEM_SHARE_TO: u64 = 5;
+    let a = ffa.direct_req64(HYPERVISOR_ID, MP, [CMD_MEM_SHARE_TO, ISOLATION as u64, 0x9999, 0, 0]);
+    // [isolation's status, what it read, what mp reads back, reclaim status, NS = 0].
+    check(format_args!("memory_sp_to_sp_share"), a == Ok([0, 0x9999, 0x999a, 0, 0]), format_args!("{a:x?}"));
+}
+
+/// After relinquishing, the borrower's access faults (the SPMC aborts it)
+/// while the lender's own access still works.
+fn fault_after_relinquish<C: Conduit, M: Machine>(c: &C, m: &mut M, ffa: &FfaClient<C>, page: u64) {
+    m.write_u64(page, 0xaaaa);
+    let h = send_one_to(c, m, FuncId::MemLend64, ISOLATION, page, RW);
+    let a = h.map(|h| iso(ffa, h, MODE_RW, 0xbbbb));
+    let rec = h.and_then(|h| reclaim(c, h));
+    let touch = ffa.direct_req64(HYPERVISOR_ID, ISOLATION, [ISO_READ, page, 0, 0, 0]);
+    let ours = m.read_u64(page);
+    m.write_u64(page, 0xcccc);
+    let ours2 = m.read_u64(page);
+    check(
+        format_args!("memory_borrower_faults_after_relinquish"),
+        matches!(a, Ok([0, 0xaaaa, ..])) && rec.is_ok() && touch.is_err() && ours == 0xbbbb && ours2 == 0xcccc,
+        format_args!("isolation {a:x?}, reclaim {rec:?}, its read afterwards {touch:x?}, ours {ours:#x} then {ours2:#x}"),
+    );
 }
 
 /// 1,200 one-page constituents in five fragments through our 4 KiB TX

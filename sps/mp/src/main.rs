@@ -17,7 +17,12 @@
 //!   x6 = mode, x7 = value). Modes: 0 retrieve RW, read the first u64, write
 //!   x7 there, relinquish; 1 retrieve read-only, read, relinquish; 2 retrieve
 //!   RW and keep it; 3 relinquish only. Answers `[0, value read, pages of the
-//!   first constituent, constituents, NS]` or `[error code as u64, ..]`.
+//!   first constituent, constituents, NS]` or `[error code as u64, ..]`
+//!   (`sp_runtime::memory::command`).
+//! - `CMD_MEM_SHARE_TO` (5): shares a page of its scratch region holding x5
+//!   with partition x4 (SP to SP), which runs `CMD_MEM` mode 0 writing x5 + 1;
+//!   answers `[receiver's status, value it read, value now in the page,
+//!   reclaim status, NS]`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -31,6 +36,7 @@ pub const CMD_FORWARD: u64 = 1;
 pub const CMD_FORWARD_REQ2: u64 = 2;
 pub const CMD_SPIN: u64 = 3;
 pub const CMD_MEM: u64 = 4;
+pub const CMD_MEM_SHARE_TO: u64 = 5;
 /// The `mp-scratch` region of tfa-integration/sp/mp.dts.
 pub const SCRATCH: u64 = 0x0e60_0000;
 
@@ -50,7 +56,9 @@ pub fn handle(
     let a = req.args;
     match a[0] {
         #[cfg(target_os = "none")]
-        CMD_MEM => memory_command(a[1], a[2] as u16, a[3], a[4]),
+        CMD_MEM => sp_runtime::memory::command(a[1], a[2] as u16, a[3], a[4]),
+        #[cfg(target_os = "none")]
+        CMD_MEM_SHARE_TO => share_to(req.dst, a[1] as u16, a[2]),
         CMD_SPIN => [ctx as u64, spin(a[1]), a[2], a[3], a[4]],
         CMD_WORK => [ctx as u64, counters.bump(ctx), a[2], a[3], a[4]],
         CMD_FORWARD | CMD_FORWARD_REQ2 => match send(a[0] == CMD_FORWARD_REQ2, a[1] as u16, [a[2], a[3], a[4], 0, 0]) {
@@ -62,36 +70,27 @@ pub fn handle(
     }
 }
 
-/// `CMD_MEM` (see the crate docs).
+/// `CMD_MEM_SHARE_TO`: shares the last page of our scratch region (holding
+/// `value`) with `receiver`, has it run `CMD_MEM` (mode 0, writing
+/// `value + 1`), reads the page back and reclaims it.
 #[cfg(target_os = "none")]
-fn memory_command(handle: u64, sender: u16, mode: u64, value: u64) -> [u64; 5] {
-    use sp_runtime::memory::{self, Access};
-    let fail = |e: i32| [e as i64 as u64, 0, 0, 0, 0];
-    if mode == 3 {
-        return match memory::relinquish(handle) {
-            Ok(()) => [0; 5],
-            Err(e) => fail(e),
-        };
-    }
-    let access = if mode == 1 { Access::ReadOnly } else { Access::ReadWrite };
-    let r = match memory::retrieve(handle, sender, access) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
+fn share_to(id: u16, receiver: u16, value: u64) -> [u64; 5] {
+    use sp_runtime::memory;
+    let page = SCRATCH + 3 * 0x1000;
+    // SAFETY: our own scratch region (RW in our Stage-2 and Stage-1).
+    unsafe { core::ptr::write_volatile(page as *mut u64, value) };
+    let h = match memory::share(receiver, page, 1) {
+        Ok(h) => h,
+        Err(e) => return [e as i64 as u64, 1, 0, 0, 0],
     };
-    let p = r.address as *mut u64;
-    // SAFETY: the SPMC mapped the region into our Stage-2 (the NS IPA space
-    // for Normal-world memory, which our Stage-1 maps with NS = 1) at IPA == PA.
-    let read = unsafe { core::ptr::read_volatile(p) };
-    if mode == 0 || mode == 2 {
-        // SAFETY: as above, retrieved read-write.
-        unsafe { core::ptr::write_volatile(p, value) };
+    let r = sp_runtime::ffa::direct_req64(id, receiver, [CMD_MEM, h, id as u64, 0, value + 1]);
+    // SAFETY: as above; shared (not lent), so we keep our access meanwhile.
+    let back = unsafe { core::ptr::read_volatile(page as *const u64) };
+    let rec = memory::reclaim(h).map_or_else(|e| e as i64 as u64, |()| 0);
+    match r {
+        Ok(a) => [a[0], a[1], back, rec, a[4]],
+        Err(e) => [e as i64 as u64, 2, 0, 0, 0],
     }
-    if mode != 2 {
-        if let Err(e) = memory::relinquish(handle) {
-            return fail(e);
-        }
-    }
-    [0, read, r.pages as u64, r.constituents as u64, r.non_secure as u64]
 }
 
 #[cfg(target_os = "none")]

@@ -121,7 +121,8 @@ pub fn retrieve(handle: u64, sender: u16, access: Access) -> Result<Retrieved, i
     let composite = le32(b, emad + 4) as usize;
     if composite + 32 > PAGE {
         rx_release();
-        return Err(-2);
+        // Not an FF-A code: a response we cannot read.
+        return Err(-64);
     }
     let count = le32(b, composite + 4);
     let first = composite + 16;
@@ -146,4 +147,69 @@ pub fn relinquish(handle: u64) -> Result<(), i32> {
     t[16..18].copy_from_slice(&id_get().to_le_bytes());
     let r = call(&regs(&[FuncId::MemRelinquish as u64]));
     expect(&r, fid::FFA_SUCCESS_32).map(|_| ())
+}
+
+/// FFA_MEM_SHARE of `pages` of our own memory at `pa` with `receiver`,
+/// read-write (v1.1 layout); the handle.
+pub fn share(receiver: u16, pa: u64, pages: u32) -> Result<u64, i32> {
+    ensure_mapped()?;
+    let t = tx();
+    t[..96].fill(0);
+    t[0..2].copy_from_slice(&id_get().to_le_bytes());
+    // Normal memory, write-back, inner shareable.
+    t[2..4].copy_from_slice(&0x2fu16.to_le_bytes());
+    t[24..28].copy_from_slice(&16u32.to_le_bytes());
+    t[28..32].copy_from_slice(&1u32.to_le_bytes());
+    t[32..36].copy_from_slice(&48u32.to_le_bytes());
+    t[48..50].copy_from_slice(&receiver.to_le_bytes());
+    t[50] = 0b0110;
+    t[52..56].copy_from_slice(&64u32.to_le_bytes());
+    t[64..68].copy_from_slice(&pages.to_le_bytes());
+    t[68..72].copy_from_slice(&1u32.to_le_bytes());
+    t[80..88].copy_from_slice(&pa.to_le_bytes());
+    t[88..92].copy_from_slice(&pages.to_le_bytes());
+    let r = call(&regs(&[FuncId::MemShare64 as u64, 96, 96]));
+    let r = expect(&r, fid::FFA_SUCCESS_32)?;
+    Ok(r[2] | r[3] << 32)
+}
+
+/// FFA_MEM_RECLAIM of `handle`.
+pub fn reclaim(handle: u64) -> Result<(), i32> {
+    let r = call(&regs(&[FuncId::MemReclaim as u64, handle & 0xffff_ffff, handle >> 32, 0]));
+    expect(&r, fid::FFA_SUCCESS_32).map(|_| ())
+}
+
+/// The memory command our test SPs share (sps/mp and sps/isolation
+/// `CMD_MEM`): x4 = handle, x5 = sender, x6 = mode, x7 = value.  Modes: 0
+/// retrieve RW, read the first u64, write `value` there, relinquish; 1
+/// retrieve read-only, read, relinquish; 2 retrieve RW, write, keep it; 3
+/// relinquish only.  Answers `[0, value read, pages of the first
+/// constituent, constituents, NS]` or `[error code as u64, ..]`.
+pub fn command(handle: u64, sender: u16, mode: u64, value: u64) -> [u64; 5] {
+    let fail = |e: i32| [e as i64 as u64, 0, 0, 0, 0];
+    if mode == 3 {
+        return match relinquish(handle) {
+            Ok(()) => [0; 5],
+            Err(e) => fail(e),
+        };
+    }
+    let access = if mode == 1 { Access::ReadOnly } else { Access::ReadWrite };
+    let r = match retrieve(handle, sender, access) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let p = r.address as *mut u64;
+    // SAFETY: the SPMC mapped the region into our Stage-2 (the NS IPA space
+    // for Normal-world memory, which our Stage-1 maps with NS = 1) at IPA == PA.
+    let read = unsafe { core::ptr::read_volatile(p) };
+    if mode == 0 || mode == 2 {
+        // SAFETY: as above, retrieved read-write.
+        unsafe { core::ptr::write_volatile(p, value) };
+    }
+    if mode != 2 {
+        if let Err(e) = relinquish(handle) {
+            return fail(e);
+        }
+    }
+    [0, read, r.pages as u64, r.constituents as u64, r.non_secure as u64]
 }

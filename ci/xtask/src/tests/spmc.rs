@@ -166,8 +166,9 @@ fn ffa_payload_tests() -> Vec<IntegrationTest> {
             boot: memory_boot,
             timeout: Duration::from_secs(180),
             expects: memory_expects,
-            extra: Some(no_failed_check),
-            forbid: FORBID_ALWAYS,
+            // Its last case makes the isolation SP fault on purpose.
+            extra: Some(only_isolation_errors),
+            forbid: FORBID_ISOLATION,
         },
         IntegrationTest {
             name: "spmc_isolation",
@@ -236,10 +237,16 @@ fn memory_expects() -> Vec<Expect> {
         ("five receivers: NO_MEMORY", "memory_share_too_many_receivers"),
         ("state unchanged after the errors", "memory_state_unchanged_after_errors"),
         ("1,200 constituents in five fragments, retrieved in fragments", "memory_fragmented_1200_constituents"),
+        ("two borrowers: reclaim waits for both", "memory_two_borrowers"),
+        ("SP to SP: mp shares its own page with isolation", "memory_sp_to_sp_share"),
+        ("after relinquish the borrower faults, the lender still has it", "memory_borrower_faults_after_relinquish"),
     ]
     .into_iter()
     .map(|(what, name)| expect(what, &[&format!("[ffa-payload] check {name}: ok")]))
-    .chain([expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"])])
+    .chain([
+        expect("the borrower's late access is a Stage-2 fault", &["[spmc] ERROR: SP isolation (0x8003) ctx 0: Stage-2 data abort at IPA"]),
+        expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
+    ])
     .collect()
 }
 
