@@ -206,10 +206,10 @@ pub fn command(handle: u64, sender: u16, mode: u64, value: u64) -> [u64; 5] {
         // SAFETY: as above, retrieved read-write.
         unsafe { core::ptr::write_volatile(p, value) };
     }
-    if mode != 2 {
-        if let Err(e) = relinquish(handle) {
-            return fail(e);
-        }
+    if mode != 2
+        && let Err(e) = relinquish(handle)
+    {
+        return fail(e);
     }
     [0, read, r.pages as u64, r.constituents as u64, r.non_secure as u64]
 }
