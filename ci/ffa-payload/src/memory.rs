@@ -178,6 +178,7 @@ pub fn run_memory<C: Conduit, M: Machine>(c: &C, m: &mut M) {
     fragmented(c, m, &ffa);
     two_borrowers(c, m, &ffa, page);
     sp_to_sp(&ffa);
+    sp_donation(&ffa);
     // Last: it leaves the isolation SP aborted.
     fault_after_relinquish(c, m, &ffa, page);
 }
@@ -230,6 +231,15 @@ fn sp_to_sp<C: Conduit>(ffa: &FfaClient<C>) {
     check(format_args!("memory_sp_to_sp_share"), a == Ok([0, 0x9999, 0x999a, 0, 0]), format_args!("{a:x?}"));
 }
 
+/// SP to SP donation: mp donates a page of its own to isolation, which keeps
+/// it; the handle is gone at once, so mp's reclaim is INVALID_PARAMETERS.
+fn sp_donation<C: Conduit>(ffa: &FfaClient<C>) {
+    const CMD_MEM_DONATE_TO: u64 = 6;
+    let a = ffa.direct_req64(HYPERVISOR_ID, MP, [CMD_MEM_DONATE_TO, ISOLATION as u64, 0xd0d0, 0, 0]);
+    let invalid = code(FfaError::InvalidParameters) as i64 as u64;
+    check(format_args!("memory_sp_to_sp_donate"), a == Ok([0, 0xd0d0, invalid, 0, 0]), format_args!("{a:x?}"));
+}
+
 /// After relinquishing, the borrower's access faults (the SPMC aborts it)
 /// while the lender's own access still works.
 fn fault_after_relinquish<C: Conduit, M: Machine>(c: &C, m: &mut M, ffa: &FfaClient<C>, page: u64) {
@@ -245,6 +255,15 @@ fn fault_after_relinquish<C: Conduit, M: Machine>(c: &C, m: &mut M, ffa: &FfaCli
         format_args!("memory_borrower_faults_after_relinquish"),
         matches!(a, Ok([0, 0xaaaa, ..])) && rec.is_ok() && touch.is_err() && ours == 0xbbbb && ours2 == 0xcccc,
         format_args!("isolation {a:x?}, reclaim {rec:?}, its read afterwards {touch:x?}, ours {ours:#x} then {ours2:#x}"),
+    );
+    // A share to an aborted partition: ABORTED, and nothing is left behind.
+    let s = send_one_to(c, m, FuncId::MemShare64, ISOLATION, page, RW);
+    let again = send_one(c, m, FuncId::MemShare64, page, RW);
+    let rec = again.and_then(|h| reclaim(c, h));
+    check(
+        format_args!("memory_share_to_aborted_sp"),
+        s == Err(code(FfaError::Aborted)) && rec.is_ok(),
+        format_args!("{s:?}, then to mp {again:x?} reclaim {rec:?}"),
     );
 }
 

@@ -152,6 +152,16 @@ pub fn relinquish(handle: u64) -> Result<(), i32> {
 /// FFA_MEM_SHARE of `pages` of our own memory at `pa` with `receiver`,
 /// read-write (v1.1 layout); the handle.
 pub fn share(receiver: u16, pa: u64, pages: u32) -> Result<u64, i32> {
+    send(FuncId::MemShare64, receiver, pa, pages)
+}
+
+/// FFA_MEM_DONATE of `pages` of our own memory at `pa` to `receiver` (the
+/// receiver's permissions are its own to ask: not specified here).
+pub fn donate(receiver: u16, pa: u64, pages: u32) -> Result<u64, i32> {
+    send(FuncId::MemDonate64, receiver, pa, pages)
+}
+
+fn send(op: FuncId, receiver: u16, pa: u64, pages: u32) -> Result<u64, i32> {
     ensure_mapped()?;
     let t = tx();
     t[..96].fill(0);
@@ -162,13 +172,13 @@ pub fn share(receiver: u16, pa: u64, pages: u32) -> Result<u64, i32> {
     t[28..32].copy_from_slice(&1u32.to_le_bytes());
     t[32..36].copy_from_slice(&48u32.to_le_bytes());
     t[48..50].copy_from_slice(&receiver.to_le_bytes());
-    t[50] = 0b0110;
+    t[50] = if op == FuncId::MemDonate64 { 0 } else { 0b0110 };
     t[52..56].copy_from_slice(&64u32.to_le_bytes());
     t[64..68].copy_from_slice(&pages.to_le_bytes());
     t[68..72].copy_from_slice(&1u32.to_le_bytes());
     t[80..88].copy_from_slice(&pa.to_le_bytes());
     t[88..92].copy_from_slice(&pages.to_le_bytes());
-    let r = call(&regs(&[FuncId::MemShare64 as u64, 96, 96]));
+    let r = call(&regs(&[op as u64, 96, 96]));
     let r = expect(&r, fid::FFA_SUCCESS_32)?;
     Ok(r[2] | r[3] << 32)
 }

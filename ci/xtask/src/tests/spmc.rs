@@ -239,7 +239,9 @@ fn memory_expects() -> Vec<Expect> {
         ("1,200 constituents in five fragments, retrieved in fragments", "memory_fragmented_1200_constituents"),
         ("two borrowers: reclaim waits for both", "memory_two_borrowers"),
         ("SP to SP: mp shares its own page with isolation", "memory_sp_to_sp_share"),
+        ("SP to SP donation: the handle is gone once retrieved", "memory_sp_to_sp_donate"),
         ("after relinquish the borrower faults, the lender still has it", "memory_borrower_faults_after_relinquish"),
+        ("share to an aborted SP: ABORTED, nothing left behind", "memory_share_to_aborted_sp"),
     ]
     .into_iter()
     .map(|(what, name)| expect(what, &[&format!("[ffa-payload] check {name}: ok")]))
