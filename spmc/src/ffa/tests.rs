@@ -1646,3 +1646,5 @@ mod memory_sharing {
         assert_eq!(f.borrowed.len(), 1200);
     }
 }
+
+mod fuzz;
