@@ -10,11 +10,15 @@ use crate::util::{self, Result};
 use std::process::Command;
 
 pub const USAGE: &str = "  fuzz [TARGET] [--time S] [--seed N]
-                   seeded random calls on the host (TARGET: spmc, rmm; all by default),
+                   seeded random calls on the host (TARGET: spmc, rmm, ns-hyp; all by default),
                    S seconds each (default 30); prints executions and outcomes";
 
 /// (target, crate, test name)
-const TARGETS: &[(&str, &str, &str)] = &[("spmc", "spmc", "ffa::tests::fuzz::spmc_fuzz_long"), ("rmm", "rmm", "rmi::fuzz::rmi_fuzz_long")];
+const TARGETS: &[(&str, &str, &str)] = &[
+    ("spmc", "spmc", "ffa::tests::fuzz::spmc_fuzz_long"),
+    ("rmm", "rmm", "rmi::fuzz::rmi_fuzz_long"),
+    ("ns-hyp", "ns-hyp", "vm::fuzz::vm_fuzz_long"),
+];
 
 pub fn fuzz(args: &[String]) -> Result<bool> {
     let mut time = 30u64;
