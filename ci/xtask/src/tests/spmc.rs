@@ -148,6 +148,8 @@ pub fn tests() -> Vec<IntegrationTest> {
 /// The SP whose package is tampered with, and the one signed with an unknown key.
 const TAMPERED_SP: &str = "isolation";
 const UNKNOWN_KEY_SP: &str = "irq";
+/// The SP whose package is left unsigned.
+const UNSIGNED_SP: &str = "echo";
 
 fn signed_sps_tests() -> Vec<IntegrationTest> {
     vec![
@@ -170,6 +172,19 @@ fn signed_sps_tests() -> Vec<IntegrationTest> {
             timeout: Duration::from_secs(240),
             expects: || refused_expects(TAMPERED_SP, "signature: does not verify (package tampered or wrongly signed)"),
             extra: Some(|out| only_sp_refused(out, TAMPERED_SP)),
+            forbid: FORBID_REFUSED,
+        },
+        IntegrationTest {
+            name: "spmc_signed_sps_unsigned",
+            boot: |o| {
+                let mut pkg = signed_package(o, UNSIGNED_SP)?;
+                // Back to what sptool wrote: the header page's padding all zero.
+                pkg[sign::BLOCK_OFFSET..sign::BLOCK_OFFSET + sign::BLOCK_SIZE].fill(0);
+                signed_sps_boot(o, "signed-sps-unsigned", package_variant(o, "signed-sps-unsigned", UNSIGNED_SP, &pkg)?)
+            },
+            timeout: Duration::from_secs(240),
+            expects: || refused_expects(UNSIGNED_SP, "signature: package not signed (no signature block)"),
+            extra: Some(|out| only_sp_refused(out, UNSIGNED_SP)),
             forbid: FORBID_REFUSED,
         },
         IntegrationTest {
