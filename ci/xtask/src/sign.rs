@@ -54,7 +54,9 @@ pub fn new_key(file: &Path) -> Result {
     if let Some(d) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
         util::mkdirs(d)?;
     }
-    util::write_atomic(file, format!("{}\n", hex(&seed)).as_bytes())
+    util::write_atomic(file, format!("{}\n", hex(&seed)).as_bytes())?;
+    // A secret: readable by its owner only.
+    std::fs::set_permissions(file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(|e| format!("{}: {e}", file.display()))
 }
 
 pub fn hex(b: &[u8]) -> String {
@@ -243,10 +245,35 @@ mod tests {
     }
 
     #[test]
+    fn sign_sp_command() {
+        let dir = std::env::temp_dir().join(format!("quadrant-sign-sp-{}", std::process::id()));
+        util::mkdirs(&dir).unwrap();
+        let (k, pkg) = (dir.join("k.key").display().to_string(), dir.join("x.pkg"));
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(main(&args(&["--new-key", &k])), Ok(true));
+        assert!(main(&args(&["--new-key", &k])).is_err(), "an existing key is kept");
+        std::fs::write(&pkg, package()).unwrap();
+        let p = pkg.display().to_string();
+        assert_eq!(main(&args(&["--key", &k, &p])), Ok(true));
+        let signed = std::fs::read(&pkg).unwrap();
+        assert_eq!(&signed[BLOCK_OFFSET + 16..BLOCK_OFFSET + 48], load_key(Path::new(&k)).unwrap().pk.as_ref());
+        assert_eq!(main(&args(&["--key", &k, &p])), Ok(true), "signing again is a no-op");
+        assert_eq!(std::fs::read(&pkg).unwrap(), signed);
+        assert_eq!(main(&args(&["--key", &k, "--manifest-line"])), Ok(true));
+        assert!(main(&args(&["--key", &k])).is_err(), "no package");
+        assert!(main(&args(&["--key", &k, "--bogus", &p])).is_err());
+        assert!(main(&args(&["--key"])).is_err());
+        std::fs::write(&pkg, b"not a package").unwrap();
+        assert!(main(&args(&["--key", &k, &p])).is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
     fn key_files() {
         let dir = std::env::temp_dir().join(format!("quadrant-sign-test-{}", std::process::id()));
         let f = dir.join("k.key");
         new_key(&f).unwrap();
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&f).unwrap().permissions()) & 0o777, 0o600);
         assert!(new_key(&f).is_err(), "never overwrites");
         let k = load_key(&f).unwrap();
         assert_eq!(load_key(&f).unwrap().pk, k.pk);
