@@ -54,9 +54,11 @@ pub fn new_key(file: &Path) -> Result {
     if let Some(d) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
         util::mkdirs(d)?;
     }
-    util::write_atomic(file, format!("{}\n", hex(&seed)).as_bytes())?;
-    // A secret: readable by its owner only.
-    std::fs::set_permissions(file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(|e| format!("{}: {e}", file.display()))
+    // A secret: created readable by its owner only, never over another file.
+    let mut f = std::fs::OpenOptions::new();
+    std::os::unix::fs::OpenOptionsExt::mode(f.write(true).create_new(true), 0o600);
+    let mut out = f.open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    std::io::Write::write_all(&mut out, format!("{}\n", hex(&seed)).as_bytes()).map_err(|e| format!("{}: {e}", file.display()))
 }
 
 pub fn hex(b: &[u8]) -> String {
