@@ -12,6 +12,7 @@ mod run;
 mod fresh;
 mod fuzz;
 mod setup;
+mod sign;
 mod tests;
 mod util;
 mod verify_token;
@@ -29,11 +30,13 @@ fn usage() -> String {
                    writes target/bench.json and target/bench.svg
 {}
 {}
+{}
   fresh-check      the README's `cargo xtask test` in a clean Debian 12 root (mmdebstrap),
                    with this machine's Rust toolchain: proves the fresh-machine path",
         run::USAGE,
         verify_token::USAGE,
-        fuzz::USAGE
+        fuzz::USAGE,
+        sign::USAGE
     )
 }
 
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         },
         Some("test") => setup::setup().and_then(|p| build::build(&p)).and_then(|o| tests::test(&o, args.get(1).map(String::as_str))),
         Some("verify-token") => setup::setup().and_then(|_| verify_token::main(&args[1..])),
+        Some("sign-sp") => sign::main(&args[1..]),
         Some("fresh-check") => fresh::fresh_check(),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("bench") => setup::setup().and_then(|p| build::build(&p)).and_then(|o| bench::bench(&o)),
