@@ -19,7 +19,9 @@
 //! - [`console`] — FFA_CONSOLE_LOG;
 //! - [`lifecycle`] — partitions, boot order, FFA_SECONDARY_EP_REGISTER,
 //!   aborts and faults;
-//! - [`memory`] — memory management (nothing yet).
+//! - [`memory`] — memory management (nothing yet);
+//! - [`notifications`] — FFA_NOTIFICATION_*, framework notifications, the SRI;
+//! - [`indirect_messaging`] — FFA_MSG_SEND2.
 //!
 //! [`codec`] decodes incoming calls and encodes the common replies with the
 //! `arm-ffa` crate, never panicking on hostile registers.
@@ -40,9 +42,11 @@ pub mod context;
 pub mod cpu_cycles;
 pub mod direct_messaging;
 pub mod framework;
+pub mod indirect_messaging;
 pub mod interrupts;
 pub mod lifecycle;
 pub mod memory;
+pub mod notifications;
 pub mod setup;
 
 pub use calls::{CALLS, fid_name};
@@ -53,7 +57,7 @@ pub use lifecycle::{Partition, SpMemory};
 pub use setup::{features, version_answer};
 
 use crate::manifest::Ranges;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use setup::rxtx::Mailbox;
 use shared::abi::ffa::fid;
 
@@ -129,6 +133,12 @@ pub trait Platform {
     fn reset_ctx(&mut self, index: usize, ctx: usize, entry: Option<u64>);
     /// Prints one line of an SP's console output under its own prefix.
     fn sp_log(&mut self, prefix: &str, line: &str);
+    /// Reads `out.len()` bytes at `pa`, inside a range mapped by `map_ns` or
+    /// an SP's memory (a TX buffer, for FFA_MSG_SEND2).
+    fn read(&mut self, pa: u64, out: &mut [u8]);
+    /// Pends the Schedule Receiver Interrupt ([`notifications::SRI_INTID`],
+    /// an SGI of Group 1 Non-secure) on this PE, for the Normal world.
+    fn send_sri(&mut self);
 }
 
 /// Who made a call.
@@ -150,6 +160,10 @@ pub struct Spmc {
     /// FF-A version the Normal world negotiated through the SPMD (DEN0077 v1.2, FFA_VERSION).
     ns_version: AtomicU32,
     ns_mailbox: spin::Mutex<Option<Mailbox>>,
+    /// The Normal world's notification bitmaps (endpoint 0; FFA_NOTIFICATION_BITMAP_CREATE).
+    ns_notifications: spin::Mutex<notifications::Bitmaps>,
+    /// Per PE: the SRI is owed to the Normal world (sent on the way back to it).
+    sri_owed: [AtomicBool; MAX_CONTEXTS],
 }
 
 pub use codec::{error, success};
@@ -194,6 +208,8 @@ impl Spmc {
             count: 0,
             ns_version: AtomicU32::new(shared::abi::ffa::QUADRANT_FFA_VERSION),
             ns_mailbox: spin::Mutex::new(None),
+            ns_notifications: spin::Mutex::new(notifications::Bitmaps::new()),
+            sri_owed: [const { AtomicBool::new(false) }; MAX_CONTEXTS],
         }
     }
 
