@@ -9,7 +9,9 @@
 //! `quadrant.isolation[=<hex address>]` = the isolation SP reads that address
 //! (`spmc_isolation`), `quadrant.bench` = timed round trips,
 //! `quadrant.interrupts` (`spmc_interrupts`), `quadrant.concurrency`
-//! (`spmc_concurrency`: requests on two cores at once).
+//! (`spmc_concurrency`: requests on two cores at once),
+//! `quadrant.notifications` (`spmc_notifications`), `quadrant.indirect`
+//! (`spmc_indirect_messaging`).
 //!
 //! Output: `[ffa-payload] check <name>: ok|FAIL <detail>` per check,
 //! `[ffa-payload] checks: <N> ok, <M> failed`, then PSCI SYSTEM_OFF; in bench
@@ -20,6 +22,7 @@
 
 mod checks;
 mod mode;
+mod notif;
 
 #[cfg(target_os = "none")]
 mod arch;

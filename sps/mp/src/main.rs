@@ -12,7 +12,20 @@
 //! - `CMD_SPIN` (3): busy work for x4 counter ticks, answers `[context, ticks
 //!   spent, x5, x6, x7]`.  Its manifest says `ns-interrupts-action = <2>`
 //!   (signalled): an NS interrupt meanwhile preempts it, the Normal world gets
-//!   FFA_INTERRUPT and resumes it with FFA_RUN, and the work goes on.
+//!   FFA_INTERRUPT and resumes it with FFA_RUN, and the work goes on;
+//! - notifications and indirect messaging (`spmc_notifications`,
+//!   `spmc_indirect_messaging`; its manifest has `notification-support` and
+//!   indirect messaging):
+//!   - `CMD_FFA` (4): makes FF-A call x4 with w1 = x5, w2 = x6, w3/w4 = the
+//!     low/high halves of x7 (FFA_NOTIFICATION_BIND/UNBIND/SET/GET,
+//!     FFA_FEATURES, FFA_RX_RELEASE, FFA_MSG_SEND2...) and answers `[x0,
+//!     w2 | w3 << 32, w4 | w5 << 32, w6, w7]` of its result;
+//!   - `CMD_MAP` (5): maps its RX/TX pair (FFA_RXTX_MAP_64): `[x0, w2, ..]`;
+//!   - `CMD_READ` (6): reads the indirect message in its RX buffer, then
+//!     FFA_RX_RELEASE: `[x0 of RX_RELEASE, sender << 16 | receiver, size,
+//!     payload bytes 0..8, 8..16]`;
+//!   - `CMD_SEND` (7): FFA_MSG_SEND2 (w2 = x7) of 16 bytes `[x5, x6]` to
+//!     endpoint x4: `[x0, w2, ..]`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -25,6 +38,42 @@ pub const CMD_WORK: u64 = 0;
 pub const CMD_FORWARD: u64 = 1;
 pub const CMD_FORWARD_REQ2: u64 = 2;
 pub const CMD_SPIN: u64 = 3;
+pub const CMD_FFA: u64 = 4;
+pub const CMD_MAP: u64 = 5;
+pub const CMD_READ: u64 = 6;
+pub const CMD_SEND: u64 = 7;
+
+/// The notification and indirect messaging commands (4..=7) of SP `id`;
+/// None for any other command.
+#[cfg(target_os = "none")]
+fn messaging(id: u16, a: [u64; 5]) -> Option<[u64; 5]> {
+    use sp_runtime::messaging::{BUFFERS, HEADER, call4, fid, header, parse_header};
+    let words = |r: &[u64; 18]| [r[0], r[2] & 0xffff_ffff | r[3] << 32, r[4] & 0xffff_ffff | r[5] << 32, r[6], r[7]];
+    Some(match a[0] {
+        CMD_FFA => words(&call4(a[1] as u32, [a[2], a[3], a[4] & 0xffff_ffff, a[4] >> 32])),
+        CMD_MAP => {
+            let r = BUFFERS.map();
+            [r[0], r[2], 0, 0, 0]
+        }
+        CMD_READ => {
+            let mut buf = [0u8; HEADER + 16];
+            BUFFERS.read_rx(&mut buf);
+            let (sender, receiver, offset, size) = parse_header(&buf).unwrap_or((0, 0, HEADER, 0));
+            let word = |at: usize| buf.get(at..at + 8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
+            let (p0, p1) = if offset == HEADER { (word(HEADER), word(HEADER + 8)) } else { (0, 0) };
+            let r = call4(fid::FFA_RX_RELEASE, [0; 4]);
+            [r[0], (sender as u64) << 16 | receiver as u64, size as u64, p0, p1]
+        }
+        CMD_SEND => {
+            BUFFERS.write_tx(0, &header(id, a[1] as u16, 16));
+            BUFFERS.write_tx(HEADER, &a[2].to_le_bytes());
+            BUFFERS.write_tx(HEADER + 8, &a[3].to_le_bytes());
+            let r = call4(fid::FFA_MSG_SEND2, [0, a[4], 0, 0]);
+            [r[0], r[2], 0, 0, 0]
+        }
+        _ => return None,
+    })
+}
 /// The `mp-scratch` region of tfa-integration/sp/mp.dts.
 pub const SCRATCH: u64 = 0x0e60_0000;
 
@@ -98,7 +147,7 @@ extern "C" fn sp_main(secondary: u64) -> ! {
         if req2 { ffa::direct_req2(id, dst, [0, 0], args) } else { ffa::direct_req64(id, dst, args) }
     };
     let mut spin = |ticks| sp_runtime::interrupts::spin(ticks, |_| false).0;
-    sp_runtime::run(|req| handle(req, ctx, &mut Scratch, &mut send, &mut spin))
+    sp_runtime::run(|req| messaging(id, req.args).unwrap_or_else(|| handle(req, ctx, &mut Scratch, &mut send, &mut spin)))
 }
 
 #[cfg(test)]
