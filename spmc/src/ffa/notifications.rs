@@ -274,62 +274,69 @@ pub struct InfoEntry {
     pub vcpus: u64,
 }
 
-/// Packs entries into FFA_NOTIFICATION_INFO_GET's lists (DEN0077 v1.2,
-/// FFA_NOTIFICATION_INFO_GET): a global notification is a list with the
-/// endpoint id alone; per-vCPU ones are lists of the id and up to three vCPU
-/// ids each.  At most `max_ids` ids fit (10 for the 32-bit form, 20 for the
-/// 64-bit one).  Returns the lists as (id, vCPU ids) and, per entry, what was
-/// fully reported (global, vCPU mask); `more` when something did not fit.
-pub struct InfoPacking {
+/// Packs receivers into FFA_NOTIFICATION_INFO_GET's lists (DEN0077 v1.2,
+/// FFA_NOTIFICATION_INFO_GET), one receiver at a time (each under its own
+/// lock, so what is marked reported is exactly what was packed): a global
+/// notification is a list with the endpoint id alone; per-vCPU ones are
+/// lists of the id and up to three vCPU ids each.  At most `max_ids` ids fit
+/// (10 for the 32-bit form, 20 for the 64-bit one); `more` when something
+/// did not.
+pub struct InfoPacker {
     pub lists: [(u16, [u16; 3], usize); 20],
     pub list_count: usize,
-    pub reported: [(bool, u64); super::MAX_PARTITIONS + 1],
+    used: usize,
+    max_ids: usize,
     pub more: bool,
 }
 
-pub fn pack_info(entries: &[InfoEntry], max_ids: usize) -> InfoPacking {
-    let mut out = InfoPacking { lists: [(0, [0; 3], 0); 20], list_count: 0, reported: [(false, 0); super::MAX_PARTITIONS + 1], more: false };
-    let max_ids = max_ids.min(20);
-    let mut used = 0;
-    for (k, e) in entries.iter().enumerate().take(out.reported.len()) {
+impl InfoPacker {
+    pub fn new(max_ids: usize) -> Self {
+        Self { lists: [(0, [0; 3], 0); 20], list_count: 0, used: 0, max_ids: max_ids.min(20), more: false }
+    }
+
+    /// Adds what `e` has pending; returns what fitted (global, vCPU mask),
+    /// to be marked reported.
+    pub fn add(&mut self, e: InfoEntry) -> (bool, u64) {
+        let mut reported = (false, 0u64);
         if e.global {
-            if used < max_ids && out.list_count < max_ids {
-                out.lists[out.list_count] = (e.id, [0; 3], 0);
-                out.list_count += 1;
-                used += 1;
-                out.reported[k].0 = true;
+            if self.used < self.max_ids {
+                self.lists[self.list_count] = (e.id, [0; 3], 0);
+                self.list_count += 1;
+                self.used += 1;
+                reported.0 = true;
             } else {
-                out.more = true;
+                self.more = true;
             }
         }
         let mut vcpus = bits(e.vcpus).peekable();
         while vcpus.peek().is_some() {
-            let mut ids = [0u16; 3];
-            let mut n = 0;
-            let mut mask = 0u64;
             // The id, then at least one vCPU: two ids at least.
-            if used + 2 > max_ids || out.list_count >= max_ids {
-                out.more = true;
+            if self.used + 2 > self.max_ids {
+                self.more = true;
                 break;
             }
-            while n < 3 && used + 1 + n < max_ids {
+            let mut ids = [0u16; 3];
+            let mut n = 0;
+            while n < 3 && self.used + 1 + n < self.max_ids {
                 let Some(v) = vcpus.next() else { break };
                 ids[n] = v as u16;
-                mask |= 1 << v;
+                reported.1 |= 1 << v;
                 n += 1;
             }
-            out.lists[out.list_count] = (e.id, ids, n);
-            out.list_count += 1;
-            used += 1 + n;
-            out.reported[k].1 |= mask;
+            self.lists[self.list_count] = (e.id, ids, n);
+            self.list_count += 1;
+            self.used += 1 + n;
         }
+        if vcpus.peek().is_some() {
+            self.more = true;
+        }
+        reported
     }
-    out
 }
 
 /// The FFA_SUCCESS of FFA_NOTIFICATION_INFO_GET_32/64 for `p`, through the
 /// crate's packing.
-fn info_get_answer(p: &InfoPacking, is_32bit: bool) -> Regs {
+fn info_get_answer(p: &InfoPacker, is_32bit: bool) -> Regs {
     macro_rules! build {
         ($t:ty) => {{
             let mut a = <$t>::default();
@@ -525,26 +532,21 @@ pub(super) fn ffa_notification_get(s: &Spmc, c: &Call, _: &mut dyn Platform) -> 
 /// of yet; NO_DATA if none.
 pub(super) fn ffa_notification_info_get(s: &Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
     let Some(Interface::NotificationInfoGet { is_32bit }) = c.decoded else { return error(FfaError::InvalidParameters) };
-    // Endpoint 0 first, then the SPs in manifest order.
-    let mut entries = [InfoEntry { id: 0, global: false, vcpus: 0 }; super::MAX_PARTITIONS + 1];
-    let mut n = 0;
+    // Endpoint 0 first, then the SPs in manifest order; each receiver's
+    // pending state is read, packed and marked reported under its lock.
+    let mut p = InfoPacker::new(if is_32bit { 10 } else { 20 });
     let ids = core::iter::once(NS_ENDPOINT_ID).chain(s.partitions().map(|p| p.manifest.id));
     for id in ids {
         let Some(b) = s.bitmaps_of(id) else { continue };
-        let (global, vcpus) = b.lock().unreported();
-        if (global || vcpus != 0) && n < entries.len() {
-            entries[n] = InfoEntry { id, global, vcpus };
-            n += 1;
+        let mut b = b.lock();
+        let (global, vcpus) = b.unreported();
+        if global || vcpus != 0 {
+            let (g, v) = p.add(InfoEntry { id, global, vcpus });
+            b.mark_reported(g, v);
         }
     }
-    if n == 0 {
+    if p.list_count == 0 {
         return error(FfaError::NoData);
-    }
-    let p = pack_info(&entries[..n], if is_32bit { 10 } else { 20 });
-    for (e, (global, vcpus)) in entries[..n].iter().zip(p.reported) {
-        if let Some(b) = s.bitmaps_of(e.id) {
-            b.lock().mark_reported(global, vcpus);
-        }
     }
     info_get_answer(&p, is_32bit)
 }
@@ -552,6 +554,14 @@ pub(super) fn ffa_notification_info_get(s: &Spmc, c: &Call, _: &mut dyn Platform
 #[cfg(test)]
 mod tests {
     use super::*;
+
+/// [`InfoPacker`] over `entries`: the packer and what each entry had reported.
+fn pack_info(entries: &[InfoEntry], max_ids: usize) -> (InfoPacker, Vec<(bool, u64)>) {
+    let mut p = InfoPacker::new(max_ids);
+    let reported = entries.iter().map(|e| p.add(*e)).collect();
+    (p, reported)
+}
+
 
     #[test]
     fn bind_set_get_global_and_per_vcpu() {
@@ -619,20 +629,24 @@ mod tests {
     fn info_packing() {
         // A global entry and per-vCPU ones on 5 vCPUs: id+3, id+2 lists.
         let e = [InfoEntry { id: 0x8001, global: true, vcpus: 0 }, InfoEntry { id: 0x8002, global: false, vcpus: 0b11111 }];
-        let p = pack_info(&e, 10);
+        let (p, reported) = pack_info(&e, 10);
         assert_eq!(p.list_count, 3);
         assert_eq!(p.lists[0], (0x8001, [0, 0, 0], 0));
         assert_eq!(p.lists[1], (0x8002, [0, 1, 2], 3));
         assert_eq!(p.lists[2], (0x8002, [3, 4, 0], 2));
         assert!(!p.more);
-        assert_eq!(p.reported[0], (true, 0));
-        assert_eq!(p.reported[1], (false, 0b11111));
-        // Only 5 ids fit: the second per-vCPU list is partial, the rest "more".
-        let p = pack_info(&e, 5);
+        assert_eq!(reported, vec![(true, 0), (false, 0b11111)]);
+        // Only 5 ids fit: the second per-vCPU list is left out, "more".
+        let (p, reported) = pack_info(&e, 5);
         assert!(p.more);
-        assert_eq!(p.reported[1], (false, 0b111));
+        assert_eq!(reported[1], (false, 0b111));
+        // Exactly 6: id + 3, then id + 1 of the remaining 2: partial, "more".
+        let (p, reported) = pack_info(&e, 7);
+        assert!(p.more);
+        assert_eq!(reported[1], (false, 0b1111));
+        assert_eq!(p.lists[2], (0x8002, [3, 0, 0], 1));
         // The 32-bit answer through the crate, read back the way Linux does.
-        let p = pack_info(&e, 10);
+        let (p, _) = pack_info(&e, 10);
         let a = info_get_answer(&p, true);
         assert_eq!(a[0], shared::abi::ffa::fid::FFA_SUCCESS_32 as u64);
         assert_eq!((a[2] >> 7) & 0x1f, 3, "list count");
@@ -644,8 +658,18 @@ mod tests {
 
     #[test]
     fn info_packing_many_globals() {
+        // 12 receivers with global notifications: 10 fit the 32-bit form, 12 the 64-bit one.
         let e: Vec<InfoEntry> = (0..12).map(|k| InfoEntry { id: 0x8001 + k, global: true, vcpus: 0 }).collect();
-        let p = pack_info(&e[..super::super::MAX_PARTITIONS.min(12)], 10);
-        assert_eq!(p.list_count, 10.min(e.len().min(super::super::MAX_PARTITIONS)));
+        let (p, reported) = pack_info(&e, 10);
+        assert_eq!((p.list_count, p.more), (10, true));
+        assert_eq!(reported.iter().filter(|r| r.0).count(), 10);
+        let (p, _) = pack_info(&e, 20);
+        assert_eq!((p.list_count, p.more), (12, false));
+        // Many vCPUs of one receiver: never more than 20 ids, never a panic.
+        let (p, reported) = pack_info(&[InfoEntry { id: 1, global: true, vcpus: u64::MAX }], 20);
+        assert!(p.more);
+        let ids: usize = p.lists[..p.list_count].iter().map(|l| 1 + l.2).sum();
+        assert!(ids <= 20);
+        assert_eq!(reported[0].1.count_ones() as usize, ids - p.list_count);
     }
 }
