@@ -16,6 +16,7 @@ const MP_FFA: u64 = 4;
 const MP_MAP: u64 = 5;
 const MP_READ: u64 = 6;
 const MP_SEND: u64 = 7;
+const MP_LAST_RUN: u64 = 8;
 /// The SRI's id as spmc reports it (Hafnium's HF_SCHEDULE_RECEIVER_INTID).
 const SRI_INTID: u32 = 8;
 /// FFA_FEATURES feature ids (DEN0077 v1.2, FFA_FEATURES).
@@ -198,9 +199,25 @@ pub fn run_notifications<C: Conduit, M: Machine>(c: &C, m: &mut M) {
         format_args!("info x0 {:#x} ids {:#x}; get x0 {:#x} w2 {:#x} w3 {:#x} w6 {:#x}", info[0], info[3], r[0], r[2], r[3], r[6]),
     );
 
+    // The scheduler's answer to the SRI: INFO_GET names mp, FFA_RUN gives
+    // its context cycles; it takes its notifications and waits again.
+    let b = mp_ffa(&ffa, bind, mp_rx, 0, 4);
+    let s = raw(&ffa, set, &[mp_rx, 0, 4, 0]);
+    let sri = took_sri(m);
+    let info = raw(&ffa, fid::FFA_NOTIFICATION_INFO_GET_32, &[]);
+    let run = raw(&ffa, fid::FFA_RUN, &[(MP as u64) << 16]);
+    let log = ffa.direct_req64(HYPERVISOR_ID, MP, [MP_LAST_RUN, 0, 0, 0, 0]);
+    check(
+        format_args!("run_after_sri"),
+        mp_ok(&b) && s[0] == SUCCESS_32 && sri == Some(SRI_INTID) && info[0] == SUCCESS_32 && info[3] & 0xffff == mp_rx
+            && run[0] == fid::FFA_MSG_WAIT as u64 && matches!(log, Ok(w) if w[0] == 1 && w[1] == 4),
+        format_args!("bind {}, set x0 {:#x}, took {:?}, info ids {:#x}, run x0 {:#x} w2 {:#x}, mp's [runs, from VMs, ..] {}", Shown(&b), s[0], sri, info[3], run[0], run[2], Shown(&log)),
+    );
+    ns_error(&ffa, "err_run_nothing_pending", raw(&ffa, fid::FFA_RUN, &[(MP as u64) << 16]), FfaError::Denied, 27);
+
     // Unbind both ways, then SET is DENIED; destroy, then BIND is DENIED.
     let u1 = raw(&ffa, unbind, &[ours, 0, 0, 1 << 31]);
-    let u2 = mp_ffa(&ffa, unbind, mp_rx, 0, 3);
+    let u2 = mp_ffa(&ffa, unbind, mp_rx, 0, 7);
     check(format_args!("unbind"), u1[0] == SUCCESS_32 && mp_ok(&u2), format_args!("ns x0 {:#x}, mp {}", u1[0], Shown(&u2)));
     sp_error(&ffa, "err_set_after_unbind", mp_ffa(&ffa, set, ours, 0, 1 << 63), FfaError::Denied, 25);
     let d = raw(&ffa, destroy, &[0]);

@@ -106,6 +106,11 @@ impl Bitmaps {
         self.global != 0 || self.framework != 0 || self.vcpu.iter().any(|v| *v != 0)
     }
 
+    /// Notifications pending for `vcpu`: global, framework or its own.
+    pub fn pending_for(&self, vcpu: usize) -> bool {
+        self.global != 0 || self.framework != 0 || self.vcpu.get(vcpu).is_some_and(|v| *v != 0)
+    }
+
     /// FFA_NOTIFICATION_BITMAP_CREATE: DENIED if it exists already;
     /// INVALID_PARAMETERS for more vCPUs than PEs.
     pub fn create(&mut self, vcpu_count: usize) -> Result<(), FfaError> {
@@ -388,6 +393,14 @@ impl Spmc {
                 self.request_sri(cpu);
             }
         }
+    }
+
+    /// Context `vcpu` of SP `i` has something to do: notifications pending
+    /// for it (global or its own) or an indirect message in its RX buffer.
+    /// Leaf locks, taken with its context lock held (the outer one).
+    pub(super) fn has_pending_work(&self, i: usize, vcpu: usize) -> bool {
+        let p = self.part(i);
+        p.notifications.lock().pending_for(vcpu) || p.mailbox.lock().is_some_and(|m| m.rx_full)
     }
 
     /// A copy of endpoint `id`'s notification state (tests, logs).

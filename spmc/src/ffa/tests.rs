@@ -1661,3 +1661,43 @@ fn msg_send2_between_ns_and_an_sp() {
     assert_eq!(s.handle_ns(&regs(&[fid::FFA_RX_RELEASE as u64]), 0, &mut f)[0], fid::FFA_SUCCESS_32 as u64);
     assert!(is_error(&s.handle_ns(&regs(&[fid::FFA_RX_RELEASE as u64]), 0, &mut f), FfaError::Denied), "released already");
 }
+
+#[test]
+fn run_gives_a_waiting_sp_cycles_for_its_notifications() {
+    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut f = Fake::new();
+    let mut m = PartitionManifest::for_test("notified", 0x8001, ECHO_UUID, 1, 0x607);
+    m.notification_support = true;
+    s.add_partition(Partition::new(m, SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<Regs>>> = Default::default();
+    let seen2 = seen.clone();
+    let mut step = 0;
+    // Waits; bound bit 0 to NS at init; when run, GET, then a stray direct
+    // response (refused), then FFA_MSG_WAIT.
+    f.sps.push(Box::new(move |_, a| {
+        if let Some(a) = a {
+            seen2.lock().unwrap().push(*a);
+        }
+        step += 1;
+        match step {
+            1 => call(&[fid::FFA_NOTIFICATION_BIND as u64, 0x8001, 0, 1]),
+            2 => call(&[fid::FFA_MSG_WAIT as u64]),
+            3 => call(&[fid::FFA_NOTIFICATION_GET as u64, 0x8001, 2]),
+            4 => call(&[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x8001 << 16]),
+            _ => call(&[fid::FFA_MSG_WAIT as u64]),
+        }
+    }));
+    s.init_partition(0, 0, 0, &mut f).unwrap();
+    // Nothing pending: DENIED, as before.
+    assert!(is_error(&s.handle_ns(&regs(&[fid::FFA_RUN as u64, 0x8001 << 16]), 0, &mut f), FfaError::Denied));
+    assert_eq!(s.handle_ns(&regs(&[fid::FFA_NOTIFICATION_SET as u64, 0x8001, 0, 1]), 0, &mut f)[0], fid::FFA_SUCCESS_32 as u64);
+    // The scheduler runs it: FFA_RUN reaches the SP, FFA_MSG_WAIT comes back.
+    let a = s.handle_ns(&regs(&[fid::FFA_RUN as u64, 0x8001 << 16]), 0, &mut f);
+    assert_eq!(a[0], fid::FFA_MSG_WAIT as u64);
+    let seen = seen.lock().unwrap();
+    assert_eq!(&seen[1][..2], &[fid::FFA_RUN as u64, 0x8001 << 16]);
+    assert_eq!(&seen[2][..6], &[fid::FFA_SUCCESS_32 as u64, 0, 0, 0, 1, 0], "GET: from VMs, bit 0");
+    assert!(is_error(&seen[3], FfaError::InvalidParameters), "no request to respond to");
+    assert_eq!(s.context(0, 0).state, CtxState::Waiting);
+    assert!(is_error(&s.handle_ns(&regs(&[fid::FFA_RUN as u64, 0x8001 << 16]), 0, &mut f), FfaError::Denied), "nothing left");
+}

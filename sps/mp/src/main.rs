@@ -25,7 +25,10 @@
 //!     FFA_RX_RELEASE: `[x0 of RX_RELEASE, sender << 16 | receiver, size,
 //!     payload bytes 0..8, 8..16]`;
 //!   - `CMD_SEND` (7): FFA_MSG_SEND2 (w2 = x7) of 16 bytes `[x5, x6]` to
-//!     endpoint x4: `[x0, w2, ..]`.
+//!     endpoint x4: `[x0, w2, ..]`;
+//!   - `CMD_LAST_RUN` (8): what this context did when the scheduler last ran
+//!     it with FFA_RUN (it calls FFA_NOTIFICATION_GET for its vCPU):
+//!     `[times run, from VMs, from SPs, SPM framework, 0]`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -42,6 +45,35 @@ pub const CMD_FFA: u64 = 4;
 pub const CMD_MAP: u64 = 5;
 pub const CMD_READ: u64 = 6;
 pub const CMD_SEND: u64 = 7;
+pub const CMD_LAST_RUN: u64 = 8;
+/// Per context, in `mp-scratch`: [times run, from VMs, from SPs, framework]
+/// of the last FFA_RUN by the scheduler.
+pub const RUN_LOG: u64 = SCRATCH + 0x1000;
+
+/// When the scheduler runs context `ctx` (FFA_RUN): take its notifications
+/// and log them in `RUN_LOG`.
+#[cfg(target_os = "none")]
+fn on_run(id: u16, ctx: usize) {
+    use sp_runtime::messaging::{GET_SP, GET_SPM, GET_VM, call4, fid};
+    let r = call4(fid::FFA_NOTIFICATION_GET, [(ctx as u64) << 16 | id as u64, GET_SP | GET_VM | GET_SPM, 0, 0]);
+    let slot = (RUN_LOG + 32 * ctx as u64) as *mut u64;
+    // SAFETY: mp-scratch is ours (see `Scratch`); this context's own 32 bytes.
+    unsafe {
+        let n = core::ptr::read_volatile(slot) + 1;
+        core::ptr::write_volatile(slot, n);
+        core::ptr::write_volatile(slot.add(1), r[4] & 0xffff_ffff | r[5] << 32);
+        core::ptr::write_volatile(slot.add(2), r[2] & 0xffff_ffff | r[3] << 32);
+        core::ptr::write_volatile(slot.add(3), r[6]);
+    }
+}
+
+/// `CMD_LAST_RUN`'s answer for context `ctx`.
+#[cfg(target_os = "none")]
+fn last_run(ctx: usize) -> [u64; 5] {
+    let slot = (RUN_LOG + 32 * ctx as u64) as *const u64;
+    // SAFETY: as in `on_run`.
+    unsafe { [core::ptr::read_volatile(slot), core::ptr::read_volatile(slot.add(1)), core::ptr::read_volatile(slot.add(2)), core::ptr::read_volatile(slot.add(3)), 0] }
+}
 
 /// The notification and indirect messaging commands (4..=7) of SP `id`;
 /// None for any other command.
@@ -147,7 +179,16 @@ extern "C" fn sp_main(secondary: u64) -> ! {
         if req2 { ffa::direct_req2(id, dst, [0, 0], args) } else { ffa::direct_req64(id, dst, args) }
     };
     let mut spin = |ticks| sp_runtime::interrupts::spin(ticks, |_| false).0;
-    sp_runtime::run(|req| messaging(id, req.args).unwrap_or_else(|| handle(req, ctx, &mut Scratch, &mut send, &mut spin)))
+    // SAFETY: this context's own run log slot, zeroed on (re)start.
+    unsafe { core::ptr::write_bytes((RUN_LOG + 32 * ctx as u64) as *mut u64, 0, 4) };
+    sp_runtime::run_with_hooks(
+        |req| match req.args[0] {
+            CMD_LAST_RUN => last_run(ctx),
+            _ => messaging(id, req.args).unwrap_or_else(|| handle(req, ctx, &mut Scratch, &mut send, &mut spin)),
+        },
+        |i| sp_runtime::println!("virtual interrupt {} not handled", i),
+        || on_run(id, ctx),
+    )
 }
 
 #[cfg(test)]

@@ -16,4 +16,4 @@ pub mod messaging;
 #[cfg(target_os = "none")]
 mod entry;
 
-pub use ffa::{DirectRequest, Kind, run, run_with_interrupts};
+pub use ffa::{DirectRequest, Kind, run, run_with_hooks, run_with_interrupts};

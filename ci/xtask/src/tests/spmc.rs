@@ -308,6 +308,8 @@ const NOTIFICATION_CHECKS: &[(&str, &str)] = &[
     ("UNBIND of a pending one: DENIED", "err_unbind_pending"),
     ("GET on a missing vCPU: INVALID_PARAMETERS", "err_get_vcpu_out_of_range"),
     ("INFO_GET lists endpoint 0; NS GET", "ns_get"),
+    ("SRI, INFO_GET, FFA_RUN: mp takes its notification", "run_after_sri"),
+    ("FFA_RUN with nothing pending: DENIED", "err_run_nothing_pending"),
     ("UNBIND both ways", "unbind"),
     ("SET after UNBIND: DENIED", "err_set_after_unbind"),
     ("BITMAP_DESTROY", "bitmap_destroy"),
