@@ -1701,3 +1701,56 @@ fn run_gives_a_waiting_sp_cycles_for_its_notifications() {
     assert_eq!(s.context(0, 0).state, CtxState::Waiting);
     assert!(is_error(&s.handle_ns(&regs(&[fid::FFA_RUN as u64, 0x8001 << 16]), 0, &mut f), FfaError::Denied), "nothing left");
 }
+
+#[test]
+fn notification_and_send2_calls_never_panic_on_random_registers() {
+    let (mut s, mut f) = booted_proxy();
+    map_ns(&mut s, &mut f);
+    assert_eq!(sp_call(&s, &mut f, &[fid::FFA_RXTX_MAP_64 as u64, SP_TX, SP_RX, 1])[0], fid::FFA_SUCCESS_32 as u64);
+    let rows = [
+        fid::FFA_NOTIFICATION_BITMAP_CREATE,
+        fid::FFA_NOTIFICATION_BITMAP_DESTROY,
+        fid::FFA_NOTIFICATION_BIND,
+        fid::FFA_NOTIFICATION_UNBIND,
+        fid::FFA_NOTIFICATION_SET,
+        fid::FFA_NOTIFICATION_GET,
+        fid::FFA_NOTIFICATION_INFO_GET_32,
+        fid::FFA_NOTIFICATION_INFO_GET_64,
+        fid::FFA_MSG_SEND2,
+        fid::FFA_FEATURES,
+        fid::FFA_RX_RELEASE,
+        fid::FFA_RUN,
+    ];
+    let mut rng = Rng(0x0bad_5eed);
+    for n in 0..20_000 {
+        let mut r: Regs = core::array::from_fn(|_| rng.value());
+        r[0] = rows[(rng.next() % rows.len() as u64) as usize] as u64;
+        // Some plausible endpoint pairs, so that calls get past the first checks.
+        if rng.next().is_multiple_of(2) {
+            let ids = [0u64, 0x8001, 0x8002, 0x8123];
+            r[1] = ids[(rng.next() % 4) as usize] << 16 | ids[(rng.next() % 4) as usize];
+        }
+        if n % 7 == 0 {
+            // Random bytes in the TX buffers: random indirect message headers.
+            for k in 0..48 {
+                f.mem.insert(TX + k, rng.next() as u8);
+                f.mem.insert(SP_TX + k, rng.next() as u8);
+            }
+        }
+        let a = if rng.next().is_multiple_of(3) {
+            let w = sp_call(&s, &mut f, &[r[0], r[1], r[2], r[3], r[4]]);
+            [w[0], 0, w[1], w[2], w[3], w[4], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        } else {
+            s.handle_ns(&r, 0, &mut f)
+        };
+        let ok = [fid::FFA_SUCCESS_32 as u64, fid::FFA_SUCCESS_64 as u64, fid::FFA_ERROR as u64, fid::FFA_MSG_WAIT as u64];
+        assert!(ok.contains(&a[0]), "{r:#x?} -> {a:#x?}");
+    }
+    // Everything still works after.
+    echo_check_proxy(&s, &mut f);
+}
+
+fn echo_check_proxy(s: &Spmc, f: &mut Fake) {
+    let a = sp_call(s, f, &[fid::FFA_ID_GET as u64]);
+    assert_eq!(&a[..2], &[fid::FFA_SUCCESS_32 as u64, 0x8001]);
+}
