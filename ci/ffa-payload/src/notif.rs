@@ -12,11 +12,11 @@ use shared::ffa_client::{CallError, FfaClient, HYPERVISOR_ID};
 use shared::smccc::Conduit;
 
 /// sps/mp commands (x3).
-const MP_FFA: u64 = 4;
-const MP_MAP: u64 = 5;
-const MP_READ: u64 = 6;
-const MP_SEND: u64 = 7;
-const MP_LAST_RUN: u64 = 8;
+const MP_FFA: u64 = 16;
+const MP_MAP: u64 = 17;
+const MP_READ: u64 = 18;
+const MP_SEND: u64 = 19;
+const MP_LAST_RUN: u64 = 20;
 /// The SRI's id as spmc reports it (Hafnium's HF_SCHEDULE_RECEIVER_INTID).
 const SRI_INTID: u32 = 8;
 /// FFA_FEATURES feature ids (DEN0077 v1.2, FFA_FEATURES).

@@ -16,17 +16,17 @@
 //! - notifications and indirect messaging (`spmc_notifications`,
 //!   `spmc_indirect_messaging`; its manifest has `notification-support` and
 //!   indirect messaging):
-//!   - `CMD_FFA` (4): makes FF-A call x4 with w1 = x5, w2 = x6, w3/w4 = the
+//!   - `CMD_FFA` (16): makes FF-A call x4 with w1 = x5, w2 = x6, w3/w4 = the
 //!     low/high halves of x7 (FFA_NOTIFICATION_BIND/UNBIND/SET/GET,
 //!     FFA_FEATURES, FFA_RX_RELEASE, FFA_MSG_SEND2...) and answers `[x0,
 //!     w2 | w3 << 32, w4 | w5 << 32, w6, w7]` of its result;
-//!   - `CMD_MAP` (5): maps its RX/TX pair (FFA_RXTX_MAP_64): `[x0, w2, ..]`;
-//!   - `CMD_READ` (6): reads the indirect message in its RX buffer, then
+//!   - `CMD_MAP` (17): maps its RX/TX pair (FFA_RXTX_MAP_64): `[x0, w2, ..]`;
+//!   - `CMD_READ` (18): reads the indirect message in its RX buffer, then
 //!     FFA_RX_RELEASE: `[x0 of RX_RELEASE, sender << 16 | receiver, size,
 //!     payload bytes 0..8, 8..16]`;
-//!   - `CMD_SEND` (7): FFA_MSG_SEND2 (w2 = x7) of 16 bytes `[x5, x6]` to
+//!   - `CMD_SEND` (19): FFA_MSG_SEND2 (w2 = x7) of 16 bytes `[x5, x6]` to
 //!     endpoint x4: `[x0, w2, ..]`;
-//!   - `CMD_LAST_RUN` (8): what this context did when the scheduler last ran
+//!   - `CMD_LAST_RUN` (20): what this context did when the scheduler last ran
 //!     it with FFA_RUN (it calls FFA_NOTIFICATION_GET for its vCPU):
 //!     `[times run, from VMs, from SPs, SPM framework, 0]`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -41,14 +41,14 @@ pub const CMD_WORK: u64 = 0;
 pub const CMD_FORWARD: u64 = 1;
 pub const CMD_FORWARD_REQ2: u64 = 2;
 pub const CMD_SPIN: u64 = 3;
-pub const CMD_FFA: u64 = 4;
-pub const CMD_MAP: u64 = 5;
-pub const CMD_READ: u64 = 6;
-pub const CMD_SEND: u64 = 7;
-pub const CMD_LAST_RUN: u64 = 8;
+pub const CMD_FFA: u64 = 16;
+pub const CMD_MAP: u64 = 17;
+pub const CMD_READ: u64 = 18;
+pub const CMD_SEND: u64 = 19;
+pub const CMD_LAST_RUN: u64 = 20;
 /// Per context, in `mp-scratch`: [times run, from VMs, from SPs, framework]
 /// of the last FFA_RUN by the scheduler.
-pub const RUN_LOG: u64 = SCRATCH + 0x1000;
+pub const RUN_LOG: u64 = SCRATCH + 0x800;
 
 /// When the scheduler runs context `ctx` (FFA_RUN): take its notifications
 /// and log them in `RUN_LOG`.
@@ -75,7 +75,7 @@ fn last_run(ctx: usize) -> [u64; 5] {
     unsafe { [core::ptr::read_volatile(slot), core::ptr::read_volatile(slot.add(1)), core::ptr::read_volatile(slot.add(2)), core::ptr::read_volatile(slot.add(3)), 0] }
 }
 
-/// The notification and indirect messaging commands (4..=7) of SP `id`;
+/// The notification and indirect messaging commands (16..=19) of SP `id`;
 /// None for any other command.
 #[cfg(target_os = "none")]
 fn messaging(id: u16, a: [u64; 5]) -> Option<[u64; 5]> {
