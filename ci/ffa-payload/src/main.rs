@@ -9,9 +9,9 @@
 //! `quadrant.isolation[=<hex address>]` = the isolation SP reads that address
 //! (`spmc_isolation`), `quadrant.bench` = timed round trips,
 //! `quadrant.interrupts` (`spmc_interrupts`), `quadrant.concurrency`
-//! (`spmc_concurrency`: requests on two cores at once),
-//! `quadrant.notifications` (`spmc_notifications`), `quadrant.indirect`
-//! (`spmc_indirect_messaging`).
+//! (`spmc_concurrency`: requests on two cores at once), `quadrant.memory`
+//! (`spmc_memory_sharing`), `quadrant.notifications` (`spmc_notifications`),
+//! `quadrant.indirect` (`spmc_indirect_messaging`).
 //!
 //! Output: `[ffa-payload] check <name>: ok|FAIL <detail>` per check,
 //! `[ffa-payload] checks: <N> ok, <M> failed`, then PSCI SYSTEM_OFF; in bench
@@ -21,6 +21,7 @@
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
 mod checks;
+mod memory;
 mod mode;
 mod notif;
 

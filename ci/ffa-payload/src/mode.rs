@@ -12,6 +12,8 @@ pub enum Mode {
     Interrupts,
     /// `spmc_concurrency`: requests on two cores to two SPs at once.
     Concurrency,
+    /// `spmc_memory_sharing`: FFA_MEM_* with mp.
+    Memory,
     /// `spmc_notifications`: every notification ABI, the SRI.
     Notifications,
     /// `spmc_indirect_messaging`: FFA_MSG_SEND2 both ways, RX ownership.
@@ -31,6 +33,9 @@ pub fn from_bootargs(args: &str) -> Mode {
         }
         if w == "quadrant.concurrency" {
             return Mode::Concurrency;
+        }
+        if w == "quadrant.memory" {
+            return Mode::Memory;
         }
         if w == "quadrant.notifications" {
             return Mode::Notifications;

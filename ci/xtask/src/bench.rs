@@ -64,6 +64,8 @@ const FFA_PAYLOAD: Run = Run {
         ("ffa_direct_req_echo_core3", "NS -> echo direct request, core 3"),
         ("ffa_direct_req_mp_core0", "NS -> mp direct request, core 0"),
         ("ffa_sp_to_sp", "NS -> mp -> echo (SP-to-SP) and back"),
+        ("ffa_mem_share_1page", "MEM_SHARE + (mp) RETRIEVE + RELINQUISH + RECLAIM of 1 page"),
+        ("ffa_mem_share_2mib", "MEM_SHARE + (mp) RETRIEVE + RELINQUISH + RECLAIM of 2 MiB"),
     ],
     floor: "smc_floor",
     boot: |o, label| bench_dtb_boot(&o.ffa_bios, label),

@@ -52,6 +52,8 @@ static MAP: spin::Once<spin::Mutex<mm::El2Map>> = spin::Once::new();
 /// Shared by every PE, unlocked: the SPMC locks per execution context and
 /// per endpoint inside ([`spmc::ffa::context`]); nothing is held while an SP runs.
 static SPMC: spin::Once<Spmc> = spin::Once::new();
+/// Memory transactions (FFA_MEM_*): ~100 KiB, so a static, not on the boot stack.
+static MEMORY: spin::Mutex<spmc::ffa::memory::transaction::MemoryStore> = spin::Mutex::new(spmc::ffa::memory::transaction::MemoryStore::new());
 /// Fixed once booted; each PE drives it through its own [`HwPe`].
 static PLATFORM: spin::Once<HwPlatform> = spin::Once::new();
 
@@ -135,7 +137,7 @@ fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
         unsafe { shared::arch::mmu::enable_el2(&t) };
     }
 
-    let mut spmc = Spmc::new(m.spmc_id, m.ns_memory);
+    let mut spmc = Spmc::new(m.spmc_id, m.ns_memory, &MEMORY);
     let mut hw = HwPlatform::new(pool());
     // What is already owned: the SPMC image and every SP package region.
     let mut taken = Taken::default();

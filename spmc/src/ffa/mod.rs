@@ -19,7 +19,8 @@
 //! - [`console`] — FFA_CONSOLE_LOG;
 //! - [`lifecycle`] — partitions, boot order, FFA_SECONDARY_EP_REGISTER,
 //!   aborts and faults;
-//! - [`memory`] — memory management (nothing yet);
+//! - [`memory`] — memory management (FFA_MEM_SHARE/LEND/DONATE, retrieve,
+//!   relinquish, reclaim, fragments);
 //! - [`notifications`] — FFA_NOTIFICATION_*, framework notifications, the SRI;
 //! - [`indirect_messaging`] — FFA_MSG_SEND2.
 //!
@@ -134,8 +135,15 @@ pub trait Platform {
     /// Prints one line of an SP's console output under its own prefix.
     fn sp_log(&mut self, prefix: &str, line: &str);
     /// Reads `out.len()` bytes at `pa`, inside a range mapped by `map_ns` or
-    /// an SP's memory (a TX buffer, for FFA_MSG_SEND2).
+    /// an SP's memory (a TX buffer).
     fn read(&mut self, pa: u64, out: &mut [u8]);
+    /// Maps `[pa, pa + size)` at IPA == PA into SP `index`'s Stage-2: its
+    /// Non-secure IPA space for Normal-world memory, else its Secure one.
+    #[allow(clippy::result_unit_err)]
+    fn map_borrowed(&mut self, index: usize, pa: u64, size: u64, access: memory::BorrowedAccess, non_secure: bool) -> Result<(), ()>;
+    /// Undoes `map_borrowed` (and unmaps a lender's own pages it lends),
+    /// with the TLB maintenance that makes it take effect on every PE.
+    fn unmap_borrowed(&mut self, index: usize, pa: u64, size: u64, non_secure: bool);
     /// Pends the Schedule Receiver Interrupt ([`notifications::SRI_INTID`],
     /// an SGI of Group 1 Non-secure) on this PE, for the Normal world.
     fn send_sri(&mut self);
@@ -160,6 +168,10 @@ pub struct Spmc {
     /// FF-A version the Normal world negotiated through the SPMD (DEN0077 v1.2, FFA_VERSION).
     ns_version: AtomicU32,
     ns_mailbox: spin::Mutex<Option<Mailbox>>,
+    /// Memory transactions (a leaf lock like the mailboxes; taken before
+    /// them when both are needed).  A static of the binary's: the store is
+    /// ~100 KiB, more than a boot stack holds.
+    memory: &'static spin::Mutex<memory::transaction::MemoryStore>,
     /// The Normal world's notification bitmaps (endpoint 0; FFA_NOTIFICATION_BITMAP_CREATE).
     ns_notifications: spin::Mutex<notifications::Bitmaps>,
     /// Per PE: the SRI is owed to the Normal world (sent on the way back to it).
@@ -200,7 +212,7 @@ impl core::fmt::Display for Outcome<'_> {
 }
 
 impl Spmc {
-    pub fn new(id: u16, ns_memory: Ranges) -> Self {
+    pub fn new(id: u16, ns_memory: Ranges, memory: &'static spin::Mutex<memory::transaction::MemoryStore>) -> Self {
         Self {
             id,
             ns_memory,
@@ -208,6 +220,7 @@ impl Spmc {
             count: 0,
             ns_version: AtomicU32::new(shared::abi::ffa::QUADRANT_FFA_VERSION),
             ns_mailbox: spin::Mutex::new(None),
+            memory,
             ns_notifications: spin::Mutex::new(notifications::Bitmaps::new()),
             sri_owed: [const { AtomicBool::new(false) }; MAX_CONTEXTS],
         }

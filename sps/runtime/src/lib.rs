@@ -12,6 +12,7 @@ pub mod console;
 pub mod ffa;
 pub mod interrupts;
 pub mod messaging;
+pub mod memory;
 
 #[cfg(target_os = "none")]
 mod entry;

@@ -1,7 +1,7 @@
 //! Notifications and indirect messaging from the SP side (DEN0077 v1.2
 //! chapters "Notifications" and "Indirect messaging"): a generic call with
-//! w1..w4, the SP's own RX/TX buffer pair (two pages in its image), and the
-//! indirect message header.
+//! w1..w4, the indirect message header, and the SP's one RX/TX pair (the
+//! pair `crate::memory` maps).
 
 use crate::ffa::{Regs, call};
 pub use shared::abi::ffa::fid;
@@ -42,49 +42,41 @@ pub fn parse_header(buf: &[u8]) -> Option<(u16, u16, usize, usize)> {
     (offset.checked_add(size)? <= buf.len()).then_some(((ids >> 16) as u16, ids as u16, offset, size))
 }
 
-/// The SP's RX/TX buffer pair: one page each, page aligned, in its image
-/// (identity mapped at Stage-1 and Stage-2, so VA = IPA = PA).
-#[repr(C, align(4096))]
-pub struct Buffers {
-    rx: core::cell::UnsafeCell<[u8; 4096]>,
-    tx: core::cell::UnsafeCell<[u8; 4096]>,
-}
+/// The SP's RX/TX buffer pair: the one `crate::memory` maps (one pair per
+/// partition; identity mapped, so VA = IPA = PA).
+pub struct Buffers;
 
-// SAFETY: the buffers are only accessed through volatile copies below; an
-// SP that uses them from several contexts serialises its requests itself
-// (the SPMC runs one request at a time per context, and our tests use one).
-unsafe impl Sync for Buffers {}
-
-pub static BUFFERS: Buffers = Buffers { rx: core::cell::UnsafeCell::new([0; 4096]), tx: core::cell::UnsafeCell::new([0; 4096]) };
+pub static BUFFERS: Buffers = Buffers;
 
 impl Buffers {
-    pub fn rx_addr(&self) -> u64 {
-        self.rx.get() as u64
-    }
-    pub fn tx_addr(&self) -> u64 {
-        self.tx.get() as u64
-    }
-
-    /// FFA_RXTX_MAP_64 of the pair (one page each).
+    /// FFA_RXTX_MAP_64 of the pair, once (FFA_SUCCESS, or FFA_ERROR and its code).
     pub fn map(&self) -> Regs {
-        call4(fid::FFA_RXTX_MAP_64, [self.tx_addr(), self.rx_addr(), 1, 0])
+        let mut r = [0u64; 18];
+        match crate::memory::ensure_mapped() {
+            Ok(()) => r[0] = fid::FFA_SUCCESS_32 as u64,
+            Err(e) => {
+                r[0] = fid::FFA_ERROR as u64;
+                r[2] = e as u32 as u64;
+            }
+        }
+        r
     }
 
     /// Copies the start of RX into `out` (the SPMC wrote it: volatile).
     pub fn read_rx(&self, out: &mut [u8]) {
-        let p = self.rx.get() as *const u8;
+        let p = crate::memory::pair().1 as *const u8;
         for (i, b) in out.iter_mut().enumerate().take(4096) {
-            // SAFETY: inside our RX page.
+            // SAFETY: inside our RX page, which we own after the SPMC's hand-over.
             *b = unsafe { core::ptr::read_volatile(p.add(i)) };
         }
     }
 
-    /// Writes `bytes` at the start of TX (the SPMC reads it: volatile).
+    /// Writes `bytes` at `at` in TX (the SPMC reads it: volatile).
     pub fn write_tx(&self, at: usize, bytes: &[u8]) {
-        let p = self.tx.get() as *mut u8;
+        let p = crate::memory::pair().0 as *mut u8;
         for (i, b) in bytes.iter().enumerate() {
             if at + i < 4096 {
-                // SAFETY: inside our TX page.
+                // SAFETY: inside our TX page, read by the SPMC only during our calls.
                 unsafe { core::ptr::write_volatile(p.add(at + i), *b) };
             }
         }

@@ -198,6 +198,15 @@ fn ffa_payload_tests() -> Vec<IntegrationTest> {
             forbid: FORBID_ALWAYS,
         },
         IntegrationTest {
+            name: "spmc_memory_sharing",
+            boot: memory_boot,
+            timeout: Duration::from_secs(180),
+            expects: memory_expects,
+            // Its last case makes the isolation SP fault on purpose.
+            extra: Some(only_isolation_errors),
+            forbid: FORBID_ISOLATION,
+        },
+        IntegrationTest {
             name: "spmc_isolation",
             boot: isolation_sp_boot,
             timeout: Duration::from_secs(180),
@@ -243,6 +252,40 @@ fn interrupts_expects() -> Vec<Expect> {
         expect("messaging still works", &["[ffa-payload] check interrupts_then_messaging: ok"]),
         expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
     ]
+}
+
+/// ci/ffa-payload in memory mode (issue D1: FFA_MEM_* with sps/mp).
+fn memory_boot(o: &Outputs) -> XResult<Boot> {
+    let dtb = util::out_dir().join("spmc-memory.dtb");
+    qemu::dtb_with_bootargs(&o.ffa_bios, "quadrant.memory", &dtb)?;
+    Ok(Boot::Tfa { bios: o.ffa_bios.clone(), dtb: Some(dtb) })
+}
+
+fn memory_expects() -> Vec<Expect> {
+    [
+        ("share RW: mp reads ours, writes its own, relinquishes; we reclaim", "memory_share_retrieve_relinquish_reclaim"),
+        ("lend read-only", "memory_lend_read_only"),
+        ("retrieve wider than granted: DENIED, lend intact", "memory_retrieve_wider_than_granted_denied"),
+        ("reclaim while borrowed: DENIED", "memory_reclaim_while_borrowed_denied"),
+        ("reclaim twice: INVALID_PARAMETERS", "memory_reclaim_twice_invalid"),
+        ("Secure memory from NS: DENIED", "memory_share_secure_denied"),
+        ("descriptor outside TX: NOT_SUPPORTED", "memory_share_buffer_not_supported"),
+        ("five receivers: NO_MEMORY", "memory_share_too_many_receivers"),
+        ("state unchanged after the errors", "memory_state_unchanged_after_errors"),
+        ("1,200 constituents in five fragments, retrieved in fragments", "memory_fragmented_1200_constituents"),
+        ("two borrowers: reclaim waits for both", "memory_two_borrowers"),
+        ("SP to SP: mp shares its own page with isolation", "memory_sp_to_sp_share"),
+        ("SP to SP donation: the handle is gone once retrieved", "memory_sp_to_sp_donate"),
+        ("after relinquish the borrower faults, the lender still has it", "memory_borrower_faults_after_relinquish"),
+        ("share to an aborted SP: ABORTED, nothing left behind", "memory_share_to_aborted_sp"),
+    ]
+    .into_iter()
+    .map(|(what, name)| expect(what, &[&format!("[ffa-payload] check {name}: ok")]))
+    .chain([
+        expect("the borrower's late access is a Stage-2 fault", &["[spmc] ERROR: SP isolation (0x8003) ctx 0: Stage-2 data abort at IPA"]),
+        expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
+    ])
+    .collect()
 }
 
 /// ci/ffa-payload in concurrency mode (issue R: spmc locks per context).
