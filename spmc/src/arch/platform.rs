@@ -231,13 +231,13 @@ pub fn setup_cpu_virt(ns_root: u64) {
     // VSTCR_EL2 shares T0SZ[5:0], SL0[7:6], TG0[15:14] with VTCR_EL2; SW/SA
     // (bits 29/30) = 0: Secure Stage-2 walks and output are in the Secure PAS.
     let vstcr = vtcr & (0x3f | (3 << 6) | (3 << 14));
-    // SAFETY: Stage-2 only applies to EL1&0, which runs nothing until we enter
-    // an SP with the matching VSTTBR/VTTBR written by `run_sp`.
     // VTCR_EL2.NSA (bit 30) = 1: what the Non-secure IPA space translates to
     // is in the Non-secure PAS (Normal-world memory an SP retrieved); NSW
     // (bit 29) = 0: its tables, ours, are walked in the Secure PAS.  Without
     // NSA the output would be Secure and the GPT would fault the access.
     let vtcr = vtcr | (1 << 30);
+    // SAFETY: Stage-2 only applies to EL1&0, which runs nothing until we enter
+    // an SP with the matching VSTTBR/VTTBR written by `run_sp`.
     unsafe {
         shared::write_sysreg!(vtcr_el2, vtcr);
         core::arch::asm!("msr S3_4_C2_C6_2, {}" /* VSTCR_EL2 */, in(reg) vstcr, options(nostack, preserves_flags));
