@@ -10,7 +10,8 @@
 //! (`spmc_isolation`), `quadrant.bench` = timed round trips,
 //! `quadrant.interrupts` (`spmc_interrupts`), `quadrant.concurrency`
 //! (`spmc_concurrency`: requests on two cores at once), `quadrant.memory`
-//! (`spmc_memory_sharing`).
+//! (`spmc_memory_sharing`), `quadrant.notifications` (`spmc_notifications`),
+//! `quadrant.indirect` (`spmc_indirect_messaging`).
 //!
 //! Output: `[ffa-payload] check <name>: ok|FAIL <detail>` per check,
 //! `[ffa-payload] checks: <N> ok, <M> failed`, then PSCI SYSTEM_OFF; in bench
@@ -22,6 +23,7 @@
 mod checks;
 mod memory;
 mod mode;
+mod notif;
 
 #[cfg(target_os = "none")]
 mod arch;

@@ -14,6 +14,10 @@ pub enum Mode {
     Concurrency,
     /// `spmc_memory_sharing`: FFA_MEM_* with mp.
     Memory,
+    /// `spmc_notifications`: every notification ABI, the SRI.
+    Notifications,
+    /// `spmc_indirect_messaging`: FFA_MSG_SEND2 both ways, RX ownership.
+    IndirectMessaging,
 }
 
 /// Another SP's memory: the echo SP's package (tfa-integration/sp/echo.dts).
@@ -32,6 +36,12 @@ pub fn from_bootargs(args: &str) -> Mode {
         }
         if w == "quadrant.memory" {
             return Mode::Memory;
+        }
+        if w == "quadrant.notifications" {
+            return Mode::Notifications;
+        }
+        if w == "quadrant.indirect" {
+            return Mode::IndirectMessaging;
         }
         if w == "quadrant.isolation" {
             return Mode::Isolation(DEFAULT_ISOLATION_TARGET);
@@ -54,6 +64,8 @@ mod tests {
         assert_eq!(from_bootargs("console=x quadrant.bench"), Mode::Bench);
         assert_eq!(from_bootargs("quadrant.interrupts"), Mode::Interrupts);
         assert_eq!(from_bootargs("quadrant.concurrency"), Mode::Concurrency);
+        assert_eq!(from_bootargs("quadrant.notifications"), Mode::Notifications);
+        assert_eq!(from_bootargs("quadrant.indirect"), Mode::IndirectMessaging);
         assert_eq!(from_bootargs("quadrant.isolation"), Mode::Isolation(DEFAULT_ISOLATION_TARGET));
         assert_eq!(from_bootargs("quadrant.isolation=0x0e100000"), Mode::Isolation(0x0e10_0000));
         assert_eq!(from_bootargs("quadrant.isolation=zz"), Mode::Isolation(DEFAULT_ISOLATION_TARGET));
