@@ -31,6 +31,7 @@ pub enum Action {
 
 const EC_WFX: u64 = 0x01;
 const EC_HVC64: u64 = 0x16;
+const EC_SYSREG: u64 = 0x18;
 const EC_SMC64: u64 = 0x17;
 const EC_IABT_LOW: u64 = 0x20;
 const EC_DABT_LOW: u64 = 0x24;
@@ -44,7 +45,8 @@ const ESR_ABORT_MASK: u64 = (0x3f << 26) | (1 << 25) | 0x3f;
 
 const NOT_SUPPORTED: u64 = u64::MAX;
 
-fn exit(reason: u64) -> RmiRecExit {
+/// An RmiRecExit with only its reason set.
+pub fn exit(reason: u64) -> RmiRecExit {
     let mut e = RmiRecExit::new_zeroed_exit();
     e.exit_reason = reason;
     e
@@ -80,6 +82,23 @@ pub fn handle_exit(ctx: &RmiContext, rd: u64, rec: &mut Rec, raw: &RawExit) -> A
                 Action::Resume
             }
             EC_DABT_LOW => data_abort(ctx, rd, rec, raw),
+            EC_SYSREG => {
+                // A trapped MSR/MRS (with HCR_EL2.IMO, ICC_SGI1R_EL1 writes
+                // trap: the Host routes the SGI).  The Host sees the ISS
+                // without Rt; a write's value is in gprs[0], a read's comes
+                // back in RmiRecEnter.gprs[0]; the PC steps over it on the
+                // next entry.
+                let rt = (raw.esr >> 5) & 0x1f;
+                let read = raw.esr & 1 != 0;
+                let mut e = exit(RMI_EXIT_SYNC);
+                e.esr = raw.esr & !(0x1f << 5) & 0xffff_ffff;
+                if !read {
+                    e.gprs[0] = if rt == 31 { 0 } else { rec.x[rt as usize] };
+                }
+                rec.pending = if read { pending::SYSREG_READ } else { pending::SYSREG_WRITE };
+                rec.mmio_reg = rt;
+                Action::Exit(e)
+            }
             EC_IABT_LOW => {
                 let mut e = exit(RMI_EXIT_SYNC);
                 e.esr = raw.esr & ESR_ABORT_MASK;
