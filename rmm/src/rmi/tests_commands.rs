@@ -903,6 +903,23 @@ fn rec_enter_sysreg_and_timer_exits() {
     let (rd, rec) = build(&w, &image);
     w.ok(RMI_REALM_ACTIVATE, &[rd]);
 
+    // SMCCC_VERSION is 1.2 and PSCI_FEATURES says so (Linux's SMCCC 1.1
+    // conduit, which its Realm support checks first); SMCCC_ARCH_FEATURES.
+    {
+        let mut s = w.cpu.script.lock().unwrap();
+        s.push(smc(&[0x8000_0000]));
+        s.push(check(|r| assert_eq!(r.x[0], 0x1_0002)));
+        s.push(smc(&[0x8400_000A, 0x8000_0000]));
+        s.push(check(|r| assert_eq!(r.x[0], 0)));
+        s.push(smc(&[0x8000_0001, 0x8000_8000]));
+        s.push(check(|r| assert_eq!(r.x[0], u64::MAX, "ARCH_WORKAROUND_1: not implemented")));
+        s.push(smc(&[0x8000_0001, 0x8000_0000]));
+        s.push(check(|r| assert_eq!(r.x[0], 0)));
+    }
+    for _ in 0..4 {
+        w.ok(RMI_REC_ENTER, &[rec, g(5)]);
+    }
+
     // MSR ICC_SGI1R_EL1, x7 (Op0 3, Op1 0, CRn 12, CRm 11, Op2 5; write).
     let iss = 3 << 20 | 5 << 17 | 12 << 10 | 11 << 1 | 7 << 5;
     w.cpu.script.lock().unwrap().push(Box::new(move |r: &mut Rec| {
