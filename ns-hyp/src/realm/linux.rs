@@ -302,6 +302,7 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pool: &mut Pages, r: 
     st[0].on = true;
     let mut cur = 0usize;
     let mut exits: u64 = 0;
+    let mut traced: u64 = 0;
     loop {
         // Console input for the emulated PL011.
         while vm.uart_rx_room() {
@@ -350,12 +351,21 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pool: &mut Pages, r: 
             s.lrs[k] = get(&b, 0x308 + 8 * k);
         }
         vm.vgic.sync_lrs(i, &s.lrs[..nlrs]);
+        // A finished LR is cleared: an invalid one with EOI set would keep
+        // the maintenance interrupt (ICH_EISR_EL2) asserted at every entry.
+        for lr in s.lrs[..nlrs].iter_mut() {
+            if *lr >> 62 == 0 {
+                *lr = 0;
+            }
+        }
         s.cntv_ctl = get(&b, 0x410);
         s.cntv_cval = get(&b, 0x418);
         let reason = get(&b, 0);
         let esr = get(&b, 0x100);
         let gpr = |k: usize| get(&b, 0x200 + 8 * k);
-        if exits <= mach.trace() {
+        let mem_fault = reason == RMI_EXIT_SYNC && matches!(esr >> 26, 0x20 | 0x24);
+        if !mem_fault && traced < mach.trace() {
+            traced += 1;
             out.line(format_args!(
                 "realm-vm: exit {} REC {} reason {} esr {:#x} far {:#x} hpfar {:#x} x0 {:#x} x1 {:#x} cntv {:#x}",
                 exits, i, reason, esr, get(&b, 0x108), get(&b, 0x110), gpr(0), gpr(1), s.cntv_ctl

@@ -28,7 +28,8 @@ pub const IMAGE: &str = "quadrant.realm-image=";
 /// Run the guest named by `quadrant.guest=` (docs/ns-hyp.md) as a Realm.
 pub const REALM_VM: &str = "quadrant.realm-vm";
 
-/// `quadrant.realm-trace=<n>`: log the first n REC exits of a `quadrant.realm-vm` Realm (0 without).
+/// `quadrant.realm-trace=<n>`: log the first n REC exits of a `quadrant.realm-vm` Realm
+/// other than aborts (first touches of memory, MMIO) (0 without).
 pub fn trace(bootargs: &str) -> u64 {
     let ours = bootargs.split_once(" -- ").map_or(bootargs, |(o, _)| o);
     ours.split_ascii_whitespace().find_map(|w| w.strip_prefix("quadrant.realm-trace=")).and_then(number).unwrap_or(0)
