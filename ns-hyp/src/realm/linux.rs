@@ -193,7 +193,7 @@ impl LinuxRealm {
 
     /// Builds and activates the Realm (module comment).
     pub fn create<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, ns: &mut Pages, pool: &mut Pages, cfg: &GuestConfig, dtb: (u64, usize), out: &mut dyn Report) -> Result<LinuxRealm, Failed> {
-        if cfg.ram_size > MAX_RAM || cfg.ram_size % (2 << 20) != 0 {
+        if cfg.ram_size > MAX_RAM || !cfg.ram_size.is_multiple_of(2 << 20) {
             return Err(fail("Realm RAM: at most 256 MiB, whole 2 MiB blocks", cfg.ram_size, 0));
         }
         check("RMI_VERSION", rmi.version(RMI_ABI_VERSION))?;
@@ -363,7 +363,7 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pool: &mut Pages, r: 
         let reason = get(&b, 0);
         let esr = get(&b, 0x100);
         let gpr = |k: usize| get(&b, 0x200 + 8 * k);
-        let mem_fault = reason == RMI_EXIT_SYNC && matches!(esr >> 26, 0x20 | 0x24);
+        let mem_fault = (reason == RMI_EXIT_SYNC && matches!(esr >> 26, 0x20 | 0x24)) || reason == RMI_EXIT_IRQ;
         if !mem_fault && traced < mach.trace() {
             traced += 1;
             out.line(format_args!(

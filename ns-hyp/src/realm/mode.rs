@@ -29,7 +29,7 @@ pub const IMAGE: &str = "quadrant.realm-image=";
 pub const REALM_VM: &str = "quadrant.realm-vm";
 
 /// `quadrant.realm-trace=<n>`: log the first n REC exits of a `quadrant.realm-vm` Realm
-/// other than aborts (first touches of memory, MMIO) (0 without).
+/// other than aborts (first touches of memory, MMIO) and IRQs (0 without).
 pub fn trace(bootargs: &str) -> u64 {
     let ours = bootargs.split_once(" -- ").map_or(bootargs, |(o, _)| o);
     ours.split_ascii_whitespace().find_map(|w| w.strip_prefix("quadrant.realm-trace=")).and_then(number).unwrap_or(0)
