@@ -313,7 +313,9 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pool: &mut Pages, r: 
         let now = mach.now();
         for (i, s) in st.iter_mut().enumerate().take(n) {
             let due = timer_deadline(s).is_some_and(|t| now >= t);
-            if s.on && s.waiting && (due || vm.vgic.has_deliverable(i)) {
+            // An interrupt already in one of its list registers (pending) wakes it too.
+            let in_lr = s.lrs.iter().any(|lr| (lr >> 62) & 1 != 0);
+            if s.on && s.waiting && (due || in_lr || vm.vgic.has_deliverable(i)) {
                 s.waiting = false;
             }
         }
@@ -430,8 +432,10 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pool: &mut Pages, r: 
                         }
                     }
                     0x01 => {
-                        // WFI (WFE: just a yield).
-                        if esr & 1 == 0 {
+                        // WFI waits for an interrupt; WFE, and WFIT/WFET (ISS.TI
+                        // 0b10/0b11: Linux's `__delay` once it sees FEAT_WFxT)
+                        // whose timeout we do not track, are a yield.
+                        if esr & 0b11 == 0 {
                             st[i].waiting = true;
                         }
                     }
