@@ -113,6 +113,7 @@ pub fn hyp_main(x0: u64, cpu: u64) -> ! {
     }
     if !bench {
         match crate::vm::config::parse(cfg.bootargs.as_str()) {
+            Ok(g) if crate::realm::mode::realm_vm(cfg.bootargs.as_str()) => crate::realm::target::run_linux(&g, cfg.bootargs.as_str()),
             Ok(g) => crate::guest::start(&g, count_cpus(&cfg), pool),
             Err(crate::vm::config::ConfigError::NoGuest) => {}
             Err(crate::vm::config::ConfigError::Bad(w)) => log::error!("guest: bad {} in bootargs: no guest", w),

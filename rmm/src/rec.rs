@@ -20,7 +20,27 @@ pub mod pending {
     pub const MMIO_READ: u64 = 4;
     /// An emulatable MMIO write (only the PC advances).
     pub const MMIO_WRITE: u64 = 5;
+    /// A trapped system register read (MRS) into x[`mmio_reg`]: the Host's
+    /// value comes in RmiRecEnter.gprs[0].
+    pub const SYSREG_READ: u64 = 6;
+    /// A trapped system register write (MSR; e.g. ICC_SGI1R_EL1, which
+    /// HCR_EL2.IMO traps): the value went out in RmiRecExit.gprs[0].
+    pub const SYSREG_WRITE: u64 = 7;
 }
+
+/// CNTx_CTL_EL0 ENABLE, IMASK, ISTATUS (DDI0487, CNTV_CTL_EL0).
+const CNT_CTL_ENABLE: u64 = 1 << 0;
+const CNT_CTL_IMASK: u64 = 1 << 1;
+const CNT_CTL_ISTATUS: u64 = 1 << 2;
+
+/// Whether an EL1 timer's output is asserted: enabled, condition met, not masked.
+pub fn timer_asserted(ctl: u64) -> bool {
+    ctl & (CNT_CTL_ENABLE | CNT_CTL_IMASK | CNT_CTL_ISTATUS) == CNT_CTL_ENABLE | CNT_CTL_ISTATUS
+}
+
+/// CNTHCTL_EL2.CNTVMASK / CNTPMASK (FEAT_RME, DDI0487 CNTHCTL_EL2).
+pub const CNTHCTL_CNTVMASK: u64 = 1 << 18;
+pub const CNTHCTL_CNTPMASK: u64 = 1 << 19;
 
 #[repr(C, align(16))]
 #[derive(FromBytes, IntoBytes, KnownLayout, Immutable)]
@@ -77,6 +97,23 @@ pub struct Rec {
 }
 
 const _: () = assert!(core::mem::size_of::<Rec>() <= 4096);
+
+impl Rec {
+    /// The REC's timer outputs as last saved: (virtual, physical) asserted.
+    pub fn timers_asserted(&self) -> (bool, bool) {
+        (timer_asserted(self.sysregs[Self::CNTV_CTL]), timer_asserted(self.cntp_ctl))
+    }
+
+    /// CNTHCTL_EL2's timer masks while this REC runs: an asserted timer
+    /// output is masked at EL2, so it does not exit the Realm again and again
+    /// while the Host's virtual interrupt for it is pending; an unasserted one
+    /// is not, so its next assertion exits the Realm (to the Host, which
+    /// injects the interrupt).  What TF-RMM does (`check_pending_timers`).
+    pub fn timer_masks(&self) -> u64 {
+        let (v, p) = self.timers_asserted();
+        (if v { CNTHCTL_CNTVMASK } else { 0 }) | (if p { CNTHCTL_CNTPMASK } else { 0 })
+    }
+}
 
 /// SPSR for a REC's first entry: AArch64 EL1h, DAIF masked (DEN0137 "REC
 /// initial state" asks for EL1h with exceptions masked).

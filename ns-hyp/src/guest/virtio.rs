@@ -156,6 +156,12 @@ pub fn contains(ipa: u64) -> bool {
 /// whether the device's interrupt (an edge) must be raised.  None: an access
 /// the transport does not allow (not 32-bit outside the config space).
 pub fn access(ipa: u64, size: u8, write: bool, value: u64, ram_size: u64) -> Option<(u64, bool)> {
+    access_with(ipa, size, write, value, &mut GuestRam(ram_size))
+}
+
+/// [`access`] with the guest's memory as `mem` says (a Realm's: its shared
+/// memory, `crate::realm::linux::RealmShared`).
+pub fn access_with(ipa: u64, size: u8, write: bool, value: u64, mem: &mut dyn GuestMemory) -> Option<(u64, bool)> {
     let Some(Some(dev)) = DEVICE.get() else { return None };
     let mut d = dev.lock();
     let off = ipa - VIRTIO_IPA;
@@ -174,7 +180,7 @@ pub fn access(ipa: u64, size: u8, write: bool, value: u64, ram_size: u64) -> Opt
             let Device { model, disk } = &mut *d;
             // An extra edge while the status is still set is harmless (the
             // driver finds nothing new); a missing one would stall it.
-            let irq = model.process(&mut GuestRam(ram_size), disk);
+            let irq = model.process(mem, disk);
             Some((0, irq))
         }
         Effect::None | Effect::Line => Some((0, false)),

@@ -23,6 +23,7 @@ pub mod bad_input;
 #[cfg(any(test, feature = "test-modes"))]
 pub mod bench;
 pub mod host;
+pub mod linux;
 #[cfg(any(test, feature = "test-modes"))]
 pub mod isolation;
 pub mod mode;

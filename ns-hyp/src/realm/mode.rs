@@ -25,6 +25,21 @@ pub const BENCH: &str = "quadrant.realm-bench";
 #[cfg(any(test, feature = "test-modes"))]
 pub const RSI_TESTS: &str = "quadrant.rsi-tests";
 pub const IMAGE: &str = "quadrant.realm-image=";
+/// Run the guest named by `quadrant.guest=` (docs/ns-hyp.md) as a Realm.
+pub const REALM_VM: &str = "quadrant.realm-vm";
+
+/// `quadrant.realm-trace=<n>`: log the first n REC exits of a `quadrant.realm-vm` Realm
+/// other than aborts (first touches of memory, MMIO) and IRQs (0 without).
+pub fn trace(bootargs: &str) -> u64 {
+    let ours = bootargs.split_once(" -- ").map_or(bootargs, |(o, _)| o);
+    ours.split_ascii_whitespace().find_map(|w| w.strip_prefix("quadrant.realm-trace=")).and_then(number).unwrap_or(0)
+}
+
+/// Whether `bootargs` ask for the guest to run as a Realm (before ` -- `: the guest's own command line).
+pub fn realm_vm(bootargs: &str) -> bool {
+    let ours = bootargs.split_once(" -- ").map_or(bootargs, |(o, _)| o);
+    ours.split_ascii_whitespace().any(|w| w == REALM_VM)
+}
 
 /// The realm mode named in `bootargs`, if any (whole words only).
 pub fn mode(bootargs: &str) -> Option<Mode> {
@@ -74,6 +89,14 @@ mod tests {
         assert_eq!(mode("quadrant.rsi-tests"), Some(Mode::RsiTests));
         assert_eq!(mode("quadrant.bench"), None);
         assert_eq!(mode("quadrant.realmx quadrant.realm-image=0x48000000,10"), None);
+    }
+
+    #[test]
+    fn realm_vm_word() {
+        assert!(realm_vm("quadrant.guest=0x80200000,16 quadrant.realm-vm -- console=ttyAMA0"));
+        assert!(!realm_vm("quadrant.guest=0x80200000,16 -- quadrant.realm-vm"));
+        assert!(!realm_vm("quadrant.realm-vmx"));
+        assert_eq!(mode("quadrant.realm-vm"), None);
     }
 
     #[test]

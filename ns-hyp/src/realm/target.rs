@@ -9,6 +9,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 #[cfg(feature = "test-modes")]
 use shared::arch::ExceptionFrame;
 use shared::mm::PageArea;
+use shared::console::ConsoleOut;
 use shared::smccc::Smc;
 
 /// NS pages for RMI parameters, RmiRecRun and the granules we delegate.
@@ -151,4 +152,99 @@ fn touch_delegated(pages: &mut Pages, out: &mut dyn Report) {
         u.x0,
         u64::from_le_bytes(back)
     ));
+}
+
+/// The guest's DTB before it is measured into the Realm (64 KiB, NS).
+static REALM_DTB: PageArea<16> = PageArea::new();
+
+/// The machine under the Linux Realm's run loop: the real PL011, the
+/// physical counter, the EL2 physical timer (PPI 26) for time slices.
+struct RealMachine {
+    trace: u64,
+}
+
+fn real_uart() -> shared::console::Pl011 {
+    // SAFETY: the platform's PL011, mapped as Device memory at EL2 (hyp.rs).
+    unsafe { shared::console::Pl011::new(crate::platform::get().uart) }
+}
+
+impl super::linux::Machine for RealMachine {
+    fn uart_tx(&self, b: u8) {
+        real_uart().put_byte(b);
+    }
+    fn uart_rx(&self) -> Option<u8> {
+        real_uart().read_byte()
+    }
+    fn now(&self) -> u64 {
+        shared::arch::timer::cntpct()
+    }
+    fn slice(&self) -> u64 {
+        shared::arch::timer::cntfrq() / 100
+    }
+    fn set_timer(&self, at: Option<u64>) {
+        // SAFETY: the EL2 physical timer is ns-hyp's own; its interrupt
+        // (PPI 26) only makes the running REC exit to us.
+        unsafe {
+            match at {
+                Some(t) => {
+                    shared::write_sysreg!(cnthp_cval_el2, t);
+                    shared::write_sysreg!(cnthp_ctl_el2, 1);
+                }
+                None => shared::write_sysreg!(cnthp_ctl_el2, 0),
+            }
+        }
+        shared::arch::regs::isb();
+    }
+    fn num_lrs(&self) -> usize {
+        crate::guest::gic::num_lrs()
+    }
+    fn trace(&self) -> u64 {
+        self.trace
+    }
+    fn virtio(&self, addr: u64, size: u8, write: bool, value: u64, mem: &mut dyn crate::vm::virtio_blk::GuestMemory) -> Option<(u64, bool)> {
+        if !crate::guest::virtio::contains(addr) {
+            return None;
+        }
+        // An access the transport refuses is answered as the model's abort.
+        Some(crate::guest::virtio::access_with(addr, size, write, value, mem).unwrap_or((0, false)))
+    }
+}
+
+/// `quadrant.realm-vm`: the guest `cfg` names, as a Realm (realm/linux.rs);
+/// returns when it powers off or fails (the caller powers off).
+#[inline(never)]
+pub fn run_linux(cfg: &crate::vm::config::GuestConfig, bootargs: &str) {
+    use super::linux;
+    let mut out = Console;
+    let (start, _) = PAGES.range();
+    let mut ns = Pages::new(start as u64, NS_PAGES);
+    let mut pool = Pages::new(linux::POOL_PA, linux::POOL_PAGES);
+    let (dtb_start, dtb_end) = REALM_DTB.range();
+    // SAFETY: our own .bss area, identity-mapped, used by nothing else.
+    let dtb = unsafe { core::slice::from_raw_parts_mut(dtb_start as *mut u8, dtb_end - dtb_start) };
+    let Ok(n) = crate::vm::dtb::build_with(dtb, cfg, "smc") else {
+        log::error!("realm-vm: the DTB does not fit");
+        return;
+    };
+    log::info!(
+        "realm-vm: {} REC(s), {} MiB RAM, kernel ipa {:#x} ({} bytes), initrd {:?}, dtb {} bytes; cmdline: {}",
+        cfg.vcpus, cfg.ram_size >> 20, cfg.kernel.ipa, cfg.kernel.size, cfg.initrd.map(|i| (i.ipa, i.size)), n, cfg.cmdline
+    );
+    crate::guest::virtio::init();
+    crate::guest::gic::init_distributor();
+    crate::guest::gic::init_cpu(0);
+    real_uart().enable_tx_rx();
+    let rmi = super::rmi::Rmi::new(&Smc);
+    let mut realm = match linux::LinuxRealm::create(&rmi, &Identity, &mut ns, &mut pool, cfg, (dtb_start as u64, n), &mut out) {
+        Ok(r) => r,
+        Err(e) => {
+            log::error!("realm-vm: FAIL {}", e);
+            return;
+        }
+    };
+    let mut vm = crate::vm::Vm::new(cfg.vcpus);
+    match linux::run(&rmi, &Identity, &mut pool, &mut realm, &mut vm, &RealMachine { trace: mode::trace(bootargs) }, &mut out) {
+        Ok(end) => log::info!("realm-vm: realm ended ({:?})", end),
+        Err(e) => log::error!("realm-vm: FAIL {}", e),
+    }
 }

@@ -167,6 +167,13 @@ fn reg(w: &mut FdtWriter, base: u64, size: u64) {
 // Not inlined into `guest::start`, whose frame lives as long as the guest.
 #[inline(never)]
 pub fn build(out: &mut [u8], cfg: &GuestConfig) -> Result<usize, TooSmall> {
+    build_with(out, cfg, "hvc")
+}
+
+/// [`build`] with the PSCI conduit given: "smc" for a Realm (its PSCI calls
+/// go to the RMM, DEN0137 "PSCI in a Realm").
+#[inline(never)]
+pub fn build_with(out: &mut [u8], cfg: &GuestConfig, psci_method: &str) -> Result<usize, TooSmall> {
     let mut w = FdtWriter::new(out);
     macro_rules! node {
         ($($arg:tt)*) => {{
@@ -210,7 +217,7 @@ pub fn build(out: &mut [u8], cfg: &GuestConfig) -> Result<usize, TooSmall> {
 
     w.begin("psci");
     w.prop("compatible", b"arm,psci-1.0\0arm,psci-0.2\0");
-    w.prop_str("method", "hvc");
+    w.prop_str("method", psci_method);
     w.end();
 
     node!("intc@{:x}", GICD_IPA);

@@ -149,6 +149,23 @@ impl Vgic {
         self.kick_if_deliverable(t, intid)
     }
 
+    /// The line of a private interrupt (PPI) of `vcpu` is at `level`
+    /// (level-sensitive: e.g. a Realm's virtual timer, whose state the RMM
+    /// reports at each REC exit).
+    pub fn set_private_level(&mut self, vcpu: usize, intid: u32, level: bool) -> Kick {
+        if !(16..32).contains(&intid) {
+            return 0;
+        }
+        let Some(i) = self.irq_mut(vcpu, intid) else { return 0 };
+        i.level = level;
+        if level && !i.in_lr {
+            i.pending = true;
+        } else if !level && !i.edge && !i.in_lr {
+            i.pending = false;
+        }
+        self.kick_if_deliverable(vcpu, intid)
+    }
+
     /// An edge on an SPI, or a private interrupt of `vcpu` made pending.
     pub fn raise(&mut self, vcpu: usize, intid: u32) -> Kick {
         let t = if intid >= 32 { self.spi_target(intid) } else { vcpu };

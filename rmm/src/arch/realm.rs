@@ -93,8 +93,9 @@ impl RealmCpu for Cpu {
             write_sysreg!(vmpidr_el2, rec.mpidr | 1 << 31);
             write_sysreg!(vpidr_el2, read_sysreg!(midr_el1));
             write_sysreg!(cntvoff_el2, 0);
-            // CNTHCTL_EL2 (E2H = 0): EL1PCTEN, EL1PCEN: the EL1 physical counter and timer.
-            write_sysreg!(cnthctl_el2, 0b11);
+            // CNTHCTL_EL2 (E2H = 0): EL1PCTEN, EL1PCEN: the EL1 physical counter and timer;
+            // an asserted timer masked (`Rec::timer_masks`).
+            write_sysreg!(cnthctl_el2, 0b11 | rec.timer_masks());
             // GICv3 system register interface at EL2 (SRE, Enable for EL1).
             write_sysreg!(icc_sre_el2, 0b1001);
             core::arch::asm!("isb", options(nostack));
@@ -128,6 +129,7 @@ impl RealmCpu for Cpu {
         // SAFETY: back to the Host's EL1 state; nothing runs at EL1 until the Host does.
         unsafe {
             write_sysreg!(ich_hcr_el2, 0);
+            write_sysreg!(cnthctl_el2, 0b11);
             write_sysreg!(hcr_el2, HCR_RMM);
             write_sysreg!(cntp_ctl_el0, host_cntp.0);
             write_sysreg!(cntp_cval_el0, host_cntp.1);

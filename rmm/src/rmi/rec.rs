@@ -255,9 +255,15 @@ pub fn enter(ctx: &RmiContext, rec_pa: u64, run_pa: u64) -> Result<Out, RmiError
 
     // The REC is ours through `running` until we clear it.
     let exit = loop {
+        let timers = rc.timers_asserted();
         let raw = ctx.cpu.run(rc, &cfg);
         if let rsi::Action::Exit(e) = rsi::handle_exit(ctx, owner, rc, &raw) {
             break e;
+        }
+        // A timer output that changed (asserted or retired) goes to the Host,
+        // which injects or retires its virtual interrupt (RmiRecExit.cntv_ctl).
+        if rc.timers_asserted() != timers {
+            break rsi::exit(RMI_EXIT_IRQ);
         }
     };
 
@@ -305,6 +311,13 @@ fn complete_pending(ctx: &RmiContext, r: &mut Rd, rc: &mut Rec, e: &RmiRecEnter)
                 rc.pc += 4;
             }
         }
+        pending::SYSREG_READ => {
+            if rc.mmio_reg < 31 {
+                rc.x[rc.mmio_reg as usize] = e.gprs[0];
+            }
+            rc.pc += 4;
+        }
+        pending::SYSREG_WRITE => rc.pc += 4,
         pending::HOST_CALL => {
             rsi::complete_host_call(ctx, r, rc, &e.gprs);
         }

@@ -890,3 +890,85 @@ fn attestation_with_a_bad_key_from_el3_is_an_error_not_a_panic() {
         assert!(cca_token::decode_collection(&t).is_ok());
     }
 }
+
+/// What Linux as a Realm needs from REC_ENTER beyond realm-guest: trapped
+/// system register accesses reach the Host with their value (ICC_SGI1R_EL1:
+/// an IPI), and a timer output that changes while the Realm runs ends the
+/// REC_ENTER (the Host injects the timer's virtual interrupt); an asserted
+/// timer is masked at EL2 while the REC runs (TF-RMM's CNTVMASK rule).
+#[test]
+fn rec_enter_sysreg_and_timer_exits() {
+    let w = World::new();
+    let image = [[0u8; 4096], [0u8; 4096]];
+    let (rd, rec) = build(&w, &image);
+    w.ok(RMI_REALM_ACTIVATE, &[rd]);
+
+    // SMCCC_VERSION is 1.2 and PSCI_FEATURES says so (Linux's SMCCC 1.1
+    // conduit, which its Realm support checks first); SMCCC_ARCH_FEATURES.
+    {
+        let mut s = w.cpu.script.lock().unwrap();
+        s.push(smc(&[0x8000_0000]));
+        s.push(check(|r| assert_eq!(r.x[0], 0x1_0002)));
+        s.push(smc(&[0x8400_000A, 0x8000_0000]));
+        s.push(check(|r| assert_eq!(r.x[0], 0)));
+        s.push(smc(&[0x8000_0001, 0x8000_8000]));
+        s.push(check(|r| assert_eq!(r.x[0], u64::MAX, "ARCH_WORKAROUND_1: not implemented")));
+        s.push(smc(&[0x8000_0001, 0x8000_0000]));
+        s.push(check(|r| assert_eq!(r.x[0], 0)));
+    }
+    for _ in 0..4 {
+        w.ok(RMI_REC_ENTER, &[rec, g(5)]);
+    }
+
+    // MSR ICC_SGI1R_EL1, x7 (Op0 3, Op1 0, CRn 12, CRm 11, Op2 5; write).
+    let iss = 3 << 20 | 5 << 17 | 12 << 10 | 11 << 1 | 7 << 5;
+    w.cpu.script.lock().unwrap().push(Box::new(move |r: &mut Rec| {
+        r.x[7] = 0x0100_0002;
+        sync(0x18 << 26 | 1 << 25 | iss)
+    }));
+    w.ok(RMI_REC_ENTER, &[rec, g(5)]);
+    let e = run_exit(&w);
+    assert_eq!((e.exit_reason, e.gprs[0]), (RMI_EXIT_SYNC, 0x0100_0002));
+    assert_eq!(e.esr, 0x18 << 26 | 1 << 25 | (iss & !(0x1f << 5)), "ISS without Rt");
+    let pc = rec_of(&w, rec).pc;
+    w.host_write(g(5), &RmiRecEnter::new_zeroed_enter());
+    w.cpu.script.lock().unwrap().push(check(move |r| assert_eq!(r.pc, pc + 4)));
+    w.ok(RMI_REC_ENTER, &[rec, g(5)]);
+
+    // MRS x3, <trapped register>: the Host's gprs[0] lands in x3.
+    w.cpu.script.lock().unwrap().push(Box::new(move |_: &mut Rec| sync(0x18 << 26 | 1 << 25 | 3 << 5 | 1)));
+    w.ok(RMI_REC_ENTER, &[rec, g(5)]);
+    assert_eq!(run_exit(&w).gprs[0], 0);
+    let mut enter = RmiRecEnter::new_zeroed_enter();
+    enter.gprs[0] = 0x77;
+    w.host_write(g(5), &enter);
+    let pc = rec_of(&w, rec).pc;
+    w.cpu.script.lock().unwrap().push(check(move |r| assert_eq!((r.x[3], r.pc), (0x77, pc + 4))));
+    w.ok(RMI_REC_ENTER, &[rec, g(5)]);
+
+    // The virtual timer becomes asserted during an exit the RMM handles
+    // itself (RSI_VERSION): REC_ENTER ends with an IRQ exit showing it.
+    w.host_write(g(5), &RmiRecEnter::new_zeroed_enter());
+    w.cpu.script.lock().unwrap().push(Box::new(|r: &mut Rec| {
+        r.sysregs[Rec::CNTV_CTL] = 0b101; // ENABLE | ISTATUS
+        r.x[0] = rsi::RSI_VERSION as u64;
+        r.x[1] = rsi::RSI_ABI_VERSION;
+        sync(ESR_SMC)
+    }));
+    w.ok(RMI_REC_ENTER, &[rec, g(5)]);
+    let e = run_exit(&w);
+    assert_eq!((e.exit_reason, e.cntv_ctl), (RMI_EXIT_IRQ, 0b101));
+    assert_eq!(rec_of(&w, rec).timer_masks(), crate::rec::CNTHCTL_CNTVMASK, "masked while asserted");
+    // Still asserted (the Host's interrupt pending): RSI calls do not exit.
+    w.cpu.script.lock().unwrap().push(smc(&[rsi::RSI_VERSION as u64, rsi::RSI_ABI_VERSION]));
+    w.cpu.script.lock().unwrap().push(Box::new(|r: &mut Rec| {
+        // The Realm's handler masks it: retired, the Host hears of it.
+        r.sysregs[Rec::CNTV_CTL] = 0b111;
+        r.x[0] = rsi::RSI_VERSION as u64;
+        sync(ESR_SMC)
+    }));
+    w.ok(RMI_REC_ENTER, &[rec, g(5)]);
+    assert_eq!((run_exit(&w).exit_reason, run_exit(&w).cntv_ctl), (RMI_EXIT_IRQ, 0b111));
+    assert_eq!(rec_of(&w, rec).timer_masks(), 0);
+    assert!(w.cpu.script.lock().unwrap().is_empty());
+}

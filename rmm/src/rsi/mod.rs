@@ -31,6 +31,7 @@ pub enum Action {
 
 const EC_WFX: u64 = 0x01;
 const EC_HVC64: u64 = 0x16;
+const EC_SYSREG: u64 = 0x18;
 const EC_SMC64: u64 = 0x17;
 const EC_IABT_LOW: u64 = 0x20;
 const EC_DABT_LOW: u64 = 0x24;
@@ -43,8 +44,11 @@ const ESR_DABT_EMUL_MASK: u64 = (0x3f << 26) | (1 << 25) | ESR_ISV | (3 << 22) |
 const ESR_ABORT_MASK: u64 = (0x3f << 26) | (1 << 25) | 0x3f;
 
 const NOT_SUPPORTED: u64 = u64::MAX;
+/// SMCCC_VERSION's answer: 1.2 (DEN0028), what the RSI needs (SMC64, x0..x17).
+const SMCCC_VERSION_1_2: u64 = 0x1_0002;
 
-fn exit(reason: u64) -> RmiRecExit {
+/// An RmiRecExit with only its reason set.
+pub fn exit(reason: u64) -> RmiRecExit {
     let mut e = RmiRecExit::new_zeroed_exit();
     e.exit_reason = reason;
     e
@@ -80,6 +84,23 @@ pub fn handle_exit(ctx: &RmiContext, rd: u64, rec: &mut Rec, raw: &RawExit) -> A
                 Action::Resume
             }
             EC_DABT_LOW => data_abort(ctx, rd, rec, raw),
+            EC_SYSREG => {
+                // A trapped MSR/MRS (with HCR_EL2.IMO, ICC_SGI1R_EL1 writes
+                // trap: the Host routes the SGI).  The Host sees the ISS
+                // without Rt; a write's value is in gprs[0], a read's comes
+                // back in RmiRecEnter.gprs[0]; the PC steps over it on the
+                // next entry.
+                let rt = (raw.esr >> 5) & 0x1f;
+                let read = raw.esr & 1 != 0;
+                let mut e = exit(RMI_EXIT_SYNC);
+                e.esr = raw.esr & !(0x1f << 5) & 0xffff_ffff;
+                if !read {
+                    e.gprs[0] = if rt == 31 { 0 } else { rec.x[rt as usize] };
+                }
+                rec.pending = if read { pending::SYSREG_READ } else { pending::SYSREG_WRITE };
+                rec.mmio_reg = rt;
+                Action::Exit(e)
+            }
             EC_IABT_LOW => {
                 let mut e = exit(RMI_EXIT_SYNC);
                 e.esr = raw.esr & ESR_ABORT_MASK;
@@ -293,6 +314,13 @@ fn handle_smc(ctx: &RmiContext, rd: u64, rec: &mut Rec) -> Action {
                 }
             }
         }
+        shared::abi::smccc_id::SMCCC_VERSION => rec.x[0] = SMCCC_VERSION_1_2,
+        shared::abi::smccc_id::SMCCC_ARCH_FEATURES => {
+            // Only the two architecture calls answered here; the
+            // ARCH_WORKAROUND_* calls and the rest are not implemented for a Realm.
+            let f = a(1) as u32;
+            rec.x[0] = if f == shared::abi::smccc_id::SMCCC_VERSION || f == shared::abi::smccc_id::SMCCC_ARCH_FEATURES { 0 } else { NOT_SUPPORTED };
+        }
         _ if is_psci(fid) => return psci(ctx, rd, rec, fid),
         _ => rec.x[0] = NOT_SUPPORTED,
     }
@@ -479,7 +507,10 @@ fn psci(ctx: &RmiContext, rd: u64, rec: &mut Rec, fid: u32) -> Action {
         p::PSCI_VERSION => rec.x[0] = 0x1_0001,
         p::PSCI_FEATURES => {
             let f = rec.x[1] as u32;
-            let known = [p::PSCI_VERSION, p::PSCI_FEATURES, p::PSCI_CPU_ON_64, p::PSCI_CPU_OFF, p::PSCI_AFFINITY_INFO_64, p::PSCI_SYSTEM_OFF, p::PSCI_SYSTEM_RESET, p::PSCI_CPU_SUSPEND_64];
+            // SMCCC_VERSION too (DEN0022 PSCI_FEATURES; DEN0028: how a caller
+            // learns SMCCC_VERSION exists — Linux then uses SMCCC 1.1+ calls,
+            // which its Realm support needs: `arm_smccc_1_1_get_conduit`).
+            let known = [shared::abi::smccc_id::SMCCC_VERSION, p::PSCI_VERSION, p::PSCI_FEATURES, p::PSCI_CPU_ON_64, p::PSCI_CPU_OFF, p::PSCI_AFFINITY_INFO_64, p::PSCI_SYSTEM_OFF, p::PSCI_SYSTEM_RESET, p::PSCI_CPU_SUSPEND_64];
             rec.x[0] = if known.contains(&f) { 0 } else { NOT_SUPPORTED };
         }
         p::PSCI_CPU_ON_64 | p::PSCI_AFFINITY_INFO_64 => {

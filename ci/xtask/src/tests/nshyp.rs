@@ -131,7 +131,7 @@ fn shell_input() -> Vec<(String, String)> {
 
 /// The file xtask puts on the guest's disk: 256 KiB from a fixed xorshift
 /// sequence, so its sha256 is known on the host.
-fn known_file() -> Vec<u8> {
+pub fn known_file() -> Vec<u8> {
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     (0..256 * 1024 / 8)
         .flat_map(|_| {
@@ -143,17 +143,17 @@ fn known_file() -> Vec<u8> {
         .collect()
 }
 
-fn known_sha256() -> String {
+pub fn known_sha256() -> String {
     use sha2::{Digest, Sha256};
     crate::measure::hex(&Sha256::digest(known_file()))
 }
 
 /// Modules the guest needs for its disk, in load order (ext4 mounts ext2).
-const DISK_MODULES: &[&str] = &["virtio_mmio", "virtio_blk", "crc16", "mbcache", "jbd2", "ext4"];
+pub const DISK_MODULES: &[&str] = &["virtio_mmio", "virtio_blk", "crc16", "mbcache", "jbd2", "ext4"];
 
 /// The guest's disk: a QEMU virtio-blk device (on QEMU's virtio-mmio slots,
 /// driven by ns-hyp) backed by `image`.
-fn disk_args(image: &std::path::Path) -> Vec<String> {
+pub fn disk_args(image: &std::path::Path) -> Vec<String> {
     vec![
         "-drive".into(),
         format!("file={},if=none,format=raw,id=hd0", image.display()),

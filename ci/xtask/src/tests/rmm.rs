@@ -250,5 +250,64 @@ pub fn tests() -> Vec<IntegrationTest> {
 
 /// Work in progress: run only when named in full.
 pub fn pending() -> Vec<IntegrationTest> {
-    vec![]
+    vec![IntegrationTest { name: "realm_linux", boot: realm_linux_boot, timeout: Duration::from_secs(900), expects: realm_linux_expects, extra: None, forbid: FORBID_ALWAYS }]
+}
+
+/// RECs of the Linux Realm (its vCPUs).
+const REALM_LINUX_RECS: usize = 2;
+/// Its RAM, MiB (ns-hyp's `quadrant.mem`; at most 256 for a Realm).
+const REALM_LINUX_MEM_MIB: u32 = 256;
+/// Modules the Realm loads: its disk, then configfs-tsm's report and arm-cca-guest.
+const REALM_LINUX_MODULES: &[&str] = &["virtio_mmio", "virtio_blk", "crc16", "mbcache", "jbd2", "ext4", "tsm_report", "arm-cca-guest"];
+/// The Realm kernel's command line: features whose state ns-hyp's Realm
+/// does not switch (SVE, SME, pointer authentication, MTE) are turned off
+/// by the kernel's own ID register overrides; a small swiotlb (8 MiB of
+/// bounce buffers in shared memory).  earlycon names the PL011's unprotected
+/// alias (1 << 38 | 0x09000000): Linux 7.3 sets up earlycon (in
+/// `parse_early_param`) before `arm64_rsi_init` (after `psci_dt_init`)
+/// learns the shared bit, and the protected 0x09000000 is RIPAS EMPTY (an
+/// access there is a Synchronous External Abort).
+const REALM_LINUX_CMDLINE: &str = "console=ttyAMA0 earlycon=pl011,0x4009000000 rdinit=/init arm64.nosve arm64.nosme arm64.nopauth arm64.nomte swiotlb=4096";
+
+/// Debian's Linux 7.3 as a Realm of ns-hyp (`quadrant.realm-vm`), under
+/// TF-A and rmm, with the shell initramfs and the known-file disk.
+fn realm_linux_boot(o: &Outputs) -> XResult<Boot> {
+    use super::nshyp;
+    let disk = crate::guest::ext2_image("realm-linux", 8, &[("known.bin", &nshyp::known_file())])?;
+    let initrd = crate::guest::initramfs(&o.paths, &crate::guest::InitramfsSpec { name: "realm-linux", modules: REALM_LINUX_MODULES, script: None, files: &[] })?;
+    let g = nshyp::GuestPayload { kernel: crate::guest::kernel_image(&o.paths)?, initrd: Some(initrd), cmdline: Some(REALM_LINUX_CMDLINE.into()) };
+    let hyp = format!("quadrant.realm-vm quadrant.mem={REALM_LINUX_MEM_MIB}");
+    let Boot::Custom { tfa, mut args } = nshyp::hyp_guest_boot(o, Some(&o.bios), "realm-linux", &g, REALM_LINUX_RECS, None, &hyp)? else { unreachable!() };
+    args.extend(nshyp::disk_args(&disk));
+    let input = [
+        ("quadrant-init: shell", String::new()),
+        ("/ # ", "echo NPROC=$(nproc); ls /sys/kernel/config/tsm/report >/dev/null 2>&1 || mount -t configfs none /sys/kernel/config; ls -d /sys/kernel/config/tsm/report && echo TSM=yes\n".into()),
+        ("/ # ", "mount -t ext2 -o ro /dev/vda /mnt && sha256sum /mnt/known.bin | sed \"s/^/SHA256=/\"\n".into()),
+        ("/ # ", "poweroff -f\n".into()),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b))
+    .collect();
+    Ok(Boot::Scripted { boot: Box::new(Boot::Custom { tfa, args }), input })
+}
+
+fn realm_linux_expects() -> Vec<Expect> {
+    let sha = super::nshyp::known_sha256();
+    let nproc = format!("NPROC={REALM_LINUX_RECS}");
+    let sha_line = format!("SHA256={sha}  /mnt/known.bin");
+    vec![
+        expect("ns-hyp built the Realm", &["[ns-hyp] realm-vm: created rd"]),
+        expect("Linux started in the Realm", &["Booting Linux on physical CPU"]),
+        expect("the kernel says it runs in a Realm", &["RME: Using RSI version 1.0"]),
+        expect("arm-cca-guest loaded", &["quadrant-init: loaded arm-cca-guest"]),
+        expect("the shell came up", &["quadrant-init: shell"]),
+        expect_owned("nproc = the number of RECs", nproc),
+        expect("configfs-tsm has its report directory", &["TSM=yes"]),
+        expect_owned("the file on the virtio disk has the host's sha256", sha_line),
+        expect("the Realm powered off", &["[ns-hyp] realm-vm: PSCI SYSTEM_OFF"]),
+    ]
+}
+
+fn expect_owned(what: &'static str, s: String) -> Expect {
+    expect(what, &[&s])
 }

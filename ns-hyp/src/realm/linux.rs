@@ -1,0 +1,529 @@
+//! ns-hyp as the CCA host of a Linux Realm (issue F part 2): the guest that
+//! `quadrant.guest=`/`quadrant.initrd=` name (docs/ns-hyp.md) runs as a Realm
+//! under the RMM when the bootargs also say `quadrant.realm-vm`.
+//!
+//! The Realm (DEN0137 RMM 1.0, A2 "Realm lifecycle"):
+//! - RmiRealmParams as [`super::host::realm_params`] (IPA width [`S2SZ`]: the
+//!   top IPA bit, 1 << 38, is the unprotected half, which Linux learns from
+//!   RSI_REALM_CONFIG and ORs into every device mapping and its DMA buffers);
+//! - its RAM at IPA [`RAM_IPA`] (the normal guest's address map,
+//!   `crate::vm::layout`), RIPAS RAM from RTT_INIT_RIPAS; the DTB (written
+//!   here, PSCI through SMC), the kernel Image and the initramfs measured
+//!   into it with DATA_CREATE, page by page, from where QEMU's loader put
+//!   them; every other RAM page is DATA_CREATE_UNKNOWN on its first touch
+//!   (the Realm's abort on an unassigned protected page exits to us);
+//! - one REC per vCPU, REC 0 runnable at the Image with x0 = the DTB, the
+//!   others started by the Realm's PSCI CPU_ON (RMI_PSCI_COMPLETE);
+//! - devices: the same emulated GICv3, PL011 and virtio-mmio slot as the
+//!   normal guest (`crate::vm::Vm`), at their usual addresses in the
+//!   unprotected half: every access is an emulatable-MMIO REC exit;
+//! - shared memory (Linux's swiotlb bounce buffers, after RSI_IPA_STATE_SET
+//!   to EMPTY): the unprotected alias of a RAM IPA is mapped on its first
+//!   touch with RTT_MAP_UNPROTECTED to NS memory at [`SHARED_PA`] + the
+//!   same offset.
+//!
+//! The RECs share one physical CPU, round robin: a REC that waits (WFI)
+//! is skipped until an interrupt is pending for it or its virtual timer
+//! is due.
+
+use super::host::{Failed, realm_params};
+use super::rmi::{Ret, Rmi};
+use super::{NsMemory, Pages, Report};
+use crate::vm::config::{GuestConfig, MAX_VCPUS};
+use crate::vm::layout::{RAM_IPA, RAM_PA, VIRTIO_INTID, VTIMER_INTID};
+use crate::vm::virtio_blk::GuestMemory;
+use crate::vm::{Mmio, Vm};
+use shared::abi::rmi::*;
+use shared::smccc::Conduit;
+
+pub use super::host::S2SZ;
+/// The unprotected half of the Realm's IPA space starts here.
+pub const SHARED_BIT: u64 = 1 << (S2SZ - 1);
+/// Where the Realm's DTB goes (IPA); the kernel and initramfs are at their
+/// normal-guest IPAs (2 MiB and 128 MiB into RAM).
+pub const DTB_IPA: u64 = RAM_IPA;
+/// NS pages handed to the RMM (delegated): RDs, RECs, RTTs and the Realm's
+/// RAM.  Above the payloads QEMU preloads (0x80200000, 0x88000000).
+pub const POOL_PA: u64 = 0x9000_0000;
+pub const POOL_PAGES: usize = 0x2000_0000 / 0x1000;
+/// NS memory behind the unprotected alias of Realm RAM (Realm RAM offset + this).
+pub const SHARED_PA: u64 = 0xb000_0000;
+/// The most Realm RAM (the shared window above must cover it).
+pub const MAX_RAM: u64 = 0x1000_0000;
+const PAGE: u64 = 0x1000;
+
+/// RTT entry of an unprotected mapping: MemAttr Normal write-back (0b1111,
+/// bits 5:2), S2AP read/write (bits 7:6), DEN0137 RmiRttEntry / RTT_MAP_UNPROTECTED.
+const UNPROTECTED_ATTRS: u64 = 0b1111 << 2 | 0b11 << 6;
+
+/// ICH_HCR_EL2.En and .UIE (IHI0069H).
+const ICH_HCR_EN: u64 = 1;
+const ICH_HCR_UIE: u64 = 1 << 1;
+
+/// What the run loop needs from the machine (the real UART, the clock, the
+/// hyp timer that takes the CPU back from a REC).
+pub trait Machine {
+    fn uart_tx(&self, b: u8);
+    fn uart_rx(&self) -> Option<u8>;
+    fn now(&self) -> u64;
+    /// Ticks per time slice when several RECs want the CPU.
+    fn slice(&self) -> u64;
+    /// Arms the EL2 timer for `at` (None: off).
+    fn set_timer(&self, at: Option<u64>);
+    /// ICH_VTR_EL2.ListRegs + 1.
+    fn num_lrs(&self) -> usize;
+    /// An access to the virtio-mmio slot at `addr` (the device's IPA, top bit
+    /// clear), served by the virtio-blk model with `mem` as the guest's
+    /// memory: the value read and whether the device's interrupt rises.
+    /// None: no device there (the emulated machine answers).
+    fn virtio(&self, addr: u64, size: u8, write: bool, value: u64, mem: &mut dyn GuestMemory) -> Option<(u64, bool)>;
+    /// How many exits to log one line each (`quadrant.realm-trace=<n>`).
+    fn trace(&self) -> u64 {
+        0
+    }
+}
+
+/// What the device sees of a Realm's memory: only its shared (unprotected)
+/// alias; a DMA address is an IPA with the top bit set (Linux's
+/// `dma_addr_unencrypted`), backed by NS memory at [`SHARED_PA`] + its RAM offset.
+pub struct RealmShared {
+    pub ram_size: u64,
+}
+
+impl RealmShared {
+    /// The NS PA behind `[ipa, ipa + len)`, if all of it is shared Realm RAM.
+    pub fn pa(&self, ipa: u64, len: u64) -> Option<u64> {
+        if ipa & SHARED_BIT == 0 {
+            return None;
+        }
+        let a = ipa & !SHARED_BIT;
+        let end = a.checked_add(len)?;
+        (a >= RAM_IPA && end <= RAM_IPA + self.ram_size).then(|| SHARED_PA + (a - RAM_IPA))
+    }
+}
+
+/// Host tests: no NS memory behind the window.
+#[cfg(not(target_os = "none"))]
+impl GuestMemory for RealmShared {
+    fn read(&self, _: u64, _: &mut [u8]) -> bool {
+        false
+    }
+    fn write(&mut self, _: u64, _: &[u8]) -> bool {
+        false
+    }
+}
+
+#[cfg(target_os = "none")]
+impl GuestMemory for RealmShared {
+    fn read(&self, ipa: u64, buf: &mut [u8]) -> bool {
+        let Some(pa) = self.pa(ipa, buf.len() as u64) else { return false };
+        // SAFETY: NS memory of the shared window, identity-mapped RW at EL2
+        // (inside the guest RAM map), never delegated.
+        unsafe { core::ptr::copy_nonoverlapping(pa as *const u8, buf.as_mut_ptr(), buf.len()) };
+        true
+    }
+    fn write(&mut self, ipa: u64, buf: &[u8]) -> bool {
+        let Some(pa) = self.pa(ipa, buf.len() as u64) else { return false };
+        // SAFETY: as above.
+        unsafe { core::ptr::copy_nonoverlapping(buf.as_ptr(), pa as *mut u8, buf.len()) };
+        true
+    }
+    fn slice_mut(&mut self, ipa: u64, len: usize) -> Option<&mut [u8]> {
+        let pa = self.pa(ipa, len as u64)?;
+        // SAFETY: as above; the identity map makes the VA the PA the disk
+        // DMAs to; one polled request while the Realm's REC waits in its exit.
+        Some(unsafe { core::slice::from_raw_parts_mut(pa as *mut u8, len) })
+    }
+}
+
+fn fail(step: &'static str, a: u64, b: u64) -> Failed {
+    Failed { step, ret: Ret { x0: u64::MAX, x: [a, b, 0, 0] } }
+}
+
+fn check(step: &'static str, r: Ret) -> Result<Ret, Failed> {
+    if r.ok() { Ok(r) } else { Err(Failed { step, ret: r }) }
+}
+
+/// The Realm's granules and NS pages.
+pub struct LinuxRealm {
+    pub rd: u64,
+    pub recs: [u64; MAX_VCPUS],
+    pub runs: [u64; MAX_VCPUS],
+    pub nrecs: usize,
+    pub ram_size: u64,
+    pub delegated: usize,
+}
+
+/// Where a payload is: its IPA in the Realm and its NS source.
+#[derive(Clone, Copy, Debug)]
+struct Payload {
+    ipa: u64,
+    src: u64,
+    size: u64,
+}
+
+impl LinuxRealm {
+    fn delegate<C: Conduit>(&mut self, rmi: &Rmi<C>, pool: &mut Pages) -> Result<u64, Failed> {
+        let pa = pool.take().ok_or(fail("delegation pool exhausted", self.delegated as u64, 0))?;
+        check("GRANULE_DELEGATE", rmi.granule_delegate(pa))?;
+        self.delegated += 1;
+        Ok(pa)
+    }
+
+    /// Runs `f` until it succeeds, creating the missing RTT each time it says
+    /// ERROR_RTT(level < 3) for `ipa` (the walk stopped above the leaf level).
+    fn with_rtts<C: Conduit>(&mut self, rmi: &Rmi<C>, pool: &mut Pages, step: &'static str, ipa: u64, mut f: impl FnMut() -> Ret) -> Result<Ret, Failed> {
+        for _ in 0..4 {
+            let r = f();
+            let (status, level) = r.status();
+            if r.ok() {
+                return Ok(r);
+            }
+            if status != RmiStatus::ErrorRtt as u8 || level >= 3 {
+                return Err(Failed { step, ret: r });
+            }
+            let new = level as i64 + 1;
+            // An RTT at level L covers what one entry of level L - 1 maps.
+            let align = if new == 2 { 1u64 << 30 } else { 1u64 << 21 };
+            let t = self.delegate(rmi, pool)?;
+            check("RTT_CREATE", rmi.rtt_create(self.rd, t, ipa & !(align - 1), new))?;
+        }
+        Err(fail(step, ipa, 0))
+    }
+
+    /// Builds and activates the Realm (module comment).
+    pub fn create<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, ns: &mut Pages, pool: &mut Pages, cfg: &GuestConfig, dtb: (u64, usize), out: &mut dyn Report) -> Result<LinuxRealm, Failed> {
+        if cfg.ram_size > MAX_RAM || !cfg.ram_size.is_multiple_of(2 << 20) {
+            return Err(fail("Realm RAM: at most 256 MiB, whole 2 MiB blocks", cfg.ram_size, 0));
+        }
+        check("RMI_VERSION", rmi.version(RMI_ABI_VERSION))?;
+        let f0 = check("RMI_FEATURES", rmi.features(0))?.x(1);
+        if f0 & 0xff < S2SZ {
+            return Err(fail("RMI_FEATURES s2sz", f0, 0));
+        }
+        let mut r = LinuxRealm { rd: 0, recs: [0; MAX_VCPUS], runs: [0; MAX_VCPUS], nrecs: cfg.vcpus, ram_size: cfg.ram_size, delegated: 0 };
+        let params = ns.take().ok_or(fail("NS pages", 0, 0))?;
+        for i in 0..r.nrecs {
+            r.runs[i] = ns.take().ok_or(fail("NS pages", i as u64, 0))?;
+        }
+        r.rd = r.delegate(rmi, pool)?;
+        let rtt = r.delegate(rmi, pool)?;
+        mem.write(params, &realm_params(rtt));
+        check("REALM_CREATE", rmi.realm_create(r.rd, params))?;
+        let t = r.delegate(rmi, pool)?;
+        check("RTT_CREATE", rmi.rtt_create(r.rd, t, RAM_IPA & !((1 << 30) - 1), 2))?;
+        let top = RAM_IPA + cfg.ram_size;
+        let mut base = RAM_IPA;
+        while base < top {
+            base = check("RTT_INIT_RIPAS", rmi.rtt_init_ripas(r.rd, base, top))?.x(1);
+        }
+        let to_src = |ipa: u64| ipa - RAM_IPA + RAM_PA;
+        let mut payloads = [Some(Payload { ipa: DTB_IPA, src: dtb.0, size: dtb.1 as u64 }), Some(Payload { ipa: cfg.kernel.ipa, src: to_src(cfg.kernel.ipa), size: cfg.kernel.size }), None];
+        if let Some(i) = cfg.initrd {
+            payloads[2] = Some(Payload { ipa: i.ipa, src: to_src(i.ipa), size: i.size });
+        }
+        let mut measured = 0;
+        for p in payloads.iter().flatten() {
+            let mut off = 0;
+            while off < p.size {
+                let d = r.delegate(rmi, pool)?;
+                let (rd, ipa, src) = (r.rd, p.ipa + off, p.src + off);
+                r.with_rtts(rmi, pool, "DATA_CREATE", ipa, || rmi.data_create(rd, d, ipa, src, RMI_MEASURE_CONTENT))?;
+                off += PAGE;
+                measured += 1;
+            }
+        }
+        for i in 0..r.nrecs {
+            let mut p = [0u8; 4096];
+            super::host::put(&mut p, 0x000, if i == 0 { RMI_REC_FLAG_RUNNABLE } else { 0 });
+            super::host::put(&mut p, 0x100, i as u64); // MPIDR Aff0 = vCPU number (the DTB's cpu@i)
+            super::host::put(&mut p, 0x200, cfg.kernel.ipa);
+            super::host::put(&mut p, 0x300, if i == 0 { DTB_IPA } else { 0 });
+            mem.write(params, &p);
+            let rec = r.delegate(rmi, pool)?;
+            check("REC_CREATE", rmi.rec_create(r.rd, rec, params))?;
+            r.recs[i] = rec;
+        }
+        let aux = check("REC_AUX_COUNT", rmi.rec_aux_count(r.rd))?.x(1);
+        if aux != 0 {
+            return Err(fail("REC_AUX_COUNT (aux granules unsupported here)", aux, 0));
+        }
+        check("REALM_ACTIVATE", rmi.realm_activate(r.rd))?;
+        out.line(format_args!(
+            "realm-vm: created rd {:#x}: {} REC(s), {} MiB RAM at ipa {:#x}, {} page(s) measured (dtb, kernel, initrd), {} granule(s) delegated",
+            r.rd, r.nrecs, cfg.ram_size >> 20, RAM_IPA, measured, r.delegated
+        ));
+        Ok(r)
+    }
+
+    fn in_ram(&self, ipa: u64) -> bool {
+        ipa >= RAM_IPA && ipa < RAM_IPA + self.ram_size
+    }
+}
+
+/// One REC as the run loop sees it.
+#[derive(Clone, Copy, Debug, Default)]
+struct RecState {
+    on: bool,
+    waiting: bool,
+    flags: u64,
+    gpr0: u64,
+    lrs: [u64; 16],
+    cntv_ctl: u64,
+    cntv_cval: u64,
+}
+
+fn timer_asserted(ctl: u64) -> bool {
+    ctl & 0b111 == 0b101
+}
+
+/// The counter value at which a REC's virtual timer fires, if armed.
+fn timer_deadline(s: &RecState) -> Option<u64> {
+    (s.cntv_ctl & 0b11 == 0b01).then_some(s.cntv_cval)
+}
+
+fn get(b: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(b[off..off + 8].try_into().unwrap())
+}
+
+/// What ended the Realm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    SystemOff,
+    SystemReset,
+}
+
+/// Runs the Realm's RECs until it powers off (module comment).
+#[allow(clippy::too_many_arguments)]
+pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pool: &mut Pages, r: &mut LinuxRealm, vm: &mut Vm, mach: &dyn Machine, out: &mut dyn Report) -> Result<End, Failed> {
+    let n = r.nrecs;
+    let nlrs = mach.num_lrs().min(16);
+    let mut st = [RecState::default(); MAX_VCPUS];
+    st[0].on = true;
+    let mut cur = 0usize;
+    let mut exits: u64 = 0;
+    let mut traced: u64 = 0;
+    loop {
+        // Console input for the emulated PL011.
+        while vm.uart_rx_room() {
+            let Some(b) = mach.uart_rx() else { break };
+            wake(&mut st, vm.uart_rx(b));
+        }
+        // Pick the next REC that can run, round robin from the one after `cur`.
+        let now = mach.now();
+        for (i, s) in st.iter_mut().enumerate().take(n) {
+            let due = timer_deadline(s).is_some_and(|t| now >= t);
+            // An interrupt already in one of its list registers (pending) wakes it too.
+            let in_lr = s.lrs.iter().any(|lr| (lr >> 62) & 1 != 0);
+            if s.on && s.waiting && (due || in_lr || vm.vgic.has_deliverable(i)) {
+                s.waiting = false;
+            }
+        }
+        let ready = |st: &[RecState; MAX_VCPUS], i: usize| st[i].on && !st[i].waiting;
+        let Some(i) = (1..=n).map(|k| (cur + k) % n).find(|&i| ready(&st, i)) else {
+            // Nothing to run: wait for a timer or input.
+            core::hint::spin_loop();
+            continue;
+        };
+        cur = i;
+        let others = (0..n).filter(|&j| j != i && (ready(&st, j) || (st[j].on && timer_deadline(&st[j]).is_some()))).count();
+        mach.set_timer(if others > 0 { Some(now + mach.slice()) } else { None });
+
+        // The virtual timer as a level-sensitive PPI of this vCPU.
+        let kick = vm.vgic.set_private_level(i, VTIMER_INTID, timer_asserted(st[i].cntv_ctl));
+        wake(&mut st, kick);
+        let s = &mut st[i];
+        let more = vm.vgic.fill_lrs(i, &mut s.lrs[..nlrs]);
+        let mut enter = [0u8; 0x800];
+        // WFI traps (a REC waiting for an interrupt gives the CPU back).
+        super::host::put(&mut enter, 0x000, s.flags | RMI_REC_ENTER_TRAP_WFI);
+        super::host::put(&mut enter, 0x200, s.gpr0);
+        super::host::put(&mut enter, 0x300, ICH_HCR_EN | if more { ICH_HCR_UIE } else { 0 });
+        for (k, lr) in s.lrs[..nlrs].iter().enumerate() {
+            super::host::put(&mut enter, 0x308 + 8 * k, *lr);
+        }
+        s.flags = 0;
+        s.gpr0 = 0;
+        mem.write(r.runs[i], &enter);
+        check("REC_ENTER", rmi.rec_enter(r.recs[i], r.runs[i]))?;
+        exits += 1;
+        let mut b = [0u8; 0x800];
+        mem.read(r.runs[i] + 0x800, &mut b);
+        for k in 0..nlrs {
+            s.lrs[k] = get(&b, 0x308 + 8 * k);
+        }
+        vm.vgic.sync_lrs(i, &s.lrs[..nlrs]);
+        // A finished LR is cleared: an invalid one with EOI set would keep
+        // the maintenance interrupt (ICH_EISR_EL2) asserted at every entry.
+        for lr in s.lrs[..nlrs].iter_mut() {
+            if *lr >> 62 == 0 {
+                *lr = 0;
+            }
+        }
+        s.cntv_ctl = get(&b, 0x410);
+        s.cntv_cval = get(&b, 0x418);
+        let reason = get(&b, 0);
+        let esr = get(&b, 0x100);
+        let gpr = |k: usize| get(&b, 0x200 + 8 * k);
+        let mem_fault = (reason == RMI_EXIT_SYNC && matches!(esr >> 26, 0x20 | 0x24)) || reason == RMI_EXIT_IRQ;
+        if !mem_fault && traced < mach.trace() {
+            traced += 1;
+            out.line(format_args!(
+                "realm-vm: exit {} REC {} reason {} esr {:#x} far {:#x} hpfar {:#x} x0 {:#x} x1 {:#x} cntv {:#x}",
+                exits, i, reason, esr, get(&b, 0x108), get(&b, 0x110), gpr(0), gpr(1), s.cntv_ctl
+            ));
+        }
+        match reason {
+            RMI_EXIT_SYNC => {
+                let ec = esr >> 26;
+                match ec {
+                    0x24 | 0x20 => {
+                        let far = get(&b, 0x108);
+                        let hpfar = get(&b, 0x110);
+                        let ipa = ((hpfar >> 4) << 12) | (far & 0xfff);
+                        let page = ipa & !(PAGE - 1);
+                        if ipa & SHARED_BIT != 0 {
+                            let addr = ipa & !SHARED_BIT;
+                            if r.in_ram(addr) {
+                                // Shared memory: back the alias with NS memory on first touch.
+                                let desc = (SHARED_PA + (addr & !(PAGE - 1)) - RAM_IPA) | UNPROTECTED_ATTRS;
+                                let rd = r.rd;
+                                r.with_rtts(rmi, pool, "RTT_MAP_UNPROTECTED", page, || rmi.rtt_map_unprotected(rd, page, 3, desc))?;
+                            } else if ec == 0x24 && esr & (1 << 24) != 0 {
+                                let size = 1u8 << ((esr >> 22) & 3);
+                                let write = esr & (1 << 6) != 0;
+                                let mut shared = RealmShared { ram_size: r.ram_size };
+                                let res = match mach.virtio(addr, size, write, gpr(0), &mut shared) {
+                                    Some((value, irq)) => Mmio::Ok { value, kick: if irq { vm.vgic.raise(0, VIRTIO_INTID) } else { 0 }, tx: None },
+                                    None => vm.mmio(addr, size, write, gpr(0)),
+                                };
+                                match res {
+                                    Mmio::Ok { value, kick, tx } => {
+                                        if let Some(c) = tx {
+                                            mach.uart_tx(c);
+                                        }
+                                        wake(&mut st, kick);
+                                        st[i].flags = RMI_REC_ENTER_EMUL_MMIO;
+                                        st[i].gpr0 = value;
+                                    }
+                                    Mmio::Abort => st[i].flags = RMI_REC_ENTER_INJECT_SEA,
+                                }
+                            } else {
+                                st[i].flags = RMI_REC_ENTER_INJECT_SEA;
+                            }
+                        } else if r.in_ram(page) {
+                            // Protected RAM the Realm touches first: back it.
+                            let d = r.delegate(rmi, pool)?;
+                            let rd = r.rd;
+                            r.with_rtts(rmi, pool, "DATA_CREATE_UNKNOWN", page, || rmi.data_create_unknown(rd, d, page))?;
+                        } else {
+                            out.line(format_args!("realm-vm: REC {} abort at protected ipa {:#x} outside RAM (esr {:#x})", i, ipa, esr));
+                            return Err(fail("abort outside Realm RAM", ipa, esr));
+                        }
+                    }
+                    0x18 => {
+                        // MSR/MRS trapped by the RMM: ICC_SGI1R_EL1 (Op0 3, Op1 0, CRn 12, CRm 11, Op2 5) is an IPI.
+                        let key = esr & (0x3f << 16 | 0xf << 10 | 0xf << 1);
+                        let sgi1r = 5 << 17 | 12 << 10 | 11 << 1;
+                        let write = esr & 1 == 0;
+                        if write && key == sgi1r && (esr >> 20) & 3 == 3 {
+                            let kick = vm.vgic.send_sgi(i, gpr(0));
+                            wake(&mut st, kick);
+                        }
+                    }
+                    0x01 => {
+                        // WFI waits for an interrupt; WFE, and WFIT/WFET (ISS.TI
+                        // 0b10/0b11: Linux's `__delay` once it sees FEAT_WFxT)
+                        // whose timeout we do not track, are a yield.
+                        if esr & 0b11 == 0 {
+                            st[i].waiting = true;
+                        }
+                    }
+                    _ => {
+                        out.line(format_args!("realm-vm: REC {} sync exit esr {:#x}: stopping", i, esr));
+                        return Err(fail("REC exit", esr, 0));
+                    }
+                }
+            }
+            RMI_EXIT_IRQ | RMI_EXIT_FIQ => {}
+            RMI_EXIT_RIPAS_CHANGE => {
+                let (base, top) = (get(&b, 0x500), get(&b, 0x508));
+                let mut at = base;
+                let (rd, rec) = (r.rd, r.recs[i]);
+                while at < top {
+                    let a = at;
+                    at = r.with_rtts(rmi, pool, "RTT_SET_RIPAS", a, || rmi.rtt_set_ripas(rd, rec, a, top))?.x(1);
+                }
+            }
+            RMI_EXIT_HOST_CALL => {}
+            RMI_EXIT_PSCI => {
+                let fid = gpr(0);
+                let target = (gpr(1) & 0xff) as usize;
+                match fid as u32 {
+                    shared::abi::psci::PSCI_SYSTEM_OFF => {
+                        out.line(format_args!("realm-vm: PSCI SYSTEM_OFF after {} exits", exits));
+                        return Ok(End::SystemOff);
+                    }
+                    shared::abi::psci::PSCI_SYSTEM_RESET => {
+                        out.line(format_args!("realm-vm: PSCI SYSTEM_RESET after {} exits", exits));
+                        return Ok(End::SystemReset);
+                    }
+                    shared::abi::psci::PSCI_CPU_ON_64 | shared::abi::psci::PSCI_CPU_ON_32 | shared::abi::psci::PSCI_AFFINITY_INFO_64 | shared::abi::psci::PSCI_AFFINITY_INFO_32 => {
+                        // The RMM answered bad targets itself: this one is a REC of ours.
+                        if target >= n {
+                            return Err(fail("PSCI exit for no REC", fid, gpr(1)));
+                        }
+                        let on = matches!(fid as u32, shared::abi::psci::PSCI_CPU_ON_64 | shared::abi::psci::PSCI_CPU_ON_32);
+                        let status = if on && st[target].on { shared::abi::psci::status::ALREADY_ON as i64 as u64 } else { 0 };
+                        check("PSCI_COMPLETE", rmi.psci_complete(r.recs[i], r.recs[target], status))?;
+                        if on && status == 0 {
+                            vm.vgic.reset_lrs(target);
+                            st[target] = RecState { on: true, ..RecState::default() };
+                        }
+                    }
+                    shared::abi::psci::PSCI_CPU_OFF => st[i].on = false,
+                    _ => {}
+                }
+            }
+            other => {
+                out.line(format_args!("realm-vm: REC {} exit reason {} (esr {:#x}): stopping", i, other, esr));
+                return Err(fail("REC exit reason", other, esr));
+            }
+        }
+    }
+}
+
+fn wake(st: &mut [RecState; MAX_VCPUS], kick: u32) {
+    for (i, s) in st.iter_mut().enumerate() {
+        if kick & (1 << i) != 0 {
+            s.waiting = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_memory_is_the_unprotected_alias_of_ram_only() {
+        let m = RealmShared { ram_size: 64 << 20 };
+        assert_eq!(m.pa(SHARED_BIT | RAM_IPA, 16), Some(SHARED_PA));
+        assert_eq!(m.pa(SHARED_BIT | (RAM_IPA + 0x12_3000), 0x1000), Some(SHARED_PA + 0x12_3000));
+        assert_eq!(m.pa(RAM_IPA, 16), None, "protected: never the device's");
+        assert_eq!(m.pa(SHARED_BIT | (RAM_IPA + (64 << 20) - 8), 16), None, "crosses the end of RAM");
+        assert_eq!(m.pa(SHARED_BIT | 0x0900_0000, 4), None, "a device, not RAM");
+        assert_eq!(m.pa(u64::MAX, 2), None);
+    }
+
+    #[test]
+    fn timers() {
+        let s = |ctl, cval| RecState { cntv_ctl: ctl, cntv_cval: cval, ..RecState::default() };
+        assert_eq!(timer_deadline(&s(0b001, 500)), Some(500));
+        assert_eq!(timer_deadline(&s(0b011, 500)), None, "masked");
+        assert_eq!(timer_deadline(&s(0b000, 500)), None, "off");
+        assert!(timer_asserted(0b101));
+        assert!(!timer_asserted(0b111));
+        assert!(!timer_asserted(0b100));
+    }
+}
