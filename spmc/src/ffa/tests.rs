@@ -367,6 +367,40 @@ fn console_log_64_and_partial_lines() {
 }
 
 #[test]
+fn direct_response_with_reserved_w2_is_invalid() {
+    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut f = Fake::new();
+    s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
+    let mut n = 0;
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<Regs>>> = Default::default();
+    let seen2 = seen.clone();
+    f.sps.push(Box::new(move |_, a| {
+        n += 1;
+        if let Some(a) = a {
+            seen2.lock().unwrap().push(*a);
+        }
+        match n {
+            1 => call(&[fid::FFA_MSG_WAIT as u64]),
+            2 => call(&[fid::FFA_MSG_SEND_DIRECT_RESP_32 as u64, 0x8001_0000, 0x1, 41]), // reserved w2 bit
+            3 => call(&[fid::FFA_MSG_SEND_DIRECT_RESP_32 as u64, 0x8001_0000, framework::FLAG, 41]), // framework bit
+            4 => call(&[fid::FFA_MSG_SEND_DIRECT_RESP_32 as u64, 0x8001_0000, 0, 42]),
+            5 => call(&[fid::FFA_MSG_WAIT as u64]),
+            6 => call(&[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x8001_0000, 1 << 40, 43]), // reserved x2 bits
+            _ => call(&[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x8001_0000, 0, 44]),
+        }
+    }));
+    s.init_partition(0, 0, 0, &mut f).unwrap();
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8001]), 0, &mut f);
+    assert_eq!((a[0], a[2], a[3]), (fid::FFA_MSG_SEND_DIRECT_RESP_32 as u64, 0, 42), "the responses with w2 set were not delivered");
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_64 as u64, 0x0000_8001]), 0, &mut f);
+    assert_eq!((a[0], a[2], a[3]), (fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0, 44));
+    let seen = seen.lock().unwrap();
+    assert!(is_error(&seen[1], FfaError::InvalidParameters), "{:x?}", seen[1]);
+    assert!(is_error(&seen[2], FfaError::InvalidParameters), "{:x?}", seen[2]);
+    assert!(is_error(&seen[5], FfaError::InvalidParameters), "{:x?}", seen[5]);
+}
+
+#[test]
 fn partition_info_get_before_rxtx_map_is_busy() {
     let (s, mut f) = booted();
     let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64]), 0, &mut f);
