@@ -237,6 +237,8 @@ extern "C" fn quadrant_main(x0: u64, _x1: u64, _x2: u64, _x3: u64, _x4: u64, cpu
         Mode::Bench => checks::run_bench(&Smc, &mut hw),
         Mode::Interrupts => checks::run_interrupts(&Smc, &mut hw),
         Mode::Concurrency => checks::run_concurrency(&Smc, &mut hw),
+        Mode::CpuOnTwice => checks::run_cpu_on_twice(&Smc, &mut hw),
+        Mode::VersionLocked => checks::run_version_locked(&Smc, &mut hw),
     }
     if mode != Mode::Bench {
         let (ok, failed) = checks::TALLY.counts();

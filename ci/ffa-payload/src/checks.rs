@@ -289,15 +289,16 @@ pub fn run_checks<C: Conduit, M: Machine>(c: &C, m: &mut M) {
     // Indirect messaging: the SPMD forwards it, spmc does not implement it.
     error_case(&ffa, "err_not_supported_function", ffa.raw(FFA_MSG_SEND2, &[0, 0]), Ffa(FfaError::NotSupported), 7);
     error_case(&ffa, "err_wrong_version_major", ffa.version(Version(2, 0)), CallError::SmcccNotSupported, 8);
-    // A v1.1 caller has no REQ2 (DEN0077 v1.2, FFA_MSG_SEND_DIRECT_REQ2); back to 1.2 and REQ2 works again.
+    // After other calls the version is fixed (DEN0077 v1.2, FFA_VERSION):
+    // 1.1 is refused, 1.2 again is fine, and REQ2 (v1.2 only) keeps working.
+    // (REQ2 from a v1.1 caller: `spmc_version_locked`.)
     let v11 = ffa.version(Version(1, 1));
-    let r = ffa.direct_req2(HYPERVISOR_ID, ECHO, echo_uuid, payload(9));
     let v12 = ffa.version(REQUESTED_VERSION);
     let again = ffa.direct_req2(HYPERVISOR_ID, ECHO, echo_uuid, payload(9));
     check(
-        format_args!("err_wrong_version_req2_v1_1"),
-        v11.is_ok() && r == Err(Ffa(FfaError::NotSupported)) && v12.is_ok() && again == Ok(payload(9)),
-        format_args!("as 1.1: {}, back to 1.2: REQ2 {}", Shown(&r), Shown(&again)),
+        format_args!("err_version_fixed_after_calls"),
+        v11 == Err(CallError::SmcccNotSupported) && v12 == Ok(Version(1, 2)) && again == Ok(payload(9)),
+        format_args!("1.1: {} (want NOT_SUPPORTED), 1.2: {}, then REQ2 {}", Shown(&v11), Shown(&v12), Shown(&again)),
     );
     error_case(&ffa, "err_bad_params_wrong_uuid", ffa.direct_req2(HYPERVISOR_ID, MP, echo_uuid, payload(10)), Ffa(FfaError::InvalidParameters), 10);
     error_case(&ffa, "err_bad_params_secure_source", ffa.direct_req64(ECHO, MP, payload(11)), Ffa(FfaError::InvalidParameters), 11);
@@ -338,6 +339,89 @@ pub fn run_isolation<C: Conduit, M: Machine>(c: &C, m: &mut M, target: u64) {
     check(format_args!("core2_cpu_on"), r.is_ok(), format_args!("{r:?}"));
     let r = ffa.direct_req64(HYPERVISOR_ID, MP, [MP_FORWARD, ECHO as u64, 7, 8, 9]);
     check(format_args!("sp_to_sp_after_abort"), r == Ok([0, 7, 8, 9, 0]), format_args!("{}", Shown(&r)));
+}
+
+/// How many times `spmc_cpu_on_twice` powers each secondary core on.
+pub const CPU_ON_ROUNDS: usize = 3;
+
+/// `spmc_cpu_on_twice` (issue 11): each secondary core is powered on and
+/// off [`CPU_ON_ROUNDS`] times (its round trips each time: mp answers with
+/// the context index of that core); then every core, core 0 included,
+/// asks mp once more and must reach its own context.  With spmc taking the
+/// core index from the SPMD's x4, which is stale on a core's second CPU_ON,
+/// a warm-booted core restarted another core's context.
+pub fn run_cpu_on_twice<C: Conduit, M: Machine>(c: &C, m: &mut M) {
+    let ffa = FfaClient::new(c);
+    if !negotiate(&ffa) {
+        return;
+    }
+    let (_, mp_uuid) = discover(&ffa, m);
+    for round in 1..=CPU_ON_ROUNDS {
+        for cpu in 1..4 {
+            let r = m.run_on(cpu, Job::Checks(mp_uuid));
+            check(format_args!("cpu_on_round{round}_core{cpu}"), r.is_ok(), format_args!("{r:?}"));
+        }
+        mp_context_check(&ffa, round, 0);
+    }
+    // Last, every context once more on its own core, core 0 first.
+    mp_context_check(&ffa, CPU_ON_ROUNDS + 1, 0);
+    for cpu in 1..4 {
+        let r = m.run_on(cpu, Job::Checks(mp_uuid));
+        check(format_args!("cpu_on_final_core{cpu}"), r.is_ok(), format_args!("{r:?}"));
+    }
+    let r = ffa.direct_req64(HYPERVISOR_ID, MP, [MP_FORWARD, ECHO as u64, 4, 5, 6]);
+    check(format_args!("cpu_on_twice_sp_to_sp"), r == Ok([0, 4, 5, 6, 0]), format_args!("{}", Shown(&r)));
+}
+
+/// mp's context for core `cpu` (the caller's core) answers with its index.
+fn mp_context_check<C: Conduit>(ffa: &FfaClient<C>, round: usize, cpu: usize) {
+    let r = ffa.direct_req64(HYPERVISOR_ID, MP, [MP_WORK, 0, round as u64, cpu as u64, 0]);
+    check(
+        format_args!("cpu_on_round{round}_core{cpu}_mp_context"),
+        matches!(r, Ok(w) if w[0] == cpu as u64 && w[1] >= 1),
+        format_args!("context/served/payload {}", Shown(&r)),
+    );
+}
+
+/// `spmc_version_locked` (issue 11): the Normal world may ask FFA_VERSION
+/// again and again until it makes another call; from then on its version is
+/// fixed and asking for another one is NOT_SUPPORTED (DEN0077 v1.2,
+/// FFA_VERSION; Hafnium does the same).  Here the version fixed is 1.1, so
+/// the v1.2-only calls stay refused even after asking for 1.2.
+pub fn run_version_locked<C: Conduit, M: Machine>(c: &C, m: &mut M) {
+    let ffa = FfaClient::new(c);
+    let first = ffa.version(REQUESTED_VERSION);
+    let v11 = ffa.version(Version(1, 1));
+    let v11_again = ffa.version(Version(1, 1));
+    check(
+        format_args!("version_renegotiated_before_other_calls"),
+        first == Ok(Version(1, 2)) && v11 == Ok(Version(1, 2)) && v11_again == Ok(Version(1, 2)),
+        format_args!("1.2: {}, then 1.1: {}, 1.1: {}", Shown(&first), Shown(&v11), Shown(&v11_again)),
+    );
+    // The first other call: a v1.1 caller has no REQ2 (DEN0077 v1.2, FFA_MSG_SEND_DIRECT_REQ2).
+    let r = ffa.direct_req2(HYPERVISOR_ID, ECHO, [0; 16], payload(1));
+    check(format_args!("version_v1_1_req2_refused"), r == Err(CallError::Ffa(FfaError::NotSupported)), format_args!("{}", Shown(&r)));
+    let v12 = ffa.version(REQUESTED_VERSION);
+    check(
+        format_args!("version_locked_refuses_1_2"),
+        v12 == Err(CallError::SmcccNotSupported),
+        format_args!("1.2 after other calls: {} (want NOT_SUPPORTED)", Shown(&v12)),
+    );
+    let v10 = ffa.version(Version(1, 0));
+    check(format_args!("version_locked_refuses_1_0"), v10 == Err(CallError::SmcccNotSupported), format_args!("{}", Shown(&v10)));
+    let same = ffa.version(Version(1, 1));
+    check(format_args!("version_locked_same_again"), same == Ok(Version(1, 2)), format_args!("1.1 again: {}", Shown(&same)));
+    // spmc's idea of our version did not change: the v1.2-only calls stay refused.
+    let r = ffa.direct_req2(HYPERVISOR_ID, ECHO, [0; 16], payload(2));
+    let regs = ffa.partition_info_get_regs([0; 16], 0, 0);
+    check(
+        format_args!("version_locked_unchanged"),
+        r == Err(CallError::Ffa(FfaError::NotSupported)) && regs.as_ref().err() == Some(&CallError::Ffa(FfaError::NotSupported)),
+        format_args!("REQ2 {}, PARTITION_INFO_GET_REGS {}", Shown(&r), Shown(&regs)),
+    );
+    let ok = echo_ok(&ffa, 3);
+    let _ = m;
+    check(format_args!("version_locked_messaging"), ok, format_args!("echo {}", if ok { "ok" } else { "FAILED" }));
 }
 
 /// Completions of the concurrency scenario's requests, in order.

@@ -9,7 +9,9 @@
 //! `quadrant.isolation[=<hex address>]` = the isolation SP reads that address
 //! (`spmc_isolation`), `quadrant.bench` = timed round trips,
 //! `quadrant.interrupts` (`spmc_interrupts`), `quadrant.concurrency`
-//! (`spmc_concurrency`: requests on two cores at once).
+//! (`spmc_concurrency`: requests on two cores at once),
+//! `quadrant.cpu_on_twice` (`spmc_cpu_on_twice`: secondaries powered off
+//! and on again), `quadrant.version_locked` (`spmc_version_locked`).
 //!
 //! Output: `[ffa-payload] check <name>: ok|FAIL <detail>` per check,
 //! `[ffa-payload] checks: <N> ok, <M> failed`, then PSCI SYSTEM_OFF; in bench

@@ -12,6 +12,10 @@ pub enum Mode {
     Interrupts,
     /// `spmc_concurrency`: requests on two cores to two SPs at once.
     Concurrency,
+    /// `spmc_cpu_on_twice`: each secondary core powered off and on again.
+    CpuOnTwice,
+    /// `spmc_version_locked`: FFA_VERSION after other calls cannot change it.
+    VersionLocked,
 }
 
 /// Another SP's memory: the echo SP's package (tfa-integration/sp/echo.dts).
@@ -27,6 +31,12 @@ pub fn from_bootargs(args: &str) -> Mode {
         }
         if w == "quadrant.concurrency" {
             return Mode::Concurrency;
+        }
+        if w == "quadrant.cpu_on_twice" {
+            return Mode::CpuOnTwice;
+        }
+        if w == "quadrant.version_locked" {
+            return Mode::VersionLocked;
         }
         if w == "quadrant.isolation" {
             return Mode::Isolation(DEFAULT_ISOLATION_TARGET);
@@ -49,6 +59,8 @@ mod tests {
         assert_eq!(from_bootargs("console=x quadrant.bench"), Mode::Bench);
         assert_eq!(from_bootargs("quadrant.interrupts"), Mode::Interrupts);
         assert_eq!(from_bootargs("quadrant.concurrency"), Mode::Concurrency);
+        assert_eq!(from_bootargs("quadrant.cpu_on_twice"), Mode::CpuOnTwice);
+        assert_eq!(from_bootargs("quadrant.version_locked"), Mode::VersionLocked);
         assert_eq!(from_bootargs("quadrant.isolation"), Mode::Isolation(DEFAULT_ISOLATION_TARGET));
         assert_eq!(from_bootargs("quadrant.isolation=0x0e100000"), Mode::Isolation(0x0e10_0000));
         assert_eq!(from_bootargs("quadrant.isolation=zz"), Mode::Isolation(DEFAULT_ISOLATION_TARGET));

@@ -27,19 +27,35 @@ core::arch::global_asm!(
     ".section .text.entry, \"ax\"",
     ".global _start",
     "_start:",
-    // Cold boot from the SPMD: x0 = manifest, x4 = linear core id.
-    // x1 = 1 tells quadrant_main this is the cold (primary) path.
-    "mov x6, x4",
+    // Cold boot from the SPMD: x0 = manifest.  x1 = 1 tells quadrant_main
+    // this is the cold (primary) path; x7 = 1: clear .bss.
     "mov x7, #1",
     "mov x1, #1",
-    "b quadrant_entry_common",
+    "b spmc_entry_core",
     ".global spmc_secondary_entry",
     "spmc_secondary_entry:",
-    // Registered with FFA_SECONDARY_EP_REGISTER: x4 = core id; never clear .bss.
-    "mov x6, x4",
+    // Registered with FFA_SECONDARY_EP_REGISTER; never clear .bss.
     "mov x7, #0",
     "mov x1, #0",
+    // The core index (x6: its stack and everything per core) comes from
+    // MPIDR_EL1, never from x4: TF-A's SPMD sets x4 to the linear core id
+    // only when it initialises the SPMC on that core, so on a core's second
+    // CPU_ON x4 holds whatever we left there (issue 11).  The mapping is
+    // `platform::MPIDR_CORE_MASK`; affinity levels 1..3 must be 0, else the
+    // index is out of range and the common entry parks the core.
+    "spmc_entry_core:",
+    "mrs x8, mpidr_el1",
+    "and x6, x8, #{core_mask}",
+    "and x9, x8, #0xffff00",
+    "lsr x8, x8, #32",
+    "and x8, x8, #0xff",
+    "orr x9, x9, x8",
+    "cbz x9, 1f",
+    "mov x6, #{max_cpus}",
+    "1:",
     "b quadrant_entry_common",
+    core_mask = const platform::MPIDR_CORE_MASK,
+    max_cpus = const shared::percpu::MAX_CPUS,
 );
 
 unsafe extern "C" {
@@ -226,7 +242,8 @@ fn secondary_boot(cpu: u64, x4: u64) {
     if let Some(p) = PLATFORM.get() {
         platform::setup_cpu_virt(p.ns_root());
     }
-    log::info!("cpu {} (core id {}) up", cpu, x4);
+    // x4 is shown only to tell a stale one in the log: the core is MPIDR's.
+    log::info!("cpu {} up (MPIDR_EL1 {:#x}, x4 {:#x})", cpu, shared::read_sysreg!(mpidr_el1), x4);
 }
 
 /// The Normal world's FP/SIMD registers while the SPMC runs on a core.

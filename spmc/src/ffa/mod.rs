@@ -53,7 +53,7 @@ pub use lifecycle::{Partition, SpMemory};
 pub use setup::{features, version_answer};
 
 use crate::manifest::Ranges;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use setup::rxtx::Mailbox;
 use shared::abi::ffa::fid;
 
@@ -149,6 +149,9 @@ pub struct Spmc {
     count: usize,
     /// FF-A version the Normal world negotiated through the SPMD (DEN0077 v1.2, FFA_VERSION).
     ns_version: AtomicU32,
+    /// The Normal world made an FF-A call other than FFA_VERSION: its version
+    /// can no longer change ([`framework`]).
+    ns_version_fixed: AtomicBool,
     ns_mailbox: spin::Mutex<Option<Mailbox>>,
 }
 
@@ -193,6 +196,7 @@ impl Spmc {
             partitions: [const { None }; MAX_PARTITIONS],
             count: 0,
             ns_version: AtomicU32::new(shared::abi::ffa::QUADRANT_FFA_VERSION),
+            ns_version_fixed: AtomicBool::new(false),
             ns_mailbox: spin::Mutex::new(None),
         }
     }

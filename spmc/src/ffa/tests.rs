@@ -185,6 +185,50 @@ fn version_framework_message() {
     assert_eq!(s.ns_version(), 0x10001, "a refused request changes nothing");
 }
 
+fn ns_version(s: &Spmc, f: &mut Fake, v: u64) -> u64 {
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::VERSION_REQ_W2, v]), 0, f);
+    assert_eq!(a[2], framework::VERSION_RESP_W2);
+    a[3]
+}
+
+#[test]
+fn version_is_fixed_once_the_normal_world_made_other_calls() {
+    let (s, mut f) = booted();
+    // Before any other call the Normal world may ask again, and again.
+    assert_eq!(ns_version(&s, &mut f, 0x10001), 0x10002);
+    assert_eq!(ns_version(&s, &mut f, 0x10002), 0x10002);
+    assert_eq!(ns_version(&s, &mut f, 0x10001), 0x10002);
+    assert_eq!(s.ns_version(), 0x10001);
+    // FFA_INTERRUPT is the SPMD's, not a call of the Normal world.
+    s.handle_ns(&regs(&[fid::FFA_INTERRUPT as u64]), 0, &mut f);
+    assert_eq!(ns_version(&s, &mut f, 0x10002), 0x10002);
+    assert_eq!(ns_version(&s, &mut f, 0x10001), 0x10002);
+    // Another call (REQ2 as a v1.1 caller: NOT_SUPPORTED) fixes v1.1 ...
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ2 as u64, 0x0000_8001]), 0, &mut f);
+    assert!(is_error(&a, FfaError::NotSupported));
+    // ... so v1.2 is refused now and the version stays v1.1; v1.1 again is fine.
+    assert_eq!(ns_version(&s, &mut f, 0x10002), 0xffff_ffff);
+    assert_eq!(s.ns_version(), 0x10001);
+    assert_eq!(ns_version(&s, &mut f, 0x10001), 0x10002);
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ2 as u64, 0x0000_8001]), 0, &mut f);
+    assert!(is_error(&a, FfaError::NotSupported), "still a v1.1 caller");
+    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET_REGS as u64]), 0, &mut f);
+    assert!(is_error(&a, FfaError::NotSupported), "still a v1.1 caller");
+}
+
+#[test]
+fn version_negotiated_then_fixed_at_1_2() {
+    let (s, mut f) = booted();
+    assert_eq!(ns_version(&s, &mut f, 0x10002), 0x10002);
+    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET_REGS as u64]), 0, &mut f);
+    assert_eq!(a[0], fid::FFA_SUCCESS_64 as u64, "{a:x?}");
+    assert_eq!(ns_version(&s, &mut f, 0x10001), 0xffff_ffff);
+    assert_eq!(ns_version(&s, &mut f, 0x10000), 0xffff_ffff);
+    assert_eq!(s.ns_version(), 0x10002);
+    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET_REGS as u64]), 0, &mut f);
+    assert_eq!(a[0], fid::FFA_SUCCESS_64 as u64, "a v1.2 call still works: {a:x?}");
+}
+
 #[test]
 fn unknown_framework_message_is_invalid() {
     let (s, mut f) = booted();
@@ -699,17 +743,16 @@ fn req2_by_uuid() {
     let a = s.handle_ns(&req2(0, 0x8002, ECHO_UUID, &[0]), 0, &mut f);
     assert!(is_error(&a, FfaError::InvalidParameters));
     echo_ok(&mut s, &mut f);
-    // A v1.1 caller has no REQ2 (DEN0077 v1.2, FFA_MSG_SEND_DIRECT_REQ2).
+    // A Normal-world caller may not claim a secure source id.
+    let a = s.handle_ns(&req64(0x8001, 0x8002, &[0]), 0, &mut f);
+    assert!(is_error(&a, FfaError::InvalidParameters));
+    // A v1.1 caller has no REQ2 (DEN0077 v1.2, FFA_MSG_SEND_DIRECT_REQ2);
+    // its version is fixed by then (see `version_is_fixed_...`).
+    let (mut s, mut f) = booted_pair();
     s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::VERSION_REQ_W2, 0x10001]), 0, &mut f);
     let a = s.handle_ns(&req2(0, 0x8002, MP_UUID, &[0]), 0, &mut f);
     assert!(is_error(&a, FfaError::NotSupported));
     echo_ok(&mut s, &mut f);
-    s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::VERSION_REQ_W2, 0x10002]), 0, &mut f);
-    let a = s.handle_ns(&req2(0, 0x8002, MP_UUID, &[0]), 0, &mut f);
-    assert_eq!(a[0], fid::FFA_MSG_SEND_DIRECT_RESP2 as u64);
-    // A Normal-world caller may not claim a secure source id.
-    let a = s.handle_ns(&req64(0x8001, 0x8002, &[0]), 0, &mut f);
-    assert!(is_error(&a, FfaError::InvalidParameters));
 }
 
 #[test]
@@ -791,6 +834,7 @@ fn partition_info_get_regs() {
     assert!(is_error(&s.handle_ns(&get(Uuid([9, 9, 9, 9]), 0), 0, &mut f), FfaError::InvalidParameters));
     assert!(is_error(&s.handle_ns(&get(Uuid::NIL, 7 << 16), 0, &mut f), FfaError::Retry));
     // v1.1 callers do not have it.
+    let (s, mut f) = booted_pair();
     s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::VERSION_REQ_W2, 0x10001]), 0, &mut f);
     assert!(is_error(&s.handle_ns(&get(Uuid::NIL, 0), 0, &mut f), FfaError::NotSupported));
 }

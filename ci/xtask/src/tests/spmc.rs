@@ -162,6 +162,22 @@ fn ffa_payload_tests() -> Vec<IntegrationTest> {
             forbid: FORBID_ALWAYS,
         },
         IntegrationTest {
+            name: "spmc_cpu_on_twice",
+            boot: cpu_on_twice_boot,
+            timeout: Duration::from_secs(240),
+            expects: cpu_on_twice_expects,
+            extra: Some(cpu_on_twice_extra),
+            forbid: FORBID_ALWAYS,
+        },
+        IntegrationTest {
+            name: "spmc_version_locked",
+            boot: version_locked_boot,
+            timeout: Duration::from_secs(180),
+            expects: version_locked_expects,
+            extra: Some(no_failed_check),
+            forbid: FORBID_ALWAYS,
+        },
+        IntegrationTest {
             name: "spmc_isolation",
             boot: isolation_sp_boot,
             timeout: Duration::from_secs(180),
@@ -227,6 +243,83 @@ fn concurrency_expects() -> Vec<Expect> {
     ]
 }
 
+/// ci/ffa-payload in `mode` (its /chosen/bootargs word).
+fn ffa_payload_mode(o: &Outputs, name: &str, mode: &str) -> XResult<Boot> {
+    let dtb = util::out_dir().join(format!("{name}.dtb"));
+    qemu::dtb_with_bootargs(&o.ffa_bios, mode, &dtb)?;
+    Ok(Boot::Tfa { bios: o.ffa_bios.clone(), dtb: Some(dtb) })
+}
+
+/// Issue 11: each secondary core powered off and on 3 times (spmc took the
+/// core index from a stale x4 on warm boots).
+fn cpu_on_twice_boot(o: &Outputs) -> XResult<Boot> {
+    ffa_payload_mode(o, "spmc-cpu-on-twice", "quadrant.cpu_on_twice")
+}
+
+fn cpu_on_twice_expects() -> Vec<Expect> {
+    let mut v = Vec::new();
+    // Names from ci/ffa-payload/src/checks.rs (`run_cpu_on_twice`, 3 rounds).
+    const ROUNDS: [&str; 3] = ["1", "2", "3"];
+    const CORES: [&str; 3] = ["1", "2", "3"];
+    for r in ROUNDS {
+        for c in CORES {
+            v.push(Expect { what: "a secondary core powered on again did its round trips", all_of: vec![format!("[ffa-payload] check cpu_on_round{r}_core{c}: ok")] });
+        }
+        v.push(Expect { what: "core 0 still reaches mp's context 0", all_of: vec![format!("[ffa-payload] check cpu_on_round{r}_core0_mp_context: ok")] });
+    }
+    for c in CORES {
+        v.push(Expect { what: "mp's context answers on its own core", all_of: vec![format!("[ffa-payload] check core{c}_mp_direct_req: ok")] });
+        v.push(Expect { what: "the last power-on of each core", all_of: vec![format!("[ffa-payload] check cpu_on_final_core{c}: ok")] });
+    }
+    v.extend([
+        expect("core 0 after all the power cycles", &["[ffa-payload] check cpu_on_round4_core0_mp_context: ok"]),
+        expect("SP to SP after all the power cycles", &["[ffa-payload] check cpu_on_twice_sp_to_sp: ok"]),
+        expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
+    ]);
+    v
+}
+
+/// A core's context restarted on another core shows as a FAIL line (mp
+/// answers with the wrong context index); count the warm boots too.
+fn cpu_on_twice_extra(output: &str) -> Vec<String> {
+    let mut fails = no_failed_check(output);
+    for c in 1..4 {
+        let ready = format!("[spmc] SP mp (0x8002): context {c} ready on cpu {c}");
+        let n = output.lines().filter(|l| l.contains(&ready)).count();
+        // 3 rounds + the final power-on.
+        if n != 4 {
+            fails.push(format!("mp context {c} was started {n} time(s) on cpu {c}, want 4"));
+        }
+    }
+    for l in output.lines().filter(|l| l.contains("[spmc] SP mp (0x8002): context ") && l.contains(" ready on cpu ")) {
+        let mut w = l.split("context ").nth(1).unwrap_or("").split(" ready on cpu ");
+        let (ctx, cpu) = (w.next().unwrap_or("").trim(), w.next().unwrap_or("").trim());
+        if ctx != cpu {
+            fails.push(format!("a context started on another core: {l}"));
+        }
+    }
+    fails
+}
+
+/// Issue 11: FFA_VERSION cannot change the Normal world's version once it made other calls.
+fn version_locked_boot(o: &Outputs) -> XResult<Boot> {
+    ffa_payload_mode(o, "spmc-version-locked", "quadrant.version_locked")
+}
+
+fn version_locked_expects() -> Vec<Expect> {
+    vec![
+        expect("FFA_VERSION may be asked again before other calls", &["[ffa-payload] check version_renegotiated_before_other_calls: ok"]),
+        expect("REQ2 from a v1.1 caller is NOT_SUPPORTED", &["[ffa-payload] check version_v1_1_req2_refused: ok"]),
+        expect("1.2 after other calls is NOT_SUPPORTED", &["[ffa-payload] check version_locked_refuses_1_2: ok"]),
+        expect("1.0 after other calls is NOT_SUPPORTED", &["[ffa-payload] check version_locked_refuses_1_0: ok"]),
+        expect("the same version again is fine", &["[ffa-payload] check version_locked_same_again: ok"]),
+        expect("spmc's idea of the version did not change", &["[ffa-payload] check version_locked_unchanged: ok"]),
+        expect("messaging still works", &["[ffa-payload] check version_locked_messaging: ok"]),
+        expect("spmc logged the refusal", &["[spmc] FFA_VERSION from NS: version fixed at 0x10001 after other calls"]),
+        expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
+    ]
+}
+
 /// ci/ffa-payload as BL33 (checks mode: no bootargs).
 fn ffa_payload_boot(o: &Outputs) -> XResult<Boot> {
     Ok(Boot::Tfa { bios: o.ffa_bios.clone(), dtb: None })
@@ -275,7 +368,7 @@ const DIRECT_MESSAGING_CHECKS: &[(&str, &str)] = &[
     ("NOT_SUPPORTED feature", "err_not_supported_feature"),
     ("NOT_SUPPORTED function", "err_not_supported_function"),
     ("wrong FF-A major version", "err_wrong_version_major"),
-    ("REQ2 from a v1.1 caller", "err_wrong_version_req2_v1_1"),
+    ("FFA_VERSION 1.1 after other calls refused, REQ2 still works", "err_version_fixed_after_calls"),
     ("bad parameters: wrong UUID", "err_bad_params_wrong_uuid"),
     ("bad parameters: secure source id from NS", "err_bad_params_secure_source"),
     ("bad parameters: reserved flags", "err_bad_params_info_flags"),
