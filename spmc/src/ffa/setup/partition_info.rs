@@ -4,8 +4,9 @@
 //! Descriptor (little-endian): u16 partition id, u16 execution context count,
 //! u32 properties, and from v1.1 a 16-byte UUID: 24 bytes (v1.0: 8 bytes).
 //! Properties: bit 0 receives direct requests, bit 1 sends them, bit 2
-//! indirect messages, bits 5:4 id type (0: PE endpoint), bit 8 AArch64,
-//! bit 9/10 receives/sends direct request 2 (v1.2).
+//! indirect messages, bit 3 supports receipt of notifications (v1.1+; the
+//! manifest's `notification-support`), bits 5:4 id type (0: PE endpoint),
+//! bit 8 AArch64, bit 9/10 receives/sends direct request 2 (v1.2).
 
 use crate::ffa::calls::Call;
 use crate::ffa::{Caller, MAX_PARTITIONS, Platform, Regs, Spmc, codec, error, success};
@@ -16,6 +17,8 @@ use shared::abi::ffa::{FfaError, Interface, UuidHelper};
 pub const DESC_SIZE_V1_0: usize = 8;
 pub const DESC_SIZE_V1_1: usize = 24;
 const PROP_AARCH64: u32 = 1 << 8;
+/// "Supports receipt of notifications" (DEN0077 v1.2, partition properties, bit 3).
+pub const PROP_NOTIFICATIONS: u32 = 1 << 3;
 
 /// The descriptor of `m` (reporting `uuid`, one of its UUIDs) in the layout a
 /// caller of FF-A `version` expects; returns the bytes and how many of them are used.
@@ -25,6 +28,9 @@ pub fn descriptor(m: &PartitionManifest, uuid: Uuid, version: u32) -> ([u8; DESC
     let mut props = m.messaging_method & msg_bits;
     if !v1_0 {
         props |= PROP_AARCH64;
+        if m.notification_support {
+            props |= PROP_NOTIFICATIONS;
+        }
     }
     let mut d = [0u8; DESC_SIZE_V1_1];
     d[0..2].copy_from_slice(&m.id.to_le_bytes());
@@ -166,4 +172,37 @@ pub(crate) fn ffa_partition_info_get_regs(s: &Spmc, c: &Call, _: &mut dyn Platfo
         return error(FfaError::InvalidParameters);
     };
     s.partition_info_get_regs(c.caller, uuid_of(uuid), start_index as usize, info_tag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partition::manifest::{MSG_DIRECT_REQ_RECV, MSG_DIRECT_REQ_SEND};
+
+    fn props(d: &[u8]) -> u32 {
+        u32::from_le_bytes(d[4..8].try_into().unwrap())
+    }
+
+    #[test]
+    fn notification_support_sets_bit_3() {
+        let u = Uuid([1, 2, 3, 4]);
+        let mut m = PartitionManifest::for_test("n", 0x8005, u, 1, MSG_DIRECT_REQ_RECV | MSG_DIRECT_REQ_SEND);
+        let (d, _) = descriptor(&m, u, 0x1_0002);
+        assert_eq!(props(&d), 0x103, "no notification-support: bit 3 clear");
+        m.notification_support = true;
+        let (d, _) = descriptor(&m, u, 0x1_0002);
+        assert_eq!(props(&d), 0x10b);
+        let (d, _) = descriptor(&m, u, 0x1_0001);
+        assert_eq!(props(&d), 0x10b, "v1.1 has the bit too");
+        let (d, n) = descriptor(&m, u, 0x1_0000);
+        assert_eq!((props(&d), n), (0x3, DESC_SIZE_V1_0), "v1.0 descriptors: bits 31:3 reserved");
+    }
+
+    #[test]
+    fn the_full_manifest_reports_notifications() {
+        let m = PartitionManifest::parse(include_bytes!("../../../tests/data/sp_full.dtb"), 4).unwrap();
+        assert!(m.notification_support);
+        let (d, _) = descriptor(&m, m.uuid, 0x1_0002);
+        assert_ne!(props(&d) & PROP_NOTIFICATIONS, 0);
+    }
 }
