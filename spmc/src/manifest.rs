@@ -77,6 +77,23 @@ pub struct SpEntry {
     pub debug_name: Name,
     /// Physical address of the SP package (its "SPKG" header).
     pub load_address: u64,
+    /// The partition id the SPMC gives it, as Hafnium does: node `vmN` is
+    /// partition 0x8000 + N (Hafnium's SPMC numbers its `vm1`, `vm2`, ...
+    /// nodes from HF_VM_ID_OFFSET = 0x8001); a node named otherwise gets
+    /// 0x8001 + its position among the partitions.
+    pub id: u16,
+}
+
+/// Hafnium's SPMC: the partition of node `vmN` is 0x8000 + N.
+pub const HAFNIUM_VM_ID_BASE: u16 = 0x8000;
+
+/// The id of the partition of node `name`, the `index`-th partition.
+fn assigned_id(name: &str, index: usize) -> u16 {
+    let from_name = name.strip_prefix("vm").and_then(|n| n.parse::<u16>().ok()).filter(|n| (1..0x7fff).contains(n));
+    match from_name {
+        Some(n) => HAFNIUM_VM_ID_BASE + n,
+        None => HAFNIUM_VM_ID_BASE + 1 + index as u16,
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,7 +210,7 @@ impl SpmcManifest {
                 }
                 let name = prop_str(&vm, "debug_name")?.unwrap_or(vm.name);
                 let slot = m.sps.get_mut(m.sp_count).ok_or(ManifestError::TooMany("partitions"))?;
-                *slot = SpEntry { debug_name: Name::new(name), load_address };
+                *slot = SpEntry { debug_name: Name::new(name), load_address, id: assigned_id(vm.name, m.sp_count) };
                 m.sp_count += 1;
             }
         }
@@ -252,6 +269,18 @@ mod tests {
         assert!(m.secure_memory.contains(0x0e30_0000, 0x10_0000));
         assert!(m.ns_memory.contains(0x6000_0000, 0x1000));
         assert!(!m.ns_memory.contains(0x4010_0000, 0x1000), "realm PAS is not NS memory");
+        let ids: Vec<u16> = m.sps().iter().map(|s| s.id).collect();
+        assert_eq!(ids, [0x8001, 0x8002, 0x8003], "vm1.. are 0x8001.., as Hafnium numbers them");
+    }
+
+    #[test]
+    fn ids_come_from_the_node_names_as_hafnium_assigns_them() {
+        assert_eq!(assigned_id("vm1", 0), 0x8001);
+        assert_eq!(assigned_id("vm7", 0), 0x8007);
+        assert_eq!(assigned_id("echo", 2), 0x8003, "not a vmN node: its position");
+        assert_eq!(assigned_id("vm0", 1), 0x8002);
+        assert_eq!(assigned_id("vm99999", 0), 0x8001);
+        assert_eq!(assigned_id("vmx", 0), 0x8001);
     }
 
     #[test]

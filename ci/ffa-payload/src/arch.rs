@@ -239,6 +239,7 @@ extern "C" fn quadrant_main(x0: u64, _x1: u64, _x2: u64, _x3: u64, _x4: u64, cpu
         Mode::Concurrency => checks::run_concurrency(&Smc, &mut hw),
         Mode::CpuOnTwice => checks::run_cpu_on_twice(&Smc, &mut hw),
         Mode::VersionLocked => checks::run_version_locked(&Smc, &mut hw),
+        Mode::HafniumManifests => checks::run_hafnium_manifests(&Smc, &mut hw),
     }
     if mode != Mode::Bench {
         let (ok, failed) = checks::TALLY.counts();

@@ -424,6 +424,52 @@ pub fn run_version_locked<C: Conduit, M: Machine>(c: &C, m: &mut M) {
     check(format_args!("version_locked_messaging"), ok, format_args!("echo {}", if ok { "ok" } else { "FAILED" }));
 }
 
+/// echo's and isolation's UUIDs as their descriptors carry them (tfa-integration/sp/*.dts).
+pub const ECHO_UUID: [u8; 16] = [0xd4, 0xff, 0x19, 0x55, 0xd0, 0x86, 0x47, 0x22, 0x89, 0x23, 0xd8, 0xbd, 0x89, 0xeb, 0x38, 0xb3];
+pub const ISOLATION_UUID: [u8; 16] = [0x21, 0x4c, 0x0a, 0x7e, 0x05, 0x6f, 0xd3, 0x49, 0x4a, 0x8c, 0xe2, 0xb1, 0x17, 0xd6, 0xf0, 0x93];
+
+/// `spmc_hafnium_manifests` (issue 11): a layout of echo (as `vm1`, its
+/// manifest without an id, with `managed-exit`, `gp-register-num = <0>` and
+/// `stream-endpoint-ids`) and isolation (as `vm2`, its id without bit 15, no
+/// `ns-interrupts-action`): both boot with the ids Hafnium gives them
+/// (0x8001, 0x8002) and answer.
+pub fn run_hafnium_manifests<C: Conduit, M: Machine>(c: &C, m: &mut M) {
+    let ffa = FfaClient::new(c);
+    if !negotiate(&ffa) {
+        return;
+    }
+    let (rx, tx) = m.rx_tx();
+    let r = ffa.rxtx_map(rx, tx, 1);
+    check(format_args!("ffa_rxtx_map"), r.is_ok(), format_args!("{}", Shown(&r)));
+    let r = ffa.partition_info_get_all();
+    let mut infos = [PartInfo::default(); 8];
+    let mut n = 0;
+    if let Ok((count, size)) = r {
+        let mut buf = [0u8; 8 * 24];
+        m.read_rx(&mut buf);
+        n = parse_descriptors(&buf, count as usize, size as usize, &mut infos);
+    }
+    let _ = ffa.rx_release();
+    for p in &infos[..n] {
+        log::info!("partition {:#06x}: {} context(s), properties {:#x}, uuid {}", p.id, p.contexts, p.props, UuidText(p.uuid));
+    }
+    let has = |id: u16, uuid: [u8; 16]| infos[..n].iter().any(|p| p.id == id && p.uuid == uuid);
+    check(
+        format_args!("hafnium_manifests_ids"),
+        n == 2 && has(0x8001, ECHO_UUID) && has(0x8002, ISOLATION_UUID),
+        format_args!("{n} partition(s): echo as 0x8001 {}, isolation as 0x8002 {}", has(0x8001, ECHO_UUID), has(0x8002, ISOLATION_UUID)),
+    );
+    let r = ffa.direct_req64(HYPERVISOR_ID, 0x8001, payload(1));
+    check(format_args!("hafnium_manifests_echo_answers"), r == Ok(payload(1)), format_args!("{}", Shown(&r)));
+    let r = ffa.direct_req2(HYPERVISOR_ID, 0x8001, ECHO_UUID, payload(2));
+    check(format_args!("hafnium_manifests_echo_req2"), r == Ok(payload(2)), format_args!("{}", Shown(&r)));
+    let r = ffa.direct_req64(HYPERVISOR_ID, 0x8002, [ISO_PING, 5, 6, 7, 8]);
+    check(format_args!("hafnium_manifests_isolation_answers"), r == Ok([ISO_PING, 5, 6, 7, 8]), format_args!("{}", Shown(&r)));
+    // Their manifests' own ids (none; 0x3) are not endpoints.
+    let r = ffa.direct_req64(HYPERVISOR_ID, 0x0003, payload(3));
+    check(format_args!("hafnium_manifests_no_id_3"), r == Err(CallError::Ffa(FfaError::InvalidParameters)), format_args!("{}", Shown(&r)));
+}
+
 /// Completions of the concurrency scenario's requests, in order.
 static COMPLETED: AtomicU32 = AtomicU32::new(0);
 /// [`mp_spin_job`] is about to make its call / its completion rank.

@@ -16,6 +16,8 @@ pub enum Mode {
     CpuOnTwice,
     /// `spmc_version_locked`: FFA_VERSION after other calls cannot change it.
     VersionLocked,
+    /// `spmc_hafnium_manifests`: echo and isolation with Hafnium-form manifests.
+    HafniumManifests,
 }
 
 /// Another SP's memory: the echo SP's package (tfa-integration/sp/echo.dts).
@@ -37,6 +39,9 @@ pub fn from_bootargs(args: &str) -> Mode {
         }
         if w == "quadrant.version_locked" {
             return Mode::VersionLocked;
+        }
+        if w == "quadrant.hafnium_manifests" {
+            return Mode::HafniumManifests;
         }
         if w == "quadrant.isolation" {
             return Mode::Isolation(DEFAULT_ISOLATION_TARGET);
@@ -61,6 +66,7 @@ mod tests {
         assert_eq!(from_bootargs("quadrant.concurrency"), Mode::Concurrency);
         assert_eq!(from_bootargs("quadrant.cpu_on_twice"), Mode::CpuOnTwice);
         assert_eq!(from_bootargs("quadrant.version_locked"), Mode::VersionLocked);
+        assert_eq!(from_bootargs("quadrant.hafnium_manifests"), Mode::HafniumManifests);
         assert_eq!(from_bootargs("quadrant.isolation"), Mode::Isolation(DEFAULT_ISOLATION_TARGET));
         assert_eq!(from_bootargs("quadrant.isolation=0x0e100000"), Mode::Isolation(0x0e10_0000));
         assert_eq!(from_bootargs("quadrant.isolation=zz"), Mode::Isolation(DEFAULT_ISOLATION_TARGET));

@@ -161,7 +161,8 @@ fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
     }
     for sp in m.sps() {
         let own = Range { base: sp.load_address, size: SP_REGION_SIZE };
-        let loaded = load_partition(sp.load_address, sp.debug_name.as_str(), &m).and_then(|(pm, entry)| {
+        let loaded = load_partition(sp.load_address, sp.debug_name.as_str(), &m).and_then(|(mut pm, entry)| {
+            adopt_hafnium_forms(&mut pm, sp);
             layout::check_regions(&pm, own, &taken, &m.secure_memory, &m.ns_memory)?;
             Ok((pm, entry))
         });
@@ -232,6 +233,22 @@ fn load_partition(base: u64, name: &str, m: &SpmcManifest) -> Result<(PartitionM
         pm.description, pm.uuid, pm.id, base, entry
     );
     Ok((pm, entry))
+}
+
+/// What Hafnium boots, we boot: the partition gets the id the SPMC manifest's
+/// order gives it, and each manifest property we ignore is a warning.
+fn adopt_hafnium_forms(pm: &mut PartitionManifest, sp: &spmc::manifest::SpEntry) {
+    for name in pm.ignored() {
+        log::warn!("SP {}: partition manifest property or node `{}` ignored (not implemented)", sp.debug_name, name);
+    }
+    if pm.gp_register.is_some() && pm.boot_info.is_none() {
+        log::warn!("SP {}: gp-register-num without a boot-info node: no boot information passed", sp.debug_name);
+    }
+    match pm.assign_id(sp.id) {
+        None => {}
+        Some(None) => log::warn!("SP {}: no usable `id` in its manifest: id {:#06x} from the SPMC manifest", sp.debug_name, sp.id),
+        Some(Some(own)) => log::warn!("SP {}: manifest `id` {:#x} ignored: id {:#06x} from the SPMC manifest", sp.debug_name, own, sp.id),
+    }
 }
 
 fn secondary_boot(cpu: u64, x4: u64) {

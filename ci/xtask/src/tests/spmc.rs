@@ -178,6 +178,14 @@ fn ffa_payload_tests() -> Vec<IntegrationTest> {
             forbid: FORBID_ALWAYS,
         },
         IntegrationTest {
+            name: "spmc_hafnium_manifests",
+            boot: hafnium_manifests_boot,
+            timeout: Duration::from_secs(180),
+            expects: hafnium_manifests_expects,
+            extra: Some(no_failed_check),
+            forbid: FORBID_ALWAYS,
+        },
+        IntegrationTest {
             name: "spmc_isolation",
             boot: isolation_sp_boot,
             timeout: Duration::from_secs(180),
@@ -316,6 +324,58 @@ fn version_locked_expects() -> Vec<Expect> {
         expect("spmc's idea of the version did not change", &["[ffa-payload] check version_locked_unchanged: ok"]),
         expect("messaging still works", &["[ffa-payload] check version_locked_messaging: ok"]),
         expect("spmc logged the refusal", &["[spmc] FFA_VERSION from NS: version fixed at 0x10001 after other calls"]),
+        expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
+    ]
+}
+
+/// Issue 11: a layout of our own (as `cargo xtask run --sp-layout` takes
+/// one, see `run_sp_layout`): echo and isolation with the manifests in the
+/// forms Hafnium boots (tfa-integration/sp/{echo,isolation}-hafnium.dts).
+fn hafnium_manifests_layout() -> XResult<std::path::PathBuf> {
+    let dir = util::out_dir().join("hafnium-manifests-layout");
+    util::mkdirs(&dir)?;
+    let integ = util::repo_root().join("tfa-integration/sp");
+    let images = crate::build::images_dir();
+    let copy = |from: &Path, to: &str| -> XResult<()> {
+        let data = std::fs::read(from).map_err(|e| format!("{}: {e}", from.display()))?;
+        if std::fs::read(dir.join(to)).ok().as_deref() != Some(data.as_slice()) {
+            std::fs::write(dir.join(to), data).map_err(|e| format!("{to}: {e}"))?;
+        }
+        Ok(())
+    };
+    copy(&integ.join("echo-hafnium.dts"), "echo.dts")?;
+    copy(&integ.join("isolation-hafnium.dts"), "isolation.dts")?;
+    copy(&images.join("echo.bin"), "echo.bin")?;
+    copy(&images.join("isolation.bin"), "isolation.bin")?;
+    let json = "{\n\t\"echo\": {\"image\": \"echo.bin\", \"pm\": \"echo.dts\", \"owner\": \"SiP\"},\n\t\"isolation\": {\"image\": \"isolation.bin\", \"pm\": \"isolation.dts\", \"owner\": \"SiP\"}\n}\n";
+    let file = dir.join("sp_layout.json");
+    if std::fs::read_to_string(&file).ok().as_deref() != Some(json) {
+        std::fs::write(&file, json).map_err(|e| format!("{}: {e}", file.display()))?;
+    }
+    Ok(file)
+}
+
+fn hafnium_manifests_boot(o: &Outputs) -> XResult<Boot> {
+    let sps = layout::SpSet::User(hafnium_manifests_layout()?);
+    let bios = crate::build::build_tfa(&o.paths, crate::build::Bl33::FfaPayload, &sps)?;
+    let dtb = util::out_dir().join("spmc-hafnium-manifests.dtb");
+    qemu::dtb_with_bootargs(&bios, "quadrant.hafnium_manifests", &dtb)?;
+    Ok(Boot::Tfa { bios, dtb: Some(dtb) })
+}
+
+fn hafnium_manifests_expects() -> Vec<Expect> {
+    vec![
+        expect("spmc loaded both partitions", &["[spmc] manifest: ", "2 partition(s)"]),
+        expect("the unknown property is a warning", &["[spmc] ", "`stream-endpoint-ids` ignored"]),
+        expect("echo's id comes from the SPMC manifest", &["[spmc] ", "SP echo: no usable `id`", "id 0x8001"]),
+        expect("isolation's id without bit 15 is replaced", &["[spmc] ", "SP isolation: manifest `id` 0x3 ignored", "id 0x8002"]),
+        expect("gp-register-num without boot-info boots", &["[spmc] ", "SP echo: gp-register-num without a boot-info node"]),
+        expect("echo started", &["[echo] ready"]),
+        expect("both listed with Hafnium's ids", &["[ffa-payload] check hafnium_manifests_ids: ok"]),
+        expect("echo answers", &["[ffa-payload] check hafnium_manifests_echo_answers: ok"]),
+        expect("echo answers REQ2", &["[ffa-payload] check hafnium_manifests_echo_req2: ok"]),
+        expect("isolation answers", &["[ffa-payload] check hafnium_manifests_isolation_answers: ok"]),
+        expect("the manifests' own ids are not endpoints", &["[ffa-payload] check hafnium_manifests_no_id_3: ok"]),
         expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
     ]
 }
