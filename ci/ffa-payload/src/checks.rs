@@ -470,6 +470,57 @@ pub fn run_hafnium_manifests<C: Conduit, M: Machine>(c: &C, m: &mut M) {
     check(format_args!("hafnium_manifests_no_id_3"), r == Err(CallError::Ffa(FfaError::InvalidParameters)), format_args!("{}", Shown(&r)));
 }
 
+/// The SPMD logical partition of tfa-integration/patches/0004 (TF-A
+/// ENABLE_SPMD_LP=1): its id (SPMD_LP_ID_START), UUID bytes and properties
+/// (sends direct requests; AArch64).
+pub const SPMD_LP: u16 = 0xffc0;
+pub const SPMD_LP_UUID: [u8; 16] = [0x6e, 0x1b, 0x4a, 0x5f, 0x83, 0x9e, 0x2d, 0x4c, 0x36, 0x7b, 0xf0, 0xa1, 0x15, 0xc4, 0xd8, 0x92];
+pub const SPMD_LP_PROPS: u32 = 0x102;
+
+/// `spmc_spmd_lsp` (issue 11): with TF-A's ENABLE_SPMD_LP=1 the SPMD has an
+/// EL3 logical partition; FFA_PARTITION_INFO_GET and _REGS list it after our
+/// SPs, also when asked by its UUID.
+pub fn run_spmd_lsp<C: Conduit, M: Machine>(c: &C, m: &mut M) {
+    let ffa = FfaClient::new(c);
+    if !negotiate(&ffa) {
+        return;
+    }
+    let (rx, tx) = m.rx_tx();
+    let r = ffa.rxtx_map(rx, tx, 1);
+    check(format_args!("ffa_rxtx_map"), r.is_ok(), format_args!("{}", Shown(&r)));
+    let r = ffa.partition_info_get_all();
+    let mut infos = [PartInfo::default(); 8];
+    let mut n = 0;
+    if let Ok((count, size)) = r {
+        let mut buf = [0u8; 8 * 24];
+        m.read_rx(&mut buf);
+        n = parse_descriptors(&buf, count as usize, size as usize, &mut infos);
+    }
+    let _ = ffa.rx_release();
+    for p in &infos[..n] {
+        log::info!("partition {:#06x}: {} context(s), properties {:#x}, uuid {}", p.id, p.contexts, p.props, UuidText(p.uuid));
+    }
+    let lsp = infos[..n].iter().find(|p| p.id == SPMD_LP).copied();
+    let sps = [ECHO, MP, ISOLATION, IRQ].iter().all(|id| infos[..n].iter().any(|p| p.id == *id));
+    check(
+        format_args!("spmd_lsp_partition_info_get"),
+        sps && n == 5 && lsp.is_some_and(|p| p.uuid == SPMD_LP_UUID && p.props == SPMD_LP_PROPS && p.contexts == 1),
+        format_args!("{n} partition(s), the SPMD's: {lsp:x?}"),
+    );
+    let r = ffa.partition_info_get_regs([0; 16], 0, 0);
+    let count = r.as_ref().map_or(0, |a| (a[2] & 0xffff) + 1);
+    let last = r.as_ref().map_or(0, |a| a[3 + 3 * 4]);
+    check(
+        format_args!("spmd_lsp_partition_info_get_regs"),
+        count == 5 && last & 0xffff == SPMD_LP as u64 && (last >> 32) as u32 == SPMD_LP_PROPS,
+        format_args!("{count} descriptor(s), fifth {last:#x}"),
+    );
+    let r = ffa.partition_info_get(SPMD_LP_UUID, 1);
+    check(format_args!("spmd_lsp_by_uuid"), matches!(r, Ok((1, _))), format_args!("count only, by its UUID: {}", Shown(&r)));
+    let ok = echo_ok(&ffa, 1);
+    check(format_args!("spmd_lsp_messaging"), ok, format_args!("echo {}", if ok { "ok" } else { "FAILED" }));
+}
+
 /// Completions of the concurrency scenario's requests, in order.
 static COMPLETED: AtomicU32 = AtomicU32::new(0);
 /// [`mp_spin_job`] is about to make its call / its completion rank.

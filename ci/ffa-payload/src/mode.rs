@@ -18,6 +18,8 @@ pub enum Mode {
     VersionLocked,
     /// `spmc_hafnium_manifests`: echo and isolation with Hafnium-form manifests.
     HafniumManifests,
+    /// `spmc_spmd_lsp`: the SPMD's EL3 logical partition is listed.
+    SpmdLsp,
 }
 
 /// Another SP's memory: the echo SP's package (tfa-integration/sp/echo.dts).
@@ -43,6 +45,9 @@ pub fn from_bootargs(args: &str) -> Mode {
         if w == "quadrant.hafnium_manifests" {
             return Mode::HafniumManifests;
         }
+        if w == "quadrant.spmd_lsp" {
+            return Mode::SpmdLsp;
+        }
         if w == "quadrant.isolation" {
             return Mode::Isolation(DEFAULT_ISOLATION_TARGET);
         }
@@ -67,6 +72,7 @@ mod tests {
         assert_eq!(from_bootargs("quadrant.cpu_on_twice"), Mode::CpuOnTwice);
         assert_eq!(from_bootargs("quadrant.version_locked"), Mode::VersionLocked);
         assert_eq!(from_bootargs("quadrant.hafnium_manifests"), Mode::HafniumManifests);
+        assert_eq!(from_bootargs("quadrant.spmd_lsp"), Mode::SpmdLsp);
         assert_eq!(from_bootargs("quadrant.isolation"), Mode::Isolation(DEFAULT_ISOLATION_TARGET));
         assert_eq!(from_bootargs("quadrant.isolation=0x0e100000"), Mode::Isolation(0x0e10_0000));
         assert_eq!(from_bootargs("quadrant.isolation=zz"), Mode::Isolation(DEFAULT_ISOLATION_TARGET));

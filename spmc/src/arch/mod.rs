@@ -3,6 +3,7 @@
 
 mod platform;
 
+use spmc::ffa::setup::partition_info::{LogicalPartitions, MAX_LOGICAL, read_info_regs};
 use spmc::ffa::{Partition, Regs, SpMemory, Spmc};
 use spmc::manifest::{Range, SpmcManifest};
 use spmc::partition::layout::{self, Taken};
@@ -152,6 +153,7 @@ fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
     }
 
     let mut spmc = Spmc::new(m.spmc_id, m.ns_memory);
+    spmc.set_logical_partitions(spmd_logical_partitions());
     let mut hw = HwPlatform::new(pool());
     // What is already owned: the SPMC image and every SP package region.
     let mut taken = Taken::default();
@@ -198,6 +200,28 @@ fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
         }
     }
     Ok(())
+}
+
+/// The SPMD's EL3 logical partitions (TF-A `ENABLE_SPMD_LP=1`), asked with
+/// FFA_PARTITION_INFO_GET_REGS as Hafnium's SPMC asks them (TF-A
+/// `spmd_el3_populate_logical_partition_info` answers it for the Secure
+/// world; NOT_SUPPORTED when there are none).  They are fixed in EL3's
+/// image, so once at boot is enough.
+fn spmd_logical_partitions() -> LogicalPartitions {
+    let mut lps = LogicalPartitions::default();
+    let mut start = 0u16;
+    // Bounded: each answer holds at least one descriptor.
+    for _ in 0..MAX_LOGICAL {
+        let r = shared::smccc::smc(fid::FFA_PARTITION_INFO_GET_REGS, &[0, 0, start as u64]);
+        match read_info_regs(&r, &mut lps) {
+            Some(next) => start = next,
+            None => break,
+        }
+    }
+    for lp in lps.as_slice() {
+        log::info!("SPMD logical partition {:#06x}: uuid {}, properties {:#x}", lp.id, lp.uuid, lp.properties);
+    }
+    lps
 }
 
 /// Checks SP package at `base` and parses its manifest; returns it and the entry point.

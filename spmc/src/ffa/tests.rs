@@ -480,6 +480,35 @@ fn partition_info_get_full_flow() {
     assert_eq!(a[2], 1);
 }
 
+/// The SPMD's EL3 logical partitions (TF-A ENABLE_SPMD_LP) are listed after the SPs.
+#[test]
+fn partition_info_lists_the_spmd_logical_partitions() {
+    use super::setup::partition_info::{LogicalPartitions, read_info_regs};
+    let (mut s, mut f) = booted();
+    let lp_uuid = Uuid([0x5f4a1b6e, 0x4c2d9e83, 0xa1f07b36, 0x92d8c415]);
+    let mut lps = LogicalPartitions::default();
+    let answer = regs(&[fid::FFA_SUCCESS_64 as u64, 0, 24 << 48, 0xffc0 | 1 << 16 | 0x102 << 32, 0x4c2d9e83_5f4a1b6e, 0x92d8c415_a1f07b36]);
+    assert_eq!(read_info_regs(&answer, &mut lps), None);
+    s.set_logical_partitions(lps);
+    map_ns(&mut s, &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64]), 0, &mut f);
+    assert_eq!(&a[..4], &[fid::FFA_SUCCESS_32 as u64, 0, 2, 24]);
+    let d = f.read(RX + 24, 24);
+    assert_eq!(&d[..8], &[0xc0, 0xff, 0x01, 0x00, 0x02, 0x01, 0x00, 0x00]);
+    assert_eq!(&d[8..], &lp_uuid.to_bytes());
+    s.handle_ns(&regs(&[fid::FFA_RX_RELEASE as u64]), 0, &mut f);
+    // By its UUID, and the count.
+    let [w1, w2, w3, w4] = lp_uuid.0.map(|w| w as u64);
+    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64, w1, w2, w3, w4, 1]), 0, &mut f);
+    assert_eq!(&a[..3], &[fid::FFA_SUCCESS_32 as u64, 0, 1]);
+    // And in registers.
+    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET_REGS as u64]), 0, &mut f);
+    assert_eq!(a[0], fid::FFA_SUCCESS_64 as u64);
+    assert_eq!(a[2] & 0xffff_ffff, 1 | 1 << 16, "two descriptors");
+    assert_eq!(a[6], 0xffc0 | 1 << 16 | 0x102 << 32);
+    assert_eq!((a[7], a[8]), (0x4c2d9e83_5f4a1b6e, 0x92d8c415_a1f07b36));
+}
+
 #[test]
 fn partition_info_get_v1_0_caller() {
     let (mut s, mut f) = booted();

@@ -186,6 +186,14 @@ fn ffa_payload_tests() -> Vec<IntegrationTest> {
             forbid: FORBID_ALWAYS,
         },
         IntegrationTest {
+            name: "spmc_spmd_lsp",
+            boot: spmd_lsp_boot,
+            timeout: Duration::from_secs(180),
+            expects: spmd_lsp_expects,
+            extra: Some(no_failed_check),
+            forbid: FORBID_ALWAYS,
+        },
+        IntegrationTest {
             name: "spmc_isolation",
             boot: isolation_sp_boot,
             timeout: Duration::from_secs(180),
@@ -376,6 +384,27 @@ fn hafnium_manifests_expects() -> Vec<Expect> {
         expect("echo answers REQ2", &["[ffa-payload] check hafnium_manifests_echo_req2: ok"]),
         expect("isolation answers", &["[ffa-payload] check hafnium_manifests_isolation_answers: ok"]),
         expect("the manifests' own ids are not endpoints", &["[ffa-payload] check hafnium_manifests_no_id_3: ok"]),
+        expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
+    ]
+}
+
+/// Issue 11: TF-A with ENABLE_SPMD_LP=1 (and our qemu SPMD logical partition,
+/// tfa-integration/patches/0004) under the FF-A payload.
+fn spmd_lsp_boot(o: &Outputs) -> XResult<Boot> {
+    let bios = crate::build::build_tfa(&o.paths, crate::build::Bl33::FfaPayloadLsp, &layout::SpSet::Ours)?;
+    let dtb = util::out_dir().join("spmc-spmd-lsp.dtb");
+    qemu::dtb_with_bootargs(&bios, "quadrant.spmd_lsp", &dtb)?;
+    Ok(Boot::Tfa { bios, dtb: Some(dtb) })
+}
+
+fn spmd_lsp_expects() -> Vec<Expect> {
+    vec![
+        expect("TF-A started its logical partition", &["qemu SPMD logical partition 0xffc0: initialised"]),
+        expect("spmc learnt it from the SPMD", &["[spmc] SPMD logical partition 0xffc0: uuid 6e1b4a5f-839e-2d4c-367b-f0a115c4d892, properties 0x102"]),
+        expect("PARTITION_INFO_GET lists it", &["[ffa-payload] check spmd_lsp_partition_info_get: ok"]),
+        expect("PARTITION_INFO_GET_REGS lists it", &["[ffa-payload] check spmd_lsp_partition_info_get_regs: ok"]),
+        expect("found by its UUID", &["[ffa-payload] check spmd_lsp_by_uuid: ok"]),
+        expect("messaging still works", &["[ffa-payload] check spmd_lsp_messaging: ok"]),
         expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
     ]
 }
