@@ -82,6 +82,21 @@ pub struct SpEntry {
     /// nodes from HF_VM_ID_OFFSET = 0x8001); a node named otherwise gets
     /// 0x8001 + its position among the partitions.
     pub id: u16,
+    /// Its memory from `load_address` on (Hafnium's `mem_size`, rounded up to
+    /// whole pages): package, image, .bss, stacks, RX/TX; None: not given.
+    pub mem_size: Option<u64>,
+}
+
+/// A partition's memory when the SPMC manifest gives no `mem_size`: sptool's
+/// default package size (`sp_layout.json` "size", 1 MiB).
+pub const DEFAULT_SP_MEM_SIZE: u64 = 0x10_0000;
+
+impl SpEntry {
+    /// Where the partition lives: `[load_address, + mem_size)`, or 1 MiB
+    /// ([`DEFAULT_SP_MEM_SIZE`]) without a `mem_size`.
+    pub fn region(&self) -> Range {
+        Range { base: self.load_address, size: self.mem_size.unwrap_or(DEFAULT_SP_MEM_SIZE) }
+    }
 }
 
 /// Hafnium's SPMC: the partition of node `vmN` is 0x8000 + N.
@@ -209,8 +224,15 @@ impl SpmcManifest {
                     return Err(ManifestError::Invalid("load_address"));
                 }
                 let name = prop_str(&vm, "debug_name")?.unwrap_or(vm.name);
+                // Hafnium: the partition's memory size, rounded up to pages
+                // (one or two cells here).
+                let mem_size = match prop_addr(&vm, "mem_size")? {
+                    None => None,
+                    Some(0) => return Err(ManifestError::Invalid("mem_size")),
+                    Some(n) => Some(n.checked_next_multiple_of(0x1000).filter(|&n| load_address.checked_add(n).is_some()).ok_or(ManifestError::Invalid("mem_size"))?),
+                };
                 let slot = m.sps.get_mut(m.sp_count).ok_or(ManifestError::TooMany("partitions"))?;
-                *slot = SpEntry { debug_name: Name::new(name), load_address, id: assigned_id(vm.name, m.sp_count) };
+                *slot = SpEntry { debug_name: Name::new(name), load_address, id: assigned_id(vm.name, m.sp_count), mem_size };
                 m.sp_count += 1;
             }
         }
@@ -271,6 +293,16 @@ mod tests {
         assert!(!m.ns_memory.contains(0x4010_0000, 0x1000), "realm PAS is not NS memory");
         let ids: Vec<u16> = m.sps().iter().map(|s| s.id).collect();
         assert_eq!(ids, [0x8001, 0x8002, 0x8003], "vm1.. are 0x8001.., as Hafnium numbers them");
+    }
+
+    #[test]
+    fn mem_size_sizes_the_partition() {
+        let b = include_bytes!("../tests/data/spmc_mem_size.dtb");
+        let m = SpmcManifest::parse(b).unwrap();
+        let r: Vec<(u64, Option<u64>, u64)> = m.sps().iter().map(|s| (s.load_address, s.mem_size, s.region().size)).collect();
+        assert_eq!(r, [(0x0e30_0000, None, 0x10_0000), (0x0e40_0000, Some(0x20_0000), 0x20_0000), (0x0e60_0000, Some(0x2000), 0x2000)], "none, 2 MiB, 0x1234 rounded up");
+        assert_eq!(SpmcManifest::parse(include_bytes!("../tests/data/spmc_mem_size_zero.dtb")), Err(ManifestError::Invalid("mem_size")));
+        assert_eq!(SpmcManifest::parse(include_bytes!("../tests/data/spmc_mem_size_huge.dtb")), Err(ManifestError::Invalid("mem_size")));
     }
 
     #[test]

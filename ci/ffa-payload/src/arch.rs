@@ -241,6 +241,7 @@ extern "C" fn quadrant_main(x0: u64, _x1: u64, _x2: u64, _x3: u64, _x4: u64, cpu
         Mode::VersionLocked => checks::run_version_locked(&Smc, &mut hw),
         Mode::HafniumManifests => checks::run_hafnium_manifests(&Smc, &mut hw),
         Mode::SpmdLsp => checks::run_spmd_lsp(&Smc, &mut hw),
+        Mode::SpSizing => checks::run_sp_sizing(&Smc, &mut hw),
     }
     if mode != Mode::Bench {
         let (ok, failed) = checks::TALLY.counts();

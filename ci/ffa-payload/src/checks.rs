@@ -521,6 +521,42 @@ pub fn run_spmd_lsp<C: Conduit, M: Machine>(c: &C, m: &mut M) {
     check(format_args!("spmd_lsp_messaging"), ok, format_args!("echo {}", if ok { "ok" } else { "FAILED" }));
 }
 
+/// `spmc_sp_sizing`'s layout: isolation (the second SP, so 0x8002) at
+/// 0x0e500000 with `mem_size` 2 MiB in the SPMC manifest.
+pub const SIZED_ISOLATION: u16 = 0x8002;
+pub const SIZED_BASE: u64 = 0x0e50_0000;
+pub const SIZED_MEM: u64 = 0x20_0000;
+
+/// `spmc_sp_sizing` (issue 11): a partition larger than 1 MiB.  The SPMC
+/// manifest gives isolation 2 MiB (`mem_size`, as Hafnium sizes partitions);
+/// its Stage-2 maps all of it (a read in its second MiB answers, where spmc's
+/// fixed 1 MiB faulted) and nothing past it (a read there aborts it).
+pub fn run_sp_sizing<C: Conduit, M: Machine>(c: &C, m: &mut M) {
+    let _ = m;
+    let ffa = FfaClient::new(c);
+    if !negotiate(&ffa) {
+        return;
+    }
+    let inside = SIZED_BASE + SIZED_MEM - 0x1000;
+    let r = ffa.direct_req64(HYPERVISOR_ID, SIZED_ISOLATION, [ISO_READ, inside, 0, 0, 0]);
+    check(
+        format_args!("sp_sizing_second_mib_mapped"),
+        matches!(r, Ok(w) if w[0] == 0xbad),
+        format_args!("read of {inside:#x} (its second MiB): {}", Shown(&r)),
+    );
+    let ok = echo_ok(&ffa, 1);
+    check(format_args!("sp_sizing_echo"), ok, format_args!("echo (1 MiB, no mem_size) {}", if ok { "ok" } else { "FAILED" }));
+    let past = SIZED_BASE + SIZED_MEM;
+    let r = ffa.direct_req64(HYPERVISOR_ID, SIZED_ISOLATION, [ISO_READ, past, 0, 0, 0]);
+    check(
+        format_args!("sp_sizing_past_its_memory_faults"),
+        r == Err(CallError::Ffa(FfaError::Aborted)),
+        format_args!("read of {past:#x}: {}", Shown(&r)),
+    );
+    let ok = echo_ok(&ffa, 2);
+    check(format_args!("sp_sizing_echo_after"), ok, format_args!("echo {}", if ok { "ok" } else { "FAILED" }));
+}
+
 /// Completions of the concurrency scenario's requests, in order.
 static COMPLETED: AtomicU32 = AtomicU32::new(0);
 /// [`mp_spin_job`] is about to make its call / its completion rank.

@@ -13,7 +13,7 @@
 //! `quadrant.cpu_on_twice` (`spmc_cpu_on_twice`: secondaries powered off
 //! and on again), `quadrant.version_locked` (`spmc_version_locked`),
 //! `quadrant.hafnium_manifests` (`spmc_hafnium_manifests`),
-//! `quadrant.spmd_lsp` (`spmc_spmd_lsp`).
+//! `quadrant.spmd_lsp` (`spmc_spmd_lsp`), `quadrant.sp_sizing` (`spmc_sp_sizing`).
 //!
 //! Output: `[ffa-payload] check <name>: ok|FAIL <detail>` per check,
 //! `[ffa-payload] checks: <N> ok, <M> failed`, then PSCI SYSTEM_OFF; in bench

@@ -20,6 +20,8 @@ pub enum Mode {
     HafniumManifests,
     /// `spmc_spmd_lsp`: the SPMD's EL3 logical partition is listed.
     SpmdLsp,
+    /// `spmc_sp_sizing`: isolation given 2 MiB by the SPMC manifest's `mem_size`.
+    SpSizing,
 }
 
 /// Another SP's memory: the echo SP's package (tfa-integration/sp/echo.dts).
@@ -48,6 +50,9 @@ pub fn from_bootargs(args: &str) -> Mode {
         if w == "quadrant.spmd_lsp" {
             return Mode::SpmdLsp;
         }
+        if w == "quadrant.sp_sizing" {
+            return Mode::SpSizing;
+        }
         if w == "quadrant.isolation" {
             return Mode::Isolation(DEFAULT_ISOLATION_TARGET);
         }
@@ -73,6 +78,7 @@ mod tests {
         assert_eq!(from_bootargs("quadrant.version_locked"), Mode::VersionLocked);
         assert_eq!(from_bootargs("quadrant.hafnium_manifests"), Mode::HafniumManifests);
         assert_eq!(from_bootargs("quadrant.spmd_lsp"), Mode::SpmdLsp);
+        assert_eq!(from_bootargs("quadrant.sp_sizing"), Mode::SpSizing);
         assert_eq!(from_bootargs("quadrant.isolation"), Mode::Isolation(DEFAULT_ISOLATION_TARGET));
         assert_eq!(from_bootargs("quadrant.isolation=0x0e100000"), Mode::Isolation(0x0e10_0000));
         assert_eq!(from_bootargs("quadrant.isolation=zz"), Mode::Isolation(DEFAULT_ISOLATION_TARGET));

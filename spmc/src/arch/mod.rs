@@ -13,10 +13,6 @@ use shared::abi::ffa::{FfaError, fid};
 use shared::arch::ExceptionFrame;
 use shared::mm::{self, FramePool, MemKind, PageArea};
 
-/// Size of each SP's package region: sptool's default package size
-/// (`sp_layout.json` "size", 1 MiB).  The SP's image, data, stack and RX/TX
-/// buffers all live inside it; Stage-2 maps exactly this range.
-pub const SP_REGION_SIZE: u64 = 0x10_0000;
 /// The SPMC manifest must fit in 4 KiB (TF-A secure-partition-manager.rst).
 const MANIFEST_MAX: usize = 0x1000;
 const UART: usize = 0x0900_0000;
@@ -144,9 +140,11 @@ fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
         mm::map(&mut t, UART, UART, 0x1000, mm::el2_attributes(MemKind::Device, false)).map_err(|_| "map uart")?;
         mm::map(&mut t, platform::GICD_BASE, platform::GICD_BASE, 0x1_0000, mm::el2_attributes(MemKind::Device, false)).map_err(|_| "map GICD")?;
         mm::map(&mut t, platform::GICR_BASE, platform::GICR_BASE, platform::GICR_SIZE, mm::el2_attributes(MemKind::Device, false)).map_err(|_| "map GICR")?;
-        for sp in m.sps() {
-            mm::map(&mut t, sp.load_address as usize, sp.load_address as usize, SP_REGION_SIZE as usize, mm::el2_attributes(MemKind::ReadWrite, false))
-                .map_err(|_| "map SP region")?;
+        // Each SP's memory (its package, image, .bss, stacks, RX/TX): the
+        // SPMC manifest's `mem_size` from its load address, 1 MiB without
+        // one; a region that does not fit is not mapped, its SP is refused below.
+        for r in (0..m.sps().len()).filter_map(|i| sp_region(&m, i).ok()) {
+            mm::map(&mut t, r.base as usize, r.base as usize, r.size as usize, mm::el2_attributes(MemKind::ReadWrite, false)).map_err(|_| "map SP region")?;
         }
         // SAFETY: the table maps the image, stacks, UART and everything touched later; it lives in a static.
         unsafe { shared::arch::mmu::enable_el2(&t) };
@@ -158,19 +156,18 @@ fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
     // What is already owned: the SPMC image and every SP package region.
     let mut taken = Taken::default();
     taken.push(Range { base: SPMC_BASE, size: SPMC_SIZE })?;
-    for sp in m.sps() {
-        taken.push(Range { base: sp.load_address, size: SP_REGION_SIZE })?;
+    for r in (0..m.sps().len()).filter_map(|i| sp_region(&m, i).ok()) {
+        taken.push(r)?;
     }
-    for sp in m.sps() {
-        let own = Range { base: sp.load_address, size: SP_REGION_SIZE };
-        let loaded = load_partition(sp.load_address, sp.debug_name.as_str(), &m).and_then(|(mut pm, entry)| {
+    for (i, sp) in m.sps().iter().enumerate() {
+        let loaded = sp_region(&m, i).and_then(|own| Ok((own, load_partition(own, sp.debug_name.as_str())?))).and_then(|(own, (mut pm, entry))| {
             adopt_hafnium_forms(&mut pm, sp);
             layout::check_regions(&pm, own, &taken, &m.secure_memory, &m.ns_memory)?;
-            Ok((pm, entry))
+            Ok((own, pm, entry))
         });
         match loaded {
-            Ok((pm, entry)) => {
-                let mem = SpMemory { base: sp.load_address, size: SP_REGION_SIZE };
+            Ok((own, pm, entry)) => {
+                let mem = SpMemory { base: own.base, size: own.size };
                 let idx = spmc.add_partition(Partition::new(pm, mem))?;
                 hw.add_partition(idx, entry, mem, &pm).map_err(|_| "SP Stage-2")?;
                 let _ = layout::take(&pm, own, &mut taken);
@@ -224,13 +221,18 @@ fn spmd_logical_partitions() -> LogicalPartitions {
     lps
 }
 
-/// Checks SP package at `base` and parses its manifest; returns it and the entry point.
-fn load_partition(base: u64, name: &str, m: &SpmcManifest) -> Result<(PartitionManifest, u64), &'static str> {
-    if !m.secure_memory.as_slice().is_empty() && !m.secure_memory.contains(base, SP_REGION_SIZE) {
-        return Err("package outside Secure memory");
-    }
-    // SAFETY: the region was mapped (Secure, RW) above and BL2 loaded the package there.
-    let region = unsafe { core::slice::from_raw_parts(base as *const u8, SP_REGION_SIZE as usize) };
+/// SP `i`'s memory, checked (`layout::check_sp_region`).
+fn sp_region(m: &SpmcManifest, i: usize) -> Result<Range, &'static str> {
+    layout::check_sp_region(m.sps(), i, Range { base: SPMC_BASE, size: SPMC_SIZE }, &m.secure_memory)
+}
+
+/// Checks the SP package at the start of `own` (the partition's memory,
+/// checked by [`sp_region`]) and parses its manifest; returns it and the
+/// entry point.  The package must fit in it (Hafnium: its size below `mem_size`).
+fn load_partition(own: Range, name: &str) -> Result<(PartitionManifest, u64), &'static str> {
+    let base = own.base;
+    // SAFETY: `own` was checked and mapped (Secure, RW) above and BL2 loaded the package there.
+    let region = unsafe { core::slice::from_raw_parts(base as *const u8, own.size as usize) };
     let pkg = SpPackage::parse(region).map_err(|e| {
         log::error!("SP {}: {}", name, e);
         "bad SP package"
@@ -248,7 +250,7 @@ fn load_partition(base: u64, name: &str, m: &SpmcManifest) -> Result<(PartitionM
         return Err("partition manifest load-address differs from the package address");
     }
     let offset = pm.entrypoint_offset.unwrap_or(pkg.img_offset as u64);
-    if offset < pkg.img_offset as u64 || offset >= SP_REGION_SIZE {
+    if offset < pkg.img_offset as u64 || offset >= own.size {
         return Err("entrypoint-offset outside the image");
     }
     let entry = base + offset;

@@ -194,6 +194,14 @@ fn ffa_payload_tests() -> Vec<IntegrationTest> {
             forbid: FORBID_ALWAYS,
         },
         IntegrationTest {
+            name: "spmc_sp_sizing",
+            boot: sp_sizing_boot,
+            timeout: Duration::from_secs(180),
+            expects: sp_sizing_expects,
+            extra: Some(only_sizing_errors),
+            forbid: FORBID_ISOLATION,
+        },
+        IntegrationTest {
             name: "spmc_isolation",
             boot: isolation_sp_boot,
             timeout: Duration::from_secs(180),
@@ -361,6 +369,58 @@ fn hafnium_manifests_layout() -> XResult<std::path::PathBuf> {
         std::fs::write(&file, json).map_err(|e| format!("{}: {e}", file.display()))?;
     }
     Ok(file)
+}
+
+/// Issue 11: echo (1 MiB, no size) and isolation with `"size": "0x200000"`,
+/// which becomes its SPMC manifest node's `mem_size`.
+fn sp_sizing_layout() -> XResult<std::path::PathBuf> {
+    let dir = util::out_dir().join("sp-sizing-layout");
+    util::mkdirs(&dir)?;
+    let integ = util::repo_root().join("tfa-integration/sp");
+    let images = crate::build::images_dir();
+    for (from, to) in [(integ.join("echo.dts"), "echo.dts"), (integ.join("isolation.dts"), "isolation.dts"), (images.join("echo.bin"), "echo.bin"), (images.join("isolation.bin"), "isolation.bin")] {
+        let data = std::fs::read(&from).map_err(|e| format!("{}: {e}", from.display()))?;
+        if std::fs::read(dir.join(to)).ok().as_deref() != Some(data.as_slice()) {
+            std::fs::write(dir.join(to), data).map_err(|e| format!("{to}: {e}"))?;
+        }
+    }
+    let json = "{\n\t\"echo\": {\"image\": \"echo.bin\", \"pm\": \"echo.dts\", \"owner\": \"SiP\"},\n\t\"isolation\": {\"image\": \"isolation.bin\", \"pm\": \"isolation.dts\", \"owner\": \"SiP\", \"size\": \"0x200000\"}\n}\n";
+    let file = dir.join("sp_layout.json");
+    if std::fs::read_to_string(&file).ok().as_deref() != Some(json) {
+        std::fs::write(&file, json).map_err(|e| format!("{}: {e}", file.display()))?;
+    }
+    Ok(file)
+}
+
+fn sp_sizing_boot(o: &Outputs) -> XResult<Boot> {
+    let sps = layout::SpSet::User(sp_sizing_layout()?);
+    let bios = crate::build::build_tfa(&o.paths, crate::build::Bl33::FfaPayload, &sps)?;
+    let dtb = util::out_dir().join("spmc-sp-sizing.dtb");
+    qemu::dtb_with_bootargs(&bios, "quadrant.sp_sizing", &dtb)?;
+    Ok(Boot::Tfa { bios, dtb: Some(dtb) })
+}
+
+fn sp_sizing_expects() -> Vec<Expect> {
+    vec![
+        expect("spmc loaded both partitions", &["[spmc] manifest: ", "2 partition(s)"]),
+        expect("isolation's second MiB is mapped", &["[ffa-payload] check sp_sizing_second_mib_mapped: ok"]),
+        expect("echo keeps its 1 MiB", &["[ffa-payload] check sp_sizing_echo: ok"]),
+        expect("past its mem_size it faults", &["[ffa-payload] check sp_sizing_past_its_memory_faults: ok"]),
+        expect("spmc logged that fault", &["[spmc] ERROR: SP isolation (0x8002) ctx 0: Stage-2 data abort at IPA 0xe700000"]),
+        expect("echo after it", &["[ffa-payload] check sp_sizing_echo_after: ok"]),
+        expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
+    ]
+}
+
+/// The only ERROR lines allowed: spmc's about isolation's deliberate fault.
+fn only_sizing_errors(output: &str) -> Vec<String> {
+    let mut fails = no_failed_check(output);
+    for l in output.lines().filter(|l| l.contains("ERROR:") && !l.contains("QEMU System Power off")) {
+        if !l.contains("[spmc] ERROR: SP isolation (0x8002)") {
+            fails.push(format!("unexpected error line: {l}"));
+        }
+    }
+    fails
 }
 
 fn hafnium_manifests_boot(o: &Outputs) -> XResult<Boot> {
