@@ -454,6 +454,9 @@ pub fn run_hafnium_manifests<C: Conduit, M: Machine>(c: &C, m: &mut M) {
         log::info!("partition {:#06x}: {} context(s), properties {:#x}, uuid {}", p.id, p.contexts, p.props, UuidText(p.uuid));
     }
     let has = |id: u16, uuid: [u8; 16]| infos[..n].iter().any(|p| p.id == id && p.uuid == uuid);
+    // echo's manifest has notification-support: bit 3 with its messaging bits and AArch64.
+    let echo_props = infos[..n].iter().find(|p| p.id == 0x8001).map(|p| p.props);
+    check(format_args!("hafnium_manifests_notification_bit"), echo_props == Some(0x70b), format_args!("echo's properties {echo_props:x?} (want 0x70b)"));
     check(
         format_args!("hafnium_manifests_ids"),
         n == 2 && has(0x8001, ECHO_UUID) && has(0x8002, ISOLATION_UUID),

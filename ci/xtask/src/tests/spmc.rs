@@ -440,6 +440,7 @@ fn hafnium_manifests_expects() -> Vec<Expect> {
         expect("gp-register-num without boot-info boots", &["[spmc] ", "SP echo: gp-register-num without a boot-info node"]),
         expect("echo started", &["[echo] ready"]),
         expect("both listed with Hafnium's ids", &["[ffa-payload] check hafnium_manifests_ids: ok"]),
+        expect("notification-support sets properties bit 3", &["[ffa-payload] check hafnium_manifests_notification_bit: ok"]),
         expect("echo answers", &["[ffa-payload] check hafnium_manifests_echo_answers: ok"]),
         expect("echo answers REQ2", &["[ffa-payload] check hafnium_manifests_echo_req2: ok"]),
         expect("isolation answers", &["[ffa-payload] check hafnium_manifests_isolation_answers: ok"]),
