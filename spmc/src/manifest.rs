@@ -7,6 +7,12 @@
 //!   `maj_ver`, `min_ver` (the FF-A version the SPMC was configured for);
 //! - `/hypervisor/*` with `is_ffa_partition`: one node per SP package with its
 //!   `load_address` (and an optional `debug_name`);
+//! - signed SP packages (Quadrant's extension, docs/spmc.md): the property
+//!   `quadrant,trusted-keys` (N × 32-byte ed25519 public keys, N = 1..4) in
+//!   `/hypervisor` trusts its keys for every SP, in a `/hypervisor/*` node for
+//!   that SP only (instead of the list).  With a key anywhere, every SP must be
+//!   signed by a key trusted for it; with none, no signature is checked
+//!   (Hafnium's behaviour);
 //! - `memory@*` nodes: `device_type = "memory"` (Secure DRAM) or `"ns-memory"`
 //!   (Normal-world DRAM, where NS RX/TX buffers may live).
 //!
@@ -14,6 +20,7 @@
 //! looked at again.  Malformed input gives a [`ManifestError`], never a panic.
 
 use crate::name::Name;
+use crate::partition::signature::KeyList;
 use shared::fdt::{self, FdtNode};
 
 /// Most SPs this SPMC loads.
@@ -85,6 +92,9 @@ pub struct SpEntry {
     /// Its memory from `load_address` on (Hafnium's `mem_size`, rounded up to
     /// whole pages): package, image, .bss, stacks, RX/TX; None: not given.
     pub mem_size: Option<u64>,
+    /// The keys trusted to sign this SP's package: its own
+    /// `quadrant,trusted-keys`, else the `hypervisor` node's (maybe none).
+    pub keys: KeyList,
 }
 
 /// A partition's memory when the SPMC manifest gives no `mem_size`: sptool's
@@ -111,6 +121,16 @@ fn assigned_id(name: &str, index: usize) -> u16 {
     }
 }
 
+/// The property listing trusted SP signing keys.
+pub const TRUSTED_KEYS: &str = "quadrant,trusted-keys";
+
+fn prop_keys(node: &FdtNode) -> Result<Option<KeyList>, ManifestError> {
+    match node.property(TRUSTED_KEYS) {
+        None => Ok(None),
+        Some(p) => KeyList::from_bytes(p.value).map(Some).ok_or(ManifestError::Invalid(TRUSTED_KEYS)),
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SpmcManifest {
     pub spmc_id: u16,
@@ -120,6 +140,9 @@ pub struct SpmcManifest {
     sp_count: usize,
     pub secure_memory: Ranges,
     pub ns_memory: Ranges,
+    /// Whether the manifest lists any trusted key: then every SP package
+    /// must carry a signature by a key trusted for it.
+    pub verify_signatures: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,8 +236,11 @@ impl SpmcManifest {
             sp_count: 0,
             secure_memory: Ranges::default(),
             ns_memory: Ranges::default(),
+            verify_signatures: false,
         };
         if let Some(hyp) = dt.find_node("/hypervisor") {
+            let all = prop_keys(&hyp)?;
+            m.verify_signatures |= all.is_some();
             for vm in hyp.children() {
                 if vm.property("is_ffa_partition").is_none() {
                     continue;
@@ -231,8 +257,11 @@ impl SpmcManifest {
                     Some(0) => return Err(ManifestError::Invalid("mem_size")),
                     Some(n) => Some(n.checked_next_multiple_of(0x1000).filter(|&n| load_address.checked_add(n).is_some()).ok_or(ManifestError::Invalid("mem_size"))?),
                 };
+                let own = prop_keys(&vm)?;
+                m.verify_signatures |= own.is_some();
+                let keys = own.or(all).unwrap_or_default();
                 let slot = m.sps.get_mut(m.sp_count).ok_or(ManifestError::TooMany("partitions"))?;
-                *slot = SpEntry { debug_name: Name::new(name), load_address, id: assigned_id(vm.name, m.sp_count), mem_size };
+                *slot = SpEntry { debug_name: Name::new(name), load_address, id: assigned_id(vm.name, m.sp_count), mem_size, keys };
                 m.sp_count += 1;
             }
         }
@@ -293,6 +322,8 @@ mod tests {
         assert!(!m.ns_memory.contains(0x4010_0000, 0x1000), "realm PAS is not NS memory");
         let ids: Vec<u16> = m.sps().iter().map(|s| s.id).collect();
         assert_eq!(ids, [0x8001, 0x8002, 0x8003], "vm1.. are 0x8001.., as Hafnium numbers them");
+        assert!(!m.verify_signatures, "no key: Hafnium's behaviour, no signature checked");
+        assert!(m.sps().iter().all(|s| s.keys.is_empty()));
     }
 
     #[test]
@@ -313,6 +344,33 @@ mod tests {
         assert_eq!(assigned_id("vm0", 1), 0x8002);
         assert_eq!(assigned_id("vm99999", 0), 0x8001);
         assert_eq!(assigned_id("vmx", 0), 0x8001);
+    }
+
+    /// `spmc_keys.dts`: two keys for every SP, and echo with a key of its own.
+    #[test]
+    fn trusted_keys_per_list_and_per_partition() {
+        let m = SpmcManifest::parse(include_bytes!("../tests/data/spmc_keys.dtb")).unwrap();
+        assert!(m.verify_signatures);
+        let k = |b: u8| [b; 32];
+        let keys: Vec<(&str, Vec<[u8; 32]>)> = m.sps().iter().map(|s| (s.debug_name.as_str(), s.keys.as_slice().to_vec())).collect();
+        assert_eq!(keys, [("echo", vec![k(0x33)]), ("mp", vec![k(0x11), k(0x22)])]);
+    }
+
+    /// Only one SP has a key: signatures are still required of all (the others
+    /// have no trusted key and are refused at load).
+    #[test]
+    fn one_partition_key_turns_checking_on() {
+        let m = SpmcManifest::parse(include_bytes!("../tests/data/spmc_one_key.dtb")).unwrap();
+        assert!(m.verify_signatures);
+        assert_eq!(m.sps()[0].keys.as_slice().len(), 1);
+        assert!(m.sps()[1].keys.is_empty());
+    }
+
+    #[test]
+    fn malformed_key_lists_are_errors() {
+        for b in [&include_bytes!("../tests/data/spmc_bad_keys.dtb")[..], &include_bytes!("../tests/data/spmc_too_many_keys.dtb")[..], &include_bytes!("../tests/data/spmc_empty_keys.dtb")[..]] {
+            assert_eq!(SpmcManifest::parse(b), Err(ManifestError::Invalid(TRUSTED_KEYS)));
+        }
     }
 
     #[test]

@@ -47,6 +47,16 @@ struct Mailbox {
 // (while it owns the buffer) and we read it after the call that handed it over.
 unsafe impl Sync for Mailbox {}
 
+/// The first page of memory/FAR_PAGES (read back by the fragmented case).
+const FAR_PAGE: usize = 0x9000_0000;
+
+/// A page we share and lend to SPs (spmc_memory_sharing).
+#[repr(C, align(4096))]
+struct SharedPage(UnsafeCell<[u8; 4096]>);
+// SAFETY: touched by core 0 only, and by the SP only while it has it.
+unsafe impl Sync for SharedPage {}
+static SHARED_PAGE: SharedPage = SharedPage(UnsafeCell::new([0; 4096]));
+
 static MAILBOX: Mailbox = Mailbox { rx: UnsafeCell::new([0; 4096]), tx: UnsafeCell::new([0; 4096]) };
 static TABLE_MEM: PageArea<32> = PageArea::new();
 static POOL: spin::Once<spin::Mutex<FramePool>> = spin::Once::new();
@@ -182,6 +192,24 @@ impl Machine for Hw {
             core::hint::spin_loop();
         }
     }
+    fn write_tx(&mut self, offset: usize, data: &[u8]) {
+        // SAFETY: TX is ours between calls; the SPMC reads it only during one.
+        let tx = unsafe { &mut *MAILBOX.tx.get() };
+        let end = (offset + data.len()).min(tx.len());
+        tx[offset..end].copy_from_slice(&data[..end - offset]);
+    }
+    fn shared_page(&self) -> u64 {
+        SHARED_PAGE.0.get() as u64
+    }
+    fn read_u64(&self, pa: u64) -> u64 {
+        // SAFETY: our shared page or the far pages, mapped Normal memory below;
+        // volatile: the SP wrote it.
+        unsafe { core::ptr::read_volatile(pa as *const u64) }
+    }
+    fn write_u64(&mut self, pa: u64, v: u64) {
+        // SAFETY: as above.
+        unsafe { core::ptr::write_volatile(pa as *mut u64, v) }
+    }
     fn read_rx(&self, out: &mut [u8]) {
         // SAFETY: see `Mailbox`: we own RX after PARTITION_INFO_GET returned.
         let rx = unsafe { &*MAILBOX.rx.get() };
@@ -210,6 +238,8 @@ extern "C" fn quadrant_main(x0: u64, _x1: u64, _x2: u64, _x3: u64, _x4: u64, cpu
         mm::map(&mut t, UART_BASE, UART_BASE, PAGE_SIZE, mm::el2_attributes(MemKind::Device, false)).expect("map UART");
         mm::map(&mut t, GICD_BASE, GICD_BASE, 0x1_0000, mm::el2_attributes(MemKind::Device, false)).expect("map GICD");
         mm::map(&mut t, GICR0_SGI_BASE, GICR0_SGI_BASE, 0x1_0000, mm::el2_attributes(MemKind::Device, false)).expect("map GICR");
+        // The first of the far pages that spmc_memory_sharing shares in 1,200 pieces.
+        mm::map(&mut t, FAR_PAGE, FAR_PAGE, PAGE_SIZE, mm::el2_attributes(MemKind::ReadWrite, false)).expect("map far page");
         if let Some((addr, size)) = dtb {
             let start = addr & !(PAGE_SIZE - 1);
             let end = (addr + size).next_multiple_of(PAGE_SIZE);
@@ -242,6 +272,7 @@ extern "C" fn quadrant_main(x0: u64, _x1: u64, _x2: u64, _x3: u64, _x4: u64, cpu
         Mode::HafniumManifests => checks::run_hafnium_manifests(&Smc, &mut hw),
         Mode::SpmdLsp => checks::run_spmd_lsp(&Smc, &mut hw),
         Mode::SpSizing => checks::run_sp_sizing(&Smc, &mut hw),
+        Mode::Memory => crate::memory::run_memory(&Smc, &mut hw),
     }
     if mode != Mode::Bench {
         let (ok, failed) = checks::TALLY.counts();

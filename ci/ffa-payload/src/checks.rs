@@ -68,6 +68,16 @@ pub trait Machine {
     fn ns_interrupt_ack(&mut self, _timeout_ticks: u64) -> Option<u32> {
         None
     }
+    /// Writes `data` into our TX buffer at `offset`.
+    fn write_tx(&mut self, _offset: usize, _data: &[u8]) {}
+    /// Physical address of a page of ours that we share and lend.
+    fn shared_page(&self) -> u64 {
+        0
+    }
+    fn read_u64(&self, _pa: u64) -> u64 {
+        0
+    }
+    fn write_u64(&mut self, _pa: u64, _v: u64) {}
 }
 
 /// Tally of check results, shared by all cores.
@@ -620,16 +630,49 @@ pub fn run_concurrency<C: Conduit, M: Machine>(c: &C, m: &mut M) {
     );
 }
 
-fn bench_row(name: &str, m: &dyn Machine, mut call: impl FnMut() -> bool) {
+fn bench_row(name: &str, m: &dyn Machine, call: impl FnMut() -> bool) {
+    bench_rows(name, m, BENCH_ITERATIONS, call)
+}
+
+/// Memory sharing round trips are far longer: fewer of them.
+const BENCH_MEM_ITERATIONS: u64 = 200;
+
+/// MEM_SHARE, mp's retrieve + relinquish (`CMD_MEM`), MEM_RECLAIM: of our
+/// shared page, and of 2 MiB (one constituent) of the far pages.
+fn bench_memory<C: Conduit, M: Machine>(c: &C, m: &mut M) {
+    let ffa = FfaClient::new(c);
+    let (rx, tx) = m.rx_tx();
+    if ffa.rxtx_map(rx, tx, 1).is_err() {
+        log::info!("bench ffa_mem_share skipped: RXTX_MAP failed");
+        return;
+    }
+    let page = m.shared_page();
+    for (name, pa, pages) in [("ffa_mem_share_1page", page, 1u32), ("ffa_mem_share_2mib", crate::memory::FAR_PAGES, 512)] {
+        let mut ok = 0u64;
+        let start = m.counter();
+        for _ in 0..BENCH_MEM_ITERATIONS {
+            if crate::memory::share_round_trip(c, m, &ffa, pa, pages) {
+                ok += 1;
+            }
+        }
+        let ticks = m.counter() - start;
+        log::info!("bench {} {} {}", name, BENCH_MEM_ITERATIONS, ticks);
+        if ok != BENCH_MEM_ITERATIONS {
+            log::info!("bench {} had {} wrong answers", name, BENCH_MEM_ITERATIONS - ok);
+        }
+    }
+}
+
+fn bench_rows(name: &str, m: &dyn Machine, iterations: u64, mut call: impl FnMut() -> bool) {
     let mut bad = 0u64;
     let start = m.counter();
-    for _ in 0..BENCH_ITERATIONS {
+    for _ in 0..iterations {
         if !call() {
             bad += 1;
         }
     }
     let ticks = m.counter() - start;
-    log::info!("bench {} {} {}", name, BENCH_ITERATIONS, ticks);
+    log::info!("bench {} {} {}", name, iterations, ticks);
     if bad != 0 {
         log::info!("bench {} had {} wrong answers", name, bad);
     }
@@ -659,6 +702,7 @@ pub fn run_bench<C: Conduit, M: Machine>(c: &C, m: &mut M) {
     bench_row("ffa_direct_req_echo_core0", &*m, || echo_ok(&ffa, 0));
     bench_row("ffa_direct_req_mp_core0", &*m, || ffa.direct_req64(HYPERVISOR_ID, MP, [MP_WORK, 0, 0, 0, 0]).is_ok());
     bench_row("ffa_sp_to_sp", &*m, || ffa.direct_req64(HYPERVISOR_ID, MP, [MP_FORWARD, ECHO as u64, 1, 2, 3]) == Ok([0, 1, 2, 3, 0]));
+    bench_memory(c, m);
     match m.run_on(3, Job::BenchEcho) {
         Ok(ticks) => log::info!("bench ffa_direct_req_echo_core3 {} {}", BENCH_ITERATIONS, ticks),
         Err(e) => log::info!("bench ffa_direct_req_echo_core3 skipped: {}", e),

@@ -9,11 +9,12 @@
 //! `quadrant.isolation[=<hex address>]` = the isolation SP reads that address
 //! (`spmc_isolation`), `quadrant.bench` = timed round trips,
 //! `quadrant.interrupts` (`spmc_interrupts`), `quadrant.concurrency`
-//! (`spmc_concurrency`: requests on two cores at once),
-//! `quadrant.cpu_on_twice` (`spmc_cpu_on_twice`: secondaries powered off
-//! and on again), `quadrant.version_locked` (`spmc_version_locked`),
-//! `quadrant.hafnium_manifests` (`spmc_hafnium_manifests`),
-//! `quadrant.spmd_lsp` (`spmc_spmd_lsp`), `quadrant.sp_sizing` (`spmc_sp_sizing`).
+//! (`spmc_concurrency`: requests on two cores at once), `quadrant.memory`
+//! (`spmc_memory_sharing`), `quadrant.cpu_on_twice` (`spmc_cpu_on_twice`:
+//! secondaries powered off and on again), `quadrant.version_locked`
+//! (`spmc_version_locked`), `quadrant.hafnium_manifests`
+//! (`spmc_hafnium_manifests`), `quadrant.spmd_lsp` (`spmc_spmd_lsp`),
+//! `quadrant.sp_sizing` (`spmc_sp_sizing`).
 //!
 //! Output: `[ffa-payload] check <name>: ok|FAIL <detail>` per check,
 //! `[ffa-payload] checks: <N> ok, <M> failed`, then PSCI SYSTEM_OFF; in bench
@@ -23,6 +24,7 @@
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
 mod checks;
+mod memory;
 mod mode;
 
 #[cfg(target_os = "none")]

@@ -22,6 +22,8 @@ pub enum Mode {
     SpmdLsp,
     /// `spmc_sp_sizing`: isolation given 2 MiB by the SPMC manifest's `mem_size`.
     SpSizing,
+    /// `spmc_memory_sharing`: FFA_MEM_* with mp.
+    Memory,
 }
 
 /// Another SP's memory: the echo SP's package (tfa-integration/sp/echo.dts).
@@ -52,6 +54,9 @@ pub fn from_bootargs(args: &str) -> Mode {
         }
         if w == "quadrant.sp_sizing" {
             return Mode::SpSizing;
+        }
+        if w == "quadrant.memory" {
+            return Mode::Memory;
         }
         if w == "quadrant.isolation" {
             return Mode::Isolation(DEFAULT_ISOLATION_TARGET);

@@ -64,6 +64,8 @@ const FFA_PAYLOAD: Run = Run {
         ("ffa_direct_req_echo_core3", "NS -> echo direct request, core 3"),
         ("ffa_direct_req_mp_core0", "NS -> mp direct request, core 0"),
         ("ffa_sp_to_sp", "NS -> mp -> echo (SP-to-SP) and back"),
+        ("ffa_mem_share_1page", "MEM_SHARE + (mp) RETRIEVE + RELINQUISH + RECLAIM of 1 page"),
+        ("ffa_mem_share_2mib", "MEM_SHARE + (mp) RETRIEVE + RELINQUISH + RECLAIM of 2 MiB"),
     ],
     floor: "smc_floor",
     boot: |o, label| bench_dtb_boot(&o.ffa_bios, label),
@@ -292,6 +294,15 @@ pub fn bench(outputs: &Outputs) -> Result<bool> {
         let _ = writeln!(json, "  \"{key}\": {{\"calls\": {calls}, \"ticks_per_call\": {}, \"ratio_to_floor\": {}, \"goal\": {}}},", num(*tpc), num(*ratio), goal(key).map(num).unwrap_or("null".into()));
         bars.push(Bar { key: key.clone(), ratio: *ratio, goal: goal(key) });
     }
+    // Issue H: spmc's cold boot with SP signatures checked ÷ without.
+    for icount in [false, true] {
+        for (key, calls, tpc, ratio, what) in &signature_boot_ratio(outputs, icount)? {
+            ok &= ratio.is_finite();
+            println!("{:<36} {:>8} {:>14.1} {:>9.2}  {what}", key, calls, tpc, ratio);
+            let _ = writeln!(json, "  \"{key}\": {{\"calls\": {calls}, \"ticks_per_call\": {}, \"ratio_to_floor\": {}, \"goal\": {}}},", num(*tpc), num(*ratio), goal(key).map(num).unwrap_or("null".into()));
+            bars.push(Bar { key: key.clone(), ratio: *ratio, goal: goal(key) });
+        }
+    }
     let _ = writeln!(json, "  \"cntfrq_hz\": {},", freq.map(|f| f.to_string()).unwrap_or("null".into()));
     let (under, bare) = guest_boot_ratio(outputs)?;
     let ratio = under / bare;
@@ -325,6 +336,56 @@ pub fn bench(outputs: &Outputs) -> Result<bool> {
     Ok(ok)
 }
 
+/// spmc's `cold boot: N counter ticks (at M since reset), SP signatures ...` line.
+fn cold_boot_ticks(output: &str) -> Option<(u64, u64)> {
+    let rest = output.lines().find_map(|l| l.split("[spmc] cold boot: ").nth(1))?;
+    let mut w = rest.split_whitespace();
+    let ticks = w.next()?.parse().ok()?;
+    let since_reset = rest.split("(at ").nth(1)?.split_whitespace().next()?.parse().ok()?;
+    Some((ticks, since_reset))
+}
+
+/// One printed row: key, calls, ticks per call, ratio, what it measures.
+type TableRow = (String, u64, f64, f64, &'static str);
+
+/// Boot with every SP package's signature checked (the build's FIP) ÷ the
+/// same FIP with the SPMC manifest trusting no key (the checked-in
+/// tfa-integration/spmc_manifest.dts: no check, Hafnium's behaviour).  Two
+/// rows, wall clock or `_icount`: spmc's own cold boot (manifest to every SP
+/// initialised; 4 SPs) and the whole boot from reset to that point (TF-A's
+/// BL1, BL2, BL31 before it).  Ticks per "call" = the checked boot's ticks.
+fn signature_boot_ratio(o: &Outputs, icount: bool) -> Result<Vec<TableRow>> {
+    let template = std::fs::read_to_string(util::repo_root().join("tfa-integration/spmc_manifest.dts")).map_err(|e| e.to_string())?;
+    let unchecked = build::bios_variant(&o.ffa_bios, "bench-no-signature-check", &[build::FipEdit::SpmcManifest(&template)])?;
+    let mut ticks = Vec::new();
+    for (label, bios, want) in [("spmc-signed", o.ffa_bios.clone(), "SP signatures checked"), ("spmc-unsigned", unchecked, "SP signatures not checked")] {
+        let mut boot = Boot::Tfa { bios, dtb: None };
+        let mut label = label.to_owned();
+        if icount {
+            boot = Boot::Extra { boot: Box::new(boot), args: ICOUNT.iter().map(|s| s.to_string()).collect() };
+            label.push_str("-icount");
+        }
+        let log = util::out_dir().join(format!("bench-{label}.log"));
+        let cap = qemu::capture(&boot, Duration::from_secs(300), &log, &["SP signatures ", "PANIC:"])?;
+        match cold_boot_ticks(&cap.output) {
+            Some(t) if cap.output.contains(want) => ticks.push(t),
+            _ => return Err(format!("{label}: no `[spmc] cold boot: .. {want}` line; serial log: {}", log.display())),
+        }
+    }
+    let (with, without) = (ticks[0], ticks[1]);
+    let sfx = if icount { "_icount" } else { "" };
+    let (spmc_what, reset_what) = if icount {
+        ("spmc cold boot, 4 SP signatures checked ÷ unchecked [instructions, -icount shift=0]", "reset to spmc's init done, checked ÷ unchecked [instructions, -icount shift=0]")
+    } else {
+        ("spmc cold boot, 4 SP signatures checked ÷ unchecked", "reset to spmc's init done, checked ÷ unchecked")
+    };
+    let ratio = |a: u64, b: u64| a as f64 / b.max(1) as f64;
+    Ok(vec![
+        (format!("spmc_boot_signed_sps{sfx}"), 1, with.0 as f64, ratio(with.0, without.0), spmc_what),
+        (format!("boot_to_spmc_ready_signed_sps{sfx}"), 1, with.1 as f64, ratio(with.1, without.1), reset_what),
+    ])
+}
+
 fn num(x: f64) -> String {
     if x.is_finite() { format!("{x:.3}") } else { "null".into() }
 }
@@ -332,6 +393,13 @@ fn num(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cold_boot_line() {
+        let out = "[spmc] manifest\n[spmc] cold boot: 1234 counter ticks (at 99999 since reset), SP signatures checked\n";
+        assert_eq!(cold_boot_ticks(out), Some((1234, 99999)));
+        assert_eq!(cold_boot_ticks("[spmc] cold boot: x counter ticks"), None);
+    }
 
     #[test]
     fn one_bar_per_row_with_its_goal() {

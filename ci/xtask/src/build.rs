@@ -3,6 +3,7 @@
 
 use crate::layout::{self, SpSet};
 use crate::setup::Paths;
+use crate::sign;
 use crate::util::{self, Result, run, run_logged};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -275,7 +276,7 @@ pub fn build_tfa(p: &Paths, bl33: Bl33, sps: &SpSet) -> Result<PathBuf> {
     let integ = util::repo_root().join("tfa-integration");
     let imgs = images_dir();
     let (layout, manifest) = match sps {
-        SpSet::Ours => (stage_sps()?.join("sp_layout.json"), layout::spmc_manifest_file(sps)?),
+        SpSet::Ours => (stage_sps()?.join("sp_layout.json"), signed_spmc_manifest()?),
         SpSet::User(f) => {
             let f = std::fs::canonicalize(f).map_err(|e| format!("--sp-layout {}: {e}", f.display()))?;
             (f.clone(), layout::spmc_manifest_file(&SpSet::User(f))?)
@@ -323,11 +324,44 @@ pub fn build_tfa(p: &Paths, bl33: Bl33, sps: &SpSet) -> Result<PathBuf> {
         run_logged(&mut cmd, &util::out_dir().join(log_name))
     })?;
     util::write_atomic(&flags_marker, flags.as_bytes())?;
+    if *sps == SpSet::Ours && sign_packages(&plat)? {
+        // sptool made the packages unsigned: the FIP (rebuilt by every make,
+        // its `sp` prerequisite is phony) must now take the signed ones.
+        util::step(&format!("TF-A {}: FIP with the signed SP packages", build_base.file_name().unwrap().to_string_lossy()), || {
+            run_logged(&mut cmd, &util::out_dir().join(format!("{}-signed.log", build_base.file_name().unwrap().to_string_lossy())))
+        })?;
+    }
     let bios = plat.join("qemu_fw.bios");
     if !bios.exists() {
         return Err(format!("TF-A build produced no {}", bios.display()));
     }
     Ok(bios)
+}
+
+/// Our SPMC manifest with the test key trusted for every SP
+/// (`target/quadrant/sp/spmc_manifest.dts`; the key is not in the repository).
+pub fn signed_spmc_manifest() -> Result<PathBuf> {
+    let ours = util::repo_root().join("tfa-integration/spmc_manifest.dts");
+    let template = std::fs::read_to_string(&ours).map_err(|e| format!("{}: {e}", ours.display()))?;
+    let key = sign::load_key(&sign::ensure_test_key()?)?;
+    let text = sign::manifest_with_keys(&template, &sign::manifest_line(&[*key.pk]))?;
+    let out = util::out_dir().join("sp").join("spmc_manifest.dts");
+    util::mkdirs(out.parent().unwrap())?;
+    if std::fs::read_to_string(&out).ok().as_deref() != Some(text.as_str()) {
+        util::write_atomic(&out, text.as_bytes())?;
+    }
+    Ok(out)
+}
+
+/// Signs the SP packages sptool left in a build's platform directory with
+/// the test key; returns whether any changed.
+fn sign_packages(plat: &Path) -> Result<bool> {
+    let key = sign::load_key(&sign::ensure_test_key()?)?;
+    let mut changed = false;
+    for (name, _, _) in SpSet::Ours.packages()? {
+        changed |= sign::sign_file(&plat.join(format!("{name}.pkg")), &key)?;
+    }
+    Ok(changed)
 }
 
 /// Drops a build's tb_fw_config DTB and its preprocessed source, so BL2
@@ -349,4 +383,54 @@ impl Bl33 {
             Bl33::FfaPayloadLsp => "ffa-payload, ENABLE_SPMD_LP=1",
         }
     }
+}
+
+/// What a [`bios_variant`] changes in a built FIP.
+pub enum FipEdit<'a> {
+    /// The SP package whose FIP blob has this UUID (RFC 4122 string).
+    SpPackage { uuid: &'a str, pkg: &'a [u8] },
+    /// TOS_FW_CONFIG: the SPMC manifest, as DTS source (compiled with dtc).
+    SpmcManifest(&'a str),
+}
+
+/// A QEMU bios like `bios` (a TF-A build's `qemu_fw.bios`) with its FIP
+/// edited by TF-A's own fiptool: `target/quadrant/variants/<name>/qemu_fw.bios`.
+/// No TF-A rebuild: BL2 finds every image by UUID, the bios is bl1.bin with
+/// the FIP at 256 KiB (TF-A's plat/qemu/qemu/platform.mk).
+pub fn bios_variant(bios: &Path, name: &str, edits: &[FipEdit]) -> Result<PathBuf> {
+    let plat = bios.parent().ok_or("bios without a directory")?;
+    let dir = util::out_dir().join("variants").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    util::mkdirs(&dir)?;
+    let fip = dir.join("fip.bin");
+    std::fs::copy(plat.join("fip.bin"), &fip).map_err(|e| format!("{}: {e}", plat.join("fip.bin").display()))?;
+    let mut cmd = Command::new(util::out_dir().join("tfa-src/tools/fiptool/fiptool"));
+    cmd.arg("update");
+    for (i, e) in edits.iter().enumerate() {
+        match e {
+            FipEdit::SpPackage { uuid, pkg } => {
+                let f = dir.join(format!("sp{i}.pkg"));
+                util::write_atomic(&f, pkg)?;
+                cmd.arg("--blob").arg(format!("uuid={uuid},file={}", f.display()));
+            }
+            FipEdit::SpmcManifest(dts) => {
+                let src = dir.join("spmc_manifest.dts");
+                let dtb = dir.join("spmc_manifest.dtb");
+                util::write_atomic(&src, dts.as_bytes())?;
+                run(Command::new("dtc").args(["-q", "-I", "dts", "-O", "dtb", "-o"]).arg(&dtb).arg(&src))?;
+                cmd.arg("--tos-fw-config").arg(&dtb);
+            }
+        }
+    }
+    cmd.arg(&fip);
+    run(&mut cmd)?;
+    let mut image = std::fs::read(plat.join("bl1.bin")).map_err(|e| format!("{}: {e}", plat.join("bl1.bin").display()))?;
+    if image.len() > 0x4_0000 {
+        return Err("bl1.bin is larger than 256 KiB".into());
+    }
+    image.resize(0x4_0000, 0);
+    image.extend(std::fs::read(&fip).map_err(|e| format!("{}: {e}", fip.display()))?);
+    let out = dir.join("qemu_fw.bios");
+    util::write_atomic(&out, &image)?;
+    Ok(out)
 }

@@ -10,7 +10,9 @@ mod measure;
 mod qemu;
 mod run;
 mod fresh;
+mod fuzz;
 mod setup;
+mod sign;
 mod tests;
 mod util;
 mod verify_token;
@@ -27,10 +29,14 @@ fn usage() -> String {
   bench            FF-A/RMI/guest round trips as ratios to their floors;
                    writes target/bench.json and target/bench.svg
 {}
+{}
+{}
   fresh-check      the README's `cargo xtask test` in a clean Debian 12 root (mmdebstrap),
                    with this machine's Rust toolchain: proves the fresh-machine path",
         run::USAGE,
-        verify_token::USAGE
+        verify_token::USAGE,
+        fuzz::USAGE,
+        sign::USAGE
     )
 }
 
@@ -52,7 +58,9 @@ fn main() -> ExitCode {
         },
         Some("test") => setup::setup().and_then(|p| build::build(&p)).and_then(|o| tests::test(&o, args.get(1).map(String::as_str))),
         Some("verify-token") => setup::setup().and_then(|_| verify_token::main(&args[1..])),
+        Some("sign-sp") => sign::main(&args[1..]),
         Some("fresh-check") => fresh::fresh_check(),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("bench") => setup::setup().and_then(|p| build::build(&p)).and_then(|o| bench::bench(&o)),
         _ => {
             eprintln!("{}", usage());

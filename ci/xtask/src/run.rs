@@ -11,8 +11,7 @@ use crate::tests::spmc;
 use crate::util::{self, Result};
 use std::path::{Path, PathBuf};
 
-pub const USAGE: &str = "\
-  run [--no-tfa] [--gdb] [--mem MiB] [--kernel IMAGE [--initrd FILE] [--append ARGS]]
+pub const USAGE: &str = "  run [--no-tfa] [--gdb] [--mem MiB] [--kernel IMAGE [--initrd FILE] [--append ARGS]]
       [--bl33 IMAGE [--initrd FILE] [--append ARGS]] [--sp-layout FILE]
                    build, then boot all four worlds in QEMU (serial on this terminal)
                    with Debian's Linux as ns-hyp's guest, to a BusyBox shell;

@@ -111,6 +111,7 @@ pub fn setup() -> Result<Paths> {
     let p = paths();
     tfa_source(&p.tfa_src)?;
     guest_packages(&p.guest)?;
+    crate::sign::ensure_test_key()?;
     Ok(p)
 }
 

@@ -230,6 +230,8 @@ pub use shared::abi::rmi::status_name;
 pub mod test_support;
 #[cfg(test)]
 mod tests_commands;
+#[cfg(test)]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {

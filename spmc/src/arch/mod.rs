@@ -5,9 +5,9 @@ mod platform;
 
 use spmc::ffa::setup::partition_info::{LogicalPartitions, MAX_LOGICAL, read_info_regs};
 use spmc::ffa::{Partition, Regs, SpMemory, Spmc};
-use spmc::manifest::{Range, SpmcManifest};
+use spmc::manifest::{Range, SpEntry, SpmcManifest};
 use spmc::partition::layout::{self, Taken};
-use spmc::partition::{PartitionManifest, SpPackage};
+use spmc::partition::{PartitionManifest, SpPackage, signature};
 use platform::{HwPe, HwPlatform};
 use shared::abi::ffa::{FfaError, fid};
 use shared::arch::ExceptionFrame;
@@ -65,6 +65,8 @@ static MAP: spin::Once<spin::Mutex<mm::El2Map>> = spin::Once::new();
 /// Shared by every PE, unlocked: the SPMC locks per execution context and
 /// per endpoint inside ([`spmc::ffa::context`]); nothing is held while an SP runs.
 static SPMC: spin::Once<Spmc> = spin::Once::new();
+/// Memory transactions (FFA_MEM_*): ~100 KiB, so a static, not on the boot stack.
+static MEMORY: spin::Mutex<spmc::ffa::memory::transaction::MemoryStore> = spin::Mutex::new(spmc::ffa::memory::transaction::MemoryStore::new());
 /// Fixed once booted; each PE drives it through its own [`HwPe`].
 static PLATFORM: spin::Once<HwPlatform> = spin::Once::new();
 
@@ -110,6 +112,7 @@ fn msg_wait() -> Regs {
 }
 
 fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
+    let start = shared::arch::timer::cntpct();
     // Copy the manifest out first: it is read with the MMU off, never again.
     if manifest_addr == 0 || manifest_addr % 8 != 0 {
         return Err("no manifest in x0");
@@ -150,7 +153,7 @@ fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
         unsafe { shared::arch::mmu::enable_el2(&t) };
     }
 
-    let mut spmc = Spmc::new(m.spmc_id, m.ns_memory);
+    let mut spmc = Spmc::new(m.spmc_id, m.ns_memory, &MEMORY);
     spmc.set_logical_partitions(spmd_logical_partitions());
     let mut hw = HwPlatform::new(pool());
     // What is already owned: the SPMC image and every SP package region.
@@ -160,7 +163,7 @@ fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
         taken.push(r)?;
     }
     for (i, sp) in m.sps().iter().enumerate() {
-        let loaded = sp_region(&m, i).and_then(|own| Ok((own, load_partition(own, sp.debug_name.as_str())?))).and_then(|(own, (mut pm, entry))| {
+        let loaded = sp_region(&m, i).and_then(|own| Ok((own, load_partition(own, sp, &m)?))).and_then(|(own, (mut pm, entry))| {
             adopt_hafnium_forms(&mut pm, sp);
             layout::check_regions(&pm, own, &taken, &m.secure_memory, &m.ns_memory)?;
             Ok((own, pm, entry))
@@ -196,6 +199,12 @@ fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
             log::error!("SP {:#06x}: {}", s.partition(i).map_or(0, |p| p.manifest.id), e);
         }
     }
+    // `cargo xtask bench` reads this line (boot with signature checks ÷ without).
+    let end = shared::arch::timer::cntpct();
+    log::info!(
+        "cold boot: {} counter ticks (at {} since reset), SP signatures {}",
+        end.wrapping_sub(start), end, if m.verify_signatures { "checked" } else { "not checked" }
+    );
     Ok(())
 }
 
@@ -227,16 +236,28 @@ fn sp_region(m: &SpmcManifest, i: usize) -> Result<Range, &'static str> {
 }
 
 /// Checks the SP package at the start of `own` (the partition's memory,
-/// checked by [`sp_region`]) and parses its manifest; returns it and the
-/// entry point.  The package must fit in it (Hafnium: its size below `mem_size`).
-fn load_partition(own: Range, name: &str) -> Result<(PartitionManifest, u64), &'static str> {
-    let base = own.base;
+/// checked by [`sp_region`]; the package must fit in it, as Hafnium wants
+/// its size below `mem_size`), and its signature if the SPMC manifest
+/// trusts keys, and parses its manifest; returns it and the entry point.
+fn load_partition(own: Range, sp: &SpEntry, m: &SpmcManifest) -> Result<(PartitionManifest, u64), &'static str> {
+    let (base, name) = (own.base, sp.debug_name.as_str());
     // SAFETY: `own` was checked and mapped (Secure, RW) above and BL2 loaded the package there.
     let region = unsafe { core::slice::from_raw_parts(base as *const u8, own.size as usize) };
     let pkg = SpPackage::parse(region).map_err(|e| {
         log::error!("SP {}: {}", name, e);
         "bad SP package"
     })?;
+    // Before anything else in the package is read, and long before its
+    // Stage-2 maps it executable (docs/spmc.md, "Signed SP packages").
+    if m.verify_signatures {
+        let key = signature::verify(region, &pkg, sp.keys.as_slice()).map_err(|e| {
+            if let signature::SignatureError::Malformed(why) = e {
+                log::error!("SP {}: signature block: {}", name, why);
+            }
+            e.as_str()
+        })?;
+        log::info!("SP {}: signature ok (ed25519 key {:02x}{:02x}{:02x}{:02x}..)", name, key[0], key[1], key[2], key[3]);
+    }
     let pm = PartitionManifest::parse(pkg.manifest(region), shared::percpu::MAX_CPUS).map_err(|e| {
         log::error!("SP {}: partition manifest: {}", name, e);
         "bad partition manifest"
@@ -263,7 +284,7 @@ fn load_partition(own: Range, name: &str) -> Result<(PartitionManifest, u64), &'
 
 /// What Hafnium boots, we boot: the partition gets the id the SPMC manifest's
 /// order gives it, and each manifest property we ignore is a warning.
-fn adopt_hafnium_forms(pm: &mut PartitionManifest, sp: &spmc::manifest::SpEntry) {
+fn adopt_hafnium_forms(pm: &mut PartitionManifest, sp: &SpEntry) {
     for name in pm.ignored() {
         log::warn!("SP {}: partition manifest property or node `{}` ignored (not implemented)", sp.debug_name, name);
     }

@@ -2,6 +2,7 @@
 //! S-EL1 under a Secure Stage-2, and the SPMC's own Stage-1 for NS buffers.
 
 use spmc::ffa::interrupts::{SEL2_PHYS_TIMER_INTID, SPURIOUS_INTID};
+use spmc::ffa::memory::BorrowedAccess;
 use spmc::ffa::{MAX_CONTEXTS, MAX_PARTITIONS, Platform, Regs, RunFlags, SpExit, SpMemory};
 use spmc::gic::{SecureInterrupt, SecureInterruptController};
 use spmc::partition::PartitionManifest;
@@ -190,6 +191,9 @@ static VCPUS: [[spin::Mutex<Option<Vcpu>>; MAX_CONTEXTS]; MAX_PARTITIONS] =
 struct SpHw {
     /// Root of its Secure Stage-2 (VSTTBR_EL2).
     s2_root: u64,
+    /// Root of its Non-secure IPA space's Stage-2 (VTTBR_EL2): Normal-world
+    /// memory it retrieved (FFA_MEM_RETRIEVE_REQ), nothing else.
+    ns_root: u64,
     vmid: u64,
     /// Its primary entry point (load address + entrypoint-offset).
     entry: u64,
@@ -198,10 +202,13 @@ struct SpHw {
 pub struct HwPlatform {
     pool: &'static spin::Mutex<FramePool>,
     sps: [Option<SpHw>; MAX_PARTITIONS],
-    /// An empty NS-IPA Stage-2 (VTTBR_EL2): any NS IPA access by an SP faults.
+    /// An empty NS-IPA Stage-2 (VTTBR_EL2) for when no SP runs.
     ns_root: u64,
     _ns_table: mm::NsStage2,
-    _s2: [Option<mm::SecureStage2Map>; MAX_PARTITIONS],
+    /// Each SP's Secure and Non-secure IPA Stage-2 tables; changed by memory
+    /// transactions from any PE, so each behind its own lock.
+    s2: [spin::Mutex<Option<mm::SecureStage2Map>>; MAX_PARTITIONS],
+    ns_s2: [spin::Mutex<Option<mm::NsStage2>>; MAX_PARTITIONS],
 }
 
 /// Stage-2 attributes for a manifest region's `attributes` (binding: 1 R, 2 W, 4 X).
@@ -224,6 +231,11 @@ pub fn setup_cpu_virt(ns_root: u64) {
     // VSTCR_EL2 shares T0SZ[5:0], SL0[7:6], TG0[15:14] with VTCR_EL2; SW/SA
     // (bits 29/30) = 0: Secure Stage-2 walks and output are in the Secure PAS.
     let vstcr = vtcr & (0x3f | (3 << 6) | (3 << 14));
+    // VTCR_EL2.NSA (bit 30) = 1: what the Non-secure IPA space translates to
+    // is in the Non-secure PAS (Normal-world memory an SP retrieved); NSW
+    // (bit 29) = 0: its tables, ours, are walked in the Secure PAS.  Without
+    // NSA the output would be Secure and the GPT would fault the access.
+    let vtcr = vtcr | (1 << 30);
     // SAFETY: Stage-2 only applies to EL1&0, which runs nothing until we enter
     // an SP with the matching VSTTBR/VTTBR written by `run_sp`.
     unsafe {
@@ -242,7 +254,14 @@ impl HwPlatform {
     pub fn new(pool: &'static spin::Mutex<FramePool>) -> Self {
         let ns = mm::new_table(pool, mm::Stage2);
         let ns_root = ns.root_address().0 as u64;
-        Self { pool, sps: [None; MAX_PARTITIONS], ns_root, _ns_table: ns, _s2: [const { None }; MAX_PARTITIONS] }
+        Self {
+            pool,
+            sps: [None; MAX_PARTITIONS],
+            ns_root,
+            _ns_table: ns,
+            s2: [const { spin::Mutex::new(None) }; MAX_PARTITIONS],
+            ns_s2: [const { spin::Mutex::new(None) }; MAX_PARTITIONS],
+        }
     }
 
     pub fn ns_root(&self) -> u64 {
@@ -264,8 +283,11 @@ impl HwPlatform {
             mm::map(&mut t, r.base as usize, r.base as usize, r.size() as usize, mm::stage2_attributes(region_kind(r.attributes, true))).map_err(|_| ())?;
         }
         let root = t.root_address().0 as u64;
-        *self._s2.get_mut(idx).ok_or(())? = Some(t);
-        self.sps[idx] = Some(SpHw { s2_root: root, vmid: idx as u64 + 2, entry });
+        *self.s2.get(idx).ok_or(())?.lock() = Some(t);
+        let ns = mm::new_table(self.pool, mm::Stage2);
+        let ns_root = ns.root_address().0 as u64;
+        *self.ns_s2.get(idx).ok_or(())?.lock() = Some(ns);
+        self.sps[idx] = Some(SpHw { s2_root: root, ns_root, vmid: idx as u64 + 2, entry });
         for ctx in 0..(pm.execution_ctx_count as usize).min(MAX_CONTEXTS) {
             // x0 = 0: no boot information blob is passed (DEN0077, boot information protocol).
             *VCPUS[idx][ctx].lock() = Some(Vcpu { regs: GuestRegs::at_entry(entry, 0), el1: El1SysRegs::reset(), timer: VTimer::default() });
@@ -361,7 +383,7 @@ impl Platform for HwPe {
         unsafe {
             v.el1.restore();
             core::arch::asm!("msr S3_4_C2_C6_0, {}" /* VSTTBR_EL2 */, in(reg) hw.s2_root, options(nostack, preserves_flags));
-            shared::write_sysreg!(vttbr_el2, self.0.ns_root | (hw.vmid << 48));
+            shared::write_sysreg!(vttbr_el2, hw.ns_root | (hw.vmid << 48));
             shared::write_sysreg!(vmpidr_el2, (1u64 << 31) | ctx as u64);
             let hcr = HCR_EL2_SP | HCR_EL2_IMO | if flags.trap_ns { HCR_EL2_FMO } else { 0 } | if flags.virq { HCR_EL2_VI } else { 0 };
             shared::write_sysreg!(hcr_el2, hcr);
@@ -426,6 +448,75 @@ impl Platform for HwPe {
 
     fn sp_log(&mut self, prefix: &str, line: &str) {
         shared::println!("[{}] {}", prefix, line);
+    }
+
+    fn read(&mut self, pa: u64, out: &mut [u8]) {
+        for (i, b) in out.iter_mut().enumerate() {
+            // SAFETY: the dispatcher only reads inside a mapped NS buffer or an SP's region.
+            *b = unsafe { core::ptr::read_volatile((pa as usize + i) as *const u8) };
+        }
+    }
+
+    fn map_borrowed(&mut self, index: usize, pa: u64, size: u64, access: BorrowedAccess, non_secure: bool) -> Result<(), ()> {
+        let kind = match (access.write, access.execute) {
+            (true, true) => MemKind::ReadWriteExec,
+            (true, false) => MemKind::ReadWrite,
+            (false, true) => MemKind::Code,
+            (false, false) => MemKind::ReadOnly,
+        };
+        let attrs = mm::stage2_attributes(kind);
+        if non_secure {
+            let mut t = self.0.ns_s2.get(index).ok_or(())?.lock();
+            mm::map(t.as_mut().ok_or(())?, pa as usize, pa as usize, size as usize, attrs).map_err(|_| ())?;
+        } else {
+            let mut t = self.0.s2.get(index).ok_or(())?.lock();
+            mm::map(t.as_mut().ok_or(())?, pa as usize, pa as usize, size as usize, attrs).map_err(|_| ())?;
+        }
+        // SAFETY: barriers only; new entries replace invalid (or narrower) ones.
+        unsafe { core::arch::asm!("dsb ish", "isb", options(nostack)) };
+        Ok(())
+    }
+
+    fn unmap_borrowed(&mut self, index: usize, pa: u64, size: u64, non_secure: bool) {
+        let Some(hw) = self.0.sps.get(index).copied().flatten() else { return };
+        let none = aarch64_paging::descriptor::Stage2Attributes::empty();
+        if non_secure {
+            if let Some(t) = self.0.ns_s2.get(index).map(|t| t.lock()).as_mut().and_then(|t| t.as_mut()) {
+                let _ = mm::map(t, pa as usize, pa as usize, size as usize, none);
+            }
+        } else if let Some(t) = self.0.s2.get(index).map(|t| t.lock()).as_mut().and_then(|t| t.as_mut()) {
+            let _ = mm::map(t, pa as usize, pa as usize, size as usize, none);
+        }
+        invalidate_sp_tlb(&hw);
+    }
+}
+
+/// Invalidates every TLB entry of SP `hw`'s VMID on all PEs (TLBI
+/// VMALLS12E1IS acts on the VMID in VTTBR_EL2 and the Secure EL1&0 regime
+/// we are in), then puts VTTBR_EL2/VSTTBR_EL2 back as they were.
+fn invalidate_sp_tlb(hw: &SpHw) {
+    // SAFETY: TLB maintenance and the Stage-2 base registers of EL1&0, which
+    // runs nothing while the SPMC does; both are restored before returning.
+    unsafe {
+        let (vttbr, vsttbr): (u64, u64);
+        core::arch::asm!("mrs {}, vttbr_el2", out(reg) vttbr, options(nostack, preserves_flags));
+        core::arch::asm!("mrs {}, S3_4_C2_C6_0", out(reg) vsttbr, options(nostack, preserves_flags));
+        core::arch::asm!(
+            "dsb ishst",
+            "msr vttbr_el2, {ns}",
+            "msr S3_4_C2_C6_0, {s}",
+            "isb",
+            "tlbi vmalls12e1is",
+            "dsb ish",
+            "msr vttbr_el2, {old_ns}",
+            "msr S3_4_C2_C6_0, {old_s}",
+            "isb",
+            ns = in(reg) hw.ns_root | (hw.vmid << 48),
+            s = in(reg) hw.s2_root,
+            old_ns = in(reg) vttbr,
+            old_s = in(reg) vsttbr,
+            options(nostack, preserves_flags),
+        );
     }
 }
 

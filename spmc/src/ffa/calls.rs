@@ -7,6 +7,7 @@
 
 use super::cpu_cycles::SpStep;
 use super::interrupts::{HF_INTERRUPT_DEACTIVATE, HF_INTERRUPT_ENABLE, HF_INTERRUPT_GET};
+use super::memory::{self, ids::*};
 use super::{Caller, Outcome, Platform, Regs, Spmc, codec, console, cpu_cycles, direct_messaging, error, interrupts, lifecycle, setup};
 use core::sync::atomic::Ordering;
 use shared::abi::ffa::{self as ffa, FfaError, Interface, fid};
@@ -153,6 +154,21 @@ pub const CALLS: &[CallDef] = &[
     // CPU cycle management.
     ffa(fid::FFA_YIELD, "FFA_YIELD", SP, Step(cpu_cycles::ffa_yield)).raw(),
     ffa(fid::FFA_RUN, "FFA_RUN", NS, Reply(cpu_cycles::ffa_run)),
+    // Memory management.  Raw: the handlers read their registers themselves
+    // (a buffer address in w3/w4 is NOT_SUPPORTED, not a decode error).
+    ffa(FFA_MEM_DONATE_32, "FFA_MEM_DONATE_32", BOTH, Reply(memory::ffa_mem_send)).raw(),
+    ffa(FFA_MEM_DONATE_64, "FFA_MEM_DONATE_64", BOTH, Reply(memory::ffa_mem_send)).raw(),
+    ffa(FFA_MEM_LEND_32, "FFA_MEM_LEND_32", BOTH, Reply(memory::ffa_mem_send)).raw(),
+    ffa(FFA_MEM_LEND_64, "FFA_MEM_LEND_64", BOTH, Reply(memory::ffa_mem_send)).raw(),
+    ffa(FFA_MEM_SHARE_32, "FFA_MEM_SHARE_32", BOTH, Reply(memory::ffa_mem_send)).raw(),
+    ffa(FFA_MEM_SHARE_64, "FFA_MEM_SHARE_64", BOTH, Reply(memory::ffa_mem_send)).raw(),
+    ffa(FFA_MEM_RETRIEVE_REQ_32, "FFA_MEM_RETRIEVE_REQ_32", SP, Reply(memory::ffa_mem_retrieve_req)).raw(),
+    ffa(FFA_MEM_RETRIEVE_REQ_64, "FFA_MEM_RETRIEVE_REQ_64", SP, Reply(memory::ffa_mem_retrieve_req)).raw(),
+    ffa(FFA_MEM_RETRIEVE_RESP, "FFA_MEM_RETRIEVE_RESP", NONE, Handler::None),
+    ffa(FFA_MEM_RELINQUISH, "FFA_MEM_RELINQUISH", SP, Reply(memory::ffa_mem_relinquish)).raw(),
+    ffa(FFA_MEM_RECLAIM, "FFA_MEM_RECLAIM", BOTH, Reply(memory::ffa_mem_reclaim)).raw(),
+    ffa(FFA_MEM_FRAG_RX, "FFA_MEM_FRAG_RX", SP, Reply(memory::ffa_mem_frag_rx)).raw(),
+    ffa(FFA_MEM_FRAG_TX, "FFA_MEM_FRAG_TX", BOTH, Reply(memory::ffa_mem_frag_tx)).raw(),
     // Console.
     ffa(fid::FFA_CONSOLE_LOG_32, "FFA_CONSOLE_LOG_32", SP, Reply(console::ffa_console_log)),
     ffa(fid::FFA_CONSOLE_LOG_64, "FFA_CONSOLE_LOG_64", SP, Reply(console::ffa_console_log)),

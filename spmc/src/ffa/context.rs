@@ -17,10 +17,11 @@
 //!
 //! Lock order, outermost first:
 //! 1. context locks, at most two, taken together by [`Spmc::lock_two`];
-//! 2. leaf locks that are never held while another SPMC lock is taken: a
+//! 2. the memory transaction store ([`super::memory`]);
+//! 3. leaf locks that are never held while another SPMC lock is taken: a
 //!    partition's mailbox, console line, secondary entry point and active
 //!    interrupts, and the Normal world's mailbox;
-//! 3. the platform's own (the SPMC's Stage-1 table, the console).
+//! 4. the platform's own (the SPMC's Stage-1 table, Stage-2 tables, the console).
 //!
 //! None is held across [`super::Platform::run_sp`].
 

@@ -19,7 +19,8 @@
 //! - [`console`] — FFA_CONSOLE_LOG;
 //! - [`lifecycle`] — partitions, boot order, FFA_SECONDARY_EP_REGISTER,
 //!   aborts and faults;
-//! - [`memory`] — memory management (nothing yet).
+//! - [`memory`] — memory management (FFA_MEM_SHARE/LEND/DONATE, retrieve,
+//!   relinquish, reclaim, fragments).
 //!
 //! [`codec`] decodes incoming calls and encodes the common replies with the
 //! `arm-ffa` crate, never panicking on hostile registers.
@@ -129,6 +130,16 @@ pub trait Platform {
     fn reset_ctx(&mut self, index: usize, ctx: usize, entry: Option<u64>);
     /// Prints one line of an SP's console output under its own prefix.
     fn sp_log(&mut self, prefix: &str, line: &str);
+    /// Reads `out.len()` bytes at `pa`, inside a range mapped by `map_ns` or
+    /// an SP's memory (a TX buffer).
+    fn read(&mut self, pa: u64, out: &mut [u8]);
+    /// Maps `[pa, pa + size)` at IPA == PA into SP `index`'s Stage-2: its
+    /// Non-secure IPA space for Normal-world memory, else its Secure one.
+    #[allow(clippy::result_unit_err)]
+    fn map_borrowed(&mut self, index: usize, pa: u64, size: u64, access: memory::BorrowedAccess, non_secure: bool) -> Result<(), ()>;
+    /// Undoes `map_borrowed` (and unmaps a lender's own pages it lends),
+    /// with the TLB maintenance that makes it take effect on every PE.
+    fn unmap_borrowed(&mut self, index: usize, pa: u64, size: u64, non_secure: bool);
 }
 
 /// Who made a call.
@@ -156,6 +167,10 @@ pub struct Spmc {
     /// can no longer change ([`framework`]).
     ns_version_fixed: AtomicBool,
     ns_mailbox: spin::Mutex<Option<Mailbox>>,
+    /// Memory transactions (a leaf lock like the mailboxes; taken before
+    /// them when both are needed).  A static of the binary's: the store is
+    /// ~100 KiB, more than a boot stack holds.
+    memory: &'static spin::Mutex<memory::transaction::MemoryStore>,
 }
 
 pub use codec::{error, success};
@@ -192,7 +207,7 @@ impl core::fmt::Display for Outcome<'_> {
 }
 
 impl Spmc {
-    pub fn new(id: u16, ns_memory: Ranges) -> Self {
+    pub fn new(id: u16, ns_memory: Ranges, memory: &'static spin::Mutex<memory::transaction::MemoryStore>) -> Self {
         Self {
             id,
             ns_memory,
@@ -202,6 +217,7 @@ impl Spmc {
             ns_version: AtomicU32::new(shared::abi::ffa::QUADRANT_FFA_VERSION),
             ns_version_fixed: AtomicBool::new(false),
             ns_mailbox: spin::Mutex::new(None),
+            memory,
         }
     }
 

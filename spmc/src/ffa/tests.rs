@@ -24,6 +24,10 @@ struct Fake {
     deactivated: Vec<u32>,
     /// What timer_expired reports next.
     expired: Vec<(usize, usize)>,
+    /// Borrowed mappings: (SP index, pa, size, writable, non-secure).
+    borrowed: Vec<(usize, u64, u64, bool, bool)>,
+    /// A lender's own pages unmapped: (SP index, pa, size).
+    unmapped_own: Vec<(usize, u64, u64)>,
 }
 
 impl Fake {
@@ -40,6 +44,8 @@ impl Fake {
             pending_intid: interrupts::SPURIOUS_INTID,
             deactivated: Vec::new(),
             expired: Vec::new(),
+            borrowed: Vec::new(),
+            unmapped_own: Vec::new(),
         }
     }
     fn read(&self, pa: u64, n: usize) -> Vec<u8> {
@@ -87,6 +93,30 @@ impl Platform for Fake {
     fn sp_log(&mut self, prefix: &str, line: &str) {
         self.logs.push(format!("[{prefix}] {line}"));
     }
+    fn read(&mut self, pa: u64, out: &mut [u8]) {
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = *self.mem.get(&(pa + i as u64)).unwrap_or(&0);
+        }
+    }
+    fn map_borrowed(&mut self, index: usize, pa: u64, size: u64, access: memory::BorrowedAccess, non_secure: bool) -> Result<(), ()> {
+        if self.fail_map {
+            return Err(());
+        }
+        self.borrowed.push((index, pa, size, access.write, non_secure));
+        Ok(())
+    }
+    fn unmap_borrowed(&mut self, index: usize, pa: u64, size: u64, non_secure: bool) {
+        let before = self.borrowed.len();
+        self.borrowed.retain(|b| !(b.0 == index && b.1 == pa && b.2 == size && b.4 == non_secure));
+        if self.borrowed.len() == before {
+            self.unmapped_own.push((index, pa, size));
+        }
+    }
+}
+
+/// A memory transaction store of the test's own (the binary uses a static).
+fn store() -> &'static spin::Mutex<memory::transaction::MemoryStore> {
+    Box::leak(Box::new(spin::Mutex::new(memory::transaction::MemoryStore::new())))
 }
 
 fn regs(list: &[u64]) -> Regs {
@@ -144,7 +174,7 @@ fn ns_mem() -> Ranges {
 
 /// An SPMC with the echo SP initialised.
 fn booted() -> (Spmc, Fake) {
-    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut s = Spmc::new(0x8000, ns_mem(), store());
     let mut f = Fake::new();
     let i = s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     f.sps.push(echo_sp(0x8001));
@@ -275,7 +305,7 @@ fn framework_bit_to_sp_is_refused() {
 
 #[test]
 fn sp_that_cannot_receive_is_denied() {
-    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut s = Spmc::new(0x8000, ns_mem(), store());
     let mut f = Fake::new();
     let mut m = manifest(0x8002, ECHO_UUID);
     m.messaging_method = 0x2;
@@ -288,7 +318,7 @@ fn sp_that_cannot_receive_is_denied() {
 
 #[test]
 fn faulting_sp_is_aborted() {
-    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut s = Spmc::new(0x8000, ns_mem(), store());
     let mut f = Fake::new();
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     let mut n = 0;
@@ -305,7 +335,7 @@ fn faulting_sp_is_aborted() {
 
 #[test]
 fn sp_init_failure_is_reported() {
-    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut s = Spmc::new(0x8000, ns_mem(), store());
     let mut f = Fake::new();
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     f.sps.push(Box::new(|_, _| call(&[fid::FFA_ERROR as u64, 0, FfaError::Aborted as i32 as u32 as u64])));
@@ -315,7 +345,7 @@ fn sp_init_failure_is_reported() {
 
 #[test]
 fn sp_bad_response_and_early_wait_are_refused_then_good_response_works() {
-    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut s = Spmc::new(0x8000, ns_mem(), store());
     let mut f = Fake::new();
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     let mut n = 0;
@@ -345,7 +375,7 @@ fn sp_bad_response_and_early_wait_are_refused_then_good_response_works() {
 
 #[test]
 fn sp_calls_during_init() {
-    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut s = Spmc::new(0x8000, ns_mem(), store());
     let mut f = Fake::new();
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     let seen: std::sync::Arc<std::sync::Mutex<Vec<Regs>>> = Default::default();
@@ -393,7 +423,7 @@ fn sp_calls_during_init() {
 
 #[test]
 fn console_log_64_and_partial_lines() {
-    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut s = Spmc::new(0x8000, ns_mem(), store());
     let mut f = Fake::new();
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     let text = b"hello, this is a longer line\n";
@@ -412,7 +442,7 @@ fn console_log_64_and_partial_lines() {
 
 #[test]
 fn direct_response_with_reserved_w2_is_invalid() {
-    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut s = Spmc::new(0x8000, ns_mem(), store());
     let mut f = Fake::new();
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     let mut n = 0;
@@ -554,14 +584,14 @@ fn rxtx_map_errors() {
 #[test]
 fn unknown_ns_call_is_not_supported_and_next_call_works() {
     let (s, mut f) = booted();
-    assert!(is_error(&s.handle_ns(&regs(&[0x8400_0071]), 0, &mut f), FfaError::NotSupported)); // FFA_MEM_DONATE
+    assert!(is_error(&s.handle_ns(&regs(&[0x8400_0078]), 0, &mut f), FfaError::NotSupported)); // FFA_MEM_OP_PAUSE
     assert!(is_error(&s.handle_ns(&regs(&[0x8400_0086]), 0, &mut f), FfaError::NotSupported)); // FFA_MSG_SEND2
     assert_eq!(s.handle_ns(&regs(&[fid::FFA_FEATURES as u64, fid::FFA_PARTITION_INFO_GET as u64]), 0, &mut f)[0], fid::FFA_SUCCESS_32 as u64);
 }
 
 #[test]
 fn duplicate_ids_are_refused() {
-    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut s = Spmc::new(0x8000, ns_mem(), store());
     let mem = SpMemory { base: 0, size: 0 };
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), mem)).unwrap();
     assert!(s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), mem)).is_err());
@@ -570,7 +600,7 @@ fn duplicate_ids_are_refused() {
 
 #[test]
 fn boot_order_sorts() {
-    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut s = Spmc::new(0x8000, ns_mem(), store());
     let mem = SpMemory { base: 0, size: 0 };
     let mut a = manifest(0x8001, ECHO_UUID);
     a.boot_order = 5;
@@ -744,7 +774,7 @@ fn sp_request_rules() {
 
 #[test]
 fn direct_request_from_sp_outside_a_request_is_denied() {
-    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut s = Spmc::new(0x8000, ns_mem(), store());
     let mut f = Fake::new();
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     let seen: std::sync::Arc<std::sync::Mutex<Vec<Regs>>> = Default::default();
@@ -892,7 +922,7 @@ fn mp_sp(id: u16, ep: u64) -> SpFn {
 
 #[test]
 fn mp_contexts_start_on_their_cores() {
-    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut s = Spmc::new(0x8000, ns_mem(), store());
     let mut f = Fake::new();
     let mem = SpMemory { base: 0x0e40_0000, size: 0x10_0000 };
     let ep = 0x0e40_4100;
@@ -918,7 +948,7 @@ fn mp_contexts_start_on_their_cores() {
 
 #[test]
 fn secondary_ep_register_rules() {
-    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut s = Spmc::new(0x8000, ns_mem(), store());
     let mut f = Fake::new();
     let mem = SpMemory { base: 0x0e40_0000, size: 0x10_0000 };
     s.add_partition(Partition::new(PartitionManifest::for_test("mp", 0x8002, MP_UUID, 4, 0x603), mem)).unwrap();
@@ -988,7 +1018,7 @@ use crate::partition::manifest::NsInterruptsAction;
 
 /// An SP (id 0x8005, UP) with `action` whose request handler is `script`.
 fn irq_sp_spmc(action: NsInterruptsAction, script: SpFn) -> (Spmc, Fake) {
-    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut s = Spmc::new(0x8000, ns_mem(), store());
     let mut f = Fake::new();
     let mut m = PartitionManifest::for_test("irq", 0x8005, Uuid([5, 5, 5, 5]), 1, 0x603).with_device_interrupt_for_test(0x0910_0000, 60);
     m.ns_interrupts_action = action;
@@ -1178,13 +1208,13 @@ fn fast_paths_are_the_rows_handlers() {
         let row = lookup(f).unwrap();
         assert!(row.from.ns && row.from.sp && !row.decoded, "{}", row.name);
         let Handler::Reply(h) = row.handler else { panic!("{}", row.name) };
-        assert_eq!(h as usize, direct_messaging::ffa_msg_send_direct_req as usize, "{}", row.name);
+        assert_eq!(h as usize, direct_messaging::ffa_msg_send_direct_req as *const () as usize, "{}", row.name);
     }
     for f in [fid::FFA_MSG_SEND_DIRECT_RESP_32, fid::FFA_MSG_SEND_DIRECT_RESP_64, fid::FFA_MSG_SEND_DIRECT_RESP2] {
         let row = lookup(f).unwrap();
         assert!(row.from.sp && !row.decoded, "{}", row.name);
         let Handler::Step(h) = row.handler else { panic!("{}", row.name) };
-        assert_eq!(h as usize, direct_messaging::ffa_msg_send_direct_resp as usize, "{}", row.name);
+        assert_eq!(h as usize, direct_messaging::ffa_msg_send_direct_resp as *const () as usize, "{}", row.name);
     }
 }
 
@@ -1199,7 +1229,7 @@ fn call_table_drives_features() {
         }
     }
     // Ids the table does not know, FF-A or not.
-    for id in [0x8400_0071u32, 0xC400_0073, 0x8400_0086, 0x8400_007D, 0xC400_0060, 0x8400_00FF, 0x1234] {
+    for id in [0x8400_0078u32, 0x8400_0079, 0x8400_0086, 0x8400_007D, 0xC400_0060, 0x8400_00FF, 0x1234] {
         assert!(calls::lookup(id).is_none());
         let a = s.handle_ns(&regs(&[fid::FFA_FEATURES as u64, id as u64]), 0, &mut f);
         assert!(is_error(&a, FfaError::NotSupported), "{:#x}", id);
@@ -1210,7 +1240,7 @@ fn call_table_drives_features() {
 fn call_table_worlds_are_enforced() {
     let (mut s, mut f) = booted();
     // Unknown ids from the Normal world, then a valid call still works.
-    for id in [0x8400_0071u64, 0xC400_00FF, 0, u64::MAX, 0x8400_0060 | 0x4000_0000] {
+    for id in [0x8400_0078u64, 0xC400_00FF, 0, u64::MAX, 0x8400_0060 | 0x4000_0000] {
         let a = s.handle_ns(&regs(&[id]), 0, &mut f);
         assert!(is_error(&a, FfaError::NotSupported), "{:#x}", id);
     }
@@ -1232,7 +1262,7 @@ fn log_names_come_from_the_table() {
     assert_eq!(fid_name(fid::FFA_RXTX_MAP_64), "RXTX_MAP");
     assert_eq!(fid_name(fid::FFA_PARTITION_INFO_GET_REGS), "PARTITION_INFO_GET_REGS");
     assert_eq!(fid_name(fid::FFA_FEATURES), "FEATURES");
-    assert_eq!(fid_name(0x8400_0071), "call");
+    assert_eq!(fid_name(0x8400_0078), "call");
 }
 
 // Decoding through arm-ffa: hostile registers never panic.
@@ -1362,7 +1392,7 @@ fn sturdy_sp(id: u16) -> SpFn {
 
 #[test]
 fn hostile_normal_world_registers_never_panic() {
-    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut s = Spmc::new(0x8000, ns_mem(), store());
     let mut f = Fake::new();
     let i = s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     f.sps.push(sturdy_sp(0x8001));
@@ -1386,7 +1416,7 @@ fn hostile_normal_world_registers_never_panic() {
 
 #[test]
 fn hostile_sp_registers_never_panic() {
-    let mut s = Spmc::new(0x8000, ns_mem());
+    let mut s = Spmc::new(0x8000, ns_mem(), store());
     let mut f = Fake::new();
     let i = s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     let mut rng = Rng(0x0005_5eed_0001);
@@ -1513,3 +1543,215 @@ fn two_contexts_lock_in_one_order_and_never_the_same_twice() {
     drop((a, b));
     assert!(s.lock_two((1, 1), (1, 1)).is_none());
 }
+
+mod memory_sharing {
+    //! FFA_MEM_* through the dispatcher: NS lends and shares to SPs, SPs
+    //! retrieve and relinquish, the owner reclaims; errors change nothing.
+    use super::*;
+    use crate::ffa::memory::descriptor::tests::build;
+    use crate::ffa::memory::ids::*;
+
+    const SP_MEM: u64 = 0x0e30_0000;
+    const SP_TX: u64 = SP_MEM + 0x8_0000;
+    const SP_RX: u64 = SP_MEM + 0x8_1000;
+    const RW: u8 = 0b0110;
+
+    /// An SP's call through the dispatcher; its answer.
+    fn sp(s: &Spmc, f: &mut Fake, r: &Regs) -> Regs {
+        match s.handle_sp_call(0, 0, 0, r, f) {
+            crate::ffa::cpu_cycles::SpStep::Resume(a) => a,
+            _ => panic!("not a reply"),
+        }
+    }
+
+    /// Echo booted, NS and echo with RX/TX pairs.
+    fn setup() -> (Spmc, Fake) {
+        let (mut s, mut f) = booted();
+        map_ns(&mut s, &mut f);
+        f.mapped.push((SP_MEM, 0x10_0000));
+        let a = sp(&s, &mut f, &regs(&[fid::FFA_RXTX_MAP_64 as u64, SP_TX, SP_RX, 1]));
+        assert_eq!(a[0], fid::FFA_SUCCESS_32 as u64);
+        (s, f)
+    }
+
+    fn put(f: &mut Fake, pa: u64, b: &[u8]) {
+        for (i, x) in b.iter().enumerate() {
+            f.mem.insert(pa + i as u64, *x);
+        }
+    }
+
+    fn send(s: &Spmc, f: &mut Fake, fidw: u32, desc: &[u8]) -> Regs {
+        put(f, TX, desc);
+        s.handle_ns(&regs(&[fidw as u64, desc.len() as u64, desc.len() as u64]), 0, f)
+    }
+
+    fn handle(a: &Regs) -> u64 {
+        assert_eq!(a[0], fid::FFA_SUCCESS_32 as u64, "{a:x?}");
+        a[2] | a[3] << 32
+    }
+
+    /// echo's retrieve request for `h` from `sender`.
+    fn retrieve(s: &Spmc, f: &mut Fake, h: u64, sender: u16, perm: u8) -> Regs {
+        let mut d = build(sender, 0, 0, &[(0x8001, perm)], 16, &[]);
+        d.truncate(48 + 16);
+        d[8..16].copy_from_slice(&h.to_le_bytes());
+        d[48 + 4..48 + 8].fill(0); // no composite: the handle names the region
+        put(f, SP_TX, &d);
+        sp(s, f, &regs(&[FFA_MEM_RETRIEVE_REQ_64 as u64, d.len() as u64, d.len() as u64]))
+    }
+
+    fn relinquish(s: &Spmc, f: &mut Fake, h: u64) -> Regs {
+        let mut d = [0u8; 18];
+        d[0..8].copy_from_slice(&h.to_le_bytes());
+        d[12] = 1;
+        d[16..18].copy_from_slice(&0x8001u16.to_le_bytes());
+        put(f, SP_TX, &d);
+        sp(s, f, &regs(&[FFA_MEM_RELINQUISH as u64]))
+    }
+
+    fn release_rx(s: &Spmc, f: &mut Fake) {
+        let a = sp(s, f, &regs(&[fid::FFA_RX_RELEASE as u64, 0]));
+        assert_eq!(a[0], fid::FFA_SUCCESS_32 as u64);
+    }
+
+    #[test]
+    fn share_retrieve_relinquish_reclaim_from_ns() {
+        let (s, mut f) = setup();
+        let d = build(0, 0x2f, 0, &[(0x8001, RW)], 16, &[(0x6000_0000, 2)]);
+        let h = handle(&send(&s, &mut f, FFA_MEM_SHARE_64, &d));
+        let a = retrieve(&s, &mut f, h, 0, RW);
+        assert_eq!(a[0], FFA_MEM_RETRIEVE_RESP as u64, "{a:x?}");
+        assert_eq!(a[1], a[2], "one fragment");
+        assert_eq!(f.borrowed, vec![(0, 0x6000_0000, 0x2000, true, true)], "mapped RW in the NS IPA space");
+        // The response in echo's RX: NS attribute set, our handle.
+        let rx = f.read(SP_RX, a[1] as usize);
+        let resp = crate::ffa::memory::descriptor::parse(&rx, 0x1_0002, true).unwrap();
+        assert_eq!(resp.handle, h);
+        assert!(resp.attributes.0 & 0x40 != 0);
+        // Reclaim while borrowed: DENIED, nothing changes.
+        let a = s.handle_ns(&regs(&[FFA_MEM_RECLAIM as u64, h & 0xffff_ffff, h >> 32, 0]), 0, &mut f);
+        assert!(is_error(&a, FfaError::Denied));
+        assert_eq!(f.borrowed.len(), 1);
+        release_rx(&s, &mut f);
+        assert_eq!(relinquish(&s, &mut f, h)[0], fid::FFA_SUCCESS_32 as u64);
+        assert!(f.borrowed.is_empty(), "unmapped");
+        assert!(is_error(&relinquish(&s, &mut f, h), FfaError::Denied), "twice");
+        let a = s.handle_ns(&regs(&[FFA_MEM_RECLAIM as u64, h & 0xffff_ffff, h >> 32, 0]), 0, &mut f);
+        assert_eq!(a[0], fid::FFA_SUCCESS_32 as u64);
+        assert!(is_error(&retrieve(&s, &mut f, h, 0, RW), FfaError::InvalidParameters), "handle gone");
+    }
+
+    #[test]
+    fn send_errors_change_nothing() {
+        let (s, mut f) = setup();
+        let cases: Vec<(&str, Vec<u8>, FfaError)> = vec![
+            ("secure memory from NS", build(0, 0x2f, 0, &[(0x8001, RW)], 16, &[(0x0e30_0000, 1)]), FfaError::Denied),
+            ("unknown receiver", build(0, 0x2f, 0, &[(0x8123, RW)], 16, &[(0x6000_0000, 1)]), FfaError::InvalidParameters),
+            ("sender is not NS", build(0x8001, 0x2f, 0, &[(0x8001, RW)], 16, &[(0x6000_0000, 1)]), FfaError::InvalidParameters),
+            ("device memory", build(0, 0x10, 0, &[(0x8001, RW)], 16, &[(0x6000_0000, 1)]), FfaError::Denied),
+            ("executable", build(0, 0x2f, 0, &[(0x8001, 0b1010)], 16, &[(0x6000_0000, 1)]), FfaError::Denied),
+            ("no data access", build(0, 0x2f, 0, &[(0x8001, 0)], 16, &[(0x6000_0000, 1)]), FfaError::InvalidParameters),
+            ("reserved flags", build(0, 0x2f, 1 << 7, &[(0x8001, RW)], 16, &[(0x6000_0000, 1)]), FfaError::InvalidParameters),
+            ("NS bit from the sender", build(0, 0x6f, 0, &[(0x8001, RW)], 16, &[(0x6000_0000, 1)]), FfaError::InvalidParameters),
+            ("zero flag on a share", build(0, 0x2f, 1, &[(0x8001, RW)], 16, &[(0x6000_0000, 1)]), FfaError::InvalidParameters),
+        ];
+        for (what, d, want) in cases {
+            let a = send(&s, &mut f, FFA_MEM_SHARE_64, &d);
+            assert!(is_error(&a, want), "{what}: {a:x?}");
+            assert_eq!(s.memory.lock().transactions().count(), 0, "{what}: no state");
+        }
+        // Zeroing a lend is not offered: refused, not ignored.
+        let d = build(0, 0x2f, 1, &[(0x8001, RW)], 16, &[(0x6000_0000, 1)]);
+        assert!(is_error(&send(&s, &mut f, FFA_MEM_LEND_64, &d), FfaError::Denied));
+        // Donation of Normal-world memory is refused.
+        let d = build(0, 0x2f, 0, &[(0x8001, 0)], 16, &[(0x6000_0000, 1)]);
+        assert!(is_error(&send(&s, &mut f, FFA_MEM_DONATE_64, &d), FfaError::Denied));
+        // A buffer other than TX: not offered.
+        let a = s.handle_ns(&regs(&[FFA_MEM_SHARE_64 as u64, 80, 80, 0x6000_0000, 1]), 0, &mut f);
+        assert!(is_error(&a, FfaError::NotSupported));
+        // Lengths: fragment longer than the total, longer than TX.
+        let a = s.handle_ns(&regs(&[FFA_MEM_SHARE_64 as u64, 80, 96]), 0, &mut f);
+        assert!(is_error(&a, FfaError::InvalidParameters));
+        let a = s.handle_ns(&regs(&[FFA_MEM_SHARE_64 as u64, 0x2000, 0x2000]), 0, &mut f);
+        assert!(is_error(&a, FfaError::InvalidParameters));
+        assert_eq!(s.memory.lock().transactions().count(), 0);
+        // The same pages twice.
+        let d = build(0, 0x2f, 0, &[(0x8001, RW)], 16, &[(0x6000_0000, 1)]);
+        handle(&send(&s, &mut f, FFA_MEM_SHARE_64, &d));
+        assert!(is_error(&send(&s, &mut f, FFA_MEM_LEND_64, &d), FfaError::Denied));
+        assert_eq!(s.memory.lock().transactions().count(), 1);
+    }
+
+    #[test]
+    fn retrieve_errors() {
+        let (s, mut f) = setup();
+        let d = build(0, 0x2f, 0, &[(0x8001, 0b0101)], 16, &[(0x6000_0000, 1)]);
+        let h = handle(&send(&s, &mut f, FFA_MEM_LEND_64, &d));
+        assert!(is_error(&retrieve(&s, &mut f, h, 0, RW), FfaError::Denied), "RW of a read-only lend");
+        assert!(is_error(&retrieve(&s, &mut f, h ^ 1, 0, 0b0101), FfaError::InvalidParameters), "unknown handle");
+        assert!(is_error(&retrieve(&s, &mut f, h, 0x8002, 0b0101), FfaError::InvalidParameters), "wrong sender");
+        assert!(f.borrowed.is_empty());
+        let a = retrieve(&s, &mut f, h, 0, 0b0101);
+        assert_eq!(a[0], FFA_MEM_RETRIEVE_RESP as u64);
+        assert_eq!(f.borrowed, vec![(0, 0x6000_0000, 0x1000, false, true)]);
+        // RX not released: BUSY for the next response.
+        let d2 = build(0, 0x2f, 0, &[(0x8001, RW)], 16, &[(0x6100_0000, 1)]);
+        let h2 = handle(&send(&s, &mut f, FFA_MEM_SHARE_64, &d2));
+        assert!(is_error(&retrieve(&s, &mut f, h2, 0, RW), FfaError::Busy));
+        // A mapping failure undoes the retrieve.
+        release_rx(&s, &mut f);
+        f.fail_map = true;
+        assert!(is_error(&retrieve(&s, &mut f, h2, 0, RW), FfaError::NoMemory));
+        f.fail_map = false;
+        assert_eq!(retrieve(&s, &mut f, h2, 0, RW)[0], FFA_MEM_RETRIEVE_RESP as u64);
+        // NS may not retrieve.
+        let a = s.handle_ns(&regs(&[FFA_MEM_RETRIEVE_REQ_64 as u64, 64, 64]), 0, &mut f);
+        assert!(is_error(&a, FfaError::NotSupported));
+    }
+
+    /// A descriptor of 1,200 constituents in five fragments (FFA_MEM_FRAG_TX),
+    /// then retrieved in fragments (FFA_MEM_FRAG_RX) through a 4 KiB RX buffer.
+    #[test]
+    fn fragmented_send_and_retrieve() {
+        let (s, mut f) = setup();
+        let list: Vec<(u64, u32)> = (0..1200u64).map(|n| (0x6000_0000 + n * 0x2000, 1)).collect();
+        let d = build(0, 0x2f, 0, &[(0x8001, RW)], 16, &list);
+        let header = 48 + 16 + 16;
+        // Fragments (each fits the 4 KiB TX buffer): the header and 200
+        // constituents, then four of 250.
+        let cut: Vec<usize> = (0..5).map(|k| header + (200 + 250 * k) * 16).collect();
+        assert_eq!(*cut.last().unwrap(), d.len());
+        put(&mut f, TX, &d[..cut[0]]);
+        let a = s.handle_ns(&regs(&[FFA_MEM_SHARE_64 as u64, d.len() as u64, cut[0] as u64]), 0, &mut f);
+        assert_eq!(a[0], FFA_MEM_FRAG_RX as u64, "{a:x?}");
+        assert_eq!(a[3], cut[0] as u64);
+        let h = a[1] | a[2] << 32;
+        for w in cut.windows(2) {
+            let frag = &d[w[0]..w[1]];
+            put(&mut f, TX, frag);
+            let a = s.handle_ns(&regs(&[FFA_MEM_FRAG_TX as u64, h & 0xffff_ffff, h >> 32, frag.len() as u64]), 0, &mut f);
+            if w[1] == d.len() {
+                assert_eq!(handle(&a), h);
+            } else {
+                assert_eq!((a[0], a[3]), (FFA_MEM_FRAG_RX as u64, w[1] as u64), "{a:x?}");
+            }
+        }
+        let a = retrieve(&s, &mut f, h, 0, RW);
+        assert_eq!(a[0], FFA_MEM_RETRIEVE_RESP as u64);
+        let total = a[1] as usize;
+        let mut got = f.read(SP_RX, a[2] as usize);
+        while got.len() < total {
+            release_rx(&s, &mut f);
+            let a = sp(&s, &mut f, &regs(&[FFA_MEM_FRAG_RX as u64, h & 0xffff_ffff, h >> 32, got.len() as u64]));
+            assert_eq!(a[0], FFA_MEM_FRAG_TX as u64, "{a:x?}");
+            got.extend(f.read(SP_RX, a[3] as usize));
+        }
+        let resp = crate::ffa::memory::descriptor::parse(&got, 0x1_0002, true).unwrap();
+        let off = resp.constituent_offset(0).unwrap();
+        let back: Vec<_> = crate::ffa::memory::descriptor::constituents(&got[off..]).unwrap().map(|c| (c.address, c.page_count)).collect();
+        assert_eq!(back, list);
+        assert_eq!(f.borrowed.len(), 1200);
+    }
+}
+
+mod fuzz;

@@ -16,6 +16,9 @@ pub const CMD_READ: u64 = 1;
 /// Busy work for x4 counter ticks: `[0, ticks spent, ..]`.  Its manifest says
 /// `ns-interrupts-action = <0>` (queued): an NS interrupt meanwhile waits.
 pub const CMD_SPIN: u64 = 2;
+/// Memory shared or lent to us: `sp_runtime::memory::command` (x4 handle,
+/// x5 sender, x6 mode, x7 value), as sps/mp's `CMD_MEM`.
+pub const CMD_MEM: u64 = 4;
 
 /// The handler; `read` performs the (forbidden) access.
 pub fn handle(req: &sp_runtime::DirectRequest, read: &mut dyn FnMut(u64) -> u64, spin: &mut dyn FnMut(u64) -> u64) -> [u64; 5] {
@@ -24,6 +27,8 @@ pub fn handle(req: &sp_runtime::DirectRequest, read: &mut dyn FnMut(u64) -> u64,
         CMD_SPIN => [0, spin(a[1]), 0, 0, 0],
         // Reaching the answer means isolation failed: report the value read.
         CMD_READ => [0xbad, read(a[1]), 0, 0, 0],
+        #[cfg(target_os = "none")]
+        CMD_MEM => sp_runtime::memory::command(a[1], a[2] as u16, a[3], a[4]),
         _ => a,
     }
 }

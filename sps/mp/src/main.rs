@@ -13,6 +13,21 @@
 //!   spent, x5, x6, x7]`.  Its manifest says `ns-interrupts-action = <2>`
 //!   (signalled): an NS interrupt meanwhile preempts it, the Normal world gets
 //!   FFA_INTERRUPT and resumes it with FFA_RUN, and the work goes on.
+//! - `CMD_MEM` (4): memory a sender shared or lent (x4 = handle, x5 = sender,
+//!   x6 = mode, x7 = value). Modes: 0 retrieve RW, read the first u64, write
+//!   x7 there, relinquish; 1 retrieve read-only, read, relinquish; 2 retrieve
+//!   RW and keep it; 3 relinquish only. Answers `[0, value read, pages of the
+//!   first constituent, constituents, NS]` or `[error code as u64, ..]`
+//!   (`sp_runtime::memory::command`).
+//! - `CMD_MEM_SHARE_TO` (5): shares a page of its scratch region holding x5
+//!   with partition x4 (SP to SP), which runs `CMD_MEM` mode 0 writing x5 + 1;
+//!   answers `[receiver's status, value it read, value now in the page,
+//!   reclaim status, NS]`.
+//! - `CMD_MEM_DONATE_TO` (6): donates the third page of its scratch region
+//!   (holding x5) to partition x4, which runs `CMD_MEM` mode 2 (keeps it,
+//!   writing x5 + 1); then tries to reclaim it, which must fail (a donation
+//!   leaves no handle); answers `[receiver's status, value it read, reclaim
+//!   error code, 0, 0]`.  The page is no longer mp's afterwards.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -25,6 +40,9 @@ pub const CMD_WORK: u64 = 0;
 pub const CMD_FORWARD: u64 = 1;
 pub const CMD_FORWARD_REQ2: u64 = 2;
 pub const CMD_SPIN: u64 = 3;
+pub const CMD_MEM: u64 = 4;
+pub const CMD_MEM_SHARE_TO: u64 = 5;
+pub const CMD_MEM_DONATE_TO: u64 = 6;
 /// The `mp-scratch` region of tfa-integration/sp/mp.dts.
 pub const SCRATCH: u64 = 0x0e60_0000;
 
@@ -43,6 +61,12 @@ pub fn handle(
 ) -> [u64; 5] {
     let a = req.args;
     match a[0] {
+        #[cfg(target_os = "none")]
+        CMD_MEM => sp_runtime::memory::command(a[1], a[2] as u16, a[3], a[4]),
+        #[cfg(target_os = "none")]
+        CMD_MEM_SHARE_TO => share_to(req.dst, a[1] as u16, a[2]),
+        #[cfg(target_os = "none")]
+        CMD_MEM_DONATE_TO => donate_to(req.dst, a[1] as u16, a[2]),
         CMD_SPIN => [ctx as u64, spin(a[1]), a[2], a[3], a[4]],
         CMD_WORK => [ctx as u64, counters.bump(ctx), a[2], a[3], a[4]],
         CMD_FORWARD | CMD_FORWARD_REQ2 => match send(a[0] == CMD_FORWARD_REQ2, a[1] as u16, [a[2], a[3], a[4], 0, 0]) {
@@ -51,6 +75,48 @@ pub fn handle(
         },
         // Unknown command: say so in x3 (all ones) and echo the rest.
         _ => [u64::MAX, a[1], a[2], a[3], a[4]],
+    }
+}
+
+/// `CMD_MEM_SHARE_TO`: shares the last page of our scratch region (holding
+/// `value`) with `receiver`, has it run `CMD_MEM` (mode 0, writing
+/// `value + 1`), reads the page back and reclaims it.
+#[cfg(target_os = "none")]
+fn share_to(id: u16, receiver: u16, value: u64) -> [u64; 5] {
+    use sp_runtime::memory;
+    let page = SCRATCH + 3 * 0x1000;
+    // SAFETY: our own scratch region (RW in our Stage-2 and Stage-1).
+    unsafe { core::ptr::write_volatile(page as *mut u64, value) };
+    let h = match memory::share(receiver, page, 1) {
+        Ok(h) => h,
+        Err(e) => return [e as i64 as u64, 1, 0, 0, 0],
+    };
+    let r = sp_runtime::ffa::direct_req64(id, receiver, [CMD_MEM, h, id as u64, 0, value + 1]);
+    // SAFETY: as above; shared (not lent), so we keep our access meanwhile.
+    let back = unsafe { core::ptr::read_volatile(page as *const u64) };
+    let rec = memory::reclaim(h).map_or_else(|e| e as i64 as u64, |()| 0);
+    match r {
+        Ok(a) => [a[0], a[1], back, rec, a[4]],
+        Err(e) => [e as i64 as u64, 2, 0, 0, 0],
+    }
+}
+
+/// `CMD_MEM_DONATE_TO` (see the crate docs).
+#[cfg(target_os = "none")]
+fn donate_to(id: u16, receiver: u16, value: u64) -> [u64; 5] {
+    use sp_runtime::memory;
+    let page = SCRATCH + 2 * 0x1000;
+    // SAFETY: our own scratch region, until we donate it below.
+    unsafe { core::ptr::write_volatile(page as *mut u64, value) };
+    let h = match memory::donate(receiver, page, 1) {
+        Ok(h) => h,
+        Err(e) => return [e as i64 as u64, 1, 0, 0, 0],
+    };
+    let r = sp_runtime::ffa::direct_req64(id, receiver, [CMD_MEM, h, id as u64, 2, value + 1]);
+    let rec = memory::reclaim(h).map_or_else(|e| e as i64 as u64, |()| 0);
+    match r {
+        Ok(a) => [a[0], a[1], rec, 0, 0],
+        Err(e) => [e as i64 as u64, 2, 0, 0, 0],
     }
 }
 

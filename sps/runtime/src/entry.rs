@@ -30,6 +30,16 @@ core::arch::global_asm!(
     "adrp x8, sp_runtime_l1_table",
     "mov x9, #0x705",
     "str x9, [x8]",
+    // Entries 1..3: 1..4 GiB with NS = 1 (bit 5): the Non-secure IPA space,
+    // where memory the Normal world shares or lends appears once retrieved
+    // (FFA_MEM_RETRIEVE_REQ); the SPMC's Stage-2 maps nothing else there.
+    "mov x9, #0x725",
+    "orr x10, x9, #0x40000000",
+    "str x10, [x8, #8]",
+    "orr x10, x9, #0x80000000",
+    "str x10, [x8, #16]",
+    "orr x10, x9, #0xc0000000",
+    "str x10, [x8, #24]",
     "dc civac, x8",
     "dsb sy",
     "b sp_runtime_mmu",

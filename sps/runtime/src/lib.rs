@@ -11,6 +11,7 @@
 pub mod console;
 pub mod ffa;
 pub mod interrupts;
+pub mod memory;
 
 #[cfg(target_os = "none")]
 mod entry;

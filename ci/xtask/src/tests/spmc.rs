@@ -1,7 +1,8 @@
 //! Issue C (spmc): real Normal-world clients of the SPMC.
 
 use super::{Expect, FORBID_ALWAYS, IntegrationTest, XResult, expect};
-use crate::build::{LINUX_BL33_BASE, Outputs};
+use crate::build::{self, LINUX_BL33_BASE, Outputs};
+use crate::sign;
 use crate::guest::{self, InitramfsSpec};
 use crate::qemu::{self, Boot};
 use crate::{layout, util};
@@ -79,8 +80,13 @@ fn linux_ffa_expects() -> Vec<Expect> {
 /// partition id: secure endpoint ids have bit 15 set (DEN0077 §2.9).  The one
 /// device allowed besides the SPs' is that host device.
 fn ffa_devices_match_layout(output: &str) -> Vec<String> {
+    ffa_devices_are(output, &sp_uuids())
+}
+
+/// Exactly the SPs `sps` (name, UUID) have a /sys/bus/arm_ffa device (besides
+/// the driver's own host device).
+fn ffa_devices_are(output: &str, sps: &[(String, String)]) -> Vec<String> {
     let mut fails = Vec::new();
-    let sps = sp_uuids();
     let listed: Vec<&str> = output.lines().filter(|l| l.starts_with("quadrant-ffa-device: ")).collect();
     let id_of = |l: &str| -> Option<u16> {
         let id = l.split(" id=").nth(1)?.trim();
@@ -88,14 +94,14 @@ fn ffa_devices_match_layout(output: &str) -> Vec<String> {
     };
     let (secure, other): (Vec<&str>, Vec<&str>) = listed.iter().partition(|l| id_of(l).is_some_and(|id| id & 0x8000 != 0));
     if secure.len() != sps.len() {
-        fails.push(format!("{} secure-partition FF-A device(s) in sysfs, {} SP(s) in sp_layout.json: {listed:?}", secure.len(), sps.len()));
+        fails.push(format!("{} secure-partition FF-A device(s) in sysfs, {} SP(s) expected: {listed:?}", secure.len(), sps.len()));
     }
     for l in &other {
         if !(id_of(l) == Some(0) && l.contains("uuid=00000000-0000-0000-0000-000000000000")) {
             fails.push(format!("unexpected FF-A device (neither an SP nor the driver's own host device): {l}"));
         }
     }
-    for (name, uuid) in &sps {
+    for (name, uuid) in sps {
         if !secure.iter().any(|l| l.contains(uuid.as_str())) {
             fails.push(format!("no FF-A device with {name}'s UUID {uuid}"));
         }
@@ -131,8 +137,135 @@ pub fn tests() -> Vec<IntegrationTest> {
         forbid: FORBID_ALWAYS,
     }];
     v.extend(ffa_payload_tests());
+    v.extend(signed_sps_tests());
     v
 }
+
+// Issue H: signed SP packages.  `cargo xtask build` signs our SPs with the
+// test key and trusts it in the SPMC manifest; the variants below edit one
+// package in a copy of the Linux-as-BL33 build's FIP (build::bios_variant).
+
+/// The SP whose package is tampered with, and the one signed with an unknown key.
+const TAMPERED_SP: &str = "isolation";
+const UNKNOWN_KEY_SP: &str = "irq";
+/// The SP whose package is left unsigned.
+const UNSIGNED_SP: &str = "echo";
+
+fn signed_sps_tests() -> Vec<IntegrationTest> {
+    vec![
+        IntegrationTest {
+            name: "spmc_signed_sps",
+            boot: |o| signed_sps_boot(o, "signed-sps", o.linux_bios.clone()),
+            timeout: Duration::from_secs(240),
+            expects: all_signed_expects,
+            extra: Some(ffa_devices_match_layout),
+            forbid: FORBID_ALWAYS,
+        },
+        IntegrationTest {
+            name: "spmc_signed_sps_tampered",
+            boot: |o| {
+                let mut pkg = signed_package(o, TAMPERED_SP)?;
+                // One byte of the image (sptool's default image offset 0x4000).
+                pkg[0x4000 + 0x40] ^= 0x01;
+                signed_sps_boot(o, "signed-sps-tampered", package_variant(o, "signed-sps-tampered", TAMPERED_SP, &pkg)?)
+            },
+            timeout: Duration::from_secs(240),
+            expects: || refused_expects(TAMPERED_SP, "signature: does not verify (package tampered or wrongly signed)"),
+            extra: Some(|out| only_sp_refused(out, TAMPERED_SP)),
+            forbid: FORBID_REFUSED,
+        },
+        IntegrationTest {
+            name: "spmc_signed_sps_unsigned",
+            boot: |o| {
+                let mut pkg = signed_package(o, UNSIGNED_SP)?;
+                // Back to what sptool wrote: the header page's padding all zero.
+                pkg[sign::BLOCK_OFFSET..sign::BLOCK_OFFSET + sign::BLOCK_SIZE].fill(0);
+                signed_sps_boot(o, "signed-sps-unsigned", package_variant(o, "signed-sps-unsigned", UNSIGNED_SP, &pkg)?)
+            },
+            timeout: Duration::from_secs(240),
+            expects: || refused_expects(UNSIGNED_SP, "signature: package not signed (no signature block)"),
+            extra: Some(|out| only_sp_refused(out, UNSIGNED_SP)),
+            forbid: FORBID_REFUSED,
+        },
+        IntegrationTest {
+            name: "spmc_signed_sps_unknown_key",
+            boot: |o| {
+                let mut pkg = signed_package(o, UNKNOWN_KEY_SP)?;
+                // A key of the test's own, not the one the manifest trusts.
+                let unknown = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([0x5a; 32]));
+                sign::sign_package(&mut pkg, &unknown)?;
+                signed_sps_boot(o, "signed-sps-unknown-key", package_variant(o, "signed-sps-unknown-key", UNKNOWN_KEY_SP, &pkg)?)
+            },
+            timeout: Duration::from_secs(240),
+            expects: || refused_expects(UNKNOWN_KEY_SP, "signature: signed with a key the SPMC manifest does not trust"),
+            extra: Some(|out| only_sp_refused(out, UNKNOWN_KEY_SP)),
+            forbid: FORBID_REFUSED,
+        },
+    ]
+}
+
+/// Linux as BL33 over `bios`, listing its FF-A devices.
+fn signed_sps_boot(o: &Outputs, name: &str, bios: std::path::PathBuf) -> XResult<Boot> {
+    let initrd = guest::initramfs(
+        &o.paths,
+        &InitramfsSpec { name: "linux-ffa", modules: &["ffa-core", "ffa-module"], script: Some(FFA_SCRIPT), files: &[] },
+    )?;
+    bl33_boot(&bios, &guest::kernel_image(&o.paths)?, Some(&initrd), name, "console=ttyAMA0 earlycon rdinit=/init")
+}
+
+/// The signed package of SP `sp` as `cargo xtask build` left it.
+fn signed_package(o: &Outputs, sp: &str) -> XResult<Vec<u8>> {
+    let f = o.linux_bios.parent().ok_or("bios without a directory")?.join(format!("{sp}.pkg"));
+    std::fs::read(&f).map_err(|e| format!("{}: {e}", f.display()))
+}
+
+/// The Linux-as-BL33 bios with SP `sp`'s package replaced by `pkg`.
+fn package_variant(o: &Outputs, name: &str, sp: &str, pkg: &[u8]) -> XResult<std::path::PathBuf> {
+    let uuids = sp_uuids();
+    let uuid = &uuids.iter().find(|(n, _)| n == sp).ok_or_else(|| format!("{sp}: not in sp_layout.json"))?.1;
+    build::bios_variant(&o.linux_bios, name, &[build::FipEdit::SpPackage { uuid, pkg }])
+}
+
+fn signature_ok(sp: &str) -> Expect {
+    Expect { what: "spmc checked the SP's signature", all_of: vec![format!("[spmc] SP {sp}: signature ok (ed25519 key ")] }
+}
+
+fn all_signed_expects() -> Vec<Expect> {
+    let mut v: Vec<Expect> = sp_uuids().iter().map(|(n, _)| signature_ok(n)).collect();
+    v.push(expect("spmc booted with signature checks on", &["[spmc] cold boot: ", "SP signatures checked"]));
+    v.extend(linux_ffa_expects());
+    v
+}
+
+fn refused_expects(sp: &str, why: &str) -> Vec<Expect> {
+    let mut v: Vec<Expect> = sp_uuids().iter().filter(|(n, _)| n != sp).map(|(n, _)| signature_ok(n)).collect();
+    v.push(Expect { what: "spmc refused the SP, saying why", all_of: vec![format!("[spmc] ERROR: SP {sp} at 0x"), format!("refused: {why}")] });
+    v.push(expect("spmc finished init", &["[spmc] init done"]));
+    v.extend(linux_ffa_expects());
+    v
+}
+
+/// spmc's refusal of `sp` is the only ERROR line; Linux lists every SP but it.
+fn only_sp_refused(output: &str, sp: &str) -> Vec<String> {
+    let mut fails = Vec::new();
+    for l in output.lines().filter(|l| l.contains("ERROR:") && !l.contains("QEMU System Power off")) {
+        if !l.contains(&format!("[spmc] ERROR: SP {sp} at 0x")) {
+            fails.push(format!("unexpected error line: {l}"));
+        }
+    }
+    if output.lines().any(|l| l.contains(&format!("[spmc] SP {sp}: signature ok"))) {
+        fails.push(format!("spmc accepted {sp}'s signature"));
+    }
+    if output.lines().any(|l| l.starts_with(&format!("[{sp}] "))) {
+        fails.push(format!("the refused SP {sp} ran"));
+    }
+    let good: Vec<(String, String)> = sp_uuids().into_iter().filter(|(n, _)| n != sp).collect();
+    fails.extend(ffa_devices_are(output, &good));
+    fails
+}
+
+/// A refused SP is an ERROR line of spmc's; TF-A's must still not appear.
+const FORBID_REFUSED: &[&str] = &["PANIC", "panicked", "Unhandled Exception", "BL31: Error", "Kernel panic"];
 
 /// The ci/ffa-payload tests (BL33 = the FF-A test payload).
 fn ffa_payload_tests() -> Vec<IntegrationTest> {
@@ -202,6 +335,15 @@ fn ffa_payload_tests() -> Vec<IntegrationTest> {
             forbid: FORBID_ISOLATION,
         },
         IntegrationTest {
+            name: "spmc_memory_sharing",
+            boot: memory_boot,
+            timeout: Duration::from_secs(180),
+            expects: memory_expects,
+            // Its last case makes the isolation SP fault on purpose.
+            extra: Some(only_isolation_errors),
+            forbid: FORBID_ISOLATION,
+        },
+        IntegrationTest {
             name: "spmc_isolation",
             boot: isolation_sp_boot,
             timeout: Duration::from_secs(180),
@@ -247,6 +389,40 @@ fn interrupts_expects() -> Vec<Expect> {
         expect("messaging still works", &["[ffa-payload] check interrupts_then_messaging: ok"]),
         expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
     ]
+}
+
+/// ci/ffa-payload in memory mode (issue D1: FFA_MEM_* with sps/mp).
+fn memory_boot(o: &Outputs) -> XResult<Boot> {
+    let dtb = util::out_dir().join("spmc-memory.dtb");
+    qemu::dtb_with_bootargs(&o.ffa_bios, "quadrant.memory", &dtb)?;
+    Ok(Boot::Tfa { bios: o.ffa_bios.clone(), dtb: Some(dtb) })
+}
+
+fn memory_expects() -> Vec<Expect> {
+    [
+        ("share RW: mp reads ours, writes its own, relinquishes; we reclaim", "memory_share_retrieve_relinquish_reclaim"),
+        ("lend read-only", "memory_lend_read_only"),
+        ("retrieve wider than granted: DENIED, lend intact", "memory_retrieve_wider_than_granted_denied"),
+        ("reclaim while borrowed: DENIED", "memory_reclaim_while_borrowed_denied"),
+        ("reclaim twice: INVALID_PARAMETERS", "memory_reclaim_twice_invalid"),
+        ("Secure memory from NS: DENIED", "memory_share_secure_denied"),
+        ("descriptor outside TX: NOT_SUPPORTED", "memory_share_buffer_not_supported"),
+        ("five receivers: NO_MEMORY", "memory_share_too_many_receivers"),
+        ("state unchanged after the errors", "memory_state_unchanged_after_errors"),
+        ("1,200 constituents in five fragments, retrieved in fragments", "memory_fragmented_1200_constituents"),
+        ("two borrowers: reclaim waits for both", "memory_two_borrowers"),
+        ("SP to SP: mp shares its own page with isolation", "memory_sp_to_sp_share"),
+        ("SP to SP donation: the handle is gone once retrieved", "memory_sp_to_sp_donate"),
+        ("after relinquish the borrower faults, the lender still has it", "memory_borrower_faults_after_relinquish"),
+        ("share to an aborted SP: ABORTED, nothing left behind", "memory_share_to_aborted_sp"),
+    ]
+    .into_iter()
+    .map(|(what, name)| expect(what, &[&format!("[ffa-payload] check {name}: ok")]))
+    .chain([
+        expect("the borrower's late access is a Stage-2 fault", &["[spmc] ERROR: SP isolation (0x8003) ctx 0: Stage-2 data abort at IPA"]),
+        expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
+    ])
+    .collect()
 }
 
 /// ci/ffa-payload in concurrency mode (issue R: spmc locks per context).

@@ -1,0 +1,585 @@
+//! Memory management (DEN0077 v1.2 chapters "Memory management" and "Memory
+//! management interfaces"): FFA_MEM_SHARE, FFA_MEM_LEND, FFA_MEM_DONATE (32-
+//! and 64-bit), FFA_MEM_RETRIEVE_REQ/RESP, FFA_MEM_RELINQUISH,
+//! FFA_MEM_RECLAIM and FFA_MEM_FRAG_TX/RX, from the Normal world to SPs and
+//! between SPs.
+//!
+//! - [`descriptor`]: the transaction descriptors, v1.0 and v1.1+ layouts;
+//! - [`transaction`]: handles, owners and borrowers, and their rules;
+//! - here: the calls, reading the sender's TX buffer and writing the
+//!   borrower's RX buffer, and the borrowers' Stage-2 through the platform.
+//!
+//! Descriptors always come in the caller's TX buffer (w3/w4 = 0; a buffer
+//! elsewhere is NOT_SUPPORTED, as Hafnium answers).  A first fragment must
+//! hold the header, every receiver and the composite header within its first
+//! [`CHUNK`] bytes; constituents may span any number of fragments
+//! (FFA_MEM_FRAG_TX), and a retrieve response longer than the borrower's RX
+//! buffer is handed out in fragments (FFA_MEM_FRAG_RX).
+//!
+//! Borrowers are SPs.  Memory of the Normal world is mapped into the
+//! borrower's Non-secure IPA space (its Stage-1 maps it with NS = 1, as the
+//! retrieve response's NS attribute tells it); Secure memory of a lending SP
+//! into its Secure IPA space, at IPA == PA both.
+
+pub mod descriptor;
+pub mod transaction;
+
+use super::calls::Call;
+use super::setup::rxtx::Mailbox;
+use super::{Caller, Platform, Regs, Spmc, error, success};
+use crate::manifest::Range;
+use descriptor::{Constituent, DataAccess, DescError, EndpointMemAccess, InstructionAccess, MemAccessPermissions, MemRegionAttributes, CONSTITUENT_SIZE};
+use shared::abi::ffa::FfaError;
+use transaction::{MemOp, MemoryStore, NewTransaction, Transaction};
+
+/// How much of a TX buffer is read at a time (on the stack).
+pub const CHUNK: usize = 4096;
+
+/// How a borrower may access what it retrieved (its Stage-2 permissions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BorrowedAccess {
+    pub write: bool,
+    pub execute: bool,
+}
+
+/// w0 ids of the calls (from `arm-ffa`'s FuncId through `shared`).
+pub mod ids {
+    use shared::abi::ffa::FuncId;
+    pub const FFA_MEM_DONATE_32: u32 = FuncId::MemDonate32 as u32;
+    pub const FFA_MEM_DONATE_64: u32 = FuncId::MemDonate64 as u32;
+    pub const FFA_MEM_LEND_32: u32 = FuncId::MemLend32 as u32;
+    pub const FFA_MEM_LEND_64: u32 = FuncId::MemLend64 as u32;
+    pub const FFA_MEM_SHARE_32: u32 = FuncId::MemShare32 as u32;
+    pub const FFA_MEM_SHARE_64: u32 = FuncId::MemShare64 as u32;
+    pub const FFA_MEM_RETRIEVE_REQ_32: u32 = FuncId::MemRetrieveReq32 as u32;
+    pub const FFA_MEM_RETRIEVE_REQ_64: u32 = FuncId::MemRetrieveReq64 as u32;
+    pub const FFA_MEM_RETRIEVE_RESP: u32 = FuncId::MemRetrieveResp as u32;
+    pub const FFA_MEM_RELINQUISH: u32 = FuncId::MemRelinquish as u32;
+    pub const FFA_MEM_RECLAIM: u32 = FuncId::MemReclaim as u32;
+    pub const FFA_MEM_FRAG_RX: u32 = FuncId::MemFragRx as u32;
+    pub const FFA_MEM_FRAG_TX: u32 = FuncId::MemFragTx as u32;
+}
+use ids::*;
+
+/// Flags of FFA_MEM_SHARE/LEND/DONATE: bit 0 zero memory (not for share),
+/// bit 1 operation time slicing; the rest MBZ.
+const SEND_FLAGS: u32 = 0b11;
+/// Bit 0 of the send, reclaim and relinquish flags: zero the memory.
+const ZERO_MEMORY: u32 = 1;
+/// Flags of a retrieve request: zero before retrieve [0], time slicing [1],
+/// zero after relinquish [2], transaction type [4:3], alignment hint [8:5],
+/// hint valid [9]; the rest MBZ.
+const RETRIEVE_FLAGS: u32 = 0x3ff;
+
+fn op_of(f: u32) -> Option<MemOp> {
+    match f {
+        FFA_MEM_SHARE_32 | FFA_MEM_SHARE_64 => Some(MemOp::Share),
+        FFA_MEM_LEND_32 | FFA_MEM_LEND_64 => Some(MemOp::Lend),
+        FFA_MEM_DONATE_32 | FFA_MEM_DONATE_64 => Some(MemOp::Donate),
+        _ => None,
+    }
+}
+
+fn handle_regs(h: u64) -> (u64, u64) {
+    (h & 0xffff_ffff, h >> 32)
+}
+
+fn handle_of(lo: u64, hi: u64) -> u64 {
+    (lo & 0xffff_ffff) | (hi & 0xffff_ffff) << 32
+}
+
+fn desc_error(e: DescError) -> FfaError {
+    match e {
+        DescError::Invalid => FfaError::InvalidParameters,
+        DescError::TooManyReceivers => FfaError::NoMemory,
+    }
+}
+
+fn regs(list: &[u64]) -> Regs {
+    let mut r = [0u64; 18];
+    r[..list.len()].copy_from_slice(list);
+    r
+}
+
+/// FFA_MEM_FRAG_RX to a sender: the SPMC wants the next fragment; w3 = bytes
+/// received so far.
+fn frag_rx(handle: u64, offset: u64) -> Regs {
+    let (lo, hi) = handle_regs(handle);
+    regs(&[FFA_MEM_FRAG_RX as u64, lo, hi, offset])
+}
+
+impl Spmc {
+    /// The caller's mailbox, or BUSY/DENIED as the calls need.
+    fn tx_of(&self, caller: Caller) -> Result<Mailbox, FfaError> {
+        (*self.mailbox(caller).lock()).ok_or(FfaError::Denied)
+    }
+
+    /// Whether `caller` owns `c` by its manifest (an SP: its package or a
+    /// memory region, never a device region) or as the Normal world.
+    fn owns(&self, caller: Caller, c: &Constituent) -> bool {
+        let size = c.size();
+        match caller {
+            Caller::Ns => self.ns_memory.contains(c.address, size),
+            Caller::Sp(i) => {
+                let p = self.part(i);
+                let pkg = Range { base: p.memory.base, size: p.memory.size };
+                pkg.contains(c.address, size)
+                    || p.manifest.memory_regions().iter().any(|r| (Range { base: r.base, size: r.size() }).contains(c.address, size))
+            }
+        }
+    }
+
+    /// Reads constituents from the TX buffer at `[from, to)` in chunks and
+    /// hands each chunk to `f`.
+    fn for_constituent_chunks(
+        &self,
+        tx: u64,
+        from: usize,
+        to: usize,
+        platform: &mut dyn Platform,
+        mut f: impl FnMut(&[Constituent]) -> Result<(), FfaError>,
+    ) -> Result<(), FfaError> {
+        let mut buf = [0u8; CHUNK];
+        let mut list = [Constituent { address: 0, page_count: 0 }; CHUNK / CONSTITUENT_SIZE];
+        let mut at = from;
+        while at < to {
+            let n = (to - at).min(CHUNK);
+            platform.read(tx + at as u64, &mut buf[..n]);
+            let mut k = 0;
+            for c in descriptor::constituents(&buf[..n]).map_err(desc_error)? {
+                list[k] = c;
+                k += 1;
+            }
+            f(&list[..k])?;
+            at += n;
+        }
+        Ok(())
+    }
+
+    /// FFA_MEM_SHARE/LEND/DONATE: w1 total length, w2 fragment length, w3/w4
+    /// buffer address and page count (0: the TX buffer).
+    fn mem_send(&self, caller: Caller, r: &Regs, platform: &mut dyn Platform) -> Regs {
+        let Some(op) = op_of(r[0] as u32) else { return error(FfaError::NotSupported) };
+        let (total, frag) = (r[1] as u32 as usize, r[2] as u32 as usize);
+        if r[3] != 0 || r[4] != 0 {
+            // A buffer other than the TX buffer: not offered.
+            return error(FfaError::NotSupported);
+        }
+        let mb = match self.tx_of(caller) {
+            Ok(m) => m,
+            Err(e) => return error(e),
+        };
+        if frag == 0 || frag > total || frag as u64 > mb.size {
+            return error(FfaError::InvalidParameters);
+        }
+        let mut head = [0u8; CHUNK];
+        let n = frag.min(CHUNK);
+        platform.read(mb.tx, &mut head[..n]);
+        let version = self.version_of(caller);
+        let d = match descriptor::parse(&head[..n], version, true) {
+            Ok(d) => d,
+            Err(e) => return error(desc_error(e)),
+        };
+        let sender_id = self.caller_id(caller);
+        if let Err(e) = self.check_send(caller, sender_id, op, &d) {
+            return error(e);
+        }
+        // Bytes of the whole descriptor: header .. the last constituent.
+        let Some(end) = d.constituent_offset(d.address_range_count as usize) else { return error(FfaError::InvalidParameters) };
+        if end != total {
+            return error(FfaError::InvalidParameters);
+        }
+        let first = match d.constituent_offset(0) {
+            Some(o) if o <= frag && (frag - o) % CONSTITUENT_SIZE == 0 => o,
+            _ => return error(FfaError::InvalidParameters),
+        };
+        let new = NewTransaction {
+            op,
+            sender: sender_id,
+            attributes: d.attributes,
+            flags: d.flags,
+            tag: d.tag,
+            receivers: d.receivers,
+            non_secure: caller == Caller::Ns,
+            header_len: first as u32,
+            total_page_count: d.total_page_count,
+            address_range_count: d.address_range_count,
+        };
+        let owns = |c: &Constituent| self.owns(caller, c);
+        let mut store = self.memory.lock();
+        let mut handle = None;
+        let mut complete = false;
+        let result = self.for_constituent_chunks(mb.tx, first, frag, platform, |list| {
+            let done = match handle {
+                None => {
+                    let (h, done) = store.begin(new, list, &owns)?;
+                    handle = Some(h);
+                    done
+                }
+                Some(h) => store.fragment(h, sender_id, list, &owns)?,
+            };
+            complete = done;
+            Ok(())
+        });
+        // A fragment with no constituents (all in later fragments).
+        if result.is_ok() && handle.is_none() {
+            match store.begin(new, &[], &owns) {
+                Ok((h, done)) => {
+                    handle = Some(h);
+                    complete = done;
+                }
+                Err(e) => return error(e),
+            }
+        }
+        if let Err(e) = result {
+            return error(e);
+        }
+        let Some(h) = handle else { return error(FfaError::InvalidParameters) };
+        if !complete {
+            return frag_rx(h, frag as u64);
+        }
+        self.send_complete(&mut store, h, platform)
+    }
+
+    /// The rules a sender's descriptor must follow, before any state changes.
+    fn check_send(&self, caller: Caller, sender_id: u16, op: MemOp, d: &descriptor::TransactionDescriptor) -> Result<(), FfaError> {
+        if d.sender != sender_id || d.handle != 0 {
+            return Err(FfaError::InvalidParameters);
+        }
+        let reserved = if op == MemOp::Share { !0b10 } else { !SEND_FLAGS };
+        if d.flags & reserved != 0 {
+            return Err(FfaError::InvalidParameters);
+        }
+        if d.flags & ZERO_MEMORY != 0 {
+            // Zeroing is not offered yet: refused rather than ignored.
+            return Err(FfaError::Denied);
+        }
+        if d.attributes.0 & MemRegionAttributes::NS != 0 || d.attributes.0 >> 7 != 0 {
+            return Err(FfaError::InvalidParameters);
+        }
+        if d.attributes.memory_type() == MemRegionAttributes::TYPE_DEVICE {
+            // MMIO is not lent (Hafnium refuses it too).
+            return Err(FfaError::Denied);
+        }
+        if op == MemOp::Donate && d.receiver_count != 1 {
+            return Err(FfaError::InvalidParameters);
+        }
+        if op == MemOp::Donate && caller == Caller::Ns {
+            // Normal-world memory stays the Normal world's: it is lent or shared.
+            return Err(FfaError::Denied);
+        }
+        for rcv in d.receivers() {
+            // Receivers are SPs, never the sender itself.
+            if rcv.receiver == sender_id || self.find(rcv.receiver).is_none() {
+                return Err(FfaError::InvalidParameters);
+            }
+            if self.find(rcv.receiver).is_some_and(|i| self.part(i).is_aborted()) {
+                return Err(FfaError::Aborted);
+            }
+            let p = rcv.permissions;
+            match op {
+                // A donor gives the pages away: the receiver's permissions are its own choice.
+                MemOp::Donate if p.data != DataAccess::NotSpecified || p.instruction != InstructionAccess::NotSpecified => {
+                    return Err(FfaError::InvalidParameters);
+                }
+                MemOp::Share | MemOp::Lend if p.data == DataAccess::NotSpecified => return Err(FfaError::InvalidParameters),
+                MemOp::Share | MemOp::Lend if p.instruction == InstructionAccess::Executable => return Err(FfaError::Denied),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole descriptor arrived: a lending or donating SP loses its own
+    /// access now (DEN0077 v1.2, lend and donate: the owner relinquishes
+    /// access), then the handle goes back to the sender.
+    fn send_complete(&self, store: &mut MemoryStore, h: u64, platform: &mut dyn Platform) -> Regs {
+        let Some(t) = store.get(h).copied() else { return error(FfaError::InvalidParameters) };
+        if t.op != MemOp::Share
+            && let Some(i) = self.find(t.sender) {
+                for c in store.constituents(&t) {
+                    platform.unmap_borrowed(i, c.address, c.size(), false);
+                }
+            }
+        let (lo, hi) = handle_regs(h);
+        success(&[lo, hi])
+    }
+
+    /// FFA_MEM_FRAG_TX from a sender: w1/w2 handle, w3 fragment length.
+    fn mem_frag_tx(&self, caller: Caller, r: &Regs, platform: &mut dyn Platform) -> Regs {
+        let h = handle_of(r[1], r[2]);
+        let frag = r[3] as u32 as usize;
+        let mb = match self.tx_of(caller) {
+            Ok(m) => m,
+            Err(e) => return error(e),
+        };
+        if frag == 0 || frag as u64 > mb.size || !frag.is_multiple_of(CONSTITUENT_SIZE) {
+            return error(FfaError::InvalidParameters);
+        }
+        let sender_id = self.caller_id(caller);
+        let owns = |c: &Constituent| self.owns(caller, c);
+        let mut store = self.memory.lock();
+        let Some(t) = store.get(h).copied() else { return error(FfaError::InvalidParameters) };
+        if t.sender != sender_id || t.complete() {
+            return error(FfaError::InvalidParameters);
+        }
+        let mut complete = false;
+        let result = self.for_constituent_chunks(mb.tx, 0, frag, platform, |list| {
+            complete = store.fragment(h, sender_id, list, &owns)?;
+            Ok(())
+        });
+        if let Err(e) = result {
+            return error(e);
+        }
+        if !complete {
+            let Some(t) = store.get(h) else { return error(FfaError::InvalidParameters) };
+            // Bytes received: the header part plus the constituents so far.
+            return frag_rx(h, (t.header_len as usize + t.received() * CONSTITUENT_SIZE) as u64);
+        }
+        self.send_complete(&mut store, h, platform)
+    }
+}
+
+impl Spmc {
+    /// FFA_MEM_RETRIEVE_REQ from SP `i`: w1 total length = w2 fragment
+    /// length (the request is never fragmented), w3/w4 = 0.
+    fn mem_retrieve_req(&self, i: usize, r: &Regs, platform: &mut dyn Platform) -> Regs {
+        let caller = Caller::Sp(i);
+        let (total, frag) = (r[1] as u32 as usize, r[2] as u32 as usize);
+        if r[3] != 0 || r[4] != 0 {
+            return error(FfaError::NotSupported);
+        }
+        let mb = match self.tx_of(caller) {
+            Ok(m) => m,
+            Err(e) => return error(e),
+        };
+        if frag == 0 || frag != total || frag as u64 > mb.size || frag > CHUNK {
+            return error(FfaError::InvalidParameters);
+        }
+        let mut buf = [0u8; CHUNK];
+        platform.read(mb.tx, &mut buf[..frag]);
+        let version = self.version_of(caller);
+        let d = match descriptor::parse(&buf[..frag], version, false) {
+            Ok(d) => d,
+            Err(e) => return error(desc_error(e)),
+        };
+        let me = self.part(i).manifest.id;
+        let Some(want) = d.receivers().find(|e| e.receiver == me).copied() else {
+            return error(FfaError::InvalidParameters);
+        };
+        if d.flags & !RETRIEVE_FLAGS != 0 {
+            return error(FfaError::InvalidParameters);
+        }
+        // Zero before retrieve [0] or after relinquish [2]: not offered yet.
+        if d.flags & 0b101 != 0 {
+            return error(FfaError::Denied);
+        }
+        let mut store = self.memory.lock();
+        let Some(t) = store.get(d.handle).copied() else { return error(FfaError::InvalidParameters) };
+        let ty = (d.flags >> 3) & 0b11;
+        if d.sender != t.sender || d.tag != t.tag || (ty != 0 && ty != t.op.type_field()) {
+            return error(FfaError::InvalidParameters);
+        }
+        let Some(granted) = t.receiver(me).map(|r| r.access) else { return error(FfaError::InvalidParameters) };
+        let access = match effective_access(t.op, granted.permissions, want.permissions) {
+            Ok(a) => a,
+            Err(e) => return error(e),
+        };
+        // The response goes to our RX buffer: it must be free.
+        let mut rx_lock = self.mailbox(caller).lock();
+        let Some(rx) = rx_lock.as_mut() else { return error(FfaError::Busy) };
+        if rx.rx_full {
+            return error(FfaError::Busy);
+        }
+        let t = match store.retrieve(d.handle, me) {
+            Ok(t) => t,
+            Err(e) => return error(e),
+        };
+        let kind = BorrowedAccess { write: access.data == DataAccess::ReadWrite, execute: access.instruction == InstructionAccess::Executable };
+        let mut mapped = 0;
+        for c in store.constituents(&t) {
+            if platform.map_borrowed(i, c.address, c.size(), kind, t.non_secure).is_err() {
+                break;
+            }
+            mapped += 1;
+        }
+        if mapped != store.constituents(&t).len() {
+            for c in &store.constituents(&t)[..mapped] {
+                platform.unmap_borrowed(i, c.address, c.size(), t.non_secure);
+            }
+            store.unretrieve(d.handle, me);
+            return error(FfaError::NoMemory);
+        }
+        if t.op == MemOp::Donate {
+            store.finish_donation(d.handle);
+        }
+        let receiver = EndpointMemAccess { permissions: access, ..granted };
+        let (total, written) = write_response(&store, &t, &receiver, version, 0, rx, platform);
+        rx.rx_full = true;
+        regs(&[FFA_MEM_RETRIEVE_RESP as u64, total as u64, written as u64])
+    }
+
+    /// FFA_MEM_FRAG_RX from a borrower: w1/w2 handle, w3 offset of the next
+    /// fragment of its retrieve response.
+    fn mem_frag_rx(&self, i: usize, r: &Regs, platform: &mut dyn Platform) -> Regs {
+        let caller = Caller::Sp(i);
+        let h = handle_of(r[1], r[2]);
+        let offset = r[3] as u32 as usize;
+        let me = self.part(i).manifest.id;
+        let store = self.memory.lock();
+        let Some(t) = store.get(h).copied() else { return error(FfaError::InvalidParameters) };
+        let Some(rcv) = t.receiver(me).filter(|r| r.retrieved).map(|r| r.access) else {
+            return error(FfaError::InvalidParameters);
+        };
+        let mut rx_lock = self.mailbox(caller).lock();
+        let Some(rx) = rx_lock.as_mut() else { return error(FfaError::Denied) };
+        if rx.rx_full {
+            // The previous fragment was not released yet.
+            return error(FfaError::Denied);
+        }
+        let version = self.version_of(caller);
+        let (total, written) = write_response(&store, &t, &rcv, version, offset, rx, platform);
+        if offset >= total || written == 0 {
+            return error(FfaError::InvalidParameters);
+        }
+        rx.rx_full = true;
+        let (lo, hi) = handle_regs(h);
+        regs(&[FFA_MEM_FRAG_TX as u64, lo, hi, written as u64, (me as u64) << 16])
+    }
+
+    /// FFA_MEM_RELINQUISH from SP `i`: the descriptor in its TX buffer names
+    /// the handle and itself.
+    fn mem_relinquish(&self, i: usize, platform: &mut dyn Platform) -> Regs {
+        let caller = Caller::Sp(i);
+        let mb = match self.tx_of(caller) {
+            Ok(m) => m,
+            Err(e) => return error(e),
+        };
+        let mut buf = [0u8; 32];
+        platform.read(mb.tx, &mut buf);
+        let d = match descriptor::parse_relinquish(&buf) {
+            Ok(d) => d,
+            Err(e) => return error(desc_error(e)),
+        };
+        let me = self.part(i).manifest.id;
+        // Flags: zero after relinquish [0], time slicing [1]; the rest MBZ.
+        if d.endpoint != me || d.flags & !0b11 != 0 {
+            return error(FfaError::InvalidParameters);
+        }
+        if d.flags & ZERO_MEMORY != 0 {
+            return error(FfaError::Denied);
+        }
+        let mut store = self.memory.lock();
+        let t = match store.relinquish(d.handle, me) {
+            Ok(t) => t,
+            Err(e) => return error(e),
+        };
+        for c in store.constituents(&t) {
+            platform.unmap_borrowed(i, c.address, c.size(), t.non_secure);
+        }
+        success(&[])
+    }
+
+    /// FFA_MEM_RECLAIM from the owner: w1/w2 handle, w3 flags.
+    fn mem_reclaim(&self, caller: Caller, r: &Regs, platform: &mut dyn Platform) -> Regs {
+        let h = handle_of(r[1], r[2]);
+        // Zero memory [0], time slicing [1]; the rest MBZ.
+        if r[3] as u32 & !0b11 != 0 {
+            return error(FfaError::InvalidParameters);
+        }
+        if r[3] as u32 & ZERO_MEMORY != 0 {
+            return error(FfaError::Denied);
+        }
+        let me = self.caller_id(caller);
+        let mut store = self.memory.lock();
+        let t = match store.reclaim(h, me) {
+            Ok(t) => t,
+            Err(e) => return error(e),
+        };
+        if let (MemOp::Lend, Caller::Sp(i)) = (t.op, caller) {
+            // The lender's own access comes back.
+            for c in store.constituents(&t) {
+                let _ = platform.map_borrowed(i, c.address, c.size(), BorrowedAccess { write: true, execute: false }, false);
+            }
+        }
+        success(&[])
+    }
+}
+
+/// What a borrower gets: what it asked for, within what the sender granted
+/// (DEN0077 v1.2, retrieve request: permissions no wider than the lender's).
+fn effective_access(op: MemOp, granted: MemAccessPermissions, asked: MemAccessPermissions) -> Result<MemAccessPermissions, FfaError> {
+    let data = match (op, granted.data, asked.data) {
+        (MemOp::Donate, _, DataAccess::NotSpecified) => DataAccess::ReadWrite,
+        (MemOp::Donate, _, d) => d,
+        (_, g, DataAccess::NotSpecified) => g,
+        (_, DataAccess::ReadOnly, DataAccess::ReadWrite) => return Err(FfaError::Denied),
+        (_, _, d) => d,
+    };
+    let instruction = match asked.instruction {
+        InstructionAccess::Executable if op != MemOp::Donate => return Err(FfaError::Denied),
+        InstructionAccess::NotSpecified => InstructionAccess::NotExecutable,
+        i => i,
+    };
+    Ok(MemAccessPermissions { data, instruction })
+}
+
+/// Writes the retrieve response of `t` for `receiver` from byte `offset`
+/// into the RX buffer: as much as fits, whole constituents only.  Returns
+/// (total length, bytes written).
+fn write_response(store: &MemoryStore, t: &Transaction, receiver: &EndpointMemAccess, version: u32, offset: usize, rx: &Mailbox, platform: &mut dyn Platform) -> (usize, usize) {
+    let mut head = [0u8; 256];
+    let attributes = if t.non_secure { MemRegionAttributes(t.attributes.0 | MemRegionAttributes::NS) } else { t.attributes };
+    let flags = t.op.type_field() << 3;
+    let list = store.constituents(t);
+    let Some(hlen) = descriptor::write_response_header(&mut head, version, t.sender, attributes, flags, t.handle, t.tag, receiver, t.total_page_count, list.len() as u32) else {
+        return (0, 0);
+    };
+    let total = hlen + list.len() * CONSTITUENT_SIZE;
+    let room = rx.size as usize;
+    let mut at = 0usize;
+    if offset == 0 {
+        platform.write(rx.rx, &head[..hlen]);
+        at = hlen;
+    } else if offset < hlen || !(offset - hlen).is_multiple_of(CONSTITUENT_SIZE) {
+        return (total, 0);
+    }
+    let first = if offset == 0 { 0 } else { (offset - hlen) / CONSTITUENT_SIZE };
+    let mut one = [0u8; CONSTITUENT_SIZE];
+    for c in list.iter().skip(first) {
+        if at + CONSTITUENT_SIZE > room {
+            break;
+        }
+        let _ = descriptor::write_constituent(&mut one, c);
+        platform.write(rx.rx + at as u64, &one);
+        at += CONSTITUENT_SIZE;
+    }
+    (total, at)
+}
+
+pub(super) fn ffa_mem_send(s: &Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
+    s.mem_send(c.caller, c.regs, platform)
+}
+
+pub(super) fn ffa_mem_frag_tx(s: &Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
+    s.mem_frag_tx(c.caller, c.regs, platform)
+}
+
+pub(super) fn ffa_mem_retrieve_req(s: &Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
+    let Caller::Sp(i) = c.caller else { return error(FfaError::NotSupported) };
+    s.mem_retrieve_req(i, c.regs, platform)
+}
+
+pub(super) fn ffa_mem_frag_rx(s: &Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
+    let Caller::Sp(i) = c.caller else { return error(FfaError::NotSupported) };
+    s.mem_frag_rx(i, c.regs, platform)
+}
+
+pub(super) fn ffa_mem_relinquish(s: &Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
+    let Caller::Sp(i) = c.caller else { return error(FfaError::NotSupported) };
+    s.mem_relinquish(i, platform)
+}
+
+pub(super) fn ffa_mem_reclaim(s: &Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
+    s.mem_reclaim(c.caller, c.regs, platform)
+}

@@ -1,0 +1,196 @@
+//! The transaction rules, case by case and property-style over random
+//! sequences: no page ever has two owners, none is accessible after reclaim.
+
+use super::*;
+use crate::ffa::memory::descriptor::{DataAccess, InstructionAccess, MemAccessPermissions};
+
+fn rcv(id: u16) -> Option<EndpointMemAccess> {
+    Some(EndpointMemAccess { receiver: id, permissions: MemAccessPermissions { data: DataAccess::ReadWrite, instruction: InstructionAccess::NotSpecified }, flags: 0, impdef: [0; 2] })
+}
+
+fn new(op: MemOp, sender: u16, receivers: &[u16], list: &[Constituent]) -> NewTransaction {
+    let mut r = [None; MAX_RECEIVERS];
+    for (n, id) in receivers.iter().enumerate() {
+        r[n] = rcv(*id);
+    }
+    NewTransaction {
+        op,
+        sender,
+        attributes: MemRegionAttributes(0x2f),
+        flags: 0,
+        tag: 0,
+        receivers: r,
+        non_secure: sender == 0,
+        header_len: 80,
+        total_page_count: list.iter().map(|c| c.page_count).sum(),
+        address_range_count: list.len() as u32,
+    }
+}
+
+fn c(address: u64, page_count: u32) -> Constituent {
+    Constituent { address, page_count }
+}
+
+fn yes(_: &Constituent) -> bool {
+    true
+}
+
+fn store() -> Box<MemoryStore> {
+    Box::new(MemoryStore::new())
+}
+
+#[test]
+fn share_retrieve_relinquish_reclaim() {
+    let mut s = store();
+    let list = [c(0x6000_0000, 2)];
+    let (h, done) = s.begin(new(MemOp::Share, 0, &[0x8001, 0x8002], &list), &list, &yes).unwrap();
+    assert!(done && h & HANDLE_ALLOCATOR_SPMC != 0);
+    assert_eq!(s.retrieve(h, 0x8003), Err(FfaError::InvalidParameters), "not a receiver");
+    s.retrieve(h, 0x8001).unwrap();
+    assert_eq!(s.retrieve(h, 0x8001), Err(FfaError::Denied), "twice");
+    s.retrieve(h, 0x8002).unwrap();
+    assert_eq!(s.reclaim(h, 0), Err(FfaError::Denied), "borrowed still");
+    assert_eq!(s.reclaim(h, 0x8001), Err(FfaError::InvalidParameters), "not the owner");
+    s.relinquish(h, 0x8001).unwrap();
+    assert_eq!(s.relinquish(h, 0x8001), Err(FfaError::Denied), "twice");
+    s.relinquish(h, 0x8002).unwrap();
+    s.reclaim(h, 0).unwrap();
+    assert!(s.get(h).is_none());
+    assert_eq!(s.retrieve(h, 0x8001), Err(FfaError::InvalidParameters), "gone");
+}
+
+#[test]
+fn pages_in_one_transaction_only() {
+    let mut s = store();
+    let a = [c(0x6000_0000, 4)];
+    let (h, _) = s.begin(new(MemOp::Lend, 0, &[0x8001], &a), &a, &yes).unwrap();
+    let b = [c(0x6000_3000, 1)];
+    assert_eq!(s.begin(new(MemOp::Share, 0, &[0x8002], &b), &b, &yes).err(), Some(FfaError::Denied));
+    let dup = [c(0x7000_0000, 2), c(0x7000_1000, 1)];
+    assert_eq!(s.begin(new(MemOp::Share, 0, &[0x8002], &dup), &dup, &yes).err(), Some(FfaError::InvalidParameters), "overlap inside");
+    let not_mine = [c(0x7000_0000, 1)];
+    assert_eq!(s.begin(new(MemOp::Share, 0, &[0x8002], &not_mine), &not_mine, &|_| false).err(), Some(FfaError::Denied));
+    s.reclaim(h, 0).unwrap();
+    assert!(s.begin(new(MemOp::Share, 0, &[0x8002], &b), &b, &yes).is_ok(), "free again");
+}
+
+#[test]
+fn fragments_and_a_thousand_constituents() {
+    let mut s = store();
+    let list: Vec<Constituent> = (0..1200u64).map(|n| c(0x6000_0000 + n * 0x2000, 1)).collect();
+    let (h, done) = s.begin(new(MemOp::Share, 0, &[0x8001], &list), &list[..400], &yes).unwrap();
+    assert!(!done);
+    assert_eq!(s.retrieve(h, 0x8001), Err(FfaError::InvalidParameters), "incomplete");
+    assert_eq!(s.fragment(h, 0x8002, &list[400..800], &yes), Err(FfaError::InvalidParameters), "not the sender");
+    assert!(!s.fragment(h, 0, &list[400..800], &yes).unwrap());
+    assert!(s.fragment(h, 0, &list[800..], &yes).unwrap());
+    assert_eq!(s.fragment(h, 0, &list[..1], &yes), Err(FfaError::InvalidParameters), "complete already");
+    assert_eq!(s.constituents(s.get(h).unwrap()).len(), 1200);
+    s.retrieve(h, 0x8001).unwrap();
+    // A fragment overlapping an earlier one ends the transaction.
+    let other: Vec<Constituent> = (0..3u64).map(|n| c(0x9000_0000 + n * 0x1000, 1)).collect();
+    let (h2, _) = s.begin(new(MemOp::Share, 0, &[0x8001], &other), &other[..1], &yes).unwrap();
+    assert_eq!(s.fragment(h2, 0, &other[..1], &yes), Err(FfaError::InvalidParameters));
+    assert!(s.get(h2).is_none());
+}
+
+#[test]
+fn page_count_must_match() {
+    let mut s = store();
+    let list = [c(0x6000_0000, 1)];
+    let mut n = new(MemOp::Share, 0, &[0x8001], &list);
+    n.total_page_count = 2;
+    assert_eq!(s.begin(n, &list, &yes).err(), Some(FfaError::InvalidParameters));
+    assert_eq!(s.transactions().count(), 0, "nothing left behind");
+}
+
+#[test]
+fn donation_moves_ownership() {
+    let mut s = store();
+    let list = [c(0x0e40_0000, 1)];
+    let owns_1 = |x: &Constituent| x.address >= 0x0e40_0000 && x.address < 0x0e50_0000;
+    let (h, _) = s.begin(new(MemOp::Donate, 0x8001, &[0x8002], &list), &list, &owns_1).unwrap();
+    s.retrieve(h, 0x8002).unwrap();
+    s.finish_donation(h);
+    assert!(s.get(h).is_none(), "no handle after a donation");
+    // The donor no longer owns it; the receiver does.
+    assert_eq!(s.begin(new(MemOp::Share, 0x8001, &[0x8003], &list), &list, &owns_1).err(), Some(FfaError::Denied));
+    assert!(s.begin(new(MemOp::Share, 0x8002, &[0x8003], &list), &list, &|_| false).is_ok());
+}
+
+#[test]
+fn out_of_handles_and_pool() {
+    let mut s = store();
+    for n in 0..MAX_TRANSACTIONS as u64 {
+        let l = [c(0x6000_0000 + n * 0x1000, 1)];
+        s.begin(new(MemOp::Share, 0, &[0x8001], &l), &l, &yes).unwrap();
+    }
+    let l = [c(0x7000_0000, 1)];
+    assert_eq!(s.begin(new(MemOp::Share, 0, &[0x8001], &l), &l, &yes).err(), Some(FfaError::NoMemory));
+    let mut s = store();
+    let mut n = new(MemOp::Share, 0, &[0x8001], &l);
+    n.address_range_count = POOL_SIZE as u32 + 1;
+    assert_eq!(s.begin(n, &l, &yes).err(), Some(FfaError::NoMemory));
+}
+
+/// Random sequences of operations by three endpoints over a small set of
+/// pages; after every step: no page in two live transactions, and a borrower
+/// holds pages only of a live transaction it retrieved.
+#[test]
+fn property_no_page_has_two_owners() {
+    let mut seed = 0x1234_5678_9abc_def0u64;
+    let mut rnd = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut s = store();
+    let ids = [0u16, 0x8001, 0x8002];
+    let mut handles: Vec<u64> = Vec::new();
+    for _ in 0..20_000 {
+        match rnd(5) {
+            0 => {
+                let sender = ids[rnd(3) as usize];
+                let rcv = ids[(rnd(2) as usize + 1 + ids.iter().position(|&x| x == sender).unwrap()) % 3];
+                if rcv == 0 {
+                    continue;
+                }
+                let l = [c(0x6000_0000 + rnd(8) * 0x1000, 1 + rnd(3) as u32)];
+                let op = [MemOp::Share, MemOp::Lend][rnd(2) as usize];
+                if let Ok((h, _)) = s.begin(new(op, sender, &[rcv], &l), &l, &yes) {
+                    handles.push(h);
+                }
+            }
+            1 if !handles.is_empty() => {
+                let h = handles[rnd(handles.len() as u64) as usize];
+                let r = ids[1 + rnd(2) as usize];
+                let _ = s.retrieve(h, r);
+            }
+            2 if !handles.is_empty() => {
+                let h = handles[rnd(handles.len() as u64) as usize];
+                let r = ids[1 + rnd(2) as usize];
+                let _ = s.relinquish(h, r);
+            }
+            3 if !handles.is_empty() => {
+                let h = handles[rnd(handles.len() as u64) as usize];
+                let o = ids[rnd(3) as usize];
+                if s.reclaim(h, o).is_ok() {
+                    handles.retain(|&x| x != h);
+                }
+            }
+            _ => {}
+        }
+        let live: Vec<&Transaction> = s.transactions().collect();
+        for (a, ta) in live.iter().enumerate() {
+            for tb in &live[a + 1..] {
+                for ca in s.constituents(ta) {
+                    assert!(!s.constituents(tb).iter().any(|cb| cb.overlaps(ca)), "a page in two transactions");
+                }
+            }
+        }
+        for h in &handles {
+            assert!(s.get(*h).is_some(), "a reclaimed handle is gone from the list");
+        }
+    }
+}
