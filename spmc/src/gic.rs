@@ -34,6 +34,12 @@ pub trait SecureInterruptController {
     /// a private interrupt on PE `cpu`'s redistributor, an SPI routed to `cpu`.
     #[allow(clippy::result_unit_err)]
     fn configure_secure(&mut self, irq: SecureInterrupt, cpu: usize) -> Result<(), ()>;
+    /// Makes private interrupt `intid` of PE `cpu` Group 1 Non-secure (the
+    /// SRI: TF-A's QEMU platform makes SGIs 8..15 Secure).
+    #[allow(clippy::result_unit_err)]
+    fn configure_non_secure(&mut self, _intid: u32, _cpu: usize) -> Result<(), ()> {
+        Ok(())
+    }
 }
 
 /// Decodes a manifest interrupt; None if the manifest says Non-secure (bit 8
@@ -54,6 +60,10 @@ pub fn configure<'a>(manifests: impl Iterator<Item = &'a PartitionManifest>, cpu
     let timer = SecureInterrupt { intid: SEL2_PHYS_TIMER_INTID, priority: TIMER_PRIORITY, level: true };
     if gic.configure_secure(timer, cpu).is_ok() {
         n += 1;
+    }
+    // The Schedule Receiver Interrupt is the Normal world's (notifications).
+    if gic.configure_non_secure(crate::ffa::notifications::SRI_INTID, cpu).is_err() {
+        log::warn!("SRI (SGI {}) could not be made Non-secure", crate::ffa::notifications::SRI_INTID);
     }
     for m in manifests {
         for d in m.device_regions() {

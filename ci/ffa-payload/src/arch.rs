@@ -192,6 +192,17 @@ impl Machine for Hw {
             core::hint::spin_loop();
         }
     }
+    fn ns_interrupt_enable(&mut self, intid: u32) {
+        if intid >= 32 {
+            return;
+        }
+        // SAFETY: core 0's GICR SGI frame, mapped Device; a Group 1 NS SGI/PPI
+        // (spmc made the SRI so): its priority byte and ISENABLER0 bit.
+        unsafe {
+            core::ptr::write_volatile((GICR0_SGI_BASE + 0x400 + intid as usize) as *mut u8, 0xa0);
+            core::ptr::write_volatile((GICR0_SGI_BASE + 0x100) as *mut u32, 1 << intid);
+        }
+    }
     fn write_tx(&mut self, offset: usize, data: &[u8]) {
         // SAFETY: TX is ours between calls; the SPMC reads it only during one.
         let tx = unsafe { &mut *MAILBOX.tx.get() };
@@ -273,6 +284,8 @@ extern "C" fn quadrant_main(x0: u64, _x1: u64, _x2: u64, _x3: u64, _x4: u64, cpu
         Mode::SpmdLsp => checks::run_spmd_lsp(&Smc, &mut hw),
         Mode::SpSizing => checks::run_sp_sizing(&Smc, &mut hw),
         Mode::Memory => crate::memory::run_memory(&Smc, &mut hw),
+        Mode::Notifications => crate::notif::run_notifications(&Smc, &mut hw),
+        Mode::IndirectMessaging => crate::notif::run_indirect_messaging(&Smc, &mut hw),
     }
     if mode != Mode::Bench {
         let (ok, failed) = checks::TALLY.counts();

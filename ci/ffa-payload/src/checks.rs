@@ -22,8 +22,9 @@ pub const MP_FORWARD_REQ2: u64 = 2;
 /// sps/isolation commands.
 pub const ISO_PING: u64 = 0;
 pub const ISO_READ: u64 = 1;
-/// FFA_MSG_SEND2 (DEN0077 v1.2, FFA_MSG_SEND2): indirect messaging, which spmc does not implement.
-pub use shared::abi::ffa::fid::FFA_MSG_SEND2;
+/// FFA_MSG_SEND (0x8400006E): FF-A v1.0's indirect message, removed in
+/// v1.1 and never implemented by spmc (or Hafnium's SPMC).
+pub const FFA_MSG_SEND_V1_0: u32 = 0x8400_006E;
 /// SMCCC_VERSION (DEN0028 §7.2): answered by EL3 itself, the floor of an `smc`.
 pub const SMCCC_VERSION: u32 = 0x8000_0000;
 pub const BENCH_ITERATIONS: u64 = 10_000;
@@ -78,6 +79,9 @@ pub trait Machine {
         0
     }
     fn write_u64(&mut self, _pa: u64, _v: u64) {}
+    /// Enables SGI/PPI `intid` on core 0's redistributor (after
+    /// [`Machine::ns_interrupts_init`]); polled like the timer's.
+    fn ns_interrupt_enable(&mut self, _intid: u32) {}
 }
 
 /// Tally of check results, shared by all cores.
@@ -111,7 +115,7 @@ pub fn check(name: fmt::Arguments, ok: bool, detail: fmt::Arguments) {
 }
 
 /// Debug text of a call's outcome, for detail fields.
-struct Shown<'a, T: fmt::Debug>(&'a Result<T, CallError>);
+pub(crate) struct Shown<'a, T: fmt::Debug>(pub(crate) &'a Result<T, CallError>);
 
 impl<T: fmt::Debug> fmt::Display for Shown<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -165,17 +169,17 @@ impl fmt::Display for UuidText {
     }
 }
 
-fn payload(seed: u64) -> [u64; 5] {
+pub(crate) fn payload(seed: u64) -> [u64; 5] {
     core::array::from_fn(|i| 0x5eed_0000_0000 | seed << 8 | i as u64)
 }
 
 /// One echo round trip (the "valid call after an error").
-fn echo_ok<C: Conduit>(ffa: &FfaClient<C>, seed: u64) -> bool {
+pub(crate) fn echo_ok<C: Conduit>(ffa: &FfaClient<C>, seed: u64) -> bool {
     matches!(ffa.direct_req64(HYPERVISOR_ID, ECHO, payload(seed)), Ok(w) if w == payload(seed))
 }
 
 /// An error case: `got` must be FFA_ERROR `want`, and a valid call right after must work.
-fn error_case<C: Conduit, T: fmt::Debug>(ffa: &FfaClient<C>, name: &str, got: Result<T, CallError>, want: CallError, seed: u64) {
+pub(crate) fn error_case<C: Conduit, T: fmt::Debug>(ffa: &FfaClient<C>, name: &str, got: Result<T, CallError>, want: CallError, seed: u64) {
     let after = echo_ok(ffa, seed);
     check(
         format_args!("{name}"),
@@ -207,7 +211,7 @@ pub fn core_checks<C: Conduit>(c: &C, cpu: usize, mp_uuid: [u8; 16]) {
 }
 
 /// Looks the partitions up; returns (echo UUID, mp UUID) from their descriptors.
-fn discover<C: Conduit, M: Machine>(ffa: &FfaClient<C>, m: &mut M) -> ([u8; 16], [u8; 16]) {
+pub(crate) fn discover<C: Conduit, M: Machine>(ffa: &FfaClient<C>, m: &mut M) -> ([u8; 16], [u8; 16]) {
     let (rx, tx) = m.rx_tx();
     let r = ffa.rxtx_map(rx, tx, 1);
     check(format_args!("ffa_rxtx_map"), r.is_ok(), format_args!("rx {rx:#x} tx {tx:#x}: {}", Shown(&r)));
@@ -234,7 +238,7 @@ fn discover<C: Conduit, M: Machine>(ffa: &FfaClient<C>, m: &mut M) -> ([u8; 16],
     (uuid(ECHO), uuid(MP))
 }
 
-fn negotiate<C: Conduit>(ffa: &FfaClient<C>) -> bool {
+pub(crate) fn negotiate<C: Conduit>(ffa: &FfaClient<C>) -> bool {
     let v = ffa.version(REQUESTED_VERSION);
     let ok = matches!(v, Ok(Version(1, 2)));
     check(format_args!("ffa_version"), ok, format_args!("asked 1.2, spmc says {}", Shown(&v)));
@@ -295,9 +299,9 @@ pub fn run_checks<C: Conduit, M: Machine>(c: &C, m: &mut M) {
     let _ = first;
     error_case(&ffa, "err_denied_req2_not_accepted", ffa.direct_req2(HYPERVISOR_ID, ISOLATION, [0; 16], payload(4)), Ffa(FfaError::Denied), 4);
     error_case(&ffa, "err_denied_run_not_preempted", ffa.run(ECHO, 0), Ffa(FfaError::Denied), 5);
-    error_case(&ffa, "err_not_supported_feature", ffa.features(FFA_MSG_SEND2), Ffa(FfaError::NotSupported), 6);
-    // Indirect messaging: the SPMD forwards it, spmc does not implement it.
-    error_case(&ffa, "err_not_supported_function", ffa.raw(FFA_MSG_SEND2, &[0, 0]), Ffa(FfaError::NotSupported), 7);
+    error_case(&ffa, "err_not_supported_feature", ffa.features(FFA_MSG_SEND_V1_0), Ffa(FfaError::NotSupported), 6);
+    // v1.0's FFA_MSG_SEND: the SPMD forwards it, spmc does not implement it.
+    error_case(&ffa, "err_not_supported_function", ffa.raw(FFA_MSG_SEND_V1_0, &[0, 0]), Ffa(FfaError::NotSupported), 7);
     error_case(&ffa, "err_wrong_version_major", ffa.version(Version(2, 0)), CallError::SmcccNotSupported, 8);
     // After other calls the version is fixed (DEN0077 v1.2, FFA_VERSION):
     // 1.1 is refused, 1.2 again is fine, and REQ2 (v1.2 only) keeps working.

@@ -24,6 +24,10 @@ pub enum Mode {
     SpSizing,
     /// `spmc_memory_sharing`: FFA_MEM_* with mp.
     Memory,
+    /// `spmc_notifications`: every notification ABI, the SRI.
+    Notifications,
+    /// `spmc_indirect_messaging`: FFA_MSG_SEND2 both ways, RX ownership.
+    IndirectMessaging,
 }
 
 /// Another SP's memory: the echo SP's package (tfa-integration/sp/echo.dts).
@@ -58,6 +62,12 @@ pub fn from_bootargs(args: &str) -> Mode {
         if w == "quadrant.memory" {
             return Mode::Memory;
         }
+        if w == "quadrant.notifications" {
+            return Mode::Notifications;
+        }
+        if w == "quadrant.indirect" {
+            return Mode::IndirectMessaging;
+        }
         if w == "quadrant.isolation" {
             return Mode::Isolation(DEFAULT_ISOLATION_TARGET);
         }
@@ -84,6 +94,8 @@ mod tests {
         assert_eq!(from_bootargs("quadrant.hafnium_manifests"), Mode::HafniumManifests);
         assert_eq!(from_bootargs("quadrant.spmd_lsp"), Mode::SpmdLsp);
         assert_eq!(from_bootargs("quadrant.sp_sizing"), Mode::SpSizing);
+        assert_eq!(from_bootargs("quadrant.notifications"), Mode::Notifications);
+        assert_eq!(from_bootargs("quadrant.indirect"), Mode::IndirectMessaging);
         assert_eq!(from_bootargs("quadrant.isolation"), Mode::Isolation(DEFAULT_ISOLATION_TARGET));
         assert_eq!(from_bootargs("quadrant.isolation=0x0e100000"), Mode::Isolation(0x0e10_0000));
         assert_eq!(from_bootargs("quadrant.isolation=zz"), Mode::Isolation(DEFAULT_ISOLATION_TARGET));

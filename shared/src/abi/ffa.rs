@@ -47,6 +47,14 @@ pub mod fid {
     pub const FFA_MSG_SEND_DIRECT_REQ2: u32 = FuncId::MsgSendDirectReq64_2 as u32;
     pub const FFA_MSG_SEND_DIRECT_RESP2: u32 = FuncId::MsgSendDirectResp64_2 as u32;
     pub const FFA_RX_ACQUIRE: u32 = FuncId::RxAcquire as u32;
+    pub const FFA_NOTIFICATION_BITMAP_CREATE: u32 = FuncId::NotificationBitmapCreate as u32;
+    pub const FFA_NOTIFICATION_BITMAP_DESTROY: u32 = FuncId::NotificationBitmapDestroy as u32;
+    pub const FFA_NOTIFICATION_BIND: u32 = FuncId::NotificationBind as u32;
+    pub const FFA_NOTIFICATION_UNBIND: u32 = FuncId::NotificationUnbind as u32;
+    pub const FFA_NOTIFICATION_SET: u32 = FuncId::NotificationSet as u32;
+    pub const FFA_NOTIFICATION_GET: u32 = FuncId::NotificationGet as u32;
+    pub const FFA_NOTIFICATION_INFO_GET_32: u32 = FuncId::NotificationInfoGet32 as u32;
+    pub const FFA_NOTIFICATION_INFO_GET_64: u32 = FuncId::NotificationInfoGet64 as u32;
     /// The SPMC is done with a secure interrupt the SPMD gave it with
     /// FFA_INTERRUPT (DEN0077 v1.2, FFA_NORMAL_WORLD_RESUME; TF-A ffa_svc.h).
     pub const FFA_NORMAL_WORLD_RESUME: u32 = FuncId::NormalWorldResume32 as u32;

@@ -165,6 +165,16 @@ impl SecureInterruptController for HwGic {
         }
         gic.enable_interrupt(id, cpu_opt, true).map_err(|_| ())
     }
+
+    fn configure_non_secure(&mut self, intid: u32, cpu: usize) -> Result<(), ()> {
+        use arm_gic::gicv3::Group;
+        let _turn = GIC_CONFIG.lock();
+        let id = int_id(intid)?;
+        let mut gic = gic()?;
+        // Left disabled: the Normal world enables it (Linux's request_percpu_irq).
+        gic.enable_interrupt(id, Some(cpu), false).map_err(|_| ())?;
+        gic.set_group(id, Some(cpu), Group::Group1NS).map_err(|_| ())
+    }
 }
 
 /// ESR_EL2 exception classes (DDI0487 D19.2.x ESR_EL2.EC).
@@ -454,6 +464,22 @@ impl Platform for HwPe {
         for (i, b) in out.iter_mut().enumerate() {
             // SAFETY: the dispatcher only reads inside a mapped NS buffer or an SP's region.
             *b = unsafe { core::ptr::read_volatile((pa as usize + i) as *const u8) };
+        }
+    }
+
+    fn send_sri(&mut self) {
+        use arm_gic::gicv3::{GicCpuInterface, SgiTarget, SgiTargetGroup};
+        let mpidr = shared::read_sysreg!(mpidr_el1);
+        let target = SgiTarget::List {
+            affinity3: (mpidr >> 32) as u8,
+            affinity2: (mpidr >> 16) as u8,
+            affinity1: (mpidr >> 8) as u8,
+            target_list: 1 << (mpidr & 0xf),
+        };
+        // ICC_ASGI1R_EL1 from Secure state: a Group 1 Non-secure SGI to this PE
+        // (the SRI was made Group 1 NS on every PE by `gic::configure`).
+        if let Ok(id) = int_id(spmc::ffa::notifications::SRI_INTID) {
+            let _ = GicCpuInterface::send_sgi(id, target, SgiTargetGroup::OtherGroup1);
         }
     }
 

@@ -8,7 +8,7 @@
 use super::cpu_cycles::SpStep;
 use super::interrupts::{HF_INTERRUPT_DEACTIVATE, HF_INTERRUPT_ENABLE, HF_INTERRUPT_GET};
 use super::memory::{self, ids::*};
-use super::{Caller, Outcome, Platform, Regs, Spmc, codec, console, cpu_cycles, direct_messaging, error, interrupts, lifecycle, setup};
+use super::{Caller, Outcome, Platform, Regs, Spmc, codec, console, cpu_cycles, direct_messaging, error, indirect_messaging, interrupts, lifecycle, notifications, setup};
 use core::sync::atomic::Ordering;
 use shared::abi::ffa::{self as ffa, FfaError, Interface, fid};
 
@@ -172,6 +172,17 @@ pub const CALLS: &[CallDef] = &[
     // Console.
     ffa(fid::FFA_CONSOLE_LOG_32, "FFA_CONSOLE_LOG_32", SP, Reply(console::ffa_console_log)),
     ffa(fid::FFA_CONSOLE_LOG_64, "FFA_CONSOLE_LOG_64", SP, Reply(console::ffa_console_log)),
+    // Notifications (DEN0077 v1.2 chapter "Notifications") and indirect
+    // messaging (chapter "Indirect messaging").
+    ffa(fid::FFA_NOTIFICATION_BITMAP_CREATE, "FFA_NOTIFICATION_BITMAP_CREATE", NS, Reply(notifications::ffa_notification_bitmap_create)),
+    ffa(fid::FFA_NOTIFICATION_BITMAP_DESTROY, "FFA_NOTIFICATION_BITMAP_DESTROY", NS, Reply(notifications::ffa_notification_bitmap_destroy)),
+    ffa(fid::FFA_NOTIFICATION_BIND, "FFA_NOTIFICATION_BIND", BOTH, Reply(notifications::ffa_notification_bind)),
+    ffa(fid::FFA_NOTIFICATION_UNBIND, "FFA_NOTIFICATION_UNBIND", BOTH, Reply(notifications::ffa_notification_bind)),
+    ffa(fid::FFA_NOTIFICATION_SET, "FFA_NOTIFICATION_SET", BOTH, Reply(notifications::ffa_notification_set)),
+    ffa(fid::FFA_NOTIFICATION_GET, "FFA_NOTIFICATION_GET", BOTH, Reply(notifications::ffa_notification_get)),
+    ffa(fid::FFA_NOTIFICATION_INFO_GET_32, "FFA_NOTIFICATION_INFO_GET_32", NS, Reply(notifications::ffa_notification_info_get)),
+    ffa(fid::FFA_NOTIFICATION_INFO_GET_64, "FFA_NOTIFICATION_INFO_GET_64", NS, Reply(notifications::ffa_notification_info_get)),
+    ffa(fid::FFA_MSG_SEND2, "FFA_MSG_SEND2", BOTH, Reply(indirect_messaging::ffa_msg_send2)),
     // Hafnium's paravirtualised interrupt interface.
     hafnium(HF_INTERRUPT_ENABLE, "HF_INTERRUPT_ENABLE", Reply(interrupts::hf_interrupt_enable)),
     hafnium(HF_INTERRUPT_GET, "HF_INTERRUPT_GET", Reply(interrupts::hf_interrupt_get)),
@@ -267,6 +278,8 @@ impl Spmc {
             },
         };
         self.log_ns(r, &answer);
+        // Notifications set while serving this call owe the Normal world the SRI.
+        self.flush_sri(cpu, platform);
         answer
     }
 

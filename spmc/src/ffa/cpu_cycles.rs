@@ -158,6 +158,7 @@ impl Spmc {
                             out[2] = 0;
                             out[3] = 0;
                         }
+                        ReqKind::Run => {}
                     }
                     return out;
                 }
@@ -176,7 +177,20 @@ impl Spmc {
                     y[1] = target_info(self.part(i).manifest.id, ctx);
                     return y;
                 }
-                SpStep::Waited => answer = Some(error(FfaError::Denied)),
+                SpStep::Waited => {
+                    let mut c = self.lock_context(i, ctx);
+                    if let CtxState::Running { kind: ReqKind::Run, .. } = c.state {
+                        // Run by the scheduler: done, back to it with FFA_MSG_WAIT.
+                        c.state = CtxState::Waiting;
+                        c.managed_exit = false;
+                        drop(c);
+                        let mut w = [0u64; 18];
+                        w[0] = fid::FFA_MSG_WAIT as u64;
+                        return w;
+                    }
+                    drop(c);
+                    answer = Some(error(FfaError::Denied));
+                }
                 SpStep::Failed => {
                     // The context is gone with its partition; the caller learns why.
                     self.lock_context(i, ctx).state = CtxState::Off;
@@ -214,6 +228,17 @@ impl Spmc {
                 None
             }
             CtxState::Running { .. } | CtxState::HandlingInterrupt => return error(FfaError::Busy),
+            // Waiting with notifications or an indirect message pending: the
+            // scheduler's FFA_RUN after the SRI and FFA_NOTIFICATION_INFO_GET
+            // gives it cycles; it gets FFA_RUN (w1 = its id | vCPU) and ends
+            // with FFA_MSG_WAIT, which the scheduler gets back.
+            CtxState::Waiting if self.has_pending_work(i, vcpu) => {
+                c.state = CtxState::Running { from: super::NS_ENDPOINT_ID, kind: ReqKind::Run };
+                let mut r = [0u64; 18];
+                r[0] = fid::FFA_RUN as u64;
+                r[1] = target_info(id, vcpu);
+                Some(r)
+            }
             // Nothing to run: it waits for a message.
             CtxState::Waiting | CtxState::Off => return error(FfaError::Denied),
         };
@@ -240,6 +265,8 @@ impl Spmc {
 pub(super) fn ffa_msg_wait(s: &Spmc, c: &Call, _: &mut dyn Platform) -> SpStep {
     let Caller::Sp(i) = c.caller else { return SpStep::Resume(error(FfaError::NotSupported)) };
     match s.part(i).ctx_state(c.ctx) {
+        // Run by the scheduler (FFA_RUN): done.
+        CtxState::Running { kind: ReqKind::Run, .. } => SpStep::Waited,
         CtxState::Running { .. } | CtxState::Preempted { .. } | CtxState::Interrupted { .. } => SpStep::Resume(error(FfaError::Denied)),
         _ => SpStep::Waited,
     }

@@ -18,6 +18,10 @@ pub enum ReqKind {
     Req32,
     Req64,
     Req2,
+    /// No request: FFA_RUN from the Normal world's scheduler gave a waiting
+    /// context cycles for its pending notifications or indirect message
+    /// ([`super::notifications`]); it ends with FFA_MSG_WAIT, no response.
+    Run,
 }
 
 /// The direct response function id that answers a request of `kind`.
@@ -26,6 +30,8 @@ pub(super) fn response_fid(kind: ReqKind) -> u32 {
         ReqKind::Req32 => fid::FFA_MSG_SEND_DIRECT_RESP_32,
         ReqKind::Req64 => fid::FFA_MSG_SEND_DIRECT_RESP_64,
         ReqKind::Req2 => fid::FFA_MSG_SEND_DIRECT_RESP2,
+        // No direct response answers it.
+        ReqKind::Run => 0,
     }
 }
 

@@ -36,11 +36,19 @@ pub struct Partition {
     pub(super) line: spin::Mutex<LineBuf>,
     /// Physical device interrupts of this SP acknowledged and not yet deactivated.
     pub(super) active: spin::Mutex<[Option<u32>; 4]>,
+    /// Its notification bitmaps (created when its manifest has `notification-support`).
+    pub(super) notifications: spin::Mutex<super::notifications::Bitmaps>,
 }
 
 impl Partition {
     pub fn new(manifest: PartitionManifest, memory: SpMemory) -> Self {
+        let notifications = if manifest.notification_support {
+            super::notifications::Bitmaps::created((manifest.execution_ctx_count as usize).clamp(1, MAX_CONTEXTS))
+        } else {
+            super::notifications::Bitmaps::new()
+        };
         Self {
+            notifications: spin::Mutex::new(notifications),
             version: AtomicU32::new(manifest.ffa_version),
             manifest,
             memory,

@@ -20,7 +20,9 @@
 //! - [`lifecycle`] — partitions, boot order, FFA_SECONDARY_EP_REGISTER,
 //!   aborts and faults;
 //! - [`memory`] — memory management (FFA_MEM_SHARE/LEND/DONATE, retrieve,
-//!   relinquish, reclaim, fragments).
+//!   relinquish, reclaim, fragments);
+//! - [`notifications`] — FFA_NOTIFICATION_*, framework notifications, the SRI;
+//! - [`indirect_messaging`] — FFA_MSG_SEND2.
 //!
 //! [`codec`] decodes incoming calls and encodes the common replies with the
 //! `arm-ffa` crate, never panicking on hostile registers.
@@ -41,9 +43,11 @@ pub mod context;
 pub mod cpu_cycles;
 pub mod direct_messaging;
 pub mod framework;
+pub mod indirect_messaging;
 pub mod interrupts;
 pub mod lifecycle;
 pub mod memory;
+pub mod notifications;
 pub mod setup;
 
 pub use calls::{CALLS, fid_name};
@@ -140,6 +144,9 @@ pub trait Platform {
     /// Undoes `map_borrowed` (and unmaps a lender's own pages it lends),
     /// with the TLB maintenance that makes it take effect on every PE.
     fn unmap_borrowed(&mut self, index: usize, pa: u64, size: u64, non_secure: bool);
+    /// Pends the Schedule Receiver Interrupt ([`notifications::SRI_INTID`],
+    /// an SGI of Group 1 Non-secure) on this PE, for the Normal world.
+    fn send_sri(&mut self);
 }
 
 /// Who made a call.
@@ -171,6 +178,10 @@ pub struct Spmc {
     /// them when both are needed).  A static of the binary's: the store is
     /// ~100 KiB, more than a boot stack holds.
     memory: &'static spin::Mutex<memory::transaction::MemoryStore>,
+    /// The Normal world's notification bitmaps (endpoint 0; FFA_NOTIFICATION_BITMAP_CREATE).
+    ns_notifications: spin::Mutex<notifications::Bitmaps>,
+    /// Per PE: the SRI is owed to the Normal world (sent on the way back to it).
+    sri_owed: [AtomicBool; MAX_CONTEXTS],
 }
 
 pub use codec::{error, success};
@@ -218,6 +229,8 @@ impl Spmc {
             ns_version_fixed: AtomicBool::new(false),
             ns_mailbox: spin::Mutex::new(None),
             memory,
+            ns_notifications: spin::Mutex::new(notifications::Bitmaps::new()),
+            sri_owed: [const { AtomicBool::new(false) }; MAX_CONTEXTS],
         }
     }
 

@@ -24,6 +24,8 @@ struct Fake {
     deactivated: Vec<u32>,
     /// What timer_expired reports next.
     expired: Vec<(usize, usize)>,
+    /// How many SRIs were sent.
+    sris: usize,
     /// Borrowed mappings: (SP index, pa, size, writable, non-secure).
     borrowed: Vec<(usize, u64, u64, bool, bool)>,
     /// A lender's own pages unmapped: (SP index, pa, size).
@@ -44,6 +46,7 @@ impl Fake {
             pending_intid: interrupts::SPURIOUS_INTID,
             deactivated: Vec::new(),
             expired: Vec::new(),
+            sris: 0,
             borrowed: Vec::new(),
             unmapped_own: Vec::new(),
         }
@@ -97,6 +100,9 @@ impl Platform for Fake {
         for (i, b) in out.iter_mut().enumerate() {
             *b = *self.mem.get(&(pa + i as u64)).unwrap_or(&0);
         }
+    }
+    fn send_sri(&mut self) {
+        self.sris += 1;
     }
     fn map_borrowed(&mut self, index: usize, pa: u64, size: u64, access: memory::BorrowedAccess, non_secure: bool) -> Result<(), ()> {
         if self.fail_map {
@@ -411,7 +417,8 @@ fn sp_calls_during_init() {
     assert_eq!(&seen[2][..3], &[fid::FFA_SUCCESS_32 as u64, 0, 0x8000]);
     assert_eq!(seen[3][0], fid::FFA_SUCCESS_32 as u64);
     assert!(is_error(&seen[4], FfaError::NotSupported));
-    assert!(is_error(&seen[5], FfaError::NotSupported));
+    // Feature id 1 from an SP: the Notification Pending Interrupt's id.
+    assert_eq!(&seen[5][..3], &[fid::FFA_SUCCESS_32 as u64, 0, notifications::NPI_INTID as u64]);
     assert!(is_error(&seen[6], FfaError::NotSupported));
     assert!(is_error(&seen[7], FfaError::InvalidParameters));
     assert!(is_error(&seen[8], FfaError::InvalidParameters));
@@ -585,7 +592,6 @@ fn rxtx_map_errors() {
 fn unknown_ns_call_is_not_supported_and_next_call_works() {
     let (s, mut f) = booted();
     assert!(is_error(&s.handle_ns(&regs(&[0x8400_0078]), 0, &mut f), FfaError::NotSupported)); // FFA_MEM_OP_PAUSE
-    assert!(is_error(&s.handle_ns(&regs(&[0x8400_0086]), 0, &mut f), FfaError::NotSupported)); // FFA_MSG_SEND2
     assert_eq!(s.handle_ns(&regs(&[fid::FFA_FEATURES as u64, fid::FFA_PARTITION_INFO_GET as u64]), 0, &mut f)[0], fid::FFA_SUCCESS_32 as u64);
 }
 
@@ -1229,7 +1235,7 @@ fn call_table_drives_features() {
         }
     }
     // Ids the table does not know, FF-A or not.
-    for id in [0x8400_0078u32, 0x8400_0079, 0x8400_0086, 0x8400_007D, 0xC400_0060, 0x8400_00FF, 0x1234] {
+    for id in [0x8400_0078u32, 0x8400_0079, 0xC400_0060, 0x8400_00FF, 0x1234] {
         assert!(calls::lookup(id).is_none());
         let a = s.handle_ns(&regs(&[fid::FFA_FEATURES as u64, id as u64]), 0, &mut f);
         assert!(is_error(&a, FfaError::NotSupported), "{:#x}", id);
@@ -1542,6 +1548,343 @@ fn two_contexts_lock_in_one_order_and_never_the_same_twice() {
     assert_eq!((a.index, a.ctx, b.index, b.ctx), (1, 2, 0, 0), "returned in the order asked");
     drop((a, b));
     assert!(s.lock_two((1, 1), (1, 1)).is_none());
+}
+
+// ---- Notifications and indirect messaging (DEN0077 v1.2 chapters
+// "Notifications" and "Indirect messaging").
+
+/// A proxy SP: each 64-bit direct request's x3..x7 is an FF-A call it makes
+/// (x0..x4); it answers with that call's x0, x2..x5 as x3..x7.
+fn proxy_sp(id: u16) -> SpFn {
+    let mut step = 0;
+    let mut caller: Option<u16> = None;
+    Box::new(move |_ctx, answer| {
+        step += 1;
+        if step == 1 {
+            return call(&[fid::FFA_MSG_WAIT as u64]);
+        }
+        let a = answer.unwrap();
+        match caller.take() {
+            None => {
+                caller = Some(ffa::unpack_endpoints(a[1]).0);
+                call(&[a[3], a[4], a[5], a[6], a[7]])
+            }
+            Some(src) => call(&[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, ffa::pack_endpoints(id, src), 0, a[0], a[2], a[3], a[4], a[5]]),
+        }
+    })
+}
+
+const SP_TX: u64 = 0x0e3f_0000;
+const SP_RX: u64 = 0x0e3f_1000;
+
+/// The proxy SP 0x8001 with notification support and indirect messaging.
+fn booted_proxy() -> (Spmc, Fake) {
+    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut f = Fake::new();
+    let mut m = PartitionManifest::for_test("proxy", 0x8001, ECHO_UUID, 1, 0x607);
+    m.notification_support = true;
+    let i = s.add_partition(Partition::new(m, SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
+    // A second SP without notifications or indirect messaging.
+    let j = s.add_partition(Partition::new(manifest(0x8002, Uuid([2, 2, 2, 2])), SpMemory { base: 0x0e40_0000, size: 0x10_0000 })).unwrap();
+    f.sps.push(proxy_sp(0x8001));
+    f.sps.push(echo_sp(0x8002));
+    f.mapped.push((0x0e30_0000, 0x10_0000));
+    s.init_partition(i, 0, 0, &mut f).unwrap();
+    s.init_partition(j, 0, 0, &mut f).unwrap();
+    (s, f)
+}
+
+/// The proxy SP makes call `c`; its answer's x0, x2..x5.
+fn sp_call(s: &Spmc, f: &mut Fake, c: &[u64]) -> [u64; 5] {
+    let mut p = [0u64; 5];
+    p[..c.len()].copy_from_slice(c);
+    let a = s.handle_ns(&req64(0, 0x8001, &p), 0, f);
+    assert_eq!(a[0], fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, "{a:#x?}");
+    [a[3], a[4], a[5], a[6], a[7]]
+}
+
+fn sp_error(a: &[u64; 5], code: FfaError) -> bool {
+    a[0] == fid::FFA_ERROR as u64 && a[1] == code as i32 as u32 as u64
+}
+
+const SP_BITMAP: u64 = 1;
+const VM_BITMAP: u64 = 2;
+const SPM_BITMAP: u64 = 4;
+
+#[test]
+fn features_report_interrupt_ids() {
+    let (s, mut f) = booted_proxy();
+    let feat = |s: &Spmc, f: &mut Fake, id: u64| s.handle_ns(&regs(&[fid::FFA_FEATURES as u64, id]), 0, f);
+    // SRI to the Normal world; NPI and MEI are SPs' only.
+    assert_eq!(&feat(&s, &mut f, 2)[..3], &[fid::FFA_SUCCESS_32 as u64, 0, 8]);
+    assert!(is_error(&feat(&s, &mut f, 1), FfaError::NotSupported));
+    assert!(is_error(&feat(&s, &mut f, 3), FfaError::NotSupported));
+    // Reserved bits 30:8 of a feature id: not the SRI.
+    assert!(is_error(&feat(&s, &mut f, 0x102), FfaError::NotSupported));
+    assert!(is_error(&feat(&s, &mut f, 0), FfaError::NotSupported));
+    let a = sp_call(&s, &mut f, &[fid::FFA_FEATURES as u64, 3]);
+    assert_eq!(&a[..2], &[fid::FFA_SUCCESS_32 as u64, interrupts::MANAGED_EXIT_INTID as u64]);
+    let a = sp_call(&s, &mut f, &[fid::FFA_FEATURES as u64, 1]);
+    assert_eq!(&a[..2], &[fid::FFA_SUCCESS_32 as u64, notifications::NPI_INTID as u64]);
+    assert!(sp_error(&sp_call(&s, &mut f, &[fid::FFA_FEATURES as u64, 2]), FfaError::NotSupported));
+    // The new rows are reported as function ids.
+    for id in [fid::FFA_NOTIFICATION_BITMAP_CREATE, fid::FFA_NOTIFICATION_INFO_GET_64, fid::FFA_MSG_SEND2] {
+        assert_eq!(feat(&s, &mut f, id as u64)[0], fid::FFA_SUCCESS_32 as u64);
+    }
+}
+
+#[test]
+fn notifications_between_ns_and_an_sp() {
+    let (s, mut f) = booted_proxy();
+    let ns = |s: &Spmc, f: &mut Fake, r: &[u64]| s.handle_ns(&regs(r), 0, f);
+    let bitmaps = |s: &Spmc| (s.notification_bitmaps(0).unwrap(), s.notification_bitmaps(0x8001).unwrap());
+
+    // BITMAP_CREATE for endpoint 0 (as Linux's arm_ffa), and its errors.
+    let before = bitmaps(&s);
+    assert!(is_error(&ns(&s, &mut f, &[fid::FFA_NOTIFICATION_BIND as u64, 0x8001 << 16, 0, 1]), FfaError::Denied), "no bitmap yet");
+    assert!(is_error(&ns(&s, &mut f, &[fid::FFA_NOTIFICATION_BITMAP_CREATE as u64, 0x8001, 4]), FfaError::InvalidParameters));
+    assert!(is_error(&ns(&s, &mut f, &[fid::FFA_NOTIFICATION_BITMAP_CREATE as u64, 3, 4]), FfaError::NoMemory));
+    assert!(is_error(&ns(&s, &mut f, &[fid::FFA_NOTIFICATION_BITMAP_CREATE as u64, 0, 100]), FfaError::InvalidParameters));
+    assert!(is_error(&ns(&s, &mut f, &[fid::FFA_NOTIFICATION_BITMAP_CREATE as u64, 0x1_0000, 4]), FfaError::InvalidParameters));
+    assert!(is_error(&ns(&s, &mut f, &[fid::FFA_NOTIFICATION_BITMAP_DESTROY as u64, 0]), FfaError::Denied));
+    assert_eq!(bitmaps(&s), before);
+    assert_eq!(ns(&s, &mut f, &[fid::FFA_NOTIFICATION_BITMAP_CREATE as u64, 0, 4])[0], fid::FFA_SUCCESS_32 as u64);
+    assert!(is_error(&ns(&s, &mut f, &[fid::FFA_NOTIFICATION_BITMAP_CREATE as u64, 0, 4]), FfaError::Denied));
+    // From an SP: not its call.
+    assert!(sp_error(&sp_call(&s, &mut f, &[fid::FFA_NOTIFICATION_BITMAP_CREATE as u64, 0, 1]), FfaError::NotSupported));
+    assert!(sp_error(&sp_call(&s, &mut f, &[fid::FFA_NOTIFICATION_INFO_GET_64 as u64]), FfaError::NotSupported));
+
+    // The SP binds bit 0 (global) and bit 33 (per-vCPU) to endpoint 0.
+    let bind = fid::FFA_NOTIFICATION_BIND as u64;
+    assert_eq!(sp_call(&s, &mut f, &[bind, 0x8001, 0, 1, 0])[0], fid::FFA_SUCCESS_32 as u64);
+    assert_eq!(sp_call(&s, &mut f, &[bind, 0x8001, 1, 0, 2])[0], fid::FFA_SUCCESS_32 as u64);
+    let before = bitmaps(&s);
+    assert!(sp_error(&sp_call(&s, &mut f, &[bind, 0x8001, 0, 1, 0]), FfaError::Denied), "bound already");
+    assert!(sp_error(&sp_call(&s, &mut f, &[bind, 0x8001, 2, 4, 0]), FfaError::InvalidParameters), "reserved flag");
+    assert!(sp_error(&sp_call(&s, &mut f, &[bind, 0x8001, 0, 0, 0]), FfaError::InvalidParameters), "empty bitmap");
+    assert!(sp_error(&sp_call(&s, &mut f, &[bind, 0x8123 << 16 | 0x8001, 0, 4, 0]), FfaError::InvalidParameters), "no such sender");
+    assert!(sp_error(&sp_call(&s, &mut f, &[bind, 0x8001 << 16 | 0x8001, 0, 4, 0]), FfaError::InvalidParameters), "itself");
+    assert!(sp_error(&sp_call(&s, &mut f, &[bind, 0x8002, 0, 4, 0]), FfaError::InvalidParameters), "another receiver");
+    assert!(sp_error(&sp_call(&s, &mut f, &[fid::FFA_NOTIFICATION_UNBIND as u64, 0x8002 << 16 | 0x8001, 0, 1, 0]), FfaError::Denied), "bound to another");
+    assert_eq!(bitmaps(&s), before);
+
+    // NS sets them; the SRI goes out when the call returns to NS.
+    let set = fid::FFA_NOTIFICATION_SET as u64;
+    let sris = f.sris;
+    assert!(is_error(&ns(&s, &mut f, &[set, 0x8001, 0, 4, 0]), FfaError::Denied), "not bound");
+    assert!(is_error(&ns(&s, &mut f, &[set, 0x8001 << 16 | 0x8001, 0, 1, 0]), FfaError::InvalidParameters), "not the sender");
+    assert!(is_error(&ns(&s, &mut f, &[set, 0x8001, 1, 1, 0]), FfaError::InvalidParameters), "global bit set per vCPU");
+    assert!(is_error(&ns(&s, &mut f, &[set, 0x8001, 0, 0, 2]), FfaError::InvalidParameters), "per-vCPU bit set global");
+    assert!(is_error(&ns(&s, &mut f, &[set, 0x8001, 1 | 1 << 16, 0, 2]), FfaError::InvalidParameters), "no vCPU 1");
+    assert!(is_error(&ns(&s, &mut f, &[set, 0x8001, 4, 1, 0]), FfaError::InvalidParameters), "reserved flag");
+    assert!(is_error(&ns(&s, &mut f, &[set, 0x8002, 0, 1, 0]), FfaError::InvalidParameters), "no notification support");
+    assert!(is_error(&ns(&s, &mut f, &[set, 0x8123, 0, 1, 0]), FfaError::InvalidParameters), "no such receiver");
+    assert_eq!(bitmaps(&s), before);
+    assert_eq!(f.sris, sris, "no SRI for a refused SET");
+    assert_eq!(ns(&s, &mut f, &[set, 0x8001, 0, 1, 0])[0], fid::FFA_SUCCESS_32 as u64);
+    assert_eq!(ns(&s, &mut f, &[set, 0x8001, 1 | 2, 0, 2])[0], fid::FFA_SUCCESS_32 as u64, "per-vCPU 0, delayed SRI");
+    assert_eq!(f.sris, sris + 2);
+
+    // INFO_GET: 0x8001 with a global list and a per-vCPU list, once.
+    let a = ns(&s, &mut f, &[fid::FFA_NOTIFICATION_INFO_GET_64 as u64]);
+    assert_eq!(a[0], fid::FFA_SUCCESS_64 as u64);
+    assert_eq!((a[2] >> 7) & 0x1f, 2, "two lists");
+    assert_eq!((a[2] >> 12) & 0xf, 0b0100, "no vCPU id, then one");
+    assert_eq!(a[3] & 0xffff_ffff_ffff, 0x0000_8001_8001, "ids 0x8001, 0x8001, vCPU 0");
+    assert!(is_error(&ns(&s, &mut f, &[fid::FFA_NOTIFICATION_INFO_GET_32 as u64]), FfaError::NoData));
+
+    // The SP reads them (VM bitmap); GET errors first.
+    let get = fid::FFA_NOTIFICATION_GET as u64;
+    assert!(sp_error(&sp_call(&s, &mut f, &[get, 0x8002, VM_BITMAP]), FfaError::InvalidParameters), "not its own");
+    assert!(sp_error(&sp_call(&s, &mut f, &[get, 1 << 16 | 0x8001, VM_BITMAP]), FfaError::InvalidParameters), "no vCPU 1");
+    assert_eq!(sp_call(&s, &mut f, &[get, 0x8001, SP_BITMAP]), [fid::FFA_SUCCESS_32 as u64, 0, 0, 0, 0], "none from SPs");
+    assert_eq!(sp_call(&s, &mut f, &[get, 0x8001, VM_BITMAP]), [fid::FFA_SUCCESS_32 as u64, 0, 0, 1, 2]);
+    assert_eq!(sp_call(&s, &mut f, &[get, 0x8001, VM_BITMAP]), [fid::FFA_SUCCESS_32 as u64, 0, 0, 0, 0], "taken");
+
+    // The other way: NS binds bit 63 to the SP, the SP sets it.
+    assert!(is_error(&ns(&s, &mut f, &[bind, 0x0001 << 16, 0, 0, 1 << 31]), FfaError::InvalidParameters), "a VM sender");
+    assert_eq!(ns(&s, &mut f, &[bind, 0x8001 << 16, 0, 0, 1 << 31])[0], fid::FFA_SUCCESS_32 as u64);
+    let sris = f.sris;
+    assert_eq!(sp_call(&s, &mut f, &[set, 0x8001 << 16, 0, 0, 1 << 31])[0], fid::FFA_SUCCESS_32 as u64);
+    assert_eq!(f.sris, sris + 1, "owed while the SP ran, sent on the way back to NS");
+    assert!(is_error(&ns(&s, &mut f, &[fid::FFA_NOTIFICATION_BITMAP_DESTROY as u64, 0]), FfaError::Denied), "pending");
+    assert!(is_error(&ns(&s, &mut f, &[fid::FFA_NOTIFICATION_UNBIND as u64, 0x8001 << 16, 0, 0, 1 << 31]), FfaError::Denied), "pending");
+    let a = ns(&s, &mut f, &[fid::FFA_NOTIFICATION_INFO_GET_32 as u64]);
+    assert_eq!((a[0], (a[2] >> 7) & 0x1f, a[3] & 0xffff), (fid::FFA_SUCCESS_32 as u64, 1, 0));
+    assert!(is_error(&ns(&s, &mut f, &[get, 1, SP_BITMAP]), FfaError::InvalidParameters), "receiver 1");
+    assert!(is_error(&ns(&s, &mut f, &[get, 4 << 16, SP_BITMAP]), FfaError::InvalidParameters), "vCPU 4 of 4");
+    let a = ns(&s, &mut f, &[get, 0, SP_BITMAP | SPM_BITMAP]);
+    assert_eq!(&a[..7], &[fid::FFA_SUCCESS_32 as u64, 0, 0, 1 << 31, 0, 0, 0]);
+    assert_eq!(ns(&s, &mut f, &[fid::FFA_NOTIFICATION_UNBIND as u64, 0x8001 << 16, 0, 0, 1 << 31])[0], fid::FFA_SUCCESS_32 as u64);
+    assert_eq!(ns(&s, &mut f, &[fid::FFA_NOTIFICATION_BITMAP_DESTROY as u64, 0])[0], fid::FFA_SUCCESS_32 as u64);
+    assert!(!s.notification_bitmaps(0).unwrap().is_created());
+}
+
+/// Writes an indirect message (v1.2 header, `payload` at offset 40) at `pa`.
+fn put_message(f: &mut Fake, pa: u64, sender: u16, receiver: u16, payload: &[u8]) {
+    let mut b = vec![0u8; 40];
+    b[8..12].copy_from_slice(&40u32.to_le_bytes());
+    b[12..16].copy_from_slice(&((sender as u32) << 16 | receiver as u32).to_le_bytes());
+    b[16..20].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    b.extend_from_slice(payload);
+    for (i, v) in b.iter().enumerate() {
+        f.mem.insert(pa + i as u64, *v);
+    }
+}
+
+#[test]
+fn msg_send2_between_ns_and_an_sp() {
+    let (mut s, mut f) = booted_proxy();
+    let send2 = |s: &Spmc, f: &mut Fake, w2: u64| s.handle_ns(&regs(&[fid::FFA_MSG_SEND2 as u64, 0, w2]), 0, f);
+    // No TX buffer yet: DENIED.
+    assert!(is_error(&send2(&s, &mut f, 0), FfaError::Denied));
+    map_ns(&mut s, &mut f);
+    assert_eq!(s.handle_ns(&regs(&[fid::FFA_NOTIFICATION_BITMAP_CREATE as u64, 0, 4]), 0, &mut f)[0], fid::FFA_SUCCESS_32 as u64);
+    put_message(&mut f, TX, 0, 0x8001, b"hello");
+    // The SP has no RX buffer yet: BUSY.
+    assert!(is_error(&send2(&s, &mut f, 0), FfaError::Busy));
+    assert_eq!(sp_call(&s, &mut f, &[fid::FFA_RXTX_MAP_64 as u64, SP_TX, SP_RX, 1])[0], fid::FFA_SUCCESS_32 as u64);
+
+    // Bad inputs, each INVALID_PARAMETERS (or DENIED), nothing delivered.
+    let before = s.notification_bitmaps(0x8001).unwrap();
+    assert!(is_error(&send2(&s, &mut f, 1), FfaError::InvalidParameters), "reserved flag");
+    assert!(is_error(&s.handle_ns(&regs(&[fid::FFA_MSG_SEND2 as u64, 1 << 16, 0]), 0, &mut f), FfaError::InvalidParameters), "a VM sender");
+    put_message(&mut f, TX, 0x8002, 0x8001, b"hello");
+    assert!(is_error(&send2(&s, &mut f, 0), FfaError::InvalidParameters), "not the caller");
+    put_message(&mut f, TX, 0, 0x8123, b"hello");
+    assert!(is_error(&send2(&s, &mut f, 0), FfaError::InvalidParameters), "no such receiver");
+    put_message(&mut f, TX, 0, 0, b"hello");
+    assert!(is_error(&send2(&s, &mut f, 0), FfaError::InvalidParameters), "to itself");
+    put_message(&mut f, TX, 0, 0x8002, b"hello");
+    assert!(is_error(&send2(&s, &mut f, 0), FfaError::Denied), "no indirect messaging");
+    put_message(&mut f, TX, 0, 0x8001, &[7u8; 4096 - 40 + 1]);
+    assert!(is_error(&send2(&s, &mut f, 0), FfaError::InvalidParameters), "past the TX buffer");
+    put_message(&mut f, TX, 0, 0x8001, b"hello");
+    f.mem.insert(TX + 8, 16); // offset inside the header
+    assert!(is_error(&send2(&s, &mut f, 0), FfaError::InvalidParameters), "offset");
+    assert_eq!(s.notification_bitmaps(0x8001).unwrap(), before);
+    assert_eq!(f.read(SP_RX, 4), vec![0; 4], "nothing written");
+
+    // Delivered: header and payload in the SP's RX, RX buffer full pending, SRI.
+    put_message(&mut f, TX, 0, 0x8001, b"hello");
+    let sris = f.sris;
+    assert_eq!(send2(&s, &mut f, 2)[0], fid::FFA_SUCCESS_32 as u64);
+    assert_eq!(f.read(SP_RX + 40, 5), b"hello".to_vec());
+    assert_eq!(f.read(SP_RX + 12, 4), vec![0x01, 0x80, 0, 0]);
+    assert_eq!(f.sris, sris + 1);
+    // The SP owns its RX buffer until it releases it: BUSY meanwhile.
+    assert!(is_error(&send2(&s, &mut f, 0), FfaError::Busy));
+    let a = sp_call(&s, &mut f, &[fid::FFA_NOTIFICATION_GET as u64, 0x8001, SPM_BITMAP]);
+    assert_eq!(a, [fid::FFA_SUCCESS_32 as u64, 0, 0, 0, 0]);
+    // (w6, the framework bitmap, is past the proxy's five registers: check the state.)
+    assert!(!s.notification_bitmaps(0x8001).unwrap().any_pending());
+    assert_eq!(sp_call(&s, &mut f, &[fid::FFA_RX_RELEASE as u64])[0], fid::FFA_SUCCESS_32 as u64);
+    assert_eq!(send2(&s, &mut f, 0)[0], fid::FFA_SUCCESS_32 as u64);
+
+    // SP -> NS: into the Normal world's RX buffer, RX buffer full for endpoint 0.
+    put_message(&mut f, SP_TX, 0x8001, 0, b"pong");
+    let sris = f.sris;
+    assert_eq!(sp_call(&s, &mut f, &[fid::FFA_MSG_SEND2 as u64])[0], fid::FFA_SUCCESS_32 as u64);
+    assert_eq!(f.read(RX + 40, 4), b"pong".to_vec());
+    assert_eq!(f.sris, sris + 1);
+    assert!(sp_error(&sp_call(&s, &mut f, &[fid::FFA_MSG_SEND2 as u64]), FfaError::Busy), "NS RX full");
+    let a = s.handle_ns(&regs(&[fid::FFA_NOTIFICATION_GET as u64, 0, SPM_BITMAP]), 0, &mut f);
+    assert_eq!(a[6], notifications::FWK_RX_BUFFER_FULL as u64);
+    assert_eq!(s.handle_ns(&regs(&[fid::FFA_RX_RELEASE as u64]), 0, &mut f)[0], fid::FFA_SUCCESS_32 as u64);
+    assert!(is_error(&s.handle_ns(&regs(&[fid::FFA_RX_RELEASE as u64]), 0, &mut f), FfaError::Denied), "released already");
+}
+
+#[test]
+fn run_gives_a_waiting_sp_cycles_for_its_notifications() {
+    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut f = Fake::new();
+    let mut m = PartitionManifest::for_test("notified", 0x8001, ECHO_UUID, 1, 0x607);
+    m.notification_support = true;
+    s.add_partition(Partition::new(m, SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<Regs>>> = Default::default();
+    let seen2 = seen.clone();
+    let mut step = 0;
+    // Waits; bound bit 0 to NS at init; when run, GET, then a stray direct
+    // response (refused), then FFA_MSG_WAIT.
+    f.sps.push(Box::new(move |_, a| {
+        if let Some(a) = a {
+            seen2.lock().unwrap().push(*a);
+        }
+        step += 1;
+        match step {
+            1 => call(&[fid::FFA_NOTIFICATION_BIND as u64, 0x8001, 0, 1]),
+            2 => call(&[fid::FFA_MSG_WAIT as u64]),
+            3 => call(&[fid::FFA_NOTIFICATION_GET as u64, 0x8001, 2]),
+            4 => call(&[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x8001 << 16]),
+            _ => call(&[fid::FFA_MSG_WAIT as u64]),
+        }
+    }));
+    s.init_partition(0, 0, 0, &mut f).unwrap();
+    // Nothing pending: DENIED, as before.
+    assert!(is_error(&s.handle_ns(&regs(&[fid::FFA_RUN as u64, 0x8001 << 16]), 0, &mut f), FfaError::Denied));
+    assert_eq!(s.handle_ns(&regs(&[fid::FFA_NOTIFICATION_SET as u64, 0x8001, 0, 1]), 0, &mut f)[0], fid::FFA_SUCCESS_32 as u64);
+    // The scheduler runs it: FFA_RUN reaches the SP, FFA_MSG_WAIT comes back.
+    let a = s.handle_ns(&regs(&[fid::FFA_RUN as u64, 0x8001 << 16]), 0, &mut f);
+    assert_eq!(a[0], fid::FFA_MSG_WAIT as u64);
+    let seen = seen.lock().unwrap();
+    assert_eq!(&seen[1][..2], &[fid::FFA_RUN as u64, 0x8001 << 16]);
+    assert_eq!(&seen[2][..6], &[fid::FFA_SUCCESS_32 as u64, 0, 0, 0, 1, 0], "GET: from VMs, bit 0");
+    assert!(is_error(&seen[3], FfaError::InvalidParameters), "no request to respond to");
+    assert_eq!(s.context(0, 0).state, CtxState::Waiting);
+    assert!(is_error(&s.handle_ns(&regs(&[fid::FFA_RUN as u64, 0x8001 << 16]), 0, &mut f), FfaError::Denied), "nothing left");
+}
+
+#[test]
+fn notification_and_send2_calls_never_panic_on_random_registers() {
+    let (mut s, mut f) = booted_proxy();
+    map_ns(&mut s, &mut f);
+    assert_eq!(sp_call(&s, &mut f, &[fid::FFA_RXTX_MAP_64 as u64, SP_TX, SP_RX, 1])[0], fid::FFA_SUCCESS_32 as u64);
+    let rows = [
+        fid::FFA_NOTIFICATION_BITMAP_CREATE,
+        fid::FFA_NOTIFICATION_BITMAP_DESTROY,
+        fid::FFA_NOTIFICATION_BIND,
+        fid::FFA_NOTIFICATION_UNBIND,
+        fid::FFA_NOTIFICATION_SET,
+        fid::FFA_NOTIFICATION_GET,
+        fid::FFA_NOTIFICATION_INFO_GET_32,
+        fid::FFA_NOTIFICATION_INFO_GET_64,
+        fid::FFA_MSG_SEND2,
+        fid::FFA_FEATURES,
+        fid::FFA_RX_RELEASE,
+        fid::FFA_RUN,
+    ];
+    let mut rng = Rng(0x0bad_5eed);
+    for n in 0..20_000 {
+        let mut r: Regs = core::array::from_fn(|_| rng.value());
+        r[0] = rows[(rng.next() % rows.len() as u64) as usize] as u64;
+        // Some plausible endpoint pairs, so that calls get past the first checks.
+        if rng.next().is_multiple_of(2) {
+            let ids = [0u64, 0x8001, 0x8002, 0x8123];
+            r[1] = ids[(rng.next() % 4) as usize] << 16 | ids[(rng.next() % 4) as usize];
+        }
+        if n % 7 == 0 {
+            // Random bytes in the TX buffers: random indirect message headers.
+            for k in 0..48 {
+                f.mem.insert(TX + k, rng.next() as u8);
+                f.mem.insert(SP_TX + k, rng.next() as u8);
+            }
+        }
+        let a = if rng.next().is_multiple_of(3) {
+            let w = sp_call(&s, &mut f, &[r[0], r[1], r[2], r[3], r[4]]);
+            [w[0], 0, w[1], w[2], w[3], w[4], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        } else {
+            s.handle_ns(&r, 0, &mut f)
+        };
+        let ok = [fid::FFA_SUCCESS_32 as u64, fid::FFA_SUCCESS_64 as u64, fid::FFA_ERROR as u64, fid::FFA_MSG_WAIT as u64];
+        assert!(ok.contains(&a[0]), "{r:#x?} -> {a:#x?}");
+    }
+    // Everything still works after.
+    echo_check_proxy(&s, &mut f);
+}
+
+fn echo_check_proxy(s: &Spmc, f: &mut Fake) {
+    let a = sp_call(s, f, &[fid::FFA_ID_GET as u64]);
+    assert_eq!(&a[..2], &[fid::FFA_SUCCESS_32 as u64, 0x8001]);
 }
 
 mod memory_sharing {

@@ -28,6 +28,22 @@
 //!   writing x5 + 1); then tries to reclaim it, which must fail (a donation
 //!   leaves no handle); answers `[receiver's status, value it read, reclaim
 //!   error code, 0, 0]`.  The page is no longer mp's afterwards.
+//! - notifications and indirect messaging (`spmc_notifications`,
+//!   `spmc_indirect_messaging`; its manifest has `notification-support` and
+//!   indirect messaging):
+//!   - `CMD_FFA` (16): makes FF-A call x4 with w1 = x5, w2 = x6, w3/w4 = the
+//!     low/high halves of x7 (FFA_NOTIFICATION_BIND/UNBIND/SET/GET,
+//!     FFA_FEATURES, FFA_RX_RELEASE, FFA_MSG_SEND2...) and answers `[x0,
+//!     w2 | w3 << 32, w4 | w5 << 32, w6, w7]` of its result;
+//!   - `CMD_MAP` (17): maps its RX/TX pair (FFA_RXTX_MAP_64): `[x0, w2, ..]`;
+//!   - `CMD_READ` (18): reads the indirect message in its RX buffer, then
+//!     FFA_RX_RELEASE: `[x0 of RX_RELEASE, sender << 16 | receiver, size,
+//!     payload bytes 0..8, 8..16]`;
+//!   - `CMD_SEND` (19): FFA_MSG_SEND2 (w2 = x7) of 16 bytes `[x5, x6]` to
+//!     endpoint x4: `[x0, w2, ..]`;
+//!   - `CMD_LAST_RUN` (20): what this context did when the scheduler last ran
+//!     it with FFA_RUN (it calls FFA_NOTIFICATION_GET for its vCPU):
+//!     `[times run, from VMs, from SPs, SPM framework, 0]`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -43,6 +59,71 @@ pub const CMD_SPIN: u64 = 3;
 pub const CMD_MEM: u64 = 4;
 pub const CMD_MEM_SHARE_TO: u64 = 5;
 pub const CMD_MEM_DONATE_TO: u64 = 6;
+pub const CMD_FFA: u64 = 16;
+pub const CMD_MAP: u64 = 17;
+pub const CMD_READ: u64 = 18;
+pub const CMD_SEND: u64 = 19;
+pub const CMD_LAST_RUN: u64 = 20;
+/// Per context, in `mp-scratch`: [times run, from VMs, from SPs, framework]
+/// of the last FFA_RUN by the scheduler.
+pub const RUN_LOG: u64 = SCRATCH + 0x800;
+
+/// When the scheduler runs context `ctx` (FFA_RUN): take its notifications
+/// and log them in `RUN_LOG`.
+#[cfg(target_os = "none")]
+fn on_run(id: u16, ctx: usize) {
+    use sp_runtime::messaging::{GET_SP, GET_SPM, GET_VM, call4, fid};
+    let r = call4(fid::FFA_NOTIFICATION_GET, [(ctx as u64) << 16 | id as u64, GET_SP | GET_VM | GET_SPM, 0, 0]);
+    let slot = (RUN_LOG + 32 * ctx as u64) as *mut u64;
+    // SAFETY: mp-scratch is ours (see `Scratch`); this context's own 32 bytes.
+    unsafe {
+        let n = core::ptr::read_volatile(slot) + 1;
+        core::ptr::write_volatile(slot, n);
+        core::ptr::write_volatile(slot.add(1), r[4] & 0xffff_ffff | r[5] << 32);
+        core::ptr::write_volatile(slot.add(2), r[2] & 0xffff_ffff | r[3] << 32);
+        core::ptr::write_volatile(slot.add(3), r[6]);
+    }
+}
+
+/// `CMD_LAST_RUN`'s answer for context `ctx`.
+#[cfg(target_os = "none")]
+fn last_run(ctx: usize) -> [u64; 5] {
+    let slot = (RUN_LOG + 32 * ctx as u64) as *const u64;
+    // SAFETY: as in `on_run`.
+    unsafe { [core::ptr::read_volatile(slot), core::ptr::read_volatile(slot.add(1)), core::ptr::read_volatile(slot.add(2)), core::ptr::read_volatile(slot.add(3)), 0] }
+}
+
+/// The notification and indirect messaging commands (16..=19) of SP `id`;
+/// None for any other command.
+#[cfg(target_os = "none")]
+fn messaging(id: u16, a: [u64; 5]) -> Option<[u64; 5]> {
+    use sp_runtime::messaging::{BUFFERS, HEADER, call4, fid, header, parse_header};
+    let words = |r: &[u64; 18]| [r[0], r[2] & 0xffff_ffff | r[3] << 32, r[4] & 0xffff_ffff | r[5] << 32, r[6], r[7]];
+    Some(match a[0] {
+        CMD_FFA => words(&call4(a[1] as u32, [a[2], a[3], a[4] & 0xffff_ffff, a[4] >> 32])),
+        CMD_MAP => {
+            let r = BUFFERS.map();
+            [r[0], r[2], 0, 0, 0]
+        }
+        CMD_READ => {
+            let mut buf = [0u8; HEADER + 16];
+            BUFFERS.read_rx(&mut buf);
+            let (sender, receiver, offset, size) = parse_header(&buf).unwrap_or((0, 0, HEADER, 0));
+            let word = |at: usize| buf.get(at..at + 8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
+            let (p0, p1) = if offset == HEADER { (word(HEADER), word(HEADER + 8)) } else { (0, 0) };
+            let r = call4(fid::FFA_RX_RELEASE, [0; 4]);
+            [r[0], (sender as u64) << 16 | receiver as u64, size as u64, p0, p1]
+        }
+        CMD_SEND => {
+            BUFFERS.write_tx(0, &header(id, a[1] as u16, 16));
+            BUFFERS.write_tx(HEADER, &a[2].to_le_bytes());
+            BUFFERS.write_tx(HEADER + 8, &a[3].to_le_bytes());
+            let r = call4(fid::FFA_MSG_SEND2, [0, a[4], 0, 0]);
+            [r[0], r[2], 0, 0, 0]
+        }
+        _ => return None,
+    })
+}
 /// The `mp-scratch` region of tfa-integration/sp/mp.dts.
 pub const SCRATCH: u64 = 0x0e60_0000;
 
@@ -164,7 +245,16 @@ extern "C" fn sp_main(secondary: u64) -> ! {
         if req2 { ffa::direct_req2(id, dst, [0, 0], args) } else { ffa::direct_req64(id, dst, args) }
     };
     let mut spin = |ticks| sp_runtime::interrupts::spin(ticks, |_| false).0;
-    sp_runtime::run(|req| handle(req, ctx, &mut Scratch, &mut send, &mut spin))
+    // SAFETY: this context's own run log slot, zeroed on (re)start.
+    unsafe { core::ptr::write_bytes((RUN_LOG + 32 * ctx as u64) as *mut u64, 0, 4) };
+    sp_runtime::run_with_hooks(
+        |req| match req.args[0] {
+            CMD_LAST_RUN => last_run(ctx),
+            _ => messaging(id, req.args).unwrap_or_else(|| handle(req, ctx, &mut Scratch, &mut send, &mut spin)),
+        },
+        |i| sp_runtime::println!("virtual interrupt {} not handled", i),
+        || on_run(id, ctx),
+    )
 }
 
 #[cfg(test)]

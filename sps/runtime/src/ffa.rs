@@ -169,7 +169,17 @@ pub fn run(handler: impl FnMut(&DirectRequest) -> [u64; 5]) -> ! {
 /// (DEN0077 v1.2, interrupt management: a virtual interrupt for it), each pending interrupt id
 /// (HF_INTERRUPT_GET) goes to `on_interrupt`, is ended
 /// (HF_INTERRUPT_DEACTIVATE), and the SP waits again (FFA_MSG_WAIT).
-pub fn run_with_interrupts(mut handler: impl FnMut(&DirectRequest) -> [u64; 5], mut on_interrupt: impl FnMut(u32)) -> ! {
+pub fn run_with_interrupts(handler: impl FnMut(&DirectRequest) -> [u64; 5], on_interrupt: impl FnMut(u32)) -> ! {
+    run_with_hooks(handler, on_interrupt, || {
+        crate::println!("run by the scheduler: nothing to do");
+    })
+}
+
+/// [`run_with_interrupts`], and when the Normal world's scheduler runs the
+/// waiting SP with FFA_RUN (DEN0077 v1.2: after the Schedule Receiver
+/// Interrupt, for its pending notifications or indirect message), `on_run`,
+/// then FFA_MSG_WAIT again.
+pub fn run_with_hooks(mut handler: impl FnMut(&DirectRequest) -> [u64; 5], mut on_interrupt: impl FnMut(u32), mut on_run: impl FnMut()) -> ! {
     let mut r = call(&msg_wait());
     loop {
         r = match DirectRequest::from_regs(&r) {
@@ -179,6 +189,10 @@ pub fn run_with_interrupts(mut handler: impl FnMut(&DirectRequest) -> [u64; 5], 
                     on_interrupt(id);
                     crate::interrupts::interrupt_deactivate(id);
                 }
+                call(&msg_wait())
+            }
+            None if r[0] as u32 == fid::FFA_RUN => {
+                on_run();
                 call(&msg_wait())
             }
             None => {

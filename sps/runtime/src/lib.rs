@@ -11,9 +11,10 @@
 pub mod console;
 pub mod ffa;
 pub mod interrupts;
+pub mod messaging;
 pub mod memory;
 
 #[cfg(target_os = "none")]
 mod entry;
 
-pub use ffa::{DirectRequest, Kind, run, run_with_interrupts};
+pub use ffa::{DirectRequest, Kind, run, run_with_hooks, run_with_interrupts};

@@ -43,8 +43,14 @@ fn expect(r: &Regs, want: u32) -> Result<Regs, i32> {
     Ok(*r)
 }
 
+/// The partition's one RX/TX pair: (TX, RX) addresses (also used for
+/// indirect messages, `crate::messaging`).
+pub(crate) fn pair() -> (u64, u64) {
+    (PAIR.tx.get() as u64, PAIR.rx.get() as u64)
+}
+
 /// FFA_RXTX_MAP of our pair, once.
-fn ensure_mapped() -> Result<(), i32> {
+pub(crate) fn ensure_mapped() -> Result<(), i32> {
     if MAPPED.load(core::sync::atomic::Ordering::Acquire) {
         return Ok(());
     }

@@ -53,6 +53,7 @@ for d in /sys/bus/arm_ffa/devices/*; do
   echo \"quadrant-ffa-device: $(basename $d) uuid=$(cat $d/uuid 2>/dev/null) id=$(cat $d/partition_id 2>/dev/null)\"
 done
 echo \"quadrant-ffa-devices: $(ls /sys/bus/arm_ffa/devices 2>/dev/null | wc -l)\"
+grep -i ffa /proc/interrupts | sed 's/^ */quadrant-irq: /'
 ";
 
 fn linux_ffa_boot(o: &Outputs) -> XResult<Boot> {
@@ -69,8 +70,27 @@ fn linux_ffa_expects() -> Vec<Expect> {
         expect("the FF-A driver loaded", &["quadrant-init: loaded ffa-module"]),
         expect("the driver agreed a version with spmc", &["quadrant-dmesg: ", "ARM FF-A: Firmware version 1."]),
         expect("the script finished", &["quadrant-init: script done"]),
+        // Notifications set up (issue 11): FFA_FEATURES(SRI) gave SGI 8,
+        // the driver requested it as its per-CPU Schedule Receiver Interrupt.
+        expect("the driver requested the SRI", &["quadrant-irq: ", "ARM-FFA-SRI"]),
     ]
 }
+
+/// Linux's arm_ffa sets notifications up with no error (before issue 11:
+/// "ARM FF-A: Notification setup failed -95, not enabled").
+const FORBID_LINUX_FFA: &[&str] = &[
+    "PANIC",
+    "panicked",
+    "Unhandled Exception",
+    "ERROR:",
+    "BL31: Error",
+    "Notification setup failed",
+    "Notification bitmap create error",
+    "Error registering percpu",
+    "Failed to retrieve FF-A",
+    "Failed to create IRQ mapping",
+    "Notification Info fetch failed",
+];
 
 /// One /sys/bus/arm_ffa device per SP in sp_layout.json, with the manifest's UUID.
 ///
@@ -134,7 +154,7 @@ pub fn tests() -> Vec<IntegrationTest> {
         timeout: Duration::from_secs(240),
         expects: linux_ffa_expects,
         extra: Some(ffa_devices_match_layout),
-        forbid: FORBID_ALWAYS,
+        forbid: FORBID_LINUX_FFA,
     }];
     v.extend(ffa_payload_tests());
     v.extend(signed_sps_tests());
@@ -291,6 +311,22 @@ fn ffa_payload_tests() -> Vec<IntegrationTest> {
             boot: concurrency_boot,
             timeout: Duration::from_secs(180),
             expects: concurrency_expects,
+            extra: Some(no_failed_check),
+            forbid: FORBID_ALWAYS,
+        },
+        IntegrationTest {
+            name: "spmc_notifications",
+            boot: notifications_boot,
+            timeout: Duration::from_secs(180),
+            expects: notifications_expects,
+            extra: Some(no_failed_check),
+            forbid: FORBID_ALWAYS,
+        },
+        IntegrationTest {
+            name: "spmc_indirect_messaging",
+            boot: indirect_messaging_boot,
+            timeout: Duration::from_secs(180),
+            expects: indirect_messaging_expects,
             extra: Some(no_failed_check),
             forbid: FORBID_ALWAYS,
         },
@@ -646,6 +682,111 @@ fn spmd_lsp_expects() -> Vec<Expect> {
     ]
 }
 
+/// ci/ffa-payload in notifications mode (issue 11 item 2).
+fn notifications_boot(o: &Outputs) -> XResult<Boot> {
+    let dtb = util::out_dir().join("spmc-notifications.dtb");
+    qemu::dtb_with_bootargs(&o.ffa_bios, "quadrant.notifications", &dtb)?;
+    Ok(Boot::Tfa { bios: o.ffa_bios.clone(), dtb: Some(dtb) })
+}
+
+/// Checks of ci/ffa-payload/src/notif.rs `run_notifications`: every
+/// notification ABI's success and error paths, the SRI taken by the payload.
+const NOTIFICATION_CHECKS: &[(&str, &str)] = &[
+    ("FFA_FEATURES(SRI) = SGI 8 for NS", "features_sri"),
+    ("NPI and MEI are not NS features", "features_npi_mei_not_for_ns"),
+    ("an SP gets NPI 5 and MEI 4, not the SRI", "sp_features_npi_mei"),
+    ("DESTROY without a bitmap: DENIED", "err_bitmap_destroy_none"),
+    ("CREATE for a secure id: INVALID_PARAMETERS", "err_bitmap_create_secure_id"),
+    ("CREATE for another VM: NO_MEMORY", "err_bitmap_create_other_vm"),
+    ("CREATE for too many vCPUs: INVALID_PARAMETERS", "err_bitmap_create_vcpus"),
+    ("BITMAP_CREATE", "bitmap_create"),
+    ("CREATE twice: DENIED", "err_bitmap_create_twice"),
+    ("CREATE from an SP: NOT_SUPPORTED", "err_bitmap_create_from_sp"),
+    ("the SP binds global and per-vCPU", "sp_bind"),
+    ("BIND of a bound bit: DENIED", "err_bind_bound"),
+    ("BIND reserved flags: INVALID_PARAMETERS", "err_bind_reserved_flags"),
+    ("BIND unknown sender: INVALID_PARAMETERS", "err_bind_no_such_sender"),
+    ("BIND for another receiver: INVALID_PARAMETERS", "err_bind_other_receiver"),
+    ("UNBIND of an unbound bit: DENIED", "err_unbind_not_bound"),
+    ("SET of an unbound bit: DENIED", "err_set_not_bound"),
+    ("SET with another sender id: INVALID_PARAMETERS", "err_set_wrong_sender"),
+    ("SET global bit per vCPU: INVALID_PARAMETERS", "err_set_global_as_per_vcpu"),
+    ("SET to a missing vCPU: INVALID_PARAMETERS", "err_set_no_such_vcpu"),
+    ("SET reserved flags: INVALID_PARAMETERS", "err_set_reserved_flags"),
+    ("SET to an SP without notifications: INVALID_PARAMETERS", "err_set_no_notification_support"),
+    ("SET global, SRI taken by NS", "set_global_sri"),
+    ("INFO_GET lists mp once, then NO_DATA", "info_get_global"),
+    ("INFO_GET from an SP: NOT_SUPPORTED", "err_info_get_from_sp"),
+    ("GET of another vCPU: INVALID_PARAMETERS", "err_get_other_vcpu"),
+    ("GET for another receiver: INVALID_PARAMETERS", "err_get_other_receiver"),
+    ("the SP gets the global notification once", "sp_get_global"),
+    ("per-vCPU SET, SRI, INFO_GET vCPU list, GET", "per_vcpu_set_info_get"),
+    ("NS binding a VM sender: INVALID_PARAMETERS", "err_ns_bind_vm_sender"),
+    ("the SP sets NS's notification, SRI", "sp_set_sri"),
+    ("DESTROY with one pending: DENIED", "err_destroy_pending"),
+    ("UNBIND of a pending one: DENIED", "err_unbind_pending"),
+    ("GET on a missing vCPU: INVALID_PARAMETERS", "err_get_vcpu_out_of_range"),
+    ("INFO_GET lists endpoint 0; NS GET", "ns_get"),
+    ("SRI, INFO_GET, FFA_RUN: mp takes its notification", "run_after_sri"),
+    ("FFA_RUN with nothing pending: DENIED", "err_run_nothing_pending"),
+    ("UNBIND both ways", "unbind"),
+    ("SET after UNBIND: DENIED", "err_set_after_unbind"),
+    ("BITMAP_DESTROY", "bitmap_destroy"),
+    ("BIND after DESTROY: DENIED", "err_bind_after_destroy"),
+    ("messaging still works", "notifications_then_messaging"),
+];
+
+fn notifications_expects() -> Vec<Expect> {
+    checks_expects(NOTIFICATION_CHECKS)
+}
+
+/// ci/ffa-payload in indirect messaging mode (issue 11 item 3).
+fn indirect_messaging_boot(o: &Outputs) -> XResult<Boot> {
+    let dtb = util::out_dir().join("spmc-indirect.dtb");
+    qemu::dtb_with_bootargs(&o.ffa_bios, "quadrant.indirect", &dtb)?;
+    Ok(Boot::Tfa { bios: o.ffa_bios.clone(), dtb: Some(dtb) })
+}
+
+/// Checks of ci/ffa-payload/src/notif.rs `run_indirect_messaging`.
+const INDIRECT_MESSAGING_CHECKS: &[(&str, &str)] = &[
+    ("SEND2 without a TX buffer: DENIED", "err_send2_no_tx_buffer"),
+    ("BITMAP_CREATE", "bitmap_create"),
+    ("SEND2 to an SP without RX: BUSY", "err_send2_receiver_without_rx"),
+    ("the SP maps its RX/TX", "sp_rxtx_map"),
+    ("SEND2 reserved flags: INVALID_PARAMETERS", "err_send2_reserved_flags"),
+    ("SEND2 with a VM sender: INVALID_PARAMETERS", "err_send2_vm_sender"),
+    ("header with another sender: INVALID_PARAMETERS", "err_send2_wrong_sender"),
+    ("header to a missing endpoint: INVALID_PARAMETERS", "err_send2_no_such_receiver"),
+    ("header to itself: INVALID_PARAMETERS", "err_send2_to_itself"),
+    ("to an SP without indirect messaging: DENIED", "err_send2_no_indirect_messaging"),
+    ("payload past the buffer: INVALID_PARAMETERS", "err_send2_too_big"),
+    ("payload offset inside the header: INVALID_PARAMETERS", "err_send2_offset_in_header"),
+    ("SEND2 to mp, SRI taken by NS", "send2_to_sp_sri"),
+    ("INFO_GET lists mp", "send2_info_get"),
+    ("receiver RX full: BUSY", "err_send2_receiver_rx_full"),
+    ("mp sees RX buffer full (SPM framework notification)", "sp_rx_buffer_full_notification"),
+    ("mp reads the message and releases RX", "sp_reads_message"),
+    ("SEND2 again after the release", "send2_after_release"),
+    ("mp sends to NS: header, payload, SRI", "send2_from_sp"),
+    ("NS RX full: BUSY for mp", "err_send2_from_sp_ns_rx_full"),
+    ("NS sees RX buffer full", "ns_rx_buffer_full_notification"),
+    ("RX_ACQUIRE while NS owns RX: BUSY", "err_rx_acquire_while_full"),
+    ("RX ownership: release, acquire, release", "rx_ownership"),
+    ("RX_RELEASE not owned: DENIED", "err_rx_release_not_owned"),
+    ("messaging still works", "indirect_then_messaging"),
+];
+
+fn indirect_messaging_expects() -> Vec<Expect> {
+    checks_expects(INDIRECT_MESSAGING_CHECKS)
+}
+
+/// One expect per named payload check, and none failed.
+fn checks_expects(checks: &[(&'static str, &'static str)]) -> Vec<Expect> {
+    let mut v: Vec<Expect> = checks.iter().map(|(what, name)| Expect { what, all_of: vec![format!("[ffa-payload] check {name}: ok")] }).collect();
+    v.push(expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]));
+    v
+}
+
 /// ci/ffa-payload as BL33 (checks mode: no bootargs).
 fn ffa_payload_boot(o: &Outputs) -> XResult<Boot> {
     Ok(Boot::Tfa { bios: o.ffa_bios.clone(), dtb: None })
@@ -751,6 +892,13 @@ fn only_isolation_errors(output: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn linux_ffa_forbids_everything_always_forbidden() {
+        for f in super::FORBID_ALWAYS {
+            assert!(super::FORBID_LINUX_FFA.contains(f), "{f}");
+        }
+    }
+
     #[test]
     fn host_device_is_not_counted_as_an_sp() {
         let uuids = super::sp_uuids();

@@ -25,8 +25,7 @@ pub fn version_answer(asked: u32) -> (Regs, Option<u32>) {
 
 /// FFA_FEATURES (DEN0077 v1.2, FFA_FEATURES): w1 bit 31 set = a function id,
 /// answered from the call table ([`super::CALLS`]: every FF-A row); clear = a
-/// feature id (none of which we implement yet: notification and managed-exit
-/// interrupt ids get NOT_SUPPORTED).
+/// feature id (the interrupt ids: [`features_for`]).
 pub fn features(id: u32) -> Regs {
     if id & 0x8000_0000 != 0 && lookup(id).is_some_and(|c| c.abi == Abi::Ffa) {
         // For RXTX_MAP w2 bits 1:0 = 0: 4 KiB minimum buffer size and alignment.
@@ -46,9 +45,30 @@ pub(super) fn ffa_version(s: &Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
     answer
 }
 
+/// FFA_FEATURES feature ids (DEN0077 v1.2, FFA_FEATURES: w1 bits 7:0, bits
+/// 30:8 MBZ) and the interrupt each names, for `caller`, as Hafnium answers:
+/// the Notification Pending Interrupt (1) and the Managed Exit Interrupt (3)
+/// are virtual interrupts of SPs; the Schedule Receiver Interrupt (2) is the
+/// Normal world's.  Function ids go to [`features`].
+pub fn features_for(caller: Caller, id: u32) -> Regs {
+    use super::interrupts::MANAGED_EXIT_INTID;
+    use super::notifications::{NPI_INTID, SRI_INTID};
+    if id & 0x8000_0000 != 0 {
+        return features(id);
+    }
+    let intid = match (id, caller) {
+        (1, Caller::Sp(_)) => NPI_INTID,
+        (2, Caller::Ns) => SRI_INTID,
+        (3, Caller::Sp(_)) => MANAGED_EXIT_INTID,
+        _ => return error(FfaError::NotSupported),
+    };
+    success(&[intid as u64])
+}
+
 pub(super) fn ffa_features(_: &Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
-    let Some(Interface::Features { feat_id, .. }) = c.decoded else { return error(FfaError::InvalidParameters) };
-    features(u32::from(feat_id))
+    let Some(Interface::Features { .. }) = c.decoded else { return error(FfaError::InvalidParameters) };
+    // The raw w1: the crate reads a feature id from its low 8 bits only.
+    features_for(c.caller, c.regs[1] as u32)
 }
 
 /// FFA_ID_GET from an SP: its own id.

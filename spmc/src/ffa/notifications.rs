@@ -1,0 +1,688 @@
+//! Notifications (DEN0077 v1.2 chapter "Notifications"):
+//! FFA_NOTIFICATION_BITMAP_CREATE/DESTROY, FFA_NOTIFICATION_BIND/UNBIND,
+//! FFA_NOTIFICATION_SET/GET, FFA_NOTIFICATION_INFO_GET_32/64, the SPM
+//! framework notification "RX buffer full" (set by FFA_MSG_SEND2,
+//! [`super::indirect_messaging`]) and the Schedule Receiver Interrupt (SRI).
+//!
+//! Every receiver has one [`Bitmaps`]: each SP whose manifest has
+//! `notification-support` (created at boot), and the Normal world's endpoint
+//! 0 once the hypervisor (or the OS without one, as Linux's arm_ffa driver
+//! does) called FFA_NOTIFICATION_BITMAP_CREATE for it.  Each of the 64
+//! notifications of a receiver is bound to one sender at a time, as global
+//! or per-vCPU.  A receiver's bitmaps are a leaf lock
+//! ([`super::context`]'s order): never held while another lock is taken.
+//!
+//! The SRI tells the Normal world's scheduler that some receiver has
+//! notifications pending; it calls FFA_NOTIFICATION_INFO_GET to learn which
+//! (DEN0077 v1.2, "Schedule Receiver Interrupt").  As Hafnium does, it is an
+//! SGI ([`SRI_INTID`], Hafnium's HF_SCHEDULE_RECEIVER_INTID) made Group 1
+//! Non-secure, whose id FFA_FEATURES(SRI) reports to the Normal world; spmc
+//! pends it on the PE where the notification was set
+//! ([`super::Platform::send_sri`]).  It is always sent when the PE next
+//! returns to the Normal world (as FFA_NOTIFICATION_SET's "delay SRI" flag
+//! asks): pended earlier, with an SP running and HCR_EL2.FMO set, it would
+//! preempt that SP as a Non-secure interrupt.
+
+use super::calls::Call;
+use super::{Caller, MAX_CONTEXTS, NS_ENDPOINT_ID, Platform, Regs, Spmc, codec, error, success};
+use shared::abi::ffa::interface_args::{SuccessArgs, TargetInfo};
+use shared::abi::ffa::notification::{SuccessArgsNotificationInfoGet32, SuccessArgsNotificationInfoGet64};
+use shared::abi::ffa::{self as ffa, FfaError, Interface};
+
+/// The SRI: SGI 8, Hafnium's HF_SCHEDULE_RECEIVER_INTID.  Linux's arm_ffa
+/// asks FFA_FEATURES for it and requests it as a per-CPU interrupt.
+pub const SRI_INTID: u32 = 8;
+/// The Notification Pending Interrupt, a virtual interrupt for SPs:
+/// Hafnium's HF_NOTIFICATION_PENDING_INTID.  Reported by FFA_FEATURES(NPI)
+/// to SPs (not injected yet: SPs poll with FFA_NOTIFICATION_GET).
+pub const NPI_INTID: u32 = 5;
+/// SPM framework notification bit 0: "RX buffer full" (DEN0077 v1.2,
+/// framework notifications), set for the receiver of FFA_MSG_SEND2.
+pub const FWK_RX_BUFFER_FULL: u32 = 1 << 0;
+
+/// FFA_NOTIFICATION_BIND flags: bit 0 per-vCPU; the rest MBZ.
+const BIND_PER_VCPU: u64 = 1;
+/// FFA_NOTIFICATION_GET flags (w2): which bitmaps to return.
+const GET_SP: u64 = 1 << 0;
+const GET_VM: u64 = 1 << 1;
+const GET_SPM: u64 = 1 << 2;
+const GET_HYP: u64 = 1 << 3;
+
+/// One receiver's notification state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bitmaps {
+    /// Created (an SP with notification support; endpoint 0 after
+    /// FFA_NOTIFICATION_BITMAP_CREATE).
+    created: bool,
+    vcpu_count: usize,
+    /// Which notifications are bound, to whom, and which of those are per-vCPU.
+    bound: u64,
+    sender: [u16; 64],
+    per_vcpu: u64,
+    /// Pending global notifications, and per-vCPU ones by vCPU.
+    global: u64,
+    vcpu: [u64; MAX_CONTEXTS],
+    /// Pending SPM framework notifications.
+    framework: u32,
+    /// Pending and not yet reported by FFA_NOTIFICATION_INFO_GET: global
+    /// (incl. framework), and per-vCPU by vCPU (bit n = vCPU n).
+    unreported_global: bool,
+    unreported_vcpus: u64,
+}
+
+impl Default for Bitmaps {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Bitmaps {
+    pub const fn new() -> Self {
+        Self {
+            created: false,
+            vcpu_count: 0,
+            bound: 0,
+            sender: [0; 64],
+            per_vcpu: 0,
+            global: 0,
+            vcpu: [0; MAX_CONTEXTS],
+            framework: 0,
+            unreported_global: false,
+            unreported_vcpus: 0,
+        }
+    }
+
+    /// Created at once, for `vcpu_count` vCPUs (an SP's, from its manifest).
+    pub fn created(vcpu_count: usize) -> Self {
+        Self { created: true, vcpu_count: vcpu_count.min(MAX_CONTEXTS), ..Self::new() }
+    }
+
+    pub fn is_created(&self) -> bool {
+        self.created
+    }
+
+    /// Any notification pending, framework ones included.
+    pub fn any_pending(&self) -> bool {
+        self.global != 0 || self.framework != 0 || self.vcpu.iter().any(|v| *v != 0)
+    }
+
+    /// Notifications pending for `vcpu`: global, framework or its own.
+    pub fn pending_for(&self, vcpu: usize) -> bool {
+        self.global != 0 || self.framework != 0 || self.vcpu.get(vcpu).is_some_and(|v| *v != 0)
+    }
+
+    /// FFA_NOTIFICATION_BITMAP_CREATE: DENIED if it exists already;
+    /// INVALID_PARAMETERS for more vCPUs than PEs.
+    pub fn create(&mut self, vcpu_count: usize) -> Result<(), FfaError> {
+        if self.created {
+            return Err(FfaError::Denied);
+        }
+        if vcpu_count > MAX_CONTEXTS {
+            return Err(FfaError::InvalidParameters);
+        }
+        *self = Self { created: true, vcpu_count, ..Self::new() };
+        Ok(())
+    }
+
+    /// FFA_NOTIFICATION_BITMAP_DESTROY: DENIED if none was created or a
+    /// notification is still pending (as Hafnium).
+    pub fn destroy(&mut self) -> Result<(), FfaError> {
+        if !self.created || self.any_pending() {
+            return Err(FfaError::Denied);
+        }
+        *self = Self::new();
+        Ok(())
+    }
+
+    /// FFA_NOTIFICATION_BIND of `bitmap` to `sender`: every bit must be
+    /// unbound (DENIED otherwise); none for an empty bitmap
+    /// (INVALID_PARAMETERS).
+    pub fn bind(&mut self, sender: u16, bitmap: u64, per_vcpu: bool) -> Result<(), FfaError> {
+        if !self.created {
+            return Err(FfaError::Denied);
+        }
+        if bitmap == 0 {
+            return Err(FfaError::InvalidParameters);
+        }
+        if self.bound & bitmap != 0 {
+            return Err(FfaError::Denied);
+        }
+        for n in bits(bitmap) {
+            self.sender[n] = sender;
+        }
+        self.bound |= bitmap;
+        if per_vcpu {
+            self.per_vcpu |= bitmap;
+        } else {
+            self.per_vcpu &= !bitmap;
+        }
+        Ok(())
+    }
+
+    /// FFA_NOTIFICATION_UNBIND: every bit must be bound to `sender` (DENIED
+    /// otherwise) and none pending (DENIED: the receiver has not read it yet).
+    pub fn unbind(&mut self, sender: u16, bitmap: u64) -> Result<(), FfaError> {
+        if !self.created {
+            return Err(FfaError::Denied);
+        }
+        if bitmap == 0 {
+            return Err(FfaError::InvalidParameters);
+        }
+        if !self.bound_to(sender, bitmap) || self.pending_bits() & bitmap != 0 {
+            return Err(FfaError::Denied);
+        }
+        self.bound &= !bitmap;
+        self.per_vcpu &= !bitmap;
+        Ok(())
+    }
+
+    fn bound_to(&self, sender: u16, bitmap: u64) -> bool {
+        self.bound & bitmap == bitmap && bits(bitmap).all(|n| self.sender[n] == sender)
+    }
+
+    fn pending_bits(&self) -> u64 {
+        self.vcpu.iter().fold(self.global, |a, v| a | v)
+    }
+
+    /// FFA_NOTIFICATION_SET from `sender`: every bit bound to it (DENIED);
+    /// per-vCPU (`vcpu` Some) exactly for bits bound per-vCPU, to an
+    /// existing vCPU (INVALID_PARAMETERS).
+    pub fn set(&mut self, sender: u16, bitmap: u64, vcpu: Option<usize>) -> Result<(), FfaError> {
+        if !self.created {
+            return Err(FfaError::InvalidParameters);
+        }
+        if bitmap == 0 {
+            return Err(FfaError::InvalidParameters);
+        }
+        if !self.bound_to(sender, bitmap) {
+            return Err(FfaError::Denied);
+        }
+        match vcpu {
+            Some(v) => {
+                if v >= self.vcpu_count || self.per_vcpu & bitmap != bitmap {
+                    return Err(FfaError::InvalidParameters);
+                }
+                self.vcpu[v] |= bitmap;
+                self.unreported_vcpus |= 1 << v;
+            }
+            None => {
+                if self.per_vcpu & bitmap != 0 {
+                    return Err(FfaError::InvalidParameters);
+                }
+                self.global |= bitmap;
+                self.unreported_global = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets SPM framework notifications (FFA_MSG_SEND2: RX buffer full).
+    pub fn set_framework(&mut self, bits: u32) {
+        self.framework |= bits;
+        self.unreported_global = true;
+    }
+
+    /// FFA_NOTIFICATION_GET on `vcpu`: takes (returns and clears) the pending
+    /// global and that vCPU's notifications from SPs (`sp`) and from VMs
+    /// (`vm`), and the SPM framework ones (`spm`).
+    pub fn get(&mut self, vcpu: usize, sp: bool, vm: bool, spm: bool) -> Result<(u64, u64, u32), FfaError> {
+        if !self.created {
+            return Err(FfaError::Denied);
+        }
+        if vcpu >= self.vcpu_count.max(1) {
+            return Err(FfaError::InvalidParameters);
+        }
+        let pending = self.global | self.vcpu[vcpu];
+        let from_sp = bits(pending).filter(|&n| ffa::is_secure_endpoint(self.sender[n])).fold(0u64, |a, n| a | 1 << n);
+        let from_vm = pending & !from_sp;
+        let take = if sp { from_sp } else { 0 } | if vm { from_vm } else { 0 };
+        self.global &= !take;
+        self.vcpu[vcpu] &= !take;
+        let fwk = if spm { core::mem::take(&mut self.framework) } else { 0 };
+        if self.global == 0 && self.framework == 0 {
+            self.unreported_global = false;
+        }
+        if self.vcpu[vcpu] == 0 {
+            self.unreported_vcpus &= !(1 << vcpu);
+        }
+        Ok((if sp { from_sp } else { 0 }, if vm { from_vm } else { 0 }, fwk))
+    }
+
+    /// What FFA_NOTIFICATION_INFO_GET has not reported yet: a global
+    /// notification (incl. framework) pending, and the vCPUs with per-vCPU
+    /// ones.
+    pub fn unreported(&self) -> (bool, u64) {
+        (self.unreported_global, self.unreported_vcpus)
+    }
+
+    /// Marks what [`Bitmaps::unreported`] returned as reported: `global`,
+    /// and the vCPUs of `vcpus`.
+    pub fn mark_reported(&mut self, global: bool, vcpus: u64) {
+        if global {
+            self.unreported_global = false;
+        }
+        self.unreported_vcpus &= !vcpus;
+    }
+}
+
+/// Bit numbers set in `bitmap`.
+fn bits(bitmap: u64) -> impl Iterator<Item = usize> {
+    (0..64).filter(move |n| bitmap & (1 << n) != 0)
+}
+
+/// One receiver's entry in FFA_NOTIFICATION_INFO_GET: its id, whether a
+/// global notification is pending, and which vCPUs have per-vCPU ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InfoEntry {
+    pub id: u16,
+    pub global: bool,
+    pub vcpus: u64,
+}
+
+/// Packs receivers into FFA_NOTIFICATION_INFO_GET's lists (DEN0077 v1.2,
+/// FFA_NOTIFICATION_INFO_GET), one receiver at a time (each under its own
+/// lock, so what is marked reported is exactly what was packed): a global
+/// notification is a list with the endpoint id alone; per-vCPU ones are
+/// lists of the id and up to three vCPU ids each.  At most `max_ids` ids fit
+/// (10 for the 32-bit form, 20 for the 64-bit one); `more` when something
+/// did not.
+pub struct InfoPacker {
+    pub lists: [(u16, [u16; 3], usize); 20],
+    pub list_count: usize,
+    used: usize,
+    max_ids: usize,
+    pub more: bool,
+}
+
+impl InfoPacker {
+    pub fn new(max_ids: usize) -> Self {
+        Self { lists: [(0, [0; 3], 0); 20], list_count: 0, used: 0, max_ids: max_ids.min(20), more: false }
+    }
+
+    /// Adds what `e` has pending; returns what fitted (global, vCPU mask),
+    /// to be marked reported.
+    pub fn add(&mut self, e: InfoEntry) -> (bool, u64) {
+        let mut reported = (false, 0u64);
+        if e.global {
+            if self.used < self.max_ids {
+                self.lists[self.list_count] = (e.id, [0; 3], 0);
+                self.list_count += 1;
+                self.used += 1;
+                reported.0 = true;
+            } else {
+                self.more = true;
+            }
+        }
+        let mut vcpus = bits(e.vcpus).peekable();
+        while vcpus.peek().is_some() {
+            // The id, then at least one vCPU: two ids at least.
+            if self.used + 2 > self.max_ids {
+                self.more = true;
+                break;
+            }
+            let mut ids = [0u16; 3];
+            let mut n = 0;
+            while n < 3 && self.used + 1 + n < self.max_ids {
+                let Some(v) = vcpus.next() else { break };
+                ids[n] = v as u16;
+                reported.1 |= 1 << v;
+                n += 1;
+            }
+            self.lists[self.list_count] = (e.id, ids, n);
+            self.list_count += 1;
+            self.used += 1 + n;
+        }
+        if vcpus.peek().is_some() {
+            self.more = true;
+        }
+        reported
+    }
+}
+
+/// The FFA_SUCCESS of FFA_NOTIFICATION_INFO_GET_32/64 for `p`, through the
+/// crate's packing.
+fn info_get_answer(p: &InfoPacker, is_32bit: bool) -> Regs {
+    macro_rules! build {
+        ($t:ty) => {{
+            let mut a = <$t>::default();
+            a.more_pending_notifications = p.more;
+            for (id, ids, n) in &p.lists[..p.list_count] {
+                // Cannot fail: pack_info respects the same limits.
+                let _ = a.add_list(*id, &ids[..*n]);
+            }
+            SuccessArgs::from(a)
+        }};
+    }
+    let args = if is_32bit { build!(SuccessArgsNotificationInfoGet32) } else { build!(SuccessArgsNotificationInfoGet64) };
+    codec::encode(Interface::Success { target_info: TargetInfo::from(0u32), args })
+}
+
+impl Spmc {
+    /// The notification bitmaps of endpoint `id`: an SP's, or the Normal
+    /// world's endpoint 0.
+    fn bitmaps_of(&self, id: u16) -> Option<&spin::Mutex<Bitmaps>> {
+        if id == NS_ENDPOINT_ID {
+            return Some(&self.ns_notifications);
+        }
+        self.find(id).map(|i| &self.part(i).notifications)
+    }
+
+    /// An SRI is owed to the Normal world on `cpu`: sent when that PE next
+    /// returns to it ([`Spmc::flush_sri`]).
+    pub(super) fn request_sri(&self, cpu: usize) {
+        if let Some(f) = self.sri_owed.get(cpu) {
+            f.store(true, core::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Sends the SRI owed on `cpu`, if any (on the way back to the Normal world).
+    pub(super) fn flush_sri(&self, cpu: usize, platform: &mut dyn Platform) {
+        if self.sri_owed.get(cpu).is_some_and(|f| f.swap(false, core::sync::atomic::Ordering::AcqRel)) {
+            platform.send_sri();
+        }
+    }
+
+    /// Sets SPM framework notifications `bits` for receiver `id` and owes
+    /// the SRI on `cpu` (FFA_MSG_SEND2).
+    pub(super) fn set_framework_notification(&self, id: u16, bits: u32, cpu: usize) {
+        if let Some(b) = self.bitmaps_of(id) {
+            let mut b = b.lock();
+            if b.is_created() {
+                b.set_framework(bits);
+                drop(b);
+                self.request_sri(cpu);
+            }
+        }
+    }
+
+    /// Context `vcpu` of SP `i` has something to do: notifications pending
+    /// for it (global or its own) or an indirect message in its RX buffer.
+    /// Leaf locks, taken with its context lock held (the outer one).
+    pub(super) fn has_pending_work(&self, i: usize, vcpu: usize) -> bool {
+        let p = self.part(i);
+        p.notifications.lock().pending_for(vcpu) || p.mailbox.lock().is_some_and(|m| m.rx_full)
+    }
+
+    /// A copy of endpoint `id`'s notification state (tests, logs).
+    pub fn notification_bitmaps(&self, id: u16) -> Option<Bitmaps> {
+        self.bitmaps_of(id).map(|b| *b.lock())
+    }
+}
+
+/// Is `id` an endpoint the caller may name as the other side of a binding
+/// or a SET: an existing SP, or the Normal world's endpoint 0 (the only
+/// VM spmc knows; no VMs of a hypervisor yet).
+fn known_endpoint(s: &Spmc, id: u16) -> bool {
+    id == NS_ENDPOINT_ID || (ffa::is_secure_endpoint(id) && s.find(id).is_some())
+}
+
+/// FFA_NOTIFICATION_BITMAP_CREATE from the Normal world (w1 VM id, w2 vCPU
+/// count).  Only endpoint 0 (the hypervisor or the OS): spmc keeps no VMs'
+/// bitmaps yet, so another VM id is NO_MEMORY; a secure id is
+/// INVALID_PARAMETERS.
+pub(super) fn ffa_notification_bitmap_create(s: &Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
+    let Some(Interface::NotificationBitmapCreate { vm_id, vcpu_cnt }) = c.decoded else { return error(FfaError::InvalidParameters) };
+    if ffa::is_secure_endpoint(vm_id) {
+        return error(FfaError::InvalidParameters);
+    }
+    if vm_id != NS_ENDPOINT_ID {
+        return error(FfaError::NoMemory);
+    }
+    match s.ns_notifications.lock().create(vcpu_cnt as usize) {
+        Ok(()) => success(&[]),
+        Err(e) => error(e),
+    }
+}
+
+/// FFA_NOTIFICATION_BITMAP_DESTROY from the Normal world (w1 VM id).
+pub(super) fn ffa_notification_bitmap_destroy(s: &Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
+    let Some(Interface::NotificationBitmapDestroy { vm_id }) = c.decoded else { return error(FfaError::InvalidParameters) };
+    if ffa::is_secure_endpoint(vm_id) {
+        return error(FfaError::InvalidParameters);
+    }
+    if vm_id != NS_ENDPOINT_ID {
+        return error(FfaError::Denied);
+    }
+    match s.ns_notifications.lock().destroy() {
+        Ok(()) => success(&[]),
+        Err(e) => error(e),
+    }
+}
+
+/// The receiver of a BIND/UNBIND/GET must be the caller itself.
+fn own_receiver(s: &Spmc, caller: Caller, receiver: u16) -> bool {
+    receiver == s.caller_id(caller)
+}
+
+/// FFA_NOTIFICATION_BIND / _UNBIND (w1 sender [31:16] | receiver [15:0],
+/// w2 flags, w3/w4 bitmap): by the receiver.
+pub(super) fn ffa_notification_bind(s: &Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
+    let (sender, receiver, bitmap, per_vcpu) = match c.decoded {
+        Some(Interface::NotificationBind { sender_id, receiver_id, bitmap, .. }) => {
+            // Flags: bit 0 per-vCPU, bits 31:1 MBZ (the crate ignores them).
+            if c.regs[2] as u32 as u64 & !BIND_PER_VCPU != 0 {
+                return error(FfaError::InvalidParameters);
+            }
+            (sender_id, receiver_id, bitmap, Some(c.regs[2] & BIND_PER_VCPU != 0))
+        }
+        Some(Interface::NotificationUnbind { sender_id, receiver_id, bitmap }) => (sender_id, receiver_id, bitmap, None),
+        _ => return error(FfaError::InvalidParameters),
+    };
+    if !own_receiver(s, c.caller, receiver) || sender == receiver || !known_endpoint(s, sender) {
+        return error(FfaError::InvalidParameters);
+    }
+    // The Normal world binds senders of the Secure world only (VM-to-VM
+    // notifications are the hypervisor's).
+    if c.caller == Caller::Ns && !ffa::is_secure_endpoint(sender) {
+        return error(FfaError::InvalidParameters);
+    }
+    let Some(b) = s.bitmaps_of(receiver) else { return error(FfaError::InvalidParameters) };
+    let mut b = b.lock();
+    let r = match per_vcpu {
+        Some(per_vcpu) => b.bind(sender, bitmap, per_vcpu),
+        None => b.unbind(sender, bitmap),
+    };
+    match r {
+        Ok(()) => success(&[]),
+        Err(e) => error(e),
+    }
+}
+
+/// FFA_NOTIFICATION_SET (w1 sender [31:16] | receiver [15:0], w2 flags:
+/// bit 0 per-vCPU, bit 1 delay SRI, bits 31:16 vCPU id; w3/w4 bitmap): by
+/// the sender.  Owes the SRI to the Normal world on this PE.
+pub(super) fn ffa_notification_set(s: &Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
+    let Some(Interface::NotificationSet { sender_id, receiver_id, flags, bitmap }) = c.decoded else {
+        return error(FfaError::InvalidParameters);
+    };
+    if sender_id != s.caller_id(c.caller) || sender_id == receiver_id || !known_endpoint(s, receiver_id) {
+        return error(FfaError::InvalidParameters);
+    }
+    // From the Normal world only to SPs (VM to VM is the hypervisor's).
+    if c.caller == Caller::Ns && !ffa::is_secure_endpoint(receiver_id) {
+        return error(FfaError::InvalidParameters);
+    }
+    let Some(b) = s.bitmaps_of(receiver_id) else { return error(FfaError::InvalidParameters) };
+    let r = b.lock().set(sender_id, bitmap, flags.vcpu_id.map(usize::from));
+    match r {
+        Ok(()) => {
+            s.request_sri(c.cpu);
+            success(&[])
+        }
+        Err(e) => error(e),
+    }
+}
+
+/// FFA_NOTIFICATION_GET (w1 vCPU [31:16] | receiver [15:0], w2 flags): by
+/// the receiver; an SP asks for its calling context's vCPU.  Answer: w2/w3
+/// from SPs, w4/w5 from VMs, w6 SPM framework, w7 hypervisor framework
+/// (none: spmc is no hypervisor).
+pub(super) fn ffa_notification_get(s: &Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
+    let Some(Interface::NotificationGet { vcpu_id, endpoint_id, .. }) = c.decoded else { return error(FfaError::InvalidParameters) };
+    let flags = c.regs[2] as u32 as u64;
+    if !own_receiver(s, c.caller, endpoint_id) {
+        return error(FfaError::InvalidParameters);
+    }
+    let vcpu = vcpu_id as usize;
+    if let Caller::Sp(i) = c.caller
+        && s.part(i).manifest.is_mp()
+        && vcpu != c.ctx
+    {
+        // An MP SP's context reads its own per-vCPU notifications only.
+        return error(FfaError::InvalidParameters);
+    }
+    let Some(b) = s.bitmaps_of(endpoint_id) else { return error(FfaError::InvalidParameters) };
+    let r = b.lock().get(vcpu, flags & GET_SP != 0, flags & GET_VM != 0, flags & GET_SPM != 0);
+    let _ = GET_HYP;
+    match r {
+        Ok((from_sp, from_vm, fwk)) => success(&[from_sp & 0xffff_ffff, from_sp >> 32, from_vm & 0xffff_ffff, from_vm >> 32, fwk as u64, 0]),
+        Err(e) => error(e),
+    }
+}
+
+/// FFA_NOTIFICATION_INFO_GET_32/64 from the Normal world's scheduler: the
+/// endpoints (and vCPUs) with notifications pending that it was not told
+/// of yet; NO_DATA if none.
+pub(super) fn ffa_notification_info_get(s: &Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
+    let Some(Interface::NotificationInfoGet { is_32bit }) = c.decoded else { return error(FfaError::InvalidParameters) };
+    // Endpoint 0 first, then the SPs in manifest order; each receiver's
+    // pending state is read, packed and marked reported under its lock.
+    let mut p = InfoPacker::new(if is_32bit { 10 } else { 20 });
+    let ids = core::iter::once(NS_ENDPOINT_ID).chain(s.partitions().map(|p| p.manifest.id));
+    for id in ids {
+        let Some(b) = s.bitmaps_of(id) else { continue };
+        let mut b = b.lock();
+        let (global, vcpus) = b.unreported();
+        if global || vcpus != 0 {
+            let (g, v) = p.add(InfoEntry { id, global, vcpus });
+            b.mark_reported(g, v);
+        }
+    }
+    if p.list_count == 0 {
+        return error(FfaError::NoData);
+    }
+    info_get_answer(&p, is_32bit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+/// [`InfoPacker`] over `entries`: the packer and what each entry had reported.
+fn pack_info(entries: &[InfoEntry], max_ids: usize) -> (InfoPacker, Vec<(bool, u64)>) {
+    let mut p = InfoPacker::new(max_ids);
+    let reported = entries.iter().map(|e| p.add(*e)).collect();
+    (p, reported)
+}
+
+
+    #[test]
+    fn bind_set_get_global_and_per_vcpu() {
+        let mut b = Bitmaps::created(4);
+        assert_eq!(b.bind(0x8001, 0b11, false), Ok(()));
+        assert_eq!(b.bind(0, 1 << 40, true), Ok(()));
+        // Already bound: DENIED, nothing changes.
+        let before = b;
+        assert_eq!(b.bind(0x8002, 0b10, false), Err(FfaError::Denied));
+        assert_eq!(b.bind(0x8001, 0, false), Err(FfaError::InvalidParameters));
+        assert_eq!(b, before);
+        // SET: wrong sender DENIED; per-vCPU mismatch and bad vCPU INVALID_PARAMETERS.
+        assert_eq!(b.set(0x8002, 0b01, None), Err(FfaError::Denied));
+        assert_eq!(b.set(0x8001, 0b01, Some(0)), Err(FfaError::InvalidParameters));
+        assert_eq!(b.set(0, 1 << 40, None), Err(FfaError::InvalidParameters));
+        assert_eq!(b.set(0, 1 << 40, Some(4)), Err(FfaError::InvalidParameters));
+        assert_eq!(b.set(0x8001, 0, None), Err(FfaError::InvalidParameters));
+        assert_eq!(b, before);
+        assert_eq!(b.set(0x8001, 0b01, None), Ok(()));
+        assert_eq!(b.set(0, 1 << 40, Some(2)), Ok(()));
+        assert_eq!(b.unreported(), (true, 0b100));
+        // vCPU 1 sees the global one only; the VM bitmap holds endpoint 0's.
+        assert_eq!(b.get(1, true, true, true), Ok((0b01, 0, 0)));
+        assert_eq!(b.get(2, true, false, false), Ok((0, 0, 0)));
+        assert_eq!(b.get(2, true, true, false), Ok((0, 1 << 40, 0)));
+        assert!(!b.any_pending());
+        assert_eq!(b.unreported(), (false, 0));
+        assert_eq!(b.get(4, true, true, true), Err(FfaError::InvalidParameters));
+    }
+
+    #[test]
+    fn unbind_rules() {
+        let mut b = Bitmaps::created(1);
+        b.bind(0x8001, 0b1, false).unwrap();
+        assert_eq!(b.unbind(0x8002, 0b1), Err(FfaError::Denied));
+        assert_eq!(b.unbind(0x8001, 0b11), Err(FfaError::Denied));
+        b.set(0x8001, 0b1, None).unwrap();
+        // Pending: not yet.
+        assert_eq!(b.unbind(0x8001, 0b1), Err(FfaError::Denied));
+        b.get(0, true, true, true).unwrap();
+        assert_eq!(b.unbind(0x8001, 0b1), Ok(()));
+        assert_eq!(b.set(0x8001, 0b1, None), Err(FfaError::Denied));
+        // Now another sender may bind it.
+        assert_eq!(b.bind(0x8002, 0b1, true), Ok(()));
+    }
+
+    #[test]
+    fn create_destroy() {
+        let mut b = Bitmaps::new();
+        assert_eq!(b.bind(0x8001, 1, false), Err(FfaError::Denied));
+        assert_eq!(b.set(0x8001, 1, None), Err(FfaError::InvalidParameters));
+        assert_eq!(b.get(0, true, true, true), Err(FfaError::Denied));
+        assert_eq!(b.destroy(), Err(FfaError::Denied));
+        assert_eq!(b.create(MAX_CONTEXTS + 1), Err(FfaError::InvalidParameters));
+        assert_eq!(b.create(4), Ok(()));
+        assert_eq!(b.create(4), Err(FfaError::Denied));
+        b.set_framework(FWK_RX_BUFFER_FULL);
+        assert_eq!(b.destroy(), Err(FfaError::Denied));
+        assert_eq!(b.get(0, false, false, true), Ok((0, 0, FWK_RX_BUFFER_FULL)));
+        assert_eq!(b.destroy(), Ok(()));
+        assert!(!b.is_created());
+    }
+
+    #[test]
+    fn info_packing() {
+        // A global entry and per-vCPU ones on 5 vCPUs: id+3, id+2 lists.
+        let e = [InfoEntry { id: 0x8001, global: true, vcpus: 0 }, InfoEntry { id: 0x8002, global: false, vcpus: 0b11111 }];
+        let (p, reported) = pack_info(&e, 10);
+        assert_eq!(p.list_count, 3);
+        assert_eq!(p.lists[0], (0x8001, [0, 0, 0], 0));
+        assert_eq!(p.lists[1], (0x8002, [0, 1, 2], 3));
+        assert_eq!(p.lists[2], (0x8002, [3, 4, 0], 2));
+        assert!(!p.more);
+        assert_eq!(reported, vec![(true, 0), (false, 0b11111)]);
+        // Only 5 ids fit: the second per-vCPU list is left out, "more".
+        let (p, reported) = pack_info(&e, 5);
+        assert!(p.more);
+        assert_eq!(reported[1], (false, 0b111));
+        // Exactly 6: id + 3, then id + 1 of the remaining 2: partial, "more".
+        let (p, reported) = pack_info(&e, 7);
+        assert!(p.more);
+        assert_eq!(reported[1], (false, 0b1111));
+        assert_eq!(p.lists[2], (0x8002, [3, 0, 0], 1));
+        // The 32-bit answer through the crate, read back the way Linux does.
+        let (p, _) = pack_info(&e, 10);
+        let a = info_get_answer(&p, true);
+        assert_eq!(a[0], shared::abi::ffa::fid::FFA_SUCCESS_32 as u64);
+        assert_eq!((a[2] >> 7) & 0x1f, 3, "list count");
+        assert_eq!((a[2] >> 12) & 0b11_11_11, 0b10_11_00, "ids per list");
+        assert_eq!(a[3] & 0xffff, 0x8001);
+        let a = info_get_answer(&p, false);
+        assert_eq!(a[0], shared::abi::ffa::fid::FFA_SUCCESS_64 as u64);
+    }
+
+    #[test]
+    fn info_packing_many_globals() {
+        // 12 receivers with global notifications: 10 fit the 32-bit form, 12 the 64-bit one.
+        let e: Vec<InfoEntry> = (0..12).map(|k| InfoEntry { id: 0x8001 + k, global: true, vcpus: 0 }).collect();
+        let (p, reported) = pack_info(&e, 10);
+        assert_eq!((p.list_count, p.more), (10, true));
+        assert_eq!(reported.iter().filter(|r| r.0).count(), 10);
+        let (p, _) = pack_info(&e, 20);
+        assert_eq!((p.list_count, p.more), (12, false));
+        // Many vCPUs of one receiver: never more than 20 ids, never a panic.
+        let (p, reported) = pack_info(&[InfoEntry { id: 1, global: true, vcpus: u64::MAX }], 20);
+        assert!(p.more);
+        let ids: usize = p.lists[..p.list_count].iter().map(|l| 1 + l.2).sum();
+        assert!(ids <= 20);
+        assert_eq!(reported[0].1.count_ones() as usize, ids - p.list_count);
+    }
+}
