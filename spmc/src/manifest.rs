@@ -84,9 +84,41 @@ pub struct SpEntry {
     pub debug_name: Name,
     /// Physical address of the SP package (its "SPKG" header).
     pub load_address: u64,
+    /// The partition id the SPMC gives it, as Hafnium does: node `vmN` is
+    /// partition 0x8000 + N (Hafnium's SPMC numbers its `vm1`, `vm2`, ...
+    /// nodes from HF_VM_ID_OFFSET = 0x8001); a node named otherwise gets
+    /// 0x8001 + its position among the partitions.
+    pub id: u16,
+    /// Its memory from `load_address` on (Hafnium's `mem_size`, rounded up to
+    /// whole pages): package, image, .bss, stacks, RX/TX; None: not given.
+    pub mem_size: Option<u64>,
     /// The keys trusted to sign this SP's package: its own
     /// `quadrant,trusted-keys`, else the `hypervisor` node's (maybe none).
     pub keys: KeyList,
+}
+
+/// A partition's memory when the SPMC manifest gives no `mem_size`: sptool's
+/// default package size (`sp_layout.json` "size", 1 MiB).
+pub const DEFAULT_SP_MEM_SIZE: u64 = 0x10_0000;
+
+impl SpEntry {
+    /// Where the partition lives: `[load_address, + mem_size)`, or 1 MiB
+    /// ([`DEFAULT_SP_MEM_SIZE`]) without a `mem_size`.
+    pub fn region(&self) -> Range {
+        Range { base: self.load_address, size: self.mem_size.unwrap_or(DEFAULT_SP_MEM_SIZE) }
+    }
+}
+
+/// Hafnium's SPMC: the partition of node `vmN` is 0x8000 + N.
+pub const HAFNIUM_VM_ID_BASE: u16 = 0x8000;
+
+/// The id of the partition of node `name`, the `index`-th partition.
+fn assigned_id(name: &str, index: usize) -> u16 {
+    let from_name = name.strip_prefix("vm").and_then(|n| n.parse::<u16>().ok()).filter(|n| (1..0x7fff).contains(n));
+    match from_name {
+        Some(n) => HAFNIUM_VM_ID_BASE + n,
+        None => HAFNIUM_VM_ID_BASE + 1 + index as u16,
+    }
 }
 
 /// The property listing trusted SP signing keys.
@@ -218,11 +250,18 @@ impl SpmcManifest {
                     return Err(ManifestError::Invalid("load_address"));
                 }
                 let name = prop_str(&vm, "debug_name")?.unwrap_or(vm.name);
+                // Hafnium: the partition's memory size, rounded up to pages
+                // (one or two cells here).
+                let mem_size = match prop_addr(&vm, "mem_size")? {
+                    None => None,
+                    Some(0) => return Err(ManifestError::Invalid("mem_size")),
+                    Some(n) => Some(n.checked_next_multiple_of(0x1000).filter(|&n| load_address.checked_add(n).is_some()).ok_or(ManifestError::Invalid("mem_size"))?),
+                };
                 let own = prop_keys(&vm)?;
                 m.verify_signatures |= own.is_some();
                 let keys = own.or(all).unwrap_or_default();
                 let slot = m.sps.get_mut(m.sp_count).ok_or(ManifestError::TooMany("partitions"))?;
-                *slot = SpEntry { debug_name: Name::new(name), load_address, keys };
+                *slot = SpEntry { debug_name: Name::new(name), load_address, id: assigned_id(vm.name, m.sp_count), mem_size, keys };
                 m.sp_count += 1;
             }
         }
@@ -281,8 +320,30 @@ mod tests {
         assert!(m.secure_memory.contains(0x0e30_0000, 0x10_0000));
         assert!(m.ns_memory.contains(0x6000_0000, 0x1000));
         assert!(!m.ns_memory.contains(0x4010_0000, 0x1000), "realm PAS is not NS memory");
+        let ids: Vec<u16> = m.sps().iter().map(|s| s.id).collect();
+        assert_eq!(ids, [0x8001, 0x8002, 0x8003], "vm1.. are 0x8001.., as Hafnium numbers them");
         assert!(!m.verify_signatures, "no key: Hafnium's behaviour, no signature checked");
         assert!(m.sps().iter().all(|s| s.keys.is_empty()));
+    }
+
+    #[test]
+    fn mem_size_sizes_the_partition() {
+        let b = include_bytes!("../tests/data/spmc_mem_size.dtb");
+        let m = SpmcManifest::parse(b).unwrap();
+        let r: Vec<(u64, Option<u64>, u64)> = m.sps().iter().map(|s| (s.load_address, s.mem_size, s.region().size)).collect();
+        assert_eq!(r, [(0x0e30_0000, None, 0x10_0000), (0x0e40_0000, Some(0x20_0000), 0x20_0000), (0x0e60_0000, Some(0x2000), 0x2000)], "none, 2 MiB, 0x1234 rounded up");
+        assert_eq!(SpmcManifest::parse(include_bytes!("../tests/data/spmc_mem_size_zero.dtb")), Err(ManifestError::Invalid("mem_size")));
+        assert_eq!(SpmcManifest::parse(include_bytes!("../tests/data/spmc_mem_size_huge.dtb")), Err(ManifestError::Invalid("mem_size")));
+    }
+
+    #[test]
+    fn ids_come_from_the_node_names_as_hafnium_assigns_them() {
+        assert_eq!(assigned_id("vm1", 0), 0x8001);
+        assert_eq!(assigned_id("vm7", 0), 0x8007);
+        assert_eq!(assigned_id("echo", 2), 0x8003, "not a vmN node: its position");
+        assert_eq!(assigned_id("vm0", 1), 0x8002);
+        assert_eq!(assigned_id("vm99999", 0), 0x8001);
+        assert_eq!(assigned_id("vmx", 0), 0x8001);
     }
 
     /// `spmc_keys.dts`: two keys for every SP, and echo with a key of its own.

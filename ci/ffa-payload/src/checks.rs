@@ -303,15 +303,16 @@ pub fn run_checks<C: Conduit, M: Machine>(c: &C, m: &mut M) {
     // v1.0's FFA_MSG_SEND: the SPMD forwards it, spmc does not implement it.
     error_case(&ffa, "err_not_supported_function", ffa.raw(FFA_MSG_SEND_V1_0, &[0, 0]), Ffa(FfaError::NotSupported), 7);
     error_case(&ffa, "err_wrong_version_major", ffa.version(Version(2, 0)), CallError::SmcccNotSupported, 8);
-    // A v1.1 caller has no REQ2 (DEN0077 v1.2, FFA_MSG_SEND_DIRECT_REQ2); back to 1.2 and REQ2 works again.
+    // After other calls the version is fixed (DEN0077 v1.2, FFA_VERSION):
+    // 1.1 is refused, 1.2 again is fine, and REQ2 (v1.2 only) keeps working.
+    // (REQ2 from a v1.1 caller: `spmc_version_locked`.)
     let v11 = ffa.version(Version(1, 1));
-    let r = ffa.direct_req2(HYPERVISOR_ID, ECHO, echo_uuid, payload(9));
     let v12 = ffa.version(REQUESTED_VERSION);
     let again = ffa.direct_req2(HYPERVISOR_ID, ECHO, echo_uuid, payload(9));
     check(
-        format_args!("err_wrong_version_req2_v1_1"),
-        v11.is_ok() && r == Err(Ffa(FfaError::NotSupported)) && v12.is_ok() && again == Ok(payload(9)),
-        format_args!("as 1.1: {}, back to 1.2: REQ2 {}", Shown(&r), Shown(&again)),
+        format_args!("err_version_fixed_after_calls"),
+        v11 == Err(CallError::SmcccNotSupported) && v12 == Ok(Version(1, 2)) && again == Ok(payload(9)),
+        format_args!("1.1: {} (want NOT_SUPPORTED), 1.2: {}, then REQ2 {}", Shown(&v11), Shown(&v12), Shown(&again)),
     );
     error_case(&ffa, "err_bad_params_wrong_uuid", ffa.direct_req2(HYPERVISOR_ID, MP, echo_uuid, payload(10)), Ffa(FfaError::InvalidParameters), 10);
     error_case(&ffa, "err_bad_params_secure_source", ffa.direct_req64(ECHO, MP, payload(11)), Ffa(FfaError::InvalidParameters), 11);
@@ -354,6 +355,225 @@ pub fn run_isolation<C: Conduit, M: Machine>(c: &C, m: &mut M, target: u64) {
     check(format_args!("sp_to_sp_after_abort"), r == Ok([0, 7, 8, 9, 0]), format_args!("{}", Shown(&r)));
 }
 
+/// How many times `spmc_cpu_on_twice` powers each secondary core on.
+pub const CPU_ON_ROUNDS: usize = 3;
+
+/// `spmc_cpu_on_twice` (issue 11): each secondary core is powered on and
+/// off [`CPU_ON_ROUNDS`] times (its round trips each time: mp answers with
+/// the context index of that core); then every core, core 0 included,
+/// asks mp once more and must reach its own context.  With spmc taking the
+/// core index from the SPMD's x4, which is stale on a core's second CPU_ON,
+/// a warm-booted core restarted another core's context.
+pub fn run_cpu_on_twice<C: Conduit, M: Machine>(c: &C, m: &mut M) {
+    let ffa = FfaClient::new(c);
+    if !negotiate(&ffa) {
+        return;
+    }
+    let (_, mp_uuid) = discover(&ffa, m);
+    for round in 1..=CPU_ON_ROUNDS {
+        for cpu in 1..4 {
+            let r = m.run_on(cpu, Job::Checks(mp_uuid));
+            check(format_args!("cpu_on_round{round}_core{cpu}"), r.is_ok(), format_args!("{r:?}"));
+        }
+        mp_context_check(&ffa, round, 0);
+    }
+    // Last, every context once more on its own core, core 0 first.
+    mp_context_check(&ffa, CPU_ON_ROUNDS + 1, 0);
+    for cpu in 1..4 {
+        let r = m.run_on(cpu, Job::Checks(mp_uuid));
+        check(format_args!("cpu_on_final_core{cpu}"), r.is_ok(), format_args!("{r:?}"));
+    }
+    let r = ffa.direct_req64(HYPERVISOR_ID, MP, [MP_FORWARD, ECHO as u64, 4, 5, 6]);
+    check(format_args!("cpu_on_twice_sp_to_sp"), r == Ok([0, 4, 5, 6, 0]), format_args!("{}", Shown(&r)));
+}
+
+/// mp's context for core `cpu` (the caller's core) answers with its index.
+fn mp_context_check<C: Conduit>(ffa: &FfaClient<C>, round: usize, cpu: usize) {
+    let r = ffa.direct_req64(HYPERVISOR_ID, MP, [MP_WORK, 0, round as u64, cpu as u64, 0]);
+    check(
+        format_args!("cpu_on_round{round}_core{cpu}_mp_context"),
+        matches!(r, Ok(w) if w[0] == cpu as u64 && w[1] >= 1),
+        format_args!("context/served/payload {}", Shown(&r)),
+    );
+}
+
+/// `spmc_version_locked` (issue 11): the Normal world may ask FFA_VERSION
+/// again and again until it makes another call; from then on its version is
+/// fixed and asking for another one is NOT_SUPPORTED (DEN0077 v1.2,
+/// FFA_VERSION; Hafnium does the same).  Here the version fixed is 1.1, so
+/// the v1.2-only calls stay refused even after asking for 1.2.
+pub fn run_version_locked<C: Conduit, M: Machine>(c: &C, m: &mut M) {
+    let ffa = FfaClient::new(c);
+    let first = ffa.version(REQUESTED_VERSION);
+    let v11 = ffa.version(Version(1, 1));
+    let v11_again = ffa.version(Version(1, 1));
+    check(
+        format_args!("version_renegotiated_before_other_calls"),
+        first == Ok(Version(1, 2)) && v11 == Ok(Version(1, 2)) && v11_again == Ok(Version(1, 2)),
+        format_args!("1.2: {}, then 1.1: {}, 1.1: {}", Shown(&first), Shown(&v11), Shown(&v11_again)),
+    );
+    // The first other call: a v1.1 caller has no REQ2 (DEN0077 v1.2, FFA_MSG_SEND_DIRECT_REQ2).
+    let r = ffa.direct_req2(HYPERVISOR_ID, ECHO, [0; 16], payload(1));
+    check(format_args!("version_v1_1_req2_refused"), r == Err(CallError::Ffa(FfaError::NotSupported)), format_args!("{}", Shown(&r)));
+    let v12 = ffa.version(REQUESTED_VERSION);
+    check(
+        format_args!("version_locked_refuses_1_2"),
+        v12 == Err(CallError::SmcccNotSupported),
+        format_args!("1.2 after other calls: {} (want NOT_SUPPORTED)", Shown(&v12)),
+    );
+    let v10 = ffa.version(Version(1, 0));
+    check(format_args!("version_locked_refuses_1_0"), v10 == Err(CallError::SmcccNotSupported), format_args!("{}", Shown(&v10)));
+    let same = ffa.version(Version(1, 1));
+    check(format_args!("version_locked_same_again"), same == Ok(Version(1, 2)), format_args!("1.1 again: {}", Shown(&same)));
+    // spmc's idea of our version did not change: the v1.2-only calls stay refused.
+    let r = ffa.direct_req2(HYPERVISOR_ID, ECHO, [0; 16], payload(2));
+    let regs = ffa.partition_info_get_regs([0; 16], 0, 0);
+    check(
+        format_args!("version_locked_unchanged"),
+        r == Err(CallError::Ffa(FfaError::NotSupported)) && regs.as_ref().err() == Some(&CallError::Ffa(FfaError::NotSupported)),
+        format_args!("REQ2 {}, PARTITION_INFO_GET_REGS {}", Shown(&r), Shown(&regs)),
+    );
+    let ok = echo_ok(&ffa, 3);
+    let _ = m;
+    check(format_args!("version_locked_messaging"), ok, format_args!("echo {}", if ok { "ok" } else { "FAILED" }));
+}
+
+/// echo's and isolation's UUIDs as their descriptors carry them (tfa-integration/sp/*.dts).
+pub const ECHO_UUID: [u8; 16] = [0xd4, 0xff, 0x19, 0x55, 0xd0, 0x86, 0x47, 0x22, 0x89, 0x23, 0xd8, 0xbd, 0x89, 0xeb, 0x38, 0xb3];
+pub const ISOLATION_UUID: [u8; 16] = [0x21, 0x4c, 0x0a, 0x7e, 0x05, 0x6f, 0xd3, 0x49, 0x4a, 0x8c, 0xe2, 0xb1, 0x17, 0xd6, 0xf0, 0x93];
+
+/// `spmc_hafnium_manifests` (issue 11): a layout of echo (as `vm1`, its
+/// manifest without an id, with `managed-exit`, `gp-register-num = <0>` and
+/// `stream-endpoint-ids`) and isolation (as `vm2`, its id without bit 15, no
+/// `ns-interrupts-action`): both boot with the ids Hafnium gives them
+/// (0x8001, 0x8002) and answer.
+pub fn run_hafnium_manifests<C: Conduit, M: Machine>(c: &C, m: &mut M) {
+    let ffa = FfaClient::new(c);
+    if !negotiate(&ffa) {
+        return;
+    }
+    let (rx, tx) = m.rx_tx();
+    let r = ffa.rxtx_map(rx, tx, 1);
+    check(format_args!("ffa_rxtx_map"), r.is_ok(), format_args!("{}", Shown(&r)));
+    let r = ffa.partition_info_get_all();
+    let mut infos = [PartInfo::default(); 8];
+    let mut n = 0;
+    if let Ok((count, size)) = r {
+        let mut buf = [0u8; 8 * 24];
+        m.read_rx(&mut buf);
+        n = parse_descriptors(&buf, count as usize, size as usize, &mut infos);
+    }
+    let _ = ffa.rx_release();
+    for p in &infos[..n] {
+        log::info!("partition {:#06x}: {} context(s), properties {:#x}, uuid {}", p.id, p.contexts, p.props, UuidText(p.uuid));
+    }
+    let has = |id: u16, uuid: [u8; 16]| infos[..n].iter().any(|p| p.id == id && p.uuid == uuid);
+    // echo's manifest has notification-support: bit 3 with its messaging bits and AArch64.
+    let echo_props = infos[..n].iter().find(|p| p.id == 0x8001).map(|p| p.props);
+    check(format_args!("hafnium_manifests_notification_bit"), echo_props == Some(0x70b), format_args!("echo's properties {echo_props:x?} (want 0x70b)"));
+    check(
+        format_args!("hafnium_manifests_ids"),
+        n == 2 && has(0x8001, ECHO_UUID) && has(0x8002, ISOLATION_UUID),
+        format_args!("{n} partition(s): echo as 0x8001 {}, isolation as 0x8002 {}", has(0x8001, ECHO_UUID), has(0x8002, ISOLATION_UUID)),
+    );
+    let r = ffa.direct_req64(HYPERVISOR_ID, 0x8001, payload(1));
+    check(format_args!("hafnium_manifests_echo_answers"), r == Ok(payload(1)), format_args!("{}", Shown(&r)));
+    let r = ffa.direct_req2(HYPERVISOR_ID, 0x8001, ECHO_UUID, payload(2));
+    check(format_args!("hafnium_manifests_echo_req2"), r == Ok(payload(2)), format_args!("{}", Shown(&r)));
+    let r = ffa.direct_req64(HYPERVISOR_ID, 0x8002, [ISO_PING, 5, 6, 7, 8]);
+    check(format_args!("hafnium_manifests_isolation_answers"), r == Ok([ISO_PING, 5, 6, 7, 8]), format_args!("{}", Shown(&r)));
+    // Their manifests' own ids (none; 0x3) are not endpoints.
+    let r = ffa.direct_req64(HYPERVISOR_ID, 0x0003, payload(3));
+    check(format_args!("hafnium_manifests_no_id_3"), r == Err(CallError::Ffa(FfaError::InvalidParameters)), format_args!("{}", Shown(&r)));
+}
+
+/// The SPMD logical partition of tfa-integration/patches/0004 (TF-A
+/// ENABLE_SPMD_LP=1): its id (SPMD_LP_ID_START), UUID bytes and properties
+/// (sends direct requests; AArch64).
+pub const SPMD_LP: u16 = 0xffc0;
+pub const SPMD_LP_UUID: [u8; 16] = [0x6e, 0x1b, 0x4a, 0x5f, 0x83, 0x9e, 0x2d, 0x4c, 0x36, 0x7b, 0xf0, 0xa1, 0x15, 0xc4, 0xd8, 0x92];
+pub const SPMD_LP_PROPS: u32 = 0x102;
+
+/// `spmc_spmd_lsp` (issue 11): with TF-A's ENABLE_SPMD_LP=1 the SPMD has an
+/// EL3 logical partition; FFA_PARTITION_INFO_GET and _REGS list it after our
+/// SPs, also when asked by its UUID.
+pub fn run_spmd_lsp<C: Conduit, M: Machine>(c: &C, m: &mut M) {
+    let ffa = FfaClient::new(c);
+    if !negotiate(&ffa) {
+        return;
+    }
+    let (rx, tx) = m.rx_tx();
+    let r = ffa.rxtx_map(rx, tx, 1);
+    check(format_args!("ffa_rxtx_map"), r.is_ok(), format_args!("{}", Shown(&r)));
+    let r = ffa.partition_info_get_all();
+    let mut infos = [PartInfo::default(); 8];
+    let mut n = 0;
+    if let Ok((count, size)) = r {
+        let mut buf = [0u8; 8 * 24];
+        m.read_rx(&mut buf);
+        n = parse_descriptors(&buf, count as usize, size as usize, &mut infos);
+    }
+    let _ = ffa.rx_release();
+    for p in &infos[..n] {
+        log::info!("partition {:#06x}: {} context(s), properties {:#x}, uuid {}", p.id, p.contexts, p.props, UuidText(p.uuid));
+    }
+    let lsp = infos[..n].iter().find(|p| p.id == SPMD_LP).copied();
+    let sps = [ECHO, MP, ISOLATION, IRQ].iter().all(|id| infos[..n].iter().any(|p| p.id == *id));
+    check(
+        format_args!("spmd_lsp_partition_info_get"),
+        sps && n == 5 && lsp.is_some_and(|p| p.uuid == SPMD_LP_UUID && p.props == SPMD_LP_PROPS && p.contexts == 1),
+        format_args!("{n} partition(s), the SPMD's: {lsp:x?}"),
+    );
+    let r = ffa.partition_info_get_regs([0; 16], 0, 0);
+    let count = r.as_ref().map_or(0, |a| (a[2] & 0xffff) + 1);
+    let last = r.as_ref().map_or(0, |a| a[3 + 3 * 4]);
+    check(
+        format_args!("spmd_lsp_partition_info_get_regs"),
+        count == 5 && last & 0xffff == SPMD_LP as u64 && (last >> 32) as u32 == SPMD_LP_PROPS,
+        format_args!("{count} descriptor(s), fifth {last:#x}"),
+    );
+    let r = ffa.partition_info_get(SPMD_LP_UUID, 1);
+    check(format_args!("spmd_lsp_by_uuid"), matches!(r, Ok((1, _))), format_args!("count only, by its UUID: {}", Shown(&r)));
+    let ok = echo_ok(&ffa, 1);
+    check(format_args!("spmd_lsp_messaging"), ok, format_args!("echo {}", if ok { "ok" } else { "FAILED" }));
+}
+
+/// `spmc_sp_sizing`'s layout: isolation (the second SP, so 0x8002) at
+/// 0x0e500000 with `mem_size` 2 MiB in the SPMC manifest.
+pub const SIZED_ISOLATION: u16 = 0x8002;
+pub const SIZED_BASE: u64 = 0x0e50_0000;
+pub const SIZED_MEM: u64 = 0x20_0000;
+
+/// `spmc_sp_sizing` (issue 11): a partition larger than 1 MiB.  The SPMC
+/// manifest gives isolation 2 MiB (`mem_size`, as Hafnium sizes partitions);
+/// its Stage-2 maps all of it (a read in its second MiB answers, where spmc's
+/// fixed 1 MiB faulted) and nothing past it (a read there aborts it).
+pub fn run_sp_sizing<C: Conduit, M: Machine>(c: &C, m: &mut M) {
+    let _ = m;
+    let ffa = FfaClient::new(c);
+    if !negotiate(&ffa) {
+        return;
+    }
+    let inside = SIZED_BASE + SIZED_MEM - 0x1000;
+    let r = ffa.direct_req64(HYPERVISOR_ID, SIZED_ISOLATION, [ISO_READ, inside, 0, 0, 0]);
+    check(
+        format_args!("sp_sizing_second_mib_mapped"),
+        matches!(r, Ok(w) if w[0] == 0xbad),
+        format_args!("read of {inside:#x} (its second MiB): {}", Shown(&r)),
+    );
+    let ok = echo_ok(&ffa, 1);
+    check(format_args!("sp_sizing_echo"), ok, format_args!("echo (1 MiB, no mem_size) {}", if ok { "ok" } else { "FAILED" }));
+    let past = SIZED_BASE + SIZED_MEM;
+    let r = ffa.direct_req64(HYPERVISOR_ID, SIZED_ISOLATION, [ISO_READ, past, 0, 0, 0]);
+    check(
+        format_args!("sp_sizing_past_its_memory_faults"),
+        r == Err(CallError::Ffa(FfaError::Aborted)),
+        format_args!("read of {past:#x}: {}", Shown(&r)),
+    );
+    let ok = echo_ok(&ffa, 2);
+    check(format_args!("sp_sizing_echo_after"), ok, format_args!("echo {}", if ok { "ok" } else { "FAILED" }));
+}
+
 /// Completions of the concurrency scenario's requests, in order.
 static COMPLETED: AtomicU32 = AtomicU32::new(0);
 /// [`mp_spin_job`] is about to make its call / its completion rank.
@@ -388,8 +608,8 @@ pub fn run_concurrency<C: Conduit, M: Machine>(c: &C, m: &mut M) {
     // under emulation.
     let spin = 3 * freq;
     let started = m.start_on(1, Job::MpSpin(spin));
-    check(format_args!("core1_cpu_on"), started.is_ok(), format_args!("{started:?}"));
     if started.is_err() {
+        check(format_args!("core1_cpu_on"), false, format_args!("{started:?}"));
         return;
     }
     // Core 1 is about to call mp; give it a fifth of a second to be inside it,
@@ -397,6 +617,9 @@ pub fn run_concurrency<C: Conduit, M: Machine>(c: &C, m: &mut M) {
     while !SPIN_CALLING.load(Ordering::SeqCst) {
         core::hint::spin_loop();
     }
+    // Printed only now: while core 1 came up, TF-A, spmc and rmm printed on
+    // the same UART, and a line of ours then came out cut in two.
+    check(format_args!("core1_cpu_on"), true, format_args!("{started:?}"));
     let t = m.counter();
     while m.counter() - t < freq / 5 {
         core::hint::spin_loop();

@@ -11,7 +11,11 @@
 //! `quadrant.interrupts` (`spmc_interrupts`), `quadrant.concurrency`
 //! (`spmc_concurrency`: requests on two cores at once), `quadrant.memory`
 //! (`spmc_memory_sharing`), `quadrant.notifications` (`spmc_notifications`),
-//! `quadrant.indirect` (`spmc_indirect_messaging`).
+//! `quadrant.indirect` (`spmc_indirect_messaging`), `quadrant.cpu_on_twice`
+//! (`spmc_cpu_on_twice`: secondaries powered off and on again),
+//! `quadrant.version_locked` (`spmc_version_locked`),
+//! `quadrant.hafnium_manifests` (`spmc_hafnium_manifests`),
+//! `quadrant.spmd_lsp` (`spmc_spmd_lsp`), `quadrant.sp_sizing` (`spmc_sp_sizing`).
 //!
 //! Output: `[ffa-payload] check <name>: ok|FAIL <detail>` per check,
 //! `[ffa-payload] checks: <N> ok, <M> failed`, then PSCI SYSTEM_OFF; in bench

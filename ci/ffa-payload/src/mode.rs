@@ -12,6 +12,16 @@ pub enum Mode {
     Interrupts,
     /// `spmc_concurrency`: requests on two cores to two SPs at once.
     Concurrency,
+    /// `spmc_cpu_on_twice`: each secondary core powered off and on again.
+    CpuOnTwice,
+    /// `spmc_version_locked`: FFA_VERSION after other calls cannot change it.
+    VersionLocked,
+    /// `spmc_hafnium_manifests`: echo and isolation with Hafnium-form manifests.
+    HafniumManifests,
+    /// `spmc_spmd_lsp`: the SPMD's EL3 logical partition is listed.
+    SpmdLsp,
+    /// `spmc_sp_sizing`: isolation given 2 MiB by the SPMC manifest's `mem_size`.
+    SpSizing,
     /// `spmc_memory_sharing`: FFA_MEM_* with mp.
     Memory,
     /// `spmc_notifications`: every notification ABI, the SRI.
@@ -33,6 +43,21 @@ pub fn from_bootargs(args: &str) -> Mode {
         }
         if w == "quadrant.concurrency" {
             return Mode::Concurrency;
+        }
+        if w == "quadrant.cpu_on_twice" {
+            return Mode::CpuOnTwice;
+        }
+        if w == "quadrant.version_locked" {
+            return Mode::VersionLocked;
+        }
+        if w == "quadrant.hafnium_manifests" {
+            return Mode::HafniumManifests;
+        }
+        if w == "quadrant.spmd_lsp" {
+            return Mode::SpmdLsp;
+        }
+        if w == "quadrant.sp_sizing" {
+            return Mode::SpSizing;
         }
         if w == "quadrant.memory" {
             return Mode::Memory;
@@ -64,6 +89,11 @@ mod tests {
         assert_eq!(from_bootargs("console=x quadrant.bench"), Mode::Bench);
         assert_eq!(from_bootargs("quadrant.interrupts"), Mode::Interrupts);
         assert_eq!(from_bootargs("quadrant.concurrency"), Mode::Concurrency);
+        assert_eq!(from_bootargs("quadrant.cpu_on_twice"), Mode::CpuOnTwice);
+        assert_eq!(from_bootargs("quadrant.version_locked"), Mode::VersionLocked);
+        assert_eq!(from_bootargs("quadrant.hafnium_manifests"), Mode::HafniumManifests);
+        assert_eq!(from_bootargs("quadrant.spmd_lsp"), Mode::SpmdLsp);
+        assert_eq!(from_bootargs("quadrant.sp_sizing"), Mode::SpSizing);
         assert_eq!(from_bootargs("quadrant.notifications"), Mode::Notifications);
         assert_eq!(from_bootargs("quadrant.indirect"), Mode::IndirectMessaging);
         assert_eq!(from_bootargs("quadrant.isolation"), Mode::Isolation(DEFAULT_ISOLATION_TARGET));

@@ -72,6 +72,10 @@ pub enum Bl33 {
     PreloadedLinux,
     /// ci/ffa-payload from the FIP (spmc's Normal-world test client).
     FfaPayload,
+    /// The same, with `ENABLE_SPMD_LP=1`: the SPMD has an EL3 logical
+    /// partition (tfa-integration/patches/0004; test `spmc_spmd_lsp`).
+    /// Built only when that test runs.
+    FfaPayloadLsp,
 }
 
 pub fn images_dir() -> PathBuf {
@@ -183,7 +187,7 @@ fn stage_sps() -> Result<PathBuf> {
         // TF-A's make does not know that tb_fw_config.dtb includes the SP list
         // generated from sp_layout.json (ARM_BL2_SP_LIST_DTS): drop the stale
         // DTB and its preprocessed source so BL2 learns about added or removed SPs.
-        for build in ["tfa-build", "tfa-build-test", "tfa-build-linux", "tfa-build-ffa"] {
+        for build in ["tfa-build", "tfa-build-test", "tfa-build-linux", "tfa-build-ffa", "tfa-build-ffa-lsp"] {
             drop_sp_list_dtb(&util::out_dir().join(build));
         }
     }
@@ -245,6 +249,10 @@ pub fn tfa_make_vars(bl33: Bl33, img: &dyn Fn(&str) -> String, cfg: &dyn Fn(&str
         Bl33::NsHyp => v.push(format!("BL33={}", img("ns-hyp.bin"))),
         Bl33::NsHypTest => v.push(format!("BL33={}", img("ns-hyp-test.bin"))),
         Bl33::FfaPayload => v.push(format!("BL33={}", img("ffa-payload.bin"))),
+        Bl33::FfaPayloadLsp => {
+            v.push(format!("BL33={}", img("ffa-payload.bin")));
+            v.push("ENABLE_SPMD_LP=1".into());
+        }
         // BL2 jumps to the preloaded Image with x0 = DTB; without BL33 in the
         // FIP, `all` no longer builds the bios, so the targets name it.
         Bl33::PreloadedLinux => v.push(format!("PRELOADED_BL33_BASE={LINUX_BL33_BASE:#x}")),
@@ -279,6 +287,7 @@ pub fn build_tfa(p: &Paths, bl33: Bl33, sps: &SpSet) -> Result<PathBuf> {
         Bl33::NsHypTest => "tfa-build-test",
         Bl33::PreloadedLinux => "tfa-build-linux",
         Bl33::FfaPayload => "tfa-build-ffa",
+        Bl33::FfaPayloadLsp => "tfa-build-ffa-lsp",
     }
     .to_owned();
     if let SpSet::User(_) = sps {
@@ -349,7 +358,7 @@ pub fn signed_spmc_manifest() -> Result<PathBuf> {
 fn sign_packages(plat: &Path) -> Result<bool> {
     let key = sign::load_key(&sign::ensure_test_key()?)?;
     let mut changed = false;
-    for (name, _) in SpSet::Ours.packages()? {
+    for (name, _, _) in SpSet::Ours.packages()? {
         changed |= sign::sign_file(&plat.join(format!("{name}.pkg")), &key)?;
     }
     Ok(changed)
@@ -371,6 +380,7 @@ impl Bl33 {
             Bl33::NsHypTest => "ns-hyp test flavour",
             Bl33::PreloadedLinux => "preloaded at 0x60000000",
             Bl33::FfaPayload => "ffa-payload",
+            Bl33::FfaPayloadLsp => "ffa-payload, ENABLE_SPMD_LP=1",
         }
     }
 }

@@ -21,6 +21,11 @@ pub struct SpEntry {
     pub name: String,
     /// The partition manifest (.dts) path as written in the layout.
     pub pm: String,
+    /// `"size"`: the partition's memory from its load address (sptool's
+    /// package size key, default 1 MiB; TF-A 2.12.1's sptool ignores it).
+    /// It becomes the SPMC manifest's `mem_size` for that partition, which
+    /// is how Hafnium (and spmc) size a partition.
+    pub size: Option<u64>,
 }
 
 /// Minimal reader for sp_layout.json: `{"name": {"image": .., "pm": "x.dts" |
@@ -53,7 +58,16 @@ pub fn entries(json: &str) -> Vec<SpEntry> {
         let body = &after[open..open + close];
         // "pm": "x.dts"  or  "pm": {"file": "x.dts", "offset": ..}
         let pm = body.split("\"pm\"").nth(1).and_then(|t| t.split('"').find(|s| s.ends_with(".dts"))).unwrap_or_default().to_owned();
-        out.push(SpEntry { name, pm });
+        // "size": "0x200000"  or  "size": 2097152
+        let size = body.split("\"size\"").nth(1).and_then(|t| {
+            let v = t.trim_start().trim_start_matches(':').trim_start().trim_start_matches('"');
+            let v: String = v.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+            match v.strip_prefix("0x") {
+                Some(hex) => u64::from_str_radix(hex, 16).ok(),
+                None => v.parse().ok(),
+            }
+        });
+        out.push(SpEntry { name, pm, size });
         rest = &after[open + close + 1..];
     }
     out
@@ -93,8 +107,8 @@ impl SpSet {
         }
     }
 
-    /// (name, load address) of each SP, in layout order.
-    pub fn packages(&self) -> Result<Vec<(String, u64)>> {
+    /// (name, load address, size) of each SP, in layout order.
+    pub fn packages(&self) -> Result<Vec<(String, u64, Option<u64>)>> {
         let file = self.layout_file();
         let json = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
         let list = entries(&json);
@@ -106,7 +120,7 @@ impl SpSet {
                 let pm = self.pm_dir().join(&e.pm);
                 let dts = std::fs::read_to_string(&pm).map_err(|err| format!("{} (the pm of {} in {}): {err}", pm.display(), e.name, file.display()))?;
                 let at = load_address(&dts).ok_or_else(|| format!("{}: no one-line `load-address = <..>;` (sptool needs it too)", pm.display()))?;
-                Ok((e.name.clone(), at))
+                Ok((e.name.clone(), at, e.size))
             })
             .collect()
     }
@@ -115,14 +129,15 @@ impl SpSet {
 /// The SPMC manifest for a set of SPs: ours (`tfa-integration/spmc_manifest.dts`)
 /// with its `hypervisor` node listing exactly the layout's packages, in
 /// Hafnium's form (`vmN { is_ffa_partition; debug_name; load_address; }`).
-pub fn spmc_manifest(template: &str, packages: &[(String, u64)]) -> Result<String> {
+pub fn spmc_manifest(template: &str, packages: &[(String, u64, Option<u64>)]) -> Result<String> {
     let start = template.find("\thypervisor {").ok_or("spmc_manifest.dts: no `hypervisor {` node")?;
     // The node ends at the first line `\t};` after it (its children are one level deeper).
     let end = template[start..].find("\n\t};").map(|i| start + i + "\n\t};".len()).ok_or("spmc_manifest.dts: unterminated hypervisor node")?;
     let mut node = String::from("\thypervisor {\n\t\tcompatible = \"hafnium,hafnium\";\n");
-    for (i, (name, at)) in packages.iter().enumerate() {
+    for (i, (name, at, size)) in packages.iter().enumerate() {
         let cells = if *at > u32::MAX as u64 { format!("{:#x} {:#010x}", at >> 32, at & 0xffff_ffff) } else { format!("{at:#010x}") };
-        node.push_str(&format!("\t\tvm{} {{\n\t\t\tis_ffa_partition;\n\t\t\tdebug_name = \"{name}\";\n\t\t\tload_address = <{cells}>;\n\t\t}};\n", i + 1));
+        let mem_size = size.map(|n| format!("\t\t\tmem_size = <{:#x} {:#010x}>;\n", n >> 32, n & 0xffff_ffff)).unwrap_or_default();
+        node.push_str(&format!("\t\tvm{} {{\n\t\t\tis_ffa_partition;\n\t\t\tdebug_name = \"{name}\";\n\t\t\tload_address = <{cells}>;\n{mem_size}\t\t}};\n", i + 1));
     }
     node.push_str("\t};");
     Ok(format!("{}{}{}", &template[..start], node, &template[end..]))
@@ -156,7 +171,9 @@ mod tests {
         let j = r#"{ "echo": {"image": "echo.bin", "pm": "echo.dts", "owner": "SiP"},
                      "x": {"image": {"file": "x.bin", "offset": "0x4000"}, "pm": {"file": "sub/x.dts", "offset": "0x1000"}} }"#;
         let e = entries(j);
-        assert_eq!(e, vec![SpEntry { name: "echo".into(), pm: "echo.dts".into() }, SpEntry { name: "x".into(), pm: "sub/x.dts".into() }]);
+        assert_eq!(e, vec![SpEntry { name: "echo".into(), pm: "echo.dts".into(), size: None }, SpEntry { name: "x".into(), pm: "sub/x.dts".into(), size: None }]);
+        let j = r#"{ "a": {"image": "a.bin", "pm": "a.dts", "size": "0x200000"}, "b": {"pm": "b.dts", "size": 4096} }"#;
+        assert_eq!(entries(j).iter().map(|e| e.size).collect::<Vec<_>>(), [Some(0x20_0000), Some(4096)]);
     }
 
     #[test]
@@ -188,8 +205,9 @@ mod tests {
     #[test]
     fn manifest_for_one_sp() {
         let t = "/ {\n\tattribute { };\n\thypervisor {\n\t\tvm1 {\n\t\t\tx;\n\t\t};\n\t};\n\tcpus { };\n};\n";
-        let m = spmc_manifest(t, &[("echo".into(), 0x0e30_0000)]).unwrap();
-        assert!(m.contains("vm1 {\n\t\t\tis_ffa_partition;\n\t\t\tdebug_name = \"echo\";\n\t\t\tload_address = <0x0e300000>;"));
+        let m = spmc_manifest(t, &[("echo".into(), 0x0e30_0000, None), ("big".into(), 0x0e40_0000, Some(0x20_0000))]).unwrap();
+        assert!(m.contains("vm1 {\n\t\t\tis_ffa_partition;\n\t\t\tdebug_name = \"echo\";\n\t\t\tload_address = <0x0e300000>;\n\t\t};"));
+        assert!(m.contains("vm2 {\n\t\t\tis_ffa_partition;\n\t\t\tdebug_name = \"big\";\n\t\t\tload_address = <0x0e400000>;\n\t\t\tmem_size = <0x0 0x00200000>;\n\t\t};"));
         assert!(m.contains("\tcpus { };") && !m.contains("\t\t\tx;"));
     }
 }

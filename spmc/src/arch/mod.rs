@@ -3,6 +3,7 @@
 
 mod platform;
 
+use spmc::ffa::setup::partition_info::{LogicalPartitions, MAX_LOGICAL, read_info_regs};
 use spmc::ffa::{Partition, Regs, SpMemory, Spmc};
 use spmc::manifest::{Range, SpEntry, SpmcManifest};
 use spmc::partition::layout::{self, Taken};
@@ -12,10 +13,6 @@ use shared::abi::ffa::{FfaError, fid};
 use shared::arch::ExceptionFrame;
 use shared::mm::{self, FramePool, MemKind, PageArea};
 
-/// Size of each SP's package region: sptool's default package size
-/// (`sp_layout.json` "size", 1 MiB).  The SP's image, data, stack and RX/TX
-/// buffers all live inside it; Stage-2 maps exactly this range.
-pub const SP_REGION_SIZE: u64 = 0x10_0000;
 /// The SPMC manifest must fit in 4 KiB (TF-A secure-partition-manager.rst).
 const MANIFEST_MAX: usize = 0x1000;
 const UART: usize = 0x0900_0000;
@@ -27,19 +24,35 @@ core::arch::global_asm!(
     ".section .text.entry, \"ax\"",
     ".global _start",
     "_start:",
-    // Cold boot from the SPMD: x0 = manifest, x4 = linear core id.
-    // x1 = 1 tells quadrant_main this is the cold (primary) path.
-    "mov x6, x4",
+    // Cold boot from the SPMD: x0 = manifest.  x1 = 1 tells quadrant_main
+    // this is the cold (primary) path; x7 = 1: clear .bss.
     "mov x7, #1",
     "mov x1, #1",
-    "b quadrant_entry_common",
+    "b spmc_entry_core",
     ".global spmc_secondary_entry",
     "spmc_secondary_entry:",
-    // Registered with FFA_SECONDARY_EP_REGISTER: x4 = core id; never clear .bss.
-    "mov x6, x4",
+    // Registered with FFA_SECONDARY_EP_REGISTER; never clear .bss.
     "mov x7, #0",
     "mov x1, #0",
+    // The core index (x6: its stack and everything per core) comes from
+    // MPIDR_EL1, never from x4: TF-A's SPMD sets x4 to the linear core id
+    // only when it initialises the SPMC on that core, so on a core's second
+    // CPU_ON x4 holds whatever we left there (issue 11).  The mapping is
+    // `platform::MPIDR_CORE_MASK`; affinity levels 1..3 must be 0, else the
+    // index is out of range and the common entry parks the core.
+    "spmc_entry_core:",
+    "mrs x8, mpidr_el1",
+    "and x6, x8, #{core_mask}",
+    "and x9, x8, #0xffff00",
+    "lsr x8, x8, #32",
+    "and x8, x8, #0xff",
+    "orr x9, x9, x8",
+    "cbz x9, 1f",
+    "mov x6, #{max_cpus}",
+    "1:",
     "b quadrant_entry_common",
+    core_mask = const platform::MPIDR_CORE_MASK,
+    max_cpus = const shared::percpu::MAX_CPUS,
 );
 
 unsafe extern "C" {
@@ -130,31 +143,34 @@ fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
         mm::map(&mut t, UART, UART, 0x1000, mm::el2_attributes(MemKind::Device, false)).map_err(|_| "map uart")?;
         mm::map(&mut t, platform::GICD_BASE, platform::GICD_BASE, 0x1_0000, mm::el2_attributes(MemKind::Device, false)).map_err(|_| "map GICD")?;
         mm::map(&mut t, platform::GICR_BASE, platform::GICR_BASE, platform::GICR_SIZE, mm::el2_attributes(MemKind::Device, false)).map_err(|_| "map GICR")?;
-        for sp in m.sps() {
-            mm::map(&mut t, sp.load_address as usize, sp.load_address as usize, SP_REGION_SIZE as usize, mm::el2_attributes(MemKind::ReadWrite, false))
-                .map_err(|_| "map SP region")?;
+        // Each SP's memory (its package, image, .bss, stacks, RX/TX): the
+        // SPMC manifest's `mem_size` from its load address, 1 MiB without
+        // one; a region that does not fit is not mapped, its SP is refused below.
+        for r in (0..m.sps().len()).filter_map(|i| sp_region(&m, i).ok()) {
+            mm::map(&mut t, r.base as usize, r.base as usize, r.size as usize, mm::el2_attributes(MemKind::ReadWrite, false)).map_err(|_| "map SP region")?;
         }
         // SAFETY: the table maps the image, stacks, UART and everything touched later; it lives in a static.
         unsafe { shared::arch::mmu::enable_el2(&t) };
     }
 
     let mut spmc = Spmc::new(m.spmc_id, m.ns_memory, &MEMORY);
+    spmc.set_logical_partitions(spmd_logical_partitions());
     let mut hw = HwPlatform::new(pool());
     // What is already owned: the SPMC image and every SP package region.
     let mut taken = Taken::default();
     taken.push(Range { base: SPMC_BASE, size: SPMC_SIZE })?;
-    for sp in m.sps() {
-        taken.push(Range { base: sp.load_address, size: SP_REGION_SIZE })?;
+    for r in (0..m.sps().len()).filter_map(|i| sp_region(&m, i).ok()) {
+        taken.push(r)?;
     }
-    for sp in m.sps() {
-        let own = Range { base: sp.load_address, size: SP_REGION_SIZE };
-        let loaded = load_partition(sp, &m).and_then(|(pm, entry)| {
+    for (i, sp) in m.sps().iter().enumerate() {
+        let loaded = sp_region(&m, i).and_then(|own| Ok((own, load_partition(own, sp, &m)?))).and_then(|(own, (mut pm, entry))| {
+            adopt_hafnium_forms(&mut pm, sp);
             layout::check_regions(&pm, own, &taken, &m.secure_memory, &m.ns_memory)?;
-            Ok((pm, entry))
+            Ok((own, pm, entry))
         });
         match loaded {
-            Ok((pm, entry)) => {
-                let mem = SpMemory { base: sp.load_address, size: SP_REGION_SIZE };
+            Ok((own, pm, entry)) => {
+                let mem = SpMemory { base: own.base, size: own.size };
                 let idx = spmc.add_partition(Partition::new(pm, mem))?;
                 hw.add_partition(idx, entry, mem, &pm).map_err(|_| "SP Stage-2")?;
                 let _ = layout::take(&pm, own, &mut taken);
@@ -192,15 +208,41 @@ fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Checks SP package at `base` (and its signature, if the SPMC manifest
-/// trusts keys) and parses its manifest; returns it and the entry point.
-fn load_partition(sp: &SpEntry, m: &SpmcManifest) -> Result<(PartitionManifest, u64), &'static str> {
-    let (base, name) = (sp.load_address, sp.debug_name.as_str());
-    if !m.secure_memory.as_slice().is_empty() && !m.secure_memory.contains(base, SP_REGION_SIZE) {
-        return Err("package outside Secure memory");
+/// The SPMD's EL3 logical partitions (TF-A `ENABLE_SPMD_LP=1`), asked with
+/// FFA_PARTITION_INFO_GET_REGS as Hafnium's SPMC asks them (TF-A
+/// `spmd_el3_populate_logical_partition_info` answers it for the Secure
+/// world; NOT_SUPPORTED when there are none).  They are fixed in EL3's
+/// image, so once at boot is enough.
+fn spmd_logical_partitions() -> LogicalPartitions {
+    let mut lps = LogicalPartitions::default();
+    let mut start = 0u16;
+    // Bounded: each answer holds at least one descriptor.
+    for _ in 0..MAX_LOGICAL {
+        let r = shared::smccc::smc(fid::FFA_PARTITION_INFO_GET_REGS, &[0, 0, start as u64]);
+        match read_info_regs(&r, &mut lps) {
+            Some(next) => start = next,
+            None => break,
+        }
     }
-    // SAFETY: the region was mapped (Secure, RW) above and BL2 loaded the package there.
-    let region = unsafe { core::slice::from_raw_parts(base as *const u8, SP_REGION_SIZE as usize) };
+    for lp in lps.as_slice() {
+        log::info!("SPMD logical partition {:#06x}: uuid {}, properties {:#x}", lp.id, lp.uuid, lp.properties);
+    }
+    lps
+}
+
+/// SP `i`'s memory, checked (`layout::check_sp_region`).
+fn sp_region(m: &SpmcManifest, i: usize) -> Result<Range, &'static str> {
+    layout::check_sp_region(m.sps(), i, Range { base: SPMC_BASE, size: SPMC_SIZE }, &m.secure_memory)
+}
+
+/// Checks the SP package at the start of `own` (the partition's memory,
+/// checked by [`sp_region`]; the package must fit in it, as Hafnium wants
+/// its size below `mem_size`), and its signature if the SPMC manifest
+/// trusts keys, and parses its manifest; returns it and the entry point.
+fn load_partition(own: Range, sp: &SpEntry, m: &SpmcManifest) -> Result<(PartitionManifest, u64), &'static str> {
+    let (base, name) = (own.base, sp.debug_name.as_str());
+    // SAFETY: `own` was checked and mapped (Secure, RW) above and BL2 loaded the package there.
+    let region = unsafe { core::slice::from_raw_parts(base as *const u8, own.size as usize) };
     let pkg = SpPackage::parse(region).map_err(|e| {
         log::error!("SP {}: {}", name, e);
         "bad SP package"
@@ -229,7 +271,7 @@ fn load_partition(sp: &SpEntry, m: &SpmcManifest) -> Result<(PartitionManifest, 
         return Err("partition manifest load-address differs from the package address");
     }
     let offset = pm.entrypoint_offset.unwrap_or(pkg.img_offset as u64);
-    if offset < pkg.img_offset as u64 || offset >= SP_REGION_SIZE {
+    if offset < pkg.img_offset as u64 || offset >= own.size {
         return Err("entrypoint-offset outside the image");
     }
     let entry = base + offset;
@@ -240,6 +282,22 @@ fn load_partition(sp: &SpEntry, m: &SpmcManifest) -> Result<(PartitionManifest, 
     Ok((pm, entry))
 }
 
+/// What Hafnium boots, we boot: the partition gets the id the SPMC manifest's
+/// order gives it, and each manifest property we ignore is a warning.
+fn adopt_hafnium_forms(pm: &mut PartitionManifest, sp: &SpEntry) {
+    for name in pm.ignored() {
+        log::warn!("SP {}: partition manifest property or node `{}` ignored (not implemented)", sp.debug_name, name);
+    }
+    if pm.gp_register.is_some() && pm.boot_info.is_none() {
+        log::warn!("SP {}: gp-register-num without a boot-info node: no boot information passed", sp.debug_name);
+    }
+    match pm.assign_id(sp.id) {
+        None => {}
+        Some(None) => log::warn!("SP {}: no usable `id` in its manifest: id {:#06x} from the SPMC manifest", sp.debug_name, sp.id),
+        Some(Some(own)) => log::warn!("SP {}: manifest `id` {:#x} ignored: id {:#06x} from the SPMC manifest", sp.debug_name, own, sp.id),
+    }
+}
+
 fn secondary_boot(cpu: u64, x4: u64) {
     if let Some(map) = MAP.get() {
         // SAFETY: the same table as the primary's, complete by now.
@@ -248,7 +306,8 @@ fn secondary_boot(cpu: u64, x4: u64) {
     if let Some(p) = PLATFORM.get() {
         platform::setup_cpu_virt(p.ns_root());
     }
-    log::info!("cpu {} (core id {}) up", cpu, x4);
+    // x4 is shown only to tell a stale one in the log: the core is MPIDR's.
+    log::info!("cpu {} up (MPIDR_EL1 {:#x}, x4 {:#x})", cpu, shared::read_sysreg!(mpidr_el1), x4);
 }
 
 /// The Normal world's FP/SIMD registers while the SPMC runs on a core.

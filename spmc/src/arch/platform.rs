@@ -71,9 +71,20 @@ fn program_host_timer() {
     }
 }
 
-/// This PE's index (QEMU virt: MPIDR_EL1.Aff0).
-fn this_cpu() -> usize {
-    (shared::read_sysreg!(mpidr_el1) & 0xff) as usize
+/// QEMU virt (the one platform spmc runs on): a PE's linear core index is
+/// its MPIDR_EL1.Aff0, on one cluster (Aff1..3 = 0).  The one place this
+/// mapping lives: the entry code (`spmc_entry_core` in arch/mod.rs) masks
+/// MPIDR_EL1 with it, [`this_cpu`] and [`mpidr_of`] use it.
+pub const MPIDR_CORE_MASK: u64 = 0xff;
+
+/// The affinity (MPIDR_EL1.Aff3..0) of core `cpu`, e.g. for GICD_IROUTER.
+pub fn mpidr_of(cpu: usize) -> u64 {
+    cpu as u64 & MPIDR_CORE_MASK
+}
+
+/// This PE's index (see [`MPIDR_CORE_MASK`]).
+pub fn this_cpu() -> usize {
+    (shared::read_sysreg!(mpidr_el1) & MPIDR_CORE_MASK) as usize
 }
 
 /// Acknowledges the highest-priority pending Group 1 (Secure, from S-EL2)
@@ -150,8 +161,7 @@ impl SecureInterruptController for HwGic {
         gic.set_interrupt_priority(id, cpu_opt, irq.priority).map_err(|_| ())?;
         gic.set_trigger(id, cpu_opt, if irq.level { Trigger::Level } else { Trigger::Edge }).map_err(|_| ())?;
         if !irq.is_private() {
-            // QEMU virt: MPIDR Aff0 = linear PE index.
-            gic.distributor().set_routing(id, Some(cpu as u64)).map_err(|_| ())?;
+            gic.distributor().set_routing(id, Some(mpidr_of(cpu))).map_err(|_| ())?;
         }
         gic.enable_interrupt(id, cpu_opt, true).map_err(|_| ())
     }

@@ -9,6 +9,7 @@ use super::cpu_cycles::SpStep;
 use super::interrupts::{HF_INTERRUPT_DEACTIVATE, HF_INTERRUPT_ENABLE, HF_INTERRUPT_GET};
 use super::memory::{self, ids::*};
 use super::{Caller, Outcome, Platform, Regs, Spmc, codec, console, cpu_cycles, direct_messaging, error, indirect_messaging, interrupts, lifecycle, notifications, setup};
+use core::sync::atomic::Ordering;
 use shared::abi::ffa::{self as ffa, FfaError, Interface, fid};
 
 /// Which worlds may make a call.
@@ -254,8 +255,15 @@ impl Spmc {
         // answered here, before the table (going through the dispatcher cost
         // FFA_VERSION ~420 more instructions in the -icount bench).
         let f = r[0] as u32;
+        // The Normal world's first FF-A call other than FFA_VERSION fixes its
+        // version (see `framework`).  FFA_INTERRUPT is the SPMD's, not a call
+        // of the Normal world's.
+        let framework = matches!(f, fid::FFA_MSG_SEND_DIRECT_REQ_32 | fid::FFA_MSG_SEND_DIRECT_REQ_64) && direct_messaging::is_framework_message(self, r);
+        if !framework && !matches!(f, fid::FFA_INTERRUPT | fid::FFA_VERSION) && !self.ns_version_fixed.load(Ordering::Relaxed) {
+            self.ns_version_fixed.store(true, Ordering::Relaxed);
+        }
         let answer = match f {
-            fid::FFA_MSG_SEND_DIRECT_REQ_32 | fid::FFA_MSG_SEND_DIRECT_REQ_64 if direct_messaging::is_framework_message(self, r) => {
+            _ if framework => {
                 return self.framework_message(r);
             }
             // The round trip's fast path: straight to the handler that

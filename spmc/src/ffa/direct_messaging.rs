@@ -179,5 +179,21 @@ pub(super) fn ffa_msg_send_direct_resp(s: &Spmc, c: &Call, _: &mut dyn Platform)
     if src != s.part(i).manifest.id || dst != from {
         return SpStep::Resume(error(FfaError::InvalidParameters));
     }
+    if reserved_w2_set(c.regs) {
+        return SpStep::Resume(error(FfaError::InvalidParameters));
+    }
     SpStep::Responded(*c.regs)
+}
+
+/// FFA_MSG_SEND_DIRECT_RESP_{32,64}: w2 carries the framework message flags
+/// (DEN0077 v1.2, FFA_MSG_SEND_DIRECT_RESP: bit 31 framework message, the rest
+/// reserved, MBZ).  We never send an SP a framework message, so its response
+/// must have all of w2 clear (Hafnium answers INVALID_PARAMETERS too).
+/// FFA_MSG_SEND_DIRECT_RESP2's x2/x3 are not checked here.
+fn reserved_w2_set(r: &Regs) -> bool {
+    match r[0] as u32 {
+        fid::FFA_MSG_SEND_DIRECT_RESP_32 => r[2] as u32 != 0,
+        fid::FFA_MSG_SEND_DIRECT_RESP_64 => r[2] != 0,
+        _ => false,
+    }
 }

@@ -5,6 +5,7 @@
 
 use super::setup::version_answer;
 use super::{Regs, Spmc, error};
+use core::sync::atomic::Ordering;
 use shared::abi::ffa::{self as ffa, FfaError, fid, framework};
 
 impl Spmc {
@@ -15,9 +16,21 @@ impl Spmc {
         match r[2] {
             framework::VERSION_REQ_W2 => {
                 let asked = r[3] as u32;
-                let (v, negotiated) = version_answer(asked);
+                let (mut v, mut negotiated) = version_answer(asked);
+                // Once the Normal world has made another FF-A call, its
+                // version is fixed: asking for another one is NOT_SUPPORTED
+                // (DEN0077 v1.2, FFA_VERSION; Hafnium's `api_ffa_version`
+                // refuses it the same way).  Asking again for the same one is fine.
+                if let Some(n) = negotiated
+                    && self.ns_version_fixed.load(Ordering::Relaxed)
+                    && n != self.ns_version()
+                {
+                    (v, _) = version_answer(0x8000_0000);
+                    negotiated = None;
+                    shared::request_log!("FFA_VERSION from NS: version fixed at {:#x} after other calls", self.ns_version());
+                }
                 if let Some(n) = negotiated {
-                    self.ns_version.store(n, core::sync::atomic::Ordering::Relaxed);
+                    self.ns_version.store(n, Ordering::Relaxed);
                 }
                 a[2] = framework::VERSION_RESP_W2;
                 a[3] = v[0] & 0xffff_ffff;

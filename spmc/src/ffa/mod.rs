@@ -165,8 +165,14 @@ pub struct Spmc {
     ns_memory: Ranges,
     partitions: [Option<Partition>; MAX_PARTITIONS],
     count: usize,
+    /// The SPMD's EL3 logical partitions, as it reported them at boot
+    /// ([`setup::partition_info`]): listed by FFA_PARTITION_INFO_GET(_REGS).
+    logical: setup::partition_info::LogicalPartitions,
     /// FF-A version the Normal world negotiated through the SPMD (DEN0077 v1.2, FFA_VERSION).
     ns_version: AtomicU32,
+    /// The Normal world made an FF-A call other than FFA_VERSION: its version
+    /// can no longer change ([`framework`]).
+    ns_version_fixed: AtomicBool,
     ns_mailbox: spin::Mutex<Option<Mailbox>>,
     /// Memory transactions (a leaf lock like the mailboxes; taken before
     /// them when both are needed).  A static of the binary's: the store is
@@ -218,7 +224,9 @@ impl Spmc {
             ns_memory,
             partitions: [const { None }; MAX_PARTITIONS],
             count: 0,
+            logical: Default::default(),
             ns_version: AtomicU32::new(shared::abi::ffa::QUADRANT_FFA_VERSION),
+            ns_version_fixed: AtomicBool::new(false),
             ns_mailbox: spin::Mutex::new(None),
             memory,
             ns_notifications: spin::Mutex::new(notifications::Bitmaps::new()),

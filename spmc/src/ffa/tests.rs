@@ -221,6 +221,50 @@ fn version_framework_message() {
     assert_eq!(s.ns_version(), 0x10001, "a refused request changes nothing");
 }
 
+fn ns_version(s: &Spmc, f: &mut Fake, v: u64) -> u64 {
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::VERSION_REQ_W2, v]), 0, f);
+    assert_eq!(a[2], framework::VERSION_RESP_W2);
+    a[3]
+}
+
+#[test]
+fn version_is_fixed_once_the_normal_world_made_other_calls() {
+    let (s, mut f) = booted();
+    // Before any other call the Normal world may ask again, and again.
+    assert_eq!(ns_version(&s, &mut f, 0x10001), 0x10002);
+    assert_eq!(ns_version(&s, &mut f, 0x10002), 0x10002);
+    assert_eq!(ns_version(&s, &mut f, 0x10001), 0x10002);
+    assert_eq!(s.ns_version(), 0x10001);
+    // FFA_INTERRUPT is the SPMD's, not a call of the Normal world.
+    s.handle_ns(&regs(&[fid::FFA_INTERRUPT as u64]), 0, &mut f);
+    assert_eq!(ns_version(&s, &mut f, 0x10002), 0x10002);
+    assert_eq!(ns_version(&s, &mut f, 0x10001), 0x10002);
+    // Another call (REQ2 as a v1.1 caller: NOT_SUPPORTED) fixes v1.1 ...
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ2 as u64, 0x0000_8001]), 0, &mut f);
+    assert!(is_error(&a, FfaError::NotSupported));
+    // ... so v1.2 is refused now and the version stays v1.1; v1.1 again is fine.
+    assert_eq!(ns_version(&s, &mut f, 0x10002), 0xffff_ffff);
+    assert_eq!(s.ns_version(), 0x10001);
+    assert_eq!(ns_version(&s, &mut f, 0x10001), 0x10002);
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ2 as u64, 0x0000_8001]), 0, &mut f);
+    assert!(is_error(&a, FfaError::NotSupported), "still a v1.1 caller");
+    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET_REGS as u64]), 0, &mut f);
+    assert!(is_error(&a, FfaError::NotSupported), "still a v1.1 caller");
+}
+
+#[test]
+fn version_negotiated_then_fixed_at_1_2() {
+    let (s, mut f) = booted();
+    assert_eq!(ns_version(&s, &mut f, 0x10002), 0x10002);
+    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET_REGS as u64]), 0, &mut f);
+    assert_eq!(a[0], fid::FFA_SUCCESS_64 as u64, "{a:x?}");
+    assert_eq!(ns_version(&s, &mut f, 0x10001), 0xffff_ffff);
+    assert_eq!(ns_version(&s, &mut f, 0x10000), 0xffff_ffff);
+    assert_eq!(s.ns_version(), 0x10002);
+    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET_REGS as u64]), 0, &mut f);
+    assert_eq!(a[0], fid::FFA_SUCCESS_64 as u64, "a v1.2 call still works: {a:x?}");
+}
+
 #[test]
 fn unknown_framework_message_is_invalid() {
     let (s, mut f) = booted();
@@ -404,6 +448,40 @@ fn console_log_64_and_partial_lines() {
 }
 
 #[test]
+fn direct_response_with_reserved_w2_is_invalid() {
+    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut f = Fake::new();
+    s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
+    let mut n = 0;
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<Regs>>> = Default::default();
+    let seen2 = seen.clone();
+    f.sps.push(Box::new(move |_, a| {
+        n += 1;
+        if let Some(a) = a {
+            seen2.lock().unwrap().push(*a);
+        }
+        match n {
+            1 => call(&[fid::FFA_MSG_WAIT as u64]),
+            2 => call(&[fid::FFA_MSG_SEND_DIRECT_RESP_32 as u64, 0x8001_0000, 0x1, 41]), // reserved w2 bit
+            3 => call(&[fid::FFA_MSG_SEND_DIRECT_RESP_32 as u64, 0x8001_0000, framework::FLAG, 41]), // framework bit
+            4 => call(&[fid::FFA_MSG_SEND_DIRECT_RESP_32 as u64, 0x8001_0000, 0, 42]),
+            5 => call(&[fid::FFA_MSG_WAIT as u64]),
+            6 => call(&[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x8001_0000, 1 << 40, 43]), // reserved x2 bits
+            _ => call(&[fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0x8001_0000, 0, 44]),
+        }
+    }));
+    s.init_partition(0, 0, 0, &mut f).unwrap();
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x0000_8001]), 0, &mut f);
+    assert_eq!((a[0], a[2], a[3]), (fid::FFA_MSG_SEND_DIRECT_RESP_32 as u64, 0, 42), "the responses with w2 set were not delivered");
+    let a = s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_64 as u64, 0x0000_8001]), 0, &mut f);
+    assert_eq!((a[0], a[2], a[3]), (fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64, 0, 44));
+    let seen = seen.lock().unwrap();
+    assert!(is_error(&seen[1], FfaError::InvalidParameters), "{:x?}", seen[1]);
+    assert!(is_error(&seen[2], FfaError::InvalidParameters), "{:x?}", seen[2]);
+    assert!(is_error(&seen[5], FfaError::InvalidParameters), "{:x?}", seen[5]);
+}
+
+#[test]
 fn partition_info_get_before_rxtx_map_is_busy() {
     let (s, mut f) = booted();
     let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64]), 0, &mut f);
@@ -437,6 +515,35 @@ fn partition_info_get_full_flow() {
     assert!(is_error(&a, FfaError::InvalidParameters));
     let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64]), 0, &mut f);
     assert_eq!(a[2], 1);
+}
+
+/// The SPMD's EL3 logical partitions (TF-A ENABLE_SPMD_LP) are listed after the SPs.
+#[test]
+fn partition_info_lists_the_spmd_logical_partitions() {
+    use super::setup::partition_info::{LogicalPartitions, read_info_regs};
+    let (mut s, mut f) = booted();
+    let lp_uuid = Uuid([0x5f4a1b6e, 0x4c2d9e83, 0xa1f07b36, 0x92d8c415]);
+    let mut lps = LogicalPartitions::default();
+    let answer = regs(&[fid::FFA_SUCCESS_64 as u64, 0, 24 << 48, 0xffc0 | 1 << 16 | 0x102 << 32, 0x4c2d9e83_5f4a1b6e, 0x92d8c415_a1f07b36]);
+    assert_eq!(read_info_regs(&answer, &mut lps), None);
+    s.set_logical_partitions(lps);
+    map_ns(&mut s, &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64]), 0, &mut f);
+    assert_eq!(&a[..4], &[fid::FFA_SUCCESS_32 as u64, 0, 2, 24]);
+    let d = f.read(RX + 24, 24);
+    assert_eq!(&d[..8], &[0xc0, 0xff, 0x01, 0x00, 0x02, 0x01, 0x00, 0x00]);
+    assert_eq!(&d[8..], &lp_uuid.to_bytes());
+    s.handle_ns(&regs(&[fid::FFA_RX_RELEASE as u64]), 0, &mut f);
+    // By its UUID, and the count.
+    let [w1, w2, w3, w4] = lp_uuid.0.map(|w| w as u64);
+    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64, w1, w2, w3, w4, 1]), 0, &mut f);
+    assert_eq!(&a[..3], &[fid::FFA_SUCCESS_32 as u64, 0, 1]);
+    // And in registers.
+    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET_REGS as u64]), 0, &mut f);
+    assert_eq!(a[0], fid::FFA_SUCCESS_64 as u64);
+    assert_eq!(a[2] & 0xffff_ffff, 1 | 1 << 16, "two descriptors");
+    assert_eq!(a[6], 0xffc0 | 1 << 16 | 0x102 << 32);
+    assert_eq!((a[7], a[8]), (0x4c2d9e83_5f4a1b6e, 0x92d8c415_a1f07b36));
 }
 
 #[test]
@@ -701,17 +808,16 @@ fn req2_by_uuid() {
     let a = s.handle_ns(&req2(0, 0x8002, ECHO_UUID, &[0]), 0, &mut f);
     assert!(is_error(&a, FfaError::InvalidParameters));
     echo_ok(&mut s, &mut f);
-    // A v1.1 caller has no REQ2 (DEN0077 v1.2, FFA_MSG_SEND_DIRECT_REQ2).
+    // A Normal-world caller may not claim a secure source id.
+    let a = s.handle_ns(&req64(0x8001, 0x8002, &[0]), 0, &mut f);
+    assert!(is_error(&a, FfaError::InvalidParameters));
+    // A v1.1 caller has no REQ2 (DEN0077 v1.2, FFA_MSG_SEND_DIRECT_REQ2);
+    // its version is fixed by then (see `version_is_fixed_...`).
+    let (mut s, mut f) = booted_pair();
     s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::VERSION_REQ_W2, 0x10001]), 0, &mut f);
     let a = s.handle_ns(&req2(0, 0x8002, MP_UUID, &[0]), 0, &mut f);
     assert!(is_error(&a, FfaError::NotSupported));
     echo_ok(&mut s, &mut f);
-    s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::VERSION_REQ_W2, 0x10002]), 0, &mut f);
-    let a = s.handle_ns(&req2(0, 0x8002, MP_UUID, &[0]), 0, &mut f);
-    assert_eq!(a[0], fid::FFA_MSG_SEND_DIRECT_RESP2 as u64);
-    // A Normal-world caller may not claim a secure source id.
-    let a = s.handle_ns(&req64(0x8001, 0x8002, &[0]), 0, &mut f);
-    assert!(is_error(&a, FfaError::InvalidParameters));
 }
 
 #[test]
@@ -793,6 +899,7 @@ fn partition_info_get_regs() {
     assert!(is_error(&s.handle_ns(&get(Uuid([9, 9, 9, 9]), 0), 0, &mut f), FfaError::InvalidParameters));
     assert!(is_error(&s.handle_ns(&get(Uuid::NIL, 7 << 16), 0, &mut f), FfaError::Retry));
     // v1.1 callers do not have it.
+    let (s, mut f) = booted_pair();
     s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0xffff_8000, framework::VERSION_REQ_W2, 0x10001]), 0, &mut f);
     assert!(is_error(&s.handle_ns(&get(Uuid::NIL, 0), 0, &mut f), FfaError::NotSupported));
 }

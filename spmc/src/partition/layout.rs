@@ -6,7 +6,7 @@
 
 use super::PartitionManifest;
 use super::manifest::ATTR_NS;
-use crate::manifest::{Range, Ranges};
+use crate::manifest::{Range, Ranges, SpEntry};
 
 /// Most ranges remembered as taken (the SPMC image, SP packages, SP regions).
 pub const MAX_TAKEN: usize = 48;
@@ -39,6 +39,27 @@ impl Taken {
     fn overlaps(&self, r: &Range) -> bool {
         self.as_slice().iter().any(|t| t.overlaps(r))
     }
+}
+
+/// Checks where SP `i` of the SPMC manifest lives ([`SpEntry::region`]:
+/// its load address and `mem_size`) before anything maps it: inside Secure
+/// memory (when the manifest names any), clear of the SPMC's image and of
+/// every other SP's region.  A partition that fails is refused, the others boot.
+pub fn check_sp_region(sps: &[SpEntry], i: usize, spmc: Range, secure: &Ranges) -> Result<Range, &'static str> {
+    let own = sps.get(i).ok_or("no such partition")?.region();
+    if own.base.checked_add(own.size).is_none() {
+        return Err("partition memory wraps around");
+    }
+    if !secure.as_slice().is_empty() && !secure.contains(own.base, own.size) {
+        return Err("partition memory (load_address + mem_size) outside Secure memory");
+    }
+    if own.overlaps(&spmc) {
+        return Err("partition memory overlaps the SPMC");
+    }
+    if sps.iter().enumerate().any(|(j, o)| j != i && o.region().overlaps(&own)) {
+        return Err("partition memory overlaps another partition's (load_address + mem_size)");
+    }
+    Ok(own)
 }
 
 /// Checks `pm`'s regions.  `own`: the SP's package region (it may put
@@ -102,6 +123,30 @@ mod tests {
         let mut n = Ranges::default();
         n.push(Range { base: 0x4000_0000, size: 0x10_0000 }).unwrap();
         (s, n)
+    }
+
+    #[test]
+    fn partition_memory_is_checked_before_it_is_mapped() {
+        let (s, _) = machine();
+        let spmc = Range { base: 0x0e10_0000, size: 0x20_0000 };
+        let m = crate::manifest::SpmcManifest::parse(include_bytes!("../../tests/data/spmc_mem_size.dtb")).unwrap();
+        let sps = m.sps();
+        assert_eq!(check_sp_region(sps, 0, spmc, &s), Ok(Range { base: 0x0e30_0000, size: 0x10_0000 }));
+        assert_eq!(check_sp_region(sps, 1, spmc, &s), Ok(Range { base: 0x0e40_0000, size: 0x20_0000 }), "2 MiB");
+        assert_eq!(check_sp_region(sps, 2, spmc, &s), Ok(Range { base: 0x0e60_0000, size: 0x2000 }));
+        // 2 MiB from 0x0e300000 runs into the next partition.
+        let mut big = [sps[0], sps[1]];
+        big[0].mem_size = Some(0x20_0000);
+        assert!(check_sp_region(&big, 0, spmc, &s).is_err());
+        assert!(check_sp_region(&big, 1, spmc, &s).is_err(), "both ways");
+        // Past the end of Secure memory; over the SPMC.
+        let mut far = [sps[0]];
+        far[0].mem_size = Some(0x100_0000);
+        assert_eq!(check_sp_region(&far, 0, spmc, &s), Err("partition memory (load_address + mem_size) outside Secure memory"));
+        far[0].load_address = 0x0e20_0000;
+        far[0].mem_size = Some(0x1000);
+        assert_eq!(check_sp_region(&far, 0, spmc, &s), Err("partition memory overlaps the SPMC"));
+        assert!(check_sp_region(&far, 1, spmc, &s).is_err());
     }
 
     #[test]

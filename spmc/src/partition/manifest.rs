@@ -74,6 +74,8 @@ pub const MAX_UUIDS: usize = 4;
 pub const MAX_MEMORY_REGIONS: usize = 8;
 pub const MAX_DEVICE_REGIONS: usize = 4;
 pub const MAX_INTERRUPTS: usize = 4;
+/// Most ignored property and node names remembered (for the warnings).
+pub const MAX_IGNORED: usize = 8;
 
 /// One `memory-regions` child: a physical range the SP gets at the same IPA.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -116,7 +118,12 @@ pub struct PartitionManifest {
     pub uuid: Uuid,
     uuids: [Uuid; MAX_UUIDS],
     uuid_count: usize,
+    /// The partition id: the manifest's `id` once parsed (0 if absent or
+    /// not a secure endpoint id), then the one the SPMC assigns from the
+    /// SPMC manifest's order ([`PartitionManifest::assign_id`]), as Hafnium does.
     pub id: u16,
+    /// The manifest's `id` as written, if any.
+    pub manifest_id: Option<u32>,
     pub execution_ctx_count: u16,
     pub exception_level: u32,
     /// Physical load address from the manifest, if it has one.
@@ -128,6 +135,11 @@ pub struct PartitionManifest {
     pub notification_support: bool,
     pub power_management_messages: u32,
     pub boot_info: Option<BootInfo>,
+    /// `gp-register-num` as written (with `boot-info` it is [`Self::boot_info`]).
+    pub gp_register: Option<u8>,
+    /// Properties and nodes the SPMC does not implement: ignored, with a warning.
+    ignored: [Name; MAX_IGNORED],
+    ignored_count: usize,
     memory_regions: [MemoryRegion; MAX_MEMORY_REGIONS],
     memory_region_count: usize,
     device_regions: [DeviceRegion; MAX_DEVICE_REGIONS],
@@ -135,7 +147,9 @@ pub struct PartitionManifest {
 }
 
 /// Root properties of the binding this SPMC understands.  Any other is
-/// refused: a property we silently ignored could be a promise we break.
+/// ignored with a warning, as Hafnium ignores what it does not read (e.g.
+/// `stream-endpoint-ids` of Hafnium's DMA support): "what Hafnium boots, we
+/// boot"; only invalid values of the properties we read refuse a partition.
 const KNOWN_ROOT_PROPERTIES: &[&str] = &[
     "compatible", "description", "ffa-version", "uuid", "id", "auxiliary-id",
     "execution-ctx-count", "exception-level", "execution-state", "load-address",
@@ -150,21 +164,34 @@ const KNOWN_REGION_PROPERTIES: &[&str] = &[
     "interrupts", "interrupts-target", "exclusive-access", "compatible", "phandle",
 ];
 
-fn unknown(name: &str) -> ManifestError {
-    ManifestError::Unknown(Name::new(name))
+/// What a manifest has that we ignore, for [`PartitionManifest::ignored`].
+#[derive(Default)]
+struct Ignored {
+    names: [Name; MAX_IGNORED],
+    count: usize,
 }
 
-fn check_known(node: &fdt::FdtNode, known: &[&str]) -> Result<(), ManifestError> {
-    match node.properties().find(|p| !known.contains(&p.name)) {
-        Some(p) => Err(unknown(p.name)),
-        None => Ok(()),
+impl Ignored {
+    fn add(&mut self, name: &str) {
+        // Past MAX_IGNORED the rest are still ignored, just not listed.
+        if let Some(slot) = self.names.get_mut(self.count) {
+            *slot = Name::new(name);
+            self.count += 1;
+        }
+    }
+
+    /// Records the properties of `node` that are not in `known`.
+    fn unknown_properties(&mut self, node: &fdt::FdtNode, known: &[&str]) {
+        for p in node.properties().filter(|p| !known.contains(&p.name)) {
+            self.add(p.name);
+        }
     }
 }
 
 /// A region node's common part.  `load_address` resolves
 /// `load-address-relative-offset`; `device` regions need `base-address`.
-fn parse_region(node: &fdt::FdtNode, load_address: Option<u64>, device: bool) -> Result<MemoryRegion, ManifestError> {
-    check_known(node, KNOWN_REGION_PROPERTIES)?;
+fn parse_region(node: &fdt::FdtNode, load_address: Option<u64>, device: bool, ignored: &mut Ignored) -> Result<MemoryRegion, ManifestError> {
+    ignored.unknown_properties(node, KNOWN_REGION_PROPERTIES);
     if !device && (node.property("interrupts").is_some() || node.property("interrupts-target").is_some() || node.property("exclusive-access").is_some()) {
         return Err(ManifestError::Invalid("memory region with device properties"));
     }
@@ -200,7 +227,8 @@ impl PartitionManifest {
             Some("arm,ffa-manifest-1.0") => {}
             _ => return Err(ManifestError::NotCompatible),
         }
-        check_known(&root, KNOWN_ROOT_PROPERTIES)?;
+        let mut ignored = Ignored::default();
+        ignored.unknown_properties(&root, KNOWN_ROOT_PROPERTIES);
         let description = Name::new(prop_str(&root, "description")?.unwrap_or("sp"));
         let ffa_version = prop_u32(&root, "ffa-version")?.ok_or(ManifestError::Missing("ffa-version"))?;
         if ffa_version >> 16 != 1 || ffa_version & 0x8000_0000 != 0 {
@@ -227,11 +255,15 @@ impl PartitionManifest {
                 return Err(ManifestError::Invalid("uuid"));
             }
         }
-        let id = prop_u32(&root, "id")?.ok_or(ManifestError::Missing("id"))?;
-        // An SP's id is a secure endpoint id (bit 15, DEN0077 partition identification); 0xffff is the SPMD's.
-        if id > 0xffff || id & 0x8000 == 0 || id == 0xffff {
-            return Err(ManifestError::Invalid("id"));
-        }
+        // Optional: Hafnium assigns each SP its id from the SPMC manifest's
+        // order and reads no `id` (see `assign_id`).  A usable one is a
+        // secure endpoint id (bit 15, DEN0077 partition identification),
+        // not the SPMD's 0xffff; anything else is kept only for the warning.
+        let manifest_id = prop_u32(&root, "id")?;
+        let id = match manifest_id {
+            Some(id) if id <= 0xffff && id & 0x8000 != 0 && id != 0xffff => id as u16,
+            _ => 0,
+        };
         let ctx = prop_u32(&root, "execution-ctx-count")?.ok_or(ManifestError::Missing("execution-ctx-count"))?;
         // 1: UP (migratable); more: MP, one context per PE (binding), so at
         // most as many as this SPMC supports PEs.
@@ -265,12 +297,19 @@ impl PartitionManifest {
         if messaging_method & !MSG_KNOWN != 0 {
             return Err(ManifestError::Invalid("messaging-method"));
         }
-        let ns_interrupts_action = match prop_u32(&root, "ns-interrupts-action")?.ok_or(ManifestError::Missing("ns-interrupts-action"))? {
+        // Optional, signalled by default; the FF-A v1.0 boolean
+        // `managed-exit` means managed exit (and wins), as Hafnium reads them.
+        let mut ns_interrupts_action = match prop_u32(&root, "ns-interrupts-action")?.unwrap_or(2) {
             0 => NsInterruptsAction::Queued,
             1 => NsInterruptsAction::ManagedExit,
             2 => NsInterruptsAction::Signaled,
             _ => return Err(ManifestError::Invalid("ns-interrupts-action")),
         };
+        match root.property("managed-exit") {
+            None => {}
+            Some(p) if p.value.is_empty() => ns_interrupts_action = NsInterruptsAction::ManagedExit,
+            Some(_) => return Err(ManifestError::Invalid("managed-exit (an empty property)")),
+        }
         if prop_u32(&root, "other-s-interrupts-action")?.unwrap_or(0) > 1 {
             return Err(ManifestError::Invalid("other-s-interrupts-action"));
         }
@@ -294,7 +333,8 @@ impl PartitionManifest {
             uuid: uuids[0],
             uuids,
             uuid_count,
-            id: id as u16,
+            id,
+            manifest_id,
             execution_ctx_count: ctx as u16,
             exception_level,
             load_address,
@@ -305,6 +345,9 @@ impl PartitionManifest {
             notification_support,
             power_management_messages,
             boot_info: None,
+            gp_register: gp_register.map(|g| g as u8),
+            ignored: [Name::default(); MAX_IGNORED],
+            ignored_count: 0,
             memory_regions: [MemoryRegion::default(); MAX_MEMORY_REGIONS],
             memory_region_count: 0,
             device_regions: [DeviceRegion::default(); MAX_DEVICE_REGIONS],
@@ -319,7 +362,7 @@ impl PartitionManifest {
                         return Err(ManifestError::Invalid("memory-regions compatible"));
                     }
                     for r in node.children() {
-                        let region = parse_region(&r, load_address, false)?;
+                        let region = parse_region(&r, load_address, false, &mut ignored)?;
                         let slot = m.memory_regions.get_mut(m.memory_region_count).ok_or(ManifestError::TooMany("memory regions"))?;
                         *slot = region;
                         m.memory_region_count += 1;
@@ -330,7 +373,7 @@ impl PartitionManifest {
                         return Err(ManifestError::Invalid("device-regions compatible"));
                     }
                     for r in node.children() {
-                        let region = parse_region(&r, load_address, true)?;
+                        let region = parse_region(&r, load_address, true, &mut ignored)?;
                         let mut d = DeviceRegion { region, ..Default::default() };
                         if let Some(p) = r.property("interrupts") {
                             if p.value.len() % 8 != 0 {
@@ -364,19 +407,45 @@ impl PartitionManifest {
                     if prop_str(&node, "compatible")? != Some("arm,ffa-manifest-boot-info") {
                         return Err(ManifestError::Invalid("boot-info compatible"));
                     }
-                    check_known(&node, &["compatible", "ffa_manifest"])?;
+                    ignored.unknown_properties(&node, &["compatible", "ffa_manifest"]);
                     boot_info_node = true;
                     ffa_manifest = node.property("ffa_manifest").is_some();
                 }
-                other => return Err(unknown(other)),
+                // A node we do not implement: ignored, as Hafnium ignores it.
+                other => ignored.add(other),
             }
         }
+        // A boot information blob is asked for by `gp-register-num` together
+        // with a `boot-info` node (Hafnium builds it only then).  Either
+        // alone asks for nothing: `gp-register-num = <0>` without `boot-info`
+        // boots with nothing passed (x0 = 0), `boot-info` alone is ignored.
         m.boot_info = match (gp_register, boot_info_node) {
-            (Some(g), _) => Some(BootInfo { gp_register: g as u8, ffa_manifest }),
-            (None, true) => return Err(ManifestError::Missing("gp-register-num (boot-info needs it)")),
-            (None, false) => None,
+            (Some(g), true) => Some(BootInfo { gp_register: g as u8, ffa_manifest }),
+            (None, true) => {
+                ignored.add("boot-info");
+                None
+            }
+            (_, false) => None,
         };
+        m.ignored = ignored.names;
+        m.ignored_count = ignored.count;
         Ok(m)
+    }
+
+    /// Properties and nodes of the manifest that the SPMC ignores (the
+    /// first [`MAX_IGNORED`]); the caller logs a warning for each.
+    pub fn ignored(&self) -> &[Name] {
+        &self.ignored[..self.ignored_count]
+    }
+
+    /// Gives the partition the id the SPMC assigned it from the SPMC
+    /// manifest (Hafnium: node `vmN` is partition 0x8000 + N; it reads no
+    /// `id` from the partition manifest).  Returns the manifest's own `id`
+    /// when it said something else (absent, not a secure endpoint id, or
+    /// another one), for a warning.
+    pub fn assign_id(&mut self, assigned: u16) -> Option<Option<u32>> {
+        self.id = assigned;
+        (self.manifest_id != Some(assigned as u32)).then_some(self.manifest_id)
     }
 
     /// Every UUID of the partition (one per service it implements).
@@ -427,6 +496,7 @@ impl PartitionManifest {
             uuids,
             uuid_count: 1,
             id,
+            manifest_id: Some(id as u32),
             execution_ctx_count: ctx,
             exception_level: EL_S_EL1,
             load_address: None,
@@ -437,6 +507,9 @@ impl PartitionManifest {
             notification_support: false,
             power_management_messages: 0,
             boot_info: None,
+            gp_register: None,
+            ignored: [Name::default(); MAX_IGNORED],
+            ignored_count: 0,
             memory_regions: [MemoryRegion::default(); MAX_MEMORY_REGIONS],
             memory_region_count: 0,
             device_regions: [DeviceRegion::default(); MAX_DEVICE_REGIONS],
@@ -498,8 +571,6 @@ mod tests {
     #[test]
     fn malformed_or_unknown_fields_refuse_the_partition() {
         let cases: &[(&[u8], ManifestError)] = &[
-            (include_bytes!("../../tests/data/sp_unknown_prop.dtb"), ManifestError::Unknown(Name::new("fancy-feature"))),
-            (include_bytes!("../../tests/data/sp_unknown_node.dtb"), ManifestError::Unknown(Name::new("frobnicators"))),
             (include_bytes!("../../tests/data/sp_bad_ns_action.dtb"), ManifestError::Invalid("ns-interrupts-action")),
             (include_bytes!("../../tests/data/sp_bad_messaging.dtb"), ManifestError::Invalid("messaging-method")),
             (include_bytes!("../../tests/data/sp_region_no_pages.dtb"), ManifestError::Missing("pages-count")),
@@ -509,6 +580,8 @@ mod tests {
         for (blob, want) in cases {
             assert_eq!(parse(blob), Err(*want));
         }
+        // Invalid values of what we read still refuse the partition.
+        assert_eq!(parse(include_bytes!("../../tests/data/sp_bad_managed_exit.dtb")), Err(ManifestError::Invalid("managed-exit (an empty property)")));
     }
 
     #[test]
@@ -532,10 +605,51 @@ mod tests {
         assert!(matches!(PartitionManifest::parse(b, 4), Err(ManifestError::Invalid(_))));
     }
 
+    /// What Hafnium boots, we boot: unknown properties and nodes are
+    /// ignored (listed for a warning), not refused.
     #[test]
-    fn missing_id_is_an_error() {
-        let b = include_bytes!("../../tests/data/sp_no_id.dtb");
-        assert_eq!(PartitionManifest::parse(b, 4), Err(ManifestError::Missing("id")));
+    fn unknown_properties_and_nodes_are_ignored() {
+        let m = parse(include_bytes!("../../tests/data/sp_unknown_prop.dtb")).unwrap();
+        assert_eq!(m.ignored(), &[Name::new("fancy-feature")]);
+        let m = parse(include_bytes!("../../tests/data/sp_unknown_node.dtb")).unwrap();
+        assert_eq!(m.ignored(), &[Name::new("frobnicators")]);
+        assert!(parse(include_bytes!("../../tests/data/mp.dtb")).unwrap().ignored().is_empty());
+    }
+
+    /// The forms third-party partitions written for Hafnium use
+    /// (sp_hafnium_forms.dts): no `id`, `managed-exit` instead of
+    /// `ns-interrupts-action`, `gp-register-num = <0>` without `boot-info`,
+    /// and Hafnium's `stream-endpoint-ids`.
+    #[test]
+    fn hafnium_forms_boot() {
+        let mut m = parse(include_bytes!("../../tests/data/sp_hafnium_forms.dtb")).unwrap();
+        assert_eq!((m.id, m.manifest_id), (0, None));
+        assert_eq!(m.ns_interrupts_action, NsInterruptsAction::ManagedExit, "legacy managed-exit honoured");
+        assert_eq!((m.gp_register, m.boot_info), (Some(0), None), "nothing to pass: no boot-info node");
+        assert_eq!(m.ignored(), &[Name::new("stream-endpoint-ids")]);
+        assert_eq!(m.assign_id(0x8001), Some(None), "no id of its own: warn");
+        assert_eq!(m.id, 0x8001);
+    }
+
+    #[test]
+    fn ids_and_defaults() {
+        // No `id`: the SPMC assigns one.
+        let mut m = parse(include_bytes!("../../tests/data/sp_no_id.dtb")).unwrap();
+        assert_eq!((m.id, m.manifest_id), (0, None));
+        assert_eq!(m.assign_id(0x8005), Some(None));
+        // Without bit 15 (or the SPMD's 0xffff): kept for the warning only.
+        let mut m = parse(include_bytes!("../../tests/data/sp_id_no_bit15.dtb")).unwrap();
+        assert_eq!((m.id, m.manifest_id), (0, Some(0x2)));
+        assert_eq!(m.assign_id(0x8002), Some(Some(0x2)));
+        assert_eq!(m.id, 0x8002);
+        // The same id as assigned: nothing to say; another one: the assigned one wins.
+        let mut m = parse(include_bytes!("../../tests/data/mp.dtb")).unwrap();
+        assert_eq!(m.assign_id(0x8002), None);
+        assert_eq!(m.assign_id(0x8004), Some(Some(0x8002)));
+        assert_eq!(m.id, 0x8004);
+        // No ns-interrupts-action: signalled, Hafnium's default.
+        let m = parse(include_bytes!("../../tests/data/sp_no_ns_action.dtb")).unwrap();
+        assert_eq!(m.ns_interrupts_action, NsInterruptsAction::Signaled);
     }
 
     #[test]

@@ -331,6 +331,46 @@ fn ffa_payload_tests() -> Vec<IntegrationTest> {
             forbid: FORBID_ALWAYS,
         },
         IntegrationTest {
+            name: "spmc_cpu_on_twice",
+            boot: cpu_on_twice_boot,
+            timeout: Duration::from_secs(240),
+            expects: cpu_on_twice_expects,
+            extra: Some(cpu_on_twice_extra),
+            forbid: FORBID_ALWAYS,
+        },
+        IntegrationTest {
+            name: "spmc_version_locked",
+            boot: version_locked_boot,
+            timeout: Duration::from_secs(180),
+            expects: version_locked_expects,
+            extra: Some(no_failed_check),
+            forbid: FORBID_ALWAYS,
+        },
+        IntegrationTest {
+            name: "spmc_hafnium_manifests",
+            boot: hafnium_manifests_boot,
+            timeout: Duration::from_secs(180),
+            expects: hafnium_manifests_expects,
+            extra: Some(no_failed_check),
+            forbid: FORBID_ALWAYS,
+        },
+        IntegrationTest {
+            name: "spmc_spmd_lsp",
+            boot: spmd_lsp_boot,
+            timeout: Duration::from_secs(180),
+            expects: spmd_lsp_expects,
+            extra: Some(no_failed_check),
+            forbid: FORBID_ALWAYS,
+        },
+        IntegrationTest {
+            name: "spmc_sp_sizing",
+            boot: sp_sizing_boot,
+            timeout: Duration::from_secs(180),
+            expects: sp_sizing_expects,
+            extra: Some(only_sizing_errors),
+            forbid: FORBID_ISOLATION,
+        },
+        IntegrationTest {
             name: "spmc_memory_sharing",
             boot: memory_boot,
             timeout: Duration::from_secs(180),
@@ -435,6 +475,209 @@ fn concurrency_expects() -> Vec<Expect> {
         expect("echo answered on core 0", &["[ffa-payload] check concurrency_echo_answered: ok"]),
         expect("mp finished its long request on core 1", &["[ffa-payload] check concurrency_mp_answered: ok"]),
         expect("echo on core 0 completed while mp was busy on core 1", &["[ffa-payload] check concurrency_echo_completed_first: ok"]),
+        expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
+    ]
+}
+
+/// ci/ffa-payload in `mode` (its /chosen/bootargs word).
+fn ffa_payload_mode(o: &Outputs, name: &str, mode: &str) -> XResult<Boot> {
+    let dtb = util::out_dir().join(format!("{name}.dtb"));
+    qemu::dtb_with_bootargs(&o.ffa_bios, mode, &dtb)?;
+    Ok(Boot::Tfa { bios: o.ffa_bios.clone(), dtb: Some(dtb) })
+}
+
+/// Issue 11: each secondary core powered off and on 3 times (spmc took the
+/// core index from a stale x4 on warm boots).
+fn cpu_on_twice_boot(o: &Outputs) -> XResult<Boot> {
+    ffa_payload_mode(o, "spmc-cpu-on-twice", "quadrant.cpu_on_twice")
+}
+
+fn cpu_on_twice_expects() -> Vec<Expect> {
+    let mut v = Vec::new();
+    // Names from ci/ffa-payload/src/checks.rs (`run_cpu_on_twice`, 3 rounds).
+    const ROUNDS: [&str; 3] = ["1", "2", "3"];
+    const CORES: [&str; 3] = ["1", "2", "3"];
+    for r in ROUNDS {
+        for c in CORES {
+            v.push(Expect { what: "a secondary core powered on again did its round trips", all_of: vec![format!("[ffa-payload] check cpu_on_round{r}_core{c}: ok")] });
+        }
+        v.push(Expect { what: "core 0 still reaches mp's context 0", all_of: vec![format!("[ffa-payload] check cpu_on_round{r}_core0_mp_context: ok")] });
+    }
+    for c in CORES {
+        v.push(Expect { what: "mp's context answers on its own core", all_of: vec![format!("[ffa-payload] check core{c}_mp_direct_req: ok")] });
+        v.push(Expect { what: "the last power-on of each core", all_of: vec![format!("[ffa-payload] check cpu_on_final_core{c}: ok")] });
+    }
+    v.extend([
+        expect("core 0 after all the power cycles", &["[ffa-payload] check cpu_on_round4_core0_mp_context: ok"]),
+        expect("SP to SP after all the power cycles", &["[ffa-payload] check cpu_on_twice_sp_to_sp: ok"]),
+        expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
+    ]);
+    v
+}
+
+/// A core's context restarted on another core shows as a FAIL line (mp
+/// answers with the wrong context index); count the warm boots too.
+fn cpu_on_twice_extra(output: &str) -> Vec<String> {
+    let mut fails = no_failed_check(output);
+    for c in 1..4 {
+        let ready = format!("[spmc] SP mp (0x8002): context {c} ready on cpu {c}");
+        let n = output.lines().filter(|l| l.contains(&ready)).count();
+        // 3 rounds + the final power-on.
+        if n != 4 {
+            fails.push(format!("mp context {c} was started {n} time(s) on cpu {c}, want 4"));
+        }
+    }
+    for l in output.lines().filter(|l| l.contains("[spmc] SP mp (0x8002): context ") && l.contains(" ready on cpu ")) {
+        let mut w = l.split("context ").nth(1).unwrap_or("").split(" ready on cpu ");
+        let (ctx, cpu) = (w.next().unwrap_or("").trim(), w.next().unwrap_or("").trim());
+        if ctx != cpu {
+            fails.push(format!("a context started on another core: {l}"));
+        }
+    }
+    fails
+}
+
+/// Issue 11: FFA_VERSION cannot change the Normal world's version once it made other calls.
+fn version_locked_boot(o: &Outputs) -> XResult<Boot> {
+    ffa_payload_mode(o, "spmc-version-locked", "quadrant.version_locked")
+}
+
+fn version_locked_expects() -> Vec<Expect> {
+    vec![
+        expect("FFA_VERSION may be asked again before other calls", &["[ffa-payload] check version_renegotiated_before_other_calls: ok"]),
+        expect("REQ2 from a v1.1 caller is NOT_SUPPORTED", &["[ffa-payload] check version_v1_1_req2_refused: ok"]),
+        expect("1.2 after other calls is NOT_SUPPORTED", &["[ffa-payload] check version_locked_refuses_1_2: ok"]),
+        expect("1.0 after other calls is NOT_SUPPORTED", &["[ffa-payload] check version_locked_refuses_1_0: ok"]),
+        expect("the same version again is fine", &["[ffa-payload] check version_locked_same_again: ok"]),
+        expect("spmc's idea of the version did not change", &["[ffa-payload] check version_locked_unchanged: ok"]),
+        expect("messaging still works", &["[ffa-payload] check version_locked_messaging: ok"]),
+        expect("spmc logged the refusal", &["[spmc] FFA_VERSION from NS: version fixed at 0x10001 after other calls"]),
+        expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
+    ]
+}
+
+/// Issue 11: a layout of our own (as `cargo xtask run --sp-layout` takes
+/// one, see `run_sp_layout`): echo and isolation with the manifests in the
+/// forms Hafnium boots (tfa-integration/sp/{echo,isolation}-hafnium.dts).
+fn hafnium_manifests_layout() -> XResult<std::path::PathBuf> {
+    let dir = util::out_dir().join("hafnium-manifests-layout");
+    util::mkdirs(&dir)?;
+    let integ = util::repo_root().join("tfa-integration/sp");
+    let images = crate::build::images_dir();
+    let copy = |from: &Path, to: &str| -> XResult<()> {
+        let data = std::fs::read(from).map_err(|e| format!("{}: {e}", from.display()))?;
+        if std::fs::read(dir.join(to)).ok().as_deref() != Some(data.as_slice()) {
+            std::fs::write(dir.join(to), data).map_err(|e| format!("{to}: {e}"))?;
+        }
+        Ok(())
+    };
+    copy(&integ.join("echo-hafnium.dts"), "echo.dts")?;
+    copy(&integ.join("isolation-hafnium.dts"), "isolation.dts")?;
+    copy(&images.join("echo.bin"), "echo.bin")?;
+    copy(&images.join("isolation.bin"), "isolation.bin")?;
+    let json = "{\n\t\"echo\": {\"image\": \"echo.bin\", \"pm\": \"echo.dts\", \"owner\": \"SiP\"},\n\t\"isolation\": {\"image\": \"isolation.bin\", \"pm\": \"isolation.dts\", \"owner\": \"SiP\"}\n}\n";
+    let file = dir.join("sp_layout.json");
+    if std::fs::read_to_string(&file).ok().as_deref() != Some(json) {
+        std::fs::write(&file, json).map_err(|e| format!("{}: {e}", file.display()))?;
+    }
+    Ok(file)
+}
+
+/// Issue 11: echo (1 MiB, no size) and isolation with `"size": "0x200000"`,
+/// which becomes its SPMC manifest node's `mem_size`.
+fn sp_sizing_layout() -> XResult<std::path::PathBuf> {
+    let dir = util::out_dir().join("sp-sizing-layout");
+    util::mkdirs(&dir)?;
+    let integ = util::repo_root().join("tfa-integration/sp");
+    let images = crate::build::images_dir();
+    for (from, to) in [(integ.join("echo.dts"), "echo.dts"), (integ.join("isolation.dts"), "isolation.dts"), (images.join("echo.bin"), "echo.bin"), (images.join("isolation.bin"), "isolation.bin")] {
+        let data = std::fs::read(&from).map_err(|e| format!("{}: {e}", from.display()))?;
+        if std::fs::read(dir.join(to)).ok().as_deref() != Some(data.as_slice()) {
+            std::fs::write(dir.join(to), data).map_err(|e| format!("{to}: {e}"))?;
+        }
+    }
+    let json = "{\n\t\"echo\": {\"image\": \"echo.bin\", \"pm\": \"echo.dts\", \"owner\": \"SiP\"},\n\t\"isolation\": {\"image\": \"isolation.bin\", \"pm\": \"isolation.dts\", \"owner\": \"SiP\", \"size\": \"0x200000\"}\n}\n";
+    let file = dir.join("sp_layout.json");
+    if std::fs::read_to_string(&file).ok().as_deref() != Some(json) {
+        std::fs::write(&file, json).map_err(|e| format!("{}: {e}", file.display()))?;
+    }
+    Ok(file)
+}
+
+fn sp_sizing_boot(o: &Outputs) -> XResult<Boot> {
+    let sps = layout::SpSet::User(sp_sizing_layout()?);
+    let bios = crate::build::build_tfa(&o.paths, crate::build::Bl33::FfaPayload, &sps)?;
+    let dtb = util::out_dir().join("spmc-sp-sizing.dtb");
+    qemu::dtb_with_bootargs(&bios, "quadrant.sp_sizing", &dtb)?;
+    Ok(Boot::Tfa { bios, dtb: Some(dtb) })
+}
+
+fn sp_sizing_expects() -> Vec<Expect> {
+    vec![
+        expect("spmc loaded both partitions", &["[spmc] manifest: ", "2 partition(s)"]),
+        expect("isolation's second MiB is mapped", &["[ffa-payload] check sp_sizing_second_mib_mapped: ok"]),
+        expect("echo keeps its 1 MiB", &["[ffa-payload] check sp_sizing_echo: ok"]),
+        expect("past its mem_size it faults", &["[ffa-payload] check sp_sizing_past_its_memory_faults: ok"]),
+        expect("spmc logged that fault", &["[spmc] ERROR: SP isolation (0x8002) ctx 0: Stage-2 data abort at IPA 0xe700000"]),
+        expect("echo after it", &["[ffa-payload] check sp_sizing_echo_after: ok"]),
+        expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
+    ]
+}
+
+/// The only ERROR lines allowed: spmc's about isolation's deliberate fault.
+fn only_sizing_errors(output: &str) -> Vec<String> {
+    let mut fails = no_failed_check(output);
+    for l in output.lines().filter(|l| l.contains("ERROR:") && !l.contains("QEMU System Power off")) {
+        if !l.contains("[spmc] ERROR: SP isolation (0x8002)") {
+            fails.push(format!("unexpected error line: {l}"));
+        }
+    }
+    fails
+}
+
+fn hafnium_manifests_boot(o: &Outputs) -> XResult<Boot> {
+    let sps = layout::SpSet::User(hafnium_manifests_layout()?);
+    let bios = crate::build::build_tfa(&o.paths, crate::build::Bl33::FfaPayload, &sps)?;
+    let dtb = util::out_dir().join("spmc-hafnium-manifests.dtb");
+    qemu::dtb_with_bootargs(&bios, "quadrant.hafnium_manifests", &dtb)?;
+    Ok(Boot::Tfa { bios, dtb: Some(dtb) })
+}
+
+fn hafnium_manifests_expects() -> Vec<Expect> {
+    vec![
+        expect("spmc loaded both partitions", &["[spmc] manifest: ", "2 partition(s)"]),
+        expect("the unknown property is a warning", &["[spmc] ", "`stream-endpoint-ids` ignored"]),
+        expect("echo's id comes from the SPMC manifest", &["[spmc] ", "SP echo: no usable `id`", "id 0x8001"]),
+        expect("isolation's id without bit 15 is replaced", &["[spmc] ", "SP isolation: manifest `id` 0x3 ignored", "id 0x8002"]),
+        expect("gp-register-num without boot-info boots", &["[spmc] ", "SP echo: gp-register-num without a boot-info node"]),
+        expect("echo started", &["[echo] ready"]),
+        expect("both listed with Hafnium's ids", &["[ffa-payload] check hafnium_manifests_ids: ok"]),
+        expect("notification-support sets properties bit 3", &["[ffa-payload] check hafnium_manifests_notification_bit: ok"]),
+        expect("echo answers", &["[ffa-payload] check hafnium_manifests_echo_answers: ok"]),
+        expect("echo answers REQ2", &["[ffa-payload] check hafnium_manifests_echo_req2: ok"]),
+        expect("isolation answers", &["[ffa-payload] check hafnium_manifests_isolation_answers: ok"]),
+        expect("the manifests' own ids are not endpoints", &["[ffa-payload] check hafnium_manifests_no_id_3: ok"]),
+        expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
+    ]
+}
+
+/// Issue 11: TF-A with ENABLE_SPMD_LP=1 (and our qemu SPMD logical partition,
+/// tfa-integration/patches/0004) under the FF-A payload.
+fn spmd_lsp_boot(o: &Outputs) -> XResult<Boot> {
+    let bios = crate::build::build_tfa(&o.paths, crate::build::Bl33::FfaPayloadLsp, &layout::SpSet::Ours)?;
+    let dtb = util::out_dir().join("spmc-spmd-lsp.dtb");
+    qemu::dtb_with_bootargs(&bios, "quadrant.spmd_lsp", &dtb)?;
+    Ok(Boot::Tfa { bios, dtb: Some(dtb) })
+}
+
+fn spmd_lsp_expects() -> Vec<Expect> {
+    vec![
+        expect("TF-A started its logical partition", &["qemu SPMD logical partition 0xffc0: initialised"]),
+        expect("spmc learnt it from the SPMD", &["[spmc] SPMD logical partition 0xffc0: uuid 6e1b4a5f-839e-2d4c-367b-f0a115c4d892, properties 0x102"]),
+        expect("PARTITION_INFO_GET lists it", &["[ffa-payload] check spmd_lsp_partition_info_get: ok"]),
+        expect("PARTITION_INFO_GET_REGS lists it", &["[ffa-payload] check spmd_lsp_partition_info_get_regs: ok"]),
+        expect("found by its UUID", &["[ffa-payload] check spmd_lsp_by_uuid: ok"]),
+        expect("messaging still works", &["[ffa-payload] check spmd_lsp_messaging: ok"]),
         expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
     ]
 }
@@ -592,7 +835,7 @@ const DIRECT_MESSAGING_CHECKS: &[(&str, &str)] = &[
     ("NOT_SUPPORTED feature", "err_not_supported_feature"),
     ("NOT_SUPPORTED function", "err_not_supported_function"),
     ("wrong FF-A major version", "err_wrong_version_major"),
-    ("REQ2 from a v1.1 caller", "err_wrong_version_req2_v1_1"),
+    ("FFA_VERSION 1.1 after other calls refused, REQ2 still works", "err_version_fixed_after_calls"),
     ("bad parameters: wrong UUID", "err_bad_params_wrong_uuid"),
     ("bad parameters: secure source id from NS", "err_bad_params_secure_source"),
     ("bad parameters: reserved flags", "err_bad_params_info_flags"),
