@@ -13,27 +13,13 @@ use super::psci::{self, Action, Power};
 use super::sysreg::{self, SysRegIss};
 use super::{Mmio, Vm};
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+use shared::xorshift::XorShift64 as Rng;
 
 fn ipa(r: &mut Rng, nvcpus: usize) -> u64 {
     let base = [GICD_IPA, GICR_IPA, GICR_IPA + GICR_STRIDE * nvcpus as u64, UART_IPA, VIRTIO_IPA, 0, 0x4000_0000][r.below(7) as usize];
     match r.below(4) {
         0 => base.wrapping_sub(r.below(16)),
-        1 => r.next(),
+        1 => r.next_u64(),
         2 => base + r.below(0x2_0000),
         // Mostly register offsets the devices have, 8-byte aligned.
         _ => base + (r.below(0x1000) & !7),
@@ -48,7 +34,7 @@ fn in_windows(a: u64, size: u64, nvcpus: usize) -> bool {
 /// `calls` random inputs from `seed`; returns how many MMIO accesses were
 /// served (not aborted).
 pub fn campaign(seed: u64, calls: u64) -> u64 {
-    let mut r = Rng(seed | 1);
+    let mut r = Rng::new(seed | 1);
     let nvcpus = 1 + r.below(4) as usize;
     let mut vm = Vm::new(nvcpus);
     let mut served = 0;
@@ -58,7 +44,7 @@ pub fn campaign(seed: u64, calls: u64) -> u64 {
                 let a = ipa(&mut r, nvcpus);
                 let size = [1u8, 2, 4, 8, 3, 16][r.below(6) as usize];
                 let write = r.below(2) == 0;
-                match vm.mmio(a, size, write, r.next()) {
+                match vm.mmio(a, size, write, r.next_u64()) {
                     Mmio::Ok { .. } => {
                         assert!(in_windows(a, size as u64, nvcpus) && a % size as u64 == 0, "{a:#x}/{size} served outside the bus");
                         served += 1;
@@ -67,23 +53,23 @@ pub fn campaign(seed: u64, calls: u64) -> u64 {
                 }
             }
             2 => {
-                if let Some(acc) = decode::from_syndrome(r.next()) {
+                if let Some(acc) = decode::from_syndrome(r.next_u64()) {
                     assert!((1..=8).contains(&acc.size) && acc.rt < 32 && acc.rt2.is_none_or(|r| r < 32), "{acc:?}");
                 }
-                if let Ok(acc) = decode::from_instruction(r.next() as u32) {
+                if let Ok(acc) = decode::from_instruction(r.next_u64() as u32) {
                     assert!((1..=8).contains(&acc.size) && acc.rt < 32 && acc.rt2.is_none_or(|r| r < 32), "{acc:?}");
                 }
             }
             3 => {
-                let fid = if r.below(2) == 0 { 0x8400_0000 | r.below(0x20) | r.below(2) << 30 } else { r.next() };
+                let fid = if r.below(2) == 0 { 0x8400_0000 | r.below(0x20) | r.below(2) << 30 } else { r.next_u64() };
                 let power: Vec<Power> = (0..nvcpus).map(|_| if r.below(2) == 0 { Power::On } else { Power::Off }).collect();
-                let x = [r.below(8) | if r.below(4) == 0 { r.next() } else { 0 }, r.next(), r.next()];
+                let x = [r.below(8) | if r.below(4) == 0 { r.next_u64() } else { 0 }, r.next_u64(), r.next_u64()];
                 if let Action::Start { target, .. } = psci::handle(fid, x, &power) {
                     assert!(target < nvcpus && power[target] == Power::Off, "PSCI started vCPU {target} of {nvcpus} ({:?})", power.get(target));
                 }
             }
             _ => {
-                let iss = SysRegIss::decode(r.next());
+                let iss = SysRegIss::decode(r.next_u64());
                 assert!(iss.rt < 32);
                 let _ = sysreg::find(&iss);
             }

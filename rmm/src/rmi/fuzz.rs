@@ -17,25 +17,7 @@ use shared::abi::rmi::*;
 use shared::abi::rsi;
 use std::collections::BTreeSet;
 
-/// xorshift64*: deterministic per seed, no dependency.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed.max(1))
-    }
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+use shared::xorshift::XorShift64 as Rng;
 
 const RMI_FIDS: &[u32] = &[
     RMI_VERSION, RMI_GRANULE_DELEGATE, RMI_GRANULE_UNDELEGATE, RMI_DATA_CREATE, RMI_DATA_CREATE_UNKNOWN, RMI_DATA_DESTROY,
@@ -62,7 +44,7 @@ fn arg(r: &mut Rng) -> u64 {
         11 => r.below(8),
         12 => r.below(1 << 39) & !0xfff,
         13 => (1 << 38) | (r.below(1 << 20) << 12),
-        _ => r.next(),
+        _ => r.next_u64(),
     }
 }
 
@@ -70,7 +52,7 @@ fn arg(r: &mut Rng) -> u64 {
 /// arguments, or a random id), then IRQ exits to end the entry whatever
 /// rmm does with it.
 fn realm_step(r: &mut Rng) -> Step {
-    let fid = if r.below(8) == 0 { r.next() } else { RSI_FIDS[r.below(RSI_FIDS.len() as u64) as usize] as u64 };
+    let fid = if r.below(8) == 0 { r.next_u64() } else { RSI_FIDS[r.below(RSI_FIDS.len() as u64) as usize] as u64 };
     let args: Vec<u64> = (0..8).map(|_| arg(r)).collect();
     Box::new(move |rec: &mut Rec| {
         rec.x[0] = fid;

@@ -114,6 +114,16 @@ impl Spmc {
         (*self.mailbox(caller).lock()).ok_or(FfaError::Denied)
     }
 
+    /// w1 total length and w2 fragment length of a descriptor that must be
+    /// in the caller's TX buffer (w3/w4 = 0; elsewhere: NOT_SUPPORTED, as
+    /// Hafnium answers), with that buffer.
+    fn descriptor_in_tx(&self, caller: Caller, r: &Regs) -> Result<(usize, usize, Mailbox), FfaError> {
+        if r[3] != 0 || r[4] != 0 {
+            return Err(FfaError::NotSupported);
+        }
+        Ok((r[1] as u32 as usize, r[2] as u32 as usize, self.tx_of(caller)?))
+    }
+
     /// Whether `caller` owns `c` by its manifest (an SP: its package or a
     /// memory region, never a device region) or as the Normal world.
     fn owns(&self, caller: Caller, c: &Constituent) -> bool {
@@ -160,13 +170,8 @@ impl Spmc {
     /// buffer address and page count (0: the TX buffer).
     fn mem_send(&self, caller: Caller, r: &Regs, platform: &mut dyn Platform) -> Regs {
         let Some(op) = op_of(r[0] as u32) else { return error(FfaError::NotSupported) };
-        let (total, frag) = (r[1] as u32 as usize, r[2] as u32 as usize);
-        if r[3] != 0 || r[4] != 0 {
-            // A buffer other than the TX buffer: not offered.
-            return error(FfaError::NotSupported);
-        }
-        let mb = match self.tx_of(caller) {
-            Ok(m) => m,
+        let (total, frag, mb) = match self.descriptor_in_tx(caller, r) {
+            Ok(t) => t,
             Err(e) => return error(e),
         };
         if frag == 0 || frag > total || frag as u64 > mb.size {
@@ -345,12 +350,8 @@ impl Spmc {
     /// length (the request is never fragmented), w3/w4 = 0.
     fn mem_retrieve_req(&self, i: usize, r: &Regs, platform: &mut dyn Platform) -> Regs {
         let caller = Caller::Sp(i);
-        let (total, frag) = (r[1] as u32 as usize, r[2] as u32 as usize);
-        if r[3] != 0 || r[4] != 0 {
-            return error(FfaError::NotSupported);
-        }
-        let mb = match self.tx_of(caller) {
-            Ok(m) => m,
+        let (total, frag, mb) = match self.descriptor_in_tx(caller, r) {
+            Ok(t) => t,
             Err(e) => return error(e),
         };
         if frag == 0 || frag != total || frag as u64 > mb.size || frag > CHUNK {

@@ -14,22 +14,7 @@ use crate::ffa::memory::descriptor::tests::build;
 use crate::ffa::memory::ids::*;
 use std::collections::BTreeSet;
 
-/// xorshift64*: deterministic per seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+use shared::xorshift::XorShift64 as Rng;
 
 const IDS: [u64; 5] = [0, 0x8001, 0x8002, 0x8123, 0xffff];
 const ADDRS: [u64; 8] = [RX, TX, 0x6000_0000, 0x6000_1000, 0x0e30_0000, 0x0e40_0000, 0x4010_0000, 0];
@@ -40,7 +25,7 @@ fn arg(r: &mut Rng) -> u64 {
         3 | 4 => ADDRS[r.below(8) as usize] + if r.below(4) == 0 { r.below(0x1000) } else { 0 },
         5 => 0x8000_0000_0000_0000 | r.below(40),
         6 | 7 => r.below(0x100),
-        _ => r.next(),
+        _ => r.next_u64(),
     }
 }
 
@@ -55,7 +40,7 @@ fn random_fid(r: &mut Rng) -> u64 {
 /// answers the request it was given (or waits); if the SPMC refuses that
 /// often enough, it faults, and the SPMC aborts it.  Runs always end.
 fn hostile_sp(id: u16, seed: u64) -> SpFn {
-    let mut r = Rng(seed | 1);
+    let mut r = Rng::new(seed | 1);
     let mut request: Option<(u16, u32)> = None;
     let mut random_left = 0u64;
     let mut refusals = 0u32;
@@ -162,7 +147,7 @@ fn campaign(seed: u64, calls: u64) -> BTreeSet<(u32, u64)> {
     f.sps.push(hostile_sp(0x8002, seed * 5));
     f.mapped.push((0x0e30_0000, 0x20_0000));
     map_ns(&mut s, &mut f);
-    let mut r = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut r = Rng::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut seen = BTreeSet::new();
     let mut handles: Vec<u64> = Vec::new();
     for n in 0..calls {
