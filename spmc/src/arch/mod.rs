@@ -149,6 +149,7 @@ fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
         for r in (0..m.sps().len()).filter_map(|i| sp_region(&m, i).ok()) {
             mm::map(&mut t, r.base as usize, r.base as usize, r.size as usize, mm::el2_attributes(MemKind::ReadWrite, false)).map_err(|_| "map SP region")?;
         }
+        platform::reserve_zero_window(&mut t).map_err(|_| "map zeroing window")?;
         // SAFETY: the table maps the image, stacks, UART and everything touched later; it lives in a static.
         unsafe { shared::arch::mmu::enable_el2(&t) };
     }

@@ -147,6 +147,10 @@ pub trait Platform {
     /// Pends the Schedule Receiver Interrupt ([`notifications::SRI_INTID`],
     /// an SGI of Group 1 Non-secure) on this PE, for the Normal world.
     fn send_sri(&mut self);
+    /// Zeroes `[pa, pa + size)` of the Non-secure or Secure PAS and cleans
+    /// it to the point of coherency (memory management's zero-memory flags).
+    #[allow(clippy::result_unit_err)]
+    fn zero(&mut self, pa: u64, size: u64, non_secure: bool) -> Result<(), ()>;
 }
 
 /// Who made a call.

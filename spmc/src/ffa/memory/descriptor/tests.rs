@@ -149,13 +149,13 @@ fn response_header_round_trips_through_the_parser() {
     let rcv = EndpointMemAccess { receiver: 0x8001, permissions: MemAccessPermissions::from_byte(RW).unwrap(), flags: 0, impdef: [7, 8] };
     for v in [V1_0, V1_1, V1_2] {
         let mut out = [0u8; 256];
-        let n = write_response_header(&mut out, v, 0, MemRegionAttributes(0x6f), 1 << 3, 0x8000_0000_0000_0001, 9, &rcv, 3, 2).unwrap();
+        let n = write_response_header(&mut out, v, 0, MemRegionAttributes(0x6f), 1 << 3, 0x8000_0000_0000_0001, 9, core::slice::from_ref(&rcv), 3, 2).unwrap();
         let d = parse(&out[..n], v, true).unwrap();
         assert_eq!((d.handle, d.tag, d.flags, d.total_page_count, d.address_range_count), (0x8000_0000_0000_0001, 9, 8, 3, 2));
         assert_eq!(d.constituent_offset(0), Some(n));
         assert_eq!(d.receivers().next().unwrap().impdef, if v == V1_2 { [7, 8] } else { [0, 0] });
     }
-    assert!(write_response_header(&mut [0u8; 40], V1_1, 0, MemRegionAttributes(0), 0, 0, 0, &rcv, 1, 1).is_none(), "too small");
+    assert!(write_response_header(&mut [0u8; 40], V1_1, 0, MemRegionAttributes(0), 0, 0, 0, core::slice::from_ref(&rcv), 1, 1).is_none(), "too small");
 }
 
 #[test]
