@@ -266,7 +266,10 @@ fn hypervisor_retrieve<C: Conduit, M: Machine>(c: &C, m: &mut M, ffa: &FfaClient
     let r = call(c, FuncId::MemRetrieveReq64 as u32, &[HEADER as u64, HEADER as u64]);
     let mut rx = [0u8; 128];
     m.read_rx(&mut rx);
+    // Our RX buffer is full until we release it: a second request is BUSY.
+    let busy = call(c, FuncId::MemRetrieveReq64 as u32, &[HEADER as u64, HEADER as u64]);
     let _ = ffa.rx_release();
+    check(format_args!("memory_retrieve_rx_full_busy"), busy.err() == Some(code(FfaError::Busy)), format_args!("{:?}", busy.map(|a| a[0])));
     let le16 = |o: usize| u16::from_le_bytes([rx[o], rx[o + 1]]);
     let le32 = |o: usize| u32::from_le_bytes([rx[o], rx[o + 1], rx[o + 2], rx[o + 3]]);
     let le64 = |o: usize| le32(o) as u64 | (le32(o + 4) as u64) << 32;

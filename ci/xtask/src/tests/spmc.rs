@@ -450,6 +450,7 @@ fn memory_expects() -> Vec<Expect> {
         ("share with the zero flag: INVALID_PARAMETERS", "memory_share_zero_invalid"),
         ("retrieved twice: reclaim waits for both relinquishes", "memory_retrieve_twice"),
         ("hypervisor retrieve request: the whole descriptor back", "memory_hypervisor_retrieve"),
+        ("a retrieve while the RX buffer is full: BUSY", "memory_retrieve_rx_full_busy"),
         ("1,200 constituents in five fragments, retrieved in fragments", "memory_fragmented_1200_constituents"),
         ("two borrowers: reclaim waits for both", "memory_two_borrowers"),
         ("SP to SP: mp shares its own page with isolation", "memory_sp_to_sp_share"),
