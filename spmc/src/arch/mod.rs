@@ -2,6 +2,7 @@
 //! running an SP's execution context at S-EL1, and the main loop with the SPMD.
 
 mod platform;
+mod recover;
 
 use spmc::ffa::setup::partition_info::{LogicalPartitions, MAX_LOGICAL, read_info_regs};
 use spmc::ffa::{Partition, Regs, SpMemory, Spmc};
@@ -396,6 +397,10 @@ fn main_loop(cpu: usize, mut answer: Regs) -> ! {
 
 #[unsafe(no_mangle)]
 extern "C" fn quadrant_el2_exception(frame: &mut ExceptionFrame, vector: u64) {
+    // A guarded access to another world's memory that faulted (recover.rs).
+    if vector & 3 == 0 && recover::on_exception(frame, shared::read_sysreg!(esr_el2)) {
+        return;
+    }
     shared::arch::unexpected_el2_exception(frame, vector)
 }
 

@@ -351,10 +351,9 @@ impl Platform for HwPe {
     }
 
     fn write(&mut self, pa: u64, bytes: &[u8]) {
-        for (i, b) in bytes.iter().enumerate() {
-            // SAFETY: the dispatcher only writes inside a mapped NS buffer or an SP's region.
-            unsafe { core::ptr::write_volatile((pa as usize + i) as *mut u8, *b) };
-        }
+        // The dispatcher only writes inside a mapped NS buffer or an SP's
+        // region; an NS page that left the NS PAS faults, survived (recover.rs).
+        let _ = super::recover::guarded(|| super::recover::write_bytes(pa as usize, bytes));
     }
 
     fn reset_ctx(&mut self, index: usize, ctx: usize, entry: Option<u64>) {
@@ -482,10 +481,14 @@ impl Platform for HwPe {
     }
 
     fn read(&mut self, pa: u64, out: &mut [u8]) {
-        for (i, b) in out.iter_mut().enumerate() {
-            // SAFETY: the dispatcher only reads inside a mapped NS buffer or an SP's region.
-            *b = unsafe { core::ptr::read_volatile((pa as usize + i) as *const u8) };
+        // As `write`; what a fault left unread reads as zero.
+        if super::recover::guarded(|| super::recover::read_bytes(pa as usize, out)).is_err() {
+            out.fill(0);
         }
+    }
+
+    fn take_access_fault(&mut self) -> bool {
+        super::recover::take_lost()
     }
 
     fn send_sri(&mut self) {
@@ -520,10 +523,11 @@ impl Platform for HwPe {
             mm::map(&mut t, va as usize, at as usize, n as usize, mm::el2_attributes(MemKind::ReadWrite, non_secure)).map_err(|_| ())?;
             // SAFETY: barriers only, so the new entries are seen below.
             unsafe { core::arch::asm!("dsb ish", "isb", options(nostack)) };
-            // SAFETY: `[va, va + n)` was just mapped read-write to pages that
-            // the memory-management rules give nobody access to right now
-            // (or only to the endpoint that asked for them to be zeroed).
-            unsafe { core::ptr::write_bytes(va as *mut u8, 0, n as usize) };
+            // `[va, va + n)` was just mapped read-write, to pages that the
+            // memory-management rules give nobody access to right now (or
+            // only to the endpoint that asked for them to be zeroed); a page
+            // that left its PAS faults, survived (recover.rs).
+            let zeroed = super::recover::guarded(|| super::recover::zero(va as usize, n as usize));
             // Clean to the point of coherency: the next owner may map the
             // pages with other cacheability (DDI0487 D7.5, data cache maintenance).
             let mut l = va & !(line - 1);
@@ -536,6 +540,7 @@ impl Platform for HwPe {
             unsafe { core::arch::asm!("dsb sy", options(nostack)) };
             // Invalid descriptors: the crate invalidates the TLB entries.
             let _ = mm::map(&mut t, va as usize, at as usize, n as usize, aarch64_paging::descriptor::El23Attributes::empty());
+            zeroed?;
             at += n;
         }
         Ok(())

@@ -241,7 +241,7 @@ impl Spmc {
         if r[0] as u32 != fid::FFA_VERSION {
             self.part(i).fix_version();
         }
-        match r[0] as u32 {
+        let step = match r[0] as u32 {
             // The round trip's fast path, as in `handle_ns`: the rows' own handler.
             fid::FFA_MSG_SEND_DIRECT_RESP_32 | fid::FFA_MSG_SEND_DIRECT_RESP_64 | fid::FFA_MSG_SEND_DIRECT_RESP2 => {
                 direct_messaging::ffa_msg_send_direct_resp(self, &call, platform)
@@ -250,6 +250,13 @@ impl Spmc {
                 SpStep::Resume(direct_messaging::ffa_msg_send_direct_req(self, &call, platform))
             }
             _ => self.dispatch(&call, platform),
+        };
+        match step {
+            SpStep::Resume(_) if platform.take_access_fault() => {
+                log::warn!("{} from SP {:#06x}: a buffer it named faulted (left its PAS): ABORTED", fid_name(r[0] as u32), self.part(i).manifest.id);
+                SpStep::Resume(error(FfaError::Aborted))
+            }
+            s => s,
         }
     }
 
@@ -282,6 +289,15 @@ impl Spmc {
                 // Only SP-only rows decide anything else.
                 _ => error(FfaError::NotSupported),
             },
+        };
+        // A Normal-world buffer that left the NS PAS under us (delegated to
+        // the Realm world): the access faulted and was survived; the call is
+        // ABORTED, as Hafnium answers after its trapped copy.
+        let answer = if platform.take_access_fault() {
+            log::warn!("{} from NS: a buffer it named faulted (left the NS PAS): ABORTED", fid_name(f));
+            error(FfaError::Aborted)
+        } else {
+            answer
         };
         self.log_ns(r, &answer);
         // Notifications set while serving this call owe the Normal world the SRI.

@@ -151,6 +151,12 @@ pub trait Platform {
     /// it to the point of coherency (memory management's zero-memory flags).
     #[allow(clippy::result_unit_err)]
     fn zero(&mut self, pa: u64, size: u64, non_secure: bool) -> Result<(), ()>;
+    /// Whether a `read` or `write` since the last call faulted (the memory
+    /// left its PAS: a Normal-world buffer delegated to the Realm world).
+    /// The call that did it is answered ABORTED.
+    fn take_access_fault(&mut self) -> bool {
+        false
+    }
 }
 
 /// Who made a call.

@@ -34,6 +34,8 @@ struct Fake {
     zeroed: Vec<(u64, u64, bool)>,
     /// `zero` fails.
     fail_zero: bool,
+    /// The next `take_access_fault` reports a faulted buffer access.
+    access_fault: bool,
 }
 
 impl Fake {
@@ -55,6 +57,7 @@ impl Fake {
             unmapped_own: Vec::new(),
             zeroed: Vec::new(),
             fail_zero: false,
+            access_fault: false,
         }
     }
     fn read(&self, pa: u64, n: usize) -> Vec<u8> {
@@ -114,6 +117,9 @@ impl Platform for Fake {
         self.mem.retain(|a, _| !(pa..pa + size).contains(a));
         self.zeroed.push((pa, size, non_secure));
         Ok(())
+    }
+    fn take_access_fault(&mut self) -> bool {
+        core::mem::take(&mut self.access_fault)
     }
     fn send_sri(&mut self) {
         self.sris += 1;
@@ -2279,4 +2285,19 @@ fn sp_version_is_fixed_once_it_made_other_calls() {
     assert_eq!(sp(&s, &mut f, &[fid::FFA_VERSION as u64, 0x10002])[0], 0xffff_ffff, "refused");
     assert_eq!(s.partition(0).unwrap().version(), 0x10001, "unchanged");
     assert_eq!(sp(&s, &mut f, &[fid::FFA_VERSION as u64, 0x10001])[0], 0x10002, "the same one again");
+}
+
+/// A buffer that left the NS PAS under the call (the platform survived the
+/// fault): the call is ABORTED, and the next one is answered as usual.
+#[test]
+fn a_faulted_buffer_access_aborts_the_call() {
+    let (mut s, mut f) = booted();
+    map_ns(&mut s, &mut f);
+    f.access_fault = true;
+    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64]), 0, &mut f);
+    assert!(is_error(&a, FfaError::Aborted), "{a:x?}");
+    // The endpoint gives its RX buffer back (the aborted call filled it) and asks again.
+    let _ = s.handle_ns(&regs(&[fid::FFA_RX_RELEASE as u64]), 0, &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64]), 0, &mut f);
+    assert_eq!(a[0], fid::FFA_SUCCESS_32 as u64, "{a:x?}");
 }

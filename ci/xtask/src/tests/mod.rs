@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod foundation;
+mod hostile;
 pub mod nshyp;
 mod rmm;
 mod run;
@@ -49,6 +50,7 @@ fn integration_tests() -> Vec<IntegrationTest> {
     all.extend(rmm::tests());
     all.extend(nshyp::tests());
     all.extend(run::tests());
+    all.extend(hostile::tests());
     all
 }
 
