@@ -30,6 +30,8 @@ pub enum Mode {
     IndirectMessaging,
     /// `hostile_ns_storm`: seeded random calls on every core, then checks.
     Storm(u64),
+    /// `hostile_sp_storm`: the isolation SP fires the storm, then checks.
+    SpStorm(u64),
 }
 
 /// Another SP's memory: the echo SP's package (tfa-integration/sp/echo.dts).
@@ -69,6 +71,9 @@ pub fn from_bootargs(args: &str) -> Mode {
         }
         if w == "quadrant.indirect" {
             return Mode::IndirectMessaging;
+        }
+        if let Some(seed) = w.strip_prefix("quadrant.sp_storm=") {
+            return Mode::SpStorm(crate::storm::seed_of(seed));
         }
         if w == "quadrant.storm" {
             return Mode::Storm(1);

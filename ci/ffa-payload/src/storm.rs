@@ -313,6 +313,40 @@ fn rmm_parameters_outside_the_ns_pas<C: Conduit>(c: &C) {
     );
 }
 
+/// sps/isolation's storm command and its size (`hostile_sp_storm`).
+const ISOLATION_STORM: u64 = 5;
+pub const SP_STORM_CALLS: u64 = 12_000;
+
+/// `hostile_sp_storm`: isolation (S-EL1) fires the storm at spmc inside one
+/// direct request of ours; then every world answers as before.
+pub fn run_sp_storm<C: Conduit, M: Machine>(c: &C, m: &mut M, seed: u64) {
+    let ffa = FfaClient::new(c);
+    let v = ffa.version(shared::ffa_client::REQUESTED_VERSION);
+    let ping = ffa.direct_req64(HYPERVISOR_ID, ISOLATION, [0, 1, 2, 3, 4]);
+    check(format_args!("sp_storm_setup"), v.is_ok() && ping == Ok([0, 1, 2, 3, 4]), format_args!("version {v:?}, isolation {ping:x?}"));
+    log::info!("sp storm: seed {seed:#x}, {SP_STORM_CALLS} calls from isolation");
+    let start = m.counter();
+    let r = ffa.direct_req64(HYPERVISOR_ID, ISOLATION, [ISOLATION_STORM, seed, SP_STORM_CALLS, 0, 0]);
+    let secs = (m.counter() - start) / m.counter_freq().max(1);
+    check(
+        format_args!("sp_storm_done"),
+        matches!(r, Ok([0, n, ..]) if n == SP_STORM_CALLS),
+        format_args!("seed {seed:#x}: [0, calls, FFA_SUCCESS, FFA_ERROR, other] = {r:x?} in ~{secs} s"),
+    );
+    // isolation itself, echo, discovery, memory sharing, every core.
+    let again = ffa.direct_req64(HYPERVISOR_ID, ISOLATION, [0, 5, 6, 7, 8]);
+    let echo = ffa.direct_req64(HYPERVISOR_ID, ECHO, [1, 2, 3, 4, 5]);
+    check(format_args!("sp_storm_sps_answer"), again == Ok([0, 5, 6, 7, 8]) && echo == Ok([1, 2, 3, 4, 5]), format_args!("isolation {again:x?}, echo {echo:x?}"));
+    let (_, mp_uuid) = crate::checks::discover(&ffa, m);
+    let shared = crate::memory::share_round_trip(c, m, &ffa, m.shared_page(), 1);
+    check(format_args!("sp_storm_memory_share_works"), shared, format_args!("share + mp retrieve/relinquish + reclaim"));
+    let mut cores_ok = true;
+    for cpu in 1..4 {
+        cores_ok &= m.run_on(cpu, crate::checks::Job::Checks(mp_uuid)).is_ok();
+    }
+    check(format_args!("sp_storm_every_core_answers"), cores_ok, format_args!("round trips on cores 1..3"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,14 +21,46 @@ pub fn seed() -> u64 {
 }
 
 pub fn tests() -> Vec<IntegrationTest> {
-    vec![IntegrationTest {
-        name: "hostile_ns_storm",
-        boot: ns_storm_boot,
-        timeout: Duration::from_secs(300),
-        expects: ns_storm_expects,
-        extra: Some(no_failed_check),
-        forbid: FORBID_ALWAYS,
-    }]
+    vec![
+        IntegrationTest {
+            name: "hostile_ns_storm",
+            boot: ns_storm_boot,
+            timeout: Duration::from_secs(300),
+            expects: ns_storm_expects,
+            extra: Some(no_failed_check),
+            forbid: FORBID_ALWAYS,
+        },
+        IntegrationTest {
+            name: "hostile_sp_storm",
+            boot: sp_storm_boot,
+            timeout: Duration::from_secs(300),
+            expects: sp_storm_expects,
+            extra: Some(no_failed_check),
+            forbid: FORBID_ALWAYS,
+        },
+    ]
+}
+
+/// ci/ffa-payload driving sps/isolation's storm.
+fn sp_storm_boot(o: &Outputs) -> XResult<Boot> {
+    let dtb = util::out_dir().join("hostile-sp-storm.dtb");
+    qemu::dtb_with_bootargs(&o.ffa_bios, &format!("quadrant.sp_storm={:#x}", seed()), &dtb)?;
+    Ok(Boot::Tfa { bios: o.ffa_bios.clone(), dtb: Some(dtb) })
+}
+
+fn sp_storm_expects() -> Vec<Expect> {
+    [
+        ("set up: isolation answers", "sp_storm_setup"),
+        ("12,000 calls from isolation at S-EL1", "sp_storm_done"),
+        ("isolation and echo answer after", "sp_storm_sps_answer"),
+        ("discovery: every SP listed", "ffa_partition_info_get"),
+        ("a memory share round trip with mp", "sp_storm_memory_share_works"),
+        ("round trips on every core", "sp_storm_every_core_answers"),
+    ]
+    .into_iter()
+    .map(|(what, name)| expect(what, &[&format!("[ffa-payload] check {name}: ok")]))
+    .chain([expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"])])
+    .collect()
 }
 
 /// ci/ffa-payload in storm mode.
