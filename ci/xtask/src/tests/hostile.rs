@@ -31,6 +31,14 @@ pub fn tests() -> Vec<IntegrationTest> {
             forbid: FORBID_ALWAYS,
         },
         IntegrationTest {
+            name: "hostile_realm_storm",
+            boot: |o| super::rmm::realm_mode_boot(o, &format!("quadrant.rsi-storm={:#x}", seed())),
+            timeout: Duration::from_secs(300),
+            expects: realm_storm_expects,
+            extra: Some(realm_storm_extra),
+            forbid: FORBID_ALWAYS,
+        },
+        IntegrationTest {
             name: "hostile_sp_storm",
             boot: sp_storm_boot,
             timeout: Duration::from_secs(300),
@@ -86,6 +94,23 @@ fn ns_storm_expects() -> Vec<Expect> {
     .map(|(what, name)| expect(what, &[&format!("[ffa-payload] check {name}: ok")]))
     .chain([expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"])])
     .collect()
+}
+
+fn realm_storm_expects() -> Vec<Expect> {
+    vec![
+        expect("the storm ran", &["[realm] rsi_storm: 12000 calls: "]),
+        expect("answers: RSI statuses or NOT_SUPPORTED", &["[realm] rsi_storm_check answers_plausible: ok"]),
+        expect("RSI_VERSION after", &["[realm] rsi_storm_check rsi_version: ok"]),
+        expect("the RIM unchanged", &["[realm] rsi_storm_check rim_unchanged: ok"]),
+        expect("REALM_CONFIG after", &["[realm] rsi_storm_check realm_config: ok"]),
+        expect("a host call after", &["[realm] rsi_storm_check host_call: ok"]),
+        expect("no check failed", &["[realm] rsi_storm: 5 passed, 0 failed"]),
+        expect("the host tore the realm down", &["[ns-hyp] realm_boot: ok", "torn down"]),
+    ]
+}
+
+fn realm_storm_extra(output: &str) -> Vec<String> {
+    output.lines().filter(|l| l.starts_with("[realm] rsi_storm_check") && l.contains(": FAIL")).map(|l| format!("failed: {l}")).collect()
 }
 
 fn no_failed_check(output: &str) -> Vec<String> {

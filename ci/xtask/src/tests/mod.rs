@@ -14,7 +14,7 @@ use std::time::Duration;
 mod foundation;
 mod hostile;
 pub mod nshyp;
-mod rmm;
+pub mod rmm;
 mod run;
 pub use rmm::realm_bench_boot;
 pub mod spmc;
