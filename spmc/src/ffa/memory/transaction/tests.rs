@@ -242,3 +242,80 @@ fn a_failed_relinquish_is_undone() {
     assert_eq!(s.relinquish(h, 0x8001, true).unwrap().1, Relinquished { last: true, zero: false });
     assert_eq!(s.relinquish(h, 0x8002, false).unwrap().1, Relinquished { last: true, zero: true });
 }
+
+/// The store as a state machine under proptest: any sequence of sends,
+/// retrieves, relinquishes and reclaims (shrunk to the shortest that
+/// fails) keeps every page in at most one live transaction, never reclaims
+/// a handle a borrower holds, and forgets a reclaimed handle.
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Send { share: bool, sender: usize, receiver: usize, page: u64, pages: u32 },
+        Retrieve { handle: usize, receiver: usize },
+        Relinquish { handle: usize, receiver: usize },
+        Reclaim { handle: usize, owner: usize },
+    }
+
+    const IDS: [u16; 3] = [0, 0x8001, 0x8002];
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (any::<bool>(), 0usize..3, 0usize..3, 0u64..12, 1u32..4).prop_map(|(share, sender, receiver, page, pages)| Op::Send { share, sender, receiver, page, pages }),
+            (any::<usize>(), 1usize..3).prop_map(|(handle, receiver)| Op::Retrieve { handle, receiver }),
+            (any::<usize>(), 1usize..3).prop_map(|(handle, receiver)| Op::Relinquish { handle, receiver }),
+            (any::<usize>(), 0usize..3).prop_map(|(handle, owner)| Op::Reclaim { handle, owner }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn invariants_hold(ops in proptest::collection::vec(op(), 1..80)) {
+            let mut s = store();
+            let mut handles: Vec<u64> = Vec::new();
+            for o in ops {
+                match o {
+                    Op::Send { share, sender, receiver, page, pages } => {
+                        let (from, to) = (IDS[sender], IDS[receiver]);
+                        if from == to || to == 0 {
+                            continue;
+                        }
+                        let list = [c(0x6000_0000 + page * 0x1000, pages)];
+                        let kind = if share { MemOp::Share } else { MemOp::Lend };
+                        if let Ok((h, _)) = s.begin(new(kind, from, &[to], &list), &list, &yes) {
+                            handles.push(h);
+                        }
+                    }
+                    Op::Retrieve { handle, receiver } if !handles.is_empty() => {
+                        let _ = s.retrieve(handles[handle % handles.len()], IDS[receiver], RW, false);
+                    }
+                    Op::Relinquish { handle, receiver } if !handles.is_empty() => {
+                        let _ = s.relinquish(handles[handle % handles.len()], IDS[receiver], false);
+                    }
+                    Op::Reclaim { handle, owner } if !handles.is_empty() => {
+                        let h = handles[handle % handles.len()];
+                        let held = s.get(h).is_some_and(|t| t.receivers().any(|r| r.retrieved()));
+                        if s.reclaim(h, IDS[owner]).is_ok() {
+                            prop_assert!(!held, "reclaimed while a borrower held it");
+                            prop_assert!(s.get(h).is_none(), "a reclaimed handle is gone");
+                            handles.retain(|x| *x != h);
+                        }
+                    }
+                    _ => {}
+                }
+                let live: Vec<&Transaction> = s.transactions().filter(|t| !t.is_donated()).collect();
+                for (a, ta) in live.iter().enumerate() {
+                    for tb in &live[a + 1..] {
+                        for ca in s.constituents(ta) {
+                            prop_assert!(!s.constituents(tb).iter().any(|cb| cb.overlaps(ca)), "a page in two live transactions");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
