@@ -255,6 +255,11 @@ impl Spmc {
         Ok(i)
     }
 
+    /// The memory transaction store (tests, fuzz targets).
+    pub fn memory_store(&self) -> &spin::Mutex<memory::transaction::MemoryStore> {
+        self.memory
+    }
+
     pub fn partitions(&self) -> impl Iterator<Item = &Partition> {
         self.partitions[..self.count].iter().flatten()
     }
