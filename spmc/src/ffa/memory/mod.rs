@@ -32,6 +32,10 @@ use descriptor::{Constituent, DataAccess, DescError, EndpointMemAccess, Instruct
 use shared::abi::ffa::FfaError;
 use transaction::{MemOp, MemoryStore, NewTransaction, Retrieval, Transaction};
 
+/// An empty list of receivers to fill.
+const NO_RECEIVERS: [EndpointMemAccess; descriptor::MAX_RECEIVERS] =
+    [EndpointMemAccess { receiver: 0, permissions: MemAccessPermissions { data: DataAccess::NotSpecified, instruction: InstructionAccess::NotSpecified }, flags: 0, impdef: [0; 2] }; descriptor::MAX_RECEIVERS];
+
 /// How much of a TX buffer is read at a time (on the stack).
 pub const CHUNK: usize = 4096;
 
@@ -363,19 +367,27 @@ impl Spmc {
 }
 
 impl Spmc {
+    /// A retrieve request from `caller`'s TX buffer into `buf`: w1 total
+    /// length = w2 fragment length (never fragmented), at most [`CHUNK`]
+    /// bytes, w3/w4 = 0.  Returns its length.
+    fn retrieve_request_in_tx(&self, caller: Caller, r: &Regs, buf: &mut [u8; CHUNK], platform: &mut dyn Platform) -> Result<usize, FfaError> {
+        let (total, frag, mb) = self.descriptor_in_tx(caller, r)?;
+        if frag == 0 || frag != total || frag as u64 > mb.size || frag > CHUNK {
+            return Err(FfaError::InvalidParameters);
+        }
+        platform.read(mb.tx, &mut buf[..frag]);
+        Ok(frag)
+    }
+
     /// FFA_MEM_RETRIEVE_REQ from SP `i`: w1 total length = w2 fragment
     /// length (the request is never fragmented), w3/w4 = 0.
     fn mem_retrieve_req(&self, i: usize, r: &Regs, platform: &mut dyn Platform) -> Regs {
         let caller = Caller::Sp(i);
-        let (total, frag, mb) = match self.descriptor_in_tx(caller, r) {
-            Ok(t) => t,
+        let mut buf = [0u8; CHUNK];
+        let frag = match self.retrieve_request_in_tx(caller, r, &mut buf, platform) {
+            Ok(n) => n,
             Err(e) => return error(e),
         };
-        if frag == 0 || frag != total || frag as u64 > mb.size || frag > CHUNK {
-            return error(FfaError::InvalidParameters);
-        }
-        let mut buf = [0u8; CHUNK];
-        platform.read(mb.tx, &mut buf[..frag]);
         let version = self.version_of(caller);
         let d = match descriptor::parse(&buf[..frag], version, false) {
             Ok(d) => d,
@@ -455,15 +467,11 @@ impl Spmc {
     /// changes; the answer goes to its RX buffer, in fragments if long.
     fn mem_retrieve_req_hypervisor(&self, r: &Regs, platform: &mut dyn Platform) -> Regs {
         let caller = Caller::Ns;
-        let (total, frag, mb) = match self.descriptor_in_tx(caller, r) {
-            Ok(t) => t,
+        let mut buf = [0u8; CHUNK];
+        let frag = match self.retrieve_request_in_tx(caller, r, &mut buf, platform) {
+            Ok(n) => n,
             Err(e) => return error(e),
         };
-        if frag == 0 || frag != total || frag as u64 > mb.size || frag > CHUNK {
-            return error(FfaError::InvalidParameters);
-        }
-        let mut buf = [0u8; CHUNK];
-        platform.read(mb.tx, &mut buf[..frag]);
         let version = self.version_of(caller);
         let handle = match descriptor::parse_hypervisor_retrieve(&buf[..frag], version) {
             Ok(h) => h,
@@ -480,7 +488,7 @@ impl Spmc {
             return error(FfaError::Busy);
         }
         let list = t.receivers().map(|r| r.access);
-        let mut receivers = [EndpointMemAccess { receiver: 0, permissions: MemAccessPermissions { data: DataAccess::NotSpecified, instruction: InstructionAccess::NotSpecified }, flags: 0, impdef: [0; 2] }; descriptor::MAX_RECEIVERS];
+        let mut receivers = NO_RECEIVERS;
         let mut n = 0;
         for a in list {
             receivers[n] = a;
@@ -503,7 +511,7 @@ impl Spmc {
         let me = self.caller_id(caller);
         let store = self.memory.lock();
         let Some(t) = store.get(h).copied() else { return error(FfaError::InvalidParameters) };
-        let mut receivers = [EndpointMemAccess { receiver: 0, permissions: MemAccessPermissions { data: DataAccess::NotSpecified, instruction: InstructionAccess::NotSpecified }, flags: 0, impdef: [0; 2] }; descriptor::MAX_RECEIVERS];
+        let mut receivers = NO_RECEIVERS;
         let n = match caller {
             Caller::Sp(_) => {
                 let Some(rcv) = t.receiver(me).filter(|r| r.retrieved()) else { return error(FfaError::InvalidParameters) };
