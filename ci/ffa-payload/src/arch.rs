@@ -292,6 +292,7 @@ extern "C" fn quadrant_main(x0: u64, _x1: u64, _x2: u64, _x3: u64, _x4: u64, cpu
         Mode::IndirectMessaging => crate::notif::run_indirect_messaging(&Smc, &mut hw),
         Mode::Storm(seed) => crate::storm::run_storm(&Smc, &mut hw, seed),
         Mode::SpStorm(seed) => crate::storm::run_sp_storm(&Smc, &mut hw, seed),
+        Mode::SpAbort => checks::run_sp_abort(&Smc, &mut hw),
     }
     if mode != Mode::Bench {
         let (ok, failed) = checks::TALLY.counts();

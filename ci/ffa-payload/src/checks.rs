@@ -577,6 +577,29 @@ pub fn run_sp_sizing<C: Conduit, M: Machine>(c: &C, m: &mut M) {
     check(format_args!("sp_sizing_echo_after"), ok, format_args!("echo {}", if ok { "ok" } else { "FAILED" }));
 }
 
+/// isolation's fatal-error command (sps/isolation `CMD_FATAL`).
+const ISO_PANIC: u64 = 6;
+
+/// `sp_abort` (issue M): isolation hits a fatal error while
+/// serving our request; its runtime gives up the FF-A way (FFA_ERROR), so
+/// spmc marks it aborted and we get FFA_ERROR(ABORTED) — then again for
+/// every later request to it, while echo goes on answering.
+pub fn run_sp_abort<C: Conduit, M: Machine>(c: &C, m: &mut M) {
+    let _ = m;
+    let ffa = FfaClient::new(c);
+    if !negotiate(&ffa) {
+        return;
+    }
+    let alive = ffa.direct_req64(HYPERVISOR_ID, ISOLATION, [0, 1, 2, 3, 4]);
+    check(format_args!("sp_abort_alive_before"), alive == Ok([0, 1, 2, 3, 4]), format_args!("{}", Shown(&alive)));
+    let r = ffa.direct_req64(HYPERVISOR_ID, ISOLATION, [ISO_PANIC, 0, 0, 0, 0]);
+    check(format_args!("sp_abort_caller_gets_aborted"), r == Err(CallError::Ffa(FfaError::Aborted)), format_args!("{}", Shown(&r)));
+    let again = ffa.direct_req64(HYPERVISOR_ID, ISOLATION, [0, 1, 2, 3, 4]);
+    check(format_args!("sp_abort_stays_aborted"), again == Err(CallError::Ffa(FfaError::Aborted)), format_args!("{}", Shown(&again)));
+    let ok = echo_ok(&ffa, 3);
+    check(format_args!("sp_abort_others_answer"), ok, format_args!("echo {}", if ok { "ok" } else { "FAILED" }));
+}
+
 /// Completions of the concurrency scenario's requests, in order.
 static COMPLETED: AtomicU32 = AtomicU32::new(0);
 /// [`mp_spin_job`] is about to make its call / its completion rank.

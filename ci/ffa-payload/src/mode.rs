@@ -32,6 +32,8 @@ pub enum Mode {
     Storm(u64),
     /// `hostile_sp_storm`: the isolation SP fires the storm, then checks.
     SpStorm(u64),
+    /// `sp_abort`: isolation gives up with FFA_ERROR while serving us.
+    SpAbort,
 }
 
 /// Another SP's memory: the echo SP's package (tfa-integration/sp/echo.dts).
@@ -71,6 +73,9 @@ pub fn from_bootargs(args: &str) -> Mode {
         }
         if w == "quadrant.indirect" {
             return Mode::IndirectMessaging;
+        }
+        if w == "quadrant.sp_abort" {
+            return Mode::SpAbort;
         }
         if let Some(seed) = w.strip_prefix("quadrant.sp_storm=") {
             return Mode::SpStorm(crate::storm::seed_of(seed));

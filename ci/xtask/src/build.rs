@@ -358,7 +358,7 @@ pub fn signed_spmc_manifest() -> Result<PathBuf> {
 fn sign_packages(plat: &Path) -> Result<bool> {
     let key = sign::load_key(&sign::ensure_test_key()?)?;
     let mut changed = false;
-    for (name, _, _) in SpSet::Ours.packages()? {
+    for (name, _, _, _) in SpSet::Ours.packages()? {
         changed |= sign::sign_file(&plat.join(format!("{name}.pkg")), &key)?;
     }
     Ok(changed)

@@ -78,7 +78,8 @@ pub fn entries(json: &str) -> Vec<SpEntry> {
 pub fn dts_cells(dts: &str, name: &str) -> Option<Vec<u32>> {
     let line = dts.lines().map(str::trim_start).find(|l| l.strip_prefix(name).is_some_and(|r| r.trim_start().starts_with('=')))?;
     let inner = line.split(['<', '>']).nth(1)?;
-    inner.split_whitespace().map(|c| u32::from_str_radix(c.trim_start_matches("0x"), 16).ok()).collect()
+    // Cells as dtc reads them: 0x hex, else decimal.
+    inner.split_whitespace().map(|c| c.strip_prefix("0x").map_or_else(|| c.parse().ok(), |h| u32::from_str_radix(h, 16).ok())).collect()
 }
 
 /// A package's load address from its partition manifest (one or two cells).
@@ -107,8 +108,8 @@ impl SpSet {
         }
     }
 
-    /// (name, load address, size) of each SP, in layout order.
-    pub fn packages(&self) -> Result<Vec<(String, u64, Option<u64>)>> {
+    /// (name, load address, size, execution contexts) of each SP, in layout order.
+    pub fn packages(&self) -> Result<Vec<(String, u64, Option<u64>, u32)>> {
         let file = self.layout_file();
         let json = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
         let list = entries(&json);
@@ -120,24 +121,35 @@ impl SpSet {
                 let pm = self.pm_dir().join(&e.pm);
                 let dts = std::fs::read_to_string(&pm).map_err(|err| format!("{} (the pm of {} in {}): {err}", pm.display(), e.name, file.display()))?;
                 let at = load_address(&dts).ok_or_else(|| format!("{}: no one-line `load-address = <..>;` (sptool needs it too)", pm.display()))?;
-                Ok((e.name.clone(), at, e.size))
+                let contexts = dts_cells(&dts, "execution-ctx-count").and_then(|c| c.first().copied()).unwrap_or(1);
+                Ok((e.name.clone(), at, e.size, contexts))
             })
             .collect()
     }
 }
 
+/// sptool's default package region when the layout gives no `size`.
+pub const DEFAULT_MEM_SIZE: u64 = 0x10_0000;
+
 /// The SPMC manifest for a set of SPs: ours (`tfa-integration/spmc_manifest.dts`)
 /// with its `hypervisor` node listing exactly the layout's packages, in
-/// Hafnium's form (`vmN { is_ffa_partition; debug_name; load_address; }`).
-pub fn spmc_manifest(template: &str, packages: &[(String, u64, Option<u64>)]) -> Result<String> {
+/// Hafnium's form (`vmN { is_ffa_partition; debug_name; load_address;
+/// vcpu_count; mem_size; }`: Hafnium v2.12 refuses a node without the last
+/// two; `vcpu_count` is the partition's execution-ctx-count, `mem_size` the
+/// layout's `size` or sptool's default 1 MiB).
+pub fn spmc_manifest(template: &str, packages: &[(String, u64, Option<u64>, u32)]) -> Result<String> {
     let start = template.find("\thypervisor {").ok_or("spmc_manifest.dts: no `hypervisor {` node")?;
     // The node ends at the first line `\t};` after it (its children are one level deeper).
     let end = template[start..].find("\n\t};").map(|i| start + i + "\n\t};".len()).ok_or("spmc_manifest.dts: unterminated hypervisor node")?;
     let mut node = String::from("\thypervisor {\n\t\tcompatible = \"hafnium,hafnium\";\n");
-    for (i, (name, at, size)) in packages.iter().enumerate() {
+    for (i, (name, at, size, contexts)) in packages.iter().enumerate() {
         let cells = if *at > u32::MAX as u64 { format!("{:#x} {:#010x}", at >> 32, at & 0xffff_ffff) } else { format!("{at:#010x}") };
-        let mem_size = size.map(|n| format!("\t\t\tmem_size = <{:#x} {:#010x}>;\n", n >> 32, n & 0xffff_ffff)).unwrap_or_default();
-        node.push_str(&format!("\t\tvm{} {{\n\t\t\tis_ffa_partition;\n\t\t\tdebug_name = \"{name}\";\n\t\t\tload_address = <{cells}>;\n{mem_size}\t\t}};\n", i + 1));
+        let n = size.unwrap_or(DEFAULT_MEM_SIZE);
+        let mem_size = format!("\t\t\tmem_size = <{:#x} {:#010x}>;\n", n >> 32, n & 0xffff_ffff);
+        node.push_str(&format!(
+            "\t\tvm{} {{\n\t\t\tis_ffa_partition;\n\t\t\tdebug_name = \"{name}\";\n\t\t\tload_address = <{cells}>;\n\t\t\tvcpu_count = <{contexts}>;\n{mem_size}\t\t}};\n",
+            i + 1
+        ));
     }
     node.push_str("\t};");
     Ok(format!("{}{}{}", &template[..start], node, &template[end..]))
@@ -205,9 +217,9 @@ mod tests {
     #[test]
     fn manifest_for_one_sp() {
         let t = "/ {\n\tattribute { };\n\thypervisor {\n\t\tvm1 {\n\t\t\tx;\n\t\t};\n\t};\n\tcpus { };\n};\n";
-        let m = spmc_manifest(t, &[("echo".into(), 0x0e30_0000, None), ("big".into(), 0x0e40_0000, Some(0x20_0000))]).unwrap();
-        assert!(m.contains("vm1 {\n\t\t\tis_ffa_partition;\n\t\t\tdebug_name = \"echo\";\n\t\t\tload_address = <0x0e300000>;\n\t\t};"));
-        assert!(m.contains("vm2 {\n\t\t\tis_ffa_partition;\n\t\t\tdebug_name = \"big\";\n\t\t\tload_address = <0x0e400000>;\n\t\t\tmem_size = <0x0 0x00200000>;\n\t\t};"));
+        let m = spmc_manifest(t, &[("echo".into(), 0x0e30_0000, None, 1), ("big".into(), 0x0e40_0000, Some(0x20_0000), 4)]).unwrap();
+        assert!(m.contains("vm1 {\n\t\t\tis_ffa_partition;\n\t\t\tdebug_name = \"echo\";\n\t\t\tload_address = <0x0e300000>;\n\t\t\tvcpu_count = <1>;\n\t\t\tmem_size = <0x0 0x00100000>;\n\t\t};"));
+        assert!(m.contains("vm2 {\n\t\t\tis_ffa_partition;\n\t\t\tdebug_name = \"big\";\n\t\t\tload_address = <0x0e400000>;\n\t\t\tvcpu_count = <4>;\n\t\t\tmem_size = <0x0 0x00200000>;\n\t\t};"));
         assert!(m.contains("\tcpus { };") && !m.contains("\t\t\tx;"));
     }
 }

@@ -175,6 +175,7 @@ fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
                 let mem = SpMemory { base: own.base, size: own.size };
                 let idx = spmc.add_partition(Partition::new(pm, mem))?;
                 hw.add_partition(idx, entry, mem, &pm).map_err(|_| "SP Stage-2")?;
+                log::info!("SP {} ({:#06x}): starts with FP/SIMD trapped at EL1 (CPACR_EL1.FPEN = 0), as under Hafnium", sp.debug_name, pm.id);
                 let _ = layout::take(&pm, own, &mut taken);
             }
             // A bad SP is skipped, not fatal: the others still run.

@@ -300,7 +300,7 @@ impl HwPlatform {
         self.sps[idx] = Some(SpHw { s2_root: root, ns_root, vmid: idx as u64 + 2, entry });
         for ctx in 0..(pm.execution_ctx_count as usize).min(MAX_CONTEXTS) {
             // x0 = 0: no boot information blob is passed (DEN0077, boot information protocol).
-            *VCPUS[idx][ctx].lock() = Some(Vcpu { regs: GuestRegs::at_entry(entry, 0), el1: El1SysRegs::reset(), timer: VTimer::default() });
+            *VCPUS[idx][ctx].lock() = Some(Vcpu { regs: GuestRegs::at_entry(entry, 0), el1: sp_el1_reset(), timer: VTimer::default() });
         }
         Ok(())
     }
@@ -325,6 +325,16 @@ pub fn reserve_zero_window(t: &mut mm::El2Map) -> Result<(), ()> {
     mm::map(t, ZERO_WINDOW as usize, ZERO_WINDOW as usize, 0x1000, attrs).map_err(|_| ())?;
     let _ = mm::map(t, ZERO_WINDOW as usize, ZERO_WINDOW as usize, 0x1000, aarch64_paging::descriptor::El23Attributes::empty());
     Ok(())
+}
+
+/// An SP context's EL1 system registers at its entry: the architecture's
+/// reset values, with FP/SIMD trapped at EL1 (CPACR_EL1.FPEN = 0), as
+/// Hafnium starts SPs: FF-A promises an SP no enabled FP/SIMD, so an SP
+/// enables what it uses in its own entry code (ours do: sps/runtime).
+fn sp_el1_reset() -> El1SysRegs {
+    let mut el1 = El1SysRegs::reset();
+    el1.cpacr = 0;
+    el1
 }
 
 /// The machine as one PE drives it: what [`HwPlatform`] holds is fixed once
@@ -359,7 +369,7 @@ impl Platform for HwPe {
     fn reset_ctx(&mut self, index: usize, ctx: usize, entry: Option<u64>) {
         let Some(hw) = self.0.sps.get(index).copied().flatten() else { return };
         if let Some(slot) = VCPUS.get(index).and_then(|c| c.get(ctx)) {
-            *slot.lock() = Some(Vcpu { regs: GuestRegs::at_entry(entry.unwrap_or(hw.entry), 0), el1: El1SysRegs::reset(), timer: VTimer::default() });
+            *slot.lock() = Some(Vcpu { regs: GuestRegs::at_entry(entry.unwrap_or(hw.entry), 0), el1: sp_el1_reset(), timer: VTimer::default() });
         }
     }
 

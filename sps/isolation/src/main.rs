@@ -25,6 +25,9 @@ pub const CMD_MEM: u64 = 4;
 /// FFA_ERROR answers, other answers]`.
 pub const CMD_STORM: u64 = 5;
 pub const MAX_STORM_CALLS: u64 = 100_000;
+/// A fatal error on purpose (`sp_abort`): the runtime gives up the FF-A
+/// way (FFA_ERROR, `sp_runtime::fatal`), not by faulting.
+pub const CMD_FATAL: u64 = 6;
 
 /// What a hostile SP aims at: the SPMC, the other SPs and mp's scratch
 /// (Secure PAS), the SPMC manifest copy and the GPTs, Normal-world memory,
@@ -44,6 +47,8 @@ pub fn handle(req: &sp_runtime::DirectRequest, read: &mut dyn FnMut(u64) -> u64,
         CMD_READ => [0xbad, read(a[1]), 0, 0, 0],
         #[cfg(target_os = "none")]
         CMD_MEM => sp_runtime::memory::command(a[1], a[2] as u16, a[3], a[4]),
+        #[cfg(target_os = "none")]
+        CMD_FATAL => sp_runtime::fatal("CMD_FATAL: a fatal error on purpose"),
         #[cfg(target_os = "none")]
         CMD_STORM => {
             let c = sp_runtime::storm::fire(a[1], a[2].min(MAX_STORM_CALLS), &STORM_TARGETS);

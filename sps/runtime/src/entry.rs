@@ -53,6 +53,11 @@ core::arch::global_asm!(
     "bl sp_runtime_stack",
 
     "sp_runtime_mmu:",
+    // FP/SIMD on at EL1 and EL0 (CPACR_EL1.FPEN = 0b11): the SPMC may start
+    // us with it trapped (Hafnium does, spmc too), and compiled Rust uses it.
+    "mov x9, #(3 << 20)",
+    "msr cpacr_el1, x9",
+    "isb",
     "adrp x8, sp_runtime_l1_table",
     // MAIR_EL1: attr0 Device-nGnRE, attr1 Normal WB RA/WA.
     "mov x9, #0xff04",
@@ -121,13 +126,28 @@ core::arch::global_asm!(
     ".space 4096",
 );
 
-/// Gives up: an access to IPA 0, which no SP Stage-2 maps, traps to the SPMC
-/// as a Stage-2 fault, and the SPMC marks the partition aborted.
+/// Gives up the FF-A way (DEN0077 v1.2, FFA_ERROR from a partition): the
+/// SPMC marks the partition aborted and answers its caller ABORTED.  FF-A
+/// v1.2 has no FFA_ABORT (a later version's), so FFA_ERROR it is, whether
+/// initialising or serving a request.  Should the SPMC resume us anyway, we
+/// wait for interrupts forever: never a fault, which an SPMC that injects
+/// aborts back (Hafnium) would turn into a loop through our own vectors.
 fn abort() -> ! {
+    let mut r = [0u64; 18];
+    r[0] = shared::abi::ffa::fid::FFA_ERROR as u64;
+    // Error code: ABORTED (-8).
+    r[2] = shared::abi::ffa::FfaError::Aborted as i32 as u32 as u64;
+    let _ = crate::ffa::call(&r);
     loop {
-        // SAFETY: deliberately faulting read; the SPMC never resumes us after it.
-        unsafe { core::arch::asm!("mov {t}, xzr", "ldr {t}, [{t}]", t = out(reg) _, options(nostack, readonly)) };
+        // SAFETY: waits for an interrupt; no state is touched.
+        unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
     }
+}
+
+/// A fatal error the SP itself detected: one line, then [`abort`].
+pub fn fatal(why: &str) -> ! {
+    crate::println!("fatal: {}", why);
+    abort()
 }
 
 #[unsafe(no_mangle)]

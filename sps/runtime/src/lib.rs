@@ -19,3 +19,5 @@ pub mod storm;
 mod entry;
 
 pub use ffa::{DirectRequest, Kind, run, run_with_hooks, run_with_interrupts};
+#[cfg(target_os = "none")]
+pub use entry::fatal;

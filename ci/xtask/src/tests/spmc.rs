@@ -380,6 +380,22 @@ fn ffa_payload_tests() -> Vec<IntegrationTest> {
             forbid: FORBID_ISOLATION,
         },
         IntegrationTest {
+            name: "sp_fpsimd_off",
+            boot: |o| ffa_mode_boot(o, "sp-fpsimd-off", ""),
+            timeout: Duration::from_secs(180),
+            expects: fpsimd_off_expects,
+            extra: Some(no_failed_check),
+            forbid: FORBID_ALWAYS,
+        },
+        IntegrationTest {
+            name: "sp_abort",
+            boot: |o| ffa_mode_boot(o, "sp-abort", "quadrant.sp_abort"),
+            timeout: Duration::from_secs(180),
+            expects: sp_abort_expects,
+            extra: Some(sp_abort_extra),
+            forbid: FORBID_ISOLATION,
+        },
+        IntegrationTest {
             name: "spmc_isolation",
             boot: isolation_sp_boot,
             timeout: Duration::from_secs(180),
@@ -425,6 +441,51 @@ fn interrupts_expects() -> Vec<Expect> {
         expect("messaging still works", &["[ffa-payload] check interrupts_then_messaging: ok"]),
         expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
     ]
+}
+
+/// ci/ffa-payload with `bootargs` (none: the direct messaging checks).
+fn ffa_mode_boot(o: &Outputs, name: &str, bootargs: &str) -> XResult<Boot> {
+    let dtb = util::out_dir().join(format!("{name}.dtb"));
+    qemu::dtb_with_bootargs(&o.ffa_bios, bootargs, &dtb)?;
+    Ok(Boot::Tfa { bios: o.ffa_bios.clone(), dtb: Some(dtb) })
+}
+
+/// Issue M: spmc starts every SP with FP/SIMD trapped, as Hafnium does; our
+/// SPs enable it themselves (sps/runtime entry) and all answer.
+fn fpsimd_off_expects() -> Vec<Expect> {
+    let mut v: Vec<Expect> = ["echo", "mp", "isolation", "irq"]
+        .iter()
+        .map(|n| expect("started with FP/SIMD trapped", &[&format!("[spmc] SP {n} "), "starts with FP/SIMD trapped"]))
+        .collect();
+    v.extend([
+        expect("echo answers (SIMD used in its request decoding)", &["[ffa-payload] check core0_echo_direct_req: ok"]),
+        expect("mp answers on every core", &["[ffa-payload] check core3_mp_direct_req: ok"]),
+        expect("SP to SP", &["[ffa-payload] check sp_to_sp_direct_req: ok"]),
+        expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
+    ]);
+    v
+}
+
+/// Issue M: an SP's fatal error ends it the FF-A way.
+fn sp_abort_expects() -> Vec<Expect> {
+    vec![
+        expect("isolation answers first", &["[ffa-payload] check sp_abort_alive_before: ok"]),
+        expect("its fatal error, reported", &["[isolation] fatal: CMD_FATAL"]),
+        expect("spmc took its FFA_ERROR", &["[spmc] ERROR: SP 0x8003 reported error"]),
+        expect("the caller got ABORTED", &["[ffa-payload] check sp_abort_caller_gets_aborted: ok"]),
+        expect("and later callers too", &["[ffa-payload] check sp_abort_stays_aborted: ok"]),
+        expect("echo still answers", &["[ffa-payload] check sp_abort_others_answer: ok"]),
+        expect("no check failed", &["[ffa-payload] checks: ", " 0 failed"]),
+    ]
+}
+
+/// No Stage-2 fault: the SP gave up by FFA_ERROR, not by touching memory.
+fn sp_abort_extra(output: &str) -> Vec<String> {
+    let mut fails = no_failed_check(output);
+    if let Some(l) = output.lines().find(|l| l.contains("Stage-2") && l.contains("abort")) {
+        fails.push(format!("a fault, not FFA_ERROR: {l}"));
+    }
+    fails
 }
 
 /// ci/ffa-payload in memory mode (issue D1: FFA_MEM_* with sps/mp).
