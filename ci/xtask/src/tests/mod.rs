@@ -13,6 +13,7 @@ use std::time::Duration;
 
 mod foundation;
 pub mod nshyp;
+mod optee;
 mod rmm;
 mod run;
 pub use rmm::realm_bench_boot;
@@ -46,6 +47,7 @@ fn integration_tests() -> Vec<IntegrationTest> {
     let mut all = Vec::new();
     all.extend(foundation::tests());
     all.extend(spmc::tests());
+    all.extend(optee::tests());
     all.extend(rmm::tests());
     all.extend(nshyp::tests());
     all.extend(run::tests());
