@@ -118,7 +118,9 @@ const OPTEE_IMAGE_OFFSET: u64 = 0x4000;
 /// configuration (FF-A over HVC to spmc, Hafnium's paravirtualised
 /// interrupt controller), its console through FFA_CONSOLE_LOG (spmc prints
 /// it as `[op-tee] ...`: no second UART needed).
-pub fn optee_make_vars() -> Vec<String> {
+/// `ta_key`: the key the TAs it will load were signed with (the public half
+/// is built in; see [`optee_ta_key`]).
+pub fn optee_make_vars(ta_key: &Path) -> Vec<String> {
     let mut v: Vec<String> = [
         "PLATFORM=vexpress-qemu_armv8a",
         "CFG_ARM64_core=y",
@@ -137,7 +139,18 @@ pub fn optee_make_vars() -> Vec<String> {
     .collect();
     v.push(format!("CFG_TZDRAM_START={:#x}", OPTEE_LOAD_ADDRESS + OPTEE_IMAGE_OFFSET));
     v.push(format!("CFG_TZDRAM_SIZE={:#x}", OPTEE_MEM_SIZE - OPTEE_IMAGE_OFFSET));
+    v.push(format!("TA_PUBLIC_KEY={}", ta_key.display()));
     v
+}
+
+/// The TA signing key of trixie's OP-TEE TA dev kit (`optee-os-dev`,
+/// arm64, unpacked by [`optee_userland`]).  Debian's packaged TAs (xtest's,
+/// in optee-test-qemu) are signed with it, not with the upstream
+/// `keys/default_ta.pem` of the optee-os source (checked: they fail
+/// `scripts/sign_encrypt.py verify` with that one and pass with this), so
+/// our OP-TEE must embed its public half to load them.
+pub fn optee_ta_key(optee_dir: &Path) -> PathBuf {
+    optee_dir.join("userland/devkit/usr/lib/optee-os-dev/vexpress-qemu_armv8a/keys/default_ta.pem")
 }
 
 /// Host tools and the Debian package that provides each.
@@ -383,7 +396,10 @@ fn guest_packages_fetch(dir: &Path) -> Result {
 /// Rebuilt when the flags change; `versions.txt` records the suite, the
 /// source package and the flags.
 fn optee(dir: &Path) -> Result {
-    let flags = optee_make_vars().join(" ");
+    // The userland first: its dev kit's TA key goes into the build.
+    optee_userland(dir)?;
+    let vars = optee_make_vars(&optee_ta_key(dir));
+    let flags = vars.join(" ");
     let record = dir.join("versions.txt");
     let done = std::fs::read_to_string(&record).is_ok_and(|r| r.lines().any(|l| l == format!("flags {flags}")));
     if done && optee_image(dir).exists() {
@@ -395,7 +411,7 @@ fn optee(dir: &Path) -> Result {
     let _ = std::fs::remove_dir_all(&build);
     let mut cmd = Command::new("make");
     cmd.current_dir(&src).arg(format!("-j{}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)));
-    cmd.args(optee_make_vars()).arg(format!("O={}", build.display()));
+    cmd.args(&vars).arg(format!("O={}", build.display()));
     util::step(&format!("OP-TEE build ({dsc}, S-EL2 SPMC configuration)"), || run_logged(&mut cmd, &dir.join("build.log")))?;
     if !optee_image(dir).exists() {
         return Err(format!("OP-TEE build produced no {}", optee_image(dir).display()));
@@ -445,6 +461,107 @@ fn optee_source(dir: &Path) -> Result<(String, String, PathBuf)> {
     Ok((suite.to_owned(), dsc, src))
 }
 
+/// OP-TEE's Linux userland from trixie's arm64 binaries: the supplicant,
+/// the client library and xtest with its TAs.
+pub const OPTEE_USERLAND: &[&str] = &["tee-supplicant", "libteec2", "optee-test-qemu"];
+
+/// [`OPTEE_USERLAND`] and their library dependencies (each package's
+/// `Depends`, recursively, the first of any alternatives), downloaded with
+/// `apt-get download PKG:arm64/trixie` and unpacked, never installed, into
+/// `<optee>/userland/root` (documentation dropped); `userland.txt` records
+/// the .deb files used.
+fn optee_userland(dir: &Path) -> Result {
+    let dir = dir.join("userland");
+    if dir.join("userland.txt").exists() && dir.join("devkit").exists() {
+        return merged_usr_links(&dir.join("root"));
+    }
+    configure_optee_sources()?;
+    util::step("OP-TEE userland: tee-supplicant, libteec2, optee-test-qemu and their libraries (arm64, trixie)", || {
+        let dl = dir.join("debs");
+        let _ = std::fs::remove_dir_all(&dl);
+        util::mkdirs(&dl)?;
+        let mut todo: Vec<String> = OPTEE_USERLAND.iter().map(|s| s.to_string()).collect();
+        let mut seen: Vec<String> = Vec::new();
+        while let Some(pkg) = todo.pop() {
+            if seen.contains(&pkg) {
+                continue;
+            }
+            // Bounded: the closure is about a dozen packages.
+            if seen.len() >= 40 {
+                return Err(format!("OP-TEE userland: more than 40 packages in the dependency closure ({seen:?})"));
+            }
+            seen.push(pkg.clone());
+            run(Command::new("apt-get").current_dir(&dl).args(["download", "-q", &format!("{pkg}:arm64/trixie")]))?;
+            let deb = find_deb(&dl, &format!("{pkg}_"))?;
+            // One field per call: with several, dpkg-deb prefixes each with its name.
+            for field in ["Pre-Depends", "Depends"] {
+                let deps = output(Command::new("dpkg-deb").args(["-f", deb.to_str().unwrap(), field]))?;
+                todo.extend(dependency_names(&deps));
+            }
+        }
+        let root = dir.join("root");
+        let _ = std::fs::remove_dir_all(&root);
+        util::mkdirs(&root)?;
+        let mut record = String::new();
+        let mut debs: Vec<PathBuf> = std::fs::read_dir(&dl)
+            .map_err(|e| format!("{}: {e}", dl.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+            .collect();
+        debs.sort();
+        for deb in debs {
+            run(Command::new("dpkg-deb").args(["-x", deb.to_str().unwrap(), root.to_str().unwrap()]))?;
+            record.push_str(&format!("{}\n", deb.file_name().unwrap().to_string_lossy()));
+        }
+        merged_usr_links(&root)?;
+        // The TA dev kit, for its signing key only (not in the initramfs).
+        run(Command::new("apt-get").current_dir(&dl).args(["download", "-q", "optee-os-dev:arm64/trixie"]))?;
+        let kit = find_deb(&dl, "optee-os-dev_")?;
+        let devkit = dir.join("devkit");
+        let _ = std::fs::remove_dir_all(&devkit);
+        run(Command::new("dpkg-deb").args(["-x", kit.to_str().unwrap(), devkit.to_str().unwrap()]))?;
+        record.push_str(&format!("{} (TA signing key only)\n", kit.file_name().unwrap().to_string_lossy()));
+        // Only what runs: no documentation, locales or charset converters.
+        for d in ["usr/share", "usr/lib/aarch64-linux-gnu/gconv"] {
+            let _ = std::fs::remove_dir_all(root.join(d));
+        }
+        util::write_atomic(&dir.join("userland.txt"), record.as_bytes())
+    })
+}
+
+/// Trixie is merged-/usr: its packages ship under /usr/lib what programs
+/// look for under /lib, whose symlink to usr/lib comes from base-files (not
+/// unpacked; the initramfs's /lib holds the kernel modules).  The two paths
+/// used: the interpreter of every program (/lib/ld-linux-aarch64.so.1) and
+/// tee-supplicant's TA directory (/lib/optee_armtz).  Idempotent.
+fn merged_usr_links(root: &Path) -> Result {
+    for name in ["ld-linux-aarch64.so.1", "optee_armtz"] {
+        let link = root.join("lib").join(name);
+        if root.join("usr/lib").join(name).exists() && std::fs::symlink_metadata(&link).is_err() {
+            util::mkdirs(&root.join("lib"))?;
+            std::os::unix::fs::symlink(format!("../usr/lib/{name}"), &link).map_err(|e| format!("{}: {e}", link.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Package names of a `Depends` field: versions dropped, the first of each
+/// set of alternatives, architecture qualifiers removed.
+fn dependency_names(field: &str) -> Vec<String> {
+    field
+        .split([',', '\n'])
+        .filter_map(|d| d.split('|').next())
+        .filter_map(|d| d.split_whitespace().next())
+        .map(|n| n.split(':').next().unwrap_or(n).to_owned())
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+/// The unpacked OP-TEE userland (for the guest's initramfs).
+pub fn optee_userland_root(optee_dir: &Path) -> PathBuf {
+    optee_dir.join("userland/root")
+}
+
 /// OP-TEE's raw image (the SP image sptool packs): `core/tee-raw.bin`.
 pub fn optee_image(optee_dir: &Path) -> PathBuf {
     optee_dir.join("build/core/tee-raw.bin")
@@ -476,9 +593,16 @@ mod tests {
         assert_eq!(crate::layout::load_address(&dts), Some(OPTEE_LOAD_ADDRESS));
         assert_eq!(crate::layout::dts_cells(&dts, "mem-size"), Some(vec![OPTEE_MEM_SIZE as u32]));
         assert_eq!(crate::layout::dts_cells(&dts, "entrypoint-offset"), Some(vec![OPTEE_IMAGE_OFFSET as u32]));
-        let vars = optee_make_vars();
+        let vars = optee_make_vars(Path::new("/k.pem"));
         assert!(vars.contains(&format!("CFG_TZDRAM_START={:#x}", OPTEE_LOAD_ADDRESS + OPTEE_IMAGE_OFFSET)));
         assert!(vars.iter().any(|v| v == "CFG_CORE_SEL2_SPMC=y"));
+    }
+
+    #[test]
+    fn dependency_fields() {
+        let d = "libc6 (>= 2.38), libzstd1 (>= 1.5.5), zlib1g:arm64 (>= 1:1.1.4) | foo, openssl-provider-legacy\nlibgcc-s1";
+        assert_eq!(dependency_names(d), ["libc6", "libzstd1", "zlib1g", "openssl-provider-legacy", "libgcc-s1"]);
+        assert!(dependency_names("").is_empty());
     }
 
     /// Newer suites come in as deb-src, or as arm64 only, and are pinned.

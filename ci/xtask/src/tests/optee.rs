@@ -64,14 +64,24 @@ for d in /sys/bus/arm_ffa/devices/*; do
 done
 ls -l /dev/tee* 2>&1 | sed 's/^/quadrant-dev: /'
 [ -c /dev/tee0 ] && echo \"quadrant-tee0: present\" || echo \"quadrant-tee0: missing\"
+mkdir -p /var/lib/optee-client/data/tee
+tee-supplicant &
+supplicant=$!
+sleep 1
+echo \"quadrant-xtest: start\"
+xtest -t regression 1001 4001 2>&1 | sed 's/^/quadrant-xtest: /'
+# The driver's removal at power-off waits for /dev/teepriv0 to be closed.
+kill $supplicant; wait $supplicant
 ";
 
 fn optee_boot(o: &Outputs) -> XResult<Boot> {
     let sps = layout::SpSet::User(optee_layout(&o.paths)?);
     let bios = build::build_tfa(&o.paths, Bl33::PreloadedLinux, &sps)?;
-    let initrd = guest::initramfs(
+    let userland = setup::optee_userland_root(&o.paths.optee);
+    let initrd = guest::initramfs_with_trees(
         &o.paths,
         &InitramfsSpec { name: "optee", modules: &["ffa-core", "ffa-module", "tee", "optee"], script: Some(OPTEE_SCRIPT), files: &[] },
+        &[&userland],
     )?;
     super::spmc::bl33_boot(&bios, &guest::kernel_image(&o.paths)?, Some(&initrd), "optee", "console=ttyAMA0 earlycon rdinit=/init")
 }
@@ -90,6 +100,12 @@ fn optee_expects() -> Vec<Expect> {
         expect("Linux's optee driver found OP-TEE over FF-A", &["quadrant-dmesg: ", "optee: revision "]),
         expect("Linux's optee driver initialised", &["quadrant-dmesg: ", "optee: initialized driver"]),
         expect("/dev/tee0 exists", &["quadrant-tee0: present"]),
+        expect("tee-supplicant and xtest ran", &["quadrant-xtest: ", "TEE test application done!"]),
+        // Core self tests (a pseudo TA; shared memory retrieved by OP-TEE
+        // from spmc) and hash operations (the crypt TA loaded from the
+        // initramfs by tee-supplicant over OP-TEE's RPCs).
+        expect("xtest regression 1001", &["quadrant-xtest: regression_1001 OK"]),
+        expect("xtest regression 4001", &["quadrant-xtest: regression_4001 OK"]),
         expect("the script finished", &["quadrant-init: script done"]),
     ]
 }
