@@ -541,6 +541,21 @@ mod tests {
         PartitionManifest::parse(b, 4)
     }
 
+    /// OP-TEE's manifest (issue D2): an MP S-EL1 SP that asks for the boot
+    /// information blob with the manifest in x0; its `mem-size` (OP-TEE's
+    /// own property) is ignored with a warning.
+    #[test]
+    fn parses_the_optee_manifest() {
+        let m = parse(include_bytes!("../../tests/data/optee.dtb")).unwrap();
+        assert_eq!(m.description.as_str(), "op-tee");
+        assert_eq!(m.uuid.to_string(), "486178e0-e7f8-11e3-bc5e-0002a5d5c51b");
+        assert_eq!((m.id, m.execution_ctx_count, m.boot_order, m.ffa_version), (0x8005, 4, 4, 0x10002));
+        assert_eq!((m.load_address, m.entrypoint_offset), (Some(0x0e80_0000), Some(0x4000)));
+        assert_eq!(m.ns_interrupts_action, NsInterruptsAction::Queued);
+        assert_eq!(m.boot_info, Some(BootInfo { gp_register: 0, ffa_manifest: true }));
+        assert_eq!(m.ignored(), &[Name::new("mem-size")]);
+    }
+
     #[test]
     fn parses_the_mp_and_isolation_manifests() {
         let m = parse(include_bytes!("../../tests/data/mp.dtb")).unwrap();

@@ -69,7 +69,9 @@ tee-supplicant &
 supplicant=$!
 sleep 1
 echo \"quadrant-xtest: start\"
-xtest -t regression 1001 4001 2>&1 | sed 's/^/quadrant-xtest: /'
+# Printed once it is done: OP-TEE's and spmc's lines share the console.
+xtest -t regression 1001 4001 > /tmp/xtest.log 2>&1
+sed 's/^/quadrant-xtest: /' /tmp/xtest.log
 # The driver's removal at power-off waits for /dev/teepriv0 to be closed.
 kill $supplicant; wait $supplicant
 ";
@@ -96,7 +98,7 @@ fn optee_expects() -> Vec<Expect> {
         expect("Linux reached its init", &["quadrant-init: up"]),
         expect("the FF-A driver loaded", &["quadrant-init: loaded ffa-module"]),
         expect("the optee module loaded", &["quadrant-init: loaded optee"]),
-        expect("Linux's FF-A bus lists OP-TEE", &["quadrant-ffa-device: ", "uuid=486178e0-e7f8-11e3-bc5e-0002a5d5c51b"]),
+        expect("Linux's FF-A bus lists OP-TEE", &["quadrant-ffa-device: ", "uuid=486178e0-e7f8-11e3-bc5e-0002a5d5c51b", "id=0x8005"]),
         expect("Linux's optee driver found OP-TEE over FF-A", &["quadrant-dmesg: ", "optee: revision "]),
         expect("Linux's optee driver initialised", &["quadrant-dmesg: ", "optee: initialized driver"]),
         expect("/dev/tee0 exists", &["quadrant-tee0: present"]),
@@ -123,11 +125,43 @@ const FORBID_OPTEE: &[&str] = &[
 ];
 
 /// `ERROR:` lines are forbidden except TF-A's power-off line; OP-TEE's
-/// own errors (`E/TC:`) too.
+/// own errors (`E/TC:`, `E/LD:`) too.  Linux's FF-A bus lists exactly our
+/// SPs and OP-TEE (besides its own host device).
 fn no_optee_errors(output: &str) -> Vec<String> {
-    output
+    let mut fails: Vec<String> = output
         .lines()
-        .filter(|l| (l.contains("ERROR:") && !l.contains("QEMU System Power off")) || l.contains("E/TC:"))
+        .filter(|l| (l.contains("ERROR:") && !l.contains("QEMU System Power off")) || l.contains("E/TC:") || l.contains("E/LD:"))
         .map(|l| format!("error line: {l}"))
-        .collect()
+        .collect();
+    let mut sps = super::spmc::sp_uuids();
+    sps.push(("op-tee".into(), OPTEE_UUID.into()));
+    fails.extend(super::spmc::ffa_devices_are(output, &sps));
+    fails
+}
+
+/// OP-TEE's UUID (tfa-integration/sp/optee.dts), which Linux's optee driver probes for.
+const OPTEE_UUID: &str = "486178e0-e7f8-11e3-bc5e-0002a5d5c51b";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn optee_uuid_is_the_manifests() {
+        let dts = std::fs::read_to_string(util::repo_root().join("tfa-integration/sp/optee.dts")).unwrap();
+        let cells = layout::dts_cells(&dts, "uuid").unwrap();
+        let b: Vec<u8> = cells.iter().flat_map(|c| c.to_le_bytes()).collect();
+        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        assert_eq!(format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32]), OPTEE_UUID);
+    }
+
+    /// A failing run's output: the checks find what is missing.
+    #[test]
+    fn errors_and_missing_devices_are_failures() {
+        let out = "[op-tee] E/TC:? 0 ldelf failed\nERROR:   QEMU System Power off: with GPIO.\n";
+        let fails = no_optee_errors(out);
+        assert!(fails.iter().any(|f| f.contains("E/TC:")), "{fails:?}");
+        assert!(fails.iter().any(|f| f.contains("secure-partition FF-A device")), "{fails:?}");
+        assert!(!fails.iter().any(|f| f.contains("Power off")), "{fails:?}");
+    }
 }
