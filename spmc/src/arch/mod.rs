@@ -165,6 +165,7 @@ fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
     for (i, sp) in m.sps().iter().enumerate() {
         let loaded = sp_region(&m, i).and_then(|own| Ok((own, load_partition(own, sp, &m)?))).and_then(|(own, (mut pm, entry, boot))| {
             adopt_hafnium_forms(&mut pm, sp);
+            layout::check_mem_size(&pm, own)?;
             layout::check_regions(&pm, own, &taken, &m.secure_memory, &m.ns_memory)?;
             Ok((own, pm, entry, boot))
         });
