@@ -30,6 +30,7 @@
 fn main() {}
 
 pub mod rsi_cases;
+pub mod storm;
 
 /// Where the image is linked and must be loaded (build.rs).
 pub const LOAD_IPA: u64 = 0x4000_0000;
@@ -324,6 +325,12 @@ mod realm {
         if host_call(5, 0) == 1 {
             crate::rsi_tests::run(&mut out, ipa_width);
         }
+        // `hostile_realm_storm`: the storm, its checks, and nothing else.
+        let storm_calls = host_call(8, 0);
+        if storm_calls != 0 {
+            storm(&mut out, ipa_width, storm_calls, host_call(9, 0));
+            off();
+        }
 
         let m = smc(rsi::RSI_MEASUREMENT_READ, &[0]);
         let len = if algo == rsi::RSI_HASH_SHA_512 as u64 { 64 } else { 32 };
@@ -395,6 +402,56 @@ mod realm {
         }
         // SAFETY: as above.
         unsafe { core::ptr::read_volatile(&raw const (*hc)[1]) }
+    }
+
+    /// `hostile_realm_storm` (see [`crate::storm`]): `calls` seeded random
+    /// SMCs, then the checks; lines `rsi_storm ...`, `rsi_storm_check <name>:
+    /// ok|FAIL ...`, `rsi_storm: N passed, M failed`.
+    fn storm(out: &mut Uart, ipa_width: u64, calls: u64, seed: u64) {
+        use crate::storm::{Layout, confine, plausible, targets};
+        use shared::storm::{CallMix, Storm};
+        let token = token_base();
+        let safe = [&raw const SCRATCH as u64, PROBE.0.get() as u64, token, token + 0x1000];
+        // Every protected IPA is ours to keep: only the safe pages are written.
+        let layout = Layout { ram: (0, 1 << (ipa_width - 1)), safe: &safe };
+        let mut pool = [0u64; 8];
+        let n = targets(&safe, ipa_width, &mut pool);
+        let rim = |r: [u64; 18]| -> [u64; 8] { core::array::from_fn(|k| r[1 + k]) };
+        let rim_before = rim(smc(rsi::RSI_MEASUREMENT_READ, &[0]));
+        let _ = writeln!(out, "rsi_storm: seed {seed:#x}, {calls} calls");
+        let mix = CallMix { valid_ids: shared::storm::RSI_IDS, id_range: shared::storm::RSI_RANGE, addresses: &pool[..n], forbidden: &crate::storm::forbidden };
+        let mut s = Storm::new(seed, mix);
+        let (mut ok, mut errors, mut unknown, mut odd) = (0u64, 0u64, 0u64, 0u64);
+        for _ in 0..calls {
+            let mut c = s.next_call();
+            confine(&mut c, &layout, |k| s.below(k));
+            let r = smc(c[0] as u32, &c[1..]);
+            match r[0] {
+                0 => ok += 1,
+                x if plausible(x) && x as u32 != u32::MAX => errors += 1,
+                x if x as u32 == u32::MAX => unknown += 1,
+                _ => odd += 1,
+            }
+        }
+        let _ = writeln!(out, "rsi_storm: {calls} calls: {ok} RSI_SUCCESS, {errors} RSI errors, {unknown} NOT_SUPPORTED, {odd} other");
+        let (mut passed, mut failed) = (0, 0);
+        let mut line = |out: &mut Uart, name: &str, good: bool, what: fmt::Arguments| {
+            if good { passed += 1 } else { failed += 1 }
+            let _ = writeln!(out, "rsi_storm_check {name}: {} {what}", if good { "ok" } else { "FAIL" });
+        };
+        line(out, "answers_plausible", odd == 0, format_args!("{odd} answers neither an RSI status nor NOT_SUPPORTED"));
+        let v = smc(rsi::RSI_VERSION, &[rsi::RSI_ABI_VERSION]);
+        line(out, "rsi_version", v[0] == 0 && v[1] == rsi::RSI_ABI_VERSION, format_args!("x0 {:#x} lower {:#x}", v[0], v[1]));
+        let after = rim(smc(rsi::RSI_MEASUREMENT_READ, &[0]));
+        line(out, "rim_unchanged", after == rim_before, format_args!("RIM read back"));
+        let cfg_ipa = &raw const CONFIG as u64;
+        let c = smc(rsi::RSI_REALM_CONFIG, &[cfg_ipa]);
+        // SAFETY: the RMM wrote the page; reads of our own memory.
+        let width = unsafe { core::ptr::read_volatile(cfg_ipa as *const u64) };
+        line(out, "realm_config", c[0] == 0 && width == ipa_width, format_args!("x0 {:#x} ipa_width {width}", c[0]));
+        let echo = host_call(1, 0x1234);
+        line(out, "host_call", echo == 0x1235, format_args!("echo {echo:#x}"));
+        let _ = writeln!(out, "rsi_storm: {passed} passed, {failed} failed");
     }
 
     fn off() -> ! {

@@ -62,7 +62,7 @@ static TABLE_MEM: PageArea<32> = PageArea::new();
 static POOL: spin::Once<spin::Mutex<FramePool>> = spin::Once::new();
 static MAP: spin::Once<spin::Mutex<mm::El2Map>> = spin::Once::new();
 
-/// Per secondary core: its job (0 none, 1 checks, 2 bench, 3 mp spin), done
+/// Per secondary core: its job (0 none, 1 checks, 2 bench, 3 mp spin, 4 storm), done
 /// flag, ticks (bench result; mp spin: ticks asked, then ticks spent).
 static JOB: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
 static DONE: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
@@ -106,6 +106,10 @@ impl Machine for Hw {
             Job::MpSpin(ticks) => {
                 TICKS[cpu].store(ticks, Ordering::SeqCst);
                 JOB[cpu].store(3, Ordering::SeqCst);
+            }
+            Job::Storm(seed) => {
+                TICKS[cpu].store(seed, Ordering::SeqCst);
+                JOB[cpu].store(4, Ordering::SeqCst);
             }
         }
         DONE[cpu].store(0, Ordering::SeqCst);
@@ -286,6 +290,8 @@ extern "C" fn quadrant_main(x0: u64, _x1: u64, _x2: u64, _x3: u64, _x4: u64, cpu
         Mode::Memory => crate::memory::run_memory(&Smc, &mut hw),
         Mode::Notifications => crate::notif::run_notifications(&Smc, &mut hw),
         Mode::IndirectMessaging => crate::notif::run_indirect_messaging(&Smc, &mut hw),
+        Mode::Storm(seed) => crate::storm::run_storm(&Smc, &mut hw, seed),
+        Mode::SpStorm(seed) => crate::storm::run_sp_storm(&Smc, &mut hw, seed),
     }
     if mode != Mode::Bench {
         let (ok, failed) = checks::TALLY.counts();
@@ -308,6 +314,11 @@ fn secondary(cpu: usize) -> ! {
         }
         2 => TICKS[cpu].store(checks::bench_echo(&Smc, &shared::arch::timer::cntvct), Ordering::SeqCst),
         3 => TICKS[cpu].store(checks::mp_spin_job(&Smc, TICKS[cpu].load(Ordering::SeqCst)), Ordering::SeqCst),
+        4 => {
+            let seed = TICKS[cpu].load(Ordering::SeqCst);
+            let n = crate::storm::fire::<_, Hw>(&Smc, seed, crate::storm::CALLS_PER_CORE, None);
+            TICKS[cpu].store(n.calls, Ordering::SeqCst);
+        }
         _ => {}
     }
     DONE[cpu].store(1, Ordering::SeqCst);

@@ -39,6 +39,9 @@ pub enum Job {
     /// One long request to mp ([`mp_spin_job`]: this many ticks of its work);
     /// the machine keeps the ticks mp reports spent (u64::MAX if it failed).
     MpSpin(u64),
+    /// `hostile_ns_storm` on this core with this seed; the machine keeps the
+    /// number of calls made.
+    Storm(u64),
 }
 
 pub trait Machine {

@@ -15,7 +15,8 @@
 //! (`spmc_cpu_on_twice`: secondaries powered off and on again),
 //! `quadrant.version_locked` (`spmc_version_locked`),
 //! `quadrant.hafnium_manifests` (`spmc_hafnium_manifests`),
-//! `quadrant.spmd_lsp` (`spmc_spmd_lsp`), `quadrant.sp_sizing` (`spmc_sp_sizing`).
+//! `quadrant.spmd_lsp` (`spmc_spmd_lsp`), `quadrant.sp_sizing` (`spmc_sp_sizing`),
+//! `quadrant.storm[=seed]` (`hostile_ns_storm`).
 //!
 //! Output: `[ffa-payload] check <name>: ok|FAIL <detail>` per check,
 //! `[ffa-payload] checks: <N> ok, <M> failed`, then PSCI SYSTEM_OFF; in bench
@@ -28,6 +29,7 @@ mod checks;
 mod memory;
 mod mode;
 mod notif;
+mod storm;
 
 #[cfg(target_os = "none")]
 mod arch;

@@ -72,8 +72,14 @@ fn send_one<C: Conduit, M: Machine>(c: &C, m: &mut M, op: FuncId, pa: u64, perm:
 
 /// Shares (or lends) one page at `pa` with `receiver`; the handle.
 fn send_one_to<C: Conduit, M: Machine>(c: &C, m: &mut M, op: FuncId, receiver: u16, pa: u64, perm: u8) -> Result<u64, i32> {
+    send_one_flags(c, m, op, receiver, pa, perm, 0)
+}
+
+/// The same with the transaction descriptor's flags (bit 0: zero memory).
+fn send_one_flags<C: Conduit, M: Machine>(c: &C, m: &mut M, op: FuncId, receiver: u16, pa: u64, perm: u8, flags: u32) -> Result<u64, i32> {
     let mut d = [0u8; 128];
     let n = header(&mut d, receiver, perm, NORMAL_WB, 1, 1);
+    d[4..8].copy_from_slice(&flags.to_le_bytes());
     constituent(&mut d[n..], pa, 1);
     m.write_tx(0, &d[..n + 16]);
     let r = call(c, op as u32, &[(n + 16) as u64, (n + 16) as u64])?;
@@ -84,7 +90,12 @@ fn send_one_to<C: Conduit, M: Machine>(c: &C, m: &mut M, op: FuncId, receiver: u
 }
 
 fn reclaim<C: Conduit>(c: &C, h: u64) -> Result<(), i32> {
-    call(c, FuncId::MemReclaim as u32, &[h & 0xffff_ffff, h >> 32, 0]).map(|_| ())
+    reclaim_flags(c, h, 0)
+}
+
+/// FFA_MEM_RECLAIM with flags (bit 0: zero the memory first).
+fn reclaim_flags<C: Conduit>(c: &C, h: u64, flags: u64) -> Result<(), i32> {
+    call(c, FuncId::MemReclaim as u32, &[h & 0xffff_ffff, h >> 32, flags]).map(|_| ())
 }
 
 fn mp<C: Conduit>(ffa: &FfaClient<C>, h: u64, mode: u64, value: u64) -> [u64; 5] {
@@ -175,12 +186,105 @@ pub fn run_memory<C: Conduit, M: Machine>(c: &C, m: &mut M) {
     let rec = h.and_then(|h| reclaim(c, h));
     check(format_args!("memory_state_unchanged_after_errors"), rec.is_ok(), format_args!("{h:x?} {rec:?}"));
 
+    zero_memory(c, m, &ffa, page);
+    retrieve_twice(c, m, &ffa, page);
+    hypervisor_retrieve(c, m, &ffa, page);
     fragmented(c, m, &ffa);
     two_borrowers(c, m, &ffa, page);
     sp_to_sp(&ffa);
     sp_donation(&ffa);
     // Last: it leaves the isolation SP aborted.
     fault_after_relinquish(c, m, &ffa, page);
+}
+
+/// The zero-memory flags (DEN0077 v1.2 §11.4): a lend that asks for
+/// zeroing reaches mp as zeros; a reclaim that asks for it gives us zeros
+/// back; a share that asks for it is INVALID_PARAMETERS.
+fn zero_memory<C: Conduit, M: Machine>(c: &C, m: &mut M, ffa: &FfaClient<C>, page: u64) {
+    m.write_u64(page, 0x5555);
+    let h = send_one_flags(c, m, FuncId::MemLend64, MP, page, RW, 1);
+    let a = h.map(|h| mp(ffa, h, MODE_RW, 0x6666));
+    let back = m.read_u64(page);
+    let rec = h.and_then(|h| reclaim(c, h));
+    check(
+        format_args!("memory_lend_zeroed"),
+        matches!(a, Ok([0, 0, 1, 1, 1])) && back == 0x6666 && rec.is_ok(),
+        format_args!("mp {a:x?} (read 0 expected), page now {back:#x}, reclaim {rec:?}"),
+    );
+    let h = send_one(c, m, FuncId::MemLend64, page, RW);
+    let a = h.map(|h| mp(ffa, h, MODE_RW, 0x7777));
+    let rec = h.and_then(|h| reclaim_flags(c, h, 1));
+    let back = m.read_u64(page);
+    check(
+        format_args!("memory_reclaim_zeroed"),
+        matches!(a, Ok([0, ..])) && rec.is_ok() && back == 0,
+        format_args!("mp {a:x?}, reclaim {rec:?}, page now {back:#x}"),
+    );
+    let s = send_one_flags(c, m, FuncId::MemShare64, MP, page, RW, 1);
+    let after = send_one(c, m, FuncId::MemShare64, page, RW);
+    let rec = after.and_then(|h| reclaim(c, h));
+    check(
+        format_args!("memory_share_zero_invalid"),
+        s == Err(code(FfaError::InvalidParameters)) && rec.is_ok(),
+        format_args!("{s:?}, then share {after:x?}, reclaim {rec:?}"),
+    );
+}
+
+/// A borrower retrieves what it holds once more; only its second
+/// relinquish lets us reclaim.
+fn retrieve_twice<C: Conduit, M: Machine>(c: &C, m: &mut M, ffa: &FfaClient<C>, page: u64) {
+    let h = send_one(c, m, FuncId::MemShare64, page, RW);
+    let first = h.map(|h| mp(ffa, h, MODE_KEEP, 0x8888));
+    let second = h.map(|h| mp(ffa, h, MODE_KEEP, 0x9999));
+    let give1 = h.map(|h| mp(ffa, h, MODE_RELINQUISH, 0));
+    let early = h.and_then(|h| reclaim(c, h));
+    let give2 = h.map(|h| mp(ffa, h, MODE_RELINQUISH, 0));
+    let late = h.and_then(|h| reclaim(c, h));
+    check(
+        format_args!("memory_retrieve_twice"),
+        matches!(first, Ok([0, ..]))
+            && matches!(second, Ok([0, 0x8888, ..]))
+            && matches!(give1, Ok([0, ..]))
+            && early == Err(code(FfaError::Denied))
+            && matches!(give2, Ok([0, ..]))
+            && late.is_ok(),
+        format_args!("{first:x?} {second:x?} {give1:x?} reclaim {early:?} {give2:x?} reclaim {late:?}"),
+    );
+}
+
+/// The hypervisor retrieve request (DEN0077 v1.2 §17.4.3): we read back
+/// the whole descriptor of our own transaction, as pKVM does before a reclaim.
+fn hypervisor_retrieve<C: Conduit, M: Machine>(c: &C, m: &mut M, ffa: &FfaClient<C>, page: u64) {
+    let h = send_one(c, m, FuncId::MemLend64, page, RW);
+    let mut q = [0u8; HEADER];
+    if let Ok(h) = h {
+        q[8..16].copy_from_slice(&h.to_le_bytes());
+    }
+    q[24..28].copy_from_slice(&(EMAD as u32).to_le_bytes());
+    q[32..36].copy_from_slice(&(HEADER as u32).to_le_bytes());
+    m.write_tx(0, &q);
+    let r = call(c, FuncId::MemRetrieveReq64 as u32, &[HEADER as u64, HEADER as u64]);
+    let mut rx = [0u8; 128];
+    m.read_rx(&mut rx);
+    // Our RX buffer is full until we release it: a second request is BUSY.
+    let busy = call(c, FuncId::MemRetrieveReq64 as u32, &[HEADER as u64, HEADER as u64]);
+    let _ = ffa.rx_release();
+    check(format_args!("memory_retrieve_rx_full_busy"), busy.err() == Some(code(FfaError::Busy)), format_args!("{:?}", busy.map(|a| a[0])));
+    let le16 = |o: usize| u16::from_le_bytes([rx[o], rx[o + 1]]);
+    let le32 = |o: usize| u32::from_le_bytes([rx[o], rx[o + 1], rx[o + 2], rx[o + 3]]);
+    let le64 = |o: usize| le32(o) as u64 | (le32(o + 4) as u64) << 32;
+    let emad = le32(32) as usize;
+    let ok = matches!(r, Ok(a) if a[0] as u32 == FuncId::MemRetrieveResp as u32)
+        && Ok(le64(8)) == h
+        && le32(28) == 1
+        && emad + 2 <= rx.len()
+        && le16(emad) == MP;
+    let rec = h.and_then(|h| reclaim(c, h));
+    check(
+        format_args!("memory_hypervisor_retrieve"),
+        ok && rec.is_ok(),
+        format_args!("{:x?}, handle {h:x?}, header {:x?}, reclaim {rec:?}", r.map(|a| a[0]), &rx[..64]),
+    );
 }
 
 /// sps/isolation's `CMD_MEM` (the same command as mp's).

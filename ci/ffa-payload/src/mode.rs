@@ -28,6 +28,10 @@ pub enum Mode {
     Notifications,
     /// `spmc_indirect_messaging`: FFA_MSG_SEND2 both ways, RX ownership.
     IndirectMessaging,
+    /// `hostile_ns_storm`: seeded random calls on every core, then checks.
+    Storm(u64),
+    /// `hostile_sp_storm`: the isolation SP fires the storm, then checks.
+    SpStorm(u64),
 }
 
 /// Another SP's memory: the echo SP's package (tfa-integration/sp/echo.dts).
@@ -67,6 +71,15 @@ pub fn from_bootargs(args: &str) -> Mode {
         }
         if w == "quadrant.indirect" {
             return Mode::IndirectMessaging;
+        }
+        if let Some(seed) = w.strip_prefix("quadrant.sp_storm=") {
+            return Mode::SpStorm(crate::storm::seed_of(seed));
+        }
+        if w == "quadrant.storm" {
+            return Mode::Storm(1);
+        }
+        if let Some(seed) = w.strip_prefix("quadrant.storm=") {
+            return Mode::Storm(crate::storm::seed_of(seed));
         }
         if w == "quadrant.isolation" {
             return Mode::Isolation(DEFAULT_ISOLATION_TARGET);

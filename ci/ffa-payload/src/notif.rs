@@ -213,6 +213,9 @@ pub fn run_notifications<C: Conduit, M: Machine>(c: &C, m: &mut M) {
             && run[0] == fid::FFA_MSG_WAIT as u64 && matches!(log, Ok(w) if w[0] == 1 && w[1] == 4),
         format_args!("bind {}, set x0 {:#x}, took {:?}, info ids {:#x}, run x0 {:#x} w2 {:#x}, mp's [runs, from VMs, ..] {}", Shown(&b), s[0], sri, info[3], run[0], run[2], Shown(&log)),
     );
+    // FFA_RUN found the notification pending: mp's context was given the
+    // Notification Pending Interrupt with it (and took it with HF_INTERRUPT_GET).
+    check(format_args!("npi_with_run"), matches!(log, Ok(w) if w[4] >= 1), format_args!("mp's NPIs taken: {}", Shown(&log)));
     ns_error(&ffa, "err_run_nothing_pending", raw(&ffa, fid::FFA_RUN, &[(MP as u64) << 16]), FfaError::Denied, 27);
 
     // Unbind both ways, then SET is DENIED; destroy, then BIND is DENIED.

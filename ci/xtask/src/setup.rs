@@ -162,6 +162,8 @@ const HOST_TOOLS: &[(&str, &str)] = &[
     ("dpkg-source", "dpkg-dev"),
     ("make", "make"),
     ("gcc", "gcc"),
+    // libFuzzer (ci/fuzz, through libfuzzer-sys) is C++.
+    ("g++", "g++"),
     ("python3", "python3"),
     ("mke2fs", "e2fsprogs"),
     ("xz", "xz-utils"),

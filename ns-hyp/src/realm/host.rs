@@ -340,6 +340,13 @@ pub const HOST_CALL_RSI_TESTS: u64 = 5;
 pub const HOST_CALL_TOKEN_BENCH: u64 = 6;
 /// ... reports them: x0 = N tokens took x1 counter ticks (0: one failed).
 pub const HOST_CALL_TOKEN_RESULT: u64 = 7;
+/// ... asks how many random RSI calls to fire (x0 = N, 0 = none; `hostile_realm_storm`).
+pub const HOST_CALL_STORM: u64 = 8;
+/// ... asks the storm's seed (x0).
+pub const HOST_CALL_STORM_SEED: u64 = 9;
+/// How many calls `hostile_realm_storm` asks for.
+#[cfg(any(test, feature = "test-modes"))]
+pub const STORM_CALLS: u64 = 12_000;
 
 /// Options of one run.
 #[derive(Clone, Copy, Debug, Default)]
@@ -352,6 +359,9 @@ pub struct RunOptions {
     pub rsi_tests: bool,
     /// Answer HOST_CALL_TOKEN_BENCH with this many tokens.
     pub token_rounds: u64,
+    /// Answer HOST_CALL_STORM with this many calls, HOST_CALL_STORM_SEED with the seed.
+    pub storm_calls: u64,
+    pub storm_seed: u64,
 }
 
 /// Enters the REC until the Realm powers off (PSCI SYSTEM_OFF/RESET), handling
@@ -422,6 +432,8 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, r: &Realm, opts: RunO
                     HOST_CALL_BENCH => opts.bench_rounds,
                     HOST_CALL_RSI_TESTS => opts.rsi_tests as u64,
                     HOST_CALL_TOKEN_BENCH => opts.token_rounds,
+                    HOST_CALL_STORM => opts.storm_calls,
+                    HOST_CALL_STORM_SEED => opts.storm_seed,
                     HOST_CALL_TOKEN_RESULT => {
                         s.token_rounds = e.gprs[0];
                         s.token_ticks = e.gprs[1];

@@ -13,6 +13,9 @@ pub enum Mode {
     Bench,
     #[cfg(any(test, feature = "test-modes"))]
     RsiTests,
+    /// `hostile_realm_storm`: realm-guest fires seeded random RSI calls.
+    #[cfg(any(test, feature = "test-modes"))]
+    RsiStorm,
 }
 
 pub const REALM: &str = "quadrant.realm";
@@ -24,6 +27,9 @@ pub const ISOLATION: &str = "quadrant.realm-isolation";
 pub const BENCH: &str = "quadrant.realm-bench";
 #[cfg(any(test, feature = "test-modes"))]
 pub const RSI_TESTS: &str = "quadrant.rsi-tests";
+/// `quadrant.rsi-storm=<seed>`.
+#[cfg(any(test, feature = "test-modes"))]
+pub const RSI_STORM: &str = "quadrant.rsi-storm=";
 pub const IMAGE: &str = "quadrant.realm-image=";
 /// Run the guest named by `quadrant.guest=` (docs/ns-hyp.md) as a Realm.
 pub const REALM_VM: &str = "quadrant.realm-vm";
@@ -41,8 +47,18 @@ pub fn realm_vm(bootargs: &str) -> bool {
     ours.split_ascii_whitespace().any(|w| w == REALM_VM)
 }
 
+/// The storm's seed of `quadrant.rsi-storm=<seed>`.
+#[cfg(any(test, feature = "test-modes"))]
+pub fn storm_seed(bootargs: &str) -> Option<u64> {
+    bootargs.split_ascii_whitespace().find_map(|w| w.strip_prefix(RSI_STORM)).and_then(number)
+}
+
 /// The realm mode named in `bootargs`, if any (whole words only).
 pub fn mode(bootargs: &str) -> Option<Mode> {
+    #[cfg(any(test, feature = "test-modes"))]
+    if storm_seed(bootargs).is_some() {
+        return Some(Mode::RsiStorm);
+    }
     bootargs.split_ascii_whitespace().find_map(|w| match w {
         REALM => Some(Mode::Boot),
         #[cfg(any(test, feature = "test-modes"))]
@@ -87,6 +103,8 @@ mod tests {
         assert_eq!(mode("quadrant.realm-isolation"), Some(Mode::Isolation));
         assert_eq!(mode("quadrant.realm-bench"), Some(Mode::Bench));
         assert_eq!(mode("quadrant.rsi-tests"), Some(Mode::RsiTests));
+        assert_eq!(mode("quadrant.rsi-storm=0x2a"), Some(Mode::RsiStorm));
+        assert_eq!(storm_seed("x quadrant.rsi-storm=42"), Some(42));
         assert_eq!(mode("quadrant.bench"), None);
         assert_eq!(mode("quadrant.realmx quadrant.realm-image=0x48000000,10"), None);
     }

@@ -108,6 +108,14 @@ pub fn run(m: Mode, bootargs: &str) {
             }
         }
         #[cfg(feature = "test-modes")]
+        Mode::RsiStorm => {
+            if let Some(img) = image(bootargs, &mut out) {
+                let seed = super::mode::storm_seed(bootargs).unwrap_or(1);
+                let opts = RunOptions { storm_calls: super::host::STORM_CALLS, storm_seed: seed, ..RunOptions::default() };
+                super::realm_boot(&Smc, &Identity, &mut pages, img, opts, &counter, &mut out);
+            }
+        }
+        #[cfg(feature = "test-modes")]
         Mode::Bench => {
             if let Some(img) = image(bootargs, &mut out) {
                 super::bench::run(&Smc, &Identity, &mut pages, img, &counter, shared::arch::timer::cntfrq(), &mut out);

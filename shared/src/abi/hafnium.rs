@@ -20,6 +20,9 @@ pub const HF_INT_RECONFIGURE_STATUS: u64 = 2;
 pub const HF_INVALID_INTID: u64 = 0xffff_ffff;
 /// The virtual interrupt id of a managed exit (Hafnium's HF_MANAGED_EXIT_INTID).
 pub const MANAGED_EXIT_INTID: u32 = 4;
+/// The Notification Pending Interrupt, a virtual interrupt for SPs
+/// (Hafnium's HF_NOTIFICATION_PENDING_INTID; FFA_FEATURES(NPI) reports it).
+pub const NOTIFICATION_PENDING_INTID: u32 = 5;
 /// The virtual interrupt id of an SP's (emulated) EL1 physical timer
 /// (Hafnium's HF_VIRTUAL_TIMER_INTID).
 pub const VIRTUAL_TIMER_INTID: u32 = 3;

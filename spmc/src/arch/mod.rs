@@ -2,6 +2,7 @@
 //! running an SP's execution context at S-EL1, and the main loop with the SPMD.
 
 mod platform;
+mod recover;
 
 use spmc::ffa::setup::partition_info::{LogicalPartitions, MAX_LOGICAL, read_info_regs};
 use spmc::ffa::{Partition, Regs, SpMemory, Spmc};
@@ -149,6 +150,7 @@ fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
         for r in (0..m.sps().len()).filter_map(|i| sp_region(&m, i).ok()) {
             mm::map(&mut t, r.base as usize, r.base as usize, r.size as usize, mm::el2_attributes(MemKind::ReadWrite, false)).map_err(|_| "map SP region")?;
         }
+        platform::reserve_zero_window(&mut t).map_err(|_| "map zeroing window")?;
         // SAFETY: the table maps the image, stacks, UART and everything touched later; it lives in a static.
         unsafe { shared::arch::mmu::enable_el2(&t) };
     }
@@ -407,6 +409,10 @@ fn main_loop(cpu: usize, mut answer: Regs) -> ! {
 
 #[unsafe(no_mangle)]
 extern "C" fn quadrant_el2_exception(frame: &mut ExceptionFrame, vector: u64) {
+    // A guarded access to another world's memory that faulted (recover.rs).
+    if vector & 3 == 0 && recover::on_exception(frame, shared::read_sysreg!(esr_el2)) {
+        return;
+    }
     shared::arch::unexpected_el2_exception(frame, vector)
 }
 

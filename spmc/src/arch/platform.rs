@@ -314,6 +314,27 @@ impl HwPlatform {
     }
 }
 
+/// Where pages to be zeroed are seen, a 2 MiB block at a time: a part of
+/// the SPMC's EL2 VA space (39 bits) that maps nothing else, so pages of any
+/// PAS can be reached without touching the identity map.
+pub const ZERO_WINDOW: u64 = 0x60_0000_0000;
+pub const ZERO_WINDOW_SIZE: u64 = 0x20_0000;
+
+/// The smallest data cache line (CTR_EL0.DminLine, log2 of words).
+fn dcache_line() -> u64 {
+    4 << ((shared::read_sysreg!(ctr_el0) >> 16) & 0xf)
+}
+
+/// Makes the zeroing window's tables now, so that zeroing later needs no
+/// table page (and cannot fail for want of one).
+pub fn reserve_zero_window(t: &mut mm::El2Map) -> Result<(), ()> {
+    let attrs = mm::el2_attributes(MemKind::ReadWrite, false);
+    // 4 KiB pages at both ends of the window: its level-3 table exists.
+    mm::map(t, ZERO_WINDOW as usize, ZERO_WINDOW as usize, 0x1000, attrs).map_err(|_| ())?;
+    let _ = mm::map(t, ZERO_WINDOW as usize, ZERO_WINDOW as usize, 0x1000, aarch64_paging::descriptor::El23Attributes::empty());
+    Ok(())
+}
+
 /// The machine as one PE drives it: what [`HwPlatform`] holds is fixed once
 /// booted, and what a PE changes is its own (its CPU interface, its timer)
 /// or behind a lock (each context's registers, the SPMC's Stage-1 table).
@@ -338,10 +359,9 @@ impl Platform for HwPe {
     }
 
     fn write(&mut self, pa: u64, bytes: &[u8]) {
-        for (i, b) in bytes.iter().enumerate() {
-            // SAFETY: the dispatcher only writes inside a mapped NS buffer or an SP's region.
-            unsafe { core::ptr::write_volatile((pa as usize + i) as *mut u8, *b) };
-        }
+        // The dispatcher only writes inside a mapped NS buffer or an SP's
+        // region; an NS page that left the NS PAS faults, survived (recover.rs).
+        let _ = super::recover::guarded(|| super::recover::write_bytes(pa as usize, bytes));
     }
 
     fn reset_ctx(&mut self, index: usize, ctx: usize, entry: Option<u64>) {
@@ -469,10 +489,14 @@ impl Platform for HwPe {
     }
 
     fn read(&mut self, pa: u64, out: &mut [u8]) {
-        for (i, b) in out.iter_mut().enumerate() {
-            // SAFETY: the dispatcher only reads inside a mapped NS buffer or an SP's region.
-            *b = unsafe { core::ptr::read_volatile((pa as usize + i) as *const u8) };
+        // As `write`; what a fault left unread reads as zero.
+        if super::recover::guarded(|| super::recover::read_bytes(pa as usize, out)).is_err() {
+            out.fill(0);
         }
+    }
+
+    fn take_access_fault(&mut self) -> bool {
+        super::recover::take_lost()
     }
 
     fn send_sri(&mut self) {
@@ -489,6 +513,45 @@ impl Platform for HwPe {
         if let Ok(id) = int_id(spmc::ffa::notifications::SRI_INTID) {
             let _ = GicCpuInterface::send_sgi(id, target, SgiTargetGroup::OtherGroup1);
         }
+    }
+
+    fn zero(&mut self, pa: u64, size: u64, non_secure: bool) -> Result<(), ()> {
+        let map = super::MAP.get().ok_or(())?;
+        // One PE at a time through the window: the table lock is held throughout.
+        let mut t = map.lock();
+        let line = dcache_line();
+        let mut at = pa;
+        let end = pa.checked_add(size).ok_or(())?;
+        while at < end {
+            // The part of `[at, end)` inside one 2 MiB block of the PAS, seen
+            // through the window at the same offset into it.
+            let block_end = (at | (ZERO_WINDOW_SIZE - 1)) + 1;
+            let n = block_end.min(end) - at;
+            let va = ZERO_WINDOW + (at & (ZERO_WINDOW_SIZE - 1));
+            mm::map(&mut t, va as usize, at as usize, n as usize, mm::el2_attributes(MemKind::ReadWrite, non_secure)).map_err(|_| ())?;
+            // SAFETY: barriers only, so the new entries are seen below.
+            unsafe { core::arch::asm!("dsb ish", "isb", options(nostack)) };
+            // `[va, va + n)` was just mapped read-write, to pages that the
+            // memory-management rules give nobody access to right now (or
+            // only to the endpoint that asked for them to be zeroed); a page
+            // that left its PAS faults, survived (recover.rs).
+            let zeroed = super::recover::guarded(|| super::recover::zero(va as usize, n as usize));
+            // Clean to the point of coherency: the next owner may map the
+            // pages with other cacheability (DDI0487 D7.5, data cache maintenance).
+            let mut l = va & !(line - 1);
+            while l < va + n {
+                // SAFETY: cache maintenance by VA of a mapped range.
+                unsafe { core::arch::asm!("dc civac, {}", in(reg) l, options(nostack, preserves_flags)) };
+                l += line;
+            }
+            // SAFETY: barrier only: the zeros are at the point of coherency.
+            unsafe { core::arch::asm!("dsb sy", options(nostack)) };
+            // Invalid descriptors: the crate invalidates the TLB entries.
+            let _ = mm::map(&mut t, va as usize, at as usize, n as usize, aarch64_paging::descriptor::El23Attributes::empty());
+            zeroed?;
+            at += n;
+        }
+        Ok(())
     }
 
     fn map_borrowed(&mut self, index: usize, pa: u64, size: u64, access: BorrowedAccess, non_secure: bool) -> Result<(), ()> {

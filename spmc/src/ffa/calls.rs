@@ -162,12 +162,12 @@ pub const CALLS: &[CallDef] = &[
     ffa(FFA_MEM_LEND_64, "FFA_MEM_LEND_64", BOTH, Reply(memory::ffa_mem_send)).raw(),
     ffa(FFA_MEM_SHARE_32, "FFA_MEM_SHARE_32", BOTH, Reply(memory::ffa_mem_send)).raw(),
     ffa(FFA_MEM_SHARE_64, "FFA_MEM_SHARE_64", BOTH, Reply(memory::ffa_mem_send)).raw(),
-    ffa(FFA_MEM_RETRIEVE_REQ_32, "FFA_MEM_RETRIEVE_REQ_32", SP, Reply(memory::ffa_mem_retrieve_req)).raw(),
-    ffa(FFA_MEM_RETRIEVE_REQ_64, "FFA_MEM_RETRIEVE_REQ_64", SP, Reply(memory::ffa_mem_retrieve_req)).raw(),
+    ffa(FFA_MEM_RETRIEVE_REQ_32, "FFA_MEM_RETRIEVE_REQ_32", BOTH, Reply(memory::ffa_mem_retrieve_req)).raw(),
+    ffa(FFA_MEM_RETRIEVE_REQ_64, "FFA_MEM_RETRIEVE_REQ_64", BOTH, Reply(memory::ffa_mem_retrieve_req)).raw(),
     ffa(FFA_MEM_RETRIEVE_RESP, "FFA_MEM_RETRIEVE_RESP", NONE, Handler::None),
     ffa(FFA_MEM_RELINQUISH, "FFA_MEM_RELINQUISH", SP, Reply(memory::ffa_mem_relinquish)).raw(),
     ffa(FFA_MEM_RECLAIM, "FFA_MEM_RECLAIM", BOTH, Reply(memory::ffa_mem_reclaim)).raw(),
-    ffa(FFA_MEM_FRAG_RX, "FFA_MEM_FRAG_RX", SP, Reply(memory::ffa_mem_frag_rx)).raw(),
+    ffa(FFA_MEM_FRAG_RX, "FFA_MEM_FRAG_RX", BOTH, Reply(memory::ffa_mem_frag_rx)).raw(),
     ffa(FFA_MEM_FRAG_TX, "FFA_MEM_FRAG_TX", BOTH, Reply(memory::ffa_mem_frag_tx)).raw(),
     // Console.
     ffa(fid::FFA_CONSOLE_LOG_32, "FFA_CONSOLE_LOG_32", SP, Reply(console::ffa_console_log)),
@@ -236,7 +236,13 @@ impl Spmc {
     /// A call made by context `ctx` of SP `i` on PE `cpu`.
     pub(super) fn handle_sp_call(&self, i: usize, ctx: usize, cpu: usize, r: &Regs, platform: &mut dyn Platform) -> SpStep {
         let call = Call { caller: Caller::Sp(i), ctx, cpu, regs: r, decoded: None };
-        match r[0] as u32 {
+        // An SP's first FF-A call other than FFA_VERSION fixes its version,
+        // as the Normal world's (DEN0077 v1.2 §13.2, FFA_VERSION: negotiated
+        // before any other call; Hafnium refuses a later change).
+        if r[0] as u32 != fid::FFA_VERSION {
+            self.part(i).fix_version();
+        }
+        let step = match r[0] as u32 {
             // The round trip's fast path, as in `handle_ns`: the rows' own handler.
             fid::FFA_MSG_SEND_DIRECT_RESP_32 | fid::FFA_MSG_SEND_DIRECT_RESP_64 | fid::FFA_MSG_SEND_DIRECT_RESP2 => {
                 direct_messaging::ffa_msg_send_direct_resp(self, &call, platform)
@@ -245,6 +251,13 @@ impl Spmc {
                 SpStep::Resume(direct_messaging::ffa_msg_send_direct_req(self, &call, platform))
             }
             _ => self.dispatch(&call, platform),
+        };
+        match step {
+            SpStep::Resume(_) if platform.take_access_fault() => {
+                log::warn!("{} from SP {:#06x}: a buffer it named faulted (left its PAS): ABORTED", fid_name(r[0] as u32), self.part(i).manifest.id);
+                SpStep::Resume(error(FfaError::Aborted))
+            }
+            s => s,
         }
     }
 
@@ -277,6 +290,15 @@ impl Spmc {
                 // Only SP-only rows decide anything else.
                 _ => error(FfaError::NotSupported),
             },
+        };
+        // A Normal-world buffer that left the NS PAS under us (delegated to
+        // the Realm world): the access faulted and was survived; the call is
+        // ABORTED, as Hafnium answers after its trapped copy.
+        let answer = if platform.take_access_fault() {
+            log::warn!("{} from NS: a buffer it named faulted (left the NS PAS): ABORTED", fid_name(f));
+            error(FfaError::Aborted)
+        } else {
+            answer
         };
         self.log_ns(r, &answer);
         // Notifications set while serving this call owe the Normal world the SRI.

@@ -68,7 +68,7 @@ impl Spmc {
     /// an invalid exit); the caller decides what that means.
     pub(super) fn run_until_wait(&self, i: usize, ctx: usize, cpu: usize, mut answer: Option<Regs>, platform: &mut dyn Platform) -> bool {
         loop {
-            let flags = self.run_flags(&self.lock_context(i, ctx));
+            let flags = self.run_flags(&mut self.lock_context(i, ctx));
             let exit = platform.run_sp(i, ctx, answer.as_ref(), flags);
             match self.sp_exit(i, ctx, cpu, exit, platform) {
                 SpStep::Resume(r) => answer = Some(r),
@@ -103,7 +103,7 @@ impl Spmc {
     pub(super) fn run_until_response(&self, i: usize, ctx: usize, cpu: usize, first: Option<Regs>, platform: &mut dyn Platform) -> Regs {
         let mut answer = first;
         loop {
-            let flags = self.run_flags(&self.lock_context(i, ctx));
+            let flags = self.run_flags(&mut self.lock_context(i, ctx));
             let exit = platform.run_sp(i, ctx, answer.as_ref(), flags);
             match self.sp_exit(i, ctx, cpu, exit, platform) {
                 SpStep::Resume(a) => answer = Some(a),

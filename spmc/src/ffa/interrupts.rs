@@ -182,9 +182,15 @@ impl VirqQueue {
 }
 
 impl Spmc {
-    /// How to run the locked context now (see [`trap_ns_interrupts`]).
-    pub(super) fn run_flags(&self, c: &ContextLocked) -> RunFlags {
+    /// How to run the locked context now (see [`trap_ns_interrupts`]).  A
+    /// context with notifications pending for it gets the Notification
+    /// Pending Interrupt here, once (see [`super::notifications::Bitmaps::take_npi`]).
+    pub(super) fn run_flags(&self, c: &mut ContextLocked) -> RunFlags {
         let p = self.part(c.index);
+        // Leaf lock under the context lock (context.rs lock order).
+        if p.notifications.lock().take_npi(c.ctx) && !c.virqs.push(super::notifications::NPI_INTID) {
+            log::warn!("NPI for SP {:#06x} ctx {} lost: too many pending", p.manifest.id, c.ctx);
+        }
         RunFlags {
             trap_ns: trap_ns_interrupts(p.manifest.ns_interrupts_action, serving(c.state), c.managed_exit),
             virq: !c.virqs.is_empty(),
@@ -289,8 +295,8 @@ pub(super) fn hf_interrupt_deactivate(s: &Spmc, c: &Call, platform: &mut dyn Pla
             *slot = None;
             platform.deactivate_interrupt(phys);
         }
-        // Virtual-only interrupts (timer, managed exit) need nothing.
-        None if r[1] as u32 == VIRTUAL_TIMER_INTID || r[1] as u32 == MANAGED_EXIT_INTID => {}
+        // Virtual-only interrupts (timer, managed exit, NPI) need nothing.
+        None if matches!(r[1] as u32, VIRTUAL_TIMER_INTID | MANAGED_EXIT_INTID | super::notifications::NPI_INTID) => {}
         None => a[0] = u64::MAX, // -1: not an active interrupt of this SP
     }
     a

@@ -30,6 +30,8 @@ pub struct Partition {
     aborted: AtomicBool,
     /// FF-A version the SP asked for (its manifest's until it calls FFA_VERSION).
     version: AtomicU32,
+    /// It made an FF-A call other than FFA_VERSION: its version is fixed.
+    version_fixed: AtomicBool,
     /// Entry of secondary contexts (FFA_SECONDARY_EP_REGISTER), if registered.
     secondary_ep: spin::Mutex<Option<u64>>,
     pub(super) mailbox: spin::Mutex<Option<Mailbox>>,
@@ -50,6 +52,7 @@ impl Partition {
         Self {
             notifications: spin::Mutex::new(notifications),
             version: AtomicU32::new(manifest.ffa_version),
+            version_fixed: AtomicBool::new(false),
             manifest,
             memory,
             contexts: [const { spin::Mutex::new(ExecutionContext::new()) }; MAX_CONTEXTS],
@@ -88,6 +91,17 @@ impl Partition {
 
     pub(super) fn set_version(&self, v: u32) {
         self.version.store(v, Ordering::Relaxed);
+    }
+
+    /// Its version can no longer change (see [`Spmc::handle_sp_call`]).
+    pub fn version_fixed(&self) -> bool {
+        self.version_fixed.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn fix_version(&self) {
+        if !self.version_fixed() {
+            self.version_fixed.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Where its secondary contexts start (FFA_SECONDARY_EP_REGISTER), if registered.

@@ -147,6 +147,16 @@ pub trait Platform {
     /// Pends the Schedule Receiver Interrupt ([`notifications::SRI_INTID`],
     /// an SGI of Group 1 Non-secure) on this PE, for the Normal world.
     fn send_sri(&mut self);
+    /// Zeroes `[pa, pa + size)` of the Non-secure or Secure PAS and cleans
+    /// it to the point of coherency (memory management's zero-memory flags).
+    #[allow(clippy::result_unit_err)]
+    fn zero(&mut self, pa: u64, size: u64, non_secure: bool) -> Result<(), ()>;
+    /// Whether a `read` or `write` since the last call faulted (the memory
+    /// left its PAS: a Normal-world buffer delegated to the Realm world).
+    /// The call that did it is answered ABORTED.
+    fn take_access_fault(&mut self) -> bool {
+        false
+    }
 }
 
 /// Who made a call.
@@ -243,6 +253,11 @@ impl Spmc {
         *self.partitions.get_mut(i).ok_or("too many partitions")? = Some(p);
         self.count += 1;
         Ok(i)
+    }
+
+    /// The memory transaction store (tests, fuzz targets).
+    pub fn memory_store(&self) -> &spin::Mutex<memory::transaction::MemoryStore> {
+        self.memory
     }
 
     pub fn partitions(&self) -> impl Iterator<Item = &Partition> {

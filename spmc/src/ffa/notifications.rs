@@ -34,8 +34,9 @@ use shared::abi::ffa::{self as ffa, FfaError, Interface};
 pub const SRI_INTID: u32 = 8;
 /// The Notification Pending Interrupt, a virtual interrupt for SPs:
 /// Hafnium's HF_NOTIFICATION_PENDING_INTID.  Reported by FFA_FEATURES(NPI)
-/// to SPs (not injected yet: SPs poll with FFA_NOTIFICATION_GET).
-pub const NPI_INTID: u32 = 5;
+/// to SPs, and pended for an SP's vCPU that has pending notifications when
+/// it is next run (see [`Bitmaps::take_npi`]).
+pub const NPI_INTID: u32 = shared::abi::hafnium::NOTIFICATION_PENDING_INTID;
 /// SPM framework notification bit 0: "RX buffer full" (DEN0077 v1.2,
 /// framework notifications), set for the receiver of FFA_MSG_SEND2.
 pub const FWK_RX_BUFFER_FULL: u32 = 1 << 0;
@@ -68,6 +69,10 @@ pub struct Bitmaps {
     /// (incl. framework), and per-vCPU by vCPU (bit n = vCPU n).
     unreported_global: bool,
     unreported_vcpus: u64,
+    /// vCPUs given the Notification Pending Interrupt since their last
+    /// FFA_NOTIFICATION_GET (bit n = vCPU n): one NPI per vCPU for what is
+    /// pending, not one per run.
+    npi_given: u64,
 }
 
 impl Default for Bitmaps {
@@ -89,6 +94,7 @@ impl Bitmaps {
             framework: 0,
             unreported_global: false,
             unreported_vcpus: 0,
+            npi_given: 0,
         }
     }
 
@@ -109,6 +115,20 @@ impl Bitmaps {
     /// Notifications pending for `vcpu`: global, framework or its own.
     pub fn pending_for(&self, vcpu: usize) -> bool {
         self.global != 0 || self.framework != 0 || self.vcpu.get(vcpu).is_some_and(|v| *v != 0)
+    }
+
+    /// Whether `vcpu` is owed the Notification Pending Interrupt as it is
+    /// about to run: notifications are pending for it and it was not given
+    /// the NPI since its last FFA_NOTIFICATION_GET.  Marks it given.  As
+    /// Hafnium does (DEN0077 v1.2, notifications, "Notification Pending Interrupt": the
+    /// SPMC pends it for a receiver SP's vCPU that has pending notifications
+    /// when that vCPU is next run).
+    pub fn take_npi(&mut self, vcpu: usize) -> bool {
+        if !self.created || vcpu >= 64 || self.npi_given & (1 << vcpu) != 0 || !self.pending_for(vcpu) {
+            return false;
+        }
+        self.npi_given |= 1 << vcpu;
+        true
     }
 
     /// FFA_NOTIFICATION_BITMAP_CREATE: DENIED if it exists already;
@@ -245,6 +265,8 @@ impl Bitmaps {
         if self.vcpu[vcpu] == 0 {
             self.unreported_vcpus &= !(1 << vcpu);
         }
+        // What is pending now is news again: the next run gets an NPI for it.
+        self.npi_given &= !(1 << vcpu);
         Ok((if sp { from_sp } else { 0 }, if vm { from_vm } else { 0 }, fwk))
     }
 
@@ -603,6 +625,24 @@ fn pack_info(entries: &[InfoEntry], max_ids: usize) -> (InfoPacker, Vec<(bool, u
         assert!(!b.any_pending());
         assert_eq!(b.unreported(), (false, 0));
         assert_eq!(b.get(4, true, true, true), Err(FfaError::InvalidParameters));
+    }
+
+    /// The NPI: once per vCPU for what is pending; news again after its GET.
+    #[test]
+    fn npi_once_per_vcpu_until_get() {
+        let mut b = Bitmaps::created(2);
+        assert!(!b.take_npi(0), "nothing pending");
+        b.bind(0x8001, 0b1, false).unwrap();
+        b.bind(0, 0b10, true).unwrap();
+        b.set(0x8001, 0b1, None).unwrap();
+        assert!(b.take_npi(0) && b.take_npi(1), "a global one: each vCPU");
+        assert!(!b.take_npi(0) && !b.take_npi(1), "once");
+        b.get(0, true, true, true).unwrap();
+        assert!(!b.take_npi(0), "taken: nothing pending");
+        b.set(0, 0b10, Some(0)).unwrap();
+        assert!(b.take_npi(0), "new since its GET");
+        assert!(!b.take_npi(1), "vCPU 1 was given one already");
+        assert!(!Bitmaps::new().take_npi(0), "no bitmaps: no NPI");
     }
 
     #[test]

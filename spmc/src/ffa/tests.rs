@@ -30,6 +30,12 @@ struct Fake {
     borrowed: Vec<(usize, u64, u64, bool, bool)>,
     /// A lender's own pages unmapped: (SP index, pa, size).
     unmapped_own: Vec<(usize, u64, u64)>,
+    /// Ranges zeroed: (pa, size, non-secure).
+    zeroed: Vec<(u64, u64, bool)>,
+    /// `zero` fails.
+    fail_zero: bool,
+    /// The next `take_access_fault` reports a faulted buffer access.
+    access_fault: bool,
 }
 
 impl Fake {
@@ -49,6 +55,9 @@ impl Fake {
             sris: 0,
             borrowed: Vec::new(),
             unmapped_own: Vec::new(),
+            zeroed: Vec::new(),
+            fail_zero: false,
+            access_fault: false,
         }
     }
     fn read(&self, pa: u64, n: usize) -> Vec<u8> {
@@ -100,6 +109,17 @@ impl Platform for Fake {
         for (i, b) in out.iter_mut().enumerate() {
             *b = *self.mem.get(&(pa + i as u64)).unwrap_or(&0);
         }
+    }
+    fn zero(&mut self, pa: u64, size: u64, non_secure: bool) -> Result<(), ()> {
+        if self.fail_zero {
+            return Err(());
+        }
+        self.mem.retain(|a, _| !(pa..pa + size).contains(a));
+        self.zeroed.push((pa, size, non_secure));
+        Ok(())
+    }
+    fn take_access_fault(&mut self) -> bool {
+        core::mem::take(&mut self.access_fault)
     }
     fn send_sri(&mut self) {
         self.sris += 1;
@@ -1976,7 +1996,12 @@ mod memory_sharing {
 
     /// echo's retrieve request for `h` from `sender`.
     fn retrieve(s: &Spmc, f: &mut Fake, h: u64, sender: u16, perm: u8) -> Regs {
-        let mut d = build(sender, 0, 0, &[(0x8001, perm)], 16, &[]);
+        retrieve_with(s, f, h, sender, perm, 0)
+    }
+
+    /// The same with retrieve flags.
+    fn retrieve_with(s: &Spmc, f: &mut Fake, h: u64, sender: u16, perm: u8, flags: u32) -> Regs {
+        let mut d = build(sender, 0, flags, &[(0x8001, perm)], 16, &[]);
         d.truncate(48 + 16);
         d[8..16].copy_from_slice(&h.to_le_bytes());
         d[48 + 4..48 + 8].fill(0); // no composite: the handle names the region
@@ -1985,8 +2010,13 @@ mod memory_sharing {
     }
 
     fn relinquish(s: &Spmc, f: &mut Fake, h: u64) -> Regs {
+        relinquish_with(s, f, h, 0)
+    }
+
+    fn relinquish_with(s: &Spmc, f: &mut Fake, h: u64, flags: u32) -> Regs {
         let mut d = [0u8; 18];
         d[0..8].copy_from_slice(&h.to_le_bytes());
+        d[8..12].copy_from_slice(&flags.to_le_bytes());
         d[12] = 1;
         d[16..18].copy_from_slice(&0x8001u16.to_le_bytes());
         put(f, SP_TX, &d);
@@ -2044,9 +2074,6 @@ mod memory_sharing {
             assert!(is_error(&a, want), "{what}: {a:x?}");
             assert_eq!(s.memory.lock().transactions().count(), 0, "{what}: no state");
         }
-        // Zeroing a lend is not offered: refused, not ignored.
-        let d = build(0, 0x2f, 1, &[(0x8001, RW)], 16, &[(0x6000_0000, 1)]);
-        assert!(is_error(&send(&s, &mut f, FFA_MEM_LEND_64, &d), FfaError::Denied));
         // Donation of Normal-world memory is refused.
         let d = build(0, 0x2f, 0, &[(0x8001, 0)], 16, &[(0x6000_0000, 1)]);
         assert!(is_error(&send(&s, &mut f, FFA_MEM_DONATE_64, &d), FfaError::Denied));
@@ -2088,9 +2115,149 @@ mod memory_sharing {
         assert!(is_error(&retrieve(&s, &mut f, h2, 0, RW), FfaError::NoMemory));
         f.fail_map = false;
         assert_eq!(retrieve(&s, &mut f, h2, 0, RW)[0], FFA_MEM_RETRIEVE_RESP as u64);
-        // NS may not retrieve.
-        let a = s.handle_ns(&regs(&[FFA_MEM_RETRIEVE_REQ_64 as u64, 64, 64]), 0, &mut f);
-        assert!(is_error(&a, FfaError::NotSupported));
+        // Flags: reserved bits, hint bits without their valid bit.
+        release_rx(&s, &mut f);
+        assert!(is_error(&retrieve_with(&s, &mut f, h2, 0, RW, 1 << 11), FfaError::InvalidParameters));
+        assert!(is_error(&retrieve_with(&s, &mut f, h2, 0, RW, 3 << 5), FfaError::InvalidParameters));
+        // The alignment hint: 0x6100_0000 is 16 MiB aligned, not 32 MiB.
+        let d3 = build(0, 0x2f, 0, &[(0x8001, RW)], 16, &[(0x6300_0000, 1)]);
+        let h3 = handle(&send(&s, &mut f, FFA_MEM_SHARE_64, &d3));
+        assert!(is_error(&retrieve_with(&s, &mut f, h3, 0, RW, 1 << 9 | 13 << 5), FfaError::Denied), "2^13 pages");
+        assert_eq!(retrieve_with(&s, &mut f, h3, 0, RW, 1 << 9 | 12 << 5)[0], FFA_MEM_RETRIEVE_RESP as u64, "2^12 pages: 16 MiB");
+    }
+
+    /// The zero-memory flags (DEN0077 v1.2 §11.4): on a lend or donation,
+    /// on a retrieve, on relinquish and on reclaim; each refusal changes
+    /// nothing, and a zeroing that fails undoes its call.
+    #[test]
+    fn zero_memory_flags() {
+        let (s, mut f) = setup();
+        put(&mut f, 0x6000_0000, &[0xaa; 16]);
+        // A lend with the flag: zeroed when the send completes.
+        let d = build(0, 0x2f, 1, &[(0x8001, RW)], 16, &[(0x6000_0000, 1)]);
+        let h = handle(&send(&s, &mut f, FFA_MEM_LEND_64, &d));
+        assert_eq!(f.zeroed, vec![(0x6000_0000, 0x1000, true)]);
+        assert_eq!(f.read(0x6000_0000, 16), vec![0; 16]);
+        // Retrieve flags: zero-before on a lend that asked for it is fine.
+        assert_eq!(retrieve_with(&s, &mut f, h, 0, RW, 1)[0], FFA_MEM_RETRIEVE_RESP as u64);
+        release_rx(&s, &mut f);
+        assert_eq!(f.zeroed.len(), 1, "zeroed once, at send");
+        // Relinquish with the flag: zeroed, then unmapped.
+        put(&mut f, 0x6000_0000, &[0xbb; 16]);
+        assert_eq!(relinquish_with(&s, &mut f, h, 1)[0], fid::FFA_SUCCESS_32 as u64);
+        assert_eq!(f.read(0x6000_0000, 16), vec![0; 16]);
+        assert!(f.borrowed.is_empty());
+        // Reclaim with the flag.
+        put(&mut f, 0x6000_0000, &[0xcc; 16]);
+        let a = s.handle_ns(&regs(&[FFA_MEM_RECLAIM as u64, h & 0xffff_ffff, h >> 32, 1]), 0, &mut f);
+        assert_eq!(a[0], fid::FFA_SUCCESS_32 as u64);
+        assert_eq!(f.read(0x6000_0000, 16), vec![0; 16]);
+        f.zeroed.clear();
+
+        // Refusals.
+        let plain = build(0, 0x2f, 0, &[(0x8001, RW)], 16, &[(0x6000_0000, 1)]);
+        let h = handle(&send(&s, &mut f, FFA_MEM_LEND_64, &plain));
+        assert!(is_error(&retrieve_with(&s, &mut f, h, 0, RW, 1), FfaError::Denied), "zero-before: the sender did not ask");
+        assert!(is_error(&retrieve_with(&s, &mut f, h, 0, 0b0101, 1 << 2), FfaError::Denied), "read-only cannot ask");
+        assert!(f.borrowed.is_empty());
+        assert_eq!(retrieve_with(&s, &mut f, h, 0, RW, 1 << 2)[0], FFA_MEM_RETRIEVE_RESP as u64, "zero after relinquish");
+        release_rx(&s, &mut f);
+        // Zeroing fails: the relinquish is undone (still mapped, still held).
+        f.fail_zero = true;
+        assert!(is_error(&relinquish(&s, &mut f, h), FfaError::NoMemory));
+        assert_eq!(f.borrowed.len(), 1);
+        f.fail_zero = false;
+        put(&mut f, 0x6000_0000, &[0xdd; 16]);
+        assert_eq!(relinquish(&s, &mut f, h)[0], fid::FFA_SUCCESS_32 as u64, "the retrieve's flag zeroes");
+        assert_eq!(f.zeroed, vec![(0x6000_0000, 0x1000, true)]);
+        assert_eq!(f.read(0x6000_0000, 16), vec![0; 16]);
+        assert_eq!(s.handle_ns(&regs(&[FFA_MEM_RECLAIM as u64, h & 0xffff_ffff, h >> 32, 0]), 0, &mut f)[0], fid::FFA_SUCCESS_32 as u64);
+
+        // Shared memory: every zero flag is INVALID_PARAMETERS.
+        let h = handle(&send(&s, &mut f, FFA_MEM_SHARE_64, &plain));
+        for flags in [1, 1 << 2] {
+            assert!(is_error(&retrieve_with(&s, &mut f, h, 0, RW, flags), FfaError::InvalidParameters), "retrieve {flags}");
+        }
+        assert_eq!(retrieve(&s, &mut f, h, 0, RW)[0], FFA_MEM_RETRIEVE_RESP as u64);
+        release_rx(&s, &mut f);
+        assert!(is_error(&relinquish_with(&s, &mut f, h, 1), FfaError::InvalidParameters));
+        assert_eq!(f.borrowed.len(), 1, "still held");
+        assert_eq!(relinquish(&s, &mut f, h)[0], fid::FFA_SUCCESS_32 as u64);
+        let a = s.handle_ns(&regs(&[FFA_MEM_RECLAIM as u64, h & 0xffff_ffff, h >> 32, 1]), 0, &mut f);
+        assert!(is_error(&a, FfaError::InvalidParameters));
+        assert_eq!(s.memory.lock().transactions().count(), 1, "not reclaimed");
+        assert_eq!(s.handle_ns(&regs(&[FFA_MEM_RECLAIM as u64, h & 0xffff_ffff, h >> 32, 0]), 0, &mut f)[0], fid::FFA_SUCCESS_32 as u64);
+
+        // A lend whose zeroing fails is not made.
+        f.fail_zero = true;
+        let z = build(0, 0x2f, 1, &[(0x8001, RW)], 16, &[(0x6000_0000, 1)]);
+        assert!(is_error(&send(&s, &mut f, FFA_MEM_LEND_64, &z), FfaError::NoMemory));
+        assert_eq!(s.memory.lock().transactions().count(), 0);
+        // A reclaim whose zeroing fails leaves the transaction.
+        f.fail_zero = false;
+        let h = handle(&send(&s, &mut f, FFA_MEM_LEND_64, &plain));
+        f.fail_zero = true;
+        let a = s.handle_ns(&regs(&[FFA_MEM_RECLAIM as u64, h & 0xffff_ffff, h >> 32, 1]), 0, &mut f);
+        assert!(is_error(&a, FfaError::NoMemory));
+        assert!(s.memory.lock().get(h).is_some());
+    }
+
+    /// A borrower retrieves what it holds again; each relinquish gives one
+    /// retrieval back, the last one unmaps it.
+    #[test]
+    fn retrieve_twice() {
+        let (s, mut f) = setup();
+        let d = build(0, 0x2f, 0, &[(0x8001, RW)], 16, &[(0x6000_0000, 1)]);
+        let h = handle(&send(&s, &mut f, FFA_MEM_LEND_64, &d));
+        assert_eq!(retrieve(&s, &mut f, h, 0, RW)[0], FFA_MEM_RETRIEVE_RESP as u64);
+        release_rx(&s, &mut f);
+        assert_eq!(retrieve(&s, &mut f, h, 0, 0b0101)[0], FFA_MEM_RETRIEVE_RESP as u64, "read-only: within");
+        // The response describes the mapping it has: read-write.
+        let rx = f.read(SP_RX, 0x100);
+        let resp = crate::ffa::memory::descriptor::parse(&rx, 0x1_0002, true).unwrap();
+        assert_eq!(resp.receivers[0].unwrap().permissions.to_byte() & 0b11, 0b10);
+        release_rx(&s, &mut f);
+        assert_eq!(f.borrowed.len(), 1, "mapped once");
+        assert_eq!(relinquish(&s, &mut f, h)[0], fid::FFA_SUCCESS_32 as u64);
+        assert_eq!(f.borrowed.len(), 1, "one retrieval still held");
+        let a = s.handle_ns(&regs(&[FFA_MEM_RECLAIM as u64, h & 0xffff_ffff, h >> 32, 0]), 0, &mut f);
+        assert!(is_error(&a, FfaError::Denied));
+        assert_eq!(relinquish(&s, &mut f, h)[0], fid::FFA_SUCCESS_32 as u64);
+        assert!(f.borrowed.is_empty());
+        assert!(is_error(&relinquish(&s, &mut f, h), FfaError::Denied));
+    }
+
+    /// The hypervisor retrieve request (DEN0077 v1.2 §17.4.3): the Normal
+    /// world reads back the whole descriptor of its own transaction.
+    #[test]
+    fn hypervisor_retrieve_request() {
+        let (s, mut f) = setup();
+        let d = build(0, 0x2f, 0, &[(0x8001, RW)], 32, &[(0x6000_0000, 2), (0x6200_0000, 1)]);
+        let h = handle(&send(&s, &mut f, FFA_MEM_LEND_64, &d));
+        let ask = |s: &Spmc, f: &mut Fake, h: u64, count: u32| {
+            let mut q = vec![0u8; 48];
+            q[8..16].copy_from_slice(&h.to_le_bytes());
+            q[24..28].copy_from_slice(&32u32.to_le_bytes());
+            q[28..32].copy_from_slice(&count.to_le_bytes());
+            q[32..36].copy_from_slice(&48u32.to_le_bytes());
+            put(f, TX, &q);
+            s.handle_ns(&regs(&[FFA_MEM_RETRIEVE_REQ_64 as u64, 48, 48]), 0, f)
+        };
+        let a = ask(&s, &mut f, h, 0);
+        assert_eq!(a[0], FFA_MEM_RETRIEVE_RESP as u64, "{a:x?}");
+        let rx = f.read(RX, a[2] as usize);
+        let resp = crate::ffa::memory::descriptor::parse(&rx, 0x1_0002, true).unwrap();
+        assert_eq!((resp.handle, resp.sender, resp.receiver_count), (h, 0, 1));
+        assert_eq!(resp.receivers[0].unwrap().receiver, 0x8001);
+        assert_eq!((resp.total_page_count, resp.address_range_count), (3, 2));
+        assert_eq!(resp.flags >> 3 & 3, 2, "a lend");
+        assert!(f.borrowed.is_empty(), "nothing mapped");
+        assert!(is_error(&ask(&s, &mut f, h, 0), FfaError::Busy), "RX not released");
+        assert_eq!(s.handle_ns(&regs(&[fid::FFA_RX_RELEASE as u64]), 0, &mut f)[0], fid::FFA_SUCCESS_32 as u64);
+        assert!(is_error(&ask(&s, &mut f, h ^ 1, 0), FfaError::InvalidParameters), "unknown handle");
+        assert!(is_error(&ask(&s, &mut f, h, 1), FfaError::InvalidParameters), "a receiver in it");
+        // The transaction is still there to reclaim.
+        assert_eq!(s.handle_ns(&regs(&[FFA_MEM_RECLAIM as u64, h & 0xffff_ffff, h >> 32, 0]), 0, &mut f)[0], fid::FFA_SUCCESS_32 as u64);
     }
 
     /// A descriptor of 1,200 constituents in five fragments (FFA_MEM_FRAG_TX),
@@ -2139,3 +2306,39 @@ mod memory_sharing {
 }
 
 mod fuzz;
+
+/// An SP's version, like the Normal world's, is fixed by its first other
+/// FF-A call: a different one is NOT_SUPPORTED afterwards, the same is fine.
+#[test]
+fn sp_version_is_fixed_once_it_made_other_calls() {
+    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut f = Fake::new();
+    s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
+    let sp = |s: &Spmc, f: &mut Fake, r: &[u64]| match s.handle_sp_call(0, 0, 0, &regs(r), f) {
+        crate::ffa::cpu_cycles::SpStep::Resume(a) => a,
+        _ => panic!("not a reply"),
+    };
+    // Before another call: asked twice, the last one counts.
+    assert_eq!(sp(&s, &mut f, &[fid::FFA_VERSION as u64, 0x10002])[0], 0x10002);
+    assert_eq!(sp(&s, &mut f, &[fid::FFA_VERSION as u64, 0x10001])[0], 0x10002);
+    assert_eq!(s.partition(0).unwrap().version(), 0x10001);
+    assert_eq!(sp(&s, &mut f, &[fid::FFA_ID_GET as u64])[0], fid::FFA_SUCCESS_32 as u64);
+    assert_eq!(sp(&s, &mut f, &[fid::FFA_VERSION as u64, 0x10002])[0], 0xffff_ffff, "refused");
+    assert_eq!(s.partition(0).unwrap().version(), 0x10001, "unchanged");
+    assert_eq!(sp(&s, &mut f, &[fid::FFA_VERSION as u64, 0x10001])[0], 0x10002, "the same one again");
+}
+
+/// A buffer that left the NS PAS under the call (the platform survived the
+/// fault): the call is ABORTED, and the next one is answered as usual.
+#[test]
+fn a_faulted_buffer_access_aborts_the_call() {
+    let (mut s, mut f) = booted();
+    map_ns(&mut s, &mut f);
+    f.access_fault = true;
+    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64]), 0, &mut f);
+    assert!(is_error(&a, FfaError::Aborted), "{a:x?}");
+    // The endpoint gives its RX buffer back (the aborted call filled it) and asks again.
+    let _ = s.handle_ns(&regs(&[fid::FFA_RX_RELEASE as u64]), 0, &mut f);
+    let a = s.handle_ns(&regs(&[fid::FFA_PARTITION_INFO_GET as u64]), 0, &mut f);
+    assert_eq!(a[0], fid::FFA_SUCCESS_32 as u64, "{a:x?}");
+}

@@ -494,8 +494,9 @@ impl PartitionManifest {
         self
     }
 
-    /// A manifest for host tests of the dispatcher.
-    #[cfg(test)]
+    /// A manifest for host tests of the dispatcher (and the coverage-guided
+    /// fuzz targets in ci/fuzz, feature `fuzzing`).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn for_test(description: &str, id: u16, uuid: Uuid, ctx: u16, messaging_method: u32) -> Self {
         let mut uuids = [Uuid::NIL; MAX_UUIDS];
         uuids[0] = uuid;

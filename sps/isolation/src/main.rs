@@ -19,6 +19,21 @@ pub const CMD_SPIN: u64 = 2;
 /// Memory shared or lent to us: `sp_runtime::memory::command` (x4 handle,
 /// x5 sender, x6 mode, x7 value), as sps/mp's `CMD_MEM`.
 pub const CMD_MEM: u64 = 4;
+/// `hostile_sp_storm` (issue J): x4 seed, x5 calls (at most
+/// [`MAX_STORM_CALLS`]): fires that many seeded random calls at the SPMC
+/// (`sp_runtime::storm`), then answers `[0, calls, FFA_SUCCESS answers,
+/// FFA_ERROR answers, other answers]`.
+pub const CMD_STORM: u64 = 5;
+pub const MAX_STORM_CALLS: u64 = 100_000;
+
+/// What a hostile SP aims at: the SPMC, the other SPs and mp's scratch
+/// (Secure PAS), the SPMC manifest copy and the GPTs, Normal-world memory,
+/// the Realm PAS, MMIO, flash, beyond RAM.  Not our own package (0x0e500000):
+/// lending our own code away would only end our own run.
+pub const STORM_TARGETS: [u64; 14] = [
+    0x0e10_0000, 0x0e30_0000, 0x0e40_0000, 0x0e60_0000, 0x0e70_0000, 0x0eef_b000, 0x0eef_c000,
+    0x4000_0000, 0xa000_0000, 0x4010_0000, 0x0800_0000, 0x0900_0000, 0x0000_0000, 0x1_0000_0000,
+];
 
 /// The handler; `read` performs the (forbidden) access.
 pub fn handle(req: &sp_runtime::DirectRequest, read: &mut dyn FnMut(u64) -> u64, spin: &mut dyn FnMut(u64) -> u64) -> [u64; 5] {
@@ -29,6 +44,11 @@ pub fn handle(req: &sp_runtime::DirectRequest, read: &mut dyn FnMut(u64) -> u64,
         CMD_READ => [0xbad, read(a[1]), 0, 0, 0],
         #[cfg(target_os = "none")]
         CMD_MEM => sp_runtime::memory::command(a[1], a[2] as u16, a[3], a[4]),
+        #[cfg(target_os = "none")]
+        CMD_STORM => {
+            let c = sp_runtime::storm::fire(a[1], a[2].min(MAX_STORM_CALLS), &STORM_TARGETS);
+            [0, c.calls, c.ffa_success, c.ffa_error, c.other]
+        }
         _ => a,
     }
 }

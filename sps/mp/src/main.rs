@@ -85,12 +85,14 @@ fn on_run(id: u16, ctx: usize) {
     }
 }
 
-/// `CMD_LAST_RUN`'s answer for context `ctx`.
+/// `CMD_LAST_RUN`'s answer for context `ctx`, and how many Notification
+/// Pending Interrupts mp took so far.
 #[cfg(target_os = "none")]
 fn last_run(ctx: usize) -> [u64; 5] {
     let slot = (RUN_LOG + 32 * ctx as u64) as *const u64;
+    let npi = sp_runtime::interrupts::npi_taken() as u64;
     // SAFETY: as in `on_run`.
-    unsafe { [core::ptr::read_volatile(slot), core::ptr::read_volatile(slot.add(1)), core::ptr::read_volatile(slot.add(2)), core::ptr::read_volatile(slot.add(3)), 0] }
+    unsafe { [core::ptr::read_volatile(slot), core::ptr::read_volatile(slot.add(1)), core::ptr::read_volatile(slot.add(2)), core::ptr::read_volatile(slot.add(3)), npi] }
 }
 
 /// The notification and indirect messaging commands (16..=19) of SP `id`;

@@ -184,15 +184,23 @@ pub fn run_with_hooks(mut handler: impl FnMut(&DirectRequest) -> [u64; 5], mut o
     loop {
         r = match DirectRequest::from_regs(&r) {
             Some(req) => call(&req.response(handler(&req))),
-            None if r[0] as u32 == fid::FFA_INTERRUPT => {
+            None if r[0] as u32 == fid::FFA_INTERRUPT || r[0] as u32 == fid::FFA_RUN => {
+                // The Notification Pending Interrupt means: take the
+                // notifications, as a run by the scheduler does; it comes
+                // with FFA_RUN, or with FFA_INTERRUPT beside another one.
+                let mut notified = r[0] as u32 == fid::FFA_RUN;
                 while let Some(id) = crate::interrupts::interrupt_get() {
+                    if id == crate::interrupts::NOTIFICATION_PENDING_INTID {
+                        crate::interrupts::note_npi();
+                        notified = true;
+                        continue;
+                    }
                     on_interrupt(id);
                     crate::interrupts::interrupt_deactivate(id);
                 }
-                call(&msg_wait())
-            }
-            None if r[0] as u32 == fid::FFA_RUN => {
-                on_run();
+                if notified {
+                    on_run();
+                }
                 call(&msg_wait())
             }
             None => {

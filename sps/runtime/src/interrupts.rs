@@ -11,7 +11,20 @@
 //! [`virq_pending`]), which needs no exception frame juggling; a waiting SP
 //! is resumed with FFA_INTERRUPT instead (see [`crate::ffa::run_with_interrupts`]).
 
-pub use shared::abi::hafnium::{HF_INTERRUPT_DEACTIVATE, HF_INTERRUPT_GET, HF_INVALID_INTID, MANAGED_EXIT_INTID, VIRTUAL_TIMER_INTID};
+pub use shared::abi::hafnium::{HF_INTERRUPT_DEACTIVATE, HF_INTERRUPT_GET, HF_INVALID_INTID, MANAGED_EXIT_INTID, NOTIFICATION_PENDING_INTID, VIRTUAL_TIMER_INTID};
+
+/// How many Notification Pending Interrupts this SP took (all contexts).
+static NPI_TAKEN: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// Counts one NPI taken (see [`crate::ffa::run_with_hooks`]).
+pub fn note_npi() {
+    NPI_TAKEN.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// How many NPIs this SP took so far.
+pub fn npi_taken() -> u32 {
+    NPI_TAKEN.load(core::sync::atomic::Ordering::Relaxed)
+}
 
 /// The next pending virtual interrupt's id, no longer pending; None if none.
 pub fn interrupt_get() -> Option<u32> {

@@ -13,6 +13,7 @@ pub mod ffa;
 pub mod interrupts;
 pub mod messaging;
 pub mod memory;
+pub mod storm;
 
 #[cfg(target_os = "none")]
 mod entry;

@@ -70,6 +70,21 @@ fn tx() -> &'static mut [u8; PAGE] {
     unsafe { &mut *PAIR.tx.get() }
 }
 
+/// Fills our TX buffer with words from `word` (a storm's noise).
+pub(crate) fn fill_tx(mut word: impl FnMut() -> u64) {
+    for chunk in tx()[..512].chunks_mut(8) {
+        chunk.copy_from_slice(&word().to_le_bytes());
+    }
+}
+
+/// Our RX/TX pair unmapped (whatever state it was left in) and mapped again
+/// on the next use.
+pub(crate) fn reset_buffers() {
+    let id = id_get();
+    let _ = call(&regs(&[fid::FFA_RXTX_UNMAP as u64, (id as u64) << 16]));
+    MAPPED.store(false, core::sync::atomic::Ordering::Release);
+}
+
 fn rx_release() {
     let _ = call(&regs(&[fid::FFA_RX_RELEASE as u64, 0]));
 }

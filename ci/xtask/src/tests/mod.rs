@@ -12,9 +12,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod foundation;
+mod hostile;
 pub mod nshyp;
 mod optee;
-mod rmm;
+pub mod rmm;
 mod run;
 pub use rmm::realm_bench_boot;
 pub mod spmc;
@@ -51,6 +52,7 @@ fn integration_tests() -> Vec<IntegrationTest> {
     all.extend(rmm::tests());
     all.extend(nshyp::tests());
     all.extend(run::tests());
+    all.extend(hostile::tests());
     all
 }
 
@@ -115,9 +117,26 @@ fn host_tests() -> Result<(u32, u32)> {
     Ok((passed, failed))
 }
 
+/// Seconds each coverage-guided fuzz target runs in `cargo xtask test`.
+const FUZZ_SECS: u64 = 10;
+
 pub fn test(outputs: &Outputs, filter: Option<&str>) -> Result<bool> {
     let (mut passed, mut failed) = host_tests()?;
     println!("host unit tests: {passed} passed, {failed} failed");
+    // The coverage-guided fuzz targets, briefly (issue J; `cargo xtask fuzz` runs them longer).
+    if filter.is_none_or(|f| "fuzz".contains(f) || crate::fuzz::LIBFUZZER_TARGETS.iter().any(|t| t.contains(f))) {
+        let bin = crate::fuzz::build_libfuzzer()?;
+        for name in crate::fuzz::LIBFUZZER_TARGETS {
+            let c = crate::fuzz::run_libfuzzer(&bin, name, FUZZ_SECS)?;
+            if c.crashed || c.executions == 0 {
+                failed += 1;
+                println!("test fuzz::{name} ... FAILED ({} executions; a crash input is in ~/.cache/quadrant/fuzz/artifacts/{name})", c.executions);
+            } else {
+                passed += 1;
+                println!("test fuzz::{name} ... ok ({} executions, {} edges, {FUZZ_SECS} s)", c.executions, c.edges);
+            }
+        }
+    }
     let logs = util::out_dir().join("logs");
     util::mkdirs(&logs)?;
     let mut selected: Vec<IntegrationTest> = integration_tests().into_iter().filter(|t| filter.is_none_or(|f| t.name.contains(f))).collect();

@@ -104,6 +104,15 @@ impl MemAccessPermissions {
         Some(Self { data, instruction })
     }
 
+    /// Whether these (effective) permissions give no more than `other`:
+    /// read-only within either, execute only within execute.
+    pub fn within(self, other: Self) -> bool {
+        let data = self.data == other.data || (self.data == DataAccess::ReadOnly && other.data == DataAccess::ReadWrite);
+        let instruction = self.instruction == other.instruction
+            || (self.instruction == InstructionAccess::NotExecutable && other.instruction == InstructionAccess::Executable);
+        data && instruction
+    }
+
     pub fn to_byte(self) -> u8 {
         let d = match self.data {
             DataAccess::NotSpecified => 0,
@@ -352,7 +361,7 @@ pub fn write_response_header(
     flags: u32,
     handle: u64,
     tag: u64,
-    receiver: &EndpointMemAccess,
+    receivers: &[EndpointMemAccess],
     total_page_count: u32,
     address_range_count: u32,
 ) -> Option<usize> {
@@ -364,7 +373,11 @@ pub fn write_response_header(
     } else {
         (HEADER_V1_1, EMAD_V1_0)
     };
-    let composite = header + emad_size;
+    let count = receivers.len();
+    if count == 0 || count > MAX_RECEIVERS {
+        return None;
+    }
+    let composite = header + count * emad_size;
     let len = composite + COMPOSITE_SIZE;
     let out = out.get_mut(..len)?;
     out.fill(0);
@@ -377,25 +390,49 @@ pub fn write_response_header(
     out[4..8].copy_from_slice(&flags.to_le_bytes());
     out[8..16].copy_from_slice(&handle.to_le_bytes());
     out[16..24].copy_from_slice(&tag.to_le_bytes());
-    if v1_0 {
-        out[28..32].copy_from_slice(&1u32.to_le_bytes());
-    } else {
+    if !v1_0 {
         out[24..28].copy_from_slice(&(emad_size as u32).to_le_bytes());
-        out[28..32].copy_from_slice(&1u32.to_le_bytes());
         out[32..36].copy_from_slice(&(header as u32).to_le_bytes());
     }
-    let e = header;
-    out[e..e + 2].copy_from_slice(&receiver.receiver.to_le_bytes());
-    out[e + 2] = receiver.permissions.to_byte();
-    out[e + 3] = receiver.flags;
-    out[e + 4..e + 8].copy_from_slice(&(composite as u32).to_le_bytes());
-    if emad_size == EMAD_V1_2 {
-        out[e + 16..e + 24].copy_from_slice(&receiver.impdef[0].to_le_bytes());
-        out[e + 24..e + 32].copy_from_slice(&receiver.impdef[1].to_le_bytes());
+    out[28..32].copy_from_slice(&(count as u32).to_le_bytes());
+    for (n, receiver) in receivers.iter().enumerate() {
+        let e = header + n * emad_size;
+        out[e..e + 2].copy_from_slice(&receiver.receiver.to_le_bytes());
+        out[e + 2] = receiver.permissions.to_byte();
+        out[e + 3] = receiver.flags;
+        out[e + 4..e + 8].copy_from_slice(&(composite as u32).to_le_bytes());
+        if emad_size == EMAD_V1_2 {
+            out[e + 16..e + 24].copy_from_slice(&receiver.impdef[0].to_le_bytes());
+            out[e + 24..e + 32].copy_from_slice(&receiver.impdef[1].to_le_bytes());
+        }
     }
     out[composite..composite + 4].copy_from_slice(&total_page_count.to_le_bytes());
     out[composite + 4..composite + 8].copy_from_slice(&address_range_count.to_le_bytes());
     Some(len)
+}
+
+/// A hypervisor retrieve request (DEN0077 v1.2 §17.4.3): a transaction
+/// descriptor header with no receivers, naming only the handle.  Returns
+/// the handle.  Sender, attributes, flags and tag are ignored, as the
+/// hypervisor may not know them yet; the layout's own fields must be sane.
+pub fn parse_hypervisor_retrieve(buf: &[u8], version: u32) -> Result<u64, DescError> {
+    use DescError::Invalid;
+    let handle = u64_at(buf, 8).ok_or(Invalid)?;
+    let count = if uses_v1_0_layout(version) {
+        if buf.len() < HEADER_V1_0 {
+            return Err(Invalid);
+        }
+        u32_at(buf, 28).ok_or(Invalid)?
+    } else {
+        if buf.len() < HEADER_V1_1 || buf[36..48].iter().any(|&b| b != 0) {
+            return Err(Invalid);
+        }
+        u32_at(buf, 28).ok_or(Invalid)?
+    };
+    if count != 0 {
+        return Err(Invalid);
+    }
+    Ok(handle)
 }
 
 /// Writes one constituent at `out[..16]`.

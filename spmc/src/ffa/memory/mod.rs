@@ -30,7 +30,11 @@ use super::{Caller, Platform, Regs, Spmc, error, success};
 use crate::manifest::Range;
 use descriptor::{Constituent, DataAccess, DescError, EndpointMemAccess, InstructionAccess, MemAccessPermissions, MemRegionAttributes, CONSTITUENT_SIZE};
 use shared::abi::ffa::FfaError;
-use transaction::{MemOp, MemoryStore, NewTransaction, Transaction};
+use transaction::{MemOp, MemoryStore, NewTransaction, Retrieval, Transaction};
+
+/// An empty list of receivers to fill.
+const NO_RECEIVERS: [EndpointMemAccess; descriptor::MAX_RECEIVERS] =
+    [EndpointMemAccess { receiver: 0, permissions: MemAccessPermissions { data: DataAccess::NotSpecified, instruction: InstructionAccess::NotSpecified }, flags: 0, impdef: [0; 2] }; descriptor::MAX_RECEIVERS];
 
 /// How much of a TX buffer is read at a time (on the stack).
 pub const CHUNK: usize = 4096;
@@ -66,10 +70,19 @@ use ids::*;
 const SEND_FLAGS: u32 = 0b11;
 /// Bit 0 of the send, reclaim and relinquish flags: zero the memory.
 const ZERO_MEMORY: u32 = 1;
-/// Flags of a retrieve request: zero before retrieve [0], time slicing [1],
-/// zero after relinquish [2], transaction type [4:3], alignment hint [8:5],
-/// hint valid [9]; the rest MBZ.
+/// Flags of a retrieve request (DEN0077 v1.2 §11.4.2, "Flags usage in
+/// FFA_MEM_RETRIEVE_REQ"): zero before retrieve [0], time slicing [1], zero
+/// after relinquish [2], transaction type [4:3], address range alignment
+/// hint [8:5] and its valid bit [9]; the rest MBZ before v1.2.
 const RETRIEVE_FLAGS: u32 = 0x3ff;
+/// v1.2 adds [10], "bypass multiple borrower identification check": a
+/// request that lists only its caller.  Ours are accepted so with or without
+/// it (a borrower names itself; the others' entries are not needed).
+const RETRIEVE_FLAGS_V1_2: u32 = 0x7ff;
+const RETRIEVE_ZERO_BEFORE: u32 = 1 << 0;
+const RETRIEVE_ZERO_AFTER_RELINQUISH: u32 = 1 << 2;
+const RETRIEVE_HINT_VALID: u32 = 1 << 9;
+const RETRIEVE_HINT_SHIFT: u32 = 5;
 
 fn op_of(f: u32) -> Option<MemOp> {
     match f {
@@ -255,10 +268,6 @@ impl Spmc {
         if d.flags & reserved != 0 {
             return Err(FfaError::InvalidParameters);
         }
-        if d.flags & ZERO_MEMORY != 0 {
-            // Zeroing is not offered yet: refused rather than ignored.
-            return Err(FfaError::Denied);
-        }
         if d.attributes.0 & MemRegionAttributes::NS != 0 || d.attributes.0 >> 7 != 0 {
             return Err(FfaError::InvalidParameters);
         }
@@ -298,14 +307,26 @@ impl Spmc {
     /// The whole descriptor arrived: a lending or donating SP loses its own
     /// access now (DEN0077 v1.2, lend and donate: the owner relinquishes
     /// access), then the handle goes back to the sender.
+    /// With the zero-memory flag (lend and donate; DEN0077 v1.2 §11.4.1,
+    /// "Flags usage in FFA_MEM_SHARE, FFA_MEM_LEND and FFA_MEM_DONATE") the
+    /// pages are zeroed here, after the sender lost them and before any
+    /// receiver can map them; if that fails the sender gets them back and
+    /// the transaction is dropped (NO_MEMORY).
     fn send_complete(&self, store: &mut MemoryStore, h: u64, platform: &mut dyn Platform) -> Regs {
         let Some(t) = store.get(h).copied() else { return error(FfaError::InvalidParameters) };
-        if t.op != MemOp::Share
-            && let Some(i) = self.find(t.sender) {
-                for c in store.constituents(&t) {
-                    platform.unmap_borrowed(i, c.address, c.size(), false);
-                }
+        let lender = if t.op != MemOp::Share { self.find(t.sender) } else { None };
+        if let Some(i) = lender {
+            for c in store.constituents(&t) {
+                platform.unmap_borrowed(i, c.address, c.size(), false);
             }
+        }
+        if t.flags & ZERO_MEMORY != 0 && zero_all(store.constituents(&t), t.non_secure, platform).is_err() {
+            if let Some(i) = lender {
+                restore_owner(store.constituents(&t), i, platform);
+            }
+            let _ = store.reclaim(h, t.sender);
+            return error(FfaError::NoMemory);
+        }
         let (lo, hi) = handle_regs(h);
         success(&[lo, hi])
     }
@@ -346,19 +367,27 @@ impl Spmc {
 }
 
 impl Spmc {
+    /// A retrieve request from `caller`'s TX buffer into `buf`: w1 total
+    /// length = w2 fragment length (never fragmented), at most [`CHUNK`]
+    /// bytes, w3/w4 = 0.  Returns its length.
+    fn retrieve_request_in_tx(&self, caller: Caller, r: &Regs, buf: &mut [u8; CHUNK], platform: &mut dyn Platform) -> Result<usize, FfaError> {
+        let (total, frag, mb) = self.descriptor_in_tx(caller, r)?;
+        if frag == 0 || frag != total || frag as u64 > mb.size || frag > CHUNK {
+            return Err(FfaError::InvalidParameters);
+        }
+        platform.read(mb.tx, &mut buf[..frag]);
+        Ok(frag)
+    }
+
     /// FFA_MEM_RETRIEVE_REQ from SP `i`: w1 total length = w2 fragment
     /// length (the request is never fragmented), w3/w4 = 0.
     fn mem_retrieve_req(&self, i: usize, r: &Regs, platform: &mut dyn Platform) -> Regs {
         let caller = Caller::Sp(i);
-        let (total, frag, mb) = match self.descriptor_in_tx(caller, r) {
-            Ok(t) => t,
+        let mut buf = [0u8; CHUNK];
+        let frag = match self.retrieve_request_in_tx(caller, r, &mut buf, platform) {
+            Ok(n) => n,
             Err(e) => return error(e),
         };
-        if frag == 0 || frag != total || frag as u64 > mb.size || frag > CHUNK {
-            return error(FfaError::InvalidParameters);
-        }
-        let mut buf = [0u8; CHUNK];
-        platform.read(mb.tx, &mut buf[..frag]);
         let version = self.version_of(caller);
         let d = match descriptor::parse(&buf[..frag], version, false) {
             Ok(d) => d,
@@ -368,12 +397,13 @@ impl Spmc {
         let Some(want) = d.receivers().find(|e| e.receiver == me).copied() else {
             return error(FfaError::InvalidParameters);
         };
-        if d.flags & !RETRIEVE_FLAGS != 0 {
+        let allowed = if version >= 0x1_0002 { RETRIEVE_FLAGS_V1_2 } else { RETRIEVE_FLAGS };
+        if d.flags & !allowed != 0 {
             return error(FfaError::InvalidParameters);
         }
-        // Zero before retrieve [0] or after relinquish [2]: not offered yet.
-        if d.flags & 0b101 != 0 {
-            return error(FfaError::Denied);
+        // Hint bits [8:5] without the valid bit [9]: MBZ.
+        if d.flags & RETRIEVE_HINT_VALID == 0 && (d.flags >> RETRIEVE_HINT_SHIFT) & 0xf != 0 {
+            return error(FfaError::InvalidParameters);
         }
         let mut store = self.memory.lock();
         let Some(t) = store.get(d.handle).copied() else { return error(FfaError::InvalidParameters) };
@@ -386,51 +416,117 @@ impl Spmc {
             Ok(a) => a,
             Err(e) => return error(e),
         };
+        if let Err(e) = check_retrieve_flags(d.flags, &t, access, store.constituents(&t)) {
+            return error(e);
+        }
         // The response goes to our RX buffer: it must be free.
         let mut rx_lock = self.mailbox(caller).lock();
         let Some(rx) = rx_lock.as_mut() else { return error(FfaError::Busy) };
         if rx.rx_full {
             return error(FfaError::Busy);
         }
-        let t = match store.retrieve(d.handle, me) {
+        let (t, retrieval) = match store.retrieve(d.handle, me, access, d.flags & RETRIEVE_ZERO_AFTER_RELINQUISH != 0) {
             Ok(t) => t,
             Err(e) => return error(e),
         };
-        let kind = BorrowedAccess { write: access.data == DataAccess::ReadWrite, execute: access.instruction == InstructionAccess::Executable };
-        let mut mapped = 0;
-        for c in store.constituents(&t) {
-            if platform.map_borrowed(i, c.address, c.size(), kind, t.non_secure).is_err() {
-                break;
+        let mapped = match retrieval {
+            // Held already: the same mapping serves this retrieval too.
+            Retrieval::Again(m) => m,
+            Retrieval::First => {
+                let kind = BorrowedAccess { write: access.data == DataAccess::ReadWrite, execute: access.instruction == InstructionAccess::Executable };
+                let mut n = 0;
+                for c in store.constituents(&t) {
+                    if platform.map_borrowed(i, c.address, c.size(), kind, t.non_secure).is_err() {
+                        break;
+                    }
+                    n += 1;
+                }
+                if n != store.constituents(&t).len() {
+                    for c in &store.constituents(&t)[..n] {
+                        platform.unmap_borrowed(i, c.address, c.size(), t.non_secure);
+                    }
+                    store.unretrieve(d.handle, me);
+                    return error(FfaError::NoMemory);
+                }
+                if t.op == MemOp::Donate {
+                    store.finish_donation(d.handle);
+                }
+                access
             }
-            mapped += 1;
-        }
-        if mapped != store.constituents(&t).len() {
-            for c in &store.constituents(&t)[..mapped] {
-                platform.unmap_borrowed(i, c.address, c.size(), t.non_secure);
-            }
-            store.unretrieve(d.handle, me);
-            return error(FfaError::NoMemory);
-        }
-        if t.op == MemOp::Donate {
-            store.finish_donation(d.handle);
-        }
-        let receiver = EndpointMemAccess { permissions: access, ..granted };
-        let (total, written) = write_response(&store, &t, &receiver, version, 0, rx, platform);
+        };
+        let receiver = EndpointMemAccess { permissions: mapped, ..granted };
+        let (total, written) = write_response(&store, &t, core::slice::from_ref(&receiver), version, 0, rx, platform);
         rx.rx_full = true;
         regs(&[FFA_MEM_RETRIEVE_RESP as u64, total as u64, written as u64])
     }
 
-    /// FFA_MEM_FRAG_RX from a borrower: w1/w2 handle, w3 offset of the next
-    /// fragment of its retrieve response.
-    fn mem_frag_rx(&self, i: usize, r: &Regs, platform: &mut dyn Platform) -> Regs {
-        let caller = Caller::Sp(i);
+    /// A hypervisor retrieve request (DEN0077 v1.2 §17.4.3): the Normal
+    /// world's hypervisor asks for the whole descriptor of a transaction it
+    /// sent (no receiver in the request), e.g. to check it before
+    /// FFA_MEM_RECLAIM, as pKVM does.  Nothing is mapped and no state
+    /// changes; the answer goes to its RX buffer, in fragments if long.
+    fn mem_retrieve_req_hypervisor(&self, r: &Regs, platform: &mut dyn Platform) -> Regs {
+        let caller = Caller::Ns;
+        let mut buf = [0u8; CHUNK];
+        let frag = match self.retrieve_request_in_tx(caller, r, &mut buf, platform) {
+            Ok(n) => n,
+            Err(e) => return error(e),
+        };
+        let version = self.version_of(caller);
+        let handle = match descriptor::parse_hypervisor_retrieve(&buf[..frag], version) {
+            Ok(h) => h,
+            Err(e) => return error(desc_error(e)),
+        };
+        let store = self.memory.lock();
+        let Some(t) = store.get(handle).copied() else { return error(FfaError::InvalidParameters) };
+        if t.sender != self.caller_id(caller) || !t.complete() {
+            return error(FfaError::InvalidParameters);
+        }
+        let mut rx_lock = self.mailbox(caller).lock();
+        let Some(rx) = rx_lock.as_mut() else { return error(FfaError::Denied) };
+        if rx.rx_full {
+            return error(FfaError::Busy);
+        }
+        let list = t.receivers().map(|r| r.access);
+        let mut receivers = NO_RECEIVERS;
+        let mut n = 0;
+        for a in list {
+            receivers[n] = a;
+            n += 1;
+        }
+        let (total, written) = write_response(&store, &t, &receivers[..n], version, 0, rx, platform);
+        if written == 0 {
+            return error(FfaError::NoMemory);
+        }
+        rx.rx_full = true;
+        regs(&[FFA_MEM_RETRIEVE_RESP as u64, total as u64, written as u64])
+    }
+
+    /// FFA_MEM_FRAG_RX from a borrower (or from the Normal world continuing
+    /// a hypervisor retrieve request of its own transaction): w1/w2 handle,
+    /// w3 offset of the next fragment of the retrieve response.
+    fn mem_frag_rx(&self, caller: Caller, r: &Regs, platform: &mut dyn Platform) -> Regs {
         let h = handle_of(r[1], r[2]);
         let offset = r[3] as u32 as usize;
-        let me = self.part(i).manifest.id;
+        let me = self.caller_id(caller);
         let store = self.memory.lock();
         let Some(t) = store.get(h).copied() else { return error(FfaError::InvalidParameters) };
-        let Some(rcv) = t.receiver(me).filter(|r| r.retrieved).map(|r| r.access) else {
-            return error(FfaError::InvalidParameters);
+        let mut receivers = NO_RECEIVERS;
+        let n = match caller {
+            Caller::Sp(_) => {
+                let Some(rcv) = t.receiver(me).filter(|r| r.retrieved()) else { return error(FfaError::InvalidParameters) };
+                receivers[0] = EndpointMemAccess { permissions: rcv.mapped.unwrap_or(rcv.access.permissions), ..rcv.access };
+                1
+            }
+            Caller::Ns if t.sender == me && t.complete() => {
+                let mut n = 0;
+                for a in t.receivers() {
+                    receivers[n] = a.access;
+                    n += 1;
+                }
+                n
+            }
+            Caller::Ns => return error(FfaError::InvalidParameters),
         };
         let mut rx_lock = self.mailbox(caller).lock();
         let Some(rx) = rx_lock.as_mut() else { return error(FfaError::Denied) };
@@ -439,17 +535,22 @@ impl Spmc {
             return error(FfaError::Denied);
         }
         let version = self.version_of(caller);
-        let (total, written) = write_response(&store, &t, &rcv, version, offset, rx, platform);
+        let (total, written) = write_response(&store, &t, &receivers[..n], version, offset, rx, platform);
         if offset >= total || written == 0 {
             return error(FfaError::InvalidParameters);
         }
         rx.rx_full = true;
         let (lo, hi) = handle_regs(h);
-        regs(&[FFA_MEM_FRAG_TX as u64, lo, hi, written as u64, (me as u64) << 16])
+        // w4[31:16]: the endpoint whose response this is (an SP; 0 for the hypervisor).
+        let endpoint = if matches!(caller, Caller::Sp(_)) { me as u64 } else { 0 };
+        regs(&[FFA_MEM_FRAG_TX as u64, lo, hi, written as u64, endpoint << 16])
     }
 
     /// FFA_MEM_RELINQUISH from SP `i`: the descriptor in its TX buffer names
-    /// the handle and itself.
+    /// the handle and itself.  Its last retrieval given back unmaps the
+    /// region; zeroing (flag bit 0 here, or bit 2 of a retrieve request) is
+    /// done once no borrower holds it (DEN0077 v1.2 §11.4.3), before the
+    /// borrower loses its mapping, so a failure leaves everything as it was.
     fn mem_relinquish(&self, i: usize, platform: &mut dyn Platform) -> Regs {
         let caller = Caller::Sp(i);
         let mb = match self.tx_of(caller) {
@@ -467,44 +568,113 @@ impl Spmc {
         if d.endpoint != me || d.flags & !0b11 != 0 {
             return error(FfaError::InvalidParameters);
         }
-        if d.flags & ZERO_MEMORY != 0 {
-            return error(FfaError::Denied);
-        }
+        let zero = d.flags & ZERO_MEMORY != 0;
         let mut store = self.memory.lock();
-        let t = match store.relinquish(d.handle, me) {
+        let Some(before) = store.get(d.handle).copied() else { return error(FfaError::InvalidParameters) };
+        if zero {
+            // The lender of shared memory never lost it: nothing to zero for.
+            if before.op == MemOp::Share {
+                return error(FfaError::InvalidParameters);
+            }
+            if before.receiver(me).and_then(|r| r.mapped).is_some_and(|m| m.data == DataAccess::ReadOnly) {
+                return error(FfaError::Denied);
+            }
+        }
+        let (t, done) = match store.relinquish(d.handle, me, zero) {
             Ok(t) => t,
             Err(e) => return error(e),
         };
-        for c in store.constituents(&t) {
-            platform.unmap_borrowed(i, c.address, c.size(), t.non_secure);
+        if done.zero && zero_all(store.constituents(&t), t.non_secure, platform).is_err() {
+            store.unrelinquish(&before);
+            return error(FfaError::NoMemory);
+        }
+        if done.last {
+            for c in store.constituents(&t) {
+                platform.unmap_borrowed(i, c.address, c.size(), t.non_secure);
+            }
         }
         success(&[])
     }
 
-    /// FFA_MEM_RECLAIM from the owner: w1/w2 handle, w3 flags.
+    /// FFA_MEM_RECLAIM from the owner: w1/w2 handle, w3 flags.  With the
+    /// zero-memory flag the pages are zeroed before the owner has them back
+    /// (DEN0077 v1.2 §11.4.4); not for shared memory, which it never lost.
     fn mem_reclaim(&self, caller: Caller, r: &Regs, platform: &mut dyn Platform) -> Regs {
         let h = handle_of(r[1], r[2]);
         // Zero memory [0], time slicing [1]; the rest MBZ.
         if r[3] as u32 & !0b11 != 0 {
             return error(FfaError::InvalidParameters);
         }
-        if r[3] as u32 & ZERO_MEMORY != 0 {
-            return error(FfaError::Denied);
-        }
+        let zero = r[3] as u32 & ZERO_MEMORY != 0;
         let me = self.caller_id(caller);
         let mut store = self.memory.lock();
+        let Some(t) = store.get(h).copied() else { return error(FfaError::InvalidParameters) };
+        if t.sender != me {
+            return error(FfaError::InvalidParameters);
+        }
+        if t.receivers().any(|r| r.retrieved()) {
+            return error(FfaError::Denied);
+        }
+        if zero {
+            if t.op == MemOp::Share {
+                return error(FfaError::InvalidParameters);
+            }
+            if zero_all(store.constituents(&t), t.non_secure, platform).is_err() {
+                return error(FfaError::NoMemory);
+            }
+        }
         let t = match store.reclaim(h, me) {
             Ok(t) => t,
             Err(e) => return error(e),
         };
         if let (MemOp::Lend, Caller::Sp(i)) = (t.op, caller) {
             // The lender's own access comes back.
-            for c in store.constituents(&t) {
-                let _ = platform.map_borrowed(i, c.address, c.size(), BorrowedAccess { write: true, execute: false }, false);
-            }
+            restore_owner(store.constituents(&t), i, platform);
         }
         success(&[])
     }
+}
+
+/// Zeroes every constituent (in the Non-secure PAS or the Secure one).
+fn zero_all(list: &[Constituent], non_secure: bool, platform: &mut dyn Platform) -> Result<(), ()> {
+    list.iter().try_for_each(|c| platform.zero(c.address, c.size(), non_secure))
+}
+
+/// A lending SP's own access to its pages, back (reclaim, or a send undone).
+fn restore_owner(list: &[Constituent], i: usize, platform: &mut dyn Platform) {
+    for c in list {
+        let _ = platform.map_borrowed(i, c.address, c.size(), BorrowedAccess { write: true, execute: false }, false);
+    }
+}
+
+/// The retrieve request's zero and alignment-hint flags against the
+/// transaction (DEN0077 v1.2 §11.4.2), before any state changes:
+/// - zeroing is for lent or donated memory (shared memory: INVALID_PARAMETERS);
+/// - zero-before-retrieve only if the sender asked for it (the pages were
+///   zeroed when the send completed), else DENIED;
+/// - a borrower with read-only access cannot ask for zeroing (DENIED);
+/// - the alignment hint (2^n 4 KiB pages): we map at IPA == PA, so it is
+///   honoured when every address range is so aligned, else DENIED.
+fn check_retrieve_flags(flags: u32, t: &Transaction, access: MemAccessPermissions, list: &[Constituent]) -> Result<(), FfaError> {
+    let zero_flags = flags & (RETRIEVE_ZERO_BEFORE | RETRIEVE_ZERO_AFTER_RELINQUISH);
+    if zero_flags != 0 {
+        if t.op == MemOp::Share {
+            return Err(FfaError::InvalidParameters);
+        }
+        if flags & RETRIEVE_ZERO_BEFORE != 0 && t.flags & ZERO_MEMORY == 0 {
+            return Err(FfaError::Denied);
+        }
+        if access.data == DataAccess::ReadOnly {
+            return Err(FfaError::Denied);
+        }
+    }
+    if flags & RETRIEVE_HINT_VALID != 0 {
+        let align = descriptor::PAGE << ((flags >> RETRIEVE_HINT_SHIFT) & 0xf);
+        if list.iter().any(|c| !c.address.is_multiple_of(align)) {
+            return Err(FfaError::Denied);
+        }
+    }
+    Ok(())
 }
 
 /// What a borrower gets: what it asked for, within what the sender granted
@@ -525,21 +695,26 @@ fn effective_access(op: MemOp, granted: MemAccessPermissions, asked: MemAccessPe
     Ok(MemAccessPermissions { data, instruction })
 }
 
-/// Writes the retrieve response of `t` for `receiver` from byte `offset`
-/// into the RX buffer: as much as fits, whole constituents only.  Returns
-/// (total length, bytes written).
-fn write_response(store: &MemoryStore, t: &Transaction, receiver: &EndpointMemAccess, version: u32, offset: usize, rx: &Mailbox, platform: &mut dyn Platform) -> (usize, usize) {
-    let mut head = [0u8; 256];
+/// Writes the retrieve response of `t` for `receivers` (the borrower alone,
+/// or every receiver for the hypervisor) from byte `offset` into the RX
+/// buffer: as much as fits, whole constituents only.  Returns (total
+/// length, bytes written).
+fn write_response(store: &MemoryStore, t: &Transaction, receivers: &[EndpointMemAccess], version: u32, offset: usize, rx: &Mailbox, platform: &mut dyn Platform) -> (usize, usize) {
+    let mut head = [0u8; 512];
     let attributes = if t.non_secure { MemRegionAttributes(t.attributes.0 | MemRegionAttributes::NS) } else { t.attributes };
-    let flags = t.op.type_field() << 3;
+    // The sender's flags (zero memory, time slicing) and the transaction type.
+    let flags = (t.flags & SEND_FLAGS) | t.op.type_field() << 3;
     let list = store.constituents(t);
-    let Some(hlen) = descriptor::write_response_header(&mut head, version, t.sender, attributes, flags, t.handle, t.tag, receiver, t.total_page_count, list.len() as u32) else {
+    let Some(hlen) = descriptor::write_response_header(&mut head, version, t.sender, attributes, flags, t.handle, t.tag, receivers, t.total_page_count, list.len() as u32) else {
         return (0, 0);
     };
     let total = hlen + list.len() * CONSTITUENT_SIZE;
     let room = rx.size as usize;
     let mut at = 0usize;
     if offset == 0 {
+        if hlen > room {
+            return (total, 0);
+        }
         platform.write(rx.rx, &head[..hlen]);
         at = hlen;
     } else if offset < hlen || !(offset - hlen).is_multiple_of(CONSTITUENT_SIZE) {
@@ -567,13 +742,14 @@ pub(super) fn ffa_mem_frag_tx(s: &Spmc, c: &Call, platform: &mut dyn Platform) -
 }
 
 pub(super) fn ffa_mem_retrieve_req(s: &Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
-    let Caller::Sp(i) = c.caller else { return error(FfaError::NotSupported) };
-    s.mem_retrieve_req(i, c.regs, platform)
+    match c.caller {
+        Caller::Sp(i) => s.mem_retrieve_req(i, c.regs, platform),
+        Caller::Ns => s.mem_retrieve_req_hypervisor(c.regs, platform),
+    }
 }
 
 pub(super) fn ffa_mem_frag_rx(s: &Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
-    let Caller::Sp(i) = c.caller else { return error(FfaError::NotSupported) };
-    s.mem_frag_rx(i, c.regs, platform)
+    s.mem_frag_rx(c.caller, c.regs, platform)
 }
 
 pub(super) fn ffa_mem_relinquish(s: &Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {

@@ -14,7 +14,7 @@
 //! Constituents live in one fixed pool (no allocator in the SPMC), each
 //! transaction a contiguous run of it.
 
-use super::descriptor::{Constituent, EndpointMemAccess, MAX_RECEIVERS, MemRegionAttributes};
+use super::descriptor::{Constituent, EndpointMemAccess, MAX_RECEIVERS, MemAccessPermissions, MemRegionAttributes};
 use shared::abi::ffa::FfaError;
 
 /// Most live transactions (and donated regions).
@@ -44,12 +44,45 @@ impl MemOp {
     }
 }
 
+/// Most retrievals of one transaction by one borrower not yet relinquished.
+pub const MAX_RETRIEVALS: u16 = u16::MAX;
+
 /// A receiver's place in a transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Receiver {
     pub access: EndpointMemAccess,
-    /// Retrieved and not relinquished: its Stage-2 maps the region.
-    pub retrieved: bool,
+    /// Retrievals not yet relinquished (DEN0077 v1.2 §11.4, retrieve: a
+    /// borrower may retrieve a region it holds again; each relinquish gives
+    /// one back).  Non-zero: its Stage-2 maps the region.
+    pub retrievals: u16,
+    /// What the first retrieval mapped (the later ones must ask no more).
+    pub mapped: Option<MemAccessPermissions>,
+}
+
+impl Receiver {
+    /// Retrieved and not wholly relinquished: its Stage-2 maps the region.
+    pub fn retrieved(&self) -> bool {
+        self.retrievals != 0
+    }
+}
+
+/// What a retrieve did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retrieval {
+    /// The borrower's first: the caller maps the region.
+    First,
+    /// The borrower holds it already, mapped with these permissions.
+    Again(MemAccessPermissions),
+}
+
+/// What a relinquish did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Relinquished {
+    /// The borrower's last retrieval: the caller unmaps the region.
+    pub last: bool,
+    /// Zero the region now: no borrower holds it any more, and this
+    /// relinquish or an earlier retrieve or relinquish asked for it.
+    pub zero: bool,
 }
 
 /// One live transaction.
@@ -74,6 +107,9 @@ pub struct Transaction {
     received: usize,
     /// A retrieved donation: the pages are `sender`'s now, no handle is live.
     donated: bool,
+    /// A borrower asked for the region to be zeroed once no borrower holds
+    /// it (retrieve flag bit 2, relinquish flag bit 0).
+    zero_when_free: bool,
 }
 
 impl Transaction {
@@ -199,7 +235,7 @@ impl MemoryStore {
             attributes: new.attributes,
             flags: new.flags,
             tag: new.tag,
-            receivers: new.receivers.map(|r| r.map(|access| Receiver { access, retrieved: false })),
+            receivers: new.receivers.map(|r| r.map(|access| Receiver { access, retrievals: 0, mapped: None })),
             non_secure: new.non_secure,
             header_len: new.header_len,
             total_page_count: new.total_page_count,
@@ -207,6 +243,7 @@ impl MemoryStore {
             start,
             received: 0,
             donated: false,
+            zero_when_free: false,
         };
         self.check_constituents(&t, first, owns)?;
         self.next_handle = (self.next_handle + 1) & !HANDLE_ALLOCATOR_SPMC;
@@ -294,28 +331,47 @@ impl MemoryStore {
     }
 
     /// FFA_MEM_RETRIEVE_REQ by `receiver` for `handle`: it must be one of the
-    /// receivers, the descriptor complete, not retrieved already.  Marks it
-    /// retrieved; a donation then moves ownership.
-    pub fn retrieve(&mut self, handle: u64, receiver: u16) -> Result<Transaction, FfaError> {
+    /// receivers and the descriptor complete.  A first retrieval is recorded
+    /// with the permissions it maps (`access`); a later one by the same
+    /// borrower counts once more and must ask for no more than the first got
+    /// (DENIED).  `zero_after_relinquish` is the request's flag bit 2: the
+    /// region is zeroed when no borrower holds it any more.
+    pub fn retrieve(&mut self, handle: u64, receiver: u16, access: MemAccessPermissions, zero_after_relinquish: bool) -> Result<(Transaction, Retrieval), FfaError> {
         let slot = self.slot(handle).ok_or(FfaError::InvalidParameters)?;
         let Some(t) = self.transactions[slot].as_mut() else { return Err(FfaError::InvalidParameters) };
         if !t.complete() {
             return Err(FfaError::InvalidParameters);
         }
         let r = t.receiver_mut(receiver).ok_or(FfaError::InvalidParameters)?;
-        if r.retrieved {
-            // Retrieved and not relinquished yet.
-            return Err(FfaError::Denied);
-        }
-        r.retrieved = true;
-        Ok(*t)
+        let done = match r.mapped {
+            Some(m) if r.retrieved() => {
+                if !access.within(m) {
+                    return Err(FfaError::Denied);
+                }
+                if r.retrievals == MAX_RETRIEVALS {
+                    return Err(FfaError::NoMemory);
+                }
+                r.retrievals += 1;
+                Retrieval::Again(m)
+            }
+            _ => {
+                r.retrievals = 1;
+                r.mapped = Some(access);
+                Retrieval::First
+            }
+        };
+        t.zero_when_free |= zero_after_relinquish;
+        Ok((*t, done))
     }
 
-    /// Undoes a retrieve whose mapping failed.
+    /// Undoes a retrieve whose mapping or response failed.
     pub fn unretrieve(&mut self, handle: u64, receiver: u16) {
         if let Some(slot) = self.slot(handle)
             && let Some(r) = self.transactions[slot].as_mut().and_then(|t| t.receiver_mut(receiver)) {
-                r.retrieved = false;
+                r.retrievals = r.retrievals.saturating_sub(1);
+                if r.retrievals == 0 {
+                    r.mapped = None;
+                }
             }
     }
 
@@ -324,7 +380,7 @@ impl MemoryStore {
     pub fn finish_donation(&mut self, handle: u64) {
         if let Some(slot) = self.slot(handle)
             && let Some(t) = self.transactions[slot].as_mut() {
-                let new_owner = t.receivers().find(|r| r.retrieved).map(|r| r.access.receiver);
+                let new_owner = t.receivers().find(|r| r.retrieved()).map(|r| r.access.receiver);
                 if let Some(r) = new_owner {
                     t.sender = r;
                     t.donated = true;
@@ -332,17 +388,38 @@ impl MemoryStore {
             }
     }
 
-    /// FFA_MEM_RELINQUISH by `receiver`: it gives up its access.
-    pub fn relinquish(&mut self, handle: u64, receiver: u16) -> Result<Transaction, FfaError> {
+    /// FFA_MEM_RELINQUISH by `receiver`: it gives one retrieval back; the
+    /// last one ends its access.  `zero` is the relinquish flag bit 0.
+    pub fn relinquish(&mut self, handle: u64, receiver: u16, zero: bool) -> Result<(Transaction, Relinquished), FfaError> {
         let slot = self.slot(handle).ok_or(FfaError::InvalidParameters)?;
         let Some(t) = self.transactions[slot].as_mut() else { return Err(FfaError::InvalidParameters) };
         let r = t.receiver_mut(receiver).ok_or(FfaError::InvalidParameters)?;
-        if !r.retrieved {
+        if !r.retrieved() {
             // Nothing to give back (DEN0077: the borrower must have retrieved it).
             return Err(FfaError::Denied);
         }
-        r.retrieved = false;
-        Ok(*t)
+        r.retrievals -= 1;
+        let last = r.retrievals == 0;
+        if last {
+            r.mapped = None;
+        }
+        t.zero_when_free |= zero;
+        let free = !t.receivers().any(Receiver::retrieved);
+        let zero_now = free && t.zero_when_free;
+        if zero_now {
+            t.zero_when_free = false;
+        }
+        Ok((*t, Relinquished { last, zero: zero_now }))
+    }
+
+    /// Undoes a relinquish that could not be completed (zeroing failed):
+    /// the store is as before it.
+    pub fn unrelinquish(&mut self, before: &Transaction) {
+        if let Some(slot) = self.slot(before.handle)
+            && let Some(t) = self.transactions[slot].as_mut() {
+                t.receivers = before.receivers;
+                t.zero_when_free = before.zero_when_free;
+            }
     }
 
     /// FFA_MEM_RECLAIM by `owner`: only when no receiver holds the pages.
@@ -353,7 +430,7 @@ impl MemoryStore {
         if t.sender != owner {
             return Err(FfaError::InvalidParameters);
         }
-        if t.receivers().any(|r| r.retrieved) {
+        if t.receivers().any(Receiver::retrieved) {
             return Err(FfaError::Denied);
         }
         // Constituents copied out before the slot is reused.

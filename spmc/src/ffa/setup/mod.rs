@@ -37,10 +37,17 @@ pub fn features(id: u32) -> Regs {
 
 /// FFA_VERSION from an SP (the Normal world's comes as a framework message,
 /// see [`super::framework`]).
+/// Once it made another call its version is fixed: asking for another one
+/// is NOT_SUPPORTED, the same one is answered as before.
 pub(super) fn ffa_version(s: &Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
     let (answer, negotiated) = version_answer(c.regs[1] as u32);
     if let (Some(v), Caller::Sp(i)) = (negotiated, c.caller) {
-        s.part(i).set_version(v);
+        let p = s.part(i);
+        if p.version_fixed() && v != p.version() {
+            shared::request_log!("FFA_VERSION from SP {:#06x}: version fixed at {:#x} after other calls", p.manifest.id, p.version());
+            return version_answer(0x8000_0000).0;
+        }
+        p.set_version(v);
     }
     answer
 }

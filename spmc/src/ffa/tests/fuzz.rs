@@ -96,7 +96,7 @@ struct Snapshot {
     aborted: Vec<bool>,
     ns_mailbox: Option<setup::rxtx::Mailbox>,
     mailboxes: Vec<Option<setup::rxtx::Mailbox>>,
-    transactions: Vec<(u64, u16, Vec<bool>, usize)>,
+    transactions: Vec<(u64, u16, Vec<u16>, usize)>,
     borrowed: Vec<(usize, u64, u64, bool, bool)>,
 }
 
@@ -107,7 +107,7 @@ fn snapshot(s: &Spmc, f: &Fake) -> Snapshot {
         aborted: s.partitions().map(|p| p.is_aborted()).collect(),
         ns_mailbox: *s.ns_mailbox.lock(),
         mailboxes: s.partitions().map(|p| *p.mailbox.lock()).collect(),
-        transactions: s.memory.lock().transactions().map(|t| (t.handle, t.sender, t.receivers().map(|r| r.retrieved).collect(), t.received())).collect(),
+        transactions: s.memory.lock().transactions().map(|t| (t.handle, t.sender, t.receivers().map(|r| r.retrievals).collect(), t.received())).collect(),
         borrowed: f.borrowed.clone(),
     }
 }
@@ -131,7 +131,7 @@ fn check_invariants(s: &Spmc, f: &Fake, what: &str) {
         let id = s.partition(i).unwrap().manifest.id;
         let owned = store.transactions().any(|t| {
             t.non_secure == ns
-                && (t.receiver(id).is_some_and(|r| r.retrieved) || (t.is_donated() && t.sender == id))
+                && (t.receiver(id).is_some_and(|r| r.retrieved()) || (t.is_donated() && t.sender == id))
                 && store.constituents(t).iter().any(|c| c.address <= pa && pa + size <= c.address + c.size())
         });
         assert!(owned, "{what}: SP {id:#x} maps {pa:#x}+{size:#x} (ns {ns}) that no retrieve gave it");

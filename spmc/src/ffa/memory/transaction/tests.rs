@@ -4,6 +4,10 @@
 use super::*;
 use crate::ffa::memory::descriptor::{DataAccess, InstructionAccess, MemAccessPermissions};
 
+/// What a read-write borrower maps.
+const RW: MemAccessPermissions = MemAccessPermissions { data: DataAccess::ReadWrite, instruction: InstructionAccess::NotExecutable };
+const RO: MemAccessPermissions = MemAccessPermissions { data: DataAccess::ReadOnly, instruction: InstructionAccess::NotExecutable };
+
 fn rcv(id: u16) -> Option<EndpointMemAccess> {
     Some(EndpointMemAccess { receiver: id, permissions: MemAccessPermissions { data: DataAccess::ReadWrite, instruction: InstructionAccess::NotSpecified }, flags: 0, impdef: [0; 2] })
 }
@@ -45,18 +49,17 @@ fn share_retrieve_relinquish_reclaim() {
     let list = [c(0x6000_0000, 2)];
     let (h, done) = s.begin(new(MemOp::Share, 0, &[0x8001, 0x8002], &list), &list, &yes).unwrap();
     assert!(done && h & HANDLE_ALLOCATOR_SPMC != 0);
-    assert_eq!(s.retrieve(h, 0x8003), Err(FfaError::InvalidParameters), "not a receiver");
-    s.retrieve(h, 0x8001).unwrap();
-    assert_eq!(s.retrieve(h, 0x8001), Err(FfaError::Denied), "twice");
-    s.retrieve(h, 0x8002).unwrap();
+    assert_eq!(s.retrieve(h, 0x8003, RW, false), Err(FfaError::InvalidParameters), "not a receiver");
+    assert_eq!(s.retrieve(h, 0x8001, RW, false).unwrap().1, Retrieval::First);
+    s.retrieve(h, 0x8002, RW, false).unwrap();
     assert_eq!(s.reclaim(h, 0), Err(FfaError::Denied), "borrowed still");
     assert_eq!(s.reclaim(h, 0x8001), Err(FfaError::InvalidParameters), "not the owner");
-    s.relinquish(h, 0x8001).unwrap();
-    assert_eq!(s.relinquish(h, 0x8001), Err(FfaError::Denied), "twice");
-    s.relinquish(h, 0x8002).unwrap();
+    s.relinquish(h, 0x8001, false).unwrap();
+    assert_eq!(s.relinquish(h, 0x8001, false), Err(FfaError::Denied), "twice");
+    s.relinquish(h, 0x8002, false).unwrap();
     s.reclaim(h, 0).unwrap();
     assert!(s.get(h).is_none());
-    assert_eq!(s.retrieve(h, 0x8001), Err(FfaError::InvalidParameters), "gone");
+    assert_eq!(s.retrieve(h, 0x8001, RW, false), Err(FfaError::InvalidParameters), "gone");
 }
 
 #[test]
@@ -80,13 +83,13 @@ fn fragments_and_a_thousand_constituents() {
     let list: Vec<Constituent> = (0..1200u64).map(|n| c(0x6000_0000 + n * 0x2000, 1)).collect();
     let (h, done) = s.begin(new(MemOp::Share, 0, &[0x8001], &list), &list[..400], &yes).unwrap();
     assert!(!done);
-    assert_eq!(s.retrieve(h, 0x8001), Err(FfaError::InvalidParameters), "incomplete");
+    assert_eq!(s.retrieve(h, 0x8001, RW, false), Err(FfaError::InvalidParameters), "incomplete");
     assert_eq!(s.fragment(h, 0x8002, &list[400..800], &yes), Err(FfaError::InvalidParameters), "not the sender");
     assert!(!s.fragment(h, 0, &list[400..800], &yes).unwrap());
     assert!(s.fragment(h, 0, &list[800..], &yes).unwrap());
     assert_eq!(s.fragment(h, 0, &list[..1], &yes), Err(FfaError::InvalidParameters), "complete already");
     assert_eq!(s.constituents(s.get(h).unwrap()).len(), 1200);
-    s.retrieve(h, 0x8001).unwrap();
+    s.retrieve(h, 0x8001, RW, false).unwrap();
     // A fragment overlapping an earlier one ends the transaction.
     let other: Vec<Constituent> = (0..3u64).map(|n| c(0x9000_0000 + n * 0x1000, 1)).collect();
     let (h2, _) = s.begin(new(MemOp::Share, 0, &[0x8001], &other), &other[..1], &yes).unwrap();
@@ -110,7 +113,7 @@ fn donation_moves_ownership() {
     let list = [c(0x0e40_0000, 1)];
     let owns_1 = |x: &Constituent| x.address >= 0x0e40_0000 && x.address < 0x0e50_0000;
     let (h, _) = s.begin(new(MemOp::Donate, 0x8001, &[0x8002], &list), &list, &owns_1).unwrap();
-    s.retrieve(h, 0x8002).unwrap();
+    s.retrieve(h, 0x8002, RW, false).unwrap();
     s.finish_donation(h);
     assert!(s.get(h).is_none(), "no handle after a donation");
     // The donor no longer owns it; the receiver does.
@@ -165,12 +168,12 @@ fn property_no_page_has_two_owners() {
             1 if !handles.is_empty() => {
                 let h = handles[rnd(handles.len() as u64) as usize];
                 let r = ids[1 + rnd(2) as usize];
-                let _ = s.retrieve(h, r);
+                let _ = s.retrieve(h, r, RW, false);
             }
             2 if !handles.is_empty() => {
                 let h = handles[rnd(handles.len() as u64) as usize];
                 let r = ids[1 + rnd(2) as usize];
-                let _ = s.relinquish(h, r);
+                let _ = s.relinquish(h, r, false);
             }
             3 if !handles.is_empty() => {
                 let h = handles[rnd(handles.len() as u64) as usize];
@@ -191,6 +194,128 @@ fn property_no_page_has_two_owners() {
         }
         for h in &handles {
             assert!(s.get(*h).is_some(), "a reclaimed handle is gone from the list");
+        }
+    }
+}
+
+#[test]
+fn a_borrower_retrieves_again_and_gives_each_back() {
+    let mut s = store();
+    let list = [c(0x6000_0000, 1)];
+    let (h, _) = s.begin(new(MemOp::Lend, 0, &[0x8001, 0x8002], &list), &list, &yes).unwrap();
+    assert_eq!(s.retrieve(h, 0x8001, RW, false).unwrap().1, Retrieval::First);
+    assert_eq!(s.retrieve(h, 0x8001, RO, false).unwrap().1, Retrieval::Again(RW), "less is fine");
+    let x = MemAccessPermissions { data: DataAccess::ReadWrite, instruction: InstructionAccess::Executable };
+    assert_eq!(s.retrieve(h, 0x8001, x, false), Err(FfaError::Denied), "more than the first got");
+    assert_eq!(s.get(h).unwrap().receiver(0x8001).unwrap().retrievals, 2, "a refused retrieve counts nothing");
+    s.retrieve(h, 0x8002, RO, true).unwrap();
+    let (_, r) = s.relinquish(h, 0x8001, false).unwrap();
+    assert_eq!(r, Relinquished { last: false, zero: false });
+    assert_eq!(s.reclaim(h, 0), Err(FfaError::Denied), "one retrieval still held");
+    let (_, r) = s.relinquish(h, 0x8001, false).unwrap();
+    assert_eq!(r, Relinquished { last: true, zero: false }, "0x8002 still holds it");
+    let (_, r) = s.relinquish(h, 0x8002, false).unwrap();
+    assert_eq!(r, Relinquished { last: true, zero: true }, "0x8002's retrieve asked for zeroing");
+    assert_eq!(s.relinquish(h, 0x8002, false), Err(FfaError::Denied));
+    // A fresh retrieval maps anew, with what it asks now.
+    assert_eq!(s.retrieve(h, 0x8001, RO, false).unwrap().1, Retrieval::First);
+    s.unretrieve(h, 0x8001);
+    s.reclaim(h, 0).unwrap();
+}
+
+#[test]
+fn a_failed_relinquish_is_undone() {
+    let mut s = store();
+    let list = [c(0x6000_0000, 1)];
+    let (h, _) = s.begin(new(MemOp::Lend, 0, &[0x8001], &list), &list, &yes).unwrap();
+    s.retrieve(h, 0x8001, RW, false).unwrap();
+    let before = *s.get(h).unwrap();
+    let (_, r) = s.relinquish(h, 0x8001, true).unwrap();
+    assert!(r.last && r.zero);
+    s.unrelinquish(&before);
+    assert_eq!(*s.get(h).unwrap(), before);
+    // Asked by one borrower, done when the last one leaves.
+    let list = [c(0x6100_0000, 1)];
+    let (h, _) = s.begin(new(MemOp::Lend, 0, &[0x8001, 0x8002], &list), &list, &yes).unwrap();
+    s.retrieve(h, 0x8001, RW, false).unwrap();
+    s.retrieve(h, 0x8002, RW, false).unwrap();
+    assert_eq!(s.relinquish(h, 0x8001, true).unwrap().1, Relinquished { last: true, zero: false });
+    assert_eq!(s.relinquish(h, 0x8002, false).unwrap().1, Relinquished { last: true, zero: true });
+}
+
+/// The store as a state machine under proptest: any sequence of sends,
+/// retrieves, relinquishes and reclaims (shrunk to the shortest that
+/// fails) keeps every page in at most one live transaction, never reclaims
+/// a handle a borrower holds, and forgets a reclaimed handle.
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Send { share: bool, sender: usize, receiver: usize, page: u64, pages: u32 },
+        Retrieve { handle: usize, receiver: usize },
+        Relinquish { handle: usize, receiver: usize },
+        Reclaim { handle: usize, owner: usize },
+    }
+
+    const IDS: [u16; 3] = [0, 0x8001, 0x8002];
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (any::<bool>(), 0usize..3, 0usize..3, 0u64..12, 1u32..4).prop_map(|(share, sender, receiver, page, pages)| Op::Send { share, sender, receiver, page, pages }),
+            (any::<usize>(), 1usize..3).prop_map(|(handle, receiver)| Op::Retrieve { handle, receiver }),
+            (any::<usize>(), 1usize..3).prop_map(|(handle, receiver)| Op::Relinquish { handle, receiver }),
+            (any::<usize>(), 0usize..3).prop_map(|(handle, owner)| Op::Reclaim { handle, owner }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn invariants_hold(ops in proptest::collection::vec(op(), 1..80)) {
+            let mut s = store();
+            let mut handles: Vec<u64> = Vec::new();
+            for o in ops {
+                match o {
+                    Op::Send { share, sender, receiver, page, pages } => {
+                        let (from, to) = (IDS[sender], IDS[receiver]);
+                        if from == to || to == 0 {
+                            continue;
+                        }
+                        let list = [c(0x6000_0000 + page * 0x1000, pages)];
+                        let kind = if share { MemOp::Share } else { MemOp::Lend };
+                        if let Ok((h, _)) = s.begin(new(kind, from, &[to], &list), &list, &yes) {
+                            handles.push(h);
+                        }
+                    }
+                    Op::Retrieve { handle, receiver } if !handles.is_empty() => {
+                        let _ = s.retrieve(handles[handle % handles.len()], IDS[receiver], RW, false);
+                    }
+                    Op::Relinquish { handle, receiver } if !handles.is_empty() => {
+                        let _ = s.relinquish(handles[handle % handles.len()], IDS[receiver], false);
+                    }
+                    Op::Reclaim { handle, owner } if !handles.is_empty() => {
+                        let h = handles[handle % handles.len()];
+                        let held = s.get(h).is_some_and(|t| t.receivers().any(|r| r.retrieved()));
+                        if s.reclaim(h, IDS[owner]).is_ok() {
+                            prop_assert!(!held, "reclaimed while a borrower held it");
+                            prop_assert!(s.get(h).is_none(), "a reclaimed handle is gone");
+                            handles.retain(|x| *x != h);
+                        }
+                    }
+                    _ => {}
+                }
+                let live: Vec<&Transaction> = s.transactions().filter(|t| !t.is_donated()).collect();
+                for (a, ta) in live.iter().enumerate() {
+                    for tb in &live[a + 1..] {
+                        for ca in s.constituents(ta) {
+                            prop_assert!(!s.constituents(tb).iter().any(|cb| cb.overlaps(ca)), "a page in two live transactions");
+                        }
+                    }
+                }
+            }
         }
     }
 }
