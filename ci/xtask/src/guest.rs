@@ -56,6 +56,12 @@ pub struct InitramfsSpec<'a> {
 
 /// Builds a BusyBox initramfs (newc cpio, uncompressed) and returns its path.
 pub fn initramfs(p: &Paths, spec: &InitramfsSpec) -> Result<PathBuf> {
+    initramfs_with_trees(p, spec, &[])
+}
+
+/// The same, with each directory of `trees` (e.g. unpacked Debian arm64
+/// packages) copied over the BusyBox tree first (`cp -a`, symlinks kept).
+pub fn initramfs_with_trees(p: &Paths, spec: &InitramfsSpec, trees: &[&Path]) -> Result<PathBuf> {
     let out_dir = util::out_dir().join("initramfs");
     let stage = out_dir.join(format!("{}.d", spec.name));
     let _ = std::fs::remove_dir_all(&stage);
@@ -63,6 +69,9 @@ pub fn initramfs(p: &Paths, spec: &InitramfsSpec) -> Result<PathBuf> {
     // (without them the console opened with ~140 "No such file" lines).
     for d in ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "lib/modules", "mnt", "root"] {
         util::mkdirs(&stage.join(d))?;
+    }
+    for tree in trees {
+        run(Command::new("cp").arg("-a").arg(tree.join(".")).arg(&stage))?;
     }
     let busybox = p.guest.join("root/bin/busybox");
     std::fs::copy(&busybox, stage.join("bin/busybox")).map_err(|e| format!("{}: {e}", busybox.display()))?;

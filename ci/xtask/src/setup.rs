@@ -5,7 +5,7 @@
 //! complete (a directory renamed into place, a marker written last), so a
 //! failed step is simply redone next time.
 
-use crate::util::{self, Result, have, output, run};
+use crate::util::{self, Result, have, output, run, run_logged};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -64,6 +64,95 @@ Pin-Priority: -1
 
 const APT_PREFERENCES_FILE: &str = "/etc/apt/preferences.d/quadrant.pref";
 
+/// OP-TEE's source (issue D2): trixie's deb-src index lists optee-os 4.5.0
+/// but its files are gone from the mirror (404), unstable's download.  Setup
+/// tries these suites in order and records which one served it.  unstable
+/// comes in as `deb-src` only (and pinned to -1 all the same), so nothing on
+/// the host can be installed or upgraded from it.  trixie's arm64 binaries
+/// (tee-supplicant, libteec2, optee-test-qemu for the Linux guest) come as
+/// `Architectures: arm64` (trixie is pinned to -1 by [`APT_PREFERENCES`]).
+/// A file of its own, so the main sources file stays what other checkouts
+/// of this repository expect.
+pub const OPTEE_SUITES: &[&str] = &["trixie", "unstable"];
+
+const APT_OPTEE_SOURCES: &str = "\
+# Added by Quadrant's `cargo xtask setup`: OP-TEE (issue D2).
+# optee-os source: trixie's files 404 on the mirror, unstable's download.
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: unstable
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+# OP-TEE's Linux userland (arm64 only, downloaded, never installed).
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: trixie
+Components: main
+Architectures: arm64
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+";
+
+const APT_OPTEE_SOURCES_FILE: &str = "/etc/apt/sources.list.d/quadrant-optee.sources";
+
+const APT_OPTEE_PREFERENCES: &str = "\
+# Added by Quadrant's `cargo xtask setup`: nothing on the host comes from
+# unstable (it serves only OP-TEE's source package).
+Package: *
+Pin: release n=sid
+Pin-Priority: -1
+";
+
+const APT_OPTEE_PREFERENCES_FILE: &str = "/etc/apt/preferences.d/quadrant-optee.pref";
+
+/// Where OP-TEE runs: its SP package's load address and memory size (the
+/// partition manifest `tfa-integration/sp/optee.dts` says the same; a test
+/// checks).  Its image starts one SP-package header later (0x4000), which is
+/// OP-TEE's CFG_TZDRAM_START (its link address; CFG_CORE_PHYS_RELOCATABLE
+/// relocates it to wherever the manifest says it was loaded anyway).
+pub const OPTEE_LOAD_ADDRESS: u64 = 0x0e80_0000;
+pub const OPTEE_MEM_SIZE: u64 = 0x60_0000;
+const OPTEE_IMAGE_OFFSET: u64 = 0x4000;
+
+/// OP-TEE's make variables: QEMU's armv8a platform in the S-EL2 SPMC
+/// configuration (FF-A over HVC to spmc, Hafnium's paravirtualised
+/// interrupt controller), its console through FFA_CONSOLE_LOG (spmc prints
+/// it as `[op-tee] ...`: no second UART needed).
+/// `ta_key`: the key the TAs it will load were signed with (the public half
+/// is built in; see [`optee_ta_key`]).
+pub fn optee_make_vars(ta_key: &Path) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "PLATFORM=vexpress-qemu_armv8a",
+        "CFG_ARM64_core=y",
+        "CFG_USER_TA_TARGETS=ta_arm64",
+        "CFG_CORE_SEL2_SPMC=y",
+        "CFG_FFA_CONSOLE=y",
+        "CFG_TEE_CORE_LOG_LEVEL=2",
+        "CROSS_COMPILE=aarch64-linux-gnu-",
+        "CROSS_COMPILE64=aarch64-linux-gnu-",
+        // Debian's python3 (with python3-cryptography and -pyelftools), not
+        // whatever python3 comes first in PATH.
+        "PYTHON3=/usr/bin/python3",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.push(format!("CFG_TZDRAM_START={:#x}", OPTEE_LOAD_ADDRESS + OPTEE_IMAGE_OFFSET));
+    v.push(format!("CFG_TZDRAM_SIZE={:#x}", OPTEE_MEM_SIZE - OPTEE_IMAGE_OFFSET));
+    v.push(format!("TA_PUBLIC_KEY={}", ta_key.display()));
+    v
+}
+
+/// The TA signing key of trixie's OP-TEE TA dev kit (`optee-os-dev`,
+/// arm64, unpacked by [`optee_userland`]).  Debian's packaged TAs (xtest's,
+/// in optee-test-qemu) are signed with it, not with the upstream
+/// `keys/default_ta.pem` of the optee-os source (checked: they fail
+/// `scripts/sign_encrypt.py verify` with that one and pass with this), so
+/// our OP-TEE must embed its public half to load them.
+pub fn optee_ta_key(optee_dir: &Path) -> PathBuf {
+    optee_dir.join("userland/devkit/usr/lib/optee-os-dev/vexpress-qemu_armv8a/keys/default_ta.pem")
+}
+
 /// Host tools and the Debian package that provides each.
 const HOST_TOOLS: &[(&str, &str)] = &[
     ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
@@ -85,7 +174,9 @@ const HOST_TOOLS: &[(&str, &str)] = &[
 
 /// Packages needed whole: minbase has perl-base (`/usr/bin/perl`) but not the
 /// modules OpenSSL's Configure uses (the verify-token build compiles OpenSSL).
-const HOST_PACKAGES: &[&str] = &["perl"];
+/// OP-TEE's build (its Build-Depends) imports `cryptography` and `elftools`
+/// (signing the TAs, embedding ldelf).
+const HOST_PACKAGES: &[&str] = &["perl", "python3-cryptography", "python3-pyelftools"];
 
 fn package_installed(p: &str) -> bool {
     output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p])).is_ok_and(|s| s.contains("install ok installed"))
@@ -99,11 +190,13 @@ const HOST_FILES: &[(&str, &str)] = &[("/usr/include/openssl/sha.h", "libssl-dev
 pub struct Paths {
     pub tfa_src: PathBuf,
     pub guest: PathBuf,
+    /// OP-TEE: its source, its build, `versions.txt` (what was used).
+    pub optee: PathBuf,
 }
 
 pub fn paths() -> Paths {
     let c = util::cache_dir();
-    Paths { tfa_src: c.join("tfa").join(format!("src-{TFA_DEBIAN_VERSION}")), guest: c.join("guest") }
+    Paths { tfa_src: c.join("tfa").join(format!("src-{TFA_DEBIAN_VERSION}")), guest: c.join("guest"), optee: c.join("optee") }
 }
 
 pub fn setup() -> Result<Paths> {
@@ -113,6 +206,7 @@ pub fn setup() -> Result<Paths> {
     let p = paths();
     tfa_source(&p.tfa_src)?;
     guest_packages(&p.guest)?;
+    optee(&p.optee)?;
     crate::sign::ensure_test_key()?;
     Ok(p)
 }
@@ -142,6 +236,24 @@ fn sources_configured() -> bool {
     std::fs::read_to_string(APT_SOURCES_FILE).map(|s| s == APT_SOURCES).unwrap_or(false)
         && std::fs::read_to_string(APT_PREFERENCES_FILE).map(|s| s == APT_PREFERENCES).unwrap_or(false)
         && output(Command::new("dpkg").arg("--print-foreign-architectures")).map(|s| s.contains("arm64")).unwrap_or(false)
+}
+
+fn optee_sources_configured() -> bool {
+    std::fs::read_to_string(APT_OPTEE_SOURCES_FILE).map(|s| s == APT_OPTEE_SOURCES).unwrap_or(false)
+        && std::fs::read_to_string(APT_OPTEE_PREFERENCES_FILE).map(|s| s == APT_OPTEE_PREFERENCES).unwrap_or(false)
+}
+
+fn configure_optee_sources() -> Result {
+    configure_sources()?;
+    if optee_sources_configured() {
+        return Ok(());
+    }
+    util::step("apt: OP-TEE's sources (unstable deb-src, trixie arm64) and their pins", || {
+        // Preferences first: no apt run may see unstable without its pin.
+        std::fs::write(APT_OPTEE_PREFERENCES_FILE, APT_OPTEE_PREFERENCES).map_err(|e| format!("writing {APT_OPTEE_PREFERENCES_FILE} (are you root?): {e}"))?;
+        std::fs::write(APT_OPTEE_SOURCES_FILE, APT_OPTEE_SOURCES).map_err(|e| format!("writing {APT_OPTEE_SOURCES_FILE} (are you root?): {e}"))?;
+        apt_update()
+    })
 }
 
 fn configure_sources() -> Result {
@@ -281,6 +393,182 @@ fn guest_packages_fetch(dir: &Path) -> Result {
     util::write_atomic(&dir.join("versions.txt"), record.as_bytes())
 }
 
+/// OP-TEE for spmc (issue D2): Debian's optee-os source from the first of
+/// [`OPTEE_SUITES`] whose files download, built with [`optee_make_vars`].
+/// Rebuilt when the flags change; `versions.txt` records the suite, the
+/// source package and the flags.
+fn optee(dir: &Path) -> Result {
+    // The userland first: its dev kit's TA key goes into the build.
+    optee_userland(dir)?;
+    let vars = optee_make_vars(&optee_ta_key(dir));
+    let flags = vars.join(" ");
+    let record = dir.join("versions.txt");
+    let done = std::fs::read_to_string(&record).is_ok_and(|r| r.lines().any(|l| l == format!("flags {flags}")));
+    if done && optee_image(dir).exists() {
+        return Ok(());
+    }
+    configure_optee_sources()?;
+    let (suite, dsc, src) = util::step("OP-TEE source: apt-get source optee-os (trixie, else unstable)", || optee_source(dir))?;
+    let build = dir.join("build");
+    let _ = std::fs::remove_dir_all(&build);
+    let mut cmd = Command::new("make");
+    cmd.current_dir(&src).arg(format!("-j{}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)));
+    cmd.args(&vars).arg(format!("O={}", build.display()));
+    util::step(&format!("OP-TEE build ({dsc}, S-EL2 SPMC configuration)"), || run_logged(&mut cmd, &dir.join("build.log")))?;
+    if !optee_image(dir).exists() {
+        return Err(format!("OP-TEE build produced no {}", optee_image(dir).display()));
+    }
+    util::write_atomic(&record, format!("suite {suite}\nsource {dsc}\nflags {flags}\n").as_bytes())
+}
+
+/// Fetches and unpacks optee-os (once); returns (suite, .dsc name, tree).
+fn optee_source(dir: &Path) -> Result<(String, String, PathBuf)> {
+    let marker = dir.join("source.txt");
+    if let Ok(m) = std::fs::read_to_string(&marker) {
+        let mut it = m.lines();
+        if let (Some(suite), Some(dsc)) = (it.next(), it.next()) {
+            let src = dir.join("src");
+            if src.join("Makefile").exists() {
+                return Ok((suite.to_owned(), dsc.to_owned(), src));
+            }
+        }
+    }
+    let work = dir.join("src.partial");
+    let _ = std::fs::remove_dir_all(&work);
+    util::mkdirs(&work)?;
+    let mut served = None;
+    for suite in OPTEE_SUITES {
+        let fetch = || run(Command::new("apt-get").current_dir(&work).args(["source", "--download-only", "-q", &format!("optee-os/{suite}")]));
+        if fetch().is_ok() {
+            served = Some(*suite);
+            break;
+        }
+        eprintln!("xtask: optee-os from {suite} did not download; trying the next suite");
+        // A partial download must not be taken for the next suite's.
+        let _ = std::fs::remove_dir_all(&work);
+        util::mkdirs(&work)?;
+    }
+    let suite = served.ok_or_else(|| format!("optee-os: no suite of {OPTEE_SUITES:?} serves its source"))?;
+    let dsc = std::fs::read_dir(&work)
+        .map_err(|e| format!("{}: {e}", work.display()))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .find(|n| n.starts_with("optee-os_") && n.ends_with(".dsc"))
+        .ok_or("optee-os: no .dsc downloaded")?;
+    run(Command::new("dpkg-source").current_dir(&work).args(["-x", &dsc, "src"]))?;
+    let src = dir.join("src");
+    let _ = std::fs::remove_dir_all(&src);
+    std::fs::rename(work.join("src"), &src).map_err(|e| format!("moving OP-TEE source into place: {e}"))?;
+    let _ = std::fs::remove_dir_all(&work);
+    util::write_atomic(&marker, format!("{suite}\n{dsc}\n").as_bytes())?;
+    Ok((suite.to_owned(), dsc, src))
+}
+
+/// OP-TEE's Linux userland from trixie's arm64 binaries: the supplicant,
+/// the client library and xtest with its TAs.
+pub const OPTEE_USERLAND: &[&str] = &["tee-supplicant", "libteec2", "optee-test-qemu"];
+
+/// [`OPTEE_USERLAND`] and their library dependencies (each package's
+/// `Depends`, recursively, the first of any alternatives), downloaded with
+/// `apt-get download PKG:arm64/trixie` and unpacked, never installed, into
+/// `<optee>/userland/root` (documentation dropped); `userland.txt` records
+/// the .deb files used.
+fn optee_userland(dir: &Path) -> Result {
+    let dir = dir.join("userland");
+    if dir.join("userland.txt").exists() && dir.join("devkit").exists() {
+        return merged_usr_links(&dir.join("root"));
+    }
+    configure_optee_sources()?;
+    util::step("OP-TEE userland: tee-supplicant, libteec2, optee-test-qemu and their libraries (arm64, trixie)", || {
+        let dl = dir.join("debs");
+        let _ = std::fs::remove_dir_all(&dl);
+        util::mkdirs(&dl)?;
+        let mut todo: Vec<String> = OPTEE_USERLAND.iter().map(|s| s.to_string()).collect();
+        let mut seen: Vec<String> = Vec::new();
+        while let Some(pkg) = todo.pop() {
+            if seen.contains(&pkg) {
+                continue;
+            }
+            // Bounded: the closure is about a dozen packages.
+            if seen.len() >= 40 {
+                return Err(format!("OP-TEE userland: more than 40 packages in the dependency closure ({seen:?})"));
+            }
+            seen.push(pkg.clone());
+            run(Command::new("apt-get").current_dir(&dl).args(["download", "-q", &format!("{pkg}:arm64/trixie")]))?;
+            let deb = find_deb(&dl, &format!("{pkg}_"))?;
+            // One field per call: with several, dpkg-deb prefixes each with its name.
+            for field in ["Pre-Depends", "Depends"] {
+                let deps = output(Command::new("dpkg-deb").args(["-f", deb.to_str().unwrap(), field]))?;
+                todo.extend(dependency_names(&deps));
+            }
+        }
+        let root = dir.join("root");
+        let _ = std::fs::remove_dir_all(&root);
+        util::mkdirs(&root)?;
+        let mut record = String::new();
+        let mut debs: Vec<PathBuf> = std::fs::read_dir(&dl)
+            .map_err(|e| format!("{}: {e}", dl.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+            .collect();
+        debs.sort();
+        for deb in debs {
+            run(Command::new("dpkg-deb").args(["-x", deb.to_str().unwrap(), root.to_str().unwrap()]))?;
+            record.push_str(&format!("{}\n", deb.file_name().unwrap().to_string_lossy()));
+        }
+        merged_usr_links(&root)?;
+        // The TA dev kit, for its signing key only (not in the initramfs).
+        run(Command::new("apt-get").current_dir(&dl).args(["download", "-q", "optee-os-dev:arm64/trixie"]))?;
+        let kit = find_deb(&dl, "optee-os-dev_")?;
+        let devkit = dir.join("devkit");
+        let _ = std::fs::remove_dir_all(&devkit);
+        run(Command::new("dpkg-deb").args(["-x", kit.to_str().unwrap(), devkit.to_str().unwrap()]))?;
+        record.push_str(&format!("{} (TA signing key only)\n", kit.file_name().unwrap().to_string_lossy()));
+        // Only what runs: no documentation, locales or charset converters.
+        for d in ["usr/share", "usr/lib/aarch64-linux-gnu/gconv"] {
+            let _ = std::fs::remove_dir_all(root.join(d));
+        }
+        util::write_atomic(&dir.join("userland.txt"), record.as_bytes())
+    })
+}
+
+/// Trixie is merged-/usr: its packages ship under /usr/lib what programs
+/// look for under /lib, whose symlink to usr/lib comes from base-files (not
+/// unpacked; the initramfs's /lib holds the kernel modules).  The two paths
+/// used: the interpreter of every program (/lib/ld-linux-aarch64.so.1) and
+/// tee-supplicant's TA directory (/lib/optee_armtz).  Idempotent.
+fn merged_usr_links(root: &Path) -> Result {
+    for name in ["ld-linux-aarch64.so.1", "optee_armtz"] {
+        let link = root.join("lib").join(name);
+        if root.join("usr/lib").join(name).exists() && std::fs::symlink_metadata(&link).is_err() {
+            util::mkdirs(&root.join("lib"))?;
+            std::os::unix::fs::symlink(format!("../usr/lib/{name}"), &link).map_err(|e| format!("{}: {e}", link.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Package names of a `Depends` field: versions dropped, the first of each
+/// set of alternatives, architecture qualifiers removed.
+fn dependency_names(field: &str) -> Vec<String> {
+    field
+        .split([',', '\n'])
+        .filter_map(|d| d.split('|').next())
+        .filter_map(|d| d.split_whitespace().next())
+        .map(|n| n.split(':').next().unwrap_or(n).to_owned())
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+/// The unpacked OP-TEE userland (for the guest's initramfs).
+pub fn optee_userland_root(optee_dir: &Path) -> PathBuf {
+    optee_dir.join("userland/root")
+}
+
+/// OP-TEE's raw image (the SP image sptool packs): `core/tee-raw.bin`.
+pub fn optee_image(optee_dir: &Path) -> PathBuf {
+    optee_dir.join("build/core/tee-raw.bin")
+}
+
 fn find_deb(dir: &Path, prefix: &str) -> Result<PathBuf> {
     std::fs::read_dir(dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
@@ -294,4 +582,40 @@ fn find_deb(dir: &Path, prefix: &str) -> Result<PathBuf> {
 pub fn guest_kernel(p: &Paths) -> Option<PathBuf> {
     let mods = p.guest.join("root/usr/lib/modules");
     std::fs::read_dir(mods).ok()?.filter_map(|e| e.ok()).map(|e| e.path().join("vmlinuz.unsigned")).find(|p| p.exists())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// OP-TEE's partition manifest and its build agree on where it lives.
+    #[test]
+    fn optee_manifest_matches_build() {
+        let dts = std::fs::read_to_string(util::repo_root().join("tfa-integration/sp/optee.dts")).unwrap();
+        assert_eq!(crate::layout::load_address(&dts), Some(OPTEE_LOAD_ADDRESS));
+        assert_eq!(crate::layout::dts_cells(&dts, "mem-size"), Some(vec![OPTEE_MEM_SIZE as u32]));
+        assert_eq!(crate::layout::dts_cells(&dts, "entrypoint-offset"), Some(vec![OPTEE_IMAGE_OFFSET as u32]));
+        let vars = optee_make_vars(Path::new("/k.pem"));
+        assert!(vars.contains(&format!("CFG_TZDRAM_START={:#x}", OPTEE_LOAD_ADDRESS + OPTEE_IMAGE_OFFSET)));
+        assert!(vars.iter().any(|v| v == "CFG_CORE_SEL2_SPMC=y"));
+    }
+
+    #[test]
+    fn dependency_fields() {
+        let d = "libc6 (>= 2.38), libzstd1 (>= 1.5.5), zlib1g:arm64 (>= 1:1.1.4) | foo, openssl-provider-legacy\nlibgcc-s1";
+        assert_eq!(dependency_names(d), ["libc6", "libzstd1", "zlib1g", "openssl-provider-legacy", "libgcc-s1"]);
+        assert!(dependency_names("").is_empty());
+    }
+
+    /// Newer suites come in as deb-src, or as arm64 only, and are pinned.
+    #[test]
+    fn optee_sources_cannot_upgrade_the_host() {
+        for stanza in APT_OPTEE_SOURCES.split("\n\n") {
+            if stanza.contains("Types: deb\n") {
+                assert!(stanza.contains("Architectures: arm64"), "{stanza}");
+            }
+        }
+        assert!(APT_OPTEE_PREFERENCES.contains("Pin: release n=sid\nPin-Priority: -1"));
+        assert!(APT_PREFERENCES.contains("Pin: release n=trixie\nPin-Priority: -1"));
+    }
 }

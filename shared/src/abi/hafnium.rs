@@ -10,6 +10,12 @@ pub const HF_INTERRUPT_ENABLE: u32 = 0xff03;
 pub const HF_INTERRUPT_GET: u32 = 0xff04;
 /// Ends an interrupt: x1 = virtual id, x2 = physical id.
 pub const HF_INTERRUPT_DEACTIVATE: u32 = 0xff08;
+/// Reconfigures an interrupt: x1 = id, x2 = command, x3 = value (Hafnium's
+/// "Paravirtualized interfaces"; OP-TEE's hfic driver enables and disables
+/// interrupts with command [`HF_INT_RECONFIGURE_STATUS`]).
+pub const HF_INTERRUPT_RECONFIGURE: u32 = 0xff09;
+/// HF_INTERRUPT_RECONFIGURE command: x3 = 1 enable, 0 disable.
+pub const HF_INT_RECONFIGURE_STATUS: u64 = 2;
 /// HF_INTERRUPT_GET's answer when nothing is pending.
 pub const HF_INVALID_INTID: u64 = 0xffff_ffff;
 /// The virtual interrupt id of a managed exit (Hafnium's HF_MANAGED_EXIT_INTID).

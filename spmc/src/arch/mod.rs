@@ -8,7 +8,7 @@ use spmc::ffa::setup::partition_info::{LogicalPartitions, MAX_LOGICAL, read_info
 use spmc::ffa::{Partition, Regs, SpMemory, Spmc};
 use spmc::manifest::{Range, SpEntry, SpmcManifest};
 use spmc::partition::layout::{self, Taken};
-use spmc::partition::{PartitionManifest, SpPackage, signature};
+use spmc::partition::{PartitionManifest, SpPackage, boot_info, signature};
 use platform::{HwPe, HwPlatform};
 use shared::abi::ffa::{FfaError, fid};
 use shared::arch::ExceptionFrame;
@@ -165,16 +165,17 @@ fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
         taken.push(r)?;
     }
     for (i, sp) in m.sps().iter().enumerate() {
-        let loaded = sp_region(&m, i).and_then(|own| Ok((own, load_partition(own, sp, &m)?))).and_then(|(own, (mut pm, entry))| {
+        let loaded = sp_region(&m, i).and_then(|own| Ok((own, load_partition(own, sp, &m)?))).and_then(|(own, (mut pm, entry, boot))| {
             adopt_hafnium_forms(&mut pm, sp);
+            layout::check_mem_size(&pm, own)?;
             layout::check_regions(&pm, own, &taken, &m.secure_memory, &m.ns_memory)?;
-            Ok((own, pm, entry))
+            Ok((own, pm, entry, boot))
         });
         match loaded {
-            Ok((own, pm, entry)) => {
+            Ok((own, pm, entry, boot)) => {
                 let mem = SpMemory { base: own.base, size: own.size };
                 let idx = spmc.add_partition(Partition::new(pm, mem))?;
-                hw.add_partition(idx, entry, mem, &pm).map_err(|_| "SP Stage-2")?;
+                hw.add_partition(idx, entry, mem, &pm, boot).map_err(|_| "SP Stage-2")?;
                 log::info!("SP {} ({:#06x}): starts with FP/SIMD trapped at EL1 (CPACR_EL1.FPEN = 0), as under Hafnium", sp.debug_name, pm.id);
                 let _ = layout::take(&pm, own, &mut taken);
             }
@@ -242,7 +243,7 @@ fn sp_region(m: &SpmcManifest, i: usize) -> Result<Range, &'static str> {
 /// checked by [`sp_region`]; the package must fit in it, as Hafnium wants
 /// its size below `mem_size`), and its signature if the SPMC manifest
 /// trusts keys, and parses its manifest; returns it and the entry point.
-fn load_partition(own: Range, sp: &SpEntry, m: &SpmcManifest) -> Result<(PartitionManifest, u64), &'static str> {
+fn load_partition(own: Range, sp: &SpEntry, m: &SpmcManifest) -> Result<(PartitionManifest, u64, Option<(u8, u64)>), &'static str> {
     let (base, name) = (own.base, sp.debug_name.as_str());
     // SAFETY: `own` was checked and mapped (Secure, RW) above and BL2 loaded the package there.
     let region = unsafe { core::slice::from_raw_parts(base as *const u8, own.size as usize) };
@@ -265,11 +266,6 @@ fn load_partition(own: Range, sp: &SpEntry, m: &SpmcManifest) -> Result<(Partiti
         log::error!("SP {}: partition manifest: {}", name, e);
         "bad partition manifest"
     })?;
-    if pm.boot_info.is_some() {
-        // Parsed, but the FF-A boot information blob is not built yet: refuse
-        // rather than start the SP with a register it expects to be valid.
-        return Err("boot-info (gp-register-num) requested: not supported yet");
-    }
     if pm.load_address.is_some_and(|a| a != base) {
         return Err("partition manifest load-address differs from the package address");
     }
@@ -282,7 +278,23 @@ fn load_partition(own: Range, sp: &SpEntry, m: &SpmcManifest) -> Result<(Partiti
         "SP {}: uuid {}, id {:#06x}, load address {:#x}, entry {:#x}",
         pm.description, pm.uuid, pm.id, base, entry
     );
-    Ok((pm, entry))
+    // The FF-A boot information blob (DEN0077A v1.1 §5.4), as Hafnium: at the
+    // package base, over the header read above (and, signed, verified above),
+    // below the signature block and the manifest it lists.
+    let boot = match pm.boot_info {
+        None => None,
+        Some(bi) => {
+            let room = (pkg.pm_offset as usize).min(signature::BLOCK_OFFSET);
+            // SAFETY: the header page of this SP's package, mapped RW at EL2
+            // above; `region` is not used after this point.
+            let head = unsafe { core::slice::from_raw_parts_mut(base as *mut u8, room) };
+            let manifest = bi.ffa_manifest.then_some((base + pkg.pm_offset as u64, pkg.pm_size));
+            let n = boot_info::write_blob(head, pm.ffa_version, manifest).map_err(|e| e.as_str())?;
+            log::info!("SP {}: boot information blob ({} bytes) at {:#x} in x{}", name, n, base, bi.gp_register);
+            Some((bi.gp_register, base))
+        }
+    };
+    Ok((pm, entry, boot))
 }
 
 /// What Hafnium boots, we boot: the partition gets the id the SPMC manifest's

@@ -282,7 +282,10 @@ impl HwPlatform {
     /// at IPA == PA, its package region (RWX Normal memory) and the memory and
     /// device regions of its manifest (already checked against every other
     /// partition and the SPMC by `partition::layout`).
-    pub fn add_partition(&mut self, idx: usize, entry: u64, mem: SpMemory, pm: &PartitionManifest) -> Result<(), ()> {
+    /// `boot` is (register, address) of the FF-A boot information blob, if
+    /// the SP asked for one (DEN0077A v1.1 §5.4.3: the address in the
+    /// register its manifest's `gp-register-num` names, at its first entry).
+    pub fn add_partition(&mut self, idx: usize, entry: u64, mem: SpMemory, pm: &PartitionManifest, boot: Option<(u8, u64)>) -> Result<(), ()> {
         let mut t = mm::new_table(self.pool, mm::SecureStage2);
         mm::map(&mut t, mem.base as usize, mem.base as usize, mem.size as usize, mm::stage2_attributes(MemKind::ReadWriteExec)).map_err(|_| ())?;
         for r in pm.memory_regions() {
@@ -299,8 +302,13 @@ impl HwPlatform {
         *self.ns_s2.get(idx).ok_or(())?.lock() = Some(ns);
         self.sps[idx] = Some(SpHw { s2_root: root, ns_root, vmid: idx as u64 + 2, entry });
         for ctx in 0..(pm.execution_ctx_count as usize).min(MAX_CONTEXTS) {
-            // x0 = 0: no boot information blob is passed (DEN0077, boot information protocol).
-            *VCPUS[idx][ctx].lock() = Some(Vcpu { regs: GuestRegs::at_entry(entry, 0), el1: sp_el1_reset(), timer: VTimer::default() });
+            // Without a boot information blob every register is 0; with one, its
+            // address is in x0..x3 as the manifest asks.
+            let mut regs = GuestRegs::at_entry(entry, 0);
+            if let Some((reg, addr)) = boot {
+                regs.x[(reg as usize).min(3)] = addr;
+            }
+            *VCPUS[idx][ctx].lock() = Some(Vcpu { regs, el1: sp_el1_reset(), timer: VTimer::default() });
         }
         Ok(())
     }

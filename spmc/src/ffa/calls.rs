@@ -6,7 +6,7 @@
 //! `runtime/core/handler.c` table: to add a call, add a row.)
 
 use super::cpu_cycles::SpStep;
-use super::interrupts::{HF_INTERRUPT_DEACTIVATE, HF_INTERRUPT_ENABLE, HF_INTERRUPT_GET};
+use super::interrupts::{HF_INTERRUPT_DEACTIVATE, HF_INTERRUPT_ENABLE, HF_INTERRUPT_GET, HF_INTERRUPT_RECONFIGURE};
 use super::memory::{self, ids::*};
 use super::{Caller, Outcome, Platform, Regs, Spmc, codec, console, cpu_cycles, direct_messaging, error, indirect_messaging, interrupts, lifecycle, notifications, setup};
 use core::sync::atomic::Ordering;
@@ -187,6 +187,7 @@ pub const CALLS: &[CallDef] = &[
     hafnium(HF_INTERRUPT_ENABLE, "HF_INTERRUPT_ENABLE", Reply(interrupts::hf_interrupt_enable)),
     hafnium(HF_INTERRUPT_GET, "HF_INTERRUPT_GET", Reply(interrupts::hf_interrupt_get)),
     hafnium(HF_INTERRUPT_DEACTIVATE, "HF_INTERRUPT_DEACTIVATE", Reply(interrupts::hf_interrupt_deactivate)),
+    hafnium(HF_INTERRUPT_RECONFIGURE, "HF_INTERRUPT_RECONFIGURE", Reply(interrupts::hf_interrupt_reconfigure)),
 ];
 
 /// The row of function id `id`, if any.

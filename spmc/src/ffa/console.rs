@@ -46,6 +46,11 @@ impl Spmc {
         let mut line = p.line.lock();
         for n in 0..count {
             let c = regs[n / per].to_le_bytes()[n % per];
+            // A carriage return (OP-TEE's console sends "\r\n") ends nothing:
+            // our log lines get their own line ending.
+            if c == b'\r' {
+                continue;
+            }
             if c == b'\n' || c == 0 || line.len == line.bytes.len() {
                 flush_line(&prefix, &mut line, platform);
                 if c == b'\n' || c == 0 {

@@ -29,7 +29,7 @@ use super::{Caller, Platform, Regs, RunFlags, Spmc};
 use crate::partition::manifest::NsInterruptsAction;
 use shared::abi::ffa as ffa;
 
-pub use shared::abi::hafnium::{HF_INTERRUPT_DEACTIVATE, HF_INTERRUPT_ENABLE, HF_INTERRUPT_GET, HF_INVALID_INTID, MANAGED_EXIT_INTID, VIRTUAL_TIMER_INTID};
+pub use shared::abi::hafnium::{HF_INT_RECONFIGURE_STATUS, HF_INTERRUPT_DEACTIVATE, HF_INTERRUPT_ENABLE, HF_INTERRUPT_GET, HF_INTERRUPT_RECONFIGURE, HF_INVALID_INTID, MANAGED_EXIT_INTID, VIRTUAL_TIMER_INTID};
 /// PPI of the Secure EL2 physical timer (CNTHPS; Arm BSA / QEMU virt): the
 /// SPMC's own timer, which backs the SPs' emulated EL1 physical timers.
 pub const SEL2_PHYS_TIMER_INTID: u32 = 20;
@@ -306,6 +306,18 @@ pub(super) fn hf_interrupt_deactivate(s: &Spmc, c: &Call, platform: &mut dyn Pla
 /// the call is accepted.
 pub(super) fn hf_interrupt_enable(_: &Spmc, _: &Call, _: &mut dyn Platform) -> Regs {
     [0u64; 18]
+}
+
+/// HF_INTERRUPT_RECONFIGURE: x1 = id, x2 = command, x3 = value.  Only the
+/// enable/disable status command is offered, and accepted as
+/// HF_INTERRUPT_ENABLE is (OP-TEE's hfic driver uses it to unmask its
+/// interrupts); the others (target PE, security state) answer -1.
+pub(super) fn hf_interrupt_reconfigure(_: &Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
+    let mut a = [0u64; 18];
+    if c.regs[2] != HF_INT_RECONFIGURE_STATUS || c.regs[3] > 1 {
+        a[0] = u64::MAX;
+    }
+    a
 }
 
 

@@ -467,6 +467,47 @@ fn console_log_64_and_partial_lines() {
     assert_eq!(f.logs, vec!["[echo] part1hello, this is a longer line".to_string()]);
 }
 
+/// HF_INTERRUPT_RECONFIGURE (OP-TEE's hfic unmask/mask): the status command
+/// is accepted, other commands and values answer -1.
+#[test]
+fn hf_interrupt_reconfigure_status_only() {
+    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut f = Fake::new();
+    s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<Regs>>> = Default::default();
+    let seen2 = seen.clone();
+    let r = interrupts::HF_INTERRUPT_RECONFIGURE as u64;
+    let script = vec![call(&[r, 3, 2, 1]), call(&[r, 3, 2, 0]), call(&[r, 3, 0, 1]), call(&[r, 3, 2, 7]), call(&[fid::FFA_MSG_WAIT as u64])];
+    let mut it = script.into_iter();
+    f.sps.push(Box::new(move |_, a| {
+        if let Some(a) = a {
+            seen2.lock().unwrap().push(*a);
+        }
+        it.next().unwrap()
+    }));
+    s.init_partition(0, 0, 0, &mut f).unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.iter().map(|a| a[0]).collect::<Vec<_>>(), [0, 0, u64::MAX, u64::MAX]);
+}
+
+/// OP-TEE's FF-A console sends "\r\n" line endings: the carriage return is dropped.
+#[test]
+fn console_log_drops_carriage_returns() {
+    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut f = Fake::new();
+    s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
+    let text = b"I/TC: OP-TEE\r\nD/TC:0\r\n";
+    let mut r = regs(&[fid::FFA_CONSOLE_LOG_32 as u64, text.len() as u64]);
+    for (n, c) in text.iter().enumerate() {
+        r[2 + n / 4] |= (*c as u64) << (8 * (n % 4));
+    }
+    let script = vec![SpExit::Call(r), call(&[fid::FFA_MSG_WAIT as u64])];
+    let mut it = script.into_iter();
+    f.sps.push(Box::new(move |_, _| it.next().unwrap()));
+    s.init_partition(0, 0, 0, &mut f).unwrap();
+    assert_eq!(f.logs, vec!["[echo] I/TC: OP-TEE".to_string(), "[echo] D/TC:0".to_string()]);
+}
+
 #[test]
 fn direct_response_with_reserved_w2_is_invalid() {
     let mut s = Spmc::new(0x8000, ns_mem(), store());

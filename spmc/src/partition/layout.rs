@@ -95,6 +95,17 @@ pub fn check_regions(pm: &PartitionManifest, own: Range, taken: &Taken, secure: 
     Ok(())
 }
 
+/// The SP's own idea of its memory (`mem-size`, OP-TEE's property) must
+/// fit in what the SPMC gives it (`own`: load_address + the SPMC manifest
+/// node's `mem_size`): beyond it the SP would touch memory its Stage-2 does
+/// not map, or that is another partition's.
+pub fn check_mem_size(pm: &PartitionManifest, own: Range) -> Result<(), &'static str> {
+    match pm.mem_size {
+        Some(n) if n > own.size => Err("partition manifest mem-size larger than the partition's memory (SPMC manifest mem_size)"),
+        _ => Ok(()),
+    }
+}
+
 /// Records what `pm` now owns (its package region and its regions).
 pub fn take(pm: &PartitionManifest, own: Range, taken: &mut Taken) -> Result<(), &'static str> {
     taken.push(own)?;
@@ -147,6 +158,16 @@ mod tests {
         far[0].mem_size = Some(0x1000);
         assert_eq!(check_sp_region(&far, 0, spmc, &s), Err("partition memory overlaps the SPMC"));
         assert!(check_sp_region(&far, 1, spmc, &s).is_err());
+    }
+
+    /// OP-TEE's `mem-size` (6 MiB) against the memory the SPMC manifest gives it.
+    #[test]
+    fn sp_mem_size_fits_its_partition() {
+        let pm = PartitionManifest::parse(include_bytes!("../../tests/data/optee.dtb"), 4).unwrap();
+        assert_eq!(check_mem_size(&pm, Range { base: 0x0e80_0000, size: 0x60_0000 }), Ok(()));
+        assert_eq!(check_mem_size(&pm, Range { base: 0x0e80_0000, size: 0x70_0000 }), Ok(()), "smaller is fine");
+        assert!(check_mem_size(&pm, Range { base: 0x0e80_0000, size: 0x10_0000 }).is_err(), "the 1 MiB default");
+        assert_eq!(check_mem_size(&PartitionManifest::parse(MP, 4).unwrap(), Range { base: 0, size: 0x1000 }), Ok(()), "none: nothing to check");
     }
 
     #[test]

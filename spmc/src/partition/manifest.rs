@@ -135,6 +135,11 @@ pub struct PartitionManifest {
     pub notification_support: bool,
     pub power_management_messages: u32,
     pub boot_info: Option<BootInfo>,
+    /// `mem-size`: the partition's memory from its load address as the SP
+    /// itself will use it (OP-TEE's extension of the binding, read by
+    /// OP-TEE with CFG_CORE_PHYS_RELOCATABLE; not in DEN0077).  It must fit
+    /// in the memory the SPMC manifest gives it (`layout::check_mem_size`).
+    pub mem_size: Option<u64>,
     /// `gp-register-num` as written (with `boot-info` it is [`Self::boot_info`]).
     pub gp_register: Option<u8>,
     /// Properties and nodes the SPMC does not implement: ignored, with a warning.
@@ -157,7 +162,7 @@ const KNOWN_ROOT_PROPERTIES: &[&str] = &[
     "managed-exit", "managed-exit-virq", "ns-interrupts-action",
     "other-s-interrupts-action", "time-slice-mem", "gp-register-num",
     "power-management-messages", "vm-availability-messages", "notification-support",
-    "#address-cells", "#size-cells",
+    "#address-cells", "#size-cells", "mem-size",
 ];
 const KNOWN_REGION_PROPERTIES: &[&str] = &[
     "description", "pages-count", "attributes", "base-address", "load-address-relative-offset",
@@ -322,6 +327,10 @@ impl PartitionManifest {
         if power_management_messages & !0x7 != 0 {
             return Err(ManifestError::Invalid("power-management-messages"));
         }
+        let mem_size = prop_addr(&root, "mem-size")?;
+        if mem_size == Some(0) {
+            return Err(ManifestError::Invalid("mem-size"));
+        }
         let gp_register = prop_u32(&root, "gp-register-num")?;
         if gp_register.is_some_and(|g| g > 3) {
             return Err(ManifestError::Invalid("gp-register-num (x0..x3)"));
@@ -345,6 +354,7 @@ impl PartitionManifest {
             notification_support,
             power_management_messages,
             boot_info: None,
+            mem_size,
             gp_register: gp_register.map(|g| g as u8),
             ignored: [Name::default(); MAX_IGNORED],
             ignored_count: 0,
@@ -508,6 +518,7 @@ impl PartitionManifest {
             notification_support: false,
             power_management_messages: 0,
             boot_info: None,
+            mem_size: None,
             gp_register: None,
             ignored: [Name::default(); MAX_IGNORED],
             ignored_count: 0,
@@ -540,6 +551,22 @@ mod tests {
 
     fn parse(b: &[u8]) -> Result<PartitionManifest, ManifestError> {
         PartitionManifest::parse(b, 4)
+    }
+
+    /// OP-TEE's manifest (issue D2): an MP S-EL1 SP that asks for the boot
+    /// information blob with the manifest in x0; its `mem-size` (OP-TEE's
+    /// own property) is ignored with a warning.
+    #[test]
+    fn parses_the_optee_manifest() {
+        let m = parse(include_bytes!("../../tests/data/optee.dtb")).unwrap();
+        assert_eq!(m.description.as_str(), "op-tee");
+        assert_eq!(m.uuid.to_string(), "486178e0-e7f8-11e3-bc5e-0002a5d5c51b");
+        assert_eq!((m.id, m.execution_ctx_count, m.boot_order, m.ffa_version), (0x8005, 4, 4, 0x10002));
+        assert_eq!((m.load_address, m.entrypoint_offset), (Some(0x0e80_0000), Some(0x4000)));
+        assert_eq!(m.ns_interrupts_action, NsInterruptsAction::Queued);
+        assert_eq!(m.boot_info, Some(BootInfo { gp_register: 0, ffa_manifest: true }));
+        assert_eq!(m.mem_size, Some(0x60_0000));
+        assert!(m.ignored().is_empty());
     }
 
     #[test]
