@@ -312,9 +312,11 @@ pub fn parse(buf: &[u8], buf_pa: u64) -> Result<BootManifest, ManifestError> {
     }
 
     if minor >= CONSOLES_MINOR {
-        // Console list: checksum over num_consoles, the pointer and each
-        // console's base, map_pages, clk_in_hz and baud_rate (the name and the
-        // RES0 flags are not summed; that is what TF-A's qemu platform writes).
+        // Console list: checksum over num_consoles, the pointer and every
+        // 64-bit word of each console_info, the name and the RES0 flags
+        // included (the RMM-EL3 interface; TF-A's FVP platform and TF-RMM
+        // sum so; TF-A 2.12.1's qemu platform left the name out, fixed by
+        // Quadrant's TF-A patch 0005).
         let (num, ptr) = (raw.plat_console.num.get(), raw.plat_console.ptr.get());
         let mut sum = num.wrapping_add(ptr).wrapping_add(raw.plat_console.checksum.get());
         if num > MAX_CONSOLES as u64 {
@@ -323,6 +325,7 @@ pub fn parse(buf: &[u8], buf_pa: u64) -> Result<BootManifest, ManifestError> {
         if num > 0 {
             let consoles = array::<RawConsole>(List::Consoles, ptr, num, buf, buf_pa)?;
             for (dst, c) in m.consoles.iter_mut().zip(consoles) {
+                let raw_flags = c.flags.get();
                 let c = ConsoleInfo {
                     base: c.base.get(),
                     map_pages: c.map_pages.get(),
@@ -330,7 +333,13 @@ pub fn parse(buf: &[u8], buf_pa: u64) -> Result<BootManifest, ManifestError> {
                     clk_in_hz: c.clk_in_hz.get(),
                     baud_rate: c.baud_rate.get(),
                 };
-                sum = sum.wrapping_add(c.base).wrapping_add(c.map_pages).wrapping_add(c.clk_in_hz).wrapping_add(c.baud_rate);
+                sum = sum
+                    .wrapping_add(c.base)
+                    .wrapping_add(c.map_pages)
+                    .wrapping_add(u64::from_le_bytes(c.name))
+                    .wrapping_add(c.clk_in_hz)
+                    .wrapping_add(c.baud_rate)
+                    .wrapping_add(raw_flags);
                 *dst = c;
             }
         }
@@ -382,7 +391,8 @@ mod tests {
         for i in 0..n.min(MAX_CONSOLES as u64) as usize {
             let off = p.wrapping_sub(PA).wrapping_add(i as u64 * 48) as usize;
             if off.checked_add(48).is_some_and(|e| e <= buf.len()) {
-                for f in [0, 8, 24, 32] {
+                // Every word, as the spec and TF-A's FVP platform sum.
+                for f in (0..48).step_by(8) {
                     s = s.wrapping_add(get(buf, off + f));
                 }
             }
@@ -390,7 +400,8 @@ mod tests {
         put(buf, 56, s.wrapping_neg());
     }
 
-    /// The manifest TF-A 2.12.1's qemu platform writes (plat_rmmd_load_manifest).
+    /// The manifest TF-A's qemu platform writes (plat_rmmd_load_manifest),
+    /// laid out as the RMM-EL3 spec and TF-A's FVP platform build it.
     fn qemu_manifest() -> Vec<u8> {
         let mut b = vec![0u8; 4096];
         put(&mut b, 0, 0x3); // v0.3, padding 0
@@ -417,6 +428,20 @@ mod tests {
         assert_eq!(m.consoles().len(), 1);
         let c = &m.consoles()[0];
         assert_eq!((c.base, c.map_pages, c.name(), c.baud_rate), (0x0900_0000, 1, "pl011", 115200));
+    }
+
+    /// TF-A 2.12.1's qemu platform without Quadrant's patch 0005 left the
+    /// console name out of the checksum: refused, as TF-RMM refuses it.
+    #[test]
+    fn console_checksum_covers_every_word() {
+        let mut b = qemu_manifest();
+        let old_style = get(&b, 56).wrapping_add(get(&b, 96));
+        put(&mut b, 56, old_style);
+        assert_eq!(parse(&b, PA).unwrap_err(), ManifestError::Checksum(List::Consoles));
+        // A flags word (RES0, but summed) changed without the checksum.
+        let mut b = qemu_manifest();
+        put(&mut b, 120, 1);
+        assert_eq!(parse(&b, PA).unwrap_err(), ManifestError::Checksum(List::Consoles));
     }
 
     #[test]
@@ -459,10 +484,10 @@ mod tests {
         let e = parse(&b, PA).unwrap_err();
         assert_eq!(e, ManifestError::Checksum(List::Consoles));
         assert_eq!(e.boot_error(), E_RMM_BOOT_MANIFEST_DATA_ERROR);
-        // The console name is not part of the sum.
+        // The console name is part of the sum (the spec, FVP, TF-RMM).
         let mut b = qemu_manifest();
         b[96] = b'P';
-        assert!(parse(&b, PA).is_ok());
+        assert_eq!(parse(&b, PA), Err(ManifestError::Checksum(List::Consoles)));
     }
 
     #[test]
