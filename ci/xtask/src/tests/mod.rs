@@ -14,6 +14,7 @@ use std::time::Duration;
 mod foundation;
 mod hostile;
 pub mod nshyp;
+pub mod pkvm;
 pub mod rmm;
 mod run;
 pub use rmm::realm_bench_boot;
@@ -47,6 +48,7 @@ fn integration_tests() -> Vec<IntegrationTest> {
     let mut all = Vec::new();
     all.extend(foundation::tests());
     all.extend(spmc::tests());
+    all.extend(pkvm::tests());
     all.extend(rmm::tests());
     all.extend(nshyp::tests());
     all.extend(run::tests());

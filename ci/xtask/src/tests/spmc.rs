@@ -105,7 +105,7 @@ fn ffa_devices_match_layout(output: &str) -> Vec<String> {
 
 /// Exactly the SPs `sps` (name, UUID) have a /sys/bus/arm_ffa device (besides
 /// the driver's own host device).
-fn ffa_devices_are(output: &str, sps: &[(String, String)]) -> Vec<String> {
+pub fn ffa_devices_are(output: &str, sps: &[(String, String)]) -> Vec<String> {
     let mut fails = Vec::new();
     let listed: Vec<&str> = output.lines().filter(|l| l.starts_with("quadrant-ffa-device: ")).collect();
     let id_of = |l: &str| -> Option<u16> {
