@@ -52,7 +52,14 @@ fn typed(cmds: &[&str]) -> Vec<(String, String)> {
 fn interop_boot(o: &Outputs) -> XResult<Boot> {
     let boot = run::boot(o, &RunOptions { pkvm: true, ..Default::default() })?;
     let insmod = probe_insmod("");
-    Ok(Boot::Scripted { boot: Box::new(boot), input: typed(&[LIST_DEVICES, &insmod]) })
+    // Then the driver unloaded (pKVM unmaps its RX/TX pair at spmc:
+    // FFA_RXTX_UNMAP with w1 = 0) and loaded again (mapped again), and a
+    // direct request to each SP once more.
+    let again = format!("insmod /lib/modules/{}.ko", crate::kmod::NAME);
+    let reload = ["rmmod quadrant_ffa_probe", "rmmod ffa_module", "echo quadrant-pkvm: reloading", "insmod /lib/modules/ffa-module.ko", again.as_str()];
+    let mut cmds = vec![LIST_DEVICES, insmod.as_str()];
+    cmds.extend(reload);
+    Ok(Boot::Scripted { boot: Box::new(boot), input: typed(&cmds) })
 }
 
 fn interop_expects() -> Vec<Expect> {
@@ -127,6 +134,20 @@ fn interop_checks(output: &str) -> Vec<String> {
         if !output.lines().any(|l| l.contains(&want)) {
             fails.push(format!("no direct request answered by {name} ({id:#06x}) through pKVM: a line with {want:?}"));
         }
+    }
+    // After the driver's reload (the marker's last occurrence: the first is
+    // the typed command): every SP answered again.
+    let after = output.rsplit("quadrant-pkvm: reloading").next().unwrap_or("");
+    for (name, _) in super::spmc::sp_uuids() {
+        let Some(id) = sp_id(&name) else { continue };
+        if !after.contains(&format!("quadrant-ffa-probe: {id:#06x} direct: ok")) {
+            fails.push(format!("no direct request answered by {name} ({id:#06x}) after the FF-A driver was reloaded"));
+        }
+    }
+    // Unmapped at the rmmod and at power-off; mapped at each load.
+    let unmaps = output.lines().filter(|l| l.contains("[spmc] RXTX_UNMAP from NS") && l.ends_with(": ok")).count();
+    if unmaps < 2 || ns_rxtx_maps(output).len() < 2 {
+        fails.push(format!("expected the proxy's pair unmapped and mapped again at the driver's reload: {unmaps} unmap(s), {} map(s)", ns_rxtx_maps(output).len()));
     }
     fails.extend(output.lines().filter(|l| l.contains("quadrant-ffa-probe: ") && l.contains(": FAIL")).map(|l| format!("probe failed: {l}")));
     fails
