@@ -223,9 +223,11 @@ module_ffa_driver(quadrant_ffa_probe);
 MODULE_DESCRIPTION("Quadrant: FF-A round trips from Linux to our SPs");
 MODULE_LICENSE("GPL");
 
+#ifndef QUADRANT_KBUILD
 /*
  * What kbuild's modpost would generate for this module (its .mod.c): the
- * version magic the kernel compares on load and the module record.
+ * version magic the kernel compares on load and the module record.  Built
+ * with kbuild instead (ccflags-y += -DQUADRANT_KBUILD), modpost makes them.
  */
 #define INCLUDE_VERMAGIC
 #include <linux/vermagic.h>
@@ -238,3 +240,4 @@ __visible struct module __this_module __section(".gnu.linkonce.this_module") = {
 	.exit = cleanup_module,
 	.arch = MODULE_ARCH_INIT,
 };
+#endif
