@@ -47,33 +47,46 @@ fn typed(cmds: &[&str]) -> Vec<(String, String)> {
     v
 }
 
-/// `cargo xtask run --pkvm`, then typed as a user would: list the FF-A
-/// devices, load the module.
+/// Linux's kernel log, replayed after each step with a prefix: spmc's log
+/// and Linux's console share one UART, and a line of each can land inside
+/// a line of the other (seen: `quadrant-ffa-probe: 0x8001 [spmc] RUN ...`);
+/// the kernel's log buffer has Linux's lines whole.  `quiet` keeps Linux off
+/// the console meanwhile.  `dmesg -c` clears what it printed, so the second
+/// replay holds only what came after the driver's reload.
+const REPLAY_1: &str = "dmesg -c | sed 's/^/quadrant-dmesg-1: /'";
+const REPLAY_2: &str = "dmesg -c | sed 's/^/quadrant-dmesg-2: /'";
+
+/// The lines of a replay, without their prefix.
+fn replay<'a>(output: &'a str, prefix: &'a str) -> impl Iterator<Item = &'a str> {
+    output.lines().filter_map(move |l| l.strip_prefix(prefix))
+}
+
+/// `cargo xtask run --pkvm --append "... quiet"`, then typed as a user
+/// would: list the FF-A devices, load the module, replay the kernel log;
+/// then the driver unloaded (pKVM unmaps its RX/TX pair at spmc:
+/// FFA_RXTX_UNMAP with w1 = 0) and loaded again (mapped again), a direct
+/// request to each SP once more, the log replayed again.
 fn interop_boot(o: &Outputs) -> XResult<Boot> {
-    let boot = run::boot(o, &RunOptions { pkvm: true, ..Default::default() })?;
+    let append = format!("{} quiet", run::BL33_DEFAULT_CMDLINE);
+    let boot = run::boot(o, &RunOptions { pkvm: true, append: Some(append), ..Default::default() })?;
     let insmod = probe_insmod("");
-    // Then the driver unloaded (pKVM unmaps its RX/TX pair at spmc:
-    // FFA_RXTX_UNMAP with w1 = 0) and loaded again (mapped again), and a
-    // direct request to each SP once more.
     let again = format!("insmod /lib/modules/{}.ko", crate::kmod::NAME);
-    let reload = ["rmmod quadrant_ffa_probe", "rmmod ffa_module", "echo quadrant-pkvm: reloading", "insmod /lib/modules/ffa-module.ko", again.as_str()];
-    let mut cmds = vec![LIST_DEVICES, insmod.as_str()];
-    cmds.extend(reload);
+    let cmds = [LIST_DEVICES, &insmod, REPLAY_1, "rmmod quadrant_ffa_probe", "rmmod ffa_module", "insmod /lib/modules/ffa-module.ko", &again, REPLAY_2];
     Ok(Boot::Scripted { boot: Box::new(boot), input: typed(&cmds) })
 }
 
 fn interop_expects() -> Vec<Expect> {
     vec![
-        expect("Linux was told to run pKVM", &["Kernel command line:", run::PKVM_ARG]),
+        expect("Linux was told to run pKVM", &["quadrant-dmesg-1: ", "Kernel command line:", run::PKVM_ARG]),
         // 7.3 on QEMU's max CPU (FEAT_VHE): "Protected hVHE mode initialized
         // successfully"; without VHE it says nVHE.
-        expect("pKVM initialised in protected mode", &["kvm [", "Protected ", "mode initialized successfully"]),
+        expect("pKVM initialised in protected mode", &["quadrant-dmesg-1: ", "kvm [", "Protected ", "mode initialized successfully"]),
         expect("Linux's FF-A driver loaded (through the proxy)", &["quadrant-init: loaded ffa-module"]),
-        expect("the driver agreed FF-A 1.2 (answered by pKVM)", &["ARM FF-A: Firmware version 1.2"]),
-        expect("our module loaded", &["quadrant-ffa-probe: ", "direct: ok"]),
-        expect("a page shared with mp: retrieved, written, reclaimed", &["quadrant-ffa-probe: ", " share: ok "]),
-        expect("a page lent to isolation: retrieved, written, reclaimed", &["quadrant-ffa-probe: ", " lend: ok "]),
-        expect("a fragmented share reclaimed through pKVM's hypervisor retrieve request", &["quadrant-ffa-probe: ", " big share: ok "]),
+        expect("the driver agreed FF-A 1.2 (answered by pKVM)", &["quadrant-dmesg-1: ", "ARM FF-A: Firmware version 1.2"]),
+        expect("a page shared with mp: retrieved, written, reclaimed", &["quadrant-dmesg-1: ", "quadrant-ffa-probe: ", " share: ok "]),
+        expect("a page lent to isolation: retrieved, written, reclaimed", &["quadrant-dmesg-1: ", "quadrant-ffa-probe: ", " lend: ok "]),
+        expect("a fragmented share reclaimed through pKVM's hypervisor retrieve request", &["quadrant-dmesg-1: ", "quadrant-ffa-probe: ", " big share: ok "]),
+        expect("the driver loaded again", &["quadrant-dmesg-2: ", "ARM FF-A: Firmware version 1.2"]),
         expect("the commands ran", &["quadrant-pkvm: done"]),
         expect("TF-A powered the machine off", &["QEMU System Power off"]),
     ]
@@ -104,13 +117,14 @@ fn ns_rxtx_maps(output: &str) -> Vec<(u64, u64)> {
 /// The proxy is in the path, and every SP answered through it:
 /// - the only RX/TX pair spmc mapped for the Normal world lies in pKVM's own
 ///   reserved memory (the proxy's buffers; it never forwards the host's);
-/// - spmc's one FFA_VERSION from NS came before pKVM said it was up (pKVM
+/// - spmc's one FFA_VERSION from NS came before Linux's /init (pKVM
 ///   negotiates at its init, then answers the host's FFA_VERSION itself);
 /// - one /sys/bus/arm_ffa device per SP with its UUID, and a direct request
 ///   answered by each; no probe line says FAIL.
 fn interop_checks(output: &str) -> Vec<String> {
     let mut fails = Vec::new();
-    match (hyp_reserved(output), ns_rxtx_maps(output).as_slice()) {
+    let log: String = replay(output, "quadrant-dmesg-1: ").map(|l| format!("{l}\n")).collect();
+    match (hyp_reserved(&log), ns_rxtx_maps(output).as_slice()) {
         (None, _) => fails.push("no `kvm [..]: Reserved N MiB at 0x..` line (pKVM's memory)".into()),
         (_, []) => fails.push("spmc mapped no RX/TX pair for the Normal world".into()),
         (Some((lo, hi)), maps) => {
@@ -121,27 +135,22 @@ fn interop_checks(output: &str) -> Vec<String> {
             }
         }
     }
+    // pKVM's init runs before /init; the host driver's own FFA_VERSION (when
+    // /init loads ffa-core) is answered by pKVM and never reaches spmc.
     let versions: Vec<usize> = output.lines().enumerate().filter(|(_, l)| l.contains("[spmc] FFA_VERSION from NS")).map(|(i, _)| i).collect();
-    let up = output.lines().position(|l| l.contains("Protected ") && l.contains("mode initialized successfully"));
-    match (versions.as_slice(), up) {
+    let init = output.lines().position(|l| l.contains("quadrant-init: up"));
+    match (versions.as_slice(), init) {
         ([v], Some(u)) if *v < u => {}
-        (v, u) => fails.push(format!("expected one FFA_VERSION from NS at spmc, before pKVM's init line; got {} (lines {v:?}, pKVM up at {u:?})", v.len())),
+        (v, u) => fails.push(format!("expected one FFA_VERSION from NS at spmc, before Linux's /init (pKVM's own); got {} (lines {v:?}, /init at {u:?})", v.len())),
     }
     fails.extend(super::spmc::ffa_devices_are(output, &super::spmc::sp_uuids()));
-    for (name, _) in super::spmc::sp_uuids() {
-        let Some(id) = sp_id(&name) else { continue };
-        let want = format!("quadrant-ffa-probe: {id:#06x} direct: ok");
-        if !output.lines().any(|l| l.contains(&want)) {
-            fails.push(format!("no direct request answered by {name} ({id:#06x}) through pKVM: a line with {want:?}"));
-        }
-    }
-    // After the driver's reload (the marker's last occurrence: the first is
-    // the typed command): every SP answered again.
-    let after = output.rsplit("quadrant-pkvm: reloading").next().unwrap_or("");
-    for (name, _) in super::spmc::sp_uuids() {
-        let Some(id) = sp_id(&name) else { continue };
-        if !after.contains(&format!("quadrant-ffa-probe: {id:#06x} direct: ok")) {
-            fails.push(format!("no direct request answered by {name} ({id:#06x}) after the FF-A driver was reloaded"));
+    for (prefix, when) in [("quadrant-dmesg-1: ", "through pKVM"), ("quadrant-dmesg-2: ", "after the FF-A driver was reloaded")] {
+        for (name, _) in super::spmc::sp_uuids() {
+            let Some(id) = sp_id(&name) else { continue };
+            let want = format!("quadrant-ffa-probe: {id:#06x} direct: ok");
+            if !replay(output, prefix).any(|l| l.contains(&want)) {
+                fails.push(format!("no direct request answered by {name} ({id:#06x}) {when}: a line {prefix}..{want}"));
+            }
         }
     }
     // Unmapped at the rmmod and at power-off; mapped at each load.
@@ -149,7 +158,7 @@ fn interop_checks(output: &str) -> Vec<String> {
     if unmaps < 2 || ns_rxtx_maps(output).len() < 2 {
         fails.push(format!("expected the proxy's pair unmapped and mapped again at the driver's reload: {unmaps} unmap(s), {} map(s)", ns_rxtx_maps(output).len()));
     }
-    fails.extend(output.lines().filter(|l| l.contains("quadrant-ffa-probe: ") && l.contains(": FAIL")).map(|l| format!("probe failed: {l}")));
+    fails.extend(output.lines().filter(|l| l.starts_with("quadrant-dmesg-") && l.contains("quadrant-ffa-probe: ") && l.contains(": FAIL")).map(|l| format!("probe failed: {l}")));
     fails
 }
 
