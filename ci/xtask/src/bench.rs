@@ -303,6 +303,15 @@ pub fn bench(outputs: &Outputs) -> Result<bool> {
             bars.push(Bar { key: key.clone(), ratio: *ratio, goal: goal(key) });
         }
     }
+    // Issue G: a direct request from Linux through pKVM ÷ the same from Linux at EL2.
+    for icount in [false, true] {
+        for (key, calls, tpc, ratio, what) in &pkvm_direct_req_ratio(outputs, icount)? {
+            ok &= ratio.is_finite();
+            println!("{:<36} {:>8} {:>14.1} {:>9.2}  {what}", key, calls, tpc, ratio);
+            let _ = writeln!(json, "  \"{key}\": {{\"calls\": {calls}, \"ticks_per_call\": {}, \"ratio_to_floor\": {}, \"goal\": {}}},", num(*tpc), num(*ratio), goal(key).map(num).unwrap_or("null".into()));
+            bars.push(Bar { key: key.clone(), ratio: *ratio, goal: goal(key) });
+        }
+    }
     let _ = writeln!(json, "  \"cntfrq_hz\": {},", freq.map(|f| f.to_string()).unwrap_or("null".into()));
     let (under, bare) = guest_boot_ratio(outputs)?;
     let ratio = under / bare;
@@ -386,6 +395,70 @@ fn signature_boot_ratio(o: &Outputs, icount: bool) -> Result<Vec<TableRow>> {
     ])
 }
 
+/// Direct requests timed by our Linux module (`quadrant_ffa_probe`,
+/// `bench_iters`) in each of the two pKVM bench boots.
+const PKVM_BENCH_ITERS: u32 = 2000;
+
+/// The module's `quadrant-ffa-probe: bench direct_req <id> <n> calls median
+/// <ticks> min .. total .. ticks .. ns 0 failed` line: (n, median ticks per call).
+/// The first such line that reads whole (spmc's log shares the UART and
+/// can land inside a console line; the script replays the kernel log too).
+fn probe_bench_line(output: &str) -> Option<(u64, u64)> {
+    output.lines().filter_map(|l| l.split("quadrant-ffa-probe: bench direct_req ").nth(1)).find_map(|rest| {
+        let w: Vec<&str> = rest.split_whitespace().collect();
+        match w.as_slice() {
+            [_, n, "calls", "median", median, .., "0", "failed"] => Some((n.parse().ok()?, median.parse().ok()?)),
+            _ => None,
+        }
+    })
+}
+
+/// Issue G: Debian's Linux 7.3 as BL33 times [`PKVM_BENCH_ITERS`] direct
+/// requests to echo from our module (CNTVCT around each, after 100 untimed
+/// ones; the median call is the figure, so that the console's printing
+/// thread or a tick preempting a call does not count), once with `kvm-arm.mode=protected` (Linux at EL1: each
+/// SMC traps to pKVM, whose FF-A proxy forwards it to EL3) and once without
+/// (Linux at EL2 with VHE: its SMC goes straight to EL3).  Same kernel,
+/// initramfs, module and machine; the row is the first ÷ the second, ticks
+/// per call = through pKVM.
+fn pkvm_direct_req_ratio(o: &Outputs, icount: bool) -> Result<Vec<TableRow>> {
+    let echo = crate::tests::pkvm::sp_id("echo").ok_or("no echo SP in sp_layout.json")?;
+    let script = format!(
+        "insmod /lib/modules/{}.ko bench_id={echo:#06x} bench_iters={PKVM_BENCH_ITERS}\ndmesg | grep -E 'bench direct_req|Protected .* mode initialized' | sed 's/^/quadrant-dmesg: /'",
+        crate::kmod::NAME
+    );
+    let initrd = crate::run::pkvm_initramfs(o, "bench-pkvm", Some(&script))?;
+    // One CPU (`nosmp`): under -icount the counter advances with every
+    // vCPU's instructions, so the others must not run meanwhile.
+    // `quiet`: the result comes back through the kernel log, not the console.
+    let base = "console=ttyAMA0 earlycon rdinit=/init nosmp quiet";
+    let mut per_call = Vec::new();
+    for (label, cmdline) in [("pkvm", crate::run::pkvm_cmdline(base)), ("linux-el2", base.to_owned())] {
+        let mut boot = crate::tests::spmc::linux_bl33_boot(o, &initrd, &format!("bench-{label}"), &cmdline)?;
+        let mut label = format!("bench-{label}");
+        if icount {
+            boot = Boot::Extra { boot: Box::new(boot), args: ICOUNT.iter().map(|s| s.to_string()).collect() };
+            label.push_str("-icount");
+        }
+        let log = util::out_dir().join(format!("{label}.log"));
+        let cap = qemu::capture(&boot, Duration::from_secs(600), &log, &["Kernel panic", "PANIC:"])?;
+        match probe_bench_line(&cap.output) {
+            Some((n, median)) if n > 0 => per_call.push(median as f64),
+            _ => return Err(format!("{label}: no `quadrant-ffa-probe: bench direct_req` line without failures; serial log: {}", log.display())),
+        }
+        if label.starts_with("bench-pkvm") && !cap.output.lines().any(|l| l.starts_with("quadrant-dmesg: ") && l.contains("mode initialized successfully")) {
+            return Err(format!("{label}: pKVM did not come up; serial log: {}", log.display()));
+        }
+    }
+    let (pkvm, el2) = (per_call[0], per_call[1]);
+    let (key, what) = if icount {
+        ("pkvm_ffa_direct_req_icount", "Linux -> echo direct request through pKVM ÷ from Linux at EL2 without pKVM [instructions, -icount shift=0]")
+    } else {
+        ("pkvm_ffa_direct_req", "Linux -> echo direct request through pKVM ÷ from Linux at EL2 without pKVM")
+    };
+    Ok(vec![(key.to_owned(), PKVM_BENCH_ITERS as u64, pkvm, pkvm / el2, what)])
+}
+
 fn num(x: f64) -> String {
     if x.is_finite() { format!("{x:.3}") } else { "null".into() }
 }
@@ -393,6 +466,15 @@ fn num(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probe_bench_line_reads_calls_and_ticks() {
+        let out = "[    6.6] quadrant-ffa-probe: bench direct_req 0x8001 2000 calls median 12700 min 12650 total 31891805 ticks 31916439 ns 0 failed\n";
+        assert_eq!(probe_bench_line(out), Some((2000, 12700)));
+        assert_eq!(probe_bench_line("quadrant-ffa-probe: bench direct_req 0x8001 2000 calls median 1 min 1 total 5 ticks 9 ns 3 failed"), None);
+        let garbled = "quadrant-ffa-probe: bench direct_req 0x8001 2000 calls med[spmc] NS interrupt\nquadrant-dmesg: [ 6.6] quadrant-ffa-probe: bench direct_req 0x8001 2000 calls median 7 min 7 total 9 ticks 9 ns 0 failed\n";
+        assert_eq!(probe_bench_line(garbled), Some((2000, 7)));
+    }
 
     #[test]
     fn cold_boot_line() {

@@ -39,6 +39,11 @@ mod tests {
             "tfa-make-ns-hyp" => tfa_make(Bl33::NsHyp),
             "tfa-make-preloaded-linux" => tfa_make(Bl33::PreloadedLinux),
             "qemu-four-worlds" => qemu_line(&Boot::Tfa { bios, dtb: None }),
+            // `cargo xtask run --pkvm` (and --bl33): Linux preloaded as BL33.
+            "qemu-linux-bl33" => {
+                let p = |s: &str| PathBuf::from(s);
+                qemu_line(&Boot::Custom { tfa: true, args: crate::tests::spmc::bl33_qemu_args(&bios, &p("pkvm.dtb"), &p("Image"), Some(&p("initramfs.cpio"))) })
+            }
             _ => return None,
         })
     }

@@ -5,6 +5,7 @@ mod bench;
 mod build;
 mod docs;
 mod guest;
+mod kmod;
 mod layout;
 mod measure;
 mod qemu;

@@ -12,7 +12,7 @@ use crate::util::{self, Result};
 use std::path::{Path, PathBuf};
 
 pub const USAGE: &str = "  run [--no-tfa] [--gdb] [--mem MiB] [--kernel IMAGE [--initrd FILE] [--append ARGS]]
-      [--bl33 IMAGE [--initrd FILE] [--append ARGS]] [--sp-layout FILE]
+      [--bl33 IMAGE [--initrd FILE] [--append ARGS]] [--pkvm] [--sp-layout FILE]
                    build, then boot all four worlds in QEMU (serial on this terminal)
                    with Debian's Linux as ns-hyp's guest, to a BusyBox shell;
                    --no-tfa: ns-hyp alone with -kernel; --gdb: wait for gdb on :1234;
@@ -21,6 +21,10 @@ pub const USAGE: &str = "  run [--no-tfa] [--gdb] [--mem MiB] [--kernel IMAGE [-
                      --initrd its initramfs (default: ours), --append its command line;
                    --bl33: your NS-EL2 payload (e.g. a Linux Image with KVM) in place
                      of ns-hyp, over our spmc and rmm (Linux: --initrd, --append);
+                   --pkvm: Linux as BL33 with kvm-arm.mode=protected (pKVM at NS-EL2,
+                     its FF-A proxy between Linux and spmc); Debian's kernel unless
+                     --bl33 names yours; our initramfs has /lib/modules/quadrant_ffa_probe.ko
+                     (insmod it: a direct request to each SP; docs/quickstart-pkvm.md);
                    --sp-layout: your sp_layout.json (TF-A's format) instead of ours";
 
 /// What `cargo xtask run` was asked for.
@@ -34,6 +38,8 @@ pub struct RunOptions {
     pub initrd: Option<PathBuf>,
     pub append: Option<String>,
     pub sp_layout: Option<PathBuf>,
+    /// Linux as BL33 under pKVM (`kvm-arm.mode=protected`).
+    pub pkvm: bool,
 }
 
 /// Parses the words after `run` and checks that the files named exist.
@@ -65,6 +71,7 @@ pub fn parse_words(args: &[String]) -> Result<RunOptions> {
             "--initrd" => o.initrd = Some(PathBuf::from(value("--initrd")?)),
             "--append" => o.append = Some(value("--append")?),
             "--sp-layout" => o.sp_layout = Some(PathBuf::from(value("--sp-layout")?)),
+            "--pkvm" => o.pkvm = true,
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -74,8 +81,11 @@ pub fn parse_words(args: &[String]) -> Result<RunOptions> {
     if o.no_tfa && o.sp_layout.is_some() {
         return Err("--sp-layout needs TF-A (no --no-tfa)".into());
     }
-    if (o.initrd.is_some() || o.append.is_some()) && o.kernel.is_none() && o.bl33.is_none() {
-        return Err("--initrd and --append go with --kernel or --bl33".into());
+    if o.pkvm && (o.kernel.is_some() || o.no_tfa || o.mem.is_some()) {
+        return Err("--pkvm boots Linux as BL33 in place of ns-hyp: it goes with neither --kernel, --no-tfa nor --mem".into());
+    }
+    if (o.initrd.is_some() || o.append.is_some()) && o.kernel.is_none() && o.bl33.is_none() && !o.pkvm {
+        return Err("--initrd and --append go with --kernel, --bl33 or --pkvm".into());
     }
     Ok(o)
 }
@@ -83,11 +93,34 @@ pub fn parse_words(args: &[String]) -> Result<RunOptions> {
 /// The Linux command line a --bl33 Linux gets without --append.
 pub const BL33_DEFAULT_CMDLINE: &str = "console=ttyAMA0 earlycon rdinit=/init";
 
+/// What pKVM needs on the kernel command line.
+pub const PKVM_ARG: &str = "kvm-arm.mode=protected";
+
+/// `cmdline` with [`PKVM_ARG`] (unless it names a kvm-arm.mode already).
+pub fn pkvm_cmdline(cmdline: &str) -> String {
+    if cmdline.split_whitespace().any(|w| w.starts_with("kvm-arm.mode=")) { cmdline.to_owned() } else { format!("{cmdline} {PKVM_ARG}") }
+}
+
 /// The boot `cargo xtask run` makes of `opts` (building the TF-A variant a
 /// user's SP layout needs first).
 pub fn boot(o: &Outputs, opts: &RunOptions) -> Result<Boot> {
     let sps = opts.sp_layout.clone().map(SpSet::User).unwrap_or(SpSet::Ours);
     let hyp_args = opts.mem.map(|m| format!("quadrant.mem={m}")).unwrap_or_default();
+    if opts.pkvm {
+        // Issue G: Linux as BL33 at NS-EL2 in protected mode: pKVM keeps
+        // EL2 and puts Linux at EL1; its FF-A proxy sits between Linux's
+        // FF-A driver and spmc.
+        let bios = if sps == SpSet::Ours { o.linux_bios.clone() } else { build::build_tfa(&o.paths, Bl33::PreloadedLinux, &sps)? };
+        let image = match &opts.bl33 {
+            Some(i) => unpacked(i, "bl33")?,
+            None => guest::kernel_image(&o.paths)?,
+        };
+        let initrd = match &opts.initrd {
+            Some(i) => i.clone(),
+            None => pkvm_initramfs(o, "run-pkvm", None)?,
+        };
+        return spmc::bl33_boot(&bios, &image, Some(&initrd), "run-pkvm", &pkvm_cmdline(opts.append.as_deref().unwrap_or(BL33_DEFAULT_CMDLINE)));
+    }
     if let Some(image) = &opts.bl33 {
         let bios = if sps == SpSet::Ours { o.linux_bios.clone() } else { build::build_tfa(&o.paths, Bl33::PreloadedLinux, &sps)? };
         let image = unpacked(image, "bl33")?;
@@ -115,6 +148,16 @@ pub fn boot(o: &Outputs, opts: &RunOptions) -> Result<Boot> {
     let Boot::Custom { tfa, mut args } = nshyp::hyp_guest_boot(o, bios.as_deref(), "run-guest", &g, 4, None, &hyp_args)? else { unreachable!() };
     args.extend(nshyp::run_disk_args()?);
     Ok(Boot::Custom { tfa, args })
+}
+
+/// The initramfs of a pKVM boot: Linux's FF-A driver loaded, and our test
+/// module (`kmod`) at /lib/modules/quadrant_ffa_probe.ko for `insmod`;
+/// `script` (run after the modules load), or a shell.
+pub fn pkvm_initramfs(o: &Outputs, name: &str, script: Option<&str>) -> Result<PathBuf> {
+    let ko = crate::kmod::ffa_probe_module(&o.paths)?;
+    let data = std::fs::read(&ko).map_err(|e| format!("{}: {e}", ko.display()))?;
+    let path = format!("lib/modules/{}.ko", crate::kmod::NAME);
+    guest::initramfs(&o.paths, &InitramfsSpec { name, modules: &["ffa-core", "ffa-module"], script, files: &[(&path, &data)] })
 }
 
 /// `image` as a raw arm64 Image: a gzip-compressed one (Debian's
@@ -156,6 +199,20 @@ mod tests {
         assert!(parse(&words("--mem 4096")).is_err());
         assert!(parse(&words("--mem")).is_err());
         assert!(parse(&words("--frobnicate")).is_err());
+        let o = parse(&words(&format!("--pkvm --initrd {f} --append x"))).unwrap();
+        assert!(o.pkvm && o.bl33.is_none());
+        assert!(parse(&words(&format!("--pkvm --bl33 {f}"))).unwrap().pkvm);
+        assert!(parse(&words("--pkvm --no-tfa")).is_err());
+        assert!(parse(&words(&format!("--pkvm --kernel {f}"))).is_err());
+        assert!(parse(&words("--pkvm --mem 256")).is_err());
         assert_eq!(parse(&[]).unwrap(), RunOptions::default());
+    }
+
+    #[test]
+    fn pkvm_cmdline_adds_protected_mode_once() {
+        assert_eq!(pkvm_cmdline("console=ttyAMA0"), "console=ttyAMA0 kvm-arm.mode=protected");
+        assert_eq!(pkvm_cmdline("a kvm-arm.mode=protected b"), "a kvm-arm.mode=protected b");
+        // The user's own choice of mode stands.
+        assert_eq!(pkvm_cmdline("kvm-arm.mode=nvhe"), "kvm-arm.mode=nvhe");
     }
 }

@@ -207,6 +207,7 @@ pub fn setup() -> Result<Paths> {
     tfa_source(&p.tfa_src)?;
     guest_packages(&p.guest)?;
     optee(&p.optee)?;
+    guest_headers(&p.guest)?;
     crate::sign::ensure_test_key()?;
     Ok(p)
 }
@@ -567,6 +568,54 @@ pub fn optee_userland_root(optee_dir: &Path) -> PathBuf {
 /// OP-TEE's raw image (the SP image sptool packs): `core/tee-raw.bin`.
 pub fn optee_image(optee_dir: &Path) -> PathBuf {
     optee_dir.join("build/core/tee-raw.bin")
+}
+
+/// The guest kernel's headers (`linux-headers-<abi>` and its `-common`
+/// part, the same version as the unpacked kernel), unpacked into
+/// `guest/headers`: what `kmod` compiles our test module against (issue G).
+fn guest_headers(dir: &Path) -> Result {
+    let out = dir.join("headers");
+    if out.join("versions.txt").exists() {
+        return Ok(());
+    }
+    configure_sources()?;
+    util::step("guest: the kernel's headers (apt-get download linux-headers-<abi>)", || guest_headers_fetch(dir, &out))
+}
+
+/// (ABI, Debian version) of the unpacked guest kernel, from `versions.txt`.
+fn guest_kernel_version(dir: &Path) -> Result<(String, String)> {
+    let f = dir.join("versions.txt");
+    let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+    let abi = text.lines().find_map(|l| l.strip_prefix("abi ")).ok_or_else(|| format!("{}: no abi line", f.display()))?.trim().to_owned();
+    let deb = text.lines().find(|l| l.starts_with("linux-binary-unsigned-")).ok_or_else(|| format!("{}: no kernel package", f.display()))?;
+    // linux-binary-unsigned-<abi>_<version>_arm64.deb; ':' of an epoch is %3a.
+    let version = deb.split('_').nth(1).ok_or_else(|| format!("{}: cannot read a version from {deb}", f.display()))?.replace("%3a", ":");
+    Ok((abi, version))
+}
+
+fn guest_headers_fetch(dir: &Path, out: &Path) -> Result {
+    let (abi, version) = guest_kernel_version(dir)?;
+    let dl = dir.join("headers-debs");
+    let _ = std::fs::remove_dir_all(&dl);
+    util::mkdirs(&dl)?;
+    // The arch-independent part is named after the ABI without its flavour.
+    let common = format!("linux-headers-{}-common", abi.strip_suffix("-arm64").unwrap_or(&abi));
+    let pkgs = [format!("linux-headers-{abi}:arm64={version}"), format!("{common}={version}")];
+    let download = || run(Command::new("apt-get").current_dir(&dl).args(["download", "-q"]).args(&pkgs));
+    if download().is_err() {
+        apt_update()?;
+        download()?;
+    }
+    let _ = std::fs::remove_dir_all(out);
+    util::mkdirs(out)?;
+    let mut record = String::new();
+    for prefix in [format!("linux-headers-{abi}_"), format!("{common}_")] {
+        let deb = find_deb(&dl, &prefix)?;
+        run(Command::new("dpkg-deb").args(["-x", deb.to_str().unwrap(), out.to_str().unwrap()]))?;
+        record.push_str(&format!("{}\n", deb.file_name().unwrap().to_string_lossy()));
+    }
+    record.push_str(&format!("abi {abi}\n"));
+    util::write_atomic(&out.join("versions.txt"), record.as_bytes())
 }
 
 fn find_deb(dir: &Path, prefix: &str) -> Result<PathBuf> {

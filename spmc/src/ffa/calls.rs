@@ -331,6 +331,12 @@ impl Spmc {
             fid::FFA_FEATURES => {
                 shared::request_log!("FEATURES from NS ({:#x}) for {:#x}: {}", f, r[1] as u32, Outcome(answer));
             }
+            // Where the buffers are: under pKVM they are its own (in the
+            // hypervisor's memory), not the host kernel's (issue G).
+            fid::FFA_RXTX_MAP_32 | fid::FFA_RXTX_MAP_64 => {
+                let (tx, rx) = if f == fid::FFA_RXTX_MAP_32 { (r[1] as u32 as u64, r[2] as u32 as u64) } else { (r[1], r[2]) };
+                shared::request_log!("{} from NS ({:#x}): tx {:#x} rx {:#x}, {} page(s): {}", fid_name(f), f, tx, rx, r[3] as u32 & 0x3f, Outcome(answer));
+            }
             _ => shared::request_log!("{} from NS ({:#x}): {}", fid_name(f), f, Outcome(answer)),
         }
     }

@@ -2260,6 +2260,80 @@ mod memory_sharing {
         assert_eq!(s.handle_ns(&regs(&[FFA_MEM_RECLAIM as u64, h & 0xffff_ffff, h >> 32, 0]), 0, &mut f)[0], fid::FFA_SUCCESS_32 as u64);
     }
 
+    /// pKVM's FF-A proxy reclaiming for the host (Linux 7.3
+    /// arch/arm64/kvm/hyp/nvhe/ffa.c, `do_ffa_mem_reclaim`), call for call:
+    /// a hypervisor retrieve request of 48 bytes that holds only the sender
+    /// (0) and the handle (descriptor size and offset fields 0, no receiver:
+    /// DEN0077 v1.2 §17.4.3), the response read as pKVM reads it (receiver
+    /// 0's composite offset through the header's receiver array offset),
+    /// FFA_RX_RELEASE, FFA_MEM_FRAG_RX with w4 = 0 (its own id) for the rest,
+    /// each fragment released, then FFA_MEM_RECLAIM.  Bad FRAG_RX input gets
+    /// FF-A errors and changes nothing.
+    #[test]
+    fn pkvm_reclaim_sequence() {
+        let (s, mut f) = setup();
+        // 300 pages, one constituent each: 48 + 32 + 16 + 4800 bytes.
+        let list: Vec<(u64, u32)> = (0..300u64).map(|n| (0x6000_0000 + n * 0x2000, 1)).collect();
+        let d = build(0, 0x2f, 0, &[(0x8001, RW)], 32, &list);
+        put(&mut f, TX, &d[..4096]);
+        let a = s.handle_ns(&regs(&[FFA_MEM_SHARE_64 as u64, d.len() as u64, 4096]), 0, &mut f);
+        // pKVM checks w3 = the fragment length it sent before it goes on.
+        assert_eq!((a[0], a[3]), (FFA_MEM_FRAG_RX as u64, 4096), "{a:x?}");
+        let h = a[1] | a[2] << 32;
+        put(&mut f, TX, &d[4096..]);
+        let a = s.handle_ns(&regs(&[FFA_MEM_FRAG_TX as u64, h & 0xffff_ffff, h >> 32, (d.len() - 4096) as u64, 0]), 0, &mut f);
+        assert_eq!(handle(&a), h);
+
+        let mut q = [0u8; 48];
+        q[8..16].copy_from_slice(&h.to_le_bytes());
+        put(&mut f, TX, &q);
+        let a = s.handle_ns(&regs(&[FFA_MEM_RETRIEVE_REQ_64 as u64, 48, 48]), 0, &mut f);
+        assert_eq!(a[0], FFA_MEM_RETRIEVE_RESP as u64, "{a:x?}");
+        let (len, first) = (a[1] as usize, a[2] as usize);
+        assert_eq!(len, d.len());
+        assert!(first <= 4096 && first < len, "fragmented: {first} of {len}");
+        let mut got = f.read(RX, first);
+        let ep_off = u32::from_le_bytes(got[32..36].try_into().unwrap()) as usize;
+        assert!(ep_off >= 48 && ep_off + 32 <= first, "receiver array at {ep_off}");
+        let composite = u32::from_le_bytes(got[ep_off + 4..ep_off + 8].try_into().unwrap()) as usize;
+        assert!(composite != 0 && composite + 16 <= len);
+        // Before the release, the next fragment is refused.
+        let frag_rx = |s: &Spmc, f: &mut Fake, off: u64| s.handle_ns(&regs(&[FFA_MEM_FRAG_RX as u64, h & 0xffff_ffff, h >> 32, off, 0]), 0, f);
+        assert!(is_error(&frag_rx(&s, &mut f, first as u64), FfaError::Denied));
+        assert_eq!(s.handle_ns(&regs(&[fid::FFA_RX_RELEASE as u64]), 0, &mut f)[0], fid::FFA_SUCCESS_32 as u64);
+        // Offsets that are not the start of a fragment the SPMC can give.
+        assert!(is_error(&frag_rx(&s, &mut f, first as u64 + 8), FfaError::InvalidParameters), "inside a constituent");
+        assert!(is_error(&frag_rx(&s, &mut f, len as u64), FfaError::InvalidParameters), "past the end");
+        assert!(is_error(&frag_rx(&s, &mut f, u64::MAX), FfaError::InvalidParameters), "w3 is 32 bits");
+        let other = s.handle_ns(&regs(&[FFA_MEM_FRAG_RX as u64, (h ^ 1) & 0xffff_ffff, h >> 32, first as u64, 0]), 0, &mut f);
+        assert!(is_error(&other, FfaError::InvalidParameters), "unknown handle");
+        while got.len() < len {
+            let a = frag_rx(&s, &mut f, got.len() as u64);
+            assert_eq!(a[0], FFA_MEM_FRAG_TX as u64, "{a:x?}");
+            assert_eq!((a[1] | a[2] << 32, a[4] >> 16 & 0xffff), (h, 0), "the handle, and no SP's id");
+            got.extend(f.read(RX, a[3] as usize));
+            assert_eq!(s.handle_ns(&regs(&[fid::FFA_RX_RELEASE as u64]), 0, &mut f)[0], fid::FFA_SUCCESS_32 as u64);
+        }
+        // What pKVM unshares from the host's Stage-2 after the reclaim.
+        let count = u32::from_le_bytes(got[composite + 4..composite + 8].try_into().unwrap()) as usize;
+        assert_eq!(count, list.len());
+        assert!(composite + 16 + count * 16 <= len);
+        let back: Vec<(u64, u32)> = (0..count)
+            .map(|i| {
+                let c = &got[composite + 16 + i * 16..];
+                (u64::from_le_bytes(c[..8].try_into().unwrap()), u32::from_le_bytes(c[8..12].try_into().unwrap()))
+            })
+            .collect();
+        assert_eq!(back, list);
+        assert!(f.borrowed.is_empty(), "nothing mapped for the hypervisor");
+        let a = s.handle_ns(&regs(&[FFA_MEM_RECLAIM as u64, h & 0xffff_ffff, h >> 32, 0]), 0, &mut f);
+        assert_eq!(a[0], fid::FFA_SUCCESS_32 as u64, "{a:x?}");
+        // The handle is gone: pKVM's next retrieve for it gets an error, which
+        // it hands to the host.
+        put(&mut f, TX, &q);
+        assert!(is_error(&s.handle_ns(&regs(&[FFA_MEM_RETRIEVE_REQ_64 as u64, 48, 48]), 0, &mut f), FfaError::InvalidParameters));
+    }
+
     /// A descriptor of 1,200 constituents in five fragments (FFA_MEM_FRAG_TX),
     /// then retrieved in fragments (FFA_MEM_FRAG_RX) through a 4 KiB RX buffer.
     #[test]

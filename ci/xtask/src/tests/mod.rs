@@ -15,6 +15,7 @@ mod foundation;
 mod hostile;
 pub mod nshyp;
 mod optee;
+pub mod pkvm;
 pub mod rmm;
 mod run;
 pub use rmm::realm_bench_boot;
@@ -49,6 +50,7 @@ fn integration_tests() -> Vec<IntegrationTest> {
     all.extend(foundation::tests());
     all.extend(spmc::tests());
     all.extend(optee::tests());
+    all.extend(pkvm::tests());
     all.extend(rmm::tests());
     all.extend(nshyp::tests());
     all.extend(run::tests());

@@ -38,12 +38,19 @@ pub fn bl33_boot(bios: &Path, image: &Path, initrd: Option<&Path>, name: &str, b
         return Err(format!("{}: {image_size} bytes does not fit below the initramfs at {INITRD_BASE:#x}", image.display()));
     }
     qemu::set_chosen(&dtb, bootargs, range)?;
+    Ok(Boot::Custom { tfa: true, args: bl33_qemu_args(bios, &dtb, image, initrd) })
+}
+
+/// The machine-specific QEMU arguments of [`bl33_boot`]: the bios, the DTB
+/// with /chosen filled in, the image preloaded at LINUX_BL33_BASE and the
+/// initramfs at [`INITRD_BASE`].
+pub fn bl33_qemu_args(bios: &Path, dtb: &Path, image: &Path, initrd: Option<&Path>) -> Vec<String> {
     let loader = |file: &Path, addr: u64| format!("loader,file={},addr={addr:#x},force-raw=on", file.display());
     let mut args = vec!["-bios".into(), bios.display().to_string(), "-dtb".into(), dtb.display().to_string(), "-device".into(), loader(image, LINUX_BL33_BASE)];
     if let Some(i) = initrd {
         args.extend(["-device".into(), loader(i, INITRD_BASE)]);
     }
-    Ok(Boot::Custom { tfa: true, args })
+    args
 }
 
 const FFA_SCRIPT: &str = "\
@@ -105,7 +112,7 @@ fn ffa_devices_match_layout(output: &str) -> Vec<String> {
 
 /// Exactly the SPs `sps` (name, UUID) have a /sys/bus/arm_ffa device (besides
 /// the driver's own host device).
-pub(super) fn ffa_devices_are(output: &str, sps: &[(String, String)]) -> Vec<String> {
+pub fn ffa_devices_are(output: &str, sps: &[(String, String)]) -> Vec<String> {
     let mut fails = Vec::new();
     let listed: Vec<&str> = output.lines().filter(|l| l.starts_with("quadrant-ffa-device: ")).collect();
     let id_of = |l: &str| -> Option<u16> {
