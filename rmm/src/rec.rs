@@ -68,6 +68,16 @@ pub struct Rec {
     pub gic_hcr: u64,
     pub gic_vmcr: u64,
     pub gic_lrs: [u64; 16],
+    /// ICH_AP0R<n>_EL2 / ICH_AP1R<n>_EL2: the active priorities of the
+    /// REC's virtual CPU interface (IHI0069H; up to 4 each, ICH_VTR_EL2.PREbits).
+    /// Part of the REC's GIC state that the RMM keeps and the Host never
+    /// sees (DEN0137 RMM 1.0, A7.2 "Realm interrupts": RmiRecEnter/RmiRecExit
+    /// carry only HCR, LRs, VMCR and MISR).  Without them a REC inherited
+    /// the active priority of the REC that ran before it on that CPU: an
+    /// interrupt taken by REC 0 and not yet deactivated when it exited
+    /// masked every interrupt of that priority or lower in REC 1.
+    pub gic_ap0r: [u64; 4],
+    pub gic_ap1r: [u64; 4],
     pub pending: u64,
     pub ripas_base: u64,
     pub ripas_top: u64,
@@ -115,6 +125,16 @@ impl Rec {
     }
 }
 
+/// ICH_AP0R<n>_EL2 / ICH_AP1R<n>_EL2 registers per group for `prebits`
+/// preemption bits (IHI0069H, ICH_VTR_EL2.PREbits + 1): 5 → 1, 6 → 2, 7 → 4.
+pub fn aprs_for_prebits(prebits: usize) -> usize {
+    match prebits {
+        7.. => 4,
+        6 => 2,
+        _ => 1,
+    }
+}
+
 /// SPSR for a REC's first entry: AArch64 EL1h, DAIF masked (DEN0137 "REC
 /// initial state" asks for EL1h with exceptions masked).
 pub const INITIAL_PSTATE: u64 = 0x3c5;
@@ -154,6 +174,14 @@ impl Rec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn active_priority_registers() {
+        assert_eq!(aprs_for_prebits(5), 1);
+        assert_eq!(aprs_for_prebits(6), 2);
+        assert_eq!(aprs_for_prebits(7), 4);
+        assert!(aprs_for_prebits(8) <= 4, "never more than the REC keeps");
+    }
 
     #[test]
     fn mpidr_encoding() {
