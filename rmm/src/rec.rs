@@ -125,6 +125,25 @@ impl Rec {
     }
 }
 
+/// HCRX_EL2.MSCEn (DDI0487, HCRX_EL2): the FEAT_MOPS memory copy and set
+/// instructions (CPYP/CPYM/CPYE, SETP/...) are UNDEFINED at EL1 and EL0
+/// while EL2 is enabled and this bit is 0.
+pub const HCRX_MSCEN: u64 = 1 << 11;
+
+/// HCRX_EL2 while a REC runs, from ID_AA64MMFR1_EL1 and ID_AA64ISAR2_EL1;
+/// None without FEAT_HCX (no HCRX_EL2 to write).  A Realm reads the ID
+/// registers as the hardware has them (the RMM does not trap them), so what
+/// they show must work: with FEAT_MOPS, MSCEn.  Without it Linux 7.3, seeing
+/// "Memory Copy and Memory Set instructions", patched its memcpy/memmove to
+/// CPYP/CPYM/CPYE and both CPUs of the Realm died on an Undefined
+/// Instruction in memmove (in the timer interrupt, each waiting for the
+/// other's die_lock).
+pub fn realm_hcrx(mmfr1: u64, isar2: u64) -> Option<u64> {
+    let hcx = (mmfr1 >> 40) & 0xf != 0;
+    let mops = (isar2 >> 16) & 0xf != 0;
+    hcx.then_some(if mops { HCRX_MSCEN } else { 0 })
+}
+
 /// ICH_AP0R<n>_EL2 / ICH_AP1R<n>_EL2 registers per group for `prebits`
 /// preemption bits (IHI0069H, ICH_VTR_EL2.PREbits + 1): 5 → 1, 6 → 2, 7 → 4.
 pub fn aprs_for_prebits(prebits: usize) -> usize {
@@ -174,6 +193,14 @@ impl Rec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hcrx_for_a_realm() {
+        assert_eq!(realm_hcrx(0, 1 << 16), None, "no FEAT_HCX: HCRX_EL2 does not exist");
+        assert_eq!(realm_hcrx(1 << 40, 0), Some(0));
+        assert_eq!(realm_hcrx(1 << 40, 1 << 16), Some(HCRX_MSCEN));
+        assert_eq!(realm_hcrx(2 << 40, 0xf << 12), Some(0), "other ISAR2 fields do not count");
+    }
 
     #[test]
     fn active_priority_registers() {

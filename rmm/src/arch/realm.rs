@@ -128,6 +128,8 @@ impl RealmCpu for Cpu {
         g.fpcr = rec.fpcr;
         let lrs = num_lrs();
         let aprs = num_aprs();
+        // ID_AA64MMFR1_EL1 and ID_AA64ISAR2_EL1 by encoding.
+        let hcrx = crate::rec::realm_hcrx(read_sysreg!(s3_0_c0_c7_1), read_sysreg!(s3_0_c0_c6_2));
         // SAFETY: the REC's own EL1 state and the Realm's Stage-2 (RTTs the RMM
         // validated) confine it to its memory; interrupts are masked at EL2.
         let vector = unsafe {
@@ -153,6 +155,10 @@ impl RealmCpu for Cpu {
             write_aprs(aprs, &rec.gic_ap0r, &rec.gic_ap1r);
             write_sysreg!(ich_hcr_el2, rec.gic_hcr);
             write_sysreg!(hcr_el2, cfg.hcr);
+            if let Some(v) = hcrx {
+                // HCRX_EL2 (S3_4_C1_C2_2): EL3 sets SCR_EL3.HXEn for every world with FEAT_HCX.
+                write_sysreg!(s3_4_c1_c2_2, v);
+            }
             core::arch::asm!("isb", options(nostack));
             shared::arch::enter_guest(&mut g)
         };
@@ -182,6 +188,9 @@ impl RealmCpu for Cpu {
             write_aprs(aprs, &[0; 4], &[0; 4]);
             write_sysreg!(cnthctl_el2, 0b11);
             write_sysreg!(hcr_el2, HCR_RMM);
+            if hcrx.is_some() {
+                write_sysreg!(s3_4_c1_c2_2, 0);
+            }
             write_sysreg!(cntp_ctl_el0, host_cntp.0);
             write_sysreg!(cntp_cval_el0, host_cntp.1);
             host.restore();
