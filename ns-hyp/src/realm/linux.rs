@@ -77,6 +77,11 @@ pub trait Machine {
     /// memory: the value read and whether the device's interrupt rises.
     /// None: no device there (the emulated machine answers).
     fn virtio(&self, addr: u64, size: u8, write: bool, value: u64, mem: &mut dyn GuestMemory) -> Option<(u64, bool)>;
+    /// Nothing to run: wait until an interrupt (the timer `set_timer` armed,
+    /// console input) is pending.
+    fn idle(&self) {
+        core::hint::spin_loop();
+    }
     /// How many exits to log one line each (`quadrant.realm-trace=<n>`).
     fn trace(&self) -> u64 {
         0
@@ -282,6 +287,19 @@ fn timer_deadline(s: &RecState) -> Option<u64> {
     (s.cntv_ctl & 0b11 == 0b01).then_some(s.cntv_cval)
 }
 
+/// The value of an ICC_SGI1R_EL1 write, if a system register exit (EC
+/// 0x18) is one: the encoding looked up in the normal guest's table
+/// (`crate::vm::sysreg`, DDI0487 ISS for MSR/MRS).  The first version
+/// compared a hand-made mask that kept Op0 in the ISS but not in the
+/// constant, so no IPI ever reached a REC: a REC woke only at its next timer
+/// tick, irq_work (Linux's self-IPI) never ran, and once printk handed the
+/// console to its kthread the Realm's output stopped.
+fn sgi1r_write(esr: u64, value: u64) -> Option<u64> {
+    use crate::vm::sysreg::{self, SysRegAccess, SysRegIss};
+    let iss = SysRegIss::decode(esr & 0x1ff_ffff);
+    matches!(sysreg::find(&iss), Some(r) if r.access == SysRegAccess::GenerateSgi1).then_some(value)
+}
+
 /// What the scheduler (`crate::vm::sched`) knows of a REC: off, ready, or
 /// waiting in WFI, woken by an interrupt for it (`deliverable`: one the vGIC
 /// has not yet put in a list register; or one still pending in its list
@@ -317,6 +335,7 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pool: &mut Pages, r: 
     st[0].on = true;
     let mut current: Option<usize> = None;
     let mut slice_end = 0u64;
+    let mut armed: Option<Option<u64>> = None;
     let mut exits: u64 = 0;
     let mut traced: u64 = 0;
     let mut per_rec = [(0u64, 0u64, 0u64); MAX_VCPUS];
@@ -351,11 +370,20 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pool: &mut Pages, r: 
             states[k] = sched_state(s, vm.vgic.has_deliverable(k));
         }
         let d = sched::decide(&states[..n], current, slice_end, now, mach.slice());
-        mach.set_timer(d.timer);
+        // The hyp timer is reprogrammed only when the decision changes it
+        // (under TCG every write reschedules QEMU's timer).  With nothing
+        // to run it is armed for the earliest deadline, at most a slice
+        // away so console input is polled at least that often.
+        let timer = if d.run.is_none() { Some(d.timer.map_or(now + mach.slice(), |t| t.min(now + mach.slice()))) } else { d.timer };
+        if armed != Some(timer) {
+            mach.set_timer(timer);
+            armed = Some(timer);
+        }
         slice_end = d.slice_end;
         let Some(i) = d.run else {
-            // Nothing to run: wait for a timer or input.
-            core::hint::spin_loop();
+            // Nothing to run: wait for that timer or input.
+            mach.idle();
+            armed = None;
             continue;
         };
         current = Some(i);
@@ -455,12 +483,10 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pool: &mut Pages, r: 
                         }
                     }
                     0x18 => {
-                        // MSR/MRS trapped by the RMM: ICC_SGI1R_EL1 (Op0 3, Op1 0, CRn 12, CRm 11, Op2 5) is an IPI.
-                        let key = esr & (0x3f << 16 | 0xf << 10 | 0xf << 1);
-                        let sgi1r = 5 << 17 | 12 << 10 | 11 << 1;
-                        let write = esr & 1 == 0;
-                        if write && key == sgi1r && (esr >> 20) & 3 == 3 {
-                            let kick = vm.vgic.send_sgi(i, gpr(0));
+                        // MSR/MRS trapped by the RMM (its ISS without Rt; a
+                        // write's value in gprs[0]): ICC_SGI1R_EL1 is an IPI.
+                        if let Some(v) = sgi1r_write(esr, gpr(0)) {
+                            let kick = vm.vgic.send_sgi(i, v);
                             wake(&mut st, kick);
                         }
                     }
@@ -552,6 +578,18 @@ mod tests {
         assert_eq!(m.pa(SHARED_BIT | (RAM_IPA + (64 << 20) - 8), 16), None, "crosses the end of RAM");
         assert_eq!(m.pa(SHARED_BIT | 0x0900_0000, 4), None, "a device, not RAM");
         assert_eq!(m.pa(u64::MAX, 2), None);
+    }
+
+    #[test]
+    fn ipis_from_system_register_exits() {
+        // What rmm reported for Linux's `msr icc_sgi1r_el1, x1` (Rt hidden).
+        assert_eq!(sgi1r_write(0x623a_3016, 0x0100_0002), Some(0x0100_0002));
+        // A read of it, and the neighbours ICC_ASGI1R_EL1 / ICC_SGI0R_EL1: not an IPI.
+        assert_eq!(sgi1r_write(0x623a_3017, 0), None);
+        assert_eq!(sgi1r_write(0x623c_3016, 1), None);
+        assert_eq!(sgi1r_write(0x623e_3016, 1), None);
+        // Another Op1 with the same CRn/CRm/Op2 is another register.
+        assert_eq!(sgi1r_write(0x623a_7016, 1), None);
     }
 
     #[test]

@@ -198,6 +198,12 @@ impl super::linux::Machine for RealMachine {
     fn num_lrs(&self) -> usize {
         crate::guest::gic::num_lrs()
     }
+    fn idle(&self) {
+        // SAFETY: waits for an interrupt; EL2 runs with IRQs masked, `wfi`
+        // still wakes on a pending one (the hyp timer armed by the run loop,
+        // the UART), which stays pending until the loop rearms the timer.
+        unsafe { core::arch::asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
+    }
     fn trace(&self) -> u64 {
         self.trace
     }
