@@ -237,6 +237,7 @@ pub fn run_linux(cfg: &crate::vm::config::GuestConfig, bootargs: &str) {
         cfg.vcpus, cfg.ram_size >> 20, cfg.kernel.ipa, cfg.kernel.size, cfg.initrd.map(|i| (i.ipa, i.size)), n, cfg.cmdline
     );
     crate::guest::virtio::init();
+    crate::guest::virtio::for_realm();
     crate::guest::gic::init_distributor();
     crate::guest::gic::init_cpu(0);
     real_uart().enable_tx_rx();
