@@ -71,7 +71,7 @@ pub struct Rec {
     /// ICH_AP0R<n>_EL2 / ICH_AP1R<n>_EL2: the active priorities of the
     /// REC's virtual CPU interface (IHI0069H; up to 4 each, ICH_VTR_EL2.PREbits).
     /// Part of the REC's GIC state that the RMM keeps and the Host never
-    /// sees (DEN0137 RMM 1.0, A7.2 "Realm interrupts": RmiRecEnter/RmiRecExit
+    /// sees (DEN0137 RMM 1.0, "REC entry" / "REC exit": RmiRecEnter/RmiRecExit
     /// carry only HCR, LRs, VMCR and MISR).  Without them a REC inherited
     /// the active priority of the REC that ran before it on that CPU: an
     /// interrupt taken by REC 0 and not yet deactivated when it exited
