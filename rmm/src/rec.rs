@@ -68,6 +68,16 @@ pub struct Rec {
     pub gic_hcr: u64,
     pub gic_vmcr: u64,
     pub gic_lrs: [u64; 16],
+    /// ICH_AP0R<n>_EL2 / ICH_AP1R<n>_EL2: the active priorities of the
+    /// REC's virtual CPU interface (IHI0069H; up to 4 each, ICH_VTR_EL2.PREbits).
+    /// Part of the REC's GIC state that the RMM keeps and the Host never
+    /// sees (DEN0137 RMM 1.0, "REC entry" / "REC exit": RmiRecEnter/RmiRecExit
+    /// carry only HCR, LRs, VMCR and MISR).  Without them a REC inherited
+    /// the active priority of the REC that ran before it on that CPU: an
+    /// interrupt taken by REC 0 and not yet deactivated when it exited
+    /// masked every interrupt of that priority or lower in REC 1.
+    pub gic_ap0r: [u64; 4],
+    pub gic_ap1r: [u64; 4],
     pub pending: u64,
     pub ripas_base: u64,
     pub ripas_top: u64,
@@ -115,6 +125,35 @@ impl Rec {
     }
 }
 
+/// HCRX_EL2.MSCEn (DDI0487, HCRX_EL2): the FEAT_MOPS memory copy and set
+/// instructions (CPYP/CPYM/CPYE, SETP/...) are UNDEFINED at EL1 and EL0
+/// while EL2 is enabled and this bit is 0.
+pub const HCRX_MSCEN: u64 = 1 << 11;
+
+/// HCRX_EL2 while a REC runs, from ID_AA64MMFR1_EL1 and ID_AA64ISAR2_EL1;
+/// None without FEAT_HCX (no HCRX_EL2 to write).  A Realm reads the ID
+/// registers as the hardware has them (the RMM does not trap them), so what
+/// they show must work: with FEAT_MOPS, MSCEn.  Without it Linux 7.3, seeing
+/// "Memory Copy and Memory Set instructions", patched its memcpy/memmove to
+/// CPYP/CPYM/CPYE and both CPUs of the Realm died on an Undefined
+/// Instruction in memmove (in the timer interrupt, each waiting for the
+/// other's die_lock).
+pub fn realm_hcrx(mmfr1: u64, isar2: u64) -> Option<u64> {
+    let hcx = (mmfr1 >> 40) & 0xf != 0;
+    let mops = (isar2 >> 16) & 0xf != 0;
+    hcx.then_some(if mops { HCRX_MSCEN } else { 0 })
+}
+
+/// ICH_AP0R<n>_EL2 / ICH_AP1R<n>_EL2 registers per group for `prebits`
+/// preemption bits (IHI0069H, ICH_VTR_EL2.PREbits + 1): 5 → 1, 6 → 2, 7 → 4.
+pub fn aprs_for_prebits(prebits: usize) -> usize {
+    match prebits {
+        7.. => 4,
+        6 => 2,
+        _ => 1,
+    }
+}
+
 /// SPSR for a REC's first entry: AArch64 EL1h, DAIF masked (DEN0137 "REC
 /// initial state" asks for EL1h with exceptions masked).
 pub const INITIAL_PSTATE: u64 = 0x3c5;
@@ -154,6 +193,22 @@ impl Rec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hcrx_for_a_realm() {
+        assert_eq!(realm_hcrx(0, 1 << 16), None, "no FEAT_HCX: HCRX_EL2 does not exist");
+        assert_eq!(realm_hcrx(1 << 40, 0), Some(0));
+        assert_eq!(realm_hcrx(1 << 40, 1 << 16), Some(HCRX_MSCEN));
+        assert_eq!(realm_hcrx(2 << 40, 0xf << 12), Some(0), "other ISAR2 fields do not count");
+    }
+
+    #[test]
+    fn active_priority_registers() {
+        assert_eq!(aprs_for_prebits(5), 1);
+        assert_eq!(aprs_for_prebits(6), 2);
+        assert_eq!(aprs_for_prebits(7), 4);
+        assert!(aprs_for_prebits(8) <= 4, "never more than the REC keeps");
+    }
 
     #[test]
     fn mpidr_encoding() {

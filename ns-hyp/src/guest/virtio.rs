@@ -143,6 +143,14 @@ pub fn init() {
     });
 }
 
+/// The device serves a Realm: offer VIRTIO_F_ACCESS_PLATFORM
+/// (`VirtioBlk::set_access_platform`).
+pub fn for_realm() {
+    if let Some(Some(d)) = DEVICE.get() {
+        d.lock().model.set_access_platform(true);
+    }
+}
+
 /// Whether the guest's virtio-mmio slot has a device behind it.
 pub fn present() -> bool {
     matches!(DEVICE.get(), Some(Some(_)))

@@ -32,7 +32,7 @@ use super::{NsMemory, Pages, Report};
 use crate::vm::config::{GuestConfig, MAX_VCPUS};
 use crate::vm::layout::{RAM_IPA, RAM_PA, VIRTIO_INTID, VTIMER_INTID};
 use crate::vm::virtio_blk::GuestMemory;
-use crate::vm::{Mmio, Vm};
+use crate::vm::{Mmio, Vm, sched};
 use shared::abi::rmi::*;
 use shared::smccc::Conduit;
 
@@ -77,6 +77,11 @@ pub trait Machine {
     /// memory: the value read and whether the device's interrupt rises.
     /// None: no device there (the emulated machine answers).
     fn virtio(&self, addr: u64, size: u8, write: bool, value: u64, mem: &mut dyn GuestMemory) -> Option<(u64, bool)>;
+    /// Nothing to run: wait until an interrupt (the timer `set_timer` armed,
+    /// console input) is pending.
+    fn idle(&self) {
+        core::hint::spin_loop();
+    }
     /// How many exits to log one line each (`quadrant.realm-trace=<n>`).
     fn trace(&self) -> u64 {
         0
@@ -282,6 +287,34 @@ fn timer_deadline(s: &RecState) -> Option<u64> {
     (s.cntv_ctl & 0b11 == 0b01).then_some(s.cntv_cval)
 }
 
+/// The value of an ICC_SGI1R_EL1 write, if a system register exit (EC
+/// 0x18) is one: the encoding looked up in the normal guest's table
+/// (`crate::vm::sysreg`, DDI0487 ISS for MSR/MRS).  The first version
+/// compared a hand-made mask that kept Op0 in the ISS but not in the
+/// constant, so no IPI ever reached a REC: a REC woke only at its next timer
+/// tick, irq_work (Linux's self-IPI) never ran, and once printk handed the
+/// console to its kthread the Realm's output stopped.
+fn sgi1r_write(esr: u64, value: u64) -> Option<u64> {
+    use crate::vm::sysreg::{self, SysRegAccess, SysRegIss};
+    let iss = SysRegIss::decode(esr & 0x1ff_ffff);
+    matches!(sysreg::find(&iss), Some(r) if r.access == SysRegAccess::GenerateSgi1).then_some(value)
+}
+
+/// What the scheduler (`crate::vm::sched`) knows of a REC: off, ready, or
+/// waiting in WFI, woken by an interrupt for it (`deliverable`: one the vGIC
+/// has not yet put in a list register; or one still pending in its list
+/// registers) or by its virtual timer's deadline.
+fn sched_state(s: &RecState, deliverable: bool) -> sched::State {
+    if !s.on {
+        sched::State::Off
+    } else if !s.waiting {
+        sched::State::Ready
+    } else {
+        let in_lr = s.lrs.iter().any(|lr| (lr >> 62) & 1 != 0);
+        sched::State::Waiting { wake: deliverable || in_lr, deadline: timer_deadline(s) }
+    }
+}
+
 fn get(b: &[u8], off: usize) -> u64 {
     u64::from_le_bytes(b[off..off + 8].try_into().unwrap())
 }
@@ -300,34 +333,61 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pool: &mut Pages, r: 
     let nlrs = mach.num_lrs().min(16);
     let mut st = [RecState::default(); MAX_VCPUS];
     st[0].on = true;
-    let mut cur = 0usize;
+    let mut current: Option<usize> = None;
+    let mut slice_end = 0u64;
+    let mut armed: Option<Option<u64>> = None;
     let mut exits: u64 = 0;
     let mut traced: u64 = 0;
+    let mut per_rec = [(0u64, 0u64, 0u64); MAX_VCPUS];
+    let mut next_status = mach.now() + 200 * mach.slice();
     loop {
+        if mach.trace() > 0 && mach.now() >= next_status {
+            next_status = mach.now() + 200 * mach.slice();
+            for (k, s) in st.iter().enumerate().take(n) {
+                let lrs = s.lrs.iter().filter(|l| **l != 0).count();
+                out.line(format_args!(
+                    "realm-vm: status REC {} on {} waiting {} exits {} last reason {} esr {:#x} cntv {:#x} cval-now {} lrs {} {:#x} deliverable {}",
+                    k, s.on, s.waiting, per_rec[k].0, per_rec[k].1, per_rec[k].2, s.cntv_ctl, s.cntv_cval as i64 - mach.now() as i64, lrs, s.lrs[0], vm.vgic.has_deliverable(k)
+                ));
+            }
+        }
         // Console input for the emulated PL011.
         while vm.uart_rx_room() {
             let Some(b) = mach.uart_rx() else { break };
             wake(&mut st, vm.uart_rx(b));
         }
-        // Pick the next REC that can run, round robin from the one after `cur`.
+        // Who runs next (`crate::vm::sched`, the normal guest's rules): the
+        // running REC keeps the CPU until its slice ends, however often it
+        // exits.  Picking the next REC after *every* exit, as this loop did,
+        // gave a REC spinning with interrupts masked (Linux's multi_cpu_stop
+        // on CPU 1) a whole slice per exit of the other: REC 0, which exits
+        // twice per timer tick (the timer, then the maintenance interrupt of
+        // its EOI), only ever got to its next tick and never read the
+        // stop_machine state that CPU 1 waited on (soft lockup).
         let now = mach.now();
-        for (i, s) in st.iter_mut().enumerate().take(n) {
-            let due = timer_deadline(s).is_some_and(|t| now >= t);
-            // An interrupt already in one of its list registers (pending) wakes it too.
-            let in_lr = s.lrs.iter().any(|lr| (lr >> 62) & 1 != 0);
-            if s.on && s.waiting && (due || in_lr || vm.vgic.has_deliverable(i)) {
-                s.waiting = false;
-            }
+        let mut states = [sched::State::Off; MAX_VCPUS];
+        for (k, s) in st.iter().enumerate().take(n) {
+            states[k] = sched_state(s, vm.vgic.has_deliverable(k));
         }
-        let ready = |st: &[RecState; MAX_VCPUS], i: usize| st[i].on && !st[i].waiting;
-        let Some(i) = (1..=n).map(|k| (cur + k) % n).find(|&i| ready(&st, i)) else {
-            // Nothing to run: wait for a timer or input.
-            core::hint::spin_loop();
+        let d = sched::decide(&states[..n], current, slice_end, now, mach.slice());
+        // The hyp timer is reprogrammed only when the decision changes it
+        // (under TCG every write reschedules QEMU's timer).  With nothing
+        // to run it is armed for the earliest deadline, at most a slice
+        // away so console input is polled at least that often.
+        let timer = if d.run.is_none() { Some(d.timer.map_or(now + mach.slice(), |t| t.min(now + mach.slice()))) } else { d.timer };
+        if armed != Some(timer) {
+            mach.set_timer(timer);
+            armed = Some(timer);
+        }
+        slice_end = d.slice_end;
+        let Some(i) = d.run else {
+            // Nothing to run: wait for that timer or input.
+            mach.idle();
+            armed = None;
             continue;
         };
-        cur = i;
-        let others = (0..n).filter(|&j| j != i && (ready(&st, j) || (st[j].on && timer_deadline(&st[j]).is_some()))).count();
-        mach.set_timer(if others > 0 { Some(now + mach.slice()) } else { None });
+        current = Some(i);
+        st[i].waiting = false;
 
         // The virtual timer as a level-sensitive PPI of this vCPU.
         let kick = vm.vgic.set_private_level(i, VTIMER_INTID, timer_asserted(st[i].cntv_ctl));
@@ -365,6 +425,7 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pool: &mut Pages, r: 
         let reason = get(&b, 0);
         let esr = get(&b, 0x100);
         let gpr = |k: usize| get(&b, 0x200 + 8 * k);
+        per_rec[i] = (per_rec[i].0 + 1, reason, esr);
         let mem_fault = (reason == RMI_EXIT_SYNC && matches!(esr >> 26, 0x20 | 0x24)) || reason == RMI_EXIT_IRQ;
         if !mem_fault && traced < mach.trace() {
             traced += 1;
@@ -422,12 +483,10 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pool: &mut Pages, r: 
                         }
                     }
                     0x18 => {
-                        // MSR/MRS trapped by the RMM: ICC_SGI1R_EL1 (Op0 3, Op1 0, CRn 12, CRm 11, Op2 5) is an IPI.
-                        let key = esr & (0x3f << 16 | 0xf << 10 | 0xf << 1);
-                        let sgi1r = 5 << 17 | 12 << 10 | 11 << 1;
-                        let write = esr & 1 == 0;
-                        if write && key == sgi1r && (esr >> 20) & 3 == 3 {
-                            let kick = vm.vgic.send_sgi(i, gpr(0));
+                        // MSR/MRS trapped by the RMM (its ISS without Rt; a
+                        // write's value in gprs[0]): ICC_SGI1R_EL1 is an IPI.
+                        if let Some(v) = sgi1r_write(esr, gpr(0)) {
+                            let kick = vm.vgic.send_sgi(i, v);
                             wake(&mut st, kick);
                         }
                     }
@@ -438,6 +497,8 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pool: &mut Pages, r: 
                         if esr & 0b11 == 0 {
                             st[i].waiting = true;
                         }
+                        // Either way the rest of the slice goes to the others.
+                        slice_end = 0;
                     }
                     _ => {
                         out.line(format_args!("realm-vm: REC {} sync exit esr {:#x}: stopping", i, esr));
@@ -481,7 +542,10 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pool: &mut Pages, r: 
                             st[target] = RecState { on: true, ..RecState::default() };
                         }
                     }
-                    shared::abi::psci::PSCI_CPU_OFF => st[i].on = false,
+                    shared::abi::psci::PSCI_CPU_OFF => {
+                        st[i].on = false;
+                        slice_end = 0;
+                    }
                     _ => {}
                 }
             }
@@ -514,6 +578,49 @@ mod tests {
         assert_eq!(m.pa(SHARED_BIT | (RAM_IPA + (64 << 20) - 8), 16), None, "crosses the end of RAM");
         assert_eq!(m.pa(SHARED_BIT | 0x0900_0000, 4), None, "a device, not RAM");
         assert_eq!(m.pa(u64::MAX, 2), None);
+    }
+
+    #[test]
+    fn ipis_from_system_register_exits() {
+        // What rmm reported for Linux's `msr icc_sgi1r_el1, x1` (Rt hidden).
+        assert_eq!(sgi1r_write(0x623a_3016, 0x0100_0002), Some(0x0100_0002));
+        // A read of it, and the neighbours ICC_ASGI1R_EL1 / ICC_SGI0R_EL1: not an IPI.
+        assert_eq!(sgi1r_write(0x623a_3017, 0), None);
+        assert_eq!(sgi1r_write(0x623c_3016, 1), None);
+        assert_eq!(sgi1r_write(0x623e_3016, 1), None);
+        // Another Op1 with the same CRn/CRm/Op2 is another register.
+        assert_eq!(sgi1r_write(0x623a_7016, 1), None);
+    }
+
+    #[test]
+    fn rec_scheduling_states() {
+        let on = RecState { on: true, ..RecState::default() };
+        assert_eq!(sched_state(&RecState::default(), true), sched::State::Off);
+        assert_eq!(sched_state(&on, false), sched::State::Ready);
+        let wfi = RecState { waiting: true, cntv_ctl: 0b001, cntv_cval: 700, ..on };
+        assert_eq!(sched_state(&wfi, false), sched::State::Waiting { wake: false, deadline: Some(700) });
+        assert_eq!(sched_state(&wfi, true), sched::State::Waiting { wake: true, deadline: Some(700) });
+        let mut lr = wfi;
+        lr.lrs[2] = 1 << 62 | 27;
+        assert_eq!(sched_state(&lr, false), sched::State::Waiting { wake: true, deadline: Some(700) }, "pending in a list register");
+        lr.lrs[2] = 2 << 62 | 27;
+        assert_eq!(sched_state(&lr, false), sched::State::Waiting { wake: false, deadline: Some(700) }, "only active");
+    }
+
+    #[test]
+    fn a_rec_keeps_its_slice_across_exits() {
+        // REC 0 exits often (timer, maintenance, MMIO); REC 1 spins with
+        // interrupts masked and exits only when its slice ends.  REC 0 keeps
+        // the CPU for its whole slice, exit after exit.
+        let st = [RecState { on: true, ..RecState::default() }; 2];
+        let states: Vec<_> = st.iter().map(|s| sched_state(s, false)).collect();
+        let q = 100;
+        let d = sched::decide(&states, Some(0), 150, 100, q);
+        assert_eq!((d.run, d.slice_end, d.timer), (Some(0), 150, Some(150)));
+        let d = sched::decide(&states, Some(0), 150, 149, q);
+        assert_eq!(d.run, Some(0));
+        let d = sched::decide(&states, Some(0), 150, 150, q);
+        assert_eq!((d.run, d.slice_end), (Some(1), 250));
     }
 
     #[test]

@@ -206,6 +206,12 @@ impl super::linux::Machine for RealMachine {
     fn num_lrs(&self) -> usize {
         crate::guest::gic::num_lrs()
     }
+    fn idle(&self) {
+        // SAFETY: waits for an interrupt; EL2 runs with IRQs masked, `wfi`
+        // still wakes on a pending one (the hyp timer armed by the run loop,
+        // the UART), which stays pending until the loop rearms the timer.
+        unsafe { core::arch::asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
+    }
     fn trace(&self) -> u64 {
         self.trace
     }
@@ -239,6 +245,7 @@ pub fn run_linux(cfg: &crate::vm::config::GuestConfig, bootargs: &str) {
         cfg.vcpus, cfg.ram_size >> 20, cfg.kernel.ipa, cfg.kernel.size, cfg.initrd.map(|i| (i.ipa, i.size)), n, cfg.cmdline
     );
     crate::guest::virtio::init();
+    crate::guest::virtio::for_realm();
     crate::guest::gic::init_distributor();
     crate::guest::gic::init_cpu(0);
     real_uart().enable_tx_rx();

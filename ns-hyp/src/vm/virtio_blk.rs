@@ -41,6 +41,13 @@ pub const SECTOR: usize = 512;
 const F_VERSION_1: u64 = 1 << 32;
 const F_BLK_FLUSH: u64 = 1 << 9;
 const FEATURES: u64 = F_VERSION_1 | F_BLK_FLUSH;
+/// §6 VIRTIO_F_ACCESS_PLATFORM: the device sees memory through the
+/// platform's translation, so the driver must use its DMA API.  Offered to a
+/// Realm (`VirtioBlk::set_access_platform`): without it Linux hands the
+/// device protected IPAs of its vrings and buffers, which the Host can never
+/// read; with it Linux allocates them decrypted and bounces data through
+/// swiotlb, at unprotected IPAs (`crate::realm::linux::RealmShared`).
+const F_ACCESS_PLATFORM: u64 = 1 << 33;
 
 /// Device status bits (§2.1).
 const STATUS_DRIVER_OK: u32 = 4;
@@ -80,6 +87,8 @@ pub struct VirtioBlk {
     /// Next avail ring index the device will read.
     last_avail: u16,
     pub interrupt_status: u32,
+    /// Offer VIRTIO_F_ACCESS_PLATFORM (kept across a device reset).
+    access_platform: bool,
 }
 
 /// What a register write asks of the caller.
@@ -104,6 +113,15 @@ impl VirtioBlk {
         Self::default()
     }
 
+    /// Offer VIRTIO_F_ACCESS_PLATFORM from now on (a Realm's device).
+    pub fn set_access_platform(&mut self, on: bool) {
+        self.access_platform = on;
+    }
+
+    fn features(&self) -> u64 {
+        FEATURES | if self.access_platform { F_ACCESS_PLATFORM } else { 0 }
+    }
+
     /// A 32-bit register read (the transport's registers are 32-bit; the
     /// config space also accepts narrower reads, passed with `size`).
     pub fn read(&self, off: u64, size: u8, sectors: u64) -> u64 {
@@ -124,8 +142,8 @@ impl VirtioBlk {
             0x008 => DEVICE_ID_BLOCK,
             0x00c => VENDOR_ID,
             0x010 => match self.device_features_sel {
-                0 => FEATURES as u32,
-                1 => (FEATURES >> 32) as u32,
+                0 => self.features() as u32,
+                1 => (self.features() >> 32) as u32,
                 _ => 0,
             },
             0x034 => if q { QUEUE_SIZE as u32 } else { 0 },
@@ -164,12 +182,12 @@ impl VirtioBlk {
             }
             0x070 => {
                 if val == 0 {
-                    *self = Self::default();
+                    *self = Self { access_platform: self.access_platform, ..Self::default() };
                     return Effect::Line;
                 }
                 let mut s = val;
                 // FEATURES_OK only for a subset of what we offer that includes VERSION_1 (§3.1.1).
-                if s & STATUS_FEATURES_OK != 0 && (self.driver_features & !FEATURES != 0 || self.driver_features & F_VERSION_1 == 0) {
+                if s & STATUS_FEATURES_OK != 0 && (self.driver_features & !self.features() != 0 || self.driver_features & F_VERSION_1 == 0) {
                     s &= !STATUS_FEATURES_OK;
                 }
                 self.status = s;

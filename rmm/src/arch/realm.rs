@@ -43,6 +43,51 @@ macro_rules! each_lr {
     };
 }
 
+/// Number of ICH_AP0R<n>_EL2 / ICH_AP1R<n>_EL2 registers: 1, 2 or 4 for
+/// 5, 6 or 7 preemption bits (ICH_VTR_EL2.PREbits + 1, IHI0069H).
+fn num_aprs() -> usize {
+    crate::rec::aprs_for_prebits(((read_sysreg!(ich_vtr_el2) >> 29) & 7) as usize + 1)
+}
+
+fn read_aprs(n: usize, ap0: &mut [u64; 4], ap1: &mut [u64; 4]) {
+    ap0[0] = read_sysreg!(ich_ap0r0_el2);
+    ap1[0] = read_sysreg!(ich_ap1r0_el2);
+    if n >= 2 {
+        ap0[1] = read_sysreg!(ich_ap0r1_el2);
+        ap1[1] = read_sysreg!(ich_ap1r1_el2);
+    }
+    if n >= 4 {
+        ap0[2] = read_sysreg!(ich_ap0r2_el2);
+        ap1[2] = read_sysreg!(ich_ap1r2_el2);
+        ap0[3] = read_sysreg!(ich_ap0r3_el2);
+        ap1[3] = read_sysreg!(ich_ap1r3_el2);
+    }
+}
+
+/// Writes the active priority registers.
+///
+/// # Safety
+/// Only while the virtual CPU interface belongs to the REC about to run
+/// (or to nobody: zeroes on the way out).
+unsafe fn write_aprs(n: usize, ap0: &[u64; 4], ap1: &[u64; 4]) {
+    // SAFETY: ICH_AP{0,1}R<n>_EL2 exist for n < num_aprs() (IHI0069H) and are
+    // writable at EL2; the caller owns the virtual CPU interface.
+    unsafe {
+        write_sysreg!(ich_ap0r0_el2, ap0[0]);
+        write_sysreg!(ich_ap1r0_el2, ap1[0]);
+        if n >= 2 {
+            write_sysreg!(ich_ap0r1_el2, ap0[1]);
+            write_sysreg!(ich_ap1r1_el2, ap1[1]);
+        }
+        if n >= 4 {
+            write_sysreg!(ich_ap0r2_el2, ap0[2]);
+            write_sysreg!(ich_ap1r2_el2, ap1[2]);
+            write_sysreg!(ich_ap0r3_el2, ap0[3]);
+            write_sysreg!(ich_ap1r3_el2, ap1[3]);
+        }
+    }
+}
+
 /// ICH_LR<n>_EL2.
 fn read_lr(n: usize) -> u64 {
     macro_rules! rd { ($r:ident) => { read_sysreg!($r) }; }
@@ -82,6 +127,9 @@ impl RealmCpu for Cpu {
         g.fpsr = rec.fpsr;
         g.fpcr = rec.fpcr;
         let lrs = num_lrs();
+        let aprs = num_aprs();
+        // ID_AA64MMFR1_EL1 and ID_AA64ISAR2_EL1 by encoding.
+        let hcrx = crate::rec::realm_hcrx(read_sysreg!(s3_0_c0_c7_1), read_sysreg!(s3_0_c0_c6_2));
         // SAFETY: the REC's own EL1 state and the Realm's Stage-2 (RTTs the RMM
         // validated) confine it to its memory; interrupts are masked at EL2.
         let vector = unsafe {
@@ -103,8 +151,14 @@ impl RealmCpu for Cpu {
                 write_lr(n, rec.gic_lrs[n]);
             }
             write_sysreg!(ich_vmcr_el2, rec.gic_vmcr);
+            // The REC's own active priorities (`Rec::gic_ap0r`), not the last REC's.
+            write_aprs(aprs, &rec.gic_ap0r, &rec.gic_ap1r);
             write_sysreg!(ich_hcr_el2, rec.gic_hcr);
             write_sysreg!(hcr_el2, cfg.hcr);
+            if let Some(v) = hcrx {
+                // HCRX_EL2 (S3_4_C1_C2_2): EL3 sets SCR_EL3.HXEn for every world with FEAT_HCX.
+                write_sysreg!(s3_4_c1_c2_2, v);
+            }
             core::arch::asm!("isb", options(nostack));
             shared::arch::enter_guest(&mut g)
         };
@@ -115,6 +169,7 @@ impl RealmCpu for Cpu {
         }
         rec.gic_hcr = read_sysreg!(ich_hcr_el2);
         rec.gic_vmcr = read_sysreg!(ich_vmcr_el2);
+        read_aprs(aprs, &mut rec.gic_ap0r, &mut rec.gic_ap1r);
         rec.x = g.x;
         rec.pc = g.elr;
         rec.pstate = g.spsr;
@@ -129,8 +184,13 @@ impl RealmCpu for Cpu {
         // SAFETY: back to the Host's EL1 state; nothing runs at EL1 until the Host does.
         unsafe {
             write_sysreg!(ich_hcr_el2, 0);
+            // Nothing of the Realm's active priorities stays behind for the Host.
+            write_aprs(aprs, &[0; 4], &[0; 4]);
             write_sysreg!(cnthctl_el2, 0b11);
             write_sysreg!(hcr_el2, HCR_RMM);
+            if hcrx.is_some() {
+                write_sysreg!(s3_4_c1_c2_2, 0);
+            }
             write_sysreg!(cntp_ctl_el0, host_cntp.0);
             write_sysreg!(cntp_cval_el0, host_cntp.1);
             host.restore();

@@ -177,6 +177,9 @@ pub fn psci_complete(ctx: &RmiContext, calling: u64, target: u64, status: u64) -
                 t.sysregs = [0; rec::NUM_SYSREGS];
                 t.sysregs[Rec::SCTLR] = rec::SCTLR_EL1_RESET;
                 t.sysregs[Rec::CPACR] = rec::CPACR_EL1_FPEN;
+                // A CPU that was off has no interrupt active.
+                t.gic_ap0r = [0; 4];
+                t.gic_ap1r = [0; 4];
                 c.x[0] = PSCI_SUCCESS;
             }
         }

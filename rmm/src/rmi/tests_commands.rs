@@ -594,7 +594,9 @@ fn psci_from_the_realm() {
     w.ok(RMI_PSCI_COMPLETE, &[rec, rec2, 0]);
     w.cpu.script.lock().unwrap().push(check(|r| assert_eq!(r.x[0], 1))); // OFF
     w.ok(RMI_REC_ENTER, &[rec, g(5)]);
-    // CPU_ON of it: exit, completion, and it starts where asked.
+    // CPU_ON of it: exit, completion, and it starts where asked, with no
+    // active priority left over from before it was off.
+    rec_of(&w, rec2).gic_ap1r[0] = 1 << 24;
     w.cpu.script.lock().unwrap().push(smc(&[p::PSCI_CPU_ON_64 as u64, 1, 0x1000, 0x77]));
     w.ok(RMI_REC_ENTER, &[rec, g(5)]);
     assert_eq!(run_exit(&w).exit_reason, RMI_EXIT_PSCI);
@@ -603,6 +605,7 @@ fn psci_from_the_realm() {
     w.ok(RMI_REC_ENTER, &[rec, g(5)]);
     let t = rec_of(&w, rec2);
     assert_eq!((t.runnable, t.pc, t.x[0]), (1, 0x1000, 0x77));
+    assert_eq!((t.gic_ap0r, t.gic_ap1r), ([0; 4], [0; 4]));
 }
 
 fn rec_of(w: &World, rec: u64) -> &'static mut Rec {

@@ -153,6 +153,29 @@ fn identity_features_and_capacity() {
 }
 
 #[test]
+fn access_platform_only_when_offered() {
+    // VERSION_1 | ACCESS_PLATFORM in the high word, as Linux accepts them.
+    let accept = |d: &mut VirtioBlk| {
+        d.write(0x024, 1);
+        d.write(0x020, 1 | 2);
+        d.write(0x070, 1 | 2 | 8);
+        d.read(0x070, 4, 0) & 8
+    };
+    let mut d = VirtioBlk::new();
+    d.write(0x014, 1);
+    assert_eq!(d.read(0x010, 4, 0), 1, "a normal guest: not offered");
+    assert_eq!(accept(&mut d), 0, "and refused");
+    let mut d = VirtioBlk::new();
+    d.set_access_platform(true);
+    d.write(0x014, 1);
+    assert_eq!(d.read(0x010, 4, 0), 1 | 2, "a Realm's device offers it");
+    assert_eq!(accept(&mut d), 8);
+    d.write(0x070, 0);
+    d.write(0x014, 1);
+    assert_eq!(d.read(0x010, 4, 0), 1 | 2, "still offered after a reset");
+}
+
+#[test]
 fn write_then_read_round_trip() {
     let (mut d, mut m, mut disk) = setup();
     m.put(DATA, &[0xab; 1024]);
