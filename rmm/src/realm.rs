@@ -70,8 +70,10 @@ pub fn params_supported(p: &RmiRealmParams, hw: &HwFeatures) -> bool {
     let max_ipa = crate::rmi::features::register0(hw) & 0xff;
     flags_ok
         && (rtt::MIN_IPA_BITS..=max_ipa).contains(&s2sz)
-        && p.num_bps as u8 <= hw.brps
-        && p.num_wps as u8 <= hw.wrps
+        // num_bps / num_wps: 0 is reserved; at most RMI_FEATURES' NUM_BPS /
+        // NUM_WPS (DEN0137 RMM 1.0, RmiRealmParams and RealmParamsSupported).
+        && (1..=hw.brps).contains(&(p.num_bps as u8))
+        && (1..=hw.wrps).contains(&(p.num_wps as u8))
         && HashAlgo::from_rmi(p.hash_algo as u8 as u64).is_some()
 }
 

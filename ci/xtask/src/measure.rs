@@ -29,6 +29,9 @@ use sha2::{Digest, Sha256};
 pub struct RealmParams {
     pub flags: u64,
     pub s2sz: u32,
+    /// RmiRealmParams num_bps / num_wps (0 is reserved).
+    pub num_bps: u32,
+    pub num_wps: u32,
     pub ipa_base: u64,
     pub rec_flags: u64,
     pub pc: u64,
@@ -36,7 +39,7 @@ pub struct RealmParams {
 }
 
 pub const NS_HYP_REALM: RealmParams =
-    RealmParams { flags: 0, s2sz: 39, ipa_base: 0x4000_0000, rec_flags: 1, pc: 0x4000_0000, gprs: [0; 8] };
+    RealmParams { flags: 0, s2sz: 39, num_bps: 1, num_wps: 1, ipa_base: 0x4000_0000, rec_flags: 1, pc: 0x4000_0000, gprs: [0; 8] };
 
 fn h(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
@@ -58,6 +61,8 @@ pub fn rim(p: &RealmParams, image: &[u8]) -> [u8; 32] {
     let mut params = [0u8; 0x1000];
     params[0..8].copy_from_slice(&p.flags.to_le_bytes());
     params[8..12].copy_from_slice(&p.s2sz.to_le_bytes());
+    params[0x18..0x1c].copy_from_slice(&p.num_bps.to_le_bytes());
+    params[0x20..0x24].copy_from_slice(&p.num_wps.to_le_bytes());
     params[0x30] = 0; // SHA-256
     let mut rim = h(&params);
     let pages = image.len().div_ceil(0x1000);

@@ -54,6 +54,14 @@ pub struct Fixture {
     pub p_rtt_undelegated: u64,
     pub p_rec_good: u64,
     pub p_rec_mpidr: u64,
+    /// REALM_CREATE parameters valid but for a reserved num_bps / num_wps
+    /// of 0, or a num_bps beyond RMI_FEATURES'.
+    pub p_bps_zero: u64,
+    pub p_wps_zero: u64,
+    pub p_bps_too_many: u64,
+    /// REC_CREATE parameters valid (MPIDR 1, the next) but for num_aux,
+    /// one more than REC_AUX_COUNT.
+    pub p_rec_num_aux: u64,
     pub run: u64,
 }
 
@@ -72,7 +80,7 @@ fn case(name: &'static str, fid: u32, a: &[u64], expect: u64) -> Case {
 }
 
 /// The table (in command order of B4.3).
-pub fn cases(f: &Fixture) -> [Case; 52] {
+pub fn cases(f: &Fixture) -> [Case; 56] {
     let Fixture { rd, data, rec, a, b, u, .. } = *f;
     let ipa1 = IPA_BASE + PAGE;
     [
@@ -94,6 +102,9 @@ pub fn cases(f: &Fixture) -> [Case; 52] {
         case("realm_create_s2sz_unsupported", RMI_REALM_CREATE, &[a, f.p_s2sz], INPUT),
         case("realm_create_rtt_undelegated", RMI_REALM_CREATE, &[a, f.p_rtt_undelegated], INPUT),
         case("realm_create_vmid_in_use", RMI_REALM_CREATE, &[a, f.p_vmid], INPUT),
+        case("realm_create_num_bps_zero", RMI_REALM_CREATE, &[a, f.p_bps_zero], INPUT),
+        case("realm_create_num_wps_zero", RMI_REALM_CREATE, &[a, f.p_wps_zero], INPUT),
+        case("realm_create_num_bps_above_features", RMI_REALM_CREATE, &[a, f.p_bps_too_many], INPUT),
         case("realm_activate_not_rd", RMI_REALM_ACTIVATE, &[a], INPUT),
         case("realm_destroy_live", RMI_REALM_DESTROY, &[rd], REALM),
         case("realm_destroy_not_rd", RMI_REALM_DESTROY, &[rec], INPUT),
@@ -101,6 +112,7 @@ pub fn cases(f: &Fixture) -> [Case; 52] {
         case("rec_create_params_delegated", RMI_REC_CREATE, &[rd, a, b], INPUT),
         case("rec_create_mpidr_not_next", RMI_REC_CREATE, &[rd, a, f.p_rec_mpidr], INPUT),
         case("rec_create_rd_is_rec", RMI_REC_CREATE, &[rec, a, f.p_rec_good], INPUT),
+        case("rec_create_num_aux_not_aux_count", RMI_REC_CREATE, &[rd, a, f.p_rec_num_aux], INPUT),
         case("rec_destroy_not_rec", RMI_REC_DESTROY, &[rd], INPUT),
         case("rec_aux_count_not_rd", RMI_REC_AUX_COUNT, &[u], INPUT),
         case("rec_enter_not_rec", RMI_REC_ENTER, &[rd, f.run], INPUT),
@@ -194,6 +206,10 @@ pub fn setup<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pages: &mut Pages) 
     f.p_rtt_undelegated = take()?;
     f.p_rec_good = take()?;
     f.p_rec_mpidr = take()?;
+    f.p_bps_zero = take()?;
+    f.p_wps_zero = take()?;
+    f.p_bps_too_many = take()?;
+    f.p_rec_num_aux = take()?;
     f.run = take()?;
     let params = take()?;
     let ok = |step, r: Ret| if r.ok() { Ok(r) } else { Err((step, r)) };
@@ -206,7 +222,13 @@ pub fn setup<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pages: &mut Pages) 
     ok("RTT_CREATE 2", rmi.rtt_create(f.rd, f.rtt[1], IPA_BASE, 2))?;
     ok("RTT_CREATE 3", rmi.rtt_create(f.rd, f.rtt[2], IPA_BASE, 3))?;
     ok("DATA_CREATE", rmi.data_create(f.rd, f.data, IPA_BASE, f.u, RMI_NO_MEASURE_CONTENT))?;
-    mem.write(params, &rec_params());
+    // The fixture's REC takes no auxiliary granules: written for an RMM
+    // whose REC_AUX_COUNT is 0 (rmm; docs/rmm.md).
+    let naux = rmi.rec_aux_count(f.rd);
+    if !naux.ok() || naux.x(1) != 0 {
+        return Err(("REC_AUX_COUNT is not 0", naux));
+    }
+    mem.write(params, &rec_params(&[]));
     ok("REC_CREATE", rmi.rec_create(f.rd, f.rec, params))?;
     // Parameter pages for the failing creates.
     let mut p = realm_params(f.b);
@@ -216,8 +238,18 @@ pub fn setup<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pages: &mut Pages) 
     let mut p = realm_params(f.u); // rtt_base Undelegated
     put(&mut p, 0x800, 7);
     mem.write(f.p_rtt_undelegated, &p);
-    mem.write(f.p_rec_good, &rec_params()); // MPIDR 0: taken, next is 1
-    let mut p = rec_params();
+    // VMID 7 (free) and rtt_base b (Delegated): only the named field is wrong.
+    for (page, off, v) in [(f.p_bps_zero, 0x018, 0), (f.p_wps_zero, 0x020, 0), (f.p_bps_too_many, 0x018, 0x3f)] {
+        let mut p = realm_params(f.b);
+        put(&mut p, 0x800, 7);
+        put(&mut p, off, v);
+        mem.write(page, &p);
+    }
+    let mut p = rec_params(&[f.b]); // one aux granule where REC_AUX_COUNT is 0
+    put(&mut p, 0x100, 1); // MPIDR 1: the next RecIndex
+    mem.write(f.p_rec_num_aux, &p);
+    mem.write(f.p_rec_good, &rec_params(&[])); // MPIDR 0: taken, next is 1
+    let mut p = rec_params(&[]);
     put(&mut p, 0x100, 5); // MPIDR 5: not the next RecIndex
     mem.write(f.p_rec_mpidr, &p);
     mem.write(f.run, &[0u8; 4096]);

@@ -17,6 +17,7 @@ pub enum G {
     Rtt,
     Data,
     Rec,
+    RecAux,
 }
 
 #[derive(Default)]
@@ -33,7 +34,15 @@ pub struct FakeRmm {
     pub rtt_base: RefCell<u64>,
     /// Answer ERROR_INPUT to this command.
     pub fail_on: Option<u32>,
+    /// What REC_AUX_COUNT answers (TF-RMM: 16; rmm: 0).
+    pub aux_count: u64,
+    /// Each REC's auxiliary granules.
+    pub rec_aux: RefCell<HashMap<u64, Vec<u64>>>,
 }
+
+/// RMI_FEATURES register 0 of the fake: 48-bit IPA, 6 breakpoints and 4
+/// watchpoints (NUM_BPS 5, NUM_WPS 3), as QEMU's `max` CPU.
+const FEATURES0: u64 = 48 | 5 << 14 | 3 << 20;
 
 impl NsMemory for FakeRmm {
     fn write(&self, pa: u64, data: &[u8]) {
@@ -101,7 +110,7 @@ impl Conduit for FakeRmm {
         }
         match fid {
             RMI_VERSION => r(&[0, RMI_ABI_VERSION, RMI_ABI_VERSION]),
-            RMI_FEATURES => r(&[0, 48]),
+            RMI_FEATURES => r(&[0, FEATURES0]),
             RMI_GRANULE_DELEGATE => {
                 let mut g = self.granules.borrow_mut();
                 if a[0] % 0x1000 != 0 || g.contains_key(&a[0]) {
@@ -119,6 +128,11 @@ impl Conduit for FakeRmm {
                 r(&[0])
             }
             RMI_REALM_CREATE => {
+                // num_bps / num_wps: 0 is reserved, at most RMI_FEATURES'.
+                let (bps, wps) = (self.read_u64(a[1] + 0x18), self.read_u64(a[1] + 0x20));
+                if !(1..=(FEATURES0 >> 14) & 0x3f).contains(&bps) || !(1..=(FEATURES0 >> 20) & 0x3f).contains(&wps) {
+                    return r(&[1]);
+                }
                 let base = self.read_u64(a[1] + 0x808);
                 if self.granules.borrow().get(&base) != Some(&G::Delegated) {
                     return r(&[1]);
@@ -151,9 +165,23 @@ impl Conduit for FakeRmm {
                 if self.read_u64(a[2]) != RMI_REC_FLAG_RUNNABLE || self.read_u64(a[2] + 0x200) != host::IPA_BASE {
                     return r(&[1]);
                 }
-                self.take(a[1], G::Delegated, G::Rec)
+                // num_aux must be REC_AUX_COUNT, each aux granule Delegated.
+                let aux: Vec<u64> = (0..self.read_u64(a[2] + 0x800).min(16)).map(|i| self.read_u64(a[2] + 0x808 + 8 * i)).collect();
+                let g = self.granules.borrow();
+                if aux.len() as u64 != self.aux_count || aux.iter().any(|p| g.get(p) != Some(&G::Delegated)) {
+                    return r(&[1]);
+                }
+                drop(g);
+                let x = self.take(a[1], G::Delegated, G::Rec);
+                if x[0] == 0 {
+                    for &p in &aux {
+                        self.granules.borrow_mut().insert(p, G::RecAux);
+                    }
+                    self.rec_aux.borrow_mut().insert(a[1], aux);
+                }
+                x
             }
-            RMI_REC_AUX_COUNT => r(&[0, 0]),
+            RMI_REC_AUX_COUNT => r(&[0, self.aux_count]),
             RMI_REALM_ACTIVATE => r(&[0]),
             RMI_REC_ENTER => {
                 let mut e = [0u8; 0x800];
@@ -175,7 +203,15 @@ impl Conduit for FakeRmm {
                 }
                 None => r(&[4 | 3 << 8]),
             },
-            RMI_REC_DESTROY => self.take(a[0], G::Rec, G::Delegated),
+            RMI_REC_DESTROY => {
+                let x = self.take(a[0], G::Rec, G::Delegated);
+                if x[0] == 0 {
+                    for p in self.rec_aux.borrow_mut().remove(&a[0]).unwrap_or_default() {
+                        self.granules.borrow_mut().insert(p, G::Delegated);
+                    }
+                }
+                x
+            }
             RMI_RTT_DESTROY => match self.rtts.borrow_mut().remove(&(a[2] as i64)) {
                 Some(pa) => {
                     self.granules.borrow_mut().insert(pa, G::Delegated);
@@ -268,6 +304,38 @@ fn realm_boot_happy_path() {
     // Teardown after the last REC_ENTER, RTTs from the leaf up.
     let destroys: Vec<_> = calls.iter().filter(|c| c.0 == RMI_RTT_DESTROY).map(|c| c.1[2]).collect();
     assert_eq!(destroys, [3, 2]);
+}
+
+/// An RMM that wants auxiliary granules (TF-RMM asks for 16): the Host asks
+/// REC_AUX_COUNT before REC_CREATE, delegates and passes that many, and
+/// gets them all back at teardown (issue M item 5).
+#[test]
+fn rec_aux_granules_are_asked_first_delegated_passed_and_returned() {
+    let f = FakeRmm { aux_count: 16, ..Default::default() };
+    f.exit(|e| {
+        put(e, 0, RMI_EXIT_PSCI);
+        put(e, 0x200, shared::abi::psci::PSCI_SYSTEM_OFF as u64);
+    });
+    let (ok, lines) = boot(&f, RunOptions::default());
+    assert!(ok, "{lines:#?}");
+    assert!(lines.iter().any(|l| l.contains("with 16 aux granule(s)")), "{lines:#?}");
+    let fids: Vec<u32> = f.calls.borrow().iter().map(|c| c.0).collect();
+    let pos = |fid| fids.iter().position(|&x| x == fid).unwrap();
+    assert!(pos(RMI_REC_AUX_COUNT) < pos(RMI_REC_CREATE));
+    assert!(f.granules.borrow().is_empty(), "{:?}", f.granules.borrow());
+    // And the REALM_CREATE parameters had valid breakpoint/watchpoint counts.
+    assert_eq!((host::NUM_BPS, host::NUM_WPS), (1, 1));
+}
+
+/// The fake refuses what RMI 1.0 reserves, as TF-RMM does: an RMM whose
+/// REC_AUX_COUNT the Host ignored would fail REC_CREATE.
+#[test]
+fn rec_create_without_the_aux_granules_is_refused() {
+    let f = FakeRmm { aux_count: 16, ..Default::default() };
+    let mem_params = 0x7000_0000;
+    f.granules.borrow_mut().insert(0x7000_1000, G::Delegated);
+    f.write(mem_params, &host::rec_params(&[]));
+    assert_eq!(f.call(RMI_REC_CREATE, [0, 0x7000_1000, mem_params, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])[0], 1);
 }
 
 #[test]

@@ -4,13 +4,16 @@
 //!
 //! The layout is fixed and shared with xtask, which recomputes the Realm
 //! Initial Measurement from the same numbers (ci/xtask/src/measure.rs):
-//! - RmiRealmParams: flags 0, s2sz [`S2SZ`], hash_algo [`HASH_ALGO`], vmid
-//!   [`VMID`], RTT start level [`RTT_LEVEL_START`], one starting RTT;
+//! - RmiRealmParams: flags 0, s2sz [`S2SZ`], num_bps [`NUM_BPS`], num_wps
+//!   [`NUM_WPS`], hash_algo [`HASH_ALGO`], vmid [`VMID`], RTT start level
+//!   [`RTT_LEVEL_START`], one starting RTT;
 //! - RTTs at level 2 and 3 for [`IPA_BASE`]; RTT_INIT_RIPAS of the image's
 //!   pages [`IPA_BASE`, + n * 4 KiB);
 //! - DATA_CREATE of page i at [`IPA_BASE`] + i * 4 KiB with RMI_MEASURE_CONTENT,
 //!   in order;
-//! - one REC: RmiRecParams flags RUNNABLE, mpidr 0, pc [`IPA_BASE`], x0..x7 = 0.
+//! - one REC: RmiRecParams flags RUNNABLE, mpidr 0, pc [`IPA_BASE`], x0..x7 = 0,
+//!   and as many auxiliary granules as REC_AUX_COUNT asks for (asked before
+//!   REC_CREATE, DEN0137 B4.3.13: TF-RMM wants 16, rmm 0).
 
 use super::rmi::{Rmi, Ret, StatusName};
 use super::{NsMemory, Pages, Report};
@@ -22,6 +25,16 @@ pub const S2SZ: u64 = 39;
 pub const HASH_ALGO: u64 = RMI_HASH_SHA_256 as u64;
 pub const VMID: u64 = 1;
 pub const RTT_LEVEL_START: i64 = 1;
+/// RmiRealmParams num_bps / num_wps: 0 is reserved (DEN0137 RMM 1.0,
+/// RmiRealmParams; RealmParamsSupported takes 1 up to RMI_FEATURES'
+/// NUM_BPS / NUM_WPS).  1 fits every CPU: the architecture has at least two
+/// breakpoints and two watchpoints (ID_AA64DFR0_EL1.BRPs/WRPs >= 1), and a
+/// fixed value keeps the RIM independent of the CPU (xtask's measure.rs).
+pub const NUM_BPS: u64 = 1;
+pub const NUM_WPS: u64 = 1;
+/// RmiFeatureRegister0 NUM_BPS [19:14] and NUM_WPS [25:20] (DEN0137).
+pub const FEATURE0_NUM_BPS_SHIFT: u32 = 14;
+pub const FEATURE0_NUM_WPS_SHIFT: u32 = 20;
 pub const PAGE: u64 = 0x1000;
 /// Most image pages we load.
 pub const MAX_PAGES: usize = 32;
@@ -79,8 +92,11 @@ pub struct Realm {
     /// NS pages: parameters, RmiRecRun.
     pub params: u64,
     pub run: u64,
+    /// The REC's auxiliary granules (REC_AUX_COUNT of them).
+    pub aux: [u64; MAX_REC_AUX_GRANULES],
+    pub naux: usize,
     /// Granules delegated so far (undelegated at teardown).
-    pub delegated: [u64; MAX_PAGES + 8],
+    pub delegated: [u64; MAX_PAGES + 8 + MAX_REC_AUX_GRANULES],
     pub ndelegated: usize,
     /// REALM_CREATE succeeded (so REALM_DESTROY is due).
     pub created: bool,
@@ -88,7 +104,20 @@ pub struct Realm {
 
 impl Default for Realm {
     fn default() -> Self {
-        Realm { rd: 0, rtt: [0; 3], rec: 0, data: [0; MAX_PAGES], pages: 0, params: 0, run: 0, delegated: [0; MAX_PAGES + 8], ndelegated: 0, created: false }
+        Realm {
+            rd: 0,
+            rtt: [0; 3],
+            rec: 0,
+            data: [0; MAX_PAGES],
+            pages: 0,
+            params: 0,
+            run: 0,
+            aux: [0; MAX_REC_AUX_GRANULES],
+            naux: 0,
+            delegated: [0; MAX_PAGES + 8 + MAX_REC_AUX_GRANULES],
+            ndelegated: 0,
+            created: false,
+        }
     }
 }
 
@@ -106,6 +135,8 @@ pub fn realm_params(rtt_base: u64) -> [u8; 4096] {
     let mut p = [0u8; 4096];
     put(&mut p, 0x000, 0); // flags
     put(&mut p, 0x008, S2SZ);
+    put(&mut p, 0x018, NUM_BPS);
+    put(&mut p, 0x020, NUM_WPS);
     put(&mut p, 0x030, HASH_ALGO);
     put(&mut p, 0x800, VMID);
     put(&mut p, 0x808, rtt_base);
@@ -114,13 +145,38 @@ pub fn realm_params(rtt_base: u64) -> [u8; 4096] {
     p
 }
 
-/// RmiRecParams (DEN0137, RmiRecParams type): runnable, MPIDR 0, entry at the image's first byte.
-pub fn rec_params() -> [u8; 4096] {
+/// RmiRecParams (DEN0137, RmiRecParams type): runnable, MPIDR 0, entry at
+/// the image's first byte, the auxiliary granules `aux`.
+pub fn rec_params(aux: &[u64]) -> [u8; 4096] {
     let mut p = [0u8; 4096];
     put(&mut p, 0x000, RMI_REC_FLAG_RUNNABLE);
     put(&mut p, 0x100, 0); // mpidr
     put(&mut p, 0x200, IPA_BASE); // pc
+    put_aux(&mut p, aux);
     p
+}
+
+/// RmiRecParams num_aux (0x800) and aux[] (0x808).
+pub fn put_aux(p: &mut [u8; 4096], aux: &[u64]) {
+    put(p, 0x800, aux.len() as u64);
+    for (i, &g) in aux.iter().enumerate() {
+        put(p, 0x808 + 8 * i, g);
+    }
+}
+
+/// The REALM_CREATE parameters this Host uses fit what RMI_FEATURES
+/// register 0 (`f0`) offers: the IPA width, and [`NUM_BPS`]/[`NUM_WPS`].
+pub fn features_fit(f0: u64) -> bool {
+    f0 & 0xff >= S2SZ && (f0 >> FEATURE0_NUM_BPS_SHIFT) & 0x3f >= NUM_BPS && (f0 >> FEATURE0_NUM_WPS_SHIFT) & 0x3f >= NUM_WPS
+}
+
+/// REC_AUX_COUNT, bounded by what RmiRecParams can carry.
+pub fn aux_count<C: Conduit>(rmi: &Rmi<C>, rd: u64) -> Result<usize, Failed> {
+    let n = check("REC_AUX_COUNT", rmi.rec_aux_count(rd))?.x(1);
+    if n > MAX_REC_AUX_GRANULES as u64 {
+        return Err(Failed { step: "REC_AUX_COUNT (more than RmiRecParams holds)", ret: Ret { x0: u64::MAX, x: [n, 0, 0, 0] } });
+    }
+    Ok(n as usize)
 }
 
 impl Realm {
@@ -151,8 +207,8 @@ impl Realm {
         }
         check("RMI_VERSION", rmi.version(RMI_ABI_VERSION))?;
         let f0 = check("RMI_FEATURES", rmi.features(0))?.x(1);
-        if f0 & 0xff < S2SZ {
-            return Err(Failed { step: "RMI_FEATURES s2sz", ret: Ret { x0: u64::MAX, x: [f0, 0, 0, 0] } });
+        if !features_fit(f0) {
+            return Err(Failed { step: "RMI_FEATURES (s2sz, breakpoints, watchpoints)", ret: Ret { x0: u64::MAX, x: [f0, 0, 0, 0] } });
         }
         self.params = pages.take().ok_or(Failed { step: "NS pages", ret: Ret { x0: u64::MAX, x: [0; 4] } })?;
         self.run = pages.take().ok_or(Failed { step: "NS pages", ret: Ret { x0: u64::MAX, x: [0; 4] } })?;
@@ -178,18 +234,21 @@ impl Realm {
             self.data[i] = d;
             self.pages = i + 1;
         }
-        mem.write(self.params, &rec_params());
+        // REC_AUX_COUNT before REC_CREATE: the REC takes that many delegated
+        // auxiliary granules (DEN0137 RMI_REC_CREATE, failure condition
+        // num_aux), which return to Delegated at REC_DESTROY.
+        for _ in 0..aux_count(rmi, self.rd)? {
+            self.aux[self.naux] = self.delegate(rmi, pages, "GRANULE_DELEGATE rec aux")?;
+            self.naux += 1;
+        }
+        mem.write(self.params, &rec_params(&self.aux[..self.naux]));
         let rec = self.delegate(rmi, pages, "GRANULE_DELEGATE rec")?;
         check("REC_CREATE", rmi.rec_create(self.rd, rec, self.params))?;
         self.rec = rec;
-        let aux = check("REC_AUX_COUNT", rmi.rec_aux_count(self.rd))?.x(1);
-        if aux != 0 {
-            return Err(Failed { step: "REC_AUX_COUNT (aux granules unsupported here)", ret: Ret { x0: u64::MAX, x: [aux, 0, 0, 0] } });
-        }
         check("REALM_ACTIVATE", rmi.realm_activate(self.rd))?;
         out.line(format_args!(
-            "realm: created rd {:#x}, {} data page(s) at ipa {:#x}, rec {:#x}, {} granule(s) delegated",
-            self.rd, self.pages, IPA_BASE, self.rec, self.ndelegated
+            "realm: created rd {:#x}, {} data page(s) at ipa {:#x}, rec {:#x} with {} aux granule(s), {} granule(s) delegated",
+            self.rd, self.pages, IPA_BASE, self.rec, self.naux, self.ndelegated
         ));
         Ok(())
     }

@@ -203,8 +203,8 @@ impl LinuxRealm {
         }
         check("RMI_VERSION", rmi.version(RMI_ABI_VERSION))?;
         let f0 = check("RMI_FEATURES", rmi.features(0))?.x(1);
-        if f0 & 0xff < S2SZ {
-            return Err(fail("RMI_FEATURES s2sz", f0, 0));
+        if !super::host::features_fit(f0) {
+            return Err(fail("RMI_FEATURES (s2sz, breakpoints, watchpoints)", f0, 0));
         }
         let mut r = LinuxRealm { rd: 0, recs: [0; MAX_VCPUS], runs: [0; MAX_VCPUS], nrecs: cfg.vcpus, ram_size: cfg.ram_size, delegated: 0 };
         let params = ns.take().ok_or(fail("NS pages", 0, 0))?;
@@ -238,8 +238,16 @@ impl LinuxRealm {
                 measured += 1;
             }
         }
+        // REC_AUX_COUNT before the RECs: each takes that many delegated
+        // auxiliary granules (DEN0137 RMI_REC_CREATE, num_aux).
+        let naux = super::host::aux_count(rmi, r.rd)?;
         for i in 0..r.nrecs {
+            let mut aux = [0u64; MAX_REC_AUX_GRANULES];
+            for a in aux.iter_mut().take(naux) {
+                *a = r.delegate(rmi, pool)?;
+            }
             let mut p = [0u8; 4096];
+            super::host::put_aux(&mut p, &aux[..naux]);
             super::host::put(&mut p, 0x000, if i == 0 { RMI_REC_FLAG_RUNNABLE } else { 0 });
             super::host::put(&mut p, 0x100, i as u64); // MPIDR Aff0 = vCPU number (the DTB's cpu@i)
             super::host::put(&mut p, 0x200, cfg.kernel.ipa);
@@ -248,10 +256,6 @@ impl LinuxRealm {
             let rec = r.delegate(rmi, pool)?;
             check("REC_CREATE", rmi.rec_create(r.rd, rec, params))?;
             r.recs[i] = rec;
-        }
-        let aux = check("REC_AUX_COUNT", rmi.rec_aux_count(r.rd))?.x(1);
-        if aux != 0 {
-            return Err(fail("REC_AUX_COUNT (aux granules unsupported here)", aux, 0));
         }
         check("REALM_ACTIVATE", rmi.realm_activate(r.rd))?;
         out.line(format_args!(

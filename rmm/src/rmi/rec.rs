@@ -86,7 +86,7 @@ pub fn create(ctx: &RmiContext, rd: u64, rec_pa: u64, params_ptr: u64) -> Result
     if r.state() != RealmState::New {
         return Err(RmiError::Realm);
     }
-    if p.num_aux != 0 || rec::mpidr_to_index(p.mpidr) != Some(r.rec_index) || p.flags & !RMI_REC_FLAG_RUNNABLE != 0 {
+    if p.num_aux != REC_AUX_COUNT || rec::mpidr_to_index(p.mpidr) != Some(r.rec_index) || p.flags & !RMI_REC_FLAG_RUNNABLE != 0 {
         return Err(RmiError::Input);
     }
     // SAFETY: locked Delegated granule, becoming the REC.
@@ -132,11 +132,17 @@ pub fn destroy(ctx: &RmiContext, rec_pa: u64) -> Result<Out, RmiError> {
     Ok(Out::ok(&[]))
 }
 
-/// Failure conditions: rd_align/bound/state (ERROR_INPUT).  x1 = 0: a REC's
-/// state fits in its own granule.
+/// RecAuxCount: 0.  A REC's whole state (GPRs, EL1 system registers,
+/// FP/SIMD, GIC and timer state, the attestation context) fits in its own
+/// granule, because rmm offers Realms neither SVE nor the PMU (RMI_FEATURES
+/// SVE_EN = PMU_EN = 0), the state TF-RMM keeps in its 16 aux granules.
+pub const REC_AUX_COUNT: u64 = 0;
+
+/// Failure conditions: rd_align/bound/state (ERROR_INPUT).  x1 =
+/// [`REC_AUX_COUNT`].
 pub fn aux_count(ctx: &RmiContext, rd: u64) -> Result<Out, RmiError> {
     let _g = ctx.granules.lock(rd, Rd)?;
-    Ok(Out::ok(&[0]))
+    Ok(Out::ok(&[REC_AUX_COUNT]))
 }
 
 /// Failure conditions: calling_align/bound/state, target_align/bound/state

@@ -126,6 +126,8 @@ impl World {
     pub fn params(&self, vmid: u64, rtt: u64) -> shared::abi::rmi::RmiRealmParams {
         let mut p = shared::abi::rmi::RmiRealmParams::zeroed();
         p.s2sz = 39;
+        p.num_bps = 1;
+        p.num_wps = 1;
         p.hash_algo = 0;
         p.vmid = vmid;
         p.rtt_base = rtt;

@@ -99,6 +99,16 @@ fn realm_create_failures() {
     let mut p = good.clone();
     p.num_bps = 9;
     run("too many breakpoints", p, g(1), g(2), INPUT);
+    // 0 is reserved for both counts (RmiRealmParams; TF-RMM refuses it too).
+    let mut p = good.clone();
+    p.num_bps = 0;
+    run("num_bps 0 (reserved)", p, g(1), g(2), INPUT);
+    let mut p = good.clone();
+    p.num_wps = 0;
+    run("num_wps 0 (reserved)", p, g(1), g(2), INPUT);
+    let mut p = good.clone();
+    p.num_wps = 9;
+    run("too many watchpoints", p, g(1), g(2), INPUT);
     let mut p = good.clone();
     p.rtt_num_start = 2;
     run("rtt_num_start mismatch", p, g(1), g(2), INPUT);
@@ -246,7 +256,9 @@ fn expected_rim(image: &[[u8; 4096]]) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     let h = |b: &[u8]| -> [u8; 32] { Sha256::digest(b).into() };
     let mut params = [0u8; 4096];
-    params[8] = 39; // s2sz; hash_algo 0 = SHA-256, everything else zero
+    params[8] = 39; // s2sz
+    params[0x18] = 1; // num_bps
+    params[0x20] = 1; // num_wps; hash_algo 0 = SHA-256, everything else zero
     let mut rim = h(&params);
     let desc = |kind: u8, rim: &[u8; 32]| {
         let mut d = [0u8; 256];

@@ -201,7 +201,7 @@ pub fn remap_stage2_live<R: TranslationRegime<Attributes = Stage2Attributes>>(
 ) -> Result<(), MapError> {
     const PAGE: usize = aarch64_paging::paging::PAGE_SIZE;
     let end = ipa.checked_add(size).ok_or(MapError::AddressRange(VirtualAddress(ipa)))?;
-    if ipa % PAGE != 0 || size % PAGE != 0 || size == 0 || pa.is_some_and(|p| p % PAGE != 0) {
+    if !ipa.is_multiple_of(PAGE) || !size.is_multiple_of(PAGE) || size == 0 || pa.is_some_and(|p| !p.is_multiple_of(PAGE)) {
         return Err(MapError::AddressRange(VirtualAddress(ipa)));
     }
     // The leaves holding the first and the last page of the range: only they

@@ -159,6 +159,9 @@ fn rmi_bad_input_expects() -> Vec<Expect> {
         expect("an RTT case ran", &["[ns-hyp] rmi_bad_input rtt_create_exists: ok", "ERROR_RTT(2)"]),
         expect("a live-object destroy case ran", &["[ns-hyp] rmi_bad_input realm_destroy_live: ok", "ERROR_REALM"]),
         expect("an Active-Realm REC_ENTER case ran", &["[ns-hyp] rmi_bad_input rec_enter_inject_sea_without_abort_exit: ok", "ERROR_REC"]),
+        expect("reserved num_bps refused", &["[ns-hyp] rmi_bad_input realm_create_num_bps_zero: ok", "ERROR_INPUT"]),
+        expect("reserved num_wps refused", &["[ns-hyp] rmi_bad_input realm_create_num_wps_zero: ok", "ERROR_INPUT"]),
+        expect("num_aux other than REC_AUX_COUNT refused", &["[ns-hyp] rmi_bad_input rec_create_num_aux_not_aux_count: ok", "ERROR_INPUT"]),
         expect("fixture torn down", &["[ns-hyp] rmi_bad_input teardown: ok"]),
         expect("no case failed", &["[ns-hyp] rmi_bad_input: ", " passed, 0 failed"]),
     ]
