@@ -42,3 +42,7 @@ use shared::ffa_client as ffa;
 
 #[cfg(not(target_os = "none"))]
 fn main() {}
+
+/// Issue J: one coverage-guided fuzz input (ci/fuzz's `nshyp_exits`).
+#[cfg(feature = "fuzzing")]
+pub use vm::fuzz::fuzz_one;

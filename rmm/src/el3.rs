@@ -128,7 +128,7 @@ fn read_shared(buf: usize, len: usize) -> Vec<u8> {
         .collect()
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod test_support {
     use super::*;
     use std::sync::Mutex;

@@ -246,13 +246,23 @@ impl Drop for Guard<'_, '_> {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod test_support {
     use super::*;
 
     /// Storage for a test table, leaked.
     pub fn storage(n: usize) -> &'static [AtomicU32] {
         Box::leak((0..n).map(|_| AtomicU32::new(0)).collect::<Vec<_>>().into_boxed_slice())
+    }
+
+    impl GranuleTable<'_> {
+        /// Every granule Undelegated and unlocked again (a fuzz input's fresh
+        /// machine without a new allocation).
+        pub fn reset(&self) {
+            for e in self.entries {
+                e.store(0, Relaxed);
+            }
+        }
     }
 }
 

@@ -35,3 +35,7 @@ mod run;
 
 #[cfg(not(target_os = "none"))]
 fn main() {}
+
+/// Issue J: one coverage-guided fuzz input (ci/fuzz's `rmm_dispatcher`).
+#[cfg(feature = "fuzzing")]
+pub use rmi::fuzz::fuzz_one;

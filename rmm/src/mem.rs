@@ -73,7 +73,7 @@ impl Memory for IdentityMemory {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod test_support {
     use super::*;
 
@@ -95,6 +95,13 @@ pub mod test_support {
         fn va(&self, pa: u64) -> usize {
             assert!(pa >= self.base && pa < self.base + self.size, "{pa:#x} outside fake memory");
             self.buf + (pa - self.base) as usize
+        }
+
+        /// All zero again (a fuzz input's fresh machine).
+        pub fn reset(&self) {
+            // SAFETY: the leaked buffer of `size` bytes; no reference into it
+            // outlives a call (single-threaded harness).
+            unsafe { core::ptr::write_bytes(self.buf as *mut u8, 0, self.size as usize) };
         }
 
         /// The bytes of granule `pa` (test inspection).

@@ -109,6 +109,14 @@ impl VmidSet {
         self.bits[(vmid / 64) as usize].fetch_or(bit, Relaxed) & bit == 0
     }
 
+    /// Every VMID free again (a fuzz input's fresh machine).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn release_all(&self) {
+        for b in &self.bits {
+            b.store(0, Relaxed);
+        }
+    }
+
     pub fn release(&self, vmid: u64) {
         if vmid <= 0xffff {
             self.bits[(vmid / 64) as usize].fetch_and(!(1u64 << (vmid % 64)), Relaxed);

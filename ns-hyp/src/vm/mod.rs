@@ -8,8 +8,8 @@ pub mod decode;
 pub mod dtb;
 pub mod el2;
 pub mod exit;
-#[cfg(test)]
-mod fuzz;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz;
 pub mod idregs;
 pub mod layout;
 pub mod pl011;

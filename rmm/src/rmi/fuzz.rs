@@ -8,6 +8,9 @@
 //! state and every non-NS granule's contents as they were (`World::snapshot`).
 //! `cargo xtask fuzz rmm` runs the long campaign (`rmi_fuzz_long`, ignored by
 //! default) for a given time; `rmi_fuzz_short` runs in every `cargo test`.
+//! The same calls drawn from a libFuzzer input instead of a seed
+//! ([`fuzz_one`], `shared::xorshift::Source` behind both) make ci/fuzz's coverage-guided
+//! `rmm_dispatcher` target.
 
 use super::test_support::*;
 use crate::granule::GranuleState;
@@ -17,7 +20,7 @@ use shared::abi::rmi::*;
 use shared::abi::rsi;
 use std::collections::BTreeSet;
 
-use shared::xorshift::XorShift64 as Rng;
+use shared::xorshift::{Bytes, Source, XorShift64};
 
 const RMI_FIDS: &[u32] = &[
     RMI_VERSION, RMI_GRANULE_DELEGATE, RMI_GRANULE_UNDELEGATE, RMI_DATA_CREATE, RMI_DATA_CREATE_UNKNOWN, RMI_DATA_DESTROY,
@@ -35,7 +38,7 @@ const RSI_FIDS: &[u32] = &[
 /// Granules the fuzzer mostly uses: the first 40 of the bank.
 const HOT: u64 = 40;
 
-fn arg(r: &mut Rng) -> u64 {
+fn arg(r: &mut impl Source) -> u64 {
     match r.below(16) {
         0..=7 => World::g(r.below(HOT)),
         8 => World::g(r.below(HOT)) + 1 + r.below(0xfff),
@@ -51,7 +54,7 @@ fn arg(r: &mut Rng) -> u64 {
 /// A REC_ENTER's script: one Realm call (an RSI or PSCI id with random
 /// arguments, or a random id), then IRQ exits to end the entry whatever
 /// rmm does with it.
-fn realm_step(r: &mut Rng) -> Step {
+fn realm_step(r: &mut impl Source) -> Step {
     let fid = if r.below(8) == 0 { r.next_u64() } else { RSI_FIDS[r.below(RSI_FIDS.len() as u64) as usize] as u64 };
     let args: Vec<u64> = (0..8).map(|_| arg(r)).collect();
     Box::new(move |rec: &mut Rec| {
@@ -66,7 +69,7 @@ fn irq() -> Step {
 }
 
 /// Fills a Host (undelegated) granule with plausible realm or REC parameters.
-fn host_params(w: &World, r: &mut Rng) {
+fn host_params(w: &World, r: &mut impl Source) {
     let n = r.below(HOT);
     if w.state(World::g(n)) != GranuleState::Undelegated {
         return;
@@ -91,7 +94,7 @@ fn in_state(w: &World, state: GranuleState) -> Vec<u64> {
     (0..HOT).map(World::g).filter(|&g| w.state(g) == state).collect()
 }
 
-fn pick(r: &mut Rng, v: &[u64]) -> u64 {
+fn pick(r: &mut impl Source, v: &[u64]) -> u64 {
     if v.is_empty() { arg(r) } else { v[r.below(v.len() as u64) as usize] }
 }
 
@@ -99,7 +102,7 @@ fn pick(r: &mut Rng, v: &[u64]) -> u64 {
 /// (an RD where an RD is expected, a delegated granule for a new object,
 /// IPAs aligned to the level), so that the fuzzer gets past the first checks
 /// and into realm creation, RTTs, data and REC entry.
-fn structured(w: &World, r: &mut Rng, fid: u32) -> Vec<u64> {
+fn structured(w: &World, r: &mut impl Source, fid: u32) -> Vec<u64> {
     let delegated = in_state(w, GranuleState::Delegated);
     let rds = in_state(w, GranuleState::Rd);
     let recs = in_state(w, GranuleState::Rec);
@@ -145,33 +148,85 @@ fn structured(w: &World, r: &mut Rng, fid: u32) -> Vec<u64> {
     }
 }
 
+/// One call drawn from `r` (sometimes after filling a parameter page),
+/// checked: a failed call (other than REC_ENTER, whose Realm side may have
+/// acted) leaves every granule state and non-NS granule as it was.
+fn step(w: &World, r: &mut impl Source, what: &dyn core::fmt::Display, seen: &mut BTreeSet<(u32, u64)>) {
+    if r.below(8) == 0 {
+        host_params(w, r);
+    }
+    let fid = if r.below(32) == 0 { 0xC400_0100 | r.below(0x100) as u32 } else { RMI_FIDS[r.below(RMI_FIDS.len() as u64) as usize] };
+    let args: Vec<u64> = if r.below(4) != 0 { structured(w, r, fid) } else { (0..6).map(|_| arg(r)).collect() };
+    if fid == RMI_REC_ENTER {
+        let mut s = w.cpu.script.lock().unwrap();
+        s.clear();
+        s.push(realm_step(r));
+        s.push(irq());
+        s.push(irq());
+    }
+    let before = w.snapshot();
+    let res = w.call(fid, &args);
+    if res[0] != 0 && fid != RMI_REC_ENTER {
+        assert!(w.snapshot() == before, "{what}: {fid:#x} {args:x?} failed with {:#x} and changed state", res[0]);
+    }
+    seen.insert((fid, res[0] & 0xff));
+}
+
 /// Runs `calls` seeded random calls against a fresh World; returns the
 /// distinct (fid, status) outcomes seen, a rough measure of coverage.
 pub fn campaign(seed: u64, calls: u64) -> BTreeSet<(u32, u64)> {
     let w = World::new();
-    let mut r = Rng::new(seed);
+    let mut r = XorShift64::new(seed);
     let mut seen = BTreeSet::new();
     for n in 0..calls {
-        if r.below(8) == 0 {
-            host_params(&w, &mut r);
-        }
-        let fid = if r.below(32) == 0 { 0xC400_0100 | r.below(0x100) as u32 } else { RMI_FIDS[r.below(RMI_FIDS.len() as u64) as usize] };
-        let args: Vec<u64> = if r.below(4) != 0 { structured(&w, &mut r, fid) } else { (0..6).map(|_| arg(&mut r)).collect() };
-        if fid == RMI_REC_ENTER {
-            let mut s = w.cpu.script.lock().unwrap();
-            s.clear();
-            s.push(realm_step(&mut r));
-            s.push(irq());
-            s.push(irq());
-        }
-        let before = w.snapshot();
-        let res = w.call(fid, &args);
-        if res[0] != 0 && fid != RMI_REC_ENTER {
-            assert!(w.snapshot() == before, "seed {seed} call {n}: {fid:#x} {args:x?} failed with {:#x} and changed state", res[0]);
-        }
-        seen.insert((fid, res[0] & 0xff));
+        step(&w, &mut r, &format_args!("seed {seed} call {n}"), &mut seen);
     }
     seen
+}
+
+/// Most calls one fuzz input makes.
+pub const FUZZ_MAX_CALLS: usize = 64;
+
+/// Calls drawn from `data` until it runs out or [`FUZZ_MAX_CALLS`].
+fn run_input(w: &World, data: &[u8]) -> BTreeSet<(u32, u64)> {
+    let mut r = Bytes(data);
+    let mut seen = BTreeSet::new();
+    for n in 0..FUZZ_MAX_CALLS {
+        if r.is_empty() {
+            break;
+        }
+        step(w, &mut r, &format_args!("input call {n}"), &mut seen);
+    }
+    seen
+}
+
+/// One libFuzzer input against a machine reset to its first state (one
+/// World per thread, reused).  Panics (a libFuzzer crash) on a broken
+/// invariant or a panic in rmm.
+pub fn fuzz_one(data: &[u8]) {
+    std::thread_local! {
+        static WORLD: World = World::new();
+    }
+    WORLD.with(|w| {
+        w.reset();
+        run_input(w, data);
+    });
+}
+
+/// A reset World behaves as a new one: an input gives the same outcomes
+/// and the same final machine either way (what makes a libFuzzer crash
+/// reproducible on its own).
+#[test]
+fn a_reset_world_is_a_new_world() {
+    let input = |k: u32| -> Vec<u8> { (0..4096u32).map(|i| (i.wrapping_add(k).wrapping_mul(2_654_435_761) >> 13) as u8).collect() };
+    let reused = World::new();
+    run_input(&reused, &input(7));
+    reused.reset();
+    let a = (run_input(&reused, &input(1)), reused.snapshot());
+    let fresh = World::new();
+    let b = (run_input(&fresh, &input(1)), fresh.snapshot());
+    assert!(a.0.iter().any(|(_, s)| *s == 0), "some calls succeed: {:?}", a.0);
+    assert!(a == b);
 }
 
 #[test]

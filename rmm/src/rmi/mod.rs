@@ -226,12 +226,12 @@ pub fn handle(call: &RmiCall, ctx: &RmiContext) -> RmiReturn {
 
 pub use shared::abi::rmi::status_name;
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod test_support;
 #[cfg(test)]
 mod tests_commands;
-#[cfg(test)]
-mod fuzz;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz;
 
 #[cfg(test)]
 mod tests {
