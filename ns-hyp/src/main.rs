@@ -43,6 +43,7 @@ use shared::ffa_client as ffa;
 #[cfg(not(target_os = "none"))]
 fn main() {}
 
-/// Issue J: one coverage-guided fuzz input (ci/fuzz's `nshyp_exits`).
+/// Issue J: one coverage-guided fuzz input (ci/fuzz's `nshyp_exits` and
+/// `nshyp_virtio`).
 #[cfg(feature = "fuzzing")]
-pub use vm::fuzz::fuzz_one;
+pub use vm::fuzz::{fuzz_one, virtio_fuzz_one};

@@ -25,7 +25,7 @@ pub const USAGE: &str = "  fuzz [TARGET] [--time S] [--seed N]
                    spmc_dispatcher); all by default; prints executions, outcomes, coverage";
 
 /// The coverage-guided targets (binaries of ci/fuzz).
-pub const LIBFUZZER_TARGETS: &[&str] = &["spmc_descriptors", "spmc_manifests", "spmc_dispatcher", "rmm_dispatcher", "nshyp_exits"];
+pub const LIBFUZZER_TARGETS: &[&str] = &["spmc_descriptors", "spmc_manifests", "spmc_dispatcher", "rmm_dispatcher", "nshyp_exits", "nshyp_virtio"];
 
 /// LLVM sanitizer coverage as libFuzzer reads it (what cargo-fuzz passes,
 /// less its nightly-only sanitizer flag), plus `cfg(fuzzing)`.

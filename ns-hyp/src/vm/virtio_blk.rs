@@ -214,7 +214,9 @@ impl VirtioBlk {
             return false;
         }
         let n = self.queue_num;
-        let Some(avail_idx) = read_u16(mem, self.avail + 2) else { return self.broken() };
+        // Ring addresses are the driver's: an offset that overflows is a broken
+        // queue, never a wrapped access (found by `nshyp_virtio`, issue J).
+        let Some(avail_idx) = at(self.avail, 2).and_then(|a| read_u16(mem, a)) else { return self.broken() };
         let mut done = 0;
         while self.last_avail != avail_idx {
             // A driver cannot have more than `n` requests outstanding.
@@ -222,17 +224,15 @@ impl VirtioBlk {
                 return self.broken();
             }
             let slot = (self.last_avail % n) as u64;
-            let Some(head) = read_u16(mem, self.avail + 4 + 2 * slot) else { return self.broken() };
+            let Some(head) = at(self.avail, 4 + 2 * slot).and_then(|a| read_u16(mem, a)) else { return self.broken() };
             let Some(len) = self.request(mem, disk, head) else { return self.broken() };
-            let used_idx = match read_u16(mem, self.used + 2) {
-                Some(i) => i,
-                None => return self.broken(),
-            };
-            let elem = self.used + 4 + 8 * (used_idx % n) as u64;
+            let Some(used_idx_at) = at(self.used, 2) else { return self.broken() };
+            let Some(used_idx) = read_u16(mem, used_idx_at) else { return self.broken() };
+            let Some(elem) = at(self.used, 4 + 8 * (used_idx % n) as u64) else { return self.broken() };
             let mut e = [0u8; 8];
             e[..4].copy_from_slice(&(head as u32).to_le_bytes());
             e[4..].copy_from_slice(&len.to_le_bytes());
-            if !mem.write(elem, &e) || !mem.write(self.used + 2, &used_idx.wrapping_add(1).to_le_bytes()) {
+            if !mem.write(elem, &e) || !mem.write(used_idx_at, &used_idx.wrapping_add(1).to_le_bytes()) {
                 return self.broken();
             }
             self.last_avail = self.last_avail.wrapping_add(1);
@@ -263,7 +263,7 @@ impl VirtioBlk {
                 return None; // out of range, or a loop
             }
             let mut d = [0u8; 16];
-            if !mem.read(self.desc + 16 * i as u64, &mut d) {
+            if !mem.read(at(self.desc, 16 * i as u64)?, &mut d) {
                 return None;
             }
             let addr = u64::from_le_bytes(d[0..8].try_into().unwrap());
@@ -286,7 +286,7 @@ impl VirtioBlk {
         if !st_w || st_len == 0 {
             return None;
         }
-        let status_at = st_addr + st_len as u64 - 1;
+        let status_at = at(st_addr, st_len as u64 - 1)?;
         let mut hdr = [0u8; 16];
         let (h_addr, h_len, h_w) = chain[0];
         // Linux gives the status byte a descriptor of its own; a header must be readable and whole.
@@ -349,7 +349,7 @@ fn transfer(mem: &mut dyn GuestMemory, disk: &mut dyn Disk, to_guest: bool, ipa:
     }
     let mut buf = [0u8; SECTOR];
     for k in 0..(len as usize / SECTOR) {
-        let a = ipa + (k * SECTOR) as u64;
+        let Some(a) = at(ipa, (k * SECTOR) as u64) else { return false };
         let ok = if to_guest {
             disk.read(sector + k as u64, &mut buf) && mem.write(a, &buf)
         } else {
@@ -362,10 +362,17 @@ fn transfer(mem: &mut dyn GuestMemory, disk: &mut dyn Disk, to_guest: bool, ipa:
     true
 }
 
+/// `base + off` for a guest-given address, None if it overflows.
+fn at(base: u64, off: u64) -> Option<u64> {
+    base.checked_add(off)
+}
+
 fn read_u16(mem: &dyn GuestMemory, ipa: u64) -> Option<u16> {
     let mut b = [0u8; 2];
     mem.read(ipa, &mut b).then(|| u16::from_le_bytes(b))
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fakes;
 #[cfg(test)]
 mod tests;

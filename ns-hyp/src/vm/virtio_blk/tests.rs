@@ -1,6 +1,7 @@
+use super::fakes::{DirectMem, Mem, RamDisk};
 use super::*;
 
-const BASE: u64 = 0x4000_0000;
+use super::fakes::BASE;
 const DESC: u64 = BASE + 0x1000;
 const AVAIL: u64 = BASE + 0x2000;
 const USED: u64 = BASE + 0x3000;
@@ -8,44 +9,6 @@ const HDR: u64 = BASE + 0x4000;
 const DATA: u64 = BASE + 0x5000;
 const STATUS: u64 = BASE + 0x8000;
 
-impl GuestMemory for Mem {
-    fn read(&self, ipa: u64, buf: &mut [u8]) -> bool {
-        let Some(o) = ipa.checked_sub(BASE) else { return false };
-        match self.0.get(o as usize..o as usize + buf.len()) {
-            Some(s) => {
-                buf.copy_from_slice(s);
-                true
-            }
-            None => false,
-        }
-    }
-    fn write(&mut self, ipa: u64, buf: &[u8]) -> bool {
-        let Some(o) = ipa.checked_sub(BASE) else { return false };
-        match self.0.get_mut(o as usize..o as usize + buf.len()) {
-            Some(s) => {
-                s.copy_from_slice(buf);
-                true
-            }
-            None => false,
-        }
-    }
-}
-/// Guest memory that only copies (the disk goes through the bounce buffer).
-struct Mem(Vec<u8>);
-/// Guest memory the disk can transfer into directly.
-struct DirectMem(Mem);
-impl GuestMemory for DirectMem {
-    fn read(&self, ipa: u64, buf: &mut [u8]) -> bool {
-        self.0.read(ipa, buf)
-    }
-    fn write(&mut self, ipa: u64, buf: &[u8]) -> bool {
-        self.0.write(ipa, buf)
-    }
-    fn slice_mut(&mut self, ipa: u64, len: usize) -> Option<&mut [u8]> {
-        let o = ipa.checked_sub(BASE)? as usize;
-        self.0 .0.get_mut(o..o + len)
-    }
-}
 impl Mem {
     fn put(&mut self, ipa: u64, b: &[u8]) {
         assert!(self.write(ipa, b));
@@ -72,30 +35,6 @@ impl Mem {
         h[0..4].copy_from_slice(&ty.to_le_bytes());
         h[8..16].copy_from_slice(&sector.to_le_bytes());
         self.put(HDR, &h);
-    }
-}
-
-struct RamDisk {
-    data: Vec<u8>,
-    flushes: u32,
-}
-impl Disk for RamDisk {
-    fn sectors(&self) -> u64 {
-        (self.data.len() / SECTOR) as u64
-    }
-    fn read(&mut self, sector: u64, buf: &mut [u8]) -> bool {
-        let o = sector as usize * SECTOR;
-        buf.copy_from_slice(&self.data[o..o + buf.len()]);
-        true
-    }
-    fn write(&mut self, sector: u64, buf: &[u8]) -> bool {
-        let o = sector as usize * SECTOR;
-        self.data[o..o + buf.len()].copy_from_slice(buf);
-        true
-    }
-    fn flush(&mut self) -> bool {
-        self.flushes += 1;
-        true
     }
 }
 
@@ -313,4 +252,21 @@ fn queue_registers_are_locked_while_ready_and_notify_needs_driver_ok() {
     assert_eq!(fresh.write(0x050, 0), Effect::None);
     d.write(0x030, 1);
     assert_eq!(d.read(0x034, 4, 0), 0, "only queue 0 exists");
+}
+
+/// Ring and descriptor addresses near the top of the address space: the
+/// device marks the queue broken instead of computing a wrapped address
+/// (issue J, found by the `nshyp_virtio` fuzz target).
+#[test]
+fn ring_addresses_that_overflow_break_the_queue() {
+    for (reg, addr) in [(0x090u64, u64::MAX - 1), (0x0a0, u64::MAX - 3), (0x080, u64::MAX - 15)] {
+        let (mut d, mut m, mut disk) = setup();
+        three(&mut m, 0, 0, 512, true);
+        d.write(0x044, 0); // not ready: the queue registers are writable again
+        d.write(reg, addr as u32);
+        d.write(reg + 4, (addr >> 32) as u32);
+        d.write(0x044, 1);
+        assert!(d.process(&mut m, &mut disk), "{reg:#x}");
+        assert_ne!(d.read(0x070, 4, 0) as u32 & STATUS_NEEDS_RESET, 0, "{reg:#x}: DEVICE_NEEDS_RESET");
+    }
 }
