@@ -78,6 +78,20 @@ pub fn fresh_check() -> Result<bool> {
     }
     util::mkdirs(&root.join("root/.rustup"))?;
     let _ = std::fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf"));
+    // The site's apt acquisition settings (proxies, a mirror of frozen
+    // snapshots whose Release files are past their Valid-Until, as here):
+    // the network, like resolv.conf, not packages. Only files that hold
+    // nothing but `Acquire::` settings; without them the fresh root could not
+    // read this site's unstable deb-src (OP-TEE's source) at all.
+    if let Ok(list) = std::fs::read_dir("/etc/apt/apt.conf.d") {
+        for e in list.flatten() {
+            let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
+            let settings: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("//") && !l.starts_with('#')).collect();
+            if !settings.is_empty() && settings.iter().all(|l| l.starts_with("Acquire::")) {
+                let _ = std::fs::copy(e.path(), root.join("etc/apt/apt.conf.d").join(e.file_name()));
+            }
+        }
+    }
     // The network's own trust: a site whose egress re-signs TLS installs its
     // CA in /usr/local/share/ca-certificates on every machine, fresh or not.
     // That is the place, not this project's state, so the root gets it too.
