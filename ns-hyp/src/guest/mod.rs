@@ -15,6 +15,7 @@ use crate::vm::config::{GuestConfig, MAX_VCPUS};
 use crate::vm::decode::{self, Access};
 use crate::vm::exit::{Esr, ExceptionClass, ExitHandler, ExitStat, ExitTable, ESR_IL};
 use crate::vm::layout::*;
+use crate::vm::placement;
 use crate::vm::psci::{self, Power};
 use crate::vm::sched;
 use crate::vm::stats::{ExitKind, ExitStats, Phase, Snapshot};
@@ -93,8 +94,22 @@ fn vm() -> spin::MutexGuard<'static, Vm> {
     VM.get().expect("vm").lock()
 }
 
-/// Everything the boot CPU does to start the guest; does not return.
-pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FramePool>) -> ! {
+/// Everything the boot CPU does to start the guest; returns only when the
+/// payloads cannot be placed (logged; the caller powers off).
+pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FramePool>) {
+    // Where the DTB goes and how the kernel is entered: QEMU virt's
+    // `-kernel` rules (`vm::placement`), from the preloaded kernel's header.
+    let header_len = (cfg.kernel.size as usize).min(placement::HEADER_LEN);
+    // SAFETY: the kernel lies inside guest RAM (`vm::config` checked it),
+    // mapped at EL2 (identity); the guest does not run yet.
+    let header = unsafe { core::slice::from_raw_parts((cfg.kernel.ipa - RAM_IPA + RAM_PA) as *const u8, header_len) };
+    let place = match placement::place(RAM_IPA, cfg.ram_size, cfg.kernel, header, cfg.initrd, DTB_MAX as u64) {
+        Ok(p) => p,
+        Err(e) => {
+            log::error!("guest: payloads cannot be placed ({:?}): no guest", e);
+            return;
+        }
+    };
     let npcpus = npcpus.clamp(1, cfg.vcpus);
     NPCPUS.store(npcpus, Ordering::Relaxed);
     NVCPUS.store(cfg.vcpus, Ordering::Relaxed);
@@ -110,18 +125,22 @@ pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FrameP
     s2.mark_active();
     STAGE2.call_once(|| spin::Mutex::new(s2));
 
-    // The guest's DTB at the start of its RAM.
-    // SAFETY: guest RAM is mapped RW at EL2 (identity) and the guest does not run yet.
-    let dtb = unsafe { core::slice::from_raw_parts_mut(RAM_PA as *mut u8, DTB_MAX) };
+    // The guest's DTB above its image and initrd, where QEMU would put it.
+    let dtb_pa = place.dtb - RAM_IPA + RAM_PA;
+    // SAFETY: inside guest RAM (`placement::place` checked it fits), mapped
+    // RW at EL2 (identity), above the payloads; the guest does not run yet.
+    let dtb = unsafe { core::slice::from_raw_parts_mut(dtb_pa as *mut u8, DTB_MAX) };
     let n = crate::vm::dtb::build(dtb, cfg).expect("guest DTB fits");
-    clean_dcache(RAM_PA as usize, n);
+    clean_dcache(dtb_pa as usize, n);
     log::info!(
-        "guest: {} vCPU(s) on {} CPU(s), {} MiB RAM at PA {:#x}, kernel IPA {:#x} ({} bytes), initrd {:?}, dtb {} bytes",
-        cfg.vcpus, npcpus, cfg.ram_size >> 20, RAM_PA, cfg.kernel.ipa, cfg.kernel.size, cfg.initrd.map(|i| (i.ipa, i.size)), n
+        "guest: {} vCPU(s) on {} CPU(s), {} MiB RAM at PA {:#x}, kernel IPA {:#x} ({} bytes, {}), initrd {:?}, dtb IPA {:#x} ({} bytes)",
+        cfg.vcpus, npcpus, cfg.ram_size >> 20, RAM_PA, cfg.kernel.ipa, cfg.kernel.size,
+        if matches!(placement::kind(header), placement::Kind::Image { .. }) { "Image" } else { "flat" },
+        cfg.initrd.map(|i| (i.ipa, i.size)), place.dtb, n
     );
     log::info!("guest cmdline: {}", cfg.cmdline);
 
-    init_vm(cfg);
+    init_vm(place.entry, place.dtb);
 
     virtio::init();
     gic::init_distributor();
@@ -149,10 +168,11 @@ pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FrameP
 /// inlined: the `Vm` is built on the stack before it moves into its lock, and
 /// `start`'s frame stays live under the guest for good.
 #[inline(never)]
-fn init_vm(cfg: &GuestConfig) {
+fn init_vm(entry: u64, dtb: u64) {
     VM.call_once(|| {
-        let mut vm = Vm::new(cfg.vcpus);
-        vm.power[0] = Power::OnPending { entry: cfg.kernel.ipa, context: DTB_IPA };
+        let mut vm = Vm::new(NVCPUS.load(Ordering::Relaxed));
+        // x0 = the DTB, x1..x3 = 0 (booting.rst; QEMU's boot stub does the same).
+        vm.power[0] = Power::OnPending { entry, context: dtb };
         spin::Mutex::new(vm)
     });
 }

@@ -13,6 +13,7 @@ mod fuzz;
 pub mod idregs;
 pub mod layout;
 pub mod pl011;
+pub mod placement;
 pub mod psci;
 pub mod sched;
 pub mod stats;
