@@ -18,6 +18,7 @@ pub mod psci;
 pub mod sched;
 pub mod stats;
 pub mod sysreg;
+pub mod timer;
 pub mod vgic;
 pub mod virtio_blk;
 
