@@ -303,6 +303,14 @@ pub fn tests() -> Vec<IntegrationTest> {
             forbid: FORBID_GUEST,
         },
         IntegrationTest {
+            name: "guest_cpu_features",
+            boot: cpu_features_boot,
+            timeout: Duration::from_secs(120),
+            expects: cpu_features_expects,
+            extra: Some(cpu_features_extra),
+            forbid: FORBID_GUEST,
+        },
+        IntegrationTest {
             name: "linux_disk_persistence",
             boot: persist_boot,
             timeout: Duration::from_secs(300),
@@ -311,6 +319,69 @@ pub fn tests() -> Vec<IntegrationTest> {
             forbid: FORBID_GUEST,
         },
     ]
+}
+
+/// guest_cpu_features (issue B4): ci/guest-cpu-features, a flat binary
+/// without an Image header, first on bare QEMU (`-kernel`, the same -cpu max
+/// machine, 1 CPU), then under ns-hyp (1 vCPU on 1 CPU, preloaded where QEMU
+/// puts a flat binary).  Every check that passes bare must pass under ns-hyp.
+fn cpu_features_boot(o: &Outputs) -> XResult<Boot> {
+    let payload = o.images.join("guest-cpu-features.bin");
+    let bare = Boot::Custom { tfa: false, args: vec!["-smp".into(), "1".into(), "-kernel".into(), payload.display().to_string()] };
+    let hyp = hyp_guest_boot(o, None, "", &GuestPayload { kernel: payload, initrd: None, cmdline: None }, 1, Some(1), "")?;
+    Ok(Boot::Sequence(vec![bare, hyp]))
+}
+
+fn cpu_features_expects() -> Vec<Expect> {
+    vec![
+        expect("the payload ran to its end on bare QEMU and under ns-hyp", &["guest_cpu_features done: "]),
+        expect("ns-hyp ran it as a flat binary", &["[ns-hyp] guest: 1 vCPU(s)", "flat"]),
+        expect("the guest powered off through PSCI", &["[ns-hyp] guest: SYSTEM_OFF"]),
+    ]
+}
+
+/// `(check, passed)` for each `guest_cpu_features <check>: pass|fail` line.
+fn feature_checks(out: &str) -> Vec<(String, bool)> {
+    out.lines()
+        .filter_map(|l| {
+            let rest = &l[l.find("guest_cpu_features ")? + "guest_cpu_features ".len()..];
+            let (name, verdict) = rest.rsplit_once(": ")?;
+            if name == "info" || name == "done" || name.contains(' ') {
+                return None;
+            }
+            match verdict.trim() {
+                "pass" => Some((name.to_owned(), true)),
+                "fail" => Some((name.to_owned(), false)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Splits the two runs, prints both counts, and fails every check that
+/// passed on bare QEMU but not under ns-hyp (or is missing there).
+fn cpu_features_extra(output: &str) -> Vec<String> {
+    let Some((bare, hyp)) = output.split_once("xtask: QEMU run 2 of 2") else {
+        return vec!["the ns-hyp run did not start (the bare QEMU run failed?)".into()];
+    };
+    let (b, h) = (feature_checks(bare), feature_checks(hyp));
+    let pass = |v: &[(String, bool)]| v.iter().filter(|c| c.1).count();
+    println!("    guest_cpu_features: bare QEMU {} of {} checks pass, ns-hyp {} of {}", pass(&b), b.len(), pass(&h), h.len());
+    let mut f = Vec::new();
+    if b.is_empty() {
+        f.push("no check lines from the bare QEMU run".into());
+    }
+    for (name, ok) in &b {
+        if *ok && !h.iter().any(|(n, hok)| n == name && *hok) {
+            f.push(format!("{name}: passes on bare QEMU, not under ns-hyp"));
+        }
+    }
+    for (name, ok) in &h {
+        if !ok {
+            println!("    guest_cpu_features: {name} fails under ns-hyp{}", if b.iter().any(|(n, o)| n == name && *o) { "" } else { " (and on bare QEMU)" });
+        }
+    }
+    f
 }
 
 /// An IPA where the guest has nothing (not in its DTB, not RAM).
@@ -478,6 +549,15 @@ pub fn pending() -> Vec<IntegrationTest> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn feature_check_lines() {
+        let out = "guest_cpu_features a: pass\nguest_cpu_features info: x: pass\nguest_cpu_features b: fail\nxtask: QEMU run 2 of 2\n[ns-hyp] x\nguest_cpu_features a: fail\nguest_cpu_features done: 1 pass, 1 fail\n";
+        assert_eq!(super::feature_checks(out), vec![("a".to_string(), true), ("b".to_string(), false), ("a".to_string(), false)]);
+        assert_eq!(super::cpu_features_extra(out), vec!["a: passes on bare QEMU, not under ns-hyp".to_string()]);
+        let ok = out.replace("guest_cpu_features a: fail", "guest_cpu_features a: pass");
+        assert!(super::cpu_features_extra(&ok).is_empty());
+    }
+
     #[test]
     fn qemu_kernel_offsets() {
         let mut img = vec![0u8; 4096];
