@@ -25,8 +25,12 @@
 //! interrupt, masked (IMASK) → no interrupt with ISTATUS set, disabled or
 //! masked while its interrupt is pending (PSTATE.I set) → no interrupt once
 //! unmasked, CVAL in the past → fires at once, CVAL ahead → fires at CVAL,
-//! TVAL counts down (negative past CVAL).  Not checked: PMU, SVE, MTE (ns-hyp
-//! hides them from its guests today).
+//! TVAL counts down (negative past CVAL); then CPU 1 is started (PSCI
+//! CPU_ON) and 1,000 SGI round trips CPU 0 → 1 → 0 must each come back within
+//! 100 ms and average under 1 ms, with CPU 0 waiting in a WFE loop and in a
+//! pure spin (the test runs 2 CPUs bare, 2 vCPUs on 1 CPU under ns-hyp; the
+//! mean is printed).  Not checked: PMU, SVE, MTE (ns-hyp hides them from its
+//! guests today, and a check that passes bare must pass under ns-hyp).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(not(target_os = "none"))]
@@ -120,6 +124,37 @@ mod guest {
     use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
     core::arch::global_asm!(
+        // Entered at EL2 (bare QEMU with virtualization=on boots kernels and
+        // starts PSCI CPU_ON targets there): run at EL1 as a guest would,
+        // continuing at local label 1.  HCR_EL2.RW: EL1 is AArch64, nothing
+        // trapped, Stage-2 off.  CNTHCTL_EL2 (E2H = 0): EL1PCTEN | EL1PCEN.
+        // ICC_SRE_EL2: SRE, DFB, DIB, Enable.  CPTR_EL2 (E2H = 0): RES1 bits
+        // only.  SCTLR_EL1: its RES1 bits, MMU and caches off.
+        ".macro to_el1",
+        "mrs x9, CurrentEL",
+        "lsr x9, x9, #2",
+        "cmp x9, #2",
+        "b.ne 1f",
+        "mov x9, #(1 << 31)",
+        "msr hcr_el2, x9",
+        "mov x9, #3",
+        "msr cnthctl_el2, x9",
+        "msr cntvoff_el2, xzr",
+        "mov x9, #0xf",
+        "msr S3_4_C12_C9_5, x9",
+        "mov x9, #0x22ff",
+        "msr cptr_el2, x9",
+        "movz x9, #0x0800",
+        "movk x9, #0x30d0, lsl #16",
+        "msr sctlr_el1, x9",
+        "mov x9, #0x3c5",
+        "msr spsr_el2, x9",
+        "adr x9, 1f",
+        "msr elr_el2, x9",
+        "isb",
+        "eret",
+        "1:",
+        ".endm",
         ".section .text.entry, \"ax\"",
         ".global _start",
         // No Image header: the first word is code (a flat binary).
@@ -131,34 +166,7 @@ mod guest {
         "adr x23, _start",
         "mrs x24, CurrentEL",
         "lsr x24, x24, #2",
-        "cmp x24, #2",
-        "b.ne 1f",
-        // Entered at EL2 (bare QEMU with virtualization=on boots kernels
-        // there): run the checks at EL1 as a guest would.  HCR_EL2.RW: EL1
-        // is AArch64, nothing trapped, Stage-2 off.
-        "mov x9, #(1 << 31)",
-        "msr hcr_el2, x9",
-        // CNTHCTL_EL2 (E2H = 0): EL1PCTEN | EL1PCEN, EL1 owns the physical counter and timer.
-        "mov x9, #3",
-        "msr cnthctl_el2, x9",
-        "msr cntvoff_el2, xzr",
-        // ICC_SRE_EL2: SRE, DFB, DIB, Enable (EL1 may use its system register interface).
-        "mov x9, #0xf",
-        "msr S3_4_C12_C9_5, x9",
-        // CPTR_EL2 (E2H = 0): RES1 bits only, FP/SIMD not trapped.
-        "mov x9, #0x22ff",
-        "msr cptr_el2, x9",
-        // SCTLR_EL1: its RES1 bits, MMU and caches off.
-        "movz x9, #0x0800",
-        "movk x9, #0x30d0, lsl #16",
-        "msr sctlr_el1, x9",
-        "mov x9, #0x3c5",
-        "msr spsr_el2, x9",
-        "adr x9, 1f",
-        "msr elr_el2, x9",
-        "isb",
-        "eret",
-        "1:",
+        "to_el1",
         "adrp x9, {stack}",
         "add x9, x9, :lo12:{stack}",
         "add sp, x9, #{size}",
@@ -178,8 +186,26 @@ mod guest {
         "bl guest_main",
         "2: wfi",
         "b 2b",
+        // The second CPU (PSCI CPU_ON): its own stack, the same vectors.
+        ".global secondary_entry",
+        "secondary_entry:",
+        "to_el1",
+        "adrp x9, {stack2}",
+        "add x9, x9, :lo12:{stack2}",
+        "add sp, x9, #{size2}",
+        "mov x9, #(3 << 20)",
+        "msr cpacr_el1, x9",
+        "adrp x9, vectors",
+        "add x9, x9, :lo12:vectors",
+        "msr vbar_el1, x9",
+        "isb",
+        "bl secondary_main",
+        "3: wfi",
+        "b 3b",
         stack = sym STACK,
         size = const STACK_SIZE,
+        stack2 = sym STACK2,
+        size2 = const STACK2_SIZE,
     );
 
     // The EL1 vector table (DDI0487 D1.10.2): IRQ from the current EL with
@@ -256,6 +282,8 @@ mod guest {
 
     const STACK_SIZE: usize = 0x8000;
     shared::payload_stack!(STACK, STACK_SIZE);
+    const STACK2_SIZE: usize = 0x4000;
+    shared::payload_stack!(STACK2, STACK2_SIZE);
 
     unsafe extern "C" {
         static __image_end: u8;
@@ -390,6 +418,24 @@ mod guest {
     static TAKEN: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
     static FIRST_AT: AtomicU64 = AtomicU64::new(0);
     static OTHER: AtomicU32 = AtomicU32::new(0);
+    /// The IPI ping-pong between CPU 0 and CPU 1: each word has one writer.
+    static CPU1_UP: AtomicU32 = AtomicU32::new(0);
+    static PING: AtomicU32 = AtomicU32::new(0);
+    static PONG: AtomicU32 = AtomicU32::new(0);
+    /// SGI CPU 0 sends CPU 1, and CPU 1's answer.
+    const SGI_PING: u32 = 1;
+    const SGI_PONG: u32 = 2;
+
+    /// ICC_SGI1R_EL1 (IHI0069H): SGI `intid` to the CPU with Aff0 `cpu` (Aff1..3 = 0).
+    fn send_sgi(intid: u32, cpu: u64) {
+        // SAFETY: barrier: the flag written before is visible before the SGI.
+        unsafe { core::arch::asm!("dsb sy", options(nostack)) };
+        sysreg_write!("S3_0_C12_C11_5", (intid as u64) << 24 | 1 << cpu);
+    }
+
+    fn cpu_index() -> u64 {
+        sysreg_read!("mpidr_el1") & 0xff
+    }
 
     fn reset_counts() {
         TAKEN[0].store(0, Relaxed);
@@ -407,6 +453,16 @@ mod guest {
             return;
         }
         let at = cntpct();
+        if intid == SGI_PING && cpu_index() == 1 {
+            PONG.store(PING.load(Relaxed), Relaxed);
+            send_sgi(SGI_PONG, 0);
+            sysreg_write!("S3_0_C12_C12_1", iar);
+            return;
+        }
+        if intid == SGI_PONG {
+            sysreg_write!("S3_0_C12_C12_1", iar);
+            return;
+        }
         let t = match intid {
             27 => Some(Timer::Virt),
             30 => Some(Timer::Phys),
@@ -440,7 +496,9 @@ mod guest {
     }
 
     const GICD: u64 = 0x0800_0000;
-    const GICR_SGI: u64 = 0x080a_0000 + 0x1_0000;
+    /// The redistributors, one RD_base + SGI_base pair (2 × 64 KiB) per CPU.
+    const GICR: u64 = 0x080a_0000;
+    const GICR_STRIDE: u64 = 0x2_0000;
 
     fn mmio_w(a: u64, v: u32) {
         // SAFETY: a GICv3 register of QEMU virt's map (IHI0069H), Device access.
@@ -457,11 +515,18 @@ mod guest {
     fn gic_init() {
         mmio_w(GICD, (1 << 4) | (1 << 1)); // GICD_CTLR: ARE, EnableGrp1
         while mmio_r(GICD) & (1 << 31) != 0 {} // RWP
-        let waker = 0x080a_0000 + 0x14;
+        gic_cpu_init(0, (1 << 27) | (1 << 30) | (1 << SGI_PONG));
+    }
+
+    /// CPU `cpu`'s redistributor awake, its SGIs/PPIs Group 1, `enable` enabled; its CPU interface on.
+    fn gic_cpu_init(cpu: u64, enable: u32) {
+        let rd = GICR + cpu * GICR_STRIDE;
+        let sgi = rd + 0x1_0000;
+        let waker = rd + 0x14;
         mmio_w(waker, mmio_r(waker) & !(1 << 1)); // GICR_WAKER.ProcessorSleep = 0
         while mmio_r(waker) & (1 << 2) != 0 {} // ChildrenAsleep
-        mmio_w(GICR_SGI + 0x80, !0); // GICR_IGROUPR0: all Group 1
-        mmio_w(GICR_SGI + 0x100, (1 << 27) | (1 << 30)); // GICR_ISENABLER0
+        mmio_w(sgi + 0x80, !0); // GICR_IGROUPR0: all Group 1
+        mmio_w(sgi + 0x100, enable); // GICR_ISENABLER0
         sysreg_write!("S3_0_C12_C12_5", 0x7); // ICC_SRE_EL1: SRE, DFB, DIB
         sysreg_write!("S3_0_C4_C6_0", 0xff); // ICC_PMR_EL1
         sysreg_write!("S3_0_C12_C12_7", 1); // ICC_IGRPEN1_EL1
@@ -571,6 +636,80 @@ mod guest {
         r.check(format_args!("{n}_tval_counts_down"), ok);
     }
 
+    /// CPU 1: answers every SGI_PING with SGI_PONG (in `irq_handler`), waiting in WFI.
+    #[unsafe(no_mangle)]
+    extern "C" fn secondary_main() -> ! {
+        gic_cpu_init(1, 1 << SGI_PING);
+        CPU1_UP.store(1, Relaxed);
+        irqs_on();
+        loop {
+            // SAFETY: waits for the next SGI.
+            unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+        }
+    }
+
+    const IPI_ROUND_TRIPS: u32 = 1000;
+
+    /// 1,000 SGI round trips CPU 0 → CPU 1 → CPU 0.  `wfe`: CPU 0 waits for
+    /// each answer with WFE in its loop (as Linux's spinning waits do); else
+    /// it spins on the flag alone.  Returns the mean in counter ticks, None
+    /// if one answer did not come within `limit` ticks.
+    fn ipi_round_trips(wfe: bool, base: u32, limit: u64) -> Option<u64> {
+        irqs_on();
+        let t0 = cntpct();
+        for n in 1..=IPI_ROUND_TRIPS {
+            let seq = base + n;
+            PING.store(seq, Relaxed);
+            send_sgi(SGI_PING, 1);
+            let start = cntpct();
+            while PONG.load(Relaxed) != seq {
+                if cntpct() - start > limit {
+                    irqs_off();
+                    return None;
+                }
+                if wfe {
+                    // SAFETY: waits for an event or interrupt (the SGI_PONG).
+                    unsafe { core::arch::asm!("wfe", options(nomem, nostack)) };
+                }
+            }
+        }
+        let total = cntpct() - t0;
+        irqs_off();
+        Some(total / IPI_ROUND_TRIPS as u64)
+    }
+
+    fn ipi_checks(r: &mut Report, conduit_smc: bool, ms: u64) {
+        // SAFETY: PSCI CPU_ON (DEN0022 §5.6) of CPU 1 at `secondary_entry`.
+        let ret: u64;
+        unsafe {
+            unsafe extern "C" {
+                fn secondary_entry();
+            }
+            let (f, e) = (shared::abi::psci::PSCI_CPU_ON_64 as u64, secondary_entry as *const () as u64);
+            if conduit_smc {
+                core::arch::asm!("smc #0", inout("x0") f => ret, in("x1") 1u64, in("x2") e, in("x3") 0u64, options(nostack));
+            } else {
+                core::arch::asm!("hvc #0", inout("x0") f => ret, in("x1") 1u64, in("x2") e, in("x3") 0u64, options(nostack));
+            }
+        }
+        let t0 = cntpct();
+        while CPU1_UP.load(Relaxed) == 0 && cntpct() - t0 < 1000 * ms {}
+        let up = CPU1_UP.load(Relaxed) != 0;
+        r.check(format_args!("second_cpu_starts"), ret == 0 && up);
+        if !up {
+            return;
+        }
+        // Bounded: each answer within 100 ms, so 1,000 round trips well under the 4 ms-slice ping-pong.
+        for (name, wfe, base) in [("ipi_round_trips_wfe", true, 0), ("ipi_round_trips_spin", false, IPI_ROUND_TRIPS)] {
+            let mean = ipi_round_trips(wfe, base, 100 * ms);
+            match mean {
+                Some(m) => info!("{name}: {IPI_ROUND_TRIPS} round trips, mean {m} ticks ({} us)", m * 1000 / ms),
+                None => info!("{name}: an answer took more than 100 ms"),
+            }
+            r.check(format_args!("{name}"), mean.is_some_and(|m| m < ms));
+        }
+    }
+
     #[unsafe(no_mangle)]
     extern "C" fn guest_main(dtb: u64, x1: u64, x2: u64, x3: u64, loaded_at: u64, el: u64) -> ! {
         let mut r = Report { pass: 0, fail: 0 };
@@ -603,11 +742,12 @@ mod guest {
         r.check(format_args!("counters_agree"), p1 <= v && v <= p2);
         timer_checks(&mut r, Timer::Virt, ms);
         timer_checks(&mut r, Timer::Phys, ms);
+        let smc = super::fdt_prop(blob, "psci", "method").is_some_and(|m| m.starts_with(b"smc"));
+        ipi_checks(&mut r, smc, ms);
         if OTHER.load(Relaxed) != 0 {
             info!("{} other interrupt(s) taken", OTHER.load(Relaxed));
         }
         let _ = writeln!(Uart, "guest_cpu_features done: {} pass, {} fail", r.pass, r.fail);
-        let smc = super::fdt_prop(blob, "psci", "method").is_some_and(|m| m.starts_with(b"smc"));
         off(smc)
     }
 

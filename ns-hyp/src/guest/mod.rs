@@ -697,8 +697,7 @@ fn handle_smc(c: &mut Cpu, v: usize, vc: &mut Vcpu, _: Esr) -> Exit {
 }
 
 fn handle_sysreg(c: &mut Cpu, v: usize, vc: &mut Vcpu, esr: Esr) -> Exit {
-    sysreg_trap(c, v, vc, esr.iss());
-    Exit::Continue
+    sysreg_trap(c, v, vc, esr.iss())
 }
 
 fn handle_data_abort(_: &mut Cpu, v: usize, vc: &mut Vcpu, esr: Esr) -> Exit {
@@ -769,18 +768,28 @@ fn firmware_call(c: &mut Cpu, v: usize, r: &mut GuestRegs) -> Exit {
 }
 
 /// A trapped MSR/MRS, emulated by its row in `vm::sysreg::SYS_REGS`.
-fn sysreg_trap(c: &mut Cpu, v: usize, vc: &mut Vcpu, iss: u64) {
+fn sysreg_trap(c: &mut Cpu, v: usize, vc: &mut Vcpu, iss: u64) -> Exit {
     let i = SysRegIss::decode(iss);
     let r = &mut vc.regs;
     let Some(row) = sysreg::find(&i) else {
         log::warn!("vCPU {}: system register trap op0 {} op1 {} CRn {} CRm {} op2 {} ({}): UNDEFINED", v, i.op0, i.op1, i.crn, i.crm, i.op2, if i.read { "read" } else { "write" });
         inject_undef(r);
-        return;
+        return Exit::Continue;
     };
+    let mut exit = Exit::Continue;
     match row.access {
         SysRegAccess::GenerateSgi1 => {
             let kick = vm().vgic.send_sgi(v, reg(r, i.rt));
             deliver(kick, c.id);
+            // An IPI to a vCPU that shares this CPU: give it the CPU now
+            // (the rest of the sender's slice), so it is not delivered a
+            // 4 ms slice later while the sender spins waiting for its answer
+            // (QEMU's TCG does not trap WFE, so a spinning wait never
+            // yields by itself).  With two vCPUs on a CPU the round robin
+            // then runs the target next.
+            if (0..MAX_VCPUS).any(|t| t != v && kick & (1 << t) != 0 && pcpu_of(t) == c.id) {
+                exit = Exit::Yield;
+            }
         }
         SysRegAccess::WriteIgnored => {}
         SysRegAccess::IdRegister => {
@@ -828,6 +837,7 @@ fn sysreg_trap(c: &mut Cpu, v: usize, vc: &mut Vcpu, iss: u64) {
         }
     }
     vc.regs.elr += 4;
+    exit
 }
 
 /// The loaded vCPU `v`'s timer interrupts follow their outputs (`vm::timer`):

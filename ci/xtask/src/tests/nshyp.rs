@@ -323,19 +323,19 @@ pub fn tests() -> Vec<IntegrationTest> {
 
 /// guest_cpu_features (issue B4): ci/guest-cpu-features, a flat binary
 /// without an Image header, first on bare QEMU (`-kernel`, the same -cpu max
-/// machine, 1 CPU), then under ns-hyp (1 vCPU on 1 CPU, preloaded where QEMU
-/// puts a flat binary).  Every check that passes bare must pass under ns-hyp.
+/// machine, 2 CPUs), then under ns-hyp (2 vCPUs on 1 CPU, preloaded where
+/// QEMU puts a flat binary).  Every check that passes bare must pass under ns-hyp.
 fn cpu_features_boot(o: &Outputs) -> XResult<Boot> {
     let payload = o.images.join("guest-cpu-features.bin");
-    let bare = Boot::Custom { tfa: false, args: vec!["-smp".into(), "1".into(), "-kernel".into(), payload.display().to_string()] };
-    let hyp = hyp_guest_boot(o, None, "", &GuestPayload { kernel: payload, initrd: None, cmdline: None }, 1, Some(1), "")?;
+    let bare = Boot::Custom { tfa: false, args: vec!["-smp".into(), "2".into(), "-kernel".into(), payload.display().to_string()] };
+    let hyp = hyp_guest_boot(o, None, "", &GuestPayload { kernel: payload, initrd: None, cmdline: None }, 2, Some(1), "")?;
     Ok(Boot::Sequence(vec![bare, hyp]))
 }
 
 fn cpu_features_expects() -> Vec<Expect> {
     vec![
         expect("the payload ran to its end on bare QEMU and under ns-hyp", &["guest_cpu_features done: "]),
-        expect("ns-hyp ran it as a flat binary", &["[ns-hyp] guest: 1 vCPU(s)", "flat"]),
+        expect("ns-hyp ran it as a flat binary, 2 vCPUs on 1 CPU", &["[ns-hyp] guest: 2 vCPU(s) on 1 CPU(s)", "flat"]),
         expect("the guest powered off through PSCI", &["[ns-hyp] guest: SYSTEM_OFF"]),
     ]
 }
