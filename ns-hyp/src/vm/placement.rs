@@ -105,22 +105,26 @@ const fn align_up(v: u64, a: u64) -> u64 {
     v.div_ceil(a) * a
 }
 
+/// How much of RAM the preloaded kernel spans from its load address (an
+/// Image's `image_size`, which counts its BSS, or the file's size), after
+/// checking where it sits: an Image `text_offset` above a 2 MiB boundary
+/// (booting.rst: "placed text_offset bytes from a 2MB aligned base
+/// address"), a flat binary 4-byte aligned.
+pub fn kernel_span(kernel: Blob, header: &[u8]) -> Result<u64, PlaceError> {
+    match kind(header) {
+        Kind::Image { text_offset, .. } if kernel.ipa % MIB_2 != text_offset % MIB_2 => Err(PlaceError::Misaligned),
+        Kind::Image { image_size, .. } => Ok(image_size.max(kernel.size)),
+        Kind::Flat if kernel.ipa % 4 != 0 => Err(PlaceError::Misaligned),
+        Kind::Flat => Ok(kernel.size),
+    }
+}
+
 /// Applies the rules of this module to a preloaded kernel (`header`: its
 /// first bytes) and initrd in RAM at `ram_ipa`, `ram_size` bytes long, for a
 /// DTB of at most `dtb_size` bytes.
 pub fn place(ram_ipa: u64, ram_size: u64, kernel: Blob, header: &[u8], initrd: Option<Blob>, dtb_size: u64) -> Result<Placement, PlaceError> {
     let ram_end = ram_ipa + ram_size;
-    let span = match kind(header) {
-        Kind::Image { text_offset, image_size } => {
-            // booting.rst: "placed text_offset bytes from a 2MB aligned base address".
-            if kernel.ipa % MIB_2 != text_offset % MIB_2 {
-                return Err(PlaceError::Misaligned);
-            }
-            image_size.max(kernel.size)
-        }
-        Kind::Flat if kernel.ipa % 4 != 0 => return Err(PlaceError::Misaligned),
-        Kind::Flat => kernel.size,
-    };
+    let span = kernel_span(kernel, header)?;
     let image_end = kernel.ipa.checked_add(span).filter(|&e| e <= ram_end).ok_or(PlaceError::ImageTooBig)?;
     let initrd_start = align_up((ram_ipa + (ram_size / 2).min(INITRD_MAX_OFFSET)).max(image_end), PAGE);
     let mut above = initrd_start;
@@ -205,6 +209,8 @@ mod tests {
         // text_offset 0x80000 wants the image 0x80000 above a 2 MiB boundary.
         assert!(place(RAM, GIB, Blob { ipa: RAM + 0x8_0000, size: 16 }, &image_header(0x8_0000, 16), None, 4096).is_ok());
         assert_eq!(place(RAM, GIB, Blob { ipa: RAM + 2, size: 16 }, &[0u8; 64], None, 4096), Err(PlaceError::Misaligned));
+        assert_eq!(kernel_span(Blob { ipa: RAM + (2 << 20), size: 16 }, &h), Ok(1 << 20));
+        assert_eq!(kernel_span(Blob { ipa: RAM + (3 << 20), size: 16 }, &h), Err(PlaceError::Misaligned));
         // image_size past the end of RAM.
         assert_eq!(place(RAM, 64 << 20, Blob { ipa: RAM + (2 << 20), size: 16 }, &image_header(0, 64 << 20), None, 4096), Err(PlaceError::ImageTooBig));
         // Initrd inside the image's BSS.
