@@ -604,9 +604,12 @@ mod guest {
         irqs_off();
         let lat = FIRST_AT.load(Relaxed).wrapping_sub(t0);
         info!("{n} CVAL in the past: {} interrupt(s), taken {} ticks after the enable", taken(), lat);
-        r.check(format_args!("{n}_cval_past_fires_at_once"), taken() == 1 && lat <= 5 * ms);
+        // QEMU's counter follows host time: the bound leaves room for a loaded
+        // host (seen: 30-210 us bare and under ns-hyp).
+        r.check(format_args!("{n}_cval_past_fires_at_once"), taken() == 1 && lat <= 10 * ms);
 
-        // CVAL 2 ms ahead: fires at CVAL, not before, not much after.
+        // CVAL 2 ms ahead: fires at CVAL, not before, not much after (seen:
+        // 30-200 us late, once 6.6 ms under ns-hyp on a loaded host).
         reset_counts();
         irqs_on();
         let cval = t.now() + 2 * ms;
@@ -618,7 +621,7 @@ mod guest {
         t.set_ctl(0);
         let at = FIRST_AT.load(Relaxed);
         info!("{n} CVAL ahead: {} interrupt(s), taken {} ticks after CVAL", taken(), at.wrapping_sub(cval) as i64);
-        r.check(format_args!("{n}_cval_ahead_fires_at_cval"), taken() == 1 && at >= cval && at - cval <= 10 * ms);
+        r.check(format_args!("{n}_cval_ahead_fires_at_cval"), taken() == 1 && at >= cval && at - cval <= 20 * ms);
 
         // TVAL counts down (the timer disabled: TVAL still counts), and is negative past CVAL.
         t.set_ctl(0);
