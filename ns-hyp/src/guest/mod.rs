@@ -15,10 +15,12 @@ use crate::vm::config::{GuestConfig, MAX_VCPUS};
 use crate::vm::decode::{self, Access};
 use crate::vm::exit::{Esr, ExceptionClass, ExitHandler, ExitStat, ExitTable, ESR_IL};
 use crate::vm::layout::*;
+use crate::vm::placement;
 use crate::vm::psci::{self, Power};
 use crate::vm::sched;
 use crate::vm::stats::{ExitKind, ExitStats, Phase, Snapshot};
 use crate::vm::sysreg::{self, SysRegAccess, SysRegIss};
+use crate::vm::timer::{self, EmulTimer, TimerReg};
 use crate::vm::vgic::{lr, Kick};
 use crate::vm::{Mmio, Vm};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -51,13 +53,15 @@ struct Vcpu {
     el1: El1SysRegs,
     pac: PacKeys,
     gicif: gic::VcpuIf,
+    /// The emulated EL1 physical timer (`vm::timer`).
+    ptimer: EmulTimer,
     /// WFI: not runnable until an interrupt or its timer.
     waiting: bool,
 }
 
 impl Vcpu {
     const fn new() -> Self {
-        Vcpu { regs: GuestRegs::new(), el1: El1SysRegs::reset(), pac: PacKeys { keys: [0; 10] }, gicif: gic::VcpuIf { lrs: [0; 16], vmcr: 0, ap0r0: 0, ap1r0: 0 }, waiting: false }
+        Vcpu { regs: GuestRegs::new(), el1: El1SysRegs::reset(), pac: PacKeys { keys: [0; 10] }, gicif: gic::VcpuIf { lrs: [0; 16], vmcr: 0, ap0r0: 0, ap1r0: 0 }, ptimer: EmulTimer::new(), waiting: false }
     }
 }
 
@@ -93,8 +97,22 @@ fn vm() -> spin::MutexGuard<'static, Vm> {
     VM.get().expect("vm").lock()
 }
 
-/// Everything the boot CPU does to start the guest; does not return.
-pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FramePool>) -> ! {
+/// Everything the boot CPU does to start the guest; returns only when the
+/// payloads cannot be placed (logged; the caller powers off).
+pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FramePool>) {
+    // Where the DTB goes and how the kernel is entered: QEMU virt's
+    // `-kernel` rules (`vm::placement`), from the preloaded kernel's header.
+    let header_len = (cfg.kernel.size as usize).min(placement::HEADER_LEN);
+    // SAFETY: the kernel lies inside guest RAM (`vm::config` checked it),
+    // mapped at EL2 (identity); the guest does not run yet.
+    let header = unsafe { core::slice::from_raw_parts((cfg.kernel.ipa - RAM_IPA + RAM_PA) as *const u8, header_len) };
+    let place = match placement::place(RAM_IPA, cfg.ram_size, cfg.kernel, header, cfg.initrd, DTB_MAX as u64) {
+        Ok(p) => p,
+        Err(e) => {
+            log::error!("guest: payloads cannot be placed ({:?}): no guest", e);
+            return;
+        }
+    };
     let npcpus = npcpus.clamp(1, cfg.vcpus);
     NPCPUS.store(npcpus, Ordering::Relaxed);
     NVCPUS.store(cfg.vcpus, Ordering::Relaxed);
@@ -110,18 +128,22 @@ pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FrameP
     s2.mark_active();
     STAGE2.call_once(|| spin::Mutex::new(s2));
 
-    // The guest's DTB at the start of its RAM.
-    // SAFETY: guest RAM is mapped RW at EL2 (identity) and the guest does not run yet.
-    let dtb = unsafe { core::slice::from_raw_parts_mut(RAM_PA as *mut u8, DTB_MAX) };
+    // The guest's DTB above its image and initrd, where QEMU would put it.
+    let dtb_pa = place.dtb - RAM_IPA + RAM_PA;
+    // SAFETY: inside guest RAM (`placement::place` checked it fits), mapped
+    // RW at EL2 (identity), above the payloads; the guest does not run yet.
+    let dtb = unsafe { core::slice::from_raw_parts_mut(dtb_pa as *mut u8, DTB_MAX) };
     let n = crate::vm::dtb::build(dtb, cfg).expect("guest DTB fits");
-    clean_dcache(RAM_PA as usize, n);
+    clean_dcache(dtb_pa as usize, n);
     log::info!(
-        "guest: {} vCPU(s) on {} CPU(s), {} MiB RAM at PA {:#x}, kernel IPA {:#x} ({} bytes), initrd {:?}, dtb {} bytes",
-        cfg.vcpus, npcpus, cfg.ram_size >> 20, RAM_PA, cfg.kernel.ipa, cfg.kernel.size, cfg.initrd.map(|i| (i.ipa, i.size)), n
+        "guest: {} vCPU(s) on {} CPU(s), {} MiB RAM at PA {:#x}, kernel IPA {:#x} ({} bytes, {}), initrd {:?}, dtb IPA {:#x} ({} bytes)",
+        cfg.vcpus, npcpus, cfg.ram_size >> 20, RAM_PA, cfg.kernel.ipa, cfg.kernel.size,
+        if matches!(placement::kind(header), placement::Kind::Image { .. }) { "Image" } else { "flat" },
+        cfg.initrd.map(|i| (i.ipa, i.size)), place.dtb, n
     );
     log::info!("guest cmdline: {}", cfg.cmdline);
 
-    init_vm(cfg);
+    init_vm(place.entry, place.dtb);
 
     virtio::init();
     gic::init_distributor();
@@ -149,10 +171,11 @@ pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FrameP
 /// inlined: the `Vm` is built on the stack before it moves into its lock, and
 /// `start`'s frame stays live under the guest for good.
 #[inline(never)]
-fn init_vm(cfg: &GuestConfig) {
+fn init_vm(entry: u64, dtb: u64) {
     VM.call_once(|| {
-        let mut vm = Vm::new(cfg.vcpus);
-        vm.power[0] = Power::OnPending { entry: cfg.kernel.ipa, context: DTB_IPA };
+        let mut vm = Vm::new(NVCPUS.load(Ordering::Relaxed));
+        // x0 = the DTB, x1..x3 = 0 (booting.rst; QEMU's boot stub does the same).
+        vm.power[0] = Power::OnPending { entry, context: dtb };
         spin::Mutex::new(vm)
     });
 }
@@ -187,8 +210,9 @@ fn setup_el2(cpu: usize) {
         write_sysreg!(vtcr_el2, shared::arch::mmu::vtcr());
         write_sysreg!(vttbr_el2, VTTBR.load(Ordering::Relaxed));
         HCR_EL2.set(crate::vm::el2::hcr());
-        // EL1 may read the physical counter, not program the physical timer (CNTHCTL_EL2.EL1PCTEN only).
-        write_sysreg!(cnthctl_el2, 1);
+        // EL1 may read the physical counter; its physical timer traps and is
+        // emulated (CNTHCTL_EL2.EL1PCTEN only; `vm::timer`).
+        write_sysreg!(cnthctl_el2, CNTHCTL_EL1PCTEN);
         write_sysreg!(cntvoff_el2, 0);
         write_sysreg!(cnthp_ctl_el2, 0);
         write_sysreg!(vpidr_el2, read_sysreg!(midr_el1));
@@ -204,6 +228,18 @@ fn setup_el2(cpu: usize) {
         core::arch::asm!("dsb ish", "tlbi vmalls12e1is", "dsb ish", "isb", options(nostack));
     }
     gic::init_cpu(cpu);
+}
+
+/// CNTHCTL_EL2 (E2H = 0, DDI0487): EL1PCTEN (bit 0), and EL1TVT (bit 13,
+/// FEAT_ECV: EL0/EL1 accesses to the virtual timer's registers trap to EL2).
+const CNTHCTL_EL1PCTEN: u64 = 1 << 0;
+const CNTHCTL_EL1TVT: u64 = 1 << 13;
+/// The guest's EL1 physical timer PPI (BSA: INTID 30), emulated.
+const PTIMER_INTID: u32 = 30;
+
+/// The CPU has FEAT_ECV (ID_AA64MMFR0_EL1.ECV, bits [63:60]).
+fn has_ecv() -> bool {
+    read_sysreg!(id_aa64mmfr0_el1) >> 60 & 0xf != 0
 }
 
 /// Per physical CPU scheduler state.
@@ -230,6 +266,10 @@ struct Cpu {
     /// decides the hyp timer after every exit but it rarely changes; a timer
     /// register write is costly (in QEMU: its global lock and a host timer).
     hyp_timer: Option<u64>,
+    /// CNTHCTL_EL2 as written (EL1TVT set while the loaded vCPU's virtual
+    /// timer interrupt waits pending in an LR), and whether EL1TVT exists.
+    cnthctl: u64,
+    ecv: bool,
 }
 
 enum Exit {
@@ -245,7 +285,7 @@ enum Exit {
 
 fn run_cpu(cpu: usize) -> ! {
     setup_el2(cpu);
-    let mut c = Cpu { id: cpu, loaded: None, vtimer_active: false, nlrs: gic::num_lrs().min(16), current: None, slice_end: 0, quantum: shared::arch::timer::cntfrq() * QUANTUM_US / 1_000_000, mark: shared::arch::timer::cntpct(), hw_lrs: [0; 16], hw_hcr: 1, hyp_timer: Some(0) };
+    let mut c = Cpu { id: cpu, loaded: None, vtimer_active: false, nlrs: gic::num_lrs().min(16), current: None, slice_end: 0, quantum: shared::arch::timer::cntfrq() * QUANTUM_US / 1_000_000, mark: shared::arch::timer::cntpct(), hw_lrs: [0; 16], hw_hcr: 1, hyp_timer: Some(0), cnthctl: CNTHCTL_EL1PCTEN, ecv: has_ecv() };
     for n in 0..c.nlrs {
         gic::write_lr(n, 0);
     }
@@ -273,7 +313,12 @@ fn run_cpu(cpu: usize) -> ! {
             states[k] = state(&c, mine(k));
         }
         let d = sched::decide(&states[..count], c.current, c.slice_end, now, c.quantum);
-        set_hyp_timer(&mut c, d.timer);
+        // The vCPU about to run exits when its emulated physical timer fires.
+        let ptimer = d.run.and_then(|k| VCPUS[mine(k)].lock().ptimer.wake_at(now));
+        set_hyp_timer(&mut c, match (d.timer, ptimer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        });
         c.slice_end = d.slice_end;
         let Some(k) = d.run else {
             // SAFETY: waits for an interrupt (EL2 runs with IRQs masked; `wfi`
@@ -311,11 +356,6 @@ fn run_cpu(cpu: usize) -> ! {
     }
 }
 
-/// The virtual timer of a vCPU would fire at this deadline (CNTV_CTL: ENABLE and not IMASK).
-fn timer_deadline(ctl: u64, cval: u64) -> Option<u64> {
-    (ctl & 3 == 1).then_some(cval)
-}
-
 /// What the scheduler needs to know of vCPU `v` (of this CPU) now.
 fn state(c: &Cpu, v: usize) -> sched::State {
     if POWERED_ON[v].load(Ordering::Relaxed) && !VCPUS[v].lock().waiting {
@@ -333,7 +373,12 @@ fn state(c: &Cpu, v: usize) -> sched::State {
             // The loaded vCPU's timer is live in the hardware.
             let (ctl, cval) = if c.loaded == Some(v) { (read_sysreg!(cntv_ctl_el0), read_sysreg!(cntv_cval_el0)) } else { (vc.el1.cntv_ctl, vc.el1.cntv_cval) };
             let lr_pending = vc.gicif.lrs[..c.nlrs].iter().any(|&l| lr::state(l) & 1 != 0);
-            sched::State::Waiting { wake: vm.vgic.has_deliverable(v) || lr_pending, deadline: timer_deadline(ctl, cval) }
+            // The earlier of its two timers (one count: CNTVOFF_EL2 = 0).
+            let deadline = match (timer::deadline(ctl, cval), timer::deadline(vc.ptimer.ctl, vc.ptimer.cval)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            sched::State::Waiting { wake: vm.vgic.has_deliverable(v) || lr_pending, deadline }
         }
     }
 }
@@ -357,6 +402,7 @@ fn prepare(c: &mut Cpu, v: usize) {
             vc.el1 = El1SysRegs::reset();
             vc.pac = PacKeys::default();
             vc.gicif = gic::VcpuIf::default();
+            vc.ptimer = EmulTimer::new();
             vc.waiting = false;
             if c.loaded == Some(v) {
                 c.loaded = None; // reload the fresh EL1 state
@@ -504,7 +550,18 @@ fn run_once(c: &mut Cpu, v: usize) -> Exit {
     let n = c.nlrs;
     {
         let mut vm = vm();
+        sync_timer_lines(c, v, &mut vc, &mut vm);
         let overflow = vm.vgic.fill_lrs(v, &mut vc.gicif.lrs[..n]);
+        // While the virtual timer's interrupt waits pending in an LR, the
+        // guest's accesses to its registers trap: a write that takes the
+        // output low withdraws it before the guest can take it.
+        let tvt = c.ecv && vm.vgic.pending_in_lr(v, VTIMER_INTID, &vc.gicif.lrs[..n]);
+        let cnthctl = CNTHCTL_EL1PCTEN | if tvt { CNTHCTL_EL1TVT } else { 0 };
+        if cnthctl != c.cnthctl {
+            // SAFETY: only which EL1 timer accesses trap to EL2.
+            unsafe { write_sysreg!(cnthctl_el2, cnthctl) };
+            c.cnthctl = cnthctl;
+        }
         // ICH_HCR_EL2: En, and UIE (maintenance when the LRs run nearly empty) if some wait.
         let hcr = 1 | if overflow { 2 } else { 0 };
         if hcr != c.hw_hcr {
@@ -640,8 +697,7 @@ fn handle_smc(c: &mut Cpu, v: usize, vc: &mut Vcpu, _: Esr) -> Exit {
 }
 
 fn handle_sysreg(c: &mut Cpu, v: usize, vc: &mut Vcpu, esr: Esr) -> Exit {
-    sysreg_trap(c, v, &mut vc.regs, esr.iss());
-    Exit::Continue
+    sysreg_trap(c, v, vc, esr.iss())
 }
 
 fn handle_data_abort(_: &mut Cpu, v: usize, vc: &mut Vcpu, esr: Esr) -> Exit {
@@ -712,17 +768,28 @@ fn firmware_call(c: &mut Cpu, v: usize, r: &mut GuestRegs) -> Exit {
 }
 
 /// A trapped MSR/MRS, emulated by its row in `vm::sysreg::SYS_REGS`.
-fn sysreg_trap(c: &mut Cpu, v: usize, r: &mut GuestRegs, iss: u64) {
+fn sysreg_trap(c: &mut Cpu, v: usize, vc: &mut Vcpu, iss: u64) -> Exit {
     let i = SysRegIss::decode(iss);
+    let r = &mut vc.regs;
     let Some(row) = sysreg::find(&i) else {
         log::warn!("vCPU {}: system register trap op0 {} op1 {} CRn {} CRm {} op2 {} ({}): UNDEFINED", v, i.op0, i.op1, i.crn, i.crm, i.op2, if i.read { "read" } else { "write" });
         inject_undef(r);
-        return;
+        return Exit::Continue;
     };
+    let mut exit = Exit::Continue;
     match row.access {
         SysRegAccess::GenerateSgi1 => {
             let kick = vm().vgic.send_sgi(v, reg(r, i.rt));
             deliver(kick, c.id);
+            // An IPI to a vCPU that shares this CPU: give it the CPU now
+            // (the rest of the sender's slice), so it is not delivered a
+            // 4 ms slice later while the sender spins waiting for its answer
+            // (QEMU's TCG does not trap WFE, so a spinning wait never
+            // yields by itself).  With two vCPUs on a CPU the round robin
+            // then runs the target next.
+            if (0..MAX_VCPUS).any(|t| t != v && kick & (1 << t) != 0 && pcpu_of(t) == c.id) {
+                exit = Exit::Yield;
+            }
         }
         SysRegAccess::WriteIgnored => {}
         SysRegAccess::IdRegister => {
@@ -734,8 +801,64 @@ fn sysreg_trap(c: &mut Cpu, v: usize, r: &mut GuestRegs, iss: u64) {
                 set_reg(r, i.rt, 0);
             }
         }
+        SysRegAccess::PhysTimer(t) => {
+            let now = shared::arch::timer::cntpct();
+            if i.read {
+                let val = vc.ptimer.read(t, now);
+                set_reg(&mut vc.regs, i.rt, val);
+            } else {
+                let val = reg(&vc.regs, i.rt);
+                vc.ptimer.write(t, val, now);
+                sync_timer_lines(c, v, vc, &mut vm());
+            }
+        }
+        SysRegAccess::VirtTimer(t) => {
+            // The vCPU's timer is live in the hardware: the access itself.
+            if i.read {
+                let val = match t {
+                    TimerReg::Ctl => read_sysreg!(cntv_ctl_el0),
+                    TimerReg::Cval => read_sysreg!(cntv_cval_el0),
+                    TimerReg::Tval => read_sysreg!(cntv_tval_el0),
+                };
+                set_reg(&mut vc.regs, i.rt, val);
+            } else {
+                let val = reg(&vc.regs, i.rt);
+                // SAFETY: the loaded vCPU's own virtual timer, as the guest asked.
+                unsafe {
+                    match t {
+                        TimerReg::Ctl => write_sysreg!(cntv_ctl_el0, val),
+                        TimerReg::Cval => write_sysreg!(cntv_cval_el0, val),
+                        TimerReg::Tval => write_sysreg!(cntv_tval_el0, val),
+                    }
+                }
+                shared::arch::regs::isb();
+                sync_timer_lines(c, v, vc, &mut vm());
+            }
+        }
     }
-    r.elr += 4;
+    vc.regs.elr += 4;
+    exit
+}
+
+/// The loaded vCPU `v`'s timer interrupts follow their outputs (`vm::timer`):
+/// the emulated physical timer drives PPI 30 as a level; the virtual timer's
+/// PPI 27, injected when the physical one fired, is withdrawn once its
+/// output is low (disabled, masked, or CVAL moved ahead) and the guest has
+/// not acknowledged it yet, as KVM re-samples its level-triggered timer line.
+/// A withdrawn HW-linked instance's physical interrupt is deactivated.
+fn sync_timer_lines(c: &mut Cpu, v: usize, vc: &mut Vcpu, vm: &mut Vm) {
+    let n = c.nlrs;
+    let now = shared::arch::timer::cntpct();
+    if vc.ptimer.output(now) {
+        deliver(vm.vgic.set_private_level(v, PTIMER_INTID, true), c.id);
+    } else {
+        vm.vgic.lower_level(v, PTIMER_INTID, &mut vc.gicif.lrs[..n]);
+    }
+    // CNTVOFF_EL2 = 0: the virtual count is the physical one.
+    if !timer::output(read_sysreg!(cntv_ctl_el0), read_sysreg!(cntv_cval_el0), now) && vm.vgic.lower_level(v, VTIMER_INTID, &mut vc.gicif.lrs[..n]) && c.vtimer_active {
+        gic::deactivate(gic::PPI_VTIMER);
+        c.vtimer_active = false;
+    }
 }
 
 /// Translates a guest VA with the guest's own Stage-1 and our Stage-2 (AT S12E1R).

@@ -233,6 +233,17 @@ pub fn run_linux(cfg: &crate::vm::config::GuestConfig, bootargs: &str) {
     let (start, _) = PAGES.range();
     let mut ns = Pages::new(start as u64, NS_PAGES);
     let mut pool = Pages::new(linux::POOL_PA, linux::POOL_PAGES);
+    // The kernel must sit where its kind asks (an Image text_offset above a
+    // 2 MiB boundary, `vm::placement`; `vm::config` no longer checks it).
+    // The Realm's DTB stays at the start of its RAM (the measured layout, docs/rmm.md).
+    let header_len = (cfg.kernel.size as usize).min(crate::vm::placement::HEADER_LEN);
+    let kernel_pa = cfg.kernel.ipa - crate::vm::layout::RAM_IPA + crate::vm::layout::RAM_PA;
+    // SAFETY: the kernel lies inside guest RAM (`vm::config` checked it), identity-mapped at EL2, read only.
+    let header = unsafe { core::slice::from_raw_parts(kernel_pa as *const u8, header_len) };
+    if let Err(e) = crate::vm::placement::kernel_span(cfg.kernel, header) {
+        log::error!("realm-vm: the kernel cannot run where it is ({:?})", e);
+        return;
+    }
     let (dtb_start, dtb_end) = REALM_DTB.range();
     // SAFETY: our own .bss area, identity-mapped, used by nothing else.
     let dtb = unsafe { core::slice::from_raw_parts_mut(dtb_start as *mut u8, dtb_end - dtb_start) };

@@ -62,7 +62,10 @@ fn blob(v: &str, ram_size: u64) -> Option<Blob> {
 pub fn parse(bootargs: &str) -> Result<GuestConfig, ConfigError> {
     let (ours, guest) = match bootargs.split_once(" -- ") {
         Some((o, g)) => (o, Some(g.trim())),
-        None => (bootargs.strip_suffix(" --").unwrap_or(bootargs), None),
+        None => match bootargs.strip_suffix(" --") {
+            Some(o) => (o, Some("")),
+            None => (bootargs, None),
+        },
     };
     let mut ram_size = DEFAULT_RAM_SIZE;
     for w in ours.split_ascii_whitespace() {
@@ -82,12 +85,13 @@ pub fn parse(bootargs: &str) -> Result<GuestConfig, ConfigError> {
         }
     }
     let kernel = kernel.ok_or(ConfigError::NoGuest)?;
-    // The arm64 boot protocol wants the Image 2 MiB aligned (booting.rst).
-    if kernel.ipa % (2 << 20) != 0 {
-        return Err(ConfigError::Bad("quadrant.guest"));
-    }
+    // Where the payload may sit depends on its kind (an Image's text_offset,
+    // booting.rst): `vm::placement` checks it against the payload's header.
+    // Without ` -- ` the guest gets ns-hyp's default command line; with it,
+    // what follows, even nothing: an empty command line stays empty (as
+    // QEMU's `-append ""`).
     let mut cmdline = Line::<256>::default();
-    let _ = core::fmt::Write::write_str(&mut cmdline, guest.filter(|g| !g.is_empty()).unwrap_or(DEFAULT_CMDLINE));
+    let _ = core::fmt::Write::write_str(&mut cmdline, guest.unwrap_or(DEFAULT_CMDLINE));
     let exit_stats = ours.split_ascii_whitespace().any(|w| w == "quadrant.exit-stats");
     Ok(GuestConfig { kernel, initrd, vcpus, ram_size, cmdline, exit_stats })
 }
@@ -109,6 +113,15 @@ mod tests {
     }
 
     #[test]
+    fn empty_guest_command_line_stays_empty() {
+        assert_eq!(parse("quadrant.guest=0x80200000,16 -- ").unwrap().cmdline.as_str(), "");
+        assert_eq!(parse("quadrant.guest=0x80200000,16 --").unwrap().cmdline.as_str(), "");
+        assert_eq!(parse("quadrant.guest=0x80200000,16 --   ").unwrap().cmdline.as_str(), "");
+        // No ` -- ` at all: ns-hyp's default.
+        assert_eq!(parse("quadrant.guest=0x80200000,16").unwrap().cmdline.as_str(), DEFAULT_CMDLINE);
+    }
+
+    #[test]
     fn defaults_and_errors() {
         let c = parse("quadrant.guest=0x80200000,16").unwrap();
         assert_eq!(c.vcpus, DEFAULT_VCPUS);
@@ -119,7 +132,9 @@ mod tests {
         // Outside guest RAM, misaligned, zero size, garbage.
         assert_eq!(parse("quadrant.guest=0x60000000,16").unwrap_err(), ConfigError::Bad("quadrant.guest"));
         assert_eq!(parse("quadrant.guest=0xbfff0000,0x20000").unwrap_err(), ConfigError::Bad("quadrant.guest"));
-        assert_eq!(parse("quadrant.guest=0x80201000,16").unwrap_err(), ConfigError::Bad("quadrant.guest"));
+        // Alignment is the placement's to check (it reads the header): a flat
+        // binary where QEMU puts one, RAM + 0x80000, is fine here.
+        assert_eq!(parse("quadrant.guest=0x80080000,16").unwrap().kernel, Blob { ipa: 0x4008_0000, size: 16 });
         assert_eq!(parse("quadrant.guest=0x80200000,0").unwrap_err(), ConfigError::Bad("quadrant.guest"));
         assert_eq!(parse("quadrant.guest=zz").unwrap_err(), ConfigError::Bad("quadrant.guest"));
         assert_eq!(parse("quadrant.guest=0x80200000,16 quadrant.vcpus=9").unwrap_err(), ConfigError::Bad("quadrant.vcpus"));

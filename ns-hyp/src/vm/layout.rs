@@ -12,8 +12,7 @@ pub const RAM_IPA: u64 = 0x4000_0000;
 pub const DEFAULT_RAM_SIZE: u64 = 1 << 30;
 /// Physical base of guest RAM (`platform::qemu_virt::GUEST_RAM`).
 pub const RAM_PA: u64 = crate::platform::qemu_virt::GUEST_RAM;
-/// The guest DTB ns-hyp writes, at the start of guest RAM (the kernel is loaded 2 MiB in).
-pub const DTB_IPA: u64 = RAM_IPA;
+/// The largest guest DTB ns-hyp writes; where it goes is `vm::placement`'s.
 pub const DTB_MAX: usize = 64 << 10;
 
 pub const GICD_IPA: u64 = 0x0800_0000;

@@ -13,10 +13,12 @@ pub mod fuzz;
 pub mod idregs;
 pub mod layout;
 pub mod pl011;
+pub mod placement;
 pub mod psci;
 pub mod sched;
 pub mod stats;
 pub mod sysreg;
+pub mod timer;
 pub mod vgic;
 pub mod virtio_blk;
 

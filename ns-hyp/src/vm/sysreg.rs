@@ -45,6 +45,12 @@ pub enum SysRegAccess {
     IdRegister,
     /// Reads as zero, writes ignored.
     Raz,
+    /// The emulated EL1 physical timer (`vm::timer::EmulTimer`).
+    PhysTimer(TimerReg),
+    /// The virtual timer, trapped (FEAT_ECV, CNTHCTL_EL2.EL1TVT) while its
+    /// interrupt is pending in a list register: the access is done on the
+    /// hardware and the interrupt's level re-sampled (`vm::timer`).
+    VirtTimer(TimerReg),
 }
 
 /// Which accesses a row covers.
@@ -102,12 +108,18 @@ pub const SYS_REGS: &[SysReg] = &[
     // Group 0 SGIs do not exist in a DS=1 guest using Group 1 only.
     reg("ICC_ASGI1R_EL1", 3, 0, 12, 11, 6, Dir::Write, SysRegAccess::WriteIgnored),
     reg("ICC_SGI0R_EL1", 3, 0, 12, 11, 7, Dir::Write, SysRegAccess::WriteIgnored),
-    // The guest uses the virtual timer; the physical one (CNTHCTL_EL2.EL1PCEN
-    // = 0) reads as off.
-    reg("CNTP_TVAL_EL0", 3, 3, 14, 2, 0, Dir::Both, SysRegAccess::Raz),
-    reg("CNTP_CTL_EL0", 3, 3, 14, 2, 1, Dir::Both, SysRegAccess::Raz),
-    reg("CNTP_CVAL_EL0", 3, 3, 14, 2, 2, Dir::Both, SysRegAccess::Raz),
+    // The EL1 physical timer, emulated: with CNTHCTL_EL2.EL1PCEN = 0 every
+    // EL0/EL1 access to its registers traps (DDI0487, CNTHCTL_EL2).
+    reg("CNTP_TVAL_EL0", 3, 3, 14, 2, 0, Dir::Both, SysRegAccess::PhysTimer(TimerReg::Tval)),
+    reg("CNTP_CTL_EL0", 3, 3, 14, 2, 1, Dir::Both, SysRegAccess::PhysTimer(TimerReg::Ctl)),
+    reg("CNTP_CVAL_EL0", 3, 3, 14, 2, 2, Dir::Both, SysRegAccess::PhysTimer(TimerReg::Cval)),
+    // The virtual timer's registers trap only with CNTHCTL_EL2.EL1TVT (FEAT_ECV) set.
+    reg("CNTV_TVAL_EL0", 3, 3, 14, 3, 0, Dir::Both, SysRegAccess::VirtTimer(TimerReg::Tval)),
+    reg("CNTV_CTL_EL0", 3, 3, 14, 3, 1, Dir::Both, SysRegAccess::VirtTimer(TimerReg::Ctl)),
+    reg("CNTV_CVAL_EL0", 3, 3, 14, 3, 2, Dir::Both, SysRegAccess::VirtTimer(TimerReg::Cval)),
 ];
+
+use super::timer::TimerReg;
 
 /// The row for a trapped access, if ns-hyp emulates it.
 pub fn find(iss: &SysRegIss) -> Option<&'static SysReg> {
@@ -144,6 +156,9 @@ mod tests {
         assert!(name(iss(3, 0, 0, 4, 0, 1, false)).is_none(), "ID registers are read-only");
         assert!(name(iss(3, 0, 0, 0, 5, 1, true)).is_none(), "MPIDR_EL1 is not trapped by TID3");
         assert!(name(iss(3, 3, 14, 2, 3, 0, true)).is_none());
+        assert_eq!(find(&SysRegIss::decode(iss(3, 3, 14, 2, 0, 0, false))).unwrap().access, SysRegAccess::PhysTimer(TimerReg::Tval));
+        assert_eq!(find(&SysRegIss::decode(iss(3, 3, 14, 3, 1, 0, true))).unwrap().access, SysRegAccess::VirtTimer(TimerReg::Ctl));
+        assert_eq!(name(iss(3, 3, 14, 3, 2, 0, false)), Some("CNTV_CVAL_EL0"));
     }
 
     /// No two rows claim one encoding and direction.

@@ -310,6 +310,56 @@ impl Vgic {
         best.map(|(_, n)| n)
     }
 
+    /// The line of a level-sensitive private interrupt of `vcpu` (a timer's
+    /// output) went low: its pending state goes, wherever it is — latched in
+    /// the model, or in a list register the guest has not acknowledged yet
+    /// (the LR is emptied; pending+active becomes active).  A GIC drops the
+    /// pending state of a level interrupt whose line falls before it is
+    /// acknowledged (IHI0069H, "Level-sensitive interrupts"); without this a
+    /// disabled timer's interrupt stayed latched.  Returns true if a
+    /// HW-linked LR was emptied: its physical interrupt, left active for the
+    /// link, must be deactivated by the caller.
+    pub fn lower_level(&mut self, vcpu: usize, intid: u32, lrs: &mut [u64]) -> bool {
+        if !(16..32).contains(&intid) {
+            return false;
+        }
+        let mut hw_dropped = false;
+        for n in 0..lrs.len().min(MAX_LRS) {
+            if self.lr_intid[vcpu][n] != Some(intid) {
+                continue;
+            }
+            match lr::state(lrs[n]) {
+                1 => {
+                    hw_dropped = lrs[n] & lr::HW != 0;
+                    lrs[n] = 0;
+                    self.lr_intid[vcpu][n] = None;
+                    if let Some(i) = self.irq_mut(vcpu, intid) {
+                        i.in_lr = false;
+                        i.hw = false;
+                    }
+                }
+                3 => lrs[n] &= !lr::PENDING,
+                _ => {}
+            }
+        }
+        if let Some(i) = self.irq_mut(vcpu, intid) {
+            i.level = false;
+            if i.pending && i.hw && !i.in_lr {
+                // Latched HW-linked, not in an LR yet: its physical interrupt waits active.
+                hw_dropped = true;
+                i.hw = false;
+            }
+            i.pending = false;
+        }
+        hw_dropped
+    }
+
+    /// Whether `vcpu`'s list registers hold `intid` pending and not yet
+    /// acknowledged (state pending, not active).
+    pub fn pending_in_lr(&self, vcpu: usize, intid: u32, lrs: &[u64]) -> bool {
+        lrs.iter().enumerate().take(MAX_LRS).any(|(n, &l)| self.lr_intid[vcpu][n] == Some(intid) && lr::state(l) == 1)
+    }
+
     /// Forgets the list registers of `vcpu` (it is being reset / powered on).
     pub fn reset_lrs(&mut self, vcpu: usize) {
         for n in 0..MAX_LRS {
@@ -536,6 +586,52 @@ mod tests {
         g.fill_lrs(0, &mut lrs);
         assert_ne!(lrs[0] & lr::HW, 0);
         assert_eq!((lrs[0] >> lr::PINTID_SHIFT) & 0x3ff, 27);
+    }
+
+    #[test]
+    fn timer_level_lowered_before_ack_is_withdrawn() {
+        let mut g = enabled(1);
+        g.redist_write(0x1_0100, 4, 1 << 27 | 1 << 30);
+        // HW-linked vtimer in an LR, not acknowledged: emptied, the caller deactivates.
+        g.raise_hw(0, 27);
+        let mut lrs = [0u64; 4];
+        g.fill_lrs(0, &mut lrs);
+        assert!(g.pending_in_lr(0, 27, &lrs));
+        assert!(g.lower_level(0, 27, &mut lrs));
+        assert_eq!(lrs[0], 0);
+        assert!(!g.pending_in_lr(0, 27, &lrs));
+        assert!(!g.has_deliverable(0));
+        g.fill_lrs(0, &mut lrs);
+        assert_eq!(lrs[0], 0, "nothing left to deliver");
+        // Latched in the model (no LR yet): forgotten; HW-linked, the caller deactivates.
+        g.raise(0, 27);
+        assert!(g.has_deliverable(0));
+        assert!(!g.lower_level(0, 27, &mut lrs));
+        assert!(!g.has_deliverable(0));
+        g.raise_hw(0, 27);
+        assert!(g.lower_level(0, 27, &mut lrs));
+        assert!(!g.has_deliverable(0));
+        // Emulated physical timer, a software level PPI: in the LR with EOI.
+        g.set_private_level(0, 30, true);
+        g.fill_lrs(0, &mut lrs);
+        assert_eq!(lr::vintid(lrs[0]), 30);
+        assert_ne!(lrs[0] & lr::EOI, 0);
+        // Acknowledged (active): left to the guest; pending+active loses its pending.
+        lrs[0] = (lrs[0] & !(3 << lr::STATE_SHIFT)) | lr::ACTIVE | lr::PENDING;
+        assert!(!g.lower_level(0, 30, &mut lrs));
+        assert_eq!(lr::state(lrs[0]), 2);
+        // Deactivated with the line low: not pending again.
+        lrs[0] &= !(3 << lr::STATE_SHIFT);
+        g.sync_lrs(0, &lrs);
+        assert!(!g.has_deliverable(0));
+        // Raised again while high, the line stays: pending again after deactivation.
+        g.set_private_level(0, 30, true);
+        g.fill_lrs(0, &mut lrs);
+        lrs[0] &= !(3 << lr::STATE_SHIFT);
+        g.sync_lrs(0, &lrs);
+        assert!(g.has_deliverable(0));
+        // Not a PPI: ignored.
+        assert!(!g.lower_level(0, 33, &mut lrs));
     }
 
     #[test]

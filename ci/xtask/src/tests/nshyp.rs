@@ -8,16 +8,43 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Where xtask preloads the guest payloads: inside the guest's RAM as ns-hyp
-/// maps it (PA 0x80000000 = guest IPA 0x40000000, see ns-hyp/src/vm/layout.rs).
-/// The Image 2 MiB in (the DTB ns-hyp writes sits below it), the initramfs 128 MiB in.
+/// maps it (PA 0x80000000 = guest IPA 0x40000000, see ns-hyp/src/vm/layout.rs),
+/// where QEMU virt's `-kernel` would put them (ns-hyp/src/vm/placement.rs):
+/// a Linux Image `text_offset` above a 2 MiB boundary (2 MiB in for
+/// text_offset 0), a flat binary 0x80000 in; the initramfs 128 MiB in.
+/// ns-hyp writes the DTB above both.
+pub const GUEST_RAM_PA: u64 = 0x8000_0000;
 pub const GUEST_KERNEL_PA: u64 = 0x8020_0000;
 pub const GUEST_INITRD_PA: u64 = 0x8800_0000;
+/// QEMU's load offset for a flat aarch64 binary (hw/arm/boot.c KERNEL64_LOAD_ADDR).
+pub const FLAT_LOAD_OFFSET: u64 = 0x8_0000;
+
+/// QEMU virt's rule for where `-kernel` loads `image` (offset from RAM) and
+/// how much of RAM it spans: an arm64 Image header (booting.rst: magic
+/// "ARM\x64" at 0x38, text_offset at 8, image_size at 16) with a non-zero
+/// image_size → text_offset (+ 2 MiB below 4 KiB, QEMU's boot stub), spanning
+/// image_size; otherwise a flat binary at 0x80000 spanning the file.
+pub fn qemu_kernel_offset(image: &[u8]) -> (u64, u64) {
+    let le = |at: usize| u64::from_le_bytes(image[at..at + 8].try_into().unwrap());
+    if image.len() >= 64 && &image[0x38..0x3c] == b"ARM\x64" && le(16) != 0 {
+        let t = le(8);
+        (if t < 4096 { t + (2 << 20) } else { t }, le(16).max(image.len() as u64))
+    } else {
+        (FLAT_LOAD_OFFSET, image.len() as u64)
+    }
+}
+
+fn kernel_pa_span(p: &Path) -> XResult<(u64, u64)> {
+    let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let (off, span) = qemu_kernel_offset(&bytes);
+    Ok((GUEST_RAM_PA + off, span))
+}
 
 /// ns-hyp's bootargs naming the preloaded guest payloads (ns-hyp/src/vm/config.rs);
 /// `hyp_args`: more words for ns-hyp (e.g. `quadrant.mem=512`); `cmdline`: the
 /// guest kernel's command line (after ` -- `; ns-hyp's default without it).
-pub fn guest_bootargs(kernel_size: u64, initrd_size: Option<u64>, vcpus: usize, hyp_args: &str, cmdline: Option<&str>) -> String {
-    let mut args = format!("quadrant.guest={GUEST_KERNEL_PA:#x},{kernel_size}");
+pub fn guest_bootargs(kernel_pa: u64, kernel_size: u64, initrd_size: Option<u64>, vcpus: usize, hyp_args: &str, cmdline: Option<&str>) -> String {
+    let mut args = format!("quadrant.guest={kernel_pa:#x},{kernel_size}");
     if let Some(n) = initrd_size {
         args.push_str(&format!(" quadrant.initrd={GUEST_INITRD_PA:#x},{n}"));
     }
@@ -55,14 +82,15 @@ pub struct GuestPayload {
 /// [`crate::qemu::SMP`]).
 pub fn hyp_guest_boot(o: &Outputs, bios: Option<&Path>, dtb_name: &str, g: &GuestPayload, vcpus: usize, smp: Option<u32>, hyp_args: &str) -> XResult<Boot> {
     let kernel_size = size(&g.kernel)?;
+    let (kernel_pa, span) = kernel_pa_span(&g.kernel)?;
     let initrd_size = g.initrd.as_deref().map(size).transpose()?;
-    if initrd_size.is_some() && kernel_size > GUEST_INITRD_PA - GUEST_KERNEL_PA {
-        return Err(format!("{}: {kernel_size} bytes does not fit below the initramfs ({} MiB at most)", g.kernel.display(), (GUEST_INITRD_PA - GUEST_KERNEL_PA) >> 20));
+    if initrd_size.is_some() && kernel_pa + span > GUEST_INITRD_PA {
+        return Err(format!("{}: {span} bytes does not fit below the initramfs ({} MiB at most)", g.kernel.display(), (GUEST_INITRD_PA - kernel_pa) >> 20));
     }
     if g.cmdline.as_ref().is_some_and(|c| c.len() > GUEST_CMDLINE_MAX) {
         return Err(format!("the guest command line is longer than ns-hyp's {GUEST_CMDLINE_MAX} bytes"));
     }
-    let bootargs = guest_bootargs(kernel_size, initrd_size, vcpus, hyp_args, g.cmdline.as_deref());
+    let bootargs = guest_bootargs(kernel_pa, kernel_size, initrd_size, vcpus, hyp_args, g.cmdline.as_deref());
     let loader = |file: &Path, addr: u64| format!("loader,file={},addr={addr:#x},force-raw=on", file.display());
     let mut args: Vec<String> = Vec::new();
     if let Some(n) = smp {
@@ -76,7 +104,7 @@ pub fn hyp_guest_boot(o: &Outputs, bios: Option<&Path>, dtb_name: &str, g: &Gues
         }
         None => args.extend(["-kernel".into(), o.images.join("ns-hyp.bin").display().to_string(), "-append".into(), bootargs]),
     }
-    args.extend(["-device".into(), loader(&g.kernel, GUEST_KERNEL_PA)]);
+    args.extend(["-device".into(), loader(&g.kernel, kernel_pa)]);
     if let Some(i) = &g.initrd {
         args.extend(["-device".into(), loader(i, GUEST_INITRD_PA)]);
     }
@@ -104,7 +132,7 @@ pub fn hvc_bench_guest_boot(o: &Outputs) -> XResult<Boot> {
             // The null HVC it times exists only in the test flavour.
             o.images.join(format!("{}.bin", crate::build::NS_HYP_TEST)).display().to_string(),
             "-append".into(),
-            guest_bootargs(size(&kernel)?, None, 1, "", None),
+            guest_bootargs(GUEST_KERNEL_PA, size(&kernel)?, None, 1, "", None),
             "-device".into(),
             format!("loader,file={},addr={GUEST_KERNEL_PA:#x},force-raw=on", kernel.display()),
         ],
@@ -275,6 +303,14 @@ pub fn tests() -> Vec<IntegrationTest> {
             forbid: FORBID_GUEST,
         },
         IntegrationTest {
+            name: "guest_cpu_features",
+            boot: cpu_features_boot,
+            timeout: Duration::from_secs(120),
+            expects: cpu_features_expects,
+            extra: Some(cpu_features_extra),
+            forbid: FORBID_GUEST,
+        },
+        IntegrationTest {
             name: "linux_disk_persistence",
             boot: persist_boot,
             timeout: Duration::from_secs(300),
@@ -283,6 +319,69 @@ pub fn tests() -> Vec<IntegrationTest> {
             forbid: FORBID_GUEST,
         },
     ]
+}
+
+/// guest_cpu_features (issue B4): ci/guest-cpu-features, a flat binary
+/// without an Image header, first on bare QEMU (`-kernel`, the same -cpu max
+/// machine, 2 CPUs), then under ns-hyp (2 vCPUs on 1 CPU, preloaded where
+/// QEMU puts a flat binary).  Every check that passes bare must pass under ns-hyp.
+fn cpu_features_boot(o: &Outputs) -> XResult<Boot> {
+    let payload = o.images.join("guest-cpu-features.bin");
+    let bare = Boot::Custom { tfa: false, args: vec!["-smp".into(), "2".into(), "-kernel".into(), payload.display().to_string()] };
+    let hyp = hyp_guest_boot(o, None, "", &GuestPayload { kernel: payload, initrd: None, cmdline: None }, 2, Some(1), "")?;
+    Ok(Boot::Sequence(vec![bare, hyp]))
+}
+
+fn cpu_features_expects() -> Vec<Expect> {
+    vec![
+        expect("the payload ran to its end on bare QEMU and under ns-hyp", &["guest_cpu_features done: "]),
+        expect("ns-hyp ran it as a flat binary, 2 vCPUs on 1 CPU", &["[ns-hyp] guest: 2 vCPU(s) on 1 CPU(s)", "flat"]),
+        expect("the guest powered off through PSCI", &["[ns-hyp] guest: SYSTEM_OFF"]),
+    ]
+}
+
+/// `(check, passed)` for each `guest_cpu_features <check>: pass|fail` line.
+fn feature_checks(out: &str) -> Vec<(String, bool)> {
+    out.lines()
+        .filter_map(|l| {
+            let rest = &l[l.find("guest_cpu_features ")? + "guest_cpu_features ".len()..];
+            let (name, verdict) = rest.rsplit_once(": ")?;
+            if name == "info" || name == "done" || name.contains(' ') {
+                return None;
+            }
+            match verdict.trim() {
+                "pass" => Some((name.to_owned(), true)),
+                "fail" => Some((name.to_owned(), false)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Splits the two runs, prints both counts, and fails every check that
+/// passed on bare QEMU but not under ns-hyp (or is missing there).
+fn cpu_features_extra(output: &str) -> Vec<String> {
+    let Some((bare, hyp)) = output.split_once("xtask: QEMU run 2 of 2") else {
+        return vec!["the ns-hyp run did not start (the bare QEMU run failed?)".into()];
+    };
+    let (b, h) = (feature_checks(bare), feature_checks(hyp));
+    let pass = |v: &[(String, bool)]| v.iter().filter(|c| c.1).count();
+    println!("    guest_cpu_features: bare QEMU {} of {} checks pass, ns-hyp {} of {}", pass(&b), b.len(), pass(&h), h.len());
+    let mut f = Vec::new();
+    if b.is_empty() {
+        f.push("no check lines from the bare QEMU run".into());
+    }
+    for (name, ok) in &b {
+        if *ok && !h.iter().any(|(n, hok)| n == name && *hok) {
+            f.push(format!("{name}: passes on bare QEMU, not under ns-hyp"));
+        }
+    }
+    for (name, ok) in &h {
+        if !ok {
+            println!("    guest_cpu_features: {name} fails under ns-hyp{}", if b.iter().any(|(n, o)| n == name && *o) { "" } else { " (and on bare QEMU)" });
+        }
+    }
+    f
 }
 
 /// An IPA where the guest has nothing (not in its DTB, not RAM).
@@ -450,6 +549,27 @@ pub fn pending() -> Vec<IntegrationTest> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn feature_check_lines() {
+        let out = "guest_cpu_features a: pass\nguest_cpu_features info: x: pass\nguest_cpu_features b: fail\nxtask: QEMU run 2 of 2\n[ns-hyp] x\nguest_cpu_features a: fail\nguest_cpu_features done: 1 pass, 1 fail\n";
+        assert_eq!(super::feature_checks(out), vec![("a".to_string(), true), ("b".to_string(), false), ("a".to_string(), false)]);
+        assert_eq!(super::cpu_features_extra(out), vec!["a: passes on bare QEMU, not under ns-hyp".to_string()]);
+        let ok = out.replace("guest_cpu_features a: fail", "guest_cpu_features a: pass");
+        assert!(super::cpu_features_extra(&ok).is_empty());
+    }
+
+    #[test]
+    fn qemu_kernel_offsets() {
+        let mut img = vec![0u8; 4096];
+        assert_eq!(super::qemu_kernel_offset(&img), (0x8_0000, 4096), "no header: flat at 0x80000");
+        img[0x38..0x3c].copy_from_slice(b"ARM\x64");
+        assert_eq!(super::qemu_kernel_offset(&img), (0x8_0000, 4096), "image_size 0: flat");
+        img[16..24].copy_from_slice(&(40u64 << 20).to_le_bytes());
+        assert_eq!(super::qemu_kernel_offset(&img), (2 << 20, 40 << 20), "text_offset 0: 2 MiB in, spanning image_size");
+        img[8..16].copy_from_slice(&0x8_0000u64.to_le_bytes());
+        assert_eq!(super::qemu_kernel_offset(&img).0, 0x8_0000);
+    }
+
     #[test]
     fn timer_rows() {
         let out = "TIMER1:  11:   803   2290  1464  1298  GICv3  27 Level  arch_timer\nTIMER2:  11:   903   2390  1564  1398  GICv3  27 Level  arch_timer\n";
