@@ -25,7 +25,7 @@
 
 use base64::Engine as _;
 
-const USAGE: &str = "FILE [--challenge HEX] [--expect-rim HEX] [--expect-rem I:HEX]... [--platform-key HEX]";
+const USAGE: &str = "FILE [--challenge HEX] [--expect-rim HEX] [--expect-rem I:HEX]... [--platform-key HEX] [--expect-platform-token FILE]";
 
 #[derive(Default, Debug)]
 pub struct Options {
@@ -36,6 +36,10 @@ pub struct Options {
     pub expect_rems: Vec<(usize, Vec<u8>)>,
     /// SEC1 public key of the platform token's signer.
     pub platform_key: Option<Vec<u8>>,
+    /// The platform token the collection must carry, byte for byte: a
+    /// reference value for a platform whose signing key nobody has (TF-A
+    /// qemu's fixed sample, docs/rmm.md).
+    pub platform_token: Option<Vec<u8>>,
 }
 
 pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
@@ -60,6 +64,10 @@ pub fn parse(args: &[String]) -> Result<(String, Options), String> {
             "--challenge" => o.challenge = Some(value("--challenge")?),
             "--expect-rim" => o.expect_rim = Some(value("--expect-rim")?),
             "--platform-key" => o.platform_key = Some(value("--platform-key")?),
+            "--expect-platform-token" => {
+                let f = it.next().ok_or("--expect-platform-token needs a FILE")?;
+                o.platform_token = Some(std::fs::read(f).map_err(|e| format!("{f}: {e}"))?);
+            }
             "--expect-rem" => {
                 let v = it.next().ok_or("--expect-rem needs I:HEX")?;
                 let (i, h) = v.split_once(':').ok_or(format!("--expect-rem {v:?}: not I:HEX"))?;
@@ -90,6 +98,12 @@ pub fn token_bytes(raw: &[u8]) -> Result<Vec<u8>, String> {
 pub fn verify(token: &[u8], o: &Options) -> Result<Vec<String>, String> {
     let mut notes = Vec::new();
     let c = cca_token::decode_collection(token).map_err(|e| format!("collection: {e:?}"))?;
+    if let Some(want) = &o.platform_token {
+        if &c.platform_token != want {
+            return Err("the platform token is not the expected one (--expect-platform-token)".into());
+        }
+        notes.push("platform token: byte for byte the expected one (--expect-platform-token)".into());
+    }
 
     // Our own checks first: ccatoken's COSE layer (cose-rust 0.1.9) panics
     // on some malformed tokens (a slice past a short signature), so it only
@@ -258,7 +272,7 @@ mod tests {
     #[test]
     fn valid_token_is_accepted_and_every_flipped_byte_rejected() {
         let (t, pkey, ch, rim) = token();
-        let o = Options { challenge: Some(ch.to_vec()), expect_rim: Some(rim), expect_rems: vec![(1, vec![0; 32]), (3, vec![9; 32])], platform_key: Some(pkey) };
+        let o = Options { challenge: Some(ch.to_vec()), expect_rim: Some(rim), expect_rems: vec![(1, vec![0; 32]), (3, vec![9; 32])], platform_key: Some(pkey), ..Default::default() };
         let notes = verify(&t, &o).unwrap();
         assert!(notes.iter().any(|n| n.starts_with("binding: platform challenge")), "{notes:?}");
         assert!(notes.iter().any(|n| n == "ccatoken: realm token ES384 signature verified"), "{notes:?}");
@@ -267,6 +281,19 @@ mod tests {
             bad[i] ^= 0x01;
             assert!(verify(&bad, &o).is_err(), "byte {i} of {} flipped, still accepted", t.len());
         }
+    }
+
+    #[test]
+    fn the_platform_token_pinned_instead_of_its_key() {
+        // As on qemu: no platform key, the platform token known byte for byte.
+        let (t, _, ch, rim) = token();
+        let c = cca_token::decode_collection(&t).unwrap();
+        let o = Options { challenge: Some(ch.to_vec()), expect_rim: Some(rim), platform_token: Some(c.platform_token.clone()), ..Default::default() };
+        assert!(verify(&t, &o).unwrap().iter().any(|n| n.starts_with("platform token: byte for byte")));
+        let mut other = c.platform_token.clone();
+        let n = other.len();
+        other[n - 1] ^= 1;
+        assert!(verify(&t, &Options { platform_token: Some(other), ..o }).unwrap_err().starts_with("the platform token is not the expected one"));
     }
 
     #[test]
@@ -290,7 +317,7 @@ mod tests {
     #[test]
     fn wrong_expectations_are_rejected() {
         let (t, pkey, ch, rim) = token();
-        let base = || Options { challenge: Some(ch.to_vec()), expect_rim: Some(rim.clone()), expect_rems: vec![(3, vec![9; 32])], platform_key: Some(pkey.clone()) };
+        let base = || Options { challenge: Some(ch.to_vec()), expect_rim: Some(rim.clone()), expect_rems: vec![(3, vec![9; 32])], platform_key: Some(pkey.clone()), ..Default::default() };
         assert!(verify(&t, &base()).is_ok());
         assert!(verify(&t, &Options { expect_rems: vec![(3, vec![0; 32])], ..base() }).unwrap_err().starts_with("REM 3"));
         assert!(verify(&t, &Options { expect_rems: vec![(1, vec![9; 32])], ..base() }).unwrap_err().starts_with("REM 1"));
