@@ -444,7 +444,7 @@ fn u64s_of(s: String) -> String {
 /// (`measure::linux_rim`) from the kernel and initramfs it preloaded and the
 /// DTB ns-hyp printed (checked with fdtget against what xtask asked for),
 /// the REMs (zero: Linux extends none), the platform token (TF-A qemu's
-/// sample, byte for byte).
+/// sample, byte for byte), and every single-byte flip of the token refused.
 fn realm_linux_token(output: &str) -> Vec<String> {
     let mut errs = Vec::new();
     let size = match output.lines().find_map(|l| l.trim().strip_prefix("TOKEN=")).map(|n| n.trim().parse::<usize>()) {
@@ -489,7 +489,7 @@ fn realm_linux_token(output: &str) -> Vec<String> {
     for i in 1..=4 {
         args.extend(["--expect-rem".into(), format!("{i}:{zero}")]);
     }
-    args.extend(["--expect-platform-token".into(), run.platform_token.display().to_string()]);
+    args.extend(["--expect-platform-token".into(), run.platform_token.display().to_string(), "--flip-every-byte".into()]);
     println!("xtask: $ cargo xtask verify-token {}", args.join(" "));
     match crate::verify_token::main(&args) {
         Ok(true) => {}
