@@ -322,6 +322,21 @@ fn printf_octal(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("\\{b:03o}")).collect()
 }
 
+/// For `cargo xtask bench`'s `realm_linux_boot_to_prompt`: the kernel and
+/// initramfs of `realm_linux`, same machine (TF-A, one CPU, 2 vCPUs, 256 MiB),
+/// either as a Realm (`realm`, the test's boot without its disk and input) or
+/// as ns-hyp's normal guest (the same command line, but earlycon at the
+/// PL011's own address: there is no unprotected alias outside a Realm).
+pub fn realm_linux_bench_boot(o: &Outputs, realm: bool) -> XResult<Boot> {
+    use super::nshyp;
+    let initrd = crate::guest::initramfs(&o.paths, &crate::guest::InitramfsSpec { name: "realm-linux", modules: REALM_LINUX_MODULES, script: None, files: &[] })?;
+    let cmdline = if realm { REALM_LINUX_CMDLINE.to_string() } else { REALM_LINUX_CMDLINE.replace("earlycon=pl011,0x4009000000", "earlycon=pl011,0x9000000") };
+    let g = nshyp::GuestPayload { kernel: crate::guest::kernel_image(&o.paths)?, initrd: Some(initrd), cmdline: Some(cmdline) };
+    let hyp = if realm { format!("quadrant.realm-vm quadrant.mem={REALM_LINUX_MEM_MIB}") } else { format!("quadrant.mem={REALM_LINUX_MEM_MIB}") };
+    let name = if realm { "bench-realm-linux" } else { "bench-normal-linux" };
+    nshyp::hyp_guest_boot(o, Some(&o.bios), name, &g, REALM_LINUX_RECS, Some(1), &hyp)
+}
+
 /// Debian's Linux 7.3 as a Realm of ns-hyp (`quadrant.realm-vm`), under
 /// TF-A and rmm, with the shell initramfs and the known-file disk.
 fn realm_linux_boot(o: &Outputs) -> XResult<Boot> {
