@@ -25,7 +25,7 @@
 
 use base64::Engine as _;
 
-const USAGE: &str = "FILE [--challenge HEX] [--expect-rim HEX] [--expect-rem I:HEX]... [--platform-key HEX]";
+const USAGE: &str = "FILE [--challenge HEX] [--expect-rim HEX] [--expect-rem I:HEX]... [--platform-key HEX] [--expect-platform-token FILE] [--flip-every-byte]";
 
 #[derive(Default, Debug)]
 pub struct Options {
@@ -36,6 +36,13 @@ pub struct Options {
     pub expect_rems: Vec<(usize, Vec<u8>)>,
     /// SEC1 public key of the platform token's signer.
     pub platform_key: Option<Vec<u8>>,
+    /// The platform token the collection must carry, byte for byte: a
+    /// reference value for a platform whose signing key nobody has (TF-A
+    /// qemu's fixed sample, docs/rmm.md).
+    pub platform_token: Option<Vec<u8>>,
+    /// After accepting the token, flip each of its bytes in turn: every
+    /// such token must be refused.
+    pub flip_every_byte: bool,
 }
 
 pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
@@ -60,6 +67,11 @@ pub fn parse(args: &[String]) -> Result<(String, Options), String> {
             "--challenge" => o.challenge = Some(value("--challenge")?),
             "--expect-rim" => o.expect_rim = Some(value("--expect-rim")?),
             "--platform-key" => o.platform_key = Some(value("--platform-key")?),
+            "--expect-platform-token" => {
+                let f = it.next().ok_or("--expect-platform-token needs a FILE")?;
+                o.platform_token = Some(std::fs::read(f).map_err(|e| format!("{f}: {e}"))?);
+            }
+            "--flip-every-byte" => o.flip_every_byte = true,
             "--expect-rem" => {
                 let v = it.next().ok_or("--expect-rem needs I:HEX")?;
                 let (i, h) = v.split_once(':').ok_or(format!("--expect-rem {v:?}: not I:HEX"))?;
@@ -90,6 +102,12 @@ pub fn token_bytes(raw: &[u8]) -> Result<Vec<u8>, String> {
 pub fn verify(token: &[u8], o: &Options) -> Result<Vec<String>, String> {
     let mut notes = Vec::new();
     let c = cca_token::decode_collection(token).map_err(|e| format!("collection: {e:?}"))?;
+    if let Some(want) = &o.platform_token {
+        if &c.platform_token != want {
+            return Err("the platform token is not the expected one (--expect-platform-token)".into());
+        }
+        notes.push("platform token: byte for byte the expected one (--expect-platform-token)".into());
+    }
 
     // Our own checks first: ccatoken's COSE layer (cose-rust 0.1.9) panics
     // on some malformed tokens (a slice past a short signature), so it only
@@ -148,6 +166,79 @@ pub fn verify(token: &[u8], o: &Options) -> Result<Vec<String>, String> {
     Ok(notes)
 }
 
+/// The CBOR head at `pos`: (major type, argument, head length).  Enough
+/// for the byte and text strings, arrays, maps and tags of a token.
+fn cbor_head(b: &[u8], pos: usize) -> Option<(u8, u64, usize)> {
+    let first = *b.get(pos)?;
+    let (major, info) = (first >> 5, first & 0x1f);
+    let (arg, len) = match info {
+        0..=23 => (info as u64, 1),
+        24..=27 => {
+            let n = 1usize << (info - 24);
+            let bytes = b.get(pos + 1..pos + 1 + n)?;
+            (bytes.iter().fold(0u64, |a, x| a << 8 | *x as u64), 1 + n)
+        }
+        _ => return None,
+    };
+    Some((major, arg, len))
+}
+
+/// Where the parts of a tagged COSE_Sign1 at `start` lie in `b`:
+/// (name, start, end) of its head, protected header, unprotected header,
+/// payload and signature.  None if it is not laid out as rmm and TF-A make
+/// it (tag 18, a 4-array, an empty unprotected map).
+fn cose_regions(b: &[u8], start: usize, who: &str) -> Option<Vec<(String, usize, usize)>> {
+    let (m, tag, t) = cbor_head(b, start)?;
+    let (m2, n, a) = cbor_head(b, start + t)?;
+    if (m, tag, m2, n) != (6, 18, 4, 4) {
+        return None;
+    }
+    let mut at = start + t + a;
+    let mut out = vec![(format!("{who} COSE head"), start, at)];
+    for part in ["protected header", "unprotected header", "payload", "signature"] {
+        let (major, arg, h) = cbor_head(b, at)?;
+        let len = match major {
+            2 => arg as usize,
+            5 if arg == 0 => 0,
+            _ => return None,
+        };
+        out.push((format!("{who} {part}"), at, at + h + len));
+        at += h + len;
+    }
+    Some(out)
+}
+
+/// Flips (inverts) each byte of an accepted `token` in turn and checks that
+/// `verify` refuses every result; says how many bytes of each part (the
+/// collection's own CBOR, then each token's COSE head, protected header,
+/// payload, signature) were flipped.  A panic in a verifier aborts the
+/// process (panic = "abort"), which `cargo xtask` reports as a failure.
+pub fn flip_every_byte(token: &[u8], o: &Options) -> Result<Vec<String>, String> {
+    let c = cca_token::decode_collection(token).map_err(|e| format!("collection: {e:?}"))?;
+    let find = |t: &[u8]| token.windows(t.len()).position(|w| w == t);
+    let p = find(&c.platform_token).ok_or("platform token not found in the collection")?;
+    let r = find(&c.realm_token).ok_or("realm token not found in the collection")?;
+    let mut regions = cose_regions(token, p, "platform").ok_or("platform token: not a COSE_Sign1 laid out as expected")?;
+    regions.extend(cose_regions(token, r, "realm").ok_or("realm token: not a COSE_Sign1 laid out as expected")?);
+    let mut counts: Vec<(String, usize)> = regions.iter().map(|(n, ..)| (n.clone(), 0)).collect();
+    counts.push(("collection CBOR".into(), 0));
+    let mut accepted = Vec::new();
+    for i in 0..token.len() {
+        let mut bad = token.to_vec();
+        bad[i] ^= 0xff;
+        if verify(&bad, o).is_ok() {
+            accepted.push(i);
+        }
+        let k = regions.iter().position(|(_, s, e)| (*s..*e).contains(&i)).unwrap_or(counts.len() - 1);
+        counts[k].1 += 1;
+    }
+    if !accepted.is_empty() {
+        return Err(format!("{} of {} flipped bytes still accepted, at {:?}", accepted.len(), token.len(), &accepted[..accepted.len().min(16)]));
+    }
+    let parts: Vec<String> = counts.iter().map(|(n, k)| format!("{n} {k}")).collect();
+    Ok(vec![format!("flip-every-byte: all {} single-byte flips refused ({})", token.len(), parts.join(", "))])
+}
+
 /// ccatoken's view: the whole collection if it accepts it, else the Realm
 /// token alone: its claims if it can read them, and its signature with the
 /// RAK `rak_sec1` (from our reading of the claims when it cannot).
@@ -197,7 +288,12 @@ pub fn run(args: &[String]) -> Result<bool, String> {
     let (file, o) = parse(args)?;
     let raw = std::fs::read(&file).map_err(|e| format!("{file}: {e}"))?;
     let token = token_bytes(&raw)?;
-    match verify(&token, &o) {
+    match verify(&token, &o).and_then(|mut n| {
+        if o.flip_every_byte {
+            n.extend(flip_every_byte(&token, &o)?);
+        }
+        Ok(n)
+    }) {
         Ok(notes) => {
             for n in notes {
                 println!("verify-token: {n}");
@@ -258,7 +354,7 @@ mod tests {
     #[test]
     fn valid_token_is_accepted_and_every_flipped_byte_rejected() {
         let (t, pkey, ch, rim) = token();
-        let o = Options { challenge: Some(ch.to_vec()), expect_rim: Some(rim), expect_rems: vec![(1, vec![0; 32]), (3, vec![9; 32])], platform_key: Some(pkey) };
+        let o = Options { challenge: Some(ch.to_vec()), expect_rim: Some(rim), expect_rems: vec![(1, vec![0; 32]), (3, vec![9; 32])], platform_key: Some(pkey), ..Default::default() };
         let notes = verify(&t, &o).unwrap();
         assert!(notes.iter().any(|n| n.starts_with("binding: platform challenge")), "{notes:?}");
         assert!(notes.iter().any(|n| n == "ccatoken: realm token ES384 signature verified"), "{notes:?}");
@@ -267,6 +363,37 @@ mod tests {
             bad[i] ^= 0x01;
             assert!(verify(&bad, &o).is_err(), "byte {i} of {} flipped, still accepted", t.len());
         }
+    }
+
+    #[test]
+    fn the_platform_token_pinned_instead_of_its_key() {
+        // As on qemu: no platform key, the platform token known byte for byte.
+        let (t, _, ch, rim) = token();
+        let c = cca_token::decode_collection(&t).unwrap();
+        let o = Options { challenge: Some(ch.to_vec()), expect_rim: Some(rim), platform_token: Some(c.platform_token.clone()), ..Default::default() };
+        assert!(verify(&t, &o).unwrap().iter().any(|n| n.starts_with("platform token: byte for byte")));
+        let mut other = c.platform_token.clone();
+        let n = other.len();
+        other[n - 1] ^= 1;
+        assert!(verify(&t, &Options { platform_token: Some(other), ..o }).unwrap_err().starts_with("the platform token is not the expected one"));
+    }
+
+    #[test]
+    fn every_flipped_byte_rejected_with_the_platform_token_pinned_instead_of_its_key() {
+        // As on qemu: no platform key, the platform token known byte for byte.
+        let (t, _, ch, rim) = token();
+        let c = cca_token::decode_collection(&t).unwrap();
+        let o = Options { challenge: Some(ch.to_vec()), expect_rim: Some(rim), platform_token: Some(c.platform_token.clone()), ..Default::default() };
+        assert!(verify(&t, &o).unwrap().iter().any(|n| n.starts_with("platform token: byte for byte")));
+        let notes = flip_every_byte(&t, &o).unwrap();
+        assert!(notes[0].starts_with(&format!("flip-every-byte: all {} single-byte flips refused", t.len())), "{notes:?}");
+        for part in ["platform protected header 5", "platform payload", "platform signature 98", "realm protected header 5", "realm signature 98", "collection CBOR"] {
+            assert!(notes[0].contains(part), "{part}: {notes:?}");
+        }
+        // Without the pin (and without the key) a flip in the platform
+        // signature goes unnoticed: the check says so.
+        let loose = Options { platform_token: None, ..o };
+        assert!(flip_every_byte(&t, &loose).unwrap_err().contains("still accepted"));
     }
 
     #[test]
@@ -290,7 +417,7 @@ mod tests {
     #[test]
     fn wrong_expectations_are_rejected() {
         let (t, pkey, ch, rim) = token();
-        let base = || Options { challenge: Some(ch.to_vec()), expect_rim: Some(rim.clone()), expect_rems: vec![(3, vec![9; 32])], platform_key: Some(pkey.clone()) };
+        let base = || Options { challenge: Some(ch.to_vec()), expect_rim: Some(rim.clone()), expect_rems: vec![(3, vec![9; 32])], platform_key: Some(pkey.clone()), ..Default::default() };
         assert!(verify(&t, &base()).is_ok());
         assert!(verify(&t, &Options { expect_rems: vec![(3, vec![0; 32])], ..base() }).unwrap_err().starts_with("REM 3"));
         assert!(verify(&t, &Options { expect_rems: vec![(1, vec![9; 32])], ..base() }).unwrap_err().starts_with("REM 1"));

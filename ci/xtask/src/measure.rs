@@ -3,7 +3,9 @@
 //! and NOT from rmm's code, so `realm_boot` checks rmm against an
 //! independent implementation: the RIM realm-guest reads with
 //! RSI_MEASUREMENT_READ must equal what this computes from the same image
-//! and the Realm parameters ns-hyp uses (ns-hyp/src/realm/host.rs).
+//! and the Realm parameters ns-hyp uses (ns-hyp/src/realm/host.rs).  The
+//! same rules give the Linux Realm's RIM ([`linux_rim`]), which `realm_linux`
+//! expects in the token Linux reads through configfs-tsm.
 //!
 //! The rules:
 //! - REALM_CREATE: RIM = H(P), P a 4096-byte RmiRealmParams copy holding only
@@ -53,45 +55,127 @@ fn descriptor(kind: u8, rim: &[u8; 32]) -> [u8; 0x100] {
     d
 }
 
+/// A RIM being computed step by step, one method per measured RMI command
+/// (the rules in the module comment).
+pub struct Rim([u8; 32]);
+
+impl Rim {
+    /// RMI_REALM_CREATE: H(the measured fields of RmiRealmParams).
+    pub fn realm_create(p: &RealmParams) -> Rim {
+        let mut params = [0u8; 0x1000];
+        params[0..8].copy_from_slice(&p.flags.to_le_bytes());
+        params[8..12].copy_from_slice(&p.s2sz.to_le_bytes());
+        params[0x18..0x1c].copy_from_slice(&p.num_bps.to_le_bytes());
+        params[0x20..0x24].copy_from_slice(&p.num_wps.to_le_bytes());
+        params[0x30] = 0; // SHA-256
+        Rim(h(&params))
+    }
+
+    /// RMI_RTT_INIT_RIPAS: one RIPAS descriptor for the entry [base, top).
+    pub fn ripas(&mut self, base: u64, top: u64) {
+        let mut d = descriptor(2, &self.0);
+        d[0x50..0x58].copy_from_slice(&base.to_le_bytes());
+        d[0x58..0x60].copy_from_slice(&top.to_le_bytes());
+        self.0 = h(&d);
+    }
+
+    /// RMI_DATA_CREATE with RMI_MEASURE_CONTENT of the granule at `ipa`
+    /// holding `bytes` (at most 4 KiB; the rest of the granule zero).
+    pub fn data(&mut self, ipa: u64, bytes: &[u8]) {
+        assert!(bytes.len() <= 0x1000);
+        let mut page = [0u8; 0x1000];
+        page[..bytes.len()].copy_from_slice(bytes);
+        let mut d = descriptor(0, &self.0);
+        d[0x50..0x58].copy_from_slice(&ipa.to_le_bytes());
+        d[0x58..0x60].copy_from_slice(&1u64.to_le_bytes());
+        d[0x60..0x80].copy_from_slice(&h(&page));
+        self.0 = h(&d);
+    }
+
+    /// RMI_DATA_CREATE of every granule of `bytes` placed at `ipa`.
+    pub fn data_pages(&mut self, ipa: u64, bytes: &[u8]) {
+        for (i, chunk) in bytes.chunks(0x1000).enumerate() {
+            self.data(ipa + i as u64 * 0x1000, chunk);
+        }
+    }
+
+    /// RMI_REC_CREATE: H(the measured fields of RmiRecParams).
+    pub fn rec(&mut self, flags: u64, pc: u64, gprs: &[u64; 8]) {
+        let mut rec = [0u8; 0x1000];
+        rec[0..8].copy_from_slice(&flags.to_le_bytes());
+        rec[0x200..0x208].copy_from_slice(&pc.to_le_bytes());
+        for (i, g) in gprs.iter().enumerate() {
+            rec[0x300 + 8 * i..0x308 + 8 * i].copy_from_slice(&g.to_le_bytes());
+        }
+        let mut d = descriptor(1, &self.0);
+        d[0x50..0x70].copy_from_slice(&h(&rec));
+        self.0 = h(&d);
+    }
+
+    pub fn value(&self) -> [u8; 32] {
+        self.0
+    }
+}
+
 /// The RIM of a Realm built as ns-hyp builds it around `image` (padded to
 /// whole pages with zeros): REALM_CREATE, RTT_INIT_RIPAS of the image's
 /// pages (one 4 KiB level-3 entry each), DATA_CREATE of each page with its
 /// content measured, REC_CREATE.  SHA-256 (hash_algo 0).
 pub fn rim(p: &RealmParams, image: &[u8]) -> [u8; 32] {
-    let mut params = [0u8; 0x1000];
-    params[0..8].copy_from_slice(&p.flags.to_le_bytes());
-    params[8..12].copy_from_slice(&p.s2sz.to_le_bytes());
-    params[0x18..0x1c].copy_from_slice(&p.num_bps.to_le_bytes());
-    params[0x20..0x24].copy_from_slice(&p.num_wps.to_le_bytes());
-    params[0x30] = 0; // SHA-256
-    let mut rim = h(&params);
+    let mut m = Rim::realm_create(p);
     let pages = image.len().div_ceil(0x1000);
     for i in 0..pages as u64 {
         let base = p.ipa_base + i * 0x1000;
-        let mut d = descriptor(2, &rim);
-        d[0x50..0x58].copy_from_slice(&base.to_le_bytes());
-        d[0x58..0x60].copy_from_slice(&(base + 0x1000).to_le_bytes());
-        rim = h(&d);
+        m.ripas(base, base + 0x1000);
     }
-    for i in 0..pages {
-        let mut page = [0u8; 0x1000];
-        let chunk = &image[i * 0x1000..image.len().min((i + 1) * 0x1000)];
-        page[..chunk.len()].copy_from_slice(chunk);
-        let mut d = descriptor(0, &rim);
-        d[0x50..0x58].copy_from_slice(&(p.ipa_base + i as u64 * 0x1000).to_le_bytes());
-        d[0x58..0x60].copy_from_slice(&1u64.to_le_bytes());
-        d[0x60..0x80].copy_from_slice(&h(&page));
-        rim = h(&d);
+    m.data_pages(p.ipa_base, image);
+    m.rec(p.rec_flags, p.pc, &p.gprs);
+    m.value()
+}
+
+/// What ns-hyp's `quadrant.realm-vm` Realm is made of (ns-hyp/src/realm/linux.rs,
+/// `LinuxRealm::create`), as xtask knows it independently: the files it
+/// preloaded, the parameters it wrote in ns-hyp's bootargs, and the DTB
+/// ns-hyp printed (checked by the caller).
+pub struct LinuxRealm<'a> {
+    /// The Realm's RAM: [ram_ipa, ram_ipa + ram_size), RIPAS RAM from
+    /// RTT_INIT_RIPAS under one level-2 RTT (2 MiB entries).
+    pub ram_ipa: u64,
+    pub ram_size: u64,
+    /// (IPA, bytes) in DATA_CREATE order: the DTB, the kernel Image, the initramfs.
+    pub payloads: &'a [(u64, &'a [u8])],
+    /// Number of RECs: REC 0 runnable at `entry` with x0 = `dtb_ipa`, the
+    /// others not runnable, same pc, x0..x7 = 0 (started by PSCI CPU_ON).
+    pub recs: usize,
+    pub entry: u64,
+    pub dtb_ipa: u64,
+}
+
+/// The Linux Realm's RIM (the steps of `LinuxRealm::create` in ns-hyp, the
+/// rules of the module comment): REALM_CREATE with ns-hyp's RmiRealmParams;
+/// RTT_INIT_RIPAS over the whole RAM, where the deepest RTT is the level-2 one
+/// (RTT_CREATE at the RAM's 1 GiB block before it), so one RIPAS descriptor
+/// per 2 MiB entry; DATA_CREATE of each payload page (content measured, the
+/// last page's tail zero: QEMU's loader leaves the rest of RAM zero, the DTB
+/// sits in zeroed memory); a REC descriptor per REC, in MPIDR order.  The
+/// pages the Realm touches later (DATA_CREATE_UNKNOWN) are not measured.
+pub fn linux_rim(r: &LinuxRealm) -> [u8; 32] {
+    const BLOCK: u64 = 2 << 20;
+    assert!(r.ram_size.is_multiple_of(BLOCK) && r.ram_ipa.is_multiple_of(BLOCK));
+    let mut m = Rim::realm_create(&RealmParams { ipa_base: r.ram_ipa, ..NS_HYP_REALM });
+    let mut base = r.ram_ipa;
+    while base < r.ram_ipa + r.ram_size {
+        m.ripas(base, base + BLOCK);
+        base += BLOCK;
     }
-    let mut rec = [0u8; 0x1000];
-    rec[0..8].copy_from_slice(&p.rec_flags.to_le_bytes());
-    rec[0x200..0x208].copy_from_slice(&p.pc.to_le_bytes());
-    for (i, g) in p.gprs.iter().enumerate() {
-        rec[0x300 + 8 * i..0x308 + 8 * i].copy_from_slice(&g.to_le_bytes());
+    for (ipa, bytes) in r.payloads {
+        m.data_pages(*ipa, bytes);
     }
-    let mut d = descriptor(1, &rim);
-    d[0x50..0x70].copy_from_slice(&h(&rec));
-    h(&d)
+    for i in 0..r.recs {
+        let (flags, x0) = if i == 0 { (1, r.dtb_ipa) } else { (0, 0) };
+        m.rec(flags, r.entry, &[x0, 0, 0, 0, 0, 0, 0, 0]);
+    }
+    m.value()
 }
 
 /// A SHA-256 REM after RSI_MEASUREMENT_EXTEND with `data`.
@@ -136,5 +220,37 @@ mod tests {
         assert_ne!(rim(&p, &img), base);
         let p = RealmParams { s2sz: 40, ..NS_HYP_REALM };
         assert_ne!(rim(&p, &img), base);
+    }
+
+    #[test]
+    fn linux_rim_depends_on_every_input() {
+        let dtb = vec![0xd0u8; 0x900];
+        let kernel = vec![0x4bu8; 0x2100];
+        let initrd = vec![0x1du8; 0x1000];
+        let payloads = [(0x4000_0000, &dtb[..]), (0x4020_0000, &kernel[..]), (0x4800_0000, &initrd[..])];
+        let r = LinuxRealm { ram_ipa: 0x4000_0000, ram_size: 256 << 20, payloads: &payloads, recs: 2, entry: 0x4020_0000, dtb_ipa: 0x4000_0000 };
+        let base = linux_rim(&r);
+        // Written out step by step: the same value.
+        let mut m = Rim::realm_create(&NS_HYP_REALM);
+        for i in 0..128u64 {
+            m.ripas(0x4000_0000 + i * (2 << 20), 0x4000_0000 + (i + 1) * (2 << 20));
+        }
+        m.data(0x4000_0000, &dtb);
+        for (i, c) in kernel.chunks(0x1000).enumerate() {
+            m.data(0x4020_0000 + i as u64 * 0x1000, c);
+        }
+        m.data(0x4800_0000, &initrd);
+        m.rec(1, 0x4020_0000, &[0x4000_0000, 0, 0, 0, 0, 0, 0, 0]);
+        m.rec(0, 0x4020_0000, &[0; 8]);
+        assert_eq!(m.value(), base);
+        assert_ne!(linux_rim(&LinuxRealm { recs: 1, ..r }), base);
+        assert_ne!(linux_rim(&LinuxRealm { ram_size: 128 << 20, ..r }), base);
+        assert_ne!(linux_rim(&LinuxRealm { entry: 0x4040_0000, ..r }), base);
+        let mut k2 = kernel.clone();
+        k2[0x2000] ^= 1;
+        let p2 = [payloads[0], (0x4020_0000, &k2[..]), payloads[2]];
+        assert_ne!(linux_rim(&LinuxRealm { payloads: &p2, ..r }), base);
+        let p3 = [payloads[1], payloads[0], payloads[2]];
+        assert_ne!(linux_rim(&LinuxRealm { payloads: &p3, ..r }), base, "DATA_CREATE order is measured");
     }
 }

@@ -6,8 +6,10 @@ use crate::util::{self, Result};
 use std::process::Command;
 
 pub const USAGE: &str = "  verify-token FILE [--challenge HEX] [--expect-rim HEX] [--expect-rem I:HEX]... [--platform-key HEX]
+                   [--expect-platform-token FILE] [--flip-every-byte]
                    check a CCA attestation token (binary CBOR, or base64 text) with
-                   ccatoken and p384: signatures, binding, claims (docs/rmm.md)";
+                   ccatoken and p384: signatures, binding, claims; then, if asked,
+                   that every single-byte flip of it is refused (docs/rmm.md)";
 
 /// Runs the verifier on `args`; true when it accepted the token.
 pub fn main(args: &[String]) -> Result<bool> {

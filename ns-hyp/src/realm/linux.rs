@@ -141,6 +141,29 @@ impl GuestMemory for RealmShared {
     }
 }
 
+/// Bytes as lowercase hex.
+struct Hex<'a>(&'a [u8]);
+
+impl core::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+/// Prints the DTB this host wrote for the Realm, 64 bytes a line
+/// (`realm-vm: dtb <offset> <hex>`), then `realm-vm: dtb end <size>`.  The
+/// DTB is measured into the RIM (DATA_CREATE) and made here at run time
+/// from the bootargs, so a verifier that wants to reproduce the RIM needs
+/// its bytes: `cargo xtask test realm_linux` takes them from these lines,
+/// checks what they say (memory, CPUs, command line, initramfs, PSCI) and
+/// measures them itself.  Nothing in it is secret.
+pub fn print_dtb(dtb: &[u8], out: &mut dyn Report) {
+    for (k, chunk) in dtb.chunks(64).enumerate() {
+        out.line(format_args!("realm-vm: dtb {:04x} {}", k * 64, Hex(chunk)));
+    }
+    out.line(format_args!("realm-vm: dtb end {}", dtb.len()));
+}
+
 fn fail(step: &'static str, a: u64, b: u64) -> Failed {
     Failed { step, ret: Ret { x0: u64::MAX, x: [a, b, 0, 0] } }
 }
@@ -625,6 +648,22 @@ mod tests {
         assert_eq!(d.run, Some(0));
         let d = sched::decide(&states, Some(0), 150, 150, q);
         assert_eq!((d.run, d.slice_end), (Some(1), 250));
+    }
+
+    #[test]
+    fn dtb_printed_as_hex_lines() {
+        struct Lines(Vec<String>);
+        impl Report for Lines {
+            fn line(&mut self, args: core::fmt::Arguments) {
+                self.0.push(format!("{args}"));
+            }
+            fn raw(&mut self, _: core::fmt::Arguments) {}
+        }
+        let dtb: Vec<u8> = (0..70u8).collect();
+        let mut out = Lines(Vec::new());
+        print_dtb(&dtb, &mut out);
+        let hex: String = (0..64u8).map(|b| format!("{b:02x}")).collect();
+        assert_eq!(out.0, vec![format!("realm-vm: dtb 0000 {hex}"), "realm-vm: dtb 0040 404142434445".to_string(), "realm-vm: dtb end 70".to_string()]);
     }
 
     #[test]

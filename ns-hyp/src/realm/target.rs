@@ -255,6 +255,7 @@ pub fn run_linux(cfg: &crate::vm::config::GuestConfig, bootargs: &str) {
         "realm-vm: {} REC(s), {} MiB RAM, kernel ipa {:#x} ({} bytes), initrd {:?}, dtb {} bytes; cmdline: {}",
         cfg.vcpus, cfg.ram_size >> 20, cfg.kernel.ipa, cfg.kernel.size, cfg.initrd.map(|i| (i.ipa, i.size)), n, cfg.cmdline
     );
+    linux::print_dtb(&dtb[..n], &mut out);
     crate::guest::virtio::init();
     crate::guest::virtio::for_realm();
     crate::guest::gic::init_distributor();

@@ -18,7 +18,7 @@ mod optee;
 pub mod pkvm;
 pub mod rmm;
 mod run;
-pub use rmm::realm_bench_boot;
+pub use rmm::{realm_bench_boot, realm_linux_bench_boot};
 pub mod spmc;
 
 /// A line that must appear: every fragment on the same line.

@@ -275,13 +275,76 @@ const REALM_LINUX_MODULES: &[&str] = &["virtio_mmio", "virtio_blk", "crc16", "mb
 /// access there is a Synchronous External Abort).
 const REALM_LINUX_CMDLINE: &str = "console=ttyAMA0 earlycon=pl011,0x4009000000 rdinit=/init arm64.nosve arm64.nosme arm64.nopauth arm64.nomte swiotlb=4096";
 
+/// What the `realm_linux` boot handed QEMU, for its checks afterwards: the
+/// files xtask preloaded (measured into the RIM), the challenge it typed
+/// into configfs-tsm, and TF-A qemu's sample platform token (the reference
+/// value of the platform token, whose key is not shipped).
+struct RealmLinuxRun {
+    kernel: std::path::PathBuf,
+    initrd: std::path::PathBuf,
+    challenge: [u8; 64],
+    platform_token: std::path::PathBuf,
+}
+
+static REALM_LINUX_RUN: std::sync::Mutex<Option<RealmLinuxRun>> = std::sync::Mutex::new(None);
+
+/// The kernel Image and initramfs IPAs in the Realm (ns-hyp's normal guest
+/// layout: RAM IPA 0x4000_0000 is PA 0x8000_0000, where QEMU's loader puts
+/// them, `nshyp::GUEST_KERNEL_PA` / `GUEST_INITRD_PA`) and its DTB's.
+const REALM_RAM_IPA: u64 = 0x4000_0000;
+const REALM_KERNEL_IPA: u64 = REALM_RAM_IPA + (super::nshyp::GUEST_KERNEL_PA - 0x8000_0000);
+const REALM_INITRD_IPA: u64 = REALM_RAM_IPA + (super::nshyp::GUEST_INITRD_PA - 0x8000_0000);
+const REALM_DTB_IPA: u64 = REALM_RAM_IPA;
+
+/// TF-A's qemu sample platform token (plat/qemu/common/qemu_plat_attest_token.c,
+/// `sample_platform_token[]`), read from the C array into a file.
+fn qemu_sample_platform_token(o: &Outputs) -> XResult<std::path::PathBuf> {
+    let src = o.paths.tfa_src.join("plat/qemu/common/qemu_plat_attest_token.c");
+    let text = std::fs::read_to_string(&src).map_err(|e| format!("{}: {e}", src.display()))?;
+    let body = text
+        .split_once("sample_platform_token[] = {")
+        .and_then(|(_, rest)| rest.split_once("};"))
+        .map(|(b, _)| b)
+        .ok_or(format!("{}: no sample_platform_token[] array", src.display()))?;
+    let bytes: Vec<u8> = body
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| t.strip_prefix("0x").and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or(format!("{}: {t:?} in the array", src.display())))
+        .collect::<XResult<_>>()?;
+    let out = util::out_dir().join("qemu-sample-platform-token.cbor");
+    std::fs::write(&out, &bytes).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(out)
+}
+
+/// `printf` octal escapes of `bytes` (a shell word in single quotes).
+fn printf_octal(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("\\{b:03o}")).collect()
+}
+
+/// For `cargo xtask bench`'s `realm_linux_boot_to_prompt`: the kernel and
+/// initramfs of `realm_linux`, same machine (TF-A, one CPU, 2 vCPUs, 256 MiB),
+/// either as a Realm (`realm`, the test's boot without its disk and input) or
+/// as ns-hyp's normal guest (the same command line, but earlycon at the
+/// PL011's own address: there is no unprotected alias outside a Realm).
+pub fn realm_linux_bench_boot(o: &Outputs, realm: bool) -> XResult<Boot> {
+    use super::nshyp;
+    let initrd = crate::guest::initramfs(&o.paths, &crate::guest::InitramfsSpec { name: "realm-linux", modules: REALM_LINUX_MODULES, script: None, files: &[] })?;
+    let cmdline = if realm { REALM_LINUX_CMDLINE.to_string() } else { REALM_LINUX_CMDLINE.replace("earlycon=pl011,0x4009000000", "earlycon=pl011,0x9000000") };
+    let g = nshyp::GuestPayload { kernel: crate::guest::kernel_image(&o.paths)?, initrd: Some(initrd), cmdline: Some(cmdline) };
+    let hyp = if realm { format!("quadrant.realm-vm quadrant.mem={REALM_LINUX_MEM_MIB}") } else { format!("quadrant.mem={REALM_LINUX_MEM_MIB}") };
+    let name = if realm { "bench-realm-linux" } else { "bench-normal-linux" };
+    nshyp::hyp_guest_boot(o, Some(&o.bios), name, &g, REALM_LINUX_RECS, Some(1), &hyp)
+}
+
 /// Debian's Linux 7.3 as a Realm of ns-hyp (`quadrant.realm-vm`), under
 /// TF-A and rmm, with the shell initramfs and the known-file disk.
 fn realm_linux_boot(o: &Outputs) -> XResult<Boot> {
     use super::nshyp;
     let disk = crate::guest::ext2_image("realm-linux", 8, &[("known.bin", &nshyp::known_file())])?;
     let initrd = crate::guest::initramfs(&o.paths, &crate::guest::InitramfsSpec { name: "realm-linux", modules: REALM_LINUX_MODULES, script: None, files: &[] })?;
-    let g = nshyp::GuestPayload { kernel: crate::guest::kernel_image(&o.paths)?, initrd: Some(initrd), cmdline: Some(REALM_LINUX_CMDLINE.into()) };
+    let kernel = crate::guest::kernel_image(&o.paths)?;
+    let g = nshyp::GuestPayload { kernel: kernel.clone(), initrd: Some(initrd.clone()), cmdline: Some(REALM_LINUX_CMDLINE.into()) };
     let hyp = format!("quadrant.realm-vm quadrant.mem={REALM_LINUX_MEM_MIB}");
     // One physical CPU: ns-hyp runs every REC on its boot CPU, and with -smp 4
     // TF-A's three parked secondaries spin (WFE is a yield under TCG), taking
@@ -289,13 +352,23 @@ fn realm_linux_boot(o: &Outputs) -> XResult<Boot> {
     // still the 4-CPU one; ns-hyp's realm-vm mode starts no other CPU.
     let Boot::Custom { tfa, mut args } = nshyp::hyp_guest_boot(o, Some(&o.bios), "realm-linux", &g, REALM_LINUX_RECS, Some(1), &hyp)? else { unreachable!() };
     args.extend(nshyp::disk_args(&disk));
+    // A fresh random challenge for the Realm's report, typed in by us.
+    let mut challenge = [0u8; 64];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").map_err(|e| format!("/dev/urandom: {e}"))?, &mut challenge).map_err(|e| format!("/dev/urandom: {e}"))?;
+    let platform_token = qemu_sample_platform_token(o)?;
+    *REALM_LINUX_RUN.lock().unwrap() = Some(RealmLinuxRun { kernel, initrd, challenge, platform_token });
     let input = [
         ("quadrant-init: shell", String::new()),
         ("/ # ", "echo NPROC=$(nproc); ls /sys/kernel/config/tsm/report >/dev/null 2>&1 || mount -t configfs none /sys/kernel/config; ls -d /sys/kernel/config/tsm/report && echo TSM=yes\n".into()),
         ("/ # ", "mount -t ext2 -o ro /dev/vda /mnt && sha256sum /mnt/known.bin | sed \"s/^/SHA256=/\"\n".into()),
-        // An attestation token through configfs-tsm: arm-cca-guest's
-        // RSI_ATTESTATION_TOKEN_INIT/CONTINUE, answered by rmm.
-        ("/ # ", "r=/sys/kernel/config/tsm/report/q; mkdir $r && head -c 64 /dev/urandom > $r/inblob && echo TOKEN=$(cat $r/outblob | wc -c)\n".into()),
+        // An attestation token through configfs-tsm (arm-cca-guest's
+        // RSI_ATTESTATION_TOKEN_INIT/CONTINUE, answered by rmm) for our
+        // challenge, typed in two halves; the token comes back in base64
+        // between B64BEGIN and B64END (the quotes keep the echoed command
+        // line from matching).
+        ("/ # ", format!("printf '{}' > /tmp/c\n", printf_octal(&challenge[..32]))),
+        ("/ # ", format!("printf '{}' >> /tmp/c\n", printf_octal(&challenge[32..]))),
+        ("/ # ", "r=/sys/kernel/config/tsm/report/q; mkdir $r && cat /tmp/c > $r/inblob && cat $r/outblob > /tmp/t && echo TOKEN=$(wc -c < /tmp/t) && echo B64\"\"BEGIN && base64 /tmp/t && echo B64\"\"END\n".into()),
         ("/ # ", "poweroff -f\n".into()),
     ]
     .into_iter()
@@ -310,6 +383,7 @@ fn realm_linux_expects() -> Vec<Expect> {
     let sha_line = format!("SHA256={sha}  /mnt/known.bin");
     vec![
         expect("ns-hyp built the Realm", &["[ns-hyp] realm-vm: created rd"]),
+        expect("ns-hyp printed the Realm's DTB", &["realm-vm: dtb end "]),
         expect("Linux started in the Realm", &["Booting Linux on physical CPU"]),
         expect("the kernel says it runs in a Realm", &["RME: Using RSI version 1.0"]),
         expect("arm-cca-guest loaded", &["quadrant-init: loaded arm-cca-guest"]),
@@ -317,19 +391,127 @@ fn realm_linux_expects() -> Vec<Expect> {
         expect_owned("nproc = the number of RECs", nproc),
         expect("configfs-tsm has its report directory", &["TSM=yes"]),
         expect_owned("the file on the virtio disk has the host's sha256", sha_line),
+        expect("the token came out in base64", &["B64END"]),
         expect("the Realm powered off", &["[ns-hyp] realm-vm: PSCI SYSTEM_OFF"]),
     ]
 }
 
-/// The token the Realm read through configfs-tsm (`TOKEN=<bytes>`): a
-/// collection with the platform token (qemu's is 1518 bytes) and the Realm
-/// token, so more than 1518 bytes.
-fn realm_linux_token(output: &str) -> Vec<String> {
-    match output.lines().find_map(|l| l.trim().strip_prefix("TOKEN=")).map(|n| n.trim().parse::<usize>()) {
-        Some(Ok(n)) if n > 1518 => vec![],
-        Some(n) => vec![format!("the Realm's attestation token through configfs-tsm: {n:?} bytes")],
-        None => vec!["no TOKEN= line: the Realm read no attestation token".into()],
+/// The DTB ns-hyp printed (`realm-vm: dtb <offset> <hex>` lines, then
+/// `realm-vm: dtb end <size>`).
+fn printed_dtb(output: &str) -> XResult<Vec<u8>> {
+    let mut dtb = Vec::new();
+    for l in output.lines().filter_map(|l| l.split_once("realm-vm: dtb ").map(|(_, r)| r.trim())) {
+        let (a, b) = l.split_once(' ').ok_or(format!("dtb line {l:?}"))?;
+        if a == "end" {
+            let n: usize = b.parse().map_err(|_| format!("dtb line {l:?}"))?;
+            return if n == dtb.len() { Ok(dtb) } else { Err(format!("ns-hyp says its DTB is {n} bytes, its lines hold {}", dtb.len())) };
+        }
+        if usize::from_str_radix(a, 16).ok() != Some(dtb.len()) {
+            return Err(format!("dtb line {l:?} out of order"));
+        }
+        let bytes = (0..b.len()).step_by(2).map(|i| b.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect::<Option<Vec<u8>>>();
+        dtb.extend(bytes.ok_or(format!("dtb line {l:?}: not hex"))?);
     }
+    Err("no `realm-vm: dtb end` line".into())
+}
+
+/// `fdtget OPT DTB PATH...` (dtc's own parser, not ns-hyp's writer).
+fn fdtget(dtb: &std::path::Path, opt: &[&str], path: &[&str]) -> XResult<String> {
+    util::output(std::process::Command::new("fdtget").args(opt).arg(dtb).args(path)).map(|s| s.trim().to_string())
+}
+
+/// 32-bit words (`fdtget -t x` output) joined two by two into u64s.
+fn u64_cells(s: &str) -> Vec<u64> {
+    let w: Vec<u64> = s.split_whitespace().filter_map(|x| u64::from_str_radix(x, 16).ok()).collect();
+    w.chunks(2).map(|c| c[0] << 32 | c.get(1).copied().unwrap_or(0)).collect()
+}
+
+/// The Realm DTB says what xtask asked for: the command line, the
+/// initramfs where QEMU put it, the RAM, one CPU per REC, PSCI through SMC.
+fn check_realm_dtb(dtb: &std::path::Path, initrd_size: u64) -> Vec<String> {
+    let memory = format!("/memory@{REALM_RAM_IPA:x}");
+    let checks: [(&[&str], &[&str], fn(String) -> String, String); 6] = [
+        (&["-t", "s"], &["/chosen", "bootargs"], |s| s, REALM_LINUX_CMDLINE.to_string()),
+        (&["-t", "x"], &["/chosen", "linux,initrd-start"], u64s_of, format!("{:?}", [REALM_INITRD_IPA])),
+        (&["-t", "x"], &["/chosen", "linux,initrd-end"], u64s_of, format!("{:?}", [REALM_INITRD_IPA + initrd_size])),
+        (&["-t", "x"], &[memory.as_str(), "reg"], u64s_of, format!("{:?}", [REALM_RAM_IPA, (REALM_LINUX_MEM_MIB as u64) << 20])),
+        (&["-t", "s"], &["/psci", "method"], |s| s, "smc".to_string()),
+        (&["-l"], &["/cpus"], |s| s.split_whitespace().collect::<Vec<_>>().join(" "), (0..REALM_LINUX_RECS).map(|i| format!("cpu@{i}")).collect::<Vec<_>>().join(" ")),
+    ];
+    let mut errs = Vec::new();
+    for (opt, path, norm, want) in checks {
+        match fdtget(dtb, opt, path).map(norm) {
+            Ok(g) if g == want => {}
+            Ok(g) => errs.push(format!("the Realm's DTB: {}: {g:?}, expected {want:?}", path.join(" "))),
+            Err(e) => errs.push(format!("the Realm's DTB: {e}")),
+        }
+    }
+    errs
+}
+
+fn u64s_of(s: String) -> String {
+    format!("{:?}", u64_cells(&s))
+}
+
+/// The token the Realm read through configfs-tsm for xtask's challenge
+/// (`TOKEN=<bytes>`, then base64 between `B64BEGIN` and `B64END`), checked
+/// by `verify-token`: the challenge, the RIM xtask computes itself
+/// (`measure::linux_rim`) from the kernel and initramfs it preloaded and the
+/// DTB ns-hyp printed (checked with fdtget against what xtask asked for),
+/// the REMs (zero: Linux extends none), the platform token (TF-A qemu's
+/// sample, byte for byte), and every single-byte flip of the token refused.
+fn realm_linux_token(output: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    let size = match output.lines().find_map(|l| l.trim().strip_prefix("TOKEN=")).map(|n| n.trim().parse::<usize>()) {
+        Some(Ok(n)) if n > 1518 => n,
+        Some(n) => return vec![format!("the Realm's attestation token through configfs-tsm: {n:?} bytes")],
+        None => return vec!["no TOKEN= line: the Realm read no attestation token".into()],
+    };
+    let Some(run) = REALM_LINUX_RUN.lock().unwrap().take() else { return vec!["no record of the realm_linux boot".into()] };
+    // The token's base64 lines.
+    let lines: Vec<&str> = output.lines().map(str::trim).skip_while(|l| *l != "B64BEGIN").skip(1).take_while(|l| *l != "B64END").collect();
+    if let Some(l) = lines.iter().find(|l| !l.chars().all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c))) {
+        errs.push(format!("a line inside the token's base64: {l:?}"));
+    }
+    let b64: String = lines.concat();
+    let token_file = util::out_dir().join("realm-linux-token.b64");
+    if let Err(e) = std::fs::write(&token_file, &b64) {
+        return vec![format!("{}: {e}", token_file.display())];
+    }
+    // The RIM, from what xtask preloaded and the DTB ns-hyp printed.
+    let dtb = match printed_dtb(output) {
+        Ok(d) => d,
+        Err(e) => return vec![e],
+    };
+    let dtb_file = util::out_dir().join("realm-linux-realm.dtb");
+    let (kernel, initrd) = match (std::fs::read(&run.kernel), std::fs::read(&run.initrd), std::fs::write(&dtb_file, &dtb)) {
+        (Ok(k), Ok(i), Ok(())) => (k, i),
+        (k, i, d) => return vec![format!("reading the Realm's images: {:?} {:?} {:?}", k.err(), i.err(), d.err())],
+    };
+    errs.extend(check_realm_dtb(&dtb_file, initrd.len() as u64));
+    let payloads = [(REALM_DTB_IPA, &dtb[..]), (REALM_KERNEL_IPA, &kernel[..]), (REALM_INITRD_IPA, &initrd[..])];
+    let rim = measure::linux_rim(&measure::LinuxRealm {
+        ram_ipa: REALM_RAM_IPA,
+        ram_size: (REALM_LINUX_MEM_MIB as u64) << 20,
+        payloads: &payloads,
+        recs: REALM_LINUX_RECS,
+        entry: REALM_KERNEL_IPA,
+        dtb_ipa: REALM_DTB_IPA,
+    });
+    println!("xtask: realm_linux: token {size} bytes; RIM from {} DTB + {} kernel + {} initramfs bytes: {}", dtb.len(), kernel.len(), initrd.len(), measure::hex(&rim));
+    let zero = measure::hex(&[0u8; 32]);
+    let mut args: Vec<String> = vec![token_file.display().to_string(), "--challenge".into(), measure::hex(&run.challenge), "--expect-rim".into(), measure::hex(&rim)];
+    for i in 1..=4 {
+        args.extend(["--expect-rem".into(), format!("{i}:{zero}")]);
+    }
+    args.extend(["--expect-platform-token".into(), run.platform_token.display().to_string(), "--flip-every-byte".into()]);
+    println!("xtask: $ cargo xtask verify-token {}", args.join(" "));
+    match crate::verify_token::main(&args) {
+        Ok(true) => {}
+        Ok(false) => errs.push("verify-token refused the Linux Realm's token (see above)".into()),
+        Err(e) => errs.push(format!("verify-token: {e}")),
+    }
+    errs
 }
 
 fn expect_owned(what: &'static str, s: String) -> Expect {
