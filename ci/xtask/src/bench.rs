@@ -222,6 +222,7 @@ fn goal(key: &str) -> Option<f64> {
         "realm_rec_enter_host_call" => 90.0,
         "guest_null_hvc" => 10.0,
         "guest_boot_to_prompt" => 1.1,
+        "optee_invoke" => 1.2,
         _ => return None,
     })
 }
@@ -285,12 +286,19 @@ pub fn svg(bars: &[Bar]) -> String {
     o
 }
 
-pub fn bench(outputs: &Outputs) -> Result<bool> {
+/// `cargo xtask bench [FILTER]`: every row, or (FILTER) only the groups of
+/// rows whose key contains FILTER, printed but not written to
+/// target/bench.json and target/bench.svg (which always hold a full run).
+pub fn bench(outputs: &Outputs, filter: Option<&str>) -> Result<bool> {
+    let wanted = |keys: &[&str]| filter.is_none_or(|f| keys.iter().any(|k| k.contains(f)));
     let mut all = Vec::new();
     let mut freq = None;
     // Wall-clock rows first, then the same rows counted in instructions.
     for icount in [false, true] {
         for run in [&NS_HYP, &FFA_PAYLOAD, &REALM, &GUEST_HVC] {
+            if !wanted(&run.rows.iter().map(|r| r.0).collect::<Vec<_>>()) {
+                continue;
+            }
             let (rows, f) = measure(run, outputs, icount)?;
             all.extend(rows);
             if !icount {
@@ -310,7 +318,7 @@ pub fn bench(outputs: &Outputs) -> Result<bool> {
         bars.push(Bar { key: key.clone(), ratio: *ratio, goal: goal(key) });
     }
     // Issue H: spmc's cold boot with SP signatures checked ÷ without.
-    for icount in [false, true] {
+    for icount in [false, true].into_iter().filter(|_| wanted(&["spmc_boot_signed_sps", "boot_to_spmc_ready_signed_sps"])) {
         for (key, calls, tpc, ratio, what) in &signature_boot_ratio(outputs, icount)? {
             ok &= ratio.is_finite();
             println!("{:<36} {:>8} {:>14.1} {:>9.2}  {what}", key, calls, tpc, ratio);
@@ -319,13 +327,24 @@ pub fn bench(outputs: &Outputs) -> Result<bool> {
         }
     }
     // Issue G: a direct request from Linux through pKVM ÷ the same from Linux at EL2.
-    for icount in [false, true] {
+    for icount in [false, true].into_iter().filter(|_| wanted(&["pkvm_direct_req"])) {
         for (key, calls, tpc, ratio, what) in &pkvm_direct_req_ratio(outputs, icount)? {
             ok &= ratio.is_finite();
             println!("{:<36} {:>8} {:>14.1} {:>9.2}  {what}", key, calls, tpc, ratio);
             let _ = writeln!(json, "  \"{key}\": {{\"calls\": {calls}, \"ticks_per_call\": {}, \"ratio_to_floor\": {}, \"goal\": {}}},", num(*tpc), num(*ratio), goal(key).map(num).unwrap_or("null".into()));
             bars.push(Bar { key: key.clone(), ratio: *ratio, goal: goal(key) });
         }
+    }
+    // Issue D2: one OP-TEE invoke round trip under spmc ÷ the SPD=opteed reference.
+    for icount in [false, true].into_iter().filter(|_| wanted(&["optee_invoke"])) {
+        let (key, calls, tpc, ratio, what) = optee_invoke_ratio(outputs, icount)?;
+        ok &= ratio.is_finite();
+        println!("{:<36} {:>8} {:>14.1} {:>9.2}  {what}", key, calls, tpc, ratio);
+        let _ = writeln!(json, "  \"{key}\": {{\"calls\": {calls}, \"ticks_per_call\": {}, \"ratio_to_floor\": {}, \"goal\": {}}},", num(tpc), num(ratio), goal(&key).map(num).unwrap_or("null".into()));
+        bars.push(Bar { key: key.clone(), ratio, goal: goal(&key) });
+    }
+    if filter.is_some() {
+        return Ok(ok);
     }
     let _ = writeln!(json, "  \"cntfrq_hz\": {},", freq.map(|f| f.to_string()).unwrap_or("null".into()));
     let (under, bare) = guest_boot_ratio(outputs)?;
@@ -379,6 +398,35 @@ fn cold_boot_ticks(output: &str) -> Option<(u64, u64)> {
     let ticks = w.next()?.parse().ok()?;
     let since_reset = rest.split("(at ").nth(1)?.split_whitespace().next()?.parse().ok()?;
     Some((ticks, since_reset))
+}
+
+/// One OP-TEE invoke round trip (ci/optee-invoke-bench: an unknown command
+/// of OP-TEE's invoke-tests pseudo TA, from Linux user space through
+/// /dev/tee0) under spmc ÷ the same under the SPD=opteed reference.  Ticks
+/// per call = spmc's ns per invoke (CLOCK_MONOTONIC; under `-icount
+/// shift=0` 1 ns = 1 instruction).
+fn optee_invoke_ratio(o: &Outputs, icount: bool) -> Result<TableRow> {
+    let mut per_call = Vec::new();
+    for (label, reference) in [("optee-invoke-spmc", false), ("optee-invoke-ref", true)] {
+        let mut boot = crate::tests::optee::invoke_bench_boot(o, reference)?;
+        let mut label = label.to_owned();
+        if icount {
+            boot = Boot::Extra { boot: Box::new(boot), args: ICOUNT.iter().map(|s| s.to_string()).collect() };
+            label.push_str("-icount");
+        }
+        let log = util::out_dir().join(format!("bench-{label}.log"));
+        let cap = qemu::capture(&boot, Duration::from_secs(900), &log, &["quadrant-init: script done", "Kernel panic", "PANIC:"])?;
+        match crate::tests::optee::parse_invoke(&cap.output) {
+            Some((calls, ns)) if calls > 0 => per_call.push((calls, ns as f64 / calls as f64)),
+            _ => return Err(format!("{label}: no `quadrant-invoke: N calls T ns` line; serial log: {}", log.display())),
+        }
+    }
+    let (spmc, reference) = (per_call[0], per_call[1]);
+    Ok(if icount {
+        ("optee_invoke_icount".into(), spmc.0, spmc.1, spmc.1 / reference.1, "OP-TEE invoke (no-op PTA command) from Linux, spmc ÷ SPD=opteed reference [instructions, -icount shift=0]")
+    } else {
+        ("optee_invoke".into(), spmc.0, spmc.1, spmc.1 / reference.1, "OP-TEE invoke (no-op PTA command) from Linux, spmc ÷ SPD=opteed reference")
+    })
 }
 
 /// One printed row: key, calls, ticks per call, ratio, what it measures.

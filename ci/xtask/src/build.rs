@@ -340,6 +340,80 @@ pub fn build_tfa(p: &Paths, bl33: Bl33, sps: &SpSet) -> Result<PathBuf> {
     Ok(bios)
 }
 
+/// TF-A's make variables for the OP-TEE reference (issue D2 item 3): the
+/// same qemu platform and GIC driver, Linux preloaded as BL33, but OP-TEE as
+/// a classic BL32 under TF-A's own dispatcher (SPD=opteed; TF-A's
+/// docs/plat/qemu.rst): no SPMD, no SPMC, no RME/RMMD (opteed and the SPMD
+/// exclude each other).  `bl32` = tee-header_v2.bin, tee-pager_v2.bin,
+/// tee-pageable_v2.bin.
+pub fn tfa_optee_reference_make_vars(bl32: &[PathBuf; 3]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "CROSS_COMPILE=aarch64-linux-gnu-",
+        "PLAT=qemu",
+        "QEMU_USE_GIC_DRIVER=QEMU_GICV3",
+        "SPD=opteed",
+        "BL32_RAM_LOCATION=tdram",
+        // As for spmc: without it TF-A traps FP/SIMD from the Secure world
+        // (CPTR_EL3.TFP) on -cpu max, and a release BL31 then stops that
+        // core without a word the first time OP-TEE touches a SIMD
+        // register (crypto, TA hashing): Linux reports a hard lockup.
+        "ENABLE_SVE_FOR_SWD=1",
+        "ARM_LINUX_KERNEL_AS_BL33=1",
+        "DEBUG=0",
+        "LOG_LEVEL=20",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.push(format!("BL32={}", bl32[0].display()));
+    v.push(format!("BL32_EXTRA1={}", bl32[1].display()));
+    v.push(format!("BL32_EXTRA2={}", bl32[2].display()));
+    v.push(format!("PRELOADED_BL33_BASE={LINUX_BL33_BASE:#x}"));
+    v
+}
+
+/// TF-A for the OP-TEE reference (`target/quadrant/tfa-build-optee-ref`),
+/// with the reference OP-TEE (built first, only here: setup does not build
+/// it).  Returns the QEMU bios.
+pub fn build_tfa_optee_reference(p: &Paths) -> Result<PathBuf> {
+    crate::setup::optee_reference(&p.optee)?;
+    let tree = patched_tree(p)?;
+    let build_base = util::out_dir().join("tfa-build-optee-ref");
+    let mut cmd = Command::new("make");
+    cmd.arg("-C").arg(&tree).arg(format!("-j{}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)));
+    cmd.args(tfa_optee_reference_make_vars(&crate::setup::optee_reference_images(&p.optee)));
+    cmd.arg(format!("BUILD_BASE={}", build_base.display()));
+    cmd.args(TFA_TARGETS);
+    let flags = util::show(&cmd);
+    let flags_marker = build_base.join(".quadrant-flags");
+    if std::fs::read_to_string(&flags_marker).ok().as_deref() != Some(flags.as_str()) {
+        let _ = std::fs::remove_dir_all(&build_base);
+    }
+    util::mkdirs(&build_base)?;
+    util::step("TF-A tfa-build-optee-ref (SPD=opteed, BL32 = OP-TEE, BL33: preloaded at 0x60000000)", || {
+        run_logged(&mut cmd, &util::out_dir().join("tfa-build-optee-ref.log"))
+    })?;
+    util::write_atomic(&flags_marker, flags.as_bytes())?;
+    let bios = build_base.join("qemu/release/qemu_fw.bios");
+    if !bios.exists() {
+        return Err(format!("TF-A build produced no {}", bios.display()));
+    }
+    Ok(bios)
+}
+
+/// ci/optee-invoke-bench: a freestanding static arm64 Linux program (raw
+/// syscalls; Debian's cross compiler, no arm64 libc needed) timing OP-TEE
+/// invokes for `cargo xtask bench`.  `target/quadrant/images/optee-invoke-bench`.
+pub fn build_invoke_bench() -> Result<PathBuf> {
+    let src = util::repo_root().join("ci/optee-invoke-bench/invoke.c");
+    let out = images_dir().join("optee-invoke-bench");
+    util::mkdirs(&images_dir())?;
+    let mut cmd = Command::new("aarch64-linux-gnu-gcc");
+    cmd.args(["-O2", "-static", "-nostdlib", "-ffreestanding", "-fno-stack-protector", "-fno-pie", "-no-pie", "-o"]).arg(&out).arg(&src);
+    run(&mut cmd)?;
+    Ok(out)
+}
+
 /// Our SPMC manifest with the test key trusted for every SP
 /// (`target/quadrant/sp/spmc_manifest.dts`; the key is not in the repository).
 pub fn signed_spmc_manifest() -> Result<PathBuf> {

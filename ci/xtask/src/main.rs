@@ -27,8 +27,11 @@ fn usage() -> String {
   build            build ns-hyp, spmc, rmm, the SPs, then TF-A, the FIP and the QEMU bios
 {}
   test [FILTER]    host unit tests, then QEMU integration tests whose name contains FILTER
-  bench            FF-A/RMI/guest round trips as ratios to their floors;
-                   writes target/bench.json and target/bench.svg
+  test --long [FILTER]  the long QEMU runs (not CI) whose name contains FILTER: the full
+                   xtest suite under spmc and under the SPD=opteed reference (hours)
+  bench [FILTER]   FF-A/RMI/guest/OP-TEE round trips as ratios to their floors;
+                   writes target/bench.json and target/bench.svg (FILTER: only the
+                   groups of rows whose key contains it, printed, nothing written)
 {}
 {}
 {}
@@ -57,12 +60,17 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        Some("test") => setup::setup().and_then(|p| build::build(&p)).and_then(|o| tests::test(&o, args.get(1).map(String::as_str))),
+        Some("test") => {
+            // `test --long [FILTER]`: the long runs (not CI) instead of the integration tests.
+            let long = args.get(1).is_some_and(|a| a == "--long");
+            let filter = args.get(if long { 2 } else { 1 }).map(String::as_str);
+            setup::setup().and_then(|p| build::build(&p)).and_then(|o| if long { tests::test_long(&o, filter) } else { tests::test(&o, filter) })
+        }
         Some("verify-token") => setup::setup().and_then(|_| verify_token::main(&args[1..])),
         Some("sign-sp") => sign::main(&args[1..]),
         Some("fresh-check") => fresh::fresh_check(),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
-        Some("bench") => setup::setup().and_then(|p| build::build(&p)).and_then(|o| bench::bench(&o)),
+        Some("bench") => setup::setup().and_then(|p| build::build(&p)).and_then(|o| bench::bench(&o, args.get(1).map(String::as_str))),
         _ => {
             eprintln!("{}", usage());
             return ExitCode::from(2);

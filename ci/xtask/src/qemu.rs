@@ -48,7 +48,14 @@ fn machine(boot: &Boot) -> Vec<String> {
     // --no-install-recommends skips), so a default device made every boot
     // fail at once on a fresh machine.  The serial port is named by the
     // caller (`serial_args`), the rest by each boot.
-    let mut a: Vec<String> = vec!["-nodefaults".into(), "-machine".into(), m.into(), "-cpu".into(), cpu.into(), "-m".into(), MEM.into()];
+    let mut a: Vec<String> = vec!["-nodefaults".into(), "-machine".into(), m.into()];
+    // A boot that picks its own CPU model (the OP-TEE reference's TF-A has
+    // no RME: on an RME CPU its EL3 code faults, fetched from outside the
+    // Root PA space) says so once.
+    if !matches!(boot, Boot::Custom { args, .. } if args.iter().any(|x| x == "-cpu")) {
+        a.extend(["-cpu".into(), cpu.into()]);
+    }
+    a.extend(["-m".into(), MEM.into()]);
     // A boot that picks its own CPU count (e.g. `-smp 1`) says so once.
     if !matches!(boot, Boot::Custom { args, .. } if args.iter().any(|x| x == "-smp")) {
         a.extend(["-smp".into(), SMP.to_string()]);

@@ -143,6 +143,70 @@ pub fn optee_make_vars(ta_key: &Path) -> Vec<String> {
     v
 }
 
+/// The reference OP-TEE (issue D2 item 3): the same source with OP-TEE's
+/// defaults for QEMU's armv8a platform, i.e. without CFG_CORE_SEL2_SPMC: a
+/// classic BL32 under TF-A's own dispatcher (SPD=opteed), found by Linux's
+/// optee driver through the SMC ABI.  Its console is the Secure UART (not
+/// captured), its memory OP-TEE's default (TZDRAM 0x0e100000 + 15 MiB).
+/// Same compiler, same TA key as [`optee_make_vars`].
+pub fn optee_reference_make_vars(ta_key: &Path) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "PLATFORM=vexpress-qemu_armv8a",
+        "CFG_ARM64_core=y",
+        // QEMU's machine has a GICv3 (`gic-version=3`, as for spmc): OP-TEE's
+        // default GICv2 driver asserts on it.
+        "CFG_ARM_GICV3=y",
+        "CFG_USER_TA_TARGETS=ta_arm64",
+        "CFG_TEE_CORE_LOG_LEVEL=2",
+        "CROSS_COMPILE=aarch64-linux-gnu-",
+        "CROSS_COMPILE64=aarch64-linux-gnu-",
+        "PYTHON3=/usr/bin/python3",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.push(format!("TA_PUBLIC_KEY={}", ta_key.display()));
+    v
+}
+
+/// The reference OP-TEE's build directory (`<optee>/build-ref`).
+pub fn optee_reference_build_dir(optee_dir: &Path) -> PathBuf {
+    optee_dir.join("build-ref")
+}
+
+/// The reference OP-TEE's three images for TF-A's qemu platform: BL32,
+/// BL32_EXTRA1, BL32_EXTRA2 (TF-A docs/plat/qemu.rst).
+pub fn optee_reference_images(optee_dir: &Path) -> [PathBuf; 3] {
+    let core = optee_reference_build_dir(optee_dir).join("core");
+    ["tee-header_v2.bin", "tee-pager_v2.bin", "tee-pageable_v2.bin"].map(|f| core.join(f))
+}
+
+/// Builds the reference OP-TEE (once; again when its flags change) from the
+/// source [`setup`] fetched.  Called only by the tests and bench rows that
+/// boot it, not by every `setup`: ~2-4 minutes on 2 cores.
+pub fn optee_reference(dir: &Path) -> Result {
+    let vars = optee_reference_make_vars(&optee_ta_key(dir));
+    let flags = vars.join(" ");
+    let build = optee_reference_build_dir(dir);
+    let record = dir.join("versions-ref.txt");
+    let done = std::fs::read_to_string(&record).is_ok_and(|r| r.lines().any(|l| l == format!("flags {flags}")));
+    if done && optee_reference_images(dir).iter().all(|f| f.exists()) {
+        return Ok(());
+    }
+    let (suite, dsc, src) = optee_source(dir)?;
+    let _ = std::fs::remove_dir_all(&build);
+    let mut cmd = Command::new("make");
+    cmd.current_dir(&src).arg(format!("-j{}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)));
+    cmd.args(&vars).arg(format!("O={}", build.display()));
+    util::step(&format!("OP-TEE reference build ({dsc}, BL32 for SPD=opteed)"), || run_logged(&mut cmd, &dir.join("build-ref.log")))?;
+    for f in optee_reference_images(dir) {
+        if !f.exists() {
+            return Err(format!("OP-TEE reference build produced no {}", f.display()));
+        }
+    }
+    util::write_atomic(&record, format!("suite {suite}\nsource {dsc}\nflags {flags}\n").as_bytes())
+}
+
 /// The TA signing key of trixie's OP-TEE TA dev kit (`optee-os-dev`,
 /// arm64, unpacked by [`optee_userland`]).  Debian's packaged TAs (xtest's,
 /// in optee-test-qemu) are signed with it, not with the upstream

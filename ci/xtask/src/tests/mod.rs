@@ -14,7 +14,7 @@ use std::time::Duration;
 mod foundation;
 mod hostile;
 pub mod nshyp;
-mod optee;
+pub mod optee;
 pub mod pkvm;
 pub mod rmm;
 mod run;
@@ -161,6 +161,27 @@ pub fn test(outputs: &Outputs, filter: Option<&str>) -> Result<bool> {
             }
         }
     }
+    let (p, f) = run_integration(outputs, selected)?;
+    passed += p;
+    failed += f;
+    println!("{passed} passed, {failed} failed");
+    Ok(failed == 0)
+}
+
+/// `cargo xtask test --long [FILTER]`: the long runs only (no host tests):
+/// OP-TEE's full xtest suite under both stacks (tests/optee.rs).
+pub fn test_long(outputs: &Outputs, filter: Option<&str>) -> Result<bool> {
+    let selected: Vec<IntegrationTest> = optee::long_tests().into_iter().filter(|t| filter.is_none_or(|f| t.name.contains(f))).collect();
+    let (passed, failed) = run_integration(outputs, selected)?;
+    println!("{passed} passed, {failed} failed");
+    Ok(failed == 0)
+}
+
+/// Boots and checks each test in order; returns (passed, failed).
+fn run_integration(outputs: &Outputs, selected: Vec<IntegrationTest>) -> Result<(u32, u32)> {
+    let logs = util::out_dir().join("logs");
+    util::mkdirs(&logs)?;
+    let (mut passed, mut failed) = (0, 0);
     for t in selected {
         let log = logs.join(format!("{}.log", t.name));
         let cap = qemu::capture(&(t.boot)(outputs)?, t.timeout, &log, STOP_ON)?;
@@ -181,6 +202,5 @@ pub fn test(outputs: &Outputs, filter: Option<&str>) -> Result<bool> {
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
-    Ok(failed == 0)
+    Ok((passed, failed))
 }

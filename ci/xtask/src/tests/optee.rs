@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub fn tests() -> Vec<IntegrationTest> {
-    vec![IntegrationTest {
+    vec![
+    IntegrationTest {
         name: "optee_boots",
         boot: optee_boot,
         // ~20 s on a loaded 2-core host (the xtest cases take a few seconds).
@@ -19,7 +20,302 @@ pub fn tests() -> Vec<IntegrationTest> {
         expects: optee_expects,
         extra: Some(no_optee_errors),
         forbid: FORBID_OPTEE,
+    },
+    // The reference first: `optee_xtest` compares against its log.
+    IntegrationTest {
+        name: "optee_xtest_reference",
+        boot: |o| reference_boot(o, XTEST_CI, "optee-xtest-ref"),
+        timeout: XTEST_CI_TIMEOUT,
+        expects: || xtest_expects(true),
+        extra: Some(xtest_ran),
+        forbid: FORBID_XTEST,
+    },
+    IntegrationTest {
+        name: "optee_xtest",
+        boot: |o| spmc_boot(o, XTEST_CI, "optee-xtest"),
+        timeout: XTEST_CI_TIMEOUT,
+        expects: || xtest_expects(false),
+        extra: Some(|out| compare_with_reference(out, "optee_xtest_reference")),
+        forbid: FORBID_XTEST,
     }]
+}
+
+/// `cargo xtask test --long optee` (not CI): the full default xtest suite
+/// (`xtest` without arguments) under the reference, then under spmc.
+pub fn long_tests() -> Vec<IntegrationTest> {
+    vec![
+        IntegrationTest {
+            name: "optee_full_xtest_reference",
+            boot: |o| reference_boot(o, XTEST_FULL, "optee-full-ref"),
+            timeout: XTEST_FULL_TIMEOUT,
+            expects: || xtest_expects(true),
+            extra: Some(xtest_ran),
+            forbid: FORBID_XTEST,
+        },
+        IntegrationTest {
+            name: "optee_full_xtest",
+            boot: |o| spmc_boot(o, XTEST_FULL, "optee-full"),
+            timeout: XTEST_FULL_TIMEOUT,
+            expects: || xtest_expects(false),
+            extra: Some(|out| compare_counts_with_reference(out, "optee_full_xtest_reference")),
+            forbid: FORBID_XTEST,
+        },
+    ]
+}
+
+/// `optee_xtest`'s subset (CI): parts of the 1000 (core, sessions on several
+/// cores, shared memory), 4000 (crypto), 6000 (secure storage through
+/// tee-supplicant) and 8000 series.  About 3 minutes of TCG per stack.
+const XTEST_CI: &str = "-t regression 1001 1002 1003 1004 1006 1008 1012 1013 1016 1018 1019 1022 1028 4001 4002 4003 4006 6001 6002 6010 8001 8002";
+const XTEST_CI_TIMEOUT: Duration = Duration::from_secs(900);
+/// The full default suite (xtest's regression suite).
+const XTEST_FULL: &str = "";
+const XTEST_FULL_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
+
+/// The guest script of the xtest runs: the same for both stacks.  xtest's
+/// output goes to a file printed once it ends (OP-TEE's console lines, which
+/// spmc prints on the same UART, cannot cut into it), except for the full
+/// suite: there it is printed as it comes (through a pipe, so in 4 KiB
+/// chunks), so that a run stopped early still leaves the verdicts so far.
+fn xtest_script(args: &str) -> String {
+    let run = if args == XTEST_FULL {
+        format!("xtest {args} 2>&1 | sed 's/^/quadrant-xtest: /'\nend=$(cut -d' ' -f1 /proc/uptime)")
+    } else {
+        format!("xtest {args} > /tmp/xtest.log 2>&1\nend=$(cut -d' ' -f1 /proc/uptime)\nsed 's/^/quadrant-xtest: /' /tmp/xtest.log")
+    };
+    format!(
+        "\
+dmesg | grep -i -E 'optee|tee:' | sed 's/^/quadrant-dmesg: /'
+[ -c /dev/tee0 ] && echo \"quadrant-tee0: present\" || echo \"quadrant-tee0: missing\"
+mkdir -p /var/lib/optee-client/data/tee
+tee-supplicant &
+supplicant=$!
+sleep 1
+echo \"quadrant-xtest-args: {args}\"
+start=$(cut -d' ' -f1 /proc/uptime)
+{run}
+echo \"quadrant-xtest-time: $start $end\"
+kill $supplicant; wait $supplicant
+"
+    )
+}
+
+fn xtest_initrd(o: &Outputs, args: &str, name: &str, modules: &[&str]) -> XResult<PathBuf> {
+    let userland = setup::optee_userland_root(&o.paths.optee);
+    let script = xtest_script(args);
+    guest::initramfs_with_trees(&o.paths, &InitramfsSpec { name, modules, script: Some(&script), files: &[] }, &[&userland])
+}
+
+/// Linux over TF-A + spmc with OP-TEE as an S-EL1 SP (as `optee_boots`).
+pub fn spmc_boot(o: &Outputs, args: &str, name: &str) -> XResult<Boot> {
+    let sps = layout::SpSet::User(optee_layout(&o.paths)?);
+    let bios = build::build_tfa(&o.paths, Bl33::PreloadedLinux, &sps)?;
+    let initrd = xtest_initrd(o, args, name, &["ffa-core", "ffa-module", "tee", "optee"])?;
+    super::spmc::bl33_boot(&bios, &guest::kernel_image(&o.paths)?, Some(&initrd), name, "console=ttyAMA0 earlycon rdinit=/init")
+}
+
+/// The reference: the same Linux, initramfs script and QEMU machine over
+/// TF-A with SPD=opteed and OP-TEE as its BL32 (no spmc, no rmm); Linux's
+/// optee driver finds it through the SMC ABI (OP-TEE adds its node to the
+/// DTB).  `ffa-core` only because optee.ko links against it (no FF-A here:
+/// `ffa-module` is not loaded).
+pub fn reference_boot(o: &Outputs, args: &str, name: &str) -> XResult<Boot> {
+    let bios = build::build_tfa_optee_reference(&o.paths)?;
+    let initrd = xtest_initrd(o, args, name, &["ffa-core", "tee", "optee"])?;
+    without_rme(super::spmc::bl33_boot(&bios, &guest::kernel_image(&o.paths)?, Some(&initrd), name, "console=ttyAMA0 earlycon rdinit=/init")?)
+}
+
+/// The reference's QEMU: the same machine, memory and cores, but `-cpu max`
+/// without `x-rme=on`.  TF-A refuses ENABLE_RME with SPD=opteed, and on a
+/// CPU with FEAT_RME an EL3 that does not know it faults on its first
+/// instruction fetch after enabling its MMU (its code is mapped Secure, and
+/// EL3 may only execute from the Root PA space).
+fn without_rme(boot: Boot) -> XResult<Boot> {
+    match boot {
+        Boot::Custom { tfa: true, mut args } => {
+            args.extend(["-cpu".into(), "max".into()]);
+            Ok(Boot::Custom { tfa: true, args })
+        }
+        other => Err(format!("the OP-TEE reference expects a TF-A boot, not {other:?}")),
+    }
+}
+
+/// `cargo xtask bench`'s OP-TEE row: Linux under spmc (`reference` false)
+/// or under the SPD=opteed reference, running ci/optee-invoke-bench once
+/// (no tee-supplicant: it invokes a pseudo TA).
+pub fn invoke_bench_boot(o: &Outputs, reference: bool) -> XResult<Boot> {
+    let bench = build::build_invoke_bench()?;
+    let data = std::fs::read(&bench).map_err(|e| format!("{}: {e}", bench.display()))?;
+    let script = "chmod +x /optee-invoke-bench\n/optee-invoke-bench\n";
+    let (name, bios, modules): (&str, PathBuf, &[&str]) = if reference {
+        ("bench-optee-ref", build::build_tfa_optee_reference(&o.paths)?, &["ffa-core", "tee", "optee"])
+    } else {
+        let sps = layout::SpSet::User(optee_layout(&o.paths)?);
+        ("bench-optee", build::build_tfa(&o.paths, Bl33::PreloadedLinux, &sps)?, &["ffa-core", "ffa-module", "tee", "optee"])
+    };
+    let initrd = guest::initramfs(&o.paths, &InitramfsSpec { name, modules, script: Some(script), files: &[("/optee-invoke-bench", &data)] })?;
+    let boot = super::spmc::bl33_boot(&bios, &guest::kernel_image(&o.paths)?, Some(&initrd), name, "console=ttyAMA0 earlycon rdinit=/init")?;
+    if reference { without_rme(boot) } else { Ok(boot) }
+}
+
+/// `quadrant-invoke: CALLS calls NS ns ret 0xRET` → (calls, ns).
+pub fn parse_invoke(output: &str) -> Option<(u64, u64)> {
+    let rest = output.lines().find_map(|l| l.split("quadrant-invoke: ").nth(1))?;
+    let w: Vec<&str> = rest.split_whitespace().collect();
+    match w.as_slice() {
+        [calls, "calls", ns, "ns", ..] => Some((calls.parse().ok()?, ns.parse().ok()?)),
+        _ => None,
+    }
+}
+
+fn xtest_expects(reference: bool) -> Vec<Expect> {
+    let mut v = vec![
+        expect("Linux reached its init", &["quadrant-init: up"]),
+        expect("the optee module loaded", &["quadrant-init: loaded optee"]),
+        expect("Linux's optee driver initialised", &["quadrant-dmesg: ", "optee: initialized driver"]),
+        expect("/dev/tee0 exists", &["quadrant-tee0: present"]),
+        expect("xtest ran to its end", &["quadrant-xtest: ", "TEE test application done!"]),
+        expect("the script finished", &["quadrant-init: script done"]),
+    ];
+    if reference {
+        v.push(expect("the driver found OP-TEE through the SMC ABI", &["quadrant-dmesg: ", "optee: probing for conduit method"]));
+    } else {
+        v.push(expect("OP-TEE booted under spmc", &["[op-tee] ", "OP-TEE version: "]));
+    }
+    v
+}
+
+/// xtest's own negative cases make OP-TEE log TA panics (`TA panicked`)
+/// and `E/TC:` lines: only panics of the firmware itself are forbidden.
+const FORBID_XTEST: &[&str] = &["Unhandled Exception", "BL31: Error", "Panic at", "panicked at", "Kernel panic", "optee: probe of"];
+
+/// One xtest run's results from the serial log.
+#[derive(Debug, Default, PartialEq)]
+pub struct Xtest {
+    /// Each test case (`regression_1001`) and whether it passed.
+    pub cases: Vec<(String, bool)>,
+    /// "N subtests of which M failed".
+    pub subtests: Option<(u64, u64)>,
+    /// "N test cases of which M failed".
+    pub test_cases: Option<(u64, u64)>,
+    /// Guest seconds xtest took (/proc/uptime before and after).
+    pub seconds: Option<f64>,
+}
+
+impl Xtest {
+    pub fn passed(&self) -> usize {
+        self.cases.iter().filter(|c| c.1).count()
+    }
+}
+
+/// Parses xtest's lines (prefixed `quadrant-xtest: ` by the script).
+pub fn parse_xtest(output: &str) -> Xtest {
+    let mut x = Xtest::default();
+    for line in output.lines() {
+        if let Some(t) = line.split("quadrant-xtest-time: ").nth(1) {
+            let v: Vec<f64> = t.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+            if v.len() == 2 {
+                x.seconds = Some(v[1] - v[0]);
+            }
+            continue;
+        }
+        let Some(rest) = line.split("quadrant-xtest: ").nth(1) else { continue };
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| words.get(i).and_then(|w| w.parse::<u64>().ok());
+        if words.len() >= 5 && words[1] == "subtests" && words[3] == "which" {
+            if let (Some(n), Some(m)) = (num(0), num(4)) {
+                x.subtests = Some((n, m));
+            }
+        } else if words.len() >= 6 && words[1] == "test" && words[2] == "cases" && words[4] == "which" {
+            if let (Some(n), Some(m)) = (num(0), num(5)) {
+                x.test_cases = Some((n, m));
+            }
+        } else if words.len() >= 2 && !words[0].contains('.') && words[0].contains('_') && (words[1] == "OK" || words[1] == "FAILED") {
+            let name = words[0].to_owned();
+            let ok = words[1] == "OK";
+            // A case is reported once when it ends; keep the first verdict.
+            if !x.cases.iter().any(|c| c.0 == name) {
+                x.cases.push((name, ok));
+            }
+        }
+    }
+    x
+}
+
+fn summary(x: &Xtest) -> String {
+    let sub = x.subtests.map(|(n, m)| format!(", {n} subtests of which {m} failed")).unwrap_or_default();
+    let secs = x.seconds.map(|s| format!(", {s:.0} s")).unwrap_or_default();
+    format!("{} of {} test cases passed{sub}{secs}", x.passed(), x.cases.len())
+}
+
+/// The reference's own check: xtest ran and reported its cases (their
+/// verdicts are the reference, not a requirement).
+fn xtest_ran(output: &str) -> Vec<String> {
+    let x = parse_xtest(output);
+    println!("    reference (SPD=opteed): {}", summary(&x));
+    if x.cases.is_empty() || x.test_cases.is_none() {
+        return vec!["no xtest results in the serial log".into()];
+    }
+    Vec::new()
+}
+
+fn reference_log(name: &str) -> Result<String, String> {
+    let f = util::out_dir().join("logs").join(format!("{name}.log"));
+    std::fs::read_to_string(&f).map_err(|e| format!("no reference log {} (run `{name}` first): {e}", f.display()))
+}
+
+/// The xtest arguments a log's run used.
+fn xtest_args(output: &str) -> Option<String> {
+    output.lines().find_map(|l| l.split("quadrant-xtest-args: ").nth(1)).map(|s| s.trim().to_owned())
+}
+
+/// `optee_xtest`: every case that passes under the reference passes under spmc.
+fn compare_with_reference(output: &str, reference: &str) -> Vec<String> {
+    let refl = match reference_log(reference) {
+        Ok(r) => r,
+        Err(e) => return vec![e],
+    };
+    compare(output, &refl, false)
+}
+
+/// `--long`: spmc's pass count at least the reference's (and the same per-case rule, reported).
+fn compare_counts_with_reference(output: &str, reference: &str) -> Vec<String> {
+    let refl = match reference_log(reference) {
+        Ok(r) => r,
+        Err(e) => return vec![e],
+    };
+    compare(output, &refl, true)
+}
+
+fn compare(output: &str, refl: &str, counts_only: bool) -> Vec<String> {
+    let (ours, theirs) = (parse_xtest(output), parse_xtest(refl));
+    println!("    reference (SPD=opteed): {}", summary(&theirs));
+    println!("    spmc:                   {}", summary(&ours));
+    let mut fails = Vec::new();
+    if xtest_args(output) != xtest_args(refl) {
+        fails.push(format!("the reference ran other xtest arguments ({:?} vs {:?})", xtest_args(refl), xtest_args(output)));
+    }
+    if theirs.cases.is_empty() || theirs.test_cases.is_none() {
+        fails.push("no xtest results from the reference's run: nothing to compare with".into());
+    }
+    if ours.cases.is_empty() || ours.test_cases.is_none() {
+        fails.push("no xtest results from spmc's run".into());
+    }
+    let regressions: Vec<&str> =
+        theirs.cases.iter().filter(|c| c.1).filter(|c| !ours.cases.iter().any(|o| o.0 == c.0 && o.1)).map(|c| c.0.as_str()).collect();
+    if counts_only {
+        if ours.passed() < theirs.passed() {
+            fails.push(format!("spmc passed {} test cases, the reference {}", ours.passed(), theirs.passed()));
+        }
+        if !regressions.is_empty() {
+            println!("    passed under the reference only: {}", regressions.join(" "));
+        }
+    } else {
+        for c in regressions {
+            fails.push(format!("{c} passes under the reference, not under spmc"));
+        }
+    }
+    fails
 }
 
 /// Our SPs (tfa-integration/sp_layout.json) plus OP-TEE
@@ -154,6 +450,52 @@ mod tests {
         let b: Vec<u8> = cells.iter().flat_map(|c| c.to_le_bytes()).collect();
         let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
         assert_eq!(format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32]), OPTEE_UUID);
+    }
+
+    const RUN: &str = "quadrant-xtest-args: -t regression 1001 1002
+quadrant-xtest: o regression_1001 Core self tests
+quadrant-xtest:   regression_1001.1 OK
+quadrant-xtest: regression_1001 OK
+[op-tee] E/TC:? 0 TA panicked with code 0xdeadbeef
+quadrant-xtest: regression_1002 FAILED first error at x.c:12
+quadrant-xtest: +-----------------------------------------------------
+quadrant-xtest: 23 subtests of which 1 failed
+quadrant-xtest: 2 test cases of which 1 failed
+quadrant-xtest: 0 test cases were skipped
+quadrant-xtest: TEE test application done!
+quadrant-xtest-time: 10.50 40.75
+";
+
+    #[test]
+    fn invoke_line() {
+        assert_eq!(parse_invoke("x\nquadrant-invoke: 2000 calls 123456 ns ret 0xffff0006\n"), Some((2000, 123456)));
+        assert_eq!(parse_invoke("quadrant-invoke: open failed 0 calls"), None);
+    }
+
+    #[test]
+    fn xtest_results_are_parsed() {
+        let x = parse_xtest(RUN);
+        assert_eq!(x.cases, vec![("regression_1001".to_owned(), true), ("regression_1002".to_owned(), false)]);
+        assert_eq!(x.subtests, Some((23, 1)));
+        assert_eq!(x.test_cases, Some((2, 1)));
+        assert_eq!(x.passed(), 1);
+        assert!((x.seconds.unwrap() - 30.25).abs() < 1e-9);
+        assert_eq!(xtest_args(RUN).as_deref(), Some("-t regression 1001 1002"));
+    }
+
+    #[test]
+    fn a_case_passing_only_under_the_reference_fails() {
+        let reference = RUN.replace("regression_1002 FAILED first error at x.c:12", "regression_1002 OK");
+        let fails = compare(RUN, &reference, false);
+        assert_eq!(fails, vec!["regression_1002 passes under the reference, not under spmc".to_owned()]);
+        assert!(compare(&reference, RUN, false).is_empty());
+        assert_eq!(compare(RUN, &reference, true).len(), 1);
+        assert!(compare(RUN, RUN, true).is_empty());
+        let other = RUN.replace("1001 1002\n", "1001\n");
+        assert!(compare(RUN, &other, false).iter().any(|f| f.contains("other xtest arguments")));
+        // A reference run without results compares with nothing: a failure.
+        let crashed = "quadrant-xtest-args: -t regression 1001 1002\n";
+        assert!(compare(RUN, crashed, false).iter().any(|f| f.contains("no xtest results from the reference")));
     }
 
     /// A failing run's output: the checks find what is missing.
