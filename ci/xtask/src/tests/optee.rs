@@ -37,6 +37,16 @@ pub fn tests() -> Vec<IntegrationTest> {
         expects: || xtest_expects(false),
         extra: Some(|out| compare_with_reference(out, "optee_xtest_reference")),
         forbid: FORBID_XTEST,
+    },
+    // Issue G: the same subset with Linux in protected mode, every FF-A call
+    // and shared buffer of the optee driver going through pKVM's proxy.
+    IntegrationTest {
+        name: "pkvm_optee",
+        boot: |o| spmc_boot_with(o, XTEST_CI, "pkvm-optee", &crate::run::pkvm_cmdline(OPTEE_CMDLINE)),
+        timeout: XTEST_CI_TIMEOUT,
+        expects: pkvm_xtest_expects,
+        extra: Some(|out| compare_with_reference(out, "optee_xtest_reference")),
+        forbid: FORBID_XTEST,
     }]
 }
 
@@ -106,12 +116,30 @@ fn xtest_initrd(o: &Outputs, args: &str, name: &str, modules: &[&str]) -> XResul
     guest::initramfs_with_trees(&o.paths, &InitramfsSpec { name, modules, script: Some(&script), files: &[] }, &[&userland])
 }
 
+/// The guest command line of the xtest runs.
+const OPTEE_CMDLINE: &str = "console=ttyAMA0 earlycon rdinit=/init";
+
 /// Linux over TF-A + spmc with OP-TEE as an S-EL1 SP (as `optee_boots`).
 pub fn spmc_boot(o: &Outputs, args: &str, name: &str) -> XResult<Boot> {
+    spmc_boot_with(o, args, name, OPTEE_CMDLINE)
+}
+
+/// [`spmc_boot`] with the guest command line `cmdline` (pKVM's adds
+/// `kvm-arm.mode=protected`).
+fn spmc_boot_with(o: &Outputs, args: &str, name: &str, cmdline: &str) -> XResult<Boot> {
     let sps = layout::SpSet::User(optee_layout(&o.paths)?);
     let bios = build::build_tfa(&o.paths, Bl33::PreloadedLinux, &sps)?;
     let initrd = xtest_initrd(o, args, name, &["ffa-core", "ffa-module", "tee", "optee"])?;
-    super::spmc::bl33_boot(&bios, &guest::kernel_image(&o.paths)?, Some(&initrd), name, "console=ttyAMA0 earlycon rdinit=/init")
+    super::spmc::bl33_boot(&bios, &guest::kernel_image(&o.paths)?, Some(&initrd), name, cmdline)
+}
+
+/// `optee_xtest`'s checks, and that pKVM was up in protected mode (its
+/// FF-A proxy then carries every call of the optee driver).
+fn pkvm_xtest_expects() -> Vec<Expect> {
+    let mut v = xtest_expects(false);
+    v.push(expect("Linux was told to run pKVM", &["Kernel command line:", crate::run::PKVM_ARG]));
+    v.push(expect("pKVM initialised in protected mode", &["kvm [", "Protected ", "mode initialized successfully"]));
+    v
 }
 
 /// The reference: the same Linux, initramfs script and QEMU machine over
