@@ -28,7 +28,7 @@ fn usage() -> String {
 {}
   test [FILTER]    host unit tests, then QEMU integration tests whose name contains FILTER
   test --long [FILTER]  the long QEMU runs (not CI) whose name contains FILTER: the full
-                   xtest suite under spmc and under the SPD=opteed reference (hours)
+                   xtest suite under spmc and under the SPD=opteed reference (~10 min each)
   bench [FILTER]   FF-A/RMI/guest/OP-TEE round trips as ratios to their floors;
                    writes target/bench.json and target/bench.svg (FILTER: only the
                    groups of rows whose key contains it, printed, nothing written)
