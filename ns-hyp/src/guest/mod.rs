@@ -285,6 +285,9 @@ struct Cpu {
     pmu_active: bool,
     /// CPTR_EL2 as written: SVE trapped, or not for a vCPU using it.
     cptr: u64,
+    /// The vCPU (of this CPU) the running one just sent an IPI: it runs
+    /// next when the sender gives up its slice (`sched::decide_directed`).
+    yield_to: Option<usize>,
     nlrs: usize,
     /// The vCPU that ran last (round robin goes on after it) and the end of its slice.
     current: Option<usize>,
@@ -321,7 +324,7 @@ enum Exit {
 
 fn run_cpu(cpu: usize) -> ! {
     setup_el2(cpu);
-    let mut c = Cpu { id: cpu, loaded: None, vtimer_active: false, pmu_active: false, cptr: CPTR_SVE_TRAPPED, nlrs: gic::num_lrs().min(16), current: None, slice_end: 0, quantum: shared::arch::timer::cntfrq() * QUANTUM_US / 1_000_000, mark: shared::arch::timer::cntpct(), hw_lrs: [0; 16], hw_hcr: 1, hyp_timer: Some(0), cnthctl: CNTHCTL_EL1PCTEN, ecv: has_ecv() };
+    let mut c = Cpu { id: cpu, loaded: None, vtimer_active: false, pmu_active: false, cptr: CPTR_SVE_TRAPPED, yield_to: None, nlrs: gic::num_lrs().min(16), current: None, slice_end: 0, quantum: shared::arch::timer::cntfrq() * QUANTUM_US / 1_000_000, mark: shared::arch::timer::cntpct(), hw_lrs: [0; 16], hw_hcr: 1, hyp_timer: Some(0), cnthctl: CNTHCTL_EL1PCTEN, ecv: has_ecv() };
     for n in 0..c.nlrs {
         gic::write_lr(n, 0);
     }
@@ -348,7 +351,8 @@ fn run_cpu(cpu: usize) -> ! {
         for k in 0..count {
             states[k] = state(&c, mine(k));
         }
-        let d = sched::decide(&states[..count], c.current, c.slice_end, now, c.quantum);
+        let hint = c.yield_to.take().filter(|&t| pcpu_of(t) == cpu).map(|t| (t - cpu) / npcpus);
+        let d = sched::decide_directed(&states[..count], c.current, c.slice_end, now, c.quantum, hint);
         // The vCPU about to run exits when its emulated physical timer fires.
         let ptimer = d.run.and_then(|k| VCPUS[mine(k)].lock().ptimer.wake_at(now));
         set_hyp_timer(&mut c, match (d.timer, ptimer) {
@@ -895,9 +899,10 @@ fn sysreg_trap(c: &mut Cpu, v: usize, vc: &mut Vcpu, iss: u64) -> Exit {
             // (the rest of the sender's slice), so it is not delivered a
             // 4 ms slice later while the sender spins waiting for its answer
             // (QEMU's TCG does not trap WFE, so a spinning wait never
-            // yields by itself).  With two vCPUs on a CPU the round robin
-            // then runs the target next.
-            if (0..MAX_VCPUS).any(|t| t != v && kick & (1 << t) != 0 && pcpu_of(t) == c.id) {
+            // yields by itself).  The (first) target runs next: a directed
+            // yield, not the round robin's next vCPU.
+            if let Some(t) = (0..MAX_VCPUS).find(|&t| t != v && kick & (1 << t) != 0 && pcpu_of(t) == c.id) {
+                c.yield_to = Some(t);
                 exit = Exit::Yield;
             }
         }
