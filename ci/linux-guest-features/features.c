@@ -41,6 +41,7 @@ typedef unsigned char u8;
 #define SYS_exit 93
 #define SYS_exit_group 94
 #define SYS_sched_setaffinity 122
+#define SYS_sched_getaffinity 123
 #define SYS_sched_yield 124
 #define SYS_rt_sigaction 134
 #define SYS_rt_sigreturn 139
@@ -185,7 +186,7 @@ static int nr_cpus(void)
 {
 	u64 mask[16];
 	fill(mask, 0, sizeof(mask));
-	i64 n = sys(123 /* sched_getaffinity */, 0, sizeof(mask), mask);
+	i64 n = sys(SYS_sched_getaffinity, 0, sizeof(mask), mask);
 	int c = 0;
 	for (i64 i = 0; i < n / 8; i++) c += __builtin_popcountl(mask[i]);
 	return c;

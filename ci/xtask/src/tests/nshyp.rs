@@ -342,9 +342,15 @@ fn cpu_features_expects() -> Vec<Expect> {
 
 /// `(check, passed)` for each `guest_cpu_features <check>: pass|fail` line.
 fn feature_checks(out: &str) -> Vec<(String, bool)> {
+    check_lines(out, "guest_cpu_features ")
+}
+
+/// `(check, passed)` for each `<prefix><check>: pass|fail` line (not `info`
+/// or `done`, no space in the check's name).
+fn check_lines(out: &str, prefix: &str) -> Vec<(String, bool)> {
     out.lines()
         .filter_map(|l| {
-            let rest = &l[l.find("guest_cpu_features ")? + "guest_cpu_features ".len()..];
+            let rest = &l[l.find(prefix)? + prefix.len()..];
             let (name, verdict) = rest.rsplit_once(": ")?;
             if name == "info" || name == "done" || name.contains(' ') {
                 return None;
@@ -381,6 +387,83 @@ fn cpu_features_extra(output: &str) -> Vec<String> {
             println!("    guest_cpu_features: {name} fails under ns-hyp{}", if b.iter().any(|(n, o)| n == name && *o) { "" } else { " (and on bare QEMU)" });
         }
     }
+    f
+}
+
+/// linux_guest_features (issue B4): Debian's Linux with an initramfs that
+/// prints the PMU driver's boot line (dmesg) and /proc/cpuinfo's Features,
+/// then runs ci/linux-guest-features (SVE, MTE and PMU checks from user
+/// space), first on bare QEMU (2 CPUs), then under ns-hyp (2 vCPUs on 1
+/// CPU, so ns-hyp switches the vCPUs' SVE/MTE/PMU state on one CPU).  Both
+/// with `-machine mte=on` (QEMU merges it into the first -machine): the CPU
+/// has MTE with tag storage.
+const GUEST_FEATURES_SCRIPT: &str = "dmesg | grep 'hw perfevents' | sed 's/^/guest_features dmesg: /'\n\
+     grep -m1 '^Features' /proc/cpuinfo | sed 's/^/guest_features cpuinfo: /'\n\
+     chmod +x /linux-guest-features\n\
+     /linux-guest-features\n";
+
+fn guest_features_boot(o: &Outputs) -> XResult<Boot> {
+    let prog = crate::build::build_guest_features()?;
+    let data = std::fs::read(&prog).map_err(|e| format!("{}: {e}", prog.display()))?;
+    let spec = InitramfsSpec { name: "guest-features", modules: &[], script: Some(GUEST_FEATURES_SCRIPT), files: &[("/linux-guest-features", &data)] };
+    let initrd = guest::initramfs(&o.paths, &spec)?;
+    let kernel = guest::kernel_image(&o.paths)?;
+    let mte = ["-machine".to_string(), "mte=on".to_string()];
+    let mut bare: Vec<String> = vec!["-smp".into(), "2".into(), "-kernel".into(), kernel.display().to_string(), "-initrd".into(), initrd.display().to_string()];
+    bare.extend(["-append".into(), "console=ttyAMA0 rdinit=/init".into()]);
+    bare.extend(mte.clone());
+    let Boot::Custom { tfa, mut args } = hyp_guest_boot(o, None, "", &GuestPayload { kernel, initrd: Some(initrd), cmdline: None }, 2, Some(1), "")? else { unreachable!() };
+    args.extend(mte);
+    Ok(Boot::Sequence(vec![Boot::Custom { tfa: false, args: bare }, Boot::Custom { tfa, args }]))
+}
+
+fn guest_features_expects() -> Vec<Expect> {
+    vec![
+        expect("Linux enabled the PMUv3 driver", &["guest_features dmesg: ", "hw perfevents: enabled with armv8_pmuv3", "counters available"]),
+        expect("/proc/cpuinfo lists sve", &["guest_features cpuinfo: Features", " sve"]),
+        expect("/proc/cpuinfo lists mte", &["guest_features cpuinfo: Features", " mte"]),
+        expect("the program ran to its end", &["guest_features done: "]),
+        expect("ns-hyp ran Linux on 2 vCPUs on 1 CPU", &["[ns-hyp] guest: 2 vCPU(s) on 1 CPU(s)"]),
+        expect("the guest powered off through PSCI", &["[ns-hyp] guest: SYSTEM_OFF"]),
+    ]
+}
+
+/// What one run must show: the PMU line, `sve` and `mte` as words of
+/// cpuinfo's Features, the program's closing line, and no failed check.
+fn guest_features_run(run: &str, label: &str) -> Vec<String> {
+    let mut f = Vec::new();
+    if !run.lines().any(|l| l.contains("guest_features dmesg: ") && l.contains("hw perfevents: enabled with armv8_pmuv3") && l.contains("counters available")) {
+        f.push(format!("{label}: no `hw perfevents: enabled with armv8_pmuv3... counters available` in dmesg"));
+    }
+    let features: Vec<&str> = run.lines().find_map(|l| l.split("guest_features cpuinfo: Features").nth(1)).map(|r| r.trim_start_matches(|c: char| c == ':' || c.is_whitespace()).split_whitespace().collect()).unwrap_or_default();
+    for want in ["sve", "mte"] {
+        if !features.contains(&want) {
+            f.push(format!("{label}: /proc/cpuinfo's Features lack `{want}`"));
+        }
+    }
+    let checks = check_lines(run, "guest_features ");
+    if checks.is_empty() || !run.contains("guest_features done: ") {
+        f.push(format!("{label}: the program did not run to its end"));
+    }
+    for (name, ok) in &checks {
+        if !ok {
+            f.push(format!("{label}: guest_features {name}: fail"));
+        }
+    }
+    f
+}
+
+/// Both runs must pass every check; prints each run's count.
+fn guest_features_extra(output: &str) -> Vec<String> {
+    let Some((bare, hyp)) = output.split_once("xtask: QEMU run 2 of 2") else {
+        return vec!["the ns-hyp run did not start (the bare QEMU run failed?)".into()];
+    };
+    for (label, run) in [("bare QEMU", bare), ("ns-hyp", hyp)] {
+        let c = check_lines(run, "guest_features ");
+        println!("    linux_guest_features: {label}: {} of {} checks pass", c.iter().filter(|c| c.1).count(), c.len());
+    }
+    let mut f = guest_features_run(bare, "bare QEMU");
+    f.extend(guest_features_run(hyp, "ns-hyp"));
     f
 }
 
@@ -543,8 +626,17 @@ pub fn product_image_has_no_test_code(_: &Outputs) -> Vec<String> {
 }
 
 /// Issue B1's tests that do not pass yet; run only when named exactly.
+/// linux_guest_features waits for ns-hyp to show the guest PMUv3, SVE and
+/// MTE (issue B4; it passes on bare QEMU): it joins [`tests`] with them.
 pub fn pending() -> Vec<IntegrationTest> {
-    vec![]
+    vec![IntegrationTest {
+        name: "linux_guest_features",
+        boot: guest_features_boot,
+        timeout: Duration::from_secs(300),
+        expects: guest_features_expects,
+        extra: Some(guest_features_extra),
+        forbid: FORBID_GUEST,
+    }]
 }
 
 #[cfg(test)]
@@ -556,6 +648,23 @@ mod tests {
         assert_eq!(super::cpu_features_extra(out), vec!["a: passes on bare QEMU, not under ns-hyp".to_string()]);
         let ok = out.replace("guest_cpu_features a: fail", "guest_cpu_features a: pass");
         assert!(super::cpu_features_extra(&ok).is_empty());
+    }
+
+    #[test]
+    fn guest_features_lines() {
+        let run = "guest_features dmesg: [    1.8] hw perfevents: enabled with armv8_pmuv3 PMU driver, 7 (0,8000003f) counters available\n\
+                   guest_features cpuinfo: Features\t: fp asimd sve sve2 mte mte3\n\
+                   guest_features info: sve: vector length (bytes) 64\n\
+                   guest_features sve_add: pass\n\
+                   guest_features done: 1 pass, 0 fail\n";
+        let out = format!("xtask: QEMU run 1 of 2\n{run}xtask: QEMU run 2 of 2\n{run}");
+        assert!(super::guest_features_extra(&out).is_empty());
+        let bad = out.replacen("sve_add: pass", "sve_add: fail", 2).replace(" mte mte3", " mte3");
+        let f = super::guest_features_extra(&bad);
+        assert_eq!(f.len(), 4, "{f:?}");
+        assert!(f.contains(&"ns-hyp: /proc/cpuinfo's Features lack `mte`".to_string()));
+        assert!(f.contains(&"ns-hyp: guest_features sve_add: fail".to_string()));
+        assert_eq!(super::guest_features_extra(run).len(), 1, "one run only");
     }
 
     #[test]
