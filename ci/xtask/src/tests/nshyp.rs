@@ -311,6 +311,15 @@ pub fn tests() -> Vec<IntegrationTest> {
             forbid: FORBID_GUEST,
         },
         IntegrationTest {
+            name: "linux_guest_features",
+            boot: guest_features_boot,
+            // ~16 s alone (both runs).
+            timeout: Duration::from_secs(300),
+            expects: guest_features_expects,
+            extra: Some(guest_features_extra),
+            forbid: FORBID_GUEST,
+        },
+        IntegrationTest {
             name: "linux_disk_persistence",
             boot: persist_boot,
             timeout: Duration::from_secs(300),
@@ -464,7 +473,31 @@ fn guest_features_extra(output: &str) -> Vec<String> {
     }
     let mut f = guest_features_run(bare, "bare QEMU");
     f.extend(guest_features_run(hyp, "ns-hyp"));
+    f.extend(vcpu_switch_seen(hyp));
     f
+}
+
+/// The longest stall under ns-hyp of each `sve_regs_preempt_2cpu` process
+/// (one per vCPU, both spinning with their SVE registers loaded).  With 2
+/// vCPUs on 1 CPU and ns-hyp's 4 ms slice, each must have stalled at least
+/// [`VCPU_SWITCH_MIN_US`] while the other vCPU ran: the check held the
+/// registers across ns-hyp's vCPU switches, not only Linux's.
+const VCPU_SWITCH_MIN_US: u64 = 1000;
+
+fn vcpu_switch_seen(hyp: &str) -> Vec<String> {
+    let stalls: Vec<u64> = hyp
+        .lines()
+        .filter(|l| l.contains("guest_features info: sve_regs_preempt_2cpu process "))
+        .filter_map(|l| l.split("longest stall ").nth(1)?.split_whitespace().next()?.parse().ok())
+        .collect();
+    if stalls.len() != 2 {
+        return vec![format!("ns-hyp: {} sve_regs_preempt_2cpu stall lines, not 2", stalls.len())];
+    }
+    stalls
+        .iter()
+        .filter(|&&us| us < VCPU_SWITCH_MIN_US)
+        .map(|us| format!("ns-hyp: an sve_regs_preempt_2cpu process stalled at most {us} us: its vCPU was never switched out"))
+        .collect()
 }
 
 /// An IPA where the guest has nothing (not in its DTB, not RAM).
@@ -626,17 +659,8 @@ pub fn product_image_has_no_test_code(_: &Outputs) -> Vec<String> {
 }
 
 /// Issue B1's tests that do not pass yet; run only when named exactly.
-/// linux_guest_features waits for ns-hyp to show the guest PMUv3, SVE and
-/// MTE (issue B4; it passes on bare QEMU): it joins [`tests`] with them.
 pub fn pending() -> Vec<IntegrationTest> {
-    vec![IntegrationTest {
-        name: "linux_guest_features",
-        boot: guest_features_boot,
-        timeout: Duration::from_secs(300),
-        expects: guest_features_expects,
-        extra: Some(guest_features_extra),
-        forbid: FORBID_GUEST,
-    }]
+    vec![]
 }
 
 #[cfg(test)]
@@ -656,6 +680,8 @@ mod tests {
                    guest_features cpuinfo: Features\t: fp asimd sve sve2 mte mte3\n\
                    guest_features info: sve: vector length (bytes) 64\n\
                    guest_features sve_add: pass\n\
+                   guest_features info: sve_regs_preempt_2cpu process 1 on cpu 1: registers as expected, involuntary switches 10, longest stall 9567 us\n\
+                   guest_features info: sve_regs_preempt_2cpu process 0 on cpu 0: registers as expected, involuntary switches 0, longest stall 4460 us\n\
                    guest_features done: 1 pass, 0 fail\n";
         let out = format!("xtask: QEMU run 1 of 2\n{run}xtask: QEMU run 2 of 2\n{run}");
         assert!(super::guest_features_extra(&out).is_empty());
@@ -665,6 +691,8 @@ mod tests {
         assert!(f.contains(&"ns-hyp: /proc/cpuinfo's Features lack `mte`".to_string()));
         assert!(f.contains(&"ns-hyp: guest_features sve_add: fail".to_string()));
         assert_eq!(super::guest_features_extra(run).len(), 1, "one run only");
+        let no_switch = out.replace("longest stall 4460 us", "longest stall 12 us");
+        assert_eq!(super::guest_features_extra(&no_switch).len(), 1, "a vCPU never switched out under ns-hyp");
     }
 
     #[test]
