@@ -19,6 +19,8 @@ pub const SGI_KICK: u32 = 7;
 pub const PPI_MAINTENANCE: u32 = 25;
 pub const PPI_HYP_TIMER: u32 = 26;
 pub const PPI_VTIMER: u32 = 27;
+/// The PMU overflow interrupt (QEMU virt, BSA), forwarded to the loaded vCPU.
+pub const PPI_PMU: u32 = 23;
 
 const PRIORITY: u8 = 0xa0;
 
@@ -84,7 +86,7 @@ pub fn init_cpu(cpu: usize) {
         // GICR_WAKER: ProcessorSleep off, wait for ChildrenAsleep to clear
         // (already awake, e.g. woken by EL3, is fine).
         let _ = g.redistributor_mark_core_awake(cpu);
-        for i in [SGI_KICK, PPI_MAINTENANCE, PPI_HYP_TIMER, PPI_VTIMER].map(int_id) {
+        for i in [SGI_KICK, PPI_MAINTENANCE, PPI_HYP_TIMER, PPI_VTIMER, PPI_PMU].map(int_id) {
             let configured = g
                 .set_group(i, Some(cpu), Group::Group1NS)
                 .and_then(|()| g.set_interrupt_priority(i, Some(cpu), PRIORITY))

@@ -4,6 +4,7 @@
 //! exits (WFI/WFE, HVC/SMC, system registers, data aborts) and physical
 //! interrupts.  The device model is `crate::vm`.
 
+mod cpu_state;
 pub mod gic;
 #[cfg(feature = "test-modes")]
 pub mod selftest;
@@ -24,7 +25,9 @@ use crate::vm::timer::{self, EmulTimer, TimerReg};
 use crate::vm::vgic::{lr, Kick};
 use crate::vm::{Mmio, Vm};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use shared::arch::{El1SysRegs, GuestRegs, PacKeys};
+use crate::vm::idregs::Offered;
+use cpu_state::{MteRegs, PmuRegs, CPTR_SVE_ON, CPTR_SVE_TRAPPED};
+use shared::arch::{El1SysRegs, GuestRegs, PacKeys, SveRegs};
 use shared::console::{ConsoleOut, Pl011, PL011_INT_ALL, PL011_INT_RX};
 use shared::mm::{self, FramePool, MemKind};
 use shared::{read_sysreg, write_sysreg};
@@ -47,6 +50,15 @@ static PRINT_STATS: AtomicBool = AtomicBool::new(false);
 /// The CPUs implement pointer authentication: the guest sees it
 /// (`vm::idregs`) and each vCPU has its own keys.
 static PAC: AtomicBool = AtomicBool::new(false);
+/// PMUv3, SVE, MTE: what the guest is offered (`vm::idregs::Offered`), and
+/// the PMU's event counter count and the SVE vector length (bytes) with it.
+static OFFERED: spin::Once<Offered> = spin::Once::new();
+static PMU_COUNTERS: AtomicUsize = AtomicUsize::new(0);
+static SVE_VL: AtomicUsize = AtomicUsize::new(0);
+
+fn offered() -> Offered {
+    OFFERED.get().copied().unwrap_or_default()
+}
 
 struct Vcpu {
     regs: GuestRegs,
@@ -57,11 +69,18 @@ struct Vcpu {
     ptimer: EmulTimer,
     /// WFI: not runnable until an interrupt or its timer.
     waiting: bool,
+    pmu: PmuRegs,
+    mte: MteRegs,
+    /// The SVE register file, in use (`regs.sve_state` points at it) once
+    /// the vCPU's first SVE access trapped (CPTR_EL2.TZ): a vCPU that never
+    /// uses SVE costs nothing at its exits.
+    sve: SveRegs,
+    sve_live: bool,
 }
 
 impl Vcpu {
     const fn new() -> Self {
-        Vcpu { regs: GuestRegs::new(), el1: El1SysRegs::reset(), pac: PacKeys { keys: [0; 10] }, gicif: gic::VcpuIf { lrs: [0; 16], vmcr: 0, ap0r0: 0, ap1r0: 0 }, ptimer: EmulTimer::new(), waiting: false }
+        Vcpu { regs: GuestRegs::new(), el1: El1SysRegs::reset(), pac: PacKeys { keys: [0; 10] }, gicif: gic::VcpuIf { lrs: [0; 16], vmcr: 0, ap0r0: 0, ap1r0: 0 }, ptimer: EmulTimer::new(), waiting: false, pmu: PmuRegs::reset(), mte: MteRegs::reset(), sve: SveRegs::new(), sve_live: false }
     }
 }
 
@@ -119,6 +138,15 @@ pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FrameP
     RAM_SIZE.store(cfg.ram_size, Ordering::Relaxed);
     PRINT_STATS.store(cfg.exit_stats, Ordering::Relaxed);
     PAC.store(PacKeys::implemented(), Ordering::Relaxed);
+    let (pfr0, pfr1, dfr0) = (read_sysreg!(id_aa64pfr0_el1), read_sysreg!(id_aa64pfr1_el1), read_sysreg!(id_aa64dfr0_el1));
+    let sve_vl = if (pfr0 >> 32) & 0xf != 0 { cpu_state::sve_setup_el2() } else { 0 };
+    let offer = Offered::from_hw(pfr0, pfr1, dfr0, sve_vl);
+    OFFERED.call_once(|| offer);
+    SVE_VL.store(sve_vl, Ordering::Relaxed);
+    if offer.pmu {
+        PMU_COUNTERS.store(PmuRegs::counters(), Ordering::Relaxed);
+    }
+    log::info!("guest: offered PMUv3 {} ({} counters), SVE {} (VL {} bytes), MTE {}", offer.pmu, PMU_COUNTERS.load(Ordering::Relaxed), offer.sve, sve_vl, offer.mte);
 
     // Stage-2: guest RAM only, 2 MiB blocks (the map function picks blocks
     // where alignment allows); every device access faults to us.
@@ -133,7 +161,7 @@ pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FrameP
     // SAFETY: inside guest RAM (`placement::place` checked it fits), mapped
     // RW at EL2 (identity), above the payloads; the guest does not run yet.
     let dtb = unsafe { core::slice::from_raw_parts_mut(dtb_pa as *mut u8, DTB_MAX) };
-    let n = crate::vm::dtb::build(dtb, cfg).expect("guest DTB fits");
+    let n = crate::vm::dtb::build(dtb, cfg, offer.pmu).expect("guest DTB fits");
     clean_dcache(dtb_pa as usize, n);
     log::info!(
         "guest: {} vCPU(s) on {} CPU(s), {} MiB RAM at PA {:#x}, kernel IPA {:#x} ({} bytes, {}), initrd {:?}, dtb IPA {:#x} ({} bytes)",
@@ -209,7 +237,7 @@ fn setup_el2(cpu: usize) {
     unsafe {
         write_sysreg!(vtcr_el2, shared::arch::mmu::vtcr());
         write_sysreg!(vttbr_el2, VTTBR.load(Ordering::Relaxed));
-        HCR_EL2.set(crate::vm::el2::hcr());
+        HCR_EL2.set(crate::vm::el2::hcr(offered().mte));
         // EL1 may read the physical counter; its physical timer traps and is
         // emulated (CNTHCTL_EL2.EL1PCTEN only; `vm::timer`).
         write_sysreg!(cnthctl_el2, CNTHCTL_EL1PCTEN);
@@ -226,6 +254,10 @@ fn setup_el2(cpu: usize) {
             core::arch::asm!("msr S3_4_C1_C2_2, xzr", options(nostack)); // HCRX_EL2
         }
         core::arch::asm!("dsb ish", "tlbi vmalls12e1is", "dsb ish", "isb", options(nostack));
+    }
+    if offered().sve {
+        // ZCR_EL2 is per CPU: every vCPU may use the longest vector.
+        cpu_state::sve_setup_el2();
     }
     gic::init_cpu(cpu);
 }
@@ -249,6 +281,13 @@ struct Cpu {
     /// The physical vtimer interrupt was acknowledged (priority dropped) and
     /// left active for the guest to deactivate through a HW-linked LR.
     vtimer_active: bool,
+    /// The same for the PMU overflow interrupt.
+    pmu_active: bool,
+    /// CPTR_EL2 as written: SVE trapped, or not for a vCPU using it.
+    cptr: u64,
+    /// The vCPU (of this CPU) the running one just sent an IPI: it runs
+    /// next when the sender gives up its slice (`sched::decide_directed`).
+    yield_to: Option<usize>,
     nlrs: usize,
     /// The vCPU that ran last (round robin goes on after it) and the end of its slice.
     current: Option<usize>,
@@ -285,7 +324,7 @@ enum Exit {
 
 fn run_cpu(cpu: usize) -> ! {
     setup_el2(cpu);
-    let mut c = Cpu { id: cpu, loaded: None, vtimer_active: false, nlrs: gic::num_lrs().min(16), current: None, slice_end: 0, quantum: shared::arch::timer::cntfrq() * QUANTUM_US / 1_000_000, mark: shared::arch::timer::cntpct(), hw_lrs: [0; 16], hw_hcr: 1, hyp_timer: Some(0), cnthctl: CNTHCTL_EL1PCTEN, ecv: has_ecv() };
+    let mut c = Cpu { id: cpu, loaded: None, vtimer_active: false, pmu_active: false, cptr: CPTR_SVE_TRAPPED, yield_to: None, nlrs: gic::num_lrs().min(16), current: None, slice_end: 0, quantum: shared::arch::timer::cntfrq() * QUANTUM_US / 1_000_000, mark: shared::arch::timer::cntpct(), hw_lrs: [0; 16], hw_hcr: 1, hyp_timer: Some(0), cnthctl: CNTHCTL_EL1PCTEN, ecv: has_ecv() };
     for n in 0..c.nlrs {
         gic::write_lr(n, 0);
     }
@@ -312,7 +351,8 @@ fn run_cpu(cpu: usize) -> ! {
         for k in 0..count {
             states[k] = state(&c, mine(k));
         }
-        let d = sched::decide(&states[..count], c.current, c.slice_end, now, c.quantum);
+        let hint = c.yield_to.take().filter(|&t| pcpu_of(t) == cpu).map(|t| (t - cpu) / npcpus);
+        let d = sched::decide_directed(&states[..count], c.current, c.slice_end, now, c.quantum, hint);
         // The vCPU about to run exits when its emulated physical timer fires.
         let ptimer = d.run.and_then(|k| VCPUS[mine(k)].lock().ptimer.wake_at(now));
         set_hyp_timer(&mut c, match (d.timer, ptimer) {
@@ -404,6 +444,9 @@ fn prepare(c: &mut Cpu, v: usize) {
             vc.gicif = gic::VcpuIf::default();
             vc.ptimer = EmulTimer::new();
             vc.waiting = false;
+            vc.pmu = PmuRegs::reset();
+            vc.mte = MteRegs::reset();
+            vc.sve_live = false; // regs.sve_state = 0 (at_entry)
             if c.loaded == Some(v) {
                 c.loaded = None; // reload the fresh EL1 state
             }
@@ -441,6 +484,21 @@ fn load(c: &mut Cpu, v: usize) {
         if PAC.load(Ordering::Relaxed) {
             vc.pac.restore();
         }
+        let o = offered();
+        if o.pmu {
+            vc.pmu.restore(PMU_COUNTERS.load(Ordering::Relaxed));
+        }
+        if o.mte {
+            vc.mte.restore();
+        }
+        let cptr = if vc.sve_live { CPTR_SVE_ON } else { CPTR_SVE_TRAPPED };
+        if cptr != c.cptr {
+            cpu_state::set_cptr(cptr);
+            c.cptr = cptr;
+        }
+        if vc.sve_live {
+            cpu_state::write_zcr_el1(vc.sve.zcr_el1);
+        }
         write_sysreg!(vmpidr_el2, 0x8000_0000 | v as u64);
     }
     vc.gicif.restore_aprs();
@@ -455,6 +513,18 @@ fn save(c: &mut Cpu, v: usize) {
     if PAC.load(Ordering::Relaxed) {
         vc.pac.save();
     }
+    let o = offered();
+    if o.pmu {
+        // Saving stops its counters and lowers the PMU's interrupt request,
+        // so its physical interrupt, if taken, can be deactivated below.
+        vc.pmu.save(PMU_COUNTERS.load(Ordering::Relaxed));
+    }
+    if o.mte {
+        vc.mte.save();
+    }
+    if vc.sve_live {
+        vc.sve.zcr_el1 = cpu_state::read_zcr_el1();
+    }
     vc.gicif.save_aprs();
     // SAFETY: the timer belongs to the vCPU being descheduled (saved above).
     unsafe { write_sysreg!(cntv_ctl_el0, 0) };
@@ -463,12 +533,18 @@ fn save(c: &mut Cpu, v: usize) {
         gic::deactivate(gic::PPI_VTIMER);
         c.vtimer_active = false;
     }
+    if c.pmu_active {
+        gic::deactivate(gic::PPI_PMU);
+        c.pmu_active = false;
+    }
     for l in vc.gicif.lrs.iter_mut() {
         if *l & lr::HW != 0 {
             *l &= !(lr::HW | 0x3ff << lr::PINTID_SHIFT);
         }
     }
-    vm().vgic.unlink_hw(v, VTIMER_INTID);
+    let mut vm = vm();
+    vm.vgic.unlink_hw(v, VTIMER_INTID);
+    vm.vgic.unlink_hw(v, PMU_INTID);
     c.loaded = None;
 }
 
@@ -500,6 +576,18 @@ fn handle_irqs(c: &mut Cpu) {
                     Some(v) => {
                         c.vtimer_active = true;
                         kick |= vm().vgic.raise_hw(v, VTIMER_INTID);
+                    }
+                    None => gic::deactivate(i),
+                }
+            }
+            gic::PPI_PMU => {
+                // Level, like the vtimer: left active, HW-linked to the
+                // loaded vCPU's virtual PPI 23 (its PMU raised it).
+                gic::eoi(i);
+                match c.loaded {
+                    Some(v) => {
+                        c.pmu_active = true;
+                        kick |= vm().vgic.raise_hw(v, PMU_INTID);
                     }
                     None => gic::deactivate(i),
                 }
@@ -668,6 +756,7 @@ static EXIT_HANDLERS: ExitTable<ExitFn> = ExitTable::new(
         // Counted by the device the access hits (`data_abort`).
         ExitHandler { ec: ExceptionClass::DataAbortLowerEL, stat: ExitStat::ByHandler, handle: handle_data_abort },
         ExitHandler { ec: ExceptionClass::InstrAbortLowerEL, stat: ExitStat::Kind(ExitKind::Other), handle: handle_instr_abort },
+        ExitHandler { ec: ExceptionClass::SVEAccess, stat: ExitStat::Kind(ExitKind::Other), handle: handle_sve },
     ],
     handle_unknown,
 );
@@ -685,6 +774,31 @@ fn sync_exit(c: &mut Cpu, v: usize, vc: &mut Vcpu) -> Exit {
 fn handle_wfx(_: &mut Cpu, _: usize, vc: &mut Vcpu, esr: Esr) -> Exit {
     vc.regs.elr += 4;
     if esr.iss() & 1 == 0 { Exit::Wait } else { Exit::Yield }
+}
+
+/// The vCPU's first SVE instruction or ZCR_EL1 access (CPTR_EL2.TZ): from
+/// now on its SVE state is its own, saved at every exit and switched with
+/// it; the instruction runs again (ELR_EL2 points at it).  Without SVE on
+/// offer the guest gets UNDEFINED, as on a CPU without SVE.
+fn handle_sve(c: &mut Cpu, v: usize, vc: &mut Vcpu, esr: Esr) -> Exit {
+    if !offered().sve {
+        return handle_unknown(c, v, vc, esr);
+    }
+    if !vc.sve_live {
+        let vl = SVE_VL.load(Ordering::Relaxed);
+        vc.sve.init_from_fpsimd(&vc.regs.q, vl);
+        vc.sve.zcr_el1 = 0xf;
+        vc.regs.sve_state = vc.sve.file.as_ptr() as u64;
+        vc.sve_live = true;
+    }
+    // SAFETY: the vCPU's SVE state is saved by the exit path from now on
+    // (`regs.sve_state`); ZCR_EL1 starts at the longest vector.
+    unsafe {
+        cpu_state::set_cptr(CPTR_SVE_ON);
+        cpu_state::write_zcr_el1(vc.sve.zcr_el1);
+    }
+    c.cptr = CPTR_SVE_ON;
+    Exit::Continue
 }
 
 fn handle_hvc(c: &mut Cpu, v: usize, vc: &mut Vcpu, _: Esr) -> Exit {
@@ -785,15 +899,16 @@ fn sysreg_trap(c: &mut Cpu, v: usize, vc: &mut Vcpu, iss: u64) -> Exit {
             // (the rest of the sender's slice), so it is not delivered a
             // 4 ms slice later while the sender spins waiting for its answer
             // (QEMU's TCG does not trap WFE, so a spinning wait never
-            // yields by itself).  With two vCPUs on a CPU the round robin
-            // then runs the target next.
-            if (0..MAX_VCPUS).any(|t| t != v && kick & (1 << t) != 0 && pcpu_of(t) == c.id) {
+            // yields by itself).  The (first) target runs next: a directed
+            // yield, not the round robin's next vCPU.
+            if let Some(t) = (0..MAX_VCPUS).find(|&t| t != v && kick & (1 << t) != 0 && pcpu_of(t) == c.id) {
+                c.yield_to = Some(t);
                 exit = Exit::Yield;
             }
         }
         SysRegAccess::WriteIgnored => {}
         SysRegAccess::IdRegister => {
-            let val = crate::vm::idregs::sanitize(i.crm, i.op2, id_regs::read_id(i.crm, i.op2));
+            let val = crate::vm::idregs::sanitize(i.crm, i.op2, id_regs::read_id(i.crm, i.op2), offered());
             set_reg(r, i.rt, val);
         }
         SysRegAccess::Raz => {
@@ -858,6 +973,13 @@ fn sync_timer_lines(c: &mut Cpu, v: usize, vc: &mut Vcpu, vm: &mut Vm) {
     if !timer::output(read_sysreg!(cntv_ctl_el0), read_sysreg!(cntv_cval_el0), now) && vm.vgic.lower_level(v, VTIMER_INTID, &mut vc.gicif.lrs[..n]) && c.vtimer_active {
         gic::deactivate(gic::PPI_VTIMER);
         c.vtimer_active = false;
+    }
+    // The PMU's line falls when the guest clears the overflow flag or its
+    // interrupt enable (it writes them without trapping): withdraw an
+    // instance it has not acknowledged yet.
+    if c.pmu_active && !PmuRegs::irq_asserted() && vm.vgic.lower_level(v, PMU_INTID, &mut vc.gicif.lrs[..n]) {
+        gic::deactivate(gic::PPI_PMU);
+        c.pmu_active = false;
     }
 }
 

@@ -166,14 +166,15 @@ fn reg(w: &mut FdtWriter, base: u64, size: u64) {
 /// Writes the guest's DTB into `out`; returns its size.
 // Not inlined into `guest::start`, whose frame lives as long as the guest.
 #[inline(never)]
-pub fn build(out: &mut [u8], cfg: &GuestConfig) -> Result<usize, TooSmall> {
-    build_with(out, cfg, "hvc")
+pub fn build(out: &mut [u8], cfg: &GuestConfig, pmu: bool) -> Result<usize, TooSmall> {
+    build_with(out, cfg, "hvc", pmu)
 }
 
 /// [`build`] with the PSCI conduit given: "smc" for a Realm (its PSCI calls
-/// go to the RMM, DEN0137 "PSCI in a Realm").
+/// go to the RMM, DEN0137 "PSCI in a Realm"), and a PMUv3 node if `pmu`
+/// (ns-hyp offers the guest the CPU's PMU, `vm::idregs::Offered`).
 #[inline(never)]
-pub fn build_with(out: &mut [u8], cfg: &GuestConfig, psci_method: &str) -> Result<usize, TooSmall> {
+pub fn build_with(out: &mut [u8], cfg: &GuestConfig, psci_method: &str, pmu: bool) -> Result<usize, TooSmall> {
     let mut w = FdtWriter::new(out);
     macro_rules! node {
         ($($arg:tt)*) => {{
@@ -237,6 +238,16 @@ pub fn build_with(out: &mut [u8], cfg: &GuestConfig, psci_method: &str) -> Resul
     w.prop_empty("always-on");
     w.end();
 
+    if pmu {
+        // The PMU overflow interrupt: PPI 7 (INTID 23), where QEMU virt wires
+        // it and ns-hyp forwards the physical one (Documentation/devicetree/
+        // bindings/arm/pmu.yaml; BSA recommends INTID 23).
+        w.begin("pmu");
+        w.prop_str("compatible", "arm,armv8-pmuv3");
+        w.prop_cells("interrupts", &[PPI, PMU_INTID - 16, LEVEL_HIGH]);
+        w.end();
+    }
+
     w.begin("apb-pclk");
     w.prop_str("compatible", "fixed-clock");
     w.prop_cells("#clock-cells", &[0]);
@@ -272,8 +283,9 @@ mod tests {
     fn guest_tree_parses_and_says_what_we_emulate() {
         let cfg = super::super::config::parse("quadrant.guest=0x80200000,16 quadrant.initrd=0x88000000,0x1000 quadrant.vcpus=4").unwrap();
         let mut buf = vec![0u8; DTB_MAX];
-        let n = build(&mut buf, &cfg).unwrap();
+        let n = build(&mut buf, &cfg, false).unwrap();
         let fdt = shared::fdt::parse(&buf[..n]).unwrap();
+        assert!(fdt.find_node("/pmu").is_none(), "no PMU node unless the PMU is offered");
         let chosen = fdt.find_node("/chosen").unwrap();
         assert_eq!(chosen.property("bootargs").unwrap().as_str(), Some(super::super::config::DEFAULT_CMDLINE));
         assert_eq!(shared::fdt::prop_u64(&chosen, "linux,initrd-start"), Some(0x4800_0000));
@@ -298,7 +310,19 @@ mod tests {
         let cfg = super::super::config::parse("quadrant.guest=0x80200000,16").unwrap();
         for len in [0, 10, 100, 1000] {
             let mut buf = vec![0u8; len];
-            assert_eq!(build(&mut buf, &cfg), Err(TooSmall));
+            assert_eq!(build(&mut buf, &cfg, true), Err(TooSmall));
         }
+    }
+
+    #[test]
+    fn pmu_node_names_ppi_7() {
+        let cfg = super::super::config::parse("quadrant.guest=0x80200000,16").unwrap();
+        let mut buf = vec![0u8; DTB_MAX];
+        let n = build(&mut buf, &cfg, true).unwrap();
+        let fdt = shared::fdt::parse(&buf[..n]).unwrap();
+        let pmu = fdt.find_node("/pmu").unwrap();
+        assert_eq!(pmu.property("compatible").unwrap().as_str(), Some("arm,armv8-pmuv3"));
+        let irq: Vec<u32> = pmu.property("interrupts").unwrap().cells().collect();
+        assert_eq!(irq, [1, 7, 4], "PPI 7 (INTID 23), level high");
     }
 }

@@ -8,8 +8,10 @@ use aarch64_cpu::registers::HCR_EL2;
 /// (FMO/IMO/AMO, which also enables the virtual interrupts), broadcast TLB and
 /// cache maintenance (FB, BSU = inner shareable), trap WFI/WFE (TWI/TWE), ID
 /// group 3 (TID3), SMC (TSC), ACTLR (TACR); EL1 is AArch64 (RW); pointer
-/// authentication instructions and keys not trapped (API/APK).
-pub fn hcr() -> u64 {
+/// authentication instructions and keys not trapped (API/APK); with `mte`,
+/// EL1/EL0 may access Allocation Tags (ATA, FEAT_MTE2; without it every tag
+/// access traps and tags read as zero).
+pub fn hcr(mte: bool) -> u64 {
     (HCR_EL2::VM::SET
         + HCR_EL2::SWIO::SET
         + HCR_EL2::FMO::SET
@@ -26,6 +28,7 @@ pub fn hcr() -> u64 {
         + HCR_EL2::APK::SET
         + HCR_EL2::API::SET)
         .value
+        | if mte { HCR_EL2::ATA::SET.value } else { 0 }
 }
 
 #[cfg(test)]
@@ -35,6 +38,8 @@ mod tests {
     #[test]
     fn hcr_bits() {
         let bits = [0, 1, 3, 4, 5, 9, 10, 13, 14, 18, 19, 21, 31, 40, 41];
-        assert_eq!(super::hcr(), bits.iter().fold(0u64, |v, b| v | 1 << b));
+        let hcr = bits.iter().fold(0u64, |v, b| v | 1 << b);
+        assert_eq!(super::hcr(false), hcr);
+        assert_eq!(super::hcr(true), hcr | 1 << 56, "ATA with MTE");
     }
 }

@@ -31,6 +31,8 @@ pub enum ExceptionClass {
     SMC64 = 0x17,
     /// Trapped MSR, MRS or System instruction in AArch64 state.
     SysReg = 0x18,
+    /// Access to SVE functionality trapped by CPTR_EL2.TZ.
+    SVEAccess = 0x19,
     /// Instruction Abort from a lower Exception level.
     InstrAbortLowerEL = 0x20,
     /// Instruction Abort taken without a change in Exception level.
@@ -50,8 +52,8 @@ pub enum ExceptionClass {
 }
 
 impl ExceptionClass {
-    const ALL: [ExceptionClass; 16] = [
-        Self::Unknown, Self::WFx, Self::FPAccess, Self::IllegalState, Self::SVC64, Self::HVC64, Self::SMC64, Self::SysReg,
+    const ALL: [ExceptionClass; 17] = [
+        Self::Unknown, Self::WFx, Self::FPAccess, Self::IllegalState, Self::SVC64, Self::HVC64, Self::SMC64, Self::SysReg, Self::SVEAccess,
         Self::InstrAbortLowerEL, Self::InstrAbortSameEL, Self::PCAlignment, Self::DataAbortLowerEL, Self::DataAbortSameEL,
         Self::SPAlignment, Self::SError, Self::BRK64,
     ];

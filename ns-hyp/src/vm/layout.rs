@@ -31,6 +31,8 @@ pub const UART_INTID: u32 = 33; // SPI 1, as on QEMU virt
 pub const VIRTIO_INTID: u32 = 48; // SPI 16
 /// Virtual timer PPI (GICv3 / BSA: INTID 27), HW-linked to the physical one.
 pub const VTIMER_INTID: u32 = 27;
+/// PMU overflow PPI (BSA: INTID 23, QEMU virt's), HW-linked to the physical one.
+pub const PMU_INTID: u32 = 23;
 
 /// IPA → PA for guest RAM, or `None` outside it.
 pub fn ram_pa(ipa: u64, len: u64, ram_size: u64) -> Option<u64> {

@@ -10,7 +10,10 @@
 //!   is switched in, NOT restarted at each exit (a vCPU that traps often,
 //!   e.g. writing the console, must not starve the others);
 //! - a WFI/WFE exit gives up the rest of the slice;
-//! - the next vCPU is picked round robin after the one that ran;
+//! - the next vCPU is picked round robin after the one that ran, unless the
+//!   one that gave up its slice named whom it waits for (it sent that vCPU
+//!   an IPI: KVM's directed yield, `kvm_vcpu_on_spin`, picks the vCPU a
+//!   spinner most likely waits for in the same spirit) and that one can run;
 //! - the hyp timer is armed for the slice end when another vCPU is runnable,
 //!   else for the earliest timer deadline of a waiting vCPU, so a WFI never
 //!   blocks the CPU while another vCPU on it could run, and a vCPU that spins
@@ -77,10 +80,44 @@ pub fn decide(states: &[State], current: Option<usize>, slice_end: u64, now: u64
     }
 }
 
+/// [`decide`], with a directed yield: when the running vCPU's slice is over
+/// (it gave it up) and `to` is runnable, `to` runs next instead of the round
+/// robin's pick.  The caller clears its hint once used.
+pub fn decide_directed(states: &[State], current: Option<usize>, slice_end: u64, now: u64, quantum: u64, to: Option<usize>) -> Decision {
+    match to {
+        Some(t) if t < states.len() && Some(t) != current && now >= slice_end && states[t].runnable(now) => {
+            // As if the vCPU before `t` had just given up its slice: the
+            // round robin then picks `t` (runnable, and another than that
+            // one since there are at least two), with a fresh slice and the
+            // right timer.
+            let before = (t + states.len() - 1) % states.len();
+            decide(states, Some(before), 0, now, quantum)
+        }
+        _ => decide(states, current, slice_end, now, quantum),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use State::*;
+
+    #[test]
+    fn directed_yield_runs_the_ipi_target_next() {
+        let s = [Ready, Ready, Ready, Ready];
+        // vCPU 0 gave up its slice after an IPI to 3: 3 runs, not 1.
+        let d = decide_directed(&s, Some(0), 0, 100, Q, Some(3));
+        assert_eq!(d, Decision { run: Some(3), slice_end: 200, timer: Some(200) });
+        // Without a hint, or with one that cannot run, round robin.
+        assert_eq!(decide_directed(&s, Some(0), 0, 100, Q, None).run, Some(1));
+        let s2 = [Ready, Ready, Ready, Waiting { wake: false, deadline: None }];
+        assert_eq!(decide_directed(&s2, Some(0), 0, 100, Q, Some(3)).run, Some(1));
+        // The slice is not over: the hint waits.
+        assert_eq!(decide_directed(&s, Some(0), 150, 100, Q, Some(3)).run, Some(0));
+        // A hint naming the running vCPU or out of range changes nothing.
+        assert_eq!(decide_directed(&s, Some(0), 0, 100, Q, Some(0)).run, Some(1));
+        assert_eq!(decide_directed(&s, Some(0), 0, 100, Q, Some(9)).run, Some(1));
+    }
 
     const Q: u64 = 100;
 

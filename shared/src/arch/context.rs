@@ -17,19 +17,66 @@ pub struct GuestRegs {
     pub q: [u128; 32],
     pub fpsr: u64,
     pub fpcr: u64,
+    /// The context's full SVE state ([`SveRegs`]), or 0 while it uses only
+    /// FP/SIMD.  When set, the enter/exit assembly saves z0..z31, p0..p15 and
+    /// FFR there at every exit, before EL2 code can clobber the upper bits
+    /// of the vector registers (a write to Vn zeroes Zn above bit 127,
+    /// DDI0487 "SVE and Advanced SIMD register file"), and loads them after
+    /// q0..q31 at entry.  CPTR_EL2.TZ must be 0 while it is set.
+    pub sve_state: u64,
+    _pad: u64,
+}
+
+/// A context's SVE register file at the vector length EL2 runs with
+/// (ZCR_EL2.LEN = the CPU's largest): z0..z31 at `VL * n`, then p0..p15 at
+/// `32 * VL + VL / 8 * n`, then FFR (as `str z/p [.., #n, mul vl]` lay them),
+/// and ZCR_EL1 beside, switched in Rust.  Sized for VL = 2048 bits.
+#[repr(C, align(16))]
+#[derive(Clone)]
+pub struct SveRegs {
+    pub file: [u8; SVE_FILE_BYTES],
+    pub zcr_el1: u64,
+}
+
+/// z0..z31 + p0..p15 + FFR at the architectural maximum VL (256 bytes).
+pub const SVE_FILE_BYTES: usize = 32 * 256 + 17 * 32;
+
+impl SveRegs {
+    pub const fn new() -> Self {
+        SveRegs { file: [0; SVE_FILE_BYTES], zcr_el1: 0 }
+    }
+
+    /// The state SVE starts with when a context that used FP/SIMD only turns
+    /// it on: each Zn's low 128 bits are its Vn (`q`), the rest of the file
+    /// is zero, at vector length `vl` bytes (at most 256).  In place: the
+    /// file is too large for a small EL2 stack.
+    pub fn init_from_fpsimd(&mut self, q: &[u128; 32], vl: usize) {
+        self.file.fill(0);
+        for (n, v) in q.iter().enumerate() {
+            self.file[n * vl..n * vl + 16].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+}
+
+impl Default for SveRegs {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 pub(crate) const OFF_ELR: usize = 248;
 pub(crate) const OFF_HOST_SP: usize = 264;
 pub(crate) const OFF_Q: usize = 272;
 pub(crate) const OFF_FPSR: usize = 784;
-pub(crate) const SIZE: usize = 800;
+pub(crate) const OFF_SVE: usize = 800;
+pub(crate) const SIZE: usize = 816;
 
 const _: () = {
     assert!(core::mem::offset_of!(GuestRegs, elr) == OFF_ELR);
     assert!(core::mem::offset_of!(GuestRegs, host_sp) == OFF_HOST_SP);
     assert!(core::mem::offset_of!(GuestRegs, q) == OFF_Q);
     assert!(core::mem::offset_of!(GuestRegs, fpsr) == OFF_FPSR);
+    assert!(core::mem::offset_of!(GuestRegs, sve_state) == OFF_SVE);
     assert!(core::mem::size_of::<GuestRegs>() == SIZE);
 };
 
@@ -38,7 +85,7 @@ pub const SPSR_EL1H_DAIF_MASKED: u64 = 0x3c5;
 
 impl GuestRegs {
     pub const fn new() -> Self {
-        Self { x: [0; 31], elr: 0, spsr: SPSR_EL1H_DAIF_MASKED, host_sp: 0, q: [0; 32], fpsr: 0, fpcr: 0 }
+        Self { x: [0; 31], elr: 0, spsr: SPSR_EL1H_DAIF_MASKED, host_sp: 0, q: [0; 32], fpsr: 0, fpcr: 0, sve_state: 0, _pad: 0 }
     }
 
     /// A context that starts at `entry` in EL1h with `x0 = arg0`.

@@ -10,7 +10,7 @@ pub mod mmu;
 pub mod regs;
 pub mod timer;
 
-pub use context::{El1SysRegs, GuestRegs, PacKeys};
+pub use context::{El1SysRegs, GuestRegs, PacKeys, SveRegs};
 pub use exceptions::{ExceptionFrame, ExceptionKind, enter_guest, unexpected_el2_exception};
 
 /// Defines an image's panic handler: the message on the console, then the CPU parks.
