@@ -1249,7 +1249,7 @@ mod guest {
     /// different.  Returns (mismatched bytes, VL).
     fn sve_fill_check(cpu: u64, ticks: u64) -> [u64; 4] {
         let vl = sve_vl(0xf);
-        let (p_at, ffr_at, end) = super::sve_layout(vl);
+        let (_, ffr_at, end) = super::sve_layout(vl);
         let buf = SVE_AREA[cpu as usize].0.get() as *mut u8;
         let want = |i: usize| if i >= ffr_at { super::sve_ffr_byte(cpu, vl / 8, i - ffr_at) } else { super::sve_byte(cpu, i) };
         for i in 0..end {
@@ -1261,7 +1261,6 @@ mod guest {
         unsafe { sve_fill_spin_dump(buf, ticks) };
         // SAFETY: as above.
         let bad = (0..end).filter(|&i| unsafe { buf.add(i).read_volatile() } != want(i)).count();
-        let _ = p_at;
         [bad as u64, vl as u64, 0, 0]
     }
 
@@ -1404,7 +1403,8 @@ mod guest {
         let right = load(tagged, 0);
         EXPECT_ABORT.store(1, Relaxed);
         let v = load(wrong, 0xdead);
-        let armed = EXPECT_ABORT.swap(0, Relaxed);
+        let armed = EXPECT_ABORT.load(Relaxed);
+        EXPECT_ABORT.store(0, Relaxed);
         set_tcf(0);
         let (esr, far) = (ABORT_ESR.load(Relaxed), ABORT_FAR.load(Relaxed));
         info!(
