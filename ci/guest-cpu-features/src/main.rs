@@ -975,8 +975,8 @@ mod guest {
 
     /// Starts CPU 1 and times SGI round trips; true if CPU 1 came up.
     fn ipi_checks(r: &mut Report, conduit_smc: bool, ms: u64) -> bool {
-        // SAFETY: PSCI CPU_ON (DEN0022 §5.6) of CPU 1 at `secondary_entry`.
         let ret: u64;
+        // SAFETY: PSCI CPU_ON (DEN0022 §5.6) of CPU 1 at `secondary_entry`.
         unsafe {
             unsafe extern "C" {
                 fn secondary_entry();
@@ -1452,11 +1452,12 @@ mod guest {
         r.check(format_args!("boot_x1_x3_zero"), x1 == 0 && x2 == 0 && x3 == 0);
         // SAFETY: the DTB's header, where x0 points (inside RAM on both).
         let magic = unsafe { core::ptr::read_volatile(dtb as *const u32) };
-        let valid = dtb >= super::RAM_BASE && dtb % 8 == 0 && u32::from_be(magic) == super::FDT_MAGIC;
+        let valid = dtb >= super::RAM_BASE && dtb.is_multiple_of(8) && u32::from_be(magic) == super::FDT_MAGIC;
         r.check(format_args!("dtb_valid"), valid);
         let blob: &[u8] = if valid {
-            // SAFETY: a DTB's totalsize (header word 1) bytes at x0, not written by anyone while we run.
+            // SAFETY: the DTB header's totalsize (word 1), at x0 (checked above).
             let size = u32::from_be(unsafe { core::ptr::read_volatile((dtb + 4) as *const u32) }) as usize;
+            // SAFETY: a DTB's totalsize bytes at x0, not written by anyone while we run.
             unsafe { core::slice::from_raw_parts(dtb as *const u8, size.min(1 << 20)) }
         } else {
             &[]
@@ -1529,7 +1530,7 @@ mod tests {
         let name = |s: &mut Vec<u8>, n: &[u8]| {
             s.extend_from_slice(n);
             s.push(0);
-            while s.len() % 4 != 0 {
+            while !s.len().is_multiple_of(4) {
                 s.push(0);
             }
         };
