@@ -154,7 +154,7 @@ pub fn pmuv3(pmuver: u64) -> bool {
     (1..=0xe).contains(&pmuver)
 }
 
-/// PMCR_EL0 bits (DDI0487 D13.2, PMCR_EL0): E (enable), P (event counters
+/// PMCR_EL0 bits (DDI0487, PMCR_EL0's description): E (enable), P (event counters
 /// reset), C (cycle counter reset), LC (64-bit cycle counter overflow); N, the
 /// number of event counters, in bits [15:11].
 pub const PMCR_E: u64 = 1 << 0;
@@ -174,7 +174,7 @@ pub fn sve_layout(vl: usize) -> (usize, usize, usize) {
     (32 * vl, 32 * vl + 16 * pl, 32 * vl + 17 * pl)
 }
 
-/// The largest SVE vector length (DDI0487 B1.2.2: 2048 bits).
+/// The largest SVE vector length (DDI0487, "The Scalable Vector Extension": 2048 bits).
 pub const SVE_MAX_VL: usize = 256;
 /// The dump buffer one CPU needs at the largest vector length, plus 16 bytes
 /// of slack for the 16-byte clearing loop.
@@ -189,7 +189,7 @@ pub fn sve_byte(cpu: u64, at: usize) -> u8 {
 }
 
 /// FFR's byte `i` for CPU `cpu` at predicate length `pl` bytes.  WRFFR needs
-/// a monotonic predicate (DDI0487 C8, WRFFR: ones from bit 0, then zeros):
+/// a monotonic predicate (DDI0487, WRFFR: ones from bit 0, then zeros):
 /// the first `k` bits set, `k` differing per CPU.
 pub fn sve_ffr_byte(cpu: u64, pl: usize, i: usize) -> u8 {
     let k = pl * 8 / (cpu as usize + 2) + 1;
@@ -246,7 +246,7 @@ mod guest {
         // Entered at EL2 (bare QEMU with virtualization=on boots kernels and
         // starts PSCI CPU_ON targets there; no EL3): run at EL1 as a guest
         // would, continuing at local label 1.  What ns-hyp does for its guest,
-        // bare QEMU's EL2 is ours to do (DDI0487 D1, registers' descriptions):
+        // bare QEMU's EL2 is ours to do (DDI0487, the registers' descriptions):
         // HCR_EL2.RW: EL1 is AArch64, nothing trapped, Stage-2 off; HCR_EL2.ATA
         // (bit 56, FEAT_MTE2 only: ID_AA64PFR1_EL1.MTE >= 2): EL1 may access
         // allocation tags.  MDCR_EL2 (PMUv3 only): HPMN = PMCR_EL0.N (EL1 owns
@@ -612,8 +612,8 @@ mod guest {
     /// 0 has turned its MMU and caches on (the MTE checks) and CPU 1 not yet,
     /// the two see this memory with different attributes: every access goes
     /// through [`mb_write`] / [`mb_read`], which clean and invalidate the
-    /// line to the Point of Coherency (DDI0487 B2, "Mismatched memory
-    /// attributes"; D7, "Data and unified caches").
+    /// line to the Point of Coherency (DDI0487, "Mismatched memory
+    /// attributes" and DC CIVAC).
     #[repr(C, align(64))]
     struct Mailbox {
         req: AtomicU64,
@@ -908,7 +908,7 @@ mod guest {
     /// CPU 1: answers every SGI_PING with SGI_PONG (in `irq_handler`), and
     /// runs each command CPU 0 posts in [`MAILBOX`] (with IRQs masked),
     /// waiting in WFI.  WFI with PSTATE.I set still wakes on a pending
-    /// interrupt (DDI0487 D1, "Wait for Interrupt"), so a command posted
+    /// interrupt (DDI0487, "Wait for Interrupt"), so a command posted
     /// between the mailbox check and the WFI is not missed; the interrupt is
     /// then taken when IRQs are unmasked.
     #[unsafe(no_mangle)]
@@ -1165,7 +1165,7 @@ mod guest {
         r.check(format_args!("pmu_counts_per_vcpu"), mine == HELD && res.is_some_and(|[n, v, ..]| n > 0 && v == n));
     }
 
-    // ---- SVE (DDI0487 A-profile SVE supplement, "The Scalable Vector Extension") ----
+    // ---- SVE (DDI0487, "The Scalable Vector Extension") ----
 
     /// One CPU's SVE dump area (see [`super::sve_layout`]): written by this
     /// CPU's plain stores and its `sve_fill_spin_dump` only.
