@@ -335,10 +335,19 @@ pub fn tests() -> Vec<IntegrationTest> {
 /// machine, 2 CPUs), then under ns-hyp (2 vCPUs on 1 CPU, preloaded where
 /// QEMU puts a flat binary).  Every check that passes bare must pass under ns-hyp.
 fn cpu_features_boot(o: &Outputs) -> XResult<Boot> {
+    let (bare, hyp) = cpu_features_runs(o)?;
+    Ok(Boot::Sequence(vec![bare, hyp]))
+}
+
+/// The two runs of guest_cpu_features, bare QEMU and under ns-hyp, both with
+/// `-machine mte=on` (QEMU merges it into the machine's options): tag storage,
+/// so the CPU has FEAT_MTE2 and the payload's MTE checks run.
+pub fn cpu_features_runs(o: &Outputs) -> XResult<(Boot, Boot)> {
     let payload = o.images.join("guest-cpu-features.bin");
+    let mte = |boot| Boot::Extra { boot: Box::new(boot), args: vec!["-machine".into(), "mte=on".into()] };
     let bare = Boot::Custom { tfa: false, args: vec!["-smp".into(), "2".into(), "-kernel".into(), payload.display().to_string()] };
     let hyp = hyp_guest_boot(o, None, "", &GuestPayload { kernel: payload, initrd: None, cmdline: None }, 2, Some(1), "")?;
-    Ok(Boot::Sequence(vec![bare, hyp]))
+    Ok((mte(bare), mte(hyp)))
 }
 
 fn cpu_features_expects() -> Vec<Expect> {
