@@ -11,6 +11,7 @@ pub mod exit;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz;
 pub mod idregs;
+pub mod its;
 pub mod layout;
 pub mod pl011;
 pub mod placement;
@@ -21,6 +22,7 @@ pub mod sysreg;
 pub mod timer;
 pub mod vgic;
 pub mod virtio_blk;
+pub mod virtio_pci;
 
 use config::MAX_VCPUS;
 use layout::*;
@@ -33,6 +35,8 @@ pub struct Vm {
     pub vgic: Vgic,
     pub uart: pl011::Pl011,
     pub power: [Power; MAX_VCPUS],
+    /// The guest's ITS (used with `quadrant.virtio=pci`).
+    pub its: its::Its,
 }
 
 /// Result of an emulated MMIO access.
@@ -49,7 +53,7 @@ impl Vm {
     pub fn new(nvcpus: usize) -> Self {
         let mut power = [Power::Off; MAX_VCPUS];
         power[0] = Power::On;
-        Vm { nvcpus, vgic: Vgic::new(nvcpus), uart: pl011::Pl011::new(), power }
+        Vm { nvcpus, vgic: Vgic::new(nvcpus), uart: pl011::Pl011::new(), power, its: its::Its::new() }
     }
 
     fn uart_line(&mut self) -> Kick {
