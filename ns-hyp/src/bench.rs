@@ -26,7 +26,7 @@ pub fn run<C: Conduit, S: Sink>(c: &C, sink: &mut S, firmware: Firmware, counter
     if firmware == Firmware::None {
         sink.line(format_args!("bench smc_floor skipped: no EL3 firmware"));
     } else {
-        row(sink, "smc_floor", counter, || {
+        row(c, sink, "smc_floor", counter, || {
             let r = c.call(SMCCC_VERSION, [0; 17]);
             r[0] as u32 & (1 << 31) == 0
         });
@@ -45,7 +45,7 @@ pub fn run<C: Conduit, S: Sink>(c: &C, sink: &mut S, firmware: Firmware, counter
         }
     };
     if ffa_ok {
-        row(sink, "ffa_version", counter, || matches!(ffa.version(REQUESTED_VERSION), Ok(v) if v.0 == 1));
+        row(c, sink, "ffa_version", counter, || matches!(ffa.version(REQUESTED_VERSION), Ok(v) if v.0 == 1));
     }
 
     // ffa_direct_req_echo
@@ -55,7 +55,7 @@ pub fn run<C: Conduit, S: Sink>(c: &C, sink: &mut S, firmware: Firmware, counter
     } else {
         match ffa.direct_req64(HYPERVISOR_ID, echo, ECHO_PAYLOAD) {
             Ok(w) if w == ECHO_PAYLOAD => {
-                row(sink, "ffa_direct_req_echo", counter, || {
+                row(c, sink, "ffa_direct_req_echo", counter, || {
                     matches!(ffa.direct_req64(HYPERVISOR_ID, echo, ECHO_PAYLOAD), Ok(w) if w == ECHO_PAYLOAD)
                 });
             }
@@ -67,7 +67,7 @@ pub fn run<C: Conduit, S: Sink>(c: &C, sink: &mut S, firmware: Firmware, counter
     // rmi_version
     match rmi::version(c, RMI_REQUESTED_VERSION) {
         Ok(v) if v.status == 0 => {
-            row(sink, "rmi_version", counter, || matches!(rmi::version(c, RMI_REQUESTED_VERSION), Ok(v) if v.status == 0));
+            row(c, sink, "rmi_version", counter, || matches!(rmi::version(c, RMI_REQUESTED_VERSION), Ok(v) if v.status == 0));
         }
         Ok(v) => sink.line(format_args!("bench rmi_version skipped: {}", rmi::status_name(v.status))),
         Err(e) => sink.line(format_args!("bench rmi_version skipped: no RMM ({})", e)),
@@ -76,10 +76,19 @@ pub fn run<C: Conduit, S: Sink>(c: &C, sink: &mut S, firmware: Firmware, counter
     sink.line(format_args!("bench done"));
 }
 
+/// The split images of spmc and rmm print their share of the calls since
+/// the last marker and start again (`shared::split`); any other SPMC or RMM
+/// answers NOT_SUPPORTED / 0, so these are harmless everywhere.
+fn markers<C: Conduit>(c: &C) {
+    let _ = c.call(shared::abi::ffa::fid::FFA_FEATURES, [shared::split::FFA_MARKER, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let _ = c.call(shared::abi::rmi::RMI_FEATURES, [shared::split::RMI_MARKER, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+}
+
 /// Times ITERATIONS calls of `call` and prints the row; a separate line
 /// reports calls whose answer was wrong (the timing is still printed).
-fn row<S: Sink>(sink: &mut S, name: &str, counter: &dyn Fn() -> u64, mut call: impl FnMut() -> bool) {
+fn row<C: Conduit, S: Sink>(c: &C, sink: &mut S, name: &str, counter: &dyn Fn() -> u64, mut call: impl FnMut() -> bool) {
     let mut bad = 0u32;
+    markers(c);
     let start = counter();
     for _ in 0..ITERATIONS {
         if !call() {
@@ -87,6 +96,7 @@ fn row<S: Sink>(sink: &mut S, name: &str, counter: &dyn Fn() -> u64, mut call: i
         }
     }
     let ticks = counter().wrapping_sub(start);
+    markers(c);
     sink.line(format_args!("bench {} {} {}", name, ITERATIONS, ticks));
     if bad != 0 {
         sink.line(format_args!("bench {} errors {}", name, bad));

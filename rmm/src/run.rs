@@ -226,7 +226,13 @@ fn serve(code: i64) -> ! {
         shared::arch::halt()
     };
     loop {
+        shared::split::enter();
+        if shared::split::ENABLED && regs[0] == shared::abi::rmi::RMI_FEATURES as u64 && regs[1] == shared::split::RMI_MARKER {
+            let (calls, own, inner) = shared::split::take();
+            log::info!("split rmm calls {} own {} inner {}", calls, own, inner);
+        }
         let ret = rmi::handle(&RmiCall::from_regs(&regs), &state.rmi);
+        shared::split::leave();
         regs = host_fp.switch_to_host(rmm_el3::RMM_RMI_REQ_COMPLETE, &ret.regs);
     }
 }

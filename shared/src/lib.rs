@@ -16,6 +16,7 @@ pub mod mm;
 pub mod payload;
 pub mod percpu;
 pub mod smccc;
+pub mod split;
 pub mod storm;
 pub mod xorshift;
 

@@ -90,6 +90,83 @@ struct Row {
     ticks: u64,
 }
 
+/// One row's split (issue P item 2): per call, in counter ticks
+/// (instructions under -icount), the whole round trip, the image's own
+/// share (spmc or rmm, `shared::split`), its SP's or Realm's, and the rest
+/// (EL3, the world switches it makes, and the Normal-world client).
+#[derive(Debug, PartialEq)]
+pub struct Split {
+    pub row: String,
+    pub image: String,
+    pub total: f64,
+    pub ours: f64,
+    pub inner: f64,
+}
+
+impl Split {
+    pub fn outside(&self) -> f64 {
+        self.total - self.ours - self.inner
+    }
+}
+
+/// Pairs each `bench <row> <n> <ticks>` line with the last `split <image>
+/// calls <c> own <o> inner <i>` line of each image printed since the
+/// previous row (the marker after the row's loop prints it, before the
+/// client prints the row).  An image that served fewer calls than the row
+/// made (the floor's, or spmc during an RMI row: only its markers) is left out.
+pub fn parse_split(output: &str, prefix: &str) -> Vec<Split> {
+    let mut out = Vec::new();
+    let mut since: Vec<(String, u64, u64, u64)> = Vec::new();
+    for line in output.lines() {
+        if let Some(at) = line.find("split ") {
+            let f: Vec<&str> = line[at + "split ".len()..].split_whitespace().collect();
+            if let [image, "calls", c, "own", o, "inner", i] = f.as_slice() {
+                if let (Ok(c), Ok(o), Ok(i)) = (c.parse(), o.parse(), i.parse()) {
+                    since.retain(|s| s.0 != *image);
+                    since.push((image.to_string(), c, o, i));
+                }
+                continue;
+            }
+        }
+        let Some(rest) = line.trim().strip_prefix(prefix) else { continue };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if let [name, iters, ticks] = f.as_slice() {
+            if let (Ok(n), Ok(t)) = (iters.parse::<u64>(), ticks.parse::<u64>()) {
+                for (image, calls, own, inner) in since.drain(..) {
+                    if calls < n || n == 0 {
+                        continue;
+                    }
+                    let per = |x: u64| x as f64 / n as f64;
+                    out.push(Split { row: name.to_string(), image, total: per(t), ours: per(own), inner: per(inner) });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The split run: ns-hyp's bench modes (FF-A and RMI rows, then the Realm
+/// rows) under -icount, against spmc and rmm built with `bench-split`.
+/// Prints each row's split as ratios to its run's null-SMC floor.
+fn split_rows(o: &Outputs) -> Result<Vec<(Split, f64, &'static str)>> {
+    build::build_split_images()?;
+    let bios = build::build_tfa(&o.paths, build::Bl33::NsHypTestSplit, &crate::layout::SpSet::Ours)?;
+    let so = Outputs { paths: o.paths.clone(), images: o.images.clone(), bios: o.bios.clone(), test_bios: bios, linux_bios: o.linux_bios.clone(), ffa_bios: o.ffa_bios.clone() };
+    let mut all = Vec::new();
+    for run in [&NS_HYP, &REALM] {
+        let boot = Boot::Extra { boot: Box::new((run.boot)(&so, run.label)?), args: ICOUNT.iter().map(|s| s.to_string()).collect() };
+        let log = util::out_dir().join(format!("bench-{}-split.log", run.label));
+        let cap = qemu::capture(&boot, Duration::from_secs(600), &log, &["PANIC:"])?;
+        let (rows, _, done) = parse(&cap.output, run.prefix);
+        if !done {
+            return Err(format!("{} split run did not complete; serial log: {}", run.label, log.display()));
+        }
+        let floor = rows.iter().find(|r| r.name == run.floor).map(|r| r.ticks as f64 / r.iterations.max(1) as f64).ok_or("no floor row in the split run")?;
+        all.extend(parse_split(&cap.output, run.prefix).into_iter().map(|s| (s, floor, run.label)));
+    }
+    Ok(all)
+}
+
 fn parse(output: &str, prefix: &str) -> (Vec<Row>, Option<u64>, bool) {
     let mut rows = Vec::new();
     let mut freq = None;
@@ -351,6 +428,19 @@ pub fn bench(outputs: &Outputs, filter: Option<&str>) -> Result<bool> {
         let _ = writeln!(json, "  \"{key}\": {{\"calls\": {calls}, \"ticks_per_call\": {}, \"ratio_to_floor\": {}, \"goal\": {}}},", num(tpc), num(ratio), goal(&key).map(num).unwrap_or("null".into()));
         bars.push(Bar { key: key.clone(), ratio, goal: goal(&key) });
     }
+    // Issue P item 2: where each round trip's instructions go.
+    if wanted(&["split"]) {
+        let rows = split_rows(outputs)?;
+        println!();
+        println!("{:<36} {:>9} {:>9} {:>9} {:>9}  {}", "split [instructions, -icount]", "total", "EL3+NS", "ours", "SP/Realm", "(each ÷ the run's null-SMC floor)");
+        for (s, floor, label) in &rows {
+            // The realm run's rows carry its label, as in the table above.
+            let key = if *label == "realm" { format!("realm_{}_split_{}", s.row, s.image) } else { format!("{}_split_{}", s.row, s.image) };
+            println!("{:<36} {:>9.2} {:>9.2} {:>9.2} {:>9.2}  {} per call: {:.0} = {:.0} outside + {:.0} {} + {:.0} inner", key, s.total / floor, s.outside() / floor, s.ours / floor, s.inner / floor, s.row, s.total, s.outside(), s.ours, s.image, s.inner);
+            let _ = writeln!(json, "  \"{key}\": {{\"total\": {}, \"outside\": {}, \"ours\": {}, \"inner\": {}, \"floor\": {}}},", num(s.total), num(s.outside()), num(s.ours), num(s.inner), num(*floor));
+        }
+        ok &= !rows.is_empty();
+    }
     if filter.is_some() {
         return Ok(ok);
     }
@@ -587,6 +677,22 @@ fn num(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_lines_go_to_the_row_printed_after_them() {
+        let out = "[spmc] split spmc calls 3 own 900 inner 0\n[ns-hyp] bench smc_floor 10 3000\n\
+                   [spmc] split spmc calls 1 own 5 inner 0\n[spmc] split spmc calls 10 own 8000 inner 0\n[rmm] split rmm calls 0 own 0 inner 0\n\
+                   [ns-hyp] bench ffa_version 10 24000\n[rmm] split rmm calls 10 own 6000 inner 9000\n[ns-hyp] bench rec_enter_host_call 10 50000\nx split y\n";
+        let s = parse_split(out, "[ns-hyp] bench ");
+        assert_eq!(
+            s,
+            [
+                Split { row: "ffa_version".into(), image: "spmc".into(), total: 2400.0, ours: 800.0, inner: 0.0 },
+                Split { row: "rec_enter_host_call".into(), image: "rmm".into(), total: 5000.0, ours: 600.0, inner: 900.0 },
+            ]
+        );
+        assert_eq!(s[1].outside(), 3500.0);
+    }
 
     #[test]
     fn probe_bench_line_reads_calls_and_ticks() {

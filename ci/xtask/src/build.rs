@@ -74,6 +74,9 @@ pub enum Bl33 {
     PreloadedLinux,
     /// ci/ffa-payload from the FIP (spmc's Normal-world test client).
     FfaPayload,
+    /// ns-hyp's test flavour, with spmc and rmm built with `bench-split`
+    /// (`spmc-split.bin`, `rmm-split.bin`): only `cargo xtask bench` (issue P).
+    NsHypTestSplit,
     /// The same, with `ENABLE_SPMD_LP=1`: the SPMD has an EL3 logical
     /// partition (tfa-integration/patches/0004; test `spmc_spmd_lsp`).
     /// Built only when that test runs.
@@ -114,6 +117,23 @@ pub fn build_images() -> Result {
     let elves = images.iter().map(|(_, bin)| (release.join(bin), bin.clone())).chain([(ns_hyp_test_elf(), NS_HYP_TEST.to_owned())]);
     for (elf, bin) in elves {
         run(Command::new("aarch64-linux-gnu-objcopy").arg("-O").arg("binary").arg(&elf).arg(dir.join(format!("{bin}.bin"))))?;
+    }
+    Ok(())
+}
+
+/// spmc and rmm with `bench-split` (`shared::split`), in their own target
+/// directory, as `images/spmc-split.bin` and `images/rmm-split.bin`: the
+/// bench's split run only (issue P), never a product image.
+pub fn build_split_images() -> Result {
+    let root = util::repo_root();
+    let dir = util::repo_root().join("target/split");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(&root).args(["build", "--release", "--target", "aarch64-unknown-none", "-p", "spmc", "-p", "rmm", "--features", "spmc/bench-split,rmm/bench-split"]);
+    cmd.arg("--target-dir").arg(&dir);
+    util::step("spmc and rmm with bench-split", || run(&mut cmd))?;
+    for bin in ["spmc", "rmm"] {
+        let elf = dir.join("aarch64-unknown-none/release").join(bin);
+        run(Command::new("aarch64-linux-gnu-objcopy").arg("-O").arg("binary").arg(&elf).arg(images_dir().join(format!("{bin}-split.bin"))))?;
     }
     Ok(())
 }
@@ -245,11 +265,12 @@ pub fn tfa_make_vars(bl33: Bl33, img: &dyn Fn(&str) -> String, cfg: &dyn Fn(&str
     .iter()
     .map(|s| s.to_string())
     .collect();
-    v.push(format!("BL32={}", img("spmc.bin")));
-    v.push(format!("RMM={}", img("rmm.bin")));
+    let split = bl33 == Bl33::NsHypTestSplit;
+    v.push(format!("BL32={}", img(if split { "spmc-split.bin" } else { "spmc.bin" })));
+    v.push(format!("RMM={}", img(if split { "rmm-split.bin" } else { "rmm.bin" })));
     match bl33 {
         Bl33::NsHyp => v.push(format!("BL33={}", img("ns-hyp.bin"))),
-        Bl33::NsHypTest => v.push(format!("BL33={}", img("ns-hyp-test.bin"))),
+        Bl33::NsHypTest | Bl33::NsHypTestSplit => v.push(format!("BL33={}", img("ns-hyp-test.bin"))),
         Bl33::FfaPayload => v.push(format!("BL33={}", img("ffa-payload.bin"))),
         Bl33::FfaPayloadLsp => {
             v.push(format!("BL33={}", img("ffa-payload.bin")));
@@ -287,6 +308,7 @@ pub fn build_tfa(p: &Paths, bl33: Bl33, sps: &SpSet) -> Result<PathBuf> {
     let mut dir = match bl33 {
         Bl33::NsHyp => "tfa-build",
         Bl33::NsHypTest => "tfa-build-test",
+        Bl33::NsHypTestSplit => "tfa-build-split",
         Bl33::PreloadedLinux => "tfa-build-linux",
         Bl33::FfaPayload => "tfa-build-ffa",
         Bl33::FfaPayloadLsp => "tfa-build-ffa-lsp",
@@ -472,6 +494,7 @@ impl Bl33 {
         match self {
             Bl33::NsHyp => "ns-hyp",
             Bl33::NsHypTest => "ns-hyp test flavour",
+            Bl33::NsHypTestSplit => "ns-hyp test flavour; spmc, rmm with bench-split",
             Bl33::PreloadedLinux => "preloaded at 0x60000000",
             Bl33::FfaPayload => "ffa-payload",
             Bl33::FfaPayloadLsp => "ffa-payload, ENABLE_SPMD_LP=1",

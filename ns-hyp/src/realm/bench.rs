@@ -28,13 +28,17 @@ pub fn run<C: Conduit, M: NsMemory>(c: &C, mem: &M, pages: &mut Pages, image: Im
     out.line(format_args!("bench cntfrq {}", cntfrq));
     let time = |f: &mut dyn FnMut() -> bool| {
         let mut bad = 0u32;
+        // rmm's split images print their share around each row (`shared::split`).
+        let _ = rmi.features(shared::split::RMI_MARKER);
         let start = counter();
         for _ in 0..ITERATIONS {
             if !f() {
                 bad += 1;
             }
         }
-        (counter().wrapping_sub(start), bad)
+        let t = counter().wrapping_sub(start);
+        let _ = rmi.features(shared::split::RMI_MARKER);
+        (t, bad)
     };
     let (t, _) = time(&mut || c.call(SMCCC_VERSION, [0; 17])[0] as u32 & (1 << 31) == 0);
     out.line(format_args!("bench smc_floor {} {}", ITERATIONS, t));

@@ -480,6 +480,8 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, r: &Realm, opts: RunO
                 s.bench_rounds += 1;
                 if s.bench_rounds == opts.bench_rounds {
                     s.bench_ticks = counter().wrapping_sub(bench_start);
+                    // rmm's split images print their share (`shared::split`).
+                    let _ = rmi.features(shared::split::RMI_MARKER);
                 }
             }
             RMI_EXIT_HOST_CALL => {
@@ -503,6 +505,7 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, r: &Realm, opts: RunO
                 enter = rec_enter(0, &[x0]);
                 if e.imm == HOST_CALL_BENCH && opts.bench_rounds != 0 {
                     mem.write(r.run, &enter);
+                    let _ = rmi.features(shared::split::RMI_MARKER);
                     bench_start = counter();
                     check("REC_ENTER", rmi.rec_enter(r.rec, r.run))?;
                     s.exits += 1;

@@ -160,7 +160,10 @@ impl RealmCpu for Cpu {
                 write_sysreg!(s3_4_c1_c2_2, v);
             }
             core::arch::asm!("isb", options(nostack));
-            shared::arch::enter_guest(&mut g)
+            shared::split::inner_begin();
+            let vector = shared::arch::enter_guest(&mut g);
+            shared::split::inner_end();
+            vector
         };
         let (esr, far, hpfar) = (read_sysreg!(esr_el2), read_sysreg!(far_el2), read_sysreg!(hpfar_el2));
         let misr = read_sysreg!(ich_misr_el2);

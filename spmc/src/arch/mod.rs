@@ -403,7 +403,13 @@ fn main_loop(cpu: usize, mut answer: Regs) -> ! {
     };
     let mut pe = HwPe(p);
     loop {
+        shared::split::leave();
         let req = smc_to_spmd(cpu, &answer);
+        shared::split::enter();
+        if shared::split::ENABLED && req[0] == fid::FFA_FEATURES as u64 && req[1] == shared::split::FFA_MARKER {
+            let (calls, own, inner) = shared::split::take();
+            log::info!("split spmc calls {} own {} inner {}", calls, own, inner);
+        }
         answer = s.handle_ns(&req, cpu, &mut pe);
     }
 }

@@ -446,7 +446,9 @@ impl Platform for HwPe {
         };
         let exit = loop {
             // SAFETY: as above; interrupts are masked at EL2 (DAIF from the SPMD).
+            shared::split::inner_begin();
             let vector = unsafe { shared::arch::enter_guest(&mut v.regs) };
+            shared::split::inner_end();
             let esr = shared::read_sysreg!(esr_el2);
             match vector {
                 8 => match esr >> 26 {
