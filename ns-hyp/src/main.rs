@@ -28,6 +28,7 @@ mod report;
 mod rmi;
 mod trap;
 mod vm;
+mod wallclock;
 
 #[cfg(target_os = "none")]
 mod arch;
