@@ -343,6 +343,14 @@ pub fn bench(outputs: &Outputs, filter: Option<&str>) -> Result<bool> {
         let _ = writeln!(json, "  \"{key}\": {{\"calls\": {calls}, \"ticks_per_call\": {}, \"ratio_to_floor\": {}, \"goal\": {}}},", num(tpc), num(ratio), goal(&key).map(num).unwrap_or("null".into()));
         bars.push(Bar { key: key.clone(), ratio, goal: goal(&key) });
     }
+    // Issue B4: the guest's own cycle count for a fixed loop under ns-hyp ÷ on bare QEMU.
+    if wanted(&["guest_pmu_loop_cycles"]) {
+        let (key, calls, tpc, ratio, what) = guest_pmu_loop_ratio(outputs)?;
+        ok &= ratio.is_finite();
+        println!("{:<36} {:>8} {:>14.1} {:>9.2}  {what}", key, calls, tpc, ratio);
+        let _ = writeln!(json, "  \"{key}\": {{\"calls\": {calls}, \"ticks_per_call\": {}, \"ratio_to_floor\": {}, \"goal\": {}}},", num(tpc), num(ratio), goal(&key).map(num).unwrap_or("null".into()));
+        bars.push(Bar { key: key.clone(), ratio, goal: goal(&key) });
+    }
     if filter.is_some() {
         return Ok(ok);
     }
@@ -427,6 +435,44 @@ fn optee_invoke_ratio(o: &Outputs, icount: bool) -> Result<TableRow> {
     } else {
         ("optee_invoke".into(), spmc.0, spmc.1, spmc.1 / reference.1, "OP-TEE invoke (no-op PTA command) from Linux, spmc ÷ SPD=opteed reference")
     })
+}
+
+/// ci/guest-cpu-features' `guest_cpu_features info: pmu_loop_cycles=<n>` line.
+fn pmu_loop_cycles(output: &str) -> Option<u64> {
+    output.lines().find_map(|l| l.split("guest_cpu_features info: pmu_loop_cycles=").nth(1)?.trim().parse().ok())
+}
+
+/// Iterations of the loop behind `pmu_loop_cycles` (ci/guest-cpu-features).
+const PMU_LOOP_ITERATIONS: u64 = 1_000_000;
+
+/// Issue B4: ci/guest-cpu-features' `pmu_loop_cycles` (PMCCNTR_EL0 across
+/// 1,000,000 iterations of a 4-instruction loop at EL1, IRQs masked, the
+/// cycle counter filtered to EL0/EL1) under ns-hyp ÷ on bare QEMU: the two
+/// runs of the guest_cpu_features test, each under [`ICOUNT`], where QEMU's
+/// cycle counter (1 GHz of virtual time) counts instructions exactly.  Each
+/// run stops once the line is out.  Ticks per call = ns-hyp's cycles per
+/// iteration.  A run without the line (no PMU in the guest) gives NaN.
+fn guest_pmu_loop_ratio(o: &Outputs) -> Result<TableRow> {
+    let (bare, hyp) = crate::tests::nshyp::cpu_features_runs(o)?;
+    let mut cycles = Vec::new();
+    for (label, boot) in [("guest-pmu-loop-bare-icount", bare), ("guest-pmu-loop-ns-hyp-icount", hyp)] {
+        let boot = Boot::Extra { boot: Box::new(boot), args: ICOUNT.iter().map(|s| s.to_string()).collect() };
+        let log = util::out_dir().join(format!("bench-{label}.log"));
+        let cap = qemu::capture(&boot, Duration::from_secs(600), &log, &["pmu_loop_cycles=", "PANIC"])?;
+        let n = pmu_loop_cycles(&cap.output);
+        if n.is_none() {
+            eprintln!("xtask: {label}: no `guest_cpu_features info: pmu_loop_cycles=` line (no PMU in the guest?); serial log: {}", log.display());
+        }
+        cycles.push(n.map(|n| n as f64).unwrap_or(f64::NAN));
+    }
+    let (bare, hyp) = (cycles[0], cycles[1]);
+    Ok((
+        "guest_pmu_loop_cycles".into(),
+        PMU_LOOP_ITERATIONS,
+        hyp / PMU_LOOP_ITERATIONS as f64,
+        hyp / bare,
+        "guest PMCCNTR_EL0 over a fixed 1M-iteration loop, under ns-hyp ÷ bare QEMU [instructions, -icount shift=0]",
+    ))
 }
 
 /// One printed row: key, calls, ticks per call, ratio, what it measures.
@@ -549,6 +595,14 @@ mod tests {
         assert_eq!(probe_bench_line("quadrant-ffa-probe: bench direct_req 0x8001 2000 calls median 1 min 1 total 5 ticks 9 ns 3 failed"), None);
         let garbled = "quadrant-ffa-probe: bench direct_req 0x8001 2000 calls med[spmc] NS interrupt\nquadrant-dmesg: [ 6.6] quadrant-ffa-probe: bench direct_req 0x8001 2000 calls median 7 min 7 total 9 ticks 9 ns 0 failed\n";
         assert_eq!(probe_bench_line(garbled), Some((2000, 7)));
+    }
+
+    #[test]
+    fn pmu_loop_cycles_line() {
+        let out = "guest_cpu_features info: PMU: x\nguest_cpu_features info: pmu_loop_cycles=4000004\nguest_cpu_features info: pmu_loop_cycles=5\n";
+        assert_eq!(pmu_loop_cycles(out), Some(4_000_004));
+        assert_eq!(pmu_loop_cycles("guest_cpu_features info: pmu_loop_cycles=\n"), None);
+        assert_eq!(pmu_loop_cycles("guest_cpu_features pmu_present: fail\n"), None);
     }
 
     #[test]

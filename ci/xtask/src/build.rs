@@ -429,6 +429,24 @@ fn build_freestanding(src: &str, name: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// ci/linux-guest-features: a freestanding static arm64 Linux program built
+/// the same way, checking SVE, MTE and the PMU from a guest's user space
+/// (test `linux_guest_features`).  `-march=armv8.5-a+sve+memtag` lets its
+/// inline assembly use SVE and MTE instructions; `-fno-tree-vectorize`
+/// keeps the compiler's own code free of them, so on a CPU without SVE the
+/// program reports failures instead of dying of SIGILL.
+/// `target/quadrant/images/linux-guest-features`.
+pub fn build_guest_features() -> Result<PathBuf> {
+    let src = util::repo_root().join("ci/linux-guest-features/features.c");
+    let out = images_dir().join("linux-guest-features");
+    util::mkdirs(&images_dir())?;
+    let mut cmd = Command::new("aarch64-linux-gnu-gcc");
+    cmd.args(["-O2", "-Wall", "-march=armv8.5-a+sve+memtag", "-fno-tree-vectorize", "-static", "-nostdlib", "-ffreestanding", "-fno-stack-protector", "-fno-pie", "-no-pie", "-o"]);
+    cmd.arg(&out).arg(&src);
+    run(&mut cmd)?;
+    Ok(out)
+}
+
 /// Our SPMC manifest with the test key trusted for every SP
 /// (`target/quadrant/sp/spmc_manifest.dts`; the key is not in the repository).
 pub fn signed_spmc_manifest() -> Result<PathBuf> {

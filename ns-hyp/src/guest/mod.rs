@@ -71,16 +71,15 @@ struct Vcpu {
     waiting: bool,
     pmu: PmuRegs,
     mte: MteRegs,
-    /// The SVE register file, in use (`regs.sve_state` points at it) once
-    /// the vCPU's first SVE access trapped (CPTR_EL2.TZ): a vCPU that never
-    /// uses SVE costs nothing at its exits.
-    sve: SveRegs,
+    /// The vCPU's SVE register file (`SVE_REGS[v]`) is in use, and
+    /// `regs.sve_state` points at it: its first SVE access trapped
+    /// (CPTR_EL2.TZ).  A vCPU that never uses SVE costs nothing at its exits.
     sve_live: bool,
 }
 
 impl Vcpu {
     const fn new() -> Self {
-        Vcpu { regs: GuestRegs::new(), el1: El1SysRegs::reset(), pac: PacKeys { keys: [0; 10] }, gicif: gic::VcpuIf { lrs: [0; 16], vmcr: 0, ap0r0: 0, ap1r0: 0 }, ptimer: EmulTimer::new(), waiting: false, pmu: PmuRegs::reset(), mte: MteRegs::reset(), sve: SveRegs::new(), sve_live: false }
+        Vcpu { regs: GuestRegs::new(), el1: El1SysRegs::reset(), pac: PacKeys { keys: [0; 10] }, gicif: gic::VcpuIf { lrs: [0; 16], vmcr: 0, ap0r0: 0, ap1r0: 0 }, ptimer: EmulTimer::new(), waiting: false, pmu: PmuRegs::reset(), mte: MteRegs::reset(), sve_live: false }
     }
 }
 
@@ -92,6 +91,12 @@ static POWERED_ON: [AtomicBool; MAX_VCPUS] = [const { AtomicBool::new(false) }; 
 /// Only the physical CPU a vCPU is pinned to touches its context; the lock
 /// makes the static shareable.
 static VCPUS: [spin::Mutex<Vcpu>; MAX_VCPUS] = [const { spin::Mutex::new(Vcpu::new()) }; MAX_VCPUS];
+
+/// Each vCPU's SVE registers (8.7 KiB), apart from `Vcpu` so that they stay
+/// in .bss (zero-initialised) rather than in the image.  Locked like
+/// `VCPUS`, by the vCPU's own physical CPU only; the enter/exit assembly
+/// reaches a live one through `GuestRegs::sve_state` while that CPU runs it.
+static SVE_REGS: [spin::Mutex<SveRegs>; MAX_VCPUS] = [const { spin::Mutex::new(SveRegs::new()) }; MAX_VCPUS];
 
 fn pcpu_of(v: usize) -> usize {
     v % NPCPUS.load(Ordering::Relaxed)
@@ -504,7 +509,7 @@ fn load(c: &mut Cpu, v: usize) {
             c.cptr = cptr;
         }
         if vc.sve_live {
-            cpu_state::write_zcr_el1(vc.sve.zcr_el1);
+            cpu_state::write_zcr_el1(SVE_REGS[v].lock().zcr_el1);
         }
         write_sysreg!(vmpidr_el2, 0x8000_0000 | v as u64);
     }
@@ -530,7 +535,7 @@ fn save(c: &mut Cpu, v: usize) {
         vc.mte.save();
     }
     if vc.sve_live {
-        vc.sve.zcr_el1 = cpu_state::read_zcr_el1();
+        SVE_REGS[v].lock().zcr_el1 = cpu_state::read_zcr_el1();
     }
     vc.gicif.save_aprs();
     // SAFETY: the timer belongs to the vCPU being descheduled (saved above).
@@ -791,18 +796,19 @@ fn handle_sve(c: &mut Cpu, v: usize, vc: &mut Vcpu, esr: Esr) -> Exit {
     if !offered().sve {
         return handle_unknown(c, v, vc, esr);
     }
+    let mut sve = SVE_REGS[v].lock();
     if !vc.sve_live {
-        let vl = SVE_VL.load(Ordering::Relaxed);
-        vc.sve.init_from_fpsimd(&vc.regs.q, vl);
-        vc.sve.zcr_el1 = 0xf;
-        vc.regs.sve_state = vc.sve.file.as_ptr() as u64;
+        sve.init_from_fpsimd(&vc.regs.q, SVE_VL.load(Ordering::Relaxed));
+        sve.zcr_el1 = 0xf;
+        // The static outlives every run; only this CPU runs vCPU `v`.
+        vc.regs.sve_state = sve.file.as_ptr() as u64;
         vc.sve_live = true;
     }
     // SAFETY: the vCPU's SVE state is saved by the exit path from now on
     // (`regs.sve_state`); ZCR_EL1 starts at the longest vector.
     unsafe {
         cpu_state::set_cptr(CPTR_SVE_ON);
-        cpu_state::write_zcr_el1(vc.sve.zcr_el1);
+        cpu_state::write_zcr_el1(sve.zcr_el1);
     }
     c.cptr = CPTR_SVE_ON;
     Exit::Continue

@@ -42,7 +42,7 @@ pub struct FakeRmm {
 
 /// RMI_FEATURES register 0 of the fake: 48-bit IPA, 6 breakpoints and 4
 /// watchpoints (NUM_BPS 5, NUM_WPS 3), as QEMU's `max` CPU.
-const FEATURES0: u64 = 48 | 5 << 14 | 3 << 20;
+const FEATURES0: u64 = 48 | 5 << feature0::NUM_BPS_SHIFT | 3 << feature0::NUM_WPS_SHIFT;
 
 impl NsMemory for FakeRmm {
     fn write(&self, pa: u64, data: &[u8]) {

@@ -18,6 +18,7 @@
 use super::rmi::{Rmi, Ret, StatusName};
 use super::{NsMemory, Pages, Report};
 use shared::abi::rmi::*;
+use shared::abi::rmi::feature0::{NUM_BPS_SHIFT, NUM_BPS_WPS_MASK, NUM_WPS_SHIFT, S2SZ_MASK};
 use shared::smccc::Conduit;
 
 pub const IPA_BASE: u64 = 0x4000_0000;
@@ -32,9 +33,6 @@ pub const RTT_LEVEL_START: i64 = 1;
 /// fixed value keeps the RIM independent of the CPU (xtask's measure.rs).
 pub const NUM_BPS: u64 = 1;
 pub const NUM_WPS: u64 = 1;
-/// RmiFeatureRegister0 NUM_BPS [19:14] and NUM_WPS [25:20] (DEN0137).
-pub const FEATURE0_NUM_BPS_SHIFT: u32 = 14;
-pub const FEATURE0_NUM_WPS_SHIFT: u32 = 20;
 pub const PAGE: u64 = 0x1000;
 /// Most image pages we load.
 pub const MAX_PAGES: usize = 32;
@@ -167,7 +165,7 @@ pub fn put_aux(p: &mut [u8; 4096], aux: &[u64]) {
 /// The REALM_CREATE parameters this Host uses fit what RMI_FEATURES
 /// register 0 (`f0`) offers: the IPA width, and [`NUM_BPS`]/[`NUM_WPS`].
 pub fn features_fit(f0: u64) -> bool {
-    f0 & 0xff >= S2SZ && (f0 >> FEATURE0_NUM_BPS_SHIFT) & 0x3f >= NUM_BPS && (f0 >> FEATURE0_NUM_WPS_SHIFT) & 0x3f >= NUM_WPS
+    f0 & S2SZ_MASK >= S2SZ && (f0 >> NUM_BPS_SHIFT) & NUM_BPS_WPS_MASK >= NUM_BPS && (f0 >> NUM_WPS_SHIFT) & NUM_BPS_WPS_MASK >= NUM_WPS
 }
 
 /// REC_AUX_COUNT, bounded by what RmiRecParams can carry.

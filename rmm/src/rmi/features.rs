@@ -5,21 +5,11 @@
 
 use shared::abi::rmi::RmiStatus;
 
-// RmiFeatureRegister0 fields (DEN0137 1.0): S2SZ 7:0, LPA2 8, SVE_EN 9,
-// SVE_VL 13:10, NUM_BPS 19:14, NUM_WPS 25:20, PMU_EN 26, PMU_NUM_CTRS 31:27,
-// HASH_SHA_256 32, HASH_SHA_512 33.
-pub const S2SZ_SHIFT: u32 = 0;
-// LPA2, SVE_EN and PMU_EN are features we do not offer yet: named for the tests.
-#[cfg_attr(not(test), allow(dead_code))]
-pub const LPA2: u64 = 1 << 8;
-#[cfg_attr(not(test), allow(dead_code))]
-pub const SVE_EN: u64 = 1 << 9;
-pub const NUM_BPS_SHIFT: u32 = 14;
-pub const NUM_WPS_SHIFT: u32 = 20;
-#[cfg_attr(not(test), allow(dead_code))]
-pub const PMU_EN: u64 = 1 << 26;
-pub const HASH_SHA_256: u64 = 1 << 32;
-pub const HASH_SHA_512: u64 = 1 << 33;
+// RmiFeatureRegister0's fields (`shared::abi::rmi::feature0`).  LPA2,
+// SVE_EN and PMU_EN are features we do not offer yet: named for the tests.
+#[cfg(test)]
+pub use shared::abi::rmi::feature0::{LPA2, PMU_EN, SVE_EN};
+pub use shared::abi::rmi::feature0::{HASH_SHA_256, HASH_SHA_512, NUM_BPS_SHIFT, NUM_WPS_SHIFT, S2SZ_SHIFT};
 
 /// Largest Realm IPA width without LPA2 (4 KiB granule, DDI0487 VTCR_EL2.T0SZ).
 const MAX_S2SZ_WITHOUT_LPA2: u64 = 48;

@@ -25,6 +25,25 @@ pub const RMI_REC_AUX_COUNT: u32 = 0xC400_0167;
 pub const RMI_RTT_INIT_RIPAS: u32 = 0xC400_0168;
 pub const RMI_RTT_SET_RIPAS: u32 = 0xC400_0169;
 
+/// RmiFeatureRegister0, what RMI_FEATURES(0) returns (DEN0137 RMM 1.0,
+/// RmiFeatureRegister0 type): S2SZ 7:0, LPA2 8, SVE_EN 9, SVE_VL 13:10,
+/// NUM_BPS 19:14, NUM_WPS 25:20, PMU_EN 26, PMU_NUM_CTRS 31:27, HASH_SHA_256
+/// 32, HASH_SHA_512 33.  One definition for rmm (which encodes it) and
+/// ns-hyp (which decodes it).
+pub mod feature0 {
+    pub const S2SZ_SHIFT: u32 = 0;
+    pub const S2SZ_MASK: u64 = 0xff;
+    pub const LPA2: u64 = 1 << 8;
+    pub const SVE_EN: u64 = 1 << 9;
+    pub const NUM_BPS_SHIFT: u32 = 14;
+    pub const NUM_WPS_SHIFT: u32 = 20;
+    /// NUM_BPS and NUM_WPS are 6 bits wide.
+    pub const NUM_BPS_WPS_MASK: u64 = 0x3f;
+    pub const PMU_EN: u64 = 1 << 26;
+    pub const HASH_SHA_256: u64 = 1 << 32;
+    pub const HASH_SHA_512: u64 = 1 << 33;
+}
+
 /// The range the RMMD forwards to the RMM (TF-A `RMI_FNUM_MIN/MAX_VALUE`).
 pub const fn is_rmi(fid: u32) -> bool {
     fid >= 0xC400_0150 && fid <= 0xC400_018F

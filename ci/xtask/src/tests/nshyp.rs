@@ -311,6 +311,15 @@ pub fn tests() -> Vec<IntegrationTest> {
             forbid: FORBID_GUEST,
         },
         IntegrationTest {
+            name: "linux_guest_features",
+            boot: guest_features_boot,
+            // ~16 s alone (both runs).
+            timeout: Duration::from_secs(300),
+            expects: guest_features_expects,
+            extra: Some(guest_features_extra),
+            forbid: FORBID_GUEST,
+        },
+        IntegrationTest {
             name: "android_bits",
             boot: android_boot,
             timeout: Duration::from_secs(200),
@@ -334,10 +343,19 @@ pub fn tests() -> Vec<IntegrationTest> {
 /// machine, 2 CPUs), then under ns-hyp (2 vCPUs on 1 CPU, preloaded where
 /// QEMU puts a flat binary).  Every check that passes bare must pass under ns-hyp.
 fn cpu_features_boot(o: &Outputs) -> XResult<Boot> {
+    let (bare, hyp) = cpu_features_runs(o)?;
+    Ok(Boot::Sequence(vec![bare, hyp]))
+}
+
+/// The two runs of guest_cpu_features, bare QEMU and under ns-hyp, both with
+/// `-machine mte=on` (QEMU merges it into the machine's options): tag storage,
+/// so the CPU has FEAT_MTE2 and the payload's MTE checks run.
+pub fn cpu_features_runs(o: &Outputs) -> XResult<(Boot, Boot)> {
     let payload = o.images.join("guest-cpu-features.bin");
+    let mte = |boot| Boot::Extra { boot: Box::new(boot), args: vec!["-machine".into(), "mte=on".into()] };
     let bare = Boot::Custom { tfa: false, args: vec!["-smp".into(), "2".into(), "-kernel".into(), payload.display().to_string()] };
     let hyp = hyp_guest_boot(o, None, "", &GuestPayload { kernel: payload, initrd: None, cmdline: None }, 2, Some(1), "")?;
-    Ok(Boot::Sequence(vec![bare, hyp]))
+    Ok((mte(bare), mte(hyp)))
 }
 
 fn cpu_features_expects() -> Vec<Expect> {
@@ -350,9 +368,15 @@ fn cpu_features_expects() -> Vec<Expect> {
 
 /// `(check, passed)` for each `guest_cpu_features <check>: pass|fail` line.
 fn feature_checks(out: &str) -> Vec<(String, bool)> {
+    check_lines(out, "guest_cpu_features ")
+}
+
+/// `(check, passed)` for each `<prefix><check>: pass|fail` line (not `info`
+/// or `done`, no space in the check's name).
+fn check_lines(out: &str, prefix: &str) -> Vec<(String, bool)> {
     out.lines()
         .filter_map(|l| {
-            let rest = &l[l.find("guest_cpu_features ")? + "guest_cpu_features ".len()..];
+            let rest = &l[l.find(prefix)? + prefix.len()..];
             let (name, verdict) = rest.rsplit_once(": ")?;
             if name == "info" || name == "done" || name.contains(' ') {
                 return None;
@@ -390,6 +414,107 @@ fn cpu_features_extra(output: &str) -> Vec<String> {
         }
     }
     f
+}
+
+/// linux_guest_features (issue B4): Debian's Linux with an initramfs that
+/// prints the PMU driver's boot line (dmesg) and /proc/cpuinfo's Features,
+/// then runs ci/linux-guest-features (SVE, MTE and PMU checks from user
+/// space), first on bare QEMU (2 CPUs), then under ns-hyp (2 vCPUs on 1
+/// CPU, so ns-hyp switches the vCPUs' SVE/MTE/PMU state on one CPU).  Both
+/// with `-machine mte=on` (QEMU merges it into the first -machine): the CPU
+/// has MTE with tag storage.
+const GUEST_FEATURES_SCRIPT: &str = "dmesg | grep 'hw perfevents' | sed 's/^/guest_features dmesg: /'\n\
+     grep -m1 '^Features' /proc/cpuinfo | sed 's/^/guest_features cpuinfo: /'\n\
+     chmod +x /linux-guest-features\n\
+     /linux-guest-features\n";
+
+fn guest_features_boot(o: &Outputs) -> XResult<Boot> {
+    let prog = crate::build::build_guest_features()?;
+    let data = std::fs::read(&prog).map_err(|e| format!("{}: {e}", prog.display()))?;
+    let spec = InitramfsSpec { name: "guest-features", modules: &[], script: Some(GUEST_FEATURES_SCRIPT), files: &[("/linux-guest-features", &data)] };
+    let initrd = guest::initramfs(&o.paths, &spec)?;
+    let kernel = guest::kernel_image(&o.paths)?;
+    let mte = ["-machine".to_string(), "mte=on".to_string()];
+    let mut bare: Vec<String> = vec!["-smp".into(), "2".into(), "-kernel".into(), kernel.display().to_string(), "-initrd".into(), initrd.display().to_string()];
+    bare.extend(["-append".into(), "console=ttyAMA0 rdinit=/init".into()]);
+    bare.extend(mte.clone());
+    let Boot::Custom { tfa, mut args } = hyp_guest_boot(o, None, "", &GuestPayload { kernel, initrd: Some(initrd), cmdline: None }, 2, Some(1), "")? else { unreachable!() };
+    args.extend(mte);
+    Ok(Boot::Sequence(vec![Boot::Custom { tfa: false, args: bare }, Boot::Custom { tfa, args }]))
+}
+
+fn guest_features_expects() -> Vec<Expect> {
+    vec![
+        expect("Linux enabled the PMUv3 driver", &["guest_features dmesg: ", "hw perfevents: enabled with armv8_pmuv3", "counters available"]),
+        expect("/proc/cpuinfo lists sve", &["guest_features cpuinfo: Features", " sve"]),
+        expect("/proc/cpuinfo lists mte", &["guest_features cpuinfo: Features", " mte"]),
+        expect("the program ran to its end", &["guest_features done: "]),
+        expect("ns-hyp ran Linux on 2 vCPUs on 1 CPU", &["[ns-hyp] guest: 2 vCPU(s) on 1 CPU(s)"]),
+        expect("the guest powered off through PSCI", &["[ns-hyp] guest: SYSTEM_OFF"]),
+    ]
+}
+
+/// What one run must show: the PMU line, `sve` and `mte` as words of
+/// cpuinfo's Features, the program's closing line, and no failed check.
+fn guest_features_run(run: &str, label: &str) -> Vec<String> {
+    let mut f = Vec::new();
+    if !run.lines().any(|l| l.contains("guest_features dmesg: ") && l.contains("hw perfevents: enabled with armv8_pmuv3") && l.contains("counters available")) {
+        f.push(format!("{label}: no `hw perfevents: enabled with armv8_pmuv3... counters available` in dmesg"));
+    }
+    let features: Vec<&str> = run.lines().find_map(|l| l.split("guest_features cpuinfo: Features").nth(1)).map(|r| r.trim_start_matches(|c: char| c == ':' || c.is_whitespace()).split_whitespace().collect()).unwrap_or_default();
+    for want in ["sve", "mte"] {
+        if !features.contains(&want) {
+            f.push(format!("{label}: /proc/cpuinfo's Features lack `{want}`"));
+        }
+    }
+    let checks = check_lines(run, "guest_features ");
+    if checks.is_empty() || !run.contains("guest_features done: ") {
+        f.push(format!("{label}: the program did not run to its end"));
+    }
+    for (name, ok) in &checks {
+        if !ok {
+            f.push(format!("{label}: guest_features {name}: fail"));
+        }
+    }
+    f
+}
+
+/// Both runs must pass every check; prints each run's count.
+fn guest_features_extra(output: &str) -> Vec<String> {
+    let Some((bare, hyp)) = output.split_once("xtask: QEMU run 2 of 2") else {
+        return vec!["the ns-hyp run did not start (the bare QEMU run failed?)".into()];
+    };
+    for (label, run) in [("bare QEMU", bare), ("ns-hyp", hyp)] {
+        let c = check_lines(run, "guest_features ");
+        println!("    linux_guest_features: {label}: {} of {} checks pass", c.iter().filter(|c| c.1).count(), c.len());
+    }
+    let mut f = guest_features_run(bare, "bare QEMU");
+    f.extend(guest_features_run(hyp, "ns-hyp"));
+    f.extend(vcpu_switch_seen(hyp));
+    f
+}
+
+/// The longest stall under ns-hyp of each `sve_regs_preempt_2cpu` process
+/// (one per vCPU, both spinning with their SVE registers loaded).  With 2
+/// vCPUs on 1 CPU and ns-hyp's 4 ms slice, each must have stalled at least
+/// [`VCPU_SWITCH_MIN_US`] while the other vCPU ran: the check held the
+/// registers across ns-hyp's vCPU switches, not only Linux's.
+const VCPU_SWITCH_MIN_US: u64 = 1000;
+
+fn vcpu_switch_seen(hyp: &str) -> Vec<String> {
+    let stalls: Vec<u64> = hyp
+        .lines()
+        .filter(|l| l.contains("guest_features info: sve_regs_preempt_2cpu process "))
+        .filter_map(|l| l.split("longest stall ").nth(1)?.split_whitespace().next()?.parse().ok())
+        .collect();
+    if stalls.len() != 2 {
+        return vec![format!("ns-hyp: {} sve_regs_preempt_2cpu stall lines, not 2", stalls.len())];
+    }
+    stalls
+        .iter()
+        .filter(|&&us| us < VCPU_SWITCH_MIN_US)
+        .map(|us| format!("ns-hyp: an sve_regs_preempt_2cpu process stalled at most {us} us: its vCPU was never switched out"))
+        .collect()
 }
 
 /// An IPA where the guest has nothing (not in its DTB, not RAM).
@@ -627,6 +752,27 @@ mod tests {
         assert_eq!(super::cpu_features_extra(out), vec!["a: passes on bare QEMU, not under ns-hyp".to_string()]);
         let ok = out.replace("guest_cpu_features a: fail", "guest_cpu_features a: pass");
         assert!(super::cpu_features_extra(&ok).is_empty());
+    }
+
+    #[test]
+    fn guest_features_lines() {
+        let run = "guest_features dmesg: [    1.8] hw perfevents: enabled with armv8_pmuv3 PMU driver, 7 (0,8000003f) counters available\n\
+                   guest_features cpuinfo: Features\t: fp asimd sve sve2 mte mte3\n\
+                   guest_features info: sve: vector length (bytes) 64\n\
+                   guest_features sve_add: pass\n\
+                   guest_features info: sve_regs_preempt_2cpu process 1 on cpu 1: registers as expected, involuntary switches 10, longest stall 9567 us\n\
+                   guest_features info: sve_regs_preempt_2cpu process 0 on cpu 0: registers as expected, involuntary switches 0, longest stall 4460 us\n\
+                   guest_features done: 1 pass, 0 fail\n";
+        let out = format!("xtask: QEMU run 1 of 2\n{run}xtask: QEMU run 2 of 2\n{run}");
+        assert!(super::guest_features_extra(&out).is_empty());
+        let bad = out.replacen("sve_add: pass", "sve_add: fail", 2).replace(" mte mte3", " mte3");
+        let f = super::guest_features_extra(&bad);
+        assert_eq!(f.len(), 4, "{f:?}");
+        assert!(f.contains(&"ns-hyp: /proc/cpuinfo's Features lack `mte`".to_string()));
+        assert!(f.contains(&"ns-hyp: guest_features sve_add: fail".to_string()));
+        assert_eq!(super::guest_features_extra(run).len(), 1, "one run only");
+        let no_switch = out.replace("longest stall 4460 us", "longest stall 12 us");
+        assert_eq!(super::guest_features_extra(&no_switch).len(), 1, "a vCPU never switched out under ns-hyp");
     }
 
     #[test]
