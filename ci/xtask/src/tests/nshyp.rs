@@ -561,7 +561,8 @@ fn fault_extra(output: &str) -> Vec<String> {
 /// has it; ci/binder-ping makes one binder transaction round trip between
 /// two processes; busybox `hwclock` reads the PL031 ns-hyp emulates (its
 /// time from the host's PL031 at ns-hyp's boot), and Linux's rtc-pl031
-/// driver registered it.
+/// driver registered it; an alarm set 2 s ahead through sysfs raises the
+/// PL031's match interrupt.
 const ANDROID_SCRIPT: &str = "\
 grep binder /proc/filesystems | sed \"s/^/FILESYSTEMS=/\"
 mkdir -p /dev/binderfs
@@ -571,7 +572,11 @@ chmod +x /binder-ping
 timeout 30 /binder-ping; echo BINDER_PING_STATUS=$?
 hwclock -r -u | sed \"s/^/HWCLOCK=/\"
 date -u \"+DATE=%Y-%m-%dT%H:%M:%SZ\"
-dmesg | grep rtc-pl031 | sed \"s/^/DMESG_RTC=/\"";
+dmesg | grep rtc-pl031 | sed \"s/^/DMESG_RTC=/\"
+echo +2 > /sys/class/rtc/rtc0/wakealarm && echo WAKEALARM=set
+sleep 4
+grep rtc-pl031 /proc/interrupts | sed \"s/^/RTC_IRQ=/\"
+echo \"WAKEALARM_AFTER=$(cat /sys/class/rtc/rtc0/wakealarm)\"";
 
 fn android_boot(o: &Outputs) -> XResult<Boot> {
     let ping = std::fs::read(crate::build::build_binder_ping()?).map_err(|e| format!("binder-ping: {e}"))?;
@@ -590,6 +595,8 @@ fn android_expects() -> Vec<Expect> {
         expect("binder-ping exited 0", &["BINDER_PING_STATUS=0"]),
         expect("Linux's rtc-pl031 driver registered the PL031", &["DMESG_RTC=", "rtc-pl031 9010000.pl031: registered as rtc0"]),
         expect("hwclock read the RTC", &["HWCLOCK="]),
+        expect("an RTC alarm 2 s ahead was set through sysfs", &["WAKEALARM=set"]),
+        expect("the PL031's interrupt is SPI 2 (INTID 34), level", &["RTC_IRQ=", "GICv3", " 34 Level", "rtc-pl031"]),
         expect("the guest powered off through PSCI", &["[ns-hyp] guest: SYSTEM_OFF"]),
     ]
 }
@@ -600,7 +607,16 @@ fn hwclock_year(output: &str) -> Option<u32> {
     line.split(|c: char| !c.is_ascii_digit()).filter(|w| w.len() == 4).filter_map(|w| w.parse().ok()).next_back()
 }
 
-/// hwclock's year is this one's or later (2025 at least); binderfs is
+/// The PL031's interrupt count over all CPUs (the `RTC_IRQ=` line of /proc/interrupts).
+fn rtc_irq_count(output: &str) -> Option<u64> {
+    let line = output.lines().find_map(|l| l.split_once("RTC_IRQ=").map(|(_, r)| r))?;
+    // "  14:          1          0  GICv3      34 Level     rtc-pl031"
+    Some(line.split_whitespace().skip(1).map_while(|w| w.parse::<u64>().ok()).sum())
+}
+
+/// hwclock's year is this one's or later (2025 at least); the match
+/// interrupt of the alarm 2 s ahead was taken (the sysfs alarm is then
+/// consumed: wakealarm reads empty); binderfs is
 /// reported either way (Debian 7.3's kernel has no CONFIG_ANDROID_BINDERFS:
 /// binder-ping then uses binder_linux's /dev/binder).
 fn android_extra(output: &str) -> Vec<String> {
@@ -608,6 +624,13 @@ fn android_extra(output: &str) -> Vec<String> {
     match hwclock_year(output) {
         Some(y) if y >= 2025 => println!("    android_bits: hwclock year {y}"),
         other => f.push(format!("hwclock's year is {other:?}, not 2025 or later")),
+    }
+    match rtc_irq_count(output) {
+        Some(n) if n >= 1 => println!("    android_bits: RTC alarm interrupts taken: {n}"),
+        other => f.push(format!("the RTC alarm's interrupt was not taken (count {other:?})")),
+    }
+    if !output.lines().any(|l| l.trim_end() == "WAKEALARM_AFTER=") {
+        f.push("the RTC alarm is still pending after it was due".into());
     }
     if output.contains("BINDERFS=mounted") {
         println!("    android_bits: binderfs mounted");
@@ -793,6 +816,9 @@ mod tests {
         assert_eq!(super::hwclock_year("x\nHWCLOCK=2027-01-02 03:04:05.000000+00:00\n"), Some(2027));
         assert_eq!(super::hwclock_year("HWCLOCK=\n"), None);
         assert_eq!(super::hwclock_year("nothing"), None);
+        assert_eq!(super::rtc_irq_count("RTC_IRQ=  14:          1          2  GICv3      34 Level     rtc-pl031\n"), Some(3));
+        assert_eq!(super::rtc_irq_count("RTC_IRQ=  14:   0   0  GICv3  34 Level  rtc-pl031"), Some(0));
+        assert_eq!(super::rtc_irq_count("x"), None);
     }
 
     #[test]
