@@ -1,6 +1,6 @@
 //! ns-hyp's wall clock: seconds since the epoch, the time source of the
 //! guest's PL031 (`vm::pl031`).  At boot ns-hyp reads the platform's own
-//! PL031 once (RTCDR, Arm DDI0224C §3.3.1) and notes the architectural
+//! PL031 once (RTCDR, Arm DDI0224C) and notes the architectural
 //! counter (CNTPCT_EL0, DDI0487 D11.1.2); the time is then that reading plus
 //! the counter's ticks since, divided by CNTFRQ_EL0.  Without a PL031 (its
 //! PrimeCell IDs do not match) the clock starts at 0, 1970-01-01.
@@ -18,7 +18,7 @@ pub fn seconds(epoch: u64, start: u64, count: u64, freq: u64) -> u64 {
     }
 }
 
-/// PL031 PeriphID0..3 and PCellID0..3 (TRM §3.3.9-§3.3.16), low bytes.
+/// PL031 PeriphID0..3 and PCellID0..3 (DDI0224C chapter 3), low bytes.
 pub const PL031_ID: [u32; 8] = [0x31, 0x10, 0x04, 0x00, 0x0d, 0xf0, 0x05, 0xb1];
 
 /// Whether the ID registers at 0xfe0..0xffc say PL031: part number 0x031,
@@ -42,7 +42,7 @@ pub fn init(pa: usize) -> Option<u64> {
     let reg = |off: usize| {
         // SAFETY: `pa` is the platform's PL031 page, mapped as Device memory
         // at EL2 before this runs; 32-bit aligned reads of its registers
-        // have no side effects (TRM §3.3).
+        // have no side effects (DDI0224C chapter 3).
         unsafe { core::ptr::read_volatile((pa + off) as *const u32) }
     };
     let ids: [u32; 8] = core::array::from_fn(|i| reg(0xfe0 + 4 * i));

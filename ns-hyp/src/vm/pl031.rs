@@ -6,21 +6,23 @@
 //! Time source: the caller passes `now`, seconds since the epoch from
 //! ns-hyp's wall clock (the host's PL031 read at boot plus the architectural
 //! counter since, `crate::wallclock` on the target).  The guest's counter is
-//! `now + offset`, where a write to RTCLR (TRM §3.3.3: "loads the counter")
-//! sets the offset; nothing the guest does changes ns-hyp's own clock.
+//! `now + offset`, where a write to RTCLR ("RTC is loaded or updated by
+//! writing to the Load Register", TRM §2.1) sets the offset; nothing the
+//! guest does changes ns-hyp's own clock.
 //!
-//! The match interrupt (TRM §2.2, §3.3.2: RTCINTR is asserted when the
-//! counter equals RTCMR) is evaluated when the guest touches the device and
-//! when ns-hyp polls it (`poll`): the raw status latches once the counter
-//! has reached the match value since the last look, and stays set until a
-//! write of 1 to RTCICR (§3.3.8).  The line is RTCRIS & RTCIMSC (§3.3.7).
+//! The match interrupt (TRM §2.1: RTCINTR is asserted when the counter and
+//! RTCMR are equal, and cleared "by writing any data value to" RTCICR) is
+//! evaluated when the guest touches the device and when ns-hyp polls it
+//! (`poll`): the raw status latches once the counter has reached the match
+//! value since the last look, and stays set until a write to RTCICR.  The
+//! line is the masked status, RTCRIS & RTCIMSC (RTCMIS).
 //!
 //! Every access that is not a 32-bit aligned register access, and every
 //! write to a read-only register, is RAZ/WI: the guest cannot make ns-hyp
 //! fail through this device.
 #![cfg_attr(target_os = "none", allow(dead_code))] // the register map is complete; not every name is used
 
-/// Register offsets (TRM §3.2, Table 3-1).
+/// Register offsets (TRM chapter 3, Programmer's Model: the register summary).
 pub const DR: u64 = 0x000; // data register, read-only: the counter
 pub const MR: u64 = 0x004; // match register
 pub const LR: u64 = 0x008; // load register: a write sets the counter
@@ -29,15 +31,15 @@ pub const IMSC: u64 = 0x010; // interrupt mask set/clear: bit 0
 pub const RIS: u64 = 0x014; // raw interrupt status, read-only
 pub const MIS: u64 = 0x018; // masked interrupt status, read-only
 pub const ICR: u64 = 0x01c; // interrupt clear, write-only
-/// PeriphID0..3 and PCellID0..3 (TRM §3.3.9-§3.3.16): part number 0x031,
+/// PeriphID0..3 and PCellID0..3 (TRM chapter 3): part number 0x031,
 /// designer 0x41 (Arm), revision 0, configuration 0, and the PrimeCell ID
 /// 0xB105F00D.  Linux's AMBA bus matches `0x00041031` on these.
 pub const ID_BASE: u64 = 0xfe0;
 const ID: [u32; 8] = [0x31, 0x10, 0x04, 0x00, 0x0d, 0xf0, 0x05, 0xb1];
 
-/// The interrupt bit of RTCIMSC/RTCRIS/RTCMIS/RTCICR (TRM §3.3.5-§3.3.8).
+/// The interrupt bit of RTCIMSC/RTCRIS/RTCMIS (TRM chapter 3).
 pub const INT: u32 = 1;
-/// RTCCR.RTCStart (TRM §3.3.4).
+/// RTCCR.RTCStart (TRM chapter 3: once set, writes to it have no effect).
 pub const CR_START: u32 = 1;
 
 /// The size of the device's register window.
@@ -47,7 +49,7 @@ pub const SIZE: u64 = 0x1000;
 pub struct Pl031 {
     /// Counter = (source seconds) + offset, modulo 2^32.
     offset: u32,
-    /// RTCLR as last written (a read returns it, TRM §3.3.3).
+    /// RTCLR as last written (a read returns it).
     lr: u32,
     mr: u32,
     imsc: u32,
@@ -114,8 +116,8 @@ impl Pl031 {
             MR => self.mr,
             LR => self.lr,
             // Started from reset on: the counter carries the host's time
-            // before the guest runs (QEMU's pl031 reads 1 here too); TRM
-            // §3.3.4: once set, writes cannot clear it.
+            // before the guest runs (QEMU's pl031 reads 1 here too); once
+            // set, writes cannot clear it.
             CR => CR_START,
             IMSC => self.imsc,
             RIS => self.ris as u32,
@@ -148,12 +150,9 @@ impl Pl031 {
                 }
             }
             IMSC => self.imsc = v & INT,
-            ICR => {
-                if v & INT != 0 {
-                    self.ris = false;
-                }
-            }
-            // RTCCR: writing 1 again, or 0 once started, changes nothing (TRM §3.3.4).
+            // "Writing any data value" clears the interrupt (TRM §2.1).
+            ICR => self.ris = false,
+            // RTCCR: writing 1 again, or 0 once started, changes nothing.
             // RTCDR, RTCRIS, RTCMIS and the IDs are read-only: ignored.
             _ => {}
         }
@@ -224,9 +223,7 @@ mod tests {
         r.write(LR, 4, (T0 + 100) as u32, T0 + 200);
         assert!(r.line());
         r.write(ICR, 4, 0, T0 + 200);
-        assert!(r.line(), "ICR bit 0 clear changes nothing");
-        r.write(ICR, 4, !0, T0 + 200);
-        assert!(!r.line());
+        assert!(!r.line(), "any value written to RTCICR clears (TRM §2.1)");
     }
 
     #[test]
