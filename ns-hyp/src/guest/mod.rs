@@ -50,6 +50,8 @@ static PRINT_STATS: AtomicBool = AtomicBool::new(false);
 /// The CPUs implement pointer authentication: the guest sees it
 /// (`vm::idregs`) and each vCPU has its own keys.
 static PAC: AtomicBool = AtomicBool::new(false);
+/// `quadrant.virtio=pci`: the guest has an ITS and the disk on PCIe.
+static VIRTIO_PCI: AtomicBool = AtomicBool::new(false);
 /// PMUv3, SVE, MTE: what the guest is offered (`vm::idregs::Offered`), and
 /// the PMU's event counter count and the SVE vector length (bytes) with it.
 static OFFERED: spin::Once<Offered> = spin::Once::new();
@@ -142,6 +144,7 @@ pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FrameP
     NVCPUS.store(cfg.vcpus, Ordering::Relaxed);
     RAM_SIZE.store(cfg.ram_size, Ordering::Relaxed);
     PRINT_STATS.store(cfg.exit_stats, Ordering::Relaxed);
+    VIRTIO_PCI.store(cfg.virtio_pci, Ordering::Relaxed);
     PAC.store(PacKeys::implemented(), Ordering::Relaxed);
     let (pfr0, pfr1, dfr0) = (read_sysreg!(id_aa64pfr0_el1), read_sysreg!(id_aa64pfr1_el1), read_sysreg!(id_aa64dfr0_el1));
     let sve_vl = if (pfr0 >> 32) & 0xf != 0 { cpu_state::sve_setup_el2() } else { 0 };
@@ -179,6 +182,9 @@ pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FrameP
     init_vm(place.entry, place.dtb);
 
     virtio::init();
+    if cfg.virtio_pci {
+        virtio::set_pci_mode();
+    }
     gic::init_distributor();
     gic::enable_spi(UART_INTID, 0);
     // Real UART: receive interrupts on (RX, RX timeout), UART/TX/RX enabled.
@@ -208,6 +214,7 @@ fn init_vm(entry: u64, dtb: u64) {
     VM.call_once(|| {
         let mut vm = Vm::new(NVCPUS.load(Ordering::Relaxed));
         vm.clock = crate::wallclock::now; // the PL031's time source
+        vm.vgic.lpis_offered = VIRTIO_PCI.load(Ordering::Relaxed);
         // x0 = the DTB, x1..x3 = 0 (booting.rst; QEMU's boot stub does the same).
         vm.power[0] = Power::OnPending { entry, context: dtb };
         spin::Mutex::new(vm)
@@ -1023,6 +1030,18 @@ fn transient_fault() -> bool {
         && STAGE2.get().is_some_and(|t| mm::translate(&t.lock(), ipa as usize).is_some())
 }
 
+/// A message from the emulated PCI function: one to the ITS's
+/// GITS_TRANSLATER is translated (DeviceID = its requester ID); any other
+/// address is not an interrupt controller, so the write goes nowhere.
+fn send_msi(m: crate::vm::virtio_pci::Msi) -> Kick {
+    if m.address != ITS_IPA + crate::vm::its::GITS_TRANSLATER {
+        return 0;
+    }
+    let mut vm = vm();
+    let Vm { its, vgic, .. } = &mut *vm;
+    its.translate(crate::vm::virtio_pci::REQUESTER_ID, m.data, vgic)
+}
+
 fn data_abort(v: usize, r: &mut GuestRegs, iss: u64) {
     if transient_fault() {
         return;
@@ -1068,7 +1087,7 @@ fn data_abort(v: usize, r: &mut GuestRegs, iss: u64) {
     } else {
         ipa
     };
-    STATS.exit(pcpu_of(v), if virtio::contains(first) {
+    STATS.exit(pcpu_of(v), if virtio::contains(first) || virtio::pci_contains(first) {
         ExitKind::MmioVirtio
     } else {
         let inside = |base: u64, len: u64| (base..base + len).contains(&first);
@@ -1092,6 +1111,20 @@ fn data_abort(v: usize, r: &mut GuestRegs, iss: u64) {
             match virtio::access(a, access.size, access.write, value, RAM_SIZE.load(Ordering::Relaxed)) {
                 Some((value, irq)) => Mmio::Ok { value, kick: if irq { vm().vgic.raise(0, VIRTIO_INTID) } else { 0 }, tx: None },
                 None => Mmio::Abort,
+            }
+        } else if virtio::pci_contains(a) {
+            match virtio::pci_access(a, access.size, access.write, value, RAM_SIZE.load(Ordering::Relaxed)) {
+                Some((value, msi)) => Mmio::Ok { value, kick: msi.map_or(0, send_msi), tx: None },
+                None => Mmio::Abort,
+            }
+        } else if VIRTIO_PCI.load(Ordering::Relaxed) && (ITS_IPA..ITS_IPA + crate::vm::its::FRAME_SIZE).contains(&a) {
+            let mut vm = vm();
+            let Vm { its, vgic, .. } = &mut *vm;
+            let off = a - ITS_IPA;
+            if access.write {
+                Mmio::Ok { value: 0, kick: its.write(off, access.size, value, &virtio::GuestRam(RAM_SIZE.load(Ordering::Relaxed)), vgic), tx: None }
+            } else {
+                Mmio::Ok { value: its.read(off, access.size), kick: 0, tx: None }
             }
         } else {
             vm().mmio(a, access.size, access.write, value)

@@ -3,11 +3,12 @@
 //! provides on one of its virtio-mmio slots, driven by ns-hyp with the
 //! `virtio-drivers` crate (polled, one request at a time).
 
-use crate::vm::layout::{ram_pa, VIRTIO_IPA, VIRTIO_SIZE};
+use crate::vm::layout::{ram_pa, PCIE_ECAM_IPA, VIRTIO_IPA, VIRTIO_SIZE};
 use crate::vm::virtio_blk::{Disk, Effect, GuestMemory, VirtioBlk, SECTOR};
+use crate::vm::virtio_pci::{Msi, VirtioPci, BAR0_SIZE, ECAM_SIZE};
 use core::cell::UnsafeCell;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use virtio_drivers::device::blk::VirtIOBlk;
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
@@ -73,7 +74,8 @@ impl Disk for RealDisk {
     }
 }
 
-struct GuestRam(u64);
+/// Guest RAM of `.0` bytes, as device models see it (by IPA).
+pub struct GuestRam(pub u64);
 
 impl GuestMemory for GuestRam {
     fn read(&self, ipa: u64, buf: &mut [u8]) -> bool {
@@ -100,8 +102,16 @@ impl GuestMemory for GuestRam {
 
 struct Device {
     model: VirtioBlk,
+    /// The same disk on the PCI transport (`quadrant.virtio=pci`).
+    pci: VirtioPci,
     disk: RealDisk,
 }
+
+/// The guest has the PCI transport (its DTB says so), not the mmio slot.
+static PCI_MODE: AtomicBool = AtomicBool::new(false);
+/// Where the guest put BAR 0 (0: nowhere, or memory decoding off), readable
+/// without the device lock: every data abort asks.
+static BAR0: AtomicU64 = AtomicU64::new(0);
 
 // SAFETY: the MMIO transport points at device memory that exists for the
 // life of the machine; the mutex serialises every use.
@@ -133,7 +143,7 @@ pub fn init() {
             match VirtIOBlk::<HalImpl, _>::new(t) {
                 Ok(b) => {
                     log::info!("virtio-blk backend: slot {} at {:#x}, {} sectors", slot, base, b.capacity());
-                    return Some(spin::Mutex::new(Device { model: VirtioBlk::new(), disk: RealDisk(b) }));
+                    return Some(spin::Mutex::new(Device { model: VirtioBlk::new(), pci: VirtioPci::new(), disk: RealDisk(b) }));
                 }
                 Err(e) => log::warn!("virtio-blk at slot {}: {:?}", slot, e),
             }
@@ -157,7 +167,52 @@ pub fn present() -> bool {
 }
 
 pub fn contains(ipa: u64) -> bool {
-    present() && (VIRTIO_IPA..VIRTIO_IPA + VIRTIO_SIZE).contains(&ipa)
+    present() && !PCI_MODE.load(Ordering::Relaxed) && (VIRTIO_IPA..VIRTIO_IPA + VIRTIO_SIZE).contains(&ipa)
+}
+
+/// The disk goes on the PCI transport (`vm::virtio_pci`) from now on.
+pub fn set_pci_mode() {
+    PCI_MODE.store(true, Ordering::Relaxed);
+}
+
+/// The ECAM window or BAR 0 of the virtio-pci function.
+pub fn pci_contains(ipa: u64) -> bool {
+    if !PCI_MODE.load(Ordering::Relaxed) || !present() {
+        return false;
+    }
+    let bar = BAR0.load(Ordering::Relaxed);
+    (PCIE_ECAM_IPA..PCIE_ECAM_IPA + ECAM_SIZE).contains(&ipa) || (bar != 0 && (bar..bar + BAR0_SIZE).contains(&ipa))
+}
+
+/// A guest access to the PCIe ECAM window or the function's BAR 0.
+/// Returns the value read and a message the function sends (MSI-X).
+/// None: an access size the region does not take.
+pub fn pci_access(ipa: u64, size: u8, write: bool, value: u64, ram_size: u64) -> Option<(u64, Option<Msi>)> {
+    let Some(Some(dev)) = DEVICE.get() else { return None };
+    let mut d = dev.lock();
+    if (PCIE_ECAM_IPA..PCIE_ECAM_IPA + ECAM_SIZE).contains(&ipa) {
+        if size == 8 {
+            return None; // configuration accesses are at most 32-bit
+        }
+        let off = ipa - PCIE_ECAM_IPA;
+        if !write {
+            return Some((d.pci.config_read(off, size), None));
+        }
+        d.pci.config_write(off, size, value);
+        BAR0.store(d.pci.bar0().unwrap_or(0), Ordering::Relaxed);
+        return Some((0, None));
+    }
+    let off = ipa.checked_sub(d.pci.bar0()?)?;
+    let sectors = d.disk.sectors();
+    let o = d.pci.bar_access(off, size, write, value, sectors);
+    let mut msi = o.msi;
+    if o.notify {
+        let Device { pci, disk, .. } = &mut *d;
+        if pci.blk.process(&mut GuestRam(ram_size), disk) {
+            msi = msi.or(pci.used());
+        }
+    }
+    Some((o.value, msi))
 }
 
 /// A guest access to its virtio-mmio slot.  Returns the value read and
@@ -185,7 +240,7 @@ pub fn access_with(ipa: u64, size: u8, write: bool, value: u64, mem: &mut dyn Gu
     }
     match d.model.write(off, value as u32) {
         Effect::Notify => {
-            let Device { model, disk } = &mut *d;
+            let Device { model, disk, .. } = &mut *d;
             // An extra edge while the status is still set is harmless (the
             // driver finds nothing new); a missing one would stall it.
             let irq = model.process(mem, disk);

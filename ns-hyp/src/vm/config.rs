@@ -33,6 +33,10 @@ pub struct GuestConfig {
     pub cmdline: Line<256>,
     /// Print exit statistics once a second (`crate::vm::stats`).
     pub exit_stats: bool,
+    /// `quadrant.virtio=pci`: the disk is a virtio-pci function behind an
+    /// emulated PCIe host bridge, with MSI-X through an emulated ITS
+    /// (`vm::virtio_pci`, `vm::its`), instead of the virtio-mmio slot.
+    pub virtio_pci: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -93,7 +97,17 @@ pub fn parse(bootargs: &str) -> Result<GuestConfig, ConfigError> {
     let mut cmdline = Line::<256>::default();
     let _ = core::fmt::Write::write_str(&mut cmdline, guest.unwrap_or(DEFAULT_CMDLINE));
     let exit_stats = ours.split_ascii_whitespace().any(|w| w == "quadrant.exit-stats");
-    Ok(GuestConfig { kernel, initrd, vcpus, ram_size, cmdline, exit_stats })
+    let mut virtio_pci = false;
+    for w in ours.split_ascii_whitespace() {
+        if let Some(v) = w.strip_prefix("quadrant.virtio=") {
+            virtio_pci = match v {
+                "pci" => true,
+                "mmio" => false,
+                _ => return Err(ConfigError::Bad("quadrant.virtio")),
+            };
+        }
+    }
+    Ok(GuestConfig { kernel, initrd, vcpus, ram_size, cmdline, exit_stats, virtio_pci })
 }
 
 #[cfg(test)]
@@ -109,6 +123,10 @@ mod tests {
         assert_eq!(c.ram_size, 1 << 30);
         assert_eq!(c.cmdline.as_str(), "console=ttyAMA0 rdinit=/init");
         assert!(!c.exit_stats);
+        assert!(!c.virtio_pci);
+        assert!(parse("quadrant.guest=0x80200000,16 quadrant.virtio=pci").unwrap().virtio_pci);
+        assert!(!parse("quadrant.guest=0x80200000,16 quadrant.virtio=mmio").unwrap().virtio_pci);
+        assert_eq!(parse("quadrant.guest=0x80200000,16 quadrant.virtio=usb").unwrap_err(), ConfigError::Bad("quadrant.virtio"));
         assert!(parse("quadrant.guest=0x80200000,16 quadrant.exit-stats -- quadrant.exit-stats=no").unwrap().exit_stats);
     }
 

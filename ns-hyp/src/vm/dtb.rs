@@ -153,6 +153,7 @@ impl<'a> FdtWriter<'a> {
 
 const PHANDLE_GIC: u32 = 1;
 const PHANDLE_CLK: u32 = 2;
+const PHANDLE_ITS: u32 = 3;
 /// GIC interrupt specifier types and flags (bindings/interrupt-controller/arm,gic-v3.yaml).
 const SPI: u32 = 0;
 const PPI: u32 = 1;
@@ -229,6 +230,20 @@ pub fn build_with(out: &mut [u8], cfg: &GuestConfig, psci_method: &str, pmu: boo
     let gicr = GICR_STRIDE * cfg.vcpus as u64;
     w.prop_cells("reg", &[0, GICD_IPA as u32, 0, GICD_SIZE as u32, 0, GICR_IPA as u32, 0, gicr as u32]);
     w.prop_cells("phandle", &[PHANDLE_GIC]);
+    if cfg.virtio_pci {
+        // The ITS as the GIC's child (Documentation/devicetree/bindings/
+        // interrupt-controller/arm,gic-v3.yaml): MSI specifier = DeviceID.
+        w.prop_cells("#address-cells", &[2]);
+        w.prop_cells("#size-cells", &[2]);
+        w.prop_empty("ranges");
+        node!("msi-controller@{:x}", ITS_IPA);
+        w.prop_str("compatible", "arm,gic-v3-its");
+        w.prop_empty("msi-controller");
+        w.prop_cells("#msi-cells", &[1]);
+        reg(&mut w, ITS_IPA, crate::vm::its::FRAME_SIZE);
+        w.prop_cells("phandle", &[PHANDLE_ITS]);
+        w.end();
+    }
     w.end();
 
     w.begin("timer");
@@ -274,12 +289,30 @@ pub fn build_with(out: &mut [u8], cfg: &GuestConfig, psci_method: &str, pmu: boo
     w.prop_str("clock-names", "apb_pclk");
     w.end();
 
-    node!("virtio_mmio@{:x}", VIRTIO_IPA);
-    w.prop_str("compatible", "virtio,mmio");
-    reg(&mut w, VIRTIO_IPA, VIRTIO_SIZE);
-    w.prop_cells("interrupts", &[SPI, VIRTIO_INTID - 32, EDGE_RISING]);
-    w.prop_empty("dma-coherent");
-    w.end();
+    if cfg.virtio_pci {
+        // A generic ECAM host bridge (bindings/pci/host-generic-pci.yaml),
+        // bus 0 only; requester ID = ITS DeviceID (msi-map identity, 16 bits).
+        node!("pcie@{:x}", PCIE_ECAM_IPA);
+        w.prop_str("compatible", "pci-host-ecam-generic");
+        w.prop_str("device_type", "pci");
+        w.prop_cells("#address-cells", &[3]);
+        w.prop_cells("#size-cells", &[2]);
+        w.prop_cells("bus-range", &[0, 0]);
+        w.prop_cells("linux,pci-domain", &[0]);
+        reg(&mut w, PCIE_ECAM_IPA, crate::vm::virtio_pci::ECAM_SIZE);
+        // 32-bit non-prefetchable memory, PCI address = CPU address.
+        w.prop_cells("ranges", &[0x0200_0000, 0, PCIE_MMIO_IPA as u32, 0, PCIE_MMIO_IPA as u32, 0, PCIE_MMIO_SIZE as u32]);
+        w.prop_cells("msi-map", &[0, PHANDLE_ITS, 0, 0x1_0000]);
+        w.prop_empty("dma-coherent");
+        w.end();
+    } else {
+        node!("virtio_mmio@{:x}", VIRTIO_IPA);
+        w.prop_str("compatible", "virtio,mmio");
+        reg(&mut w, VIRTIO_IPA, VIRTIO_SIZE);
+        w.prop_cells("interrupts", &[SPI, VIRTIO_INTID - 32, EDGE_RISING]);
+        w.prop_empty("dma-coherent");
+        w.end();
+    }
 
     w.end();
     w.finish()
@@ -341,6 +374,28 @@ mod tests {
             let mut buf = vec![0u8; len];
             assert_eq!(build(&mut buf, &cfg, true), Err(TooSmall));
         }
+    }
+
+    #[test]
+    fn virtio_pci_brings_an_its_and_a_host_bridge_instead_of_the_mmio_slot() {
+        let cfg = super::super::config::parse("quadrant.guest=0x80200000,16 quadrant.virtio=pci").unwrap();
+        let mut buf = vec![0u8; DTB_MAX];
+        let n = build(&mut buf, &cfg, false).unwrap();
+        let fdt = shared::fdt::parse(&buf[..n]).unwrap();
+        assert!(fdt.find_node("/virtio_mmio@a000000").is_none());
+        let its = fdt.find_node("/intc@8000000/msi-controller@8080000").unwrap();
+        assert_eq!(its.property("compatible").unwrap().as_str(), Some("arm,gic-v3-its"));
+        let pcie = fdt.find_node("/pcie@3f000000").unwrap();
+        assert_eq!(pcie.property("compatible").unwrap().as_str(), Some("pci-host-ecam-generic"));
+        let map: Vec<u32> = pcie.property("msi-map").unwrap().cells().collect();
+        let phandle: Vec<u32> = its.property("phandle").unwrap().cells().collect();
+        assert_eq!(map, [0, phandle[0], 0, 0x10000]);
+        // Without it: the mmio slot, no ITS.
+        let cfg = super::super::config::parse("quadrant.guest=0x80200000,16").unwrap();
+        let n = build(&mut buf, &cfg, false).unwrap();
+        let fdt = shared::fdt::parse(&buf[..n]).unwrap();
+        assert!(fdt.find_node("/virtio_mmio@a000000").is_some());
+        assert!(fdt.find_node("/intc@8000000/msi-controller@8080000").is_none());
     }
 
     #[test]

@@ -27,6 +27,13 @@ pub const UART_SIZE: u64 = 0x1000;
 /// The PL031 real-time clock (`vm::pl031`), where QEMU virt has its own.
 pub const RTC_IPA: u64 = 0x0901_0000;
 pub const RTC_SIZE: u64 = 0x1000;
+/// The ITS (with `quadrant.virtio=pci`), where QEMU virt has its ITS.
+pub const ITS_IPA: u64 = 0x0808_0000;
+/// PCIe (with `quadrant.virtio=pci`), at QEMU virt's places: ECAM for bus 0
+/// only, and the 32-bit MMIO window the guest assigns BARs from.
+pub const PCIE_ECAM_IPA: u64 = 0x3f00_0000;
+pub const PCIE_MMIO_IPA: u64 = 0x1000_0000;
+pub const PCIE_MMIO_SIZE: u64 = 0x2eff_0000;
 pub const VIRTIO_IPA: u64 = 0x0a00_0000;
 pub const VIRTIO_SIZE: u64 = 0x200;
 

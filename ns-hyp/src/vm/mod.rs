@@ -11,6 +11,7 @@ pub mod exit;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz;
 pub mod idregs;
+pub mod its;
 pub mod layout;
 pub mod pl011;
 pub mod pl031;
@@ -22,6 +23,7 @@ pub mod sysreg;
 pub mod timer;
 pub mod vgic;
 pub mod virtio_blk;
+pub mod virtio_pci;
 
 use config::MAX_VCPUS;
 use layout::*;
@@ -38,6 +40,8 @@ pub struct Vm {
     /// on the target; 0 until set).
     pub clock: fn() -> u64,
     pub power: [Power; MAX_VCPUS],
+    /// The guest's ITS (used with `quadrant.virtio=pci`).
+    pub its: its::Its,
 }
 
 /// Result of an emulated MMIO access.
@@ -54,7 +58,7 @@ impl Vm {
     pub fn new(nvcpus: usize) -> Self {
         let mut power = [Power::Off; MAX_VCPUS];
         power[0] = Power::On;
-        Vm { nvcpus, vgic: Vgic::new(nvcpus), uart: pl011::Pl011::new(), rtc: pl031::Pl031::new(), clock: || 0, power }
+        Vm { nvcpus, vgic: Vgic::new(nvcpus), uart: pl011::Pl011::new(), rtc: pl031::Pl031::new(), clock: || 0, power, its: its::Its::new() }
     }
 
     fn uart_line(&mut self) -> Kick {

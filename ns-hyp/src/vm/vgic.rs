@@ -5,7 +5,8 @@
 //! semantics; `guest/` moves list-register values to and from the hardware.
 //!
 //! The guest sees a GIC with one Security state (GICD_CTLR.DS = 1), affinity
-//! routing always on, no LPIs, `NR_SPIS` SPIs.
+//! routing always on, `NR_SPIS` SPIs, and LPIs when the guest has an ITS
+//! (`vm::its`; GICD_TYPER.LPIS, GICR_PROPBASER/PENDBASER, `NR_LPIS` of them).
 
 use super::config::MAX_VCPUS;
 
@@ -14,6 +15,11 @@ pub mod mmio;
 pub const NR_SPIS: usize = 64;
 pub const NR_IRQS: usize = 32 + NR_SPIS;
 pub const MAX_LRS: usize = 16;
+/// LPIs (IHI0069H §5.1): INTIDs from 8192.  The model holds the first
+/// `NR_LPIS` of them, which is what Linux's ITS driver hands out first
+/// for a few devices; an MSI mapped to a higher one is dropped.
+pub const LPI_BASE: u32 = 8192;
+pub const NR_LPIS: usize = 64;
 
 /// ICH_LR<n>_EL2 fields (IHI0069H, ICH_LR<n>_EL2).
 #[cfg_attr(target_os = "none", allow(dead_code))]
@@ -69,6 +75,16 @@ pub struct Vgic {
     sleep: [bool; MAX_VCPUS],
     /// Which INTID each list register holds, per vCPU.
     lr_intid: [[Option<u32>; MAX_LRS]; MAX_VCPUS],
+    /// LPIs are offered (GICD_TYPER.LPIS): the guest has an ITS.
+    pub lpis_offered: bool,
+    /// LPI state (edge, Group 1; enable and priority from the guest's LPI
+    /// configuration table, as the ITS last read it) and each LPI's target.
+    lpi: [Irq; NR_LPIS],
+    lpi_target: [usize; NR_LPIS],
+    /// Per redistributor: GICR_CTLR.EnableLPIs, GICR_PROPBASER, GICR_PENDBASER.
+    pub enable_lpis: [bool; MAX_VCPUS],
+    pub propbaser: [u64; MAX_VCPUS],
+    pub pendbaser: [u64; MAX_VCPUS],
 }
 
 /// Bit mask of vCPUs that got a new deliverable interrupt (to be kicked).
@@ -89,12 +105,58 @@ impl Vgic {
             private,
             sleep: [true; MAX_VCPUS],
             lr_intid: [[None; MAX_LRS]; MAX_VCPUS],
+            lpis_offered: false,
+            lpi: [Irq { group1: true, ..Irq::new(true) }; NR_LPIS],
+            lpi_target: [0; NR_LPIS],
+            enable_lpis: [false; MAX_VCPUS],
+            propbaser: [0; MAX_VCPUS],
+            pendbaser: [0; MAX_VCPUS],
+        }
+    }
+
+    pub fn nvcpus(&self) -> usize {
+        self.nvcpus
+    }
+
+    /// An LPI's configuration byte (IHI0069H §5.1.1: bit 0 Enable, bits
+    /// [7:2] priority), as read from the guest's LPI configuration table
+    /// when the ITS is told to (INV, INVALL, MAPTI).
+    pub fn set_lpi_config(&mut self, intid: u32, prop: u8) -> Kick {
+        let Some(k) = intid.checked_sub(LPI_BASE).map(|k| k as usize).filter(|&k| k < NR_LPIS) else { return 0 };
+        let i = &mut self.lpi[k];
+        i.enabled = prop & 1 != 0;
+        i.priority = prop & 0xfc;
+        let t = self.lpi_target[k];
+        self.kick_if_deliverable(t, intid)
+    }
+
+    /// The ITS translated an MSI to LPI `intid` for `vcpu` (its collection's
+    /// target).  Dropped while that redistributor has LPIs disabled, or for
+    /// an LPI the model does not hold.
+    pub fn raise_lpi(&mut self, vcpu: usize, intid: u32) -> Kick {
+        let Some(k) = intid.checked_sub(LPI_BASE).map(|k| k as usize).filter(|&k| k < NR_LPIS) else { return 0 };
+        if vcpu >= self.nvcpus || !self.enable_lpis[vcpu] {
+            return 0;
+        }
+        if self.lpi[k].in_lr && self.lpi_target[k] != vcpu {
+            return 0; // still being handled where it was; a GIC keeps one pending state
+        }
+        self.lpi_target[k] = vcpu;
+        self.lpi[k].pending = true;
+        self.kick_if_deliverable(vcpu, intid)
+    }
+
+    /// CLEAR / DISCARD: the LPI's pending state goes.
+    pub fn clear_lpi(&mut self, intid: u32) {
+        if let Some(k) = intid.checked_sub(LPI_BASE).map(|k| k as usize).filter(|&k| k < NR_LPIS) {
+            self.lpi[k].pending = false;
         }
     }
 
     pub fn irq(&self, vcpu: usize, intid: u32) -> Option<&Irq> {
         match intid {
             0..=31 => self.private.get(vcpu)?.get(intid as usize),
+            LPI_BASE.. => self.lpi.get((intid - LPI_BASE) as usize),
             _ => self.spi.get(intid as usize - 32),
         }
     }
@@ -102,6 +164,7 @@ impl Vgic {
     fn irq_mut(&mut self, vcpu: usize, intid: u32) -> Option<&mut Irq> {
         match intid {
             0..=31 => self.private.get_mut(vcpu)?.get_mut(intid as usize),
+            LPI_BASE.. => self.lpi.get_mut((intid - LPI_BASE) as usize),
             _ => self.spi.get_mut(intid as usize - 32),
         }
     }
@@ -229,7 +292,8 @@ impl Vgic {
         let private = self.private.get(vcpu).map(|p| &p[..]).unwrap_or(&[]);
         let private = private.iter().enumerate().filter(|(_, i)| i.pending).map(|(n, i)| (n as u32, i));
         let spis = self.spi.iter().enumerate().filter(|(_, i)| i.pending).map(|(k, i)| (32 + k as u32, i));
-        private.chain(spis.filter(move |&(n, _)| self.spi_target(n) == vcpu))
+        let lpis = self.lpi.iter().enumerate().filter(move |&(k, i)| i.pending && self.lpi_target[k] == vcpu).map(|(k, i)| (LPI_BASE + k as u32, i));
+        private.chain(spis.filter(move |&(n, _)| self.spi_target(n) == vcpu)).chain(lpis)
     }
 
     /// Takes back the list registers after the guest ran: interrupts whose LR

@@ -199,6 +199,45 @@ fn shell_boot(o: &Outputs, name: &str, smp: u32, hyp_args: &str) -> XResult<Boot
     Ok(Boot::Scripted { boot: Box::new(Boot::Custom { tfa, args }), input: shell_input() })
 }
 
+/// linux_virtio_pci_msi (issue B4 item 7): the disk on ns-hyp's emulated
+/// PCIe host bridge as a virtio-blk-pci function, its MSI-X messages
+/// through ns-hyp's emulated ITS (`quadrant.virtio=pci`); 4 vCPUs on 2 CPUs.
+fn virtio_pci_boot(o: &Outputs) -> XResult<Boot> {
+    let disk = guest::ext2_image("nshyp-virtio-pci", 8, &[("known.bin", &known_file())])?;
+    let Boot::Custom { tfa, mut args } = no_tfa_guest_boot(o, "nshyp-shell-disk", DISK_MODULES, 4, 2, "quadrant.virtio=pci")? else { unreachable!() };
+    args.extend(disk_args(&disk));
+    let input = [
+        ("quadrant-init: shell", ""),
+        ("/ # ", "mount -t ext2 -o ro /dev/vda /mnt && sha256sum /mnt/known.bin | sed \"s/^/SHA256=/\"; grep ITS-PCI-MSIX /proc/interrupts | sed \"s/^/MSIX:/\"\n"),
+        ("/ # ", "poweroff -f\n"),
+    ];
+    Ok(Boot::Scripted { boot: Box::new(Boot::Custom { tfa, args }), input: input.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect() })
+}
+
+fn virtio_pci_expects() -> Vec<Expect> {
+    vec![
+        expect("ns-hyp drives QEMU's virtio-blk device", &["[ns-hyp] virtio-blk backend: "]),
+        expect("Linux found ns-hyp's ITS", &["ITS@0x0000000008080000: allocated"]),
+        expect("Linux's generic ECAM driver found the host bridge", &["pci-host-generic 3f000000.pcie: ECAM at [mem 0x3f000000-0x3f0fffff] for [bus 00]"]),
+        expect("the virtio-blk function on bus 0", &["pci 0000:00:01.0: [1af4:1042]"]),
+        expect("Linux assigned its 64-bit BAR 0 in the window", &["pci 0000:00:01.0: BAR 0 [mem 0x10000000-0x10003fff 64bit]: assigned"]),
+        expect("virtio-pci bound it", &["virtio-pci 0000:00:01.0: enabling device"]),
+        expect("the file on the disk has the host's sha256", &[&format!("SHA256={}  /mnt/known.bin", known_sha256())]),
+        expect("its request queue's vector is an ITS MSI-X", &["ITS-PCI-MSIX-0000:00:01.0", "virtio0-req.0"]),
+        expect("the guest powered off through PSCI", &["[ns-hyp] guest: SYSTEM_OFF"]),
+    ]
+}
+
+/// The request queue's MSI-X interrupt was taken (its counts add up to more
+/// than zero): the disk's completions came as LPIs, not by polling.
+fn virtio_pci_extra(output: &str) -> Vec<String> {
+    let Some(l) = output.lines().find(|l| l.starts_with("MSIX:") && l.contains("virtio0-req")) else {
+        return vec!["no MSI-X row for virtio0-req in /proc/interrupts".into()];
+    };
+    let counts: u64 = l["MSIX:".len()..].split_whitespace().skip(1).map_while(|w| w.parse::<u64>().ok()).sum();
+    if counts == 0 { vec![format!("virtio0-req's MSI-X was never taken: {l}")] } else { vec![] }
+}
+
 fn linux_shell_boot(o: &Outputs) -> XResult<Boot> {
     shell_boot(o, "nshyp-shell", 4, "")
 }
@@ -275,6 +314,14 @@ pub fn tests() -> Vec<IntegrationTest> {
             timeout: Duration::from_secs(300),
             expects: shell_expects,
             extra: Some(timer_counts_rise),
+            forbid: FORBID_GUEST,
+        },
+        IntegrationTest {
+            name: "linux_virtio_pci_msi",
+            boot: virtio_pci_boot,
+            timeout: Duration::from_secs(150),
+            expects: virtio_pci_expects,
+            extra: Some(virtio_pci_extra),
             forbid: FORBID_GUEST,
         },
         IntegrationTest {

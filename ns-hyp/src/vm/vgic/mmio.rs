@@ -182,7 +182,10 @@ fn write_gicd_ctlr(g: &mut Vgic, _: &Access, val: u64) -> Kick {
 }
 /// ITLinesNumber, CPUNumber, IDbits = 9 (10-bit INTIDs), no LPIs/MBIS/security.
 fn read_gicd_typer(g: &Vgic, _: &Access) -> u64 {
-    (NR_IRQS as u64 / 32 - 1) | ((g.nvcpus as u64 - 1) << 5) | (9 << 19)
+    // IDbits: 10 bits of INTID (9 + 1) without LPIs; with them LPIS (bit
+    // 17) and 16 bits (IHI0069H GICD_TYPER: at least 14 with LPIs).
+    let lpis = if g.lpis_offered { 1 << 17 | 15 << 19 } else { 9 << 19 };
+    (NR_IRQS as u64 / 32 - 1) | ((g.nvcpus as u64 - 1) << 5) | lpis
 }
 /// Arm implementer code, product 0.
 fn read_iidr(_: &Vgic, _: &Access) -> u64 {
@@ -239,15 +242,63 @@ pub const GICD_REGIONS: &[Region] = &[
 
 // ---- Redistributor registers ----
 
-/// GICR_CTLR: no LPIs, RWP = 0.
-fn read_gicr_ctlr(_: &Vgic, _: &Access) -> u64 {
+/// GICR_CTLR: EnableLPIs (bit 0, where LPIs are offered), RWP = 0.
+fn read_gicr_ctlr(g: &Vgic, a: &Access) -> u64 {
+    g.enable_lpis[a.vcpu] as u64
+}
+/// EnableLPIs: once set it stays set (IHI0069H allows an implementation to
+/// make it RES1 once written 1; Linux never clears it).
+fn write_gicr_ctlr(g: &mut Vgic, a: &Access, val: u64) -> Kick {
+    if g.lpis_offered && val & 1 != 0 {
+        g.enable_lpis[a.vcpu] = true;
+    }
     0
+}
+/// GICR_PROPBASER / GICR_PENDBASER: kept as written while LPIs are off
+/// (IHI0069H: UNPREDICTABLE to change them with EnableLPIs set, ignored
+/// here); the LPI configuration table is read through the ITS.
+fn read_gicr_propbaser(g: &Vgic, a: &Access) -> u64 {
+    half(g.propbaser[a.vcpu], a)
+}
+fn write_gicr_propbaser(g: &mut Vgic, a: &Access, val: u64) -> Kick {
+    if g.lpis_offered && !g.enable_lpis[a.vcpu] {
+        g.propbaser[a.vcpu] = merge(g.propbaser[a.vcpu], a, val);
+    }
+    0
+}
+fn read_gicr_pendbaser(g: &Vgic, a: &Access) -> u64 {
+    half(g.pendbaser[a.vcpu], a)
+}
+fn write_gicr_pendbaser(g: &mut Vgic, a: &Access, val: u64) -> Kick {
+    if g.lpis_offered && !g.enable_lpis[a.vcpu] {
+        g.pendbaser[a.vcpu] = merge(g.pendbaser[a.vcpu], a, val);
+    }
+    0
+}
+/// A 64-bit register read whole, or as its low/high 32-bit half.
+fn half(v: u64, a: &Access) -> u64 {
+    match (a.size, a.rel) {
+        (8, 0) => v,
+        (_, 0) => v & 0xffff_ffff,
+        _ => v >> 32,
+    }
+}
+/// A 64-bit register written whole, or one 32-bit half.
+fn merge(old: u64, a: &Access, val: u64) -> u64 {
+    match (a.size, a.rel) {
+        (8, 0) => val,
+        (4, 0) => (old & !0xffff_ffff) | (val & 0xffff_ffff),
+        (4, 4) => (old & 0xffff_ffff) | (val << 32),
+        _ => old,
+    }
 }
 /// GICR_TYPER: Processor_Number and Affinity_Value (Aff0) = the vCPU, Last.
 fn read_gicr_typer(g: &Vgic, a: &Access) -> u64 {
     let v = a.vcpu;
     let last = if v + 1 == g.nvcpus { 1 << 4 } else { 0 };
-    let typer = (v as u64) << 32 | (v as u64) << 8 | last;
+    // PLPIS (bit 0) where LPIs are offered; DirectLPI (bit 3) = 0: LPIs
+    // are invalidated through the ITS (INV/INVALL), not GICR_INVLPIR.
+    let typer = (v as u64) << 32 | (v as u64) << 8 | last | g.lpis_offered as u64;
     if a.rel == 0 { if a.size == 8 { typer } else { typer & 0xffff_ffff } } else { typer >> 32 }
 }
 /// GICR_WAKER: ProcessorSleep (bit 1) and ChildrenAsleep (bit 2) follow each other at once.
@@ -266,10 +317,12 @@ pub const SGI_BASE: u64 = 0x1_0000;
 /// One vCPU's redistributor (IHI0069H, the GICR_* registers): RD_base, then
 /// SGI_base at 64 KiB with the SGI/PPI row (INTIDs 0..31) of each array.
 pub const GICR_REGIONS: &[Region] = &[
-    reg("GICR_CTLR", 0x0000, 4, W32, read_gicr_ctlr, wi),
+    reg("GICR_CTLR", 0x0000, 4, W32, read_gicr_ctlr, write_gicr_ctlr),
     reg("GICR_IIDR", 0x0004, 4, W32, read_iidr, wi),
     reg("GICR_TYPER", 0x0008, 8, W32 | W64, read_gicr_typer, wi),
     reg("GICR_WAKER", 0x0014, 4, W32, read_gicr_waker, write_gicr_waker),
+    reg("GICR_PROPBASER", 0x0070, 8, W64, read_gicr_propbaser, write_gicr_propbaser),
+    reg("GICR_PENDBASER", 0x0078, 8, W64, read_gicr_pendbaser, write_gicr_pendbaser),
     reg("GICR_PIDR2", 0xffe8, 4, W32, read_pidr2, wi),
     per_irq("GICR_IGROUPR0", SGI_BASE + 0x0080, 4, 1, 0, W32, read_igroupr, write_igroupr),
     per_irq("GICR_ISENABLER0", SGI_BASE + 0x0100, 4, 1, 0, W32, read_enabler, write_isenabler),

@@ -323,5 +323,63 @@ fn unknown_offsets_raz_wi() {
 }
 
 fn clone(g: &Vgic) -> Vgic {
-    Vgic { nvcpus: g.nvcpus, ctlr: g.ctlr, spi: g.spi, private: g.private, sleep: g.sleep, lr_intid: g.lr_intid }
+    Vgic {
+        nvcpus: g.nvcpus,
+        ctlr: g.ctlr,
+        spi: g.spi,
+        private: g.private,
+        sleep: g.sleep,
+        lr_intid: g.lr_intid,
+        lpis_offered: g.lpis_offered,
+        lpi: g.lpi,
+        lpi_target: g.lpi_target,
+        enable_lpis: g.enable_lpis,
+        propbaser: g.propbaser,
+        pendbaser: g.pendbaser,
+    }
+}
+
+#[test]
+fn lpis_only_where_offered() {
+    let mut g = Vgic::new(2);
+    assert_eq!(g.dist_read(0x4, 4) & (1 << 17), 0, "GICD_TYPER.LPIS");
+    assert_eq!(g.redist_read(0x8, 8) & 1, 0, "GICR_TYPER.PLPIS");
+    g.redist_write(0x70, 8, 0x1234_5000);
+    g.redist_write(0x0, 4, 1);
+    assert_eq!((g.redist_read(0x70, 8), g.redist_read(0x0, 4)), (0, 0), "RAZ/WI without LPIs");
+    g.lpis_offered = true;
+    assert_eq!(g.dist_read(0x4, 4) >> 19 & 0x1f, 15, "16 bits of INTID");
+    assert_eq!(g.redist_read(0x8, 8) & 1, 1);
+    // vCPU 1's frame: PROPBASER in two halves, then EnableLPIs locks it.
+    let rd1 = crate::vm::layout::GICR_STRIDE;
+    g.redist_write(rd1 + 0x70, 4, 0x4567_800f);
+    g.redist_write(rd1 + 0x74, 4, 0x1);
+    assert_eq!(g.redist_read(rd1 + 0x70, 8), 0x1_4567_800f);
+    g.redist_write(rd1, 4, 1);
+    g.redist_write(rd1 + 0x70, 8, 0);
+    assert_eq!(g.redist_read(rd1 + 0x70, 8), 0x1_4567_800f, "fixed once LPIs are on");
+    assert_eq!((g.redist_read(0x0, 4), g.redist_read(rd1, 4)), (0, 1));
+}
+
+#[test]
+fn an_lpi_reaches_its_target_once_enabled() {
+    use super::super::LPI_BASE;
+    let mut g = Vgic::new(2);
+    g.lpis_offered = true;
+    g.dist_write(0, 4, 2 | 1 << 4); // EnableGrp1NS, ARE
+    let lpi = LPI_BASE + 3;
+    assert_eq!(g.raise_lpi(1, lpi), 0, "redistributor 1 has LPIs off: dropped");
+    g.redist_write(crate::vm::layout::GICR_STRIDE, 4, 1);
+    assert_eq!(g.raise_lpi(1, lpi), 0, "pending, but disabled in the configuration table");
+    assert_eq!(g.set_lpi_config(lpi, 0xa1), 1 << 1, "enabled: vCPU 1 is kicked");
+    let mut lrs = [0u64; 4];
+    g.fill_lrs(0, &mut lrs);
+    assert_eq!(lrs, [0; 4], "not vCPU 0's");
+    g.fill_lrs(1, &mut lrs);
+    assert_eq!(lrs[0] & 0xffff_ffff, lpi as u64);
+    assert_eq!(lrs[0] >> 48 & 0xff, 0xa0, "priority from the table");
+    // Out of the model's range, or past INTID 2^16: dropped without a panic.
+    assert_eq!(g.raise_lpi(1, LPI_BASE + super::super::NR_LPIS as u32), 0);
+    assert_eq!(g.raise_lpi(9, lpi), 0);
+    assert_eq!(g.set_lpi_config(u32::MAX, 1), 0);
 }
