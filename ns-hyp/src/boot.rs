@@ -56,6 +56,8 @@ pub struct DtbDevices {
     pub gic: Option<(u64, u64)>,
     /// `virtio,mmio` transports: lowest base, highest end.
     pub virtio_mmio: Option<(u64, u64)>,
+    /// The first `arm,pl031` (the RTC ns-hyp reads the time from).
+    pub rtc: Option<u64>,
 }
 
 /// Reads one big-endian number of `cells` 32-bit cells from `b`.
@@ -235,6 +237,8 @@ fn reg_entry(reg: &[u8], n: usize, ac: usize, sc: usize) -> Option<(u64, u64)> {
 fn add_device(d: &mut DtbDevices, compatible: &[u8], reg: &[u8], ac: usize, sc: usize) {
     if is_compatible(compatible, "arm,pl011") && d.uart.is_none() {
         d.uart = reg_entry(reg, 0, ac, sc).map(|r| r.0);
+    } else if is_compatible(compatible, "arm,pl031") && d.rtc.is_none() {
+        d.rtc = reg_entry(reg, 0, ac, sc).map(|r| r.0);
     } else if is_compatible(compatible, "arm,gic-v3") && d.gic.is_none() {
         if let (Some(gicd), Some(gicr)) = (reg_entry(reg, 0, ac, sc), reg_entry(reg, 1, ac, sc)) {
             d.gic = Some((gicd.0, gicr.0));
@@ -364,7 +368,7 @@ mod tests {
         assert_eq!(c.bootargs.as_str(), "quadrant.bench");
         assert_eq!(&c.banks[..c.nbanks], &[(0x4000_0000, 0x8000_0000)]);
         // QEMU virt's devices; the Secure UART (status = "disabled") is not ours.
-        let d = DtbDevices { uart: Some(0x0900_0000), gic: Some((0x0800_0000, 0x080a_0000)), virtio_mmio: Some((0x0a00_0000, 0x0a00_4000)) };
+        let d = DtbDevices { uart: Some(0x0900_0000), gic: Some((0x0800_0000, 0x080a_0000)), virtio_mmio: Some((0x0a00_0000, 0x0a00_4000)), rtc: Some(0x0901_0000) };
         assert_eq!(c.devices, d);
         let p = crate::platform::Platform::from_dtb(&c.devices);
         assert_eq!(p, crate::platform::Platform::QEMU_VIRT);

@@ -96,7 +96,12 @@ pub fn hyp_main(x0: u64, cpu: u64) -> ! {
         }
         None => log::warn!("no DTB found (x0 {:#x}, fallback {:#x}): default settings", x0, boot::DTB_FALLBACK),
     }
-    map_devices(&mut map.lock(), crate::platform::init(Platform::from_dtb(&cfg.devices)));
+    let platform = crate::platform::init(Platform::from_dtb(&cfg.devices));
+    map_devices(&mut map.lock(), platform);
+    match crate::wallclock::init(platform.rtc) {
+        Some(t) => log::info!("wall clock: {} s since the epoch (PL031 at {:#x})", t, platform.rtc),
+        None => log::warn!("no PL031 at {:#x}: the guest's RTC starts at 1970", platform.rtc),
+    }
 
     let firmware = Firmware::detect(&Smc);
     log::info!("firmware: {}", firmware.describe());
@@ -165,6 +170,8 @@ fn map_devices(map: &mut mm::El2Map, p: &Platform) {
     }
     // The virtio-mmio slots: ns-hyp drives the virtio-blk device behind the guest's disk.
     mm::map(map, p.virtio_mmio, p.virtio_mmio, p.virtio_mmio_size.next_multiple_of(PAGE_SIZE), dev).expect("map virtio-mmio");
+    // The PL031 RTC: read once at boot for the wall clock (`crate::wallclock`).
+    mm::map(map, p.rtc, p.rtc, PAGE_SIZE, dev).expect("map PL031");
     // The physical GIC: the distributor and 8 CPUs' redistributors.
     mm::map(map, p.gicd, p.gicd, crate::platform::GICD_SIZE, dev).expect("map GICD");
     mm::map(map, p.gicr, p.gicr, crate::platform::GICR_STRIDE * 8, dev).expect("map GICR");

@@ -4,7 +4,7 @@
 //! At boot it probes the services above it (SMCCC, FF-A via the SPMD and
 //! spmc, RMI via the RMMD and rmm; or times them in bench mode), can act as a
 //! Realm host over RMI (`realm/`), and runs a Linux guest when its bootargs
-//! name one: vCPUs and their scheduler, Stage-2, vGICv3, PL011, virtio-blk,
+//! name one: vCPUs and their scheduler, Stage-2, vGICv3, PL011, PL031, virtio-blk,
 //! PSCI (`vm/` holds the device models and logic, host-tested; `guest/` runs
 //! them on the hardware).  `arch/`, `guest/` and `hyp.rs` only build for the
 //! target.  The probes, the bench and the realm test modes are test code:
@@ -28,6 +28,7 @@ mod report;
 mod rmi;
 mod trap;
 mod vm;
+mod wallclock;
 
 #[cfg(target_os = "none")]
 mod arch;

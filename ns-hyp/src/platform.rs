@@ -1,7 +1,7 @@
 //! The physical machine ns-hyp runs on: where its devices are.  QEMU virt's
 //! addresses (hw/arm/virt.c's memory map) are the fallback; where ns-hyp is
 //! handed a DTB (`boot::read_config`), its nodes give the addresses
-//! (`arm,pl011`, `arm,gic-v3`, `virtio,mmio`).  Every other module asks
+//! (`arm,pl011`, `arm,gic-v3`, `virtio,mmio`, `arm,pl031`).  Every other module asks
 //! `platform::get()`; only code that runs before the DTB is read (the first
 //! console line, finding the DTB itself) uses the `qemu_virt` constants.
 //!
@@ -19,6 +19,8 @@ pub mod qemu_virt {
     /// 32 virtio-mmio transports of 0x200 bytes.
     pub const VIRTIO_MMIO: usize = 0x0a00_0000;
     pub const VIRTIO_MMIO_SIZE: usize = 32 * 0x200;
+    /// The PL031 real-time clock (SPI 2); ns-hyp reads the time from it at boot.
+    pub const RTC: usize = 0x0901_0000;
     /// RAM starts at 1 GiB; TF-A leaves the NS DTB at its base.
     pub const RAM_BASE: u64 = 0x4000_0000;
     /// Where the guest's RAM lives: the top half of QEMU virt's 2 GiB (`-m 2G`),
@@ -40,6 +42,8 @@ pub struct Platform {
     /// The virtio-mmio transports: first one's base, and the span of all.
     pub virtio_mmio: usize,
     pub virtio_mmio_size: usize,
+    /// A PL031 RTC, the source of the wall clock (`crate::wallclock`).
+    pub rtc: usize,
 }
 
 impl Platform {
@@ -49,6 +53,7 @@ impl Platform {
         gicr: qemu_virt::GICR,
         virtio_mmio: qemu_virt::VIRTIO_MMIO,
         virtio_mmio_size: qemu_virt::VIRTIO_MMIO_SIZE,
+        rtc: qemu_virt::RTC,
     };
 
     /// The DTB's devices, QEMU virt's for those it does not describe.
@@ -61,6 +66,7 @@ impl Platform {
             gicr: d.gic.map_or(q.gicr, |g| g.1 as usize),
             virtio_mmio,
             virtio_mmio_size,
+            rtc: d.rtc.map_or(q.rtc, |a| a as usize),
         }
     }
 }

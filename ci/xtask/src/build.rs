@@ -427,11 +427,26 @@ pub fn build_tfa_optee_reference(p: &Paths) -> Result<PathBuf> {
 /// syscalls; Debian's cross compiler, no arm64 libc needed) timing OP-TEE
 /// invokes for `cargo xtask bench`.  `target/quadrant/images/optee-invoke-bench`.
 pub fn build_invoke_bench() -> Result<PathBuf> {
-    let src = util::repo_root().join("ci/optee-invoke-bench/invoke.c");
-    let out = images_dir().join("optee-invoke-bench");
+    build_freestanding("ci/optee-invoke-bench/invoke.c", "optee-invoke-bench")
+}
+
+/// ci/binder-ping: a freestanding static arm64 Linux program (raw syscalls)
+/// making one binder transaction round trip between two processes (test
+/// `android_bits`).  `target/quadrant/images/binder-ping`.
+pub fn build_binder_ping() -> Result<PathBuf> {
+    build_freestanding("ci/binder-ping/binder_ping.c", "binder-ping")
+}
+
+/// Builds one freestanding C source (repository-relative) into `images/<name>`
+/// with Debian's arm64 cross compiler: static, no libc, no startup files.
+fn build_freestanding(src: &str, name: &str) -> Result<PathBuf> {
+    let src = util::repo_root().join(src);
+    let out = images_dir().join(name);
     util::mkdirs(&images_dir())?;
     let mut cmd = Command::new("aarch64-linux-gnu-gcc");
-    cmd.args(["-O2", "-static", "-nostdlib", "-ffreestanding", "-fno-stack-protector", "-fno-pie", "-no-pie", "-o"]).arg(&out).arg(&src);
+    // -fno-tree-loop-distribute-patterns: a program's own memset/memcpy loop
+    // must not become a call to itself.
+    cmd.args(["-O2", "-Wall", "-static", "-nostdlib", "-ffreestanding", "-fno-tree-loop-distribute-patterns", "-fno-stack-protector", "-fno-pie", "-no-pie", "-o"]).arg(&out).arg(&src);
     run(&mut cmd)?;
     Ok(out)
 }

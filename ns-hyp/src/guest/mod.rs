@@ -213,6 +213,7 @@ pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FrameP
 fn init_vm(entry: u64, dtb: u64) {
     VM.call_once(|| {
         let mut vm = Vm::new(NVCPUS.load(Ordering::Relaxed));
+        vm.clock = crate::wallclock::now; // the PL031's time source
         vm.vgic.lpis_offered = VIRTIO_PCI.load(Ordering::Relaxed);
         // x0 = the DTB, x1..x3 = 0 (booting.rst; QEMU's boot stub does the same).
         vm.power[0] = Power::OnPending { entry, context: dtb };
@@ -352,9 +353,15 @@ fn run_cpu(cpu: usize) -> ! {
     let print_stats = cpu == 0 && PRINT_STATS.load(Ordering::Relaxed);
     let second = shared::arch::timer::cntfrq();
     let (mut last_print, mut printed) = (shared::arch::timer::cntpct(), Snapshot::default());
+    let mut last_rtc = last_print;
     loop {
         handle_irqs(&mut c);
         let now = shared::arch::timer::cntpct();
+        // The guest's PL031 match interrupt (`vm::pl031`), looked at once a second.
+        if cpu == 0 && now.wrapping_sub(last_rtc) >= second {
+            last_rtc = now;
+            deliver(vm().rtc_poll(), cpu);
+        }
         if print_stats && now.wrapping_sub(last_print) >= second {
             let s = STATS.snapshot();
             log::info!("{}", s.since(&printed));

@@ -270,6 +270,7 @@ pub fn run_linux(cfg: &crate::vm::config::GuestConfig, bootargs: &str) {
         }
     };
     let mut vm = crate::vm::Vm::new(cfg.vcpus);
+    vm.clock = crate::wallclock::now; // the PL031's time source
     match linux::run(&rmi, &Identity, &mut pool, &mut realm, &mut vm, &RealMachine { trace: mode::trace(bootargs) }, &mut out) {
         Ok(end) => log::info!("realm-vm: realm ended ({:?})", end),
         Err(e) => log::error!("realm-vm: FAIL {}", e),

@@ -279,6 +279,16 @@ pub fn build_with(out: &mut [u8], cfg: &GuestConfig, psci_method: &str, pmu: boo
     w.prop("clock-names", b"uartclk\0apb_pclk\0");
     w.end();
 
+    // The PL031 RTC (`vm::pl031`), as QEMU virt describes its own:
+    // bindings/rtc/arm,pl031.yaml and the AMBA bus's primecell binding.
+    node!("pl031@{:x}", RTC_IPA);
+    w.prop("compatible", b"arm,pl031\0arm,primecell\0");
+    reg(&mut w, RTC_IPA, RTC_SIZE);
+    w.prop_cells("interrupts", &[SPI, RTC_INTID - 32, LEVEL_HIGH]);
+    w.prop_cells("clocks", &[PHANDLE_CLK]);
+    w.prop_str("clock-names", "apb_pclk");
+    w.end();
+
     if cfg.virtio_pci {
         // A generic ECAM host bridge (bindings/pci/host-generic-pci.yaml),
         // bus 0 only; requester ID = ITS DeviceID (msi-map identity, 16 bits).
@@ -336,6 +346,25 @@ mod tests {
         // Our own boot-config reader agrees on the memory.
         let c = crate::boot::read_config(&buf[..n]).unwrap();
         assert_eq!(&c.banks[..c.nbanks], &[(0x4000_0000, 0x4000_0000)]);
+    }
+
+    #[test]
+    fn pl031_node_for_the_amba_driver() {
+        let cfg = super::super::config::parse("quadrant.guest=0x80200000,16").unwrap();
+        let mut buf = vec![0u8; DTB_MAX];
+        let n = build(&mut buf, &cfg, false).unwrap();
+        let fdt = shared::fdt::parse(&buf[..n]).unwrap();
+        let rtc = fdt.find_node("/pl031@9010000").unwrap();
+        assert_eq!(rtc.property("compatible").unwrap().value, b"arm,pl031\0arm,primecell\0");
+        let reg: Vec<u32> = rtc.property("reg").unwrap().cells().collect();
+        assert_eq!(reg, [0, 0x0901_0000, 0, 0x1000]);
+        let irq: Vec<u32> = rtc.property("interrupts").unwrap().cells().collect();
+        assert_eq!(irq, [0, 2, 4], "SPI 2 (INTID 34), level high");
+        let clocks: Vec<u32> = rtc.property("clocks").unwrap().cells().collect();
+        assert_eq!(clocks, [PHANDLE_CLK]);
+        assert_eq!(rtc.property("clock-names").unwrap().as_str(), Some("apb_pclk"));
+        let clk = fdt.find_node("/apb-pclk").unwrap();
+        assert_eq!(clk.property("phandle").unwrap().cells().collect::<Vec<u32>>(), [PHANDLE_CLK]);
     }
 
     #[test]

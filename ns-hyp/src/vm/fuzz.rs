@@ -20,7 +20,7 @@ use super::{Mmio, Vm};
 use shared::xorshift::{Bytes, Source, XorShift64};
 
 fn ipa(r: &mut impl Source, nvcpus: usize) -> u64 {
-    let base = [GICD_IPA, GICR_IPA, GICR_IPA + GICR_STRIDE * nvcpus as u64, UART_IPA, VIRTIO_IPA, 0, 0x4000_0000][r.below(7) as usize];
+    let base = [GICD_IPA, GICR_IPA, GICR_IPA + GICR_STRIDE * nvcpus as u64, UART_IPA, RTC_IPA, VIRTIO_IPA, 0, 0x4000_0000][r.below(8) as usize];
     match r.below(4) {
         0 => base.wrapping_sub(r.below(16)),
         1 => r.next_u64(),
@@ -32,7 +32,7 @@ fn ipa(r: &mut impl Source, nvcpus: usize) -> u64 {
 
 fn in_windows(a: u64, size: u64, nvcpus: usize) -> bool {
     let w = |b: u64, l: u64| a >= b && a.checked_add(size).is_some_and(|e| e <= b + l);
-    w(GICD_IPA, GICD_SIZE) || w(GICR_IPA, GICR_STRIDE * nvcpus as u64) || w(UART_IPA, UART_SIZE) || w(VIRTIO_IPA, VIRTIO_SIZE)
+    w(GICD_IPA, GICD_SIZE) || w(GICR_IPA, GICR_STRIDE * nvcpus as u64) || w(UART_IPA, UART_SIZE) || w(RTC_IPA, RTC_SIZE) || w(VIRTIO_IPA, VIRTIO_SIZE)
 }
 
 /// One input drawn from `r` (an MMIO access, a syndrome or instruction to

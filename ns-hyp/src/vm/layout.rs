@@ -2,7 +2,8 @@
 //!
 //! The guest sees a small QEMU-virt-like machine, so an unmodified distribution
 //! kernel finds familiar addresses: GICv3 distributor and redistributors at
-//! QEMU virt's addresses, the PL011 at 0x09000000, one virtio-mmio slot at
+//! QEMU virt's addresses, the PL011 at 0x09000000, the PL031 RTC at
+//! 0x09010000, one virtio-mmio slot at
 //! 0x0a000000, RAM from 1 GiB.  Nothing but RAM is mapped at Stage-2: every
 //! device access faults to ns-hyp, which emulates it.
 
@@ -23,6 +24,9 @@ pub const GICR_IPA: u64 = 0x080a_0000;
 pub const GICR_STRIDE: u64 = 0x2_0000;
 pub const UART_IPA: u64 = 0x0900_0000;
 pub const UART_SIZE: u64 = 0x1000;
+/// The PL031 real-time clock (`vm::pl031`), where QEMU virt has its own.
+pub const RTC_IPA: u64 = 0x0901_0000;
+pub const RTC_SIZE: u64 = 0x1000;
 /// The ITS (with `quadrant.virtio=pci`), where QEMU virt has its ITS.
 pub const ITS_IPA: u64 = 0x0808_0000;
 /// PCIe (with `quadrant.virtio=pci`), at QEMU virt's places: ECAM for bus 0
@@ -35,6 +39,7 @@ pub const VIRTIO_SIZE: u64 = 0x200;
 
 /// Guest INTIDs of the virtual devices.
 pub const UART_INTID: u32 = 33; // SPI 1, as on QEMU virt
+pub const RTC_INTID: u32 = 34; // SPI 2, as on QEMU virt
 pub const VIRTIO_INTID: u32 = 48; // SPI 16
 /// Virtual timer PPI (GICv3 / BSA: INTID 27), HW-linked to the physical one.
 pub const VTIMER_INTID: u32 = 27;

@@ -1,5 +1,5 @@
 //! The virtual machine ns-hyp runs: its configuration, address map, device
-//! tree, and the emulated devices (vGICv3, PL011, virtio-blk) with the
+//! tree, and the emulated devices (vGICv3, PL011, PL031, virtio-blk) with the
 //! firmware interface (PSCI).  Everything here is plain state and logic,
 //! tested on the host; `crate::guest` runs it on the hardware.
 
@@ -14,6 +14,7 @@ pub mod idregs;
 pub mod its;
 pub mod layout;
 pub mod pl011;
+pub mod pl031;
 pub mod placement;
 pub mod psci;
 pub mod sched;
@@ -34,6 +35,10 @@ pub struct Vm {
     pub nvcpus: usize,
     pub vgic: Vgic,
     pub uart: pl011::Pl011,
+    pub rtc: pl031::Pl031,
+    /// Seconds since the epoch: the RTC's time source (`crate::wallclock`
+    /// on the target; 0 until set).
+    pub clock: fn() -> u64,
     pub power: [Power; MAX_VCPUS],
     /// The guest's ITS (used with `quadrant.virtio=pci`).
     pub its: its::Its,
@@ -53,12 +58,19 @@ impl Vm {
     pub fn new(nvcpus: usize) -> Self {
         let mut power = [Power::Off; MAX_VCPUS];
         power[0] = Power::On;
-        Vm { nvcpus, vgic: Vgic::new(nvcpus), uart: pl011::Pl011::new(), power, its: its::Its::new() }
+        Vm { nvcpus, vgic: Vgic::new(nvcpus), uart: pl011::Pl011::new(), rtc: pl031::Pl031::new(), clock: || 0, power, its: its::Its::new() }
     }
 
     fn uart_line(&mut self) -> Kick {
         let l = self.uart.line();
         self.vgic.set_level(UART_INTID, l)
+    }
+
+    /// Looks at the RTC's match interrupt without a guest access; returns
+    /// the vCPUs to kick if its line changed.
+    pub fn rtc_poll(&mut self) -> Kick {
+        let l = self.rtc.poll((self.clock)());
+        self.vgic.set_level(RTC_INTID, l)
     }
 
     /// A byte arrived on the real UART for the guest.
@@ -103,6 +115,18 @@ impl Vm {
                 ok(v, kick)
             };
         }
+        if in_range(RTC_IPA, RTC_SIZE) {
+            // PL031: 32-bit registers; any other access is RAZ/WI in the model.
+            let (off, now) = (ipa - RTC_IPA, (self.clock)());
+            let v = if write {
+                self.rtc.write(off, size, value as u32, now);
+                0
+            } else {
+                self.rtc.read(off, size, now) as u64
+            };
+            let kick = self.vgic.set_level(RTC_INTID, self.rtc.line());
+            return ok(v, kick);
+        }
         if in_range(VIRTIO_IPA, VIRTIO_SIZE) {
             // No backing device yet: a virtio-mmio slot with DeviceID 0 ("no device", virtio 1.2 §4.2.2).
             let off = ipa - VIRTIO_IPA;
@@ -135,6 +159,38 @@ mod tests {
         assert_eq!(vm.mmio(GICD_IPA + 2, 4, false, 0), Mmio::Abort, "misaligned");
         assert_eq!(vm.mmio(GICD_IPA, 3, false, 0), Mmio::Abort);
         assert_eq!(vm.mmio(u64::MAX - 3, 4, false, 0), Mmio::Abort);
+    }
+
+    static NOW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_767_225_600);
+    fn test_clock() -> u64 {
+        NOW.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[test]
+    fn rtc_reads_the_clock_and_its_match_reaches_the_vgic() {
+        let mut vm = Vm::new(1);
+        vm.clock = test_clock;
+        let t0 = test_clock();
+        assert_eq!(vm.mmio(RTC_IPA + pl031::DR, 4, false, 0), Mmio::Ok { value: t0, kick: 0, tx: None });
+        assert!(matches!(vm.mmio(RTC_IPA + 0xfe0, 4, false, 0), Mmio::Ok { value: 0x31, .. }));
+        assert!(matches!(vm.mmio(RTC_IPA + 0xffc, 4, false, 0), Mmio::Ok { value: 0xb1, .. }));
+        // Odd sizes and offsets: RAZ/WI, not an abort.
+        assert_eq!(vm.mmio(RTC_IPA + 0xfe0, 1, false, 0), Mmio::Ok { value: 0, kick: 0, tx: None });
+        assert_eq!(vm.mmio(RTC_IPA + pl031::DR, 8, false, 0), Mmio::Ok { value: 0, kick: 0, tx: None });
+        assert_eq!(vm.mmio(RTC_IPA + 2, 2, true, 0xffff), Mmio::Ok { value: 0, kick: 0, tx: None });
+        assert_eq!(vm.mmio(RTC_IPA + 3, 4, false, 0), Mmio::Abort, "misaligned, as for every device");
+        // Enable SPI 2 at the vGIC, arm the match 2 s ahead and unmask it.
+        vm.mmio(GICD_IPA, 4, true, 2);
+        vm.mmio(GICD_IPA + 0x84, 4, true, !0);
+        vm.mmio(GICD_IPA + 0x104, 4, true, 1 << (RTC_INTID - 32));
+        vm.mmio(RTC_IPA + pl031::MR, 4, true, t0 + 2);
+        vm.mmio(RTC_IPA + pl031::IMSC, 4, true, pl031::INT as u64);
+        assert_eq!(vm.rtc_poll(), 0);
+        NOW.store(t0 + 2, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(vm.rtc_poll(), 1);
+        assert!(vm.vgic.irq(0, RTC_INTID).unwrap().level);
+        vm.mmio(RTC_IPA + pl031::ICR, 4, true, 1);
+        assert!(!vm.vgic.irq(0, RTC_INTID).unwrap().level);
     }
 
     #[test]

@@ -367,6 +367,14 @@ pub fn tests() -> Vec<IntegrationTest> {
             forbid: FORBID_GUEST,
         },
         IntegrationTest {
+            name: "android_bits",
+            boot: android_boot,
+            timeout: Duration::from_secs(200),
+            expects: android_expects,
+            extra: Some(android_extra),
+            forbid: FORBID_GUEST,
+        },
+        IntegrationTest {
             name: "linux_disk_persistence",
             boot: persist_boot,
             timeout: Duration::from_secs(300),
@@ -595,6 +603,92 @@ fn fault_extra(output: &str) -> Vec<String> {
     f
 }
 
+/// android_bits (issue B2 item 4): what Android needs of the guest's
+/// machine.  Debian's `binder_linux` loads; binderfs is mounted if the kernel
+/// has it; ci/binder-ping makes one binder transaction round trip between
+/// two processes; busybox `hwclock` reads the PL031 ns-hyp emulates (its
+/// time from the host's PL031 at ns-hyp's boot), and Linux's rtc-pl031
+/// driver registered it; an alarm set 2 s ahead through sysfs raises the
+/// PL031's match interrupt.
+const ANDROID_SCRIPT: &str = "\
+grep binder /proc/filesystems | sed \"s/^/FILESYSTEMS=/\"
+mkdir -p /dev/binderfs
+if mount -t binder binder /dev/binderfs; then echo BINDERFS=mounted; ls /dev/binderfs | sed \"s/^/BINDERFS_ENTRY=/\"; else echo BINDERFS=unavailable; fi
+[ -c /dev/binder ] && echo BINDER_MISC_DEV=present
+chmod +x /binder-ping
+timeout 30 /binder-ping; echo BINDER_PING_STATUS=$?
+hwclock -r -u | sed \"s/^/HWCLOCK=/\"
+date -u \"+DATE=%Y-%m-%dT%H:%M:%SZ\"
+dmesg | grep rtc-pl031 | sed \"s/^/DMESG_RTC=/\"
+echo +2 > /sys/class/rtc/rtc0/wakealarm && echo WAKEALARM=set
+sleep 4
+grep rtc-pl031 /proc/interrupts | sed \"s/^/RTC_IRQ=/\"
+echo \"WAKEALARM_AFTER=$(cat /sys/class/rtc/rtc0/wakealarm)\"";
+
+fn android_boot(o: &Outputs) -> XResult<Boot> {
+    let ping = std::fs::read(crate::build::build_binder_ping()?).map_err(|e| format!("binder-ping: {e}"))?;
+    let initrd = guest::initramfs(&o.paths, &InitramfsSpec { name: "nshyp-android", modules: &["binder_linux"], script: Some(ANDROID_SCRIPT), files: &[("/binder-ping", &ping)] })?;
+    let g = GuestPayload { kernel: guest::kernel_image(&o.paths)?, initrd: Some(initrd), cmdline: None };
+    hyp_guest_boot(o, None, "", &g, 2, Some(2), "")
+}
+
+fn android_expects() -> Vec<Expect> {
+    vec![
+        expect("ns-hyp read the host's PL031 for its wall clock", &["[ns-hyp] wall clock: ", "s since the epoch (PL031 at 0x9010000)"]),
+        expect("Debian's binder_linux loaded", &["quadrant-init: loaded binder_linux"]),
+        expect("the binder context manager got the child's transaction", &["binder_ping: manager got BR_TRANSACTION from the child"]),
+        expect("the child got the transformed reply", &["binder_ping: child got BR_REPLY with the payload case-swapped"]),
+        expect("the binder transaction made its round trip", &["binder_ping: round trip ok"]),
+        expect("binder-ping exited 0", &["BINDER_PING_STATUS=0"]),
+        expect("Linux's rtc-pl031 driver registered the PL031", &["DMESG_RTC=", "rtc-pl031 9010000.pl031: registered as rtc0"]),
+        expect("hwclock read the RTC", &["HWCLOCK="]),
+        expect("an RTC alarm 2 s ahead was set through sysfs", &["WAKEALARM=set"]),
+        expect("the PL031's interrupt is SPI 2 (INTID 34), level", &["RTC_IRQ=", "GICv3", " 34 Level", "rtc-pl031"]),
+        expect("the guest powered off through PSCI", &["[ns-hyp] guest: SYSTEM_OFF"]),
+    ]
+}
+
+/// The year in busybox `hwclock -r`'s line (its last 4-digit number).
+fn hwclock_year(output: &str) -> Option<u32> {
+    let line = output.lines().find_map(|l| l.split_once("HWCLOCK=").map(|(_, r)| r))?;
+    line.split(|c: char| !c.is_ascii_digit()).filter(|w| w.len() == 4).filter_map(|w| w.parse().ok()).next_back()
+}
+
+/// The PL031's interrupt count over all CPUs (the `RTC_IRQ=` line of /proc/interrupts).
+fn rtc_irq_count(output: &str) -> Option<u64> {
+    let line = output.lines().find_map(|l| l.split_once("RTC_IRQ=").map(|(_, r)| r))?;
+    // "  14:          1          0  GICv3      34 Level     rtc-pl031"
+    Some(line.split_whitespace().skip(1).map_while(|w| w.parse::<u64>().ok()).sum())
+}
+
+/// hwclock's year is this one's or later (2025 at least); the match
+/// interrupt of the alarm 2 s ahead was taken (the sysfs alarm is then
+/// consumed: wakealarm reads empty); binderfs is
+/// reported either way (Debian 7.3's kernel has no CONFIG_ANDROID_BINDERFS:
+/// binder-ping then uses binder_linux's /dev/binder).
+fn android_extra(output: &str) -> Vec<String> {
+    let mut f = Vec::new();
+    match hwclock_year(output) {
+        Some(y) if y >= 2025 => println!("    android_bits: hwclock year {y}"),
+        other => f.push(format!("hwclock's year is {other:?}, not 2025 or later")),
+    }
+    match rtc_irq_count(output) {
+        Some(n) if n >= 1 => println!("    android_bits: RTC alarm interrupts taken: {n}"),
+        other => f.push(format!("the RTC alarm's interrupt was not taken (count {other:?})")),
+    }
+    if !output.lines().any(|l| l.trim_end() == "WAKEALARM_AFTER=") {
+        f.push("the RTC alarm is still pending after it was due".into());
+    }
+    if output.contains("BINDERFS=mounted") {
+        println!("    android_bits: binderfs mounted");
+    } else if output.contains("BINDER_MISC_DEV=present") && !output.contains("FILESYSTEMS=") {
+        println!("    android_bits: the guest kernel has no binderfs (not in /proc/filesystems): binder-ping used /dev/binder");
+    } else {
+        f.push("binderfs neither mounted nor absent from the kernel, or no binder device".into());
+    }
+    f
+}
+
 const PERSIST_IMAGE: &str = "nshyp-persist";
 
 /// linux_disk_persistence: a first QEMU run writes a 16 MiB random file and
@@ -761,6 +855,17 @@ mod tests {
         assert_eq!(super::qemu_kernel_offset(&img), (2 << 20, 40 << 20), "text_offset 0: 2 MiB in, spanning image_size");
         img[8..16].copy_from_slice(&0x8_0000u64.to_le_bytes());
         assert_eq!(super::qemu_kernel_offset(&img).0, 0x8_0000);
+    }
+
+    #[test]
+    fn hwclock_years() {
+        assert_eq!(super::hwclock_year("HWCLOCK=Thu Dec  3 12:05:33 2026  0.000000 seconds\n"), Some(2026));
+        assert_eq!(super::hwclock_year("x\nHWCLOCK=2027-01-02 03:04:05.000000+00:00\n"), Some(2027));
+        assert_eq!(super::hwclock_year("HWCLOCK=\n"), None);
+        assert_eq!(super::hwclock_year("nothing"), None);
+        assert_eq!(super::rtc_irq_count("RTC_IRQ=  14:          1          2  GICv3      34 Level     rtc-pl031\n"), Some(3));
+        assert_eq!(super::rtc_irq_count("RTC_IRQ=  14:   0   0  GICv3  34 Level  rtc-pl031"), Some(0));
+        assert_eq!(super::rtc_irq_count("x"), None);
     }
 
     #[test]
