@@ -663,8 +663,16 @@ pub fn run_concurrency<C: Conduit, M: Machine>(c: &C, m: &mut M) {
     );
 }
 
-fn bench_row(name: &str, m: &dyn Machine, call: impl FnMut() -> bool) {
-    bench_rows(name, m, BENCH_ITERATIONS, call)
+fn bench_row<C: Conduit>(c: &C, name: &str, m: &dyn Machine, call: impl FnMut() -> bool) {
+    bench_rows(c, name, m, BENCH_ITERATIONS, call)
+}
+
+/// spmc's bench-split image prints its share since the last marker
+/// (`shared::split`); any other SPMC answers NOT_SUPPORTED.
+fn split_marker<C: Conduit>(c: &C) {
+    let mut a = [0u64; 17];
+    a[0] = shared::split::FFA_MARKER;
+    let _ = c.call(shared::abi::ffa::fid::FFA_FEATURES, a);
 }
 
 /// Memory sharing round trips are far longer: fewer of them.
@@ -682,6 +690,7 @@ fn bench_memory<C: Conduit, M: Machine>(c: &C, m: &mut M) {
     let page = m.shared_page();
     for (name, pa, pages) in [("ffa_mem_share_1page", page, 1u32), ("ffa_mem_share_2mib", crate::memory::FAR_PAGES, 512)] {
         let mut ok = 0u64;
+        split_marker(c);
         let start = m.counter();
         for _ in 0..BENCH_MEM_ITERATIONS {
             if crate::memory::share_round_trip(c, m, &ffa, pa, pages) {
@@ -689,6 +698,7 @@ fn bench_memory<C: Conduit, M: Machine>(c: &C, m: &mut M) {
             }
         }
         let ticks = m.counter() - start;
+        split_marker(c);
         log::info!("bench {} {} {}", name, BENCH_MEM_ITERATIONS, ticks);
         if ok != BENCH_MEM_ITERATIONS {
             log::info!("bench {} had {} wrong answers", name, BENCH_MEM_ITERATIONS - ok);
@@ -696,8 +706,9 @@ fn bench_memory<C: Conduit, M: Machine>(c: &C, m: &mut M) {
     }
 }
 
-fn bench_rows(name: &str, m: &dyn Machine, iterations: u64, mut call: impl FnMut() -> bool) {
+fn bench_rows<C: Conduit>(c: &C, name: &str, m: &dyn Machine, iterations: u64, mut call: impl FnMut() -> bool) {
     let mut bad = 0u64;
+    split_marker(c);
     let start = m.counter();
     for _ in 0..iterations {
         if !call() {
@@ -705,6 +716,7 @@ fn bench_rows(name: &str, m: &dyn Machine, iterations: u64, mut call: impl FnMut
         }
     }
     let ticks = m.counter() - start;
+    split_marker(c);
     log::info!("bench {} {} {}", name, iterations, ticks);
     if bad != 0 {
         log::info!("bench {} had {} wrong answers", name, bad);
@@ -726,15 +738,15 @@ pub fn bench_echo<C: Conduit>(c: &C, counter: &dyn Fn() -> u64) -> u64 {
 pub fn run_bench<C: Conduit, M: Machine>(c: &C, m: &mut M) {
     let ffa = FfaClient::new(c);
     log::info!("bench cntfrq {}", m.counter_freq());
-    bench_row("smc_floor", &*m, || c.call(SMCCC_VERSION, [0; 17])[0] as u32 & (1 << 31) == 0);
+    bench_row(c, "smc_floor", &*m, || c.call(SMCCC_VERSION, [0; 17])[0] as u32 & (1 << 31) == 0);
     if ffa.version(REQUESTED_VERSION).is_err() {
         log::info!("bench skipped: no SPMC");
         log::info!("bench done");
         return;
     }
-    bench_row("ffa_direct_req_echo_core0", &*m, || echo_ok(&ffa, 0));
-    bench_row("ffa_direct_req_mp_core0", &*m, || ffa.direct_req64(HYPERVISOR_ID, MP, [MP_WORK, 0, 0, 0, 0]).is_ok());
-    bench_row("ffa_sp_to_sp", &*m, || ffa.direct_req64(HYPERVISOR_ID, MP, [MP_FORWARD, ECHO as u64, 1, 2, 3]) == Ok([0, 1, 2, 3, 0]));
+    bench_row(c, "ffa_direct_req_echo_core0", &*m, || echo_ok(&ffa, 0));
+    bench_row(c, "ffa_direct_req_mp_core0", &*m, || ffa.direct_req64(HYPERVISOR_ID, MP, [MP_WORK, 0, 0, 0, 0]).is_ok());
+    bench_row(c, "ffa_sp_to_sp", &*m, || ffa.direct_req64(HYPERVISOR_ID, MP, [MP_FORWARD, ECHO as u64, 1, 2, 3]) == Ok([0, 1, 2, 3, 0]));
     bench_memory(c, m);
     match m.run_on(3, Job::BenchEcho) {
         Ok(ticks) => log::info!("bench ffa_direct_req_echo_core3 {} {}", BENCH_ITERATIONS, ticks),

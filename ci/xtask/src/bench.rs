@@ -151,9 +151,10 @@ pub fn parse_split(output: &str, prefix: &str) -> Vec<Split> {
 fn split_rows(o: &Outputs) -> Result<Vec<(Split, f64, &'static str)>> {
     build::build_split_images()?;
     let bios = build::build_tfa(&o.paths, build::Bl33::NsHypTestSplit, &crate::layout::SpSet::Ours)?;
-    let so = Outputs { paths: o.paths.clone(), images: o.images.clone(), bios: o.bios.clone(), test_bios: bios, linux_bios: o.linux_bios.clone(), ffa_bios: o.ffa_bios.clone() };
+    let ffa_bios = build::build_tfa(&o.paths, build::Bl33::FfaPayloadSplit, &crate::layout::SpSet::Ours)?;
+    let so = Outputs { paths: o.paths.clone(), images: o.images.clone(), bios: o.bios.clone(), test_bios: bios, linux_bios: o.linux_bios.clone(), ffa_bios };
     let mut all = Vec::new();
-    for run in [&NS_HYP, &REALM] {
+    for run in [&NS_HYP, &REALM, &FFA_PAYLOAD] {
         let boot = Boot::Extra { boot: Box::new((run.boot)(&so, run.label)?), args: ICOUNT.iter().map(|s| s.to_string()).collect() };
         let log = util::out_dir().join(format!("bench-{}-split.log", run.label));
         let cap = qemu::capture(&boot, Duration::from_secs(600), &log, &["PANIC:"])?;

@@ -77,6 +77,8 @@ pub enum Bl33 {
     /// ns-hyp's test flavour, with spmc and rmm built with `bench-split`
     /// (`spmc-split.bin`, `rmm-split.bin`): only `cargo xtask bench` (issue P).
     NsHypTestSplit,
+    /// ci/ffa-payload with the same split images.
+    FfaPayloadSplit,
     /// The same, with `ENABLE_SPMD_LP=1`: the SPMD has an EL3 logical
     /// partition (tfa-integration/patches/0004; test `spmc_spmd_lsp`).
     /// Built only when that test runs.
@@ -265,13 +267,13 @@ pub fn tfa_make_vars(bl33: Bl33, img: &dyn Fn(&str) -> String, cfg: &dyn Fn(&str
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let split = bl33 == Bl33::NsHypTestSplit;
+    let split = matches!(bl33, Bl33::NsHypTestSplit | Bl33::FfaPayloadSplit);
     v.push(format!("BL32={}", img(if split { "spmc-split.bin" } else { "spmc.bin" })));
     v.push(format!("RMM={}", img(if split { "rmm-split.bin" } else { "rmm.bin" })));
     match bl33 {
         Bl33::NsHyp => v.push(format!("BL33={}", img("ns-hyp.bin"))),
         Bl33::NsHypTest | Bl33::NsHypTestSplit => v.push(format!("BL33={}", img("ns-hyp-test.bin"))),
-        Bl33::FfaPayload => v.push(format!("BL33={}", img("ffa-payload.bin"))),
+        Bl33::FfaPayload | Bl33::FfaPayloadSplit => v.push(format!("BL33={}", img("ffa-payload.bin"))),
         Bl33::FfaPayloadLsp => {
             v.push(format!("BL33={}", img("ffa-payload.bin")));
             v.push("ENABLE_SPMD_LP=1".into());
@@ -309,6 +311,7 @@ pub fn build_tfa(p: &Paths, bl33: Bl33, sps: &SpSet) -> Result<PathBuf> {
         Bl33::NsHyp => "tfa-build",
         Bl33::NsHypTest => "tfa-build-test",
         Bl33::NsHypTestSplit => "tfa-build-split",
+        Bl33::FfaPayloadSplit => "tfa-build-ffa-split",
         Bl33::PreloadedLinux => "tfa-build-linux",
         Bl33::FfaPayload => "tfa-build-ffa",
         Bl33::FfaPayloadLsp => "tfa-build-ffa-lsp",
@@ -510,6 +513,7 @@ impl Bl33 {
             Bl33::NsHyp => "ns-hyp",
             Bl33::NsHypTest => "ns-hyp test flavour",
             Bl33::NsHypTestSplit => "ns-hyp test flavour; spmc, rmm with bench-split",
+            Bl33::FfaPayloadSplit => "ffa-payload; spmc, rmm with bench-split",
             Bl33::PreloadedLinux => "preloaded at 0x60000000",
             Bl33::FfaPayload => "ffa-payload",
             Bl33::FfaPayloadLsp => "ffa-payload, ENABLE_SPMD_LP=1",
