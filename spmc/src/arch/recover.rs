@@ -65,25 +65,53 @@ pub fn on_exception(frame: &mut ExceptionFrame, esr: u64) -> bool {
     true
 }
 
-/// Reads `out.len()` bytes at `va` (guarded by the caller), stopping at a fault.
+/// Reads `out.len()` bytes at `va` (guarded by the caller), stopping at a
+/// fault (checked at the start and at each 64-byte boundary).  Aligned
+/// 64-bit words where it can: a byte at a time, reading a memory
+/// transaction descriptor out of a TX buffer was most of spmc's share of a
+/// MEM_SHARE round trip (issue P, docs/performance.md).
 pub fn read_bytes(va: usize, out: &mut [u8]) {
-    for (i, b) in out.iter_mut().enumerate() {
-        if i % 64 == 0 && faulted() {
+    let (n, dst) = (out.len(), out.as_mut_ptr());
+    let mut i = 0;
+    while i < n {
+        if (i == 0 || (va + i).is_multiple_of(64)) && faulted() {
             return;
         }
-        // SAFETY: the caller maps `[va, va + len)`; a fault is survived (see above).
-        *b = unsafe { core::ptr::read_volatile((va + i) as *const u8) };
+        // SAFETY: the caller maps `[va, va + len)`; a fault is survived (see
+        // above); `dst + i` is inside `out` (unaligned store on our side).
+        unsafe {
+            if (va + i).is_multiple_of(8) && n - i >= 8 {
+                let w = core::ptr::read_volatile((va + i) as *const u64);
+                core::ptr::write_unaligned(dst.add(i) as *mut u64, w);
+                i += 8;
+            } else {
+                *dst.add(i) = core::ptr::read_volatile((va + i) as *const u8);
+                i += 1;
+            }
+        }
     }
 }
 
-/// Writes `bytes` at `va` (guarded by the caller), stopping at a fault.
+/// Writes `bytes` at `va` (guarded by the caller), stopping at a fault;
+/// aligned words where it can (see `read_bytes`).
 pub fn write_bytes(va: usize, bytes: &[u8]) {
-    for (i, b) in bytes.iter().enumerate() {
-        if i % 64 == 0 && faulted() {
+    let (n, src) = (bytes.len(), bytes.as_ptr());
+    let mut i = 0;
+    while i < n {
+        if (i == 0 || (va + i).is_multiple_of(64)) && faulted() {
             return;
         }
-        // SAFETY: as in `read_bytes`.
-        unsafe { core::ptr::write_volatile((va + i) as *mut u8, *b) };
+        // SAFETY: as in `read_bytes`; `src + i` is inside `bytes`.
+        unsafe {
+            if (va + i).is_multiple_of(8) && n - i >= 8 {
+                let w = core::ptr::read_unaligned(src.add(i) as *const u64);
+                core::ptr::write_volatile((va + i) as *mut u64, w);
+                i += 8;
+            } else {
+                core::ptr::write_volatile((va + i) as *mut u8, *src.add(i));
+                i += 1;
+            }
+        }
     }
 }
 
