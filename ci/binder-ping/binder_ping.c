@@ -18,22 +18,8 @@
  * version 8), written out by hand below.  Freestanding (raw syscalls, no
  * libc): Debian's cross compiler without the arm64 libc headers builds it.
  */
-typedef unsigned long u64;
-typedef long s64;
-typedef unsigned int u32;
-typedef int s32;
-typedef unsigned char u8;
+#include "quadrant_sys.h"
 
-/* asm-generic/unistd.h (arm64) */
-#define SYS_openat 56
-#define SYS_close 57
-#define SYS_ioctl 29
-#define SYS_write 64
-#define SYS_exit_group 94
-#define SYS_getpid 172
-#define SYS_clone 220
-#define SYS_mmap 222
-#define SYS_wait4 260
 #define AT_FDCWD -100
 #define O_RDWR 2
 #define O_CLOEXEC 02000000
@@ -41,18 +27,6 @@ typedef unsigned char u8;
 #define MAP_PRIVATE 2
 #define SIGCHLD 17
 
-static s64 sys6(s64 n, s64 a, s64 b, s64 c, s64 d, s64 e, s64 f)
-{
-	register s64 x8 __asm__("x8") = n;
-	register s64 x0 __asm__("x0") = a;
-	register s64 x1 __asm__("x1") = b;
-	register s64 x2 __asm__("x2") = c;
-	register s64 x3 __asm__("x3") = d;
-	register s64 x4 __asm__("x4") = e;
-	register s64 x5 __asm__("x5") = f;
-	__asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5) : "memory");
-	return x0;
-}
 #define sys(n, a, b, c, d) sys6(n, a, b, c, d, 0, 0)
 
 /*

@@ -449,7 +449,9 @@ fn build_freestanding(src: &str, name: &str) -> Result<PathBuf> {
     let mut cmd = Command::new("aarch64-linux-gnu-gcc");
     // -fno-tree-loop-distribute-patterns: a program's own memset/memcpy loop
     // must not become a call to itself.
-    cmd.args(["-O2", "-Wall", "-static", "-nostdlib", "-ffreestanding", "-fno-tree-loop-distribute-patterns", "-fno-stack-protector", "-fno-pie", "-no-pie", "-o"]).arg(&out).arg(&src);
+    cmd.args(["-O2", "-Wall", "-static", "-nostdlib", "-ffreestanding", "-fno-tree-loop-distribute-patterns", "-fno-stack-protector", "-fno-pie", "-no-pie"]);
+    cmd.arg("-I").arg(util::repo_root().join("ci/include"));
+    cmd.arg("-o").arg(&out).arg(&src);
     run(&mut cmd)?;
     Ok(out)
 }
@@ -466,8 +468,10 @@ pub fn build_guest_features() -> Result<PathBuf> {
     let out = images_dir().join("linux-guest-features");
     util::mkdirs(&images_dir())?;
     let mut cmd = Command::new("aarch64-linux-gnu-gcc");
-    cmd.args(["-O2", "-Wall", "-march=armv8.5-a+sve+memtag", "-fno-tree-vectorize", "-static", "-nostdlib", "-ffreestanding", "-fno-stack-protector", "-fno-pie", "-no-pie", "-o"]);
-    cmd.arg(&out).arg(&src);
+    cmd.args(["-O2", "-Wall", "-march=armv8.5-a+sve+memtag", "-fno-tree-vectorize", "-static", "-nostdlib", "-ffreestanding", "-fno-stack-protector", "-fno-pie", "-no-pie"]);
+    // ci/include/quadrant_sys.h: the types and raw syscalls it shares with ci/binder-ping.
+    cmd.arg("-I").arg(util::repo_root().join("ci/include"));
+    cmd.arg("-o").arg(&out).arg(&src);
     run(&mut cmd)?;
     Ok(out)
 }
