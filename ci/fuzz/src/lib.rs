@@ -62,10 +62,12 @@ impl Platform for FakePlatform {
     fn run_sp(&mut self, _index: usize, _ctx: usize, answer: Option<&Regs>, _flags: RunFlags) -> SpExit {
         self.runs += 1;
         if self.runs > 64 {
-            // Bounded: a run that never ends is the SPMC's fault only if it loops itself.
-            let mut r = [0u64; 18];
-            r[0] = shared::abi::ffa::fid::FFA_MSG_WAIT as u64;
-            return SpExit::Call(r);
+            // Bounded: a run that never ends is the SPMC's fault only if it
+            // loops itself.  The SP dies here rather than waiting: during a
+            // direct request FFA_MSG_WAIT is DENIED (DEN0077, as Hafnium) and
+            // the SP is resumed, so an SP that kept calling it would spin
+            // forever, its own doing (a fuzz timeout found on 2026-12-03).
+            return SpExit::Fault { esr: 0, far: 0, elr: 0, ipa: None };
         }
         if let Some(e) = self.script.pop() {
             return e;
