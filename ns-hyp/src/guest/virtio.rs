@@ -5,7 +5,7 @@
 
 use crate::vm::layout::{ram_pa, PCIE_ECAM_IPA, VIRTIO_IPA, VIRTIO_SIZE};
 use crate::vm::virtio_blk::{Disk, Effect, GuestMemory, VirtioBlk, SECTOR};
-use crate::vm::virtio_pci::{Msi, VirtioPci, BAR0_SIZE, ECAM_SIZE};
+use crate::vm::virtio_pci::{Msi, VirtioPci, ECAM_SIZE};
 use core::cell::UnsafeCell;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -181,7 +181,7 @@ pub fn pci_contains(ipa: u64) -> bool {
         return false;
     }
     let bar = BAR0.load(Ordering::Relaxed);
-    (PCIE_ECAM_IPA..PCIE_ECAM_IPA + ECAM_SIZE).contains(&ipa) || (bar != 0 && (bar..bar + BAR0_SIZE).contains(&ipa))
+    (PCIE_ECAM_IPA..PCIE_ECAM_IPA + ECAM_SIZE).contains(&ipa) || crate::vm::virtio_pci::bar0_contains(bar, ipa)
 }
 
 /// A guest access to the PCIe ECAM window or the function's BAR 0.

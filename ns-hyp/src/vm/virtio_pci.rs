@@ -24,6 +24,13 @@ pub const REQUESTER_ID: u32 = DEVFN;
 pub const ECAM_SIZE: u64 = 1 << 20;
 pub const BAR0_SIZE: u64 = 0x4000;
 
+/// `ipa` lies in a BAR 0 the guest put at `bar` (0: none).  The guest picks
+/// `bar`, up to the top of the 64-bit space: `bar + BAR0_SIZE` may not exist,
+/// so the offset is taken instead of the end.
+pub fn bar0_contains(bar: u64, ipa: u64) -> bool {
+    bar != 0 && ipa.checked_sub(bar).is_some_and(|o| o < BAR0_SIZE)
+}
+
 const VENDOR_VIRTIO: u16 = 0x1af4;
 /// 0x1040 + virtio device ID 2 (block), §4.1.2.
 const DEVICE_BLK: u16 = 0x1042;

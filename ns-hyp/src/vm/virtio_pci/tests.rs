@@ -152,3 +152,16 @@ fn hostile_accesses_are_harmless() {
     }
     assert_eq!(cfg32(&p, 0), 0x1042_1af4, "identity is read-only");
 }
+
+#[test]
+fn a_bar_at_the_top_of_the_address_space_does_not_wrap() {
+    let top = u64::MAX & !(BAR0_SIZE - 1);
+    assert!(bar0_contains(top, top));
+    assert!(bar0_contains(top, u64::MAX));
+    assert!(!bar0_contains(top, 0), "bar + size wraps to 0: 0 is not inside");
+    assert!(!bar0_contains(top, BAR0_SIZE - 1));
+    assert!(!bar0_contains(top, top - 1));
+    assert!(bar0_contains(0x1000_0000, 0x1000_0000 + BAR0_SIZE - 1));
+    assert!(!bar0_contains(0x1000_0000, 0x1000_0000 + BAR0_SIZE));
+    assert!(!bar0_contains(0, 0), "no BAR");
+}
