@@ -4,6 +4,7 @@
 //! tested on the host; `crate::guest` runs it on the hardware.
 
 pub mod config;
+pub mod console;
 pub mod decode;
 pub mod dtb;
 pub mod el2;

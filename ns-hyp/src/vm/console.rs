@@ -1,0 +1,232 @@
+//! Several VMs' consoles on the one UART, as Xen's and Jailhouse's consoles
+//! do it: each VM's output goes out a line at a time behind `[vmN] `, and
+//! the UART's input goes to one VM, which an escape sequence changes.
+//!
+//! - Output: a VM's bytes are gathered into its line buffer; a newline, a
+//!   full buffer or `flush` (a prompt waiting for input) sends them.  The
+//!   prefix is written only where a VM's line starts on the UART, so a
+//!   flushed prompt and the echo of what is typed after it stay one line.
+//! - Input: Ctrl-] (0x1d) then a digit `N` sends input to VM N from then on;
+//!   Ctrl-] twice sends one Ctrl-]; Ctrl-] then anything else drops both
+//!   bytes (a typing slip, not the guest's).  QEMU's own `-serial mon:stdio`
+//!   escape is Ctrl-A, which is why ours is not.
+//!
+//! With one VM nothing is prefixed and every byte goes straight through, so
+//! a single guest's console is byte for byte what it writes.
+
+use super::config::MAX_VMS;
+
+/// The escape byte (Ctrl-]).
+pub const ESCAPE: u8 = 0x1d;
+const LINE: usize = 128;
+
+#[derive(Clone, Copy)]
+struct LineBuf {
+    bytes: [u8; LINE],
+    len: usize,
+}
+
+pub struct ConsoleMux {
+    nvms: usize,
+    focus: usize,
+    escape: bool,
+    lines: [LineBuf; MAX_VMS],
+    /// The VM whose line is open on the UART (its last bytes went out
+    /// without a newline).
+    open: Option<usize>,
+}
+
+/// What an input byte does.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Give this byte to VM `vm`'s UART.
+    Byte { vm: usize, byte: u8 },
+    /// Input goes to VM `vm` from now on (the caller says so on the console).
+    Focus(usize),
+    /// Part of an escape sequence, or a dropped one.
+    Nothing,
+}
+
+impl ConsoleMux {
+    pub const fn new() -> Self {
+        ConsoleMux { nvms: 1, focus: 0, escape: false, lines: [LineBuf { bytes: [0; LINE], len: 0 }; MAX_VMS], open: None }
+    }
+
+    pub fn set_vms(&mut self, n: usize) {
+        self.nvms = n.clamp(1, MAX_VMS);
+    }
+
+    pub fn multiplexed(&self) -> bool {
+        self.nvms > 1
+    }
+
+    pub fn focus(&self) -> usize {
+        self.focus
+    }
+
+    /// VM `vm` wrote `b`; `out` gets what goes to the UART now.
+    pub fn output(&mut self, vm: usize, b: u8, out: &mut impl FnMut(u8)) {
+        if !self.multiplexed() {
+            return out(b);
+        }
+        let Some(l) = self.lines.get_mut(vm) else { return };
+        l.bytes[l.len] = b;
+        l.len += 1;
+        if b == b'\n' || l.len == LINE {
+            self.flush(vm, out);
+        }
+    }
+
+    /// Sends VM `vm`'s partial line, if any.
+    pub fn flush(&mut self, vm: usize, out: &mut impl FnMut(u8)) {
+        let Some(&l) = self.lines.get(vm) else { return };
+        if l.len == 0 {
+            return;
+        }
+        if self.open != Some(vm) {
+            if self.open.is_some() {
+                // Another VM's line was left open: end it on the UART.
+                out(b'\r');
+                out(b'\n');
+            }
+            for &c in b"[vm" {
+                out(c);
+            }
+            out(b'0' + vm as u8);
+            out(b']');
+            out(b' ');
+        }
+        for &c in &l.bytes[..l.len] {
+            out(c);
+        }
+        self.open = if l.bytes[l.len - 1] == b'\n' { None } else { Some(vm) };
+        self.lines[vm].len = 0;
+    }
+
+    /// Sends every VM's partial line.
+    pub fn flush_all(&mut self, out: &mut impl FnMut(u8)) {
+        for vm in 0..self.nvms {
+            self.flush(vm, out);
+        }
+    }
+
+    /// A byte from the UART.
+    pub fn input(&mut self, b: u8) -> Input {
+        if !self.multiplexed() {
+            return Input::Byte { vm: 0, byte: b };
+        }
+        if !self.escape {
+            if b == ESCAPE {
+                self.escape = true;
+                return Input::Nothing;
+            }
+            return Input::Byte { vm: self.focus, byte: b };
+        }
+        self.escape = false;
+        match b {
+            ESCAPE => Input::Byte { vm: self.focus, byte: ESCAPE },
+            b'0'..=b'9' if ((b - b'0') as usize) < self.nvms => {
+                self.focus = (b - b'0') as usize;
+                Input::Focus(self.focus)
+            }
+            _ => Input::Nothing,
+        }
+    }
+}
+
+impl Default for ConsoleMux {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(m: &mut ConsoleMux, writes: &[(usize, &str)]) -> String {
+        let mut s = Vec::new();
+        for &(vm, text) in writes {
+            for b in text.bytes() {
+                m.output(vm, b, &mut |c| s.push(c));
+            }
+        }
+        String::from_utf8(s).unwrap()
+    }
+
+    #[test]
+    fn one_vm_passes_through() {
+        let mut m = ConsoleMux::new();
+        assert_eq!(run(&mut m, &[(0, "abc")]), "abc");
+        assert_eq!(m.input(ESCAPE), Input::Byte { vm: 0, byte: ESCAPE });
+    }
+
+    #[test]
+    fn lines_are_prefixed_and_never_interleaved() {
+        let mut m = ConsoleMux::new();
+        m.set_vms(2);
+        assert_eq!(run(&mut m, &[(0, "hel"), (1, "world\n"), (0, "lo\n")]), "[vm1] world\n[vm0] hello\n");
+    }
+
+    #[test]
+    fn a_flushed_prompt_and_its_echo_stay_one_line() {
+        let mut m = ConsoleMux::new();
+        m.set_vms(2);
+        let mut s = Vec::new();
+        for b in b"/ # " {
+            m.output(0, *b, &mut |c| s.push(c));
+        }
+        m.flush_all(&mut |c| s.push(c));
+        for b in b"ls\n" {
+            m.output(0, *b, &mut |c| s.push(c));
+        }
+        assert_eq!(String::from_utf8(s.clone()).unwrap(), "[vm0] / # ls\n");
+        // Another VM's line after an open one starts on a line of its own.
+        for b in b"$ " {
+            m.output(1, *b, &mut |c| s.push(c));
+        }
+        m.flush_all(&mut |c| s.push(c));
+        for b in b"x\n" {
+            m.output(0, *b, &mut |c| s.push(c));
+        }
+        assert_eq!(String::from_utf8(s).unwrap(), "[vm0] / # ls\n[vm1] $ \r\n[vm0] x\n");
+    }
+
+    #[test]
+    fn a_long_line_goes_out_in_pieces() {
+        let mut m = ConsoleMux::new();
+        m.set_vms(2);
+        let long = "x".repeat(LINE + 10);
+        let out = run(&mut m, &[(1, &long)]);
+        assert_eq!(out, format!("[vm1] {}", "x".repeat(LINE)));
+        let mut rest = Vec::new();
+        m.flush(1, &mut |c| rest.push(c));
+        assert_eq!(rest, vec![b'x'; 10], "the same line goes on, unprefixed");
+    }
+
+    #[test]
+    fn escape_switches_input() {
+        let mut m = ConsoleMux::new();
+        m.set_vms(3);
+        assert_eq!(m.input(b'a'), Input::Byte { vm: 0, byte: b'a' });
+        assert_eq!(m.input(ESCAPE), Input::Nothing);
+        assert_eq!(m.input(b'2'), Input::Focus(2));
+        assert_eq!(m.input(b'b'), Input::Byte { vm: 2, byte: b'b' });
+        // A literal escape, a VM that does not exist, a slip.
+        assert_eq!(m.input(ESCAPE), Input::Nothing);
+        assert_eq!(m.input(ESCAPE), Input::Byte { vm: 2, byte: ESCAPE });
+        assert_eq!(m.input(ESCAPE), Input::Nothing);
+        assert_eq!(m.input(b'7'), Input::Nothing);
+        assert_eq!(m.focus(), 2);
+        assert_eq!(m.input(ESCAPE), Input::Nothing);
+        assert_eq!(m.input(b'q'), Input::Nothing);
+        assert_eq!(m.input(b'c'), Input::Byte { vm: 2, byte: b'c' });
+    }
+
+    #[test]
+    fn a_vm_out_of_range_is_ignored() {
+        let mut m = ConsoleMux::new();
+        m.set_vms(2);
+        assert_eq!(run(&mut m, &[(MAX_VMS, "zz\n")]), "");
+    }
+}
