@@ -9,11 +9,24 @@
 //! ```
 //!
 //! Without `quadrant.guest` ns-hyp runs no guest (probe or bench mode only).
+//!
+//! Several VMs: one such section per VM, separated by ` --- ` (a guest
+//! command line never needs that word).  VM `k`'s RAM follows VM `k - 1`'s in
+//! PA, from `RAM_PA`; every VM sees its RAM at `RAM_IPA`.  Without
+//! `quadrant.mem`, the VMs share the guest area (1 GiB) equally.
+//!
+//! ```text
+//! quadrant.guest=0x80200000,<size> quadrant.mem=512 -- console=ttyAMA0 --- quadrant.guest=0xa0200000,<size> quadrant.mem=512
+//! ```
 
 use super::layout::{self, DEFAULT_RAM_SIZE, RAM_IPA, RAM_PA};
 use crate::line::Line;
 
 pub const MAX_VCPUS: usize = 8;
+/// VMs one ns-hyp runs at once.
+pub const MAX_VMS: usize = 4;
+/// The PA area every VM's RAM is carved from (`RAM_PA`, mapped at EL2).
+pub const GUEST_AREA: u64 = 1 << 30;
 pub const DEFAULT_VCPUS: usize = 4;
 pub const DEFAULT_CMDLINE: &str = "console=ttyAMA0 earlycon=pl011,0x9000000 rdinit=/init";
 
@@ -26,6 +39,8 @@ pub struct Blob {
 
 #[derive(Debug)]
 pub struct GuestConfig {
+    /// PA of the VM's RAM (seen at `RAM_IPA`).
+    pub ram_pa: u64,
     pub kernel: Blob,
     pub initrd: Option<Blob>,
     pub vcpus: usize,
@@ -45,6 +60,43 @@ pub enum ConfigError {
     NoGuest,
     /// A word we know with a value we cannot use; the word is given.
     Bad(&'static str),
+    /// More than `MAX_VMS` sections, or the VMs' RAM does not fit the guest area.
+    TooMany,
+}
+
+/// Every VM of the bootargs, in order (VM 0 first).
+#[derive(Debug)]
+pub struct VmConfigs {
+    pub vms: [Option<GuestConfig>; MAX_VMS],
+    pub count: usize,
+}
+
+impl VmConfigs {
+    pub fn iter(&self) -> impl Iterator<Item = &GuestConfig> {
+        self.vms[..self.count].iter().flatten()
+    }
+}
+
+/// The whole bootargs: one VM per ` --- ` section (`parse` for each).
+pub fn parse_all(bootargs: &str) -> Result<VmConfigs, ConfigError> {
+    let n = bootargs.split(" --- ").count();
+    if n > MAX_VMS {
+        return Err(ConfigError::TooMany);
+    }
+    // An equal share, in whole 2 MiB blocks, where a section names no size.
+    let share = (GUEST_AREA / n as u64) & !((2 << 20) - 1);
+    let mut out = VmConfigs { vms: [const { None }; MAX_VMS], count: 0 };
+    let mut next_pa = RAM_PA;
+    for section in bootargs.split(" --- ") {
+        let c = parse_section(section, next_pa, if n == 1 { DEFAULT_RAM_SIZE } else { share })?;
+        next_pa = c.ram_pa + c.ram_size;
+        if next_pa > RAM_PA + GUEST_AREA {
+            return Err(ConfigError::TooMany);
+        }
+        out.vms[out.count] = Some(c);
+        out.count += 1;
+    }
+    Ok(out)
 }
 
 fn num(s: &str) -> Option<u64> {
@@ -54,16 +106,25 @@ fn num(s: &str) -> Option<u64> {
     }
 }
 
-/// `<pa>,<size>` of a payload that must lie inside guest RAM; returns its IPA.
-fn blob(v: &str, ram_size: u64) -> Option<Blob> {
+/// `<pa>,<size>` of a payload that must lie inside the VM's RAM (at PA
+/// `ram_pa`); returns its IPA.
+fn blob(v: &str, ram_pa: u64, ram_size: u64) -> Option<Blob> {
     let (a, s) = v.split_once(',')?;
     let (pa, size) = (num(a)?, num(s)?);
-    let ipa = pa.checked_sub(RAM_PA)? + RAM_IPA;
-    layout::ram_pa(ipa, size, ram_size)?;
+    let ipa = pa.checked_sub(ram_pa)?.checked_add(RAM_IPA)?;
+    layout::ram_pa_in(ipa, size, ram_pa, ram_size)?;
     (size != 0).then_some(Blob { ipa, size })
 }
 
+/// One VM (the only one, or VM 0 of several: `parse_all`).
+#[cfg(test)]
 pub fn parse(bootargs: &str) -> Result<GuestConfig, ConfigError> {
+    let all = parse_all(bootargs)?;
+    let [first, ..] = all.vms;
+    first.ok_or(ConfigError::NoGuest)
+}
+
+fn parse_section(bootargs: &str, ram_pa: u64, default_ram: u64) -> Result<GuestConfig, ConfigError> {
     let (ours, guest) = match bootargs.split_once(" -- ") {
         Some((o, g)) => (o, Some(g.trim())),
         None => match bootargs.strip_suffix(" --") {
@@ -71,7 +132,7 @@ pub fn parse(bootargs: &str) -> Result<GuestConfig, ConfigError> {
             None => (bootargs, None),
         },
     };
-    let mut ram_size = DEFAULT_RAM_SIZE;
+    let mut ram_size = default_ram;
     for w in ours.split_ascii_whitespace() {
         if let Some(v) = w.strip_prefix("quadrant.mem=") {
             // MiB, at least 64 MiB, at most 1 GiB (the top half of QEMU virt's 2 GiB).
@@ -81,9 +142,9 @@ pub fn parse(bootargs: &str) -> Result<GuestConfig, ConfigError> {
     let (mut kernel, mut initrd, mut vcpus) = (None, None, DEFAULT_VCPUS);
     for w in ours.split_ascii_whitespace() {
         if let Some(v) = w.strip_prefix("quadrant.guest=") {
-            kernel = Some(blob(v, ram_size).ok_or(ConfigError::Bad("quadrant.guest"))?);
+            kernel = Some(blob(v, ram_pa, ram_size).ok_or(ConfigError::Bad("quadrant.guest"))?);
         } else if let Some(v) = w.strip_prefix("quadrant.initrd=") {
-            initrd = Some(blob(v, ram_size).ok_or(ConfigError::Bad("quadrant.initrd"))?);
+            initrd = Some(blob(v, ram_pa, ram_size).ok_or(ConfigError::Bad("quadrant.initrd"))?);
         } else if let Some(v) = w.strip_prefix("quadrant.vcpus=") {
             vcpus = num(v).filter(|n| (1..=MAX_VCPUS as u64).contains(n)).ok_or(ConfigError::Bad("quadrant.vcpus"))? as usize;
         }
@@ -107,7 +168,7 @@ pub fn parse(bootargs: &str) -> Result<GuestConfig, ConfigError> {
             };
         }
     }
-    Ok(GuestConfig { kernel, initrd, vcpus, ram_size, cmdline, exit_stats, virtio_pci })
+    Ok(GuestConfig { ram_pa, kernel, initrd, vcpus, ram_size, cmdline, exit_stats, virtio_pci })
 }
 
 #[cfg(test)]
@@ -161,5 +222,37 @@ mod tests {
         assert_eq!(parse("quadrant.mem=64 quadrant.guest=0x88000000,16").unwrap_err(), ConfigError::Bad("quadrant.guest"));
         assert_eq!(parse("quadrant.mem=64 quadrant.guest=0x80200000,16").unwrap().ram_size, 64 << 20);
         assert_eq!(parse("quadrant.mem=2048 quadrant.guest=0x80200000,16").unwrap_err(), ConfigError::Bad("quadrant.mem"));
+    }
+
+    #[test]
+    fn several_vms_follow_each_other_in_pa() {
+        let all = parse_all("quadrant.guest=0x80200000,16 quadrant.vcpus=4 -- console=ttyAMA0 --- quadrant.guest=0xa0200000,32 quadrant.initrd=0xa8000000,4096 quadrant.vcpus=2 -- rdinit=/init").unwrap();
+        assert_eq!(all.count, 2);
+        let v: Vec<_> = all.iter().collect();
+        assert_eq!((v[0].ram_pa, v[0].ram_size, v[0].vcpus), (RAM_PA, 512 << 20, 4));
+        assert_eq!((v[1].ram_pa, v[1].ram_size, v[1].vcpus), (RAM_PA + (512 << 20), 512 << 20, 2));
+        // Every VM sees its own RAM at RAM_IPA: the payloads' IPAs are relative to it.
+        assert_eq!(v[1].kernel, Blob { ipa: 0x4020_0000, size: 32 });
+        assert_eq!(v[1].initrd, Some(Blob { ipa: 0x4800_0000, size: 4096 }));
+        assert_eq!(v[0].cmdline.as_str(), "console=ttyAMA0");
+        assert_eq!(v[1].cmdline.as_str(), "rdinit=/init");
+        // Sizes given: VM 1 starts where VM 0 ends.
+        let all = parse_all("quadrant.mem=256 quadrant.guest=0x80200000,16 --- quadrant.mem=768 quadrant.guest=0x90200000,16").unwrap();
+        let v: Vec<_> = all.iter().collect();
+        assert_eq!((v[1].ram_pa, v[1].ram_size), (RAM_PA + (256 << 20), 768 << 20));
+    }
+
+    #[test]
+    fn a_vm_may_not_name_another_vms_memory() {
+        // VM 1's payload inside VM 0's RAM, or past its own.
+        assert_eq!(parse_all("quadrant.guest=0x80200000,16 --- quadrant.guest=0x80400000,16").unwrap_err(), ConfigError::Bad("quadrant.guest"));
+        assert_eq!(parse_all("quadrant.guest=0x80200000,16 --- quadrant.guest=0xc0000000,16").unwrap_err(), ConfigError::Bad("quadrant.guest"));
+        // More RAM than the guest area, more VMs than slots, a section without a guest.
+        assert_eq!(parse_all("quadrant.mem=1024 quadrant.guest=0x80200000,16 --- quadrant.mem=64 quadrant.guest=0xc0200000,16").unwrap_err(), ConfigError::TooMany);
+        let five = ["quadrant.guest=0x80200000,16"; 5].join(" --- ");
+        assert_eq!(parse_all(&five).unwrap_err(), ConfigError::TooMany);
+        assert_eq!(parse_all("quadrant.guest=0x80200000,16 --- quadrant.vcpus=2").unwrap_err(), ConfigError::NoGuest);
+        // A payload address near 2^64 does not wrap into RAM.
+        assert_eq!(parse_all("quadrant.guest=0xffffffffffffff00,16").unwrap_err(), ConfigError::Bad("quadrant.guest"));
     }
 }

@@ -46,10 +46,10 @@ pub const VTIMER_INTID: u32 = 27;
 /// PMU overflow PPI (BSA: INTID 23, QEMU virt's), HW-linked to the physical one.
 pub const PMU_INTID: u32 = 23;
 
-/// IPA → PA for guest RAM, or `None` outside it.
-pub fn ram_pa(ipa: u64, len: u64, ram_size: u64) -> Option<u64> {
+/// IPA → PA for a VM's RAM at PA `base`, or `None` outside it.
+pub fn ram_pa_in(ipa: u64, len: u64, base: u64, ram_size: u64) -> Option<u64> {
     let end = ipa.checked_add(len)?;
-    (ipa >= RAM_IPA && end <= RAM_IPA + ram_size).then(|| ipa - RAM_IPA + RAM_PA)
+    (ipa >= RAM_IPA && end <= RAM_IPA + ram_size).then(|| ipa - RAM_IPA + base)
 }
 
 #[cfg(test)]
@@ -58,10 +58,13 @@ mod tests {
 
     #[test]
     fn ram_translation() {
-        assert_eq!(ram_pa(RAM_IPA, 4, DEFAULT_RAM_SIZE), Some(RAM_PA));
-        assert_eq!(ram_pa(RAM_IPA + DEFAULT_RAM_SIZE - 4, 4, DEFAULT_RAM_SIZE), Some(RAM_PA + DEFAULT_RAM_SIZE - 4));
-        assert_eq!(ram_pa(RAM_IPA + DEFAULT_RAM_SIZE - 4, 8, DEFAULT_RAM_SIZE), None);
-        assert_eq!(ram_pa(RAM_IPA - 1, 1, DEFAULT_RAM_SIZE), None);
-        assert_eq!(ram_pa(u64::MAX, 2, DEFAULT_RAM_SIZE), None);
+        assert_eq!(ram_pa_in(RAM_IPA, 4, RAM_PA, DEFAULT_RAM_SIZE), Some(RAM_PA));
+        assert_eq!(ram_pa_in(RAM_IPA + DEFAULT_RAM_SIZE - 4, 4, RAM_PA, DEFAULT_RAM_SIZE), Some(RAM_PA + DEFAULT_RAM_SIZE - 4));
+        assert_eq!(ram_pa_in(RAM_IPA + DEFAULT_RAM_SIZE - 4, 8, RAM_PA, DEFAULT_RAM_SIZE), None);
+        assert_eq!(ram_pa_in(RAM_IPA - 1, 1, RAM_PA, DEFAULT_RAM_SIZE), None);
+        assert_eq!(ram_pa_in(u64::MAX, 2, RAM_PA, DEFAULT_RAM_SIZE), None);
+        // A second VM's RAM: the same IPAs, another PA.
+        assert_eq!(ram_pa_in(RAM_IPA + 8, 4, 0xa000_0000, 512 << 20), Some(0xa000_0008));
+        assert_eq!(ram_pa_in(RAM_IPA + (512 << 20), 4, 0xa000_0000, 512 << 20), None);
     }
 }
