@@ -136,6 +136,27 @@ pub fn deactivate(intid: u32) {
     unsafe { write_sysreg!(icc_dir_el1, intid as u64) };
 }
 
+/// Makes PPI `intid` of CPU `cpu` (the caller's own) active again:
+/// GICR_ISACTIVER0 in its redistributor's SGI frame (IHI0069H, 12.11).  A
+/// vCPU descheduled while the guest still held its HW-linked timer or PMU
+/// interrupt gets the physical one back active when it is loaded, so the
+/// guest's deactivation through the HW-linked LR still finds it (KVM does
+/// the same with the irqchip's active state).
+pub fn set_active(cpu: usize, intid: u32) {
+    const SGI_FRAME: usize = 0x1_0000;
+    const GICR_ISACTIVER0: usize = 0x300;
+    let _lock = GIC_LOCK.lock();
+    let reg = platform::get().gicr + cpu * platform::GICR_STRIDE + SGI_FRAME + GICR_ISACTIVER0;
+    // SAFETY: this CPU's redistributor, mapped as Device memory at EL2 (hyp.rs
+    // `map_devices`, GICR_FRAMES frames); writing 1 sets only that PPI's
+    // active state, for an interrupt ns-hyp owns; GIC_LOCK keeps the
+    // `arm-gic` driver away meanwhile.
+    unsafe {
+        core::ptr::write_volatile(reg as *mut u32, 1 << intid);
+        core::arch::asm!("dsb sy", options(nostack, preserves_flags));
+    }
+}
+
 /// A physical SGI to one CPU (QEMU virt: Aff0 = index < 16, Aff1 = index / 16).
 pub fn send_sgi(cpu: usize, intid: u32) {
     let target = SgiTarget::List { affinity3: 0, affinity2: 0, affinity1: (cpu / 16) as u8, target_list: 1 << (cpu % 16) };

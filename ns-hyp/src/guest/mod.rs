@@ -1,8 +1,14 @@
-//! Running the guest on the hardware: Stage-2, the EL2 trap configuration,
-//! vCPU contexts and their scheduler (vCPU `v` runs on physical CPU
-//! `v % npcpus`; several vCPUs on one CPU share it with a timer quantum),
+//! Running the guests on the hardware: Stage-2, the EL2 trap configuration,
+//! vCPU contexts and their scheduler (vCPU `g` runs on physical CPU
+//! `g % npcpus`; several vCPUs on one CPU share it with a timer quantum),
 //! exits (WFI/WFE, HVC/SMC, system registers, data aborts) and physical
 //! interrupts.  The device model is `crate::vm`.
+//!
+//! Several VMs: each has its own `Vm` (vGIC, UART, RTC, ITS), Stage-2 with
+//! its own VMID, RAM and disk (`VmSlot`).  vCPUs are numbered globally (`g`)
+//! for the scheduler and the per-vCPU contexts; a VM's vGIC and PSCI know
+//! them by their index in the VM (`v`, `Id`).  The consoles share the UART
+//! through `vm::console::ConsoleMux`.
 
 mod cpu_state;
 pub mod gic;
@@ -12,7 +18,8 @@ mod id_regs;
 pub mod virtio;
 
 use aarch64_cpu::registers::{Readable, Writeable, ESR_EL2, FAR_EL2, HCR_EL2, HPFAR_EL2, ICH_HCR_EL2};
-use crate::vm::config::{GuestConfig, MAX_VCPUS};
+use crate::vm::config::{GuestConfig, VmConfigs, MAX_VCPUS, MAX_VMS};
+use crate::vm::console::{ConsoleMux, Input};
 use crate::vm::decode::{self, Access};
 use crate::vm::exit::{Esr, ExceptionClass, ExitHandler, ExitStat, ExitTable, ESR_IL};
 use crate::vm::layout::*;
@@ -32,26 +39,56 @@ use shared::console::{ConsoleOut, Pl011, PL011_INT_ALL, PL011_INT_RX};
 use shared::mm::{self, FramePool, MemKind};
 use shared::{read_sysreg, write_sysreg};
 
-const VMID: u64 = 1;
 /// Scheduler quantum when vCPUs share a physical CPU.
 const QUANTUM_US: u64 = 4000;
+/// vCPU contexts over all VMs.
+const MAX_VCPU_SLOTS: usize = 16;
 
-static VM: spin::Once<spin::Mutex<Vm>> = spin::Once::new();
-/// The guest's Stage-2 table.  Marked active: a change to it goes through
-/// `mm::remap_stage2_live` (break-before-make) under this lock.
-static STAGE2: spin::Once<spin::Mutex<mm::NsStage2>> = spin::Once::new();
-static VTTBR: AtomicU64 = AtomicU64::new(0);
+/// One VM's machine and memory.
+struct VmSlot {
+    vm: spin::Once<spin::Mutex<Vm>>,
+    /// The VM's Stage-2 table.  Marked active: a change to it goes through
+    /// `mm::remap_stage2_live` (break-before-make) under this lock.
+    stage2: spin::Once<spin::Mutex<mm::NsStage2>>,
+    /// VTTBR_EL2: its table and VMID (the VM's index + 1).
+    vttbr: AtomicU64,
+    ram_pa: AtomicU64,
+    ram_size: AtomicU64,
+    /// Its vCPU 0's global number, and how many it has.
+    first: AtomicUsize,
+    nvcpus: AtomicUsize,
+    virtio_pci: AtomicBool,
+    /// Powered off by its guest (several VMs: the others go on).
+    off: AtomicBool,
+}
+
+impl VmSlot {
+    const fn new() -> Self {
+        VmSlot { vm: spin::Once::new(), stage2: spin::Once::new(), vttbr: AtomicU64::new(0), ram_pa: AtomicU64::new(RAM_PA), ram_size: AtomicU64::new(DEFAULT_RAM_SIZE), first: AtomicUsize::new(0), nvcpus: AtomicUsize::new(0), virtio_pci: AtomicBool::new(false), off: AtomicBool::new(false) }
+    }
+
+    fn ram(&self) -> virtio::GuestRam {
+        virtio::GuestRam { pa: self.ram_pa.load(Ordering::Relaxed), size: self.ram_size.load(Ordering::Relaxed) }
+    }
+}
+
+static VMS: [VmSlot; MAX_VMS] = [const { VmSlot::new() }; MAX_VMS];
+static NVMS: AtomicUsize = AtomicUsize::new(1);
+/// The VM of each global vCPU.
+static OWNER: [AtomicUsize; MAX_VCPU_SLOTS] = [const { AtomicUsize::new(0) }; MAX_VCPU_SLOTS];
+/// vCPU `g` is between the check of its VM's `off` and its exit: a VM being
+/// powered off waits for these to clear before its memory is scrubbed.
+static IN_GUEST: [AtomicBool; MAX_VCPU_SLOTS] = [const { AtomicBool::new(false) }; MAX_VCPU_SLOTS];
+static CONSOLE: spin::Mutex<ConsoleMux> = spin::Mutex::new(ConsoleMux::new());
 static NPCPUS: AtomicUsize = AtomicUsize::new(1);
+/// vCPUs of all VMs together.
 static NVCPUS: AtomicUsize = AtomicUsize::new(1);
 static READY: AtomicBool = AtomicBool::new(false);
-static RAM_SIZE: AtomicU64 = AtomicU64::new(DEFAULT_RAM_SIZE);
 static STATS: ExitStats = ExitStats::new();
 static PRINT_STATS: AtomicBool = AtomicBool::new(false);
 /// The CPUs implement pointer authentication: the guest sees it
 /// (`vm::idregs`) and each vCPU has its own keys.
 static PAC: AtomicBool = AtomicBool::new(false);
-/// `quadrant.virtio=pci`: the guest has an ITS and the disk on PCIe.
-static VIRTIO_PCI: AtomicBool = AtomicBool::new(false);
 /// PMUv3, SVE, MTE: what the guest is offered (`vm::idregs::Offered`), and
 /// the PMU's event counter count and the SVE vector length (bytes) with it.
 static OFFERED: spin::Once<Offered> = spin::Once::new();
@@ -77,39 +114,69 @@ struct Vcpu {
     /// `regs.sve_state` points at it: its first SVE access trapped
     /// (CPTR_EL2.TZ).  A vCPU that never uses SVE costs nothing at its exits.
     sve_live: bool,
+    /// Descheduled while its HW-linked virtual timer / PMU interrupt was
+    /// still the guest's (the physical one acknowledged and left active):
+    /// `load` makes the physical one active again.
+    vtimer_hw_active: bool,
+    pmu_hw_active: bool,
 }
 
 impl Vcpu {
     const fn new() -> Self {
-        Vcpu { regs: GuestRegs::new(), el1: El1SysRegs::reset(), pac: PacKeys { keys: [0; 10] }, gicif: gic::VcpuIf { lrs: [0; 16], vmcr: 0, ap0r0: 0, ap1r0: 0 }, ptimer: EmulTimer::new(), waiting: false, pmu: PmuRegs::reset(), mte: MteRegs::reset(), sve_live: false }
+        Vcpu { regs: GuestRegs::new(), el1: El1SysRegs::reset(), pac: PacKeys { keys: [0; 10] }, gicif: gic::VcpuIf { lrs: [0; 16], vmcr: 0, ap0r0: 0, ap1r0: 0 }, ptimer: EmulTimer::new(), waiting: false, pmu: PmuRegs::reset(), mte: MteRegs::reset(), sve_live: false, vtimer_hw_active: false, pmu_hw_active: false }
     }
 }
 
 /// `Vm::power[v] == Power::On`, readable without the VM lock.  Only vCPU `v`
 /// itself leaves On (CPU_OFF) and only its own CPU enters it (`prepare`), so
 /// its CPU may trust a true here without the lock — the hot path of every exit.
-static POWERED_ON: [AtomicBool; MAX_VCPUS] = [const { AtomicBool::new(false) }; MAX_VCPUS];
+static POWERED_ON: [AtomicBool; MAX_VCPU_SLOTS] = [const { AtomicBool::new(false) }; MAX_VCPU_SLOTS];
 
 /// Only the physical CPU a vCPU is pinned to touches its context; the lock
 /// makes the static shareable.
-static VCPUS: [spin::Mutex<Vcpu>; MAX_VCPUS] = [const { spin::Mutex::new(Vcpu::new()) }; MAX_VCPUS];
+static VCPUS: [spin::Mutex<Vcpu>; MAX_VCPU_SLOTS] = [const { spin::Mutex::new(Vcpu::new()) }; MAX_VCPU_SLOTS];
 
 /// Each vCPU's SVE registers (8.7 KiB), apart from `Vcpu` so that they stay
 /// in .bss (zero-initialised) rather than in the image.  Locked like
 /// `VCPUS`, by the vCPU's own physical CPU only; the enter/exit assembly
 /// reaches a live one through `GuestRegs::sve_state` while that CPU runs it.
-static SVE_REGS: [spin::Mutex<SveRegs>; MAX_VCPUS] = [const { spin::Mutex::new(SveRegs::new()) }; MAX_VCPUS];
+static SVE_REGS: [spin::Mutex<SveRegs>; MAX_VCPU_SLOTS] = [const { spin::Mutex::new(SveRegs::new()) }; MAX_VCPU_SLOTS];
 
-fn pcpu_of(v: usize) -> usize {
-    v % NPCPUS.load(Ordering::Relaxed)
+/// A vCPU by its global number `g`, and as its VM knows it (VM `vm`, vCPU `v`).
+#[derive(Clone, Copy)]
+struct Id {
+    g: usize,
+    vm: usize,
+    v: usize,
 }
 
-/// Sends physical kicks for `kick` (a vCPU mask) to the CPUs running those vCPUs.
-fn deliver(kick: Kick, me: usize) {
+fn id(g: usize) -> Id {
+    let vm = OWNER[g].load(Ordering::Relaxed);
+    Id { g, vm, v: g - VMS[vm].first.load(Ordering::Relaxed) }
+}
+
+/// VM `vm`'s vCPU `v`'s global number.
+fn global(vm: usize, v: usize) -> usize {
+    VMS[vm].first.load(Ordering::Relaxed) + v
+}
+
+fn pcpu_of(g: usize) -> usize {
+    g % NPCPUS.load(Ordering::Relaxed)
+}
+
+fn several() -> bool {
+    NVMS.load(Ordering::Relaxed) > 1
+}
+
+/// Sends physical kicks for `kick` (a mask of VM `vm`'s vCPUs) to the CPUs running those vCPUs.
+fn deliver(kick: Kick, vm: usize, me: usize) {
+    if kick == 0 {
+        return;
+    }
     let mut cpus = 0u32;
     for v in 0..MAX_VCPUS {
         if kick & (1 << v) != 0 {
-            cpus |= 1 << pcpu_of(v);
+            cpus |= 1 << pcpu_of(global(vm, v));
         }
     }
     for c in 0..32 {
@@ -119,32 +186,35 @@ fn deliver(kick: Kick, me: usize) {
     }
 }
 
-fn vm() -> spin::MutexGuard<'static, Vm> {
-    VM.get().expect("vm").lock()
+fn vm_of(vm: usize) -> spin::MutexGuard<'static, Vm> {
+    VMS[vm].vm.get().expect("vm").lock()
 }
 
-/// Everything the boot CPU does to start the guest; returns only when the
-/// payloads cannot be placed (logged; the caller powers off).
-pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FramePool>) {
-    // Where the DTB goes and how the kernel is entered: QEMU virt's
-    // `-kernel` rules (`vm::placement`), from the preloaded kernel's header.
-    let header_len = (cfg.kernel.size as usize).min(placement::HEADER_LEN);
-    // SAFETY: the kernel lies inside guest RAM (`vm::config` checked it),
-    // mapped at EL2 (identity); the guest does not run yet.
-    let header = unsafe { core::slice::from_raw_parts((cfg.kernel.ipa - RAM_IPA + RAM_PA) as *const u8, header_len) };
-    let place = match placement::place(RAM_IPA, cfg.ram_size, cfg.kernel, header, cfg.initrd, DTB_MAX as u64) {
-        Ok(p) => p,
-        Err(e) => {
-            log::error!("guest: payloads cannot be placed ({:?}): no guest", e);
-            return;
-        }
-    };
-    let npcpus = npcpus.clamp(1, cfg.vcpus);
+/// How the log names VM `vm`: "guest" when it is the only one.
+struct Who(usize);
+
+impl core::fmt::Display for Who {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        if several() { write!(f, "vm{}", self.0) } else { f.write_str("guest") }
+    }
+}
+
+/// Everything the boot CPU does to start the VMs; returns only when no VM's
+/// payloads can be placed (logged; the caller powers off).
+pub fn start(cfgs: &VmConfigs, npcpus: usize, pool: &'static spin::Mutex<FramePool>) {
+    let Some(first) = cfgs.iter().next() else { return };
+    let nvms = cfgs.count;
+    NVMS.store(nvms, Ordering::Relaxed);
+    CONSOLE.lock().set_vms(nvms);
+    let total: usize = cfgs.iter().map(|c| c.vcpus).sum();
+    if total > MAX_VCPU_SLOTS {
+        log::error!("guest: {} vCPUs in all, more than {}: no guest", total, MAX_VCPU_SLOTS);
+        return;
+    }
+    let npcpus = npcpus.clamp(1, total);
     NPCPUS.store(npcpus, Ordering::Relaxed);
-    NVCPUS.store(cfg.vcpus, Ordering::Relaxed);
-    RAM_SIZE.store(cfg.ram_size, Ordering::Relaxed);
-    PRINT_STATS.store(cfg.exit_stats, Ordering::Relaxed);
-    VIRTIO_PCI.store(cfg.virtio_pci, Ordering::Relaxed);
+    NVCPUS.store(total, Ordering::Relaxed);
+    PRINT_STATS.store(first.exit_stats, Ordering::Relaxed);
     PAC.store(PacKeys::implemented(), Ordering::Relaxed);
     let (pfr0, pfr1, dfr0) = (read_sysreg!(id_aa64pfr0_el1), read_sysreg!(id_aa64pfr1_el1), read_sysreg!(id_aa64dfr0_el1));
     let sve_vl = if (pfr0 >> 32) & 0xf != 0 { cpu_state::sve_setup_el2() } else { 0 };
@@ -156,34 +226,13 @@ pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FrameP
     }
     log::info!("guest: offered PMUv3 {} ({} counters), SVE {} (VL {} bytes), MTE {}", offer.pmu, PMU_COUNTERS.load(Ordering::Relaxed), offer.sve, sve_vl, offer.mte);
 
-    // Stage-2: guest RAM only, 2 MiB blocks (the map function picks blocks
-    // where alignment allows); every device access faults to us.
-    let mut s2 = mm::new_table(pool, mm::Stage2);
-    mm::map(&mut s2, RAM_IPA as usize, RAM_PA as usize, cfg.ram_size as usize, mm::stage2_attributes(MemKind::ReadWriteExec)).expect("map guest RAM");
-    VTTBR.store(s2.root_address().0 as u64 | VMID << 48, Ordering::Relaxed);
-    s2.mark_active();
-    STAGE2.call_once(|| spin::Mutex::new(s2));
-
-    // The guest's DTB above its image and initrd, where QEMU would put it.
-    let dtb_pa = place.dtb - RAM_IPA + RAM_PA;
-    // SAFETY: inside guest RAM (`placement::place` checked it fits), mapped
-    // RW at EL2 (identity), above the payloads; the guest does not run yet.
-    let dtb = unsafe { core::slice::from_raw_parts_mut(dtb_pa as *mut u8, DTB_MAX) };
-    let n = crate::vm::dtb::build(dtb, cfg, offer.pmu).expect("guest DTB fits");
-    clean_dcache(dtb_pa as usize, n);
-    log::info!(
-        "guest: {} vCPU(s) on {} CPU(s), {} MiB RAM at PA {:#x}, kernel IPA {:#x} ({} bytes, {}), initrd {:?}, dtb IPA {:#x} ({} bytes)",
-        cfg.vcpus, npcpus, cfg.ram_size >> 20, RAM_PA, cfg.kernel.ipa, cfg.kernel.size,
-        if matches!(placement::kind(header), placement::Kind::Image { .. }) { "Image" } else { "flat" },
-        cfg.initrd.map(|i| (i.ipa, i.size)), place.dtb, n
-    );
-    log::info!("guest cmdline: {}", cfg.cmdline);
-
-    init_vm(place.entry, place.dtb);
-
-    virtio::init();
-    if cfg.virtio_pci {
-        virtio::set_pci_mode();
+    virtio::init_vms(nvms);
+    let mut next = 0;
+    for (k, cfg) in cfgs.iter().enumerate() {
+        if !start_vm(k, cfg, next, npcpus, offer, pool) {
+            return;
+        }
+        next += cfg.vcpus;
     }
     gic::init_distributor();
     gic::enable_spi(UART_INTID, 0);
@@ -192,6 +241,9 @@ pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FrameP
     uart.clear_interrupts(PL011_INT_ALL);
     uart.set_interrupt_mask(PL011_INT_RX);
     uart.enable_tx_rx();
+    if several() {
+        log::info!("console: {} VMs, lines prefixed [vmN]; input to vm0, Ctrl-] then N switches it", nvms);
+    }
     READY.store(true, Ordering::Release);
 
     unsafe extern "C" {
@@ -206,15 +258,73 @@ pub fn start(cfg: &GuestConfig, npcpus: usize, pool: &'static spin::Mutex<FrameP
     run_cpu(0)
 }
 
+/// VM `k`: its Stage-2, DTB and machine, its vCPUs from global number
+/// `first` on.  False: its payloads cannot be placed (logged).
+#[inline(never)]
+fn start_vm(k: usize, cfg: &GuestConfig, first: usize, npcpus: usize, offer: Offered, pool: &'static spin::Mutex<FramePool>) -> bool {
+    let slot = &VMS[k];
+    let to_pa = |ipa: u64| ipa - RAM_IPA + cfg.ram_pa;
+    // Where the DTB goes and how the kernel is entered: QEMU virt's
+    // `-kernel` rules (`vm::placement`), from the preloaded kernel's header.
+    let header_len = (cfg.kernel.size as usize).min(placement::HEADER_LEN);
+    // SAFETY: the kernel lies inside the VM's RAM (`vm::config` checked it),
+    // mapped at EL2 (identity); the guest does not run yet.
+    let header = unsafe { core::slice::from_raw_parts(to_pa(cfg.kernel.ipa) as *const u8, header_len) };
+    let place = match placement::place(RAM_IPA, cfg.ram_size, cfg.kernel, header, cfg.initrd, DTB_MAX as u64) {
+        Ok(p) => p,
+        Err(e) => {
+            log::error!("{}: payloads cannot be placed ({:?}): no guest", Who(k), e);
+            return false;
+        }
+    };
+    slot.ram_pa.store(cfg.ram_pa, Ordering::Relaxed);
+    slot.ram_size.store(cfg.ram_size, Ordering::Relaxed);
+    slot.first.store(first, Ordering::Relaxed);
+    slot.nvcpus.store(cfg.vcpus, Ordering::Relaxed);
+    slot.virtio_pci.store(cfg.virtio_pci, Ordering::Relaxed);
+    for g in first..first + cfg.vcpus {
+        OWNER[g].store(k, Ordering::Relaxed);
+    }
+
+    // Stage-2: the VM's RAM only, 2 MiB blocks (the map function picks
+    // blocks where alignment allows); every device access faults to us, and
+    // so does every IPA outside its RAM, another VM's PA included.
+    let mut s2 = mm::new_table(pool, mm::Stage2);
+    mm::map(&mut s2, RAM_IPA as usize, cfg.ram_pa as usize, cfg.ram_size as usize, mm::stage2_attributes(MemKind::ReadWriteExec)).expect("map guest RAM");
+    slot.vttbr.store(s2.root_address().0 as u64 | (k as u64 + 1) << 48, Ordering::Relaxed);
+    s2.mark_active();
+    slot.stage2.call_once(|| spin::Mutex::new(s2));
+
+    // The guest's DTB above its image and initrd, where QEMU would put it.
+    let dtb_pa = to_pa(place.dtb);
+    // SAFETY: inside the VM's RAM (`placement::place` checked it fits),
+    // mapped RW at EL2 (identity), above the payloads; the guest does not run yet.
+    let dtb = unsafe { core::slice::from_raw_parts_mut(dtb_pa as *mut u8, DTB_MAX) };
+    let n = crate::vm::dtb::build(dtb, cfg, offer.pmu).expect("guest DTB fits");
+    clean_dcache(dtb_pa as usize, n);
+    log::info!(
+        "{}: {} vCPU(s) on {} CPU(s), {} MiB RAM at PA {:#x}, kernel IPA {:#x} ({} bytes, {}), initrd {:?}, dtb IPA {:#x} ({} bytes)",
+        Who(k), cfg.vcpus, npcpus.min(cfg.vcpus), cfg.ram_size >> 20, cfg.ram_pa, cfg.kernel.ipa, cfg.kernel.size,
+        if matches!(placement::kind(header), placement::Kind::Image { .. }) { "Image" } else { "flat" },
+        cfg.initrd.map(|i| (i.ipa, i.size)), place.dtb, n
+    );
+    log::info!("{} cmdline: {}", Who(k), cfg.cmdline);
+    if cfg.virtio_pci {
+        virtio::set_pci_mode(k);
+    }
+    init_vm(k, cfg.vcpus, place.entry, place.dtb);
+    true
+}
+
 /// The emulated machine, vCPU 0 about to power on at the kernel.  Not
 /// inlined: the `Vm` is built on the stack before it moves into its lock, and
 /// `start`'s frame stays live under the guest for good.
 #[inline(never)]
-fn init_vm(entry: u64, dtb: u64) {
-    VM.call_once(|| {
-        let mut vm = Vm::new(NVCPUS.load(Ordering::Relaxed));
+fn init_vm(k: usize, nvcpus: usize, entry: u64, dtb: u64) {
+    VMS[k].vm.call_once(|| {
+        let mut vm = Vm::new(nvcpus);
         vm.clock = crate::wallclock::now; // the PL031's time source
-        vm.vgic.lpis_offered = VIRTIO_PCI.load(Ordering::Relaxed);
+        vm.vgic.lpis_offered = VMS[k].virtio_pci.load(Ordering::Relaxed);
         // x0 = the DTB, x1..x3 = 0 (booting.rst; QEMU's boot stub does the same).
         vm.power[0] = Power::OnPending { entry, context: dtb };
         spin::Mutex::new(vm)
@@ -249,7 +359,7 @@ fn setup_el2(cpu: usize) {
     // SAFETY: these registers only configure how lower ELs run; no guest runs yet on this CPU.
     unsafe {
         write_sysreg!(vtcr_el2, shared::arch::mmu::vtcr());
-        write_sysreg!(vttbr_el2, VTTBR.load(Ordering::Relaxed));
+        write_sysreg!(vttbr_el2, VMS[0].vttbr.load(Ordering::Relaxed));
         HCR_EL2.set(crate::vm::el2::hcr(offered().mte));
         // EL1 may read the physical counter; its physical timer traps and is
         // emulated (CNTHCTL_EL2.EL1PCTEN only; `vm::timer`).
@@ -266,7 +376,8 @@ fn setup_el2(cpu: usize) {
         if (mmfr1 >> 40) & 0xf != 0 {
             core::arch::asm!("msr S3_4_C1_C2_2, xzr", options(nostack)); // HCRX_EL2
         }
-        core::arch::asm!("dsb ish", "tlbi vmalls12e1is", "dsb ish", "isb", options(nostack));
+        // Every VMID: each VM has its own.
+        core::arch::asm!("dsb ish", "tlbi alle1is", "dsb ish", "isb", options(nostack));
     }
     if offered().sve {
         // ZCR_EL2 is per CPU: every vCPU may use the longest vector.
@@ -322,6 +433,8 @@ struct Cpu {
     /// timer interrupt waits pending in an LR), and whether EL1TVT exists.
     cnthctl: u64,
     ecv: bool,
+    /// VTTBR_EL2 as written: the loaded vCPU's VM's.
+    vttbr: u64,
 }
 
 enum Exit {
@@ -337,7 +450,7 @@ enum Exit {
 
 fn run_cpu(cpu: usize) -> ! {
     setup_el2(cpu);
-    let mut c = Cpu { id: cpu, loaded: None, vtimer_active: false, pmu_active: false, cptr: CPTR_SVE_TRAPPED, yield_to: None, nlrs: gic::num_lrs().min(16), current: None, slice_end: 0, quantum: shared::arch::timer::cntfrq() * QUANTUM_US / 1_000_000, mark: shared::arch::timer::cntpct(), hw_lrs: [0; 16], hw_hcr: 1, hyp_timer: Some(0), cnthctl: CNTHCTL_EL1PCTEN, ecv: has_ecv() };
+    let mut c = Cpu { id: cpu, loaded: None, vtimer_active: false, pmu_active: false, cptr: CPTR_SVE_TRAPPED, yield_to: None, nlrs: gic::num_lrs().min(16), current: None, slice_end: 0, quantum: shared::arch::timer::cntfrq() * QUANTUM_US / 1_000_000, mark: shared::arch::timer::cntpct(), hw_lrs: [0; 16], hw_hcr: 1, hyp_timer: Some(0), cnthctl: CNTHCTL_EL1PCTEN, ecv: has_ecv(), vttbr: VMS[0].vttbr.load(Ordering::Relaxed) };
     for n in 0..c.nlrs {
         gic::write_lr(n, 0);
     }
@@ -349,18 +462,33 @@ fn run_cpu(cpu: usize) -> ! {
     if cpu == 0 {
         log::info!("vGIC: {} list registers; starting vCPU 0", c.nlrs);
     }
-    let mut states = [sched::State::Off; MAX_VCPUS];
+    let mut states = [sched::State::Off; MAX_VCPU_SLOTS];
     let print_stats = cpu == 0 && PRINT_STATS.load(Ordering::Relaxed);
     let second = shared::arch::timer::cntfrq();
     let (mut last_print, mut printed) = (shared::arch::timer::cntpct(), Snapshot::default());
     let mut last_rtc = last_print;
+    // Several VMs: CPU 0 sends their consoles' partial lines (a prompt) out
+    // this often, and wakes for it.
+    let flush_every = if cpu == 0 && several() { Some(second / 4) } else { None };
+    let mut last_flush = last_print;
     loop {
         handle_irqs(&mut c);
         let now = shared::arch::timer::cntpct();
-        // The guest's PL031 match interrupt (`vm::pl031`), looked at once a second.
+        // The guests' PL031 match interrupts (`vm::pl031`), looked at once a second.
         if cpu == 0 && now.wrapping_sub(last_rtc) >= second {
             last_rtc = now;
-            deliver(vm().rtc_poll(), cpu);
+            for k in 0..NVMS.load(Ordering::Relaxed) {
+                if !VMS[k].off.load(Ordering::Relaxed) {
+                    let kick = vm_of(k).rtc_poll();
+                    deliver(kick, k, cpu);
+                }
+            }
+        }
+        if let Some(every) = flush_every {
+            if now.wrapping_sub(last_flush) >= every {
+                last_flush = now;
+                CONSOLE.lock().flush_all(&mut uart_tx);
+            }
         }
         if print_stats && now.wrapping_sub(last_print) >= second {
             let s = STATS.snapshot();
@@ -374,10 +502,8 @@ fn run_cpu(cpu: usize) -> ! {
         let d = sched::decide_directed(&states[..count], c.current, c.slice_end, now, c.quantum, hint);
         // The vCPU about to run exits when its emulated physical timer fires.
         let ptimer = d.run.and_then(|k| VCPUS[mine(k)].lock().ptimer.wake_at(now));
-        set_hyp_timer(&mut c, match (d.timer, ptimer) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        });
+        let flush = flush_every.map(|every| last_flush + every);
+        set_hyp_timer(&mut c, [d.timer, ptimer, flush].into_iter().flatten().min());
         c.slice_end = d.slice_end;
         let Some(k) = d.run else {
             // SAFETY: waits for an interrupt (EL2 runs with IRQs masked; `wfi`
@@ -416,21 +542,25 @@ fn run_cpu(cpu: usize) -> ! {
 }
 
 /// What the scheduler needs to know of vCPU `v` (of this CPU) now.
-fn state(c: &Cpu, v: usize) -> sched::State {
-    if POWERED_ON[v].load(Ordering::Relaxed) && !VCPUS[v].lock().waiting {
+fn state(c: &Cpu, g: usize) -> sched::State {
+    let Id { vm: k, v, .. } = id(g);
+    if VMS[k].off.load(Ordering::Relaxed) {
+        return sched::State::Off;
+    }
+    if POWERED_ON[g].load(Ordering::Relaxed) && !VCPUS[g].lock().waiting {
         return sched::State::Ready;
     }
-    let vm = vm();
+    let vm = vm_of(k);
     match vm.power[v] {
         Power::Off => sched::State::Off,
         Power::OnPending { .. } => sched::State::Ready,
         Power::On => {
-            let vc = VCPUS[v].lock();
+            let vc = VCPUS[g].lock();
             if !vc.waiting {
                 return sched::State::Ready;
             }
             // The loaded vCPU's timer is live in the hardware.
-            let (ctl, cval) = if c.loaded == Some(v) { (read_sysreg!(cntv_ctl_el0), read_sysreg!(cntv_cval_el0)) } else { (vc.el1.cntv_ctl, vc.el1.cntv_cval) };
+            let (ctl, cval) = if c.loaded == Some(g) { (read_sysreg!(cntv_ctl_el0), read_sysreg!(cntv_cval_el0)) } else { (vc.el1.cntv_ctl, vc.el1.cntv_cval) };
             let lr_pending = vc.gicif.lrs[..c.nlrs].iter().any(|&l| lr::state(l) & 1 != 0);
             // The earlier of its two timers (one count: CNTVOFF_EL2 = 0).
             let deadline = match (timer::deadline(ctl, cval), timer::deadline(vc.ptimer.ctl, vc.ptimer.cval)) {
@@ -444,19 +574,20 @@ fn state(c: &Cpu, v: usize) -> sched::State {
 
 /// vCPU `v` was picked: a pending power-on resets its context; a waiting
 /// vCPU picked to run has its wake-up (interrupt or timer).
-fn prepare(c: &mut Cpu, v: usize) {
-    if POWERED_ON[v].load(Ordering::Relaxed) {
-        VCPUS[v].lock().waiting = false;
+fn prepare(c: &mut Cpu, g: usize) {
+    if POWERED_ON[g].load(Ordering::Relaxed) {
+        VCPUS[g].lock().waiting = false;
         return;
     }
-    let mut vm = vm();
+    let Id { vm: k, v, .. } = id(g);
+    let mut vm = vm_of(k);
     match vm.power[v] {
         Power::OnPending { entry, context } => {
             vm.power[v] = Power::On;
-            POWERED_ON[v].store(true, Ordering::Relaxed);
+            POWERED_ON[g].store(true, Ordering::Relaxed);
             vm.vgic.reset_lrs(v);
             drop(vm);
-            let mut vc = VCPUS[v].lock();
+            let mut vc = VCPUS[g].lock();
             vc.regs = GuestRegs::at_entry(entry, context);
             vc.el1 = El1SysRegs::reset();
             vc.pac = PacKeys::default();
@@ -466,13 +597,15 @@ fn prepare(c: &mut Cpu, v: usize) {
             vc.pmu = PmuRegs::reset();
             vc.mte = MteRegs::reset();
             vc.sve_live = false; // regs.sve_state = 0 (at_entry)
-            if c.loaded == Some(v) {
+            vc.vtimer_hw_active = false;
+            vc.pmu_hw_active = false;
+            if c.loaded == Some(g) {
                 c.loaded = None; // reload the fresh EL1 state
             }
         }
         _ => {
             drop(vm);
-            VCPUS[v].lock().waiting = false;
+            VCPUS[g].lock().waiting = false;
         }
     }
 }
@@ -495,8 +628,28 @@ fn set_hyp_timer(c: &mut Cpu, at: Option<u64>) {
     shared::arch::regs::isb();
 }
 
-fn load(c: &mut Cpu, v: usize) {
-    let vc = VCPUS[v].lock();
+fn load(c: &mut Cpu, g: usize) {
+    let Id { vm: k, v, .. } = id(g);
+    let vttbr = VMS[k].vttbr.load(Ordering::Relaxed);
+    if vttbr != c.vttbr {
+        // Another VM: its Stage-2 and VMID (TLB entries are tagged with
+        // the VMID, so nothing is invalidated).
+        // SAFETY: no guest runs on this CPU while it changes.
+        unsafe { write_sysreg!(vttbr_el2, vttbr) };
+        shared::arch::regs::isb();
+        c.vttbr = vttbr;
+    }
+    let mut vc = VCPUS[g].lock();
+    // Its HW-linked interrupts the guest still holds: active again before its
+    // timer and PMU run (`save`).
+    if core::mem::take(&mut vc.vtimer_hw_active) {
+        gic::set_active(c.id, gic::PPI_VTIMER);
+        c.vtimer_active = true;
+    }
+    if core::mem::take(&mut vc.pmu_hw_active) {
+        gic::set_active(c.id, gic::PPI_PMU);
+        c.pmu_active = true;
+    }
     // SAFETY: this CPU now runs vCPU `v`'s EL1 context.
     unsafe {
         vc.el1.restore();
@@ -516,18 +669,25 @@ fn load(c: &mut Cpu, v: usize) {
             c.cptr = cptr;
         }
         if vc.sve_live {
-            cpu_state::write_zcr_el1(SVE_REGS[v].lock().zcr_el1);
+            cpu_state::write_zcr_el1(SVE_REGS[g].lock().zcr_el1);
         }
         write_sysreg!(vmpidr_el2, 0x8000_0000 | v as u64);
     }
     vc.gicif.restore_aprs();
-    c.loaded = Some(v);
+    c.loaded = Some(g);
 }
 
-/// Saves the loaded vCPU `v` and parks its timer: the physical vtimer
-/// interrupt is deactivated and any HW-linked LR becomes a software one.
-fn save(c: &mut Cpu, v: usize) {
-    let mut vc = VCPUS[v].lock();
+/// Saves the loaded vCPU `v` and parks its timer.  A physical timer or PMU
+/// interrupt the guest still holds through a HW-linked LR is deactivated
+/// (the next vCPU needs it) and made active again when this one is loaded
+/// (`load`): the LR stays HW-linked.  Converting it to a software LR
+/// instead left the physical interrupt active for good when it fired again
+/// before the guest was done (its second instance merged into the software
+/// LR, whose deactivation deactivates nothing): that vCPU got no timer
+/// interrupt again while it stayed loaded.
+fn save(c: &mut Cpu, g: usize) {
+    let Id { vm: k, v, .. } = id(g);
+    let mut vc = VCPUS[g].lock();
     vc.el1.save();
     if PAC.load(Ordering::Relaxed) {
         vc.pac.save();
@@ -542,28 +702,36 @@ fn save(c: &mut Cpu, v: usize) {
         vc.mte.save();
     }
     if vc.sve_live {
-        SVE_REGS[v].lock().zcr_el1 = cpu_state::read_zcr_el1();
+        SVE_REGS[g].lock().zcr_el1 = cpu_state::read_zcr_el1();
     }
     vc.gicif.save_aprs();
     // SAFETY: the timer belongs to the vCPU being descheduled (saved above).
     unsafe { write_sysreg!(cntv_ctl_el0, 0) };
     shared::arch::regs::isb();
-    if c.vtimer_active {
-        gic::deactivate(gic::PPI_VTIMER);
-        c.vtimer_active = false;
-    }
-    if c.pmu_active {
-        gic::deactivate(gic::PPI_PMU);
-        c.pmu_active = false;
-    }
-    for l in vc.gicif.lrs.iter_mut() {
-        if *l & lr::HW != 0 {
-            *l &= !(lr::HW | 0x3ff << lr::PINTID_SHIFT);
+    let mut vm = vm_of(k);
+    let vc = &mut *vc;
+    for (active, held, intid, ppi) in [(&mut c.vtimer_active, &mut vc.vtimer_hw_active, VTIMER_INTID, gic::PPI_VTIMER), (&mut c.pmu_active, &mut vc.pmu_hw_active, PMU_INTID, gic::PPI_PMU)] {
+        // Still the guest's: an LR linked to it that the guest has not
+        // deactivated (the LRs were read back at the exit), or raised and
+        // waiting for an LR.  Otherwise the guest's deactivation already
+        // deactivated it and only the flag was left.
+        let linked = vc.gicif.lrs.iter().any(|&l| l & lr::HW != 0 && lr::state(l) != 0 && (l >> lr::PINTID_SHIFT) & 0x3ff == ppi as u64);
+        let was_active = core::mem::take(active);
+        if was_active {
+            gic::deactivate(ppi);
+        }
+        if was_active && (linked || vm.vgic.hw_latched(v, intid)) {
+            *held = true;
+        } else {
+            // Nothing physical is held: no LR may stay linked to it.
+            for l in vc.gicif.lrs.iter_mut() {
+                if *l & lr::HW != 0 && (*l >> lr::PINTID_SHIFT) & 0x3ff == ppi as u64 {
+                    *l &= !(lr::HW | 0x3ff << lr::PINTID_SHIFT);
+                }
+            }
+            vm.vgic.unlink_hw(v, intid);
         }
     }
-    let mut vm = vm();
-    vm.vgic.unlink_hw(v, VTIMER_INTID);
-    vm.vgic.unlink_hw(v, PMU_INTID);
     c.loaded = None;
 }
 
@@ -571,7 +739,6 @@ fn save(c: &mut Cpu, v: usize) {
 /// slice, or a waiting vCPU's deadline) needs nothing more: the scheduler
 /// decides again after every exit.
 fn handle_irqs(c: &mut Cpu) {
-    let mut kick = 0;
     // ISR_EL1.I: a physical IRQ is pending (DDI0487, ISR_EL1).  Reading it is
     // cheap where an ICC_IAR1_EL1 read that finds nothing is not (under
     // QEMU's TCG every GIC system register access takes its global lock).
@@ -591,10 +758,11 @@ fn handle_irqs(c: &mut Cpu) {
         match i {
             gic::PPI_VTIMER => {
                 gic::eoi(i);
-                match c.loaded {
-                    Some(v) => {
+                match c.loaded.map(id) {
+                    Some(Id { vm: k, v, .. }) => {
                         c.vtimer_active = true;
-                        kick |= vm().vgic.raise_hw(v, VTIMER_INTID);
+                        let kick = vm_of(k).vgic.raise_hw(v, VTIMER_INTID);
+                        deliver(kick, k, c.id);
                     }
                     None => gic::deactivate(i),
                 }
@@ -603,10 +771,11 @@ fn handle_irqs(c: &mut Cpu) {
                 // Level, like the vtimer: left active, HW-linked to the
                 // loaded vCPU's virtual PPI 23 (its PMU raised it).
                 gic::eoi(i);
-                match c.loaded {
-                    Some(v) => {
+                match c.loaded.map(id) {
+                    Some(Id { vm: k, v, .. }) => {
                         c.pmu_active = true;
-                        kick |= vm().vgic.raise_hw(v, PMU_INTID);
+                        let kick = vm_of(k).vgic.raise_hw(v, PMU_INTID);
+                        deliver(kick, k, c.id);
                     }
                     None => gic::deactivate(i),
                 }
@@ -617,7 +786,7 @@ fn handle_irqs(c: &mut Cpu) {
                 gic::deactivate(i);
             }
             UART_INTID => {
-                kick |= drain_uart();
+                drain_uart(c.id);
                 gic::eoi(i);
                 gic::deactivate(i);
             }
@@ -648,16 +817,16 @@ fn handle_irqs(c: &mut Cpu) {
             }
         }
     }
-    deliver(kick, c.id);
 }
 
 /// Runs vCPU `v` (loaded) until one exit, and handles it.
-fn run_once(c: &mut Cpu, v: usize) -> Exit {
-    let mut vc = VCPUS[v].lock();
+fn run_once(c: &mut Cpu, g: usize) -> Exit {
+    let Id { vm: k, v, .. } = id(g);
+    let mut vc = VCPUS[g].lock();
     let n = c.nlrs;
     {
-        let mut vm = vm();
-        sync_timer_lines(c, v, &mut vc, &mut vm);
+        let mut vm = vm_of(k);
+        sync_timer_lines(c, g, &mut vc, &mut vm);
         let overflow = vm.vgic.fill_lrs(v, &mut vc.gicif.lrs[..n]);
         // While the virtual timer's interrupt waits pending in an LR, the
         // guest's accesses to its registers trap: a write that takes the
@@ -687,9 +856,18 @@ fn run_once(c: &mut Cpu, v: usize) -> Exit {
     // reads per exit are a visible part of a null HVC's round trip).
     let timed = PRINT_STATS.load(Ordering::Relaxed);
     let entry = if timed { shared::arch::timer::cntpct() } else { 0 };
+    // A VM powered off meanwhile does not run again: its memory is about to
+    // be scrubbed (`vm_off` sets `off`, then waits for IN_GUEST to clear;
+    // both sides SeqCst, so one of them sees the other).
+    IN_GUEST[g].store(true, Ordering::SeqCst);
+    if VMS[k].off.load(Ordering::SeqCst) {
+        IN_GUEST[g].store(false, Ordering::SeqCst);
+        return Exit::Off;
+    }
     // SAFETY: Stage-2 confines the guest to its RAM, HCR_EL2 traps what we
     // emulate; EL2 interrupts are masked.
     let vector = unsafe { shared::arch::enter_guest(&mut vc.regs) };
+    IN_GUEST[g].store(false, Ordering::SeqCst);
     if timed {
         let exit = shared::arch::timer::cntpct();
         STATS.time(c.id, Phase::Hyp, entry.saturating_sub(c.mark));
@@ -707,7 +885,7 @@ fn run_once(c: &mut Cpu, v: usize) -> Exit {
         }
         // The model learns at once what the guest did with its LRs: deciding
         // whether a vCPU that exits on WFI has something to wake for needs it.
-        vm().vgic.sync_lrs(v, &vc.gicif.lrs[..n]);
+        vm_of(k).vgic.sync_lrs(v, &vc.gicif.lrs[..n]);
         for l in vc.gicif.lrs[..n].iter_mut() {
             if lr::state(*l) == 0 {
                 *l = 0;
@@ -715,14 +893,14 @@ fn run_once(c: &mut Cpu, v: usize) -> Exit {
         }
     }
     match vector {
-        8 => sync_exit(c, v, &mut vc),
+        8 => sync_exit(c, g, &mut vc),
         9 => {
             drop(vc);
             handle_irqs(c);
             Exit::Continue
         }
         _ => {
-            log::warn!("vCPU {}: exception vector {} from the guest, esr {:#x}", v, vector, ESR_EL2.get());
+            log::warn!("vCPU {}: exception vector {} from the guest, esr {:#x}", g, vector, ESR_EL2.get());
             Exit::Continue
         }
     }
@@ -834,13 +1012,13 @@ fn handle_sysreg(c: &mut Cpu, v: usize, vc: &mut Vcpu, esr: Esr) -> Exit {
     sysreg_trap(c, v, vc, esr.iss())
 }
 
-fn handle_data_abort(_: &mut Cpu, v: usize, vc: &mut Vcpu, esr: Esr) -> Exit {
-    data_abort(v, &mut vc.regs, esr.iss());
+fn handle_data_abort(_: &mut Cpu, g: usize, vc: &mut Vcpu, esr: Esr) -> Exit {
+    data_abort(g, &mut vc.regs, esr.iss());
     Exit::Continue
 }
 
-fn handle_instr_abort(_: &mut Cpu, _: usize, vc: &mut Vcpu, _: Esr) -> Exit {
-    if transient_fault() {
+fn handle_instr_abort(_: &mut Cpu, g: usize, vc: &mut Vcpu, _: Esr) -> Exit {
+    if transient_fault(id(g).vm) {
         return Exit::Continue;
     }
     // Instruction fetch from an IPA with nothing mapped: the guest gets an
@@ -858,8 +1036,10 @@ fn handle_unknown(_: &mut Cpu, v: usize, vc: &mut Vcpu, esr: Esr) -> Exit {
     Exit::Continue
 }
 
-fn firmware_call(c: &mut Cpu, v: usize, r: &mut GuestRegs) -> Exit {
-    let mut vm = vm();
+fn firmware_call(c: &mut Cpu, g: usize, r: &mut GuestRegs) -> Exit {
+    let me = id(g);
+    let v = me.v;
+    let mut vm = vm_of(me.vm);
     let nv = vm.nvcpus;
     let action = psci::handle(r.x[0], [r.x[1], r.x[2], r.x[3]], &vm.power[..nv]);
     match action {
@@ -871,7 +1051,7 @@ fn firmware_call(c: &mut Cpu, v: usize, r: &mut GuestRegs) -> Exit {
             vm.power[target] = Power::OnPending { entry, context };
             drop(vm);
             r.x[0] = psci::SUCCESS as u64;
-            deliver(1 << target, c.id);
+            deliver(1 << target, me.vm, c.id);
             Exit::Continue
         }
         psci::Action::Suspend => {
@@ -880,9 +1060,20 @@ fn firmware_call(c: &mut Cpu, v: usize, r: &mut GuestRegs) -> Exit {
         }
         psci::Action::CpuOff => {
             vm.power[v] = Power::Off;
-            POWERED_ON[v].store(false, Ordering::Relaxed);
+            POWERED_ON[g].store(false, Ordering::Relaxed);
             vm.vgic.reset_lrs(v);
             Exit::Off
+        }
+        psci::Action::SystemOff if several() => {
+            drop(vm);
+            vm_off(c, me, "SYSTEM_OFF")
+        }
+        psci::Action::SystemReset if several() => {
+            drop(vm);
+            // Restarting one VM of several needs its payloads again, which
+            // its RAM no longer holds: not done yet (docs/ns-hyp.md).
+            log::warn!("{}: SYSTEM_RESET of one VM of several is not done yet: it powers off", Who(me.vm));
+            vm_off(c, me, "SYSTEM_RESET")
         }
         psci::Action::SystemOff => {
             drop(vm);
@@ -902,7 +1093,8 @@ fn firmware_call(c: &mut Cpu, v: usize, r: &mut GuestRegs) -> Exit {
 }
 
 /// A trapped MSR/MRS, emulated by its row in `vm::sysreg::SYS_REGS`.
-fn sysreg_trap(c: &mut Cpu, v: usize, vc: &mut Vcpu, iss: u64) -> Exit {
+fn sysreg_trap(c: &mut Cpu, g: usize, vc: &mut Vcpu, iss: u64) -> Exit {
+    let Id { vm: k, v, .. } = id(g);
     let i = SysRegIss::decode(iss);
     let r = &mut vc.regs;
     let Some(row) = sysreg::find(&i) else {
@@ -913,16 +1105,16 @@ fn sysreg_trap(c: &mut Cpu, v: usize, vc: &mut Vcpu, iss: u64) -> Exit {
     let mut exit = Exit::Continue;
     match row.access {
         SysRegAccess::GenerateSgi1 => {
-            let kick = vm().vgic.send_sgi(v, reg(r, i.rt));
-            deliver(kick, c.id);
+            let kick = vm_of(k).vgic.send_sgi(v, reg(r, i.rt));
+            deliver(kick, k, c.id);
             // An IPI to a vCPU that shares this CPU: give it the CPU now
             // (the rest of the sender's slice), so it is not delivered a
             // 4 ms slice later while the sender spins waiting for its answer
             // (QEMU's TCG does not trap WFE, so a spinning wait never
             // yields by itself).  The (first) target runs next: a directed
             // yield, not the round robin's next vCPU.
-            if let Some(t) = (0..MAX_VCPUS).find(|&t| t != v && kick & (1 << t) != 0 && pcpu_of(t) == c.id) {
-                c.yield_to = Some(t);
+            if let Some(t) = (0..MAX_VCPUS).find(|&t| t != v && kick & (1 << t) != 0 && pcpu_of(global(k, t)) == c.id) {
+                c.yield_to = Some(global(k, t));
                 exit = Exit::Yield;
             }
         }
@@ -944,7 +1136,7 @@ fn sysreg_trap(c: &mut Cpu, v: usize, vc: &mut Vcpu, iss: u64) -> Exit {
             } else {
                 let val = reg(&vc.regs, i.rt);
                 vc.ptimer.write(t, val, now);
-                sync_timer_lines(c, v, vc, &mut vm());
+                sync_timer_lines(c, g, vc, &mut vm_of(k));
             }
         }
         SysRegAccess::VirtTimer(t) => {
@@ -967,7 +1159,7 @@ fn sysreg_trap(c: &mut Cpu, v: usize, vc: &mut Vcpu, iss: u64) -> Exit {
                     }
                 }
                 shared::arch::regs::isb();
-                sync_timer_lines(c, v, vc, &mut vm());
+                sync_timer_lines(c, g, vc, &mut vm_of(k));
             }
         }
     }
@@ -981,11 +1173,12 @@ fn sysreg_trap(c: &mut Cpu, v: usize, vc: &mut Vcpu, iss: u64) -> Exit {
 /// output is low (disabled, masked, or CVAL moved ahead) and the guest has
 /// not acknowledged it yet, as KVM re-samples its level-triggered timer line.
 /// A withdrawn HW-linked instance's physical interrupt is deactivated.
-fn sync_timer_lines(c: &mut Cpu, v: usize, vc: &mut Vcpu, vm: &mut Vm) {
+fn sync_timer_lines(c: &mut Cpu, g: usize, vc: &mut Vcpu, vm: &mut Vm) {
+    let Id { vm: k, v, .. } = id(g);
     let n = c.nlrs;
     let now = shared::arch::timer::cntpct();
     if vc.ptimer.output(now) {
-        deliver(vm.vgic.set_private_level(v, PTIMER_INTID, true), c.id);
+        deliver(vm.vgic.set_private_level(v, PTIMER_INTID, true), k, c.id);
     } else {
         vm.vgic.lower_level(v, PTIMER_INTID, &mut vc.gicif.lrs[..n]);
     }
@@ -1022,28 +1215,31 @@ fn guest_va_to_pa(va: u64) -> Option<u64> {
 /// access (ELR unchanged).
 /// Only a translation fault (DFSC/IFSC 0b0001xx) can be one: a permission
 /// fault on a mapped page would retry forever.
-fn transient_fault() -> bool {
+fn transient_fault(k: usize) -> bool {
     let translation_fault = ESR_EL2.get() & 0x3c == 0x04;
     let ipa = (HPFAR_EL2.get() >> 4 & 0xff_ffff_ffff) << 12;
+    let slot = &VMS[k];
     translation_fault
-        && (RAM_IPA..RAM_IPA + RAM_SIZE.load(Ordering::Relaxed)).contains(&ipa)
-        && STAGE2.get().is_some_and(|t| mm::translate(&t.lock(), ipa as usize).is_some())
+        && (RAM_IPA..RAM_IPA + slot.ram_size.load(Ordering::Relaxed)).contains(&ipa)
+        && slot.stage2.get().is_some_and(|t| mm::translate(&t.lock(), ipa as usize).is_some())
 }
 
 /// A message from the emulated PCI function: one to the ITS's
 /// GITS_TRANSLATER is translated (DeviceID = its requester ID); any other
 /// address is not an interrupt controller, so the write goes nowhere.
-fn send_msi(m: crate::vm::virtio_pci::Msi) -> Kick {
+fn send_msi(k: usize, m: crate::vm::virtio_pci::Msi) -> Kick {
     if m.address != ITS_IPA + crate::vm::its::GITS_TRANSLATER {
         return 0;
     }
-    let mut vm = vm();
+    let mut vm = vm_of(k);
     let Vm { its, vgic, .. } = &mut *vm;
     its.translate(crate::vm::virtio_pci::REQUESTER_ID, m.data, vgic)
 }
 
-fn data_abort(v: usize, r: &mut GuestRegs, iss: u64) {
-    if transient_fault() {
+fn data_abort(g: usize, r: &mut GuestRegs, iss: u64) {
+    let Id { vm: k, v, .. } = id(g);
+    let slot = &VMS[k];
+    if transient_fault(k) {
         return;
     }
     let far = FAR_EL2.get();
@@ -1052,7 +1248,11 @@ fn data_abort(v: usize, r: &mut GuestRegs, iss: u64) {
     let write = iss & (1 << 6) != 0;
     let from_el0 = r.spsr & 0xf == 0;
     let abort = |r: &mut GuestRegs, why: &str| {
-        log::info!("vCPU {}: data abort at IPA {:#x} (pc {:#x}, {}): external abort to the guest", v, ipa, r.elr, why);
+        if several() {
+            log::info!("vm{} vCPU {}: data abort at IPA {:#x} (pc {:#x}, {}): external abort to the guest", k, v, ipa, r.elr, why);
+        } else {
+            log::info!("vCPU {}: data abort at IPA {:#x} (pc {:#x}, {}): external abort to the guest", v, ipa, r.elr, why);
+        }
         let ec = if from_el0 { ExceptionClass::DataAbortLowerEL } else { ExceptionClass::DataAbortSameEL };
         inject_sync(r, ec.esr() | ESR_IL | if write { 1 << 6 } else { 0 } | 0x10, Some(far));
     };
@@ -1063,8 +1263,8 @@ fn data_abort(v: usize, r: &mut GuestRegs, iss: u64) {
     let access: Access = match decode::from_syndrome(iss) {
         Some(a) => a,
         None => {
-            let ram = RAM_SIZE.load(Ordering::Relaxed);
-            let insn = guest_va_to_pa(r.elr).filter(|&pa| pa >= RAM_PA && pa + 4 <= RAM_PA + ram).map(|pa| {
+            let (base, ram) = (slot.ram_pa.load(Ordering::Relaxed), slot.ram_size.load(Ordering::Relaxed));
+            let insn = guest_va_to_pa(r.elr).filter(|&pa| pa >= base && pa + 4 <= base + ram).map(|pa| {
                 // SAFETY: inside guest RAM, mapped at EL2.
                 unsafe { core::ptr::read_volatile(pa as *const u32) }
             });
@@ -1087,7 +1287,7 @@ fn data_abort(v: usize, r: &mut GuestRegs, iss: u64) {
     } else {
         ipa
     };
-    STATS.exit(pcpu_of(v), if virtio::contains(first) || virtio::pci_contains(first) {
+    STATS.exit(pcpu_of(g), if virtio::contains(k, first) || virtio::pci_contains(k, first) {
         ExitKind::MmioVirtio
     } else {
         let inside = |base: u64, len: u64| (base..base + len).contains(&first);
@@ -1103,38 +1303,38 @@ fn data_abort(v: usize, r: &mut GuestRegs, iss: u64) {
     });
     let regs = [Some(access.rt), access.rt2];
     let mut kick = 0;
-    for (k, rt) in regs.iter().enumerate() {
+    for (n, rt) in regs.iter().enumerate() {
         let Some(rt) = *rt else { continue };
-        let a = first + k as u64 * access.size as u64;
+        let a = first + n as u64 * access.size as u64;
         let value = if access.write { decode::store_value(&access, reg(r, rt)) } else { 0 };
-        let res = if virtio::contains(a) {
-            match virtio::access(a, access.size, access.write, value, RAM_SIZE.load(Ordering::Relaxed)) {
-                Some((value, irq)) => Mmio::Ok { value, kick: if irq { vm().vgic.raise(0, VIRTIO_INTID) } else { 0 }, tx: None },
+        let res = if virtio::contains(k, a) {
+            match virtio::access(k, a, access.size, access.write, value, slot.ram()) {
+                Some((value, irq)) => Mmio::Ok { value, kick: if irq { vm_of(k).vgic.raise(0, VIRTIO_INTID) } else { 0 }, tx: None },
                 None => Mmio::Abort,
             }
-        } else if virtio::pci_contains(a) {
-            match virtio::pci_access(a, access.size, access.write, value, RAM_SIZE.load(Ordering::Relaxed)) {
-                Some((value, msi)) => Mmio::Ok { value, kick: msi.map_or(0, send_msi), tx: None },
+        } else if virtio::pci_contains(k, a) {
+            match virtio::pci_access(k, a, access.size, access.write, value, slot.ram()) {
+                Some((value, msi)) => Mmio::Ok { value, kick: msi.map_or(0, |m| send_msi(k, m)), tx: None },
                 None => Mmio::Abort,
             }
-        } else if VIRTIO_PCI.load(Ordering::Relaxed) && (ITS_IPA..ITS_IPA + crate::vm::its::FRAME_SIZE).contains(&a) {
-            let mut vm = vm();
+        } else if slot.virtio_pci.load(Ordering::Relaxed) && (ITS_IPA..ITS_IPA + crate::vm::its::FRAME_SIZE).contains(&a) {
+            let mut vm = vm_of(k);
             let Vm { its, vgic, .. } = &mut *vm;
             let off = a - ITS_IPA;
             if access.write {
-                Mmio::Ok { value: 0, kick: its.write(off, access.size, value, &virtio::GuestRam(RAM_SIZE.load(Ordering::Relaxed)), vgic), tx: None }
+                Mmio::Ok { value: 0, kick: its.write(off, access.size, value, &slot.ram(), vgic), tx: None }
             } else {
                 Mmio::Ok { value: its.read(off, access.size), kick: 0, tx: None }
             }
         } else {
-            vm().mmio(a, access.size, access.write, value)
+            vm_of(k).mmio(a, access.size, access.write, value)
         };
 
         match res {
             Mmio::Ok { value, kick: k2, tx } => {
                 kick |= k2;
                 if let Some(b) = tx {
-                    uart_tx(b);
+                    CONSOLE.lock().output(k, b, &mut uart_tx);
                 }
                 if !access.write {
                     set_reg(r, rt, decode::load_value(&access, value));
@@ -1145,34 +1345,83 @@ fn data_abort(v: usize, r: &mut GuestRegs, iss: u64) {
     }
     // A read of the guest's data register may have made room for more input.
     if !access.write && first & !0xfff == UART_IPA && first & 0xfff == 0 {
-        kick |= drain_uart();
+        drain_uart(pcpu_of(g));
     }
     if let Some(wb) = access.writeback {
         let b = base_reg(r, wb.rn);
         set_base_reg(r, wb.rn, b.wrapping_add(wb.offset as u64));
     }
     r.elr += 4;
-    deliver(kick, pcpu_of(v));
+    deliver(kick, k, pcpu_of(g));
 }
 
 /// Moves received bytes from the real UART into the guest's PL011 while they
 /// fit.  If the guest's FIFO is full, the real UART's receive interrupt is
 /// masked (the bytes wait in its FIFO) until the guest reads.
-fn drain_uart() -> Kick {
-    let mut vm = vm();
-    let mut kick = 0;
+fn drain_uart(me: usize) {
+    // The console lock first, then a VM's: nothing takes them the other way.
+    let mut mux = CONSOLE.lock();
     let uart = real_uart();
     // Clear the receive interrupts (UARTICR RXIC|RTIC) BEFORE emptying the
     // FIFO: a byte that lands after the last RXFE check raises them again.
     // Cleared after the loop, that byte's interrupt would be lost and it
     // would sit in the FIFO while the guest waits for input.
     uart.clear_interrupts(PL011_INT_RX);
-    while vm.uart_rx_room() {
+    // Bytes go to the VM with the console's input (`ConsoleMux`), while
+    // its FIFO has room.
+    while vm_of(mux.focus()).uart_rx_room() {
         let Some(b) = uart.read_byte() else { break };
-        kick |= vm.uart_rx(b);
+        match mux.input(b) {
+            Input::Byte { vm, byte } => {
+                let kick = vm_of(vm).uart_rx(byte);
+                deliver(kick, vm, me);
+            }
+            Input::Focus(vm) => log::info!("console: input to vm{}", vm),
+            Input::Nothing => {}
+        }
     }
-    uart.set_interrupt_mask(if vm.uart_rx_room() { PL011_INT_RX } else { 0 });
-    kick
+    let room = vm_of(mux.focus()).uart_rx_room();
+    uart.set_interrupt_mask(if room { PL011_INT_RX } else { 0 });
+}
+
+/// VM `me.vm` powered itself off (`why`), one of several: its vCPUs stop,
+/// and once none of them is in the guest its RAM is scrubbed; the others
+/// go on.  The last VM to go powers the machine off.
+fn vm_off(c: &mut Cpu, me: Id, why: &str) -> Exit {
+    let slot = &VMS[me.vm];
+    if slot.off.swap(true, Ordering::SeqCst) {
+        return Exit::Off; // another of its vCPUs got here first
+    }
+    let (first, n) = (slot.first.load(Ordering::Relaxed), slot.nvcpus.load(Ordering::Relaxed));
+    {
+        let mut vm = vm_of(me.vm);
+        for v in 0..n {
+            vm.power[v] = Power::Off;
+            vm.vgic.reset_lrs(v);
+            POWERED_ON[first + v].store(false, Ordering::Relaxed);
+        }
+    }
+    log::info!("{}: {}", Who(me.vm), why);
+    // Its vCPUs on other CPUs exit at the kick and are not run again.
+    deliver(((1u32 << n) - 1) & !(1 << me.v), me.vm, c.id);
+    for g in first..first + n {
+        while g != me.g && IN_GUEST[g].load(Ordering::SeqCst) {
+            core::hint::spin_loop();
+        }
+    }
+    let (pa, size) = (slot.ram_pa.load(Ordering::Relaxed), slot.ram_size.load(Ordering::Relaxed));
+    // SAFETY: the VM's RAM, mapped RW at EL2; none of its vCPUs runs (above)
+    // and none will (`off`); no other VM maps it.
+    unsafe { core::ptr::write_bytes(pa as *mut u8, 0, size as usize) };
+    log::info!("{}: {} MiB at PA {:#x} scrubbed and returned", Who(me.vm), size >> 20, pa);
+    CONSOLE.lock().flush(me.vm, &mut uart_tx);
+    if (0..NVMS.load(Ordering::Relaxed)).all(|k| VMS[k].off.load(Ordering::SeqCst)) {
+        log::info!("guest: SYSTEM_OFF");
+        log::info!("guest {}", STATS.snapshot());
+        let _ = shared::smccc::smc(shared::abi::psci::PSCI_SYSTEM_OFF, &[]);
+        shared::arch::halt()
+    }
+    Exit::Off
 }
 
 /// The real PL011 (`platform`), shared with ns-hyp's console.

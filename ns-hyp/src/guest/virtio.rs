@@ -3,7 +3,8 @@
 //! provides on one of its virtio-mmio slots, driven by ns-hyp with the
 //! `virtio-drivers` crate (polled, one request at a time).
 
-use crate::vm::layout::{ram_pa, PCIE_ECAM_IPA, VIRTIO_IPA, VIRTIO_SIZE};
+use crate::vm::config::MAX_VMS;
+use crate::vm::layout::{ram_pa_in, PCIE_ECAM_IPA, VIRTIO_IPA, VIRTIO_SIZE};
 use crate::vm::virtio_blk::{Disk, Effect, GuestMemory, VirtioBlk, SECTOR};
 use crate::vm::virtio_pci::{Msi, VirtioPci, ECAM_SIZE};
 use core::cell::UnsafeCell;
@@ -21,7 +22,7 @@ const SLOT_SIZE: usize = 0x200;
 /// so its VA is the PA the device uses.  Never freed (the device lives as long as ns-hyp).
 #[repr(C, align(4096))]
 struct DmaArea(UnsafeCell<[u8; DMA_SIZE]>);
-const DMA_SIZE: usize = 64 * 1024;
+const DMA_SIZE: usize = 32 * 1024 * MAX_VMS;
 // SAFETY: pages are handed out once each by the bump allocator below.
 unsafe impl Sync for DmaArea {}
 static DMA: DmaArea = DmaArea(UnsafeCell::new([0; DMA_SIZE]));
@@ -74,24 +75,27 @@ impl Disk for RealDisk {
     }
 }
 
-/// Guest RAM of `.0` bytes, as device models see it (by IPA).
-pub struct GuestRam(pub u64);
+/// A VM's RAM as device models see it (by IPA): `size` bytes at PA `pa`.
+pub struct GuestRam {
+    pub pa: u64,
+    pub size: u64,
+}
 
 impl GuestMemory for GuestRam {
     fn read(&self, ipa: u64, buf: &mut [u8]) -> bool {
-        let Some(pa) = ram_pa(ipa, buf.len() as u64, self.0) else { return false };
+        let Some(pa) = ram_pa_in(ipa, buf.len() as u64, self.pa, self.size) else { return false };
         // SAFETY: inside guest RAM, identity-mapped RW at EL2.
         unsafe { core::ptr::copy_nonoverlapping(pa as *const u8, buf.as_mut_ptr(), buf.len()) };
         true
     }
     fn write(&mut self, ipa: u64, buf: &[u8]) -> bool {
-        let Some(pa) = ram_pa(ipa, buf.len() as u64, self.0) else { return false };
+        let Some(pa) = ram_pa_in(ipa, buf.len() as u64, self.pa, self.size) else { return false };
         // SAFETY: as above.
         unsafe { core::ptr::copy_nonoverlapping(buf.as_ptr(), pa as *mut u8, buf.len()) };
         true
     }
     fn slice_mut(&mut self, ipa: u64, len: usize) -> Option<&mut [u8]> {
-        let pa = ram_pa(ipa, len as u64, self.0)?;
+        let pa = ram_pa_in(ipa, len as u64, self.pa, self.size)?;
         // SAFETY: inside guest RAM, identity-mapped RW at EL2, so the VA is
         // the PA the device DMAs to; used only as the buffer of one polled
         // disk request while the requesting vCPU is stopped in its trap
@@ -107,88 +111,112 @@ struct Device {
     disk: RealDisk,
 }
 
-/// The guest has the PCI transport (its DTB says so), not the mmio slot.
-static PCI_MODE: AtomicBool = AtomicBool::new(false);
-/// Where the guest put BAR 0 (0: nowhere, or memory decoding off), readable
-/// without the device lock: every data abort asks.
-static BAR0: AtomicU64 = AtomicU64::new(0);
+/// Per VM: the guest has the PCI transport (its DTB says so), not the mmio slot.
+static PCI_MODE: [AtomicBool; MAX_VMS] = [const { AtomicBool::new(false) }; MAX_VMS];
+/// Per VM: where the guest put BAR 0 (0: nowhere, or memory decoding off),
+/// readable without the device lock: every data abort asks.
+static BAR0: [AtomicU64; MAX_VMS] = [const { AtomicU64::new(0) }; MAX_VMS];
 
 // SAFETY: the MMIO transport points at device memory that exists for the
 // life of the machine; the mutex serialises every use.
 unsafe impl Send for Device {}
 
-static DEVICE: spin::Once<Option<spin::Mutex<Device>>> = spin::Once::new();
+/// VM k's disk: the k-th virtio-blk device QEMU has, in slot order.
+static DEVICE: [spin::Once<Option<spin::Mutex<Device>>>; MAX_VMS] = [const { spin::Once::new() }; MAX_VMS];
 
-/// Finds QEMU's virtio-blk device (`-device virtio-blk-device`) and brings it
-/// up.  None: the guest's slot stays empty.
+/// The backend for one VM (a Realm, or the only VM).
 pub fn init() {
-    DEVICE.call_once(|| {
-        let p = crate::platform::get();
-        for slot in 0..p.virtio_mmio_size / SLOT_SIZE {
-            let base = p.virtio_mmio + slot * SLOT_SIZE;
-            // SAFETY: the slots are mapped as Device memory at EL2; magic and
-            // DeviceID are read-only registers with no side effects.
-            let (magic, id) = unsafe { (core::ptr::read_volatile(base as *const u32), core::ptr::read_volatile((base + 8) as *const u32)) };
-            if magic != crate::vm::virtio_blk::MAGIC || id != crate::vm::virtio_blk::DEVICE_ID_BLOCK {
+    init_vms(1);
+}
+
+/// Finds QEMU's virtio-blk devices (`-device virtio-blk-device`) and brings
+/// up one for each of the first `nvms` VMs, in slot order.  A VM without
+/// one has an empty slot.
+pub fn init_vms(nvms: usize) {
+    let mut slot = 0;
+    for (vm, dev) in DEVICE.iter().enumerate().take(nvms) {
+        dev.call_once(|| {
+            let found = next_backend(&mut slot);
+            if found.is_none() {
+                log::info!("no virtio-blk backend for vm{}: the guest gets none", vm);
+            }
+            found
+        });
+    }
+}
+
+/// The next virtio-blk device from slot `*slot` on.
+fn next_backend(slot: &mut usize) -> Option<spin::Mutex<Device>> {
+    let p = crate::platform::get();
+    while *slot < p.virtio_mmio_size / SLOT_SIZE {
+        let here = *slot;
+        *slot += 1;
+        let base = p.virtio_mmio + here * SLOT_SIZE;
+        // SAFETY: the slots are mapped as Device memory at EL2; magic and
+        // DeviceID are read-only registers with no side effects.
+        let (magic, id) = unsafe { (core::ptr::read_volatile(base as *const u32), core::ptr::read_volatile((base + 8) as *const u32)) };
+        if magic != crate::vm::virtio_blk::MAGIC || id != crate::vm::virtio_blk::DEVICE_ID_BLOCK {
+            continue;
+        }
+        // SAFETY: a virtio-mmio register block of 0x200 bytes, mapped for ns-hyp's lifetime and used only here.
+        let t = match unsafe { MmioTransport::new(NonNull::new(base as *mut VirtIOHeader).unwrap(), 0x200) } {
+            Ok(t) => t,
+            Err(e) => {
+                log::warn!("virtio slot {}: {:?}", here, e);
                 continue;
             }
-            // SAFETY: a virtio-mmio register block of 0x200 bytes, mapped for ns-hyp's lifetime and used only here.
-            let t = match unsafe { MmioTransport::new(NonNull::new(base as *mut VirtIOHeader).unwrap(), 0x200) } {
-                Ok(t) => t,
-                Err(e) => {
-                    log::warn!("virtio slot {}: {:?}", slot, e);
-                    continue;
-                }
-            };
-            match VirtIOBlk::<HalImpl, _>::new(t) {
-                Ok(b) => {
-                    log::info!("virtio-blk backend: slot {} at {:#x}, {} sectors", slot, base, b.capacity());
-                    return Some(spin::Mutex::new(Device { model: VirtioBlk::new(), pci: VirtioPci::new(), disk: RealDisk(b) }));
-                }
-                Err(e) => log::warn!("virtio-blk at slot {}: {:?}", slot, e),
+        };
+        match VirtIOBlk::<HalImpl, _>::new(t) {
+            Ok(b) => {
+                log::info!("virtio-blk backend: slot {} at {:#x}, {} sectors", here, base, b.capacity());
+                return Some(spin::Mutex::new(Device { model: VirtioBlk::new(), pci: VirtioPci::new(), disk: RealDisk(b) }));
             }
+            Err(e) => log::warn!("virtio-blk at slot {}: {:?}", here, e),
         }
-        log::info!("no virtio-blk backend: the guest gets none");
-        None
-    });
+    }
+    None
 }
 
 /// The device serves a Realm: offer VIRTIO_F_ACCESS_PLATFORM
 /// (`VirtioBlk::set_access_platform`).
 pub fn for_realm() {
-    if let Some(Some(d)) = DEVICE.get() {
+    if let Some(Some(d)) = DEVICE[0].get() {
         d.lock().model.set_access_platform(true);
     }
 }
 
-/// Whether the guest's virtio-mmio slot has a device behind it.
-pub fn present() -> bool {
-    matches!(DEVICE.get(), Some(Some(_)))
+fn device(vm: usize) -> Option<&'static spin::Mutex<Device>> {
+    DEVICE.get(vm)?.get()?.as_ref()
 }
 
-pub fn contains(ipa: u64) -> bool {
-    present() && !PCI_MODE.load(Ordering::Relaxed) && (VIRTIO_IPA..VIRTIO_IPA + VIRTIO_SIZE).contains(&ipa)
+/// Whether VM `vm`'s virtio slot has a device behind it.
+pub fn present(vm: usize) -> bool {
+    device(vm).is_some()
 }
 
-/// The disk goes on the PCI transport (`vm::virtio_pci`) from now on.
-pub fn set_pci_mode() {
-    PCI_MODE.store(true, Ordering::Relaxed);
+pub fn contains(vm: usize, ipa: u64) -> bool {
+    present(vm) && !PCI_MODE[vm].load(Ordering::Relaxed) && (VIRTIO_IPA..VIRTIO_IPA + VIRTIO_SIZE).contains(&ipa)
 }
 
-/// The ECAM window or BAR 0 of the virtio-pci function.
-pub fn pci_contains(ipa: u64) -> bool {
-    if !PCI_MODE.load(Ordering::Relaxed) || !present() {
+/// VM `vm`'s disk goes on the PCI transport (`vm::virtio_pci`) from now on.
+pub fn set_pci_mode(vm: usize) {
+    PCI_MODE[vm].store(true, Ordering::Relaxed);
+}
+
+/// The ECAM window or BAR 0 of VM `vm`'s virtio-pci function.
+pub fn pci_contains(vm: usize, ipa: u64) -> bool {
+    if !present(vm) || !PCI_MODE[vm].load(Ordering::Relaxed) {
         return false;
     }
-    let bar = BAR0.load(Ordering::Relaxed);
+    let bar = BAR0[vm].load(Ordering::Relaxed);
     (PCIE_ECAM_IPA..PCIE_ECAM_IPA + ECAM_SIZE).contains(&ipa) || crate::vm::virtio_pci::bar0_contains(bar, ipa)
 }
 
 /// A guest access to the PCIe ECAM window or the function's BAR 0.
 /// Returns the value read and a message the function sends (MSI-X).
 /// None: an access size the region does not take.
-pub fn pci_access(ipa: u64, size: u8, write: bool, value: u64, ram_size: u64) -> Option<(u64, Option<Msi>)> {
-    let Some(Some(dev)) = DEVICE.get() else { return None };
+pub fn pci_access(vm: usize, ipa: u64, size: u8, write: bool, value: u64, ram: GuestRam) -> Option<(u64, Option<Msi>)> {
+    let dev = device(vm)?;
     let mut d = dev.lock();
     if (PCIE_ECAM_IPA..PCIE_ECAM_IPA + ECAM_SIZE).contains(&ipa) {
         if size == 8 {
@@ -199,7 +227,7 @@ pub fn pci_access(ipa: u64, size: u8, write: bool, value: u64, ram_size: u64) ->
             return Some((d.pci.config_read(off, size), None));
         }
         d.pci.config_write(off, size, value);
-        BAR0.store(d.pci.bar0().unwrap_or(0), Ordering::Relaxed);
+        BAR0[vm].store(d.pci.bar0().unwrap_or(0), Ordering::Relaxed);
         return Some((0, None));
     }
     let off = ipa.checked_sub(d.pci.bar0()?)?;
@@ -208,7 +236,7 @@ pub fn pci_access(ipa: u64, size: u8, write: bool, value: u64, ram_size: u64) ->
     let mut msi = o.msi;
     if o.notify {
         let Device { pci, disk, .. } = &mut *d;
-        if pci.blk.process(&mut GuestRam(ram_size), disk) {
+        if pci.blk.process(&mut { ram }, disk) {
             msi = msi.or(pci.used());
         }
     }
@@ -218,14 +246,14 @@ pub fn pci_access(ipa: u64, size: u8, write: bool, value: u64, ram_size: u64) ->
 /// A guest access to its virtio-mmio slot.  Returns the value read and
 /// whether the device's interrupt (an edge) must be raised.  None: an access
 /// the transport does not allow (not 32-bit outside the config space).
-pub fn access(ipa: u64, size: u8, write: bool, value: u64, ram_size: u64) -> Option<(u64, bool)> {
-    access_with(ipa, size, write, value, &mut GuestRam(ram_size))
+pub fn access(vm: usize, ipa: u64, size: u8, write: bool, value: u64, mut ram: GuestRam) -> Option<(u64, bool)> {
+    access_with(vm, ipa, size, write, value, &mut ram)
 }
 
 /// [`access`] with the guest's memory as `mem` says (a Realm's: its shared
 /// memory, `crate::realm::linux::RealmShared`).
-pub fn access_with(ipa: u64, size: u8, write: bool, value: u64, mem: &mut dyn GuestMemory) -> Option<(u64, bool)> {
-    let Some(Some(dev)) = DEVICE.get() else { return None };
+pub fn access_with(vm: usize, ipa: u64, size: u8, write: bool, value: u64, mem: &mut dyn GuestMemory) -> Option<(u64, bool)> {
+    let dev = device(vm)?;
     let mut d = dev.lock();
     let off = ipa - VIRTIO_IPA;
     if off < 0x100 && size != 4 {

@@ -216,11 +216,11 @@ impl super::linux::Machine for RealMachine {
         self.trace
     }
     fn virtio(&self, addr: u64, size: u8, write: bool, value: u64, mem: &mut dyn crate::vm::virtio_blk::GuestMemory) -> Option<(u64, bool)> {
-        if !crate::guest::virtio::contains(addr) {
+        if !crate::guest::virtio::contains(0, addr) {
             return None;
         }
         // An access the transport refuses is answered as the model's abort.
-        Some(crate::guest::virtio::access_with(addr, size, write, value, mem).unwrap_or((0, false)))
+        Some(crate::guest::virtio::access_with(0, addr, size, write, value, mem).unwrap_or((0, false)))
     }
 }
 

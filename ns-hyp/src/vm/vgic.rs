@@ -247,6 +247,12 @@ impl Vgic {
         self.raise(vcpu, intid)
     }
 
+    /// A HW-linked private interrupt of `vcpu` raised and not yet in an LR:
+    /// its physical interrupt waits active for the LR it will get.
+    pub fn hw_latched(&self, vcpu: usize, intid: u32) -> bool {
+        self.irq(vcpu, intid).is_some_and(|i| i.hw && i.pending && !i.in_lr)
+    }
+
     /// The vCPU is descheduled and its physical timer interrupt deactivated:
     /// a pending HW-linked interrupt waiting for an LR is delivered as a software one.
     pub fn unlink_hw(&mut self, vcpu: usize, intid: u32) {
@@ -628,6 +634,23 @@ mod tests {
         g.raise_hw(0, 27);
         g.fill_lrs(0, &mut lrs);
         assert_eq!(lr::state(lrs[0]), 2);
+    }
+
+    /// `hw_latched`: raised HW-linked and waiting for an LR (its physical
+    /// interrupt is held active for it), not once it is in one.
+    #[test]
+    fn hw_latched_until_in_an_lr() {
+        let mut g = enabled(1);
+        g.redist_write(0x1_0100, 4, 1 << 27);
+        assert!(!g.hw_latched(0, 27));
+        g.raise_hw(0, 27);
+        assert!(g.hw_latched(0, 27));
+        let mut lrs = [0u64; 4];
+        g.fill_lrs(0, &mut lrs);
+        assert!(!g.hw_latched(0, 27), "in an LR: the LR holds it");
+        g.raise(0, 23);
+        assert!(!g.hw_latched(0, 23), "a software one holds nothing physical");
+        assert!(!g.hw_latched(0, 1023), "no such interrupt");
     }
 
     #[test]
