@@ -53,6 +53,9 @@ fn main() -> ExitCode {
             Ok(opts) => setup::setup().and_then(|p| {
                 let o = build::build(&p)?;
                 let boot = run::boot(&o, &opts)?;
+                if let Some(hint) = run::console_hint(&opts) {
+                    eprintln!("{hint}");
+                }
                 qemu::run_interactive(&boot, opts.gdb).map(|_| true)
             }),
             Err(e) => {

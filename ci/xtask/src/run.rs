@@ -6,17 +6,19 @@ use crate::build::{self, Bl33, Outputs};
 use crate::guest::{self, InitramfsSpec};
 use crate::layout::SpSet;
 use crate::qemu::Boot;
-use crate::tests::nshyp::{self, GuestPayload};
+use crate::tests::nshyp::{self, GuestPayload, VmSpec};
 use crate::tests::spmc;
 use crate::util::{self, Result};
 use std::path::{Path, PathBuf};
 
-pub const USAGE: &str = "  run [--no-tfa] [--gdb] [--mem MiB] [--kernel IMAGE [--initrd FILE] [--append ARGS]]
+pub const USAGE: &str = "  run [--no-tfa] [--gdb] [--mem MiB] [--vms N] [--kernel IMAGE [--initrd FILE] [--append ARGS]]
       [--bl33 IMAGE [--initrd FILE] [--append ARGS]] [--pkvm] [--sp-layout FILE]
                    build, then boot all four worlds in QEMU (serial on this terminal)
                    with Debian's Linux as ns-hyp's guest, to a BusyBox shell;
                    --no-tfa: ns-hyp alone with -kernel; --gdb: wait for gdb on :1234;
                    --mem: the guest's RAM in MiB (64..1024, default 1024);
+                   --vms: N guests of ns-hyp (1..4; 2 vCPUs and 1024/N MiB each, --mem: each
+                     one's), no disk; one console: lines start [vmN], Ctrl-] N types to VM N;
                    --kernel: your arm64 Image (gzip is unpacked) as ns-hyp's guest,
                      --initrd its initramfs (default: ours), --append its command line;
                    --bl33: your NS-EL2 payload (e.g. a Linux Image with KVM) in place
@@ -40,7 +42,12 @@ pub struct RunOptions {
     pub sp_layout: Option<PathBuf>,
     /// Linux as BL33 under pKVM (`kvm-arm.mode=protected`).
     pub pkvm: bool,
+    /// How many VMs ns-hyp runs (`None`: one, as `Some(1)`).
+    pub vms: Option<usize>,
 }
+
+/// vCPUs of each VM when `--vms` asks for several.
+pub const RUN_VM_VCPUS: usize = 2;
 
 /// Parses the words after `run` and checks that the files named exist.
 pub fn parse(args: &[String]) -> Result<RunOptions> {
@@ -72,6 +79,10 @@ pub fn parse_words(args: &[String]) -> Result<RunOptions> {
             "--append" => o.append = Some(value("--append")?),
             "--sp-layout" => o.sp_layout = Some(PathBuf::from(value("--sp-layout")?)),
             "--pkvm" => o.pkvm = true,
+            "--vms" => {
+                let v = value("--vms")?;
+                o.vms = Some(v.parse().ok().filter(|n| (1..=nshyp::MAX_VMS).contains(n)).ok_or(format!("--vms wants a number of VMs from 1 to {}", nshyp::MAX_VMS))?);
+            }
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -83,6 +94,14 @@ pub fn parse_words(args: &[String]) -> Result<RunOptions> {
     }
     if o.pkvm && (o.kernel.is_some() || o.no_tfa || o.mem.is_some()) {
         return Err("--pkvm boots Linux as BL33 in place of ns-hyp: it goes with neither --kernel, --no-tfa nor --mem".into());
+    }
+    if let Some(n) = o.vms.filter(|&n| n > 1) {
+        if o.bl33.is_some() || o.pkvm {
+            return Err("--vms runs several guests of ns-hyp: it goes with neither --bl33 nor --pkvm".into());
+        }
+        // ns-hyp's own limits on the VMs' RAM, said before anything is built.
+        let mem = o.mem.unwrap_or(nshyp::vm_share_mib(n));
+        nshyp::vm_ram_pas(&vec![mem; n]).map_err(|e| format!("--vms {n}: {e}"))?;
     }
     if (o.initrd.is_some() || o.append.is_some()) && o.kernel.is_none() && o.bl33.is_none() && !o.pkvm {
         return Err("--initrd and --append go with --kernel, --bl33 or --pkvm".into());
@@ -139,15 +158,32 @@ pub fn boot(o: &Outputs, opts: &RunOptions) -> Result<Boot> {
         Some(i) => i.clone(),
         None => nshyp::shell_initramfs(o)?,
     };
-    let g = GuestPayload { kernel, initrd: Some(initrd), cmdline: opts.append.clone() };
     let bios = match (opts.no_tfa, &sps) {
         (true, _) => None,
         (false, SpSet::Ours) => Some(o.bios.clone()),
         (false, user) => Some(build::build_tfa(&o.paths, Bl33::NsHyp, user)?),
     };
+    if let Some(n) = opts.vms.filter(|&n| n > 1) {
+        let mem = opts.mem.unwrap_or(nshyp::vm_share_mib(n));
+        let vm = || VmSpec { payload: GuestPayload { kernel: kernel.clone(), initrd: Some(initrd.clone()), cmdline: opts.append.clone() }, vcpus: RUN_VM_VCPUS, mem_mib: mem };
+        // No disk: the shell needs none, and which virtio slot serves which VM is ns-hyp's newest part.
+        return nshyp::hyp_vms_boot(o, bios.as_deref(), "run-guest", &(0..n).map(|_| vm()).collect::<Vec<_>>(), None, "");
+    }
+    let g = GuestPayload { kernel, initrd: Some(initrd), cmdline: opts.append.clone() };
     let Boot::Custom { tfa, mut args } = nshyp::hyp_guest_boot(o, bios.as_deref(), "run-guest", &g, 4, None, &hyp_args)? else { unreachable!() };
     args.extend(nshyp::run_disk_args()?);
     Ok(Boot::Custom { tfa, args })
+}
+
+/// What `cargo xtask run` says before QEMU starts when several VMs share
+/// the one console (ns-hyp multiplexes it): the keys, before the boot scrolls by.
+pub fn console_hint(opts: &RunOptions) -> Option<String> {
+    let n = opts.vms.filter(|&n| n > 1)?;
+    Some(format!(
+        "xtask: {n} VMs share this console: each line starts [vmN]; typing goes to vm0 first,\n\
+         xtask: Ctrl-] then a digit N types to VM N (Ctrl-] Ctrl-] sends one Ctrl-]);\n\
+         xtask: `poweroff -f` stops one VM, the last one ends QEMU (Ctrl-A x kills it)"
+    ))
 }
 
 /// The initramfs of a pKVM boot: Linux's FF-A driver loaded, and our test
@@ -206,6 +242,27 @@ mod tests {
         assert!(parse(&words(&format!("--pkvm --kernel {f}"))).is_err());
         assert!(parse(&words("--pkvm --mem 256")).is_err());
         assert_eq!(parse(&[]).unwrap(), RunOptions::default());
+    }
+
+    #[test]
+    fn vms_option() {
+        let file = util::repo_root().join("Cargo.toml");
+        let f = file.display();
+        assert_eq!(parse(&words("--vms 2")).unwrap().vms, Some(2));
+        assert_eq!(parse(&words(&format!("--vms 3 --no-tfa --kernel {f} --append x"))).unwrap().vms, Some(3));
+        assert_eq!(parse(&words("--vms 2 --mem 256")).unwrap().mem, Some(256));
+        assert!(parse(&words("--vms 2 --mem 600")).is_err(), "2 x 600 MiB is more than ns-hyp's 1 GiB");
+        assert!(parse(&words("--vms 4 --mem 255")).is_err(), "not whole 2 MiB");
+        assert!(parse(&words("--vms 0")).is_err());
+        assert!(parse(&words("--vms 5")).is_err());
+        assert!(parse(&words("--vms two")).is_err());
+        assert!(parse(&words("--vms")).is_err());
+        assert!(parse(&words("--vms 2 --pkvm")).is_err());
+        assert!(parse(&words(&format!("--vms 2 --bl33 {f}"))).is_err());
+        // One VM is today's run, whatever goes with it.
+        assert!(parse(&words(&format!("--vms 1 --bl33 {f}"))).is_ok());
+        assert!(console_hint(&parse(&words("--vms 1")).unwrap()).is_none());
+        assert!(console_hint(&parse(&words("--vms 2")).unwrap()).unwrap().contains("Ctrl-] then a digit N"));
     }
 
     #[test]

@@ -34,19 +34,19 @@ pub fn qemu_kernel_offset(image: &[u8]) -> (u64, u64) {
     }
 }
 
-fn kernel_pa_span(p: &Path) -> XResult<(u64, u64)> {
-    let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
-    let (off, span) = qemu_kernel_offset(&bytes);
-    Ok((GUEST_RAM_PA + off, span))
-}
-
 /// ns-hyp's bootargs naming the preloaded guest payloads (ns-hyp/src/vm/config.rs);
 /// `hyp_args`: more words for ns-hyp (e.g. `quadrant.mem=512`); `cmdline`: the
 /// guest kernel's command line (after ` -- `; ns-hyp's default without it).
 pub fn guest_bootargs(kernel_pa: u64, kernel_size: u64, initrd_size: Option<u64>, vcpus: usize, hyp_args: &str, cmdline: Option<&str>) -> String {
+    vm_bootargs(kernel_pa, kernel_size, initrd_size.map(|n| (GUEST_INITRD_PA, n)), vcpus, hyp_args, cmdline)
+}
+
+/// One VM's section of ns-hyp's bootargs: [`guest_bootargs`] with the
+/// initramfs at `initrd = (pa, size)`.
+pub fn vm_bootargs(kernel_pa: u64, kernel_size: u64, initrd: Option<(u64, u64)>, vcpus: usize, hyp_args: &str, cmdline: Option<&str>) -> String {
     let mut args = format!("quadrant.guest={kernel_pa:#x},{kernel_size}");
-    if let Some(n) = initrd_size {
-        args.push_str(&format!(" quadrant.initrd={GUEST_INITRD_PA:#x},{n}"));
+    if let Some((pa, n)) = initrd {
+        args.push_str(&format!(" quadrant.initrd={pa:#x},{n}"));
     }
     args.push_str(&format!(" quadrant.vcpus={vcpus}"));
     if !hyp_args.is_empty() {
@@ -58,6 +58,43 @@ pub fn guest_bootargs(kernel_pa: u64, kernel_size: u64, initrd_size: Option<u64>
         args.push_str(c);
     }
     args
+}
+
+/// What separates the VMs' sections in ns-hyp's bootargs.
+pub const VM_SEPARATOR: &str = " --- ";
+/// The PA area all VMs' RAM is carved from, VM after VM from [`GUEST_RAM_PA`].
+pub const GUEST_AREA_MIB: u32 = 1024;
+/// The most VMs ns-hyp runs at once (ns-hyp/src/vm/config.rs `MAX_VMS`).
+pub const MAX_VMS: usize = 4;
+/// The smallest RAM ns-hyp gives a VM (`quadrant.mem`).
+const VM_MEM_MIN_MIB: u32 = 64;
+/// Where the initramfs goes, from the start of its VM's RAM.
+const INITRD_OFFSET: u64 = GUEST_INITRD_PA - GUEST_RAM_PA;
+/// ns-hyp's bootargs buffer (`Line<1024>` in ns-hyp/src/boot.rs): longer is cut.
+const BOOTARGS_MAX: usize = 1023;
+
+/// Each of `n` VMs' RAM when they share the area equally, in whole 2 MiB
+/// blocks (ns-hyp's own default share: VM RAM stays block-aligned in PA).
+pub fn vm_share_mib(n: usize) -> u32 {
+    (GUEST_AREA_MIB / n.max(1) as u32) & !1
+}
+
+/// Where each VM's RAM starts in PA (one after another from
+/// [`GUEST_RAM_PA`]).  Refuses what ns-hyp would (more than [`MAX_VMS`], a
+/// VM below 64 MiB, more than 1 GiB in all) and RAM not in whole 2 MiB,
+/// which would leave the next VM's RAM off a block boundary in PA.
+pub fn vm_ram_pas(mem_mib: &[u32]) -> XResult<Vec<u64>> {
+    if mem_mib.is_empty() || mem_mib.len() > MAX_VMS {
+        return Err(format!("{} VMs: ns-hyp runs 1 to {MAX_VMS}", mem_mib.len()));
+    }
+    if let Some(m) = mem_mib.iter().find(|&&m| m < VM_MEM_MIN_MIB || m % 2 != 0) {
+        return Err(format!("{m} MiB for a VM: ns-hyp wants {VM_MEM_MIN_MIB} MiB at least, in whole 2 MiB"));
+    }
+    let total: u32 = mem_mib.iter().sum();
+    if total > GUEST_AREA_MIB {
+        return Err(format!("the VMs' RAM adds up to {total} MiB, more than ns-hyp's {GUEST_AREA_MIB} MiB"));
+    }
+    Ok(mem_mib.iter().scan(GUEST_RAM_PA, |pa, &m| Some(std::mem::replace(pa, *pa + ((m as u64) << 20)))).collect())
 }
 
 /// The longest guest command line ns-hyp keeps (`GuestConfig::cmdline`, a `Line<256>`).
@@ -75,22 +112,81 @@ pub struct GuestPayload {
     pub cmdline: Option<String>,
 }
 
-/// ns-hyp running `g` on `vcpus` vCPUs, the payloads preloaded by QEMU into
-/// the guest's RAM.  With `bios`, ns-hyp is TF-A's BL33 and gets its bootargs
-/// from an fdtput-edited copy of QEMU's DTB (`target/quadrant/<dtb_name>.dtb`);
-/// without, ns-hyp is `-kernel` (no TF-A).  `smp`: physical CPUs (default
-/// [`crate::qemu::SMP`]).
-pub fn hyp_guest_boot(o: &Outputs, bios: Option<&Path>, dtb_name: &str, g: &GuestPayload, vcpus: usize, smp: Option<u32>, hyp_args: &str) -> XResult<Boot> {
-    let kernel_size = size(&g.kernel)?;
-    let (kernel_pa, span) = kernel_pa_span(&g.kernel)?;
-    let initrd_size = g.initrd.as_deref().map(size).transpose()?;
-    if initrd_size.is_some() && kernel_pa + span > GUEST_INITRD_PA {
-        return Err(format!("{}: {span} bytes does not fit below the initramfs ({} MiB at most)", g.kernel.display(), (GUEST_INITRD_PA - kernel_pa) >> 20));
+/// One VM of a multi-VM boot: what it runs, on how many vCPUs, with how much RAM.
+pub struct VmSpec {
+    pub payload: GuestPayload,
+    pub vcpus: usize,
+    pub mem_mib: u32,
+}
+
+/// One VM as ns-hyp and QEMU see it: its section of the bootargs and the
+/// files QEMU preloads for it, each at its PA.
+struct VmLoad {
+    bootargs: String,
+    loads: Vec<(PathBuf, u64)>,
+}
+
+/// What placing a payload depends on: the kernel file's size, QEMU's
+/// (offset, span) for it ([`qemu_kernel_offset`]), the initramfs's size.
+#[derive(Clone, Copy)]
+struct PayloadSizes {
+    kernel: u64,
+    offset: u64,
+    span: u64,
+    initrd: Option<u64>,
+}
+
+/// A VM's section of the bootargs and its (kernel PA, initramfs PA), its
+/// RAM at PA `ram_pa` (`ram_mib` of it, when known): the kernel where QEMU's
+/// `-kernel` would put it, the initramfs [`INITRD_OFFSET`] in; `hyp_args`
+/// end the VM's words.  `name` names the kernel in errors.
+fn place_vm(s: PayloadSizes, ram_pa: u64, ram_mib: Option<u32>, vcpus: usize, hyp_args: &str, cmdline: Option<&str>, name: &str) -> XResult<(String, u64, u64)> {
+    let (kernel_pa, initrd_pa) = (ram_pa + s.offset, ram_pa + INITRD_OFFSET);
+    if s.initrd.is_some() && kernel_pa + s.span > initrd_pa {
+        return Err(format!("{name}: {} bytes does not fit below the initramfs ({} MiB at most)", s.span, (initrd_pa - kernel_pa) >> 20));
     }
-    if g.cmdline.as_ref().is_some_and(|c| c.len() > GUEST_CMDLINE_MAX) {
+    // With several VMs a payload past its VM's RAM would land in the next VM's.
+    if let Some(m) = ram_mib {
+        let end = s.initrd.map_or(kernel_pa + s.span, |n| initrd_pa + n);
+        if end > ram_pa + ((m as u64) << 20) {
+            return Err(format!("{name}: the payloads do not fit in the VM's {m} MiB of RAM"));
+        }
+    }
+    if cmdline.is_some_and(|c| c.len() > GUEST_CMDLINE_MAX) {
         return Err(format!("the guest command line is longer than ns-hyp's {GUEST_CMDLINE_MAX} bytes"));
     }
-    let bootargs = guest_bootargs(kernel_pa, kernel_size, initrd_size, vcpus, hyp_args, g.cmdline.as_deref());
+    Ok((vm_bootargs(kernel_pa, s.kernel, s.initrd.map(|n| (initrd_pa, n)), vcpus, hyp_args, cmdline), kernel_pa, initrd_pa))
+}
+
+/// [`place_vm`] for `g`'s files.
+fn vm_load(g: &GuestPayload, ram_pa: u64, ram_mib: Option<u32>, vcpus: usize, hyp_args: &str) -> XResult<VmLoad> {
+    let kernel = size(&g.kernel)?;
+    let bytes = std::fs::read(&g.kernel).map_err(|e| format!("{}: {e}", g.kernel.display()))?;
+    let (offset, span) = qemu_kernel_offset(&bytes);
+    let initrd = g.initrd.as_deref().map(size).transpose()?;
+    let sizes = PayloadSizes { kernel, offset, span, initrd };
+    let (bootargs, kernel_pa, initrd_pa) = place_vm(sizes, ram_pa, ram_mib, vcpus, hyp_args, g.cmdline.as_deref(), &g.kernel.display().to_string())?;
+    let mut loads = vec![(g.kernel.clone(), kernel_pa)];
+    if let Some(i) = &g.initrd {
+        loads.push((i.clone(), initrd_pa));
+    }
+    Ok(VmLoad { bootargs, loads })
+}
+
+/// The VMs' sections as one bootargs string, if ns-hyp keeps it whole.
+fn join_vms<S: AsRef<str>>(sections: &[S]) -> XResult<String> {
+    let bootargs = sections.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(VM_SEPARATOR);
+    if bootargs.len() > BOOTARGS_MAX {
+        return Err(format!("ns-hyp's bootargs would be {} bytes, more than its {BOOTARGS_MAX}", bootargs.len()));
+    }
+    Ok(bootargs)
+}
+
+/// ns-hyp with `vms` preloaded: with `bios`, ns-hyp is TF-A's BL33 and gets
+/// its bootargs from an fdtput-edited copy of QEMU's DTB
+/// (`target/quadrant/<dtb_name>.dtb`); without, ns-hyp is `-kernel`.
+fn hyp_boot(o: &Outputs, bios: Option<&Path>, dtb_name: &str, vms: &[VmLoad], smp: Option<u32>) -> XResult<Boot> {
+    let bootargs = join_vms(&vms.iter().map(|v| v.bootargs.as_str()).collect::<Vec<_>>())?;
     let loader = |file: &Path, addr: u64| format!("loader,file={},addr={addr:#x},force-raw=on", file.display());
     let mut args: Vec<String> = Vec::new();
     if let Some(n) = smp {
@@ -104,11 +200,41 @@ pub fn hyp_guest_boot(o: &Outputs, bios: Option<&Path>, dtb_name: &str, g: &Gues
         }
         None => args.extend(["-kernel".into(), o.images.join("ns-hyp.bin").display().to_string(), "-append".into(), bootargs]),
     }
-    args.extend(["-device".into(), loader(&g.kernel, kernel_pa)]);
-    if let Some(i) = &g.initrd {
-        args.extend(["-device".into(), loader(i, GUEST_INITRD_PA)]);
+    for (file, pa) in vms.iter().flat_map(|v| &v.loads) {
+        args.extend(["-device".into(), loader(file, *pa)]);
     }
     Ok(Boot::Custom { tfa: bios.is_some(), args })
+}
+
+/// ns-hyp running `g` on `vcpus` vCPUs, the payloads preloaded by QEMU into
+/// the guest's RAM.  With `bios`, ns-hyp is TF-A's BL33 and gets its bootargs
+/// from an fdtput-edited copy of QEMU's DTB (`target/quadrant/<dtb_name>.dtb`);
+/// without, ns-hyp is `-kernel` (no TF-A).  `smp`: physical CPUs (default
+/// [`crate::qemu::SMP`]).
+pub fn hyp_guest_boot(o: &Outputs, bios: Option<&Path>, dtb_name: &str, g: &GuestPayload, vcpus: usize, smp: Option<u32>, hyp_args: &str) -> XResult<Boot> {
+    // RAM size unknown here (`hyp_args` may carry quadrant.mem): ns-hyp checks it.
+    let vm = vm_load(g, GUEST_RAM_PA, None, vcpus, hyp_args)?;
+    hyp_boot(o, bios, dtb_name, &[vm], smp)
+}
+
+/// The words of VM `vm`'s section: its RAM (`quadrant.mem`), then `hyp_args`.
+fn vm_words(vm: &VmSpec, hyp_args: &str) -> String {
+    let mem = format!("quadrant.mem={}", vm.mem_mib);
+    if hyp_args.is_empty() { mem } else { format!("{mem} {hyp_args}") }
+}
+
+/// ns-hyp running several VMs, one ` --- ` section of bootargs each, VM k's
+/// payloads preloaded into VM k's RAM (PAs from [`vm_ram_pas`]); `hyp_args`
+/// go into every VM's section.  `bios`, `dtb_name`, `smp`: as [`hyp_guest_boot`].
+pub fn hyp_vms_boot(o: &Outputs, bios: Option<&Path>, dtb_name: &str, vms: &[VmSpec], smp: Option<u32>, hyp_args: &str) -> XResult<Boot> {
+    let pas = vm_ram_pas(&vms.iter().map(|v| v.mem_mib).collect::<Vec<_>>())?;
+    let loads = vms.iter().zip(pas).map(|(v, pa)| vm_load(&v.payload, pa, Some(v.mem_mib), v.vcpus, &vm_words(v, hyp_args))).collect::<XResult<Vec<_>>>()?;
+    hyp_boot(o, bios, dtb_name, &loads, smp)
+}
+
+/// [`hyp_vms_boot`] without TF-A (ns-hyp as `-kernel`), on `smp` CPUs.
+pub fn multi_vm_boot(o: &Outputs, vms: &[VmSpec], smp: u32, hyp_args: &str) -> XResult<Boot> {
+    hyp_vms_boot(o, None, "", vms, Some(smp), hyp_args)
 }
 
 /// ns-hyp as `-kernel` (no TF-A) with Debian's kernel and a BusyBox shell
@@ -339,6 +465,15 @@ pub fn tests() -> Vec<IntegrationTest> {
             timeout: Duration::from_secs(200),
             expects: fault_expects,
             extra: Some(fault_extra),
+            forbid: FORBID_GUEST,
+        },
+        IntegrationTest {
+            name: "vm_isolation",
+            boot: isolation_boot,
+            // Two Linux boots on 2 CPUs (4 vCPUs), then a few commands in each.
+            timeout: Duration::from_secs(300),
+            expects: isolation_expects,
+            extra: Some(isolation_extra),
             forbid: FORBID_GUEST,
         },
         IntegrationTest {
@@ -603,6 +738,117 @@ fn fault_extra(output: &str) -> Vec<String> {
     f
 }
 
+/// vm_isolation: two Linux VMs of 512 MiB, 2 vCPUs each, on 2 CPUs; VM 0's
+/// RAM at PA 0x80000000, VM 1's at PA 0xa0000000, both at IPA 0x40000000.
+const ISOLATION_VM_MIB: u32 = 512;
+
+/// What VM 0 touches through /dev/mem, each outside its RAM (IPA
+/// 0x40000000..0x60000000): (shell variable, IPA, value to write, what it is).
+const ISOLATION_PROBES: &[(&str, u64, Option<u32>, &str)] = &[
+    ("DEVMEM_B", 0xa000_0000, None, "where VM 1's RAM sits in PA"),
+    ("DEVMEM_BW", 0xa010_0000, Some(0x5a5a_5a5a), "a write into VM 1's RAM's PA"),
+    ("DEVMEM_OWNPA", GUEST_RAM_PA, None, "VM 0's own RAM's PA, not an IPA of its own"),
+    ("DEVMEM_HOLE", 0x0c00_0000, None, "a hole of the IPA map"),
+];
+
+/// sha256 of nothing: what a failed `dd` would leave to hash.
+const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// Every line ns-hyp prefixes `[vmN] `; input switches with Ctrl-] N.  Each
+/// marker the script waits for is typed with `""` inside (`B_WRI""TTEN`), so
+/// only the command's output matches it, not the shell's echo of the line.
+fn isolation_input() -> Vec<(String, String)> {
+    let probes: Vec<String> = ISOLATION_PROBES
+        .iter()
+        .map(|(var, ipa, value, _)| format!("devmem {ipa:#x} 32{}; echo {var}=$?", value.map(|v| format!(" {v:#x}")).unwrap_or_default()))
+        .collect();
+    let vm0 = format!("{}; echo A_ALIVE=$(nproc); echo A_DO\"\"NE\n", probes.join("; "));
+    [
+        // VM 0 at its shell, then Enter in VM 1: a VM 1 prompt after this
+        // point whether VM 1 reached its shell before VM 0 or after.
+        ("[vm0] / # ", "\x1d1"),
+        ("console: input to vm1", "\n"),
+        ("[vm1] / # ", "dd if=/dev/urandom of=/tmp/b bs=1M count=8 && sha256sum /tmp/b | sed 's/^/B_BEFORE=/'; echo B_WRI\"\"TTEN\n"),
+        ("B_WRITTEN", "\x1d0"),
+        // VM 0's shell has been idle at its prompt since the first step.
+        ("console: input to vm0", &vm0),
+        ("A_DONE", "\x1d1"),
+        ("console: input to vm1", "sha256sum /tmp/b | sed 's/^/B_AFTER=/'; echo B_CHE\"\"CKED\n"),
+        ("B_CHECKED", "poweroff -f\n"),
+        ("[ns-hyp] vm1: SYSTEM_OFF", "\x1d0"),
+        ("console: input to vm0", "poweroff -f\n"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect()
+}
+
+fn isolation_boot(o: &Outputs) -> XResult<Boot> {
+    let kernel = guest::kernel_image(&o.paths)?;
+    let initrd = guest::initramfs(&o.paths, &InitramfsSpec { name: "nshyp-shell", modules: &[], script: None, files: &[] })?;
+    let vm = || VmSpec { payload: GuestPayload { kernel: kernel.clone(), initrd: Some(initrd.clone()), cmdline: None }, vcpus: 2, mem_mib: ISOLATION_VM_MIB };
+    let boot = multi_vm_boot(o, &[vm(), vm()], 2, "")?;
+    Ok(Boot::Scripted { boot: Box::new(boot), input: isolation_input() })
+}
+
+fn isolation_expects() -> Vec<Expect> {
+    let mut e = vec![
+        expect("VM 0's init ran on 2 vCPUs", &["[vm0] quadrant-init: up, 2 cpu(s)"]),
+        expect("VM 1's init ran on 2 vCPUs", &["[vm1] quadrant-init: up, 2 cpu(s)"]),
+        expect("ns-hyp switched the console's input to VM 1", &["console: input to vm1"]),
+        expect("ns-hyp switched the console's input back to VM 0", &["console: input to vm0"]),
+    ];
+    for (var, ipa, _, what) in ISOLATION_PROBES {
+        e.push(Expect { what, all_of: vec!["[ns-hyp] vm0 vCPU ".into(), format!("data abort at IPA {ipa:#x} ("), "external abort to the guest".into()] });
+        // The status itself (135 or 139) is isolation_extra's to check, and VM 1's hashes.
+        e.push(Expect { what: "devmem died of a signal in VM 0", all_of: vec![format!("[vm0] {var}=13")] });
+    }
+    e.extend([
+        expect("VM 0's kernel and both its vCPUs went on", &["[vm0] A_ALIVE=2"]),
+        expect("VM 1's SYSTEM_OFF stopped VM 1 alone", &["[ns-hyp] vm1: SYSTEM_OFF"]),
+        expect("ns-hyp scrubbed the VM's RAM", &["[ns-hyp] ", "scrubbed"]),
+        expect("the last VM's SYSTEM_OFF powered the machine off", &["[ns-hyp] guest: SYSTEM_OFF"]),
+    ]);
+    e
+}
+
+/// The word after each `tag=` in the output, whatever comes before it on
+/// its line (a `[vmN] ` prefix, the shell's echo of the command).
+fn tag_values<'a>(output: &'a str, tag: &str) -> Vec<&'a str> {
+    let key = format!("{tag}=");
+    let mut v = Vec::new();
+    for l in output.lines() {
+        for (at, _) in l.match_indices(key.as_str()) {
+            v.extend(l[at + key.len()..].split_whitespace().next());
+        }
+    }
+    v
+}
+
+/// The sha256s (64 hex digits) printed after `tag=`.
+fn tag_hashes<'a>(output: &'a str, tag: &str) -> Vec<&'a str> {
+    tag_values(output, tag).into_iter().filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit())).collect()
+}
+
+/// Each devmem of VM 0 died of SIGBUS (135) or SIGSEGV (139); VM 1's file
+/// hashes the same before and after (and is not empty); no abort was VM 1's.
+fn isolation_extra(output: &str) -> Vec<String> {
+    let mut f = Vec::new();
+    for (var, ipa, _, _) in ISOLATION_PROBES {
+        let status: Vec<&str> = tag_values(output, var).into_iter().filter(|v| v.parse::<u32>().is_ok()).collect();
+        if !matches!(status.as_slice(), ["135" | "139"]) {
+            f.push(format!("devmem {ipa:#x} in VM 0 ended with status {status:?}, not once 135 (SIGBUS) or 139 (SIGSEGV)"));
+        }
+    }
+    match (tag_hashes(output, "B_BEFORE").as_slice(), tag_hashes(output, "B_AFTER").as_slice()) {
+        ([b], [a]) if b == a && *b != EMPTY_SHA256 => {}
+        ([b], _) if *b == EMPTY_SHA256 => f.push("VM 1's file is empty: dd wrote nothing".into()),
+        (b, a) => f.push(format!("VM 1's file hashed {b:?} before VM 0's accesses and {a:?} after")),
+    }
+    f.extend(output.lines().filter(|l| l.starts_with("[ns-hyp] vm1 ") && l.contains("data abort")).map(|l| format!("VM 1 took an abort: {l}")));
+    f
+}
+
 /// android_bits (issue B2 item 4): what Android needs of the guest's
 /// machine.  Debian's `binder_linux` loads; binderfs is mounted if the kernel
 /// has it; ci/binder-ping makes one binder transaction round trip between
@@ -855,6 +1101,100 @@ mod tests {
         assert_eq!(super::qemu_kernel_offset(&img), (2 << 20, 40 << 20), "text_offset 0: 2 MiB in, spanning image_size");
         img[8..16].copy_from_slice(&0x8_0000u64.to_le_bytes());
         assert_eq!(super::qemu_kernel_offset(&img).0, 0x8_0000);
+    }
+
+    /// A Linux Image's sizes as xtask sees them (Debian's kernel: text_offset 0).
+    fn linux_sizes(initrd: Option<u64>) -> super::PayloadSizes {
+        super::PayloadSizes { kernel: 51_640_832, offset: 2 << 20, span: 53_000_000, initrd }
+    }
+
+    #[test]
+    fn single_vm_bootargs_unchanged() {
+        let s = linux_sizes(Some(1_849_344));
+        let (args, kernel_pa, initrd_pa) = super::place_vm(s, super::GUEST_RAM_PA, None, 4, "quadrant.mem=512", Some("console=ttyAMA0"), "k").unwrap();
+        assert_eq!(args, "quadrant.guest=0x80200000,51640832 quadrant.initrd=0x88000000,1849344 quadrant.vcpus=4 quadrant.mem=512 -- console=ttyAMA0");
+        assert_eq!(args, super::guest_bootargs(super::GUEST_KERNEL_PA, 51_640_832, Some(1_849_344), 4, "quadrant.mem=512", Some("console=ttyAMA0")));
+        assert_eq!((kernel_pa, initrd_pa), (super::GUEST_KERNEL_PA, super::GUEST_INITRD_PA));
+        assert_eq!(super::join_vms(&[&args]).unwrap(), args, "one VM: no separator");
+        let bare = super::place_vm(linux_sizes(None), super::GUEST_RAM_PA, None, 2, "", None, "k").unwrap().0;
+        assert_eq!(bare, "quadrant.guest=0x80200000,51640832 quadrant.vcpus=2");
+    }
+
+    #[test]
+    fn two_vm_bootargs() {
+        let pas = super::vm_ram_pas(&[512, 512]).unwrap();
+        assert_eq!(pas, [0x8000_0000, 0xa000_0000]);
+        let vms: Vec<String> = pas.iter().map(|&pa| super::place_vm(linux_sizes(Some(1_849_344)), pa, Some(512), 2, "quadrant.mem=512", None, "k").unwrap().0).collect();
+        assert_eq!(
+            super::join_vms(&vms).unwrap(),
+            "quadrant.guest=0x80200000,51640832 quadrant.initrd=0x88000000,1849344 quadrant.vcpus=2 quadrant.mem=512 --- \
+             quadrant.guest=0xa0200000,51640832 quadrant.initrd=0xa8000000,1849344 quadrant.vcpus=2 quadrant.mem=512"
+        );
+        let vm = super::VmSpec { payload: super::GuestPayload { kernel: "k".into(), initrd: None, cmdline: None }, vcpus: 2, mem_mib: 256 };
+        assert_eq!(super::vm_words(&vm, ""), "quadrant.mem=256");
+        assert_eq!(super::vm_words(&vm, "quadrant.virtio=pci"), "quadrant.mem=256 quadrant.virtio=pci");
+    }
+
+    #[test]
+    fn vm_ram_layout_limits() {
+        assert_eq!(super::vm_ram_pas(&[256; 4]).unwrap(), [0x8000_0000, 0x9000_0000, 0xa000_0000, 0xb000_0000]);
+        assert_eq!(super::vm_share_mib(1), 1024);
+        assert_eq!(super::vm_share_mib(3), 340, "whole 2 MiB blocks");
+        assert!(super::vm_ram_pas(&[340; 3]).is_ok());
+        assert!(super::vm_ram_pas(&[]).is_err());
+        assert!(super::vm_ram_pas(&[64; 5]).is_err(), "more VMs than ns-hyp runs");
+        assert!(super::vm_ram_pas(&[512, 514]).is_err(), "more than 1 GiB");
+        assert!(super::vm_ram_pas(&[32, 64]).is_err(), "below 64 MiB");
+        assert!(super::vm_ram_pas(&[511, 64]).is_err(), "not whole 2 MiB");
+        // The initramfs (128 MiB in) of a 64 MiB VM would sit in the next VM's RAM.
+        assert!(super::place_vm(linux_sizes(Some(4096)), 0x8000_0000, Some(64), 1, "", None, "k").is_err());
+        assert!(super::place_vm(linux_sizes(None), 0x8000_0000, Some(64), 1, "", None, "k").is_ok());
+        // A kernel reaching past 128 MiB meets the initramfs.
+        let big = super::PayloadSizes { span: 127 << 20, ..linux_sizes(Some(4096)) };
+        assert!(super::place_vm(big, 0x8000_0000, Some(512), 1, "", None, "k").is_err());
+        assert!(super::place_vm(linux_sizes(None), 0x8000_0000, None, 1, "", Some(&"x".repeat(256)), "k").is_err());
+        assert!(super::join_vms(&["x".repeat(600), "y".repeat(600)]).is_err(), "longer than ns-hyp's bootargs");
+    }
+
+    #[test]
+    fn isolation_script_markers_are_not_typed() {
+        let input = super::isolation_input();
+        // What the script waits for never appears in what it types: the
+        // shell's echo of a line cannot stand for the line's output.
+        for (wait, _) in &input {
+            assert!(input.iter().all(|(_, send)| !send.contains(wait.as_str())), "{wait:?} is typed");
+        }
+        let vm0 = &input.iter().find(|(_, send)| send.starts_with("devmem ")).unwrap().1;
+        for ipa in ["0xa0000000 32;", "0xa0100000 32 0x5a5a5a5a;", "0x80000000 32;", "0xc000000 32;"] {
+            assert!(vm0.contains(&format!("devmem {ipa}")), "{ipa} in {vm0}");
+        }
+        assert!(input.iter().all(|(_, send)| send.is_empty() || send.ends_with('\n') || send.starts_with('\x1d')));
+    }
+
+    #[test]
+    fn isolation_output() {
+        let h = "ab".repeat(32);
+        let good = format!(
+            "[vm1] / # dd if=/dev/urandom of=/tmp/b bs=1M count=8 && sha256sum /tmp/b | sed 's/^/B_BEFORE=/'; echo B_WRI\"\"TTEN\n\
+             [vm1] B_BEFORE={h}  /tmp/b\n\
+             [vm0] / # devmem 0xa0000000 32; echo DEVMEM_B=$?; devmem 0xa0100000 32 0x5a5a5a5a; echo DEVMEM_BW\n\
+             [vm0] =$?; devmem 0x80000000 32; echo DEVMEM_OWNPA=$?; devmem 0xc000000 32; echo DEVMEM_HOLE=$?\n\
+             [ns-hyp] vm0 vCPU 1: data abort at IPA 0xa0000000 (pc 0x4c7ed8, no device): external abort to the guest\n\
+             [vm0] DEVMEM_B=135\n[vm0] DEVMEM_BW=139\n[vm0] DEVMEM_OWNPA=135\n[vm0] DEVMEM_HOLE=135\n\
+             B_AFTER={h}  /tmp/b\n"
+        );
+        assert_eq!(super::tag_values(&good, "DEVMEM_B"), ["$?;", "135"]);
+        assert_eq!(super::tag_hashes(&good, "B_BEFORE"), [h.as_str()]);
+        assert!(super::isolation_extra(&good).is_empty(), "{:?}", super::isolation_extra(&good));
+        let changed = good.replace(&format!("B_AFTER={h}"), &format!("B_AFTER={}", "cd".repeat(32)));
+        assert_eq!(super::isolation_extra(&changed).len(), 1);
+        let survived = good.replace("DEVMEM_HOLE=135", "DEVMEM_HOLE=0");
+        assert_eq!(super::isolation_extra(&survived).len(), 1);
+        let empty = good.replace(&h, super::EMPTY_SHA256);
+        assert_eq!(super::isolation_extra(&empty), ["VM 1's file is empty: dd wrote nothing"]);
+        let vm1_abort = format!("{good}[ns-hyp] vm1 vCPU 0: data abort at IPA 0x9000000 (pc 1, x): external abort to the guest\n");
+        assert_eq!(super::isolation_extra(&vm1_abort).len(), 1);
+        assert_eq!(super::isolation_extra("").len(), 5, "four statuses and the hashes missing");
     }
 
     #[test]

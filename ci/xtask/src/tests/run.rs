@@ -110,6 +110,45 @@ fn no_ns_hyp(output: &str) -> Vec<String> {
     output.lines().filter(|l| l.starts_with("[ns-hyp]")).take(1).map(|l| format!("ns-hyp ran although --bl33 replaces it: {l}")).collect()
 }
 
+/// `--vms 2`: two VMs (2 vCPUs, 512 MiB each) under TF-A, as a user gets
+/// them; each counts its CPUs and RAM, VM 1 powers off first.
+fn vms_boot(o: &Outputs) -> XResult<Boot> {
+    let boot = run::boot(o, &RunOptions { vms: Some(2), ..Default::default() })?;
+    let count = |n: u32| format!("echo VM{n}_CPUS=$(nproc); grep MemTotal /proc/meminfo | sed 's/^/VM{n}_/'; poweroff -f\n");
+    let input = vec![
+        // VM 0 at its shell, then Enter in VM 1: it shows a prompt after this point.
+        ("[vm0] / # ".to_owned(), "\x1d1".to_owned()),
+        ("console: input to vm1".into(), "\n".into()),
+        ("[vm1] / # ".into(), count(1)),
+        ("[ns-hyp] vm1: SYSTEM_OFF".into(), "\x1d0".into()),
+        ("console: input to vm0".into(), count(0)),
+    ];
+    Ok(Boot::Scripted { boot: Box::new(boot), input })
+}
+
+fn vms_expects() -> Vec<Expect> {
+    vec![
+        expect("VM 0 runs on 2 vCPUs", &["[vm0] VM0_CPUS=2"]),
+        expect("VM 1 runs on 2 vCPUs", &["[vm1] VM1_CPUS=2"]),
+        expect("VM 1's SYSTEM_OFF stopped VM 1 alone", &["[ns-hyp] vm1: SYSTEM_OFF"]),
+        expect("the last VM's SYSTEM_OFF powered the machine off", &["[ns-hyp] guest: SYSTEM_OFF"]),
+    ]
+}
+
+/// Each VM's MemTotal (kB): at most the 512 MiB it was given, more than half of it.
+fn vms_memory(output: &str) -> Vec<String> {
+    (0..2)
+        .filter_map(|n| {
+            let tag = format!("VM{n}_MemTotal:");
+            let kib = output.lines().find_map(|l| l.split_once(tag.as_str())).and_then(|(_, r)| r.split_whitespace().next()?.parse::<u64>().ok());
+            match kib {
+                Some(k) if (256 * 1024..=512 * 1024).contains(&k) => None,
+                other => Some(format!("VM {n}'s MemTotal is {other:?} kB for 512 MiB of RAM")),
+            }
+        })
+        .collect()
+}
+
 pub fn tests() -> Vec<IntegrationTest> {
     vec![
         IntegrationTest {
@@ -129,6 +168,7 @@ pub fn tests() -> Vec<IntegrationTest> {
             forbid: FORBID,
         },
         IntegrationTest { name: "run_bl33_linux", boot: bl33_boot, timeout: Duration::from_secs(240), expects: bl33_expects, extra: Some(no_ns_hyp), forbid: FORBID },
+        IntegrationTest { name: "run_vms", boot: vms_boot, timeout: Duration::from_secs(300), expects: vms_expects, extra: Some(vms_memory), forbid: FORBID },
         IntegrationTest {
             name: "run_sp_layout",
             boot: sp_layout_boot,
@@ -138,4 +178,14 @@ pub fn tests() -> Vec<IntegrationTest> {
             forbid: FORBID,
         },
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn vms_memory_lines() {
+        let out = "[vm1] VM1_MemTotal:         427000 kB\n[vm0] VM0_MemTotal:         427100 kB\n";
+        assert!(super::vms_memory(out).is_empty());
+        assert_eq!(super::vms_memory("[vm0] VM0_MemTotal: 900000 kB\n").len(), 2);
+    }
 }
