@@ -328,23 +328,34 @@ static void __attribute__((noreturn)) hold_child(int who, int cpu, int must_swit
 	u64 ffr_bits = 1 + (x >> 32) % (8 * pl);
 	fill(pin + 16 * pl, 0, pl);
 	for (u64 b = 0; b < ffr_bits; b++) pin[16 * pl + b / 8] |= (u8)(1 << (b % 8));
-	fill(zout, 0x55, sizeof(zout));
-	fill(pout, 0x55, sizeof(pout));
 	/* Both processes begin together, so each runs while the other holds its registers. */
 	while (cntvct() < start) sys(SYS_sched_yield, 0, 0, 0);
-	u64 before = nivcsw();
-	u64 deadline = spin_ms ? cntvct() + cntfrq() * spin_ms / 1000 : 0;
-	u64 gap = sve_hold(zin, pin, zout, pout, deadline, yields);
-	u64 switches = nivcsw() - before;
+	/*
+	 * Sharing a CPU, a spin goes on (up to 8 rounds, registers reloaded and
+	 * checked each round) until Linux has switched this process out once:
+	 * on a loaded host the other process may reach its spin only after
+	 * this one's first round ended, and a round that nobody interrupted
+	 * proves nothing.
+	 */
+	u64 switches = 0, gap = 0;
 	int ok = 1;
-	if (yields) {
-		for (u64 r = 0; r < 32; r++)
-			for (u64 i = 0; i < vl; i++)
-				if (zout[r * vl + i] != (i < 16 ? zin[r * vl + i] : 0)) ok = 0;
-		for (u64 i = 0; i < 17 * pl; i++)
-			if (pout[i]) ok = 0;
-	} else {
-		ok = same(zin, zout, 32 * vl) && same(pin, pout, 17 * pl);
+	for (int round = 0; round < (must_switch ? 8 : 1) && switches == 0; round++) {
+		fill(zout, 0x55, sizeof(zout));
+		fill(pout, 0x55, sizeof(pout));
+		u64 before = nivcsw();
+		u64 deadline = spin_ms ? cntvct() + cntfrq() * spin_ms / 1000 : 0;
+		u64 g = sve_hold(zin, pin, zout, pout, deadline, yields);
+		switches += nivcsw() - before;
+		if (g > gap) gap = g;
+		if (yields) {
+			for (u64 r = 0; r < 32; r++)
+				for (u64 i = 0; i < vl; i++)
+					if (zout[r * vl + i] != (i < 16 ? zin[r * vl + i] : 0)) ok = 0;
+			for (u64 i = 0; i < 17 * pl; i++)
+				if (pout[i]) ok = 0;
+		} else if (!(same(zin, zout, 32 * vl) && same(pin, pout, 17 * pl))) {
+			ok = 0;
+		}
 	}
 	char b[200], *p = put(b, "guest_features info: ");
 	p = put(p, check);
