@@ -5,6 +5,7 @@ use core::fmt;
 
 /// Text of at most `N` bytes; longer writes are cut at a character boundary
 /// (a truncated detail is better than a failed probe line).
+#[derive(Clone)]
 pub struct Line<const N: usize> {
     buf: [u8; N],
     len: usize,

@@ -60,11 +60,16 @@ struct VmSlot {
     virtio_pci: AtomicBool,
     /// Powered off by its guest (several VMs: the others go on).
     off: AtomicBool,
+    /// Off, its teardown (scrub, and a restart after a reset) not finished:
+    /// the machine is not powered off while one is.
+    tearing_down: AtomicBool,
+    /// What it was started with (a reset starts it again from this).
+    cfg: spin::Once<GuestConfig>,
 }
 
 impl VmSlot {
     const fn new() -> Self {
-        VmSlot { vm: spin::Once::new(), stage2: spin::Once::new(), vttbr: AtomicU64::new(0), ram_pa: AtomicU64::new(RAM_PA), ram_size: AtomicU64::new(DEFAULT_RAM_SIZE), first: AtomicUsize::new(0), nvcpus: AtomicUsize::new(0), virtio_pci: AtomicBool::new(false), off: AtomicBool::new(false) }
+        VmSlot { vm: spin::Once::new(), stage2: spin::Once::new(), vttbr: AtomicU64::new(0), ram_pa: AtomicU64::new(RAM_PA), ram_size: AtomicU64::new(DEFAULT_RAM_SIZE), first: AtomicUsize::new(0), nvcpus: AtomicUsize::new(0), virtio_pci: AtomicBool::new(false), off: AtomicBool::new(false), tearing_down: AtomicBool::new(false), cfg: spin::Once::new() }
     }
 
     fn ram(&self) -> virtio::GuestRam {
@@ -263,20 +268,6 @@ pub fn start(cfgs: &VmConfigs, npcpus: usize, pool: &'static spin::Mutex<FramePo
 #[inline(never)]
 fn start_vm(k: usize, cfg: &GuestConfig, first: usize, npcpus: usize, offer: Offered, pool: &'static spin::Mutex<FramePool>) -> bool {
     let slot = &VMS[k];
-    let to_pa = |ipa: u64| ipa - RAM_IPA + cfg.ram_pa;
-    // Where the DTB goes and how the kernel is entered: QEMU virt's
-    // `-kernel` rules (`vm::placement`), from the preloaded kernel's header.
-    let header_len = (cfg.kernel.size as usize).min(placement::HEADER_LEN);
-    // SAFETY: the kernel lies inside the VM's RAM (`vm::config` checked it),
-    // mapped at EL2 (identity); the guest does not run yet.
-    let header = unsafe { core::slice::from_raw_parts(to_pa(cfg.kernel.ipa) as *const u8, header_len) };
-    let place = match placement::place(RAM_IPA, cfg.ram_size, cfg.kernel, header, cfg.initrd, DTB_MAX as u64) {
-        Ok(p) => p,
-        Err(e) => {
-            log::error!("{}: payloads cannot be placed ({:?}): no guest", Who(k), e);
-            return false;
-        }
-    };
     slot.ram_pa.store(cfg.ram_pa, Ordering::Relaxed);
     slot.ram_size.store(cfg.ram_size, Ordering::Relaxed);
     slot.first.store(first, Ordering::Relaxed);
@@ -285,6 +276,9 @@ fn start_vm(k: usize, cfg: &GuestConfig, first: usize, npcpus: usize, offer: Off
     for g in first..first + cfg.vcpus {
         OWNER[g].store(k, Ordering::Relaxed);
     }
+    let Some((entry, dtb)) = load_payloads(k, cfg, offer.pmu, false) else { return false };
+    log::info!("{} cmdline: {}", Who(k), cfg.cmdline);
+    let _ = npcpus;
 
     // Stage-2: the VM's RAM only, 2 MiB blocks (the map function picks
     // blocks where alignment allows); every device access faults to us, and
@@ -294,26 +288,100 @@ fn start_vm(k: usize, cfg: &GuestConfig, first: usize, npcpus: usize, offer: Off
     slot.vttbr.store(s2.root_address().0 as u64 | (k as u64 + 1) << 48, Ordering::Relaxed);
     s2.mark_active();
     slot.stage2.call_once(|| spin::Mutex::new(s2));
+    slot.cfg.call_once(|| cfg.clone());
+    if cfg.virtio_pci {
+        virtio::set_pci_mode(k);
+    }
+    init_vm(k, cfg.vcpus, entry, dtb);
+    true
+}
+
+/// VM `k`'s payloads as they go in its RAM: `cfg` with the IPAs of payloads
+/// kept in the store resolved (where QEMU would load them,
+/// `vm::placement::stored_load`), the placement, and whether the kernel is an
+/// Image.  None: they cannot be placed (logged).
+fn plan(k: usize, cfg: &GuestConfig) -> Option<(GuestConfig, placement::Placement, bool)> {
+    let mut cfg = cfg.clone();
+    let header_len = (cfg.kernel.size as usize).min(placement::HEADER_LEN);
+    let header_pa = cfg.kernel_store.unwrap_or(cfg.kernel.ipa - RAM_IPA + cfg.ram_pa);
+    // SAFETY: the kernel lies inside the VM's RAM or the payload store
+    // (`vm::config` checked it), mapped at EL2 (identity); the VM does not run.
+    let header = unsafe { core::slice::from_raw_parts(header_pa as *const u8, header_len) };
+    let stored = placement::stored_load(RAM_IPA, cfg.ram_size, header, cfg.kernel.size, cfg.initrd.map(|i| i.size));
+    if cfg.kernel_store.is_some() {
+        cfg.kernel = stored.0;
+    }
+    if cfg.initrd_store.is_some() {
+        cfg.initrd = stored.1;
+    }
+    // Where the DTB goes and how the kernel is entered: QEMU virt's
+    // `-kernel` rules (`vm::placement`), from the kernel's header.
+    match placement::place(RAM_IPA, cfg.ram_size, cfg.kernel, header, cfg.initrd, DTB_MAX as u64) {
+        Ok(p) => {
+            let image = matches!(placement::kind(header), placement::Kind::Image { .. });
+            Some((cfg, p, image))
+        }
+        Err(e) => {
+            log::error!("{}: payloads cannot be placed ({:?}): no guest", Who(k), e);
+            None
+        }
+    }
+}
+
+/// The copies from the payload store a start of the VM planned as `cfg`
+/// needs: (from PA, to PA, bytes); 0 bytes: none.
+fn store_copies(cfg: &GuestConfig) -> [(u64, u64, u64); 2] {
+    let to_pa = |ipa: u64| ipa - RAM_IPA + cfg.ram_pa;
+    let one = |src: Option<u64>, b: Option<crate::vm::config::Blob>| match (src, b) {
+        (Some(src), Some(b)) => (src, to_pa(b.ipa), b.size),
+        _ => (0, 0, 0),
+    };
+    [one(cfg.kernel_store, Some(cfg.kernel)), one(cfg.initrd_store, cfg.initrd)]
+}
+
+/// Copies `len` bytes from the payload store into a VM's RAM.
+fn copy_from_store(src: u64, dst: u64, len: u64) {
+    // SAFETY: from the payload store to the VM's RAM (`place` checked that
+    // both payloads fit it, apart); both mapped at EL2, the VM does not run,
+    // and nothing else uses either range.
+    unsafe { core::ptr::copy_nonoverlapping(src as *const u8, dst as *mut u8, len as usize) };
+}
+
+/// Makes VM `k`'s RAM ready to boot: payloads kept in the store are copied
+/// in (unless `copied` says the caller did), the kernel placed and its DTB
+/// written above it.  Returns the entry and the DTB's IPA; None: the
+/// payloads cannot be placed (logged).
+#[inline(never)]
+fn load_payloads(k: usize, cfg: &GuestConfig, pmu: bool, copied: bool) -> Option<(u64, u64)> {
+    let (cfg, place, image) = plan(k, cfg)?;
+    let to_pa = |ipa: u64| ipa - RAM_IPA + cfg.ram_pa;
+    for (src, dst, len) in store_copies(&cfg) {
+        if len != 0 {
+            if !copied {
+                copy_from_store(src, dst, len);
+            }
+            // The guest starts with its MMU (and caches) off.
+            clean_dcache(dst as usize, len as usize);
+        }
+    }
+    // SAFETY: instruction cache maintenance only (new code in the VM's RAM).
+    unsafe { core::arch::asm!("ic ialluis", "dsb ish", "isb", options(nostack, preserves_flags)) };
 
     // The guest's DTB above its image and initrd, where QEMU would put it.
     let dtb_pa = to_pa(place.dtb);
     // SAFETY: inside the VM's RAM (`placement::place` checked it fits),
     // mapped RW at EL2 (identity), above the payloads; the guest does not run yet.
     let dtb = unsafe { core::slice::from_raw_parts_mut(dtb_pa as *mut u8, DTB_MAX) };
-    let n = crate::vm::dtb::build(dtb, cfg, offer.pmu).expect("guest DTB fits");
+    let n = crate::vm::dtb::build(dtb, &cfg, pmu).expect("guest DTB fits");
     clean_dcache(dtb_pa as usize, n);
     log::info!(
-        "{}: {} vCPU(s) on {} CPU(s), {} MiB RAM at PA {:#x}, kernel IPA {:#x} ({} bytes, {}), initrd {:?}, dtb IPA {:#x} ({} bytes)",
-        Who(k), cfg.vcpus, npcpus.min(cfg.vcpus), cfg.ram_size >> 20, cfg.ram_pa, cfg.kernel.ipa, cfg.kernel.size,
-        if matches!(placement::kind(header), placement::Kind::Image { .. }) { "Image" } else { "flat" },
+        "{}: {} vCPU(s) on {} CPU(s), {} MiB RAM at PA {:#x}, kernel IPA {:#x} ({} bytes, {}{}), initrd {:?}, dtb IPA {:#x} ({} bytes)",
+        Who(k), cfg.vcpus, NPCPUS.load(Ordering::Relaxed).min(cfg.vcpus), cfg.ram_size >> 20, cfg.ram_pa, cfg.kernel.ipa, cfg.kernel.size,
+        if image { "Image" } else { "flat" },
+        if cfg.kernel_store.is_some() { ", copied from the store" } else { "" },
         cfg.initrd.map(|i| (i.ipa, i.size)), place.dtb, n
     );
-    log::info!("{} cmdline: {}", Who(k), cfg.cmdline);
-    if cfg.virtio_pci {
-        virtio::set_pci_mode(k);
-    }
-    init_vm(k, cfg.vcpus, place.entry, place.dtb);
-    true
+    Some((place.entry, place.dtb))
 }
 
 /// The emulated machine, vCPU 0 about to power on at the kernel.  Not
@@ -321,14 +389,17 @@ fn start_vm(k: usize, cfg: &GuestConfig, first: usize, npcpus: usize, offer: Off
 /// `start`'s frame stays live under the guest for good.
 #[inline(never)]
 fn init_vm(k: usize, nvcpus: usize, entry: u64, dtb: u64) {
-    VMS[k].vm.call_once(|| {
-        let mut vm = Vm::new(nvcpus);
-        vm.clock = crate::wallclock::now; // the PL031's time source
-        vm.vgic.lpis_offered = VMS[k].virtio_pci.load(Ordering::Relaxed);
-        // x0 = the DTB, x1..x3 = 0 (booting.rst; QEMU's boot stub does the same).
-        vm.power[0] = Power::OnPending { entry, context: dtb };
-        spin::Mutex::new(vm)
-    });
+    VMS[k].vm.call_once(|| spin::Mutex::new(fresh_vm(k, nvcpus, entry, dtb)));
+}
+
+/// VM `k`'s machine as at power-on, vCPU 0 about to start at `entry`.
+fn fresh_vm(k: usize, nvcpus: usize, entry: u64, dtb: u64) -> Vm {
+    let mut vm = Vm::new(nvcpus);
+    vm.clock = crate::wallclock::now; // the PL031's time source
+    vm.vgic.lpis_offered = VMS[k].virtio_pci.load(Ordering::Relaxed);
+    // x0 = the DTB, x1..x3 = 0 (booting.rst; QEMU's boot stub does the same).
+    vm.power[0] = Power::OnPending { entry, context: dtb };
+    vm
 }
 
 /// A secondary physical CPU (started by `start` with PSCI CPU_ON).
@@ -435,7 +506,30 @@ struct Cpu {
     ecv: bool,
     /// VTTBR_EL2 as written: the loaded vCPU's VM's.
     vttbr: u64,
+    /// A VM this CPU is scrubbing (it powered off or reset here).
+    teardown: Option<Teardown>,
 }
+
+/// A VM's RAM being scrubbed (and, for a reset, its payloads copied in
+/// from the store) a chunk at a time between this CPU's vCPU runs
+/// (`run_cpu`), so that its other vCPUs (other VMs') wait for one chunk,
+/// not the whole RAM: 256 MiB took 1.4 s in one go under TCG.
+#[derive(Clone, Copy)]
+struct Teardown {
+    vm: usize,
+    reset: bool,
+    /// What is left: (from PA or 0 to zero, to PA, bytes), in order.
+    steps: [(u64, u64, u64); 3],
+    step: usize,
+    /// Bytes of `steps[step]` done.
+    done: u64,
+    /// The next chunk not before this count: each chunk leaves the CPU to
+    /// its vCPUs for as long as it took.
+    next_at: u64,
+}
+
+/// 4 MiB: about 20 ms under TCG.
+const SCRUB_CHUNK: u64 = 4 << 20;
 
 enum Exit {
     /// Keep running this vCPU (the scheduler still decides at every exit).
@@ -450,7 +544,7 @@ enum Exit {
 
 fn run_cpu(cpu: usize) -> ! {
     setup_el2(cpu);
-    let mut c = Cpu { id: cpu, loaded: None, vtimer_active: false, pmu_active: false, cptr: CPTR_SVE_TRAPPED, yield_to: None, nlrs: gic::num_lrs().min(16), current: None, slice_end: 0, quantum: shared::arch::timer::cntfrq() * QUANTUM_US / 1_000_000, mark: shared::arch::timer::cntpct(), hw_lrs: [0; 16], hw_hcr: 1, hyp_timer: Some(0), cnthctl: CNTHCTL_EL1PCTEN, ecv: has_ecv(), vttbr: VMS[0].vttbr.load(Ordering::Relaxed) };
+    let mut c = Cpu { id: cpu, loaded: None, vtimer_active: false, pmu_active: false, cptr: CPTR_SVE_TRAPPED, yield_to: None, nlrs: gic::num_lrs().min(16), current: None, slice_end: 0, quantum: shared::arch::timer::cntfrq() * QUANTUM_US / 1_000_000, mark: shared::arch::timer::cntpct(), hw_lrs: [0; 16], hw_hcr: 1, hyp_timer: Some(0), cnthctl: CNTHCTL_EL1PCTEN, ecv: has_ecv(), vttbr: VMS[0].vttbr.load(Ordering::Relaxed), teardown: None };
     for n in 0..c.nlrs {
         gic::write_lr(n, 0);
     }
@@ -473,6 +567,9 @@ fn run_cpu(cpu: usize) -> ! {
     let mut last_flush = last_print;
     loop {
         handle_irqs(&mut c);
+        if c.teardown.is_some_and(|t| shared::arch::timer::cntpct() >= t.next_at) {
+            teardown_step(&mut c);
+        }
         let now = shared::arch::timer::cntpct();
         // The guests' PL031 match interrupts (`vm::pl031`), looked at once a second.
         if cpu == 0 && now.wrapping_sub(last_rtc) >= second {
@@ -503,9 +600,17 @@ fn run_cpu(cpu: usize) -> ! {
         // The vCPU about to run exits when its emulated physical timer fires.
         let ptimer = d.run.and_then(|k| VCPUS[mine(k)].lock().ptimer.wake_at(now));
         let flush = flush_every.map(|every| last_flush + every);
-        set_hyp_timer(&mut c, [d.timer, ptimer, flush].into_iter().flatten().min());
+        let chunk = c.teardown.map(|t| t.next_at);
+        set_hyp_timer(&mut c, [d.timer, ptimer, flush, chunk].into_iter().flatten().min());
         c.slice_end = d.slice_end;
         let Some(k) = d.run else {
+            if c.teardown.is_some() {
+                // Nothing to run: the next chunk now, not a wait.
+                if let Some(t) = c.teardown.as_mut() {
+                    t.next_at = 0;
+                }
+                continue;
+            }
             // SAFETY: waits for an interrupt (EL2 runs with IRQs masked; `wfi`
             // still wakes on a pending one, which the loop then handles).
             unsafe { core::arch::asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
@@ -1066,14 +1171,11 @@ fn firmware_call(c: &mut Cpu, g: usize, r: &mut GuestRegs) -> Exit {
         }
         psci::Action::SystemOff if several() => {
             drop(vm);
-            vm_off(c, me, "SYSTEM_OFF")
+            vm_off(c, me, false)
         }
         psci::Action::SystemReset if several() => {
             drop(vm);
-            // Restarting one VM of several needs its payloads again, which
-            // its RAM no longer holds: not done yet (docs/ns-hyp.md).
-            log::warn!("{}: SYSTEM_RESET of one VM of several is not done yet: it powers off", Who(me.vm));
-            vm_off(c, me, "SYSTEM_RESET")
+            vm_off(c, me, true)
         }
         psci::Action::SystemOff => {
             drop(vm);
@@ -1355,6 +1457,35 @@ fn data_abort(g: usize, r: &mut GuestRegs, iss: u64) {
     deliver(kick, k, pcpu_of(g));
 }
 
+/// Boots VM `k` again after its reset (its RAM scrubbed, none of its vCPUs
+/// in the guest): payloads from the store, a fresh machine, its disk's
+/// device state reset, its TLB entries (its VMID's) gone, vCPU 0 pending.
+/// Not inlined: the fresh `Vm` (12 KiB) is built on the stack.
+#[inline(never)]
+fn restart(c: &mut Cpu, k: usize, cfg: &GuestConfig) -> bool {
+    let Some((entry, dtb)) = load_payloads(k, cfg, offered().pmu, true) else { return false };
+    *vm_of(k) = fresh_vm(k, cfg.vcpus, entry, dtb);
+    virtio::reset(k);
+    invalidate_vmid(c, VMS[k].vttbr.load(Ordering::Relaxed));
+    VMS[k].off.store(false, Ordering::SeqCst);
+    log::info!("{}: restarted", Who(k));
+    deliver(1, k, c.id);
+    true
+}
+
+/// Drops every TLB entry of the VMID in `vttbr` (stage 1 and 2, all CPUs):
+/// a restarted VM must not hit its previous life's translations.
+fn invalidate_vmid(c: &Cpu, vttbr: u64) {
+    // SAFETY: VTTBR_EL2 selects the VMID TLBI VMALLS12E1IS acts on; it is
+    // put back at once, and no guest runs on this CPU meanwhile.
+    unsafe {
+        write_sysreg!(vttbr_el2, vttbr);
+        core::arch::asm!("isb", "tlbi vmalls12e1is", "dsb ish", options(nostack, preserves_flags));
+        write_sysreg!(vttbr_el2, c.vttbr);
+    }
+    shared::arch::regs::isb();
+}
+
 /// Moves received bytes from the real UART into the guest's PL011 while they
 /// fit.  If the guest's FIFO is full, the real UART's receive interrupt is
 /// masked (the bytes wait in its FIFO) until the guest reads.
@@ -1384,10 +1515,13 @@ fn drain_uart(me: usize) {
     uart.set_interrupt_mask(if room { PL011_INT_RX } else { 0 });
 }
 
-/// VM `me.vm` powered itself off (`why`), one of several: its vCPUs stop,
+/// VM `me.vm` powered itself off or reset, one of several: its vCPUs stop,
 /// and once none of them is in the guest its RAM is scrubbed; the others
-/// go on.  The last VM to go powers the machine off.
-fn vm_off(c: &mut Cpu, me: Id, why: &str) -> Exit {
+/// go on.  A reset then boots it again from its payloads in the store (a
+/// VM whose payloads were preloaded in its RAM has none left: it stays
+/// off).  The last VM to go powers the machine off.
+fn vm_off(c: &mut Cpu, me: Id, reset: bool) -> Exit {
+    let why = if reset { "SYSTEM_RESET" } else { "SYSTEM_OFF" };
     let slot = &VMS[me.vm];
     if slot.off.swap(true, Ordering::SeqCst) {
         return Exit::Off; // another of its vCPUs got here first
@@ -1410,18 +1544,73 @@ fn vm_off(c: &mut Cpu, me: Id, why: &str) -> Exit {
         }
     }
     let (pa, size) = (slot.ram_pa.load(Ordering::Relaxed), slot.ram_size.load(Ordering::Relaxed));
-    // SAFETY: the VM's RAM, mapped RW at EL2; none of its vCPUs runs (above)
-    // and none will (`off`); no other VM maps it.
-    unsafe { core::ptr::write_bytes(pa as *mut u8, 0, size as usize) };
-    log::info!("{}: {} MiB at PA {:#x} scrubbed and returned", Who(me.vm), size >> 20, pa);
-    CONSOLE.lock().flush(me.vm, &mut uart_tx);
-    if (0..NVMS.load(Ordering::Relaxed)).all(|k| VMS[k].off.load(Ordering::SeqCst)) {
+    let mut steps = [(0, pa, size), (0, 0, 0), (0, 0, 0)];
+    // A reset boots it again from the payload store, copied in after the
+    // scrub (a VM whose payloads were preloaded in its RAM has none left).
+    let again = if reset { slot.cfg.get().filter(|c| c.kernel_store.is_some() && (c.initrd.is_none() || c.initrd_store.is_some())) } else { None };
+    if reset && again.is_none() {
+        log::warn!("{}: its payloads were preloaded in its RAM, not kept in the store: it stays off", Who(me.vm));
+    }
+    let again = again.and_then(|cfg| plan(me.vm, cfg)).map(|(planned, _, _)| {
+        let [a, b] = store_copies(&planned);
+        steps[1] = a;
+        steps[2] = b;
+    });
+    slot.tearing_down.store(true, Ordering::SeqCst);
+    // One teardown per CPU at a time: an earlier one is finished first.
+    while c.teardown.is_some() {
+        if let Some(t) = c.teardown.as_mut() {
+            t.next_at = 0;
+        }
+        teardown_step(c);
+    }
+    c.teardown = Some(Teardown { vm: me.vm, reset: again.is_some(), steps, step: 0, done: 0, next_at: 0 });
+    Exit::Off
+}
+
+/// One chunk of this CPU's teardown; the last one finishes it.
+fn teardown_step(c: &mut Cpu) {
+    let Some(mut t) = c.teardown else { return };
+    let start = shared::arch::timer::cntpct();
+    while t.step < t.steps.len() && t.steps[t.step].2 == t.done {
+        (t.step, t.done) = (t.step + 1, 0);
+    }
+    if let Some(&(src, dst, len)) = t.steps.get(t.step) {
+        let n = SCRUB_CHUNK.min(len - t.done);
+        if src == 0 {
+            // SAFETY: the VM's RAM, mapped RW at EL2; none of its vCPUs runs
+            // (`vm_off` waited for them) and none will (`off`); no other VM maps it.
+            unsafe { core::ptr::write_bytes((dst + t.done) as *mut u8, 0, n as usize) };
+        } else {
+            copy_from_store(src + t.done, dst + t.done, n);
+        }
+        t.done += n;
+        let end = shared::arch::timer::cntpct();
+        t.next_at = end + (end - start);
+        if t.step + 1 < t.steps.len() || t.done < len {
+            if t.step == 0 && t.done == len {
+                log::info!("{}: {} MiB at PA {:#x} scrubbed and returned", Who(t.vm), len >> 20, dst);
+            }
+            c.teardown = Some(t);
+            return;
+        }
+    }
+    c.teardown = None;
+    let slot = &VMS[t.vm];
+    CONSOLE.lock().flush(t.vm, &mut uart_tx);
+    // A restart clears `off` before `tearing_down` goes: never both unset.
+    let restarted = t.reset && slot.cfg.get().is_some_and(|cfg| restart(c, t.vm, cfg));
+    slot.tearing_down.store(false, Ordering::SeqCst);
+    if restarted {
+        return;
+    }
+    // The last VM gone (none still being torn down) powers the machine off.
+    if (0..NVMS.load(Ordering::Relaxed)).all(|k| VMS[k].off.load(Ordering::SeqCst) && !VMS[k].tearing_down.load(Ordering::SeqCst)) {
         log::info!("guest: SYSTEM_OFF");
         log::info!("guest {}", STATS.snapshot());
         let _ = shared::smccc::smc(shared::abi::psci::PSCI_SYSTEM_OFF, &[]);
         shared::arch::halt()
     }
-    Exit::Off
 }
 
 /// The real PL011 (`platform`), shared with ns-hyp's console.

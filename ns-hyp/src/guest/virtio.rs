@@ -189,6 +189,17 @@ fn device(vm: usize) -> Option<&'static spin::Mutex<Device>> {
     DEVICE.get(vm)?.get()?.as_ref()
 }
 
+/// VM `vm` restarted: its disk's transport state as at power-on (the disk's
+/// contents stay, as a real disk's do).
+pub fn reset(vm: usize) {
+    if let Some(d) = device(vm) {
+        let mut d = d.lock();
+        d.model = VirtioBlk::new();
+        d.pci = VirtioPci::new();
+    }
+    BAR0[vm].store(0, Ordering::Relaxed);
+}
+
 /// Whether VM `vm`'s virtio slot has a device behind it.
 pub fn present(vm: usize) -> bool {
     device(vm).is_some()

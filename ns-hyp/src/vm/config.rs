@@ -15,6 +15,11 @@
 //! PA, from `RAM_PA`; every VM sees its RAM at `RAM_IPA`.  Without
 //! `quadrant.mem`, the VMs share the guest area (1 GiB) equally.
 //!
+//! A payload may also lie in the guest area above every VM's RAM (the
+//! payload store): ns-hyp then copies it into the VM's RAM where QEMU's
+//! `-kernel`/`-initrd` would put it, at every start of the VM, so that a VM
+//! that resets boots again from a fresh copy.
+//!
 //! ```text
 //! quadrant.guest=0x80200000,<size> quadrant.mem=512 -- console=ttyAMA0 --- quadrant.guest=0xa0200000,<size> quadrant.mem=512
 //! ```
@@ -37,10 +42,15 @@ pub struct Blob {
     pub size: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct GuestConfig {
     /// PA of the VM's RAM (seen at `RAM_IPA`).
     pub ram_pa: u64,
+    /// The kernel and initrd are kept in the payload store at these PAs and
+    /// copied into RAM at every start (`kernel`/`initrd` say only their
+    /// sizes until `vm::placement::stored_load` places them).
+    pub kernel_store: Option<u64>,
+    pub initrd_store: Option<u64>,
     pub kernel: Blob,
     pub initrd: Option<Blob>,
     pub vcpus: usize,
@@ -96,6 +106,20 @@ pub fn parse_all(bootargs: &str) -> Result<VmConfigs, ConfigError> {
         out.vms[out.count] = Some(c);
         out.count += 1;
     }
+    // Payloads outside their VM's RAM must be in the store: above every
+    // VM's RAM, inside the guest area.
+    let store = next_pa..RAM_PA + GUEST_AREA;
+    let in_store = |pa: u64, size: u64| pa >= store.start && pa.checked_add(size).is_some_and(|e| e <= store.end);
+    for c in out.vms.iter().flatten() {
+        if c.kernel_store.is_some_and(|pa| !in_store(pa, c.kernel.size)) {
+            return Err(ConfigError::Bad("quadrant.guest"));
+        }
+        if let (Some(pa), Some(i)) = (c.initrd_store, c.initrd) {
+            if !in_store(pa, i.size) {
+                return Err(ConfigError::Bad("quadrant.initrd"));
+            }
+        }
+    }
     Ok(out)
 }
 
@@ -106,14 +130,20 @@ fn num(s: &str) -> Option<u64> {
     }
 }
 
-/// `<pa>,<size>` of a payload that must lie inside the VM's RAM (at PA
-/// `ram_pa`); returns its IPA.
-fn blob(v: &str, ram_pa: u64, ram_size: u64) -> Option<Blob> {
+/// `<pa>,<size>` of a payload: inside the VM's RAM (at PA `ram_pa`), its
+/// IPA; elsewhere, a size and the PA for `parse_all` to check against the
+/// payload store (IPA 0 until placed).
+fn blob(v: &str, ram_pa: u64, ram_size: u64) -> Option<(Blob, Option<u64>)> {
     let (a, s) = v.split_once(',')?;
     let (pa, size) = (num(a)?, num(s)?);
-    let ipa = pa.checked_sub(ram_pa)?.checked_add(RAM_IPA)?;
-    layout::ram_pa_in(ipa, size, ram_pa, ram_size)?;
-    (size != 0).then_some(Blob { ipa, size })
+    if size == 0 {
+        return None;
+    }
+    let ipa = pa.checked_sub(ram_pa).and_then(|o| o.checked_add(RAM_IPA));
+    match ipa.filter(|&ipa| layout::ram_pa_in(ipa, size, ram_pa, ram_size).is_some()) {
+        Some(ipa) => Some((Blob { ipa, size }, None)),
+        None => Some((Blob { ipa: 0, size }, Some(pa))),
+    }
 }
 
 /// One VM (the only one, or VM 0 of several: `parse_all`).
@@ -149,7 +179,11 @@ fn parse_section(bootargs: &str, ram_pa: u64, default_ram: u64) -> Result<GuestC
             vcpus = num(v).filter(|n| (1..=MAX_VCPUS as u64).contains(n)).ok_or(ConfigError::Bad("quadrant.vcpus"))? as usize;
         }
     }
-    let kernel = kernel.ok_or(ConfigError::NoGuest)?;
+    let ((kernel, kernel_store), initrd) = (kernel.ok_or(ConfigError::NoGuest)?, initrd);
+    let (initrd, initrd_store) = match initrd {
+        Some((b, s)) => (Some(b), s),
+        None => (None, None),
+    };
     // Where the payload may sit depends on its kind (an Image's text_offset,
     // booting.rst): `vm::placement` checks it against the payload's header.
     // Without ` -- ` the guest gets ns-hyp's default command line; with it,
@@ -168,7 +202,7 @@ fn parse_section(bootargs: &str, ram_pa: u64, default_ram: u64) -> Result<GuestC
             };
         }
     }
-    Ok(GuestConfig { ram_pa, kernel, initrd, vcpus, ram_size, cmdline, exit_stats, virtio_pci })
+    Ok(GuestConfig { ram_pa, kernel_store, initrd_store, kernel, initrd, vcpus, ram_size, cmdline, exit_stats, virtio_pci })
 }
 
 #[cfg(test)]
@@ -218,8 +252,10 @@ mod tests {
         assert_eq!(parse("quadrant.guest=zz").unwrap_err(), ConfigError::Bad("quadrant.guest"));
         assert_eq!(parse("quadrant.guest=0x80200000,16 quadrant.vcpus=9").unwrap_err(), ConfigError::Bad("quadrant.vcpus"));
         assert_eq!(parse("quadrant.guest=0x80200000,16 quadrant.vcpus=0").unwrap_err(), ConfigError::Bad("quadrant.vcpus"));
-        // Smaller RAM moves the limit.
-        assert_eq!(parse("quadrant.mem=64 quadrant.guest=0x88000000,16").unwrap_err(), ConfigError::Bad("quadrant.guest"));
+        // Smaller RAM moves the limit: above it is the payload store.
+        assert_eq!(parse("quadrant.mem=64 quadrant.guest=0x88000000,16").unwrap().kernel_store, Some(0x8800_0000));
+        assert_eq!(parse("quadrant.mem=64 quadrant.guest=0xc0000000,16").unwrap_err(), ConfigError::Bad("quadrant.guest"));
+        assert_eq!(parse("quadrant.mem=64 quadrant.guest=0x83ff0000,0x20000").unwrap_err(), ConfigError::Bad("quadrant.guest"), "across RAM's end");
         assert_eq!(parse("quadrant.mem=64 quadrant.guest=0x80200000,16").unwrap().ram_size, 64 << 20);
         assert_eq!(parse("quadrant.mem=2048 quadrant.guest=0x80200000,16").unwrap_err(), ConfigError::Bad("quadrant.mem"));
     }
@@ -254,5 +290,21 @@ mod tests {
         assert_eq!(parse_all("quadrant.guest=0x80200000,16 --- quadrant.vcpus=2").unwrap_err(), ConfigError::NoGuest);
         // A payload address near 2^64 does not wrap into RAM.
         assert_eq!(parse_all("quadrant.guest=0xffffffffffffff00,16").unwrap_err(), ConfigError::Bad("quadrant.guest"));
+    }
+
+    #[test]
+    fn payloads_in_the_store_are_copied_in() {
+        // VM 0 256 MiB, VM 1 256 MiB: the store is the area's top 512 MiB.
+        let all = parse_all("quadrant.mem=256 quadrant.guest=0x80200000,16 --- quadrant.mem=256 quadrant.guest=0xa0000000,0x3000000 quadrant.initrd=0xa4000000,4096").unwrap();
+        let v: Vec<_> = all.iter().collect();
+        assert_eq!((v[0].kernel_store, v[0].initrd_store), (None, None));
+        assert_eq!(v[1].kernel_store, Some(0xa000_0000));
+        assert_eq!(v[1].kernel.size, 0x300_0000);
+        assert_eq!(v[1].initrd_store, Some(0xa400_0000));
+        assert_eq!(v[1].initrd.map(|i| i.size), Some(4096));
+        // Not in another VM's RAM, not past the area, not wrapping.
+        assert_eq!(parse_all("quadrant.mem=256 quadrant.guest=0x80200000,16 --- quadrant.mem=256 quadrant.guest=0x80400000,16").unwrap_err(), ConfigError::Bad("quadrant.guest"));
+        assert_eq!(parse_all("quadrant.mem=256 quadrant.guest=0x80200000,16 --- quadrant.mem=256 quadrant.guest=0xa0200000,16 quadrant.initrd=0xbfffff00,4096").unwrap_err(), ConfigError::Bad("quadrant.initrd"));
+        assert_eq!(parse_all("quadrant.mem=256 quadrant.guest=0xfffffffffffffff0,0x20").unwrap_err(), ConfigError::Bad("quadrant.guest"));
     }
 }

@@ -29,11 +29,9 @@ pub const IMAGE_MAGIC_OFFSET: usize = 0x38;
 /// The header bytes [`kind`] reads.
 pub const HEADER_LEN: usize = 64;
 /// QEMU's load offset of a flat aarch64 binary (hw/arm/boot.c KERNEL64_LOAD_ADDR).
-#[cfg_attr(target_os = "none", allow(dead_code))]
 pub const FLAT_LOAD_OFFSET: u64 = 0x8_0000;
 /// QEMU's boot stub at the bottom of RAM (BOOTLOADER_MAX_SIZE): an Image
 /// asking for a smaller `text_offset` goes 2 MiB higher.
-#[cfg_attr(target_os = "none", allow(dead_code))]
 const BOOTLOADER_MAX: u64 = 4 << 10;
 const MIB_2: u64 = 2 << 20;
 const PAGE: u64 = 4 << 10;
@@ -68,7 +66,6 @@ pub fn kind(header: &[u8]) -> Kind {
 }
 
 /// Where QEMU virt loads a payload of this kind, as an offset from the start of RAM.
-#[cfg_attr(target_os = "none", allow(dead_code))]
 pub fn qemu_load_offset(k: Kind) -> u64 {
     match k {
         Kind::Image { text_offset, .. } if text_offset < BOOTLOADER_MAX => text_offset + MIB_2,
@@ -117,6 +114,21 @@ pub fn kernel_span(kernel: Blob, header: &[u8]) -> Result<u64, PlaceError> {
         Kind::Flat if kernel.ipa % 4 != 0 => Err(PlaceError::Misaligned),
         Kind::Flat => Ok(kernel.size),
     }
+}
+
+/// Where ns-hyp copies payloads kept in the payload store (`vm::config`):
+/// where QEMU's `-kernel`/`-initrd` would load them in RAM at `ram_ipa`,
+/// `ram_size` bytes long.  `header`: the kernel's first bytes.  `place`
+/// then checks the result like any preloaded payload.
+pub fn stored_load(ram_ipa: u64, ram_size: u64, header: &[u8], kernel_size: u64, initrd_size: Option<u64>) -> (Blob, Option<Blob>) {
+    let k = kind(header);
+    let kernel = Blob { ipa: ram_ipa + qemu_load_offset(k), size: kernel_size };
+    let span = match k {
+        Kind::Image { image_size, .. } => image_size.max(kernel_size),
+        Kind::Flat => kernel_size,
+    };
+    let start = align_up((ram_ipa + (ram_size / 2).min(INITRD_MAX_OFFSET)).max(kernel.ipa.saturating_add(span)), PAGE);
+    (kernel, initrd_size.map(|size| Blob { ipa: start, size }))
 }
 
 /// Applies the rules of this module to a preloaded kernel (`header`: its
@@ -217,5 +229,22 @@ mod tests {
         assert_eq!(place(RAM, GIB, Blob { ipa: RAM + (2 << 20), size: 16 }, &image_header(0, 8 << 20), Some(Blob { ipa: RAM + (4 << 20), size: 16 }), 4096), Err(PlaceError::InitrdOverlapsImage));
         // Initrd reaching the end of RAM: no room for the DTB.
         assert_eq!(place(RAM, 256 << 20, Blob { ipa: RAM + (2 << 20), size: 16 }, &h, Some(Blob { ipa: RAM + (128 << 20), size: 127 << 20 }), 2 << 20), Err(PlaceError::NoRoomForDtb));
+    }
+
+    #[test]
+    fn stored_payloads_go_where_qemu_loads_them() {
+        let (k, i) = stored_load(RAM, 256 << 20, &image_header(0, 40 << 20), 30 << 20, Some(4096));
+        assert_eq!(k, Blob { ipa: RAM + (2 << 20), size: 30 << 20 });
+        assert_eq!(i, Some(Blob { ipa: RAM + (128 << 20), size: 4096 }));
+        let p = place(RAM, 256 << 20, k, &image_header(0, 40 << 20), i, 64 << 10).unwrap();
+        assert_eq!(p.entry, RAM + (2 << 20));
+        // A flat binary at 0x80000; a big Image pushes the initrd above its end.
+        let (k, _) = stored_load(RAM, 256 << 20, &[0u8; 16], 4096, None);
+        assert_eq!(k.ipa, RAM + FLAT_LOAD_OFFSET);
+        let (_, i) = stored_load(RAM, 256 << 20, &image_header(0x80000, 200 << 20), 100 << 20, Some(1));
+        assert_eq!(i.unwrap().ipa, RAM + 0x80000 + (200 << 20));
+        // Too big for RAM: `place` refuses it.
+        let (k, i) = stored_load(RAM, 64 << 20, &image_header(0, 100 << 20), 100 << 20, None);
+        assert_eq!(place(RAM, 64 << 20, k, &image_header(0, 100 << 20), i, 64 << 10).unwrap_err(), PlaceError::ImageTooBig);
     }
 }

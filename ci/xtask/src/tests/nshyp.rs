@@ -468,6 +468,15 @@ pub fn tests() -> Vec<IntegrationTest> {
             forbid: FORBID_GUEST,
         },
         IntegrationTest {
+            name: "vm_lifecycle",
+            boot: lifecycle_boot,
+            // Two boots, then VM 1 three more times while VM 0 spins.
+            timeout: Duration::from_secs(360),
+            expects: lifecycle_expects,
+            extra: Some(lifecycle_extra),
+            forbid: FORBID_GUEST,
+        },
+        IntegrationTest {
             name: "vm_isolation",
             boot: isolation_boot,
             // Two Linux boots on 2 CPUs (4 vCPUs), then a few commands in each.
@@ -783,6 +792,99 @@ fn isolation_input() -> Vec<(String, String)> {
     .collect()
 }
 
+/// vm_lifecycle (issue B2): VM 1 reboots 3 times, then powers off, while
+/// VM 0 keeps two busy loops and a ticker going; the ticker's uptime stamps
+/// show VM 0 never stood still for more than [`LIFECYCLE_MAX_GAP_S`].  VM 1
+/// boots from payloads in ns-hyp's payload store (above both VMs' RAM), so
+/// each reset boots a fresh copy in its scrubbed RAM.
+const LIFECYCLE_VM0_MIB: u32 = 512;
+const LIFECYCLE_VM1_MIB: u32 = 256;
+/// The payload store: the guest area's top 256 MiB, above both VMs.
+const LIFECYCLE_STORE_PA: u64 = GUEST_RAM_PA + (((LIFECYCLE_VM0_MIB + LIFECYCLE_VM1_MIB) as u64) << 20);
+const LIFECYCLE_STORE_INITRD: u64 = LIFECYCLE_STORE_PA + (64 << 20);
+const LIFECYCLE_REBOOTS: usize = 3;
+/// The ticker sleeps 100 ms between stamps.
+const LIFECYCLE_MAX_GAP_S: f64 = 1.0;
+
+fn lifecycle_input() -> Vec<(String, String)> {
+    let mut i: Vec<(String, String)> = vec![
+        // Two busy loops (one per vCPU, as Linux places them) and the ticker.
+        ("[vm0] / # ".into(), "(while :; do :; done) & (while :; do :; done) & (while :; do echo TICK $(cut -d' ' -f1 /proc/uptime); usleep 100000; done) &\n".into()),
+        ("[vm0] TICK".into(), "\x1d1".into()),
+        ("console: input to vm1".into(), "\n".into()),
+    ];
+    for _ in 0..LIFECYCLE_REBOOTS {
+        i.push(("[vm1] / # ".into(), "reboot -f\n".into()));
+        i.push(("vm1: restarted".into(), String::new()));
+    }
+    i.push(("[vm1] / # ".into(), "poweroff -f\n".into()));
+    i.push(("vm1: SYSTEM_OFF".into(), "\x1d0".into()));
+    i.push(("console: input to vm0".into(), "poweroff -f\n".into()));
+    i
+}
+
+fn lifecycle_boot(o: &Outputs) -> XResult<Boot> {
+    let kernel = guest::kernel_image(&o.paths)?;
+    let initrd = guest::initramfs(&o.paths, &InitramfsSpec { name: "nshyp-shell", modules: &[], script: None, files: &[] })?;
+    let vm0 = vm_load(&GuestPayload { kernel: kernel.clone(), initrd: Some(initrd.clone()), cmdline: None }, GUEST_RAM_PA, Some(LIFECYCLE_VM0_MIB), 2, &format!("quadrant.mem={LIFECYCLE_VM0_MIB}"))?;
+    let (ksize, isize) = (size(&kernel)?, size(&initrd)?);
+    if LIFECYCLE_STORE_PA + ksize > LIFECYCLE_STORE_INITRD {
+        return Err(format!("{}: {ksize} bytes does not fit the payload store's 64 MiB for a kernel", kernel.display()));
+    }
+    // VM 1's payloads in the store: ns-hyp copies them into its RAM at every start.
+    let vm1 = VmLoad {
+        bootargs: format!("quadrant.guest={LIFECYCLE_STORE_PA:#x},{ksize} quadrant.initrd={LIFECYCLE_STORE_INITRD:#x},{isize} quadrant.vcpus=2 quadrant.mem={LIFECYCLE_VM1_MIB}"),
+        loads: vec![(kernel, LIFECYCLE_STORE_PA), (initrd, LIFECYCLE_STORE_INITRD)],
+    };
+    let boot = hyp_boot(o, None, "", &[vm0, vm1], Some(2))?;
+    Ok(Boot::Scripted { boot: Box::new(boot), input: lifecycle_input() })
+}
+
+fn lifecycle_expects() -> Vec<Expect> {
+    vec![
+        expect("VM 0's init ran", &["[vm0] quadrant-init: up, 2 cpu(s)"]),
+        expect("VM 1's init ran", &["[vm1] quadrant-init: up, 2 cpu(s)"]),
+        expect("ns-hyp copied VM 1's kernel from the store", &["[ns-hyp] vm1: ", "copied from the store"]),
+        expect("VM 1 reset through PSCI", &["[ns-hyp] vm1: SYSTEM_RESET"]),
+        expect("ns-hyp restarted VM 1", &["[ns-hyp] vm1: restarted"]),
+        expect("VM 1 powered off", &["[ns-hyp] vm1: SYSTEM_OFF"]),
+        expect("VM 1's RAM was scrubbed", &["[ns-hyp] vm1: 256 MiB at PA 0xa0000000 scrubbed and returned"]),
+        expect("the last VM powered the machine off", &["[ns-hyp] guest: SYSTEM_OFF"]),
+    ]
+}
+
+/// The uptime stamps of VM 0's ticker, in order.
+fn ticks(output: &str) -> Vec<f64> {
+    output.lines().filter_map(|l| l.split("[vm0] TICK ").nth(1)).filter_map(|v| v.trim().parse().ok()).collect()
+}
+
+fn lifecycle_extra(output: &str) -> Vec<String> {
+    let mut f = Vec::new();
+    let count = |what: &str| output.lines().filter(|l| l.contains(what)).count();
+    for (what, want) in [("[ns-hyp] vm1: SYSTEM_RESET", LIFECYCLE_REBOOTS), ("[ns-hyp] vm1: restarted", LIFECYCLE_REBOOTS), ("[vm1] quadrant-init: up", LIFECYCLE_REBOOTS + 1), ("scrubbed and returned", LIFECYCLE_REBOOTS + 2)] {
+        if count(what) != want {
+            f.push(format!("{} lines with {what:?}, not {want}", count(what)));
+        }
+    }
+    let t = ticks(output);
+    // The ticker ran from before VM 1's first reset to after its power-off.
+    let (first_reset, off) = (output.find("vm1: SYSTEM_RESET"), output.find("vm1: SYSTEM_OFF"));
+    let before = first_reset.map(|at| ticks(&output[..at]).len());
+    let until_off = off.map(|at| ticks(&output[..at]).len());
+    if before.is_none_or(|n| n == 0) || until_off.is_none_or(|n| n >= t.len()) {
+        f.push(format!("VM 0's ticker did not run across VM 1's resets ({} stamps)", t.len()));
+    }
+    let gap = t.windows(2).map(|w| w[1] - w[0]).fold(0.0f64, f64::max);
+    println!("    vm_lifecycle: {} stamps from VM 0, the longest gap {gap:.2} s", t.len());
+    if gap > LIFECYCLE_MAX_GAP_S {
+        f.push(format!("VM 0's progress stalled for {gap:.2} s (more than {LIFECYCLE_MAX_GAP_S} s)"));
+    }
+    if t.windows(2).any(|w| w[1] < w[0]) {
+        f.push("VM 0's uptime went backwards".into());
+    }
+    f
+}
+
 fn isolation_boot(o: &Outputs) -> XResult<Boot> {
     let kernel = guest::kernel_image(&o.paths)?;
     let initrd = guest::initramfs(&o.paths, &InitramfsSpec { name: "nshyp-shell", modules: &[], script: None, files: &[] })?;
@@ -1089,6 +1191,13 @@ mod tests {
         assert_eq!(super::guest_features_extra(run).len(), 1, "one run only");
         let no_switch = out.replace("longest stall 4460 us", "longest stall 12 us");
         assert_eq!(super::guest_features_extra(&no_switch).len(), 1, "a vCPU never switched out under ns-hyp");
+    }
+
+    #[test]
+    fn lifecycle_ticks_and_store() {
+        assert_eq!(super::LIFECYCLE_STORE_PA, 0xb000_0000);
+        let out = "[vm0] TICK 10.50\n[vm1] TICK 3.0\n[ns-hyp] x\n[vm0] TICK 10.61\r\n[vm0] TICK oops\n";
+        assert_eq!(super::ticks(out), vec![10.50, 10.61]);
     }
 
     #[test]
