@@ -276,7 +276,19 @@ fn start_vm(k: usize, cfg: &GuestConfig, first: usize, npcpus: usize, offer: Off
     for g in first..first + cfg.vcpus {
         OWNER[g].store(k, Ordering::Relaxed);
     }
-    let Some((entry, dtb)) = load_payloads(k, cfg, offer.pmu, false) else { return false };
+    // A VM that waits for another's RAM (`quadrant.after`) is set up but
+    // stays off: that RAM is the other VM's until it is gone.
+    let (entry, dtb) = match cfg.after {
+        Some(host) => {
+            log::info!("{}: {} vCPU(s), starts in vm{}'s RAM when vm{} is gone", Who(k), cfg.vcpus, host, host);
+            slot.off.store(true, Ordering::SeqCst);
+            (0, 0)
+        }
+        None => match load_payloads(k, cfg, offer.pmu, false) {
+            Some(p) => p,
+            None => return false,
+        },
+    };
     log::info!("{} cmdline: {}", Who(k), cfg.cmdline);
     let _ = npcpus;
 
@@ -389,7 +401,13 @@ fn load_payloads(k: usize, cfg: &GuestConfig, pmu: bool, copied: bool) -> Option
 /// `start`'s frame stays live under the guest for good.
 #[inline(never)]
 fn init_vm(k: usize, nvcpus: usize, entry: u64, dtb: u64) {
-    VMS[k].vm.call_once(|| spin::Mutex::new(fresh_vm(k, nvcpus, entry, dtb)));
+    VMS[k].vm.call_once(|| {
+        let mut vm = fresh_vm(k, nvcpus, entry, dtb);
+        if VMS[k].off.load(Ordering::SeqCst) {
+            vm.power[0] = Power::Off; // waits (`quadrant.after`)
+        }
+        spin::Mutex::new(vm)
+    });
 }
 
 /// VM `k`'s machine as at power-on, vCPU 0 about to start at `entry`.
@@ -1588,7 +1606,7 @@ fn teardown_step(c: &mut Cpu) {
         let end = shared::arch::timer::cntpct();
         t.next_at = end + (end - start);
         if t.step + 1 < t.steps.len() || t.done < len {
-            if t.step == 0 && t.done == len {
+            if t.step == 0 && src == 0 && t.done == len {
                 log::info!("{}: {} MiB at PA {:#x} scrubbed and returned", Who(t.vm), len >> 20, dst);
             }
             c.teardown = Some(t);
@@ -1603,6 +1621,18 @@ fn teardown_step(c: &mut Cpu) {
     slot.tearing_down.store(false, Ordering::SeqCst);
     if restarted {
         return;
+    }
+    // A VM waiting for this one's RAM (`quadrant.after`) starts in it now:
+    // its payloads are copied in from the store like a reset's.
+    let waiting = (0..NVMS.load(Ordering::Relaxed)).find(|&w| VMS[w].cfg.get().is_some_and(|cfg| cfg.after == Some(t.vm)) && VMS[w].off.load(Ordering::SeqCst) && !VMS[w].tearing_down.load(Ordering::SeqCst));
+    if let Some((w, cfg)) = waiting.and_then(|w| Some((w, VMS[w].cfg.get()?))) {
+        if let Some((planned, _, _)) = plan(w, cfg) {
+            log::info!("{}: starts in vm{}'s freed RAM", Who(w), t.vm);
+            VMS[w].tearing_down.store(true, Ordering::SeqCst);
+            let [a, b] = store_copies(&planned);
+            c.teardown = Some(Teardown { vm: w, reset: true, steps: [a, b, (0, 0, 0)], step: 0, done: 0, next_at: 0 });
+            return;
+        }
     }
     // The last VM gone (none still being torn down) powers the machine off.
     if (0..NVMS.load(Ordering::Relaxed)).all(|k| VMS[k].off.load(Ordering::SeqCst) && !VMS[k].tearing_down.load(Ordering::SeqCst)) {

@@ -20,6 +20,10 @@
 //! `-kernel`/`-initrd` would put it, at every start of the VM, so that a VM
 //! that resets boots again from a fresh copy.
 //!
+//! `quadrant.after=<k>`: the VM does not start at boot; it starts in VM
+//! k's RAM once VM k has powered off and its RAM was scrubbed (its payloads
+//! must be in the store, its RAM the same size as VM k's).
+//!
 //! ```text
 //! quadrant.guest=0x80200000,<size> quadrant.mem=512 -- console=ttyAMA0 --- quadrant.guest=0xa0200000,<size> quadrant.mem=512
 //! ```
@@ -51,6 +55,8 @@ pub struct GuestConfig {
     /// sizes until `vm::placement::stored_load` places them).
     pub kernel_store: Option<u64>,
     pub initrd_store: Option<u64>,
+    /// `quadrant.after=<k>`: starts in VM k's RAM when VM k is gone.
+    pub after: Option<usize>,
     pub kernel: Blob,
     pub initrd: Option<Blob>,
     pub vcpus: usize,
@@ -98,6 +104,20 @@ pub fn parse_all(bootargs: &str) -> Result<VmConfigs, ConfigError> {
     let mut out = VmConfigs { vms: [const { None }; MAX_VMS], count: 0 };
     let mut next_pa = RAM_PA;
     for section in bootargs.split(" --- ") {
+        let after = section.split(" -- ").next().unwrap_or("").split_ascii_whitespace().find_map(|w| w.strip_prefix("quadrant.after="));
+        if let Some(a) = after {
+            // Another VM's RAM, once that VM is gone: the same place and size.
+            let k = num(a).map(|k| k as usize).filter(|&k| k < out.count).ok_or(ConfigError::Bad("quadrant.after"))?;
+            let Some(host) = out.vms[k].as_ref().filter(|h| h.after.is_none()) else { return Err(ConfigError::Bad("quadrant.after")) };
+            let mut c = parse_section(section, host.ram_pa, host.ram_size)?;
+            if c.ram_size != host.ram_size || c.kernel_store.is_none() || (c.initrd.is_some() && c.initrd_store.is_none()) {
+                return Err(ConfigError::Bad("quadrant.after"));
+            }
+            c.after = Some(k);
+            out.vms[out.count] = Some(c);
+            out.count += 1;
+            continue;
+        }
         let c = parse_section(section, next_pa, if n == 1 { DEFAULT_RAM_SIZE } else { share })?;
         next_pa = c.ram_pa + c.ram_size;
         if next_pa > RAM_PA + GUEST_AREA {
@@ -202,7 +222,7 @@ fn parse_section(bootargs: &str, ram_pa: u64, default_ram: u64) -> Result<GuestC
             };
         }
     }
-    Ok(GuestConfig { ram_pa, kernel_store, initrd_store, kernel, initrd, vcpus, ram_size, cmdline, exit_stats, virtio_pci })
+    Ok(GuestConfig { ram_pa, kernel_store, initrd_store, after: None, kernel, initrd, vcpus, ram_size, cmdline, exit_stats, virtio_pci })
 }
 
 #[cfg(test)]
@@ -306,5 +326,27 @@ mod tests {
         assert_eq!(parse_all("quadrant.mem=256 quadrant.guest=0x80200000,16 --- quadrant.mem=256 quadrant.guest=0x80400000,16").unwrap_err(), ConfigError::Bad("quadrant.guest"));
         assert_eq!(parse_all("quadrant.mem=256 quadrant.guest=0x80200000,16 --- quadrant.mem=256 quadrant.guest=0xa0200000,16 quadrant.initrd=0xbfffff00,4096").unwrap_err(), ConfigError::Bad("quadrant.initrd"));
         assert_eq!(parse_all("quadrant.mem=256 quadrant.guest=0xfffffffffffffff0,0x20").unwrap_err(), ConfigError::Bad("quadrant.guest"));
+    }
+
+    #[test]
+    fn a_vm_after_another_takes_its_ram() {
+        let base = "quadrant.mem=512 quadrant.guest=0x80200000,16 --- quadrant.mem=256 quadrant.guest=0xb0000000,32 quadrant.initrd=0xb4000000,64";
+        let all = parse_all(&format!("{base} --- quadrant.after=1 quadrant.guest=0xb0000000,32 quadrant.initrd=0xb4000000,64 quadrant.vcpus=1")).unwrap();
+        let v: Vec<_> = all.iter().collect();
+        assert_eq!(all.count, 3);
+        assert_eq!((v[2].after, v[2].ram_pa, v[2].ram_size, v[2].vcpus), (Some(1), v[1].ram_pa, v[1].ram_size, 1));
+        assert_eq!(v[2].kernel_store, Some(0xb000_0000));
+        // Not a later VM, not itself waiting, not preloaded in RAM, not another size.
+        for bad in [
+            "quadrant.after=3 quadrant.guest=0xb0000000,32",
+            "quadrant.after=x quadrant.guest=0xb0000000,32",
+            "quadrant.after=1 quadrant.guest=0xa0200000,32",
+            "quadrant.after=1 quadrant.mem=128 quadrant.guest=0xb0000000,32",
+            "quadrant.after=1 quadrant.guest=0xb0000000,32 quadrant.initrd=0xa8000000,64",
+        ] {
+            assert_eq!(parse_all(&format!("{base} --- {bad}")).unwrap_err(), ConfigError::Bad("quadrant.after"), "{bad}");
+        }
+        let chain = format!("{base} --- quadrant.after=1 quadrant.guest=0xb0000000,32 --- quadrant.after=2 quadrant.guest=0xb0000000,32");
+        assert_eq!(parse_all(&chain).unwrap_err(), ConfigError::Bad("quadrant.after"));
     }
 }

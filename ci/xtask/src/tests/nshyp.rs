@@ -470,8 +470,8 @@ pub fn tests() -> Vec<IntegrationTest> {
         IntegrationTest {
             name: "vm_lifecycle",
             boot: lifecycle_boot,
-            // Two boots, then VM 1 three more times while VM 0 spins.
-            timeout: Duration::from_secs(360),
+            // Two boots, then VM 1 three more times and VM 2 once while VM 0 spins.
+            timeout: Duration::from_secs(420),
             expects: lifecycle_expects,
             extra: Some(lifecycle_extra),
             forbid: FORBID_GUEST,
@@ -792,11 +792,12 @@ fn isolation_input() -> Vec<(String, String)> {
     .collect()
 }
 
-/// vm_lifecycle (issue B2): VM 1 reboots 3 times, then powers off, while
+/// vm_lifecycle (issue B2): VM 1 reboots 3 times, then powers off, and VM
+/// 2 (`quadrant.after=1`) boots in VM 1's freed RAM and powers off, while
 /// VM 0 keeps two busy loops and a ticker going; the ticker's uptime stamps
-/// show VM 0 never stood still for more than [`LIFECYCLE_MAX_GAP_S`].  VM 1
-/// boots from payloads in ns-hyp's payload store (above both VMs' RAM), so
-/// each reset boots a fresh copy in its scrubbed RAM.
+/// show VM 0 never stood still for more than [`LIFECYCLE_MAX_GAP_S`].  VMs
+/// 1 and 2 boot from payloads in ns-hyp's payload store (above both VMs'
+/// RAM), so each start boots a fresh copy in scrubbed RAM.
 const LIFECYCLE_VM0_MIB: u32 = 512;
 const LIFECYCLE_VM1_MIB: u32 = 256;
 /// The payload store: the guest area's top 256 MiB, above both VMs.
@@ -818,7 +819,11 @@ fn lifecycle_input() -> Vec<(String, String)> {
         i.push(("vm1: restarted".into(), String::new()));
     }
     i.push(("[vm1] / # ".into(), "poweroff -f\n".into()));
-    i.push(("vm1: SYSTEM_OFF".into(), "\x1d0".into()));
+    // VM 2 waited for VM 1's RAM (`quadrant.after=1`): it boots in it now.
+    i.push(("vm2: starts in vm1's freed RAM".into(), "\x1d2".into()));
+    i.push(("console: input to vm2".into(), "\n".into()));
+    i.push(("[vm2] / # ".into(), "grep MemTotal /proc/meminfo | sed 's/^/VM2_MEM=/'; poweroff -f\n".into()));
+    i.push(("vm2: SYSTEM_OFF".into(), "\x1d0".into()));
     i.push(("console: input to vm0".into(), "poweroff -f\n".into()));
     i
 }
@@ -832,11 +837,11 @@ fn lifecycle_boot(o: &Outputs) -> XResult<Boot> {
         return Err(format!("{}: {ksize} bytes does not fit the payload store's 64 MiB for a kernel", kernel.display()));
     }
     // VM 1's payloads in the store: ns-hyp copies them into its RAM at every start.
-    let vm1 = VmLoad {
-        bootargs: format!("quadrant.guest={LIFECYCLE_STORE_PA:#x},{ksize} quadrant.initrd={LIFECYCLE_STORE_INITRD:#x},{isize} quadrant.vcpus=2 quadrant.mem={LIFECYCLE_VM1_MIB}"),
-        loads: vec![(kernel, LIFECYCLE_STORE_PA), (initrd, LIFECYCLE_STORE_INITRD)],
-    };
-    let boot = hyp_boot(o, None, "", &[vm0, vm1], Some(2))?;
+    let stored = format!("quadrant.guest={LIFECYCLE_STORE_PA:#x},{ksize} quadrant.initrd={LIFECYCLE_STORE_INITRD:#x},{isize} quadrant.vcpus=2 quadrant.mem={LIFECYCLE_VM1_MIB}");
+    let vm1 = VmLoad { bootargs: stored.clone(), loads: vec![(kernel, LIFECYCLE_STORE_PA), (initrd, LIFECYCLE_STORE_INITRD)] };
+    // VM 2: the same stored payloads, started in VM 1's RAM once VM 1 is gone.
+    let vm2 = VmLoad { bootargs: format!("quadrant.after=1 {stored}"), loads: vec![] };
+    let boot = hyp_boot(o, None, "", &[vm0, vm1, vm2], Some(2))?;
     Ok(Boot::Scripted { boot: Box::new(boot), input: lifecycle_input() })
 }
 
@@ -849,19 +854,24 @@ fn lifecycle_expects() -> Vec<Expect> {
         expect("ns-hyp restarted VM 1", &["[ns-hyp] vm1: restarted"]),
         expect("VM 1 powered off", &["[ns-hyp] vm1: SYSTEM_OFF"]),
         expect("VM 1's RAM was scrubbed", &["[ns-hyp] vm1: 256 MiB at PA 0xa0000000 scrubbed and returned"]),
+        expect("VM 2 started in VM 1's freed RAM", &["[ns-hyp] vm2: starts in vm1's freed RAM"]),
+        expect("VM 2's init ran", &["[vm2] quadrant-init: up, 2 cpu(s)"]),
+        expect("VM 2 saw its RAM", &["[vm2] VM2_MEM=MemTotal:"]),
+        expect("VM 2 powered off, its RAM (VM 1's) scrubbed", &["[ns-hyp] vm2: 256 MiB at PA 0xa0000000 scrubbed and returned"]),
         expect("the last VM powered the machine off", &["[ns-hyp] guest: SYSTEM_OFF"]),
     ]
 }
 
 /// The uptime stamps of VM 0's ticker, in order.
 fn ticks(output: &str) -> Vec<f64> {
-    output.lines().filter_map(|l| l.split("[vm0] TICK ").nth(1)).filter_map(|v| v.trim().parse().ok()).collect()
+    // A stamp may follow the echo of what was typed on VM 0's console ("[vm0] powTICK 87.57").
+    output.lines().filter(|l| l.starts_with("[vm0] ")).filter_map(|l| l.split("TICK ").nth(1)).filter_map(|v| v.trim().parse().ok()).collect()
 }
 
 fn lifecycle_extra(output: &str) -> Vec<String> {
     let mut f = Vec::new();
     let count = |what: &str| output.lines().filter(|l| l.contains(what)).count();
-    for (what, want) in [("[ns-hyp] vm1: SYSTEM_RESET", LIFECYCLE_REBOOTS), ("[ns-hyp] vm1: restarted", LIFECYCLE_REBOOTS), ("[vm1] quadrant-init: up", LIFECYCLE_REBOOTS + 1), ("scrubbed and returned", LIFECYCLE_REBOOTS + 2)] {
+    for (what, want) in [("[ns-hyp] vm1: SYSTEM_RESET", LIFECYCLE_REBOOTS), ("[ns-hyp] vm1: restarted", LIFECYCLE_REBOOTS), ("[vm1] quadrant-init: up", LIFECYCLE_REBOOTS + 1), ("scrubbed and returned", LIFECYCLE_REBOOTS + 3)] {
         if count(what) != want {
             f.push(format!("{} lines with {what:?}, not {want}", count(what)));
         }
@@ -1196,8 +1206,8 @@ mod tests {
     #[test]
     fn lifecycle_ticks_and_store() {
         assert_eq!(super::LIFECYCLE_STORE_PA, 0xb000_0000);
-        let out = "[vm0] TICK 10.50\n[vm1] TICK 3.0\n[ns-hyp] x\n[vm0] TICK 10.61\r\n[vm0] TICK oops\n";
-        assert_eq!(super::ticks(out), vec![10.50, 10.61]);
+        let out = "[vm0] TICK 10.50\n[vm1] TICK 3.0\n[ns-hyp] x\n[vm0] TICK 10.61\r\n[vm0] TICK oops\n[vm0] powTICK 10.70\n";
+        assert_eq!(super::ticks(out), vec![10.50, 10.61, 10.70]);
     }
 
     #[test]
