@@ -710,6 +710,12 @@ fn prepare(c: &mut Cpu, g: usize) {
             POWERED_ON[g].store(true, Ordering::Relaxed);
             vm.vgic.reset_lrs(v);
             drop(vm);
+            // Still loaded here from its previous life (CPU_OFF, or its VM
+            // reset): saved like any descheduled vCPU first, which also
+            // deactivates a timer or PMU interrupt that life left active.
+            if c.loaded == Some(g) {
+                save(c, g);
+            }
             let mut vc = VCPUS[g].lock();
             vc.regs = GuestRegs::at_entry(entry, context);
             vc.el1 = El1SysRegs::reset();
@@ -722,9 +728,6 @@ fn prepare(c: &mut Cpu, g: usize) {
             vc.sve_live = false; // regs.sve_state = 0 (at_entry)
             vc.vtimer_hw_active = false;
             vc.pmu_hw_active = false;
-            if c.loaded == Some(g) {
-                c.loaded = None; // reload the fresh EL1 state
-            }
         }
         _ => {
             drop(vm);
