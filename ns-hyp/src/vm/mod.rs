@@ -23,7 +23,9 @@ pub mod stats;
 pub mod sysreg;
 pub mod timer;
 pub mod vgic;
+pub mod net_switch;
 pub mod virtio_blk;
+pub mod virtio_net;
 pub mod virtio_pci;
 
 use config::MAX_VCPUS;

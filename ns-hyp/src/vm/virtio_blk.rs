@@ -101,10 +101,10 @@ pub enum Effect {
     Line,
 }
 
-fn lo(v: &mut u64, w: u32) {
+pub(super) fn lo(v: &mut u64, w: u32) {
     *v = (*v & !0xffff_ffff) | w as u64;
 }
-fn hi(v: &mut u64, w: u32) {
+pub(super) fn hi(v: &mut u64, w: u32) {
     *v = (*v & 0xffff_ffff) | (w as u64) << 32;
 }
 
@@ -363,11 +363,11 @@ fn transfer(mem: &mut dyn GuestMemory, disk: &mut dyn Disk, to_guest: bool, ipa:
 }
 
 /// `base + off` for a guest-given address, None if it overflows.
-fn at(base: u64, off: u64) -> Option<u64> {
+pub(super) fn at(base: u64, off: u64) -> Option<u64> {
     base.checked_add(off)
 }
 
-fn read_u16(mem: &dyn GuestMemory, ipa: u64) -> Option<u16> {
+pub(super) fn read_u16(mem: &dyn GuestMemory, ipa: u64) -> Option<u16> {
     let mut b = [0u8; 2];
     mem.read(ipa, &mut b).then(|| u16::from_le_bytes(b))
 }
