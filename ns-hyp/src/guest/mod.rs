@@ -16,6 +16,7 @@ pub mod gic;
 pub mod selftest;
 mod id_regs;
 pub mod virtio;
+mod net;
 
 use aarch64_cpu::registers::{Readable, Writeable, ESR_EL2, FAR_EL2, HCR_EL2, HPFAR_EL2, ICH_HCR_EL2};
 use crate::vm::config::{GuestConfig, VmConfigs, MAX_VCPUS, MAX_VMS};
@@ -234,13 +235,14 @@ pub fn start(cfgs: &VmConfigs, npcpus: usize, pool: &'static spin::Mutex<FramePo
     virtio::init_vms(nvms);
     let mut next = 0;
     for (k, cfg) in cfgs.iter().enumerate() {
-        if !start_vm(k, cfg, next, npcpus, offer, pool) {
+        if !start_vm(k, cfg, next, offer, pool) {
             return;
         }
         next += cfg.vcpus;
     }
     gic::init_distributor();
     gic::enable_spi(UART_INTID, 0);
+    net::init_uplink();
     // Real UART: receive interrupts on (RX, RX timeout), UART/TX/RX enabled.
     let uart = real_uart();
     uart.clear_interrupts(PL011_INT_ALL);
@@ -266,7 +268,7 @@ pub fn start(cfgs: &VmConfigs, npcpus: usize, pool: &'static spin::Mutex<FramePo
 /// VM `k`: its Stage-2, DTB and machine, its vCPUs from global number
 /// `first` on.  False: its payloads cannot be placed (logged).
 #[inline(never)]
-fn start_vm(k: usize, cfg: &GuestConfig, first: usize, npcpus: usize, offer: Offered, pool: &'static spin::Mutex<FramePool>) -> bool {
+fn start_vm(k: usize, cfg: &GuestConfig, first: usize, offer: Offered, pool: &'static spin::Mutex<FramePool>) -> bool {
     let slot = &VMS[k];
     slot.ram_pa.store(cfg.ram_pa, Ordering::Relaxed);
     slot.ram_size.store(cfg.ram_size, Ordering::Relaxed);
@@ -290,7 +292,6 @@ fn start_vm(k: usize, cfg: &GuestConfig, first: usize, npcpus: usize, offer: Off
         },
     };
     log::info!("{} cmdline: {}", Who(k), cfg.cmdline);
-    let _ = npcpus;
 
     // Stage-2: the VM's RAM only, 2 MiB blocks (the map function picks
     // blocks where alignment allows); every device access faults to us, and
@@ -304,6 +305,7 @@ fn start_vm(k: usize, cfg: &GuestConfig, first: usize, npcpus: usize, offer: Off
     if cfg.virtio_pci {
         virtio::set_pci_mode(k);
     }
+    net::attach(k);
     init_vm(k, cfg.vcpus, entry, dtb);
     true
 }
@@ -916,6 +918,11 @@ fn handle_irqs(c: &mut Cpu) {
                 gic::eoi(i);
                 gic::deactivate(i);
             }
+            i if Some(i) == net::uplink_intid() => {
+                net::uplink_interrupt(c.id);
+                gic::eoi(i);
+                gic::deactivate(i);
+            }
             gic::PPI_MAINTENANCE => {
                 // The maintenance interrupt is a level: clear its causes now
                 // (ICH_MISR_EL2: EOI of an LR with the EOI bit, underflow).
@@ -1410,7 +1417,7 @@ fn data_abort(g: usize, r: &mut GuestRegs, iss: u64) {
     } else {
         ipa
     };
-    STATS.exit(pcpu_of(g), if virtio::contains(k, first) || virtio::pci_contains(k, first) {
+    STATS.exit(pcpu_of(g), if virtio::contains(k, first) || virtio::pci_contains(k, first) || net::contains(k, first) {
         ExitKind::MmioVirtio
     } else {
         let inside = |base: u64, len: u64| (base..base + len).contains(&first);
@@ -1433,6 +1440,11 @@ fn data_abort(g: usize, r: &mut GuestRegs, iss: u64) {
         let res = if virtio::contains(k, a) {
             match virtio::access(k, a, access.size, access.write, value, slot.ram()) {
                 Some((value, irq)) => Mmio::Ok { value, kick: if irq { vm_of(k).vgic.raise(0, VIRTIO_INTID) } else { 0 }, tx: None },
+                None => Mmio::Abort,
+            }
+        } else if net::contains(k, a) {
+            match net::access(k, a, access.size, access.write, value, pcpu_of(g)) {
+                Some((value, irq)) => Mmio::Ok { value, kick: if irq { vm_of(k).vgic.raise(0, VIRTIO_NET_INTID) } else { 0 }, tx: None },
                 None => Mmio::Abort,
             }
         } else if virtio::pci_contains(k, a) {
@@ -1564,6 +1576,8 @@ fn vm_off(c: &mut Cpu, me: Id, reset: bool) -> Exit {
             core::hint::spin_loop();
         }
     }
+    // No frame lands in its RAM from here on.
+    net::reset(me.vm);
     let (pa, size) = (slot.ram_pa.load(Ordering::Relaxed), slot.ram_size.load(Ordering::Relaxed));
     let mut steps = [(0, pa, size), (0, 0, 0), (0, 0, 0)];
     // A reset boots it again from the payload store, copied in after the

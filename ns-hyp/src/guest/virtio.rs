@@ -22,13 +22,13 @@ const SLOT_SIZE: usize = 0x200;
 /// so its VA is the PA the device uses.  Never freed (the device lives as long as ns-hyp).
 #[repr(C, align(4096))]
 struct DmaArea(UnsafeCell<[u8; DMA_SIZE]>);
-const DMA_SIZE: usize = 32 * 1024 * MAX_VMS;
+const DMA_SIZE: usize = 32 * 1024 * (MAX_VMS + 1); // the disks, and the uplink (`guest::net`)
 // SAFETY: pages are handed out once each by the bump allocator below.
 unsafe impl Sync for DmaArea {}
 static DMA: DmaArea = DmaArea(UnsafeCell::new([0; DMA_SIZE]));
 static DMA_NEXT: AtomicUsize = AtomicUsize::new(0);
 
-struct HalImpl;
+pub(super) struct HalImpl;
 
 // SAFETY: dma_alloc returns zeroed, page-aligned, identity-mapped memory
 // owned by nobody else; share/unshare are identity (coherent DMA on QEMU, and

@@ -247,7 +247,7 @@ pub fn run_linux(cfg: &crate::vm::config::GuestConfig, bootargs: &str) {
     let (dtb_start, dtb_end) = REALM_DTB.range();
     // SAFETY: our own .bss area, identity-mapped, used by nothing else.
     let dtb = unsafe { core::slice::from_raw_parts_mut(dtb_start as *mut u8, dtb_end - dtb_start) };
-    let Ok(n) = crate::vm::dtb::build_with(dtb, cfg, "smc", false) else {
+    let Ok(n) = crate::vm::dtb::build_with(dtb, cfg, "smc", false, false) else {
         log::error!("realm-vm: the DTB does not fit");
         return;
     };

@@ -168,14 +168,15 @@ fn reg(w: &mut FdtWriter, base: u64, size: u64) {
 // Not inlined into `guest::start`, whose frame lives as long as the guest.
 #[inline(never)]
 pub fn build(out: &mut [u8], cfg: &GuestConfig, pmu: bool) -> Result<usize, TooSmall> {
-    build_with(out, cfg, "hvc", pmu)
+    build_with(out, cfg, "hvc", pmu, true)
 }
 
 /// [`build`] with the PSCI conduit given: "smc" for a Realm (its PSCI calls
 /// go to the RMM, DEN0137 "PSCI in a Realm"), and a PMUv3 node if `pmu`
-/// (ns-hyp offers the guest the CPU's PMU, `vm::idregs::Offered`).
+/// (ns-hyp offers the guest the CPU's PMU, `vm::idregs::Offered`), and the
+/// network device (`vm::virtio_net`) if `net`.
 #[inline(never)]
-pub fn build_with(out: &mut [u8], cfg: &GuestConfig, psci_method: &str, pmu: bool) -> Result<usize, TooSmall> {
+pub fn build_with(out: &mut [u8], cfg: &GuestConfig, psci_method: &str, pmu: bool, net: bool) -> Result<usize, TooSmall> {
     let mut w = FdtWriter::new(out);
     macro_rules! node {
         ($($arg:tt)*) => {{
@@ -313,6 +314,15 @@ pub fn build_with(out: &mut [u8], cfg: &GuestConfig, psci_method: &str, pmu: boo
         w.prop_empty("dma-coherent");
         w.end();
     }
+    if net {
+        // The switch port (`guest::net`), on virtio-mmio whichever transport the disk has.
+        node!("virtio_mmio@{:x}", VIRTIO_NET_IPA);
+        w.prop_str("compatible", "virtio,mmio");
+        reg(&mut w, VIRTIO_NET_IPA, VIRTIO_NET_SIZE);
+        w.prop_cells("interrupts", &[SPI, VIRTIO_NET_INTID - 32, EDGE_RISING]);
+        w.prop_empty("dma-coherent");
+        w.end();
+    }
 
     w.end();
     w.finish()
@@ -383,6 +393,7 @@ mod tests {
         let n = build(&mut buf, &cfg, false).unwrap();
         let fdt = shared::fdt::parse(&buf[..n]).unwrap();
         assert!(fdt.find_node("/virtio_mmio@a000000").is_none());
+        assert!(fdt.find_node("/virtio_mmio@a000200").is_some(), "the network stays on virtio-mmio");
         let its = fdt.find_node("/intc@8000000/msi-controller@8080000").unwrap();
         assert_eq!(its.property("compatible").unwrap().as_str(), Some("arm,gic-v3-its"));
         let pcie = fdt.find_node("/pcie@3f000000").unwrap();

@@ -36,11 +36,15 @@ pub const PCIE_MMIO_IPA: u64 = 0x1000_0000;
 pub const PCIE_MMIO_SIZE: u64 = 0x2eff_0000;
 pub const VIRTIO_IPA: u64 = 0x0a00_0000;
 pub const VIRTIO_SIZE: u64 = 0x200;
+/// The network device (`vm::virtio_net`): the next virtio-mmio slot.
+pub const VIRTIO_NET_IPA: u64 = 0x0a00_0200;
+pub const VIRTIO_NET_SIZE: u64 = 0x200;
 
 /// Guest INTIDs of the virtual devices.
 pub const UART_INTID: u32 = 33; // SPI 1, as on QEMU virt
 pub const RTC_INTID: u32 = 34; // SPI 2, as on QEMU virt
 pub const VIRTIO_INTID: u32 = 48; // SPI 16
+pub const VIRTIO_NET_INTID: u32 = 49; // SPI 17
 /// Virtual timer PPI (GICv3 / BSA: INTID 27), HW-linked to the physical one.
 pub const VTIMER_INTID: u32 = 27;
 /// PMU overflow PPI (BSA: INTID 23, QEMU virt's), HW-linked to the physical one.
