@@ -29,6 +29,7 @@ use crate::vm::psci::{self, Power};
 use crate::vm::sched;
 use crate::vm::stats::{ExitKind, ExitStats, Phase, Snapshot};
 use crate::vm::sysreg::{self, SysRegAccess, SysRegIss};
+use crate::vm::teardown::{self, Teardown, Work};
 use crate::vm::timer::{self, EmulTimer, TimerReg};
 use crate::vm::vgic::{lr, Kick};
 use crate::vm::{Mmio, Vm};
@@ -344,11 +345,11 @@ fn plan(k: usize, cfg: &GuestConfig) -> Option<(GuestConfig, placement::Placemen
 
 /// The copies from the payload store a start of the VM planned as `cfg`
 /// needs: (from PA, to PA, bytes); 0 bytes: none.
-fn store_copies(cfg: &GuestConfig) -> [(u64, u64, u64); 2] {
+fn store_copies(cfg: &GuestConfig) -> [Work; 2] {
     let to_pa = |ipa: u64| ipa - RAM_IPA + cfg.ram_pa;
     let one = |src: Option<u64>, b: Option<crate::vm::config::Blob>| match (src, b) {
-        (Some(src), Some(b)) => (src, to_pa(b.ipa), b.size),
-        _ => (0, 0, 0),
+        (Some(src), Some(b)) => Work::copy(src, to_pa(b.ipa), b.size),
+        _ => Work::zero(0, 0),
     };
     [one(cfg.kernel_store, Some(cfg.kernel)), one(cfg.initrd_store, cfg.initrd)]
 }
@@ -369,8 +370,8 @@ fn copy_from_store(src: u64, dst: u64, len: u64) {
 fn load_payloads(k: usize, cfg: &GuestConfig, pmu: bool, copied: bool) -> Option<(u64, u64)> {
     let (cfg, place, image) = plan(k, cfg)?;
     let to_pa = |ipa: u64| ipa - RAM_IPA + cfg.ram_pa;
-    for (src, dst, len) in store_copies(&cfg) {
-        if len != 0 {
+    for Work { src, dst, len } in store_copies(&cfg) {
+        if let Some(src) = src.filter(|_| len != 0) {
             if !copied {
                 copy_from_store(src, dst, len);
             }
@@ -526,26 +527,9 @@ struct Cpu {
     ecv: bool,
     /// VTTBR_EL2 as written: the loaded vCPU's VM's.
     vttbr: u64,
-    /// A VM this CPU is scrubbing (it powered off or reset here).
-    teardown: Option<Teardown>,
-}
-
-/// A VM's RAM being scrubbed (and, for a reset, its payloads copied in
-/// from the store) a chunk at a time between this CPU's vCPU runs
-/// (`run_cpu`), so that its other vCPUs (other VMs') wait for one chunk,
-/// not the whole RAM: 256 MiB took 1.4 s in one go under TCG.
-#[derive(Clone, Copy)]
-struct Teardown {
-    vm: usize,
-    reset: bool,
-    /// What is left: (from PA or 0 to zero, to PA, bytes), in order.
-    steps: [(u64, u64, u64); 3],
-    step: usize,
-    /// Bytes of `steps[step]` done.
-    done: u64,
-    /// The next chunk not before this count: each chunk leaves the CPU to
-    /// its vCPUs for as long as it took.
-    next_at: u64,
+    /// The VMs this CPU is scrubbing (they powered off or reset here), a
+    /// chunk at a time between its vCPU runs (`vm::teardown`).
+    teardown: teardown::Queue,
 }
 
 /// 4 MiB: about 20 ms under TCG.
@@ -564,7 +548,7 @@ enum Exit {
 
 fn run_cpu(cpu: usize) -> ! {
     setup_el2(cpu);
-    let mut c = Cpu { id: cpu, loaded: None, vtimer_active: false, pmu_active: false, cptr: CPTR_SVE_TRAPPED, yield_to: None, nlrs: gic::num_lrs().min(16), current: None, slice_end: 0, quantum: shared::arch::timer::cntfrq() * QUANTUM_US / 1_000_000, mark: shared::arch::timer::cntpct(), hw_lrs: [0; 16], hw_hcr: 1, hyp_timer: Some(0), cnthctl: CNTHCTL_EL1PCTEN, ecv: has_ecv(), vttbr: VMS[0].vttbr.load(Ordering::Relaxed), teardown: None };
+    let mut c = Cpu { id: cpu, loaded: None, vtimer_active: false, pmu_active: false, cptr: CPTR_SVE_TRAPPED, yield_to: None, nlrs: gic::num_lrs().min(16), current: None, slice_end: 0, quantum: shared::arch::timer::cntfrq() * QUANTUM_US / 1_000_000, mark: shared::arch::timer::cntpct(), hw_lrs: [0; 16], hw_hcr: 1, hyp_timer: Some(0), cnthctl: CNTHCTL_EL1PCTEN, ecv: has_ecv(), vttbr: VMS[0].vttbr.load(Ordering::Relaxed), teardown: teardown::Queue::new() };
     for n in 0..c.nlrs {
         gic::write_lr(n, 0);
     }
@@ -587,7 +571,7 @@ fn run_cpu(cpu: usize) -> ! {
     let mut last_flush = last_print;
     loop {
         handle_irqs(&mut c);
-        if c.teardown.is_some_and(|t| shared::arch::timer::cntpct() >= t.next_at) {
+        if c.teardown.front().is_some_and(|t| t.due(shared::arch::timer::cntpct())) {
             teardown_step(&mut c);
         }
         let now = shared::arch::timer::cntpct();
@@ -620,15 +604,13 @@ fn run_cpu(cpu: usize) -> ! {
         // The vCPU about to run exits when its emulated physical timer fires.
         let ptimer = d.run.and_then(|k| VCPUS[mine(k)].lock().ptimer.wake_at(now));
         let flush = flush_every.map(|every| last_flush + every);
-        let chunk = c.teardown.map(|t| t.next_at);
+        let chunk = c.teardown.front().map(|t| t.next_at);
         set_hyp_timer(&mut c, [d.timer, ptimer, flush, chunk].into_iter().flatten().min());
         c.slice_end = d.slice_end;
         let Some(k) = d.run else {
-            if c.teardown.is_some() {
+            if let Some(t) = c.teardown.front_mut() {
                 // Nothing to run: the next chunk now, not a wait.
-                if let Some(t) = c.teardown.as_mut() {
-                    t.next_at = 0;
-                }
+                t.next_at = 0;
                 continue;
             }
             // SAFETY: waits for an interrupt (EL2 runs with IRQs masked; `wfi`
@@ -1579,62 +1561,51 @@ fn vm_off(c: &mut Cpu, me: Id, reset: bool) -> Exit {
     // No frame lands in its RAM from here on.
     net::reset(me.vm);
     let (pa, size) = (slot.ram_pa.load(Ordering::Relaxed), slot.ram_size.load(Ordering::Relaxed));
-    let mut steps = [(0, pa, size), (0, 0, 0), (0, 0, 0)];
+    let scrub = Work::zero(pa, size);
     // A reset boots it again from the payload store, copied in after the
     // scrub (a VM whose payloads were preloaded in its RAM has none left).
-    let again = if reset { slot.cfg.get().filter(|c| c.kernel_store.is_some() && (c.initrd.is_none() || c.initrd_store.is_some())) } else { None };
-    if reset && again.is_none() {
+    let cfg = slot.cfg.get().filter(|c| reset && c.boots_from_store());
+    if reset && cfg.is_none() {
         log::warn!("{}: its payloads were preloaded in its RAM, not kept in the store: it stays off", Who(me.vm));
     }
-    let again = again.and_then(|cfg| plan(me.vm, cfg)).map(|(planned, _, _)| {
-        let [a, b] = store_copies(&planned);
-        steps[1] = a;
-        steps[2] = b;
-    });
-    slot.tearing_down.store(true, Ordering::SeqCst);
-    // One teardown per CPU at a time: an earlier one is finished first.
-    while c.teardown.is_some() {
-        if let Some(t) = c.teardown.as_mut() {
-            t.next_at = 0;
+    let t = match cfg.and_then(|cfg| plan(me.vm, cfg)) {
+        Some((planned, _, _)) => {
+            let [a, b] = store_copies(&planned);
+            Teardown::new(me.vm, true, &[scrub, a, b])
         }
-        teardown_step(c);
-    }
-    c.teardown = Some(Teardown { vm: me.vm, reset: again.is_some(), steps, step: 0, done: 0, next_at: 0 });
+        None => Teardown::new(me.vm, false, &[scrub]),
+    };
+    slot.tearing_down.store(true, Ordering::SeqCst);
+    // Behind any this CPU is still doing: each goes a chunk at a time.
+    let queued = c.teardown.push(t);
+    debug_assert!(queued, "a VM is torn down once at a time");
     Exit::Off
 }
 
-/// One chunk of this CPU's teardown; the last one finishes it.
+/// One chunk of this CPU's first teardown; the last one finishes it.
 fn teardown_step(c: &mut Cpu) {
-    let Some(mut t) = c.teardown else { return };
+    let Some(t) = c.teardown.front_mut() else { return };
     let start = shared::arch::timer::cntpct();
-    while t.step < t.steps.len() && t.steps[t.step].2 == t.done {
-        (t.step, t.done) = (t.step + 1, 0);
-    }
-    if let Some(&(src, dst, len)) = t.steps.get(t.step) {
-        let n = SCRUB_CHUNK.min(len - t.done);
-        if src == 0 {
+    if let Some(chunk) = t.next_chunk(SCRUB_CHUNK) {
+        let Work { src, dst, len } = chunk.work;
+        match src {
             // SAFETY: the VM's RAM, mapped RW at EL2; none of its vCPUs runs
             // (`vm_off` waited for them) and none will (`off`); no other VM maps it.
-            unsafe { core::ptr::write_bytes((dst + t.done) as *mut u8, 0, n as usize) };
-        } else {
-            copy_from_store(src + t.done, dst + t.done, n);
+            None => unsafe { core::ptr::write_bytes(dst as *mut u8, 0, len as usize) },
+            Some(src) => copy_from_store(src, dst, len),
         }
-        t.done += n;
-        let end = shared::arch::timer::cntpct();
-        t.next_at = end + (end - start);
-        if t.step + 1 < t.steps.len() || t.done < len {
-            if t.step == 0 && src == 0 && t.done == len {
-                log::info!("{}: {} MiB at PA {:#x} scrubbed and returned", Who(t.vm), len >> 20, dst);
-            }
-            c.teardown = Some(t);
-            return;
+        t.took(start, shared::arch::timer::cntpct());
+        if chunk.scrubbed {
+            let size = VMS[t.vm].ram_size.load(Ordering::Relaxed);
+            log::info!("{}: {} MiB at PA {:#x} scrubbed and returned", Who(t.vm), size >> 20, VMS[t.vm].ram_pa.load(Ordering::Relaxed));
         }
+        return;
     }
-    c.teardown = None;
+    let Some(t) = c.teardown.pop() else { return };
     let slot = &VMS[t.vm];
     CONSOLE.lock().flush(t.vm, &mut uart_tx);
     // A restart clears `off` before `tearing_down` goes: never both unset.
-    let restarted = t.reset && slot.cfg.get().is_some_and(|cfg| restart(c, t.vm, cfg));
+    let restarted = t.boot && slot.cfg.get().is_some_and(|cfg| restart(c, t.vm, cfg));
     slot.tearing_down.store(false, Ordering::SeqCst);
     if restarted {
         return;
@@ -1647,11 +1618,11 @@ fn teardown_step(c: &mut Cpu) {
             log::info!("{}: starts in vm{}'s freed RAM", Who(w), t.vm);
             VMS[w].tearing_down.store(true, Ordering::SeqCst);
             let [a, b] = store_copies(&planned);
-            c.teardown = Some(Teardown { vm: w, reset: true, steps: [a, b, (0, 0, 0)], step: 0, done: 0, next_at: 0 });
+            c.teardown.push(Teardown::new(w, true, &[a, b]));
             return;
         }
     }
-    // The last VM gone (none still being torn down) powers the machine off.
+    // The last VM gone (none still being torn down, here or elsewhere) powers the machine off.
     if (0..NVMS.load(Ordering::Relaxed)).all(|k| VMS[k].off.load(Ordering::SeqCst) && !VMS[k].tearing_down.load(Ordering::SeqCst)) {
         log::info!("guest: SYSTEM_OFF");
         log::info!("guest {}", STATS.snapshot());

@@ -70,6 +70,14 @@ pub struct GuestConfig {
     pub virtio_pci: bool,
 }
 
+impl GuestConfig {
+    /// Every payload it has is kept in the payload store, so it can be
+    /// started again after its RAM was scrubbed (a reset, `quadrant.after`).
+    pub fn boots_from_store(&self) -> bool {
+        self.kernel_store.is_some() && (self.initrd.is_none() || self.initrd_store.is_some())
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum ConfigError {
     /// `quadrant.guest` absent: no guest to run.
@@ -110,7 +118,7 @@ pub fn parse_all(bootargs: &str) -> Result<VmConfigs, ConfigError> {
             let k = num(a).map(|k| k as usize).filter(|&k| k < out.count).ok_or(ConfigError::Bad("quadrant.after"))?;
             let Some(host) = out.vms[k].as_ref().filter(|h| h.after.is_none()) else { return Err(ConfigError::Bad("quadrant.after")) };
             let mut c = parse_section(section, host.ram_pa, host.ram_size)?;
-            if c.ram_size != host.ram_size || c.kernel_store.is_none() || (c.initrd.is_some() && c.initrd_store.is_none()) {
+            if c.ram_size != host.ram_size || !c.boots_from_store() {
                 return Err(ConfigError::Bad("quadrant.after"));
             }
             c.after = Some(k);
@@ -322,6 +330,12 @@ mod tests {
         assert_eq!(v[1].kernel.size, 0x300_0000);
         assert_eq!(v[1].initrd_store, Some(0xa400_0000));
         assert_eq!(v[1].initrd.map(|i| i.size), Some(4096));
+        // VM 1 can start again after a scrub; VM 0 (preloaded in its RAM) cannot.
+        assert!(!v[0].boots_from_store() && v[1].boots_from_store());
+        // A kernel in the store but an initrd in RAM: not either.
+        let mixed = parse_all("quadrant.mem=256 quadrant.guest=0x80200000,16 --- quadrant.mem=256 quadrant.guest=0xa0000000,16 quadrant.initrd=0x90000000,16").unwrap();
+        let m = mixed.iter().nth(1).unwrap();
+        assert!(m.kernel_store.is_some() && m.initrd_store.is_none() && !m.boots_from_store());
         // Not in another VM's RAM, not past the area, not wrapping.
         assert_eq!(parse_all("quadrant.mem=256 quadrant.guest=0x80200000,16 --- quadrant.mem=256 quadrant.guest=0x80400000,16").unwrap_err(), ConfigError::Bad("quadrant.guest"));
         assert_eq!(parse_all("quadrant.mem=256 quadrant.guest=0x80200000,16 --- quadrant.mem=256 quadrant.guest=0xa0200000,16 quadrant.initrd=0xbfffff00,4096").unwrap_err(), ConfigError::Bad("quadrant.initrd"));

@@ -21,6 +21,7 @@ pub mod psci;
 pub mod sched;
 pub mod stats;
 pub mod sysreg;
+pub mod teardown;
 pub mod timer;
 pub mod vgic;
 pub mod net_switch;
