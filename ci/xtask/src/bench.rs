@@ -304,6 +304,27 @@ fn two_vms_boot_ratio(o: &Outputs) -> Result<(f64, f64)> {
     Ok((t2, t1))
 }
 
+/// Issue B2 item 3: TCP throughput from VM 0 to VM 1 through ns-hyp's
+/// virtio-net devices and switch ÷ over loopback inside VM 0, in one boot
+/// of two VMs (4 vCPUs, 512 MiB each) on 2 CPUs (no TF-A, no uplink): 32 MiB
+/// from /dev/zero through BusyBox nc each time, timed in the guest with
+/// /proc/uptime (10 ms steps), three times each, alternating; the best of
+/// each.  Returns (VM to VM, loopback) in MB/s.
+fn vm_to_vm_tcp(o: &Outputs) -> Result<(f64, f64)> {
+    use crate::tests::nshyp::{net_bench_input, net_bench_times, net_vms_boot, NET_BENCH_BYTES};
+    let boot = Boot::Scripted { boot: Box::new(net_vms_boot(o, None)?), input: net_bench_input() };
+    let log = util::out_dir().join("bench-vm-to-vm-tcp.log");
+    let cap = qemu::capture(&boot, Duration::from_secs(600), &log, &["PANIC:", "Kernel panic"])?;
+    let (vm, lo) = net_bench_times(&cap.output);
+    let best = |t: &[f64]| t.iter().copied().filter(|&s| s > 0.0).fold(f64::INFINITY, f64::min);
+    let (vm, lo) = (best(&vm), best(&lo));
+    if !vm.is_finite() || !lo.is_finite() {
+        return Err(format!("vm_to_vm_tcp: no completed transfer to the other VM or over loopback; serial log: {}", log.display()));
+    }
+    let mbs = |secs: f64| NET_BENCH_BYTES as f64 / secs / 1e6;
+    Ok((mbs(vm), mbs(lo)))
+}
+
 /// Issue F: Debian's Linux 7.3 to its shell as a Realm of ns-hyp (2 RECs,
 /// rmm, its 13,000-odd measured pages included) ÷ the same kernel,
 /// initramfs and machine (TF-A, 1 CPU, 2 vCPUs, 256 MiB) as ns-hyp's normal
@@ -468,6 +489,16 @@ pub fn bench(outputs: &Outputs, filter: Option<&str>) -> Result<bool> {
         println!("{:<36} {:>8} {:>14} {:>9}  {}", "two_vms_boot_to_prompt", "", format!("{two:.1} s"), format!("{ratio:.2}"), format!("two VMs (2 vCPUs each) to both shells on 2 CPUs ÷ one VM alone ({one:.1} s)"));
         let _ = writeln!(json, "  \"two_vms_boot_to_prompt\": {{\"two_s\": {}, \"one_s\": {}, \"ratio\": {}, \"goal\": null}},", num(two), num(one), num(ratio));
         bars.push(Bar { key: "two_vms_boot_to_prompt".into(), ratio, goal: None });
+    }
+    // Issue B2 item 3: TCP between two VMs through ns-hyp's switch ÷ loopback in one of them.
+    if wanted(&["vm_to_vm_tcp"]) {
+        let (vm, lo) = vm_to_vm_tcp(outputs)?;
+        let ratio = vm / lo;
+        ok &= ratio.is_finite();
+        let (speed, r) = (format!("{vm:.1} MB/s"), format!("{ratio:.3}"));
+        println!("{:<36} {:>8} {speed:>14} {r:>9}  TCP VM 0 -> VM 1 through ns-hyp's switch ÷ loopback in VM 0 ({lo:.1} MB/s), 32 MiB via nc", "vm_to_vm_tcp", "");
+        let _ = writeln!(json, "  \"vm_to_vm_tcp\": {{\"vm_to_vm_mb_s\": {}, \"loopback_mb_s\": {}, \"ratio\": {}, \"goal\": null}},", num(vm), num(lo), num(ratio));
+        bars.push(Bar { key: "vm_to_vm_tcp".into(), ratio, goal: None });
     }
     // Issue P item 2: where each round trip's instructions go.
     if wanted(&["split"]) {

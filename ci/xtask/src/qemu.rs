@@ -20,7 +20,8 @@ pub enum Boot {
     Custom { tfa: bool, args: Vec<String> },
     /// `boot`, with input typed on the console: for each (wait_for, send) in
     /// order, once the output (after the previous match) contains `wait_for`,
-    /// `send` is written to QEMU's serial input.  Only `capture` types.
+    /// `send` is written to QEMU's serial input (or, for a `send` made by
+    /// [`host_tcp_read`], the host connects to the guest).  Only `capture` types.
     Scripted { boot: Box<Boot>, input: Vec<(String, String)> },
     /// `boot` with further QEMU arguments after its own (e.g. `-icount`).
     Extra { boot: Box<Boot>, args: Vec<String> },
@@ -115,6 +116,50 @@ pub fn run_interactive(boot: &Boot, gdb: bool) -> Result {
     if status.success() { Ok(()) } else { Err(format!("QEMU exited with {status}")) }
 }
 
+/// What starts a `send` of [`Boot::Scripted`] that types nothing: see [`host_tcp_read`].
+const HOST_TCP_READ: &str = "\0xtask-host-tcp-read ";
+/// How often the host tries [`host_tcp_read`]'s connection, a second apart.
+const HOST_TCP_TRIES: u32 = 5;
+/// How long each try may wait to connect, and then for the text.
+const HOST_TCP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A step of [`Boot::Scripted`] that types nothing: the host connects to
+/// `addr` over TCP (e.g. a `hostfwd` port of QEMU's user network) and reads
+/// until the guest closes, trying up to [`HOST_TCP_TRIES`] times until it
+/// reads something.  Its outcome joins the output as a line of its own,
+/// `xtask: host read from <addr>: <text, trimmed>` (or `: nothing (<why>)`),
+/// for a later step to wait for and a test to check.
+pub fn host_tcp_read(addr: std::net::SocketAddr) -> String {
+    format!("{HOST_TCP_READ}{addr}")
+}
+
+/// The line [`host_tcp_read`] adds to the output, once it has its answer.
+fn tcp_read_line(addr: &str, tries: u32) -> String {
+    let mut why = String::new();
+    for k in 0..tries {
+        if k > 0 {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        let got = addr.parse().map_err(|e| format!("{e}")).and_then(|a| {
+            let mut s = std::net::TcpStream::connect_timeout(&a, HOST_TCP_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
+            s.set_read_timeout(Some(HOST_TCP_TIMEOUT)).map_err(|e| e.to_string())?;
+            let mut text = Vec::new();
+            // A timeout after some text still counts: the text is what the guest sent.
+            let end = s.read_to_end(&mut text);
+            match (text.is_empty(), end) {
+                (false, _) => Ok(String::from_utf8_lossy(&text).trim().to_owned()),
+                (true, Ok(_)) => Err("closed without a byte".to_owned()),
+                (true, Err(e)) => Err(format!("read: {e}")),
+            }
+        });
+        match got {
+            Ok(text) => return format!("\nxtask: host read from {addr}: {text}\n"),
+            Err(e) => why = e,
+        }
+    }
+    format!("\nxtask: host read from {addr}: nothing ({tries} tries, the last: {why})\n")
+}
+
 /// What a captured run printed and how it ended.
 pub struct Capture {
     pub output: String,
@@ -173,7 +218,15 @@ pub fn capture(boot: &Boot, timeout: Duration, log: &Path, stop_on: &[&str]) -> 
             let (wait_for, send) = &input[next_input];
             if let Some(at) = text.find(wait_for.as_str()) {
                 seen += text[..at + wait_for.len()].len();
-                if let Some(s) = stdin.as_mut() {
+                drop(b);
+                if let Some(addr) = send.strip_prefix(HOST_TCP_READ) {
+                    // On a thread of its own: the run goes on (and may end) meanwhile.
+                    let (buf, addr) = (buf.clone(), addr.to_owned());
+                    std::thread::spawn(move || {
+                        let line = tcp_read_line(&addr, HOST_TCP_TRIES);
+                        buf.lock().unwrap().extend_from_slice(line.as_bytes());
+                    });
+                } else if let Some(s) = stdin.as_mut() {
                     use std::io::Write;
                     let _ = s.write_all(send.as_bytes());
                     let _ = s.flush();
@@ -265,4 +318,26 @@ pub fn set_chosen(dtb: &Path, bootargs: &str, initrd: Option<(u64, u64)>) -> Res
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn host_tcp_read_lines() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            use std::io::Write;
+            let (mut s, _) = l.accept().unwrap();
+            s.write_all(b"quadrant-uplink-ok\n").unwrap();
+        });
+        let send = super::host_tcp_read(addr);
+        let addr_text = send.strip_prefix(super::HOST_TCP_READ).unwrap();
+        assert_eq!(addr_text, addr.to_string());
+        assert_eq!(super::tcp_read_line(addr_text, 1), format!("\nxtask: host read from {addr}: quadrant-uplink-ok\n"));
+        server.join().unwrap();
+        // Nobody listens there any more: refused, said on the line.
+        let none = super::tcp_read_line(addr_text, 1);
+        assert!(none.starts_with(&format!("\nxtask: host read from {addr}: nothing (1 tries, the last: connect: ")), "{none}");
+    }
 }

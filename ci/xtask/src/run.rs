@@ -19,6 +19,9 @@ pub const USAGE: &str = "  run [--no-tfa] [--gdb] [--mem MiB] [--vms N] [--kerne
                    --mem: the guest's RAM in MiB (64..1024, default 1024);
                    --vms: N guests of ns-hyp (1..4; 2 vCPUs and 1024/N MiB each, --mem: each
                      one's), no disk; one console: lines start [vmN], Ctrl-] N types to VM N;
+                     each VM's virtio-net is on ns-hyp's switch, QEMU's user network its
+                     uplink (`sh /net.sh up K` in VM K: eth0 10.0.2.(15+K)/24, gateway
+                     10.0.2.2); 127.0.0.1:5555 on this host reaches VM 0's port 22;
                    --kernel: your arm64 Image (gzip is unpacked) as ns-hyp's guest,
                      --initrd its initramfs (default: ours), --append its command line;
                    --bl33: your NS-EL2 payload (e.g. a Linux Image with KVM) in place
@@ -48,6 +51,20 @@ pub struct RunOptions {
 
 /// vCPUs of each VM when `--vms` asks for several.
 pub const RUN_VM_VCPUS: usize = 2;
+/// With several VMs, the host port forwarded through ns-hyp's uplink
+/// (QEMU's user network) to VM 0's (10.0.2.15) [`RUN_UPLINK_GUEST_PORT`].
+pub const RUN_UPLINK_PORT: u16 = 5555;
+pub const RUN_UPLINK_GUEST_PORT: u16 = 22;
+
+/// [`RUN_UPLINK_PORT`], or a free port (said on the terminal) if it is taken.
+fn run_uplink_port() -> Result<u16> {
+    if std::net::TcpListener::bind(("127.0.0.1", RUN_UPLINK_PORT)).is_ok() {
+        return Ok(RUN_UPLINK_PORT);
+    }
+    let port = nshyp::free_local_port()?;
+    eprintln!("xtask: 127.0.0.1:{RUN_UPLINK_PORT} is taken: the uplink forwards 127.0.0.1:{port} to VM 0's port {RUN_UPLINK_GUEST_PORT} instead");
+    Ok(port)
+}
 
 /// Parses the words after `run` and checks that the files named exist.
 pub fn parse(args: &[String]) -> Result<RunOptions> {
@@ -154,8 +171,11 @@ pub fn boot(o: &Outputs, opts: &RunOptions) -> Result<Boot> {
         Some(k) => unpacked(k, "guest")?,
         None => guest::kernel_image(&o.paths)?,
     };
+    let several = opts.vms.is_some_and(|n| n > 1);
     let initrd = match &opts.initrd {
         Some(i) => i.clone(),
+        // Several VMs have no disk, but a network: its modules and /net.sh.
+        None if several => nshyp::net_initramfs(o)?,
         None => nshyp::shell_initramfs(o)?,
     };
     let bios = match (opts.no_tfa, &sps) {
@@ -167,7 +187,10 @@ pub fn boot(o: &Outputs, opts: &RunOptions) -> Result<Boot> {
         let mem = opts.mem.unwrap_or(nshyp::vm_share_mib(n));
         let vm = || VmSpec { payload: GuestPayload { kernel: kernel.clone(), initrd: Some(initrd.clone()), cmdline: opts.append.clone() }, vcpus: RUN_VM_VCPUS, mem_mib: mem };
         // No disk: the shell needs none, and which virtio slot serves which VM is ns-hyp's newest part.
-        return nshyp::hyp_vms_boot(o, bios.as_deref(), "run-guest", &(0..n).map(|_| vm()).collect::<Vec<_>>(), None, "");
+        let Boot::Custom { tfa, mut args } = nshyp::hyp_vms_boot(o, bios.as_deref(), "run-guest", &(0..n).map(|_| vm()).collect::<Vec<_>>(), None, "")? else { unreachable!() };
+        // ns-hyp's switch joins the VMs; QEMU's user network is its uplink.
+        args.extend(nshyp::uplink_args(run_uplink_port()?, RUN_UPLINK_GUEST_PORT));
+        return Ok(Boot::Custom { tfa, args });
     }
     let g = GuestPayload { kernel, initrd: Some(initrd), cmdline: opts.append.clone() };
     let Boot::Custom { tfa, mut args } = nshyp::hyp_guest_boot(o, bios.as_deref(), "run-guest", &g, 4, None, &hyp_args)? else { unreachable!() };
@@ -182,7 +205,9 @@ pub fn console_hint(opts: &RunOptions) -> Option<String> {
     Some(format!(
         "xtask: {n} VMs share this console: each line starts [vmN]; typing goes to vm0 first,\n\
          xtask: Ctrl-] then a digit N types to VM N (Ctrl-] Ctrl-] sends one Ctrl-]);\n\
-         xtask: `poweroff -f` stops one VM, the last one ends QEMU (Ctrl-A x kills it)"
+         xtask: `poweroff -f` stops one VM, the last one ends QEMU (Ctrl-A x kills it);\n\
+         xtask: `sh /net.sh up K` in VM K brings its eth0 up as 10.0.2.(15+K) (our initramfs);\n\
+         xtask: 127.0.0.1:{RUN_UPLINK_PORT} here (or the port said above) reaches VM 0's port {RUN_UPLINK_GUEST_PORT} through ns-hyp's uplink"
     ))
 }
 

@@ -486,6 +486,15 @@ pub fn tests() -> Vec<IntegrationTest> {
             forbid: FORBID_GUEST,
         },
         IntegrationTest {
+            name: "two_vms_net",
+            boot: net_boot,
+            // Two Linux boots on 2 CPUs (4 vCPUs each), pings, 16 MiB between the VMs.
+            timeout: Duration::from_secs(300),
+            expects: net_expects,
+            extra: Some(net_extra),
+            forbid: FORBID_GUEST,
+        },
+        IntegrationTest {
             name: "linux_shell_tfa",
             boot: tfa_shell_boot,
             timeout: Duration::from_secs(300),
@@ -961,6 +970,255 @@ fn isolation_extra(output: &str) -> Vec<String> {
     f
 }
 
+/// two_vms_net (issue B2 item 3): two Linux VMs of [`NET_VM_MIB`], 4 vCPUs
+/// each, on 2 CPUs, each with ns-hyp's virtio-net device (virtio-mmio at IPA
+/// 0x0a000200, INTID 49, MAC 52:54:00:51:00:0k) on ns-hyp's switch, and
+/// QEMU's user network (slirp) as the switch's uplink.  VM k is 10.0.2.(15+k);
+/// slirp's gateway 10.0.2.2.  The VMs ping each other, VM 0 sends VM 1 a
+/// 16 MiB random file (the sha256s must match), and the host reads VM 0's
+/// one-shot server through a `hostfwd` port of slirp.
+const NET_VM_MIB: u32 = 512;
+const NET_VCPUS: usize = 4;
+/// Modules the guest needs for ns-hyp's virtio-net device, in dependency
+/// order (Debian's kernel: virtio_net needs net_failover, which needs failover).
+pub const NET_MODULES: &[&str] = &["virtio_mmio", "failover", "net_failover", "virtio_net"];
+/// The port of VM 0's server the host reaches through the uplink, and what it says.
+const UPLINK_GUEST_PORT: u16 = 7777;
+const UPLINK_TEXT: &str = "quadrant-uplink-ok";
+/// The file's size (`head -c` in [`NET_SCRIPT`]'s `send`).
+const NET_FILE_BYTES: u64 = 16 << 20;
+
+/// `/net.sh STEP VM` in the net VMs' initramfs: two_vms_net's steps and the
+/// vm_to_vm_tcp bench's in VM `VM` (0 or 1).  Every line a check reads starts
+/// `NET_`, which only the script prints (what is typed names none).
+/// BusyBox's nc closes its sending half at EOF on its stdin and quits at EOF
+/// from the network: so a receiver's stdin is an idle pipe (`sleep 600 |`),
+/// else its EOF would reach the sender, which would quit before it is done.
+const NET_SCRIPT: &str = r#"step=$1
+vm=$2
+me=10.0.2.$((15 + vm))
+peer=10.0.2.$((16 - vm))
+now() { cut -d' ' -f1 /proc/uptime; }
+case $step in
+up)
+    ip link set lo up
+    ip link set eth0 up
+    ip addr add $me/24 dev eth0
+    ip route add default via 10.0.2.2
+    echo "NET_MAC$vm=$(cat /sys/class/net/eth0/address)"
+    grep virtio /proc/interrupts | sed "s/^/NET_IRQ$vm=/"
+    ;;
+ping)
+    ping -c 5 -w 30 $peer | sed "s/^/NET_PING$vm: /"
+    ;;
+irqs)
+    grep virtio /proc/interrupts | sed "s/^/NET_INTS$vm=/"
+    ;;
+gateway)
+    ping -c 1 -w 10 10.0.2.2 | sed "s/^/NET_GW$vm: /"
+    ;;
+recv)
+    # One file on port 5000, then its sha256.
+    sleep 600 | (nc -l -p 5000 > /tmp/r; sha256sum /tmp/r | sed "s/^/NET_RECV=/"; touch /tmp/r.done) &
+    ;;
+received)
+    # Until recv's file is in and hashed (60 s at most).
+    for i in $(seq 60); do [ -e /tmp/r.done ] && break; sleep 1; done
+    ;;
+send)
+    head -c 16777216 /dev/urandom > /tmp/f
+    sha256sum /tmp/f | sed "s/^/NET_SENT=/"
+    t0=$(now)
+    nc $peer 5000 < /tmp/f
+    echo "NET_SEND_STATUS=$? in $(awk "BEGIN { print $(now) - $t0 }") s"
+    ;;
+serve)
+    # The uplink's one-shot server, three shots should the host try again.
+    (for i in 1 2 3; do echo quadrant-uplink-ok | nc -l -p 7777 > /dev/null; done) &
+    sleep 1
+    ;;
+sink)
+    # The bench's receiver: three transfers on port 5001, thrown away.
+    sleep 600 | (for i in 1 2 3; do nc -l -p 5001 > /dev/null; done) &
+    ;;
+bench)
+    # 32 MiB from /dev/zero to the peer (at its sink), then to this VM over
+    # loopback, three times each, alternating.
+    sleep 600 | (for i in 1 2 3; do nc -l -p 5002 > /dev/null; done) &
+    sleep 1
+    for i in 1 2 3; do
+        for to in $peer:5001 127.0.0.1:5002; do
+            t0=$(now)
+            dd if=/dev/zero bs=1M count=32 2>/dev/null | nc ${to%:*} ${to#*:}
+            st=$?
+            echo "NET_BENCH $to $(awk "BEGIN { print $(now) - $t0 }") s status $st"
+        done
+    done
+    ;;
+esac
+"#;
+
+/// The net VMs' initramfs: BusyBox, [`NET_MODULES`], `/net.sh`.
+pub fn net_initramfs(o: &Outputs) -> XResult<PathBuf> {
+    guest::initramfs(&o.paths, &InitramfsSpec { name: "nshyp-net", modules: NET_MODULES, script: None, files: &[("/net.sh", NET_SCRIPT.as_bytes())] })
+}
+
+/// QEMU's user network (slirp) as ns-hyp's uplink, a virtio-net device on
+/// QEMU's virtio-mmio slots, `host_port` on the host's 127.0.0.1 forwarded
+/// to VM 0's (10.0.2.15) `guest_port`.
+pub fn uplink_args(host_port: u16, guest_port: u16) -> Vec<String> {
+    vec!["-netdev".into(), format!("user,id=up,hostfwd=tcp:127.0.0.1:{host_port}-10.0.2.15:{guest_port}"), "-device".into(), "virtio-net-device,netdev=up".into()]
+}
+
+/// A TCP port of 127.0.0.1 free right now (the system picks it).
+pub fn free_local_port() -> XResult<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("a free port on 127.0.0.1: {e}"))?;
+    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+/// Two VMs with the net initramfs, [`NET_VCPUS`] each, on 2 CPUs (no TF-A),
+/// with the uplink when `uplink` = Some((host port, VM 0's port)).
+pub fn net_vms_boot(o: &Outputs, uplink: Option<(u16, u16)>) -> XResult<Boot> {
+    let kernel = guest::kernel_image(&o.paths)?;
+    let initrd = net_initramfs(o)?;
+    let vm = || VmSpec { payload: GuestPayload { kernel: kernel.clone(), initrd: Some(initrd.clone()), cmdline: None }, vcpus: NET_VCPUS, mem_mib: NET_VM_MIB };
+    let Boot::Custom { tfa, mut args } = multi_vm_boot(o, &[vm(), vm()], 2, "")? else { unreachable!() };
+    if let Some((host, guest)) = uplink {
+        args.extend(uplink_args(host, guest));
+    }
+    Ok(Boot::Custom { tfa, args })
+}
+
+/// Each `(wait_for, send)` pair as owned strings.
+fn steps(s: &[(&str, &str)]) -> Vec<(String, String)> {
+    s.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+/// VM 0 at its shell, then Enter in VM 1 (a VM 1 prompt after this point
+/// whether it reached its shell before VM 0 or after), `vm1` typed there
+/// (after bringing its network up), then `vm0` in VM 0 (the same): each
+/// followed by a `VMk_READY` / `VMk_DONE` marker typed with `""` inside, so
+/// only its output matches.
+fn net_start(vm1: &str, vm0: &str) -> Vec<(String, String)> {
+    vec![
+        ("[vm0] / # ".into(), "\x1d1".into()),
+        ("console: input to vm1".into(), "\n".into()),
+        ("[vm1] / # ".into(), format!("sh /net.sh up 1; {vm1}; echo VM1_RE\"\"ADY\n")),
+        ("VM1_READY".into(), "\x1d0".into()),
+        ("console: input to vm0".into(), format!("sh /net.sh up 0; {vm0}; echo VM0_DO\"\"NE\n")),
+    ]
+}
+
+/// The end of both: VM 1 powers off, then VM 0 (the machine with it).
+fn net_end() -> Vec<(String, String)> {
+    steps(&[("[ns-hyp] vm1: SYSTEM_OFF", "\x1d0"), ("console: input to vm0", "poweroff -f\n")])
+}
+
+/// VM 1 listens for the file; VM 0 pings slirp's gateway (info only) and
+/// VM 1, sends the file and starts its server; the host reads that server
+/// through `uplink`; VM 1 waits for the whole file and pings VM 0.
+fn net_input(uplink: std::net::SocketAddr) -> Vec<(String, String)> {
+    let mut i = net_start("sh /net.sh recv 1", "sh /net.sh gateway 0; sh /net.sh ping 0; sh /net.sh send 0; sh /net.sh irqs 0; sh /net.sh serve 0");
+    i.push(("VM0_DONE".into(), crate::qemu::host_tcp_read(uplink)));
+    i.extend(steps(&[
+        ("xtask: host read from", "\x1d1"),
+        ("console: input to vm1", "sh /net.sh received 1; sh /net.sh ping 1; sh /net.sh irqs 1; echo VM1_DO\"\"NE\n"),
+        ("VM1_DONE", "poweroff -f\n"),
+    ]));
+    i.extend(net_end());
+    i
+}
+
+fn net_boot(o: &Outputs) -> XResult<Boot> {
+    let port = free_local_port()?;
+    let boot = net_vms_boot(o, Some((port, UPLINK_GUEST_PORT)))?;
+    Ok(Boot::Scripted { boot: Box::new(boot), input: net_input(std::net::SocketAddr::from(([127, 0, 0, 1], port))) })
+}
+
+fn net_expects() -> Vec<Expect> {
+    let mut e = Vec::new();
+    for k in 0..2 {
+        let vm = format!("[vm{k}] ");
+        let line = |rest: &[&str]| std::iter::once(vm.clone()).chain(rest.iter().map(|s| s.to_string())).collect::<Vec<_>>();
+        e.extend([
+            Expect { what: ["VM 0's init ran on 4 vCPUs", "VM 1's init ran on 4 vCPUs"][k], all_of: line(&[&format!("quadrant-init: up, {NET_VCPUS} cpu(s)")]) },
+            Expect { what: ["VM 0 loaded virtio_net", "VM 1 loaded virtio_net"][k], all_of: line(&["quadrant-init: loaded virtio_net"]) },
+            Expect { what: ["VM 0's eth0 has MAC 52:54:00:51:00:00", "VM 1's eth0 has MAC 52:54:00:51:00:01"][k], all_of: line(&[&format!("NET_MAC{k}=52:54:00:51:00:0{k}")]) },
+            Expect { what: ["VM 0's virtio-net interrupt is INTID 49 (SPI 17)", "VM 1's virtio-net interrupt is INTID 49 (SPI 17)"][k], all_of: line(&[&format!("NET_IRQ{k}="), "GICv3", " 49 ", "virtio"]) },
+            Expect { what: ["VM 0 pinged VM 1: 5 of 5 replies", "VM 1 pinged VM 0: 5 of 5 replies"][k], all_of: line(&[&format!("NET_PING{k}: "), "5 packets transmitted, 5 packets received"]) },
+        ]);
+    }
+    e.extend([
+        expect("ns-hyp drives QEMU's virtio-net device as the switch's uplink", &["[ns-hyp] network uplink: virtio-net at slot "]),
+        expect("VM 0's nc sent the file and exited 0", &["[vm0] NET_SEND_STATUS=0 "]),
+        expect("the host read VM 0's server through the uplink", &["xtask: host read from 127.0.0.1:", &format!(": {UPLINK_TEXT}")]),
+        expect("VM 1's SYSTEM_OFF stopped VM 1 alone", &["[ns-hyp] vm1: SYSTEM_OFF"]),
+        expect("the last VM's SYSTEM_OFF powered the machine off", &["[ns-hyp] guest: SYSTEM_OFF"]),
+    ]);
+    e
+}
+
+/// The interrupt count over all CPUs on VM `vm`'s virtio-net row of
+/// /proc/interrupts after the traffic (`NET_INTS<vm>=` line).
+fn net_interrupts(output: &str, vm: usize) -> Option<u64> {
+    let tag = format!("NET_INTS{vm}=");
+    let line = output.lines().find_map(|l| l.split_once(tag.as_str()).map(|(_, r)| r))?;
+    // "  16:        812        903        640        777  GICv3      49 Edge      virtio0"
+    Some(line.split_whitespace().skip(1).map_while(|w| w.parse::<u64>().ok()).sum())
+}
+
+/// The file VM 1 received hashes as the one VM 0 sent (and is not empty);
+/// each VM took its device's interrupt (ns-hyp injected INTID 49: the driver
+/// did not merely poll); prints the transfer's time and VM 0's ping of
+/// slirp's gateway.
+fn net_extra(output: &str) -> Vec<String> {
+    let mut f = Vec::new();
+    for vm in 0..2 {
+        match net_interrupts(output, vm) {
+            Some(n) if n > 0 => println!("    two_vms_net: VM {vm} took its virtio-net interrupt {n} times"),
+            other => f.push(format!("VM {vm}'s virtio-net interrupt was never taken (count {other:?})")),
+        }
+    }
+    match (tag_hashes(output, "NET_SENT").as_slice(), tag_hashes(output, "NET_RECV").as_slice()) {
+        ([s], [r]) if s == r && *s != EMPTY_SHA256 => {}
+        ([_], [r]) if *r == EMPTY_SHA256 => f.push("VM 1 received an empty file".into()),
+        (s, r) => f.push(format!("VM 0 sent a file hashing {s:?}, VM 1 received one hashing {r:?}")),
+    }
+    if let Some(secs) = output.lines().find_map(|l| l.split("NET_SEND_STATUS=0 in ").nth(1)?.split_whitespace().next()?.parse::<f64>().ok()) {
+        println!("    two_vms_net: 16 MiB from VM 0 to VM 1 in {secs:.2} s ({:.1} MB/s)", NET_FILE_BYTES as f64 / secs.max(0.01) / 1e6);
+    }
+    let gw = output.lines().find(|l| l.contains("NET_GW0: ") && l.contains("packets transmitted"));
+    println!("    two_vms_net: VM 0 pinging slirp's gateway 10.0.2.2: {}", gw.and_then(|l| l.split("NET_GW0: ").nth(1)).unwrap_or("no summary line"));
+    f
+}
+
+/// The vm_to_vm_tcp bench's console script: VM 1 runs the sink, VM 0 the
+/// timed transfers (`NET_BENCH <to> <s> s status <n>` lines).
+pub fn net_bench_input() -> Vec<(String, String)> {
+    let mut i = net_start("sh /net.sh sink 1", "sh /net.sh bench 0");
+    i.extend(steps(&[("VM0_DONE", "\x1d1"), ("console: input to vm1", "poweroff -f\n")]));
+    i.extend(net_end());
+    i
+}
+
+/// The bench's transfer times (s) of the `NET_BENCH` lines that ended with
+/// status 0: (to the other VM, over loopback).
+pub fn net_bench_times(output: &str) -> (Vec<f64>, Vec<f64>) {
+    let (mut vm, mut lo) = (Vec::new(), Vec::new());
+    for l in output.lines() {
+        let Some(rest) = l.split("NET_BENCH ").nth(1) else { continue };
+        if let [to, secs, "s", "status", "0"] = rest.split_whitespace().collect::<Vec<_>>().as_slice()
+            && let Ok(s) = secs.parse::<f64>()
+        {
+            if to.starts_with("127.0.0.1:") { lo.push(s) } else { vm.push(s) }
+        }
+    }
+    (vm, lo)
+}
+
+/// What the bench sends each time: 32 MiB (`dd bs=1M count=32`).
+pub const NET_BENCH_BYTES: u64 = 32 << 20;
+
 /// android_bits (issue B2 item 4): what Android needs of the guest's
 /// machine.  Debian's `binder_linux` loads; binderfs is mounted if the kernel
 /// has it; ci/binder-ping makes one binder transaction round trip between
@@ -1314,6 +1572,56 @@ mod tests {
         let vm1_abort = format!("{good}[ns-hyp] vm1 vCPU 0: data abort at IPA 0x9000000 (pc 1, x): external abort to the guest\n");
         assert_eq!(super::isolation_extra(&vm1_abort).len(), 1);
         assert_eq!(super::isolation_extra("").len(), 5, "four statuses and the hashes missing");
+    }
+
+    #[test]
+    fn net_script_and_markers() {
+        let input = super::net_input(std::net::SocketAddr::from(([127, 0, 0, 1], 40000)));
+        for (wait, _) in &input {
+            assert!(input.iter().all(|(_, send)| !send.contains(wait.as_str())), "{wait:?} is typed");
+        }
+        // The host reads through the uplink once VM 0's server is up, then the script goes on.
+        let host = input.iter().position(|(_, send)| send == &crate::qemu::host_tcp_read(std::net::SocketAddr::from(([127, 0, 0, 1], 40000)))).unwrap();
+        assert!(input[host - 1].1.contains("sh /net.sh serve 0") && input[host + 1].0 == "xtask: host read from");
+        assert!(input.iter().all(|(_, send)| send.is_empty() || send.ends_with('\n') || send.starts_with('\x1d') || send.starts_with('\0')));
+        assert_eq!(input.last().unwrap().1, "poweroff -f\n");
+        let bench = super::net_bench_input();
+        assert!(bench.iter().any(|(_, send)| send.contains("sh /net.sh bench 0")) && bench.iter().any(|(_, send)| send.contains("sh /net.sh sink 1")));
+        let s = super::NET_SCRIPT;
+        assert!(s.contains(&format!("echo {} | nc -l -p {}", super::UPLINK_TEXT, super::UPLINK_GUEST_PORT)));
+        assert!(s.contains(&format!("head -c {} /dev/urandom", super::NET_FILE_BYTES)));
+        assert!(s.contains(&format!("bs=1M count={}", super::NET_BENCH_BYTES >> 20)));
+        for step in ["up", "ping", "irqs", "gateway", "recv", "received", "send", "serve", "sink", "bench"] {
+            assert!(s.contains(&format!("\n{step})\n")), "no step {step}");
+        }
+        assert_eq!(
+            super::uplink_args(5555, 22),
+            ["-netdev", "user,id=up,hostfwd=tcp:127.0.0.1:5555-10.0.2.15:22", "-device", "virtio-net-device,netdev=up"]
+        );
+        assert_eq!(super::NET_MODULES.iter().rev().take(3).collect::<Vec<_>>(), [&"virtio_net", &"net_failover", &"failover"], "dependency order");
+    }
+
+    #[test]
+    fn net_output() {
+        let h = "cd".repeat(32);
+        let good = format!(
+            "[vm0] NET_SENT={h}  /tmp/f\n[vm1] NET_RECV={h}  /tmp/r\n[vm0] NET_SEND_STATUS=0 in 4.2 s\n\
+             [vm0] NET_GW0: 1 packets transmitted, 1 packets received, 0% packet loss\n\
+             [vm0] NET_INTS0=  16:        812        903        640        777  GICv3      49 Edge      virtio0\n\
+             [vm1] NET_INTS1=  16:          0          1          0          0  GICv3      49 Edge      virtio0\n"
+        );
+        assert_eq!(super::net_interrupts(&good, 0), Some(3132));
+        assert!(super::net_extra(&good).is_empty());
+        let none = good.replace("0          1          0", "0          0          0");
+        assert_eq!(super::net_extra(&none), ["VM 1's virtio-net interrupt was never taken (count Some(0))"]);
+        let bad = good.replace(&format!("NET_RECV={h}"), &format!("NET_RECV={}", "ab".repeat(32)));
+        assert_eq!(super::net_extra(&bad).len(), 1);
+        let empty = good.replace(&format!("NET_RECV={h}"), &format!("NET_RECV={}", super::EMPTY_SHA256));
+        assert_eq!(super::net_extra(&empty), ["VM 1 received an empty file"]);
+        assert_eq!(super::net_extra("").len(), 3);
+        let bench = "[vm0] NET_BENCH 10.0.2.16:5001 3.5 s status 0\n[vm0] NET_BENCH 127.0.0.1:5002 0.41 s status 0\n\
+                     [vm0] NET_BENCH 10.0.2.16:5001 0.01 s status 1\n[vm0] NET_BENCH 10.0.2.16:5001 3.1 s status 0\n[vm0] x NET_BENCH\n";
+        assert_eq!(super::net_bench_times(bench), (vec![3.5, 3.1], vec![0.41]));
     }
 
     #[test]
