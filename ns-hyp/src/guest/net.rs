@@ -17,7 +17,7 @@ use crate::vm::net_switch::{Ports, Switch};
 use crate::vm::virtio_net::{Effect, Rx, Tx, VirtioNet, HDR_LEN, MAX_FRAME};
 use core::cell::UnsafeCell;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 
@@ -29,6 +29,11 @@ static NICS: [spin::Mutex<Option<VirtioNet>>; MAX_VMS] = [const { spin::Mutex::n
 static SWITCH: spin::Mutex<Switch> = spin::Mutex::new(Switch::new());
 /// Ports with a device behind them.
 static PORTS: AtomicU32 = AtomicU32::new(0);
+/// Per VM since its device was last reset: frames sent, received, and
+/// dropped for want of a posted receive buffer (logged when it goes off).
+static SENT: [AtomicU64; MAX_VMS] = [const { AtomicU64::new(0) }; MAX_VMS];
+static RECEIVED: [AtomicU64; MAX_VMS] = [const { AtomicU64::new(0) }; MAX_VMS];
+static DROPPED: [AtomicU64; MAX_VMS] = [const { AtomicU64::new(0) }; MAX_VMS];
 
 /// VM k's MAC address: a locally administered one, 52:54:00:51:00:kk.
 pub fn mac_of(k: usize) -> [u8; 6] {
@@ -49,6 +54,10 @@ pub fn reset(k: usize) {
         *n = VirtioNet::new(n.mac());
     }
     SWITCH.lock().forget(k);
+    let (s, r, d) = (SENT[k].swap(0, Ordering::Relaxed), RECEIVED[k].swap(0, Ordering::Relaxed), DROPPED[k].swap(0, Ordering::Relaxed));
+    if s + r + d != 0 {
+        log::info!("vm{}: network: {} frames sent, {} received, {} dropped for want of a receive buffer", k, s, r, d);
+    }
 }
 
 pub fn contains(k: usize, ipa: u64) -> bool {
@@ -82,7 +91,10 @@ pub fn access(k: usize, ipa: u64, size: u8, write: bool, value: u64, me: usize) 
                 let tx = NICS[k].lock().as_mut().map_or(Tx::Idle, |n| n.pop_tx(&mut ram, &mut buf));
                 match tx {
                     Tx::Idle => break,
-                    Tx::Frame(len) => forward(k, &buf[HDR_LEN..HDR_LEN + len], me),
+                    Tx::Frame(len) => {
+                        SENT[k].fetch_add(1, Ordering::Relaxed);
+                        forward(k, &buf[HDR_LEN..HDR_LEN + len], me);
+                    }
                     Tx::Dropped => {}
                 }
             }
@@ -105,6 +117,11 @@ fn forward(from: usize, frame: &[u8], me: usize) {
         }
         let mut ram = VMS[p].ram();
         let rx = NICS[p].lock().as_mut().map_or(Rx::Down, |n| n.receive(&mut ram, frame));
+        match rx {
+            Rx::Delivered(_) => RECEIVED[p].fetch_add(1, Ordering::Relaxed),
+            Rx::NoBuffer => DROPPED[p].fetch_add(1, Ordering::Relaxed),
+            Rx::Down => 0,
+        };
         if rx == Rx::Delivered(true) {
             let kick = vm_of(p).vgic.raise(0, VIRTIO_NET_INTID);
             deliver(kick, p, me);
