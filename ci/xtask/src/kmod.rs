@@ -1,7 +1,10 @@
-//! Our test module for Debian's guest kernel (issue G):
-//! `ci/linux-ffa-probe/quadrant_ffa_probe.c`, a client of Linux's FF-A bus
-//! that makes direct requests and memory shares to our SPs from Linux (at
-//! NS-EL2, or at NS-EL1 under pKVM).
+//! Modules for Debian's guest kernel:
+//! - our test module (issue G), `ci/linux-ffa-probe/quadrant_ffa_probe.c`, a
+//!   client of Linux's FF-A bus that makes direct requests and memory shares
+//!   to our SPs from Linux (at NS-EL2, or at NS-EL1 under pKVM);
+//! - `binder_linux` with binderfs (issue B2 item 4), built from the same
+//!   kernel's Debian source package (`linux-source-X.Y`): Debian builds it
+//!   without CONFIG_ANDROID_BINDERFS, which Android's userspace mounts.
 //!
 //! Built without kbuild: Debian ships the kernel's build tools (fixdep,
 //! modpost) only as arm64 binaries, and the headers' flags assume the gcc 14
@@ -71,6 +74,16 @@ pub fn ffa_probe_module(p: &Paths) -> Result<PathBuf> {
     let src = util::repo_root().join("ci/linux-ffa-probe").join(format!("{NAME}.c"));
     let obj = dir.join(format!("{NAME}.o"));
     let ko = dir.join(format!("{NAME}.ko"));
+    let defines = [format!("-DQUADRANT_SP_UUIDS={}", id_table(&uuids)?)];
+    compile(&hdr, &common, &compat, NAME, NAME, &[], &defines, &["-Wall", "-Werror"], &src, &obj, &dir.join(format!("{NAME}.log")))?;
+    run(Command::new("aarch64-linux-gnu-ld").args(["-r", "--build-id=none", "-T"]).arg(hdr.join("arch/arm64/module.lds")).arg("-o").arg(&ko).arg(&obj))?;
+    Ok(ko)
+}
+
+/// One translation unit of module `modname` against the unpacked headers,
+/// with the kernel's ABI flags (see the top of this file).
+#[allow(clippy::too_many_arguments)]
+fn compile(hdr: &Path, common: &Path, compat: &Path, modname: &str, basename: &str, includes: &[&Path], defines: &[String], warnings: &[&str], src: &Path, obj: &Path, log: &Path) -> Result {
     let cc = "aarch64-linux-gnu-gcc";
     let gcc_include = util::output(Command::new(cc).arg("-print-file-name=include"))?.trim().to_owned();
     let i = |base: &Path, rel: &str| format!("-I{}", base.join(rel).display());
@@ -87,15 +100,16 @@ pub fn ffa_probe_module(p: &Paths) -> Result<PathBuf> {
             i(&common, "include/uapi"),
             i(&hdr, "include/generated/uapi"),
         ])
-        .args(inc(&common, "include/linux/compiler-version.h"))
-        .args(inc(&common, "include/linux/kconfig.h"))
+        .args(includes.iter().map(|d| format!("-I{}", d.display())))
+        .args(inc(common, "include/linux/compiler-version.h"))
+        .args(inc(common, "include/linux/kconfig.h"))
         .args(["-include".to_owned(), compat.display().to_string()])
-        .args(inc(&common, "include/linux/compiler_types.h"))
+        .args(inc(common, "include/linux/compiler_types.h"))
         .args(["-D__KERNEL__", "-DMODULE"])
-        .arg(format!("-DKBUILD_MODNAME=\"{NAME}\""))
-        .arg(format!("-DKBUILD_BASENAME=\"{NAME}\""))
-        .arg(format!("-D__KBUILD_MODNAME=kmod_{NAME}"))
-        .arg(format!("-DQUADRANT_SP_UUIDS={}", id_table(&uuids)?))
+        .arg(format!("-DKBUILD_MODNAME=\"{modname}\""))
+        .arg(format!("-DKBUILD_BASENAME=\"{basename}\""))
+        .arg(format!("-D__KBUILD_MODNAME=kmod_{modname}"))
+        .args(defines)
         // The kernel's C dialect (anonymous struct members need -fms-extensions).
         .args(["-std=gnu11", "-fms-extensions", "-O2", "-fno-strict-aliasing", "-fno-common", "-fshort-wchar", "-fno-PIE"])
         .args(["-fno-delete-null-pointer-checks", "-fno-strict-overflow", "-fno-stack-check", "-fconserve-stack", "-ftrivial-auto-var-init=zero"])
@@ -104,14 +118,57 @@ pub fn ffa_probe_module(p: &Paths) -> Result<PathBuf> {
         // no unwind tables; no stack protector (the kernel's per-task canary
         // offset is not in the headers' flags).
         .args(["-mgeneral-regs-only", "-ffixed-x18", "-mbranch-protection=pac-ret+bti", "-fno-asynchronous-unwind-tables", "-fno-unwind-tables", "-fno-stack-protector"])
-        .args(["-Wall", "-Werror", "-Wno-unused-parameter", "-Wno-microsoft-anon-tag", "-Wno-missing-declarations"])
+        .args(warnings)
+        .args(["-Wno-unused-parameter", "-Wno-microsoft-anon-tag", "-Wno-missing-declarations"])
         .arg("-c")
-        .arg(&src)
+        .arg(src)
         .arg("-o")
-        .arg(&obj);
-    let log = dir.join(format!("{NAME}.log"));
-    util::run_logged(&mut cmd, &log)?;
-    run(Command::new("aarch64-linux-gnu-ld").args(["-r", "--build-id=none", "-T"]).arg(hdr.join("arch/arm64/module.lds")).arg("-o").arg(&ko).arg(&obj))?;
+        .arg(obj);
+    util::run_logged(&mut cmd, log)
+}
+
+/// The binder driver's files in Debian's kernel source (drivers/android's
+/// Makefile: `binder_linux-y` plus `binderfs.o` with CONFIG_ANDROID_BINDERFS).
+const BINDER_UNITS: [&str; 4] = ["binder", "binder_alloc", "binder_netlink", "binderfs"];
+
+/// What kbuild's modpost would generate for binder_linux (its .mod.c): the
+/// version magic and the module record.  binder has no exit function: it
+/// cannot be unloaded, as in-tree.
+const BINDER_MOD_C: &str = "/* xtask kmod.rs: binder_linux's module record (modpost's .mod.c). */\n\
+#include <linux/module.h>\n\
+#define INCLUDE_VERMAGIC\n\
+#include <linux/vermagic.h>\n\
+MODULE_INFO(vermagic, VERMAGIC_STRING);\n\
+MODULE_INFO(name, KBUILD_MODNAME);\n\
+extern int init_module(void);\n\
+__visible struct module __this_module __section(\".gnu.linkonce.this_module\") = {\n\
+\t.name = KBUILD_MODNAME,\n\
+\t.init = init_module,\n\
+\t.arch = MODULE_ARCH_INIT,\n\
+};\n";
+
+/// Builds `target/quadrant/kmod/binder_linux.ko`: the guest kernel's own
+/// binder driver with binderfs, from its Debian source package.
+pub fn binder_module(p: &Paths) -> Result<PathBuf> {
+    let (hdr, common) = header_dirs(p)?;
+    let android = crate::setup::binder_source(p)?;
+    let dir = util::out_dir().join("kmod/binder_linux");
+    util::mkdirs(&dir)?;
+    let compat = dir.join("compat.h");
+    // Kconfig as Debian's, plus the one option it leaves off.
+    util::write_atomic(&compat, format!("{GCC12_COMPAT}#define CONFIG_ANDROID_BINDERFS 1\n").as_bytes())?;
+    let modc = dir.join("binder_linux.mod.c");
+    util::write_atomic(&modc, BINDER_MOD_C.as_bytes())?;
+    let mut objs = Vec::new();
+    for unit in BINDER_UNITS.iter().map(|u| (android.join(format!("{u}.c")), *u)).chain([(modc.clone(), "binder_linux.mod")]) {
+        let (src, name) = unit;
+        let obj = dir.join(format!("{name}.o"));
+        // -I drivers/android: its trace events include themselves by path.
+        compile(&hdr, &common, &compat, "binder_linux", name, &[&android], &[], &[], &src, &obj, &dir.join(format!("{name}.log")))?;
+        objs.push(obj);
+    }
+    let ko = dir.join("binder_linux.ko");
+    run(Command::new("aarch64-linux-gnu-ld").args(["-r", "--build-id=none", "-T"]).arg(hdr.join("arch/arm64/module.lds")).arg("-o").arg(&ko).args(&objs))?;
     Ok(ko)
 }
 

@@ -732,3 +732,51 @@ mod tests {
         assert!(APT_PREFERENCES.contains("Pin: release n=trixie\nPin-Priority: -1"));
     }
 }
+
+/// The binder driver's sources (drivers/android) of the guest kernel's own
+/// Debian source package, `linux-source-<X.Y>` at the kernel's version,
+/// fetched with `apt-get download` once (167 MB; only drivers/android is
+/// kept).  For `kmod::binder_module`, on first use; `source.txt` records
+/// the package.
+pub fn binder_source(p: &Paths) -> Result<PathBuf> {
+    let dir = p.guest.join("binder-src");
+    let marker = dir.join("source.txt");
+    let find = || -> Option<PathBuf> {
+        let tree = std::fs::read_dir(&dir).ok()?.flatten().map(|e| e.path()).find(|d| d.join("drivers/android/binder.c").exists())?;
+        Some(tree.join("drivers/android"))
+    };
+    if marker.exists()
+        && let Some(android) = find()
+    {
+        return Ok(android);
+    }
+    let debs = p.guest.join("debs");
+    let kernel = find_deb(&debs, "linux-binary-unsigned-")?;
+    let version = output(Command::new("dpkg-deb").args(["-f", kernel.to_str().unwrap(), "Version"]))?.trim().to_owned();
+    // The upstream version's X.Y names the package: 7.3.4-1~bpo13+1 → linux-source-7.3.
+    let xy: Vec<&str> = version.split(['.', '-']).take(2).collect();
+    let pkg = format!("linux-source-{}={version}", xy.join("."));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dl = dir.join("dl");
+    util::mkdirs(&dl)?;
+    util::step(&format!("binder sources: apt-get download {pkg} (drivers/android only is kept)"), || {
+        let download = || run(Command::new("apt-get").current_dir(&dl).args(["download", "-q", &pkg]));
+        if download().is_err() {
+            apt_update()?;
+            download()?;
+        }
+        let deb = find_deb(&dl, "linux-source-")?;
+        let x = dl.join("x");
+        run(Command::new("dpkg-deb").args(["-x", deb.to_str().unwrap(), x.to_str().unwrap()]))?;
+        let tarball = std::fs::read_dir(x.join("usr/src"))
+            .map_err(|e| format!("{}: {e}", x.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .find(|t| t.to_string_lossy().ends_with(".tar.xz"))
+            .ok_or("no linux-source tarball in the package")?;
+        run(Command::new("tar").args(["-xJf", tarball.to_str().unwrap(), "-C", dir.to_str().unwrap(), "--wildcards", "*/drivers/android/*"]))?;
+        let _ = std::fs::remove_dir_all(&dl);
+        util::write_atomic(&marker, format!("{pkg}\n").as_bytes())
+    })?;
+    find().ok_or_else(|| format!("no drivers/android/binder.c under {}", dir.display()))
+}
