@@ -174,7 +174,7 @@ pub fn init_uplink() {
             // SAFETY: the slots are mapped as Device memory at EL2; magic and
             // DeviceID are read-only registers with no side effects.
             let (magic, id) = unsafe { (core::ptr::read_volatile(base as *const u32), core::ptr::read_volatile((base + 8) as *const u32)) };
-            if magic != crate::vm::virtio_blk::MAGIC || id != crate::vm::virtio_net::DEVICE_ID_NET {
+            if magic != crate::vm::virtio_mmio::MAGIC || id != crate::vm::virtio_net::DEVICE_ID_NET {
                 continue;
             }
             // SAFETY: a virtio-mmio register block, mapped for ns-hyp's lifetime and used only here.

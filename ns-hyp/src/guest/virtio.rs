@@ -155,7 +155,7 @@ fn next_backend(slot: &mut usize) -> Option<spin::Mutex<Device>> {
         // SAFETY: the slots are mapped as Device memory at EL2; magic and
         // DeviceID are read-only registers with no side effects.
         let (magic, id) = unsafe { (core::ptr::read_volatile(base as *const u32), core::ptr::read_volatile((base + 8) as *const u32)) };
-        if magic != crate::vm::virtio_blk::MAGIC || id != crate::vm::virtio_blk::DEVICE_ID_BLOCK {
+        if magic != crate::vm::virtio_mmio::MAGIC || id != crate::vm::virtio_blk::DEVICE_ID_BLOCK {
             continue;
         }
         // SAFETY: a virtio-mmio register block of 0x200 bytes, mapped for ns-hyp's lifetime and used only here.

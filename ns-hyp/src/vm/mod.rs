@@ -26,6 +26,7 @@ pub mod timer;
 pub mod vgic;
 pub mod net_switch;
 pub mod virtio_blk;
+pub mod virtio_mmio;
 pub mod virtio_net;
 pub mod virtio_pci;
 

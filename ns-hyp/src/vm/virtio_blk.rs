@@ -30,15 +30,12 @@ pub trait Disk {
     fn flush(&mut self) -> bool;
 }
 
-pub const MAGIC: u32 = 0x7472_6976; // "virt"
-pub const VERSION: u32 = 2;
+use super::virtio_mmio::{Transport, Write, F_VERSION_1, INT_VRING};
 pub const DEVICE_ID_BLOCK: u32 = 2;
-pub const VENDOR_ID: u32 = 0x5141_5544; // "QUAD"
 pub const QUEUE_SIZE: u16 = 128;
 pub const SECTOR: usize = 512;
 
 /// Feature bits offered (§6 VIRTIO_F_VERSION_1; §5.2.3 VIRTIO_BLK_F_FLUSH).
-const F_VERSION_1: u64 = 1 << 32;
 const F_BLK_FLUSH: u64 = 1 << 9;
 const FEATURES: u64 = F_VERSION_1 | F_BLK_FLUSH;
 /// §6 VIRTIO_F_ACCESS_PLATFORM: the device sees memory through the
@@ -48,11 +45,6 @@ const FEATURES: u64 = F_VERSION_1 | F_BLK_FLUSH;
 /// read; with it Linux allocates them decrypted and bounces data through
 /// swiotlb, at unprotected IPAs (`crate::realm::linux::RealmShared`).
 const F_ACCESS_PLATFORM: u64 = 1 << 33;
-
-/// Device status bits (§2.1).
-const STATUS_DRIVER_OK: u32 = 4;
-const STATUS_FEATURES_OK: u32 = 8;
-const STATUS_NEEDS_RESET: u32 = 64;
 
 /// Descriptor flags (§2.7.5).
 const DESC_F_NEXT: u16 = 1;
@@ -68,25 +60,10 @@ const S_OK: u8 = 0;
 const S_IOERR: u8 = 1;
 const S_UNSUPP: u8 = 2;
 
-/// Interrupt status bit: used buffer notification (§4.2.2).
-const INT_VRING: u32 = 1;
-
 /// The device's state (one queue).
 #[derive(Debug, Default)]
 pub struct VirtioBlk {
-    pub status: u32,
-    device_features_sel: u32,
-    driver_features_sel: u32,
-    driver_features: u64,
-    queue_sel: u32,
-    queue_num: u16,
-    queue_ready: bool,
-    desc: u64,
-    avail: u64,
-    used: u64,
-    /// Next avail ring index the device will read.
-    last_avail: u16,
-    pub interrupt_status: u32,
+    pub t: Transport<1>,
     /// Offer VIRTIO_F_ACCESS_PLATFORM (kept across a device reset).
     access_platform: bool,
 }
@@ -135,76 +112,23 @@ impl VirtioBlk {
             }
             return v;
         }
-        let q = self.queue_sel == 0;
-        (match off {
-            0x000 => MAGIC,
-            0x004 => VERSION,
-            0x008 => DEVICE_ID_BLOCK,
-            0x00c => VENDOR_ID,
-            0x010 => match self.device_features_sel {
-                0 => self.features() as u32,
-                1 => (self.features() >> 32) as u32,
-                _ => 0,
-            },
-            0x034 => if q { QUEUE_SIZE as u32 } else { 0 },
-            0x044 => (q && self.queue_ready) as u32,
-            0x060 => self.interrupt_status,
-            0x070 => self.status,
-            0x0fc => 0, // ConfigGeneration: the config never changes
-            _ => 0,
-        }) as u64
+        self.t.read(off, DEVICE_ID_BLOCK, self.features(), QUEUE_SIZE) as u64
     }
 
     pub fn write(&mut self, off: u64, val: u32) -> Effect {
-        let q = self.queue_sel == 0;
-        // Queue registers are only writable while the queue is not ready (§4.2.2.2).
-        let qw = q && !self.queue_ready;
-        match off {
-            0x014 => self.device_features_sel = val,
-            0x020 => match self.driver_features_sel {
-                0 => lo(&mut self.driver_features, val),
-                1 => hi(&mut self.driver_features, val),
-                _ => {}
-            },
-            0x024 => self.driver_features_sel = val,
-            0x030 => self.queue_sel = val,
-            0x038 if qw => self.queue_num = val.min(QUEUE_SIZE as u32) as u16,
-            0x044 if q => {
-                self.queue_ready = val & 1 != 0;
-                if self.queue_ready {
-                    self.last_avail = 0;
-                }
+        match self.t.write(off, val, self.features(), QUEUE_SIZE) {
+            Write::None => Effect::None,
+            Write::Notify(_) => Effect::Notify,
+            Write::Line => Effect::Line,
+            Write::Reset => {
+                *self = Self { access_platform: self.access_platform, ..Self::default() };
+                Effect::Line
             }
-            0x050 => return if val == 0 && self.running() { Effect::Notify } else { Effect::None },
-            0x064 => {
-                self.interrupt_status &= !val;
-                return Effect::Line;
-            }
-            0x070 => {
-                if val == 0 {
-                    *self = Self { access_platform: self.access_platform, ..Self::default() };
-                    return Effect::Line;
-                }
-                let mut s = val;
-                // FEATURES_OK only for a subset of what we offer that includes VERSION_1 (§3.1.1).
-                if s & STATUS_FEATURES_OK != 0 && (self.driver_features & !self.features() != 0 || self.driver_features & F_VERSION_1 == 0) {
-                    s &= !STATUS_FEATURES_OK;
-                }
-                self.status = s;
-            }
-            0x080 if qw => lo(&mut self.desc, val),
-            0x084 if qw => hi(&mut self.desc, val),
-            0x090 if qw => lo(&mut self.avail, val),
-            0x094 if qw => hi(&mut self.avail, val),
-            0x0a0 if qw => lo(&mut self.used, val),
-            0x0a4 if qw => hi(&mut self.used, val),
-            _ => {}
         }
-        Effect::None
     }
 
     fn running(&self) -> bool {
-        self.status & STATUS_DRIVER_OK != 0 && self.status & STATUS_NEEDS_RESET == 0 && self.queue_ready && self.queue_num.is_power_of_two()
+        self.t.running(0)
     }
 
     /// Processes every request the driver made available.  Returns whether a
@@ -213,48 +137,48 @@ impl VirtioBlk {
         if !self.running() {
             return false;
         }
-        let n = self.queue_num;
+        let super::virtio_mmio::Queue { num: n, avail, used, .. } = self.t.queues[0];
         // Ring addresses are the driver's: an offset that overflows is a broken
         // queue, never a wrapped access (found by `nshyp_virtio`, issue J).
-        let Some(avail_idx) = at(self.avail, 2).and_then(|a| read_u16(mem, a)) else { return self.broken() };
+        let Some(avail_idx) = at(avail, 2).and_then(|a| read_u16(mem, a)) else { return self.broken() };
         let mut done = 0;
-        while self.last_avail != avail_idx {
+        while self.t.queues[0].last_avail != avail_idx {
             // A driver cannot have more than `n` requests outstanding.
             if done >= n {
                 return self.broken();
             }
-            let slot = (self.last_avail % n) as u64;
-            let Some(head) = at(self.avail, 4 + 2 * slot).and_then(|a| read_u16(mem, a)) else { return self.broken() };
+            let slot = (self.t.queues[0].last_avail % n) as u64;
+            let Some(head) = at(avail, 4 + 2 * slot).and_then(|a| read_u16(mem, a)) else { return self.broken() };
             let Some(len) = self.request(mem, disk, head) else { return self.broken() };
-            let Some(used_idx_at) = at(self.used, 2) else { return self.broken() };
+            let Some(used_idx_at) = at(used, 2) else { return self.broken() };
             let Some(used_idx) = read_u16(mem, used_idx_at) else { return self.broken() };
-            let Some(elem) = at(self.used, 4 + 8 * (used_idx % n) as u64) else { return self.broken() };
+            let Some(elem) = at(used, 4 + 8 * (used_idx % n) as u64) else { return self.broken() };
             let mut e = [0u8; 8];
             e[..4].copy_from_slice(&(head as u32).to_le_bytes());
             e[4..].copy_from_slice(&len.to_le_bytes());
             if !mem.write(elem, &e) || !mem.write(used_idx_at, &used_idx.wrapping_add(1).to_le_bytes()) {
                 return self.broken();
             }
-            self.last_avail = self.last_avail.wrapping_add(1);
+            let q = &mut self.t.queues[0];
+            q.last_avail = q.last_avail.wrapping_add(1);
             done += 1;
         }
         if done > 0 {
-            self.interrupt_status |= INT_VRING;
+            self.t.interrupt_status |= INT_VRING;
         }
-        self.interrupt_status != 0
+        self.t.interrupt_status != 0
     }
 
     /// The driver broke the queue's rules: DEVICE_NEEDS_RESET (§2.1.1), no more processing.
     fn broken(&mut self) -> bool {
-        self.status |= STATUS_NEEDS_RESET;
-        self.interrupt_status |= 2; // configuration change notification
+        self.t.broken();
         true
     }
 
     /// One request from descriptor `head`.  Returns the bytes written into
     /// the driver's buffers, or None if the chain itself is unusable.
     fn request(&self, mem: &mut dyn GuestMemory, disk: &mut dyn Disk, head: u16) -> Option<u32> {
-        let n = self.queue_num;
+        let super::virtio_mmio::Queue { num: n, desc, .. } = self.t.queues[0];
         let mut chain = [(0u64, 0u32, false); QUEUE_SIZE as usize];
         let mut len = 0;
         let mut i = head;
@@ -263,7 +187,7 @@ impl VirtioBlk {
                 return None; // out of range, or a loop
             }
             let mut d = [0u8; 16];
-            if !mem.read(at(self.desc, 16 * i as u64)?, &mut d) {
+            if !mem.read(at(desc, 16 * i as u64)?, &mut d) {
                 return None;
             }
             let addr = u64::from_le_bytes(d[0..8].try_into().unwrap());

@@ -13,7 +13,10 @@
 //! indirect descriptors, chains too long for one frame) drops the frame or,
 //! when the ring itself cannot be used, sets DEVICE_NEEDS_RESET — never a panic.
 
-use super::virtio_blk::{at, hi, lo, read_u16, GuestMemory, MAGIC, VENDOR_ID, VERSION};
+use super::virtio_blk::{at, read_u16, GuestMemory};
+use super::virtio_mmio::{Queue, Transport, Write, F_VERSION_1, INT_VRING};
+#[cfg(test)]
+use super::virtio_mmio::{INT_CONFIG, MAGIC, STATUS_NEEDS_RESET};
 
 pub const DEVICE_ID_NET: u32 = 1;
 /// Queue 0 receives, queue 1 transmits (§5.1.2).
@@ -28,12 +31,7 @@ pub const MAX_FRAME: usize = 1518;
 const MAX_CHAIN: usize = 32;
 
 const F_MAC: u64 = 1 << 5;
-const F_VERSION_1: u64 = 1 << 32;
 const FEATURES: u64 = F_VERSION_1 | F_MAC;
-
-const STATUS_DRIVER_OK: u32 = 4;
-const STATUS_FEATURES_OK: u32 = 8;
-const STATUS_NEEDS_RESET: u32 = 64;
 
 const DESC_F_NEXT: u16 = 1;
 const DESC_F_WRITE: u16 = 2;
@@ -41,28 +39,10 @@ const DESC_F_INDIRECT: u16 = 4;
 /// §2.7.7: the driver asks for no used-buffer notification on this queue.
 const AVAIL_F_NO_INTERRUPT: u16 = 1;
 
-const INT_VRING: u32 = 1;
-const INT_CONFIG: u32 = 2;
-
-#[derive(Clone, Copy, Debug, Default)]
-struct Queue {
-    num: u16,
-    ready: bool,
-    desc: u64,
-    avail: u64,
-    used: u64,
-    last_avail: u16,
-}
-
 #[derive(Debug, Default)]
 pub struct VirtioNet {
-    pub status: u32,
-    device_features_sel: u32,
-    driver_features_sel: u32,
-    driver_features: u64,
-    queue_sel: u32,
-    queues: [Queue; 2],
-    pub interrupt_status: u32,
+    t: Transport<2>,
+    /// Kept across a device reset.
     mac: [u8; 6],
 }
 
@@ -120,81 +100,24 @@ impl VirtioNet {
             }
             return v;
         }
-        let q = self.queues.get(self.queue_sel as usize);
-        (match off {
-            0x000 => MAGIC,
-            0x004 => VERSION,
-            0x008 => DEVICE_ID_NET,
-            0x00c => VENDOR_ID,
-            0x010 => match self.device_features_sel {
-                0 => FEATURES as u32,
-                1 => (FEATURES >> 32) as u32,
-                _ => 0,
-            },
-            0x034 => if q.is_some() { QUEUE_SIZE as u32 } else { 0 },
-            0x044 => q.is_some_and(|q| q.ready) as u32,
-            0x060 => self.interrupt_status,
-            0x070 => self.status,
-            0x0fc => 0,
-            _ => 0,
-        }) as u64
+        self.t.read(off, DEVICE_ID_NET, FEATURES, QUEUE_SIZE) as u64
     }
 
     pub fn write(&mut self, off: u64, val: u32) -> Effect {
-        let sel = self.queue_sel as usize;
-        // Queue registers are only writable while that queue is not ready (§4.2.2.2).
-        let qw = self.queues.get(sel).is_some_and(|q| !q.ready);
-        match off {
-            0x014 => self.device_features_sel = val,
-            0x020 => match self.driver_features_sel {
-                0 => lo(&mut self.driver_features, val),
-                1 => hi(&mut self.driver_features, val),
-                _ => {}
-            },
-            0x024 => self.driver_features_sel = val,
-            0x030 => self.queue_sel = val,
-            0x038 if qw => self.queues[sel].num = val.min(QUEUE_SIZE as u32) as u16,
-            0x044 if sel < 2 => {
-                let q = &mut self.queues[sel];
-                q.ready = val & 1 != 0;
-                if q.ready {
-                    q.last_avail = 0;
-                }
+        match self.t.write(off, val, FEATURES, QUEUE_SIZE) {
+            Write::None => Effect::None,
+            Write::Notify(q) => Effect::Notify(q),
+            Write::Line => Effect::Line,
+            Write::Reset => {
+                *self = Self::new(self.mac);
+                Effect::Line
             }
-            0x050 => {
-                let n = val as usize;
-                return if n < 2 && self.running(n) { Effect::Notify(n) } else { Effect::None };
-            }
-            0x064 => {
-                self.interrupt_status &= !val;
-                return Effect::Line;
-            }
-            0x070 => {
-                if val == 0 {
-                    *self = Self::new(self.mac);
-                    return Effect::Line;
-                }
-                let mut s = val;
-                if s & STATUS_FEATURES_OK != 0 && (self.driver_features & !FEATURES != 0 || self.driver_features & F_VERSION_1 == 0) {
-                    s &= !STATUS_FEATURES_OK;
-                }
-                self.status = s;
-            }
-            0x080 if qw => lo(&mut self.queues[sel].desc, val),
-            0x084 if qw => hi(&mut self.queues[sel].desc, val),
-            0x090 if qw => lo(&mut self.queues[sel].avail, val),
-            0x094 if qw => hi(&mut self.queues[sel].avail, val),
-            0x0a0 if qw => lo(&mut self.queues[sel].used, val),
-            0x0a4 if qw => hi(&mut self.queues[sel].used, val),
-            _ => {}
         }
-        Effect::None
     }
 
-    /// The driver runs queue `q`: DRIVER_OK, not broken, the queue ready with a usable size.
+    /// The driver runs queue `q` (`Transport::running`).
     pub fn running(&self, q: usize) -> bool {
-        let q = &self.queues[q];
-        self.status & STATUS_DRIVER_OK != 0 && self.status & STATUS_NEEDS_RESET == 0 && q.ready && q.num.is_power_of_two()
+        self.t.running(q)
     }
 
     /// Takes the next frame the driver made available on the transmit queue
@@ -287,16 +210,16 @@ impl VirtioNet {
 
     /// §2.7.7.1: a used-buffer notification unless the driver suppressed it.
     fn notify_used(&mut self, q: usize, mem: &mut dyn GuestMemory) -> bool {
-        let flags = read_u16(mem, self.queues[q].avail).unwrap_or(0);
+        let flags = read_u16(mem, self.t.queues[q].avail).unwrap_or(0);
         if flags & AVAIL_F_NO_INTERRUPT == 0 {
-            self.interrupt_status |= INT_VRING;
+            self.t.interrupt_status |= INT_VRING;
         }
-        self.interrupt_status != 0
+        self.t.interrupt_status != 0
     }
 
     /// The next head the driver made available on queue `q`.
     fn pop(&mut self, q: usize, mem: &mut dyn GuestMemory) -> Result<Option<u16>, ()> {
-        let Queue { num, avail, last_avail, .. } = self.queues[q];
+        let Queue { num, avail, last_avail, .. } = self.t.queues[q];
         let idx = at(avail, 2).and_then(|a| read_u16(mem, a)).ok_or(())?;
         if idx == last_avail {
             return Ok(None);
@@ -306,14 +229,14 @@ impl VirtioNet {
             return Err(());
         }
         let head = at(avail, 4 + 2 * (last_avail % num) as u64).and_then(|a| read_u16(mem, a)).ok_or(())?;
-        self.queues[q].last_avail = last_avail.wrapping_add(1);
+        self.t.queues[q].last_avail = last_avail.wrapping_add(1);
         Ok(Some(head))
     }
 
     /// The chain from `head`.  Err: the descriptor table is unusable;
     /// Ok(None): this chain is (a loop, indirect, too long).
     fn chain(&self, q: usize, mem: &dyn GuestMemory, head: u16) -> Result<Option<Chain>, ()> {
-        let Queue { num, desc, .. } = self.queues[q];
+        let Queue { num, desc, .. } = self.t.queues[q];
         let mut c = [(0u64, 0u32, false); MAX_CHAIN];
         let mut n = 0;
         let mut i = head;
@@ -345,7 +268,7 @@ impl VirtioNet {
     }
 
     fn push_used(&mut self, q: usize, mem: &mut dyn GuestMemory, head: u16, len: u32) -> bool {
-        let Queue { num, used, .. } = self.queues[q];
+        let Queue { num, used, .. } = self.t.queues[q];
         let Some(idx_at) = at(used, 2) else { return false };
         let Some(idx) = read_u16(mem, idx_at) else { return false };
         let Some(elem) = at(used, 4 + 8 * (idx % num) as u64) else { return false };
@@ -357,8 +280,7 @@ impl VirtioNet {
 
     /// The driver broke the rules of a ring: DEVICE_NEEDS_RESET (§2.1.1).
     fn broken(&mut self) -> Tx {
-        self.status |= STATUS_NEEDS_RESET;
-        self.interrupt_status |= INT_CONFIG;
+        self.t.broken();
         Tx::Dropped
     }
 }

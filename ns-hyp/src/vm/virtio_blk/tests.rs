@@ -1,5 +1,6 @@
 use super::fakes::{DirectMem, Mem, RamDisk};
 use super::*;
+use crate::vm::virtio_mmio::{MAGIC, STATUS_NEEDS_RESET};
 
 use super::fakes::BASE;
 const DESC: u64 = BASE + 0x1000;
@@ -247,7 +248,7 @@ fn queue_registers_are_locked_while_ready_and_notify_needs_driver_ok() {
     let (mut d, _, _) = setup();
     d.write(0x038, 2);
     d.write(0x080, 0);
-    assert_eq!((d.queue_num, d.desc), (8, DESC));
+    assert_eq!((d.t.queues[0].num, d.t.queues[0].desc), (8, DESC));
     let mut fresh = VirtioBlk::new();
     assert_eq!(fresh.write(0x050, 0), Effect::None);
     d.write(0x030, 1);
