@@ -1,6 +1,7 @@
 //! Target-only half of the SPMC: entry points, the EL2 MMU, Stage-2 for SPs,
 //! running an SP's execution context at S-EL1, and the main loop with the SPMD.
 
+mod mem;
 mod platform;
 mod recover;
 
@@ -350,7 +351,9 @@ static NS_FP: PerCpuFp = PerCpuFp([const { core::cell::UnsafeCell::new(NsFpState
 /// Normal world's FP/SIMD state is restored just before and saved just after.
 fn smc_to_spmd(cpu: usize, answer: &Regs) -> Regs {
     let fp = NS_FP.0[cpu.min(shared::percpu::MAX_CPUS - 1)].get();
-    let mut r = *answer;
+    // The answer goes to x0..x17 straight from `answer` and the request
+    // comes back in `r`: no copy of the block on the way (issue P item 3).
+    let mut r: Regs = [0; 18];
     // SAFETY: `fp` is this CPU's save area; x0..x17 follow SMCCC v1.2; every
     // SIMD register is declared clobbered, x18..x30 are preserved by EL3.
     unsafe {
@@ -374,11 +377,11 @@ fn smc_to_spmd(cpu: usize, answer: &Regs) -> Regs {
             "mrs x22, fpcr", "str x22, [x21, #520]",
             in("x21") fp,
             out("x22") _,
-            inout("x0") r[0], inout("x1") r[1], inout("x2") r[2], inout("x3") r[3],
-            inout("x4") r[4], inout("x5") r[5], inout("x6") r[6], inout("x7") r[7],
-            inout("x8") r[8], inout("x9") r[9], inout("x10") r[10], inout("x11") r[11],
-            inout("x12") r[12], inout("x13") r[13], inout("x14") r[14], inout("x15") r[15],
-            inout("x16") r[16], inout("x17") r[17],
+            inout("x0") answer[0] => r[0], inout("x1") answer[1] => r[1], inout("x2") answer[2] => r[2], inout("x3") answer[3] => r[3],
+            inout("x4") answer[4] => r[4], inout("x5") answer[5] => r[5], inout("x6") answer[6] => r[6], inout("x7") answer[7] => r[7],
+            inout("x8") answer[8] => r[8], inout("x9") answer[9] => r[9], inout("x10") answer[10] => r[10], inout("x11") answer[11] => r[11],
+            inout("x12") answer[12] => r[12], inout("x13") answer[13] => r[13], inout("x14") answer[14] => r[14], inout("x15") answer[15] => r[15],
+            inout("x16") answer[16] => r[16], inout("x17") answer[17] => r[17],
             out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v5") _,
             out("v6") _, out("v7") _, out("v8") _, out("v9") _, out("v10") _, out("v11") _,
             out("v12") _, out("v13") _, out("v14") _, out("v15") _, out("v16") _, out("v17") _,
