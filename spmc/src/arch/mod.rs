@@ -101,7 +101,8 @@ extern "C" fn quadrant_main(x0: u64, cold: u64, _x2: u64, _x3: u64, x4: u64, cpu
         secondary_boot(cpu, x4);
         if let (Some(s), Some(p)) = (SPMC.get(), PLATFORM.get()) {
             spmc::gic::configure(s.partitions().map(|p| &p.manifest), cpu as usize, false, &mut platform::HwGic);
-            s.init_secondary(cpu as usize, &mut HwPe(p));
+            // The Normal world's EL1 state goes back when the HwPe is dropped.
+            s.init_secondary(cpu as usize, &mut HwPe::new(p));
         }
         main_loop(cpu as usize, msg_wait())
     }
@@ -197,13 +198,14 @@ fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
     let n = spmc::gic::configure(spmc.partitions().map(|p| &p.manifest), cpu, true, &mut platform::HwGic);
     log::info!("{} Secure interrupt(s) configured (Group 1 Secure)", n);
     let s = SPMC.call_once(|| spmc);
-    let mut p = HwPe(plat);
+    let mut p = HwPe::new(plat);
     for i in s.boot_sequence().into_iter().flatten() {
         let ctx = s.partition(i).map_or(0, |p| p.ctx_for(cpu));
         if let Err(e) = s.init_partition(i, ctx, cpu, &mut p) {
             log::error!("SP {:#06x}: {}", s.partition(i).map_or(0, |p| p.manifest.id), e);
         }
     }
+    p.restore_ns_el1();
     // `cargo xtask bench` reads this line (boot with signature checks ÷ without).
     let end = shared::arch::timer::cntpct();
     log::info!(
@@ -404,16 +406,22 @@ fn main_loop(cpu: usize, mut answer: Regs) -> ! {
             answer = spmc::ffa::error(FfaError::NotSupported);
         }
     };
-    let mut pe = HwPe(p);
+    let mut pe = HwPe::new(p);
+    shared::split::leave();
+    let mut req = smc_to_spmd(cpu, &answer);
     loop {
-        shared::split::leave();
-        let req = smc_to_spmd(cpu, &answer);
         shared::split::enter();
         if shared::split::ENABLED && req[0] == fid::FFA_FEATURES as u64 && req[1] == shared::split::FFA_MARKER {
             let (calls, own, inner) = shared::split::take();
             log::info!("split spmc calls {} own {} inner {}", calls, own, inner);
         }
-        answer = s.handle_ns(&req, cpu, &mut pe);
+        // A fresh block each time round: the handler writes its answer in
+        // place, where assigning to one `answer` kept across iterations cost
+        // a 144-byte copy per call (issue P item 3).
+        let answer = s.handle_ns(&req, cpu, &mut pe);
+        pe.restore_ns_el1();
+        shared::split::leave();
+        req = smc_to_spmd(cpu, &answer);
     }
 }
 

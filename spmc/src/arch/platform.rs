@@ -346,9 +346,50 @@ fn sp_el1_reset() -> El1SysRegs {
 }
 
 /// The machine as one PE drives it: what [`HwPlatform`] holds is fixed once
-/// booted, and what a PE changes is its own (its CPU interface, its timer)
-/// or behind a lock (each context's registers, the SPMC's Stage-1 table).
-pub struct HwPe(pub &'static HwPlatform);
+/// booted, and what a PE changes is its own (its CPU interface, its timer,
+/// the Normal world's EL1 state while SPs run) or behind a lock (each
+/// context's registers, the SPMC's Stage-1 table).
+pub struct HwPe {
+    hw: &'static HwPlatform,
+    /// The Normal world's EL1 system registers, saved before the first SP
+    /// run of a call from EL3, while the EL1 registers hold an SP's
+    /// (`ns_el1_saved`): put back by [`HwPe::restore_ns_el1`] before we
+    /// return to EL3.  A flag beside the block, not an `Option` of it: no
+    /// 208-byte copy in or out.
+    ns_el1: El1SysRegs,
+    ns_el1_saved: bool,
+}
+
+impl HwPe {
+    pub fn new(hw: &'static HwPlatform) -> Self {
+        Self { hw, ns_el1: El1SysRegs::reset(), ns_el1_saved: false }
+    }
+
+    /// Puts the Normal world's EL1 state back if an SP ran since it was
+    /// saved.  Called before every SMC that returns to EL3 (the SPMD does
+    /// not switch EL1 registers for an SPMC at S-EL2, so the Normal world
+    /// finds them as we leave them).
+    ///
+    /// EL1 registers are not banked by security state.  Saving the Normal
+    /// world's once per call and restoring them once, instead of around each
+    /// `run_sp`, spares two saves and two restores per SP-to-SP request
+    /// (three SP runs per call from NS; issue P item 3).  Between runs EL2
+    /// code uses no EL1 register, so what they hold then does not matter.
+    pub fn restore_ns_el1(&mut self) {
+        if self.ns_el1_saved {
+            self.ns_el1_saved = false;
+            // SAFETY: the Normal world's own EL1 state, saved by `run_sp`;
+            // no SP runs again before the next save.
+            unsafe { self.ns_el1.restore() };
+        }
+    }
+}
+
+impl Drop for HwPe {
+    fn drop(&mut self) {
+        self.restore_ns_el1();
+    }
+}
 
 impl Platform for HwPe {
     fn map_ns(&mut self, pa: u64, size: u64) -> Result<(), ()> {
@@ -375,7 +416,7 @@ impl Platform for HwPe {
     }
 
     fn reset_ctx(&mut self, index: usize, ctx: usize, entry: Option<u64>) {
-        let Some(hw) = self.0.sps.get(index).copied().flatten() else { return };
+        let Some(hw) = self.hw.sps.get(index).copied().flatten() else { return };
         if let Some(slot) = VCPUS.get(index).and_then(|c| c.get(ctx)) {
             *slot.lock() = Some(Vcpu { regs: GuestRegs::at_entry(entry.unwrap_or(hw.entry), 0), el1: sp_el1_reset(), timer: VTimer::default() });
         }
@@ -414,7 +455,7 @@ impl Platform for HwPe {
 
     fn run_sp(&mut self, index: usize, ctx: usize, answer: Option<&Regs>, flags: RunFlags) -> SpExit {
         let dead = SpExit::Fault { esr: 0, far: 0, elr: 0, ipa: None };
-        let Some(hw) = self.0.sps.get(index).copied().flatten() else { return dead };
+        let Some(hw) = self.hw.sps.get(index).copied().flatten() else { return dead };
         let Some(slot) = VCPUS.get(index).and_then(|c| c.get(ctx)) else { return dead };
         let mut guard = slot.lock();
         let Some(v) = guard.as_mut() else { return dead };
@@ -422,9 +463,12 @@ impl Platform for HwPe {
             v.regs.x[..18].copy_from_slice(a);
         }
         // EL1 registers are not banked by security state and EL3 does not
-        // switch them when the SPMC is at S-EL2: keep the Normal world's.
-        let mut ns_el1 = El1SysRegs::default();
-        ns_el1.save();
+        // switch them when the SPMC is at S-EL2: keep the Normal world's,
+        // saved once until we return to it (`restore_ns_el1`).
+        if !self.ns_el1_saved {
+            self.ns_el1.save();
+            self.ns_el1_saved = true;
+        }
         // SAFETY: the SP's EL1 state, Stage-2 and VMID confine it to its region.
         // VMPIDR_EL2: what the context reads as MPIDR_EL1 — RES1 bit 31 and
         // Aff0 = its context index, so an MP SP can tell its contexts apart.
@@ -490,9 +534,10 @@ impl Platform for HwPe {
                 _ => break fault(esr, v.regs.elr),
             }
         };
+        // Saved at every exit: the context may run next on another PE (a UP
+        // partition's context migrates).  The Normal world's state goes back
+        // before we return to EL3 (`restore_ns_el1`).
         v.el1.save();
-        // SAFETY: back to the Normal world's EL1 state saved above.
-        unsafe { ns_el1.restore() };
         exit
     }
 
@@ -575,10 +620,10 @@ impl Platform for HwPe {
         };
         let attrs = mm::stage2_attributes(kind);
         if non_secure {
-            let mut t = self.0.ns_s2.get(index).ok_or(())?.lock();
+            let mut t = self.hw.ns_s2.get(index).ok_or(())?.lock();
             mm::map(t.as_mut().ok_or(())?, pa as usize, pa as usize, size as usize, attrs).map_err(|_| ())?;
         } else {
-            let mut t = self.0.s2.get(index).ok_or(())?.lock();
+            let mut t = self.hw.s2.get(index).ok_or(())?.lock();
             mm::map(t.as_mut().ok_or(())?, pa as usize, pa as usize, size as usize, attrs).map_err(|_| ())?;
         }
         // SAFETY: barriers only; new entries replace invalid (or narrower) ones.
@@ -587,13 +632,13 @@ impl Platform for HwPe {
     }
 
     fn unmap_borrowed(&mut self, index: usize, pa: u64, size: u64, non_secure: bool) {
-        let Some(hw) = self.0.sps.get(index).copied().flatten() else { return };
+        let Some(hw) = self.hw.sps.get(index).copied().flatten() else { return };
         let none = aarch64_paging::descriptor::Stage2Attributes::empty();
         if non_secure {
-            if let Some(t) = self.0.ns_s2.get(index).map(|t| t.lock()).as_mut().and_then(|t| t.as_mut()) {
+            if let Some(t) = self.hw.ns_s2.get(index).map(|t| t.lock()).as_mut().and_then(|t| t.as_mut()) {
                 let _ = mm::map(t, pa as usize, pa as usize, size as usize, none);
             }
-        } else if let Some(t) = self.0.s2.get(index).map(|t| t.lock()).as_mut().and_then(|t| t.as_mut()) {
+        } else if let Some(t) = self.hw.s2.get(index).map(|t| t.lock()).as_mut().and_then(|t| t.as_mut()) {
             let _ = mm::map(t, pa as usize, pa as usize, size as usize, none);
         }
         invalidate_sp_tlb(&hw);
