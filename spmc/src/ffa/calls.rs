@@ -276,7 +276,7 @@ impl Spmc {
         if !framework && !matches!(f, fid::FFA_INTERRUPT | fid::FFA_VERSION) && !self.ns_version_fixed.load(Ordering::Relaxed) {
             self.ns_version_fixed.store(true, Ordering::Relaxed);
         }
-        let answer = match f {
+        let mut answer = match f {
             _ if framework => {
                 return self.framework_message(r);
             }
@@ -294,12 +294,12 @@ impl Spmc {
         // A Normal-world buffer that left the NS PAS under us (delegated to
         // the Realm world): the access faulted and was survived; the call is
         // ABORTED, as Hafnium answers after its trapped copy.
-        let answer = if platform.take_access_fault() {
+        // Replaced in place, not moved through an `if`: one 144-byte copy
+        // less per call (issue P item 3).
+        if platform.take_access_fault() {
             log::warn!("{} from NS: a buffer it named faulted (left the NS PAS): ABORTED", fid_name(f));
-            error(FfaError::Aborted)
-        } else {
-            answer
-        };
+            answer = error(FfaError::Aborted);
+        }
         self.log_ns(r, &answer);
         // Notifications set while serving this call owe the Normal world the SRI.
         self.flush_sri(cpu, platform);

@@ -41,8 +41,10 @@ pub enum SpStep {
     NsInterrupt,
     /// The SP blocked in FFA_MSG_WAIT.
     Waited,
-    /// The SP answered a direct request (the response registers).
-    Responded(Regs),
+    /// The SP answered a direct request: the response is the call it just
+    /// made (its registers stay in the caller's [`SpExit::Call`], not copied
+    /// into the step; issue P item 3).
+    Responded,
     /// The SP gave the CPU back to the Normal world caller (FFA_YIELD).
     Yielded,
     /// The SP reported a failure (FFA_ERROR) or faulted: it is aborted.
@@ -70,23 +72,23 @@ impl Spmc {
         loop {
             let flags = self.run_flags(&mut self.lock_context(i, ctx));
             let exit = platform.run_sp(i, ctx, answer.as_ref(), flags);
-            match self.sp_exit(i, ctx, cpu, exit, platform) {
+            match self.sp_exit(i, ctx, cpu, &exit, platform) {
                 SpStep::Resume(r) => answer = Some(r),
                 SpStep::Continue | SpStep::NsInterrupt => answer = None,
                 SpStep::Waited => {
                     self.lock_context(i, ctx).state = CtxState::Waiting;
                     return true;
                 }
-                SpStep::Responded(_) | SpStep::Yielded => answer = Some(error(FfaError::Denied)),
+                SpStep::Responded | SpStep::Yielded => answer = Some(error(FfaError::Denied)),
                 SpStep::Failed => return false,
             }
         }
     }
 
-    fn sp_exit(&self, i: usize, ctx: usize, cpu: usize, exit: SpExit, platform: &mut dyn Platform) -> SpStep {
-        match exit {
+    fn sp_exit(&self, i: usize, ctx: usize, cpu: usize, exit: &SpExit, platform: &mut dyn Platform) -> SpStep {
+        match *exit {
             SpExit::Fault { esr, far, elr, ipa } => self.fault(i, ctx, esr, far, elr, ipa),
-            SpExit::Call(regs) => self.handle_sp_call(i, ctx, cpu, &regs, platform),
+            SpExit::Call(ref regs) => self.handle_sp_call(i, ctx, cpu, regs, platform),
             SpExit::NsInterrupt => SpStep::NsInterrupt,
             SpExit::SecureInterrupt(intid) => {
                 self.secure_interrupt(intid, cpu, Some((i, ctx)), platform);
@@ -100,12 +102,18 @@ impl Spmc {
     /// for this PE (set under its lock by whoever gave it the request), so no
     /// other PE runs it meanwhile; its lock is taken only around each
     /// decision, never across a run.
-    pub(super) fn run_until_response(&self, i: usize, ctx: usize, cpu: usize, first: Option<Regs>, platform: &mut dyn Platform) -> Regs {
-        let mut answer = first;
+    /// `first` is borrowed, not moved in: the request goes from the
+    /// caller's block straight into the SP's registers (issue P item 3).
+    pub(super) fn run_until_response(&self, i: usize, ctx: usize, cpu: usize, first: Option<&Regs>, platform: &mut dyn Platform) -> Regs {
+        // What the next run returns to the SP: `first`, then answers of ours.
+        let mut answer: Option<Regs> = None;
+        let mut use_first = true;
         loop {
             let flags = self.run_flags(&mut self.lock_context(i, ctx));
-            let exit = platform.run_sp(i, ctx, answer.as_ref(), flags);
-            match self.sp_exit(i, ctx, cpu, exit, platform) {
+            let next = if use_first { first } else { answer.as_ref() };
+            let exit = platform.run_sp(i, ctx, next, flags);
+            use_first = false;
+            match self.sp_exit(i, ctx, cpu, &exit, platform) {
                 SpStep::Resume(a) => answer = Some(a),
                 SpStep::Continue => answer = None,
                 SpStep::NsInterrupt => {
@@ -134,7 +142,12 @@ impl Spmc {
                         }
                     }
                 }
-                SpStep::Responded(resp) => {
+                SpStep::Responded => {
+                    // Only a call returns Responded (`ffa_msg_send_direct_resp`).
+                    let SpExit::Call(resp) = &exit else {
+                        answer = Some(error(FfaError::Denied));
+                        continue;
+                    };
                     let mut c = self.lock_context(i, ctx);
                     let CtxState::Running { kind, .. } = c.state else {
                         answer = Some(error(FfaError::Denied));
@@ -149,7 +162,7 @@ impl Spmc {
                     c.state = CtxState::Waiting;
                     c.managed_exit = false;
                     drop(c);
-                    let mut out = resp;
+                    let mut out = *resp;
                     match kind {
                         ReqKind::Req32 => out.iter_mut().skip(8).for_each(|x| *x = 0),
                         ReqKind::Req64 => out.iter_mut().skip(8).for_each(|x| *x = 0),
@@ -243,7 +256,7 @@ impl Spmc {
             CtxState::Waiting | CtxState::Off => return error(FfaError::Denied),
         };
         drop(c);
-        self.run_until_response(i, vcpu, cpu, first, platform)
+        self.run_until_response(i, vcpu, cpu, first.as_ref(), platform)
     }
 
     /// Runs a waiting context with FFA_INTERRUPT (DEN0077 v1.2, FFA_INTERRUPT:

@@ -133,7 +133,7 @@ impl Spmc {
                 *x = 0;
             }
         }
-        self.run_until_response(i, ctx, cpu, Some(req), platform)
+        self.run_until_response(i, ctx, cpu, Some(&req), platform)
     }
 }
 
@@ -173,7 +173,7 @@ pub(super) fn ffa_msg_send_direct_req(s: &Spmc, c: &Call, platform: &mut dyn Pla
 pub(super) fn ffa_msg_send_direct_resp(s: &Spmc, c: &Call, _: &mut dyn Platform) -> SpStep {
     let Caller::Sp(i) = c.caller else { return SpStep::Resume(error(FfaError::NotSupported)) };
     let CtxState::Running { from, .. } = s.part(i).ctx_state(c.ctx) else {
-        return SpStep::Responded(*c.regs);
+        return SpStep::Responded;
     };
     let (src, dst) = ffa::unpack_endpoints(c.regs[1]);
     if src != s.part(i).manifest.id || dst != from {
@@ -182,7 +182,7 @@ pub(super) fn ffa_msg_send_direct_resp(s: &Spmc, c: &Call, _: &mut dyn Platform)
     if reserved_w2_set(c.regs) {
         return SpStep::Resume(error(FfaError::InvalidParameters));
     }
-    SpStep::Responded(*c.regs)
+    SpStep::Responded
 }
 
 /// FFA_MSG_SEND_DIRECT_RESP_{32,64}: w2 carries the framework message flags
