@@ -287,7 +287,13 @@ fn capture_sequence(runs: &[Boot], timeout: Duration, log: &Path, stop_on: &[&st
 /// QEMU's own DTB for the four-world machine with `/chosen/bootargs` set, for
 /// passing options to ns-hyp under TF-A (QEMU ignores `-append` with `-bios`).
 pub fn dtb_with_bootargs(bios: &Path, bootargs: &str, out: &Path) -> Result {
-    dump_dtb(Some(bios), out)?;
+    dtb_with_bootargs_smp(bios, bootargs, None, out)
+}
+
+/// [`dtb_with_bootargs`] for a machine of `smp` CPUs (default [`SMP`]): the
+/// DTB's /cpus must say how many CPUs QEMU has, since ns-hyp counts them there.
+pub fn dtb_with_bootargs_smp(bios: &Path, bootargs: &str, smp: Option<u32>, out: &Path) -> Result {
+    dump_dtb_smp(Some(bios), smp, out)?;
     util::run(Command::new("fdtput").args(["-t", "s"]).arg(out).args(["/chosen", "bootargs", bootargs]))
 }
 
@@ -297,8 +303,15 @@ pub fn dtb_with_bootargs(bios: &Path, bootargs: &str, out: &Path) -> Result {
 /// dumped without it describes a device that is not there (and Linux takes an
 /// external abort probing it).
 pub fn dump_dtb(bios: Option<&Path>, out: &Path) -> Result {
-    let boot = Boot::Custom { tfa: bios.is_some(), args: vec![] };
+    dump_dtb_smp(bios, None, out)
+}
+
+/// [`dump_dtb`] for a machine of `smp` CPUs (default [`SMP`]).
+pub fn dump_dtb_smp(bios: Option<&Path>, smp: Option<u32>, out: &Path) -> Result {
+    let args = smp.map(|n| vec!["-smp".to_string(), n.to_string()]).unwrap_or_default();
+    let boot = Boot::Custom { tfa: bios.is_some(), args: args.clone() };
     let mut a = machine(&boot);
+    a.extend(args);
     let m = a.iter().position(|x| x == "-machine").map(|i| i + 1).ok_or("no -machine in the QEMU arguments")?;
     a[m] = format!("{},dumpdtb={}", a[m], out.display());
     if let Some(b) = bios {

@@ -184,7 +184,8 @@ fn join_vms<S: AsRef<str>>(sections: &[S]) -> XResult<String> {
 
 /// ns-hyp with `vms` preloaded: with `bios`, ns-hyp is TF-A's BL33 and gets
 /// its bootargs from an fdtput-edited copy of QEMU's DTB
-/// (`target/quadrant/<dtb_name>.dtb`); without, ns-hyp is `-kernel`.
+/// (`target/quadrant/<dtb_name>.dtb`, dumped for `smp` CPUs: ns-hyp counts
+/// the CPUs it schedules on in its /cpus); without, ns-hyp is `-kernel`.
 fn hyp_boot(o: &Outputs, bios: Option<&Path>, dtb_name: &str, vms: &[VmLoad], smp: Option<u32>) -> XResult<Boot> {
     let bootargs = join_vms(&vms.iter().map(|v| v.bootargs.as_str()).collect::<Vec<_>>())?;
     let loader = |file: &Path, addr: u64| format!("loader,file={},addr={addr:#x},force-raw=on", file.display());
@@ -195,7 +196,7 @@ fn hyp_boot(o: &Outputs, bios: Option<&Path>, dtb_name: &str, vms: &[VmLoad], sm
     match bios {
         Some(bios) => {
             let dtb = crate::util::out_dir().join(format!("{dtb_name}.dtb"));
-            crate::qemu::dtb_with_bootargs(bios, &bootargs, &dtb)?;
+            crate::qemu::dtb_with_bootargs_smp(bios, &bootargs, smp, &dtb)?;
             args.extend(["-bios".into(), bios.display().to_string(), "-dtb".into(), dtb.display().to_string()]);
         }
         None => args.extend(["-kernel".into(), o.images.join("ns-hyp.bin").display().to_string(), "-append".into(), bootargs]),

@@ -348,8 +348,8 @@ fn realm_linux_boot(o: &Outputs) -> XResult<Boot> {
     let hyp = format!("quadrant.realm-vm quadrant.mem={REALM_LINUX_MEM_MIB}");
     // One physical CPU: ns-hyp runs every REC on its boot CPU, and with -smp 4
     // TF-A's three parked secondaries spin (WFE is a yield under TCG), taking
-    // host time from it (the Realm reached /init 3x later).  The host DTB is
-    // still the 4-CPU one; ns-hyp's realm-vm mode starts no other CPU.
+    // host time from it (the Realm reached /init 3x later).  The host DTB
+    // says one CPU too (`hyp_guest_boot` dumps it for `-smp`).
     let Boot::Custom { tfa, mut args } = nshyp::hyp_guest_boot(o, Some(&o.bios), "realm-linux", &g, REALM_LINUX_RECS, Some(1), &hyp)? else { unreachable!() };
     args.extend(nshyp::disk_args(&disk));
     // A fresh random challenge for the Realm's report, typed in by us.
