@@ -282,7 +282,7 @@ fn two_vms_boot_ratio(o: &Outputs) -> Result<(f64, f64)> {
     use crate::tests::nshyp::{multi_vm_boot, GuestPayload, VmSpec};
     let kernel = crate::guest::kernel_image(&o.paths)?;
     let initrd = crate::guest::initramfs(&o.paths, &crate::guest::InitramfsSpec { name: "bench-guest", modules: &[], script: None, files: &[] })?;
-    let vm = || VmSpec { payload: GuestPayload { kernel: kernel.clone(), initrd: Some(initrd.clone()), cmdline: None }, vcpus: 2, mem_mib: 512 };
+    let vm = || VmSpec { payload: GuestPayload { kernel: kernel.clone(), initrd: Some(initrd.clone()), cmdline: None }, vcpus: 2, mem_mib: 512, realm: false };
     let one = multi_vm_boot(o, &[vm()], 2, "")?;
     let two = Boot::Scripted {
         boot: Box::new(multi_vm_boot(o, &[vm(), vm()], 2, "")?),

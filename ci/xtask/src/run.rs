@@ -118,7 +118,7 @@ pub fn parse_words(args: &[String]) -> Result<RunOptions> {
         }
         // ns-hyp's own limits on the VMs' RAM, said before anything is built.
         let mem = o.mem.unwrap_or(nshyp::vm_share_mib(n));
-        nshyp::vm_ram_pas(&vec![mem; n]).map_err(|e| format!("--vms {n}: {e}"))?;
+        nshyp::vm_ram_pas(&vec![mem; n], None).map_err(|e| format!("--vms {n}: {e}"))?;
     }
     if (o.initrd.is_some() || o.append.is_some()) && o.kernel.is_none() && o.bl33.is_none() && !o.pkvm {
         return Err("--initrd and --append go with --kernel, --bl33 or --pkvm".into());
@@ -185,7 +185,7 @@ pub fn boot(o: &Outputs, opts: &RunOptions) -> Result<Boot> {
     };
     if let Some(n) = opts.vms.filter(|&n| n > 1) {
         let mem = opts.mem.unwrap_or(nshyp::vm_share_mib(n));
-        let vm = || VmSpec { payload: GuestPayload { kernel: kernel.clone(), initrd: Some(initrd.clone()), cmdline: opts.append.clone() }, vcpus: RUN_VM_VCPUS, mem_mib: mem };
+        let vm = || VmSpec { payload: GuestPayload { kernel: kernel.clone(), initrd: Some(initrd.clone()), cmdline: opts.append.clone() }, vcpus: RUN_VM_VCPUS, mem_mib: mem, realm: false };
         // No disk: the shell needs none, and which virtio slot serves which VM is ns-hyp's newest part.
         let Boot::Custom { tfa, mut args } = nshyp::hyp_vms_boot(o, bios.as_deref(), "run-guest", &(0..n).map(|_| vm()).collect::<Vec<_>>(), None, "")? else { unreachable!() };
         // ns-hyp's switch joins the VMs; QEMU's user network is its uplink.

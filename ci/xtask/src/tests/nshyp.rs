@@ -79,22 +79,43 @@ pub fn vm_share_mib(n: usize) -> u32 {
     (GUEST_AREA_MIB / n.max(1) as u32) & !1
 }
 
-/// Where each VM's RAM starts in PA (one after another from
-/// [`GUEST_RAM_PA`]).  Refuses what ns-hyp would (more than [`MAX_VMS`], a
-/// VM below 64 MiB, more than 1 GiB in all) and RAM not in whole 2 MiB,
-/// which would leave the next VM's RAM off a block boundary in PA.
-pub fn vm_ram_pas(mem_mib: &[u32]) -> XResult<Vec<u64>> {
+/// The most RAM ns-hyp gives a Realm VM (`quadrant.mem` with `quadrant.realm-vm`).
+pub const REALM_VM_MEM_MAX_MIB: u32 = 256;
+
+/// What a VM takes of the guest area, MiB: its RAM, or for a Realm VM
+/// (`realm`) `2 * mem + 8`: its first `mem` MiB hold the payloads (then the
+/// Realm's shared memory), the rest is the pool of granules ns-hyp
+/// delegates to the RMM.
+pub fn vm_footprint_mib(mem_mib: u32, realm: bool) -> u32 {
+    if realm { 2 * mem_mib + 8 } else { mem_mib }
+}
+
+/// Where each VM's RAM starts in PA (one footprint after another from
+/// [`GUEST_RAM_PA`]); `realm`: which VM, if any, is the Realm (ns-hyp takes
+/// at most one).  Refuses what ns-hyp would (more than [`MAX_VMS`], a VM
+/// below 64 MiB, a Realm above [`REALM_VM_MEM_MAX_MIB`], more than 1 GiB of
+/// footprints in all) and RAM not in whole 2 MiB, which would leave the next
+/// VM's RAM off a block boundary in PA.
+pub fn vm_ram_pas(mem_mib: &[u32], realm: Option<usize>) -> XResult<Vec<u64>> {
     if mem_mib.is_empty() || mem_mib.len() > MAX_VMS {
         return Err(format!("{} VMs: ns-hyp runs 1 to {MAX_VMS}", mem_mib.len()));
     }
     if let Some(m) = mem_mib.iter().find(|&&m| m < VM_MEM_MIN_MIB || m % 2 != 0) {
         return Err(format!("{m} MiB for a VM: ns-hyp wants {VM_MEM_MIN_MIB} MiB at least, in whole 2 MiB"));
     }
-    let total: u32 = mem_mib.iter().sum();
-    if total > GUEST_AREA_MIB {
-        return Err(format!("the VMs' RAM adds up to {total} MiB, more than ns-hyp's {GUEST_AREA_MIB} MiB"));
+    if let Some(r) = realm {
+        match mem_mib.get(r) {
+            None => return Err(format!("the Realm is VM {r} of {}", mem_mib.len())),
+            Some(&m) if m > REALM_VM_MEM_MAX_MIB => return Err(format!("{m} MiB for the Realm VM: ns-hyp gives a Realm {REALM_VM_MEM_MAX_MIB} MiB at most")),
+            Some(_) => {}
+        }
     }
-    Ok(mem_mib.iter().scan(GUEST_RAM_PA, |pa, &m| Some(std::mem::replace(pa, *pa + ((m as u64) << 20)))).collect())
+    let footprint = |k: usize| vm_footprint_mib(mem_mib[k], realm == Some(k));
+    let total: u32 = (0..mem_mib.len()).map(footprint).sum();
+    if total > GUEST_AREA_MIB {
+        return Err(format!("the VMs take {total} MiB of the guest area, more than ns-hyp's {GUEST_AREA_MIB} MiB"));
+    }
+    Ok((0..mem_mib.len()).scan(GUEST_RAM_PA, |pa, k| Some(std::mem::replace(pa, *pa + ((footprint(k) as u64) << 20)))).collect())
 }
 
 /// The longest guest command line ns-hyp keeps (`GuestConfig::cmdline`, a `Line<256>`).
@@ -112,11 +133,14 @@ pub struct GuestPayload {
     pub cmdline: Option<String>,
 }
 
-/// One VM of a multi-VM boot: what it runs, on how many vCPUs, with how much RAM.
+/// One VM of a multi-VM boot: what it runs, on how many vCPUs, with how
+/// much RAM, and whether it is ns-hyp's Realm VM (`quadrant.realm-vm`: its
+/// vCPUs are RECs, it takes [`vm_footprint_mib`] of the guest area).
 pub struct VmSpec {
     pub payload: GuestPayload,
     pub vcpus: usize,
     pub mem_mib: u32,
+    pub realm: bool,
 }
 
 /// One VM as ns-hyp and QEMU see it: its section of the bootargs and the
@@ -218,17 +242,24 @@ pub fn hyp_guest_boot(o: &Outputs, bios: Option<&Path>, dtb_name: &str, g: &Gues
     hyp_boot(o, bios, dtb_name, &[vm], smp)
 }
 
-/// The words of VM `vm`'s section: its RAM (`quadrant.mem`), then `hyp_args`.
+/// The words of VM `vm`'s section: `quadrant.realm-vm` for the Realm, its
+/// RAM (`quadrant.mem`), then `hyp_args`.
 fn vm_words(vm: &VmSpec, hyp_args: &str) -> String {
-    let mem = format!("quadrant.mem={}", vm.mem_mib);
+    let mem = format!("{}quadrant.mem={}", if vm.realm { "quadrant.realm-vm " } else { "" }, vm.mem_mib);
     if hyp_args.is_empty() { mem } else { format!("{mem} {hyp_args}") }
 }
 
 /// ns-hyp running several VMs, one ` --- ` section of bootargs each, VM k's
 /// payloads preloaded into VM k's RAM (PAs from [`vm_ram_pas`]); `hyp_args`
 /// go into every VM's section.  `bios`, `dtb_name`, `smp`: as [`hyp_guest_boot`].
+/// A Realm VM (one at most) needs `bios` (TF-A with rmm) and a CPU of its
+/// own: ns-hyp runs its RECs on the last CPU.
 pub fn hyp_vms_boot(o: &Outputs, bios: Option<&Path>, dtb_name: &str, vms: &[VmSpec], smp: Option<u32>, hyp_args: &str) -> XResult<Boot> {
-    let pas = vm_ram_pas(&vms.iter().map(|v| v.mem_mib).collect::<Vec<_>>())?;
+    let realms: Vec<usize> = vms.iter().enumerate().filter(|(_, v)| v.realm).map(|(k, _)| k).collect();
+    if realms.len() > 1 {
+        return Err(format!("VMs {realms:?} are Realms: ns-hyp runs one Realm VM at most"));
+    }
+    let pas = vm_ram_pas(&vms.iter().map(|v| v.mem_mib).collect::<Vec<_>>(), realms.first().copied())?;
     let loads = vms.iter().zip(pas).map(|(v, pa)| vm_load(&v.payload, pa, Some(v.mem_mib), v.vcpus, &vm_words(v, hyp_args))).collect::<XResult<Vec<_>>>()?;
     hyp_boot(o, bios, dtb_name, &loads, smp)
 }
@@ -908,7 +939,7 @@ fn lifecycle_extra(output: &str) -> Vec<String> {
 fn isolation_boot(o: &Outputs) -> XResult<Boot> {
     let kernel = guest::kernel_image(&o.paths)?;
     let initrd = guest::initramfs(&o.paths, &InitramfsSpec { name: "nshyp-shell", modules: &[], script: None, files: &[] })?;
-    let vm = || VmSpec { payload: GuestPayload { kernel: kernel.clone(), initrd: Some(initrd.clone()), cmdline: None }, vcpus: 2, mem_mib: ISOLATION_VM_MIB };
+    let vm = || VmSpec { payload: GuestPayload { kernel: kernel.clone(), initrd: Some(initrd.clone()), cmdline: None }, vcpus: 2, mem_mib: ISOLATION_VM_MIB, realm: false };
     let boot = multi_vm_boot(o, &[vm(), vm()], 2, "")?;
     Ok(Boot::Scripted { boot: Box::new(boot), input: isolation_input() })
 }
@@ -1082,7 +1113,7 @@ pub fn free_local_port() -> XResult<u16> {
 pub fn net_vms_boot(o: &Outputs, uplink: Option<(u16, u16)>) -> XResult<Boot> {
     let kernel = guest::kernel_image(&o.paths)?;
     let initrd = net_initramfs(o)?;
-    let vm = || VmSpec { payload: GuestPayload { kernel: kernel.clone(), initrd: Some(initrd.clone()), cmdline: None }, vcpus: NET_VCPUS, mem_mib: NET_VM_MIB };
+    let vm = || VmSpec { payload: GuestPayload { kernel: kernel.clone(), initrd: Some(initrd.clone()), cmdline: None }, vcpus: NET_VCPUS, mem_mib: NET_VM_MIB, realm: false };
     let Boot::Custom { tfa, mut args } = multi_vm_boot(o, &[vm(), vm()], 2, "")? else { unreachable!() };
     if let Some((host, guest)) = uplink {
         args.extend(uplink_args(host, guest));
@@ -1498,7 +1529,7 @@ mod tests {
 
     #[test]
     fn two_vm_bootargs() {
-        let pas = super::vm_ram_pas(&[512, 512]).unwrap();
+        let pas = super::vm_ram_pas(&[512, 512], None).unwrap();
         assert_eq!(pas, [0x8000_0000, 0xa000_0000]);
         let vms: Vec<String> = pas.iter().map(|&pa| super::place_vm(linux_sizes(Some(1_849_344)), pa, Some(512), 2, "quadrant.mem=512", None, "k").unwrap().0).collect();
         assert_eq!(
@@ -1506,22 +1537,22 @@ mod tests {
             "quadrant.guest=0x80200000,51640832 quadrant.initrd=0x88000000,1849344 quadrant.vcpus=2 quadrant.mem=512 --- \
              quadrant.guest=0xa0200000,51640832 quadrant.initrd=0xa8000000,1849344 quadrant.vcpus=2 quadrant.mem=512"
         );
-        let vm = super::VmSpec { payload: super::GuestPayload { kernel: "k".into(), initrd: None, cmdline: None }, vcpus: 2, mem_mib: 256 };
+        let vm = super::VmSpec { payload: super::GuestPayload { kernel: "k".into(), initrd: None, cmdline: None }, vcpus: 2, mem_mib: 256, realm: false };
         assert_eq!(super::vm_words(&vm, ""), "quadrant.mem=256");
         assert_eq!(super::vm_words(&vm, "quadrant.virtio=pci"), "quadrant.mem=256 quadrant.virtio=pci");
     }
 
     #[test]
     fn vm_ram_layout_limits() {
-        assert_eq!(super::vm_ram_pas(&[256; 4]).unwrap(), [0x8000_0000, 0x9000_0000, 0xa000_0000, 0xb000_0000]);
+        assert_eq!(super::vm_ram_pas(&[256; 4], None).unwrap(), [0x8000_0000, 0x9000_0000, 0xa000_0000, 0xb000_0000]);
         assert_eq!(super::vm_share_mib(1), 1024);
         assert_eq!(super::vm_share_mib(3), 340, "whole 2 MiB blocks");
-        assert!(super::vm_ram_pas(&[340; 3]).is_ok());
-        assert!(super::vm_ram_pas(&[]).is_err());
-        assert!(super::vm_ram_pas(&[64; 5]).is_err(), "more VMs than ns-hyp runs");
-        assert!(super::vm_ram_pas(&[512, 514]).is_err(), "more than 1 GiB");
-        assert!(super::vm_ram_pas(&[32, 64]).is_err(), "below 64 MiB");
-        assert!(super::vm_ram_pas(&[511, 64]).is_err(), "not whole 2 MiB");
+        assert!(super::vm_ram_pas(&[340; 3], None).is_ok());
+        assert!(super::vm_ram_pas(&[], None).is_err());
+        assert!(super::vm_ram_pas(&[64; 5], None).is_err(), "more VMs than ns-hyp runs");
+        assert!(super::vm_ram_pas(&[512, 514], None).is_err(), "more than 1 GiB");
+        assert!(super::vm_ram_pas(&[32, 64], None).is_err(), "below 64 MiB");
+        assert!(super::vm_ram_pas(&[511, 64], None).is_err(), "not whole 2 MiB");
         // The initramfs (128 MiB in) of a 64 MiB VM would sit in the next VM's RAM.
         assert!(super::place_vm(linux_sizes(Some(4096)), 0x8000_0000, Some(64), 1, "", None, "k").is_err());
         assert!(super::place_vm(linux_sizes(None), 0x8000_0000, Some(64), 1, "", None, "k").is_ok());
@@ -1545,6 +1576,30 @@ mod tests {
             assert!(vm0.contains(&format!("devmem {ipa}")), "{ipa} in {vm0}");
         }
         assert!(input.iter().all(|(_, send)| send.is_empty() || send.ends_with('\n') || send.starts_with('\x1d')));
+    }
+
+    #[test]
+    fn realm_vm_footprint() {
+        assert_eq!(super::vm_footprint_mib(256, true), 520);
+        assert_eq!(super::vm_footprint_mib(256, false), 256);
+        // Two 192 MiB VMs, then a 256 MiB Realm taking 520 MiB: 904 MiB in all.
+        assert_eq!(super::vm_ram_pas(&[192, 192, 256], Some(2)).unwrap(), [0x8000_0000, 0x8c00_0000, 0x9800_0000]);
+        // A Realm first: the next VM's RAM starts after its whole footprint.
+        assert_eq!(super::vm_ram_pas(&[64, 192], Some(0)).unwrap(), [0x8000_0000, 0x8000_0000 + (136 << 20)]);
+        assert_eq!(super::vm_ram_pas(&[256, 256], Some(0)).unwrap(), [0x8000_0000, 0xa080_0000]);
+        assert!(super::vm_ram_pas(&[256, 256, 256], Some(2)).is_err(), "1032 MiB of footprints");
+        assert!(super::vm_ram_pas(&[256, 248, 256], Some(2)).is_ok(), "exactly 1 GiB");
+        assert!(super::vm_ram_pas(&[258], Some(0)).is_err(), "a Realm above 256 MiB");
+        assert!(super::vm_ram_pas(&[512], None).is_ok());
+        assert!(super::vm_ram_pas(&[62], Some(0)).is_err(), "a Realm below 64 MiB");
+        assert!(super::vm_ram_pas(&[64], Some(1)).is_err(), "no VM 1");
+        let vm = |realm| super::VmSpec { payload: super::GuestPayload { kernel: "k".into(), initrd: None, cmdline: None }, vcpus: 2, mem_mib: 256, realm };
+        assert_eq!(super::vm_words(&vm(true), ""), "quadrant.realm-vm quadrant.mem=256");
+        // Its payloads go where a normal VM's would, in the first `mem` MiB of its footprint.
+        let pa = super::vm_ram_pas(&[192, 192, 256], Some(2)).unwrap()[2];
+        let (args, kernel_pa, initrd_pa) = super::place_vm(linux_sizes(Some(4_229_632)), pa, Some(256), 2, &super::vm_words(&vm(true), ""), Some("console=ttyAMA0"), "k").unwrap();
+        assert_eq!((kernel_pa, initrd_pa), (0x9820_0000, 0xa000_0000));
+        assert_eq!(args, "quadrant.guest=0x98200000,51640832 quadrant.initrd=0xa0000000,4229632 quadrant.vcpus=2 quadrant.realm-vm quadrant.mem=256 -- console=ttyAMA0");
     }
 
     #[test]
