@@ -340,12 +340,24 @@ pub const DISK_MODULES: &[&str] = &["virtio_mmio", "virtio_blk", "crc16", "mbcac
 /// The guest's disk: a QEMU virtio-blk device (on QEMU's virtio-mmio slots,
 /// driven by ns-hyp) backed by `image`.
 pub fn disk_args(image: &std::path::Path) -> Vec<String> {
+    named_disk_args(image, "hd0")
+}
+
+/// [`disk_args`] with the drive named `id` (several disks need several names).
+pub fn named_disk_args(image: &std::path::Path, id: &str) -> Vec<String> {
     vec![
         "-drive".into(),
-        format!("file={},if=none,format=raw,id=hd0", image.display()),
+        format!("file={},if=none,format=raw,id={id}", image.display()),
         "-device".into(),
-        "virtio-blk-device,drive=hd0".into(),
+        format!("virtio-blk-device,drive={id}"),
     ]
+}
+
+/// One disk per VM, VM k's the k-th `virtio-blk-device` in ascending
+/// virtio-mmio slot order (how ns-hyp hands them out): QEMU gives the first
+/// `-device` the highest slot, so the last VM's comes first.
+pub fn vm_disks_args(images: &[PathBuf]) -> Vec<String> {
+    images.iter().enumerate().rev().flat_map(|(k, image)| named_disk_args(image, &format!("vm{k}disk"))).collect()
 }
 
 /// ns-hyp --no-tfa with the shell initramfs (disk modules loaded) and a disk
@@ -462,7 +474,7 @@ fn timer_counts_rise(output: &str) -> Vec<String> {
 }
 
 /// What must never appear in a guest run (besides QEMU's own failures).
-const FORBID_GUEST: &[&str] = &["PANIC", "panicked", "Unhandled Exception", "ERROR:", "Kernel panic", "BUG:", "UNDEFINED"];
+pub(crate) const FORBID_GUEST: &[&str] = &["PANIC", "panicked", "Unhandled Exception", "ERROR:", "Kernel panic", "BUG:", "UNDEFINED"];
 
 pub fn tests() -> Vec<IntegrationTest> {
     vec![
@@ -1122,7 +1134,7 @@ pub fn net_vms_boot(o: &Outputs, uplink: Option<(u16, u16)>) -> XResult<Boot> {
 }
 
 /// Each `(wait_for, send)` pair as owned strings.
-fn steps(s: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(crate) fn steps(s: &[(&str, &str)]) -> Vec<(String, String)> {
     s.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
 }
 
@@ -1561,6 +1573,20 @@ mod tests {
         assert!(super::place_vm(big, 0x8000_0000, Some(512), 1, "", None, "k").is_err());
         assert!(super::place_vm(linux_sizes(None), 0x8000_0000, None, 1, "", Some(&"x".repeat(256)), "k").is_err());
         assert!(super::join_vms(&["x".repeat(600), "y".repeat(600)]).is_err(), "longer than ns-hyp's bootargs");
+    }
+
+    #[test]
+    fn vm_disks_in_slot_order() {
+        let a = super::vm_disks_args(&["a.img".into(), "b.img".into()]);
+        // VM 1's -device first: QEMU gives it the higher slot.
+        assert_eq!(
+            a,
+            [
+                "-drive", "file=b.img,if=none,format=raw,id=vm1disk", "-device", "virtio-blk-device,drive=vm1disk",
+                "-drive", "file=a.img,if=none,format=raw,id=vm0disk", "-device", "virtio-blk-device,drive=vm0disk",
+            ]
+        );
+        assert_eq!(super::disk_args(std::path::Path::new("x")), ["-drive", "file=x,if=none,format=raw,id=hd0", "-device", "virtio-blk-device,drive=hd0"]);
     }
 
     #[test]

@@ -251,6 +251,15 @@ pub fn tests() -> Vec<IntegrationTest> {
         IntegrationTest { name: "realm_isolation", boot: isolation_boot, timeout: Duration::from_secs(120), expects: isolation_expects, extra: Some(isolation_extra), forbid: FORBID_ALWAYS },
         // ~40 s here (-smp 1; the Realm's 13,621 measured pages, then Linux to its shell).
         IntegrationTest { name: "realm_linux", boot: realm_linux_boot, timeout: Duration::from_secs(300), expects: realm_linux_expects, extra: Some(realm_linux_token), forbid: FORBID_ALWAYS },
+        // Two Linux VMs and a Linux Realm under TF-A and rmm, -smp 3 under TCG on the host's cores.
+        IntegrationTest {
+            name: "vms_with_realm",
+            boot: vms_with_realm_boot,
+            timeout: Duration::from_secs(600),
+            expects: vms_with_realm_expects,
+            extra: Some(vms_with_realm_extra),
+            forbid: super::nshyp::FORBID_GUEST,
+        },
     ]
 }
 
@@ -516,4 +525,187 @@ fn realm_linux_token(output: &str) -> Vec<String> {
 
 fn expect_owned(what: &'static str, s: String) -> Expect {
     expect(what, &[&s])
+}
+
+/// vms_with_realm (issue B2: "N VMs, at least 3: two Linux VMs, plus a
+/// realm where rmm is present"): ns-hyp under TF-A and rmm runs VM 0 and
+/// VM 1, Debian's Linux with the BusyBox shell ([`VMS_REALM_LINUX_VCPUS`]
+/// vCPUs and [`VMS_REALM_LINUX_MIB`] each, their vCPUs over CPUs 0 and 1),
+/// and VM 2, a Realm (`quadrant.realm-vm`): realm_linux's kernel command
+/// line and initramfs on [`REALM_LINUX_RECS`] RECs, [`REALM_LINUX_MEM_MIB`]
+/// of RAM (a footprint of twice that + 8 MiB in ns-hyp's guest area), on
+/// CPU 2 alone.  Each VM has its own disk, the known file and `whose`
+/// naming the VM.
+const VMS_REALM_LINUX_MIB: u32 = 192;
+const VMS_REALM_LINUX_VCPUS: usize = 2;
+/// The physical CPUs the two Linux VMs' vCPUs share; the Realm's is one more.
+const VMS_REALM_LINUX_CPUS: u32 = 2;
+/// The Realm's VM number (its console prefix, its `Ctrl-] K`, its disk).
+const VMS_REALM_K: usize = 2;
+
+/// Each VM's RAM (the Realm's last) and where it starts in PA.
+fn vms_with_realm_layout() -> XResult<(Vec<u32>, Vec<u64>)> {
+    let mem = vec![VMS_REALM_LINUX_MIB, VMS_REALM_LINUX_MIB, REALM_LINUX_MEM_MIB];
+    let pas = super::nshyp::vm_ram_pas(&mem, Some(VMS_REALM_K))?;
+    Ok((mem, pas))
+}
+
+/// The Realm's initramfs size, for the check of the DTB ns-hyp printed.
+static VMS_WITH_REALM_INITRD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn vms_with_realm_boot(o: &Outputs) -> XResult<Boot> {
+    use super::nshyp::{self, GuestPayload, VmSpec};
+    let kernel = crate::guest::kernel_image(&o.paths)?;
+    let shell = nshyp::shell_initramfs(o)?;
+    let realm_initrd = crate::guest::initramfs(&o.paths, &crate::guest::InitramfsSpec { name: "realm-linux", modules: REALM_LINUX_MODULES, script: None, files: &[] })?;
+    let initrd_size = std::fs::metadata(&realm_initrd).map_err(|e| format!("{}: {e}", realm_initrd.display()))?.len();
+    VMS_WITH_REALM_INITRD.store(initrd_size, std::sync::atomic::Ordering::Relaxed);
+    let (mem, _) = vms_with_realm_layout()?;
+    let vms: Vec<VmSpec> = mem
+        .iter()
+        .enumerate()
+        .map(|(k, &m)| {
+            let realm = k == VMS_REALM_K;
+            let (initrd, cmdline, vcpus) = if realm { (realm_initrd.clone(), Some(REALM_LINUX_CMDLINE.to_string()), REALM_LINUX_RECS) } else { (shell.clone(), None, VMS_REALM_LINUX_VCPUS) };
+            VmSpec { payload: GuestPayload { kernel: kernel.clone(), initrd: Some(initrd), cmdline }, vcpus, mem_mib: m, realm }
+        })
+        .collect();
+    // One more CPU than the Linux VMs share: ns-hyp runs the RECs on the last.
+    let Boot::Custom { tfa, mut args } = nshyp::hyp_vms_boot(o, Some(&o.bios), "vms-with-realm", &vms, Some(VMS_REALM_LINUX_CPUS + 1), "")? else { unreachable!() };
+    let disks = (0..vms.len())
+        .map(|k| crate::guest::ext2_image(&format!("vms-with-realm-vm{k}"), 8, &[("known.bin", &nshyp::known_file()), ("whose", format!("vm{k}\n").as_bytes())]))
+        .collect::<XResult<Vec<_>>>()?;
+    args.extend(nshyp::vm_disks_args(&disks));
+    Ok(Boot::Scripted { boot: Box::new(Boot::Custom { tfa, args }), input: vms_with_realm_input() })
+}
+
+/// What a VM types to read its disk: the known file's sha256, whose disk it is.
+const VMS_REALM_DISK: &str = "mount -t ext2 -o ro /dev/vda /mnt && sha256sum /mnt/known.bin | sed \"s/^/SHA256=/\"; echo DISK=$(cat /mnt/whose)";
+
+/// Every VM at its shell (VM 0's prompt, then Enter in VM 1 and in the
+/// Realm, as vm_isolation does); the Realm's nproc and disk; each Linux
+/// VM's; the Realm powers off and is destroyed; then VM 1 and VM 0 say
+/// they are still there and power off.  Each marker waited for is typed
+/// with `""` inside, so the shell's echo of the line cannot match it.
+fn vms_with_realm_input() -> Vec<(String, String)> {
+    let realm = format!("echo NPROC=$(nproc); {VMS_REALM_DISK}; echo VM2_DO\"\"NE\n");
+    let linux = |k: usize| format!("echo VM{k}_NPROC=$(nproc) KERNEL=$(uname -r); {VMS_REALM_DISK}; echo VM{k}_DO\"\"NE\n");
+    let after = |k: usize| format!("echo VM{k}_AF\"\"TER=$(nproc); poweroff -f\n");
+    let (vm0, vm1, after0, after1) = (linux(0), linux(1), after(0), after(1));
+    super::nshyp::steps(&[
+        ("[vm0] / # ", "\x1d1"),
+        ("console: input to vm1", "\n"),
+        ("[vm1] / # ", "\x1d2"),
+        ("console: input to vm2", "\n"),
+        ("[vm2] / # ", &realm),
+        ("VM2_DONE", "\x1d0"),
+        ("console: input to vm0", &vm0),
+        ("VM0_DONE", "\x1d1"),
+        ("console: input to vm1", &vm1),
+        ("VM1_DONE", "\x1d2"),
+        ("console: input to vm2", "poweroff -f\n"),
+        ("vm2: realm destroyed", "\x1d1"),
+        ("console: input to vm1", &after1),
+        ("[ns-hyp] vm1: SYSTEM_OFF", "\x1d0"),
+        ("console: input to vm0", &after0),
+    ])
+}
+
+fn vms_with_realm_expects() -> Vec<Expect> {
+    let sha = super::nshyp::known_sha256();
+    let realm_pa = vms_with_realm_layout().map(|(_, pas)| pas[VMS_REALM_K]).unwrap_or(0);
+    let mut e = vec![
+        expect("rmm booted", &["[rmm] ", "boot complete"]),
+        expect_owned("ns-hyp made VM 2 a Realm on the last CPU", format!("[ns-hyp] vm2: a Realm of {REALM_LINUX_RECS} REC(s) on cpu {VMS_REALM_LINUX_CPUS}")),
+        expect("ns-hyp built the Realm", &["[ns-hyp] realm-vm: created rd"]),
+        expect("ns-hyp printed the Realm's DTB", &["realm-vm: dtb end "]),
+    ];
+    for k in 0..3 {
+        let vm = format!("[vm{k}] ");
+        let line = |rest: &[&str]| std::iter::once(vm.clone()).chain(rest.iter().map(|s| s.to_string())).collect::<Vec<_>>();
+        let what = |w: [&'static str; 3]| w[k];
+        e.extend([
+            Expect { what: what(["VM 0's init ran on 2 vCPUs", "VM 1's init ran on 2 vCPUs", "the Realm's init ran on 2 RECs"]), all_of: line(&["quadrant-init: up, 2 cpu(s)"]) },
+            Expect { what: what(["VM 0 reached its shell", "VM 1 reached its shell", "the Realm reached its shell"]), all_of: line(&["quadrant-init: shell"]) },
+            Expect { what: what(["VM 0 read the known file on its disk", "VM 1 read the known file on its disk", "the Realm read the known file on its disk"]), all_of: line(&[&format!("SHA256={sha}  /mnt/known.bin")]) },
+            Expect { what: what(["VM 0's disk is the first virtio-blk device", "VM 1's disk is the second", "the Realm's disk is the third"]), all_of: line(&[&format!("DISK=vm{k}")]) },
+        ]);
+    }
+    e.extend([
+        expect("ns-hyp switched the console's input to the Realm", &["console: input to vm2"]),
+        expect("the kernel in VM 2 says it runs in a Realm", &["[vm2] ", "RME: Using RSI version 1.0"]),
+        expect_owned("nproc in the Realm = its RECs", format!("[vm2] NPROC={REALM_LINUX_RECS}")),
+        expect_owned("VM 0 answered while the Realm ran", format!("[vm0] VM0_NPROC={VMS_REALM_LINUX_VCPUS} KERNEL=")),
+        expect_owned("VM 1 answered while the Realm ran", format!("[vm1] VM1_NPROC={VMS_REALM_LINUX_VCPUS} KERNEL=")),
+        expect("the Realm powered off", &["[ns-hyp] realm-vm: PSCI SYSTEM_OFF after "]),
+        expect("ns-hyp destroyed the Realm", &["[ns-hyp] vm2: realm destroyed: ", "granule(s) undelegated"]),
+        Expect { what: "ns-hyp scrubbed the Realm's RAM and returned it", all_of: vec!["[ns-hyp] vm2: ".into(), format!("MiB at PA {realm_pa:#x} scrubbed and returned")] },
+        expect_owned("VM 1 ran on after the Realm was gone", format!("[vm1] VM1_AFTER={VMS_REALM_LINUX_VCPUS}")),
+        expect("VM 1's SYSTEM_OFF stopped VM 1 alone", &["[ns-hyp] vm1: SYSTEM_OFF"]),
+        expect_owned("VM 0 ran on after VM 1 and the Realm were gone", format!("[vm0] VM0_AFTER={VMS_REALM_LINUX_VCPUS}")),
+        expect("the last VM's SYSTEM_OFF powered the machine off", &["[ns-hyp] guest: SYSTEM_OFF"]),
+    ]);
+    e
+}
+
+/// Every module loaded in every VM; only VM 2 says it is a Realm; the
+/// Realm's DTB (as ns-hyp printed it) is what xtask asked for and has one
+/// virtio-mmio device, its disk (no network).
+fn vms_with_realm_extra(output: &str) -> Vec<String> {
+    let mut f: Vec<String> = output.lines().filter(|l| l.contains("quadrant-init: FAILED") || l.contains("modules not loaded")).map(|l| format!("a VM's init failed: {l}")).collect();
+    f.extend(output.lines().filter(|l| l.contains("RME: Using RSI") && !l.starts_with("[vm2] ")).map(|l| format!("a VM other than the Realm says it is one: {l}")));
+    if let Some(l) = output.lines().find(|l| l.contains("[ns-hyp] realm-vm: created rd")) {
+        println!("    vms_with_realm: {}", l.trim());
+    }
+    let dtb = match printed_dtb(output) {
+        Ok(d) => d,
+        Err(e) => {
+            f.push(e);
+            return f;
+        }
+    };
+    let dtb_file = util::out_dir().join("vms-with-realm-realm.dtb");
+    if let Err(e) = std::fs::write(&dtb_file, &dtb) {
+        f.push(format!("{}: {e}", dtb_file.display()));
+        return f;
+    }
+    f.extend(check_realm_dtb(&dtb_file, VMS_WITH_REALM_INITRD.load(std::sync::atomic::Ordering::Relaxed)));
+    match fdtget(&dtb_file, &["-l"], &["/"]) {
+        Ok(nodes) => {
+            let virtio: Vec<&str> = nodes.split_whitespace().filter(|n| n.starts_with("virtio_mmio@")).collect();
+            if virtio.len() != 1 {
+                f.push(format!("the Realm's DTB has virtio-mmio nodes {virtio:?}, not one (its disk)"));
+            }
+        }
+        Err(e) => f.push(format!("the Realm's DTB: {e}")),
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn vms_with_realm_layout_and_script() {
+        let (mem, pas) = super::vms_with_realm_layout().unwrap();
+        assert_eq!(mem, [192, 192, 256]);
+        // The Realm's footprint (2 x 256 + 8 MiB) ends below the guest area's 1 GiB.
+        assert_eq!(pas, [0x8000_0000, 0x8c00_0000, 0x9800_0000]);
+        assert!(pas[2] + (520 << 20) <= 0xc000_0000);
+        let input = super::vms_with_realm_input();
+        // What the script waits for never appears in what it types.
+        for (wait, _) in &input {
+            assert!(input.iter().all(|(_, send)| !send.contains(wait.as_str())), "{wait:?} is typed");
+        }
+        // Neither do the lines the test expects from the guests.
+        for e in super::vms_with_realm_expects().iter().filter(|e| e.all_of[0].starts_with("[vm")) {
+            let fragments = e.all_of.iter().map(|f| f.get(6..).filter(|_| f.starts_with("[vm")).unwrap_or(f)).filter(|f| !f.is_empty());
+            for f in fragments {
+                assert!(input.iter().all(|(_, send)| !send.contains(f)), "{f:?} of {:?} is typed", e.what);
+            }
+        }
+        assert!(input.iter().all(|(_, send)| send.is_empty() || send.ends_with('\n') || send.starts_with('\x1d')));
+        // The Realm powers off before the Linux VMs, VM 0 last.
+        let order: Vec<&str> = input.iter().filter(|(_, s)| s.contains("poweroff -f")).map(|(w, _)| w.as_str()).collect();
+        assert_eq!(order, ["console: input to vm2", "console: input to vm1", "console: input to vm0"]);
+    }
 }
