@@ -117,9 +117,9 @@ pub fn hyp_main(x0: u64, cpu: u64) -> ! {
         log::info!("{} smc(s) completed as NOT_SUPPORTED by the EL2 trap", traps);
     }
     if !bench {
-        let realm = crate::realm::mode::realm_vm(cfg.bootargs.as_str());
         match crate::vm::config::parse_all(cfg.bootargs.as_str()) {
-            Ok(all) if realm => {
+            // A Realm alone runs on this CPU; one of several has a CPU of its own (`guest::start`).
+            Ok(all) if all.count == 1 && all.iter().all(|g| g.realm) => {
                 if let Some(g) = all.iter().next() {
                     crate::realm::target::run_linux(g, cfg.bootargs.as_str());
                 }
@@ -127,7 +127,7 @@ pub fn hyp_main(x0: u64, cpu: u64) -> ! {
             Ok(all) => crate::guest::start(&all, count_cpus(&cfg), pool),
             Err(crate::vm::config::ConfigError::NoGuest) => {}
             Err(crate::vm::config::ConfigError::Bad(w)) => log::error!("guest: bad {} in bootargs: no guest", w),
-            Err(crate::vm::config::ConfigError::TooMany) => log::error!("guest: more VMs, or more VM RAM, than ns-hyp has room for: no guest"),
+            Err(crate::vm::config::ConfigError::TooMany) => log::error!("guest: more VMs, or more VM RAM (a Realm's counted twice, with its pool), than ns-hyp has room for: no guest"),
         }
     }
     let r = shared::smccc::smc(shared::abi::psci::PSCI_SYSTEM_OFF, &[]);

@@ -114,6 +114,18 @@ pub fn init_cpu(cpu: usize) {
     shared::arch::regs::isb();
 }
 
+/// Turns CPU `cpu`'s PPIs `intids` off again at its redistributor: a CPU
+/// that runs a Realm's RECs (`crate::realm::target`) takes only the kick and
+/// its hyp timer; the vtimer, maintenance and PMU PPIs are the normal vCPUs'.
+pub fn disable_private(cpu: usize, intids: &[u32]) {
+    with_gic(|g| {
+        for &i in intids {
+            g.enable_interrupt(int_id(i), Some(cpu), false).expect("PPI configuration");
+        }
+        g.gicr_barrier(cpu).expect("redistributor");
+    });
+}
+
 /// Acknowledges the highest-priority pending Group 1 interrupt (ICC_IAR1_EL1);
 /// 1023 (no interrupt) if none.
 pub fn ack() -> u32 {

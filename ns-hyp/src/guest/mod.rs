@@ -9,6 +9,12 @@
 //! for the scheduler and the per-vCPU contexts; a VM's vGIC and PSCI know
 //! them by their index in the VM (`v`, `Id`).  The consoles share the UART
 //! through `vm::console::ConsoleMux`.
+//!
+//! A Realm among them (`quadrant.realm-vm`) is not scheduled here: its RECs
+//! run on a CPU of their own, the last one started (`crate::realm::target::run_vm`).
+//! Its machine (`Vm`) is in its slot like any VM's, so console input, the
+//! console multiplexer and the RTC reach it the same way; a kick for it is
+//! an SGI to that CPU.
 
 mod cpu_state;
 pub mod gic;
@@ -93,6 +99,8 @@ static NVCPUS: AtomicUsize = AtomicUsize::new(1);
 static READY: AtomicBool = AtomicBool::new(false);
 static STATS: ExitStats = ExitStats::new();
 static PRINT_STATS: AtomicBool = AtomicBool::new(false);
+/// The Realm among the VMs, if any: its index and the CPU its RECs run on.
+static REALM: spin::Once<(usize, usize)> = spin::Once::new();
 /// The CPUs implement pointer authentication: the guest sees it
 /// (`vm::idregs`) and each vCPU has its own keys.
 static PAC: AtomicBool = AtomicBool::new(false);
@@ -180,6 +188,12 @@ fn deliver(kick: Kick, vm: usize, me: usize) {
     if kick == 0 {
         return;
     }
+    if let Some(&(realm, cpu)) = REALM.get().filter(|r| r.0 == vm) {
+        if cpu != me && !VMS[realm].off.load(Ordering::Relaxed) {
+            gic::send_sgi(cpu, gic::SGI_KICK);
+        }
+        return;
+    }
     let mut cpus = 0u32;
     for v in 0..MAX_VCPUS {
         if kick & (1 << v) != 0 {
@@ -213,12 +227,22 @@ pub fn start(cfgs: &VmConfigs, npcpus: usize, pool: &'static spin::Mutex<FramePo
     let nvms = cfgs.count;
     NVMS.store(nvms, Ordering::Relaxed);
     CONSOLE.lock().set_vms(nvms);
-    let total: usize = cfgs.iter().map(|c| c.vcpus).sum();
+    // A Realm's RECs are not vCPUs of this scheduler: they have the CPU
+    // after the others' (`REALM`).
+    let total: usize = cfgs.iter().filter(|c| !c.realm).map(|c| c.vcpus).sum();
     if total > MAX_VCPU_SLOTS {
         log::error!("guest: {} vCPUs in all, more than {}: no guest", total, MAX_VCPU_SLOTS);
         return;
     }
-    let npcpus = npcpus.clamp(1, total);
+    let realm = cfgs.iter().position(|c| c.realm);
+    if realm.is_some() && npcpus < 2 {
+        log::error!("guest: a Realm among the VMs needs a CPU of its own and one for the others: no guest");
+        return;
+    }
+    let npcpus = (if realm.is_some() { npcpus - 1 } else { npcpus }).min(total).max(1);
+    if let Some(k) = realm {
+        REALM.call_once(|| (k, npcpus));
+    }
     NPCPUS.store(npcpus, Ordering::Relaxed);
     NVCPUS.store(total, Ordering::Relaxed);
     PRINT_STATS.store(first.exit_stats, Ordering::Relaxed);
@@ -236,6 +260,10 @@ pub fn start(cfgs: &VmConfigs, npcpus: usize, pool: &'static spin::Mutex<FramePo
     virtio::init_vms(nvms);
     let mut next = 0;
     for (k, cfg) in cfgs.iter().enumerate() {
+        if cfg.realm {
+            start_realm(k, cfg);
+            continue;
+        }
         if !start_vm(k, cfg, next, offer, pool) {
             return;
         }
@@ -257,7 +285,7 @@ pub fn start(cfgs: &VmConfigs, npcpus: usize, pool: &'static spin::Mutex<FramePo
     unsafe extern "C" {
         fn _start();
     }
-    for p in 1..npcpus {
+    for p in (1..npcpus).chain(REALM.get().map(|r| r.1)) {
         let r = shared::smccc::smc(shared::abi::psci::PSCI_CPU_ON_64, &[p as u64, _start as *const () as usize as u64, 0]);
         if r[0] != 0 {
             log::warn!("CPU_ON of cpu {} returned {:#x}", p, r[0]);
@@ -309,6 +337,23 @@ fn start_vm(k: usize, cfg: &GuestConfig, first: usize, offer: Offered, pool: &'s
     net::attach(k);
     init_vm(k, cfg.vcpus, entry, dtb);
     true
+}
+
+/// VM `k`, a Realm: its slot and machine; the Realm itself is built by its
+/// CPU (`crate::realm::target::run_vm`, from `secondary`).
+fn start_realm(k: usize, cfg: &GuestConfig) {
+    let slot = &VMS[k];
+    slot.ram_pa.store(cfg.ram_pa, Ordering::Relaxed);
+    slot.ram_size.store(cfg.ram_size, Ordering::Relaxed);
+    slot.first.store(0, Ordering::Relaxed);
+    slot.nvcpus.store(0, Ordering::Relaxed);
+    slot.cfg.call_once(|| cfg.clone());
+    slot.vm.call_once(|| {
+        let mut vm = Vm::new(cfg.vcpus);
+        vm.clock = crate::wallclock::now; // the PL031's time source
+        spin::Mutex::new(vm)
+    });
+    log::info!("{} cmdline: {}", Who(k), cfg.cmdline);
 }
 
 /// VM `k`'s payloads as they go in its RAM: `cfg` with the IPAs of payloads
@@ -428,7 +473,50 @@ pub fn secondary(cpu: usize) -> ! {
     while !READY.load(Ordering::Acquire) {
         core::hint::spin_loop();
     }
+    if let Some(&(k, _)) = REALM.get().filter(|r| r.1 == cpu) {
+        let slot = &VMS[k];
+        crate::realm::target::run_vm(k, cpu, slot.cfg.get().expect("realm cfg"), slot.vm.get().expect("realm vm"))
+    }
     run_cpu(cpu)
+}
+
+/// One byte of VM `vm`'s console (the Realm's, from its CPU) through the multiplexer.
+pub fn console_output(vm: usize, b: u8) {
+    CONSOLE.lock().output(vm, b, &mut uart_tx);
+}
+
+/// The Realm VM `k` is gone (destroyed and scrubbed by its CPU, the
+/// caller): the VM is off, and if it was the last the machine powers off.
+/// Its CPU then waits for good, taking no interrupt.
+pub fn realm_gone(k: usize) -> ! {
+    CONSOLE.lock().flush(k, &mut uart_tx);
+    VMS[k].off.store(true, Ordering::SeqCst);
+    log::info!("{}: off", Who(k));
+    power_off_if_last();
+    let cpu = REALM.get().map_or(0, |r| r.1);
+    gic::disable_private(cpu, &[gic::SGI_KICK, gic::PPI_HYP_TIMER]);
+    loop {
+        while read_sysreg!(isr_el1) & (1 << 7) != 0 {
+            let i = gic::ack();
+            if i >= 1020 {
+                break;
+            }
+            gic::eoi(i);
+            gic::deactivate(i);
+        }
+        // SAFETY: waits for an interrupt, none of which is enabled here any more.
+        unsafe { core::arch::asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
+    }
+}
+
+/// The last VM gone (none still being torn down, here or elsewhere) powers the machine off.
+fn power_off_if_last() {
+    if (0..NVMS.load(Ordering::Relaxed)).all(|k| VMS[k].off.load(Ordering::SeqCst) && !VMS[k].tearing_down.load(Ordering::SeqCst)) {
+        log::info!("guest: SYSTEM_OFF");
+        log::info!("guest {}", STATS.snapshot());
+        let _ = shared::smccc::smc(shared::abi::psci::PSCI_SYSTEM_OFF, &[]);
+        shared::arch::halt()
+    }
 }
 
 /// `dc cvac` over a range, so the guest sees it with its MMU and caches off.
@@ -1654,13 +1742,7 @@ fn teardown_step(c: &mut Cpu) {
             return;
         }
     }
-    // The last VM gone (none still being torn down, here or elsewhere) powers the machine off.
-    if (0..NVMS.load(Ordering::Relaxed)).all(|k| VMS[k].off.load(Ordering::SeqCst) && !VMS[k].tearing_down.load(Ordering::SeqCst)) {
-        log::info!("guest: SYSTEM_OFF");
-        log::info!("guest {}", STATS.snapshot());
-        let _ = shared::smccc::smc(shared::abi::psci::PSCI_SYSTEM_OFF, &[]);
-        shared::arch::halt()
-    }
+    power_off_if_last();
 }
 
 /// The real PL011 (`platform`), shared with ns-hyp's console.

@@ -177,10 +177,10 @@ fn next_backend(slot: &mut usize) -> Option<spin::Mutex<Device>> {
     None
 }
 
-/// The device serves a Realm: offer VIRTIO_F_ACCESS_PLATFORM
+/// VM `vm`'s device serves a Realm: offer VIRTIO_F_ACCESS_PLATFORM
 /// (`VirtioBlk::set_access_platform`).
-pub fn for_realm() {
-    if let Some(Some(d)) = DEVICE[0].get() {
+pub fn for_realm(vm: usize) {
+    if let Some(d) = device(vm) {
         d.lock().model.set_access_platform(true);
     }
 }

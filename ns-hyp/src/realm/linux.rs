@@ -19,7 +19,7 @@
 //!   unprotected half: every access is an emulatable-MMIO REC exit;
 //! - shared memory (Linux's swiotlb bounce buffers, after RSI_IPA_STATE_SET
 //!   to EMPTY): the unprotected alias of a RAM IPA is mapped on its first
-//!   touch with RTT_MAP_UNPROTECTED to NS memory at [`SHARED_PA`] + the
+//!   touch with RTT_MAP_UNPROTECTED to NS memory at the VM's RAM PA + the
 //!   same offset.
 //!
 //! The RECs share one physical CPU, round robin: a REC that waits (WFI)
@@ -30,7 +30,7 @@ use super::host::{Failed, realm_params};
 use super::rmi::{Ret, Rmi};
 use super::{NsMemory, Pages, Report};
 use crate::vm::config::{GuestConfig, MAX_VCPUS};
-use crate::vm::layout::{RAM_IPA, RAM_PA, VIRTIO_INTID, VTIMER_INTID};
+use crate::vm::layout::{RAM_IPA, VIRTIO_INTID, VTIMER_INTID};
 use crate::vm::virtio_blk::GuestMemory;
 use crate::vm::{Mmio, Vm, sched};
 use shared::abi::rmi::*;
@@ -42,14 +42,12 @@ pub const SHARED_BIT: u64 = 1 << (S2SZ - 1);
 /// Where the Realm's DTB goes (IPA); the kernel and initramfs are at their
 /// normal-guest IPAs (2 MiB and 128 MiB into RAM).
 pub const DTB_IPA: u64 = RAM_IPA;
-/// NS pages handed to the RMM (delegated): RDs, RECs, RTTs and the Realm's
-/// RAM.  Above the payloads QEMU preloads (0x80200000, 0x88000000).
-pub const POOL_PA: u64 = 0x9000_0000;
-pub const POOL_PAGES: usize = 0x2000_0000 / 0x1000;
-/// NS memory behind the unprotected alias of Realm RAM (Realm RAM offset + this).
-pub const SHARED_PA: u64 = 0xb000_0000;
-/// The most Realm RAM (the shared window above must cover it).
-pub const MAX_RAM: u64 = 0x1000_0000;
+/// Where its memory comes from (`GuestConfig::footprint`): the NS memory
+/// behind the unprotected alias of Realm RAM is the VM's RAM PA + the same
+/// offset (where the payloads were preloaded, measured in from there); the
+/// granules delegated to the RMM (RDs, RECs, RTTs and the Realm's RAM) come
+/// from the pool above it (`GuestConfig::realm_pool`).
+pub use crate::vm::config::REALM_MAX_RAM as MAX_RAM;
 const PAGE: u64 = 0x1000;
 
 /// RTT entry of an unprotected mapping: MemAttr Normal write-back (0b1111,
@@ -86,13 +84,22 @@ pub trait Machine {
     fn trace(&self) -> u64 {
         0
     }
+    /// Takes the physical interrupts pending at this CPU, which only wake
+    /// the loop (a kick: console input or a device interrupt for the Realm,
+    /// posted by another CPU).  True if one was the hyp timer, which is then
+    /// off (the loop arms it again).  The Realm alone on the machine has
+    /// none but that timer, which `set_timer` handles: nothing to take.
+    fn kicks(&self) -> bool {
+        false
+    }
 }
 
 /// What the device sees of a Realm's memory: only its shared (unprotected)
 /// alias; a DMA address is an IPA with the top bit set (Linux's
-/// `dma_addr_unencrypted`), backed by NS memory at [`SHARED_PA`] + its RAM offset.
+/// `dma_addr_unencrypted`), backed by NS memory at `shared_pa` + its RAM offset.
 pub struct RealmShared {
     pub ram_size: u64,
+    pub shared_pa: u64,
 }
 
 impl RealmShared {
@@ -103,7 +110,7 @@ impl RealmShared {
         }
         let a = ipa & !SHARED_BIT;
         let end = a.checked_add(len)?;
-        (a >= RAM_IPA && end <= RAM_IPA + self.ram_size).then(|| SHARED_PA + (a - RAM_IPA))
+        (a >= RAM_IPA && end <= RAM_IPA + self.ram_size).then(|| self.shared_pa + (a - RAM_IPA))
     }
 }
 
@@ -179,6 +186,8 @@ pub struct LinuxRealm {
     pub runs: [u64; MAX_VCPUS],
     pub nrecs: usize,
     pub ram_size: u64,
+    /// NS memory behind the unprotected alias (module comment).
+    pub shared_pa: u64,
     pub delegated: usize,
 }
 
@@ -224,12 +233,14 @@ impl LinuxRealm {
         if cfg.ram_size > MAX_RAM || !cfg.ram_size.is_multiple_of(2 << 20) {
             return Err(fail("Realm RAM: at most 256 MiB, whole 2 MiB blocks", cfg.ram_size, 0));
         }
+        // `vm::config` sized the pool for RAM + RTTs + RD/RECs; a smaller
+        // one fails as "delegation pool exhausted" at DATA_CREATE_UNKNOWN.
         check("RMI_VERSION", rmi.version(RMI_ABI_VERSION))?;
         let f0 = check("RMI_FEATURES", rmi.features(0))?.x(1);
         if !super::host::features_fit(f0) {
             return Err(fail("RMI_FEATURES (s2sz, breakpoints, watchpoints)", f0, 0));
         }
-        let mut r = LinuxRealm { rd: 0, recs: [0; MAX_VCPUS], runs: [0; MAX_VCPUS], nrecs: cfg.vcpus, ram_size: cfg.ram_size, delegated: 0 };
+        let mut r = LinuxRealm { rd: 0, recs: [0; MAX_VCPUS], runs: [0; MAX_VCPUS], nrecs: cfg.vcpus, ram_size: cfg.ram_size, shared_pa: cfg.ram_pa, delegated: 0 };
         let params = ns.take().ok_or(fail("NS pages", 0, 0))?;
         for i in 0..r.nrecs {
             r.runs[i] = ns.take().ok_or(fail("NS pages", i as u64, 0))?;
@@ -245,7 +256,7 @@ impl LinuxRealm {
         while base < top {
             base = check("RTT_INIT_RIPAS", rmi.rtt_init_ripas(r.rd, base, top))?.x(1);
         }
-        let to_src = |ipa: u64| ipa - RAM_IPA + RAM_PA;
+        let to_src = |ipa: u64| ipa - RAM_IPA + cfg.ram_pa;
         let mut payloads = [Some(Payload { ipa: DTB_IPA, src: dtb.0, size: dtb.1 as u64 }), Some(Payload { ipa: cfg.kernel.ipa, src: to_src(cfg.kernel.ipa), size: cfg.kernel.size }), None];
         if let Some(i) = cfg.initrd {
             payloads[2] = Some(Payload { ipa: i.ipa, src: to_src(i.ipa), size: i.size });
@@ -286,6 +297,62 @@ impl LinuxRealm {
             r.rd, r.nrecs, cfg.ram_size >> 20, RAM_IPA, measured, r.delegated
         ));
         Ok(r)
+    }
+
+    /// Tears the Realm down (DEN0137 A2.2 "Realm lifecycle", its objects in
+    /// the reverse order of creation) and undelegates every granule it took
+    /// from `pool`, which was `Pages::new(pool_base, ..)`: its RECs, every
+    /// DATA granule of its RAM (the walk skips what has no RTT), the
+    /// unprotected mappings, the level 3 and then level 2 RTTs, the RD.
+    /// Whatever an earlier step missed shows as a granule that does not
+    /// undelegate.  Returns (undelegated, failed).
+    pub fn destroy<C: Conduit>(&mut self, rmi: &Rmi<C>, pool: &Pages, pool_base: u64) -> (usize, usize) {
+        for rec in &self.recs[..self.nrecs] {
+            let _ = rmi.rec_destroy(*rec);
+        }
+        let ram = RAM_IPA..RAM_IPA + self.ram_size;
+        let rd = self.rd;
+        // Each step is asked for only where RTT_READ_ENTRY shows its object
+        // (a call that fails is one the RMM logs): (walk level, state).
+        let entry = |ipa: u64, level: i64| {
+            let r = rmi.rtt_read_entry(rd, ipa, level);
+            r.ok().then(|| (r.x(1) as i64, r.x(2)))
+        };
+        // The leaves, a 4 KiB page at a time; a 2 MiB block without a level
+        // 3 RTT (the walk stops above it) has none.
+        for alias in [0, SHARED_BIT] {
+            let mut ipa = ram.start;
+            while ipa < ram.end {
+                match entry(ipa | alias, 3) {
+                    Some((3, state)) => {
+                        if state == RMI_ASSIGNED {
+                            let _ = if alias == 0 { rmi.data_destroy(rd, ipa) } else { rmi.rtt_unmap_unprotected(rd, ipa | alias, 3) };
+                        }
+                        ipa += PAGE;
+                    }
+                    _ => ipa = (ipa | ((2 << 20) - 1)) + 1,
+                }
+            }
+        }
+        // Then the RTTs, level 3 before level 2: each where its parent's entry is a table.
+        for (level, size) in [(3i64, 2u64 << 20), (2, 1 << 30)] {
+            for alias in [0, SHARED_BIT] {
+                let mut ipa = ram.start & !(size - 1);
+                while ipa < ram.end {
+                    if entry(ipa | alias, level - 1) == Some((level - 1, RMI_TABLE)) {
+                        let _ = rmi.rtt_destroy(rd, ipa | alias, level);
+                    }
+                    ipa += size;
+                }
+            }
+        }
+        let _ = rmi.realm_destroy(rd);
+        let (mut ok, mut failed) = (0, 0);
+        for pa in pool.used(pool_base).step_by(PAGE as usize) {
+            if rmi.granule_undelegate(pa).ok() { ok += 1 } else { failed += 1 }
+        }
+        self.delegated = 0;
+        (ok, failed)
     }
 
     fn in_ram(&self, ipa: u64) -> bool {
@@ -355,7 +422,12 @@ pub enum End {
 
 /// Runs the Realm's RECs until it powers off (module comment).
 #[allow(clippy::too_many_arguments)]
-pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pool: &mut Pages, r: &mut LinuxRealm, vm: &mut Vm, mach: &dyn Machine, out: &mut dyn Report) -> Result<End, Failed> {
+///
+/// `vm` (the emulated GIC, PL011, PL031) is locked only for each use, never
+/// across a REC_ENTER or a console write: with several VMs, another CPU
+/// feeds its PL011 console input (`crate::guest`, console lock first, then
+/// the VM's).
+pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pool: &mut Pages, r: &mut LinuxRealm, vm: &spin::Mutex<Vm>, mach: &dyn Machine, out: &mut dyn Report) -> Result<End, Failed> {
     let n = r.nrecs;
     let nlrs = mach.num_lrs().min(16);
     let mut st = [RecState::default(); MAX_VCPUS];
@@ -368,20 +440,24 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pool: &mut Pages, r: 
     let mut per_rec = [(0u64, 0u64, 0u64); MAX_VCPUS];
     let mut next_status = mach.now() + 200 * mach.slice();
     loop {
+        if mach.kicks() {
+            armed = None;
+        }
         if mach.trace() > 0 && mach.now() >= next_status {
             next_status = mach.now() + 200 * mach.slice();
             for (k, s) in st.iter().enumerate().take(n) {
                 let lrs = s.lrs.iter().filter(|l| **l != 0).count();
                 out.line(format_args!(
                     "realm-vm: status REC {} on {} waiting {} exits {} last reason {} esr {:#x} cntv {:#x} cval-now {} lrs {} {:#x} deliverable {}",
-                    k, s.on, s.waiting, per_rec[k].0, per_rec[k].1, per_rec[k].2, s.cntv_ctl, s.cntv_cval as i64 - mach.now() as i64, lrs, s.lrs[0], vm.vgic.has_deliverable(k)
+                    k, s.on, s.waiting, per_rec[k].0, per_rec[k].1, per_rec[k].2, s.cntv_ctl, s.cntv_cval as i64 - mach.now() as i64, lrs, s.lrs[0], vm.lock().vgic.has_deliverable(k)
                 ));
             }
         }
         // Console input for the emulated PL011.
-        while vm.uart_rx_room() {
+        while vm.lock().uart_rx_room() {
             let Some(b) = mach.uart_rx() else { break };
-            wake(&mut st, vm.uart_rx(b));
+            let kick = vm.lock().uart_rx(b);
+            wake(&mut st, kick);
         }
         // Who runs next (`crate::vm::sched`, the normal guest's rules): the
         // running REC keeps the CPU until its slice ends, however often it
@@ -393,8 +469,11 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pool: &mut Pages, r: 
         // stop_machine state that CPU 1 waited on (soft lockup).
         let now = mach.now();
         let mut states = [sched::State::Off; MAX_VCPUS];
-        for (k, s) in st.iter().enumerate().take(n) {
-            states[k] = sched_state(s, vm.vgic.has_deliverable(k));
+        {
+            let vm = vm.lock();
+            for (k, s) in st.iter().enumerate().take(n) {
+                states[k] = sched_state(s, vm.vgic.has_deliverable(k));
+            }
         }
         let d = sched::decide(&states[..n], current, slice_end, now, mach.slice());
         // The hyp timer is reprogrammed only when the decision changes it
@@ -417,10 +496,12 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pool: &mut Pages, r: 
         st[i].waiting = false;
 
         // The virtual timer as a level-sensitive PPI of this vCPU.
-        let kick = vm.vgic.set_private_level(i, VTIMER_INTID, timer_asserted(st[i].cntv_ctl));
+        let mut g = vm.lock();
+        let kick = g.vgic.set_private_level(i, VTIMER_INTID, timer_asserted(st[i].cntv_ctl));
         wake(&mut st, kick);
         let s = &mut st[i];
-        let more = vm.vgic.fill_lrs(i, &mut s.lrs[..nlrs]);
+        let more = g.vgic.fill_lrs(i, &mut s.lrs[..nlrs]);
+        drop(g);
         let mut enter = [0u8; 0x800];
         // WFI traps (a REC waiting for an interrupt gives the CPU back).
         super::host::put(&mut enter, 0x000, s.flags | RMI_REC_ENTER_TRAP_WFI);
@@ -439,7 +520,7 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pool: &mut Pages, r: 
         for k in 0..nlrs {
             s.lrs[k] = get(&b, 0x308 + 8 * k);
         }
-        vm.vgic.sync_lrs(i, &s.lrs[..nlrs]);
+        vm.lock().vgic.sync_lrs(i, &s.lrs[..nlrs]);
         // A finished LR is cleared: an invalid one with EOI set would keep
         // the maintenance interrupt (ICH_EISR_EL2) asserted at every entry.
         for lr in s.lrs[..nlrs].iter_mut() {
@@ -474,16 +555,16 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pool: &mut Pages, r: 
                             let addr = ipa & !SHARED_BIT;
                             if r.in_ram(addr) {
                                 // Shared memory: back the alias with NS memory on first touch.
-                                let desc = (SHARED_PA + (addr & !(PAGE - 1)) - RAM_IPA) | UNPROTECTED_ATTRS;
+                                let desc = (r.shared_pa + (addr & !(PAGE - 1)) - RAM_IPA) | UNPROTECTED_ATTRS;
                                 let rd = r.rd;
                                 r.with_rtts(rmi, pool, "RTT_MAP_UNPROTECTED", page, || rmi.rtt_map_unprotected(rd, page, 3, desc))?;
                             } else if ec == 0x24 && esr & (1 << 24) != 0 {
                                 let size = 1u8 << ((esr >> 22) & 3);
                                 let write = esr & (1 << 6) != 0;
-                                let mut shared = RealmShared { ram_size: r.ram_size };
+                                let mut shared = RealmShared { ram_size: r.ram_size, shared_pa: r.shared_pa };
                                 let res = match mach.virtio(addr, size, write, gpr(0), &mut shared) {
-                                    Some((value, irq)) => Mmio::Ok { value, kick: if irq { vm.vgic.raise(0, VIRTIO_INTID) } else { 0 }, tx: None },
-                                    None => vm.mmio(addr, size, write, gpr(0)),
+                                    Some((value, irq)) => Mmio::Ok { value, kick: if irq { vm.lock().vgic.raise(0, VIRTIO_INTID) } else { 0 }, tx: None },
+                                    None => vm.lock().mmio(addr, size, write, gpr(0)),
                                 };
                                 match res {
                                     Mmio::Ok { value, kick, tx } => {
@@ -513,7 +594,7 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pool: &mut Pages, r: 
                         // MSR/MRS trapped by the RMM (its ISS without Rt; a
                         // write's value in gprs[0]): ICC_SGI1R_EL1 is an IPI.
                         if let Some(v) = sgi1r_write(esr, gpr(0)) {
-                            let kick = vm.vgic.send_sgi(i, v);
+                            let kick = vm.lock().vgic.send_sgi(i, v);
                             wake(&mut st, kick);
                         }
                     }
@@ -565,7 +646,7 @@ pub fn run<C: Conduit, M: NsMemory>(rmi: &Rmi<C>, mem: &M, pool: &mut Pages, r: 
                         let status = if on && st[target].on { shared::abi::psci::status::ALREADY_ON as i64 as u64 } else { 0 };
                         check("PSCI_COMPLETE", rmi.psci_complete(r.recs[i], r.recs[target], status))?;
                         if on && status == 0 {
-                            vm.vgic.reset_lrs(target);
+                            vm.lock().vgic.reset_lrs(target);
                             st[target] = RecState { on: true, ..RecState::default() };
                         }
                     }
@@ -598,7 +679,8 @@ mod tests {
 
     #[test]
     fn shared_memory_is_the_unprotected_alias_of_ram_only() {
-        let m = RealmShared { ram_size: 64 << 20 };
+        const SHARED_PA: u64 = 0x9800_0000;
+        let m = RealmShared { ram_size: 64 << 20, shared_pa: SHARED_PA };
         assert_eq!(m.pa(SHARED_BIT | RAM_IPA, 16), Some(SHARED_PA));
         assert_eq!(m.pa(SHARED_BIT | (RAM_IPA + 0x12_3000), 0x1000), Some(SHARED_PA + 0x12_3000));
         assert_eq!(m.pa(RAM_IPA, 16), None, "protected: never the device's");

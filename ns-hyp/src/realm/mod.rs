@@ -60,6 +60,10 @@ impl Pages {
     pub fn new(base: u64, count: usize) -> Self {
         Self { next: base, end: base + count as u64 * 0x1000 }
     }
+    /// The pages handed out so far: `[base, end)`.
+    pub fn used(&self, base: u64) -> core::ops::Range<u64> {
+        base..self.next
+    }
     pub fn take(&mut self) -> Option<u64> {
         if self.next >= self.end {
             return None;

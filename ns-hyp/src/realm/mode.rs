@@ -31,20 +31,12 @@ pub const RSI_TESTS: &str = "quadrant.rsi-tests";
 #[cfg(any(test, feature = "test-modes"))]
 pub const RSI_STORM: &str = "quadrant.rsi-storm=";
 pub const IMAGE: &str = "quadrant.realm-image=";
-/// Run the guest named by `quadrant.guest=` (docs/ns-hyp.md) as a Realm.
-pub const REALM_VM: &str = "quadrant.realm-vm";
 
 /// `quadrant.realm-trace=<n>`: log the first n REC exits of a `quadrant.realm-vm` Realm
 /// other than aborts (first touches of memory, MMIO) and IRQs (0 without).
 pub fn trace(bootargs: &str) -> u64 {
     let ours = bootargs.split_once(" -- ").map_or(bootargs, |(o, _)| o);
     ours.split_ascii_whitespace().find_map(|w| w.strip_prefix("quadrant.realm-trace=")).and_then(number).unwrap_or(0)
-}
-
-/// Whether `bootargs` ask for the guest to run as a Realm (before ` -- `: the guest's own command line).
-pub fn realm_vm(bootargs: &str) -> bool {
-    let ours = bootargs.split_once(" -- ").map_or(bootargs, |(o, _)| o);
-    ours.split_ascii_whitespace().any(|w| w == REALM_VM)
 }
 
 /// The storm's seed of `quadrant.rsi-storm=<seed>`.
@@ -110,10 +102,8 @@ mod tests {
     }
 
     #[test]
-    fn realm_vm_word() {
-        assert!(realm_vm("quadrant.guest=0x80200000,16 quadrant.realm-vm -- console=ttyAMA0"));
-        assert!(!realm_vm("quadrant.guest=0x80200000,16 -- quadrant.realm-vm"));
-        assert!(!realm_vm("quadrant.realm-vmx"));
+    fn realm_vm_is_no_mode() {
+        // `quadrant.realm-vm` marks a VM's section (`vm::config`), not a mode.
         assert_eq!(mode("quadrant.realm-vm"), None);
     }
 

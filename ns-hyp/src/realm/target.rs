@@ -165,10 +165,13 @@ fn touch_delegated(pages: &mut Pages, out: &mut dyn Report) {
 /// The guest's DTB before it is measured into the Realm (64 KiB, NS).
 static REALM_DTB: PageArea<16> = PageArea::new();
 
-/// The machine under the Linux Realm's run loop: the real PL011, the
-/// physical counter, the EL2 physical timer (PPI 26) for time slices.
+/// The machine under the Linux Realm's run loop: the real PL011 (alone) or
+/// VM `vm`'s console in the multiplexer (one VM of several), the physical
+/// counter, the EL2 physical timer (PPI 26) for time slices.
 struct RealMachine {
     trace: u64,
+    /// One VM of several (`crate::guest`): its index.
+    vm: Option<usize>,
 }
 
 fn real_uart() -> shared::console::Pl011 {
@@ -178,10 +181,14 @@ fn real_uart() -> shared::console::Pl011 {
 
 impl super::linux::Machine for RealMachine {
     fn uart_tx(&self, b: u8) {
-        real_uart().put_byte(b);
+        match self.vm {
+            Some(k) => crate::guest::console_output(k, b),
+            None => real_uart().put_byte(b),
+        }
     }
     fn uart_rx(&self) -> Option<u8> {
-        real_uart().read_byte()
+        // One VM of several: CPU 0 feeds the input to its PL011 and kicks us.
+        if self.vm.is_some() { None } else { real_uart().read_byte() }
     }
     fn now(&self) -> u64 {
         shared::arch::timer::cntpct()
@@ -190,18 +197,7 @@ impl super::linux::Machine for RealMachine {
         shared::arch::timer::cntfrq() / 100
     }
     fn set_timer(&self, at: Option<u64>) {
-        // SAFETY: the EL2 physical timer is ns-hyp's own; its interrupt
-        // (PPI 26) only makes the running REC exit to us.
-        unsafe {
-            match at {
-                Some(t) => {
-                    shared::write_sysreg!(cnthp_cval_el2, t);
-                    shared::write_sysreg!(cnthp_ctl_el2, 1);
-                }
-                None => shared::write_sysreg!(cnthp_ctl_el2, 0),
-            }
-        }
-        shared::arch::regs::isb();
+        set_hyp_timer(at);
     }
     fn num_lrs(&self) -> usize {
         crate::guest::gic::num_lrs()
@@ -209,70 +205,174 @@ impl super::linux::Machine for RealMachine {
     fn idle(&self) {
         // SAFETY: waits for an interrupt; EL2 runs with IRQs masked, `wfi`
         // still wakes on a pending one (the hyp timer armed by the run loop,
-        // the UART), which stays pending until the loop rearms the timer.
+        // the UART, a kick), which stays pending until the loop takes it.
         unsafe { core::arch::asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
     }
     fn trace(&self) -> u64 {
         self.trace
     }
     fn virtio(&self, addr: u64, size: u8, write: bool, value: u64, mem: &mut dyn crate::vm::virtio_blk::GuestMemory) -> Option<(u64, bool)> {
-        if !crate::guest::virtio::contains(0, addr) {
+        let k = self.vm.unwrap_or(0);
+        if !crate::guest::virtio::contains(k, addr) {
             return None;
         }
         // An access the transport refuses is answered as the model's abort.
-        Some(crate::guest::virtio::access_with(0, addr, size, write, value, mem).unwrap_or((0, false)))
+        Some(crate::guest::virtio::access_with(k, addr, size, write, value, mem).unwrap_or((0, false)))
+    }
+    fn kicks(&self) -> bool {
+        use crate::guest::gic;
+        if self.vm.is_none() {
+            return false;
+        }
+        let mut timer = false;
+        // ISR_EL1.I first: an ICC_IAR1_EL1 read that finds nothing is the
+        // costly one under TCG.  Only the kick SGI and the hyp timer are
+        // enabled here (`run_vm`); the timer is turned off before its EOI, so
+        // its level does not pend it again.
+        while shared::read_sysreg!(isr_el1) & (1 << 7) != 0 {
+            let i = gic::ack();
+            if i >= 1020 {
+                break;
+            }
+            if i == gic::PPI_HYP_TIMER {
+                set_hyp_timer(None);
+                timer = true;
+            }
+            gic::eoi(i);
+            gic::deactivate(i);
+        }
+        timer
     }
 }
 
-/// `quadrant.realm-vm`: the guest `cfg` names, as a Realm (realm/linux.rs);
-/// returns when it powers off or fails (the caller powers off).
-#[inline(never)]
-pub fn run_linux(cfg: &crate::vm::config::GuestConfig, bootargs: &str) {
+fn set_hyp_timer(at: Option<u64>) {
+    // SAFETY: the EL2 physical timer is ns-hyp's own; its interrupt
+    // (PPI 26) only makes the running REC exit to us.
+    unsafe {
+        match at {
+            Some(t) => {
+                shared::write_sysreg!(cnthp_cval_el2, t);
+                shared::write_sysreg!(cnthp_ctl_el2, 1);
+            }
+            None => shared::write_sysreg!(cnthp_ctl_el2, 0),
+        }
+    }
+    shared::arch::regs::isb();
+}
+
+/// The Realm's DTB in REALM_DTB (checked kernel placement, logged and
+/// printed for the verifier): its size, or None (logged).
+fn realm_dtb(cfg: &crate::vm::config::GuestConfig) -> Option<(u64, usize)> {
     use super::linux;
     let mut out = Console;
-    let (start, _) = PAGES.range();
-    let mut ns = Pages::new(start as u64, NS_PAGES);
-    let mut pool = Pages::new(linux::POOL_PA, linux::POOL_PAGES);
     // The kernel must sit where its kind asks (an Image text_offset above a
     // 2 MiB boundary, `vm::placement`; `vm::config` no longer checks it).
     // The Realm's DTB stays at the start of its RAM (the measured layout, docs/rmm.md).
     let header_len = (cfg.kernel.size as usize).min(crate::vm::placement::HEADER_LEN);
-    let kernel_pa = cfg.kernel.ipa - crate::vm::layout::RAM_IPA + crate::vm::layout::RAM_PA;
-    // SAFETY: the kernel lies inside guest RAM (`vm::config` checked it), identity-mapped at EL2, read only.
+    let kernel_pa = cfg.kernel.ipa - crate::vm::layout::RAM_IPA + cfg.ram_pa;
+    // SAFETY: the kernel lies inside the VM's RAM (`vm::config` checked it), identity-mapped at EL2, read only.
     let header = unsafe { core::slice::from_raw_parts(kernel_pa as *const u8, header_len) };
     if let Err(e) = crate::vm::placement::kernel_span(cfg.kernel, header) {
         log::error!("realm-vm: the kernel cannot run where it is ({:?})", e);
-        return;
+        return None;
     }
     let (dtb_start, dtb_end) = REALM_DTB.range();
-    // SAFETY: our own .bss area, identity-mapped, used by nothing else.
+    // SAFETY: our own .bss area, identity-mapped, used by nothing else (one Realm).
     let dtb = unsafe { core::slice::from_raw_parts_mut(dtb_start as *mut u8, dtb_end - dtb_start) };
     let Ok(n) = crate::vm::dtb::build_with(dtb, cfg, "smc", false, false) else {
         log::error!("realm-vm: the DTB does not fit");
-        return;
+        return None;
     };
     log::info!(
         "realm-vm: {} REC(s), {} MiB RAM, kernel ipa {:#x} ({} bytes), initrd {:?}, dtb {} bytes; cmdline: {}",
         cfg.vcpus, cfg.ram_size >> 20, cfg.kernel.ipa, cfg.kernel.size, cfg.initrd.map(|i| (i.ipa, i.size)), n, cfg.cmdline
     );
     linux::print_dtb(&dtb[..n], &mut out);
-    crate::guest::virtio::init();
-    crate::guest::virtio::for_realm();
-    crate::guest::gic::init_distributor();
-    crate::guest::gic::init_cpu(0);
-    real_uart().enable_tx_rx();
+    Some((dtb_start as u64, n))
+}
+
+/// Builds the Realm, runs it until it ends, destroys it: how it ended
+/// (None: it could not be built or failed, logged).
+fn realm_life(cfg: &crate::vm::config::GuestConfig, vm: &spin::Mutex<crate::vm::Vm>, mach: &RealMachine) -> Option<super::linux::End> {
+    use super::linux;
+    let mut out = Console;
+    let dtb = realm_dtb(cfg)?;
+    let (start, _) = PAGES.range();
+    let mut ns = Pages::new(start as u64, NS_PAGES);
+    let (pool_base, pool_pages) = cfg.realm_pool();
+    let mut pool = Pages::new(pool_base, pool_pages);
     let rmi = super::rmi::Rmi::new(&Smc);
-    let mut realm = match linux::LinuxRealm::create(&rmi, &Identity, &mut ns, &mut pool, cfg, (dtb_start as u64, n), &mut out) {
+    let mut realm = match linux::LinuxRealm::create(&rmi, &Identity, &mut ns, &mut pool, cfg, dtb, &mut out) {
         Ok(r) => r,
         Err(e) => {
             log::error!("realm-vm: FAIL {}", e);
-            return;
+            // What it delegated goes back (the walk finds no RD, no REC).
+            let _ = linux::LinuxRealm { rd: 0, recs: [0; crate::vm::config::MAX_VCPUS], runs: [0; crate::vm::config::MAX_VCPUS], nrecs: 0, ram_size: 0, shared_pa: 0, delegated: 0 }.destroy(&rmi, &pool, pool_base);
+            return None;
         }
     };
+    let end = match linux::run(&rmi, &Identity, &mut pool, &mut realm, vm, mach, &mut out) {
+        Ok(end) => {
+            log::info!("realm-vm: realm ended ({:?})", end);
+            Some(end)
+        }
+        Err(e) => {
+            log::error!("realm-vm: FAIL {}", e);
+            None
+        }
+    };
+    let (undelegated, failed) = realm.destroy(&rmi, &pool, pool_base);
+    let who: crate::line::Line<16> = match mach.vm {
+        Some(k) => crate::line::Line::from_fmt(format_args!("vm{}", k)),
+        None => crate::line::Line::from_fmt(format_args!("realm-vm")),
+    };
+    if failed == 0 {
+        log::info!("{}: realm destroyed: {} granule(s) undelegated", who, undelegated);
+    } else {
+        log::error!("{}: realm destroyed: {} granule(s) undelegated, {} still delegated (kept out of use)", who, undelegated, failed);
+    }
+    // Its NS memory: the shared window always, the pool only if every
+    // granule came back (a delegated one would fault at EL2).
+    let len = if failed == 0 { cfg.footprint() } else { cfg.ram_size };
+    // SAFETY: the VM's part of the guest area, identity-mapped RW at EL2;
+    // the Realm is gone and no device DMAs there (its disk is idle).
+    unsafe { core::ptr::write_bytes(cfg.ram_pa as *mut u8, 0, len as usize) };
+    log::info!("{}: {} MiB at PA {:#x} scrubbed and returned", who, len >> 20, cfg.ram_pa);
+    end
+}
+
+/// `quadrant.realm-vm` alone: the guest `cfg` names, as a Realm
+/// (realm/linux.rs), on this CPU with the real UART; returns when it ends
+/// (the caller powers off).
+#[inline(never)]
+pub fn run_linux(cfg: &crate::vm::config::GuestConfig, bootargs: &str) {
+    crate::guest::virtio::init();
+    crate::guest::virtio::for_realm(0);
+    crate::guest::gic::init_distributor();
+    crate::guest::gic::init_cpu(0);
+    real_uart().enable_tx_rx();
     let mut vm = crate::vm::Vm::new(cfg.vcpus);
     vm.clock = crate::wallclock::now; // the PL031's time source
-    match linux::run(&rmi, &Identity, &mut pool, &mut realm, &mut vm, &RealMachine { trace: mode::trace(bootargs) }, &mut out) {
-        Ok(end) => log::info!("realm-vm: realm ended ({:?})", end),
-        Err(e) => log::error!("realm-vm: FAIL {}", e),
+    let vm = spin::Mutex::new(vm);
+    realm_life(cfg, &vm, &RealMachine { trace: mode::trace(bootargs), vm: None });
+}
+
+/// VM `k` of several is this Realm (`crate::guest::start`): its RECs run on
+/// this CPU, `cpu`, which no normal vCPU uses; its console is VM k's in the
+/// multiplexer, its machine (`vm`) is in VM k's slot, where CPU 0 feeds it
+/// console input and kicks us.  When it ends it is destroyed, its memory
+/// scrubbed, and the VM is off (the last VM off powers the machine off).
+pub fn run_vm(k: usize, cpu: usize, cfg: &crate::vm::config::GuestConfig, vm: &'static spin::Mutex<crate::vm::Vm>) -> ! {
+    use crate::guest::gic;
+    gic::init_cpu(cpu);
+    gic::disable_private(cpu, &[gic::PPI_VTIMER, gic::PPI_MAINTENANCE, gic::PPI_PMU]);
+    crate::guest::virtio::for_realm(k);
+    log::info!("vm{}: a Realm of {} REC(s) on cpu {}", k, cfg.vcpus, cpu);
+    let end = realm_life(cfg, vm, &RealMachine { trace: 0, vm: Some(k) });
+    if end == Some(super::linux::End::SystemReset) {
+        // Its payloads were measured in from its shared window, which the
+        // Realm wrote to and which is now scrubbed: nothing to boot again.
+        log::warn!("vm{}: a Realm restarts only as a new Realm: it stays off", k);
     }
+    crate::guest::realm_gone(k)
 }

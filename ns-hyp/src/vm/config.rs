@@ -27,6 +27,14 @@
 //! ```text
 //! quadrant.guest=0x80200000,<size> quadrant.mem=512 -- console=ttyAMA0 --- quadrant.guest=0xa0200000,<size> quadrant.mem=512
 //! ```
+//!
+//! `quadrant.realm-vm`: the VM is a Realm (`crate::realm::linux`, where
+//! rmm is present), at most one.  Its `quadrant.mem` (at most
+//! [`REALM_MAX_RAM`]) is the Realm's RAM, but it takes [`GuestConfig::footprint`]
+//! of the guest area: its payloads are preloaded in the first `mem` bytes as
+//! in a normal VM's RAM (they are measured in from there, and that NS memory
+//! is then the Realm's shared memory), and the rest is the pool of granules
+//! delegated to the RMM (the Realm's protected RAM, its RTTs, RD and RECs).
 
 use super::layout::{self, DEFAULT_RAM_SIZE, RAM_IPA, RAM_PA};
 use crate::line::Line;
@@ -37,6 +45,11 @@ pub const MAX_VMS: usize = 4;
 /// The PA area every VM's RAM is carved from (`RAM_PA`, mapped at EL2).
 pub const GUEST_AREA: u64 = 1 << 30;
 pub const DEFAULT_VCPUS: usize = 4;
+/// The most RAM a Realm VM gets (its shared window and pool double it).
+pub const REALM_MAX_RAM: u64 = 256 << 20;
+/// A Realm's pool beyond its RAM: RTTs (one per 2 MiB, protected and
+/// shared), its RD, RECs and their auxiliary granules.
+pub const REALM_POOL_EXTRA: u64 = 8 << 20;
 pub const DEFAULT_CMDLINE: &str = "console=ttyAMA0 earlycon=pl011,0x9000000 rdinit=/init";
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -68,9 +81,23 @@ pub struct GuestConfig {
     /// emulated PCIe host bridge, with MSI-X through an emulated ITS
     /// (`vm::virtio_pci`, `vm::its`), instead of the virtio-mmio slot.
     pub virtio_pci: bool,
+    /// `quadrant.realm-vm`: a Realm (module comment).
+    pub realm: bool,
 }
 
 impl GuestConfig {
+    /// What the VM takes of the guest area: its RAM, or for a Realm its
+    /// shared window (`ram_size`, where the payloads are preloaded) and then
+    /// its delegation pool (`ram_size` + [`REALM_POOL_EXTRA`]).
+    pub fn footprint(&self) -> u64 {
+        if self.realm { 2 * self.ram_size + REALM_POOL_EXTRA } else { self.ram_size }
+    }
+
+    /// A Realm's delegation pool: its first PA and how many 4 KiB granules.
+    pub fn realm_pool(&self) -> (u64, usize) {
+        (self.ram_pa + self.ram_size, ((self.footprint() - self.ram_size) >> 12) as usize)
+    }
+
     /// Every payload it has is kept in the payload store, so it can be
     /// started again after its RAM was scrubbed (a reset, `quadrant.after`).
     pub fn boots_from_store(&self) -> bool {
@@ -118,7 +145,7 @@ pub fn parse_all(bootargs: &str) -> Result<VmConfigs, ConfigError> {
             let k = num(a).map(|k| k as usize).filter(|&k| k < out.count).ok_or(ConfigError::Bad("quadrant.after"))?;
             let Some(host) = out.vms[k].as_ref().filter(|h| h.after.is_none()) else { return Err(ConfigError::Bad("quadrant.after")) };
             let mut c = parse_section(section, host.ram_pa, host.ram_size)?;
-            if c.ram_size != host.ram_size || !c.boots_from_store() {
+            if c.ram_size != host.ram_size || !c.boots_from_store() || c.realm || host.realm {
                 return Err(ConfigError::Bad("quadrant.after"));
             }
             c.after = Some(k);
@@ -127,7 +154,10 @@ pub fn parse_all(bootargs: &str) -> Result<VmConfigs, ConfigError> {
             continue;
         }
         let c = parse_section(section, next_pa, if n == 1 { DEFAULT_RAM_SIZE } else { share })?;
-        next_pa = c.ram_pa + c.ram_size;
+        if c.realm && out.iter().any(|o| o.realm) {
+            return Err(ConfigError::Bad("quadrant.realm-vm"));
+        }
+        next_pa = c.ram_pa + c.footprint();
         if next_pa > RAM_PA + GUEST_AREA {
             return Err(ConfigError::TooMany);
         }
@@ -190,11 +220,16 @@ fn parse_section(bootargs: &str, ram_pa: u64, default_ram: u64) -> Result<GuestC
             None => (bootargs, None),
         },
     };
-    let mut ram_size = default_ram;
+    let realm = ours.split_ascii_whitespace().any(|w| w == "quadrant.realm-vm");
+    // A Realm without a size gets what fits its share (its footprint is
+    // about twice its RAM), at most REALM_MAX_RAM.
+    let mut ram_size = if realm { ((default_ram - REALM_POOL_EXTRA) / 2).min(REALM_MAX_RAM) & !((2 << 20) - 1) } else { default_ram };
     for w in ours.split_ascii_whitespace() {
         if let Some(v) = w.strip_prefix("quadrant.mem=") {
-            // MiB, at least 64 MiB, at most 1 GiB (the top half of QEMU virt's 2 GiB).
-            ram_size = num(v).filter(|m| (64..=1024).contains(m)).ok_or(ConfigError::Bad("quadrant.mem"))? << 20;
+            // MiB, at least 64 MiB, at most 1 GiB (the top half of QEMU virt's
+            // 2 GiB); a Realm's in whole 2 MiB blocks, at most REALM_MAX_RAM.
+            let max = if realm { REALM_MAX_RAM >> 20 } else { 1024 };
+            ram_size = num(v).filter(|m| (64..=max).contains(m) && (!realm || m % 2 == 0)).ok_or(ConfigError::Bad("quadrant.mem"))? << 20;
         }
     }
     let (mut kernel, mut initrd, mut vcpus) = (None, None, DEFAULT_VCPUS);
@@ -230,7 +265,11 @@ fn parse_section(bootargs: &str, ram_pa: u64, default_ram: u64) -> Result<GuestC
             };
         }
     }
-    Ok(GuestConfig { ram_pa, kernel_store, initrd_store, after: None, kernel, initrd, vcpus, ram_size, cmdline, exit_stats, virtio_pci })
+    if realm && virtio_pci {
+        // A Realm's devices are the virtio-mmio slot only (no ITS behind the RMM here).
+        return Err(ConfigError::Bad("quadrant.virtio"));
+    }
+    Ok(GuestConfig { ram_pa, kernel_store, initrd_store, after: None, kernel, initrd, vcpus, ram_size, cmdline, exit_stats, virtio_pci, realm })
 }
 
 #[cfg(test)]
@@ -247,6 +286,10 @@ mod tests {
         assert_eq!(c.cmdline.as_str(), "console=ttyAMA0 rdinit=/init");
         assert!(!c.exit_stats);
         assert!(!c.virtio_pci);
+        assert!(!c.realm);
+        assert!(parse("quadrant.guest=0x80200000,16 quadrant.realm-vm quadrant.mem=64 -- console=ttyAMA0").unwrap().realm);
+        assert!(!parse("quadrant.guest=0x80200000,16 -- quadrant.realm-vm").unwrap().realm, "the guest's own command line");
+        assert!(!parse("quadrant.guest=0x80200000,16 quadrant.realm-vmx").unwrap().realm);
         assert!(parse("quadrant.guest=0x80200000,16 quadrant.virtio=pci").unwrap().virtio_pci);
         assert!(!parse("quadrant.guest=0x80200000,16 quadrant.virtio=mmio").unwrap().virtio_pci);
         assert_eq!(parse("quadrant.guest=0x80200000,16 quadrant.virtio=usb").unwrap_err(), ConfigError::Bad("quadrant.virtio"));
@@ -318,6 +361,40 @@ mod tests {
         assert_eq!(parse_all("quadrant.guest=0x80200000,16 --- quadrant.vcpus=2").unwrap_err(), ConfigError::NoGuest);
         // A payload address near 2^64 does not wrap into RAM.
         assert_eq!(parse_all("quadrant.guest=0xffffffffffffff00,16").unwrap_err(), ConfigError::Bad("quadrant.guest"));
+    }
+
+    #[test]
+    fn a_realm_takes_its_ram_twice_and_a_pool() {
+        // Two Linux VMs of 192 MiB, then a Realm of 256 MiB: its footprint is
+        // 2 * 256 + 8 MiB, its payloads in its first 256 MiB.
+        let all = parse_all(
+            "quadrant.mem=192 quadrant.guest=0x80200000,16 --- quadrant.mem=192 quadrant.guest=0x8c200000,16 --- \
+             quadrant.realm-vm quadrant.mem=256 quadrant.guest=0x98200000,16 quadrant.initrd=0xa0000000,4096 quadrant.vcpus=2",
+        )
+        .unwrap();
+        let v: Vec<_> = all.iter().collect();
+        assert!(!v[0].realm && !v[1].realm && v[2].realm);
+        assert_eq!((v[2].ram_pa, v[2].ram_size, v[2].footprint()), (0x9800_0000, 256 << 20, 520 << 20));
+        assert_eq!(v[2].kernel, Blob { ipa: 0x4020_0000, size: 16 });
+        assert_eq!(v[2].initrd, Some(Blob { ipa: 0x4800_0000, size: 4096 }));
+        assert_eq!(v[2].realm_pool(), (0xa800_0000, (264 << 20) >> 12));
+        assert_eq!(v[0].footprint(), 192 << 20);
+        // A VM after the Realm starts past its pool.
+        let all = parse_all("quadrant.realm-vm quadrant.mem=128 quadrant.guest=0x80200000,16 --- quadrant.mem=64 quadrant.guest=0x90a00000,16").unwrap();
+        assert_eq!(all.iter().nth(1).unwrap().ram_pa, RAM_PA + (264 << 20));
+        // Alone and without a size: what fits, at most 256 MiB.
+        let c = parse("quadrant.realm-vm quadrant.guest=0x80200000,16").unwrap();
+        assert_eq!((c.ram_size, c.footprint()), (256 << 20, 520 << 20));
+        // Too big, odd, two Realms, a Realm that waits for another's RAM, PCI.
+        assert_eq!(parse("quadrant.realm-vm quadrant.mem=512 quadrant.guest=0x80200000,16").unwrap_err(), ConfigError::Bad("quadrant.mem"));
+        assert_eq!(parse("quadrant.realm-vm quadrant.mem=65 quadrant.guest=0x80200000,16").unwrap_err(), ConfigError::Bad("quadrant.mem"));
+        assert_eq!(
+            parse_all("quadrant.realm-vm quadrant.mem=64 quadrant.guest=0x80200000,16 --- quadrant.realm-vm quadrant.mem=64 quadrant.guest=0x88a00000,16").unwrap_err(),
+            ConfigError::Bad("quadrant.realm-vm")
+        );
+        assert_eq!(parse("quadrant.realm-vm quadrant.virtio=pci quadrant.guest=0x80200000,16").unwrap_err(), ConfigError::Bad("quadrant.virtio"));
+        // The footprint must fit the guest area: 512 + 256 MiB of RAM would, 512 + 520 does not.
+        assert_eq!(parse_all("quadrant.mem=512 quadrant.guest=0x80200000,16 --- quadrant.realm-vm quadrant.mem=256 quadrant.guest=0xa0200000,16").unwrap_err(), ConfigError::TooMany);
     }
 
     #[test]
