@@ -572,8 +572,9 @@ fn vms_with_realm_boot(o: &Outputs) -> XResult<Boot> {
         .collect();
     // One more CPU than the Linux VMs share: ns-hyp runs the RECs on the last.
     let Boot::Custom { tfa, mut args } = nshyp::hyp_vms_boot(o, Some(&o.bios), "vms-with-realm", &vms, Some(VMS_REALM_LINUX_CPUS + 1), "")? else { unreachable!() };
+    // Names of 16 bytes at most: each is its image's ext2 label too.
     let disks = (0..vms.len())
-        .map(|k| crate::guest::ext2_image(&format!("vms-with-realm-vm{k}"), 8, &[("known.bin", &nshyp::known_file()), ("whose", format!("vm{k}\n").as_bytes())]))
+        .map(|k| crate::guest::ext2_image(&format!("vmsrealm-vm{k}"), 8, &[("known.bin", &nshyp::known_file()), ("whose", format!("vm{k}\n").as_bytes())]))
         .collect::<XResult<Vec<_>>>()?;
     args.extend(nshyp::vm_disks_args(&disks));
     Ok(Boot::Scripted { boot: Box::new(Boot::Custom { tfa, args }), input: vms_with_realm_input() })
