@@ -61,7 +61,9 @@ pub fn reset(k: usize) {
 }
 
 pub fn contains(k: usize, ipa: u64) -> bool {
-    (VIRTIO_NET_IPA..VIRTIO_NET_IPA + VIRTIO_NET_SIZE).contains(&ipa) && NICS[k].lock().is_some()
+    // The port bit, set once at attach, not the device's lock: a transmit
+    // in progress on another CPU holds that lock for its copies.
+    (VIRTIO_NET_IPA..VIRTIO_NET_IPA + VIRTIO_NET_SIZE).contains(&ipa) && PORTS.load(Ordering::Relaxed) & (1 << k) != 0
 }
 
 /// A guest access to its virtio-net slot.  Returns the value read and
