@@ -1128,14 +1128,14 @@ fn run_once(c: &mut Cpu, g: usize) -> Exit {
     let esr = Esr(ESR_EL2.get());
     c.firmware_exit = vector == 8 && (esr.ec() == ExceptionClass::HVC64 as u8 || esr.ec() == ExceptionClass::SMC64 as u8);
     match vector {
-        8 => sync_exit(c, g, &mut vc),
+        8 => sync_exit(c, g, &mut vc, esr),
         9 => {
             drop(vc);
             handle_irqs(c);
             Exit::Continue
         }
         _ => {
-            log::warn!("vCPU {}: exception vector {} from the guest, esr {:#x}", g, vector, ESR_EL2.get());
+            log::warn!("vCPU {}: exception vector {} from the guest, esr {:#x}", g, vector, esr.0);
             Exit::Continue
         }
     }
@@ -1193,8 +1193,9 @@ static EXIT_HANDLERS: ExitTable<ExitFn> = ExitTable::new(
     handle_unknown,
 );
 
-fn sync_exit(c: &mut Cpu, v: usize, vc: &mut Vcpu) -> Exit {
-    let esr = Esr(ESR_EL2.get());
+/// `esr`: ESR_EL2 of this exit, read once by `run_once` (a system-register
+/// read is not free under TCG).
+fn sync_exit(c: &mut Cpu, v: usize, vc: &mut Vcpu, esr: Esr) -> Exit {
     let row = EXIT_HANDLERS.get(esr);
     if let Some(k) = row.stat.kind(esr.iss()) {
         STATS.exit(c.id, k);
@@ -1697,8 +1698,12 @@ fn vm_off(c: &mut Cpu, me: Id, reset: bool) -> Exit {
     };
     slot.tearing_down.store(true, Ordering::SeqCst);
     // Behind any this CPU is still doing: each goes a chunk at a time.
-    let queued = c.teardown.push(t);
-    debug_assert!(queued, "a VM is torn down once at a time");
+    // `off` is set once per VM (swap above), so it is queued once; a full
+    // queue would leave the VM off and unscrubbed, never a crash.
+    if !c.teardown.push(t) {
+        log::error!("{}: the teardown queue is full: its RAM is not scrubbed", Who(me.vm));
+        slot.tearing_down.store(false, Ordering::SeqCst);
+    }
     Exit::Off
 }
 

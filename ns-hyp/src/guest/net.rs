@@ -16,10 +16,9 @@ use crate::vm::layout::{VIRTIO_NET_IPA, VIRTIO_NET_INTID, VIRTIO_NET_SIZE};
 use crate::vm::net_switch::{Ports, Switch};
 use crate::vm::virtio_net::{Effect, Rx, Tx, VirtioNet, HDR_LEN, MAX_FRAME};
 use core::cell::UnsafeCell;
-use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use virtio_drivers::device::net::VirtIONetRaw;
-use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
+use virtio_drivers::transport::mmio::MmioTransport;
 
 /// The uplink's switch port (after the VMs').
 pub const UPLINK: usize = MAX_VMS;
@@ -61,7 +60,9 @@ pub fn reset(k: usize) {
 }
 
 pub fn contains(k: usize, ipa: u64) -> bool {
-    (VIRTIO_NET_IPA..VIRTIO_NET_IPA + VIRTIO_NET_SIZE).contains(&ipa) && NICS[k].lock().is_some()
+    // The port bit, set once at attach, not the device's lock: a transmit
+    // in progress on another CPU holds that lock for its copies.
+    (VIRTIO_NET_IPA..VIRTIO_NET_IPA + VIRTIO_NET_SIZE).contains(&ipa) && PORTS.load(Ordering::Relaxed) & (1 << k) != 0
 }
 
 /// A guest access to its virtio-net slot.  Returns the value read and
@@ -167,18 +168,9 @@ fn rx_buffer(i: usize) -> &'static mut [u8] {
 /// switch's uplink port.  Its interrupt goes to CPU 0.
 pub fn init_uplink() {
     UPLINK_DEV.call_once(|| {
-        let p = crate::platform::get();
-        const SLOT_SIZE: usize = 0x200;
-        for slot in 0..p.virtio_mmio_size / SLOT_SIZE {
-            let base = p.virtio_mmio + slot * SLOT_SIZE;
-            // SAFETY: the slots are mapped as Device memory at EL2; magic and
-            // DeviceID are read-only registers with no side effects.
-            let (magic, id) = unsafe { (core::ptr::read_volatile(base as *const u32), core::ptr::read_volatile((base + 8) as *const u32)) };
-            if magic != crate::vm::virtio_mmio::MAGIC || id != crate::vm::virtio_net::DEVICE_ID_NET {
-                continue;
-            }
-            // SAFETY: a virtio-mmio register block, mapped for ns-hyp's lifetime and used only here.
-            let Ok(t) = (unsafe { MmioTransport::new(NonNull::new(base as *mut VirtIOHeader).unwrap(), SLOT_SIZE) }) else { continue };
+        let mut from = 0;
+        while let Some((slot, t)) = super::virtio::find_slot(from, crate::vm::virtio_net::DEVICE_ID_NET) {
+            from = slot + 1;
             let mut dev = match VirtIONetRaw::<HalImpl, _, UPLINK_QUEUE>::new(t) {
                 Ok(d) => d,
                 Err(e) => {
@@ -198,7 +190,7 @@ pub fn init_uplink() {
             // QEMU virt: virtio-mmio slot n raises SPI 16 + n.
             let intid = 32 + 16 + slot as u32;
             super::gic::enable_spi(intid, 0);
-            log::info!("network uplink: virtio-net at slot {} ({:#x}), MAC {:02x?}, INTID {}", slot, base, dev.mac_address(), intid);
+            log::info!("network uplink: virtio-net at slot {} ({:#x}), MAC {:02x?}, INTID {}", slot, crate::platform::get().virtio_mmio + slot * 0x200, dev.mac_address(), intid);
             PORTS.fetch_or(1 << UPLINK, Ordering::SeqCst);
             UPLINK_INTID.store(intid, Ordering::SeqCst);
             return Some(spin::Mutex::new(Uplink { dev, buffer_of }));

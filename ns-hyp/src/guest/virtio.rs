@@ -147,31 +147,37 @@ pub fn init_vms(nvms: usize) {
 
 /// The next virtio-blk device from slot `*slot` on.
 fn next_backend(slot: &mut usize) -> Option<spin::Mutex<Device>> {
-    let p = crate::platform::get();
-    while *slot < p.virtio_mmio_size / SLOT_SIZE {
-        let here = *slot;
-        *slot += 1;
-        let base = p.virtio_mmio + here * SLOT_SIZE;
-        // SAFETY: the slots are mapped as Device memory at EL2; magic and
-        // DeviceID are read-only registers with no side effects.
-        let (magic, id) = unsafe { (core::ptr::read_volatile(base as *const u32), core::ptr::read_volatile((base + 8) as *const u32)) };
-        if magic != crate::vm::virtio_mmio::MAGIC || id != crate::vm::virtio_blk::DEVICE_ID_BLOCK {
-            continue;
-        }
-        // SAFETY: a virtio-mmio register block of 0x200 bytes, mapped for ns-hyp's lifetime and used only here.
-        let t = match unsafe { MmioTransport::new(NonNull::new(base as *mut VirtIOHeader).unwrap(), 0x200) } {
-            Ok(t) => t,
-            Err(e) => {
-                log::warn!("virtio slot {}: {:?}", here, e);
-                continue;
-            }
-        };
+    while let Some((here, t)) = find_slot(*slot, crate::vm::virtio_blk::DEVICE_ID_BLOCK) {
+        *slot = here + 1;
         match VirtIOBlk::<HalImpl, _>::new(t) {
             Ok(b) => {
-                log::info!("virtio-blk backend: slot {} at {:#x}, {} sectors", here, base, b.capacity());
+                log::info!("virtio-blk backend: slot {} at {:#x}, {} sectors", here, crate::platform::get().virtio_mmio + here * SLOT_SIZE, b.capacity());
                 return Some(spin::Mutex::new(Device { model: VirtioBlk::new(), pci: VirtioPci::new(), disk: RealDisk(b) }));
             }
             Err(e) => log::warn!("virtio-blk at slot {}: {:?}", here, e),
+        }
+    }
+    None
+}
+
+/// The first of the platform's virtio-mmio slots from `from` on that holds a
+/// device of type `device_id` (virtio 1.2 §5: 2 block, 1 network), with its
+/// transport: ns-hyp's own backends (`next_backend`, `net::init_uplink`).
+pub fn find_slot(from: usize, device_id: u32) -> Option<(usize, MmioTransport<'static>)> {
+    let p = crate::platform::get();
+    for slot in from..p.virtio_mmio_size / SLOT_SIZE {
+        let base = p.virtio_mmio + slot * SLOT_SIZE;
+        // SAFETY: the slots are mapped as Device memory at EL2; magic and
+        // DeviceID are read-only registers with no side effects.
+        let (magic, id) = unsafe { (core::ptr::read_volatile(base as *const u32), core::ptr::read_volatile((base + 8) as *const u32)) };
+        if magic != crate::vm::virtio_mmio::MAGIC || id != device_id {
+            continue;
+        }
+        // SAFETY: a virtio-mmio register block of SLOT_SIZE bytes, mapped for
+        // ns-hyp's lifetime; each slot is handed out once (callers move past it).
+        match unsafe { MmioTransport::new(NonNull::new(base as *mut VirtIOHeader).unwrap(), SLOT_SIZE) } {
+            Ok(t) => return Some((slot, t)),
+            Err(e) => log::warn!("virtio slot {}: {:?}", slot, e),
         }
     }
     None
