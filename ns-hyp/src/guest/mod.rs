@@ -101,6 +101,11 @@ static STATS: ExitStats = ExitStats::new();
 static PRINT_STATS: AtomicBool = AtomicBool::new(false);
 /// The Realm among the VMs, if any: its index and the CPU its RECs run on.
 static REALM: spin::Once<(usize, usize)> = spin::Once::new();
+/// The real UART's receive interrupt is masked: the VM with the console's
+/// input had no room left (`drain_uart`).
+static RX_MASKED: AtomicBool = AtomicBool::new(false);
+/// CPUs that reached their scheduler loop (`run_cpu`).
+static CPUS_RUNNING: AtomicUsize = AtomicUsize::new(0);
 /// The CPUs implement pointer authentication: the guest sees it
 /// (`vm::idregs`) and each vCPU has its own keys.
 static PAC: AtomicBool = AtomicBool::new(false);
@@ -474,10 +479,29 @@ pub fn secondary(cpu: usize) -> ! {
         core::hint::spin_loop();
     }
     if let Some(&(k, _)) = REALM.get().filter(|r| r.1 == cpu) {
+        // The other CPUs first (at most a second): their warm boot through
+        // EL3, spmc and rmm prints on the same UART, and the Realm's first
+        // lines (its measured DTB, which a verifier reads back) would come
+        // out interleaved with theirs character by character.
+        let (start, second) = (shared::arch::timer::cntpct(), shared::arch::timer::cntfrq());
+        while CPUS_RUNNING.load(Ordering::Acquire) < NPCPUS.load(Ordering::Relaxed) && shared::arch::timer::cntpct().wrapping_sub(start) < second {
+            core::hint::spin_loop();
+        }
         let slot = &VMS[k];
         crate::realm::target::run_vm(k, cpu, slot.cfg.get().expect("realm cfg"), slot.vm.get().expect("realm vm"))
     }
     run_cpu(cpu)
+}
+
+/// The Realm's loop on CPU `me` found room in its PL011's receive FIFO: if
+/// the input was held back for want of room (the receive interrupt masked),
+/// take it now.  A normal VM's vCPU does the same after reading its data
+/// register (`data_abort`); the Realm's loop asks before every entry, and
+/// this costs one load unless input is held back.
+pub fn console_room(me: usize) {
+    if RX_MASKED.load(Ordering::Relaxed) {
+        drain_uart(me);
+    }
 }
 
 /// One byte of VM `vm`'s console (the Realm's, from its CPU) through the multiplexer.
@@ -642,6 +666,7 @@ enum Exit {
 
 fn run_cpu(cpu: usize) -> ! {
     setup_el2(cpu);
+    CPUS_RUNNING.fetch_add(1, Ordering::Release);
     let mut c = Cpu { id: cpu, loaded: None, vtimer_active: false, pmu_active: false, cptr: CPTR_SVE_TRAPPED, yield_to: None, nlrs: gic::num_lrs().min(16), current: None, slice_end: 0, quantum: shared::arch::timer::cntfrq() * QUANTUM_US / 1_000_000, mark: shared::arch::timer::cntpct(), hw_lrs: [0; 16], hw_hcr: 1, hyp_timer: Some(0), cnthctl: CNTHCTL_EL1PCTEN, ecv: has_ecv(), vttbr: VMS[0].vttbr.load(Ordering::Relaxed), teardown: teardown::Queue::new(), firmware_exit: false, fast_until: 0 };
     for n in 0..c.nlrs {
         gic::write_lr(n, 0);
@@ -1649,6 +1674,7 @@ fn drain_uart(me: usize) {
     }
     let room = vm_of(mux.focus()).uart_rx_room();
     uart.set_interrupt_mask(if room { PL011_INT_RX } else { 0 });
+    RX_MASKED.store(!room, Ordering::Relaxed);
 }
 
 /// VM `me.vm` powered itself off or reset, one of several: its vCPUs stop,

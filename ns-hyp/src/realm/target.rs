@@ -170,8 +170,9 @@ static REALM_DTB: PageArea<16> = PageArea::new();
 /// counter, the EL2 physical timer (PPI 26) for time slices.
 struct RealMachine {
     trace: u64,
-    /// One VM of several (`crate::guest`): its index.
+    /// One VM of several (`crate::guest`): its index, and this CPU.
     vm: Option<usize>,
+    cpu: usize,
 }
 
 fn real_uart() -> shared::console::Pl011 {
@@ -187,8 +188,14 @@ impl super::linux::Machine for RealMachine {
         }
     }
     fn uart_rx(&self) -> Option<u8> {
-        // One VM of several: CPU 0 feeds the input to its PL011 and kicks us.
-        if self.vm.is_some() { None } else { real_uart().read_byte() }
+        // One VM of several: CPU 0 feeds the input to its PL011 and kicks us;
+        // input held back while its FIFO was full is taken here.
+        if self.vm.is_some() {
+            crate::guest::console_room(self.cpu);
+            None
+        } else {
+            real_uart().read_byte()
+        }
     }
     fn now(&self) -> u64 {
         shared::arch::timer::cntpct()
@@ -354,7 +361,7 @@ pub fn run_linux(cfg: &crate::vm::config::GuestConfig, bootargs: &str) {
     let mut vm = crate::vm::Vm::new(cfg.vcpus);
     vm.clock = crate::wallclock::now; // the PL031's time source
     let vm = spin::Mutex::new(vm);
-    realm_life(cfg, &vm, &RealMachine { trace: mode::trace(bootargs), vm: None });
+    realm_life(cfg, &vm, &RealMachine { trace: mode::trace(bootargs), vm: None, cpu: 0 });
 }
 
 /// VM `k` of several is this Realm (`crate::guest::start`): its RECs run on
@@ -368,7 +375,7 @@ pub fn run_vm(k: usize, cpu: usize, cfg: &crate::vm::config::GuestConfig, vm: &'
     gic::disable_private(cpu, &[gic::PPI_VTIMER, gic::PPI_MAINTENANCE, gic::PPI_PMU]);
     crate::guest::virtio::for_realm(k);
     log::info!("vm{}: a Realm of {} REC(s) on cpu {}", k, cfg.vcpus, cpu);
-    let end = realm_life(cfg, vm, &RealMachine { trace: 0, vm: Some(k) });
+    let end = realm_life(cfg, vm, &RealMachine { trace: 0, vm: Some(k), cpu });
     if end == Some(super::linux::End::SystemReset) {
         // Its payloads were measured in from its shared window, which the
         // Realm wrote to and which is now scrubbed: nothing to boot again.
