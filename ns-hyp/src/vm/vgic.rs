@@ -378,7 +378,14 @@ impl Vgic {
     /// register (or pending again behind its active instance): a reason to
     /// wake it from WFI.
     pub fn has_deliverable(&self, vcpu: usize) -> bool {
-        self.candidates(vcpu).any(|(_, i)| self.deliverable(true, i) || self.repending(true, i))
+        self.any_pending(vcpu) && self.candidates(vcpu).any(|(_, i)| self.deliverable(true, i) || self.repending(true, i))
+    }
+
+    /// Whether any bit of the pending bitmaps is set (whatever its target):
+    /// the common case at a guest entry, none, costs a few loads.
+    fn any_pending(&self, vcpu: usize) -> bool {
+        let private = self.pend_private.get(vcpu).is_some_and(|b| b.0 != [0; 1]);
+        private || self.pend_spi.0 != [0; SPI_WORDS] || self.pend_lpi.0 != [0; LPI_WORDS]
     }
 
     /// The pending interrupts of `vcpu` (its SGIs/PPIs, the SPIs routed to
@@ -464,6 +471,9 @@ impl Vgic {
     }
 
     fn best(&self, vcpu: usize) -> Option<u32> {
+        if !self.any_pending(vcpu) {
+            return None;
+        }
         let mut best: Option<(u8, u32)> = None;
         for (n, i) in self.candidates(vcpu) {
             if self.deliverable(true, i) && best.is_none_or(|(p, _)| i.priority < p) {
