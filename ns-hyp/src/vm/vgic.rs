@@ -11,6 +11,8 @@
 use super::config::MAX_VCPUS;
 
 pub mod mmio;
+#[cfg(test)]
+mod scan_tests;
 
 pub const NR_SPIS: usize = 64;
 pub const NR_IRQS: usize = 32 + NR_SPIS;
@@ -42,11 +44,12 @@ pub mod lr {
     }
 }
 
+/// One interrupt's configuration and state.  Its latched pending state is
+/// not here but in `Vgic`'s pending bitmaps (`Vgic::pending`), so that
+/// the scans at every guest entry look only at interrupts that are pending.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Irq {
     pub enabled: bool,
-    /// Latched pending state (edge, software-set, or a level line seen high).
-    pub pending: bool,
     /// Input line, for level-sensitive interrupts a device drives.
     pub level: bool,
     pub priority: u8,
@@ -62,16 +65,64 @@ pub struct Irq {
 
 impl Irq {
     const fn new(edge: bool) -> Self {
-        Irq { enabled: false, pending: false, level: false, priority: 0, group1: false, edge, in_lr: false, hw: false, route: 0 }
+        Irq { enabled: false, level: false, priority: 0, group1: false, edge, in_lr: false, hw: false, route: 0 }
     }
 }
 
+/// A set of interrupts by index, `W` 64-bit words, walked in ascending order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Bits<const W: usize>([u64; W]);
+
+impl<const W: usize> Bits<W> {
+    const EMPTY: Self = Bits([0; W]);
+
+    fn get(&self, n: usize) -> bool {
+        self.0.get(n / 64).is_some_and(|w| w >> (n % 64) & 1 != 0)
+    }
+
+    fn set(&mut self, n: usize, on: bool) {
+        if let Some(w) = self.0.get_mut(n / 64) {
+            if on {
+                *w |= 1 << (n % 64);
+            } else {
+                *w &= !(1 << (n % 64));
+            }
+        }
+    }
+
+    /// The indices of the set bits, lowest first.
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().enumerate().flat_map(|(k, &w)| {
+            let mut w = w;
+            core::iter::from_fn(move || {
+                if w == 0 {
+                    return None;
+                }
+                let b = w.trailing_zeros() as usize;
+                w &= w - 1;
+                Some(64 * k + b)
+            })
+        })
+    }
+}
+
+const SPI_WORDS: usize = NR_SPIS.div_ceil(64);
+const LPI_WORDS: usize = NR_LPIS.div_ceil(64);
+
+#[cfg_attr(test, derive(Clone))]
 pub struct Vgic {
     nvcpus: usize,
     /// GICD_CTLR EnableGrp0 (bit 0) / EnableGrp1 (bit 1).
     ctlr: u32,
     spi: [Irq; NR_SPIS],
     private: [[Irq; 32]; MAX_VCPUS],
+    /// Latched pending state (edge, software-set, or a level line seen
+    /// high), one bit per interrupt: its only copy, written through
+    /// `set_pending` alone.  Private interrupts per vCPU (bit = INTID),
+    /// SPIs (bit = INTID - 32), LPIs (bit = INTID - LPI_BASE).
+    pend_private: [Bits<1>; MAX_VCPUS],
+    pend_spi: Bits<SPI_WORDS>,
+    pend_lpi: Bits<LPI_WORDS>,
     sleep: [bool; MAX_VCPUS],
     /// Which INTID each list register holds, per vCPU.
     lr_intid: [[Option<u32>; MAX_LRS]; MAX_VCPUS],
@@ -103,6 +154,9 @@ impl Vgic {
             ctlr: 0,
             spi: [Irq::new(false); NR_SPIS],
             private,
+            pend_private: [Bits::EMPTY; MAX_VCPUS],
+            pend_spi: Bits::EMPTY,
+            pend_lpi: Bits::EMPTY,
             sleep: [true; MAX_VCPUS],
             lr_intid: [[None; MAX_LRS]; MAX_VCPUS],
             lpis_offered: false,
@@ -142,15 +196,13 @@ impl Vgic {
             return 0; // still being handled where it was; a GIC keeps one pending state
         }
         self.lpi_target[k] = vcpu;
-        self.lpi[k].pending = true;
+        self.set_pending(vcpu, intid, true);
         self.kick_if_deliverable(vcpu, intid)
     }
 
     /// CLEAR / DISCARD: the LPI's pending state goes.
     pub fn clear_lpi(&mut self, intid: u32) {
-        if let Some(k) = intid.checked_sub(LPI_BASE).map(|k| k as usize).filter(|&k| k < NR_LPIS) {
-            self.lpi[k].pending = false;
-        }
+        self.set_pending(0, intid, false);
     }
 
     pub fn irq(&self, vcpu: usize, intid: u32) -> Option<&Irq> {
@@ -169,6 +221,38 @@ impl Vgic {
         }
     }
 
+    /// Whether interrupt `intid` (of `vcpu`, for a private one) is latched
+    /// pending; false for one the model does not hold.
+    pub fn pending(&self, vcpu: usize, intid: u32) -> bool {
+        match intid {
+            0..=31 => self.pend_private.get(vcpu).is_some_and(|b| b.get(intid as usize)),
+            LPI_BASE.. => (intid - LPI_BASE) < NR_LPIS as u32 && self.pend_lpi.get((intid - LPI_BASE) as usize),
+            _ => (intid as usize) < NR_IRQS && self.pend_spi.get(intid as usize - 32),
+        }
+    }
+
+    /// Latches or clears the pending state of `intid` (of `vcpu`, for a
+    /// private one); an interrupt the model does not hold is ignored.
+    fn set_pending(&mut self, vcpu: usize, intid: u32, on: bool) {
+        match intid {
+            0..=31 => {
+                if let Some(b) = self.pend_private.get_mut(vcpu) {
+                    b.set(intid as usize, on);
+                }
+            }
+            LPI_BASE.. => {
+                if (intid - LPI_BASE) < NR_LPIS as u32 {
+                    self.pend_lpi.set((intid - LPI_BASE) as usize, on);
+                }
+            }
+            _ => {
+                if (intid as usize) < NR_IRQS {
+                    self.pend_spi.set(intid as usize - 32, on);
+                }
+            }
+        }
+    }
+
     /// The vCPU an SPI is routed to (IROUTER Aff0; IRM = 1 "any" picks vCPU 0).
     pub fn spi_target(&self, intid: u32) -> usize {
         let r = self.spi.get(intid.wrapping_sub(32) as usize).map_or(0, |i| i.route);
@@ -176,9 +260,10 @@ impl Vgic {
         if r & (1 << 31) != 0 || r & 0xff_00ff_ff00 != 0 || aff0 >= self.nvcpus { 0 } else { aff0 }
     }
 
-    fn deliverable(&self, i: &Irq) -> bool {
+    /// Interrupt `i`, pending or not as `pending` says, can go in a list register.
+    fn deliverable(&self, pending: bool, i: &Irq) -> bool {
         let group_on = if i.group1 { self.ctlr & 2 != 0 } else { self.ctlr & 1 != 0 };
-        i.enabled && i.pending && !i.in_lr && group_on
+        i.enabled && pending && !i.in_lr && group_on
     }
 
     /// Pending again while its previous instance is still in a list register
@@ -187,14 +272,15 @@ impl Vgic {
     /// entry (IHI0069H, ICH_LR<n>_EL2.State 0b11: pending and active), so it is taken right after the
     /// guest deactivates the first one; without that it would wait for the
     /// vCPU's next exit, which for an idle vCPU is its next timer tick.
-    fn repending(&self, i: &Irq) -> bool {
+    fn repending(&self, pending: bool, i: &Irq) -> bool {
         let group_on = if i.group1 { self.ctlr & 2 != 0 } else { self.ctlr & 1 != 0 };
-        i.enabled && i.pending && i.in_lr && i.edge && !i.hw && group_on
+        i.enabled && pending && i.in_lr && i.edge && !i.hw && group_on
     }
 
     fn kick_if_deliverable(&self, vcpu: usize, intid: u32) -> Kick {
+        let p = self.pending(vcpu, intid);
         match self.irq(vcpu, intid) {
-            Some(i) if self.deliverable(i) || self.repending(i) => 1 << vcpu,
+            Some(i) if self.deliverable(p, i) || self.repending(p, i) => 1 << vcpu,
             _ => 0,
         }
     }
@@ -204,10 +290,11 @@ impl Vgic {
         let t = self.spi_target(intid);
         let Some(i) = self.irq_mut(t, intid) else { return 0 };
         i.level = level;
-        if level && !i.in_lr {
-            i.pending = true;
-        } else if !level && !i.edge && !i.in_lr {
-            i.pending = false;
+        let (edge, in_lr) = (i.edge, i.in_lr);
+        if level && !in_lr {
+            self.set_pending(t, intid, true);
+        } else if !level && !edge && !in_lr {
+            self.set_pending(t, intid, false);
         }
         self.kick_if_deliverable(t, intid)
     }
@@ -221,10 +308,11 @@ impl Vgic {
         }
         let Some(i) = self.irq_mut(vcpu, intid) else { return 0 };
         i.level = level;
-        if level && !i.in_lr {
-            i.pending = true;
-        } else if !level && !i.edge && !i.in_lr {
-            i.pending = false;
+        let (edge, in_lr) = (i.edge, i.in_lr);
+        if level && !in_lr {
+            self.set_pending(vcpu, intid, true);
+        } else if !level && !edge && !in_lr {
+            self.set_pending(vcpu, intid, false);
         }
         self.kick_if_deliverable(vcpu, intid)
     }
@@ -232,8 +320,10 @@ impl Vgic {
     /// An edge on an SPI, or a private interrupt of `vcpu` made pending.
     pub fn raise(&mut self, vcpu: usize, intid: u32) -> Kick {
         let t = if intid >= 32 { self.spi_target(intid) } else { vcpu };
-        let Some(i) = self.irq_mut(t, intid) else { return 0 };
-        i.pending = true;
+        if self.irq(t, intid).is_none() {
+            return 0;
+        }
+        self.set_pending(t, intid, true);
         self.kick_if_deliverable(t, intid)
     }
 
@@ -250,7 +340,7 @@ impl Vgic {
     /// A HW-linked private interrupt of `vcpu` raised and not yet in an LR:
     /// its physical interrupt waits active for the LR it will get.
     pub fn hw_latched(&self, vcpu: usize, intid: u32) -> bool {
-        self.irq(vcpu, intid).is_some_and(|i| i.hw && i.pending && !i.in_lr)
+        self.irq(vcpu, intid).is_some_and(|i| i.hw && !i.in_lr) && self.pending(vcpu, intid)
     }
 
     /// The vCPU is descheduled and its physical timer interrupt deactivated:
@@ -288,17 +378,28 @@ impl Vgic {
     /// register (or pending again behind its active instance): a reason to
     /// wake it from WFI.
     pub fn has_deliverable(&self, vcpu: usize) -> bool {
-        self.candidates(vcpu).any(|(_, i)| self.deliverable(i) || self.repending(i))
+        self.any_pending(vcpu) && self.candidates(vcpu).any(|(_, i)| self.deliverable(true, i) || self.repending(true, i))
     }
 
-    /// The pending interrupts of `vcpu` (its SGIs/PPIs, and the SPIs routed
-    /// to it), with their INTIDs.  Runs at every guest entry: the cheap test
-    /// (pending) comes before the routing lookup.
+    /// Whether any bit of the pending bitmaps is set (whatever its target):
+    /// the common case at a guest entry, none, costs a few loads.
+    fn any_pending(&self, vcpu: usize) -> bool {
+        let private = self.pend_private.get(vcpu).is_some_and(|b| b.0 != [0; 1]);
+        private || self.pend_spi.0 != [0; SPI_WORDS] || self.pend_lpi.0 != [0; LPI_WORDS]
+    }
+
+    /// The pending interrupts of `vcpu` (its SGIs/PPIs, the SPIs routed to
+    /// it, the LPIs targeting it), with their INTIDs, in ascending INTID
+    /// order.  Runs at every guest entry: only the set bits of the pending
+    /// bitmaps are looked at, and nothing at all when none is pending.
     fn candidates(&self, vcpu: usize) -> impl Iterator<Item = (u32, &Irq)> {
-        let private = self.private.get(vcpu).map(|p| &p[..]).unwrap_or(&[]);
-        let private = private.iter().enumerate().filter(|(_, i)| i.pending).map(|(n, i)| (n as u32, i));
-        let spis = self.spi.iter().enumerate().filter(|(_, i)| i.pending).map(|(k, i)| (32 + k as u32, i));
-        let lpis = self.lpi.iter().enumerate().filter(move |&(k, i)| i.pending && self.lpi_target[k] == vcpu).map(|(k, i)| (LPI_BASE + k as u32, i));
+        let (private, pend) = match (self.private.get(vcpu), self.pend_private.get(vcpu)) {
+            (Some(p), Some(b)) => (&p[..], b),
+            _ => (&[][..], &Bits::EMPTY),
+        };
+        let private = pend.iter().filter_map(move |n| private.get(n).map(|i| (n as u32, i)));
+        let spis = self.pend_spi.iter().filter_map(|k| self.spi.get(k).map(|i| (32 + k as u32, i)));
+        let lpis = self.pend_lpi.iter().filter(move |&k| self.lpi_target.get(k) == Some(&vcpu)).filter_map(|k| self.lpi.get(k).map(|i| (LPI_BASE + k as u32, i)));
         private.chain(spis.filter(move |&(n, _)| self.spi_target(n) == vcpu)).chain(lpis)
     }
 
@@ -311,14 +412,15 @@ impl Vgic {
                 continue;
             }
             self.lr_intid[vcpu][n] = None;
+            let pending = self.pending(vcpu, intid);
             if let Some(i) = self.irq_mut(vcpu, intid) {
                 i.in_lr = false;
                 // A HW-linked interrupt raised again while in the LR keeps its link.
-                if !i.pending {
+                if !pending {
                     i.hw = false;
                 }
                 if !i.edge && i.level {
-                    i.pending = true;
+                    self.set_pending(vcpu, intid, true);
                 }
             }
         }
@@ -334,16 +436,14 @@ impl Vgic {
         // it (a GIC holds one pending state per interrupt).
         for n in 0..nlrs {
             let Some(intid) = self.lr_intid[vcpu][n] else { continue };
-            if !self.irq(vcpu, intid).is_some_and(|i| self.repending(i)) {
+            if !self.pending(vcpu, intid) || !self.irq(vcpu, intid).is_some_and(|i| self.repending(true, i)) {
                 continue;
             }
             if lr::state(lrs[n]) == 2 {
                 lrs[n] |= lr::PENDING;
             }
             if lr::state(lrs[n]) & 1 != 0 {
-                if let Some(i) = self.irq_mut(vcpu, intid) {
-                    i.pending = false;
-                }
+                self.set_pending(vcpu, intid, false);
             }
         }
         for n in 0..nlrs {
@@ -351,8 +451,8 @@ impl Vgic {
                 continue;
             }
             let Some(intid) = self.best(vcpu) else { return false };
+            self.set_pending(vcpu, intid, false);
             let i = self.irq_mut(vcpu, intid).unwrap();
-            i.pending = false;
             i.in_lr = true;
             let mut v = lr::PENDING | (i.priority as u64) << lr::PRIORITY_SHIFT | intid as u64;
             if i.group1 {
@@ -371,9 +471,12 @@ impl Vgic {
     }
 
     fn best(&self, vcpu: usize) -> Option<u32> {
+        if !self.any_pending(vcpu) {
+            return None;
+        }
         let mut best: Option<(u8, u32)> = None;
         for (n, i) in self.candidates(vcpu) {
-            if self.deliverable(i) && best.is_none_or(|(p, _)| i.priority < p) {
+            if self.deliverable(true, i) && best.is_none_or(|(p, _)| i.priority < p) {
                 best = Some((i.priority, n));
             }
         }
@@ -412,14 +515,15 @@ impl Vgic {
                 _ => {}
             }
         }
+        let pending = self.pending(vcpu, intid);
         if let Some(i) = self.irq_mut(vcpu, intid) {
             i.level = false;
-            if i.pending && i.hw && !i.in_lr {
+            if pending && i.hw && !i.in_lr {
                 // Latched HW-linked, not in an LR yet: its physical interrupt waits active.
                 hw_dropped = true;
                 i.hw = false;
             }
-            i.pending = false;
+            self.set_pending(vcpu, intid, false);
         }
         hw_dropped
     }
@@ -495,9 +599,9 @@ mod tests {
         // Guest deactivated it while the line is still high: pending again.
         lrs[0] &= !(3 << 62);
         g.sync_lrs(0, &lrs);
-        assert!(g.irq(0, 33).unwrap().pending);
+        assert!(g.pending(0, 33));
         g.set_level(33, false);
-        assert!(!g.irq(0, 33).unwrap().pending);
+        assert!(!g.pending(0, 33));
     }
 
     #[test]
@@ -538,7 +642,7 @@ mod tests {
         }
         // INTID 3 to vCPUs 1 and 2.
         assert_eq!(g.send_sgi(0, 3 << 24 | 0b110), 0b110);
-        assert!(g.irq(1, 3).unwrap().pending && g.irq(2, 3).unwrap().pending && !g.irq(0, 3).unwrap().pending);
+        assert!(g.pending(1, 3) && g.pending(2, 3) && !g.pending(0, 3));
         // IRM: everyone but the sender.
         assert_eq!(g.send_sgi(1, 5 << 24 | 1 << 40), 0b1101);
         // Affinity we do not have: nobody.

@@ -119,17 +119,37 @@ fn write_icenabler(g: &mut Vgic, a: &Access, v: u64) -> Kick {
 }
 /// ISPENDR/ICPENDR read: latched pending, or held in a list register.
 fn read_pendr(g: &Vgic, a: &Access) -> u64 {
-    bits_read(g, a, |i| i.pending || i.in_lr)
+    let mut v = 0u64;
+    for b in 0..32 {
+        let intid = a.intid + b;
+        if g.irq(a.vcpu, intid).is_some_and(|i| i.in_lr) || g.pending(a.vcpu, intid) {
+            v |= 1 << b;
+        }
+    }
+    v
+}
+/// ISPENDR/ICPENDR write: each 1 bit latches (`to`) or clears the pending
+/// state; an interrupt that became deliverable kicks its vCPU.
+fn pendr_write(g: &mut Vgic, a: &Access, val: u64, to: bool) -> Kick {
+    let mut kick = 0;
+    for b in 0..32 {
+        let intid = a.intid + b;
+        if g.irq(a.vcpu, intid).is_none() {
+            continue;
+        }
+        if val & (1 << b) != 0 {
+            g.set_pending(a.vcpu, intid, to);
+        }
+        let t = if intid >= 32 { g.spi_target(intid) } else { a.vcpu };
+        kick |= g.kick_if_deliverable(t, intid);
+    }
+    kick
 }
 fn write_ispendr(g: &mut Vgic, a: &Access, v: u64) -> Kick {
-    bits_write(g, a, v, |i, b| i.pending |= b)
+    pendr_write(g, a, v, true)
 }
 fn write_icpendr(g: &mut Vgic, a: &Access, v: u64) -> Kick {
-    bits_write(g, a, v, |i, b| {
-        if b {
-            i.pending = false
-        }
-    })
+    pendr_write(g, a, v, false)
 }
 
 /// Byte-per-interrupt (IPRIORITYR): byte b is INTID `a.intid + b`.
