@@ -430,6 +430,12 @@ impl Vgic {
     /// deliverable interrupts.  Returns true if some remain pending (the caller
     /// asks for an underflow maintenance interrupt, ICH_HCR_EL2.UIE).
     pub fn fill_lrs(&mut self, vcpu: usize, lrs: &mut [u64]) -> bool {
+        self.fill_lrs_by(vcpu, lrs, Self::best)
+    }
+
+    /// `fill_lrs` with `best` choosing each next interrupt (the host tests
+    /// pass the old full scan, `scan_tests`, and compare).
+    fn fill_lrs_by(&mut self, vcpu: usize, lrs: &mut [u64], best: impl Fn(&Self, usize) -> Option<u32>) -> bool {
         let nlrs = lrs.len().min(MAX_LRS);
         // Interrupts raised again while in an LR: behind an active instance
         // the LR becomes pending+active; one still pending there merges with
@@ -450,7 +456,7 @@ impl Vgic {
             if self.lr_intid[vcpu][n].is_some() {
                 continue;
             }
-            let Some(intid) = self.best(vcpu) else { return false };
+            let Some(intid) = best(self, vcpu) else { return false };
             self.set_pending(vcpu, intid, false);
             let i = self.irq_mut(vcpu, intid).unwrap();
             i.in_lr = true;
@@ -467,7 +473,7 @@ impl Vgic {
             lrs[n] = v;
             self.lr_intid[vcpu][n] = Some(intid);
         }
-        self.best(vcpu).is_some()
+        best(self, vcpu).is_some()
     }
 
     fn best(&self, vcpu: usize) -> Option<u32> {

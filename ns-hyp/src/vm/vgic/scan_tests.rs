@@ -38,40 +38,7 @@ impl Vgic {
 
     /// `fill_lrs` with the old scan.
     fn old_fill_lrs(&mut self, vcpu: usize, lrs: &mut [u64]) -> bool {
-        let nlrs = lrs.len().min(MAX_LRS);
-        for n in 0..nlrs {
-            let Some(intid) = self.lr_intid[vcpu][n] else { continue };
-            if !self.pending(vcpu, intid) || !self.irq(vcpu, intid).is_some_and(|i| self.repending(true, i)) {
-                continue;
-            }
-            if lr::state(lrs[n]) == 2 {
-                lrs[n] |= lr::PENDING;
-            }
-            if lr::state(lrs[n]) & 1 != 0 {
-                self.set_pending(vcpu, intid, false);
-            }
-        }
-        for n in 0..nlrs {
-            if self.lr_intid[vcpu][n].is_some() {
-                continue;
-            }
-            let Some(intid) = self.old_best(vcpu) else { return false };
-            self.set_pending(vcpu, intid, false);
-            let i = self.irq_mut(vcpu, intid).unwrap();
-            i.in_lr = true;
-            let mut v = lr::PENDING | (i.priority as u64) << lr::PRIORITY_SHIFT | intid as u64;
-            if i.group1 {
-                v |= lr::GROUP1;
-            }
-            if i.hw {
-                v |= lr::HW | (intid as u64) << lr::PINTID_SHIFT;
-            } else if !i.edge {
-                v |= lr::EOI;
-            }
-            lrs[n] = v;
-            self.lr_intid[vcpu][n] = Some(intid);
-        }
-        self.old_best(vcpu).is_some()
+        self.fill_lrs_by(vcpu, lrs, Self::old_best)
     }
 }
 
