@@ -347,17 +347,24 @@ impl LinuxRealm {
             }
         }
         let _ = rmi.realm_destroy(rd);
-        let (mut ok, mut failed) = (0, 0);
-        for pa in pool.used(pool_base).step_by(PAGE as usize) {
-            if rmi.granule_undelegate(pa).ok() { ok += 1 } else { failed += 1 }
-        }
         self.delegated = 0;
-        (ok, failed)
+        undelegate_pool(rmi, pool, pool_base)
     }
 
     fn in_ram(&self, ipa: u64) -> bool {
         ipa >= RAM_IPA && ipa < RAM_IPA + self.ram_size
     }
+}
+
+/// GRANULE_UNDELEGATE for every granule handed out of `pool` (which was
+/// `Pages::new(pool_base, ..)`): (undelegated, failed).  A granule that
+/// still belongs to a Realm object fails and stays delegated.
+pub fn undelegate_pool<C: Conduit>(rmi: &Rmi<C>, pool: &Pages, pool_base: u64) -> (usize, usize) {
+    let (mut ok, mut failed) = (0, 0);
+    for pa in pool.used(pool_base).step_by(PAGE as usize) {
+        if rmi.granule_undelegate(pa).ok() { ok += 1 } else { failed += 1 }
+    }
+    (ok, failed)
 }
 
 /// One REC as the run loop sees it.

@@ -313,8 +313,9 @@ fn realm_life(cfg: &crate::vm::config::GuestConfig, vm: &spin::Mutex<crate::vm::
         Ok(r) => r,
         Err(e) => {
             log::error!("realm-vm: FAIL {}", e);
-            // What it delegated goes back (the walk finds no RD, no REC).
-            let _ = linux::LinuxRealm { rd: 0, recs: [0; crate::vm::config::MAX_VCPUS], runs: [0; crate::vm::config::MAX_VCPUS], nrecs: 0, ram_size: 0, shared_pa: 0, delegated: 0 }.destroy(&rmi, &pool, pool_base);
+            // What it delegated goes back, all but what a Realm object
+            // created before the failure still holds.
+            let _ = linux::undelegate_pool(&rmi, &pool, pool_base);
             return None;
         }
     };

@@ -265,6 +265,11 @@ fn parse_section(bootargs: &str, ram_pa: u64, default_ram: u64) -> Result<GuestC
             };
         }
     }
+    if realm && (kernel_store.is_some() || initrd_store.is_some()) {
+        // A Realm's payloads are measured in from where they were preloaded,
+        // inside its footprint's first part (`crate::realm::linux`): none from the store.
+        return Err(ConfigError::Bad(if kernel_store.is_some() { "quadrant.guest" } else { "quadrant.initrd" }));
+    }
     if realm && virtio_pci {
         // A Realm's devices are the virtio-mmio slot only (no ITS behind the RMM here).
         return Err(ConfigError::Bad("quadrant.virtio"));
@@ -393,6 +398,9 @@ mod tests {
             ConfigError::Bad("quadrant.realm-vm")
         );
         assert_eq!(parse("quadrant.realm-vm quadrant.virtio=pci quadrant.guest=0x80200000,16").unwrap_err(), ConfigError::Bad("quadrant.virtio"));
+        // Its payloads must be in its RAM part, not in the payload store.
+        assert_eq!(parse("quadrant.realm-vm quadrant.mem=64 quadrant.guest=0x90000000,16").unwrap_err(), ConfigError::Bad("quadrant.guest"));
+        assert_eq!(parse("quadrant.realm-vm quadrant.mem=64 quadrant.guest=0x80200000,16 quadrant.initrd=0x90000000,16").unwrap_err(), ConfigError::Bad("quadrant.initrd"));
         // The footprint must fit the guest area: 512 + 256 MiB of RAM would, 512 + 520 does not.
         assert_eq!(parse_all("quadrant.mem=512 quadrant.guest=0x80200000,16 --- quadrant.realm-vm quadrant.mem=256 quadrant.guest=0xa0200000,16").unwrap_err(), ConfigError::TooMany);
     }
