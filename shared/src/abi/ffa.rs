@@ -89,6 +89,14 @@ pub const fn is_secure_endpoint(id: u16) -> bool {
     id & 0x8000 != 0
 }
 
+/// Whether `id` names a Normal-world endpoint: the hypervisor (0, or the
+/// OS without one) or one of its VMs; bit 15 clear (DEN0077 v1.2,
+/// partition identification and discovery, "endpoint ID": secure endpoint
+/// ids have bit 15 set, Normal-world ones have it clear).
+pub const fn is_ns_endpoint(id: u16) -> bool {
+    !is_secure_endpoint(id)
+}
+
 /// Packs/unpacks the w1 "source/destination" field of a direct message.
 pub const fn pack_endpoints(src: u16, dst: u16) -> u64 {
     ((src as u64) << 16) | dst as u64
@@ -106,6 +114,8 @@ mod tests {
         assert_eq!(unpack_endpoints(pack_endpoints(0x8001, 0x0000)), (0x8001, 0));
         assert!(is_secure_endpoint(0x8000));
         assert!(!is_secure_endpoint(0x0001));
+        assert!(is_ns_endpoint(0) && is_ns_endpoint(1) && is_ns_endpoint(0x7fff));
+        assert!(!is_ns_endpoint(0x8000) && !is_ns_endpoint(0xffff));
     }
 
     /// The ids as DEN0077 v1.2 numbers them (the values these constants had

@@ -65,8 +65,9 @@ impl Spmc {
         let (src, dst) = ffa::unpack_endpoints(r[1]);
         let version = match caller {
             Caller::Ns => {
-                // The SPMD checks this too; a secure source id from NS is a lie.
-                if ffa::is_secure_endpoint(src) {
+                // Any Normal-world endpoint (the hypervisor or one of its
+                // VMs); the SPMD checks this too: a secure source id from NS is a lie.
+                if !ffa::is_ns_endpoint(src) {
                     return error(FfaError::InvalidParameters);
                 }
                 self.ns_version()

@@ -69,6 +69,12 @@ pub type Regs = [u64; 18];
 pub const MAX_PARTITIONS: usize = crate::manifest::MAX_SPS;
 /// Endpoint id of the Normal world (the hypervisor, or the OS without one): DEN0077, partition identification (endpoint ids).
 pub const NS_ENDPOINT_ID: u16 = 0;
+/// Most VMs of a Normal-world hypervisor that spmc keeps per-endpoint state
+/// for (notification bitmaps), besides endpoint 0 itself.  Any Normal-world
+/// id ([`shared::abi::ffa::is_ns_endpoint`]: bit 15 clear) may name a VM in a call from
+/// the Normal world; this bounds how many of them hold state at once, as
+/// Hafnium's SPMC bounds its "other world" VMs (NO_MEMORY past it).
+pub const MAX_NS_VMS: usize = 16;
 
 /// Most execution contexts of one partition: one per PE.
 pub const MAX_CONTEXTS: usize = shared::percpu::MAX_CPUS;

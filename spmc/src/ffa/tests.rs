@@ -2377,6 +2377,96 @@ mod memory_sharing {
         assert_eq!(back, list);
         assert_eq!(f.borrowed.len(), 1200);
     }
+
+    fn reclaim_ns(s: &Spmc, f: &mut Fake, h: u64) -> Regs {
+        s.handle_ns(&regs(&[FFA_MEM_RECLAIM as u64, h & 0xffff_ffff, h >> 32, 0]), 0, f)
+    }
+
+    /// The hypervisor forwards the transactions of two VMs (descriptor
+    /// sender = the VM's id): each gets its own handle, a borrower names
+    /// the right VM as sender, a page in one VM's transaction cannot be in
+    /// another's, and the hypervisor reclaims each for its VM.
+    #[test]
+    fn two_vm_senders() {
+        let (s, mut f) = setup();
+        let h1 = handle(&send(&s, &mut f, FFA_MEM_SHARE_64, &build(1, 0x2f, 0, &[(0x8001, RW)], 16, &[(0x6000_0000, 1)])));
+        let h2 = handle(&send(&s, &mut f, FFA_MEM_LEND_64, &build(2, 0x2f, 0, &[(0x8001, RW)], 16, &[(0x6100_0000, 2)])));
+        assert_ne!(h1, h2);
+        let senders: Vec<u16> = s.memory.lock().transactions().map(|t| t.sender).collect();
+        assert_eq!(senders, vec![1, 2]);
+        // VM 2 cannot put VM 1's shared page in a transaction of its own.
+        let d = build(2, 0x2f, 0, &[(0x8001, RW)], 16, &[(0x6000_0000, 1)]);
+        assert!(is_error(&send(&s, &mut f, FFA_MEM_LEND_64, &d), FfaError::Denied));
+        // The borrower names the sender: VM 1's handle with VM 2 as sender is wrong.
+        assert!(is_error(&retrieve(&s, &mut f, h1, 2, RW), FfaError::InvalidParameters));
+        let a = retrieve(&s, &mut f, h1, 1, RW);
+        assert_eq!(a[0], FFA_MEM_RETRIEVE_RESP as u64, "{a:x?}");
+        let resp = crate::ffa::memory::descriptor::parse(&f.read(SP_RX, a[2] as usize), 0x1_0002, true).unwrap();
+        assert_eq!((resp.sender, resp.handle), (1, h1), "the VM is the sender in the response");
+        release_rx(&s, &mut f);
+        // VM 2's lent pages are reclaimed for it by the hypervisor.
+        assert_eq!(reclaim_ns(&s, &mut f, h2)[0], fid::FFA_SUCCESS_32 as u64);
+        assert!(is_error(&reclaim_ns(&s, &mut f, h2), FfaError::InvalidParameters), "gone");
+        // VM 1's is still borrowed.
+        assert!(is_error(&reclaim_ns(&s, &mut f, h1), FfaError::Denied));
+        assert_eq!(relinquish(&s, &mut f, h1)[0], fid::FFA_SUCCESS_32 as u64);
+        assert_eq!(reclaim_ns(&s, &mut f, h1)[0], fid::FFA_SUCCESS_32 as u64);
+        assert_eq!(s.memory.lock().transactions().count(), 0);
+    }
+
+    /// Bad sender ids and reclaims across worlds: each an FF-A error, no state.
+    #[test]
+    fn vm_sender_errors() {
+        let (s, mut f) = setup();
+        // A secure id, the SPMD's id, an SP's own id as sender from NS.
+        for sender in [0x8001u16, 0xffff, 0x8000] {
+            let d = build(sender, 0x2f, 0, &[(0x8001, RW)], 16, &[(0x6000_0000, 1)]);
+            assert!(is_error(&send(&s, &mut f, FFA_MEM_SHARE_64, &d), FfaError::InvalidParameters), "{sender:#x}");
+        }
+        // A VM naming itself as receiver: receivers are SPs.
+        let d = build(3, 0x2f, 0, &[(3, RW)], 16, &[(0x6000_0000, 1)]);
+        assert!(is_error(&send(&s, &mut f, FFA_MEM_SHARE_64, &d), FfaError::InvalidParameters));
+        // Donation from a VM: refused like the hypervisor's own.
+        let d = build(3, 0x2f, 0, &[(0x8001, 0)], 16, &[(0x6000_0000, 1)]);
+        assert!(is_error(&send(&s, &mut f, FFA_MEM_DONATE_64, &d), FfaError::Denied));
+        assert_eq!(s.memory.lock().transactions().count(), 0);
+        // An SP cannot reclaim a VM's transaction.
+        let h = handle(&send(&s, &mut f, FFA_MEM_LEND_64, &build(5, 0x2f, 0, &[(0x8001, RW)], 16, &[(0x6000_0000, 1)])));
+        let a = sp(&s, &mut f, &regs(&[FFA_MEM_RECLAIM as u64, h & 0xffff_ffff, h >> 32, 0]));
+        assert!(is_error(&a, FfaError::InvalidParameters));
+        assert_eq!(s.memory.lock().transactions().count(), 1);
+    }
+
+    /// A fragmented send from VM 3: FFA_MEM_FRAG_RX names VM 3 in
+    /// w4[31:16]; FFA_MEM_FRAG_TX must name it too (another VM, the
+    /// hypervisor or a secure id: INVALID_PARAMETERS, nothing changes).
+    #[test]
+    fn vm_fragments_keyed_by_sender() {
+        let (s, mut f) = setup();
+        let list: Vec<(u64, u32)> = (0..4u64).map(|n| (0x6000_0000 + n * 0x2000, 1)).collect();
+        let d = build(3, 0x2f, 0, &[(0x8001, RW)], 16, &list);
+        let first = 48 + 16 + 16 + 2 * 16;
+        put(&mut f, TX, &d[..first]);
+        let a = s.handle_ns(&regs(&[FFA_MEM_SHARE_64 as u64, d.len() as u64, first as u64]), 0, &mut f);
+        assert_eq!((a[0], a[3], a[4]), (FFA_MEM_FRAG_RX as u64, first as u64, 3 << 16), "{a:x?}");
+        let h = a[1] | a[2] << 32;
+        put(&mut f, TX, &d[first..]);
+        let frag_tx = |s: &Spmc, f: &mut Fake, sender: u64| s.handle_ns(&regs(&[FFA_MEM_FRAG_TX as u64, h & 0xffff_ffff, h >> 32, 32, sender << 16]), 0, f);
+        for wrong in [0u64, 2, 0x8001] {
+            assert!(is_error(&frag_tx(&s, &mut f, wrong), FfaError::InvalidParameters), "{wrong:#x}");
+            assert_eq!(s.memory.lock().get(h).map(|t| t.received()), Some(2), "{wrong:#x}: unchanged");
+        }
+        assert_eq!(handle(&frag_tx(&s, &mut f, 3)), h);
+        assert!(s.memory.lock().get(h).is_some_and(|t| t.complete() && t.sender == 3));
+        // The hypervisor's retrieve request sees VM 3's transaction too.
+        let mut q = vec![0u8; 48];
+        q[8..16].copy_from_slice(&h.to_le_bytes());
+        put(&mut f, TX, &q);
+        let a = s.handle_ns(&regs(&[FFA_MEM_RETRIEVE_REQ_64 as u64, 48, 48]), 0, &mut f);
+        assert_eq!(a[0], FFA_MEM_RETRIEVE_RESP as u64, "{a:x?}");
+        let resp = crate::ffa::memory::descriptor::parse(&f.read(RX, a[2] as usize), 0x1_0002, true).unwrap();
+        assert_eq!((resp.sender, resp.address_range_count), (3, 4));
+    }
 }
 
 mod fuzz;

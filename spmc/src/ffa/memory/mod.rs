@@ -16,6 +16,21 @@
 //! (FFA_MEM_FRAG_TX), and a retrieve response longer than the borrower's RX
 //! buffer is handed out in fragments (FFA_MEM_FRAG_RX).
 //!
+//! Senders from the Normal world: the hypervisor (endpoint 0, or the OS
+//! without one) sends for itself or, in the FF-A hypervisor role, forwards
+//! the transactions of its VMs: the descriptor's sender is then the VM's id
+//! (any Normal-world id, [`shared::abi::ffa::is_ns_endpoint`]) and its
+//! constituents are PAs the hypervisor translated.  spmc cannot tell the
+//! VMs apart (they all arrive as the one Normal-world caller, through the
+//! hypervisor's TX buffer), so the hypervisor is trusted to name the right
+//! VM, as Hafnium's SPMC trusts it: FFA_MEM_FRAG_TX names the sender in
+//! w4[31:16] and must match the transaction's; FFA_MEM_RECLAIM, which names
+//! no endpoint, is accepted from the Normal world for any handle whose
+//! sender is a Normal-world endpoint (the hypervisor reclaims for its VM).
+//! Pages are checked against the Normal world's memory ranges as for the
+//! hypervisor's own, and a page is in one live transaction at most,
+//! whichever VM sent it.
+//!
 //! Borrowers are SPs.  Memory of the Normal world is mapped into the
 //! borrower's Non-secure IPA space (its Stage-1 maps it with NS = 1, as the
 //! retrieve response's NS attribute tells it); Secure memory of a lending SP
@@ -29,7 +44,7 @@ use super::setup::rxtx::Mailbox;
 use super::{Caller, Platform, Regs, Spmc, error, success};
 use crate::manifest::Range;
 use descriptor::{Constituent, DataAccess, DescError, EndpointMemAccess, InstructionAccess, MemAccessPermissions, MemRegionAttributes, CONSTITUENT_SIZE};
-use shared::abi::ffa::FfaError;
+use shared::abi::ffa::{self as ffa, FfaError};
 use transaction::{MemOp, MemoryStore, NewTransaction, Retrieval, Transaction};
 
 /// An empty list of receivers to fill.
@@ -115,10 +130,12 @@ fn regs(list: &[u64]) -> Regs {
 }
 
 /// FFA_MEM_FRAG_RX to a sender: the SPMC wants the next fragment; w3 = bytes
-/// received so far.
-fn frag_rx(handle: u64, offset: u64) -> Regs {
+/// received so far; w4[31:16] the sender endpoint for the Normal world (the
+/// hypervisor checks it is the VM it forwards for; DEN0077 v1.2,
+/// FFA_MEM_FRAG_RX), 0 for an SP.
+fn frag_rx(handle: u64, offset: u64, sender_for_ns: u16) -> Regs {
     let (lo, hi) = handle_regs(handle);
-    regs(&[FFA_MEM_FRAG_RX as u64, lo, hi, offset])
+    regs(&[FFA_MEM_FRAG_RX as u64, lo, hi, offset, (sender_for_ns as u64) << 16])
 }
 
 impl Spmc {
@@ -198,7 +215,13 @@ impl Spmc {
             Ok(d) => d,
             Err(e) => return error(desc_error(e)),
         };
-        let sender_id = self.caller_id(caller);
+        // From the Normal world the descriptor names the sender: the
+        // hypervisor, or the VM it forwards for (trusted, as in Hafnium).
+        let sender_id = match caller {
+            Caller::Ns if ffa::is_ns_endpoint(d.sender) => d.sender,
+            Caller::Ns => return error(FfaError::InvalidParameters),
+            Caller::Sp(_) => self.caller_id(caller),
+        };
         if let Err(e) = self.check_send(caller, sender_id, op, &d) {
             return error(e);
         }
@@ -254,7 +277,7 @@ impl Spmc {
         }
         let Some(h) = handle else { return error(FfaError::InvalidParameters) };
         if !complete {
-            return frag_rx(h, frag as u64);
+            return frag_rx(h, frag as u64, if caller == Caller::Ns { sender_id } else { 0 });
         }
         self.send_complete(&mut store, h, platform)
     }
@@ -331,7 +354,19 @@ impl Spmc {
         success(&[lo, hi])
     }
 
-    /// FFA_MEM_FRAG_TX from a sender: w1/w2 handle, w3 fragment length.
+    /// Whether `caller` acts as the sender (owner) of `t`: an SP for its
+    /// own transactions; the Normal world for any whose sender is a
+    /// Normal-world endpoint (itself or one of its VMs).
+    fn acts_as_sender(&self, caller: Caller, t: &Transaction) -> bool {
+        match caller {
+            Caller::Ns => t.non_secure && ffa::is_ns_endpoint(t.sender),
+            Caller::Sp(_) => t.sender == self.caller_id(caller),
+        }
+    }
+
+    /// FFA_MEM_FRAG_TX from a sender: w1/w2 handle, w3 fragment length,
+    /// w4[31:16] the sender endpoint when the Normal world sends it (the
+    /// hypervisor or its VM: it must be the transaction's sender).
     fn mem_frag_tx(&self, caller: Caller, r: &Regs, platform: &mut dyn Platform) -> Regs {
         let h = handle_of(r[1], r[2]);
         let frag = r[3] as u32 as usize;
@@ -342,11 +377,14 @@ impl Spmc {
         if frag == 0 || frag as u64 > mb.size || !frag.is_multiple_of(CONSTITUENT_SIZE) {
             return error(FfaError::InvalidParameters);
         }
-        let sender_id = self.caller_id(caller);
+        let sender_id = match caller {
+            Caller::Ns => (r[4] >> 16) as u16,
+            Caller::Sp(_) => self.caller_id(caller),
+        };
         let owns = |c: &Constituent| self.owns(caller, c);
         let mut store = self.memory.lock();
         let Some(t) = store.get(h).copied() else { return error(FfaError::InvalidParameters) };
-        if t.sender != sender_id || t.complete() {
+        if t.sender != sender_id || !self.acts_as_sender(caller, &t) || t.complete() {
             return error(FfaError::InvalidParameters);
         }
         let mut complete = false;
@@ -360,7 +398,8 @@ impl Spmc {
         if !complete {
             let Some(t) = store.get(h) else { return error(FfaError::InvalidParameters) };
             // Bytes received: the header part plus the constituents so far.
-            return frag_rx(h, (t.header_len as usize + t.received() * CONSTITUENT_SIZE) as u64);
+            let ns_sender = if caller == Caller::Ns { sender_id } else { 0 };
+            return frag_rx(h, (t.header_len as usize + t.received() * CONSTITUENT_SIZE) as u64, ns_sender);
         }
         self.send_complete(&mut store, h, platform)
     }
@@ -479,7 +518,7 @@ impl Spmc {
         };
         let store = self.memory.lock();
         let Some(t) = store.get(handle).copied() else { return error(FfaError::InvalidParameters) };
-        if t.sender != self.caller_id(caller) || !t.complete() {
+        if !self.acts_as_sender(caller, &t) || !t.complete() {
             return error(FfaError::InvalidParameters);
         }
         let mut rx_lock = self.mailbox(caller).lock();
@@ -518,7 +557,7 @@ impl Spmc {
                 receivers[0] = EndpointMemAccess { permissions: rcv.mapped.unwrap_or(rcv.access.permissions), ..rcv.access };
                 1
             }
-            Caller::Ns if t.sender == me && t.complete() => {
+            Caller::Ns if self.acts_as_sender(caller, &t) && t.complete() => {
                 let mut n = 0;
                 for a in t.receivers() {
                     receivers[n] = a.access;
@@ -596,7 +635,10 @@ impl Spmc {
         success(&[])
     }
 
-    /// FFA_MEM_RECLAIM from the owner: w1/w2 handle, w3 flags.  With the
+    /// FFA_MEM_RECLAIM from the owner: w1/w2 handle, w3 flags.  From the
+    /// Normal world, for a handle of the hypervisor or of any of its VMs
+    /// (the call names no endpoint: the hypervisor reclaims for its VM and
+    /// is trusted to pick the right handle, as in Hafnium).  With the
     /// zero-memory flag the pages are zeroed before the owner has them back
     /// (DEN0077 v1.2 §11.4.4); not for shared memory, which it never lost.
     fn mem_reclaim(&self, caller: Caller, r: &Regs, platform: &mut dyn Platform) -> Regs {
@@ -606,12 +648,12 @@ impl Spmc {
             return error(FfaError::InvalidParameters);
         }
         let zero = r[3] as u32 & ZERO_MEMORY != 0;
-        let me = self.caller_id(caller);
         let mut store = self.memory.lock();
         let Some(t) = store.get(h).copied() else { return error(FfaError::InvalidParameters) };
-        if t.sender != me {
+        if !self.acts_as_sender(caller, &t) {
             return error(FfaError::InvalidParameters);
         }
+        let me = t.sender;
         if t.receivers().any(|r| r.retrieved()) {
             return error(FfaError::Denied);
         }
