@@ -6,12 +6,16 @@
 //! runs on the host.
 #![cfg_attr(not(test), no_std)]
 
+#[cfg(any(test, feature = "test-util"))]
+extern crate alloc;
+
 pub mod abi;
 #[cfg(target_os = "none")]
 pub mod arch;
 pub mod console;
 pub mod fdt;
 pub mod ffa_client;
+pub mod ffa_memory;
 pub mod mm;
 pub mod payload;
 pub mod percpu;

@@ -1952,7 +1952,7 @@ mod memory_sharing {
     //! FFA_MEM_* through the dispatcher: NS lends and shares to SPs, SPs
     //! retrieve and relinquish, the owner reclaims; errors change nothing.
     use super::*;
-    use crate::ffa::memory::descriptor::tests::build;
+    use shared::ffa_memory::testing::build;
     use crate::ffa::memory::ids::*;
 
     const SP_MEM: u64 = 0x0e30_0000;

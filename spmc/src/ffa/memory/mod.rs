@@ -4,7 +4,9 @@
 //! FFA_MEM_RECLAIM and FFA_MEM_FRAG_TX/RX, from the Normal world to SPs and
 //! between SPs.
 //!
-//! - [`descriptor`]: the transaction descriptors, v1.0 and v1.1+ layouts;
+//! - [`descriptor`]: the transaction descriptors, v1.0 and v1.1+ layouts
+//!   (`shared::ffa_memory`, shared with ns-hyp, which translates its
+//!   guests' descriptors with it);
 //! - [`transaction`]: handles, owners and borrowers, and their rules;
 //! - here: the calls, reading the sender's TX buffer and writing the
 //!   borrower's RX buffer, and the borrowers' Stage-2 through the platform.
@@ -36,7 +38,7 @@
 //! retrieve response's NS attribute tells it); Secure memory of a lending SP
 //! into its Secure IPA space, at IPA == PA both.
 
-pub mod descriptor;
+pub use shared::ffa_memory as descriptor;
 pub mod transaction;
 
 use super::calls::Call;

@@ -10,7 +10,7 @@
 //! `cargo xtask fuzz spmc` runs `spmc_fuzz_long` (ignored by default).
 
 use super::*;
-use crate::ffa::memory::descriptor::tests::build;
+use shared::ffa_memory::testing::build;
 use crate::ffa::memory::ids::*;
 use std::collections::BTreeSet;
 

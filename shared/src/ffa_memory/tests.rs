@@ -3,38 +3,7 @@
 
 use super::*;
 
-pub const V1_0: u32 = 0x1_0000;
-pub const V1_1: u32 = 0x1_0001;
-pub const V1_2: u32 = 0x1_0002;
-
-/// A v1.1+ descriptor: `receivers` (id, permissions), EMADs of `emad` bytes,
-/// the given constituents.
-pub fn build(sender: u16, attributes: u16, flags: u32, receivers: &[(u16, u8)], emad: usize, constituents: &[(u64, u32)]) -> Vec<u8> {
-    let emad_off = HEADER_V1_1;
-    let comp = emad_off + receivers.len() * emad;
-    let mut b = vec![0u8; comp + COMPOSITE_SIZE + constituents.len() * CONSTITUENT_SIZE];
-    b[0..2].copy_from_slice(&sender.to_le_bytes());
-    b[2..4].copy_from_slice(&attributes.to_le_bytes());
-    b[4..8].copy_from_slice(&flags.to_le_bytes());
-    b[24..28].copy_from_slice(&(emad as u32).to_le_bytes());
-    b[28..32].copy_from_slice(&(receivers.len() as u32).to_le_bytes());
-    b[32..36].copy_from_slice(&(emad_off as u32).to_le_bytes());
-    for (n, (id, perm)) in receivers.iter().enumerate() {
-        let o = emad_off + n * emad;
-        b[o..o + 2].copy_from_slice(&id.to_le_bytes());
-        b[o + 2] = *perm;
-        b[o + 4..o + 8].copy_from_slice(&(comp as u32).to_le_bytes());
-    }
-    let pages: u32 = constituents.iter().map(|c| c.1).sum();
-    b[comp..comp + 4].copy_from_slice(&pages.to_le_bytes());
-    b[comp + 4..comp + 8].copy_from_slice(&(constituents.len() as u32).to_le_bytes());
-    for (n, (a, p)) in constituents.iter().enumerate() {
-        let o = comp + COMPOSITE_SIZE + n * CONSTITUENT_SIZE;
-        b[o..o + 8].copy_from_slice(&a.to_le_bytes());
-        b[o + 8..o + 12].copy_from_slice(&p.to_le_bytes());
-    }
-    b
-}
+use super::testing::*;
 
 const RW: u8 = 0b0110; // data RW, instruction NX
 
