@@ -194,8 +194,13 @@ pub struct Spmc {
     /// them when both are needed).  A static of the binary's: the store is
     /// ~100 KiB, more than a boot stack holds.
     memory: &'static spin::Mutex<memory::transaction::MemoryStore>,
-    /// The Normal world's notification bitmaps (endpoint 0; FFA_NOTIFICATION_BITMAP_CREATE).
-    ns_notifications: spin::Mutex<notifications::Bitmaps>,
+    /// The Normal world's notification bitmaps (FFA_NOTIFICATION_BITMAP_CREATE):
+    /// slot 0 for endpoint 0 (the hypervisor, or the OS without one), the
+    /// others for up to [`MAX_NS_VMS`] VMs of the hypervisor, each a leaf lock.
+    ns_notifications: [spin::Mutex<notifications::NsBitmaps>; 1 + MAX_NS_VMS],
+    /// Taken by BITMAP_CREATE while it looks for the id and a free slot, so
+    /// two creates never claim two slots for one id (then a slot's lock).
+    ns_notifications_alloc: spin::Mutex<()>,
     /// Per PE: the SRI is owed to the Normal world (sent on the way back to it).
     sri_owed: [AtomicBool; MAX_CONTEXTS],
 }
@@ -245,7 +250,8 @@ impl Spmc {
             ns_version_fixed: AtomicBool::new(false),
             ns_mailbox: spin::Mutex::new(None),
             memory,
-            ns_notifications: spin::Mutex::new(notifications::Bitmaps::new()),
+            ns_notifications: [const { spin::Mutex::new(notifications::NsBitmaps::new()) }; 1 + MAX_NS_VMS],
+            ns_notifications_alloc: spin::Mutex::new(()),
             sri_owed: [const { AtomicBool::new(false) }; MAX_CONTEXTS],
         }
     }

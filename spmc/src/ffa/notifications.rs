@@ -5,9 +5,18 @@
 //! [`super::indirect_messaging`]) and the Schedule Receiver Interrupt (SRI).
 //!
 //! Every receiver has one [`Bitmaps`]: each SP whose manifest has
-//! `notification-support` (created at boot), and the Normal world's endpoint
-//! 0 once the hypervisor (or the OS without one, as Linux's arm_ffa driver
-//! does) called FFA_NOTIFICATION_BITMAP_CREATE for it.  Each of the 64
+//! `notification-support` (created at boot), and each Normal-world endpoint
+//! once the hypervisor (or the OS without one, as Linux's arm_ffa driver
+//! does) called FFA_NOTIFICATION_BITMAP_CREATE for it: endpoint 0 itself
+//! and up to [`super::MAX_NS_VMS`] VMs of the hypervisor, by any
+//! Normal-world id (NO_MEMORY past that, as Hafnium's SPMC answers).  The
+//! hypervisor calls for its VMs: it creates and destroys their bitmaps,
+//! binds and unbinds SP senders for them, sets notifications from them to
+//! SPs and gets theirs (the receiver id in w1), trusted to name the right
+//! VM as in Hafnium; SPs bind VM senders and set notifications for VM
+//! receivers; FFA_NOTIFICATION_INFO_GET lists the VMs (and their vCPUs)
+//! with notifications pending, and the SRI goes to the Normal world as for
+//! endpoint 0.  Each of the 64
 //! notifications of a receiver is bound to one sender at a time, as global
 //! or per-vCPU.  A receiver's bitmaps are a leaf lock
 //! ([`super::context`]'s order): never held while another lock is taken.
@@ -287,6 +296,26 @@ impl Bitmaps {
     }
 }
 
+/// A Normal-world endpoint's bitmaps and the id they belong to (slot 0:
+/// endpoint 0 always; the others: a VM's id while created).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NsBitmaps {
+    pub id: u16,
+    pub bitmaps: Bitmaps,
+}
+
+impl NsBitmaps {
+    pub const fn new() -> Self {
+        Self { id: NS_ENDPOINT_ID, bitmaps: Bitmaps::new() }
+    }
+}
+
+impl Default for NsBitmaps {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Bit numbers set in `bitmap`.
 fn bits(bitmap: u64) -> impl Iterator<Item = usize> {
     (0..64).filter(move |n| bitmap & (1 << n) != 0)
@@ -380,13 +409,53 @@ fn info_get_answer(p: &InfoPacker, is_32bit: bool) -> Regs {
 }
 
 impl Spmc {
-    /// The notification bitmaps of endpoint `id`: an SP's, or the Normal
-    /// world's endpoint 0.
-    fn bitmaps_of(&self, id: u16) -> Option<&spin::Mutex<Bitmaps>> {
-        if id == NS_ENDPOINT_ID {
-            return Some(&self.ns_notifications);
+    /// Runs `f` on the notification bitmaps of endpoint `id` under their
+    /// lock: an SP's, endpoint 0's (created or not), or a VM's whose bitmaps
+    /// were created.  None: no such endpoint (or a VM without bitmaps).
+    fn with_bitmaps<R>(&self, id: u16, f: impl FnOnce(&mut Bitmaps) -> R) -> Option<R> {
+        if ffa::is_ns_endpoint(id) {
+            for (n, slot) in self.ns_notifications.iter().enumerate() {
+                let mut b = slot.lock();
+                if (n == 0 && id == NS_ENDPOINT_ID) || (n != 0 && b.id == id && b.bitmaps.is_created()) {
+                    return Some(f(&mut b.bitmaps));
+                }
+            }
+            return None;
         }
-        self.find(id).map(|i| &self.part(i).notifications)
+        let i = self.find(id)?;
+        Some(f(&mut self.part(i).notifications.lock()))
+    }
+
+    /// FFA_NOTIFICATION_BITMAP_CREATE for Normal-world endpoint `id`: slot 0
+    /// for endpoint 0, a free one for a VM (NO_MEMORY if none); DENIED if
+    /// `id` has bitmaps already.
+    fn ns_bitmap_create(&self, id: u16, vcpu_count: usize) -> Result<(), FfaError> {
+        let _alloc = self.ns_notifications_alloc.lock();
+        if id == NS_ENDPOINT_ID {
+            return self.ns_notifications[0].lock().bitmaps.create(vcpu_count);
+        }
+        if self.with_bitmaps(id, |_| ()).is_some() {
+            return Err(FfaError::Denied);
+        }
+        if vcpu_count > MAX_CONTEXTS {
+            return Err(FfaError::InvalidParameters);
+        }
+        for slot in &self.ns_notifications[1..] {
+            let mut b = slot.lock();
+            if !b.bitmaps.is_created() {
+                b.bitmaps.create(vcpu_count)?;
+                b.id = id;
+                return Ok(());
+            }
+        }
+        Err(FfaError::NoMemory)
+    }
+
+    /// FFA_NOTIFICATION_BITMAP_DESTROY for Normal-world endpoint `id`:
+    /// DENIED if it has none or notifications are still pending for it.
+    fn ns_bitmap_destroy(&self, id: u16) -> Result<(), FfaError> {
+        let _alloc = self.ns_notifications_alloc.lock();
+        self.with_bitmaps(id, |b| b.destroy()).unwrap_or(Err(FfaError::Denied))
     }
 
     /// An SRI is owed to the Normal world on `cpu`: sent when that PE next
@@ -407,13 +476,14 @@ impl Spmc {
     /// Sets SPM framework notifications `bits` for receiver `id` and owes
     /// the SRI on `cpu` (FFA_MSG_SEND2).
     pub(super) fn set_framework_notification(&self, id: u16, bits: u32, cpu: usize) {
-        if let Some(b) = self.bitmaps_of(id) {
-            let mut b = b.lock();
+        let set = self.with_bitmaps(id, |b| {
             if b.is_created() {
                 b.set_framework(bits);
-                drop(b);
-                self.request_sri(cpu);
             }
+            b.is_created()
+        });
+        if set == Some(true) {
+            self.request_sri(cpu);
         }
     }
 
@@ -427,53 +497,52 @@ impl Spmc {
 
     /// A copy of endpoint `id`'s notification state (tests, logs).
     pub fn notification_bitmaps(&self, id: u16) -> Option<Bitmaps> {
-        self.bitmaps_of(id).map(|b| *b.lock())
+        self.with_bitmaps(id, |b| *b)
     }
 }
 
 /// Is `id` an endpoint the caller may name as the other side of a binding
-/// or a SET: an existing SP, or the Normal world's endpoint 0 (the only
-/// VM spmc knows; no VMs of a hypervisor yet).
+/// or a SET: an existing SP, or any Normal-world endpoint (the hypervisor
+/// or one of its VMs; a receiver must also have bitmaps).
 fn known_endpoint(s: &Spmc, id: u16) -> bool {
-    id == NS_ENDPOINT_ID || (ffa::is_secure_endpoint(id) && s.find(id).is_some())
+    ffa::is_ns_endpoint(id) || s.find(id).is_some()
 }
 
 /// FFA_NOTIFICATION_BITMAP_CREATE from the Normal world (w1 VM id, w2 vCPU
-/// count).  Only endpoint 0 (the hypervisor or the OS): spmc keeps no VMs'
-/// bitmaps yet, so another VM id is NO_MEMORY; a secure id is
-/// INVALID_PARAMETERS.
+/// count): for endpoint 0 or any VM id of the hypervisor, up to
+/// [`super::MAX_NS_VMS`] VMs (NO_MEMORY past that); DENIED for an id that
+/// has bitmaps already; a secure id is INVALID_PARAMETERS.
 pub(super) fn ffa_notification_bitmap_create(s: &Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
     let Some(Interface::NotificationBitmapCreate { vm_id, vcpu_cnt }) = c.decoded else { return error(FfaError::InvalidParameters) };
-    if ffa::is_secure_endpoint(vm_id) {
+    if !ffa::is_ns_endpoint(vm_id) {
         return error(FfaError::InvalidParameters);
     }
-    if vm_id != NS_ENDPOINT_ID {
-        return error(FfaError::NoMemory);
-    }
-    match s.ns_notifications.lock().create(vcpu_cnt as usize) {
+    match s.ns_bitmap_create(vm_id, vcpu_cnt as usize) {
         Ok(()) => success(&[]),
         Err(e) => error(e),
     }
 }
 
-/// FFA_NOTIFICATION_BITMAP_DESTROY from the Normal world (w1 VM id).
+/// FFA_NOTIFICATION_BITMAP_DESTROY from the Normal world (w1 VM id):
+/// DENIED for an id without bitmaps or with notifications pending.
 pub(super) fn ffa_notification_bitmap_destroy(s: &Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
     let Some(Interface::NotificationBitmapDestroy { vm_id }) = c.decoded else { return error(FfaError::InvalidParameters) };
-    if ffa::is_secure_endpoint(vm_id) {
+    if !ffa::is_ns_endpoint(vm_id) {
         return error(FfaError::InvalidParameters);
     }
-    if vm_id != NS_ENDPOINT_ID {
-        return error(FfaError::Denied);
-    }
-    match s.ns_notifications.lock().destroy() {
+    match s.ns_bitmap_destroy(vm_id) {
         Ok(()) => success(&[]),
         Err(e) => error(e),
     }
 }
 
-/// The receiver of a BIND/UNBIND/GET must be the caller itself.
+/// The receiver of a BIND/UNBIND/GET: an SP names itself; the Normal world
+/// names itself or one of its VMs (the hypervisor acts for them).
 fn own_receiver(s: &Spmc, caller: Caller, receiver: u16) -> bool {
-    receiver == s.caller_id(caller)
+    match caller {
+        Caller::Ns => ffa::is_ns_endpoint(receiver),
+        Caller::Sp(_) => receiver == s.caller_id(caller),
+    }
 }
 
 /// FFA_NOTIFICATION_BIND / _UNBIND (w1 sender [31:16] | receiver [15:0],
@@ -498,15 +567,14 @@ pub(super) fn ffa_notification_bind(s: &Spmc, c: &Call, _: &mut dyn Platform) ->
     if c.caller == Caller::Ns && !ffa::is_secure_endpoint(sender) {
         return error(FfaError::InvalidParameters);
     }
-    let Some(b) = s.bitmaps_of(receiver) else { return error(FfaError::InvalidParameters) };
-    let mut b = b.lock();
-    let r = match per_vcpu {
+    let r = s.with_bitmaps(receiver, |b| match per_vcpu {
         Some(per_vcpu) => b.bind(sender, bitmap, per_vcpu),
         None => b.unbind(sender, bitmap),
-    };
+    });
     match r {
-        Ok(()) => success(&[]),
-        Err(e) => error(e),
+        Some(Ok(())) => success(&[]),
+        Some(Err(e)) => error(e),
+        None => error(FfaError::InvalidParameters),
     }
 }
 
@@ -517,21 +585,27 @@ pub(super) fn ffa_notification_set(s: &Spmc, c: &Call, _: &mut dyn Platform) -> 
     let Some(Interface::NotificationSet { sender_id, receiver_id, flags, bitmap }) = c.decoded else {
         return error(FfaError::InvalidParameters);
     };
-    if sender_id != s.caller_id(c.caller) || sender_id == receiver_id || !known_endpoint(s, receiver_id) {
+    // The sender is the caller: an SP itself; from the Normal world the
+    // hypervisor or the VM it sets for.
+    let own_sender = match c.caller {
+        Caller::Ns => ffa::is_ns_endpoint(sender_id),
+        Caller::Sp(_) => sender_id == s.caller_id(c.caller),
+    };
+    if !own_sender || sender_id == receiver_id || !known_endpoint(s, receiver_id) {
         return error(FfaError::InvalidParameters);
     }
     // From the Normal world only to SPs (VM to VM is the hypervisor's).
     if c.caller == Caller::Ns && !ffa::is_secure_endpoint(receiver_id) {
         return error(FfaError::InvalidParameters);
     }
-    let Some(b) = s.bitmaps_of(receiver_id) else { return error(FfaError::InvalidParameters) };
-    let r = b.lock().set(sender_id, bitmap, flags.vcpu_id.map(usize::from));
+    let r = s.with_bitmaps(receiver_id, |b| b.set(sender_id, bitmap, flags.vcpu_id.map(usize::from)));
     match r {
-        Ok(()) => {
+        Some(Ok(())) => {
             s.request_sri(c.cpu);
             success(&[])
         }
-        Err(e) => error(e),
+        Some(Err(e)) => error(e),
+        None => error(FfaError::InvalidParameters),
     }
 }
 
@@ -553,12 +627,12 @@ pub(super) fn ffa_notification_get(s: &Spmc, c: &Call, _: &mut dyn Platform) -> 
         // An MP SP's context reads its own per-vCPU notifications only.
         return error(FfaError::InvalidParameters);
     }
-    let Some(b) = s.bitmaps_of(endpoint_id) else { return error(FfaError::InvalidParameters) };
-    let r = b.lock().get(vcpu, flags & GET_SP != 0, flags & GET_VM != 0, flags & GET_SPM != 0);
+    let r = s.with_bitmaps(endpoint_id, |b| b.get(vcpu, flags & GET_SP != 0, flags & GET_VM != 0, flags & GET_SPM != 0));
     let _ = GET_HYP;
     match r {
-        Ok((from_sp, from_vm, fwk)) => success(&[from_sp & 0xffff_ffff, from_sp >> 32, from_vm & 0xffff_ffff, from_vm >> 32, fwk as u64, 0]),
-        Err(e) => error(e),
+        Some(Ok((from_sp, from_vm, fwk))) => success(&[from_sp & 0xffff_ffff, from_sp >> 32, from_vm & 0xffff_ffff, from_vm >> 32, fwk as u64, 0]),
+        Some(Err(e)) => error(e),
+        None => error(FfaError::InvalidParameters),
     }
 }
 
@@ -567,18 +641,24 @@ pub(super) fn ffa_notification_get(s: &Spmc, c: &Call, _: &mut dyn Platform) -> 
 /// of yet; NO_DATA if none.
 pub(super) fn ffa_notification_info_get(s: &Spmc, c: &Call, _: &mut dyn Platform) -> Regs {
     let Some(Interface::NotificationInfoGet { is_32bit }) = c.decoded else { return error(FfaError::InvalidParameters) };
-    // Endpoint 0 first, then the SPs in manifest order; each receiver's
-    // pending state is read, packed and marked reported under its lock.
+    // Endpoint 0 first, then the VMs by slot, then the SPs in manifest
+    // order; each receiver's pending state is read, packed and marked
+    // reported under its lock.
     let mut p = InfoPacker::new(if is_32bit { 10 } else { 20 });
-    let ids = core::iter::once(NS_ENDPOINT_ID).chain(s.partitions().map(|p| p.manifest.id));
-    for id in ids {
-        let Some(b) = s.bitmaps_of(id) else { continue };
-        let mut b = b.lock();
+    let mut add = |id: u16, b: &mut Bitmaps| {
         let (global, vcpus) = b.unreported();
         if global || vcpus != 0 {
             let (g, v) = p.add(InfoEntry { id, global, vcpus });
             b.mark_reported(g, v);
         }
+    };
+    for slot in &s.ns_notifications {
+        let mut b = slot.lock();
+        let id = b.id;
+        add(id, &mut b.bitmaps);
+    }
+    for part in s.partitions() {
+        add(part.manifest.id, &mut part.notifications.lock());
     }
     if p.list_count == 0 {
         return error(FfaError::NoData);

@@ -1704,7 +1704,6 @@ fn notifications_between_ns_and_an_sp() {
     let before = bitmaps(&s);
     assert!(is_error(&ns(&s, &mut f, &[fid::FFA_NOTIFICATION_BIND as u64, 0x8001 << 16, 0, 1]), FfaError::Denied), "no bitmap yet");
     assert!(is_error(&ns(&s, &mut f, &[fid::FFA_NOTIFICATION_BITMAP_CREATE as u64, 0x8001, 4]), FfaError::InvalidParameters));
-    assert!(is_error(&ns(&s, &mut f, &[fid::FFA_NOTIFICATION_BITMAP_CREATE as u64, 3, 4]), FfaError::NoMemory));
     assert!(is_error(&ns(&s, &mut f, &[fid::FFA_NOTIFICATION_BITMAP_CREATE as u64, 0, 100]), FfaError::InvalidParameters));
     assert!(is_error(&ns(&s, &mut f, &[fid::FFA_NOTIFICATION_BITMAP_CREATE as u64, 0x1_0000, 4]), FfaError::InvalidParameters));
     assert!(is_error(&ns(&s, &mut f, &[fid::FFA_NOTIFICATION_BITMAP_DESTROY as u64, 0]), FfaError::Denied));
@@ -1779,6 +1778,91 @@ fn notifications_between_ns_and_an_sp() {
     assert_eq!(ns(&s, &mut f, &[fid::FFA_NOTIFICATION_UNBIND as u64, 0x8001 << 16, 0, 0, 1 << 31])[0], fid::FFA_SUCCESS_32 as u64);
     assert_eq!(ns(&s, &mut f, &[fid::FFA_NOTIFICATION_BITMAP_DESTROY as u64, 0])[0], fid::FFA_SUCCESS_32 as u64);
     assert!(!s.notification_bitmaps(0).unwrap().is_created());
+}
+
+/// Notifications of the hypervisor's VMs: bitmaps for VM ids up to
+/// MAX_NS_VMS (NO_MEMORY past it, DENIED twice), an SP binding and setting
+/// for VMs, the hypervisor binding, setting and getting for them (the VM's
+/// id in w1), INFO_GET listing VMs and their vCPUs, DESTROY refused while
+/// pending; every refusal changes nothing.
+#[test]
+fn notifications_per_vm() {
+    let (s, mut f) = booted_proxy();
+    let ns = |s: &Spmc, f: &mut Fake, r: &[u64]| s.handle_ns(&regs(r), 0, f);
+    #[track_caller]
+    fn ok(a: Regs) {
+        assert_eq!(a[0], fid::FFA_SUCCESS_32 as u64, "{a:x?}");
+    }
+    let create = fid::FFA_NOTIFICATION_BITMAP_CREATE as u64;
+    let destroy = fid::FFA_NOTIFICATION_BITMAP_DESTROY as u64;
+    let (bind, set, get) = (fid::FFA_NOTIFICATION_BIND as u64, fid::FFA_NOTIFICATION_SET as u64, fid::FFA_NOTIFICATION_GET as u64);
+
+    // A VM without bitmaps is no receiver yet.
+    assert!(sp_error(&sp_call(&s, &mut f, &[set, 0x8001 << 16 | 7, 0, 1, 0]), FfaError::InvalidParameters));
+    assert!(is_error(&ns(&s, &mut f, &[get, 7, VM_BITMAP]), FfaError::InvalidParameters));
+    assert!(is_error(&ns(&s, &mut f, &[destroy, 7]), FfaError::Denied));
+    // Endpoint 0 and MAX_NS_VMS VMs (ids 1..=16); a 17th VM: NO_MEMORY.
+    ok(ns(&s, &mut f, &[create, 0, 4]));
+    for id in 1..=MAX_NS_VMS as u64 {
+        ok(ns(&s, &mut f, &[create, id, 2]));
+    }
+    assert!(is_error(&ns(&s, &mut f, &[create, 0x7fff, 1]), FfaError::NoMemory));
+    assert!(is_error(&ns(&s, &mut f, &[create, 7, 2]), FfaError::Denied), "twice");
+    assert!(is_error(&ns(&s, &mut f, &[create, 0x8005, 2]), FfaError::InvalidParameters), "a secure id");
+    assert!(s.notification_bitmaps(0x7fff).is_none());
+    // Destroy one: its slot serves another id; more vCPUs than PEs refused first.
+    ok(ns(&s, &mut f, &[destroy, 16]));
+    assert!(is_error(&ns(&s, &mut f, &[create, 0x7fff, 100]), FfaError::InvalidParameters));
+    ok(ns(&s, &mut f, &[create, 0x7fff, 1]));
+    assert!(s.notification_bitmaps(16).is_none() && s.notification_bitmaps(0x7fff).is_some_and(|b| b.is_created()));
+
+    // The SP binds bit 0 (global) to VM 7 and bit 5 per-vCPU to VM 8, and sets them.
+    assert_eq!(sp_call(&s, &mut f, &[bind, 7 << 16 | 0x8001, 0, 1, 0])[0], fid::FFA_SUCCESS_32 as u64);
+    assert_eq!(sp_call(&s, &mut f, &[bind, 8 << 16 | 0x8001, 1, 1 << 5, 0])[0], fid::FFA_SUCCESS_32 as u64);
+    // Bound to VM 7 and VM 8 in the SP's bitmaps; VM 9 sets neither.
+    assert!(is_error(&ns(&s, &mut f, &[set, 9 << 16 | 0x8001, 0, 1, 0]), FfaError::Denied));
+    ok(ns(&s, &mut f, &[set, 7 << 16 | 0x8001, 0, 1, 0]));
+    let sris = f.sris;
+    ok(ns(&s, &mut f, &[set, 8 << 16 | 0x8001, 1, 1 << 5, 0]));
+    assert_eq!(f.sris, sris + 1);
+    // The SP reads them: both from VMs.
+    assert_eq!(sp_call(&s, &mut f, &[get, 0x8001, VM_BITMAP]), [fid::FFA_SUCCESS_32 as u64, 0, 0, 1 | 1 << 5, 0]);
+
+    // The hypervisor binds bit 40 of VM 7 and bit 3 (per-vCPU) of VM 8 to the SP.
+    ok(ns(&s, &mut f, &[bind, 0x8001 << 16 | 7, 0, 0, 1 << 8]));
+    ok(ns(&s, &mut f, &[bind, 0x8001 << 16 | 8, 1, 1 << 3, 0]));
+    assert!(is_error(&ns(&s, &mut f, &[bind, 0x8001 << 16 | 0x7ffe, 0, 1, 0]), FfaError::InvalidParameters), "no bitmaps");
+    assert!(is_error(&ns(&s, &mut f, &[bind, 9 << 16 | 7, 0, 1, 0]), FfaError::InvalidParameters), "VM to VM is the hypervisor's");
+    assert!(is_error(&ns(&s, &mut f, &[bind, 0x8001 << 16 | 0x8002, 0, 1, 0]), FfaError::InvalidParameters), "an SP's bitmaps");
+    let before = (s.notification_bitmaps(7), s.notification_bitmaps(8));
+    // The SP sets them: VM 7 global, VM 8 on its vCPU 1; vCPU 2 of 2 is no vCPU.
+    assert!(sp_error(&sp_call(&s, &mut f, &[set, 0x8001 << 16 | 8, 1 | 2 << 16, 1 << 3, 0]), FfaError::InvalidParameters));
+    assert_eq!((s.notification_bitmaps(7), s.notification_bitmaps(8)), before);
+    assert_eq!(sp_call(&s, &mut f, &[set, 0x8001 << 16 | 7, 0, 0, 1 << 8])[0], fid::FFA_SUCCESS_32 as u64);
+    assert_eq!(sp_call(&s, &mut f, &[set, 0x8001 << 16 | 8, 1 | 1 << 16, 1 << 3, 0])[0], fid::FFA_SUCCESS_32 as u64);
+
+    // INFO_GET: VM 7 global, VM 8 with vCPU 1; then nothing new.
+    let a = ns(&s, &mut f, &[fid::FFA_NOTIFICATION_INFO_GET_64 as u64]);
+    assert_eq!(a[0], fid::FFA_SUCCESS_64 as u64, "{a:x?}");
+    assert_eq!((a[2] >> 7) & 0x1f, 2, "two lists");
+    assert_eq!((a[2] >> 12) & 0xf, 0b0100, "VM 7 alone, then VM 8 and one vCPU");
+    assert_eq!(a[3] & 0xffff_ffff_ffff, 0x0001_0008_0007);
+    assert!(is_error(&ns(&s, &mut f, &[fid::FFA_NOTIFICATION_INFO_GET_32 as u64]), FfaError::NoData));
+
+    // Destroy while pending: DENIED.  The hypervisor gets for each VM.
+    assert!(is_error(&ns(&s, &mut f, &[destroy, 7]), FfaError::Denied));
+    assert!(is_error(&ns(&s, &mut f, &[get, 2 << 16 | 8, SP_BITMAP]), FfaError::InvalidParameters), "vCPU 2 of 2");
+    assert!(is_error(&ns(&s, &mut f, &[get, 0x8001, SP_BITMAP]), FfaError::InvalidParameters), "an SP");
+    assert_eq!(ns(&s, &mut f, &[get, 7, SP_BITMAP])[..4], [fid::FFA_SUCCESS_32 as u64, 0, 0, 1 << 8], "bit 40");
+    assert_eq!(ns(&s, &mut f, &[get, 8, SP_BITMAP])[..4], [fid::FFA_SUCCESS_32 as u64, 0, 0, 0], "vCPU 0 has none");
+    assert_eq!(ns(&s, &mut f, &[get, 1 << 16 | 8, SP_BITMAP])[..4], [fid::FFA_SUCCESS_32 as u64, 0, 1 << 3, 0]);
+    assert!(!s.notification_bitmaps(0).unwrap().any_pending(), "endpoint 0 untouched");
+    ok(ns(&s, &mut f, &[destroy, 7]));
+    assert!(is_error(&ns(&s, &mut f, &[destroy, 7]), FfaError::Denied), "twice");
+    // Gone: VM 7 is no receiver until it is created again, without bindings.
+    assert!(sp_error(&sp_call(&s, &mut f, &[set, 0x8001 << 16 | 7, 0, 0, 1 << 8]), FfaError::InvalidParameters));
+    ok(ns(&s, &mut f, &[create, 7, 1]));
+    assert!(sp_error(&sp_call(&s, &mut f, &[set, 0x8001 << 16 | 7, 0, 0, 1 << 8]), FfaError::Denied));
 }
 
 /// Writes an indirect message (v1.2 header, `payload` at offset 40) at `pa`.
