@@ -77,9 +77,9 @@ impl Header {
 }
 
 impl Spmc {
-    /// FFA_MSG_SEND2 from `caller` on PE `cpu`.
-    fn msg_send2(&self, caller: Caller, cpu: usize, platform: &mut dyn Platform) -> Regs {
-        let sender = self.caller_id(caller);
+    /// FFA_MSG_SEND2 from `caller` on PE `cpu`; `sender` is the caller's
+    /// own id, or from the Normal world the VM the hypervisor sends for.
+    fn msg_send2(&self, caller: Caller, sender: u16, cpu: usize, platform: &mut dyn Platform) -> Regs {
         if let Caller::Sp(i) = caller
             && self.part(i).manifest.messaging_method & MSG_INDIRECT == 0
         {
@@ -138,14 +138,25 @@ impl Spmc {
     }
 }
 
-/// FFA_MSG_SEND2 (w1 bits 31:16 sender VM id, 0: spmc serves no VMs of a
-/// hypervisor; w2 flags: bit 1 delay SRI, the rest MBZ).
+/// FFA_MSG_SEND2 (w1 bits 31:16 sender VM id, bits 15:0 MBZ; w2 flags:
+/// bit 1 delay SRI, the rest MBZ).  From the Normal world the sender VM id
+/// is the hypervisor's own (0) or that of the VM whose message it forwards
+/// from its own TX buffer (DEN0077 v1.2, FFA_MSG_SEND2: the hypervisor
+/// names the sender VM); the header's sender must be that id.  From an SP
+/// it MBZ.  Receivers are SPs (from anyone) and the Normal world's endpoint
+/// 0 (from an SP); spmc maps no VM's RX buffer, so a message from an SP to
+/// a VM of the hypervisor is refused (INVALID_PARAMETERS) as before.
 pub(super) fn ffa_msg_send2(s: &Spmc, c: &Call, platform: &mut dyn Platform) -> Regs {
     let Some(Interface::MsgSend2 { sender_vm_id, .. }) = c.decoded else { return error(FfaError::InvalidParameters) };
-    if sender_vm_id != 0 || c.regs[1] as u32 & 0xffff != 0 {
+    if c.regs[1] as u32 & 0xffff != 0 {
         return error(FfaError::InvalidParameters);
     }
-    s.msg_send2(c.caller, c.cpu, platform)
+    let sender = match c.caller {
+        Caller::Ns if ffa::is_ns_endpoint(sender_vm_id) => sender_vm_id,
+        Caller::Sp(_) if sender_vm_id == 0 => s.caller_id(c.caller),
+        _ => return error(FfaError::InvalidParameters),
+    };
+    s.msg_send2(c.caller, sender, c.cpu, platform)
 }
 
 #[cfg(test)]

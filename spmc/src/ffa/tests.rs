@@ -1865,6 +1865,38 @@ fn notifications_per_vm() {
     assert!(sp_error(&sp_call(&s, &mut f, &[set, 0x8001 << 16 | 7, 0, 0, 1 << 8]), FfaError::Denied));
 }
 
+/// FFA_MSG_SEND2 from the hypervisor for its VM 3 (w1[31:16] = 3, the
+/// message in the hypervisor's TX buffer with header sender 3) to an SP;
+/// the ids must agree, a secure id is no VM, an SP names no VM sender and
+/// cannot send to a VM (spmc has no VM RX buffers): INVALID_PARAMETERS,
+/// nothing delivered.
+#[test]
+fn msg_send2_from_a_vm() {
+    let (mut s, mut f) = booted_proxy();
+    map_ns(&mut s, &mut f);
+    assert_eq!(sp_call(&s, &mut f, &[fid::FFA_RXTX_MAP_64 as u64, SP_TX, SP_RX, 1])[0], fid::FFA_SUCCESS_32 as u64);
+    let send2 = |s: &Spmc, f: &mut Fake, w1: u64| s.handle_ns(&regs(&[fid::FFA_MSG_SEND2 as u64, w1, 0]), 0, f);
+    put_message(&mut f, TX, 3, 0x8001, b"from vm 3");
+    assert!(is_error(&send2(&s, &mut f, 0), FfaError::InvalidParameters), "header says 3, w1 says 0");
+    assert!(is_error(&send2(&s, &mut f, 4 << 16), FfaError::InvalidParameters), "another VM");
+    assert!(is_error(&send2(&s, &mut f, 3 << 16 | 1), FfaError::InvalidParameters), "w1[15:0] MBZ");
+    put_message(&mut f, TX, 0x8002, 0x8001, b"from vm 3");
+    assert!(is_error(&send2(&s, &mut f, 0x8002 << 16), FfaError::InvalidParameters), "a secure id");
+    put_message(&mut f, TX, 3, 5, b"from vm 3");
+    assert!(is_error(&send2(&s, &mut f, 3 << 16), FfaError::InvalidParameters), "VM to VM is the hypervisor's");
+    assert_eq!(f.read(SP_RX, 4), vec![0; 4], "nothing written");
+    put_message(&mut f, TX, 3, 0x8001, b"from vm 3");
+    assert_eq!(send2(&s, &mut f, 3 << 16)[0], fid::FFA_SUCCESS_32 as u64);
+    assert_eq!(f.read(SP_RX + 12, 4), vec![0x01, 0x80, 3, 0], "sender 3 in the SP's RX");
+    assert_eq!(f.read(SP_RX + 40, 9), b"from vm 3".to_vec());
+    assert_eq!(sp_call(&s, &mut f, &[fid::FFA_RX_RELEASE as u64])[0], fid::FFA_SUCCESS_32 as u64);
+    // From the SP: no sender VM id; no VM receiver.
+    put_message(&mut f, SP_TX, 0x8001, 0, b"pong");
+    assert!(sp_error(&sp_call(&s, &mut f, &[fid::FFA_MSG_SEND2 as u64, 3 << 16]), FfaError::InvalidParameters));
+    put_message(&mut f, SP_TX, 0x8001, 3, b"pong");
+    assert!(sp_error(&sp_call(&s, &mut f, &[fid::FFA_MSG_SEND2 as u64]), FfaError::InvalidParameters));
+}
+
 /// Writes an indirect message (v1.2 header, `payload` at offset 40) at `pa`.
 fn put_message(f: &mut Fake, pa: u64, sender: u16, receiver: u16, payload: &[u8]) {
     let mut b = vec![0u8; 40];
@@ -1893,7 +1925,7 @@ fn msg_send2_between_ns_and_an_sp() {
     // Bad inputs, each INVALID_PARAMETERS (or DENIED), nothing delivered.
     let before = s.notification_bitmaps(0x8001).unwrap();
     assert!(is_error(&send2(&s, &mut f, 1), FfaError::InvalidParameters), "reserved flag");
-    assert!(is_error(&s.handle_ns(&regs(&[fid::FFA_MSG_SEND2 as u64, 1 << 16, 0]), 0, &mut f), FfaError::InvalidParameters), "a VM sender");
+    assert!(is_error(&s.handle_ns(&regs(&[fid::FFA_MSG_SEND2 as u64, 1 << 16, 0]), 0, &mut f), FfaError::InvalidParameters), "VM 1 is not the header's sender");
     put_message(&mut f, TX, 0x8002, 0x8001, b"hello");
     assert!(is_error(&send2(&s, &mut f, 0), FfaError::InvalidParameters), "not the caller");
     put_message(&mut f, TX, 0, 0x8123, b"hello");
