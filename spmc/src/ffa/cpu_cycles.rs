@@ -166,6 +166,7 @@ impl Spmc {
                     match kind {
                         ReqKind::Req32 => out.iter_mut().skip(8).for_each(|x| *x = 0),
                         ReqKind::Req64 => out.iter_mut().skip(8).for_each(|x| *x = 0),
+                        ReqKind::Framework { .. } => out.iter_mut().skip(8).for_each(|x| *x = 0),
                         // RESP2: x4..x17 carry the payload; x2/x3 MBZ.
                         ReqKind::Req2 => {
                             out[2] = 0;

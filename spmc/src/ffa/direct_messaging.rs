@@ -18,6 +18,11 @@ pub enum ReqKind {
     Req32,
     Req64,
     Req2,
+    /// A framework message of the hypervisor (DEN0077 v1.2, "VM availability
+    /// messages": VM created/destroyed) in FFA_MSG_SEND_DIRECT_REQ_{32,64}
+    /// (`wide`: the 64-bit one); `msg` its type (w2[7:0]): the response must
+    /// be the matching framework response (type + 1).
+    Framework { wide: bool, msg: u64 },
     /// No request: FFA_RUN from the Normal world's scheduler gave a waiting
     /// context cycles for its pending notifications or indirect message
     /// ([`super::notifications`]); it ends with FFA_MSG_WAIT, no response.
@@ -30,6 +35,8 @@ pub(super) fn response_fid(kind: ReqKind) -> u32 {
         ReqKind::Req32 => fid::FFA_MSG_SEND_DIRECT_RESP_32,
         ReqKind::Req64 => fid::FFA_MSG_SEND_DIRECT_RESP_64,
         ReqKind::Req2 => fid::FFA_MSG_SEND_DIRECT_RESP2,
+        ReqKind::Framework { wide: false, .. } => fid::FFA_MSG_SEND_DIRECT_RESP_32,
+        ReqKind::Framework { wide: true, .. } => fid::FFA_MSG_SEND_DIRECT_RESP_64,
         // No direct response answers it.
         ReqKind::Run => 0,
     }
@@ -57,7 +64,7 @@ impl Spmc {
     /// another PE for another context never waits for this one.
     pub(super) fn direct_request(&self, caller: Caller, caller_ctx: usize, cpu: usize, r: &Regs, platform: &mut dyn Platform) -> Regs {
         let f = r[0] as u32;
-        let kind = match f {
+        let mut kind = match f {
             fid::FFA_MSG_SEND_DIRECT_REQ_32 => ReqKind::Req32,
             fid::FFA_MSG_SEND_DIRECT_REQ_64 => ReqKind::Req64,
             _ => ReqKind::Req2,
@@ -91,11 +98,17 @@ impl Spmc {
         let Some(i) = self.find(dst) else {
             return error(FfaError::InvalidParameters);
         };
-        if kind != ReqKind::Req2 && r[2] & framework::FLAG != 0 {
-            // Framework messages to SPs (VM created/destroyed) are not supported.
-            return error(FfaError::InvalidParameters);
-        }
         let p = self.part(i);
+        if kind != ReqKind::Req2 && r[2] & framework::FLAG != 0 {
+            // A framework message to an SP: only the VM availability
+            // messages, only from the Normal world's hypervisor, only to an
+            // SP that subscribed to that type (else INVALID_PARAMETERS, as
+            // Hafnium answers).
+            match vm_availability_message(caller, p.manifest.vm_availability_messages, r[2]) {
+                Some(msg) => kind = ReqKind::Framework { wide: kind == ReqKind::Req64, msg },
+                None => return error(FfaError::InvalidParameters),
+            }
+        }
         if kind == ReqKind::Req2 {
             // x2/x3: the UUID of the service; Nil = the partition's (first) one.
             let uuid = Uuid([r[2] as u32, (r[2] >> 32) as u32, r[3] as u32, (r[3] >> 32) as u32]);
@@ -124,18 +137,36 @@ impl Spmc {
             return error(e);
         }
         let mut req = *r;
-        if kind == ReqKind::Req32 {
+        if matches!(kind, ReqKind::Req32 | ReqKind::Framework { wide: false, .. }) {
             // SMC32: only w0..w7 are defined (DEN0028 §2.6); upper halves and x8.. MBZ.
             for (n, x) in req.iter_mut().enumerate() {
                 *x = if n < 8 { *x & 0xffff_ffff } else { 0 };
             }
-        } else if kind == ReqKind::Req64 {
+        } else if matches!(kind, ReqKind::Req64 | ReqKind::Framework { wide: true, .. }) {
             for x in req[8..].iter_mut() {
                 *x = 0;
             }
         }
         self.run_until_response(i, ctx, cpu, Some(&req), platform)
     }
+}
+
+/// The type of a VM availability message (DEN0077 v1.2, framework messages:
+/// w2[31] framework, w2[7:0] type, the rest of w2 MBZ) that `caller` may
+/// send to an SP with `subscribed` (its `vm-availability-messages`): VM
+/// created (4) or VM destroyed (6), from the Normal world only.
+pub(super) fn vm_availability_message(caller: Caller, subscribed: u32, w2: u64) -> Option<u64> {
+    use crate::partition::manifest::{VM_CREATED, VM_DESTROYED};
+    if caller != Caller::Ns || w2 & !(framework::FLAG | framework::TYPE_MASK) != 0 {
+        return None;
+    }
+    let msg = w2 & framework::TYPE_MASK;
+    let wanted = match msg {
+        framework::VM_CREATED_REQ => VM_CREATED,
+        framework::VM_DESTROYED_REQ => VM_DESTROYED,
+        _ => return None,
+    };
+    (subscribed & wanted != 0).then_some(msg)
 }
 
 /// Gives the locked receiver context a direct request from `src`: only a
@@ -173,14 +204,20 @@ pub(super) fn ffa_msg_send_direct_req(s: &Spmc, c: &Call, platform: &mut dyn Pla
 /// from itself to the endpoint whose request it handles.
 pub(super) fn ffa_msg_send_direct_resp(s: &Spmc, c: &Call, _: &mut dyn Platform) -> SpStep {
     let Caller::Sp(i) = c.caller else { return SpStep::Resume(error(FfaError::NotSupported)) };
-    let CtxState::Running { from, .. } = s.part(i).ctx_state(c.ctx) else {
+    let CtxState::Running { from, kind } = s.part(i).ctx_state(c.ctx) else {
         return SpStep::Responded;
     };
     let (src, dst) = ffa::unpack_endpoints(c.regs[1]);
     if src != s.part(i).manifest.id || dst != from {
         return SpStep::Resume(error(FfaError::InvalidParameters));
     }
-    if reserved_w2_set(c.regs) {
+    let bad_w2 = match kind {
+        // The framework response to its request: type + 1 (VM created
+        // response 5, VM destroyed response 7), the rest of w2 MBZ.
+        ReqKind::Framework { msg, .. } => c.regs[2] as u32 as u64 != framework::FLAG | (msg + 1),
+        _ => reserved_w2_set(c.regs),
+    };
+    if bad_w2 {
         return SpStep::Resume(error(FfaError::InvalidParameters));
     }
     SpStep::Responded

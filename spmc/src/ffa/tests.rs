@@ -1897,6 +1897,75 @@ fn msg_send2_from_a_vm() {
     assert!(sp_error(&sp_call(&s, &mut f, &[fid::FFA_MSG_SEND2 as u64]), FfaError::InvalidParameters));
 }
 
+/// An SP subscribed to VM created messages only (`vm-availability-messages
+/// = <1>`), counting VMs: its first framework response is a plain one
+/// (refused: INVALID_PARAMETERS to it), then the VM created response.
+fn vm_availability_sp(id: u16) -> SpFn {
+    let mut step = 0;
+    let mut vms = 0u64;
+    let mut from = 0u16;
+    Box::new(move |_ctx, answer| {
+        step += 1;
+        if step == 1 {
+            return call(&[fid::FFA_MSG_WAIT as u64]);
+        }
+        let a = answer.unwrap();
+        if a[0] == fid::FFA_ERROR as u64 {
+            // Our plain response was refused: the framework response.
+            return call(&[fid::FFA_MSG_SEND_DIRECT_RESP_32 as u64, ffa::pack_endpoints(id, from), framework::FLAG | 5, 0, vms]);
+        }
+        from = ffa::unpack_endpoints(a[1]).0;
+        assert_eq!(a[2], framework::FLAG | framework::VM_CREATED_REQ, "only what it subscribed to reaches it");
+        vms += 1;
+        if step == 2 {
+            return call(&[fid::FFA_MSG_SEND_DIRECT_RESP_32 as u64, ffa::pack_endpoints(id, from), 0, 0, vms]);
+        }
+        call(&[fid::FFA_MSG_SEND_DIRECT_RESP_32 as u64, ffa::pack_endpoints(id, from), framework::FLAG | 5, 0, vms])
+    })
+}
+
+/// VM availability messages (DEN0077 v1.2 framework messages) from the
+/// hypervisor: delivered to a subscribed SP as a direct request, its
+/// framework response returned; a type it did not subscribe to, another
+/// framework type, reserved w2 bits, a plain echo SP, or an SP's own
+/// framework request: INVALID_PARAMETERS, the SP never runs.
+#[test]
+fn vm_availability_messages() {
+    use crate::ffa::setup::partition_info::{PROP_VM_CREATED, PROP_VM_DESTROYED, descriptor};
+    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut f = Fake::new();
+    let mut m = manifest(0x8001, ECHO_UUID);
+    m.vm_availability_messages = crate::partition::manifest::VM_CREATED;
+    let (d, _) = descriptor(&m, ECHO_UUID, 0x1_0002);
+    let props = u32::from_le_bytes(d[4..8].try_into().unwrap());
+    assert_eq!(props & (PROP_VM_CREATED | PROP_VM_DESTROYED), PROP_VM_CREATED);
+    let i = s.add_partition(Partition::new(m, SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
+    let j = s.add_partition(Partition::new(manifest(0x8002, Uuid([2, 2, 2, 2])), SpMemory { base: 0x0e40_0000, size: 0x10_0000 })).unwrap();
+    f.sps.push(vm_availability_sp(0x8001));
+    f.sps.push(echo_sp(0x8002));
+    s.init_partition(i, 0, 0, &mut f).unwrap();
+    s.init_partition(j, 0, 0, &mut f).unwrap();
+    let req = |s: &Spmc, f: &mut Fake, dst: u16, w2: u64, vm: u64| {
+        s.handle_ns(&regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, ffa::pack_endpoints(0, dst), w2, 0, 0, vm]), 0, f)
+    };
+    let runs = f.runs.len();
+    let created = framework::FLAG | framework::VM_CREATED_REQ;
+    assert!(is_error(&req(&s, &mut f, 0x8001, framework::FLAG | framework::VM_DESTROYED_REQ, 3), FfaError::InvalidParameters), "not subscribed");
+    assert!(is_error(&req(&s, &mut f, 0x8001, framework::FLAG | framework::VERSION_REQ, 3), FfaError::InvalidParameters), "another type");
+    assert!(is_error(&req(&s, &mut f, 0x8001, created | 1 << 8, 3), FfaError::InvalidParameters), "w2 reserved bits");
+    assert!(is_error(&req(&s, &mut f, 0x8002, created, 3), FfaError::InvalidParameters), "an SP without the subscription");
+    assert_eq!(f.runs.len(), runs, "no SP ran");
+    // Delivered; the SP's plain response is refused to it, its framework response comes back.
+    let a = req(&s, &mut f, 0x8001, created, 3);
+    assert_eq!(a[0], fid::FFA_MSG_SEND_DIRECT_RESP_32 as u64, "{a:x?}");
+    assert_eq!((a[1], a[2], a[3], a[4]), (ffa::pack_endpoints(0x8001, 0), framework::FLAG | 5, 0, 1));
+    let a = req(&s, &mut f, 0x8001, created, 4);
+    assert_eq!((a[2], a[4]), (framework::FLAG | 5, 2), "two VMs counted");
+    // An SP sends no VM availability message, even to a subscribed SP.
+    assert_eq!(direct_messaging::vm_availability_message(Caller::Sp(1), 3, created), None);
+    assert_eq!(direct_messaging::vm_availability_message(Caller::Ns, 3, created), Some(framework::VM_CREATED_REQ));
+}
+
 /// Writes an indirect message (v1.2 header, `payload` at offset 40) at `pa`.
 fn put_message(f: &mut Fake, pa: u64, sender: u16, receiver: u16, payload: &[u8]) {
     let mut b = vec![0u8; 40];

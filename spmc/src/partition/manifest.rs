@@ -134,6 +134,10 @@ pub struct PartitionManifest {
     pub ns_interrupts_action: NsInterruptsAction,
     pub notification_support: bool,
     pub power_management_messages: u32,
+    /// `vm-availability-messages` (Hafnium's binding): bit 0 the partition
+    /// subscribes to VM created messages, bit 1 to VM destroyed messages
+    /// (DEN0077 v1.2, framework messages, "VM availability messages").
+    pub vm_availability_messages: u32,
     pub boot_info: Option<BootInfo>,
     /// `mem-size`: the partition's memory from its load address as the SP
     /// itself will use it (OP-TEE's extension of the binding, read by
@@ -150,6 +154,10 @@ pub struct PartitionManifest {
     device_regions: [DeviceRegion; MAX_DEVICE_REGIONS],
     device_region_count: usize,
 }
+
+/// `vm-availability-messages` bits: subscribed to VM created / destroyed messages.
+pub const VM_CREATED: u32 = 1 << 0;
+pub const VM_DESTROYED: u32 = 1 << 1;
 
 /// Root properties of the binding this SPMC understands.  Any other is
 /// ignored with a warning, as Hafnium ignores what it does not read (e.g.
@@ -327,6 +335,10 @@ impl PartitionManifest {
         if power_management_messages & !0x7 != 0 {
             return Err(ManifestError::Invalid("power-management-messages"));
         }
+        let vm_availability_messages = prop_u32(&root, "vm-availability-messages")?.unwrap_or(0);
+        if vm_availability_messages & !(VM_CREATED | VM_DESTROYED) != 0 {
+            return Err(ManifestError::Invalid("vm-availability-messages"));
+        }
         let mem_size = prop_addr(&root, "mem-size")?;
         if mem_size == Some(0) {
             return Err(ManifestError::Invalid("mem-size"));
@@ -353,6 +365,7 @@ impl PartitionManifest {
             ns_interrupts_action,
             notification_support,
             power_management_messages,
+            vm_availability_messages,
             boot_info: None,
             mem_size,
             gp_register: gp_register.map(|g| g as u8),
@@ -517,6 +530,7 @@ impl PartitionManifest {
             ns_interrupts_action: NsInterruptsAction::Queued,
             notification_support: false,
             power_management_messages: 0,
+            vm_availability_messages: 0,
             boot_info: None,
             mem_size: None,
             gp_register: None,
@@ -585,6 +599,9 @@ mod tests {
     #[test]
     fn every_field_of_the_binding() {
         let m = parse(include_bytes!("../../tests/data/sp_full.dtb")).unwrap();
+        assert_eq!(m.vm_availability_messages, VM_CREATED | VM_DESTROYED);
+        // Bits past 1 of vm-availability-messages: refused.
+        assert!(matches!(parse(include_bytes!("../../tests/data/sp_bad_vm_availability.dtb")), Err(ManifestError::Invalid("vm-availability-messages"))));
         assert_eq!(m.uuids().len(), 2);
         assert_eq!(m.uuids()[1], Uuid([0x11111111, 0x22222222, 0x33333333, 0x44444444]));
         assert_eq!(m.uuid, m.uuids()[0]);

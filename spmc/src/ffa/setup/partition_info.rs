@@ -6,7 +6,9 @@
 //! Properties: bit 0 receives direct requests, bit 1 sends them, bit 2
 //! indirect messages, bit 3 supports receipt of notifications (v1.1+; the
 //! manifest's `notification-support`), bits 5:4 id type (0: PE endpoint),
-//! bit 8 AArch64, bit 9/10 receives/sends direct request 2 (v1.2).
+//! bit 6/7 receives VM created/destroyed messages (v1.2; the manifest's
+//! `vm-availability-messages`), bit 8 AArch64, bit 9/10 receives/sends
+//! direct request 2 (v1.2).
 
 use crate::ffa::calls::Call;
 use crate::ffa::{Caller, MAX_PARTITIONS, Platform, Regs, Spmc, codec, error, success};
@@ -19,6 +21,10 @@ pub const DESC_SIZE_V1_1: usize = 24;
 const PROP_AARCH64: u32 = 1 << 8;
 /// "Supports receipt of notifications" (DEN0077 v1.2, partition properties, bit 3).
 pub const PROP_NOTIFICATIONS: u32 = 1 << 3;
+/// "Partition must be informed about each VM that is created / destroyed
+/// by the hypervisor" (DEN0077 v1.2, partition properties, bits 6 and 7).
+pub const PROP_VM_CREATED: u32 = 1 << 6;
+pub const PROP_VM_DESTROYED: u32 = 1 << 7;
 
 /// The descriptor of `m` (reporting `uuid`, one of its UUIDs) in the layout a
 /// caller of FF-A `version` expects; returns the bytes and how many of them are used.
@@ -30,6 +36,12 @@ pub fn descriptor(m: &PartitionManifest, uuid: Uuid, version: u32) -> ([u8; DESC
         props |= PROP_AARCH64;
         if m.notification_support {
             props |= PROP_NOTIFICATIONS;
+        }
+        if m.vm_availability_messages & crate::partition::manifest::VM_CREATED != 0 {
+            props |= PROP_VM_CREATED;
+        }
+        if m.vm_availability_messages & crate::partition::manifest::VM_DESTROYED != 0 {
+            props |= PROP_VM_DESTROYED;
         }
     }
     let mut d = [0u8; DESC_SIZE_V1_1];
