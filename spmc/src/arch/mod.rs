@@ -69,6 +69,8 @@ static MAP: spin::Once<spin::Mutex<mm::El2Map>> = spin::Once::new();
 static SPMC: spin::Once<Spmc> = spin::Once::new();
 /// Memory transactions (FFA_MEM_*): ~100 KiB, so a static, not on the boot stack.
 static MEMORY: spin::Mutex<spmc::ffa::memory::transaction::MemoryStore> = spin::Mutex::new(spmc::ffa::memory::transaction::MemoryStore::new());
+/// The notification bitmaps of the hypervisor's VMs: ~4 KiB, a static too.
+static VM_NOTIFICATIONS: spmc::ffa::notifications::VmBitmaps = spmc::ffa::notifications::VmBitmaps::new();
 /// Fixed once booted; each PE drives it through its own [`HwPe`].
 static PLATFORM: spin::Once<HwPlatform> = spin::Once::new();
 
@@ -157,7 +159,7 @@ fn cold_boot(manifest_addr: usize, cpu: usize) -> Result<(), &'static str> {
         unsafe { shared::arch::mmu::enable_el2(&t) };
     }
 
-    let mut spmc = Spmc::new(m.spmc_id, m.ns_memory, &MEMORY);
+    let mut spmc = Spmc::new(m.spmc_id, m.ns_memory, &MEMORY, &VM_NOTIFICATIONS);
     spmc.set_logical_partitions(spmd_logical_partitions());
     let mut hw = HwPlatform::new(pool());
     // What is already owned: the SPMC image and every SP package region.

@@ -194,13 +194,12 @@ pub struct Spmc {
     /// them when both are needed).  A static of the binary's: the store is
     /// ~100 KiB, more than a boot stack holds.
     memory: &'static spin::Mutex<memory::transaction::MemoryStore>,
-    /// The Normal world's notification bitmaps (FFA_NOTIFICATION_BITMAP_CREATE):
-    /// slot 0 for endpoint 0 (the hypervisor, or the OS without one), the
-    /// others for up to [`MAX_NS_VMS`] VMs of the hypervisor, each a leaf lock.
-    ns_notifications: [spin::Mutex<notifications::NsBitmaps>; 1 + MAX_NS_VMS],
-    /// Taken by BITMAP_CREATE while it looks for the id and a free slot, so
-    /// two creates never claim two slots for one id (then a slot's lock).
-    ns_notifications_alloc: spin::Mutex<()>,
+    /// The notification bitmaps of the Normal world's endpoint 0 (the
+    /// hypervisor, or the OS without one; FFA_NOTIFICATION_BITMAP_CREATE).
+    ns_notifications: spin::Mutex<notifications::Bitmaps>,
+    /// Those of up to [`MAX_NS_VMS`] VMs of the hypervisor: a static of the
+    /// binary's like `memory` (~4 KiB; the boot stack holds this value).
+    vm_notifications: &'static notifications::VmBitmaps,
     /// Per PE: the SRI is owed to the Normal world (sent on the way back to it).
     sri_owed: [AtomicBool; MAX_CONTEXTS],
 }
@@ -239,7 +238,12 @@ impl core::fmt::Display for Outcome<'_> {
 }
 
 impl Spmc {
-    pub fn new(id: u16, ns_memory: Ranges, memory: &'static spin::Mutex<memory::transaction::MemoryStore>) -> Self {
+    pub fn new(
+        id: u16,
+        ns_memory: Ranges,
+        memory: &'static spin::Mutex<memory::transaction::MemoryStore>,
+        vm_notifications: &'static notifications::VmBitmaps,
+    ) -> Self {
         Self {
             id,
             ns_memory,
@@ -250,8 +254,8 @@ impl Spmc {
             ns_version_fixed: AtomicBool::new(false),
             ns_mailbox: spin::Mutex::new(None),
             memory,
-            ns_notifications: [const { spin::Mutex::new(notifications::NsBitmaps::new()) }; 1 + MAX_NS_VMS],
-            ns_notifications_alloc: spin::Mutex::new(()),
+            ns_notifications: spin::Mutex::new(notifications::Bitmaps::new()),
+            vm_notifications,
             sri_owed: [const { AtomicBool::new(false) }; MAX_CONTEXTS],
         }
     }

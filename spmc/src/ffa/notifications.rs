@@ -33,7 +33,7 @@
 //! preempt that SP as a Non-secure interrupt.
 
 use super::calls::Call;
-use super::{Caller, MAX_CONTEXTS, NS_ENDPOINT_ID, Platform, Regs, Spmc, codec, error, success};
+use super::{Caller, MAX_CONTEXTS, MAX_NS_VMS, NS_ENDPOINT_ID, Platform, Regs, Spmc, codec, error, success};
 use shared::abi::ffa::interface_args::{SuccessArgs, TargetInfo};
 use shared::abi::ffa::notification::{SuccessArgsNotificationInfoGet32, SuccessArgsNotificationInfoGet64};
 use shared::abi::ffa::{self as ffa, FfaError, Interface};
@@ -296,21 +296,36 @@ impl Bitmaps {
     }
 }
 
-/// A Normal-world endpoint's bitmaps and the id they belong to (slot 0:
-/// endpoint 0 always; the others: a VM's id while created).
+/// A VM's bitmaps and its id (meaningful while the bitmaps are created).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NsBitmaps {
+pub struct VmSlot {
     pub id: u16,
     pub bitmaps: Bitmaps,
 }
 
-impl NsBitmaps {
+/// The notification bitmaps of up to [`MAX_NS_VMS`] VMs of the Normal
+/// world's hypervisor, each slot a leaf lock; `alloc` is taken by
+/// BITMAP_CREATE/DESTROY while they look for the id and a free slot, so two
+/// creates never claim two slots for one id (then a slot's lock).
+pub struct VmBitmaps {
+    slots: [spin::Mutex<VmSlot>; MAX_NS_VMS],
+    alloc: spin::Mutex<()>,
+}
+
+impl VmBitmaps {
     pub const fn new() -> Self {
-        Self { id: NS_ENDPOINT_ID, bitmaps: Bitmaps::new() }
+        Self { slots: [const { spin::Mutex::new(VmSlot { id: NS_ENDPOINT_ID, bitmaps: Bitmaps::new() }) }; MAX_NS_VMS], alloc: spin::Mutex::new(()) }
+    }
+
+    /// Every slot free again (host fuzzing reuses one table).
+    pub fn clear(&self) {
+        for s in &self.slots {
+            s.lock().bitmaps = Bitmaps::new();
+        }
     }
 }
 
-impl Default for NsBitmaps {
+impl Default for VmBitmaps {
     fn default() -> Self {
         Self::new()
     }
@@ -413,10 +428,13 @@ impl Spmc {
     /// lock: an SP's, endpoint 0's (created or not), or a VM's whose bitmaps
     /// were created.  None: no such endpoint (or a VM without bitmaps).
     fn with_bitmaps<R>(&self, id: u16, f: impl FnOnce(&mut Bitmaps) -> R) -> Option<R> {
+        if id == NS_ENDPOINT_ID {
+            return Some(f(&mut self.ns_notifications.lock()));
+        }
         if ffa::is_ns_endpoint(id) {
-            for (n, slot) in self.ns_notifications.iter().enumerate() {
+            for slot in &self.vm_notifications.slots {
                 let mut b = slot.lock();
-                if (n == 0 && id == NS_ENDPOINT_ID) || (n != 0 && b.id == id && b.bitmaps.is_created()) {
+                if b.id == id && b.bitmaps.is_created() {
                     return Some(f(&mut b.bitmaps));
                 }
             }
@@ -430,17 +448,17 @@ impl Spmc {
     /// for endpoint 0, a free one for a VM (NO_MEMORY if none); DENIED if
     /// `id` has bitmaps already.
     fn ns_bitmap_create(&self, id: u16, vcpu_count: usize) -> Result<(), FfaError> {
-        let _alloc = self.ns_notifications_alloc.lock();
         if id == NS_ENDPOINT_ID {
-            return self.ns_notifications[0].lock().bitmaps.create(vcpu_count);
+            return self.ns_notifications.lock().create(vcpu_count);
         }
+        let _alloc = self.vm_notifications.alloc.lock();
         if self.with_bitmaps(id, |_| ()).is_some() {
             return Err(FfaError::Denied);
         }
         if vcpu_count > MAX_CONTEXTS {
             return Err(FfaError::InvalidParameters);
         }
-        for slot in &self.ns_notifications[1..] {
+        for slot in &self.vm_notifications.slots {
             let mut b = slot.lock();
             if !b.bitmaps.is_created() {
                 b.bitmaps.create(vcpu_count)?;
@@ -454,7 +472,7 @@ impl Spmc {
     /// FFA_NOTIFICATION_BITMAP_DESTROY for Normal-world endpoint `id`:
     /// DENIED if it has none or notifications are still pending for it.
     fn ns_bitmap_destroy(&self, id: u16) -> Result<(), FfaError> {
-        let _alloc = self.ns_notifications_alloc.lock();
+        let _alloc = self.vm_notifications.alloc.lock();
         self.with_bitmaps(id, |b| b.destroy()).unwrap_or(Err(FfaError::Denied))
     }
 
@@ -652,7 +670,8 @@ pub(super) fn ffa_notification_info_get(s: &Spmc, c: &Call, _: &mut dyn Platform
             b.mark_reported(g, v);
         }
     };
-    for slot in &s.ns_notifications {
+    add(NS_ENDPOINT_ID, &mut s.ns_notifications.lock());
+    for slot in &s.vm_notifications.slots {
         let mut b = slot.lock();
         let id = b.id;
         add(id, &mut b.bitmaps);

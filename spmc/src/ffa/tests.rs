@@ -141,6 +141,10 @@ impl Platform for Fake {
 }
 
 /// A memory transaction store of the test's own (the binary uses a static).
+fn vm_bitmaps() -> &'static notifications::VmBitmaps {
+    Box::leak(Box::new(notifications::VmBitmaps::new()))
+}
+
 fn store() -> &'static spin::Mutex<memory::transaction::MemoryStore> {
     Box::leak(Box::new(spin::Mutex::new(memory::transaction::MemoryStore::new())))
 }
@@ -200,7 +204,7 @@ fn ns_mem() -> Ranges {
 
 /// An SPMC with the echo SP initialised.
 fn booted() -> (Spmc, Fake) {
-    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut s = Spmc::new(0x8000, ns_mem(), store(), vm_bitmaps());
     let mut f = Fake::new();
     let i = s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     f.sps.push(echo_sp(0x8001));
@@ -331,7 +335,7 @@ fn framework_bit_to_sp_is_refused() {
 
 #[test]
 fn sp_that_cannot_receive_is_denied() {
-    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut s = Spmc::new(0x8000, ns_mem(), store(), vm_bitmaps());
     let mut f = Fake::new();
     let mut m = manifest(0x8002, ECHO_UUID);
     m.messaging_method = 0x2;
@@ -344,7 +348,7 @@ fn sp_that_cannot_receive_is_denied() {
 
 #[test]
 fn faulting_sp_is_aborted() {
-    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut s = Spmc::new(0x8000, ns_mem(), store(), vm_bitmaps());
     let mut f = Fake::new();
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     let mut n = 0;
@@ -361,7 +365,7 @@ fn faulting_sp_is_aborted() {
 
 #[test]
 fn sp_init_failure_is_reported() {
-    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut s = Spmc::new(0x8000, ns_mem(), store(), vm_bitmaps());
     let mut f = Fake::new();
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     f.sps.push(Box::new(|_, _| call(&[fid::FFA_ERROR as u64, 0, FfaError::Aborted as i32 as u32 as u64])));
@@ -371,7 +375,7 @@ fn sp_init_failure_is_reported() {
 
 #[test]
 fn sp_bad_response_and_early_wait_are_refused_then_good_response_works() {
-    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut s = Spmc::new(0x8000, ns_mem(), store(), vm_bitmaps());
     let mut f = Fake::new();
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     let mut n = 0;
@@ -401,7 +405,7 @@ fn sp_bad_response_and_early_wait_are_refused_then_good_response_works() {
 
 #[test]
 fn sp_calls_during_init() {
-    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut s = Spmc::new(0x8000, ns_mem(), store(), vm_bitmaps());
     let mut f = Fake::new();
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     let seen: std::sync::Arc<std::sync::Mutex<Vec<Regs>>> = Default::default();
@@ -450,7 +454,7 @@ fn sp_calls_during_init() {
 
 #[test]
 fn console_log_64_and_partial_lines() {
-    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut s = Spmc::new(0x8000, ns_mem(), store(), vm_bitmaps());
     let mut f = Fake::new();
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     let text = b"hello, this is a longer line\n";
@@ -471,7 +475,7 @@ fn console_log_64_and_partial_lines() {
 /// is accepted, other commands and values answer -1.
 #[test]
 fn hf_interrupt_reconfigure_status_only() {
-    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut s = Spmc::new(0x8000, ns_mem(), store(), vm_bitmaps());
     let mut f = Fake::new();
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     let seen: std::sync::Arc<std::sync::Mutex<Vec<Regs>>> = Default::default();
@@ -493,7 +497,7 @@ fn hf_interrupt_reconfigure_status_only() {
 /// OP-TEE's FF-A console sends "\r\n" line endings: the carriage return is dropped.
 #[test]
 fn console_log_drops_carriage_returns() {
-    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut s = Spmc::new(0x8000, ns_mem(), store(), vm_bitmaps());
     let mut f = Fake::new();
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     let text = b"I/TC: OP-TEE\r\nD/TC:0\r\n";
@@ -510,7 +514,7 @@ fn console_log_drops_carriage_returns() {
 
 #[test]
 fn direct_response_with_reserved_w2_is_invalid() {
-    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut s = Spmc::new(0x8000, ns_mem(), store(), vm_bitmaps());
     let mut f = Fake::new();
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     let mut n = 0;
@@ -658,7 +662,7 @@ fn unknown_ns_call_is_not_supported_and_next_call_works() {
 
 #[test]
 fn duplicate_ids_are_refused() {
-    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut s = Spmc::new(0x8000, ns_mem(), store(), vm_bitmaps());
     let mem = SpMemory { base: 0, size: 0 };
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), mem)).unwrap();
     assert!(s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), mem)).is_err());
@@ -667,7 +671,7 @@ fn duplicate_ids_are_refused() {
 
 #[test]
 fn boot_order_sorts() {
-    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut s = Spmc::new(0x8000, ns_mem(), store(), vm_bitmaps());
     let mem = SpMemory { base: 0, size: 0 };
     let mut a = manifest(0x8001, ECHO_UUID);
     a.boot_order = 5;
@@ -841,7 +845,7 @@ fn sp_request_rules() {
 
 #[test]
 fn direct_request_from_sp_outside_a_request_is_denied() {
-    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut s = Spmc::new(0x8000, ns_mem(), store(), vm_bitmaps());
     let mut f = Fake::new();
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     let seen: std::sync::Arc<std::sync::Mutex<Vec<Regs>>> = Default::default();
@@ -989,7 +993,7 @@ fn mp_sp(id: u16, ep: u64) -> SpFn {
 
 #[test]
 fn mp_contexts_start_on_their_cores() {
-    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut s = Spmc::new(0x8000, ns_mem(), store(), vm_bitmaps());
     let mut f = Fake::new();
     let mem = SpMemory { base: 0x0e40_0000, size: 0x10_0000 };
     let ep = 0x0e40_4100;
@@ -1015,7 +1019,7 @@ fn mp_contexts_start_on_their_cores() {
 
 #[test]
 fn secondary_ep_register_rules() {
-    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut s = Spmc::new(0x8000, ns_mem(), store(), vm_bitmaps());
     let mut f = Fake::new();
     let mem = SpMemory { base: 0x0e40_0000, size: 0x10_0000 };
     s.add_partition(Partition::new(PartitionManifest::for_test("mp", 0x8002, MP_UUID, 4, 0x603), mem)).unwrap();
@@ -1085,7 +1089,7 @@ use crate::partition::manifest::NsInterruptsAction;
 
 /// An SP (id 0x8005, UP) with `action` whose request handler is `script`.
 fn irq_sp_spmc(action: NsInterruptsAction, script: SpFn) -> (Spmc, Fake) {
-    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut s = Spmc::new(0x8000, ns_mem(), store(), vm_bitmaps());
     let mut f = Fake::new();
     let mut m = PartitionManifest::for_test("irq", 0x8005, Uuid([5, 5, 5, 5]), 1, 0x603).with_device_interrupt_for_test(0x0910_0000, 60);
     m.ns_interrupts_action = action;
@@ -1459,7 +1463,7 @@ fn sturdy_sp(id: u16) -> SpFn {
 
 #[test]
 fn hostile_normal_world_registers_never_panic() {
-    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut s = Spmc::new(0x8000, ns_mem(), store(), vm_bitmaps());
     let mut f = Fake::new();
     let i = s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     f.sps.push(sturdy_sp(0x8001));
@@ -1483,7 +1487,7 @@ fn hostile_normal_world_registers_never_panic() {
 
 #[test]
 fn hostile_sp_registers_never_panic() {
-    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut s = Spmc::new(0x8000, ns_mem(), store(), vm_bitmaps());
     let mut f = Fake::new();
     let i = s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     let mut rng = Rng(0x0005_5eed_0001);
@@ -1640,7 +1644,7 @@ const SP_RX: u64 = 0x0e3f_1000;
 
 /// The proxy SP 0x8001 with notification support and indirect messaging.
 fn booted_proxy() -> (Spmc, Fake) {
-    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut s = Spmc::new(0x8000, ns_mem(), store(), vm_bitmaps());
     let mut f = Fake::new();
     let mut m = PartitionManifest::for_test("proxy", 0x8001, ECHO_UUID, 1, 0x607);
     m.notification_support = true;
@@ -1932,7 +1936,7 @@ fn vm_availability_sp(id: u16) -> SpFn {
 #[test]
 fn vm_availability_messages() {
     use crate::ffa::setup::partition_info::{PROP_VM_CREATED, PROP_VM_DESTROYED, descriptor};
-    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut s = Spmc::new(0x8000, ns_mem(), store(), vm_bitmaps());
     let mut f = Fake::new();
     let mut m = manifest(0x8001, ECHO_UUID);
     m.vm_availability_messages = crate::partition::manifest::VM_CREATED;
@@ -2042,7 +2046,7 @@ fn msg_send2_between_ns_and_an_sp() {
 
 #[test]
 fn run_gives_a_waiting_sp_cycles_for_its_notifications() {
-    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut s = Spmc::new(0x8000, ns_mem(), store(), vm_bitmaps());
     let mut f = Fake::new();
     let mut m = PartitionManifest::for_test("notified", 0x8001, ECHO_UUID, 1, 0x607);
     m.notification_support = true;
@@ -2660,7 +2664,7 @@ mod fuzz;
 /// FF-A call: a different one is NOT_SUPPORTED afterwards, the same is fine.
 #[test]
 fn sp_version_is_fixed_once_it_made_other_calls() {
-    let mut s = Spmc::new(0x8000, ns_mem(), store());
+    let mut s = Spmc::new(0x8000, ns_mem(), store(), vm_bitmaps());
     let mut f = Fake::new();
     s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
     let sp = |s: &Spmc, f: &mut Fake, r: &[u64]| match s.handle_sp_call(0, 0, 0, &regs(r), f) {

@@ -17,13 +17,18 @@ const TX: u64 = 0x6100_1000;
 /// One store for every input (the SPMC needs it 'static), emptied each time.
 static STORE: std::sync::OnceLock<&'static spin::Mutex<spmc::ffa::memory::transaction::MemoryStore>> = std::sync::OnceLock::new();
 
+/// The same for the VMs' notification bitmaps.
+static VMS: std::sync::OnceLock<&'static spmc::ffa::notifications::VmBitmaps> = std::sync::OnceLock::new();
+
 fn spmc() -> Spmc {
     let store = *STORE.get_or_init(|| Box::leak(Box::new(spin::Mutex::new(spmc::ffa::memory::transaction::MemoryStore::new()))));
     *store.lock() = spmc::ffa::memory::transaction::MemoryStore::new();
     let mut ns = Ranges::default();
     let _ = ns.push(Range { base: 0x4000_0000, size: 0x10_0000 });
     let _ = ns.push(Range { base: 0x4190_0000, size: 0x7e70_0000 });
-    let mut s = Spmc::new(0x8000, ns, store);
+    let vms = *VMS.get_or_init(|| Box::leak(Box::new(spmc::ffa::notifications::VmBitmaps::new())));
+    vms.clear();
+    let mut s = Spmc::new(0x8000, ns, store, vms);
     let mut mp = PartitionManifest::for_test("mp", 0x8002, Uuid([2, 2, 2, 2]), 4, 0x60f);
     mp.notification_support = true;
     let _ = s.add_partition(Partition::new(PartitionManifest::for_test("echo", 0x8001, Uuid([1, 1, 1, 1]), 1, 0x603), SpMemory { base: 0x0e30_0000, size: 0x10_0000 }));
