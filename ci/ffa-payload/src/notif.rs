@@ -115,7 +115,11 @@ pub fn run_notifications<C: Conduit, M: Machine>(c: &C, m: &mut M) {
     let destroy = fid::FFA_NOTIFICATION_BITMAP_DESTROY;
     ns_error(&ffa, "err_bitmap_destroy_none", raw(&ffa, destroy, &[0]), FfaError::Denied, 1);
     ns_error(&ffa, "err_bitmap_create_secure_id", raw(&ffa, create, &[MP as u64, 4]), FfaError::InvalidParameters, 2);
-    ns_error(&ffa, "err_bitmap_create_other_vm", raw(&ffa, create, &[3, 4]), FfaError::NoMemory, 3);
+    // A VM of ours (id 3): its own bitmaps, DENIED twice, destroyed again.
+    let vm = raw(&ffa, create, &[3, 2]);
+    ns_error(&ffa, "err_bitmap_create_vm_twice", raw(&ffa, create, &[3, 2]), FfaError::Denied, 3);
+    let gone = raw(&ffa, destroy, &[3]);
+    check(format_args!("bitmap_create_destroy_vm"), vm[0] == SUCCESS_32 && gone[0] == SUCCESS_32, format_args!("create x0 {:#x} w2 {:#x}, destroy x0 {:#x} w2 {:#x}", vm[0], vm[2], gone[0], gone[2]));
     ns_error(&ffa, "err_bitmap_create_vcpus", raw(&ffa, create, &[0, 100]), FfaError::InvalidParameters, 4);
     let r = raw(&ffa, create, &[0, 4]);
     check(format_args!("bitmap_create"), r[0] == SUCCESS_32, format_args!("x0 {:#x} w2 {:#x}", r[0], r[2]));
