@@ -80,11 +80,6 @@ pub fn success(w2: u32, w3: u32) -> Regs {
     r
 }
 
-/// The status of an FFA_ERROR reply, if `r` is one.
-pub fn error_of(r: &Regs) -> Option<i32> {
-    (r[0] as u32 == fid::FFA_ERROR).then_some(r[2] as u32 as i32)
-}
-
 /// How the proxy handles a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Handler {
@@ -323,7 +318,10 @@ impl Proxy {
             Handler::PartitionInfoGet => setup::partition_info_get(self, k, &a, up, mem),
             Handler::DirectReq => direct::direct_req(self, k, &a, up),
             Handler::Run => direct::run(self, k, &a, up),
-            Handler::Memory | Handler::HypervisorOnly | Handler::NotYet => error(FfaError::NotSupported),
+            Handler::Memory | Handler::HypervisorOnly | Handler::NotYet => {
+                log::debug!("vm{}: {} not proxied: NOT_SUPPORTED", k, call.name);
+                error(FfaError::NotSupported)
+            }
         }
     }
 }

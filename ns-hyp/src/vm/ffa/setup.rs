@@ -17,7 +17,9 @@ pub const DESCRIPTOR_V1_1: usize = 24;
 /// FFA_PARTITION_INFO_GET w5 bit 0: return the count only (v1.1 on).
 pub const COUNT_ONLY: u32 = 1;
 
-/// Partition properties (DEN0077 v1.2, partition information descriptor).
+/// Partition properties (DEN0077 v1.2, partition information descriptor):
+/// the bits a VM's descriptor and the tests name.
+#[allow(dead_code)]
 pub mod properties {
     pub const DIRECT_REQ_RECV: u32 = 1 << 0;
     pub const DIRECT_REQ_SEND: u32 = 1 << 1;
