@@ -11,14 +11,19 @@ use crate::arch::mailbox::StaticMailbox;
 use crate::vm::config::GuestConfig;
 use crate::vm::ffa::{self, GuestMemory, Proxy, Regs, Upstream, PAGE};
 use crate::vm::layout::RAM_IPA;
-use core::sync::atomic::{AtomicBool, Ordering};
-use shared::abi::ffa::{FfaError, Version};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use shared::abi::ffa::{fid, FfaError, Version};
 use shared::ffa_client::{CallError, FfaClient};
 use shared::smccc::{Conduit, Smc};
 
 static PROXY: Proxy = Proxy::new();
 /// An SPMC answered and ns-hyp's mailbox is mapped: guests' FF-A calls come here.
 static ON: AtomicBool = AtomicBool::new(false);
+/// Direct requests and FFA_RUNs forwarded: in all, in the SPMC now, and
+/// the most at once (the log's answer to "did the VMs' requests overlap").
+static FORWARDED: AtomicUsize = AtomicUsize::new(0);
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+static MOST_AT_ONCE: AtomicUsize = AtomicUsize::new(0);
 
 struct Spmc;
 
@@ -95,7 +100,24 @@ pub fn on() -> bool {
 
 /// VM `k`'s FF-A call in x0..x17; returns the guest's x0..x17.
 pub fn call(k: usize, r: &Regs) -> Regs {
-    PROXY.handle(k, r, &Spmc, &Ram)
+    let f = r[0] as u32;
+    let forwarded = matches!(f, fid::FFA_MSG_SEND_DIRECT_REQ_32 | fid::FFA_MSG_SEND_DIRECT_REQ_64 | fid::FFA_MSG_SEND_DIRECT_REQ2 | fid::FFA_RUN);
+    if !forwarded {
+        return PROXY.handle(k, r, &Spmc, &Ram);
+    }
+    let now = IN_FLIGHT.fetch_add(1, Ordering::Relaxed) + 1;
+    MOST_AT_ONCE.fetch_max(now, Ordering::Relaxed);
+    FORWARDED.fetch_add(1, Ordering::Relaxed);
+    let out = PROXY.handle(k, r, &Spmc, &Ram);
+    IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+    out
+}
+
+/// The log line at the machine's power-off.
+pub fn report() {
+    if on() {
+        log::info!("guest FF-A: {} direct request(s) and FFA_RUN(s) forwarded, at most {} at once", FORWARDED.load(Ordering::Relaxed), MOST_AT_ONCE.load(Ordering::Relaxed));
+    }
 }
 
 /// VM `k` is powered off or reset: its buffers are unpinned (before its RAM is scrubbed).

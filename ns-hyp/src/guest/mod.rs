@@ -539,6 +539,7 @@ pub fn realm_gone(k: usize) -> ! {
 fn power_off_if_last() {
     if (0..NVMS.load(Ordering::Relaxed)).all(|k| VMS[k].off.load(Ordering::SeqCst) && !VMS[k].tearing_down.load(Ordering::SeqCst)) {
         log::info!("guest: SYSTEM_OFF");
+        ffa::report();
         log::info!("guest {}", STATS.snapshot());
         let _ = shared::smccc::smc(shared::abi::psci::PSCI_SYSTEM_OFF, &[]);
         shared::arch::halt()
