@@ -1,7 +1,6 @@
 //! Entry (with an arm64 Linux Image header so QEMU's `-kernel` and bootloaders
 //! load us like a kernel), panic handler, and the EL2 exception hook.
 
-#[cfg(feature = "test-modes")]
 pub mod mailbox;
 
 use core::sync::atomic::{AtomicU64, Ordering};

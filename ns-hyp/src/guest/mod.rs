@@ -17,6 +17,7 @@
 //! an SGI to that CPU.
 
 mod cpu_state;
+mod ffa;
 pub mod gic;
 #[cfg(feature = "test-modes")]
 pub mod selftest;
@@ -263,6 +264,7 @@ pub fn start(cfgs: &VmConfigs, npcpus: usize, pool: &'static spin::Mutex<FramePo
     log::info!("guest: offered PMUv3 {} ({} counters), SVE {} (VL {} bytes), MTE {}", offer.pmu, PMU_COUNTERS.load(Ordering::Relaxed), offer.sve, sve_vl, offer.mte);
 
     virtio::init_vms(nvms);
+    ffa::init(cfgs.iter());
     let mut next = 0;
     for (k, cfg) in cfgs.iter().enumerate() {
         if cfg.realm {
@@ -537,6 +539,7 @@ pub fn realm_gone(k: usize) -> ! {
 fn power_off_if_last() {
     if (0..NVMS.load(Ordering::Relaxed)).all(|k| VMS[k].off.load(Ordering::SeqCst) && !VMS[k].tearing_down.load(Ordering::SeqCst)) {
         log::info!("guest: SYSTEM_OFF");
+        ffa::report();
         log::info!("guest {}", STATS.snapshot());
         let _ = shared::smccc::smc(shared::abi::psci::PSCI_SYSTEM_OFF, &[]);
         shared::arch::halt()
@@ -1299,6 +1302,15 @@ fn handle_unknown(_: &mut Cpu, v: usize, vc: &mut Vcpu, esr: Esr) -> Exit {
 
 fn firmware_call(c: &mut Cpu, g: usize, r: &mut GuestRegs) -> Exit {
     let me = id(g);
+    // FF-A (DEN0077 v1.2) goes to the proxy when an SPMC is there, without
+    // the VM's lock: a direct request runs an SP before it returns.
+    if r.x[0] >> 32 == 0 && shared::abi::ffa::fid::is_ffa(r.x[0] as u32) && ffa::on() {
+        let mut regs = [0; 18];
+        regs.copy_from_slice(&r.x[..18]);
+        let out = ffa::call(me.vm, &regs);
+        r.x[..18].copy_from_slice(&out);
+        return Exit::Continue;
+    }
     let v = me.v;
     let mut vm = vm_of(me.vm);
     let nv = vm.nvcpus;
@@ -1705,8 +1717,10 @@ fn vm_off(c: &mut Cpu, me: Id, reset: bool) -> Exit {
             core::hint::spin_loop();
         }
     }
-    // No frame lands in its RAM from here on.
+    // No frame lands in its RAM from here on, nor an FF-A message in its
+    // RX buffer (unpinned before the scrub).
     net::reset(me.vm);
+    ffa::vm_off(me.vm);
     let (pa, size) = (slot.ram_pa.load(Ordering::Relaxed), slot.ram_size.load(Ordering::Relaxed));
     let scrub = Work::zero(pa, size);
     // A reset boots it again from the payload store, copied in after the

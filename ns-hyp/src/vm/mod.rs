@@ -9,6 +9,7 @@ pub mod decode;
 pub mod dtb;
 pub mod el2;
 pub mod exit;
+pub mod ffa;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz;
 pub mod idregs;

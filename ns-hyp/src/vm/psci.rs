@@ -1,7 +1,8 @@
 //! The guest's firmware interface: PSCI 1.1 (DEN0022E) over HVC or SMC, plus
-//! the few SMCCC (DEN0028) calls a kernel makes.  FF-A and RMI calls from the
-//! guest are refused for now (FF-A with FFA_ERROR NOT_SUPPORTED, DEN0077 §7.2;
-//! everything else with SMCCC NOT_SUPPORTED).
+//! the few SMCCC (DEN0028) calls a kernel makes.  FF-A calls reach this only
+//! when there is no SPMC (else `vm::ffa`, the proxy, takes them) and are
+//! refused with FFA_ERROR NOT_SUPPORTED (DEN0077 §7.2); RMI calls and
+//! everything else get SMCCC NOT_SUPPORTED.
 
 use shared::abi::ffa::{FfaError, FuncId};
 use shared::abi::psci::status;
@@ -74,7 +75,9 @@ pub fn handle(fid: u64, x: [u64; 3], power: &[Power]) -> Action {
     }
     match fid32 {
         PSCI_VERSION => ret(0x1_0001), // 1.1
-        SMCCC_VERSION => ret(0x1_0001), // SMCCC 1.1: ARCH_FEATURES exists
+        // SMCCC 1.2: ARCH_FEATURES exists, and x0..x17 carry FF-A's arguments
+        // and results (Linux's FF-A driver wants 1.2 at least).
+        SMCCC_VERSION => ret(0x1_0002),
         SMCCC_ARCH_FEATURES => ret(NOT_SUPPORTED as i64),
         CPU_SUSPEND_32 | CPU_SUSPEND_64 => Action::Suspend,
         CPU_OFF => Action::CpuOff,
@@ -105,10 +108,13 @@ pub fn handle(fid: u64, x: [u64; 3], power: &[Power]) -> Action {
         SYSTEM_RESET => Action::SystemReset,
         PSCI_FEATURES => {
             let f = arg(0) as u32;
+            // SMCCC_VERSION too: a caller learns from PSCI_FEATURES that it
+            // may ask it (DEN0028 §7.2.1); Linux takes SMCCC v1.0 otherwise,
+            // and then has no SMCCC conduit for its FF-A driver.
             let known = matches!(
                 f,
                 PSCI_VERSION | CPU_SUSPEND_32 | CPU_SUSPEND_64 | CPU_OFF | CPU_ON_32 | CPU_ON_64 | AFFINITY_INFO_32
-                    | AFFINITY_INFO_64 | MIGRATE_INFO_TYPE | SYSTEM_OFF | SYSTEM_RESET | PSCI_FEATURES
+                    | AFFINITY_INFO_64 | MIGRATE_INFO_TYPE | SYSTEM_OFF | SYSTEM_RESET | PSCI_FEATURES | SMCCC_VERSION
             );
             // CPU_SUSPEND: flags 0 = original power_state format, no OS-initiated mode (§5.15.2).
             ret(if known { SUCCESS } else { NOT_SUPPORTED as i64 })
@@ -117,6 +123,8 @@ pub fn handle(fid: u64, x: [u64; 3], power: &[Power]) -> Action {
         #[cfg(any(test, feature = "test-modes"))]
         QUADRANT_NULL_HVC => ret(SUCCESS),
         // FF-A (DEN0077 §13: 0x84000060..0x840000FF and their SMC64 forms).
+        // FFA_VERSION answers NOT_SUPPORTED in w0 itself, not as FFA_ERROR (DEN0077 v1.2, FFA_VERSION).
+        f if f == FuncId::Version as u32 => Action::Return([NOT_SUPPORTED as u32 as u64, 0, 0, 0]),
         f if (0x60..=0xff).contains(&(f & 0xffff)) && (f & !0x4000_0000) >> 16 == 0x8400 => {
             Action::Return([FFA_ERROR, 0, FFA_NOT_SUPPORTED, 0])
         }
@@ -135,6 +143,7 @@ mod tests {
         assert_eq!(handle(PSCI_VERSION as u64, [0; 3], &ALL_OFF), Action::Return([0x1_0001, 0, 0, 0]));
         assert_eq!(handle(PSCI_FEATURES as u64, [CPU_ON_64 as u64, 0, 0], &ALL_OFF), Action::Return([0, 0, 0, 0]));
         assert_eq!(handle(PSCI_FEATURES as u64, [0x8400_0012, 0, 0], &ALL_OFF), Action::Return([u64::MAX, 0, 0, 0]));
+        assert_eq!(handle(PSCI_FEATURES as u64, [SMCCC_VERSION as u64, 0, 0], &ALL_OFF), Action::Return([0, 0, 0, 0]));
     }
 
     #[test]
@@ -163,7 +172,8 @@ mod tests {
 
     #[test]
     fn ffa_rmi_and_unknown_are_refused() {
-        for f in [0x8400_0063u64, 0xc400_006f, 0x8400_00ff] {
+        assert_eq!(handle(0x8400_0063, [0x1_0002, 0, 0], &ALL_OFF), Action::Return([u32::MAX as u64, 0, 0, 0]), "FFA_VERSION");
+        for f in [0x8400_0069u64, 0xc400_006f, 0x8400_00ff] {
             assert_eq!(handle(f, [0; 3], &ALL_OFF), Action::Return([FFA_ERROR, 0, FFA_NOT_SUPPORTED, 0]), "{f:#x}");
         }
         for f in [0xc400_0150u64, 0xc400_0190, 0x8400_0050, 0xdead_beef, 0x1_8400_0000, u64::MAX] {

@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod foundation;
+mod guest_ffa;
 mod hostile;
 pub mod nshyp;
 pub mod optee;
@@ -53,6 +54,7 @@ fn integration_tests() -> Vec<IntegrationTest> {
     all.extend(pkvm::tests());
     all.extend(rmm::tests());
     all.extend(nshyp::tests());
+    all.extend(guest_ffa::tests());
     all.extend(run::tests());
     all.extend(hostile::tests());
     all

@@ -1,0 +1,327 @@
+//! ns-hyp as the FF-A hypervisor (DEN0077 v1.2, "partition manager" at
+//! NS-EL2): every normal VM is an FF-A endpoint of its own.  A guest's FF-A
+//! calls (HVC or SMC, the conduit its DTB's PSCI node names) come here
+//! instead of being refused; this module decides each one, forwarding to the
+//! SPMC what the SPMC must see (direct requests, FFA_RUN, partition
+//! discovery) and answering the rest itself (version, ids, features, the
+//! VM's RX/TX buffers).
+//!
+//! Ids (DEN0077 v1.2, "partition identification"): ns-hyp itself is 0 (the
+//! hypervisor's id at the physical FF-A instance), VM k (0-based among the
+//! normal VMs; a Realm is no FF-A endpoint) is k + 1.  Secure endpoints have
+//! bit 15 set, so a VM id never collides with an SP's.
+//!
+//! Everything here is plain logic behind two small traits, [`Upstream`]
+//! (the SMC to the SPMC, ns-hyp's own RX buffer) and [`GuestMemory`] (IPA to
+//! PA inside a VM's RAM, writes into a VM's RX buffer), tested on the host
+//! against a fake SPMC (`tests.rs`).  `crate::guest::ffa` is the target glue.
+//!
+//! One declarative table ([`CALLS`]) names every call the proxy knows, with
+//! its spec name and how it is handled; the dispatcher answers NOT_SUPPORTED
+//! for anything else, and FFA_FEATURES is answered from the same table.
+
+pub mod direct;
+pub mod setup;
+#[cfg(test)]
+mod tests;
+
+use config::MAX_VMS;
+use shared::abi::ffa::{fid, FfaError, FuncId};
+
+use super::config;
+
+/// x0..x17: an FF-A call or reply as the SMCCC v1.2 register set carries it.
+pub type Regs = [u64; 18];
+
+/// 4 KiB: the FF-A translation granule for RX/TX buffers (FFA_RXTX_MAP).
+pub const PAGE: u64 = 0x1000;
+
+/// The hypervisor's own id (DEN0077 v1.2, FFA_ID_GET at the physical instance).
+pub const HYPERVISOR_ID: u16 = 0;
+
+/// VM `k`'s FF-A id, `k` counted among the normal VMs only.
+pub const fn vm_id(k: usize) -> u16 {
+    k as u16 + 1
+}
+
+/// The SPMC and ns-hyp's own mailbox with it.
+pub trait Upstream {
+    /// One FF-A call to the SPMC through the SPMD (an SMC on the target):
+    /// x0..x17 out, x0..x17 back.
+    fn call(&self, regs: &Regs) -> Regs;
+    /// Runs `f` over ns-hyp's RX buffer, which ns-hyp owns between a
+    /// successful FFA_PARTITION_INFO_GET and its FFA_RX_RELEASE.
+    fn with_hyp_rx<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R;
+}
+
+/// A VM's RAM as ns-hyp sees it.
+pub trait GuestMemory {
+    /// The PA of `pages` whole 4 KiB pages from IPA `ipa` of VM `k`, when
+    /// `ipa` is page aligned and every page lies inside that VM's RAM.
+    fn pages_pa(&self, k: usize, ipa: u64, pages: u64) -> Option<u64>;
+    /// Writes `bytes` at `pa`, inside a VM's pinned RX buffer.
+    fn write(&self, pa: u64, bytes: &[u8]);
+}
+
+/// FFA_ERROR with status `e` (DEN0077 v1.2, FFA_ERROR: w2 = the status code).
+pub fn error(e: FfaError) -> Regs {
+    let mut r = [0; 18];
+    r[0] = fid::FFA_ERROR as u64;
+    r[2] = i32::from(e) as u32 as u64;
+    r
+}
+
+/// FFA_SUCCESS_32 with w2, w3.
+pub fn success(w2: u32, w3: u32) -> Regs {
+    let mut r = [0; 18];
+    r[0] = fid::FFA_SUCCESS_32 as u64;
+    r[2] = w2 as u64;
+    r[3] = w3 as u64;
+    r
+}
+
+/// How the proxy handles a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handler {
+    Version,
+    Features,
+    IdGet,
+    SpmIdGet,
+    RxTxMap,
+    RxTxUnmap,
+    RxRelease,
+    PartitionInfoGet,
+    DirectReq,
+    Run,
+    /// Memory management from a guest (B3 item 2, `memory.rs`): NOT_SUPPORTED
+    /// until that lands, and FFA_FEATURES says so, so Linux's driver does
+    /// not try them.
+    Memory,
+    /// The hypervisor's alone: it creates and destroys each VM's
+    /// notification bitmap (DEN0077 v1.2, FFA_NOTIFICATION_BITMAP_CREATE is
+    /// "invoked by the hypervisor"); a guest gets NOT_SUPPORTED.
+    HypervisorOnly,
+    /// Known, not proxied yet: NOT_SUPPORTED.
+    NotYet,
+}
+
+impl Handler {
+    /// The proxy implements it: FFA_FEATURES reports it.
+    pub const fn supported(self) -> bool {
+        !matches!(self, Handler::Memory | Handler::HypervisorOnly | Handler::NotYet)
+    }
+}
+
+/// One row of the call table.
+#[derive(Clone, Copy, Debug)]
+pub struct Call {
+    pub fid: u32,
+    /// The spec's name (DEN0077 v1.2), for logs.
+    pub name: &'static str,
+    pub handler: Handler,
+}
+
+const fn row(f: FuncId, name: &'static str, handler: Handler) -> Call {
+    Call { fid: f as u32, name, handler }
+}
+
+/// Every FF-A call a guest may make that the proxy knows.
+pub const CALLS: &[Call] = &[
+    row(FuncId::Version, "FFA_VERSION", Handler::Version),
+    row(FuncId::Features, "FFA_FEATURES", Handler::Features),
+    row(FuncId::IdGet, "FFA_ID_GET", Handler::IdGet),
+    row(FuncId::SpmIdGet, "FFA_SPM_ID_GET", Handler::SpmIdGet),
+    row(FuncId::RxTxMap32, "FFA_RXTX_MAP_32", Handler::RxTxMap),
+    row(FuncId::RxTxMap64, "FFA_RXTX_MAP_64", Handler::RxTxMap),
+    row(FuncId::RxTxUnmap, "FFA_RXTX_UNMAP", Handler::RxTxUnmap),
+    row(FuncId::RxRelease, "FFA_RX_RELEASE", Handler::RxRelease),
+    row(FuncId::PartitionInfoGet, "FFA_PARTITION_INFO_GET", Handler::PartitionInfoGet),
+    row(FuncId::PartitionInfoGetRegs, "FFA_PARTITION_INFO_GET_REGS", Handler::NotYet),
+    row(FuncId::MsgSendDirectReq32, "FFA_MSG_SEND_DIRECT_REQ_32", Handler::DirectReq),
+    row(FuncId::MsgSendDirectReq64, "FFA_MSG_SEND_DIRECT_REQ_64", Handler::DirectReq),
+    row(FuncId::MsgSendDirectReq64_2, "FFA_MSG_SEND_DIRECT_REQ2", Handler::DirectReq),
+    row(FuncId::Run32, "FFA_RUN", Handler::Run),
+    row(FuncId::MemDonate32, "FFA_MEM_DONATE_32", Handler::Memory),
+    row(FuncId::MemDonate64, "FFA_MEM_DONATE_64", Handler::Memory),
+    row(FuncId::MemLend32, "FFA_MEM_LEND_32", Handler::Memory),
+    row(FuncId::MemLend64, "FFA_MEM_LEND_64", Handler::Memory),
+    row(FuncId::MemShare32, "FFA_MEM_SHARE_32", Handler::Memory),
+    row(FuncId::MemShare64, "FFA_MEM_SHARE_64", Handler::Memory),
+    row(FuncId::MemRetrieveReq32, "FFA_MEM_RETRIEVE_REQ_32", Handler::Memory),
+    row(FuncId::MemRetrieveReq64, "FFA_MEM_RETRIEVE_REQ_64", Handler::Memory),
+    row(FuncId::MemRelinquish, "FFA_MEM_RELINQUISH", Handler::Memory),
+    row(FuncId::MemReclaim, "FFA_MEM_RECLAIM", Handler::Memory),
+    row(FuncId::MemFragRx, "FFA_MEM_FRAG_RX", Handler::Memory),
+    row(FuncId::MemFragTx, "FFA_MEM_FRAG_TX", Handler::Memory),
+    row(FuncId::NotificationBitmapCreate, "FFA_NOTIFICATION_BITMAP_CREATE", Handler::HypervisorOnly),
+    row(FuncId::NotificationBitmapDestroy, "FFA_NOTIFICATION_BITMAP_DESTROY", Handler::HypervisorOnly),
+    row(FuncId::MsgSend2, "FFA_MSG_SEND2", Handler::NotYet),
+    row(FuncId::NotificationBind, "FFA_NOTIFICATION_BIND", Handler::NotYet),
+    row(FuncId::NotificationUnbind, "FFA_NOTIFICATION_UNBIND", Handler::NotYet),
+    row(FuncId::NotificationSet, "FFA_NOTIFICATION_SET", Handler::NotYet),
+    row(FuncId::NotificationGet, "FFA_NOTIFICATION_GET", Handler::NotYet),
+    row(FuncId::NotificationInfoGet32, "FFA_NOTIFICATION_INFO_GET_32", Handler::NotYet),
+    row(FuncId::NotificationInfoGet64, "FFA_NOTIFICATION_INFO_GET_64", Handler::NotYet),
+];
+
+/// The table's row for `fid`.
+pub fn find(fid: u32) -> Option<&'static Call> {
+    CALLS.iter().find(|c| c.fid == fid)
+}
+
+/// A VM's RX/TX buffer pair (FFA_RXTX_MAP), translated and pinned: while it
+/// is mapped its pages are the VM's mailbox, which memory sharing must not
+/// hand out ([`Proxy::is_mailbox_page`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mailbox {
+    pub tx_pa: u64,
+    pub rx_pa: u64,
+    pub pages: u64,
+    /// The VM owns its RX buffer: ns-hyp wrote a message into it that the
+    /// VM has not released yet (DEN0077 v1.2, "RX/TX buffer ownership").
+    pub rx_full: bool,
+}
+
+impl Mailbox {
+    fn holds(&self, pa: u64) -> bool {
+        let size = self.pages * PAGE;
+        (self.tx_pa..self.tx_pa + size).contains(&pa) || (self.rx_pa..self.rx_pa + size).contains(&pa)
+    }
+}
+
+/// One VM's FF-A state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmFfa {
+    /// A normal VM that is an FF-A endpoint (not a Realm, not unused).
+    pub endpoint: bool,
+    pub id: u16,
+    /// Its vCPUs: the execution context count its descriptor gives.
+    pub vcpus: u16,
+    /// The version it asked for with FFA_VERSION (v1.2 until it asks): it
+    /// decides the partition descriptor layout it gets.
+    pub version: u32,
+    pub mailbox: Option<Mailbox>,
+}
+
+impl VmFfa {
+    pub const fn none() -> Self {
+        VmFfa { endpoint: false, id: 0, vcpus: 0, version: shared::abi::ffa::QUADRANT_FFA_VERSION, mailbox: None }
+    }
+}
+
+/// An SP execution context the SPMC handed back to the Normal world
+/// preempted (FFA_INTERRUPT) or yielding (FFA_YIELD) while it served a VM's
+/// request: only that VM may resume it with FFA_RUN, or the SP's response
+/// would reach another VM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Preempted {
+    /// w1 of the FFA_INTERRUPT/FFA_YIELD: the SP's id and vCPU.
+    pub target: u32,
+    pub owner: u16,
+}
+
+/// Preempted contexts remembered at once (SPs × their contexts in use by VMs).
+pub const MAX_PREEMPTED: usize = 32;
+
+/// The proxy's state: every VM's, and ns-hyp's own RX buffer's lock.
+pub struct Proxy {
+    vms: [spin::Mutex<VmFfa>; MAX_VMS],
+    /// Held from ns-hyp's FFA_PARTITION_INFO_GET to its FFA_RX_RELEASE:
+    /// ns-hyp has one RX buffer for every vCPU of every VM.  Lock order:
+    /// this lock, then a VM's.
+    hyp_rx: spin::Mutex<()>,
+    preempted: spin::Mutex<[Option<Preempted>; MAX_PREEMPTED]>,
+}
+
+impl Default for Proxy {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Proxy {
+    pub const fn new() -> Self {
+        Proxy { vms: [const { spin::Mutex::new(VmFfa::none()) }; MAX_VMS], hyp_rx: spin::Mutex::new(()), preempted: spin::Mutex::new([None; MAX_PREEMPTED]) }
+    }
+
+    /// VM `k` becomes endpoint `id` with `vcpus` execution contexts.
+    pub fn add_vm(&self, k: usize, id: u16, vcpus: usize) {
+        *self.vms[k].lock() = VmFfa { endpoint: true, id, vcpus: vcpus as u16, ..VmFfa::none() };
+    }
+
+    /// VM `k` is torn down or reset: its buffers are unpinned and its
+    /// negotiated version forgotten; it stays an endpoint (a reset boots it again).
+    pub fn reset_vm(&self, k: usize) {
+        let mut vm = self.vms[k].lock();
+        let id = vm.id;
+        *vm = VmFfa { endpoint: vm.endpoint, id, vcpus: vm.vcpus, ..VmFfa::none() };
+        drop(vm);
+        for p in self.preempted.lock().iter_mut() {
+            if p.is_some_and(|p| p.owner == id) {
+                *p = None;
+            }
+        }
+    }
+
+    /// VM `k`'s state (a copy).
+    pub fn vm(&self, k: usize) -> VmFfa {
+        *self.vms[k].lock()
+    }
+
+    /// Whether `pa` is a page of some VM's mapped RX or TX buffer, and whose
+    /// (for memory sharing: a guest must not share, lend or donate its mailbox).
+    pub fn is_mailbox_page(&self, pa: u64) -> Option<usize> {
+        (0..MAX_VMS).find(|&k| self.vms[k].lock().mailbox.is_some_and(|m| m.holds(pa)))
+    }
+
+    /// The other normal VMs than `k`: (id, vCPUs), for partition discovery.
+    fn other_vms(&self, k: usize) -> impl Iterator<Item = (u16, u16)> + '_ {
+        (0..MAX_VMS).filter(move |&j| j != k).filter_map(|j| {
+            let v = self.vms[j].lock();
+            v.endpoint.then_some((v.id, v.vcpus))
+        })
+    }
+
+    /// The endpoint VM with id `id`, if any.
+    fn vm_by_id(&self, id: u16) -> Option<usize> {
+        (0..MAX_VMS).find(|&j| {
+            let v = self.vms[j].lock();
+            v.endpoint && v.id == id
+        })
+    }
+
+    /// Decides VM `k`'s FF-A call `r` (x0 = function id); returns what the
+    /// guest gets in x0..x17.
+    pub fn handle<U: Upstream, M: GuestMemory>(&self, k: usize, r: &Regs, up: &U, mem: &M) -> Regs {
+        if !self.vms[k].lock().endpoint {
+            return error(FfaError::NotSupported);
+        }
+        // SMCCC: a function id is 32 bits; set upper bits are no call we know.
+        let Some(call) = (r[0] >> 32 == 0).then(|| find(r[0] as u32)).flatten() else {
+            return error(FfaError::NotSupported);
+        };
+        // SMC32 forms see only the low words of their arguments (DEN0028, "SMC32/HVC32").
+        let mut a = *r;
+        if call.fid & (1 << 30) == 0 {
+            for x in a.iter_mut().skip(1) {
+                *x &= 0xffff_ffff;
+            }
+        }
+        match call.handler {
+            Handler::Version => setup::version(self, k, &a),
+            Handler::Features => setup::features(self, k, &a),
+            Handler::IdGet => success(self.vm(k).id as u32, 0),
+            Handler::SpmIdGet => setup::spm_id_get(up),
+            Handler::RxTxMap => setup::rxtx_map(self, k, &a, mem),
+            Handler::RxTxUnmap => setup::rxtx_unmap(self, k, &a),
+            Handler::RxRelease => setup::rx_release(self, k, &a),
+            Handler::PartitionInfoGet => setup::partition_info_get(self, k, &a, up, mem),
+            Handler::DirectReq => direct::direct_req(self, k, &a, up),
+            Handler::Run => direct::run(self, k, &a, up),
+            Handler::Memory | Handler::HypervisorOnly | Handler::NotYet => {
+                log::debug!("vm{}: {} not proxied: NOT_SUPPORTED", k, call.name);
+                error(FfaError::NotSupported)
+            }
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Setup and discovery for a VM (DEN0077 v1.2, "Setup and discovery
+//! interfaces"): FFA_VERSION, FFA_FEATURES, FFA_SPM_ID_GET, the VM's RX/TX
+//! buffers (FFA_RXTX_MAP, FFA_RXTX_UNMAP, FFA_RX_RELEASE) and
+//! FFA_PARTITION_INFO_GET.  FFA_ID_GET is answered in the dispatcher.
+
+use super::{error, find, success, GuestMemory, Mailbox, Proxy, Regs, Upstream, MAX_VMS, PAGE};
+use shared::abi::ffa::{fid, version_major, version_minor, FfaError, QUADRANT_FFA_VERSION};
+
+/// FFA_RXTX_MAP w3: bits 5:0 the page count of each buffer, bits 31:6 reserved (MBZ).
+const PAGE_COUNT_MASK: u32 = 0x3f;
+
+/// A partition information descriptor: v1.0's 8 bytes (id, execution
+/// context count, properties), v1.1 and later 24 (the same, then the UUID).
+pub const DESCRIPTOR_V1_0: usize = 8;
+pub const DESCRIPTOR_V1_1: usize = 24;
+
+/// FFA_PARTITION_INFO_GET w5 bit 0: return the count only (v1.1 on).
+pub const COUNT_ONLY: u32 = 1;
+
+/// Partition properties (DEN0077 v1.2, partition information descriptor):
+/// the bits a VM's descriptor and the tests name.
+#[allow(dead_code)]
+pub mod properties {
+    pub const DIRECT_REQ_RECV: u32 = 1 << 0;
+    pub const DIRECT_REQ_SEND: u32 = 1 << 1;
+    pub const INDIRECT_MSG: u32 = 1 << 2;
+    pub const NOTIFICATION_RECV: u32 = 1 << 3;
+    pub const VM_CREATED_MSG: u32 = 1 << 6;
+    pub const VM_DESTROYED_MSG: u32 = 1 << 7;
+    pub const AARCH64: u32 = 1 << 8;
+}
+
+/// What another VM's descriptor says of it: a Linux VM sends direct
+/// requests and may use indirect messages, receives no direct request (its
+/// driver has no receive path), runs AArch64; its id is a PE endpoint id
+/// (bits 5:4 = 0).
+pub const VM_PROPERTIES: u32 = properties::DIRECT_REQ_SEND | properties::INDIRECT_MSG | properties::AARCH64;
+
+/// The descriptor layout for a guest that negotiated `version`.
+pub fn descriptor_size(version: u32) -> usize {
+    if version_major(version) == 1 && version_minor(version) == 0 { DESCRIPTOR_V1_0 } else { DESCRIPTOR_V1_1 }
+}
+
+/// FFA_VERSION: w1 the caller's version (bit 31 MBZ).  The answer is ours,
+/// v1.2, in w0 (no FFA_SUCCESS), or NOT_SUPPORTED in w0 for a caller of
+/// another major version, with which v1.x is not compatible (DEN0077 v1.2,
+/// FFA_VERSION).  The version asked for is kept: it decides the layout of
+/// the partition descriptors the VM gets.
+pub fn version(p: &Proxy, k: usize, a: &Regs) -> Regs {
+    let asked = a[1] as u32;
+    let mut r = [0; 18];
+    if asked & (1 << 31) != 0 || version_major(asked) != version_major(QUADRANT_FFA_VERSION) {
+        r[0] = i32::from(FfaError::NotSupported) as u32 as u64;
+        return r;
+    }
+    p.vms[k].lock().version = asked.min(QUADRANT_FFA_VERSION);
+    r[0] = QUADRANT_FFA_VERSION as u64;
+    r
+}
+
+/// FFA_FEATURES: w1 a function id (bit 31 set) or a feature id.  Functions
+/// from the call table the proxy implements are present with no properties
+/// (for FFA_RXTX_MAP, w2 bits 1:0 = 0: 4 KiB minimum size and alignment).
+/// The feature ids (notification pending / schedule receiver / managed
+/// exit interrupts) are not offered to guests yet.
+pub fn features(_: &Proxy, _: usize, a: &Regs) -> Regs {
+    let id = a[1] as u32;
+    if id & (1 << 31) == 0 {
+        return error(FfaError::NotSupported);
+    }
+    match find(id) {
+        Some(c) if c.handler.supported() => success(0, 0),
+        _ => error(FfaError::NotSupported),
+    }
+}
+
+/// FFA_SPM_ID_GET: the SPMC's own answer.
+pub fn spm_id_get<U: Upstream>(up: &U) -> Regs {
+    let mut r = [0; 18];
+    r[0] = fid::FFA_SPM_ID_GET as u64;
+    let reply = up.call(&r);
+    match reply[0] as u32 {
+        fid::FFA_SUCCESS_32 | fid::FFA_ERROR => reply,
+        _ => error(FfaError::NotSupported),
+    }
+}
+
+/// FFA_RXTX_MAP (32 and 64): x1 TX, x2 RX (IPAs), w3 the page count.  Both
+/// must be page aligned, apart, and lie whole inside the VM's RAM; they are
+/// translated to PAs once and kept (pinned) until unmapped or the VM goes.
+/// A second map while one is in place: DENIED, as the SPMC answers.
+pub fn rxtx_map<M: GuestMemory>(p: &Proxy, k: usize, a: &Regs, mem: &M) -> Regs {
+    let (tx, rx, w3) = (a[1], a[2], a[3] as u32);
+    let pages = (w3 & PAGE_COUNT_MASK) as u64;
+    if w3 & !PAGE_COUNT_MASK != 0 || pages == 0 || tx % PAGE != 0 || rx % PAGE != 0 {
+        return error(FfaError::InvalidParameters);
+    }
+    let size = pages * PAGE;
+    let (Some(tx_end), Some(rx_end)) = (tx.checked_add(size), rx.checked_add(size)) else {
+        return error(FfaError::InvalidParameters);
+    };
+    if tx < rx_end && rx < tx_end {
+        return error(FfaError::InvalidParameters);
+    }
+    let (Some(tx_pa), Some(rx_pa)) = (mem.pages_pa(k, tx, pages), mem.pages_pa(k, rx, pages)) else {
+        return error(FfaError::InvalidParameters);
+    };
+    let mut vm = p.vms[k].lock();
+    if vm.mailbox.is_some() {
+        return error(FfaError::Denied);
+    }
+    vm.mailbox = Some(Mailbox { tx_pa, rx_pa, pages, rx_full: false });
+    success(0, 0)
+}
+
+/// w1 bits 31:16 of FFA_RXTX_UNMAP, bits 15:0 of FFA_RX_RELEASE: the id a
+/// hypervisor puts there at the physical instance; from a VM it is 0 (MBZ),
+/// and its own id is accepted too.
+fn own_or_zero(p: &Proxy, k: usize, id: u16) -> bool {
+    id == 0 || id == p.vms[k].lock().id
+}
+
+/// FFA_RXTX_UNMAP: w1 bits 31:16 the id (0 or the VM's own), bits 15:0 MBZ.
+/// No pair mapped: INVALID_PARAMETERS, as the SPMC answers.
+pub fn rxtx_unmap(p: &Proxy, k: usize, a: &Regs) -> Regs {
+    let w1 = a[1] as u32;
+    if w1 & 0xffff != 0 || !own_or_zero(p, k, (w1 >> 16) as u16) {
+        return error(FfaError::InvalidParameters);
+    }
+    match p.vms[k].lock().mailbox.take() {
+        Some(_) => success(0, 0),
+        None => error(FfaError::InvalidParameters),
+    }
+}
+
+/// FFA_RX_RELEASE: the VM gives its RX buffer back.  It must own it (a
+/// message in it it has not released): else DENIED.
+pub fn rx_release(p: &Proxy, k: usize, a: &Regs) -> Regs {
+    if !own_or_zero(p, k, a[1] as u16) || (a[1] as u32) >> 16 != 0 {
+        return error(FfaError::InvalidParameters);
+    }
+    match &mut p.vms[k].lock().mailbox {
+        Some(m) if m.rx_full => {
+            m.rx_full = false;
+            success(0, 0)
+        }
+        _ => error(FfaError::Denied),
+    }
+}
+
+/// Gives VM `k`'s RX buffer back to ns-hyp after a reservation that wrote nothing.
+fn unreserve(p: &Proxy, k: usize, rx_pa: u64) {
+    if let Some(m) = p.vms[k].lock().mailbox.as_mut().filter(|m| m.rx_pa == rx_pa) {
+        m.rx_full = false;
+    }
+}
+
+/// One descriptor as a VM gets it: `size` bytes of `[id, count, properties, uuid]`.
+fn descriptor(id: u16, count: u16, props: u32, uuid: &[u8]) -> [u8; DESCRIPTOR_V1_1] {
+    let mut d = [0; DESCRIPTOR_V1_1];
+    d[0..2].copy_from_slice(&id.to_le_bytes());
+    d[2..4].copy_from_slice(&count.to_le_bytes());
+    d[4..8].copy_from_slice(&props.to_le_bytes());
+    let n = uuid.len().min(16);
+    d[8..8 + n].copy_from_slice(&uuid[..n]);
+    d
+}
+
+/// FFA_PARTITION_INFO_GET: w1..w4 a UUID (nil: every partition), w5 flags
+/// (bit 0: count only, v1.1 on; the rest MBZ).
+///
+/// The SPs come from the SPMC: ns-hyp asks it with its own RX buffer (one
+/// for all vCPUs of all VMs, so under a lock), copies the descriptors into
+/// the VM's RX buffer in the layout the VM negotiated and releases its own
+/// buffer.  A nil UUID then lists the other normal VMs.  The caller itself
+/// is not listed: a VM learns its own id from FFA_ID_GET, and Linux's driver
+/// registers its own partition device whether the list names it or not
+/// (`ffa_setup_partitions`: it only adds one when its id is missing), so the
+/// list is what only discovery can tell it.  A non-nil UUID names an SP
+/// service (VMs have none): it goes to the SPMC as it is.
+///
+/// With the descriptors written the VM owns its RX buffer until
+/// FFA_RX_RELEASE.  Errors: a RX buffer not mapped or still the VM's: BUSY
+/// (as Hafnium and our spmc answer); descriptors that do not fit it:
+/// NO_MEMORY; the SPMC's own errors (INVALID_PARAMETERS for an unknown UUID) as they are.
+pub fn partition_info_get<U: Upstream, M: GuestMemory>(p: &Proxy, k: usize, a: &Regs, up: &U, mem: &M) -> Regs {
+    let uuid = [a[1] as u32, a[2] as u32, a[3] as u32, a[4] as u32];
+    let flags = a[5] as u32;
+    let vm = p.vm(k);
+    let size = descriptor_size(vm.version);
+    // v1.0 has no flags (w5 MBZ); v1.1 on only bit 0.
+    if flags & !COUNT_ONLY != 0 || (size == DESCRIPTOR_V1_0 && flags != 0) {
+        return error(FfaError::InvalidParameters);
+    }
+    let count_only = flags & COUNT_ONLY != 0;
+    let nil = uuid == [0; 4];
+    // The VM's RX buffer, reserved for the answer: a second call on
+    // another vCPU of the VM meanwhile finds it busy.
+    let mut rx = None;
+    if !count_only {
+        let mut v = p.vms[k].lock();
+        match &mut v.mailbox {
+            Some(m) if !m.rx_full => {
+                m.rx_full = true;
+                rx = Some((m.rx_pa, m.pages));
+            }
+            _ => return error(FfaError::Busy),
+        }
+    }
+    // The other VMs, read before any lock of VM k's is held (one VM's
+    // lock is never taken while another's is).
+    let mut list = [(0u16, 0u16); MAX_VMS];
+    let mut others = 0;
+    if nil {
+        for (id, vcpus) in p.other_vms(k) {
+            list[others] = (id, vcpus);
+            others += 1;
+        }
+    }
+    let others_list = &list[..others];
+
+    let _hyp_rx = p.hyp_rx.lock();
+    let mut req = [0; 18];
+    req[0] = fid::FFA_PARTITION_INFO_GET as u64;
+    for (i, w) in uuid.iter().enumerate() {
+        req[1 + i] = *w as u64;
+    }
+    req[5] = flags as u64;
+    let reply = up.call(&req);
+    if reply[0] as u32 != fid::FFA_SUCCESS_32 {
+        if let Some((pa, _)) = rx {
+            unreserve(p, k, pa);
+        }
+        return if reply[0] as u32 == fid::FFA_ERROR { reply } else { error(FfaError::NotSupported) };
+    }
+    let (sps, sp_size) = (reply[2] as u32, reply[3] as usize);
+    let total = sps.saturating_add(others as u32);
+    let w3 = if size == DESCRIPTOR_V1_0 { 0 } else { size as u32 };
+    let Some((rx_pa, pages)) = rx else {
+        return success(total, w3);
+    };
+    let fits = (total as u64).checked_mul(size as u64).is_some_and(|n| n <= pages * PAGE);
+    let out = if !fits {
+        error(FfaError::NoMemory)
+    } else if sp_size < DESCRIPTOR_V1_0 && sps != 0 {
+        // The SPMC negotiated v1.2 with ns-hyp: 24-byte descriptors.
+        error(FfaError::Aborted)
+    } else {
+        // Write under the VM's lock, and only while the same buffer is
+        // still mapped: an unmap or a teardown on another CPU meanwhile
+        // must not find ns-hyp writing into a page that is no longer the mailbox.
+        let v = p.vms[k].lock();
+        if v.mailbox.is_none_or(|m| m.rx_pa != rx_pa) {
+            error(FfaError::Aborted)
+        } else {
+            let ok = up.with_hyp_rx(|hyp| {
+                for i in 0..sps as usize {
+                    let Some(d) = hyp.get(i * sp_size..(i + 1) * sp_size) else { return false };
+                    let id = u16::from_le_bytes([d[0], d[1]]);
+                    let count = u16::from_le_bytes([d[2], d[3]]);
+                    let props = u32::from_le_bytes([d[4], d[5], d[6], d[7]]);
+                    let out = descriptor(id, count, props, d.get(8..24).unwrap_or(&[]));
+                    mem.write(rx_pa + (i * size) as u64, &out[..size]);
+                }
+                true
+            });
+            if ok {
+                for (i, &(id, vcpus)) in others_list.iter().enumerate() {
+                    let out = descriptor(id, vcpus, VM_PROPERTIES, &[]);
+                    mem.write(rx_pa + ((sps as usize + i) * size) as u64, &out[..size]);
+                }
+                drop(v);
+                success(total, w3)
+            } else {
+                error(FfaError::Aborted)
+            }
+        }
+    };
+    // ns-hyp's RX buffer back to the SPMC (DEN0077 v1.2, FFA_RX_RELEASE).
+    let mut rel = [0; 18];
+    rel[0] = fid::FFA_RX_RELEASE as u64;
+    up.call(&rel);
+    if out[0] as u32 == fid::FFA_ERROR {
+        unreserve(p, k, rx_pa);
+    }
+    out
+}
