@@ -21,6 +21,7 @@
 //! for anything else, and FFA_FEATURES is answered from the same table.
 
 pub mod direct;
+pub mod memory;
 pub mod setup;
 #[cfg(test)]
 mod tests;
