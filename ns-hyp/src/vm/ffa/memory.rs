@@ -420,12 +420,13 @@ pub fn reclaim<W: MemWorld>(ledger: &mut Ledger<'_>, s: &Sender<'_>, r: &[u64; 8
     reply
 }
 
-/// VM `vm` is going away: every transaction it holds is reclaimed from the
-/// SPMC and its pages freed.  A transaction the SPMC will not give back (a
-/// borrower still holds it) keeps its pages marked, so no later VM in that
-/// RAM can share them again; returns (reclaimed, kept).  Its Stage-2 is not
-/// touched: the VM is gone and its next start maps its RAM afresh.
-pub fn teardown<W: MemWorld>(ledger: &mut Ledger<'_>, vm: usize, world: &mut W) -> (usize, usize) {
+/// VM `vm` (RAM `ram`) is going away: every transaction it holds is
+/// reclaimed from the SPMC and its pages freed, a lend's pages mapped back
+/// (a reset starts the VM again on the same Stage-2).  A transaction the
+/// SPMC will not give back (a borrower still holds it) keeps its pages
+/// marked and unmapped, so neither this VM's next life nor a later VM in
+/// that RAM can reach or share them; returns (reclaimed, kept).
+pub fn teardown<W: MemWorld>(ledger: &mut Ledger<'_>, vm: usize, ram: GuestRam, world: &mut W) -> (usize, usize) {
     let (mut reclaimed, mut kept) = (0, 0);
     let slots: heapless_runs::Slots = ledger.slots_of(vm).collect();
     for &slot in slots.iter() {
@@ -441,6 +442,9 @@ pub fn teardown<W: MemWorld>(ledger: &mut Ledger<'_>, vm: usize, world: &mut W) 
             }
         };
         if ok {
+            if t.op == MemOp::Lend {
+                put_back(ledger, slot, ram, vm, world);
+            }
             ledger.release(slot);
             reclaimed += 1;
         } else {

@@ -308,12 +308,21 @@ fn teardown_reclaims_what_it_can_and_keeps_what_a_borrower_holds() {
 
         // Handle 1 comes back, handle 2 is held by its borrower, 3 was never complete.
         let mut w = Fake::new(&[success(0), error(FfaError::Denied), error(FfaError::InvalidParameters)]);
-        assert_eq!(teardown(l, 0, &mut w), (2, 1));
+        assert_eq!(teardown(l, 0, RAM, &mut w), (2, 1));
         assert_eq!(w.calls().len(), 3);
+        assert!(!w.events.iter().any(|e| matches!(e, Event::Map(..))), "the held lend stays unmapped");
         assert!(l.owner(RAM.pa + 0x10_0000).is_none());
         assert!(l.owner(RAM.pa + 0x20_0000).is_some(), "a page a borrower holds stays out of use");
         assert!(l.owner(RAM.pa + 0x30_0000).is_none());
         assert!(l.owner(OTHER_RAM.pa + 0x10_0000).is_some());
+        // A reclaimed lend is mapped back for the VM's next life.
+        let d = descriptor(ME, SP, &[(0x4050_0000, 1)]);
+        let mut w = Fake::new(&[success(5)]);
+        mem_send(l, &s, &d, &send_regs(FuncId::MemLend64, &d), &mut w);
+        // (Slot order: the new lend took the first slot, freed above.)
+        let mut w = Fake::new(&[success(0), error(FfaError::Denied)]);
+        assert_eq!(teardown(l, 0, RAM, &mut w), (1, 1), "the held one is asked again");
+        assert!(w.events.contains(&Event::Map(0, 0x4050_0000, 1)));
         // The VM's next life can share the reclaimed pages again, not the held one.
         let s = sender(0, ME, RAM);
         let d = descriptor(ME, SP, &[(0x4010_0000, 1), (0x4030_0000, 1)]);
