@@ -1530,6 +1530,11 @@ fn data_abort(g: usize, r: &mut GuestRegs, iss: u64) {
     if iss & (1 << 7) != 0 {
         return abort(r, "stage-1 walk");
     }
+    // Its own RAM, not mapped: a page it lent through FF-A (`vm::ffa::memory`),
+    // out of its reach until it reclaims it.  Nothing is emulated there.
+    if (RAM_IPA..RAM_IPA + slot.ram_size.load(Ordering::Relaxed)).contains(&ipa) {
+        return abort(r, "a page it lent (FF-A), not reclaimed");
+    }
     let access: Access = match decode::from_syndrome(iss) {
         Some(a) => a,
         None => {
@@ -1644,6 +1649,37 @@ fn restart(c: &mut Cpu, k: usize, cfg: &GuestConfig) -> bool {
     log::info!("{}: restarted", Who(k));
     deliver(1, k, c.id);
     true
+}
+
+/// Takes `pages` pages of VM `k`'s RAM from IPA `ipa` out of its Stage-2
+/// (`present` false: an FF-A lend) or maps them back (true), break-before-make
+/// under the table's lock; false if the table could not be changed.  Its
+/// vCPUs on other CPUs that touch the range meanwhile wait for the lock
+/// (`transient_fault`), and afterwards fault on a page that stays unmapped.
+pub(crate) fn stage2_pages(k: usize, ipa: u64, pages: u64, present: bool) -> bool {
+    let slot = &VMS[k];
+    let Some(table) = slot.stage2.get() else { return false };
+    let (base, ram) = (slot.ram_pa.load(Ordering::Relaxed), slot.ram_size.load(Ordering::Relaxed));
+    let size = pages.saturating_mul(4096);
+    if ipa < RAM_IPA || ipa.checked_add(size).is_none_or(|end| end > RAM_IPA + ram) {
+        return false;
+    }
+    let vttbr = slot.vttbr.load(Ordering::Relaxed);
+    let invalidate = || {
+        let current = read_sysreg!(vttbr_el2);
+        // SAFETY: VTTBR_EL2 selects the VMID TLBI VMALLS12E1IS acts on (every
+        // CPU, inner shareable); it is put back at once and this CPU does not
+        // enter a guest meanwhile.
+        unsafe {
+            write_sysreg!(vttbr_el2, vttbr);
+            core::arch::asm!("isb", "tlbi vmalls12e1is", "dsb ish", options(nostack, preserves_flags));
+            write_sysreg!(vttbr_el2, current);
+        }
+        shared::arch::regs::isb();
+    };
+    let pa = present.then(|| (ipa - RAM_IPA + base) as usize);
+    let attrs = mm::stage2_attributes(MemKind::ReadWriteExec);
+    mm::remap_stage2_live(&mut table.lock(), ipa as usize, pa, size as usize, attrs, &invalidate).is_ok()
 }
 
 /// Drops every TLB entry of the VMID in `vttbr` (stage 1 and 2, all CPUs):
