@@ -382,7 +382,7 @@ fn finish<W: MemWorld>(ledger: &mut Ledger<'_>, slot: usize, s: &Sender<'_>, wor
 
 /// A VM's FFA_MEM_FRAG_TX: x1/x2 the handle, x3 the fragment's length.
 /// Forwarded with the VM's id in w4, as a hypervisor does (DEN0077 v1.2,
-/// FFA_MEM_FRAG_TX: "sender endpoint ID ... if the caller is a hypervisor").
+/// FFA_MEM_FRAG_TX: w4[31:16] the sender endpoint ID when the caller is a hypervisor).
 pub fn frag_tx<W: MemWorld>(ledger: &mut Ledger<'_>, s: &Sender<'_>, guest_tx: &[u8], r: &[u64; 8], world: &mut W) -> [u64; 8] {
     let h = (r[1] & 0xffff_ffff) | (r[2] & 0xffff_ffff) << 32;
     let frag = r[3] as u32 as usize;
@@ -399,7 +399,7 @@ pub fn frag_tx<W: MemWorld>(ledger: &mut Ledger<'_>, s: &Sender<'_>, guest_tx: &
         }
     }
     let (lo, hi) = handle_regs(h);
-    finish(ledger, slot, s, world, [FuncId::MemFragTx as u64, lo, hi, frag as u64, s.id as u64, 0, 0, 0])
+    finish(ledger, slot, s, world, [FuncId::MemFragTx as u64, lo, hi, frag as u64, (s.id as u64) << 16, 0, 0, 0])
 }
 
 /// A VM's FFA_MEM_RECLAIM: x1/x2 the handle, x3 flags.  Only the VM's own

@@ -252,7 +252,7 @@ fn fragments_are_translated_and_forwarded_with_the_vm_id() {
         let r = frag_tx(l, &s, &rest, &[FuncId::MemFragTx as u64, 0x99, 0, 32, 0, 0, 0, 0], &mut w);
         assert_eq!(r, success(0x99));
         let calls = w.calls();
-        assert_eq!(*calls[0], [FuncId::MemFragTx as u64, 0x99, 0, 32, ME as u64, 0, 0, 0]);
+        assert_eq!(*calls[0], [FuncId::MemFragTx as u64, 0x99, 0, 32, (ME as u64) << 16, 0, 0, 0]);
         let Some(Event::Call(_, sent)) = w.events.iter().find(|e| matches!(e, Event::Call(..))) else { panic!() };
         assert_eq!(constituents_at(sent, 0), vec![(RAM.pa + 0x20_0000, 1), (RAM.pa + 0x30_0000, 1)]);
         assert!(w.events.contains(&Event::Unmap(0, 0x4030_0000, 1)));
