@@ -33,6 +33,9 @@ MODULE_PARM_DESC(big_id, "SP that gets big_pages pages shared, one constituent e
 static uint big_pages;
 module_param(big_pages, uint, 0444);
 MODULE_PARM_DESC(big_pages, "pages of the big share: past ~250 its descriptor takes more than one 4 KiB fragment");
+static ushort own_id;
+module_param(own_id, ushort, 0444);
+MODULE_PARM_DESC(own_id, "this partition's FF-A id, the sender an SP names when it retrieves (0 without a hypervisor; a VM's id under ns-hyp)");
 static ushort bench_id;
 module_param(bench_id, ushort, 0444);
 MODULE_PARM_DESC(bench_id, "SP whose direct requests are timed");
@@ -100,7 +103,7 @@ static void memory(struct ffa_device *dev, bool lend)
 		__free_page(page);
 		return;
 	}
-	d = (struct ffa_send_direct_data){ SP_CMD_MEM, args.g_handle, 0, 0, SP_WRITES };
+	d = (struct ffa_send_direct_data){ SP_CMD_MEM, args.g_handle, own_id, 0, SP_WRITES };
 	ret = direct(dev, &d);
 	rec = dev->ops->mem_ops->memory_reclaim(args.g_handle, 0);
 	after = READ_ONCE(*p);

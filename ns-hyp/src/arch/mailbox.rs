@@ -19,7 +19,9 @@ pub struct StaticMailbox {
 // SAFETY: ns-hyp never writes RX: the SPMC writes it between our calls
 // (while it owns the buffer), and we read it after the call that handed it
 // to us returned, by one CPU at a time (the probes run before any other CPU
-// is started; the proxy reads it under its lock).  TX is not used yet.
+// is started; the proxy reads it under its lock).  TX is written only by the
+// guests' memory calls, under the proxy's memory lock, and read by the SPMC
+// during the SMC that follows.
 unsafe impl Sync for StaticMailbox {}
 
 static MAILBOX: StaticMailbox = StaticMailbox { rx: UnsafeCell::new([0; PAGE]), tx: UnsafeCell::new([0; PAGE]) };
@@ -37,6 +39,16 @@ impl StaticMailbox {
     /// Size of each buffer in 4 KiB pages.
     pub fn pages(&self) -> u32 {
         1
+    }
+
+    /// Copies `bytes` to the start of the TX buffer (see the `Sync` impl:
+    /// under the proxy's memory lock, one CPU at a time).
+    pub fn write_tx(&self, bytes: &[u8]) {
+        let n = bytes.len().min(PAGE);
+        // SAFETY: see the `Sync` impl: one writer at a time and the SPMC
+        // reads TX only during our SMC; the `smc` asm is not `nomem`, so the
+        // store is not moved past it.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.tx.get() as *mut u8, n) };
     }
 
     /// Runs `f` over the RX buffer's current contents (see the `Sync` impl:

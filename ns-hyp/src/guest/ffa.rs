@@ -10,7 +10,8 @@ use super::VMS;
 use crate::arch::mailbox::StaticMailbox;
 use crate::vm::config::GuestConfig;
 use crate::vm::ffa::{self, GuestMemory, Proxy, Regs, Upstream, PAGE};
-use crate::vm::layout::RAM_IPA;
+use crate::vm::config::GUEST_AREA;
+use crate::vm::layout::{RAM_IPA, RAM_PA};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use shared::abi::ffa::{fid, FfaError, Version};
 use shared::ffa_client::{CallError, FfaClient};
@@ -37,6 +38,10 @@ impl Upstream for Spmc {
     fn with_hyp_rx<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
         StaticMailbox::get().with_rx(f)
     }
+
+    fn write_hyp_tx(&self, bytes: &[u8]) {
+        StaticMailbox::get().write_tx(bytes);
+    }
 }
 
 struct Ram;
@@ -56,6 +61,42 @@ impl GuestMemory for Ram {
         // unpins first, under the same lock).
         unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), pa as *mut u8, bytes.len()) };
     }
+
+    fn read(&self, pa: u64, out: &mut [u8]) {
+        // SAFETY: `pa` is in a VM's pinned TX buffer (the proxy took it from
+        // that VM's mailbox): inside its RAM, identity-mapped at EL2.  The
+        // guest may write it meanwhile; the proxy checks only this copy.
+        unsafe { core::ptr::copy_nonoverlapping(pa as *const u8, out.as_mut_ptr(), out.len()) };
+    }
+
+    fn ram(&self, k: usize) -> (u64, u64) {
+        let slot = &VMS[k];
+        (slot.ram_pa.load(Ordering::Relaxed), slot.ram_size.load(Ordering::Relaxed))
+    }
+
+    fn set_mapped(&self, k: usize, ipa: u64, pages: u64, present: bool) {
+        if !super::stage2_pages(k, ipa, pages, present) {
+            log::error!("vm{}: Stage-2 change for FF-A memory at IPA {:#x} ({} pages, {}) failed", k, ipa, pages, if present { "map" } else { "unmap" });
+        }
+    }
+}
+
+/// The memory ledger's page map: one byte per 4 KiB page of the guest area
+/// (`vm::ffa::memory`), 256 KiB, handed to the proxy once at [`init`].
+#[repr(C, align(4096))]
+struct PageMap(core::cell::UnsafeCell<[u8; (GUEST_AREA / PAGE) as usize]>);
+
+// SAFETY: the array is reached only through the one `&'static mut` that
+// `init` takes (guarded by TAKEN), then only under the proxy's memory lock.
+unsafe impl Sync for PageMap {}
+
+static PAGE_MAP: PageMap = PageMap(core::cell::UnsafeCell::new([0; (GUEST_AREA / PAGE) as usize]));
+static TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// The page map, the first time only.
+fn page_map() -> Option<&'static mut [u8]> {
+    // SAFETY: TAKEN makes this the only reference ever made to the array.
+    (!TAKEN.swap(true, Ordering::AcqRel)).then(|| unsafe { (&mut *PAGE_MAP.0.get()).as_mut_slice() })
 }
 
 /// Sets FF-A up for the normal VMs among `cfgs` (before any runs).
@@ -90,6 +131,9 @@ pub fn init<'a>(cfgs: impl Iterator<Item = &'a GuestConfig>) {
         log::info!("guest FF-A: vm{} is endpoint {:#06x} ({} vCPU(s))", k, ffa::vm_id(n), cfg.vcpus);
         n += 1;
     }
+    if let Some(pages) = page_map() {
+        PROXY.set_ledger(crate::vm::ffa::memory::Ledger::new(RAM_PA, pages));
+    }
     ON.store(true, Ordering::Release);
 }
 
@@ -120,13 +164,9 @@ pub fn report() {
     }
 }
 
-/// VM `k` is powered off or reset: its buffers are unpinned (before its RAM is scrubbed).
+/// VM `k` is powered off or reset (none of its vCPUs runs): the memory it
+/// shared or lent is reclaimed and its buffers are unpinned, before its RAM
+/// is scrubbed.
 pub fn vm_off(k: usize) {
-    PROXY.reset_vm(k);
-}
-
-/// Whether `pa` is a page of some VM's RX/TX buffer (for memory sharing, B3 item 2).
-#[allow(dead_code)]
-pub fn is_mailbox_page(pa: u64) -> Option<usize> {
-    PROXY.is_mailbox_page(pa)
+    PROXY.vm_gone(k, &Spmc, &Ram);
 }

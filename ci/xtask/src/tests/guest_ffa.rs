@@ -2,7 +2,8 @@
 //! Linux VMs under ns-hyp under TF-A and spmc, each loading Linux's FF-A
 //! driver (`ffa-core`, `ffa-module`) and our probe module
 //! (ci/linux-ffa-probe): each sees our SPs and the other VM under its own
-//! id, and both send direct requests at the same time.
+//! id, shares and lends its memory to SPs through ns-hyp (B3 item 2), and
+//! both send direct requests at the same time.
 
 use super::{expect, Expect, IntegrationTest, XResult};
 use crate::build::Outputs;
@@ -48,11 +49,21 @@ fn listing(k: usize) -> String {
     )
 }
 
-/// VM `k`'s probe: one round trip to every SP, then the timed loop of
+/// VM `k`'s probe: one round trip to every SP; a page shared with the MP
+/// SP and one lent to the isolation SP, each retrieved and written by the
+/// SP and reclaimed (the lent one out of the VM's Stage-2 meanwhile); a
+/// share of [`super::pkvm::BIG_PAGES`] pages, whose descriptor does not fit
+/// one TX buffer (FFA_MEM_FRAG_TX through ns-hyp); then the timed loop of
 /// direct requests to [`BENCH_SP`], on its vCPU `k` (VM 0's vCPU 0 and
 /// VM 1's vCPU 1 are on different CPUs: the loops run truly at once).
 fn probe(k: usize) -> String {
-    format!("busybox taskset {} insmod /lib/modules/{}.ko bench_id={BENCH_SP} bench_iters={BENCH_ITERS}; echo VM{k}_PRO\"\"BED\n", 1 << k, crate::kmod::NAME)
+    format!(
+        "busybox taskset {} insmod /lib/modules/{}.ko own_id={} share_id=0x8002 lend_id=0x8003 big_id=0x8001 big_pages={} bench_id={BENCH_SP} bench_iters={BENCH_ITERS}; echo VM{k}_PRO\"\"BED\n",
+        1 << k,
+        crate::kmod::NAME,
+        vm_id(k),
+        super::pkvm::BIG_PAGES
+    )
 }
 
 fn input() -> Vec<(String, String)> {
@@ -89,6 +100,9 @@ fn expects() -> Vec<Expect> {
         let vm: &'static str = ["[vm0] ", "[vm1] "][k];
         e.extend([
             Expect { what: ["VM 0's driver agreed FF-A v1.2 with ns-hyp", "VM 1's driver agreed FF-A v1.2 with ns-hyp"][k], all_of: vec![vm.into(), "FFA_DMESG: ".into(), "ARM FF-A: Firmware version 1.2 found".into()] },
+            Expect { what: ["VM 0 shared a page with the MP SP, which wrote it; reclaimed", "VM 1 shared a page with the MP SP, which wrote it; reclaimed"][k], all_of: vec![vm.into(), "quadrant-ffa-probe: ".into(), " share: ok ".into()] },
+            Expect { what: ["VM 0 lent a page to the isolation SP, which wrote it; reclaimed", "VM 1 lent a page to the isolation SP, which wrote it; reclaimed"][k], all_of: vec![vm.into(), "quadrant-ffa-probe: ".into(), " lend: ok ".into()] },
+            Expect { what: ["VM 0's fragmented share went through ns-hyp and was reclaimed", "VM 1's fragmented share went through ns-hyp and was reclaimed"][k], all_of: vec![vm.into(), "quadrant-ffa-probe: ".into(), " big share: ok ".into()] },
             Expect {
                 what: ["VM 0's direct requests all succeeded", "VM 1's direct requests all succeeded"][k],
                 all_of: vec![vm.into(), format!("quadrant-ffa-probe: bench direct_req {BENCH_SP} {BENCH_ITERS} calls"), " 0 failed".into()],

@@ -29,6 +29,8 @@
 //! ledger only answers "whose pages are these" and "which pages does this
 //! handle hold", which the SPMC cannot know for IPAs.
 
+use super::{GuestMemory, Handler, Proxy, Regs, Upstream};
+use crate::vm::layout::RAM_IPA;
 use shared::abi::ffa::{FfaError, FuncId, fid};
 use shared::ffa_memory::{self as desc, COMPOSITE_SIZE, CONSTITUENT_SIZE, DescError, PAGE};
 
@@ -133,6 +135,7 @@ impl<'a> Ledger<'a> {
     }
 
     /// The transaction holding the page at `pa`, if any.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn owner(&self, pa: u64) -> Option<usize> {
         let b = *self.pages.get(self.index(pa)?)?;
         (b != 0).then(|| b as usize - 1)
@@ -322,9 +325,11 @@ pub trait MemWorld {
     fn map(&mut self, vm: usize, ipa: u64, pages: u64);
 }
 
-/// FFA_ERROR with `e` (x2 sign-extended, as ns-hyp's other FF-A errors).
+/// FFA_ERROR with `e` ([`super::error`]'s x0..x7).
 pub fn error(e: FfaError) -> [u64; 8] {
-    [fid::FFA_ERROR as u64, 0, e as i32 as i64 as u64, 0, 0, 0, 0, 0]
+    let mut r = [0; 8];
+    r.copy_from_slice(&super::error(e)[..8]);
+    r
 }
 
 fn handle_regs(h: u64) -> (u64, u64) {
@@ -455,6 +460,103 @@ pub fn teardown<W: MemWorld>(ledger: &mut Ledger<'_>, vm: usize, ram: GuestRam, 
     (reclaimed, kept)
 }
 
+/// The proxy's side of the memory calls: the SPMC, ns-hyp's TX buffer and
+/// the VMs' Stage-2 as [`MemWorld`] wants them.
+/// What goes to ns-hyp's TX buffer is built in `tx` first and copied there
+/// just before the call that reads it.
+struct ProxyWorld<'a, U: Upstream, M: GuestMemory> {
+    tx: [u8; TX_COPY],
+    up: &'a U,
+    mem: &'a M,
+}
+
+impl<'a, U: Upstream, M: GuestMemory> ProxyWorld<'a, U, M> {
+    fn new(up: &'a U, mem: &'a M) -> Self {
+        ProxyWorld { tx: [0; TX_COPY], up, mem }
+    }
+}
+
+impl<U: Upstream, M: GuestMemory> MemWorld for ProxyWorld<'_, U, M> {
+    fn hyp_tx(&mut self) -> &mut [u8] {
+        &mut self.tx
+    }
+    fn call(&mut self, regs: [u64; 8]) -> [u64; 8] {
+        // The fragment's length: w2 of a send, w3 of FRAG_TX; RECLAIM has none.
+        let f = regs[0] as u32;
+        let len = if f == FuncId::MemFragTx as u32 {
+            regs[3]
+        } else if f == FuncId::MemReclaim as u32 {
+            0
+        } else {
+            regs[2]
+        };
+        self.up.write_hyp_tx(&self.tx[..(len as usize).min(TX_COPY)]);
+        let mut r = [0; 18];
+        r[..8].copy_from_slice(&regs);
+        let a = self.up.call(&r);
+        let mut out = [0; 8];
+        out.copy_from_slice(&a[..8]);
+        out
+    }
+    fn unmap(&mut self, vm: usize, ipa: u64, pages: u64) {
+        self.mem.set_mapped(vm, ipa, pages, false);
+    }
+    fn map(&mut self, vm: usize, ipa: u64, pages: u64) {
+        self.mem.set_mapped(vm, ipa, pages, true);
+    }
+}
+
+/// The most of a VM's TX buffer one call reads: ns-hyp's own TX buffer is
+/// one page, so a fragment must fit in it (Linux's driver, with 4 KiB
+/// pages, sends fragments of at most its one-page TX buffer).
+const TX_COPY: usize = PAGE as usize;
+
+/// VM `k`'s FFA_MEM_SHARE/LEND (32/64), FFA_MEM_FRAG_TX or FFA_MEM_RECLAIM.
+/// The VM's TX buffer is copied once before anything is checked: another
+/// of its vCPUs may write it meanwhile, and what ns-hyp checks must be what
+/// it forwards.
+pub(super) fn call<U: Upstream, M: GuestMemory>(p: &Proxy, k: usize, h: Handler, a: &Regs, up: &U, mem: &M) -> Regs {
+    let mut guard = p.memory.lock();
+    let Some(ledger) = guard.as_mut() else { return super::error(FfaError::NotSupported) };
+    let vm = p.vm(k);
+    let (pa, size) = mem.ram(k);
+    let mut r = [0u64; 8];
+    r.copy_from_slice(&a[..8]);
+    let widen = |x: [u64; 8]| {
+        let mut out = [0; 18];
+        out[..8].copy_from_slice(&x);
+        out
+    };
+    if h == Handler::MemReclaim {
+        let s = Sender { vm: k, id: vm.id, version: vm.version, ram: GuestRam { ipa: RAM_IPA, pa, size }, pinned: &|_| false };
+        return widen(reclaim(ledger, &s, &r, &mut ProxyWorld::new(up, mem)));
+    }
+    // Sending needs the VM's TX buffer (the descriptor is in it: x3 = 0).
+    let Some(mb) = vm.mailbox else { return super::error(FfaError::Denied) };
+    let len = if h == Handler::MemFragTx { r[3] } else { r[2] } as u32 as usize;
+    if len > TX_COPY || len as u64 > mb.pages * PAGE {
+        return super::error(FfaError::InvalidParameters);
+    }
+    let mut copy = [0u8; TX_COPY];
+    mem.read(mb.tx_pa, &mut copy[..len]);
+    let pinned = |pa: u64| mb.holds(pa);
+    let s = Sender { vm: k, id: vm.id, version: vm.version, ram: GuestRam { ipa: RAM_IPA, pa, size }, pinned: &pinned };
+    let mut w = ProxyWorld::new(up, mem);
+    widen(if h == Handler::MemFragTx { frag_tx(ledger, &s, &copy[..len], &r, &mut w) } else { mem_send(ledger, &s, &copy[..len], &r, &mut w) })
+}
+
+/// VM `k` is going away: [`teardown`] of its transactions.
+pub(super) fn vm_gone<U: Upstream, M: GuestMemory>(p: &Proxy, k: usize, up: &U, mem: &M) {
+    let mut guard = p.memory.lock();
+    let Some(ledger) = guard.as_mut() else { return };
+    if ledger.slots_of(k).next().is_none() {
+        return;
+    }
+    let (pa, size) = mem.ram(k);
+    let (reclaimed, kept) = teardown(ledger, k, GuestRam { ipa: RAM_IPA, pa, size }, &mut ProxyWorld::new(up, mem));
+    log::info!("vm{}: FF-A memory: {} transaction(s) reclaimed, {} held by a borrower", k, reclaimed, kept);
+}
+
 /// A fixed-size list (ns-hyp has no allocator).
 mod heapless_runs {
     use super::MAX_TRANSACTIONS;
@@ -485,4 +587,4 @@ mod heapless_runs {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

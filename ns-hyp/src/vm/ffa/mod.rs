@@ -53,6 +53,10 @@ pub trait Upstream {
     /// Runs `f` over ns-hyp's RX buffer, which ns-hyp owns between a
     /// successful FFA_PARTITION_INFO_GET and its FFA_RX_RELEASE.
     fn with_hyp_rx<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R;
+    /// Copies `bytes` to the start of ns-hyp's TX buffer (for the call that
+    /// follows).  Only memory calls use it, under the proxy's memory lock
+    /// ([`Proxy::memory`]).
+    fn write_hyp_tx(&self, bytes: &[u8]);
 }
 
 /// A VM's RAM as ns-hyp sees it.
@@ -62,6 +66,13 @@ pub trait GuestMemory {
     fn pages_pa(&self, k: usize, ipa: u64, pages: u64) -> Option<u64>;
     /// Writes `bytes` at `pa`, inside a VM's pinned RX buffer.
     fn write(&self, pa: u64, bytes: &[u8]);
+    /// Reads `out.len()` bytes at `pa`, inside a VM's pinned TX buffer.
+    fn read(&self, pa: u64, out: &mut [u8]);
+    /// VM `k`'s RAM: (PA, size); its IPA is `layout::RAM_IPA`.
+    fn ram(&self, k: usize) -> (u64, u64);
+    /// Takes `pages` pages from `ipa` out of VM `k`'s Stage-2 (`present`
+    /// false: an FF-A lend) or maps them back (true).
+    fn set_mapped(&self, k: usize, ipa: u64, pages: u64, present: bool);
 }
 
 /// FFA_ERROR with status `e` (DEN0077 v1.2, FFA_ERROR: w2 = the status code).
@@ -94,9 +105,13 @@ pub enum Handler {
     PartitionInfoGet,
     DirectReq,
     Run,
-    /// Memory management from a guest (B3 item 2, `memory.rs`): NOT_SUPPORTED
-    /// until that lands, and FFA_FEATURES says so, so Linux's driver does
-    /// not try them.
+    /// FFA_MEM_SHARE / FFA_MEM_LEND from a guest ([`memory`]).
+    MemSend,
+    MemFragTx,
+    MemReclaim,
+    /// Memory calls a guest gets NOT_SUPPORTED for: donation (ns-hyp scrubs
+    /// and reuses a VM's RAM, a donated page cannot leave it), and the
+    /// borrower's side (retrieve, relinquish, FRAG_RX): no SP lends to a VM.
     Memory,
     /// The hypervisor's alone: it creates and destroys each VM's
     /// notification bitmap (DEN0077 v1.2, FFA_NOTIFICATION_BITMAP_CREATE is
@@ -110,6 +125,12 @@ impl Handler {
     /// The proxy implements it: FFA_FEATURES reports it.
     pub const fn supported(self) -> bool {
         !matches!(self, Handler::Memory | Handler::HypervisorOnly | Handler::NotYet)
+    }
+
+    /// A memory call the proxy handles when memory sharing is set up
+    /// ([`Proxy::set_ledger`]).
+    pub const fn is_memory(self) -> bool {
+        matches!(self, Handler::MemSend | Handler::MemFragTx | Handler::MemReclaim)
     }
 }
 
@@ -144,16 +165,16 @@ pub const CALLS: &[Call] = &[
     row(FuncId::Run32, "FFA_RUN", Handler::Run),
     row(FuncId::MemDonate32, "FFA_MEM_DONATE_32", Handler::Memory),
     row(FuncId::MemDonate64, "FFA_MEM_DONATE_64", Handler::Memory),
-    row(FuncId::MemLend32, "FFA_MEM_LEND_32", Handler::Memory),
-    row(FuncId::MemLend64, "FFA_MEM_LEND_64", Handler::Memory),
-    row(FuncId::MemShare32, "FFA_MEM_SHARE_32", Handler::Memory),
-    row(FuncId::MemShare64, "FFA_MEM_SHARE_64", Handler::Memory),
+    row(FuncId::MemLend32, "FFA_MEM_LEND_32", Handler::MemSend),
+    row(FuncId::MemLend64, "FFA_MEM_LEND_64", Handler::MemSend),
+    row(FuncId::MemShare32, "FFA_MEM_SHARE_32", Handler::MemSend),
+    row(FuncId::MemShare64, "FFA_MEM_SHARE_64", Handler::MemSend),
     row(FuncId::MemRetrieveReq32, "FFA_MEM_RETRIEVE_REQ_32", Handler::Memory),
     row(FuncId::MemRetrieveReq64, "FFA_MEM_RETRIEVE_REQ_64", Handler::Memory),
     row(FuncId::MemRelinquish, "FFA_MEM_RELINQUISH", Handler::Memory),
-    row(FuncId::MemReclaim, "FFA_MEM_RECLAIM", Handler::Memory),
+    row(FuncId::MemReclaim, "FFA_MEM_RECLAIM", Handler::MemReclaim),
     row(FuncId::MemFragRx, "FFA_MEM_FRAG_RX", Handler::Memory),
-    row(FuncId::MemFragTx, "FFA_MEM_FRAG_TX", Handler::Memory),
+    row(FuncId::MemFragTx, "FFA_MEM_FRAG_TX", Handler::MemFragTx),
     row(FuncId::NotificationBitmapCreate, "FFA_NOTIFICATION_BITMAP_CREATE", Handler::HypervisorOnly),
     row(FuncId::NotificationBitmapDestroy, "FFA_NOTIFICATION_BITMAP_DESTROY", Handler::HypervisorOnly),
     row(FuncId::MsgSend2, "FFA_MSG_SEND2", Handler::NotYet),
@@ -172,7 +193,7 @@ pub fn find(fid: u32) -> Option<&'static Call> {
 
 /// A VM's RX/TX buffer pair (FFA_RXTX_MAP), translated and pinned: while it
 /// is mapped its pages are the VM's mailbox, which memory sharing must not
-/// hand out ([`Proxy::is_mailbox_page`]).
+/// hand out ([`memory`] refuses its pages: DENIED).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Mailbox {
     pub tx_pa: u64,
@@ -232,6 +253,11 @@ pub struct Proxy {
     /// this lock, then a VM's.
     hyp_rx: spin::Mutex<()>,
     preempted: spin::Mutex<[Option<Preempted>; MAX_PREEMPTED]>,
+    /// Which transaction holds each page of the guest area ([`memory`]);
+    /// its lock also serialises ns-hyp's TX buffer.  None until
+    /// [`Proxy::set_ledger`]: the memory calls are NOT_SUPPORTED then.
+    /// Lock order: this lock, then a VM's.
+    pub memory: spin::Mutex<Option<memory::Ledger<'static>>>,
 }
 
 impl Default for Proxy {
@@ -242,7 +268,7 @@ impl Default for Proxy {
 
 impl Proxy {
     pub const fn new() -> Self {
-        Proxy { vms: [const { spin::Mutex::new(VmFfa::none()) }; MAX_VMS], hyp_rx: spin::Mutex::new(()), preempted: spin::Mutex::new([None; MAX_PREEMPTED]) }
+        Proxy { vms: [const { spin::Mutex::new(VmFfa::none()) }; MAX_VMS], hyp_rx: spin::Mutex::new(()), preempted: spin::Mutex::new([None; MAX_PREEMPTED]), memory: spin::Mutex::new(None) }
     }
 
     /// VM `k` becomes endpoint `id` with `vcpus` execution contexts.
@@ -264,6 +290,18 @@ impl Proxy {
         }
     }
 
+    /// Guests may share and lend memory, with `ledger` over the guest area.
+    pub fn set_ledger(&self, ledger: memory::Ledger<'static>) {
+        *self.memory.lock() = Some(ledger);
+    }
+
+    /// VM `k` is powered off or reset: its memory transactions are reclaimed
+    /// ([`memory::teardown`]), then its buffers unpinned ([`Proxy::reset_vm`]).
+    pub fn vm_gone<U: Upstream, M: GuestMemory>(&self, k: usize, up: &U, mem: &M) {
+        memory::vm_gone(self, k, up, mem);
+        self.reset_vm(k);
+    }
+
     /// VM `k`'s state (a copy).
     pub fn vm(&self, k: usize) -> VmFfa {
         *self.vms[k].lock()
@@ -271,6 +309,7 @@ impl Proxy {
 
     /// Whether `pa` is a page of some VM's mapped RX or TX buffer, and whose
     /// (for memory sharing: a guest must not share, lend or donate its mailbox).
+    #[cfg(test)]
     pub fn is_mailbox_page(&self, pa: u64) -> Option<usize> {
         (0..MAX_VMS).find(|&k| self.vms[k].lock().mailbox.is_some_and(|m| m.holds(pa)))
     }
@@ -319,6 +358,7 @@ impl Proxy {
             Handler::PartitionInfoGet => setup::partition_info_get(self, k, &a, up, mem),
             Handler::DirectReq => direct::direct_req(self, k, &a, up),
             Handler::Run => direct::run(self, k, &a, up),
+            Handler::MemSend | Handler::MemFragTx | Handler::MemReclaim => memory::call(self, k, call.handler, &a, up, mem),
             Handler::Memory | Handler::HypervisorOnly | Handler::NotYet => {
                 log::debug!("vm{}: {} not proxied: NOT_SUPPORTED", k, call.name);
                 error(FfaError::NotSupported)

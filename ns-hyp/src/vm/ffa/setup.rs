@@ -63,12 +63,15 @@ pub fn version(p: &Proxy, k: usize, a: &Regs) -> Regs {
 /// (for FFA_RXTX_MAP, w2 bits 1:0 = 0: 4 KiB minimum size and alignment).
 /// The feature ids (notification pending / schedule receiver / managed
 /// exit interrupts) are not offered to guests yet.
-pub fn features(_: &Proxy, _: usize, a: &Regs) -> Regs {
+pub fn features(p: &Proxy, _: usize, a: &Regs) -> Regs {
     let id = a[1] as u32;
     if id & (1 << 31) == 0 {
         return error(FfaError::NotSupported);
     }
     match find(id) {
+        // Memory calls: only with memory sharing set up.  w2 = 0: no
+        // dynamic buffer (the descriptor is in the TX buffer), no NS bit.
+        Some(c) if c.handler.is_memory() && p.memory.lock().is_none() => error(FfaError::NotSupported),
         Some(c) if c.handler.supported() => success(0, 0),
         _ => error(FfaError::NotSupported),
     }

@@ -37,11 +37,14 @@ struct FakeSpmc {
     hyp_rx_owned: RefCell<bool>,
     script: RefCell<Vec<Regs>>,
     seen: RefCell<Vec<Regs>>,
+    /// ns-hyp's TX buffer, and what it held at each memory call.
+    hyp_tx: RefCell<Vec<u8>>,
+    sent_tx: RefCell<Vec<Vec<u8>>>,
 }
 
 impl FakeSpmc {
     fn new(sps: Vec<Sp>) -> Self {
-        FakeSpmc { sps, hyp_rx: RefCell::new(vec![0; PAGE as usize]), hyp_rx_owned: RefCell::new(false), script: RefCell::new(Vec::new()), seen: RefCell::new(Vec::new()) }
+        FakeSpmc { sps, hyp_rx: RefCell::new(vec![0; PAGE as usize]), hyp_rx_owned: RefCell::new(false), script: RefCell::new(Vec::new()), seen: RefCell::new(Vec::new()), hyp_tx: RefCell::new(vec![0; PAGE as usize]), sent_tx: RefCell::new(Vec::new()) }
     }
     fn seen_fids(&self) -> Vec<u32> {
         self.seen.borrow().iter().map(|r| r[0] as u32).collect()
@@ -53,6 +56,16 @@ impl Upstream for FakeSpmc {
         self.seen.borrow_mut().push(*r);
         if !self.script.borrow().is_empty() {
             return self.script.borrow_mut().remove(0);
+        }
+        let f = r[0] as u32;
+        if [FuncId::MemShare32, FuncId::MemShare64, FuncId::MemLend32, FuncId::MemLend64, FuncId::MemFragTx].iter().any(|&m| m as u32 == f) {
+            let len = if f == FuncId::MemFragTx as u32 { r[3] } else { r[2] } as usize;
+            self.sent_tx.borrow_mut().push(self.hyp_tx.borrow()[..len].to_vec());
+            let n = self.sent_tx.borrow().len() as u32;
+            return success(0x100 + n, 0);
+        }
+        if f == FuncId::MemReclaim as u32 {
+            return success(0, 0);
         }
         match r[0] as u32 {
             fid::FFA_SPM_ID_GET => success(0x8000, 0),
@@ -99,16 +112,21 @@ impl Upstream for FakeSpmc {
         assert!(*self.hyp_rx_owned.borrow(), "ns-hyp reads its RX buffer only while it owns it");
         f(&self.hyp_rx.borrow())
     }
+    fn write_hyp_tx(&self, bytes: &[u8]) {
+        self.hyp_tx.borrow_mut()[..bytes.len()].copy_from_slice(bytes);
+    }
 }
 
 /// Each VM's RAM: RAM_SIZE from IPA RAM_IPA, at `ram_pa(k)`.
 struct FakeRam {
     ram: RefCell<Vec<Vec<u8>>>,
+    /// Every Stage-2 change: (VM, IPA, pages, mapped).
+    stage2: RefCell<Vec<(usize, u64, u64, bool)>>,
 }
 
 impl FakeRam {
     fn new() -> Self {
-        FakeRam { ram: RefCell::new(vec![vec![0; RAM_SIZE as usize]; config::MAX_VMS]) }
+        FakeRam { ram: RefCell::new(vec![vec![0; RAM_SIZE as usize]; config::MAX_VMS]), stage2: RefCell::new(Vec::new()) }
     }
     fn read(&self, k: usize, ipa: u64, len: usize) -> Vec<u8> {
         let off = (ipa - RAM_IPA) as usize;
@@ -126,6 +144,17 @@ impl GuestMemory for FakeRam {
         let off = (pa - ram_pa(k)) as usize;
         assert!(off + bytes.len() <= RAM_SIZE as usize, "a write outside VM {k}'s RAM");
         self.ram.borrow_mut()[k][off..off + bytes.len()].copy_from_slice(bytes);
+    }
+    fn read(&self, pa: u64, out: &mut [u8]) {
+        let k = ((pa - 0x8000_0000) / 0x1000_0000) as usize;
+        let off = (pa - ram_pa(k)) as usize;
+        out.copy_from_slice(&self.ram.borrow()[k][off..off + out.len()]);
+    }
+    fn ram(&self, k: usize) -> (u64, u64) {
+        (ram_pa(k), RAM_SIZE)
+    }
+    fn set_mapped(&self, k: usize, ipa: u64, pages: u64, present: bool) {
+        self.stage2.borrow_mut().push((k, ipa, pages, present));
     }
 }
 
@@ -176,9 +205,17 @@ fn the_table_is_well_formed() {
         assert!(c.name.starts_with("FFA_"));
         assert!(CALLS[i + 1..].iter().all(|d| d.fid != c.fid), "{} twice", c.name);
     }
-    // Memory management has its rows, answering NOT_SUPPORTED until memory.rs lands.
-    for f in [FuncId::MemShare32, FuncId::MemShare64, FuncId::MemLend64, FuncId::MemDonate64, FuncId::MemReclaim, FuncId::MemFragTx, FuncId::MemFragRx] {
-        assert_eq!(find(f as u32).map(|c| c.handler), Some(Handler::Memory));
+    // Memory management: the lender's calls are proxied, the rest refused.
+    for (f, h) in [
+        (FuncId::MemShare32, Handler::MemSend),
+        (FuncId::MemShare64, Handler::MemSend),
+        (FuncId::MemLend64, Handler::MemSend),
+        (FuncId::MemReclaim, Handler::MemReclaim),
+        (FuncId::MemFragTx, Handler::MemFragTx),
+        (FuncId::MemDonate64, Handler::Memory),
+        (FuncId::MemFragRx, Handler::Memory),
+    ] {
+        assert_eq!(find(f as u32).map(|c| c.handler), Some(h));
     }
 }
 
@@ -187,13 +224,14 @@ fn features_come_from_the_table() {
     let w = World::new();
     for c in CALLS {
         let r = w.call(0, &[fid::FFA_FEATURES as u64, c.fid as u64]);
-        if c.handler.supported() {
+        // Without a ledger (no memory sharing set up) the memory calls are off.
+        if c.handler.supported() && !c.handler.is_memory() {
             assert_eq!(r, success(0, 0), "{}", c.name);
         } else {
             assert_eq!(r, err(FfaError::NotSupported), "{}", c.name);
         }
     }
-    // A guest must not create notification bitmaps; memory sharing is not offered yet.
+    // A guest must not create notification bitmaps; memory sharing is not set up here.
     for f in [fid::FFA_NOTIFICATION_BITMAP_CREATE, FuncId::MemShare64 as u32, FuncId::MemLend32 as u32, fid::FFA_PARTITION_INFO_GET_REGS] {
         assert_eq!(w.call(0, &[fid::FFA_FEATURES as u64, f as u64]), err(FfaError::NotSupported), "{f:#x}");
     }
@@ -491,4 +529,98 @@ fn a_torn_down_vms_response_reaches_nobody_else() {
     resp[3] = 0x5ec7e7;
     w.spmc.script.borrow_mut().push(resp);
     assert_eq!(w.call(1, &[fid::FFA_RUN as u64, target as u64]), err(FfaError::Aborted));
+}
+
+// B3 item 2: memory sharing through the proxy (the ledger's own rules are
+// tested in `memory/tests.rs`; here the path from a VM's TX buffer).
+
+use super::memory::tests::descriptor;
+
+impl World {
+    /// Guests may share: a ledger over every VM's RAM.
+    fn with_memory(self) -> Self {
+        let pages = std::boxed::Box::leak(vec![0u8; (config::MAX_VMS << 28) / PAGE as usize].into_boxed_slice());
+        self.p.set_ledger(super::memory::Ledger::new(0x8000_0000, pages));
+        self
+    }
+    /// Writes `d` into VM k's TX buffer (at IPA TX).
+    fn put_tx(&self, k: usize, d: &[u8]) {
+        self.ram.write(ram_pa(k) + TX - RAM_IPA, d);
+    }
+}
+
+const ECHO: u16 = 0x8001;
+
+#[test]
+fn memory_calls_are_refused_without_a_ledger_and_features_say_which_are_proxied() {
+    let w = World::new();
+    assert!(is_success(&w.map(0, TX, RX)));
+    let d = descriptor(vm_id(0), ECHO, &[(RAM_IPA + 0x20_0000, 1)]);
+    w.put_tx(0, &d);
+    assert_eq!(w.call(0, &[FuncId::MemShare64 as u64, d.len() as u64, d.len() as u64]), err(FfaError::NotSupported));
+    assert_eq!(w.call(0, &[fid::FFA_FEATURES as u64, FuncId::MemShare64 as u64]), err(FfaError::NotSupported));
+    let w = w.with_memory();
+    for (f, ok) in [(FuncId::MemShare64, true), (FuncId::MemLend32, true), (FuncId::MemFragTx, true), (FuncId::MemReclaim, true), (FuncId::MemDonate64, false), (FuncId::MemRetrieveReq64, false), (FuncId::MemFragRx, false)] {
+        assert_eq!(is_success(&w.call(0, &[fid::FFA_FEATURES as u64, f as u64])), ok, "{f:?}");
+    }
+}
+
+#[test]
+fn a_guest_shares_and_lends_from_its_tx_buffer_and_reclaims() {
+    let w = World::new().with_memory();
+    // No TX buffer yet: nothing to read the descriptor from.
+    let d = descriptor(vm_id(1), ECHO, &[(RAM_IPA + 0x20_0000, 2)]);
+    assert_eq!(w.call(1, &[FuncId::MemShare64 as u64, d.len() as u64, d.len() as u64]), err(FfaError::Denied));
+    assert!(is_success(&w.map(1, TX, RX)));
+    w.put_tx(1, &d);
+    let r = w.call(1, &[FuncId::MemShare64 as u64, d.len() as u64, d.len() as u64]);
+    assert!(is_success(&r), "{r:#x?}");
+    let sent = w.spmc.sent_tx.borrow()[0].clone();
+    assert_eq!(u64::from_le_bytes(sent[80..88].try_into().unwrap()), ram_pa(1) + 0x20_0000, "the SPMC sees the PA");
+    assert!(w.ram.stage2.borrow().is_empty(), "a share leaves Stage-2 alone");
+    // Lend: out of Stage-2, then back at reclaim.
+    let d = descriptor(vm_id(1), ECHO, &[(RAM_IPA + 0x30_0000, 1)]);
+    w.put_tx(1, &d);
+    let r = w.call(1, &[FuncId::MemLend32 as u64, d.len() as u64, d.len() as u64]);
+    assert!(is_success(&r));
+    assert_eq!(*w.ram.stage2.borrow(), vec![(1, RAM_IPA + 0x30_0000, 1, false)]);
+    // Another VM cannot reclaim it; the lender can.
+    assert!(is_success(&w.map(0, TX, RX)));
+    assert_eq!(w.call(0, &[FuncId::MemReclaim as u64, r[2], r[3], 0]), err(FfaError::InvalidParameters));
+    assert!(is_success(&w.call(1, &[FuncId::MemReclaim as u64, r[2], r[3], 0])));
+    assert_eq!(w.ram.stage2.borrow()[1], (1, RAM_IPA + 0x30_0000, 1, true));
+}
+
+#[test]
+fn a_guest_cannot_share_its_mailbox_another_vms_id_or_a_fragment_past_ns_hyps_tx() {
+    let w = World::new().with_memory();
+    assert!(is_success(&w.map(0, TX, RX)));
+    for (d, want) in [
+        (descriptor(vm_id(0), ECHO, &[(RX, 1)]), FfaError::Denied),
+        (descriptor(vm_id(0), ECHO, &[(TX, 1)]), FfaError::Denied),
+        (descriptor(vm_id(1), ECHO, &[(RAM_IPA + 0x20_0000, 1)]), FfaError::InvalidParameters),
+        (descriptor(vm_id(0), ECHO, &[(RAM_IPA + RAM_SIZE, 1)]), FfaError::Denied),
+    ] {
+        w.put_tx(0, &d);
+        assert_eq!(w.call(0, &[FuncId::MemShare64 as u64, d.len() as u64, d.len() as u64]), err(want));
+    }
+    assert_eq!(w.call(0, &[FuncId::MemShare64 as u64, 8192, 8192]), err(FfaError::InvalidParameters));
+    assert!(w.spmc.sent_tx.borrow().is_empty(), "the SPMC heard none of them");
+}
+
+#[test]
+fn a_vm_going_away_gives_its_memory_back() {
+    let w = World::new().with_memory();
+    assert!(is_success(&w.map(2, TX, RX)));
+    let d = descriptor(vm_id(2), ECHO, &[(RAM_IPA + 0x20_0000, 4)]);
+    w.put_tx(2, &d);
+    assert!(is_success(&w.call(2, &[FuncId::MemLend64 as u64, d.len() as u64, d.len() as u64])));
+    w.p.vm_gone(2, &w.spmc, &w.ram);
+    assert_eq!(w.spmc.seen_fids().last(), Some(&(FuncId::MemReclaim as u32)));
+    assert_eq!(w.ram.stage2.borrow().last(), Some(&(2, RAM_IPA + 0x20_0000, 4, true)));
+    assert_eq!(w.p.vm(2).mailbox, None, "its buffers are unpinned too");
+    // Its next life lends the same pages again.
+    assert!(is_success(&w.map(2, TX, RX)));
+    w.put_tx(2, &d);
+    assert!(is_success(&w.call(2, &[FuncId::MemLend64 as u64, d.len() as u64, d.len() as u64])));
 }

@@ -25,7 +25,7 @@ fn sender(vm: usize, id: u16, ram: GuestRam) -> Sender<'static> {
 /// A v1.1+ descriptor (48-byte header, one 16-byte EMAD, composite at 64)
 /// from `sender` to `receiver` of `constituents` (IPA, pages); `total_pages`
 /// as the composite says.
-fn descriptor(sender: u16, receiver: u16, constituents: &[(u64, u32)]) -> Vec<u8> {
+pub(in crate::vm::ffa) fn descriptor(sender: u16, receiver: u16, constituents: &[(u64, u32)]) -> Vec<u8> {
     let mut d = vec![0u8; 80];
     d[0..2].copy_from_slice(&sender.to_le_bytes());
     d[2..4].copy_from_slice(&0x2fu16.to_le_bytes()); // Normal, write-back, inner shareable
