@@ -106,46 +106,45 @@ pub fn hyp_main(x0: u64, cpu: u64) -> ! {
     let firmware = Firmware::detect(&Smc);
     log::info!("firmware: {}", firmware.describe());
 
-    let bench = if let Some(m) = crate::realm::mode::mode(cfg.bootargs.as_str()) {
+    if let Some(m) = crate::realm::mode::mode(cfg.bootargs.as_str()) {
         crate::realm::target::run(m, cfg.bootargs.as_str());
-        false
     } else {
-        test_modes(&cfg, firmware, pool)
-    };
+        test_modes(&cfg, firmware, pool);
+    }
     let traps = crate::arch::smc_traps();
     if traps != 0 {
         log::info!("{} smc(s) completed as NOT_SUPPORTED by the EL2 trap", traps);
     }
-    if !bench {
-        match crate::vm::config::parse_all(cfg.bootargs.as_str()) {
-            // A Realm alone runs on this CPU; one of several has a CPU of its own (`guest::start`).
-            Ok(all) if all.count == 1 && all.iter().all(|g| g.realm) => {
-                if let Some(g) = all.iter().next() {
-                    crate::realm::target::run_linux(g, cfg.bootargs.as_str());
-                }
+    match crate::vm::config::parse_all(cfg.bootargs.as_str()) {
+        // A Realm alone runs on this CPU; one of several has a CPU of its own (`guest::start`).
+        Ok(all) if all.count == 1 && all.iter().all(|g| g.realm) => {
+            if let Some(g) = all.iter().next() {
+                crate::realm::target::run_linux(g, cfg.bootargs.as_str());
             }
-            Ok(all) => crate::guest::start(&all, count_cpus(&cfg), pool),
-            Err(crate::vm::config::ConfigError::NoGuest) => {}
-            Err(crate::vm::config::ConfigError::Bad(w)) => log::error!("guest: bad {} in bootargs: no guest", w),
-            Err(crate::vm::config::ConfigError::TooMany) => log::error!("guest: more VMs, or more VM RAM (a Realm's counted twice, with its pool), than ns-hyp has room for: no guest"),
         }
+        Ok(all) => crate::guest::start(&all, count_cpus(&cfg), pool),
+        Err(crate::vm::config::ConfigError::NoGuest) => {}
+        Err(crate::vm::config::ConfigError::Bad(w)) => log::error!("guest: bad {} in bootargs: no guest", w),
+        Err(crate::vm::config::ConfigError::TooMany) => log::error!("guest: more VMs, or more VM RAM (a Realm's counted twice, with its pool), than ns-hyp has room for: no guest"),
     }
     let r = shared::smccc::smc(shared::abi::psci::PSCI_SYSTEM_OFF, &[]);
     log::error!("SYSTEM_OFF returned {:#x}", r[0]);
     shared::arch::halt()
 }
 
-/// The test flavour's boot-time modes: the bench (then no guest: returns
-/// true), or the FF-A/RMI probes and the Stage-2 self-test before the guest.
+/// The test flavour's boot-time modes, before the guests (if the bootargs
+/// name any): the bench, or the FF-A/RMI probes and the Stage-2 self-test.
+/// A bench boot with a guest measures the same calls from the guest after
+/// ns-hyp's own rows (issue B3's bench: a guest's direct request ÷ ns-hyp's).
 #[cfg(feature = "test-modes")]
 #[inline(never)]
-fn test_modes(cfg: &boot::BootConfig, firmware: Firmware, pool: &'static spin::Mutex<FramePool>) -> bool {
+fn test_modes(cfg: &boot::BootConfig, firmware: Firmware, pool: &'static spin::Mutex<FramePool>) {
     let mut out = crate::report::Console;
     if cfg.bench {
         log::info!("mode: bench");
         let counter = shared::arch::timer::cntvct;
         crate::bench::run(&Smc, &mut out, firmware, &counter, shared::arch::timer::cntfrq());
-        return true;
+        return;
     }
     log::info!("mode: probes");
     let mailbox = crate::arch::mailbox::StaticMailbox::get();
@@ -154,14 +153,11 @@ fn test_modes(cfg: &boot::BootConfig, firmware: Firmware, pool: &'static spin::M
         Ok(()) => log::info!("self-test stage2_break_before_make: ok (live 2 MiB block split, page remapped, no stale TLB entry)"),
         Err(why) => log::error!("self-test stage2_break_before_make: FAIL: {}", why),
     }
-    false
 }
 
 /// The product image has no test modes: `quadrant.bench` and the probes do not exist.
 #[cfg(not(feature = "test-modes"))]
-fn test_modes(_: &boot::BootConfig, _: Firmware, _: &'static spin::Mutex<FramePool>) -> bool {
-    false
-}
+fn test_modes(_: &boot::BootConfig, _: Firmware, _: &'static spin::Mutex<FramePool>) {}
 
 /// Maps the platform's devices (identity, Device memory) into the live EL2
 /// map: each range is new, so no break-before-make is needed (aarch64-paging

@@ -9,11 +9,17 @@
 //! ```text
 //! [hvc-bench] bench guest_floor 10000 <ticks>      isb + CNTVCT read
 //! [hvc-bench] bench guest_null_hvc 10000 <ticks>   hvc #0, x0 = 0xc6000000
+//! [hvc-bench] bench guest_ffa_direct_req_echo 10000 <ticks>
 //! [hvc-bench] bench cntfrq <hz>
 //! [hvc-bench] bench done
 //! ```
 //!
-//! then asks for PSCI SYSTEM_OFF (DEN0022 §5.10) over HVC.
+//! The FF-A row (issue B3's bench) is a direct request from this guest, under
+//! its own FF-A id, to the echo SP and back through ns-hyp's FF-A proxy; when
+//! FFA_VERSION finds no FF-A (no SPMC, or ns-hyp without the proxy) the line
+//! is `bench guest_ffa_direct_req_echo skipped: <why>`.
+//!
+//! Then it asks for PSCI SYSTEM_OFF (DEN0022 §5.10) over HVC.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(not(target_os = "none"))]
@@ -23,12 +29,20 @@ fn main() {}
 pub const ITERATIONS: u64 = 10_000;
 /// ns-hyp's null call: answered at once with SUCCESS (ns-hyp/src/vm/psci.rs).
 pub const QUADRANT_NULL_HVC: u64 = 0xc600_0000;
+/// The echo SP (tfa-integration/sp/echo.dts `id`), which answers a direct
+/// request with its x3..x7.
+pub const ECHO_SP_ID: u16 = 0x8001;
+/// The words the FF-A row sends (and the echo SP returns).
+pub const ECHO_PAYLOAD: [u64; 5] = [0x5155_4144_4245_0001, 2, 3, 4, 5];
 /// QEMU virt UART0, emulated by ns-hyp for the guest.
 pub const UART_DR: u64 = 0x0900_0000;
 
 #[cfg(target_os = "none")]
 mod guest {
     use core::fmt::{self, Write};
+    use shared::abi::ffa::{self, fid};
+    use shared::ffa_client::{FfaClient, REQUESTED_VERSION};
+    use shared::smccc::Hvc;
 
     core::arch::global_asm!(
         ".section .text.entry, \"ax\"",
@@ -111,17 +125,63 @@ mod guest {
         cntvct() - t0
     }
 
+    /// One direct request to the echo SP under FF-A id `me`, resumed with
+    /// FFA_RUN while the SPMC answers FFA_INTERRUPT (an interrupt for the
+    /// Normal world came while the SP ran: DEN0077 v1.2, "Interrupt
+    /// management"); true when the echo came back whole.
+    fn echo_once(ffa: &FfaClient<'_, Hvc>, me: u16) -> bool {
+        let mut r = [0u64; 18];
+        r[0] = fid::FFA_MSG_SEND_DIRECT_REQ_64 as u64;
+        r[1] = ffa::pack_endpoints(me, super::ECHO_SP_ID);
+        r[3..8].copy_from_slice(&super::ECHO_PAYLOAD);
+        let mut a = ffa.call_regs(&r);
+        while a[0] as u32 == fid::FFA_INTERRUPT {
+            let mut run = [0u64; 18];
+            run[0] = fid::FFA_RUN as u64;
+            run[1] = a[1];
+            a = ffa.call_regs(&run);
+        }
+        a[0] as u32 == fid::FFA_MSG_SEND_DIRECT_RESP_64 && a[3..8] == super::ECHO_PAYLOAD
+    }
+
+    /// The FF-A row: `n` direct requests to the echo SP, or why it cannot run.
+    fn ffa_direct_req(n: u64) -> Result<u64, &'static str> {
+        let ffa = FfaClient::new(&Hvc);
+        match ffa.version(REQUESTED_VERSION) {
+            Ok(v) if v.0 == 1 => {}
+            Ok(_) => return Err("FF-A major version is not 1"),
+            Err(_) => return Err("no FF-A for this guest"),
+        }
+        let me = ffa.id_get().map_err(|_| "FFA_ID_GET failed")?;
+        if !echo_once(&ffa, me) {
+            return Err("the echo SP did not echo");
+        }
+        let t0 = cntvct();
+        for _ in 0..n {
+            if !echo_once(&ffa, me) {
+                return Err("an echo failed during the loop");
+            }
+        }
+        Ok(cntvct() - t0)
+    }
+
     #[unsafe(no_mangle)]
     extern "C" fn guest_main() -> ! {
         let n = super::ITERATIONS;
         let mut out = Uart;
         let f = floor(n);
         let h = null_hvc(n);
+        let d = ffa_direct_req(n);
         let hz: u64;
         // SAFETY: reads the counter frequency register.
         unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) hz, options(nomem, nostack)) };
         let _ = writeln!(out, "[hvc-bench] bench guest_floor {n} {f}");
         let _ = writeln!(out, "[hvc-bench] bench guest_null_hvc {n} {h}");
+        match d {
+            Ok(t) => writeln!(out, "[hvc-bench] bench guest_ffa_direct_req_echo {n} {t}"),
+            Err(why) => writeln!(out, "[hvc-bench] bench guest_ffa_direct_req_echo skipped: {why}"),
+        }
+        .ok();
         let _ = writeln!(out, "[hvc-bench] bench cntfrq {hz}");
         let _ = writeln!(out, "[hvc-bench] bench done");
         off()

@@ -473,6 +473,14 @@ pub fn bench(outputs: &Outputs, filter: Option<&str>) -> Result<bool> {
         let _ = writeln!(json, "  \"{key}\": {{\"calls\": {calls}, \"ticks_per_call\": {}, \"ratio_to_floor\": {}, \"goal\": {}}},", num(tpc), num(ratio), goal(&key).map(num).unwrap_or("null".into()));
         bars.push(Bar { key: key.clone(), ratio, goal: goal(&key) });
     }
+    // Issue B3: a guest's direct request through ns-hyp's FF-A proxy ÷ ns-hyp's own.
+    for icount in [false, true].into_iter().filter(|_| wanted(&["guest_ffa_direct_req"])) {
+        let (key, calls, tpc, ratio, what) = guest_ffa_direct_req_ratio(outputs, icount)?;
+        ok &= ratio.is_finite();
+        println!("{:<36} {:>8} {:>14.1} {:>9.2}  {what}", key, calls, tpc, ratio);
+        let _ = writeln!(json, "  \"{key}\": {{\"calls\": {calls}, \"ticks_per_call\": {}, \"ratio_to_floor\": {}, \"goal\": {}}},", num(tpc), num(ratio), goal(&key).map(num).unwrap_or("null".into()));
+        bars.push(Bar { key: key.clone(), ratio, goal: goal(&key) });
+    }
     // Issue B4: the guest's own cycle count for a fixed loop under ns-hyp ÷ on bare QEMU.
     if wanted(&["guest_pmu_loop_cycles"]) {
         let (key, calls, tpc, ratio, what) = guest_pmu_loop_ratio(outputs)?;
@@ -596,6 +604,36 @@ fn optee_invoke_ratio(o: &Outputs, icount: bool) -> Result<TableRow> {
         ("optee_invoke_icount".into(), spmc.0, spmc.1, spmc.1 / reference.1, "OP-TEE invoke (no-op PTA command) from Linux, spmc ÷ SPD=opteed reference [instructions, -icount shift=0]")
     } else {
         ("optee_invoke".into(), spmc.0, spmc.1, spmc.1 / reference.1, "OP-TEE invoke (no-op PTA command) from Linux, spmc ÷ SPD=opteed reference")
+    })
+}
+
+/// Issue B3: a guest's direct request to the echo SP, under its own FF-A id
+/// through ns-hyp's FF-A proxy, ÷ the same request from ns-hyp itself, both
+/// timed in one boot ([`crate::tests::nshyp::guest_ffa_bench_boot`]).
+/// Ticks per call = the guest's.
+fn guest_ffa_direct_req_ratio(o: &Outputs, icount: bool) -> Result<TableRow> {
+    let mut boot = crate::tests::nshyp::guest_ffa_bench_boot(o)?;
+    let mut label = "guest-ffa".to_owned();
+    if icount {
+        boot = Boot::Extra { boot: Box::new(boot), args: ICOUNT.iter().map(|s| s.to_string()).collect() };
+        label.push_str("-icount");
+    }
+    let log = util::out_dir().join(format!("bench-{label}.log"));
+    let cap = qemu::capture(&boot, Duration::from_secs(600), &log, &["[hvc-bench] bench done", "PANIC"])?;
+    let per_call = |prefix: &str, name: &str| -> Result<(u64, f64)> {
+        let (rows, _, _) = parse(&cap.output, prefix);
+        match rows.iter().find(|r| r.name == name) {
+            Some(r) if r.iterations > 0 => Ok((r.iterations, r.ticks as f64 / r.iterations as f64)),
+            _ => Err(format!("{label}: no `{prefix}{name} N T` line; serial log: {}", log.display())),
+        }
+    };
+    let hyp = per_call("[ns-hyp] bench ", "ffa_direct_req_echo")?;
+    let guest = per_call("[hvc-bench] bench ", "guest_ffa_direct_req_echo")?;
+    let what = "direct request to the echo SP from a guest (its own FF-A id, through ns-hyp's proxy) ÷ the same from ns-hyp";
+    Ok(if icount {
+        ("guest_ffa_direct_req_icount".into(), guest.0, guest.1, guest.1 / hyp.1, what)
+    } else {
+        ("guest_ffa_direct_req".into(), guest.0, guest.1, guest.1 / hyp.1, what)
     })
 }
 

@@ -297,6 +297,15 @@ pub fn hvc_bench_guest_boot(o: &Outputs) -> XResult<Boot> {
     })
 }
 
+/// Issue B3's bench: ns-hyp's test flavour under TF-A (spmc, our SPs) on 1
+/// CPU, with `quadrant.bench` and ci/hvc-bench-guest as its one VM: ns-hyp
+/// times its own direct requests to the echo SP, then the guest times the
+/// same request under its own FF-A id through ns-hyp's proxy.
+pub fn guest_ffa_bench_boot(o: &Outputs) -> XResult<Boot> {
+    let g = GuestPayload { kernel: o.images.join("hvc-bench-guest.bin"), initrd: None, cmdline: None };
+    hyp_guest_boot(o, Some(&o.test_bios), "bench-guest-ffa", &g, 1, Some(1), "quadrant.bench")
+}
+
 /// What the shell tests type, each after the previous answer appeared.
 fn shell_input() -> Vec<(String, String)> {
     [
