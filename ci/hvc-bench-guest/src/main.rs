@@ -40,8 +40,8 @@ pub const UART_DR: u64 = 0x0900_0000;
 #[cfg(target_os = "none")]
 mod guest {
     use core::fmt::{self, Write};
-    use shared::abi::ffa::{self, fid};
-    use shared::ffa_client::{FfaClient, REQUESTED_VERSION};
+    use shared::abi::ffa::fid;
+    use shared::ffa_client::{CallError, FfaClient, REQUESTED_VERSION};
     use shared::smccc::Hvc;
 
     core::arch::global_asm!(
@@ -125,23 +125,29 @@ mod guest {
         cntvct() - t0
     }
 
-    /// One direct request to the echo SP under FF-A id `me`, resumed with
-    /// FFA_RUN while the SPMC answers FFA_INTERRUPT (an interrupt for the
-    /// Normal world came while the SP ran: DEN0077 v1.2, "Interrupt
-    /// management"); true when the echo came back whole.
+    /// One direct request to the echo SP under FF-A id `me`, with the same
+    /// client code ns-hyp's own row uses (`FfaClient::direct_req64`), so the
+    /// ratio compares the paths, not two clients.  An FFA_INTERRUPT (an
+    /// interrupt for the Normal world came while the SP ran: DEN0077 v1.2,
+    /// "Interrupt management") is resumed with FFA_RUN until the response.
+    /// True when the echo came back whole.
     fn echo_once(ffa: &FfaClient<'_, Hvc>, me: u16) -> bool {
-        let mut r = [0u64; 18];
-        r[0] = fid::FFA_MSG_SEND_DIRECT_REQ_64 as u64;
-        r[1] = ffa::pack_endpoints(me, super::ECHO_SP_ID);
-        r[3..8].copy_from_slice(&super::ECHO_PAYLOAD);
-        let mut a = ffa.call_regs(&r);
-        while a[0] as u32 == fid::FFA_INTERRUPT {
-            let mut run = [0u64; 18];
-            run[0] = fid::FFA_RUN as u64;
-            run[1] = a[1];
-            a = ffa.call_regs(&run);
+        match ffa.direct_req64(me, super::ECHO_SP_ID, super::ECHO_PAYLOAD) {
+            Ok(w) => w == super::ECHO_PAYLOAD,
+            Err(CallError::Unexpected(r)) if r[0] as u32 == fid::FFA_INTERRUPT => {
+                let mut a = [0u64; 18];
+                a[0] = fid::FFA_INTERRUPT as u64;
+                a[1] = r[1];
+                while a[0] as u32 == fid::FFA_INTERRUPT {
+                    let mut run = [0u64; 18];
+                    run[0] = fid::FFA_RUN as u64;
+                    run[1] = a[1];
+                    a = ffa.call_regs(&run);
+                }
+                a[0] as u32 == fid::FFA_MSG_SEND_DIRECT_RESP_64 && a[3..8] == super::ECHO_PAYLOAD
+            }
+            Err(_) => false,
         }
-        a[0] as u32 == fid::FFA_MSG_SEND_DIRECT_RESP_64 && a[3..8] == super::ECHO_PAYLOAD
     }
 
     /// The FF-A row: `n` direct requests to the echo SP, or why it cannot run.
