@@ -37,15 +37,17 @@ fn boot(o: &Outputs) -> XResult<Boot> {
     Ok(Boot::Scripted { boot: Box::new(b), input: input() })
 }
 
-/// What VM `k` types to show its driver's view: its version lines, then
-/// /sys/bus/arm_ffa/devices in registration order (the driver registers its
-/// own partition's device last).  Markers are typed with `""` inside, so
-/// the shell's echo never matches them.
-fn listing(k: usize) -> String {
+/// What VM `k` types once its probe is done and the other VM is quiet (so
+/// no other output splits its lines on the shared console): its driver's
+/// and the probe's kernel lines again (`RESULT: `), then
+/// /sys/bus/arm_ffa/devices in registration order (the driver registers
+/// its own partition's device last).  Markers are typed with `""` inside,
+/// so the shell's echo never matches them.
+fn report(k: usize) -> String {
     format!(
-        "dmesg | grep 'ARM FF-A' | sed \"s/^/FFA_DM\"\"ESG: /\"; \
+        "dmesg | grep -E 'ARM FF-A|quadrant-ffa-probe' | sed \"s/^/RESU\"\"LT: /\"; \
          for d in $(ls /sys/bus/arm_ffa/devices | sort -t- -k3 -n); do echo \"FFA_D\"\"EV: $d id=$(cat /sys/bus/arm_ffa/devices/$d/partition_id) uuid=$(cat /sys/bus/arm_ffa/devices/$d/uuid)\"; done; \
-         echo VM{k}_LIS\"\"TED\n"
+         echo VM{k}_REPO\"\"RTED\n"
     )
 }
 
@@ -67,23 +69,24 @@ fn probe(k: usize) -> String {
 }
 
 fn input() -> Vec<(String, String)> {
-    let (l0, l1, p0, p1) = (listing(0), listing(1), probe(0), probe(1));
+    let (r0, r1, p0, p1) = (report(0), report(1), probe(0), probe(1));
     super::nshyp::steps(&[
         ("[vm0] / # ", "\x1d1"),
         ("console: input to vm1", "\n"),
-        ("[vm1] / # ", &l1),
-        ("VM1_LISTED", "\x1d0"),
-        ("console: input to vm0", &l0),
-        ("VM0_LISTED", "\x1d1"),
         // VM 1's probe starts; as soon as its shell echoed the command, VM 0's.
-        ("console: input to vm1", &p1),
+        ("[vm1] / # ", &p1),
         ("bench_iters=", "\x1d0"),
         ("console: input to vm0", &p0),
-        ("VM0_PROBED", "\x1d1"),
-        // Typed while VM 1's probe may still run: the shell reads it after.
-        ("console: input to vm1", "echo VM1_AF\"\"TER; poweroff -f\n"),
+        // VM 0's prompt after its probe, then VM 1 (whose probe may still run:
+        // its shell reads the line after).
+        ("VM0_PROBED", ""),
+        ("[vm0] / # ", "\x1d1"),
+        ("console: input to vm1", "echo VM1_AF\"\"TER\n"),
+        ("VM1_AFTER", &r1),
+        ("VM1_REPORTED", "poweroff -f\n"),
         ("[ns-hyp] vm1: SYSTEM_OFF", "\x1d0"),
-        ("console: input to vm0", "poweroff -f\n"),
+        ("console: input to vm0", &r0),
+        ("VM0_REPORTED", "poweroff -f\n"),
     ])
 }
 
@@ -92,6 +95,7 @@ fn expects() -> Vec<Expect> {
         expect("ns-hyp made VM 0 endpoint 1", &["[ns-hyp] guest FF-A: vm0 is endpoint 0x0001"]),
         expect("ns-hyp made VM 1 endpoint 2", &["[ns-hyp] guest FF-A: vm1 is endpoint 0x0002"]),
         expect("VM 1's probe finished", &["[vm1] VM1_PROBED"]),
+        expect("VM 0 reported", &["[vm0] VM0_REPORTED"]),
         expect("VM 1 powered off alone", &["[ns-hyp] vm1: SYSTEM_OFF"]),
         expect("the last VM's SYSTEM_OFF powered the machine off", &["[ns-hyp] guest: SYSTEM_OFF"]),
         expect("the two VMs' requests were in the SPMC at the same time", &["[ns-hyp] guest FF-A: ", "forwarded, at most 2 at once"]),
@@ -99,13 +103,13 @@ fn expects() -> Vec<Expect> {
     for k in 0..VMS {
         let vm: &'static str = ["[vm0] ", "[vm1] "][k];
         e.extend([
-            Expect { what: ["VM 0's driver agreed FF-A v1.2 with ns-hyp", "VM 1's driver agreed FF-A v1.2 with ns-hyp"][k], all_of: vec![vm.into(), "FFA_DMESG: ".into(), "ARM FF-A: Firmware version 1.2 found".into()] },
-            Expect { what: ["VM 0 shared a page with the MP SP, which wrote it; reclaimed", "VM 1 shared a page with the MP SP, which wrote it; reclaimed"][k], all_of: vec![vm.into(), "quadrant-ffa-probe: ".into(), " share: ok ".into()] },
-            Expect { what: ["VM 0 lent a page to the isolation SP, which wrote it; reclaimed", "VM 1 lent a page to the isolation SP, which wrote it; reclaimed"][k], all_of: vec![vm.into(), "quadrant-ffa-probe: ".into(), " lend: ok ".into()] },
-            Expect { what: ["VM 0's fragmented share went through ns-hyp and was reclaimed", "VM 1's fragmented share went through ns-hyp and was reclaimed"][k], all_of: vec![vm.into(), "quadrant-ffa-probe: ".into(), " big share: ok ".into()] },
+            Expect { what: ["VM 0's driver agreed FF-A v1.2 with ns-hyp", "VM 1's driver agreed FF-A v1.2 with ns-hyp"][k], all_of: vec![vm.into(), "RESULT: ".into(), "ARM FF-A: Firmware version 1.2 found".into()] },
+            Expect { what: ["VM 0 shared a page with the MP SP, which wrote it; reclaimed", "VM 1 shared a page with the MP SP, which wrote it; reclaimed"][k], all_of: vec![vm.into(), "RESULT: ".into(), "quadrant-ffa-probe: ".into(), " share: ok ".into()] },
+            Expect { what: ["VM 0 lent a page to the isolation SP, which wrote it; reclaimed", "VM 1 lent a page to the isolation SP, which wrote it; reclaimed"][k], all_of: vec![vm.into(), "RESULT: ".into(), "quadrant-ffa-probe: ".into(), " lend: ok ".into()] },
+            Expect { what: ["VM 0's fragmented share went through ns-hyp and was reclaimed", "VM 1's fragmented share went through ns-hyp and was reclaimed"][k], all_of: vec![vm.into(), "RESULT: ".into(), "quadrant-ffa-probe: ".into(), " big share: ok ".into()] },
             Expect {
                 what: ["VM 0's direct requests all succeeded", "VM 1's direct requests all succeeded"][k],
-                all_of: vec![vm.into(), format!("quadrant-ffa-probe: bench direct_req {BENCH_SP} {BENCH_ITERS} calls"), " 0 failed".into()],
+                all_of: vec![vm.into(), "RESULT: ".into(), format!("quadrant-ffa-probe: bench direct_req {BENCH_SP} {BENCH_ITERS} calls"), " 0 failed".into()],
             },
         ]);
     }
@@ -149,7 +153,7 @@ fn extra(output: &str) -> Vec<String> {
             f.push(format!("vm{k}: its own partition (the driver's last device) is not id {}: {devs:?}", vm_id(k)));
         }
         for sp in sp_ids() {
-            let (vm, ok) = (format!("[vm{k}] "), format!("quadrant-ffa-probe: {sp:#06x} direct: ok"));
+            let (vm, ok) = (format!("[vm{k}] RESULT: "), format!("quadrant-ffa-probe: {sp:#06x} direct: ok"));
             if !output.lines().any(|l| l.starts_with(&vm) && l.contains(&ok)) {
                 f.push(format!("vm{k}: no successful round trip to SP {sp:#06x}"));
             }
@@ -208,7 +212,7 @@ mod tests {
             out += &format!("[vm{k}] FFA_DEV: arm-ffa-8 id={:#06x} uuid={nil}\n", 2 - k);
             out += &format!("[vm{k}] FFA_DEV: arm-ffa-9 id={:#06x} uuid={nil}\n", k + 1);
             for sp in super::sp_ids() {
-                out += &format!("[vm{k}] quadrant-ffa-probe: {sp:#06x} direct: ok x3..x7 0 51 52 53 54\n");
+                out += &format!("[vm{k}] RESULT: [    5.1] quadrant-ffa-probe: {sp:#06x} direct: ok x3..x7 0 51 52 53 54\n");
             }
         }
         assert_eq!(super::extra(&out), Vec::<String>::new());
