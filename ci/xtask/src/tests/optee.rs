@@ -47,13 +47,88 @@ pub fn tests() -> Vec<IntegrationTest> {
         expects: pkvm_xtest_expects,
         extra: Some(|out| compare_with_reference(out, "optee_xtest_reference")),
         forbid: FORBID_XTEST,
+    },
+    // Issue B3: the same subset inside a VM of ns-hyp, its optee driver's
+    // FF-A calls and shared buffers going through ns-hyp's proxy under the
+    // VM's own FF-A id.
+    IntegrationTest {
+        name: "guest_optee",
+        boot: |o| guest_boot(o, XTEST_CI, "guest-optee"),
+        timeout: XTEST_CI_TIMEOUT,
+        expects: guest_xtest_expects,
+        extra: Some(|out| compare_with_reference(out, "optee_xtest_reference")),
+        forbid: FORBID_XTEST,
     }]
+}
+
+/// VM `k`'s console lines of a multi-VM run, without their `[vmK] ` prefix.
+fn vm_lines(output: &str, k: usize) -> String {
+    let prefix = format!("[vm{k}] ");
+    output.lines().filter_map(|l| l.strip_prefix(prefix.as_str())).map(|l| format!("{l}\n")).collect()
+}
+
+fn two_vms_xtest_expects() -> Vec<Expect> {
+    let mut v = vec![
+        expect("ns-hyp made VM 0 FF-A endpoint 1", &["[ns-hyp] guest FF-A: vm0 is endpoint 0x0001"]),
+        expect("ns-hyp made VM 1 FF-A endpoint 2", &["[ns-hyp] guest FF-A: vm1 is endpoint 0x0002"]),
+        expect("OP-TEE booted under spmc", &["[op-tee] ", "OP-TEE version: "]),
+    ];
+    for (k, vm) in ["[vm0] ", "[vm1] "].into_iter().enumerate() {
+        v.push(Expect { what: ["VM 0's optee driver initialised", "VM 1's optee driver initialised"][k], all_of: vec![vm.into(), "quadrant-dmesg: ".into(), "optee: initialized driver".into()] });
+        v.push(Expect { what: ["VM 0's xtest ran to its end", "VM 1's xtest ran to its end"][k], all_of: vec![vm.into(), "quadrant-xtest: ".into(), "TEE test application done!".into()] });
+        v.push(Expect { what: ["VM 0's script finished", "VM 1's script finished"][k], all_of: vec![vm.into(), "quadrant-init: script done".into()] });
+    }
+    v
+}
+
+/// Each VM's xtest against the reference's, as `optee_xtest` compares one.
+fn two_vms_compare(output: &str) -> Vec<String> {
+    (0..2).flat_map(|k| compare_with_reference(&vm_lines(output, k), "optee_xtest_reference").into_iter().map(move |f| format!("vm{k}: {f}"))).collect()
+}
+
+/// The xtest subset in one VM (4 vCPUs, 512 MiB) of ns-hyp, over TF-A +
+/// spmc with OP-TEE as an S-EL1 SP: ns-hyp is BL33, the kernel and the
+/// xtest initramfs are preloaded in the VM's RAM.
+fn guest_boot(o: &Outputs, args: &str, name: &str) -> XResult<Boot> {
+    guest_boot_vms(o, args, name, 1)
+}
+
+/// [`guest_boot`] with `n` VMs (4 vCPUs ÷ n each, 384 MiB each when
+/// several), each running the subset at once with its own initramfs copy.
+fn guest_boot_vms(o: &Outputs, args: &str, name: &str, n: usize) -> XResult<Boot> {
+    use super::nshyp::{GuestPayload, VmSpec};
+    let sps = layout::SpSet::User(optee_layout(&o.paths)?);
+    let bios = build::build_tfa(&o.paths, Bl33::NsHyp, &sps)?;
+    let initrd = xtest_initrd(o, args, name, &["ffa-core", "ffa-module", "tee", "optee"])?;
+    let kernel = guest::kernel_image(&o.paths)?;
+    let vms: Vec<VmSpec> = (0..n)
+        .map(|_| VmSpec { payload: GuestPayload { kernel: kernel.clone(), initrd: Some(initrd.clone()), cmdline: Some(OPTEE_CMDLINE.into()) }, vcpus: 4 / n, mem_mib: if n == 1 { 512 } else { 384 }, realm: false })
+        .collect();
+    super::nshyp::hyp_vms_boot(o, Some(&bios), name, &vms, None, "")
+}
+
+/// `optee_xtest`'s checks, and that the driver ran as VM 0's endpoint of ns-hyp.
+fn guest_xtest_expects() -> Vec<Expect> {
+    let mut v = xtest_expects(false);
+    v.push(expect("ns-hyp made the VM FF-A endpoint 1", &["[ns-hyp] guest FF-A: vm0 is endpoint 0x0001"]));
+    v
 }
 
 /// `cargo xtask test --long optee` (not CI): the full default xtest suite
 /// (`xtest` without arguments) under the reference, then under spmc.
 pub fn long_tests() -> Vec<IntegrationTest> {
     vec![
+        // Issue B3: the subset in two VMs of ns-hyp at once, each under its own
+        // FF-A id.  Not in CI: on 2026-12-04 VM 1 passed 22 of 22 while VM 0's
+        // xtest never finished (900 s); see docs/ns-hyp.md.
+        IntegrationTest {
+            name: "guest_optee_two_vms",
+            boot: |o| guest_boot_vms(o, XTEST_CI, "guest-optee-two", 2),
+            timeout: XTEST_CI_TIMEOUT,
+            expects: two_vms_xtest_expects,
+            extra: Some(two_vms_compare),
+            forbid: FORBID_XTEST,
+        },
         IntegrationTest {
             name: "optee_full_xtest_reference",
             boot: |o| reference_boot(o, XTEST_FULL, "optee-full-ref"),
