@@ -25,6 +25,8 @@ pub fn images() -> Vec<(String, String)> {
     v.push(("realm-guest".into(), "realm-guest".into()));
     // The bare EL1 guest timing null HVCs under ns-hyp (`cargo xtask bench`).
     v.push(("hvc-bench-guest".into(), "hvc-bench-guest".into()));
+    // The bare guest checking ns-hyp's FF-A memory isolation (issue B3, test guest_ffa_isolation).
+    v.push(("ffa-guest".into(), "ffa-guest".into()));
     // The bare guest checking what the virtual CPU offers (issue B4, test guest_cpu_features).
     v.push(("guest-cpu-features".into(), "guest-cpu-features".into()));
     v

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 mod foundation;
 mod guest_ffa;
+mod guest_ffa_isolation;
 mod hostile;
 pub mod nshyp;
 pub mod optee;
@@ -55,6 +56,7 @@ fn integration_tests() -> Vec<IntegrationTest> {
     all.extend(rmm::tests());
     all.extend(nshyp::tests());
     all.extend(guest_ffa::tests());
+    all.extend(guest_ffa_isolation::tests());
     all.extend(run::tests());
     all.extend(hostile::tests());
     all

@@ -121,7 +121,7 @@ pub fn vm_ram_pas(mem_mib: &[u32], realm: Option<usize>) -> XResult<Vec<u64>> {
 /// The longest guest command line ns-hyp keeps (`GuestConfig::cmdline`, a `Line<256>`).
 const GUEST_CMDLINE_MAX: usize = 255;
 
-fn size(p: &std::path::Path) -> XResult<u64> {
+pub(crate) fn size(p: &std::path::Path) -> XResult<u64> {
     std::fs::metadata(p).map(|m| m.len()).map_err(|e| format!("{}: {e}", p.display()))
 }
 
@@ -145,9 +145,9 @@ pub struct VmSpec {
 
 /// One VM as ns-hyp and QEMU see it: its section of the bootargs and the
 /// files QEMU preloads for it, each at its PA.
-struct VmLoad {
-    bootargs: String,
-    loads: Vec<(PathBuf, u64)>,
+pub(crate) struct VmLoad {
+    pub(crate) bootargs: String,
+    pub(crate) loads: Vec<(PathBuf, u64)>,
 }
 
 /// What placing a payload depends on: the kernel file's size, QEMU's
@@ -183,7 +183,7 @@ fn place_vm(s: PayloadSizes, ram_pa: u64, ram_mib: Option<u32>, vcpus: usize, hy
 }
 
 /// [`place_vm`] for `g`'s files.
-fn vm_load(g: &GuestPayload, ram_pa: u64, ram_mib: Option<u32>, vcpus: usize, hyp_args: &str) -> XResult<VmLoad> {
+pub(crate) fn vm_load(g: &GuestPayload, ram_pa: u64, ram_mib: Option<u32>, vcpus: usize, hyp_args: &str) -> XResult<VmLoad> {
     let kernel = size(&g.kernel)?;
     let bytes = std::fs::read(&g.kernel).map_err(|e| format!("{}: {e}", g.kernel.display()))?;
     let (offset, span) = qemu_kernel_offset(&bytes);
@@ -210,7 +210,7 @@ fn join_vms<S: AsRef<str>>(sections: &[S]) -> XResult<String> {
 /// its bootargs from an fdtput-edited copy of QEMU's DTB
 /// (`target/quadrant/<dtb_name>.dtb`, dumped for `smp` CPUs: ns-hyp counts
 /// the CPUs it schedules on in its /cpus); without, ns-hyp is `-kernel`.
-fn hyp_boot(o: &Outputs, bios: Option<&Path>, dtb_name: &str, vms: &[VmLoad], smp: Option<u32>) -> XResult<Boot> {
+pub(crate) fn hyp_boot(o: &Outputs, bios: Option<&Path>, dtb_name: &str, vms: &[VmLoad], smp: Option<u32>) -> XResult<Boot> {
     let bootargs = join_vms(&vms.iter().map(|v| v.bootargs.as_str()).collect::<Vec<_>>())?;
     let loader = |file: &Path, addr: u64| format!("loader,file={},addr={addr:#x},force-raw=on", file.display());
     let mut args: Vec<String> = Vec::new();
