@@ -99,7 +99,11 @@ fn page_map() -> Option<&'static mut [u8]> {
     (!TAKEN.swap(true, Ordering::AcqRel)).then(|| unsafe { (&mut *PAGE_MAP.0.get()).as_mut_slice() })
 }
 
-/// Sets FF-A up for the normal VMs among `cfgs` (before any runs).
+/// Sets FF-A up for the normal VMs among `cfgs` (before any runs).  Never
+/// inlined: the ledger it builds (about 10 KiB) must not stay in the frame
+/// of ns-hyp's main function, which lives as long as the CPU runs (a
+/// single Realm's loop overflowed CPU 0's 64 KiB stack that way).
+#[inline(never)]
 pub fn init<'a>(cfgs: impl Iterator<Item = &'a GuestConfig>) {
     let client = FfaClient::new(&Smc);
     match client.version(shared::ffa_client::REQUESTED_VERSION) {
