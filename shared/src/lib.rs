@@ -16,6 +16,7 @@ pub mod console;
 pub mod fdt;
 pub mod ffa_client;
 pub mod ffa_memory;
+pub mod ffa_notifications;
 pub mod mm;
 pub mod payload;
 pub mod percpu;
