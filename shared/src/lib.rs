@@ -15,6 +15,7 @@ pub mod arch;
 pub mod console;
 pub mod fdt;
 pub mod ffa_client;
+pub mod ffa_indirect;
 pub mod ffa_memory;
 pub mod ffa_notifications;
 pub mod mm;
