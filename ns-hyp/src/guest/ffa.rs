@@ -9,7 +9,7 @@
 use super::VMS;
 use crate::arch::mailbox::StaticMailbox;
 use crate::vm::config::GuestConfig;
-use crate::vm::ffa::{self, GuestMemory, Proxy, Regs, Upstream, PAGE};
+use crate::vm::ffa::{self, Guests, Proxy, Regs, Upstream, PAGE};
 use crate::vm::config::GUEST_AREA;
 use crate::vm::layout::{RAM_IPA, RAM_PA};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -25,6 +25,9 @@ static ON: AtomicBool = AtomicBool::new(false);
 static FORWARDED: AtomicUsize = AtomicUsize::new(0);
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 static MOST_AT_ONCE: AtomicUsize = AtomicUsize::new(0);
+/// Schedule Receiver Interrupts taken, and NPIs they pended.
+static SRIS: AtomicUsize = AtomicUsize::new(0);
+static NPIS: AtomicUsize = AtomicUsize::new(0);
 
 struct Spmc;
 
@@ -46,7 +49,7 @@ impl Upstream for Spmc {
 
 struct Ram;
 
-impl GuestMemory for Ram {
+impl Guests for Ram {
     fn pages_pa(&self, k: usize, ipa: u64, pages: u64) -> Option<u64> {
         let slot = &VMS[k];
         let (pa, size) = (slot.ram_pa.load(Ordering::Relaxed), slot.ram_size.load(Ordering::Relaxed));
@@ -78,6 +81,9 @@ impl GuestMemory for Ram {
         if !super::stage2_pages(k, ipa, pages, present) {
             log::error!("vm{}: Stage-2 change for FF-A memory at IPA {:#x} ({} pages, {}) failed", k, ipa, pages, if present { "map" } else { "unmap" });
         }
+    }
+    fn pend_npi(&self, k: usize, v: usize) {
+        super::pend_virtual(k, v, crate::vm::ffa::notify::NPI_INTID);
     }
 }
 
@@ -132,7 +138,11 @@ pub fn init<'a>(cfgs: impl Iterator<Item = &'a GuestConfig>) {
             continue;
         }
         PROXY.add_vm(k, ffa::vm_id(n), cfg.vcpus);
-        log::info!("guest FF-A: vm{} is endpoint {:#06x} ({} vCPU(s))", k, ffa::vm_id(n), cfg.vcpus);
+        // Its notification bitmaps at the SPMC: without them SPs cannot
+        // notify it (the SPMC answers NO_MEMORY past its VM slots).
+        let created = PROXY.create_bitmaps(k, &Spmc);
+        let notifications = if created[0] as u32 == fid::FFA_SUCCESS_32 { "notification bitmaps created" } else { "no notification bitmaps at the SPMC" };
+        log::info!("guest FF-A: vm{} is endpoint {:#06x} ({} vCPU(s)), {}", k, ffa::vm_id(n), cfg.vcpus, notifications);
         n += 1;
     }
     if let Some(pages) = page_map() {
@@ -161,10 +171,21 @@ pub fn call(k: usize, r: &Regs) -> Regs {
     out
 }
 
+/// The physical Schedule Receiver Interrupt: the SPMC has notifications
+/// pending for some VMs; their vCPUs get the Notification Pending Interrupt.
+pub fn sri() {
+    if on() {
+        let n = PROXY.sri(&Spmc, &Ram);
+        SRIS.fetch_add(1, Ordering::Relaxed);
+        NPIS.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 /// The log line at the machine's power-off.
 pub fn report() {
     if on() {
         log::info!("guest FF-A: {} direct request(s) and FFA_RUN(s) forwarded, at most {} at once", FORWARDED.load(Ordering::Relaxed), MOST_AT_ONCE.load(Ordering::Relaxed));
+        log::info!("guest FF-A: {} Schedule Receiver Interrupt(s) taken, {} NPI(s) pended from them", SRIS.load(Ordering::Relaxed), NPIS.load(Ordering::Relaxed));
     }
 }
 

@@ -16,6 +16,10 @@ use core::ptr::NonNull;
 /// makes SGIs 8-15 Secure (QEMU_IRQ_SEC_SGI_*), so under TF-A a Non-secure
 /// SGI 8 never arrives (secondary vCPUs never started); 0-7 are Non-secure.
 pub const SGI_KICK: u32 = 7;
+/// The SPMC's Schedule Receiver Interrupt (SGI 8, Hafnium's
+/// HF_SCHEDULE_RECEIVER_INTID, made Non-secure by the SPMC): some VM has
+/// notifications pending (`vm::ffa::notify`).
+pub const SGI_SRI: u32 = 8;
 pub const PPI_MAINTENANCE: u32 = 25;
 pub const PPI_HYP_TIMER: u32 = 26;
 pub const PPI_VTIMER: u32 = 27;
@@ -86,7 +90,7 @@ pub fn init_cpu(cpu: usize) {
         // GICR_WAKER: ProcessorSleep off, wait for ChildrenAsleep to clear
         // (already awake, e.g. woken by EL3, is fine).
         let _ = g.redistributor_mark_core_awake(cpu);
-        for i in [SGI_KICK, PPI_MAINTENANCE, PPI_HYP_TIMER, PPI_VTIMER, PPI_PMU].map(int_id) {
+        for i in [SGI_KICK, SGI_SRI, PPI_MAINTENANCE, PPI_HYP_TIMER, PPI_VTIMER, PPI_PMU].map(int_id) {
             let configured = g
                 .set_group(i, Some(cpu), Group::Group1NS)
                 .and_then(|()| g.set_interrupt_priority(i, Some(cpu), PRIORITY))

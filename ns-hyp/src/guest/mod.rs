@@ -213,6 +213,18 @@ fn deliver(kick: Kick, vm: usize, me: usize) {
     }
 }
 
+/// Pends private interrupt `intid` (an SGI or PPI) on vCPU `v` of VM `k`
+/// from outside the vGIC's own traps (the FF-A proxy's NPI), and kicks the
+/// CPU that runs it (this one too: the caller does not know which it is, and
+/// a kick to itself costs one more exit).
+pub fn pend_virtual(k: usize, v: usize, intid: u32) {
+    if k >= NVMS.load(Ordering::Relaxed) || VMS[k].vm.get().is_none() {
+        return;
+    }
+    let kick = vm_of(k).vgic.raise(v, intid);
+    deliver(kick, k, usize::MAX);
+}
+
 fn vm_of(vm: usize) -> spin::MutexGuard<'static, Vm> {
     VMS[vm].vm.get().expect("vm").lock()
 }
@@ -1045,6 +1057,13 @@ fn handle_irqs(c: &mut Cpu) {
                 drain_uart(c.id);
                 gic::eoi(i);
                 gic::deactivate(i);
+            }
+            gic::SGI_SRI => {
+                // The SPMC's Schedule Receiver Interrupt (an edge): EOI first,
+                // so one sent while the proxy asks is taken again.
+                gic::eoi(i);
+                gic::deactivate(i);
+                ffa::sri();
             }
             i if Some(i) == net::uplink_intid() => {
                 net::uplink_interrupt(c.id);

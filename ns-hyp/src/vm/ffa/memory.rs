@@ -29,7 +29,7 @@
 //! ledger only answers "whose pages are these" and "which pages does this
 //! handle hold", which the SPMC cannot know for IPAs.
 
-use super::{GuestMemory, Handler, Proxy, Regs, Upstream};
+use super::{Guests, Handler, Proxy, Regs, Upstream};
 use crate::vm::layout::RAM_IPA;
 use shared::abi::ffa::{FfaError, FuncId, fid};
 use shared::ffa_memory::{self as desc, COMPOSITE_SIZE, CONSTITUENT_SIZE, DescError, PAGE};
@@ -464,19 +464,19 @@ pub fn teardown<W: MemWorld>(ledger: &mut Ledger<'_>, vm: usize, ram: GuestRam, 
 /// the VMs' Stage-2 as [`MemWorld`] wants them.
 /// What goes to ns-hyp's TX buffer is built in `tx` first and copied there
 /// just before the call that reads it.
-struct ProxyWorld<'a, U: Upstream, M: GuestMemory> {
+struct ProxyWorld<'a, U: Upstream, M: Guests> {
     tx: [u8; TX_COPY],
     up: &'a U,
     mem: &'a M,
 }
 
-impl<'a, U: Upstream, M: GuestMemory> ProxyWorld<'a, U, M> {
+impl<'a, U: Upstream, M: Guests> ProxyWorld<'a, U, M> {
     fn new(up: &'a U, mem: &'a M) -> Self {
         ProxyWorld { tx: [0; TX_COPY], up, mem }
     }
 }
 
-impl<U: Upstream, M: GuestMemory> MemWorld for ProxyWorld<'_, U, M> {
+impl<U: Upstream, M: Guests> MemWorld for ProxyWorld<'_, U, M> {
     fn hyp_tx(&mut self) -> &mut [u8] {
         &mut self.tx
     }
@@ -515,7 +515,7 @@ const TX_COPY: usize = PAGE as usize;
 /// The VM's TX buffer is copied once before anything is checked: another
 /// of its vCPUs may write it meanwhile, and what ns-hyp checks must be what
 /// it forwards.
-pub(super) fn call<U: Upstream, M: GuestMemory>(p: &Proxy, k: usize, h: Handler, a: &Regs, up: &U, mem: &M) -> Regs {
+pub(super) fn call<U: Upstream, M: Guests>(p: &Proxy, k: usize, h: Handler, a: &Regs, up: &U, mem: &M) -> Regs {
     let mut guard = p.memory.lock();
     let Some(ledger) = guard.as_mut() else { return super::error(FfaError::NotSupported) };
     let vm = p.vm(k);
@@ -546,7 +546,7 @@ pub(super) fn call<U: Upstream, M: GuestMemory>(p: &Proxy, k: usize, h: Handler,
 }
 
 /// VM `k` is going away: [`teardown`] of its transactions.
-pub(super) fn vm_gone<U: Upstream, M: GuestMemory>(p: &Proxy, k: usize, up: &U, mem: &M) {
+pub(super) fn vm_gone<U: Upstream, M: Guests>(p: &Proxy, k: usize, up: &U, mem: &M) {
     let mut guard = p.memory.lock();
     let Some(ledger) = guard.as_mut() else { return };
     if ledger.slots_of(k).next().is_none() {

@@ -12,7 +12,7 @@
 //! bit 15 set, so a VM id never collides with an SP's.
 //!
 //! Everything here is plain logic behind two small traits, [`Upstream`]
-//! (the SMC to the SPMC, ns-hyp's own RX buffer) and [`GuestMemory`] (IPA to
+//! (the SMC to the SPMC, ns-hyp's own RX buffer) and [`Guests`] (IPA to
 //! PA inside a VM's RAM, writes into a VM's RX buffer), tested on the host
 //! against a fake SPMC (`tests.rs`).  `crate::guest::ffa` is the target glue.
 //!
@@ -21,7 +21,9 @@
 //! for anything else, and FFA_FEATURES is answered from the same table.
 
 pub mod direct;
+pub mod indirect;
 pub mod memory;
+pub mod notify;
 pub mod setup;
 #[cfg(test)]
 mod tests;
@@ -59,8 +61,9 @@ pub trait Upstream {
     fn write_hyp_tx(&self, bytes: &[u8]);
 }
 
-/// A VM's RAM as ns-hyp sees it.
-pub trait GuestMemory {
+/// The VMs as the proxy needs them: their RAM, and their vCPUs' Notification
+/// Pending Interrupt.
+pub trait Guests {
     /// The PA of `pages` whole 4 KiB pages from IPA `ipa` of VM `k`, when
     /// `ipa` is page aligned and every page lies inside that VM's RAM.
     fn pages_pa(&self, k: usize, ipa: u64, pages: u64) -> Option<u64>;
@@ -73,6 +76,9 @@ pub trait GuestMemory {
     /// Takes `pages` pages from `ipa` out of VM `k`'s Stage-2 (`present`
     /// false: an FF-A lend) or maps them back (true).
     fn set_mapped(&self, k: usize, ipa: u64, pages: u64, present: bool);
+    /// Pends the Notification Pending Interrupt ([`notify::NPI_INTID`]) on
+    /// vCPU `v` of VM `k`.
+    fn pend_npi(&self, k: usize, v: usize);
 }
 
 /// FFA_ERROR with status `e` (DEN0077 v1.2, FFA_ERROR: w2 = the status code).
@@ -113,9 +119,17 @@ pub enum Handler {
     /// and reuses a VM's RAM, a donated page cannot leave it), and the
     /// borrower's side (retrieve, relinquish, FRAG_RX): no SP lends to a VM.
     Memory,
+    /// FFA_NOTIFICATION_BIND / _UNBIND / _SET / _GET ([`notify`]).
+    NotificationBind,
+    NotificationUnbind,
+    NotificationSet,
+    NotificationGet,
+    /// FFA_MSG_SEND2 ([`indirect`]).
+    MsgSend2,
     /// The hypervisor's alone: it creates and destroys each VM's
     /// notification bitmap (DEN0077 v1.2, FFA_NOTIFICATION_BITMAP_CREATE is
-    /// "invoked by the hypervisor"); a guest gets NOT_SUPPORTED.
+    /// "invoked by the hypervisor") and, as the receivers' scheduler, asks
+    /// FFA_NOTIFICATION_INFO_GET; a guest gets NOT_SUPPORTED.
     HypervisorOnly,
     /// Known, not proxied yet: NOT_SUPPORTED.
     NotYet,
@@ -177,13 +191,13 @@ pub const CALLS: &[Call] = &[
     row(FuncId::MemFragTx, "FFA_MEM_FRAG_TX", Handler::MemFragTx),
     row(FuncId::NotificationBitmapCreate, "FFA_NOTIFICATION_BITMAP_CREATE", Handler::HypervisorOnly),
     row(FuncId::NotificationBitmapDestroy, "FFA_NOTIFICATION_BITMAP_DESTROY", Handler::HypervisorOnly),
-    row(FuncId::MsgSend2, "FFA_MSG_SEND2", Handler::NotYet),
-    row(FuncId::NotificationBind, "FFA_NOTIFICATION_BIND", Handler::NotYet),
-    row(FuncId::NotificationUnbind, "FFA_NOTIFICATION_UNBIND", Handler::NotYet),
-    row(FuncId::NotificationSet, "FFA_NOTIFICATION_SET", Handler::NotYet),
-    row(FuncId::NotificationGet, "FFA_NOTIFICATION_GET", Handler::NotYet),
-    row(FuncId::NotificationInfoGet32, "FFA_NOTIFICATION_INFO_GET_32", Handler::NotYet),
-    row(FuncId::NotificationInfoGet64, "FFA_NOTIFICATION_INFO_GET_64", Handler::NotYet),
+    row(FuncId::MsgSend2, "FFA_MSG_SEND2", Handler::MsgSend2),
+    row(FuncId::NotificationBind, "FFA_NOTIFICATION_BIND", Handler::NotificationBind),
+    row(FuncId::NotificationUnbind, "FFA_NOTIFICATION_UNBIND", Handler::NotificationUnbind),
+    row(FuncId::NotificationSet, "FFA_NOTIFICATION_SET", Handler::NotificationSet),
+    row(FuncId::NotificationGet, "FFA_NOTIFICATION_GET", Handler::NotificationGet),
+    row(FuncId::NotificationInfoGet32, "FFA_NOTIFICATION_INFO_GET_32", Handler::HypervisorOnly),
+    row(FuncId::NotificationInfoGet64, "FFA_NOTIFICATION_INFO_GET_64", Handler::HypervisorOnly),
 ];
 
 /// The table's row for `fid`.
@@ -258,6 +272,8 @@ pub struct Proxy {
     /// [`Proxy::set_ledger`]: the memory calls are NOT_SUPPORTED then.
     /// Lock order: this lock, then a VM's.
     pub memory: spin::Mutex<Option<memory::Ledger<'static>>>,
+    /// Each VM's notifications from other VMs and hypervisor framework ones ([`notify`]).
+    notes: notify::VmNotifications,
 }
 
 impl Default for Proxy {
@@ -268,12 +284,15 @@ impl Default for Proxy {
 
 impl Proxy {
     pub const fn new() -> Self {
-        Proxy { vms: [const { spin::Mutex::new(VmFfa::none()) }; MAX_VMS], hyp_rx: spin::Mutex::new(()), preempted: spin::Mutex::new([None; MAX_PREEMPTED]), memory: spin::Mutex::new(None) }
+        Proxy { vms: [const { spin::Mutex::new(VmFfa::none()) }; MAX_VMS], hyp_rx: spin::Mutex::new(()), preempted: spin::Mutex::new([None; MAX_PREEMPTED]), memory: spin::Mutex::new(None), notes: notify::VmNotifications::new() }
     }
 
     /// VM `k` becomes endpoint `id` with `vcpus` execution contexts.
+    /// Its notification bitmaps in ns-hyp exist from now on; the SPMC's
+    /// come with [`Proxy::create_bitmaps`].
     pub fn add_vm(&self, k: usize, id: u16, vcpus: usize) {
         *self.vms[k].lock() = VmFfa { endpoint: true, id, vcpus: vcpus as u16, ..VmFfa::none() };
+        notify::add_vm(self, k, vcpus);
     }
 
     /// VM `k` is torn down or reset: its buffers are unpinned and its
@@ -297,9 +316,21 @@ impl Proxy {
 
     /// VM `k` is powered off or reset: its memory transactions are reclaimed
     /// ([`memory::teardown`]), then its buffers unpinned ([`Proxy::reset_vm`]).
-    pub fn vm_gone<U: Upstream, M: GuestMemory>(&self, k: usize, up: &U, mem: &M) {
+    pub fn vm_gone<U: Upstream, M: Guests>(&self, k: usize, up: &U, mem: &M) {
         memory::vm_gone(self, k, up, mem);
+        notify::vm_gone(self, k, up);
         self.reset_vm(k);
+    }
+
+    /// VM `k`'s notification bitmaps, here and at the SPMC, once it is an
+    /// endpoint ([`Proxy::add_vm`]); the SPMC's answer.
+    pub fn create_bitmaps<U: Upstream>(&self, k: usize, up: &U) -> Regs {
+        notify::create_bitmaps(self, k, up)
+    }
+
+    /// The physical Schedule Receiver Interrupt ([`notify::sri`]).
+    pub fn sri<U: Upstream, M: Guests>(&self, up: &U, mem: &M) -> usize {
+        notify::sri(self, up, mem)
     }
 
     /// VM `k`'s state (a copy).
@@ -332,7 +363,7 @@ impl Proxy {
 
     /// Decides VM `k`'s FF-A call `r` (x0 = function id); returns what the
     /// guest gets in x0..x17.
-    pub fn handle<U: Upstream, M: GuestMemory>(&self, k: usize, r: &Regs, up: &U, mem: &M) -> Regs {
+    pub fn handle<U: Upstream, M: Guests>(&self, k: usize, r: &Regs, up: &U, mem: &M) -> Regs {
         if !self.vms[k].lock().endpoint {
             return error(FfaError::NotSupported);
         }
@@ -359,6 +390,11 @@ impl Proxy {
             Handler::DirectReq => direct::direct_req(self, k, &a, up),
             Handler::Run => direct::run(self, k, &a, up),
             Handler::MemSend | Handler::MemFragTx | Handler::MemReclaim => memory::call(self, k, call.handler, &a, up, mem),
+            Handler::NotificationBind => notify::bind(self, k, &a, up, false),
+            Handler::NotificationUnbind => notify::bind(self, k, &a, up, true),
+            Handler::NotificationSet => notify::set(self, k, &a, up, mem),
+            Handler::NotificationGet => notify::get(self, k, &a, up),
+            Handler::MsgSend2 => indirect::msg_send2(self, k, &a, up, mem),
             Handler::Memory | Handler::HypervisorOnly | Handler::NotYet => {
                 log::debug!("vm{}: {} not proxied: NOT_SUPPORTED", k, call.name);
                 error(FfaError::NotSupported)

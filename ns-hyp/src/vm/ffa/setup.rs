@@ -3,7 +3,7 @@
 //! buffers (FFA_RXTX_MAP, FFA_RXTX_UNMAP, FFA_RX_RELEASE) and
 //! FFA_PARTITION_INFO_GET.  FFA_ID_GET is answered in the dispatcher.
 
-use super::{error, find, success, GuestMemory, Mailbox, Proxy, Regs, Upstream, MAX_VMS, PAGE};
+use super::{error, find, success, Guests, Mailbox, Proxy, Regs, Upstream, MAX_VMS, PAGE};
 use shared::abi::ffa::{fid, version_major, version_minor, FfaError, QUADRANT_FFA_VERSION};
 
 /// FFA_RXTX_MAP w3: bits 5:0 the page count of each buffer, bits 31:6 reserved (MBZ).
@@ -31,10 +31,10 @@ pub mod properties {
 }
 
 /// What another VM's descriptor says of it: a Linux VM sends direct
-/// requests and may use indirect messages, receives no direct request (its
-/// driver has no receive path), runs AArch64; its id is a PE endpoint id
-/// (bits 5:4 = 0).
-pub const VM_PROPERTIES: u32 = properties::DIRECT_REQ_SEND | properties::INDIRECT_MSG | properties::AARCH64;
+/// requests, may use indirect messages and receive notifications (ns-hyp
+/// passes both between VMs), receives no direct request (its driver has no
+/// receive path), runs AArch64; its id is a PE endpoint id (bits 5:4 = 0).
+pub const VM_PROPERTIES: u32 = properties::DIRECT_REQ_SEND | properties::INDIRECT_MSG | properties::NOTIFICATION_RECV | properties::AARCH64;
 
 /// The descriptor layout for a guest that negotiated `version`.
 pub fn descriptor_size(version: u32) -> usize {
@@ -61,12 +61,12 @@ pub fn version(p: &Proxy, k: usize, a: &Regs) -> Regs {
 /// FFA_FEATURES: w1 a function id (bit 31 set) or a feature id.  Functions
 /// from the call table the proxy implements are present with no properties
 /// (for FFA_RXTX_MAP, w2 bits 1:0 = 0: 4 KiB minimum size and alignment).
-/// The feature ids (notification pending / schedule receiver / managed
-/// exit interrupts) are not offered to guests yet.
+/// Of the feature ids a VM gets the Notification Pending Interrupt's
+/// ([`super::notify::feature`]).
 pub fn features(p: &Proxy, _: usize, a: &Regs) -> Regs {
     let id = a[1] as u32;
     if id & (1 << 31) == 0 {
-        return error(FfaError::NotSupported);
+        return super::notify::feature(id);
     }
     match find(id) {
         // Memory calls: only with memory sharing set up.  w2 = 0: no
@@ -92,7 +92,7 @@ pub fn spm_id_get<U: Upstream>(up: &U) -> Regs {
 /// must be page aligned, apart, and lie whole inside the VM's RAM; they are
 /// translated to PAs once and kept (pinned) until unmapped or the VM goes.
 /// A second map while one is in place: DENIED, as the SPMC answers.
-pub fn rxtx_map<M: GuestMemory>(p: &Proxy, k: usize, a: &Regs, mem: &M) -> Regs {
+pub fn rxtx_map<M: Guests>(p: &Proxy, k: usize, a: &Regs, mem: &M) -> Regs {
     let (tx, rx, w3) = (a[1], a[2], a[3] as u32);
     let pages = (w3 & PAGE_COUNT_MASK) as u64;
     if w3 & !PAGE_COUNT_MASK != 0 || pages == 0 || tx % PAGE != 0 || rx % PAGE != 0 {
@@ -186,7 +186,7 @@ fn descriptor(id: u16, count: u16, props: u32, uuid: &[u8]) -> [u8; DESCRIPTOR_V
 /// FFA_RX_RELEASE.  Errors: a RX buffer not mapped or still the VM's: BUSY
 /// (as Hafnium and our spmc answer); descriptors that do not fit it:
 /// NO_MEMORY; the SPMC's own errors (INVALID_PARAMETERS for an unknown UUID) as they are.
-pub fn partition_info_get<U: Upstream, M: GuestMemory>(p: &Proxy, k: usize, a: &Regs, up: &U, mem: &M) -> Regs {
+pub fn partition_info_get<U: Upstream, M: Guests>(p: &Proxy, k: usize, a: &Regs, up: &U, mem: &M) -> Regs {
     let uuid = [a[1] as u32, a[2] as u32, a[3] as u32, a[4] as u32];
     let flags = a[5] as u32;
     let vm = p.vm(k);
