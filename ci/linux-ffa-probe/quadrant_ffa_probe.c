@@ -43,6 +43,20 @@ static uint bench_iters;
 module_param(bench_iters, uint, 0444);
 MODULE_PARM_DESC(bench_iters, "direct requests in the timed loop (0: none)");
 
+static ushort notify_id;
+module_param(notify_id, ushort, 0444);
+MODULE_PARM_DESC(notify_id, "SP asked to notify this partition (it must answer command 16: make an FF-A call), through the driver's notifier ops");
+
+/*
+ * The notification the SP sets (any of the 64 would do), mp's command 16
+ * (make FF-A call x4 with w1 = x5, w2 = x6, w3/w4 = x7; sps/mp) and
+ * FFA_NOTIFICATION_SET's id and FFA_SUCCESS_32's (DEN0077 v1.2).
+ */
+#define NOTIFY_BIT 6
+#define SP_CMD_FFA 16
+#define FFA_NOTIFICATION_SET_ID 0x84000081UL
+#define FFA_SUCCESS_32_ID 0x84000061UL
+
 /* The SPs' command that retrieves a handle (sps/runtime memory::command). */
 #define SP_CMD_MEM 4
 #define PAGE_MAGIC 0x5155414452414e54ULL	/* "QUADRANT" */
@@ -214,6 +228,48 @@ static void bench(struct ffa_device *dev)
 	kvfree(each);
 }
 
+static DECLARE_COMPLETION(notified);
+
+static void notified_cb(int id, void *data)
+{
+	if (id == NOTIFY_BIT)
+		complete(&notified);
+}
+
+/*
+ * The driver binds NOTIFY_BIT to the SP (FFA_NOTIFICATION_BIND); the SP sets
+ * it (FFA_NOTIFICATION_SET, asked by a direct request); the driver's
+ * notification interrupt handler fetches it (FFA_NOTIFICATION_GET) and calls
+ * back.  Under ns-hyp the interrupt is the NPI ns-hyp pends from the SPMC's
+ * Schedule Receiver Interrupt; without a hypervisor, the SRI itself.
+ */
+static void notification(struct ffa_device *dev)
+{
+	const struct ffa_notifier_ops *n = dev->ops->notifier_ops;
+	struct ffa_send_direct_data d = { SP_CMD_FFA, FFA_NOTIFICATION_SET_ID,
+					  (unsigned long)dev->vm_id << 16 | own_id, 0, 1UL << NOTIFY_BIT };
+	unsigned long left;
+	int ret;
+
+	reinit_completion(&notified);
+	ret = n->notify_request(dev, false, notified_cb, NULL, NOTIFY_BIT);
+	if (ret) {
+		pr_info("quadrant-ffa-probe: %#06x notification: FAIL notify_request %d\n", dev->vm_id, ret);
+		return;
+	}
+	ret = direct(dev, &d);
+	left = wait_for_completion_timeout(&notified, msecs_to_jiffies(10000));
+	if (ret || d.data0 != FFA_SUCCESS_32_ID || !left)
+		pr_info("quadrant-ffa-probe: %#06x notification: FAIL direct %d set x0 %lx %s\n",
+			dev->vm_id, ret, d.data0, left ? "called back" : "no callback in 10 s");
+	else
+		pr_info("quadrant-ffa-probe: %#06x notification: ok bit %d set by the SP, called back\n",
+			dev->vm_id, NOTIFY_BIT);
+	ret = n->notify_relinquish(dev, NOTIFY_BIT);
+	if (ret)
+		pr_info("quadrant-ffa-probe: %#06x notification: FAIL relinquish %d\n", dev->vm_id, ret);
+}
+
 static int probe(struct ffa_device *dev)
 {
 	round_trip(dev);
@@ -223,6 +279,8 @@ static int probe(struct ffa_device *dev)
 		memory(dev, true);
 	if (big_pages && dev->vm_id == big_id)
 		big_share(dev);
+	if (notify_id && dev->vm_id == notify_id)
+		notification(dev);
 	if (bench_iters && dev->vm_id == bench_id)
 		bench(dev);
 	return 0;

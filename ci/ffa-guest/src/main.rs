@@ -10,10 +10,22 @@
 //! As FF-A endpoint 1 (VM 0) it runs the checks below, one line each
 //! (`[ffa-guest] <check>: ok` or `... FAIL <detail>`), then
 //! `[ffa-guest] N passed, M failed`, and leaves page [`LENT`] lent to the
-//! isolation SP.  It then waits for a console byte: `r` asks for PSCI
+//! isolation SP.  It then waits for console bytes: `r` asks for PSCI
 //! SYSTEM_RESET, `o` for SYSTEM_OFF (DEN0022 §5.10, §5.11).  As any other
-//! endpoint it only waits for that byte (a second VM, so that VM 0's reset
+//! endpoint it runs no checks of its own (a second VM, so that VM 0's reset
 //! is a VM reset and not the machine's).
+//!
+//! Notifications and indirect messages (test `guest_ffa_notifications`, two
+//! ffa-guests, endpoints 1 and 2, each the other's peer), on console bytes:
+//! - `n`: FFA_FEATURES (the NPI offered, no SRI), the calls a VM may not
+//!   make or may make only for itself, a notification from the mp SP that
+//!   arrives as the NPI, a notification and an indirect message to mp, and
+//!   the peer bound as sender of notification [`PEER_BIT`];
+//! - `s`: notification [`PEER_BIT`] and an indirect message to the peer (a
+//!   second message meanwhile: BUSY, the peer owns its RX buffer);
+//! - `g`: the peer's notification and message arrive (NPI, FFA_NOTIFICATION_GET,
+//!   the RX buffer), and the buffer goes back (FFA_RX_RELEASE).
+//! Each ends with `[ffa-guest] <what>: N passed, M failed`.
 //!
 //! A synchronous external abort taken at EL1 (the one ns-hyp injects for an
 //! access to a page the guest lent) is recorded by this image's own vector
@@ -40,6 +52,33 @@ pub const ISOLATION_SP: u16 = 0x8003;
 pub const UNKNOWN_HANDLE: u64 = 0xdead_0000_beef;
 /// What [`LENT`] holds before it is lent, and must hold when reclaimed.
 pub const PATTERN: u64 = 0x5155_4144_4c45_4e54;
+/// The mp SP (tfa-integration/sp/mp.dts): notifications and indirect messages.
+pub const MP_SP: u16 = 0x8002;
+/// mp's commands (sps/mp/src/main.rs): any FF-A call, map its RX/TX, read
+/// its indirect message.
+pub const MP_CMD_FFA: u64 = 16;
+pub const MP_CMD_MAP: u64 = 17;
+pub const MP_CMD_READ: u64 = 18;
+/// The notifications used: mp to the VM, the VM to mp, peer to peer.
+pub const SP_BIT: u64 = 1 << 5;
+pub const TO_SP_BIT: u64 = 1 << 7;
+pub const PEER_BIT: u64 = 1 << 9;
+/// The Notification Pending Interrupt ns-hyp gives VMs (FFA_FEATURES(NPI)).
+pub const NPI_INTID: u32 = 8;
+/// The vGIC's distributor and vCPU 0's redistributor (SGI frame at +64 KiB).
+pub const GICD: u64 = 0x0800_0000;
+pub const GICR: u64 = 0x080a_0000;
+/// The v1.2 indirect message header's size: our payload's offset.
+pub const HEADER: usize = 40;
+
+/// A v1.2 indirect message header for `size` payload bytes right after it.
+pub fn message_header(sender: u16, receiver: u16, size: u32) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[8..12].copy_from_slice(&(HEADER as u32).to_le_bytes());
+    h[12..16].copy_from_slice(&((sender as u32) << 16 | receiver as u32).to_le_bytes());
+    h[16..20].copy_from_slice(&size.to_le_bytes());
+    h
+}
 
 /// ESR_EL1.EC of a Data Abort taken without a change in EL (Arm ARM, ESR_ELx).
 pub const EC_DATA_ABORT_SAME_EL: u64 = 0x25;
@@ -93,6 +132,15 @@ mod tests {
         assert_eq!(t.receivers().map(|r| r.receiver).collect::<Vec<_>>(), [0x8003]);
         let c: Vec<_> = shared::ffa_memory::constituents(&d[80..]).unwrap().collect();
         assert_eq!((c[0].address, c[0].page_count), (0x4100_2000, 1));
+    }
+
+    #[test]
+    fn message_header_parses_as_ns_hyp_reads_it() {
+        let h = super::message_header(1, 0x8002, 16);
+        let mut m = [0u8; 56];
+        m[..40].copy_from_slice(&h);
+        let p = shared::ffa_indirect::Header::parse(&m, 4096, 0x1_0002).unwrap();
+        assert_eq!((p.sender, p.receiver, p.end()), (1, 0x8002, 56));
     }
 
     #[test]
@@ -362,6 +410,195 @@ mod guest {
         };
     }
 
+
+    /// An FF-A call with w1..w4 (the notification calls' layout).
+    fn call4(ffa: &FfaClient<'_, Hvc>, f: u32, w: [u64; 4]) -> [u64; 18] {
+        let mut a = [0u64; 18];
+        a[0] = f as u64;
+        a[1..5].copy_from_slice(&w);
+        ffa.call_regs(&a)
+    }
+
+    fn is_error(r: &[u64; 18], e: FfaError) -> bool {
+        matches!(reply(r), Reply::Error(x) if x == e)
+    }
+
+    fn is_ok(r: &[u64; 18]) -> bool {
+        matches!(reply(r), Reply::Success(_))
+    }
+
+    /// mp's `CMD_FFA`: mp makes call `f` with w1..w4; its x0, w2|w3, w4|w5, w6, w7.
+    fn mp_call(ffa: &FfaClient<'_, Hvc>, me: u16, f: u32, w1: u64, w2: u64, bitmap: u64) -> Result<[u64; 5], CallError> {
+        ffa.direct_req64(me, super::MP_SP, [super::MP_CMD_FFA, f as u64, w1, w2, bitmap])
+    }
+
+    /// 32-bit MMIO write to the vGIC.
+    fn gic_write(addr: u64, v: u32) {
+        // SAFETY: a register of the distributor or redistributor ns-hyp
+        // emulates for this VM (MMU off: Device memory, one MMIO exit).
+        unsafe { core::ptr::write_volatile(addr as *mut u32, v) };
+    }
+
+    /// The GIC for the NPI: distributor Group 1 on (ARE), vCPU 0's
+    /// redistributor awake with SGI [`super::NPI_INTID`] Group 1 and enabled,
+    /// the CPU interface taking every priority.  PSTATE.I stays masked: the
+    /// NPI is polled (ISR_EL1.I, then ICC_IAR1_EL1), never taken.
+    fn gic_init() {
+        gic_write(super::GICD, 1 << 4 | 1 << 1);
+        gic_write(super::GICR + 0x14, 0);
+        gic_write(super::GICR + 0x1_0080, u32::MAX);
+        gic_write(super::GICR + 0x1_0100, 1 << super::NPI_INTID);
+        // SAFETY: this vCPU's virtual CPU interface: system registers on,
+        // priority mask open, Group 1 enabled.
+        unsafe {
+            core::arch::asm!("msr icc_sre_el1, {}", "isb", in(reg) 7u64, options(nostack));
+            core::arch::asm!("msr icc_pmr_el1, {}", in(reg) 0xffu64, options(nostack));
+            core::arch::asm!("msr icc_igrpen1_el1, {}", "isb", in(reg) 1u64, options(nostack));
+        }
+    }
+
+    /// Waits up to `ms` milliseconds for an interrupt (ISR_EL1.I), then
+    /// acknowledges and ends it: its INTID, or None if none came.
+    fn wait_interrupt(ms: u64) -> Option<u32> {
+        let hz: u64;
+        // SAFETY: reads the counter frequency register.
+        unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) hz, options(nomem, nostack)) };
+        let t = cntvct();
+        loop {
+            let isr: u64;
+            // SAFETY: reads ISR_EL1 (pending virtual IRQ/FIQ/SError).
+            unsafe { core::arch::asm!("mrs {}, isr_el1", out(reg) isr, options(nomem, nostack)) };
+            if isr & (1 << 7) != 0 {
+                let i: u64;
+                // SAFETY: acknowledges the highest-priority pending Group 1
+                // interrupt, then ends it (EOImode 0: also deactivates).
+                unsafe {
+                    core::arch::asm!("mrs {}, icc_iar1_el1", out(reg) i, options(nostack));
+                    core::arch::asm!("msr icc_eoir1_el1, {}", "isb", in(reg) i, options(nostack));
+                }
+                return Some(i as u32);
+            }
+            if cntvct() - t > hz / 1000 * ms {
+                return None;
+            }
+        }
+    }
+
+    /// Writes an indirect message of `payload` from `me` to `to` into TX.
+    fn put_message(me: u16, to: u16, payload: [u64; 2]) {
+        let h = super::message_header(me, to, 16);
+        let mut m = [0u8; super::HEADER + 16];
+        m[..super::HEADER].copy_from_slice(&h);
+        m[super::HEADER..super::HEADER + 8].copy_from_slice(&payload[0].to_le_bytes());
+        m[super::HEADER + 8..].copy_from_slice(&payload[1].to_le_bytes());
+        for (i, w) in m.chunks_exact(8).enumerate() {
+            let v = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+            // SAFETY: our TX page, in our RAM.
+            unsafe { core::ptr::write_volatile((TX + 8 * i as u64) as *mut u64, v) };
+        }
+    }
+
+    const GET_ALL: u64 = 0xf;
+    const NOT_SUPPORTED: u32 = fid::FFA_NOTIFICATION_BITMAP_CREATE;
+
+    /// `n`: everything between this VM and ns-hyp / mp, and the peer bound.
+    fn notifications(ffa: &FfaClient<'_, Hvc>, me: u16, peer: u16, c: &mut Checks) {
+        let me64 = me as u64;
+        let mp = super::MP_SP as u64;
+        // Our RX/TX pair (endpoint 1 mapped it for its memory checks: DENIED then).
+        let m = ffa.rxtx_map(RX, TX, 1);
+        c.report("notif_rxtx_map", matches!(m, Ok(()) | Err(CallError::Ffa(FfaError::Denied))), format_args!("{m:?}"));
+        gic_init();
+        let npi = ffa.features(1);
+        c.report("features_npi", npi == Ok(super::NPI_INTID), format_args!("{npi:?}"));
+        let sri = ffa.features(2);
+        c.report("features_no_sri", sri == Err(CallError::Ffa(FfaError::NotSupported)), format_args!("{sri:?}"));
+        // The hypervisor's calls are not a VM's.
+        let mut refused = 0;
+        for f in [NOT_SUPPORTED, fid::FFA_NOTIFICATION_BITMAP_DESTROY, fid::FFA_NOTIFICATION_INFO_GET_64] {
+            refused += is_error(&call4(ffa, f, [me64, 1, 0, 0]), FfaError::NotSupported) as u32;
+        }
+        c.report("hypervisor_calls_refused", refused == 3, format_args!("{refused} of 3 NOT_SUPPORTED"));
+        // Only for itself: another receiver, another sender, another's bitmaps.
+        let r = [
+            call4(ffa, fid::FFA_NOTIFICATION_BIND, [mp << 16 | peer as u64, 0, super::SP_BIT, 0]),
+            call4(ffa, fid::FFA_NOTIFICATION_SET, [(peer as u64) << 16 | mp, 0, super::TO_SP_BIT, 0]),
+            call4(ffa, fid::FFA_NOTIFICATION_GET, [peer as u64, GET_ALL, 0, 0]),
+            call4(ffa, fid::FFA_NOTIFICATION_GET, [8 << 16 | me64, GET_ALL, 0, 0]),
+        ];
+        let n = r.iter().filter(|r| is_error(r, FfaError::InvalidParameters)).count();
+        c.report("only_for_itself", n == r.len(), format_args!("{n} of {} INVALID_PARAMETERS", r.len()));
+        // mp notifies us: bound, set by mp, the NPI, then GET.
+        let b = call4(ffa, fid::FFA_NOTIFICATION_BIND, [mp << 16 | me64, 0, super::SP_BIT, 0]);
+        c.report("bind_sp_sender", is_ok(&b), format_args!("{}", reply(&b)));
+        let set = mp_call(ffa, me, fid::FFA_NOTIFICATION_SET, mp << 16 | me64, 0, super::SP_BIT);
+        c.report("sp_sets", matches!(set, Ok(a) if a[0] as u32 == fid::FFA_SUCCESS_32), format_args!("{set:x?}"));
+        let i = wait_interrupt(2000);
+        c.report("npi_from_sp", i == Some(super::NPI_INTID), format_args!("{i:?}"));
+        let g = call4(ffa, fid::FFA_NOTIFICATION_GET, [me64, GET_ALL, 0, 0]);
+        let from_sp = g[2] & 0xffff_ffff | g[3] << 32;
+        c.report("get_from_sp", is_ok(&g) && from_sp == super::SP_BIT, format_args!("{} SPs' {from_sp:#x}", reply(&g)));
+        let again = call4(ffa, fid::FFA_NOTIFICATION_GET, [me64, GET_ALL, 0, 0]);
+        c.report("get_takes", is_ok(&again) && again[2] == 0, format_args!("then {:#x}", again[2]));
+        // We notify mp: mp binds us; an unbound bit is DENIED.
+        let b = mp_call(ffa, me, fid::FFA_NOTIFICATION_BIND, me64 << 16 | mp, 0, super::TO_SP_BIT);
+        c.report("sp_binds_vm", matches!(b, Ok(a) if a[0] as u32 == fid::FFA_SUCCESS_32), format_args!("{b:x?}"));
+        let s1 = call4(ffa, fid::FFA_NOTIFICATION_SET, [me64 << 16 | mp, 0, super::TO_SP_BIT, 0]);
+        let s2 = call4(ffa, fid::FFA_NOTIFICATION_SET, [me64 << 16 | mp, 0, super::TO_SP_BIT << 1, 0]);
+        c.report("set_to_sp", is_ok(&s1) && is_error(&s2, FfaError::Denied), format_args!("{}, unbound: {}", reply(&s1), reply(&s2)));
+        // mp reads it on whichever context serves us: the others refuse its vCPU id.
+        let got = (0..8u64).find_map(|v| mp_call(ffa, me, fid::FFA_NOTIFICATION_GET, v << 16 | mp, 2, 0).ok().filter(|a| a[0] as u32 == fid::FFA_SUCCESS_32));
+        c.report("sp_gets", got.is_some_and(|a| a[2] & super::TO_SP_BIT != 0), format_args!("{got:x?}"));
+        let u = mp_call(ffa, me, fid::FFA_NOTIFICATION_UNBIND, me64 << 16 | mp, 0, super::TO_SP_BIT);
+        c.report("sp_unbinds_vm", matches!(u, Ok(a) if a[0] as u32 == fid::FFA_SUCCESS_32), format_args!("{u:x?}"));
+        // An indirect message to mp, read back by mp.
+        let _ = ffa.direct_req64(me, super::MP_SP, [super::MP_CMD_MAP, 0, 0, 0, 0]);
+        let payload = [0x5155_4144_0000_0000 | me64, 0x4d53_4732];
+        put_message(me, super::MP_SP, payload);
+        let r = call4(ffa, fid::FFA_MSG_SEND2, [0, 0, 0, 0]);
+        c.report("send2_to_sp", is_ok(&r), format_args!("{}", reply(&r)));
+        let read = ffa.direct_req64(me, super::MP_SP, [super::MP_CMD_READ, 0, 0, 0, 0]);
+        c.report("sp_reads", matches!(read, Ok(a) if a[1] == me64 << 16 | mp && a[2] == 16 && [a[3], a[4]] == payload), format_args!("{read:x?}"));
+        // Bad messages: another sender in the header, an unknown receiver.
+        put_message(peer, super::MP_SP, payload);
+        let r1 = call4(ffa, fid::FFA_MSG_SEND2, [0, 0, 0, 0]);
+        put_message(me, 0x7ff0, payload);
+        let r2 = call4(ffa, fid::FFA_MSG_SEND2, [0, 0, 0, 0]);
+        c.report("send2_bad", is_error(&r1, FfaError::InvalidParameters) && is_error(&r2, FfaError::InvalidParameters), format_args!("{}, {}", reply(&r1), reply(&r2)));
+        let b = call4(ffa, fid::FFA_NOTIFICATION_BIND, [(peer as u64) << 16 | me64, 0, super::PEER_BIT, 0]);
+        c.report("bind_peer", is_ok(&b), format_args!("{:#06x}: {}", peer, reply(&b)));
+    }
+
+    /// `s`: notification and message to the peer.
+    fn send_to_peer(ffa: &FfaClient<'_, Hvc>, me: u16, peer: u16, c: &mut Checks) {
+        let set = call4(ffa, fid::FFA_NOTIFICATION_SET, [(me as u64) << 16 | peer as u64, 0, super::PEER_BIT, 0]);
+        c.report("set_to_peer", is_ok(&set), format_args!("{}", reply(&set)));
+        put_message(me, peer, [0x5045_4552_0000_0000 | me as u64, 0x4d53_4732]);
+        let r = call4(ffa, fid::FFA_MSG_SEND2, [0, 0, 0, 0]);
+        c.report("send2_to_peer", is_ok(&r), format_args!("{}", reply(&r)));
+        let r = call4(ffa, fid::FFA_MSG_SEND2, [0, 0, 0, 0]);
+        c.report("send2_peer_busy", is_error(&r, FfaError::Busy), format_args!("{}", reply(&r)));
+    }
+
+    /// `g`: the peer's notification and message.
+    fn receive_from_peer(ffa: &FfaClient<'_, Hvc>, me: u16, peer: u16, c: &mut Checks) {
+        let i = wait_interrupt(2000);
+        c.report("npi_from_peer", i == Some(super::NPI_INTID), format_args!("{i:?}"));
+        let g = call4(ffa, fid::FFA_NOTIFICATION_GET, [me as u64, GET_ALL, 0, 0]);
+        let from_vm = g[4] & 0xffff_ffff | g[5] << 32;
+        c.report("get_from_peer", is_ok(&g) && from_vm == super::PEER_BIT && g[7] & 1 == 1, format_args!("VMs' {from_vm:#x}, hypervisor framework {:#x}", g[7]));
+        let word = |at: u64| {
+            // SAFETY: our RX page, in our RAM: ns-hyp wrote the message there.
+            unsafe { core::ptr::read_volatile((RX + at) as *const u64) }
+        };
+        let ids = (word(8) >> 32) as u32;
+        let (p0, p1) = (word(super::HEADER as u64), word(super::HEADER as u64 + 8));
+        c.report("message_from_peer", ids == (peer as u32) << 16 | me as u32 && p0 == 0x5045_4552_0000_0000 | peer as u64 && p1 == 0x4d53_4732, format_args!("ids {ids:#x} payload {p0:#x} {p1:#x}"));
+        let r = ffa.rx_release();
+        let again = ffa.rx_release();
+        c.report("rx_release", r.is_ok() && again == Err(CallError::Ffa(FfaError::Denied)), format_args!("{r:?}, again {again:?}"));
+    }
+
     #[unsafe(no_mangle)]
     extern "C" fn guest_main() -> ! {
         let ffa = FfaClient::new(&Hvc);
@@ -377,27 +614,38 @@ mod guest {
                 Err(CallError::SmcccNotSupported)
             }
         };
-        match me {
+        let id = match me {
             Ok(1) => {
                 c.report("id_get", true, format_args!("endpoint 0x0001"));
                 run(&ffa, 1, &mut c);
                 let _ = writeln!(Uart, "[ffa-guest] {} passed, {} failed", c.passed, c.failed);
+                1
             }
             Ok(id) => {
                 let _ = writeln!(Uart, "[ffa-guest] endpoint {id:#06x}: no checks, idle");
+                id
             }
             Err(e) => {
                 c.report("id_get", false, format_args!("{e}"));
                 let _ = writeln!(Uart, "[ffa-guest] {} passed, {} failed", c.passed, c.failed);
+                0
             }
-        }
-        let _ = writeln!(Uart, "[ffa-guest] waiting: r resets, o powers off");
+        };
+        // Endpoints 1 and 2 are each other's peer.
+        let peer = if id == 1 { 2 } else { 1 };
+        let _ = writeln!(Uart, "[ffa-guest] waiting: r resets, o powers off, n s g notify");
         loop {
-            match read_byte() {
+            let (what, f): (&str, fn(&FfaClient<'_, Hvc>, u16, u16, &mut Checks)) = match read_byte() {
                 b'r' => psci(shared::abi::psci::PSCI_SYSTEM_RESET),
                 b'o' => psci(shared::abi::psci::PSCI_SYSTEM_OFF),
-                _ => {}
-            }
+                b'n' => ("notifications", notifications),
+                b's' => ("sent", send_to_peer),
+                b'g' => ("received", receive_from_peer),
+                _ => continue,
+            };
+            let mut c = Checks { passed: 0, failed: 0 };
+            f(&ffa, id, peer, &mut c);
+            let _ = writeln!(Uart, "[ffa-guest] {what}: {} passed, {} failed", c.passed, c.failed);
         }
     }
 

@@ -46,6 +46,7 @@ fn boot(o: &Outputs) -> XResult<Boot> {
 fn report(k: usize) -> String {
     format!(
         "dmesg | grep -E 'ARM FF-A|quadrant-ffa-probe' | sed \"s/^/RESU\"\"LT: /\"; \
+         grep ARM-FFA-NPI /proc/interrupts | sed \"s/^/RESU\"\"LT: npi /\"; \
          for d in $(ls /sys/bus/arm_ffa/devices | sort -t- -k3 -n); do echo \"FFA_D\"\"EV: $d id=$(cat /sys/bus/arm_ffa/devices/$d/partition_id) uuid=$(cat /sys/bus/arm_ffa/devices/$d/uuid)\"; done; \
          echo VM{k}_REPO\"\"RTED\n"
     )
@@ -60,7 +61,7 @@ fn report(k: usize) -> String {
 /// VM 1's vCPU 1 are on different CPUs: the loops run truly at once).
 fn probe(k: usize) -> String {
     format!(
-        "busybox taskset {} insmod /lib/modules/{}.ko own_id={} share_id=0x8002 lend_id=0x8003 big_id=0x8001 big_pages={} bench_id={BENCH_SP} bench_iters={BENCH_ITERS}; echo VM{k}_PRO\"\"BED\n",
+        "busybox taskset {} insmod /lib/modules/{}.ko own_id={} share_id=0x8002 lend_id=0x8003 notify_id=0x8002 big_id=0x8001 big_pages={} bench_id={BENCH_SP} bench_iters={BENCH_ITERS}; echo VM{k}_PRO\"\"BED\n",
         1 << k,
         crate::kmod::NAME,
         vm_id(k),
@@ -107,6 +108,8 @@ fn expects() -> Vec<Expect> {
             Expect { what: ["VM 0 shared a page with the MP SP, which wrote it; reclaimed", "VM 1 shared a page with the MP SP, which wrote it; reclaimed"][k], all_of: vec![vm.into(), "RESULT: ".into(), "quadrant-ffa-probe: ".into(), " share: ok ".into()] },
             Expect { what: ["VM 0 lent a page to the isolation SP, which wrote it; reclaimed", "VM 1 lent a page to the isolation SP, which wrote it; reclaimed"][k], all_of: vec![vm.into(), "RESULT: ".into(), "quadrant-ffa-probe: ".into(), " lend: ok ".into()] },
             Expect { what: ["VM 0's fragmented share went through ns-hyp and was reclaimed", "VM 1's fragmented share went through ns-hyp and was reclaimed"][k], all_of: vec![vm.into(), "RESULT: ".into(), "quadrant-ffa-probe: ".into(), " big share: ok ".into()] },
+            Expect { what: ["VM 0's driver got the MP SP's notification (ns-hyp's NPI, FFA_NOTIFICATION_GET)", "VM 1's driver got the MP SP's notification (ns-hyp's NPI, FFA_NOTIFICATION_GET)"][k], all_of: vec![vm.into(), "RESULT: ".into(), "quadrant-ffa-probe: 0x8002 notification: ok".into()] },
+            Expect { what: ["VM 0's driver took ns-hyp's Notification Pending Interrupt", "VM 1's driver took ns-hyp's Notification Pending Interrupt"][k], all_of: vec![vm.into(), "RESULT: npi ".into(), "ARM-FFA-NPI".into()] },
             Expect {
                 what: ["VM 0's direct requests all succeeded", "VM 1's direct requests all succeeded"][k],
                 all_of: vec![vm.into(), "RESULT: ".into(), format!("quadrant-ffa-probe: bench direct_req {BENCH_SP} {BENCH_ITERS} calls"), " 0 failed".into()],
@@ -122,6 +125,8 @@ fn expects() -> Vec<Expect> {
 fn extra(output: &str) -> Vec<String> {
     let sps = super::spmc::sp_uuids();
     let mut f: Vec<String> = output.lines().filter(|l| l.contains("quadrant-ffa-probe:") && l.contains("FAIL")).map(|l| format!("a probe failed: {l}")).collect();
+    // The driver set notifications up (ns-hyp offers the NPI, creates the bitmaps).
+    f.extend(output.lines().filter(|l| l.contains("Notification setup failed") || l.contains("Notification bitmap create error")).map(|l| format!("notifications not set up: {l}")));
     for k in 0..VMS {
         let prefix = format!("[vm{k}] FFA_DEV: ");
         let devs: Vec<(u16, String)> = output

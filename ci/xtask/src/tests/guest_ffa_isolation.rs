@@ -109,15 +109,103 @@ fn extra(output: &str) -> Vec<String> {
 const FORBID: &[&str] = &["PANIC", "panicked", "Unhandled Exception", "ERROR:", "Kernel panic", "BUG:", "UNDEFINED", "FAIL", "not reclaimed (a borrower holds it)"];
 
 pub fn tests() -> Vec<IntegrationTest> {
-    vec![IntegrationTest {
-        name: "guest_ffa_isolation",
-        boot,
-        // TF-A, spmc, ns-hyp, two bare guests and one reset: well under a minute.
-        timeout: Duration::from_secs(180),
-        expects,
-        extra: Some(extra),
-        forbid: FORBID,
-    }]
+    vec![
+        IntegrationTest {
+            name: "guest_ffa_isolation",
+            boot,
+            // TF-A, spmc, ns-hyp, two bare guests and one reset: well under a minute.
+            timeout: Duration::from_secs(180),
+            expects,
+            extra: Some(extra),
+            forbid: FORBID,
+        },
+        IntegrationTest {
+            name: "guest_ffa_notifications",
+            boot: notify_boot,
+            timeout: Duration::from_secs(180),
+            expects: notify_expects,
+            extra: Some(notify_extra),
+            forbid: FORBID,
+        },
+    ]
+}
+
+/// Issue B3 item 3, `guest_ffa_notifications`: two ffa-guests (endpoints 1
+/// and 2) under ns-hyp under TF-A and spmc.  Each in turn (`n`) checks what
+/// it may not do (the hypervisor's calls, calls for another endpoint, bad
+/// indirect messages), takes a notification from the mp SP as the NPI that
+/// ns-hyp pends from the SPMC's Schedule Receiver Interrupt, notifies mp and
+/// sends it an indirect message that mp reads back, and binds the other VM.
+/// Then VM 1 notifies VM 0 and sends it a message (`s`; a second one is
+/// BUSY until VM 0 releases its RX buffer), VM 0 takes both (`g`), and the
+/// same the other way.
+fn notify_boot(o: &Outputs) -> XResult<Boot> {
+    use super::nshyp::{self, GuestPayload};
+    let image = o.images.join("ffa-guest.bin");
+    let payload = GuestPayload { kernel: image, initrd: None, cmdline: None };
+    let vms = (0..2)
+        .map(|k| nshyp::vm_load(&payload, nshyp::GUEST_RAM_PA + ((k * VM_MIB as u64) << 20), Some(VM_MIB), 1, &format!("quadrant.mem={VM_MIB}")))
+        .collect::<XResult<Vec<_>>>()?;
+    let b = nshyp::hyp_boot(o, Some(&o.bios), "guest-ffa-notifications", &vms, Some(2))?;
+    Ok(Boot::Scripted { boot: Box::new(b), input: notify_input() })
+}
+
+fn notify_input() -> Vec<(String, String)> {
+    super::nshyp::steps(&[
+        ("[vm0] [ffa-guest] waiting", "n"),
+        ("[vm0] [ffa-guest] notifications: ", "\x1d1"),
+        ("console: input to vm1", "n"),
+        ("[vm1] [ffa-guest] notifications: ", "s"),
+        ("[vm1] [ffa-guest] sent: ", "\x1d0"),
+        ("console: input to vm0", "g"),
+        ("[vm0] [ffa-guest] received: ", "s"),
+        ("[vm0] [ffa-guest] sent: ", "\x1d1"),
+        ("console: input to vm1", "g"),
+        ("[vm1] [ffa-guest] received: ", "o"),
+        ("[ns-hyp] vm1: SYSTEM_OFF", "\x1d0"),
+        ("console: input to vm0", "o"),
+    ])
+}
+
+/// The checks of `n`, `s` and `g` (ci/ffa-guest/src/main.rs), for both VMs.
+const NOTIFY_CHECKS: &[(&str, &[&str])] = &[
+    ("notifications", &["notif_rxtx_map", "features_npi", "features_no_sri", "hypervisor_calls_refused", "only_for_itself", "bind_sp_sender", "sp_sets", "npi_from_sp", "get_from_sp", "get_takes", "sp_binds_vm", "set_to_sp", "sp_gets", "sp_unbinds_vm", "send2_to_sp", "sp_reads", "send2_bad", "bind_peer"]),
+    ("sent", &["set_to_peer", "send2_to_peer", "send2_peer_busy"]),
+    ("received", &["npi_from_peer", "get_from_peer", "message_from_peer", "rx_release"]),
+];
+
+fn notify_expects() -> Vec<Expect> {
+    vec![
+        expect("ns-hyp made both VMs endpoints with notification bitmaps at the SPMC", &["[ns-hyp] guest FF-A: vm1 is endpoint 0x0002 (1 vCPU(s)), notification bitmaps created"]),
+        expect("ns-hyp took the SPMC's Schedule Receiver Interrupt and pended NPIs", &["[ns-hyp] guest FF-A: ", "Schedule Receiver Interrupt(s) taken"]),
+        expect("the last VM's SYSTEM_OFF powered the machine off", &["[ns-hyp] guest: SYSTEM_OFF"]),
+    ]
+}
+
+/// Every check ok once per VM, each summary `N passed, 0 failed`, and the
+/// SRI taken at least twice (mp's notification of each VM).
+fn notify_extra(output: &str) -> Vec<String> {
+    let mut f: Vec<String> = output.lines().filter(|l| l.contains("[ffa-guest]") && l.contains("FAIL")).map(|l| format!("a check failed: {l}")).collect();
+    let count = |what: &str| output.lines().filter(|l| l.contains(what)).count();
+    for vm in ["[vm0]", "[vm1]"] {
+        for (what, checks) in NOTIFY_CHECKS {
+            for c in *checks {
+                let ok = format!("{vm} [ffa-guest] {c}: ok");
+                if count(&ok) != 1 {
+                    f.push(format!("{} line(s) with {ok:?}, not 1", count(&ok)));
+                }
+            }
+            let summary = format!("{vm} [ffa-guest] {what}: {} passed, 0 failed", checks.len());
+            if count(&summary) != 1 {
+                f.push(format!("{} line(s) with {summary:?}, not 1", count(&summary)));
+            }
+        }
+    }
+    let sris = output.lines().find_map(|l| l.split("guest FF-A: ").nth(1)?.split(" Schedule Receiver Interrupt(s) taken").next()?.parse::<u32>().ok());
+    if !sris.is_some_and(|n| n >= 2) {
+        f.push(format!("Schedule Receiver Interrupts taken: {sris:?}, not 2 or more"));
+    }
+    f
 }
 
 #[cfg(test)]
