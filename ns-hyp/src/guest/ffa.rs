@@ -77,10 +77,8 @@ impl Guests for Ram {
         (slot.ram_pa.load(Ordering::Relaxed), slot.ram_size.load(Ordering::Relaxed))
     }
 
-    fn set_mapped(&self, k: usize, ipa: u64, pages: u64, present: bool) {
-        if !super::stage2_pages(k, ipa, pages, present) {
-            log::error!("vm{}: Stage-2 change for FF-A memory at IPA {:#x} ({} pages, {}) failed", k, ipa, pages, if present { "map" } else { "unmap" });
-        }
+    fn set_mapped(&self, k: usize, ipa: u64, pages: u64, present: bool) -> bool {
+        super::stage2_pages(k, ipa, pages, present)
     }
     fn pend_npi(&self, k: usize, v: usize) {
         super::pend_virtual(k, v, crate::vm::ffa::notify::NPI_INTID);

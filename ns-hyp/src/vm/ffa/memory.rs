@@ -319,8 +319,9 @@ pub trait MemWorld {
     fn hyp_tx(&mut self) -> &mut [u8];
     /// An FF-A call to the SPMC: x0..x7 in, x0..x7 out.
     fn call(&mut self, regs: [u64; 8]) -> [u64; 8];
-    /// Takes `pages` pages from `ipa` out of VM `vm`'s Stage-2.
-    fn unmap(&mut self, vm: usize, ipa: u64, pages: u64);
+    /// Takes `pages` pages from `ipa` out of VM `vm`'s Stage-2; false if
+    /// that failed (no memory for a split table).
+    fn unmap(&mut self, vm: usize, ipa: u64, pages: u64) -> bool;
     /// Puts them back (RAM, read/write/execute, as the VM had them).
     fn map(&mut self, vm: usize, ipa: u64, pages: u64);
 }
@@ -362,8 +363,16 @@ pub fn mem_send<W: MemWorld>(ledger: &mut Ledger<'_>, s: &Sender<'_>, guest_tx: 
         Err(e) => return error(e),
     };
     if op == MemOp::Lend {
+        let mut unmapped = true;
         for (ipa, pages) in ledger.runs(slot, s.ram) {
-            world.unmap(s.vm, ipa, pages);
+            unmapped &= world.unmap(s.vm, ipa, pages);
+        }
+        if !unmapped {
+            // A lent page the VM could still reach must not reach the SPMC:
+            // refused before forwarding, every page mapped again.
+            put_back(ledger, slot, s.ram, s.vm, world);
+            ledger.release(slot);
+            return error(FfaError::NoMemory);
         }
     }
     finish(ledger, slot, s, world, [r[0], total as u64, frag as u64, 0, 0, 0, 0, 0])
@@ -400,7 +409,12 @@ pub fn frag_tx<W: MemWorld>(ledger: &mut Ledger<'_>, s: &Sender<'_>, guest_tx: &
     };
     if ledger.transaction(slot).is_some_and(|t| t.op == MemOp::Lend) {
         for (ipa, pages) in ledger.runs(slot, s.ram) {
-            world.unmap(s.vm, ipa, pages);
+            // A later fragment's unmap failing cannot be refused the same way
+            // (the SPMC holds the earlier fragments and FF-A has no call to
+            // drop them): it is logged; see docs/ns-hyp.md.
+            if !world.unmap(s.vm, ipa, pages) {
+                log::error!("vm{}: FF-A lend: IPA {:#x} ({} pages) could not leave the Stage-2", s.vm, ipa, pages);
+            }
         }
     }
     let (lo, hi) = handle_regs(h);
@@ -498,11 +512,13 @@ impl<U: Upstream, M: Guests> MemWorld for ProxyWorld<'_, U, M> {
         out.copy_from_slice(&a[..8]);
         out
     }
-    fn unmap(&mut self, vm: usize, ipa: u64, pages: u64) {
-        self.mem.set_mapped(vm, ipa, pages, false);
+    fn unmap(&mut self, vm: usize, ipa: u64, pages: u64) -> bool {
+        self.mem.set_mapped(vm, ipa, pages, false)
     }
     fn map(&mut self, vm: usize, ipa: u64, pages: u64) {
-        self.mem.set_mapped(vm, ipa, pages, true);
+        if !self.mem.set_mapped(vm, ipa, pages, true) {
+            log::error!("vm{}: FF-A memory: IPA {:#x} ({} pages) could not be mapped back", vm, ipa, pages);
+        }
     }
 }
 

@@ -74,8 +74,9 @@ pub trait Guests {
     /// VM `k`'s RAM: (PA, size); its IPA is `layout::RAM_IPA`.
     fn ram(&self, k: usize) -> (u64, u64);
     /// Takes `pages` pages from `ipa` out of VM `k`'s Stage-2 (`present`
-    /// false: an FF-A lend) or maps them back (true).
-    fn set_mapped(&self, k: usize, ipa: u64, pages: u64, present: bool);
+    /// false: an FF-A lend) or maps them back (true); false if the change
+    /// failed.
+    fn set_mapped(&self, k: usize, ipa: u64, pages: u64, present: bool) -> bool;
     /// Pends the Notification Pending Interrupt ([`notify::NPI_INTID`]) on
     /// vCPU `v` of VM `k`.
     fn pend_npi(&self, k: usize, v: usize);

@@ -171,8 +171,9 @@ impl Guests for FakeRam {
     fn ram(&self, k: usize) -> (u64, u64) {
         (ram_pa(k), RAM_SIZE)
     }
-    fn set_mapped(&self, k: usize, ipa: u64, pages: u64, present: bool) {
+    fn set_mapped(&self, k: usize, ipa: u64, pages: u64, present: bool) -> bool {
         self.stage2.borrow_mut().push((k, ipa, pages, present));
+        true
     }
     fn pend_npi(&self, k: usize, v: usize) {
         self.npis.borrow_mut().push((k, v));

@@ -61,11 +61,13 @@ struct Fake {
     tx: Vec<u8>,
     replies: Vec<[u64; 8]>,
     events: Vec<Event>,
+    /// Unmaps of this IPA fail (no memory for a split table).
+    unmap_fails: Option<u64>,
 }
 
 impl Fake {
     fn new(replies: &[[u64; 8]]) -> Self {
-        Fake { tx: vec![0; 4096], replies: replies.iter().rev().copied().collect(), events: Vec::new() }
+        Fake { tx: vec![0; 4096], replies: replies.iter().rev().copied().collect(), events: Vec::new(), unmap_fails: None }
     }
     fn calls(&self) -> Vec<&[u64; 8]> {
         self.events.iter().filter_map(|e| if let Event::Call(r, _) = e { Some(r) } else { None }).collect()
@@ -81,8 +83,9 @@ impl MemWorld for Fake {
         self.events.push(Event::Call(regs, self.tx[..len.min(4096)].to_vec()));
         self.replies.pop().expect("an SPMC reply")
     }
-    fn unmap(&mut self, vm: usize, ipa: u64, pages: u64) {
+    fn unmap(&mut self, vm: usize, ipa: u64, pages: u64) -> bool {
         self.events.push(Event::Unmap(vm, ipa, pages));
+        self.unmap_fails != Some(ipa)
     }
     fn map(&mut self, vm: usize, ipa: u64, pages: u64) {
         self.events.push(Event::Map(vm, ipa, pages));
@@ -145,6 +148,26 @@ fn lend_unmaps_before_the_spmc_sees_it_and_reclaim_maps_back() {
         assert_eq!(w.events[4..], [Event::Map(0, 0x4010_0000, 3), Event::Map(0, 0x4030_0000, 1)]);
         assert_eq!(l.owner(RAM.pa + 0x10_0000), None);
         assert_eq!(l.find(0, 5), None);
+    });
+}
+
+/// A lend whose pages cannot all leave the VM's Stage-2 is refused before
+/// the SPMC sees it, and every page is mapped again.
+#[test]
+fn a_lend_that_cannot_unmap_is_refused_before_the_spmc() {
+    with_ledger(|l| {
+        let s = sender(0, ME, RAM);
+        let d = descriptor(ME, SP, &[(0x4010_0000, 2), (0x4030_0000, 1)]);
+        let mut w = Fake::new(&[]);
+        w.unmap_fails = Some(0x4030_0000);
+        let r = mem_send(l, &s, &d, &send_regs(FuncId::MemLend32, &d), &mut w);
+        assert!(is_error(&r, FfaError::NoMemory), "{r:x?}");
+        assert!(w.calls().is_empty(), "the SPMC heard nothing");
+        assert_eq!(w.events[2..], [Event::Map(0, 0x4010_0000, 2), Event::Map(0, 0x4030_0000, 1)]);
+        assert_eq!(l.owner(RAM.pa + 0x10_0000), None, "nothing stays marked");
+        // The same pages lend once the Stage-2 can change again.
+        let mut w = Fake::new(&[success(0x9)]);
+        assert_eq!(mem_send(l, &s, &d, &send_regs(FuncId::MemLend32, &d), &mut w), success(0x9));
     });
 }
 
