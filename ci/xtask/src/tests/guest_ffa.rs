@@ -46,7 +46,7 @@ fn boot(o: &Outputs) -> XResult<Boot> {
 fn report(k: usize) -> String {
     format!(
         "dmesg | grep -E 'ARM FF-A|quadrant-ffa-probe' | sed \"s/^/RESU\"\"LT: /\"; \
-         grep ARM-FFA-NPI /proc/interrupts | sed \"s/^/RESU\"\"LT: npi /\"; \
+         grep ARM-FFA-N[P]I /proc/interrupts | sed \"s/^/RESU\"\"LT: npi /\"; \
          for d in $(ls /sys/bus/arm_ffa/devices | sort -t- -k3 -n); do echo \"FFA_D\"\"EV: $d id=$(cat /sys/bus/arm_ffa/devices/$d/partition_id) uuid=$(cat /sys/bus/arm_ffa/devices/$d/uuid)\"; done; \
          echo VM{k}_REPO\"\"RTED\n"
     )
