@@ -25,6 +25,9 @@
 //!   second message meanwhile: BUSY, the peer owns its RX buffer);
 //! - `g`: the peer's notification and message arrive (NPI, FFA_NOTIFICATION_GET,
 //!   the RX buffer), and the buffer goes back (FFA_RX_RELEASE).
+//! - `a` (once the peer is off): mp heard one "VM created" message about
+//!   each VM and one "VM destroyed" about the peer (ns-hyp's VM
+//!   availability messages), with this life's handle.
 //! Each ends with `[ffa-guest] <what>: N passed, M failed`.
 //!
 //! A synchronous external abort taken at EL1 (the one ns-hyp injects for an
@@ -59,6 +62,7 @@ pub const MP_SP: u16 = 0x8002;
 pub const MP_CMD_FFA: u64 = 16;
 pub const MP_CMD_MAP: u64 = 17;
 pub const MP_CMD_READ: u64 = 18;
+pub const MP_CMD_VM_SEEN: u64 = 21;
 /// The notifications used: mp to the VM, the VM to mp, peer to peer.
 pub const SP_BIT: u64 = 1 << 5;
 pub const TO_SP_BIT: u64 = 1 << 7;
@@ -599,6 +603,17 @@ mod guest {
         c.report("rx_release", r.is_ok() && again == Err(CallError::Ffa(FfaError::Denied)), format_args!("{r:?}, again {again:?}"));
     }
 
+    /// `a`: what mp heard of this VM and of the peer (powered off by now).
+    fn availability(ffa: &FfaClient<'_, Hvc>, me: u16, peer: u16, c: &mut Checks) {
+        for (who, id, destroyed) in [("self", me, 0), ("peer", peer, 1)] {
+            let r = ffa.direct_req64(me, super::MP_SP, [super::MP_CMD_VM_SEEN, id as u64, 0, 0, 0]);
+            // Handle: life 1 << 16 | the VM's id.
+            let ok = matches!(r, Ok(a) if a[0] == 1 && a[1] == destroyed && a[2] == 1 << 16 | id as u64);
+            let what = if who == "self" { "vm_created_seen" } else { "peer_destroyed_seen" };
+            c.report(what, ok, format_args!("{id:#06x}: [created, destroyed, handle, ..] {r:x?}"));
+        }
+    }
+
     #[unsafe(no_mangle)]
     extern "C" fn guest_main() -> ! {
         let ffa = FfaClient::new(&Hvc);
@@ -633,7 +648,7 @@ mod guest {
         };
         // Endpoints 1 and 2 are each other's peer.
         let peer = if id == 1 { 2 } else { 1 };
-        let _ = writeln!(Uart, "[ffa-guest] waiting: r resets, o powers off, n s g notify");
+        let _ = writeln!(Uart, "[ffa-guest] waiting: r resets, o powers off, n s g a notify");
         loop {
             let (what, f): (&str, fn(&FfaClient<'_, Hvc>, u16, u16, &mut Checks)) = match read_byte() {
                 b'r' => psci(shared::abi::psci::PSCI_SYSTEM_RESET),
@@ -641,6 +656,7 @@ mod guest {
                 b'n' => ("notifications", notifications),
                 b's' => ("sent", send_to_peer),
                 b'g' => ("received", receive_from_peer),
+                b'a' => ("availability", availability),
                 _ => continue,
             };
             let mut c = Checks { passed: 0, failed: 0 };

@@ -9,6 +9,7 @@
 use super::VMS;
 use crate::arch::mailbox::StaticMailbox;
 use crate::vm::config::GuestConfig;
+use crate::vm::ffa::availability::Availability;
 use crate::vm::ffa::{self, Guests, Proxy, Regs, Upstream, PAGE};
 use crate::vm::config::GUEST_AREA;
 use crate::vm::layout::{RAM_IPA, RAM_PA};
@@ -130,6 +131,7 @@ pub fn init<'a>(cfgs: impl Iterator<Item = &'a GuestConfig>) {
             return;
         }
     }
+    let subscribers = PROXY.discover_subscribers(&Spmc);
     let mut n = 0;
     for (k, cfg) in cfgs.enumerate() {
         if cfg.realm {
@@ -141,6 +143,9 @@ pub fn init<'a>(cfgs: impl Iterator<Item = &'a GuestConfig>) {
         let created = PROXY.create_bitmaps(k, &Spmc);
         let notifications = if created[0] as u32 == fid::FFA_SUCCESS_32 { "notification bitmaps created" } else { "no notification bitmaps at the SPMC" };
         log::info!("guest FF-A: vm{} is endpoint {:#06x} ({} vCPU(s)), {}", k, ffa::vm_id(n), cfg.vcpus, notifications);
+        if subscribers > 0 {
+            announce(k, Availability::Created);
+        }
         n += 1;
     }
     if let Some(pages) = page_map() {
@@ -189,7 +194,24 @@ pub fn report() {
 
 /// VM `k` is powered off or reset (none of its vCPUs runs): the memory it
 /// shared or lent is reclaimed and its buffers are unpinned, before its RAM
-/// is scrubbed.
-pub fn vm_off(k: usize) {
+/// is scrubbed; the SPs that subscribed hear that it is gone and, for a
+/// reset, that it is back.
+pub fn vm_off(k: usize, reset: bool) {
+    if !on() {
+        return;
+    }
     PROXY.vm_gone(k, &Spmc, &Ram);
+    announce(k, Availability::Destroyed);
+    if reset {
+        announce(k, Availability::Created);
+    }
+}
+
+/// Sends VM availability message `what` about VM `k`, and logs it.
+fn announce(k: usize, what: Availability) {
+    let (answered, sent) = PROXY.announce(k, what, &Spmc);
+    if sent > 0 {
+        let w = if what == Availability::Created { "created" } else { "destroyed" };
+        log::info!("guest FF-A: vm{}: VM {} message to {} SP(s), {} answered", k, w, sent, answered);
+    }
 }

@@ -1775,7 +1775,7 @@ fn vm_off(c: &mut Cpu, me: Id, reset: bool) -> Exit {
     // No frame lands in its RAM from here on, nor an FF-A message in its
     // RX buffer (unpinned before the scrub).
     net::reset(me.vm);
-    ffa::vm_off(me.vm);
+    ffa::vm_off(me.vm, reset);
     let (pa, size) = (slot.ram_pa.load(Ordering::Relaxed), slot.ram_size.load(Ordering::Relaxed));
     let scrub = Work::zero(pa, size);
     // A reset boots it again from the payload store, copied in after the

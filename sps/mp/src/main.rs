@@ -44,6 +44,9 @@
 //!   - `CMD_LAST_RUN` (20): what this context did when the scheduler last ran
 //!     it with FFA_RUN (it calls FFA_NOTIFICATION_GET for its vCPU):
 //!     `[times run, from VMs, from SPs, SPM framework, 0]`.
+//! - `CMD_VM_SEEN` (21): the VM availability messages the hypervisor sent it
+//!   about VM x4 (its manifest subscribes to both kinds; the runtime answers
+//!   them, `sp_runtime::availability`): `[created, destroyed, last handle, 0, 0]`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -64,6 +67,7 @@ pub const CMD_MAP: u64 = 17;
 pub const CMD_READ: u64 = 18;
 pub const CMD_SEND: u64 = 19;
 pub const CMD_LAST_RUN: u64 = 20;
+pub const CMD_VM_SEEN: u64 = 21;
 /// Per context, in `mp-scratch`: [times run, from VMs, from SPs, framework]
 /// of the last FFA_RUN by the scheduler.
 pub const RUN_LOG: u64 = SCRATCH + 0x800;
@@ -122,6 +126,10 @@ fn messaging(id: u16, a: [u64; 5]) -> Option<[u64; 5]> {
             BUFFERS.write_tx(HEADER + 8, &a[3].to_le_bytes());
             let r = call4(fid::FFA_MSG_SEND2, [0, a[4], 0, 0]);
             [r[0], r[2], 0, 0, 0]
+        }
+        CMD_VM_SEEN => {
+            let (created, destroyed, handle) = sp_runtime::availability::seen(a[1] as usize);
+            [created, destroyed, handle, 0, 0]
         }
         _ => return None,
     })

@@ -182,6 +182,11 @@ pub fn run_with_interrupts(handler: impl FnMut(&DirectRequest) -> [u64; 5], on_i
 pub fn run_with_hooks(mut handler: impl FnMut(&DirectRequest) -> [u64; 5], mut on_interrupt: impl FnMut(u32), mut on_run: impl FnMut()) -> ! {
     let mut r = call(&msg_wait());
     loop {
+        // The hypervisor's VM availability messages are answered here, not by the handler.
+        if let Some(resp) = crate::availability::answer(&r) {
+            r = call(&resp);
+            continue;
+        }
         r = match DirectRequest::from_regs(&r) {
             Some(req) => call(&req.response(handler(&req))),
             None if r[0] as u32 == fid::FFA_INTERRUPT || r[0] as u32 == fid::FFA_RUN => {

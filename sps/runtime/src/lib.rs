@@ -8,6 +8,7 @@
 //! links at its manifest's load-address + entrypoint-offset (see sps/echo/build.rs).
 #![cfg_attr(not(test), no_std)]
 
+pub mod availability;
 pub mod console;
 pub mod ffa;
 pub mod interrupts;

@@ -138,7 +138,9 @@ pub fn tests() -> Vec<IntegrationTest> {
 /// sends it an indirect message that mp reads back, and binds the other VM.
 /// Then VM 1 notifies VM 0 and sends it a message (`s`; a second one is
 /// BUSY until VM 0 releases its RX buffer), VM 0 takes both (`g`), and the
-/// same the other way.
+/// same the other way.  Last, with VM 1 off, VM 0 asks mp (subscribed to VM
+/// availability messages) what ns-hyp told it: each VM created once, VM 1
+/// destroyed once (`a`).
 fn notify_boot(o: &Outputs) -> XResult<Boot> {
     use super::nshyp::{self, GuestPayload};
     let image = o.images.join("ffa-guest.bin");
@@ -163,7 +165,8 @@ fn notify_input() -> Vec<(String, String)> {
         ("console: input to vm1", "g"),
         ("[vm1] [ffa-guest] received: ", "o"),
         ("[ns-hyp] vm1: SYSTEM_OFF", "\x1d0"),
-        ("console: input to vm0", "o"),
+        ("console: input to vm0", "a"),
+        ("[vm0] [ffa-guest] availability: ", "o"),
     ])
 }
 
@@ -173,11 +176,16 @@ const NOTIFY_CHECKS: &[(&str, &[&str])] = &[
     ("sent", &["set_to_peer", "send2_to_peer", "send2_peer_busy"]),
     ("received", &["npi_from_peer", "get_from_peer", "message_from_peer", "rx_release"]),
 ];
+/// VM 0's last checks (`a`): mp's log of ns-hyp's VM availability messages.
+const AVAILABILITY_CHECKS: &[&str] = &["vm_created_seen", "peer_destroyed_seen"];
 
 fn notify_expects() -> Vec<Expect> {
     vec![
         expect("ns-hyp made both VMs endpoints with notification bitmaps at the SPMC", &["[ns-hyp] guest FF-A: vm1 is endpoint 0x0002 (1 vCPU(s)), notification bitmaps created"]),
         expect("ns-hyp took the SPMC's Schedule Receiver Interrupt and pended NPIs", &["[ns-hyp] guest FF-A: ", "Schedule Receiver Interrupt(s) taken"]),
+        expect("ns-hyp told mp (subscribed) that VM 1 was created", &["[ns-hyp] guest FF-A: vm1: VM created message to 1 SP(s), 1 answered"]),
+        expect("ns-hyp told mp that VM 1 is gone at its power-off", &["[ns-hyp] guest FF-A: vm1: VM destroyed message to 1 SP(s), 1 answered"]),
+        expect("mp's log of the messages as VM 0 read it", &["[vm0] [ffa-guest] availability: 2 passed, 0 failed"]),
         expect("the last VM's SYSTEM_OFF powered the machine off", &["[ns-hyp] guest: SYSTEM_OFF"]),
     ]
 }
@@ -199,6 +207,12 @@ fn notify_extra(output: &str) -> Vec<String> {
             if count(&summary) != 1 {
                 f.push(format!("{} line(s) with {summary:?}, not 1", count(&summary)));
             }
+        }
+    }
+    for c in AVAILABILITY_CHECKS {
+        let ok = format!("[vm0] [ffa-guest] {c}: ok");
+        if count(&ok) != 1 {
+            f.push(format!("{} line(s) with {ok:?}, not 1", count(&ok)));
         }
     }
     let sris = output.lines().find_map(|l| l.split("guest FF-A: ").nth(1)?.split(" Schedule Receiver Interrupt(s) taken").next()?.parse::<u32>().ok());

@@ -20,6 +20,7 @@
 //! its spec name and how it is handled; the dispatcher answers NOT_SUPPORTED
 //! for anything else, and FFA_FEATURES is answered from the same table.
 
+pub mod availability;
 pub mod direct;
 pub mod indirect;
 pub mod memory;
@@ -275,6 +276,10 @@ pub struct Proxy {
     pub memory: spin::Mutex<Option<memory::Ledger<'static>>>,
     /// Each VM's notifications from other VMs and hypervisor framework ones ([`notify`]).
     notes: notify::VmNotifications,
+    /// The SPs that want VM availability messages ([`availability`]), and
+    /// each VM's lives so far (its messages' handle).
+    subscribers: spin::Mutex<availability::Subscribers>,
+    lives: [core::sync::atomic::AtomicU32; MAX_VMS],
 }
 
 impl Default for Proxy {
@@ -285,7 +290,7 @@ impl Default for Proxy {
 
 impl Proxy {
     pub const fn new() -> Self {
-        Proxy { vms: [const { spin::Mutex::new(VmFfa::none()) }; MAX_VMS], hyp_rx: spin::Mutex::new(()), preempted: spin::Mutex::new([None; MAX_PREEMPTED]), memory: spin::Mutex::new(None), notes: notify::VmNotifications::new() }
+        Proxy { vms: [const { spin::Mutex::new(VmFfa::none()) }; MAX_VMS], hyp_rx: spin::Mutex::new(()), preempted: spin::Mutex::new([None; MAX_PREEMPTED]), memory: spin::Mutex::new(None), notes: notify::VmNotifications::new(), subscribers: spin::Mutex::new(availability::Subscribers::new()), lives: [const { core::sync::atomic::AtomicU32::new(0) }; MAX_VMS] }
     }
 
     /// VM `k` becomes endpoint `id` with `vcpus` execution contexts.
@@ -327,6 +332,40 @@ impl Proxy {
     /// endpoint ([`Proxy::add_vm`]); the SPMC's answer.
     pub fn create_bitmaps<U: Upstream>(&self, k: usize, up: &U) -> Regs {
         notify::create_bitmaps(self, k, up)
+    }
+
+    /// Learns which SPs want VM availability messages (partition discovery
+    /// through ns-hyp's RX buffer); returns how many do.
+    pub fn discover_subscribers<U: Upstream>(&self, up: &U) -> usize {
+        let _hyp_rx = self.hyp_rx.lock();
+        let mut req = [0; 18];
+        req[0] = fid::FFA_PARTITION_INFO_GET as u64;
+        let reply = up.call(&req);
+        if reply[0] as u32 != fid::FFA_SUCCESS_32 {
+            return 0;
+        }
+        let subs = up.with_hyp_rx(|rx| availability::Subscribers::from_descriptors(rx, reply[2] as u32 as usize, reply[3] as u32 as usize));
+        let mut rel = [0; 18];
+        rel[0] = fid::FFA_RX_RELEASE as u64;
+        up.call(&rel);
+        *self.subscribers.lock() = subs;
+        subs.wanting(availability::Availability::Created).count().max(subs.wanting(availability::Availability::Destroyed).count())
+    }
+
+    /// Tells the subscribed SPs that VM `k` starts (a new life: a new
+    /// handle) or is gone; returns (answered, sent).
+    pub fn announce<U: Upstream>(&self, k: usize, what: availability::Availability, up: &U) -> (usize, usize) {
+        use core::sync::atomic::Ordering;
+        let vm = self.vm(k);
+        if !vm.endpoint {
+            return (0, 0);
+        }
+        let life = match what {
+            availability::Availability::Created => self.lives[k].fetch_add(1, Ordering::Relaxed) + 1,
+            availability::Availability::Destroyed => self.lives[k].load(Ordering::Relaxed),
+        };
+        let subs = *self.subscribers.lock();
+        availability::send(up, &subs, what, vm.id, (life as u64) << 16 | vm.id as u64)
     }
 
     /// The physical Schedule Receiver Interrupt ([`notify::sri`]).

@@ -114,6 +114,15 @@ impl Upstream for FakeSpmc {
                 }
                 success(0, 0)
             }
+            // A VM availability message: the framework response (type + 1).
+            fid::FFA_MSG_SEND_DIRECT_REQ_32 if r[2] & (1 << 31) != 0 => {
+                let (src, dst) = shared::abi::ffa::unpack_endpoints(r[1]);
+                let mut out = [0; 18];
+                out[0] = fid::FFA_MSG_SEND_DIRECT_RESP_32 as u64;
+                out[1] = pack_endpoints(dst, src);
+                out[2] = r[2] + 1;
+                out
+            }
             fid::FFA_MSG_SEND_DIRECT_REQ_32 | fid::FFA_MSG_SEND_DIRECT_REQ_64 | fid::FFA_MSG_SEND_DIRECT_REQ2 => {
                 let (src, dst) = shared::abi::ffa::unpack_endpoints(r[1]);
                 let mut out = *r;
@@ -649,3 +658,4 @@ fn a_vm_going_away_gives_its_memory_back() {
 }
 
 mod notifications;
+mod availability;
