@@ -192,16 +192,18 @@ pub fn report() {
     }
 }
 
-/// VM `k` is powered off or reset (none of its vCPUs runs): the memory it
-/// shared or lent is reclaimed and its buffers are unpinned, before its RAM
-/// is scrubbed; the SPs that subscribed hear that it is gone and, for a
-/// reset, that it is back.
+/// VM `k` is powered off or reset (none of its vCPUs runs): the SPs that
+/// subscribed hear that it is gone first (they drop its state, e.g. OP-TEE
+/// the shared memory it still holds, before ns-hyp reclaims that memory),
+/// then the memory it shared or lent is reclaimed and its buffers are
+/// unpinned, before its RAM is scrubbed; after a reset the SPs hear that it
+/// is back.
 pub fn vm_off(k: usize, reset: bool) {
     if !on() {
         return;
     }
-    PROXY.vm_gone(k, &Spmc, &Ram);
     announce(k, Availability::Destroyed);
+    PROXY.vm_gone(k, &Spmc, &Ram);
     if reset {
         announce(k, Availability::Created);
     }

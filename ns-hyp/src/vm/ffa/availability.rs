@@ -7,14 +7,19 @@
 //! Each message is an FFA_MSG_SEND_DIRECT_REQ_32 from ns-hyp (id 0) to the
 //! SP: w2 = framework flag | type (4 created, 6 destroyed), w3/w4 a handle
 //! for this life of the VM, w5[15:0] the VM's id.  The SP answers with the
-//! framework response (type + 1).  An SP preempted meanwhile
-//! (FFA_INTERRUPT) or yielding is run again until it answers, a bounded
-//! number of times.
+//! framework response (type + 1) and w3 its status (0: success).  An SP
+//! preempted meanwhile (FFA_INTERRUPT) or yielding is run again until it
+//! answers, and one whose context on this PE is BUSY (finishing a VM's
+//! request) is asked again, each a bounded number of times.
+//!
+//! OP-TEE built with CFG_NS_VIRTUALIZATION is such an SP: it keeps one
+//! guest partition per VM id (w5) and refuses calls from a VM it was not
+//! told about.
 //!
 //! The subscribers come from partition discovery at ns-hyp's start.
 
 use super::{Regs, Upstream};
-use shared::abi::ffa::framework::{FLAG, TYPE_MASK, VM_CREATED_REQ, VM_DESTROYED_REQ};
+use shared::abi::ffa::framework::{FLAG, VM_CREATED_REQ, VM_DESTROYED_REQ};
 use shared::abi::ffa::{fid, pack_endpoints, unpack_endpoints};
 
 /// Partition properties bits 6 and 7 (DEN0077 v1.2, partition information descriptor).
@@ -24,8 +29,10 @@ pub const PROP_VM_DESTROYED: u32 = 1 << 7;
 /// SPs remembered as subscribers at most.
 pub const MAX_SUBSCRIBERS: usize = 16;
 
-/// FFA_RUNs given to an SP for one message at most.
+/// FFA_RUNs given to an SP for one message at most, and how many times a
+/// BUSY one is asked again.
 const MAX_RUNS: usize = 64;
+const BUSY_RETRIES: usize = 1000;
 
 /// Which message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,11 +105,17 @@ pub fn message(what: Availability, sp: u16, vm_id: u16, handle: u64) -> Regs {
     r
 }
 
-/// Whether `reply` is `sp`'s framework response to `what` for ns-hyp.
+/// Whether `reply` is `sp`'s framework response to `what` for ns-hyp, with
+/// status 0 (w3).
 fn is_answer(reply: &Regs, what: Availability, sp: u16) -> bool {
-    reply[0] as u32 == fid::FFA_MSG_SEND_DIRECT_RESP_32
+    matches!(reply[0] as u32, fid::FFA_MSG_SEND_DIRECT_RESP_32 | fid::FFA_MSG_SEND_DIRECT_RESP_64)
         && unpack_endpoints(reply[1]) == (sp, super::HYPERVISOR_ID)
-        && reply[2] & (FLAG | TYPE_MASK) == FLAG | (what.request() + 1)
+        && reply[2] & 0xffff_ffff == FLAG | (what.request() + 1)
+        && reply[3] as u32 == 0
+}
+
+fn is_busy(r: &Regs) -> bool {
+    r[0] as u32 == fid::FFA_ERROR && r[2] as u32 as i32 == i32::from(shared::abi::ffa::FfaError::Busy)
 }
 
 /// Sends `what` about VM `vm_id` to every SP that wants it; returns how
@@ -111,7 +124,15 @@ pub fn send<U: Upstream>(up: &U, subs: &Subscribers, what: Availability, vm_id: 
     let (mut answered, mut sent) = (0, 0);
     for sp in subs.wanting(what) {
         sent += 1;
-        let mut reply = up.call(&message(what, sp, vm_id, handle));
+        let request = message(what, sp, vm_id, handle);
+        let mut reply = up.call(&request);
+        for _ in 0..BUSY_RETRIES {
+            if !is_busy(&reply) {
+                break;
+            }
+            core::hint::spin_loop();
+            reply = up.call(&request);
+        }
         let mut runs = 0;
         while matches!(reply[0] as u32, fid::FFA_INTERRUPT | fid::FFA_YIELD) && runs < MAX_RUNS {
             let mut run = [0; 18];

@@ -69,6 +69,12 @@ fn a_preempted_sp_is_run_until_it_answers_and_a_wrong_answer_is_not_counted() {
     wrong[2] = 1 << 31 | 5; // "created" answered to "destroyed"
     w.spmc.script.borrow_mut().extend([wrong, err(FfaError::InvalidParameters)]);
     assert_eq!(w.p.announce(0, Availability::Destroyed, &w.spmc), (0, 2));
+    // A BUSY context is asked again; an error status is no success.
+    let mut busy_then_refused = resp;
+    busy_then_refused[3] = 0xffff_fffe;
+    w.spmc.script.borrow_mut().extend([err(FfaError::Busy), err(FfaError::Busy), busy_then_refused]);
+    assert_eq!(w.p.announce(0, Availability::Created, &w.spmc), (0, 1));
+    assert_eq!(w.spmc.seen_fids().iter().rev().take(3).filter(|&&f| f == fid::FFA_MSG_SEND_DIRECT_REQ_32).count(), 3);
     // One that never stops yielding: bounded.
     let mut y = [0; 18];
     y[0] = fid::FFA_YIELD as u64;
