@@ -143,6 +143,55 @@ pub fn optee_make_vars(ta_key: &Path) -> Vec<String> {
     v
 }
 
+/// OP-TEE for several VMs of ns-hyp at once: [`optee_make_vars`] with
+/// CFG_NS_VIRTUALIZATION=y.  That OP-TEE keeps a guest partition per VM id
+/// (sessions, TA instances, shared memory, wait queues) and needs the
+/// hypervisor's VM created message before a VM's first call (ns-hyp sends
+/// it, `ns-hyp/src/vm/ffa/availability.rs`).  Without it OP-TEE has one
+/// Normal world, and a thread of one VM waiting on a lock that another
+/// VM's thread releases is woken by an RPC to that other VM: never
+/// (docs/ns-hyp.md, "OP-TEE in two VMs").  CFG_VIRT_GUEST_COUNT stays
+/// OP-TEE's default, 2: each guest gets half of the TA RAM.
+pub fn optee_virt_make_vars(ta_key: &Path) -> Vec<String> {
+    let mut v = optee_make_vars(ta_key);
+    v.push("CFG_NS_VIRTUALIZATION=y".into());
+    v
+}
+
+/// The virtualization build's directory (`<optee>/build-virt`).
+pub fn optee_virt_build_dir(optee_dir: &Path) -> PathBuf {
+    optee_dir.join("build-virt")
+}
+
+/// The virtualization build's raw image.
+pub fn optee_virt_image(optee_dir: &Path) -> PathBuf {
+    optee_virt_build_dir(optee_dir).join("core/tee-raw.bin")
+}
+
+/// Builds [`optee_virt_make_vars`]'s OP-TEE (once; again when its flags
+/// change) from the source [`setup`] fetched.  Called only by the tests
+/// that boot it: ~5 minutes on 2 cores.
+pub fn optee_virt(dir: &Path) -> Result {
+    let vars = optee_virt_make_vars(&optee_ta_key(dir));
+    let flags = vars.join(" ");
+    let build = optee_virt_build_dir(dir);
+    let record = dir.join("versions-virt.txt");
+    let done = std::fs::read_to_string(&record).is_ok_and(|r| r.lines().any(|l| l == format!("flags {flags}")));
+    if done && optee_virt_image(dir).exists() {
+        return Ok(());
+    }
+    let (suite, dsc, src) = optee_source(dir)?;
+    let _ = std::fs::remove_dir_all(&build);
+    let mut cmd = Command::new("make");
+    cmd.current_dir(&src).arg(format!("-j{}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)));
+    cmd.args(&vars).arg(format!("O={}", build.display()));
+    util::step(&format!("OP-TEE build ({dsc}, S-EL2 SPMC configuration, CFG_NS_VIRTUALIZATION)"), || run_logged(&mut cmd, &dir.join("build-virt.log")))?;
+    if !optee_virt_image(dir).exists() {
+        return Err(format!("OP-TEE build produced no {}", optee_virt_image(dir).display()));
+    }
+    util::write_atomic(&record, format!("suite {suite}\nsource {dsc}\nflags {flags}\n").as_bytes())
+}
+
 /// The reference OP-TEE (issue D2 item 3): the same source with OP-TEE's
 /// defaults for QEMU's armv8a platform, i.e. without CFG_CORE_SEL2_SPMC: a
 /// classic BL32 under TF-A's own dispatcher (SPD=opteed), found by Linux's

@@ -97,7 +97,8 @@ fn guest_boot(o: &Outputs, args: &str, name: &str) -> XResult<Boot> {
 /// several), each running the subset at once with its own initramfs copy.
 fn guest_boot_vms(o: &Outputs, args: &str, name: &str, n: usize) -> XResult<Boot> {
     use super::nshyp::{GuestPayload, VmSpec};
-    let sps = layout::SpSet::User(optee_layout(&o.paths)?);
+    // Several VMs: OP-TEE built for them, told of each by ns-hyp.
+    let sps = layout::SpSet::User(if n == 1 { optee_layout(&o.paths)? } else { optee_virt_layout(&o.paths)? });
     let bios = build::build_tfa(&o.paths, Bl33::NsHyp, &sps)?;
     let initrd = xtest_initrd(o, args, name, &["ffa-core", "ffa-module", "tee", "optee"])?;
     let kernel = guest::kernel_image(&o.paths)?;
@@ -439,7 +440,33 @@ fn compare(output: &str, refl: &str, counts_only: bool) -> Vec<String> {
 /// every other test boots, stays without OP-TEE.  The `size` key becomes
 /// OP-TEE's `mem_size` in the generated SPMC manifest (layout.rs).
 pub fn optee_layout(p: &setup::Paths) -> XResult<PathBuf> {
-    let dir = util::out_dir().join("optee-layout");
+    let dts = std::fs::read_to_string(util::repo_root().join("tfa-integration/sp/optee.dts")).map_err(|e| format!("optee.dts: {e}"))?;
+    layout_with_optee("optee-layout", &dts, &setup::optee_image(&p.optee))
+}
+
+/// [`optee_layout`] with OP-TEE built for several VMs
+/// ([`setup::optee_virt`], CFG_NS_VIRTUALIZATION), under
+/// `target/quadrant/optee-virt-layout/`: its manifest subscribes to the VM
+/// created and destroyed messages (`vm-availability-messages = <0x3>`,
+/// Hafnium's binding), which ns-hyp sends it for each VM.
+pub fn optee_virt_layout(p: &setup::Paths) -> XResult<PathBuf> {
+    setup::optee_virt(&p.optee)?;
+    let dts = std::fs::read_to_string(util::repo_root().join("tfa-integration/sp/optee.dts")).map_err(|e| format!("optee.dts: {e}"))?;
+    layout_with_optee("optee-virt-layout", &virt_manifest(&dts)?, &setup::optee_virt_image(&p.optee))
+}
+
+/// OP-TEE's manifest with `vm-availability-messages = <0x3>` after its
+/// `messaging-method` line.
+fn virt_manifest(dts: &str) -> XResult<String> {
+    let at = dts.find("\tmessaging-method").ok_or("optee.dts: no messaging-method line")?;
+    let end = at + dts[at..].find('\n').ok_or("optee.dts: messaging-method is its last line")? + 1;
+    Ok(format!("{}\tvm-availability-messages = <0x3>;\t/* VM created and destroyed: ns-hyp's VMs */\n{}", &dts[..end], &dts[end..]))
+}
+
+/// A layout of our SPs plus OP-TEE (`dts` its manifest, `image` its raw
+/// image) under `target/quadrant/<name>/`.
+fn layout_with_optee(name: &str, dts: &str, image: &Path) -> XResult<PathBuf> {
+    let dir = util::out_dir().join(name);
     util::mkdirs(&dir)?;
     let integ = util::repo_root().join("tfa-integration");
     let copy = |from: &Path, to: &str| -> XResult<()> {
@@ -454,8 +481,10 @@ pub fn optee_layout(p: &setup::Paths) -> XResult<PathBuf> {
         copy(&integ.join("sp").join(&e.pm), &e.pm)?;
         copy(&build::images_dir().join(format!("{}.bin", e.name)), &format!("{}.bin", e.name))?;
     }
-    copy(&integ.join("sp/optee.dts"), "optee.dts")?;
-    copy(&setup::optee_image(&p.optee), "optee.bin")?;
+    if std::fs::read_to_string(dir.join("optee.dts")).ok().as_deref() != Some(dts) {
+        std::fs::write(dir.join("optee.dts"), dts).map_err(|e| format!("optee.dts: {e}"))?;
+    }
+    copy(image, "optee.bin")?;
     let end = ours.trim_end().strip_suffix('}').ok_or("sp_layout.json: no closing brace")?.trim_end();
     let json = format!(
         "{end},\n\t\"op-tee\": {{\n\t\t\"image\": \"optee.bin\",\n\t\t\"pm\": \"optee.dts\",\n\t\t\"owner\": \"SiP\",\n\t\t\"size\": \"{:#x}\"\n\t}}\n}}\n",
@@ -563,6 +592,15 @@ mod tests {
         assert_eq!(super::xtest_args("quadrant-xtest-args: -t regression 1001\n").as_deref(), Some("-t regression 1001"));
     }
     use super::*;
+
+    #[test]
+    fn the_virt_manifest_subscribes_to_vm_availability() {
+        let dts = std::fs::read_to_string(util::repo_root().join("tfa-integration/sp/optee.dts")).unwrap();
+        let v = virt_manifest(&dts).unwrap();
+        assert_eq!(layout::dts_cells(&v, "vm-availability-messages"), Some(vec![3]));
+        assert_eq!(v.replace("\tvm-availability-messages = <0x3>;\t/* VM created and destroyed: ns-hyp's VMs */\n", ""), dts);
+        assert!(virt_manifest("/ {\n};\n").is_err());
+    }
 
     #[test]
     fn optee_uuid_is_the_manifests() {
