@@ -152,9 +152,17 @@ pub fn optee_make_vars(ta_key: &Path) -> Vec<String> {
 /// VM's thread releases is woken by an RPC to that other VM: never
 /// (docs/ns-hyp.md, "OP-TEE in two VMs").  CFG_VIRT_GUEST_COUNT stays
 /// OP-TEE's default, 2: each guest gets half of the TA RAM.
+///
+/// CFG_NUM_THREADS=8 (the platform's default is 2): OP-TEE's threads are one
+/// pool for all guests, and a yielding call that finds none free gets
+/// TEE_ERROR_BUSY; Linux's driver then waits until another call of its own
+/// completes (`optee_cq_wait_for_completion`, no timeout), so a VM whose
+/// only call found the pool taken by the other VM's calls (xtest 1013 runs several
+/// at once) would wait for ever.  8 is meant to cover both VMs' calls at once.
 pub fn optee_virt_make_vars(ta_key: &Path) -> Vec<String> {
     let mut v = optee_make_vars(ta_key);
     v.push("CFG_NS_VIRTUALIZATION=y".into());
+    v.push("CFG_NUM_THREADS=8".into());
     v
 }
 
