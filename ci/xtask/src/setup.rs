@@ -114,6 +114,16 @@ pub const OPTEE_LOAD_ADDRESS: u64 = 0x0e80_0000;
 pub const OPTEE_MEM_SIZE: u64 = 0x60_0000;
 const OPTEE_IMAGE_OFFSET: u64 = 0x4000;
 
+/// The virtualization build's package ([`optee_virt`]): all of Secure DRAM
+/// from where our SPs start (0x0e300000) to its end (0x0eefb000; the
+/// page there holds spmc's manifest, GPTs follow), so its layout holds
+/// OP-TEE alone.  In 6 MiB, each of its two guests had about 1.7 MiB of TA
+/// RAM, and TAs failed to load (ldelf: TEE_ERROR_OUT_OF_MEMORY, in
+/// regression 1006, 1008, 1016, 4002, 4003, 4006, 6010); with 12 MiB each
+/// has about 4.5 MiB, more than the one OP-TEE of `guest_optee` has.
+pub const OPTEE_VIRT_LOAD_ADDRESS: u64 = 0x0e30_0000;
+pub const OPTEE_VIRT_MEM_SIZE: u64 = 0x0eef_b000 - OPTEE_VIRT_LOAD_ADDRESS;
+
 /// OP-TEE's make variables: QEMU's armv8a platform in the S-EL2 SPMC
 /// configuration (FF-A over HVC to spmc, Hafnium's paravirtualised
 /// interrupt controller), its console through FFA_CONSOLE_LOG (spmc prints
@@ -121,6 +131,11 @@ const OPTEE_IMAGE_OFFSET: u64 = 0x4000;
 /// `ta_key`: the key the TAs it will load were signed with (the public half
 /// is built in; see [`optee_ta_key`]).
 pub fn optee_make_vars(ta_key: &Path) -> Vec<String> {
+    optee_make_vars_at(ta_key, OPTEE_LOAD_ADDRESS, OPTEE_MEM_SIZE)
+}
+
+/// [`optee_make_vars`] for a package loaded at `load` with `size` bytes.
+fn optee_make_vars_at(ta_key: &Path, load: u64, size: u64) -> Vec<String> {
     let mut v: Vec<String> = [
         "PLATFORM=vexpress-qemu_armv8a",
         "CFG_ARM64_core=y",
@@ -137,8 +152,8 @@ pub fn optee_make_vars(ta_key: &Path) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    v.push(format!("CFG_TZDRAM_START={:#x}", OPTEE_LOAD_ADDRESS + OPTEE_IMAGE_OFFSET));
-    v.push(format!("CFG_TZDRAM_SIZE={:#x}", OPTEE_MEM_SIZE - OPTEE_IMAGE_OFFSET));
+    v.push(format!("CFG_TZDRAM_START={:#x}", load + OPTEE_IMAGE_OFFSET));
+    v.push(format!("CFG_TZDRAM_SIZE={:#x}", size - OPTEE_IMAGE_OFFSET));
     v.push(format!("TA_PUBLIC_KEY={}", ta_key.display()));
     v
 }
@@ -151,7 +166,8 @@ pub fn optee_make_vars(ta_key: &Path) -> Vec<String> {
 /// Normal world, and a thread of one VM waiting on a lock that another
 /// VM's thread releases is woken by an RPC to that other VM: never
 /// (docs/ns-hyp.md, "OP-TEE in two VMs").  CFG_VIRT_GUEST_COUNT stays
-/// OP-TEE's default, 2: each guest gets half of the TA RAM.
+/// OP-TEE's default, 2: each guest gets half of the TA RAM, so the package
+/// is larger ([`OPTEE_VIRT_LOAD_ADDRESS`], [`OPTEE_VIRT_MEM_SIZE`]).
 ///
 /// CFG_NUM_THREADS=8 (the platform's default is 2): OP-TEE's threads are one
 /// pool for all guests, and a yielding call that finds none free gets
@@ -160,7 +176,7 @@ pub fn optee_make_vars(ta_key: &Path) -> Vec<String> {
 /// only call found the pool taken by the other VM's calls (xtest 1013 runs several
 /// at once) would wait for ever.  8 is meant to cover both VMs' calls at once.
 pub fn optee_virt_make_vars(ta_key: &Path) -> Vec<String> {
-    let mut v = optee_make_vars(ta_key);
+    let mut v = optee_make_vars_at(ta_key, OPTEE_VIRT_LOAD_ADDRESS, OPTEE_VIRT_MEM_SIZE);
     v.push("CFG_NS_VIRTUALIZATION=y".into());
     v.push("CFG_NUM_THREADS=8".into());
     v

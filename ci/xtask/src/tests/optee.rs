@@ -441,31 +441,49 @@ fn compare(output: &str, refl: &str, counts_only: bool) -> Vec<String> {
 /// OP-TEE's `mem_size` in the generated SPMC manifest (layout.rs).
 pub fn optee_layout(p: &setup::Paths) -> XResult<PathBuf> {
     let dts = std::fs::read_to_string(util::repo_root().join("tfa-integration/sp/optee.dts")).map_err(|e| format!("optee.dts: {e}"))?;
-    layout_with_optee("optee-layout", &dts, &setup::optee_image(&p.optee))
+    layout_with_optee("optee-layout", true, &dts, &setup::optee_image(&p.optee), setup::OPTEE_MEM_SIZE)
 }
 
-/// [`optee_layout`] with OP-TEE built for several VMs
-/// ([`setup::optee_virt`], CFG_NS_VIRTUALIZATION), under
-/// `target/quadrant/optee-virt-layout/`: its manifest subscribes to the VM
-/// created and destroyed messages (`vm-availability-messages = <0x3>`,
+/// OP-TEE alone, built for several VMs ([`setup::optee_virt`],
+/// CFG_NS_VIRTUALIZATION), under `target/quadrant/optee-virt-layout/`: its
+/// package fills the Secure DRAM our SPs use otherwise
+/// ([`setup::OPTEE_VIRT_LOAD_ADDRESS`]), and its manifest subscribes to the
+/// VM created and destroyed messages (`vm-availability-messages = <0x3>`,
 /// Hafnium's binding), which ns-hyp sends it for each VM.
 pub fn optee_virt_layout(p: &setup::Paths) -> XResult<PathBuf> {
     setup::optee_virt(&p.optee)?;
     let dts = std::fs::read_to_string(util::repo_root().join("tfa-integration/sp/optee.dts")).map_err(|e| format!("optee.dts: {e}"))?;
-    layout_with_optee("optee-virt-layout", &virt_manifest(&dts)?, &setup::optee_virt_image(&p.optee))
+    layout_with_optee("optee-virt-layout", false, &virt_manifest(&dts)?, &setup::optee_virt_image(&p.optee), setup::OPTEE_VIRT_MEM_SIZE)
 }
 
-/// OP-TEE's manifest with `vm-availability-messages = <0x3>` after its
-/// `messaging-method` line.
+/// OP-TEE's manifest for the virtualization build: its load address and
+/// `mem-size` lines say [`setup::OPTEE_VIRT_LOAD_ADDRESS`] and
+/// [`setup::OPTEE_VIRT_MEM_SIZE`], and `vm-availability-messages = <0x3>`
+/// follows its `messaging-method` line.
 fn virt_manifest(dts: &str) -> XResult<String> {
-    let at = dts.find("\tmessaging-method").ok_or("optee.dts: no messaging-method line")?;
-    let end = at + dts[at..].find('\n').ok_or("optee.dts: messaging-method is its last line")? + 1;
-    Ok(format!("{}\tvm-availability-messages = <0x3>;\t/* VM created and destroyed: ns-hyp's VMs */\n{}", &dts[..end], &dts[end..]))
+    let line = |key: &str| -> XResult<(usize, usize)> {
+        let at = dts.find(&format!("\t{key} = ")).ok_or(format!("optee.dts: no {key} line"))?;
+        Ok((at, at + dts[at..].find('\n').ok_or(format!("optee.dts: {key} is its last line"))? + 1))
+    };
+    let (load, mem, msg) = (line("load-address")?, line("mem-size")?, line("messaging-method")?);
+    if !(load.1 <= mem.0 && mem.1 <= msg.0) {
+        return Err("optee.dts: load-address, mem-size and messaging-method are not in that order".into());
+    }
+    Ok(format!(
+        "{}\tload-address = <{:#010x}>;\n\tmem-size = <{:#x}>;\n{}{}\tvm-availability-messages = <0x3>;\t/* VM created and destroyed: ns-hyp's VMs */\n{}",
+        &dts[..load.0],
+        setup::OPTEE_VIRT_LOAD_ADDRESS,
+        setup::OPTEE_VIRT_MEM_SIZE,
+        &dts[mem.1..msg.0],
+        &dts[msg.0..msg.1],
+        &dts[msg.1..]
+    ))
 }
 
-/// A layout of our SPs plus OP-TEE (`dts` its manifest, `image` its raw
-/// image) under `target/quadrant/<name>/`.
-fn layout_with_optee(name: &str, dts: &str, image: &Path) -> XResult<PathBuf> {
+/// A layout of OP-TEE (`dts` its manifest, `image` its raw image, `size`
+/// its package's memory), with our SPs before it when `ours`, under
+/// `target/quadrant/<name>/`.
+fn layout_with_optee(name: &str, ours_too: bool, dts: &str, image: &Path, size: u64) -> XResult<PathBuf> {
     let dir = util::out_dir().join(name);
     util::mkdirs(&dir)?;
     let integ = util::repo_root().join("tfa-integration");
@@ -476,7 +494,7 @@ fn layout_with_optee(name: &str, dts: &str, image: &Path) -> XResult<PathBuf> {
         }
         Ok(())
     };
-    let ours = std::fs::read_to_string(integ.join("sp_layout.json")).map_err(|e| format!("sp_layout.json: {e}"))?;
+    let ours = if ours_too { std::fs::read_to_string(integ.join("sp_layout.json")).map_err(|e| format!("sp_layout.json: {e}"))? } else { "{\n}\n".into() };
     for e in layout::entries(&ours) {
         copy(&integ.join("sp").join(&e.pm), &e.pm)?;
         copy(&build::images_dir().join(format!("{}.bin", e.name)), &format!("{}.bin", e.name))?;
@@ -486,9 +504,9 @@ fn layout_with_optee(name: &str, dts: &str, image: &Path) -> XResult<PathBuf> {
     }
     copy(image, "optee.bin")?;
     let end = ours.trim_end().strip_suffix('}').ok_or("sp_layout.json: no closing brace")?.trim_end();
+    let comma = if ours_too { "," } else { "" };
     let json = format!(
-        "{end},\n\t\"op-tee\": {{\n\t\t\"image\": \"optee.bin\",\n\t\t\"pm\": \"optee.dts\",\n\t\t\"owner\": \"SiP\",\n\t\t\"size\": \"{:#x}\"\n\t}}\n}}\n",
-        setup::OPTEE_MEM_SIZE
+        "{end}{comma}\n\t\"op-tee\": {{\n\t\t\"image\": \"optee.bin\",\n\t\t\"pm\": \"optee.dts\",\n\t\t\"owner\": \"SiP\",\n\t\t\"size\": \"{size:#x}\"\n\t}}\n}}\n"
     );
     let file = dir.join("sp_layout.json");
     if std::fs::read_to_string(&file).ok().as_deref() != Some(json.as_str()) {
@@ -598,8 +616,17 @@ mod tests {
         let dts = std::fs::read_to_string(util::repo_root().join("tfa-integration/sp/optee.dts")).unwrap();
         let v = virt_manifest(&dts).unwrap();
         assert_eq!(layout::dts_cells(&v, "vm-availability-messages"), Some(vec![3]));
-        assert_eq!(v.replace("\tvm-availability-messages = <0x3>;\t/* VM created and destroyed: ns-hyp's VMs */\n", ""), dts);
+        assert_eq!(layout::load_address(&v), Some(setup::OPTEE_VIRT_LOAD_ADDRESS));
+        assert_eq!(layout::dts_cells(&v, "mem-size"), Some(vec![setup::OPTEE_VIRT_MEM_SIZE as u32]));
+        // sp_mk_generator greps the load address line: exactly one.
+        assert_eq!(v.matches("load-address = <").count(), 1);
+        assert_eq!(v.lines().count(), dts.lines().count() + 1);
         assert!(virt_manifest("/ {\n};\n").is_err());
+        // The build and the manifest agree (as `optee_manifest_matches_build` checks the plain one).
+        let vars = setup::optee_virt_make_vars(Path::new("k.pem"));
+        assert!(vars.contains(&format!("CFG_TZDRAM_START={:#x}", setup::OPTEE_VIRT_LOAD_ADDRESS + 0x4000)));
+        assert!(vars.contains(&format!("CFG_TZDRAM_SIZE={:#x}", setup::OPTEE_VIRT_MEM_SIZE - 0x4000)));
+        assert_eq!(layout::dts_cells(&v, "entrypoint-offset"), Some(vec![0x4000]));
     }
 
     #[test]
