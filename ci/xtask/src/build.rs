@@ -160,7 +160,7 @@ pub fn ns_hyp_elf() -> PathBuf {
 }
 
 /// Hash of our patches, to know when the patched tree must be redone.
-fn patches_stamp(patches: &[PathBuf]) -> Result<String> {
+pub(crate) fn patches_stamp(patches: &[PathBuf]) -> Result<String> {
     // FNV-1a over names and contents: only change detection, no security role.
     let mut h: u64 = 0xcbf29ce484222325;
     for p in patches {

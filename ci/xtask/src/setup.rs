@@ -197,7 +197,8 @@ pub fn optee_virt_image(optee_dir: &Path) -> PathBuf {
 /// that boot it: ~5 minutes on 2 cores.
 pub fn optee_virt(dir: &Path) -> Result {
     let vars = optee_virt_make_vars(&optee_ta_key(dir));
-    let flags = vars.join(" ");
+    let patches = optee_virt_patches()?;
+    let flags = format!("{} patches={}", vars.join(" "), crate::build::patches_stamp(&patches)?);
     let build = optee_virt_build_dir(dir);
     let record = dir.join("versions-virt.txt");
     let done = std::fs::read_to_string(&record).is_ok_and(|r| r.lines().any(|l| l == format!("flags {flags}")));
@@ -205,15 +206,52 @@ pub fn optee_virt(dir: &Path) -> Result {
         return Ok(());
     }
     let (suite, dsc, src) = optee_source(dir)?;
+    let src = optee_virt_source(dir, &src, &patches)?;
     let _ = std::fs::remove_dir_all(&build);
     let mut cmd = Command::new("make");
     cmd.current_dir(&src).arg(format!("-j{}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)));
     cmd.args(&vars).arg(format!("O={}", build.display()));
-    util::step(&format!("OP-TEE build ({dsc}, S-EL2 SPMC configuration, CFG_NS_VIRTUALIZATION)"), || run_logged(&mut cmd, &dir.join("build-virt.log")))?;
+    util::step(&format!("OP-TEE build ({dsc} + {} patch(es), S-EL2 SPMC configuration, CFG_NS_VIRTUALIZATION)", patches.len()), || run_logged(&mut cmd, &dir.join("build-virt.log")))?;
     if !optee_virt_image(dir).exists() {
         return Err(format!("OP-TEE build produced no {}", optee_virt_image(dir).display()));
     }
     util::write_atomic(&record, format!("suite {suite}\nsource {dsc}\nflags {flags}\n").as_bytes())
+}
+
+/// Our patches to OP-TEE's virtualization build
+/// (`tfa-integration/optee-virt-patches/*.patch`, in name order).
+fn optee_virt_patches() -> Result<Vec<PathBuf>> {
+    let d = util::repo_root().join("tfa-integration/optee-virt-patches");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&d)
+        .map_err(|e| format!("{}: {e}", d.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "patch"))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// A copy of OP-TEE's source (`<optee>/src-virt`) with `patches` applied,
+/// redone when they change; the plain and reference builds keep Debian's
+/// tree as it is.
+fn optee_virt_source(dir: &Path, src: &Path, patches: &[PathBuf]) -> Result<PathBuf> {
+    let stamp = crate::build::patches_stamp(patches)?;
+    let tree = dir.join("src-virt");
+    let marker = tree.join(".quadrant-patches");
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(stamp.as_str()) {
+        return Ok(tree);
+    }
+    let work = dir.join("src-virt.partial");
+    let _ = std::fs::remove_dir_all(&work);
+    let _ = std::fs::remove_dir_all(&tree);
+    run(Command::new("cp").arg("-a").arg(src).arg(&work))?;
+    for patch in patches {
+        let f = std::fs::File::open(patch).map_err(|e| format!("{}: {e}", patch.display()))?;
+        run(Command::new("patch").args(["-p1", "-s", "-d"]).arg(&work).stdin(f))?;
+    }
+    util::write_atomic(&work.join(".quadrant-patches"), stamp.as_bytes())?;
+    std::fs::rename(&work, &tree).map_err(|e| format!("{}: {e}", tree.display()))?;
+    Ok(tree)
 }
 
 /// The reference OP-TEE (issue D2 item 3): the same source with OP-TEE's
