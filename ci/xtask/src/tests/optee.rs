@@ -120,8 +120,11 @@ fn guest_xtest_expects() -> Vec<Expect> {
 pub fn long_tests() -> Vec<IntegrationTest> {
     vec![
         // Issue B3: the subset in two VMs of ns-hyp at once, each under its own
-        // FF-A id.  Not in CI: on 2026-12-04 VM 1 passed 22 of 22 while VM 0's
-        // xtest never finished (900 s); see docs/ns-hyp.md.
+        // FF-A id, over OP-TEE built with CFG_NS_VIRTUALIZATION.  Not in CI:
+        // both VMs' xtests finish now (the hang of VM 0 was OP-TEE's single
+        // Normal world), but each passes only 16-18 of 22 (TA loads out of
+        // memory, TEEC_ERROR_GENERIC in crypto and storage calls); see
+        // docs/ns-hyp.md, "OP-TEE in two VMs".
         IntegrationTest {
             name: "guest_optee_two_vms",
             boot: |o| guest_boot_vms(o, XTEST_CI, "guest-optee-two", 2),
