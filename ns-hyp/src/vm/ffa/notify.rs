@@ -42,10 +42,10 @@ pub const FEATURE_SRI: u32 = 2;
 
 /// FFA_NOTIFICATION_BIND flags: bit 0 per-vCPU, the rest MBZ.
 const BIND_PER_VCPU: u32 = 1;
-/// FFA_NOTIFICATION_SET flags: bit 0 per-vCPU, bit 1 delay SRI, bits 31:16
-/// the vCPU of a per-vCPU notification; the rest MBZ.
+/// FFA_NOTIFICATION_SET flags: bit 0 per-vCPU, bit 1 delay SRI (accepted,
+/// and of no meaning between two VMs: it is about the physical SRI), bits
+/// 31:16 the vCPU of a per-vCPU notification; the rest MBZ.
 const SET_PER_VCPU: u32 = 1 << 0;
-const SET_DELAY_SRI: u32 = 1 << 1;
 const SET_MBZ: u32 = 0x0000_fffc;
 /// FFA_NOTIFICATION_GET flags: which bitmaps (SPs', VMs', SPM framework,
 /// hypervisor framework); the rest MBZ.
@@ -171,9 +171,7 @@ pub fn set<U: Upstream, M: Guests>(p: &Proxy, k: usize, a: &Regs, up: &U, mem: &
     let bitmap = (a[3] & 0xffff_ffff) | (a[4] & 0xffff_ffff) << 32;
     let vcpu = (flags & SET_PER_VCPU != 0).then_some((flags >> 16) as usize);
     // The NPI goes to the vCPU named, or for a global one to vCPU 0, which
-    // every guest keeps online.  "Delay SRI" is about the physical SRI: no
-    // meaning between two VMs.
-    let _ = SET_DELAY_SRI;
+    // every guest keeps online.
     let target = vcpu.unwrap_or(0);
     let npi = {
         let mut b = p.notes.bitmaps[j].lock();
@@ -201,7 +199,6 @@ pub fn get<U: Upstream>(p: &Proxy, k: usize, a: &Regs, up: &U) -> Regs {
         return error(FfaError::InvalidParameters);
     }
     let mut out = success(0, 0);
-    out[0] = fid::FFA_SUCCESS_32 as u64;
     if flags & (GET_SP | GET_SPM) != 0 {
         let r = call4(up, fid::FFA_NOTIFICATION_GET, [a[1] & 0xffff_ffff, (flags & (GET_SP | GET_SPM)) as u64, 0, 0]);
         if !is_success(&r) {

@@ -68,9 +68,7 @@ impl Upstream for FakeSpmc {
             return success(0, 0);
         }
         if f == fid::FFA_MSG_SEND2 {
-            let ids = u32::from_le_bytes(self.hyp_tx.borrow()[12..16].try_into().unwrap());
             let len = u32::from_le_bytes(self.hyp_tx.borrow()[8..12].try_into().unwrap()) + u32::from_le_bytes(self.hyp_tx.borrow()[16..20].try_into().unwrap());
-            let _ = ids;
             self.sent_tx.borrow_mut().push(self.hyp_tx.borrow()[..len as usize].to_vec());
             return success(0, 0);
         }
