@@ -122,6 +122,15 @@ fn forwarded_rxtx_map_refuses_bad_descriptors() {
     assert!(is_error(&forward_map(&s, &mut f), FfaError::NoMemory));
     f.fail_map = false;
     assert_eq!(s.vm_mailbox(VM + 1), None);
+    // The hypervisor's TX buffer left the NS PAS under the read: ABORTED.
+    put_descriptor(&mut f, VM + 1, 0x6300_0000, 0x6300_1000, 1, 16, 48);
+    f.access_fault = true;
+    assert!(is_error(&forward_map(&s, &mut f), FfaError::Aborted));
+    assert_eq!(s.vm_mailbox(VM + 1), None);
+    // Unmap, acquire or release naming an SP: no VM of the hypervisor's.
+    for a in [regs(&[fid::FFA_RXTX_UNMAP as u64, 0x8001 << 16]), regs(&[fid::FFA_RX_ACQUIRE as u64, 0x8001]), regs(&[fid::FFA_RX_RELEASE as u64, 0x8001])] {
+        assert!(is_error(&s.handle_ns(&a, 0, &mut f), FfaError::InvalidParameters), "{a:x?}");
+    }
     // Only the Normal world forwards: an SP's zero map is just invalid.
     assert!(sp_error(&sp_call(&s, &mut f, &[fid::FFA_RXTX_MAP_64 as u64, 0, 0, 0]), FfaError::InvalidParameters));
 }

@@ -146,3 +146,17 @@ fn the_spm_framework_rx_full_bit_reaches_the_vm() {
     assert!(is_success(&r));
     assert_eq!(r[6], 1);
 }
+
+#[test]
+fn an_spmc_that_lost_the_pair_does_not_stop_the_vms_unmap() {
+    let w = world();
+    assert!(is_success(&w.map(1, TX, RX)));
+    w.spmc.vm_rx.borrow_mut().as_mut().unwrap().remove(&2);
+    // The SPMC answers INVALID_PARAMETERS to the forwarded unmap: logged,
+    // and the VM's own unmap still succeeds (its pages are unpinned).
+    assert!(is_success(&w.call(1, &[fid::FFA_RXTX_UNMAP as u64])));
+    assert!(w.p.vm(1).mailbox.is_none());
+    // And its release of a message nobody wrote: the SPMC's INVALID_PARAMETERS
+    // never reaches a VM without a pair (DENIED here).
+    assert_eq!(w.call(1, &[RELEASE]), err(FfaError::Denied));
+}
