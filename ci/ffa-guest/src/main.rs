@@ -25,6 +25,11 @@
 //!   second message meanwhile: BUSY, the peer owns its RX buffer);
 //! - `g`: the peer's notification and message arrive (NPI, FFA_NOTIFICATION_GET,
 //!   the RX buffer), and the buffer goes back (FFA_RX_RELEASE).
+//! - `i`: mp sends this VM an indirect message (FFA_MSG_SEND2 from an SP: the
+//!   SPMC writes it into the RX buffer ns-hyp forwarded to it): the NPI,
+//!   FFA_NOTIFICATION_GET shows the SPM framework bit "RX buffer full"
+//!   (w6), the message is in RX from mp, a second one meanwhile is BUSY,
+//!   FFA_RX_RELEASE (then DENIED), and the next one arrives;
 //! - `a` (once the peer is off): mp heard one "VM created" message about
 //!   each VM and one "VM destroyed" about the peer (ns-hyp's VM
 //!   availability messages), with this life's handle.
@@ -62,6 +67,7 @@ pub const MP_SP: u16 = 0x8002;
 pub const MP_CMD_FFA: u64 = 16;
 pub const MP_CMD_MAP: u64 = 17;
 pub const MP_CMD_READ: u64 = 18;
+pub const MP_CMD_SEND: u64 = 19;
 pub const MP_CMD_VM_SEEN: u64 = 21;
 /// The notifications used: mp to the VM, the VM to mp, peer to peer.
 pub const SP_BIT: u64 = 1 << 5;
@@ -603,6 +609,53 @@ mod guest {
         c.report("rx_release", r.is_ok() && again == Err(CallError::Ffa(FfaError::Denied)), format_args!("{r:?}, again {again:?}"));
     }
 
+    /// mp's `CMD_SEND`: an indirect message of 16 bytes `payload` from mp to
+    /// `me`; mp's FFA_MSG_SEND2 answer: x0 and w2.
+    fn mp_send(ffa: &FfaClient<'_, Hvc>, me: u16, payload: [u64; 2]) -> Result<[u64; 5], CallError> {
+        ffa.direct_req64(me, super::MP_SP, [super::MP_CMD_SEND, me as u64, payload[0], payload[1], 0])
+    }
+
+    /// The indirect message in RX: (sender << 16 | receiver, payload 0..16).
+    fn rx_message() -> (u32, u64, u64) {
+        let word = |at: u64| {
+            // SAFETY: our RX page, in our RAM: the SPMC or ns-hyp wrote it.
+            unsafe { core::ptr::read_volatile((RX + at) as *const u64) }
+        };
+        ((word(8) >> 32) as u32, word(super::HEADER as u64), word(super::HEADER as u64 + 8))
+    }
+
+    /// `i`: indirect messages from mp, through the SPMC into our RX buffer.
+    fn from_sp(ffa: &FfaClient<'_, Hvc>, me: u16, _peer: u16, c: &mut Checks) {
+        let mp = super::MP_SP as u32;
+        let _ = ffa.direct_req64(me, super::MP_SP, [super::MP_CMD_MAP, 0, 0, 0, 0]);
+        let payload = [0x4d50_544f_0000_0000 | me as u64, 0x564d_5f49_4e44];
+        let r = mp_send(ffa, me, payload);
+        c.report("sp_sends_to_vm", matches!(r, Ok(a) if a[0] as u32 == fid::FFA_SUCCESS_32), format_args!("{r:x?}"));
+        let i = wait_interrupt(2000);
+        c.report("npi_from_sp_message", i == Some(super::NPI_INTID), format_args!("{i:?}"));
+        let g = call4(ffa, fid::FFA_NOTIFICATION_GET, [me as u64, GET_ALL, 0, 0]);
+        c.report("get_spm_rx_full", is_ok(&g) && g[6] & 1 == 1, format_args!("{} SPM framework {:#x}", reply(&g), g[6]));
+        let (ids, p0, p1) = rx_message();
+        c.report("message_from_sp", ids == mp << 16 | me as u32 && [p0, p1] == payload, format_args!("ids {ids:#x} payload {p0:#x} {p1:#x}"));
+        // Unreleased: mp's next message is BUSY (the VM owns its RX buffer).
+        let r = mp_send(ffa, me, [1, 2]);
+        let busy = i32::from(FfaError::Busy) as u32 as u64;
+        c.report("sp_send_busy", matches!(r, Ok(a) if a[0] as u32 == fid::FFA_ERROR && a[1] & 0xffff_ffff == busy), format_args!("{r:x?}"));
+        let rel = ffa.rx_release();
+        let again = ffa.rx_release();
+        c.report("rx_release_to_spmc", rel.is_ok() && again == Err(CallError::Ffa(FfaError::Denied)), format_args!("{rel:?}, again {again:?}"));
+        // Released: the next one arrives.
+        let payload = [0x4d50_544f_0000_0100 | me as u64, 0x564d_5f49_4e45];
+        let r = mp_send(ffa, me, payload);
+        let i = wait_interrupt(2000);
+        let (ids, p0, p1) = rx_message();
+        let ok = matches!(r, Ok(a) if a[0] as u32 == fid::FFA_SUCCESS_32) && i == Some(super::NPI_INTID) && ids == mp << 16 | me as u32 && [p0, p1] == payload;
+        c.report("sp_sends_again", ok, format_args!("{r:x?}, {i:?}, ids {ids:#x} payload {p0:#x} {p1:#x}"));
+        let g = call4(ffa, fid::FFA_NOTIFICATION_GET, [me as u64, GET_ALL, 0, 0]);
+        let rel = ffa.rx_release();
+        c.report("release_again", is_ok(&g) && g[6] & 1 == 1 && rel.is_ok(), format_args!("SPM framework {:#x}, {rel:?}", g[6]));
+    }
+
     /// `a`: what mp heard of this VM and of the peer (powered off by now).
     fn availability(ffa: &FfaClient<'_, Hvc>, me: u16, peer: u16, c: &mut Checks) {
         for (who, id, destroyed) in [("self", me, 0), ("peer", peer, 1)] {
@@ -648,7 +701,7 @@ mod guest {
         };
         // Endpoints 1 and 2 are each other's peer.
         let peer = if id == 1 { 2 } else { 1 };
-        let _ = writeln!(Uart, "[ffa-guest] waiting: r resets, o powers off, n s g a notify");
+        let _ = writeln!(Uart, "[ffa-guest] waiting: r resets, o powers off, n s g i a notify");
         loop {
             let (what, f): (&str, fn(&FfaClient<'_, Hvc>, u16, u16, &mut Checks)) = match read_byte() {
                 b'r' => psci(shared::abi::psci::PSCI_SYSTEM_RESET),
@@ -657,6 +710,7 @@ mod guest {
                 b's' => ("sent", send_to_peer),
                 b'g' => ("received", receive_from_peer),
                 b'a' => ("availability", availability),
+                b'i' => ("from_sp", from_sp),
                 _ => continue,
             };
             let mut c = Checks { passed: 0, failed: 0 };

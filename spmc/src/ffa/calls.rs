@@ -335,7 +335,18 @@ impl Spmc {
             // hypervisor's memory), not the host kernel's (issue G).
             fid::FFA_RXTX_MAP_32 | fid::FFA_RXTX_MAP_64 => {
                 let (tx, rx) = if f == fid::FFA_RXTX_MAP_32 { (r[1] as u32 as u64, r[2] as u32 as u64) } else { (r[1], r[2]) };
+                if tx == 0 && rx == 0 && r[3] as u32 == 0 {
+                    shared::request_log!("{} from NS ({:#x}): forwarded for a VM (endpoint RX/TX descriptor): {}", fid_name(f), f, Outcome(answer));
+                    return;
+                }
                 shared::request_log!("{} from NS ({:#x}): tx {:#x} rx {:#x}, {} page(s): {}", fid_name(f), f, tx, rx, r[3] as u32 & 0x3f, Outcome(answer));
+            }
+            // The VM the hypervisor names (0: its own buffers).
+            fid::FFA_RX_ACQUIRE | fid::FFA_RX_RELEASE => {
+                shared::request_log!("{} from NS ({:#x}) for endpoint {:#x}: {}", fid_name(f), f, r[1] as u16, Outcome(answer));
+            }
+            fid::FFA_RXTX_UNMAP => {
+                shared::request_log!("{} from NS ({:#x}) for endpoint {:#x}: {}", fid_name(f), f, (r[1] >> 16) as u16, Outcome(answer));
             }
             _ => shared::request_log!("{} from NS ({:#x}): {}", fid_name(f), f, Outcome(answer)),
         }

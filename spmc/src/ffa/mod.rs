@@ -190,6 +190,9 @@ pub struct Spmc {
     /// can no longer change ([`framework`]).
     ns_version_fixed: AtomicBool,
     ns_mailbox: spin::Mutex<Option<Mailbox>>,
+    /// The RX/TX pairs of the hypervisor's VMs, as it forwarded them
+    /// ([`setup::rxtx`]): where SPs' indirect messages to VMs go.
+    vm_mailboxes: setup::rxtx::VmMailboxes,
     /// Memory transactions (a leaf lock like the mailboxes; taken before
     /// them when both are needed).  A static of the binary's: the store is
     /// ~100 KiB, more than a boot stack holds.
@@ -253,6 +256,7 @@ impl Spmc {
             ns_version: AtomicU32::new(shared::abi::ffa::QUADRANT_FFA_VERSION),
             ns_version_fixed: AtomicBool::new(false),
             ns_mailbox: spin::Mutex::new(None),
+            vm_mailboxes: setup::rxtx::VmMailboxes::new(),
             memory,
             ns_notifications: spin::Mutex::new(notifications::Bitmaps::new()),
             vm_notifications,

@@ -2659,6 +2659,7 @@ mod memory_sharing {
 }
 
 mod fuzz;
+mod vm_mailboxes;
 
 /// An SP's version, like the Normal world's, is fixed by its first other
 /// FF-A call: a different one is NOT_SUPPORTED afterwards, the same is fine.

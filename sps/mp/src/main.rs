@@ -40,7 +40,8 @@
 //!     FFA_RX_RELEASE: `[x0 of RX_RELEASE, sender << 16 | receiver, size,
 //!     payload bytes 0..8, 8..16]`;
 //!   - `CMD_SEND` (19): FFA_MSG_SEND2 (w2 = x7) of 16 bytes `[x5, x6]` to
-//!     endpoint x4: `[x0, w2, ..]`;
+//!     endpoint x4 (an SP, the Normal world's 0 or a VM whose RX/TX pair the
+//!     hypervisor forwarded): `[x0, w2, ..]`;
 //!   - `CMD_LAST_RUN` (20): what this context did when the scheduler last ran
 //!     it with FFA_RUN (it calls FFA_NOTIFICATION_GET for its vCPU):
 //!     `[times run, from VMs, from SPs, SPM framework, 0]`.

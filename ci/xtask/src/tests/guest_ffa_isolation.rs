@@ -135,7 +135,10 @@ pub fn tests() -> Vec<IntegrationTest> {
 /// it may not do (the hypervisor's calls, calls for another endpoint, bad
 /// indirect messages), takes a notification from the mp SP as the NPI that
 /// ns-hyp pends from the SPMC's Schedule Receiver Interrupt, notifies mp and
-/// sends it an indirect message that mp reads back, and binds the other VM.
+/// sends it an indirect message that mp reads back, and binds the other VM;
+/// then (`i`) mp sends it indirect messages, which the SPMC writes into the
+/// RX buffer ns-hyp forwarded (the NPI, the SPM framework "RX buffer full"
+/// bit, BUSY until FFA_RX_RELEASE, which ns-hyp passes to the SPMC).
 /// Then VM 1 notifies VM 0 and sends it a message (`s`; a second one is
 /// BUSY until VM 0 releases its RX buffer), VM 0 takes both (`g`), and the
 /// same the other way.  Last, with VM 1 off, VM 0 asks mp (subscribed to VM
@@ -155,9 +158,11 @@ fn notify_boot(o: &Outputs) -> XResult<Boot> {
 fn notify_input() -> Vec<(String, String)> {
     super::nshyp::steps(&[
         ("[vm0] [ffa-guest] waiting", "n"),
-        ("[vm0] [ffa-guest] notifications: ", "\x1d1"),
+        ("[vm0] [ffa-guest] notifications: ", "i"),
+        ("[vm0] [ffa-guest] from_sp: ", "\x1d1"),
         ("console: input to vm1", "n"),
-        ("[vm1] [ffa-guest] notifications: ", "s"),
+        ("[vm1] [ffa-guest] notifications: ", "i"),
+        ("[vm1] [ffa-guest] from_sp: ", "s"),
         ("[vm1] [ffa-guest] sent: ", "\x1d0"),
         ("console: input to vm0", "g"),
         ("[vm0] [ffa-guest] received: ", "s"),
@@ -175,6 +180,7 @@ const NOTIFY_CHECKS: &[(&str, &[&str])] = &[
     ("notifications", &["notif_rxtx_map", "features_npi", "features_no_sri", "hypervisor_calls_refused", "only_for_itself", "bind_sp_sender", "sp_sets", "npi_from_sp", "get_from_sp", "get_takes", "sp_binds_vm", "set_to_sp", "sp_gets", "sp_unbinds_vm", "send2_to_sp", "sp_reads", "send2_bad", "bind_peer"]),
     ("sent", &["set_to_peer", "send2_to_peer", "send2_peer_busy"]),
     ("received", &["npi_from_peer", "get_from_peer", "message_from_peer", "rx_release"]),
+    ("from_sp", &["sp_sends_to_vm", "npi_from_sp_message", "get_spm_rx_full", "message_from_sp", "sp_send_busy", "rx_release_to_spmc", "sp_sends_again", "release_again"]),
 ];
 /// VM 0's last checks (`a`): mp's log of ns-hyp's VM availability messages.
 const AVAILABILITY_CHECKS: &[&str] = &["vm_created_seen", "peer_destroyed_seen"];

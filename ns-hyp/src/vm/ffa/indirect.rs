@@ -10,15 +10,18 @@
 //! - to another VM: writes it into that VM's RX buffer, gives the buffer to
 //!   the receiver (it owns it until FFA_RX_RELEASE) and sets its hypervisor
 //!   framework notification "RX buffer full" ([`super::notify`]), which
-//!   pends its NPI.  No RX buffer, or one the receiver still owns: BUSY; a
-//!   message larger than its buffer: NO_MEMORY.
+//!   pends its NPI.  When the SPMC knows the receiver's pair, ns-hyp
+//!   acquires the buffer from it first (FFA_RX_ACQUIRE, [`setup::reserve_rx`]).
+//!   No RX buffer, or one the receiver still owns: BUSY; a message larger
+//!   than its buffer: NO_MEMORY.
 //!
 //! The sender must be the VM itself, the receiver another endpoint: else
-//! INVALID_PARAMETERS.  Messages from SPs to VMs are not delivered yet: the
-//! SPMC does not know the VMs' RX buffers (Hafnium's hypervisor forwards
-//! FFA_RXTX_MAP for that); see docs/ns-hyp.md.
+//! INVALID_PARAMETERS.  Messages from SPs to VMs go the other way without
+//! ns-hyp: the SPMC writes them into the VM's RX buffer, which ns-hyp
+//! forwarded to it ([`super::setup`]), and sets the VM's SPM framework
+//! notification; ns-hyp passes the SRI on as the VM's NPI ([`super::notify`]).
 
-use super::{error, notify, success, Guests, Proxy, Regs, Upstream, PAGE};
+use super::{error, notify, setup, success, Guests, Proxy, Regs, Upstream, PAGE};
 use shared::abi::ffa::{fid, is_secure_endpoint, FfaError};
 use shared::ffa_indirect::{Header, MAX_MESSAGE};
 
@@ -70,17 +73,24 @@ pub fn msg_send2<U: Upstream, M: Guests>(p: &Proxy, k: usize, a: &Regs, up: &U, 
         };
     }
     let Some(j) = p.vm_by_id(header.receiver) else { return error(FfaError::InvalidParameters) };
+    // The receiver's RX buffer, taken from the SPMC first when it knows it
+    // (an SP's message unread there: BUSY).
+    let (rx_pa, pages) = match setup::reserve_rx(p, j, up) {
+        Ok(b) => b,
+        Err(e) => return error(e),
+    };
+    if ((pages * PAGE) as usize) < bytes.len() {
+        setup::unreserve(p, j, rx_pa, up);
+        return error(FfaError::NoMemory);
+    }
     {
-        let mut vm = p.vms[j].lock();
-        match vm.mailbox.as_mut() {
-            None => return error(FfaError::Busy),
-            Some(m) if m.rx_full => return error(FfaError::Busy),
-            Some(m) if ((m.pages * PAGE) as usize) < bytes.len() => return error(FfaError::NoMemory),
-            Some(m) => {
-                mem.write(m.rx_pa, bytes);
-                m.rx_full = true;
-            }
+        // Written under the receiver's lock, and only into the buffer
+        // reserved: an unmap on another CPU meanwhile leaves it alone.
+        let vm = p.vms[j].lock();
+        if vm.mailbox.is_none_or(|m| m.rx_pa != rx_pa || !m.rx_full) {
+            return error(FfaError::Aborted);
         }
+        mem.write(rx_pa, bytes);
     }
     // The NPI with no proxy lock held: pending it takes the receiver's VM lock.
     drop(msg);

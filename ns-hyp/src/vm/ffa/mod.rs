@@ -215,9 +215,17 @@ pub struct Mailbox {
     pub tx_pa: u64,
     pub rx_pa: u64,
     pub pages: u64,
-    /// The VM owns its RX buffer: ns-hyp wrote a message into it that the
-    /// VM has not released yet (DEN0077 v1.2, "RX/TX buffer ownership").
+    /// ns-hyp holds the RX buffer: it is writing into it, or wrote what the
+    /// VM has not released yet (the VM owns it until FFA_RX_RELEASE;
+    /// DEN0077 v1.2, "RX/TX buffer ownership").  With `forwarded`, ns-hyp
+    /// acquired it from the SPMC first.
     pub rx_full: bool,
+    /// The SPMC knows the pair (ns-hyp forwarded the map, [`setup::forward_map`]):
+    /// while ns-hyp does not hold the RX buffer the SPMC owns it as its other
+    /// producer (it may have written an SP's message the VM has not
+    /// released yet: only the SPMC knows), and ns-hyp must FFA_RX_ACQUIRE it
+    /// before writing and FFA_RX_RELEASE it afterwards.
+    pub forwarded: bool,
 }
 
 impl Mailbox {
@@ -324,6 +332,9 @@ impl Proxy {
     /// ([`memory::teardown`]), then its buffers unpinned ([`Proxy::reset_vm`]).
     pub fn vm_gone<U: Upstream, M: Guests>(&self, k: usize, up: &U, mem: &M) {
         memory::vm_gone(self, k, up, mem);
+        // The SPMC forgets its pair first: no SP message lands in it (nor
+        // its notification) once the pages are unpinned.
+        setup::forget_mailbox(self, k, up);
         notify::vm_gone(self, k, up);
         self.reset_vm(k);
     }
@@ -423,9 +434,9 @@ impl Proxy {
             Handler::Features => setup::features(self, k, &a),
             Handler::IdGet => success(self.vm(k).id as u32, 0),
             Handler::SpmIdGet => setup::spm_id_get(up),
-            Handler::RxTxMap => setup::rxtx_map(self, k, &a, mem),
-            Handler::RxTxUnmap => setup::rxtx_unmap(self, k, &a),
-            Handler::RxRelease => setup::rx_release(self, k, &a),
+            Handler::RxTxMap => setup::rxtx_map(self, k, &a, up, mem),
+            Handler::RxTxUnmap => setup::rxtx_unmap(self, k, &a, up),
+            Handler::RxRelease => setup::rx_release(self, k, &a, up),
             Handler::PartitionInfoGet => setup::partition_info_get(self, k, &a, up, mem),
             Handler::DirectReq => direct::direct_req(self, k, &a, up),
             Handler::Run => direct::run(self, k, &a, up),

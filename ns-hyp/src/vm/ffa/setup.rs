@@ -2,6 +2,18 @@
 //! interfaces"): FFA_VERSION, FFA_FEATURES, FFA_SPM_ID_GET, the VM's RX/TX
 //! buffers (FFA_RXTX_MAP, FFA_RXTX_UNMAP, FFA_RX_RELEASE) and
 //! FFA_PARTITION_INFO_GET.  FFA_ID_GET is answered in the dispatcher.
+//!
+//! A VM's RX/TX pair is also the SPMC's business: SPs send VMs indirect
+//! messages.  ns-hyp forwards each map to the SPMC (FFA_RXTX_MAP with w1,
+//! w2, w3 zero and an endpoint RX/TX descriptor in ns-hyp's TX buffer;
+//! DEN0077 v1.2, FFA_RXTX_MAP) and each unmap (FFA_RXTX_UNMAP with the VM id
+//! in w1[31:16]).  Both are then producers for the VM's RX buffer: the
+//! SPMC owns it when ns-hyp does not hold it ([`Mailbox::rx_full`]);
+//! ns-hyp takes it with FFA_RX_ACQUIRE (VM id in w1) before writing
+//! ([`reserve_rx`]) and gives it back with FFA_RX_RELEASE (VM id in w1)
+//! when the VM released it; a guest's FFA_RX_RELEASE of a message the SPMC
+//! wrote goes to the SPMC the same way.  An SPMC that refuses the map (no
+//! VM support) leaves the pair ns-hyp's alone, as without forwarding.
 
 use super::{error, find, success, Guests, Mailbox, Proxy, Regs, Upstream, MAX_VMS, PAGE};
 use shared::abi::ffa::{fid, version_major, version_minor, FfaError, QUADRANT_FFA_VERSION};
@@ -88,11 +100,97 @@ pub fn spm_id_get<U: Upstream>(up: &U) -> Regs {
     }
 }
 
+/// The endpoint RX/TX descriptor (DEN0077 v1.2, FFA_RXTX_MAP, "Endpoint
+/// RX/TX descriptor") ns-hyp puts in its TX buffer for a forwarded map:
+/// endpoint id (2 bytes), reserved (2), offset of the RX buffer's composite
+/// memory region descriptor (4), offset of the TX buffer's (4), reserved
+/// (4); then the two composites, each of one address range (total pages
+/// (4), range count (4), reserved (8); address (8), pages (4), reserved (4)).
+pub fn endpoint_rxtx_descriptor(id: u16, rx_pa: u64, tx_pa: u64, pages: u64) -> [u8; 80] {
+    let mut d = [0u8; 80];
+    d[0..2].copy_from_slice(&id.to_le_bytes());
+    d[4..8].copy_from_slice(&16u32.to_le_bytes());
+    d[8..12].copy_from_slice(&48u32.to_le_bytes());
+    for (off, pa) in [(16, rx_pa), (48, tx_pa)] {
+        d[off..off + 4].copy_from_slice(&(pages as u32).to_le_bytes());
+        d[off + 4..off + 8].copy_from_slice(&1u32.to_le_bytes());
+        d[off + 16..off + 24].copy_from_slice(&pa.to_le_bytes());
+        d[off + 24..off + 28].copy_from_slice(&(pages as u32).to_le_bytes());
+    }
+    d
+}
+
+fn call2<U: Upstream>(up: &U, f: u32, w1: u64) -> Regs {
+    let mut r = [0; 18];
+    r[0] = f as u64;
+    r[1] = w1;
+    up.call(&r)
+}
+
+fn is_success(r: &Regs) -> bool {
+    matches!(r[0] as u32, fid::FFA_SUCCESS_32 | fid::FFA_SUCCESS_64)
+}
+
+/// Tells the SPMC VM `id`'s pair; the caller holds the proxy's memory lock
+/// (ns-hyp's TX buffer).  Whether the SPMC took it.
+fn forward_map<U: Upstream>(id: u16, m: &Mailbox, up: &U) -> bool {
+    up.write_hyp_tx(&endpoint_rxtx_descriptor(id, m.rx_pa, m.tx_pa, m.pages));
+    let r = call2(up, fid::FFA_RXTX_MAP_64, 0);
+    if !is_success(&r) {
+        log::info!("vm id {:#x}: the SPMC did not take its RX/TX pair ({:#x} {:#x}): no indirect messages from SPs", id, r[0], r[2]);
+    }
+    is_success(&r)
+}
+
+/// Drops VM `k`'s pair, first at the SPMC if it knows it (FFA_RXTX_UNMAP
+/// with the VM id in w1[31:16]); the pages are unpinned then.  Under the
+/// memory lock, as a map is.  The pair it had.
+pub(super) fn forget_mailbox<U: Upstream>(p: &Proxy, k: usize, up: &U) -> Option<Mailbox> {
+    let _tx = p.memory.lock();
+    let (id, m) = {
+        let mut vm = p.vms[k].lock();
+        (vm.id, vm.mailbox.take()?)
+    };
+    if m.forwarded {
+        let r = call2(up, fid::FFA_RXTX_UNMAP, (id as u64) << 16);
+        if !is_success(&r) {
+            log::warn!("vm{}: FFA_RXTX_UNMAP at the SPMC: {:#x} {:#x}", k, r[0], r[2]);
+        }
+    }
+    Some(m)
+}
+
+/// Takes VM `k`'s RX buffer for ns-hyp to write into: it must be mapped
+/// and not held by ns-hyp already, and if the SPMC knows the pair the SPMC
+/// must give it (FFA_RX_ACQUIRE with the VM id: it refuses while an SP's
+/// message is unread there).  Else BUSY.  The buffer: (PA, pages).
+pub(super) fn reserve_rx<U: Upstream>(p: &Proxy, k: usize, up: &U) -> Result<(u64, u64), FfaError> {
+    let (id, m) = {
+        let mut vm = p.vms[k].lock();
+        let id = vm.id;
+        match &mut vm.mailbox {
+            Some(m) if !m.rx_full => {
+                m.rx_full = true;
+                (id, *m)
+            }
+            _ => return Err(FfaError::Busy),
+        }
+    };
+    if m.forwarded && !is_success(&call2(up, fid::FFA_RX_ACQUIRE, id as u64)) {
+        if let Some(mb) = p.vms[k].lock().mailbox.as_mut().filter(|mb| mb.rx_pa == m.rx_pa) {
+            mb.rx_full = false;
+        }
+        return Err(FfaError::Busy);
+    }
+    Ok((m.rx_pa, m.pages))
+}
+
 /// FFA_RXTX_MAP (32 and 64): x1 TX, x2 RX (IPAs), w3 the page count.  Both
 /// must be page aligned, apart, and lie whole inside the VM's RAM; they are
 /// translated to PAs once and kept (pinned) until unmapped or the VM goes.
-/// A second map while one is in place: DENIED, as the SPMC answers.
-pub fn rxtx_map<M: Guests>(p: &Proxy, k: usize, a: &Regs, mem: &M) -> Regs {
+/// A second map while one is in place: DENIED, as the SPMC answers.  A VM
+/// of v1.1 or later gets its pair forwarded to the SPMC ([`forward_map`]).
+pub fn rxtx_map<U: Upstream, M: Guests>(p: &Proxy, k: usize, a: &Regs, up: &U, mem: &M) -> Regs {
     let (tx, rx, w3) = (a[1], a[2], a[3] as u32);
     let pages = (w3 & PAGE_COUNT_MASK) as u64;
     if w3 & !PAGE_COUNT_MASK != 0 || pages == 0 || tx % PAGE != 0 || rx % PAGE != 0 {
@@ -108,11 +206,25 @@ pub fn rxtx_map<M: Guests>(p: &Proxy, k: usize, a: &Regs, mem: &M) -> Regs {
     let (Some(tx_pa), Some(rx_pa)) = (mem.pages_pa(k, tx, pages), mem.pages_pa(k, rx, pages)) else {
         return error(FfaError::InvalidParameters);
     };
-    let mut vm = p.vms[k].lock();
-    if vm.mailbox.is_some() {
-        return error(FfaError::Denied);
+    // ns-hyp's TX buffer, and one map or unmap of this VM at a time.
+    let _tx = p.memory.lock();
+    let (id, version, m) = {
+        let mut vm = p.vms[k].lock();
+        if vm.mailbox.is_some() {
+            return error(FfaError::Denied);
+        }
+        let m = Mailbox { tx_pa, rx_pa, pages, rx_full: false, forwarded: false };
+        vm.mailbox = Some(m);
+        (vm.id, vm.version, m)
+    };
+    // Indirect messages (and so the forwarding) are v1.1 on.
+    let v1_0 = version_major(version) == 1 && version_minor(version) == 0;
+    if !v1_0
+        && forward_map(id, &m, up)
+        && let Some(mb) = p.vms[k].lock().mailbox.as_mut()
+    {
+        mb.forwarded = true;
     }
-    vm.mailbox = Some(Mailbox { tx_pa, rx_pa, pages, rx_full: false });
     success(0, 0)
 }
 
@@ -125,36 +237,67 @@ fn own_or_zero(p: &Proxy, k: usize, id: u16) -> bool {
 
 /// FFA_RXTX_UNMAP: w1 bits 31:16 the id (0 or the VM's own), bits 15:0 MBZ.
 /// No pair mapped: INVALID_PARAMETERS, as the SPMC answers.
-pub fn rxtx_unmap(p: &Proxy, k: usize, a: &Regs) -> Regs {
+/// The SPMC forgets it too when it knew it ([`forget_mailbox`]).
+pub fn rxtx_unmap<U: Upstream>(p: &Proxy, k: usize, a: &Regs, up: &U) -> Regs {
     let w1 = a[1] as u32;
     if w1 & 0xffff != 0 || !own_or_zero(p, k, (w1 >> 16) as u16) {
         return error(FfaError::InvalidParameters);
     }
-    match p.vms[k].lock().mailbox.take() {
+    match forget_mailbox(p, k, up) {
         Some(_) => success(0, 0),
         None => error(FfaError::InvalidParameters),
     }
 }
 
-/// FFA_RX_RELEASE: the VM gives its RX buffer back.  It must own it (a
-/// message in it it has not released): else DENIED.
-pub fn rx_release(p: &Proxy, k: usize, a: &Regs) -> Regs {
+/// FFA_RX_RELEASE: the VM gives its RX buffer back.  It must own it: a
+/// message ns-hyp wrote (then the buffer goes back to the SPMC too, if it
+/// knows the pair), or one the SPMC wrote (the release goes to the SPMC
+/// with the VM id, and its answer is the VM's).  Else DENIED.
+pub fn rx_release<U: Upstream>(p: &Proxy, k: usize, a: &Regs, up: &U) -> Regs {
     if !own_or_zero(p, k, a[1] as u16) || (a[1] as u32) >> 16 != 0 {
         return error(FfaError::InvalidParameters);
     }
-    match &mut p.vms[k].lock().mailbox {
-        Some(m) if m.rx_full => {
-            m.rx_full = false;
-            success(0, 0)
+    let (id, held, forwarded) = {
+        let mut vm = p.vms[k].lock();
+        let id = vm.id;
+        match &mut vm.mailbox {
+            Some(m) => (id, core::mem::replace(&mut m.rx_full, false), m.forwarded),
+            None => return error(FfaError::Denied),
         }
+    };
+    if !forwarded {
+        return if held { success(0, 0) } else { error(FfaError::Denied) };
+    }
+    let r = call2(up, fid::FFA_RX_RELEASE, id as u64);
+    if held {
+        if !is_success(&r) {
+            log::warn!("vm{}: FFA_RX_RELEASE to the SPMC: {:#x} {:#x}", k, r[0], r[2]);
+        }
+        return success(0, 0);
+    }
+    match r[0] as u32 {
+        fid::FFA_SUCCESS_32 | fid::FFA_SUCCESS_64 => success(0, 0),
+        fid::FFA_ERROR => r,
         _ => error(FfaError::Denied),
     }
 }
 
-/// Gives VM `k`'s RX buffer back to ns-hyp after a reservation that wrote nothing.
-fn unreserve(p: &Proxy, k: usize, rx_pa: u64) {
-    if let Some(m) = p.vms[k].lock().mailbox.as_mut().filter(|m| m.rx_pa == rx_pa) {
-        m.rx_full = false;
+/// Gives VM `k`'s RX buffer back after a reservation that wrote nothing
+/// (to the SPMC too, if ns-hyp acquired it from it).
+pub(super) fn unreserve<U: Upstream>(p: &Proxy, k: usize, rx_pa: u64, up: &U) {
+    let give_back = {
+        let mut vm = p.vms[k].lock();
+        let id = vm.id;
+        match vm.mailbox.as_mut().filter(|m| m.rx_pa == rx_pa && m.rx_full) {
+            Some(m) => {
+                m.rx_full = false;
+                m.forwarded.then_some(id)
+            }
+            None => None,
+        }
+    };
+    if let Some(id) = give_back {
+        call2(up, fid::FFA_RX_RELEASE, id as u64);
     }
 }
 
@@ -201,13 +344,9 @@ pub fn partition_info_get<U: Upstream, M: Guests>(p: &Proxy, k: usize, a: &Regs,
     // another vCPU of the VM meanwhile finds it busy.
     let mut rx = None;
     if !count_only {
-        let mut v = p.vms[k].lock();
-        match &mut v.mailbox {
-            Some(m) if !m.rx_full => {
-                m.rx_full = true;
-                rx = Some((m.rx_pa, m.pages));
-            }
-            _ => return error(FfaError::Busy),
+        match reserve_rx(p, k, up) {
+            Ok(b) => rx = Some(b),
+            Err(e) => return error(e),
         }
     }
     // The other VMs, read before any lock of VM k's is held (one VM's
@@ -232,7 +371,7 @@ pub fn partition_info_get<U: Upstream, M: Guests>(p: &Proxy, k: usize, a: &Regs,
     let reply = up.call(&req);
     if reply[0] as u32 != fid::FFA_SUCCESS_32 {
         if let Some((pa, _)) = rx {
-            unreserve(p, k, pa);
+            unreserve(p, k, pa, up);
         }
         return if reply[0] as u32 == fid::FFA_ERROR { reply } else { error(FfaError::NotSupported) };
     }
@@ -284,7 +423,7 @@ pub fn partition_info_get<U: Upstream, M: Guests>(p: &Proxy, k: usize, a: &Regs,
     rel[0] = fid::FFA_RX_RELEASE as u64;
     up.call(&rel);
     if out[0] as u32 == fid::FFA_ERROR {
-        unreserve(p, k, rx_pa);
+        unreserve(p, k, rx_pa, up);
     }
     out
 }

@@ -40,11 +40,17 @@ struct FakeSpmc {
     /// ns-hyp's TX buffer, and what it held at each memory call.
     hyp_tx: RefCell<Vec<u8>>,
     sent_tx: RefCell<Vec<Vec<u8>>>,
+    /// None: the SPMC refuses forwarded FFA_RXTX_MAPs (NOT_SUPPORTED).
+    /// Some: it keeps each VM's pair, by id, with whether its RX buffer is
+    /// not the SPMC's (an SP's message unread, or acquired by ns-hyp).
+    vm_rx: RefCell<Option<std::collections::HashMap<u16, bool>>>,
+    /// The endpoint RX/TX descriptors it was sent.
+    descriptors: RefCell<Vec<Vec<u8>>>,
 }
 
 impl FakeSpmc {
     fn new(sps: Vec<Sp>) -> Self {
-        FakeSpmc { sps, hyp_rx: RefCell::new(vec![0; PAGE as usize]), hyp_rx_owned: RefCell::new(false), script: RefCell::new(Vec::new()), seen: RefCell::new(Vec::new()), hyp_tx: RefCell::new(vec![0; PAGE as usize]), sent_tx: RefCell::new(Vec::new()) }
+        FakeSpmc { sps, hyp_rx: RefCell::new(vec![0; PAGE as usize]), hyp_rx_owned: RefCell::new(false), script: RefCell::new(Vec::new()), seen: RefCell::new(Vec::new()), hyp_tx: RefCell::new(vec![0; PAGE as usize]), sent_tx: RefCell::new(Vec::new()), vm_rx: RefCell::new(None), descriptors: RefCell::new(Vec::new()) }
     }
     fn seen_fids(&self) -> Vec<u32> {
         self.seen.borrow().iter().map(|r| r[0] as u32).collect()
@@ -66,6 +72,48 @@ impl Upstream for FakeSpmc {
         }
         if f == FuncId::MemReclaim as u32 {
             return success(0, 0);
+        }
+        if let Some(vms) = self.vm_rx.borrow_mut().as_mut() {
+            let id = r[1] as u16;
+            match f {
+                fid::FFA_RXTX_MAP_64 if r[1..4] == [0, 0, 0] => {
+                    let d = self.hyp_tx.borrow()[..80].to_vec();
+                    let id = u16::from_le_bytes([d[0], d[1]]);
+                    self.descriptors.borrow_mut().push(d);
+                    if vms.contains_key(&id) {
+                        return error(FfaError::Denied);
+                    }
+                    vms.insert(id, false);
+                    return success(0, 0);
+                }
+                fid::FFA_RXTX_UNMAP => {
+                    return match vms.remove(&((r[1] >> 16) as u16)) {
+                        Some(_) => success(0, 0),
+                        None => error(FfaError::InvalidParameters),
+                    };
+                }
+                fid::FFA_RX_ACQUIRE => {
+                    return match vms.get_mut(&id) {
+                        None => error(FfaError::InvalidParameters),
+                        Some(full) if *full => error(FfaError::Denied),
+                        Some(full) => {
+                            *full = true;
+                            success(0, 0)
+                        }
+                    };
+                }
+                fid::FFA_RX_RELEASE if id != 0 => {
+                    return match vms.get_mut(&id) {
+                        None => error(FfaError::InvalidParameters),
+                        Some(full) if !*full => error(FfaError::Denied),
+                        Some(full) => {
+                            *full = false;
+                            success(0, 0)
+                        }
+                    };
+                }
+                _ => {}
+            }
         }
         if f == fid::FFA_MSG_SEND2 {
             let len = u32::from_le_bytes(self.hyp_tx.borrow()[8..12].try_into().unwrap()) + u32::from_le_bytes(self.hyp_tx.borrow()[16..20].try_into().unwrap());
@@ -210,9 +258,18 @@ impl World {
         r[..list.len()].copy_from_slice(list);
         self.p.handle(k, &r, &self.spmc, &self.ram)
     }
-    /// RXTX_MAP_64 of TX at `tx`, RX at `rx`, one page each.
+    /// RXTX_MAP_64 of TX at `tx`, RX at `rx`, one page each.  ns-hyp
+    /// forwards it to the SPMC, which (unless `vm_rx` says it keeps VMs'
+    /// pairs) refuses: that attempt is dropped from `seen`, the tests of
+    /// forwarding look at it (`tests/rx_forwarding.rs`).
     fn map(&self, k: usize, tx: u64, rx: u64) -> Regs {
-        self.call(k, &[fid::FFA_RXTX_MAP_64 as u64, tx, rx, 1])
+        let n = self.spmc.seen.borrow().len();
+        let r = self.call(k, &[fid::FFA_RXTX_MAP_64 as u64, tx, rx, 1]);
+        if self.spmc.vm_rx.borrow().is_none() && self.spmc.seen.borrow().len() == n + 1 {
+            let fwd = self.spmc.seen.borrow_mut().pop().unwrap();
+            assert_eq!(fwd[..4], [fid::FFA_RXTX_MAP_64 as u64, 0, 0, 0], "the forwarded map");
+        }
+        r
     }
 }
 
@@ -318,7 +375,8 @@ fn rxtx_map_translates_and_pins() {
     // The same IPAs in another VM are that VM's pages.
     assert_eq!(w.map(1, TX, RX), success(0, 0));
     assert_eq!(w.p.is_mailbox_page(ram_pa(1) + 0x10_0000), Some(1));
-    assert!(w.spmc.seen.borrow().is_empty(), "a VM's buffers are ns-hyp's business, not the SPMC's");
+    assert!(w.spmc.seen.borrow().is_empty(), "an SPMC that refuses the forwarded pair is not asked again");
+    assert!(!w.p.vm(0).mailbox.unwrap().forwarded);
 }
 
 #[test]
@@ -657,3 +715,4 @@ fn a_vm_going_away_gives_its_memory_back() {
 
 mod notifications;
 mod availability;
+mod rx_forwarding;
