@@ -18,6 +18,7 @@ pub mod ffa_client;
 pub mod ffa_indirect;
 pub mod ffa_memory;
 pub mod ffa_notifications;
+pub mod mem_routines;
 pub mod mm;
 pub mod payload;
 pub mod percpu;

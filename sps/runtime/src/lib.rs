@@ -19,6 +19,12 @@ pub mod storm;
 #[cfg(target_os = "none")]
 mod entry;
 
+// An SP's direct request loop moves whole x0..x17 blocks (the request, the
+// response, the call wrapper's argument array): LDP/STP routines instead of
+// compiler_builtins' word loop (issue P item 3; `shared::mem_routines`).
+#[cfg(target_os = "none")]
+shared::fast_mem_routines!();
+
 pub use ffa::{DirectRequest, Kind, run, run_with_hooks, run_with_interrupts};
 #[cfg(target_os = "none")]
 pub use entry::fatal;
