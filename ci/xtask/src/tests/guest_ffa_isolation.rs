@@ -81,28 +81,32 @@ fn expects() -> Vec<Expect> {
 /// no check failed, and a teardown reclaim per life (the reset's and the
 /// power-off's), none held back.
 fn extra(output: &str) -> Vec<String> {
-    let mut f: Vec<String> = output.lines().filter(|l| l.contains("[ffa-guest]") && l.contains("FAIL")).map(|l| format!("a check failed: {l}")).collect();
-    let count = |what: &str| output.lines().filter(|l| l.contains(what)).count();
+    let mut f = failed_checks(output);
     for c in CHECKS {
-        let ok = format!("[vm0] [ffa-guest] {c}: ok");
-        if count(&ok) != LIVES {
-            f.push(format!("{} line(s) with {ok:?}, not {LIVES}", count(&ok)));
-        }
+        expect_lines(output, &format!("[vm0] [ffa-guest] {c}: ok"), LIVES, &mut f);
     }
-    let summary = format!("[vm0] [ffa-guest] {} passed, 0 failed", CHECKS.len());
-    if count(&summary) != LIVES {
-        f.push(format!("{} line(s) with {summary:?}, not {LIVES}", count(&summary)));
-    }
+    expect_lines(output, &format!("[vm0] [ffa-guest] {} passed, 0 failed", CHECKS.len()), LIVES, &mut f);
     let reclaimed = "vm0: FF-A memory: 1 transaction(s) reclaimed, 0 held by a borrower";
-    if count(reclaimed) != LIVES {
-        f.push(format!("{} line(s) with {reclaimed:?}, not {LIVES}", count(reclaimed)));
-    }
+    expect_lines(output, reclaimed, LIVES, &mut f);
     // The restarted guest's lend came after the reset's reclaim.
     let (reclaim, second) = (output.find(reclaimed), output.match_indices("[vm0] [ffa-guest] lend_again: ok").nth(1).map(|m| m.0));
     if !matches!((reclaim, second), (Some(r), Some(s)) if r < s) {
         f.push("the second life's lend did not follow the teardown's reclaim".into());
     }
     f
+}
+
+/// Every ffa-guest line that reports a failed check.
+fn failed_checks(output: &str) -> Vec<String> {
+    output.lines().filter(|l| l.contains("[ffa-guest]") && l.contains("FAIL")).map(|l| format!("a check failed: {l}")).collect()
+}
+
+/// Adds a failure to `f` unless exactly `n` lines of `output` contain `what`.
+fn expect_lines(output: &str, what: &str, n: usize, f: &mut Vec<String>) {
+    let count = output.lines().filter(|l| l.contains(what)).count();
+    if count != n {
+        f.push(format!("{count} line(s) with {what:?}, not {n}"));
+    }
 }
 
 /// The guest lines that must not appear, besides [`super::nshyp::FORBID_GUEST`]'s.
@@ -199,27 +203,17 @@ fn notify_expects() -> Vec<Expect> {
 /// Every check ok once per VM, each summary `N passed, 0 failed`, and the
 /// SRI taken at least twice (mp's notification of each VM).
 fn notify_extra(output: &str) -> Vec<String> {
-    let mut f: Vec<String> = output.lines().filter(|l| l.contains("[ffa-guest]") && l.contains("FAIL")).map(|l| format!("a check failed: {l}")).collect();
-    let count = |what: &str| output.lines().filter(|l| l.contains(what)).count();
+    let mut f = failed_checks(output);
     for vm in ["[vm0]", "[vm1]"] {
         for (what, checks) in NOTIFY_CHECKS {
             for c in *checks {
-                let ok = format!("{vm} [ffa-guest] {c}: ok");
-                if count(&ok) != 1 {
-                    f.push(format!("{} line(s) with {ok:?}, not 1", count(&ok)));
-                }
+                expect_lines(output, &format!("{vm} [ffa-guest] {c}: ok"), 1, &mut f);
             }
-            let summary = format!("{vm} [ffa-guest] {what}: {} passed, 0 failed", checks.len());
-            if count(&summary) != 1 {
-                f.push(format!("{} line(s) with {summary:?}, not 1", count(&summary)));
-            }
+            expect_lines(output, &format!("{vm} [ffa-guest] {what}: {} passed, 0 failed", checks.len()), 1, &mut f);
         }
     }
     for c in AVAILABILITY_CHECKS {
-        let ok = format!("[vm0] [ffa-guest] {c}: ok");
-        if count(&ok) != 1 {
-            f.push(format!("{} line(s) with {ok:?}, not 1", count(&ok)));
-        }
+        expect_lines(output, &format!("[vm0] [ffa-guest] {c}: ok"), 1, &mut f);
     }
     let sris = output.lines().find_map(|l| l.split("guest FF-A: ").nth(1)?.split(" Schedule Receiver Interrupt(s) taken").next()?.parse::<u32>().ok());
     if !sris.is_some_and(|n| n >= 2) {
