@@ -69,6 +69,17 @@ impl Header {
     }
 }
 
+/// A v1.2 indirect message header from `sender` to `receiver` for `size`
+/// payload bytes right after it; flags, reserved words and UUID zero.  What a
+/// sender writes at the start of its TX buffer before FFA_MSG_SEND2.
+pub fn header_v1_2(sender: u16, receiver: u16, size: u32) -> [u8; HEADER_V1_2] {
+    let mut h = [0u8; HEADER_V1_2];
+    h[8..12].copy_from_slice(&(HEADER_V1_2 as u32).to_le_bytes());
+    h[12..16].copy_from_slice(&((sender as u32) << 16 | receiver as u32).to_le_bytes());
+    h[16..20].copy_from_slice(&size.to_le_bytes());
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +113,13 @@ mod tests {
         b[20] = 1;
         assert_eq!(Header::parse(&b, 4096, 0x1_0002), Err(FfaError::InvalidParameters));
         assert_eq!(Header::parse(&b[..16], 4096, 0x1_0002), Err(FfaError::InvalidParameters));
+    }
+
+    #[test]
+    fn a_written_header_parses() {
+        let mut m = [0u8; 56];
+        m[..HEADER_V1_2].copy_from_slice(&header_v1_2(1, 0x8002, 16));
+        let h = Header::parse(&m, 4096, 0x1_0002).unwrap();
+        assert_eq!((h.sender, h.receiver, h.offset, h.size, h.end()), (1, 0x8002, 40, 16, 56));
     }
 }

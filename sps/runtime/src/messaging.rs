@@ -13,7 +13,7 @@ pub const GET_SPM: u64 = 4;
 /// SPM framework notification: RX buffer full.
 pub const FWK_RX_BUFFER_FULL: u64 = 1;
 /// The v1.2 indirect message header's size (offset of our payloads).
-pub const HEADER: usize = 40;
+pub const HEADER: usize = shared::ffa_indirect::HEADER_V1_2;
 
 /// An FF-A call `fid` with w1..w4 (the notification calls: target
 /// information, flags, bitmap low and high).
@@ -25,14 +25,8 @@ pub fn call4(fid: u32, w: [u64; 4]) -> Regs {
 }
 
 /// The v1.2 indirect message header for `size` bytes from `sender` to
-/// `receiver`, payload right after it; flags, reserved words and UUID zero.
-pub fn header(sender: u16, receiver: u16, size: u32) -> [u8; HEADER] {
-    let mut h = [0u8; HEADER];
-    h[8..12].copy_from_slice(&(HEADER as u32).to_le_bytes());
-    h[12..16].copy_from_slice(&((sender as u32) << 16 | receiver as u32).to_le_bytes());
-    h[16..20].copy_from_slice(&size.to_le_bytes());
-    h
-}
+/// `receiver`, payload right after it.
+pub use shared::ffa_indirect::header_v1_2 as header;
 
 /// (sender, receiver, payload offset, payload size) of a header at the start
 /// of `buf`; None if it does not fit `buf`.
