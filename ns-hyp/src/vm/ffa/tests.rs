@@ -243,6 +243,13 @@ struct World {
 }
 
 impl World {
+    /// An indirect message (v1.2 header, payload right after it) in VM `k`'s TX buffer.
+    fn put_message(&self, k: usize, sender: u16, receiver: u16, payload: &[u8]) {
+        let mut m = shared::ffa_indirect::header_v1_2(sender, receiver, payload.len() as u32).to_vec();
+        m.extend_from_slice(payload);
+        self.ram.write(self.ram.pages_pa(k, TX, 1).unwrap(), &m);
+    }
+
     fn new() -> Self {
         Self::with_sps(vec![sp(0x8001, 1), sp(0x8002, 4)])
     }

@@ -16,16 +16,6 @@ fn ids(sender: u64, receiver: u64) -> u64 {
     sender << 16 | receiver
 }
 
-/// An indirect message (v1.2 header, payload right after it) in VM `k`'s TX buffer.
-fn put_message(w: &World, k: usize, sender: u16, receiver: u16, payload: &[u8]) {
-    let mut m = vec![0u8; 40 + payload.len()];
-    m[8..12].copy_from_slice(&40u32.to_le_bytes());
-    m[12..16].copy_from_slice(&((sender as u32) << 16 | receiver as u32).to_le_bytes());
-    m[16..20].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-    m[40..].copy_from_slice(payload);
-    w.ram.write(w.ram.pages_pa(k, TX, 1).unwrap(), &m);
-}
-
 #[test]
 fn bind_checks_and_routes() {
     let w = World::new();
@@ -164,7 +154,7 @@ fn msg_send2_to_an_sp_goes_through_ns_hyps_tx_buffer() {
     let w = World::new();
     assert_eq!(w.call(0, &[SEND2]), err(FfaError::Denied), "no TX buffer");
     assert!(is_success(&w.map(0, TX, RX)));
-    put_message(&w, 0, 1, SP as u16, b"to the SP");
+    w.put_message(0, 1, SP as u16, b"to the SP");
     assert!(is_success(&w.call(0, &[SEND2, 0, 2])));
     let sent = *w.spmc.seen.borrow().last().unwrap();
     assert_eq!((sent[0], sent[1], sent[2]), (SEND2, 1 << 16, 2), "the VM named as sender; delay SRI kept");
@@ -177,7 +167,7 @@ fn msg_send2_to_an_sp_goes_through_ns_hyps_tx_buffer() {
 fn msg_send2_between_vms() {
     let w = World::new();
     assert!(is_success(&w.map(0, TX, RX)));
-    put_message(&w, 0, 1, 2, b"hello vm1");
+    w.put_message(0, 1, 2, b"hello vm1");
     assert_eq!(w.call(0, &[SEND2]), err(FfaError::Busy), "the receiver has no RX buffer");
     assert!(is_success(&w.map(1, TX, RX)));
     assert!(is_success(&w.call(0, &[SEND2])));
@@ -200,10 +190,10 @@ fn msg_send2_bad_input() {
     assert!(is_success(&w.map(0, TX, RX)));
     assert!(is_success(&w.map(1, TX, RX)));
     for (sender, receiver) in [(2, 1), (1, 1), (1, 9), (1, 0)] {
-        put_message(&w, 0, sender, receiver, b"x");
+        w.put_message(0, sender, receiver, b"x");
         assert_eq!(w.call(0, &[SEND2]), err(FfaError::InvalidParameters), "{sender} -> {receiver}");
     }
-    put_message(&w, 0, 1, 2, b"x");
+    w.put_message(0, 1, 2, b"x");
     for (w1, w2) in [(1, 0), (2 << 16, 0), (0, 1), (0, 4)] {
         assert_eq!(w.call(0, &[SEND2, w1, w2]), err(FfaError::InvalidParameters), "w1 {w1:#x} w2 {w2:#x}");
     }
@@ -211,7 +201,7 @@ fn msg_send2_bad_input() {
     let pa = w.ram.pages_pa(0, TX, 1).unwrap();
     w.ram.write(pa + 16, &4096u32.to_le_bytes());
     assert_eq!(w.call(0, &[SEND2]), err(FfaError::InvalidParameters));
-    put_message(&w, 0, 1, 2, b"x");
+    w.put_message(0, 1, 2, b"x");
     w.ram.write(pa, &1u32.to_le_bytes());
     assert_eq!(w.call(0, &[SEND2]), err(FfaError::InvalidParameters));
     assert!(w.ram.npis.borrow().is_empty() && w.spmc.seen.borrow().is_empty());

@@ -15,15 +15,6 @@ fn world() -> World {
     w
 }
 
-fn put_message(w: &World, k: usize, sender: u16, receiver: u16, payload: &[u8]) {
-    let mut m = vec![0u8; 40 + payload.len()];
-    m[8..12].copy_from_slice(&40u32.to_le_bytes());
-    m[12..16].copy_from_slice(&((sender as u32) << 16 | receiver as u32).to_le_bytes());
-    m[16..20].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-    m[40..].copy_from_slice(payload);
-    w.ram.write(w.ram.pages_pa(k, TX, 1).unwrap(), &m);
-}
-
 /// Whether the SPMC holds VM `id`'s RX buffer away from its producer.
 fn spmc_full(w: &World, id: u16) -> Option<bool> {
     w.spmc.vm_rx.borrow().as_ref().unwrap().get(&id).copied()
@@ -70,7 +61,7 @@ fn an_sps_message_is_released_through_the_spmc() {
     w.spmc.vm_rx.borrow_mut().as_mut().unwrap().insert(2, true);
     // Another VM's message meanwhile: ns-hyp cannot acquire it, BUSY, nothing written.
     assert!(is_success(&w.map(0, TX, RX)));
-    put_message(&w, 0, 1, 2, b"from vm0");
+    w.put_message(0, 1, 2, b"from vm0");
     assert_eq!(w.call(0, &[SEND2]), err(FfaError::Busy));
     assert_eq!(w.ram.read(1, RX + 40, 8), [0; 8]);
     assert!(!w.p.vm(1).mailbox.unwrap().rx_full, "the reservation was undone");
@@ -88,7 +79,7 @@ fn ns_hyp_acquires_before_writing_and_releases_after_the_vm() {
     let w = world();
     assert!(is_success(&w.map(0, TX, RX)));
     assert!(is_success(&w.map(1, TX, RX)));
-    put_message(&w, 0, 1, 2, b"hello vm1");
+    w.put_message(0, 1, 2, b"hello vm1");
     assert!(is_success(&w.call(0, &[SEND2])));
     assert_eq!(&w.ram.read(1, RX + 40, 9), b"hello vm1");
     let fids = w.spmc.seen_fids();
