@@ -699,8 +699,8 @@ fn run_cpu(cpu: usize) -> ! {
     let second = shared::arch::timer::cntfrq();
     let (mut last_print, mut printed) = (shared::arch::timer::cntpct(), Snapshot::default());
     let mut last_rtc = last_print;
-    // Several VMs: CPU 0 sends their consoles' partial lines (a prompt) out
-    // this often, and wakes for it.
+    // Several VMs: CPU 0 ticks their consoles this often (a partial line
+    // idle for a whole tick, a prompt, goes out), and wakes for it.
     let flush_every = if cpu == 0 && several() { Some(second / 4) } else { None };
     let mut last_flush = last_print;
     loop {
@@ -722,7 +722,7 @@ fn run_cpu(cpu: usize) -> ! {
         if let Some(every) = flush_every {
             if now.wrapping_sub(last_flush) >= every {
                 last_flush = now;
-                CONSOLE.lock().flush_all(&mut uart_tx);
+                CONSOLE.lock().tick(&mut uart_tx);
             }
         }
         if print_stats && now.wrapping_sub(last_print) >= second {
