@@ -388,6 +388,10 @@ pub fn tfa_optee_reference_make_vars(bl32: &[PathBuf; 3]) -> Vec<String> {
         "ARM_LINUX_KERNEL_AS_BL33=1",
         "DEBUG=0",
         "LOG_LEVEL=20",
+        // A fixed build message instead of the build's time: the same
+        // sources give the same bios, so a kept reference xtest run stays
+        // valid across checkouts (tests::optee, `reference_xtest_boot`).
+        "BUILD_MESSAGE_TIMESTAMP=\"reproducible\"",
     ]
     .iter()
     .map(|s| s.to_string())

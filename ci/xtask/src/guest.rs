@@ -117,9 +117,12 @@ pub fn initramfs_with_trees(p: &Paths, spec: &InitramfsSpec, trees: &[&Path]) ->
     let init_path = stage.join("init");
     std::fs::write(&init_path, init).map_err(|e| format!("{}: {e}", init_path.display()))?;
     run(Command::new("chmod").args(["0755"]).arg(&init_path).arg(stage.join("bin/busybox")))?;
+    // Reproducible: every time 0, inode numbers renumbered, so the same
+    // contents give the same archive (a kept OP-TEE reference run is keyed
+    // by it, tests::optee).
     let out = out_dir.join(format!("{}.cpio", spec.name));
     run(Command::new("sh").arg("-c").arg(format!(
-        "cd '{}' && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 > '{}'",
+        "cd '{}' && find . -exec touch -h -d @0 {{}} + && find . | LC_ALL=C sort | cpio --quiet --reproducible -o -H newc -R 0:0 > '{}'",
         stage.display(),
         out.display()
     )))?;

@@ -182,6 +182,11 @@ pub fn test_long(outputs: &Outputs, filter: Option<&str>) -> Result<bool> {
     Ok(failed == 0)
 }
 
+/// Where a boot function asks for its run's serial log to be kept once the
+/// test passes, and whether a given passing output is worth keeping
+/// (`optee::reference_xtest_boot`).  Cleared before each test.
+pub static KEEP_LOG_ON_PASS: std::sync::Mutex<Option<(std::path::PathBuf, fn(&str) -> bool)>> = std::sync::Mutex::new(None);
+
 /// Boots and checks each test in order; returns (passed, failed).
 fn run_integration(outputs: &Outputs, selected: Vec<IntegrationTest>) -> Result<(u32, u32)> {
     let logs = util::out_dir().join("logs");
@@ -189,9 +194,16 @@ fn run_integration(outputs: &Outputs, selected: Vec<IntegrationTest>) -> Result<
     let (mut passed, mut failed) = (0, 0);
     for t in selected {
         let log = logs.join(format!("{}.log", t.name));
+        *KEEP_LOG_ON_PASS.lock().unwrap() = None;
         let cap = qemu::capture(&(t.boot)(outputs)?, t.timeout, &log, STOP_ON)?;
         let fails = check(&t, &cap);
         if fails.is_empty() {
+            if let Some((kept, worth)) = KEEP_LOG_ON_PASS.lock().unwrap().take() {
+                if worth(&cap.output) {
+                    util::mkdirs(kept.parent().unwrap_or(&logs))?;
+                    util::write_atomic(&kept, cap.output.as_bytes())?;
+                }
+            }
             passed += 1;
             println!("test integration::{} ... ok ({:.1} s)", t.name, cap.elapsed.as_secs_f64());
         } else {
