@@ -195,8 +195,10 @@ fn run_integration(outputs: &Outputs, selected: Vec<IntegrationTest>) -> Result<
     for t in selected {
         let log = logs.join(format!("{}.log", t.name));
         *KEEP_LOG_ON_PASS.lock().unwrap() = None;
-        let cap = qemu::capture(&(t.boot)(outputs)?, t.timeout, &log, STOP_ON)?;
+        let boot = (t.boot)(outputs)?;
+        let cap = qemu::capture(&boot, t.timeout, &log, STOP_ON)?;
         let fails = check(&t, &cap);
+        let took = if matches!(boot, qemu::Boot::Replay { .. }) { "a kept run, replayed".to_owned() } else { format!("{:.1} s", cap.elapsed.as_secs_f64()) };
         if fails.is_empty() {
             if let Some((kept, worth)) = KEEP_LOG_ON_PASS.lock().unwrap().take() {
                 if worth(&cap.output) {
@@ -205,7 +207,7 @@ fn run_integration(outputs: &Outputs, selected: Vec<IntegrationTest>) -> Result<
                 }
             }
             passed += 1;
-            println!("test integration::{} ... ok ({:.1} s)", t.name, cap.elapsed.as_secs_f64());
+            println!("test integration::{} ... ok ({took})", t.name);
         } else {
             failed += 1;
             println!("test integration::{} ... FAILED ({:.1} s, serial log: {})", t.name, cap.elapsed.as_secs_f64(), log.display());

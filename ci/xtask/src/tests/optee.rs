@@ -277,12 +277,30 @@ fn inputs_key(boot: &Boot) -> XResult<String> {
         for part in a.split(',').flat_map(|p| p.rsplit('=').next()) {
             let path = Path::new(part);
             if path.is_absolute() && path.is_file() {
-                let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-                h.update(Sha256::digest(&data));
+                h.update(Sha256::digest(without_seeds(path)?));
             }
         }
     }
     Ok(h.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect())
+}
+
+/// A file's contents; for a DTB its source, without the random seeds QEMU writes
+/// into each one it dumps (`rng-seed`, `kaslr-seed` in /chosen and
+/// /secure-chosen): they differ on every dump and decide nothing xtest does.
+fn without_seeds(path: &Path) -> XResult<Vec<u8>> {
+    if path.extension().is_none_or(|x| x != "dtb") {
+        return std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let copy = util::out_dir().join("inputs-key.dtb");
+    std::fs::copy(path, &copy).map_err(|e| format!("{}: {e}", path.display()))?;
+    for node in ["/chosen", "/secure-chosen"] {
+        for prop in ["rng-seed", "kaslr-seed"] {
+            // Absent in a DTB QEMU did not dump: nothing to delete.
+            let _ = std::process::Command::new("fdtput").arg("-d").arg(&copy).args([node, prop]).stderr(std::process::Stdio::null()).status();
+        }
+    }
+    // As source: a deletion leaves stale bytes behind in the blob.
+    util::output_bytes(std::process::Command::new("dtc").args(["-I", "dtb", "-O", "dts"]).arg(&copy).stderr(std::process::Stdio::null()))
 }
 
 /// The reference's QEMU: the same machine, memory and cores, but `-cpu max`
