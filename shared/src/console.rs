@@ -159,6 +159,18 @@ pub fn write_fmt(args: fmt::Arguments) {
     }
 }
 
+/// Runs `f` with the console to itself: the bytes `f` sends go out as they
+/// are, and no log line of this image lands among them (ns-hyp's guest
+/// console multiplexer sends each VM's line this way).  With no console
+/// yet, the bytes are dropped.  `f` must not log: the lock is held.
+pub fn exclusive<R>(f: impl FnOnce(&mut dyn FnMut(u8)) -> R) -> R {
+    let mut console = CONSOLE.lock();
+    match console.out.as_mut() {
+        Some(out) => f(&mut |b| out.put_byte(b)),
+        None => f(&mut |_| {}),
+    }
+}
+
 /// Last words: prints a panic message even if the console lock is held by the
 /// code that panicked (we never return from a panic, so breaking the lock is safe).
 pub fn panic_print(info: &core::panic::PanicInfo) {

@@ -44,7 +44,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::vm::idregs::Offered;
 use cpu_state::{MteRegs, PmuRegs, CPTR_SVE_ON, CPTR_SVE_TRAPPED};
 use shared::arch::{El1SysRegs, GuestRegs, PacKeys, SveRegs};
-use shared::console::{ConsoleOut, Pl011, PL011_INT_ALL, PL011_INT_RX};
+use shared::console::{Pl011, PL011_INT_ALL, PL011_INT_RX};
 use shared::mm::{self, FramePool, MemKind};
 use shared::{read_sysreg, write_sysreg};
 
@@ -94,6 +94,8 @@ static OWNER: [AtomicUsize; MAX_VCPU_SLOTS] = [const { AtomicUsize::new(0) }; MA
 /// powered off waits for these to clear before its memory is scrubbed.
 static IN_GUEST: [AtomicBool; MAX_VCPU_SLOTS] = [const { AtomicBool::new(false) }; MAX_VCPU_SLOTS];
 static CONSOLE: spin::Mutex<ConsoleMux> = spin::Mutex::new(ConsoleMux::new());
+/// Held through `drain_uart`, before any VM's lock.
+static DRAIN: spin::Mutex<()> = spin::Mutex::new(());
 static NPCPUS: AtomicUsize = AtomicUsize::new(1);
 /// vCPUs of all VMs together.
 static NVCPUS: AtomicUsize = AtomicUsize::new(1);
@@ -520,14 +522,14 @@ pub fn console_room(me: usize) {
 
 /// One byte of VM `vm`'s console (the Realm's, from its CPU) through the multiplexer.
 pub fn console_output(vm: usize, b: u8) {
-    CONSOLE.lock().output(vm, b, &mut uart_tx);
+    with_mux(|mux, mut tx| mux.output(vm, b, &mut tx));
 }
 
 /// The Realm VM `k` is gone (destroyed and scrubbed by its CPU, the
 /// caller): the VM is off, and if it was the last the machine powers off.
 /// Its CPU then waits for good, taking no interrupt.
 pub fn realm_gone(k: usize) -> ! {
-    CONSOLE.lock().flush(k, &mut uart_tx);
+    with_mux(|mux, mut tx| mux.flush(k, &mut tx));
     VMS[k].off.store(true, Ordering::SeqCst);
     log::info!("{}: off", Who(k));
     power_off_if_last();
@@ -722,7 +724,7 @@ fn run_cpu(cpu: usize) -> ! {
         if let Some(every) = flush_every {
             if now.wrapping_sub(last_flush) >= every {
                 last_flush = now;
-                CONSOLE.lock().tick(&mut uart_tx);
+                with_mux(|mux, mut tx| mux.tick(&mut tx));
             }
         }
         if print_stats && now.wrapping_sub(last_print) >= second {
@@ -1633,7 +1635,7 @@ fn data_abort(g: usize, r: &mut GuestRegs, iss: u64) {
             Mmio::Ok { value, kick: k2, tx } => {
                 kick |= k2;
                 if let Some(b) = tx {
-                    CONSOLE.lock().output(k, b, &mut uart_tx);
+                    with_mux(|mux, mut tx| mux.output(k, b, &mut tx));
                 }
                 if !access.write {
                     set_reg(r, rt, decode::load_value(&access, value));
@@ -1718,8 +1720,10 @@ fn invalidate_vmid(c: &Cpu, vttbr: u64) {
 /// fit.  If the guest's FIFO is full, the real UART's receive interrupt is
 /// masked (the bytes wait in its FIFO) until the guest reads.
 fn drain_uart(me: usize) {
-    // The console lock first, then a VM's: nothing takes them the other way.
-    let mut mux = CONSOLE.lock();
+    // One drainer at a time (the bytes reach the VMs in order), then a VM's
+    // lock.  `CONSOLE` is taken only briefly and alone: `with_mux` takes it
+    // under the shared console's lock, and code holding a VM's lock logs.
+    let _drain = DRAIN.lock();
     let uart = real_uart();
     // Clear the receive interrupts (UARTICR RXIC|RTIC) BEFORE emptying the
     // FIFO: a byte that lands after the last RXFE check raises them again.
@@ -1728,9 +1732,14 @@ fn drain_uart(me: usize) {
     uart.clear_interrupts(PL011_INT_RX);
     // Bytes go to the VM with the console's input (`ConsoleMux`), while
     // its FIFO has room.
-    while vm_of(mux.focus()).uart_rx_room() {
+    loop {
+        let focus = CONSOLE.lock().focus();
+        if !vm_of(focus).uart_rx_room() {
+            break;
+        }
         let Some(b) = uart.read_byte() else { break };
-        match mux.input(b) {
+        let input = CONSOLE.lock().input(b);
+        match input {
             Input::Byte { vm, byte } => {
                 let kick = vm_of(vm).uart_rx(byte);
                 deliver(kick, vm, me);
@@ -1739,7 +1748,8 @@ fn drain_uart(me: usize) {
             Input::Nothing => {}
         }
     }
-    let room = vm_of(mux.focus()).uart_rx_room();
+    let focus = CONSOLE.lock().focus();
+    let room = vm_of(focus).uart_rx_room();
     uart.set_interrupt_mask(if room { PL011_INT_RX } else { 0 });
     RX_MASKED.store(!room, Ordering::Relaxed);
 }
@@ -1823,7 +1833,7 @@ fn teardown_step(c: &mut Cpu) {
     }
     let Some(t) = c.teardown.pop() else { return };
     let slot = &VMS[t.vm];
-    CONSOLE.lock().flush(t.vm, &mut uart_tx);
+    with_mux(|mux, mut tx| mux.flush(t.vm, &mut tx));
     // A restart clears `off` before `tearing_down` goes: never both unset.
     let restarted = t.boot && slot.cfg.get().is_some_and(|cfg| restart(c, t.vm, cfg));
     slot.tearing_down.store(false, Ordering::SeqCst);
@@ -1854,8 +1864,13 @@ fn real_uart() -> Pl011 {
 /// One byte of the guest's console to the real PL011.  UARTFR is checked
 /// before every byte: the UART is shared (ns-hyp's own log on every CPU, and
 /// under TF-A the other worlds), so no earlier look at its FIFO stays true.
-fn uart_tx(b: u8) {
-    real_uart().put_byte(b);
+/// Runs `f` on the console multiplexer, its bytes going out with ns-hyp's
+/// console to themselves (`shared::console::exclusive`): an ns-hyp log line
+/// cannot land inside a VM's line (seen once: `[` of `[vm1] ` on one line,
+/// `vm1] VM1_PROBED` on the next).  Lock order: the shared console, then
+/// `CONSOLE`, which is taken under nothing else (`drain_uart`).
+fn with_mux<R>(f: impl FnOnce(&mut ConsoleMux, &mut dyn FnMut(u8)) -> R) -> R {
+    shared::console::exclusive(|tx| f(&mut CONSOLE.lock(), tx))
 }
 
 /// Takes a synchronous exception to the guest's EL1 (DDI0487 D1.10: vector
