@@ -136,6 +136,14 @@ impl Spmc {
         if let Err(e) = taken {
             return error(e);
         }
+        // A request with nothing to mask goes from the caller's block
+        // straight into the receiver's registers; only one with bits set
+        // that its width leaves undefined is copied and masked (issue P
+        // item 3: one 144-byte copy less per request; the callers' SMCCC
+        // code leaves the unused registers zero).
+        if !needs_masking(kind, r) {
+            return self.run_until_response(i, ctx, cpu, Some(r), platform);
+        }
         let mut req = *r;
         if matches!(kind, ReqKind::Req32 | ReqKind::Framework { wide: false, .. }) {
             // SMC32: only w0..w7 are defined (DEN0028 §2.6); upper halves and x8.. MBZ.
@@ -148,6 +156,18 @@ impl Spmc {
             }
         }
         self.run_until_response(i, ctx, cpu, Some(&req), platform)
+    }
+}
+
+/// Whether a request of `kind` has bits set that its width leaves
+/// undefined and the receiver must see as zero: for SMC32, the upper halves
+/// of x0..x7 and x8..x17 (DEN0028 §2.6); for SMC64 direct requests,
+/// x8..x17.  FFA_MSG_SEND_DIRECT_REQ2 uses all of x0..x17.
+pub(super) fn needs_masking(kind: ReqKind, r: &Regs) -> bool {
+    match kind {
+        ReqKind::Req32 | ReqKind::Framework { wide: false, .. } => r[..8].iter().any(|x| x >> 32 != 0) || r[8..].iter().any(|&x| x != 0),
+        ReqKind::Req64 | ReqKind::Framework { wide: true, .. } => r[8..].iter().any(|&x| x != 0),
+        ReqKind::Req2 | ReqKind::Run => false,
     }
 }
 
