@@ -165,10 +165,19 @@ impl Spmc {
 /// x8..x17.  FFA_MSG_SEND_DIRECT_REQ2 uses all of x0..x17.
 pub(super) fn needs_masking(kind: ReqKind, r: &Regs) -> bool {
     match kind {
-        ReqKind::Req32 | ReqKind::Framework { wide: false, .. } => r[..8].iter().any(|x| x >> 32 != 0) || r[8..].iter().any(|&x| x != 0),
-        ReqKind::Req64 | ReqKind::Framework { wide: true, .. } => r[8..].iter().any(|&x| x != 0),
+        ReqKind::Req32 | ReqKind::Framework { wide: false, .. } => any_set(r[..8].iter().map(|x| x >> 32)) || any_set(r[8..].iter().copied()),
+        ReqKind::Req64 | ReqKind::Framework { wide: true, .. } => any_set(r[8..].iter().copied()),
         ReqKind::Req2 | ReqKind::Run => false,
     }
+}
+
+/// Whether any of `words` is non-zero.  Folded with a rotate, a serial
+/// chain (one ORR with a rotated operand per word on AArch64): a plain OR
+/// or `any` is vectorised through the stack under the target's strict
+/// alignment, ~45 instructions instead of ~15 (issue P item 3).  A rotation
+/// keeps a non-zero accumulator non-zero, so the answer is the same.
+fn any_set(words: impl Iterator<Item = u64>) -> bool {
+    words.fold(0u64, |acc, x| acc.rotate_left(1) | x) != 0
 }
 
 /// The type of a VM availability message (DEN0077 v1.2, framework messages:
