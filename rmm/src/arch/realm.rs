@@ -3,29 +3,12 @@
 //! Stage-2 (VTTBR/VTCR), HCR_EL2, timers and GIC virtual interface
 //! installed, and `shared::arch::enter_guest` runs it until it traps.
 
-use crate::rec::{NUM_SYSREGS, Rec};
+use crate::rec::Rec;
 use crate::rmi::rec::{ExitKind, RawExit, RealmCpu, RunConfig};
 use shared::arch::{El1SysRegs, ExceptionKind, GuestRegs};
 use shared::{read_sysreg, write_sysreg};
 
 pub struct Cpu;
-
-fn to_array(r: &El1SysRegs) -> [u64; NUM_SYSREGS] {
-    [
-        r.sctlr, r.ttbr0, r.ttbr1, r.tcr, r.mair, r.amair, r.vbar, r.sp_el1, r.sp_el0, r.elr, r.spsr, r.esr, r.far,
-        r.afsr0, r.afsr1, r.contextidr, r.tpidr_el1, r.tpidr_el0, r.tpidrro_el0, r.cpacr, r.par, r.cntkctl, r.csselr,
-        r.mdscr, r.cntv_ctl, r.cntv_cval,
-    ]
-}
-
-fn from_array(a: &[u64; NUM_SYSREGS]) -> El1SysRegs {
-    El1SysRegs {
-        sctlr: a[0], ttbr0: a[1], ttbr1: a[2], tcr: a[3], mair: a[4], amair: a[5], vbar: a[6], sp_el1: a[7],
-        sp_el0: a[8], elr: a[9], spsr: a[10], esr: a[11], far: a[12], afsr0: a[13], afsr1: a[14],
-        contextidr: a[15], tpidr_el1: a[16], tpidr_el0: a[17], tpidrro_el0: a[18], cpacr: a[19], par: a[20],
-        cntkctl: a[21], csselr: a[22], mdscr: a[23], cntv_ctl: a[24], cntv_cval: a[25],
-    }
-}
 
 /// Number of GIC list registers (ICH_VTR_EL2.ListRegs + 1), at most 16.
 fn num_lrs() -> usize {
@@ -133,7 +116,8 @@ impl RealmCpu for Cpu {
         // SAFETY: the REC's own EL1 state and the Realm's Stage-2 (RTTs the RMM
         // validated) confine it to its memory; interrupts are masked at EL2.
         let vector = unsafe {
-            from_array(&rec.sysregs).restore();
+            // Straight from the REC's words: a copy into an El1SysRegs first cost ~150 instructions per entry.
+            El1SysRegs::restore_words(&rec.sysregs);
             write_sysreg!(cntp_cval_el0, rec.cntp_cval);
             write_sysreg!(cntp_ctl_el0, rec.cntp_ctl);
             write_sysreg!(vttbr_el2, cfg.vttbr);
@@ -179,9 +163,7 @@ impl RealmCpu for Cpu {
         rec.q = g.q;
         rec.fpsr = g.fpsr;
         rec.fpcr = g.fpcr;
-        let mut mine = El1SysRegs::default();
-        mine.save();
-        rec.sysregs = to_array(&mine);
+        El1SysRegs::save_words(&mut rec.sysregs);
         rec.cntp_ctl = read_sysreg!(cntp_ctl_el0);
         rec.cntp_cval = read_sysreg!(cntp_cval_el0);
         // SAFETY: back to the Host's EL1 state; nothing runs at EL1 until the Host does.

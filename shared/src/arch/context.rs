@@ -105,7 +105,11 @@ impl Default for GuestRegs {
 
 /// EL1 system registers of a context, switched in Rust around `enter_guest`
 /// when more than one context shares a CPU.
+///
+/// `repr(C)`: [`El1SysRegs::save`] and [`El1SysRegs::restore`] move the
+/// fields in pairs at fixed offsets, in this order.
 #[derive(Clone, Copy, Default, Debug)]
+#[repr(C)]
 pub struct El1SysRegs {
     pub sctlr: u64,
     pub ttbr0: u64,
@@ -135,19 +139,6 @@ pub struct El1SysRegs {
     pub cntv_cval: u64,
 }
 
-macro_rules! sysregs {
-    ($m:ident) => {
-        $m!(sctlr, sctlr_el1); $m!(ttbr0, ttbr0_el1); $m!(ttbr1, ttbr1_el1); $m!(tcr, tcr_el1);
-        $m!(mair, mair_el1); $m!(amair, amair_el1); $m!(vbar, vbar_el1); $m!(sp_el1, sp_el1);
-        $m!(sp_el0, sp_el0); $m!(elr, elr_el1); $m!(spsr, spsr_el1); $m!(esr, esr_el1);
-        $m!(far, far_el1); $m!(afsr0, afsr0_el1); $m!(afsr1, afsr1_el1);
-        $m!(contextidr, contextidr_el1); $m!(tpidr_el1, tpidr_el1); $m!(tpidr_el0, tpidr_el0);
-        $m!(tpidrro_el0, tpidrro_el0); $m!(cpacr, cpacr_el1); $m!(par, par_el1);
-        $m!(cntkctl, cntkctl_el1); $m!(csselr, csselr_el1); $m!(mdscr, mdscr_el1);
-        $m!(cntv_ctl, cntv_ctl_el0); $m!(cntv_cval, cntv_cval_el0);
-    };
-}
-
 impl El1SysRegs {
     /// Reset values for a fresh EL1 context: MMU off, caches off (SCTLR_EL1 RES1 bits only).
     pub const fn reset() -> Self {
@@ -162,28 +153,130 @@ impl El1SysRegs {
     }
 
     /// Captures the current EL1 state.
+    ///
+    /// One asm block (MRS pairs, STP): separate `read_sysreg!`s and stores
+    /// cost ~49 instructions a save, this ~40 (issue P item 3).  The
+    /// registers are the fields' EL1 (and EL0) registers, in field order.
+    #[inline]
     pub fn save(&mut self) {
-        macro_rules! rd { ($f:ident, $r:ident) => { self.$f = crate::read_sysreg!($r); }; }
-        sysregs!(rd);
+        // SAFETY: repr(C), 26 u64 fields (`EL1_SYSREGS_LAYOUT`): the same
+        // memory as `[u64; 26]`, borrowed mutably here.
+        Self::save_words(unsafe { &mut *(self as *mut Self).cast::<[u64; EL1_SYSREGS_WORDS]>() });
+    }
+
+    /// [`El1SysRegs::save`] into its words, in field order (for a context
+    /// that keeps them as an array, as rmm's RECs do).
+    #[inline]
+    pub fn save_words(words: &mut [u64; EL1_SYSREGS_WORDS]) {
+        // SAFETY: MRS of EL1 registers has no side effects; the stores go to
+        // the 26 words of `words`, which the `&mut` borrow owns.
+        unsafe {
+            core::arch::asm!(
+                "mrs {a}, sctlr_el1", "mrs {b}, ttbr0_el1", "stp {a}, {b}, [{p}, #0]",
+                "mrs {a}, ttbr1_el1", "mrs {b}, tcr_el1", "stp {a}, {b}, [{p}, #16]",
+                "mrs {a}, mair_el1", "mrs {b}, amair_el1", "stp {a}, {b}, [{p}, #32]",
+                "mrs {a}, vbar_el1", "mrs {b}, sp_el1", "stp {a}, {b}, [{p}, #48]",
+                "mrs {a}, sp_el0", "mrs {b}, elr_el1", "stp {a}, {b}, [{p}, #64]",
+                "mrs {a}, spsr_el1", "mrs {b}, esr_el1", "stp {a}, {b}, [{p}, #80]",
+                "mrs {a}, far_el1", "mrs {b}, afsr0_el1", "stp {a}, {b}, [{p}, #96]",
+                "mrs {a}, afsr1_el1", "mrs {b}, contextidr_el1", "stp {a}, {b}, [{p}, #112]",
+                "mrs {a}, tpidr_el1", "mrs {b}, tpidr_el0", "stp {a}, {b}, [{p}, #128]",
+                "mrs {a}, tpidrro_el0", "mrs {b}, cpacr_el1", "stp {a}, {b}, [{p}, #144]",
+                "mrs {a}, par_el1", "mrs {b}, cntkctl_el1", "stp {a}, {b}, [{p}, #160]",
+                "mrs {a}, csselr_el1", "mrs {b}, mdscr_el1", "stp {a}, {b}, [{p}, #176]",
+                "mrs {a}, cntv_ctl_el0", "mrs {b}, cntv_cval_el0", "stp {a}, {b}, [{p}, #192]",
+                p = in(reg) words.as_mut_ptr(),
+                a = out(reg) _,
+                b = out(reg) _,
+                options(nostack, preserves_flags),
+            );
+        }
     }
 
     /// Loads this state into the EL1 registers.
     ///
+    /// One asm block (LDP, MSR pairs, ISB): a separate load per
+    /// `write_sysreg!` (each asm statement orders memory) cost ~76
+    /// instructions a restore, this ~40 (issue P item 3).
+    ///
     /// # Safety
     /// Only while no EL1 code of another context is meant to run on this CPU.
+    #[inline]
     pub unsafe fn restore(&self) {
-        macro_rules! wr {
-            ($f:ident, $r:ident) => {
-                // SAFETY: each register in `sysregs!` is an EL1 register that
-                // EL2 may write; the new values only take effect for EL1/EL0,
-                // which the caller guarantees belong to this context now.
-                unsafe { crate::write_sysreg!($r, self.$f) };
-            };
+        // SAFETY: repr(C), 26 u64 fields (`EL1_SYSREGS_LAYOUT`): the same
+        // memory as `[u64; 26]`; the caller's promise is passed on.
+        unsafe { Self::restore_words(&*(self as *const Self).cast::<[u64; EL1_SYSREGS_WORDS]>()) }
+    }
+
+    /// [`El1SysRegs::restore`] from its words, in field order.
+    ///
+    /// # Safety
+    /// As [`El1SysRegs::restore`].
+    #[inline]
+    pub unsafe fn restore_words(words: &[u64; EL1_SYSREGS_WORDS]) {
+        // SAFETY: each register written is one of the fields' EL1 (or
+        // EL0) registers, which EL2 may write; the new values only take effect
+        // for EL1/EL0, which the caller guarantees belong to this context
+        // now.  The loads read the 26 words of `words`.
+        unsafe {
+            core::arch::asm!(
+                "ldp {a}, {b}, [{p}, #0]", "msr sctlr_el1, {a}", "msr ttbr0_el1, {b}",
+                "ldp {a}, {b}, [{p}, #16]", "msr ttbr1_el1, {a}", "msr tcr_el1, {b}",
+                "ldp {a}, {b}, [{p}, #32]", "msr mair_el1, {a}", "msr amair_el1, {b}",
+                "ldp {a}, {b}, [{p}, #48]", "msr vbar_el1, {a}", "msr sp_el1, {b}",
+                "ldp {a}, {b}, [{p}, #64]", "msr sp_el0, {a}", "msr elr_el1, {b}",
+                "ldp {a}, {b}, [{p}, #80]", "msr spsr_el1, {a}", "msr esr_el1, {b}",
+                "ldp {a}, {b}, [{p}, #96]", "msr far_el1, {a}", "msr afsr0_el1, {b}",
+                "ldp {a}, {b}, [{p}, #112]", "msr afsr1_el1, {a}", "msr contextidr_el1, {b}",
+                "ldp {a}, {b}, [{p}, #128]", "msr tpidr_el1, {a}", "msr tpidr_el0, {b}",
+                "ldp {a}, {b}, [{p}, #144]", "msr tpidrro_el0, {a}", "msr cpacr_el1, {b}",
+                "ldp {a}, {b}, [{p}, #160]", "msr par_el1, {a}", "msr cntkctl_el1, {b}",
+                "ldp {a}, {b}, [{p}, #176]", "msr csselr_el1, {a}", "msr mdscr_el1, {b}",
+                "ldp {a}, {b}, [{p}, #192]", "msr cntv_ctl_el0, {a}", "msr cntv_cval_el0, {b}",
+                "isb",
+                p = in(reg) words.as_ptr(),
+                a = out(reg) _,
+                b = out(reg) _,
+                options(nostack, preserves_flags, readonly),
+            );
         }
-        sysregs!(wr);
-        crate::arch::regs::isb();
     }
 }
+
+/// How many registers [`El1SysRegs`] holds.
+pub const EL1_SYSREGS_WORDS: usize = 26;
+
+/// The field offsets `save`/`restore` use: field n at word n.
+const EL1_SYSREGS_LAYOUT: () = {
+    assert!(core::mem::offset_of!(El1SysRegs, sctlr) == 0);
+    assert!(core::mem::offset_of!(El1SysRegs, ttbr0) == 8);
+    assert!(core::mem::offset_of!(El1SysRegs, ttbr1) == 16);
+    assert!(core::mem::offset_of!(El1SysRegs, tcr) == 24);
+    assert!(core::mem::offset_of!(El1SysRegs, mair) == 32);
+    assert!(core::mem::offset_of!(El1SysRegs, amair) == 40);
+    assert!(core::mem::offset_of!(El1SysRegs, vbar) == 48);
+    assert!(core::mem::offset_of!(El1SysRegs, sp_el1) == 56);
+    assert!(core::mem::offset_of!(El1SysRegs, sp_el0) == 64);
+    assert!(core::mem::offset_of!(El1SysRegs, elr) == 72);
+    assert!(core::mem::offset_of!(El1SysRegs, spsr) == 80);
+    assert!(core::mem::offset_of!(El1SysRegs, esr) == 88);
+    assert!(core::mem::offset_of!(El1SysRegs, far) == 96);
+    assert!(core::mem::offset_of!(El1SysRegs, afsr0) == 104);
+    assert!(core::mem::offset_of!(El1SysRegs, afsr1) == 112);
+    assert!(core::mem::offset_of!(El1SysRegs, contextidr) == 120);
+    assert!(core::mem::offset_of!(El1SysRegs, tpidr_el1) == 128);
+    assert!(core::mem::offset_of!(El1SysRegs, tpidr_el0) == 136);
+    assert!(core::mem::offset_of!(El1SysRegs, tpidrro_el0) == 144);
+    assert!(core::mem::offset_of!(El1SysRegs, cpacr) == 152);
+    assert!(core::mem::offset_of!(El1SysRegs, par) == 160);
+    assert!(core::mem::offset_of!(El1SysRegs, cntkctl) == 168);
+    assert!(core::mem::offset_of!(El1SysRegs, csselr) == 176);
+    assert!(core::mem::offset_of!(El1SysRegs, mdscr) == 184);
+    assert!(core::mem::offset_of!(El1SysRegs, cntv_ctl) == 192);
+    assert!(core::mem::offset_of!(El1SysRegs, cntv_cval) == 200);
+    assert!(core::mem::size_of::<El1SysRegs>() == EL1_SYSREGS_WORDS * 8);
+};
+const _: () = EL1_SYSREGS_LAYOUT;
 
 /// Pointer authentication keys of an EL1 context (DDI0487, pointer authentication: APIAKey,
 /// APIBKey, APDAKey, APDBKey, APGAKey, Lo/Hi each).  The registers exist only

@@ -460,7 +460,7 @@ impl Platform for HwPe {
         let mut guard = slot.lock();
         let Some(v) = guard.as_mut() else { return dead };
         if let Some(a) = answer {
-            v.regs.x[..18].copy_from_slice(a);
+            load_call_regs(&mut v.regs, a);
         }
         // EL1 registers are not banked by security state and EL3 does not
         // switch them when the SPMC is at S-EL2: keep the Normal world's,
@@ -669,6 +669,34 @@ fn invalidate_sp_tlb(hw: &SpHw) {
             s = in(reg) hw.s2_root,
             old_ns = in(reg) vttbr,
             old_s = in(reg) vsttbr,
+            options(nostack, preserves_flags),
+        );
+    }
+}
+
+/// Puts an answer (x0..x17) in a context's registers: nine LDP/STP pairs
+/// inline, where `copy_from_slice` is a call to `memcpy` and its loop, ~46
+/// instructions and the call (issue P item 3).
+fn load_call_regs(g: &mut GuestRegs, a: &Regs) {
+    let dst: &mut [u64; 18] = (&mut g.x[..18]).try_into().expect("x0..x30 holds x0..x17");
+    // SAFETY: reads the 18 words of `a` and writes the 18 words of `dst`,
+    // both borrowed for the call (so not overlapping), 8-byte aligned as
+    // u64 arrays; no other memory is touched.
+    unsafe {
+        core::arch::asm!(
+            "ldp {x}, {y}, [{s}]", "stp {x}, {y}, [{d}]",
+            "ldp {x}, {y}, [{s}, #16]", "stp {x}, {y}, [{d}, #16]",
+            "ldp {x}, {y}, [{s}, #32]", "stp {x}, {y}, [{d}, #32]",
+            "ldp {x}, {y}, [{s}, #48]", "stp {x}, {y}, [{d}, #48]",
+            "ldp {x}, {y}, [{s}, #64]", "stp {x}, {y}, [{d}, #64]",
+            "ldp {x}, {y}, [{s}, #80]", "stp {x}, {y}, [{d}, #80]",
+            "ldp {x}, {y}, [{s}, #96]", "stp {x}, {y}, [{d}, #96]",
+            "ldp {x}, {y}, [{s}, #112]", "stp {x}, {y}, [{d}, #112]",
+            "ldp {x}, {y}, [{s}, #128]", "stp {x}, {y}, [{d}, #128]",
+            s = in(reg) a.as_ptr(),
+            d = in(reg) dst.as_mut_ptr(),
+            x = out(reg) _,
+            y = out(reg) _,
             options(nostack, preserves_flags),
         );
     }

@@ -314,6 +314,77 @@ fn direct_request_32_truncates_arguments() {
     assert_eq!(a[3], 1);
 }
 
+/// An SP that records the request it is given, then answers it (64-bit).
+fn recording_sp(id: u16, seen: std::sync::Arc<std::sync::Mutex<Vec<Regs>>>) -> SpFn {
+    let mut step = 0;
+    Box::new(move |_ctx, answer| {
+        step += 1;
+        match step {
+            1 => call(&[fid::FFA_MSG_WAIT as u64]),
+            _ => {
+                let a = *answer.unwrap();
+                seen.lock().unwrap().push(a);
+                let (src, _) = ffa::unpack_endpoints(a[1]);
+                let resp = if a[0] as u32 == fid::FFA_MSG_SEND_DIRECT_REQ_64 { fid::FFA_MSG_SEND_DIRECT_RESP_64 } else { fid::FFA_MSG_SEND_DIRECT_RESP_32 };
+                call(&[resp as u64, ffa::pack_endpoints(id, src)])
+            }
+        }
+    })
+}
+
+#[test]
+fn direct_request_masking_decision() {
+    use direct_messaging::{ReqKind, needs_masking};
+    let clean = regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_64 as u64, 0x8001, 0, u64::MAX, 2, 3, 4, u64::MAX]);
+    assert!(!needs_masking(ReqKind::Req64, &clean), "x0..x7 are all defined for SMC64");
+    assert!(!needs_masking(ReqKind::Framework { wide: true, msg: 4 }, &clean));
+    assert!(needs_masking(ReqKind::Req32, &clean), "upper halves of w3/w7");
+    assert!(needs_masking(ReqKind::Framework { wide: false, msg: 4 }, &clean));
+    let narrow = regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x8001, 0, 0xffff_ffff, 2, 3, 4, 5]);
+    assert!(!needs_masking(ReqKind::Req32, &narrow));
+    for n in 8..18 {
+        let mut r = narrow;
+        r[n] = 1;
+        assert!(needs_masking(ReqKind::Req32, &r), "x{n}");
+        assert!(needs_masking(ReqKind::Req64, &r), "x{n}");
+        assert!(!needs_masking(ReqKind::Req2, &r), "REQ2 uses x{n}");
+    }
+    let mut r = narrow;
+    r[0] |= 1 << 32;
+    assert!(needs_masking(ReqKind::Req32, &r), "upper half of w0");
+    assert!(!needs_masking(ReqKind::Run, &r));
+}
+
+#[test]
+fn direct_request_receiver_sees_masked_registers() {
+    let mut s = Spmc::new(0x8000, ns_mem(), store(), vm_bitmaps());
+    let mut f = Fake::new();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let i = s.add_partition(Partition::new(manifest(0x8001, ECHO_UUID), SpMemory { base: 0x0e30_0000, size: 0x10_0000 })).unwrap();
+    f.sps.push(recording_sp(0x8001, seen.clone()));
+    s.init_partition(i, 0, 0, &mut f).unwrap();
+    let big = 0x1234_5678_9abc_def0;
+    // Nothing to mask: the receiver gets the registers as they were.
+    let clean = regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_64 as u64, 0x8001, 0, big, 2, 3, 4, big]);
+    assert_eq!(s.handle_ns(&clean, 0, &mut f)[0], fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64);
+    // x8..x17 set: zero for the receiver of an SMC64 request.
+    let mut dirty = clean;
+    dirty[8..].iter_mut().for_each(|x| *x = u64::MAX);
+    assert_eq!(s.handle_ns(&dirty, 0, &mut f)[0], fid::FFA_MSG_SEND_DIRECT_RESP_64 as u64);
+    // SMC32: upper halves and x8..x17 zero.
+    let mut dirty32 = dirty;
+    dirty32[0] = fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64;
+    dirty32[1] |= 0xdead << 32;
+    assert_eq!(s.handle_ns(&dirty32, 0, &mut f)[0], fid::FFA_MSG_SEND_DIRECT_RESP_32 as u64);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[0], clean);
+    assert_eq!(seen[1], clean);
+    let mut want32 = regs(&[fid::FFA_MSG_SEND_DIRECT_REQ_32 as u64, 0x8001, 0, big & 0xffff_ffff, 2, 3, 4, big & 0xffff_ffff]);
+    want32[1] = 0x8001;
+    assert_eq!(seen[2], want32);
+}
+
 #[test]
 fn direct_request_to_missing_partition_then_valid_call() {
     let (s, mut f) = booted();
