@@ -392,6 +392,10 @@ pub fn tfa_optee_reference_make_vars(bl32: &[PathBuf; 3]) -> Vec<String> {
         // sources give the same bios, so a kept reference xtest run stays
         // valid across checkouts (tests::optee, `reference_xtest_boot`).
         "BUILD_MESSAGE_TIMESTAMP=\"reproducible\"",
+        // And a fixed version string: TF-A's default is `git describe` of
+        // the directory it is built in, which is inside our checkout, so
+        // every commit of ours changed the reference bios.
+        "BUILD_STRING=debian-2.12.1-reference",
     ]
     .iter()
     .map(|s| s.to_string())
