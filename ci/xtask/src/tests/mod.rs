@@ -133,8 +133,18 @@ pub fn test(outputs: &Outputs, filter: Option<&str>) -> Result<bool> {
     // The coverage-guided fuzz targets, briefly (issue J; `cargo xtask fuzz` runs them longer).
     if filter.is_none_or(|f| "fuzz".contains(f) || crate::fuzz::LIBFUZZER_TARGETS.iter().any(|t| t.contains(f))) {
         let bin = crate::fuzz::build_libfuzzer()?;
-        for name in crate::fuzz::LIBFUZZER_TARGETS {
-            let c = crate::fuzz::run_libfuzzer(&bin, name, FUZZ_SECS)?;
+        // Two targets at a time, one on each of CI's two cores: each still
+        // fuzzes for FUZZ_SECS, in half the wall time.
+        let mut runs = Vec::new();
+        for pair in crate::fuzz::LIBFUZZER_TARGETS.chunks(2) {
+            let covs: Vec<Result<crate::fuzz::Coverage>> = std::thread::scope(|s| {
+                let hs: Vec<_> = pair.iter().map(|name| s.spawn(|| crate::fuzz::run_libfuzzer(&bin, name, FUZZ_SECS))).collect();
+                hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a fuzz thread panicked".into()))).collect()
+            });
+            runs.extend(pair.iter().zip(covs));
+        }
+        for (name, c) in runs {
+            let c = c?;
             if c.crashed || c.executions == 0 {
                 failed += 1;
                 println!("test fuzz::{name} ... FAILED ({} executions; a crash input is in ~/.cache/quadrant/fuzz/artifacts/{name})", c.executions);
@@ -187,39 +197,101 @@ pub fn test_long(outputs: &Outputs, filter: Option<&str>) -> Result<bool> {
 /// (`optee::reference_xtest_boot`).  Cleared before each test.
 pub static KEEP_LOG_ON_PASS: std::sync::Mutex<Option<(std::path::PathBuf, fn(&str) -> bool)>> = std::sync::Mutex::new(None);
 
-/// Boots and checks each test in order; returns (passed, failed).
+/// Tests that may run at the same time as the test named beside them, when
+/// both are selected: each keeps about one of CI's two cores busy for
+/// minutes (xtest's cases run one after another in one Linux process, the
+/// other vCPUs idle), so a pair takes about as long as its longer test.
+/// Neither writes a file the other reads; `compare_with_reference` reads
+/// the reference's log, which runs (or is replayed) before both pairs.
+const RUN_TOGETHER: &[(&str, &str)] = &[("optee_xtest", "pkvm_optee"), ("guest_optee", "guest_optee_two_vms")];
+
+/// Boots and checks each test in order (the pairs of [`RUN_TOGETHER`] at
+/// once); returns (passed, failed).
 fn run_integration(outputs: &Outputs, selected: Vec<IntegrationTest>) -> Result<(u32, u32)> {
     let logs = util::out_dir().join("logs");
     util::mkdirs(&logs)?;
     let (mut passed, mut failed) = (0, 0);
-    for t in selected {
-        let log = logs.join(format!("{}.log", t.name));
-        *KEEP_LOG_ON_PASS.lock().unwrap() = None;
-        let boot = (t.boot)(outputs)?;
-        let cap = qemu::capture(&boot, t.timeout, &log, STOP_ON)?;
-        let fails = check(&t, &cap);
-        let took = if matches!(boot, qemu::Boot::Replay { .. }) { "a kept run, replayed".to_owned() } else { format!("{:.1} s", cap.elapsed.as_secs_f64()) };
-        if fails.is_empty() {
-            if let Some((kept, worth)) = KEEP_LOG_ON_PASS.lock().unwrap().take() {
-                if worth(&cap.output) {
-                    util::mkdirs(kept.parent().unwrap_or(&logs))?;
-                    util::write_atomic(&kept, cap.output.as_bytes())?;
+    for group in run_groups(selected) {
+        // Boots (which build) one after another; then the QEMU runs.
+        let mut runs = Vec::new();
+        for t in group {
+            *KEEP_LOG_ON_PASS.lock().unwrap() = None;
+            let boot = (t.boot)(outputs)?;
+            let keep = KEEP_LOG_ON_PASS.lock().unwrap().take();
+            runs.push((t, boot, keep));
+        }
+        let caps: Vec<Result<qemu::Capture>> = std::thread::scope(|s| {
+            let handles: Vec<_> =
+                runs.iter().map(|(t, boot, _)| s.spawn(|| qemu::capture(boot, t.timeout, &logs.join(format!("{}.log", t.name)), STOP_ON))).collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a QEMU capture thread panicked".into()))).collect()
+        });
+        for ((t, boot, keep), cap) in runs.into_iter().zip(caps) {
+            let cap = cap?;
+            let log = logs.join(format!("{}.log", t.name));
+            let fails = check(&t, &cap);
+            let took = if matches!(boot, qemu::Boot::Replay { .. }) { "a kept run, replayed".to_owned() } else { format!("{:.1} s", cap.elapsed.as_secs_f64()) };
+            if fails.is_empty() {
+                if let Some((kept, worth)) = keep {
+                    if worth(&cap.output) {
+                        util::mkdirs(kept.parent().unwrap_or(&logs))?;
+                        util::write_atomic(&kept, cap.output.as_bytes())?;
+                    }
                 }
-            }
-            passed += 1;
-            println!("test integration::{} ... ok ({took})", t.name);
-        } else {
-            failed += 1;
-            println!("test integration::{} ... FAILED ({:.1} s, serial log: {})", t.name, cap.elapsed.as_secs_f64(), log.display());
-            for f in &fails {
-                println!("    {f}");
-            }
-            println!("    --- last lines of the serial log ---");
-            let lines: Vec<&str> = cap.output.lines().collect();
-            for l in &lines[lines.len().saturating_sub(25)..] {
-                println!("    | {l}");
+                passed += 1;
+                println!("test integration::{} ... ok ({took})", t.name);
+            } else {
+                failed += 1;
+                println!("test integration::{} ... FAILED ({:.1} s, serial log: {})", t.name, cap.elapsed.as_secs_f64(), log.display());
+                for f in &fails {
+                    println!("    {f}");
+                }
+                println!("    --- last lines of the serial log ---");
+                let lines: Vec<&str> = cap.output.lines().collect();
+                for l in &lines[lines.len().saturating_sub(25)..] {
+                    println!("    | {l}");
+                }
             }
         }
     }
     Ok((passed, failed))
+}
+
+/// `selected` in order, each test alone except the pairs of
+/// [`RUN_TOGETHER`] whose both tests are selected: those go together, where
+/// the first of them stood.
+fn run_groups(selected: Vec<IntegrationTest>) -> Vec<Vec<IntegrationTest>> {
+    let names: Vec<&'static str> = selected.iter().map(|t| t.name).collect();
+    let partner = |n: &str| -> Option<&'static str> {
+        RUN_TOGETHER.iter().find_map(|&(a, b)| if a == n { Some(b) } else if b == n { Some(a) } else { None }).filter(|p| names.contains(p))
+    };
+    let mut groups: Vec<Vec<IntegrationTest>> = Vec::new();
+    for t in selected {
+        match partner(t.name).and_then(|p| groups.iter_mut().find(|g| g.len() == 1 && g[0].name == p)) {
+            Some(g) => g.push(t),
+            None => groups.push(vec![t]),
+        }
+    }
+    groups
+}
+
+#[cfg(test)]
+mod run_groups_tests {
+    use super::*;
+
+    fn t(name: &'static str) -> IntegrationTest {
+        IntegrationTest { name, boot: |_| Err("not booted".into()), timeout: Duration::from_secs(1), expects: Vec::new, extra: None, forbid: &[] }
+    }
+
+    fn names(groups: &[Vec<IntegrationTest>]) -> Vec<Vec<&'static str>> {
+        groups.iter().map(|g| g.iter().map(|t| t.name).collect()).collect()
+    }
+
+    #[test]
+    fn pairs_run_together_only_when_both_are_selected() {
+        let all = ["optee_xtest_reference", "optee_xtest", "pkvm_optee", "guest_optee", "other", "guest_optee_two_vms"];
+        let g = run_groups(all.iter().map(|n| t(n)).collect());
+        assert_eq!(names(&g), vec![vec!["optee_xtest_reference"], vec!["optee_xtest", "pkvm_optee"], vec!["guest_optee", "guest_optee_two_vms"], vec!["other"]]);
+        let g = run_groups(["pkvm_optee", "guest_optee"].iter().map(|n| t(n)).collect());
+        assert_eq!(names(&g), vec![vec!["pkvm_optee"], vec!["guest_optee"]]);
+    }
 }
