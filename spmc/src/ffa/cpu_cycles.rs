@@ -4,7 +4,7 @@
 //! until it gives the CPU back.
 
 use super::calls::Call;
-use super::direct_messaging::{ReqKind, response_fid};
+use super::direct_messaging::{ReqKind, check_response};
 use super::interrupts::{self, NsAction};
 use super::{Caller, Platform, Regs, SpExit, Spmc, codec, error, success};
 use shared::abi::ffa::interface_args::TargetInfo;
@@ -191,15 +191,14 @@ impl Spmc {
                         answer = Some(error(FfaError::Denied));
                         continue;
                     };
+                    // State and response checked under this one lock.
                     let mut c = self.lock_context(i, ctx);
-                    let CtxState::Running { kind, .. } = c.state else {
+                    let CtxState::Running { from, kind } = c.state else {
                         answer = Some(error(FfaError::Denied));
                         continue;
                     };
-                    if resp[0] as u32 != response_fid(kind) {
-                        // The response must use the request's ABI and width
-                        // (DEN0077 v1.2, FFA_MSG_SEND_DIRECT_RESP / _RESP2).
-                        answer = Some(error(FfaError::InvalidParameters));
+                    if let Err(e) = check_response(self, i, from, kind, resp) {
+                        answer = Some(error(e));
                         continue;
                     }
                     c.state = CtxState::Waiting;
