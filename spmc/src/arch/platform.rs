@@ -679,9 +679,32 @@ fn invalidate_sp_tlb(hw: &SpHw) {
 /// instructions and the call (issue P item 3).
 fn load_call_regs(g: &mut GuestRegs, a: &Regs) {
     let dst: &mut [u64; 18] = (&mut g.x[..18]).try_into().expect("x0..x30 holds x0..x17");
-    // SAFETY: reads the 18 words of `a` and writes the 18 words of `dst`,
-    // both borrowed for the call (so not overlapping), 8-byte aligned as
-    // u64 arrays; no other memory is touched.
+    // SAFETY: `a` and `dst` are borrowed for the call (so valid and not
+    // overlapping), 18 words each, 8-byte aligned.
+    unsafe { copy_regs(a.as_ptr(), dst.as_mut_ptr()) }
+}
+
+/// x0..x17 of a context that made a call, copied out with the same nine
+/// LDP/STP pairs: three per SP-to-SP round trip, each a `memcpy` call
+/// before (issue P item 3).
+fn call_regs(g: &GuestRegs) -> Regs {
+    let mut r = core::mem::MaybeUninit::<Regs>::uninit();
+    // SAFETY: reads x0..x17 of `g` (borrowed, 31 words) and writes all 18
+    // words of `r`, a local of its own, so it is initialised afterwards.
+    unsafe {
+        copy_regs(g.x.as_ptr(), r.as_mut_ptr().cast());
+        r.assume_init()
+    }
+}
+
+/// Copies 18 words from `s` to `d` with nine LDP/STP pairs.
+///
+/// # Safety
+/// `s` must be valid for reading and `d` for writing 18 u64s, both 8-byte
+/// aligned, and the two ranges must not overlap.
+#[inline(always)]
+unsafe fn copy_regs(s: *const u64, d: *mut u64) {
+    // SAFETY: the caller's contract; no other memory is touched.
     unsafe {
         core::arch::asm!(
             "ldp {x}, {y}, [{s}]", "stp {x}, {y}, [{d}]",
@@ -693,17 +716,11 @@ fn load_call_regs(g: &mut GuestRegs, a: &Regs) {
             "ldp {x}, {y}, [{s}, #96]", "stp {x}, {y}, [{d}, #96]",
             "ldp {x}, {y}, [{s}, #112]", "stp {x}, {y}, [{d}, #112]",
             "ldp {x}, {y}, [{s}, #128]", "stp {x}, {y}, [{d}, #128]",
-            s = in(reg) a.as_ptr(),
-            d = in(reg) dst.as_mut_ptr(),
+            s = in(reg) s,
+            d = in(reg) d,
             x = out(reg) _,
             y = out(reg) _,
             options(nostack, preserves_flags),
         );
     }
-}
-
-fn call_regs(g: &GuestRegs) -> Regs {
-    let mut r = [0; 18];
-    r.copy_from_slice(&g.x[..18]);
-    r
 }

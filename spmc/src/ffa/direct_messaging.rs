@@ -230,26 +230,38 @@ pub(super) fn ffa_msg_send_direct_req(s: &Spmc, c: &Call, platform: &mut dyn Pla
 }
 
 /// FFA_MSG_SEND_DIRECT_RESP_{32,64} / FFA_MSG_SEND_DIRECT_RESP2 from an SP:
-/// from itself to the endpoint whose request it handles.
-pub(super) fn ffa_msg_send_direct_resp(s: &Spmc, c: &Call, _: &mut dyn Platform) -> SpStep {
-    let Caller::Sp(i) = c.caller else { return SpStep::Resume(error(FfaError::NotSupported)) };
-    let CtxState::Running { from, kind } = s.part(i).ctx_state(c.ctx) else {
-        return SpStep::Responded;
-    };
-    let (src, dst) = ffa::unpack_endpoints(c.regs[1]);
+/// handed to the loop that runs it, which checks it against the request
+/// ([`check_response`]) under the context's lock, taken there once: this
+/// handler reading the state under the lock first cost a second lock per
+/// response (issue P item 3).  Outside a request (its initialisation, an
+/// interrupt's handling) that loop answers DENIED.
+pub(super) fn ffa_msg_send_direct_resp(_: &Spmc, c: &Call, _: &mut dyn Platform) -> SpStep {
+    match c.caller {
+        Caller::Sp(_) => SpStep::Responded,
+        Caller::Ns => SpStep::Resume(error(FfaError::NotSupported)),
+    }
+}
+
+/// Whether `resp`, a direct response from SP `i` whose context handles a
+/// request of `kind` from `from`, answers that request: from itself to
+/// `from`, w2 as the request requires, and with the request's ABI and width
+/// (DEN0077 v1.2, FFA_MSG_SEND_DIRECT_RESP / _RESP2); INVALID_PARAMETERS
+/// otherwise, as Hafnium answers.
+pub(super) fn check_response(s: &Spmc, i: usize, from: u16, kind: ReqKind, resp: &Regs) -> Result<(), FfaError> {
+    let (src, dst) = ffa::unpack_endpoints(resp[1]);
     if src != s.part(i).manifest.id || dst != from {
-        return SpStep::Resume(error(FfaError::InvalidParameters));
+        return Err(FfaError::InvalidParameters);
     }
     let bad_w2 = match kind {
         // The framework response to its request: type + 1 (VM created
         // response 5, VM destroyed response 7), the rest of w2 MBZ.
-        ReqKind::Framework { msg, .. } => c.regs[2] as u32 as u64 != framework::FLAG | (msg + 1),
-        _ => reserved_w2_set(c.regs),
+        ReqKind::Framework { msg, .. } => resp[2] as u32 as u64 != framework::FLAG | (msg + 1),
+        _ => reserved_w2_set(resp),
     };
-    if bad_w2 {
-        return SpStep::Resume(error(FfaError::InvalidParameters));
+    if bad_w2 || resp[0] as u32 != response_fid(kind) {
+        return Err(FfaError::InvalidParameters);
     }
-    SpStep::Responded
+    Ok(())
 }
 
 /// FFA_MSG_SEND_DIRECT_RESP_{32,64}: w2 carries the framework message flags

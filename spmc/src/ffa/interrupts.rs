@@ -187,8 +187,9 @@ impl Spmc {
     /// Pending Interrupt here, once (see [`super::notifications::Bitmaps::take_npi`]).
     pub(super) fn run_flags(&self, c: &mut ContextLocked) -> RunFlags {
         let p = self.part(c.index);
-        // Leaf lock under the context lock (context.rs lock order).
-        if p.notifications.lock().take_npi(c.ctx) && !c.virqs.push(super::notifications::NPI_INTID) {
+        // Leaf lock under the context lock (context.rs lock order), taken
+        // only if something may be pending ([`super::notifications::SpBitmaps`]).
+        if p.notifications.may_be_pending() && p.notifications.lock().take_npi(c.ctx) && !c.virqs.push(super::notifications::NPI_INTID) {
             log::warn!("NPI for SP {:#06x} ctx {} lost: too many pending", p.manifest.id, c.ctx);
         }
         RunFlags {

@@ -39,7 +39,7 @@ pub struct Partition {
     /// Physical device interrupts of this SP acknowledged and not yet deactivated.
     pub(super) active: spin::Mutex<[Option<u32>; 4]>,
     /// Its notification bitmaps (created when its manifest has `notification-support`).
-    pub(super) notifications: spin::Mutex<super::notifications::Bitmaps>,
+    pub(super) notifications: super::notifications::SpBitmaps,
 }
 
 impl Partition {
@@ -50,7 +50,7 @@ impl Partition {
             super::notifications::Bitmaps::new()
         };
         Self {
-            notifications: spin::Mutex::new(notifications),
+            notifications: super::notifications::SpBitmaps::new(notifications),
             version: AtomicU32::new(manifest.ffa_version),
             version_fixed: AtomicBool::new(false),
             manifest,

@@ -48,6 +48,65 @@ pub const SRI_INTID: u32 = 8;
 pub const NPI_INTID: u32 = shared::abi::hafnium::NOTIFICATION_PENDING_INTID;
 pub use shared::ffa_notifications::{Bitmaps, FWK_RX_BUFFER_FULL};
 use shared::ffa_notifications::bits;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// An SP's notification bitmaps under their lock, with a hint read without
+/// it: whether anything was pending when the lock was last let go.  Each
+/// run of one of its contexts asks whether that context is owed the
+/// Notification Pending Interrupt ([`Bitmaps::take_npi`]); with nothing
+/// pending the answer is no, now without the lock, the call and the unlock
+/// (three runs per SP-to-SP round trip; issue P item 3).
+pub struct SpBitmaps {
+    bitmaps: spin::Mutex<Bitmaps>,
+    /// [`Bitmaps::any_pending`] as of the last unlock; written only under the lock.
+    any_pending: AtomicBool,
+}
+
+impl SpBitmaps {
+    pub fn new(b: Bitmaps) -> Self {
+        Self { any_pending: AtomicBool::new(b.any_pending()), bitmaps: spin::Mutex::new(b) }
+    }
+
+    /// Locks the bitmaps; the hint is brought up to date as the guard goes.
+    pub fn lock(&self) -> SpBitmapsGuard<'_> {
+        SpBitmapsGuard { any_pending: &self.any_pending, guard: self.bitmaps.lock() }
+    }
+
+    /// False only if nothing was pending at the last unlock.  A SET racing
+    /// with this read on another PE may be missed, as it is when the run
+    /// takes the lock just before the SET does: the NPI then comes at the
+    /// context's next run (DEN0077 v1.2, notifications: the SPMC pends it
+    /// when the receiver's vCPU is next run).
+    pub fn may_be_pending(&self) -> bool {
+        self.any_pending.load(Ordering::Acquire)
+    }
+}
+
+/// [`SpBitmaps`] locked.
+pub struct SpBitmapsGuard<'a> {
+    any_pending: &'a AtomicBool,
+    guard: spin::MutexGuard<'a, Bitmaps>,
+}
+
+impl core::ops::Deref for SpBitmapsGuard<'_> {
+    type Target = Bitmaps;
+    fn deref(&self) -> &Bitmaps {
+        &self.guard
+    }
+}
+
+impl core::ops::DerefMut for SpBitmapsGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Bitmaps {
+        &mut self.guard
+    }
+}
+
+impl Drop for SpBitmapsGuard<'_> {
+    fn drop(&mut self) {
+        // Still under the lock: `guard` is dropped after this body.
+        self.any_pending.store(self.guard.any_pending(), Ordering::Release);
+    }
+}
 
 /// FFA_NOTIFICATION_BIND flags: bit 0 per-vCPU; the rest MBZ.
 const BIND_PER_VCPU: u64 = 1;

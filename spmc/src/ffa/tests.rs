@@ -1816,6 +1816,7 @@ fn notifications_between_ns_and_an_sp() {
     assert!(is_error(&ns(&s, &mut f, &[set, 0x8123, 0, 1, 0]), FfaError::InvalidParameters), "no such receiver");
     assert_eq!(bitmaps(&s), before);
     assert_eq!(f.sris, sris, "no SRI for a refused SET");
+    assert!(f.flags.iter().all(|fl| !fl.virq), "nothing pending yet: no NPI");
     assert_eq!(ns(&s, &mut f, &[set, 0x8001, 0, 1, 0])[0], fid::FFA_SUCCESS_32 as u64);
     assert_eq!(ns(&s, &mut f, &[set, 0x8001, 1 | 2, 0, 2])[0], fid::FFA_SUCCESS_32 as u64, "per-vCPU 0, delayed SRI");
     assert_eq!(f.sris, sris + 2);
@@ -1830,7 +1831,9 @@ fn notifications_between_ns_and_an_sp() {
 
     // The SP reads them (VM bitmap); GET errors first.
     let get = fid::FFA_NOTIFICATION_GET as u64;
+    let runs = f.flags.len();
     assert!(sp_error(&sp_call(&s, &mut f, &[get, 0x8002, VM_BITMAP]), FfaError::InvalidParameters), "not its own");
+    assert!(f.flags[runs].virq, "pending: the NPI at its next run");
     assert!(sp_error(&sp_call(&s, &mut f, &[get, 1 << 16 | 0x8001, VM_BITMAP]), FfaError::InvalidParameters), "no vCPU 1");
     assert_eq!(sp_call(&s, &mut f, &[get, 0x8001, SP_BITMAP]), [fid::FFA_SUCCESS_32 as u64, 0, 0, 0, 0], "none from SPs");
     assert_eq!(sp_call(&s, &mut f, &[get, 0x8001, VM_BITMAP]), [fid::FFA_SUCCESS_32 as u64, 0, 0, 1, 2]);
