@@ -273,6 +273,157 @@ fn guest_boot_ratio(o: &Outputs) -> Result<(f64, f64)> {
 
 const BOOT_RUNS: usize = 3;
 
+/// The bench initramfs's script (where its shell would start):
+/// ci/boot-counter's counter line, then the kernel's own uptime and idle time.
+const BOOT_COUNTER_SCRIPT: &str = "chmod +x /boot-counter\n/boot-counter\nsed 's/^/quadrant-boot: uptime /' /proc/uptime";
+
+/// The guest's command line on both sides: ns-hyp's default one, with
+/// `nokaslr`.  With KASLR the kernel's random placement moved the count at
+/// the shell by up to 3.5% from run to run (two values 35 million apart,
+/// most of it in `Checked W+X mappings`' walk of the kernel's page tables);
+/// without, three runs under ns-hyp agreed to 10,000 instructions.
+const BOOT_CMDLINE: &str = "console=ttyAMA0 earlycon=pl011,0x9000000 rdinit=/init nokaslr";
+
+/// The RTC on the virtual clock from a fixed date: with the host's clock
+/// (QEMU's default) bare QEMU's count at the shell moved by whole timer
+/// ticks (4 million instructions) from run to run, 957 to 972 million in
+/// eight runs; with this, three runs agreed to 10,000.  Both sides get it.
+const BOOT_RTC: &[&str] = &["-rtc", "clock=vm,base=2026-01-01T00:00:00"];
+
+/// ci/boot-counter's `quadrant-boot: cntvct N cntfrq F` line: (N, F).
+fn boot_counter(output: &str) -> Option<(u64, u64)> {
+    output.lines().find_map(|l| {
+        let w: Vec<&str> = l.split("quadrant-boot: cntvct ").nth(1)?.split_whitespace().collect();
+        match w.as_slice() {
+            [n, "cntfrq", f, ..] => Some((n.parse().ok()?, f.parse().ok()?)),
+            _ => None,
+        }
+    })
+}
+
+/// The script's `quadrant-boot: uptime U I` line (/proc/uptime: seconds up,
+/// seconds idle summed over CPUs, 10 ms steps).
+fn boot_uptime(output: &str) -> Option<(f64, f64)> {
+    output.lines().find_map(|l| {
+        let mut w = l.split("quadrant-boot: uptime ").nth(1)?.split_whitespace();
+        Some((w.next()?.parse().ok()?, w.next()?.parse().ok()?))
+    })
+}
+
+/// ns-hyp's bench-split totals (ns-hyp/src/vm/boot_split.rs): counter
+/// ticks; `now` is when ns-hyp saw the guest's counter line.
+#[derive(Debug, Default, PartialEq)]
+pub struct BootSplit {
+    pub now: u64,
+    pub first_entry: u64,
+    pub guest: u64,
+    pub hyp: u64,
+    pub idle: u64,
+    pub exits: u64,
+    /// (kind, exits, ns-hyp's ticks after them).
+    pub kinds: Vec<(String, u64, u64)>,
+}
+
+/// The `split ns-hyp boot ...` line and the `split ns-hyp exit ...` lines after it.
+pub fn parse_boot_split(output: &str) -> Option<BootSplit> {
+    let mut split: Option<BootSplit> = None;
+    for line in output.lines() {
+        let Some(at) = line.find("split ns-hyp ") else { continue };
+        let w: Vec<&str> = line[at + "split ns-hyp ".len()..].split_whitespace().collect();
+        match w.as_slice() {
+            ["boot", "now", now, "first-entry", f, "guest", g, "hyp", h, "idle", i, "exits", n] => {
+                let p = |x: &str| x.parse::<u64>().ok();
+                split = Some(BootSplit { now: p(now)?, first_entry: p(f)?, guest: p(g)?, hyp: p(h)?, idle: p(i)?, exits: p(n)?, kinds: Vec::new() });
+            }
+            ["exit", kind, n, t] => {
+                if let (Some(s), Ok(n), Ok(t)) = (split.as_mut(), n.parse(), t.parse()) {
+                    s.kinds.push((kind.to_string(), n, t));
+                }
+            }
+            _ => {}
+        }
+    }
+    split
+}
+
+/// One side of [`guest_boot_icount`]: the guest's counter at its prompt,
+/// its /proc/uptime, and (the split run) ns-hyp's totals.
+struct BootCount {
+    cntvct: u64,
+    uptime: (f64, f64),
+    split: Option<BootSplit>,
+}
+
+/// Issue P: the Linux guest's own virtual counter at its prompt under ns-hyp
+/// ÷ on bare QEMU, both under [`ICOUNT`] on 1 CPU (1 vCPU), the same kernel,
+/// initramfs (bench-boot: ci/boot-counter where the shell would start) and
+/// command line, 1 GiB of RAM each (ns-hyp's default for its guest; `-m 1G`
+/// bare), Linux at EL1 on both sides (bare: no virtualization=on, so no KVM
+/// start-up at EL2), no random seeds in either DT (bare: dtb-randomness=off;
+/// ns-hyp's guest DT has none), the RTC on the virtual clock ([`BOOT_RTC`]).  CNTVOFF_EL2 is 0 under ns-hyp, so both counts run from
+/// the machine's reset: ns-hyp's own start, the guest, ns-hyp's exit
+/// handling and any idle jumps (sleep=off) are all in the ns-hyp figure.
+/// The bare side runs twice: with the CPU features ns-hyp offers its guest
+/// (the row's ratio) and with all of `-cpu max`'s ([`BARE_AS_OFFERED`]).
+fn guest_boot_icount(o: &Outputs) -> Result<GuestBootIcount> {
+    let prog = build::build_boot_counter()?;
+    let data = std::fs::read(&prog).map_err(|e| format!("{}: {e}", prog.display()))?;
+    let spec = crate::guest::InitramfsSpec { name: "bench-boot", modules: &[], script: Some(BOOT_COUNTER_SCRIPT), files: &[("/boot-counter", &data)] };
+    let initrd = crate::guest::initramfs(&o.paths, &spec)?;
+    let kernel = crate::guest::kernel_image(&o.paths)?;
+    let payload = crate::tests::nshyp::GuestPayload { kernel: kernel.clone(), initrd: Some(initrd.clone()), cmdline: Some(BOOT_CMDLINE.into()) };
+    let under = crate::tests::nshyp::hyp_guest_boot(o, None, "", &payload, 1, Some(1), "")?;
+    // The same boot with ns-hyp's bench-split image in place of the product one.
+    let split_image = build::build_nshyp_split()?;
+    let Boot::Custom { tfa, args } = under.clone() else { return Err("ns-hyp's guest boot is not a custom one".into()) };
+    let product = o.images.join("ns-hyp.bin").display().to_string();
+    let split = Boot::Custom { tfa, args: args.into_iter().map(|a| if a == product { split_image.display().to_string() } else { a }).collect() };
+    let bare = |cmdline: &str| Boot::Custom {
+        tfa: false,
+        args: [
+            "-machine", "virt,gic-version=3,dtb-randomness=off", "-smp", "1", "-m", "1G", "-kernel", &kernel.display().to_string(), "-initrd", &initrd.display().to_string(), "-append", cmdline,
+        ]
+        .map(String::from)
+        .to_vec(),
+    };
+    let run = |boot: Boot, label: &str| -> Result<BootCount> {
+        let boot = Boot::Extra { boot: Box::new(boot), args: ICOUNT.iter().chain(BOOT_RTC).map(|s| s.to_string()).collect() };
+        let log = util::out_dir().join(format!("bench-{label}.log"));
+        let cap = qemu::capture(&boot, Duration::from_secs(900), &log, &["quadrant-init: script done", "Kernel panic", "PANIC:"])?;
+        let cntvct = boot_counter(&cap.output).map(|c| c.0).ok_or(format!("{label}: no `quadrant-boot: cntvct` line; serial log: {}", log.display()))?;
+        let uptime = boot_uptime(&cap.output).ok_or(format!("{label}: no `quadrant-boot: uptime` line; serial log: {}", log.display()))?;
+        Ok(BootCount { cntvct, uptime, split: parse_boot_split(&cap.output) })
+    };
+    let u = run(under, "guest-boot-ns-hyp-icount")?;
+    let b = run(bare(&format!("{BOOT_CMDLINE} {BARE_AS_OFFERED}")), "guest-boot-bare-icount")?;
+    let f = run(bare(BOOT_CMDLINE), "guest-boot-bare-all-features-icount")?;
+    let s = run(split, "guest-boot-ns-hyp-split-icount")?;
+    if s.split.is_none() {
+        return Err(format!("the split run printed no `split ns-hyp boot` line; serial log: {}", util::out_dir().join("bench-guest-boot-ns-hyp-split-icount.log").display()));
+    }
+    Ok(GuestBootIcount { under: u, bare: b, bare_all_features: f, split: s })
+}
+
+/// What [`guest_boot_icount`] measured.
+struct GuestBootIcount {
+    under: BootCount,
+    /// Bare, told not to use what ns-hyp does not offer ([`BARE_AS_OFFERED`]).
+    bare: BootCount,
+    /// Bare with every feature of `-cpu max`.
+    bare_all_features: BootCount,
+    split: BootCount,
+}
+
+/// Linux's ID register overrides (Documentation/admin-guide/kernel-parameters.txt)
+/// for the bare side: the features `-cpu max` has and ns-hyp does not offer
+/// its guest (`vm::idregs`) that change the boot's count.  Under -icount a
+/// FEAT_MOPS memset or memcpy counts one instruction per chunk of up to a
+/// page (QEMU re-executes the SETM/CPYM for each): with them bare Linux
+/// reached its shell 59 million instructions (6%) sooner, an artefact of
+/// counting rather than ns-hyp's cost.  The same-command-line ratio is
+/// printed too.
+const BARE_AS_OFFERED: &str = "arm64.nomops arm64.nosme";
+
 /// Issue B2: two Debian VMs (2 vCPUs, 512 MiB each) booting together under
 /// ns-hyp to both their shells ÷ one of them alone, on the same 2 CPUs (no
 /// TF-A); each the best of [`BOOT_RUNS`], alternating.  Both shells are
@@ -507,6 +658,81 @@ pub fn bench(outputs: &Outputs, filter: Option<&str>) -> Result<bool> {
         println!("{:<36} {:>8} {speed:>14} {r:>9}  TCP VM 0 -> VM 1 through ns-hyp's switch ÷ loopback in VM 0 ({lo:.1} MB/s), 32 MiB via nc", "vm_to_vm_tcp", "");
         let _ = writeln!(json, "  \"vm_to_vm_tcp\": {{\"vm_to_vm_mb_s\": {}, \"loopback_mb_s\": {}, \"ratio\": {}, \"goal\": null}},", num(vm), num(lo), num(ratio));
         bars.push(Bar { key: "vm_to_vm_tcp".into(), ratio, goal: None });
+    }
+    // Issue P: Linux's boot to its prompt under ns-hyp ÷ bare QEMU, in the
+    // guest's own counter under -icount, and where ns-hyp's share goes.
+    if wanted(&["guest_boot_to_prompt_icount"]) {
+        let GuestBootIcount { under: u, bare: b, bare_all_features: f, split: s } = guest_boot_icount(outputs)?;
+        let key = "guest_boot_to_prompt_icount";
+        let ratio = u.cntvct as f64 / b.cntvct as f64;
+        let ratio_all = u.cntvct as f64 / f.cntvct as f64;
+        ok &= ratio.is_finite();
+        println!("{:<36} {:>8} {:>14} {:>9.3}  Linux to its shell under ns-hyp ÷ bare QEMU ({}, {BARE_AS_OFFERED}): the guest's CNTVCT there, 1 vCPU [instructions, -icount shift=0]", key, 1, u.cntvct, ratio, b.cntvct);
+        println!("  ÷ bare QEMU with all of -cpu max (MOPS, SME: {}): {:.3}", f.cntvct, ratio_all);
+        let sp = s.split.as_ref().expect("checked by guest_boot_icount");
+        let rest = sp.now.saturating_sub(sp.first_entry + sp.guest + sp.hyp + sp.idle);
+        let hyp = sp.hyp + rest;
+        let pct = |x: u64| 100.0 * x as f64 / sp.now.max(1) as f64;
+        println!("  /proc/uptime at the shell (s, idle s): under ns-hyp {:.2} {:.2}, bare {:.2} {:.2}, bare with all features {:.2} {:.2}", u.uptime.0, u.uptime.1, b.uptime.0, b.uptime.1, f.uptime.0, f.uptime.1);
+        println!(
+            "  split (bench-split ns-hyp, its guest at {} = {:.3}× bare): ns-hyp's start {} ({:.1}%), guest {} ({:.1}%), ns-hyp's exit handling {} ({:.1}%, {} exits), idle {} ({:.1}%)",
+            sp.now,
+            sp.now as f64 / b.cntvct as f64,
+            sp.first_entry,
+            pct(sp.first_entry),
+            sp.guest,
+            pct(sp.guest),
+            hyp,
+            pct(hyp),
+            sp.exits,
+            sp.idle,
+            pct(sp.idle)
+        );
+        println!(
+            "  without ns-hyp's start: {:.3}×; without its exit handling too (the guest and its idle alone): {:.3}× bare",
+            (u.cntvct - sp.first_entry.min(u.cntvct)) as f64 / b.cntvct as f64,
+            (sp.guest + sp.idle) as f64 / b.cntvct as f64
+        );
+        // The split run is longer than the product's: its counting, and the
+        // boot's own drift with timing (docs/performance.md): its parts are
+        // good to a percent or two, the product's share by difference roughly.
+        let own = u.cntvct.saturating_sub(sp.first_entry + sp.guest + sp.idle);
+        println!(
+            "  the product image's exit handling, roughly, by difference (its count - start - the split's guest and idle): {} ({:.1}% of bare, {:.0} per exit); the split run was {} longer ({:.0} per exit)",
+            own,
+            100.0 * own as f64 / b.cntvct as f64,
+            own as f64 / sp.exits.max(1) as f64,
+            s.cntvct.saturating_sub(u.cntvct),
+            s.cntvct.saturating_sub(u.cntvct) as f64 / sp.exits.max(1) as f64
+        );
+        let mut kinds: Vec<&(String, u64, u64)> = sp.kinds.iter().collect();
+        kinds.sort_by_key(|k| std::cmp::Reverse(k.2));
+        println!("  {:<14} {:>9} {:>14} {:>10} {:>9}", "exit kind", "exits", "ns-hyp ticks", "per exit", "÷ bare");
+        for (kind, n, t) in &kinds {
+            println!("  {:<14} {:>9} {:>14} {:>10.0} {:>8.2}%", kind, n, t, *t as f64 / (*n).max(1) as f64, 100.0 * *t as f64 / b.cntvct as f64);
+        }
+        let kinds_json = kinds.iter().map(|(k, n, t)| format!("\"{k}\": [{n}, {t}]")).collect::<Vec<_>>().join(", ");
+        let _ = writeln!(
+            json,
+            "  \"{key}\": {{\"under_ns_hyp\": {}, \"bare_qemu\": {}, \"ratio\": {}, \"goal\": {}, \"bare_qemu_all_features\": {}, \"ratio_all_features\": {}, \"uptime_under_s\": [{}, {}], \"uptime_bare_s\": [{}, {}], \"split\": {{\"now\": {}, \"ns_hyp_start\": {}, \"guest\": {}, \"ns_hyp_exits\": {}, \"idle\": {}, \"exits\": {}, \"by_kind\": {{{kinds_json}}}}}}},",
+            u.cntvct,
+            b.cntvct,
+            num(ratio),
+            goal(key).map(num).unwrap_or("null".into()),
+            f.cntvct,
+            num(ratio_all),
+            u.uptime.0,
+            u.uptime.1,
+            b.uptime.0,
+            b.uptime.1,
+            sp.now,
+            sp.first_entry,
+            sp.guest,
+            hyp,
+            sp.idle,
+            sp.exits
+        );
+        bars.push(Bar { key: key.into(), ratio, goal: goal(key) });
     }
     // Issue P item 2: where each round trip's instructions go.
     if wanted(&["split"]) {
@@ -802,6 +1028,21 @@ mod tests {
             ]
         );
         assert_eq!(s[1].outside(), 3500.0);
+    }
+
+    #[test]
+    fn boot_counter_uptime_and_split_lines() {
+        let out = "quadrant-init: up\nquadrant-boot: cntvct 3456789012 cntfrq 1000000000\n[ns-hyp] split ns-hyp boot now 3456800000 first-entry 40000000 guest 3000000000 hyp 400000000 idle 16000000 exits 123456\n\
+                   [ns-hyp] split ns-hyp exit wfi 10 0\n[ns-hyp] split ns-hyp exit uart 100000 350000000\nquadrant-boot: uptime 3.41 0.01\n";
+        assert_eq!(boot_counter(out), Some((3_456_789_012, 1_000_000_000)));
+        assert_eq!(boot_counter("quadrant-boot: cntvct x cntfrq 5\n"), None);
+        assert_eq!(boot_uptime(out), Some((3.41, 0.01)));
+        assert_eq!(boot_uptime("quadrant-boot: uptime 3.41\n"), None);
+        let s = parse_boot_split(out).unwrap();
+        assert_eq!((s.now, s.first_entry, s.guest, s.hyp, s.idle, s.exits), (3_456_800_000, 40_000_000, 3_000_000_000, 400_000_000, 16_000_000, 123_456));
+        assert_eq!(s.kinds, [("wfi".to_string(), 10, 0), ("uart".to_string(), 100_000, 350_000_000)]);
+        // Exit lines before the boot line belong to no split; none at all is None.
+        assert_eq!(parse_boot_split("[ns-hyp] split ns-hyp exit uart 1 2\n"), None);
     }
 
     #[test]

@@ -142,6 +142,22 @@ pub fn build_split_images() -> Result {
     Ok(())
 }
 
+/// ns-hyp with `bench-split` (`vm::boot_split`: every guest exit timed, the
+/// totals printed at the guest's `quadrant-boot: cntvct` line), in the split
+/// target directory, as `images/ns-hyp-split.bin`: the Linux boot split of
+/// `cargo xtask bench` only (issue P), never a product image.
+pub fn build_nshyp_split() -> Result<PathBuf> {
+    let root = util::repo_root();
+    let dir = root.join("target/split");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(&root).args(["build", "--release", "--target", "aarch64-unknown-none", "-p", "ns-hyp", "--features", "ns-hyp/bench-split"]);
+    cmd.arg("--target-dir").arg(&dir);
+    util::step("ns-hyp with bench-split", || run(&mut cmd))?;
+    let out = images_dir().join("ns-hyp-split.bin");
+    run(Command::new("aarch64-linux-gnu-objcopy").arg("-O").arg("binary").arg(dir.join("aarch64-unknown-none/release/ns-hyp")).arg(&out))?;
+    Ok(out)
+}
+
 /// The image name of ns-hyp's test flavour (`images/ns-hyp-test.bin`).
 pub const NS_HYP_TEST: &str = "ns-hyp-test";
 
@@ -441,6 +457,13 @@ pub fn build_tfa_optee_reference(p: &Paths) -> Result<PathBuf> {
 /// invokes for `cargo xtask bench`.  `target/quadrant/images/optee-invoke-bench`.
 pub fn build_invoke_bench() -> Result<PathBuf> {
     build_freestanding("ci/optee-invoke-bench/invoke.c", "optee-invoke-bench")
+}
+
+/// ci/boot-counter: a freestanding static arm64 Linux program printing the
+/// guest's virtual counter where its shell would start (`cargo xtask bench`,
+/// row guest_boot_to_prompt_icount).  `target/quadrant/images/boot-counter`.
+pub fn build_boot_counter() -> Result<PathBuf> {
+    build_freestanding("ci/boot-counter/counter.c", "boot-counter")
 }
 
 /// ci/binder-ping: a freestanding static arm64 Linux program (raw syscalls)

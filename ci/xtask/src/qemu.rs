@@ -52,19 +52,33 @@ fn machine(boot: &Boot) -> Vec<String> {
     // --no-install-recommends skips), so a default device made every boot
     // fail at once on a fresh machine.  The serial port is named by the
     // caller (`serial_args`), the rest by each boot.
-    let mut a: Vec<String> = vec!["-nodefaults".into(), "-machine".into(), m.into()];
+    let mut a: Vec<String> = vec!["-nodefaults".into()];
+    // A boot that names its own machine (`-machine virt,...`, e.g. Linux at
+    // EL1 on bare QEMU, without virtualization=on) or memory says so once.
+    // A `-machine` of extra options alone (`mte=on`) adds to ours.
+    let own_machine = matches!(boot, Boot::Custom { args, .. } if args.windows(2).any(|w| w[0] == "-machine" && w[1].starts_with("virt")));
+    if !own_machine {
+        a.extend(["-machine".into(), m.into()]);
+    }
     // A boot that picks its own CPU model (the OP-TEE reference's TF-A has
     // no RME: on an RME CPU its EL3 code faults, fetched from outside the
     // Root PA space) says so once.
     if !matches!(boot, Boot::Custom { args, .. } if args.iter().any(|x| x == "-cpu")) {
         a.extend(["-cpu".into(), cpu.into()]);
     }
-    a.extend(["-m".into(), MEM.into()]);
+    if !custom_has(boot, "-m") {
+        a.extend(["-m".into(), MEM.into()]);
+    }
     // A boot that picks its own CPU count (e.g. `-smp 1`) says so once.
     if !matches!(boot, Boot::Custom { args, .. } if args.iter().any(|x| x == "-smp")) {
         a.extend(["-smp".into(), SMP.to_string()]);
     }
     a
+}
+
+/// A [`Boot::Custom`] whose own arguments include `opt`.
+fn custom_has(boot: &Boot, opt: &str) -> bool {
+    matches!(boot, Boot::Custom { args, .. } if args.iter().any(|x| x == opt))
 }
 
 /// The full argument list (without the console options).

@@ -753,7 +753,7 @@ fn run_cpu(cpu: usize) -> ! {
             // SAFETY: waits for an interrupt (EL2 runs with IRQs masked; `wfi`
             // still wakes on a pending one, which the loop then handles).
             unsafe { core::arch::asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
-            if PRINT_STATS.load(Ordering::Relaxed) {
+            if cfg!(feature = "bench-split") || PRINT_STATS.load(Ordering::Relaxed) {
                 let after = shared::arch::timer::cntpct();
                 STATS.time(c.id, Phase::Hyp, now.saturating_sub(c.mark));
                 STATS.time(c.id, Phase::Idle, after.saturating_sub(now));
@@ -1135,9 +1135,16 @@ fn run_once(c: &mut Cpu, g: usize) -> Exit {
         }
     }
     // Where the time goes is measured only when it is printed (two counter
-    // reads per exit are a visible part of a null HVC's round trip).
-    let timed = PRINT_STATS.load(Ordering::Relaxed);
+    // reads per exit are a visible part of a null HVC's round trip), and
+    // always in a `bench-split` build (`vm::boot_split`).
+    let timed = cfg!(feature = "bench-split") || PRINT_STATS.load(Ordering::Relaxed);
     let entry = if timed { shared::arch::timer::cntpct() } else { 0 };
+    #[cfg(feature = "bench-split")]
+    if split::FIRST_ENTRY.compare_exchange(0, entry, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        // Counted from the guest's first entry on: what came before is
+        // ns-hyp's own start (`first-entry` in the split's line).
+        c.mark = entry;
+    }
     // A VM powered off meanwhile does not run again: its memory is about to
     // be scrubbed (`vm_off` sets `off`, then waits for IN_GUEST to clear;
     // both sides SeqCst, so one of them sees the other).
@@ -1636,6 +1643,8 @@ fn data_abort(g: usize, r: &mut GuestRegs, iss: u64) {
                 kick |= k2;
                 if let Some(b) = tx {
                     with_mux(|mux, mut tx| mux.output(k, b, &mut tx));
+                    #[cfg(feature = "bench-split")]
+                    split::console_byte(b);
                 }
                 if !access.write {
                     set_reg(r, rt, decode::load_value(&access, value));
@@ -1871,6 +1880,27 @@ fn real_uart() -> Pl011 {
 /// `CONSOLE`, which is taken under nothing else (`drain_uart`).
 fn with_mux<R>(f: impl FnOnce(&mut ConsoleMux, &mut dyn FnMut(u8)) -> R) -> R {
     shared::console::exclusive(|tx| f(&mut CONSOLE.lock(), tx))
+}
+
+/// A `bench-split` build's boot split (`vm::boot_split`): never in the product image.
+#[cfg(feature = "bench-split")]
+mod split {
+    use super::STATS;
+    use crate::vm::boot_split::{self, LineMarker, MARKER};
+    use core::sync::atomic::AtomicU64;
+
+    /// The counter at the guest's first entry (0: not yet).
+    pub static FIRST_ENTRY: AtomicU64 = AtomicU64::new(0);
+    static LINE: spin::Mutex<LineMarker> = spin::Mutex::new(LineMarker::new(MARKER));
+
+    /// A byte of the guest's console: at the end of its marker line, the totals.
+    pub fn console_byte(b: u8) {
+        if LINE.lock().byte(b) {
+            let now = shared::arch::timer::cntpct();
+            let first = FIRST_ENTRY.load(core::sync::atomic::Ordering::Relaxed);
+            boot_split::lines(now, first, &STATS.snapshot(), &mut |a| log::info!("{}", a));
+        }
+    }
 }
 
 /// Takes a synchronous exception to the guest's EL1 (DDI0487 D1.10: vector

@@ -3,6 +3,7 @@
 //! firmware interface (PSCI).  Everything here is plain state and logic,
 //! tested on the host; `crate::guest` runs it on the hardware.
 
+pub mod boot_split;
 pub mod config;
 pub mod console;
 pub mod decode;

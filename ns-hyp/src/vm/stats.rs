@@ -31,7 +31,7 @@ pub enum ExitKind {
 
 pub const KINDS: usize = ExitKind::Other as usize + 1;
 
-const NAMES: [&str; KINDS] = [
+pub const NAMES: [&str; KINDS] = [
     "wfi", "wfe", "hvc", "smc", "sysreg", "gicd", "gicr", "uart", "virtio", "mmio-other", "irq-vtimer", "irq-maint", "irq-uart", "irq-kick", "irq-hyptimer", "other",
 ];
 
