@@ -109,18 +109,6 @@ void *memcpy(void *d, const void *s, unsigned long n)
 }
 
 static unsigned long len(const char *s) { unsigned long n = 0; while (s[n]) n++; return n; }
-static char *put(char *p, const char *s) { while (*s) *p++ = *s++; return p; }
-static char *num(char *p, s64 v)
-{
-	char t[24];
-	int n = 0;
-	u64 u = v < 0 ? (u64)-v : (u64)v;
-	if (v < 0)
-		*p++ = '-';
-	do { t[n++] = (char)('0' + u % 10); u /= 10; } while (u);
-	while (n) *p++ = t[--n];
-	return p;
-}
 static void say(const char *s) { sys(SYS_write, 1, (s64)s, (s64)len(s), 0); }
 static void __attribute__((noreturn)) die(const char *who, const char *why, s64 v)
 {
@@ -129,7 +117,7 @@ static void __attribute__((noreturn)) die(const char *who, const char *why, s64 
 	p = put(p, ": ");
 	p = put(p, why);
 	p = put(p, " (");
-	p = num(p, v);
+	p = snum(p, v);
 	p = put(p, ")\n");
 	sys(SYS_write, 1, (s64)buf, p - buf, 0);
 	sys(SYS_exit_group, 1, 0, 0, 0);

@@ -10,32 +10,11 @@
  *   quadrant-boot: cntvct N cntfrq F
  * ns-hyp's bench-split build prints its totals when it has seen that line.
  *
- * Freestanding (raw syscalls, no libc), as ci/optee-invoke-bench.
+ * Freestanding (raw syscalls, no libc; ci/include/quadrant_sys.h), as
+ * ci/optee-invoke-bench.
  */
-typedef unsigned long u64;
-
-static long sys(long n, long a, long b, long c)
-{
-	register long x8 __asm__("x8") = n;
-	register long x0 __asm__("x0") = a;
-	register long x1 __asm__("x1") = b;
-	register long x2 __asm__("x2") = c;
-	__asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2) : "memory");
-	return x0;
-}
-
-#define SYS_write 64
-#define SYS_exit 93
-
-static char *put(char *p, const char *s) { while (*s) *p++ = *s++; return p; }
-static char *num(char *p, u64 v)
-{
-	char t[24];
-	int n = 0;
-	do { t[n++] = '0' + v % 10; v /= 10; } while (v);
-	while (n) *p++ = t[--n];
-	return p;
-}
+#include "quadrant_sys.h"
+#define sys(n, a, b, c) sys6(n, (i64)(a), (i64)(b), (i64)(c), 0, 0, 0)
 
 void __attribute__((noreturn)) _start(void)
 {

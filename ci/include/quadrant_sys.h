@@ -2,8 +2,10 @@
  * What Quadrant's freestanding arm64 Linux test programs share (built by
  * xtask with Debian's cross gcc, -nostdlib, no arm64 libc): fixed-width
  * types, the syscall numbers they use (include/uapi/asm-generic/unistd.h,
- * the arm64 table) and the raw syscall (the AArch64 Linux ABI: number in
- * x8, arguments in x0..x5, `svc #0`, result in x0).
+ * the arm64 table), the raw syscall (the AArch64 Linux ABI: number in
+ * x8, arguments in x0..x5, `svc #0`, result in x0) and the few helpers
+ * that build an output line in a buffer, so each line goes out in one
+ * write(2) and cannot be split by another process's output.
  */
 #ifndef QUADRANT_SYS_H
 #define QUADRANT_SYS_H
@@ -23,6 +25,7 @@ typedef unsigned char u8;
 #define SYS_write 64
 #define SYS_exit 93
 #define SYS_exit_group 94
+#define SYS_clock_gettime 113
 #define SYS_sched_setaffinity 122
 #define SYS_sched_getaffinity 123
 #define SYS_sched_yield 124
@@ -49,5 +52,39 @@ static inline i64 sys6(i64 n, i64 a, i64 b, i64 c, i64 d, i64 e, i64 f)
 	__asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5) : "memory");
 	return x0;
 }
+
+/* Copies the string `s` to `p`; returns the end. */
+static inline char *put(char *p, const char *s)
+{
+	while (*s)
+		*p++ = *s++;
+	return p;
+}
+
+/* Writes `v` in `base` (2..16) to `p`, no prefix; returns the end. */
+static inline char *num_base(char *p, u64 v, unsigned base)
+{
+	char t[64];
+	int n = 0;
+	do { t[n++] = "0123456789abcdef"[v % base]; v /= base; } while (v);
+	while (n)
+		*p++ = t[--n];
+	return p;
+}
+
+static inline char *num(char *p, u64 v) { return num_base(p, v, 10); }
+
+/* A signed decimal. */
+static inline char *snum(char *p, s64 v)
+{
+	if (v < 0) {
+		*p++ = '-';
+		return num(p, -(u64)v);
+	}
+	return num(p, (u64)v);
+}
+
+/* `0x` and `v` in hexadecimal. */
+static inline char *hex(char *p, u64 v) { return num_base(put(p, "0x"), v, 16); }
 
 #endif

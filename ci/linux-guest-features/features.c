@@ -65,24 +65,6 @@
 static u32 npass, nfail;
 
 static u64 slen(const char *s) { u64 n = 0; while (s[n]) n++; return n; }
-static char *put(char *p, const char *s) { while (*s) *p++ = *s++; return p; }
-static char *num(char *p, u64 v)
-{
-	char t[24];
-	int n = 0;
-	do { t[n++] = '0' + v % 10; v /= 10; } while (v);
-	while (n) *p++ = t[--n];
-	return p;
-}
-static char *hex(char *p, u64 v)
-{
-	char t[20];
-	int n = 0;
-	p = put(p, "0x");
-	do { t[n++] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v);
-	while (n) *p++ = t[--n];
-	return p;
-}
 static void emit(char *buf, char *end) { *end++ = '\n'; sys(SYS_write, 1, buf, end - buf); }
 
 /* `guest_features info: <what> <v>` */

@@ -10,28 +10,11 @@
  * the arm64 libc headers builds it.  Prints one line:
  *   quadrant-invoke: CALLS calls NS ns ret 0xRET
  */
-typedef unsigned long u64;
-typedef unsigned int u32;
-typedef unsigned char u8;
+#include "quadrant_sys.h"
+#define sys(n, a, b, c, d) sys6(n, (i64)(a), (i64)(b), (i64)(c), (i64)(d), 0, 0)
 
 #define CALLS 2000
 
-static long sys(long n, long a, long b, long c, long d)
-{
-	register long x8 __asm__("x8") = n;
-	register long x0 __asm__("x0") = a;
-	register long x1 __asm__("x1") = b;
-	register long x2 __asm__("x2") = c;
-	register long x3 __asm__("x3") = d;
-	__asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
-	return x0;
-}
-
-#define SYS_openat 56
-#define SYS_ioctl 29
-#define SYS_write 64
-#define SYS_exit 93
-#define SYS_clock_gettime 113
 #define AT_FDCWD -100
 #define O_RDWR 2
 
@@ -48,21 +31,12 @@ struct timespec { long sec, nsec; };
 /* PTA_INVOKE_TESTS_UUID d96a5b40-c3e5-21e3-8794-1002a5d5c61b */
 static const u8 pta[16] = { 0xd9, 0x6a, 0x5b, 0x40, 0xc3, 0xe5, 0x21, 0xe3, 0x87, 0x94, 0x10, 0x02, 0xa5, 0xd5, 0xc6, 0x1b };
 
-static char *put(char *p, const char *s) { while (*s) *p++ = *s++; return p; }
-static char *num(char *p, u64 v, int base)
-{
-	char t[24];
-	int n = 0;
-	do { t[n++] = "0123456789abcdef"[v % base]; v /= base; } while (v);
-	while (n) *p++ = t[--n];
-	return p;
-}
 static void say(const char *s, u64 a, u64 b, u64 c)
 {
 	char buf[128], *p = put(buf, s);
-	p = num(p, a, 10); p = put(p, " calls ");
-	p = num(p, b, 10); p = put(p, " ns ret 0x");
-	p = num(p, c, 16); *p++ = '\n';
+	p = num(p, a); p = put(p, " calls ");
+	p = num(p, b); p = put(p, " ns ret ");
+	p = hex(p, c); *p++ = '\n';
 	sys(SYS_write, 1, (long)buf, p - buf, 0);
 }
 static u64 now(void)

@@ -502,7 +502,8 @@ pub fn build_guest_features() -> Result<PathBuf> {
     util::mkdirs(&images_dir())?;
     let mut cmd = Command::new("aarch64-linux-gnu-gcc");
     cmd.args(["-O2", "-Wall", "-march=armv8.5-a+sve+memtag", "-fno-tree-vectorize", "-static", "-nostdlib", "-ffreestanding", "-fno-stack-protector", "-fno-pie", "-no-pie"]);
-    // ci/include/quadrant_sys.h: the types and raw syscalls it shares with ci/binder-ping.
+    // ci/include/quadrant_sys.h: the types, raw syscalls and output helpers
+    // it shares with the other freestanding programs.
     cmd.arg("-I").arg(util::repo_root().join("ci/include"));
     cmd.arg("-o").arg(&out).arg(&src);
     run(&mut cmd)?;
