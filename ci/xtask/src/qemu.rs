@@ -63,14 +63,14 @@ fn machine(boot: &Boot) -> Vec<String> {
     // A boot that picks its own CPU model (the OP-TEE reference's TF-A has
     // no RME: on an RME CPU its EL3 code faults, fetched from outside the
     // Root PA space) says so once.
-    if !matches!(boot, Boot::Custom { args, .. } if args.iter().any(|x| x == "-cpu")) {
+    if !custom_has(boot, "-cpu") {
         a.extend(["-cpu".into(), cpu.into()]);
     }
     if !custom_has(boot, "-m") {
         a.extend(["-m".into(), MEM.into()]);
     }
     // A boot that picks its own CPU count (e.g. `-smp 1`) says so once.
-    if !matches!(boot, Boot::Custom { args, .. } if args.iter().any(|x| x == "-smp")) {
+    if !custom_has(boot, "-smp") {
         a.extend(["-smp".into(), SMP.to_string()]);
     }
     a
