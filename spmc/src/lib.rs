@@ -3,9 +3,10 @@
 //!
 //! This library is the SPMC's core: plain logic with no hardware access and no
 //! `cfg(target_os)`, built the same for the host (where `cargo test` drives it
-//! with a fake platform and fake SPs) and for the target.  The target binary
-//! (`main.rs`, with `arch/`) adds entry, vectors, the world switch and the real
-//! [`ffa::Platform`].
+//! with a fake platform and fake SPs) and for the target; the one exception,
+//! `ffa::regs_copy`'s inline LDP/STP, has plain array code for the host.
+//! The target binary (`main.rs`, with `arch/`) adds entry, vectors, the
+//! world switch and the real [`ffa::Platform`].
 //!
 //! - [`manifest`]: the SPMC manifest (TOS_FW_CONFIG) in plain data;
 //! - [`partition`]: SP packages and partition manifests;

@@ -3,6 +3,7 @@
 
 use spmc::ffa::interrupts::{SEL2_PHYS_TIMER_INTID, SPURIOUS_INTID};
 use spmc::ffa::memory::BorrowedAccess;
+use spmc::ffa::regs_copy::copy_regs;
 use spmc::ffa::{MAX_CONTEXTS, MAX_PARTITIONS, Platform, Regs, RunFlags, SpExit, SpMemory};
 use spmc::gic::{SecureInterrupt, SecureInterruptController};
 use spmc::partition::PartitionManifest;
@@ -489,8 +490,8 @@ impl Platform for HwPe {
             SpExit::Fault { esr, far, elr, ipa }
         };
         let exit = loop {
-            // SAFETY: as above; interrupts are masked at EL2 (DAIF from the SPMD).
             shared::split::inner_begin();
+            // SAFETY: as above; interrupts are masked at EL2 (DAIF from the SPMD).
             let vector = unsafe { shared::arch::enter_guest(&mut v.regs) };
             shared::split::inner_end();
             let esr = shared::read_sysreg!(esr_el2);
@@ -694,33 +695,5 @@ fn call_regs(g: &GuestRegs) -> Regs {
     unsafe {
         copy_regs(g.x.as_ptr(), r.as_mut_ptr().cast());
         r.assume_init()
-    }
-}
-
-/// Copies 18 words from `s` to `d` with nine LDP/STP pairs.
-///
-/// # Safety
-/// `s` must be valid for reading and `d` for writing 18 u64s, both 8-byte
-/// aligned, and the two ranges must not overlap.
-#[inline(always)]
-unsafe fn copy_regs(s: *const u64, d: *mut u64) {
-    // SAFETY: the caller's contract; no other memory is touched.
-    unsafe {
-        core::arch::asm!(
-            "ldp {x}, {y}, [{s}]", "stp {x}, {y}, [{d}]",
-            "ldp {x}, {y}, [{s}, #16]", "stp {x}, {y}, [{d}, #16]",
-            "ldp {x}, {y}, [{s}, #32]", "stp {x}, {y}, [{d}, #32]",
-            "ldp {x}, {y}, [{s}, #48]", "stp {x}, {y}, [{d}, #48]",
-            "ldp {x}, {y}, [{s}, #64]", "stp {x}, {y}, [{d}, #64]",
-            "ldp {x}, {y}, [{s}, #80]", "stp {x}, {y}, [{d}, #80]",
-            "ldp {x}, {y}, [{s}, #96]", "stp {x}, {y}, [{d}, #96]",
-            "ldp {x}, {y}, [{s}, #112]", "stp {x}, {y}, [{d}, #112]",
-            "ldp {x}, {y}, [{s}, #128]", "stp {x}, {y}, [{d}, #128]",
-            s = in(reg) s,
-            d = in(reg) d,
-            x = out(reg) _,
-            y = out(reg) _,
-            options(nostack, preserves_flags),
-        );
     }
 }

@@ -5,6 +5,7 @@
 
 use super::calls::Call;
 use super::direct_messaging::{ReqKind, check_response};
+use super::regs_copy::first_eight;
 use super::interrupts::{self, NsAction};
 use super::{Caller, Platform, Regs, SpExit, Spmc, codec, error, success};
 use shared::abi::ffa::interface_args::TargetInfo;
@@ -54,49 +55,6 @@ pub enum SpStep {
 /// w1 of FFA_YIELD, FFA_INTERRUPT and FFA_RUN: endpoint id [31:16] | vCPU id [15:0].
 fn target_info(id: u16, ctx: usize) -> u64 {
     ((id as u64) << 16) | ctx as u64
-}
-
-/// x0..x7 of `r` with x8..x17 zero: a direct response's registers
-/// (DEN0077 v1.2, FFA_MSG_SEND_DIRECT_RESP_{32,64}: x0..x7 are the
-/// response, x8..x17 not part of it and passed on as zero).  Written straight into the
-/// caller's block with four LDP/STP pairs and five STP of zero: the plain
-/// copy then zeroing was a `memcpy` and a `memset` call per response,
-/// ~90 instructions, and an array built of the eight words went through the
-/// vector registers and the stack (issue P item 3).
-#[inline(always)]
-fn first_eight(r: &Regs) -> Regs {
-    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
-    {
-        let mut out = core::mem::MaybeUninit::<Regs>::uninit();
-        // SAFETY: reads the first 8 of the 18 words of `r` (borrowed) and
-        // writes all 18 words of `out`, a local of its own, so it is
-        // initialised afterwards; both 8-byte aligned.  No other memory.
-        unsafe {
-            core::arch::asm!(
-                "ldp {x}, {y}, [{s}]", "stp {x}, {y}, [{d}]",
-                "ldp {x}, {y}, [{s}, #16]", "stp {x}, {y}, [{d}, #16]",
-                "ldp {x}, {y}, [{s}, #32]", "stp {x}, {y}, [{d}, #32]",
-                "ldp {x}, {y}, [{s}, #48]", "stp {x}, {y}, [{d}, #48]",
-                "stp xzr, xzr, [{d}, #64]",
-                "stp xzr, xzr, [{d}, #80]",
-                "stp xzr, xzr, [{d}, #96]",
-                "stp xzr, xzr, [{d}, #112]",
-                "stp xzr, xzr, [{d}, #128]",
-                s = in(reg) r.as_ptr(),
-                d = in(reg) out.as_mut_ptr().cast::<u64>(),
-                x = out(reg) _,
-                y = out(reg) _,
-                options(nostack, preserves_flags),
-            );
-            out.assume_init()
-        }
-    }
-    #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
-    {
-        let mut out = [0; 18];
-        out[..8].copy_from_slice(&r[..8]);
-        out
-    }
 }
 
 /// FFA_INTERRUPT for context `ctx` of endpoint `id` (w1: target information;

@@ -48,6 +48,7 @@ pub mod interrupts;
 pub mod lifecycle;
 pub mod memory;
 pub mod notifications;
+pub mod regs_copy;
 pub mod setup;
 
 pub use calls::{CALLS, fid_name};
